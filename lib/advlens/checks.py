@@ -1,0 +1,93 @@
+"""Input validation shared by every module: clear errors that say what was wrong and what to do."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+
+def as_tensor(x: Tensor | np.ndarray, name: str = "input") -> Tensor:
+    """Return ``x`` as a torch tensor (numpy arrays are wrapped without copying)."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(x)
+    raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}.")
+
+
+def check_images(x: Tensor, name: str = "images") -> Tensor:
+    """Check a float image batch (N, C, H, W) lies in [0, 1] and is finite."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (N, C, H, W).")
+    if x.ndim != 4:
+        raise ValueError(f"{name} must have shape (N, C, H, W); got {tuple(x.shape)}.")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be floating point in [0, 1]; got dtype {x.dtype}. "
+                         "Divide uint8 images by 255.")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contain NaN or inf values.")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(
+            f"{name} must lie in [0, 1] (got min {lo:.4g}, max {hi:.4g}). advlens models take "
+            "unnormalised pixels and normalise inside the model; pass raw images scaled to [0, 1]."
+        )
+    return x
+
+
+def check_labels(y: Tensor, n: int, name: str = "labels") -> Tensor:
+    """Check integer labels of length ``n``."""
+    y = as_tensor(y, name)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n},); got {tuple(y.shape)}.")
+    if y.is_floating_point():
+        raise ValueError(f"{name} must be integer class indices; got dtype {y.dtype}.")
+    return y.long()
+
+
+def check_different_labels(seed_labels: Tensor, target_labels: Tensor) -> None:
+    """Raise if any seed/target pair shares a label (the inversion protocol forbids it)."""
+    same = (as_tensor(seed_labels) == as_tensor(target_labels)).nonzero().flatten()
+    if same.numel():
+        raise ValueError(
+            f"{same.numel()} seed/target pairs have the same label (first at index "
+            f"{int(same[0])}); draw pairs with advlens.inversion.draw_pairs, which never pairs "
+            "images of one class."
+        )
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a model's first parameter or buffer (CPU for a parameter-free model)."""
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run ``model`` in eval mode and restore each submodule's own mode afterwards."""
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes.items():
+            module.train(training)
+
+
+@contextlib.contextmanager
+def frozen(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode with parameter gradients off (input gradients still flow); restores both."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    with eval_mode(model):
+        for p, _ in flags:
+            p.requires_grad_(False)
+        try:
+            yield model
+        finally:
+            for p, flag in flags:
+                p.requires_grad_(flag)

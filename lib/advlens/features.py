@@ -1,0 +1,110 @@
+"""Representation extraction: the penultimate layer (input of the final linear classifier) or
+any named module, batched, with no hook left behind and no in-place corruption."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from advlens.checks import as_tensor, eval_mode, model_device
+
+
+class _Captured(Exception):
+    """Raised inside a hook to stop the forward pass once the representation is captured."""
+
+
+def final_linear(model: nn.Module) -> tuple[str, nn.Linear]:
+    """Name and module of the final linear classifier (the last ``nn.Linear`` registered).
+
+    Zoo models and torchvision/timm classifiers register their head last; a model whose head is
+    not the last ``nn.Linear`` should be queried with an explicit ``layer=``.
+    """
+    found = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not found:
+        raise ValueError(
+            f"{type(model).__name__} has no nn.Linear layer; pass layer='<module name>' "
+            "to choose the representation explicitly."
+        )
+    return found[-1]
+
+
+def resolve_layer(model: nn.Module, layer: str | None) -> tuple[nn.Module, bool]:
+    """The module to hook and whether to capture its input (True) or output (False)."""
+    if layer is None:
+        return final_linear(model)[1], True
+    modules = dict(model.named_modules())
+    if layer not in modules:
+        names = [n for n in modules if n][:20]
+        raise ValueError(
+            f"{type(model).__name__} has no module named {layer!r}. Module names are those of "
+            f"model.named_modules(), e.g. {names}."
+        )
+    return modules[layer], False
+
+
+def representation_graph(model: nn.Module, x: Tensor, layer: str | None = None) -> Tensor:
+    """Differentiable representation of one batch, flattened to (N, D).
+
+    The model's mode is left as it is (call inside :func:`advlens.checks.eval_mode`). The forward
+    pass stops at the captured layer, so nothing past it is computed.
+    """
+    module, take_input = resolve_layer(model, layer)
+    captured: list[Tensor] = []
+
+    def hook(_module: nn.Module, args: tuple, output: Tensor | None = None) -> None:
+        value = args[0] if take_input else output
+        if isinstance(value, tuple):
+            value = value[0]
+        # clone: a later in-place op (ReLU(inplace=True), re-used modules) must not alter it
+        captured.append(value.clone())
+        raise _Captured
+
+    handle = (module.register_forward_pre_hook(hook) if take_input
+              else module.register_forward_hook(hook))
+    try:
+        model(x)
+    except _Captured:
+        pass
+    finally:
+        handle.remove()
+    if not captured:
+        raise RuntimeError(f"layer {layer!r} was never called in the forward pass.")
+    return captured[0].flatten(1)
+
+
+def _batches(x: Tensor, batch_size: int) -> Iterator[Tensor]:
+    for start in range(0, x.shape[0], batch_size):
+        yield x[start:start + batch_size]
+
+
+@torch.no_grad()
+def representation(model: nn.Module, x: Tensor, layer: str | None = None, *,
+                   batch_size: int = 256, device: torch.device | str | None = None) -> Tensor:
+    """Representation (N, D) of images ``x`` at ``layer`` (default: input of the final linear).
+
+    Runs in eval mode (the model's own modes are restored), in batches, on the model's device;
+    the result is returned on the CPU in float32.
+    """
+    x = as_tensor(x, "x")
+    device = torch.device(device) if device is not None else model_device(model)
+    outputs = []
+    with eval_mode(model):
+        for batch in _batches(x, batch_size):
+            outputs.append(representation_graph(model, batch.to(device), layer).float().cpu())
+    return torch.cat(outputs)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: Tensor, *, batch_size: int = 512) -> Tensor:
+    """Logits of ``model`` on ``x`` in eval mode, batched, returned on the CPU."""
+    x = as_tensor(x, "x")
+    device = model_device(model)
+    with eval_mode(model):
+        return torch.cat([model(b.to(device)).float().cpu() for b in _batches(x, batch_size)])
+
+
+def accuracy(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 512) -> float:
+    """Top-1 accuracy of ``model`` on ``(x, y)``."""
+    return float((predict(model, x, batch_size=batch_size).argmax(1) == as_tensor(y)).float().mean())

@@ -1,0 +1,81 @@
+"""Small statistics shared by the notebooks: bootstrap confidence intervals and a linear fit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with a (lo, hi) percentile-bootstrap confidence interval."""
+
+    value: float
+    lo: float
+    hi: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.value:.4g} [{self.lo:.4g}, {self.hi:.4g}] (n={self.n})"
+
+
+def bootstrap_ci(values: np.ndarray, *, statistic: Callable[[np.ndarray], float] = np.mean,
+                 n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Estimate:
+    """Percentile bootstrap CI of ``statistic`` over the first axis of ``values``."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape[0] == 0:
+        raise ValueError("bootstrap_ci needs at least one value.")
+    if not np.isfinite(values).all():
+        raise ValueError("bootstrap_ci got NaN or inf values; drop failed samples first.")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, values.shape[0], size=(n_boot, values.shape[0]))
+    boots = np.array([statistic(values[i]) for i in idx])
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(boots, [alpha, 1.0 - alpha])
+    return Estimate(float(statistic(values)), float(lo), float(hi), int(values.shape[0]))
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    """Least-squares line ``y = slope * x + intercept`` with bootstrap CIs over points."""
+
+    slope: Estimate
+    intercept: Estimate
+    r2: float
+    n: int
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.slope.value * np.asarray(x) + self.intercept.value
+
+
+def _fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    slope, intercept = np.polyfit(x, y, 1)
+    residual = y - (slope * x + intercept)
+    total = ((y - y.mean()) ** 2).sum()
+    r2 = 1.0 - (residual**2).sum() / total if total > 0 else float("nan")
+    return float(slope), float(intercept), float(r2)
+
+
+def linear_fit(x: np.ndarray, y: np.ndarray, *, n_boot: int = 2000, level: float = 0.95,
+               seed: int = 0) -> LinearFit:
+    """Fit a line and bootstrap (resampling points) the slope and intercept."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D of equal length; got {x.shape} and {y.shape}.")
+    if x.shape[0] < 3 or np.ptp(x) == 0:
+        raise ValueError("a linear fit needs at least 3 points with distinct x values.")
+    slope, intercept, r2 = _fit_line(x, y)
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        i = rng.integers(0, x.shape[0], size=x.shape[0])
+        if np.ptp(x[i]) > 0:
+            boots.append(_fit_line(x[i], y[i])[:2])
+    b = np.array(boots)
+    alpha = (1.0 - level) / 2.0
+    q = np.quantile(b, [alpha, 1.0 - alpha], axis=0)
+    n = x.shape[0]
+    return LinearFit(Estimate(slope, q[0, 0], q[1, 0], n), Estimate(intercept, q[0, 1], q[1, 1], n),
+                     r2, n)
