@@ -1,0 +1,48 @@
+# advlens: two commands do everything on a fresh machine.
+#   make reproduce   run every notebook on the default (laptop) preset, writing figures/
+#   make test        the test suite (unit tests + every notebook on the smoke preset)
+# Both create and reuse .venv in the repository root.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.advlens-installed
+PEERS  := .peers
+PEERS_STAMP := $(PEERS)/.installed
+# Peers for parity tests and benchmarks only: installed apart, never project dependencies.
+PEER_PKGS := foolbox==3.3.4 eagerpy==0.30.0 torch-cka==0.21 torchattacks==3.5.1
+PRESET ?= laptop
+
+.PHONY: venv peers test reproduce smoke lint bench clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+$(PEERS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --target $(PEERS) $(PEER_PKGS)
+	@touch $@
+
+peers: $(PEERS_STAMP)
+
+test: $(STAMP) $(PEERS_STAMP)
+	$(PY) -m ruff check lib tests benchmarks
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+reproduce: $(STAMP)
+	$(PY) -m advlens run --preset $(PRESET)
+
+smoke: $(STAMP)
+	$(PY) -m advlens run --preset smoke --out out/smoke
+
+lint: $(STAMP)
+	$(PY) -m ruff check lib tests benchmarks
+
+bench: $(STAMP) $(PEERS_STAMP)
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV) $(PEERS)

@@ -1,0 +1,191 @@
+"""Run the numbered notebooks with papermill, in order, one output folder per parameter set.
+
+CLI::
+
+    python -m advlens run [--preset smoke|laptop|paper] [--only 01 02] [--out DIR] [-p KEY VALUE ...]
+
+Python::
+
+    from advlens import runner
+    runner.run(preset="smoke", only=["01"], out="out/smoke", params={"seed": 1})
+    runner.run_grid({"seed": [0, 1, 2]}, preset="laptop", only=["02"], out="out/seeds")
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import itertools
+import re
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from advlens.io import atomic_write_json, config_hash, read_json
+from advlens.paths import figures_dir, notebooks_dir
+from advlens.presets import PRESET_NAMES
+
+_NUMBERED = re.compile(r"^(\d\d)_.+\.ipynb$")
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised; the message names the notebook, the cell and the error."""
+
+    def __init__(self, notebook: str, cell: int | None, error: str, executed: Path) -> None:
+        where = f"cell {cell}" if cell is not None else "an unknown cell"
+        super().__init__(f"notebook {notebook} failed in {where}: {error} "
+                         f"(executed copy with the traceback: {executed})")
+        self.notebook, self.cell, self.error, self.executed = notebook, cell, error, executed
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """One executed notebook: where its copy and outputs went and how long it took."""
+
+    notebook: str
+    executed: Path
+    out_dir: Path
+    wall_time_s: float
+
+
+def discover(only: Sequence[str] | None = None, directory: Path | None = None) -> list[Path]:
+    """The numbered notebooks in order, optionally only those whose number is in ``only``."""
+    directory = directory or notebooks_dir()
+    found = sorted(p for p in directory.glob("*.ipynb") if _NUMBERED.match(p.name))
+    if not found:
+        raise FileNotFoundError(f"no numbered notebooks (NN_name.ipynb) in {directory}.")
+    if not only:
+        return found
+    wanted = {str(o).zfill(2) for o in only}
+    numbers = {_NUMBERED.match(p.name).group(1) for p in found}
+    missing = sorted(wanted - numbers)
+    if missing:
+        raise ValueError(f"no notebook numbered {missing}; available: {sorted(numbers)}.")
+    return [p for p in found if _NUMBERED.match(p.name).group(1) in wanted]
+
+
+def notebook_parameters(path: Path) -> dict[str, Any]:
+    """The names and default values declared in a notebook's ``parameters`` cell."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{path.name} must have exactly one cell tagged 'parameters' "
+                         f"(found {len(cells)}).")
+    declared: dict[str, Any] = {}
+    for node in ast.parse(cells[0].source).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            try:
+                declared[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                declared[node.targets[0].id] = ast.unparse(node.value)
+    return declared
+
+
+def _execute(path: Path, out_dir: Path, params: dict[str, Any], progress: bool) -> NotebookRun:
+    import papermill
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    executed = out_dir / path.name
+    started = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(path), str(executed), parameters={**params, "out_dir": str(out_dir)},
+            cwd=str(path.parent), progress_bar=progress, kernel_name="python3")
+    except papermill.PapermillExecutionError as err:
+        raise NotebookFailed(path.name, err.exec_count, f"{err.ename}: {err.evalue}",
+                             executed) from None
+    return NotebookRun(path.name, executed, out_dir, time.perf_counter() - started)
+
+
+def run(preset: str = "laptop", *, only: Sequence[str] | None = None,
+        out: str | Path | None = None, params: Mapping[str, Any] | None = None,
+        progress: bool = True, notebooks: Path | None = None) -> list[NotebookRun]:
+    """Execute the numbered notebooks in order; outputs go to ``out/<notebook stem>/``.
+
+    ``params`` are passed to every notebook that declares them in its parameters cell; a
+    parameter that no selected notebook declares is an error (a typo would otherwise be ignored).
+    """
+    if preset not in PRESET_NAMES:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}.")
+    paths = discover(only, notebooks)
+    out_root = Path(out) if out is not None else figures_dir()
+    params = dict(params or {})
+    declared = {p: notebook_parameters(p) for p in paths}
+    unused = sorted(set(params) - set().union(*map(set, declared.values())))
+    if unused:
+        raise ValueError(f"parameter(s) {unused} are not declared by any selected notebook; "
+                         f"see the notebooks' parameters cells.")
+    runs = []
+    for i, path in enumerate(paths, 1):
+        mine = {k: v for k, v in params.items() if k in declared[path]}
+        print(f"[{i}/{len(paths)}] {path.name} (preset={preset})", file=sys.stderr, flush=True)
+        result = _execute(path, out_root / path.stem, {"preset": preset, **mine}, progress)
+        print(f"[{i}/{len(paths)}] {path.name} done in {result.wall_time_s:.1f} s",
+              file=sys.stderr, flush=True)
+        runs.append(result)
+    return runs
+
+
+def grid_folder(params: Mapping[str, Any]) -> str:
+    """A readable, collision-free folder name for one parameter set."""
+    readable = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+    readable = re.sub(r"[^A-Za-z0-9=,._-]+", "_", readable)[:80]
+    return f"{readable}-{config_hash(dict(params), 8)}"
+
+
+def run_grid(grid: Mapping[str, Sequence[Any]], preset: str = "laptop", *,
+             only: Sequence[str] | None = None, out: str | Path = "out/grid",
+             progress: bool = False) -> list[tuple[dict[str, Any], list[NotebookRun]]]:
+    """Run the notebooks once per point of the Cartesian ``grid``, each in its own folder.
+
+    Each folder holds ``params.json``; a folder already holding a different parameter set is
+    never overwritten (an error is raised instead).
+    """
+    keys = list(grid)
+    results = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        point = dict(zip(keys, values, strict=True))
+        folder = Path(out) / grid_folder({"preset": preset, **point})
+        stamp = folder / "params.json"
+        record = {"preset": preset, "params": point}
+        if stamp.exists() and read_json(stamp) != record:
+            raise FileExistsError(f"{folder} holds another parameter set; choose another --out.")
+        atomic_write_json(stamp, record)
+        results.append((point, run(preset, only=only, out=folder, params=point,
+                                   progress=progress)))
+    return results
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m advlens``."""
+    parser = argparse.ArgumentParser(prog="python -m advlens",
+                                     description="Run advlens notebooks with papermill.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="execute the numbered notebooks in order")
+    run_p.add_argument("--preset", default="laptop", choices=PRESET_NAMES)
+    run_p.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers, e.g. 01 02")
+    run_p.add_argument("--out", default=None, help="output folder (default: figures/)")
+    run_p.add_argument("-p", "--param", nargs=2, action="append", default=[],
+                       metavar=("KEY", "VALUE"), help="set a notebook parameter")
+    run_p.add_argument("--no-progress", action="store_true", help="hide the cell progress bar")
+    args = parser.parse_args(argv)
+    params = {k: _parse_value(v) for k, v in args.param}
+    try:
+        run(args.preset, only=args.only, out=args.out, params=params,
+            progress=not args.no_progress)
+    except (NotebookFailed, ValueError, FileNotFoundError) as err:
+        print(f"advlens: {err}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,69 @@
+"""Notebook conventions (hygiene) and a smoke-preset run of every numbered notebook."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from advlens import presets, runner
+
+NOTEBOOKS = runner.discover()
+IDS = [p.stem for p in NOTEBOOKS]
+MAX_CODE_LINES = 40
+
+
+def _cells(path: Path) -> list[nbformat.NotebookNode]:
+    return nbformat.read(path, as_version=4).cells
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_committed_without_outputs(path: Path) -> None:
+    for i, cell in enumerate(_cells(path)):
+        if cell.cell_type == "code":
+            assert not cell.outputs, f"{path.name} cell {i} has outputs; clear them"
+            assert cell.execution_count is None, f"{path.name} cell {i} has an execution count"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_one_parameters_cell_with_every_knob(path: Path) -> None:
+    declared = runner.notebook_parameters(path)  # raises unless exactly one parameters cell
+    number = path.name[:2]
+    assert declared.get("preset") == "laptop", "the default preset must be 'laptop'"
+    assert "out_dir" in declared
+    knobs = set().union(*(set(t) for t in presets.PRESETS[number].values()))
+    missing = sorted(knobs - set(declared))
+    assert not missing, f"{path.name}: knobs {missing} are in PRESETS but not in parameters"
+    source = "\n".join(c.source for c in _cells(path) if c.cell_type == "code")
+    assert f'resolve("{number}"' in source, f"{path.name} must call presets.resolve({number!r}, ...)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_teaches_and_keeps_logic_in_lib(path: Path) -> None:
+    cells = _cells(path)
+    assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# ")
+    markdown = [c for c in cells if c.cell_type == "markdown"]
+    code = [c for c in cells if c.cell_type == "code"]
+    assert len(markdown) >= max(3, len(code) // 2), f"{path.name} needs more explanation"
+    for i, cell in enumerate(code):
+        tree = ast.parse(cell.source)
+        defs = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)]
+        assert not defs, f"{path.name}: define functions in lib/advlens, not in cell {i}"
+        assert len(cell.source.splitlines()) <= MAX_CODE_LINES, f"{path.name}: cell {i} too long"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_runs_on_smoke_preset(path: Path, tmp_path: Path, isolated_data: str) -> None:
+    (run,) = runner.run("smoke", only=[path.name[:2]], out=tmp_path, progress=False)
+    figures = sorted(run.out_dir.glob("*.png"))
+    assert figures, f"{path.name} saved no figure"
+    for png in figures:
+        for suffix in (".pdf", ".csv", ".provenance.json"):
+            assert png.with_name(png.stem + suffix).exists(), f"{png.stem}{suffix} missing"
+        record = json.loads(png.with_name(png.stem + ".provenance.json").read_text())
+        assert record["parameters"]["preset"] == "smoke"
+        assert {"git_commit", "versions", "wall_time_s", "seed"} <= set(record)

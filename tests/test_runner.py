@@ -1,0 +1,104 @@
+"""The papermill runner: order, parameters, failure messages, grids that never overwrite."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from advlens import runner
+
+
+def _write_notebook(path: Path, body: str, params: str = 'preset = "laptop"\nout_dir = None\n') -> None:
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# test"), cell, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def notebooks(tmp_path: Path) -> Path:
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    write = ("from pathlib import Path\n"
+             "Path(out_dir).mkdir(parents=True, exist_ok=True)\n"
+             "(Path(out_dir) / 'result.json').write_text(__import__('json').dumps("
+             "{'preset': preset, 'x': x}))\n")
+    _write_notebook(folder / "00_first.ipynb", write,
+                    'preset = "laptop"\nout_dir = None\nx = 1\n')
+    _write_notebook(folder / "01_second.ipynb",
+                    "a = 1\nif bad:\n    raise ValueError('bad was set')\n",
+                    'preset = "laptop"\nout_dir = None\nbad = False\n')
+    (folder / "notes.ipynb").write_text("{}")  # not numbered: ignored
+    return folder
+
+
+def test_discover_orders_and_filters(notebooks: Path) -> None:
+    names = [p.name for p in runner.discover(None, notebooks)]
+    assert names == ["00_first.ipynb", "01_second.ipynb"]
+    assert [p.name for p in runner.discover(["1"], notebooks)] == ["01_second.ipynb"]
+    with pytest.raises(ValueError, match="no notebook numbered"):
+        runner.discover(["07"], notebooks)
+
+
+def test_notebook_parameters_reads_defaults(notebooks: Path) -> None:
+    assert runner.notebook_parameters(notebooks / "00_first.ipynb") == {
+        "preset": "laptop", "out_dir": None, "x": 1}
+
+
+def test_run_passes_parameters_and_writes_per_notebook_folders(notebooks: Path,
+                                                                 tmp_path: Path) -> None:
+    runs = runner.run("smoke", out=tmp_path / "out", params={"x": 5}, progress=False,
+                      notebooks=notebooks)
+    assert [r.notebook for r in runs] == ["00_first.ipynb", "01_second.ipynb"]
+    result = json.loads((tmp_path / "out" / "00_first" / "result.json").read_text())
+    assert result == {"preset": "smoke", "x": 5}
+    assert (tmp_path / "out" / "01_second" / "01_second.ipynb").exists()
+
+
+def test_failure_names_notebook_and_cell(notebooks: Path, tmp_path: Path) -> None:
+    with pytest.raises(runner.NotebookFailed) as info:
+        runner.run("smoke", out=tmp_path, params={"bad": True}, progress=False,
+                   notebooks=notebooks)
+    message = str(info.value)
+    assert "01_second.ipynb" in message and "cell" in message
+    assert "ValueError: bad was set" in message and "\n" not in message
+
+
+def test_undeclared_parameter_is_an_error(notebooks: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not declared"):
+        runner.run("smoke", out=tmp_path, params={"typo": 1}, notebooks=notebooks)
+    with pytest.raises(ValueError, match="unknown preset"):
+        runner.run("huge", out=tmp_path, notebooks=notebooks)
+
+
+def test_grid_uses_one_folder_per_parameter_set(notebooks: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "notebooks_dir", lambda: notebooks)
+    results = runner.run_grid({"x": [1, 2]}, "smoke", only=["00"], out=tmp_path)
+    folders = {runs[0].out_dir.parent for _, runs in results}
+    assert len(folders) == 2
+    values = sorted(json.loads((f / "00_first" / "result.json").read_text())["x"]
+                    for f in folders)
+    assert values == [1, 2]
+    for folder in folders:  # a different parameter set never reuses a folder
+        (folder / "params.json").write_text(json.dumps({"preset": "smoke", "params": {"x": 9}}))
+    with pytest.raises(FileExistsError, match="another parameter set"):
+        runner.run_grid({"x": [1]}, "smoke", only=["00"], out=tmp_path)
+
+
+def test_grid_folder_names_differ_and_are_safe() -> None:
+    a, b = runner.grid_folder({"eps": 0.5, "name": "a/b"}), runner.grid_folder({"eps": 0.25})
+    assert a != b and "/" not in a
+
+
+def test_cli_reports_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "advlens", "run", "--preset", "nope"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
