@@ -35,7 +35,7 @@ class NotebookFailed(RuntimeError):
     """A notebook raised; the message names the notebook, the cell and the error."""
 
     def __init__(self, notebook: str, cell: int | None, error: str, executed: Path) -> None:
-        where = f"cell {cell}" if cell is not None else "an unknown cell"
+        where = f"code cell In [{cell}]" if cell is not None else "an unknown cell"
         super().__init__(f"notebook {notebook} failed in {where}: {error} "
                          f"(executed copy with the traceback: {executed})")
         self.notebook, self.cell, self.error, self.executed = notebook, cell, error, executed
