@@ -38,7 +38,7 @@ def test_one_parameters_cell_with_every_knob(path: Path) -> None:
     missing = sorted(knobs - set(declared))
     assert not missing, f"{path.name}: knobs {missing} are in PRESETS but not in parameters"
     source = "\n".join(c.source for c in _cells(path) if c.cell_type == "code")
-    assert f'resolve("{number}"' in source, f"{path.name} must call presets.resolve({number!r}, ...)"
+    assert f'resolve("{number}"' in source, f"{path.name} must call presets.resolve({number!r})"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

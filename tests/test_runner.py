@@ -12,13 +12,16 @@ import pytest
 
 from advlens import runner
 
+DEFAULT_PARAMS = 'preset = "laptop"\nout_dir = None\n'
 
-def _write_notebook(path: Path, body: str, params: str = 'preset = "laptop"\nout_dir = None\n') -> None:
+
+def _write_notebook(path: Path, body: str, params: str = DEFAULT_PARAMS) -> None:
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell(params)
     cell.metadata["tags"] = ["parameters"]
     nb.cells = [nbformat.v4.new_markdown_cell("# test"), cell, nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
     nbformat.write(nb, path)
 
 

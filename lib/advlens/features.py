@@ -107,4 +107,5 @@ def predict(model: nn.Module, x: Tensor, *, batch_size: int = 512) -> Tensor:
 
 def accuracy(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 512) -> float:
     """Top-1 accuracy of ``model`` on ``(x, y)``."""
-    return float((predict(model, x, batch_size=batch_size).argmax(1) == as_tensor(y)).float().mean())
+    predicted = predict(model, x, batch_size=batch_size).argmax(1)
+    return float((predicted == as_tensor(y)).float().mean())

@@ -2,7 +2,8 @@
 
 CLI::
 
-    python -m advlens run [--preset smoke|laptop|paper] [--only 01 02] [--out DIR] [-p KEY VALUE ...]
+    python -m advlens run [--preset smoke|laptop|paper] [--only 01 02] [--out DIR]
+                          [-p KEY VALUE ...]
 
 Python::
 

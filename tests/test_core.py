@@ -1,0 +1,94 @@
+"""Atomic io, input checks, statistics and provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as sps
+
+from advlens import checks, io, provenance, stats
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "result.json"
+    io.atomic_write_json(target, {"x": 1})
+
+    def explode(tmp: Path) -> None:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        io.atomic_write(target, explode)
+    assert json.loads(target.read_text()) == {"x": 1}
+    assert [p.name for p in target.parent.iterdir()] == ["result.json"]
+
+
+def test_read_json_names_corrupt_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json is not valid JSON"):
+        io.read_json(bad)
+
+
+def test_config_hash_is_order_independent_and_sensitive() -> None:
+    assert io.config_hash({"a": 1, "b": 2}) == io.config_hash({"b": 2, "a": 1})
+    assert io.config_hash({"a": 1}) != io.config_hash({"a": 2})
+
+
+def test_check_images_rejects_out_of_range_and_nan() -> None:
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        checks.check_images(torch.full((1, 1, 2, 2), 1.5))
+    with pytest.raises(ValueError, match="NaN"):
+        checks.check_images(torch.full((1, 1, 2, 2), float("nan")))
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        checks.check_images(torch.zeros(2, 2))
+    checks.check_images(torch.rand(2, 3, 4, 4))
+
+
+def test_same_label_pairs_rejected() -> None:
+    with pytest.raises(ValueError, match="same label"):
+        checks.check_different_labels(torch.tensor([0, 1, 2]), torch.tensor([1, 1, 0]))
+    checks.check_different_labels(torch.tensor([0, 1]), torch.tensor([1, 0]))
+
+
+def test_eval_mode_restores_mixed_modes() -> None:
+    model = torch.nn.Sequential(torch.nn.Dropout(), torch.nn.BatchNorm1d(3))
+    model.train()
+    model[1].eval()
+    with checks.frozen(model):
+        assert not any(m.training for m in model.modules())
+        assert not any(p.requires_grad for p in model.parameters())
+    assert model.training and model[0].training and not model[1].training
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_linear_fit_matches_scipy_and_covers_truth() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 5, 60)
+    y = 2.0 * x - 1.0 + rng.normal(0, 0.3, 60)
+    fit = stats.linear_fit(x, y, n_boot=500)
+    ref = sps.linregress(x, y)
+    assert fit.slope.value == pytest.approx(ref.slope, rel=1e-10)
+    assert fit.intercept.value == pytest.approx(ref.intercept, rel=1e-10)
+    assert fit.r2 == pytest.approx(ref.rvalue**2, rel=1e-10)
+    assert fit.slope.lo < 2.0 < fit.slope.hi
+
+
+def test_bootstrap_ci_brackets_mean_and_rejects_nan() -> None:
+    values = np.random.default_rng(1).normal(3.0, 1.0, 400)
+    est = stats.bootstrap_ci(values, n_boot=500)
+    assert est.lo < est.value < est.hi and est.lo < 3.0 < est.hi
+    assert est.value == pytest.approx(values.mean())
+    with pytest.raises(ValueError, match="NaN"):
+        stats.bootstrap_ci(np.array([1.0, np.nan]))
+
+
+def test_provenance_record_has_versions_and_commit() -> None:
+    rec = provenance.record({"preset": "smoke"}, seed=3, wall_time_s=1.23456)
+    assert rec["seed"] == 3 and rec["wall_time_s"] == 1.235
+    assert rec["versions"]["torch"].startswith("2.14.1")
+    assert rec["git_commit"]

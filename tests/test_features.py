@@ -1,0 +1,111 @@
+"""Representation extraction on generic models: in-place ReLU, re-used modules, no hook leaks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from advlens import features
+
+
+class InplaceNet(nn.Module):
+    """Penultimate output followed by an in-place op, and one ReLU module re-used twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(8, 16)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc2 = nn.Linear(16, 16)
+        self.bn = nn.BatchNorm1d(16)
+        self.head = nn.Linear(16, 3)
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.fc2(self.relu(self.fc1(x)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def _no_hooks(model: nn.Module) -> bool:
+    return all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_default_is_input_of_final_linear() -> None:
+    torch.manual_seed(0)
+    model = InplaceNet().eval()
+    x = torch.randn(10, 8)
+    with torch.no_grad():
+        expected = model.body(x)
+    got = features.representation(model, x, batch_size=3)
+    torch.testing.assert_close(got, expected)
+    assert _no_hooks(model)
+
+
+def test_named_layer_is_not_corrupted_by_inplace_relu() -> None:
+    torch.manual_seed(0)
+    model = InplaceNet().eval()
+    x = torch.randn(6, 8)
+    with torch.no_grad():
+        expected = model.fc1(x)  # the re-used in-place ReLU would overwrite an uncloned output
+    got = features.representation(model, x, layer="fc1")
+    torch.testing.assert_close(got, expected)
+    assert (got < 0).any(), "negative pre-activations must survive the in-place ReLU"
+
+
+def test_train_mode_is_evaluated_in_eval_and_restored() -> None:
+    torch.manual_seed(0)
+    model = InplaceNet()
+    model.train()
+    model.bn.running_mean.fill_(0.3)
+    x = torch.randn(5, 8)
+    got = features.representation(model, x)
+    model.eval()
+    with torch.no_grad():
+        expected = model.body(x)
+    torch.testing.assert_close(got, expected)
+    model.train()
+    features.representation(model, x)
+    assert all(m.training for m in model.modules())
+
+
+def test_torchvision_resnet_layer_and_penultimate() -> None:
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=5).eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        pooled = torch.flatten(model.avgpool(model.layer4(model.layer3(model.layer2(
+            model.layer1(model.maxpool(model.relu(model.bn1(model.conv1(x))))))))), 1)
+        layer1 = model.layer1(model.maxpool(model.relu(model.bn1(model.conv1(x)))))
+    torch.testing.assert_close(features.representation(model, x), pooled)
+    torch.testing.assert_close(features.representation(model, x, layer="layer1"),
+                               layer1.flatten(1))
+    assert _no_hooks(model)
+
+
+def test_gradient_flows_through_representation_graph() -> None:
+    model = InplaceNet().eval()
+    x = torch.randn(4, 8, requires_grad=True)
+    features.representation_graph(model, x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert _no_hooks(model)
+
+
+def test_errors_name_the_problem() -> None:
+    model = InplaceNet()
+    with pytest.raises(ValueError, match="no module named 'nope'"):
+        features.representation(model, torch.randn(2, 8), layer="nope")
+    with pytest.raises(ValueError, match="no nn.Linear"):
+        features.representation(nn.Sequential(nn.ReLU()), torch.randn(2, 8))
+    assert _no_hooks(model)
+
+
+def test_predict_and_accuracy() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]]))
+        model[1].bias.zero_()
+    x = torch.tensor([[2.0, 0, 0, 0], [0, 3.0, 0, 0]])
+    assert features.accuracy(model, x, torch.tensor([0, 1])) == 1.0
+    assert features.accuracy(model, x, torch.tensor([1, 1])) == 0.5
