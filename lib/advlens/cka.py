@@ -1,0 +1,383 @@
+"""Centred kernel alignment (CKA, Kornblith et al. 2019) between representations.
+
+Every estimator centres each representation once and accumulates in float64 on the input's device
+(numpy arrays are computed on the CPU). Linear CKA uses the feature-space form
+``||XᵀY||²_F / (||XᵀX||_F ||YᵀY||_F)`` when that is cheaper (many samples, few features) and the
+Gram form ``<K, L>_F / (||K||_F ||L||_F)`` on centred n×n Gram matrices otherwise; both are exact.
+
+``debiased=True`` swaps the biased HSIC estimator (which inflates CKA at small n / large d) for the
+unbiased one of Song et al. (2012), as used by Nguyen et al. (2021). Debiased CKA of unrelated
+representations fluctuates around 0 and can be slightly negative; it is returned as it is.
+No function returns NaN: degenerate inputs raise ``ValueError`` instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from advlens.checks import as_tensor
+
+Array = Tensor | np.ndarray
+Kernel = Literal["linear", "rbf"]
+
+__all__ = ["MinibatchCKA", "cka_cross", "cka_matrix", "linear_cka", "rbf_cka"]
+
+# All Gram matrices are held at once; above this size linear CKA stays in feature space.
+_GRAM_MAX_BYTES = 2 * 1024**3
+
+
+# --------------------------------------------------------------------------------------- inputs
+def _min_rows(debiased: bool) -> int:
+    return 4 if debiased else 2
+
+
+def _centred(x: Array, name: str, *, min_rows: int, device: torch.device | None = None) -> Tensor:
+    """Validate one representation and return it as a column-centred float64 tensor."""
+    if not isinstance(x, Tensor | np.ndarray):
+        x = np.asarray(x)
+    x = as_tensor(x, name).detach()
+    if x.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features); got shape {tuple(x.shape)}. "
+            "Flatten per sample first, e.g. x.reshape(n, -1)."
+        )
+    n, d = x.shape
+    if d == 0:
+        raise ValueError(f"{name} has no features (shape {tuple(x.shape)}).")
+    if n < min_rows:
+        what = "debiased (unbiased-HSIC) CKA" if min_rows >= 4 else "CKA"
+        raise ValueError(
+            f"{name} has {n} samples (rows); {what} needs at least {min_rows}. Pass more samples."
+        )
+    if x.is_complex():
+        raise ValueError(f"{name} is complex; CKA needs real-valued representations.")
+    if device is not None:
+        x = x.to(device)
+    if x.device.type == "mps":  # no float64 on Apple GPUs
+        x = x.cpu()
+    x = x.to(torch.float64)
+    if not torch.isfinite(x).all():
+        raise ValueError(
+            f"{name} contains NaN or inf values; check the model's activations "
+            "(or drop those rows)."
+        )
+    xc = x - x.mean(dim=0, keepdim=True)
+    spread, scale = float(xc.square().sum()), float(x.square().sum())
+    if spread == 0.0 or spread <= 1e-20 * scale:
+        raise ValueError(
+            f"{name} is constant across samples (zero variance after centring), so CKA is "
+            "undefined; check the layer (dead units?) and the inputs."
+        )
+    return xc
+
+
+def _same_rows(xs: list[Tensor], names: list[str]) -> None:
+    n = xs[0].shape[0]
+    for x, name in zip(xs, names, strict=True):
+        if x.shape[0] != n:
+            raise ValueError(
+                f"{name} has {x.shape[0]} samples but {names[0]} has {n}; CKA compares "
+                "representations of the same inputs, row for row."
+            )
+
+
+def _check_threshold(threshold: float) -> None:
+    if not (math.isfinite(threshold) and threshold > 0):
+        raise ValueError(f"threshold must be a positive finite number; got {threshold}.")
+
+
+def _check_kernel(kernel: str) -> None:
+    if kernel not in ("linear", "rbf"):
+        raise ValueError(f"kernel must be 'linear' or 'rbf'; got {kernel!r}.")
+
+
+# -------------------------------------------------------------------------------------- kernels
+def _median_sq_distance(sq: Tensor) -> Tensor:
+    """Median over all n² entries (self-pairs included: Kornblith's convention) of ``sq``.
+
+    The full list is n zeros plus every off-diagonal distance twice, so its two middle elements
+    are found in the upper triangle alone (numpy's median averages them when n² is even).
+    """
+    n = sq.shape[0]
+    upper = sq[torch.triu_indices(n, n, offset=1, device=sq.device).unbind()]
+    total = n * n
+
+    def element(position: int) -> Tensor:  # 0-based position in the sorted full list
+        if position < n:
+            return sq.new_zeros(())
+        return upper.kthvalue((position - n) // 2 + 1).values
+
+    if total % 2:
+        return element(total // 2)
+    return (element(total // 2 - 1) + element(total // 2)) / 2
+
+
+def _rbf_gram(xc: Tensor, threshold: float, name: str) -> Tensor:
+    """RBF kernel exp(-d²/(2σ²)) with σ = threshold × median pairwise distance."""
+    sq_rows = xc.square().sum(1)
+    sq = (sq_rows[:, None] + sq_rows[None, :] - 2 * (xc @ xc.T)).clamp_min_(0)
+    sq.fill_diagonal_(0)
+    median = _median_sq_distance(sq)
+    if float(median) <= 0:
+        raise ValueError(
+            f"{name}: the median pairwise distance is 0 (most rows are identical), so the RBF "
+            "bandwidth is undefined; use kernel='linear' or de-duplicate the rows."
+        )
+    return torch.exp(sq / (-2 * threshold**2 * median))
+
+
+def _centre_gram(k: Tensor, debiased: bool) -> Tensor:
+    """H K H (biased) or the U-centred Gram matrix of Székely & Rizzo (2014) (debiased)."""
+    if not debiased:
+        k = k - k.mean(0, keepdim=True)
+        return k - k.mean(1, keepdim=True)
+    n = k.shape[0]
+    k = k.clone()
+    k.fill_diagonal_(0)
+    row = k.sum(1) / (n - 2)
+    row = row - row.sum() / (2 * (n - 1))
+    k -= row[:, None]
+    k -= row[None, :]
+    k.fill_diagonal_(0)
+    return k
+
+
+# ------------------------------------------------------------------------------- HSIC estimators
+@dataclass(frozen=True)
+class _Prepared:
+    """One representation, ready for HSIC with others: centred features or a centred Gram."""
+
+    name: str
+    n: int
+    debiased: bool
+    features: Tensor | None = None  # centred (n, d), feature-space linear form
+    sq_rows: Tensor | None = None  # squared row norms, debiased feature-space form
+    gram: Tensor | None = None  # centred (biased) / U-centred (debiased) n×n kernel
+
+
+def _prepare(xc: Tensor, name: str, *, kernel: Kernel, debiased: bool, threshold: float,
+             use_gram: bool) -> _Prepared:
+    n = xc.shape[0]
+    if kernel == "rbf":
+        return _Prepared(name, n, debiased, gram=_centre_gram(_rbf_gram(xc, threshold, name),
+                                                              debiased))
+    if use_gram:
+        return _Prepared(name, n, debiased, gram=_centre_gram(xc @ xc.T, debiased))
+    return _Prepared(name, n, debiased, features=xc,
+                     sq_rows=xc.square().sum(1) if debiased else None)
+
+
+def _hsic(a: _Prepared, b: _Prepared) -> Tensor:
+    """HSIC estimate (biased: /(n-1)², unbiased: Song et al. 2012) as a 0-d float64 tensor."""
+    n = a.n
+    if a.gram is not None and b.gram is not None:
+        inner = (a.gram * b.gram).sum()
+    elif a.features is not None and b.features is not None:
+        cross = a.features.T @ b.features
+        inner = cross.square().sum()
+        if a.debiased:
+            # U-centring of centred linear Grams in closed form: diag terms removed, row sums of
+            # the zero-diagonal Gram are -||x_i||² because the features are centred.
+            ka, kb = a.sq_rows, b.sq_rows
+            inner = inner - n / (n - 2) * (ka @ kb) + ka.sum() * kb.sum() / ((n - 1) * (n - 2))
+    else:  # mixing forms never happens: one decision per call
+        raise AssertionError("internal: HSIC between a Gram and a feature-space representation")
+    return inner / (n * (n - 3)) if a.debiased else inner / (n - 1) ** 2
+
+
+def _use_gram(n: int, dims: list[int]) -> bool:
+    """Gram form when n² Σd + n²·pairs beats n·Σ_{i≤j} d_i d_j and the Grams fit in memory."""
+    m = len(dims)
+    pairs = m * (m + 1) / 2
+    feature_cost = n * (sum(dims) ** 2 + sum(d * d for d in dims)) / 2
+    gram_cost = n * n * (sum(dims) + pairs)
+    return gram_cost < feature_cost and m * n * n * 8 <= _GRAM_MAX_BYTES
+
+
+def _normalise(h_xy: Tensor, h_xx: Tensor, h_yy: Tensor, x_name: str, y_name: str) -> float:
+    for h, name in ((h_xx, x_name), (h_yy, y_name)):
+        if not float(h) > 0:
+            raise ValueError(
+                f"{name} has a self-HSIC of {float(h):.3g} (not positive), so CKA is undefined; "
+                "the representation is (nearly) degenerate for this estimator: pass more samples "
+                "or use debiased=False."
+            )
+    return float(h_xy / torch.sqrt(h_xx * h_yy))
+
+
+def _pair_cka(X: Array, Y: Array, *, kernel: Kernel, debiased: bool, threshold: float) -> float:
+    xc = _centred(X, "X", min_rows=_min_rows(debiased))
+    yc = _centred(Y, "Y", min_rows=_min_rows(debiased), device=xc.device)
+    _same_rows([xc, yc], ["X", "Y"])
+    use_gram = _use_gram(xc.shape[0], [xc.shape[1], yc.shape[1]])
+    a, b = (_prepare(z, name, kernel=kernel, debiased=debiased, threshold=threshold,
+                     use_gram=use_gram) for z, name in ((xc, "X"), (yc, "Y")))
+    return _normalise(_hsic(a, b), _hsic(a, a), _hsic(b, b), "X", "Y")
+
+
+# ------------------------------------------------------------------------------------ public API
+def linear_cka(X: Array, Y: Array, debiased: bool = False) -> float:
+    """Linear CKA between X (n, d1) and Y (n, d2), rows being the same n inputs.
+
+    Feature-space form when it is cheaper (n large relative to d), Gram form otherwise; float64.
+    ``debiased=True`` uses the unbiased HSIC estimator (needs n ≥ 4; may be slightly negative).
+    """
+    return _pair_cka(X, Y, kernel="linear", debiased=debiased, threshold=1.0)
+
+
+def rbf_cka(X: Array, Y: Array, threshold: float = 1.0, debiased: bool = False) -> float:
+    """RBF-kernel CKA with bandwidth σ = threshold × median pairwise distance (per representation).
+
+    Follows Kornblith et al.: the median is over all n² pairs, self-pairs included. Cost and
+    memory are O(n²).
+    """
+    _check_threshold(threshold)
+    return _pair_cka(X, Y, kernel="rbf", debiased=debiased, threshold=threshold)
+
+
+def _prepare_all(reps: Mapping[str, Array], *, kernel: Kernel, debiased: bool, threshold: float,
+                 what: str, device: torch.device | None = None) -> list[_Prepared]:
+    if not isinstance(reps, Mapping) or len(reps) == 0:
+        raise ValueError(f"{what} must be a non-empty mapping {{name: (n, d) representation}}.")
+    names = [str(k) for k in reps]
+    xs: list[Tensor] = []
+    for key, name in zip(reps, names, strict=True):
+        xs.append(_centred(reps[key], f"{what}[{name!r}]", min_rows=_min_rows(debiased),
+                           device=device if not xs else xs[0].device))
+    _same_rows(xs, [f"{what}[{n!r}]" for n in names])
+    use_gram = _use_gram(xs[0].shape[0], [x.shape[1] for x in xs])
+    return [_prepare(x, f"{what}[{name!r}]", kernel=kernel, debiased=debiased,
+                     threshold=threshold, use_gram=use_gram) for x, name in zip(xs, names,
+                                                                                strict=True)]
+
+
+def _pairwise_hsic(prepared: list[_Prepared]) -> Tensor:
+    """Symmetric M×M table of HSIC estimates between all prepared representations."""
+    m = len(prepared)
+    table = torch.zeros(m, m, dtype=torch.float64)
+    for i in range(m):
+        for j in range(i, m):
+            table[i, j] = table[j, i] = _hsic(prepared[i], prepared[j]).cpu()
+    return table
+
+
+def _cka_from_table(table: Tensor, names: list[str], labels: list[str]) -> pd.DataFrame:
+    diag = table.diagonal()
+    for h, label in zip(diag, labels, strict=True):
+        _normalise(h, h, h, label, label)  # raises on a non-positive self-HSIC
+    cka = table / torch.sqrt(diag[:, None] * diag[None, :])
+    cka.fill_diagonal_(1.0)
+    return pd.DataFrame(cka.numpy(), index=names, columns=names)
+
+
+def cka_matrix(reps: Mapping[str, Array], kernel: Kernel = "linear", debiased: bool = False,
+               threshold: float = 1.0) -> pd.DataFrame:
+    """CKA between every pair of representations of the same n inputs.
+
+    Returns an M×M DataFrame (index and columns = the mapping's keys), symmetric, diagonal exactly
+    1. Each representation is centred once; linear CKA uses centred Grams when n is small
+    relative to the feature dimensions and feature-space cross products otherwise.
+    """
+    _check_kernel(kernel)
+    _check_threshold(threshold)
+    prepared = _prepare_all(reps, kernel=kernel, debiased=debiased, threshold=threshold,
+                            what="reps")
+    names = [str(k) for k in reps]
+    return _cka_from_table(_pairwise_hsic(prepared), names, [p.name for p in prepared])
+
+
+def cka_cross(reps: Mapping[str, Mapping[str, Array]], kernel: Kernel = "linear",
+              debiased: bool = False, threshold: float = 1.0) -> pd.DataFrame:
+    """Asymmetric CKA heatmap: ``reps[R][C]`` is model C's representation of row model R's data.
+
+    Entry (R, C) = CKA(reps[R][R], reps[R][C]), e.g. both models on R's inverted dataset
+    (Jones et al. 2022). Every row needs the representations of all column models.
+    """
+    _check_kernel(kernel)
+    _check_threshold(threshold)
+    if not isinstance(reps, Mapping) or len(reps) == 0:
+        raise ValueError("reps must be a non-empty mapping {row model: {column model: rep}}.")
+    rows = list(reps)
+    columns = list(reps[rows[0]]) if isinstance(reps[rows[0]], Mapping) else []
+    out = np.empty((len(rows), len(columns)))
+    for r, row in enumerate(rows):
+        inner = reps[row]
+        if not isinstance(inner, Mapping) or list(inner) != columns or row not in inner:
+            raise ValueError(
+                f"reps[{row!r}] must map every column model {columns} (including {row!r} "
+                "itself) to its representation of row model's data."
+            )
+        prepared = _prepare_all(inner, kernel=kernel, debiased=debiased, threshold=threshold,
+                                what=f"reps[{row!r}]")
+        ref = prepared[columns.index(row)]
+        h_ref = _hsic(ref, ref)
+        for c, other in enumerate(prepared):
+            out[r, c] = (1.0 if other is ref else
+                         _normalise(_hsic(ref, other), h_ref, _hsic(other, other), ref.name,
+                                    other.name))
+    return pd.DataFrame(out, index=[str(r) for r in rows], columns=[str(c) for c in columns])
+
+
+class MinibatchCKA:
+    """Minibatch CKA (Nguyen et al. 2021) for many representations at once.
+
+    Each :meth:`update` takes one batch ``{name: (b, d) representation}`` (same names every time,
+    b ≥ 4 rows) and adds the unbiased HSIC of every pair to running sums; :meth:`compute` returns
+    ``Σ HSIC(K, L) / sqrt(Σ HSIC(K, K) · Σ HSIC(L, L))`` for all pairs as an M×M DataFrame.
+    Unbiased per-batch HSIC makes the result nearly independent of the batch size.
+    """
+
+    def __init__(self, kernel: Kernel = "linear", threshold: float = 1.0) -> None:
+        _check_kernel(kernel)
+        _check_threshold(threshold)
+        self.kernel: Kernel = kernel
+        self.threshold = threshold
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every batch seen so far."""
+        self.names: list[str] | None = None
+        self.n_batches = 0
+        self.n_samples = 0
+        self._sums: Tensor | None = None
+
+    def update(self, reps: Mapping[str, Array]) -> None:
+        """Add one minibatch; every representation has the same b ≥ 4 rows (the same inputs)."""
+        if isinstance(reps, Mapping):
+            names = [str(k) for k in reps]
+            if self.names is not None and names != self.names:
+                raise ValueError(
+                    f"batch has representations {names} but earlier batches had {self.names}; "
+                    "pass the same names, in the same order, to every update()."
+                )
+            for key in reps:
+                n = reps[key].shape[0] if hasattr(reps[key], "shape") else len(reps[key])
+                if n < 4:
+                    raise ValueError(
+                        f"batch[{key!r}] has {n} rows; the unbiased HSIC estimator needs at least "
+                        "4 samples per batch. Use a larger batch size, or drop_last=True for a "
+                        "short final batch."
+                    )
+        prepared = _prepare_all(reps, kernel=self.kernel, debiased=True, threshold=self.threshold,
+                                what="batch")
+        table = _pairwise_hsic(prepared)
+        self.names = [str(k) for k in reps]
+        self._sums = table if self._sums is None else self._sums + table
+        self.n_batches += 1
+        self.n_samples += prepared[0].n
+
+    def compute(self) -> pd.DataFrame:
+        """M×M DataFrame of minibatch CKA (symmetric, diagonal 1) over all batches so far."""
+        if self._sums is None or self.names is None:
+            raise ValueError(
+                "MinibatchCKA.compute() called before any update(); add batches first."
+            )
+        return _cka_from_table(self._sums, self.names, [f"batch[{n!r}]" for n in self.names])
