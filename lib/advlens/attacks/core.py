@@ -1,0 +1,69 @@
+"""Machinery shared by every attack: input validation, model mode, gradients, success checks."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from advlens.attacks.criterion import Criterion
+from advlens.checks import as_tensor, check_images, check_labels, frozen, model_device
+
+
+@contextlib.contextmanager
+def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode, parameter gradients off, input gradients on; every mode/flag restored after."""
+    with frozen(model), torch.enable_grad():
+        yield model
+
+
+def prepare(model: nn.Module, x: Tensor, y: Tensor, *, targeted: bool = False,
+            targets: Tensor | None = None) -> tuple[Tensor, Tensor, Criterion]:
+    """Validate inputs and build the criterion; returns (x, y, criterion) on the model's device.
+
+    Untargeted: ``y`` are the true labels. Targeted: pass the true labels as ``y`` and the target
+    classes as ``targets`` (a target equal to the true label is refused), or — for the
+    ``pgd(..., targeted=True)`` contract — pass the target classes as ``y`` and no ``targets``.
+    """
+    x = check_images(as_tensor(x, "x"), "x")
+    n = x.shape[0]
+    y = check_labels(y, n, "y")
+    device = model_device(model)
+    x, y = x.detach().to(device), y.to(device)
+    if targets is None:
+        return x, y, Criterion(y, targeted)
+    targets = check_labels(targets, n, "targets").to(device)
+    same = (targets == y).nonzero().flatten()
+    if same.numel():
+        raise ValueError(
+            f"{same.numel()} targets equal the true label (first at index {int(same[0])}); a "
+            "targeted attack needs a different class. Use advlens.attacks.choose_targets."
+        )
+    return x, y, Criterion(targets, True)
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    if not (value > 0 or (allow_zero and value == 0)):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}; got {value!r}.")
+
+
+def logits_and_grad(model: nn.Module, x: Tensor,
+                    objective: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, Tensor]:
+    """One forward+backward pass: detached logits at ``x`` and d(sum objective)/dx.
+
+    ``objective(logits, x)`` returns per-sample values; samples are independent, so the gradient
+    of the sum is each sample's own gradient.
+    """
+    x = x.detach().requires_grad_(True)
+    logits = model(x)
+    (grad,) = torch.autograd.grad(objective(logits, x).sum(), x)
+    return logits.detach(), grad
+
+
+@torch.no_grad()
+def forward(model: nn.Module, x: Tensor) -> Tensor:
+    """One forward-only pass (no graph)."""
+    return model(x)

@@ -1,0 +1,81 @@
+"""Projected gradient descent (Madry et al. 2018) in L∞ or L2, and FGSM as its one-step case."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from advlens.attacks.best import BestAdversarial
+from advlens.attacks.core import attack_mode, check_positive, forward, logits_and_grad, prepare
+from advlens.attacks.norms import (
+    ascent_direction,
+    check_norm,
+    lp_norms,
+    project_ball,
+    random_in_ball,
+)
+from advlens.attacks.result import AttackResult
+from advlens.checks import as_tensor
+
+
+def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, norm: str = "l2",
+        steps: int = 10, step_size: float | None = None, random_start: bool = False,
+        targeted: bool = False, targets: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        keep: Literal["last", "any"] = "last") -> AttackResult:
+    """PGD on the cross-entropy within the ``norm`` ball of radius ``eps`` around ``x``.
+
+    Each step: ``x ← x + step_size · d`` with d = sign(g) (L∞) or g/||g||₂ (L2), then projection
+    onto the ball (points inside stay where they are; it is not a projection onto the sphere) and
+    a clamp to [0, 1]. ``step_size`` defaults to 2.5·eps/steps. ``random_start`` draws a uniform
+    point of the ball with ``generator``.
+
+    Targeted: either ``targeted=True`` with ``y`` holding the target classes, or ``y`` the true
+    labels and ``targets`` the target classes. ``keep="last"`` returns the last iterate (what
+    adversarial training wants); ``keep="any"`` returns, where the last iterate is not adversarial,
+    an earlier adversarial iterate if there was one (a stronger robust-accuracy estimate).
+
+    Cost: ``steps`` passes plus one forward-only success check.
+    """
+    norm = check_norm(norm, ("l2", "linf"))
+    check_positive("eps", eps, allow_zero=True)
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1; got {steps}.")
+    if keep not in ("last", "any"):
+        raise ValueError(f"keep must be 'last' or 'any'; got {keep!r}.")
+    step = 2.5 * eps / steps if step_size is None else step_size
+    check_positive("step_size", step, allow_zero=True)
+    home = as_tensor(x, "x").device
+    with attack_mode(model):
+        x0, _, crit = prepare(model, x, y, targeted=targeted, targets=targets)
+        xa = x0
+        if random_start:
+            xa = (x0 + random_in_ball(x0, eps, norm, generator)).clamp(0.0, 1.0)
+        earlier = BestAdversarial(x0, norm) if keep == "any" else None
+        for _ in range(steps):
+            logits, grad = logits_and_grad(model, xa, lambda z, _x: crit.loss(z))
+            if earlier is not None:
+                earlier.update(xa, crit.is_adversarial(logits))
+            delta = project_ball(xa + step * ascent_direction(grad, norm) - x0, eps, norm)
+            xa = (x0 + delta).clamp(0.0, 1.0)
+        success = crit.is_adversarial(forward(model, xa))
+        if earlier is not None:
+            use = ~success & earlier.found
+            xa = torch.where(use.view(-1, 1, 1, 1), earlier.adv, xa)
+            success = success | use
+    result = AttackResult(xa.detach(), lp_norms(xa - x0, norm), success, steps, 1, norm,
+                          targets=crit.classes if crit.targeted else None)
+    return result.to(home)
+
+
+def fgsm(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, norm: str = "linf",
+         targeted: bool = False, targets: Tensor | None = None) -> AttackResult:
+    """Fast gradient (sign) method (Goodfellow et al. 2015): one step of size ``eps``.
+
+    ``norm="linf"`` is FGSM proper (``x + eps·sign(g)``); ``"l2"`` is the fast gradient method
+    (``x + eps·g/||g||``). One pass plus one forward-only check.
+    """
+    return pgd(model, x, y, eps=eps, norm=norm, steps=1, step_size=eps, targeted=targeted,
+               targets=targets)
