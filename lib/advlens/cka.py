@@ -43,6 +43,9 @@ def _centred(x: Array, name: str, *, min_rows: int, device: torch.device | None 
     """Validate one representation and return it as a column-centred float64 tensor."""
     if not isinstance(x, Tensor | np.ndarray):
         x = np.asarray(x)
+    if isinstance(x, np.ndarray) and x.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a numeric torch.Tensor or numpy.ndarray; "
+                        f"got dtype {x.dtype}.")
     x = as_tensor(x, name).detach()
     if x.ndim != 2:
         raise ValueError(
@@ -161,17 +164,24 @@ class _Prepared:
     features: Tensor | None = None  # centred (n, d), feature-space linear form
     sq_rows: Tensor | None = None  # squared row norms, debiased feature-space form
     gram: Tensor | None = None  # centred (biased) / U-centred (debiased) n×n kernel
+    scale: float = 1.0  # tr(K)² on the HSIC scale: bounds |HSIC(K, K)|, sets "numerically zero"
+
+
+def _hsic_denominator(n: int, debiased: bool) -> int:
+    return n * (n - 3) if debiased else (n - 1) ** 2
 
 
 def _prepare(xc: Tensor, name: str, *, kernel: Kernel, debiased: bool, threshold: float,
              use_gram: bool) -> _Prepared:
     n = xc.shape[0]
+    trace = float(n) if kernel == "rbf" else float(xc.square().sum())
+    scale = trace**2 / _hsic_denominator(n, debiased)
     if kernel == "rbf":
-        return _Prepared(name, n, debiased, gram=_centre_gram(_rbf_gram(xc, threshold, name),
-                                                              debiased))
+        gram = _centre_gram(_rbf_gram(xc, threshold, name), debiased)
+        return _Prepared(name, n, debiased, gram=gram, scale=scale)
     if use_gram:
-        return _Prepared(name, n, debiased, gram=_centre_gram(xc @ xc.T, debiased))
-    return _Prepared(name, n, debiased, features=xc,
+        return _Prepared(name, n, debiased, gram=_centre_gram(xc @ xc.T, debiased), scale=scale)
+    return _Prepared(name, n, debiased, features=xc, scale=scale,
                      sq_rows=xc.square().sum(1) if debiased else None)
 
 
@@ -190,7 +200,7 @@ def _hsic(a: _Prepared, b: _Prepared) -> Tensor:
             inner = inner - n / (n - 2) * (ka @ kb) + ka.sum() * kb.sum() / ((n - 1) * (n - 2))
     else:  # mixing forms never happens: one decision per call
         raise AssertionError("internal: HSIC between a Gram and a feature-space representation")
-    return inner / (n * (n - 3)) if a.debiased else inner / (n - 1) ** 2
+    return inner / _hsic_denominator(n, a.debiased)
 
 
 def _use_gram(n: int, dims: list[int]) -> bool:
@@ -202,14 +212,19 @@ def _use_gram(n: int, dims: list[int]) -> bool:
     return gram_cost < feature_cost and m * n * n * 8 <= _GRAM_MAX_BYTES
 
 
-def _normalise(h_xy: Tensor, h_xx: Tensor, h_yy: Tensor, x_name: str, y_name: str) -> float:
-    for h, name in ((h_xx, x_name), (h_yy, y_name)):
-        if not float(h) > 0:
-            raise ValueError(
-                f"{name} has a self-HSIC of {float(h):.3g} (not positive), so CKA is undefined; "
-                "the representation is (nearly) degenerate for this estimator: pass more samples "
-                "or use debiased=False."
-            )
+def _check_self_hsic(h: float, scale: float, name: str) -> None:
+    """Refuse a self-HSIC that is not positive beyond rounding (CKA would be 0/0 or NaN)."""
+    if not h > 1e-12 * scale:
+        raise ValueError(
+            f"{name} has a self-HSIC of {h:.3g} (not positive beyond rounding), so CKA is "
+            "undefined; the representation is degenerate for this estimator (e.g. all but one "
+            "row identical): pass more, distinct samples or use debiased=False."
+        )
+
+
+def _normalise(h_xy: Tensor, a: _Prepared, h_xx: Tensor, b: _Prepared, h_yy: Tensor) -> float:
+    _check_self_hsic(float(h_xx), a.scale, a.name)
+    _check_self_hsic(float(h_yy), b.scale, b.name)
     return float(h_xy / torch.sqrt(h_xx * h_yy))
 
 
@@ -220,7 +235,7 @@ def _pair_cka(X: Array, Y: Array, *, kernel: Kernel, debiased: bool, threshold: 
     use_gram = _use_gram(xc.shape[0], [xc.shape[1], yc.shape[1]])
     a, b = (_prepare(z, name, kernel=kernel, debiased=debiased, threshold=threshold,
                      use_gram=use_gram) for z, name in ((xc, "X"), (yc, "Y")))
-    return _normalise(_hsic(a, b), _hsic(a, a), _hsic(b, b), "X", "Y")
+    return _normalise(_hsic(a, b), a, _hsic(a, a), b, _hsic(b, b))
 
 
 # ------------------------------------------------------------------------------------ public API
@@ -259,20 +274,21 @@ def _prepare_all(reps: Mapping[str, Array], *, kernel: Kernel, debiased: bool, t
                                                                                 strict=True)]
 
 
-def _pairwise_hsic(prepared: list[_Prepared]) -> Tensor:
-    """Symmetric M×M table of HSIC estimates between all prepared representations."""
+def _pairwise_hsic(prepared: list[_Prepared]) -> tuple[Tensor, Tensor]:
+    """Symmetric M×M table of HSIC estimates between all representations, and their scales."""
     m = len(prepared)
     table = torch.zeros(m, m, dtype=torch.float64)
     for i in range(m):
         for j in range(i, m):
             table[i, j] = table[j, i] = _hsic(prepared[i], prepared[j]).cpu()
-    return table
+    return table, torch.tensor([p.scale for p in prepared], dtype=torch.float64)
 
 
-def _cka_from_table(table: Tensor, names: list[str], labels: list[str]) -> pd.DataFrame:
+def _cka_from_table(table: Tensor, scales: Tensor, names: list[str],
+                    labels: list[str]) -> pd.DataFrame:
     diag = table.diagonal()
-    for h, label in zip(diag, labels, strict=True):
-        _normalise(h, h, h, label, label)  # raises on a non-positive self-HSIC
+    for h, scale, label in zip(diag.tolist(), scales.tolist(), labels, strict=True):
+        _check_self_hsic(h, scale, label)
     cka = table / torch.sqrt(diag[:, None] * diag[None, :])
     cka.fill_diagonal_(1.0)
     return pd.DataFrame(cka.numpy(), index=names, columns=names)
@@ -291,7 +307,7 @@ def cka_matrix(reps: Mapping[str, Array], kernel: Kernel = "linear", debiased: b
     prepared = _prepare_all(reps, kernel=kernel, debiased=debiased, threshold=threshold,
                             what="reps")
     names = [str(k) for k in reps]
-    return _cka_from_table(_pairwise_hsic(prepared), names, [p.name for p in prepared])
+    return _cka_from_table(*_pairwise_hsic(prepared), names, [p.name for p in prepared])
 
 
 def cka_cross(reps: Mapping[str, Mapping[str, Array]], kernel: Kernel = "linear",
@@ -321,8 +337,7 @@ def cka_cross(reps: Mapping[str, Mapping[str, Array]], kernel: Kernel = "linear"
         h_ref = _hsic(ref, ref)
         for c, other in enumerate(prepared):
             out[r, c] = (1.0 if other is ref else
-                         _normalise(_hsic(ref, other), h_ref, _hsic(other, other), ref.name,
-                                    other.name))
+                         _normalise(_hsic(ref, other), ref, h_ref, other, _hsic(other, other)))
     return pd.DataFrame(out, index=[str(r) for r in rows], columns=[str(c) for c in columns])
 
 
@@ -348,6 +363,7 @@ class MinibatchCKA:
         self.n_batches = 0
         self.n_samples = 0
         self._sums: Tensor | None = None
+        self._scales: Tensor | None = None
 
     def update(self, reps: Mapping[str, Array]) -> None:
         """Add one minibatch; every representation has the same b ≥ 4 rows (the same inputs)."""
@@ -368,16 +384,20 @@ class MinibatchCKA:
                     )
         prepared = _prepare_all(reps, kernel=self.kernel, debiased=True, threshold=self.threshold,
                                 what="batch")
-        table = _pairwise_hsic(prepared)
+        table, scales = _pairwise_hsic(prepared)
         self.names = [str(k) for k in reps]
-        self._sums = table if self._sums is None else self._sums + table
+        if self._sums is None or self._scales is None:
+            self._sums, self._scales = table, scales
+        else:
+            self._sums, self._scales = self._sums + table, self._scales + scales
         self.n_batches += 1
         self.n_samples += prepared[0].n
 
     def compute(self) -> pd.DataFrame:
         """M×M DataFrame of minibatch CKA (symmetric, diagonal 1) over all batches so far."""
-        if self._sums is None or self.names is None:
+        if self._sums is None or self._scales is None or self.names is None:
             raise ValueError(
                 "MinibatchCKA.compute() called before any update(); add batches first."
             )
-        return _cka_from_table(self._sums, self.names, [f"batch[{n!r}]" for n in self.names])
+        return _cka_from_table(self._sums, self._scales, self.names,
+                               [f"batch[{n!r}]" for n in self.names])

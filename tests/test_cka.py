@@ -1,0 +1,297 @@
+"""advlens.cka against published outputs, independent float64 references and invariances."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import cdist
+
+import advlens.cka as cka_module
+from advlens.cka import MinibatchCKA, cka_cross, cka_matrix, linear_cka, rbf_cka
+
+
+# ------------------------------------------------------------------ independent numpy references
+def ref_linear_gram(x: np.ndarray) -> np.ndarray:
+    return x @ x.T
+
+
+def ref_rbf_gram(x: np.ndarray, threshold: float) -> np.ndarray:
+    sq = cdist(x, x, "sqeuclidean")
+    return np.exp(-sq / (2 * threshold**2 * np.median(sq)))
+
+
+def ref_hsic_biased(k: np.ndarray, l: np.ndarray) -> float:
+    """tr(K H L H) / (n-1)² with an explicit centring matrix H."""
+    n = k.shape[0]
+    h = np.eye(n) - np.ones((n, n)) / n
+    return float(np.trace(k @ h @ l @ h)) / (n - 1) ** 2
+
+
+def ref_hsic_unbiased(k: np.ndarray, l: np.ndarray) -> float:
+    """Song et al. (2012), eq. (5), written out term by term."""
+    n = k.shape[0]
+    kt, lt = k.copy(), l.copy()
+    np.fill_diagonal(kt, 0)
+    np.fill_diagonal(lt, 0)
+    one = np.ones(n)
+    value = (np.trace(kt @ lt) + (one @ kt @ one) * (one @ lt @ one) / ((n - 1) * (n - 2))
+             - 2 / (n - 2) * (one @ kt @ lt @ one))
+    return float(value) / (n * (n - 3))
+
+
+def ref_cka(x: np.ndarray, y: np.ndarray, *, kernel: str = "linear", debiased: bool = False,
+            threshold: float = 1.0) -> float:
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    gram = ref_linear_gram if kernel == "linear" else (lambda z: ref_rbf_gram(z, threshold))
+    hsic = ref_hsic_unbiased if debiased else ref_hsic_biased
+    k, l = gram(x), gram(y)
+    return hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l))
+
+
+def ref_linear_cka_features(x: np.ndarray, y: np.ndarray, debiased: bool) -> float:
+    """O(n d²) reference for large n, on *uncentred* data: the unbiased HSIC terms of Song et al.
+    expanded for linear kernels (tr(K̃L̃), 1ᵀK̃1, 1ᵀK̃L̃1 via K̃1 = X(Xᵀ1) − diag K)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    n = x.shape[0]
+    if not debiased:
+        x, y = x - x.mean(0), y - y.mean(0)
+        return (np.linalg.norm(x.T @ y) ** 2
+                / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))
+
+    def hsic(a: np.ndarray, b: np.ndarray) -> float:
+        da, db = (a * a).sum(1), (b * b).sum(1)
+        trace = np.linalg.norm(a.T @ b) ** 2 - da @ db
+        sum_a, sum_b = np.sum(a.sum(0) ** 2) - da.sum(), np.sum(b.sum(0) ** 2) - db.sum()
+        rows_a, rows_b = a @ a.sum(0) - da, b @ b.sum(0) - db
+        return (trace + sum_a * sum_b / ((n - 1) * (n - 2)) - 2 / (n - 2) * rows_a @ rows_b) / (
+            n * (n - 3))
+
+    return hsic(x, y) / np.sqrt(hsic(x, x) * hsic(y, y))
+
+
+def related(rng: np.random.Generator, n: int, d1: int, d2: int, noise: float = 1.0,
+            offset: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    x = rng.standard_normal((n, d1)) + offset
+    y = np.tanh(x @ rng.standard_normal((d1, d2)) / np.sqrt(d1)) + noise * rng.standard_normal(
+        (n, d2)) + offset
+    return x, y
+
+
+# --------------------------------------------------------------------------- published outputs
+def kornblith_demo() -> tuple[np.ndarray, np.ndarray]:
+    np.random.seed(1337)  # noqa: NPY002 - reproduces Kornblith's demo exactly
+    x = np.random.randn(100, 10)  # noqa: NPY002
+    y = np.random.randn(100, 10) + x  # noqa: NPY002
+    return x, y
+
+
+def test_known_outputs_kornblith_demo():
+    x, y = kornblith_demo()
+    assert linear_cka(x, y) == pytest.approx(0.55761, abs=5e-6)
+    assert rbf_cka(x, y, threshold=0.5) == pytest.approx(0.65483, abs=5e-6)
+    assert linear_cka(x, y, debiased=True) == pytest.approx(0.51346, abs=5e-6)
+
+
+# ------------------------------------------------------------------------ float64 references
+@pytest.mark.parametrize("debiased", [False, True])
+@pytest.mark.parametrize("kernel", ["linear", "rbf"])
+@pytest.mark.parametrize("shape", [(120, 6, 9), (40, 70, 90)], ids=["n>d", "n<d"])
+def test_matches_gram_reference(kernel, debiased, shape):
+    n, d1, d2 = shape
+    x, y = related(np.random.default_rng(1), n, d1, d2, offset=3.0)
+    ours = (linear_cka(x, y, debiased=debiased) if kernel == "linear"
+            else rbf_cka(x, y, threshold=0.8, debiased=debiased))
+    assert ours == pytest.approx(ref_cka(x, y, kernel=kernel, debiased=debiased, threshold=0.8),
+                                 abs=1e-10)
+
+
+def test_large_n_reference_expansion_agrees_with_gram_reference():
+    x, y = related(np.random.default_rng(2), 50, 5, 7, offset=2.0)
+    for debiased in (False, True):
+        assert ref_linear_cka_features(x, y, debiased) == pytest.approx(
+            ref_cka(x, y, debiased=debiased), abs=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_n10000_agrees_with_float64_reference(dtype):
+    x, y = related(np.random.default_rng(3), 10_000, 32, 48, noise=2.0, offset=5.0)
+    x, y = x.astype(dtype), y.astype(dtype)
+    for debiased in (False, True):
+        reference = ref_linear_cka_features(x, y, debiased)
+        assert linear_cka(x, y, debiased=debiased) == pytest.approx(reference, abs=1e-6)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+        assert linear_cka(tx, ty, debiased=debiased) == pytest.approx(reference, abs=1e-6)
+
+
+# --------------------------------------------------------------------------------- invariances
+def _minibatch(x, y):
+    m = MinibatchCKA()
+    for start in range(0, x.shape[0], 20):
+        m.update({"x": x[start:start + 20], "y": y[start:start + 20]})
+    return float(m.compute().loc["x", "y"])
+
+
+MEASURES = {
+    "linear": lambda x, y: linear_cka(x, y),
+    "rbf": lambda x, y: rbf_cka(x, y, threshold=0.7),
+    "linear-debiased": lambda x, y: linear_cka(x, y, debiased=True),
+    "rbf-debiased": lambda x, y: rbf_cka(x, y, threshold=0.7, debiased=True),
+    "minibatch": _minibatch,
+}
+
+
+def _orthogonal(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    q, _ = np.linalg.qr(rng.standard_normal((x.shape[1], x.shape[1])))
+    return x @ q.astype(x.dtype)
+
+
+TRANSFORMS = {
+    "orthogonal": _orthogonal,
+    "scale": lambda x, rng: x * x.dtype.type(7.5),
+    "translate": lambda x, rng: x + rng.standard_normal(x.shape[1]).astype(x.dtype) * 4,
+}
+
+
+@pytest.mark.parametrize("transform", list(TRANSFORMS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("measure", list(MEASURES))
+def test_invariances(measure, dtype, transform):
+    rng = np.random.default_rng(4)
+    x, y = (a.astype(dtype) for a in related(rng, 60, 8, 12, noise=0.7))
+    f = MEASURES[measure]
+    base = f(x, y)
+    tol = 1e-5 if dtype == np.float32 else 1e-10
+    assert f(TRANSFORMS[transform](x, rng), y) == pytest.approx(base, abs=tol)
+    assert f(x, TRANSFORMS[transform](y, rng)) == pytest.approx(base, abs=tol)
+    # the relation is real: the invariance is not a constant function in disguise
+    assert abs(base - f(x, rng.standard_normal(y.shape).astype(dtype))) > 0.05
+
+
+@pytest.mark.parametrize("measure", list(MEASURES))
+def test_self_similarity_and_symmetry(measure):
+    x, y = related(np.random.default_rng(5), 60, 8, 12)
+    f = MEASURES[measure]
+    assert f(x, x) == pytest.approx(1.0, abs=1e-12)
+    assert f(x, y) == pytest.approx(f(y, x), abs=1e-12)
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_feature_space_form_equals_gram_form(debiased, monkeypatch):
+    x, y = related(np.random.default_rng(6), 50, 20, 30, offset=1.0)
+    values = {}
+    for use_gram in (False, True):
+        monkeypatch.setattr(cka_module, "_use_gram", lambda n, dims, g=use_gram: g)
+        values[use_gram] = (linear_cka(x, y, debiased=debiased),
+                            cka_matrix({"x": x, "y": y}, debiased=debiased).loc["x", "y"])
+    assert values[False] == pytest.approx(values[True], abs=1e-12)
+
+
+def test_form_choice_follows_shape():
+    assert cka_module._use_gram(10_000, [32, 48]) is False
+    assert cka_module._use_gram(64, [2048, 512]) is True
+
+
+def test_torch_and_numpy_inputs_agree():
+    x, y = related(np.random.default_rng(7), 40, 5, 6)
+    tx = torch.from_numpy(x).float().requires_grad_(True)
+    assert linear_cka(tx, torch.from_numpy(y)) == pytest.approx(
+        linear_cka(x.astype(np.float32), y), abs=1e-12)
+    assert isinstance(linear_cka(tx, y), float)
+
+
+# ---------------------------------------------------------------------------- cka_matrix/cross
+@pytest.mark.parametrize("kernel,debiased", [("linear", False), ("linear", True), ("rbf", False),
+                                             ("rbf", True)])
+def test_cka_matrix_equals_pairwise(kernel, debiased):
+    rng = np.random.default_rng(8)
+    x, y = related(rng, 50, 6, 9)
+    reps = {"x": x, "y": y, "x2": np.tanh(x) ** 2, "z": torch.from_numpy(rng.standard_normal(
+        (50, 4)))}
+    pair = linear_cka if kernel == "linear" else rbf_cka
+    table = cka_matrix(reps, kernel=kernel, debiased=debiased)
+    assert list(table.index) == list(table.columns) == list(reps)
+    assert (np.diag(table.to_numpy()) == 1.0).all()
+    np.testing.assert_array_equal(table.to_numpy(), table.to_numpy().T)
+    for a in reps:
+        for b in reps:
+            if a != b:
+                assert table.loc[a, b] == pytest.approx(
+                    pair(reps[a], reps[b], debiased=debiased), abs=1e-12)
+
+
+def test_cka_matrix_single_and_wide_reps():
+    rng = np.random.default_rng(9)
+    assert cka_matrix({"a": rng.standard_normal((10, 3))}).to_numpy().tolist() == [[1.0]]
+    reps = {k: rng.standard_normal((12, 300)) for k in "abc"}  # Gram form
+    table = cka_matrix(reps)
+    assert table.loc["a", "b"] == pytest.approx(ref_cka(reps["a"], reps["b"]), abs=1e-10)
+
+
+def test_cka_cross_is_row_model_data():
+    rng = np.random.default_rng(10)
+    reps = {r: {c: rng.standard_normal((30, 5)) for c in ("m1", "m2", "m3")}
+            for r in ("m1", "m2", "m3")}
+    q, _ = np.linalg.qr(rng.standard_normal((5, 5)))
+    reps["m2"]["m3"] = reps["m2"]["m2"] @ q  # m3 equals m2 up to a rotation on m2's data
+    table = cka_cross(reps)
+    assert list(table.index) == list(table.columns) == ["m1", "m2", "m3"]
+    assert (np.diag(table.to_numpy()) == 1.0).all()
+    for r in reps:
+        for c in reps:
+            assert table.loc[r, c] == pytest.approx(linear_cka(reps[r][r], reps[r][c]), abs=1e-12)
+    assert table.loc["m2", "m3"] == pytest.approx(1.0, abs=1e-9)
+    assert table.loc["m3", "m2"] < 0.9  # asymmetric
+
+
+# ---------------------------------------------------------------------------------- minibatch
+def test_minibatch_one_batch_equals_debiased_linear():
+    x, y = related(np.random.default_rng(11), 64, 10, 20)
+    m = MinibatchCKA()
+    m.update({"x": x, "y": torch.from_numpy(y).float(), "z": x[:, :3]})
+    table = m.compute()
+    assert m.n_batches == 1 and m.n_samples == 64
+    assert table.loc["x", "y"] == pytest.approx(
+        linear_cka(x, y.astype(np.float32), debiased=True), abs=1e-12)
+    assert table.loc["y", "z"] == pytest.approx(
+        linear_cka(y.astype(np.float32), x[:, :3], debiased=True), abs=1e-12)
+    assert (np.diag(table.to_numpy()) == 1.0).all()
+
+
+def test_minibatch_over_many_batches_close_to_mean_of_batches():
+    x, y = related(np.random.default_rng(12), 640, 20, 30, noise=1.5)
+    m = MinibatchCKA()
+    per_batch = []
+    for start in range(0, 640, 64):
+        batch = {"x": x[start:start + 64], "y": y[start:start + 64]}
+        m.update(batch)
+        per_batch.append(linear_cka(batch["x"], batch["y"], debiased=True))
+    assert m.n_batches == 10
+    assert m.compute().loc["x", "y"] == pytest.approx(np.mean(per_batch), abs=0.01)
+    # and near the full-data debiased value (the estimator is nearly batch-size independent)
+    assert m.compute().loc["x", "y"] == pytest.approx(linear_cka(x, y, debiased=True), abs=0.03)
+
+
+def test_minibatch_reset():
+    rng = np.random.default_rng(13)
+    m = MinibatchCKA()
+    m.update({"a": rng.standard_normal((8, 3)), "b": rng.standard_normal((8, 3))})
+    m.reset()
+    assert m.n_batches == 0
+    m.update({"c": rng.standard_normal((8, 3))})
+    assert list(m.compute().index) == ["c"]
+
+
+# ---------------------------------------------------------------------------- estimator bias
+@pytest.mark.parametrize("d,biased_range", [(8, (0.12, 0.32)), (256, (0.8, 0.95))])
+def test_biased_estimator_inflated_at_small_n(d, biased_range):
+    rng = np.random.default_rng(14)
+    biased, debiased = [], []
+    for _ in range(20):
+        x, y = rng.standard_normal((32, d)), rng.standard_normal((32, d))
+        biased.append(linear_cka(x, y))
+        debiased.append(linear_cka(x, y, debiased=True))
+    assert biased_range[0] < np.mean(biased) < biased_range[1]
+    assert abs(np.mean(debiased)) < 0.04
+    assert min(debiased) < 0  # negative values are returned as they are, not clipped
+    assert np.isfinite(debiased).all()

@@ -1,0 +1,118 @@
+"""advlens.cka refuses bad inputs with messages that name the argument and the problem."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from advlens.cka import MinibatchCKA, cka_cross, cka_matrix, linear_cka, rbf_cka
+
+rng = np.random.default_rng(0)
+X = rng.standard_normal((20, 4))
+Y = rng.standard_normal((20, 5))
+
+
+@pytest.mark.parametrize("f", [linear_cka, rbf_cka], ids=["linear", "rbf"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite(f, bad):
+    y = Y.copy()
+    y[3, 1] = bad
+    with pytest.raises(ValueError, match=r"Y contains NaN or inf"):
+        f(X, y)
+    with pytest.raises(ValueError, match=r"X contains NaN or inf"):
+        f(torch.from_numpy(y), X)
+
+
+def test_mismatched_rows():
+    with pytest.raises(ValueError, match=r"Y has 19 samples but X has 20.*row for row"):
+        linear_cka(X, Y[:19])
+    with pytest.raises(ValueError, match=r"reps\['b'\] has 19 samples but reps\['a'\] has 20"):
+        cka_matrix({"a": X, "b": Y[:19]})
+
+
+@pytest.mark.parametrize("shape", [(20,), (20, 2, 3), (2, 3, 4, 5)])
+def test_not_two_dimensional(shape):
+    with pytest.raises(ValueError, match=r"X must be 2-D .* x\.reshape\(n, -1\)"):
+        linear_cka(np.ones(shape), Y)
+    with pytest.raises(ValueError, match=r"reps\['b'\] must be 2-D"):
+        cka_matrix({"a": X, "b": torch.ones(shape)})
+
+
+def test_too_few_rows():
+    with pytest.raises(ValueError, match=r"X has 1 samples.*needs at least 2"):
+        linear_cka(X[:1], Y[:1])
+    with pytest.raises(ValueError, match=r"X has 3 samples.*debiased.*at least 4"):
+        linear_cka(X[:3], Y[:3], debiased=True)
+    with pytest.raises(ValueError, match=r"at least 4"):
+        rbf_cka(X[:3], Y[:3], debiased=True)
+    assert np.isfinite(linear_cka(X[:4], Y[:4], debiased=True))
+
+
+def test_constant_representation():
+    with pytest.raises(ValueError, match=r"Y is constant across samples"):
+        linear_cka(X, np.full((20, 5), 3.25, dtype=np.float32))
+    with pytest.raises(ValueError, match=r"reps\['dead'\] is constant"):
+        cka_matrix({"a": X, "dead": np.zeros((20, 7))})
+    with pytest.raises(ValueError, match=r"X is constant"):
+        rbf_cka(np.ones((20, 2)), Y)
+
+
+def test_no_features():
+    with pytest.raises(ValueError, match=r"X has no features"):
+        linear_cka(np.ones((20, 0)), Y)
+
+
+def test_rbf_median_distance_zero():
+    x = np.zeros((20, 3))
+    x[:3] = rng.standard_normal((3, 3))  # most rows identical: median distance 0
+    with pytest.raises(ValueError, match=r"X: the median pairwise distance is 0"):
+        rbf_cka(x, Y)
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match=r"threshold must be a positive"):
+        rbf_cka(X, Y, threshold=0.0)
+    with pytest.raises(ValueError, match=r"kernel must be 'linear' or 'rbf'"):
+        cka_matrix({"a": X}, kernel="cosine")
+    with pytest.raises(ValueError, match=r"non-empty mapping"):
+        cka_matrix({})
+    with pytest.raises(ValueError, match=r"non-empty mapping"):
+        cka_matrix([X, Y])
+    with pytest.raises(TypeError, match=r"X must be a numeric torch.Tensor or numpy.ndarray"):
+        linear_cka("not an array", Y)
+    with pytest.raises(TypeError, match=r"Y must be a numeric"):
+        linear_cka(X, [["a"] * 5] * 20)
+
+
+def test_degenerate_debiased_self_hsic():
+    # three identical rows and one other: x_i·x_j = a_i + a_j off the diagonal, which U-centring
+    # removes entirely, so the unbiased self-HSIC is 0 (the biased estimator is fine)
+    x = np.array([[1.0, 2.0], [1.0, 2.0], [1.0, 2.0], [-3.0, -6.0]]) + 0.1
+    y = rng.standard_normal((4, 2))
+    with pytest.raises(ValueError, match=r"X has a self-HSIC of .*not positive beyond rounding"):
+        linear_cka(x, y, debiased=True)
+    with pytest.raises(ValueError, match=r"reps\['x'\] has a self-HSIC"):
+        cka_matrix({"y": y, "x": x}, debiased=True)
+    assert np.isfinite(linear_cka(x, y))
+
+
+def test_minibatch_errors():
+    m = MinibatchCKA()
+    with pytest.raises(ValueError, match=r"before any update"):
+        m.compute()
+    with pytest.raises(ValueError, match=r"batch\['a'\] has 3 rows.*at least 4 samples.*drop_last"):
+        m.update({"a": X[:3], "b": Y[:3]})
+    m.update({"a": X[:8], "b": Y[:8]})
+    with pytest.raises(ValueError, match=r"same names"):
+        m.update({"a": X[:8], "c": Y[:8]})
+    with pytest.raises(ValueError, match=r"batch\['b'\] contains NaN"):
+        m.update({"a": X[:8], "b": np.full((8, 5), np.nan)})
+    assert m.n_batches == 1  # failed updates leave the sums untouched
+    with pytest.raises(ValueError, match=r"kernel must be"):
+        MinibatchCKA(kernel="poly")
+
+
+def test_cka_cross_errors():
+    with pytest.raises(ValueError, match=r"reps\['m2'\] must map every column model"):
+        cka_cross({"m1": {"m1": X, "m2": X}, "m2": {"m1": X}})
