@@ -1,0 +1,179 @@
+"""The one place that imports the ``robustness`` library (Engstrom et al.), with its shims.
+
+``robustness`` 1.2.1 imports ``torchvision.models.utils``, which current torchvision no longer
+has; :func:`install_torchvision_shim` aliases it (``load_state_dict_from_url`` from
+``torch.hub``) before ``robustness`` is imported. The library also hard-codes ``.cuda()`` (its
+attacker moves the original input there), so :func:`robustness_invert` needs a CUDA device;
+tests that run it on a CPU patch ``torch.Tensor.cuda`` themselves -- this module never does.
+
+What is here: wrapping an advlens model as a ``robustness`` ``AttackerModel``
+(:func:`attacker_model`) and the Jones et al. reference inversion through the library's
+attacker (:func:`robustness_invert`), used for parity tests and benchmarks of
+:func:`advlens.inversion.invert`. Note that ``robustness`` normalises inputs with a layer that
+clamps them to [0, 1] inside the forward pass, which freezes pixels at exactly 0 or 1 (see
+:mod:`advlens.inversion`, ``freeze_at_bounds``).
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from advlens.checks import as_tensor, check_images, frozen, model_device
+from advlens.features import resolve_layer
+
+
+def install_torchvision_shim() -> None:
+    """Make ``import torchvision.models.utils`` work again (robustness needs it)."""
+    try:
+        import torchvision.models.utils  # noqa: F401
+    except ModuleNotFoundError:
+        import torchvision.models
+
+        shim = types.ModuleType("torchvision.models.utils")
+        shim.load_state_dict_from_url = torch.hub.load_state_dict_from_url  # type: ignore[attr-defined]
+        sys.modules["torchvision.models.utils"] = shim
+        torchvision.models.utils = shim  # type: ignore[attr-defined]
+
+
+install_torchvision_shim()
+
+from robustness import attack_steps  # noqa: E402
+from robustness.attacker import AttackerModel  # noqa: E402
+
+
+class DatasetStub:
+    """The two attributes ``AttackerModel`` reads from a robustness dataset: mean and std."""
+
+    def __init__(self, mean: Sequence[float] | Tensor = (0.0,),
+                 std: Sequence[float] | Tensor = (1.0,)) -> None:
+        self.mean = torch.as_tensor(mean, dtype=torch.float32).flatten()
+        self.std = torch.as_tensor(std, dtype=torch.float32).flatten()
+        if (self.std <= 0).any():
+            raise ValueError(f"std must be positive; got {self.std.tolist()}.")
+
+
+class LatentModel(nn.Module):
+    """An advlens model with the robustness forward signature.
+
+    ``forward(x, with_latent=False, fake_relu=False, no_relu=False)`` returns the logits, or
+    ``(logits, rep)`` with ``rep`` the representation at ``layer`` (default: input of the final
+    linear) flattened to (N, D). ``fake_relu``/``no_relu`` are not supported.
+    """
+
+    def __init__(self, model: nn.Module, layer: str | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self._module, self._take_input = resolve_layer(model, layer)
+
+    def forward(self, x: Tensor, with_latent: bool = False, fake_relu: bool = False,
+                no_relu: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        if fake_relu or no_relu:
+            raise ValueError("LatentModel does not support fake_relu or no_relu.")
+        if not with_latent:
+            return self.model(x)
+        captured: list[Tensor] = []
+
+        def hook(_module: nn.Module, args: tuple, output: Tensor | None = None) -> None:
+            value = args[0] if self._take_input else output
+            captured.append(value.clone())
+
+        handle = (self._module.register_forward_pre_hook(hook) if self._take_input
+                  else self._module.register_forward_hook(hook))
+        try:
+            logits = self.model(x)
+        finally:
+            handle.remove()
+        return logits, captured[0].flatten(1)
+
+
+def attacker_model(model: nn.Module, *, mean: Sequence[float] | Tensor = (0.0,),
+                   std: Sequence[float] | Tensor = (1.0,), layer: str | None = None
+                   ) -> AttackerModel:
+    """Wrap ``model`` as a robustness ``AttackerModel`` on the model's device.
+
+    advlens models normalise inside, so the default mean 0 / std 1 makes robustness's own
+    normaliser an identity -- except that it clamps inputs to [0, 1] inside the forward pass.
+    """
+    wrapped = AttackerModel(LatentModel(model, layer), DatasetStub(mean, std))
+    return wrapped.to(model_device(model)).eval()
+
+
+class MomentumL2Step(attack_steps.AttackerStep):
+    """The reference inversion step: per-sample L2-normalised gradient, averaged momentum
+    ``m <- gamma m + (1 - gamma) g``, step ``x + step_size m`` (robustness negates the gradient
+    for targeted attacks, so this descends), projection onto an L2 ball of radius ``eps`` around
+    the seed followed by a clamp to [0, 1]. As in the reference, a zero gradient is not guarded."""
+
+    def __init__(self, orig_input: Tensor, eps: float, step_size: float, use_grad: bool = True,
+                 momentum: float = 0.9) -> None:
+        super().__init__(orig_input, eps, step_size, use_grad=use_grad)
+        self.gamma = momentum
+        self.velocity = torch.zeros_like(orig_input)
+
+    def project(self, x: Tensor) -> Tensor:
+        diff = (x - self.orig_input).renorm(p=2, dim=0, maxnorm=self.eps)
+        return torch.clamp(self.orig_input + diff, 0, 1)
+
+    def step(self, x: Tensor, g: Tensor) -> Tensor:
+        g = g / g.flatten(1).norm(p=2, dim=1).view((-1,) + (1,) * (g.ndim - 1))
+        self.velocity = self.velocity * self.gamma + g * (1.0 - self.gamma)
+        return x + self.velocity * self.step_size
+
+
+def _relative_rep_loss(model: nn.Module, inp: Tensor, target_rep: Tensor) -> tuple[Tensor, None]:
+    """robustness custom loss: per-sample ||Rep(x) - Rep(t)||_2 / ||Rep(t)||_2."""
+    _, rep = model(inp, with_latent=True, fake_relu=False)
+    return (rep - target_rep).norm(dim=1) / target_rep.norm(dim=1), None
+
+
+def robustness_invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
+                      iterations: int = 2000, step_size: float = 1 / 8, batch_size: int = 32,
+                      use_best: bool = True, momentum: float = 0.9,
+                      mean: Sequence[float] | Tensor = (0.0,),
+                      std: Sequence[float] | Tensor = (1.0,), layer: str | None = None,
+                      progress: bool = True) -> Tensor:
+    """Jones et al.'s inversion run through the robustness library's attacker (the reference).
+
+    ``AttackerModel(..., make_adv=True, targeted=True, eps=1000, use_best=True,
+    custom_loss=relative distance)`` with :class:`MomentumL2Step`, batch by batch. Returns the
+    inverted images on the CPU. Needs CUDA: robustness calls ``.cuda()`` on the seeds.
+    """
+    seeds = check_images(as_tensor(seeds, "seeds"), "seeds")
+    targets = check_images(as_tensor(targets, "targets"), "targets")
+    if seeds.shape != targets.shape:
+        raise ValueError(f"seeds and targets must have the same shape; got {tuple(seeds.shape)} "
+                         f"and {tuple(targets.shape)}.")
+    device = model_device(model)
+    attacker = attacker_model(model, mean=mean, std=std, layer=layer)
+
+    def constraint(orig_input: Tensor, eps: float, step_size: float) -> MomentumL2Step:
+        return MomentumL2Step(orig_input, eps, step_size, momentum=momentum)
+
+    kwargs = {"constraint": constraint, "step_size": step_size, "iterations": iterations,
+              "eps": 1000, "custom_loss": _relative_rep_loss, "targeted": True,
+              "use_best": use_best, "do_tqdm": False}
+    inverted = []
+    with frozen(model):
+        for start in tqdm(range(0, seeds.shape[0], batch_size), desc="Inverting (robustness)",
+                          disable=not progress, leave=False):
+            s = seeds[start:start + batch_size].to(device, torch.float32)
+            t = targets[start:start + batch_size].to(device, torch.float32)
+            with torch.no_grad():
+                (_, target_rep), _ = attacker(t, with_latent=True)
+            try:
+                _, inv = attacker(s, target_rep, make_adv=True, with_latent=True, **kwargs)
+            except (AssertionError, RuntimeError) as err:
+                if torch.cuda.is_available():
+                    raise
+                raise RuntimeError(
+                    "the robustness library hard-codes .cuda(), so robustness_invert needs a "
+                    "CUDA device; use advlens.inversion.invert(..., freeze_at_bounds=True) for "
+                    "the same procedure on any device.") from err
+            inverted.append(inv.detach().float().cpu())
+    return torch.cat(inverted)

@@ -1,0 +1,295 @@
+"""Representation inversion (Jones et al. 2022, after Ilyas et al. 2019).
+
+Starting from a seed image ``s``, find an image whose representation matches a target image's:
+minimise ``||Rep(x) - Rep(t)||_2 / ||Rep(t)||_2`` per sample by steps in input space. The update is
+the paper's: the input gradient is normalised per sample by its L2 norm, "momentum" is an average
+``m <- 0.9 m + 0.1 g``, the step is ``x <- x - step_size * m`` and the image is clamped to
+``[0, 1]`` after each step (never inside the forward pass). Each sample's best (lowest-loss)
+iterate is kept.
+
+The reference implementation (the ``robustness`` library's attacker, see :mod:`advlens.compat`)
+clamps inside its normalisation layer. ``torch.clamp`` has zero gradient at exactly 0 and 1, so
+there every pixel that is, or once becomes, exactly 0 or 1 never moves again.
+``freeze_at_bounds=True`` reproduces that; the default (False) lets such pixels move back inside.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from advlens.checks import (
+    as_tensor,
+    check_different_labels,
+    check_images,
+    check_labels,
+    frozen,
+    model_device,
+)
+from advlens.features import representation_graph
+
+_TINY = 1e-12  # guards the per-sample gradient norm: a zero gradient gives a zero step
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    """Stop a batch once no sample's best loss improved by ``rel_tol`` (relative) within the last
+    ``patience`` iterations. Checked every ``patience`` iterations (one device sync per check)."""
+
+    patience: int = 100
+    rel_tol: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.patience < 1:
+            raise ValueError(f"EarlyStop.patience must be >= 1; got {self.patience}.")
+        if not self.rel_tol >= 0:
+            raise ValueError(f"EarlyStop.rel_tol must be >= 0; got {self.rel_tol}.")
+
+
+@dataclass
+class InversionResult:
+    """What :func:`invert` returns (all tensors on the CPU).
+
+    images: (N, C, H, W) in [0, 1] in the model's dtype (float32 for most): each sample's best
+        iterate if ``use_best``, else the last.
+    loss: (N,) relative representation distance of ``images`` to their targets.
+    final_loss: (N,) loss of the last iterate; best_loss: (N,) lowest loss over all iterates.
+    iterations: (N,) gradient steps taken for the sample's batch (fewer than asked on early stop).
+    history: (iterations + 1, N) loss of every iterate (NaN after an early stop), if requested.
+    """
+
+    images: Tensor
+    loss: Tensor
+    final_loss: Tensor
+    best_loss: Tensor
+    iterations: Tensor
+    history: Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def mean_loss(self) -> float:
+        return float(self.loss.mean())
+
+
+def _loss_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Losses are float64 for float64 models and float32 otherwise (also under autocast)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def relative_distance(rep: Tensor, target_rep: Tensor, target_norm: Tensor | None = None) -> Tensor:
+    """Per-sample ``||rep - target_rep||_2 / ||target_rep||_2`` (the inversion loss), computed in
+    float64 if ``target_rep`` is float64 and in float32 otherwise (also under autocast)."""
+    dtype = _loss_dtype(target_rep.dtype)
+    rep, target_rep = rep.to(dtype), target_rep.to(dtype)
+    if target_norm is None:
+        target_norm = torch.linalg.vector_norm(target_rep, dim=1)
+    return torch.linalg.vector_norm(rep - target_rep, dim=1) / target_norm
+
+
+def draw_pairs(labels: Tensor | np.ndarray, n: int, *, generator: torch.Generator | None = None,
+               seed: int | None = None) -> tuple[Tensor, Tensor]:
+    """Draw ``n`` (seed, target) index pairs whose labels always differ.
+
+    Seeds are a random permutation of the indices (with replacement only when ``n`` exceeds their
+    number); each target is uniform over the images of every other class. Pass ``generator`` or
+    ``seed`` for a reproducible draw.
+    """
+    labels = as_tensor(labels, "labels")
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D (one class index per image); got shape "
+                         f"{tuple(labels.shape)}.")
+    labels = check_labels(labels, labels.shape[0], "labels").cpu()
+    if n < 1:
+        raise ValueError(f"n must be >= 1; got {n}.")
+    classes, counts = torch.unique(labels, return_counts=True)
+    if classes.numel() < 2:
+        raise ValueError("draw_pairs needs images of at least two classes (pairs must differ in "
+                         "label).")
+    if generator is None:
+        generator = torch.Generator().manual_seed(0 if seed is None else seed)
+    total = labels.shape[0]
+    if n <= total:
+        seed_idx = torch.randperm(total, generator=generator)[:n]
+    else:
+        seed_idx = torch.randint(0, total, (n,), generator=generator)
+    # Sort by class; a target is drawn uniformly from the positions outside the seed's class block.
+    order = torch.argsort(labels, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    cls = torch.searchsorted(classes, labels[seed_idx])
+    start, count = starts[cls], counts[cls]
+    r = (torch.rand(n, generator=generator, dtype=torch.float64) * (total - count)).long()
+    r = torch.minimum(r, total - count - 1)
+    pos = torch.where(r < start, r, r + count)
+    return seed_idx, order[pos]
+
+
+def _validate(seeds: Tensor, targets: Tensor, seed_labels: Tensor | None,
+              target_labels: Tensor | None) -> None:
+    check_images(seeds, "seeds")
+    check_images(targets, "targets")
+    if seeds.shape != targets.shape:
+        raise ValueError(f"seeds and targets must have the same shape; got {tuple(seeds.shape)} "
+                         f"and {tuple(targets.shape)} (one target per seed).")
+    if (seed_labels is None) != (target_labels is None):
+        raise ValueError("pass both seed_labels and target_labels (to check that every pair "
+                         "differs in label), or neither.")
+    if seed_labels is not None and target_labels is not None:
+        n = seeds.shape[0]
+        check_different_labels(check_labels(seed_labels, n, "seed_labels"),
+                               check_labels(target_labels, n, "target_labels"))
+
+
+def _model_dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype of the model's first floating parameter (float32 if none)."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
+class _Inverter:
+    """One batch of the inversion loop; every buffer is allocated once per batch."""
+
+    def __init__(self, model: nn.Module, layer: str | None, autocast: torch.dtype | None) -> None:
+        self.model = model
+        self.layer = layer
+        self.autocast = autocast
+        # fp16 gradients can underflow; the per-sample normalisation makes any loss scale harmless
+        self.loss_scale = 2.0**12 if autocast == torch.float16 else 1.0
+
+    def rep(self, x: Tensor) -> Tensor:
+        if self.autocast is None:
+            return representation_graph(self.model, x, self.layer)
+        with torch.autocast(device_type=x.device.type, dtype=self.autocast):
+            return representation_graph(self.model, x, self.layer)
+
+    def run(self, seeds: Tensor, targets: Tensor, *, iterations: int, step_size: float,
+            momentum: float, freeze_at_bounds: bool, early_stop: EarlyStop | None,
+            history: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
+        with torch.no_grad():
+            target_rep = self.rep(targets)
+            target_rep = target_rep.to(_loss_dtype(target_rep.dtype))
+            target_norm = torch.linalg.vector_norm(target_rep, dim=1)
+            if not bool((target_norm > 0).all()):
+                bad = (target_norm <= 0).nonzero().flatten().tolist()
+                raise ValueError(f"targets at batch positions {bad[:10]} have an all-zero "
+                                 "representation, so the relative loss is undefined; use other "
+                                 "targets (or another layer=).")
+        x = seeds.detach().clone().requires_grad_(True)  # updated in place under no_grad
+        m = torch.zeros_like(x)
+        best_x = x.detach().clone()
+        best_loss = torch.full((x.shape[0],), math.inf, device=x.device, dtype=target_rep.dtype)
+        bound_mask = torch.empty_like(x, dtype=torch.bool) if freeze_at_bounds else None
+        norm_shape = (-1,) + (1,) * (x.ndim - 1)
+        checkpoint = best_loss.clone() if early_stop else None
+        steps = 0
+        for it in range(iterations):
+            loss = relative_distance(self.rep(x), target_rep, target_norm)
+            total = loss.sum() if self.loss_scale == 1.0 else loss.sum() * self.loss_scale
+            (grad,) = torch.autograd.grad(total, x)
+            with torch.no_grad():
+                if history is not None:
+                    history[it].copy_(loss)
+                self._keep_best(loss, x, best_loss, best_x, norm_shape)
+                if bound_mask is not None:
+                    # the reference path's clamp-in-forward: no gradient at exactly 0 or 1
+                    torch.logical_or(x == 0, x == 1, out=bound_mask)
+                    grad.masked_fill_(bound_mask, 0.0)
+                gnorm = torch.linalg.vector_norm(grad.flatten(1), dim=1).clamp_min_(_TINY)
+                grad.div_(gnorm.view(norm_shape))
+                m.mul_(momentum).add_(grad, alpha=1.0 - momentum)
+                x.sub_(m, alpha=step_size).clamp_(0.0, 1.0)
+            steps = it + 1
+            if early_stop is not None and steps % early_stop.patience == 0:
+                if self._converged(best_loss, checkpoint, early_stop.rel_tol):
+                    break
+                checkpoint.copy_(best_loss)
+        with torch.no_grad():
+            final_loss = relative_distance(self.rep(x), target_rep, target_norm)
+            if history is not None:
+                history[steps].copy_(final_loss)
+            self._keep_best(final_loss, x, best_loss, best_x, norm_shape)
+        return x.detach(), final_loss, best_x, best_loss, steps
+
+    @staticmethod
+    def _keep_best(loss: Tensor, x: Tensor, best_loss: Tensor, best_x: Tensor,
+                   shape: tuple[int, ...]) -> None:
+        better = loss < best_loss
+        torch.where(better.view(shape), x, best_x, out=best_x)
+        torch.where(better, loss, best_loss, out=best_loss)
+
+    @staticmethod
+    def _converged(best_loss: Tensor, checkpoint: Tensor, rel_tol: float) -> bool:
+        gain = (checkpoint - best_loss) / checkpoint.clamp_min(_TINY)
+        return bool((gain < rel_tol).all())
+
+
+def invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
+           seed_labels: Tensor | None = None, target_labels: Tensor | None = None,
+           iterations: int = 2000, step_size: float = 1 / 8, momentum: float = 0.9,
+           batch_size: int = 32, use_best: bool = True, layer: str | None = None,
+           freeze_at_bounds: bool = False, early_stop: EarlyStop | None = None,
+           history: bool = False, autocast: torch.dtype | None = None,
+           channels_last: bool = False, progress: bool = True) -> InversionResult:
+    """Invert ``targets``' representations through ``model``, starting from ``seeds``.
+
+    Defaults are the paper's (2000 iterations, step 1/8, momentum 0.9, batch 32, best iterate).
+    ``seeds``/``targets``: (N, C, H, W) in [0, 1], one target per seed. Give ``seed_labels`` and
+    ``target_labels`` to have pairs of one class refused (the protocol forbids them; see
+    :func:`draw_pairs`). ``layer``: representation layer (default: input of the final linear).
+    ``freeze_at_bounds``: zero the gradient of pixels at exactly 0 or 1, reproducing the reference
+    code path (default False: bound pixels may move back inside). ``early_stop``: an
+    :class:`EarlyStop` (default None: always run ``iterations``). ``autocast``: run the model
+    under ``torch.autocast`` with this dtype (e.g. ``torch.bfloat16``); the loss, gradient
+    normalisation and update stay in float32. ``channels_last``: keep the images in channels-last
+    memory format (the model is not modified). The model runs in eval mode with its parameters
+    frozen; its modes and ``requires_grad`` flags are restored afterwards. Samples never interact,
+    so results do not depend on ``batch_size`` (without early stop).
+    """
+    seeds = as_tensor(seeds, "seeds")
+    targets = as_tensor(targets, "targets")
+    _validate(seeds, targets, seed_labels, target_labels)
+    if iterations < 0 or batch_size < 1:
+        raise ValueError(f"need iterations >= 0 and batch_size >= 1; got {iterations}, "
+                         f"{batch_size}.")
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum must be in [0, 1); got {momentum}.")
+    if early_stop is not None and not isinstance(early_stop, EarlyStop):
+        raise TypeError("early_stop must be an advlens.inversion.EarlyStop or None.")
+    device = model_device(model)
+    dtype = _model_dtype(model)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    inverter = _Inverter(model, layer, autocast)
+    n = seeds.shape[0]
+    out = {k: [] for k in ("images", "final", "best_x", "best", "iters")}
+    hist = torch.full((iterations + 1, n), math.nan, dtype=_loss_dtype(dtype)) if history else None
+    starts = range(0, n, batch_size)
+    with frozen(model):
+        for start in tqdm(starts, desc="Inverting", disable=not progress, leave=False):
+            sl = slice(start, start + batch_size)
+            s = seeds[sl].to(device, dtype).contiguous(memory_format=memory_format)
+            t = targets[sl].to(device, dtype).contiguous(memory_format=memory_format)
+            h = None if hist is None else hist[:, sl].to(device, copy=True)
+            x, final, best_x, best, steps = inverter.run(
+                s, t, iterations=iterations, step_size=step_size, momentum=momentum,
+                freeze_at_bounds=freeze_at_bounds, early_stop=early_stop, history=h)
+            out["images"].append(x.cpu())
+            out["best_x"].append(best_x.cpu())
+            out["final"].append(final.cpu())
+            out["best"].append(best.cpu())
+            out["iters"].append(torch.full((s.shape[0],), steps, dtype=torch.long))
+            if h is not None:
+                hist[:, sl] = h.cpu()
+    final_loss, best_loss = torch.cat(out["final"]), torch.cat(out["best"])
+    images = torch.cat(out["best_x"] if use_best else out["images"])
+    return InversionResult(
+        images=images.contiguous(), loss=best_loss if use_best else final_loss,
+        final_loss=final_loss, best_loss=best_loss, iterations=torch.cat(out["iters"]),
+        history=hist)

@@ -1,0 +1,264 @@
+"""Tests of advlens.inversion: the Jones et al. update rule, bookkeeping, options and contracts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from advlens.inversion import EarlyStop, draw_pairs, invert, relative_distance
+
+
+def tiny_cnn(seed: int = 0, dtype: torch.dtype = torch.float32) -> nn.Module:
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 12), nn.ReLU(), nn.Linear(12, 3))
+    return model.to(dtype).eval()
+
+
+def images(n: int, seed: int = 1, size: int = 8,
+           dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, size, size, generator=g, dtype=dtype)
+
+
+def independent_loss(model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Relative distance at the penultimate layer, computed without advlens (float64)."""
+    body = model[:-1]
+    with torch.no_grad():
+        a, b = body(x).double(), body(t).double()
+    return (a - b).norm(dim=1) / b.norm(dim=1)
+
+
+def test_loss_decreases_and_images_stay_in_unit_interval() -> None:
+    model, x = tiny_cnn(), images(12)
+    res = invert(model, x[:6], x[6:], iterations=60, history=True, progress=False)
+    initial = independent_loss(model, x[:6], x[6:])
+    assert torch.allclose(res.history[0].double(), initial, rtol=1e-5)
+    assert (res.best_loss.double() < 0.5 * initial).all()
+    assert res.iterations.tolist() == [60] * 6
+    # a huge step forces clamping on most steps
+    big = invert(model, x[:6], x[6:], iterations=20, step_size=3.0, use_best=False,
+                 progress=False)
+    for out in (res.images, big.images):
+        assert out.min() >= 0 and out.max() <= 1
+    assert ((big.images == 0) | (big.images == 1)).float().mean() > 0.1
+
+
+def test_use_best_returns_each_samples_best_iterate() -> None:
+    model, x = tiny_cnn(), images(12, seed=2)
+    best = invert(model, x[:6], x[6:], iterations=40, step_size=0.5, history=True,
+                  progress=False)
+    hist = best.history
+    assert hist.shape == (41, 6)
+    assert torch.equal(best.best_loss, hist.min(0).values)
+    assert torch.equal(best.loss, best.best_loss)
+    assert torch.equal(best.final_loss, hist[-1])
+    # a large step makes the last iterate worse than the best for some sample
+    assert (best.final_loss > best.best_loss).any()
+    recomputed = independent_loss(model, best.images, x[6:])
+    assert torch.allclose(recomputed, best.loss.double(), rtol=1e-4, atol=1e-7)
+    last = invert(model, x[:6], x[6:], iterations=40, step_size=0.5, use_best=False,
+                  progress=False)
+    assert torch.equal(last.loss, last.final_loss)
+    assert torch.allclose(independent_loss(model, last.images, x[6:]), last.loss.double(),
+                          rtol=1e-4, atol=1e-7)
+
+
+def test_relative_distance_matches_definition() -> None:
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(5, 7, generator=g), torch.randn(5, 7, generator=g)
+    expected = np.linalg.norm(a.numpy() - b.numpy(), axis=1) / np.linalg.norm(b.numpy(), axis=1)
+    np.testing.assert_allclose(relative_distance(a, b).numpy(), expected, rtol=1e-6)
+
+
+def test_same_label_pair_is_refused() -> None:
+    model, x = tiny_cnn(), images(4)
+    with pytest.raises(ValueError, match="same label"):
+        invert(model, x[:2], x[2:], seed_labels=torch.tensor([0, 1]),
+               target_labels=torch.tensor([2, 1]), iterations=1, progress=False)
+    with pytest.raises(ValueError, match="both seed_labels and target_labels"):
+        invert(model, x[:2], x[2:], seed_labels=torch.tensor([0, 1]), iterations=1,
+               progress=False)
+    ok = invert(model, x[:2], x[2:], seed_labels=torch.tensor([0, 1]),
+                target_labels=torch.tensor([1, 0]), iterations=1, progress=False)
+    assert len(ok) == 2
+
+
+def test_bad_inputs_raise_clear_errors() -> None:
+    model, x = tiny_cnn(), images(4)
+    with pytest.raises(ValueError, match="same shape"):
+        invert(model, x[:2], x[1:], iterations=1, progress=False)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        invert(model, x[:2] * 2, x[2:], iterations=1, progress=False)
+    with pytest.raises(ValueError, match="momentum"):
+        invert(model, x[:2], x[2:], momentum=1.0, iterations=1, progress=False)
+    with pytest.raises(ValueError, match="patience"):
+        EarlyStop(patience=0)
+
+
+def test_draw_pairs_never_pairs_one_class() -> None:
+    labels = torch.tensor([0] * 30 + [1] * 5 + [2] * 15 + [3] * 2)
+    s, t = draw_pairs(labels, 2000, seed=3)
+    assert (labels[s] != labels[t]).all()
+    # every other class is reachable from each class, roughly in proportion to its size
+    for c in range(4):
+        targets = labels[t[labels[s] == c]]
+        others = [k for k in range(4) if k != c]
+        assert set(targets.tolist()) == set(others)
+    from_zero = labels[t[labels[s] == 0]]
+    share = (from_zero == 2).float().mean().item()
+    assert abs(share - 15 / 22) < 0.1
+    s2, t2 = draw_pairs(labels, 2000, seed=3)
+    assert torch.equal(s, s2) and torch.equal(t, t2)
+    s3, _ = draw_pairs(labels, 20, generator=torch.Generator().manual_seed(5))
+    assert s3.unique().numel() == 20  # without replacement when n <= N
+    with pytest.raises(ValueError, match="two classes"):
+        draw_pairs(torch.zeros(5, dtype=torch.long), 3)
+
+
+def test_freeze_at_bounds_freezes_bound_pixels_and_default_does_not() -> None:
+    model, x = tiny_cnn(), images(16, seed=4)
+    x[:, :, :3] = 0.0  # like a digit's black background
+    x[:, :, -2:] = 1.0
+    seeds, targets = x[:8], x[8:].flip(-1)
+    frozen_run = invert(model, seeds, targets, iterations=40, use_best=False,
+                        freeze_at_bounds=True, progress=False)
+    at_bound = (seeds == 0) | (seeds == 1)
+    assert torch.equal(frozen_run.images[at_bound], seeds[at_bound])
+    assert not torch.equal(frozen_run.images[~at_bound], seeds[~at_bound])
+    free_run = invert(model, seeds, targets, iterations=40, use_best=False, progress=False)
+    moved = (free_run.images != seeds) & at_bound
+    assert moved.float().mean() > 0.1
+
+
+def test_eval_mode_used_and_modes_and_flags_restored() -> None:
+    seen: list[bool] = []
+
+    class Probe(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(self.training)
+            return x
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), Probe(), nn.ReLU(),
+                          nn.Flatten(), nn.Dropout(0.5), nn.Linear(144, 8), nn.Linear(8, 2))
+    model.train()
+    model[0].weight.requires_grad_(False)  # a user's own flag must survive too
+    stats = model[1].running_mean.clone()
+    x = images(4)
+    a = invert(model, x[:2], x[2:], iterations=5, progress=False)
+    b = invert(model, x[:2], x[2:], iterations=5, progress=False)
+    assert seen and not any(seen)
+    assert torch.equal(a.images, b.images)  # dropout off
+    assert all(m.training for m in model.modules())
+    assert torch.equal(model[1].running_mean, stats)
+    assert [p.requires_grad for p in model.parameters()] == [False] + [True] * 7
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_deterministic_and_batch_size_invariant() -> None:
+    model, x = tiny_cnn(dtype=torch.float64), images(16, seed=5, dtype=torch.float64)
+    kw = {"iterations": 50, "history": True, "progress": False}
+    a = invert(model, x[:8], x[8:], batch_size=8, **kw)
+    b = invert(model, x[:8], x[8:], batch_size=8, **kw)
+    assert torch.equal(a.images, b.images) and torch.equal(a.history, b.history)
+    assert a.images.dtype == torch.float64
+    c = invert(model, x[:8], x[8:], batch_size=4, **kw)
+    # no sample interacts with another: only kernel rounding (~1e-16) can differ
+    assert torch.allclose(a.images, c.images, rtol=0, atol=1e-9)
+    assert torch.allclose(a.history, c.history, rtol=0, atol=1e-9)
+
+
+def test_early_stop_saves_iterations_by_its_rule() -> None:
+    model, x = tiny_cnn(), images(12, seed=6)
+    rule = EarlyStop(patience=20, rel_tol=0.05)
+    early = invert(model, x[:6], x[6:], iterations=400, early_stop=rule, history=True,
+                   progress=False)
+    k = int(early.iterations[0])
+    assert k < 400 and k % rule.patience == 0
+    hist = early.history.double()
+    assert torch.isnan(hist[k + 1:]).all() and not torch.isnan(hist[:k + 1]).any()
+
+    def gains(steps: int) -> torch.Tensor:
+        before = hist[:steps - rule.patience].min(0).values
+        return (before - hist[:steps].min(0).values) / before
+
+    assert (gains(k) < rule.rel_tol).all()  # stopped because every sample stalled ...
+    if k > 2 * rule.patience:  # ... and not at an earlier check
+        assert (gains(k - rule.patience) >= rule.rel_tol).any()
+    full = invert(model, x[:6], x[6:], iterations=400, progress=False)
+    assert torch.equal(early.history[:k], invert(
+        model, x[:6], x[6:], iterations=k - 1, history=True, progress=False).history[:k])
+    assert early.mean_loss >= full.mean_loss
+
+
+def test_known_optimum_orthogonal_linear_representation() -> None:
+    """Rep(x) = Q x with Q orthogonal: loss = ||x - t|| / ||t||, every normalised gradient points
+    along x - t, so the path is 1-D and follows a scalar recursion simulated here by hand."""
+    d = 16
+    g = torch.Generator().manual_seed(7)
+    q, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+    body = nn.Linear(d, d, bias=False).double()
+    body.weight.data.copy_(q)
+    model = nn.Sequential(nn.Flatten(), body, nn.Linear(d, 2).double()).eval()
+    s = 0.35 + 0.3 * torch.rand(1, 1, 4, 4, generator=g, dtype=torch.float64)
+    t = 0.35 + 0.3 * torch.rand(1, 1, 4, 4, generator=g, dtype=torch.float64)
+    steps = 120
+    res = invert(model, s, t, iterations=steps, history=True, use_best=False, progress=False)
+
+    dist, velocity, expected, path = float((s - t).norm()), 0.0, [], []
+    for _ in range(steps + 1):
+        expected.append(abs(dist) / float(t.norm()))
+        path.append(dist)
+        velocity = 0.9 * velocity + 0.1 * np.sign(dist)
+        dist -= velocity / 8
+    # the simulated path stays inside [0, 1], so clamping never acts
+    direction = (s - t) / (s - t).norm()
+    lo = min(float((t + p * direction).min()) for p in path)
+    hi = max(float((t + p * direction).max()) for p in path)
+    assert 0 < lo and hi < 1
+    np.testing.assert_allclose(res.history[:, 0].numpy(), expected, atol=1e-9)
+    final = t + path[-1] * direction
+    assert torch.allclose(res.images, final, atol=1e-9)
+    assert res.best_loss.item() < 0.02 * expected[0]
+
+
+def test_zero_gradient_is_guarded_and_zero_target_refused() -> None:
+    torch.manual_seed(0)
+    lin = nn.Linear(4, 3)
+    lin.weight.data.fill_(1.0)
+    lin.bias.data.fill_(-2.0)  # rep = relu(sum(x) - 2): dead (zero gradient) when sum(x) < 2
+    model = nn.Sequential(nn.Flatten(), lin, nn.ReLU(), nn.Linear(3, 2)).eval()
+    dark, bright = torch.full((1, 1, 2, 2), 0.1), torch.full((1, 1, 2, 2), 0.9)
+    res = invert(model, dark, bright, iterations=10, progress=False)
+    assert torch.isfinite(res.images).all() and torch.equal(res.images, dark)
+    assert torch.allclose(res.loss, torch.ones(1))
+    with pytest.raises(ValueError, match="all-zero representation"):
+        invert(model, bright, dark, iterations=1, progress=False)
+
+
+def test_layer_option_inverts_that_layer() -> None:
+    model, x = tiny_cnn(), images(8, seed=8)
+    res = invert(model, x[:4], x[4:], iterations=30, layer="3", history=True, progress=False)
+    with torch.no_grad():
+        a, b = model[:4](res.images).flatten(1).double(), model[:4](x[4:]).flatten(1).double()
+    assert torch.allclose((a - b).norm(dim=1) / b.norm(dim=1), res.loss.double(), rtol=1e-4)
+    assert (res.loss < res.history[0]).all()
+
+
+def test_autocast_and_channels_last_run_and_keep_float32() -> None:
+    model, x = tiny_cnn(), images(8, seed=9)
+    plain = invert(model, x[:4], x[4:], iterations=30, progress=False)
+    fast = invert(model, x[:4], x[4:], iterations=30, autocast=torch.bfloat16,
+                  channels_last=True, progress=False)
+    assert fast.images.dtype == torch.float32 and fast.loss.dtype == torch.float32
+    assert fast.images.is_contiguous()
+    assert fast.images.min() >= 0 and fast.images.max() <= 1
+    # bfloat16 forward: same optimisation, coarser loss (within a few percent of the start)
+    start = independent_loss(model, x[:4], x[4:])
+    assert (fast.best_loss.double() < 0.5 * start).all()
+    assert torch.allclose(plain.loss.double(), independent_loss(model, plain.images, x[4:]),
+                          rtol=1e-4)

@@ -1,0 +1,98 @@
+"""Parity of advlens.inversion.invert with the reference code path (the robustness library's
+attacker, run through advlens.compat). robustness hard-codes ``.cuda()``; on a CPU these tests
+patch ``torch.Tensor.cuda`` to the identity (only here, never in the library)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from advlens import compat
+from advlens.inversion import invert
+
+
+def digit_like(n: int, seed: int) -> torch.Tensor:
+    """Blobs on a black background: many pixels exactly 0, some exactly 1 (like digits)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 10, 10, generator=g)
+    x = torch.where(x > 0.55, x, torch.zeros(()))
+    x[:, :, 4:6, 4:6] = 1.0
+    return x
+
+
+def small_cnn() -> nn.Module:
+    torch.manual_seed(3)
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(), nn.Flatten(), nn.Linear(200, 16), nn.ReLU(), nn.Linear(16, 4)).eval()
+
+
+def loss_of(model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        a, b = model[:-1](x).double(), model[:-1](t).double()
+    return (a - b).norm(dim=1) / b.norm(dim=1)
+
+
+@pytest.fixture
+def cuda_is_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not torch.cuda.is_available():
+        monkeypatch.setattr(torch.Tensor, "cuda", lambda self, *a, **k: self)
+
+
+def test_reference_loop_matches_ours_with_freeze_at_bounds(cuda_is_identity: None) -> None:
+    model, x = small_cnn(), digit_like(16, seed=0)
+    seeds, targets = x[:8], x[8:]
+    iterations = 40
+    theirs = compat.robustness_invert(model, seeds, targets, iterations=iterations,
+                                      batch_size=8, progress=False)
+    ours = invert(model, seeds, targets, iterations=iterations, batch_size=8,
+                  freeze_at_bounds=True, progress=False)
+    theirs_loss = loss_of(model, theirs, targets)
+    torch.testing.assert_close(ours.loss.double(), theirs_loss, rtol=1e-3, atol=1e-5)
+    assert (ours.images - theirs).abs().max() < 1e-3
+    # the default (no freeze) reaches an equal or lower loss on these zero-background seeds
+    fixed = invert(model, seeds, targets, iterations=iterations, batch_size=8, progress=False)
+    assert fixed.mean_loss <= theirs_loss.mean().item() * 1.001
+    assert model.training is False and all(p.requires_grad for p in model.parameters())
+
+
+def test_reference_path_freezes_pixels_that_start_at_a_bound(cuda_is_identity: None) -> None:
+    model, x = small_cnn(), digit_like(8, seed=1)
+    seeds, targets = x[:4], x[4:]
+    theirs = compat.robustness_invert(model, seeds, targets, iterations=20, use_best=False,
+                                      progress=False)
+    at_bound = (seeds == 0) | (seeds == 1)
+    assert torch.equal(theirs[at_bound], seeds[at_bound])
+
+
+def test_latent_model_and_attacker_model_wrap_an_advlens_model() -> None:
+    model, x = small_cnn(), digit_like(4, seed=2)
+    latent = compat.LatentModel(model)
+    logits, rep = latent(x, with_latent=True)
+    torch.testing.assert_close(logits, model(x))
+    torch.testing.assert_close(rep, model[:-1](x))
+    torch.testing.assert_close(latent(x), model(x))
+    wrapped = compat.attacker_model(model)
+    out, image = wrapped(x)
+    torch.testing.assert_close(out, model(x))
+    assert image is x
+    # robustness's normaliser clamps inside the forward pass: no gradient at exactly 0 or 1
+    probe = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(wrapped(probe, with_image=False).sum(), probe)
+    assert (grad[(x == 0) | (x == 1)] == 0).all() and (grad[(x > 0) & (x < 1)] != 0).any()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only error message")
+def test_reference_path_without_cuda_says_why() -> None:
+    model, x = small_cnn(), digit_like(4, seed=3)
+    with pytest.raises(RuntimeError, match="hard-codes .cuda"):
+        compat.robustness_invert(model, x[:2], x[2:], iterations=2, progress=False)
+
+
+def test_torchvision_shim_lets_robustness_modules_import() -> None:
+    import robustness.datasets  # noqa: F401
+    import robustness.model_utils  # noqa: F401
+    import torchvision.models.utils as shim
+
+    assert shim.load_state_dict_from_url is torch.hub.load_state_dict_from_url
