@@ -1,0 +1,73 @@
+"""``ImageSet``: the one container every advlens loader returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+@dataclass
+class ImageSet:
+    """A labelled image set.
+
+    - ``images``: (N, C, H, W) float32 in [0, 1] (unnormalised; models normalise inside).
+    - ``labels``: (N,) int64 class indices into ``classes``.
+    - ``masks``: (N, K, H, W) float32 or ``None``. Binary {0, 1} for generated sets (twin-cue:
+      K = 2, channel 0 = cue A, channel 1 = cue B; digits: K = 1, the stroke); real human
+      importance maps (ClickMe) are continuous in [0, 1].
+    - ``classes``: class names; ``name``: a short description of the set.
+    - ``attributes``: optional per-image metadata, each a tensor with leading dimension N
+      (e.g. twin-cue ``cue_a_class`` and ``cue_b_class``).
+    """
+
+    images: Tensor
+    labels: Tensor
+    masks: Tensor | None
+    classes: list[str]
+    name: str
+    attributes: dict[str, Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = self.images.shape[0]
+        if self.images.ndim != 4:
+            raise ValueError("ImageSet images must be (N, C, H, W); "
+                             f"got {tuple(self.images.shape)}.")
+        if self.labels.shape != (n,):
+            raise ValueError(f"ImageSet labels must have shape ({n},); "
+                             f"got {tuple(self.labels.shape)}.")
+        if self.masks is not None and (
+            self.masks.ndim != 4 or self.masks.shape[0] != n
+            or self.masks.shape[2:] != self.images.shape[2:]
+        ):
+            raise ValueError(
+                f"ImageSet masks must be (N, K, H, W) = ({n}, K, {self.images.shape[2]}, "
+                f"{self.images.shape[3]}); got {tuple(self.masks.shape)}.")
+        for key, value in self.attributes.items():
+            if value.shape[:1] != (n,):
+                raise ValueError(f"ImageSet attribute {key!r} must have leading dimension {n}; "
+                                 f"got {tuple(value.shape)}.")
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def subset(self, idx: Tensor | np.ndarray | list[int] | slice) -> ImageSet:
+        """The images at ``idx`` (indices, boolean mask or slice) with their masks, attributes."""
+        if isinstance(idx, np.ndarray):
+            idx = torch.from_numpy(idx)
+        elif isinstance(idx, list):
+            idx = torch.as_tensor(idx, dtype=torch.long)
+        return ImageSet(
+            images=self.images[idx],
+            labels=self.labels[idx],
+            masks=None if self.masks is None else self.masks[idx],
+            classes=list(self.classes),
+            name=self.name,
+            attributes={k: v[idx] for k, v in self.attributes.items()},
+        )
