@@ -1,0 +1,67 @@
+"""STIR, "shared invariance" between two models (Nanda et al., ICML 2022).
+
+``STIR(m2 | m1) = CKA(Rep_m2(X), Rep_m2(X'))``, where ``X'`` is ``X`` inverted through ``m1``
+starting from noise seeds: ``X'`` looks the same as ``X`` to ``m1``; STIR asks whether it also
+looks the same to ``m2``. The public STIR code returned the CKA of the last batch only; here the
+representations of every batch are gathered and CKA is computed once over all ``n`` images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from advlens.checks import as_tensor, check_images
+from advlens.cka import linear_cka
+from advlens.features import representation
+from advlens.inversion import InversionResult, invert
+
+
+@dataclass
+class StirResult:
+    """``value`` = STIR(m2 | m1); ``inverted`` = X inverted through m1 (reusable for other m2)."""
+
+    value: float
+    inverted: InversionResult
+
+
+def noise_seeds(like: Tensor, *, generator: torch.Generator | None = None,
+                seed: int = 0) -> Tensor:
+    """Uniform [0, 1] noise images with the shape of ``like`` (the STIR starting points)."""
+    if generator is None:
+        generator = torch.Generator().manual_seed(seed)
+    return torch.rand(like.shape, generator=generator, dtype=torch.float32)
+
+
+def stir_score(m2: nn.Module, x: Tensor, x_inverted: Tensor, *, layer: str | None = None,
+               debiased: bool = False, batch_size: int = 256) -> float:
+    """CKA between ``m2``'s representations of ``x`` and of ``x_inverted`` (all rows at once)."""
+    x = check_images(as_tensor(x, "x"), "x")
+    x_inverted = check_images(as_tensor(x_inverted, "x_inverted"), "x_inverted")
+    if x.shape != x_inverted.shape:
+        raise ValueError(f"x and x_inverted must have the same shape; got {tuple(x.shape)} and "
+                         f"{tuple(x_inverted.shape)}.")
+    a = representation(m2, x, layer, batch_size=batch_size)
+    b = representation(m2, x_inverted, layer, batch_size=batch_size)
+    return linear_cka(a, b, debiased=debiased)
+
+
+def stir(m1: nn.Module, m2: nn.Module, x: Tensor, *, seeds: Tensor | None = None,
+         generator: torch.Generator | None = None, seed: int = 0, layer1: str | None = None,
+         layer2: str | None = None, debiased: bool = False, **invert_kwargs: Any) -> StirResult:
+    """STIR(m2 | m1) on images ``x`` (N, C, H, W) in [0, 1].
+
+    ``x`` is inverted through ``m1`` (at ``layer1``) from ``seeds`` (default: uniform noise drawn
+    with ``generator``/``seed``) with :func:`advlens.inversion.invert` and ``invert_kwargs``
+    (iterations, step_size, batch_size, ...); then linear CKA (``debiased`` optional) compares
+    ``m2``'s representations (at ``layer2``) of ``x`` and of the inverted images over all of them.
+    """
+    x = check_images(as_tensor(x, "x"), "x")
+    if seeds is None:
+        seeds = noise_seeds(x, generator=generator, seed=seed)
+    inverted = invert(m1, seeds, x, layer=layer1, **invert_kwargs)
+    value = stir_score(m2, x, inverted.images.to(x.dtype), layer=layer2, debiased=debiased)
+    return StirResult(value=value, inverted=inverted)
