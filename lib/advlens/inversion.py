@@ -191,10 +191,18 @@ class _Inverter:
         checkpoint = best_loss.clone() if early_stop else None
         steps = 0
         for it in range(iterations):
-            loss = relative_distance(self.rep(x), target_rep, target_norm)
-            total = loss.sum() if self.loss_scale == 1.0 else loss.sum() * self.loss_scale
-            (grad,) = torch.autograd.grad(total, x)
+            rep = self.rep(x)
             with torch.no_grad():
+                # d loss_i / d rep_i = (rep_i - t_i) / (||rep_i - t_i|| ||t_i||), written out so
+                # that autograd only runs through the model
+                diff = rep.to(target_rep.dtype) - target_rep
+                dist = torch.linalg.vector_norm(diff, dim=1)
+                loss = dist / target_norm
+                scale = (dist * target_norm).clamp_min_(_TINY).reciprocal_()
+                if self.loss_scale != 1.0:
+                    scale.mul_(self.loss_scale)
+                seed_grad = diff.mul_(scale.unsqueeze(1)).to(rep.dtype)
+                (grad,) = torch.autograd.grad(rep, x, grad_outputs=seed_grad)
                 if history is not None:
                     history[it].copy_(loss)
                 self._keep_best(loss, x, best_loss, best_x, norm_shape)

@@ -1,0 +1,268 @@
+"""Benchmark advlens.inversion.invert against the reference loop (the ``robustness`` library's
+attacker, run through advlens.compat) on a small digits CNN.
+
+Part 1 (batch 32, 200 iterations, the same pairs): image-iterations per second of
+  raw     = a plain loop of forward + backward (input gradient) through the whole model,
+  ours    = advlens.inversion.invert (default: no freeze at bounds),
+  ours-fb = the same with freeze_at_bounds=True (the reference code path's behaviour),
+  theirs  = advlens.compat.robustness_invert (AttackerModel, make_adv=True, targeted, eps=1000,
+            use_best, custom loss, L2 momentum step),
+  each as a fraction of raw, run interleaved (round-robin) so that load from other processes on
+  the shared CPU hits all of them alike; plus the mean final relative loss of each (the loss of
+  the returned images, recomputed independently).
+Part 2: early stopping at a longer budget: iterations saved, and loss relative to the full run.
+Part 3: throughput of ours and raw at batch sizes 16..512; the best batch size here.
+
+robustness hard-codes ``.cuda()``; without a GPU this script (not the library) patches
+``torch.Tensor.cuda`` to the identity while the reference loop runs.
+
+Run (the machine is shared: one thread):
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/bench_inversion.py
+Options: --quick (fewer rounds/settings), --model zoo (use the zoo's cnn-s; trains it if not
+cached), --threads N. Prints tables and writes CSVs to benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from advlens import compat
+from advlens.data import digits
+from advlens.features import accuracy, representation
+from advlens.inversion import EarlyStop, draw_pairs, invert
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+# ------------------------------------------------------------------------------------- model
+class DigitsCNN(nn.Module):
+    """Two conv layers, normalisation inside, the linear head registered last."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(0.3))
+        self.register_buffer("std", torch.tensor(0.4))
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(32 * 4 * 4, 64), nn.ReLU())
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body((x - self.mean) / self.std))
+
+
+def train_builtin(x: torch.Tensor, y: torch.Tensor, epochs: int = 12, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    model = DigitsCNN()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x), generator=g).split(64):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+    return model.eval()
+
+
+def get_model(kind: str, x: torch.Tensor, y: torch.Tensor) -> tuple[nn.Module, str]:
+    if kind == "zoo":
+        from advlens.zoo import ModelConfig, load
+
+        entry = load(ModelConfig("cnn-s"))
+        return entry.model.eval(), f"zoo {entry.name}"
+    return train_builtin(x, y), "built-in 2-conv CNN (12 epochs on 1,400 digits)"
+
+
+# ----------------------------------------------------------------------------------- timing
+@contextlib.contextmanager
+def cuda_is_identity() -> Iterator[None]:
+    """robustness calls .cuda(); on a CPU-only machine make it a no-op (this script only)."""
+    if torch.cuda.is_available():
+        yield
+        return
+    original = torch.Tensor.cuda
+    torch.Tensor.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        torch.Tensor.cuda = original  # type: ignore[method-assign]
+
+
+def raw_loop(model: nn.Module, x: torch.Tensor, iterations: int) -> None:
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for start in range(0, len(x), 32 if len(x) % 32 == 0 else len(x)):
+        xx = x[start:start + 32].clone().requires_grad_(True)
+        for _ in range(iterations):
+            (grad,) = torch.autograd.grad(model(xx).sum(), xx)
+    for p in model.parameters():
+        p.requires_grad_(True)
+
+
+def relative_loss(model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+    a = representation(model, images).double()
+    b = representation(model, targets).double()
+    return ((a - b).norm(dim=1) / b.norm(dim=1)).numpy()
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+# ------------------------------------------------------------------------------------- parts
+def part_compare(model: nn.Module, seeds: torch.Tensor, targets: torch.Tensor, iterations: int,
+                 rounds: int) -> pd.DataFrame:
+    n = len(seeds)
+    methods: dict[str, Callable[[], torch.Tensor | None]] = {
+        "raw": lambda: raw_loop(model, seeds, iterations),
+        "ours": lambda: invert(model, seeds, targets, iterations=iterations, batch_size=32,
+                               progress=False).images,
+        "ours-fb": lambda: invert(model, seeds, targets, iterations=iterations, batch_size=32,
+                                  freeze_at_bounds=True, progress=False).images,
+        "theirs": lambda: compat.robustness_invert(model, seeds, targets, iterations=iterations,
+                                                   batch_size=32, progress=False),
+    }
+    times: dict[str, list[float]] = {k: [] for k in methods}
+    images: dict[str, torch.Tensor] = {}
+    with cuda_is_identity():
+        for _ in range(rounds):
+            for name, fn in methods.items():
+                seconds, out = timed(fn)
+                times[name].append(seconds)
+                if out is not None:
+                    images[name] = out
+    raw_rate = n * iterations / statistics.median(times["raw"])
+    rows = []
+    for name, ts in times.items():
+        rate = n * iterations / statistics.median(ts)
+        loss = relative_loss(model, images[name], targets) if name in images else None
+        rows.append({"method": name, "batch": 32, "iterations": iterations, "images": n,
+                     "img_it_per_s": rate, "img_it_per_s_best": n * iterations / min(ts),
+                     "fraction_of_raw": rate / raw_rate,
+                     "mean_final_loss": None if loss is None else float(loss.mean()),
+                     "median_final_loss": None if loss is None else float(np.median(loss))})
+    return pd.DataFrame(rows)
+
+
+def part_early_stop(model: nn.Module, seeds: torch.Tensor, targets: torch.Tensor,
+                    iterations: int, settings: list[EarlyStop]) -> pd.DataFrame:
+    seconds, full = timed(lambda: invert(model, seeds, targets, iterations=iterations,
+                                         batch_size=32, progress=False))
+    rows = [{"setting": "none", "mean_iterations": float(iterations), "seconds": seconds,
+             "mean_loss": full.mean_loss, "loss_vs_full": 1.0, "iterations_saved": 0.0}]
+    for rule in settings:
+        seconds, res = timed(lambda rule=rule: invert(model, seeds, targets,
+                                                      iterations=iterations, batch_size=32,
+                                                      early_stop=rule, progress=False))
+        used = float(res.iterations.double().mean())
+        rows.append({"setting": f"patience={rule.patience}, rel_tol={rule.rel_tol:g}",
+                     "mean_iterations": used, "seconds": seconds, "mean_loss": res.mean_loss,
+                     "loss_vs_full": res.mean_loss / full.mean_loss,
+                     "iterations_saved": 1.0 - used / iterations})
+    return pd.DataFrame(rows)
+
+
+def part_batch_sizes(model: nn.Module, pool_seeds: torch.Tensor, pool_targets: torch.Tensor,
+                     sizes: list[int], iterations: int) -> pd.DataFrame:
+    rows = []
+    for size in sizes:
+        reps = max(1, 256 // size)  # at least 256 images per measurement
+        s = pool_seeds[:size].repeat(reps, 1, 1, 1)
+        t = pool_targets[:size].repeat(reps, 1, 1, 1)
+        xx = s[:size].clone().requires_grad_(True)
+        frozen_flags = [p.requires_grad_(False) for p in model.parameters()]
+        start = time.perf_counter()
+        for _ in range(reps * iterations):
+            torch.autograd.grad(model(xx).sum(), xx)
+        raw = len(s) * iterations / (time.perf_counter() - start)
+        for p in frozen_flags:
+            p.requires_grad_(True)
+        seconds, _ = timed(lambda s=s, t=t, size=size: invert(
+            model, s, t, iterations=iterations, batch_size=size, progress=False))
+        ours = len(s) * iterations / seconds
+        rows.append({"batch": size, "raw_img_it_per_s": raw, "ours_img_it_per_s": ours,
+                     "fraction_of_raw": ours / raw})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--model", choices=("builtin", "zoo"), default="builtin")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--pairs", type=int, default=128)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    pd.set_option("display.width", 140)
+
+    train, test = digits("train"), digits("test")
+    model, model_name = get_model(args.model, train.images, train.labels)
+    acc = accuracy(model, test.images, test.labels)
+    pairs = 32 if args.quick else args.pairs
+    s_idx, t_idx = draw_pairs(test.labels, pairs, seed=0)
+    seeds, targets = test.images[s_idx], test.images[t_idx]
+    load_before = os.getloadavg()
+    print(f"model: {model_name}; test accuracy {acc:.3f}; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}; "
+          f"load average {load_before[0]:.2f} (the CPU is shared with other processes: methods "
+          "run interleaved, medians of the rounds reported)")
+
+    rounds = 1 if args.quick else 3
+    cmp = part_compare(model, seeds, targets, args.iterations, rounds)
+    print(f"\nPart 1: {pairs} pairs, batch 32, {args.iterations} iterations, {rounds} round(s)")
+    print(cmp.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+    es_iters = 300 if args.quick else 1000
+    es_pairs = 32 if args.quick else 64
+    settings = [EarlyStop(50, 1e-2)] if args.quick else [
+        EarlyStop(p, tol) for p in (50, 100) for tol in (1e-3, 1e-2, 3e-2)]
+    es = part_early_stop(model, seeds[:es_pairs], targets[:es_pairs], es_iters, settings)
+    ok = es[(es.setting != "none") & (es.loss_vs_full <= 1.05)]
+    print(f"\nPart 2: early stopping at {es_iters} iterations, {es_pairs} pairs")
+    print(es.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if len(ok):
+        best = ok.sort_values("iterations_saved").iloc[-1]
+        print(f"most iterations saved with loss <= 5 % worse: {best.setting} saves "
+              f"{best.iterations_saved:.0%} (loss x{best.loss_vs_full:.3f})")
+    else:
+        print("no early-stop setting kept the loss within 5 % of the full run")
+
+    sizes = [16, 32, 64] if args.quick else [16, 32, 64, 128, 256, 512]
+    pool = draw_pairs(torch.cat([train.labels, test.labels]), max(sizes), seed=1)
+    everything = torch.cat([train.images, test.images])
+    bs = part_batch_sizes(model, everything[pool[0]], everything[pool[1]], sizes,
+                          50 if args.quick else 100)
+    print("\nPart 3: throughput vs batch size (image-iterations/s)")
+    print(bs.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    top = bs.sort_values("ours_img_it_per_s").iloc[-1]
+    print(f"best batch size here: {int(top.batch)} ({top.ours_img_it_per_s:.0f} img-it/s)")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+
+    meta = {"model": model_name, "test_accuracy": acc, "threads": torch.get_num_threads(),
+            "load_avg_start": load_before[0], "load_avg_end": os.getloadavg()[0]}
+    for name, frame in (("compare", cmp), ("early_stop", es), ("batch_size", bs)):
+        path = RESULTS / f"bench_inversion_{name}.csv"
+        frame.assign(**meta).to_csv(path, index=False)
+    print(f"\nCSVs in {RESULTS.relative_to(ROOT)}/bench_inversion_*.csv")
+
+
+if __name__ == "__main__":
+    main()
