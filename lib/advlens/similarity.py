@@ -1,0 +1,166 @@
+"""Similarity of models on test data and on inverted data (Jones et al. 2022): the computations
+behind notebook 01.
+
+- :func:`data_cka_matrix`: linear CKA of every pair of models on the same (test) images.
+- :func:`inverted_cka_matrix`: the asymmetric heatmap -- row model R inverts (seed, target)
+  pairs into its own dataset X_R; entry (R, C) = CKA(Rep_R(X_R), Rep_C(X_R)).
+- :func:`mean_cka_ci`: mean CKA over chosen (row, column) pairs with a bootstrap CI over images.
+- :func:`prediction_rates`, :func:`mask_concentration`: what the inverted images look like to a
+  model, and where the inversion changed the seed (ground-truth cue masks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from advlens.checks import as_tensor, check_images, check_labels
+from advlens.cka import cka_cross, cka_matrix, linear_cka
+from advlens.features import predict, representation
+from advlens.inversion import InversionResult, invert
+from advlens.stats import Estimate, bootstrap_ci
+
+
+def representations(models: Mapping[str, nn.Module], x: Tensor, *, layer: str | None = None,
+                    batch_size: int = 256) -> dict[str, Tensor]:
+    """Each model's representation (N, D) of ``x`` (default: the penultimate layer)."""
+    return {name: representation(model, x, layer, batch_size=batch_size)
+            for name, model in models.items()}
+
+
+def data_cka_matrix(models: Mapping[str, nn.Module], x: Tensor, *, debiased: bool = False,
+                    layer: str | None = None) -> pd.DataFrame:
+    """Symmetric M×M linear CKA of the models' representations of the same images ``x``."""
+    return cka_matrix(representations(models, x, layer=layer), debiased=debiased)
+
+
+def invert_each(models: Mapping[str, nn.Module], seeds: Tensor, targets: Tensor, *,
+                progress: bool = True, **invert_kwargs: Any) -> dict[str, InversionResult]:
+    """Each model's inverted dataset of the same (seed, target) pairs (see
+    :func:`advlens.inversion.invert` for ``invert_kwargs``, e.g. seed_labels/target_labels)."""
+    out = {}
+    for name, model in tqdm(models.items(), desc="Inverting per model", disable=not progress):
+        out[name] = invert(model, seeds, targets, progress=False, **invert_kwargs)
+    return out
+
+
+def cross_representations(models: Mapping[str, nn.Module], data: Mapping[str, Tensor], *,
+                          layer: str | None = None) -> dict[str, dict[str, Tensor]]:
+    """``out[R][C]`` = model C's representation of the images ``data[R]`` (row R's dataset)."""
+    return {row: representations(models, images, layer=layer) for row, images in data.items()}
+
+
+@dataclass
+class InvertedSimilarity:
+    """``matrix``: rows = inverting model R, columns = model C, entry CKA(Rep_R(X_R), Rep_C(X_R));
+    ``inverted[R]``: R's inversion result; ``reps[R][C]`` = Rep_C(X_R)."""
+
+    matrix: pd.DataFrame
+    inverted: dict[str, InversionResult]
+    reps: dict[str, dict[str, Tensor]]
+
+
+def inverted_cka_matrix(models: Mapping[str, nn.Module], seeds: Tensor, targets: Tensor, *,
+                        inverted: Mapping[str, InversionResult] | None = None,
+                        debiased: bool = False, layer: str | None = None,
+                        progress: bool = True, **invert_kwargs: Any) -> InvertedSimilarity:
+    """The Jones et al. heatmap on inverted data (asymmetric).
+
+    Each model inverts the same (seed, target) pairs (pass ``seed_labels``/``target_labels`` in
+    ``invert_kwargs`` to have same-class pairs refused), unless ``inverted`` already holds every
+    model's inversion result (e.g. to reuse them).
+    """
+    if inverted is None:
+        inverted = invert_each(models, seeds, targets, layer=layer, progress=progress,
+                               **invert_kwargs)
+    missing = [name for name in models if name not in inverted]
+    if missing:
+        raise ValueError(f"inverted has no result for models {missing}; invert them first or "
+                         "pass inverted=None.")
+    data = {name: inverted[name].images for name in models}
+    reps = cross_representations(models, data, layer=layer)
+    return InvertedSimilarity(cka_cross(reps, debiased=debiased), dict(inverted), reps)
+
+
+def off_diagonal(matrix: pd.DataFrame) -> np.ndarray:
+    """The off-diagonal entries of a square DataFrame, row by row."""
+    values = matrix.to_numpy()
+    if values.ndim != 2 or values.shape[0] != values.shape[1]:
+        raise ValueError(f"matrix must be square; got shape {values.shape}.")
+    return values[~np.eye(values.shape[0], dtype=bool)]
+
+
+def _resampled_linear_cka(a: np.ndarray, b: np.ndarray) -> float:
+    """Linear CKA (feature-space form) without input validation: the inner loop of the image
+    bootstrap, where :func:`advlens.cka.linear_cka`'s checks would dominate the cost; the point
+    estimate of :func:`mean_cka_ci` still comes from it (the tests compare the two)."""
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    cross = np.linalg.norm(a.T @ b) ** 2
+    return float(cross / (np.linalg.norm(a.T @ a) * np.linalg.norm(b.T @ b)))
+
+
+def mean_cka_ci(reps: Mapping[str, Mapping[str, Tensor]], pairs: Sequence[tuple[str, str]], *,
+                n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Estimate:
+    """Mean of CKA(reps[R][R], reps[R][C]) over ``pairs`` (R, C), with a percentile bootstrap CI
+    over images (rows are resampled jointly for every pair; the pairs are fixed)."""
+    if not pairs:
+        raise ValueError("pairs is empty; give at least one (row, column) pair.")
+    arrays = {}
+    for row, col in pairs:
+        if row not in reps or row not in reps[row] or col not in reps[row]:
+            raise ValueError(f"reps has no representations for pair ({row!r}, {col!r}); reps[R] "
+                             "must hold R's and C's representations of R's data.")
+        arrays[(row, col)] = (np.asarray(reps[row][row], np.float64),
+                              np.asarray(reps[row][col], np.float64))
+    n = {a.shape[0] for a, _ in arrays.values()}
+    if len(n) != 1:
+        raise ValueError(f"every row's dataset must have the same number of images; got {n}.")
+
+    def statistic(idx: np.ndarray) -> float:
+        idx = idx.astype(np.int64)  # bootstrap_ci hands the resampled values over as floats
+        return float(np.mean([_resampled_linear_cka(a[idx], b[idx]) for a, b in arrays.values()]))
+
+    boot = bootstrap_ci(np.arange(n.pop()), statistic=statistic, n_boot=n_boot, level=level,
+                        seed=seed)
+    value = float(np.mean([linear_cka(a, b) for a, b in arrays.values()]))
+    return Estimate(value, boot.lo, boot.hi, boot.n)
+
+
+def prediction_rates(model: nn.Module, images: Tensor, seed_labels: Tensor,
+                     target_labels: Tensor) -> dict[str, float]:
+    """Fractions of ``images`` that ``model`` classifies as the target's / the seed's class."""
+    images = check_images(as_tensor(images, "images"), "images")
+    n = images.shape[0]
+    pred = predict(model, images).argmax(1)
+    seed_labels = check_labels(seed_labels, n, "seed_labels").cpu()
+    target_labels = check_labels(target_labels, n, "target_labels").cpu()
+    return {"target": float((pred == target_labels).float().mean()),
+            "seed": float((pred == seed_labels).float().mean())}
+
+
+def mask_concentration(seeds: Tensor, inverted: Tensor, masks: Tensor) -> Tensor:
+    """Where the inversion changed the seed, per image and mask: the share of the perturbation's
+    energy (squared change summed over channels) inside each mask divided by the mask's share of
+    the image area. 1 = spread evenly; > 1 = concentrated in the mask. Returns (N, K); NaN where
+    a mask is empty or nothing changed."""
+    seeds, inverted = as_tensor(seeds, "seeds"), as_tensor(inverted, "inverted")
+    masks = as_tensor(masks, "masks").float()
+    if seeds.shape != inverted.shape or masks.ndim != 4 or masks.shape[0] != seeds.shape[0] \
+            or masks.shape[2:] != seeds.shape[2:]:
+        raise ValueError(f"need seeds and inverted of one shape (N, C, H, W) and masks "
+                         f"(N, K, H, W); got {tuple(seeds.shape)}, {tuple(inverted.shape)}, "
+                         f"{tuple(masks.shape)}.")
+    energy = (inverted.double() - seeds.double()).square().sum(1, keepdim=True)  # (N, 1, H, W)
+    total = energy.sum((2, 3))  # (N, 1)
+    inside = (energy * masks.double()).sum((2, 3)) / total  # (N, K)
+    area = masks.double().mean((2, 3))
+    out = inside / area
+    return torch.where((area > 0) & (total > 0), out, torch.full_like(out, float("nan")))

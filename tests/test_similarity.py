@@ -1,0 +1,121 @@
+"""Tests of advlens.similarity against hand-computed CKA on hand-extracted representations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from advlens.inversion import draw_pairs
+from advlens.similarity import (
+    data_cka_matrix,
+    inverted_cka_matrix,
+    mask_concentration,
+    mean_cka_ci,
+    off_diagonal,
+    prediction_rates,
+)
+
+
+def tiny(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                         nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+
+
+def np_cka(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(0), b - b.mean(0)
+    return float(np.linalg.norm(a.T @ b) ** 2 / (np.linalg.norm(a.T @ a) * np.linalg.norm(b.T @ b)))
+
+
+def rep(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return model[:-1](x).double().numpy()
+
+
+@pytest.fixture(scope="module")
+def setup() -> tuple[dict[str, nn.Module], torch.Tensor, torch.Tensor]:
+    models = {"a": tiny(0), "b": tiny(1), "c": tiny(2)}
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(24, 1, 8, 8, generator=g)
+    labels = torch.arange(24) % 3
+    return models, x, labels
+
+
+def test_data_cka_matrix_matches_hand_computation(setup) -> None:  # noqa: ANN001
+    models, x, _ = setup
+    m = data_cka_matrix(models, x)
+    assert m.loc["a", "b"] == pytest.approx(np_cka(rep(models["a"], x), rep(models["b"], x)),
+                                            abs=1e-10)
+    assert np.allclose(m.to_numpy(), m.to_numpy().T)
+
+
+def test_inverted_cka_matrix_rows_use_the_row_models_inversions(setup) -> None:  # noqa: ANN001
+    models, x, labels = setup
+    s, t = draw_pairs(labels, 12, seed=0)
+    res = inverted_cka_matrix(models, x[s], x[t], seed_labels=labels[s], target_labels=labels[t],
+                              iterations=20, progress=False)
+    assert list(res.matrix.index) == ["a", "b", "c"] == list(res.matrix.columns)
+    assert np.allclose(np.diag(res.matrix.to_numpy()), 1.0)
+    for row in models:
+        xr = res.inverted[row].images
+        for col in models:
+            expected = np_cka(rep(models[row], xr), rep(models[col], xr))
+            assert res.matrix.loc[row, col] == pytest.approx(expected, abs=1e-9)
+    assert not np.allclose(res.matrix.to_numpy(), res.matrix.to_numpy().T)  # asymmetric
+    again = inverted_cka_matrix(models, x[s], x[t], inverted=res.inverted)
+    pd.testing.assert_frame_equal(again.matrix, res.matrix)
+    with pytest.raises(ValueError, match="no result for models"):
+        inverted_cka_matrix(models, x[s], x[t], inverted={"a": res.inverted["a"]})
+    with pytest.raises(ValueError, match="same label"):
+        inverted_cka_matrix(models, x[s], x[s], seed_labels=labels[s], target_labels=labels[s],
+                            iterations=1, progress=False)
+    assert off_diagonal(res.matrix).shape == (6,)
+    assert res.matrix.loc["a", "b"] in off_diagonal(res.matrix)
+
+    pairs = [("a", "b"), ("b", "c")]
+    est = mean_cka_ci(res.reps, pairs, n_boot=200, seed=1)
+    expected = np.mean([res.matrix.loc[r, c] for r, c in pairs])
+    assert est.value == pytest.approx(expected, abs=1e-9)
+    assert est.lo <= est.value <= est.hi and est.hi - est.lo > 0 and est.n == 12
+    with pytest.raises(ValueError, match="no representations"):
+        mean_cka_ci(res.reps, [("a", "z")])
+
+
+def test_prediction_rates() -> None:
+    class Fixed(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # class 0 if mean > 0.5 else 1
+            m = x.flatten(1).mean(1, keepdim=True)
+            return torch.cat([m - 0.5, 0.5 - m], 1)
+
+    x = torch.cat([torch.full((3, 1, 2, 2), 0.9), torch.full((1, 1, 2, 2), 0.1)])
+    rates = prediction_rates(Fixed(), x, torch.tensor([1, 1, 0, 1]), torch.tensor([0, 0, 1, 0]))
+    assert rates == {"target": 0.5, "seed": 0.5}
+
+
+def test_mask_concentration() -> None:
+    seeds = torch.zeros(2, 3, 4, 4)
+    masks = torch.zeros(2, 2, 4, 4)
+    masks[:, 0, :2, :2] = 1  # a quarter of the image
+    masks[:, 1, 2:, 2:] = 1
+    inverted = seeds.clone()
+    inverted[0, :, :2, :2] = 0.5  # changed only inside mask 0
+    inverted[1] = 0.3  # changed evenly
+    out = mask_concentration(seeds, inverted, masks)
+    assert torch.allclose(out[0], torch.tensor([4.0, 0.0], dtype=torch.float64))
+    assert torch.allclose(out[1], torch.tensor([1.0, 1.0], dtype=torch.float64))
+    assert torch.isnan(mask_concentration(seeds, seeds, masks)).all()
+
+
+def test_bootstrap_inner_cka_matches_the_cka_module() -> None:
+    from advlens.cka import linear_cka
+    from advlens.similarity import _resampled_linear_cka
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(50, 7)), rng.normal(size=(50, 12))
+    b[:, :7] += a
+    idx = rng.integers(0, 50, 50)
+    assert _resampled_linear_cka(a[idx], b[idx]) == pytest.approx(linear_cka(a[idx], b[idx]),
+                                                                  rel=1e-10)
