@@ -58,6 +58,11 @@ def test_constant_representation():
         rbf_cka(np.ones((20, 2)), Y)
 
 
+def test_overflow():
+    with pytest.raises(ValueError, match=r"X has values too large.*rescale"):
+        linear_cka(X * 1e300, Y)
+
+
 def test_no_features():
     with pytest.raises(ValueError, match=r"X has no features"):
         linear_cka(np.ones((20, 0)), Y)

@@ -74,6 +74,9 @@ def _centred(x: Array, name: str, *, min_rows: int, device: torch.device | None 
         )
     xc = x - x.mean(dim=0, keepdim=True)
     spread, scale = float(xc.square().sum()), float(x.square().sum())
+    if not math.isfinite(scale):
+        raise ValueError(f"{name} has values too large to square in float64; rescale it "
+                         "(CKA is invariant to isotropic scaling).")
     if spread == 0.0 or spread <= 1e-20 * scale:
         raise ValueError(
             f"{name} is constant across samples (zero variance after centring), so CKA is "
@@ -110,7 +113,7 @@ def _median_sq_distance(sq: Tensor) -> Tensor:
     are found in the upper triangle alone (numpy's median averages them when n² is even).
     """
     n = sq.shape[0]
-    upper = sq[torch.triu_indices(n, n, offset=1, device=sq.device).unbind()]
+    upper = sq[torch.ones(n, n, dtype=torch.bool, device=sq.device).triu_(1)]
     total = n * n
 
     def element(position: int) -> Tensor:  # 0-based position in the sorted full list
@@ -204,7 +207,8 @@ def _hsic(a: _Prepared, b: _Prepared) -> Tensor:
 
 
 def _use_gram(n: int, dims: list[int]) -> bool:
-    """Gram form when n² Σd + n²·pairs beats n·Σ_{i≤j} d_i d_j and the Grams fit in memory."""
+    """Gram form when its cost n²·(Σd + pairs) beats the feature-space cost n·Σ_{i≤j} d_i d_j
+    (Grams: n² per representation-feature and per pair) and all Grams fit in memory."""
     m = len(dims)
     pairs = m * (m + 1) / 2
     feature_cost = n * (sum(dims) ** 2 + sum(d * d for d in dims)) / 2
