@@ -38,8 +38,12 @@ _TINY = 1e-12  # guards the per-sample gradient norm: a zero gradient gives a ze
 
 @dataclass(frozen=True)
 class EarlyStop:
-    """Stop a batch once no sample's best loss improved by ``rel_tol`` (relative) within the last
-    ``patience`` iterations. Checked every ``patience`` iterations (one device sync per check)."""
+    """Stop a sample once its best loss improved by less than ``rel_tol`` (relative) over the
+    last ``patience`` iterations; it then leaves the batch, so later iterations cost less.
+
+    Checked every ``patience`` iterations (one device sync per check). A sample stopped at
+    iteration ``k`` has taken ``k`` steps and its last iterate is the one evaluated at ``k``.
+    Samples never interact, so the result does not depend on the batch size either way."""
 
     patience: int = 100
     rel_tol: float = 1e-3
@@ -172,7 +176,7 @@ class _Inverter:
 
     def run(self, seeds: Tensor, targets: Tensor, *, iterations: int, step_size: float,
             momentum: float, freeze_at_bounds: bool, early_stop: EarlyStop | None,
-            history: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
+            history: Tensor | None) -> dict[str, Tensor]:
         with torch.no_grad():
             target_rep = self.rep(targets)
             target_rep = target_rep.to(_loss_dtype(target_rep.dtype))
@@ -182,14 +186,20 @@ class _Inverter:
                 raise ValueError(f"targets at batch positions {bad[:10]} have an all-zero "
                                  "representation, so the relative loss is undefined; use other "
                                  "targets (or another layer=).")
+        n = seeds.shape[0]
         x = seeds.detach().clone().requires_grad_(True)  # updated in place under no_grad
         m = torch.zeros_like(x)
         best_x = x.detach().clone()
-        best_loss = torch.full((x.shape[0],), math.inf, device=x.device, dtype=target_rep.dtype)
-        bound_mask = torch.empty_like(x, dtype=torch.bool) if freeze_at_bounds else None
+        best_loss = torch.full((n,), math.inf, device=x.device, dtype=target_rep.dtype)
         norm_shape = (-1,) + (1,) * (x.ndim - 1)
+        # without early stopping the working tensors are the results; with it, converged samples
+        # leave the batch, `active` maps working rows to batch positions and `out` is separate
+        active = torch.arange(n, device=x.device) if early_stop else None
+        own = (lambda t: t.clone()) if early_stop else (lambda t: t)
+        out = {"x": own(x.detach()), "best_x": own(best_x), "best_loss": own(best_loss),
+               "final_loss": torch.empty_like(best_loss),
+               "steps": torch.full((n,), iterations, dtype=torch.long, device=x.device)}
         checkpoint = best_loss.clone() if early_stop else None
-        steps = 0
         for it in range(iterations):
             rep = self.rep(x)
             with torch.no_grad():
@@ -204,27 +214,55 @@ class _Inverter:
                 seed_grad = diff.mul_(scale.unsqueeze(1)).to(rep.dtype)
                 (grad,) = torch.autograd.grad(rep, x, grad_outputs=seed_grad)
                 if history is not None:
-                    history[it].copy_(loss)
+                    if active is None:
+                        history[it].copy_(loss)
+                    else:
+                        history[it].index_copy_(0, active, loss)
                 self._keep_best(loss, x, best_loss, best_x, norm_shape)
-                if bound_mask is not None:
+                if early_stop is not None and it > 0 and it % early_stop.patience == 0:
+                    gain = (checkpoint - best_loss) / checkpoint.clamp_min(_TINY)
+                    done = gain < early_stop.rel_tol
+                    if bool(done.any()):  # the one sync per check
+                        rows = done.nonzero().flatten()
+                        where = active[rows]
+                        out["x"][where] = x[rows]
+                        out["best_x"][where] = best_x[rows]
+                        out["best_loss"][where] = best_loss[rows]
+                        out["final_loss"][where] = loss[rows]
+                        out["steps"][where] = it
+                        keep = (~done).nonzero().flatten()
+                        if keep.numel() == 0:
+                            return out
+                        active, target_rep, target_norm = (
+                            active[keep], target_rep[keep], target_norm[keep])
+                        best_x, best_loss, m, grad = (
+                            best_x[keep], best_loss[keep], m[keep], grad[keep])
+                        x = x.detach()[keep].requires_grad_(True)
+                        checkpoint = best_loss.clone()
+                    else:
+                        checkpoint.copy_(best_loss)
+                if freeze_at_bounds:
                     # the reference path's clamp-in-forward: no gradient at exactly 0 or 1
-                    torch.logical_or(x == 0, x == 1, out=bound_mask)
-                    grad.masked_fill_(bound_mask, 0.0)
+                    grad.masked_fill_((x == 0) | (x == 1), 0.0)
                 gnorm = torch.linalg.vector_norm(grad.flatten(1), dim=1).clamp_min_(_TINY)
                 grad.div_(gnorm.view(norm_shape))
                 m.mul_(momentum).add_(grad, alpha=1.0 - momentum)
                 x.sub_(m, alpha=step_size).clamp_(0.0, 1.0)
-            steps = it + 1
-            if early_stop is not None and steps % early_stop.patience == 0:
-                if self._converged(best_loss, checkpoint, early_stop.rel_tol):
-                    break
-                checkpoint.copy_(best_loss)
         with torch.no_grad():
             final_loss = relative_distance(self.rep(x), target_rep, target_norm)
-            if history is not None:
-                history[steps].copy_(final_loss)
             self._keep_best(final_loss, x, best_loss, best_x, norm_shape)
-        return x.detach(), final_loss, best_x, best_loss, steps
+            if active is None:
+                out["final_loss"].copy_(final_loss)
+                if history is not None:
+                    history[iterations].copy_(final_loss)
+            else:
+                out["x"][active] = x
+                out["best_x"][active] = best_x
+                out["best_loss"][active] = best_loss
+                out["final_loss"][active] = final_loss
+                if history is not None:
+                    history[iterations].index_copy_(0, active, final_loss)
+        return out
 
     @staticmethod
     def _keep_best(loss: Tensor, x: Tensor, best_loss: Tensor, best_x: Tensor,
@@ -232,11 +270,6 @@ class _Inverter:
         better = loss < best_loss
         torch.where(better.view(shape), x, best_x, out=best_x)
         torch.where(better, loss, best_loss, out=best_loss)
-
-    @staticmethod
-    def _converged(best_loss: Tensor, checkpoint: Tensor, rel_tol: float) -> bool:
-        gain = (checkpoint - best_loss) / checkpoint.clamp_min(_TINY)
-        return bool((gain < rel_tol).all())
 
 
 def invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
@@ -259,7 +292,8 @@ def invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
     normalisation and update stay in float32. ``channels_last``: keep the images in channels-last
     memory format (the model is not modified). The model runs in eval mode with its parameters
     frozen; its modes and ``requires_grad`` flags are restored afterwards. Samples never interact,
-    so results do not depend on ``batch_size`` (without early stop).
+    so results do not depend on ``batch_size`` (up to floating-point rounding of batched kernels,
+    which the normalised steps can amplify over many iterations).
     """
     seeds = as_tensor(seeds, "seeds")
     targets = as_tensor(targets, "targets")
@@ -276,7 +310,8 @@ def invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     inverter = _Inverter(model, layer, autocast)
     n = seeds.shape[0]
-    out = {k: [] for k in ("images", "final", "best_x", "best", "iters")}
+    out: dict[str, list[Tensor]] = {k: [] for k in ("x", "best_x", "best_loss", "final_loss",
+                                                     "steps")}
     hist = torch.full((iterations + 1, n), math.nan, dtype=_loss_dtype(dtype)) if history else None
     starts = range(0, n, batch_size)
     with frozen(model):
@@ -285,19 +320,16 @@ def invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
             s = seeds[sl].to(device, dtype).contiguous(memory_format=memory_format)
             t = targets[sl].to(device, dtype).contiguous(memory_format=memory_format)
             h = None if hist is None else hist[:, sl].to(device, copy=True)
-            x, final, best_x, best, steps = inverter.run(
+            res = inverter.run(
                 s, t, iterations=iterations, step_size=step_size, momentum=momentum,
                 freeze_at_bounds=freeze_at_bounds, early_stop=early_stop, history=h)
-            out["images"].append(x.cpu())
-            out["best_x"].append(best_x.cpu())
-            out["final"].append(final.cpu())
-            out["best"].append(best.cpu())
-            out["iters"].append(torch.full((s.shape[0],), steps, dtype=torch.long))
+            for key in out:
+                out[key].append(res[key].cpu())
             if h is not None:
                 hist[:, sl] = h.cpu()
-    final_loss, best_loss = torch.cat(out["final"]), torch.cat(out["best"])
-    images = torch.cat(out["best_x"] if use_best else out["images"])
+    cat = {key: torch.cat(values) for key, values in out.items()}
     return InversionResult(
-        images=images.contiguous(), loss=best_loss if use_best else final_loss,
-        final_loss=final_loss, best_loss=best_loss, iterations=torch.cat(out["iters"]),
+        images=(cat["best_x"] if use_best else cat["x"]).contiguous(),
+        loss=cat["best_loss"] if use_best else cat["final_loss"],
+        final_loss=cat["final_loss"], best_loss=cat["best_loss"], iterations=cat["steps"],
         history=hist)
