@@ -1,11 +1,22 @@
-"""Data: every loader returns an :class:`ImageSet` of [0, 1] images.
+"""Data: every loader returns an :class:`ImageSet` of unnormalised [0, 1] images.
 
 Embedded: :func:`digits` (scikit-learn's handwritten digits) and :func:`twin_cue` (a generated
-two-cue set with ground-truth cue masks). :func:`load` dispatches by name.
+two-cue set with ground-truth cue masks). Real: :func:`cifar10`, :func:`stl10`,
+:func:`imagefolder` and :func:`clickme` (TFRecord and ``.npz``, no TensorFlow).
+:func:`clickme_standin` builds ground-truth stand-ins for ClickMe maps from cue masks.
+:func:`load` dispatches by name; :func:`advlens.data.cache.fetch` is the hash-checked download
+cache.
 """
 
+from advlens.data.cifar import cifar10
+from advlens.data.clickme import clickme
 from advlens.data.digits import digits
-from advlens.data.imageset import ImageSet
+from advlens.data.imagefolder import imagefolder
+from advlens.data.imageset import ImageSet, select_classes
+from advlens.data.registry import LOADERS, load
+from advlens.data.standin import clickme_blur, clickme_standin
+from advlens.data.stl10 import stl10
 from advlens.data.twin_cue import twin_cue
 
-__all__ = ["ImageSet", "digits", "twin_cue"]
+__all__ = ["LOADERS", "ImageSet", "cifar10", "clickme", "clickme_blur", "clickme_standin",
+           "digits", "imagefolder", "load", "select_classes", "stl10", "twin_cue"]

@@ -13,9 +13,9 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from advlens.data.imageset import ImageSet
+from advlens.data.transforms import resize
 
 N_TEST = 397
 SPLIT_SEED = 0
@@ -42,15 +42,6 @@ def split_indices() -> dict[str, np.ndarray]:
     return {"train": np.sort(train), "test": np.sort(test)}
 
 
-def upsample(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Bilinear, antialiased resize of (N, C, h, w) to (N, C, size, size), kept in [0, 1]."""
-    if images.shape[-1] == size and images.shape[-2] == size:
-        return images.clone()
-    out = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
-                        antialias=True)
-    return out.clamp_(0.0, 1.0)
-
-
 def digits(split: str = "train", size: int = 16) -> ImageSet:
     """The digits ``split`` ("train": 1,400 images, "test": 397, "all": 1,797) at ``size``×``size``.
 
@@ -62,7 +53,7 @@ def digits(split: str = "train", size: int = 16) -> ImageSet:
         raise ValueError(f"digits size must be an integer >= 8 (the images are 8×8); got {size!r}.")
     images, labels = _raw()
     idx = np.arange(len(labels)) if split == "all" else split_indices()[split]
-    x = upsample(torch.from_numpy(images[idx]).unsqueeze(1), size)
+    x = resize(torch.from_numpy(images[idx]).unsqueeze(1), size)
     masks = (x > STROKE_THRESHOLD).float()
     return ImageSet(images=x.contiguous(), labels=torch.from_numpy(labels[idx]), masks=masks,
                     classes=list(CLASSES), name=f"digits-{split}-{size}px")

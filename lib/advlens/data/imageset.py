@@ -71,3 +71,18 @@ class ImageSet:
             name=self.name,
             attributes={k: v[idx] for k, v in self.attributes.items()},
         )
+
+
+def select_classes(imageset: ImageSet, classes: list[int] | list[str]) -> ImageSet:
+    """Keep only ``classes`` (indices or names), relabelled 0..k-1 in the order given."""
+    index = [imageset.classes.index(c) if isinstance(c, str) else int(c) for c in classes]
+    if len(set(index)) != len(index) or not all(0 <= i < imageset.num_classes for i in index):
+        raise ValueError(f"classes must be distinct classes of {imageset.name} "
+                         f"(0..{imageset.num_classes - 1} or names); got {classes!r}.")
+    remap = torch.full((imageset.num_classes,), -1, dtype=torch.long)
+    remap[torch.as_tensor(index)] = torch.arange(len(index))
+    keep = remap[imageset.labels] >= 0
+    out = imageset.subset(keep)
+    out.labels = remap[out.labels]
+    out.classes = [imageset.classes[i] for i in index]
+    return out

@@ -1,11 +1,12 @@
 """The twin-cue set: ten classes, each carrying two distinct class-correlated cues.
 
-Cue A is a filled shape (:data:`advlens.data.cues.SHAPES`, random colour, radius 6–7.5 px at
-32 px) and cue B an oriented grating patch (11×11 px at 32 px; class-specific colour,
-orientation and period), placed at random, never overlapping, on a background of low-contrast
-clutter (grey level, smooth colour noise, pixel noise and one soft blob) that carries no
-class information. Both cues are pasted opaquely last, so ``masks`` (N, 2, H, W) are exactly
-the pixels of cue A and cue B and every pixel outside them is independent of both cue classes.
+Cue A is a filled shape (:data:`advlens.data.cues.SHAPES`, near-white with a faint random
+tint, radius 6.5–8 px at 32 px) and cue B an oriented grating patch (10×10 px at 32 px;
+class-specific colour, orientation and period), placed at random, never overlapping, on a
+background of low-contrast clutter (grey level, smooth colour noise, pixel noise and one soft
+blob) that carries no class information. Both cues are pasted opaquely last, so ``masks``
+(N, 2, H, W) are exactly the pixels of cue A and cue B, and every pixel outside them is
+independent of both cue classes.
 
 Variants (the confound of Jones et al.: two correlated features a model may use either of):
 
@@ -32,7 +33,7 @@ from advlens.data.imageset import ImageSet
 from advlens.io import config_hash
 from advlens.paths import data_dir
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SPLITS = ("train", "test")
 VARIANTS = ("both", "a-only", "b-only")
 DEFAULT_N = {"train": 6000, "test": 1000}
@@ -63,8 +64,8 @@ def sample_layout(rng: np.random.Generator, n: int, size: int = 32,
     """Draw positions, colours and clutter for ``n`` images (vectorised; rejection sampling of
     non-overlapping cue boxes with a one-pixel gap)."""
     scale = size / 32.0
-    side = max(3, round(11 * scale))
-    radius = rng.uniform(6.0, 7.5, n).astype(np.float32) * scale
+    side = max(3, round(10 * scale))
+    radius = rng.uniform(6.5, 8.0, n).astype(np.float32) * scale
     centre = np.empty((n, 2), np.float32)
     patch = np.empty((n, 2), np.int64)
     todo = np.arange(n)
@@ -80,9 +81,10 @@ def sample_layout(rng: np.random.Generator, n: int, size: int = 32,
             break
     else:  # pragma: no cover - only reachable for absurd sizes
         raise ValueError(f"cannot place both cues without overlap at size {size}; use size >= 24.")
+    # near-white shapes with a faint random tint: a strong edge in every channel, no class colour
     hue = rng.uniform(0, 1, n)
-    sat = rng.uniform(0.5, 1.0, n)
-    val = rng.uniform(0.8, 1.0, n)
+    sat = rng.uniform(0.0, 0.2, n)
+    val = rng.uniform(0.85, 1.0, n)
     shape_colour = _hsv_to_rgb(hue, sat, val)
     phase = rng.uniform(0, 2 * np.pi, n).astype(np.float32)
     background = _clutter(rng, n, size, n_clutter)

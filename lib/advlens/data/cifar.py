@@ -1,0 +1,78 @@
+"""CIFAR-10 from the python pickles (``cifar-10-batches-py/``, the layout torchvision extracts)."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from advlens.data.errors import corrupt, missing
+from advlens.data.imageset import ImageSet
+from advlens.paths import data_dir
+
+FOLDER = "cifar-10-batches-py"
+TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
+TEST_FILES = ["test_batch"]
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+           "truck"]
+_HOW = ("Download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and "
+        "extract it there (so that cifar-10-batches-py/data_batch_1 exists), or pass root=.")
+
+
+def _folder(root: str | Path | None) -> Path:
+    base = Path(root) if root is not None else data_dir() / "cifar10"
+    if (base / FOLDER).is_dir():
+        return base / FOLDER
+    if base.name == FOLDER and base.is_dir():
+        return base
+    raise missing(base / FOLDER, "CIFAR-10 (python version)", _HOW)
+
+
+def _unpickle(path: Path) -> dict:
+    if not path.exists():
+        raise missing(path, "CIFAR-10 batch file", _HOW)
+    try:
+        with open(path, "rb") as handle:
+            obj = pickle.load(handle, encoding="bytes")
+    except Exception as err:
+        raise corrupt(path, f"{type(err).__name__}: {err}") from err
+    if not isinstance(obj, dict):
+        raise corrupt(path, "the pickle does not hold a dict")
+    return {(k.decode() if isinstance(k, bytes) else k): v for k, v in obj.items()}
+
+
+def cifar10(split: str = "train", root: str | Path | None = None, n: int | None = None) -> ImageSet:
+    """CIFAR-10 ``split`` ("train": 50,000, "test": 10,000) as 3×32×32 images in [0, 1].
+
+    ``root`` holds ``cifar-10-batches-py/`` (default ``data_dir()/cifar10``); ``n`` keeps the
+    first ``n`` images.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"cifar10 split must be 'train' or 'test'; got {split!r}.")
+    folder = _folder(root)
+    images, labels = [], []
+    for name in TRAIN_FILES if split == "train" else TEST_FILES:
+        batch = _unpickle(folder / name)
+        try:
+            data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            y = np.asarray(batch["labels"], dtype=np.int64)
+        except (KeyError, ValueError) as err:
+            raise corrupt(folder / name, f"bad 'data'/'labels': {err}") from err
+        if len(y) != len(data) or (y.size and (y.min() < 0 or y.max() > 9)):
+            raise corrupt(folder / name, "labels do not match the images")
+        images.append(data)
+        labels.append(y)
+        if n is not None and sum(map(len, labels)) >= n:
+            break
+    classes = list(CLASSES)
+    if (folder / "batches.meta").exists():
+        meta = _unpickle(folder / "batches.meta")
+        names = meta.get("label_names")
+        if names is not None and len(names) == 10:
+            classes = [v.decode() if isinstance(v, bytes) else str(v) for v in names]
+    x, y = np.concatenate(images)[:n], np.concatenate(labels)[:n]
+    return ImageSet(images=torch.from_numpy(x.astype(np.float32) / 255.0),
+                    labels=torch.from_numpy(y), masks=None, classes=classes,
+                    name=f"cifar10-{split}")

@@ -1,0 +1,182 @@
+"""ClickMe human importance maps (Linsley et al.) without TensorFlow.
+
+Three on-disk forms, all returned as an :class:`ImageSet` with the map in ``masks`` (K = 1):
+
+- Harmonization TFRecords: ``tf.train.Example`` with ``image`` (JPEG 256×256×3), ``heatmap``
+  (JPEG 256×256×1) and ``label`` (int64). As in the Harmonization loader, the image is resized
+  bilinearly to ``size`` and the heatmap is resized to 64×64, blurred (kernel 10, σ 10) and
+  resized to ``size`` (:func:`advlens.data.standin.clickme_blur`).
+- Raw TFRecords (Adversarial-Alignment): ``image`` = float32 bytes 224×224×3 in 0–255,
+  ``heatmap`` = float32 bytes 224×224×1 (already processed: not blurred again), ``label``.
+- Per-image ``.npz`` files with ``image`` (H×W×3 or 3×H×W; uint8 or 0–255 floats, or floats in
+  [0, 1]), ``heatmap`` (H×W, H×W×1 or 1×H×W) and ``label``.
+
+The format of each TFRecord is detected from its ``image`` bytes (JPEG magic or raw length).
+Maps are clipped at 0 and scaled to peak 1 per image (rank measures such as the Spearman
+alignment are unchanged by this).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from advlens.data.errors import corrupt, missing
+from advlens.data.example import parse_example
+from advlens.data.imageset import ImageSet
+from advlens.data.standin import clickme_blur
+from advlens.data.tfrecord import read_records
+from advlens.paths import data_dir
+
+RAW_SIDE = 224
+NUM_CLASSES = 1000
+_HOW = ("Download the ClickMe shards (Harmonization: clickme val-*.tfrecords) or the "
+        "Adversarial-Alignment TFRecord and put them there, or pass path=.")
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.is_file() and (
+            ".tfrecord" in p.name or p.suffix == ".npz"))
+        if found:
+            return found
+    raise missing(path, "ClickMe data (.tfrecord/.tfrecords shards or per-image .npz)", _HOW)
+
+
+def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    # TensorFlow's tf.image.resize(bilinear) = half-pixel centres, no antialiasing.
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def _jpeg(data: bytes, channels: int, where: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            arr = np.asarray(img.convert("RGB" if channels == 3 else "L"), dtype=np.float32)
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"{where}: cannot decode JPEG ({err})") from err
+    return arr.reshape(arr.shape[0], arr.shape[1], channels)
+
+
+def _peak(heatmap: torch.Tensor) -> torch.Tensor:
+    heatmap = heatmap.clamp_min(0.0)
+    peak = heatmap.amax()
+    return heatmap / peak if peak > 0 else heatmap
+
+
+def _decode_record(features: dict, size: int, blur: bool | None,
+                   where: str) -> tuple[torch.Tensor, torch.Tensor, int]:
+    try:
+        image_bytes, heat_bytes = features["image"][0], features["heatmap"][0]
+        label = int(features["label"][0])
+    except (KeyError, IndexError, TypeError) as err:
+        raise ValueError(f"{where}: missing image/heatmap/label feature ({err})") from err
+    if image_bytes[:2] == b"\xff\xd8":  # Harmonization: JPEG image and heatmap
+        image = torch.from_numpy(_jpeg(image_bytes, 3, where)).permute(2, 0, 1)[None]
+        heat = torch.from_numpy(_jpeg(heat_bytes, 1, where)).permute(2, 0, 1)[None]
+        image = _resize(image, size)
+        heat = clickme_blur(heat, size) if blur in (None, True) else _resize(heat, size)
+    elif len(image_bytes) == RAW_SIDE * RAW_SIDE * 3 * 4:  # raw float32
+        if len(heat_bytes) != RAW_SIDE * RAW_SIDE * 4:
+            raise ValueError(f"{where}: raw heatmap has {len(heat_bytes)} bytes, expected "
+                             f"{RAW_SIDE * RAW_SIDE * 4}")
+        image = torch.from_numpy(np.frombuffer(image_bytes, "<f4").reshape(
+            RAW_SIDE, RAW_SIDE, 3).copy()).permute(2, 0, 1)[None]
+        heat = torch.from_numpy(np.frombuffer(heat_bytes, "<f4").reshape(
+            1, 1, RAW_SIDE, RAW_SIDE).copy())
+        heat = clickme_blur(heat, size) if blur else _resize(heat, size)
+        image = _resize(image, size)
+    else:
+        raise ValueError(f"{where}: 'image' is neither JPEG nor {RAW_SIDE}×{RAW_SIDE}×3 float32 "
+                         f"({len(image_bytes)} bytes)")
+    return (image[0] / 255.0).clamp(0.0, 1.0), _peak(heat[0]), label
+
+
+def _npz_arrays(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            image = np.asarray(data["image"], dtype=np.float32)
+            heat = np.asarray(data["heatmap"], dtype=np.float32)
+            label = int(np.asarray(data["label"]).reshape(-1)[0])
+    except Exception as err:
+        raise corrupt(path, f"{type(err).__name__}: {err}; expected image/heatmap/label") from err
+    return image, heat, label
+
+
+def _decode_npz(path: Path, size: int, blur: bool | None
+                ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    image, heat, label = _npz_arrays(path)
+    if image.ndim != 3 or 3 not in (image.shape[0], image.shape[-1]):
+        raise corrupt(path, f"image has shape {image.shape}, expected H×W×3 or 3×H×W")
+    if image.shape[-1] == 3 and image.shape[0] != 3:
+        image = image.transpose(2, 0, 1)
+    if image.max() > 1.0:
+        image = image / 255.0
+    heat = np.squeeze(heat)
+    if heat.ndim != 2:
+        raise corrupt(path, f"heatmap has shape {heat.shape}, expected H×W")
+    img_t = _resize(torch.from_numpy(np.ascontiguousarray(image))[None], size)[0]
+    heat_t = torch.from_numpy(np.ascontiguousarray(heat))[None, None]
+    heat_t = clickme_blur(heat_t, size) if blur else _resize(heat_t, size)
+    return img_t.clamp(0.0, 1.0), _peak(heat_t[0]), label
+
+
+def _items(files: list[Path], size: int, blur: bool | None, verify: bool
+           ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+    for file in files:
+        if file.suffix == ".npz":
+            yield _decode_npz(file, size, blur)
+            continue
+        for index, record in enumerate(read_records(file, verify=verify)):
+            where = f"{file} (record {index})"
+            try:
+                features = parse_example(record)
+            except ValueError as err:
+                raise corrupt(file, f"record {index} is not a tf.train.Example: {err}") from err
+            try:
+                yield _decode_record(features, size, blur, where)
+            except ValueError as err:
+                raise corrupt(file, str(err)) from err
+
+
+def clickme(path: str | Path | None = None, split: str | None = None, *, n: int | None = None,
+            size: int = 224, blur: bool | None = None, verify: bool = True,
+            progress: bool = True) -> ImageSet:
+    """ClickMe images and human maps from ``path`` (a shard, an ``.npz`` or a folder of them).
+
+    ``path`` defaults to ``data_dir()/clickme``; ``split`` picks ``path/split`` when it exists.
+    ``blur``: ``None`` = the format's own recipe (blur Harmonization heatmaps only), ``True`` /
+    ``False`` forces it. ``verify`` checks TFRecord CRCs. ``n`` stops after ``n`` images.
+    """
+    base = Path(path) if path is not None else data_dir() / "clickme"
+    if split is not None and (base / split).is_dir():
+        base = base / split
+    if not base.exists():
+        raise missing(base, "ClickMe data", _HOW)
+    images, maps, labels = [], [], []
+    bar = tqdm(total=n, desc="reading ClickMe", disable=not progress)
+    for image, heat, label in _items(_files(base), size, blur, verify):
+        images.append(image)
+        maps.append(heat)
+        labels.append(label)
+        bar.update()
+        if n is not None and len(labels) >= n:
+            break
+    bar.close()
+    if not labels:
+        raise corrupt(base, "no records found")
+    return ImageSet(images=torch.stack(images).float().contiguous(),
+                    labels=torch.tensor(labels, dtype=torch.long),
+                    masks=torch.stack(maps).float().contiguous(),
+                    classes=[str(i) for i in range(NUM_CLASSES)], name=f"clickme-{base.name}")

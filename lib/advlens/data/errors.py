@@ -1,0 +1,16 @@
+"""Uniform, actionable errors for missing and damaged data files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def missing(path: str | Path, what: str, how: str) -> FileNotFoundError:
+    """A FileNotFoundError naming ``path``, what should be there and how to get it."""
+    return FileNotFoundError(f"{what} not found at {path}. {how}")
+
+
+def corrupt(path: str | Path, why: str) -> ValueError:
+    """A ValueError naming the damaged file and suggesting a fresh download."""
+    return ValueError(f"{path} is corrupt or not in the expected format ({why}); "
+                      "delete it and download/extract it again.")

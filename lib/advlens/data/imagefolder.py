@@ -1,0 +1,69 @@
+"""ImageNet-style ImageFolder: ``root/<class>/<image>``, classes in sorted folder order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from advlens.data.errors import corrupt, missing
+from advlens.data.imageset import ImageSet
+
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
+
+
+def _read(path: Path, size: int | None, crop_fraction: float) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            if size is not None:
+                # ImageNet evaluation: shorter side to size / crop_fraction, then centre crop.
+                short = round(size / crop_fraction)
+                w, h = img.size
+                scale = short / min(w, h)
+                img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))),
+                                 Image.Resampling.BILINEAR)
+                w, h = img.size
+                left, top = (w - size) // 2, (h - size) // 2
+                img = img.crop((left, top, left + size, top + size))
+            return np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise corrupt(path, f"cannot decode the image: {err}") from err
+
+
+def imagefolder(root: str | Path, split: str | None = None, *, size: int | None = None,
+                crop_fraction: float = 0.875, max_per_class: int | None = None,
+                progress: bool = True) -> ImageSet:
+    """Images under ``root`` (or ``root/split`` when that folder exists), one folder per class.
+
+    ``size`` resizes the shorter side to ``size / crop_fraction`` and centre-crops ``size``
+    (ImageNet's 256 → 224 at the default 0.875); without it every image must share one size.
+    """
+    base = Path(root)
+    if split is not None and (base / split).is_dir():
+        base = base / split
+    if not base.is_dir():
+        raise missing(base, "ImageFolder root", "Put one sub-folder of images per class there "
+                      "(e.g. the ImageNet validation set sorted into class folders).")
+    classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files: list[tuple[Path, int]] = []
+    for label, name in enumerate(classes):
+        found = sorted(p for p in (base / name).iterdir() if p.suffix.lower() in EXTENSIONS)
+        files += [(p, label) for p in found[:max_per_class]]
+    if not files:
+        raise missing(base, "images (in class sub-folders)",
+                      f"Expected files ending in {', '.join(EXTENSIONS)} inside class folders.")
+    arrays = [_read(p, size, crop_fraction)
+              for p, _ in tqdm(files, desc=f"reading {base.name}", disable=not progress)]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise ValueError(f"images under {base} have different sizes {sorted(shapes)[:3]}...; "
+                         "pass size= to resize and centre-crop them.")
+    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
+    y = torch.tensor([label for _, label in files], dtype=torch.long)
+    return ImageSet(images=x.contiguous(), labels=y, masks=None, classes=classes,
+                    name=f"imagefolder-{base.name}")

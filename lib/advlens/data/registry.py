@@ -1,0 +1,42 @@
+"""``load(name, split, **kw)``: every data set by name."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from advlens.data.cifar import cifar10
+from advlens.data.clickme import clickme
+from advlens.data.digits import digits
+from advlens.data.imagefolder import imagefolder
+from advlens.data.imageset import ImageSet
+from advlens.data.stl10 import stl10
+from advlens.data.twin_cue import twin_cue
+
+LOADERS: dict[str, Callable[..., ImageSet]] = {
+    "digits": digits,
+    "twin-cue": twin_cue,
+    "cifar10": cifar10,
+    "stl10": stl10,
+    "imagefolder": imagefolder,
+    "clickme": clickme,
+}
+_ALIASES = {"twin_cue": "twin-cue", "twincue": "twin-cue", "cifar-10": "cifar10",
+            "stl-10": "stl10", "image-folder": "imagefolder", "imagenet": "imagefolder"}
+
+
+def load(name: str, split: str = "train", **kw: Any) -> ImageSet:
+    """Load data set ``name`` ("digits", "twin-cue", "cifar10", "stl10", "imagefolder",
+    "clickme") at ``split``; ``kw`` go to its loader (e.g. ``variant="a-only"`` for twin-cue,
+    ``root=`` for the real data sets, ``path=`` for ClickMe)."""
+    key = _ALIASES.get(name.lower(), name.lower())
+    if key not in LOADERS:
+        raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(LOADERS)}.")
+    loader = LOADERS[key]
+    params = inspect.signature(loader).parameters
+    unknown = sorted(set(kw) - set(params) - {"split"})
+    if unknown:
+        options = [p for p in params if p != "split"]
+        raise ValueError(f"{key} takes no argument(s) {unknown}; it takes {options}.")
+    return loader(split=split, **kw)

@@ -1,0 +1,84 @@
+"""Hash-checked download cache and checksummed array caches."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from advlens.data.arraycache import cached_arrays, load_arrays, save_arrays
+from advlens.data.cache import cached_path, fetch
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADVLENS_DATA", str(tmp_path / "cache"))
+
+
+def _source(tmp_path, content=b"payload bytes"):
+    src = tmp_path / "remote.bin"
+    src.write_bytes(content)
+    return src.as_uri(), hashlib.sha256(content).hexdigest()
+
+
+def test_fetch_downloads_verifies_and_reuses(tmp_path):
+    url, sha = _source(tmp_path)
+    path = fetch(url, sha, "thing.bin")
+    assert path == cached_path("thing.bin") and path.read_bytes() == b"payload bytes"
+    assert str(path).startswith(str(tmp_path / "cache"))  # ADVLENS_DATA respected
+    (tmp_path / "remote.bin").unlink()
+    assert fetch(url, sha, "thing.bin") == path  # cache hit: no download needed
+
+
+def test_fetch_rejects_wrong_hash_and_leaves_nothing(tmp_path):
+    url, _ = _source(tmp_path)
+    with pytest.raises(ValueError, match="sha256"):
+        fetch(url, "0" * 64, "thing.bin")
+    assert not cached_path("thing.bin").exists()
+    assert not list(cached_path("thing.bin").parent.glob("*.tmp"))
+
+
+def test_fetch_replaces_a_damaged_cached_file(tmp_path):
+    url, sha = _source(tmp_path)
+    path = fetch(url, sha, "thing.bin")
+    path.write_bytes(b"damaged")
+    with pytest.warns(RuntimeWarning, match="sha256"):
+        assert fetch(url, sha, "thing.bin").read_bytes() == b"payload bytes"
+
+
+def test_fetch_offline_error_says_where_to_put_the_file():
+    with pytest.raises(ConnectionError, match="place it at .*thing.bin"):
+        fetch("http://127.0.0.1:9/thing.bin", "a" * 64, "thing.bin", timeout=5)
+
+
+def test_fetch_bad_arguments():
+    with pytest.raises(ValueError, match="64 hex"):
+        fetch("file:///x", "abc", "x")
+    with pytest.raises(ValueError, match="bare file name"):
+        fetch("file:///x", "a" * 64, "../x")
+
+
+def test_array_cache_round_trip_and_meta_mismatch(tmp_path):
+    arrays = {"a": np.arange(5), "b": np.ones((2, 2), np.float32)}
+    path = save_arrays(tmp_path / "c.npz", arrays, {"k": 1})
+    loaded, meta = load_arrays(path)
+    assert meta == {"k": 1} and all(np.array_equal(loaded[k], arrays[k]) for k in arrays)
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"a": np.zeros(3)}
+
+    with pytest.warns(RuntimeWarning, match="different configuration"):
+        out = cached_arrays(path, build, {"k": 2})
+    assert calls == [1] and np.array_equal(out["a"], np.zeros(3))
+    assert np.array_equal(cached_arrays(path, build, {"k": 2})["a"], np.zeros(3))
+    assert calls == [1]
+
+
+def test_array_cache_truncated_file(tmp_path):
+    path = save_arrays(tmp_path / "c.npz", {"a": np.arange(1000)}, {})
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="c.npz"):
+        load_arrays(path)

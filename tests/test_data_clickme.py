@@ -1,0 +1,177 @@
+"""TFRecord framing, CRC-32C, tf.train.Example decoding and the ClickMe readers."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from advlens.data import clickme, load
+from advlens.data.crc32c import crc32c, crc32c_reference, masked_crc32c
+from advlens.data.example import encode_example, parse_example
+from advlens.data.tfrecord import read_records, write_records
+from data_writers import crc32c_bitwise, example_bytes, frame, jpeg_bytes, write_tfrecord
+
+# --- CRC-32C ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("data, expected", [
+    (b"123456789", 0xE3069283),  # the standard check value
+    (b"", 0x00000000),
+    (bytes(32), 0x8A9136AA),  # RFC 3720 B.4: 32 bytes of zeros
+    (b"\xff" * 32, 0x62A8AB43),  # RFC 3720 B.4: 32 bytes of ones
+    (bytes(range(32)), 0x46DD794E),  # RFC 3720 B.4: incrementing
+])
+def test_crc32c_known_vectors(data, expected):
+    assert crc32c(data) == expected
+    assert crc32c_reference(data) == expected
+
+
+@pytest.mark.parametrize("n", [4095, 4096, 5001, 65536 + 13])
+def test_fast_crc32c_matches_bitwise_definition(n):
+    data = os.urandom(n)
+    assert crc32c(data) == crc32c_bitwise(data)
+
+
+def test_masked_crc_matches_framing_spec():
+    data = b"some record"
+    crc = crc32c_bitwise(data)
+    assert masked_crc32c(data) == (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+# --- TFRecord framing ---------------------------------------------------------------------------
+
+def test_read_records_of_an_independently_framed_file(tmp_path):
+    payloads = [b"", b"a", os.urandom(5000)]
+    path = tmp_path / "x.tfrecord"
+    path.write_bytes(b"".join(frame(p) for p in payloads))
+    assert list(read_records(path)) == payloads
+    out = write_records(tmp_path / "y.tfrecord", payloads)
+    assert out.read_bytes() == path.read_bytes()
+
+
+def test_corrupt_and_truncated_records_name_the_file(tmp_path):
+    path = tmp_path / "bad.tfrecord"
+    good = frame(b"hello world")
+    flipped = bytearray(good)
+    flipped[12 + 3] ^= 1  # a data bit (the payload starts after the 12-byte header)
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(ValueError, match="bad.tfrecord.*CRC"):
+        list(read_records(path))
+    assert list(read_records(path, verify=False)) == [b"hel" + bytes([ord("l") ^ 1]) + b"o world"]
+    path.write_bytes(good[:-3])
+    with pytest.raises(ValueError, match="truncated"):
+        list(read_records(path))
+    path.write_bytes(bytes([good[0] ^ 4]) + good[1:])
+    with pytest.raises(ValueError, match="length"):
+        list(read_records(path))
+
+
+# --- tf.train.Example ---------------------------------------------------------------------------
+
+def test_parse_hand_encoded_example():
+    for packed in (True, False):
+        parsed = parse_example(example_bytes(b"IMG", b"HM", 917, packed_label=packed))
+        assert parsed["image"] == [b"IMG"] and parsed["heatmap"] == [b"HM"]
+        assert parsed["label"].tolist() == [917]
+
+
+def test_example_round_trip_and_types():
+    features = {"b": [b"x", b"yz"], "i": np.array([-1, 0, 2**40], np.int64),
+                "f": np.array([0.5, -2.25], np.float32), "s": "text"}
+    parsed = parse_example(encode_example(features))
+    assert parsed["b"] == [b"x", b"yz"] and parsed["s"] == [b"text"]
+    assert parsed["i"].tolist() == [-1, 0, 2**40]
+    assert parsed["f"].tolist() == [0.5, -2.25]
+
+
+# --- ClickMe ------------------------------------------------------------------------------------
+
+def _smooth_image(seed: int, side: int = 256) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    a, b, c = rng.uniform(40, 200, 3)
+    img = np.stack([a + 50 * xx, b + 50 * yy, c + 30 * xx * yy], axis=-1)
+    return img.clip(0, 255).astype(np.uint8)
+
+
+def _blob(cy: int, cx: int, side: int = 256) -> np.ndarray:
+    yy, xx = np.mgrid[0:side, 0:side]
+    return (255 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 12.0**2))).astype(np.uint8)
+
+
+def test_clickme_harmonization_format(tmp_path):
+    centres = [(64, 192), (200, 40)]
+    examples = [example_bytes(jpeg_bytes(_smooth_image(i)), jpeg_bytes(_blob(*c)), 10 * i + 3)
+                for i, c in enumerate(centres)]
+    write_tfrecord(tmp_path / "val" / "val-0.tfrecords", examples[:1])
+    write_tfrecord(tmp_path / "val" / "val-1.tfrecords", examples[1:])
+    s = clickme(tmp_path, "val", progress=False)
+    assert s.images.shape == (2, 3, 224, 224) and s.masks.shape == (2, 1, 224, 224)
+    assert s.labels.tolist() == [3, 13] and len(s.classes) == 1000
+    for i, (cy, cx) in enumerate(centres):
+        # images: the smooth original, resized (JPEG error only)
+        ref = torch.from_numpy(_smooth_image(i)).permute(2, 0, 1)[None].float() / 255
+        ref = torch.nn.functional.interpolate(ref, size=(224, 224), mode="bilinear",
+                                              antialias=True)[0]
+        assert (s.images[i] - ref).abs().mean() < 0.02
+        # maps: peak 1, near the blob (rescaled 256 -> 224), blurred wider than the blob
+        heat = s.masks[i, 0]
+        assert float(heat.max()) == pytest.approx(1.0)
+        py, px = divmod(int(heat.argmax()), 224)
+        assert abs(py - cy * 224 / 256) < 10 and abs(px - cx * 224 / 256) < 10
+        assert (heat > 0.5).float().sum() > 2 * (_blob(cy, cx) > 127).sum() * (224 / 256) ** 2
+
+
+def test_clickme_raw_format_is_exact(tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 255, (224, 224, 3)).astype(np.float32)
+    heat = rng.uniform(0, 3, (224, 224, 1)).astype(np.float32)
+    path = tmp_path / "clickme_raw.tfrecords"
+    write_tfrecord(path, [example_bytes(image.astype("<f4").tobytes(),
+                                        heat.astype("<f4").tobytes(), 999)])
+    s = load("clickme", "val", path=path, progress=False)
+    np.testing.assert_allclose(s.images[0].permute(1, 2, 0).numpy(), image / 255, rtol=1e-6)
+    np.testing.assert_allclose(s.masks[0, 0].numpy(), heat[..., 0] / heat.max(), rtol=1e-6)
+    assert s.labels.tolist() == [999]
+    small = clickme(path, size=32, progress=False)
+    assert small.images.shape == (1, 3, 32, 32)
+
+
+def test_clickme_npz_files(tmp_path):
+    rng = np.random.default_rng(1)
+    images = []
+    for i in range(3):
+        img = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+        heat = np.zeros((224, 224), np.float32)
+        heat[50 + i, 60] = 2.0
+        np.savez(tmp_path / f"{i:03d}.npz", image=img, heatmap=heat, label=np.int64(i))
+        images.append(img)
+    s = clickme(tmp_path, n=2, progress=False)
+    assert len(s) == 2 and s.labels.tolist() == [0, 1]
+    np.testing.assert_allclose(s.images[1].permute(1, 2, 0).numpy(), images[1] / 255, atol=1e-6)
+    assert float(s.masks[1, 0, 51, 60]) == 1.0 and float(s.masks[1].sum()) == 1.0
+    blurred = clickme(tmp_path, n=1, blur=True, progress=False)
+    assert (blurred.masks[0] > 0).sum() > 100
+
+
+def test_clickme_missing_and_corrupt(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        clickme(tmp_path / "nowhere", progress=False)
+    path = tmp_path / "bad.tfrecords"
+    path.write_bytes(frame(example_bytes(b"neither jpeg nor raw", b"", 1)))
+    with pytest.raises(ValueError, match="bad.tfrecords"):
+        clickme(path, progress=False)
+    path.write_bytes(frame(example_bytes(b"\xff\xd8 broken jpeg", b"\xff\xd8", 1)))
+    with pytest.raises(ValueError, match="JPEG"):
+        clickme(path, progress=False)
+    good = frame(example_bytes(b"x", b"y", 1))
+    path.write_bytes(good[:20] + bytes([good[20] ^ 8]) + good[21:])
+    with pytest.raises(ValueError, match="bad.tfrecords.*CRC"):
+        clickme(path, progress=False)
+    npz = tmp_path / "npz" / "0.npz"
+    npz.parent.mkdir()
+    npz.write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(ValueError, match="0.npz"):
+        clickme(npz.parent, progress=False)
