@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +64,41 @@ def save_table(data: pd.DataFrame, out_dir: str | Path, name: str, *,
     atomic_write_json(paths["json"], provenance.record(
         params, seed=seed, wall_time_s=wall_time_s, table=name, caption=caption))
     return paths
+
+
+def image_grid(rows: Sequence[Any], *, row_labels: Sequence[str] | None = None,
+               col_labels: Sequence[str] | None = None, cmaps: Sequence[str] | str = "gray",
+               cell_size: float = 1.1, title: str = "") -> plt.Figure:
+    """A grid of images: one row per (N, C, H, W) tensor/array in [0, 1] (C = 1 or 3).
+
+    Single-channel rows use ``cmaps`` (one per row, or one for all) on a fixed [0, 1] scale.
+    """
+    if not rows:
+        raise ValueError("image_grid needs at least one row of images.")
+    n_cols = max(len(r) for r in rows)
+    row_cmaps = [cmaps] * len(rows) if isinstance(cmaps, str) else list(cmaps)
+    fig, axes = plt.subplots(len(rows), n_cols, squeeze=False,
+                             figsize=(cell_size * n_cols, cell_size * len(rows)))
+    for r, images in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if c >= len(images):
+                continue
+            img = images[c]
+            img = img.detach().cpu().numpy() if hasattr(img, "detach") else img
+            if img.shape[0] == 1:
+                ax.imshow(img[0], cmap=row_cmaps[r], vmin=0.0, vmax=1.0)
+            else:
+                ax.imshow(img.transpose(1, 2, 0).clip(0.0, 1.0))
+            if c == 0 and row_labels is not None:
+                ax.set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=8)
+            if r == 0 and col_labels is not None:
+                ax.set_title(col_labels[c], fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
