@@ -203,16 +203,15 @@ class _Inverter:
         for it in range(iterations):
             rep = self.rep(x)
             with torch.no_grad():
-                # d loss_i / d rep_i = (rep_i - t_i) / (||rep_i - t_i|| ||t_i||), written out so
-                # that autograd only runs through the model
                 diff = rep.to(target_rep.dtype) - target_rep
                 dist = torch.linalg.vector_norm(diff, dim=1)
                 loss = dist / target_norm
-                scale = (dist * target_norm).clamp_min_(_TINY).reciprocal_()
-                if self.loss_scale != 1.0:
-                    scale.mul_(self.loss_scale)
-                seed_grad = diff.mul_(scale.unsqueeze(1)).to(rep.dtype)
-                (grad,) = torch.autograd.grad(rep, x, grad_outputs=seed_grad)
+                # d loss_i / d rep_i = diff_i / (||diff_i|| ||t_i||): the positive per-sample
+                # factor cancels in the per-sample gradient normalisation below, so autograd is
+                # seeded with diff_i itself and runs only through the model
+                if self.loss_scale != 1.0:  # fp16: unit vectors, scaled against underflow
+                    diff.mul_((self.loss_scale / dist.clamp_min(_TINY)).unsqueeze(1))
+                (grad,) = torch.autograd.grad(rep, x, grad_outputs=diff.to(rep.dtype))
                 if history is not None:
                     if active is None:
                         history[it].copy_(loss)
@@ -246,7 +245,7 @@ class _Inverter:
                     grad.masked_fill_((x == 0) | (x == 1), 0.0)
                 gnorm = torch.linalg.vector_norm(grad.flatten(1), dim=1).clamp_min_(_TINY)
                 grad.div_(gnorm.view(norm_shape))
-                m.mul_(momentum).add_(grad, alpha=1.0 - momentum)
+                m.lerp_(grad, 1.0 - momentum)  # m <- momentum * m + (1 - momentum) * g
                 x.sub_(m, alpha=step_size).clamp_(0.0, 1.0)
         with torch.no_grad():
             final_loss = relative_distance(self.rep(x), target_rep, target_norm)
