@@ -96,3 +96,43 @@ def test_torchvision_shim_lets_robustness_modules_import() -> None:
     import torchvision.models.utils as shim
 
     assert shim.load_state_dict_from_url is torch.hub.load_state_dict_from_url
+
+
+def test_load_robustness_checkpoint_reads_the_library_format(tmp_path) -> None:  # noqa: ANN001
+    """A checkpoint written the way robustness writes one (AttackerModel state dict under
+    'model', DataParallel 'module.' prefix, the attacker's copy and normaliser buffers)."""
+    from robustness import imagenet_models
+    from robustness.attacker import AttackerModel
+
+    torch.manual_seed(0)
+    net = imagenet_models.resnet18(num_classes=7)
+    stub = compat.DatasetStub(compat.IMAGENET_MEAN, compat.IMAGENET_STD)
+    state = {f"module.{k}": v for k, v in AttackerModel(net, stub).state_dict().items()}
+    torch.save({"model": state, "epoch": 3}, tmp_path / "resnet18_l2_eps3.ckpt")
+    model = compat.load_robustness_checkpoint("resnet18", tmp_path / "resnet18_l2_eps3.ckpt",
+                                              num_classes=7)
+    x = torch.rand(2, 3, 32, 32)
+    mean = torch.tensor(compat.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(compat.IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), net.eval()((x - mean) / std))
+    assert not model.training
+    from advlens.features import final_linear, representation
+
+    assert final_linear(model)[1] is model.model.fc
+    assert representation(model, x).shape == (2, 512)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        compat.load_robustness_checkpoint("resnet18", tmp_path / "missing.ckpt")
+    torch.save({"model": {"foo.weight": torch.zeros(1)}}, tmp_path / "bad.ckpt")
+    with pytest.raises(ValueError, match="model"):
+        compat.load_robustness_checkpoint("resnet18", tmp_path / "bad.ckpt")
+
+
+def test_robustness_architecture_falls_back_to_torchvision() -> None:
+    import torchvision
+
+    assert isinstance(compat.robustness_architecture("mobilenet_v2", 5),
+                      torchvision.models.MobileNetV2)
+    assert type(compat.robustness_architecture("resnet18", 5)).__module__.startswith("robustness")
+    with pytest.raises(ValueError, match="unknown ImageNet architecture"):
+        compat.robustness_architecture("no_such_net")

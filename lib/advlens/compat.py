@@ -7,11 +7,12 @@ attacker moves the original input there), so :func:`robustness_invert` needs a C
 tests that run it on a CPU patch ``torch.Tensor.cuda`` themselves -- this module never does.
 
 What is here: wrapping an advlens model as a ``robustness`` ``AttackerModel``
-(:func:`attacker_model`) and the Jones et al. reference inversion through the library's
-attacker (:func:`robustness_invert`), used for parity tests and benchmarks of
-:func:`advlens.inversion.invert`. Note that ``robustness`` normalises inputs with a layer that
-clamps them to [0, 1] inside the forward pass, which freezes pixels at exactly 0 or 1 (see
-:mod:`advlens.inversion`, ``freeze_at_bounds``).
+(:func:`attacker_model`), the Jones et al. reference inversion through the library's attacker
+(:func:`robustness_invert`), used for parity tests and benchmarks of
+:func:`advlens.inversion.invert`, and loading a Salman et al. (2020) robust ImageNet checkpoint
+as an advlens-style model (:func:`load_robustness_checkpoint`). Note that ``robustness``
+normalises inputs with a layer that clamps them to [0, 1] inside the forward pass, which freezes
+pixels at exactly 0 or 1 (see :mod:`advlens.inversion`, ``freeze_at_bounds``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -177,3 +179,72 @@ def robustness_invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
                     "the same procedure on any device.") from err
             inverted.append(inv.detach().float().cpu())
     return torch.cat(inverted)
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class NormalizedClassifier(nn.Module):
+    """``model((x - mean) / std)``: takes [0, 1] images like every advlens model. Unlike
+    robustness's own normaliser it does not clamp, so input gradients flow at 0 and 1 too."""
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model((x - self.mean) / self.std)
+
+
+def robustness_architecture(arch: str, num_classes: int = 1000) -> nn.Module:
+    """An ImageNet architecture as the robustness library defines it, else torchvision's
+    (Salman et al. trained MobileNetV2 and ShuffleNetV2 as torchvision defines them)."""
+    from robustness import imagenet_models
+
+    if arch in getattr(imagenet_models, "__all__", dir(imagenet_models)) or hasattr(
+            imagenet_models, arch):
+        return getattr(imagenet_models, arch)(num_classes=num_classes)
+    import torchvision.models
+
+    if hasattr(torchvision.models, arch):
+        return getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
+    raise ValueError(f"unknown ImageNet architecture {arch!r} (neither robustness.imagenet_models "
+                     "nor torchvision.models defines it).")
+
+
+def load_robustness_checkpoint(arch: str, path: str | Path, *, num_classes: int = 1000,
+                               mean: Sequence[float] = IMAGENET_MEAN,
+                               std: Sequence[float] = IMAGENET_STD) -> NormalizedClassifier:
+    """A checkpoint saved by the robustness library (e.g. the Salman et al. robust ImageNet zoo,
+    ``resnet50_l2_eps3.ckpt``) as a model on [0, 1] images, in eval mode, on the CPU.
+
+    The weights are those of the wrapped classifier (keys ``[module.]model.*``); the attacker's
+    copy and the normaliser's buffers are skipped. The file is a pickle (robustness saved it
+    with ``dill``): load only checkpoints you trust.
+    """
+    import dill
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; download it (e.g. from the Salman et "
+                                "al. robust ImageNet release) and pass its path.")
+    checkpoint = torch.load(path, map_location="cpu", pickle_module=dill, weights_only=False)
+    state = checkpoint.get("model", checkpoint.get("state_dict", checkpoint)) \
+        if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} holds no state dict (expected a dict with key 'model' or "
+                         "'state_dict').")
+    weights = {}
+    for key, value in state.items():
+        key = key.removeprefix("module.")
+        if key.startswith("model."):
+            weights[key.removeprefix("model.")] = value
+    if not weights:
+        raise ValueError(f"{path} has no 'model.*' weights; is it a robustness checkpoint? "
+                         f"First keys: {list(state)[:5]}.")
+    network = robustness_architecture(arch, num_classes)
+    network.load_state_dict(weights)
+    return NormalizedClassifier(network, mean, std).eval()
