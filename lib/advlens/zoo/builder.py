@@ -1,0 +1,115 @@
+"""Loading one zoo model (training it if it is not cached) and building a whole preset."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from advlens.data import ImageSet
+from advlens.zoo import cache
+from advlens.zoo.collection import Zoo, ZooEntry
+from advlens.zoo.config import ModelConfig
+from advlens.zoo.datasets import dataset_for
+from advlens.zoo.evaluation import RobustEval, clean_accuracy, robust_accuracy
+from advlens.zoo.paper import checkpoint_paths
+from advlens.zoo.regimes import check_trainable
+from advlens.zoo.specs import spec
+from advlens.zoo.training import train
+
+logger = logging.getLogger(__name__)
+
+_DataCache = dict[tuple[Any, ...], ImageSet]
+
+
+def _data(config: ModelConfig, split: str, memo: _DataCache | None) -> ImageSet:
+    key = (config.dataset, config.variant, config.data_seed,
+           config.n_train if split == "train" else config.n_test, split)
+    if memo is None:
+        return dataset_for(config, split)
+    if key not in memo:
+        memo[key] = dataset_for(config, split)
+    return memo[key]
+
+
+def _settings(robust_eval_eps: float | None, robust_eval_n: int | None) -> RobustEval:
+    default = RobustEval()
+    return RobustEval(eps=default.eps if robust_eval_eps is None else float(robust_eval_eps),
+                      n=default.n if robust_eval_n is None else int(robust_eval_n))
+
+
+def _check_paper(configs: list[ModelConfig]) -> None:
+    """Fail early for published checkpoints: name the missing files, or say that loading
+    them is not implemented yet."""
+    published = [c for c in configs if c.source != "trained"]
+    if not published:
+        return
+    paths = checkpoint_paths([c.checkpoint or c.arch for c in published])
+    raise NotImplementedError(
+        f"{published[0].name}: found {paths[0]}, but loading published {published[0].source} "
+        "checkpoints is not implemented yet (a later issue); the smoke and laptop zoos train "
+        "their own models.")
+
+
+def load(config: ModelConfig, root: str | Path | None = None, progress: bool = True, *,
+         robust_eval_eps: float | None = None, robust_eval_n: int | None = None,
+         _memo: _DataCache | None = None) -> ZooEntry:
+    """``config``'s model from the cache under ``root`` (default ``advlens.paths.zoo_dir()``),
+    trained, evaluated and saved first if missing or unusable.
+
+    ``meta["robust_acc"]`` is the accuracy under L2-PGD of radius ``robust_eval_eps`` (default
+    0.5) on the first ``robust_eval_n`` (default 500) test images; new settings are evaluated
+    once and added to the metadata file.
+    """
+    _check_paper([config])
+    settings = _settings(robust_eval_eps, robust_eval_n)
+    found = cache.load_cached(config, root)
+    if found is None:
+        check_trainable(config)
+        result = train(config, _data(config, "train", _memo), progress=progress)
+        model = result.model
+        test = _data(config, "test", _memo)
+        meta = cache.save(model, config, {
+            "test_acc": clean_accuracy(model, test), "n_test": len(test),
+            "train_time_s": result.train_time_s, "cpu_time_s": result.cpu_time_s,
+            "history": result.history,
+            "robust": {settings.key: {**settings.to_dict(),
+                                      "acc": robust_accuracy(model, test, settings)}},
+        }, root)
+        logger.info("%s: trained in %.1fs, test acc %.3f", config.name,
+                    result.train_time_s, meta["test_acc"])
+    else:
+        model, meta = found
+        if settings.key not in meta.get("robust", {}):
+            acc = robust_accuracy(model, _data(config, "test", _memo), settings)
+            meta.setdefault("robust", {})[settings.key] = {**settings.to_dict(), "acc": acc}
+            cache.update_meta(config, meta, root)
+    meta = {**meta, "robust_acc": meta["robust"][settings.key]["acc"],
+            "robust_eval": settings.to_dict()}
+    return ZooEntry(config.name, config, model, meta, cached=found is not None)
+
+
+def build(preset: str | Iterable[ModelConfig], *, root: str | Path | None = None,
+          progress: bool = True, robust_eval_eps: float | None = None,
+          robust_eval_n: int | None = None) -> Zoo:
+    """Every model of ``preset`` (a name for :func:`advlens.zoo.spec`, or a list of configs):
+    cached ones are loaded and verified, missing ones trained and saved one at a time (so an
+    interrupted build resumes where it stopped)."""
+    configs = spec(preset) if isinstance(preset, str) else list(preset)
+    _check_paper(configs)  # fail before training anything
+    for config in configs:
+        if not cache.cache_paths(config, root).meta.exists():
+            check_trainable(config)
+    start, memo, entries = time.perf_counter(), {}, []
+    label = preset if isinstance(preset, str) else "custom"
+    for config in tqdm(configs, desc=f"zoo ({label})", disable=not progress, unit="model"):
+        entries.append(load(config, root, progress, robust_eval_eps=robust_eval_eps,
+                            robust_eval_n=robust_eval_n, _memo=memo))
+    trained = sum(not e.cached for e in entries)
+    logger.info("zoo (%s): %d models, %d trained, %d from cache, %.1fs", label, len(entries),
+                trained, len(entries) - trained, time.perf_counter() - start)
+    return Zoo(entries)

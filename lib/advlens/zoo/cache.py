@@ -1,0 +1,142 @@
+"""The zoo's checkpoint cache: one ``.pt`` state dict + one ``.json`` metadata file per model.
+
+Files are named ``<name with / → _>-<config hash>`` under the zoo root
+(``advlens.paths.zoo_dir()``, i.e. ``$ADVLENS_ZOO`` or ``data/zoo``). Both are written
+atomically, the checkpoint first and the metadata last, so a model whose metadata exists was
+saved completely; an interrupted build keeps every model finished before the interruption.
+
+On load the metadata must name the same config and hash, the checkpoint's SHA-256 must match
+the one recorded, and every tensor's shape must match both the metadata and a freshly built
+model. Anything else — a truncated, edited or foreign file — is reported with
+``warnings.warn`` naming the file, and the caller retrains; a bad file is never used.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from advlens.io import atomic_write, atomic_write_json, read_json, sha256_file
+from advlens.paths import zoo_dir
+from advlens.zoo.architectures import ZooNet, build_model
+from advlens.zoo.config import TRAINING_CODE_VERSION, ModelConfig
+
+
+class CacheWarning(UserWarning):
+    """A cached zoo file was unusable (corrupt, mismatched or incomplete) and is replaced."""
+
+
+@dataclass(frozen=True)
+class CachePaths:
+    """The checkpoint and metadata files of one config."""
+
+    checkpoint: Path
+    meta: Path
+
+
+def cache_root(root: str | Path | None = None) -> Path:
+    """``root`` if given (created if missing), else :func:`advlens.paths.zoo_dir`."""
+    if root is None:
+        return zoo_dir()
+    path = Path(root).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_paths(config: ModelConfig, root: str | Path | None = None) -> CachePaths:
+    """Where ``config``'s checkpoint and metadata live."""
+    stem = f"{config.name.replace('/', '_')}-{config.hash}"
+    base = cache_root(root)
+    return CachePaths(base / f"{stem}.pt", base / f"{stem}.json")
+
+
+def tensor_shapes(model: nn.Module) -> dict[str, list[int]]:
+    """Shape of every tensor of the state dict (parameters and buffers)."""
+    return {k: list(v.shape) for k, v in model.state_dict().items()}
+
+
+def save(model: nn.Module, config: ModelConfig, meta: dict[str, Any],
+         root: str | Path | None = None) -> dict[str, Any]:
+    """Write ``model``'s state dict and its metadata (``meta`` plus config, hash, SHA-256,
+    shapes); returns the full metadata written."""
+    paths = cache_paths(config, root)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    atomic_write(paths.checkpoint, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+    full = {
+        **meta,
+        "name": config.name,
+        "hash": config.hash,
+        "config": config.to_dict(),
+        "training_code_version": TRAINING_CODE_VERSION,
+        "checkpoint": paths.checkpoint.name,
+        "sha256": sha256_file(paths.checkpoint),
+        "param_shapes": tensor_shapes(model),
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "torch_version": torch.__version__,
+        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    atomic_write_json(paths.meta, full)
+    return full
+
+
+def update_meta(config: ModelConfig, meta: dict[str, Any],
+                root: str | Path | None = None) -> None:
+    """Rewrite ``config``'s metadata (e.g. after adding a robust-accuracy entry)."""
+    atomic_write_json(cache_paths(config, root).meta, meta)
+
+
+class _Unusable(Exception):
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+
+
+def _verified(config: ModelConfig, paths: CachePaths) -> tuple[ZooNet, dict[str, Any]]:
+    if not paths.meta.exists():
+        raise _Unusable(paths.checkpoint, "checkpoint without metadata (an interrupted save)")
+    try:
+        meta = read_json(paths.meta)
+    except ValueError as err:
+        raise _Unusable(paths.meta, f"unreadable metadata ({err})") from err
+    if not isinstance(meta, dict) or meta.get("hash") != config.hash \
+            or meta.get("config") != config.to_dict():
+        raise _Unusable(paths.meta, "metadata describes a different config")
+    if not paths.checkpoint.exists():
+        raise _Unusable(paths.checkpoint, "checkpoint missing")
+    digest = sha256_file(paths.checkpoint)
+    if digest != meta.get("sha256"):
+        raise _Unusable(paths.checkpoint, f"SHA-256 {digest[:12]}… differs from the recorded "
+                                          f"{str(meta.get('sha256'))[:12]}… (corrupt or edited)")
+    try:
+        state = torch.load(paths.checkpoint, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means unusable
+        raise _Unusable(paths.checkpoint, f"cannot be read by torch.load ({err})") from err
+    model = build_model(config.arch, config.dataset, seed=config.seed)
+    expected = tensor_shapes(model)
+    found = {k: list(v.shape) for k, v in state.items()} if isinstance(state, dict) else {}
+    if found != expected or meta.get("param_shapes") != expected:
+        raise _Unusable(paths.checkpoint, "tensor names/shapes differ from the architecture")
+    model.load_state_dict(state, strict=True)
+    return model.eval(), meta
+
+
+def load_cached(config: ModelConfig,
+                root: str | Path | None = None) -> tuple[ZooNet, dict[str, Any]] | None:
+    """The cached, verified model and metadata of ``config``; ``None`` if it must be trained
+    (never cached, or unusable — the latter with a :class:`CacheWarning` naming the file)."""
+    paths = cache_paths(config, root)
+    if not paths.meta.exists() and not paths.checkpoint.exists():
+        return None
+    try:
+        return _verified(config, paths)
+    except _Unusable as err:
+        warnings.warn(f"zoo cache: {err}; retraining {config.name}.", CacheWarning,
+                      stacklevel=3)
+        return None

@@ -1,0 +1,125 @@
+"""`ModelConfig`: everything that determines a trained zoo model, and its cache hash."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from advlens.io import config_hash
+
+# Bump whenever a change to architectures, training or evaluation code would change the weights
+# a config trains to: every cached model is then retrained instead of silently reused.
+TRAINING_CODE_VERSION = "zoo-1"
+
+DATASETS = ("digits", "twin-cue")
+REGIMES = ("standard", "l2-at", "harmonized")
+SOURCES = ("trained", "timm", "robustness")
+TWIN_CUE_VARIANTS = ("both", "a-only", "b-only")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A zoo model: architecture, data, training regime and hyper-parameters.
+
+    ``arch`` names a registered architecture (``advlens.zoo.architectures.ARCHS``); ``family``
+    is filled in from it. ``eps`` is the L2 radius of adversarial training (0 for ``standard``).
+    ``n_train``/``n_test`` subsample the data (None = all; tests use tiny subsets).
+    ``source`` is ``"trained"`` for models this package trains, or ``"timm"``/``"robustness"``
+    for published checkpoints named by ``checkpoint`` (the ``paper`` preset).
+    """
+
+    arch: str
+    dataset: str = "digits"
+    regime: str = "standard"
+    eps: float = 0.0
+    seed: int = 0
+    epochs: int = 20
+    family: str = ""
+    variant: str | None = None
+    data_seed: int = 0
+    n_train: int | None = None
+    n_test: int | None = None
+    batch_size: int = 128
+    optimizer: str = "adamw"
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    warmup_frac: float = 0.05
+    attack_steps: int = 5
+    attack_step_factor: float = 2.5
+    regime_params: tuple[tuple[str, float], ...] = ()
+    source: str = "trained"
+    checkpoint: str | None = None
+    tag: str = ""
+
+    def __post_init__(self) -> None:
+        from advlens.zoo.architectures import ARCHS
+        from advlens.zoo.paper import PAPER_ARCHS
+
+        known = {**ARCHS, **PAPER_ARCHS}
+        if self.arch not in known:
+            raise ValueError(f"unknown arch {self.arch!r}; registered: {sorted(known)}.")
+        if not self.family:
+            object.__setattr__(self, "family", known[self.arch].family)
+        if self.dataset not in DATASETS and self.source == "trained":
+            raise ValueError(f"dataset must be one of {DATASETS} for trained models; "
+                             f"got {self.dataset!r}.")
+        if self.regime not in REGIMES:
+            raise ValueError(f"regime must be one of {REGIMES}; got {self.regime!r}.")
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}; got {self.source!r}.")
+        if self.regime == "standard" and self.eps != 0:
+            raise ValueError(f"a standard model has eps 0; got eps={self.eps}. "
+                             "Use regime='l2-at' for adversarial training.")
+        if self.regime == "l2-at" and not self.eps > 0:
+            raise ValueError(f"regime 'l2-at' needs eps > 0; got {self.eps}.")
+        if self.dataset == "twin-cue":
+            if self.variant not in TWIN_CUE_VARIANTS:
+                raise ValueError(f"twin-cue models need variant in {TWIN_CUE_VARIANTS}; "
+                                 f"got {self.variant!r}.")
+        elif self.variant is not None and self.source == "trained":
+            raise ValueError(f"variant is only for twin-cue models; got {self.variant!r} "
+                             f"for dataset {self.dataset!r}.")
+        if self.epochs < 1 and self.source == "trained":
+            raise ValueError(f"epochs must be >= 1; got {self.epochs}.")
+
+    @property
+    def name(self) -> str:
+        """Short unique name, e.g. ``cnn-s/at0.5/s0`` or ``twin-cue-a-only/cnn-tc/std/s0``."""
+        regime = {"standard": "std", "l2-at": f"at{self.eps:g}",
+                  "harmonized": "harm"}[self.regime]
+        prefix = f"twin-cue-{self.variant}/" if self.dataset == "twin-cue" else ""
+        if self.source != "trained":
+            prefix = f"{self.source}/"
+        suffix = f"/{self.tag}" if self.tag else ""
+        return f"{prefix}{self.arch}/{regime}/s{self.seed}{suffix}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as a JSON-ready dict."""
+        data = dataclasses.asdict(self)
+        data["regime_params"] = [list(p) for p in self.regime_params]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Inverse of :meth:`to_dict` (unknown keys are refused with a clear error)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig field(s) {unknown}; fields: {sorted(names)}.")
+        data = dict(data)
+        data["regime_params"] = tuple(tuple(p) for p in data.get("regime_params", ()))
+        return cls(**data)
+
+    @property
+    def hash(self) -> str:
+        """Cache key: hash of every field, :data:`TRAINING_CODE_VERSION` and the version of
+        the data generator."""
+        from advlens.zoo.datasets import data_version
+
+        return config_hash({"config": self.to_dict(), "code": TRAINING_CODE_VERSION,
+                            "data": data_version(self.dataset)})
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,38 @@
+"""The images a zoo config trains and is tested on (from :mod:`advlens.data`)."""
+
+from __future__ import annotations
+
+import torch
+
+from advlens.data import ImageSet, digits, twin_cue
+from advlens.zoo.architectures import DATASET_SHAPES
+from advlens.zoo.config import ModelConfig
+
+
+def data_version(dataset: str) -> str:
+    """Version of the generator behind ``dataset``, part of every model's cache hash."""
+    if dataset == "twin-cue":
+        from advlens.data.twin_cue import GENERATOR_VERSION
+
+        return f"twin-cue-{GENERATOR_VERSION}"
+    return dataset
+
+
+def dataset_for(config: ModelConfig, split: str) -> ImageSet:
+    """The ``split`` ("train"/"test") of ``config``'s data, cut to ``n_train``/``n_test``.
+
+    Digits subsets are a permutation drawn from ``data_seed`` (the split itself is fixed);
+    twin-cue subsets are generated at that size with ``data_seed``.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test'; got {split!r}.")
+    n = config.n_train if split == "train" else config.n_test
+    channels, size = DATASET_SHAPES[config.dataset]
+    if config.dataset == "twin-cue":
+        return twin_cue(split, variant=config.variant or "both", n=n, size=size,
+                        seed=config.data_seed)
+    data = digits(split, size=size)
+    if n is None or n >= len(data):
+        return data
+    generator = torch.Generator().manual_seed(config.data_seed)
+    return data.subset(torch.randperm(len(data), generator=generator)[:n].sort().values)
