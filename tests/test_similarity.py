@@ -119,3 +119,34 @@ def test_bootstrap_inner_cka_matches_the_cka_module() -> None:
     idx = rng.integers(0, 50, 50)
     assert _resampled_linear_cka(a[idx], b[idx]) == pytest.approx(linear_cka(a[idx], b[idx]),
                                                                   rel=1e-10)
+
+
+def test_similarity_by_level_and_prediction_table(setup) -> None:  # noqa: ANN001
+    from advlens.similarity import prediction_table, similarity_by_level
+
+    models, x, labels = setup
+    s, t = draw_pairs(labels, 12, seed=2)
+    levels = {0.0: {"a/s0": models["a"], "b/s0": models["b"], "b/s1": models["c"]},
+              1.0: {"c/s0": models["c"]}}
+    res = similarity_by_level(levels, x[s], x[t], x, n_boot=50, iterations=15, progress=False,
+                              pair_filter=lambda r, c: r.split("/")[0] != c.split("/")[0])
+    assert list(res.summary.level) == [0.0]  # a level with one model has no pair
+    assert set(zip(res.pairs.row, res.pairs.col, strict=True)) == {
+        ("a/s0", "b/s0"), ("a/s0", "b/s1"), ("b/s0", "a/s0"), ("b/s1", "a/s0")}
+    for row in res.pairs.itertuples():
+        xr = res.inverted[0.0][row.row].images
+        m_r, m_c = levels[0.0][row.row], levels[0.0][row.col]
+        assert row.cka_inverted == pytest.approx(np_cka(rep(m_r, xr), rep(m_c, xr)), abs=1e-9)
+        assert row.cka_test == pytest.approx(np_cka(rep(m_r, x), rep(m_c, x)), abs=1e-9)
+    summ = res.summary.iloc[0]
+    assert summ.cka_inverted == pytest.approx(res.pairs.cka_inverted.mean(), abs=1e-9)
+    assert summ.cka_test == pytest.approx(res.pairs.cka_test.mean(), abs=1e-9)
+    assert summ.cka_inverted_lo <= summ.cka_inverted <= summ.cka_inverted_hi
+    assert summ.n_pairs == 4 and summ.n_models == 3
+
+    table = prediction_table(levels[0.0], res.inverted[0.0], labels[s], labels[t])
+    assert len(table) == 9
+    one = table[(table.inverted_by == "a/s0") & (table.judged_by == "b/s0")].iloc[0]
+    expected = prediction_rates(models["b"], res.inverted[0.0]["a/s0"].images, labels[s],
+                                labels[t])
+    assert (one.as_target, one.as_seed) == (expected["target"], expected["seed"])

@@ -5,13 +5,15 @@ behind notebook 01.
 - :func:`inverted_cka_matrix`: the asymmetric heatmap -- row model R inverts (seed, target)
   pairs into its own dataset X_R; entry (R, C) = CKA(Rep_R(X_R), Rep_C(X_R)).
 - :func:`mean_cka_ci`: mean CKA over chosen (row, column) pairs with a bootstrap CI over images.
-- :func:`prediction_rates`, :func:`mask_concentration`: what the inverted images look like to a
-  model, and where the inversion changed the seed (ground-truth cue masks).
+- :func:`similarity_by_level`: per group of models (e.g. one robustness level), every chosen
+  pair's CKA on test and on inverted data, and the group means with CIs.
+- :func:`prediction_rates`, :func:`prediction_table`, :func:`mask_concentration`: what the
+  inverted images look like to a model, and where the inversion changed the seed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,6 +134,65 @@ def mean_cka_ci(reps: Mapping[str, Mapping[str, Tensor]], pairs: Sequence[tuple[
                         seed=seed)
     value = float(np.mean([linear_cka(a, b) for a, b in arrays.values()]))
     return Estimate(value, boot.lo, boot.hi, boot.n)
+
+
+@dataclass
+class LevelSimilarity:
+    """``pairs``: one row per (level, row model, column model) with ``cka_test`` and
+    ``cka_inverted``; ``summary``: per level the mean of each with a bootstrap CI over images
+    (``*_lo``/``*_hi``) and the number of pairs; ``inverted[level][model]``: the inversions."""
+
+    pairs: pd.DataFrame
+    summary: pd.DataFrame
+    inverted: dict[Any, dict[str, InversionResult]]
+
+
+def similarity_by_level(levels: Mapping[Any, Mapping[str, nn.Module]], seeds: Tensor,
+                        targets: Tensor, test_images: Tensor, *,
+                        pair_filter: Callable[[str, str], bool] | None = None,
+                        n_boot: int = 1000, seed: int = 0, progress: bool = True,
+                        **invert_kwargs: Any) -> LevelSimilarity:
+    """CKA on test images and on inverted data for the models of each level (e.g. robustness
+    eps), over the ordered pairs (R, C), R != C, that ``pair_filter(R, C)`` keeps (default: all).
+
+    On inverted data, pair (R, C) is CKA(Rep_R(X_R), Rep_C(X_R)) (R's inversions of the shared
+    seed/target pairs); on test data both models see ``test_images``. Levels with fewer than two
+    models (or no kept pair) are skipped.
+    """
+    rows, summary, inverted = [], [], {}
+    for level, models in levels.items():
+        names = list(models)
+        pairs = [(r, c) for r in names for c in names
+                 if r != c and (pair_filter is None or pair_filter(r, c))]
+        if not pairs:
+            continue
+        inv = inverted_cka_matrix(models, seeds, targets, progress=progress, **invert_kwargs)
+        test_reps = representations(models, test_images)
+        test_cross = {r: test_reps for r in names}
+        test_matrix = cka_matrix(test_reps)
+        inverted[level] = inv.inverted
+        rows += [{"level": level, "row": r, "col": c, "cka_test": float(test_matrix.loc[r, c]),
+                  "cka_inverted": float(inv.matrix.loc[r, c])} for r, c in pairs]
+        entry: dict[str, Any] = {"level": level, "n_models": len(names), "n_pairs": len(pairs)}
+        for key, reps in (("test", test_cross), ("inverted", inv.reps)):
+            est = mean_cka_ci(reps, pairs, n_boot=n_boot, seed=seed)
+            entry.update({f"cka_{key}": est.value, f"cka_{key}_lo": est.lo,
+                          f"cka_{key}_hi": est.hi})
+        summary.append(entry)
+    return LevelSimilarity(pd.DataFrame(rows), pd.DataFrame(summary), inverted)
+
+
+def prediction_table(models: Mapping[str, nn.Module], inverted: Mapping[str, InversionResult],
+                     seed_labels: Tensor, target_labels: Tensor) -> pd.DataFrame:
+    """For every inverting model R (``inverted``) and judging model C (``models``): the
+    fractions of R's inversions that C classifies as the target's and as the seed's class."""
+    rows = []
+    for row, result in inverted.items():
+        for col, model in models.items():
+            rates = prediction_rates(model, result.images, seed_labels, target_labels)
+            rows.append({"inverted_by": row, "judged_by": col, "as_target": rates["target"],
+                         "as_seed": rates["seed"]})
+    return pd.DataFrame(rows)
 
 
 def prediction_rates(model: nn.Module, images: Tensor, seed_labels: Tensor,
