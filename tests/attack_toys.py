@@ -60,3 +60,49 @@ def tiny_cnn(seed: int = 0, k: int = 3) -> nn.Module:
 def random_images(n: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.rand(n, *SHAPE, generator=g, dtype=dtype)
+
+
+def boundary_gap(model: nn.Sequential, x: Tensor, dual: float = 2) -> Tensor:
+    """Distance to the second-nearest class boundary over the distance to the nearest (inf for
+    two classes): near 1, two boundaries compete and a local method may settle on either."""
+    lin = model[1]
+    w, b = lin.weight.detach().double(), lin.bias.detach().double()
+    z = x.double().flatten(1) @ w.T + b
+    y = z.argmax(1)
+    d = (z.gather(1, y[:, None]) - z) / (w[y][:, None, :] - w[None, :, :]).norm(p=dual, dim=2)
+    d = d.scatter(1, y[:, None], float("inf")).sort(dim=1).values
+    return d[:, 1] / d[:, 0]
+
+
+def runner_up_nearest(model: nn.Sequential, x: Tensor, dual: float = 2) -> Tensor:
+    """Mask of images whose nearest boundary (closed form) is the one with the runner-up class.
+
+    Gradient attacks on the logit margin (and C&W) descend towards the runner-up class's
+    boundary; on an affine model another class's boundary can be nearer, and then no local
+    method is expected to find it. The closed-form tests use images where the two agree.
+    """
+    lin = model[1]
+    w, b = lin.weight.detach().double(), lin.bias.detach().double()
+    z = x.double().flatten(1) @ w.T + b
+    top2 = z.topk(2, dim=1).indices
+    y, runner = top2[:, 0], top2[:, 1]
+    zy = z.gather(1, y[:, None])
+    d = (zy - z) / (w[y][:, None, :] - w[None, :, :]).norm(p=dual, dim=2).clamp_min(1e-300)
+    d = d.scatter(1, y[:, None], float("inf"))
+    return d.argmin(1) == runner
+
+
+def closed_form_point(model: nn.Sequential, x: Tensor, norm: str) -> Tensor:
+    """The minimal adversarial point towards the nearest boundary (box ignored)."""
+    lin = model[1]
+    w, b = lin.weight.detach().double(), lin.bias.detach().double()
+    z = x.double().flatten(1) @ w.T + b
+    y = z.argmax(1)
+    dual = 2 if norm == "l2" else 1
+    dw = w[y][:, None, :] - w[None, :, :]
+    d = ((z.gather(1, y[:, None]) - z) / dw.norm(p=dual, dim=2).clamp_min(1e-300))
+    j = d.scatter(1, y[:, None], float("inf")).argmin(1)
+    v = w[y] - w[j]
+    dist = d.gather(1, j[:, None])
+    step = v / v.norm(dim=1, keepdim=True) if norm == "l2" else v.sign()
+    return (x.double().flatten(1) - dist * step).view_as(x)

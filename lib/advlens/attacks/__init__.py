@@ -1,14 +1,32 @@
 """Adversarial attacks, batched and device-agnostic, all returning :class:`AttackResult`.
 
-Fixed budget: :func:`fgsm`, :func:`pgd`.
+- Fixed budget: :func:`fgsm`, :func:`pgd` (L2 / L∞).
+- Su et al.: :func:`ifgsm_search` / :func:`fgsm_search` (per-image eps search), :func:`cw_l2`,
+  :func:`ead`, :func:`choose_targets` (least-likely, top-2, random).
+- Fast minimal norm: :func:`ddn`, :func:`fmn`; :func:`minimal_l2` / :func:`minimal_linf` pick
+  the strongest at a pass budget.
+- Linsley et al.: :func:`minimal_eps_pgd` (smallest L2-PGD budget per image).
+- :func:`run_batched` runs any of them over an image set in chunks.
+
 Inputs are unnormalised images in [0, 1] (refused otherwise); models are run in eval mode
-with their modes restored. ``passes`` counts batched forward+backward passes and ``forwards``
-batched forward-only passes.
+with their modes restored. Cost accounting: ``passes`` counts batched forward+backward passes,
+``forwards`` batched forward-only passes; a pass on a subset of the batch counts as one.
 """
 
+from advlens.attacks.batching import run_batched
 from advlens.attacks.criterion import Criterion
+from advlens.attacks.cw import cw_l2
+from advlens.attacks.ddn import ddn
+from advlens.attacks.ead import ead
+from advlens.attacks.fmn import fmn
+from advlens.attacks.ifgsm import fgsm_search, ifgsm_search
+from advlens.attacks.minimal import minimal_l2, minimal_linf
 from advlens.attacks.norms import lp_norms, project_ball
 from advlens.attacks.pgd import fgsm, pgd
 from advlens.attacks.result import AttackResult
+from advlens.attacks.targets import choose_targets
+from advlens.attacks.tolerance import minimal_eps_pgd
 
-__all__ = ["AttackResult", "Criterion", "fgsm", "lp_norms", "pgd", "project_ball"]
+__all__ = ["AttackResult", "Criterion", "choose_targets", "cw_l2", "ddn", "ead", "fgsm",
+           "fgsm_search", "fmn", "ifgsm_search", "lp_norms", "minimal_eps_pgd", "minimal_l2",
+           "minimal_linf", "pgd", "project_ball", "run_batched"]

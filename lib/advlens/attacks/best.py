@@ -12,38 +12,52 @@ from advlens.attacks.result import AttackResult
 
 
 class BestAdversarial:
-    """Smallest-norm adversarial found so far for each image of a batch."""
+    """For each image of a batch, the adversarial with the smallest score seen so far.
+
+    The score is the perturbation's norm by default; eps searches pass the budget instead
+    (smallest successful eps), EAD its decision rule's norm.
+    """
 
     def __init__(self, x: Tensor, norm: Norm) -> None:
         self.x = x
         self.norm: Norm = norm
         self.adv = x.clone()
-        self.norms = torch.full((x.shape[0],), float("inf"), device=x.device, dtype=x.dtype)
+        self.score = torch.full((x.shape[0],), float("inf"), device=x.device, dtype=x.dtype)
 
     @property
     def found(self) -> Tensor:
-        return torch.isfinite(self.norms)
+        return torch.isfinite(self.score)
 
-    def update(self, candidate: Tensor, is_adv: Tensor, norms: Tensor | None = None) -> Tensor:
-        """Keep ``candidate`` where it is adversarial and smaller; returns that mask."""
-        if norms is None:
-            norms = lp_norms(candidate - self.x, self.norm)
-        better = is_adv & (norms < self.norms)
-        self.norms = torch.where(better, norms, self.norms)
-        self.adv = torch.where(better.view(-1, *([1] * (self.x.ndim - 1))), candidate, self.adv)
+    def update(self, candidate: Tensor, is_adv: Tensor, score: Tensor | None = None,
+               index: Tensor | None = None) -> Tensor:
+        """Keep ``candidate`` where it is adversarial with a smaller score; returns that mask.
+
+        ``index`` (optional) says which images of the batch the candidates belong to.
+        """
+        x = self.x if index is None else self.x[index]
+        if score is None:
+            score = lp_norms(candidate - x, self.norm)
+        old = self.score if index is None else self.score[index]
+        better = is_adv & (score < old)
+        if index is None:
+            self.score = torch.where(better, score, self.score)
+            self.adv = torch.where(better.view(-1, *([1] * (x.ndim - 1))), candidate, self.adv)
+        else:
+            rows = index[better]
+            self.score[rows] = score[better]
+            self.adv[rows] = candidate[better]
         return better
 
     def result(self, model: nn.Module, criterion: Criterion, *, passes: int, forwards: int,
                eps: Tensor | None = None) -> AttackResult:
-        """Confirm the kept examples with one forward pass and package them.
+        """Confirm the kept examples with one forward pass (counted) and package them.
 
-        Images with no (confirmed) adversarial get ``adv = x`` and ``norms = inf``.
+        Images with no confirmed adversarial get ``adv = x`` and ``norms = inf``.
         """
         success = self.found & criterion.is_adversarial(forward(model, self.adv))
         keep = success.view(-1, *([1] * (self.x.ndim - 1)))
-        adv = torch.where(keep, self.adv, self.x)
+        adv = torch.where(keep, self.adv, self.x).detach()
         norms = torch.where(success, lp_norms(adv - self.x, self.norm),
-                            torch.full_like(self.norms, float("inf")))
+                            torch.full_like(self.score, float("inf")))
         targets = criterion.classes if criterion.targeted else None
-        return AttackResult(adv.detach(), norms.detach(), success, passes, forwards + 1,
-                            self.norm, eps, targets)
+        return AttackResult(adv, norms, success, passes, forwards + 1, self.norm, eps, targets)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 
 import torch
@@ -44,26 +45,42 @@ def prepare(model: nn.Module, x: Tensor, y: Tensor, *, targeted: bool = False,
     return x, y, Criterion(targets, True)
 
 
-def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    if not (value > 0 or (allow_zero and value == 0)):
+def check_positive(name: str, value: float | Tensor, *, allow_zero: bool = False) -> None:
+    """Refuse a non-positive (or negative, with ``allow_zero``) scalar or per-sample budget."""
+    v = torch.as_tensor(value)
+    ok = bool((v >= 0).all()) if allow_zero else bool((v > 0).all())
+    if not ok or not bool(torch.isfinite(v).all()):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound}; got {value!r}.")
+        raise ValueError(f"{name} must be finite and {bound}; got {value!r}.")
 
 
 def logits_and_grad(model: nn.Module, x: Tensor,
-                    objective: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, Tensor]:
-    """One forward+backward pass: detached logits at ``x`` and d(sum objective)/dx.
+                    objective: Callable[[Tensor, Tensor], Tensor]
+                    ) -> tuple[Tensor, Tensor, Tensor]:
+    """One forward+backward pass: detached logits at ``x``, the per-sample objective values,
+    and d(sum objective)/dx.
 
     ``objective(logits, x)`` returns per-sample values; samples are independent, so the gradient
     of the sum is each sample's own gradient.
     """
     x = x.detach().requires_grad_(True)
     logits = model(x)
-    (grad,) = torch.autograd.grad(objective(logits, x).sum(), x)
-    return logits.detach(), grad
+    values = objective(logits, x)
+    (grad,) = torch.autograd.grad(values.sum(), x)
+    return logits.detach(), values.detach(), grad
 
 
 @torch.no_grad()
 def forward(model: nn.Module, x: Tensor) -> Tensor:
     """One forward-only pass (no graph)."""
     return model(x)
+
+
+def tqdm_disabled(progress: bool | None) -> bool | None:
+    """tqdm's ``disable`` for a ``progress`` flag; None lets tqdm decide (off without a TTY)."""
+    return None if progress is None else not progress
+
+
+def cosine(i: int, n: int, start: float, end: float) -> float:
+    """Cosine annealing from ``start`` (i = 0) towards ``end`` (i = n)."""
+    return end + (start - end) * (1 + math.cos(math.pi * i / max(n, 1))) / 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -18,6 +19,15 @@ class Criterion:
     def is_adversarial(self, logits: Tensor) -> Tensor:
         pred = logits.argmax(1)
         return pred == self.classes if self.targeted else pred != self.classes
+
+    def confidently_adversarial(self, logits: Tensor) -> Tensor:
+        """Adversarial by more than rounding noise (margin below −64 ulps of the largest logit).
+
+        Minimal attacks keep only such candidates, so the verdict survives recomputation (another
+        batch composition, another kernel) although they end right at the decision boundary.
+        """
+        tol = 64 * torch.finfo(logits.dtype).eps * (1 + logits.detach().abs().amax(1))
+        return self.is_adversarial(logits) & (self.margin(logits) < -tol)
 
     def margin(self, logits: Tensor) -> Tensor:
         """Per-sample logit margin, negative iff adversarial (ties aside).

@@ -9,10 +9,13 @@ from torch import Tensor, nn
 
 from advlens.attacks.best import BestAdversarial
 from advlens.attacks.core import attack_mode, check_positive, forward, logits_and_grad, prepare
+from advlens.attacks.criterion import Criterion
 from advlens.attacks.norms import (
+    Norm,
     ascent_direction,
     check_norm,
     lp_norms,
+    per_sample,
     project_ball,
     random_in_ball,
 )
@@ -40,34 +43,48 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, norm: str = "l2",
     Cost: ``steps`` passes plus one forward-only success check.
     """
     norm = check_norm(norm, ("l2", "linf"))
-    check_positive("eps", eps, allow_zero=True)
     if steps < 1:
         raise ValueError(f"steps must be >= 1; got {steps}.")
     if keep not in ("last", "any"):
         raise ValueError(f"keep must be 'last' or 'any'; got {keep!r}.")
     step = 2.5 * eps / steps if step_size is None else step_size
+    check_positive("eps", eps, allow_zero=True)
     check_positive("step_size", step, allow_zero=True)
     home = as_tensor(x, "x").device
     with attack_mode(model):
         x0, _, crit = prepare(model, x, y, targeted=targeted, targets=targets)
-        xa = x0
+        start = None
         if random_start:
-            xa = (x0 + random_in_ball(x0, eps, norm, generator)).clamp(0.0, 1.0)
-        earlier = BestAdversarial(x0, norm) if keep == "any" else None
-        for _ in range(steps):
-            logits, grad = logits_and_grad(model, xa, lambda z, _x: crit.loss(z))
-            if earlier is not None:
-                earlier.update(xa, crit.is_adversarial(logits))
-            delta = project_ball(xa + step * ascent_direction(grad, norm) - x0, eps, norm)
-            xa = (x0 + delta).clamp(0.0, 1.0)
-        success = crit.is_adversarial(forward(model, xa))
-        if earlier is not None:
-            use = ~success & earlier.found
-            xa = torch.where(use.view(-1, 1, 1, 1), earlier.adv, xa)
-            success = success | use
-    result = AttackResult(xa.detach(), lp_norms(xa - x0, norm), success, steps, 1, norm,
+            start = (x0 + random_in_ball(x0, eps, norm, generator)).clamp(0.0, 1.0)
+        xa, success = run_pgd(model, x0, crit, eps=eps, step=step, steps=steps, norm=norm,
+                              start=start, keep_any=keep == "any")
+    result = AttackResult(xa, lp_norms(xa - x0, norm), success, steps, 1, norm,
                           targets=crit.classes if crit.targeted else None)
     return result.to(home)
+
+
+def run_pgd(model: nn.Module, x0: Tensor, crit: Criterion, *, eps: float | Tensor,
+            step: float | Tensor, steps: int, norm: Norm, start: Tensor | None = None,
+            keep_any: bool = False) -> tuple[Tensor, Tensor]:
+    """The PGD loop on validated inputs inside :func:`attack_mode`; ``eps`` and ``step`` may be
+    per-sample (N,) tensors. Returns (adversarial candidates, success); costs ``steps`` passes
+    and one forward-only pass."""
+    n = x0.shape[0]
+    step_t = per_sample(step, n, x0)
+    xa = x0 if start is None else start
+    earlier = BestAdversarial(x0, norm) if keep_any else None
+    for _ in range(steps):
+        logits, _, grad = logits_and_grad(model, xa, lambda z, _x: crit.loss(z))
+        if earlier is not None:
+            earlier.update(xa, crit.confidently_adversarial(logits))
+        delta = project_ball(xa + step_t * ascent_direction(grad, norm) - x0, eps, norm)
+        xa = (x0 + delta).clamp(0.0, 1.0)
+    success = crit.is_adversarial(forward(model, xa))
+    if earlier is not None:
+        use = ~success & earlier.found
+        xa = torch.where(use.view(-1, *([1] * (x0.ndim - 1))), earlier.adv, xa)
+        success = success | use
+    return xa.detach(), success
 
 
 def fgsm(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, norm: str = "linf",

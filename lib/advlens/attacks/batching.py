@@ -1,0 +1,31 @@
+"""Run an attack over an image set in chunks (bounded memory, one progress bar)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from advlens.attacks.core import tqdm_disabled
+from advlens.attacks.result import AttackResult
+from advlens.checks import as_tensor
+
+
+def run_batched(attack: Callable[..., AttackResult], model: nn.Module, x: Tensor, y: Tensor, *,
+                batch_size: int = 256, targets: Tensor | None = None,
+                progress: bool | None = None, **kwargs: Any) -> AttackResult:
+    """``attack(model, x_chunk, y_chunk, **kwargs)`` over chunks of ``batch_size`` images,
+    joined into one result (passes and forwards add up over chunks)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+    x, y = as_tensor(x, "x"), as_tensor(y, "y")
+    results = []
+    starts = range(0, x.shape[0], batch_size)
+    for s in tqdm(starts, desc=getattr(attack, "__name__", "attack"),
+                  disable=tqdm_disabled(progress), leave=False):
+        chunk = slice(s, s + batch_size)
+        extra = {} if targets is None else {"targets": as_tensor(targets, "targets")[chunk]}
+        results.append(attack(model, x[chunk], y[chunk], **extra, **kwargs))
+    return AttackResult.concat(results)

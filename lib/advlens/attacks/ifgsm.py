@@ -1,0 +1,51 @@
+"""Su et al.'s (I-)FGSM with a per-image eps search: the smallest budget that fools the model."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from advlens.attacks.core import attack_mode, check_positive, prepare
+from advlens.attacks.criterion import Criterion
+from advlens.attacks.norms import check_norm
+from advlens.attacks.pgd import run_pgd
+from advlens.attacks.result import AttackResult
+from advlens.attacks.search import EpsSearch, doubling_bisection
+from advlens.checks import as_tensor
+
+
+def ifgsm_search(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 50,
+                 start_eps: float = 0.02, tries: int = 9, norm: str = "linf",
+                 targets: Tensor | None = None, progress: bool | None = None) -> AttackResult:
+    """I-FGSM (``steps`` iterations of size eps/steps, projection on the ``norm`` ball, clamp to
+    [0, 1]) inside Su et al.'s eps search: start at ``start_eps``, double until the image is
+    fooled, then bisect; ``tries`` attacks per image; each image keeps its smallest successful
+    eps (``result.eps``; inf if none) and that adversarial. ``steps=1`` is FGSM with the search.
+
+    Untargeted unless ``targets`` (target classes ≠ ``y``) are given. Images misclassified
+    before any perturbation get eps = 0. Cost: one forward-only clean check, then per try
+    ``steps`` passes + 1 forward (on the images still searching), then one confirming forward.
+    """
+    norm = check_norm(norm, ("l2", "linf"))
+    check_positive("start_eps", start_eps)
+    if steps < 1 or tries < 1:
+        raise ValueError(f"steps and tries must be >= 1; got steps={steps}, tries={tries}.")
+    home = as_tensor(x, "x").device
+    with attack_mode(model):
+        x0, _, crit = prepare(model, x, y, targets=targets)
+
+        def attack(images: Tensor, c: Criterion, eps: Tensor) -> tuple[Tensor, Tensor]:
+            return run_pgd(model, images, c, eps=eps, step=eps / steps, steps=steps, norm=norm,
+                           keep_any=True)
+
+        search = EpsSearch(model, x0, crit, norm, lo=0.0, attack=attack, cost=(steps, 1))
+        doubling_bisection(search, start=start_eps, tries=tries, progress=progress)
+        result = search.result()
+    return result.to(home)
+
+
+def fgsm_search(model: nn.Module, x: Tensor, y: Tensor, *, start_eps: float = 0.02,
+                tries: int = 9, norm: str = "linf", targets: Tensor | None = None,
+                progress: bool | None = None) -> AttackResult:
+    """FGSM (one step of size eps) inside the same eps search as :func:`ifgsm_search`."""
+    return ifgsm_search(model, x, y, steps=1, start_eps=start_eps, tries=tries, norm=norm,
+                        targets=targets, progress=progress)

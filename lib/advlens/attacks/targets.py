@@ -1,0 +1,48 @@
+"""Target classes for targeted attacks (Su et al.: least-likely, top-2, random)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from advlens.attacks.core import forward, prepare
+from advlens.checks import as_tensor, eval_mode
+
+TargetMode = Literal["least-likely", "top-2", "random"]
+TARGET_MODES: tuple[str, ...] = ("least-likely", "top-2", "random")
+
+
+def choose_targets(model: nn.Module, x: Tensor, y: Tensor, mode: str = "random",
+                   generator: torch.Generator | None = None) -> Tensor:
+    """One target class ≠ ``y`` per image.
+
+    - ``"least-likely"``: the class with the lowest logit (among classes ≠ y);
+    - ``"top-2"``: the most likely class other than y (the second most likely for a correctly
+      classified image);
+    - ``"random"``: uniform over the classes ≠ y, drawn with ``generator``.
+    One forward pass (eval mode) gives the number of classes and the ranking.
+    """
+    if mode not in TARGET_MODES:
+        raise ValueError(f"mode must be one of {TARGET_MODES}; got {mode!r}.")
+    home = as_tensor(x, "x").device
+    with eval_mode(model):
+        x0, y0, _ = prepare(model, x, y)
+        logits = forward(model, x0)
+    k = logits.shape[1]
+    if k < 2:
+        raise ValueError("targeted attacks need a model with at least 2 classes.")
+    if int(y0.max()) >= k:
+        raise ValueError(f"labels go up to {int(y0.max())} but the model has {k} classes.")
+    idx = y0[:, None]
+    if mode == "least-likely":
+        t = logits.scatter(1, idx, float("inf")).argmin(1)
+    elif mode == "top-2":
+        t = logits.scatter(1, idx, float("-inf")).argmax(1)
+    else:
+        device = generator.device if generator is not None else torch.device("cpu")
+        r = torch.randint(0, k - 1, (x0.shape[0],), generator=generator, device=device)
+        r = r.to(y0.device)
+        t = r + (r >= y0).long()
+    return t.to(home)

@@ -1,0 +1,140 @@
+"""Minimal attacks against closed-form answers on affine classifiers (box not binding)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from advlens import attacks
+from attack_toys import (
+    affine_model,
+    boundary_gap,
+    centre_images,
+    closed_form_point,
+    l2_distance_to_boundary,
+    linf_distance_to_boundary,
+    runner_up_nearest,
+)
+
+
+def _problem(k: int, norm: str, n: int = 10) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor,
+                                                      torch.Tensor]:
+    """An affine model and images whose minimal adversarial is known and unambiguous: far from
+    the box edges, nearest boundary = the runner-up class's and ≥ 10 % nearer than any other
+    (else a local method may legitimately settle on a competing boundary), distance not tiny."""
+    model = affine_model(k=k, seed=4 if k == 2 else 5)
+    x = centre_images(100, seed=7, spread=0.15)
+    dist_fn = l2_distance_to_boundary if norm == "l2" else linf_distance_to_boundary
+    d, y = dist_fn(model, x)
+    dual = 2 if norm == "l2" else 1
+    keep = runner_up_nearest(model, x, dual) & (boundary_gap(model, x, dual) > 1.1) & (d > 0.03)
+    # the closed-form minimiser lies inside the box, so the box does not bind
+    point = closed_form_point(model, x, norm)
+    keep &= (point.flatten(1).amin(1) > 0.01) & (point.flatten(1).amax(1) < 0.99)
+    idx = keep.nonzero().flatten()[:n]
+    assert idx.numel() == n, "test set-up: not enough images with a known answer"
+    assert len(set(y[idx].tolist())) >= 2, "test set-up: images of one class only"
+    return model, x[idx], y[idx], d[idx]
+
+
+L2_ATTACKS = {
+    "ddn": lambda m, x, y: attacks.ddn(m, x, y, steps=300),
+    "fmn-l2": lambda m, x, y: attacks.fmn(m, x, y, steps=300),
+    "cw-l2": lambda m, x, y: attacks.cw_l2(m, x, y, steps=300, binary_steps=9, lr=0.01,
+                                           initial_const=1.0),
+    "minimal-l2 default": lambda m, x, y: attacks.minimal_l2(m, x, y, budget=300),
+}
+
+
+@pytest.mark.parametrize("k", [2, 5])
+@pytest.mark.parametrize("name", sorted(L2_ATTACKS))
+def test_minimal_l2_matches_distance_to_boundary(name: str, k: int) -> None:
+    model, x, y, d = _problem(k, "l2")
+    r = L2_ATTACKS[name](model, x, y)
+    assert r.success.all()
+    rel = r.norms / d - 1
+    # never below the true minimum (that would be a bookkeeping bug), within 1 % above it
+    assert float(rel.min()) > -1e-6, rel
+    assert float(rel.max()) < 0.01, rel
+
+
+LINF_ATTACKS = {
+    "fmn-linf": lambda m, x, y: attacks.fmn(m, x, y, norm="linf", steps=300),
+    "minimal-linf default": lambda m, x, y: attacks.minimal_linf(m, x, y, budget=300),
+}
+
+
+@pytest.mark.parametrize("k", [2, 5])
+@pytest.mark.parametrize("name", sorted(LINF_ATTACKS))
+def test_minimal_linf_matches_margin_over_l1_norm(name: str, k: int) -> None:
+    model, x, y, d = _problem(k, "linf")
+    r = LINF_ATTACKS[name](model, x, y)
+    assert r.success.all()
+    rel = r.norms / d - 1
+    assert float(rel.min()) > -1e-6, rel
+    assert float(rel.max()) < 0.01, rel
+
+
+def test_ifgsm_search_matches_linf_distance() -> None:
+    """Binary affine model: sign(∇CE) = sign(w_y − w_j), so I-FGSM walks straight to the
+    nearest corner; 9 tries of doubling-then-bisection leave a few % of bracket width. (On a
+    multi-class model the cross-entropy gradient mixes classes, so its sign is not the optimal
+    L∞ direction — the search is then only checked to stay above the true distance.)"""
+    model, x, y, d = _problem(2, "linf")
+    r = attacks.ifgsm_search(model, x, y)
+    rel = r.norms / d - 1
+    assert r.success.all() and float(rel.min()) > -1e-6 and float(rel.max()) < 0.06, rel
+    model, x, y, d = _problem(5, "linf")
+    r = attacks.ifgsm_search(model, x, y)
+    assert r.success.all() and float((r.norms / d).min()) > 1 - 1e-6
+
+
+def test_ifgsm_search_eps_brackets_the_true_distance() -> None:
+    model, x, y, d = _problem(2, "linf")
+    r = attacks.ifgsm_search(model, x, y, tries=14)
+    # the smallest successful eps is above the true distance and the bracket is tight
+    assert bool((r.eps >= d * (1 - 1e-9)).all())
+    assert float((r.eps / d - 1).max()) < 0.005
+    assert bool((r.norms <= r.eps * (1 + 1e-9)).all())
+
+
+def test_search_is_batched_with_per_image_intervals() -> None:
+    model, x, y, _ = _problem(5, "linf", n=4)
+    whole = attacks.ifgsm_search(model, x, y, steps=5)
+    single = torch.cat([attacks.ifgsm_search(model, x[i:i + 1], y[i:i + 1], steps=5).eps
+                        for i in range(4)])
+    torch.testing.assert_close(whole.eps, single)
+
+
+def test_minimal_eps_pgd_finds_the_boundary_within_the_width() -> None:
+    """Binary affine model: one normalised step reaches the boundary's direction, so PGD fools
+    the model iff eps > d; the search must land in (d, d + width]."""
+    model, x, y, d = _problem(2, "l2")
+    r = attacks.minimal_eps_pgd(model, x, y)
+    width = torch.where(d < 1, torch.full_like(d, 0.01), torch.full_like(d, 0.1))
+    assert r.success.all()
+    assert bool((r.eps >= d).all()) and bool((r.eps <= d + width).all()), (r.eps, d)
+    single = torch.cat([attacks.minimal_eps_pgd(model, x[i:i + 1], y[i:i + 1]).eps
+                        for i in range(len(x))])
+    torch.testing.assert_close(r.eps, single)
+
+
+class _Gate(torch.nn.Module):
+    """Class 1 iff pixel 0 > 0.6 via relu(10·(p0 − 0.5)) − 1: images with p0 < 0.5 have a
+    zero gradient, so no gradient attack can move them — PGD leaves them unbroken."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = torch.relu(10 * (x.flatten(1)[:, 0] - 0.5)) - 1
+        return torch.stack([torch.zeros_like(m), m], dim=1)
+
+
+def test_minimal_eps_pgd_records_unbroken_images() -> None:
+    x = torch.full((4, 1, 4, 4), 0.5)
+    x[:, 0, 0, 0] = torch.tensor([0.8, 0.3, 0.9, 0.2])
+    y = torch.tensor([1, 0, 1, 0])
+    r = attacks.minimal_eps_pgd(_Gate(), x, y)
+    assert len(r) == 4  # nothing dropped
+    assert r.success.tolist() == [True, False, True, False]
+    assert bool(torch.isinf(r.eps[1::2]).all())
+    # breakable ones: lowering pixel 0 to 0.6 flips the class, L2 distance 0.2 and 0.3
+    torch.testing.assert_close(r.eps[0::2], torch.tensor([0.2, 0.3]), atol=0.01, rtol=0)

@@ -1,0 +1,103 @@
+"""Every attack honours the common contract: truthful results, [0, 1], modes, bad inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from advlens import attacks
+from advlens.attacks import AttackResult
+from advlens.attacks.norms import lp_norms
+from attack_toys import random_images, tiny_cnn
+
+Attack = Callable[..., AttackResult]
+MINIMAL: dict[str, Attack] = {
+    "ddn": lambda m, x, y, **k: attacks.ddn(m, x, y, steps=15, **k),
+    "fmn-l2": lambda m, x, y, **k: attacks.fmn(m, x, y, steps=15, **k),
+    "fmn-linf": lambda m, x, y, **k: attacks.fmn(m, x, y, norm="linf", steps=15, **k),
+    "cw-l2": lambda m, x, y, **k: attacks.cw_l2(m, x, y, steps=8, binary_steps=2, lr=0.05, **k),
+    "ead": lambda m, x, y, **k: attacks.ead(m, x, y, steps=8, binary_steps=2, **k),
+    "ifgsm-search": lambda m, x, y, **k: attacks.ifgsm_search(m, x, y, steps=4, tries=3, **k),
+    "fgsm-search": lambda m, x, y, **k: attacks.fgsm_search(m, x, y, tries=3, **k),
+    "minimal-l2": lambda m, x, y, **k: attacks.minimal_l2(m, x, y, budget=16, **k),
+    "minimal-linf": lambda m, x, y, **k: attacks.minimal_linf(m, x, y, budget=16, **k),
+    "minimal-eps-pgd": lambda m, x, y, **k: attacks.minimal_eps_pgd(m, x, y, **k),
+}
+FIXED: dict[str, Attack] = {
+    "pgd-l2": lambda m, x, y, **k: attacks.pgd(m, x, y, eps=0.5, steps=3, **k),
+    "pgd-linf": lambda m, x, y, **k: attacks.pgd(m, x, y, eps=0.05, norm="linf", steps=3, **k),
+    "fgsm": lambda m, x, y, **k: attacks.fgsm(m, x, y, eps=0.05, **k),
+}
+ALL = {**MINIMAL, **FIXED}
+UNTARGETED_ONLY = {"minimal-eps-pgd"}
+
+
+def _setup(n: int = 12, seed: int = 0) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    model, x = tiny_cnn(seed=seed), random_images(n, seed=seed)
+    with torch.no_grad():
+        y = model.eval()(x).argmax(1)
+    y[0] = (y[0] + 1) % 3  # one image misclassified before any perturbation
+    return model, x, y
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_results_are_truthful(name: str) -> None:
+    model, x, y = _setup()
+    model.train()
+    r = ALL[name](model, x, y)
+    assert model.training and all(m.training for m in model.modules())
+    assert r.adv.shape == x.shape and r.norms.shape == r.success.shape == (len(x),)
+    assert float(r.adv.min()) >= 0.0 and float(r.adv.max()) <= 1.0
+    with torch.no_grad():
+        fooled = model.eval()(r.adv).argmax(1) != y
+    assert bool(fooled[r.success].all()), "an example reported successful is not adversarial"
+    real = lp_norms(r.adv - x, r.norm)
+    torch.testing.assert_close(r.norms[r.success], real[r.success])
+    if name in MINIMAL:
+        assert bool(torch.isinf(r.norms[~r.success]).all())
+        assert torch.equal(r.adv[~r.success], x[~r.success])
+        # the image misclassified clean needs no perturbation
+        assert bool(r.success[0]) and float(r.norms[0]) == 0.0
+    else:
+        assert torch.equal(r.success, fooled)
+        torch.testing.assert_close(r.norms, real)
+    assert r.passes >= 1 and r.forwards >= 1
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_inputs_refused_with_clear_errors(name: str) -> None:
+    model, x, y = _setup(4)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        ALL[name](model, x + 1.0, y)
+    with pytest.raises(ValueError, match="shape"):
+        ALL[name](model, x, y[:2])
+    if name not in UNTARGETED_ONLY and name not in FIXED:
+        with pytest.raises(ValueError, match="equal the true label"):
+            ALL[name](model, x, y, targets=y)
+
+
+@pytest.mark.parametrize("name", sorted(set(ALL) - UNTARGETED_ONLY))
+def test_float64_inputs_and_models_work(name: str) -> None:
+    model, x, y = _setup(6)
+    model, x = model.double(), x.double()
+    r = ALL[name](model, x, y)
+    assert r.adv.dtype == torch.float64 and r.norms.dtype == torch.float64
+
+
+def test_run_batched_matches_one_batch() -> None:
+    model, x, y = _setup(10)
+    whole = attacks.ddn(model, x, y, steps=10)
+    parts = attacks.run_batched(attacks.ddn, model, x, y, batch_size=4, steps=10)
+    torch.testing.assert_close(parts.adv, whole.adv)
+    assert torch.equal(parts.success, whole.success)
+    assert parts.passes == 3 * whole.passes  # three chunks
+
+
+def test_attack_result_concat_refuses_mixed_norms() -> None:
+    model, x, y = _setup(4)
+    a = attacks.pgd(model, x, y, eps=0.1, steps=1)
+    b = attacks.pgd(model, x, y, eps=0.1, norm="linf", steps=1)
+    with pytest.raises(ValueError, match="different norms"):
+        AttackResult.concat([a, b])
