@@ -77,8 +77,9 @@ def image_grid(rows: Sequence[Any], *, row_labels: Sequence[str] | None = None,
         raise ValueError("image_grid needs at least one row of images.")
     n_cols = max(len(r) for r in rows)
     row_cmaps = [cmaps] * len(rows) if isinstance(cmaps, str) else list(cmaps)
+    height = cell_size * len(rows) + (0.5 if title else 0.0)
     fig, axes = plt.subplots(len(rows), n_cols, squeeze=False,
-                             figsize=(cell_size * n_cols, cell_size * len(rows)))
+                             figsize=(cell_size * n_cols, height))
     for r, images in enumerate(rows):
         for c in range(n_cols):
             ax = axes[r, c]

@@ -16,7 +16,9 @@ from advlens.data.imageset import ImageSet, select_classes
 from advlens.data.registry import LOADERS, load
 from advlens.data.standin import clickme_blur, clickme_standin
 from advlens.data.stl10 import stl10
+from advlens.data.summary import class_counts, cue_agreement, cue_decodability
 from advlens.data.twin_cue import twin_cue
 
-__all__ = ["LOADERS", "ImageSet", "cifar10", "clickme", "clickme_blur", "clickme_standin",
-           "digits", "imagefolder", "load", "select_classes", "stl10", "twin_cue"]
+__all__ = ["LOADERS", "ImageSet", "cifar10", "class_counts", "clickme", "clickme_blur",
+           "clickme_standin", "cue_agreement", "cue_decodability", "digits", "imagefolder", "load",
+           "select_classes", "stl10", "twin_cue"]

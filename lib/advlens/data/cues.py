@@ -31,8 +31,8 @@ SHAPES: dict[str, Shape] = {
     "diamond": lambda u, v: np.abs(u) + np.abs(v) <= 1.0,
     "ring": lambda u, v: (u**2 + v**2 <= 1.0) & (u**2 + v**2 >= 0.5**2),
     "vbars": lambda u, v: (np.abs(v) <= 0.95) & (np.abs(u) >= 0.3) & (np.abs(u) <= 0.85),
-    "cross": lambda u, v: ((np.abs(u - v) <= 0.55) | (np.abs(u + v) <= 0.55))
-    & (np.maximum(np.abs(u), np.abs(v)) <= 0.95),
+    "frame": lambda u, v: (np.maximum(np.abs(u), np.abs(v)) <= 0.85)
+    & (np.maximum(np.abs(u), np.abs(v)) >= 0.45),
     "hbars": lambda u, v: (np.abs(u) <= 0.95) & (np.abs(v) >= 0.3) & (np.abs(v) <= 0.85),
     "triangle-down": lambda u, v: _triangle(u, -v),
 }

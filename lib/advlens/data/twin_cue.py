@@ -33,7 +33,7 @@ from advlens.data.imageset import ImageSet
 from advlens.io import config_hash
 from advlens.paths import data_dir
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 SPLITS = ("train", "test")
 VARIANTS = ("both", "a-only", "b-only")
 DEFAULT_N = {"train": 6000, "test": 1000}
