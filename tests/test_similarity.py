@@ -76,7 +76,7 @@ def test_inverted_cka_matrix_rows_use_the_row_models_inversions(setup) -> None: 
     assert res.matrix.loc["a", "b"] in off_diagonal(res.matrix)
 
     pairs = [("a", "b"), ("b", "c")]
-    est = mean_cka_ci(res.reps, pairs, n_boot=200, seed=1)
+    est = mean_cka_ci(res.reps, pairs, groups=6, seed=1)
     expected = np.mean([res.matrix.loc[r, c] for r, c in pairs])
     assert est.value == pytest.approx(expected, abs=1e-9)
     assert est.lo <= est.value <= est.hi and est.hi - est.lo > 0 and est.n == 12
@@ -109,16 +109,40 @@ def test_mask_concentration() -> None:
     assert torch.isnan(mask_concentration(seeds, seeds, masks)).all()
 
 
-def test_bootstrap_inner_cka_matches_the_cka_module() -> None:
+def test_fast_inner_cka_matches_the_cka_module() -> None:
     from advlens.cka import linear_cka
-    from advlens.similarity import _resampled_linear_cka
+    from advlens.similarity import _fast_linear_cka
 
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(50, 7)), rng.normal(size=(50, 12))
     b[:, :7] += a
     idx = rng.integers(0, 50, 50)
-    assert _resampled_linear_cka(a[idx], b[idx]) == pytest.approx(linear_cka(a[idx], b[idx]),
-                                                                  rel=1e-10)
+    assert _fast_linear_cka(a[idx], b[idx]) == pytest.approx(linear_cka(a[idx], b[idx]),
+                                                             rel=1e-10)
+
+
+def test_grouped_jackknife_se_matches_the_sampling_spread_of_cka() -> None:
+    """The jackknife's standard error of CKA agrees with the spread over independent data sets
+    (a bootstrap with replacement would also shift the centre: duplicated rows inflate CKA)."""
+    from advlens.similarity import _fast_linear_cka, grouped_jackknife
+
+    rng = np.random.default_rng(0)
+
+    def draw(n: int = 96) -> tuple[np.ndarray, np.ndarray]:
+        z = rng.normal(size=(n, 4))
+        return (z @ mix_a + rng.normal(size=(n, 12)) * 2, z @ mix_b + rng.normal(size=(n, 10)) * 2)
+
+    mix_a, mix_b = rng.normal(size=(4, 12)), rng.normal(size=(4, 10))
+    spread = np.std([_fast_linear_cka(*draw()) for _ in range(300)])
+    ses = []
+    for _ in range(20):
+        a, b = draw()
+        est = grouped_jackknife(96, lambda i, a=a, b=b: _fast_linear_cka(a[i], b[i]), groups=16)
+        assert est.lo < est.value < est.hi
+        ses.append((est.hi - est.value) / 2.131)  # t quantile, 15 degrees of freedom
+    assert 0.6 < np.mean(ses) / spread < 1.6
+    with pytest.raises(ValueError, match="groups"):
+        grouped_jackknife(5, lambda i: 0.0, groups=1)
 
 
 def test_similarity_by_level_and_prediction_table(setup) -> None:  # noqa: ANN001
@@ -128,7 +152,7 @@ def test_similarity_by_level_and_prediction_table(setup) -> None:  # noqa: ANN00
     s, t = draw_pairs(labels, 12, seed=2)
     levels = {0.0: {"a/s0": models["a"], "b/s0": models["b"], "b/s1": models["c"]},
               1.0: {"c/s0": models["c"]}}
-    res = similarity_by_level(levels, x[s], x[t], x, n_boot=50, iterations=15, progress=False,
+    res = similarity_by_level(levels, x[s], x[t], x, groups=4, iterations=15, progress=False,
                               pair_filter=lambda r, c: r.split("/")[0] != c.split("/")[0])
     assert list(res.summary.level) == [0.0]  # a level with one model has no pair
     assert set(zip(res.pairs.row, res.pairs.col, strict=True)) == {
