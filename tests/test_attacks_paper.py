@@ -1,0 +1,128 @@
+"""Su et al.'s attack set: targets, C&W-L2 (constant search, f() for any logit sign), EAD."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from advlens import attacks
+from advlens.attacks.criterion import Criterion
+from advlens.attacks.cw import ConstSearch
+from attack_toys import affine_model, centre_images, random_images, tiny_cnn
+
+
+def test_choose_targets_modes_against_a_sort() -> None:
+    model, x = tiny_cnn(k=6), random_images(40)
+    with torch.no_grad():
+        logits = model.eval()(x)
+    y = torch.arange(40) % 6
+    order = logits.argsort(dim=1, descending=True)
+    ll = attacks.choose_targets(model, x, y, "least-likely")
+    top2 = attacks.choose_targets(model, x, y, "top-2")
+    for i in range(40):
+        ranked = [int(c) for c in order[i] if int(c) != int(y[i])]
+        assert int(top2[i]) == ranked[0] and int(ll[i]) == ranked[-1]
+    g = torch.Generator().manual_seed(0)
+    r1 = attacks.choose_targets(model, x, y, "random", torch.Generator().manual_seed(0))
+    r2 = attacks.choose_targets(model, x, y, "random", g)
+    assert torch.equal(r1, r2) and bool((r1 != y).all())
+    many = attacks.choose_targets(model, x.repeat(10, 1, 1, 1), y.repeat(10), "random", g)
+    assert set(many[y.repeat(10) == 0].tolist()) == {1, 2, 3, 4, 5}  # every other class drawn
+    with pytest.raises(ValueError, match="mode"):
+        attacks.choose_targets(model, x, y, "nearest")
+
+
+def test_margin_is_right_for_negative_logits() -> None:
+    g = torch.Generator().manual_seed(0)
+    logits = -10 - torch.rand(50, 7, generator=g, dtype=torch.float64) * 5  # all negative
+    y = torch.randint(0, 7, (50,), generator=g)
+    ref = []
+    for i in range(50):
+        others = [float(logits[i, j]) for j in range(7) if j != int(y[i])]
+        ref.append(float(logits[i, y[i]]) - max(others))
+    torch.testing.assert_close(Criterion(y).margin(logits), torch.tensor(ref, dtype=torch.float64))
+    torch.testing.assert_close(Criterion(y, targeted=True).margin(logits),
+                               -torch.tensor(ref, dtype=torch.float64))
+
+
+def test_cw_is_invariant_to_a_logit_shift() -> None:
+    """Adding a constant to every logit changes no decision, so C&W must return the same
+    examples; torchattacks' f() (other classes masked with 0) would not."""
+    model, x = affine_model(k=4, seed=2), centre_images(6)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    shifted = affine_model(k=4, seed=2)
+    with torch.no_grad():
+        shifted[1].bias.sub_(100.0)
+    a = attacks.cw_l2(model, x, y, steps=60, binary_steps=3, lr=0.01)
+    b = attacks.cw_l2(shifted, x, y, steps=60, binary_steps=3, lr=0.01)
+    assert a.success.all() and b.success.all()
+    torch.testing.assert_close(a.norms, b.norms, rtol=1e-6, atol=1e-9)
+
+
+def test_constant_search_grows_then_bisects() -> None:
+    s = ConstSearch(1, 0.01, torch.zeros(1, dtype=torch.float64))
+    seen = []
+    for success in (False, False, True, True, False):
+        s.update(torch.tensor([success]))
+        seen.append(float(s.c))
+    assert seen == pytest.approx([0.1, 1.0, 0.55, 0.325, 0.4375])
+
+
+@pytest.mark.parametrize("mode", ["least-likely", "top-2", "random"])
+def test_targeted_attacks_hit_the_target(mode: str) -> None:
+    model, x = affine_model(k=5, seed=2), centre_images(8, spread=0.2)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    t = attacks.choose_targets(model, x, y, mode, torch.Generator().manual_seed(1))
+    runs = {
+        "ddn": attacks.ddn(model, x, y, targets=t, steps=100),
+        "fmn": attacks.fmn(model, x, y, targets=t, steps=100),
+        "fmn-linf": attacks.fmn(model, x, y, norm="linf", targets=t, steps=100),
+        "cw": attacks.cw_l2(model, x, y, targets=t, steps=100, binary_steps=4, lr=0.02),
+        "ead": attacks.ead(model, x, y, targets=t, steps=100, binary_steps=4),
+        "ifgsm": attacks.ifgsm_search(model, x, y, targets=t, steps=10),
+        "pgd": attacks.pgd(model, x, y, targets=t, eps=3.0, steps=40),
+    }
+    with torch.no_grad():
+        for name, r in runs.items():
+            assert r.success.all(), name
+            assert torch.equal(model(r.adv).argmax(1), t), name
+            assert torch.equal(r.targets, t), name
+
+
+def test_ead_is_sparser_than_cw_and_keeps_the_l1_rule() -> None:
+    model, x = tiny_cnn(seed=3), random_images(10, seed=3)
+    with torch.no_grad():
+        y = model.eval()(x).argmax(1)
+    cw = attacks.cw_l2(model, x, y, steps=100, binary_steps=4, lr=0.01, initial_const=1.0)
+    ead = attacks.ead(model, x, y, steps=100, binary_steps=4, initial_const=1.0, beta=0.01)
+    both = cw.success & ead.success
+    assert both.sum() >= 8 and ead.norm == "l1"
+    cw_l1 = (cw.adv - x).flatten(1).abs().sum(1)
+    assert float(ead.norms[both].median()) < float(cw_l1[both].median())
+    ista = attacks.ead(model, x, y, steps=100, binary_steps=4, fista=False, decision="en",
+                       initial_const=1.0)
+    assert ista.success.sum() >= 8
+
+
+def test_shrink_is_the_box_constrained_soft_threshold() -> None:
+    from advlens.attacks.ead import shrink
+
+    x0 = torch.tensor([0.5, 0.5, 0.5, 0.98, 0.02])
+    z = torch.tensor([0.8, 0.505, 0.2, 1.5, -0.5])
+    out = shrink(z, x0, 0.01)
+    torch.testing.assert_close(out, torch.tensor([0.79, 0.5, 0.21, 1.0, 0.0]))
+
+
+def test_cw_defaults_are_su_et_al_protocol() -> None:
+    import inspect
+
+    p = inspect.signature(attacks.cw_l2).parameters
+    assert (p["binary_steps"].default, p["steps"].default, p["initial_const"].default,
+            p["lr"].default, p["kappa"].default, p["abort_early"].default) == (
+        9, 1000, 0.01, 0.001, 0.0, True)
+    e = inspect.signature(attacks.ead).parameters
+    assert (e["beta"].default, e["decision"].default) == (1e-3, "l1")
+    s = inspect.signature(attacks.ifgsm_search).parameters
+    assert (s["steps"].default, s["start_eps"].default, s["tries"].default) == (50, 0.02, 9)

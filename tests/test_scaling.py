@@ -1,0 +1,66 @@
+"""advlens.scaling: distortion over successful examples and the log-error scaling law."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from advlens.attacks import AttackResult
+from advlens.scaling import distortion, distortion_table, scaling_law, scaling_laws
+
+
+def _result(norms: list[float], success: list[bool]) -> AttackResult:
+    n = len(norms)
+    return AttackResult(torch.zeros(n, 1, 2, 2), torch.tensor(norms, dtype=torch.float64),
+                        torch.tensor(success), passes=1)
+
+
+def test_distortion_averages_successful_examples_only() -> None:
+    d = distortion(_result([1.0, 3.0, float("inf"), 5.0], [True, True, False, True]))
+    assert d.mean.value == pytest.approx(3.0) and d.mean.n == 3
+    assert d.success_rate == pytest.approx(0.75) and d.attempts == 4
+    assert d.mean.lo <= 3.0 <= d.mean.hi
+    none = distortion(np.array([np.inf, np.inf]), np.array([False, False]))
+    assert np.isnan(none.mean.value) and none.success_rate == 0.0
+    with pytest.raises(ValueError, match="success flags"):
+        distortion(np.array([1.0]))
+
+
+def test_scaling_law_recovers_a_known_line() -> None:
+    rng = np.random.default_rng(0)
+    errors = np.exp(rng.uniform(np.log(0.01), np.log(0.4), size=30))
+    dist = 0.3 * np.log(errors) + 2.0 + rng.normal(0, 0.01, size=30)
+    fit = scaling_law(dist, errors, n_boot=500)
+    assert fit.slope.value == pytest.approx(0.3, abs=0.01)
+    assert fit.intercept.value == pytest.approx(2.0, abs=0.03)
+    assert fit.slope.lo < 0.3 < fit.slope.hi and fit.r2 > 0.99
+    exact = scaling_law(0.3 * np.log(errors) + 2.0, errors, n_boot=50)
+    assert exact.slope.value == pytest.approx(0.3, abs=1e-10) and exact.r2 == pytest.approx(1)
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        scaling_law([1.0, 2.0, 3.0], [0.1, 0.0, 0.2])
+
+
+def test_scaling_laws_per_attack_and_norm() -> None:
+    errors = np.array([0.02, 0.05, 0.1, 0.2])
+    rows = []
+    for attack, norm, a, b in (("cw", "l2", 0.5, 3.0), ("ifgsm", "linf", 0.02, 0.2)):
+        for i, e in enumerate(errors):
+            rows.append({"model": f"m{i}", "attack": attack, "norm": norm, "top1_error": e,
+                         "distortion": a * np.log(e) + b})
+    rows.append({"model": "m9", "attack": "ead", "norm": "l1", "top1_error": 0.1,
+                 "distortion": 1.0})
+    out = scaling_laws(pd.DataFrame(rows), n_boot=100).set_index("attack")
+    assert out.loc["cw", "slope"] == pytest.approx(0.5)
+    assert out.loc["ifgsm", "intercept"] == pytest.approx(0.2)
+    assert out.loc["ead", "n_models"] == 1 and np.isnan(out.loc["ead", "slope"])
+
+
+def test_distortion_table_rows() -> None:
+    res = {("a", "cw"): _result([1.0, 2.0], [True, True]),
+           ("b", "cw"): _result([2.0, float("inf")], [True, False])}
+    df = distortion_table(res, {"a": 0.1, "b": 0.2}, n_boot=50)
+    assert list(df["distortion"]) == [1.5, 2.0] and list(df["success_rate"]) == [1.0, 0.5]
+    with pytest.raises(ValueError, match="no top-1 error"):
+        distortion_table(res, {"a": 0.1})
