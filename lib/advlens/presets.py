@@ -19,11 +19,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # --- 00: data and zoo -------------------------------------------------------------------
     "00": {
         "smoke": {"seed": 0, "n_show": 4, "robust_eval_eps": 0.5, "robust_eval_n": 64,
-                   "data_n": 300},
+                   "data_n": 300, "zoo_preset": "smoke"},
         "laptop": {"seed": 0, "n_show": 8, "robust_eval_eps": 0.5, "robust_eval_n": 500,
-                   "data_n": 2000},
+                   "data_n": 2000, "zoo_preset": "laptop"},
         "paper": {"seed": 0, "n_show": 8, "robust_eval_eps": 0.25, "robust_eval_n": 1000,
-                   "data_n": 2000},
+                   "data_n": 2000, "zoo_preset": "paper"},
     },
     # --- 01: Jones et al. similarity on inverted data ----------------------------------------
     "01": {
