@@ -1,0 +1,161 @@
+"""Su et al. (ECCV 2018) on a set of models: the attack suite and the checks of its findings.
+
+- :func:`attack_suite` — FGSM and I-FGSM with the per-image eps search (L∞), C&W-L2 and
+  EAD-L1, untargeted and targeted, on the images each model classifies correctly; one row per
+  (model, attack, target mode) with the distortion over successful examples (bootstrap CI) and
+  the success rate.
+- :func:`variance_explained` — how much of the spread in distortion a grouping (architecture
+  family) or a covariate (log model size) explains: "architecture matters more than size".
+- :func:`transfer_summary` — within- vs across-family transfer and each source's reach.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from advlens import attacks
+from advlens.attacks.core import tqdm_disabled
+from advlens.attacks.result import AttackResult
+from advlens.checks import as_tensor, check_images, check_labels
+from advlens.features import predict
+from advlens.scaling import distortion
+
+SUITE = ("fgsm", "ifgsm", "cw", "ead")
+NORM = {"fgsm": "linf", "ifgsm": "linf", "cw": "l2", "ead": "l1"}
+
+
+@dataclass(frozen=True)
+class SuiteSettings:
+    """Knobs of the attack suite; the defaults are Su et al.'s published settings."""
+
+    search_tries: int = 9
+    search_start: float = 0.02
+    ifgsm_steps: int = 50
+    cw_binary_steps: int = 9
+    cw_steps: int = 1000
+    cw_lr: float = 0.001
+    cw_initial_const: float = 0.01
+    ead_binary_steps: int = 9
+    ead_steps: int = 1000
+    ead_lr: float = 0.01
+    ead_initial_const: float = 0.01
+    ead_beta: float = 1e-3
+
+    @classmethod
+    def from_knobs(cls, knobs: Mapping[str, Any]) -> SuiteSettings:
+        """Settings from a preset dict (keys that are not fields are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in knobs.items() if k in names})
+
+
+def run_attack(name: str, model: nn.Module, x: Tensor, y: Tensor, settings: SuiteSettings,
+               targets: Tensor | None = None) -> AttackResult:
+    """One attack of the suite on one batch."""
+    s = settings
+    if name == "fgsm":
+        return attacks.fgsm_search(model, x, y, start_eps=s.search_start, tries=s.search_tries,
+                                   targets=targets, progress=False)
+    if name == "ifgsm":
+        return attacks.ifgsm_search(model, x, y, steps=s.ifgsm_steps, start_eps=s.search_start,
+                                    tries=s.search_tries, targets=targets, progress=False)
+    if name == "cw":
+        return attacks.cw_l2(model, x, y, targets=targets, binary_steps=s.cw_binary_steps,
+                             steps=s.cw_steps, lr=s.cw_lr, initial_const=s.cw_initial_const,
+                             progress=False)
+    if name == "ead":
+        return attacks.ead(model, x, y, targets=targets, binary_steps=s.ead_binary_steps,
+                           steps=s.ead_steps, lr=s.ead_lr, initial_const=s.ead_initial_const,
+                           beta=s.ead_beta, progress=False)
+    raise ValueError(f"unknown attack {name!r}; the suite has {SUITE}.")
+
+
+def attack_suite(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
+                 settings: SuiteSettings | None = None, suite: Sequence[str] = SUITE,
+                 target_modes: Sequence[str] = (), generator: torch.Generator | None = None,
+                 batch_size: int = 256, n_boot: int = 2000, seed: int = 0,
+                 progress: bool | None = None) -> tuple[pd.DataFrame, dict]:
+    """Run ``suite`` on every model, untargeted and for each of ``target_modes``.
+
+    Each model is attacked on the images of ``x`` it classifies correctly (Su et al.: correctly
+    classified images). Returns (table, results): one table row per (model, attack, mode) with
+    norm, distortion (mean over successful examples, bootstrap CI), success rate, attempts,
+    passes and wall time; ``results[(model, attack, mode)]`` is the :class:`AttackResult`.
+    """
+    settings = settings or SuiteSettings()
+    unknown = sorted(set(suite) - set(SUITE))
+    if unknown:
+        raise ValueError(f"unknown attack(s) {unknown}; the suite has {SUITE}.")
+    x = check_images(as_tensor(x, "x"), "x")
+    y = check_labels(y, x.shape[0], "y")
+    modes = ["untargeted", *target_modes]
+    rows, results = [], {}
+    jobs = [(m, a, mode) for m in models for a in suite for mode in modes]
+    bar = tqdm(total=len(jobs), desc="attack suite", disable=tqdm_disabled(progress))
+    for name, model in models.items():
+        correct = predict(model, x, batch_size=batch_size).argmax(1) == y
+        xs, ys = x[correct], y[correct]
+        if xs.shape[0] == 0:
+            raise ValueError(f"model {name!r} classifies none of the images correctly.")
+        for mode in modes:
+            targets = None if mode == "untargeted" else attacks.choose_targets(
+                model, xs, ys, mode, generator)
+            for attack in suite:
+                start = time.perf_counter()
+                r = attacks.run_batched(
+                    lambda m, xb, yb, targets=None, a=attack: run_attack(a, m, xb, yb, settings,
+                                                                         targets),
+                    model, xs, ys, batch_size=batch_size, targets=targets, progress=False)
+                wall = time.perf_counter() - start
+                results[(name, attack, mode)] = r
+                d = distortion(r, n_boot=n_boot, seed=seed)
+                rows.append({"model": name, "attack": attack, "mode": mode, "norm": r.norm,
+                             **d.as_dict(), "passes": r.passes, "wall_s": wall})
+                bar.update()
+    bar.close()
+    return pd.DataFrame(rows), results
+
+
+def variance_explained(table: pd.DataFrame, value: str, *, group: str | None = None,
+                       covariate: str | None = None) -> float:
+    """Share of the variance of ``value`` across rows explained by a categorical ``group``
+    (η² = between-group / total sum of squares) or by a linear fit on a numeric
+    ``covariate`` (R²). Compare the two to ask whether family or size matters more."""
+    if (group is None) == (covariate is None):
+        raise ValueError("pass exactly one of group= or covariate=.")
+    v = table[value].to_numpy(dtype=np.float64)
+    total = ((v - v.mean()) ** 2).sum()
+    if total == 0:
+        return float("nan")
+    if group is not None:
+        means = table.groupby(group)[value].transform("mean").to_numpy(dtype=np.float64)
+        return float(((means - v.mean()) ** 2).sum() / total)
+    c = table[covariate].to_numpy(dtype=np.float64)
+    slope, intercept = np.polyfit(c, v, 1)
+    return float(1 - ((v - (slope * c + intercept)) ** 2).sum() / total)
+
+
+def transfer_summary(heatmap: pd.DataFrame, family: Mapping[str, str]) -> pd.DataFrame:
+    """Per source model: mean transfer rate to other models of its family, to models of other
+    families, and overall (off-diagonal), from a source × target matrix."""
+    rows = []
+    for source in heatmap.index:
+        within, across = [], []
+        for target in heatmap.columns:
+            if target == source or not np.isfinite(heatmap.loc[source, target]):
+                continue
+            same = family[source] == family[target]
+            (within if same else across).append(float(heatmap.loc[source, target]))
+        rows.append({"source": source, "family": family[source],
+                     "within_family": np.mean(within) if within else float("nan"),
+                     "across_families": np.mean(across) if across else float("nan"),
+                     "all_others": np.mean(within + across) if within + across else float("nan")})
+    return pd.DataFrame(rows)
