@@ -106,7 +106,8 @@ def build(preset: str | Iterable[ModelConfig], *, root: str | Path | None = None
             check_trainable(config)
     start, memo, entries = time.perf_counter(), {}, []
     label = preset if isinstance(preset, str) else "custom"
-    for config in tqdm(configs, desc=f"zoo ({label})", disable=not progress, unit="model"):
+    for config in tqdm(configs, desc=f"zoo ({label})", disable=not progress, unit="model",
+                       mininterval=1.0):
         entries.append(load(config, root, progress, robust_eval_eps=robust_eval_eps,
                             robust_eval_n=robust_eval_n, _memo=memo))
     trained = sum(not e.cached for e in entries)

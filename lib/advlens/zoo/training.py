@@ -84,7 +84,8 @@ def train(config: ModelConfig, data: ImageSet, *, progress: bool = True) -> Trai
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, total, config.warmup_frac))
     history: list[dict[str, float]] = []
-    bar = tqdm(total=total, desc=config.name, disable=not progress, leave=False, unit="step")
+    bar = tqdm(total=total, desc=config.name, disable=not progress, leave=False, unit="step",
+               mininterval=1.0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model.train()
@@ -103,7 +104,7 @@ def train(config: ModelConfig, data: ImageSet, *, progress: bool = True) -> Trai
                 correct += int((logits.argmax(1) == batch.y).sum())
                 seen += len(idx)
                 bar.update()
-                bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}")
+                bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}", refresh=False)
             record = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen,
                       "lr": optimizer.param_groups[0]["lr"],
                       "seconds": time.perf_counter() - start}

@@ -1,0 +1,48 @@
+"""Build (or load) a zoo preset from the command line and print its table.
+
+``python -m advlens.zoo --preset laptop [--root DIR] [--robust-eval-eps 0.5] [--robust-eval-n 500]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import time
+
+import pandas as pd
+
+from advlens.zoo import build
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m advlens.zoo", description=__doc__)
+    parser.add_argument("--preset", default="laptop", choices=["smoke", "laptop", "paper"])
+    parser.add_argument("--root", default=None, help="zoo folder (default: $ADVLENS_ZOO or "
+                                                     "data/zoo)")
+    parser.add_argument("--robust-eval-eps", type=float, default=None)
+    parser.add_argument("--robust-eval-n", type=int, default=None)
+    parser.add_argument("--csv", default=None, help="also write the table to this CSV file")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or epoch logs")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    wall = time.perf_counter()
+    zoo = build(args.preset, root=args.root, progress=not args.quiet,
+                robust_eval_eps=args.robust_eval_eps, robust_eval_n=args.robust_eval_n)
+    wall = time.perf_counter() - wall
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    table = zoo.table()
+    with pd.option_context("display.width", 200, "display.max_rows", None,
+                           "display.float_format", "{:.3f}".format):
+        print(table.drop(columns=["hash"]).to_string(index=False))
+    trained = int((~table["cached"]).sum())
+    print(f"\n{len(table)} models ({trained} trained, {len(table) - trained} from cache): "
+          f"wall {wall:.1f} s, process CPU {usage.ru_utime + usage.ru_stime:.1f} s, "
+          f"sum of per-model train times {table['train_time_s'].sum():.1f} s")
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+
+
+if __name__ == "__main__":
+    main()

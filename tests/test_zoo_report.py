@@ -1,0 +1,40 @@
+"""The zoo accuracy figure: every model plotted, numbers returned in long form."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd  # noqa: E402
+
+from advlens.zoo.report import accuracy_figure  # noqa: E402
+
+
+def _table() -> pd.DataFrame:
+    rows = []
+    for arch, family in (("cnn-m", "cnn"), ("mlp-l", "mlp")):
+        for eps in (0.0, 0.5, 1.0):
+            rows.append({"name": f"{arch}/{eps}", "family": family, "arch": arch,
+                         "dataset": "digits", "variant": None,
+                         "regime": "standard" if eps == 0 else "l2-at", "eps": eps, "seed": 0,
+                         "test_acc": 0.9 - eps / 10, "robust_acc": 0.3 + eps / 2,
+                         "robust_eps": 0.5})
+    rows.append({"name": "tc", "family": "cnn", "arch": "cnn-s", "dataset": "twin-cue",
+                 "variant": "a-only", "regime": "standard", "eps": 0.0, "seed": 0,
+                 "test_acc": 0.97, "robust_acc": 0.4, "robust_eps": 0.5})
+    return pd.DataFrame(rows)
+
+
+def test_accuracy_figure_plots_every_model() -> None:
+    table = _table()
+    fig, data = accuracy_figure(table)
+    left, middle, right = fig.axes
+    assert len(left.patches) == 2 * 2  # two standard digits models, clean + attacked
+    assert len(middle.lines) == 2 * 2  # two robust archs, clean + attacked lines
+    x, y = middle.lines[1].get_data()
+    assert list(x) == [0.0, 0.5, 1.0] and list(y) == [0.3, 0.55, 0.8]
+    assert len(right.patches) == 2
+    assert len(data) == 2 * len(table)
+    assert set(data["measure"]) == {"clean", "under L2-PGD"}
+    assert "eps 0.5" in left.get_title()
