@@ -63,3 +63,29 @@ def test_transfer_summary_splits_within_and_across_families() -> None:
     assert s.loc["a1", "within_family"] == 0.8 and s.loc["a1", "across_families"] == 0.2
     assert np.isnan(s.loc["b", "within_family"]) and s.loc["b", "across_families"] == 0.2
     assert s.loc["a2", "all_others"] == pytest.approx(0.5)
+
+
+def test_pareto_front_by_brute_force() -> None:
+    from advlens.robustness import pareto_front
+
+    df = pd.DataFrame({"top1_error": [0.1, 0.2, 0.05, 0.3, 0.2],
+                       "distortion": [1.0, 2.0, 0.5, 1.5, 2.5]})
+    # (0.2, 2.5) dominates (0.2, 2.0) and (0.3, 1.5); the rest trade off
+    assert pareto_front(df).tolist() == [True, False, True, False, True]
+
+
+def test_family_vs_size_detects_a_family_effect() -> None:
+    from advlens.robustness import family_vs_size
+
+    rng = np.random.default_rng(0)
+    fam = np.repeat(["a", "b", "c"], 6)
+    params = np.tile([1e3, 3e3, 1e4, 3e4, 1e5, 3e5], 3)
+    d = pd.DataFrame({"family": fam, "params": params,
+                      "distortion": np.repeat([1.0, 2.0, 3.0], 6) + rng.normal(0, 0.1, 18)})
+    out = family_vs_size(d, n_perm=200)
+    assert out["eta2_family"] > 0.9 > out["eta2_null"] and out["p_family"] < 0.01
+    assert out["r2_log_size"] < 0.1
+    null = d.assign(distortion=rng.normal(0, 1, 18))
+    assert family_vs_size(null, n_perm=200)["p_family"] > 0.01
+    singletons = d.iloc[[0, 6, 12]]  # one model per family: η² would be 1 by construction
+    assert np.isnan(family_vs_size(singletons, n_perm=10)["eta2_family"])

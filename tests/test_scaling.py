@@ -64,3 +64,15 @@ def test_distortion_table_rows() -> None:
     assert list(df["distortion"]) == [1.5, 2.0] and list(df["success_rate"]) == [1.0, 0.5]
     with pytest.raises(ValueError, match="no top-1 error"):
         distortion_table(res, {"a": 0.1})
+
+
+def test_prediction_band_contains_the_true_line() -> None:
+    from advlens.scaling import prediction_band
+
+    rng = np.random.default_rng(1)
+    errors = np.exp(rng.uniform(np.log(0.01), np.log(0.4), size=40))
+    dist = 0.3 * np.log(errors) + 2.0 + rng.normal(0, 0.02, size=40)
+    grid = np.array([0.02, 0.1, 0.3])
+    lo, hi = prediction_band(dist, errors, grid, n_boot=300)
+    truth = 0.3 * np.log(grid) + 2.0
+    assert (lo <= truth).all() and (truth <= hi).all() and (hi - lo < 0.05).all()

@@ -159,3 +159,41 @@ def transfer_summary(heatmap: pd.DataFrame, family: Mapping[str, str]) -> pd.Dat
                      "across_families": np.mean(across) if across else float("nan"),
                      "all_others": np.mean(within + across) if within + across else float("nan")})
     return pd.DataFrame(rows)
+
+
+def pareto_front(table: pd.DataFrame, *, error: str = "top1_error",
+                 value: str = "distortion") -> pd.Series:
+    """Boolean mask of the accuracy–robustness Pareto frontier: rows no other row beats on both
+    lower ``error`` and higher ``value`` (Su et al.'s evaluation criterion for designs)."""
+    e = table[error].to_numpy(dtype=np.float64)
+    v = table[value].to_numpy(dtype=np.float64)
+    front = [not bool(((e <= e[i]) & (v >= v[i]) & ((e < e[i]) | (v > v[i]))).any())
+             for i in range(len(e))]
+    return pd.Series(front, index=table.index)
+
+
+def family_vs_size(table: pd.DataFrame, value: str = "distortion", *, family: str = "family",
+                   size: str = "params", n_perm: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Does architecture family or model size explain more of the spread in ``value``?
+
+    η² of ``family``, its permutation null (mean η² and p-value with family labels shuffled
+    across models: with few models per family η² is large by chance alone), and R² of a line
+    on ln(``size``). NaN when untestable (fewer than 2 families, or one model per family).
+    """
+    d = table[np.isfinite(table[value])].reset_index(drop=True)
+    sizes = d[family].value_counts()
+    # testable only with ≥ 2 families and some family holding ≥ 2 models (else η² ≡ 1)
+    if len(d) < 3 or len(sizes) < 2 or sizes.max() < 2:
+        nan = float("nan")
+        return {"eta2_family": nan, "eta2_null": nan, "p_family": nan, "r2_log_size": nan,
+                "n_models": len(d)}
+    eta2 = variance_explained(d, value, group=family)
+    rng = np.random.default_rng(seed)
+    labels = d[family].to_numpy()
+    null = np.array([variance_explained(d.assign(**{family: rng.permutation(labels)}), value,
+                                        group=family) for _ in range(n_perm)])
+    sized = d.assign(_log_size=np.log(d[size].to_numpy(dtype=np.float64)))
+    return {"eta2_family": eta2, "eta2_null": float(null.mean()),
+            "p_family": float((1 + (null >= eta2 - 1e-12).sum()) / (1 + n_perm)),
+            "r2_log_size": variance_explained(sized, value, covariate="_log_size"),
+            "n_models": len(d)}
