@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,8 +16,9 @@ import torch
 
 from advlens.features import accuracy
 from advlens.zoo import CacheWarning, ModelConfig, build, config, load
-from advlens.zoo.cache import cache_paths
+from advlens.zoo.cache import cache_paths, model_lock, save
 from advlens.zoo.datasets import dataset_for
+from advlens.zoo.training import train
 
 TINY = ModelConfig("mlp-xs", epochs=1, n_train=64, n_test=32, batch_size=32)
 ROBUST = {"robust_eval_eps": 0.3, "robust_eval_n": 16}
@@ -167,3 +169,17 @@ def test_interrupted_build_resumes_with_finished_models(tmp_path: Path) -> None:
     zoo = build(configs, root=tmp_path, progress=False, **ROBUST)
     assert [e.cached for e in zoo.entries] == [True, False, False]
     assert first.checkpoint.stat().st_mtime_ns == mtime
+
+
+
+def test_a_model_being_trained_elsewhere_is_waited_for_then_loaded(tmp_path: Path) -> None:
+    result = {}
+    with model_lock(TINY, tmp_path):  # stands in for another process training TINY
+        worker = threading.Thread(target=lambda: result.update(entry=_load(TINY, tmp_path)))
+        worker.start()
+        worker.join(timeout=0.5)
+        assert worker.is_alive()  # blocked on the lock
+        trained = train(TINY, dataset_for(TINY, "train"), progress=False)
+        save(trained.model, TINY, {"test_acc": 0.5, "robust": {}}, tmp_path)
+    worker.join(timeout=60)
+    assert not worker.is_alive() and result["entry"].cached  # loaded what the holder saved

@@ -55,6 +55,23 @@ def _check_paper(configs: list[ModelConfig]) -> None:
         "their own models.")
 
 
+def _train_and_save(config: ModelConfig, root: str | Path | None, settings: RobustEval,
+                    progress: bool, memo: _DataCache | None) -> tuple[Any, dict[str, Any]]:
+    check_trainable(config)
+    result = train(config, _data(config, "train", memo), progress=progress)
+    model, test = result.model, _data(config, "test", memo)
+    meta = cache.save(model, config, {
+        "test_acc": clean_accuracy(model, test), "n_test": len(test),
+        "train_time_s": result.train_time_s, "cpu_time_s": result.cpu_time_s,
+        "history": result.history,
+        "robust": {settings.key: {**settings.to_dict(),
+                                  "acc": robust_accuracy(model, test, settings)}},
+    }, root)
+    logger.info("%s: trained in %.1fs, test acc %.3f", config.name, result.train_time_s,
+                meta["test_acc"])
+    return model, meta
+
+
 def load(config: ModelConfig, root: str | Path | None = None, progress: bool = True, *,
          robust_eval_eps: float | None = None, robust_eval_n: int | None = None,
          _memo: _DataCache | None = None) -> ZooEntry:
@@ -67,27 +84,16 @@ def load(config: ModelConfig, root: str | Path | None = None, progress: bool = T
     """
     _check_paper([config])
     settings = _settings(robust_eval_eps, robust_eval_n)
-    found = cache.load_cached(config, root)
-    if found is None:
-        check_trainable(config)
-        result = train(config, _data(config, "train", _memo), progress=progress)
-        model = result.model
-        test = _data(config, "test", _memo)
-        meta = cache.save(model, config, {
-            "test_acc": clean_accuracy(model, test), "n_test": len(test),
-            "train_time_s": result.train_time_s, "cpu_time_s": result.cpu_time_s,
-            "history": result.history,
-            "robust": {settings.key: {**settings.to_dict(),
-                                      "acc": robust_accuracy(model, test, settings)}},
-        }, root)
-        logger.info("%s: trained in %.1fs, test acc %.3f", config.name,
-                    result.train_time_s, meta["test_acc"])
-    else:
-        model, meta = found
-        if settings.key not in meta.get("robust", {}):
-            acc = robust_accuracy(model, _data(config, "test", _memo), settings)
-            meta.setdefault("robust", {})[settings.key] = {**settings.to_dict(), "acc": acc}
-            cache.update_meta(config, meta, root)
+    with cache.model_lock(config, root):  # another process may be training it right now
+        found = cache.load_cached(config, root)
+        if found is None:
+            model, meta = _train_and_save(config, root, settings, progress, _memo)
+        else:
+            model, meta = found
+            if settings.key not in meta.get("robust", {}):
+                acc = robust_accuracy(model, _data(config, "test", _memo), settings)
+                meta.setdefault("robust", {})[settings.key] = {**settings.to_dict(), "acc": acc}
+                cache.update_meta(config, meta, root)
     meta = {**meta, "robust_acc": meta["robust"][settings.key]["acc"],
             "robust_eval": settings.to_dict()}
     return ZooEntry(config.name, config, model, meta, cached=found is not None)

@@ -5,6 +5,10 @@ Files are named ``<name with / → _>-<config hash>`` under the zoo root
 atomically, the checkpoint first and the metadata last, so a model whose metadata exists was
 saved completely; an interrupted build keeps every model finished before the interruption.
 
+Several processes may share one zoo: :func:`model_lock` serialises training of one config
+(an advisory ``flock`` on ``<stem>.lock``), so a second process waits and then loads the model
+the first one saved instead of training it again.
+
 On load the metadata must name the same config and hash, the checkpoint's SHA-256 must match
 the one recorded, and every tensor's shape must match both the metadata and a freshly built
 model. Anything else — a truncated, edited or foreign file — is reported with
@@ -13,9 +17,11 @@ model. Anything else — a truncated, edited or foreign file — is reported wit
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +61,24 @@ def cache_paths(config: ModelConfig, root: str | Path | None = None) -> CachePat
     stem = f"{config.name.replace('/', '_')}-{config.hash}"
     base = cache_root(root)
     return CachePaths(base / f"{stem}.pt", base / f"{stem}.json")
+
+
+@contextlib.contextmanager
+def model_lock(config: ModelConfig, root: str | Path | None = None) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``config``'s cache entry (no-op where ``fcntl`` is
+    unavailable, e.g. on Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX
+        yield
+        return
+    path = cache_paths(config, root).meta.with_suffix(".lock")
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def tensor_shapes(model: nn.Module) -> dict[str, list[int]]:
