@@ -171,6 +171,9 @@ def part_compare(model: nn.Module, seeds: torch.Tensor, targets: torch.Tensor, i
                      "fraction_of_raw": rate(wall[name]) / rate(wall["raw"]),
                      "img_it_per_cpu_s": rate(cpu[name]),
                      "fraction_of_raw_cpu": rate(cpu[name]) / rate(cpu["raw"]),
+                     # per round, against the raw loop of the same round: drift cancels
+                     "fraction_of_raw_paired": statistics.median(
+                         r / t for r, t in zip(cpu["raw"], cpu[name], strict=True)),
                      "mean_final_loss": None if loss is None else float(loss.mean()),
                      "median_final_loss": None if loss is None else float(np.median(loss))})
     return pd.DataFrame(rows)
