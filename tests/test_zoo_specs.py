@@ -60,6 +60,7 @@ def test_unknown_preset_is_refused() -> None:
     ({"arch": "cnn-s", "dataset": "twin-cue"}, "variant"),
     ({"arch": "cnn-s", "variant": "a-only"}, "only for twin-cue"),
     ({"arch": "cnn-s", "regime": "fancy"}, "regime must be"),
+    ({"arch": "cnn-s", "family": "mlp"}, "belongs to family"),
 ])
 def test_bad_configs_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -71,6 +72,7 @@ def test_names_follow_the_contract() -> None:
     assert ModelConfig("cnn-m", dataset="twin-cue", variant="a-only",
                        seed=1).name == "twin-cue-a-only/cnn-m/std/s1"
     assert ModelConfig("cnn-s").family == "cnn"
+    assert ModelConfig("cnn-s").replace(arch="vit-xs").family == "vit"
 
 
 def test_paper_load_names_the_missing_checkpoint(tmp_path: Path,

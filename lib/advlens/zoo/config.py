@@ -61,6 +61,9 @@ class ModelConfig:
             raise ValueError(f"unknown arch {self.arch!r}; registered: {sorted(known)}.")
         if not self.family:
             object.__setattr__(self, "family", known[self.arch].family)
+        elif self.family != known[self.arch].family:
+            raise ValueError(f"arch {self.arch!r} belongs to family "
+                             f"{known[self.arch].family!r}, not {self.family!r}.")
         if self.dataset not in DATASETS and self.source == "trained":
             raise ValueError(f"dataset must be one of {DATASETS} for trained models; "
                              f"got {self.dataset!r}.")
@@ -121,5 +124,7 @@ class ModelConfig:
                             "data": data_version(self.dataset)})
 
     def replace(self, **changes: Any) -> ModelConfig:
-        """A copy with ``changes`` applied."""
+        """A copy with ``changes`` applied (a new ``arch`` brings its own family)."""
+        if "arch" in changes and "family" not in changes:
+            changes["family"] = ""
         return dataclasses.replace(self, **changes)
