@@ -101,3 +101,14 @@ def test_attack_result_concat_refuses_mixed_norms() -> None:
     b = attacks.pgd(model, x, y, eps=0.1, norm="linf", steps=1)
     with pytest.raises(ValueError, match="different norms"):
         AttackResult.concat([a, b])
+
+
+@pytest.mark.parametrize("norm,method", [("l2", m) for m in ("auto", "ddn", "fmn", "cw")]
+                         + [("linf", m) for m in ("auto", "fmn", "ifgsm")])
+def test_minimal_entry_points_stay_within_budget(norm: str, method: str) -> None:
+    model, x, y = _setup(6)
+    entry = attacks.minimal_l2 if norm == "l2" else attacks.minimal_linf
+    r = entry(model, x, y, method=method, budget=40)
+    assert r.cost <= 40 and r.norm == norm
+    with pytest.raises(ValueError, match="method"):
+        entry(model, x, y, method="deepfool")

@@ -63,29 +63,38 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "02": {
         # seconds: the smoke zoo, a few images, a handful of iterations per attack
         "smoke": {"seed": 0, "zoo": "smoke", "dataset": "digits", "data_split": "test",
-                  "data_kw": {}, "archs": None, "n_images": 24, "search_tries": 4,
+                  "data_kw": {}, "archs": None, "extra_models": [], "n_images": 24,
+                  "search_tries": 4,
                   "search_start": 0.02, "ifgsm_steps": 5, "cw_binary_steps": 2, "cw_steps": 10,
-                  "cw_lr": 0.01, "cw_initial_const": 0.1, "ead_binary_steps": 2,
+                  "cw_lr": 0.05, "cw_initial_const": 1.0, "ead_binary_steps": 2,
                   "ead_steps": 10, "ead_lr": 0.01, "ead_initial_const": 0.1, "ead_beta": 1e-3,
                   "target_modes": ["random"], "depth_pairs": [["resnet8", "resnet14"]],
                   "transfer_eps": 0.1, "transfer_steps": 5, "transfer_target_mode": "random",
+                  "transfer_targeted_metric": "success",
                   "n_boot": 50, "batch_size": 256},
-        # the 18 standard digits models of the laptop zoo; Su et al.'s search and attacks with
-        # fewer iterations (C&W/EAD: 3 constants × 30 Adam/FISTA steps, I-FGSM: 10 steps)
+        # the standard digits models of the laptop zoo (+ a ResNet-14 for a depth-only pair);
+        # Su et al.'s search and attacks with
+        # fewer iterations (C&W: 3 constants from c = 1 × 30 Adam steps of lr 0.05; EAD: 3 × 30
+        # FISTA steps; I-FGSM: 10 steps); targeted transfer as top-1 (top-5 of 10 classes is
+        # half the classes)
         "laptop": {"seed": 0, "zoo": "laptop", "dataset": "digits", "data_split": "test",
-                   "data_kw": {}, "archs": None, "n_images": 64, "search_tries": 9,
+                   "data_kw": {}, "archs": None,
+                   "extra_models": [{"arch": "resnet14", "epochs": 20}], "n_images": 64,
+                   "search_tries": 9,
                    "search_start": 0.02, "ifgsm_steps": 10, "cw_binary_steps": 3,
-                   "cw_steps": 30, "cw_lr": 0.01, "cw_initial_const": 0.1,
+                   "cw_steps": 30, "cw_lr": 0.05, "cw_initial_const": 1.0,
                    "ead_binary_steps": 3, "ead_steps": 30, "ead_lr": 0.01,
                    "ead_initial_const": 0.1, "ead_beta": 1e-3, "target_modes": [],
                    "depth_pairs": [["resnet8", "resnet14"]], "transfer_eps": 0.1,
-                   "transfer_steps": 10, "transfer_target_mode": "random", "n_boot": 1000,
+                   "transfer_steps": 10, "transfer_target_mode": "random",
+                   "transfer_targeted_metric": "success", "n_boot": 1000,
                    "batch_size": 256},
         # the published protocol: 1000 correctly classified ImageNet images, I-FGSM 50 steps,
         # C&W 9 × 1000 (lr 0.001, c0 0.01), EAD β 1e-3, untargeted + 3 targeted modes
         "paper": {"seed": 0, "zoo": "paper", "dataset": "imagenet", "data_split": "val",
                   "data_kw": {"root": "$ADVLENS_IMAGENET", "size": 224, "max_per_class": 2},
-                  "archs": None, "n_images": 1000, "search_tries": 9, "search_start": 0.02,
+                  "archs": None, "extra_models": [], "n_images": 1000, "search_tries": 9,
+                  "search_start": 0.02,
                   "ifgsm_steps": 50, "cw_binary_steps": 9, "cw_steps": 1000, "cw_lr": 0.001,
                   "cw_initial_const": 0.01, "ead_binary_steps": 9, "ead_steps": 1000,
                   "ead_lr": 0.01, "ead_initial_const": 0.01, "ead_beta": 1e-3,
@@ -93,7 +102,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "depth_pairs": [["resnet18.tv_in1k", "resnet50.tv_in1k"],
                                   ["resnet50.tv_in1k", "resnet101.tv_in1k"],
                                   ["vgg16.tv_in1k", "vgg19.tv_in1k"]], "transfer_eps": 16 / 255,
-                  "transfer_steps": 50, "transfer_target_mode": "random", "n_boot": 2000,
+                  "transfer_steps": 50, "transfer_target_mode": "random",
+                  "transfer_targeted_metric": "top5", "n_boot": 2000,
                   "batch_size": 64},
     },
 }

@@ -23,8 +23,8 @@ from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor
 
 
-def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, norm: str = "l2",
-        steps: int = 10, step_size: float | None = None, random_start: bool = False,
+def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: str = "l2",
+        steps: int = 10, step_size: float | Tensor | None = None, random_start: bool = False,
         targeted: bool = False, targets: Tensor | None = None,
         generator: torch.Generator | None = None,
         keep: Literal["last", "any"] = "last") -> AttackResult:
@@ -32,8 +32,9 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, norm: str = "l2",
 
     Each step: ``x ← x + step_size · d`` with d = sign(g) (L∞) or g/||g||₂ (L2), then projection
     onto the ball (points inside stay where they are; it is not a projection onto the sphere) and
-    a clamp to [0, 1]. ``step_size`` defaults to 2.5·eps/steps. ``random_start`` draws a uniform
-    point of the ball with ``generator``.
+    a clamp to [0, 1]. ``eps`` and ``step_size`` are floats or per-image (N,) tensors;
+    ``step_size`` defaults to 2.5·eps/steps. ``random_start`` draws a uniform point of the ball
+    with ``generator``.
 
     Targeted: either ``targeted=True`` with ``y`` holding the target classes, or ``y`` the true
     labels and ``targets`` the target classes. ``keep="last"`` returns the last iterate (what
