@@ -174,3 +174,17 @@ def test_similarity_by_level_and_prediction_table(setup) -> None:  # noqa: ANN00
     expected = prediction_rates(models["b"], res.inverted[0.0]["a/s0"].images, labels[s],
                                 labels[t])
     assert (one.as_target, one.as_seed) == (expected["target"], expected["seed"])
+
+
+def test_label_cka_and_class_means() -> None:
+    from advlens.similarity import class_means, label_cka
+
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    onehot = torch.nn.functional.one_hot(labels).double()
+    rep = torch.tensor([[1.0, 2], [3, 4], [5, 6], [7, 9], [0, 1], [2, 1]])
+    means = class_means(rep, labels)
+    assert torch.allclose(means[0], torch.tensor([2.0, 3], dtype=torch.float64))
+    assert torch.allclose(means[3], torch.tensor([6.0, 7.5], dtype=torch.float64))
+    scores = label_cka({"pure": onehot * 3 + 1, "x": rep}, labels)
+    assert scores["pure"] == pytest.approx(1.0)
+    assert scores["x"] == pytest.approx(np_cka(rep.double().numpy(), onehot.numpy()))

@@ -12,6 +12,8 @@ behind notebook 01.
   pair's CKA on test and on inverted data, and the group means with CIs.
 - :func:`prediction_rates`, :func:`prediction_table`, :func:`mask_concentration`: what the
   inverted images look like to a model, and where the inversion changed the seed.
+- :func:`label_cka`, :func:`class_means`: how much of a representation is class structure (to
+  read a low or high test-data CKA).
 """
 
 from __future__ import annotations
@@ -201,6 +203,25 @@ def similarity_by_level(levels: Mapping[Any, Mapping[str, nn.Module]], seeds: Te
                           f"cka_{key}_hi": est.hi})
         summary.append(entry)
     return LevelSimilarity(pd.DataFrame(rows), pd.DataFrame(summary), inverted)
+
+
+def label_cka(reps: Mapping[str, Tensor], labels: Tensor) -> pd.Series:
+    """Linear CKA of each representation with the one-hot labels: the share of its (centred)
+    geometry that is class identity (1 = nothing but class, near 0 = mostly within-class)."""
+    labels = as_tensor(labels, "labels")
+    onehot = torch.nn.functional.one_hot(labels.long()).double()
+    return pd.Series({name: linear_cka(rep, onehot) for name, rep in reps.items()},
+                     name="cka_with_labels")
+
+
+def class_means(rep: Tensor, labels: Tensor) -> Tensor:
+    """``rep`` with every row replaced by its class's mean row (keeps only class geometry)."""
+    rep = as_tensor(rep, "rep").double()
+    labels = check_labels(labels, rep.shape[0], "labels").cpu()
+    classes, inverse = torch.unique(labels, return_inverse=True)
+    sums = torch.zeros(len(classes), rep.shape[1], dtype=rep.dtype).index_add_(0, inverse, rep)
+    counts = torch.bincount(inverse, minlength=len(classes)).to(rep.dtype)
+    return (sums / counts[:, None])[inverse]
 
 
 def prediction_table(models: Mapping[str, nn.Module], inverted: Mapping[str, InversionResult],
