@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from advlens.data import ImageSet
 from advlens.zoo import cache
+from advlens.zoo.architectures import ZooNet
 from advlens.zoo.collection import Zoo, ZooEntry
 from advlens.zoo.config import ModelConfig
 from advlens.zoo.datasets import dataset_for
@@ -55,8 +56,14 @@ def _check_paper(configs: list[ModelConfig]) -> None:
         "their own models.")
 
 
+def _robust_record(model: ZooNet, test: ImageSet, settings: RobustEval) -> dict[str, Any]:
+    """Robust accuracy with its settings and the number of test images actually attacked."""
+    return {**settings.to_dict(), "n_images": min(settings.n, len(test)),
+            "acc": robust_accuracy(model, test, settings)}
+
+
 def _train_and_save(config: ModelConfig, root: str | Path | None, settings: RobustEval,
-                    progress: bool, memo: _DataCache | None) -> tuple[Any, dict[str, Any]]:
+                    progress: bool, memo: _DataCache | None) -> tuple[ZooNet, dict[str, Any]]:
     check_trainable(config)
     result = train(config, _data(config, "train", memo), progress=progress)
     model, test = result.model, _data(config, "test", memo)
@@ -64,8 +71,7 @@ def _train_and_save(config: ModelConfig, root: str | Path | None, settings: Robu
         "test_acc": clean_accuracy(model, test), "n_test": len(test),
         "train_time_s": result.train_time_s, "cpu_time_s": result.cpu_time_s,
         "history": result.history,
-        "robust": {settings.key: {**settings.to_dict(),
-                                  "acc": robust_accuracy(model, test, settings)}},
+        "robust": {settings.key: _robust_record(model, test, settings)},
     }, root)
     logger.info("%s: trained in %.1fs, test acc %.3f", config.name, result.train_time_s,
                 meta["test_acc"])
@@ -91,11 +97,12 @@ def load(config: ModelConfig, root: str | Path | None = None, progress: bool = T
         else:
             model, meta = found
             if settings.key not in meta.get("robust", {}):
-                acc = robust_accuracy(model, _data(config, "test", _memo), settings)
-                meta.setdefault("robust", {})[settings.key] = {**settings.to_dict(), "acc": acc}
+                record = _robust_record(model, _data(config, "test", _memo), settings)
+                meta.setdefault("robust", {})[settings.key] = record
                 cache.update_meta(config, meta, root)
-    meta = {**meta, "robust_acc": meta["robust"][settings.key]["acc"],
-            "robust_eval": settings.to_dict()}
+    record = meta["robust"][settings.key]
+    meta = {**meta, "robust_acc": record["acc"],
+            "robust_eval": {k: v for k, v in record.items() if k != "acc"}}
     return ZooEntry(config.name, config, model, meta, cached=found is not None)
 
 
