@@ -63,7 +63,7 @@ class InversionResult:
         iterate if ``use_best``, else the last.
     loss: (N,) relative representation distance of ``images`` to their targets.
     final_loss: (N,) loss of the last iterate; best_loss: (N,) lowest loss over all iterates.
-    iterations: (N,) gradient steps taken for the sample's batch (fewer than asked on early stop).
+    iterations: (N,) gradient steps each sample took (fewer than asked where it stopped early).
     history: (iterations + 1, N) loss of every iterate (NaN after an early stop), if requested.
     """
 
