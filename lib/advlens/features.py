@@ -50,7 +50,14 @@ def representation_graph(model: nn.Module, x: Tensor, layer: str | None = None) 
     The model's mode is left as it is (call inside :func:`advlens.checks.eval_mode`). The forward
     pass stops at the captured layer, so nothing past it is computed.
     """
-    module, take_input = resolve_layer(model, layer)
+    return capture(model, x, *resolve_layer(model, layer))
+
+
+def capture(model: nn.Module, x: Tensor, module: nn.Module, take_input: bool) -> Tensor:
+    """Run ``model(x)`` up to ``module`` and return its input (or output) flattened to (N, D).
+
+    For loops that call the same layer many times: resolve it once with :func:`resolve_layer`.
+    """
     captured: list[Tensor] = []
 
     def hook(_module: nn.Module, args: tuple, output: Tensor | None = None) -> None:
@@ -70,7 +77,7 @@ def representation_graph(model: nn.Module, x: Tensor, layer: str | None = None) 
     finally:
         handle.remove()
     if not captured:
-        raise RuntimeError(f"layer {layer!r} was never called in the forward pass.")
+        raise RuntimeError(f"{type(module).__name__} was never called in the forward pass.")
     return captured[0].flatten(1)
 
 

@@ -31,7 +31,7 @@ from advlens.checks import (
     frozen,
     model_device,
 )
-from advlens.features import representation_graph
+from advlens.features import capture, resolve_layer
 
 _TINY = 1e-12  # guards the per-sample gradient norm: a zero gradient gives a zero step
 
@@ -163,16 +163,16 @@ class _Inverter:
 
     def __init__(self, model: nn.Module, layer: str | None, autocast: torch.dtype | None) -> None:
         self.model = model
-        self.layer = layer
+        self.layer = resolve_layer(model, layer)  # once: the loop calls rep() every iteration
         self.autocast = autocast
         # fp16 gradients can underflow; the per-sample normalisation makes any loss scale harmless
         self.loss_scale = 2.0**12 if autocast == torch.float16 else 1.0
 
     def rep(self, x: Tensor) -> Tensor:
         if self.autocast is None:
-            return representation_graph(self.model, x, self.layer)
+            return capture(self.model, x, *self.layer)
         with torch.autocast(device_type=x.device.type, dtype=self.autocast):
-            return representation_graph(self.model, x, self.layer)
+            return capture(self.model, x, *self.layer)
 
     def run(self, seeds: Tensor, targets: Tensor, *, iterations: int, step_size: float,
             momentum: float, freeze_at_bounds: bool, early_stop: EarlyStop | None,
