@@ -39,13 +39,11 @@ class BestAdversarial:
             score = lp_norms(candidate - x, self.norm)
         old = self.score if index is None else self.score[index]
         better = is_adv & (score < old)
-        if index is None:
-            self.score = torch.where(better, score, self.score)
-            self.adv = torch.where(better.view(-1, *([1] * (x.ndim - 1))), candidate, self.adv)
-        else:
-            rows = index[better]
-            self.score[rows] = score[better]
-            self.adv[rows] = candidate[better]
+        rows = better.nonzero().flatten()
+        if rows.numel():  # copy only the improved images
+            target = rows if index is None else index[rows]
+            self.score[target] = score[rows]
+            self.adv[target] = candidate[rows]
         return better
 
     def result(self, model: nn.Module, criterion: Criterion, *, passes: int, forwards: int,

@@ -20,14 +20,16 @@ class Criterion:
         pred = logits.argmax(1)
         return pred == self.classes if self.targeted else pred != self.classes
 
-    def confidently_adversarial(self, logits: Tensor) -> Tensor:
-        """Adversarial by more than rounding noise (margin below −64 ulps of the largest logit).
+    def confidently_adversarial(self, logits: Tensor, margin: Tensor | None = None) -> Tensor:
+        """Adversarial by more than rounding noise (margin below −64 ulps of the largest logit);
+        pass ``margin`` if it is already computed.
 
         Minimal attacks keep only such candidates, so the verdict survives recomputation (another
         batch composition, another kernel) although they end right at the decision boundary.
         """
+        margin = self.margin(logits) if margin is None else margin
         tol = 64 * torch.finfo(logits.dtype).eps * (1 + logits.detach().abs().amax(1))
-        return self.is_adversarial(logits) & (self.margin(logits) < -tol)
+        return margin < -tol
 
     def margin(self, logits: Tensor) -> Tensor:
         """Per-sample logit margin, negative iff adversarial (ties aside).

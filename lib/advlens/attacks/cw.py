@@ -126,14 +126,13 @@ class TanhAdam:
                                                                         self.kappa)
 
         logits, value, grad_x = logits_and_grad(self.model, image, objective)
-        grad_w = grad_x * (1 - tw * tw) / 2
+        grad_w = grad_x.mul_(1 - tw * tw).mul_(0.5)  # chain rule through (tanh(w) + 1)/2
         self.t += 1
         b1, b2 = self.betas
         self.m.mul_(b1).add_(grad_w, alpha=1 - b1)
         self.v.mul_(b2).addcmul_(grad_w, grad_w, value=1 - b2)
-        m_hat = self.m / (1 - b1**self.t)
-        v_hat = self.v / (1 - b2**self.t)
-        self.w = self.w - self.lr * m_hat / (v_hat.sqrt() + self.tol)
+        denom = (self.v / (1 - b2**self.t)).sqrt_().add_(self.tol)
+        self.w.addcdiv_(self.m, denom, value=-self.lr / (1 - b1**self.t))
         return image.detach(), logits, value
 
 

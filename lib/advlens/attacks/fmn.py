@@ -54,10 +54,10 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: str = "l2", steps: int 
         for i in tqdm(range(steps), desc=f"FMN-{norm}", disable=tqdm_disabled(progress),
                       leave=False):
             logits, margin, grad = logits_and_grad(model, xa, lambda z, _x: crit.margin(z))
-            is_adv = crit.confidently_adversarial(logits)
-            best.update(xa, is_adv)
-            g = cosine(i, steps, gamma, gamma_end)
             size = lp_norms(xa - x0, norm)
+            is_adv = crit.confidently_adversarial(logits, margin)
+            best.update(xa, is_adv, size)
+            g = cosine(i, steps, gamma, gamma_end)
             # linear estimate of the boundary, overshot by γ so the next iterate crosses it
             boundary = (size + margin.clamp_min(0) / lp_norms(grad, _DUAL[norm]).clamp_min(1e-12)
                         ) * (1 + g)
