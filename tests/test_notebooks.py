@@ -67,3 +67,19 @@ def test_runs_on_smoke_preset(path: Path, tmp_path: Path, isolated_data: str) ->
         record = json.loads(png.with_name(png.stem + ".provenance.json").read_text())
         assert record["parameters"]["preset"] == "smoke"
         assert {"git_commit", "versions", "wall_time_s", "seed"} <= set(record)
+
+
+@pytest.mark.slow
+def test_cli_failing_parameter_names_notebook_and_cell(tmp_path: Path,
+                                                      isolated_data: str) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "advlens", "run", "--preset", "smoke", "--only", "00",
+         "--out", str(tmp_path), "--no-progress", "-p", "zoo_preset", "nope"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("advlens: notebook 00_data_and_zoo.ipynb failed in code cell In [")
+    assert "ValueError" in line and "nope" in line
