@@ -30,7 +30,7 @@ peers: $(PEERS_STAMP)
 
 test: $(STAMP) $(PEERS_STAMP)
 	$(PY) -m ruff check lib tests benchmarks
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=8
 
 reproduce: $(STAMP)
 	$(PY) -m advlens run --preset $(PRESET)
