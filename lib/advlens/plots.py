@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
@@ -103,3 +104,79 @@ def image_grid(rows: Sequence[Any], *, row_labels: Sequence[str] | None = None,
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def annotated_heatmap(ax: plt.Axes, matrix: pd.DataFrame, *, title: str = "",
+                      annot: bool = True, cbar: bool = True, xlabel: str | None = None,
+                      ylabel: str | None = None, xtick_rotation: float | None = None,
+                      separators: Sequence[int] = (), fontsize: float | None = None,
+                      vmin: float = 0.0, vmax: float = 1.0, cmap: str = "viridis") -> plt.Axes:
+    """Draw ``matrix`` on ``ax`` as a square heatmap on a fixed [vmin, vmax] scale.
+
+    ``annot`` writes each value (2 decimals, ``fontsize`` if given); ``separators`` are row and
+    column positions where white lines split groups (e.g. model families). ``xlabel``/``ylabel``
+    of None keep seaborn's (the index/column names).
+    """
+    if matrix.ndim != 2 or matrix.size == 0:
+        raise ValueError(f"annotated_heatmap needs a non-empty 2-D matrix, got shape "
+                         f"{matrix.shape}.")
+    sns.heatmap(matrix, vmin=vmin, vmax=vmax, cmap=cmap, annot=annot, fmt=".2f", square=True,
+                cbar=cbar, ax=ax, annot_kws=None if fontsize is None else {"fontsize": fontsize})
+    for b in separators:
+        ax.axhline(b, color="w", lw=1.2)
+        ax.axvline(b, color="w", lw=1.2)
+    if title:
+        ax.set_title(title)
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    if xtick_rotation is not None:
+        ax.tick_params(axis="x", labelrotation=xtick_rotation)
+    return ax
+
+
+def heatmap_pair(panels: Sequence[tuple[str, pd.DataFrame]], *, figsize: tuple[float, float],
+                 suptitle: str = "", constrained_layout: bool = False,
+                 annot: bool | None = None, max_annotated: int | None = None,
+                 xlabel: str | None = None, ylabels: Sequence[str | None] | None = None,
+                 **heatmap_kw: Any) -> plt.Figure:
+    """Side-by-side :func:`annotated_heatmap` panels (one ``(title, matrix)`` each), one colour
+    bar on the last panel.
+
+    Values are annotated if ``annot`` is True, or (``annot=None``) if each matrix has at most
+    ``max_annotated`` rows (always, when that is None too). ``ylabels`` gives one y label per
+    panel (None: seaborn's). Further keywords go to :func:`annotated_heatmap`.
+    """
+    if not panels:
+        raise ValueError("heatmap_pair needs at least one (title, matrix) panel.")
+    if ylabels is not None and len(ylabels) != len(panels):
+        raise ValueError(f"ylabels has {len(ylabels)} entries for {len(panels)} panels; "
+                         "give one per panel.")
+    fig, axes = plt.subplots(1, len(panels), figsize=figsize, squeeze=False,
+                             constrained_layout=constrained_layout)
+    axes = axes[0]
+    for i, (ax, (title, mat)) in enumerate(zip(axes, panels, strict=True)):
+        show = annot if annot is not None else (max_annotated is None or len(mat) <= max_annotated)
+        annotated_heatmap(ax, mat, title=title, annot=show, cbar=i == len(panels) - 1,
+                          xlabel=xlabel, ylabel=None if ylabels is None else ylabels[i],
+                          **heatmap_kw)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def group_boundaries(order: Sequence[str], group: dict[str, str]) -> list[int]:
+    """Positions in ``order`` where ``group`` (e.g. model -> family) changes, for separators."""
+    return [i for i in range(1, len(order)) if group[order[i]] != group[order[i - 1]]]
+
+
+def family_palette(families: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """One colour-blind-safe colour per distinct family, in sorted order."""
+    return dict(zip(sorted(set(families)), sns.color_palette("colorblind"), strict=False))
+
+
+def error_band(ax: plt.Axes, x: Any, value: Any, lo: Any, hi: Any, **kw: Any) -> None:
+    """Error bars from an estimate and its (lo, hi) interval (not from half-widths)."""
+    value, lo, hi = (np.asarray(v, dtype=np.float64) for v in (value, lo, hi))
+    ax.errorbar(x, value, yerr=[value - lo, hi - value], **kw)

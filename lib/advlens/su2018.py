@@ -197,3 +197,31 @@ def family_vs_size(table: pd.DataFrame, value: str = "distortion", *, family: st
             "p_family": float((1 + (null >= eta2 - 1e-12).sum()) / (1 + n_perm)),
             "r2_log_size": variance_explained(sized, value, covariate="_log_size"),
             "n_models": len(d)}
+
+
+def depth_comparison(table: pd.DataFrame, pairs: Sequence[tuple[str, str]],
+                     attacks: Sequence[str] = SUITE) -> pd.DataFrame:
+    """Per (shallower, deeper) model pair and attack: both models' error and distortion with
+    CIs, whether the deeper one has the larger distortion, and whether the CIs overlap.
+
+    ``table``: one row per (model, attack) from :func:`attack_suite` (one target mode) with
+    ``top1_error``; pairs with a model missing from ``table`` are left out.
+    """
+    by = table.set_index(["model", "attack"])
+    models = set(table["model"])
+    rows = []
+    for shallow, deep in pairs:
+        if shallow not in models or deep not in models:
+            continue
+        for attack in attacks:
+            a, b = by.loc[(shallow, attack)], by.loc[(deep, attack)]
+            rows.append({
+                "shallow": shallow, "deep": deep, "attack": attack, "norm": a["norm"],
+                "error_shallow": a["top1_error"], "error_deep": b["top1_error"],
+                "dist_shallow": a["distortion"],
+                "ci_shallow": (a["distortion_lo"], a["distortion_hi"]),
+                "dist_deep": b["distortion"], "ci_deep": (b["distortion_lo"], b["distortion_hi"]),
+                "deeper_larger": b["distortion"] > a["distortion"],
+                "cis_overlap": (b["distortion_lo"] <= a["distortion_hi"]
+                                and a["distortion_lo"] <= b["distortion_hi"])})
+    return pd.DataFrame(rows)

@@ -1,0 +1,67 @@
+"""The figures of notebook 01 (Jones et al., UAI 2022): CKA heatmaps and CKA vs robustness."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from advlens import plots
+
+
+def cka_long(matrices: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Long form (row, col, cka, data) of CKA matrices keyed by the data they were measured on."""
+    long = pd.concat([m.stack().rename("cka").reset_index().assign(data=d)
+                      for d, m in matrices.items()])
+    long.columns = ["row", "col", "cka", "data"]
+    return long
+
+
+def cka_heatmaps(test: pd.DataFrame, inverted: pd.DataFrame, *, test_label: str = "test images",
+                 suptitle: str = "", figsize: tuple[float, float] = (12, 5.2),
+                 compact: bool = False) -> plt.Figure:
+    """Test-data CKA (left) beside CKA on each row model's inverted data (right).
+
+    The default labels the axes (row model R, column model C), rotates the column names and
+    annotates matrices of up to 9 models; ``compact`` always annotates and keeps seaborn's
+    labels (for a few models with short names).
+    """
+    panels = [(f"CKA on {test_label}", test), ("CKA on row model's inverted data", inverted)]
+    if compact:
+        return plots.heatmap_pair(panels, figsize=figsize, suptitle=suptitle, annot=True)
+    return plots.heatmap_pair(panels, figsize=figsize, suptitle=suptitle, constrained_layout=True,
+                              max_annotated=9, fontsize=8, xlabel="column model C",
+                              ylabels=["row model R"] * 2, xtick_rotation=45)
+
+
+def robustness_trend(summary: pd.DataFrame, pairs: pd.DataFrame, *,
+                     freeze: pd.DataFrame | None = None, symlog: bool = False,
+                     seed: int = 0) -> plt.Figure:
+    """Mean CKA between different architectures vs the adversarial-training radius.
+
+    ``summary`` (one row per ``level``: ``cka_inverted``/``cka_test`` with ``_lo``/``_hi``)
+    gives the two curves with CIs; ``pairs`` (``level``, ``cka_inverted``) the individual model
+    pairs, jittered by a ``seed``-ed RNG; ``freeze`` (``eps``, ``cka_inverted``) optional red
+    squares for the freeze-at-bounds rerun; ``symlog`` a symlog ε axis for wide radius ranges.
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for key, label, colour in [("cka_inverted", "inverted data", "C0"),
+                               ("cka_test", "test data", "C7")]:
+        plots.error_band(ax, summary.level, summary[key], summary[f"{key}_lo"],
+                         summary[f"{key}_hi"], marker="o", capsize=3, color=colour,
+                         label=f"mean over architecture pairs, {label}")
+    jitter = (np.random.default_rng(seed).uniform(-0.01, 0.01, len(pairs))
+              * max(1.0, pairs.level.max()))
+    ax.scatter(pairs.level + jitter, pairs.cka_inverted, s=10, alpha=0.4, color="C0",
+               label="one (R, C) pair, inverted")
+    if freeze is not None and len(freeze):
+        ax.plot(freeze.eps, freeze.cka_inverted, "s", color="C3",
+                label="inverted, freeze_at_bounds=True")
+    if symlog:
+        ax.set_xscale("symlog", linthresh=0.01)
+    ax.set(xlabel="L2 adversarial-training radius ε", ylabel="linear CKA", ylim=(0, 1.02),
+           title="Different architectures at equal robustness")
+    ax.legend(fontsize=7)
+    return fig

@@ -1,0 +1,203 @@
+"""The plotting helpers behind the notebooks' figures, on small synthetic inputs (no images
+compared: the axes, titles, annotations and plotted data are checked)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from advlens import figures_jones2022, figures_su2018, plots, su2018  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def matrix(names: list[str], seed: int = 0) -> pd.DataFrame:
+    values = np.random.default_rng(seed).uniform(0, 1, (len(names), len(names)))
+    return pd.DataFrame(values, index=names, columns=names)
+
+
+def heatmap_axes(fig: plt.Figure) -> list[plt.Axes]:
+    """The panels of a heatmap figure (colour bars are axes too; they have no title)."""
+    return [ax for ax in fig.axes if ax.get_title()]
+
+
+def annotations(ax: plt.Axes) -> list[str]:
+    return [t.get_text() for t in ax.texts]
+
+
+def test_annotated_heatmap_writes_every_value_in_row_major_order():
+    m = matrix(["a", "b", "c"])
+    fig, ax = plt.subplots()
+    plots.annotated_heatmap(ax, m, title="t", xlabel="x", ylabel="y", fontsize=7)
+    assert annotations(ax) == [f"{v:.2f}" for v in m.to_numpy().ravel()]
+    assert {t.get_fontsize() for t in ax.texts} == {7}
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("t", "x", "y")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    assert len(fig.axes) == 2  # the heatmap and its colour bar
+
+
+def test_annotated_heatmap_separators_and_no_annotation():
+    fig, ax = plt.subplots()
+    plots.annotated_heatmap(ax, matrix(list("abcd")), annot=False, cbar=False, separators=[1, 3])
+    assert len(ax.texts) == 0
+    assert len(fig.axes) == 1
+    # one horizontal and one vertical white line per separator
+    positions = sorted(tuple(line.get_xydata()[:, i].tolist()) for line in ax.lines
+                       for i in (0, 1) if len(set(line.get_xydata()[:, i])) == 1)
+    assert positions == [(1.0, 1.0), (1.0, 1.0), (3.0, 3.0), (3.0, 3.0)]
+
+
+def test_annotated_heatmap_rejects_empty():
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="non-empty 2-D"):
+        plots.annotated_heatmap(ax, pd.DataFrame())
+
+
+def test_heatmap_pair_panels_titles_colourbar_and_annotation_threshold():
+    small, big = matrix(list("abc")), matrix(list("abcdefghij"), seed=1)
+    fig = plots.heatmap_pair([("left", small), ("right", big)], figsize=(6, 3), suptitle="S",
+                             max_annotated=5, ylabels=["rows", ""])
+    left, right = heatmap_axes(fig)
+    assert (left.get_title(), right.get_title()) == ("left", "right")
+    assert len(fig.axes) == 3  # two panels, one colour bar (on the last panel)
+    assert len(left.texts) == 9 and len(right.texts) == 0  # big matrix over the threshold
+    assert (left.get_ylabel(), right.get_ylabel()) == ("rows", "")
+    assert fig._suptitle.get_text() == "S"
+    with pytest.raises(ValueError, match="one per panel"):
+        plots.heatmap_pair([("l", small)], figsize=(3, 3), ylabels=["a", "b"])
+    with pytest.raises(ValueError, match="at least one"):
+        plots.heatmap_pair([], figsize=(3, 3))
+
+
+def test_group_boundaries_and_family_palette():
+    order = ["m1", "m2", "v1", "r1", "r2"]
+    family = {"m1": "mlp", "m2": "mlp", "v1": "vgg", "r1": "resnet", "r2": "resnet"}
+    assert plots.group_boundaries(order, family) == [2, 3]
+    palette = plots.family_palette(list(family.values()))
+    assert list(palette) == ["mlp", "resnet", "vgg"]
+    assert len(set(palette.values())) == 3
+
+
+def test_error_band_yerr_is_distance_to_the_interval():
+    fig, ax = plt.subplots()
+    plots.error_band(ax, [1, 2], [0.5, 0.6], [0.4, 0.3], [0.7, 0.65], fmt="o")
+    segments = ax.collections[0].get_segments()
+    ends = [y for s in segments for y in (s[0][1], s[1][1])]
+    assert ends == pytest.approx([0.4, 0.7, 0.3, 0.65])
+
+
+def test_cka_long_and_heatmaps():
+    test, inv = matrix(["cnn", "mlp"]), matrix(["cnn", "mlp"], seed=2)
+    long = figures_jones2022.cka_long({"test": test, "inverted": inv})
+    assert list(long.columns) == ["row", "col", "cka", "data"]
+    assert len(long) == 8
+    row = long[(long.data == "inverted") & (long.row == "mlp") & (long.col == "cnn")]
+    assert row.cka.item() == inv.loc["mlp", "cnn"]
+    fig = figures_jones2022.cka_heatmaps(test, inv, suptitle="S")
+    left, right = heatmap_axes(fig)
+    assert left.get_title() == "CKA on test images"
+    assert right.get_title() == "CKA on row model's inverted data"
+    assert (left.get_xlabel(), left.get_ylabel()) == ("column model C", "row model R")
+    assert annotations(right) == [f"{v:.2f}" for v in inv.to_numpy().ravel()]
+    compact = figures_jones2022.cka_heatmaps(test, inv, test_label="x", compact=True)
+    assert heatmap_axes(compact)[0].get_title() == "CKA on x"
+
+
+def test_robustness_trend_curves_points_and_freeze():
+    summary = pd.DataFrame({"level": [0.0, 0.5, 1.0], "cka_inverted": [0.2, 0.5, 0.8],
+                            "cka_inverted_lo": [0.1, 0.4, 0.7], "cka_inverted_hi": [0.3, 0.6, 0.9],
+                            "cka_test": [0.7, 0.8, 0.9], "cka_test_lo": [0.6, 0.7, 0.8],
+                            "cka_test_hi": [0.8, 0.9, 1.0]})
+    pairs = pd.DataFrame({"level": [0.0, 0.0, 1.0], "cka_inverted": [0.15, 0.25, 0.8]})
+    freeze = pd.DataFrame({"eps": [0.0, 1.0], "cka_inverted": [0.1, 0.75]})
+    fig = figures_jones2022.robustness_trend(summary, pairs, freeze=freeze, seed=0)
+    (ax,) = fig.axes
+    labels = ax.get_legend_handles_labels()[1]
+    assert "inverted, freeze_at_bounds=True" in labels and len(labels) == 4
+    scattered = ax.collections[-1].get_offsets()
+    assert np.asarray(scattered)[:, 1].tolist() == pairs.cka_inverted.tolist()
+    assert np.abs(np.asarray(scattered)[:, 0] - pairs.level).max() <= 0.01
+    no_freeze = figures_jones2022.robustness_trend(summary, pairs, symlog=True)
+    assert len(no_freeze.axes[0].get_legend_handles_labels()[1]) == 3
+    assert no_freeze.axes[0].get_xscale() == "symlog"
+
+
+def suite_table() -> pd.DataFrame:
+    rows = []
+    for i, (model, fam, params) in enumerate([("mlp-s", "mlp", 1e4), ("mlp-l", "mlp", 1e5),
+                                              ("cnn-s", "cnn", 2e4), ("cnn-l", "cnn", 3e5)]):
+        err = 0.05 * (i + 1)
+        for attack in su2018.SUITE:
+            d = 0.1 + 0.05 * np.log(err) + 0.3
+            rows.append({"model": model, "family": fam, "params": params, "top1_error": err,
+                         "attack": attack, "norm": su2018.NORM[attack], "distortion": d,
+                         "distortion_lo": d - 0.01, "distortion_hi": d + 0.02})
+    return pd.DataFrame(rows)
+
+
+def test_scaling_law_panels_one_panel_per_attack():
+    table = suite_table()
+    laws = pd.DataFrame([{"attack": a, "norm": su2018.NORM[a], "slope": 0.05, "intercept": 0.4,
+                          "r2": 1.0} for a in su2018.SUITE])
+    palette = plots.family_palette(table.family)
+    fig = figures_su2018.scaling_law_panels(table, laws, su2018.SUITE, palette=palette, n_boot=20)
+    assert len(fig.axes) == len(su2018.SUITE)
+    assert fig.axes[0].get_title() == "fgsm (linf): a = 0.05, R² = 1.00"
+    assert all(ax.get_xscale() == "log" for ax in fig.axes)
+    assert fig.axes[-1].get_legend() is not None
+    with pytest.raises(ValueError, match="no fitted law"):
+        figures_su2018.scaling_law_panels(table, laws[laws.attack != "ead"], su2018.SUITE,
+                                          palette=palette)
+
+
+def test_pareto_scatter_frontier_and_names():
+    table = suite_table().query("attack == 'cw'").reset_index(drop=True)
+    table["pareto"] = su2018.pareto_front(table).to_numpy()
+    fig = figures_su2018.pareto_scatter(table, palette=plots.family_palette(table.family))
+    (ax,) = fig.axes
+    assert sorted(annotations(ax)) == sorted(table.model)
+    (frontier,) = [line for line in ax.lines if line.get_label() == "Pareto frontier"]
+    front = table[table.pareto].sort_values("top1_error")
+    assert frontier.get_xdata().tolist() == front.top1_error.tolist()
+
+
+def test_transfer_heatmaps_titles_and_family_lines():
+    names = ["m1", "m2", "c1"]
+    family = {"m1": "mlp", "m2": "mlp", "c1": "cnn"}
+    fig = figures_su2018.transfer_heatmaps(matrix(names), matrix(names, seed=3), family=family,
+                                           eps=0.1, targeted_metric="top5")
+    left, right = heatmap_axes(fig)
+    assert left.get_title() == "I-FGSM eps 0.1: untargeted success"
+    assert right.get_title() == "I-FGSM eps 0.1: targeted top-5 match"
+    assert (left.get_ylabel(), right.get_ylabel()) == ("source model", "")
+    assert left.get_xlabel() == "target model"
+    assert len(left.lines) == 2  # one family boundary: a horizontal and a vertical line
+    assert len(left.texts) == 9
+    with pytest.raises(ValueError, match="targeted_metric"):
+        figures_su2018.transfer_heatmaps(matrix(names), matrix(names), family=family, eps=0.1,
+                                         targeted_metric="top3")
+
+
+def test_depth_comparison_against_hand_rows():
+    table = suite_table()
+    depth = su2018.depth_comparison(table, [("mlp-s", "mlp-l"), ("mlp-s", "absent")],
+                                    attacks=["fgsm"])
+    assert len(depth) == 1  # the pair with a missing model is left out
+    r = depth.iloc[0]
+    a = table[(table.model == "mlp-s") & (table.attack == "fgsm")].iloc[0]
+    b = table[(table.model == "mlp-l") & (table.attack == "fgsm")].iloc[0]
+    assert r.dist_shallow == a.distortion and r.dist_deep == b.distortion
+    assert r.deeper_larger == (b.distortion > a.distortion)
+    assert r.cis_overlap == (b.distortion_lo <= a.distortion_hi
+                             and a.distortion_lo <= b.distortion_hi)
+    assert su2018.depth_comparison(table, [("x", "y")]).empty
