@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from _common import train_digits_cnn
 from advlens import attacks
 from advlens.checks import frozen
 from advlens.data import digits
@@ -46,36 +47,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 sys.path.append(str(ROOT / ".peers"))
 
 
-class DigitsCNN(nn.Module):
-    """Two conv layers, normalisation inside, the linear head registered last."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(0.3))
-        self.register_buffer("std", torch.tensor(0.4))
-        self.body = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-        )
-        self.head = nn.Linear(32 * 4 * 4, 10)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.body((x - self.mean) / self.std))
-
-
 def trained_model(epochs: int = 8, seed: int = 0) -> tuple[nn.Module, float]:
-    torch.manual_seed(seed)
     train, test = digits("train"), digits("test")
-    model = DigitsCNN()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(train), generator=g).split(64):
-            loss = nn.functional.cross_entropy(model(train.images[idx]), train.labels[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
+    model = train_digits_cnn(train.images, train.labels, epochs=epochs, seed=seed)
     return model, accuracy(model, test.images, test.labels)
 
 

@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from _common import train_digits_cnn
 from advlens import compat
 from advlens.data import digits
 from advlens.features import accuracy, representation
@@ -48,43 +49,14 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 # ------------------------------------------------------------------------------------- model
-class DigitsCNN(nn.Module):
-    """Two conv layers, normalisation inside, the linear head registered last."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(0.3))
-        self.register_buffer("std", torch.tensor(0.4))
-        self.body = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-            nn.Linear(32 * 4 * 4, 64), nn.ReLU())
-        self.head = nn.Linear(64, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body((x - self.mean) / self.std))
-
-
-def train_builtin(x: torch.Tensor, y: torch.Tensor, epochs: int = 12, seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    model = DigitsCNN()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(x), generator=g).split(64):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
-    return model.eval()
-
-
 def get_model(kind: str, x: torch.Tensor, y: torch.Tensor) -> tuple[nn.Module, str]:
     if kind == "zoo":
         from advlens.zoo import ModelConfig, load
 
         entry = load(ModelConfig("cnn-s"))
         return entry.model.eval(), f"zoo {entry.name}"
-    return train_builtin(x, y), "built-in 2-conv CNN (12 epochs on 1,400 digits)"
+    model = train_digits_cnn(x, y, hidden=64, epochs=12)
+    return model, "built-in 2-conv CNN (12 epochs on 1,400 digits)"
 
 
 # ----------------------------------------------------------------------------------- timing
