@@ -112,3 +112,54 @@ def test_minimal_entry_points_stay_within_budget(norm: str, method: str) -> None
     assert r.cost <= 40 and r.norm == norm
     with pytest.raises(ValueError, match="method"):
         entry(model, x, y, method="deepfool")
+
+
+class _BatchSizeDependent(torch.nn.Module):
+    """Stands in for kernels whose verdict depends on the batch composition: at batch size 7
+    the logits shift towards class 0, so the final whole-batch check rejects what the search kept
+    on sub-batches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from attack_toys import affine_model
+
+        self.base = affine_model(k=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shift = torch.tensor([3.0, 0.0], dtype=x.dtype) * (x.shape[0] == 7)
+        return self.base(x) + shift
+
+
+@pytest.mark.parametrize("search", ["ifgsm_search", "minimal_eps_pgd"])
+def test_eps_is_inf_where_the_final_check_rejects(search: str) -> None:
+    from attack_toys import centre_images
+
+    model = _BatchSizeDependent()
+    x = centre_images(7)
+    y = model(x).argmax(1)
+    y[0] = 1 - y[0]  # misclassified clean: later search rounds run on 6 images
+    result = getattr(attacks, search)(model, x, y)
+    assert result.eps is not None
+    rejected = ~result.success
+    assert rejected.any()
+    assert torch.isinf(result.eps[rejected]).all() and torch.isinf(result.norms[rejected]).all()
+
+
+def test_run_batched_refuses_misaligned_labels_and_targets() -> None:
+    from attack_toys import affine_model, centre_images
+
+    model, x = affine_model(k=3), centre_images(8)
+    y = model(x).argmax(1)
+    with pytest.raises(ValueError, match=r"y must have shape \(8,\)"):
+        attacks.run_batched(attacks.fgsm, model, x, torch.cat([y, y[:3]]), eps=0.1)
+    with pytest.raises(ValueError, match=r"targets must have shape \(8,\)"):
+        attacks.run_batched(attacks.fgsm, model, x, y, targets=(y + 1)[:5] % 3, eps=0.1)
+
+
+def test_choose_targets_refuses_negative_labels() -> None:
+    from attack_toys import affine_model, centre_images
+
+    model, x = affine_model(k=3), centre_images(3)
+    with pytest.raises(ValueError, match="labels must lie in"):
+        attacks.choose_targets(model, x, torch.tensor([0, -1, 2]), "random",
+                               torch.Generator().manual_seed(0))

@@ -58,9 +58,18 @@ def test_constant_representation():
         rbf_cka(np.ones((20, 2)), Y)
 
 
-def test_overflow():
-    with pytest.raises(ValueError, match=r"X has values too large.*rescale"):
-        linear_cka(X * 1e300, Y)
+def test_minibatch_overflow_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"values too large.*rescale"):
+        MinibatchCKA().update({"a": X * 1e300, "b": Y})
+
+
+@pytest.mark.parametrize("s", [1e-300, 1e-80, 1e60, 1e300])
+def test_extreme_scales_give_the_unscaled_value(s):
+    # CKA is scale-invariant; squares of such inputs over- or underflow in float64
+    assert linear_cka(X * s, Y * s) == pytest.approx(linear_cka(X, Y), rel=1e-12)
+    assert linear_cka(X * s, Y, debiased=True) == pytest.approx(
+        linear_cka(X, Y, debiased=True), rel=1e-12)
+    assert rbf_cka(X * s, Y) == pytest.approx(rbf_cka(X, Y), rel=1e-12)
 
 
 def test_no_features():

@@ -92,3 +92,12 @@ def test_provenance_record_has_versions_and_commit() -> None:
     assert rec["seed"] == 3 and rec["wall_time_s"] == 1.235
     assert rec["versions"]["torch"].startswith("2.14.1")
     assert rec["git_commit"]
+
+
+def test_atomic_write_gives_usual_permissions(tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    path = io.atomic_write_bytes(tmp_path / "x.bin", b"1")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -175,3 +175,23 @@ def test_clickme_missing_and_corrupt(tmp_path):
     npz.write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(ValueError, match="0.npz"):
         clickme(npz.parent, progress=False)
+
+
+def test_raw_record_whose_first_bytes_look_like_jpeg(tmp_path):
+    image = np.full((224, 224, 3), 100.0, "<f4")
+    raw = bytearray(image.tobytes())
+    raw[0:2] = b"\xff\xd8"  # pixel 0 becomes 100.42...: still a valid raw float32 image
+    heat = np.ones((224, 224, 1), "<f4").tobytes()
+    path = tmp_path / "raw.tfrecord"
+    write_tfrecord(path, [example_bytes(bytes(raw), heat, 3)])
+    loaded = clickme(path)
+    assert len(loaded) == 1 and int(loaded.labels[0]) == 3
+
+
+def test_leftover_temporary_files_are_not_read_as_shards(tmp_path):
+    image = np.full((224, 224, 3), 50.0, "<f4").tobytes()
+    heat = np.ones((224, 224, 1), "<f4").tobytes()
+    write_tfrecord(tmp_path / "val-0.tfrecords", [example_bytes(image, heat, 1)])
+    (tmp_path / ".val-0.tfrecords.k2j3.tmp").write_bytes(
+        (tmp_path / "val-0.tfrecords").read_bytes())
+    assert len(clickme(tmp_path)) == 1

@@ -86,8 +86,17 @@ def test_latent_model_and_attacker_model_wrap_an_advlens_model() -> None:
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only error message")
 def test_reference_path_without_cuda_says_why() -> None:
     model, x = small_cnn(), digit_like(4, seed=3)
+    model.train()
     with pytest.raises(RuntimeError, match="hard-codes .cuda"):
         compat.robustness_invert(model, x[:2], x[2:], iterations=2, progress=False)
+    assert all(m.training for m in model.modules()), "the model's train mode must be restored"
+
+
+def test_reference_path_restores_train_mode(cuda_is_identity: None) -> None:
+    model, x = small_cnn(), digit_like(4, seed=3)
+    model.train()
+    compat.robustness_invert(model, x[:2], x[2:], iterations=2, progress=False)
+    assert all(m.training for m in model.modules())
 
 
 def test_torchvision_shim_lets_robustness_modules_import() -> None:

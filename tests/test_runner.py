@@ -105,3 +105,11 @@ def test_cli_reports_one_line(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "advlens", "run", "--preset", "nope"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_grid_rerun_with_tuple_values_reuses_its_folder(notebooks: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "run", lambda *a, **k: [])
+    first = runner.run_grid({"size": [(16, 16)]}, "smoke", out=tmp_path)
+    again = runner.run_grid({"size": [(16, 16)]}, "smoke", out=tmp_path)  # no FileExistsError
+    assert first == again

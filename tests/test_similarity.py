@@ -188,3 +188,17 @@ def test_label_cka_and_class_means() -> None:
     scores = label_cka({"pure": onehot * 3 + 1, "x": rep}, labels)
     assert scores["pure"] == pytest.approx(1.0)
     assert scores["x"] == pytest.approx(np_cka(rep.double().numpy(), onehot.numpy()))
+
+
+def test_similarity_by_level_uses_the_same_layer_on_test_and_inverted_data(setup) -> None:  # noqa: ANN001
+    from advlens.similarity import similarity_by_level
+
+    models, x, labels = setup
+    s, t = draw_pairs(labels, 8, seed=1)
+    levels = {0.0: {"a": models["a"], "b": models["b"]}}
+    res = similarity_by_level(levels, x[s], x[t], x, groups=4, iterations=3, progress=False,
+                              layer="1")
+    with torch.no_grad():
+        ra, rb = (models[k][:2](x).flatten(1).double().numpy() for k in ("a", "b"))
+    row = res.pairs[(res.pairs.row == "a") & (res.pairs.col == "b")].iloc[0]
+    assert row.cka_test == pytest.approx(np_cka(ra, rb), abs=1e-9)

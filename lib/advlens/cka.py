@@ -39,8 +39,12 @@ def _min_rows(debiased: bool) -> int:
     return 4 if debiased else 2
 
 
-def _centred(x: Array, name: str, *, min_rows: int, device: torch.device | None = None) -> Tensor:
-    """Validate one representation and return it as a column-centred float64 tensor."""
+def _centred(x: Array, name: str, *, min_rows: int, device: torch.device | None = None,
+             rescale: bool = True) -> Tensor:
+    """Validate one representation and return it as a column-centred float64 tensor.
+
+    ``rescale`` divides it by its Frobenius norm, which CKA ignores but which keeps squares of
+    extreme values finite; MinibatchCKA sums HSIC over batches and must keep the raw scale."""
     if not isinstance(x, Tensor | np.ndarray):
         x = np.asarray(x)
     if isinstance(x, np.ndarray) and x.dtype.kind not in "biuf":
@@ -72,6 +76,9 @@ def _centred(x: Array, name: str, *, min_rows: int, device: torch.device | None 
             f"{name} contains NaN or inf values; check the model's activations "
             "(or drop those rows)."
         )
+    peak = float(x.abs().max())
+    if rescale and peak > 0:  # CKA is scale-invariant: squares then neither overflow nor vanish
+        x = x / peak
     xc = x - x.mean(dim=0, keepdim=True)
     spread, scale = float(xc.square().sum()), float(x.square().sum())
     if not math.isfinite(scale):
@@ -82,7 +89,7 @@ def _centred(x: Array, name: str, *, min_rows: int, device: torch.device | None 
             f"{name} is constant across samples (zero variance after centring), so CKA is "
             "undefined; check the layer (dead units?) and the inputs."
         )
-    return xc
+    return xc / math.sqrt(spread) if rescale else xc
 
 
 def _same_rows(xs: list[Tensor], names: list[str]) -> None:
@@ -263,14 +270,15 @@ def rbf_cka(X: Array, Y: Array, threshold: float = 1.0, debiased: bool = False) 
 
 
 def _prepare_all(reps: Mapping[str, Array], *, kernel: Kernel, debiased: bool, threshold: float,
-                 what: str, device: torch.device | None = None) -> list[_Prepared]:
+                 what: str, device: torch.device | None = None,
+                 rescale: bool = True) -> list[_Prepared]:
     if not isinstance(reps, Mapping) or len(reps) == 0:
         raise ValueError(f"{what} must be a non-empty mapping {{name: (n, d) representation}}.")
     names = [str(k) for k in reps]
     xs: list[Tensor] = []
     for key, name in zip(reps, names, strict=True):
         xs.append(_centred(reps[key], f"{what}[{name!r}]", min_rows=_min_rows(debiased),
-                           device=device if not xs else xs[0].device))
+                           device=device if not xs else xs[0].device, rescale=rescale))
     _same_rows(xs, [f"{what}[{n!r}]" for n in names])
     use_gram = _use_gram(xs[0].shape[0], [x.shape[1] for x in xs])
     return [_prepare(x, f"{what}[{name!r}]", kernel=kernel, debiased=debiased,
@@ -387,7 +395,7 @@ class MinibatchCKA:
                         "short final batch."
                     )
         prepared = _prepare_all(reps, kernel=self.kernel, debiased=True, threshold=self.threshold,
-                                what="batch")
+                                what="batch", rescale=False)
         table, scales = _pairwise_hsic(prepared)
         self.names = [str(k) for k in reps]
         if self._sums is None or self._scales is None:

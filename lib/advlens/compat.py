@@ -152,7 +152,6 @@ def robustness_invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
         raise ValueError(f"seeds and targets must have the same shape; got {tuple(seeds.shape)} "
                          f"and {tuple(targets.shape)}.")
     device = model_device(model)
-    attacker = attacker_model(model, mean=mean, std=std, layer=layer)
 
     def constraint(orig_input: Tensor, eps: float, step_size: float) -> MomentumL2Step:
         return MomentumL2Step(orig_input, eps, step_size, momentum=momentum)
@@ -161,7 +160,8 @@ def robustness_invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
               "eps": 1000, "custom_loss": _relative_rep_loss, "targeted": True,
               "use_best": use_best, "do_tqdm": False}
     inverted = []
-    with frozen(model):
+    with frozen(model):  # before wrapping: attacker_model's .eval() must not outlive the call
+        attacker = attacker_model(model, mean=mean, std=std, layer=layer)
         for start in tqdm(range(0, seeds.shape[0], batch_size), desc="Inverting (robustness)",
                           disable=not progress, leave=False):
             s = seeds[start:start + batch_size].to(device, torch.float32)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ast
 import itertools
+import json
 import re
 import sys
 import time
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from advlens.io import atomic_write_json, config_hash, read_json
+from advlens.io import atomic_write_json, config_hash, json_text, read_json
 from advlens.paths import figures_dir, notebooks_dir
 from advlens.presets import PRESET_NAMES
 
@@ -154,7 +155,8 @@ def run_grid(grid: Mapping[str, Sequence[Any]], preset: str = "laptop", *,
         folder = Path(out) / grid_folder({"preset": preset, **point})
         stamp = folder / "params.json"
         record = {"preset": preset, "params": point}
-        if stamp.exists() and read_json(stamp) != record:
+        # compare as JSON: a tuple in the grid reads back from params.json as a list
+        if stamp.exists() and read_json(stamp) != json.loads(json_text(record)):
             raise FileExistsError(f"{folder} holds another parameter set; choose another --out.")
         atomic_write_json(stamp, record)
         results.append((point, run(preset, only=only, out=folder, params=point,

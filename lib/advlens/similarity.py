@@ -174,13 +174,13 @@ def similarity_by_level(levels: Mapping[Any, Mapping[str, nn.Module]], seeds: Te
                         targets: Tensor, test_images: Tensor, *,
                         pair_filter: Callable[[str, str], bool] | None = None,
                         groups: int = 20, seed: int = 0, progress: bool = True,
-                        **invert_kwargs: Any) -> LevelSimilarity:
+                        layer: str | None = None, **invert_kwargs: Any) -> LevelSimilarity:
     """CKA on test images and on inverted data for the models of each level (e.g. robustness
     eps), over the ordered pairs (R, C), R != C, that ``pair_filter(R, C)`` keeps (default: all).
 
     On inverted data, pair (R, C) is CKA(Rep_R(X_R), Rep_C(X_R)) (R's inversions of the shared
-    seed/target pairs); on test data both models see ``test_images``. Levels with fewer than two
-    models (or no kept pair) are skipped.
+    seed/target pairs); on test data both models see ``test_images``. Both use ``layer`` (default:
+    the penultimate layer). Levels with fewer than two models (or no kept pair) are skipped.
     """
     rows, summary, inverted = [], [], {}
     for level, models in levels.items():
@@ -189,8 +189,9 @@ def similarity_by_level(levels: Mapping[Any, Mapping[str, nn.Module]], seeds: Te
                  if r != c and (pair_filter is None or pair_filter(r, c))]
         if not pairs:
             continue
-        inv = inverted_cka_matrix(models, seeds, targets, progress=progress, **invert_kwargs)
-        test_reps = representations(models, test_images)
+        inv = inverted_cka_matrix(models, seeds, targets, progress=progress, layer=layer,
+                                  **invert_kwargs)
+        test_reps = representations(models, test_images, layer=layer)
         test_cross = {r: test_reps for r in names}
         test_matrix = cka_matrix(test_reps)
         inverted[level] = inv.inverted

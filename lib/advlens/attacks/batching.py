@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from advlens.attacks.core import tqdm_disabled
 from advlens.attacks.result import AttackResult
-from advlens.checks import as_tensor
+from advlens.checks import as_tensor, check_labels
 
 
 def run_batched(attack: Callable[..., AttackResult], model: nn.Module, x: Tensor, y: Tensor, *,
@@ -20,12 +20,15 @@ def run_batched(attack: Callable[..., AttackResult], model: nn.Module, x: Tensor
     joined into one result (passes and forwards add up over chunks)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
-    x, y = as_tensor(x, "x"), as_tensor(y, "y")
+    x = as_tensor(x, "x")
+    y = check_labels(as_tensor(y, "y"), x.shape[0], "y")
+    if targets is not None:
+        targets = check_labels(as_tensor(targets, "targets"), x.shape[0], "targets")
     results = []
     starts = range(0, x.shape[0], batch_size)
     for s in tqdm(starts, desc=getattr(attack, "__name__", "attack"),
                   disable=tqdm_disabled(progress), leave=False):
         chunk = slice(s, s + batch_size)
-        extra = {} if targets is None else {"targets": as_tensor(targets, "targets")[chunk]}
+        extra = {} if targets is None else {"targets": targets[chunk]}
         results.append(attack(model, x[chunk], y[chunk], **extra, **kwargs))
     return AttackResult.concat(results)

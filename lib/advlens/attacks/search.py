@@ -54,9 +54,13 @@ class EpsSearch:
         self.forwards += self.cost[1]
 
     def result(self) -> AttackResult:
-        eps = self.hi.clone()
-        return self.best.result(self.model, self.crit, passes=self.passes,
-                                forwards=self.forwards, eps=eps)
+        result = self.best.result(self.model, self.crit, passes=self.passes,
+                                  forwards=self.forwards, eps=self.hi.clone())
+        # the final whole-batch check may reject an adversarial kept during the search: its eps
+        # must then read "none found" (inf), like its norm
+        result.eps = torch.where(result.success.to(self.hi.device), self.hi,
+                                 torch.full_like(self.hi, float("inf")))
+        return result
 
 
 def doubling_bisection(search: EpsSearch, *, start: float, tries: int,

@@ -33,8 +33,9 @@ def choose_targets(model: nn.Module, x: Tensor, y: Tensor, mode: str = "random",
     k = logits.shape[1]
     if k < 2:
         raise ValueError("targeted attacks need a model with at least 2 classes.")
-    if int(y0.max()) >= k:
-        raise ValueError(f"labels go up to {int(y0.max())} but the model has {k} classes.")
+    if int(y0.max()) >= k or int(y0.min()) < 0:
+        raise ValueError(f"labels must lie in [0, {k - 1}] for a model with {k} classes; got "
+                         f"[{int(y0.min())}, {int(y0.max())}].")
     idx = y0[:, None]
     if mode == "least-likely":
         t = logits.scatter(1, idx, float("inf")).argmin(1)

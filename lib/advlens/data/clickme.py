@@ -19,6 +19,7 @@ alignment are unchanged by this).
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from advlens.data.tfrecord import read_records
 from advlens.paths import data_dir
 
 RAW_SIDE = 224
+_SHARD = re.compile(r"\.tfrecords?(-\d+-of-\d+)?$|\.npz$")
 NUM_CLASSES = 1000
 _HOW = ("Download the ClickMe shards (Harmonization: clickme val-*.tfrecords) or the "
         "Adversarial-Alignment TFRecord and put them there, or pass path=.")
@@ -44,8 +46,8 @@ def _files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        found = sorted(p for p in path.iterdir() if p.is_file() and (
-            ".tfrecord" in p.name or p.suffix == ".npz"))
+        found = sorted(p for p in path.iterdir() if p.is_file() and _SHARD.search(p.name)
+                       and not p.name.startswith("."))  # skips atomic_write's .tmp leftovers
         if found:
             return found
     raise missing(path, "ClickMe data (.tfrecord/.tfrecords shards or per-image .npz)", _HOW)
@@ -82,12 +84,8 @@ def _decode_record(features: dict, size: int, blur: bool | None,
         label = int(features["label"][0])
     except (KeyError, IndexError, TypeError) as err:
         raise ValueError(f"{where}: missing image/heatmap/label feature ({err})") from err
-    if image_bytes[:2] == b"\xff\xd8":  # Harmonization: JPEG image and heatmap
-        image = torch.from_numpy(_jpeg(image_bytes, 3, where)).permute(2, 0, 1)[None]
-        heat = torch.from_numpy(_jpeg(heat_bytes, 1, where)).permute(2, 0, 1)[None]
-        image = _resize(image, size)
-        heat = clickme_blur(heat, size) if blur in (None, True) else _resize(heat, size)
-    elif len(image_bytes) == RAW_SIDE * RAW_SIDE * 3 * 4:  # raw float32
+    # raw first: the first two bytes of a float32 image are ff d8 (the JPEG magic) by chance
+    if len(image_bytes) == RAW_SIDE * RAW_SIDE * 3 * 4:  # raw float32
         if len(heat_bytes) != RAW_SIDE * RAW_SIDE * 4:
             raise ValueError(f"{where}: raw heatmap has {len(heat_bytes)} bytes, expected "
                              f"{RAW_SIDE * RAW_SIDE * 4}")
@@ -97,6 +95,11 @@ def _decode_record(features: dict, size: int, blur: bool | None,
             1, 1, RAW_SIDE, RAW_SIDE).copy())
         heat = clickme_blur(heat, size) if blur else _resize(heat, size)
         image = _resize(image, size)
+    elif image_bytes[:2] == b"\xff\xd8":  # Harmonization: JPEG image and heatmap
+        image = torch.from_numpy(_jpeg(image_bytes, 3, where)).permute(2, 0, 1)[None]
+        heat = torch.from_numpy(_jpeg(heat_bytes, 1, where)).permute(2, 0, 1)[None]
+        image = _resize(image, size)
+        heat = clickme_blur(heat, size) if blur in (None, True) else _resize(heat, size)
     else:
         raise ValueError(f"{where}: 'image' is neither JPEG nor {RAW_SIDE}×{RAW_SIDE}×3 float32 "
                          f"({len(image_bytes)} bytes)")
