@@ -17,22 +17,14 @@ from advlens.similarity import (
     off_diagonal,
     prediction_rates,
 )
+from references import numpy_linear_cka as np_cka
+from references import penultimate as rep
 
 
 def tiny(seed: int) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
                          nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
-
-
-def np_cka(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(0), b - b.mean(0)
-    return float(np.linalg.norm(a.T @ b) ** 2 / (np.linalg.norm(a.T @ a) * np.linalg.norm(b.T @ b)))
-
-
-def rep(model: nn.Module, x: torch.Tensor) -> np.ndarray:
-    with torch.no_grad():
-        return model[:-1](x).double().numpy()
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from advlens.stir import noise_seeds, stir, stir_score
+from references import numpy_linear_cka, penultimate
 
 
 def tiny_cnn(seed: int) -> nn.Module:
@@ -15,16 +15,6 @@ def tiny_cnn(seed: int) -> nn.Module:
     return nn.Sequential(
         nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(3), nn.Flatten(),
         nn.Linear(54, 10), nn.ReLU(), nn.Linear(10, 3)).eval()
-
-
-def numpy_linear_cka(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(0), b - b.mean(0)
-    return float(np.linalg.norm(a.T @ b) ** 2 / (np.linalg.norm(a.T @ a) * np.linalg.norm(b.T @ b)))
-
-
-def penultimate(model: nn.Module, x: torch.Tensor) -> np.ndarray:
-    with torch.no_grad():
-        return model[:-1](x).double().numpy()
 
 
 def test_stir_uses_every_batch_not_the_last() -> None:

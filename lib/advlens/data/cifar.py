@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from advlens.data.errors import corrupt, missing
+from advlens.data.errors import corrupt, dataset_folder
 from advlens.data.imageset import ImageSet
 from advlens.paths import data_dir
 
@@ -22,12 +22,7 @@ _HOW = ("Download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/c
 
 
 def _folder(root: str | Path | None) -> Path:
-    base = Path(root) if root is not None else data_dir() / "cifar10"
-    if (base / FOLDER).is_dir():
-        return base / FOLDER
-    if base.name == FOLDER and base.is_dir():
-        return base
-    raise missing(base / FOLDER, "CIFAR-10 (python version)", _HOW)
+    return dataset_folder(root, data_dir() / "cifar10", FOLDER, "CIFAR-10 (python version)", _HOW)
 
 
 def _unpickle(path: Path) -> dict:

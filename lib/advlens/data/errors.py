@@ -10,6 +10,18 @@ def missing(path: str | Path, what: str, how: str) -> FileNotFoundError:
     return FileNotFoundError(f"{what} not found at {path}. {how}")
 
 
+def dataset_folder(root: str | Path | None, default: Path, folder: str, what: str,
+                   how: str) -> Path:
+    """``root/folder`` (or ``root`` itself when it is that folder), else a clear missing error;
+    ``root=None`` looks under ``default``."""
+    base = Path(root) if root is not None else default
+    if (base / folder).is_dir():
+        return base / folder
+    if base.name == folder and base.is_dir():
+        return base
+    raise missing(base / folder, what, how)
+
+
 def corrupt(path: str | Path, why: str) -> ValueError:
     """A ValueError naming the damaged file and suggesting a fresh download."""
     return ValueError(f"{path} is corrupt or not in the expected format ({why}); "

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from advlens.data.errors import corrupt, missing
+from advlens.data.errors import corrupt, dataset_folder
 from advlens.data.imageset import ImageSet
 from advlens.data.transforms import resize
 from advlens.paths import data_dir
@@ -20,12 +20,7 @@ _HOW = ("Download stl10_binary.tar.gz from https://cs.stanford.edu/~acoates/stl1
 
 
 def _folder(root: str | Path | None) -> Path:
-    base = Path(root) if root is not None else data_dir() / "stl10"
-    if (base / FOLDER).is_dir():
-        return base / FOLDER
-    if base.name == FOLDER and base.is_dir():
-        return base
-    raise missing(base / FOLDER, "STL-10 (binary version)", _HOW)
+    return dataset_folder(root, data_dir() / "stl10", FOLDER, "STL-10 (binary version)", _HOW)
 
 
 def read_images(path: Path, n: int | None = None) -> np.ndarray:
