@@ -38,7 +38,8 @@ def test_one_parameters_cell_with_every_knob(path: Path) -> None:
     missing = sorted(knobs - set(declared))
     assert not missing, f"{path.name}: knobs {missing} are in PRESETS but not in parameters"
     source = "\n".join(c.source for c in _cells(path) if c.cell_type == "code")
-    assert f'resolve("{number}"' in source, f"{path.name} must call presets.resolve({number!r})"
+    assert f'from_namespace("{number}", globals())' in source, \
+        f"{path.name} must take its knobs with presets.from_namespace({number!r}, globals())"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -69,17 +70,18 @@ def test_runs_on_smoke_preset(path: Path, tmp_path: Path, isolated_data: str) ->
         assert {"git_commit", "versions", "wall_time_s", "seed"} <= set(record)
 
 
-@pytest.mark.slow
-def test_cli_failing_parameter_names_notebook_and_cell(tmp_path: Path,
-                                                      isolated_data: str) -> None:
+def test_cli_wrong_knob_fails_before_running(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    proc = subprocess.run(
-        [sys.executable, "-m", "advlens", "run", "--preset", "smoke", "--only", "00",
-         "--out", str(tmp_path), "--no-progress", "-p", "zoo_preset", "nope"],
-        capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 1
-    line = proc.stderr.strip().splitlines()[-1]
-    assert line.startswith("advlens: notebook 00_data_and_zoo.ipynb failed in code cell In [")
-    assert "ValueError" in line and "nope" in line
+    for number, knob, value, expected in [("01", "iterations", "'abc'", "TypeError"),
+                                          ("00", "zoo_preset", "nope", "choose one of")]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "advlens", "run", "--preset", "smoke", "--only", number,
+             "--out", str(tmp_path), "--no-progress", "-p", knob, value],
+            capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1
+        line = proc.stderr.strip().splitlines()[-1]
+        assert line.startswith(f"advlens: notebook {number}: knob {knob!r}"), line
+        assert expected in line or expected == "TypeError" and "expected number" in line, line
+        assert not list(tmp_path.rglob("*.ipynb")), "nothing may run before the knobs are checked"

@@ -12,7 +12,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from advlens import figures_jones2022, figures_su2018, plots, su2018  # noqa: E402
+from advlens import plots  # noqa: E402
+from advlens.papers import jones2022_figures, su2018, su2018_figures  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -98,18 +99,18 @@ def test_error_band_yerr_is_distance_to_the_interval():
 
 def test_cka_long_and_heatmaps():
     test, inv = matrix(["cnn", "mlp"]), matrix(["cnn", "mlp"], seed=2)
-    long = figures_jones2022.cka_long({"test": test, "inverted": inv})
+    long = jones2022_figures.cka_long({"test": test, "inverted": inv})
     assert list(long.columns) == ["row", "col", "cka", "data"]
     assert len(long) == 8
     row = long[(long.data == "inverted") & (long.row == "mlp") & (long.col == "cnn")]
     assert row.cka.item() == inv.loc["mlp", "cnn"]
-    fig = figures_jones2022.cka_heatmaps(test, inv, suptitle="S")
+    fig = jones2022_figures.cka_heatmaps(test, inv, suptitle="S")
     left, right = heatmap_axes(fig)
     assert left.get_title() == "CKA on test images"
     assert right.get_title() == "CKA on row model's inverted data"
     assert (left.get_xlabel(), left.get_ylabel()) == ("column model C", "row model R")
     assert annotations(right) == [f"{v:.2f}" for v in inv.to_numpy().ravel()]
-    compact = figures_jones2022.cka_heatmaps(test, inv, test_label="x", compact=True)
+    compact = jones2022_figures.cka_heatmaps(test, inv, test_label="x", compact=True)
     assert heatmap_axes(compact)[0].get_title() == "CKA on x"
 
 
@@ -120,14 +121,14 @@ def test_robustness_trend_curves_points_and_freeze():
                             "cka_test_hi": [0.8, 0.9, 1.0]})
     pairs = pd.DataFrame({"level": [0.0, 0.0, 1.0], "cka_inverted": [0.15, 0.25, 0.8]})
     freeze = pd.DataFrame({"eps": [0.0, 1.0], "cka_inverted": [0.1, 0.75]})
-    fig = figures_jones2022.robustness_trend(summary, pairs, freeze=freeze, seed=0)
+    fig = jones2022_figures.robustness_trend(summary, pairs, freeze=freeze, seed=0)
     (ax,) = fig.axes
     labels = ax.get_legend_handles_labels()[1]
     assert "inverted, freeze_at_bounds=True" in labels and len(labels) == 4
     scattered = ax.collections[-1].get_offsets()
     assert np.asarray(scattered)[:, 1].tolist() == pairs.cka_inverted.tolist()
     assert np.abs(np.asarray(scattered)[:, 0] - pairs.level).max() <= 0.01
-    no_freeze = figures_jones2022.robustness_trend(summary, pairs, symlog=True)
+    no_freeze = jones2022_figures.robustness_trend(summary, pairs, symlog=True)
     assert len(no_freeze.axes[0].get_legend_handles_labels()[1]) == 3
     assert no_freeze.axes[0].get_xscale() == "symlog"
 
@@ -150,20 +151,20 @@ def test_scaling_law_panels_one_panel_per_attack():
     laws = pd.DataFrame([{"attack": a, "norm": su2018.NORM[a], "slope": 0.05, "intercept": 0.4,
                           "r2": 1.0} for a in su2018.SUITE])
     palette = plots.family_palette(table.family)
-    fig = figures_su2018.scaling_law_panels(table, laws, su2018.SUITE, palette=palette, n_boot=20)
+    fig = su2018_figures.scaling_law_panels(table, laws, su2018.SUITE, palette=palette, n_boot=20)
     assert len(fig.axes) == len(su2018.SUITE)
     assert fig.axes[0].get_title() == "fgsm (linf): a = 0.05, R² = 1.00"
     assert all(ax.get_xscale() == "log" for ax in fig.axes)
     assert fig.axes[-1].get_legend() is not None
     with pytest.raises(ValueError, match="no fitted law"):
-        figures_su2018.scaling_law_panels(table, laws[laws.attack != "ead"], su2018.SUITE,
+        su2018_figures.scaling_law_panels(table, laws[laws.attack != "ead"], su2018.SUITE,
                                           palette=palette)
 
 
 def test_pareto_scatter_frontier_and_names():
     table = suite_table().query("attack == 'cw'").reset_index(drop=True)
     table["pareto"] = su2018.pareto_front(table).to_numpy()
-    fig = figures_su2018.pareto_scatter(table, palette=plots.family_palette(table.family))
+    fig = su2018_figures.pareto_scatter(table, palette=plots.family_palette(table.family))
     (ax,) = fig.axes
     assert sorted(annotations(ax)) == sorted(table.model)
     (frontier,) = [line for line in ax.lines if line.get_label() == "Pareto frontier"]
@@ -174,7 +175,7 @@ def test_pareto_scatter_frontier_and_names():
 def test_transfer_heatmaps_titles_and_family_lines():
     names = ["m1", "m2", "c1"]
     family = {"m1": "mlp", "m2": "mlp", "c1": "cnn"}
-    fig = figures_su2018.transfer_heatmaps(matrix(names), matrix(names, seed=3), family=family,
+    fig = su2018_figures.transfer_heatmaps(matrix(names), matrix(names, seed=3), family=family,
                                            eps=0.1, targeted_metric="top5")
     left, right = heatmap_axes(fig)
     assert left.get_title() == "I-FGSM eps 0.1: untargeted success"
@@ -184,7 +185,7 @@ def test_transfer_heatmaps_titles_and_family_lines():
     assert len(left.lines) == 2  # one family boundary: a horizontal and a vertical line
     assert len(left.texts) == 9
     with pytest.raises(ValueError, match="targeted_metric"):
-        figures_su2018.transfer_heatmaps(matrix(names), matrix(names), family=family, eps=0.1,
+        su2018_figures.transfer_heatmaps(matrix(names), matrix(names), family=family, eps=0.1,
                                          targeted_metric="top3")
 
 

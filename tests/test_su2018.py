@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from advlens.su2018 import (
+from advlens.papers.su2018 import (
     SuiteSettings,
     attack_suite,
     transfer_summary,
@@ -66,7 +66,7 @@ def test_transfer_summary_splits_within_and_across_families() -> None:
 
 
 def test_pareto_front_by_brute_force() -> None:
-    from advlens.su2018 import pareto_front
+    from advlens.papers.su2018 import pareto_front
 
     df = pd.DataFrame({"top1_error": [0.1, 0.2, 0.05, 0.3, 0.2],
                        "distortion": [1.0, 2.0, 0.5, 1.5, 2.5]})
@@ -75,7 +75,7 @@ def test_pareto_front_by_brute_force() -> None:
 
 
 def test_family_vs_size_detects_a_family_effect() -> None:
-    from advlens.su2018 import family_vs_size
+    from advlens.papers.su2018 import family_vs_size
 
     rng = np.random.default_rng(0)
     fam = np.repeat(["a", "b", "c"], 6)

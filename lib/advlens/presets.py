@@ -10,6 +10,7 @@ preset"; :func:`resolve` merges the two.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 PRESET_NAMES = ("smoke", "laptop", "paper")
@@ -109,10 +110,49 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+# Knobs whose value must be one of a list (checked with the types, before anything runs).
+CHOICES: dict[str, tuple[str, ...]] = {"zoo": PRESET_NAMES, "twin_zoo": PRESET_NAMES,
+                                       "zoo_preset": PRESET_NAMES}
+
+
+def _kind(value: Any) -> str:
+    """The type family a knob's value belongs to (ints pass for floats, tuples for lists)."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list | tuple):
+        return "list"
+    return type(value).__name__
+
+
+def check_knob(notebook: str, name: str, value: Any) -> None:
+    """Raise a TypeError/ValueError naming the knob if ``value`` does not fit ``notebook``'s knob.
+
+    The expected type is that of the knob's value in the presets (``None`` in a preset means the
+    knob is optional there); knobs in :data:`CHOICES` must also take one of the listed values.
+    """
+    if value is None:
+        return
+    examples = [table[name] for table in PRESETS[notebook].values() if name in table]
+    kinds = {_kind(v) for v in examples if v is not None}
+    if kinds and _kind(value) not in kinds:
+        expected = " or ".join(sorted(kinds))
+        if any(v is None for v in examples):
+            expected += " (or None for the preset's value)"
+        raise TypeError(f"notebook {notebook}: knob {name!r} = {value!r} has type "
+                        f"{type(value).__name__}; expected {expected}, like the presets' "
+                        f"{examples[0]!r}.")
+    if name in CHOICES and value not in CHOICES[name]:
+        raise ValueError(f"notebook {notebook}: knob {name!r} = {value!r}; choose one of "
+                         f"{', '.join(CHOICES[name])}.")
+
+
 def resolve(notebook: str, preset: str, **overrides: Any) -> dict[str, Any]:
     """The knobs of ``notebook`` at ``preset``, with every non-``None`` override applied.
 
-    Raises ValueError for an unknown preset, notebook or knob, naming the valid ones.
+    Raises ValueError for an unknown preset, notebook or knob, naming the valid ones, and
+    TypeError for an override of the wrong type (see :func:`check_knob`).
     """
     if preset not in PRESET_NAMES:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}.")
@@ -122,6 +162,21 @@ def resolve(notebook: str, preset: str, **overrides: Any) -> dict[str, Any]:
     unknown = sorted(set(overrides) - set(knobs) - {"preset"})
     if unknown:
         raise ValueError(f"notebook {notebook} has no knob(s) {unknown}; knobs: {sorted(knobs)}.")
+    for name, value in overrides.items():
+        if name != "preset":
+            check_knob(notebook, name, value)
     knobs.update({k: v for k, v in overrides.items() if v is not None and k != "preset"})
     knobs["preset"] = preset
     return knobs
+
+
+def from_namespace(notebook: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`resolve` with the preset and overrides read from a notebook's namespace.
+
+    The one line under a notebook's ``parameters`` cell: ``P = presets.from_namespace("01",
+    globals())`` -- every knob of the notebook's preset table that the namespace defines (the
+    ``parameters`` cell sets each to ``None``, papermill injects the overrides) is applied.
+    """
+    preset = namespace.get("preset", "laptop")
+    names = set().union(*(table.keys() for table in PRESETS.get(notebook, {}).values()))
+    return resolve(notebook, preset, **{k: namespace[k] for k in names if k in namespace})

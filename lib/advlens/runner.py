@@ -28,7 +28,7 @@ from typing import Any
 
 from advlens.io import atomic_write_json, config_hash, json_text, read_json
 from advlens.paths import figures_dir, notebooks_dir
-from advlens.presets import PRESET_NAMES
+from advlens.presets import PRESET_NAMES, PRESETS, check_knob
 
 _NUMBERED = re.compile(r"^(\d\d)_.+\.ipynb$")
 
@@ -122,9 +122,15 @@ def run(preset: str = "laptop", *, only: Sequence[str] | None = None,
     if unused:
         raise ValueError(f"parameter(s) {unused} are not declared by any selected notebook; "
                          f"see the notebooks' parameters cells.")
+    mine_by_path = {p: {k: v for k, v in params.items() if k in declared[p]} for p in paths}
+    for path, mine in mine_by_path.items():  # every override checked before anything runs
+        number = _NUMBERED.match(path.name).group(1)
+        if number in PRESETS:
+            for name, value in mine.items():
+                check_knob(number, name, value)
     runs = []
     for i, path in enumerate(paths, 1):
-        mine = {k: v for k, v in params.items() if k in declared[path]}
+        mine = mine_by_path[path]
         print(f"[{i}/{len(paths)}] {path.name} (preset={preset})", file=sys.stderr, flush=True)
         result = _execute(path, out_root / path.stem, {"preset": preset, **mine}, progress)
         print(f"[{i}/{len(paths)}] {path.name} done in {result.wall_time_s:.1f} s",
@@ -188,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run(args.preset, only=args.only, out=args.out, params=params,
             progress=not args.no_progress)
-    except (NotebookFailed, ValueError, FileNotFoundError) as err:
+    except (NotebookFailed, ValueError, TypeError, FileNotFoundError) as err:
         print(f"advlens: {err}", file=sys.stderr)
         return 1
     return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from advlens.data.errors import corrupt, dataset_folder
+from advlens.data.errors import corrupt, dataset_folder, missing
 from advlens.data.imageset import ImageSet
 from advlens.paths import data_dir
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from advlens.attacks import AttackResult
-from advlens.scaling import distortion, distortion_table, scaling_law, scaling_laws
+from advlens.papers.su2018 import distortion, distortion_table, scaling_law, scaling_laws
 
 
 def _result(norms: list[float], success: list[bool]) -> AttackResult:
@@ -67,7 +67,7 @@ def test_distortion_table_rows() -> None:
 
 
 def test_prediction_band_contains_the_true_line() -> None:
-    from advlens.scaling import prediction_band
+    from advlens.papers.su2018 import prediction_band
 
     rng = np.random.default_rng(1)
     errors = np.exp(rng.uniform(np.log(0.01), np.log(0.4), size=40))

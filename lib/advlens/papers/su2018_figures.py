@@ -9,7 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from advlens import plots, scaling
+from advlens import plots
+from advlens.papers import su2018
 
 Colour = tuple[float, float, float]
 
@@ -21,7 +22,8 @@ def scaling_law_panels(table: pd.DataFrame, laws: pd.DataFrame, attacks: Sequenc
     coloured by family, with the fitted line ``a·ln(error) + b`` and its bootstrap band.
 
     ``table``: one row per (model, attack) with family, top1_error, distortion(_lo/_hi);
-    ``laws``: :func:`advlens.scaling.scaling_laws` output (attack, norm, slope, intercept, r2).
+    ``laws``: :func:`advlens.papers.su2018.scaling_laws` output (attack, norm, slope, intercept,
+    r2).
     """
     by_attack = laws.set_index("attack")
     missing = [a for a in attacks if a not in by_attack.index]
@@ -37,7 +39,7 @@ def scaling_law_panels(table: pd.DataFrame, laws: pd.DataFrame, attacks: Sequenc
         law = by_attack.loc[attack]
         if np.isfinite(law["slope"]):
             grid = np.geomspace(d["top1_error"].min(), d["top1_error"].max(), 60)
-            lo, hi = scaling.prediction_band(d["distortion"], d["top1_error"], grid,
+            lo, hi = su2018.prediction_band(d["distortion"], d["top1_error"], grid,
                                              n_boot=n_boot, seed=seed)
             ax.plot(grid, law["slope"] * np.log(grid) + law["intercept"], "k-", lw=1)
             ax.fill_between(grid, lo, hi, color="k", alpha=0.12, lw=0)

@@ -1,4 +1,4 @@
-"""Tests of advlens.similarity against hand-computed CKA on hand-extracted representations."""
+"""Tests of advlens.papers.jones2022 against hand-computed CKA on hand-extracted representations."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from advlens.inversion import draw_pairs
-from advlens.similarity import (
+from advlens.papers.jones2022 import (
     data_cka_matrix,
     inverted_cka_matrix,
     mask_concentration,
@@ -103,7 +103,7 @@ def test_mask_concentration() -> None:
 
 def test_fast_inner_cka_matches_the_cka_module() -> None:
     from advlens.cka import linear_cka
-    from advlens.similarity import _fast_linear_cka
+    from advlens.papers.jones2022 import _fast_linear_cka
 
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(50, 7)), rng.normal(size=(50, 12))
@@ -116,7 +116,7 @@ def test_fast_inner_cka_matches_the_cka_module() -> None:
 def test_grouped_jackknife_se_matches_the_sampling_spread_of_cka() -> None:
     """The jackknife's standard error of CKA agrees with the spread over independent data sets
     (a bootstrap with replacement would also shift the centre: duplicated rows inflate CKA)."""
-    from advlens.similarity import _fast_linear_cka, grouped_jackknife
+    from advlens.papers.jones2022 import _fast_linear_cka, grouped_jackknife
 
     rng = np.random.default_rng(0)
 
@@ -138,7 +138,7 @@ def test_grouped_jackknife_se_matches_the_sampling_spread_of_cka() -> None:
 
 
 def test_similarity_by_level_and_prediction_table(setup) -> None:  # noqa: ANN001
-    from advlens.similarity import prediction_table, similarity_by_level
+    from advlens.papers.jones2022 import prediction_table, similarity_by_level
 
     models, x, labels = setup
     s, t = draw_pairs(labels, 12, seed=2)
@@ -169,7 +169,7 @@ def test_similarity_by_level_and_prediction_table(setup) -> None:  # noqa: ANN00
 
 
 def test_label_cka_and_class_means() -> None:
-    from advlens.similarity import class_means, label_cka
+    from advlens.papers.jones2022 import class_means, label_cka
 
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     onehot = torch.nn.functional.one_hot(labels).double()
@@ -183,7 +183,7 @@ def test_label_cka_and_class_means() -> None:
 
 
 def test_similarity_by_level_uses_the_same_layer_on_test_and_inverted_data(setup) -> None:  # noqa: ANN001
-    from advlens.similarity import similarity_by_level
+    from advlens.papers.jones2022 import similarity_by_level
 
     models, x, labels = setup
     s, t = draw_pairs(labels, 8, seed=1)
