@@ -11,6 +11,10 @@ from advlens.io import config_hash
 # Bump whenever a change to architectures, training or evaluation code would change the weights
 # a config trains to: every cached model is then retrained instead of silently reused.
 TRAINING_CODE_VERSION = "zoo-1"
+# Fields added after zoo-1: hashed only when set to a non-default value, so the models cached
+# before a field existed keep their keys (and are not retrained) while every non-default value
+# still changes the key. Append a new field's name here when adding it.
+LATER_FIELDS: tuple[str, ...] = ()
 
 DATASETS = ("digits", "twin-cue")
 REGIMES = ("standard", "l2-at", "harmonized")
@@ -120,7 +124,10 @@ class ModelConfig:
         the data generator."""
         from advlens.zoo.datasets import data_version
 
-        return config_hash({"config": self.to_dict(), "code": TRAINING_CODE_VERSION,
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        config = {k: v for k, v in self.to_dict().items()
+                  if k not in LATER_FIELDS or v != defaults[k]}
+        return config_hash({"config": config, "code": TRAINING_CODE_VERSION,
                             "data": data_version(self.dataset)})
 
     def replace(self, **changes: Any) -> ModelConfig:
