@@ -1,0 +1,43 @@
+"""The zoo's cache key: fields added after the first release are hashed only when non-default."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from advlens.io import config_hash
+from advlens.zoo import config as zoo_config
+from advlens.zoo.config import ModelConfig
+from advlens.zoo.datasets import data_version
+
+
+def _hash_of_every_field(cfg: ModelConfig) -> str:
+    """The key as the first release computed it: every field hashed."""
+    return config_hash({"config": cfg.to_dict(), "code": zoo_config.TRAINING_CODE_VERSION,
+                        "data": data_version(cfg.dataset)})
+
+
+def test_without_later_fields_every_field_is_hashed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(zoo_config, "LATER_FIELDS", ())
+    cfg = ModelConfig(arch="cnn-s", seed=3)
+    assert cfg.hash == _hash_of_every_field(cfg)
+
+
+def test_later_field_at_default_keeps_the_old_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = ModelConfig(arch="cnn-s", seed=3)
+    before = cfg.to_dict()
+    field = "tag"  # stands in for a field added later
+    monkeypatch.setattr(zoo_config, "LATER_FIELDS", (field,))
+    without = {k: v for k, v in before.items() if k != field}
+    expected = config_hash({"config": without, "code": zoo_config.TRAINING_CODE_VERSION,
+                            "data": data_version(cfg.dataset)})
+    assert cfg.hash == expected
+    changed = dataclasses.replace(cfg, tag="x")
+    assert changed.hash != cfg.hash
+    assert changed.hash == _hash_of_every_field(changed)
+
+
+def test_later_fields_are_real_fields() -> None:
+    names = {f.name for f in dataclasses.fields(ModelConfig)}
+    assert set(zoo_config.LATER_FIELDS) <= names
