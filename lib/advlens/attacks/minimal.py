@@ -1,25 +1,9 @@
 """Minimal-perturbation attacks behind one entry point per norm, at a given pass budget.
 
-``method="auto"`` is the strongest method measured by ``benchmarks/bench_attacks.py``: median
-norm of the returned adversarial (recomputed independently; 194 correctly classified digits
-test images, a 2-conv CNN at 97.2 % test accuracy; every attack given the same budget of
-forward+backward passes; torch 2.14.1, 1 thread on a shared 2-core CPU, attacks interleaved
-round-robin, 2 repeats; wall time = median)::
-
-    L2      budget  advlens DDN  advlens FMN  advlens C&W  foolbox DDN  foolbox FMN  ta CW c=1
-            100     0.6509       0.6744       0.7282       0.6532       0.9757       0.7509
-            1000    0.6511       0.6741       0.6703       0.6513       0.9757       0.7047
-    wall s  100     4.4          4.3          4.0          6.0          5.2          6.2
-            1000    29.7         27.4         26.9         47.0         35.6         28.6
-
-    L∞      budget  advlens FMN  advlens I-FGSM search  foolbox FMN
-            100     0.06336      0.06594                0.06372
-            1000    0.06332      0.06531                0.06349
-
-So ``auto`` = DDN (cross-entropy then margin, γ annealed) for L2 and FMN for L∞. At 1000 passes
-every DDN variant has converged (the median moves < 0.1 % after ~250 passes), ours and
-foolbox's to within 0.03 %; the gain there is wall time. Success was 100 % except our FMN-L2
-(99.5 %) and torchattacks' C&W (96 – 97 %).
+``method="auto"`` is the strongest method measured by ``benchmarks/bench_attacks.py`` at equal
+pass budgets (DDN for L2, FMN for L∞); the measured medians, wall times and success rates are in
+``benchmarks/README.md`` (rerun: ``python benchmarks/bench_attacks.py``; output in
+``benchmarks/results/``).
 """
 
 from __future__ import annotations
