@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import pytest
 
 from advlens.io import config_hash
 from advlens.zoo import config as zoo_config
-from advlens.zoo.config import ModelConfig
-from advlens.zoo.datasets import data_version
+from advlens.zoo.config import ModelConfig, data_version
 
 
 def _hash_of_every_field(cfg: ModelConfig) -> str:
@@ -41,3 +41,28 @@ def test_later_field_at_default_keeps_the_old_key(monkeypatch: pytest.MonkeyPatc
 def test_later_fields_are_real_fields() -> None:
     names = {f.name for f in dataclasses.fields(ModelConfig)}
     assert set(zoo_config.LATER_FIELDS) <= names
+
+
+def test_twin_cue_generator_version_is_part_of_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new twin-cue generator must retrain twin-cue models (and only those)."""
+    generator = sys.modules["advlens.data.twin_cue"]  # advlens.data.twin_cue is the function
+    assert zoo_config.TWIN_CUE_VERSION == generator.GENERATOR_VERSION  # not a stale copy
+    twin = ModelConfig(arch="cnn-s", dataset="twin-cue", variant="a-only")
+    digits = ModelConfig(arch="cnn-s")
+    before = twin.hash, digits.hash
+    monkeypatch.setattr(zoo_config, "TWIN_CUE_VERSION", f"{generator.GENERATOR_VERSION}-next")
+    assert twin.hash != before[0]
+    assert digits.hash == before[1]
+
+
+def test_config_and_datasets_import_without_a_cycle() -> None:
+    """zoo.config must import at top level without reaching back into zoo.datasets."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(zoo_config.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "advlens.zoo.datasets" not in imported
+    nested = [n for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
+              for n in ast.walk(f) if isinstance(n, ast.Import | ast.ImportFrom)]
+    assert not nested, "zoo/config.py hides imports inside functions"

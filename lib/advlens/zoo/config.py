@@ -6,7 +6,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from advlens.data.twin_cue import GENERATOR_VERSION as TWIN_CUE_VERSION
 from advlens.io import config_hash
+from advlens.zoo.architectures import ARCHS
+from advlens.zoo.paper import PAPER_ARCHS
 
 # Bump whenever a change to architectures, training or evaluation code would change the weights
 # a config trains to: every cached model is then retrained instead of silently reused.
@@ -20,6 +23,11 @@ DATASETS = ("digits", "twin-cue")
 REGIMES = ("standard", "l2-at", "harmonized")
 SOURCES = ("trained", "timm", "robustness")
 TWIN_CUE_VARIANTS = ("both", "a-only", "b-only")
+
+
+def data_version(dataset: str) -> str:
+    """Version of the generator behind ``dataset``, part of every model's cache hash."""
+    return f"twin-cue-{TWIN_CUE_VERSION}" if dataset == "twin-cue" else dataset
 
 
 @dataclass(frozen=True)
@@ -57,9 +65,6 @@ class ModelConfig:
     tag: str = ""
 
     def __post_init__(self) -> None:
-        from advlens.zoo.architectures import ARCHS
-        from advlens.zoo.paper import PAPER_ARCHS
-
         known = {**ARCHS, **PAPER_ARCHS}
         if self.arch not in known:
             raise ValueError(f"unknown arch {self.arch!r}; registered: {sorted(known)}.")
@@ -121,9 +126,7 @@ class ModelConfig:
     @property
     def hash(self) -> str:
         """Cache key: hash of every field, :data:`TRAINING_CODE_VERSION` and the version of
-        the data generator."""
-        from advlens.zoo.datasets import data_version
-
+        the data generator (:func:`data_version`)."""
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         config = {k: v for k, v in self.to_dict().items()
                   if k not in LATER_FIELDS or v != defaults[k]}

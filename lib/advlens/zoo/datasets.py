@@ -9,15 +9,6 @@ from advlens.zoo.architectures import DATASET_SHAPES
 from advlens.zoo.config import ModelConfig
 
 
-def data_version(dataset: str) -> str:
-    """Version of the generator behind ``dataset``, part of every model's cache hash."""
-    if dataset == "twin-cue":
-        from advlens.data.twin_cue import GENERATOR_VERSION
-
-        return f"twin-cue-{GENERATOR_VERSION}"
-    return dataset
-
-
 def dataset_for(config: ModelConfig, split: str) -> ImageSet:
     """The ``split`` ("train"/"test") of ``config``'s data, cut to ``n_train``/``n_test``.
 
