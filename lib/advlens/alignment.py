@@ -1,0 +1,243 @@
+"""Alignment of perturbations and saliency with importance maps (Linsley et al. 2023; Fel et al.
+2022's neural harmonizer). Tensors in, tensors out, batched, on any device.
+
+- :func:`spearman_alignment`: per-image Spearman ρ between ``|mean over channels of δ|`` and a
+  map (ranks with ties averaged, as ``scipy.stats.rankdata``), the Adversarial-Alignment measure.
+- :func:`saliency`: gradient of the true-class logit w.r.t. the input, mean over channels (the
+  map the harmonizer aligns).
+- :func:`harmonization_score`, :func:`top_k_dice`, :func:`top_k_iou`: Harmonization's
+  evaluation (``evaluation/metrics.py``).
+- :func:`harmonizer_loss`: the neural harmonizer's term (``training/loss.py``, ``pyramid.py``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from advlens.checks import as_tensor, check_images, check_labels, frozen, model_device
+
+HUMAN_CEILING = 0.65753  # ClickMe's inter-participant Spearman ceiling (Fel et al. 2022)
+PYRAMID_LEVELS = 5
+_BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
+
+
+def _maps(x: Tensor | object, name: str) -> Tensor:
+    """(N, H, W) from (N, H, W) or (N, 1, H, W)."""
+    t = as_tensor(x, name)  # type: ignore[arg-type]
+    if t.ndim == 4 and t.shape[1] == 1:
+        t = t[:, 0]
+    if t.ndim != 3:
+        raise ValueError(f"{name} must be (N, H, W) or (N, 1, H, W); got {tuple(t.shape)}.")
+    if not t.is_floating_point():
+        t = t.float()
+    return t
+
+
+def _same_shape(a: Tensor, b: Tensor, names: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{names} must have the same (N, H, W) shape; got {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}. Resize the maps to the image size first.")
+
+
+def rankdata(values: Tensor) -> Tensor:
+    """Ranks (1..M) along the last axis with ties given their average rank, like
+    ``scipy.stats.rankdata(method="average")`` row by row; float64, batched, any device."""
+    flat = values.reshape(-1, values.shape[-1])
+    n, m = flat.shape
+    sorted_vals, order = flat.sort(dim=1, stable=True)
+    new_group = torch.ones_like(sorted_vals, dtype=torch.bool)
+    new_group[:, 1:] = sorted_vals[:, 1:] != sorted_vals[:, :-1]
+    group = new_group.cumsum(dim=1) - 1 + m * torch.arange(n, device=flat.device)[:, None]
+    position = torch.arange(1, m + 1, device=flat.device, dtype=torch.float64).expand(n, m)
+    total = torch.zeros(n * m, device=flat.device, dtype=torch.float64)
+    count = torch.zeros_like(total)
+    total.scatter_add_(0, group.flatten(), position.flatten())
+    count.scatter_add_(0, group.flatten(), torch.ones_like(position).flatten())
+    average = (total / count.clamp_min(1))[group]
+    ranks = torch.empty_like(average)
+    ranks.scatter_(1, order, average)
+    return ranks.reshape(values.shape)
+
+
+def spearman(a: Tensor, b: Tensor) -> Tensor:
+    """Per-row Spearman ρ of (N, ...) tensors (flattened per row); NaN where a row is constant."""
+    ra = rankdata(a.reshape(a.shape[0], -1))
+    rb = rankdata(b.reshape(b.shape[0], -1))
+    ra = ra - ra.mean(dim=1, keepdim=True)
+    rb = rb - rb.mean(dim=1, keepdim=True)
+    return (ra * rb).sum(1) / (ra.square().sum(1) * rb.square().sum(1)).sqrt()
+
+
+def perturbation_mask(perturbation: Tensor) -> Tensor:
+    """``|mean over channels|`` of an (N, C, H, W) perturbation: the map compared to the human
+    one (Linsley et al.); an (N, H, W) input is taken as already reduced (absolute value)."""
+    p = as_tensor(perturbation, "perturbation")
+    if p.ndim == 4:
+        p = p.mean(dim=1)
+    if p.ndim != 3:
+        raise ValueError("perturbation must be (N, C, H, W) or (N, H, W); "
+                         f"got {tuple(p.shape)}.")
+    return p.abs()
+
+
+def spearman_alignment(perturbation: Tensor, heatmap: Tensor) -> Tensor:
+    """Per-image Spearman ρ between a perturbation and an importance map.
+
+    Parameters
+    ----------
+    perturbation : (N, C, H, W) ``adv − x`` (or an (N, H, W) map, taken in absolute value).
+    heatmap : (N, H, W) or (N, 1, H, W) importance map (ClickMe, or a stand-in).
+
+    Returns
+    -------
+    (N,) float64 ρ of ``|mean over channels of perturbation|`` against ``heatmap``, ranks with
+    ties averaged (min-max normalising the map, as the paper does, leaves ranks unchanged).
+    NaN for an image whose mask or map is constant (e.g. a zero perturbation).
+    """
+    mask = perturbation_mask(perturbation)
+    heat = _maps(heatmap, "heatmap").to(mask.device)
+    _same_shape(mask, heat, "perturbation and heatmap")
+    return spearman(mask, heat)
+
+
+def saliency(model: nn.Module, x: Tensor, y: Tensor, *, create_graph: bool = False) -> Tensor:
+    """Gradient of the true-class logit w.r.t. the input, mean over channels: (N, H, W).
+
+    The harmonizer's map (``d(Σ logits · onehot)/d images``, then the channel mean). With
+    ``create_graph`` the result stays differentiable in the parameters (for training; the model
+    is then used in its current mode); otherwise the model runs in eval mode with parameter
+    gradients off, and the map is detached.
+    """
+    x = as_tensor(x, "x")
+    y = check_labels(y, x.shape[0], "y")
+    if create_graph:
+        inputs = x.detach().requires_grad_(True)
+        logits = model(inputs)
+        picked = logits.gather(1, y.to(logits.device)[:, None]).sum()
+        (grad,) = torch.autograd.grad(picked, inputs, create_graph=True)
+        return grad.mean(dim=1)
+    check_images(x, "x")
+    with frozen(model), torch.enable_grad():
+        inputs = x.detach().to(model_device(model)).requires_grad_(True)
+        logits = model(inputs)
+        picked = logits.gather(1, y.to(logits.device)[:, None]).sum()
+        (grad,) = torch.autograd.grad(picked, inputs)
+    return grad.mean(dim=1).detach()
+
+
+def _top_masks(a: Tensor, b: Tensor, percentile: float) -> tuple[Tensor, Tensor]:
+    a, b = _maps(a, "heatmaps_a"), _maps(b, "heatmaps_b").to(a.device)
+    _same_shape(a, b, "the two sets of heatmaps")
+    if not 0 < percentile < 100:
+        raise ValueError(f"percentile must be in (0, 100); got {percentile}.")
+    q = 1.0 - percentile / 100.0
+
+    def top(h: Tensor) -> Tensor:
+        flat = h.reshape(h.shape[0], -1).double()
+        return flat > torch.quantile(flat, q, dim=1, keepdim=True)
+
+    return top(a), top(b)
+
+
+def top_k_dice(heatmaps_a: Tensor, heatmaps_b: Tensor, percentile: float = 10.0) -> Tensor:
+    """Per-image Sørensen–Dice of the top ``percentile`` % pixels of each map (strictly above
+    the (100 − percentile)-th percentile, linear interpolation), as Harmonization's ``dice``."""
+    ta, tb = _top_masks(heatmaps_a, heatmaps_b, percentile)
+    inter = (ta & tb).sum(1).double()
+    return 2.0 * inter / (ta.sum(1) + tb.sum(1) + 1e-9)
+
+
+def top_k_iou(heatmaps_a: Tensor, heatmaps_b: Tensor, percentile: float = 10.0) -> Tensor:
+    """Per-image intersection over union of the top ``percentile`` % pixels (as
+    Harmonization's ``intersection_over_union``)."""
+    ta, tb = _top_masks(heatmaps_a, heatmaps_b, percentile)
+    return (ta & tb).sum(1).double() / ((ta | tb).sum(1).double() + 1e-9)
+
+
+def harmonization_score(maps: Tensor, heatmaps: Tensor, *, percentile: float = 10.0
+                        ) -> dict[str, float]:
+    """Harmonization's alignment summary of model maps against importance maps.
+
+    Returns ``spearman`` (mean per-image ρ), ``score`` (that ÷ the ClickMe human ceiling
+    :data:`HUMAN_CEILING` = 0.65753), ``dice`` and ``iou`` (means of :func:`top_k_dice` /
+    :func:`top_k_iou`). Maps are compared as given (pass ``saliency(...).abs()`` for a saliency
+    map). The ``score`` is meaningful only against real ClickMe maps: the ceiling is the
+    agreement between ClickMe participants, and means nothing for stand-in maps.
+    """
+    rho = spearman(_maps(maps, "maps"), _maps(heatmaps, "heatmaps").to(maps.device))
+    mean_rho = float(torch.nanmean(rho))
+    return {"spearman": mean_rho, "score": mean_rho / HUMAN_CEILING,
+            "dice": float(top_k_dice(maps, heatmaps, percentile).mean()),
+            "iou": float(top_k_iou(maps, heatmaps, percentile).mean())}
+
+
+def standardize_cut(maps: Tensor, eps: float = 1e-5) -> Tensor:
+    """ReLU((h − mean) / (std + eps)) per (N, H, W) map, population std (Harmonization)."""
+    mean = maps.mean(dim=(1, 2), keepdim=True)
+    std = maps.std(dim=(1, 2), keepdim=True, correction=0)
+    return torch.relu((maps - mean) / (std + eps))
+
+
+def _same_pad(size: int, kernel: int = 5, stride: int = 2) -> tuple[int, int]:
+    """TensorFlow ``SAME`` padding (before, after) of one axis."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def pyramid(maps: Tensor, levels: int = PYRAMID_LEVELS) -> list[Tensor]:
+    """Gaussian pyramid of (N, H, W) maps: level 0 = the maps, then ``levels`` times a 5×5
+    binomial blur ([1,4,6,4,1]ᵀ[1,4,6,4,1]/256) with stride 2 and TensorFlow SAME zero padding
+    (Harmonization's ``pyramidal_representation``); returns ``levels + 1`` tensors."""
+    k1 = torch.tensor(_BINOMIAL, dtype=maps.dtype, device=maps.device)
+    kernel = (k1[:, None] * k1[None, :] / k1.sum() ** 2)[None, None]
+    out, x = [maps], maps[:, None]
+    for _ in range(levels):
+        top, bottom = _same_pad(x.shape[-2])
+        left, right = _same_pad(x.shape[-1])
+        x = F.conv2d(F.pad(x, (left, right, top, bottom)), kernel, stride=2)
+        out.append(x[:, 0])
+    return out
+
+
+def harmonizer_loss(saliency_maps: Tensor, heatmaps: Tensor, tokens: Tensor | None = None, *,
+                    levels: int = PYRAMID_LEVELS) -> Tensor:
+    """The neural harmonizer's alignment term (Fel et al. 2022), as the official code computes it.
+
+    Parameters
+    ----------
+    saliency_maps : (N, H, W) model saliency (:func:`saliency` with ``create_graph=True``).
+    heatmaps : (N, H, W) or (N, 1, H, W) importance maps.
+    tokens : (N,) per-image weights (1 = the image has a map); default all ones.
+    levels : pyramid downsamplings (Harmonization: 5).
+
+    Returns
+    -------
+    Scalar: both maps go through ``standardize_cut`` (zero mean, *population* std + 1e-5, then
+    ReLU); the heatmap is rescaled to the saliency's peak, ``h / (max h + 1e-6) · (max s +
+    1e-6)`` with the saliency peak taken without gradient; both are expanded in a Gaussian
+    :func:`pyramid` (5×5 binomial, stride 2, TF SAME padding: 1 before and 2 after on even sizes);
+    per level the token-weighted mean of squared differences over (N, h, w); the result is the
+    mean over levels 0 … ``levels − 1`` (level 0 = full resolution; the last, coarsest level the
+    pyramid builds is not used, as in ``pyramidal_mse_with_tokens``).
+    """
+    s = _maps(saliency_maps, "saliency_maps")
+    h = _maps(heatmaps, "heatmaps").to(device=s.device, dtype=s.dtype)
+    _same_shape(s, h, "saliency_maps and heatmaps")
+    if levels < 1:
+        raise ValueError(f"levels must be >= 1; got {levels}.")
+    w = torch.ones(s.shape[0], device=s.device, dtype=s.dtype) if tokens is None else \
+        as_tensor(tokens, "tokens").to(device=s.device, dtype=s.dtype)
+    if w.shape != (s.shape[0],):
+        raise ValueError(f"tokens must have shape ({s.shape[0]},); got {tuple(w.shape)}.")
+    s = standardize_cut(s)
+    h = standardize_cut(h)
+    h_max = h.amax(dim=(1, 2), keepdim=True) + 1e-6
+    s_max = s.detach().amax(dim=(1, 2), keepdim=True) + 1e-6
+    h = h / h_max * s_max
+    ps, ph = pyramid(s, levels), pyramid(h, levels)
+    per_level = [((a - b).square() * w[:, None, None]).mean() for a, b in
+                 zip(ps[:levels], ph[:levels], strict=True)]
+    return torch.stack(per_level).mean()

@@ -1,0 +1,168 @@
+"""advlens.alignment against independent references: scipy's Spearman (with ties), closed
+forms, Harmonization's metrics in numpy, and a float64 numpy transcription of the official
+harmonizer loss (own pyramid with explicit TensorFlow-SAME padding)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import rankdata, spearmanr
+from torch import nn
+
+from advlens import alignment
+
+
+def _tied(rng: np.random.Generator, shape: tuple[int, ...], levels: int = 5) -> np.ndarray:
+    return rng.integers(0, levels, shape).astype(np.float32)
+
+
+def test_rankdata_averages_ties_like_scipy() -> None:
+    rng = np.random.default_rng(0)
+    values = _tied(rng, (7, 50), levels=4)
+    values[3] = 2.0  # one constant row
+    ours = alignment.rankdata(torch.from_numpy(values)).numpy()
+    np.testing.assert_allclose(ours, rankdata(values, axis=1), rtol=0, atol=1e-12)
+
+
+def test_spearman_alignment_equals_scipy_per_image_with_ties() -> None:
+    rng = np.random.default_rng(1)
+    pert = rng.normal(size=(6, 3, 12, 10)).astype(np.float32)
+    pert[:, :, :4] = 0.0  # many tied zeros in the mask
+    heat = _tied(rng, (6, 12, 10), levels=3)
+    rho = alignment.spearman_alignment(torch.from_numpy(pert), torch.from_numpy(heat)).numpy()
+    mask = np.abs(pert.mean(axis=1))
+    expected = [spearmanr(m.ravel(), h.ravel())[0] for m, h in zip(mask, heat, strict=True)]
+    np.testing.assert_allclose(rho, expected, rtol=0, atol=1e-10)
+
+
+def test_perturbation_proportional_to_map_gives_rho_one() -> None:
+    rng = np.random.default_rng(2)
+    heat = torch.from_numpy(rng.uniform(size=(4, 1, 9, 9)).astype(np.float32))
+    sign = torch.from_numpy(rng.choice([-1.0, 1.0], size=(4, 1, 1, 1)).astype(np.float32))
+    pert = (0.3 * heat * sign).expand(4, 3, 9, 9)
+    rho = alignment.spearman_alignment(pert, heat)
+    torch.testing.assert_close(rho, torch.ones(4, dtype=torch.float64))
+    # anti-aligned: |δ| largest where the map is smallest
+    assert alignment.spearman_alignment(1.0 - heat, heat).max() < -0.999
+
+
+def test_constant_inputs_give_nan_and_bad_shapes_are_named() -> None:
+    heat = torch.rand(2, 5, 5)
+    assert torch.isnan(alignment.spearman_alignment(torch.zeros(2, 3, 5, 5), heat)).all()
+    with pytest.raises(ValueError, match="same"):
+        alignment.spearman_alignment(torch.zeros(2, 3, 5, 5), torch.rand(2, 4, 4))
+    with pytest.raises(ValueError, match="heatmap"):
+        alignment.spearman_alignment(torch.zeros(2, 3, 5, 5), torch.rand(2, 2, 5, 5))
+
+
+def _np_top(h: np.ndarray, percentile: float) -> np.ndarray:
+    return (h > np.percentile(h, 100 - percentile, (0, 1))).astype(np.float32)
+
+
+def test_dice_iou_and_score_match_harmonization_metrics() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.uniform(size=(5, 16, 16)).astype(np.float32)
+    b = (a + rng.normal(scale=0.5, size=a.shape)).astype(np.float32)
+    dice, iou, rho = [], [], []
+    for ha, hb in zip(a, b, strict=True):
+        ta, tb = _np_top(ha, 10), _np_top(hb, 10)
+        dice.append(2.0 * np.sum(ta * tb) / (np.sum(ta + tb) + 1e-9))
+        iou.append(np.sum(np.logical_and(ta, tb)) / (np.sum(np.logical_or(ta, tb)) + 1e-9))
+        rho.append(spearmanr(ha.ravel(), hb.ravel())[0])
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    np.testing.assert_allclose(alignment.top_k_dice(ta, tb).numpy(), dice, atol=1e-12)
+    np.testing.assert_allclose(alignment.top_k_iou(ta, tb).numpy(), iou, atol=1e-12)
+    score = alignment.harmonization_score(ta, tb)
+    assert score["spearman"] == pytest.approx(np.mean(rho), abs=1e-10)
+    assert score["score"] == pytest.approx(np.mean(rho) / 0.65753, abs=1e-10)
+    assert score["dice"] == pytest.approx(np.mean(dice)) and score["iou"] == pytest.approx(
+        np.mean(iou))
+
+
+# --- the harmonizer loss, transcribed from serre-lab/Harmonization in float64 numpy ----------
+
+def _np_standardize_cut(h: np.ndarray) -> np.ndarray:
+    mean = h.mean(axis=(1, 2), keepdims=True)
+    std = np.sqrt(((h - mean) ** 2).mean(axis=(1, 2), keepdims=True))  # population std
+    return np.maximum((h - mean) / (std + 1e-5), 0.0)
+
+
+def _np_downsample(h: np.ndarray) -> np.ndarray:
+    """tf.nn.conv2d(stride 2, padding SAME) with the normalised 5×5 binomial kernel, by loops."""
+    k1 = np.array([1.0, 4.0, 6.0, 4.0, 1.0])
+    kernel = np.outer(k1, k1) / 256.0
+    n, height, width = h.shape
+    out_h, out_w = -(-height // 2), -(-width // 2)
+    pad_h = max((out_h - 1) * 2 + 5 - height, 0)
+    pad_w = max((out_w - 1) * 2 + 5 - width, 0)
+    top, left = pad_h // 2, pad_w // 2  # TF puts the odd extra pixel after
+    padded = np.zeros((n, height + pad_h, width + pad_w))
+    padded[:, top:top + height, left:left + width] = h
+    out = np.zeros((n, out_h, out_w))
+    for i in range(out_h):
+        for j in range(out_w):
+            out[:, i, j] = (padded[:, 2 * i:2 * i + 5, 2 * j:2 * j + 5] * kernel).sum(axis=(1, 2))
+    return out
+
+
+def _np_harmonizer(sal: np.ndarray, heat: np.ndarray, tokens: np.ndarray,
+                   levels: int = 5) -> float:
+    s, h = _np_standardize_cut(sal), _np_standardize_cut(heat)
+    h = h / (h.max(axis=(1, 2), keepdims=True) + 1e-6) * (s.max(axis=(1, 2), keepdims=True)
+                                                          + 1e-6)
+    ps, ph = [s], [h]
+    for _ in range(levels):
+        ps.append(_np_downsample(ps[-1]))
+        ph.append(_np_downsample(ph[-1]))
+    return float(np.mean([np.mean((ps[i] - ph[i]) ** 2 * tokens[:, None, None])
+                          for i in range(levels)]))
+
+
+@pytest.mark.parametrize("shape", [(4, 32, 32), (3, 17, 23), (2, 16, 16)])
+def test_harmonizer_loss_equals_float64_transcription(shape: tuple[int, int, int]) -> None:
+    rng = np.random.default_rng(sum(shape))
+    sal = rng.normal(size=shape)
+    heat = rng.uniform(size=shape) ** 3
+    tokens = rng.uniform(0.0, 2.0, size=shape[0])
+    ours = alignment.harmonizer_loss(torch.from_numpy(sal), torch.from_numpy(heat),
+                                     torch.from_numpy(tokens))
+    assert ours.dtype == torch.float64
+    assert float(ours) == pytest.approx(_np_harmonizer(sal, heat, tokens), rel=1e-12)
+
+
+def test_pyramid_same_padding_sizes() -> None:
+    sizes = [tuple(level.shape[1:]) for level in alignment.pyramid(torch.zeros(1, 32, 17))]
+    assert sizes == [(32, 17), (16, 9), (8, 5), (4, 3), (2, 2), (1, 1)]
+
+
+def test_harmonizer_loss_zero_for_matching_maps_and_gradient_skips_peak() -> None:
+    heat = torch.rand(3, 16, 16, dtype=torch.float64)
+    assert float(alignment.harmonizer_loss(2.0 * heat + 1.0, heat)) < 1e-10
+    sal = torch.randn(3, 16, 16, dtype=torch.float64, requires_grad=True)
+    alignment.harmonizer_loss(sal, heat).backward()
+    assert sal.grad is not None and torch.isfinite(sal.grad).all()
+    with pytest.raises(ValueError, match="tokens"):
+        alignment.harmonizer_loss(sal, heat, torch.ones(2))
+
+
+class _Linear(nn.Module):
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1) @ self.weight.T
+
+
+def test_saliency_of_a_linear_model_is_its_weight_row() -> None:
+    weight = torch.randn(4, 2 * 5 * 5)
+    model = _Linear(weight)
+    x, y = torch.rand(3, 2, 5, 5), torch.tensor([0, 3, 1])
+    expected = weight[y].reshape(3, 2, 5, 5).mean(dim=1)
+    torch.testing.assert_close(alignment.saliency(model, x, y), expected)
+    assert model.weight.requires_grad and model.training  # flags restored
+    s = alignment.saliency(model, x, y, create_graph=True)
+    torch.testing.assert_close(s, expected)
+    s.square().sum().backward()  # differentiable in the parameters (double backprop)
+    assert model.weight.grad is not None and model.weight.grad.abs().sum() > 0
