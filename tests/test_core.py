@@ -101,3 +101,22 @@ def test_atomic_write_gives_usual_permissions(tmp_path: Path) -> None:
     os.umask(umask)
     path = io.atomic_write_bytes(tmp_path / "x.bin", b"1")
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_io_never_touches_the_umask(tmp_path: Path, umask: int) -> None:
+    """Importing advlens.io and writing atomically neither read nor change the process umask
+    (os.umask is replaced by a function that fails), and files get 0666 & ~umask."""
+    import subprocess
+    import sys
+
+    script = (f"import os; os.umask({umask})\n"
+              "def refuse(*a): raise AssertionError('os.umask called')\n"
+              "os.umask = refuse\n"
+              "from advlens import io\n"
+              f"p = io.atomic_write_bytes({str(tmp_path / 'y.bin')!r}, b'1')\n"
+              "print(oct(p.stat().st_mode & 0o777))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == oct(0o666 & ~umask)
+    assert not list(tmp_path.glob(".*.tmp")), "a temporary file was left behind"
