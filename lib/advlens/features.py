@@ -104,12 +104,15 @@ def representation(model: nn.Module, x: Tensor, layer: str | None = None, *,
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: Tensor, *, batch_size: int = 512) -> Tensor:
-    """Logits of ``model`` on ``x`` in eval mode, batched, returned on the CPU."""
+def predict(model: nn.Module, x: Tensor, *, batch_size: int = 512,
+            dtype: torch.dtype | None = torch.float32) -> Tensor:
+    """Logits of ``model`` on ``x`` in eval mode, batched, returned on the CPU in ``dtype``
+    (None: the model's own output dtype)."""
     x = as_tensor(x, "x")
     device = model_device(model)
     with eval_mode(model):
-        return torch.cat([model(b.to(device)).float().cpu() for b in _batches(x, batch_size)])
+        logits = torch.cat([model(b.to(device)).cpu() for b in _batches(x, batch_size)])
+    return logits if dtype is None else logits.to(dtype)
 
 
 def accuracy(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 512) -> float:

@@ -5,7 +5,19 @@ the source's adversarial examples are evaluated on the target, skipping images t
 misclassifies clean. Untargeted success = the target's prediction changes; targeted success =
 the target class is the target model's top-1 (and top-5) prediction.
 
-(Liang et al.'s α₁ / α₂ adversarial-transferability metrics belong in this module too.)
+Liang et al. (ICML 2021), adversarial transferability from a source S to a target (reference)
+T, with δ_f(x) an adversarial perturbation made on model f and Δ_{S→f}(x) = f(x+δ_S(x)) − f(x)
+the change of f's logits under S's perturbation:
+
+- :func:`alpha1` — α₁ = E_x[ ‖Δ_{S→T}(x)‖₂ / ‖Δ_{T→T}(x)‖₂ ]: how far S's perturbation moves
+  T's logits, relative to T's own (white-box) perturbation.
+- :func:`alpha2` — α₂ = ‖E_x[ Δ̂_{S→S}(x) Δ̂_{S→T}(x)ᵀ ]‖_F (hat = unit vector): whether the
+  directions in which S's perturbation moves S and T are consistent across images.
+- :func:`alpha_combined` — ‖E_x[ α₁(x) · Δ̂_{S→S}(x) Δ̂_{S→T}(x)ᵀ ]‖_F, the product form their
+  theory bounds.
+- :class:`Perturbations` and :func:`alpha_table` — many (source, target) pairs on one image
+  set, each model attacked once; the attack is made against the model's own prediction
+  (:func:`liang_pgd`: L∞ PGD, random start, 50 steps of 0.1·eps, eps 0.1; :func:`liang_fgsm`).
 """
 
 from __future__ import annotations
@@ -108,3 +120,222 @@ def transfer_heatmap(table: pd.DataFrame, value: str = "success",
                              f"{missing}.")
         m = m.loc[order, order]
     return m
+
+
+# --- Liang et al. (2021): α₁, α₂ and their product --------------------------------------------
+
+def liang_pgd(eps: float = 0.1, steps: int = 50, step_fraction: float = 0.1,
+              generator: torch.Generator | None = None) -> TransferAttack:
+    """Liang et al.'s attack: untargeted L∞ PGD with a random start, ``steps`` steps of
+    ``step_fraction · eps`` (defaults: 50 steps of 0.01 at eps 0.1, pixels in [0, 1])."""
+    return partial(attacks.pgd, eps=eps, norm="linf", steps=steps, step_size=step_fraction * eps,
+                   random_start=True, generator=generator)
+
+
+def liang_fgsm(eps: float = 0.1) -> TransferAttack:
+    """Liang et al.'s FGSM option: one L∞ step of size ``eps``."""
+    return partial(attacks.fgsm, eps=eps, norm="linf")
+
+
+class Perturbations:
+    """Adversarial images of several models on one image set, each model attacked at most once.
+
+    Parameters
+    ----------
+    models: name -> model; every model is attacked lazily, the first time it is needed.
+    x: images (N, C, H, W) in [0, 1].
+    attack: ``attack(model, x, y)`` -> :class:`AttackResult`, run against the model's own
+        prediction ``y = argmax f(x)`` (default :func:`liang_pgd`).
+
+    ``attacked[name]`` counts the attacks run per model (at most 1); logits are cached too.
+    :meth:`change` returns Δ_{a→f}(x) = f(x + δ_a(x)) − f(x) in float64.
+    """
+
+    def __init__(self, models: Mapping[str, nn.Module], x: Tensor, *,
+                 attack: TransferAttack | None = None, batch_size: int = 256,
+                 progress: bool | None = None) -> None:
+        if not models:
+            raise ValueError("Perturbations needs at least one model.")
+        self.models = dict(models)
+        self.x = check_images(as_tensor(x, "x"), "x")
+        self.attack = liang_pgd() if attack is None else attack
+        self.batch_size = batch_size
+        self.progress = progress
+        self.attacked: dict[str, int] = dict.fromkeys(self.models, 0)
+        self._adv: dict[str, Tensor] = {}
+        self._clean: dict[str, Tensor] = {}
+        self._logits: dict[tuple[str, str], Tensor] = {}
+
+    def _model(self, name: str) -> nn.Module:
+        if name not in self.models:
+            raise KeyError(f"no model named {name!r}; models: {sorted(self.models)}.")
+        return self.models[name]
+
+    def clean_logits(self, name: str) -> Tensor:
+        """Logits (N, K) of model ``name`` on the clean images, float64."""
+        if name not in self._clean:
+            model = self._model(name)
+            logits = predict(model, self.x, batch_size=self.batch_size, dtype=None)
+            self._clean[name] = logits.double()
+        return self._clean[name]
+
+    def adversarial(self, name: str) -> Tensor:
+        """x + δ_name(x): the attack made on model ``name`` against its own prediction."""
+        if name not in self._adv:
+            own = self.clean_logits(name).argmax(1)
+            result = attacks.run_batched(self.attack, self._model(name), self.x, own,
+                                         batch_size=self.batch_size, progress=self.progress)
+            self.attacked[name] += 1
+            self._adv[name] = result.adv.detach().cpu()
+        return self._adv[name]
+
+    def change(self, attacked: str, evaluated: str) -> Tensor:
+        """Δ_{attacked→evaluated}(x) (N, K): the evaluated model's logit change, float64."""
+        key = (attacked, evaluated)
+        if key not in self._logits:
+            adv = self.adversarial(attacked)
+            model = self._model(evaluated)
+            logits = predict(model, adv, batch_size=self.batch_size, dtype=None)
+            self._logits[key] = logits.double()
+        return self._logits[key] - self.clean_logits(evaluated)
+
+
+def _unit(d: Tensor) -> Tensor:
+    """Rows scaled to unit L2 norm; a zero row stays zero (it contributes nothing to α₂)."""
+    norm = d.norm(dim=1, keepdim=True)
+    return torch.where(norm > 0, d / norm.clamp_min(torch.finfo(d.dtype).tiny), 0.0)
+
+
+def _check_changes(*changes: Tensor) -> None:
+    n = {c.shape[0] for c in changes}
+    if len(n) != 1 or any(c.ndim != 2 for c in changes):
+        raise ValueError(f"logit changes must be (N, K) with one N; got shapes "
+                         f"{[tuple(c.shape) for c in changes]}.")
+    if n == {0}:
+        raise ValueError("no images to average over (N = 0); did the reference model classify "
+                         "any image correctly?")
+
+
+def alpha1_from_changes(d_source_target: Tensor, d_target_target: Tensor, *,
+                        per_sample: bool = False) -> float | Tensor:
+    """α₁ from logit changes: ‖Δ_{S→T}(x)‖₂ / ‖Δ_{T→T}(x)‖₂, averaged over x (or per sample).
+
+    Parameters
+    ----------
+    d_source_target: (N, K_T) change of T's logits under S's perturbation.
+    d_target_target: (N, K_T) change of T's logits under T's own perturbation.
+
+    Returns
+    -------
+    The mean (float) or, with ``per_sample``, the (N,) float64 ratios.
+    """
+    _check_changes(d_source_target, d_target_target)
+    num = d_source_target.double().norm(dim=1)
+    den = d_target_target.double().norm(dim=1)
+    zero = int((den == 0).sum())
+    if zero:
+        raise ValueError(f"the target's own attack left its logits unchanged on {zero} image(s); "
+                         "α₁ is undefined there. Use a stronger attack (more steps, larger eps).")
+    ratio = num / den
+    return ratio if per_sample else float(ratio.mean())
+
+
+def _mean_outer(d_source_source: Tensor, d_source_target: Tensor,
+                weights: Tensor | None = None) -> Tensor:
+    """E_x[w(x) · Δ̂_{S→S}(x) Δ̂_{S→T}(x)ᵀ] (K_S, K_T) in float64."""
+    u, v = _unit(d_source_source.double()), _unit(d_source_target.double())
+    if weights is not None:
+        u = u * weights.double()[:, None]
+    return u.T @ v / u.shape[0]
+
+
+def alpha2_from_changes(d_source_source: Tensor, d_source_target: Tensor, *,
+                        squared: bool = False) -> float:
+    """α₂ = ‖E_x[Δ̂_{S→S}(x) Δ̂_{S→T}(x)ᵀ]‖_F from logit changes (hat = unit L2 vector).
+
+    This is the definition of the paper (and of their synthetic-data code): the **unsquared**
+    Frobenius norm, in [0, 1] (the norm of a mean of rank-one matrices of norm 1).
+    ``squared=True`` returns its square, which their image-experiment code reported instead.
+
+    Parameters
+    ----------
+    d_source_source: (N, K_S) change of S's logits under S's perturbation.
+    d_source_target: (N, K_T) change of T's logits under S's perturbation.
+    """
+    _check_changes(d_source_source, d_source_target)
+    value = float(torch.linalg.matrix_norm(_mean_outer(d_source_source, d_source_target)))
+    return value**2 if squared else value
+
+
+def alpha_combined_from_changes(d_source_source: Tensor, d_source_target: Tensor,
+                                d_target_target: Tensor) -> float:
+    """‖E_x[α₁(x) · Δ̂_{S→S}(x) Δ̂_{S→T}(x)ᵀ]‖_F: α₁ and α₂ in one number, per image (their
+    "combined" adversarial transferability)."""
+    _check_changes(d_source_source, d_source_target, d_target_target)
+    a1 = alpha1_from_changes(d_source_target, d_target_target, per_sample=True)
+    assert isinstance(a1, Tensor)
+    return float(torch.linalg.matrix_norm(_mean_outer(d_source_source, d_source_target, a1)))
+
+
+def _pair(source: nn.Module, target: nn.Module, x: Tensor, attack: TransferAttack | None,
+          batch_size: int) -> tuple[Perturbations, str, str]:
+    names = ("source", "source") if source is target else ("source", "target")
+    models = {"source": source} if source is target else {"source": source, "target": target}
+    return Perturbations(models, x, attack=attack, batch_size=batch_size), *names
+
+
+def alpha1(source: nn.Module, target: nn.Module, x: Tensor, *,
+           attack: TransferAttack | None = None, per_sample: bool = False,
+           batch_size: int = 256) -> float | Tensor:
+    """α₁ of ``source`` → ``target`` on images ``x`` (see :func:`alpha1_from_changes`).
+
+    Each model is attacked against its own prediction with ``attack`` (default
+    :func:`liang_pgd`); pass only images the target classifies correctly (the protocol).
+    α₁(S, S) = 1 exactly: the same perturbation is used for numerator and denominator.
+    """
+    p, s, t = _pair(source, target, x, attack, batch_size)
+    return alpha1_from_changes(p.change(s, t), p.change(t, t), per_sample=per_sample)
+
+
+def alpha2(source: nn.Module, target: nn.Module, x: Tensor, *,
+           attack: TransferAttack | None = None, squared: bool = False,
+           batch_size: int = 256) -> float:
+    """α₂ of ``source`` → ``target`` on images ``x`` (see :func:`alpha2_from_changes`);
+    only the source is attacked."""
+    p, s, t = _pair(source, target, x, attack, batch_size)
+    return alpha2_from_changes(p.change(s, s), p.change(s, t), squared=squared)
+
+
+def alpha_combined(source: nn.Module, target: nn.Module, x: Tensor, *,
+                   attack: TransferAttack | None = None, batch_size: int = 256) -> float:
+    """The combined number of ``source`` → ``target`` (see
+    :func:`alpha_combined_from_changes`)."""
+    p, s, t = _pair(source, target, x, attack, batch_size)
+    return alpha_combined_from_changes(p.change(s, s), p.change(s, t), p.change(t, t))
+
+
+def alpha_table(perturbations: Perturbations, pairs: list[tuple[str, str]], *,
+                y: Tensor | None = None, squared: bool = False) -> pd.DataFrame:
+    """α₁, α₂ and the combined number for each (source, target) pair of model names.
+
+    Each model is attacked once, on all images, however many pairs it takes part in. With
+    labels ``y``, a pair is averaged over the images its target classifies correctly (the
+    protocol: "only images the reference classifies correctly").
+
+    Returns a DataFrame: source, target, n (images averaged), alpha1, alpha2, combined.
+    """
+    if y is not None:
+        y = check_labels(y, perturbations.x.shape[0], "y")
+    rows = []
+    for source, target in pairs:
+        keep = torch.ones(perturbations.x.shape[0], dtype=torch.bool)
+        if y is not None:
+            keep = perturbations.clean_logits(target).argmax(1) == y
+        d_ss = perturbations.change(source, source)[keep]
+        d_st = perturbations.change(source, target)[keep]
+        d_tt = perturbations.change(target, target)[keep]
+        rows.append({"source": source, "target": target, "n": int(keep.sum()),
+                     "alpha1": alpha1_from_changes(d_st, d_tt),
+                     "alpha2": alpha2_from_changes(d_ss, d_st, squared=squared),
+                     "combined": alpha_combined_from_changes(d_ss, d_st, d_tt)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,150 @@
+"""Liang et al.'s α₁ / α₂ / combined (advlens.transfer) against float64 numpy references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from advlens import attacks
+from advlens.transfer import (
+    Perturbations,
+    alpha1,
+    alpha1_from_changes,
+    alpha2,
+    alpha2_from_changes,
+    alpha_combined,
+    alpha_table,
+    liang_fgsm,
+    liang_pgd,
+)
+from attack_toys import affine_model, centre_images, tiny_cnn
+
+
+def _numpy_logits(model: torch.nn.Sequential, x: torch.Tensor) -> np.ndarray:
+    w = model[1].weight.detach().numpy().astype(np.float64)
+    b = model[1].bias.detach().numpy().astype(np.float64)
+    return x.detach().numpy().reshape(len(x), -1).astype(np.float64) @ w.T + b
+
+
+def _unit(d: np.ndarray) -> np.ndarray:
+    return d / np.linalg.norm(d, axis=1, keepdims=True)
+
+
+def _attack() -> attacks.AttackResult:
+    return liang_pgd(eps=0.1, steps=10, generator=torch.Generator().manual_seed(0))
+
+
+def test_alpha1_of_a_model_with_itself_is_one() -> None:
+    x = centre_images(20, spread=0.3)
+    for model in (affine_model(k=6, seed=3), tiny_cnn(seed=0).double()):
+        assert alpha1(model, model, x, attack=_attack()) == pytest.approx(1.0, abs=1e-12)
+        ratios = alpha1(model, model, x, attack=_attack(), per_sample=True)
+        assert torch.allclose(ratios, torch.ones(20, dtype=torch.float64))
+
+
+def test_alpha2_matches_a_float64_numpy_computation_and_lies_in_unit_interval() -> None:
+    s, t = affine_model(k=6, seed=1), affine_model(k=4, seed=2)  # K_S != K_T on purpose
+    x = centre_images(40, spread=0.3)
+    p = Perturbations({"s": s, "t": t}, x, attack=_attack())
+    adv_s, adv_t = p.adversarial("s").double(), p.adversarial("t").double()
+    d_ss = _numpy_logits(s, adv_s) - _numpy_logits(s, x)
+    d_st = _numpy_logits(t, adv_s) - _numpy_logits(t, x)
+    d_tt = _numpy_logits(t, adv_t) - _numpy_logits(t, x)
+    outer = np.einsum("ni,nj->ij", _unit(d_ss), _unit(d_st)) / len(x)
+    expected = np.linalg.norm(outer, "fro")
+    got = alpha2_from_changes(p.change("s", "s"), p.change("s", "t"))
+    assert got == pytest.approx(expected, rel=1e-10)
+    assert 0.0 <= got <= 1.0
+    squared = alpha2_from_changes(p.change("s", "s"), p.change("s", "t"), squared=True)
+    assert squared == pytest.approx(expected**2, rel=1e-10)
+    # α₁ and the combined number against the same numpy logits
+    ratio = np.linalg.norm(d_st, axis=1) / np.linalg.norm(d_tt, axis=1)
+    table = alpha_table(p, [("s", "t")]).iloc[0]
+    assert table["alpha1"] == pytest.approx(ratio.mean(), rel=1e-10)
+    weighted = np.einsum("n,ni,nj->ij", ratio, _unit(d_ss), _unit(d_st)) / len(x)
+    assert table["combined"] == pytest.approx(np.linalg.norm(weighted, "fro"), rel=1e-10)
+    assert table["alpha2"] == pytest.approx(expected, rel=1e-10)
+
+
+def test_alpha2_of_a_model_with_itself_is_the_norm_of_its_mean_outer_product() -> None:
+    s = affine_model(k=5, seed=4)
+    x = centre_images(30, spread=0.3)
+    p = Perturbations({"s": s}, x, attack=_attack())
+    u = _unit(_numpy_logits(s, p.adversarial("s").double()) - _numpy_logits(s, x))
+    expected = np.linalg.norm(u.T @ u / len(x), "fro")
+    got = alpha2(s, s, x, attack=_attack())
+    assert got == pytest.approx(expected, rel=1e-10)
+    # with α₁(x) = 1 everywhere the combined number is α₂ itself
+    assert alpha_combined(s, s, x, attack=_attack()) == pytest.approx(expected, rel=1e-10)
+
+
+def test_alpha2_bounds_are_reached() -> None:
+    # every image moves both models along one direction: α₂ = 1; opposite halves: α₂ = 0
+    d = torch.zeros(10, 3, dtype=torch.float64)
+    d[:, 0] = torch.linspace(1, 2, 10)
+    assert alpha2_from_changes(d, 3 * d) == pytest.approx(1.0)
+    sign = torch.tensor([1.0, -1.0] * 5, dtype=torch.float64)[:, None]
+    assert alpha2_from_changes(d, d * sign) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_each_model_is_attacked_once_for_all_pairs() -> None:
+    models = {"a": affine_model(k=4, seed=1), "b": affine_model(k=4, seed=2),
+              "c": affine_model(k=4, seed=3)}
+    x = centre_images(16, spread=0.3)
+    calls: dict[int, int] = {}
+    inner = _attack()
+
+    def counting(model: torch.nn.Module, xs: torch.Tensor, ys: torch.Tensor,
+                 **kw: object) -> attacks.AttackResult:
+        calls[id(model)] = calls.get(id(model), 0) + 1
+        return inner(model, xs, ys, **kw)
+
+    p = Perturbations(models, x, attack=counting, batch_size=1000)
+    pairs = [(s, t) for s in models for t in models]
+    table = alpha_table(p, pairs)
+    table2 = alpha_table(p, pairs)  # asking again attacks nothing
+    assert len(table) == 9 and table.equals(table2)
+    assert sorted(calls.values()) == [1, 1, 1] and set(calls) == {id(m) for m in models.values()}
+    assert p.attacked == {"a": 1, "b": 1, "c": 1}
+    diag = table[table.source == table.target]
+    assert np.allclose(diag["alpha1"], 1.0)
+
+
+def test_pairs_average_over_images_the_target_classifies_correctly() -> None:
+    s, t = affine_model(k=4, seed=1), affine_model(k=4, seed=1)
+    with torch.no_grad():  # a related target: agrees with the source on some images only
+        t[1].weight.add_(affine_model(k=4, seed=9)[1].weight)
+    x = centre_images(40, spread=0.3)
+    y = s(x).argmax(1)
+    p = Perturbations({"s": s, "t": t}, x, attack=_attack())
+    row = alpha_table(p, [("s", "t")], y=y).iloc[0]
+    keep = t(x).argmax(1) == y
+    assert 0 < row["n"] == int(keep.sum()) < len(x)
+    expected = alpha1_from_changes(p.change("s", "t")[keep], p.change("t", "t")[keep])
+    assert row["alpha1"] == pytest.approx(expected)
+
+
+def test_attacks_follow_the_protocol() -> None:
+    s = affine_model(k=4, seed=1)
+    x = centre_images(12, spread=0.3)
+    own = s(x).argmax(1)
+    r = liang_pgd(generator=torch.Generator().manual_seed(0))(s, x, own)
+    assert float((r.adv - x).abs().max()) <= 0.1 + 1e-12
+    r2 = liang_pgd(generator=torch.Generator().manual_seed(1))(s, x, own)
+    assert not torch.equal(r.adv, r2.adv)  # random start
+    f = liang_fgsm(eps=0.05)(s, x, own)
+    assert torch.allclose((f.adv - x).abs().amax((1, 2, 3)), torch.full((12,), 0.05,
+                                                                      dtype=torch.float64))
+
+
+def test_clear_errors() -> None:
+    d = torch.ones(3, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="unchanged on 1 image"):
+        alpha1_from_changes(d, torch.tensor([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0]]))
+    with pytest.raises(ValueError, match="N = 0"):
+        alpha2_from_changes(d[:0], d[:0])
+    with pytest.raises(ValueError, match="one N"):
+        alpha2_from_changes(d, d[:2])
+    with pytest.raises(KeyError, match="no model named"):
+        Perturbations({"a": affine_model()}, centre_images(2)).adversarial("b")
