@@ -128,3 +128,41 @@ def test_imageset_subset_and_select_classes():
     with pytest.raises(ValueError, match="labels"):
         ImageSet(images=torch.rand(2, 1, 4, 4), labels=torch.zeros(3, dtype=torch.long),
                  masks=None, classes=["a"], name="bad")
+
+
+# Every loader in the registry either reads files (and must say which one is missing) or needs
+# none (embedded / generated); a new loader must be added to one of the two lists.
+FILE_LOADERS = {  # name -> (keyword naming the location, the folder the loader expects there)
+    "cifar10": ("root", "cifar-10-batches-py"),
+    "stl10": ("root", "stl10_binary"),
+    "imagefolder": ("root", None),
+    "clickme": ("path", None),
+}
+NO_FILES = {"digits", "twin-cue"}
+
+
+def test_every_loader_is_classified():
+    from advlens.data import LOADERS
+
+    assert set(LOADERS) == set(FILE_LOADERS) | NO_FILES
+
+
+@pytest.mark.parametrize("name", sorted(FILE_LOADERS))
+@pytest.mark.parametrize("layout", ["absent", "empty", "empty-expected-folder"])
+def test_missing_files_give_a_clear_error(tmp_path, name, layout):
+    """Absent root, empty root, or the expected sub-folder present but empty: always a
+    FileNotFoundError naming a path under the root (never NameError or a raw OSError)."""
+    keyword, folder = FILE_LOADERS[name]
+    root = tmp_path / "data"
+    if layout != "absent":
+        root.mkdir()
+    if layout == "empty-expected-folder":
+        (root / (folder or "some_class")).mkdir()
+    kwargs = {keyword: root}
+    if name in ("imagefolder", "clickme"):
+        kwargs["progress"] = False
+    with pytest.raises(FileNotFoundError) as err:
+        load(name, "train", **kwargs)
+    assert type(err.value) is FileNotFoundError
+    assert str(root) in str(err.value), str(err.value)
+    assert "not found" in str(err.value) or "does not exist" in str(err.value)

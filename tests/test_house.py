@@ -1,0 +1,132 @@
+"""The house rules the package's layout relies on: every module linted, kernels apart from the
+paper code, one place for each fact."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import advlens
+
+ROOT = Path(advlens.__file__).resolve().parents[2]
+PACKAGE = ROOT / "lib" / "advlens"
+LINTED = ("lib", "tests", "benchmarks")
+
+
+# ---------------------------------------------------------------------------- lint coverage
+def _python_files_in_git() -> set[Path]:
+    """Tracked and untracked-but-not-ignored .py files under lib/, tests/, benchmarks/."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: cannot tell project files from ignored ones")
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z",
+                          "--", *LINTED], cwd=ROOT, capture_output=True, text=True, check=True)
+    return {(ROOT / p).resolve() for p in out.stdout.split("\0")
+            if p.endswith(".py") and (ROOT / p).exists()}
+
+
+def _files_ruff_checks() -> set[Path]:
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", "--show-files", *LINTED],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return {Path(line.strip()).resolve() for line in out.stdout.splitlines()
+            if line.strip().endswith(".py")}
+
+
+def test_ruff_lints_every_python_file() -> None:
+    """An exclude pattern that matches too much (``data`` also matched ``lib/advlens/data``)
+    silently drops modules from linting; compare what ruff checks with the files on disk."""
+    on_disk = _python_files_in_git()
+    assert any(p.parent.name == "data" for p in on_disk)  # the folder once excluded by mistake
+    unlinted = sorted(str(p.relative_to(ROOT)) for p in on_disk - _files_ruff_checks())
+    assert not unlinted, f"ruff does not check {unlinted}; fix extend-exclude in pyproject.toml"
+
+
+# ----------------------------------------------------------------------------- import graph
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """advlens modules that importing ``name`` may import (every import statement, also those
+    inside functions; ``from a import b`` counts a.b when that is a module; a submodule brings
+    its parent packages)."""
+    is_package = path.name == "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolve against this module's package
+                package = name.split(".") if is_package else name.split(".")[:-1]
+                package = package[:len(package) - (node.level - 1)]
+                base = ".".join([*package, *([base] if base else [])])
+            targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+        for target in targets:
+            parts = target.split(".")
+            found |= {".".join(parts[:i]) for i in range(1, len(parts) + 1)} & known
+    return found - {name}
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {name: _imports(name, path, set(modules)) for name, path in modules.items()}
+
+
+def _chain_to_papers(graph: dict[str, set[str]], start: str) -> list[str] | None:
+    """The import chain from ``start`` to an advlens.papers module, or None."""
+    parent: dict[str, str | None] = {start: None}
+    queue = [start]
+    while queue:
+        current = queue.pop(0)
+        if current == "advlens.papers" or current.startswith("advlens.papers."):
+            chain = [current]
+            while parent[chain[-1]] is not None:
+                chain.append(parent[chain[-1]])
+            return chain[::-1]
+        for nxt in sorted(graph[current]):
+            if nxt not in parent:
+                parent[nxt] = current
+                queue.append(nxt)
+    return None
+
+
+def _kernel_modules(graph: dict[str, set[str]]) -> list[str]:
+    return [m for m in graph if m != "advlens.papers" and not m.startswith("advlens.papers.")]
+
+
+def test_kernels_never_import_papers() -> None:
+    """Kernels (everything under lib/advlens but papers/) must not import advlens.papers,
+    directly or through another module."""
+    graph = _graph()
+    assert "advlens.papers.jones2022" in graph and "advlens.cka" in graph
+    assert graph["advlens.papers.jones2022"] >= {"advlens.cka"}  # the walk sees real imports
+    offenders = {m: chain for m in _kernel_modules(graph)
+                 if (chain := _chain_to_papers(graph, m)) is not None}
+    assert not offenders, "kernels import paper code: " + "; ".join(
+        " -> ".join(chain) for chain in offenders.values())
+
+
+def test_import_walk_finds_indirect_and_relative_imports(tmp_path: Path) -> None:
+    """The walker itself: a transitive import through a function-level relative import."""
+    graph = {"advlens.a": {"advlens.b"}, "advlens.b": {"advlens.papers.x"},
+             "advlens.papers.x": set(), "advlens.c": set()}
+    assert _chain_to_papers(graph, "advlens.a") == ["advlens.a", "advlens.b", "advlens.papers.x"]
+    assert _chain_to_papers(graph, "advlens.c") is None
+    source = tmp_path / "mod.py"
+    source.write_text("def f():\n    from ..papers import jones2022\n")
+    known = {"advlens", "advlens.papers", "advlens.papers.jones2022", "advlens.x"}
+    assert _imports("advlens.x.mod", source, known) == known - {"advlens.x"}
