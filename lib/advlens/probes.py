@@ -1,0 +1,208 @@
+"""Knowledge transfer: a source model's accuracy on a target task after retraining its head.
+
+- :func:`linear_probe` — Liang et al.'s protocol: replace the last linear layer, train only it.
+  Every BatchNorm stays in eval mode, so its running statistics are the source's. (Their code
+  left the network in train mode while probing, so BatchNorm statistics drifted to the target
+  data and the "frozen" features changed during the probe; we do not reproduce that.)
+- :func:`fine_tune` — the option: train every parameter (BatchNorm in eval mode by default).
+- :func:`train_val_split` — a stratified validation split carved out of the target's training
+  data; the epoch is chosen on it, and the test split is used once, for the reported accuracy
+  (their code selected on the test set).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from advlens.checks import as_tensor, check_images, check_labels, eval_mode, model_device
+from advlens.features import final_linear, predict, representation
+
+
+@dataclass
+class ProbeResult:
+    """The retrained model (a copy; the source is untouched), its best validation accuracy,
+    the epoch it came from, and the per-epoch history (train_loss, val_acc)."""
+
+    model: nn.Module
+    val_acc: float
+    best_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def train_val_split(y: Tensor, val_fraction: float = 0.2, *,
+                    seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Disjoint (train, validation) indices, stratified: ``val_fraction`` of each class
+    (at least one image of every class with two or more) goes to validation."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction}.")
+    y = check_labels(as_tensor(y, "y"), len(y), "y")
+    g = torch.Generator().manual_seed(seed)
+    train, val = [], []
+    for c in torch.unique(y):
+        idx = (y == c).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        k = min(len(idx) - 1, max(1, round(val_fraction * len(idx))))
+        val.append(idx[:k])
+        train.append(idx[k:])
+    return torch.cat(train).sort().values, torch.cat(val).sort().values
+
+
+def replace_head(model: nn.Module, num_classes: int, *, seed: int = 0) -> tuple[nn.Module, str]:
+    """A deep copy of ``model`` whose last ``nn.Linear`` is a fresh one with ``num_classes``
+    outputs (PyTorch's default initialisation, drawn from ``seed``); returns (copy, head name)."""
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2; got {num_classes}.")
+    name, old = final_linear(model)
+    new_model = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        head = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+    head = head.to(device=old.weight.device, dtype=old.weight.dtype)
+    parent_name, _, attr = name.rpartition(".")
+    parent = new_model.get_submodule(parent_name) if parent_name else new_model
+    setattr(parent, attr, head)
+    return new_model, name
+
+
+def _check_data(x: Tensor, y: Tensor, name: str, num_classes: int) -> tuple[Tensor, Tensor]:
+    x = check_images(as_tensor(x, f"x_{name}"), f"x_{name}")
+    y = check_labels(y, x.shape[0], f"y_{name}")
+    if x.shape[0] == 0:
+        raise ValueError(f"the {name} split is empty.")
+    if int(y.min()) < 0 or int(y.max()) >= num_classes:
+        raise ValueError(f"y_{name} must lie in 0..{num_classes - 1} (num_classes); got "
+                         f"{int(y.min())}..{int(y.max())}. Relabel the target classes 0..k-1.")
+    return x, y
+
+
+State = dict[str, Tensor]
+
+
+def _fit(params: list[nn.Parameter], loss_of: Callable[[Tensor], Tensor],
+         accuracy_of: Callable[[], float], n: int, *, snapshot: Callable[[], State],
+         epochs: int, lr: float, weight_decay: float, batch_size: int,
+         seed: int) -> tuple[float, int, list[dict[str, float]], State]:
+    """Adam over shuffled minibatches; after each epoch the validation accuracy; returns the
+    best (val_acc, epoch, history, state) — the earliest epoch of the best accuracy."""
+    if epochs < 1 or batch_size < 1 or not lr > 0:
+        raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, "
+                         f"{batch_size}, {lr}.")
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    g = torch.Generator().manual_seed(seed)
+    best: tuple[float, int, State] = (-1.0, 0, {})
+    history = []
+    for epoch in range(1, epochs + 1):
+        total = 0.0
+        for idx in torch.randperm(n, generator=g).split(batch_size):
+            opt.zero_grad(set_to_none=True)
+            loss = loss_of(idx)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        val_acc = accuracy_of()
+        history.append({"epoch": epoch, "train_loss": total / n, "val_acc": val_acc})
+        if val_acc > best[0]:
+            best = (val_acc, epoch, snapshot())
+    return best[0], best[1], history, best[2]
+
+
+def linear_probe(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tensor,
+                 y_val: Tensor, *, num_classes: int | None = None, epochs: int = 30,
+                 lr: float = 1e-2, weight_decay: float = 0.0, batch_size: int = 128,
+                 seed: int = 0) -> ProbeResult:
+    """Replace ``model``'s last linear layer and train only that layer on the target data.
+
+    Parameters
+    ----------
+    model: the source model; left untouched (the result holds a copy).
+    x_train, y_train / x_val, y_val: target images in [0, 1] and labels 0..k-1; the epoch with
+        the best validation accuracy is kept (validation is not the test split).
+    num_classes: k (default: max label + 1 over both splits).
+
+    Returns
+    -------
+    :class:`ProbeResult`. The body runs in eval mode throughout: the head's inputs are the
+    source's penultimate features, computed once, and no BatchNorm statistic changes.
+    """
+    y_train, y_val = as_tensor(y_train, "y_train"), as_tensor(y_val, "y_val")
+    k = num_classes or int(max(int(y_train.max()), int(y_val.max()))) + 1
+    x_train, y_train = _check_data(x_train, y_train, "train", k)
+    x_val, y_val = _check_data(x_val, y_val, "val", k)
+    new_model, name = replace_head(model, k, seed=seed)
+    head = new_model.get_submodule(name)
+    device = model_device(model)
+    f_train = representation(model, x_train, device=device).to(device, head.weight.dtype)
+    f_val = representation(model, x_val, device=device).to(device, head.weight.dtype)
+    y_train_d, y_val_d = y_train.to(device), y_val.to(device)
+    check = predict(new_model, x_val[:4], dtype=None).to(device)
+    with torch.no_grad():
+        if not torch.allclose(check, head(f_val[:4]), rtol=1e-4, atol=1e-4):
+            raise ValueError(f"{type(model).__name__}: the last nn.Linear ({name!r}) is not the "
+                             "output layer, so a linear probe cannot replace it.")
+    for p in head.parameters():
+        p.requires_grad_(True)
+
+    def loss_of(idx: Tensor) -> Tensor:
+        return F.cross_entropy(head(f_train[idx]), y_train_d[idx])
+
+    @torch.no_grad()
+    def accuracy_of() -> float:
+        return float((head(f_val).argmax(1) == y_val_d).float().mean())
+
+    def snapshot() -> State:
+        return {k_: v.detach().clone() for k_, v in head.state_dict().items()}
+
+    val_acc, epoch, history, state = _fit(
+        list(head.parameters()), loss_of, accuracy_of, len(y_train), snapshot=snapshot,
+        epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size, seed=seed)
+    head.load_state_dict(state)
+    new_model.eval()
+    return ProbeResult(new_model, val_acc, epoch, history)
+
+
+def fine_tune(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tensor, y_val: Tensor,
+              *, num_classes: int | None = None, epochs: int = 10, lr: float = 1e-3,
+              weight_decay: float = 0.0, batch_size: int = 128, seed: int = 0,
+              batchnorm_eval: bool = True) -> ProbeResult:
+    """Replace the last linear layer and train every parameter (the fine-tuning option).
+
+    ``batchnorm_eval=True`` keeps every BatchNorm in eval mode (source statistics, as in
+    :func:`linear_probe`); False lets them adapt to the target data (train mode). Dropout is
+    off either way. Same arguments and result as :func:`linear_probe`.
+    """
+    y_train, y_val = as_tensor(y_train, "y_train"), as_tensor(y_val, "y_val")
+    k = num_classes or int(max(int(y_train.max()), int(y_val.max()))) + 1
+    x_train, y_train = _check_data(x_train, y_train, "train", k)
+    x_val, y_val = _check_data(x_val, y_val, "val", k)
+    new_model, _ = replace_head(model, k, seed=seed)
+    device = model_device(new_model)
+    params = list(new_model.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    norms = [m for m in new_model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+    def loss_of(idx: Tensor) -> Tensor:
+        new_model.eval()
+        for m in norms:
+            m.train(not batchnorm_eval)
+        return F.cross_entropy(new_model(x_train[idx].to(device)), y_train[idx].to(device))
+
+    def accuracy_of() -> float:
+        with eval_mode(new_model):
+            return float((predict(new_model, x_val).argmax(1) == y_val).float().mean())
+
+    def snapshot() -> State:
+        return {k_: v.detach().clone() for k_, v in new_model.state_dict().items()}
+
+    val_acc, epoch, history, state = _fit(
+        params, loss_of, accuracy_of, len(y_train), snapshot=snapshot, epochs=epochs, lr=lr,
+        weight_decay=weight_decay, batch_size=batch_size, seed=seed)
+    new_model.load_state_dict(state)
+    new_model.eval()
+    return ProbeResult(new_model, val_acc, epoch, history)

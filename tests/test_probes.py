@@ -1,0 +1,101 @@
+"""advlens.probes: the linear probe changes only the last layer; BatchNorm statistics stay."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from advlens.features import representation
+from advlens.probes import fine_tune, linear_probe, replace_head, train_val_split
+from attack_toys import random_images, tiny_cnn
+
+
+def _source() -> torch.nn.Module:
+    model = tiny_cnn(seed=0, k=3)
+    model.train()
+    with torch.no_grad():  # non-trivial running statistics, then frozen for the tests
+        for s in range(3):
+            model(random_images(32, seed=10 + s) * 0.5 + 0.25)
+    return model.eval()
+
+
+def _task(model: torch.nn.Module, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images labelled by a fixed linear rule on the model's features: linearly separable."""
+    x = random_images(n, seed=seed)
+    w = torch.randn(64, 4, generator=torch.Generator().manual_seed(99))
+    return x, (representation(model, x) @ w).argmax(1)
+
+
+def _states_equal(a: dict, b: dict, skip: str = "") -> list[str]:
+    return [k for k in a if not (skip and k.startswith(skip)) and not torch.equal(a[k], b[k])]
+
+
+def test_probe_changes_only_the_last_layer_and_keeps_batchnorm_statistics() -> None:
+    model = _source()
+    before = copy.deepcopy(model.state_dict())
+    (x, y), (xv, yv) = _task(model, 300, 1), _task(model, 100, 2)
+    result = linear_probe(model, x, y, xv, yv, epochs=15, lr=0.05)
+    after = result.model.state_dict()
+    head = "5."  # tiny_cnn's final nn.Linear
+    assert _states_equal(before, after, skip=head) == []  # body weights and BN buffers
+    assert {"1.running_mean", "1.running_var", "1.num_batches_tracked"} <= set(before)
+    assert after["5.weight"].shape == (4, 64) and not result.model.training
+    assert _states_equal(before, model.state_dict()) == []  # the source itself is untouched
+    assert model[1].training is False
+
+
+def test_probe_reaches_what_a_logistic_regression_reaches_on_the_same_features() -> None:
+    model = _source()
+    (x, y), (xv, yv) = _task(model, 400, 1), _task(model, 200, 2)
+    result = linear_probe(model, x, y, xv, yv, epochs=40, lr=0.05)
+    reference = LogisticRegression(max_iter=2000, C=100.0).fit(
+        representation(model, x).numpy(), y.numpy())
+    ref_acc = reference.score(representation(model, xv).numpy(), yv.numpy())
+    assert ref_acc > 0.8  # the task is learnable from the features
+    assert result.val_acc >= ref_acc - 0.05
+    assert result.val_acc == max(h["val_acc"] for h in result.history)
+    with torch.no_grad():
+        acc = float((result.model(xv).argmax(1) == yv).float().mean())
+    assert acc == pytest.approx(result.val_acc)  # the kept head is the best epoch's
+
+
+def test_fine_tune_trains_the_body_and_batchnorm_mode_is_a_choice() -> None:
+    model = _source()
+    before = copy.deepcopy(model.state_dict())
+    (x, y), (xv, yv) = _task(model, 200, 1), _task(model, 64, 2)
+    frozen_bn = fine_tune(model, x, y, xv, yv, epochs=3, lr=0.01).model.state_dict()
+    assert "0.weight" in _states_equal(before, frozen_bn)
+    assert torch.equal(frozen_bn["1.running_mean"], before["1.running_mean"])
+    adapted = fine_tune(model, x, y, xv, yv, epochs=3, lr=0.01,
+                        batchnorm_eval=False).model.state_dict()
+    assert not torch.equal(adapted["1.running_mean"], before["1.running_mean"])
+    assert _states_equal(before, model.state_dict()) == []
+
+
+def test_validation_split_is_disjoint_stratified_and_seeded() -> None:
+    y = torch.tensor([0] * 50 + [1] * 30 + [2] * 20)
+    train, val = train_val_split(y, 0.2, seed=0)
+    assert set(train.tolist()).isdisjoint(val.tolist())
+    assert sorted(train.tolist() + val.tolist()) == list(range(100))
+    assert np.bincount(y[val].numpy()).tolist() == [10, 6, 4]
+    assert torch.equal(val, train_val_split(y, 0.2, seed=0)[1])
+    assert not torch.equal(val, train_val_split(y, 0.2, seed=1)[1])
+
+
+def test_clear_errors() -> None:
+    model = _source()
+    x = random_images(8)
+    with pytest.raises(ValueError, match="0..1"):
+        linear_probe(model, x, torch.arange(8) % 3, x, torch.zeros(8, dtype=torch.long),
+                     num_classes=2)
+    with pytest.raises(ValueError, match="val_fraction"):
+        train_val_split(torch.zeros(4, dtype=torch.long), 1.5)
+    with pytest.raises(ValueError, match="num_classes"):
+        replace_head(model, 1)
+    tail = torch.nn.Sequential(model, torch.nn.Softmax(dim=1))  # last Linear is not the output
+    with pytest.raises(ValueError, match="not the output layer"):
+        linear_probe(tail, x, torch.arange(8) % 2, x, torch.arange(8) % 2)
