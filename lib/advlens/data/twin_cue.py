@@ -14,9 +14,21 @@ Variants (the confound of Jones et al.: two correlated features a model may use 
 - ``a-only``: cue B's class is drawn uniformly at random, independent of the label.
 - ``b-only``: cue A's class is drawn uniformly at random.
 
+Designs (how classes map to cues, :mod:`advlens.data.cues`):
+
+- ``independent`` (generator version :data:`GENERATOR_VERSION`): ten unrelated silhouettes and
+  ten gratings. Measured: the two cues then give the classes different geometries in a trained
+  network (class-mean CKA 0.19-0.25 across cues), so a-only and b-only models look dissimilar
+  even on i.i.d. data -- there is no confound for inverted data to remove.
+- ``latent`` (version :data:`LATENT_VERSION`): every class is a point on one latent circle and
+  both cues are rendered from it (a shape morph and a grating whose hue and orientation follow
+  the angle), so classes that are near in one cue are near in the other -- the assumption behind
+  Jones et al.'s argument (cats and dogs differ from trucks in ears *and* tails).
+
 For one (seed, split, n, size) the three variants share labels, layout and clutter and differ
-only inside the randomised cue's mask. Generated arrays are cached under
-``advlens.paths.data_dir()/twin_cue/<config-hash>.npz`` (checksummed, rebuilt if corrupt).
+only inside the randomised cue's mask (the designs share the layout and clutter too). Generated
+arrays are cached under ``advlens.paths.data_dir()/twin_cue/<config-hash>.npz`` (checksummed,
+rebuilt if corrupt).
 """
 
 from __future__ import annotations
@@ -34,12 +46,27 @@ from advlens.io import config_hash
 from advlens.paths import data_dir
 
 GENERATOR_VERSION = 3
+LATENT_VERSION = 1
+DESIGNS = ("independent", "latent")
 SPLITS = ("train", "test")
 VARIANTS = ("both", "a-only", "b-only")
 DEFAULT_N = {"train": 6000, "test": 1000}
 NUM_CLASSES = 10
 CLASSES = [f"{k}:{name}/{int(tex[1])}deg-{'fine' if tex[2] < 4 else 'coarse'}"
            for k, (name, tex) in enumerate(zip(cues.SHAPE_NAMES, cues.TEXTURES, strict=True))]
+LATENT_CLASS_NAMES = [f"{k}:latent{round(360 * k / NUM_CLASSES)}deg" for k in range(NUM_CLASSES)]
+
+
+def design_version(design: str) -> str:
+    """The generator version of ``design``, e.g. ``"3"`` or ``"latent-1"`` (cache keys)."""
+    check_design(design)
+    return str(GENERATOR_VERSION) if design == "independent" else f"latent-{LATENT_VERSION}"
+
+
+def check_design(design: str) -> None:
+    """Raise a ValueError naming the designs unless ``design`` is one of them."""
+    if design not in DESIGNS:
+        raise ValueError(f"twin_cue design must be one of {DESIGNS}; got {design!r}.")
 
 
 @dataclass
@@ -117,13 +144,16 @@ def _clutter(rng: np.random.Generator, n: int, size: int, n_clutter: int) -> np.
 
 
 def render(cue_a: np.ndarray, cue_b: np.ndarray, layout: Layout, *,
-           clutter: bool = True) -> tuple[np.ndarray, np.ndarray]:
+           clutter: bool = True, design: str = "independent") -> tuple[np.ndarray, np.ndarray]:
     """uint8 images (N, 3, H, W) and bool masks (N, 2, H, W) for the given cue classes.
 
-    ``clutter=False`` renders the cues on a flat mid-grey background (for checks and figures).
+    ``clutter=False`` renders the cues on a flat mid-grey background (for checks and figures);
+    ``design`` picks the cue families (see the module docstring).
     """
+    check_design(design)
     size, n = layout.size, len(layout)
-    mask_a = cues.render_shapes(cue_a, layout.centre, layout.radius, size)
+    shapes = cues.render_shapes if design == "independent" else cues.render_morphs
+    mask_a = shapes(cue_a, layout.centre, layout.radius, size)
     coords = np.arange(size)
     px, py = layout.patch[:, 0, None], layout.patch[:, 1, None]
     in_x = (coords[None, :] >= px) & (coords[None, :] < px + layout.patch_side)
@@ -134,7 +164,8 @@ def render(cue_a: np.ndarray, cue_b: np.ndarray, layout: Layout, *,
     else:
         img = np.full((n, 3, size, size), 0.5, np.float32)
     img = np.where(mask_a[:, None], layout.shape_colour[:, :, None, None], img)
-    grating = cues.render_gratings(cue_b, layout.phase, size, size / 32.0)
+    textures = cues.TEXTURES if design == "independent" else cues.LATENT_TEXTURES
+    grating = cues.render_gratings(cue_b, layout.phase, size, size / 32.0, textures)
     img = np.where(mask_b[:, None], grating, img)
     images = np.round(np.clip(img, 0.0, 1.0) * 255).astype(np.uint8)
     return images, np.stack([mask_a, mask_b], axis=1)
@@ -144,7 +175,8 @@ def _rng(seed: int, split: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SPLITS.index(split),)))
 
 
-def generate(split: str, variant: str, n: int, size: int, seed: int) -> dict[str, np.ndarray]:
+def generate(split: str, variant: str, n: int, size: int, seed: int,
+             design: str = "independent") -> dict[str, np.ndarray]:
     """The raw arrays of one twin-cue set (no caching); see :func:`twin_cue`."""
     rng = _rng(seed, split)
     labels = rng.permutation(np.arange(n) % NUM_CLASSES).astype(np.int64)
@@ -152,20 +184,28 @@ def generate(split: str, variant: str, n: int, size: int, seed: int) -> dict[str
     cue_a = random_classes[0] if variant == "b-only" else labels
     cue_b = random_classes[1] if variant == "a-only" else labels
     layout = sample_layout(rng, n, size)
-    images, masks = render(cue_a, cue_b, layout)
+    images, masks = render(cue_a, cue_b, layout, design=design)
     return {"images": images, "masks": masks, "labels": labels,
             "cue_a_class": cue_a.copy(), "cue_b_class": cue_b.copy()}
 
 
-def config(split: str, variant: str, n: int, size: int, seed: int) -> dict[str, object]:
-    """The cache key of one twin-cue set."""
-    return {"dataset": "twin-cue", "version": GENERATOR_VERSION, "split": split,
-            "variant": variant, "n": n, "size": size, "seed": seed}
+def config(split: str, variant: str, n: int, size: int, seed: int,
+           design: str = "independent") -> dict[str, object]:
+    """The cache key of one twin-cue set (the independent design keeps its version-3 keys)."""
+    key: dict[str, object] = {"dataset": "twin-cue", "version": GENERATOR_VERSION,
+                              "split": split, "variant": variant, "n": n, "size": size,
+                              "seed": seed}
+    if design != "independent":
+        key.update(design=design, version=design_version(design))
+    return key
 
 
 def twin_cue(split: str = "train", variant: str = "both", n: int | None = None, size: int = 32,
-             seed: int = 0, *, cache: bool = True) -> ImageSet:
+             seed: int = 0, *, design: str = "independent", cache: bool = True) -> ImageSet:
     """The twin-cue ``split`` of ``variant`` ("both", "a-only", "b-only"), RGB ``size``×``size``.
+
+    ``design``: "independent" (unrelated cue per class, the original bench) or "latent" (both
+    cues rendered from one latent circle, so they share the classes' similarity structure).
 
     ``n`` defaults to 6,000 (train) / 1,000 (test). Deterministic given ``seed``; train and test
     use different derived seeds. ``masks[:, 0]`` = cue A pixels, ``masks[:, 1]`` = cue B pixels;
@@ -180,16 +220,17 @@ def twin_cue(split: str = "train", variant: str = "both", n: int | None = None, 
         raise ValueError(f"twin_cue n must be a positive integer; got {n!r}.")
     if not isinstance(size, int) or size < 24:
         raise ValueError(f"twin_cue size must be an integer >= 24; got {size!r}.")
-    cfg = config(split, variant, n, size, seed)
+    check_design(design)
+    cfg = config(split, variant, n, size, seed, design)
     path = data_dir() / "twin_cue" / f"{config_hash(cfg)}.npz"
-    arrays = cached_arrays(path, lambda: generate(split, variant, n, size, seed), cfg,
+    arrays = cached_arrays(path, lambda: generate(split, variant, n, size, seed, design), cfg,
                            use_cache=cache)
     return ImageSet(
         images=torch.from_numpy(arrays["images"].astype(np.float32) / 255.0),
         labels=torch.from_numpy(arrays["labels"].astype(np.int64)),
         masks=torch.from_numpy(arrays["masks"].astype(np.float32)),
-        classes=list(CLASSES),
-        name=f"twin-cue-{variant}-{split}",
+        classes=list(CLASSES if design == "independent" else LATENT_CLASS_NAMES),
+        name=f"twin-cue-{variant}-{split}" + ("" if design == "independent" else f"-{design}"),
         attributes={k: torch.from_numpy(arrays[k].astype(np.int64))
                     for k in ("cue_a_class", "cue_b_class")},
     )

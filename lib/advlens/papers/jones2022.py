@@ -268,3 +268,68 @@ def mask_concentration(seeds: Tensor, inverted: Tensor, masks: Tensor) -> Tensor
     area = masks.double().mean((2, 3))
     out = inside / area
     return torch.where((area > 0) & (total > 0), out, torch.full_like(out, float("nan")))
+
+
+def nc1(rep: Tensor, labels: Tensor) -> float:
+    """Neural-collapse NC1 of Papyan et al. (2020): ``tr(Σ_W Σ_B⁺) / K`` with the within-class
+    covariance ``Σ_W`` (over all N images, around their class means) and the between-class
+    covariance ``Σ_B`` of the K class means around the global mean. 0 = every image at its
+    class mean (full collapse); larger = more within-class spread relative to class separation.
+    """
+    rep = as_tensor(rep, "rep").double()
+    if rep.ndim != 2:
+        raise ValueError(f"rep must be (N, D); got shape {tuple(rep.shape)}.")
+    labels = check_labels(labels, rep.shape[0], "labels").cpu()
+    classes = torch.unique(labels)
+    if len(classes) < 2:
+        raise ValueError("nc1 needs at least two classes in labels.")
+    means = class_means(rep, labels)
+    within = (rep - means).T @ (rep - means) / rep.shape[0]
+    mu = torch.stack([rep[labels == k].mean(0) for k in classes])
+    centred = mu - rep.mean(0)
+    between = centred.T @ centred / len(classes)
+    return float(torch.trace(within @ torch.linalg.pinv(between, hermitian=True)) / len(classes))
+
+
+# The twin-cue bench's criterion, fixed before the latent design was first trained: the bench
+# shows Jones et al.'s confound iff cross-cue CKA on i.i.d. ``both`` images is within this margin
+# of same-cue CKA (two seeds of one cue).
+CONFOUND_MARGIN = 0.1
+
+
+@dataclass(frozen=True)
+class ConfoundCheck:
+    """Cross-cue vs same-cue CKA on i.i.d. data and whether the twin-cue criterion is met."""
+
+    cross_cue: float
+    same_cue: float
+    margin: float
+    n_cross: int
+    n_same: int
+
+    @property
+    def holds(self) -> bool:
+        """True iff ``cross_cue >= same_cue - margin``."""
+        return bool(self.cross_cue >= self.same_cue - self.margin)
+
+
+def confound_check(test_cka: pd.DataFrame, a_models: Sequence[str], b_models: Sequence[str],
+                   *, margin: float = CONFOUND_MARGIN) -> ConfoundCheck:
+    """The twin-cue criterion on a symmetric CKA matrix of i.i.d. test data: cross-cue = mean
+    CKA over every (a-only, b-only) pair; same-cue = mean over the pairs of distinct models of
+    one cue (a-only with a-only, b-only with b-only).
+
+    Parameters: ``test_cka`` (models × models), ``a_models``/``b_models`` the row names of the
+    a-only and b-only models (each at least two, for the same-cue pairs), ``margin``.
+    """
+    missing = [m for m in list(a_models) + list(b_models) if m not in test_cka.index]
+    if missing:
+        raise ValueError(f"test_cka has no rows {missing}; rows: {list(test_cka.index)}.")
+    if len(a_models) < 2 or len(b_models) < 2:
+        raise ValueError("confound_check needs at least two models of each cue (two seeds) for "
+                         f"the same-cue pairs; got {list(a_models)} and {list(b_models)}.")
+    cross = [test_cka.loc[a, b] for a in a_models for b in b_models]
+    same = [test_cka.loc[m[i], m[j]] for m in (list(a_models), list(b_models))
+            for i in range(len(m)) for j in range(i + 1, len(m))]
+    return ConfoundCheck(float(np.mean(cross)), float(np.mean(same)), margin, len(cross),
+                         len(same))

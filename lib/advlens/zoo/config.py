@@ -6,7 +6,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from advlens.data.twin_cue import DESIGNS as TWIN_CUE_DESIGNS
 from advlens.data.twin_cue import GENERATOR_VERSION as TWIN_CUE_VERSION
+from advlens.data.twin_cue import LATENT_VERSION as TWIN_CUE_LATENT_VERSION
 from advlens.io import config_hash
 from advlens.zoo.architectures import ARCHS
 from advlens.zoo.paper import PAPER_ARCHS
@@ -17,7 +19,7 @@ TRAINING_CODE_VERSION = "zoo-1"
 # Fields added after zoo-1: hashed only when set to a non-default value, so the models cached
 # before a field existed keep their keys (and are not retrained) while every non-default value
 # still changes the key. Append a new field's name here when adding it.
-LATER_FIELDS: tuple[str, ...] = ()
+LATER_FIELDS: tuple[str, ...] = ("twin_design",)
 
 DATASETS = ("digits", "twin-cue")
 REGIMES = ("standard", "l2-at", "harmonized")
@@ -25,9 +27,14 @@ SOURCES = ("trained", "timm", "robustness")
 TWIN_CUE_VARIANTS = ("both", "a-only", "b-only")
 
 
-def data_version(dataset: str) -> str:
-    """Version of the generator behind ``dataset``, part of every model's cache hash."""
-    return f"twin-cue-{TWIN_CUE_VERSION}" if dataset == "twin-cue" else dataset
+def data_version(dataset: str, twin_design: str = "independent") -> str:
+    """Version of the generator behind ``dataset`` (and the twin-cue design), part of every
+    model's cache hash."""
+    if dataset != "twin-cue":
+        return dataset
+    if twin_design == "independent":
+        return f"twin-cue-{TWIN_CUE_VERSION}"
+    return f"twin-cue-{twin_design}-{TWIN_CUE_LATENT_VERSION}"
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,7 @@ class ModelConfig:
     source: str = "trained"
     checkpoint: str | None = None
     tag: str = ""
+    twin_design: str = "independent"
 
     def __post_init__(self) -> None:
         known = {**ARCHS, **PAPER_ARCHS}
@@ -89,6 +97,12 @@ class ModelConfig:
             if self.variant not in TWIN_CUE_VARIANTS:
                 raise ValueError(f"twin-cue models need variant in {TWIN_CUE_VARIANTS}; "
                                  f"got {self.variant!r}.")
+            if self.twin_design not in TWIN_CUE_DESIGNS:
+                raise ValueError(f"twin_design must be one of {TWIN_CUE_DESIGNS}; "
+                                 f"got {self.twin_design!r}.")
+        elif self.twin_design != "independent":
+            raise ValueError(f"twin_design is only for twin-cue models; got "
+                             f"{self.twin_design!r} for dataset {self.dataset!r}.")
         elif self.variant is not None and self.source == "trained":
             raise ValueError(f"variant is only for twin-cue models; got {self.variant!r} "
                              f"for dataset {self.dataset!r}.")
@@ -100,7 +114,8 @@ class ModelConfig:
         """Short unique name, e.g. ``cnn-s/at0.5/s0`` or ``twin-cue-a-only/cnn-tc/std/s0``."""
         regime = {"standard": "std", "l2-at": f"at{self.eps:g}",
                   "harmonized": "harm"}[self.regime]
-        prefix = f"twin-cue-{self.variant}/" if self.dataset == "twin-cue" else ""
+        design = "" if self.twin_design == "independent" else f"{self.twin_design}-"
+        prefix = f"twin-cue-{design}{self.variant}/" if self.dataset == "twin-cue" else ""
         if self.source != "trained":
             prefix = f"{self.source}/"
         suffix = f"/{self.tag}" if self.tag else ""
@@ -131,7 +146,7 @@ class ModelConfig:
         config = {k: v for k, v in self.to_dict().items()
                   if k not in LATER_FIELDS or v != defaults[k]}
         return config_hash({"config": config, "code": TRAINING_CODE_VERSION,
-                            "data": data_version(self.dataset)})
+                            "data": data_version(self.dataset, self.twin_design)})
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with ``changes`` applied (a new ``arch`` brings its own family)."""

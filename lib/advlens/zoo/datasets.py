@@ -21,7 +21,7 @@ def dataset_for(config: ModelConfig, split: str) -> ImageSet:
     channels, size = DATASET_SHAPES[config.dataset]
     if config.dataset == "twin-cue":
         return twin_cue(split, variant=config.variant or "both", n=n, size=size,
-                        seed=config.data_seed)
+                        seed=config.data_seed, design=config.twin_design)
     data = digits(split, size=size)
     if n is None or n >= len(data):
         return data
