@@ -28,7 +28,7 @@ _DataCache = dict[tuple[Any, ...], ImageSet]
 
 
 def _data(config: ModelConfig, split: str, memo: _DataCache | None) -> ImageSet:
-    key = (config.dataset, config.variant, config.data_seed,
+    key = (config.dataset, config.variant, config.twin_design, config.data_seed,
            config.n_train if split == "train" else config.n_test, split)
     if memo is None:
         return dataset_for(config, split)
