@@ -12,12 +12,13 @@ import time
 
 import pandas as pd
 
+from advlens.presets import PRESET_NAMES
 from advlens.zoo import build
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m advlens.zoo", description=__doc__)
-    parser.add_argument("--preset", default="laptop", choices=["smoke", "laptop", "paper"])
+    parser.add_argument("--preset", default="laptop", choices=PRESET_NAMES)
     parser.add_argument("--root", default=None, help="zoo folder (default: $ADVLENS_ZOO or "
                                                      "data/zoo)")
     parser.add_argument("--robust-eval-eps", type=float, default=None)

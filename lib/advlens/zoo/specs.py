@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from advlens.presets import PRESET_NAMES
 from advlens.zoo.config import ModelConfig
 from advlens.zoo.paper import (
     SALMAN_ARCHS,
@@ -22,8 +23,6 @@ from advlens.zoo.paper import (
     salman_filename,
 )
 from advlens.zoo.regimes import DIGITS_AT_RADII
-
-PRESETS = ("smoke", "laptop", "paper")
 
 
 def _smoke() -> list[ModelConfig]:
@@ -75,7 +74,8 @@ def spec(preset: str) -> list[ModelConfig]:
     """The model configs of ``preset`` ("smoke", "laptop" or "paper"), names unique."""
     makers = {"smoke": _smoke, "laptop": _laptop, "paper": _paper}
     if preset not in makers:
-        raise ValueError(f"unknown zoo preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+        raise ValueError(f"unknown zoo preset {preset!r}; choose one of "
+                         f"{', '.join(PRESET_NAMES)}.")
     configs = makers[preset]()
     names = [c.name for c in configs]
     if len(set(names)) != len(names):  # pragma: no cover - guards edits of this module
