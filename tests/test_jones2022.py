@@ -101,22 +101,11 @@ def test_mask_concentration() -> None:
     assert torch.isnan(mask_concentration(seeds, seeds, masks)).all()
 
 
-def test_fast_inner_cka_matches_the_cka_module() -> None:
-    from advlens.cka import linear_cka
-    from advlens.papers.jones2022 import _fast_linear_cka
-
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(50, 7)), rng.normal(size=(50, 12))
-    b[:, :7] += a
-    idx = rng.integers(0, 50, 50)
-    assert _fast_linear_cka(a[idx], b[idx]) == pytest.approx(linear_cka(a[idx], b[idx]),
-                                                             rel=1e-10)
-
-
 def test_grouped_jackknife_se_matches_the_sampling_spread_of_cka() -> None:
     """The jackknife's standard error of CKA agrees with the spread over independent data sets
     (a bootstrap with replacement would also shift the centre: duplicated rows inflate CKA)."""
-    from advlens.papers.jones2022 import _fast_linear_cka, grouped_jackknife
+    from advlens.cka import linear_cka
+    from advlens.papers.jones2022 import grouped_jackknife
 
     rng = np.random.default_rng(0)
 
@@ -125,11 +114,11 @@ def test_grouped_jackknife_se_matches_the_sampling_spread_of_cka() -> None:
         return (z @ mix_a + rng.normal(size=(n, 12)) * 2, z @ mix_b + rng.normal(size=(n, 10)) * 2)
 
     mix_a, mix_b = rng.normal(size=(4, 12)), rng.normal(size=(4, 10))
-    spread = np.std([_fast_linear_cka(*draw()) for _ in range(300)])
+    spread = np.std([linear_cka(*draw()) for _ in range(300)])
     ses = []
     for _ in range(20):
         a, b = draw()
-        est = grouped_jackknife(96, lambda i, a=a, b=b: _fast_linear_cka(a[i], b[i]), groups=16)
+        est = grouped_jackknife(96, lambda i, a=a, b=b: linear_cka(a[i], b[i]), groups=16)
         assert est.lo < est.value < est.hi
         ses.append((est.hi - est.value) / 2.131)  # t quantile, 15 degrees of freedom
     assert 0.6 < np.mean(ses) / spread < 1.6
@@ -194,3 +183,33 @@ def test_similarity_by_level_uses_the_same_layer_on_test_and_inverted_data(setup
         ra, rb = (models[k][:2](x).flatten(1).double().numpy() for k in ("a", "b"))
     row = res.pairs[(res.pairs.row == "a") & (res.pairs.col == "b")].iloc[0]
     assert row.cka_test == pytest.approx(np_cka(ra, rb), abs=1e-9)
+
+
+def test_mean_cka_ci_is_the_grouped_jackknife_of_the_reference_cka() -> None:
+    """mean_cka_ci by hand: numpy CKA (tests/references.py), the same group assignment, the
+    delete-a-group variance and the t quantile; equal to 1e-12."""
+    from scipy import stats as scipy_stats
+
+    from references import numpy_linear_cka
+
+    rng = np.random.default_rng(3)
+    n, groups = 40, 8
+    z = rng.normal(size=(n, 3))
+    reps = {"r": {"r": z @ rng.normal(size=(3, 6)) + rng.normal(size=(n, 6)),
+                  "c": z @ rng.normal(size=(3, 5)) + rng.normal(size=(n, 5)),
+                  "d": rng.normal(size=(n, 4))}}
+    pairs = [("r", "c"), ("r", "d")]
+    est = mean_cka_ci(reps, pairs, groups=groups, seed=5)
+
+    def mean_cka(idx: np.ndarray) -> float:
+        return float(np.mean([numpy_linear_cka(reps[r][r][idx], reps[r][c][idx])
+                              for r, c in pairs]))
+
+    assign = np.random.default_rng(5).permutation(n) % groups
+    leave = np.array([mean_cka(np.flatnonzero(assign != g)) for g in range(groups)])
+    se = np.sqrt((groups - 1) / groups * ((leave - leave.mean()) ** 2).sum())
+    half = scipy_stats.t.ppf(0.975, groups - 1) * se
+    value = mean_cka(np.arange(n))
+    assert est.value == pytest.approx(value, abs=1e-12)
+    assert est.lo == pytest.approx(value - half, abs=1e-12)
+    assert est.hi == pytest.approx(value + half, abs=1e-12)
