@@ -1,4 +1,4 @@
-"""``python -m advlens run ...`` — see :mod:`advlens.runner`."""
+"""``python -m advlens run|verify|readme|book ...`` — see :mod:`advlens.runner`."""
 
 from advlens.runner import main
 

@@ -180,7 +180,8 @@ def _parse_value(text: str) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m advlens``."""
     parser = argparse.ArgumentParser(prog="python -m advlens",
-                                     description="Run advlens notebooks with papermill.")
+                                     description="Run advlens notebooks with papermill; verify "
+                                                 "a run; build the book.")
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="execute the numbered notebooks in order")
     run_p.add_argument("--preset", default="laptop", choices=PRESET_NAMES)
@@ -189,7 +190,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_p.add_argument("-p", "--param", nargs=2, action="append", default=[],
                        metavar=("KEY", "VALUE"), help="set a notebook parameter")
     run_p.add_argument("--no-progress", action="store_true", help="hide the cell progress bar")
+    from advlens import book, verify  # subcommands that live in their own modules
+    verify.add_arguments(sub.add_parser("verify", help="compare a run with figures/"))
+    book.add_readme_arguments(sub.add_parser("readme", help="regenerate README's findings"))
+    book.add_arguments(sub.add_parser("book", help="build the static HTML book"))
     args = parser.parse_args(argv)
+    if args.command != "run":
+        try:
+            return {"verify": verify.command, "readme": book.readme_command,
+                    "book": book.command}[args.command](args)
+        except (ValueError, FileNotFoundError) as err:
+            print(f"advlens: {err}", file=sys.stderr)
+            return 1
     params = {k: _parse_value(v) for k, v in args.param}
     try:
         run(args.preset, only=args.only, out=args.out, params=params,

@@ -1,0 +1,310 @@
+"""``advlens verify``: a run's result tables against the committed reference, within tolerance.
+
+Every CSV a notebook writes (``<run>/<notebook>/<table>.csv``) is compared cell by cell with the
+file of the same name under the reference (``figures/`` by default). A number may move by the
+tolerance measured between two seeds of the same preset (:data:`TOLERANCE_FILE`, one place for
+all of them; remeasure with ``python -m advlens verify --measure RUN_A RUN_B``). The
+``holds`` column of every ``*_findings.csv`` is a verdict: a changed verdict is a failure.
+
+CLI::
+
+    python -m advlens verify [RUN_DIR] [--reference DIR] [--strict]
+    python -m advlens verify --measure RUN_SEED0 RUN_SEED1 [...]   # rewrite the tolerances
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import itertools
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from advlens.io import atomic_write_json, read_json
+from advlens.paths import figures_dir
+
+TOLERANCE_FILE = Path(__file__).with_name("tolerances.json")
+# columns that measure the machine, not the method: never compared
+IGNORED_COLUMNS = ("wall_s", "*time_s", "wall_time*", "cached", "hash")
+_NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+
+
+@dataclass
+class Cell:
+    """One compared value: where it is, both values, and how far it moved."""
+
+    table: str
+    row: int
+    column: str
+    reference: Any
+    run: Any
+    delta: float
+    tolerance: float | None
+
+
+@dataclass
+class Report:
+    """What :func:`verify` found; ``ok`` is False when a verdict changed."""
+
+    reference: Path
+    run: Path
+    identical: list[str] = field(default_factory=list)
+    within: list[str] = field(default_factory=list)
+    moved: list[Cell] = field(default_factory=list)
+    untoleranced: list[Cell] = field(default_factory=list)
+    structure: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    verdicts: list[Cell] = field(default_factory=list)
+    flipped: list[Cell] = field(default_factory=list)
+    max_delta: dict[str, float] = field(default_factory=dict)
+    compute: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.flipped
+
+    def text(self, limit: int = 25) -> str:
+        """A human-readable summary: identical/within/moved tables, verdicts, settings."""
+        lines = [f"advlens verify: {self.run} against {self.reference}"]
+        for key, (ref, run) in sorted(self.compute.items()):
+            lines.append(f"  compute {key}: reference {ref} / run {run}")
+        n = len(self.identical) + len(self.within) + len({c.table for c in self.moved})
+        lines.append(f"  {n} tables compared: {len(self.identical)} identical, "
+                     f"{len(self.within)} within tolerance (not identical), "
+                     f"{len({c.table for c in self.moved})} with numbers beyond tolerance")
+        for table, delta in sorted(self.max_delta.items()):
+            lines.append(f"    {table}: largest move {delta:.3g}")
+        for cell in sorted(self.moved, key=lambda c: -c.delta / max(c.tolerance or 1e-12,
+                                                                     1e-12))[:limit]:
+            lines.append(f"  MOVED {cell.table} row {cell.row} {cell.column}: {cell.reference} "
+                         f"-> {cell.run} (|Δ| {cell.delta:.3g} > tolerance {cell.tolerance:.3g})")
+        if len(self.moved) > limit:
+            lines.append(f"  ... and {len(self.moved) - limit} more moved numbers")
+        if self.untoleranced:
+            tables = sorted({c.table for c in self.untoleranced})
+            lines.append(f"  {len(self.untoleranced)} numbers changed in columns without a "
+                         f"measured tolerance: {', '.join(tables)}")
+        lines += [f"  STRUCTURE {s}" for s in self.structure]
+        lines += [f"  missing in run: {m}" for m in self.missing]
+        kept = [c for c in self.verdicts if c not in self.flipped]
+        lines.append(f"  verdicts: {len(kept)} unchanged, {len(self.flipped)} flipped")
+        lines += [f"  FLIPPED {c.table}: {c.column} {c.reference} -> {c.run}"
+                  for c in self.flipped]
+        lines.append("  OK: every verdict unchanged" if self.ok else "  FAIL: a verdict flipped")
+        return "\n".join(lines)
+
+
+def load_tolerances(path: Path = TOLERANCE_FILE) -> dict[str, Any]:
+    """The tolerance table: ``{preset: {"<notebook>/<table>.csv": {column: abs tol}}}``."""
+    return read_json(path) if path.exists() else {}
+
+
+def _ignored(column: str) -> bool:
+    return any(fnmatch.fnmatch(column, pattern) for pattern in IGNORED_COLUMNS)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def _numbers(text: str) -> tuple[str, list[float]] | None:
+    """``text`` as (skeleton with numbers replaced by #, the numbers), or None if it has none."""
+    found = _NUMBER.findall(text)
+    if not found:
+        return None
+    return _NUMBER.sub("#", text), [float(v) for v in found]
+
+
+def cell_delta(a: str, b: str) -> float | None:
+    """Largest absolute difference between the numbers in two CSV cells.
+
+    Returns 0.0 for equal text, the difference for two numbers (or for two texts with the same
+    wording around their numbers, e.g. ``"slope 0.04 [-0.03, 0.15]"``), ``inf`` when one side is
+    NaN/empty and the other is not, and None when the wording differs.
+    """
+    if a == b:
+        return 0.0
+    pa, pb = _numbers(a), _numbers(b)
+    if pa is None or pb is None or pa[0] != pb[0] or len(pa[1]) != len(pb[1]):
+        missing = {"", "nan", "NaN", "None"}
+        if (a in missing) != (b in missing):
+            return math.inf
+        return None
+    return max(abs(x - y) for x, y in zip(pa[1], pb[1], strict=True))
+
+
+def _is_findings(name: str, frame: pd.DataFrame) -> bool:
+    return name.endswith("_findings.csv") and {"finding", "holds"} <= set(frame.columns)
+
+
+def _preset_of(folder: Path) -> str | None:
+    for record in sorted(folder.rglob("*.provenance.json")):
+        preset = read_json(record).get("parameters", {}).get("preset")
+        if preset:
+            return str(preset)
+    return None
+
+
+def _compute_of(folder: Path) -> dict[str, Any]:
+    for record in sorted(folder.rglob("*.provenance.json")):
+        compute = read_json(record).get("compute")
+        if compute:
+            return compute
+    return {}
+
+
+def _tables(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.glob("*/*.csv"))
+
+
+def verify(run: str | Path, reference: str | Path | None = None, *,
+           tolerances: dict[str, Any] | None = None, preset: str | None = None) -> Report:
+    """Compare every result table under ``run`` with the one of the same name in ``reference``.
+
+    Parameters
+    ----------
+    run, reference: folders holding ``<notebook>/<table>.csv`` (reference: ``figures/``).
+    tolerances: the tolerance table (default: :data:`TOLERANCE_FILE`).
+    preset: which preset's tolerances apply (default: the one in the run's provenance).
+
+    Returns
+    -------
+    A :class:`Report`; ``report.ok`` is False when a finding's verdict changed.
+    """
+    run, reference = Path(run), Path(reference) if reference is not None else figures_dir()
+    for name, folder in (("run", run), ("reference", reference)):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{name} folder {folder} does not exist; give the --out "
+                                    "folder of a `python -m advlens run`.")
+    if not _tables(run):
+        raise FileNotFoundError(f"{run} holds no <notebook>/<table>.csv; is it a run folder?")
+    ref_preset, run_preset = _preset_of(reference), _preset_of(run)
+    if ref_preset and run_preset and ref_preset != run_preset:
+        raise ValueError(f"run {run} used preset {run_preset!r} but the reference {reference} "
+                         f"used {ref_preset!r}; compare runs of one preset (--reference DIR).")
+    table = (tolerances if tolerances is not None else load_tolerances()).get(
+        preset or run_preset or ref_preset or "laptop", {})
+    report = Report(reference=reference, run=run)
+    ref_compute, run_compute = _compute_of(reference), _compute_of(run)
+    for key in ("cpu_capability", "threads", "deterministic_algorithms"):
+        report.compute[key] = (ref_compute.get(key, "not recorded"),
+                               run_compute.get(key, "not recorded"))
+    run_tables = set(_tables(run))
+    for name in _tables(reference):
+        if name not in run_tables:
+            report.missing.append(name)
+            continue
+        _compare(name, _read(reference / name), _read(run / name), table.get(name), report)
+    return report
+
+
+def _compare(name: str, ref: pd.DataFrame, new: pd.DataFrame,
+             tolerance: dict[str, float] | None, report: Report) -> None:
+    if list(ref.columns) != list(new.columns) or len(ref) != len(new):
+        report.structure.append(f"{name}: reference {ref.shape} {list(ref.columns)[:6]} vs run "
+                                f"{new.shape} {list(new.columns)[:6]}")
+        return
+    findings = _is_findings(name, ref)
+    largest, exact, before = 0.0, True, len(report.moved)
+    for column in ref.columns:
+        if _ignored(column):
+            continue
+        for row, (a, b) in enumerate(zip(ref[column], new[column], strict=True)):
+            if findings and column == "holds":
+                cell = Cell(name, row, f"{ref['finding'][row]!s} holds", a, b, 0.0, None)
+                report.verdicts.append(cell)
+                if a != b:
+                    report.flipped.append(cell)
+                continue
+            delta = cell_delta(a, b)
+            if delta == 0.0:
+                continue
+            exact = False
+            if delta is None:
+                report.structure.append(f"{name} row {row} {column}: {a!r} -> {b!r}")
+                continue
+            largest = max(largest, delta)
+            tol = None if tolerance is None else tolerance.get(column)
+            cell = Cell(name, row, column, a, b, delta, tol)
+            if tol is None:
+                report.untoleranced.append(cell)
+            elif delta > tol:
+                report.moved.append(cell)
+    if not exact:
+        report.max_delta[name] = largest
+    if exact:
+        report.identical.append(name)
+    elif len(report.moved) == before:
+        report.within.append(name)
+
+
+def measure_tolerances(runs: Sequence[str | Path]) -> dict[str, dict[str, float]]:
+    """Seed-to-seed variation: per table and column, the largest |Δ| between any two runs.
+
+    Parameters
+    ----------
+    runs: two or more run folders of one preset that differ only in the ``seed`` knob.
+
+    Returns
+    -------
+    ``{"<notebook>/<table>.csv": {column: largest absolute difference}}`` over the tables all
+    runs share with the same shape (text cells compared through their numbers).
+    """
+    folders = [Path(r) for r in runs]
+    if len(folders) < 2:
+        raise ValueError("measure tolerances from at least two runs that differ in their seed.")
+    shared = set.intersection(*(set(_tables(f)) for f in folders))
+    out: dict[str, dict[str, float]] = {}
+    for name in sorted(shared):
+        frames = [_read(f / name) for f in folders]
+        if any(list(f.columns) != list(frames[0].columns) or len(f) != len(frames[0])
+               for f in frames):
+            continue
+        columns: dict[str, float] = {}
+        for column in frames[0].columns:
+            if _ignored(column):
+                continue
+            spread = 0.0
+            for fa, fb in itertools.combinations(frames, 2):
+                deltas = [cell_delta(a, b) for a, b in zip(fa[column], fb[column], strict=True)]
+                finite = [d for d in deltas if d is not None and math.isfinite(d)]
+                spread = max([spread, *finite])
+            columns[column] = float(f"{spread:.3g}")
+        out[name] = columns
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``verify`` subcommand's arguments."""
+    parser.add_argument("run", nargs="?", default=None,
+                        help="run folder (the --out of `advlens run`; default: figures/)")
+    parser.add_argument("--reference", default=None, help="reference folder (default: figures/)")
+    parser.add_argument("--preset", default=None, help="whose tolerances (default: the run's)")
+    parser.add_argument("--strict", action="store_true",
+                        help="also fail when a number moved beyond its tolerance")
+    parser.add_argument("--measure", nargs="+", metavar="RUN", default=None,
+                        help="measure seed-to-seed tolerances from these runs and store them")
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run ``verify`` (or ``--measure``); exit status 1 when a verdict flipped."""
+    if args.measure:
+        preset = args.preset or _preset_of(Path(args.measure[0])) or "laptop"
+        table = load_tolerances()
+        table[preset] = measure_tolerances(args.measure)
+        table.setdefault("_measured_from", {})[preset] = [str(r) for r in args.measure]
+        atomic_write_json(TOLERANCE_FILE, table)
+        print(f"tolerances for preset {preset!r} from {len(args.measure)} runs -> "
+              f"{TOLERANCE_FILE}")
+        return 0
+    report = verify(args.run or figures_dir(), args.reference, preset=args.preset)
+    print(report.text())
+    if not report.ok:
+        return 1
+    return 2 if args.strict and (report.moved or report.structure or report.missing) else 0
