@@ -78,6 +78,28 @@ def test_linear_fit_matches_scipy_and_covers_truth() -> None:
     assert fit.slope.lo < 2.0 < fit.slope.hi
 
 
+def test_linear_fit_band_is_the_quantile_of_resampled_lines() -> None:
+    """The band by hand: the same resamples (same generator, same skip rule), each refitted
+    by scipy's linregress, lines evaluated on the grid, percentiles taken."""
+    rng = np.random.default_rng(4)
+    x = np.array([0.0, 0.0, 0.0, 0.0, 1.0, 2.0])  # ties: some resamples have one distinct x
+    y = 0.5 * x + rng.normal(0, 0.2, x.size)
+    grid = np.array([[0.0, 1.5], [2.0, 4.0]])
+    fit = stats.linear_fit(x, y, n_boot=300, level=0.9, seed=7)
+    draws = np.random.default_rng(7)
+    lines = []
+    for _ in range(300):
+        i = draws.integers(0, x.size, size=x.size)
+        if np.ptp(x[i]) > 0:
+            ref = sps.linregress(x[i], y[i])
+            lines.append(ref.slope * grid + ref.intercept)
+    lo, hi = fit.band(grid)
+    assert lo.shape == grid.shape and len(lines) == fit.boots.shape[0] < 300
+    np.testing.assert_allclose(lo, np.quantile(lines, 0.05, axis=0), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(hi, np.quantile(lines, 0.95, axis=0), rtol=0, atol=1e-10)
+    assert fit.slope.lo == pytest.approx(np.quantile(fit.boots[:, 0], 0.05), abs=1e-12)
+
+
 def test_bootstrap_ci_brackets_mean_and_rejects_nan() -> None:
     values = np.random.default_rng(1).normal(3.0, 1.0, 400)
     est = stats.bootstrap_ci(values, n_boot=500)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,15 +39,36 @@ def bootstrap_ci(values: np.ndarray, *, statistic: Callable[[np.ndarray], float]
 
 @dataclass(frozen=True)
 class LinearFit:
-    """Least-squares line ``y = slope * x + intercept`` with bootstrap CIs over points."""
+    """Least-squares line ``y = slope * x + intercept`` with bootstrap CIs over points.
+
+    ``boots`` holds the (slope, intercept) of every bootstrap refit (resamples with a single
+    distinct x are skipped), ``level`` the confidence level of the CIs and of :meth:`band`.
+    """
 
     slope: Estimate
     intercept: Estimate
     r2: float
     n: int
+    level: float = 0.95
+    boots: np.ndarray = field(default_factory=lambda: np.empty((0, 2)), repr=False,
+                              compare=False)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """The fitted line at ``x``."""
         return self.slope.value * np.asarray(x) + self.intercept.value
+
+    def band(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pointwise percentile-bootstrap band (lo, hi) of the line at ``x``.
+
+        Returns two arrays shaped like ``x``: the ``level`` band of the bootstrap lines.
+        """
+        if self.boots.shape[0] == 0:
+            raise ValueError("no bootstrap refits to draw a band from (fit with n_boot > 0).")
+        x = np.asarray(x, dtype=np.float64)
+        lines = self.boots[:, :1] * x.reshape(1, -1) + self.boots[:, 1:]
+        alpha = (1.0 - self.level) / 2.0
+        lo, hi = np.quantile(lines, [alpha, 1.0 - alpha], axis=0)
+        return lo.reshape(x.shape), hi.reshape(x.shape)
 
 
 def _fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
@@ -60,7 +81,11 @@ def _fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
 
 def linear_fit(x: np.ndarray, y: np.ndarray, *, n_boot: int = 2000, level: float = 0.95,
                seed: int = 0) -> LinearFit:
-    """Fit a line and bootstrap (resampling points) the slope and intercept."""
+    """Fit a line and bootstrap (resampling points) the slope and intercept.
+
+    The one bootstrap line fit of the package: every scaling law and prediction band uses it.
+    Returns a :class:`LinearFit` (CIs at ``level``; :meth:`LinearFit.band` for a band).
+    """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"x and y must be 1-D of equal length; got {x.shape} and {y.shape}.")
@@ -73,9 +98,9 @@ def linear_fit(x: np.ndarray, y: np.ndarray, *, n_boot: int = 2000, level: float
         i = rng.integers(0, x.shape[0], size=x.shape[0])
         if np.ptp(x[i]) > 0:
             boots.append(_fit_line(x[i], y[i])[:2])
-    b = np.array(boots)
+    b = np.array(boots, dtype=np.float64).reshape(-1, 2)
     alpha = (1.0 - level) / 2.0
     q = np.quantile(b, [alpha, 1.0 - alpha], axis=0)
     n = x.shape[0]
     return LinearFit(Estimate(slope, q[0, 0], q[1, 0], n), Estimate(intercept, q[0, 1], q[1, 1], n),
-                     r2, n)
+                     r2, n, level, b)

@@ -148,22 +148,10 @@ def prediction_band(distortions: Sequence[float] | np.ndarray,
                     *, n_boot: int = 2000, level: float = 0.95,
                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Pointwise percentile-bootstrap band (lo, hi) of the fitted line at the errors ``grid``
-    (resampling models, as :func:`scaling_law` does), for plotting the fit's uncertainty."""
-    d = np.asarray(distortions, dtype=np.float64)
-    lx = np.log(np.asarray(errors, dtype=np.float64))
-    g = np.log(np.asarray(grid, dtype=np.float64))
-    rng = np.random.default_rng(seed)
-    lines = []
-    for _ in range(n_boot):
-        i = rng.integers(0, d.shape[0], size=d.shape[0])
-        if np.ptp(lx[i]) > 0:
-            slope, intercept = np.polyfit(lx[i], d[i], 1)
-            lines.append(slope * g + intercept)
-    if not lines:
-        raise ValueError("a prediction band needs at least 2 distinct error values.")
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(np.array(lines), [alpha, 1.0 - alpha], axis=0)
-    return lo, hi
+    (the bootstrap refits of :func:`scaling_law`, which resamples models), for plotting the
+    fit's uncertainty."""
+    fit = scaling_law(distortions, errors, n_boot=n_boot, level=level, seed=seed)
+    return fit.band(np.log(np.asarray(grid, dtype=np.float64)))
 
 
 SUITE = ("fgsm", "ifgsm", "cw", "ead")
