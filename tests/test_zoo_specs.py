@@ -36,7 +36,15 @@ def test_laptop_spec_covers_what_the_notebooks_need() -> None:
     assert any(c.seed > 0 for c in digits)
     twin = Counter(c.variant for c in configs if c.dataset == "twin-cue")
     assert twin["a-only"] >= 2 and twin["b-only"] >= 1 and twin["both"] >= 1
-    assert len({c.arch for c in configs if c.dataset == "twin-cue"}) == 1
+    assert len({c.arch for c in configs if c.dataset == "twin-cue" and c.variant != "both"}) == 1
+    # harmonized twins (notebook 03): >= 3 families on twin-cue and on digits, each with its
+    # plain twin (same config but the regime)
+    for dataset in ("twin-cue", "digits"):
+        harm = [c for c in configs if c.dataset == dataset and c.regime == "harmonized"]
+        assert len({c.family for c in harm}) >= 3
+        for c in harm:
+            plain = c.replace(regime="standard", harmonizer_weight=0.0, importance_map=None)
+            assert plain in configs
     # a width spread within the MLP and CNN families for the scaling law
     assert len({c.arch for c in standard if c.family == "mlp"}) >= 4
     assert len({c.arch for c in standard if c.family == "cnn"}) >= 4
@@ -45,7 +53,8 @@ def test_laptop_spec_covers_what_the_notebooks_need() -> None:
 def test_smoke_spec_is_tiny() -> None:
     configs = spec("smoke")
     assert all(c.epochs <= 2 for c in configs)
-    assert {c.variant for c in configs if c.dataset == "twin-cue"} == {"a-only", "b-only"}
+    assert {c.variant for c in configs if c.dataset == "twin-cue"} == {"a-only", "b-only", "both"}
+    assert {c.dataset for c in configs if c.regime == "harmonized"} == {"digits", "twin-cue"}
 
 
 def test_unknown_preset_is_refused() -> None:

@@ -113,11 +113,7 @@ def saliency(model: nn.Module, x: Tensor, y: Tensor, *, create_graph: bool = Fal
     x = as_tensor(x, "x")
     y = check_labels(y, x.shape[0], "y")
     if create_graph:
-        inputs = x.detach().requires_grad_(True)
-        logits = model(inputs)
-        picked = logits.gather(1, y.to(logits.device)[:, None]).sum()
-        (grad,) = torch.autograd.grad(picked, inputs, create_graph=True)
-        return grad.mean(dim=1)
+        return logits_and_saliency(model, x, y)[1]
     check_images(x, "x")
     with frozen(model), torch.enable_grad():
         inputs = x.detach().to(model_device(model)).requires_grad_(True)
@@ -125,6 +121,16 @@ def saliency(model: nn.Module, x: Tensor, y: Tensor, *, create_graph: bool = Fal
         picked = logits.gather(1, y.to(logits.device)[:, None]).sum()
         (grad,) = torch.autograd.grad(picked, inputs)
     return grad.mean(dim=1).detach()
+
+
+def logits_and_saliency(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """One forward pass in the model's current mode: (logits, saliency), both differentiable in
+    the parameters (what a harmonizer training step needs: cross-entropy on the same logits)."""
+    inputs = x.detach().requires_grad_(True)
+    logits = model(inputs)
+    picked = logits.gather(1, y.to(logits.device)[:, None]).sum()
+    (grad,) = torch.autograd.grad(picked, inputs, create_graph=True)
+    return logits, grad.mean(dim=1)
 
 
 def _top_masks(a: Tensor, b: Tensor, percentile: float) -> tuple[Tensor, Tensor]:

@@ -5,7 +5,7 @@ ImageNet models (the ``paper`` preset names the real checkpoints).
 - :func:`spec` — the configs of a preset; :func:`build` — load or train them all into a
   :class:`Zoo`; :func:`load` — one model as a :class:`ZooEntry`.
 - :mod:`~advlens.zoo.architectures` (families, ``ZooNet`` = normalize → body → linear head),
-  :mod:`~advlens.zoo.regimes` (standard, L2 adversarial training, harmonized hook),
+  :mod:`~advlens.zoo.regimes` (standard, L2 adversarial training, the neural harmonizer),
   :mod:`~advlens.zoo.training`, :mod:`~advlens.zoo.evaluation`, :mod:`~advlens.zoo.cache`.
 """
 
@@ -14,8 +14,7 @@ from advlens.zoo.builder import build, load
 from advlens.zoo.cache import CacheWarning
 from advlens.zoo.collection import Zoo, ZooEntry
 from advlens.zoo.config import TRAINING_CODE_VERSION, ModelConfig
-from advlens.zoo.regimes import register_loss_term
 from advlens.zoo.specs import spec
 
 __all__ = ["ARCHS", "FAMILIES", "TRAINING_CODE_VERSION", "CacheWarning", "ModelConfig", "Zoo",
-           "ZooEntry", "ZooNet", "build", "build_model", "load", "register_loss_term", "spec"]
+           "ZooEntry", "ZooNet", "build", "build_model", "load", "spec"]

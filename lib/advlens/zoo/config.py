@@ -19,12 +19,16 @@ TRAINING_CODE_VERSION = "zoo-1"
 # Fields added after zoo-1: hashed only when set to a non-default value, so the models cached
 # before a field existed keep their keys (and are not retrained) while every non-default value
 # still changes the key. Append a new field's name here when adding it.
-LATER_FIELDS: tuple[str, ...] = ("twin_design",)
+LATER_FIELDS: tuple[str, ...] = ("harmonizer_weight", "importance_map", "twin_design")
 
 DATASETS = ("digits", "twin-cue")
 REGIMES = ("standard", "l2-at", "harmonized")
 SOURCES = ("trained", "timm", "robustness")
 TWIN_CUE_VARIANTS = ("both", "a-only", "b-only")
+# The importance maps a harmonized model is trained against, per dataset (stand-ins for ClickMe
+# maps, built by advlens.zoo.regimes.importance_maps): twin-cue "shape" = the shape cue's mask,
+# digits "stroke" = the stroke mask, each blurred like ClickMe maps.
+IMPORTANCE_MAPS = {"twin-cue": ("shape",), "digits": ("stroke",)}
 
 
 def data_version(dataset: str, twin_design: str = "independent") -> str:
@@ -44,6 +48,9 @@ class ModelConfig:
     ``arch`` names a registered architecture (``advlens.zoo.architectures.ARCHS``); ``family``
     is filled in from it. ``eps`` is the L2 radius of adversarial training (0 for ``standard``).
     ``n_train``/``n_test`` subsample the data (None = all; tests use tiny subsets).
+    ``harmonizer_weight`` and ``importance_map`` are the ``harmonized`` regime's loss: cross-entropy
+    + ``harmonizer_weight`` · :func:`advlens.alignment.harmonizer_loss` against the dataset's
+    ``importance_map`` (:data:`IMPORTANCE_MAPS`); both are in the cache hash.
     ``source`` is ``"trained"`` for models this package trains, or ``"timm"``/``"robustness"``
     for published checkpoints named by ``checkpoint`` (the ``paper`` preset).
     """
@@ -70,6 +77,8 @@ class ModelConfig:
     source: str = "trained"
     checkpoint: str | None = None
     tag: str = ""
+    harmonizer_weight: float = 0.0
+    importance_map: str | None = None
     twin_design: str = "independent"
 
     def __post_init__(self) -> None:
@@ -93,6 +102,7 @@ class ModelConfig:
                              "Use regime='l2-at' for adversarial training.")
         if self.regime == "l2-at" and not self.eps > 0:
             raise ValueError(f"regime 'l2-at' needs eps > 0; got {self.eps}.")
+        self._check_harmonizer()
         if self.dataset == "twin-cue":
             if self.variant not in TWIN_CUE_VARIANTS:
                 raise ValueError(f"twin-cue models need variant in {TWIN_CUE_VARIANTS}; "
@@ -108,6 +118,22 @@ class ModelConfig:
                              f"for dataset {self.dataset!r}.")
         if self.epochs < 1 and self.source == "trained":
             raise ValueError(f"epochs must be >= 1; got {self.epochs}.")
+
+    def _check_harmonizer(self) -> None:
+        if self.regime != "harmonized":
+            if self.harmonizer_weight != 0 or self.importance_map is not None:
+                raise ValueError(f"harmonizer_weight/importance_map are for regime 'harmonized'; "
+                                 f"got them with regime {self.regime!r}.")
+            return
+        if self.source != "trained":  # a published harmonized checkpoint: loaded, not trained
+            return
+        if not self.harmonizer_weight > 0:
+            raise ValueError("regime 'harmonized' needs harmonizer_weight > 0; got "
+                             f"{self.harmonizer_weight}.")
+        maps = IMPORTANCE_MAPS.get(self.dataset, ())
+        if self.importance_map not in maps:
+            raise ValueError(f"regime 'harmonized' on {self.dataset!r} needs importance_map in "
+                             f"{maps}; got {self.importance_map!r}.")
 
     @property
     def name(self) -> str:

@@ -5,14 +5,14 @@
   examples of radius ``config.eps`` made on the fly by :func:`advlens.attacks.pgd` (random start,
   ``config.attack_steps`` steps of ``attack_step_factor · eps / steps``, the attack run in eval
   mode as ``pgd`` does, so BatchNorm statistics come from clean batches only).
-- ``harmonized``: clean cross-entropy plus registered extra loss terms (the neural harmonizer
-  of Fel et al. 2022, which aligns saliency with human/ground-truth maps). The term is added by
-  the alignment code with :func:`register_loss_term`; until then training it raises
-  ``NotImplementedError``.
-
-Any regime can carry extra loss terms: ``register_loss_term(regime, term)`` with
-``term(model, batch, logits, config) -> scalar tensor``. Regime hyper-parameters (e.g. a loss
-weight) go in ``config.regime_params`` so they are part of the cache hash.
+- ``harmonized``: the neural harmonizer (Fel et al. 2022): clean cross-entropy plus
+  ``config.harmonizer_weight`` · :func:`advlens.alignment.harmonizer_loss` between the model's
+  saliency (gradient of the true-class logit, from the same forward pass, differentiable: double
+  backpropagation) and the dataset's importance map ``config.importance_map`` (see
+  :func:`importance_maps`). The loss and its weight are fields of the config, so the cache hash
+  covers them. Unlike the official recipe (label smoothing 0.1, explicit 1e-5·Σ‖w‖²) the
+  cross-entropy and weight decay stay those of the plain twin, so a harmonized model differs
+  from its twin by the harmonizer term only.
 
 Radii of adversarial training (see :func:`at_radii`): for 16×16×1 digits we use L2 radii
 {0.25, 0.5, 1.0}; for other image sizes they scale with sqrt(pixels × channels), the norm of a
@@ -28,14 +28,18 @@ ordering the papers' robust-zoo comparisons need, while clean accuracy stays hig
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from advlens.zoo.config import REGIMES, ModelConfig
+from advlens.alignment import harmonizer_loss, logits_and_saliency
+from advlens.data import ImageSet, clickme_standin
+from advlens.zoo.config import ModelConfig
+
+# importance map name -> the cue masks clickme_standin blurs into it
+MAP_CUES = {"shape": ("a",), "stroke": ("stroke",)}
 
 DIGITS_AT_RADII = (0.25, 0.5, 1.0)
 DIGITS_DIM = 16 * 16 * 1
@@ -50,52 +54,31 @@ def at_radii(dataset_dim: int = DIGITS_DIM) -> tuple[float, ...]:
 
 @dataclass
 class Batch:
-    """One training batch: images in [0, 1], labels, and ground-truth cue masks if the data has
-    them (twin-cue; the stand-in for ClickMe maps that a harmonizing loss would use)."""
+    """One training batch: images in [0, 1], labels, ground-truth cue masks if the data has
+    them, and the importance maps (N, 1, H, W) a harmonized model is trained against."""
 
     x: Tensor
     y: Tensor
     masks: Tensor | None = None
+    maps: Tensor | None = None
 
 
-LossTerm = Callable[[nn.Module, Batch, Tensor, ModelConfig], Tensor]
-
-_EXTRA_TERMS: dict[str, list[LossTerm]] = {regime: [] for regime in REGIMES}
-
-
-def register_loss_term(regime: str, term: LossTerm) -> LossTerm:
-    """Add ``term(model, batch, logits, config) -> scalar`` to every training step of
-    ``regime`` (usable as a decorator via ``functools.partial``); returns ``term``.
-
-    Changing a registered term changes what a config trains to: bump
-    ``advlens.zoo.config.TRAINING_CODE_VERSION`` or add a ``regime_params`` entry.
-    """
-    if regime not in _EXTRA_TERMS:
-        raise ValueError(f"unknown regime {regime!r}; regimes: {list(_EXTRA_TERMS)}.")
-    _EXTRA_TERMS[regime].append(term)
-    return term
-
-
-def remove_loss_term(regime: str, term: LossTerm) -> None:
-    """Undo :func:`register_loss_term`."""
-    _EXTRA_TERMS[regime].remove(term)
-
-
-def loss_terms(regime: str) -> tuple[LossTerm, ...]:
-    """The extra loss terms registered for ``regime``."""
-    return tuple(_EXTRA_TERMS[regime])
+def importance_maps(config: ModelConfig, data: ImageSet) -> Tensor | None:
+    """The (N, 1, H, W) importance maps of ``data`` that ``config`` trains against (None unless
+    harmonized): ClickMe-like stand-ins from the ground-truth masks (:func:`clickme_standin`,
+    the ClickMe blur at the image's size). Twin-cue ``"shape"``: the shape cue's mask (cue A);
+    digits ``"stroke"``: the stroke mask. They mark what the generator made diagnostic (or where
+    the ink is), not what humans chose."""
+    if config.regime != "harmonized":
+        return None
+    return clickme_standin(data, MAP_CUES[config.importance_map or ""])
 
 
 def check_trainable(config: ModelConfig) -> None:
-    """Raise before any training if ``config``'s regime cannot be trained yet."""
+    """Raise before any training if ``config`` cannot be trained here."""
     if config.source != "trained":
         raise ValueError(f"{config.name} is a published checkpoint ({config.source}); it is "
                          "loaded, not trained.")
-    if config.regime == "harmonized" and not _EXTRA_TERMS["harmonized"]:
-        raise NotImplementedError(
-            f"cannot train {config.name}: the 'harmonized' regime needs the harmonizer loss, "
-            "which the alignment module provides (not implemented yet). Register it with "
-            "advlens.zoo.regimes.register_loss_term('harmonized', term).")
 
 
 def training_inputs(model: nn.Module, batch: Batch, config: ModelConfig,
@@ -114,10 +97,15 @@ def training_inputs(model: nn.Module, batch: Batch, config: ModelConfig,
 
 def training_loss(model: nn.Module, batch: Batch, inputs: Tensor,
                   config: ModelConfig) -> tuple[Tensor, Tensor]:
-    """(loss, logits) on ``inputs`` (from :func:`training_inputs`): cross-entropy plus every
-    extra term registered for ``config.regime``."""
-    logits = model(inputs)
-    loss = F.cross_entropy(logits, batch.y)
-    for term in _EXTRA_TERMS[config.regime]:
-        loss = loss + term(model, batch, logits, config)
+    """(loss, logits) on ``inputs`` (from :func:`training_inputs`): cross-entropy, plus for
+    ``harmonized`` ``config.harmonizer_weight`` · the harmonizer term against ``batch.maps``."""
+    if config.regime != "harmonized":
+        logits = model(inputs)
+        return F.cross_entropy(logits, batch.y), logits
+    if batch.maps is None:
+        raise ValueError(f"{config.name}: a harmonized training batch needs importance maps "
+                         "(Batch.maps; see importance_maps).")
+    logits, sal = logits_and_saliency(model, inputs, batch.y)
+    loss = F.cross_entropy(logits, batch.y) + config.harmonizer_weight * harmonizer_loss(
+        sal, batch.maps)
     return loss, logits

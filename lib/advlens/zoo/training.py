@@ -26,7 +26,13 @@ from tqdm.auto import tqdm
 from advlens.data import ImageSet
 from advlens.zoo.architectures import ZooNet, build_model
 from advlens.zoo.config import ModelConfig
-from advlens.zoo.regimes import Batch, check_trainable, training_inputs, training_loss
+from advlens.zoo.regimes import (
+    Batch,
+    check_trainable,
+    importance_maps,
+    training_inputs,
+    training_loss,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +90,7 @@ def train(config: ModelConfig, data: ImageSet, *, progress: bool = True) -> Trai
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, total, config.warmup_frac))
     history: list[dict[str, float]] = []
+    maps = importance_maps(config, data)
     bar = tqdm(total=total, desc=config.name, disable=not progress, leave=False, unit="step",
                mininterval=1.0)
     with torch.random.fork_rng(devices=[]):
@@ -93,7 +100,8 @@ def train(config: ModelConfig, data: ImageSet, *, progress: bool = True) -> Trai
             start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
             for idx in _batches(len(data), config.batch_size, generator):
                 masks = None if data.masks is None else data.masks[idx]
-                batch = Batch(data.images[idx], data.labels[idx], masks)
+                batch = Batch(data.images[idx], data.labels[idx], masks,
+                              None if maps is None else maps[idx])
                 inputs = training_inputs(model, batch, config, generator)
                 optimizer.zero_grad(set_to_none=True)
                 loss, logits = training_loss(model, batch, inputs, config)
