@@ -109,3 +109,23 @@ def test_predict_and_accuracy() -> None:
     x = torch.tensor([[2.0, 0, 0, 0], [0, 3.0, 0, 0]])
     assert features.accuracy(model, x, torch.tensor([0, 1])) == 1.0
     assert features.accuracy(model, x, torch.tensor([1, 1])) == 0.5
+
+
+def test_forward_and_capture_returns_logits_and_the_layer_of_one_pass() -> None:
+    """The full forward's logits plus the captured layer (uncorrupted by the in-place ReLU),
+    differentiable, with no hook left behind (also when the forward raises)."""
+    torch.manual_seed(0)
+    model = InplaceNet().eval()
+    x = torch.randn(5, 8, requires_grad=True)
+    for layer, expected in ((None, model.body), ("fc1", model.fc1)):
+        logits, rep = features.forward_and_capture(model, x, *features.resolve_layer(model,
+                                                                                      layer))
+        with torch.no_grad():
+            torch.testing.assert_close(logits, model(x))
+            torch.testing.assert_close(rep, expected(x))
+        assert _no_hooks(model)
+    (grad,) = torch.autograd.grad(rep.sum() + logits.sum(), x)
+    assert grad.abs().sum() > 0
+    with pytest.raises(RuntimeError, match="mat1 and mat2"):
+        features.forward_and_capture(model, torch.randn(2, 5), model.head, True)
+    assert _no_hooks(model)

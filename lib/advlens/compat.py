@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from advlens.checks import as_tensor, check_images, frozen, model_device
-from advlens.features import resolve_layer
+from advlens.features import forward_and_capture, resolve_layer
 
 
 def install_torchvision_shim() -> None:
@@ -79,19 +79,7 @@ class LatentModel(nn.Module):
             raise ValueError("LatentModel does not support fake_relu or no_relu.")
         if not with_latent:
             return self.model(x)
-        captured: list[Tensor] = []
-
-        def hook(_module: nn.Module, args: tuple, output: Tensor | None = None) -> None:
-            value = args[0] if self._take_input else output
-            captured.append(value.clone())
-
-        handle = (self._module.register_forward_pre_hook(hook) if self._take_input
-                  else self._module.register_forward_hook(hook))
-        try:
-            logits = self.model(x)
-        finally:
-            handle.remove()
-        return logits, captured[0].flatten(1)
+        return forward_and_capture(self.model, x, self._module, self._take_input)
 
 
 def attacker_model(model: nn.Module, *, mean: Sequence[float] | Tensor = (0.0,),

@@ -4,6 +4,7 @@ any named module, batched, with no hook left behind and no in-place corruption."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -53,11 +54,10 @@ def representation_graph(model: nn.Module, x: Tensor, layer: str | None = None) 
     return capture(model, x, *resolve_layer(model, layer))
 
 
-def capture(model: nn.Module, x: Tensor, module: nn.Module, take_input: bool) -> Tensor:
-    """Run ``model(x)`` up to ``module`` and return its input (or output) flattened to (N, D).
-
-    For loops that call the same layer many times: resolve it once with :func:`resolve_layer`.
-    """
+@contextmanager
+def _hooked(module: nn.Module, take_input: bool, *, stop: bool) -> Iterator[list[Tensor]]:
+    """Collect the input (or output) of every call of ``module`` while the context is open;
+    ``stop`` ends the forward pass at the first call. The hook is always removed."""
     captured: list[Tensor] = []
 
     def hook(_module: nn.Module, args: tuple, output: Tensor | None = None) -> None:
@@ -66,19 +66,43 @@ def capture(model: nn.Module, x: Tensor, module: nn.Module, take_input: bool) ->
             value = value[0]
         # clone: a later in-place op (ReLU(inplace=True), re-used modules) must not alter it
         captured.append(value.clone())
-        raise _Captured
+        if stop:
+            raise _Captured
 
     handle = (module.register_forward_pre_hook(hook) if take_input
               else module.register_forward_hook(hook))
     try:
-        model(x)
-    except _Captured:
-        pass
+        yield captured
     finally:
         handle.remove()
+
+
+def _first(captured: list[Tensor], module: nn.Module) -> Tensor:
     if not captured:
         raise RuntimeError(f"{type(module).__name__} was never called in the forward pass.")
     return captured[0].flatten(1)
+
+
+def capture(model: nn.Module, x: Tensor, module: nn.Module, take_input: bool) -> Tensor:
+    """Run ``model(x)`` up to ``module`` and return its input (or output) flattened to (N, D).
+
+    For loops that call the same layer many times: resolve it once with :func:`resolve_layer`.
+    """
+    with _hooked(module, take_input, stop=True) as captured:
+        try:
+            model(x)
+        except _Captured:
+            pass
+    return _first(captured, module)
+
+
+def forward_and_capture(model: nn.Module, x: Tensor, module: nn.Module,
+                        take_input: bool) -> tuple[Tensor, Tensor]:
+    """The logits ``model(x)`` and, from the same complete (differentiable) forward pass, the
+    input (or output) of ``module`` flattened to (N, D), as :func:`capture` takes it."""
+    with _hooked(module, take_input, stop=False) as captured:
+        logits = model(x)
+    return logits, _first(captured, module)
 
 
 def _batches(x: Tensor, batch_size: int) -> Iterator[Tensor]:
