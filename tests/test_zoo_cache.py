@@ -67,6 +67,16 @@ def test_changed_config_or_code_version_is_a_miss(tmp_path: Path,
     assert TINY.hash != before and not _load(TINY, tmp_path).cached
 
 
+def test_model_saved_before_a_later_field_existed_is_still_loaded(tmp_path: Path) -> None:
+    _load(TINY, tmp_path)
+    paths = cache_paths(TINY, tmp_path)
+    meta = json.loads(paths.meta.read_text())
+    for name in config.LATER_FIELDS:  # as written before those fields were added
+        del meta["config"][name]
+    paths.meta.write_text(json.dumps(meta))
+    assert _load(TINY, tmp_path).cached
+
+
 def test_new_robust_eval_settings_are_added_without_retraining(tmp_path: Path) -> None:
     _load(TINY, tmp_path)
     entry = load(TINY, tmp_path, progress=False, robust_eval_eps=0.0, robust_eval_n=16)

@@ -122,6 +122,17 @@ class _Unusable(Exception):
         super().__init__(f"{path}: {reason}")
 
 
+def _describes(stored: Any, config: ModelConfig) -> bool:
+    """Whether stored metadata describes ``config``; fields added after a model was saved
+    (``LATER_FIELDS``) take their defaults, as in the hash."""
+    if not isinstance(stored, dict):
+        return False
+    try:
+        return ModelConfig.from_dict(stored) == config
+    except (TypeError, ValueError):
+        return False
+
+
 def _verified(config: ModelConfig, paths: CachePaths) -> tuple[ZooNet, dict[str, Any]]:
     if not paths.meta.exists():
         raise _Unusable(paths.checkpoint, "checkpoint without metadata (an interrupted save)")
@@ -130,7 +141,7 @@ def _verified(config: ModelConfig, paths: CachePaths) -> tuple[ZooNet, dict[str,
     except ValueError as err:
         raise _Unusable(paths.meta, f"unreadable metadata ({err})") from err
     if not isinstance(meta, dict) or meta.get("hash") != config.hash \
-            or meta.get("config") != config.to_dict():
+            or not _describes(meta.get("config"), config):
         raise _Unusable(paths.meta, "metadata describes a different config")
     if not paths.checkpoint.exists():
         raise _Unusable(paths.checkpoint, "checkpoint missing")
