@@ -26,8 +26,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from advlens.checkpoints import load_checkpoint, state_dict_of
 from advlens.checks import as_tensor, check_images, frozen, model_device
 from advlens.features import forward_and_capture, resolve_layer
+from advlens.zoo.published import IMAGENET_MEAN, IMAGENET_STD, NormalizedClassifier
 
 
 def install_torchvision_shim() -> None:
@@ -169,24 +171,6 @@ def robustness_invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
     return torch.cat(inverted)
 
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class NormalizedClassifier(nn.Module):
-    """``model((x - mean) / std)``: takes [0, 1] images like every advlens model. Unlike
-    robustness's own normaliser it does not clamp, so input gradients flow at 0 and 1 too."""
-
-    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-        self.model = model
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model((x - self.mean) / self.std)
-
-
 def robustness_architecture(arch: str, num_classes: int = 1000) -> nn.Module:
     """An ImageNet architecture as the robustness library defines it, else torchvision's
     (Salman et al. trained MobileNetV2 and ShuffleNetV2 as torchvision defines them)."""
@@ -204,35 +188,40 @@ def robustness_architecture(arch: str, num_classes: int = 1000) -> nn.Module:
 
 
 def load_robustness_checkpoint(arch: str, path: str | Path, *, num_classes: int = 1000,
-                               mean: Sequence[float] = IMAGENET_MEAN,
-                               std: Sequence[float] = IMAGENET_STD) -> NormalizedClassifier:
+                               mean: Sequence[float] | None = None,
+                               std: Sequence[float] | None = None,
+                               trust: bool | None = None) -> NormalizedClassifier:
     """A checkpoint saved by the robustness library (e.g. the Salman et al. robust ImageNet zoo,
     ``resnet50_l2_eps3.ckpt``) as a model on [0, 1] images, in eval mode, on the CPU.
 
     The weights are those of the wrapped classifier (keys ``[module.]model.*``); the attacker's
-    copy and the normaliser's buffers are skipped. The file is a pickle (robustness saved it
-    with ``dill``): load only checkpoints you trust.
+    copy is skipped. ``mean``/``std`` default to the normaliser's buffers in the file
+    (``normalizer.new_mean``/``new_std``), else ImageNet's. The file is read with
+    ``weights_only=True`` (see :func:`advlens.checkpoints.load_checkpoint`); ``trust=True``
+    allows full unpickling (with ``dill``, as robustness saved it) for files you trust.
     """
-    import dill
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; download it (e.g. from the Salman et "
                                 "al. robust ImageNet release) and pass its path.")
-    checkpoint = torch.load(path, map_location="cpu", pickle_module=dill, weights_only=False)
-    state = checkpoint.get("model", checkpoint.get("state_dict", checkpoint)) \
-        if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} holds no state dict (expected a dict with key 'model' or "
-                         "'state_dict').")
-    weights = {}
+    state = state_dict_of(load_checkpoint(path, trust=trust), path)
+    weights, buffers = {}, {}
     for key, value in state.items():
         key = key.removeprefix("module.")
         if key.startswith("model."):
             weights[key.removeprefix("model.")] = value
+        elif key.startswith("normalizer."):
+            buffers[key.removeprefix("normalizer.")] = value
     if not weights:
         raise ValueError(f"{path} has no 'model.*' weights; is it a robustness checkpoint? "
                          f"First keys: {list(state)[:5]}.")
     network = robustness_architecture(arch, num_classes)
-    network.load_state_dict(weights)
-    return NormalizedClassifier(network, mean, std).eval()
+    try:
+        network.load_state_dict(weights)
+    except RuntimeError as err:
+        raise ValueError(f"{path} does not fit the {arch} architecture with {num_classes} "
+                         f"classes: {str(err).splitlines()[0]}") from None
+    mean = mean if mean is not None else buffers.get("new_mean", torch.tensor(IMAGENET_MEAN))
+    std = std if std is not None else buffers.get("new_std", torch.tensor(IMAGENET_STD))
+    return NormalizedClassifier(network, torch.as_tensor(mean).flatten().tolist(),
+                                torch.as_tensor(std).flatten().tolist()).eval()

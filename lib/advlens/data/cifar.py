@@ -21,6 +21,27 @@ _HOW = ("Download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/c
         "extract it there (so that cifar-10-batches-py/data_batch_1 exists), or pass root=.")
 
 
+URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+ARCHIVE = "cifar-10-python.tar.gz"
+ARCHIVE_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+
+
+def download_cifar10(root: str | Path | None = None) -> Path:
+    """Fetch the CIFAR-10 archive through the hash-checked cache (:func:`advlens.data.cache.
+    fetch`; offline, it says where to put the file by hand) and extract it under ``root``
+    (default ``data_dir()/cifar10``). Returns the ``cifar-10-batches-py`` folder."""
+    import tarfile
+
+    from advlens.data.cache import fetch
+
+    base = Path(root) if root is not None else data_dir() / "cifar10"
+    archive = fetch(URL, ARCHIVE_SHA256, ARCHIVE)
+    base.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "r:gz") as tar:
+        tar.extractall(base, filter="data")
+    return _folder(base)
+
+
 def _folder(root: str | Path | None) -> Path:
     return dataset_folder(root, data_dir() / "cifar10", FOLDER, "CIFAR-10 (python version)", _HOW)
 

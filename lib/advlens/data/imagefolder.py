@@ -37,11 +37,13 @@ def _read(path: Path, size: int | None, crop_fraction: float) -> np.ndarray:
 
 def imagefolder(root: str | Path, split: str | None = None, *, size: int | None = None,
                 crop_fraction: float = 0.875, max_per_class: int | None = None,
-                progress: bool = True) -> ImageSet:
+                n: int | None = None, seed: int = 0, progress: bool = True) -> ImageSet:
     """Images under ``root`` (or ``root/split`` when that folder exists), one folder per class.
 
     ``size`` resizes the shorter side to ``size / crop_fraction`` and centre-crops ``size``
     (ImageNet's 256 → 224 at the default 0.875); without it every image must share one size.
+    ``n`` reads only ``n`` files drawn at random (``seed``) from the listing, in listing order
+    (a 1,000-image evaluation subset of the 50,000 ImageNet validation images).
     """
     base = Path(root)
     if split is not None and (base / split).is_dir():
@@ -57,6 +59,9 @@ def imagefolder(root: str | Path, split: str | None = None, *, size: int | None 
     if not files:
         raise missing(base, "images (in class sub-folders)",
                       f"Expected files ending in {', '.join(EXTENSIONS)} inside class folders.")
+    if n is not None and n < len(files):
+        keep = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[:n]
+        files = [files[i] for i in keep.sort().values.tolist()]
     arrays = [_read(p, size, crop_fraction)
               for p, _ in tqdm(files, desc=f"reading {base.name}", disable=not progress)]
     shapes = {a.shape for a in arrays}

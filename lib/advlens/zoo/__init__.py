@@ -10,11 +10,11 @@ ImageNet models (the ``paper`` preset names the real checkpoints).
 """
 
 from advlens.zoo.architectures import ARCHS, FAMILIES, ZooNet, build_model
-from advlens.zoo.builder import build, load
+from advlens.zoo.builder import build, load, require
 from advlens.zoo.cache import CacheWarning
 from advlens.zoo.collection import Zoo, ZooEntry
 from advlens.zoo.config import TRAINING_CODE_VERSION, ModelConfig
 from advlens.zoo.specs import spec
 
 __all__ = ["ARCHS", "FAMILIES", "TRAINING_CODE_VERSION", "CacheWarning", "ModelConfig", "Zoo",
-           "ZooEntry", "ZooNet", "build", "build_model", "load", "spec"]
+           "ZooEntry", "ZooNet", "build", "build_model", "load", "require", "spec"]

@@ -11,13 +11,13 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from advlens.data import ImageSet
-from advlens.zoo import cache
+from advlens.io import read_json
+from advlens.zoo import cache, paper
 from advlens.zoo.architectures import ZooNet
 from advlens.zoo.collection import Zoo, ZooEntry
 from advlens.zoo.config import ModelConfig
 from advlens.zoo.datasets import dataset_for
 from advlens.zoo.evaluation import RobustEval, clean_accuracy, robust_accuracy
-from advlens.zoo.paper import checkpoint_paths
 from advlens.zoo.regimes import check_trainable
 from advlens.zoo.specs import spec
 from advlens.zoo.training import train
@@ -43,17 +43,48 @@ def _settings(robust_eval_eps: float | None, robust_eval_n: int | None) -> Robus
                       n=default.n if robust_eval_n is None else int(robust_eval_n))
 
 
-def _check_paper(configs: list[ModelConfig]) -> None:
-    """Fail early for published checkpoints: name the missing files, or say that loading
-    them is not implemented yet."""
-    published = [c for c in configs if c.source != "trained"]
-    if not published:
-        return
-    paths = checkpoint_paths([c.checkpoint or c.arch for c in published])
-    raise NotImplementedError(
-        f"{published[0].name}: found {paths[0]}, but loading published {published[0].source} "
-        "checkpoints is not implemented yet (a later issue); the smoke and laptop zoos train "
-        "their own models.")
+def _eval_data(config: ModelConfig, split: str, n: int | None,
+               memo: _DataCache | None) -> ImageSet:
+    """A trained config's own split, or for a published model ``n`` ImageNet validation
+    images (``$ADVLENS_IMAGENET``) drawn with the config's data seed, at its input size."""
+    if config.source == "trained":
+        return _data(config, split, memo)
+    size = paper.PAPER_ARCHS[config.arch].input_size
+    key = ("imagenet", n, config.data_seed, size)
+    if memo is None or key not in memo:
+        found = paper.eval_data(n, seed=config.data_seed, size=size)
+        if memo is None:
+            return found
+        memo[key] = found
+    return memo[key]
+
+
+def _published(config: ModelConfig, root: str | Path | None, settings: RobustEval,
+               memo: _DataCache | None, trust: bool | None) -> ZooEntry:
+    """A published model, with its clean and robust accuracy on ImageNet validation images
+    evaluated once per weights file and setting (cached in the zoo's metadata file)."""
+    model = paper.load_model(config, trust=trust)
+    weights = paper.weights_path(config)
+    stamp = {"path": str(weights), "size": weights.stat().st_size,
+             "mtime": weights.stat().st_mtime}
+    paths = cache.cache_paths(config, root)
+    with cache.model_lock(config, root):
+        meta = read_json(paths.meta) if paths.meta.exists() else {}
+        cached = meta.get("weights") == stamp
+        if not cached:
+            meta = {"name": config.name, "hash": config.hash, "config": config.to_dict(),
+                    "weights": stamp, "n_params": sum(p.numel() for p in model.parameters()),
+                    "robust": {}}
+        if settings.key not in meta["robust"]:
+            test = _eval_data(config, "test", settings.n, memo)
+            meta["robust"][settings.key] = _robust_record(model, test, settings)
+            if "test_acc" not in meta:
+                meta.update(test_acc=clean_accuracy(model, test), n_test=len(test))
+            cache.update_meta(config, meta, root)
+    record = meta["robust"][settings.key]
+    meta = {**meta, "robust_acc": record["acc"],
+            "robust_eval": {k: v for k, v in record.items() if k != "acc"}}
+    return ZooEntry(config.name, config, model, meta, cached=cached)
 
 
 def _robust_record(model: ZooNet, test: ImageSet, settings: RobustEval) -> dict[str, Any]:
@@ -80,16 +111,22 @@ def _train_and_save(config: ModelConfig, root: str | Path | None, settings: Robu
 
 def load(config: ModelConfig, root: str | Path | None = None, progress: bool = True, *,
          robust_eval_eps: float | None = None, robust_eval_n: int | None = None,
-         _memo: _DataCache | None = None) -> ZooEntry:
+         trust_checkpoints: bool | None = None, _memo: _DataCache | None = None) -> ZooEntry:
     """``config``'s model from the cache under ``root`` (default ``advlens.paths.zoo_dir()``),
     trained, evaluated and saved first if missing or unusable.
 
     ``meta["robust_acc"]`` is the accuracy under L2-PGD of radius ``robust_eval_eps`` (default
     0.5) on the first ``robust_eval_n`` (default 500) test images; new settings are evaluated
-    once and added to the metadata file.
+    once and added to the metadata file. Published models (``config.source`` timm,
+    torchvision or robustness; the ``paper`` zoo) are loaded from their weights files
+    (:mod:`advlens.zoo.paper`) and evaluated on ImageNet validation images;
+    ``trust_checkpoints`` allows fully unpickling a checkpoint the safe loader refuses
+    (:func:`advlens.checkpoints.load_checkpoint`).
     """
-    _check_paper([config])
     settings = _settings(robust_eval_eps, robust_eval_n)
+    if config.source != "trained":
+        paper.require([config])
+        return _published(config, root, settings, _memo, trust_checkpoints)
     with cache.model_lock(config, root):  # another process may be training it right now
         found = cache.load_cached(config, root)
         if found is None:
@@ -106,23 +143,31 @@ def load(config: ModelConfig, root: str | Path | None = None, progress: bool = T
     return ZooEntry(config.name, config, model, meta, cached=found is not None)
 
 
+def require(preset: str | Iterable[ModelConfig]) -> list[Path]:
+    """The weights files of the published models of ``preset`` (a zoo name or configs); raises
+    FileNotFoundError naming every missing file and where it comes from. Trained zoos need
+    nothing. A notebook's first cell calls it, so a ``paper`` run fails before any work."""
+    return paper.require(spec(preset) if isinstance(preset, str) else list(preset))
+
+
 def build(preset: str | Iterable[ModelConfig], *, root: str | Path | None = None,
           progress: bool = True, robust_eval_eps: float | None = None,
-          robust_eval_n: int | None = None) -> Zoo:
+          robust_eval_n: int | None = None, trust_checkpoints: bool | None = None) -> Zoo:
     """Every model of ``preset`` (a name for :func:`advlens.zoo.spec`, or a list of configs):
     cached ones are loaded and verified, missing ones trained and saved one at a time (so an
     interrupted build resumes where it stopped)."""
     configs = spec(preset) if isinstance(preset, str) else list(preset)
-    _check_paper(configs)  # fail before training anything
+    paper.require(configs)  # every missing weights file named before anything runs
     for config in configs:
-        if not cache.cache_paths(config, root).meta.exists():
+        if config.source == "trained" and not cache.cache_paths(config, root).meta.exists():
             check_trainable(config)
     start, memo, entries = time.perf_counter(), {}, []
     label = preset if isinstance(preset, str) else "custom"
     for config in tqdm(configs, desc=f"zoo ({label})", disable=not progress, unit="model",
                        mininterval=1.0):
         entries.append(load(config, root, progress, robust_eval_eps=robust_eval_eps,
-                            robust_eval_n=robust_eval_n, _memo=memo))
+                            robust_eval_n=robust_eval_n, trust_checkpoints=trust_checkpoints,
+                            _memo=memo))
     trained = sum(not e.cached for e in entries)
     logger.info("zoo (%s): %d models, %d trained, %d from cache, %.1fs", label, len(entries),
                 trained, len(entries) - trained, time.perf_counter() - start)

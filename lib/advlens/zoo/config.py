@@ -23,7 +23,7 @@ LATER_FIELDS: tuple[str, ...] = ("harmonizer_weight", "importance_map", "twin_de
 
 DATASETS = ("digits", "twin-cue")
 REGIMES = ("standard", "l2-at", "harmonized")
-SOURCES = ("trained", "timm", "robustness")
+SOURCES = ("trained", "timm", "torchvision", "robustness")
 TWIN_CUE_VARIANTS = ("both", "a-only", "b-only")
 # The importance maps a harmonized model is trained against, per dataset (stand-ins for ClickMe
 # maps, built by advlens.zoo.regimes.importance_maps): twin-cue "shape" = the shape cue's mask,
@@ -51,8 +51,9 @@ class ModelConfig:
     ``harmonizer_weight`` and ``importance_map`` are the ``harmonized`` regime's loss: cross-entropy
     + ``harmonizer_weight`` · :func:`advlens.alignment.harmonizer_loss` against the dataset's
     ``importance_map`` (:data:`IMPORTANCE_MAPS`); both are in the cache hash.
-    ``source`` is ``"trained"`` for models this package trains, or ``"timm"``/``"robustness"``
-    for published checkpoints named by ``checkpoint`` (the ``paper`` preset).
+    ``source`` is ``"trained"`` for models this package trains, or ``"timm"``/
+    ``"torchvision"``/``"robustness"`` for published checkpoints named by ``checkpoint`` (the
+    ``paper`` preset).
     """
 
     arch: str

@@ -1,25 +1,43 @@
-"""Published checkpoints of the ``paper`` preset: timm ImageNet models and the Salman et al.
-(2020) L2-robust ImageNet zoo loadable with ``robustness``.
+"""Published checkpoints of the ``paper`` preset: timm/torchvision ImageNet models and the
+Salman et al. (2020) L2-robust ImageNet zoo saved by ``robustness``.
 
-Loading them is not implemented yet: :func:`checkpoint_path` says which file is needed, and
-where (``$ADVLENS_CHECKPOINTS``), so a ``paper`` run fails early with an actionable message.
+- :data:`PAPER_ARCHS` names every published architecture with its family, source and (for timm)
+  the ``create_model`` arguments; :func:`register` adds one (used by the notebooks of later
+  papers for their own models, and by zoo manifests).
+- :func:`paper_configs` is the ``paper`` zoo: the published list, or the models of a manifest
+  named by ``$ADVLENS_PAPER_ZOO`` (a JSON file ``{"models": [{"arch", "source", "family",
+  "checkpoint", "eps", "kwargs", "num_classes", "input_size"}, ...]}``; the last four
+  optional), e.g. the subset you downloaded, or
+  tiny stand-ins in the tests.
+- :func:`checkpoint_paths` says which files are needed and where (``$ADVLENS_CHECKPOINTS``), so a
+  ``paper`` run fails early with an actionable message; :func:`load_model` loads one.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from torch import nn
 
 CHECKPOINTS_ENV = "ADVLENS_CHECKPOINTS"
+MANIFEST_ENV = "ADVLENS_PAPER_ZOO"
+SOURCES = ("timm", "torchvision", "robustness")
 
 
 @dataclass(frozen=True)
 class PaperArch:
-    """An architecture of the paper zoo: its family and where its weights come from."""
+    """An architecture of the paper zoo: its family, where its weights come from, the keyword
+    arguments of its constructor (timm), its number of classes and its input side (the size
+    its accuracy is evaluated at)."""
 
     family: str
     source: str
+    kwargs: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    num_classes: int = 1000
+    input_size: int = 224
 
 
 # Salman et al. 2020 ("Do adversarially robust ImageNet models transfer better?"), L2 radii.
@@ -30,6 +48,7 @@ SALMAN_ARCHS = {
 }
 SALMAN_EPS = (0.0, 0.01, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0, 5.0)
 SALMAN_EPS_ARCHS = ("resnet18", "resnet50", "wide_resnet50_2", "wide_resnet50_4")
+SALMAN_URL = "https://github.com/microsoft/robust-models-transfer"
 # Standard ImageNet classifiers from timm for the scaling law and transfer matrix.
 TIMM_ARCHS = {
     "vgg16.tv_in1k": "vgg", "vgg19.tv_in1k": "vgg", "resnet18.tv_in1k": "resnet",
@@ -42,8 +61,20 @@ TIMM_ARCHS = {
 
 PAPER_ARCHS: dict[str, PaperArch] = {
     **{name: PaperArch(fam, "robustness") for name, fam in SALMAN_ARCHS.items()},
-    **{name: PaperArch(fam, "timm") for name, fam in TIMM_ARCHS.items()},
+    **{name: PaperArch(fam, "timm", input_size=299 if name.startswith("inception") else 224)
+       for name, fam in TIMM_ARCHS.items()},
 }
+
+
+def register(name: str, family: str, source: str, *, kwargs: dict[str, Any] | None = None,
+             num_classes: int = 1000, input_size: int = 224) -> PaperArch:
+    """Add (or replace) published architecture ``name`` so that ``ModelConfig(name,
+    source=source, checkpoint=...)`` is valid. ``source``: timm, torchvision or robustness."""
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}; got {source!r} for {name!r}.")
+    arch = PaperArch(family, source, dict(kwargs or {}), int(num_classes), int(input_size))
+    PAPER_ARCHS[name] = arch
+    return arch
 
 
 def salman_filename(arch: str, eps: float) -> str:
@@ -51,25 +82,160 @@ def salman_filename(arch: str, eps: float) -> str:
     return f"{arch}_l2_eps{eps:g}.ckpt"
 
 
+def published_configs() -> list[Any]:
+    """The published ``paper`` zoo: 12 timm classifiers and the Salman et al. L2-robust models
+    (four architectures at ten radii, five more at eps 0 and 3)."""
+    from advlens.zoo.config import ModelConfig
+
+    common = {"dataset": "imagenet", "epochs": 0}
+    models = [ModelConfig(name, source="timm", checkpoint=f"{name}.pth", **common)
+              for name in TIMM_ARCHS]
+    for arch in SALMAN_ARCHS:
+        for eps in SALMAN_EPS if arch in SALMAN_EPS_ARCHS else (0.0, 3.0):
+            regime = "l2-at" if eps > 0 else "standard"
+            models.append(ModelConfig(arch, regime=regime, eps=eps, source="robustness",
+                                      checkpoint=salman_filename(arch, eps), **common))
+    return models
+
+
+def manifest_configs(path: str | Path) -> list[Any]:
+    """The models listed in a zoo manifest (see the module docstring), registered on the way."""
+    from advlens.io import read_json
+    from advlens.zoo.config import ModelConfig
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"zoo manifest not found at {path} (from ${MANIFEST_ENV}); "
+                                "write it or unset the variable to use the published zoo.")
+    entries = read_json(path).get("models")
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"{path} must hold {{'models': [...]}} with at least one model.")
+    configs = []
+    for i, entry in enumerate(entries):
+        missing = sorted({"arch", "source", "family", "checkpoint"} - set(entry))
+        if missing:
+            raise ValueError(f"{path}: model {i} lacks {missing}.")
+        register(entry["arch"], entry["family"], entry["source"], kwargs=entry.get("kwargs"),
+                 num_classes=entry.get("num_classes", 1000),
+                 input_size=entry.get("input_size", 224))
+        eps = float(entry.get("eps", 0.0))
+        configs.append(ModelConfig(entry["arch"], dataset="imagenet", epochs=0,
+                                   regime="l2-at" if eps > 0 else "standard", eps=eps,
+                                   source=entry["source"], checkpoint=entry["checkpoint"],
+                                   seed=int(entry.get("seed", 0))))
+    return configs
+
+
+def paper_configs() -> list[Any]:
+    """The ``paper`` zoo: the manifest at ``$ADVLENS_PAPER_ZOO`` if set, else the published one."""
+    manifest = os.environ.get(MANIFEST_ENV)
+    return manifest_configs(manifest) if manifest else published_configs()
+
+
+def _where(name: str) -> str:
+    if name.endswith(".ckpt"):
+        return f"the Salman et al. robust ImageNet release ({SALMAN_URL})"
+    return "timm/torchvision (the model's state dict, e.g. from huggingface.co/timm)"
+
+
 def checkpoint_paths(names: list[str]) -> list[Path]:
     """Where the paper checkpoints ``names`` are expected (under ``$ADVLENS_CHECKPOINTS``);
-    raises FileNotFoundError naming every one that is missing."""
+    raises FileNotFoundError naming every one that is missing and where it comes from."""
     root = os.environ.get(CHECKPOINTS_ENV)
     if root is None:
         raise FileNotFoundError(
             f"the paper-preset models need checkpoint files ({', '.join(names[:3])}"
             f"{', …' if len(names) > 3 else ''}); set ${CHECKPOINTS_ENV} to the folder holding "
-            "the Salman et al. robust ImageNet checkpoints (files such as "
+            f"the Salman et al. robust ImageNet checkpoints ({SALMAN_URL}; files such as "
             "'resnet50_l2_eps3.ckpt') and the timm weights (as '<timm name>.pth'), then rerun.")
     paths = [Path(root).expanduser() / name for name in names]
     missing = [p.name for p in paths if not p.exists()]
     if missing:
+        groups: dict[str, list[str]] = {}
+        for name in missing:
+            groups.setdefault(_where(name), []).append(name)
+        listed = "; ".join(f"from {where}: {', '.join(names)}" for where, names in groups.items())
         raise FileNotFoundError(
-            f"{len(missing)} checkpoint(s) not found in ${CHECKPOINTS_ENV}={root}: "
-            f"{', '.join(missing)}. Download them there and rerun.")
+            f"{len(missing)} checkpoint(s) not found in ${CHECKPOINTS_ENV}={root}: {listed}. "
+            "Download them there and rerun.")
     return paths
 
 
 def checkpoint_path(name: str) -> Path:
     """Where one paper checkpoint is expected (see :func:`checkpoint_paths`)."""
     return checkpoint_paths([name])[0]
+
+
+def hub_cached(name: str) -> Path | None:
+    """The weights of timm model ``name`` in the local Hugging Face cache, if there (offline)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - timm depends on huggingface_hub
+        return None
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        found = try_to_load_from_cache(f"timm/{name}", filename)
+        if isinstance(found, str):
+            return Path(found)
+    return None
+
+
+def weights_path(config: Any) -> Path:
+    """The weights file of a published ``config``: under ``$ADVLENS_CHECKPOINTS``, or for timm
+    models the Hugging Face cache; else a FileNotFoundError naming the file to fetch."""
+    try:
+        return checkpoint_path(config.checkpoint or config.arch)
+    except FileNotFoundError:
+        if config.source == "timm" and (cached := hub_cached(config.arch)) is not None:
+            return cached
+        raise
+
+
+def require(configs: list[Any]) -> list[Path]:
+    """The weights files of every published config in ``configs`` (trained ones skipped), or a
+    FileNotFoundError naming every missing one -- before anything is loaded or computed."""
+    published = [c for c in configs if c.source != "trained"]
+    found, missing = [], []
+    for config in published:
+        try:
+            found.append(weights_path(config))
+        except FileNotFoundError:
+            missing.append(config.checkpoint or config.arch)
+    if missing:
+        checkpoint_paths(missing)  # raises with the full message
+    return found
+
+
+EVAL_SIZE = 224
+
+
+def eval_data(n: int | None, *, seed: int = 0, size: int = EVAL_SIZE) -> Any:
+    """``n`` ImageNet validation images (``$ADVLENS_IMAGENET``, drawn with ``seed``) at
+    ``size`` (shorter side to size/0.875, centre crop), for the published models' accuracy."""
+    from advlens.data import load
+    from advlens.data.sources import require as require_data
+
+    kw = require_data("imagenet", {"size": size, "n": n, "seed": seed, "progress": False})
+    return load("imagenet", "val", **kw)
+
+
+def load_model(config: Any, *, trust: bool | None = None) -> nn.Module:
+    """The published model of ``config`` (source timm, torchvision or robustness) on the CPU,
+    in eval mode, taking [0, 1] images. ``trust``: see :func:`advlens.checkpoints.load_checkpoint`.
+    """
+    from advlens.zoo import published
+
+    arch = PAPER_ARCHS[config.arch]
+    path = weights_path(config)
+    if config.source == "timm":
+        return published.timm_model(config.arch, path, trust=trust,
+                                    num_classes=arch.num_classes, **arch.kwargs)
+    if config.source == "torchvision":
+        return published.torchvision_model(config.arch, path, trust=trust,
+                                           num_classes=arch.num_classes)
+    if config.source == "robustness":
+        from advlens.compat import load_robustness_checkpoint
+
+        return load_robustness_checkpoint(config.arch, path, num_classes=arch.num_classes,
+                                          trust=trust)
+    raise ValueError(f"{config.name}: no loader for source {config.source!r}; "
+                     f"choose one of {SOURCES}.")

@@ -11,20 +11,15 @@
   harmonized to the strokes. The first build takes minutes on a 2-core CPU; later runs load
   the cache.
 - ``paper``: the published checkpoints (timm ImageNet models and the Salman et al. robust
-  ResNets/WRNs); they are not trained here and loading them needs ``$ADVLENS_CHECKPOINTS``.
+  ResNets/WRNs, or the models of a manifest at ``$ADVLENS_PAPER_ZOO``); they are not trained
+  here and loading them needs ``$ADVLENS_CHECKPOINTS`` (:mod:`advlens.zoo.paper`).
 """
 
 from __future__ import annotations
 
 from advlens.presets import PRESET_NAMES
 from advlens.zoo.config import ModelConfig
-from advlens.zoo.paper import (
-    SALMAN_ARCHS,
-    SALMAN_EPS,
-    SALMAN_EPS_ARCHS,
-    TIMM_ARCHS,
-    salman_filename,
-)
+from advlens.zoo.paper import paper_configs
 from advlens.zoo.regimes import DIGITS_AT_RADII
 
 # The harmonized regime per dataset. Twin-cue: the official weight 1.0 against the shape cue.
@@ -81,14 +76,7 @@ def _laptop() -> list[ModelConfig]:
 
 
 def _paper() -> list[ModelConfig]:
-    common = {"dataset": "imagenet", "epochs": 0}
-    models = [ModelConfig(name, source="timm", checkpoint=name, **common) for name in TIMM_ARCHS]
-    for arch in SALMAN_ARCHS:
-        for eps in SALMAN_EPS if arch in SALMAN_EPS_ARCHS else (0.0, 3.0):
-            regime = "l2-at" if eps > 0 else "standard"
-            models.append(ModelConfig(arch, regime=regime, eps=eps, source="robustness",
-                                      checkpoint=salman_filename(arch, eps), **common))
-    return models
+    return paper_configs()
 
 
 def spec(preset: str) -> list[ModelConfig]:

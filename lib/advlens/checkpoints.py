@@ -1,0 +1,111 @@
+"""Reading checkpoint files safely: tensors and plain containers only, unless trusted.
+
+A ``.pt``/``.pth``/``.ckpt`` file is a pickle, and unpickling can run arbitrary code. Every
+checkpoint is read with ``torch.load(weights_only=True)``, which only rebuilds tensors, plain
+containers and the globals allow-listed in :data:`SAFE_GLOBALS` (those that published
+checkpoints such as the Salman et al. robust ImageNet files and timm/torchvision weights hold:
+numpy scalars and dtypes next to the state dicts). A file that needs anything else is refused
+with an :class:`UntrustedCheckpointError` naming the globals it asks for; full unpickling is
+only done with ``trust=True`` (or ``$ADVLENS_TRUST_CHECKPOINTS=1``), for files you trust.
+``.safetensors`` files hold tensors only and are always safe.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+TRUST_ENV = "ADVLENS_TRUST_CHECKPOINTS"
+
+
+def _numpy_globals() -> list[Any]:
+    """numpy objects that state dicts of published checkpoints contain (scalars, dtypes)."""
+    found: list[Any] = [np.dtype, np.ndarray]
+    try:  # numpy >= 2 moved the scalar reconstructor and has one class per dtype
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
+    found += [scalar, _reconstruct]
+    dtypes = getattr(np, "dtypes", None)
+    if dtypes is not None:
+        found += [getattr(dtypes, n) for n in ("Float64DType", "Float32DType", "Int64DType",
+                                               "Int32DType", "BoolDType") if hasattr(dtypes, n)]
+    return found
+
+
+SAFE_GLOBALS: list[Any] = _numpy_globals()
+
+
+class UntrustedCheckpointError(pickle.UnpicklingError):
+    """A checkpoint needs globals beyond the allow-list; it is only unpickled when trusted."""
+
+
+def trusted_by_env() -> bool:
+    """Whether ``$ADVLENS_TRUST_CHECKPOINTS`` is set to a true value (1, true, yes)."""
+    return os.environ.get(TRUST_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def load_checkpoint(path: str | Path, *, trust: bool | None = None) -> Any:
+    """The object stored in checkpoint ``path``, on the CPU.
+
+    Parameters
+    ----------
+    path: a ``torch.save`` file (zip or legacy pickle, also written with ``dill``) or a
+        ``.safetensors`` file.
+    trust: allow full unpickling (may run code from the file) when the safe load refuses it;
+        ``None`` reads ``$ADVLENS_TRUST_CHECKPOINTS``.
+
+    Returns
+    -------
+    What was saved (usually a dict holding a state dict).
+
+    Raises FileNotFoundError for a missing file, :class:`UntrustedCheckpointError` naming the
+    extra globals and the trust option, ValueError for a file torch cannot read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}.")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    trust = trusted_by_env() if trust is None else trust
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if not trust:
+            try:
+                extra = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+            except Exception:  # legacy (non-zip) files: the error message names the global
+                extra = []
+            names = ", ".join(extra) if extra else str(err).splitlines()[0]
+            raise UntrustedCheckpointError(
+                f"{path} needs more than tensors to load ({names}); unpickling it can run code "
+                f"from the file. If you trust it, pass trust=True (trust_checkpoints=True in "
+                f"the zoo) or set ${TRUST_ENV}=1.") from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ValueError(f"{path} is not a readable torch checkpoint ({err}); download it "
+                         "again.") from err
+    import dill
+
+    return torch.load(path, map_location="cpu", weights_only=False, pickle_module=dill)
+
+
+def state_dict_of(checkpoint: Any, path: str | Path,
+                  keys: tuple[str, ...] = ("model", "state_dict", "model_state_dict",
+                                           "state_dict_ema")) -> dict[str, torch.Tensor]:
+    """The state dict inside ``checkpoint`` (the object itself, or under one of ``keys``)."""
+    if isinstance(checkpoint, dict):
+        for key in keys:
+            if isinstance(checkpoint.get(key), dict):
+                return checkpoint[key]
+        if checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+            return checkpoint
+    raise ValueError(f"{path} holds no state dict (a dict of tensors, or one under "
+                     f"{', '.join(repr(k) for k in keys)}).")

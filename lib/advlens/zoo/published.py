@@ -1,0 +1,104 @@
+"""Published ImageNet classifiers behind the zoo's interface: timm, torchvision and robustness.
+
+Every loader returns a :class:`NormalizedClassifier` in eval mode on the CPU: it takes [0, 1]
+pixels (the input normalisation of the published model lives in the wrapper), so attacks and
+inversion work in pixel space, and the penultimate layer is the input of the network's last
+``nn.Linear`` as for the trained zoo models (:func:`advlens.features.representation`).
+
+Weights come from local files read with :func:`advlens.checkpoints.load_checkpoint`
+(``weights_only`` first; full unpickling only when trusted). timm weights may also come from the
+Hugging Face hub cache; offline, a missing file is reported with the file to fetch and where.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from advlens.checkpoints import load_checkpoint, state_dict_of
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class NormalizedClassifier(nn.Module):
+    """``model((x - mean) / std)``: takes [0, 1] images like every advlens model. Unlike
+    robustness's own normaliser it does not clamp, so input gradients flow at 0 and 1 too."""
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model((x - self.mean) / self.std)
+
+
+def _strip(state: Mapping[str, Tensor], prefixes: Sequence[str]) -> dict[str, Tensor]:
+    out = {}
+    for key, value in state.items():
+        for prefix in prefixes:
+            key = key.removeprefix(prefix)
+        out[key] = value
+    return out
+
+
+def load_weights(network: nn.Module, path: str | Path, *, trust: bool | None = None) -> nn.Module:
+    """Load the state dict in ``path`` (a plain state dict, or one under ``model``/
+    ``state_dict``; ``module.`` prefixes of DataParallel removed) into ``network``, strictly."""
+    state = _strip(state_dict_of(load_checkpoint(path, trust=trust), path), ("module.",))
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).splitlines()[:3]
+        raise ValueError(f"{path} does not fit {type(network).__name__}: {' '.join(first)}. "
+                         "Is it the checkpoint of this architecture?") from None
+    return network
+
+
+def timm_model(name: str, path: str | Path | None = None, *, trust: bool | None = None,
+               **kwargs: Any) -> NormalizedClassifier:
+    """timm model ``name`` (e.g. ``"resnet50.tv_in1k"``) with weights from ``path`` (a
+    ``.pth``/``.safetensors`` state dict), or from the Hugging Face hub cache when ``path`` is
+    None (offline: the cache must already hold them). ``kwargs`` go to ``timm.create_model``
+    (e.g. ``img_size=224``). The wrapper normalises with the model's own mean/std."""
+    import timm
+
+    if path is None:
+        try:
+            network = timm.create_model(name, pretrained=True, **kwargs)
+        except Exception as err:  # hub errors vary: offline, gated, missing file
+            base = name.split(".")[0]
+            raise FileNotFoundError(
+                f"cannot get the timm weights of {name!r} ({type(err).__name__}: {err}). On a "
+                f"machine with internet run `python -c \"import timm; timm.create_model("
+                f"'{name}', pretrained=True)\"` (fills the Hugging Face cache, "
+                f"~/.cache/huggingface), or download the weights of https://huggingface.co/"
+                f"timm/{name} and save them as '$ADVLENS_CHECKPOINTS/{name}.pth' "
+                f"(or '{base}...safetensors' named as the zoo expects).") from err
+    else:
+        network = load_weights(timm.create_model(name, pretrained=False, **kwargs), path,
+                               trust=trust)
+    cfg = getattr(network, "pretrained_cfg", {}) or {}
+    return NormalizedClassifier(network, cfg.get("mean", IMAGENET_MEAN),
+                                cfg.get("std", IMAGENET_STD)).eval()
+
+
+def torchvision_model(name: str, path: str | Path, *, trust: bool | None = None,
+                      num_classes: int = 1000) -> NormalizedClassifier:
+    """torchvision model ``name`` (e.g. ``"resnet50"``) with the state dict in ``path`` (as
+    torchvision publishes it, e.g. ``resnet50-0676ba61.pth``), ImageNet mean/std."""
+    import torchvision.models
+
+    try:
+        network = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+    except ValueError as err:
+        raise ValueError(f"unknown torchvision model {name!r}: {err}") from None
+    return NormalizedClassifier(load_weights(network, path, trust=trust), IMAGENET_MEAN,
+                                IMAGENET_STD).eval()
+

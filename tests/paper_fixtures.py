@@ -1,0 +1,116 @@
+"""Small files in the real formats of the ``paper`` preset: timm/torchvision state dicts,
+robustness-library checkpoints, an ImageNet-style ImageFolder, a zoo manifest.
+
+The networks are tiny and random (timm's ``test_*`` configs, torchvision's smallest nets);
+what is real is the file layout, so loading them back exercises the published-model path.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from data_writers import write_png
+
+
+def write_imagefolder(root: Path, n_classes: int = 4, per_class: int = 3, side: int = 40,
+                      seed: int = 0) -> Path:
+    """``root/val/n0000000k/img_j.png``: random RGB images, one folder per class."""
+    rng = np.random.default_rng(seed)
+    for k in range(n_classes):
+        for j in range(per_class):
+            write_png(root / "val" / f"n{k:08d}" / f"img_{j}.png",
+                      rng.integers(0, 256, (side, side, 3), dtype=np.uint8))
+    return root
+
+
+def write_timm(folder: Path, name: str, *, fmt: str = "pth", seed: int = 0,
+               **kwargs: object) -> tuple[Path, nn.Module]:
+    """A random timm ``name`` saved as a plain state dict (``.pth``) or ``.safetensors``."""
+    import timm
+
+    torch.manual_seed(seed)
+    network = timm.create_model(name, pretrained=False, **kwargs).eval()
+    path = folder / f"{name}.{fmt}"
+    folder.mkdir(parents=True, exist_ok=True)
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in network.state_dict().items()}, str(path))
+    else:
+        torch.save(network.state_dict(), path)
+    return path, network
+
+
+def write_robustness(folder: Path, arch: str, eps: float, *, num_classes: int = 1000,
+                     mean: tuple[float, ...] = (0.485, 0.456, 0.406),
+                     std: tuple[float, ...] = (0.229, 0.224, 0.225), seed: int = 0,
+                     extra: dict | None = None) -> tuple[Path, nn.Module]:
+    """A checkpoint as the robustness library writes one (with ``dill``): ``{'model':
+    AttackerModel state dict under DataParallel's 'module.' prefix (the classifier, the
+    attacker's copy, the normaliser's buffers), 'optimizer', 'schedule', 'epoch'}``."""
+    import dill
+
+    from advlens import compat
+
+    torch.manual_seed(seed)
+    network = compat.robustness_architecture(arch, num_classes).eval()
+    state = {}
+    for key, value in network.state_dict().items():
+        state[f"module.model.{key}"] = value
+        state[f"module.attacker.model.{key}"] = value.clone()
+    for prefix in ("module.normalizer.", "module.attacker.normalize."):
+        state[prefix + "new_mean"] = torch.tensor(mean).view(3, 1, 1)
+        state[prefix + "new_std"] = torch.tensor(std).view(3, 1, 1)
+    optimizer = torch.optim.SGD(network.parameters(), lr=0.1, momentum=0.9)
+    checkpoint = {"model": state, "optimizer": optimizer.state_dict(), "schedule": None,
+                  "epoch": 90, **(extra or {})}
+    path = folder / f"{arch}_l2_eps{eps:g}.ckpt"
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(checkpoint, path, pickle_module=dill)
+    return path, network
+
+
+def write_torchvision(folder: Path, arch: str, *, seed: int = 0) -> tuple[Path, nn.Module]:
+    """A random torchvision ``arch`` as a state dict saved from DataParallel ('module.' keys)."""
+    import torchvision
+
+    torch.manual_seed(seed)
+    network = torchvision.models.get_model(arch, weights=None).eval()
+    path = folder / f"{arch}-random.pth"
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": {f"module.{k}": v for k, v in network.state_dict().items()}}, path)
+    return path, network
+
+
+# The stand-in paper zoo: two tiny timm models (standard) and two
+# torchvision-defined architectures saved by robustness at eps 0 and 3 (the Salman et al. form),
+# evaluated at 64 px (their manifest input size) to keep the tests fast.
+SIDE = 64
+STANDIN_TIMM = {"test_resnet": "resnet", "test_convnext": "convnext"}
+STANDIN_ROBUST = {"shufflenet_v2_x0_5": "shufflenet", "mobilenet_v3_small": "mobilenet"}
+
+
+def write_paper_zoo(root: Path) -> dict[str, str]:
+    """Checkpoints, a manifest and an ImageFolder under ``root``; returns the environment
+    variables that point the ``paper`` preset at them."""
+    weights = root / "checkpoints"
+    models = []
+    for i, (name, family) in enumerate(STANDIN_TIMM.items()):
+        path, _ = write_timm(weights, name, seed=i)
+        models.append({"arch": name, "source": "timm", "family": family,
+                       "checkpoint": path.name, "input_size": SIDE})
+    for i, (arch, family) in enumerate(STANDIN_ROBUST.items()):
+        for eps in (0.0, 3.0):
+            path, _ = write_robustness(weights, arch, eps, seed=10 + i)
+            models.append({"arch": arch, "source": "robustness", "family": family,
+                           "checkpoint": path.name, "eps": eps, "input_size": SIDE})
+    manifest = root / "paper_zoo.json"
+    manifest.write_text(json.dumps({"models": models}, indent=1))
+    write_imagefolder(root / "imagenet")
+    return {"ADVLENS_CHECKPOINTS": str(weights), "ADVLENS_PAPER_ZOO": str(manifest),
+            "ADVLENS_IMAGENET": str(root / "imagenet")}
