@@ -23,7 +23,11 @@ class Estimate:
 
 def bootstrap_ci(values: np.ndarray, *, statistic: Callable[[np.ndarray], float] = np.mean,
                  n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Estimate:
-    """Percentile bootstrap CI of ``statistic`` over the first axis of ``values``."""
+    """Percentile bootstrap CI of ``statistic`` over the first axis of ``values``.
+
+    Resamples where the statistic is undefined (NaN, e.g. a rank correlation of tied values)
+    are left out of the interval; if all are, the interval is NaN.
+    """
     values = np.asarray(values, dtype=np.float64)
     if values.shape[0] == 0:
         raise ValueError("bootstrap_ci needs at least one value.")
@@ -33,7 +37,8 @@ def bootstrap_ci(values: np.ndarray, *, statistic: Callable[[np.ndarray], float]
     idx = rng.integers(0, values.shape[0], size=(n_boot, values.shape[0]))
     boots = np.array([statistic(values[i]) for i in idx])
     alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(boots, [alpha, 1.0 - alpha])
+    boots = boots[np.isfinite(boots)]
+    lo, hi = np.quantile(boots, [alpha, 1.0 - alpha]) if boots.size else (np.nan, np.nan)
     return Estimate(float(statistic(values)), float(lo), float(hi), int(values.shape[0]))
 
 
