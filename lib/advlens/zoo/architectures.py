@@ -215,7 +215,8 @@ FAMILIES = tuple(dict.fromkeys(spec.family for spec in ARCHS.values()))
 DATASET_SHAPES = {"digits": (1, 16), "twin-cue": (3, 32)}
 
 
-def build_model(arch: str, dataset: str, *, seed: int = 0) -> ZooNet:
+def build_model(arch: str, dataset: str, *, seed: int = 0,
+                num_classes: int = NUM_CLASSES) -> ZooNet:
     """A freshly initialised :class:`ZooNet` for ``dataset`` ("digits" or "twin-cue").
 
     Initialisation draws from a private RNG seeded with ``seed`` (the global RNG state is
@@ -230,4 +231,4 @@ def build_model(arch: str, dataset: str, *, seed: int = 0) -> ZooNet:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         body, dim = ARCHS[arch].make_body(channels, size)
-        return ZooNet(body, dim, channels)
+        return ZooNet(body, dim, channels, num_classes)

@@ -11,7 +11,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from advlens.data import ImageSet
-from advlens.io import read_json
+from advlens.io import read_json, sha256_file
 from advlens.zoo import cache, paper
 from advlens.zoo.architectures import ZooNet
 from advlens.zoo.collection import Zoo, ZooEntry
@@ -29,7 +29,7 @@ _DataCache = dict[tuple[Any, ...], ImageSet]
 
 def _data(config: ModelConfig, split: str, memo: _DataCache | None) -> ImageSet:
     key = (config.dataset, config.variant, config.twin_design, config.data_seed,
-           config.n_train if split == "train" else config.n_test, split)
+           config.n_train if split == "train" else config.n_test, split, config.classes)
     if memo is None:
         return dataset_for(config, split)
     if key not in memo:
@@ -73,8 +73,9 @@ def _published(config: ModelConfig, root: str | Path | None, settings: RobustEva
         cached = meta.get("weights") == stamp
         if not cached:
             meta = {"name": config.name, "hash": config.hash, "config": config.to_dict(),
-                    "weights": stamp, "n_params": sum(p.numel() for p in model.parameters()),
-                    "robust": {}}
+                    "weights": stamp, "sha256": sha256_file(weights), "train_time_s": None,
+                    "n_params": sum(p.numel() for p in model.parameters()), "robust": {},
+                    "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         if settings.key not in meta["robust"]:
             test = _eval_data(config, "test", settings.n, memo)
             meta["robust"][settings.key] = _robust_record(model, test, settings)

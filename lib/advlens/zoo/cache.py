@@ -153,7 +153,8 @@ def _verified(config: ModelConfig, paths: CachePaths) -> tuple[ZooNet, dict[str,
         state = torch.load(paths.checkpoint, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means unusable
         raise _Unusable(paths.checkpoint, f"cannot be read by torch.load ({err})") from err
-    model = build_model(config.arch, config.dataset, seed=config.seed)
+    model = build_model(config.arch, config.dataset, seed=config.seed,
+                        num_classes=config.num_classes)
     expected = tensor_shapes(model)
     found = {k: list(v.shape) for k, v in state.items()} if isinstance(state, dict) else {}
     if found != expected or meta.get("param_shapes") != expected:

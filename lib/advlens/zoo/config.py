@@ -10,7 +10,7 @@ from advlens.data.twin_cue import DESIGNS as TWIN_CUE_DESIGNS
 from advlens.data.twin_cue import GENERATOR_VERSION as TWIN_CUE_VERSION
 from advlens.data.twin_cue import LATENT_VERSION as TWIN_CUE_LATENT_VERSION
 from advlens.io import config_hash
-from advlens.zoo.architectures import ARCHS
+from advlens.zoo.architectures import ARCHS, NUM_CLASSES
 from advlens.zoo.paper import PAPER_ARCHS
 
 # Bump whenever a change to architectures, training or evaluation code would change the weights
@@ -19,7 +19,8 @@ TRAINING_CODE_VERSION = "zoo-1"
 # Fields added after zoo-1: hashed only when set to a non-default value, so the models cached
 # before a field existed keep their keys (and are not retrained) while every non-default value
 # still changes the key. Append a new field's name here when adding it.
-LATER_FIELDS: tuple[str, ...] = ("harmonizer_weight", "importance_map", "twin_design")
+LATER_FIELDS: tuple[str, ...] = ("harmonizer_weight", "importance_map", "twin_design",
+                                 "classes")
 
 DATASETS = ("digits", "twin-cue")
 REGIMES = ("standard", "l2-at", "harmonized")
@@ -48,6 +49,8 @@ class ModelConfig:
     ``arch`` names a registered architecture (``advlens.zoo.architectures.ARCHS``); ``family``
     is filled in from it. ``eps`` is the L2 radius of adversarial training (0 for ``standard``).
     ``n_train``/``n_test`` subsample the data (None = all; tests use tiny subsets).
+    ``classes`` (None = all ten) trains on those classes only, relabelled 0..k-1 in the order
+    given, with a k-way head (Liang et al.'s class-subset source models).
     ``harmonizer_weight`` and ``importance_map`` are the ``harmonized`` regime's loss: cross-entropy
     + ``harmonizer_weight`` · :func:`advlens.alignment.harmonizer_loss` against the dataset's
     ``importance_map`` (:data:`IMPORTANCE_MAPS`); both are in the cache hash.
@@ -81,6 +84,7 @@ class ModelConfig:
     harmonizer_weight: float = 0.0
     importance_map: str | None = None
     twin_design: str = "independent"
+    classes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         known = {**ARCHS, **PAPER_ARCHS}
@@ -119,6 +123,18 @@ class ModelConfig:
                              f"for dataset {self.dataset!r}.")
         if self.epochs < 1 and self.source == "trained":
             raise ValueError(f"epochs must be >= 1; got {self.epochs}.")
+        if self.classes is not None:
+            object.__setattr__(self, "classes", tuple(int(c) for c in self.classes))
+            if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2 or not all(
+                    0 <= c < NUM_CLASSES for c in self.classes):
+                raise ValueError(f"classes must be >= 2 distinct class indices in 0..9 (the "
+                                 f"model is trained on those, relabelled 0..k-1 in that order); "
+                                 f"got {self.classes!r}.")
+
+    @property
+    def num_classes(self) -> int:
+        """Outputs of the model: ``len(classes)`` for a class-subset model, else 10."""
+        return NUM_CLASSES if self.classes is None else len(self.classes)
 
     def _check_harmonizer(self) -> None:
         if self.regime != "harmonized":
@@ -146,12 +162,15 @@ class ModelConfig:
         if self.source != "trained":
             prefix = f"{self.source}/"
         suffix = f"/{self.tag}" if self.tag else ""
+        if self.classes is not None:
+            suffix = "/c" + "-".join(map(str, self.classes)) + suffix
         return f"{prefix}{self.arch}/{regime}/s{self.seed}{suffix}"
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as a JSON-ready dict."""
         data = dataclasses.asdict(self)
         data["regime_params"] = [list(p) for p in self.regime_params]
+        data["classes"] = None if self.classes is None else list(self.classes)
         return data
 
     @classmethod

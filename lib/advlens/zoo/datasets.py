@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from advlens.data import ImageSet, digits, twin_cue
+from advlens.data import ImageSet, digits, select_classes, twin_cue
 from advlens.zoo.architectures import DATASET_SHAPES
 from advlens.zoo.config import ModelConfig
 
@@ -13,10 +13,14 @@ def dataset_for(config: ModelConfig, split: str) -> ImageSet:
     """The ``split`` ("train"/"test") of ``config``'s data, cut to ``n_train``/``n_test``.
 
     Digits subsets are a permutation drawn from ``data_seed`` (the split itself is fixed);
-    twin-cue subsets are generated at that size with ``data_seed``.
+    twin-cue subsets are generated at that size with ``data_seed``. With ``classes``, the images
+    of those classes are then kept, relabelled 0..k-1 in the order given.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test'; got {split!r}.")
+    if config.classes is not None:
+        return select_classes(dataset_for(config.replace(classes=None), split),
+                              list(config.classes))
     n = config.n_train if split == "train" else config.n_test
     channels, size = DATASET_SHAPES[config.dataset]
     if config.dataset == "twin-cue":

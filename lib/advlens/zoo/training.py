@@ -81,7 +81,8 @@ def train(config: ModelConfig, data: ImageSet, *, progress: bool = True) -> Trai
     if len(data) < 2:
         raise ValueError(f"cannot train {config.name} on {len(data)} image(s); need at least 2.")
     wall, cpu = time.perf_counter(), time.process_time()
-    model = build_model(config.arch, config.dataset, seed=config.seed)
+    model = build_model(config.arch, config.dataset, seed=config.seed,
+                        num_classes=config.num_classes)
     model.normalize.set_stats(data.images)
     optimizer = make_optimizer(model, config)
     generator = torch.Generator().manual_seed(config.seed)
