@@ -1,0 +1,172 @@
+"""Linsley et al. (2023) analysis: the batched tolerance search against a per-image loop written
+here from the protocol, images never broken kept, correlations, twins and the twin-cue check."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.stats import spearmanr
+from torch import nn
+
+from advlens import attacks
+from advlens.alignment import spearman_alignment
+from advlens.papers import linsley2023
+from advlens.zoo.config import ModelConfig
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 6 * 6, 32), nn.Tanh(), nn.Linear(32, 5))
+    return model.double().eval()
+
+
+def _data(model: nn.Module, n: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(n, 3, 6, 6, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        y = model(x).argmax(1)  # every image correctly classified
+    return x, y
+
+
+def _fooled(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> bool:
+    """Linsley et al.'s attack on one image: 3 steps of 0.5·g/||g||₂ on the cross-entropy from
+    x (no random start), projection onto the L2 ball of radius eps, clamp to [0, 1]."""
+    xa = x.clone()
+    for _ in range(3):
+        xa.requires_grad_(True)
+        loss = F.cross_entropy(model(xa), y)
+        (g,) = torch.autograd.grad(loss, xa)
+        xa = xa.detach() + 0.5 * g / g.norm()
+        delta = xa - x
+        if delta.norm() > eps:
+            delta = delta * (eps / delta.norm())
+        xa = (x + delta).clamp(0.0, 1.0)
+    with torch.no_grad():
+        return bool(model(xa).argmax(1) != y)
+
+
+def _tolerance_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[float]:
+    """The search image by image: eps = 10 (not fooled: not broken), then 1, then bisection of
+    [0.001, 1] to width 0.01 or [1, 10] to width 0.1; the smallest eps that fooled."""
+    out = []
+    for xi, yi in zip(x, y, strict=True):
+        xi, yi = xi[None], yi[None]
+        if not _fooled(model, xi, yi, 10.0):
+            out.append(math.inf)
+            continue
+        lo, hi, width = (0.001, 1.0, 0.01) if _fooled(model, xi, yi, 1.0) else (1.0, 10.0, 0.1)
+        while hi - lo > width:
+            mid = (lo + hi) / 2
+            if _fooled(model, xi, yi, mid):
+                hi = mid
+            else:
+                lo = mid
+        out.append(hi)
+    return out
+
+
+def test_batched_tolerance_search_equals_a_per_image_loop() -> None:
+    model = _model()
+    x, y = _data(model)
+    batched = attacks.minimal_eps_pgd(model, x, y, progress=False)
+    assert batched.eps is not None
+    expected = np.array(_tolerance_loop(model, x, y))
+    assert np.isfinite(expected).sum() >= 10 and len(np.unique(expected)) >= 5  # a real spread
+    np.testing.assert_allclose(batched.eps.numpy(), expected, rtol=0, atol=1e-12)
+
+
+class _Constant(nn.Module):
+    """Always predicts class 0, whatever the input: can never be fooled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(x.shape[0], 3, dtype=x.dtype)
+        logits[:, 0] = 1.0
+        return logits + self.scale * x.flatten(1).sum(1, keepdim=True)
+
+
+def test_images_never_broken_are_kept_and_flagged() -> None:
+    x = torch.rand(5, 3, 4, 4, dtype=torch.float64)
+    y = torch.zeros(5, dtype=torch.long)
+    maps = torch.rand(5, 4, 4)
+    for attack in linsley2023.ATTACKS:
+        rows = linsley2023.attack_alignment(_Constant().double(), x, y, maps, attack=attack,
+                                            ddn_steps=5)
+        assert len(rows) == 5 and not rows["broken"].any()
+        assert np.isinf(rows["tolerance"]).all() and rows["alignment"].isna().all()
+        summary = linsley2023.summarize(rows)
+        assert summary["not_broken"] == 1.0 and math.isnan(summary["tolerance"])
+
+
+def test_attack_alignment_rows_match_the_attack_and_the_kernel() -> None:
+    model = _model()
+    x, y = _data(model, 12)
+    maps = torch.rand(12, 6, 6, dtype=torch.float64)
+    rows = linsley2023.attack_alignment(model, x, y, maps, attack="pgd", batch_size=5)
+    result = attacks.minimal_eps_pgd(model, x, y, progress=False)
+    assert result.eps is not None
+    np.testing.assert_allclose(rows["tolerance"], result.eps.numpy())
+    rho = spearman_alignment(result.adv - x, maps).numpy()
+    ok = result.success.numpy()
+    np.testing.assert_allclose(rows["alignment"][ok], rho[ok])
+    np.testing.assert_allclose(rows["l2"], (result.adv - x).flatten(1).norm(dim=1).numpy())
+
+
+def test_rank_correlation_is_scipys_spearman_with_a_bootstrap_ci() -> None:
+    rng = np.random.default_rng(0)
+    acc = rng.uniform(size=12)
+    tol = acc + rng.normal(scale=0.2, size=12)
+    est = linsley2023.rank_correlation(acc, tol, n_boot=300)
+    assert est.value == pytest.approx(spearmanr(acc, tol)[0])
+    assert est.lo <= est.value <= est.hi and est.n == 12
+    assert linsley2023.rank_correlation(acc, -acc, n_boot=50).value == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match=">= 3 models"):
+        linsley2023.rank_correlation([1.0, 2.0, np.nan], [1.0, 2.0, 3.0])
+
+
+def test_twin_pairs_and_arrows() -> None:
+    plain = ModelConfig("cnn-s", dataset="twin-cue", variant="both")
+    harm = plain.replace(regime="harmonized", harmonizer_weight=1.0, importance_map="shape")
+    other = ModelConfig("mlp-s")
+    configs = {"p": plain, "h": harm, "o": other}
+    assert linsley2023.twin_pairs(configs) == [("p", "h")]
+    summary = pd.DataFrame({"model": ["p", "h", "o"], "attack": "pgd",
+                            "accuracy": [0.9, 0.8, 0.7], "alignment": [0.1, 0.4, 0.2]})
+    arrows = linsley2023.twin_arrows(summary, [("p", "h")], "alignment")
+    assert arrows.loc[0, "change"] == pytest.approx(0.3)
+    assert arrows.loc[0, "accuracy_harmonized"] == 0.8
+
+
+def test_findings_apply_the_decision_rules() -> None:
+    corr = pd.DataFrame({"attack": ["pgd", "pgd"], "quantity": ["tolerance", "alignment"],
+                         "rho": [0.7, -0.2], "lo": [0.3, -0.6], "hi": [0.9, 0.1],
+                         "n_models": [10, 10]})
+    arrows = pd.DataFrame({"plain": ["p"], "harmonized": ["h"], "attack": ["pgd"],
+                           "change": [0.2]})
+    tol = arrows.assign(change=[-0.1])
+    reliance = pd.DataFrame({"model": ["p", "h"], "acc_a-only": [0.5, 0.9],
+                             "acc_b-only": [0.9, 0.3], "saliency_shape": [0.2, 0.6]})
+    table = linsley2023.findings(corr, arrows, tol, reliance, [("p", "h")]).set_index("claim")
+    assert list(table["holds"]) == [True, False, True, False, True]
+
+
+def test_saliency_share_of_a_model_looking_at_one_mask() -> None:
+    weight = torch.zeros(2, 1 * 4 * 4)
+    weight[:, :4] = 1.0  # the logits depend on the first row of pixels only
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+    with torch.no_grad():
+        model[1].weight.copy_(weight)
+    masks = torch.zeros(3, 2, 4, 4)
+    masks[:, 0, 0] = 1.0  # mask 0 = the first row
+    masks[:, 1, 2:] = 1.0
+    share = linsley2023.saliency_share(model, torch.rand(3, 1, 4, 4), torch.tensor([0, 1, 0]),
+                                       masks)
+    torch.testing.assert_close(share, torch.tensor([[1.0, 0.0]] * 3))
