@@ -148,7 +148,8 @@ def grid_folder(params: Mapping[str, Any]) -> str:
 
 def run_grid(grid: Mapping[str, Sequence[Any]], preset: str = "laptop", *,
              only: Sequence[str] | None = None, out: str | Path = "out/grid",
-             progress: bool = False) -> list[tuple[dict[str, Any], list[NotebookRun]]]:
+             progress: bool = False,
+             notebooks: Path | None = None) -> list[tuple[dict[str, Any], list[NotebookRun]]]:
     """Run the notebooks once per point of the Cartesian ``grid``, each in its own folder.
 
     Each folder holds ``params.json``; a folder already holding a different parameter set is
@@ -166,7 +167,7 @@ def run_grid(grid: Mapping[str, Sequence[Any]], preset: str = "laptop", *,
             raise FileExistsError(f"{folder} holds another parameter set; choose another --out.")
         atomic_write_json(stamp, record)
         results.append((point, run(preset, only=only, out=folder, params=point,
-                                   progress=progress)))
+                                   progress=progress, notebooks=notebooks)))
     return results
 
 

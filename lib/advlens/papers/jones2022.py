@@ -32,8 +32,9 @@ from tqdm.auto import tqdm
 from advlens.checks import as_tensor, check_images, check_labels
 from advlens.cka import cka_cross, cka_matrix, linear_cka
 from advlens.features import predict, representation
+from advlens.findings import encode_statistics
 from advlens.inversion import InversionResult, invert
-from advlens.stats import Estimate
+from advlens.stats import Estimate, LinearFit, linear_fit
 
 
 def representations(models: Mapping[str, nn.Module], x: Tensor, *, layer: str | None = None,
@@ -320,3 +321,192 @@ def confound_check(test_cka: pd.DataFrame, a_models: Sequence[str], b_models: Se
             for i in range(len(m)) for j in range(i + 1, len(m))]
     return ConfoundCheck(float(np.mean(cross)), float(np.mean(same)), margin, len(cross),
                          len(same))
+
+
+def _arch(name: str) -> str:
+    """The architecture part of a model key ``"<arch>/s<seed>"``."""
+    return name.split("/")[0]
+
+
+def pair_trends(pairs: pd.DataFrame, *, value: str = "cka_inverted", n_boot: int = 2000,
+                seed: int = 0) -> pd.DataFrame:
+    """The robustness trend per architecture pair (Jones et al. (b), not only the mean).
+
+    Parameters: ``pairs`` (rows ``level``, ``row``, ``col`` and ``value`` as
+    :func:`similarity_by_level` gives them; model keys ``"<arch>/s<seed>"``), ``n_boot``,
+    ``seed``. Returns one row per unordered architecture pair: the number of points (both
+    directions, every seed and level), the least-squares slope of ``value`` on the level with a
+    bootstrap CI over points (NaN with fewer than 3 points or 2 levels), R², the pair's mean at
+    the lowest and highest level and whether its level means rise at every step.
+    """
+    missing = [c for c in ("level", "row", "col", value) if c not in pairs]
+    if missing:
+        raise ValueError(f"pairs lacks columns {missing}; pass similarity_by_level(...).pairs.")
+    keyed = pairs.assign(pair=[" ~ ".join(sorted((_arch(r), _arch(c))))
+                               for r, c in zip(pairs["row"], pairs["col"], strict=True)])
+    rows = []
+    for pair, group in keyed.groupby("pair", sort=True):
+        x, y = group["level"].to_numpy(np.float64), group[value].to_numpy(np.float64)
+        means = group.groupby("level")[value].mean().sort_index()
+        entry: dict[str, Any] = {"pair": pair, "n_points": len(group), "n_levels": len(means),
+                                 "slope": np.nan, "slope_lo": np.nan, "slope_hi": np.nan,
+                                 "r2": np.nan, "at_lowest": float(means.iloc[0]),
+                                 "at_highest": float(means.iloc[-1]),
+                                 "rises_every_step": bool(len(means) > 1
+                                                          and (np.diff(means) > 0).all())}
+        if len(means) >= 2 and len(group) >= 3:
+            fit = linear_fit(x, y, n_boot=n_boot, seed=seed)
+            entry.update(slope=fit.slope.value, slope_lo=fit.slope.lo, slope_hi=fit.slope.hi,
+                         r2=fit.r2)
+        rows.append(entry)
+    return pd.DataFrame(rows)
+
+
+def cross_level_similarity(levels: Mapping[Any, Mapping[str, nn.Module]],
+                           inverted: Mapping[Any, Mapping[str, InversionResult]], *,
+                           pair_filter: Callable[[str, str], bool] | None = None,
+                           layer: str | None = None) -> pd.DataFrame:
+    """CKA between models of *unequal* robustness on the row model's inverted data.
+
+    For every row model R at level ``lr`` (its inversions ``inverted[lr][R]``) and column
+    model C at level ``lc`` (any level, equal or not) that ``pair_filter(R, C)`` keeps:
+    CKA(Rep_R(X_R), Rep_C(X_R)). All inversions must start from the same (seed, target) pairs.
+    Returns one row per pair: ``row_level``, ``col_level``, ``row``, ``col``, ``cka_inverted``.
+    """
+    models = {(lv, name): m for lv, group in levels.items() for name, m in group.items()}
+    rows = []
+    for lr, results in inverted.items():
+        for r, result in results.items():
+            if (lr, r) not in models:
+                raise ValueError(f"inverted[{lr!r}][{r!r}] has no model in levels.")
+            cols = {key: m for key, m in models.items() if key != (lr, r)
+                    and (pair_filter is None or pair_filter(r, key[1]))}
+            if not cols:
+                continue
+            own = representation(models[(lr, r)], result.images, layer)
+            for (lc, c), model in cols.items():
+                rows.append({"row_level": lr, "col_level": lc, "row": r, "col": c,
+                             "cka_inverted": linear_cka(
+                                 own, representation(model, result.images, layer))})
+    return pd.DataFrame(rows)
+
+
+def level_grid(cross: pd.DataFrame) -> pd.DataFrame:
+    """Mean CKA per (row level, column level) of :func:`cross_level_similarity`'s table."""
+    return cross.pivot_table(index="row_level", columns="col_level", values="cka_inverted",
+                             aggfunc="mean").sort_index().sort_index(axis=1)
+
+
+def any_level_check(grid: pd.DataFrame) -> pd.DataFrame:
+    """The paper's "at any level of robustness": with the partner's level fixed, does CKA rise
+    with a model's own level? One row per fixed partner level and role (``inverting``: the
+    model inverts, the partner judges -- a column of ``grid`` read down; ``judging``: the
+    partner inverts -- a row read across): CKA at the lowest and the highest own level, whether
+    it rises from lowest to highest (``rises``) and at every step (``rises_every_step``)."""
+    rows = []
+    for role, table in (("inverting", grid), ("judging", grid.T)):
+        for partner in table.columns:
+            curve = table[partner].dropna()
+            if len(curve) < 2:
+                continue
+            rows.append({"role": role, "partner_level": partner, "n_levels": len(curve),
+                         "at_lowest": float(curve.iloc[0]), "at_highest": float(curve.iloc[-1]),
+                         "rises": bool(curve.iloc[-1] > curve.iloc[0]),
+                         "rises_every_step": bool((np.diff(curve.to_numpy()) > 0).all())})
+    return pd.DataFrame(rows)
+
+
+# --- the findings table of notebook 01 (advlens.findings format, aggregated by advlens.sweep) --
+PAPER = {
+    "a": "ImageNet, 9 architectures: CKA 0.55-0.81 (mean 0.67) on validation images, "
+         "0.02-0.27 on inverted data",
+    "b": "similarity on inverted data rises with L2 robustness",
+    "b-pairs": "as robustness increases so does similarity to every other architecture",
+    "b-any": "... at any level of robustness",
+    "c": "not in the paper: the twin-cue ground truth is this project's construct",
+}
+
+
+def _row(finding: str, holds: bool | None, evidence: str, paper: str,
+         statistics: Mapping[str, float]) -> dict[str, Any]:
+    return {"finding": finding, "holds": holds, "evidence": evidence, "paper": paper,
+            "statistics": encode_statistics(statistics)}
+
+
+def finding_a(test: Estimate, inverted: Estimate) -> dict[str, Any]:
+    """(a) holds iff the inverted-data mean's CI lies wholly below the test-data mean's CI."""
+    return _row("a: CKA lower on inverted than on test data", bool(inverted.hi < test.lo),
+                f"mean off-diagonal CKA {test.value:.2f} [{test.lo:.2f}, {test.hi:.2f}] on test "
+                f"data vs {inverted.value:.2f} [{inverted.lo:.2f}, {inverted.hi:.2f}] inverted",
+                PAPER["a"], {"cka_test": test.value, "cka_inverted": inverted.value})
+
+
+def finding_b(summary: pd.DataFrame, trend: LinearFit | None) -> dict[str, Any]:
+    """(b) holds iff the slope of inverted-data CKA on ε has its 95 % CI above 0 (None when
+    the zoo has fewer than two levels)."""
+    stats = {f"cka_inverted_eps{lv:g}": v for lv, v in zip(summary["level"],
+                                                           summary["cka_inverted"], strict=True)}
+    if trend is None:
+        return _row("b: similarity on inverted data rises with robustness", None,
+                    "fewer than two robustness levels in this zoo", PAPER["b"], stats)
+    stats.update(slope=trend.slope.value, slope_lo=trend.slope.lo, slope_hi=trend.slope.hi)
+    return _row("b: similarity on inverted data rises with robustness",
+                bool(trend.slope.lo > 0),
+                f"slope {trend.slope.value:.2f} per unit eps [{trend.slope.lo:.2f}, "
+                f"{trend.slope.hi:.2f}], R² {trend.r2:.2f}", PAPER["b"], stats)
+
+
+def finding_b_pairs(trends: pd.DataFrame) -> dict[str, Any]:
+    """(b) per architecture pair: holds iff every pair's slope has its CI above 0."""
+    fitted = trends.dropna(subset=["slope"])
+    if fitted.empty:
+        return _row("b per pair: every architecture pair rises", None,
+                    "no pair has two robustness levels", PAPER["b-pairs"], {})
+    resolved = int((fitted["slope_lo"] > 0).sum())
+    return _row("b per pair: every architecture pair rises", bool(resolved == len(fitted)),
+                f"{resolved} of {len(fitted)} pairs with slope CI above 0; slopes "
+                f"{fitted['slope'].min():.2f} to {fitted['slope'].max():.2f}", PAPER["b-pairs"],
+                {"pairs_rising": resolved, "pairs": len(fitted),
+                 "slope_min": fitted["slope"].min(), "slope_max": fitted["slope"].max()})
+
+
+def finding_b_any_level(check: pd.DataFrame) -> dict[str, Any]:
+    """(b) "at any level": holds iff, for every fixed partner level and both roles, CKA at
+    the model's highest level exceeds CKA at its lowest (:func:`any_level_check`)."""
+    if check.empty:
+        return _row("b at any level: unequal-eps pairs rise too", None,
+                    "fewer than two robustness levels in this zoo", PAPER["b-any"], {})
+    rising = int(check["rises"].sum())
+    steps = int(check["rises_every_step"].sum())
+    return _row("b at any level: unequal-eps pairs rise too", bool(rising == len(check)),
+                f"{rising} of {len(check)} partner levels (both roles) rise from the lowest to "
+                f"the highest own eps, {steps} at every step", PAPER["b-any"],
+                {"curves_rising": rising, "curves_rising_every_step": steps,
+                 "curves": len(check)})
+
+
+def finding_c_confound(check: ConfoundCheck) -> dict[str, Any]:
+    """(c) the bench's criterion (:func:`confound_check`), stated before it was run."""
+    return _row("c: twin-cue models using different cues look alike on i.i.d. data",
+                check.holds, f"cross-cue CKA {check.cross_cue:.2f} vs same-cue "
+                f"{check.same_cue:.2f} (criterion: within {check.margin:g})", PAPER["c"],
+                {"cross_cue": check.cross_cue, "same_cue": check.same_cue})
+
+
+def finding_c_collapse(test_cka: pd.DataFrame, inverted_cka: pd.DataFrame, a: Sequence[str],
+                       b: Sequence[str], *, margin: float = CONFOUND_MARGIN) -> dict[str, Any]:
+    """(c) on the inversions of one cue's model the other cue's model stops following while
+    the same cue's twin does: cross-cue CKA on inversions (mean of both directions between
+    ``a[0]`` and ``b[0]``) at least ``margin`` below its test-data value, and same-cue CKA on
+    inversions (``a[0]``→``a[1]``, ``b[0]``→``b[1]``) at least ``margin`` above it."""
+    a0, a1 = a[0], a[1]
+    b0, b1 = b[0], b[1]
+    cross_test = float(test_cka.loc[a0, b0])
+    cross_inv = float((inverted_cka.loc[a0, b0] + inverted_cka.loc[b0, a0]) / 2)
+    same_inv = float((inverted_cka.loc[a0, a1] + inverted_cka.loc[b0, b1]) / 2)
+    holds = cross_inv <= cross_test - margin and same_inv >= cross_inv + margin
+    return _row("c: on inversions the other cue's model collapses, the twin stays", bool(holds),
+                f"cross-cue CKA {cross_test:.2f} on test data → {cross_inv:.2f} on inversions; "
+                f"same-cue twin on inversions {same_inv:.2f}", PAPER["c"],
+                {"cross_cue_test": cross_test, "cross_cue_inverted": cross_inv,
+                 "same_cue_inverted": same_inv})

@@ -1,0 +1,148 @@
+"""jones2022: NC1, the twin-cue criterion, per-pair trends, unequal-eps similarity and the
+findings rows -- each against a float64 numpy computation written here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from advlens.findings import decode_statistics
+from advlens.inversion import InversionResult
+from advlens.papers import jones2022 as j
+from advlens.stats import Estimate
+from references import numpy_linear_cka as np_cka
+from references import penultimate as rep
+
+
+def _nc1_reference(h: np.ndarray, y: np.ndarray) -> float:
+    classes = np.unique(y)
+    mu_g = h.mean(0)
+    sw = np.zeros((h.shape[1], h.shape[1]))
+    sb = np.zeros_like(sw)
+    for k in classes:
+        hk = h[y == k]
+        mu = hk.mean(0)
+        for row in hk:
+            sw += np.outer(row - mu, row - mu)
+        sb += np.outer(mu - mu_g, mu - mu_g)
+    sw /= len(h)
+    sb /= len(classes)
+    return float(np.trace(sw @ np.linalg.pinv(sb)) / len(classes))
+
+
+def test_nc1_matches_the_definition_and_is_zero_at_collapse():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 25)
+    h = rng.normal(size=(4, 12))[y] + 0.3 * rng.normal(size=(100, 12))
+    assert j.nc1(torch.from_numpy(h), torch.from_numpy(y)) == pytest.approx(
+        _nc1_reference(h, y), rel=1e-8)
+    collapsed = rng.normal(size=(4, 12))[y]
+    assert j.nc1(torch.from_numpy(collapsed), torch.from_numpy(y)) == pytest.approx(0, abs=1e-10)
+    with pytest.raises(ValueError, match="two classes"):
+        j.nc1(torch.from_numpy(h), torch.zeros(100, dtype=torch.long))
+
+
+def test_confound_check_means_and_rule():
+    names = ["a0", "a1", "b0", "b1"]
+    m = pd.DataFrame(np.eye(4), index=names, columns=names)
+    for (r, c), v in {("a0", "a1"): 0.9, ("b0", "b1"): 0.7, ("a0", "b0"): 0.83,
+                      ("a0", "b1"): 0.65, ("a1", "b0"): 0.7, ("a1", "b1"): 0.7}.items():
+        m.loc[r, c] = m.loc[c, r] = v
+    check = j.confound_check(m, ["a0", "a1"], ["b0", "b1"])
+    assert check.cross_cue == pytest.approx(0.72) and check.same_cue == pytest.approx(0.8)
+    assert check.holds  # 0.72 >= 0.8 - 0.1
+    assert not j.confound_check(m, ["a0", "a1"], ["b0", "b1"], margin=0.05).holds
+    with pytest.raises(ValueError, match="two models of each cue"):
+        j.confound_check(m, ["a0"], ["b0", "b1"])
+    with pytest.raises(ValueError, match="no rows"):
+        j.confound_check(m, ["a0", "zz"], ["b0", "b1"])
+
+
+def test_pair_trends_against_polyfit():
+    rows = []
+    rng = np.random.default_rng(1)
+    for lv in (0.0, 0.5, 1.0):
+        for r, c, slope in [("x/s0", "y/s0", 0.4), ("y/s0", "x/s0", 0.4), ("x/s0", "z/s0", -0.2),
+                            ("z/s0", "x/s0", -0.2)]:
+            rows.append({"level": lv, "row": r, "col": c,
+                         "cka_inverted": 0.3 + slope * lv + 0.01 * rng.normal()})
+    pairs = pd.DataFrame(rows)
+    trends = j.pair_trends(pairs, n_boot=200).set_index("pair")
+    assert list(trends.index) == ["x ~ y", "x ~ z"]
+    sub = pairs[pairs.row.str[0].isin(["x", "y"]) & pairs.col.str[0].isin(["x", "y"])]
+    slope, _ = np.polyfit(sub.level, sub.cka_inverted, 1)
+    assert trends.loc["x ~ y", "slope"] == pytest.approx(slope)
+    assert trends.loc["x ~ y", "slope_lo"] > 0 and trends.loc["x ~ z", "slope_hi"] < 0
+    assert trends.loc["x ~ y", "n_points"] == 6 and trends.loc["x ~ y", "rises_every_step"]
+    assert not trends.loc["x ~ z", "rises_every_step"]
+    one_level = j.pair_trends(pairs[pairs.level == 0.5], n_boot=10)
+    assert one_level["slope"].isna().all()
+    with pytest.raises(ValueError, match="lacks columns"):
+        j.pair_trends(pairs.drop(columns="level"))
+
+
+def _net(seed: int) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, 6), nn.ReLU(), nn.Linear(6, 3)).eval()
+
+
+def test_cross_level_similarity_against_hand_cka():
+    levels = {0.0: {"p/s0": _net(0), "q/s0": _net(1)}, 1.0: {"p/s0": _net(2), "q/s0": _net(3)}}
+    g = torch.Generator().manual_seed(0)
+    inverted = {lv: {name: InversionResult(torch.rand(20, 1, 3, 4, generator=g),
+                                           *[torch.zeros(20)] * 4)
+                     for name in group} for lv, group in levels.items()}
+    table = j.cross_level_similarity(levels, inverted,
+                                     pair_filter=lambda r, c: r.split("/")[0] != c.split("/")[0])
+    assert len(table) == 8  # 4 row models x 2 other-architecture columns (both levels)
+    row = table[(table.row_level == 0.0) & (table.row == "p/s0") & (table.col_level == 1.0)]
+    x = inverted[0.0]["p/s0"].images
+    expected = np_cka(rep(levels[0.0]["p/s0"], x), rep(levels[1.0]["q/s0"], x))
+    assert row["cka_inverted"].item() == pytest.approx(expected, rel=1e-6)
+    grid = j.level_grid(table)
+    assert grid.shape == (2, 2)
+    assert grid.loc[0.0, 1.0] == pytest.approx(
+        table[(table.row_level == 0.0) & (table.col_level == 1.0)].cka_inverted.mean())
+
+
+def test_any_level_check_reads_columns_and_rows():
+    grid = pd.DataFrame([[0.2, 0.3, 0.5], [0.3, 0.6, 0.4], [0.6, 0.7, 0.9]],
+                        index=[0.0, 0.5, 1.0], columns=[0.0, 0.5, 1.0])
+    check = j.any_level_check(grid).set_index(["role", "partner_level"])
+    # inverting: own level = grid row, read down a column
+    assert check.loc[("inverting", 1.0), "rises"] and \
+        not check.loc[("inverting", 1.0), "rises_every_step"]
+    assert check.loc[("inverting", 0.0), "rises_every_step"]
+    # judging: own level = grid column, read across a row
+    assert check.loc[("judging", 0.5), "at_lowest"] == 0.3
+    assert check.loc[("judging", 0.5), "rises"] and \
+        not check.loc[("judging", 0.5), "rises_every_step"]
+    assert len(check) == 6
+    row = j.finding_b_any_level(j.any_level_check(grid))
+    assert row["holds"] is True
+    assert decode_statistics(row["statistics"])["curves_rising_every_step"] == 4
+    grid.loc[1.0, 0.0] = 0.1  # now the partner-level-0 column falls
+    assert j.finding_b_any_level(j.any_level_check(grid))["holds"] is False
+
+
+def test_findings_rows_follow_their_rules():
+    a = j.finding_a(Estimate(0.7, 0.65, 0.75, 10), Estimate(0.2, 0.1, 0.3, 10))
+    assert a["holds"] is True and decode_statistics(a["statistics"]) == {
+        "cka_test": 0.7, "cka_inverted": 0.2}
+    assert j.finding_a(Estimate(0.7, 0.6, 0.8, 10), Estimate(0.6, 0.5, 0.65, 10))["holds"] is False
+    summary = pd.DataFrame({"level": [0.0], "cka_inverted": [0.3]})
+    assert j.finding_b(summary, None)["holds"] is None
+    trends = pd.DataFrame({"slope": [0.5, 0.2], "slope_lo": [0.1, -0.1], "slope_hi": [0.9, 0.4]})
+    row = j.finding_b_pairs(trends)
+    assert row["holds"] is False and decode_statistics(row["statistics"])["pairs_rising"] == 1
+    names = ["a0", "a1", "b0", "b1"]
+    test = pd.DataFrame(0.7, index=names, columns=names)
+    inv = pd.DataFrame(0.1, index=names, columns=names)
+    inv.loc["a0", "a1"] = inv.loc["b0", "b1"] = 0.6
+    c = j.finding_c_collapse(test, inv, ["a0", "a1"], ["b0", "b1"])
+    assert c["holds"] is True
+    inv.loc["a0", "a1"] = inv.loc["b0", "b1"] = 0.15  # the twin does not stay either
+    assert j.finding_c_collapse(test, inv, ["a0", "a1"], ["b0", "b1"])["holds"] is False
