@@ -187,3 +187,15 @@ def test_bad_arguments():
         tc.twin_cue("val", "both", n=10)
     with pytest.raises(ValueError, match="size"):
         tc.twin_cue("train", "both", n=10, size=16)
+
+
+def test_cached_sets_of_different_seeds_differ(tmp_path):
+    """With the cache on, seed 2 must not be served seed 1's file: the key holds the seed."""
+    one = tc.twin_cue("test", "both", n=16, seed=1)
+    two = tc.twin_cue("test", "both", n=16, seed=2)
+    assert not torch.equal(one.images, two.images)
+    assert len(list((tmp_path / "twin_cue").glob("*.npz"))) == 2
+    assert torch.equal(two.images, tc.twin_cue("test", "both", n=16, seed=2, cache=False).images)
+    assert torch.equal(one.images, tc.twin_cue("test", "both", n=16, seed=1).images)  # cache hit
+    keys = [tc.config("test", "both", 16, 32, seed) for seed in (1, 2)]
+    assert keys[0] != keys[1] and {k["seed"] for k in keys} == {1, 2}

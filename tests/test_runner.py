@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -113,3 +114,25 @@ def test_grid_rerun_with_tuple_values_reuses_its_folder(notebooks: Path, tmp_pat
     first = runner.run_grid({"size": [(16, 16)]}, "smoke", out=tmp_path)
     again = runner.run_grid({"size": [(16, 16)]}, "smoke", out=tmp_path)  # no FileExistsError
     assert first == again
+
+
+def test_each_notebook_receives_only_the_parameters_it_declares(tmp_path: Path) -> None:
+    """Two notebooks declaring different knobs: each gets its own (and preset/out_dir), never
+    the other's -- an undeclared name would silently become a global of the wrong notebook."""
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    body = ("import json, pathlib\n"
+            "names = sorted(k for k in ('x', 'z') if k in globals())\n"
+            "pathlib.Path(out_dir, 'seen.json').write_text(json.dumps(names))\n")
+    _write_notebook(folder / "00_x.ipynb", body, 'preset = "laptop"\nout_dir = None\nx = 1\n')
+    _write_notebook(folder / "01_z.ipynb", body, 'preset = "laptop"\nout_dir = None\nz = 1\n')
+    runs = runner.run("smoke", out=tmp_path / "out", params={"x": 5, "z": 7}, progress=False,
+                      notebooks=folder)
+    for run, expected in zip(runs, (["x"], ["z"]), strict=True):
+        assert json.loads((run.out_dir / "seen.json").read_text()) == expected
+        injected = [c for c in nbformat.read(run.executed, as_version=4).cells
+                    if "injected-parameters" in c.metadata.get("tags", [])]
+        assert len(injected) == 1
+        assigned = {t.id for node in ast.parse(injected[0].source).body
+                    for t in getattr(node, "targets", [])}
+        assert assigned == {"preset", "out_dir", *expected}

@@ -89,3 +89,110 @@ def test_family_vs_size_detects_a_family_effect() -> None:
     assert family_vs_size(null, n_perm=200)["p_family"] > 0.01
     singletons = d.iloc[[0, 6, 12]]  # one model per family: η² would be 1 by construction
     assert np.isnan(family_vs_size(singletons, n_perm=10)["eta2_family"])
+
+
+# ------------------------------------------------------------------ findings (decision rules)
+def _laws(**changes: tuple[float, float]) -> pd.DataFrame:
+    """Fitted laws: every attack with slope CI (0.1, 0.5) and R² 0.8 unless ``changes`` give
+    (slope_lo, r2) for an attack."""
+    rows = []
+    for attack in ("fgsm", "ifgsm", "cw", "ead"):
+        lo, r2 = changes.get(attack, (0.1, 0.8))
+        rows.append({"attack": attack, "norm": "x", "slope": 0.3, "slope_lo": lo,
+                     "slope_hi": 0.5, "r2": r2})
+    return pd.DataFrame(rows)
+
+
+def _effects(**changes: tuple[float, float, float]) -> pd.DataFrame:
+    """(eta2_family, p_family, r2_log_size) per attack; default family wins clearly."""
+    rows = []
+    for attack in ("fgsm", "ifgsm", "cw", "ead"):
+        eta2, p, r2 = changes.get(attack, (0.8, 0.01, 0.1))
+        rows.append({"attack": attack, "eta2_family": eta2, "eta2_null": 0.2, "p_family": p,
+                     "r2_log_size": r2, "n_models": 8})
+    return pd.DataFrame(rows)
+
+
+def _depth(rows: list[tuple[str, float, float]]) -> pd.DataFrame:
+    """(norm, shallow distortion, deep distortion) per attack row."""
+    return pd.DataFrame([{"shallow": "r8", "deep": "r14", "attack": f"a{i}", "norm": norm,
+                          "dist_shallow": s, "dist_deep": d, "deeper_larger": d > s,
+                          "cis_overlap": True} for i, (norm, s, d) in enumerate(rows)])
+
+
+def _transfer(within: dict[str, float], across: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame([{"source": f"{f}-1", "family": f, "within_family": within[f],
+                          "across_families": across[f]} for f in within])
+
+
+GOOD_TRANSFER = _transfer({"vgg": 0.6, "cnn": 0.5}, {"vgg": 0.4, "cnn": 0.2})
+
+
+def _holds(laws=None, effects=None, depth=None, transfer=None) -> list:  # noqa: ANN001
+    from advlens.papers.su2018 import findings
+
+    table = findings(_laws() if laws is None else laws,
+                     _effects() if effects is None else effects,
+                     _depth([("linf", 0.1, 0.2)]) if depth is None else depth,
+                     GOOD_TRANSFER if transfer is None else transfer)
+    assert list(table.columns) == ["finding", "holds", "evidence"] and len(table) == 4
+    return list(table["holds"])
+
+
+def test_findings_all_hold_on_a_zoo_built_to_agree() -> None:
+    assert _holds() == [True, True, True, True]
+
+
+@pytest.mark.parametrize("laws, expected", [
+    (_laws(cw=(0.1, 0.5)), True),  # R² exactly at the threshold
+    (_laws(cw=(0.1, 0.49)), False),
+    (_laws(ifgsm=(-0.01, 0.9)), False),  # slope CI includes 0
+    (_laws(fgsm=(-1.0, 0.0), ead=(-1.0, 0.0)), True),  # only C&W and I-FGSM decide
+    (_laws(cw=(float("nan"), float("nan"))), False),  # a failed fit never passes
+    (_laws().query("attack in ['fgsm', 'ead']"), False),  # neither deciding attack fitted
+])
+def test_finding_1_scaling_law_rule(laws: pd.DataFrame, expected: bool) -> None:
+    assert _holds(laws=laws)[0] is expected
+
+
+@pytest.mark.parametrize("effects, expected", [
+    (_effects(cw=(0.8, 0.05, 0.1)), False),  # p must be below 0.05
+    (_effects(ifgsm=(0.3, 0.01, 0.4)), False),  # size explains more
+    (_effects(fgsm=(0.1, 0.9, 0.9)), True),  # FGSM does not decide
+    (_effects(cw=(float("nan"), float("nan"), 0.1)), None),  # one model per family
+    (_effects().query("attack != 'ifgsm'"), None),
+])
+def test_finding_2_family_vs_size_rule(effects: pd.DataFrame, expected: bool | None) -> None:
+    assert _holds(effects=effects)[1] is expected
+
+
+@pytest.mark.parametrize("depth, expected", [
+    (_depth([("linf", 0.1, 0.2), ("linf", 0.3, 0.35), ("l2", 1.0, 0.5)]), True),  # L2 ignored
+    (_depth([("linf", 0.1, 0.2), ("linf", 0.3, 0.29)]), False),
+    (_depth([("l2", 1.0, 2.0)]), None),  # no L∞ pair: not testable (not vacuously true)
+    (pd.DataFrame(), None),
+])
+def test_finding_3_depth_rule(depth: pd.DataFrame, expected: bool | None) -> None:
+    assert _holds(depth=depth)[2] is expected
+
+
+@pytest.mark.parametrize("transfer, expected", [
+    (_transfer({"vgg": 0.6, "cnn": 0.5}, {"vgg": 0.1, "cnn": 0.2}), False),  # VGG not broadest
+    (_transfer({"vgg": 0.3, "cnn": 0.2}, {"vgg": 0.4, "cnn": 0.2}), False),  # across > within
+    (_transfer({"cnn": 0.6, "mlp": 0.5}, {"cnn": 0.4, "mlp": 0.2}), False),  # no VGG at all
+    (_transfer({"vgg": float("nan"), "cnn": float("nan")}, {"vgg": 0.4, "cnn": 0.2}), None),
+])
+def test_finding_4_transfer_rule(transfer: pd.DataFrame, expected: bool | None) -> None:
+    assert _holds(transfer=transfer)[3] is expected
+
+
+def test_findings_evidence_carries_the_numbers() -> None:
+    from advlens.papers.su2018 import findings
+
+    table = findings(_laws(cw=(0.125, 0.75)), _effects(), _depth([("linf", 0.1, 0.2)]),
+                     GOOD_TRANSFER).set_index("finding")["evidence"]
+    assert "cw: slope 0.3 [0.125, 0.5], R² 0.75" in table.iloc[0]
+    assert "cw: η² family 0.80 (null 0.20, p 0.010) vs R² log size 0.10" in table.iloc[1]
+    assert "r8→r14 a0: 0.1000→0.2000 (CIs overlap)" == table.iloc[2]
+    assert table.iloc[3] == ("mean within 0.550 vs across 0.300; family reaching others most: "
+                             "vgg (0.400); vgg: 0.400")

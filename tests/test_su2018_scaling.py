@@ -97,3 +97,29 @@ def test_prediction_band_is_the_scaling_laws_bootstrap() -> None:
     np.testing.assert_allclose(hi, np.quantile(lines, 0.975, axis=0), atol=1e-10)
     with pytest.raises(ValueError, match="top-1 errors"):
         prediction_band(dist, np.r_[errors[:-1], 0.0], grid)
+
+
+def test_distortion_ignores_the_finite_norms_pgd_reports_for_failures() -> None:
+    """Fixed-budget attacks (PGD) give every image a finite norm, failures included; Su et al.'s
+    distortion averages the successful examples only. Checked on a constructed result and on a
+    real PGD run, against norms and success recomputed by hand."""
+    made = distortion(_result([0.1, 0.5, 0.3, 0.5], [True, False, True, False]))
+    assert made.mean.value == pytest.approx(0.2) and made.mean.n == 2
+    assert made.success_rate == 0.5
+
+    from advlens.attacks import pgd
+    from attack_toys import affine_model, centre_images
+
+    model = affine_model(k=3, seed=2)
+    x = centre_images(40, seed=3)
+    y = model(x).argmax(1)
+    eps = torch.linspace(0.6, 1.2, 40, dtype=torch.float64)  # around the distances (0.87-1.0)
+    result = pgd(model, x, y, eps=eps, norm="l2", steps=30)
+    with torch.no_grad():
+        fooled = (model(result.adv).argmax(1) != y).numpy()
+    norms = (result.adv - x).flatten(1).norm(dim=1).numpy()
+    assert 0 < fooled.sum() < len(x) and np.isfinite(norms).all()  # a mix, all norms finite
+    d = distortion(result)
+    assert d.mean.n == fooled.sum()
+    assert d.mean.value == pytest.approx(norms[fooled].mean(), rel=1e-6)
+    assert d.mean.value != pytest.approx(norms.mean(), rel=1e-3)

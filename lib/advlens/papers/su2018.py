@@ -12,6 +12,7 @@
 - :func:`variance_explained` — how much of the spread in distortion a grouping (architecture
   family) or a covariate (log model size) explains: "architecture matters more than size".
 - :func:`transfer_summary` — within- vs across-family transfer and each source's reach.
+- :func:`findings` — the four findings checked by fixed decision rules (holds / not / untestable).
 """
 
 from __future__ import annotations
@@ -349,4 +350,77 @@ def depth_comparison(table: pd.DataFrame, pairs: Sequence[tuple[str, str]],
                 "deeper_larger": b["distortion"] > a["distortion"],
                 "cis_overlap": (b["distortion_lo"] <= a["distortion_hi"]
                                 and a["distortion_lo"] <= b["distortion_hi"])})
+    return pd.DataFrame(rows)
+
+
+# Decision rules of :func:`findings`, fixed before the laptop zoo was run.
+LAW_ATTACKS = ("cw", "ifgsm")  # the attacks whose fits decide findings 1 and 2
+LAW_MIN_R2 = 0.5  # finding 1: a "law" explains at least half the spread ...
+FAMILY_ALPHA = 0.05  # finding 2: family η² beats its permutation null at this level
+BROAD_TRANSFER_FAMILY = "vgg"  # finding 4: the family the paper found to transfer broadly
+
+
+def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
+             transfer: pd.DataFrame) -> pd.DataFrame:
+    """Su et al.'s four findings checked on one zoo: one row per finding with ``holds`` (True,
+    False, or None where this zoo cannot test it) and the numbers behind it (``evidence``).
+
+    Parameters
+    ----------
+    laws : :func:`scaling_laws` output (columns attack, slope, slope_lo, slope_hi, r2).
+    effects : one row per attack with ``attack`` and the :func:`family_vs_size` keys.
+    depth : :func:`depth_comparison` output (may be empty).
+    transfer : :func:`transfer_summary` output (source, family, within_family, across_families).
+
+    Returns
+    -------
+    DataFrame with columns finding, holds, evidence. The rules: (1) for each attack of
+    :data:`LAW_ATTACKS` that was fitted, the slope's CI lies above 0 and R² ≥ :data:`LAW_MIN_R2`;
+    (2) for both attacks of :data:`LAW_ATTACKS`, family η² exceeds the R² of log size and its
+    permutation p < :data:`FAMILY_ALPHA` (None if η² is untestable); (3) in every L∞ depth pair
+    the deeper model has the larger distortion (None without an L∞ pair); (4) mean transfer
+    within families exceeds that across families and the family reaching other families most
+    is :data:`BROAD_TRANSFER_FAMILY` (None if no family has two models).
+    """
+    law = laws.set_index("attack")
+    fitted = [a for a in LAW_ATTACKS if a in law.index]
+    holds1 = bool(fitted) and all(law.loc[a, "slope_lo"] > 0 and law.loc[a, "r2"] >= LAW_MIN_R2
+                                  for a in fitted)
+    rows = [{"finding": "1 linear scaling law", "holds": holds1, "evidence": "; ".join(
+        f"{a}: slope {law.loc[a, 'slope']:.3g} [{law.loc[a, 'slope_lo']:.3g}, "
+        f"{law.loc[a, 'slope_hi']:.3g}], R² {law.loc[a, 'r2']:.2f}" for a in law.index)}]
+
+    eff = effects.set_index("attack")
+    testable2 = all(a in eff.index and np.isfinite(eff.loc[a, "eta2_family"])
+                    for a in LAW_ATTACKS)
+    holds2 = None if not testable2 else all(
+        eff.loc[a, "eta2_family"] > eff.loc[a, "r2_log_size"]
+        and eff.loc[a, "p_family"] < FAMILY_ALPHA for a in LAW_ATTACKS)
+    rows.append({"finding": "2 architecture > size", "holds": holds2, "evidence": "; ".join(
+        f"{a}: η² family {eff.loc[a, 'eta2_family']:.2f} (null {eff.loc[a, 'eta2_null']:.2f}, "
+        f"p {eff.loc[a, 'p_family']:.3f}) vs R² log size {eff.loc[a, 'r2_log_size']:.2f}"
+        for a in eff.index)})
+
+    linf = depth[depth["norm"] == "linf"] if len(depth) else depth
+    if len(linf):
+        rows.append({"finding": "3 depth slightly helps L∞",
+                     "holds": bool(linf["deeper_larger"].all()), "evidence": "; ".join(
+                         f"{r.shallow}→{r.deep} {r.attack}: {r.dist_shallow:.4f}→"
+                         f"{r.dist_deep:.4f}{' (CIs overlap)' if r.cis_overlap else ''}"
+                         for r in linf.itertuples())})
+    else:
+        rows.append({"finding": "3 depth slightly helps L∞", "holds": None,
+                     "evidence": "no depth pair in this zoo"})
+
+    by_family = transfer.groupby("family")[["within_family", "across_families"]].mean()
+    within, across = transfer["within_family"].mean(), transfer["across_families"].mean()
+    top_family = by_family["across_families"].idxmax()
+    holds4 = None if not np.isfinite(within) else bool(
+        within > across and top_family == BROAD_TRANSFER_FAMILY)
+    broad = by_family["across_families"].get(BROAD_TRANSFER_FAMILY, float("nan"))
+    rows.append({"finding": "4 transfer within families; VGG broadly", "holds": holds4,
+                 "evidence": f"mean within {within:.3f} vs across {across:.3f}; family reaching "
+                             f"others most: {top_family} "
+                             f"({by_family['across_families'].max():.3f}); "
+                             f"{BROAD_TRANSFER_FAMILY}: {broad:.3f}"})
     return pd.DataFrame(rows)
