@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.advlens-installed
 PEERS  := .peers
 PEERS_STAMP := $(PEERS)/.installed
 # Peers for parity tests and benchmarks only: installed apart, never project dependencies.
-PEER_PKGS := foolbox==3.3.4 eagerpy==0.30.0 torch-cka==0.21 torchattacks==3.5.1
+PEER_PKGS := foolbox==3.3.4 eagerpy==0.30.0 torch-cka==0.21 torchattacks==3.5.1 adv-lib==0.2.8
 PRESET ?= laptop
 
 .PHONY: venv peers test reproduce smoke lint bench clean-venv

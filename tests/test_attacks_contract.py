@@ -103,7 +103,7 @@ def test_attack_result_concat_refuses_mixed_norms() -> None:
         AttackResult.concat([a, b])
 
 
-@pytest.mark.parametrize("norm,method", [("l2", m) for m in ("auto", "ddn", "fmn", "cw")]
+@pytest.mark.parametrize("norm,method", [("l2", m) for m in ("auto", "ddn", "fmn", "alma", "cw")]
                          + [("linf", m) for m in ("auto", "fmn", "ifgsm")])
 def test_minimal_entry_points_stay_within_budget(norm: str, method: str) -> None:
     model, x, y = _setup(6)
@@ -160,6 +160,32 @@ def test_choose_targets_refuses_negative_labels() -> None:
     from attack_toys import affine_model, centre_images
 
     model, x = affine_model(k=3), centre_images(3)
-    with pytest.raises(ValueError, match="labels must lie in"):
+    with pytest.raises(ValueError, match="y holds the label -1; class indices are >= 0"):
         attacks.choose_targets(model, x, torch.tensor([0, -1, 2]), "random",
                                torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="y holds the label 3, outside the model's 3 classes"):
+        attacks.choose_targets(model, x, torch.tensor([0, 3, 2]), "random")
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_labels_outside_the_models_classes_are_refused(name: str) -> None:
+    """tiny_cnn has 3 classes: a label 3 must be named as outside them, for y and targets."""
+    model, x, y = _setup(4)
+    bad = torch.tensor([0, 1, 2, 3])
+    with pytest.raises(ValueError, match=r"y holds the label 3, outside the model's 3 classes"):
+        ALL[name](model, x, bad)
+    with pytest.raises(ValueError, match="y holds the label -1; class indices are >= 0"):
+        ALL[name](model, x, torch.tensor([0, 1, -1, 2]))
+    if name not in UNTARGETED_ONLY:
+        targets = (y + 1) % 3
+        targets[2] = 5 if int(y[2]) != 5 else 4
+        with pytest.raises(ValueError, match="targets holds the label 5, outside the model's 3"):
+            ALL[name](model, x, y, targets=targets)
+
+
+def test_minimal_l2_names_the_label_outside_a_ten_class_model() -> None:
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 10))
+    x = random_images(4)
+    with pytest.raises(ValueError, match=r"label 10, outside the model's 10 classes \(labels "
+                                         r"0 to 9\)"):
+        attacks.minimal_l2(model, x, torch.tensor([0, 1, 2, 10]))

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from advlens import attacks
+from advlens.attacks.const_search import ConstSearch
 from advlens.attacks.criterion import Criterion
-from advlens.attacks.cw import ConstSearch
 from attack_toys import affine_model, centre_images, random_images, tiny_cnn
 
 

@@ -20,29 +20,40 @@ def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
         yield model
 
 
-def prepare(model: nn.Module, x: Tensor, y: Tensor, *, targeted: bool = False,
+def prepare(model: nn.Module, x: Tensor, y: Tensor, *,
             targets: Tensor | None = None) -> tuple[Tensor, Tensor, Criterion]:
     """Validate inputs and build the criterion; returns (x, y, criterion) on the model's device.
 
-    Untargeted: ``y`` are the true labels. Targeted: pass the true labels as ``y`` and the target
-    classes as ``targets`` (a target equal to the true label is refused), or — for the
-    ``pgd(..., targeted=True)`` contract — pass the target classes as ``y`` and no ``targets``.
+    ``y`` are the true labels; the attack is targeted iff ``targets`` (the target classes, each
+    different from its true label) are given. Labels must be class indices >= 0; the criterion
+    refuses, at the first logits, any label that is not one of the model's classes.
     """
     x = check_images(as_tensor(x, "x"), "x")
     n = x.shape[0]
-    y = check_labels(y, n, "y")
+    y = _class_indices(y, n, "y")
     device = model_device(model)
     x, y = x.detach().to(device), y.to(device)
     if targets is None:
-        return x, y, Criterion(y, targeted)
-    targets = check_labels(targets, n, "targets").to(device)
+        return x, y, Criterion(y, False, _largest(("y", y)))
+    targets = _class_indices(targets, n, "targets").to(device)
     same = (targets == y).nonzero().flatten()
     if same.numel():
         raise ValueError(
             f"{same.numel()} targets equal the true label (first at index {int(same[0])}); a "
             "targeted attack needs a different class. Use advlens.attacks.choose_targets."
         )
-    return x, y, Criterion(targets, True)
+    return x, y, Criterion(targets, True, _largest(("y", y), ("targets", targets)))
+
+
+def _class_indices(labels: Tensor, n: int, name: str) -> Tensor:
+    labels = check_labels(labels, n, name)
+    if labels.numel() and int(labels.min()) < 0:
+        raise ValueError(f"{name} holds the label {int(labels.min())}; class indices are >= 0.")
+    return labels
+
+
+def _largest(*named: tuple[str, Tensor]) -> tuple[tuple[str, int], ...]:
+    return tuple((name, int(t.max())) for name, t in named if t.numel())
 
 
 def check_positive(name: str, value: float | Tensor, *, allow_zero: bool = False) -> None:
@@ -52,6 +63,16 @@ def check_positive(name: str, value: float | Tensor, *, allow_zero: bool = False
     if not ok or not bool(torch.isfinite(v).all()):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be finite and {bound}; got {value!r}.")
+
+
+def check_start(start: Tensor, x0: Tensor) -> Tensor:
+    """A warm start for an attack on ``x0``: same shape, moved to x0's device and dtype, clamped
+    into [0, 1]."""
+    start = as_tensor(start, "start").detach().to(x0.device, x0.dtype)
+    if start.shape != x0.shape:
+        raise ValueError(f"start must have the shape of x {tuple(x0.shape)}; "
+                         f"got {tuple(start.shape)}.")
+    return start.clamp(0.0, 1.0)
 
 
 def logits_and_grad(model: nn.Module, x: Tensor,

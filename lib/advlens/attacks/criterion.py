@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -11,12 +11,32 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class Criterion:
-    """Untargeted (``classes`` = true labels) or targeted (``classes`` = target classes)."""
+    """Untargeted (``classes`` = true labels) or targeted (``classes`` = target classes).
+
+    ``largest`` names each label tensor the criterion was built from with its largest value
+    (default: ``classes`` itself); every method refuses logits with too few classes for them.
+    """
 
     classes: Tensor
     targeted: bool = False
+    largest: tuple[tuple[str, int], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.largest and self.classes.numel():
+            name = "targets" if self.targeted else "y"
+            object.__setattr__(self, "largest", ((name, int(self.classes.max())),))
+
+    def check_outputs(self, logits: Tensor) -> None:
+        """Raise if a label is not one of the model's classes (logits (N, k))."""
+        k = logits.shape[1]
+        for name, top in self.largest:
+            if top >= k:
+                raise ValueError(
+                    f"{name} holds the label {top}, outside the model's {k} classes (labels "
+                    f"0 to {k - 1}); pass class indices of this model's output.")
 
     def is_adversarial(self, logits: Tensor) -> Tensor:
+        self.check_outputs(logits)
         pred = logits.argmax(1)
         return pred == self.classes if self.targeted else pred != self.classes
 
@@ -37,6 +57,7 @@ class Criterion:
         Untargeted: ``z_y - max_{j≠y} z_j``; targeted: ``max_{j≠t} z_j - z_t``. The other classes
         are masked with -inf (not 0), so the margin is right whatever the sign of the logits.
         """
+        self.check_outputs(logits)
         idx = self.classes[:, None]
         own = logits.gather(1, idx).squeeze(1)
         other = logits.scatter(1, idx, float("-inf")).amax(1)
@@ -44,8 +65,9 @@ class Criterion:
 
     def loss(self, logits: Tensor) -> Tensor:
         """Per-sample cross-entropy loss to *ascend*: CE(y) untargeted, -CE(t) targeted."""
+        self.check_outputs(logits)
         ce = F.cross_entropy(logits, self.classes, reduction="none")
         return -ce if self.targeted else ce
 
     def subset(self, mask: Tensor) -> Criterion:
-        return Criterion(self.classes[mask], self.targeted)
+        return Criterion(self.classes[mask], self.targeted, self.largest)

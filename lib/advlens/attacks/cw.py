@@ -1,97 +1,16 @@
-"""Carlini & Wagner L2 (2017): the trade-off-constant search shared with EAD, and the attack."""
+"""Carlini & Wagner L2 (2017): Adam on tanh-space images inside the trade-off-constant search."""
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from advlens.attacks.best import BestAdversarial
-from advlens.attacks.core import (
-    attack_mode,
-    check_positive,
-    logits_and_grad,
-    prepare,
-    tqdm_disabled,
-)
+from advlens.attacks.const_search import check_search_settings, const_search, hinge
+from advlens.attacks.core import attack_mode, logits_and_grad, prepare
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor
-
-
-class ConstSearch:
-    """Per-image binary search on the constant c that weighs the misclassification term.
-
-    Success at c lowers the upper bound to c; failure raises the lower bound; c becomes the
-    midpoint once an upper bound exists, otherwise it grows tenfold (Carlini & Wagner).
-    """
-
-    def __init__(self, n: int, initial: float, like: Tensor) -> None:
-        self.c = torch.full((n,), initial, dtype=like.dtype, device=like.device)
-        self.lo = torch.zeros_like(self.c)
-        self.hi = torch.full_like(self.c, float("inf"))
-
-    def update(self, success: Tensor) -> None:
-        self.hi = torch.where(success, torch.minimum(self.hi, self.c), self.hi)
-        self.lo = torch.where(success, self.lo, torch.maximum(self.lo, self.c))
-        self.c = torch.where(torch.isfinite(self.hi), (self.lo + self.hi) / 2, self.c * 10)
-
-
-class Optimiser(Protocol):
-    """An inner solver of ``min dist(x', x) + c·f(x')``; one ``step`` = one forward+backward."""
-
-    def reset(self) -> None: ...
-
-    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
-        """Evaluate the current iterate (image, logits, per-sample objective), then update."""
-        ...
-
-
-def hinge(crit: Criterion, logits: Tensor, kappa: float) -> Tensor:
-    """C&W's f(): max(margin, −κ); the margin masks the other classes with −inf, so it is
-    correct for logits of any sign (torchattacks' masked-with-zero max is not)."""
-    return crit.margin(logits).clamp_min(-kappa)
-
-
-def is_adversarial_with_confidence(crit: Criterion, logits: Tensor, kappa: float) -> Tensor:
-    if kappa == 0:
-        return crit.confidently_adversarial(logits)
-    return crit.margin(logits) <= -kappa
-
-
-def const_search(model: nn.Module, crit: Criterion, opt: Optimiser, best: BestAdversarial, *,
-                 binary_steps: int, steps: int, initial_const: float, kappa: float,
-                 abort_early: bool, progress: bool | None) -> int:
-    """Run ``opt`` for ``steps`` iterations at each of ``binary_steps`` constants per image,
-    keeping each image's best adversarial in ``best``. Abort early: every steps/10 iterations,
-    stop this constant when the batch objective fell by less than 0.01 %. Returns the passes."""
-    consts = ConstSearch(crit.classes.shape[0], initial_const, best.x)
-    passes = 0
-    check_every = max(steps // 10, 1)
-    bar = tqdm(total=binary_steps * steps, desc="C&W-type search", disable=tqdm_disabled(progress),
-               leave=False)
-    for _ in range(binary_steps):
-        opt.reset()
-        found = torch.zeros_like(consts.c, dtype=torch.bool)
-        previous = float("inf")
-        for k in range(steps):
-            candidate, logits, objective = opt.step(consts.c, k)
-            passes += 1
-            is_adv = is_adversarial_with_confidence(crit, logits, kappa)
-            best.update(candidate, is_adv)
-            found |= is_adv
-            bar.update()
-            if abort_early and k % check_every == 0:
-                total = float(objective.sum())
-                if total > previous * 0.9999:
-                    bar.update(steps - k - 1)
-                    break
-                previous = total
-        consts.update(found)
-    bar.close()
-    return passes
 
 
 class TanhAdam:
@@ -148,23 +67,14 @@ def cw_l2(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = No
     ``targets`` are given. Cost: at most ``binary_steps·steps`` passes (fewer with
     ``abort_early``) plus one confirming forward.
     """
-    _check_common(binary_steps, steps, initial_const, lr, kappa)
+    check_search_settings(binary_steps, steps, initial_const, lr, kappa)
     home = as_tensor(x, "x").device
     with attack_mode(model):
         x0, _, crit = prepare(model, x, y, targets=targets)
         best = BestAdversarial(x0, "l2")
         opt = TanhAdam(model, x0, crit, lr=lr, kappa=kappa)
-        passes = const_search(model, crit, opt, best, binary_steps=binary_steps,
-                                      steps=steps, initial_const=initial_const, kappa=kappa,
-                                      abort_early=abort_early, progress=progress)
+        passes = const_search(model, crit, opt, best, binary_steps=binary_steps, steps=steps,
+                              initial_const=initial_const, kappa=kappa,
+                              abort_early=abort_early, progress=progress)
         result = best.result(model, crit, passes=passes, forwards=0)
     return result.to(home)
-
-
-def _check_common(binary_steps: int, steps: int, initial_const: float, lr: float,
-                  kappa: float) -> None:
-    if binary_steps < 1 or steps < 1:
-        raise ValueError(f"binary_steps and steps must be >= 1; got {binary_steps}, {steps}.")
-    check_positive("initial_const", initial_const)
-    check_positive("lr", lr)
-    check_positive("kappa", kappa, allow_zero=True)

@@ -12,6 +12,7 @@ from advlens.attacks.best import BestAdversarial
 from advlens.attacks.core import (
     attack_mode,
     check_positive,
+    check_start,
     cosine,
     logits_and_grad,
     prepare,
@@ -26,7 +27,7 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
         targets: Tensor | None = None, init_eps: float = 1.0, gamma: float = 0.05,
         gamma_end: float | None = 0.001, max_step: float = 1.0, min_step: float = 0.01,
         loss: Literal["ce", "margin", "ce-margin"] = "ce-margin", switch: float = 0.5,
-        progress: bool | None = None) -> AttackResult:
+        start: Tensor | None = None, progress: bool | None = None) -> AttackResult:
     """DDN: step along the normalised cross-entropy gradient (size cosine-annealed from
     ``max_step`` to ``min_step``), then put the perturbation on the sphere of radius eps, where
     each image's eps shrinks by (1 − γ) while it is adversarial and grows by (1 + γ) while not.
@@ -41,7 +42,9 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
     exact minimum of an affine multi-class model); ``"ce-margin"`` (default) uses the
     cross-entropy for the first ``switch`` fraction of steps (it finds better basins on the
     benchmark CNN) and the margin for the rest (exact convergence). Each image keeps its
-    smallest-L2 adversarial iterate.
+    smallest-L2 adversarial iterate. ``start`` (N, ...) in [0, 1] warm-starts the iterate there,
+    each image's eps at its distance from x (``init_eps`` where that is 0): a refinement of
+    another attack's output.
     Cost: ``steps`` passes + one confirming forward.
     """
     if steps < 1:
@@ -60,6 +63,10 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
         worst = lp_norms(torch.maximum(x0, 1 - x0), "l2")  # no image in the box is farther
         eps = torch.full_like(worst, init_eps)
         xa = x0
+        if start is not None:
+            xa = check_start(start, x0)
+            size = lp_norms(xa - x0, "l2")
+            eps = torch.where(size > 0, size, eps)
 
         def ce(z: Tensor, _x: Tensor) -> Tensor:
             return crit.loss(z)

@@ -7,9 +7,9 @@ from typing import Literal
 from torch import Tensor, nn
 
 from advlens.attacks.best import BestAdversarial
+from advlens.attacks.const_search import check_search_settings, const_search, hinge
 from advlens.attacks.core import attack_mode, check_positive, logits_and_grad, prepare
 from advlens.attacks.criterion import Criterion
-from advlens.attacks.cw import _check_common, const_search, hinge
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor
 
@@ -70,7 +70,7 @@ def ead(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = None
     0.01. ``decision="l1"`` keeps each image's smallest-L1 adversarial; ``"en"`` the smallest
     elastic-net distance ||δ||₂² + β||δ||₁. ``result.norms`` are L1 norms.
     """
-    _check_common(binary_steps, steps, initial_const, lr, kappa)
+    check_search_settings(binary_steps, steps, initial_const, lr, kappa)
     check_positive("beta", beta, allow_zero=True)
     if decision not in ("l1", "en"):
         raise ValueError(f"decision must be 'l1' or 'en'; got {decision!r}.")

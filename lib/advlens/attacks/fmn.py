@@ -15,14 +15,14 @@ from advlens.attacks.core import (
     prepare,
     tqdm_disabled,
 )
-from advlens.attacks.norms import check_norm, lp_norms, project_ball, unit_l2
+from advlens.attacks.norms import Norm, check_norm, lp_norms, project_ball, unit_l2
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor
 
 _DUAL = {"l2": "l2", "linf": "l1"}
 
 
-def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: str = "l2", steps: int = 100,
+def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int = 100,
         targets: Tensor | None = None, max_step: float | None = None,
         min_step: float | None = None, gamma: float = 0.05, gamma_end: float = 0.001,
         progress: bool | None = None) -> AttackResult:

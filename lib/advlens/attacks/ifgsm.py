@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 from advlens.attacks.core import attack_mode, check_positive, prepare
 from advlens.attacks.criterion import Criterion
-from advlens.attacks.norms import check_norm
+from advlens.attacks.norms import Norm, check_norm
 from advlens.attacks.pgd import run_pgd
 from advlens.attacks.result import AttackResult
 from advlens.attacks.search import EpsSearch, doubling_bisection
@@ -14,7 +14,7 @@ from advlens.checks import as_tensor
 
 
 def ifgsm_search(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 50,
-                 start_eps: float = 0.02, tries: int = 9, norm: str = "linf",
+                 start_eps: float = 0.02, tries: int = 9, norm: Norm = "linf",
                  targets: Tensor | None = None, progress: bool | None = None) -> AttackResult:
     """I-FGSM (``steps`` iterations of size eps/steps, projection on the ``norm`` ball, clamp to
     [0, 1]) inside Su et al.'s eps search: start at ``start_eps``, double until the image is
@@ -44,7 +44,7 @@ def ifgsm_search(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 50,
 
 
 def fgsm_search(model: nn.Module, x: Tensor, y: Tensor, *, start_eps: float = 0.02,
-                tries: int = 9, norm: str = "linf", targets: Tensor | None = None,
+                tries: int = 9, norm: Norm = "linf", targets: Tensor | None = None,
                 progress: bool | None = None) -> AttackResult:
     """FGSM (one step of size eps) inside the same eps search as :func:`ifgsm_search`."""
     return ifgsm_search(model, x, y, steps=1, start_eps=start_eps, tries=tries, norm=norm,

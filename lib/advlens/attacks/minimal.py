@@ -1,27 +1,36 @@
 """Minimal-perturbation attacks behind one entry point per norm, at a given pass budget.
 
-``method="auto"`` is the strongest method measured by ``benchmarks/bench_attacks.py`` at equal
-pass budgets (DDN for L2, FMN for L∞); the measured medians, wall times and success rates are in
-``benchmarks/README.md`` (rerun: ``python benchmarks/bench_attacks.py``; output in
-``benchmarks/results/``).
+``method="auto"`` runs a portfolio under the one budget (see :func:`l2_plan`, :func:`linf_plan`):
+a fast local attack first (DDN for L2, FMN for L∞; they settle on the nearest stationary point of
+the gradient path within ~100 steps and gain nothing after), then attacks that take other paths
+(ALMA for L2, FMN from other starting radii for L∞) with the rest of the budget, then a short
+refinement from each image's best so far; each image keeps its smallest adversarial. Measured
+against foolbox and adv-lib at equal budgets in ``benchmarks/README.md`` (rerun:
+``python benchmarks/bench_attacks.py``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 from torch import Tensor, nn
 
+from advlens.attacks.alma import alma
+from advlens.attacks.best import BestAdversarial
+from advlens.attacks.core import attack_mode, prepare
 from advlens.attacks.cw import cw_l2
 from advlens.attacks.ddn import ddn
 from advlens.attacks.fmn import fmn
 from advlens.attacks.ifgsm import ifgsm_search
+from advlens.attacks.norms import Norm
 from advlens.attacks.result import AttackResult
+from advlens.checks import as_tensor
 
-L2_METHODS = ("auto", "ddn", "fmn", "cw")
-LINF_METHODS = ("auto", "fmn", "ifgsm")
-AUTO_L2 = "ddn"
-AUTO_LINF = "fmn"
+L2Method = Literal["auto", "ddn", "fmn", "alma", "cw"]
+LinfMethod = Literal["auto", "fmn", "ifgsm"]
+L2_METHODS: tuple[str, ...] = ("auto", "ddn", "fmn", "alma", "cw")
+LINF_METHODS: tuple[str, ...] = ("auto", "fmn", "ifgsm")
+Stage = tuple[str, int]  # (what, steps)
 
 
 def _check_budget(budget: int, least: int) -> None:
@@ -29,48 +38,125 @@ def _check_budget(budget: int, least: int) -> None:
         raise ValueError(f"budget must be >= {least} passes; got {budget}.")
 
 
-def minimal_l2(model: nn.Module, x: Tensor, y: Tensor, *, method: str = "auto",
-               budget: int = 1000, targets: Tensor | None = None,
-               **kwargs: Any) -> AttackResult:
-    """Smallest-L2 adversarial per image within ``budget`` passes (``result.cost`` ≤ budget;
-    one pass is kept for the confirming forward).
+def l2_plan(budget: int) -> list[Stage]:
+    """The ``auto`` L2 portfolio for ``budget`` passes: (stage, steps) pairs whose passes plus one
+    confirming forward each, plus the final confirming forward, add up to at most ``budget``.
 
-    ``method="auto"`` picks the strongest method measured by ``benchmarks/bench_attacks.py``.
-    ``"ddn"``, ``"fmn"``: budget − 1 steps. ``"cw"``: C&W-L2 with 3 constants from c = 1,
-    (budget − 1)//3 Adam steps of lr 0.05 each (abort early off) — tuned for small budgets, not
-    Su et al.'s protocol (use :func:`advlens.attacks.cw_l2` for that). ``kwargs`` go to the
-    method.
+    Up to 200 passes: DDN alone. Beyond: DDN for budget/20 steps (at least 100, at most 250),
+    ALMA for 90 % of the rest (one run up to 2,000 steps, then runs of equal length: ALMA also
+    settles, and a second run from other settings finds other minima), and a DDN refinement
+    (margin loss, small steps) from each image's best for the last 10 %.
+    """
+    _check_budget(budget, 3)
+    if budget <= 200:
+        return [("ddn", budget - 2)]
+    first = min(max(100, budget // 20), 250)
+    rest = budget - 1 - (first + 1)
+    refine = max(rest // 10, 10)
+    explore = rest - refine
+    runs = -(-explore // 2000)  # ceil
+    each = explore // runs
+    plan = [("ddn", first)] + [(f"alma{k}", each - 1) for k in range(runs)]
+    return plan + [("refine", refine - 1)]
+
+
+def _run_l2_stage(stage: str, steps: int, model: nn.Module, x0: Tensor, y: Tensor,
+                  targets: Tensor | None, best: BestAdversarial,
+                  progress: bool | None) -> AttackResult:
+    if stage == "ddn":
+        return ddn(model, x0, y, steps=steps, targets=targets, progress=progress)
+    if stage.startswith("alma"):
+        k = int(stage[4:])
+        lr = (0.1, 0.3, 0.03)[k % 3]
+        return alma(model, x0, y, steps=steps, targets=targets, lr=lr, progress=progress)
+    if stage == "refine":
+        return ddn(model, x0, y, steps=steps, targets=targets, start=best.adv, loss="margin",
+                   gamma=0.01, gamma_end=0.0001, max_step=0.05, min_step=0.001,
+                   progress=progress)
+    raise AssertionError(stage)  # pragma: no cover - stages come from l2_plan
+
+
+def _portfolio(model: nn.Module, x: Tensor, y: Tensor, targets: Tensor | None, norm: Norm,
+               plan: list[Stage], run_stage, progress: bool | None) -> AttackResult:
+    """Run the stages of ``plan``, each image keeping its smallest adversarial; one final
+    confirming forward on the returned batch."""
+    home = as_tensor(x, "x").device
+    with attack_mode(model):
+        x0, y0, crit = prepare(model, x, y, targets=targets)
+        t0 = None if targets is None else as_tensor(targets, "targets").to(x0.device)
+        best = BestAdversarial(x0, norm)
+        passes = forwards = 0
+        for stage, steps in plan:
+            r = run_stage(stage, steps, model, x0, y0, t0, best, progress).to(x0.device)
+            best.update(r.adv, r.success)
+            passes, forwards = passes + r.passes, forwards + r.forwards
+        result = best.result(model, crit, passes=passes, forwards=forwards)
+    return result.to(home)
+
+
+def minimal_l2(model: nn.Module, x: Tensor, y: Tensor, *, method: L2Method = "auto",
+               budget: int = 1000, targets: Tensor | None = None,
+               progress: bool | None = None) -> AttackResult:
+    """Smallest-L2 adversarial per image within ``budget`` passes (``result.cost`` ≤ budget).
+
+    Parameters
+    ----------
+    method: ``"auto"`` — the portfolio of :func:`l2_plan` (DDN, then ALMA, then a refinement);
+        ``"ddn"``, ``"fmn"``, ``"alma"``: that attack for budget − 1 steps; ``"cw"``: C&W-L2 with
+        3 constants from c = 1, (budget − 1)//3 Adam steps of lr 0.05 each, no early abort —
+        tuned for small budgets, not Su et al.'s protocol (use :func:`advlens.attacks.cw_l2`).
+    budget: forward+backward passes, forward-only passes counted as full ones.
+    targets: target classes (≠ ``y``) for a targeted attack; untargeted if None.
+    progress: tqdm bars (None: on only in a terminal).
+
+    Returns
+    -------
+    AttackResult (``norm="l2"``) with each image's smallest adversarial found.
     """
     if method not in L2_METHODS:
         raise ValueError(f"method must be one of {L2_METHODS}; got {method!r}.")
-    method = AUTO_L2 if method == "auto" else method
+    if method == "auto":
+        return _portfolio(model, x, y, targets, "l2", l2_plan(budget), _run_l2_stage, progress)
     if method == "cw":
         _check_budget(budget, 4)
-        opts = {"binary_steps": 3, "initial_const": 1.0, "lr": 0.05, "abort_early": False,
-                "progress": False, **kwargs}
-        opts["steps"] = opts.pop("steps", (budget - 1) // opts["binary_steps"])
-        return cw_l2(model, x, y, targets=targets, **opts)
+        return cw_l2(model, x, y, targets=targets, binary_steps=3, initial_const=1.0, lr=0.05,
+                     abort_early=False, steps=(budget - 1) // 3, progress=progress)
     _check_budget(budget, 2)
-    fn = ddn if method == "ddn" else fmn
-    return fn(model, x, y, steps=budget - 1, targets=targets, **kwargs)
+    fn = {"ddn": ddn, "fmn": fmn, "alma": alma}[method]
+    return fn(model, x, y, steps=budget - 1, targets=targets, progress=progress)
 
 
-def minimal_linf(model: nn.Module, x: Tensor, y: Tensor, *, method: str = "auto",
-                 budget: int = 1000, targets: Tensor | None = None,
-                 **kwargs: Any) -> AttackResult:
+def linf_plan(budget: int) -> list[Stage]:
+    """The ``auto`` L∞ portfolio for ``budget`` passes (same accounting as :func:`l2_plan`).
+
+    FMN-L∞ alone (budget − 1 steps) for now; see ``benchmarks/README.md``.
+    """
+    _check_budget(budget, 2)
+    return [("fmn", budget - 1)]
+
+
+def minimal_linf(model: nn.Module, x: Tensor, y: Tensor, *, method: LinfMethod = "auto",
+                 budget: int = 1000, targets: Tensor | None = None, tries: int = 9,
+                 progress: bool | None = None) -> AttackResult:
     """Smallest-L∞ adversarial per image within ``budget`` passes (``result.cost`` ≤ budget).
 
-    ``"fmn"``: FMN-L∞ with budget − 1 steps. ``"ifgsm"``: Su et al.'s eps search with 9 tries of
-    (budget − 2)//9 − 1 I-FGSM steps each. ``"auto"``: the strongest measured.
+    Parameters
+    ----------
+    method: ``"auto"`` — :func:`linf_plan`; ``"fmn"``: FMN-L∞ with budget − 1 steps;
+        ``"ifgsm"``: Su et al.'s eps search with ``tries`` tries of (budget − 2)//tries − 1
+        I-FGSM steps each.
+    budget, targets, progress: as for :func:`minimal_l2`.
+    tries: eps-search tries of ``"ifgsm"`` (ignored by the other methods).
+
+    Returns
+    -------
+    AttackResult (``norm="linf"``).
     """
     if method not in LINF_METHODS:
         raise ValueError(f"method must be one of {LINF_METHODS}; got {method!r}.")
-    method = AUTO_LINF if method == "auto" else method
     if method == "ifgsm":
-        tries = kwargs.pop("tries", 9)
-        steps = kwargs.pop("steps", (budget - 2) // tries - 1)
         _check_budget(budget, 2 + 2 * tries)
-        return ifgsm_search(model, x, y, steps=steps, tries=tries, targets=targets,
-                            progress=kwargs.pop("progress", False), **kwargs)
+        return ifgsm_search(model, x, y, steps=(budget - 2) // tries - 1, tries=tries,
+                            targets=targets, progress=progress)
     _check_budget(budget, 2)
-    return fmn(model, x, y, norm="linf", steps=budget - 1, targets=targets, **kwargs)
+    return fmn(model, x, y, norm="linf", steps=budget - 1, targets=targets, progress=progress)

@@ -6,9 +6,17 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from advlens.attacks.best import BestAdversarial
-from advlens.attacks.core import attack_mode, check_positive, forward, logits_and_grad, prepare
+from advlens.attacks.core import (
+    attack_mode,
+    check_positive,
+    forward,
+    logits_and_grad,
+    prepare,
+    tqdm_disabled,
+)
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.norms import (
     Norm,
@@ -23,11 +31,10 @@ from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor
 
 
-def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: str = "l2",
+def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: Norm = "l2",
         steps: int = 10, step_size: float | Tensor | None = None, random_start: bool = False,
-        targeted: bool = False, targets: Tensor | None = None,
-        generator: torch.Generator | None = None,
-        keep: Literal["last", "any"] = "last") -> AttackResult:
+        targets: Tensor | None = None, generator: torch.Generator | None = None,
+        keep: Literal["last", "any"] = "last", progress: bool | None = False) -> AttackResult:
     """PGD on the cross-entropy within the ``norm`` ball of radius ``eps`` around ``x``.
 
     Each step: ``x ← x + step_size · d`` with d = sign(g) (L∞) or g/||g||₂ (L2), then projection
@@ -36,12 +43,14 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: st
     ``step_size`` defaults to 2.5·eps/steps. ``random_start`` draws a uniform point of the ball
     with ``generator``.
 
-    Targeted: either ``targeted=True`` with ``y`` holding the target classes, or ``y`` the true
-    labels and ``targets`` the target classes. ``keep="last"`` returns the last iterate (what
+    Untargeted unless ``targets`` (target classes ≠ ``y``, the true labels) are given.
+    ``keep="last"`` returns the last iterate (what
     adversarial training wants); ``keep="any"`` returns, where the last iterate is not adversarial,
     an earlier adversarial iterate if there was one (a stronger robust-accuracy estimate).
 
-    Cost: ``steps`` passes plus one forward-only success check.
+    ``progress`` is off by default (PGD mostly runs as an inner loop: adversarial training,
+    robust accuracy); None lets tqdm decide. Cost: ``steps`` passes plus one forward-only
+    success check.
     """
     norm = check_norm(norm, ("l2", "linf"))
     if steps < 1:
@@ -53,12 +62,12 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: st
     check_positive("step_size", step, allow_zero=True)
     home = as_tensor(x, "x").device
     with attack_mode(model):
-        x0, _, crit = prepare(model, x, y, targeted=targeted, targets=targets)
+        x0, _, crit = prepare(model, x, y, targets=targets)
         start = None
         if random_start:
             start = (x0 + random_in_ball(x0, eps, norm, generator)).clamp(0.0, 1.0)
         xa, success = run_pgd(model, x0, crit, eps=eps, step=step, steps=steps, norm=norm,
-                              start=start, keep_any=keep == "any")
+                              start=start, keep_any=keep == "any", progress=progress)
     result = AttackResult(xa, lp_norms(xa - x0, norm), success, steps, 1, norm,
                           targets=crit.classes if crit.targeted else None)
     return result.to(home)
@@ -66,7 +75,7 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: st
 
 def run_pgd(model: nn.Module, x0: Tensor, crit: Criterion, *, eps: float | Tensor,
             step: float | Tensor, steps: int, norm: Norm, start: Tensor | None = None,
-            keep_any: bool = False) -> tuple[Tensor, Tensor]:
+            keep_any: bool = False, progress: bool | None = False) -> tuple[Tensor, Tensor]:
     """The PGD loop on validated inputs inside :func:`attack_mode`; ``eps`` and ``step`` may be
     per-sample (N,) tensors. Returns (adversarial candidates, success); costs ``steps`` passes
     and one forward-only pass."""
@@ -74,7 +83,8 @@ def run_pgd(model: nn.Module, x0: Tensor, crit: Criterion, *, eps: float | Tenso
     step_t = per_sample(step, n, x0)
     xa = x0 if start is None else start
     earlier = BestAdversarial(x0, norm) if keep_any else None
-    for _ in range(steps):
+    for _ in tqdm(range(steps), desc=f"PGD-{norm}", disable=tqdm_disabled(progress),
+                  leave=False):
         logits, _, grad = logits_and_grad(model, xa, lambda z, _x: crit.loss(z))
         if earlier is not None:
             earlier.update(xa, crit.confidently_adversarial(logits))
@@ -88,12 +98,12 @@ def run_pgd(model: nn.Module, x0: Tensor, crit: Criterion, *, eps: float | Tenso
     return xa.detach(), success
 
 
-def fgsm(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, norm: str = "linf",
-         targeted: bool = False, targets: Tensor | None = None) -> AttackResult:
+def fgsm(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, norm: Norm = "linf",
+         targets: Tensor | None = None, progress: bool | None = False) -> AttackResult:
     """Fast gradient (sign) method (Goodfellow et al. 2015): one step of size ``eps``.
 
     ``norm="linf"`` is FGSM proper (``x + eps·sign(g)``); ``"l2"`` is the fast gradient method
     (``x + eps·g/||g||``). One pass plus one forward-only check.
     """
-    return pgd(model, x, y, eps=eps, norm=norm, steps=1, step_size=eps, targeted=targeted,
-               targets=targets)
+    return pgd(model, x, y, eps=eps, norm=norm, steps=1, step_size=eps, targets=targets,
+               progress=progress)

@@ -28,14 +28,12 @@ def choose_targets(model: nn.Module, x: Tensor, y: Tensor, mode: str = "random",
         raise ValueError(f"mode must be one of {TARGET_MODES}; got {mode!r}.")
     home = as_tensor(x, "x").device
     with eval_mode(model):
-        x0, y0, _ = prepare(model, x, y)
+        x0, y0, crit = prepare(model, x, y)
         logits = forward(model, x0)
+    crit.check_outputs(logits)
     k = logits.shape[1]
     if k < 2:
         raise ValueError("targeted attacks need a model with at least 2 classes.")
-    if int(y0.max()) >= k or int(y0.min()) < 0:
-        raise ValueError(f"labels must lie in [0, {k - 1}] for a model with {k} classes; got "
-                         f"[{int(y0.min())}, {int(y0.max())}].")
     idx = y0[:, None]
     if mode == "least-likely":
         t = logits.scatter(1, idx, float("inf")).argmin(1)

@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 from advlens.attacks.core import attack_mode, prepare
 from advlens.attacks.criterion import Criterion
-from advlens.attacks.norms import check_norm
+from advlens.attacks.norms import Norm, check_norm
 from advlens.attacks.pgd import run_pgd
 from advlens.attacks.result import AttackResult
 from advlens.attacks.search import EpsSearch, bracketed_bisection
@@ -16,7 +16,7 @@ from advlens.checks import as_tensor
 def minimal_eps_pgd(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 3,
                     step_size: float = 0.5, eps_max: float = 10.0, eps_mid: float = 1.0,
                     eps_min: float = 0.001, width_low: float = 0.01, width_high: float = 0.1,
-                    norm: str = "l2", progress: bool | None = None) -> AttackResult:
+                    norm: Norm = "l2", progress: bool | None = None) -> AttackResult:
     """Smallest L2 budget at which untargeted PGD fools the model, per image.
 
     PGD on the cross-entropy: no random start, ``steps`` steps of ``step_size``·g/||g||₂,

@@ -1,0 +1,138 @@
+"""ALMA, the augmented Lagrangian adversarial attack (Rony et al., ICCV 2021), for L2.
+
+Minimise ``||δ||₂`` subject to ``c(x + δ) < 0``, where c is the difference-of-logits ratio (the
+margin over the spread of the top logits, positive while the image is classified correctly), by
+gradient steps on the augmented Lagrangian ``||δ||₂ + P₂(c; ρ, μ)``: the penalty parameter ρ
+grows while the constraint stops improving, the multiplier μ follows the penalty's derivative as
+an exponential moving average, and δ moves by RMSProp with momentum, its learning rate decaying
+exponentially from each image's first adversarial on.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from advlens.attacks.best import BestAdversarial
+from advlens.attacks.core import (
+    attack_mode,
+    check_positive,
+    check_start,
+    logits_and_grad,
+    prepare,
+    tqdm_disabled,
+)
+from advlens.attacks.criterion import Criterion
+from advlens.attacks.norms import per_sample, unit_l2
+from advlens.attacks.result import AttackResult
+from advlens.checks import as_tensor
+
+
+def p2_penalty(c: Tensor, rho: Tensor, mu: Tensor) -> Tensor:
+    """The P2 penalty-Lagrangian of Birgin et al. used by ALMA (C² at c = 0).
+
+    ``μc + μρc² + ρ²c³/6`` for c ≥ 0, ``μc / (1 − ρc)`` for c < 0.
+    """
+    neg = c.clamp(max=0)
+    return torch.where(c >= 0, mu * c + mu * rho * c**2 + rho**2 * c**3 / 6,
+                       mu * c / (1 - rho * neg))
+
+
+def p2_derivative(c: Tensor, rho: Tensor, mu: Tensor) -> Tensor:
+    """dP₂/dc in closed form: ``μ + 2μρc + ρ²c²/2`` for c ≥ 0, ``μ / (1 − ρc)²`` for c < 0."""
+    neg = c.clamp(max=0)
+    return torch.where(c >= 0, mu + 2 * mu * rho * c + rho**2 * c**2 / 2,
+                       mu / (1 - rho * neg) ** 2)
+
+
+def logit_ratio(crit: Criterion, logits: Tensor, tolerance: float) -> Tensor:
+    """The constraint: (margin + tolerance) / spread, negative iff adversarial by more than
+    ``tolerance``.
+
+    The spread is z₍₁₎ − z₍₃₎ (untargeted) or z₍₁₎ − (z₍₃₎ + z₍₄₎)/2 (targeted), the sorted logits
+    of Croce & Hein's DLR, so the constraint does not change when the logits are scaled. Models
+    with fewer classes than that use the plain margin.
+    """
+    k = logits.shape[1]
+    need = 4 if crit.targeted else 3
+    margin = crit.margin(logits) + tolerance
+    if k < need:
+        return margin
+    top = logits.topk(need, dim=1).values
+    low = top[:, 2] if not crit.targeted else (top[:, 2] + top[:, 3]) / 2
+    return margin / (top[:, 0] - low + 1e-8)
+
+
+def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
+         targets: Tensor | None = None, lr: float = 0.1, lr_reduction: float = 0.01,
+         mu: float = 1.0, rho: float = 1.0, check_every: int = 10, tau: float = 0.95,
+         rho_growth: float = 1.2, alpha: float = 0.9, tolerance: float = 1e-4,
+         start: Tensor | None = None, progress: bool | None = None) -> AttackResult:
+    """ALMA-L2 with the published defaults (Rony et al. 2021, penalty P2).
+
+    Parameters
+    ----------
+    steps: forward+backward passes.
+    lr, lr_reduction: RMSProp learning rate; once an image is first adversarial (at step s), its
+        rate decays as ``lr · lr_reduction^((i − s)/(steps − s))``.
+    mu, rho: initial multiplier and penalty parameter.
+    check_every, tau, rho_growth: every ``check_every`` steps, ρ of an image not yet adversarial
+        whose constraint did not fall below ``tau`` × its previous checked value grows by
+        ``rho_growth``.
+    alpha: moving-average weight of μ and of RMSProp's squared gradients and momentum.
+    tolerance: added to the margin, so the constraint asks for a margin below −tolerance.
+    start: optional starting images (N, ...) in [0, 1] (e.g. another attack's output).
+
+    Returns
+    -------
+    AttackResult with each image's smallest-L2 adversarial iterate. Cost: ``steps`` passes + one
+    confirming forward.
+    """
+    if steps < 1 or check_every < 1:
+        raise ValueError(f"steps and check_every must be >= 1; got {steps}, {check_every}.")
+    for name, value in (("lr", lr), ("lr_reduction", lr_reduction), ("mu", mu), ("rho", rho),
+                        ("tau", tau), ("rho_growth", rho_growth), ("alpha", alpha)):
+        check_positive(name, value)
+    check_positive("tolerance", tolerance, allow_zero=True)
+    home = as_tensor(x, "x").device
+    with attack_mode(model):
+        x0, _, crit = prepare(model, x, y, targets=targets)
+        n = x0.shape[0]
+        best = BestAdversarial(x0, "l2")
+        delta = torch.zeros_like(x0) if start is None else check_start(start, x0) - x0
+        square_avg, momentum = torch.ones_like(x0), torch.zeros_like(x0)
+        mu_t = torch.full((n,), mu, dtype=x0.dtype, device=x0.device)
+        rho_t = torch.full_like(mu_t, rho)
+        found_at = torch.full_like(mu_t, steps + 1)
+        found = torch.zeros(n, dtype=torch.bool, device=x0.device)
+        previous = torch.zeros_like(mu_t)
+        for i in tqdm(range(steps), desc="ALMA", disable=tqdm_disabled(progress), leave=False):
+            xa = x0 + delta
+            logits, c, grad = logits_and_grad(model, xa,
+                                              lambda z, _x: logit_ratio(crit, z, tolerance))
+            if i == 0:
+                previous = c
+            elif (i + 1) % check_every == 0:
+                stalled = ~(found | (c < tau * previous))
+                rho_t = torch.where(stalled, rho_t * rho_growth, rho_t)
+                previous = c
+            if i > 0:
+                mu_t = torch.lerp(mu_t, p2_derivative(c, rho_t, mu_t), 1 - alpha).clamp(1e-6,
+                                                                                        1e12)
+            is_adv = crit.confidently_adversarial(logits) & (c < 0)
+            best.update(xa, is_adv)
+            found_at = torch.where(is_adv & ~found, torch.full_like(found_at, i), found_at)
+            found |= is_adv
+            # ∇(||δ||₂ + P₂(c)) = δ/||δ|| + P₂'(c)·∇c  (the first step: the penalty alone)
+            g = per_sample(p2_derivative(c, rho_t, mu_t), n, x0) * grad
+            if i > 0:
+                g = g + unit_l2(delta)
+            decay = lr_reduction ** ((i - found_at).clamp_min(0) / (steps - found_at))
+            square_avg.mul_(alpha).addcmul_(g, g, value=1 - alpha)
+            momentum.mul_(alpha).addcdiv_(g, square_avg.sqrt().add_(1e-8))
+            delta = ((x0 + delta - per_sample(lr * decay, n, x0) * momentum).clamp(0.0, 1.0)
+                     - x0)
+        result = best.result(model, crit, passes=steps, forwards=0)
+    return result.to(home)
+

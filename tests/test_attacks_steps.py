@@ -1,0 +1,134 @@
+"""Second, independent checks of single algorithmic steps: FMN-L∞'s boundary estimate, the
+I-FGSM step size, the C&W constant search driven end to end, EAD's shrinkage (a prox)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from advlens import attacks
+from advlens.attacks.best import BestAdversarial
+from advlens.attacks.const_search import const_search
+from advlens.attacks.criterion import Criterion
+from advlens.attacks.ead import ElasticNetISTA, shrink
+from attack_toys import affine_model, centre_images, linf_distance_to_boundary
+
+
+def test_fmn_linf_boundary_estimate_uses_the_dual_l1_norm() -> None:
+    """Binary affine model: the margin's gradient is constant, so the first linear estimate
+    margin/||∇margin||₁ is the exact L∞ distance; after 10 steps FMN must be within 10 % of it.
+    An estimate over ||∇margin||∞ overshoots by ||g||₁/||g||∞ and does not recover in 10 steps."""
+    model, x = affine_model(k=2, seed=4), centre_images(20, seed=7, spread=0.15)
+    d, y = linf_distance_to_boundary(model, x)
+    keep = d > 0.01
+    r = attacks.fmn(model, x[keep], y[keep], norm="linf", steps=10)
+    assert r.success.all()
+    rel = r.norms / d[keep] - 1
+    assert float(rel.min()) > -1e-9 and float(rel.max()) < 0.10, rel
+
+
+class _Recorder(nn.Module):
+    """Wraps a model and records every input batch it is evaluated on."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model, self.seen = model, []
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.seen.append(x.detach().clone())
+        return self.model(x)
+
+
+def test_ifgsm_walks_in_steps_of_eps_over_steps() -> None:
+    """On an affine model sign(∇CE) is constant, so the k-th I-FGSM iterate of a try at eps is
+    x + k·(eps/steps)·sign(w_j − w_y): the recorded evaluations of the first try (eps =
+    start_eps) must sit at L∞ distances 0, eps/steps, ..., (steps − 1)·eps/steps, then eps."""
+    base, x = affine_model(k=2, seed=4), centre_images(3, seed=7)
+    with torch.no_grad():
+        y = base(x).argmax(1)
+    model, steps, eps = _Recorder(base), 5, 0.004
+    attacks.ifgsm_search(model, x, y, steps=steps, start_eps=eps, tries=1)
+    first_try = model.seen[1:1 + steps + 1]  # after the clean check: steps passes, one check
+    dist = torch.stack([(s - x).flatten(1).abs().amax(1) for s in first_try])
+    expected = torch.tensor([k * eps / steps for k in range(steps)] + [eps], dtype=x.dtype)
+    torch.testing.assert_close(dist, expected[:, None].expand_as(dist), atol=1e-12, rtol=0)
+
+
+class _ThresholdOptimiser:
+    """Stands in for an inner solver: image i is adversarial iff c ≥ threshold[i], and only at
+    the first iteration of each constant (a later iterate may lose it); records c."""
+
+    def __init__(self, x: Tensor, threshold: Tensor) -> None:
+        self.x, self.threshold, self.calls = x, threshold, []
+
+    def reset(self) -> None:
+        pass
+
+    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+        self.calls.append(c.clone())
+        adv = (c >= self.threshold) & (k == 0)
+        logits = torch.stack([(~adv).double(), adv.double()], 1) * 10.0  # class 1 = fooled
+        return self.x + 0.01 * c[:, None], logits, c
+
+
+def test_constant_search_follows_carlini_wagner_on_a_threshold_oracle() -> None:
+    """Driven through const_search with an oracle (image i fooled iff c ≥ threshold_i): the
+    constants tried must follow C&W's rule (success = at any iteration of that constant): ×10
+    until the first success, then the midpoint of the bracket [largest failure, smallest
+    success]; each image must keep the example of its smallest successful constant."""
+    threshold = torch.tensor([0.003, 0.05, 0.7, 42.0, 1e9], dtype=torch.float64)
+    x = torch.zeros(5, 1, dtype=torch.float64)
+    opt = _ThresholdOptimiser(x, threshold)
+    best = BestAdversarial(x, "l2")
+    const_search(nn.Identity(), Criterion(torch.zeros(5, dtype=torch.long)), opt, best,
+                 binary_steps=8, steps=2, initial_const=0.01, kappa=0.0, abort_early=False,
+                 progress=False)
+    tried = torch.stack(opt.calls[::2])  # the constant of each binary step (2 steps each)
+    for i, t in enumerate(threshold.tolist()):
+        lo, hi, c, successes = 0.0, float("inf"), 0.01, []
+        for step in range(8):
+            assert float(tried[step, i]) == c, (i, step)
+            if c >= t:
+                hi, successes = min(hi, c), successes + [c]
+            else:
+                lo = max(lo, c)
+            c = (lo + hi) / 2 if hi < float("inf") else c * 10
+        if successes:
+            assert lo < t <= hi
+            assert float(best.score[i]) == 0.01 * min(successes)
+        else:
+            assert not bool(best.found[i])
+
+
+def _prox_by_grid(z: float, x0: float, beta: float) -> float:
+    """argmin over u in [0, 1] of ½(u − z)² + β|u − x0|, by a float64 grid (independent)."""
+    u = torch.linspace(0, 1, 200_001, dtype=torch.float64)
+    return float(u[((u - z) ** 2 / 2 + beta * (u - x0).abs()).argmin()])
+
+
+def test_shrink_is_the_proximal_step_of_the_l1_term_in_the_box() -> None:
+    g = torch.Generator().manual_seed(3)
+    z = torch.rand(40, generator=g, dtype=torch.float64) * 1.6 - 0.3
+    x0 = torch.rand(40, generator=g, dtype=torch.float64)
+    beta = 0.07
+    out = shrink(z, x0, beta)
+    ref = torch.tensor([_prox_by_grid(float(a), float(b), beta)
+                        for a, b in zip(z, x0, strict=True)], dtype=torch.float64)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+
+
+def test_ista_step_is_a_gradient_step_then_the_threshold() -> None:
+    """One ISTA step from x0 on an affine model: the new point is shrink(x0 − lr·∇), with ∇ the
+    closed-form gradient c·(w_j − w_y) of the hinge (||δ||₂² has zero gradient at δ = 0)."""
+    model, x0 = affine_model(k=2, seed=4), centre_images(3, seed=7)
+    with torch.no_grad():
+        y = model(x0).argmax(1)
+    crit = Criterion(y)
+    opt = ElasticNetISTA(model, x0, crit, lr=0.05, beta=0.02, kappa=0.0, steps=10, fista=False)
+    c = torch.full((3,), 2.0, dtype=torch.float64)
+    opt.step(c, 0)
+    w = model[1].weight.detach()
+    grad = (c[:, None] * (w[y] - w[1 - y])).view_as(x0)
+    z = x0 - 0.05 * grad
+    expected = x0 + (z - x0).sign() * ((z - x0).abs() - 0.02).clamp_min(0)
+    torch.testing.assert_close(opt.x, expected.clamp(0, 1), atol=1e-12, rtol=0)
