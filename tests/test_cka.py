@@ -272,6 +272,29 @@ def test_minibatch_over_many_batches_close_to_mean_of_batches():
     assert m.compute().loc["x", "y"] == pytest.approx(linear_cka(x, y, debiased=True), abs=0.03)
 
 
+def test_minibatch_sums_raw_scale_hsic_over_batches():
+    """Σ_b HSIC_u(K_b, L_b) / sqrt(Σ_b HSIC_u(K_b, K_b) · Σ_b HSIC_u(L_b, L_b)) with Song et al.'s
+    estimator written out (ref_hsic_unbiased) on raw Grams: batches of very different scale
+    weigh by their HSIC, as in Nguyen et al. -- rescaling each batch would change the result."""
+    rng = np.random.default_rng(21)
+    batches = []
+    for scale, noise in ((1.0, 0.3), (30.0, 3.0), (0.05, 1.0)):
+        x, y = related(rng, 24, 6, 9, noise=noise)
+        batches.append({"x": scale * x, "y": scale * y})
+    m = MinibatchCKA()
+    sums = {"xy": 0.0, "xx": 0.0, "yy": 0.0}
+    for batch in batches:
+        m.update(batch)
+        k, l = ref_linear_gram(batch["x"]), ref_linear_gram(batch["y"])
+        sums["xy"] += ref_hsic_unbiased(k, l)
+        sums["xx"] += ref_hsic_unbiased(k, k)
+        sums["yy"] += ref_hsic_unbiased(l, l)
+    expected = sums["xy"] / np.sqrt(sums["xx"] * sums["yy"])
+    assert m.compute().loc["x", "y"] == pytest.approx(expected, rel=1e-10)
+    per_batch_mean = np.mean([linear_cka(b["x"], b["y"], debiased=True) for b in batches])
+    assert abs(expected - per_batch_mean) > 0.01  # the weighting matters on these batches
+
+
 def test_minibatch_reset():
     rng = np.random.default_rng(13)
     m = MinibatchCKA()

@@ -276,3 +276,23 @@ def test_autocast_and_channels_last_run_and_keep_float32() -> None:
     assert (fast.best_loss.double() < 0.5 * start).all()
     assert torch.allclose(plain.loss.double(), independent_loss(model, plain.images, x[4:]),
                           rtol=1e-4)
+
+
+def test_best_iterate_equals_the_argmin_over_separate_runs() -> None:
+    """Without history or the result's own losses: the iterate after t steps is the last
+    iterate of a run of t steps (deterministic), so the best image of a K-step run must be,
+    per sample, the one of the runs t = 1..K (or the seed) with the lowest loss recomputed
+    independently -- and the best loss must be that loss."""
+    model, x = tiny_cnn(seed=3), images(10, seed=4)
+    seeds, targets, k = x[:5], x[5:], 12
+    candidates = [seeds] + [invert(model, seeds, targets, iterations=t, step_size=0.6,
+                                   use_best=False, progress=False).images
+                            for t in range(1, k + 1)]
+    losses = torch.stack([independent_loss(model, c, targets) for c in candidates])  # (K+1, N)
+    pick = losses.argmin(0)
+    expected = torch.stack([candidates[int(t)][i] for i, t in enumerate(pick)])
+    assert (pick < k).any() and (pick > 0).all(), pick  # some best iterate is not the last
+    best = invert(model, seeds, targets, iterations=k, step_size=0.6, progress=False)
+    torch.testing.assert_close(best.images, expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(best.best_loss.double(), losses.min(0).values, rtol=1e-4,
+                               atol=1e-7)
