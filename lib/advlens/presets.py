@@ -15,6 +15,32 @@ from typing import Any
 
 PRESET_NAMES = ("smoke", "laptop", "paper")
 
+def _liang_presets() -> dict[str, dict[str, Any]]:
+    """Notebook 04's knobs (Liang et al.): experiments A (class subsets; digits and twin-cue)
+    and B (zoo families) on the embedded data; the paper preset is CIFAR-10 -> STL-10."""
+    common = {"seed": 0, "arch": "cnn-s", "a_target": [5, 6, 7, 8], "a_other": [0, 1, 2, 3],
+              "b_source": [0, 1, 2, 3, 4], "b_target": [5, 6, 7, 8, 9],
+              "alpha_attack": "pgd", "eps": 0.1, "step_fraction": 0.1, "probe": "linear",
+              "probe_lr": 0.01, "val_fraction": 0.2, "squared_alpha2": False,
+              "batch_size": 256, "train_batch_size": 32, "liang_data": "embedded",
+              "cifar_kw": {}, "stl10_kw": {}, "twin_n_test": 1000}
+    smoke = {**common, "seeds": [0, 1], "experiments": ["A-digits", "B-digits"], "epochs": 2,
+             "digits_n_train": 600, "twin_epochs": 1, "twin_n_train": 400, "twin_n_test": 200,
+             "b_archs": {"mlp-s": 2, "cnn-s": 2}, "steps": 5, "n_images": 64,
+             "probe_epochs": 5, "n_boot": 50}
+    # 3 seeds; the standard laptop-zoo epochs per family (enough to converge on digits)
+    laptop = {**common, "seeds": [0, 1, 2], "experiments": ["A-digits", "A-twin-cue", "B-digits"],
+              "epochs": 30, "digits_n_train": None, "twin_epochs": 8, "twin_n_train": 3000,
+              "b_archs": {"mlp-s": 30, "cnn-s": 30, "vgg-xs": 20, "resnet8-xs": 20,
+                          "vit-xs": 40, "convmixer-xs": 20},
+              "steps": 50, "n_images": 300, "probe_epochs": 50, "n_boot": 2000}
+    # the published protocol: CIFAR-10 sources on the paper's class lists, the STL-10 animals
+    # reference, five architectures; PGD 50 steps of 0.1·eps at eps 0.1
+    paper = {**laptop, "liang_data": "cifar10-stl10", "cifar_kw": {"root": "$ADVLENS_CIFAR10"},
+             "stl10_kw": {"root": "$ADVLENS_STL10"}, "n_images": 1000}
+    return {"smoke": smoke, "laptop": laptop, "paper": paper}
+
+
 # One table per notebook: knob -> value per preset. Each notebook owns its section.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # --- 00: data and zoo -------------------------------------------------------------------
@@ -107,12 +133,17 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "transfer_targeted_metric": "top5", "n_boot": 2000,
                   "batch_size": 64},
     },
+    # --- 04: Liang et al. adversarial vs knowledge transferability ------------------------------
+    "04": _liang_presets(),
 }
 
 
 # Knobs whose value must be one of a list (checked with the types, before anything runs).
 CHOICES: dict[str, tuple[str, ...]] = {"zoo": PRESET_NAMES, "twin_zoo": PRESET_NAMES,
-                                       "zoo_preset": PRESET_NAMES}
+                                       "zoo_preset": PRESET_NAMES,
+                                       "alpha_attack": ("pgd", "fgsm"),
+                                       "probe": ("linear", "finetune"),
+                                       "liang_data": ("embedded", "cifar10-stl10")}
 
 
 def _kind(value: Any) -> str:

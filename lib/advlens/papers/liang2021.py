@@ -1,0 +1,389 @@
+"""Liang et al. (ICML 2021): does adversarial transferability indicate knowledge transferability?
+
+The computations behind notebook 04 (protocol: PROTOCOLS.md §4).
+
+- Class subsets: :func:`growing_share` builds source class lists with a growing share of the
+  target's classes; :func:`class_share` and :func:`share_label` derive each source's share and
+  label from its class list (never from a file or model name: the published plot labels were
+  reversed). :data:`PAPER_SOURCES` / :data:`PAPER_TARGET` are the paper's CIFAR-10 → STL-10 lists.
+- :class:`Experiment` — a reference model (trained on the target task) and its source models:
+  :func:`experiment_a` (class subsets, one architecture), :func:`experiment_b` (several zoo
+  families, one source task).
+- :func:`evaluate_sources` — for one seed: α₁, α₂ and the combined number of every source
+  against the reference (:mod:`advlens.transfer`, each model attacked once, on test images the
+  reference classifies correctly) and the knowledge-transfer accuracy (a linear probe on the
+  target's training split, epoch chosen on a validation split, accuracy on the test split).
+- :func:`run_experiment` — over seeds, models from the zoo; :func:`summarize` (mean and a
+  Student-t CI over seeds), :func:`correlations` (Spearman ρ between the two transferabilities
+  with a bootstrap CI over (source, seed) points — our addition; the paper reports none) and
+  :func:`findings` (what held, as text computed from the tables).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats as scipy_stats
+from torch import nn
+from tqdm.auto import tqdm
+
+from advlens import probes, zoo
+from advlens.data import ImageSet
+from advlens.features import accuracy, predict
+from advlens.stats import bootstrap_ci
+from advlens.transfer import Perturbations, TransferAttack, alpha_table, liang_fgsm, liang_pgd
+from advlens.zoo import ModelConfig
+from advlens.zoo.datasets import dataset_for
+
+# The paper's experiment A at full scale: CIFAR-10 source class lists (indices into CIFAR-10's
+# classes) and the STL-10 reference's classes (names). Shares are derived from these lists.
+PAPER_SOURCES: tuple[tuple[int, ...], ...] = ((0, 1, 8, 9), (2, 1, 8, 9), (2, 3, 8, 9),
+                                              (2, 3, 4, 9), (2, 3, 4, 7))
+PAPER_TARGET: tuple[str, ...] = ("bird", "cat", "deer", "dog")
+ANIMALS: tuple[str, ...] = ("bird", "cat", "deer", "dog", "frog", "horse", "monkey")
+# Experiment B's architectures and the knowledge transfer / α₁ the paper reports for them.
+PAPER_ARCHS: tuple[str, ...] = ("fcnet", "lenet", "alexnet", "resnet18", "resnet50")
+PAPER_B_TRANSFER = {"fcnet": 0.283, "lenet": 0.457, "alexnet": 0.551, "resnet18": 0.766,
+                    "resnet50": 0.779}
+PAPER_B_ALPHA1 = {"fcnet": 0.346, "lenet": 0.324, "alexnet": 0.337, "resnet18": 0.538,
+                  "resnet50": 0.614}
+METRICS = ("alpha1", "alpha2", "combined", "transfer_acc")
+# The range each metric can take: t-intervals are clipped to it (α₁ has no upper bound).
+RANGES = {"alpha1": (0.0, np.inf), "alpha2": (0.0, 1.0), "combined": (0.0, np.inf),
+          "transfer_acc": (0.0, 1.0)}
+REFERENCE = "reference"
+# Sources of seed s are initialised with seed s + SOURCE_SEED_OFFSET: otherwise experiment A's
+# source with all the target's classes would be the reference itself (same config, same cache
+# entry). In the paper the sources are CIFAR-10 models and the reference an STL-10 one.
+SOURCE_SEED_OFFSET = 1000
+
+
+def growing_share(target: Sequence[int], other: Sequence[int]) -> list[tuple[int, ...]]:
+    """Source class lists with k = 0 … len(target) of the target's classes: the first k target
+    classes followed by the last len(target) − k classes of ``other`` (like the paper's lists,
+    where each step swaps one vehicle class for an animal class)."""
+    target, other = [int(c) for c in target], [int(c) for c in other]
+    if len(other) != len(target) or set(target) & set(other):
+        raise ValueError(f"target and other must be disjoint class lists of equal length; "
+                         f"got {target} and {other}.")
+    return [tuple(target[:k] + other[k:]) for k in range(len(target) + 1)]
+
+
+def class_share(source_names: Sequence[str], category: Sequence[str]) -> float:
+    """Fraction of a source's classes (by name) that belong to ``category`` (e.g. the target's
+    classes, or the animals of the paper's STL-10 target)."""
+    if not source_names:
+        raise ValueError("a source needs at least one class.")
+    wanted = set(category)
+    return sum(name in wanted for name in source_names) / len(source_names)
+
+
+def share_label(source_names: Sequence[str], category: Sequence[str],
+                shown: Sequence[Any] | None = None) -> str:
+    """The bar label of a class-subset source, e.g. ``"2/4 target: 5,6,1,2"`` (``shown``: what
+    to list for the classes, default their names)."""
+    hits = sum(name in set(category) for name in source_names)
+    listed = ",".join(map(str, source_names if shown is None else shown))
+    return f"{hits}/{len(source_names)} target: {listed}"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source model of an experiment: its bar label, zoo config (seed 0; each seed replaces
+    it) and, for experiment A, the share of target classes it was trained on."""
+
+    label: str
+    config: ModelConfig
+    share: float | None = None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A reference model (its config defines the target task) and the sources compared on it."""
+
+    name: str
+    reference: ModelConfig
+    sources: tuple[Source, ...]
+    description: str = ""
+
+
+def experiment_a(name: str, reference: ModelConfig, target: Sequence[int], other: Sequence[int],
+                 *, arch: str | None = None, **source_kw: Any) -> Experiment:
+    """Experiment A: one architecture trained on the class lists of :func:`growing_share`; the
+    reference is ``reference`` restricted to ``target``. Shares and labels come from the lists
+    and the dataset's class names."""
+    reference = reference.replace(classes=tuple(target))
+    names = dataset_for(reference.replace(classes=None, n_train=2, n_test=2), "test").classes
+    target_names = [names[c] for c in target]
+    sources = []
+    for classes in growing_share(target, other):
+        src_names = [names[c] for c in classes]
+        cfg = reference.replace(classes=classes, arch=arch or reference.arch, **source_kw)
+        sources.append(Source(share_label(src_names, target_names, classes), cfg,
+                              class_share(src_names, target_names)))
+    return Experiment(name, reference, tuple(sources),
+                      f"{reference.dataset}: {arch or reference.arch} sources with a growing "
+                      f"share of the target classes {target_names}")
+
+
+def experiment_b(name: str, reference: ModelConfig, target: Sequence[int],
+                 source_classes: Sequence[int], archs: Mapping[str, int]) -> Experiment:
+    """Experiment B: sources of several architectures (``arch -> epochs``) trained on
+    ``source_classes``; the reference is ``reference`` restricted to ``target``."""
+    if set(target) & set(source_classes):
+        raise ValueError("experiment B's source and target classes must be disjoint; got "
+                         f"{list(source_classes)} and {list(target)}.")
+    reference = reference.replace(classes=tuple(target))
+    sources = tuple(Source(arch, reference.replace(arch=arch, epochs=epochs,
+                                                   classes=tuple(source_classes)))
+                    for arch, epochs in archs.items())
+    return Experiment(name, reference, sources,
+                      f"{reference.dataset}: {len(sources)} architectures trained on classes "
+                      f"{list(source_classes)}, target classes {list(target)}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The measurement: attack ("pgd" or "fgsm", L∞ ``eps``; PGD ``steps`` of
+    ``step_fraction``·eps with a random start), the number of α images, and the probe."""
+
+    attack: str = "pgd"
+    eps: float = 0.1
+    steps: int = 50
+    step_fraction: float = 0.1
+    n_images: int = 500
+    probe: str = "linear"
+    probe_epochs: int = 30
+    probe_lr: float = 1e-2
+    val_fraction: float = 0.2
+    squared_alpha2: bool = False
+    batch_size: int = 256
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def make_attack(self, seed: int) -> TransferAttack:
+        """The attack, its random start drawn from ``seed``."""
+        if self.attack == "fgsm":
+            return liang_fgsm(self.eps)
+        if self.attack != "pgd":
+            raise ValueError(f"attack must be 'pgd' or 'fgsm'; got {self.attack!r}.")
+        return liang_pgd(self.eps, self.steps, self.step_fraction,
+                         generator=torch.Generator().manual_seed(seed))
+
+
+def knowledge_transfer(source: nn.Module, train: ImageSet, test: ImageSet,
+                       settings: Settings, seed: int) -> dict[str, float]:
+    """Probe ``source`` on the target task: fit on ``train`` minus a stratified validation split
+    (which picks the epoch), report the accuracy on ``test``."""
+    tr, val = probes.train_val_split(train.labels, settings.val_fraction, seed=seed)
+    fit = probes.fine_tune if settings.probe == "finetune" else probes.linear_probe
+    if settings.probe not in ("linear", "finetune"):
+        raise ValueError(f"probe must be 'linear' or 'finetune'; got {settings.probe!r}.")
+    result = fit(source, train.images[tr], train.labels[tr], train.images[val],
+                 train.labels[val], num_classes=train.num_classes, epochs=settings.probe_epochs,
+                 lr=settings.probe_lr, seed=seed)
+    return {"transfer_acc": accuracy(result.model, test.images, test.labels),
+            "probe_val_acc": result.val_acc, "probe_epoch": result.best_epoch}
+
+
+def evaluate_sources(reference: nn.Module, sources: Mapping[str, nn.Module], train: ImageSet,
+                     test: ImageSet, settings: Settings, seed: int = 0) -> pd.DataFrame:
+    """α₁, α₂, combined and knowledge transfer of every source against ``reference``.
+
+    α images: the first ``settings.n_images`` test images the reference classifies correctly;
+    every model is attacked once, against its own prediction. Returns one row per source.
+    """
+    if REFERENCE in sources:
+        raise ValueError(f"a source may not be named {REFERENCE!r}.")
+    correct = predict(reference, test.images).argmax(1) == test.labels
+    idx = correct.nonzero().flatten()[:settings.n_images]
+    perturbations = Perturbations({REFERENCE: reference, **sources}, test.images[idx],
+                                  attack=settings.make_attack(seed),
+                                  batch_size=settings.batch_size)
+    table = alpha_table(perturbations, [(name, REFERENCE) for name in sources],
+                        squared=settings.squared_alpha2)
+    rows = []
+    for (name, model), row in zip(sources.items(), table.to_dict("records"), strict=True):
+        rows.append({"source": name, "seed": seed, "n_alpha": row["n"],
+                     "alpha1": row["alpha1"], "alpha2": row["alpha2"],
+                     "combined": row["combined"],
+                     **knowledge_transfer(model, train, test, settings, seed)})
+    return pd.DataFrame(rows)
+
+
+def run_experiment(experiment: Experiment, seeds: Sequence[int], settings: Settings, *,
+                   root: str | None = None, progress: bool = False) -> pd.DataFrame:
+    """:func:`evaluate_sources` for each seed, the reference (seed s) and the sources (seed
+    s + :data:`SOURCE_SEED_OFFSET`) loaded from the zoo (trained and cached on first use).
+    Adds experiment, share, arch and reference_acc to the rows."""
+    frames = []
+    for seed in tqdm(seeds, desc=experiment.name, disable=not progress, leave=False):
+        ref_cfg = experiment.reference.replace(seed=seed)
+        reference = zoo.load(ref_cfg, root, progress=progress).model
+        train, test = dataset_for(ref_cfg, "train"), dataset_for(ref_cfg, "test")
+        models = {s.label: zoo.load(s.config.replace(seed=seed + SOURCE_SEED_OFFSET), root,
+                                    progress=progress).model for s in experiment.sources}
+        frame = evaluate_sources(reference, models, train, test, settings, seed)
+        frame.insert(0, "experiment", experiment.name)
+        frame["share"] = [s.share for s in experiment.sources]
+        frame["arch"] = [s.config.arch for s in experiment.sources]
+        frame["reference_acc"] = accuracy(reference, test.images, test.labels)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _t_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    """Student-t interval of the mean (NaN for fewer than two values)."""
+    n = len(values)
+    if n < 2:
+        return float("nan"), float("nan")
+    half = scipy_stats.t.ppf(0.5 + level / 2, n - 1) * values.std(ddof=1) / np.sqrt(n)
+    return float(values.mean() - half), float(values.mean() + half)
+
+
+def summarize(rows: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
+    """Per (experiment, source), in the order of ``rows``: the mean of each metric over seeds
+    and a Student-t ``level`` CI clipped to the metric's range (:data:`RANGES`); with 3 seeds
+    the interval is wide, but it is the honest one — a bootstrap over 3 values cannot reach
+    beyond their range."""
+    out = []
+    for (experiment, source), g in rows.groupby(["experiment", "source"], sort=False):
+        row: dict[str, Any] = {"experiment": experiment, "source": source, "n_seeds": len(g),
+                               "share": g["share"].iloc[0], "arch": g["arch"].iloc[0]}
+        for metric in METRICS:
+            values = g[metric].to_numpy(dtype=np.float64)
+            lo, hi = np.clip(_t_interval(values, level), *RANGES[metric])
+            row |= {metric: float(values.mean()), f"{metric}_lo": float(lo),
+                    f"{metric}_hi": float(hi)}
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _spearman(pairs: np.ndarray) -> float:
+    if np.ptp(pairs[:, 0]) == 0 or np.ptp(pairs[:, 1]) == 0:
+        return float("nan")
+    return float(scipy_stats.spearmanr(pairs[:, 0], pairs[:, 1]).statistic)
+
+
+def correlations(rows: pd.DataFrame, *, metrics: Sequence[str] = ("alpha1", "alpha2", "combined"),
+                 n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """Spearman ρ between knowledge transfer and each adversarial-transferability metric, per
+    experiment, over the (source, seed) points, with a percentile-bootstrap CI resampling
+    points. Our addition: the paper shows bars and tables, no correlation coefficient.
+
+    ``holds`` = the CI lies above 0 (a positive rank correlation); NaN CIs mean too few or
+    tied points.
+    """
+    out = []
+    for experiment, g in rows.groupby("experiment", sort=False):
+        for metric in metrics:
+            pairs = g[[metric, "transfer_acc"]].to_numpy(dtype=np.float64)
+            rho = _spearman(pairs)
+            lo = hi = float("nan")
+            if len(pairs) >= 3 and np.isfinite(rho):
+                est = bootstrap_ci(pairs, statistic=_spearman, n_boot=n_boot, level=level,
+                                   seed=seed)
+                lo, hi = est.lo, est.hi
+            out.append({"experiment": experiment, "metric": metric, "rho": rho, "lo": lo,
+                        "hi": hi, "n": len(pairs), "holds": bool(lo > 0)})
+    return pd.DataFrame(out)
+
+
+def _fmt(value: float, lo: float, hi: float) -> str:
+    return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def findings(summary: pd.DataFrame, corr: pd.DataFrame) -> str:
+    """Markdown: per experiment, which source transfers best by each measure, and whether
+    knowledge transfer rises with α₁ / α₂ (Spearman ρ with CI) — all from the tables."""
+    lines = []
+    for experiment, g in summary.groupby("experiment", sort=False):
+        best = {m: g.loc[g[m].idxmax(), "source"] for m in METRICS}
+        lines.append(f"**{experiment}** ({int(g['n_seeds'].min())} seeds): highest knowledge "
+                     f"transfer `{best['transfer_acc']}` "
+                     f"({g['transfer_acc'].max():.3f}); highest α₁ `{best['alpha1']}`, "
+                     f"highest α₂ `{best['alpha2']}`.")
+        for r in corr[corr["experiment"] == experiment].itertuples():
+            verdict = ("holds: the CI is above 0" if r.holds else
+                       "not shown: the CI reaches 0 or below")
+            lines.append(f"- transfer vs {r.metric}: Spearman ρ = {_fmt(r.rho, r.lo, r.hi)} "
+                         f"over {r.n} points — {verdict}.")
+    return "\n".join(lines)
+
+
+# --- notebook 04: from the preset's knobs ----------------------------------------------------
+
+def settings_from_knobs(knobs: Mapping[str, Any]) -> Settings:
+    """The :class:`Settings` named by notebook 04's knobs."""
+    return Settings(attack=knobs["alpha_attack"], eps=float(knobs["eps"]),
+                    steps=int(knobs["steps"]), step_fraction=float(knobs["step_fraction"]),
+                    n_images=int(knobs["n_images"]), probe=knobs["probe"],
+                    probe_epochs=int(knobs["probe_epochs"]), probe_lr=float(knobs["probe_lr"]),
+                    val_fraction=float(knobs["val_fraction"]),
+                    squared_alpha2=bool(knobs["squared_alpha2"]),
+                    batch_size=int(knobs["batch_size"]))
+
+
+def check_data(knobs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Fail at once when the paper preset's data are missing (FileNotFoundError naming the
+    variable, the path and what to download); returns each real data set's loader kwargs.
+    The embedded data sets need nothing."""
+    if knobs["liang_data"] == "embedded":
+        return {}
+    from advlens.data import cifar10, stl10
+    from advlens.data.sources import require
+
+    found = {"cifar10": require("cifar10", knobs["cifar_kw"]),
+             "stl10": require("stl10", knobs["stl10_kw"])}
+    cifar10("test", n=1, **found["cifar10"])  # readable, not merely present
+    stl10("test", n=1, **found["stl10"])
+    return found
+
+
+def experiments_from_knobs(knobs: Mapping[str, Any]) -> list[Experiment]:
+    """Notebook 04's experiments on the embedded data: "A-digits", "A-twin-cue" (class subsets)
+    and "B-digits" (zoo families), as listed in ``knobs["experiments"]``."""
+    if knobs["liang_data"] != "embedded":
+        raise NotImplementedError(
+            "the CIFAR-10 -> STL-10 run (paper preset) needs fcnet/LeNet/AlexNet/ResNet models "
+            "trained on CIFAR-10 class subsets on a GPU; the zoo trains only on the embedded "
+            "data so far. The data check (check_data) and the paper's class lists "
+            "(PAPER_SOURCES, PAPER_TARGET) are in place; training is not.")
+    common = {"batch_size": int(knobs["train_batch_size"])}
+    digits_ref = ModelConfig(knobs["arch"], epochs=int(knobs["epochs"]),
+                             n_train=knobs["digits_n_train"], **common)
+    twin_ref = ModelConfig(knobs["arch"], dataset="twin-cue", variant="both",
+                           epochs=int(knobs["twin_epochs"]), n_train=knobs["twin_n_train"],
+                           n_test=knobs["twin_n_test"], **common)
+    makers = {
+        "A-digits": lambda: experiment_a("A-digits", digits_ref, knobs["a_target"],
+                                         knobs["a_other"]),
+        "A-twin-cue": lambda: experiment_a("A-twin-cue", twin_ref, knobs["a_target"],
+                                           knobs["a_other"]),
+        "B-digits": lambda: experiment_b("B-digits", digits_ref, knobs["b_target"],
+                                         knobs["b_source"], knobs["b_archs"]),
+    }
+    unknown = sorted(set(knobs["experiments"]) - set(makers))
+    if unknown:
+        raise ValueError(f"unknown experiment(s) {unknown}; choose from {sorted(makers)}.")
+    return [makers[name]() for name in knobs["experiments"]]
+
+
+def experiment_table(experiments: Sequence[Experiment]) -> pd.DataFrame:
+    """One row per source: experiment, label, architecture, classes, share of target classes,
+    and the reference's classes (what notebook 04 shows before running)."""
+    return pd.DataFrame([{"experiment": e.name, "source": s.label, "arch": s.config.arch,
+                          "dataset": s.config.dataset, "classes": list(s.config.classes or ()),
+                          "share": s.share, "reference": e.reference.name}
+                         for e in experiments for s in e.sources])
+
+
+def run_all(experiments: Sequence[Experiment], seeds: Sequence[int], settings: Settings, *,
+            root: str | None = None, progress: bool = False) -> pd.DataFrame:
+    """:func:`run_experiment` for each experiment, one table."""
+    return pd.concat([run_experiment(e, seeds, settings, root=root, progress=progress)
+                      for e in experiments], ignore_index=True)

@@ -1,0 +1,71 @@
+"""The figures of notebook 04 (Liang et al., ICML 2021): the per-source bars of α₁, α₂ and
+knowledge transfer, and the transfer-correlation scatter (our addition)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from advlens import plots
+
+PANELS = (("alpha1", "α₁ (logit-change ratio)"), ("alpha2", "α₂ (direction consistency)"),
+          ("transfer_acc", "knowledge transfer (probe test acc.)"))
+
+
+def transfer_bars(summary: pd.DataFrame, *, title: str = "") -> plt.Figure:
+    """One row per experiment, three panels (α₁, α₂, knowledge transfer): a horizontal bar per
+    source at its mean over seeds with the Student-t CI as error bars.
+
+    ``summary``: :func:`advlens.papers.liang2021.summarize` output (experiment, source,
+    <metric>, <metric>_lo, <metric>_hi, n_seeds).
+    """
+    experiments = list(dict.fromkeys(summary["experiment"]))
+    heights = [0.45 * (summary["experiment"] == e).sum() + 1.2 for e in experiments]
+    fig, axes = plt.subplots(len(experiments), len(PANELS), squeeze=False,
+                             figsize=(13, sum(heights)),
+                             gridspec_kw={"height_ratios": heights})
+    for r, experiment in enumerate(experiments):
+        g = summary[summary["experiment"] == experiment]
+        y = np.arange(len(g))
+        for c, (metric, label) in enumerate(PANELS):
+            ax = axes[r, c]
+            ax.barh(y, g[metric], color=sns.color_palette("colorblind")[c], alpha=0.8)
+            mean, lo, hi = (g[k].to_numpy(dtype=np.float64)
+                            for k in (metric, f"{metric}_lo", f"{metric}_hi"))
+            ax.errorbar(mean, y, xerr=[mean - np.nan_to_num(lo, nan=mean),
+                                       np.nan_to_num(hi, nan=mean) - mean],
+                        fmt="none", ecolor="k", capsize=3, lw=1)
+            ax.set_yticks(y, g["source"] if c == 0 else [""] * len(g), fontsize=8)
+            ax.invert_yaxis()
+            ax.set_xlabel(label, fontsize=9)
+            ax.set_ylabel("source" if c == 0 else "(same sources)", fontsize=8)
+            ax.set_title(f"{experiment} ({int(g['n_seeds'].min())} seeds)" if c == 0 else label,
+                         fontsize=9)
+    fig.suptitle(title or "Adversarial (α₁, α₂) and knowledge transferability per source "
+                 "(mean, 95% t-CI over seeds)")
+    fig.tight_layout()
+    return fig
+
+
+def correlation_scatter(rows: pd.DataFrame, corr: pd.DataFrame) -> plt.Figure:
+    """Knowledge transfer against α₁ and against α₂, one point per (source, seed), coloured by
+    experiment; the legend gives each experiment's Spearman ρ with its bootstrap CI (our
+    addition: the paper reports no coefficient)."""
+    experiments = list(dict.fromkeys(rows["experiment"]))
+    palette = plots.family_palette(experiments)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for ax, metric, name in zip(axes, ("alpha1", "alpha2"), ("α₁", "α₂"), strict=True):
+        for experiment in experiments:
+            g = rows[rows["experiment"] == experiment]
+            r = corr[(corr["experiment"] == experiment) & (corr["metric"] == metric)].iloc[0]
+            ax.scatter(g[metric], g["transfer_acc"], s=22, color=palette[experiment],
+                       label=f"{experiment}: ρ = {r['rho']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}]")
+        ax.set_xlabel(f"adversarial transferability {name}")
+        ax.set_ylabel("knowledge transfer (probe test acc.)")
+        ax.set_title(f"knowledge transfer vs {name}", fontsize=10)
+        ax.legend(fontsize=7, frameon=False, loc="best")
+    fig.suptitle("Transfer correlation: Spearman ρ [95% bootstrap CI] — our addition")
+    fig.tight_layout()
+    return fig

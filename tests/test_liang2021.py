@@ -1,0 +1,139 @@
+"""advlens.papers.liang2021: class lists, the per-source measurement, summaries, correlations,
+and the paper preset's early data check."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats as scipy_stats
+
+from advlens import presets, runner
+from advlens.data import ImageSet
+from advlens.data.cifar import CLASSES as CIFAR_CLASSES
+from advlens.data.stl10 import CLASSES as STL_CLASSES
+from advlens.papers import liang2021
+from advlens.zoo import ModelConfig
+from attack_toys import random_images, tiny_cnn
+
+
+def test_growing_share_swaps_one_class_at_a_time() -> None:
+    lists = liang2021.growing_share((5, 6, 7, 8), (0, 1, 2, 3))
+    assert lists == [(0, 1, 2, 3), (5, 1, 2, 3), (5, 6, 2, 3), (5, 6, 7, 3), (5, 6, 7, 8)]
+    with pytest.raises(ValueError, match="disjoint"):
+        liang2021.growing_share((1, 2), (2, 3))
+
+
+def test_paper_shares_come_from_the_class_lists() -> None:
+    # the paper's CIFAR-10 lists: 0..4 of 4 classes are animals; labels from names, not files
+    names = [[CIFAR_CLASSES[c] for c in lst] for lst in liang2021.PAPER_SOURCES]
+    shares = [liang2021.class_share(n, liang2021.ANIMALS) for n in names]
+    assert shares == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert set(liang2021.PAPER_TARGET) <= set(STL_CLASSES) and \
+        set(liang2021.PAPER_TARGET) <= set(liang2021.ANIMALS)
+    # reversing the lists reverses the labels: nothing is attached to a position or a file name
+    labels = [liang2021.share_label(n, liang2021.ANIMALS) for n in names]
+    assert [liang2021.share_label(n, liang2021.ANIMALS) for n in names[::-1]] == labels[::-1]
+    assert labels[0].startswith("0/4") and labels[-1].startswith("4/4")
+
+
+def test_experiment_a_labels_and_shares_match_each_sources_classes() -> None:
+    target, other = (5, 6, 7, 8), (0, 1, 2, 3)
+    exp = liang2021.experiment_a("A", ModelConfig("cnn-s"), target, other)
+    assert exp.reference.classes == target
+    for source in exp.sources:
+        classes = source.config.classes
+        hits = len(set(classes) & set(target))  # independent of the module's helpers
+        assert source.share == hits / 4
+        assert source.label == f"{hits}/4 target: {','.join(map(str, classes))}"
+    # a shuffled order of `other` gives other lists, and the labels follow the lists
+    shuffled = liang2021.experiment_a("A", ModelConfig("cnn-s"), target, (3, 2, 1, 0))
+    assert shuffled.sources[0].label == "0/4 target: 3,2,1,0"
+
+
+def _imageset(x: torch.Tensor, y: torch.Tensor) -> ImageSet:
+    return ImageSet(x, y, None, [str(c) for c in range(int(y.max()) + 1)], "toy")
+
+
+def test_evaluate_sources_on_toy_models() -> None:
+    reference = tiny_cnn(seed=0, k=3).eval()
+    other = tiny_cnn(seed=1, k=3).eval()
+    x_train, x_test = random_images(120, seed=1), random_images(60, seed=2)
+    with torch.no_grad():  # the reference's own labels, so it is right on every test image
+        y_train, y_test = reference(x_train).argmax(1), reference(x_test).argmax(1)
+    y_test[:10] = (y_test[:10] + 1) % 3  # ... except on 10
+    # FGSM has no random start: the reference's copy gets the reference's own perturbation
+    settings = liang2021.Settings(attack="fgsm", n_images=40, probe_epochs=5)
+    rows = liang2021.evaluate_sources(reference, {"twin": copy.deepcopy(reference),
+                                                  "other": other},
+                                      _imageset(x_train, y_train), _imageset(x_test, y_test),
+                                      settings)
+    assert list(rows["source"]) == ["twin", "other"]
+    assert (rows["n_alpha"] == 40).all()  # the first 40 of the 50 images the reference gets right
+    twin = rows.set_index("source").loc["twin"]
+    assert 0.0 <= rows["alpha2"].min() and rows["alpha2"].max() <= 1.0
+    assert twin["alpha1"] == pytest.approx(1.0, abs=1e-6)
+    assert rows.set_index("source").loc["other", "alpha1"] != pytest.approx(1.0, abs=1e-3)
+    assert 0.0 <= twin["transfer_acc"] <= 1.0 and twin["probe_epoch"] >= 1
+
+
+def _rows(transfer: list[float], alpha: list[float]) -> pd.DataFrame:
+    n = len(transfer)
+    return pd.DataFrame({"experiment": "E", "source": [f"s{i % 3}" for i in range(n)],
+                         "seed": [i // 3 for i in range(n)], "share": None, "arch": "a",
+                         "alpha1": alpha, "alpha2": alpha, "combined": alpha,
+                         "transfer_acc": transfer})
+
+
+def test_summary_uses_a_student_t_interval_clipped_to_the_range() -> None:
+    rows = _rows([0.5, 0.6, 0.7, 0.52, 0.61, 0.9, 0.49, 0.6, 0.4], [0.1] * 9)
+    s = liang2021.summarize(rows).set_index("source")
+    values = rows[rows["source"] == "s0"]["transfer_acc"].to_numpy()
+    lo, hi = scipy_stats.t.interval(0.95, len(values) - 1, loc=values.mean(),
+                                    scale=scipy_stats.sem(values))
+    assert s.loc["s0", "transfer_acc"] == pytest.approx(values.mean())
+    assert (s.loc["s0", "transfer_acc_lo"], s.loc["s0", "transfer_acc_hi"]) == \
+        pytest.approx((max(lo, 0.0), min(hi, 1.0)))
+    assert np.allclose(s["alpha2_lo"], 0.1) and np.allclose(s["alpha2_hi"], 0.1)  # no spread
+
+
+def test_correlations_hold_only_for_a_positive_rank_correlation() -> None:
+    up = liang2021.correlations(_rows(list(np.linspace(0.3, 0.9, 9)),
+                                      list(np.linspace(0, 1, 9))), n_boot=200)
+    assert up["rho"].eq(1.0).all() and up["holds"].all()
+    down = liang2021.correlations(_rows(list(np.linspace(0.9, 0.3, 9)),
+                                        list(np.linspace(0, 1, 9))), n_boot=200)
+    assert down["rho"].eq(-1.0).all() and not down["holds"].any()
+    expected = scipy_stats.spearmanr([3, 1, 2, 5, 4, 6], [1, 2, 3, 4, 6, 5]).statistic
+    mixed = liang2021.correlations(_rows([1, 2, 3, 4, 6, 5], [3, 1, 2, 5, 4, 6]), n_boot=200)
+    assert mixed["rho"].iloc[0] == pytest.approx(expected)
+    assert mixed["lo"].iloc[0] <= expected <= mixed["hi"].iloc[0]
+    text = liang2021.findings(liang2021.summarize(_rows([1, 2, 3, 4, 6, 5], [3, 1, 2, 5, 4, 6])),
+                              mixed)
+    assert f"{expected:.3f}" in text
+
+
+def test_paper_preset_fails_early_naming_the_missing_data(monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path) -> None:
+    knobs = presets.resolve("04", "paper")
+    monkeypatch.delenv("ADVLENS_CIFAR10", raising=False)
+    with pytest.raises(FileNotFoundError, match="ADVLENS_CIFAR10"):
+        liang2021.check_data(knobs)
+    monkeypatch.setenv("ADVLENS_CIFAR10", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        liang2021.check_data(knobs)
+    assert liang2021.check_data(presets.resolve("04", "laptop")) == {}
+    with pytest.raises(NotImplementedError, match="GPU"):
+        liang2021.experiments_from_knobs(knobs)
+
+
+@pytest.mark.slow
+def test_notebook_stops_in_its_first_cell_without_the_paper_data(
+        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.delenv("ADVLENS_CIFAR10", raising=False)
+    with pytest.raises(runner.NotebookFailed, match="ADVLENS_CIFAR10") as err:
+        runner.run("paper", only=["04"], out=tmp_path, progress=False)
+    assert err.value.cell == 3  # parameters, papermill's injected parameters, then this one
