@@ -146,3 +146,11 @@ def test_findings_rows_follow_their_rules():
     assert c["holds"] is True
     inv.loc["a0", "a1"] = inv.loc["b0", "b1"] = 0.15  # the twin does not stay either
     assert j.finding_c_collapse(test, inv, ["a0", "a1"], ["b0", "b1"])["holds"] is False
+
+
+def test_twin_findings_untestable_without_second_seeds():
+    names = ["a-only/s0", "b-only/s0"]
+    m = pd.DataFrame(0.5, index=names, columns=names)
+    rows = j.twin_findings(m, m)
+    assert [r["holds"] for r in rows] == [None, None]
+    assert "a-only/s1" in rows[0]["evidence"]

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from advlens.data.twin_cue import DESIGNS as TWIN_CUE_DESIGNS
+
 PRESET_NAMES = ("smoke", "laptop", "paper")
 
 def _liang_presets() -> dict[str, dict[str, Any]]:
@@ -60,7 +62,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "robust_archs": ["cnn-s", "mlp-s"], "robust_eps": [0.0, 0.5], "robust_pairs": 32,
                   "n_pairs": 32, "iterations": 20, "step_size": 0.125, "batch_size": 32,
                   "twin_n": 200, "twin_pairs": 32, "twin_iterations": 20, "n_boot": 50,
-                  "compare_freeze": True, "n_show": 3},
+                  "compare_freeze": True, "n_show": 3,
+                  "zoo_seed": 0, "twin_design": "latent"},
         "laptop": {"seed": 0, "zoo": "laptop", "twin_zoo": "laptop", "dataset": "digits",
                    "data_split": "test", "data_kw": {}, "n_data": None,
                    "heatmap_archs": ["mlp-m", "cnn-m", "vgg-s", "resnet8-xs", "vit-xs",
@@ -69,7 +72,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                    "robust_eps": [0.0, 0.25, 0.5, 1.0], "robust_pairs": 128,
                    "n_pairs": 256, "iterations": 200, "step_size": 0.125, "batch_size": 128,
                    "twin_n": 1000, "twin_pairs": 128, "twin_iterations": 150, "n_boot": 500,
-                   "compare_freeze": True, "n_show": 6},
+                   "compare_freeze": True, "n_show": 6,
+                  "zoo_seed": 0, "twin_design": "latent"},
         # the published protocol: 2000 iterations, step 1/8, batch 32, the Salman et al. (2020)
         # ImageNet models; the twin-cue check is our construct and stays at laptop scale
         "paper": {"seed": 0, "zoo": "paper", "twin_zoo": "laptop", "dataset": "imagenet",
@@ -84,7 +88,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "robust_pairs": 1024, "n_pairs": 1024, "iterations": 2000, "step_size": 0.125,
                   "batch_size": 32,
                   "twin_n": 1000, "twin_pairs": 128, "twin_iterations": 2000, "n_boot": 2000,
-                  "compare_freeze": False, "n_show": 6},
+                  "compare_freeze": False, "n_show": 6,
+                  "zoo_seed": 0, "twin_design": "latent"},
     },
     # --- 02: Su et al. robustness vs accuracy -----------------------------------------------
     "02": {
@@ -133,6 +138,15 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "transfer_targeted_metric": "top5", "n_boot": 2000,
                   "batch_size": 64},
     },
+    # --- 05: seed sweep of the other notebooks ------------------------------------------------
+    # each seed s reruns the listed notebooks (those that exist) with seed = zoo_seed = s
+    "05": {
+        "smoke": {"seeds": [0, 1], "sweep_notebooks": ["01", "02"], "sweep_dir": None},
+        "laptop": {"seeds": [0, 1, 2], "sweep_notebooks": ["01", "02", "03", "04"],
+                   "sweep_dir": None},
+        "paper": {"seeds": [0, 1, 2], "sweep_notebooks": ["01", "02", "03", "04"],
+                  "sweep_dir": None},
+    },
     # --- 04: Liang et al. adversarial vs knowledge transferability ------------------------------
     "04": _liang_presets(),
 }
@@ -140,6 +154,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 # Knobs whose value must be one of a list (checked with the types, before anything runs).
 CHOICES: dict[str, tuple[str, ...]] = {"zoo": PRESET_NAMES, "twin_zoo": PRESET_NAMES,
+                                       "twin_design": TWIN_CUE_DESIGNS,
                                        "zoo_preset": PRESET_NAMES,
                                        "alpha_attack": ("pgd", "fgsm"),
                                        "probe": ("linear", "finetune"),

@@ -510,3 +510,19 @@ def finding_c_collapse(test_cka: pd.DataFrame, inverted_cka: pd.DataFrame, a: Se
                 f"same-cue twin on inversions {same_inv:.2f}", PAPER["c"],
                 {"cross_cue_test": cross_test, "cross_cue_inverted": cross_inv,
                  "same_cue_inverted": same_inv})
+
+
+def twin_findings(test_cka: pd.DataFrame, inverted_cka: pd.DataFrame, *,
+                  a: Sequence[str] = ("a-only/s0", "a-only/s1"),
+                  b: Sequence[str] = ("b-only/s0", "b-only/s1")) -> list[dict[str, Any]]:
+    """The two twin-cue findings rows (:func:`finding_c_confound`, :func:`finding_c_collapse`);
+    not testable (``holds`` None) when the twin zoo lacks a second seed of either cue."""
+    missing = [m for m in (*a, *b) if m not in test_cka.index or m not in inverted_cka.index]
+    if missing:
+        why = f"the twin zoo has no {missing} (two seeds of each cue are needed)"
+        return [_row("c: twin-cue models using different cues look alike on i.i.d. data", None,
+                     why, PAPER["c"], {}),
+                _row("c: on inversions the other cue's model collapses, the twin stays", None,
+                     why, PAPER["c"], {})]
+    return [finding_c_confound(confound_check(test_cka, a, b)),
+            finding_c_collapse(test_cka, inverted_cka, a, b)]
