@@ -13,7 +13,7 @@ PEERS_STAMP := $(PEERS)/.installed
 PEER_PKGS := foolbox==3.3.4 eagerpy==0.30.0 torch-cka==0.21 torchattacks==3.5.1 adv-lib==0.2.8
 PRESET ?= laptop
 
-.PHONY: venv peers test reproduce smoke lint bench clean-venv
+.PHONY: venv peers test reproduce smoke lint bench mutate clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ lint: $(STAMP)
 
 bench: $(STAMP) $(PEERS_STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+# Mutation testing of the kernels (cka, inversion, features, stats) against their fast tests:
+# on demand only, never in CI; MUTANTS per module (0 = all), report in benchmarks/results/.
+MUTANTS ?= 12
+mutate: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) benchmarks/mutate.py --per-module $(MUTANTS)
 
 clean-venv:
 	rm -rf $(VENV) $(PEERS)
