@@ -15,6 +15,8 @@ from torch import nn
 
 from advlens import attacks
 from advlens.alignment import spearman_alignment
+from advlens.data import ImageSet
+from advlens.findings import decode_statistics
 from advlens.papers import linsley2023
 from advlens.zoo.config import ModelConfig
 
@@ -154,8 +156,13 @@ def test_findings_apply_the_decision_rules() -> None:
     tol = arrows.assign(change=[-0.1])
     reliance = pd.DataFrame({"model": ["p", "h"], "acc_a-only": [0.5, 0.9],
                              "acc_b-only": [0.9, 0.3], "saliency_shape": [0.2, 0.6]})
-    table = linsley2023.findings(corr, arrows, tol, reliance, [("p", "h")]).set_index("claim")
-    assert list(table["holds"]) == [True, False, True, False, True]
+    table = linsley2023.findings(corr, arrows, tol, dataset="toy")
+    assert list(table["holds"]) == [True, False, True, False]
+    assert linsley2023.cue_finding(reliance, [("p", "h")]).loc[0, "holds"]
+    assert not linsley2023.cue_finding(reliance.assign(**{"acc_b-only": [0.3, 0.9]}),
+                                       [("p", "h")]).loc[0, "holds"]
+    assert table["finding"].str.endswith("(toy)").all()
+    assert decode_statistics(table.loc[0, "statistics"]) == {"rho_pgd": 0.7}
 
 
 def test_saliency_share_of_a_model_looking_at_one_mask() -> None:
@@ -170,3 +177,25 @@ def test_saliency_share_of_a_model_looking_at_one_mask() -> None:
     share = linsley2023.saliency_share(model, torch.rand(3, 1, 4, 4), torch.tensor([0, 1, 0]),
                                        masks)
     torch.testing.assert_close(share, torch.tensor([[1.0, 0.0]] * 3))
+
+
+def test_model_table_attacks_each_model_on_the_images_it_gets_right() -> None:
+    model = _model()
+    x, y = _data(model, 10)
+    wrong = y.clone()
+    wrong[:4] = (y[:4] + 1) % 5  # the first four labels are wrong for `model`
+    data = ImageSet(x.float(), wrong, torch.rand(10, 1, 6, 6), [str(i) for i in range(5)], "toy")
+    models = {"m": model.float(), "never": _Constant()}
+    summary, per_image = linsley2023.model_table(models, data, data.masks[:, 0],
+                                                 accuracy={"m": 0.6, "never": 0.0},
+                                                 attacks_=("pgd",))
+    rows = per_image[per_image["model"] == "m"]
+    assert sorted(rows["image"]) == list(range(4, 10))
+    table = summary.set_index("model")
+    # the constant model gets exactly the class-0 images right, and never breaks
+    assert table.loc["m", "n_images"] == 6
+    assert table.loc["never", "n_images"] == int((wrong == 0).sum())
+    assert table.loc["never", "not_broken"] == 1.0 and math.isnan(table.loc["never", "alignment"])
+    none = linsley2023.model_table({"never": _Constant()}, data.subset(wrong != 0),
+                                   data.masks[wrong != 0, 0], accuracy={"never": 0.0})[0]
+    assert (none["n_images"] == 0).all()

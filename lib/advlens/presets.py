@@ -138,6 +138,27 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "transfer_targeted_metric": "top5", "n_boot": 2000,
                   "batch_size": 64},
     },
+    # --- 03: Linsley et al. adversarial alignment -------------------------------------------
+    # datasets: digits (stroke maps) and twin-cue (shape-cue maps) are stand-ins for ClickMe,
+    # scored with the zoo's own models; "clickme" = the real ClickMe files with the paper zoo's
+    # ImageNet models. The twin-cue ground truth always uses the twin_zoo's twin-cue models.
+    "03": {
+        "smoke": {"seed": 0, "zoo": "smoke", "twin_zoo": "smoke",
+                  "datasets": ["digits", "twin-cue"], "data_kw": {}, "archs": None,
+                  "n_images": 16, "attacks": ["pgd", "ddn"], "ddn_steps": 10,
+                  "batch_size": 64, "n_boot": 50, "twin_n": 100, "n_show": 3},
+        "laptop": {"seed": 0, "zoo": "laptop", "twin_zoo": "laptop",
+                   "datasets": ["digits", "twin-cue"], "data_kw": {}, "archs": None,
+                   "n_images": 200, "attacks": ["pgd", "ddn"], "ddn_steps": 100,
+                   "batch_size": 256, "n_boot": 1000, "twin_n": 1000, "n_show": 6},
+        # the published protocol: ClickMe images and maps (one image per class), every model of
+        # the paper zoo (timm/torchvision ImageNet classifiers, the Salman et al. robust models;
+        # harmonized checkpoints join the arrows when the paper zoo lists their plain twins)
+        "paper": {"seed": 0, "zoo": "paper", "twin_zoo": "laptop", "datasets": ["clickme"],
+                  "data_kw": {"path": "$ADVLENS_CLICKME", "size": 224}, "archs": None,
+                  "n_images": 1000, "attacks": ["pgd", "ddn"], "ddn_steps": 100,
+                  "batch_size": 32, "n_boot": 2000, "twin_n": 1000, "n_show": 6},
+    },
     # --- 05: seed sweep of the other notebooks ------------------------------------------------
     # each seed s reruns the listed notebooks (those that exist) with seed = zoo_seed = s
     "05": {

@@ -1,0 +1,112 @@
+"""The figures of notebook 03 (Linsley et al. 2023): accuracy vs tolerance and vs alignment with
+arrows from each model to its harmonized twin, the qualitative panel, the twin-cue check."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+from advlens import plots
+
+Colour = tuple[float, float, float]
+ATTACK_LABEL = {"pgd": "L2 PGD search (Linsley et al.)", "ddn": "DDN (minimal L2)"}
+QUANTITY_LABEL = {"tolerance": "tolerance (L2 eps to fool)",
+                  "alignment": "alignment (Spearman ρ with map)"}
+MARKER = {"standard": "o", "l2-at": "s", "harmonized": "*"}
+
+
+def _panel(ax: plt.Axes, summary: pd.DataFrame, arrows: pd.DataFrame, quantity: str,
+           family: Mapping[str, str], regime: Mapping[str, str],
+           palette: Mapping[str, Colour]) -> None:
+    for row in summary.itertuples():
+        ax.scatter(row.accuracy, getattr(row, quantity), color=palette[family[row.model]],
+                   marker=MARKER.get(regime[row.model], "o"),
+                   s=90 if regime[row.model] == "harmonized" else 30, edgecolor="black",
+                   linewidth=0.4, zorder=3)
+    for row in arrows.itertuples():
+        ax.annotate("", xy=(row.accuracy_harmonized, getattr(row, f"{quantity}_harmonized")),
+                    xytext=(row.accuracy_plain, getattr(row, f"{quantity}_plain")),
+                    arrowprops={"arrowstyle": "->", "color": "0.3", "lw": 1.0}, zorder=2)
+    ax.set_xlabel("clean test accuracy")
+    ax.set_ylabel(QUANTITY_LABEL[quantity])
+
+
+def accuracy_panels(summary: pd.DataFrame, arrows: Mapping[str, pd.DataFrame],
+                    corr: pd.DataFrame, *, family: Mapping[str, str],
+                    regime: Mapping[str, str], title: str) -> plt.Figure:
+    """Rows = attacks, columns = tolerance and alignment: one point per model (colour = family,
+    marker = regime), an arrow from each model to its harmonized twin; panel titles give
+    Spearman ρ(accuracy, ·) with its bootstrap CI over models.
+
+    ``summary``: :func:`advlens.papers.linsley2023.model_table`; ``arrows``: quantity →
+    :func:`~advlens.papers.linsley2023.twin_arrows`; ``corr``:
+    :func:`~advlens.papers.linsley2023.correlations`.
+    """
+    attack_list = list(dict.fromkeys(summary["attack"]))
+    palette = plots.family_palette(list(family.values()))
+    fig, axes = plt.subplots(len(attack_list), 2, figsize=(10, 3.6 * len(attack_list) + 0.8),
+                             squeeze=False, layout="constrained")
+    c = corr.set_index(["attack", "quantity"])
+    for r, attack in enumerate(attack_list):
+        part = summary[summary["attack"] == attack]
+        for col, quantity in enumerate(("tolerance", "alignment")):
+            ax = axes[r, col]
+            arr = arrows[quantity]
+            arr = arr[arr["attack"] == attack] if len(arr) else arr
+            _panel(ax, part, arr, quantity, family, regime, palette)
+            est = c.loc[(attack, quantity)]
+            ax.set_title(f"{ATTACK_LABEL.get(attack, attack)}\nρ = {est['rho']:.2f} "
+                         f"[{est['lo']:.2f}, {est['hi']:.2f}], {int(est['n_models'])} models")
+    handles = [plt.Line2D([], [], marker="o", ls="", color=col, label=fam)
+               for fam, col in palette.items()]
+    handles += [plt.Line2D([], [], marker=m, ls="", color="0.5", label=reg)
+                for reg, m in MARKER.items() if reg in set(regime.values())]
+    fig.legend(handles=handles, loc="outside right center", title="family / regime")
+    fig.suptitle(title)
+    return fig
+
+
+def qualitative_panel(panels: Sequence[tuple[str, Mapping[str, torch.Tensor]]], *,
+                      n_show: int, map_label: str) -> plt.Figure:
+    """Columns = images; rows = the image, its importance map, then for each model (name,
+    :func:`advlens.papers.linsley2023.qualitative` output) |perturbation| and |saliency|."""
+    first = panels[0][1]
+    k = min(n_show, first["image"].shape[0])
+    rows = [first["image"][:k], first["map"][:k, None]]
+    labels = ["image", map_label]
+    for name, q in panels:
+        rows += [q["perturbation"][:k, None], q["saliency"][:k, None]]
+        labels += [f"|δ| {name}", f"|saliency| {name}"]
+    cmaps = ["gray", "magma"] + ["viridis"] * (len(rows) - 2)
+    cols = [f"ρ {float(panels[0][1]['alignment'][i]):.2f}" for i in range(k)]
+    return plots.image_grid(rows, row_labels=labels, col_labels=cols, cmaps=cmaps,
+                            cell_size=1.5, title="what the attack changes and where the model "
+                                                 "looks")
+
+
+def cue_reliance_bars(reliance: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> plt.Figure:
+    """Per twin-cue pair: a-only accuracy, b-only accuracy and |saliency| share on the shape
+    mask, plain vs harmonized side by side."""
+    metrics = [("acc_a-only", "accuracy, a-only (shape tells)"),
+               ("acc_b-only", "accuracy, b-only (grating tells)"),
+               ("saliency_shape", "|saliency| share on shape")]
+    r = reliance.set_index("model")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.0 * len(metrics), 3.6),
+                             layout="constrained")
+    x = np.arange(len(pairs))
+    for ax, (key, label) in zip(axes, metrics, strict=True):
+        ax.bar(x - 0.2, [r.loc[p, key] for p, _ in pairs], 0.4, label="plain")
+        ax.bar(x + 0.2, [r.loc[h, key] for _, h in pairs], 0.4, label="harmonized")
+        ax.set_xticks(x, [p.split("/")[1] for p, _ in pairs])
+        ax.set_xlabel("architecture")
+        ax.set_ylabel(label)
+        ax.set_title(label)
+        ax.set_ylim(0, 1.05)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside right center")
+    fig.suptitle("twin-cue ground truth: harmonized to the shape cue (stand-in map)")
+    return fig
