@@ -18,6 +18,7 @@ from advlens.data.stl10 import CLASSES as STL_CLASSES
 from advlens.papers import liang2021
 from advlens.zoo import ModelConfig
 from attack_toys import random_images, tiny_cnn
+from data_writers import write_cifar, write_stl
 
 
 def test_growing_share_swaps_one_class_at_a_time() -> None:
@@ -126,8 +127,34 @@ def test_paper_preset_fails_early_naming_the_missing_data(monkeypatch: pytest.Mo
     with pytest.raises(FileNotFoundError, match="nowhere"):
         liang2021.check_data(knobs)
     assert liang2021.check_data(presets.resolve("04", "laptop")) == {}
-    with pytest.raises(NotImplementedError, match="GPU"):
-        liang2021.experiments_from_knobs(knobs)
+
+
+def test_paper_experiments_follow_the_published_lists() -> None:
+    knobs = presets.resolve("04", "paper")
+    a, b = liang2021.experiments_from_knobs(knobs)
+    assert a.reference.dataset == "stl10"
+    assert [STL_CLASSES[c] for c in a.reference.classes] == list(liang2021.PAPER_TARGET)
+    assert [s.config.classes for s in a.sources] == list(liang2021.PAPER_SOURCES)
+    assert [s.share for s in a.sources] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert all(s.config.dataset == "cifar10" for s in a.sources + b.sources)
+    assert [s.config.arch for s in b.sources] == list(liang2021.PAPER_ARCHS)
+
+
+def test_paper_path_runs_end_to_end_on_tiny_real_format_files(
+        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    write_cifar(tmp_path / "cifar", train_per_batch=60, n_test=40)
+    write_stl(tmp_path / "stl", n=160)
+    knobs = presets.resolve("04", "paper", cifar_kw={"root": str(tmp_path / "cifar")},
+                            stl10_kw={"root": str(tmp_path / "stl")}, epochs=1,
+                            b_archs={"fcnet": 1, "lenet": 1}, arch="lenet")
+    monkeypatch.delenv("ADVLENS_CIFAR10", raising=False)
+    monkeypatch.delenv("ADVLENS_STL10", raising=False)
+    liang2021.check_data(knobs)  # exports the folders for the zoo
+    experiments = liang2021.experiments_from_knobs(knobs)
+    settings = liang2021.Settings(steps=2, n_images=20, probe_epochs=2)
+    rows = liang2021.run_all(experiments[1:], [0], settings, root=str(tmp_path / "zoo"))
+    assert list(rows["source"]) == ["fcnet", "lenet"]
+    assert rows[["alpha1", "alpha2", "transfer_acc"]].notna().all().all()
 
 
 @pytest.mark.slow

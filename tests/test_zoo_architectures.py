@@ -117,6 +117,6 @@ def test_width_spread_within_families() -> None:
 
 def test_unknown_arch_and_dataset_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown arch"):
-        build_model("alexnet", "digits")
+        build_model("no-such-arch", "digits")
     with pytest.raises(ValueError, match="unknown dataset"):
-        build_model("cnn-xs", "cifar10")
+        build_model("cnn-xs", "imagenet")

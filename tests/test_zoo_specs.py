@@ -63,7 +63,7 @@ def test_unknown_preset_is_refused() -> None:
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"arch": "alexnet"}, "unknown arch"),
+    ({"arch": "no-such-arch"}, "unknown arch"),
     ({"arch": "cnn-s", "regime": "l2-at"}, "eps > 0"),
     ({"arch": "cnn-s", "eps": 0.5}, "standard model has eps 0"),
     ({"arch": "cnn-s", "dataset": "twin-cue"}, "variant"),

@@ -37,9 +37,14 @@ def _liang_presets() -> dict[str, dict[str, Any]]:
                           "vit-xs": 40, "convmixer-xs": 20},
               "steps": 50, "n_images": 300, "probe_epochs": 50, "n_boot": 2000}
     # the published protocol: CIFAR-10 sources on the paper's class lists, the STL-10 animals
-    # reference, five architectures; PGD 50 steps of 0.1·eps at eps 0.1
+    # reference (ResNet-18), five architectures; PGD 50 steps of 0.1·eps at eps 0.1; a GPU
+    # ($ADVLENS_DEVICE=cuda) for training
     paper = {**laptop, "liang_data": "cifar10-stl10", "cifar_kw": {"root": "$ADVLENS_CIFAR10"},
-             "stl10_kw": {"root": "$ADVLENS_STL10"}, "n_images": 1000}
+             "stl10_kw": {"root": "$ADVLENS_STL10"}, "n_images": 1000,
+             "experiments": ["A-cifar10-stl10", "B-cifar10-stl10"], "arch": "tv-resnet18",
+             "epochs": 30, "train_batch_size": 128,
+             "b_archs": {"fcnet": 30, "lenet": 30, "alexnet": 30, "tv-resnet18": 30,
+                         "tv-resnet50": 30}}
     return {"smoke": smoke, "laptop": laptop, "paper": paper}
 
 

@@ -21,6 +21,7 @@ The computations behind notebook 04 (protocol: PROTOCOLS.md §4).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ from advlens.stats import bootstrap_ci
 from advlens.transfer import Perturbations, TransferAttack, alpha_table, liang_fgsm, liang_pgd
 from advlens.zoo import ModelConfig
 from advlens.zoo.datasets import dataset_for
+from advlens.zoo.training import training_device
 
 # The paper's experiment A at full scale: CIFAR-10 source class lists (indices into CIFAR-10's
 # classes) and the STL-10 reference's classes (names). Shares are derived from these lists.
@@ -47,11 +49,10 @@ PAPER_SOURCES: tuple[tuple[int, ...], ...] = ((0, 1, 8, 9), (2, 1, 8, 9), (2, 3,
 PAPER_TARGET: tuple[str, ...] = ("bird", "cat", "deer", "dog")
 ANIMALS: tuple[str, ...] = ("bird", "cat", "deer", "dog", "frog", "horse", "monkey")
 # Experiment B's architectures and the knowledge transfer / α₁ the paper reports for them.
-PAPER_ARCHS: tuple[str, ...] = ("fcnet", "lenet", "alexnet", "resnet18", "resnet50")
-PAPER_B_TRANSFER = {"fcnet": 0.283, "lenet": 0.457, "alexnet": 0.551, "resnet18": 0.766,
-                    "resnet50": 0.779}
-PAPER_B_ALPHA1 = {"fcnet": 0.346, "lenet": 0.324, "alexnet": 0.337, "resnet18": 0.538,
-                  "resnet50": 0.614}
+# (zoo names: advlens.zoo.architectures; the ResNets are torchvision's)
+PAPER_ARCHS: tuple[str, ...] = ("fcnet", "lenet", "alexnet", "tv-resnet18", "tv-resnet50")
+PAPER_B_TRANSFER = dict(zip(PAPER_ARCHS, (0.283, 0.457, 0.551, 0.766, 0.779), strict=True))
+PAPER_B_ALPHA1 = dict(zip(PAPER_ARCHS, (0.346, 0.324, 0.337, 0.538, 0.614), strict=True))
 METRICS = ("alpha1", "alpha2", "combined", "transfer_acc")
 # The range each metric can take: t-intervals are clipped to it (α₁ has no upper bound).
 RANGES = {"alpha1": (0.0, np.inf), "alpha2": (0.0, 1.0), "combined": (0.0, np.inf),
@@ -223,10 +224,12 @@ def run_experiment(experiment: Experiment, seeds: Sequence[int], settings: Setti
     frames = []
     for seed in tqdm(seeds, desc=experiment.name, disable=not progress, leave=False):
         ref_cfg = experiment.reference.replace(seed=seed)
-        reference = zoo.load(ref_cfg, root, progress=progress).model
+        device = training_device()
+        reference = zoo.load(ref_cfg, root, progress=progress).model.to(device)
         train, test = dataset_for(ref_cfg, "train"), dataset_for(ref_cfg, "test")
         models = {s.label: zoo.load(s.config.replace(seed=seed + SOURCE_SEED_OFFSET), root,
-                                    progress=progress).model for s in experiment.sources}
+                                    progress=progress).model.to(device)
+                  for s in experiment.sources}
         frame = evaluate_sources(reference, models, train, test, settings, seed)
         frame.insert(0, "experiment", experiment.name)
         frame["share"] = [s.share for s in experiment.sources]
@@ -331,7 +334,8 @@ def settings_from_knobs(knobs: Mapping[str, Any]) -> Settings:
 def check_data(knobs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Fail at once when the paper preset's data are missing (FileNotFoundError naming the
     variable, the path and what to download); returns each real data set's loader kwargs.
-    The embedded data sets need nothing."""
+    The embedded data sets need nothing. The folders found are exported as
+    ``$ADVLENS_CIFAR10`` / ``$ADVLENS_STL10``, where the zoo reads its training data."""
     if knobs["liang_data"] == "embedded":
         return {}
     from advlens.data import cifar10, stl10
@@ -341,18 +345,17 @@ def check_data(knobs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
              "stl10": require("stl10", knobs["stl10_kw"])}
     cifar10("test", n=1, **found["cifar10"])  # readable, not merely present
     stl10("test", n=1, **found["stl10"])
+    for name, kw in found.items():
+        if kw.get("root"):
+            os.environ[f"ADVLENS_{name.upper()}"] = str(kw["root"])
     return found
 
 
 def experiments_from_knobs(knobs: Mapping[str, Any]) -> list[Experiment]:
     """Notebook 04's experiments on the embedded data: "A-digits", "A-twin-cue" (class subsets)
     and "B-digits" (zoo families), as listed in ``knobs["experiments"]``."""
-    if knobs["liang_data"] != "embedded":
-        raise NotImplementedError(
-            "the CIFAR-10 -> STL-10 run (paper preset) needs fcnet/LeNet/AlexNet/ResNet models "
-            "trained on CIFAR-10 class subsets on a GPU; the zoo trains only on the embedded "
-            "data so far. The data check (check_data) and the paper's class lists "
-            "(PAPER_SOURCES, PAPER_TARGET) are in place; training is not.")
+    if knobs["liang_data"] == "cifar10-stl10":
+        return paper_experiments(knobs)
     common = {"batch_size": int(knobs["train_batch_size"])}
     digits_ref = ModelConfig(knobs["arch"], epochs=int(knobs["epochs"]),
                              n_train=knobs["digits_n_train"], **common)
@@ -371,6 +374,37 @@ def experiments_from_knobs(knobs: Mapping[str, Any]) -> list[Experiment]:
     if unknown:
         raise ValueError(f"unknown experiment(s) {unknown}; choose from {sorted(makers)}.")
     return [makers[name]() for name in knobs["experiments"]]
+
+
+def paper_experiments(knobs: Mapping[str, Any]) -> list[Experiment]:
+    """The paper's CIFAR-10 → STL-10 experiments: A — ``knobs["arch"]`` trained on each of
+    :data:`PAPER_SOURCES` (shares = fraction of animal classes, from the CIFAR-10 names), B —
+    the ``b_archs`` (arch -> epochs) trained on all of CIFAR-10; the reference is ``arch``
+    trained on the STL-10 classes :data:`PAPER_TARGET` (resized to 32×32). Training runs on
+    ``$ADVLENS_DEVICE``; no data augmentation (a deviation from the published training)."""
+    from advlens.data.cifar import CLASSES as CIFAR
+    from advlens.data.stl10 import CLASSES as STL
+
+    common = {"batch_size": int(knobs["train_batch_size"]), "epochs": int(knobs["epochs"])}
+    target = tuple(STL.index(name) for name in PAPER_TARGET)
+    reference = ModelConfig(knobs["arch"], dataset="stl10", classes=target, **common)
+    sources_a = []
+    for classes in PAPER_SOURCES:
+        names = [CIFAR[c] for c in classes]
+        sources_a.append(Source(share_label(names, ANIMALS),
+                                ModelConfig(knobs["arch"], dataset="cifar10", classes=classes,
+                                            **common), class_share(names, ANIMALS)))
+    sources_b = tuple(Source(arch, ModelConfig(arch, dataset="cifar10", epochs=int(epochs),
+                                               batch_size=common["batch_size"]))
+                      for arch, epochs in knobs["b_archs"].items())
+    made = {"A-cifar10-stl10": Experiment("A-cifar10-stl10", reference, tuple(sources_a),
+                                          "CIFAR-10 class subsets -> STL-10 animals"),
+            "B-cifar10-stl10": Experiment("B-cifar10-stl10", reference, sources_b,
+                                          "architectures on CIFAR-10 -> STL-10 animals")}
+    unknown = sorted(set(knobs["experiments"]) - set(made))
+    if unknown:
+        raise ValueError(f"unknown experiment(s) {unknown}; choose from {sorted(made)}.")
+    return [made[name] for name in knobs["experiments"]]
 
 
 def experiment_table(experiments: Sequence[Experiment]) -> pd.DataFrame:

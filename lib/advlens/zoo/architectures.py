@@ -1,4 +1,4 @@
-"""Zoo architectures for 16×16×1 digits and 32×32×3 twin-cue images.
+"""Zoo architectures for 16×16×1 digits and 32×32×3 twin-cue (and CIFAR-10 / STL-10) images.
 
 Every zoo model is a :class:`ZooNet`: ``normalize`` (per-dataset mean/std buffers) → ``body``
 (returns a flat (N, D) feature vector) → ``head`` (the final ``nn.Linear``, registered last).
@@ -181,6 +181,48 @@ def convmixer(channels: int, size: int, *, dim: int, depth: int, kernel: int = 5
     return nn.Sequential(*layers), dim
 
 
+def lenet(channels: int, size: int) -> tuple[nn.Module, int]:
+    """LeNet-5 (LeCun et al. 1998): two 5×5 conv-ReLU-maxpool stages (6 and 16 maps; the first
+    padded), then fully connected 120 → 84 with ReLU (Liang et al.'s experiment B)."""
+    side = (size // 2 - 4) // 2
+    body = nn.Sequential(nn.Conv2d(channels, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(16 * side * side, 120), nn.ReLU(), nn.Linear(120, 84),
+                         nn.ReLU())
+    return body, 84
+
+
+def alexnet(channels: int, size: int) -> tuple[nn.Module, int]:
+    """AlexNet for small images (the CIFAR variant: five 3×3 conv layers of 64-192-384-256-256
+    maps, three max-pools, fully connected 1024 → 512 with ReLU)."""
+    side = size // 8
+    widths = (channels, 64, 192, 384, 256, 256)
+    layers: list[nn.Module] = []
+    for i in range(5):
+        layers += [nn.Conv2d(widths[i], widths[i + 1], 3, padding=1), nn.ReLU()]
+        if i in (0, 1, 4):
+            layers.append(nn.MaxPool2d(2))
+    layers += [nn.Flatten(), nn.Linear(256 * side * side, 1024), nn.ReLU(), nn.Linear(1024, 512),
+               nn.ReLU()]
+    return nn.Sequential(*layers), 512
+
+
+def torchvision_resnet(channels: int, size: int, *, depth: int) -> tuple[nn.Module, int]:
+    """torchvision's ResNet-18/50 (ImageNet stem) without its ``fc`` (an Identity), the first conv
+    taking ``channels``. Its ReLUs are made not in-place, but unlike the other bodies a block
+    calls its one ``relu`` module twice: hook blocks, not their ``relu``."""
+    import torchvision
+
+    net = getattr(torchvision.models, f"resnet{depth}")(weights=None)
+    net.conv1 = nn.Conv2d(channels, 64, 7, stride=2, padding=3, bias=False)
+    dim = net.fc.in_features
+    net.fc = nn.Identity()
+    for module in net.modules():
+        if isinstance(module, nn.ReLU):
+            module.inplace = False
+    return net, dim
+
+
 @dataclass(frozen=True)
 class ArchSpec:
     """A registered architecture: its family and a builder ``(channels, size) -> (body, D)``."""
@@ -209,10 +251,16 @@ ARCHS: dict[str, ArchSpec] = {
     "vit-s": _spec("vit", vit, "ViT, dim 64, depth 4, 4 heads", dim=64, depth=4, heads=4),
     "convmixer-xs": _spec("convmixer", convmixer, "ConvMixer, dim 32, depth 2", dim=32, depth=2),
     "convmixer-s": _spec("convmixer", convmixer, "ConvMixer, dim 64, depth 4", dim=64, depth=4),
+    # Liang et al.'s experiment-B architectures (the paper preset of notebook 04)
+    "fcnet": _spec("mlp", mlp, "fcnet: MLP, 3 hidden layers of 512", width=512, depth=3),
+    "lenet": _spec("cnn", lenet, "LeNet-5"),
+    "alexnet": _spec("cnn", alexnet, "AlexNet (CIFAR variant)"),
+    "tv-resnet18": _spec("resnet", torchvision_resnet, "torchvision ResNet-18", depth=18),
+    "tv-resnet50": _spec("resnet", torchvision_resnet, "torchvision ResNet-50", depth=50),
 }
 FAMILIES = tuple(dict.fromkeys(spec.family for spec in ARCHS.values()))
 
-DATASET_SHAPES = {"digits": (1, 16), "twin-cue": (3, 32)}
+DATASET_SHAPES = {"digits": (1, 16), "twin-cue": (3, 32), "cifar10": (3, 32), "stl10": (3, 32)}
 
 
 def build_model(arch: str, dataset: str, *, seed: int = 0,

@@ -22,7 +22,7 @@ TRAINING_CODE_VERSION = "zoo-1"
 LATER_FIELDS: tuple[str, ...] = ("harmonizer_weight", "importance_map", "twin_design",
                                  "classes")
 
-DATASETS = ("digits", "twin-cue")
+DATASETS = ("digits", "twin-cue", "cifar10", "stl10")
 REGIMES = ("standard", "l2-at", "harmonized")
 SOURCES = ("trained", "timm", "torchvision", "robustness")
 TWIN_CUE_VARIANTS = ("both", "a-only", "b-only")

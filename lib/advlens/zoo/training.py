@@ -10,12 +10,15 @@ private ``torch.Generator`` seeded with ``config.seed`` drives shuffling and the
 random starts; the loop runs inside ``torch.random.fork_rng`` seeded with ``config.seed`` too, so
 anything drawing from the global RNG is reproducible and the caller's RNG state is untouched.
 On a CPU with a fixed thread count, the same config gives bit-identical weights.
+``$ADVLENS_DEVICE`` (default ``cpu``) selects the training device (e.g. ``cuda`` for the paper-scale
+CIFAR-10 / STL-10 models); the trained model is returned on the CPU.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -45,6 +48,12 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     train_time_s: float = 0.0
     cpu_time_s: float = 0.0
+
+
+def training_device() -> torch.device:
+    """Where zoo models train: ``$ADVLENS_DEVICE`` (e.g. ``cuda``; default ``cpu``). Trained
+    models are returned on the CPU either way (the cache and every caller expect that)."""
+    return torch.device(os.environ.get("ADVLENS_DEVICE", "cpu"))
 
 
 def make_optimizer(model: nn.Module, config: ModelConfig) -> torch.optim.Optimizer:
@@ -84,6 +93,9 @@ def train(config: ModelConfig, data: ImageSet, *, progress: bool = True) -> Trai
     model = build_model(config.arch, config.dataset, seed=config.seed,
                         num_classes=config.num_classes)
     model.normalize.set_stats(data.images)
+    device = training_device()
+    model.to(device)
+    images, labels = data.images.to(device), data.labels.to(device)
     optimizer = make_optimizer(model, config)
     generator = torch.Generator().manual_seed(config.seed)
     steps_per_epoch = len(_batches(len(data), config.batch_size, torch.Generator()))
@@ -100,9 +112,9 @@ def train(config: ModelConfig, data: ImageSet, *, progress: bool = True) -> Trai
         for epoch in range(config.epochs):
             start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
             for idx in _batches(len(data), config.batch_size, generator):
-                masks = None if data.masks is None else data.masks[idx]
-                batch = Batch(data.images[idx], data.labels[idx], masks,
-                              None if maps is None else maps[idx])
+                masks = None if data.masks is None else data.masks[idx].to(device)
+                batch = Batch(images[idx], labels[idx], masks,
+                              None if maps is None else maps[idx].to(device))
                 inputs = training_inputs(model, batch, config, generator)
                 optimizer.zero_grad(set_to_none=True)
                 loss, logits = training_loss(model, batch, inputs, config)
@@ -123,5 +135,5 @@ def train(config: ModelConfig, data: ImageSet, *, progress: bool = True) -> Trai
                         record["seconds"])
     bar.close()
     optimizer.zero_grad(set_to_none=True)
-    model.eval()
+    model.cpu().eval()
     return TrainResult(model, history, time.perf_counter() - wall, time.process_time() - cpu)
