@@ -135,7 +135,8 @@ def _holds(laws=None, effects=None, depth=None, transfer=None) -> list:  # noqa:
                      _effects() if effects is None else effects,
                      _depth([("linf", 0.1, 0.2)]) if depth is None else depth,
                      GOOD_TRANSFER if transfer is None else transfer)
-    assert list(table.columns) == ["finding", "holds", "evidence"] and len(table) == 4
+    assert list(table.columns) == ["finding", "holds", "evidence", "statistics"]
+    assert len(table) == 4
     return list(table["holds"])
 
 

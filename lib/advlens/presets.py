@@ -37,14 +37,9 @@ def _liang_presets() -> dict[str, dict[str, Any]]:
                           "vit-xs": 40, "convmixer-xs": 20},
               "steps": 50, "n_images": 300, "probe_epochs": 50, "n_boot": 2000}
     # the published protocol: CIFAR-10 sources on the paper's class lists, the STL-10 animals
-    # reference (ResNet-18), five architectures; PGD 50 steps of 0.1·eps at eps 0.1; a GPU
-    # ($ADVLENS_DEVICE=cuda) for training
+    # reference, five architectures; PGD 50 steps of 0.1·eps at eps 0.1
     paper = {**laptop, "liang_data": "cifar10-stl10", "cifar_kw": {"root": "$ADVLENS_CIFAR10"},
-             "stl10_kw": {"root": "$ADVLENS_STL10"}, "n_images": 1000,
-             "experiments": ["A-cifar10-stl10", "B-cifar10-stl10"], "arch": "tv-resnet18",
-             "epochs": 30, "train_batch_size": 128,
-             "b_archs": {"fcnet": 30, "lenet": 30, "alexnet": 30, "tv-resnet18": 30,
-                         "tv-resnet50": 30}}
+             "stl10_kw": {"root": "$ADVLENS_STL10"}, "n_images": 1000}
     return {"smoke": smoke, "laptop": laptop, "paper": paper}
 
 
@@ -108,7 +103,12 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "target_modes": ["random"], "depth_pairs": [["resnet8", "resnet14"]],
                   "transfer_eps": 0.1, "transfer_steps": 5, "transfer_target_mode": "random",
                   "transfer_targeted_metric": "success",
-                  "n_boot": 50, "batch_size": 256},
+                  "n_boot": 50, "batch_size": 256, "zoo_seed": 0,
+                  "family_models": [
+                      {"arch": "cnn-s", "n_train": 100, "epochs": 2, "batch_size": 32,
+                       "tag": "n100"},
+                      {"arch": "cnn-s", "n_train": 300, "epochs": 1, "batch_size": 32,
+                       "tag": "n300-e1"}]},
         # the standard digits models of the laptop zoo (+ a ResNet-14 for a depth-only pair);
         # Su et al.'s search and attacks with
         # fewer iterations (C&W: 3 constants from c = 1 × 30 Adam steps of lr 0.05; EAD: 3 × 30
@@ -125,7 +125,15 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                    "depth_pairs": [["resnet8", "resnet14"]], "transfer_eps": 0.1,
                    "transfer_steps": 10, "transfer_target_mode": "random",
                    "transfer_targeted_metric": "success", "n_boot": 1000,
-                   "batch_size": 256},
+                   "batch_size": 256, "zoo_seed": 0,
+                   # one architecture per family trained to other errors: 150 or 500 training
+                   # images (the family's zoo epochs), or one epoch on all of them
+                   "family_models": [
+                       {"arch": a, "n_train": n, "epochs": e, "tag": f"n{n}"}
+                       for a, e in (("mlp-m", 30), ("cnn-m", 30), ("vgg-xs", 20),
+                                    ("resnet8-xs", 20)) for n in (150, 500)]
+                   + [{"arch": a, "epochs": 1, "tag": "e1"}
+                      for a in ("mlp-m", "cnn-m", "vgg-xs", "resnet8-xs")]},
         # the published protocol: 1000 correctly classified ImageNet images, I-FGSM 50 steps,
         # C&W 9 × 1000 (lr 0.001, c0 0.01), EAD β 1e-3, untargeted + 3 targeted modes
         "paper": {"seed": 0, "zoo": "paper", "dataset": "imagenet", "data_split": "val",
@@ -141,7 +149,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                                   ["vgg16.tv_in1k", "vgg19.tv_in1k"]], "transfer_eps": 16 / 255,
                   "transfer_steps": 50, "transfer_target_mode": "random",
                   "transfer_targeted_metric": "top5", "n_boot": 2000,
-                  "batch_size": 64},
+                  "batch_size": 64, "zoo_seed": 0, "family_models": []},
     },
     # --- 03: Linsley et al. adversarial alignment -------------------------------------------
     # datasets: digits (stroke maps) and twin-cue (shape-cue maps) are stand-ins for ClickMe,

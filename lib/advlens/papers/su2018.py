@@ -33,6 +33,7 @@ from advlens.attacks.core import tqdm_disabled
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor, check_images, check_labels
 from advlens.features import predict
+from advlens.findings import encode_statistics
 from advlens.stats import Estimate, LinearFit, bootstrap_ci, linear_fit
 
 
@@ -423,4 +424,61 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
                              f"others most: {top_family} "
                              f"({by_family['across_families'].max():.3f}); "
                              f"{BROAD_TRANSFER_FAMILY}: {broad:.3f}"})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table["statistics"] = [encode_statistics(s)
+                           for s in _headline_numbers(law, eff, linf, transfer)]
+    return table
+
+
+def _headline_numbers(law: pd.DataFrame, eff: pd.DataFrame, linf: pd.DataFrame,
+                      transfer: pd.DataFrame) -> list[dict[str, float]]:
+    """The numbers behind each of :func:`findings`' four rows (its ``statistics`` column)."""
+    laws = {f"{a}_{k}": law.loc[a, k] for a in law.index for k in ("slope", "slope_lo",
+                                                                      "slope_hi", "r2")}
+    effects = {f"{a}_{k}": eff.loc[a, k] for a in eff.index
+               for k in ("eta2_family", "eta2_null", "p_family", "r2_log_size") if k in eff}
+    depth = {f"{r.shallow}-{r.deep}_{r.attack}_{which}": getattr(r, f"dist_{which}")
+             for r in linf.itertuples() for which in ("shallow", "deep")} if len(linf) else {}
+    by_family = transfer.groupby("family")["across_families"].mean()
+    reach = {"within": transfer["within_family"].mean(),
+             "across": transfer["across_families"].mean(),
+             f"{BROAD_TRANSFER_FAMILY}_across": by_family.get(BROAD_TRANSFER_FAMILY, np.nan),
+             "top_family_across": by_family.max()}
+    return [laws, effects, depth, reach]
+
+
+def within_family_laws(table: pd.DataFrame, *, min_models: int = 3, n_boot: int = 2000,
+                       seed: int = 0) -> pd.DataFrame:
+    """Su et al.'s law fitted inside each family: :func:`scaling_laws` by (family, attack,
+    norm) over the families with at least ``min_models`` models (one row per model × attack
+    in ``table``, with ``family``, ``top1_error`` and ``distortion``); adds each family's
+    error range (``error_min``/``error_max``)."""
+    if "family" not in table:
+        raise ValueError("table lacks a 'family' column; merge the models' families first.")
+    sizes = table.groupby("family")["model"].nunique()
+    kept = table[table["family"].isin(sizes[sizes >= min_models].index)]
+    if kept.empty:
+        return pd.DataFrame(columns=["family", "attack", "norm", "n_models", "slope",
+                                     "slope_lo", "slope_hi", "r2", "error_min", "error_max"])
+    laws = scaling_laws(kept, by=("family", "attack", "norm"), n_boot=n_boot, seed=seed)
+    span = kept.groupby("family")["top1_error"].agg(error_min="min", error_max="max")
+    return laws.merge(span, left_on="family", right_index=True)
+
+
+def finding_within_family(family_laws: pd.DataFrame) -> dict[str, Any]:
+    """Finding 1 inside families: holds iff, in every family fitted and for each attack of
+    :data:`LAW_ATTACKS`, the slope's CI lies above 0 and R² ≥ :data:`LAW_MIN_R2` (None when no
+    family has enough models). ``statistics`` holds every fitted slope, its CI and R²."""
+    fitted = family_laws[family_laws["attack"].isin(LAW_ATTACKS)].dropna(subset=["slope"])
+    name = "1b scaling law within families"
+    if fitted.empty:
+        return {"finding": name, "holds": None, "statistics": encode_statistics({}),
+                "evidence": "no family has enough models of distinct error"}
+    ok = (fitted["slope_lo"] > 0) & (fitted["r2"] >= LAW_MIN_R2)
+    stats = {f"{r.family}_{r.attack}_{k}": getattr(r, k) for r in fitted.itertuples()
+             for k in ("slope", "slope_lo", "slope_hi", "r2")}
+    evidence = "; ".join(f"{r.family} {r.attack}: slope {r.slope:.3g} [{r.slope_lo:.3g}, "
+                         f"{r.slope_hi:.3g}], R² {r.r2:.2f} ({r.n_models} models)"
+                         for r in fitted.itertuples())
+    return {"finding": name, "holds": bool(ok.all()), "statistics": encode_statistics(stats),
+            "evidence": f"{int(ok.sum())} of {len(fitted)} family fits pass; {evidence}"}

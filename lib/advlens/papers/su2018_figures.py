@@ -92,3 +92,33 @@ def transfer_heatmaps(untargeted: pd.DataFrame, targeted: pd.DataFrame, *,
     return plots.heatmap_pair(panels, figsize=(15, 6.4), max_annotated=8,
                               separators=plots.group_boundaries(order, dict(family)),
                               xlabel="target model", ylabels=["source model", ""])
+
+
+def within_family_panels(table: pd.DataFrame, family_laws: pd.DataFrame,
+                         attacks: Sequence[str], *, palette: Mapping[str, Colour]) -> plt.Figure:
+    """Su et al.'s law inside each family: one panel per attack, each model's distortion vs its
+    top-1 error (log axis) coloured by family, with each fitted family's line
+    ``a·ln(error) + b`` over that family's error range (:func:`su2018.within_family_laws`).
+    Families not fitted (too few models) are drawn as points only."""
+    fig, axes = plt.subplots(1, len(attacks), figsize=(4.6 * len(attacks), 3.9), squeeze=False)
+    for ax, attack in zip(axes[0], attacks, strict=True):
+        rows = table[(table["attack"] == attack) & np.isfinite(table["distortion"])]
+        for family, group in rows.groupby("family"):
+            ax.scatter(group["top1_error"], group["distortion"], s=22, color=palette[family],
+                       label=family)
+            law = family_laws[(family_laws["family"] == family)
+                              & (family_laws["attack"] == attack)].dropna(subset=["slope"])
+            if len(law):
+                fit = law.iloc[0]
+                grid = np.geomspace(fit["error_min"], fit["error_max"], 50)
+                ax.plot(grid, fit["slope"] * np.log(grid) + fit["intercept"],
+                        color=palette[family], lw=1.2)
+        ax.set_xscale("log")
+        ax.set_xlabel("top-1 error (log)")
+        ax.set_ylabel(f"{attack} distortion")
+        ax.set_title(f"{attack}: the law inside each family")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize="small",
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig

@@ -1,0 +1,74 @@
+"""Su et al.'s law within families and the findings' statistics column, against numpy fits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from advlens.findings import decode_statistics
+from advlens.papers import su2018
+
+
+def _table(rng: np.random.Generator) -> pd.DataFrame:
+    rows = []
+    # family "up": distortion = 0.2 ln(err) + 1 (+ noise); "flat": unrelated; "pair": 2 models
+    for family, n, slope in (("up", 6, 0.2), ("flat", 5, 0.0), ("pair", 2, 0.5)):
+        errors = np.exp(rng.uniform(np.log(0.01), np.log(0.3), n))
+        for i, e in enumerate(errors):
+            for attack in ("cw", "ifgsm"):
+                rows.append({"model": f"{family}{i}", "family": family, "attack": attack,
+                             "norm": "l2" if attack == "cw" else "linf", "top1_error": e,
+                             "distortion": 1 + slope * np.log(e) + 0.01 * rng.normal()})
+    return pd.DataFrame(rows)
+
+
+def test_within_family_laws_match_polyfit_per_family():
+    table = _table(np.random.default_rng(0))
+    laws = su2018.within_family_laws(table, n_boot=300)
+    assert sorted(set(laws["family"])) == ["flat", "up"]  # "pair" has < 3 models
+    for family in ("flat", "up"):
+        sub = table[(table.family == family) & (table.attack == "cw")]
+        slope, _ = np.polyfit(np.log(sub.top1_error), sub.distortion, 1)
+        row = laws[(laws.family == family) & (laws.attack == "cw")].iloc[0]
+        assert row["slope"] == pytest.approx(slope)
+        assert row["error_min"] == pytest.approx(sub.top1_error.min())
+        assert row["n_models"] == len(sub)
+    up = laws[laws.family == "up"]
+    assert (up["slope_lo"] > 0).all() and (up["r2"] > 0.9).all()
+    with pytest.raises(ValueError, match="family"):
+        su2018.within_family_laws(table.drop(columns="family"))
+    assert su2018.within_family_laws(table, min_models=10).empty
+
+
+def test_finding_within_family_rule():
+    table = _table(np.random.default_rng(1))
+    laws = su2018.within_family_laws(table, n_boot=300)
+    row = su2018.finding_within_family(laws)
+    assert row["holds"] is False  # "flat" has no law
+    stats = decode_statistics(row["statistics"])
+    assert stats["up_cw_slope"] == pytest.approx(
+        laws.set_index(["family", "attack"]).loc[("up", "cw"), "slope"])
+    only_up = su2018.finding_within_family(laws[laws.family == "up"])
+    assert only_up["holds"] is True
+    assert su2018.finding_within_family(laws.iloc[0:0])["holds"] is None
+
+
+def test_findings_statistics_carry_the_rule_inputs():
+    laws = pd.DataFrame([{"attack": a, "norm": "x", "slope": 0.3, "slope_lo": 0.1,
+                          "slope_hi": 0.5, "r2": 0.8} for a in ("cw", "ifgsm")])
+    effects = pd.DataFrame([{"attack": a, "eta2_family": 0.8, "eta2_null": 0.2,
+                             "p_family": 0.01, "r2_log_size": 0.1} for a in ("cw", "ifgsm")])
+    depth = pd.DataFrame([{"shallow": "r8", "deep": "r14", "attack": "ifgsm", "norm": "linf",
+                           "dist_shallow": 0.1, "dist_deep": 0.2, "deeper_larger": True,
+                           "cis_overlap": False}])
+    transfer = pd.DataFrame([{"source": "v1", "family": "vgg", "within_family": 0.6,
+                              "across_families": 0.4},
+                             {"source": "c1", "family": "cnn", "within_family": 0.5,
+                              "across_families": 0.2}])
+    table = su2018.findings(laws, effects, depth, transfer)
+    stats = [decode_statistics(s) for s in table["statistics"]]
+    assert stats[0]["cw_slope_lo"] == 0.1 and stats[0]["ifgsm_r2"] == 0.8
+    assert stats[1]["cw_eta2_family"] == 0.8 and stats[1]["ifgsm_p_family"] == 0.01
+    assert stats[2] == {"r8-r14_ifgsm_shallow": 0.1, "r8-r14_ifgsm_deep": 0.2}
+    assert stats[3]["within"] == pytest.approx(0.55) and stats[3]["vgg_across"] == 0.4
