@@ -112,9 +112,12 @@ def test_correlations_hold_only_for_a_positive_rank_correlation() -> None:
     mixed = liang2021.correlations(_rows([1, 2, 3, 4, 6, 5], [3, 1, 2, 5, 4, 6]), n_boot=200)
     assert mixed["rho"].iloc[0] == pytest.approx(expected)
     assert mixed["lo"].iloc[0] <= expected <= mixed["hi"].iloc[0]
-    text = liang2021.findings(liang2021.summarize(_rows([1, 2, 3, 4, 6, 5], [3, 1, 2, 5, 4, 6])),
-                              mixed)
-    assert f"{expected:.3f}" in text
+    table = liang2021.findings(liang2021.summarize(_rows([1, 2, 3, 4, 6, 5],
+                                                         [3, 1, 2, 5, 4, 6])), mixed)
+    assert list(table["finding"]) == ["E: knowledge transfer rises with α₁",
+                                      "E: knowledge transfer rises with α₂"]
+    assert f"{expected:.3f}" in table["evidence"].iloc[0]
+    assert list(table["holds"]) == list(mixed["holds"].iloc[:2])
 
 
 def test_paper_preset_fails_early_naming_the_missing_data(monkeypatch: pytest.MonkeyPatch,

@@ -16,7 +16,7 @@ The computations behind notebook 04 (protocol: PROTOCOLS.md §4).
 - :func:`run_experiment` — over seeds, models from the zoo; :func:`summarize` (mean and a
   Student-t CI over seeds), :func:`correlations` (Spearman ρ between the two transferabilities
   with a bootstrap CI over (source, seed) points — our addition; the paper reports none) and
-  :func:`findings` (what held, as text computed from the tables).
+  :func:`findings` (the claim checked per experiment, as a findings table).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from advlens import probes, zoo
 from advlens.data import ImageSet
 from advlens.features import accuracy, predict
+from advlens.findings import encode_statistics
 from advlens.stats import bootstrap_ci
 from advlens.transfer import Perturbations, TransferAttack, alpha_table, liang_fgsm, liang_pgd
 from advlens.zoo import ModelConfig
@@ -296,26 +297,36 @@ def correlations(rows: pd.DataFrame, *, metrics: Sequence[str] = ("alpha1", "alp
     return pd.DataFrame(out)
 
 
-def _fmt(value: float, lo: float, hi: float) -> str:
-    return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
+PAPER_CLAIM = ("sources with higher adversarial transferability to the reference transfer "
+               "knowledge better (bars and tables; no correlation coefficient reported)")
 
 
-def findings(summary: pd.DataFrame, corr: pd.DataFrame) -> str:
-    """Markdown: per experiment, which source transfers best by each measure, and whether
-    knowledge transfer rises with α₁ / α₂ (Spearman ρ with CI) — all from the tables."""
-    lines = []
-    for experiment, g in summary.groupby("experiment", sort=False):
-        best = {m: g.loc[g[m].idxmax(), "source"] for m in METRICS}
-        lines.append(f"**{experiment}** ({int(g['n_seeds'].min())} seeds): highest knowledge "
-                     f"transfer `{best['transfer_acc']}` "
-                     f"({g['transfer_acc'].max():.3f}); highest α₁ `{best['alpha1']}`, "
-                     f"highest α₂ `{best['alpha2']}`.")
-        for r in corr[corr["experiment"] == experiment].itertuples():
-            verdict = ("holds: the CI is above 0" if r.holds else
-                       "not shown: the CI reaches 0 or below")
-            lines.append(f"- transfer vs {r.metric}: Spearman ρ = {_fmt(r.rho, r.lo, r.hi)} "
-                         f"over {r.n} points — {verdict}.")
-    return "\n".join(lines)
+def findings(summary: pd.DataFrame, corr: pd.DataFrame) -> pd.DataFrame:
+    """The claim checked per experiment and α (one row each): ``holds`` = the bootstrap CI of
+    Spearman ρ(knowledge transfer, α) lies above 0 (our decision rule; None when the CI is
+    undefined). ``evidence`` gives ρ [CI], the number of (source, seed) points and the best
+    source by each measure; ``statistics`` the headline numbers (see
+    :func:`advlens.findings.encode_statistics`).
+
+    Returns a findings table: finding, holds, evidence, paper, statistics.
+    """
+    rows = []
+    for r in corr[corr["metric"].isin(["alpha1", "alpha2"])].itertuples():
+        g = summary[summary["experiment"] == r.experiment]
+        best = {m: g.loc[g[m].idxmax(), "source"] for m in ("transfer_acc", r.metric)}
+        name = {"alpha1": "α₁", "alpha2": "α₂"}[r.metric]
+        defined = bool(np.isfinite(r.lo) and np.isfinite(r.hi))
+        rows.append({
+            "finding": f"{r.experiment}: knowledge transfer rises with {name}",
+            "holds": bool(r.holds) if defined else None,
+            "evidence": (f"Spearman ρ {r.rho:.3f} [{r.lo:.3f}, {r.hi:.3f}] over {r.n} "
+                         f"(source, seed) points; best transfer `{best['transfer_acc']}` "
+                         f"({g['transfer_acc'].max():.3f}), highest {name} "
+                         f"`{best[r.metric]}` ({g[r.metric].max():.3f})"),
+            "paper": PAPER_CLAIM,
+            "statistics": encode_statistics({"rho": r.rho, "rho_lo": r.lo, "rho_hi": r.hi}),
+        })
+    return pd.DataFrame(rows)
 
 
 # --- notebook 04: from the preset's knobs ----------------------------------------------------
