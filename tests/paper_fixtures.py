@@ -1,8 +1,9 @@
 """Small files in the real formats of the ``paper`` preset: timm/torchvision state dicts,
 robustness-library checkpoints, an ImageNet-style ImageFolder, a zoo manifest.
 
-The networks are tiny and random (timm's ``test_*`` configs, torchvision's smallest nets);
-what is real is the file layout, so loading them back exercises the published-model path.
+The networks are tiny and random (timm's ``test_*`` configs, torchvision's smallest nets), their
+heads refitted to the stand-in images so that they classify some correctly; what is real is the
+file layout, so loading them back exercises the published-model path.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from advlens.data import ImageSet
 from data_writers import write_png
 
 
-def write_imagefolder(root: Path, n_classes: int = 4, per_class: int = 3, side: int = 40,
+def write_imagefolder(root: Path, n_classes: int = 6, per_class: int = 4, side: int = 40,
                       seed: int = 0) -> Path:
     """``root/val/n0000000k/img_j.png``: random RGB images, one folder per class."""
     rng = np.random.default_rng(seed)
@@ -28,13 +30,41 @@ def write_imagefolder(root: Path, n_classes: int = 4, per_class: int = 3, side: 
     return root
 
 
+def fit_head(network: nn.Module, data: ImageSet, mean: tuple, std: tuple) -> nn.Module:
+    """Refit the final linear layer of a random ``network`` so that it classifies a random half
+    of ``data`` (ridge regression of one-hot labels on the penultimate features; other classes
+    get a bias of -10): a stand-in that is right on some images (as the attack suite needs) and
+    wrong on others (the scaling law takes the log of the error)."""
+    from advlens.features import final_linear, representation
+    from advlens.zoo.published import NormalizedClassifier
+
+    data = data.subset(torch.randperm(len(data))[:len(data) // 2])  # right on about half
+    feats = representation(NormalizedClassifier(network, mean, std), data.images).double()
+    centred = feats - feats.mean(0)
+    scale = centred.norm(dim=1).mean().clamp_min(1e-12)
+    onehot = torch.nn.functional.one_hot(data.labels, data.num_classes).double()
+    gram = centred.T @ centred / scale**2 + 1e-3 * torch.eye(feats.shape[1], dtype=torch.float64)
+    weight = torch.linalg.solve(gram, centred.T @ (onehot - onehot.mean(0))).T / scale**2
+    head = final_linear(network)[1]
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(-10.0)
+        k = data.num_classes
+        head.weight[:k] = 10 * weight.float()
+        head.bias[:k] = 10 * (onehot.mean(0) - weight @ feats.mean(0)).float()
+    return network
+
+
 def write_timm(folder: Path, name: str, *, fmt: str = "pth", seed: int = 0,
-               **kwargs: object) -> tuple[Path, nn.Module]:
-    """A random timm ``name`` saved as a plain state dict (``.pth``) or ``.safetensors``."""
+               fit: ImageSet | None = None, **kwargs: object) -> tuple[Path, nn.Module]:
+    """A random timm ``name`` saved as a plain state dict (``.pth``) or ``.safetensors``
+    (its head refitted to ``fit`` when given, see :func:`fit_head`)."""
     import timm
 
     torch.manual_seed(seed)
     network = timm.create_model(name, pretrained=False, **kwargs).eval()
+    if fit is not None:
+        fit_head(network, fit, network.pretrained_cfg["mean"], network.pretrained_cfg["std"])
     path = folder / f"{name}.{fmt}"
     folder.mkdir(parents=True, exist_ok=True)
     if fmt == "safetensors":
@@ -49,7 +79,8 @@ def write_timm(folder: Path, name: str, *, fmt: str = "pth", seed: int = 0,
 def write_robustness(folder: Path, arch: str, eps: float, *, num_classes: int = 1000,
                      mean: tuple[float, ...] = (0.485, 0.456, 0.406),
                      std: tuple[float, ...] = (0.229, 0.224, 0.225), seed: int = 0,
-                     extra: dict | None = None) -> tuple[Path, nn.Module]:
+                     extra: dict | None = None, fit: ImageSet | None = None
+                     ) -> tuple[Path, nn.Module]:
     """A checkpoint as the robustness library writes one (with ``dill``): ``{'model':
     AttackerModel state dict under DataParallel's 'module.' prefix (the classifier, the
     attacker's copy, the normaliser's buffers), 'optimizer', 'schedule', 'epoch'}``."""
@@ -59,6 +90,8 @@ def write_robustness(folder: Path, arch: str, eps: float, *, num_classes: int = 
 
     torch.manual_seed(seed)
     network = compat.robustness_architecture(arch, num_classes).eval()
+    if fit is not None:
+        fit_head(network, fit, mean, std)
     state = {}
     for key, value in network.state_dict().items():
         state[f"module.model.{key}"] = value
@@ -98,19 +131,22 @@ STANDIN_ROBUST = {"shufflenet_v2_x0_5": "shufflenet", "mobilenet_v3_small": "mob
 def write_paper_zoo(root: Path) -> dict[str, str]:
     """Checkpoints, a manifest and an ImageFolder under ``root``; returns the environment
     variables that point the ``paper`` preset at them."""
+    from advlens.data import imagefolder
+
     weights = root / "checkpoints"
+    write_imagefolder(root / "imagenet")
+    fit = imagefolder(root / "imagenet", "val", size=SIDE, progress=False)
     models = []
     for i, (name, family) in enumerate(STANDIN_TIMM.items()):
-        path, _ = write_timm(weights, name, seed=i)
+        path, _ = write_timm(weights, name, seed=i, fit=fit)
         models.append({"arch": name, "source": "timm", "family": family,
                        "checkpoint": path.name, "input_size": SIDE})
     for i, (arch, family) in enumerate(STANDIN_ROBUST.items()):
         for eps in (0.0, 3.0):
-            path, _ = write_robustness(weights, arch, eps, seed=10 + i)
+            path, _ = write_robustness(weights, arch, eps, seed=10 + i + int(eps), fit=fit)
             models.append({"arch": arch, "source": "robustness", "family": family,
                            "checkpoint": path.name, "eps": eps, "input_size": SIDE})
     manifest = root / "paper_zoo.json"
     manifest.write_text(json.dumps({"models": models}, indent=1))
-    write_imagefolder(root / "imagenet")
     return {"ADVLENS_CHECKPOINTS": str(weights), "ADVLENS_PAPER_ZOO": str(manifest),
             "ADVLENS_IMAGENET": str(root / "imagenet")}

@@ -1,13 +1,44 @@
-"""pmap gives the same ordered results locally and on a dask cluster."""
+"""pmap/map_models: the same ordered results locally and on a dask cluster; a failing task is
+retried and reported without losing the others; a killed worker loses nothing."""
 
 from __future__ import annotations
 
-import pytest
+import os
+from pathlib import Path
 
-from advlens.parallel import pmap
+import pytest
+import torch
+
+from advlens.parallel import TaskFailures, local_cluster, map_models, pmap
 
 
 def _square(x: int) -> int:
+    return x * x
+
+
+def _fails_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError("three is bad")
+    return x * x
+
+
+def _flaky(item: tuple[int, str]) -> int:
+    """Fails the first time it sees an item (a marker file records the attempt)."""
+    x, folder = item
+    marker = Path(folder) / f"seen-{x}"
+    if not marker.exists():
+        marker.write_text("1")
+        raise RuntimeError(f"transient failure of {x}")
+    return x * x
+
+
+def _dies_once(item: tuple[int, str]) -> int:
+    """Kills its worker process the first time it runs item 2 (as an OOM kill would)."""
+    x, folder = item
+    marker = Path(folder) / f"died-{x}"
+    if x == 2 and not marker.exists():
+        marker.write_text(str(os.getpid()))
+        os._exit(1)
     return x * x
 
 
@@ -15,13 +46,69 @@ def test_local_map_keeps_order() -> None:
     assert pmap(_square, range(5), progress=False) == [0, 1, 4, 9, 16]
 
 
-def test_dask_cluster_map_matches_local() -> None:
+def test_failure_is_reported_after_the_others_finish() -> None:
+    with pytest.raises(TaskFailures, match=r"1 of 5 .*#3 3: ValueError: three is bad") as info:
+        pmap(_fails_on_three, range(5), retries=2, progress=False)
+    assert info.value.results == [0, 1, 4, None, 16]
+    assert [f.index for f in info.value.failures] == [3]
+    assert "three is bad" in info.value.failures[0].traceback
+
+
+def test_transient_failure_is_retried(tmp_path: Path) -> None:
+    items = [(x, str(tmp_path)) for x in range(4)]
+    with pytest.raises(TaskFailures):
+        pmap(_flaky, items, retries=0, progress=False)
+    for marker in tmp_path.iterdir():
+        marker.unlink()
+    assert pmap(_flaky, items, retries=1, progress=False) == [0, 1, 4, 9]
+
+
+def test_dask_cluster_map_matches_local_and_reports_failures(tmp_path: Path) -> None:
     distributed = pytest.importorskip("dask.distributed")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         assert pmap(_square, range(7), client=client, progress=False) == [
             x * x for x in range(7)]
+        with pytest.raises(TaskFailures) as info:
+            pmap(_fails_on_three, range(5), client=client, retries=1, progress=False)
+        assert info.value.results == [0, 1, 4, None, 16]
+        items = [(x, str(tmp_path)) for x in range(4)]
+        assert pmap(_flaky, items, client=client, retries=1, progress=False) == [0, 1, 4, 9]
+
+
+def _rep_sum(model: torch.nn.Module, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    from advlens.features import representation
+
+    return representation(model, x) * scale
+
+
+def test_map_models_loads_configs_on_the_worker(isolated_data: str) -> None:
+    from advlens.zoo import ModelConfig, load
+
+    distributed = pytest.importorskip("dask.distributed")
+    config = ModelConfig("mlp-s", epochs=1, n_train=64, n_test=32, batch_size=32)
+    model = load(config, progress=False).model  # trained once into the shared cache
+    x = torch.rand(5, 1, 16, 16)
+    serial = {"m": _rep_sum(model, x, scale=2.0)}
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        mapped = map_models(_rep_sum, {"m": config}, x, client=client, scale=2.0,
+                            progress=False)
+    assert list(mapped) == ["m"] and torch.equal(mapped["m"], serial["m"])
+    assert torch.equal(map_models(_rep_sum, {"m": model}, x, scale=2.0, progress=False)["m"],
+                       serial["m"])
+
+
+@pytest.mark.slow
+def test_killed_worker_loses_nothing(tmp_path: Path) -> None:
+    pytest.importorskip("dask.distributed")
+    items = [(x, str(tmp_path)) for x in range(6)]
+    with local_cluster(2) as client:
+        assert pmap(_dies_once, items, client=client, retries=0, progress=False) == [
+            x * x for x in range(6)]
+    assert (tmp_path / "died-2").exists(), "the worker was not killed"
 
 
 def test_unreachable_scheduler_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,10 +1,29 @@
-"""A distributed map for scale-out (paper preset): dask.distributed when a scheduler is given,
-an in-process loop with a progress bar otherwise. Results come back in input order."""
+"""Scale-out on Dask: a distributed map with retries, per-task failure reports and results in
+input order; in-process by default.
+
+- :func:`pmap` runs ``fn`` over items: in-process (a loop) when no client is given and
+  ``$ADVLENS_SCHEDULER`` is unset; else on the ``dask.distributed`` client (a ``LocalCluster``
+  for several cores or GPUs, or any scheduler address, e.g. a ``dask_jobqueue.SLURMCluster``).
+  A failing task is retried ``retries`` times; one that still fails is reported in a
+  :class:`TaskFailures` *after every other task has finished*, which carries their results
+  (nothing is lost). A worker that dies mid-task (killed, out of memory) is replaced by its
+  nanny and the scheduler reruns its tasks elsewhere (dask's ``allowed-failures``).
+- :func:`map_models` is the per-model work of a notebook (evaluate, invert through, attack,
+  extract features from one model) as ``{name: fn(model, ...)}`` in the models' order. A model
+  given as a :class:`~advlens.zoo.ModelConfig` is loaded on the worker from the shared zoo
+  cache (per-model file locks and atomic writes make the cache safe to share between workers).
+- :func:`local_cluster` starts a ``LocalCluster`` with one torch thread per worker.
+
+Results merge deterministically: by input position, never by completion order.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
@@ -13,6 +32,28 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 SCHEDULER_ENV = "ADVLENS_SCHEDULER"
+
+
+@dataclass(frozen=True)
+class TaskError:
+    """One task that failed after its retries: its position, a short label and the error."""
+
+    index: int
+    label: str
+    error: str
+    traceback: str
+
+
+class TaskFailures(RuntimeError):
+    """Some tasks failed (after retries). ``results`` holds every result in input order (None
+    where the task failed); ``failures`` says which failed and why."""
+
+    def __init__(self, results: list[Any], failures: list[TaskError]) -> None:
+        self.results, self.failures = results, failures
+        first = failures[0]
+        super().__init__(f"{len(failures)} of {len(results)} task(s) failed after retries "
+                         f"(first: #{first.index} {first.label}: {first.error}); the other "
+                         "results are in .results, the errors in .failures.")
 
 
 def _client(client: Any | None, timeout_s: float = 10.0) -> Any | None:
@@ -30,20 +71,104 @@ def _client(client: Any | None, timeout_s: float = 10.0) -> Any | None:
                               f"${SCHEDULER_ENV}); start it or unset the variable.") from err
 
 
+def _label(item: Any) -> str:
+    text = getattr(item, "name", None) or repr(item)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _failure(index: int, item: Any, err: BaseException) -> TaskError:
+    return TaskError(index, _label(item), f"{type(err).__name__}: {err}",
+                     "".join(traceback.format_exception(err)))
+
+
 def pmap(fn: Callable[[T], R], items: Iterable[T], *, client: Any | None = None,
-         progress: bool = True, desc: str = "tasks", connect_timeout_s: float = 10.0) -> list[R]:
-    """``[fn(item) for item in items]``, on a dask cluster if ``client`` (or ``$ADVLENS_SCHEDULER``)
-    is given. ``fn`` and the items must be picklable for a multi-process cluster."""
+         retries: int = 1, progress: bool = True, desc: str = "tasks",
+         connect_timeout_s: float = 10.0) -> list[R]:
+    """``[fn(item) for item in items]``, in input order, on a dask cluster if ``client`` (or
+    ``$ADVLENS_SCHEDULER``) is given, else in this process.
+
+    Parameters
+    ----------
+    fn, items: picklable for a multi-process cluster (module-level functions).
+    retries: extra attempts of a failing task (also in-process).
+
+    Returns
+    -------
+    The results in input order. Raises :class:`TaskFailures` (with every other result) when
+    tasks still fail after their retries.
+    """
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0; got {retries}.")
     items = list(items)
+    results: list[Any] = [None] * len(items)
+    failures: list[TaskError] = []
     active = _client(client, connect_timeout_s)
     if active is None:
-        return [fn(item) for item in tqdm(items, desc=desc, disable=not progress)]
-    from dask.distributed import as_completed
+        for i, item in enumerate(tqdm(items, desc=desc, disable=not progress)):
+            for attempt in range(retries + 1):
+                try:
+                    results[i] = fn(item)
+                    break
+                except Exception as err:  # noqa: BLE001 - reported below, others continue
+                    if attempt == retries:
+                        failures.append(_failure(i, item, err))
+    else:
+        from dask.distributed import as_completed
 
-    futures = active.map(fn, items, pure=False)
-    index = {future.key: i for i, future in enumerate(futures)}
-    results: list[Any] = [None] * len(items)
-    for future in tqdm(as_completed(futures), total=len(futures), desc=desc,
-                       disable=not progress):
-        results[index[future.key]] = future.result()
+        futures = active.map(fn, items, pure=False, retries=retries)
+        index = {future.key: i for i, future in enumerate(futures)}
+        for future in tqdm(as_completed(futures), total=len(futures), desc=desc,
+                           disable=not progress):
+            i = index[future.key]
+            if future.status == "finished":
+                results[i] = future.result()
+            else:
+                failures.append(_failure(i, items[i], future.exception()))
+    if failures:
+        raise TaskFailures(results, sorted(failures, key=lambda f: f.index))
     return results
+
+
+def _model_task(task: tuple[Any, Any, tuple, dict]) -> Any:
+    from advlens.zoo.config import ModelConfig
+
+    fn, model, args, kwargs = task
+    if isinstance(model, ModelConfig):  # loaded on the worker, from the shared zoo cache
+        from advlens.zoo import load
+
+        model = load(model, progress=False).model
+    return fn(model, *args, **kwargs)
+
+
+def map_models(fn: Callable[..., R], models: Mapping[str, Any], *args: Any,
+               client: Any | None = None, retries: int = 1, progress: bool = True,
+               **kwargs: Any) -> dict[str, R]:
+    """``{name: fn(model, *args, **kwargs)}`` for every model, in the mapping's order, through
+    :func:`pmap`. A model may be an ``nn.Module`` (pickled to the worker) or a
+    :class:`~advlens.zoo.ModelConfig` (loaded there from the shared zoo cache: cheaper to
+    send for large published models)."""
+    names = list(models)
+    tasks = [(fn, models[name], args, kwargs) for name in names]
+    results = pmap(_model_task, tasks, client=client, retries=retries, progress=progress,
+                   desc=getattr(fn, "__name__", "per model"))
+    return dict(zip(names, results, strict=True))
+
+
+def _one_torch_thread(dask_worker: Any = None) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@contextlib.contextmanager
+def local_cluster(n_workers: int = 2, *, processes: bool = True,
+                  threads_per_worker: int = 1) -> Iterator[Any]:
+    """A ``LocalCluster`` and its client (closed on exit), each worker with one torch thread
+    per dask thread; for several GPUs start one worker per GPU (``CUDA_VISIBLE_DEVICES``)."""
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                      processes=processes, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        client.register_worker_callbacks(_one_torch_thread)
+        yield client

@@ -18,6 +18,7 @@ behind notebook 01.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,10 +51,23 @@ def data_cka_matrix(models: Mapping[str, nn.Module], x: Tensor, *, debiased: boo
     return cka_matrix(representations(models, x, layer=layer), debiased=debiased)
 
 
+def _invert_quietly(model: nn.Module, seeds: Tensor, targets: Tensor,
+                    **invert_kwargs: Any) -> InversionResult:
+    return invert(model, seeds, targets, progress=False, **invert_kwargs)
+
+
 def invert_each(models: Mapping[str, nn.Module], seeds: Tensor, targets: Tensor, *,
-                progress: bool = True, **invert_kwargs: Any) -> dict[str, InversionResult]:
+                progress: bool = True, client: Any | None = None,
+                **invert_kwargs: Any) -> dict[str, InversionResult]:
     """Each model's inverted dataset of the same (seed, target) pairs (see
-    :func:`advlens.inversion.invert` for ``invert_kwargs``, e.g. seed_labels/target_labels)."""
+    :func:`advlens.inversion.invert` for ``invert_kwargs``, e.g. seed_labels/target_labels).
+    ``client``: a dask client (or ``$ADVLENS_SCHEDULER``) to invert the models in parallel
+    (:func:`advlens.parallel.map_models`; same results, in the same order)."""
+    from advlens.parallel import SCHEDULER_ENV, map_models
+
+    if client is not None or os.environ.get(SCHEDULER_ENV):
+        return map_models(_invert_quietly, models, seeds, targets, client=client,
+                          progress=progress, **invert_kwargs)
     out = {}
     for name, model in tqdm(models.items(), desc="Inverting per model", disable=not progress):
         out[name] = invert(model, seeds, targets, progress=False, **invert_kwargs)

@@ -1,0 +1,149 @@
+"""GPU fast paths with identical code on the CPU: autocast, channels-last, ``torch.compile`` and a
+batch size chosen from free memory.
+
+:func:`prepare` wraps a model (taking [0, 1] images, like every advlens model) so that attacks,
+inversion and feature extraction run unchanged on it: :class:`Autocast` runs the forward pass
+under ``torch.autocast`` and returns float32 logits (hooks on inner layers, e.g. the penultimate
+one, still see the inner modules); channels-last memory format and ``torch.compile`` are
+optional. On a CPU the defaults change nothing (no autocast, contiguous format, no compile).
+
+Where bf16 autocast is used by default (:data:`BF16_DEFAULT`): only for computations whose
+results it changed by less than :data:`BF16_TOLERANCE` when measured on CPU-bf16 against fp32
+(``benchmarks/bench_bf16.py``; the numbers are in ``benchmarks/README.md``).
+:func:`batch_size_for` measures the memory one image needs (the tensors autograd saves for the
+backward pass, via ``saved_tensors_hooks``) and divides the free memory by it -- the same code on
+CPU (free RAM) and GPU (``torch.cuda.mem_get_info``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+
+# Relative change of a result (inversion loss, minimal attack norm) or absolute change of a CKA
+# value above which bf16 is not the default for that computation.
+BF16_TOLERANCE = 0.01
+# Measured on CPU-bf16 (benchmarks/bench_bf16.py): representation/CKA and inversion stay within
+# the tolerance; minimal adversarial norms do not (margins near 0 are decided in bf16 logits).
+BF16_DEFAULT = {"features": True, "inversion": True, "attacks": False}
+
+
+class Autocast(nn.Module):
+    """``model(x)`` under ``torch.autocast(dtype)`` (optionally channels-last input), returning
+    float32 outputs; the wrapped model is ``self.model``."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype | None = torch.bfloat16,
+                 channels_last: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.dtype = dtype
+        self.channels_last = channels_last
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.dtype is None:
+            return self.model(x)
+        with torch.autocast(device_type=x.device.type, dtype=self.dtype):
+            out = self.model(x)
+        return out.float()
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def prepare(model: nn.Module, *, kind: str = "features", device: torch.device | str | None = None,
+            autocast: torch.dtype | None | str = "auto", channels_last: bool | None = None,
+            compile: bool = False) -> nn.Module:
+    """``model`` on ``device`` (default: CUDA if available), wrapped for speed.
+
+    Parameters
+    ----------
+    kind: "features", "inversion" or "attacks": picks the ``"auto"`` autocast (bf16 on a GPU
+        where :data:`BF16_DEFAULT` allows it for that computation, else none).
+    autocast: a dtype, None (fp32) or "auto".
+    channels_last: None = on a GPU only.
+    compile: wrap the inner model with ``torch.compile``.
+
+    Returns
+    -------
+    The model itself when nothing applies (CPU defaults), else an :class:`Autocast` wrapper.
+    """
+    if kind not in BF16_DEFAULT:
+        raise ValueError(f"kind must be one of {sorted(BF16_DEFAULT)}; got {kind!r}.")
+    device = torch.device(device) if device is not None else default_device()
+    gpu = device.type == "cuda"
+    if autocast == "auto":
+        autocast = torch.bfloat16 if gpu and BF16_DEFAULT[kind] else None
+    channels_last = gpu if channels_last is None else channels_last
+    model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if compile:
+        model = torch.compile(model)
+    if autocast is None and not channels_last:
+        return model
+    return Autocast(model, autocast, channels_last)
+
+
+def _free_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+@contextlib.contextmanager
+def _count_saved() -> Iterator[list[int]]:
+    total = [0]
+
+    def pack(t: Tensor) -> Tensor:
+        total[0] += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield total
+
+
+def bytes_per_image(model: nn.Module, shape: tuple[int, ...], *, backward: bool = True,
+                    device: torch.device | str | None = None) -> int:
+    """Memory one image of ``shape`` (C, H, W) needs in a forward (+ input-gradient) pass: the
+    bytes autograd saves for backward per image (measured on a batch of 2), or the largest
+    activation when ``backward`` is False."""
+    device = torch.device(device) if device is not None else next(
+        (p.device for p in model.parameters()), torch.device("cpu"))
+    x = torch.rand(2, *shape, device=device, requires_grad=backward)
+    if backward:
+        with _count_saved() as total:
+            model(x)
+        return max(1, total[0] // 2)
+    sizes: list[int] = []
+    handles = [m.register_forward_hook(
+        lambda _m, _i, o: sizes.append(o.numel() * o.element_size()
+                                       if isinstance(o, Tensor) else 0))
+        for m in model.modules()]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return max(1, max(sizes, default=2) // 2)
+
+
+def batch_size_for(model: nn.Module, shape: tuple[int, ...], *, backward: bool = True,
+                   fraction: float = 0.5, max_batch: int = 1024,
+                   device: torch.device | str | None = None) -> int:
+    """The largest batch (≤ ``max_batch``, ≥ 1) whose per-image memory
+    (:func:`bytes_per_image`) fits in ``fraction`` of the device's free memory."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1]; got {fraction}.")
+    device = torch.device(device) if device is not None else next(
+        (p.device for p in model.parameters()), torch.device("cpu"))
+    per_image = bytes_per_image(model, shape, backward=backward, device=device)
+    return int(max(1, min(max_batch, fraction * _free_bytes(device) // per_image)))

@@ -1,0 +1,68 @@
+"""Every notebook under ``--preset paper`` end to end on tiny stand-ins: random tiny timm
+models and torchvision nets saved in the timm and robustness (Salman et al.) formats, an
+ImageFolder standing in for ImageNet validation, found through the documented environment
+variables. Only the scale knobs (iterations, image counts, image side) are overridden; a
+missing path stops the first cell with what to download."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from advlens import runner
+from paper_fixtures import STANDIN_ROBUST, STANDIN_TIMM, write_paper_zoo
+
+DATA_KW = {"root": "$ADVLENS_IMAGENET", "size": 64, "max_per_class": 4}
+ARCHS = list(STANDIN_TIMM) + list(STANDIN_ROBUST)
+SCALE = {
+    "00": {"data_n": 300, "robust_eval_n": 8, "n_show": 3},
+    "01": {"n_data": 20, "n_pairs": 20, "iterations": 3, "batch_size": 20, "data_kw": DATA_KW,
+           "heatmap_archs": ARCHS, "robust_archs": list(STANDIN_ROBUST),
+           "robust_eps": [0.0, 3.0], "robust_pairs": 20, "twin_zoo": "smoke", "twin_n": 200,
+           "twin_pairs": 20, "twin_iterations": 3, "n_boot": 20, "n_show": 2},
+    "02": {"n_images": 6, "search_tries": 2, "ifgsm_steps": 2, "cw_binary_steps": 1,
+           "cw_steps": 3, "ead_binary_steps": 1, "ead_steps": 3, "target_modes": ["random"],
+           "depth_pairs": [], "transfer_steps": 2, "n_boot": 20, "batch_size": 8,
+           "data_kw": DATA_KW},
+}
+
+
+@pytest.fixture(scope="module")
+def standins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return write_paper_zoo(tmp_path_factory.mktemp("paper-standins"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("number", sorted(SCALE))
+def test_notebook_runs_on_the_paper_preset(number: str, standins: dict[str, str],
+                                           tmp_path: Path, isolated_data: str,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in standins.items():
+        monkeypatch.setenv(key, value)
+    (run,) = runner.run("paper", only=[number], out=tmp_path, params=SCALE[number],
+                        progress=False)
+    assert sorted(run.out_dir.glob("*.png")), f"notebook {number} saved no figure"
+    text = run.executed.read_text()
+    for arch in ARCHS if number != "00" else ["test_resnet"]:
+        assert arch in text, f"stand-in {arch} not used by notebook {number}"
+
+
+@pytest.mark.parametrize("number,variable", [("01", "ADVLENS_IMAGENET"),
+                                             ("02", "ADVLENS_CHECKPOINTS"),
+                                             ("00", "ADVLENS_PAPER_ZOO")])
+def test_missing_path_fails_in_the_first_cell(number: str, variable: str,
+                                              standins: dict[str, str], tmp_path: Path,
+                                              isolated_data: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in standins.items():
+        monkeypatch.setenv(key, value)
+    if variable == "ADVLENS_PAPER_ZOO":  # the published zoo: its checkpoints are missing
+        monkeypatch.delenv(variable)
+        expected = "resnet50_l2_eps3.ckpt"
+    else:
+        monkeypatch.setenv(variable, str(tmp_path / "not-there"))
+        expected = "not found"
+    with pytest.raises(runner.NotebookFailed, match=expected) as info:
+        runner.run("paper", only=[number], out=tmp_path, params=SCALE[number], progress=False)
+    assert info.value.cell is not None and info.value.cell <= 3, "must fail in the setup cell"
