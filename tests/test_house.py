@@ -130,3 +130,18 @@ def test_import_walk_finds_indirect_and_relative_imports(tmp_path: Path) -> None
     source.write_text("def f():\n    from ..papers import jones2022\n")
     known = {"advlens", "advlens.papers", "advlens.papers.jones2022", "advlens.x"}
     assert _imports("advlens.x.mod", source, known) == known - {"advlens.x"}
+
+
+def test_package_docstring_lists_every_module() -> None:
+    """The package tree in advlens/__init__.py names every module (new modules update it)."""
+    tree = advlens.__doc__ or ""
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE)
+        if path.name == "__init__.py":
+            name = f"{relative.parent}/" if relative.parent != Path(".") else None
+        else:
+            name = path.name
+        if name is not None and name not in tree:
+            missing.append(str(relative))
+    assert not missing, f"add {missing} to the package tree in lib/advlens/__init__.py"

@@ -101,3 +101,16 @@ def test_preset_names_are_listed_once() -> None:
                     tuple(e.value for e in node.elts) == literal:
                 repeats.append(f"{path.relative_to(root)}:{node.lineno}")
     assert len(repeats) == 1 and repeats[0].startswith("presets.py:"), repeats
+
+
+def test_knobs_print_as_a_compact_table_without_absolute_paths() -> None:
+    knobs = presets.resolve("99", "smoke", name="/home/someone/data/imagenet/val")
+    assert knobs == {**TABLE["smoke"], "name": "/home/someone/data/imagenet/val",
+                     "preset": "smoke"}  # still a plain dict for everything else
+    text = str(knobs)
+    assert "/home/someone" not in text and "…/val" in text
+    lines = text.splitlines()
+    assert len(lines) == len(knobs) and lines[0].split() == ["seed", "0"]
+    assert all(len(line) <= 100 for line in lines)
+    assert presets._short({"root": "$ADVLENS_IMAGENET", "rel": "a/b"}) == \
+        "{'root': '$ADVLENS_IMAGENET', 'rel': 'a/b'}"

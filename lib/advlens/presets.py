@@ -10,6 +10,7 @@ preset"; :func:`resolve` merges the two.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -228,7 +229,22 @@ def check_knob(notebook: str, name: str, value: Any) -> None:
                          f"{', '.join(CHOICES[name])}.")
 
 
-def resolve(notebook: str, preset: str, **overrides: Any) -> dict[str, Any]:
+class Knobs(dict):
+    """A notebook's knobs: a plain dict that prints as a compact table (one knob a line, long
+    values shortened, absolute paths shown by their last part) for a notebook's first cell."""
+
+    def __str__(self) -> str:
+        width = max((len(k) for k in self), default=0)
+        return "\n".join(f"{k:<{width}}  {_short(v)}" for k, v in self.items())
+
+
+def _short(value: Any, limit: int = 70) -> str:
+    """``repr(value)`` with absolute paths cut to ``…/name`` and at most ``limit`` characters."""
+    text = re.sub(r"(?<![\w.])/(?:[^/\s'\"]+/)+([^/\s'\"]+)", r"…/\1", repr(value))
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def resolve(notebook: str, preset: str, **overrides: Any) -> Knobs:
     """The knobs of ``notebook`` at ``preset``, with every non-``None`` override applied.
 
     Raises ValueError for an unknown preset, notebook or knob, naming the valid ones, and
@@ -238,7 +254,7 @@ def resolve(notebook: str, preset: str, **overrides: Any) -> dict[str, Any]:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}.")
     if notebook not in PRESETS:
         raise ValueError(f"no presets for notebook {notebook!r}; known: {sorted(PRESETS)}.")
-    knobs = dict(PRESETS[notebook][preset])
+    knobs = Knobs(PRESETS[notebook][preset])
     unknown = sorted(set(overrides) - set(knobs) - {"preset"})
     if unknown:
         raise ValueError(f"notebook {notebook} has no knob(s) {unknown}; knobs: {sorted(knobs)}.")
@@ -250,7 +266,7 @@ def resolve(notebook: str, preset: str, **overrides: Any) -> dict[str, Any]:
     return knobs
 
 
-def from_namespace(notebook: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+def from_namespace(notebook: str, namespace: Mapping[str, Any]) -> Knobs:
     """:func:`resolve` with the preset and overrides read from a notebook's namespace.
 
     The one line under a notebook's ``parameters`` cell: ``P = presets.from_namespace("01",

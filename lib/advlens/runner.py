@@ -20,6 +20,7 @@ import itertools
 import json
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -90,17 +91,24 @@ def notebook_parameters(path: Path) -> dict[str, Any]:
 
 def _execute(path: Path, out_dir: Path, params: dict[str, Any], progress: bool) -> NotebookRun:
     import papermill
+    from traitlets.config import Config
 
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / path.name
     started = time.perf_counter()
-    try:
-        papermill.execute_notebook(
-            str(path), str(executed), parameters={**params, "out_dir": str(out_dir)},
-            cwd=str(path.parent), progress_bar=progress, kernel_name="python3")
-    except papermill.PapermillExecutionError as err:
-        raise NotebookFailed(path.name, err.exec_count, f"{err.ename}: {err.evalue}",
-                             executed) from None
+    with tempfile.TemporaryDirectory(prefix="advlens-kernel-") as sockets:
+        # The kernel talks over Unix sockets in a private folder: no TCP port is opened, so
+        # there is no "running over TCP without encryption" warning (Windows keeps TCP).
+        kernel = ({} if sys.platform == "win32" else
+                  {"transport": "ipc", "ip": str(Path(sockets) / "kernel")})
+        try:
+            papermill.execute_notebook(
+                str(path), str(executed), parameters={**params, "out_dir": str(out_dir)},
+                cwd=str(path.parent), progress_bar=progress, kernel_name="python3",
+                config=Config({"KernelManager": kernel}))
+        except papermill.PapermillExecutionError as err:
+            raise NotebookFailed(path.name, err.exec_count, f"{err.ename}: {err.evalue}",
+                                 executed) from None
     return NotebookRun(path.name, executed, out_dir, time.perf_counter() - started)
 
 
