@@ -68,6 +68,9 @@ def test_runs_on_smoke_preset(path: Path, tmp_path: Path, isolated_data: str) ->
         record = json.loads(png.with_name(png.stem + ".provenance.json").read_text())
         assert record["parameters"]["preset"] == "smoke"
         assert {"git_commit", "versions", "wall_time_s", "seed"} <= set(record)
+        # plots.save_figure checks the drawn figure: no overlapping labels, titles, axis labels
+        assert record.get("layout_problems") == [], f"{png.name}: {record['layout_problems']}"
+        assert record.get("caption"), f"{png.name} has no caption"
 
 
 def test_cli_wrong_knob_fails_before_running(tmp_path: Path) -> None:

@@ -148,14 +148,19 @@ def suite_table() -> pd.DataFrame:
 
 def test_scaling_law_panels_one_panel_per_attack():
     table = suite_table()
-    laws = pd.DataFrame([{"attack": a, "norm": su2018.NORM[a], "slope": 0.05, "intercept": 0.4,
-                          "r2": 1.0} for a in su2018.SUITE])
+    laws = pd.DataFrame([{"attack": a, "norm": su2018.NORM[a], "slope": 0.05, "slope_lo": 0.01,
+                          "slope_hi": 0.09, "intercept": 0.4, "r2": 1.0} for a in su2018.SUITE])
     palette = plots.family_palette(table.family)
     fig = su2018_figures.scaling_law_panels(table, laws, su2018.SUITE, palette=palette, n_boot=20)
     assert len(fig.axes) == len(su2018.SUITE)
-    assert fig.axes[0].get_title() == "fgsm (linf): a = 0.05, R² = 1.00"
+    assert fig.axes[0].get_title() == "FGSM: a = 0.05 [0.01, 0.09], R² = 1.00"
+    assert fig.axes[2].get_ylabel() == "mean L2 distortion"
     assert all(ax.get_xscale() == "log" for ax in fig.axes)
-    assert fig.axes[-1].get_legend() is not None
+    positions = {(round(ax.get_position().x0, 2), round(ax.get_position().y0, 2))
+                 for ax in fig.axes}
+    assert len({x for x, _ in positions}) == 2 and len({y for _, y in positions}) == 2  # 2 x 2
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    assert plots.layout_problems(fig) == []
     with pytest.raises(ValueError, match="no fitted law"):
         su2018_figures.scaling_law_panels(table, laws[laws.attack != "ead"], su2018.SUITE,
                                           palette=palette)
@@ -167,6 +172,8 @@ def test_pareto_scatter_frontier_and_names():
     fig = su2018_figures.pareto_scatter(table, palette=plots.family_palette(table.family))
     (ax,) = fig.axes
     assert sorted(annotations(ax)) == sorted(table.model)
+    assert "error" in ax.get_title().lower() and "accuracy" not in ax.get_title().lower()
+    assert plots.layout_problems(fig) == []  # no two labels overlap
     (frontier,) = [line for line in ax.lines if line.get_label() == "Pareto frontier"]
     front = table[table.pareto].sort_values("top1_error")
     assert frontier.get_xdata().tolist() == front.top1_error.tolist()
@@ -180,10 +187,14 @@ def test_transfer_heatmaps_titles_and_family_lines():
     left, right = heatmap_axes(fig)
     assert left.get_title() == "I-FGSM eps 0.1: untargeted success"
     assert right.get_title() == "I-FGSM eps 0.1: targeted top-5 match"
-    assert (left.get_ylabel(), right.get_ylabel()) == ("source model", "")
+    assert (left.get_ylabel(), right.get_ylabel()) == ("source model", "source model")
     assert left.get_xlabel() == "target model"
     assert len(left.lines) == 2  # one family boundary: a horizontal and a vertical line
-    assert len(left.texts) == 9
+    assert len(left.texts) == 6  # the diagonal (white-box) is masked, not annotated
+    assert left.get_position().width == pytest.approx(right.get_position().width)
+    (top,) = left.child_axes  # the families named above the panel
+    assert [t.get_text() for t in top.get_xticklabels()] == ["mlp", "cnn"]
+    assert plots.layout_problems(fig) == []
     with pytest.raises(ValueError, match="targeted_metric"):
         su2018_figures.transfer_heatmaps(matrix(names), matrix(names), family=family, eps=0.1,
                                          targeted_metric="top3")
@@ -202,3 +213,70 @@ def test_depth_comparison_against_hand_rows():
     assert r.cis_overlap == (b.distortion_lo <= a.distortion_hi
                              and a.distortion_lo <= b.distortion_hi)
     assert su2018.depth_comparison(table, [("x", "y")]).empty
+
+
+def test_layout_problems_finds_overlapping_labels_and_missing_titles():
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot([0, 1], [0, 1])
+    ax.set(title="t", xlabel="x", ylabel="y")
+    assert plots.layout_problems(fig) == []
+    ax.text(0.5, 0.5, "a long label", transform=ax.transAxes)
+    ax.text(0.52, 0.5, "another long label", transform=ax.transAxes)
+    problems = plots.layout_problems(fig)
+    assert len(problems) == 1 and "text overlap" in problems[0] and "another long label" in \
+        problems[0]
+    fig, axes = plt.subplots(1, 2, figsize=(3, 2))
+    axes[0].plot([0, 1], [0, 1])
+    axes[1].bar([0], [1])
+    axes[1].set_xticks([0, 0.02], ["left tick label", "right tick label"])
+    problems = plots.layout_problems(fig)
+    assert "axes 0: no title (and no suptitle)" in problems
+    assert any("no x label" in p for p in problems) and any("no y label" in p for p in problems)
+    assert any("'left tick label' / " in p for p in problems)
+    plt.close("all")
+
+
+def test_layout_problems_colour_bar_needs_a_label_and_images_need_no_axis_labels():
+    small = matrix(list("abc"))
+    fig = plots.heatmap_pair([("l", small), ("r", small)], figsize=(6, 3), xlabel="col",
+                             ylabels=["row", "row"])
+    assert plots.layout_problems(fig) == ["axes 2: colour bar without a label"]
+    fig = plots.heatmap_pair([("l", small), ("r", small)], figsize=(6, 3), xlabel="col",
+                             ylabels=["row", "row"], cbar_label="value")
+    assert plots.layout_problems(fig) == []
+    left, right = heatmap_axes(fig)
+    assert left.get_position().width == pytest.approx(right.get_position().width)
+    images = np.random.default_rng(0).uniform(size=(2, 1, 4, 4))
+    fig = plots.image_grid([images, images], row_labels=["a", "b"], col_labels=["c", "d"],
+                           title="grid", colorbars={1: "scale"})
+    assert plots.layout_problems(fig) == []
+    assert len(fig.axes) == 5  # 2 x 2 images and one colour bar beside row 1
+    plt.close("all")
+
+
+def test_heatmap_pair_masked_diagonal_leaves_the_scale_to_the_rest():
+    m = pd.DataFrame([[1.0, 0.2, 0.4], [0.1, 1.0, 0.3], [0.0, 0.25, 1.0]],
+                     index=list("abc"), columns=list("abc"))
+    fig = plots.heatmap_pair([("t", m)], figsize=(3, 3), mask_diagonal=True, cbar_label="v",
+                             xlabel="x", ylabels=["y"])
+    (ax,) = heatmap_axes(fig)
+    mesh = ax.collections[0]
+    assert mesh.norm.vmax == pytest.approx(0.4)  # the largest off-diagonal value, rounded up
+    assert [t.get_text() for t in ax.texts] == ["0.20", "0.40", "0.10", "0.30", "0.00", "0.25"]
+    plt.close("all")
+
+
+def test_label_points_places_crowded_labels_without_overlap():
+    fig, ax = plt.subplots(figsize=(4, 3))
+    x, y = np.array([1.0, 1.02, 1.04, 2.0, 2.01]), np.array([1.0, 1.01, 1.0, 2.0, 2.0])
+    ax.scatter(x, y, s=60)
+    ax.set(title="t", xlabel="x", ylabel="y", xlim=(0.5, 2.5), ylim=(0.5, 2.5))
+    notes = su2018_figures.label_points(ax, x, y, [f"model-{i}" for i in range(5)],
+                                        sizes=[60] * 5)
+    assert [n.get_text() for n in notes] == [f"model-{i}" for i in range(5)]
+    assert plots.layout_problems(fig) == []
+    fig2, ax2 = plt.subplots(figsize=(4, 3))  # the same labels at the points themselves overlap
+    for xi, yi, i in zip(x, y, range(5), strict=True):
+        ax2.annotate(f"model-{i}", (xi, yi))
+    ax2.set(title="t", xlabel="x", ylabel="y", xlim=(0.5, 2.5), ylim=(0.5, 2.5))
+    assert any("text overlap" in p for p in plots.layout_problems(fig2))

@@ -195,5 +195,19 @@ def test_findings_evidence_carries_the_numbers() -> None:
     assert "cw: slope 0.3 [0.125, 0.5], R² 0.75" in table.iloc[0]
     assert "cw: η² family 0.80 (null 0.20, p 0.010) vs R² log size 0.10" in table.iloc[1]
     assert "r8→r14 a0: 0.1000→0.2000 (CIs overlap)" == table.iloc[2]
-    assert table.iloc[3] == ("mean within 0.550 vs across 0.300; family reaching others most: "
+    assert table.iloc[3] == ("mean within 0.550 vs across 0.300; per family (within/across): "
+                             "cnn 0.500/0.200, vgg 0.600/0.400; carried by cnn, vgg (within − "
+                             "across ≥ 0.05), not by none; family reaching others most: "
                              "vgg (0.400); vgg: 0.400")
+
+
+def test_finding_4_names_the_families_that_carry_it() -> None:
+    from advlens.papers.su2018 import findings
+
+    # the mean (within 0.375 vs across 0.2625) is carried by cnn alone: resnet and vgg are level
+    transfer = _transfer({"cnn": 0.9, "resnet": 0.126, "vgg": 0.119, "mlp": 0.355},
+                         {"cnn": 0.4, "resnet": 0.123, "vgg": 0.119, "mlp": 0.408})
+    evidence = findings(_laws(), _effects(), _depth([("linf", 0.1, 0.2)]),
+                        transfer).iloc[3]["evidence"]
+    assert "carried by cnn (within − across ≥ 0.05), not by mlp, resnet, vgg" in evidence
+    assert "resnet 0.126/0.123" in evidence and "vgg 0.119/0.119" in evidence

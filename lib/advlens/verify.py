@@ -8,7 +8,7 @@ all of them; remeasure with ``python -m advlens verify --measure RUN_A RUN_B``).
 
 CLI::
 
-    python -m advlens verify [RUN_DIR] [--reference DIR] [--strict]
+    python -m advlens verify [RUN_DIR] [--reference DIR|git:REV] [--strict]
     python -m advlens verify --measure RUN_SEED0 RUN_SEED1 [...]   # rewrite the tolerances
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import io
 import itertools
 import math
 import re
@@ -27,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from advlens.io import atomic_write_json, read_json
-from advlens.paths import figures_dir
+from advlens.paths import figures_dir, repo_root
 
 TOLERANCE_FILE = Path(__file__).with_name("tolerances.json")
 # columns that measure the machine, not the method: never compared
@@ -163,13 +164,35 @@ def _tables(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.glob("*/*.csv"))
 
 
+def committed_reference(revision: str = "HEAD", into: str | Path | None = None) -> Path:
+    """The ``figures/`` folder as committed at ``revision``, extracted (``git archive``) into
+    ``into`` (default: a new temporary folder); returns the extracted ``figures`` folder."""
+    import subprocess
+    import tarfile
+    import tempfile
+
+    root = repo_root()
+    target = Path(into) if into is not None else Path(tempfile.mkdtemp(prefix="advlens-ref-"))
+    try:
+        archive = subprocess.run(["git", "archive", revision, "figures"], cwd=root, check=True,
+                                 capture_output=True, timeout=120).stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        raise FileNotFoundError(f"cannot read figures/ at git revision {revision!r} ({err}); "
+                                "give --reference DIR instead.") from err
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    return target / "figures"
+
+
 def verify(run: str | Path, reference: str | Path | None = None, *,
            tolerances: dict[str, Any] | None = None, preset: str | None = None) -> Report:
     """Compare every result table under ``run`` with the one of the same name in ``reference``.
 
     Parameters
     ----------
-    run, reference: folders holding ``<notebook>/<table>.csv`` (reference: ``figures/``).
+    run, reference: folders holding ``<notebook>/<table>.csv``. ``reference`` defaults to
+        ``figures/`` — as committed (``git:HEAD``) when ``run`` is ``figures/`` itself (after
+        ``make reproduce``); ``git:REV`` reads another revision's.
     tolerances: the tolerance table (default: :data:`TOLERANCE_FILE`).
     preset: which preset's tolerances apply (default: the one in the run's provenance).
 
@@ -177,7 +200,13 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
     -------
     A :class:`Report`; ``report.ok`` is False when a finding's verdict changed.
     """
-    run, reference = Path(run), Path(reference) if reference is not None else figures_dir()
+    run = Path(run)
+    if reference is None:
+        same = run.resolve() == figures_dir().resolve()
+        reference = "git:HEAD" if same else figures_dir()
+    if str(reference).startswith("git:"):
+        reference = committed_reference(str(reference)[4:] or "HEAD")
+    reference = Path(reference)
     for name, folder in (("run", run), ("reference", reference)):
         if not folder.is_dir():
             raise FileNotFoundError(f"{name} folder {folder} does not exist; give the --out "
@@ -284,7 +313,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``verify`` subcommand's arguments."""
     parser.add_argument("run", nargs="?", default=None,
                         help="run folder (the --out of `advlens run`; default: figures/)")
-    parser.add_argument("--reference", default=None, help="reference folder (default: figures/)")
+    parser.add_argument("--reference", default=None,
+                        help="reference folder, or git:REV for figures/ as committed at REV "
+                             "(default: figures/; git:HEAD when the run is figures/ itself)")
     parser.add_argument("--preset", default=None, help="whose tolerances (default: the run's)")
     parser.add_argument("--strict", action="store_true",
                         help="also fail when a number moved beyond its tolerance")

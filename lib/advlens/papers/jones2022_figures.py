@@ -24,16 +24,16 @@ def cka_heatmaps(test: pd.DataFrame, inverted: pd.DataFrame, *, test_label: str 
                  compact: bool = False) -> plt.Figure:
     """Test-data CKA (left) beside CKA on each row model's inverted data (right).
 
-    The default labels the axes (row model R, column model C), rotates the column names and
-    annotates matrices of up to 9 models; ``compact`` always annotates and keeps seaborn's
-    labels (for a few models with short names).
+    Both panels have the same size, axis labels (row model R, column model C) and one shared
+    colour bar; the default annotates matrices of up to 9 models (small font), ``compact``
+    always annotates (for a few models).
     """
     panels = [(f"CKA on {test_label}", test), ("CKA on row model's inverted data", inverted)]
+    common = {"figsize": figsize, "suptitle": suptitle, "cbar_label": "linear CKA",
+              "xlabel": "column model C", "ylabels": ["row model R"] * 2, "xtick_rotation": 90}
     if compact:
-        return plots.heatmap_pair(panels, figsize=figsize, suptitle=suptitle, annot=True)
-    return plots.heatmap_pair(panels, figsize=figsize, suptitle=suptitle, constrained_layout=True,
-                              max_annotated=9, fontsize=8, xlabel="column model C",
-                              ylabels=["row model R"] * 2, xtick_rotation=45)
+        return plots.heatmap_pair(panels, annot=True, **common)
+    return plots.heatmap_pair(panels, max_annotated=9, fontsize=8, **common)
 
 
 def robustness_trend(summary: pd.DataFrame, pairs: pd.DataFrame, *,

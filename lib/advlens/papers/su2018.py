@@ -359,6 +359,9 @@ LAW_ATTACKS = ("cw", "ifgsm")  # the attacks whose fits decide findings 1 and 2
 LAW_MIN_R2 = 0.5  # finding 1: a "law" explains at least half the spread ...
 FAMILY_ALPHA = 0.05  # finding 2: family η² beats its permutation null at this level
 BROAD_TRANSFER_FAMILY = "vgg"  # finding 4: the family the paper found to transfer broadly
+# finding 4's evidence: a family "carries" within-family transfer when its within-family rate
+# exceeds its across-family rate by at least this much (absolute)
+CARRY_MARGIN = 0.05
 
 
 def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
@@ -419,9 +422,16 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
     holds4 = None if not np.isfinite(within) else bool(
         within > across and top_family == BROAD_TRANSFER_FAMILY)
     broad = by_family["across_families"].get(BROAD_TRANSFER_FAMILY, float("nan"))
+    gap = (by_family["within_family"] - by_family["across_families"]).dropna()
+    carry, rest = sorted(gap[gap >= CARRY_MARGIN].index), sorted(gap[gap < CARRY_MARGIN].index)
+    per_family = ", ".join(f"{f} {r.within_family:.3f}/{r.across_families:.3f}"
+                           for f, r in by_family.dropna().iterrows()) or "no family has two models"
     rows.append({"finding": "4 transfer within families; VGG broadly", "holds": holds4,
-                 "evidence": f"mean within {within:.3f} vs across {across:.3f}; family reaching "
-                             f"others most: {top_family} "
+                 "evidence": f"mean within {within:.3f} vs across {across:.3f}; per family "
+                             f"(within/across): {per_family}; carried by "
+                             f"{', '.join(carry) or 'no family'} (within − across ≥ "
+                             f"{CARRY_MARGIN}), not by {', '.join(rest) or 'none'}; family "
+                             f"reaching others most: {top_family} "
                              f"({by_family['across_families'].max():.3f}); "
                              f"{BROAD_TRANSFER_FAMILY}: {broad:.3f}"})
     table = pd.DataFrame(rows)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
 
 from advlens.zoo.architectures import FAMILIES
 
@@ -28,52 +30,64 @@ def _family_order(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _paired_bars(ax: plt.Axes, rows: pd.DataFrame, labels: list[str]) -> None:
+    """Clean and attacked accuracy side by side; a bar too low to see is labelled with its
+    value ("0" at zero), so that it cannot be mistaken for a missing one."""
     x = np.arange(len(rows))
-    ax.bar(x - 0.2, rows["test_acc"], 0.4, label="clean")
-    ax.bar(x + 0.2, rows["robust_acc"], 0.4, label="under L2-PGD")
-    ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=7)
+    for offset, key, colour in ((-0.2, "test_acc", "C0"), (0.2, "robust_acc", "C1")):
+        values = rows[key].to_numpy(dtype=float)
+        ax.bar(x + offset, values, 0.4, color=colour, label=MEASURES[key])
+        for xi, v in zip(x + offset, values, strict=True):
+            if np.isfinite(v) and v < 0.03:
+                ax.text(xi, v + 0.01, "0" if v < 0.005 else f"{v:.2f}", ha="center",
+                        va="bottom", fontsize=6, rotation=90, color=colour)
+    ax.set_xticks(x, labels, rotation=90, fontsize=7)
     ax.set_ylim(0, 1.02)
 
 
 def accuracy_figure(table: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
     """Three panels from ``Zoo.table()``: standard digits models (clean vs attacked accuracy,
     grouped by family), accuracy vs adversarial-training radius per architecture, and the
-    twin-cue models. Returns the figure and the plotted numbers (long form)."""
+    twin-cue models. Legends sit outside the bars. Returns the figure and the plotted numbers
+    (long form)."""
     eps = table["robust_eps"].dropna().unique()
     attack = f"L2-PGD, eps {eps[0]:g}" if len(eps) == 1 else "L2-PGD"
     digits = table[table["dataset"] == "digits"]
     standard = _family_order(digits[(digits["regime"] == "standard") & (digits["seed"] == 0)])
     robust_archs = list(dict.fromkeys(digits.loc[digits["regime"] == "l2-at", "arch"]))
     twin = table[table["dataset"] == "twin-cue"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8),
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), layout="constrained",
                              gridspec_kw={"width_ratios": [2.2, 1.2, 1]})
 
     ax = axes[0]
     if len(standard):
         _paired_bars(ax, standard, list(standard["arch"]))
-    ax.set_ylabel("test accuracy")
-    ax.set_title(f"Standard models (digits): clean vs {attack}")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.set(xlabel="standard model (architecture)", ylabel="test accuracy",
+           title=f"Standard models (digits): clean vs {attack}")
 
     ax = axes[1]
     seed0 = digits[digits["seed"] == 0]
-    for i, arch in enumerate(robust_archs):
+    colours = sns.color_palette("dark", max(len(robust_archs), 1))
+    for colour, arch in zip(colours, robust_archs, strict=False):
         rows = seed0[seed0["arch"] == arch].sort_values("eps")
-        colour = f"C{i}"
-        ax.plot(rows["eps"], rows["test_acc"], "o-", color=colour, label=f"{arch} clean")
-        ax.plot(rows["eps"], rows["robust_acc"], "s--", color=colour, label=f"{arch} attacked")
-    ax.set_xlabel("adversarial-training L2 radius (0 = standard)")
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0, 1.02)
-    ax.set_title("Adversarially trained (digits)")
+        ax.plot(rows["eps"], rows["test_acc"], "o-", color=colour, label=arch)
+        ax.plot(rows["eps"], rows["robust_acc"], "s--", color=colour)
+    ax.set(xlabel="adversarial-training L2 radius (0 = standard)", ylabel="test accuracy",
+           ylim=(0, 1.02), title="Adversarially trained (digits)")
     if robust_archs:
-        ax.legend(fontsize=6, ncol=2, loc="lower right")
+        handles = ax.get_legend_handles_labels()[0] + [
+            Line2D([], [], color="k", marker="o", ls="-", label="clean"),
+            Line2D([], [], color="k", marker="s", ls="--", label=f"under {attack}")]
+        ax.legend(handles=handles, fontsize=6, ncol=3, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.2), frameon=False)
 
     ax = axes[2]
     if len(twin):
-        labels = [f"{v}\ns{s}" for v, s in zip(twin["variant"], twin["seed"], strict=True)]
+        labels = [f"{v} s{s}" for v, s in zip(twin["variant"], twin["seed"], strict=True)]
         _paired_bars(ax, twin, labels)
-        ax.axhline(0.95, color="grey", ls=":", lw=1)
-    ax.set_title("Twin-cue CNN by training variant")
-    fig.tight_layout()
+        ax.axhline(0.95, color="grey", ls=":", lw=1, label="0.95")
+    ax.set(xlabel="training variant and seed", ylabel="test accuracy on own variant",
+           title="Twin-cue CNN by training variant")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper right", ncol=2,
+               fontsize=8, frameon=False)
+    fig.suptitle("Small zoo standing in for the ImageNet models: clean and attacked accuracy")
     return fig, accuracy_long(table)
