@@ -136,3 +136,23 @@ def test_each_notebook_receives_only_the_parameters_it_declares(tmp_path: Path) 
         assigned = {t.id for node in ast.parse(injected[0].source).body
                     for t in getattr(node, "targets", [])}
         assert assigned == {"preset", "out_dir", *expected}
+
+
+def test_executed_notebook_and_kernel_log_are_clean(tmp_path: Path,
+                                                    capfd: pytest.CaptureFixture) -> None:
+    """No "running over TCP without encryption" from the kernel (it talks over private Unix
+    sockets) and no TqdmWarning about IProgress in the cells (console bars, no ipywidgets)."""
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    body = ("import advlens.features\nfrom tqdm.auto import tqdm\n"
+            "for _ in tqdm(range(3), desc='bar'):\n    pass\nprint('done')\n")
+    _write_notebook(folder / "00_clean.ipynb", body)
+    capfd.readouterr()
+    (run,) = runner.run("smoke", out=tmp_path / "out", progress=False, notebooks=folder)
+    log = capfd.readouterr().err
+    assert "without encryption" not in log, log
+    outputs = [o for c in nbformat.read(run.executed, as_version=4).cells
+               for o in c.get("outputs", [])]
+    text = "".join(str(o.get("text", "")) + str(o.get("data", {})) for o in outputs)
+    assert "done" in text and "Warning" not in text and "IProgress" not in text, text
+    assert not list(folder.glob("kernel*")), "no socket files left next to the notebook"
