@@ -91,7 +91,9 @@ class Report:
             tables = sorted({c.table for c in self.untoleranced})
             lines.append(f"  {len(self.untoleranced)} numbers changed in columns without a "
                          f"measured tolerance: {', '.join(tables)}")
-        lines += [f"  STRUCTURE {s}" for s in self.structure]
+        lines += [f"  CHANGED {s}" for s in self.structure[:limit]]
+        if len(self.structure) > limit:
+            lines.append(f"  ... and {len(self.structure) - limit} more changed cells")
         lines += [f"  missing in run: {m}" for m in self.missing]
         kept = [c for c in self.verdicts if c not in self.flipped]
         lines.append(f"  verdicts: {len(kept)} unchanged, {len(self.flipped)} flipped")
@@ -236,8 +238,8 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
 def _compare(name: str, ref: pd.DataFrame, new: pd.DataFrame,
              tolerance: dict[str, float] | None, report: Report) -> None:
     if list(ref.columns) != list(new.columns) or len(ref) != len(new):
-        report.structure.append(f"{name}: reference {ref.shape} {list(ref.columns)[:6]} vs run "
-                                f"{new.shape} {list(new.columns)[:6]}")
+        report.structure.append(f"{name}: shape {ref.shape} {list(ref.columns)[:6]} in the "
+                                f"reference, {new.shape} {list(new.columns)[:6]} in the run")
         return
     findings = _is_findings(name, ref)
     largest, exact, before = 0.0, True, len(report.moved)
@@ -256,7 +258,8 @@ def _compare(name: str, ref: pd.DataFrame, new: pd.DataFrame,
                 continue
             exact = False
             if delta is None:
-                report.structure.append(f"{name} row {row} {column}: {a!r} -> {b!r}")
+                report.structure.append(f"{name} row {row} {column}: {a!r} -> {b!r} (text or "
+                                        "flag changed)")
                 continue
             largest = max(largest, delta)
             tol = None if tolerance is None else tolerance.get(column)

@@ -62,6 +62,7 @@ def robustness_trend(summary: pd.DataFrame, pairs: pd.DataFrame, *,
     if symlog:
         ax.set_xscale("symlog", linthresh=0.01)
     ax.set(xlabel="L2 adversarial-training radius ε", ylabel="linear CKA", ylim=(0, 1.02),
-           title="Different architectures at equal robustness")
+           title="Different architectures at equal robustness\n"
+                 "(small zoo standing in for the ImageNet models)")
     ax.legend(fontsize=7)
     return fig
