@@ -1,24 +1,29 @@
-"""Benchmark advlens' minimal-norm attacks against foolbox 3.3.4 and torchattacks 3.5.1.
+"""Benchmark advlens' minimal-norm attacks against foolbox 3.3.4 and adv-lib 0.2.8.
 
-Model: a 2-conv CNN on digits (16×16), trained here for a few epochs (~97 % test accuracy);
-images: the correctly classified ones among the first 200 test images.
+Models: laptop-zoo digits models (``advlens.zoo``), standard and L2-adversarially trained
+(ε = 1.0), of several families (default: mlp-l, cnn-m, vgg-xs); images: the first ``--n``
+correctly classified test images of each model (``--n-large`` for budgets ≥ 5000).
 
-Part 1 — strength at equal cost, L2 then L∞. For each pass budget B (default 100 and 1000),
-every attack gets B forward+backward passes (ours: ``result.cost`` = passes + forward-only
-passes ≤ B; the peers: ``steps = B``, not counting their own extra forwards). Reported per
-attack: median norm of the returned adversarial (failures count as +inf; recomputed here with an
-independent forward pass), success rate, wall time (median over ``--repeats``). Attacks run
-interleaved (round-robin, peers and ours alternating, order reversed every other repeat) so
-that load from other processes on the shared CPU hits all of them alike.
-Part 2 — throughput: each of our attacks (100 passes) as a fraction of the model's raw speed at
-the same batch (raw forward+backward for the input gradient, parameters frozen, and raw forward
-for the forward-only checks); each attack is timed right after its own raw runs (median ratio
-over repeats), so load drift cancels. The gap to 1 is the attack's own overhead.
+Part 1 — strength at equal cost, L2 then L∞. For each pass budget B (default 100, 1000), every
+attack gets B forward+backward passes (ours: ``result.cost`` = passes + forward-only passes ≤ B;
+the peers: ``steps = B``, not counting their own extra forwards). Peers: foolbox DDN / FMN-L2 /
+FMN-L∞, adv-lib ALMA (defaults: P2 penalty, lr 0.1) / DDN (``levels=None``: no 8-bit
+quantisation, like ours) / FMN-L2 / FMN-L∞. Reported per attack: median norm of the returned
+adversarial (failures count as +inf; recomputed here with an independent forward pass), success
+rate, wall time (median over ``--repeats``). Attacks run interleaved (round-robin, peers and
+ours alternating, order reversed every other repeat) so that load from other processes on the
+shared CPU hits all of them alike.
+Part 2 — throughput: each of our attacks as a fraction of the model's raw speed at the same batch
+(raw forward+backward for the input gradient, parameters frozen, and raw forward for the
+forward-only checks); each attack is timed right after its own raw runs (median ratio over
+repeats), so load drift cancels. The gap to 1 is the attack's own overhead.
 
 Run (the machine is shared: one thread):
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/bench_attacks.py
-Options: --budgets 100 1000, --repeats 3, --n 200, --threads 1. Prints tables and writes CSVs to
-benchmarks/results/. Peers come from .peers (appended to sys.path after site-packages).
+Options: --budgets 100 1000, --models mlp-l/std cnn-m/at1.0 ..., --repeats 1, --n 100,
+--n-large 50, --threads 1, --tag (suffix of the CSV names). Prints tables and writes CSVs to
+benchmarks/results/. Peers come from .peers (appended to sys.path after site-packages); adv-lib
+imports ``visdom`` for its optional plots only, so a stub module stands in for it here.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import platform
 import statistics
 import sys
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,27 +42,36 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from _common import train_digits_cnn
-from advlens import attacks
+from advlens import attacks, zoo
 from advlens.checks import frozen
 from advlens.data import digits
-from advlens.features import accuracy, predict
+from advlens.features import predict
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.append(str(ROOT / ".peers"))
+sys.modules.setdefault("visdom", types.ModuleType("visdom"))  # adv-lib: optional plots only
 
 
-def trained_model(epochs: int = 8, seed: int = 0) -> tuple[nn.Module, float]:
-    train, test = digits("train"), digits("test")
-    model = train_digits_cnn(train.images, train.labels, epochs=epochs, seed=seed)
-    return model, accuracy(model, test.images, test.labels)
+def zoo_model(name: str) -> tuple[nn.Module, float]:
+    """A laptop-zoo digits model by "arch/std" or "arch/at<eps>" (seed 0), and its test accuracy
+    (built and cached by advlens.zoo if missing)."""
+    arch, regime = name.split("/")
+    for config in zoo.spec("laptop"):
+        if (config.dataset, config.arch, config.seed) != ("digits", arch, 0):
+            continue
+        if (regime == "std" and config.regime == "standard") or (
+                config.regime == "l2-at" and regime == f"at{config.eps}"):
+            entry = zoo.load(config, progress=False)
+            return entry.model.eval(), float(entry.meta["test_acc"])
+    raise ValueError(f"no laptop-zoo digits model {name!r} (arch/std or arch/at<eps>).")
 
 
 def benchmark_images(model: nn.Module, n: int) -> tuple[Tensor, Tensor]:
+    """The first ``n`` correctly classified test images."""
     test = digits("test")
-    x, y = test.images[:n], test.labels[:n]
-    keep = predict(model, x).argmax(1) == y
+    x, y = test.images, test.labels
+    keep = (predict(model, x).argmax(1) == y).nonzero().flatten()[:n]
     return x[keep], y[keep]
 
 
@@ -86,10 +101,16 @@ def foolbox_runner(name: str) -> Runner:
     return run
 
 
-def torchattacks_cw(model: nn.Module, x: Tensor, y: Tensor, budget: int) -> Tensor:
-    import torchattacks
+def advlib_runner(name: str) -> Runner:
+    def run(model: nn.Module, x: Tensor, y: Tensor, budget: int) -> Tensor:
+        import adv_lib.attacks as al
 
-    return torchattacks.CW(model, c=1, kappa=0, steps=budget, lr=0.01)(x, y)
+        if name == "alma":
+            return al.alma(model, x, y, num_steps=budget)
+        if name == "ddn":
+            return al.ddn(model, x, y, steps=budget, levels=None)
+        return al.fmn(model, x, y, norm=2 if name == "fmn" else float("inf"), steps=budget)
+    return run
 
 
 def peers_available(norm: str) -> dict[str, Runner]:
@@ -105,12 +126,16 @@ def peers_available(norm: str) -> dict[str, Runner]:
     except ImportError:
         print("foolbox not found in .peers; skipping it")
     try:
-        import torchattacks  # noqa: F401
+        import adv_lib  # noqa: F401
 
         if norm == "l2":
-            found["torchattacks CW (c=1)"] = torchattacks_cw
+            found["adv-lib ALMA"] = advlib_runner("alma")
+            found["adv-lib DDN"] = advlib_runner("ddn")
+            found["adv-lib FMN-L2"] = advlib_runner("fmn")
+        else:
+            found["adv-lib FMN-Linf"] = advlib_runner("fmn-linf")
     except ImportError:
-        print("torchattacks not found in .peers; skipping it")
+        print("adv-lib not found in .peers (make peers); skipping it")
     return found
 
 
@@ -127,8 +152,10 @@ def measured_norms(model: nn.Module, x: Tensor, y: Tensor, adv: Tensor,
     return size.numpy(), float(fooled.float().mean())
 
 
-def strength(model: nn.Module, x: Tensor, y: Tensor, budgets: list[int], repeats: int,
-             methods: list[str], norm: str) -> pd.DataFrame:
+def strength(model_name: str, model: nn.Module, x: Tensor, y: Tensor, budgets: list[int],
+             repeats: int, methods: list[str], norm: str, n_large: int) -> pd.DataFrame:
+    """Every contender at every budget on (x, y) (the first ``n_large`` images for budgets of
+    5000 passes and more); one row per (budget, attack)."""
     contenders: dict[str, Runner] = {}
     peers = peers_available(norm)
     ours_ = {f"advlens {m}": ours(m, norm) for m in methods}
@@ -141,6 +168,7 @@ def strength(model: nn.Module, x: Tensor, y: Tensor, budgets: list[int], repeats
             contenders[names_p[i]] = peers[names_p[i]]
     rows = []
     for budget in budgets:
+        xb, yb = (x[:n_large], y[:n_large]) if budget >= 5000 else (x, y)
         times: dict[str, list[float]] = {k: [] for k in contenders}
         norms: dict[str, np.ndarray] = {}
         rates: dict[str, float] = {}
@@ -148,12 +176,12 @@ def strength(model: nn.Module, x: Tensor, y: Tensor, budgets: list[int], repeats
             order = list(contenders) if rep % 2 == 0 else list(reversed(contenders))
             for name in order:
                 t0 = time.perf_counter()
-                adv = contenders[name](model, x, y, budget)
+                adv = contenders[name](model, xb, yb, budget)
                 times[name].append(time.perf_counter() - t0)
-                norms[name], rates[name] = measured_norms(model, x, y, adv.detach(), norm)
+                norms[name], rates[name] = measured_norms(model, xb, yb, adv.detach(), norm)
         for name in contenders:
-            rows.append({"norm": norm, "budget": budget, "attack": name,
-                         "median": float(np.median(norms[name])),
+            rows.append({"model": model_name, "norm": norm, "budget": budget, "n": len(xb),
+                         "attack": name, "median": float(np.median(norms[name])),
                          "mean_successful": float(norms[name][np.isfinite(norms[name])].mean()),
                          "success": rates[name], "wall_s": statistics.median(times[name])})
         print(pd.DataFrame([r for r in rows if r["budget"] == budget]).to_string(
@@ -188,6 +216,9 @@ def throughput(model: nn.Module, x: Tensor, y: Tensor, repeats: int, steps: int 
         "ddn": lambda: attacks.ddn(model, x, y, steps=steps),
         "fmn-l2": lambda: attacks.fmn(model, x, y, steps=steps),
         "fmn-linf": lambda: attacks.fmn(model, x, y, norm="linf", steps=steps),
+        "alma": lambda: attacks.alma(model, x, y, steps=steps),
+        "minimal-l2 auto (3x budget)": lambda: attacks.minimal_l2(model, x, y,
+                                                                  budget=3 * steps),
         "cw-l2": lambda: attacks.cw_l2(model, x, y, steps=steps // 2, binary_steps=2,
                                        abort_early=False),
         "ead": lambda: attacks.ead(model, x, y, steps=steps // 2, binary_steps=2,
@@ -227,31 +258,44 @@ def throughput(model: nn.Module, x: Tensor, y: Tensor, repeats: int, steps: int 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budgets", type=int, nargs="+", default=[100, 1000])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--models", nargs="+",
+                        default=["mlp-l/std", "cnn-m/std", "vgg-xs/std", "mlp-l/at1.0",
+                                 "cnn-m/at1.0", "vgg-xs/at1.0"])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--n-large", type=int, default=50,
+                        help="images for budgets >= 5000")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--methods", nargs="+", default=["ddn", "fmn", "cw"],
-                        help="our L2 methods ('auto' is one of them)")
-    parser.add_argument("--linf-methods", nargs="+", default=["fmn", "ifgsm"])
+    parser.add_argument("--methods", nargs="+", default=["auto", "ddn"],
+                        help="our L2 methods of minimal_l2")
+    parser.add_argument("--linf-methods", nargs="+", default=["auto"])
+    parser.add_argument("--skip-linf", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-strength", action="store_true")
+    parser.add_argument("--tag", default="", help="suffix of the CSV file names")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model, acc = trained_model()
-    x, y = benchmark_images(model, args.n)
-    print(f"model test accuracy {acc:.4f}; {len(x)} correctly classified images; "
-          f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{args.threads} thread(s); interleaved round-robin, {args.repeats} repeats",
           flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    if not args.skip_strength:
-        df = pd.concat([strength(model, x, y, args.budgets, args.repeats, args.methods, "l2"),
-                        strength(model, x, y, args.budgets, args.repeats, args.linf_methods,
-                                 "linf")])
-        df.to_csv(RESULTS / "bench_attacks_strength.csv", index=False)
-    if not args.skip_throughput:
-        tp = throughput(model, x, y, args.repeats)
-        tp.to_csv(RESULTS / "bench_attacks_throughput.csv", index=False)
+    frames = []
+    for name in args.models:
+        model, acc = zoo_model(name)
+        x, y = benchmark_images(model, args.n)
+        print(f"{name}: test accuracy {acc:.4f}; {len(x)} correctly classified images",
+              flush=True)
+        if not args.skip_strength:
+            frames.append(strength(name, model, x, y, args.budgets, args.repeats, args.methods,
+                                   "l2", args.n_large))
+            if not args.skip_linf:
+                frames.append(strength(name, model, x, y, args.budgets, args.repeats,
+                                       args.linf_methods, "linf", args.n_large))
+            pd.concat(frames).to_csv(RESULTS / f"bench_attacks_strength{args.tag}.csv",
+                                     index=False)
+        if not args.skip_throughput and name == args.models[0]:
+            tp = throughput(model, x, y, args.repeats)
+            tp.to_csv(RESULTS / f"bench_attacks_throughput{args.tag}.csv", index=False)
     print(f"wrote CSVs to {RESULTS}")
 
 

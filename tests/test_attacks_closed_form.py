@@ -40,9 +40,12 @@ def _problem(k: int, norm: str, n: int = 10) -> tuple[torch.nn.Module, torch.Ten
 L2_ATTACKS = {
     "ddn": lambda m, x, y: attacks.ddn(m, x, y, steps=300),
     "fmn-l2": lambda m, x, y: attacks.fmn(m, x, y, steps=300),
+    # absolute learning rate: scaled to the toy (distances 0.03–0.3 over 16 pixels)
+    "alma": lambda m, x, y: attacks.alma(m, x, y, steps=300, lr=0.01),
     "cw-l2": lambda m, x, y: attacks.cw_l2(m, x, y, steps=300, binary_steps=9, lr=0.01,
                                            initial_const=1.0),
     "minimal-l2 default": lambda m, x, y: attacks.minimal_l2(m, x, y, budget=300),
+    "minimal-l2 default (portfolio)": lambda m, x, y: attacks.minimal_l2(m, x, y, budget=600),
 }
 
 

@@ -16,6 +16,7 @@ Attack = Callable[..., AttackResult]
 MINIMAL: dict[str, Attack] = {
     "ddn": lambda m, x, y, **k: attacks.ddn(m, x, y, steps=15, **k),
     "fmn-l2": lambda m, x, y, **k: attacks.fmn(m, x, y, steps=15, **k),
+    "alma": lambda m, x, y, **k: attacks.alma(m, x, y, steps=15, **k),
     "fmn-linf": lambda m, x, y, **k: attacks.fmn(m, x, y, norm="linf", steps=15, **k),
     "cw-l2": lambda m, x, y, **k: attacks.cw_l2(m, x, y, steps=8, binary_steps=2, lr=0.05, **k),
     "ead": lambda m, x, y, **k: attacks.ead(m, x, y, steps=8, binary_steps=2, **k),

@@ -3,16 +3,19 @@
 - Fixed budget: :func:`fgsm`, :func:`pgd` (L2 / L∞).
 - Su et al.: :func:`ifgsm_search` / :func:`fgsm_search` (per-image eps search), :func:`cw_l2`,
   :func:`ead`, :func:`choose_targets` (least-likely, top-2, random).
-- Fast minimal norm: :func:`ddn`, :func:`fmn`; :func:`minimal_l2` / :func:`minimal_linf` pick
-  the strongest at a pass budget.
+- Fast minimal norm: :func:`ddn`, :func:`fmn`, :func:`alma` (augmented Lagrangian, L2);
+  :func:`minimal_l2` / :func:`minimal_linf` run the strongest portfolio at a pass budget.
 - Linsley et al.: :func:`minimal_eps_pgd` (smallest L2-PGD budget per image).
 - :func:`run_batched` runs any of them over an image set in chunks.
 
 Inputs are unnormalised images in [0, 1] (refused otherwise); models are run in eval mode
-with their modes restored. Cost accounting: ``passes`` counts batched forward+backward passes,
-``forwards`` batched forward-only passes; a pass on a subset of the batch counts as one.
+with their modes restored. Labels ``y`` are the true classes; an attack is targeted iff
+``targets`` are given; labels outside the model's classes are refused. Cost accounting:
+``passes`` counts batched forward+backward passes, ``forwards`` batched forward-only passes; a
+pass on a subset of the batch counts as one.
 """
 
+from advlens.attacks.alma import alma
 from advlens.attacks.batching import run_batched
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.cw import cw_l2
@@ -27,6 +30,6 @@ from advlens.attacks.result import AttackResult
 from advlens.attacks.targets import choose_targets
 from advlens.attacks.tolerance import minimal_eps_pgd
 
-__all__ = ["AttackResult", "Criterion", "choose_targets", "cw_l2", "ddn", "ead", "fgsm",
+__all__ = ["AttackResult", "Criterion", "alma", "choose_targets", "cw_l2", "ddn", "ead", "fgsm",
            "fgsm_search", "fmn", "ifgsm_search", "lp_norms", "minimal_eps_pgd", "minimal_l2",
            "minimal_linf", "pgd", "project_ball", "run_batched"]

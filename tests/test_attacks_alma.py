@@ -1,0 +1,93 @@
+"""ALMA's pieces against independent computations, and the ``auto`` portfolio's bookkeeping."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from advlens import attacks
+from advlens.attacks.alma import logit_ratio, p2_derivative, p2_penalty
+from advlens.attacks.criterion import Criterion
+from advlens.attacks.minimal import l2_plan, linf_plan
+from attack_toys import affine_model, centre_images, random_images, tiny_cnn
+
+
+def test_p2_derivative_matches_autograd_and_the_penalty_is_c2() -> None:
+    c = torch.linspace(-3, 3, 601, dtype=torch.float64).requires_grad_(True)
+    rho = torch.full_like(c, 1.7)
+    mu = torch.full_like(c, 0.6)
+    (grad,) = torch.autograd.grad(p2_penalty(c, rho, mu).sum(), c)
+    torch.testing.assert_close(p2_derivative(c.detach(), rho, mu), grad)
+    # value, slope and curvature agree from both sides at c = 0 (P2 is C²): μ, μ and 2μρ
+    h = 1e-5
+    t = torch.tensor([-h, 0.0, h], dtype=torch.float64)
+    r, m = torch.full_like(t, 1.7), torch.full_like(t, 0.6)
+    v = p2_penalty(t, r, m)
+    assert float(v[1]) == 0.0
+    assert float((v[2] - v[0]) / (2 * h)) == pytest.approx(0.6, rel=1e-8)
+    assert float((v[2] - 2 * v[1] + v[0]) / h**2) == pytest.approx(2 * 0.6 * 1.7, rel=1e-4)
+
+
+def test_logit_ratio_is_scale_and_shift_invariant_and_signs_the_margin() -> None:
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(30, 6, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 6, (30,), generator=g)
+    crit = Criterion(y)
+    base = logit_ratio(crit, logits, 0.0)
+    # invariant up to the 1e-8 guard in the denominator
+    torch.testing.assert_close(logit_ratio(crit, 7.0 * logits - 3.0, 0.0), base, rtol=1e-6,
+                               atol=0)
+    assert torch.equal(base < 0, logits.argmax(1) != y)
+    # reference by hand: (z_y − max_{j≠y} z_j) / (z_(1) − z_(3))
+    srt = logits.sort(dim=1, descending=True).values
+    other = logits.scatter(1, y[:, None], float("-inf")).amax(1)
+    ref = (logits.gather(1, y[:, None]).squeeze(1) - other) / (srt[:, 0] - srt[:, 2] + 1e-8)
+    torch.testing.assert_close(base, ref)
+
+
+def test_alma_within_budget_truthful_and_deterministic() -> None:
+    model, x = tiny_cnn(seed=2), random_images(8, seed=2)
+    with torch.no_grad():
+        y = model.eval()(x).argmax(1)
+    a = attacks.alma(model, x, y, steps=60)
+    b = attacks.alma(model, x, y, steps=60)
+    assert a.passes == 60 and a.forwards == 1
+    assert torch.equal(a.adv, b.adv)
+    assert a.success.sum() >= 6
+
+
+@pytest.mark.parametrize("budget", [3, 10, 150, 199, 200, 399, 400, 1000, 5000, 12345])
+def test_plans_spend_at_most_the_budget(budget: int) -> None:
+    """Each stage costs its steps plus one confirming forward; the portfolio one more."""
+    for plan in (l2_plan(budget), linf_plan(budget)):
+        assert all(steps >= 1 for _, steps in plan)
+        assert sum(steps + 1 for _, steps in plan) + 1 <= budget
+
+
+@pytest.mark.parametrize("budget", [60, 450])
+def test_auto_keeps_each_images_best_and_counts_every_pass(budget: int) -> None:
+    """The portfolio starts with DDN; it never returns a larger norm than that first stage run
+    alone (same steps), its cost is what the plan says, and it is deterministic."""
+    model, x = tiny_cnn(seed=4), random_images(10, seed=4)
+    with torch.no_grad():
+        y = model.eval()(x).argmax(1)
+    plan = l2_plan(budget)
+    auto = attacks.minimal_l2(model, x, y, budget=budget)
+    again = attacks.minimal_l2(model, x, y, budget=budget)
+    assert torch.equal(auto.adv, again.adv)
+    assert auto.cost <= budget
+    assert auto.passes == sum(steps for _, steps in plan)
+    first = attacks.ddn(model, x, y, steps=plan[0][1])
+    assert bool((auto.norms <= first.norms).all())
+    with torch.no_grad():
+        fooled = model(auto.adv).argmax(1) != y
+    assert bool(fooled[auto.success].all())
+
+
+def test_alma_on_two_class_models_uses_the_plain_margin() -> None:
+    """Two classes have no third logit to normalise by: the constraint is the margin itself."""
+    model, x = affine_model(k=2), centre_images(5)
+    with torch.no_grad():
+        logits = model(x)
+    crit = Criterion(logits.argmax(1))
+    torch.testing.assert_close(logit_ratio(crit, logits, 0.0), crit.margin(logits))
