@@ -161,3 +161,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def markdown(counts: pd.DataFrame, headline: pd.DataFrame) -> str:
+    """One bullet per finding: in how many seeds it holds, with each headline number's mean ±
+    between-seed s.d. (the prose of the sweep's summary, computed from its tables)."""
+    lines = []
+    for rec in counts.to_dict("records"):
+        numbers = headline[(headline["notebook"] == rec["notebook"])
+                           & (headline["finding"] == rec["finding"])]
+        shown = "; ".join(f"{r.statistic} {r.mean:.3g} ± {r.sd:.2g}"
+                          for r in numbers.itertuples() if np.isfinite(r.mean))
+        untested = f", not testable in {rec['not_testable']}" if rec["not_testable"] else ""
+        lines.append(f"- **{rec['notebook'][:2]} {rec['finding']}** — holds in {rec['holds']} of "
+                     f"{rec['n_runs']} seeds{untested}" + (f" ({shown})" if shown else "") + ".")
+    return "\n".join(lines) + "\n"

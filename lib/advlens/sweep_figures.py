@@ -1,0 +1,31 @@
+"""Figures of a seed sweep (:mod:`advlens.sweep`)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+OUTCOMES = (("holds", "holds", "#4c9a5b"), ("does_not_hold", "does not hold", "#c4553f"),
+            ("not_testable", "not testable", "#b0b0b0"))
+
+
+def hold_counts_bars(counts: pd.DataFrame, *, title: str = "") -> plt.Figure:
+    """One horizontal stacked bar per finding: in how many seeds it holds, does not hold or
+    could not be tested (:func:`advlens.sweep.hold_counts`)."""
+    if counts.empty:
+        raise ValueError("counts is empty; collect a sweep's findings first.")
+    labels = [f"{nb[:2]} {finding}" for nb, finding in zip(counts["notebook"],
+                                                           counts["finding"], strict=True)]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(labels) + 1.4))
+    left = pd.Series(0.0, index=counts.index)
+    for column, name, colour in OUTCOMES:
+        ax.barh(labels, counts[column], left=left, color=colour, label=name)
+        left = left + counts[column]
+    ax.invert_yaxis()
+    ax.set_xlabel("seeds")
+    ax.set_ylabel("finding (notebook, id)")
+    ax.set_xticks(range(int(counts["n_runs"].max()) + 1))
+    ax.set_title(title or "In how many seeds each finding holds")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+    fig.tight_layout()
+    return fig
