@@ -115,3 +115,40 @@ def test_unreachable_scheduler_is_a_clear_error(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("ADVLENS_SCHEDULER", "tcp://127.0.0.1:9")
     with pytest.raises(ConnectionError, match="ADVLENS_SCHEDULER"):
         pmap(_square, [1], progress=False, connect_timeout_s=0.5)
+
+
+def test_grid_reruns_on_a_cluster_keep_every_point(tmp_path: Path) -> None:
+    """papermill batch reruns over a dask client: each point in its own folder, in grid order;
+    a point that fails (twice) is reported while the others' runs are kept."""
+    import json
+
+    import nbformat
+
+    from advlens import runner
+
+    distributed = pytest.importorskip("dask.distributed")
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('preset = "laptop"\nout_dir = None\nx = 1\n')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "import json, pathlib\nassert x != 3, 'x = 3 fails'\n"
+        "pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)\n"
+        "(pathlib.Path(out_dir) / 'r.json').write_text(json.dumps({'x': x}))\n")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, folder / "00_only.ipynb")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        done = runner.run_grid({"x": [1, 2]}, "smoke", out=tmp_path / "grid", client=client,
+                               notebooks=folder)
+        assert [point["x"] for point, _ in done] == [1, 2]
+        assert [json.loads((runs[0].out_dir / "r.json").read_text())["x"]
+                for _, runs in done] == [1, 2]
+        with pytest.raises(TaskFailures) as info:
+            runner.run_grid({"x": [3, 4]}, "smoke", out=tmp_path / "grid", client=client,
+                            notebooks=folder)
+    assert info.value.results[0] is None and info.value.results[1][0].notebook == "00_only.ipynb"
+    assert "x = 3 fails" in info.value.failures[0].error

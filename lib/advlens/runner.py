@@ -18,6 +18,7 @@ import argparse
 import ast
 import itertools
 import json
+import os
 import re
 import sys
 import tempfile
@@ -154,14 +155,23 @@ def grid_folder(params: Mapping[str, Any]) -> str:
     return f"{readable}-{config_hash(dict(params), 8)}"
 
 
+def _grid_point(task: tuple[str, Sequence[str] | None, Path, dict[str, Any], bool,
+                            Path | None]) -> list[NotebookRun]:
+    preset, only, folder, point, progress, notebooks = task
+    return run(preset, only=only, out=folder, params=point, progress=progress,
+               notebooks=notebooks)
+
+
 def run_grid(grid: Mapping[str, Sequence[Any]], preset: str = "laptop", *,
              only: Sequence[str] | None = None, out: str | Path = "out/grid",
-             progress: bool = False,
-             notebooks: Path | None = None) -> list[tuple[dict[str, Any], list[NotebookRun]]]:
+             progress: bool = False, notebooks: Path | None = None,
+             client: Any | None = None) -> list[tuple[dict[str, Any], list[NotebookRun]]]:
     """Run the notebooks once per point of the Cartesian ``grid``, each in its own folder.
 
     Each folder holds ``params.json``; a folder already holding a different parameter set is
-    never overwritten (an error is raised instead).
+    never overwritten (an error is raised instead). ``client`` (or ``$ADVLENS_SCHEDULER``): run
+    the points on a dask cluster (:func:`advlens.parallel.pmap`: a failing point is retried
+    once, then reported in a ``TaskFailures`` that keeps the other points' runs).
     """
     keys = list(grid)
     results = []
@@ -174,9 +184,15 @@ def run_grid(grid: Mapping[str, Sequence[Any]], preset: str = "laptop", *,
         if stamp.exists() and read_json(stamp) != json.loads(json_text(record)):
             raise FileExistsError(f"{folder} holds another parameter set; choose another --out.")
         atomic_write_json(stamp, record)
-        results.append((point, run(preset, only=only, out=folder, params=point,
-                                   progress=progress, notebooks=notebooks)))
-    return results
+        results.append((point, (preset, only, folder, point, progress, notebooks)))
+    from advlens.parallel import SCHEDULER_ENV, pmap
+
+    tasks = [task for _, task in results]
+    if client is None and not os.environ.get(SCHEDULER_ENV):  # in this process, errors as raised
+        runs = [_grid_point(task) for task in tasks]
+    else:
+        runs = pmap(_grid_point, tasks, client=client, progress=False)
+    return [(point, done) for (point, _), done in zip(results, runs, strict=True)]
 
 
 def _parse_value(text: str) -> Any:
