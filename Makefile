@@ -1,6 +1,7 @@
 # advlens: two commands do everything on a fresh machine.
 #   make reproduce   run every notebook on the default (laptop) preset, writing figures/
 #   make test        the test suite (unit tests + every notebook on the smoke preset)
+#   make book        the rendered book (out/book) · make lab: JupyterLab on the notebooks
 # Both create and reuse .venv in the repository root.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -13,7 +14,7 @@ PEERS_STAMP := $(PEERS)/.installed
 PEER_PKGS := foolbox==3.3.4 eagerpy==0.30.0 torch-cka==0.21 torchattacks==3.5.1 adv-lib==0.2.8
 PRESET ?= laptop
 
-.PHONY: venv peers test reproduce smoke sweep lint bench mutate clean-venv
+.PHONY: venv peers test reproduce smoke sweep lint bench mutate clean-venv book verify readme lab
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,8 +33,27 @@ test: $(STAMP) $(PEERS_STAMP)
 	$(PY) -m ruff check lib tests benchmarks
 	$(PY) -m pytest -n 2 --dist loadgroup --durations=8
 
+# reproduce: run every notebook into figures/, regenerate README's findings from them, build
+# the book, then compare the tables with the committed ones (exit 1 if a verdict flipped)
 reproduce: $(STAMP)
 	$(PY) -m advlens run --preset $(PRESET)
+	$(PY) -m advlens readme
+	$(PY) -m advlens book
+	$(PY) -m advlens verify
+
+# the static HTML book (out/book/index.html) from the executed notebooks in RUN (default figures/)
+RUN ?= figures
+book: $(STAMP)
+	$(PY) -m advlens book --run $(RUN)
+
+verify: $(STAMP)
+	$(PY) -m advlens verify $(RUN)
+
+readme: $(STAMP)
+	$(PY) -m advlens readme
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
 
 smoke: $(STAMP)
 	$(PY) -m advlens run --preset smoke --out out/smoke
