@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from advlens import accel
 from advlens.data import ImageSet
 from advlens.io import read_json, sha256_file
 from advlens.zoo import cache, paper
@@ -63,7 +65,9 @@ def _published(config: ModelConfig, root: str | Path | None, settings: RobustEva
                memo: _DataCache | None, trust: bool | None) -> ZooEntry:
     """A published model, with its clean and robust accuracy on ImageNet validation images
     evaluated once per weights file and setting (cached in the zoo's metadata file)."""
-    model = paper.load_model(config, trust=trust)
+    # on CUDA when available (or $ADVLENS_DEVICE): fp32, channels-last (advlens.accel)
+    model = accel.prepare(paper.load_model(config, trust=trust), kind="attacks",
+                          device=os.environ.get("ADVLENS_DEVICE"))
     weights = paper.weights_path(config)
     stamp = {"path": str(weights), "size": weights.stat().st_size,
              "mtime": weights.stat().st_mtime}
