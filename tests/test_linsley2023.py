@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from scipy.stats import spearmanr
 from torch import nn
 
-from advlens import attacks
+from advlens import alignment, attacks
 from advlens.alignment import spearman_alignment
 from advlens.data import ImageSet
 from advlens.findings import decode_statistics
@@ -199,3 +199,20 @@ def test_model_table_attacks_each_model_on_the_images_it_gets_right() -> None:
     none = linsley2023.model_table({"never": _Constant()}, data.subset(wrong != 0),
                                    data.masks[wrong != 0, 0], accuracy={"never": 0.0})[0]
     assert (none["n_images"] == 0).all()
+
+
+def test_saliency_alignment_scores_only_human_maps() -> None:
+    model = _model()
+    x, y = _data(model, 6)
+    model = model.float()
+    maps = torch.rand(6, 1, 6, 6)
+    data = ImageSet(x.float(), y, maps, [str(i) for i in range(5)], "toy")
+    human = linsley2023.saliency_alignment({"m": model}, data, maps, human_maps=True,
+                                           batch_size=4)
+    stand_in = linsley2023.saliency_alignment({"m": model}, data, maps, human_maps=False)
+    sal = alignment.saliency(model, data.images, y).abs()
+    rho = float(alignment.spearman(sal, maps[:, 0]).mean())
+    assert human.loc[0, "spearman"] == pytest.approx(rho)
+    assert human.loc[0, "score"] == pytest.approx(rho / alignment.HUMAN_CEILING)
+    assert math.isnan(stand_in.loc[0, "score"])
+    assert stand_in.loc[0, "spearman"] == pytest.approx(rho)
