@@ -121,6 +121,7 @@ def test_bad_design_is_refused_with_the_choices():
         ModelConfig("cnn-s", twin_design="latent")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["a-only", "b-only"])
 def test_each_cue_is_learnable_at_smoke_scale(variant):
     from advlens.features import accuracy
