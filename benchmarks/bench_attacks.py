@@ -153,11 +153,14 @@ def measured_norms(model: nn.Module, x: Tensor, y: Tensor, adv: Tensor,
 
 
 def strength(model_name: str, model: nn.Module, x: Tensor, y: Tensor, budgets: list[int],
-             repeats: int, methods: list[str], norm: str, n_large: int) -> pd.DataFrame:
+             repeats: int, methods: list[str], norm: str, n_large: int,
+             only_peers: list[str] | None = None) -> pd.DataFrame:
     """Every contender at every budget on (x, y) (the first ``n_large`` images for budgets of
-    5000 passes and more); one row per (budget, attack)."""
+    5000 passes and more); one row per (budget, attack). ``only_peers``: peer names to keep."""
     contenders: dict[str, Runner] = {}
     peers = peers_available(norm)
+    if only_peers is not None:
+        peers = {k: v for k, v in peers.items() if k in only_peers}
     ours_ = {f"advlens {m}": ours(m, norm) for m in methods}
     # alternate ours and peers in the round-robin order
     names_o, names_p = list(ours_), list(peers)
@@ -273,6 +276,8 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-strength", action="store_true")
     parser.add_argument("--tag", default="", help="suffix of the CSV file names")
+    parser.add_argument("--peers", nargs="+", default=None,
+                        help='only these peers, e.g. "adv-lib ALMA" "adv-lib DDN"')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -287,10 +292,10 @@ def main() -> None:
               flush=True)
         if not args.skip_strength:
             frames.append(strength(name, model, x, y, args.budgets, args.repeats, args.methods,
-                                   "l2", args.n_large))
+                                   "l2", args.n_large, args.peers))
             if not args.skip_linf:
                 frames.append(strength(name, model, x, y, args.budgets, args.repeats,
-                                       args.linf_methods, "linf", args.n_large))
+                                       args.linf_methods, "linf", args.n_large, args.peers))
             pd.concat(frames).to_csv(RESULTS / f"bench_attacks_strength{args.tag}.csv",
                                      index=False)
         if not args.skip_throughput and name == args.models[0]:
