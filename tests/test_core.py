@@ -78,6 +78,16 @@ def test_linear_fit_matches_scipy_and_covers_truth() -> None:
     assert fit.slope.lo < 2.0 < fit.slope.hi
 
 
+def test_linear_fit_refuses_mismatched_or_degenerate_input() -> None:
+    """Each condition alone is refused (a survivor of `make mutate` joined them with `and`)."""
+    with pytest.raises(ValueError, match="1-D of equal length"):
+        stats.linear_fit(np.arange(4.0), np.arange(5.0))  # both 1-D, lengths differ
+    with pytest.raises(ValueError, match="1-D of equal length"):
+        stats.linear_fit(np.ones((3, 2)), np.ones((3, 2)))  # same shape, not 1-D
+    with pytest.raises(ValueError, match="distinct x"):
+        stats.linear_fit(np.ones(5), np.arange(5.0))
+
+
 def test_linear_fit_band_is_the_quantile_of_resampled_lines() -> None:
     """The band by hand: the same resamples (same generator, same skip rule), each refitted
     by scipy's linregress, lines evaluated on the grid, percentiles taken."""

@@ -213,3 +213,22 @@ def test_mean_cka_ci_is_the_grouped_jackknife_of_the_reference_cka() -> None:
     assert est.value == pytest.approx(value, abs=1e-12)
     assert est.lo == pytest.approx(value - half, abs=1e-12)
     assert est.hi == pytest.approx(value + half, abs=1e-12)
+
+
+def test_model_labels_and_the_pair_filter_of_notebook_01() -> None:
+    from advlens.papers.jones2022 import different_kinds, label_kind, model_label
+    from advlens.zoo.config import ModelConfig
+    from advlens.zoo.seeds import SEED_STRIDE
+
+    digits = ModelConfig("cnn-m", seed=1)
+    twin = ModelConfig("cnn-s", dataset="twin-cue", variant="b-only", seed=2 * SEED_STRIDE)
+    assert model_label(digits) == "cnn-m/s1"
+    assert model_label(twin, zoo_seed=2) == "b-only/s0"  # seed counted within its zoo
+    with pytest.raises(ValueError, match="zoo seed"):
+        model_label(twin, zoo_seed=0)
+    for config in (digits, ModelConfig("resnet8-xs", seed=3), ModelConfig("vit-xs")):
+        assert label_kind(model_label(config)) == config.arch
+    assert label_kind(model_label(twin, zoo_seed=2)) == "b-only"
+    with pytest.raises(ValueError, match="not a model label"):
+        label_kind("cnn-m")
+    assert different_kinds("cnn-m/s0", "mlp-l/s0") and not different_kinds("cnn-m/s0", "cnn-m/s1")

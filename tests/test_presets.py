@@ -112,5 +112,8 @@ def test_knobs_print_as_a_compact_table_without_absolute_paths() -> None:
     lines = text.splitlines()
     assert len(lines) == len(knobs) and lines[0].split() == ["seed", "0"]
     assert all(len(line) <= 100 for line in lines)
+    from IPython.lib.pretty import pretty
+
+    assert pretty(knobs) == text  # ``P`` as a notebook cell's last expression
     assert presets._short({"root": "$ADVLENS_IMAGENET", "rel": "a/b"}) == \
         "{'root': '$ADVLENS_IMAGENET', 'rel': 'a/b'}"

@@ -36,10 +36,18 @@ class Timer:
         return time.perf_counter() - self.start
 
 
+class Saved(dict):
+    """The files a save wrote, ``{kind: path}``; shown in a notebook as one line of file names
+    (never the absolute paths) when a save is a cell's last expression."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text("saved " + ", ".join(Path(p).name for p in self.values()))
+
+
 def save_figure(fig: plt.Figure, data: pd.DataFrame, out_dir: str | Path, name: str, *,
                 params: dict[str, Any], seed: int | None = None,
                 wall_time_s: float | None = None, caption: str = "",
-                paper_figure: str = "") -> dict[str, Path]:
+                paper_figure: str = "") -> Saved:
     """Save ``fig`` as PNG and PDF beside ``data`` (CSV) and a provenance JSON.
 
     ``caption`` says what the figure shows and what stands in for what; ``paper_figure`` names
@@ -51,7 +59,7 @@ def save_figure(fig: plt.Figure, data: pd.DataFrame, out_dir: str | Path, name: 
     problems = layout_problems(fig)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {ext: out / f"{name}.{ext}" for ext in ("png", "pdf", "csv")}
+    paths = Saved({ext: out / f"{name}.{ext}" for ext in ("png", "pdf", "csv")})
     for ext in ("png", "pdf"):
         atomic_write(paths[ext], lambda tmp, ext=ext: fig.savefig(tmp, format=ext))
     atomic_write(paths["csv"], lambda tmp: data.to_csv(tmp, index=False))
@@ -148,10 +156,10 @@ def layout_problems(fig: plt.Figure, *, min_overlap_px: float = 1.0) -> list[str
 
 def save_table(data: pd.DataFrame, out_dir: str | Path, name: str, *,
                params: dict[str, Any], seed: int | None = None,
-               wall_time_s: float | None = None, caption: str = "") -> dict[str, Path]:
+               wall_time_s: float | None = None, caption: str = "") -> Saved:
     """Save a results table (CSV) with a provenance JSON, for numbers that have no figure."""
     out = Path(out_dir)
-    paths = {"csv": out / f"{name}.csv", "json": out / f"{name}.provenance.json"}
+    paths = Saved({"csv": out / f"{name}.csv", "json": out / f"{name}.provenance.json"})
     atomic_write(paths["csv"], lambda tmp: data.to_csv(tmp, index=False))
     atomic_write_json(paths["json"], provenance.record(
         params, seed=seed, wall_time_s=wall_time_s, table=name, caption=caption))
@@ -299,7 +307,7 @@ def family_palette(families: Sequence[str]) -> dict[str, tuple[float, float, flo
 
 def grouped_bars(table: pd.DataFrame, x: str, bars: Sequence[str], *, width: float = 0.2,
                  reference: float | None = None, reference_label: str = "",
-                 ylabel: str = "", title: str = "",
+                 xlabel: str = "", ylabel: str = "", title: str = "",
                  figsize: tuple[float, float] = (6.5, 3)) -> plt.Figure:
     """One group of bars per row of ``table`` (labelled by column ``x``), one bar per column
     of ``bars`` (same colour across groups, legend below), and an optional dashed horizontal
@@ -315,6 +323,7 @@ def grouped_bars(table: pd.DataFrame, x: str, bars: Sequence[str], *, width: flo
     if reference is not None:
         ax.axhline(reference, color="grey", ls="--", lw=1, label=reference_label or None)
     ax.set_xticks(positions, [str(v) for v in table[x]])
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(ncol=3, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15))

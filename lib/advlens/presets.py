@@ -237,6 +237,10 @@ class Knobs(dict):
         width = max((len(k) for k in self), default=0)
         return "\n".join(f"{k:<{width}}  {_short(v)}" for k, v in self.items())
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython shows ``P`` (a cell's last expression) as the same table."""
+        printer.text(str(self))
+
 
 def _short(value: Any, limit: int = 70) -> str:
     """``repr(value)`` with absolute paths cut to ``…/name`` and at most ``limit`` characters."""

@@ -36,6 +36,30 @@ from advlens.features import predict, representation
 from advlens.findings import encode_statistics
 from advlens.inversion import InversionResult, invert
 from advlens.stats import Estimate, LinearFit, linear_fit
+from advlens.zoo.config import ModelConfig
+from advlens.zoo.seeds import base_seed
+
+
+def model_label(config: ModelConfig, zoo_seed: int = 0) -> str:
+    """The label of a zoo model in notebook 01's tables: ``<arch>/s<seed>``, or
+    ``<variant>/s<seed>`` for a twin-cue model, with the seed counted within zoo ``zoo_seed``
+    (:func:`advlens.zoo.seeds.base_seed`), e.g. ``cnn-m/s0`` or ``a-only/s1``."""
+    kind = config.variant if config.dataset == "twin-cue" else config.arch
+    return f"{kind}/s{base_seed(config.seed, zoo_seed)}"
+
+
+def label_kind(label: str) -> str:
+    """The architecture (or twin-cue variant) of a :func:`model_label`."""
+    kind, sep, seed = label.rpartition("/s")
+    if not sep or not kind or not seed.isdigit():
+        raise ValueError(f"{label!r} is not a model label '<arch or variant>/s<seed>'.")
+    return kind
+
+
+def different_kinds(row: str, col: str) -> bool:
+    """Pair filter for :func:`similarity_by_level`: keep pairs of labelled models of different
+    architectures (or variants); two seeds of one architecture are left out."""
+    return label_kind(row) != label_kind(col)
 
 
 def representations(models: Mapping[str, nn.Module], x: Tensor, *, layer: str | None = None,
