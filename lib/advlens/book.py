@@ -105,8 +105,8 @@ def _landing(entries: list[Figure], titles: dict[str, str], readme_intro: str) -
         parts.append(f"<h3>{html.escape(titles.get(notebook, notebook))}</h3>"
                      f'<div class="gallery">')
         for e in (e for e in entries if e.notebook == notebook):
-            paper = (f'<br><span class="paperfig">Corresponds to: {html.escape(e.paper_figure)}'
-                     "</span>") if e.paper_figure else ""
+            paper = (f'<br><span class="paperfig">Corresponds to: '
+                     f'{html.escape(e.paper_figure or "no figure in the papers")}</span>')
             data = f' · <a href="{e.csv}">data (CSV)</a>' if e.csv else ""
             parts.append(f'<figure><a href="{e.png}"><img src="{e.png}" alt="{e.name}"></a>'
                          f"<figcaption><b>{html.escape(e.name)}</b>: "

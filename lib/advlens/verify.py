@@ -61,6 +61,7 @@ class Report:
     untoleranced: list[Cell] = field(default_factory=list)
     structure: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    new: list[str] = field(default_factory=list)
     verdicts: list[Cell] = field(default_factory=list)
     flipped: list[Cell] = field(default_factory=list)
     max_delta: dict[str, float] = field(default_factory=dict)
@@ -95,6 +96,8 @@ class Report:
         if len(self.structure) > limit:
             lines.append(f"  ... and {len(self.structure) - limit} more changed cells")
         lines += [f"  missing in run: {m}" for m in self.missing]
+        if self.new:
+            lines.append(f"  only in run (no reference yet): {', '.join(self.new)}")
         kept = [c for c in self.verdicts if c not in self.flipped]
         lines.append(f"  verdicts: {len(kept)} unchanged, {len(self.flipped)} flipped")
         lines += [f"  FLIPPED {c.table}: {c.column} {c.reference} -> {c.run}"
@@ -227,6 +230,7 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
         report.compute[key] = (ref_compute.get(key, "not recorded"),
                                run_compute.get(key, "not recorded"))
     run_tables = set(_tables(run))
+    report.new = sorted(run_tables - set(_tables(reference)))
     for name in _tables(reference):
         if name not in run_tables:
             report.missing.append(name)
@@ -286,7 +290,8 @@ def measure_tolerances(runs: Sequence[str | Path]) -> dict[str, dict[str, float]
     Returns
     -------
     ``{"<notebook>/<table>.csv": {column: largest absolute difference}}`` over the tables all
-    runs share with the same shape (text cells compared through their numbers).
+    runs share with the same shape (text cells compared through their numbers; ``inf`` where a
+    number became NaN or empty between two seeds).
     """
     folders = [Path(r) for r in runs]
     if len(folders) < 2:
@@ -305,11 +310,19 @@ def measure_tolerances(runs: Sequence[str | Path]) -> dict[str, dict[str, float]
             spread = 0.0
             for fa, fb in itertools.combinations(frames, 2):
                 deltas = [cell_delta(a, b) for a, b in zip(fa[column], fb[column], strict=True)]
-                finite = [d for d in deltas if d is not None and math.isfinite(d)]
-                spread = max([spread, *finite])
-            columns[column] = float(f"{spread:.3g}")
+                spread = max([spread, *(d for d in deltas if d is not None)])
+            # inf: between seeds a number here can also become NaN (e.g. no successful example)
+            columns[column] = _round_up(spread)
         out[name] = columns
     return out
+
+
+def _round_up(value: float, digits: int = 3) -> float:
+    """``value`` rounded *up* to ``digits`` significant digits (a tolerance must cover it)."""
+    if value == 0 or math.isinf(value):
+        return value
+    scale = 10.0 ** (math.floor(math.log10(value)) - digits + 1)
+    return float(f"{math.ceil(value / scale - 1e-9) * scale:.{digits}g}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
