@@ -55,6 +55,23 @@ def fit_head(network: nn.Module, data: ImageSet, mean: tuple, std: tuple) -> nn.
     return network
 
 
+def write_clickme(root: Path, n_classes: int = 6, per_class: int = 4, side: int = 40,
+                  seed: int = 1) -> Path:
+    """Per-image ClickMe ``.npz`` files (image H×W×3 uint8, heatmap H×W, label): random images
+    with a blob-shaped human-map stand-in, labels 0..n_classes-1."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[0:side, 0:side]
+    for k in range(n_classes):
+        for j in range(per_class):
+            cy, cx = rng.uniform(0.2 * side, 0.8 * side, 2)
+            heat = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (0.05 * side**2))
+            np.savez(root / f"img_{k}_{j}.npz",
+                     image=rng.integers(0, 256, (side, side, 3), dtype=np.uint8),
+                     heatmap=heat.astype(np.float32), label=np.int64(k))
+    return root
+
+
 def write_timm(folder: Path, name: str, *, fmt: str = "pth", seed: int = 0,
                fit: ImageSet | None = None, **kwargs: object) -> tuple[Path, nn.Module]:
     """A random timm ``name`` saved as a plain state dict (``.pth``) or ``.safetensors``
@@ -129,13 +146,18 @@ STANDIN_ROBUST = {"shufflenet_v2_x0_5": "shufflenet", "mobilenet_v3_small": "mob
 
 
 def write_paper_zoo(root: Path) -> dict[str, str]:
-    """Checkpoints, a manifest and an ImageFolder under ``root``; returns the environment
-    variables that point the ``paper`` preset at them."""
-    from advlens.data import imagefolder
+    """Checkpoints, a manifest, an ImageFolder and ClickMe ``.npz`` files under ``root`` (the
+    heads fitted on both image sets); returns the environment variables that point the
+    ``paper`` preset at them."""
+    from advlens.data import clickme, imagefolder
 
     weights = root / "checkpoints"
     write_imagefolder(root / "imagenet")
-    fit = imagefolder(root / "imagenet", "val", size=SIDE, progress=False)
+    write_clickme(root / "clickme")
+    folder = imagefolder(root / "imagenet", "val", size=SIDE, progress=False)
+    maps = clickme(root / "clickme", size=SIDE, progress=False)
+    fit = ImageSet(torch.cat([folder.images, maps.images]),
+                   torch.cat([folder.labels, maps.labels]), None, folder.classes, "stand-ins")
     models = []
     for i, (name, family) in enumerate(STANDIN_TIMM.items()):
         path, _ = write_timm(weights, name, seed=i, fit=fit)
@@ -149,4 +171,4 @@ def write_paper_zoo(root: Path) -> dict[str, str]:
     manifest = root / "paper_zoo.json"
     manifest.write_text(json.dumps({"models": models}, indent=1))
     return {"ADVLENS_CHECKPOINTS": str(weights), "ADVLENS_PAPER_ZOO": str(manifest),
-            "ADVLENS_IMAGENET": str(root / "imagenet")}
+            "ADVLENS_IMAGENET": str(root / "imagenet"), "ADVLENS_CLICKME": str(root / "clickme")}

@@ -65,8 +65,9 @@ def _published(config: ModelConfig, root: str | Path | None, settings: RobustEva
                memo: _DataCache | None, trust: bool | None) -> ZooEntry:
     """A published model, with its clean and robust accuracy on ImageNet validation images
     evaluated once per weights file and setting (cached in the zoo's metadata file)."""
-    # on CUDA when available (or $ADVLENS_DEVICE): fp32, channels-last (advlens.accel)
-    model = accel.prepare(paper.load_model(config, trust=trust), kind="attacks",
+    # on CUDA when available (or $ADVLENS_DEVICE): fp32 -- one model serves inversion too, which
+    # bf16 changes beyond tolerance -- and channels-last (advlens.accel)
+    model = accel.prepare(paper.load_model(config, trust=trust), kind="inversion",
                           device=os.environ.get("ADVLENS_DEVICE"))
     weights = paper.weights_path(config)
     stamp = {"path": str(weights), "size": weights.stat().st_size,
