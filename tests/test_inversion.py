@@ -252,6 +252,10 @@ def test_zero_gradient_is_guarded_and_zero_target_refused() -> None:
     assert torch.allclose(res.loss, torch.ones(1))
     with pytest.raises(ValueError, match="all-zero representation"):
         invert(model, bright, dark, iterations=1, progress=False)
+    # the error names exactly the offending targets (a `make mutate` survivor otherwise)
+    targets = torch.cat([bright, dark, bright, dark])
+    with pytest.raises(ValueError, match=r"batch positions \[1, 3\] have an all-zero"):
+        invert(model, targets.flip(0), targets, iterations=1, progress=False)
 
 
 def test_layer_option_inverts_that_layer() -> None:
