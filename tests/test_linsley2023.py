@@ -216,3 +216,22 @@ def test_saliency_alignment_scores_only_human_maps() -> None:
     assert human.loc[0, "score"] == pytest.approx(rho / alignment.HUMAN_CEILING)
     assert math.isnan(stand_in.loc[0, "score"])
     assert stand_in.loc[0, "spearman"] == pytest.approx(rho)
+
+
+def test_eval_sets_give_images_and_their_maps(tmp_path) -> None:
+    from data_writers import example_bytes, jpeg_bytes, write_tfrecord
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    heat = rng.integers(0, 255, (256, 256), dtype=np.uint8)
+    write_tfrecord(tmp_path / "val-0.tfrecords",
+                   [example_bytes(jpeg_bytes(image), jpeg_bytes(heat), 7)] * 2)
+    data, maps = linsley2023.eval_set("clickme", n=1, data_kw={"path": tmp_path, "size": 32})
+    assert len(data) == 1 and torch.equal(maps, data.masks)  # the human maps themselves
+    digits_data, stroke = linsley2023.eval_set("digits")
+    assert stroke.shape == (len(digits_data), 1, 16, 16) and float(stroke.amax()) == 1.0
+    # the stand-in is the stroke mask blurred: its peak lies on the ink
+    peak = stroke.flatten(1).argmax(1)
+    assert bool((digits_data.masks.flatten(1).gather(1, peak[:, None]) == 1).float().mean() > 0.9)
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        linsley2023.eval_set("imagenet")
