@@ -52,6 +52,7 @@ def test_notebook_runs_on_the_paper_preset(number: str, standins: dict[str, str]
 
 @pytest.mark.parametrize("number,variable", [("01", "ADVLENS_IMAGENET"),
                                              ("02", "ADVLENS_CHECKPOINTS"),
+                                             ("03", "ADVLENS_CLICKME"),
                                              ("00", "ADVLENS_PAPER_ZOO")])
 def test_missing_path_fails_in_the_first_cell(number: str, variable: str,
                                               standins: dict[str, str], tmp_path: Path,
