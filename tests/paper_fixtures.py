@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from advlens.data import ImageSet
-from data_writers import write_png
+from data_writers import write_cifar, write_png, write_stl
 
 
 def write_imagefolder(root: Path, n_classes: int = 6, per_class: int = 4, side: int = 40,
@@ -147,8 +147,8 @@ STANDIN_ROBUST = {"shufflenet_v2_x0_5": "shufflenet", "mobilenet_v3_small": "mob
 
 def write_paper_zoo(root: Path) -> dict[str, str]:
     """Checkpoints, a manifest, an ImageFolder and ClickMe ``.npz`` files under ``root`` (the
-    heads fitted on both image sets); returns the environment variables that point the
-    ``paper`` preset at them."""
+    heads fitted on both image sets), and CIFAR-10/STL-10 folders; returns the environment
+    variables that point the ``paper`` preset at them."""
     from advlens.data import clickme, imagefolder
 
     weights = root / "checkpoints"
@@ -170,5 +170,8 @@ def write_paper_zoo(root: Path) -> dict[str, str]:
                            "checkpoint": path.name, "eps": eps, "input_size": SIDE})
     manifest = root / "paper_zoo.json"
     manifest.write_text(json.dumps({"models": models}, indent=1))
-    return {"ADVLENS_CHECKPOINTS": str(weights), "ADVLENS_PAPER_ZOO": str(manifest),
+    write_cifar(root / "cifar", train_per_batch=40, n_test=40)  # notebook 04's CIFAR-10 -> STL-10
+    write_stl(root / "stl", n=40)
+    return {"ADVLENS_CIFAR10": str(root / "cifar"), "ADVLENS_STL10": str(root / "stl"),
+            "ADVLENS_CHECKPOINTS": str(weights), "ADVLENS_PAPER_ZOO": str(manifest),
             "ADVLENS_IMAGENET": str(root / "imagenet"), "ADVLENS_CLICKME": str(root / "clickme")}

@@ -1,8 +1,9 @@
 """Every notebook under ``--preset paper`` end to end on tiny stand-ins: random tiny timm
 models and torchvision nets saved in the timm and robustness (Salman et al.) formats, an
-ImageFolder standing in for ImageNet validation, found through the documented environment
-variables. Only the scale knobs (iterations, image counts, image side) are overridden; a
-missing path stops the first cell with what to download."""
+ImageFolder standing in for ImageNet validation, ClickMe ``.npz`` files, CIFAR-10 and STL-10
+folders, found through the documented environment variables. Only the scale knobs
+(iterations, image counts, image side, epochs) are overridden; a missing path stops the setup
+cell with what to download."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ SCALE = {
            "data_kw": DATA_KW},
     "03": {"data_kw": {"path": "$ADVLENS_CLICKME", "size": 64}, "n_images": 24, "ddn_steps": 5,
            "batch_size": 24, "n_boot": 20, "twin_zoo": "smoke", "twin_n": 100, "n_show": 2},
+    "04": {"seeds": [0], "epochs": 1, "b_archs": {"fcnet": 1, "lenet": 1}, "n_images": 8,
+           "probe_epochs": 1, "steps": 2, "n_boot": 20, "train_batch_size": 32},
 }
 
 
@@ -46,13 +49,15 @@ def test_notebook_runs_on_the_paper_preset(number: str, standins: dict[str, str]
                         progress=False)
     assert sorted(run.out_dir.glob("*.png")), f"notebook {number} saved no figure"
     text = run.executed.read_text()
-    for arch in ARCHS if number in ("01", "02", "03") else ["test_resnet"]:
-        assert arch in text, f"stand-in {arch} not used by notebook {number}"
+    used = {"00": ["test_resnet"], "04": ["cifar10", "stl10"]}.get(number, ARCHS)
+    for name in used:
+        assert name in text, f"stand-in {name} not used by notebook {number}"
 
 
 @pytest.mark.parametrize("number,variable", [("01", "ADVLENS_IMAGENET"),
                                              ("02", "ADVLENS_CHECKPOINTS"),
                                              ("03", "ADVLENS_CLICKME"),
+                                             ("04", "ADVLENS_STL10"),
                                              ("00", "ADVLENS_PAPER_ZOO")])
 def test_missing_path_fails_in_the_first_cell(number: str, variable: str,
                                               standins: dict[str, str], tmp_path: Path,
