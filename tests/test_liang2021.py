@@ -120,6 +120,18 @@ def test_correlations_hold_only_for_a_positive_rank_correlation() -> None:
     assert list(table["holds"]) == list(mixed["holds"].iloc[:2])
 
 
+def test_paper_table_puts_ours_beside_the_published_numbers() -> None:
+    summary = pd.DataFrame({"experiment": ["B-cifar10-stl10", "B-cifar10-stl10", "A"],
+                            "source": ["lenet", "tv-resnet50", "lenet"],
+                            "transfer_acc": [0.5, 0.8, 0.1], "alpha1": [0.3, 0.6, 0.9]})
+    table = liang2021.paper_table(summary).set_index("arch")
+    assert table.loc["lenet", "paper_transfer_acc"] == 0.457
+    assert table.loc["tv-resnet50", "paper_alpha1"] == 0.614
+    assert table.loc["lenet", "transfer_acc"] == 0.5 and table.loc["tv-resnet50", "alpha1"] == 0.6
+    assert table.loc[["fcnet", "alexnet"], "transfer_acc"].isna().all()
+    assert liang2021.paper_table(summary, "nothing")["alpha1"].isna().all()
+
+
 def test_paper_preset_fails_early_naming_the_missing_data(monkeypatch: pytest.MonkeyPatch,
                                                           tmp_path) -> None:
     knobs = presets.resolve("04", "paper")

@@ -297,6 +297,20 @@ def correlations(rows: pd.DataFrame, *, metrics: Sequence[str] = ("alpha1", "alp
     return pd.DataFrame(out)
 
 
+def paper_table(summary: pd.DataFrame, experiment: str = "B-cifar10-stl10") -> pd.DataFrame:
+    """The paper's reported experiment-B numbers (knowledge transfer, α₁) per architecture,
+    beside ours from ``experiment`` of ``summary`` where it has that architecture (NaN
+    otherwise: only the paper preset runs the paper's architectures on CIFAR-10 → STL-10)."""
+    ours = summary[summary["experiment"] == experiment].set_index("source")
+    out = pd.DataFrame({"arch": PAPER_ARCHS,
+                        "paper_transfer_acc": [PAPER_B_TRANSFER[a] for a in PAPER_ARCHS],
+                        "paper_alpha1": [PAPER_B_ALPHA1[a] for a in PAPER_ARCHS]})
+    for metric in ("transfer_acc", "alpha1"):
+        values = ours[metric] if metric in ours else pd.Series(dtype=float)
+        out[metric] = out["arch"].map(values).astype(float)
+    return out
+
+
 PAPER_CLAIM = ("sources with higher adversarial transferability to the reference transfer "
                "knowledge better (bars and tables; no correlation coefficient reported)")
 
