@@ -241,22 +241,27 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
 
 def _compare(name: str, ref: pd.DataFrame, new: pd.DataFrame,
              tolerance: dict[str, float] | None, report: Report) -> None:
+    findings = _is_findings(name, ref)
+    if findings and {"finding", "holds"} <= set(new.columns):
+        # verdicts are matched by the finding's name, whatever else changed in the table
+        verdict = dict(zip(new["finding"], new["holds"], strict=True))
+        for row, (finding, holds) in enumerate(zip(ref["finding"], ref["holds"], strict=True)):
+            if finding in verdict:
+                cell = Cell(name, row, f"{finding} holds", holds, verdict[finding], 0.0, None)
+                report.verdicts.append(cell)
+                if holds != verdict[finding]:
+                    report.flipped.append(cell)
+            else:
+                report.structure.append(f"{name}: finding {finding!r} missing in the run")
     if list(ref.columns) != list(new.columns) or len(ref) != len(new):
         report.structure.append(f"{name}: shape {ref.shape} {list(ref.columns)[:6]} in the "
                                 f"reference, {new.shape} {list(new.columns)[:6]} in the run")
         return
-    findings = _is_findings(name, ref)
     largest, exact, before = 0.0, True, len(report.moved)
     for column in ref.columns:
-        if _ignored(column):
+        if _ignored(column) or (findings and column == "holds"):  # verdicts: compared above
             continue
         for row, (a, b) in enumerate(zip(ref[column], new[column], strict=True)):
-            if findings and column == "holds":
-                cell = Cell(name, row, f"{ref['finding'][row]!s} holds", a, b, 0.0, None)
-                report.verdicts.append(cell)
-                if a != b:
-                    report.flipped.append(cell)
-                continue
             delta = cell_delta(a, b)
             if delta == 0.0:
                 continue
@@ -285,30 +290,31 @@ def measure_tolerances(runs: Sequence[str | Path]) -> dict[str, dict[str, float]
 
     Parameters
     ----------
-    runs: two or more run folders of one preset that differ only in the ``seed`` knob.
+    runs: two or more run folders of one preset that differ in the ``seed`` (and ``zoo_seed``)
+        knobs.
 
     Returns
     -------
-    ``{"<notebook>/<table>.csv": {column: largest absolute difference}}`` over the tables all
-    runs share with the same shape (text cells compared through their numbers; ``inf`` where a
-    number became NaN or empty between two seeds).
+    ``{"<notebook>/<table>.csv": {column: largest absolute difference}}`` over every pair of
+    runs holding the table with the same shape (text cells compared through their numbers;
+    ``inf`` where a number became NaN or empty between two seeds).
     """
     folders = [Path(r) for r in runs]
     if len(folders) < 2:
         raise ValueError("measure tolerances from at least two runs that differ in their seed.")
-    shared = set.intersection(*(set(_tables(f)) for f in folders))
     out: dict[str, dict[str, float]] = {}
-    for name in sorted(shared):
-        frames = [_read(f / name) for f in folders]
-        if any(list(f.columns) != list(frames[0].columns) or len(f) != len(frames[0])
-               for f in frames):
+    for name in sorted(set().union(*(set(_tables(f)) for f in folders))):
+        frames = [_read(f / name) for f in folders if (f / name).exists()]
+        pairs = [(fa, fb) for fa, fb in itertools.combinations(frames, 2)
+                 if list(fa.columns) == list(fb.columns) and len(fa) == len(fb)]
+        if not pairs:  # in one run only, or its shape differs between runs
             continue
         columns: dict[str, float] = {}
-        for column in frames[0].columns:
+        for column in pairs[0][0].columns:
             if _ignored(column):
                 continue
             spread = 0.0
-            for fa, fb in itertools.combinations(frames, 2):
+            for fa, fb in pairs:
                 deltas = [cell_delta(a, b) for a, b in zip(fa[column], fb[column], strict=True)]
                 spread = max([spread, *(d for d in deltas if d is not None)])
             # inf: between seeds a number here can also become NaN (e.g. no successful example)

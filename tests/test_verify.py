@@ -1,0 +1,139 @@
+"""`advlens verify`: tables compared within tolerance, verdict flips fail, tolerances measured;
+provenance records how torch computed."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from advlens import runner, verify
+
+
+def _run_folder(root: Path, preset: str, tables: dict[str, pd.DataFrame],
+                capability: str = "AVX512") -> Path:
+    for name, frame in tables.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(path, index=False)
+        record = {"parameters": {"preset": preset}, "compute": {"cpu_capability": capability}}
+        path.with_suffix(".provenance.json").write_text(json.dumps(record))
+    return root
+
+
+def _tables(cka: list[float], holds: list[object]) -> dict[str, pd.DataFrame]:
+    return {
+        "01_x/01a.csv": pd.DataFrame({"row": ["a", "b", "c"], "cka": cka, "wall_s": [1, 2, 3]}),
+        "01_x/01_findings.csv": pd.DataFrame({
+            "finding": ["(a) drop", "(b) rise"], "holds": holds,
+            "evidence": [f"mean {cka[0]:.3f} vs {cka[1]:.3f}", "slope 0.5"]}),
+    }
+
+
+def test_cell_delta() -> None:
+    assert verify.cell_delta("0.5", "0.5") == 0.0
+    assert verify.cell_delta("0.5", "0.75") == pytest.approx(0.25)
+    assert verify.cell_delta("slope 0.1 [0.0, 0.2]", "slope 0.1 [-0.05, 0.2]") == \
+        pytest.approx(0.05)
+    assert verify.cell_delta("cnn", "mlp") is None  # wording differs: not a number that moved
+    assert verify.cell_delta("", "0.3") == math.inf
+    assert verify.cell_delta("nan", "0.3") == math.inf
+
+
+def test_identical_within_moved(tmp_path: Path) -> None:
+    ref = _run_folder(tmp_path / "ref", "laptop", _tables([0.7, 0.2, 0.9], [True, False]))
+    same = _run_folder(tmp_path / "same", "laptop", _tables([0.7, 0.2, 0.9], [True, False]))
+    near = _run_folder(tmp_path / "near", "laptop", _tables([0.71, 0.2, 0.9], [True, False]),
+                       capability="AVX2")
+    far = _run_folder(tmp_path / "far", "laptop", _tables([0.9, 0.2, 0.9], [True, False]))
+    tol = {"laptop": {"01_x/01a.csv": {"row": 0.0, "cka": 0.05},
+                      "01_x/01_findings.csv": {"finding": 0.0, "evidence": 0.05}}}
+    report = verify.verify(same, ref, tolerances=tol)
+    assert report.ok and sorted(report.identical) == ["01_x/01_findings.csv", "01_x/01a.csv"]
+    report = verify.verify(near, ref, tolerances=tol)
+    assert report.ok and not report.moved and "01_x/01a.csv" in report.within
+    assert report.max_delta["01_x/01a.csv"] == pytest.approx(0.01)
+    assert report.compute["cpu_capability"] == ("AVX512", "AVX2")
+    report = verify.verify(far, ref, tolerances=tol)
+    assert report.ok, "a number beyond tolerance is reported, not a failure"
+    moved = {(c.table, c.column) for c in report.moved}
+    assert moved == {("01_x/01a.csv", "cka"), ("01_x/01_findings.csv", "evidence")}
+    assert "MOVED 01_x/01a.csv row 0 cka" in report.text()
+
+
+def test_verdict_flip_fails_with_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    ref = _run_folder(tmp_path / "ref", "smoke", _tables([0.7, 0.2, 0.9], [True, ""]))
+    flip = _run_folder(tmp_path / "flip", "smoke", _tables([0.7, 0.2, 0.9], [False, ""]))
+    untestable = _run_folder(tmp_path / "none", "smoke", _tables([0.7, 0.2, 0.9], [True, True]))
+    report = verify.verify(flip, ref, tolerances={})
+    assert not report.ok and [c.column for c in report.flipped] == ["(a) drop holds"]
+    assert not verify.verify(untestable, ref, tolerances={}).ok  # None -> True is a flip too
+    monkeypatch.setattr(verify, "TOLERANCE_FILE", tmp_path / "tolerances.json")
+    assert runner.main(["verify", str(flip), "--reference", str(ref)]) == 1
+    assert "FLIPPED 01_x/01_findings.csv: (a) drop holds True -> False" in capsys.readouterr().out
+    assert runner.main(["verify", str(ref), "--reference", str(ref)]) == 0
+
+
+def test_preset_mismatch_and_missing_folder(tmp_path: Path) -> None:
+    ref = _run_folder(tmp_path / "ref", "laptop", _tables([0.7, 0.2, 0.9], [True, False]))
+    run = _run_folder(tmp_path / "run", "smoke", _tables([0.7, 0.2, 0.9], [True, False]))
+    with pytest.raises(ValueError, match="preset 'smoke'.*'laptop'"):
+        verify.verify(run, ref)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        verify.verify(tmp_path / "nope", ref)
+
+
+def test_measure_tolerances_is_the_largest_seed_difference(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    values = rng.uniform(size=(3, 3))
+    runs = [_run_folder(tmp_path / f"s{i}", "smoke", _tables(list(values[i]), [True, False]))
+            for i in range(3)]
+    measured = verify.measure_tolerances(runs)
+    expected = max(abs(values[i] - values[j]).max() for i in range(3) for j in range(3))
+    assert measured["01_x/01a.csv"]["cka"] == pytest.approx(expected, rel=1e-2)
+    assert measured["01_x/01a.csv"]["cka"] >= expected  # rounded up: it covers every seed pair
+    assert measured["01_x/01a.csv"]["row"] == 0.0
+    assert "wall_s" not in measured["01_x/01a.csv"], "timings are never compared"
+    assert "holds" in measured["01_x/01_findings.csv"]
+
+
+def test_committed_tolerances_cover_the_committed_reference() -> None:
+    table = verify.load_tolerances()
+    assert "laptop" in table, "measure them: python -m advlens verify --measure RUN0 RUN1"
+    from advlens.paths import figures_dir
+
+    committed = {str(p.relative_to(figures_dir())) for p in figures_dir().glob("*/*.csv")}
+    covered = set(table["laptop"])
+    assert covered & committed, "no committed table has a measured tolerance"
+
+
+def test_provenance_records_cpu_capability_threads_and_determinism() -> None:
+    code = ("import json; from advlens import provenance; "
+            "print(json.dumps(provenance.compute_settings()))")
+    env = {"ATEN_CPU_CAPABILITY": "default", "OMP_NUM_THREADS": "1", "PATH": ""}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    settings = json.loads(out.strip().splitlines()[-1])
+    assert settings["cpu_capability"] == "DEFAULT"  # torch obeyed the variable we set
+    assert settings["threads"] == 1
+    assert settings["deterministic_algorithms"] is False
+    assert settings["env"]["ATEN_CPU_CAPABILITY"] == "default"
+
+
+def test_committed_reference_is_figures_at_head(tmp_path: Path) -> None:
+    from advlens.paths import repo_root
+
+    ref = verify.committed_reference("HEAD", tmp_path)
+    name = "figures/02_robustness_scaling/02_findings.csv"
+    committed = subprocess.run(["git", "show", f"HEAD:{name}"], cwd=repo_root(), check=True,
+                               capture_output=True).stdout
+    assert (ref / "02_robustness_scaling" / "02_findings.csv").read_bytes() == committed
+    with pytest.raises(FileNotFoundError, match="git revision"):
+        verify.committed_reference("no-such-revision", tmp_path / "x")
