@@ -137,3 +137,16 @@ def test_committed_reference_is_figures_at_head(tmp_path: Path) -> None:
     assert (ref / "02_robustness_scaling" / "02_findings.csv").read_bytes() == committed
     with pytest.raises(FileNotFoundError, match="git revision"):
         verify.committed_reference("no-such-revision", tmp_path / "x")
+
+
+def test_verdicts_are_matched_by_name_when_the_findings_table_grows(tmp_path: Path) -> None:
+    ref = _run_folder(tmp_path / "ref", "smoke", _tables([0.7, 0.2, 0.9], [True, False]))
+    grown = _tables([0.7, 0.2, 0.9], [True, True])
+    grown["01_x/01_findings.csv"] = pd.concat([
+        grown["01_x/01_findings.csv"].iloc[::-1],
+        pd.DataFrame({"finding": ["(c) new"], "holds": [True], "evidence": ["n"]})]).assign(
+        statistics="{}")
+    run = _run_folder(tmp_path / "run", "smoke", grown)
+    report = verify.verify(run, ref, tolerances={})
+    assert [c.column for c in report.verdicts] == ["(a) drop holds", "(b) rise holds"]
+    assert [c.column for c in report.flipped] == ["(b) rise holds"]
