@@ -38,3 +38,11 @@ def test_accuracy_figure_plots_every_model() -> None:
     assert len(data) == 2 * len(table)
     assert set(data["measure"]) == {"clean", "under L2-PGD"}
     assert "eps 0.5" in left.get_title()
+
+
+def test_accuracy_figure_shows_the_published_models_of_the_paper_zoo() -> None:
+    table = _table().assign(dataset=lambda t: t["dataset"].replace("digits", "imagenet"))
+    fig, _ = accuracy_figure(table)
+    left, middle, _right = fig.axes
+    assert len(left.patches) == 2 * 2 and "imagenet" in left.get_title()
+    assert len(middle.lines) == 2 * 2 and "imagenet" in middle.get_title()

@@ -46,12 +46,14 @@ def _paired_bars(ax: plt.Axes, rows: pd.DataFrame, labels: list[str]) -> None:
 
 def accuracy_figure(table: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
     """Three panels from ``Zoo.table()``: standard digits models (clean vs attacked accuracy,
-    grouped by family), accuracy vs adversarial-training radius per architecture, and the
-    twin-cue models. Legends sit outside the bars. Returns the figure and the plotted numbers
-    (long form)."""
+    grouped by family; the published ImageNet models when the table has them, i.e. the paper
+    zoo), accuracy vs adversarial-training radius per architecture, and the twin-cue models.
+    Legends sit outside the bars. Returns the figure and the plotted numbers (long form)."""
     eps = table["robust_eps"].dropna().unique()
     attack = f"L2-PGD, eps {eps[0]:g}" if len(eps) == 1 else "L2-PGD"
-    digits = table[table["dataset"] == "digits"]
+    # the paper zoo's published ImageNet models take the digits models' place in two panels
+    main = "imagenet" if (table["dataset"] == "imagenet").any() else "digits"
+    digits = table[table["dataset"] == main]
     standard = _family_order(digits[(digits["regime"] == "standard") & (digits["seed"] == 0)])
     robust_archs = list(dict.fromkeys(digits.loc[digits["regime"] == "l2-at", "arch"]))
     twin = table[table["dataset"] == "twin-cue"]
@@ -62,7 +64,7 @@ def accuracy_figure(table: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
     if len(standard):
         _paired_bars(ax, standard, list(standard["arch"]))
     ax.set(xlabel="standard model (architecture)", ylabel="test accuracy",
-           title=f"Standard models (digits): clean vs {attack}")
+           title=f"Standard models ({main}): clean vs {attack}")
 
     ax = axes[1]
     seed0 = digits[digits["seed"] == 0]
@@ -72,7 +74,7 @@ def accuracy_figure(table: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
         ax.plot(rows["eps"], rows["test_acc"], "o-", color=colour, label=arch)
         ax.plot(rows["eps"], rows["robust_acc"], "s--", color=colour)
     ax.set(xlabel="adversarial-training L2 radius (0 = standard)", ylabel="test accuracy",
-           ylim=(0, 1.02), title="Adversarially trained (digits)")
+           ylim=(0, 1.02), title=f"Adversarially trained ({main})")
     if robust_archs:
         handles = ax.get_legend_handles_labels()[0] + [
             Line2D([], [], color="k", marker="o", ls="-", label="clean"),
