@@ -273,6 +273,7 @@ def main() -> None:
                         help="our L2 methods of minimal_l2")
     parser.add_argument("--linf-methods", nargs="+", default=["auto"])
     parser.add_argument("--skip-linf", action="store_true")
+    parser.add_argument("--skip-l2", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-strength", action="store_true")
     parser.add_argument("--tag", default="", help="suffix of the CSV file names")
@@ -291,8 +292,9 @@ def main() -> None:
         print(f"{name}: test accuracy {acc:.4f}; {len(x)} correctly classified images",
               flush=True)
         if not args.skip_strength:
-            frames.append(strength(name, model, x, y, args.budgets, args.repeats, args.methods,
-                                   "l2", args.n_large, args.peers))
+            if not args.skip_l2:
+                frames.append(strength(name, model, x, y, args.budgets, args.repeats,
+                                       args.methods, "l2", args.n_large, args.peers))
             if not args.skip_linf:
                 frames.append(strength(name, model, x, y, args.budgets, args.repeats,
                                        args.linf_methods, "linf", args.n_large, args.peers))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -25,6 +27,7 @@ _DUAL = {"l2": "l2", "linf": "l1"}
 def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int = 100,
         targets: Tensor | None = None, max_step: float | None = None,
         min_step: float | None = None, gamma: float = 0.05, gamma_end: float = 0.001,
+        direction: Literal["auto", "sign", "l2"] = "auto",
         progress: bool | None = None) -> AttackResult:
     """FMN: descend the logit margin with normalised-gradient steps (cosine-annealed from
     ``max_step`` to ``min_step``), projecting onto a ball whose radius eps adapts per image:
@@ -34,13 +37,19 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
     ``gamma_end``.
 
     Steps are g/||g||₂ for L2 (default ``max_step`` 1) and sign(g) for L∞ (default
-    ``max_step`` 0.1, in pixel units); ``min_step`` defaults to max_step/100.
+    ``max_step`` 0.1, in pixel units); ``direction="l2"`` takes g/||g||₂ steps for L∞ too
+    (default ``max_step`` 1, adv-lib's FMN-L∞: the L∞ projection then clips them).
+    ``min_step`` defaults to max_step/100.
     Cost: ``steps`` passes + one confirming forward.
     """
     norm = check_norm(norm, ("l2", "linf"))
     if steps < 1:
         raise ValueError(f"steps must be >= 1; got {steps}.")
-    max_step = (1.0 if norm == "l2" else 0.1) if max_step is None else max_step
+    if direction not in ("auto", "sign", "l2"):
+        raise ValueError(f"direction must be 'auto', 'sign' or 'l2'; got {direction!r}.")
+    if direction == "auto":
+        direction = "l2" if norm == "l2" else "sign"
+    max_step = (1.0 if direction == "l2" else 0.1) if max_step is None else max_step
     min_step = max_step / 100 if min_step is None else min_step
     for name, value in (("max_step", max_step), ("min_step", min_step), ("gamma", gamma),
                         ("gamma_end", gamma_end)):
@@ -63,8 +72,8 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
                         ) * (1 + g)
             eps = torch.where(is_adv, torch.minimum(eps * (1 - g), best.score),
                               torch.where(best.found, eps * (1 + g), boundary))
-            direction = unit_l2(grad) if norm == "l2" else grad.sign()
-            delta = xa - x0 - cosine(i, steps, max_step, min_step) * direction
+            step = unit_l2(grad) if direction == "l2" else grad.sign()
+            delta = xa - x0 - cosine(i, steps, max_step, min_step) * step
             xa = (x0 + project_ball(delta, eps, norm)).clamp(0.0, 1.0)
         result = best.result(model, crit, passes=steps, forwards=0)
     return result.to(home)

@@ -6,8 +6,8 @@ first (the strongest at small budgets), then attacks that end on other local min
 margin alone, ALMA), then a refinement restarted from each image's best. Why: DDN settles within
 ~100 steps and gains nothing from more (its median is the same at 100 and 1,000 passes on the
 robust zoo models), while restarting a local method from where it stopped, or taking another
-path, still finds smaller perturbations. For L∞: FMN-L∞ alone (the peers' FMN-L∞ ends on the
-same medians). Measured against foolbox and adv-lib at equal budgets in
+path, still finds smaller perturbations. For L∞: FMN-L∞ with sign steps, then with
+normalised-gradient steps. Measured against foolbox and adv-lib at equal budgets in
 ``benchmarks/README.md`` (rerun: ``python benchmarks/bench_attacks.py``).
 """
 
@@ -142,17 +142,22 @@ def minimal_l2(model: nn.Module, x: Tensor, y: Tensor, *, method: L2Method = "au
 
 def linf_plan(budget: int) -> list[Stage]:
     """The ``auto`` L∞ portfolio for ``budget`` passes (same accounting as :func:`l2_plan`):
-    FMN-L∞ alone."""
+    below 20 passes FMN-L∞ alone; from 20, FMN-L∞ with sign steps for half the budget and
+    FMN-L∞ with normalised-gradient steps (adv-lib's variant, which ends on other points) for
+    the other half."""
     _check_budget(budget, 3)
-    return [("fmn", budget - 2)]
+    if budget < 20:
+        return [("fmn", budget - 2)]
+    free = budget - 3
+    return [("fmn", free // 2), ("fmn-l2-steps", free - free // 2)]
 
 
 def _run_linf_stage(stage: str, steps: int, model: nn.Module, x0: Tensor, y: Tensor,
                     targets: Tensor | None, best: BestAdversarial,
                     progress: bool | None) -> AttackResult:
-    if stage == "fmn":
-        return fmn(model, x0, y, norm="linf", steps=steps, targets=targets, progress=progress)
-    raise AssertionError(stage)  # pragma: no cover - stages come from linf_plan
+    direction = {"fmn": "sign", "fmn-l2-steps": "l2"}[stage]
+    return fmn(model, x0, y, norm="linf", steps=steps, targets=targets, direction=direction,
+               progress=progress)
 
 
 def minimal_linf(model: nn.Module, x: Tensor, y: Tensor, *, method: LinfMethod = "auto",
@@ -162,9 +167,9 @@ def minimal_linf(model: nn.Module, x: Tensor, y: Tensor, *, method: LinfMethod =
 
     Parameters
     ----------
-    method: ``"auto"`` — :func:`linf_plan`; ``"fmn"``: FMN-L∞ with budget − 1 steps;
-        ``"ifgsm"``: Su et al.'s eps search with ``tries`` tries of (budget − 2)//tries − 1
-        I-FGSM steps each.
+    method: ``"auto"`` — the portfolio of :func:`linf_plan`; ``"fmn"``: FMN-L∞ with
+        budget − 1 steps; ``"ifgsm"``: Su et al.'s eps search with ``tries`` tries of
+        (budget − 2)//tries − 1 I-FGSM steps each.
     budget, targets, progress: as for :func:`minimal_l2`.
     tries: eps-search tries of ``"ifgsm"`` (ignored by the other methods).
 
