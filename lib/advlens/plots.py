@@ -326,7 +326,9 @@ def grouped_bars(table: pd.DataFrame, x: str, bars: Sequence[str], *, width: flo
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(ncol=3, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15))
+    # below the axes, and below the x label when there is one
+    ax.legend(ncol=3, fontsize=7, loc="upper center",
+              bbox_to_anchor=(0.5, -0.25 if xlabel else -0.15))
     return fig
 
 

@@ -275,7 +275,7 @@ def _compare(name: str, ref: pd.DataFrame, new: pd.DataFrame,
             cell = Cell(name, row, column, a, b, delta, tol)
             if tol is None:
                 report.untoleranced.append(cell)
-            elif delta > tol:
+            elif delta > tol * (1 + 1e-9) + 1e-12:  # not a float-rounding hair above it
                 report.moved.append(cell)
     if not exact:
         report.max_delta[name] = largest
