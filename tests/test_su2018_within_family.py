@@ -72,3 +72,21 @@ def test_findings_statistics_carry_the_rule_inputs():
     assert stats[1]["cw_eta2_family"] == 0.8 and stats[1]["ifgsm_p_family"] == 0.01
     assert stats[2] == {"r8-r14_ifgsm_shallow": 0.1, "r8-r14_ifgsm_deep": 0.2}
     assert stats[3]["within"] == pytest.approx(0.55) and stats[3]["vgg_across"] == 0.4
+
+
+def test_attackable_leaves_out_models_with_no_correct_image():
+    import torch
+    from torch import nn
+
+    class Constant(nn.Module):
+        def __init__(self, k: int) -> None:
+            super().__init__()
+            self.k = k
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return nn.functional.one_hot(torch.full((x.shape[0],), self.k), 3).float()
+
+    x = torch.rand(4, 1, 2, 2)
+    y = torch.tensor([0, 0, 1, 1])
+    kept, dropped = su2018.attackable({"zero": Constant(0), "two": Constant(2)}, x, y)
+    assert list(kept) == ["zero"] and dropped == ["two"]

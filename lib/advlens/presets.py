@@ -106,10 +106,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "transfer_targeted_metric": "success",
                   "n_boot": 50, "batch_size": 256, "zoo_seed": 0,
                   "family_models": [
-                      {"arch": "cnn-s", "n_train": 100, "epochs": 2, "batch_size": 32,
-                       "tag": "n100"},
-                      {"arch": "cnn-s", "n_train": 300, "epochs": 1, "batch_size": 32,
-                       "tag": "n300-e1"}]},
+                      {"arch": "cnn-s", "n_train": 400, "epochs": 2, "batch_size": 32,
+                       "tag": "n400"},
+                      {"arch": "cnn-s", "n_train": 800, "epochs": 1, "batch_size": 32,
+                       "tag": "n800-e1"}]},
         # the standard digits models of the laptop zoo (+ a ResNet-14 for a depth-only pair);
         # Su et al.'s search and attacks with
         # fewer iterations (C&W: 3 constants from c = 1 × 30 Adam steps of lr 0.05; EAD: 3 × 30

@@ -492,3 +492,13 @@ def finding_within_family(family_laws: pd.DataFrame) -> dict[str, Any]:
                          for r in fitted.itertuples())
     return {"finding": name, "holds": bool(ok.all()), "statistics": encode_statistics(stats),
             "evidence": f"{int(ok.sum())} of {len(fitted)} family fits pass; {evidence}"}
+
+
+def attackable(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
+               batch_size: int = 256) -> tuple[dict[str, nn.Module], list[str]]:
+    """The models that classify at least one of ``x`` correctly (the suite attacks only those
+    images; a model at chance may have none) and the names of those left out."""
+    y = as_tensor(y, "y").cpu()
+    kept = {name: m for name, m in models.items()
+            if bool((predict(m, x, batch_size=batch_size).argmax(1).cpu() == y).any())}
+    return kept, [name for name in models if name not in kept]
