@@ -34,8 +34,12 @@ def find_chromium() -> str | None:
             return found
     if os.environ.get("CI") == "true" and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], env=env, check=False,
-                       capture_output=True, timeout=900)
+        install = ["apt-get", "install", "-y", "-q", "chromium"]
+        if subprocess.run(install, env=env, check=False, capture_output=True,
+                          timeout=900).returncode != 0:  # a fresh machine has no package lists
+            subprocess.run(["apt-get", "update", "-q"], env=env, check=False,
+                           capture_output=True, timeout=600)
+            subprocess.run(install, env=env, check=False, capture_output=True, timeout=900)
         return shutil.which("chromium")
     return None
 
