@@ -156,3 +156,14 @@ def test_executed_notebook_and_kernel_log_are_clean(tmp_path: Path,
     text = "".join(str(o.get("text", "")) + str(o.get("data", {})) for o in outputs)
     assert "done" in text and "Warning" not in text and "IProgress" not in text, text
     assert not list(folder.glob("kernel*")), "no socket files left next to the notebook"
+
+
+def test_relative_out_lands_where_the_executed_copy_does(notebooks: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notebooks run in their own folder: a relative out must not resolve there."""
+    monkeypatch.chdir(tmp_path)
+    runner.run("smoke", only=["00"], out="rel", params={"x": 2}, progress=False,
+               notebooks=notebooks)
+    assert (tmp_path / "rel" / "00_first" / "result.json").exists()
+    assert (tmp_path / "rel" / "00_first" / "00_first.ipynb").exists()
+    assert not (notebooks / "rel").exists()

@@ -124,7 +124,8 @@ def run(preset: str = "laptop", *, only: Sequence[str] | None = None,
     if preset not in PRESET_NAMES:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}.")
     paths = discover(only, notebooks)
-    out_root = Path(out) if out is not None else figures_dir()
+    # absolute: the notebooks run in notebooks/, so a relative out_dir would land there
+    out_root = Path(out).resolve() if out is not None else figures_dir()
     params = dict(params or {})
     declared = {p: notebook_parameters(p) for p in paths}
     unused = sorted(set(params) - set().union(*map(set, declared.values())))

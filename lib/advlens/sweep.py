@@ -68,7 +68,7 @@ def run_sweep(seeds: Sequence[int], *, preset: str, notebooks: Sequence[str],
     knobs = [k for k in SEED_KNOBS if k in declared]
     if not knobs:
         raise ValueError(f"notebooks {only} declare none of the seed knobs {SEED_KNOBS}.")
-    out = Path(out)
+    out = Path(out).resolve()
     started, rows = time.perf_counter(), []
     for s in seeds:
         ((_, results),) = runner.run_grid({k: [s] for k in knobs}, preset, only=only,
