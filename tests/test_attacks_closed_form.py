@@ -63,6 +63,8 @@ def test_minimal_l2_matches_distance_to_boundary(name: str, k: int) -> None:
 
 LINF_ATTACKS = {
     "fmn-linf": lambda m, x, y: attacks.fmn(m, x, y, norm="linf", steps=300),
+    "fmn-linf l2 steps": lambda m, x, y: attacks.fmn(m, x, y, norm="linf", steps=300,
+                                                     direction="l2"),
     "minimal-linf default": lambda m, x, y: attacks.minimal_linf(m, x, y, budget=300),
 }
 

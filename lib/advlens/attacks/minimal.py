@@ -115,7 +115,7 @@ def minimal_l2(model: nn.Module, x: Tensor, y: Tensor, *, method: L2Method = "au
 
     Parameters
     ----------
-    method: ``"auto"`` — the portfolio of :func:`l2_plan` (DDN, then ALMA, then a refinement);
+    method: ``"auto"`` — the portfolio of :func:`l2_plan` (DDN, DDN-margin, ALMA, refinement);
         ``"ddn"``, ``"fmn"``, ``"alma"``: that attack for budget − 1 steps; ``"cw"``: C&W-L2 with
         3 constants from c = 1, (budget − 1)//3 Adam steps of lr 0.05 each, no early abort —
         tuned for small budgets, not Su et al.'s protocol (use :func:`advlens.attacks.cw_l2`).
