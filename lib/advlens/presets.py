@@ -38,9 +38,14 @@ def _liang_presets() -> dict[str, dict[str, Any]]:
                           "vit-xs": 40, "convmixer-xs": 20},
               "steps": 50, "n_images": 300, "probe_epochs": 50, "n_boot": 2000}
     # the published protocol: CIFAR-10 sources on the paper's class lists, the STL-10 animals
-    # reference, five architectures; PGD 50 steps of 0.1·eps at eps 0.1
+    # reference (ResNet-18), five architectures; PGD 50 steps of 0.1·eps at eps 0.1; a GPU
+    # ($ADVLENS_DEVICE=cuda) for training
     paper = {**laptop, "liang_data": "cifar10-stl10", "cifar_kw": {"root": "$ADVLENS_CIFAR10"},
-             "stl10_kw": {"root": "$ADVLENS_STL10"}, "n_images": 1000}
+             "stl10_kw": {"root": "$ADVLENS_STL10"}, "n_images": 1000,
+             "experiments": ["A-cifar10-stl10", "B-cifar10-stl10"], "arch": "tv-resnet18",
+             "epochs": 30, "train_batch_size": 128,
+             "b_archs": {"fcnet": 30, "lenet": 30, "alexnet": 30, "tv-resnet18": 30,
+                         "tv-resnet50": 30}}
     return {"smoke": smoke, "laptop": laptop, "paper": paper}
 
 
@@ -152,6 +157,15 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "transfer_targeted_metric": "top5", "n_boot": 2000,
                   "batch_size": 64, "zoo_seed": 0, "family_models": []},
     },
+    # --- 05: seed sweep of the other notebooks ------------------------------------------------
+    # each seed s reruns the listed notebooks (those that exist) with seed = zoo_seed = s
+    "05": {
+        "smoke": {"seeds": [0, 1], "sweep_notebooks": ["01", "02"], "sweep_dir": None},
+        "laptop": {"seeds": [0, 1, 2], "sweep_notebooks": ["01", "02", "03", "04"],
+                   "sweep_dir": None},
+        "paper": {"seeds": [0, 1, 2], "sweep_notebooks": ["01", "02", "03", "04"],
+                  "sweep_dir": None},
+    },
     # --- 03: Linsley et al. adversarial alignment -------------------------------------------
     # datasets: digits (stroke maps) and twin-cue (shape-cue maps) are stand-ins for ClickMe,
     # scored with the zoo's own models; "clickme" = the real ClickMe files with the paper zoo's
@@ -172,15 +186,6 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "data_kw": {"path": "$ADVLENS_CLICKME", "size": 224}, "archs": None,
                   "n_images": 1000, "attacks": ["pgd", "ddn"], "ddn_steps": 100,
                   "batch_size": 32, "n_boot": 2000, "twin_n": 1000, "n_show": 6},
-    },
-    # --- 05: seed sweep of the other notebooks ------------------------------------------------
-    # each seed s reruns the listed notebooks (those that exist) with seed = zoo_seed = s
-    "05": {
-        "smoke": {"seeds": [0, 1], "sweep_notebooks": ["01", "02"], "sweep_dir": None},
-        "laptop": {"seeds": [0, 1, 2], "sweep_notebooks": ["01", "02", "03", "04"],
-                   "sweep_dir": None},
-        "paper": {"seeds": [0, 1, 2], "sweep_notebooks": ["01", "02", "03", "04"],
-                  "sweep_dir": None},
     },
     # --- 04: Liang et al. adversarial vs knowledge transferability ------------------------------
     "04": _liang_presets(),
