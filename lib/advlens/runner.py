@@ -158,9 +158,19 @@ def grid_folder(params: Mapping[str, Any]) -> str:
 
 def _grid_point(task: tuple[str, Sequence[str] | None, Path, dict[str, Any], bool,
                             Path | None]) -> list[NotebookRun]:
+    import asyncio
+
     preset, only, folder, point, progress, notebooks = task
-    return run(preset, only=only, out=folder, params=point, progress=progress,
-               notebooks=notebooks)
+    # a worker thread may inherit (or share) an event loop that is already running;
+    # papermill's synchronous client needs a loop of its own
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return run(preset, only=only, out=folder, params=point, progress=progress,
+                   notebooks=notebooks)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 def run_grid(grid: Mapping[str, Sequence[Any]], preset: str = "laptop", *,
