@@ -22,6 +22,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -90,7 +91,19 @@ def notebook_parameters(path: Path) -> dict[str, Any]:
     return declared
 
 
+# papermill's synchronous kernel client is not safe to run from two threads of one process at
+# once (jupyter_core shares its event-loop runner): threaded dask workers take turns, worker
+# processes (the default of parallel.local_cluster) still run side by side.
+_EXECUTE_LOCK = threading.Lock()
+
+
 def _execute(path: Path, out_dir: Path, params: dict[str, Any], progress: bool) -> NotebookRun:
+    with _EXECUTE_LOCK:
+        return _execute_unlocked(path, out_dir, params, progress)
+
+
+def _execute_unlocked(path: Path, out_dir: Path, params: dict[str, Any],
+                      progress: bool) -> NotebookRun:
     import papermill
     from traitlets.config import Config
 
