@@ -10,9 +10,10 @@ the peers: ``steps = B``, not counting their own extra forwards). Peers: foolbox
 FMN-L∞, adv-lib ALMA (defaults: P2 penalty, lr 0.1) / DDN (``levels=None``: no 8-bit
 quantisation, like ours) / FMN-L2 / FMN-L∞. Reported per attack: median norm of the returned
 adversarial (failures count as +inf; recomputed here with an independent forward pass), success
-rate, wall time (median over ``--repeats``). Attacks run interleaved (round-robin, peers and
-ours alternating, order reversed every other repeat) so that load from other processes on the
-shared CPU hits all of them alike.
+rate (also with each image recomputed alone: ``success_alone``), wall and CPU time
+(``time.process_time``; median over ``--repeats``). Attacks run interleaved (round-robin, peers
+and ours alternating, order reversed every other repeat) so that load from other processes on
+the shared CPU hits all of them alike.
 Part 2 — throughput: each of our attacks as a fraction of the model's raw speed at the same batch
 (raw forward+backward for the input gradient, parameters frozen, and raw forward for the
 forward-only checks); each attack is timed right after its own raw runs (median ratio over
@@ -140,16 +141,19 @@ def peers_available(norm: str) -> dict[str, Runner]:
 
 
 def measured_norms(model: nn.Module, x: Tensor, y: Tensor, adv: Tensor,
-                   norm: str) -> tuple[np.ndarray, float]:
-    """Independent check: norm of each returned example, +inf where it is not adversarial."""
+                   norm: str) -> tuple[np.ndarray, float, float]:
+    """Independent check: norm of each returned example, +inf where it is not adversarial; the
+    success rate; and the success rate when each example is recomputed alone (batch of 1: other
+    float rounding), which points right at the boundary may fail."""
     with torch.no_grad():
         fooled = model(adv).argmax(1) != y
+        alone = torch.cat([model(a[None]).argmax(1) for a in adv]) != y
     inside = (adv.min() >= 0) and (adv.max() <= 1)
     assert inside, "an attack returned pixels outside [0, 1]"
     d = (adv - x).flatten(1)
     size = d.norm(dim=1) if norm == "l2" else d.abs().amax(dim=1)
     size = torch.where(fooled, size, torch.full_like(size, float("inf")))
-    return size.numpy(), float(fooled.float().mean())
+    return size.numpy(), float(fooled.float().mean()), float(alone.float().mean())
 
 
 def strength(model_name: str, model: nn.Module, x: Tensor, y: Tensor, budgets: list[int],
@@ -173,20 +177,26 @@ def strength(model_name: str, model: nn.Module, x: Tensor, y: Tensor, budgets: l
     for budget in budgets:
         xb, yb = (x[:n_large], y[:n_large]) if budget >= 5000 else (x, y)
         times: dict[str, list[float]] = {k: [] for k in contenders}
+        cpu: dict[str, list[float]] = {k: [] for k in contenders}
         norms: dict[str, np.ndarray] = {}
         rates: dict[str, float] = {}
+        alone: dict[str, float] = {}
         for rep in range(repeats):
             order = list(contenders) if rep % 2 == 0 else list(reversed(contenders))
             for name in order:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 adv = contenders[name](model, xb, yb, budget)
                 times[name].append(time.perf_counter() - t0)
-                norms[name], rates[name] = measured_norms(model, xb, yb, adv.detach(), norm)
+                cpu[name].append(time.process_time() - c0)
+                norms[name], rates[name], alone[name] = measured_norms(model, xb, yb,
+                                                                       adv.detach(), norm)
         for name in contenders:
             rows.append({"model": model_name, "norm": norm, "budget": budget, "n": len(xb),
                          "attack": name, "median": float(np.median(norms[name])),
                          "mean_successful": float(norms[name][np.isfinite(norms[name])].mean()),
-                         "success": rates[name], "wall_s": statistics.median(times[name])})
+                         "success": rates[name], "success_alone": alone[name],
+                         "wall_s": statistics.median(times[name]),
+                         "cpu_s": statistics.median(cpu[name])})
         print(pd.DataFrame([r for r in rows if r["budget"] == budget]).to_string(
             index=False, float_format=lambda v: f"{v:.4g}"), flush=True)
     return pd.DataFrame(rows)
@@ -209,12 +219,23 @@ def raw_forward(model: nn.Module, x: Tensor, passes: int) -> None:
         model(x)
 
 
+class Clock:
+    """Wall time and this process's CPU time (``time.process_time``) since construction; with
+    one thread the CPU time does not count what other processes on a shared machine take."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def elapsed(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
 def throughput(model: nn.Module, x: Tensor, y: Tensor, repeats: int, steps: int = 100
                ) -> pd.DataFrame:
     """Throughput of each attack as a fraction of the model's raw speed: the time the model's own
     passes would take at raw speed (forward+backward passes × raw pass time + forward-only
     passes × raw forward time, both measured right before the attack, so both see the same
-    load) over the attack's wall time; median over repeats."""
+    load) over the attack's time; median over repeats, in wall time and in CPU time."""
     runs: dict[str, Callable[[], attacks.AttackResult]] = {
         "ddn": lambda: attacks.ddn(model, x, y, steps=steps),
         "fmn-l2": lambda: attacks.fmn(model, x, y, steps=steps),
@@ -229,31 +250,42 @@ def throughput(model: nn.Module, x: Tensor, y: Tensor, repeats: int, steps: int 
         "pgd-l2": lambda: attacks.pgd(model, x, y, eps=1.0, steps=steps),
         "ifgsm-search": lambda: attacks.ifgsm_search(model, x, y, steps=10, tries=9),
     }
-    ratios: dict[str, list[float]] = {k: [] for k in runs}
-    raw_rates: list[float] = []
+    clocks = ("wall", "cpu")
+    ratios = {(k, c): [] for k in runs for c in clocks}
+    raw_rates: dict[str, list[float]] = {c: [] for c in clocks}
     for _ in range(repeats):
         for name, fn in runs.items():
-            t0 = time.perf_counter()
+            clock = Clock()
             raw_pass(model, x, steps)
-            t_pass = (time.perf_counter() - t0) / steps
-            t0 = time.perf_counter()
+            t_pass = [t / steps for t in clock.elapsed()]
+            clock = Clock()
             raw_forward(model, x, steps)
-            t_forward = (time.perf_counter() - t0) / steps
+            t_forward = [t / steps for t in clock.elapsed()]
             model.train()  # the attacks must switch to eval themselves
-            t0 = time.perf_counter()
+            clock = Clock()
             r = fn()
-            elapsed = time.perf_counter() - t0
+            elapsed = clock.elapsed()
             model.eval()
-            # the model's own compute for this run, at the raw speed just measured
-            ideal = r.passes * t_pass + r.forwards * t_forward
-            ratios[name].append(ideal / elapsed)
-            raw_rates.append(1 / t_pass)
-    rows = [{"attack": "raw forward+backward", "passes_per_s": statistics.median(raw_rates),
-             "fraction_of_raw": 1.0}]
-    rows += [{"attack": k, "passes_per_s": statistics.median(v) * statistics.median(raw_rates),
-              "fraction_of_raw": statistics.median(v)} for k, v in ratios.items()]
+            for k, c in enumerate(clocks):
+                # the model's own compute for this run, at the raw speed just measured
+                ideal = r.passes * t_pass[k] + r.forwards * t_forward[k]
+                ratios[name, c].append(ideal / elapsed[k])
+                raw_rates[c].append(1 / t_pass[k])
     # passes_per_s of an attack: forward-only passes converted at their measured relative cost
+    raw = {c: statistics.median(raw_rates[c]) for c in clocks}
+    rows = [{"attack": "raw forward+backward", "passes_per_s_wall": raw["wall"],
+             "passes_per_s_cpu": raw["cpu"], "fraction_of_raw_wall": 1.0,
+             "fraction_of_raw_cpu": 1.0}]
+    for name in runs:
+        row: dict[str, str | float] = {"attack": name}
+        for c in clocks:
+            row[f"passes_per_s_{c}"] = statistics.median(ratios[name, c]) * raw[c]
+        for c in clocks:
+            row[f"fraction_of_raw_{c}"] = statistics.median(ratios[name, c])
+        rows.append(row)
     df = pd.DataFrame(rows)
+    print(f"throughput: batch {len(x)}, {steps} passes per run, median of {repeats} repeats",
+          flush=True)
     print(df.to_string(index=False, float_format=lambda v: f"{v:.3g}"), flush=True)
     return df
 
