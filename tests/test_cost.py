@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import torch
 from torch import nn
 
 from advlens import cost
+from advlens.data import ImageSet
 from advlens.zoo import ModelConfig
 
 
@@ -48,3 +50,141 @@ def test_passes_and_hours_for_a_hand_counted_zoo() -> None:
     with pytest.raises(ValueError, match="no FLOPs measured"):
         cost.gpu_hours(cost.notebook_passes(knobs, zoo), flops.assign(arch="other"))
     assert "| **all** |" in cost.markdown(hours.reset_index(), gpus=(cost.Gpu("X", 1e9, 0.5),))
+
+
+# ------------------------------------------------------- pass counts against counted forwards
+class _Counter:
+    """Images entering one model's forward calls (a pre-hook: forwards stopped at a layer, as
+    for features, count too), split as the cost model splits passes: training (module in train
+    mode), forward+backward (a graph is recorded: grad mode on and the input or a parameter
+    requires grad), forward."""
+
+    def __init__(self) -> None:
+        self.fwd = self.fwd_bwd = self.train = 0
+
+    def add(self, module: nn.Module, args: tuple) -> None:
+        n = int(args[0].shape[0])
+        graph = torch.is_grad_enabled() and (
+            args[0].requires_grad or any(p.requires_grad for p in module.parameters()))
+        if module.training:
+            self.train += n
+        elif graph:
+            self.fwd_bwd += n
+        else:
+            self.fwd += n
+
+    def counts(self) -> tuple[int, int]:
+        return self.fwd, self.fwd_bwd
+
+
+def _counted(model: nn.Module, counter: _Counter | None = None) -> _Counter:
+    counter = counter or _Counter()
+    # a plain function: deep copies of the model (probes) share it, so their passes count too
+    model.register_forward_pre_hook(lambda module, args: counter.add(module, args))
+    return counter
+
+
+def _tiny(classes: int, seed: int, width: int = 3 * 8 * 8) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(width, 16), nn.ReLU(),
+                         nn.Linear(16, classes)).eval()
+
+
+def _images(model: nn.Module, n: int, seed: int, classes: int = 10) -> ImageSet:
+    """Random images labelled with ``model``'s own predictions: it gets every one right (the
+    cost model's upper bound)."""
+    x = torch.rand(n, 3, 8, 8, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    return ImageSet(x, y, None, [str(c) for c in range(classes)], "random")
+
+
+def test_notebook03_passes_equal_the_forwards_of_its_code_path() -> None:
+    from advlens import attacks
+    from advlens.papers import linsley2023
+
+    model = _tiny(10, 0)
+    pool = _images(model, 40, 1)
+    # images the search breaks at eps_max: then every round runs for every image (the bound)
+    broken = attacks.minimal_eps_pgd(model, pool.images, pool.labels).success
+    data = pool.subset(broken.nonzero().flatten()[:12])
+    maps = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    k = {"attacks": ["pgd", "ddn"], "ddn_steps": 3, "n_show": 4}
+    counter = _counted(model)
+    config = ModelConfig("resnet18", source="robustness", dataset="imagenet", epochs=0,
+                         checkpoint="a")
+    out = linsley2023.study({"m": model}, {"m": config}, data, maps, attacks_=k["attacks"],
+                            ddn_steps=k["ddn_steps"], batch_size=5, n_boot=10)
+    searched = out["per_image"][out["per_image"]["attack"] == "pgd"]
+    assert len(searched) == 12 and searched["broken"].all()
+    linsley2023.saliency_alignment({"m": model}, data, maps, human_maps=False, batch_size=5)
+    right = linsley2023.correct(model, data.images, data.labels)  # the qualitative panel
+    pick = right.nonzero().flatten()[:k["n_show"]]
+    linsley2023.qualitative(model, data.images[pick], data.labels[pick], maps[pick])
+    assert counter.counts() == cost.alignment_passes(k, 12, shown=True)
+    counter.fwd = counter.fwd_bwd = 0
+    linsley2023.saliency_alignment({"m": model}, data, maps, human_maps=False)
+    assert counter.counts() == (0, 12)  # one saliency pass per image
+
+
+def test_notebook04_passes_equal_the_forwards_of_its_code_path() -> None:
+    from advlens.papers import liang2021
+
+    k = {"alpha_attack": "pgd", "steps": 3, "n_images": 7, "probe": "linear",
+         "probe_epochs": 2, "probe_lr": 0.01, "val_fraction": 0.25, "batch_size": 4}
+    # a config only for the split sizes the cost model reads (twin-cue: sizes as given)
+    ref_config = ModelConfig("cnn-s", dataset="twin-cue", variant="both", n_train=16,
+                             n_test=10, epochs=1)
+    reference = _tiny(4, 0)
+    train = _images(reference, 16, 1, classes=4)
+    test = _images(reference, 10, 2, classes=4)
+    sources = {"a": _tiny(10, 3), "b": _tiny(6, 4)}
+    counters = {"reference": _counted(reference),
+                **{name: _counted(m) for name, m in sources.items()}}
+    settings = liang2021.Settings(attack="pgd", eps=0.1, steps=k["steps"],
+                                  n_images=k["n_images"], probe_epochs=k["probe_epochs"],
+                                  val_fraction=k["val_fraction"], batch_size=k["batch_size"])
+    rows = liang2021.evaluate_sources(reference, sources, train, test, settings, seed=0)
+    with torch.no_grad():  # run_experiment's reference accuracy, outside evaluate_sources
+        reference(test.images)
+    assert rows["n_alpha"].tolist() == [7, 7]
+    expected = cost.liang_passes(k, ref_config, [ref_config, ref_config])
+    assert counters["reference"].counts() == expected["reference"]
+    assert counters["a"].counts() == expected[0]
+    assert counters["b"].counts() == expected[1]
+
+
+@pytest.mark.parametrize("regime", ["standard", "harmonized"])
+def test_training_passes_equal_the_forwards_of_zoo_training(regime: str, tmp_path,
+                                                           monkeypatch) -> None:
+    from advlens import zoo
+    from advlens.zoo import training
+    from advlens.zoo.architectures import build_model
+
+    counter = _Counter()
+
+    def counted_model(*args, **kwargs):
+        model = build_model(*args, **kwargs)
+        _counted(model, counter)
+        return model
+
+    monkeypatch.setattr(training, "build_model", counted_model)
+    harmonized = {"harmonizer_weight": 1.0, "importance_map": "shape"}
+    config = ModelConfig("mlp-s", dataset="twin-cue", variant="both", n_train=12, n_test=6,
+                         epochs=2, batch_size=4, regime=regime,
+                         **(harmonized if regime == "harmonized" else {}))
+    zoo.load(config, tmp_path, progress=False)
+    assert (counter.fwd, counter.fwd_bwd, counter.train) == cost.trained_passes(config)
+
+
+def test_training_step_flops_are_measured_not_assumed() -> None:
+    from advlens.zoo.architectures import build_model
+
+    config = ModelConfig("mlp-s", dataset="twin-cue", variant="both")
+    forward, backward = cost.pass_flops(build_model("mlp-s", "twin-cue"), 32)
+    plain = cost.train_step_flops(config)
+    # backward into the weights of every layer and into the inputs of all but the first
+    assert forward + backward < plain < 3 * forward
+    harmonized = cost.train_step_flops(config.replace(regime="harmonized", harmonizer_weight=1.0,
+                                                      importance_map="shape"))
+    assert harmonized > plain + backward  # the saliency pass, and the backward through it

@@ -72,6 +72,7 @@ Package tree (one concept per module)::
       su2018.py, su2018_figures.py             Su et al. (ECCV 2018), notebook 02
       linsley2023.py, linsley2023_figures.py   Linsley et al. (2023), notebook 03
       liang2021.py, liang2021_figures.py       Liang et al. (ICML 2021), notebook 04
+      costs.py             the paper preset's GPU-hour table, notebooks 00-04 (CLI)
     running
       presets.py           the knobs of every notebook at smoke / laptop / paper scale
       runner.py            papermill batch runs and the CLI (python -m advlens, __main__.py)

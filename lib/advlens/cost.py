@@ -9,16 +9,23 @@ image runs every iteration; early success or early stopping only lowers them). G
 FLOPs / (peak dense bf16 throughput × an assumed sustained utilisation); the utilisation is an
 assumption, stated in the table, not a measurement.
 
-``python -m advlens.cost`` prints the README table (``--flops CSV`` reuses measured FLOPs).
+Training steps (zoo models a ``paper`` notebook trains: notebook 04's CIFAR-10 / STL-10 models,
+notebook 03's twin-cue ground-truth models) are measured the same way, one step of the zoo's own
+training code (:func:`advlens.zoo.regimes.training_loss`, its input gradient for harmonized
+models, the backward pass into the parameters), per image.
+
+``python -m advlens.papers.costs`` prints the README table for notebooks 00-04 (notebook 04's
+experiments are paper code, which this kernel module does not import).
 """
 
 from __future__ import annotations
 
-import argparse
+import inspect
+import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -62,6 +69,45 @@ def pass_flops(model: nn.Module, size: int, channels: int = 3) -> tuple[float, f
     return float(forward), float(counter.get_total_flops())
 
 
+class _NoModules:
+    """Stands in for ``FlopCounterMode``'s module tracker, whose backward hooks break
+    ``torch.autograd.grad`` on a leaf input (the harmonizer's saliency); totals need no
+    per-module breakdown."""
+
+    parents = ("Global",)
+
+    def __enter__(self) -> _NoModules:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+
+def train_step_flops(config: Any, batch: int = 2) -> float:
+    """FLOPs per image of one training step of zoo ``config`` (forward, the regime's extra
+    passes, backward into the parameters), measured with ``FlopCounterMode`` on random images
+    of the config's data shape (``batch`` >= 2: BatchNorm trains on no fewer)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from advlens.zoo.architectures import DATASET_SHAPES, build_model
+    from advlens.zoo.regimes import Batch, training_inputs, training_loss
+
+    model = build_model(config.arch, config.dataset, seed=0, num_classes=config.num_classes)
+    channels, size = DATASET_SHAPES[config.dataset]
+    x = torch.rand(batch, channels, size, size)
+    y = torch.arange(batch) % config.num_classes
+    maps = torch.rand(batch, 1, size, size) if config.regime == "harmonized" else None
+    step = Batch(x, y, None, maps)
+    model.train()
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _NoModules()
+    with counter:
+        inputs = training_inputs(model, step, config, torch.Generator().manual_seed(0))
+        loss, _ = training_loss(model, step, inputs, config)
+        loss.backward()
+    return float(counter.get_total_flops()) / batch
+
+
 def architecture(arch: str, source: str) -> nn.Module:
     """An untrained network of a paper-zoo architecture (no weights needed to count FLOPs)."""
     if source == "timm":
@@ -77,71 +123,249 @@ def architecture(arch: str, source: str) -> nn.Module:
     return torchvision.models.get_model(arch, weights=None)
 
 
-def measure_flops(configs: list, progress: bool = True) -> pd.DataFrame:
-    """One row per architecture of ``configs``: forward and backward FLOPs per image."""
+def flops_key(config: Any) -> str:
+    """The FLOPs-table row of a config: a published architecture by name; a trained zoo model
+    by architecture, data set and regime (training FLOPs depend on the regime)."""
+    if config.source != "trained":
+        return config.arch
+    return f"{config.arch} ({config.dataset}, {config.regime})"
+
+
+def measure_flops(configs: Iterable[Any], progress: bool = True) -> pd.DataFrame:
+    """One row per :func:`flops_key` of ``configs``: forward and input-gradient backward FLOPs
+    per image, and for trained zoo models the FLOPs per image of a training step."""
+    from advlens.zoo.architectures import DATASET_SHAPES, build_model
     from advlens.zoo.paper import PAPER_ARCHS
 
     rows, seen = [], set()
     for config in configs:
-        if config.arch in seen:
+        key = flops_key(config)
+        if key in seen:
             continue
-        seen.add(config.arch)
-        size = PAPER_ARCHS[config.arch].input_size
-        fwd, bwd = pass_flops(architecture(config.arch, config.source), size)
-        rows.append({"arch": config.arch, "source": config.source, "size": size,
-                     "forward_gflops": fwd / 1e9, "backward_gflops": bwd / 1e9})
+        seen.add(key)
+        train = float("nan")
+        if config.source == "trained":
+            channels, size = DATASET_SHAPES[config.dataset]
+            model = build_model(config.arch, config.dataset, num_classes=config.num_classes)
+            fwd, bwd = pass_flops(model, size, channels)
+            train = train_step_flops(config)
+        else:
+            size = PAPER_ARCHS[config.arch].input_size
+            fwd, bwd = pass_flops(architecture(config.arch, config.source), size)
+        rows.append({"arch": key, "source": config.source, "size": size,
+                     "forward_gflops": fwd / 1e9, "backward_gflops": bwd / 1e9,
+                     "train_gflops": train / 1e9})
         if progress:
-            print(f"{config.arch}: {fwd / 1e9:.2f} + {bwd / 1e9:.2f} GFLOPs", file=sys.stderr)
+            print(f"{key}: {fwd / 1e9:.3g} + {bwd / 1e9:.3g} GFLOPs, train {train / 1e9:.3g}",
+                  file=sys.stderr)
     return pd.DataFrame(rows)
 
 
-def notebook_passes(knobs: Mapping[str, Mapping], zoo: list) -> pd.DataFrame:
-    """Forward-only and forward+backward passes per (notebook, architecture) at the paper
-    preset ``knobs`` (``{"00": {...}, "01": {...}, "02": {...}}``) over the paper ``zoo``."""
+# Labelled images per class (train, test) as released: CIFAR-10 and STL-10.
+PER_CLASS = {"cifar10": (5000, 1000), "stl10": (500, 800)}
+
+
+def split_size(config: Any, split: str) -> int:
+    """Images in ``split`` ("train"/"test") of a trained zoo ``config``'s data (as
+    :func:`advlens.zoo.datasets.dataset_for` cuts it), without loading them."""
+    from advlens.data.twin_cue import DEFAULT_N
+
+    n = config.n_train if split == "train" else config.n_test
+    if config.dataset == "twin-cue":
+        full = DEFAULT_N[split]
+    elif config.dataset in PER_CLASS:
+        full = PER_CLASS[config.dataset][split == "test"] * 10
+    else:
+        raise ValueError(f"no split sizes for {config.dataset!r}; the paper preset trains on "
+                         f"twin-cue, {', '.join(PER_CLASS)}.")
+    full = full if n is None else min(n, full)
+    return full * len(config.classes) // 10 if config.classes is not None else full
+
+
+def trained_passes(config: Any) -> tuple[int, int, int]:
+    """(forward, forward+backward, training-step) images of training ``config`` and evaluating
+    it as :func:`advlens.zoo.load` does: ``epochs`` × its training split; clean accuracy on its
+    test split; the robust record (default :class:`~advlens.zoo.evaluation.RobustEval`: clean
+    check, L2-PGD with its confirming forward, adversarial check)."""
+    from advlens.zoo.evaluation import RobustEval
+
+    robust = RobustEval()
+    n_test = split_size(config, "test")
+    n_robust = min(robust.n, n_test)
+    return (n_test + 3 * n_robust, robust.steps * n_robust,
+            config.epochs * split_size(config, "train"))
+
+
+def _defaults(fn: Any) -> dict[str, Any]:
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def _halvings(width: float, target: float) -> int:
+    k = 0
+    while width > target:
+        width, k = width / 2, k + 1
+    return k
+
+
+def tolerance_search_passes() -> tuple[int, int]:
+    """(forward, forward+backward) passes per image of :func:`advlens.attacks.minimal_eps_pgd`
+    at its defaults, every image running every round: eps_max, eps_mid, then the longer of the
+    two bisections; per round ``steps`` passes and one check; a clean and a confirming
+    forward."""
+    from advlens.attacks import minimal_eps_pgd
+
+    d = _defaults(minimal_eps_pgd)
+    rounds = 2 + max(_halvings(d["eps_mid"] - d["eps_min"], d["width_low"]),
+                     _halvings(d["eps_max"] - d["eps_mid"], d["width_high"]))
+    return 2 + rounds, rounds * d["steps"]
+
+
+def attack_passes(attack: str, ddn_steps: int) -> tuple[int, int]:
+    """(forward, forward+backward) per image of notebook 03's attack (pgd search, or DDN with
+    ``ddn_steps`` steps and its confirming forward)."""
+    if attack == "pgd":
+        return tolerance_search_passes()
+    if attack == "ddn":
+        return 1, ddn_steps
+    raise ValueError(f"attack must be 'pgd' or 'ddn'; got {attack!r}.")
+
+
+def alignment_passes(k: Mapping[str, Any], n: int, shown: bool) -> tuple[int, int]:
+    """(forward, forward+backward) of notebook 03 on one model and ``n`` images (upper bound:
+    every image classified correctly): accuracy and the correct mask, each attack, the
+    saliency scores; ``shown``: the model of the qualitative panel (correct mask, the PGD search
+    and saliency on ``n_show`` images)."""
+    fwd, fb = 2 * n, n
+    for attack in k["attacks"]:
+        f, b = attack_passes(attack, k["ddn_steps"])
+        fwd, fb = fwd + n * f, fb + n * b
+    if shown:
+        f, b = tolerance_search_passes()
+        fwd, fb = fwd + n + k["n_show"] * f, fb + k["n_show"] * (b + 1)
+    return fwd, fb
+
+
+def liang_passes(k: Mapping[str, Any], reference: Any,
+                 sources: Sequence[Any]) -> dict[Any, tuple[int, int]]:
+    """Notebook 04's measurement for one seed of one experiment (upper bound: the reference
+    classifies every test image correctly): per model name (``reference`` or source position)
+    its (forward, forward+backward) passes -- clean logits, one attack, the logit changes, the
+    linear probe's features and test accuracy of each source, the reference's accuracy."""
+    if k["probe"] != "linear":
+        raise ValueError("the cost model counts linear probes only (the paper preset's).")
+    n_test, n_train = split_size(reference, "test"), split_size(reference, "train")
+    n = min(k["n_images"], n_test)
+    attack = (1, 1) if k["alpha_attack"] == "fgsm" else (1, k["steps"])
+    s = len(sources)
+    # reference: its prediction on the test split and its accuracy; clean logits, its attack,
+    # every source's perturbation and its own; a source: clean logits, its attack, its own
+    # perturbation, the probe's features (train + validation split), the probe check (4
+    # images) and the probed model's test accuracy
+    out: dict[Any, tuple[int, int]] = {
+        "reference": (2 * n_test + (2 + attack[0] + s) * n, attack[1] * n)}
+    for i in range(s):
+        out[i] = ((2 + attack[0]) * n + n_train + 4 + n_test, attack[1] * n)
+    return out
+
+
+def notebook_passes(knobs: Mapping[str, Mapping], zoo: list,
+                    experiments: Sequence[Any] = ()) -> pd.DataFrame:
+    """Forward-only, forward+backward and training-step passes per (notebook, model) at the
+    paper preset ``knobs`` (``{"00": {...}, ...}``; notebooks absent are skipped) over the paper
+    ``zoo``. Notebook 04 needs its ``experiments`` (objects with ``reference`` and ``sources``
+    holding ``config``: :func:`advlens.papers.liang2021.experiments_from_knobs`). The column
+    ``arch`` is the model's :func:`flops_key`; ``config`` one config of it."""
     rows = []
 
-    def add(notebook: str, arch: str, what: str, fwd: float, fb: float) -> None:
-        rows.append({"notebook": notebook, "arch": arch, "what": what, "fwd": fwd, "fwd_bwd": fb})
+    def add(notebook: str, config: Any, what: str, fwd: float, fb: float,
+            train: float = 0) -> None:
+        rows.append({"notebook": notebook, "arch": flops_key(config), "what": what, "fwd": fwd,
+                     "fwd_bwd": fb, "train": train, "config": config})
 
-    k = knobs["00"]  # every model: clean accuracy + L2-PGD (10 steps) on robust_eval_n images
-    for c in zoo:
-        add("00", c.arch, "evaluate", 2 * k["robust_eval_n"], 10 * k["robust_eval_n"])
-    k = knobs["01"]  # heatmaps: test reps, inversion, every model on every inverted set
-    heat = [c for c in zoo if c.source == "robustness" and c.arch in k["heatmap_archs"]
-            and c.eps == k["heatmap_eps"]]
-    for c in heat:
-        add("01", c.arch, "heatmap", k["n_data"] + k["n_pairs"] * (1 + len(heat)),
-            k["n_pairs"] * k["iterations"])
-    levels = [c for c in zoo if c.source == "robustness" and c.arch in k["robust_archs"]
-              and c.eps in k["robust_eps"]]
-    per_level = len(k["robust_archs"])
-    for c in levels:
-        add("01", c.arch, "robustness levels", k["n_data"] + k["robust_pairs"] * (1 + per_level),
-            k["robust_pairs"] * k["iterations"])
-    k = knobs["02"]  # attack suite per mode (untargeted + targeted) and the transfer matrix
-    standard = [c for c in zoo if c.regime == "standard" and c.seed == 0]
-    modes = 1 + len(k["target_modes"])
-    per_image = (k["search_tries"] * (1 + k["ifgsm_steps"]) + k["cw_binary_steps"] * k["cw_steps"]
-                 + k["ead_binary_steps"] * k["ead_steps"])
-    for c in standard:
-        n = k["n_images"]
-        add("02", c.arch, "attack suite", n * (1 + modes * k["search_tries"]),
-            n * modes * per_image)
-        add("02", c.arch, "transfer", 2 * n * len(standard), 2 * n * k["transfer_steps"])
+    k = knobs.get("00")  # every model: clean accuracy + L2-PGD (10 steps) on robust_eval_n images
+    for c in zoo if k else ():
+        add("00", c, "evaluate", 2 * k["robust_eval_n"], 10 * k["robust_eval_n"])
+    k = knobs.get("01")  # heatmaps: test reps, inversion, every model on every inverted set
+    if k:
+        heat = [c for c in zoo if c.source == "robustness" and c.arch in k["heatmap_archs"]
+                and c.eps == k["heatmap_eps"]]
+        for c in heat:
+            add("01", c, "heatmap", k["n_data"] + k["n_pairs"] * (1 + len(heat)),
+                k["n_pairs"] * k["iterations"])
+        levels = [c for c in zoo if c.source == "robustness" and c.arch in k["robust_archs"]
+                  and c.eps in k["robust_eps"]]
+        per_level = len(k["robust_archs"])
+        for c in levels:
+            add("01", c, "robustness levels",
+                k["n_data"] + k["robust_pairs"] * (1 + per_level),
+                k["robust_pairs"] * k["iterations"])
+    k = knobs.get("02")  # attack suite per mode (untargeted + targeted) and the transfer matrix
+    if k:
+        standard = [c for c in zoo if c.regime == "standard" and c.seed == 0]
+        modes = 1 + len(k["target_modes"])
+        per_image = (k["search_tries"] * (1 + k["ifgsm_steps"])
+                     + k["cw_binary_steps"] * k["cw_steps"]
+                     + k["ead_binary_steps"] * k["ead_steps"])
+        for c in standard:
+            n = k["n_images"]
+            add("02", c, "attack suite", n * (1 + modes * k["search_tries"]),
+                n * modes * per_image)
+            add("02", c, "transfer", 2 * n * len(standard), 2 * n * k["transfer_steps"])
+    k = knobs.get("03")  # every ImageNet model of the zoo on the ClickMe pool; twin-cue check
+    if k:
+        from advlens.zoo import spec
+        from advlens.zoo.evaluation import RobustEval
+
+        if k["datasets"] != ["clickme"]:
+            raise ValueError("the cost model counts notebook 03 on ClickMe (the paper preset).")
+        scored = [c for c in zoo if c.dataset == "imagenet"
+                  and (k["archs"] is None or c.arch in k["archs"])]
+        robust = RobustEval()  # the zoo loads at its default robust setting (once per file)
+        for i, c in enumerate(scored):
+            add("03", c, "zoo evaluation", 4 * robust.n, robust.steps * robust.n)
+            add("03", c, "tolerance and alignment",
+                *alignment_passes(k, k["n_images"], shown=i == 0))
+        twin = [c for c in spec(k["twin_zoo"]) if c.dataset == "twin-cue"
+                and c.variant == "both"]
+        for c in twin:
+            add("03", c, "twin-cue: train + evaluate", *trained_passes(c))
+            add("03", c, "twin-cue: cue reliance", 3 * k["twin_n"], k["twin_n"])
+    k = knobs.get("04")  # per seed: train reference + sources, alpha attacks, linear probes
+    if k and experiments:
+        references = dict.fromkeys(e.reference for e in experiments)  # trained once a seed
+        for _seed in k["seeds"]:
+            for ref in references:
+                add("04", ref, "train + evaluate (reference)", *trained_passes(ref))
+            for e in experiments:
+                for src in e.sources:
+                    add("04", src.config, "train + evaluate (source)",
+                        *trained_passes(src.config))
+                counted = liang_passes(k, e.reference, [s.config for s in e.sources])
+                add("04", e.reference, "alpha + probes", *counted["reference"])
+                for i, src in enumerate(e.sources):
+                    add("04", src.config, "alpha + probes", *counted[i])
     return pd.DataFrame(rows)
 
 
 def gpu_hours(passes: pd.DataFrame, flops: pd.DataFrame,
               gpus: tuple[Gpu, ...] = GPUS) -> pd.DataFrame:
     """Per notebook: passes, PFLOPs and estimated GPU-hours on each of ``gpus``."""
+    passes = passes.assign(train=passes["train"] if "train" in passes else 0.0)
+    flops = flops.assign(train_gflops=flops["train_gflops"] if "train_gflops" in flops
+                         else float("nan"))
     table = passes.merge(flops, on="arch", how="left")
-    if table["forward_gflops"].isna().any():
-        missing = sorted(table.loc[table["forward_gflops"].isna(), "arch"].unique())
-        raise ValueError(f"no FLOPs measured for {missing}; rerun measure_flops.")
+    missing = table["forward_gflops"].isna() | ((table["train"] > 0)
+                                                & table["train_gflops"].isna())
+    if missing.any():
+        names = sorted(table.loc[missing, "arch"].unique())
+        raise ValueError(f"no FLOPs measured for {names}; rerun measure_flops.")
     table["flops"] = 1e9 * (table["fwd"] * table["forward_gflops"]
                             + table["fwd_bwd"] * (table["forward_gflops"]
-                                                  + table["backward_gflops"]))
+                                                  + table["backward_gflops"])
+                            + table["train"] * table["train_gflops"].fillna(0.0))
     out = table.groupby("notebook").agg(fwd=("fwd", "sum"), fwd_bwd=("fwd_bwd", "sum"),
+                                        train=("train", "sum"),
                                         flops=("flops", "sum")).reset_index()
     out["pflops"] = out["flops"] / 1e15
     for gpu in gpus:
@@ -151,44 +375,28 @@ def gpu_hours(passes: pd.DataFrame, flops: pd.DataFrame,
 
 def markdown(hours: pd.DataFrame, gpus: tuple[Gpu, ...] = GPUS) -> str:
     """The README table."""
-    head = ("| notebook | forward passes | forward+backward passes | PFLOPs | "
-            + " | ".join(f"{g.name} GPU-hours" for g in gpus) + " |")
-    lines = [head, "|" + "---|" * (4 + len(gpus))]
+    head = ("| notebook | forward passes | forward+backward passes | training steps (images) "
+            "| PFLOPs | " + " | ".join(f"{g.name} GPU-hours" for g in gpus) + " |")
+    lines = [head, "|" + "---|" * (5 + len(gpus))]
     for r in hours.itertuples():
-        lines.append(f"| {r.notebook} | {r.fwd:.3g} | {r.fwd_bwd:.3g} | {r.pflops:.3g} | "
+        lines.append(f"| {r.notebook} | {r.fwd:.3g} | {r.fwd_bwd:.3g} | {r.train:.3g} | "
+                     f"{r.pflops:.3g} | "
                      + " | ".join(f"{getattr(r, f'{g.name}_hours'):.2g}" for g in gpus) + " |")
     total = hours.sum(numeric_only=True)
     lines.append(f"| **all** | {total['fwd']:.3g} | {total['fwd_bwd']:.3g} | "
-                 f"{total['pflops']:.3g} | "
+                 f"{total['train']:.3g} | {total['pflops']:.3g} | "
                  + " | ".join(f"{total[f'{g.name}_hours']:.2g}" for g in gpus) + " |")
     assumed = "; ".join(f"{g.name} {g.peak_bf16 / 1e12:.0f} TFLOP/s bf16 dense × "
                         f"{g.utilisation:.0%} sustained (assumed)" for g in gpus)
     return "\n".join(lines) + f"\n\nThroughput: {assumed}.\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m advlens.cost [--flops CSV] [--save CSV]``: the paper preset's GPU-hours."""
-    from advlens.presets import PRESETS
-    from advlens.zoo.paper import published_configs
-
-    parser = argparse.ArgumentParser(prog="python -m advlens.cost")
-    parser.add_argument("--flops", help="reuse FLOPs measured before (CSV from --save)")
-    parser.add_argument("--save", help="write the measured FLOPs to this CSV")
-    args = parser.parse_args(argv)
-    zoo = published_configs()
-    flops = pd.read_csv(args.flops) if args.flops else measure_flops(zoo)
-    if args.save:
-        Path(args.save).parent.mkdir(parents=True, exist_ok=True)
-        flops.to_csv(args.save, index=False)
-    knobs = {nb: PRESETS[nb]["paper"] for nb in ("00", "01", "02")}
-    print(markdown(gpu_hours(notebook_passes(knobs, zoo), flops)))
-    print("| architecture | source | input | forward GFLOPs | backward GFLOPs |")
-    print("|---|---|---|---|---|")
+def flops_markdown(flops: pd.DataFrame) -> str:
+    """The per-architecture FLOPs table printed below the README table."""
+    lines = ["| model | source | input | forward GFLOPs | backward GFLOPs | training step "
+             "GFLOPs |", "|---|---|---|---|---|---|"]
     for r in flops.itertuples():
-        print(f"| {r.arch} | {r.source} | {r.size} | {r.forward_gflops:.2f} | "
-              f"{r.backward_gflops:.2f} |")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        train = "" if math.isnan(r.train_gflops) else f"{r.train_gflops:.3g}"
+        lines.append(f"| {r.arch} | {r.source} | {r.size} | {r.forward_gflops:.3g} | "
+                     f"{r.backward_gflops:.3g} | {train} |")
+    return "\n".join(lines) + "\n"
