@@ -105,6 +105,15 @@ def test_map_models_loads_configs_on_the_worker(isolated_data: str) -> None:
         rtol=1e-6, atol=1e-6)
 
 
+def test_map_models_per_model_arguments_reach_their_model_only() -> None:
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    x = torch.rand(5, 1, 2, 2)
+    mapped = map_models(_rep_sum, {"a": model, "b": model}, x, scale=2.0,
+                        per_model={"b": {"scale": -1.0}}, progress=False)
+    torch.testing.assert_close(mapped["a"], _rep_sum(model, x, 2.0))
+    torch.testing.assert_close(mapped["b"], -_rep_sum(model, x))
+
+
 @pytest.mark.slow
 def test_killed_worker_loses_nothing(tmp_path: Path) -> None:
     pytest.importorskip("dask.distributed")

@@ -45,6 +45,43 @@ def test_attack_suite_rows_and_correct_images_only() -> None:
     assert results[("a", "ifgsm", "top-2")].targets is not None
 
 
+def _three_models() -> dict[str, torch.nn.Module]:
+    models = {f"m{i}": affine_model(k=4, seed=1) for i in range(3)}
+    with torch.no_grad():  # related models that disagree on some images: unequal image counts
+        for i, model in enumerate(models.values()):
+            model[1].weight.add_(affine_model(k=4, seed=2 + i)[1].weight * 0.3 * i)
+    return models
+
+
+def test_attack_suite_on_a_dask_client_equals_the_serial_run() -> None:
+    distributed = pytest.importorskip("dask.distributed")
+    models = _three_models()
+    x = centre_images(12, spread=0.3)
+    with torch.no_grad():
+        y = models["m0"](x).argmax(1)
+
+    def run(client: object | None) -> tuple[pd.DataFrame, dict]:
+        # random targets: one generator shared by the models, drawn in the serial order
+        return attack_suite(models, x, y, settings=TINY, target_modes=["random", "top-2"],
+                            n_boot=50, generator=torch.Generator().manual_seed(0),
+                            client=client)
+
+    serial, serial_results = run(None)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        mapped, mapped_results = run(client)
+    assert serial["attempts"].nunique() > 1  # the models attack different image sets
+    pd.testing.assert_frame_equal(mapped.drop(columns="wall_s"),
+                                  serial.drop(columns="wall_s"))
+    assert list(mapped_results) == list(serial_results)
+    for key, r in serial_results.items():
+        torch.testing.assert_close(mapped_results[key].adv, r.adv, rtol=0, atol=0)
+        assert torch.equal(mapped_results[key].targets if r.targets is not None
+                           else torch.zeros(0), r.targets if r.targets is not None
+                           else torch.zeros(0))
+
+
 def test_variance_explained_against_manual_sums() -> None:
     df = pd.DataFrame({"family": ["x", "x", "y", "y"], "d": [1.0, 2.0, 5.0, 6.0],
                        "size": [1.0, 2.0, 3.0, 4.0]})

@@ -142,13 +142,16 @@ def _model_task(task: tuple[Any, Any, tuple, dict]) -> Any:
 
 def map_models(fn: Callable[..., R], models: Mapping[str, Any], *args: Any,
                client: Any | None = None, retries: int = 1, progress: bool = True,
+               per_model: Mapping[str, Mapping[str, Any]] | None = None,
                **kwargs: Any) -> dict[str, R]:
-    """``{name: fn(model, *args, **kwargs)}`` for every model, in the mapping's order, through
-    :func:`pmap`. A model may be an ``nn.Module`` (pickled to the worker) or a
-    :class:`~advlens.zoo.ModelConfig` (loaded there from the shared zoo cache: cheaper to
-    send for large published models)."""
+    """``{name: fn(model, *args, **kwargs, **per_model[name])}`` for every model, in the
+    mapping's order, through :func:`pmap`. A model may be an ``nn.Module`` (pickled to the
+    worker) or a :class:`~advlens.zoo.ModelConfig` (loaded there from the shared zoo cache:
+    cheaper to send for large published models). ``per_model``: keyword arguments of one
+    model only (e.g. the images it classifies correctly), by name."""
     names = list(models)
-    tasks = [(fn, models[name], args, kwargs) for name in names]
+    tasks = [(fn, models[name], args, {**kwargs, **(per_model or {}).get(name, {})})
+             for name in names]
     results = pmap(_model_task, tasks, client=client, retries=retries, progress=progress,
                    desc=getattr(fn, "__name__", "per model"))
     return dict(zip(names, results, strict=True))

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -205,18 +206,46 @@ def run_attack(name: str, model: nn.Module, x: Tensor, y: Tensor, settings: Suit
     raise ValueError(f"unknown attack {name!r}; the suite has {SUITE}.")
 
 
+def _attack_model(model: nn.Module, *, x: Tensor, y: Tensor, targets: dict[str, Tensor | None],
+                  settings: SuiteSettings, suite: Sequence[str], batch_size: int, n_boot: int,
+                  seed: int) -> list[tuple[str, str, dict[str, Any], AttackResult]]:
+    """Every attack of ``suite`` in every mode (``targets``: mode -> targets or None) on one
+    model's correctly classified images: (attack, mode, table row, result) in mode, attack
+    order."""
+    out = []
+    for mode, t in targets.items():
+        for attack in suite:
+            start = time.perf_counter()
+            r = attacks.run_batched(
+                lambda m, xb, yb, targets=None, a=attack: run_attack(a, m, xb, yb, settings,
+                                                                     targets),
+                model, x, y, batch_size=batch_size, targets=t, progress=False)
+            wall = time.perf_counter() - start
+            d = distortion(r, n_boot=n_boot, seed=seed)
+            out.append((attack, mode, {"norm": r.norm, **d.as_dict(), "passes": r.passes,
+                                       "wall_s": wall}, r))
+    return out
+
+
 def attack_suite(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
                  settings: SuiteSettings | None = None, suite: Sequence[str] = SUITE,
                  target_modes: Sequence[str] = (), generator: torch.Generator | None = None,
                  batch_size: int = 256, n_boot: int = 2000, seed: int = 0,
-                 progress: bool | None = None) -> tuple[pd.DataFrame, dict]:
+                 progress: bool | None = None, client: Any | None = None
+                 ) -> tuple[pd.DataFrame, dict]:
     """Run ``suite`` on every model, untargeted and for each of ``target_modes``.
 
     Each model is attacked on the images of ``x`` it classifies correctly (Su et al.: correctly
     classified images). Returns (table, results): one table row per (model, attack, mode) with
     norm, distortion (mean over successful examples, bootstrap CI), success rate, attempts,
     passes and wall time; ``results[(model, attack, mode)]`` is the :class:`AttackResult`.
+    ``client``: a dask client (or ``$ADVLENS_SCHEDULER``) to attack the models in parallel
+    (:func:`advlens.parallel.map_models`); the correct images and the targets are chosen here
+    first, in the serial order, so ``generator`` draws the same targets and the results are
+    the serial ones, in the same order.
     """
+    from advlens.parallel import SCHEDULER_ENV, map_models
+
     settings = settings or SuiteSettings()
     unknown = sorted(set(suite) - set(SUITE))
     if unknown:
@@ -224,30 +253,29 @@ def attack_suite(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
     x = check_images(as_tensor(x, "x"), "x")
     y = check_labels(y, x.shape[0], "y")
     modes = ["untargeted", *target_modes]
-    rows, results = [], {}
-    jobs = [(m, a, mode) for m in models for a in suite for mode in modes]
-    bar = tqdm(total=len(jobs), desc="attack suite", disable=tqdm_disabled(progress))
+    inputs: dict[str, dict[str, Any]] = {}
     for name, model in models.items():
         correct = predict(model, x, batch_size=batch_size).argmax(1) == y
         xs, ys = x[correct], y[correct]
         if xs.shape[0] == 0:
             raise ValueError(f"model {name!r} classifies none of the images correctly.")
-        for mode in modes:
-            targets = None if mode == "untargeted" else attacks.choose_targets(
-                model, xs, ys, mode, generator)
-            for attack in suite:
-                start = time.perf_counter()
-                r = attacks.run_batched(
-                    lambda m, xb, yb, targets=None, a=attack: run_attack(a, m, xb, yb, settings,
-                                                                         targets),
-                    model, xs, ys, batch_size=batch_size, targets=targets, progress=False)
-                wall = time.perf_counter() - start
-                results[(name, attack, mode)] = r
-                d = distortion(r, n_boot=n_boot, seed=seed)
-                rows.append({"model": name, "attack": attack, "mode": mode, "norm": r.norm,
-                             **d.as_dict(), "passes": r.passes, "wall_s": wall})
-                bar.update()
-    bar.close()
+        targets = {mode: None if mode == "untargeted" else attacks.choose_targets(
+            model, xs, ys, mode, generator) for mode in modes}
+        inputs[name] = {"x": xs, "y": ys, "targets": targets}
+    common = {"settings": settings, "suite": suite, "batch_size": batch_size,
+              "n_boot": n_boot, "seed": seed}
+    if client is not None or os.environ.get(SCHEDULER_ENV):
+        done = map_models(_attack_model, models, client=client, progress=not tqdm_disabled(
+            progress), per_model=inputs, **common)
+    else:
+        done = {name: _attack_model(model, **inputs[name], **common)
+                for name, model in tqdm(models.items(), desc="attack suite",
+                                        disable=tqdm_disabled(progress))}
+    rows, results = [], {}
+    for name, attacked in done.items():
+        for attack, mode, row, r in attacked:
+            results[(name, attack, mode)] = r
+            rows.append({"model": name, "attack": attack, "mode": mode, **row})
     return pd.DataFrame(rows), results
 
 
