@@ -39,24 +39,34 @@ def p2_penalty(c: Tensor, rho: Tensor, mu: Tensor) -> Tensor:
                        mu * c / (1 - rho * neg))
 
 
-def p2_derivative(c: Tensor, rho: Tensor, mu: Tensor) -> Tensor:
-    """dP₂/dc in closed form: ``μ + 2μρc + ρ²c²/2`` for c ≥ 0, ``μ / (1 − ρc)²`` for c < 0."""
-    neg = c.clamp(max=0)
-    return torch.where(c >= 0, mu + 2 * mu * rho * c + rho**2 * c**2 / 2,
-                       mu / (1 - rho * neg) ** 2)
+def p2_derivative(c: Tensor, rho: Tensor, mu: Tensor,
+                  parts: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
+    """dP₂/dc in closed form: ``μ + 2μρc + ρ²c²/2`` for c ≥ 0, ``μ / (1 − ρc)²`` for c < 0.
+
+    ``parts``: :func:`p2_parts` of (c, ρ), computed once for several μ.
+    """
+    positive, square, denominator = p2_parts(c, rho) if parts is None else parts
+    return torch.where(positive, mu + 2 * mu * rho * c + square, mu / denominator)
 
 
-def logit_ratio(crit: Criterion, logits: Tensor, tolerance: float) -> Tensor:
+def p2_parts(c: Tensor, rho: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The μ-free parts of dP₂/dc: (c ≥ 0, ρ²c²/2, (1 − ρ·min(c, 0))²)."""
+    return c >= 0, rho**2 * c**2 / 2, (1 - rho * c.clamp(max=0)) ** 2
+
+
+def logit_ratio(crit: Criterion, logits: Tensor, tolerance: float,
+                margin: Tensor | None = None) -> Tensor:
     """The constraint: (margin + tolerance) / spread, negative iff adversarial by more than
     ``tolerance``.
 
     The spread is z₍₁₎ − z₍₃₎ (untargeted) or z₍₁₎ − (z₍₃₎ + z₍₄₎)/2 (targeted), the sorted logits
     of Croce & Hein's DLR, so the constraint does not change when the logits are scaled. Models
-    with fewer classes than that use the plain margin.
+    with fewer classes than that use the plain margin. ``margin``: ``crit.margin(logits)`` if
+    already computed.
     """
     k = logits.shape[1]
     need = 4 if crit.targeted else 3
-    margin = crit.margin(logits) + tolerance
+    margin = (crit.margin(logits) if margin is None else margin) + tolerance
     if k < need:
         return margin
     top = logits.topk(need, dim=1).values
@@ -107,25 +117,32 @@ def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
         found_at = torch.full_like(mu_t, steps + 1)
         found = torch.zeros(n, dtype=torch.bool, device=x0.device)
         previous = torch.zeros_like(mu_t)
+        margins: list[Tensor] = []  # each step's margin, computed once for both uses
+
+        def constraint(z: Tensor, _x: Tensor) -> Tensor:
+            margins.append(crit.margin(z))
+            return logit_ratio(crit, z, tolerance, margins[-1])
+
         for i in tqdm(range(steps), desc="ALMA", disable=tqdm_disabled(progress), leave=False):
             xa = x0 + delta
-            logits, c, grad = logits_and_grad(model, xa,
-                                              lambda z, _x: logit_ratio(crit, z, tolerance))
+            logits, c, grad = logits_and_grad(model, xa, constraint)
+            margin = margins.pop().detach()
             if i == 0:
                 previous = c
             elif (i + 1) % check_every == 0:
                 stalled = ~(found | (c < tau * previous))
                 rho_t = torch.where(stalled, rho_t * rho_growth, rho_t)
                 previous = c
+            parts = p2_parts(c, rho_t)
             if i > 0:
-                mu_t = torch.lerp(mu_t, p2_derivative(c, rho_t, mu_t), 1 - alpha).clamp(1e-6,
-                                                                                        1e12)
-            is_adv = crit.confidently_adversarial(logits) & (c < 0)
+                mu_t = torch.lerp(mu_t, p2_derivative(c, rho_t, mu_t, parts), 1 - alpha).clamp(
+                    1e-6, 1e12)
+            is_adv = crit.confidently_adversarial(logits, margin) & (c < 0)
             best.update(xa, is_adv)
-            found_at = torch.where(is_adv & ~found, torch.full_like(found_at, i), found_at)
+            found_at = found_at.masked_fill(is_adv & ~found, i)
             found |= is_adv
             # ∇(||δ||₂ + P₂(c)) = δ/||δ|| + P₂'(c)·∇c  (the first step: the penalty alone)
-            g = per_sample(p2_derivative(c, rho_t, mu_t), n, x0) * grad
+            g = per_sample(p2_derivative(c, rho_t, mu_t, parts), n, x0) * grad
             if i > 0:
                 g = g + unit_l2(delta)
             decay = lr_reduction ** ((i - found_at).clamp_min(0) / (steps - found_at))

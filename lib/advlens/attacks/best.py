@@ -37,11 +37,15 @@ class BestAdversarial:
         x = self.x if index is None else self.x[index]
         if score is None:
             score = lp_norms(candidate - x, self.norm)
-        old = self.score if index is None else self.score[index]
-        better = is_adv & (score < old)
+        if index is None:  # every image: a select, without the host sync of nonzero()
+            better = is_adv & (score < self.score)
+            self.score = torch.where(better, score, self.score)
+            self.adv = torch.where(better.view(-1, *([1] * (x.ndim - 1))), candidate, self.adv)
+            return better
+        better = is_adv & (score < self.score[index])
         rows = better.nonzero().flatten()
         if rows.numel():  # copy only the improved images
-            target = rows if index is None else index[rows]
+            target = index[rows]
             self.score[target] = score[rows]
             self.adv[target] = candidate[rows]
         return better

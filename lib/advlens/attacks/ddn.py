@@ -75,12 +75,14 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
             return -crit.margin(z)
 
         for i in tqdm(range(steps), desc="DDN", disable=tqdm_disabled(progress), leave=False):
-            logits, _, grad = logits_and_grad(model, xa, ce if i < first_margin else margin)
-            is_adv = crit.confidently_adversarial(logits)
-            best.update(xa, is_adv)
+            on_margin = i >= first_margin
+            logits, values, grad = logits_and_grad(model, xa, margin if on_margin else ce)
+            is_adv = crit.confidently_adversarial(logits, -values if on_margin else None)
+            delta = xa - x0
+            best.update(xa, is_adv, lp_norms(delta, "l2"))
             g = cosine(i, steps, gamma, gamma_end)
             eps = torch.minimum(torch.where(is_adv, eps * (1 - g), eps * (1 + g)), worst)
-            delta = xa - x0 + cosine(i, steps, max_step, min_step) * unit_l2(grad)
+            delta = delta + cosine(i, steps, max_step, min_step) * unit_l2(grad)
             delta = unit_l2(delta) * eps.view(-1, *([1] * (x0.ndim - 1)))
             xa = (x0 + delta).clamp(0.0, 1.0)
         result = best.result(model, crit, passes=steps, forwards=0)

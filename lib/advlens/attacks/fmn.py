@@ -63,7 +63,8 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
         for i in tqdm(range(steps), desc=f"FMN-{norm}", disable=tqdm_disabled(progress),
                       leave=False):
             logits, margin, grad = logits_and_grad(model, xa, lambda z, _x: crit.margin(z))
-            size = lp_norms(xa - x0, norm)
+            d = xa - x0
+            size = lp_norms(d, norm)
             is_adv = crit.confidently_adversarial(logits, margin)
             best.update(xa, is_adv, size)
             g = cosine(i, steps, gamma, gamma_end)
@@ -73,7 +74,7 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
             eps = torch.where(is_adv, torch.minimum(eps * (1 - g), best.score),
                               torch.where(best.found, eps * (1 + g), boundary))
             step = unit_l2(grad) if direction == "l2" else grad.sign()
-            delta = xa - x0 - cosine(i, steps, max_step, min_step) * step
+            delta = d - cosine(i, steps, max_step, min_step) * step
             xa = (x0 + project_ball(delta, eps, norm)).clamp(0.0, 1.0)
         result = best.result(model, crit, passes=steps, forwards=0)
     return result.to(home)
