@@ -40,21 +40,41 @@ class Optimiser(Protocol):
 
     def reset(self) -> None: ...
 
-    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
-        """Evaluate the current iterate (image, logits, per-sample objective), then update."""
+    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Evaluate the current iterate (image, logits, per-sample objective, margin), then
+        update."""
         ...
 
 
-def hinge(crit: Criterion, logits: Tensor, kappa: float) -> Tensor:
+def hinge(crit: Criterion, logits: Tensor, kappa: float,
+          margin: Tensor | None = None) -> Tensor:
     """C&W's f(): max(margin, −κ); the margin masks the other classes with −inf, so it is
-    correct for logits of any sign (torchattacks' masked-with-zero max is not)."""
-    return crit.margin(logits).clamp_min(-kappa)
+    correct for logits of any sign (torchattacks' masked-with-zero max is not). ``margin``:
+    ``crit.margin(logits)`` if already computed."""
+    return (crit.margin(logits) if margin is None else margin).clamp_min(-kappa)
 
 
-def is_adversarial_with_confidence(crit: Criterion, logits: Tensor, kappa: float) -> Tensor:
+class Penalised:
+    """The objective ``||x' − x||₂² + c·f(x')`` for :func:`logits_and_grad`; keeps the margin it
+    computed (``last_margin``, detached), so the success check needs no second one."""
+
+    def __init__(self, x0: Tensor, crit: Criterion, c: Tensor, kappa: float) -> None:
+        self.x0, self.crit, self.c, self.kappa = x0, crit, c, kappa
+        self.last_margin = torch.empty(0)
+
+    def __call__(self, logits: Tensor, xv: Tensor) -> Tensor:
+        margin = self.crit.margin(logits)
+        self.last_margin = margin.detach()
+        return (xv - self.x0).pow(2).flatten(1).sum(1) + self.c * hinge(self.crit, logits,
+                                                                         self.kappa, margin)
+
+
+def is_adversarial_with_confidence(crit: Criterion, logits: Tensor, kappa: float,
+                                   margin: Tensor | None = None) -> Tensor:
+    margin = crit.margin(logits) if margin is None else margin
     if kappa == 0:
-        return crit.confidently_adversarial(logits)
-    return crit.margin(logits) <= -kappa
+        return crit.confidently_adversarial(logits, margin)
+    return margin <= -kappa
 
 
 def const_search(model: nn.Module, crit: Criterion, opt: Optimiser, best: BestAdversarial, *,
@@ -73,9 +93,9 @@ def const_search(model: nn.Module, crit: Criterion, opt: Optimiser, best: BestAd
         found = torch.zeros_like(consts.c, dtype=torch.bool)
         previous = float("inf")
         for k in range(steps):
-            candidate, logits, objective = opt.step(consts.c, k)
+            candidate, logits, objective, margin = opt.step(consts.c, k)
             passes += 1
-            is_adv = is_adversarial_with_confidence(crit, logits, kappa)
+            is_adv = is_adversarial_with_confidence(crit, logits, kappa, margin)
             best.update(candidate, is_adv)
             found |= is_adv
             bar.update()

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from advlens.attacks.best import BestAdversarial
-from advlens.attacks.const_search import check_search_settings, const_search, hinge
+from advlens.attacks.const_search import Penalised, check_search_settings, const_search
 from advlens.attacks.core import attack_mode, logits_and_grad, prepare
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.result import AttackResult
@@ -36,14 +36,10 @@ class TanhAdam:
         self.v = torch.zeros_like(self.w)
         self.t = 0
 
-    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         tw = torch.tanh(self.w)
         image = ((tw + 1) / 2 + self.offset).clamp(0.0, 1.0)
-
-        def objective(logits: Tensor, xv: Tensor) -> Tensor:
-            return (xv - self.x0).pow(2).flatten(1).sum(1) + c * hinge(self.crit, logits,
-                                                                        self.kappa)
-
+        objective = Penalised(self.x0, self.crit, c, self.kappa)
         logits, value, grad_x = logits_and_grad(self.model, image, objective)
         grad_w = grad_x.mul_(1 - tw * tw).mul_(0.5)  # chain rule through (tanh(w) + 1)/2
         self.t += 1
@@ -52,7 +48,7 @@ class TanhAdam:
         self.v.mul_(b2).addcmul_(grad_w, grad_w, value=1 - b2)
         denom = (self.v / (1 - b2**self.t)).sqrt_().add_(self.tol)
         self.w.addcdiv_(self.m, denom, value=-self.lr / (1 - b1**self.t))
-        return image.detach(), logits, value
+        return image.detach(), logits, value, objective.last_margin
 
 
 def cw_l2(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = None,

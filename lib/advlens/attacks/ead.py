@@ -7,7 +7,7 @@ from typing import Literal
 from torch import Tensor, nn
 
 from advlens.attacks.best import BestAdversarial
-from advlens.attacks.const_search import check_search_settings, const_search, hinge
+from advlens.attacks.const_search import Penalised, check_search_settings, const_search
 from advlens.attacks.core import attack_mode, check_positive, logits_and_grad, prepare
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.result import AttackResult
@@ -38,12 +38,8 @@ class ElasticNetISTA:
         self.x = self.x0.clone()
         self.slack = self.x0.clone()
 
-    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
-
-        def objective(logits: Tensor, xv: Tensor) -> Tensor:
-            return (xv - self.x0).pow(2).flatten(1).sum(1) + c * hinge(self.crit, logits,
-                                                                        self.kappa)
-
+    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        objective = Penalised(self.x0, self.crit, c, self.kappa)
         point = self.slack
         logits, smooth, grad = logits_and_grad(self.model, point, objective)
         lr = self.lr * (1 - k / self.steps) ** 0.5
@@ -54,7 +50,7 @@ class ElasticNetISTA:
             self.slack = new
         self.x = new
         l1 = (point - self.x0).abs().flatten(1).sum(1)
-        return point, logits, smooth + self.beta * l1
+        return point, logits, smooth + self.beta * l1, objective.last_margin
 
 
 def ead(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = None,
