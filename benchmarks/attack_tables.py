@@ -1,0 +1,67 @@
+"""Markdown tables of ``bench_attacks.py`` strength CSVs, as in benchmarks/README.md.
+
+Run: ``.venv/bin/python benchmarks/attack_tables.py benchmarks/results/<strength CSVs>``.
+Each cell: median norm (success rate if below 100 %, "alone" rate if fewer stay adversarial
+recomputed one image at a time) / CPU s / wall s; the last column compares ``advlens auto``
+with the best peer's median.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pandas as pd
+
+MODELS = ["mlp-l/std", "mlp-l/at1.0", "cnn-m/std", "cnn-m/at1.0", "vgg-xs/std", "vgg-xs/at1.0"]
+COLUMNS = {"l2": ["advlens auto", "advlens ddn", "foolbox DDN", "foolbox FMN-L2", "adv-lib ALMA",
+                  "adv-lib DDN", "adv-lib FMN-L2"],
+           "linf": ["advlens auto", "foolbox FMN-Linf", "adv-lib FMN-Linf"]}
+
+
+def cell(row: pd.Series | None, digits: int) -> str:
+    """One attack's result: median (notes) / CPU s / wall s, or "–" if it did not run."""
+    if row is None:
+        return "–"
+    med = f"{row['median']:.{digits}f}" if np.isfinite(row["median"]) else "inf"
+    notes = []
+    if row["success"] < 1:
+        notes.append(f"{100 * row['success']:.0f}%")
+    if row["success_alone"] < row["success"]:
+        notes.append(f"alone {100 * row['success_alone']:.0f}%")
+    note = f" ({', '.join(notes)})" if notes else ""
+    return f"{med}{note} / {row['cpu_s']:.1f} / {row['wall_s']:.1f}"
+
+
+def table(df: pd.DataFrame, norm: str, digits: int) -> list[str]:
+    """The markdown rows of one norm: a row per (model, budget) that was run."""
+    names = COLUMNS[norm]
+    lines = ["| model | budget | n | " + " | ".join(names) + " | ours ≤ best peer |",
+             "|" + "---|" * (len(names) + 4)]
+    models = [m for m in MODELS if m in set(df.model)] + sorted(set(df.model) - set(MODELS))
+    for model in models:
+        for budget in sorted(df.budget.unique()):
+            g = df[(df.model == model) & (df.norm == norm) & (df.budget == budget)]
+            if g.empty:
+                continue
+            rows = {r["attack"]: r for _, r in g.iterrows()}
+            best = g[~g.attack.str.startswith("advlens")]["median"].min()
+            ours = rows["advlens auto"]["median"]
+            verdict = ("yes" if ours <= best else "**no**") + f" ({100 * (ours / best - 1):+.3f}%)"
+            lines.append(f"| {model} | {budget} | {int(g.n.iloc[0])} | "
+                         + " | ".join(cell(rows.get(a), digits) for a in names)
+                         + f" | {verdict} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("csv", nargs="+")
+    df = pd.concat([pd.read_csv(p) for p in parser.parse_args().csv])
+    for norm, title, digits in (("l2", "L2", 4), ("linf", "L∞", 6)):
+        print(f"{title} (median / CPU s / wall s):\n")
+        print("\n".join(table(df, norm, digits)) + "\n")
+
+
+if __name__ == "__main__":
+    main()
