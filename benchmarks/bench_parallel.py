@@ -1,14 +1,18 @@
 """The Dask path against the serial one on the smoke zoo: same results, wall-time ratio with a
 2-worker LocalCluster, and a worker killed mid-run that loses nothing.
 
-Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_parallel.py
+Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_parallel.py [--scale K]
 Per-model work (what a notebook does with one model): representation of 128 test images,
-inversion of 32 pairs (40 iterations), minimal-L2 attack on 32 images (budget 60). Models go to
-the workers as ModelConfigs and are loaded there from the shared zoo cache.
+inversion of 32 pairs (40·K iterations), minimal-L2 attack on 32 images (budget 60·K). Models go
+to the workers as ModelConfigs and are loaded there from the shared zoo cache. At K = 1 a model's
+work takes well under a second, so the ratio mostly measures Dask's overhead; a larger K shows
+how the two workers share real work.
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 import os
 import signal
 import threading
@@ -25,11 +29,11 @@ from advlens.parallel import local_cluster, map_models
 
 def per_model_work(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
                    seeds: torch.Tensor, targets: torch.Tensor, s_lab: torch.Tensor,
-                   t_lab: torch.Tensor) -> dict[str, torch.Tensor]:
+                   t_lab: torch.Tensor, *, scale: int = 1) -> dict[str, torch.Tensor]:
     torch.set_num_threads(1)
-    inv = invert(model, seeds, targets, seed_labels=s_lab, target_labels=t_lab, iterations=40,
-                 progress=False)
-    adv = attacks.minimal_l2(model, x[:32], y[:32], budget=60, progress=False)
+    inv = invert(model, seeds, targets, seed_labels=s_lab, target_labels=t_lab,
+                 iterations=40 * scale, progress=False)
+    adv = attacks.minimal_l2(model, x[:32], y[:32], budget=60 * scale, progress=False)
     return {"rep": representation(model, x), "inverted": inv.images, "norms": adv.norms}
 
 
@@ -39,6 +43,11 @@ def same(a: dict, b: dict) -> bool:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=int, default=1,
+                        help="multiplies the inversion iterations and the attack budget")
+    scale = parser.parse_args().scale
+    work = functools.partial(per_model_work, scale=scale)
     torch.set_num_threads(1)
     configs = [c for c in zoo.spec("smoke") if c.dataset == "digits" and c.regime == "standard"]
     built = zoo.build(configs, progress=False)  # cached once, shared by every worker
@@ -48,13 +57,13 @@ def main() -> None:
     args = (x, y, test.images[s], test.images[t], test.labels[s], test.labels[t])
     models = {c.name: c for c in configs}
     start = time.perf_counter()
-    serial = map_models(per_model_work, {e.name: e.model for e in built}, *args, progress=False)
+    serial = map_models(work, {e.name: e.model for e in built}, *args, progress=False)
     serial_s = time.perf_counter() - start
     with local_cluster(2) as client:
-        map_models(per_model_work, {k: models[k] for k in list(models)[:2]}, *args,
+        map_models(work, {k: models[k] for k in list(models)[:2]}, *args,
                    client=client, progress=False)  # warm the workers (imports)
         start = time.perf_counter()
-        dask = map_models(per_model_work, models, *args, client=client, progress=False)
+        dask = map_models(work, models, *args, client=client, progress=False)
         dask_s = time.perf_counter() - start
         pids = list(client.run(os.getpid).values())
 
@@ -65,12 +74,12 @@ def main() -> None:
         killer = threading.Thread(target=kill_one)
         killer.start()
         start = time.perf_counter()
-        killed = map_models(per_model_work, models, *args, client=client, progress=False)
+        killed = map_models(work, models, *args, client=client, progress=False)
         killed_s = time.perf_counter() - start
         killer.join()
         alive = list(client.run(os.getpid).values())
-    print(f"{len(models)} smoke models; serial {serial_s:.1f} s, 2-worker LocalCluster "
-          f"{dask_s:.1f} s (ratio serial/dask {serial_s / dask_s:.2f})")
+    print(f"{len(models)} smoke models, scale {scale}; serial {serial_s:.1f} s, "
+          f"2-worker LocalCluster {dask_s:.1f} s (ratio serial/dask {serial_s / dask_s:.2f})")
     print(f"dask results identical to serial (torch.equal, every tensor): {same(serial, dask)}")
     print(f"worker {pids[0]} killed mid-run: results identical to serial: "
           f"{same(serial, killed)} ({killed_s:.1f} s; workers now {alive})")

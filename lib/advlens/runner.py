@@ -173,7 +173,10 @@ def _grid_point(task: tuple[str, Sequence[str] | None, Path, dict[str, Any], boo
                             Path | None]) -> list[NotebookRun]:
     import asyncio
 
+    from advlens.parallel import tune_allocator_on_worker
+
     preset, only, folder, point, progress, notebooks = task
+    tune_allocator_on_worker()  # the kernels inherit the environment
     # a worker thread may inherit (or share) an event loop that is already running;
     # papermill's synchronous client needs a loop of its own
     loop = asyncio.new_event_loop()
