@@ -35,7 +35,9 @@ def test_passes_and_hours_for_a_hand_counted_zoo() -> None:
                     "ifgsm_steps": 4, "cw_binary_steps": 2, "cw_steps": 5,
                     "ead_binary_steps": 1, "ead_steps": 6, "transfer_steps": 7}}
     passes = cost.notebook_passes(knobs, zoo).groupby("notebook")[["fwd", "fwd_bwd"]].sum()
-    assert passes.loc["00"].tolist() == [2 * 20, 10 * 20]
+    # 00: per model, 10 images: clean accuracy, then clean + PGD's confirming + adversarial
+    # forwards, and 10 PGD steps
+    assert passes.loc["00"].tolist() == [4 * 20, 10 * 20]
     # heatmap: 5 test + 4 targets + 4 inverted sets of 1 model; 4 pairs x 3 iterations.
     # levels: both models, each 5 + 2 * (1 + 1) forward and 2 x 3 forward+backward
     assert passes.loc["01"].tolist() == [13 + 2 * 9, 12 + 2 * 6]
@@ -45,7 +47,7 @@ def test_passes_and_hours_for_a_hand_counted_zoo() -> None:
     flops = pd.DataFrame([{"arch": "resnet18", "forward_gflops": 1.0, "backward_gflops": 2.0}])
     hours = cost.gpu_hours(cost.notebook_passes(knobs, zoo), flops,
                            gpus=(cost.Gpu("X", 1e9, 0.5),)).set_index("notebook")
-    expected = (40 * 1e9 + 200 * 3e9) / 0.5e9 / 3600
+    expected = (80 * 1e9 + 200 * 3e9) / 0.5e9 / 3600
     assert hours.loc["00", "X_hours"] == pytest.approx(expected)
     with pytest.raises(ValueError, match="no FLOPs measured"):
         cost.gpu_hours(cost.notebook_passes(knobs, zoo), flops.assign(arch="other"))
@@ -152,6 +154,23 @@ def test_notebook04_passes_equal_the_forwards_of_its_code_path() -> None:
     assert counters["reference"].counts() == expected["reference"]
     assert counters["a"].counts() == expected[0]
     assert counters["b"].counts() == expected[1]
+
+
+def test_notebook00_passes_equal_the_forwards_of_the_zoo_evaluation() -> None:
+    """A published model's evaluation as the zoo runs it (clean accuracy, then the robust
+    check) on images it classifies right and the attack cannot break (the upper bound)."""
+    from advlens.zoo.evaluation import RobustEval, clean_accuracy, robust_accuracy
+
+    model = _tiny(10, 0)
+    data = _images(model, 9, 1)
+    counter = _counted(model)
+    with torch.no_grad():
+        clean_accuracy(model, data)
+    robust_accuracy(model, data, RobustEval(eps=1e-6, n=9), batch_size=4)
+    config = ModelConfig("resnet18", source="robustness", dataset="imagenet", epochs=0,
+                         checkpoint="a")
+    passes = cost.notebook_passes({"00": {"robust_eval_n": 9}}, [config])
+    assert counter.counts() == (int(passes["fwd"].sum()), int(passes["fwd_bwd"].sum()))
 
 
 @pytest.mark.parametrize("regime", ["standard", "harmonized"])

@@ -283,9 +283,11 @@ def notebook_passes(knobs: Mapping[str, Mapping], zoo: list,
         rows.append({"notebook": notebook, "arch": flops_key(config), "what": what, "fwd": fwd,
                      "fwd_bwd": fb, "train": train, "config": config})
 
-    k = knobs.get("00")  # every model: clean accuracy + L2-PGD (10 steps) on robust_eval_n images
-    for c in zoo if k else ():
-        add("00", c, "evaluate", 2 * k["robust_eval_n"], 10 * k["robust_eval_n"])
+    k = knobs.get("00")  # every model on robust_eval_n images: clean accuracy, then the robust
+    for c in zoo if k else ():  # check (clean, L2-PGD with its confirming forward, adversarial)
+        from advlens.zoo.evaluation import RobustEval
+
+        add("00", c, "evaluate", 4 * k["robust_eval_n"], RobustEval().steps * k["robust_eval_n"])
     k = knobs.get("01")  # heatmaps: test reps, inversion, every model on every inverted set
     if k:
         heat = [c for c in zoo if c.source == "robustness" and c.arch in k["heatmap_archs"]
