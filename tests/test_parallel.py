@@ -183,22 +183,34 @@ def test_grid_reruns_on_a_cluster_keep_every_point(tmp_path: Path) -> None:
 
 def test_tune_allocator_sets_glibc_and_the_childrens_environment(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    import platform
     import subprocess
     import sys
 
     for k in WORKER_MALLOC_ENV:
         monkeypatch.delenv(k, raising=False)
     took = tune_allocator()
-    assert took == sys.platform.startswith("linux")
+    assert took == (platform.libc_ver()[0] == "glibc")
     child = subprocess.run([sys.executable, "-c", "import os, json; print(json.dumps("
                             f"{{k: os.environ.get(k) for k in {list(WORKER_MALLOC_ENV)}}}))"],
                            capture_output=True, text=True, check=True)
     assert child.stdout.strip() == json.dumps({k: str(v) for k, v in WORKER_MALLOC_ENV.items()})
 
 
-def test_tune_allocator_on_worker_does_nothing_outside_a_worker(
+def test_tune_allocator_on_worker_leaves_the_users_process_alone(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside a worker, and on the thread workers of an in-process cluster, nothing changes."""
+    distributed = pytest.importorskip("dask.distributed")
     for k in WORKER_MALLOC_ENV:
         monkeypatch.delenv(k, raising=False)
     tune_allocator_on_worker()
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        assert pmap(_tuned_environ, [0], client=client, progress=False) == [{}]
     assert not any(k in os.environ for k in WORKER_MALLOC_ENV)
+
+
+def _tuned_environ(_: int) -> dict[str, str]:
+    tune_allocator_on_worker()
+    return {k: os.environ[k] for k in WORKER_MALLOC_ENV if k in os.environ}

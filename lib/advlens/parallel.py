@@ -186,7 +186,13 @@ def tune_allocator() -> bool:
 
 
 def tune_allocator_on_worker() -> None:
-    """:func:`tune_allocator` when called inside a dask worker (of any cluster), else nothing."""
+    """:func:`tune_allocator` when called inside a dask worker process that a nanny (or other
+    parent) started; nothing in a process of its own, such as the user's, whose in-process
+    cluster runs its workers as threads."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is None:
+        return
     try:
         from distributed import get_worker
 

@@ -265,8 +265,8 @@ def attack_suite(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
     common = {"settings": settings, "suite": suite, "batch_size": batch_size,
               "n_boot": n_boot, "seed": seed}
     if client is not None or os.environ.get(SCHEDULER_ENV):
-        done = map_models(_attack_model, models, client=client, progress=not tqdm_disabled(
-            progress), per_model=inputs, **common)
+        done = map_models(_attack_model, models, client=client, progress=bool(progress),
+                          per_model=inputs, **common)
     else:
         done = {name: _attack_model(model, **inputs[name], **common)
                 for name, model in tqdm(models.items(), desc="attack suite",
