@@ -242,7 +242,8 @@ def attack_suite(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
     ``client``: a dask client (or ``$ADVLENS_SCHEDULER``) to attack the models in parallel
     (:func:`advlens.parallel.map_models`); the correct images and the targets are chosen here
     first, in the serial order, so ``generator`` draws the same targets and the results are
-    the serial ones, in the same order.
+    the serial ones, in the same order (bitwise when both sides run torch with the same
+    number of threads: workers of :func:`~advlens.parallel.local_cluster` use one).
     """
     from advlens.parallel import SCHEDULER_ENV, map_models
 
