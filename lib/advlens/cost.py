@@ -402,3 +402,8 @@ def flops_markdown(flops: pd.DataFrame) -> str:
         lines.append(f"| {r.arch} | {r.source} | {r.size} | {r.forward_gflops:.3g} | "
                      f"{r.backward_gflops:.3g} | {train} |")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # the earlier entry point
+    sys.exit("advlens: the cost table is printed by `python -m advlens.papers.costs` (it needs "
+             "notebook 04's experiment list, which is paper code).")
