@@ -206,7 +206,7 @@ def _one_torch_thread(dask_worker: Any = None) -> None:
     import torch
 
     torch.set_num_threads(1)
-    tune_allocator()
+    tune_allocator_on_worker()  # a thread worker (processes=False) runs in the user's process
 
 
 @contextlib.contextmanager
