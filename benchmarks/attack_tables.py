@@ -14,9 +14,12 @@ import numpy as np
 import pandas as pd
 
 MODELS = ["mlp-l/std", "mlp-l/at1.0", "cnn-m/std", "cnn-m/at1.0", "vgg-xs/std", "vgg-xs/at1.0"]
+ITERATED = ["adv-lib FAB", "adv-lib FAB-T1", "adv-lib DeepFool", "foolbox DeepFool", "adv-lib TR",
+            "adv-lib TR-adaptive", "adv-lib PDPGD"]
 COLUMNS = {"l2": ["advlens auto", "advlens ddn", "foolbox DDN", "foolbox FMN-L2", "adv-lib ALMA",
-                  "adv-lib DDN", "adv-lib FMN-L2"],
-           "linf": ["advlens auto", "foolbox FMN-Linf", "adv-lib FMN-Linf"]}
+                  "adv-lib DDN", "adv-lib FMN-L2", *ITERATED, "adv-lib PDGD", "adv-lib C&W-L2"],
+           "linf": ["advlens auto", "foolbox FMN-Linf", "adv-lib FMN-Linf", *ITERATED,
+                    "adv-lib C&W-Linf"]}
 
 
 def cell(row: pd.Series | None, digits: int) -> str:
@@ -34,8 +37,10 @@ def cell(row: pd.Series | None, digits: int) -> str:
 
 
 def table(df: pd.DataFrame, norm: str, digits: int) -> list[str]:
-    """The markdown rows of one norm: a row per (model, budget) that was run."""
-    names = COLUMNS[norm]
+    """The markdown rows of one norm: a row per (model, budget) that was run, a column per
+    attack that ran."""
+    ran = set(df[df.norm == norm].attack)
+    names = [a for a in COLUMNS[norm] if a in ran]
     lines = ["| model | budget | n | " + " | ".join(names) + " | ours ≤ best peer |",
              "|" + "---|" * (len(names) + 4)]
     models = [m for m in MODELS if m in set(df.model)] + sorted(set(df.model) - set(MODELS))

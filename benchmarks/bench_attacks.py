@@ -8,9 +8,14 @@ Part 1 — strength at equal cost, L2 then L∞. For each pass budget B (default
 attack gets B forward+backward passes (ours: ``result.cost`` = passes + forward-only passes ≤ B;
 the peers: ``steps = B``, not counting their own extra forwards). Peers: foolbox DDN / FMN-L2 /
 FMN-L∞, adv-lib ALMA (defaults: P2 penalty, lr 0.1) / DDN (``levels=None``: no 8-bit
-quantisation, like ours) / FMN-L2 / FMN-L∞. Reported per attack: median norm of the returned
-adversarial (failures count as +inf; recomputed here with an independent forward pass), success
-rate (also with each image recomputed alone: ``success_alone``), wall and CPU time
+quantisation, like ours) / FMN-L2 / FMN-L∞; and peers whose iterations cost other than one
+pass, given as many iterations as fit in B passes counted by ``PassCounter`` (see ``ITERATED``;
+the count is asserted): adv-lib FAB (untargeted, 1 restart) and FAB-T1 (targeted at the most
+likely other class), DeepFool (adv-lib and foolbox), trust region (default and adaptive), PDPGD,
+PDGD (L2), C&W-L2 and C&W-L∞ (the latter stopped when its B passes are spent), all otherwise
+with their defaults. Reported per attack: median norm of the returned adversarial (failures
+count as +inf; recomputed here with an independent forward pass), success rate (also with each
+image recomputed alone: ``success_alone``), wall and CPU time
 (``time.process_time``; median over ``--repeats``). Attacks run interleaved (round-robin, peers
 and ours alternating, order reversed every other repeat) so that load from other processes on
 the shared CPU hits all of them alike.
@@ -22,9 +27,10 @@ repeats), so load drift cancels. The gap to 1 is the attack's own overhead.
 Run (the machine is shared: one thread):
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/bench_attacks.py
 Options: --budgets 100 1000, --models mlp-l/std cnn-m/at1.0 ..., --repeats 1, --n 100,
---n-large 50, --threads 1, --tag (suffix of the CSV names). Prints tables and writes CSVs to
-benchmarks/results/. Peers come from .peers (appended to sys.path after site-packages); adv-lib
-imports ``visdom`` for its optional plots only, so a stub module stands in for it here.
+--n-large 50, --threads 1, --tag (suffix of the CSV names), --peers (only these). Prints tables
+and writes CSVs to benchmarks/results/. Peers come from .peers (appended to sys.path after
+site-packages); adv-lib imports ``visdom`` for its optional plots only, so a stub module stands
+in for it here.
 """
 
 from __future__ import annotations
@@ -114,11 +120,150 @@ def advlib_runner(name: str) -> Runner:
     return run
 
 
+class BudgetSpent(Exception):
+    """Raised by ``PassCounter`` before a forward that would exceed its limit."""
+
+
+class PassCounter(nn.Module):
+    """The model, counting the passes of any one image: a forward call counts one pass, or one
+    per backward sweep through its output (a Jacobian of k logit differences from one forward:
+    k passes); a call on more images than ``batch`` counts ceil(len / batch) times. An upper bound
+    for each image (attacks that drop finished images run later calls on fewer). With ``limit``,
+    raises ``BudgetSpent`` before a forward that would take the count past it."""
+
+    def __init__(self, model: nn.Module, batch: int, limit: int | None = None) -> None:
+        super().__init__()
+        self.model, self.batch, self.limit = model, batch, limit
+        self.calls: list[list[int]] = []  # per forward call: [multiplicity, backward sweeps]
+
+    @property
+    def passes(self) -> int:
+        return sum(m * max(1, sweeps) for m, sweeps in self.calls)
+
+    def forward(self, x: Tensor) -> Tensor:
+        call = [-(-len(x) // self.batch), 0]
+        if self.limit is not None and self.passes + call[0] > self.limit:
+            raise BudgetSpent
+        out = self.model(x)
+        self.calls.append(call)
+        if out.requires_grad:
+            def sweep(_: Tensor) -> None:
+                call[1] += 1
+            out.register_hook(sweep)
+        return out
+
+
+# Peers whose iterations cost more or less than one pass: name -> (norms, attack(model, x, y,
+# norm, iterations), fixed passes a, passes per iteration b as a function of the number of
+# classes K), counted with ``PassCounter`` on small runs; the runner asserts the count:
+# ``iterations = (budget - a) // b``. FAB: one forward and K - 1 backward sweeps (all logit
+# differences) plus one forward check per iteration, one forward first; FAB-T1: FAB targeted
+# at the most likely other class (``targeted_restarts=True, restarts=1``), one forward+backward
+# and one check per iteration, two forwards first; DeepFool: K - 1 sweeps per iteration
+# (foolbox: K - 1 separate forward+backward passes, one forward first and one check of the
+# result); trust region: K forwards+sweeps to pick the target class, then a forward check and
+# a forward+backward per iteration (adaptive: one more forward); PDGD / PDPGD: one pass per
+# step; C&W-L2: ``binary_search_steps`` (9) × ``max_iterations``.
+Attack = Callable[[nn.Module, Tensor, Tensor, float, int], Tensor]
+
+
+def _fab(targeted: bool) -> Attack:
+    def run(m: nn.Module, x: Tensor, y: Tensor, p: float, it: int) -> Tensor:
+        import adv_lib.attacks as al
+
+        if targeted:
+            return al.fab(m, x, y, norm=p, n_iter=it, targeted_restarts=True, restarts=1)
+        return al.fab(m, x, y, norm=p, n_iter=it)
+    return run
+
+
+def _advlib(name: str, **kw: object) -> Attack:
+    def run(m: nn.Module, x: Tensor, y: Tensor, p: float, it: int) -> Tensor:
+        import adv_lib.attacks as al
+
+        if name == "df":
+            return al.df(m, x, y, norm=p, steps=it, **kw)
+        if name == "tr":
+            return al.tr(m, x, y, p=p, iter=it, **kw)
+        if name == "pdpgd":
+            return al.pdpgd(m, x, y, norm=p, num_steps=it)
+        if name == "pdgd":
+            return al.pdgd(m, x, y, num_steps=it)
+        return al.carlini_wagner_l2(m, x, y, max_iterations=it)
+    return run
+
+
+def _foolbox_deepfool(m: nn.Module, x: Tensor, y: Tensor, p: float, it: int) -> Tensor:
+    import foolbox as fb
+
+    cls = fb.attacks.L2DeepFoolAttack if p == 2 else fb.attacks.LinfDeepFoolAttack
+    raw, _, _ = cls(steps=it)(fb.PyTorchModel(m, bounds=(0, 1)), x, y, epsilons=None)
+    return raw
+
+
+PerIteration = Callable[[int], int]
+ITERATED: dict[str, tuple[tuple[str, ...], Attack, int | PerIteration, PerIteration]] = {
+    "adv-lib FAB": (("l2", "linf"), _fab(False), 1, lambda k: k),
+    "adv-lib FAB-T1": (("l2", "linf"), _fab(True), 2, lambda k: 2),
+    "adv-lib DeepFool": (("l2", "linf"), _advlib("df"), 0, lambda k: k - 1),
+    "foolbox DeepFool": (("l2", "linf"), _foolbox_deepfool, 2, lambda k: k - 1),
+    "adv-lib TR": (("l2", "linf"), _advlib("tr"), lambda k: min(k - 1, 9) + 1, lambda k: 2),
+    "adv-lib TR-adaptive": (("l2", "linf"), _advlib("tr", adaptive=True),
+                            lambda k: min(k - 1, 9) + 1, lambda k: 3),
+    "adv-lib PDPGD": (("l2", "linf"), _advlib("pdpgd"), 0, lambda k: 1),
+    "adv-lib PDGD": (("l2",), _advlib("pdgd"), 0, lambda k: 1),
+    "adv-lib C&W-L2": (("l2",), _advlib("cw-l2"), 0, lambda k: 9),
+}
+
+
+def iterated_runner(norm: str, attack: Attack, fixed: int | PerIteration,
+                    per_iteration: PerIteration) -> Runner:
+    """A peer given ``(budget - fixed) // per_iteration`` iterations; asserts its counted passes
+    (``PassCounter``) stay within the budget."""
+    p = 2.0 if norm == "l2" else float("inf")
+
+    def run(model: nn.Module, x: Tensor, y: Tensor, budget: int) -> Tensor:
+        with torch.no_grad():
+            k = model(x[:1]).shape[1]
+        a = fixed(k) if callable(fixed) else fixed
+        iterations = (budget - a) // per_iteration(k)
+        counter = PassCounter(model, len(x)).eval()
+        adv = attack(counter, x, y, p, iterations)
+        assert 0 < counter.passes <= budget, (counter.passes, budget)
+        return adv
+    return run
+
+
+def cw_linf(model: nn.Module, x: Tensor, y: Tensor, budget: int) -> Tensor:
+    """adv-lib's C&W-L∞ with its defaults, stopped before the forward that would exceed the budget
+    (its number of passes depends on the data); returns its best so far, merged as the attack
+    itself merges at the end of each outer loop."""
+    import adv_lib.attacks as al
+
+    counter = PassCounter(model, len(x), limit=budget).eval()
+    try:
+        return al.carlini_wagner_linf(counter, x, y)
+    except BudgetSpent as stop:
+        tb = stop.__traceback__
+        while tb is not None and tb.tb_frame.f_code is not al.carlini_wagner_linf.__code__:
+            tb = tb.tb_next
+        assert tb is not None
+        v = tb.tb_frame.f_locals
+        best, found, inner = v["o_best_adv"].clone(), v["adv_found"], v["best_adv"]
+        view = found.view(-1, *[1] * (x.ndim - 1))
+        best[v["to_optimize"]] = torch.where(view, inner, best[v["to_optimize"]])
+        return best
+    finally:
+        assert counter.passes <= budget, (counter.passes, budget)
+
+
 def peers_available(norm: str) -> dict[str, Runner]:
     found: dict[str, Runner] = {}
+    libraries = set()
     try:
         import foolbox  # noqa: F401
 
+        libraries.add("foolbox")
         if norm == "l2":
             found["foolbox DDN"] = foolbox_runner("ddn")
             found["foolbox FMN-L2"] = foolbox_runner("fmn")
@@ -129,14 +274,19 @@ def peers_available(norm: str) -> dict[str, Runner]:
     try:
         import adv_lib.attacks  # noqa: F401 - imported here, not inside the first timed run
 
+        libraries.add("adv-lib")
         if norm == "l2":
             found["adv-lib ALMA"] = advlib_runner("alma")
             found["adv-lib DDN"] = advlib_runner("ddn")
             found["adv-lib FMN-L2"] = advlib_runner("fmn")
         else:
             found["adv-lib FMN-Linf"] = advlib_runner("fmn-linf")
+            found["adv-lib C&W-Linf"] = cw_linf
     except ImportError:
         print("adv-lib not found in .peers (make peers); skipping it")
+    for name, (norms, attack, fixed, per_iteration) in ITERATED.items():
+        if norm in norms and name.split()[0] in libraries:
+            found[name] = iterated_runner(norm, attack, fixed, per_iteration)
     return found
 
 
