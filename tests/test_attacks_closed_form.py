@@ -69,6 +69,8 @@ LINF_ATTACKS = {
     "fmn-linf l2 steps": lambda m, x, y: attacks.fmn(m, x, y, norm="linf", steps=300,
                                                      direction="l2"),
     "minimal-linf default": lambda m, x, y: attacks.minimal_linf(m, x, y, budget=300),
+    "fab": lambda m, x, y: attacks.fab(m, x, y, steps=300),
+    "minimal-linf fab": lambda m, x, y: attacks.minimal_linf(m, x, y, method="fab", budget=300),
 }
 
 

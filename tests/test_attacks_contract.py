@@ -18,6 +18,7 @@ MINIMAL: dict[str, Attack] = {
     "fmn-l2": lambda m, x, y, **k: attacks.fmn(m, x, y, steps=15, **k),
     "alma": lambda m, x, y, **k: attacks.alma(m, x, y, steps=15, **k),
     "fmn-linf": lambda m, x, y, **k: attacks.fmn(m, x, y, norm="linf", steps=15, **k),
+    "fab": lambda m, x, y, **k: attacks.fab(m, x, y, steps=15, **k),
     "cw-l2": lambda m, x, y, **k: attacks.cw_l2(m, x, y, steps=8, binary_steps=2, lr=0.05, **k),
     "ead": lambda m, x, y, **k: attacks.ead(m, x, y, steps=8, binary_steps=2, **k),
     "ifgsm-search": lambda m, x, y, **k: attacks.ifgsm_search(m, x, y, steps=4, tries=3, **k),
@@ -105,7 +106,7 @@ def test_attack_result_concat_refuses_mixed_norms() -> None:
 
 
 @pytest.mark.parametrize("norm,method", [("l2", m) for m in ("auto", "ddn", "fmn", "alma", "cw")]
-                         + [("linf", m) for m in ("auto", "fmn", "ifgsm")])
+                         + [("linf", m) for m in ("auto", "fmn", "fab", "ifgsm")])
 def test_minimal_entry_points_stay_within_budget(norm: str, method: str) -> None:
     model, x, y = _setup(6)
     entry = attacks.minimal_l2 if norm == "l2" else attacks.minimal_linf

@@ -3,7 +3,8 @@
 - Fixed budget: :func:`fgsm`, :func:`pgd` (L2 / L∞).
 - Su et al.: :func:`ifgsm_search` / :func:`fgsm_search` (per-image eps search), :func:`cw_l2`,
   :func:`ead`, :func:`choose_targets` (least-likely, top-2, random).
-- Fast minimal norm: :func:`ddn`, :func:`fmn`, :func:`alma` (augmented Lagrangian, L2);
+- Fast minimal norm: :func:`ddn`, :func:`fmn`, :func:`alma` (augmented Lagrangian, L2),
+  :func:`fab` (fast adaptive boundary, L∞);
   :func:`minimal_l2` / :func:`minimal_linf` run the strongest portfolio at a pass budget.
 - Linsley et al.: :func:`minimal_eps_pgd` (smallest L2-PGD budget per image).
 - :func:`run_batched` runs any of them over an image set in chunks.
@@ -21,6 +22,7 @@ from advlens.attacks.criterion import Criterion
 from advlens.attacks.cw import cw_l2
 from advlens.attacks.ddn import ddn
 from advlens.attacks.ead import ead
+from advlens.attacks.fab import fab
 from advlens.attacks.fmn import fmn
 from advlens.attacks.ifgsm import fgsm_search, ifgsm_search
 from advlens.attacks.minimal import minimal_l2, minimal_linf
@@ -30,6 +32,6 @@ from advlens.attacks.result import AttackResult
 from advlens.attacks.targets import choose_targets
 from advlens.attacks.tolerance import minimal_eps_pgd
 
-__all__ = ["AttackResult", "Criterion", "alma", "choose_targets", "cw_l2", "ddn", "ead", "fgsm",
-           "fgsm_search", "fmn", "ifgsm_search", "lp_norms", "minimal_eps_pgd", "minimal_l2",
-           "minimal_linf", "pgd", "project_ball", "run_batched"]
+__all__ = ["AttackResult", "Criterion", "alma", "choose_targets", "cw_l2", "ddn", "ead", "fab",
+           "fgsm", "fgsm_search", "fmn", "ifgsm_search", "lp_norms", "minimal_eps_pgd",
+           "minimal_l2", "minimal_linf", "pgd", "project_ball", "run_batched"]

@@ -49,10 +49,16 @@ class Criterion:
         batch composition, another kernel) although they end right at the decision boundary.
         """
         margin = self.margin(logits) if margin is None else margin
-        # -64 ulps · (1 + max |z|), the sign folded into the factor; in place: attacks call this
-        # every step on small batches, where each extra op costs a noticeable share of a pass
+        return margin < self.tolerance(logits).neg_()
+
+    @staticmethod
+    def tolerance(logits: Tensor) -> Tensor:
+        """The margin (N,) an example must beat to count as confidently adversarial: 64 ulps of
+        (1 + the largest |logit|) of its row."""
+        # in place: attacks call this every step on small batches, where each extra op costs a
+        # noticeable share of a pass
         top = torch.linalg.vector_norm(logits.detach(), float("inf"), dim=1)
-        return margin < top.add_(1).mul_(-64 * torch.finfo(logits.dtype).eps)
+        return top.add_(1).mul_(64 * torch.finfo(logits.dtype).eps)
 
     def margin(self, logits: Tensor) -> Tensor:
         """Per-sample logit margin, negative iff adversarial (ties aside).

@@ -23,6 +23,7 @@ from advlens.attacks.best import BestAdversarial
 from advlens.attacks.core import attack_mode, prepare
 from advlens.attacks.cw import cw_l2
 from advlens.attacks.ddn import ddn
+from advlens.attacks.fab import fab
 from advlens.attacks.fmn import fmn
 from advlens.attacks.ifgsm import ifgsm_search
 from advlens.attacks.norms import Norm
@@ -30,9 +31,9 @@ from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor
 
 L2Method = Literal["auto", "ddn", "fmn", "alma", "cw"]
-LinfMethod = Literal["auto", "fmn", "ifgsm"]
+LinfMethod = Literal["auto", "fmn", "fab", "ifgsm"]
 L2_METHODS: tuple[str, ...] = ("auto", "ddn", "fmn", "alma", "cw")
-LINF_METHODS: tuple[str, ...] = ("auto", "fmn", "ifgsm")
+LINF_METHODS: tuple[str, ...] = ("auto", "fmn", "fab", "ifgsm")
 Stage = tuple[str, int]  # (what, steps)
 
 
@@ -171,8 +172,8 @@ def minimal_linf(model: nn.Module, x: Tensor, y: Tensor, *, method: LinfMethod =
 
     Parameters
     ----------
-    method: ``"auto"`` — the portfolio of :func:`linf_plan`; ``"fmn"``: FMN-L∞ with
-        budget − 1 steps; ``"ifgsm"``: Su et al.'s eps search with ``tries`` tries of
+    method: ``"auto"`` — the portfolio of :func:`linf_plan`; ``"fmn"``, ``"fab"``: FMN-L∞,
+        FAB-L∞ with budget − 1 steps; ``"ifgsm"``: Su et al.'s eps search with ``tries`` tries of
         (budget − 2)//tries − 1 I-FGSM steps each.
     budget, targets, progress: as for :func:`minimal_l2`.
     tries: eps-search tries of ``"ifgsm"`` (ignored by the other methods).
@@ -191,4 +192,6 @@ def minimal_linf(model: nn.Module, x: Tensor, y: Tensor, *, method: LinfMethod =
         return _portfolio(model, x, y, targets, "linf", linf_plan(budget), _run_linf_stage,
                           progress)
     _check_budget(budget, 2)
+    if method == "fab":
+        return fab(model, x, y, steps=budget - 1, targets=targets, progress=progress)
     return fmn(model, x, y, norm="linf", steps=budget - 1, targets=targets, progress=progress)

@@ -1,0 +1,155 @@
+"""FAB-L∞: its box-constrained projection against a linear program, its first steps against the
+iteration worked out by hand on affine models, and its own options."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linprog
+
+from advlens import attacks
+from advlens.attacks.fab import project_linf_hyperplane_box
+from attack_toys import random_images, tiny_cnn
+from test_attacks_closed_form import _problem
+
+
+def _lp_linf(w: np.ndarray, c: float, lo: np.ndarray, hi: np.ndarray) -> float:
+    """min t s.t. −t ≤ δ_i ≤ t, lo ≤ δ ≤ hi, w·δ = c (variables δ, t), solved by HiGHS."""
+    d = len(w)
+    cost = np.r_[np.zeros(d), 1.0]
+    eye = np.eye(d)
+    a_ub = np.block([[eye, -np.ones((d, 1))], [-eye, -np.ones((d, 1))]])
+    res = linprog(cost, A_ub=a_ub, b_ub=np.zeros(2 * d), A_eq=np.r_[w, 0.0][None],
+                  b_eq=[c], bounds=[*zip(lo, hi, strict=True), (0, None)], method="highs")
+    assert res.status == 0, res.message
+    return float(res.fun)
+
+
+def _feasible_case(n: int, d: int, seed: int) -> tuple[torch.Tensor, ...]:
+    """Random normals (some coordinates zero), images in [0, 1], right-hand sides of either sign
+    that the box can reach (a random fraction of the largest reachable |w·δ|)."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(n, d, generator=g, dtype=torch.float64)
+    w[torch.rand(n, d, generator=g, dtype=torch.float64) < 0.2] = 0.0
+    x = torch.rand(n, d, generator=g, dtype=torch.float64)
+    sign = torch.where(torch.rand(n, generator=g, dtype=torch.float64) < 0.5, -1.0, 1.0)
+    # the largest w·δ of sign `sign` in the box: each coordinate at the face it moves towards
+    corner = torch.where(w * sign[:, None] > 0, 1 - x, -x) * (w != 0)
+    reach = (w * corner).sum(1).abs()
+    c = sign * reach * torch.rand(n, generator=g, dtype=torch.float64)
+    return w, c, x
+
+
+@pytest.mark.parametrize("d", [1, 3, 8])
+def test_projection_is_the_linear_programs_minimum(d: int) -> None:
+    w, c, x = _feasible_case(40, d, seed=d)
+    delta = project_linf_hyperplane_box(w, c, -x, 1 - x)
+    torch.testing.assert_close((w * delta).sum(1), c, rtol=0, atol=1e-12)
+    assert bool(((x + delta) >= -1e-15).all()) and bool(((x + delta) <= 1 + 1e-15).all())
+    for i in range(len(w)):
+        best = _lp_linf(w[i].numpy(), float(c[i]), (-x[i]).numpy(), (1 - x[i]).numpy())
+        assert abs(float(delta[i].abs().max()) - best) <= 1e-9 * max(best, 1.0), i
+
+
+def test_projection_outside_the_boxs_reach_goes_to_the_nearest_corner() -> None:
+    w, c, x = _feasible_case(30, 6, seed=11)
+    corner = torch.where(w * c[:, None] > 0, 1 - x, -x) * (w != 0)
+    far = 2 * (w * corner).sum(1) + c.sign()  # beyond what the box allows
+    delta = project_linf_hyperplane_box(w, far, -x, 1 - x)
+    torch.testing.assert_close(delta, corner, rtol=0, atol=0)
+
+
+def test_projection_of_a_point_on_the_hyperplane_is_zero_and_shapes_are_kept() -> None:
+    w, _, x = _feasible_case(5, 12, seed=3)
+    w, x = w.view(5, 1, 3, 4), x.view(5, 1, 3, 4)
+    delta = project_linf_hyperplane_box(w, torch.zeros(5, dtype=w.dtype), -x, 1 - x)
+    assert delta.shape == w.shape and bool((delta == 0).all())
+
+
+def _first_iterates(eta: float, beta: float, alpha_max: float) -> tuple[float, float]:
+    """FAB's iterates on an affine boundary at distance 1 from x₀ (box not binding), worked out
+    from the update rule: from x₀ both projections are the minimiser δ*, so z₁ = x₀ + η δ*;
+    z₁ is adversarial, pulled back to x₀ + βη δ*, whose projection is (1 − βη) δ* (same
+    direction), so z₂ = x₀ + r₂ δ* with r₂ = (1 − α)(βη + η(1 − βη)) + αη,
+    α = min((1 − βη) / (1 − βη + 1), α_max)."""
+    r1 = eta
+    rest = 1 - beta * eta
+    alpha = min(rest / (rest + 1), alpha_max)
+    return r1, (1 - alpha) * (beta * eta + eta * rest) + alpha * eta
+
+
+@pytest.mark.parametrize("k", [2, 5])
+@pytest.mark.parametrize("eta,beta,alpha_max", [(1.05, 0.9, 0.1), (1.2, 0.8, 0.1),
+                                                (1.1, 0.9, 0.01)])
+def test_first_steps_on_an_affine_model_follow_the_update_rule(k: int, eta: float, beta: float,
+                                                                 alpha_max: float) -> None:
+    model, x, y, d = _problem(k, "linf")
+    r1, r2 = _first_iterates(eta, beta, alpha_max)
+    assert r2 < r1
+    for steps, ratio in ((1, float("inf")), (2, r1), (3, r2)):
+        r = attacks.fab(model, x, y, steps=steps, eta=eta, beta=beta, alpha_max=alpha_max)
+        assert r.cost == steps + 1 and r.norm == "linf"
+        expected = torch.full_like(d, ratio) if steps == 1 else d * ratio
+        torch.testing.assert_close(r.norms, expected, rtol=1e-9, atol=0)
+
+
+def test_default_fab_is_within_one_percent_of_the_minimum_in_three_steps() -> None:
+    model, x, y, d = _problem(5, "linf")
+    r = attacks.fab(model, x, y, steps=3)
+    rel = r.norms / d - 1
+    assert r.success.all() and float(rel.min()) > 0 and float(rel.max()) < 0.01, rel
+
+
+def _cnn_problem(seed: int) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """A small conv net and ten random images labelled with its own predictions."""
+    model, x = tiny_cnn(seed=seed), random_images(10, seed=seed)
+    with torch.no_grad():
+        return model, x, model.eval()(x).argmax(1)
+
+
+def test_fab_is_deterministic_and_stays_in_the_box() -> None:
+    model, x, y = _cnn_problem(2)
+    a = attacks.fab(model, x, y, steps=20)
+    b = attacks.fab(model, x, y, steps=20)
+    assert torch.equal(a.adv, b.adv) and torch.equal(a.norms, b.norms)
+    assert a.cost == 21 and float(a.adv.min()) >= 0 and float(a.adv.max()) <= 1
+
+
+def test_targeted_fab_reaches_the_targets() -> None:
+    model, x, y = _cnn_problem(1)
+    t = (y + 1) % 3
+    r = attacks.fab(model, x, y, steps=30, targets=t)
+    assert r.success.any() and torch.equal(r.targets, t)
+    with torch.no_grad():
+        assert bool((model(r.adv).argmax(1)[r.success] == t[r.success]).all())
+
+
+def test_start_is_the_first_candidate() -> None:
+    """From an adversarial start, the first pass evaluates it: FAB never returns worse."""
+    model, x, y, d = _problem(2, "linf")
+    far = attacks.fab(model, x, y, steps=2, eta=1.5)  # adversarial at 1.5× the distance
+    r = attacks.fab(model, x, y, steps=1, start=far.adv)
+    torch.testing.assert_close(r.norms, far.norms)
+    r = attacks.fab(model, x, y, steps=10, start=far.adv)
+    assert bool((r.norms <= far.norms).all()) and bool((r.norms < 1.01 * d).all())
+
+
+@pytest.mark.parametrize("kw,match", [({"steps": 0}, "steps"), ({"eta": 0.0}, "eta"),
+                                      ({"beta": 1.5}, "beta"), ({"alpha_max": -0.1}, "alpha_max")])
+def test_bad_options_are_refused(kw: dict, match: str) -> None:
+    model, x = tiny_cnn(), random_images(2)
+    with pytest.raises(ValueError, match=match):
+        attacks.fab(model, x, torch.zeros(2, dtype=torch.long), **kw)
+
+
+def test_tolerance_is_the_acceptance_margin_fab_aims_at() -> None:
+    """FAB aims at {margin = −tolerance}: the tolerance must be exactly the one that
+    ``confidently_adversarial`` applies (64 ulps of 1 + the largest |logit|)."""
+    logits = torch.tensor([[3.0, -5.0, 1.0], [0.5, 0.25, -0.125]])
+    crit = attacks.Criterion(torch.tensor([0, 1]))
+    tol = crit.tolerance(logits)
+    torch.testing.assert_close(tol, 64 * torch.finfo(torch.float32).eps * torch.tensor([6.0, 1.5]))
+    margin = torch.tensor([-1.0, -1.0]) * tol
+    for shift, expected in ((-1e-9, True), (1e-9, False)):
+        assert bool((crit.confidently_adversarial(logits, margin + shift) == expected).all())
