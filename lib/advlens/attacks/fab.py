@@ -100,7 +100,6 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
         x0, _, crit = prepare(model, x, y, targets=targets)
         best = BestAdversarial(x0, "linf")
         z = x0 if start is None else check_start(start, x0)
-        lo0, hi0 = -x0, 1 - x0
         for i in tqdm(range(steps), desc="FAB-linf", disable=tqdm_disabled(progress),
                       leave=False):
             logits, margin, grad = logits_and_grad(model, z, lambda out, _x: crit.margin(out))
@@ -111,11 +110,12 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
                 break  # the next point would never be evaluated
             pull = is_adv.view(-1, *([1] * (x0.ndim - 1)))
             xk = torch.where(pull, x0 + beta * (z - x0), z)
-            # the linearised boundary: margin + grad·(x − z) = 0, i.e. grad·δ = c at x
-            offset = (grad * (xk - z)).flatten(1).sum(1)
-            offset0 = (grad * (x0 - z)).flatten(1).sum(1)
-            dk = project_linf_hyperplane_box(grad, -margin - offset, -xk, 1 - xk)
-            d0 = project_linf_hyperplane_box(grad, -margin - offset0, lo0, hi0)
+            # the linearised boundary: margin + grad·(x − z) = 0, i.e. grad·δ = c at x; x_k's
+            # and x₀'s projections in one batch (one sort)
+            both = torch.cat([xk, x0])
+            g2 = torch.cat([grad, grad])
+            c = -margin.repeat(2) - (g2 * (both - torch.cat([z, z]))).flatten(1).sum(1)
+            dk, d0 = project_linf_hyperplane_box(g2, c, -both, 1 - both).chunk(2)
             nk, n0 = lp_norms(dk, "linf"), lp_norms(d0, "linf")
             alpha = (nk / (nk + n0).clamp_min(_TINY)).clamp_max(alpha_max)
             alpha = alpha.view(-1, *([1] * (x0.ndim - 1)))
