@@ -36,6 +36,7 @@ in for it here.
 from __future__ import annotations
 
 import argparse
+import functools
 import platform
 import statistics
 import sys
@@ -49,6 +50,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from _model_clock import ModelClock
 from advlens import attacks, zoo
 from advlens.checks import frozen
 from advlens.data import digits
@@ -381,58 +383,100 @@ class Clock:
         return time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
+THROUGHPUT_PEERS = ("adv-lib DDN", "adv-lib ALMA", "adv-lib FMN-L2", "adv-lib FMN-Linf",
+                    "foolbox DDN", "foolbox FMN-L2", "foolbox FMN-Linf")
+
+
+def median(values: list[float]) -> float:
+    """The median; NaN for no values (a peer has no interleaved ratio)."""
+    return statistics.median(values) if values else float("nan")
+
+
 def throughput(model: nn.Module, x: Tensor, y: Tensor, repeats: int, steps: int = 100
                ) -> pd.DataFrame:
-    """Throughput of each attack as a fraction of the model's raw speed: the time the model's own
-    passes would take at raw speed (forward+backward passes × raw pass time + forward-only
-    passes × raw forward time, both measured right before the attack, so both see the same
-    load) over the attack's time; median over repeats, in wall time and in CPU time."""
-    runs: dict[str, Callable[[], attacks.AttackResult]] = {
-        "ddn": lambda: attacks.ddn(model, x, y, steps=steps),
-        "fmn-l2": lambda: attacks.fmn(model, x, y, steps=steps),
-        "fmn-linf": lambda: attacks.fmn(model, x, y, norm="linf", steps=steps),
-        "alma": lambda: attacks.alma(model, x, y, steps=steps),
-        "minimal-l2 auto (3x budget)": lambda: attacks.minimal_l2(model, x, y,
+    """Throughput of each attack as a fraction of the model's raw speed, measured two ways.
+
+    *Interleaved* (wall and CPU time): the time the model's own passes would take at raw speed
+    (forward+backward passes × raw pass time + forward-only passes × raw forward time, both
+    measured right before the attack) over the attack's time. On a shared machine the raw speed
+    drifts between the timed runs (±0.05 here).
+
+    *In-run* (CPU time): the model is wrapped in a :class:`ModelClock`, which clocks the time spent
+    inside its own forward and backward passes during the attack; the fraction is that time,
+    scaled by the raw loop's own total/model-time ratio (its loss, autograd set-up), over the
+    attack's CPU time. Both times come from the same run, so drift cancels (±0.01 here). Also
+    reported: the attack's CPU time per pass beyond what the raw loop spends (its own
+    bookkeeping), in µs.
+
+    The peers in ``THROUGHPUT_PEERS`` run at the same number of steps, in-run fraction only.
+    Median over repeats."""
+    clocked = ModelClock(model)
+    runs: dict[str, Callable[[], attacks.AttackResult | Tensor]] = {
+        "ddn": lambda: attacks.ddn(clocked, x, y, steps=steps),
+        "fmn-l2": lambda: attacks.fmn(clocked, x, y, steps=steps),
+        "fmn-linf": lambda: attacks.fmn(clocked, x, y, norm="linf", steps=steps),
+        "alma": lambda: attacks.alma(clocked, x, y, steps=steps),
+        "minimal-l2 auto (3x budget)": lambda: attacks.minimal_l2(clocked, x, y,
                                                                   budget=3 * steps),
-        "cw-l2": lambda: attacks.cw_l2(model, x, y, steps=steps // 2, binary_steps=2,
+        "minimal-linf auto (3x budget)": lambda: attacks.minimal_linf(clocked, x, y,
+                                                                      budget=3 * steps),
+        "cw-l2": lambda: attacks.cw_l2(clocked, x, y, steps=steps // 2, binary_steps=2,
                                        abort_early=False),
-        "ead": lambda: attacks.ead(model, x, y, steps=steps // 2, binary_steps=2,
+        "ead": lambda: attacks.ead(clocked, x, y, steps=steps // 2, binary_steps=2,
                                    abort_early=False),
-        "pgd-l2": lambda: attacks.pgd(model, x, y, eps=1.0, steps=steps),
-        "ifgsm-search": lambda: attacks.ifgsm_search(model, x, y, steps=10, tries=9),
+        "pgd-l2": lambda: attacks.pgd(clocked, x, y, eps=1.0, steps=steps),
+        "ifgsm-search": lambda: attacks.ifgsm_search(clocked, x, y, steps=10, tries=9),
     }
+    # the peers' counterparts at the same number of steps (in-run fraction only: the
+    # interleaved one needs each run's pass count)
+    peers = {**peers_available("l2"), **peers_available("linf")}
+    for name in THROUGHPUT_PEERS:
+        if name in peers:
+            runs[name] = functools.partial(peers[name], clocked, x, y, steps)
     clocks = ("wall", "cpu")
-    ratios = {(k, c): [] for k in runs for c in clocks}
+    ratios = {(k, c): [] for k in [*runs, *(f"{r} in-run" for r in runs)] for c in clocks}
+    own_us: dict[str, list[float]] = {k: [] for k in runs}
     raw_rates: dict[str, list[float]] = {c: [] for c in clocks}
     for _ in range(repeats):
         for name, fn in runs.items():
+            clocked.reset()
             clock = Clock()
-            raw_pass(model, x, steps)
-            t_pass = [t / steps for t in clock.elapsed()]
+            raw_pass(clocked, x, steps)
+            raw_elapsed = clock.elapsed()
+            t_pass = [t / steps for t in raw_elapsed]
+            raw_overhead = raw_elapsed[1] / clocked.seconds  # total over model CPU time
             clock = Clock()
             raw_forward(model, x, steps)
             t_forward = [t / steps for t in clock.elapsed()]
             model.train()  # the attacks must switch to eval themselves
+            clocked.reset()
             clock = Clock()
             r = fn()
             elapsed = clock.elapsed()
             model.eval()
+            ratios[f"{name} in-run", "cpu"].append(clocked.seconds * raw_overhead / elapsed[1])
+            if not isinstance(r, attacks.AttackResult):  # a peer
+                continue
             for k, c in enumerate(clocks):
                 # the model's own compute for this run, at the raw speed just measured
                 ideal = r.passes * t_pass[k] + r.forwards * t_forward[k]
                 ratios[name, c].append(ideal / elapsed[k])
                 raw_rates[c].append(1 / t_pass[k])
+            beyond_raw = elapsed[1] - clocked.seconds * raw_overhead
+            own_us[name].append(beyond_raw / (r.passes + r.forwards) * 1e6)
     # passes_per_s of an attack: forward-only passes converted at their measured relative cost
     raw = {c: statistics.median(raw_rates[c]) for c in clocks}
     rows = [{"attack": "raw forward+backward", "passes_per_s_wall": raw["wall"],
              "passes_per_s_cpu": raw["cpu"], "fraction_of_raw_wall": 1.0,
-             "fraction_of_raw_cpu": 1.0}]
+             "fraction_of_raw_cpu": 1.0, "fraction_of_raw_cpu_in_run": 1.0}]
     for name in runs:
         row: dict[str, str | float] = {"attack": name}
         for c in clocks:
-            row[f"passes_per_s_{c}"] = statistics.median(ratios[name, c]) * raw[c]
+            row[f"passes_per_s_{c}"] = median(ratios[name, c]) * raw[c]
         for c in clocks:
-            row[f"fraction_of_raw_{c}"] = statistics.median(ratios[name, c])
+            row[f"fraction_of_raw_{c}"] = median(ratios[name, c])
+        row["fraction_of_raw_cpu_in_run"] = median(ratios[f"{name} in-run", "cpu"])
+        row["extra_cpu_us_per_pass"] = median(own_us[name])
         rows.append(row)
     df = pd.DataFrame(rows)
     print(f"throughput: batch {len(x)}, {steps} passes per run, median of {repeats} repeats",
