@@ -9,8 +9,17 @@ import torch
 from scipy.optimize import linprog
 
 from advlens import attacks
-from advlens.attacks.fab import project_linf_hyperplane_box
-from attack_toys import random_images, tiny_cnn
+from advlens.attacks.fab import margins_and_gradients, project_linf_hyperplane_box
+from attack_toys import (
+    affine_model,
+    boundary_gap,
+    centre_images,
+    closed_form_point,
+    linf_distance_to_boundary,
+    random_images,
+    runner_up_nearest,
+    tiny_cnn,
+)
 from test_attacks_closed_form import _problem
 
 
@@ -79,24 +88,83 @@ def _first_iterates(eta: float, beta: float, alpha_max: float) -> tuple[float, f
     return r1, (1 - alpha) * (beta * eta + eta * rest) + alpha * eta
 
 
+@pytest.mark.parametrize("candidates", [1, 9])
 @pytest.mark.parametrize("k", [2, 5])
 @pytest.mark.parametrize("eta,beta,alpha_max", [(1.05, 0.9, 0.1), (1.2, 0.8, 0.1),
                                                 (1.1, 0.9, 0.01)])
 def test_first_steps_on_an_affine_model_follow_the_update_rule(k: int, eta: float, beta: float,
-                                                                 alpha_max: float) -> None:
+                                                                 alpha_max: float,
+                                                                 candidates: int) -> None:
+    """One class (the runner-up, one pass per iteration) or all k − 1 (k − 1 passes): the
+    nearest boundary is the runner-up's here, so the iterates are the same."""
     model, x, y, d = _problem(k, "linf")
     r1, r2 = _first_iterates(eta, beta, alpha_max)
-    assert r2 < r1
-    for steps, ratio in ((1, float("inf")), (2, r1), (3, r2)):
-        r = attacks.fab(model, x, y, steps=steps, eta=eta, beta=beta, alpha_max=alpha_max)
-        assert r.cost == steps + 1 and r.norm == "linf"
-        expected = torch.full_like(d, ratio) if steps == 1 else d * ratio
-        torch.testing.assert_close(r.norms, expected, rtol=1e-9, atol=0)
+    assert 1 < r2 < r1  # both adversarial, the second nearer
+    choose = 0 if candidates == 1 else 1  # the forward choosing the candidate classes
+    per_iteration = min(candidates, k - 1) + 1  # passes and the checking forward
+    for iterations, ratio in ((1, r1), (2, r2)):
+        steps = choose + iterations * per_iteration
+        r = attacks.fab(model, x, y, steps=steps, eta=eta, beta=beta, alpha_max=alpha_max,
+                        candidates=candidates)
+        assert r.cost == steps + 1 and r.norm == "linf"  # and the confirming forward
+        torch.testing.assert_close(r.norms, d * ratio, rtol=1e-9, atol=0)
+
+
+def _nearest_is_not_the_runner_up(k: int = 5) -> tuple[torch.nn.Module, torch.Tensor,
+                                                       torch.Tensor, torch.Tensor]:
+    """An affine model and images whose nearest L∞ boundary is not the runner-up class's (and
+    ≥ 10 % nearer than any other), box not binding: the class choice matters."""
+    model = affine_model(k=k, seed=3)
+    x = centre_images(400, seed=8, spread=0.15)
+    d, y = linf_distance_to_boundary(model, x)
+    keep = ~runner_up_nearest(model, x, 1) & (boundary_gap(model, x, 1) > 1.1) & (d > 0.03)
+    point = closed_form_point(model, x, "linf")
+    keep &= (point.flatten(1).amin(1) > 0.01) & (point.flatten(1).amax(1) < 0.99)
+    idx = keep.nonzero().flatten()[:10]
+    assert idx.numel() >= 5, "test set-up: not enough images whose nearest class is not second"
+    return model, x[idx], y[idx], d[idx]
+
+
+def test_fab_linearises_the_nearest_class_not_the_runner_up() -> None:
+    model, x, y, d = _nearest_is_not_the_runner_up()
+    every = attacks.fab(model, x, y, steps=1 + 10 * 5)  # 10 iterations over the 4 others
+    rel = every.norms / d - 1
+    assert every.success.all() and float(rel.min()) > -1e-6 and float(rel.max()) < 0.01, rel
+    # the current runner-up's boundary alone: it often turns into the nearest class's on the
+    # way, but not on every image (there it ends ≥ 10 % farther)
+    runner_up = attacks.fab(model, x, y, steps=40, candidates=1)
+    assert bool((runner_up.norms > 1.05 * d).any()), runner_up.norms / d
+
+
+def test_margins_and_gradients_match_the_jacobian() -> None:
+    model, x, y = _cnn_problem(3)
+    model = model.double()
+    x = x.double()
+    classes = torch.stack([(y + 1) % 3, (y + 2) % 3], 1)
+    with torch.enable_grad():
+        logits, margins, grads = margins_and_gradients(model, x, y, classes)
+    jac = torch.autograd.functional.jacobian(lambda v: model(v), x)  # (N, K, N, ...)
+    for i in range(len(x)):
+        for j, s in enumerate(classes[i].tolist()):
+            own, other = int(y[i]), s
+            torch.testing.assert_close(margins[i, j], logits[i, own] - logits[i, other])
+            torch.testing.assert_close(grads[i, j], jac[i, own, i] - jac[i, other, i])
+    torch.testing.assert_close(logits, model(x))
+
+
+def test_candidates_are_capped_by_the_classes_and_the_passes() -> None:
+    model, x, y = _cnn_problem(2)  # 3 classes: at most 2 candidates
+    r = attacks.fab(model, x, y, steps=7)  # choosing forward, 2 iterations of 2 passes + check
+    assert (r.cost, r.passes) == (8, 4)
+    r = attacks.fab(model, x, y, steps=3)  # room for one iteration over the top class alone
+    assert (r.cost, r.passes) == (4, 1)
+    r = attacks.fab(model, x, y, steps=2)  # no room to choose: the runner-up margin
+    assert (r.cost, r.passes) == (3, 1)
 
 
 def test_default_fab_is_within_one_percent_of_the_minimum_in_three_steps() -> None:
     model, x, y, d = _problem(5, "linf")
-    r = attacks.fab(model, x, y, steps=3)
+    r = attacks.fab(model, x, y, steps=1 + 3 * 5)  # three iterations over the 4 others
     rel = r.norms / d - 1
     assert r.success.all() and float(rel.min()) > 0 and float(rel.max()) < 0.01, rel
 
@@ -113,7 +181,7 @@ def test_fab_is_deterministic_and_stays_in_the_box() -> None:
     a = attacks.fab(model, x, y, steps=20)
     b = attacks.fab(model, x, y, steps=20)
     assert torch.equal(a.adv, b.adv) and torch.equal(a.norms, b.norms)
-    assert a.cost == 21 and float(a.adv.min()) >= 0 and float(a.adv.max()) <= 1
+    assert a.cost == 1 + 6 * 3 + 1 and float(a.adv.min()) >= 0 and float(a.adv.max()) <= 1
 
 
 def test_targeted_fab_reaches_the_targets() -> None:
@@ -128,14 +196,16 @@ def test_targeted_fab_reaches_the_targets() -> None:
 def test_start_is_the_first_candidate() -> None:
     """From an adversarial start, the first pass evaluates it: FAB never returns worse."""
     model, x, y, d = _problem(2, "linf")
-    far = attacks.fab(model, x, y, steps=2, eta=1.5)  # adversarial at 1.5× the distance
-    r = attacks.fab(model, x, y, steps=1, start=far.adv)
+    far = attacks.fab(model, x, y, steps=2, eta=1.5)  # one step: adversarial at 1.5× the distance
+    torch.testing.assert_close(far.norms, 1.5 * d)
+    r = attacks.fab(model, x, y, steps=2, start=far.adv, eta=3.0)  # its own step lands farther
     torch.testing.assert_close(r.norms, far.norms)
-    r = attacks.fab(model, x, y, steps=10, start=far.adv)
+    r = attacks.fab(model, x, y, steps=21, start=far.adv)
     assert bool((r.norms <= far.norms).all()) and bool((r.norms < 1.01 * d).all())
 
 
-@pytest.mark.parametrize("kw,match", [({"steps": 0}, "steps"), ({"eta": 0.0}, "eta"),
+@pytest.mark.parametrize("kw,match", [({"steps": 1}, "steps"), ({"candidates": 0}, "candidates"),
+                                      ({"eta": 0.0}, "eta"),
                                       ({"beta": 1.5}, "beta"), ({"alpha_max": -0.1}, "alpha_max")])
 def test_bad_options_are_refused(kw: dict, match: str) -> None:
     model, x = tiny_cnn(), random_images(2)

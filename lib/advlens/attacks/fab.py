@@ -1,4 +1,4 @@
-"""Fast Adaptive Boundary attack (Croce & Hein 2020), L∞, one gradient pass per step."""
+"""Fast Adaptive Boundary attack (Croce & Hein 2020), L∞."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from advlens.attacks.core import (
     attack_mode,
     check_positive,
     check_start,
+    forward,
     logits_and_grad,
     prepare,
     tqdm_disabled,
@@ -55,70 +56,125 @@ def project_linf_hyperplane_box(w: Tensor, c: Tensor, lo: Tensor, hi: Tensor) ->
     return delta.view(shape)
 
 
+def margins_and_gradients(model: nn.Module, z: Tensor, y: Tensor, classes: Tensor
+                          ) -> tuple[Tensor, Tensor, Tensor]:
+    """The logit margins ``z_y − z_s`` of each image against each of its candidate classes, and
+    their gradients, from one forward+backward pass of the batch repeated once per candidate.
+
+    Parameters
+    ----------
+    model: the classifier (in :func:`attack_mode`).
+    z: (N, ...) points.
+    y: (N,) true labels.
+    classes: (N, m) candidate classes per image (none equal to ``y``).
+
+    Returns
+    -------
+    logits (N, K) at z (from the first copy), margins (N, m) and gradients (N, m, ...); cost: m
+    passes.
+    """
+    n, m = classes.shape
+    copies = z.detach().repeat(m, *([1] * (z.ndim - 1))).requires_grad_(True)
+    out = model(copies)  # copy j of image i is row j·N + i
+    rows = torch.arange(n * m, device=z.device)
+    own = out[rows, y.repeat(m)]
+    other = out[rows, classes.T.flatten()]
+    margins = own - other
+    (grad,) = torch.autograd.grad(margins.sum(), copies)
+    grads = grad.view(m, n, *z.shape[1:]).transpose(0, 1)
+    return out[:n].detach(), margins.detach().view(m, n).T, grads
+
+
 def fab(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
-        targets: Tensor | None = None, alpha_max: float = 0.1, eta: float = 1.05,
-        beta: float = 0.9, start: Tensor | None = None,
+        targets: Tensor | None = None, candidates: int = 9, alpha_max: float = 0.1,
+        eta: float = 1.05, beta: float = 0.9, start: Tensor | None = None,
         progress: bool | None = None) -> AttackResult:
     """FAB-L∞ (Croce & Hein 2020): linearise the decision boundary at the current point, step to
     the boundary's minimal-L∞ projection (in the box [0, 1]) biased towards the projection of
     the original image, overshoot by ``eta``; once adversarial, pull back towards the original.
 
-    Per step: z_{k+1} = clip((1 − α)(x_k + η δ_k) + α(x₀ + η δ₀), 0, 1), δ_k and δ₀ the
-    projections of x_k and x₀ onto the linearised boundary {margin(z_k) + ∇margin·(x − z_k) =
-    −tolerance} ∩ box, α = min(||δ_k|| / (||δ_k|| + ||δ₀||), ``alpha_max``); x_k = z_k, or
-    x₀ + β(z_k − x₀) where z_k is (confidently) adversarial. Defaults as published.
+    Per iteration: z = clip((1 − α)(x_k + η δ_k) + α(x₀ + η δ₀), 0, 1), δ_k and δ₀ the
+    projections of x_k and x₀ onto the linearised boundary {margin_s(x_k) + ∇margin_s·(x − x_k)
+    = −tolerance} ∩ box, α = min(||δ_k|| / (||δ_k|| + ||δ₀||), ``alpha_max``); a forward pass
+    checks z, and x_{k+1} = x₀ + β(z − x₀) if z is (confidently) adversarial, else z. The class
+    s is, as published for the untargeted attack, the one whose linearised boundary is nearest:
+    the smallest |margin_s| / ||∇margin_s||₁ among the candidate classes. Defaults as published.
+    The boundary aimed at is the acceptance one (:meth:`Criterion.tolerance`): iterates
+    converge onto the boundary they aim at, and on {margin = 0} none would be accepted.
 
-    Differences from the published FAB, each for one gradient pass per step: the boundary is the
-    logit margin's (:class:`Criterion`: true class against the current runner-up, or the target
-    against the rest), where untargeted FAB takes the nearest of all classes' boundaries (one
-    gradient per class); the pulled-back point is projected onto z_k's linearisation, where FAB
-    checks z_k with a forward pass and linearises again there; the boundary aimed at is the
-    acceptance one (:meth:`Criterion.tolerance`): iterates converge onto the boundary they aim
-    at, and on {margin = 0} none would be accepted.
+    The candidates are the ``candidates`` classes with the highest logits at the start point
+    (all the other classes when there are at most that many, as published; each costs one pass
+    per iteration), fixed for the run. ``candidates=1`` (and every targeted attack: the target
+    against the rest) linearises the margin against the current runner-up: one pass per
+    iteration and no initial forward.
 
     Parameters
     ----------
-    steps: gradient passes.
+    steps: passes to spend, forward-only ones included: each iteration costs one pass per
+        candidate class and one forward (with too few for one iteration over every candidate,
+        the highest-scoring classes that fit are the candidates); at least 2.
     targets: target classes for a targeted attack; untargeted if None.
+    candidates: how many classes to linearise each iteration (untargeted only).
     alpha_max, eta, beta: the bias towards x₀, the overshoot, the pull-back factor.
     start: (N, ...) first point in [0, 1] (default: x).
     progress: tqdm bar (None: on only in a terminal).
 
     Returns
     -------
-    AttackResult (``norm="linf"``) with each image's smallest adversarial iterate; cost:
-    ``steps`` passes + one confirming forward.
+    AttackResult (``norm="linf"``) with each image's smallest adversarial point (the checked
+    steps and the linearisation points); cost: at most ``steps``, plus one confirming forward.
     """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1; got {steps}.")
+    if steps < 2 or candidates < 1:
+        raise ValueError(f"steps must be >= 2 and candidates >= 1; got {steps}, {candidates}.")
     for name, value in (("alpha_max", alpha_max), ("eta", eta), ("beta", beta)):
         check_positive(name, value)
     if alpha_max > 1 or beta > 1:
         raise ValueError(f"alpha_max and beta must be <= 1; got {alpha_max}, {beta}.")
     home = as_tensor(x, "x").device
     with attack_mode(model):
-        x0, _, crit = prepare(model, x, y, targets=targets)
+        x0, y0, crit = prepare(model, x, y, targets=targets)
+        n = x0.shape[0]
         best = BestAdversarial(x0, "linf")
         z = x0 if start is None else check_start(start, x0)
-        for i in tqdm(range(steps), desc="FAB-linf", disable=tqdm_disabled(progress),
+        classes, forwards = None, 0
+        if candidates > 1 and not crit.targeted and steps > 2:
+            logits = forward(model, z)
+            crit.check_outputs(logits)
+            forwards = 1
+            m = min(candidates, logits.shape[1] - 1, steps - 2)  # room for one iteration
+            classes = logits.scatter(1, y0[:, None], float("-inf")).topk(m, dim=1).indices
+        per_iteration = 1 if classes is None else classes.shape[1]
+        iterations = (steps - forwards) // (per_iteration + 1)
+        rows = torch.arange(n, device=x0.device)
+        for _ in tqdm(range(iterations), desc="FAB-linf", disable=tqdm_disabled(progress),
                       leave=False):
-            logits, margin, grad = logits_and_grad(model, z, lambda out, _x: crit.margin(out))
-            is_adv = crit.confidently_adversarial(logits, margin)
-            margin = margin + crit.tolerance(logits)  # aim at the acceptance boundary
-            best.update(z, is_adv)
-            if i == steps - 1:
-                break  # the next point would never be evaluated
-            pull = is_adv.view(-1, *([1] * (x0.ndim - 1)))
-            xk = torch.where(pull, x0 + beta * (z - x0), z)
-            # the linearised boundary: margin + grad·(x − z) = 0, i.e. grad·δ = c at x; x_k's
-            # and x₀'s projections in one batch (one sort)
-            both = torch.cat([xk, x0])
+            if classes is None:
+                logits, margin, grad = logits_and_grad(model, z,
+                                                       lambda out, _x: crit.margin(out))
+                is_adv = crit.confidently_adversarial(logits, margin)
+                margin = margin + crit.tolerance(logits)
+            else:
+                logits, margins, grads = margins_and_gradients(model, z, y0, classes)
+                is_adv = crit.confidently_adversarial(logits)
+                # the nearest linearised (acceptance) boundary among the candidates
+                aim = margins + crit.tolerance(logits)[:, None]
+                reach = aim.abs() / grads.flatten(2).abs().sum(2).clamp_min(_TINY)
+                s = reach.argmin(1)
+                margin, grad = aim[rows, s], grads[rows, s]
+            best.update(z, is_adv)  # a pulled-back point may still be adversarial
+            # the linearised boundary: margin + grad·(x − z) = 0, i.e. grad·δ = c at x; z's and
+            # x₀'s projections in one batch (one sort)
+            both = torch.cat([z, x0])
             g2 = torch.cat([grad, grad])
             c = -margin.repeat(2) - (g2 * (both - torch.cat([z, z]))).flatten(1).sum(1)
             dk, d0 = project_linf_hyperplane_box(g2, c, -both, 1 - both).chunk(2)
             nk, n0 = lp_norms(dk, "linf"), lp_norms(d0, "linf")
             alpha = (nk / (nk + n0).clamp_min(_TINY)).clamp_max(alpha_max)
             alpha = alpha.view(-1, *([1] * (x0.ndim - 1)))
-            z = ((1 - alpha) * (xk + eta * dk) + alpha * (x0 + eta * d0)).clamp(0.0, 1.0)
-        result = best.result(model, crit, passes=steps, forwards=0)
+            z = ((1 - alpha) * (z + eta * dk) + alpha * (x0 + eta * d0)).clamp(0.0, 1.0)
+            is_adv = crit.confidently_adversarial(forward(model, z))
+            best.update(z, is_adv)
+            z = torch.where(is_adv.view(-1, *([1] * (x0.ndim - 1))), x0 + beta * (z - x0), z)
+        result = best.result(model, crit, passes=iterations * per_iteration,
+                             forwards=forwards + iterations)
     return result.to(home)
