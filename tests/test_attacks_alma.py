@@ -60,8 +60,28 @@ def test_alma_within_budget_truthful_and_deterministic() -> None:
 def test_plans_spend_at_most_the_budget(budget: int) -> None:
     """Each stage costs its steps plus one confirming forward; the portfolio one more."""
     for plan in (l2_plan(budget), linf_plan(budget)):
-        assert all(steps >= 1 for _, steps in plan)
+        assert all(steps >= (2 if stage == "fab" else 1) for stage, steps in plan)
         assert sum(steps + 1 for _, steps in plan) + 1 <= budget
+
+
+@pytest.mark.parametrize("budget", [50, 100, 333])
+@pytest.mark.parametrize("k", [3, 10])
+def test_linf_auto_passes_what_fab_leaves_to_fmn_and_keeps_each_images_best(budget: int,
+                                                                             k: int) -> None:
+    """FAB spends whole iterations of k passes; the rest of its share goes to FMN, so the
+    portfolio spends its whole budget, and it never returns more than its FAB stage alone."""
+    model, x = tiny_cnn(seed=5, k=k), random_images(10, seed=5)
+    with torch.no_grad():
+        y = model.eval()(x).argmax(1)
+    (fab_stage, fab_steps), (_, fmn_steps) = linf_plan(budget)
+    auto = attacks.minimal_linf(model, x, y, budget=budget)
+    assert fab_stage == "fab" and auto.cost == budget
+    first = attacks.fab(model, x, y, steps=fab_steps)
+    assert first.cost < fab_steps + 1  # it left some of its share
+    # FMN ran its own share and FAB's remainder: passes = FAB's + FMN's steps
+    assert auto.passes == first.passes + fmn_steps + (fab_steps + 1 - first.cost)
+    assert bool((auto.norms <= first.norms).all())
+    assert torch.equal(auto.adv, attacks.minimal_linf(model, x, y, budget=budget).adv)
 
 
 @pytest.mark.parametrize("budget", [60, 450])

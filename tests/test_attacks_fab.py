@@ -110,14 +110,27 @@ def test_first_steps_on_an_affine_model_follow_the_update_rule(k: int, eta: floa
         torch.testing.assert_close(r.norms, d * ratio, rtol=1e-9, atol=0)
 
 
+def _nearest_class(model: torch.nn.Module, x: torch.Tensor, dual: float) -> torch.Tensor:
+    """The class whose affine boundary is nearest, distances over the ``dual`` norm of the
+    weight differences (1: L∞ distance, 2: L2)."""
+    lin = model[1]
+    w, b = lin.weight.detach(), lin.bias.detach()
+    z = x.flatten(1) @ w.T + b
+    y = z.argmax(1)
+    d = (z.gather(1, y[:, None]) - z) / (w[y][:, None, :] - w[None]).norm(p=dual, dim=2)
+    return d.scatter(1, y[:, None], float("inf")).argmin(1)
+
+
 def _nearest_is_not_the_runner_up(k: int = 5) -> tuple[torch.nn.Module, torch.Tensor,
                                                        torch.Tensor, torch.Tensor]:
     """An affine model and images whose nearest L∞ boundary is not the runner-up class's (and
     ≥ 10 % nearer than any other), box not binding: the class choice matters."""
-    model = affine_model(k=k, seed=3)
+    model = affine_model(k=k, seed=22)
     x = centre_images(400, seed=8, spread=0.15)
     d, y = linf_distance_to_boundary(model, x)
     keep = ~runner_up_nearest(model, x, 1) & (boundary_gap(model, x, 1) > 1.1) & (d > 0.03)
+    # and the L2-nearest class is another one: the class choice must use the dual (L1) norm
+    keep &= _nearest_class(model, x, 1) != _nearest_class(model, x, 2)
     point = closed_form_point(model, x, "linf")
     keep &= (point.flatten(1).amin(1) > 0.01) & (point.flatten(1).amax(1) < 0.99)
     idx = keep.nonzero().flatten()[:10]
@@ -188,7 +201,7 @@ def test_targeted_fab_reaches_the_targets() -> None:
     model, x, y = _cnn_problem(1)
     t = (y + 1) % 3
     r = attacks.fab(model, x, y, steps=30, targets=t)
-    assert r.success.any() and torch.equal(r.targets, t)
+    assert r.success.all() and torch.equal(r.targets, t)
     with torch.no_grad():
         assert bool((model(r.adv).argmax(1)[r.success] == t[r.success]).all())
 
@@ -202,6 +215,12 @@ def test_start_is_the_first_candidate() -> None:
     torch.testing.assert_close(r.norms, far.norms)
     r = attacks.fab(model, x, y, steps=21, start=far.adv)
     assert bool((r.norms <= far.norms).all()) and bool((r.norms < 1.01 * d).all())
+
+
+def test_a_one_class_model_is_refused_untargeted() -> None:
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 1))
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        attacks.fab(model, random_images(2), torch.zeros(2, dtype=torch.long), steps=10)
 
 
 @pytest.mark.parametrize("kw,match", [({"steps": 1}, "steps"), ({"candidates": 0}, "candidates"),

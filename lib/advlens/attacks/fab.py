@@ -34,7 +34,8 @@ def project_linf_hyperplane_box(w: Tensor, c: Tensor, lo: Tensor, hi: Tensor) ->
 
     Returns
     -------
-    δ (N, ...): ``clip(t·sign(w·c), lo, hi)`` with the smallest t ≥ 0 that reaches ``w·δ = c``;
+    δ (N, ...): ``clip(t·sign(w)·sign(c), lo, hi)`` (elementwise) with the smallest t ≥ 0 that
+        reaches ``w·δ = c``;
     where no δ in the box reaches it, the box corner that comes nearest.
     """
     shape = w.shape
@@ -98,15 +99,20 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
     = −tolerance} ∩ box, α = min(||δ_k|| / (||δ_k|| + ||δ₀||), ``alpha_max``); a forward pass
     checks z, and x_{k+1} = x₀ + β(z − x₀) if z is (confidently) adversarial, else z. The class
     s is, as published for the untargeted attack, the one whose linearised boundary is nearest:
-    the smallest |margin_s| / ||∇margin_s||₁ among the candidate classes. Defaults as published.
+    the smallest |margin_s| / ||∇margin_s||₁ among the candidate classes. α_max, η, β as
+    published.
     The boundary aimed at is the acceptance one (:meth:`Criterion.tolerance`): iterates
     converge onto the boundary they aim at, and on {margin = 0} none would be accepted.
 
     The candidates are the ``candidates`` classes with the highest logits at the start point
-    (all the other classes when there are at most that many, as published; each costs one pass
-    per iteration), fixed for the run. ``candidates=1`` (and every targeted attack: the target
-    against the rest) linearises the margin against the current runner-up: one pass per
-    iteration and no initial forward.
+    (all the other classes when there are at most that many; each costs one pass per
+    iteration), fixed for the run. Published FAB takes every other class (k − 1 passes per
+    iteration); 9 is FAB-T's number of target classes, enough for every class of 10-class data.
+    With one candidate (``candidates=1``, a two-class model, ``steps`` = 2) and in every
+    targeted attack (the target against the highest other class, where published FAB takes the
+    target against the true class) the margin is linearised against the current runner-up:
+    one pass per iteration, no class choice. The batch is repeated once per candidate in one
+    pass, so a pass holds that many times the batch's activations.
 
     Parameters
     ----------
@@ -140,9 +146,13 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
         if candidates > 1 and not crit.targeted and steps > 2:
             logits = forward(model, z)
             crit.check_outputs(logits)
+            if logits.shape[1] < 2:
+                raise ValueError(f"an untargeted attack needs at least 2 classes; the model "
+                                 f"has {logits.shape[1]}.")
             forwards = 1
             m = min(candidates, logits.shape[1] - 1, steps - 2)  # room for one iteration
-            classes = logits.scatter(1, y0[:, None], float("-inf")).topk(m, dim=1).indices
+            if m > 1:  # (one class: the runner-up's margin is the same, and cheaper)
+                classes = logits.scatter(1, y0[:, None], float("-inf")).topk(m, dim=1).indices
         per_iteration = 1 if classes is None else classes.shape[1]
         iterations = (steps - forwards) // (per_iteration + 1)
         rows = torch.arange(n, device=x0.device)

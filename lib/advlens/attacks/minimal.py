@@ -6,8 +6,9 @@ first (the strongest at small budgets), then attacks that end on other local min
 margin alone, ALMA), then a refinement restarted from each image's best. Why: DDN settles within
 ~100 steps and gains nothing from more (its median is the same at 100 and 1,000 passes on the
 robust zoo models), while restarting a local method from where it stopped, or taking another
-path, still finds smaller perturbations. For L∞: FMN-L∞ with sign steps, then with
-normalised-gradient steps. Measured against foolbox and adv-lib at equal budgets in
+path, still finds smaller perturbations. For L∞: FAB (the nearest of several classes'
+linearised boundaries, which the runner-up class's margin does not always lead to), then FMN-L∞
+with normalised-gradient steps. Measured against foolbox and adv-lib at equal budgets in
 ``benchmarks/README.md`` (rerun: ``python benchmarks/bench_attacks.py``).
 """
 
@@ -97,16 +98,20 @@ StageRunner = Callable[[str, int, nn.Module, Tensor, Tensor, Tensor | None, Best
 def _portfolio(model: nn.Module, x: Tensor, y: Tensor, targets: Tensor | None, norm: Norm,
                plan: list[Stage], run_stage: StageRunner,
                progress: bool | None) -> AttackResult:
-    """Run the stages of ``plan``, each image keeping its smallest adversarial; one final
-    confirming forward on the returned batch."""
+    """Run the stages of ``plan``, each image keeping its smallest adversarial (passes a stage
+    leaves unspent go to the next); one final confirming forward on the returned batch."""
     home = as_tensor(x, "x").device
     with attack_mode(model):
         x0, y0, crit = prepare(model, x, y, targets=targets)
         t0 = None if targets is None else as_tensor(targets, "targets").to(x0.device)
         best = BestAdversarial(x0, norm)
-        passes = forwards = 0
+        passes = forwards = unspent = 0
         for stage, steps in plan:
-            r = run_stage(stage, steps, model, x0, y0, t0, best, progress).to(x0.device)
+            # a stage that spent less than its share (FAB spends whole iterations) leaves the
+            # rest to the next one
+            r = run_stage(stage, steps + unspent, model, x0, y0, t0, best, progress)
+            r = r.to(x0.device)
+            unspent = steps + unspent + 1 - r.cost
             best.update(r.adv, r.success)
             passes, forwards = passes + r.passes, forwards + r.forwards
         result = best.result(model, crit, passes=passes, forwards=forwards)
