@@ -384,7 +384,7 @@ class Clock:
 
 
 THROUGHPUT_PEERS = ("adv-lib DDN", "adv-lib ALMA", "adv-lib FMN-L2", "adv-lib FMN-Linf",
-                    "foolbox DDN", "foolbox FMN-L2", "foolbox FMN-Linf")
+                    "adv-lib FAB", "foolbox DDN", "foolbox FMN-L2", "foolbox FMN-Linf")
 
 
 def median(values: list[float]) -> float:
@@ -416,6 +416,7 @@ def throughput(model: nn.Module, x: Tensor, y: Tensor, repeats: int, steps: int 
         "fmn-l2": lambda: attacks.fmn(clocked, x, y, steps=steps),
         "fmn-linf": lambda: attacks.fmn(clocked, x, y, norm="linf", steps=steps),
         "alma": lambda: attacks.alma(clocked, x, y, steps=steps),
+        "fab-linf": lambda: attacks.fab(clocked, x, y, steps=steps),
         "minimal-l2 auto (3x budget)": lambda: attacks.minimal_l2(clocked, x, y,
                                                                   budget=3 * steps),
         "minimal-linf auto (3x budget)": lambda: attacks.minimal_linf(clocked, x, y,
@@ -427,8 +428,8 @@ def throughput(model: nn.Module, x: Tensor, y: Tensor, repeats: int, steps: int 
         "pgd-l2": lambda: attacks.pgd(clocked, x, y, eps=1.0, steps=steps),
         "ifgsm-search": lambda: attacks.ifgsm_search(clocked, x, y, steps=10, tries=9),
     }
-    # the peers' counterparts at the same number of steps (in-run fraction only: the
-    # interleaved one needs each run's pass count)
+    # the peers' counterparts at the same number of steps (FAB: of passes; in-run fraction
+    # only: the interleaved one needs each run's pass count; the L∞ FAB)
     peers = {**peers_available("l2"), **peers_available("linf")}
     for name in THROUGHPUT_PEERS:
         if name in peers:
