@@ -31,6 +31,7 @@ Package tree (one concept per module)::
         ddn.py               Decoupled Direction and Norm
         fmn.py               Fast Minimum-Norm (L2, L∞)
         alma.py              ALMA (L2)
+        fab.py               Fast Adaptive Boundary (L∞)
         tolerance.py         Linsley et al.'s minimal-eps L2 PGD search
         minimal.py           minimal_l2 / minimal_linf at a pass budget
     models
