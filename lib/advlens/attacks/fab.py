@@ -172,12 +172,12 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
                 s = reach.argmin(1)
                 margin, grad = aim[rows, s], grads[rows, s]
             best.update(z, is_adv)  # a pulled-back point may still be adversarial
-            # the linearised boundary: margin + grad·(x − z) = 0, i.e. grad·δ = c at x; z's and
-            # x₀'s projections in one batch (one sort)
+            # the linearised boundary: margin + grad·(x − z) = 0, i.e. grad·δ = c at x (c = −margin
+            # at z itself); z's and x₀'s projections in one batch (one sort)
             both = torch.cat([z, x0])
-            g2 = torch.cat([grad, grad])
-            c = -margin.repeat(2) - (g2 * (both - torch.cat([z, z]))).flatten(1).sum(1)
-            dk, d0 = project_linf_hyperplane_box(g2, c, -both, 1 - both).chunk(2)
+            c = torch.cat([-margin, -margin - (grad * (x0 - z)).flatten(1).sum(1)])
+            dk, d0 = project_linf_hyperplane_box(grad.repeat(2, *([1] * (grad.ndim - 1))), c,
+                                                 -both, 1 - both).chunk(2)
             nk, n0 = lp_norms(dk, "linf"), lp_norms(d0, "linf")
             alpha = (nk / (nk + n0).clamp_min(_TINY)).clamp_max(alpha_max)
             alpha = alpha.view(-1, *([1] * (x0.ndim - 1)))
