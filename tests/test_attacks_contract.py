@@ -114,6 +114,9 @@ def test_minimal_entry_points_stay_within_budget(norm: str, method: str) -> None
     assert r.cost <= 40 and r.norm == norm
     with pytest.raises(ValueError, match="method"):
         entry(model, x, y, method="deepfool")
+    for wrong in ("40", 40.0, True):  # e.g. a notebook knob read as text
+        with pytest.raises(TypeError, match=f"budget must be an int.*{type(wrong).__name__}"):
+            entry(model, x, y, method=method, budget=wrong)
 
 
 class _BatchSizeDependent(torch.nn.Module):

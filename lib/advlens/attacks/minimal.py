@@ -14,6 +14,7 @@ with normalised-gradient steps. Measured against foolbox and adv-lib at equal bu
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Literal
 
@@ -39,6 +40,9 @@ Stage = tuple[str, int]  # (what, steps)
 
 
 def _check_budget(budget: int, least: int) -> None:
+    if isinstance(budget, bool) or not isinstance(budget, numbers.Integral):
+        raise TypeError(f"budget must be an int (forward+backward passes); got {budget!r} "
+                        f"({type(budget).__name__}).")
     if budget < least:
         raise ValueError(f"budget must be >= {least} passes; got {budget}.")
 
