@@ -7,6 +7,7 @@ import torch
 
 from advlens import attacks
 from advlens.attacks.alma import logit_ratio, p2_derivative, p2_penalty
+from advlens.attacks.best import BestAdversarial
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.minimal import l2_plan, linf_plan
 from attack_toys import affine_model, centre_images, random_images, tiny_cnn
@@ -66,21 +67,35 @@ def test_plans_spend_at_most_the_budget(budget: int) -> None:
 
 @pytest.mark.parametrize("budget", [50, 100, 333])
 @pytest.mark.parametrize("k", [3, 10])
-def test_linf_auto_passes_what_fab_leaves_to_fmn_and_keeps_each_images_best(budget: int,
-                                                                             k: int) -> None:
-    """FAB spends whole iterations of k passes; the rest of its share goes to FMN, so the
-    portfolio spends its whole budget, and it never returns more than its FAB stage alone."""
+def test_linf_auto_passes_what_fab_leaves_on_and_keeps_each_images_best(budget: int,
+                                                                        k: int) -> None:
+    """FAB spends whole iterations of k passes; the rest of its share goes to the next stage, so
+    the portfolio spends its whole budget; the refinement starts from each image's best of the
+    first two stages, and each image keeps its smallest of the three."""
     model, x = tiny_cnn(seed=5, k=k), random_images(10, seed=5)
     with torch.no_grad():
         y = model.eval()(x).argmax(1)
-    (fab_stage, fab_steps), (_, fmn_steps) = linf_plan(budget)
+    (fab_stage, fab_steps), (fmn_stage, fmn_steps), (last, refine_steps) = linf_plan(budget)
+    assert (fab_stage, fmn_stage, last) == ("fab", "fmn-l2-steps", "refine")
     auto = attacks.minimal_linf(model, x, y, budget=budget)
-    assert fab_stage == "fab" and auto.cost == budget
+    assert auto.cost == budget
     first = attacks.fab(model, x, y, steps=fab_steps)
-    assert first.cost < fab_steps + 1  # it left some of its share
-    # FMN ran its own share and FAB's remainder: passes = FAB's + FMN's steps
-    assert auto.passes == first.passes + fmn_steps + (fab_steps + 1 - first.cost)
-    assert bool((auto.norms <= first.norms).all())
+    # it left some of its share where an iteration costs 11 passes
+    assert first.cost <= fab_steps + 1 and (k == 3 or first.cost < fab_steps + 1)
+    # FMN ran its own share and FAB's remainder: passes = FAB's + FMN's + refinement's steps
+    second = attacks.fmn(model, x, y, norm="linf", direction="l2",
+                         steps=fmn_steps + fab_steps + 1 - first.cost)
+    assert auto.passes == first.passes + second.passes + refine_steps
+    # the refinement restarts FMN from each image's best of the first two; the kept minimum
+    # of all three is what auto returns, bit for bit
+    best = BestAdversarial(x, "linf")
+    for r in (first, second):
+        best.update(r.adv, r.success)
+    third = attacks.fmn(model, x, y, norm="linf", direction="l2", steps=refine_steps,
+                        start=best.adv)
+    best.update(third.adv, third.success)
+    assert torch.equal(auto.adv, best.adv)
+    assert bool((auto.norms <= torch.minimum(first.norms, second.norms)).all())
     assert torch.equal(auto.adv, attacks.minimal_linf(model, x, y, budget=budget).adv)
 
 

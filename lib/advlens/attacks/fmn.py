@@ -12,6 +12,7 @@ from advlens.attacks.best import BestAdversarial
 from advlens.attacks.core import (
     attack_mode,
     check_positive,
+    check_start,
     cosine,
     logits_and_grad,
     prepare,
@@ -27,7 +28,7 @@ _DUAL = {"l2": "l2", "linf": "l1"}
 def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int = 100,
         targets: Tensor | None = None, max_step: float | None = None,
         min_step: float | None = None, gamma: float = 0.05, gamma_end: float = 0.001,
-        direction: Literal["auto", "sign", "l2"] = "auto",
+        direction: Literal["auto", "sign", "l2"] = "auto", start: Tensor | None = None,
         progress: bool | None = None) -> AttackResult:
     """FMN: descend the logit margin with normalised-gradient steps (cosine-annealed from
     ``max_step`` to ``min_step``), projecting onto a ball whose radius eps adapts per image:
@@ -39,7 +40,8 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
     Steps are g/||g||₂ for L2 (default ``max_step`` 1) and sign(g) for L∞ (default
     ``max_step`` 0.1, in pixel units); ``direction="l2"`` takes g/||g||₂ steps for L∞ too
     (default ``max_step`` 1, adv-lib's FMN-L∞: the L∞ projection then clips them).
-    ``min_step`` defaults to max_step/100.
+    ``min_step`` defaults to max_step/100. ``start`` (N, ...) in [0, 1] warm-starts the iterate
+    there (another attack's output: an adversarial start sets eps to its norm at once).
     Cost: ``steps`` passes + one confirming forward.
     """
     norm = check_norm(norm, ("l2", "linf"))
@@ -59,7 +61,7 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
         x0, _, crit = prepare(model, x, y, targets=targets)
         best = BestAdversarial(x0, norm)
         eps = torch.full((x0.shape[0],), float("inf"), dtype=x0.dtype, device=x0.device)
-        xa = x0
+        xa = x0 if start is None else check_start(start, x0)
         for i in tqdm(range(steps), desc=f"FMN-{norm}", disable=tqdm_disabled(progress),
                       leave=False):
             logits, margin, grad = logits_and_grad(model, xa, lambda z, _x: crit.margin(z))
