@@ -41,7 +41,9 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
     ``max_step`` 0.1, in pixel units); ``direction="l2"`` takes g/||g||₂ steps for L∞ too
     (default ``max_step`` 1, adv-lib's FMN-L∞: the L∞ projection then clips them).
     ``min_step`` defaults to max_step/100. ``start`` (N, ...) in [0, 1] warm-starts the iterate
-    there (another attack's output: an adversarial start sets eps to its norm at once).
+    there, for refining another attack's output: a confidently adversarial start sets eps to its
+    norm at once; any other start gets eps = (its norm + the linear estimate)(1 + γ), and eps
+    moves by at most γ per step, so a start far from minimal recovers slowly.
     Cost: ``steps`` passes + one confirming forward.
     """
     norm = check_norm(norm, ("l2", "linf"))
