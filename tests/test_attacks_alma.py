@@ -100,6 +100,34 @@ def test_linf_auto_passes_what_fab_leaves_on_and_keeps_each_images_best(budget: 
 
 
 @pytest.mark.parametrize("budget", [60, 450])
+def test_l2_auto_is_its_stages_run_in_turn(budget: int) -> None:
+    """The L2 portfolio is exactly its stages in turn, each image keeping its smallest: DDN
+    (constant γ), DDN-margin from the clean images with each eps starting at the norm found so
+    far (1 where none, or none above 0: one image is misclassified already), ALMA (from 400),
+    then the refinement from each image's best — bit for bit."""
+    model, x = tiny_cnn(seed=4), random_images(10, seed=4)
+    with torch.no_grad():
+        y = model.eval()(x).argmax(1)
+    y[0] = (y[0] + 1) % 3  # misclassified: its best is x itself, at norm 0
+    auto = attacks.minimal_l2(model, x, y, budget=budget)
+    best = BestAdversarial(x, "l2")
+    for stage, steps in l2_plan(budget):
+        if stage == "ddn":
+            r = attacks.ddn(model, x, y, steps=steps, gamma_end=None)
+        elif stage == "ddn-margin":
+            scale = torch.where(best.found & (best.score > 0), best.score, 1.0)
+            assert float(best.score[0]) == 0.0 and float(scale[0]) == 1.0
+            r = attacks.ddn(model, x, y, steps=steps, loss="margin", init_eps=scale)
+        elif stage.startswith("alma"):
+            r = attacks.alma(model, x, y, steps=steps, lr=(0.1, 0.3, 0.03)[int(stage[4:]) % 3])
+        else:
+            r = attacks.ddn(model, x, y, steps=steps, start=best.adv, loss="margin", gamma=0.01,
+                            gamma_end=0.0001, max_step=0.05, min_step=0.001)
+        best.update(r.adv, r.success)
+    assert torch.equal(auto.adv, best.adv)
+
+
+@pytest.mark.parametrize("budget", [60, 450])
 def test_auto_keeps_each_images_best_and_counts_every_pass(budget: int) -> None:
     """The portfolio starts with DDN; it never returns a larger norm than that first stage run
     alone (same steps), its cost is what the plan says, and it is deterministic."""

@@ -13,7 +13,12 @@ from advlens.attacks.best import BestAdversarial
 from advlens.attacks.const_search import const_search
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.ead import ElasticNetISTA, shrink
-from attack_toys import affine_model, centre_images, linf_distance_to_boundary
+from attack_toys import (
+    affine_model,
+    centre_images,
+    l2_distance_to_boundary,
+    linf_distance_to_boundary,
+)
 
 
 def test_fmn_linf_boundary_estimate_uses_the_dual_l1_norm() -> None:
@@ -159,3 +164,22 @@ def test_ista_step_is_a_gradient_step_then_the_threshold() -> None:
     z = x0 - 0.05 * grad
     expected = x0 + (z - x0).sign() * ((z - x0).abs() - 0.02).clamp_min(0)
     torch.testing.assert_close(opt.x, expected.clamp(0, 1), atol=1e-12, rtol=0)
+
+
+def test_ddn_per_image_init_eps_sets_each_first_radius() -> None:
+    """Binary affine model, margin loss: the first step goes straight at the boundary, onto the
+    sphere of radius init_eps·(1 + γ) — so 1.2·d lands adversarial at 1.26·d, image by image,
+    and 0.5·d stays short of it. A tensor of one value is the float, bit for bit."""
+    model, x = affine_model(k=2, seed=4), centre_images(20, seed=7, spread=0.05)
+    d, y = l2_distance_to_boundary(model, x)
+    keep = (d > 0.01) & (d < 0.2)
+    x, y, d = x[keep], y[keep], d[keep]
+    kw = {"steps": 2, "loss": "margin", "gamma_end": None}
+    far = attacks.ddn(model, x, y, init_eps=1.2 * d, **kw)
+    assert far.success.all()
+    torch.testing.assert_close(far.norms, 1.26 * d)
+    assert not attacks.ddn(model, x, y, init_eps=0.5 * d, **kw).success.any()
+    same = attacks.ddn(model, x, y, init_eps=torch.full_like(d, 0.3), steps=5)
+    assert torch.equal(same.adv, attacks.ddn(model, x, y, init_eps=0.3, steps=5).adv)
+    with pytest.raises(ValueError, match="init_eps"):
+        attacks.ddn(model, x, y, init_eps=torch.zeros_like(d), steps=2)

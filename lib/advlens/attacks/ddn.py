@@ -18,13 +18,13 @@ from advlens.attacks.core import (
     prepare,
     tqdm_disabled,
 )
-from advlens.attacks.norms import lp_norms, unit_l2
+from advlens.attacks.norms import lp_norms, per_sample, unit_l2
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor
 
 
 def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
-        targets: Tensor | None = None, init_eps: float = 1.0, gamma: float = 0.05,
+        targets: Tensor | None = None, init_eps: float | Tensor = 1.0, gamma: float = 0.05,
         gamma_end: float | None = 0.001, max_step: float = 1.0, min_step: float = 0.01,
         loss: Literal["ce", "margin", "ce-margin"] = "ce-margin", switch: float = 0.5,
         start: Tensor | None = None, progress: bool | None = None) -> AttackResult:
@@ -34,7 +34,8 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
 
     γ is cosine-annealed from ``gamma`` to ``gamma_end`` (``None``: constant γ, as published),
     which lets eps settle closer to the boundary. Eps moves by a factor (1 ± γ) per step, so
-    reaching a boundary at distance d takes about |ln(d/init_eps)|/γ steps.
+    reaching a boundary at distance d takes about |ln(d/init_eps)|/γ steps; ``init_eps`` may be
+    an (N,) tensor, e.g. the norms another attack found (the scale of each image's boundary).
 
     ``loss="ce"`` ascends the cross-entropy (published DDN); ``"margin"`` descends the logit
     margin, whose gradient points straight at the runner-up class's boundary of a locally
@@ -61,7 +62,7 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
         x0, _, crit = prepare(model, x, y, targets=targets)
         best = BestAdversarial(x0, "l2")
         worst = lp_norms(torch.maximum(x0, 1 - x0), "l2")  # no image in the box is farther
-        eps = torch.full_like(worst, init_eps)
+        eps = per_sample(init_eps, x0.shape[0], worst).clone()
         xa = x0
         if start is not None:
             xa = check_start(start, x0)

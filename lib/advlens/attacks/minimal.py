@@ -20,6 +20,7 @@ import numbers
 from collections.abc import Callable
 from typing import Literal
 
+import torch
 from torch import Tensor, nn
 
 from advlens.attacks.alma import alma
@@ -56,12 +57,14 @@ def l2_plan(budget: int) -> list[Stage]:
     Below 20 passes: DDN alone. Below 400: DDN (default loss: cross-entropy, then margin;
     constant γ as published, so that eps can shrink from 1 to a near boundary, by up to
     e^(−0.05·steps), about twice the reach of :func:`ddn`'s default annealed γ) for half the
-    budget, DDN on the margin alone (it settles on other local minima) for a fifth, then a
-    refinement of each image's best (DDN on the margin, small steps, restarted from there) for
-    the rest. From 400: DDN and DDN-margin for 100 steps each (both settle within that), then
-    ALMA (runs of at most 2,000 steps, learning rates 0.1, 0.3, 0.03 in turn: ALMA settles too,
-    and other rates find other minima) for 90 % of the rest, and the refinement for the last
-    10 %.
+    budget, DDN on the margin alone (it settles on other local minima; from the clean images,
+    each image's eps starting at the norm the first stage found, where it found a nonzero one,
+    so that on a model whose boundaries lie far below 1 this short stage does not spend its
+    steps shrinking eps) for a fifth, then a refinement of each image's best (DDN on the margin,
+    small steps, restarted from there) for the rest. From 400: DDN and DDN-margin for 100 steps
+    each (both settle within that), then ALMA (runs of at most 2,000 steps, learning rates 0.1,
+    0.3, 0.03 in turn: ALMA settles too, and other rates find other minima) for 90 % of the
+    rest, and the refinement for the last 10 %.
     """
     _check_budget(budget, 3)
     if budget < 20:
@@ -85,8 +88,11 @@ def _run_l2_stage(stage: str, steps: int, model: nn.Module, x0: Tensor, y: Tenso
     if stage == "ddn":  # constant γ (published DDN): eps travels far in few steps
         return ddn(model, x0, y, steps=steps, targets=targets, gamma_end=None,
                    progress=progress)
-    if stage == "ddn-margin":
-        return ddn(model, x0, y, steps=steps, targets=targets, loss="margin", progress=progress)
+    if stage == "ddn-margin":  # a fresh path, at the scale of the distances found so far
+        scale = torch.where(best.found & (best.score > 0), best.score,
+                            torch.ones_like(best.score))
+        return ddn(model, x0, y, steps=steps, targets=targets, loss="margin", init_eps=scale,
+                   progress=progress)
     if stage.startswith("alma"):
         lr = (0.1, 0.3, 0.03)[int(stage[4:]) % 3]
         return alma(model, x0, y, steps=steps, targets=targets, lr=lr, progress=progress)
