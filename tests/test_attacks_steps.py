@@ -183,3 +183,7 @@ def test_ddn_per_image_init_eps_sets_each_first_radius() -> None:
     assert torch.equal(same.adv, attacks.ddn(model, x, y, init_eps=0.3, steps=5).adv)
     with pytest.raises(ValueError, match="init_eps"):
         attacks.ddn(model, x, y, init_eps=torch.zeros_like(d), steps=2)
+    with pytest.raises(ValueError, match="init_eps must be a number or a tensor of shape"):
+        attacks.ddn(model, x, y, init_eps=d[:2], steps=2)
+    with pytest.raises(TypeError, match="init_eps must be a number"):
+        attacks.ddn(model, x, y, init_eps="0.5", steps=2)  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Literal
 
 import torch
@@ -50,6 +51,8 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1; got {steps}.")
+    if isinstance(init_eps, bool) or not isinstance(init_eps, (numbers.Real, Tensor)):
+        raise TypeError(f"init_eps must be a number or an (N,) tensor; got {init_eps!r}.")
     for name, value in (("init_eps", init_eps), ("gamma", gamma), ("max_step", max_step),
                         ("min_step", min_step)):
         check_positive(name, value)
@@ -62,6 +65,9 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
         x0, _, crit = prepare(model, x, y, targets=targets)
         best = BestAdversarial(x0, "l2")
         worst = lp_norms(torch.maximum(x0, 1 - x0), "l2")  # no image in the box is farther
+        if isinstance(init_eps, Tensor) and init_eps.ndim and init_eps.shape != worst.shape:
+            raise ValueError(f"init_eps must be a number or a tensor of shape {tuple(worst.shape)}"
+                             f" (one radius per image); got {tuple(init_eps.shape)}.")
         eps = per_sample(init_eps, x0.shape[0], worst).clone()
         xa = x0
         if start is not None:
