@@ -83,6 +83,9 @@ def test_targeted_attacks_hit_the_target(mode: str) -> None:
         "ead": attacks.ead(model, x, y, targets=t, steps=100, binary_steps=4),
         "ifgsm": attacks.ifgsm_search(model, x, y, targets=t, steps=10),
         "pgd": attacks.pgd(model, x, y, targets=t, eps=3.0, steps=40),
+        # the portfolios: every stage targeted, the restarts from targeted best points
+        "minimal_l2 auto": attacks.minimal_l2(model, x, y, targets=t, budget=150),
+        "minimal_linf auto": attacks.minimal_linf(model, x, y, targets=t, budget=150),
     }
     with torch.no_grad():
         for name, r in runs.items():
