@@ -68,7 +68,7 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
         if isinstance(init_eps, Tensor) and init_eps.ndim and init_eps.shape != worst.shape:
             raise ValueError(f"init_eps must be a number or a tensor of shape {tuple(worst.shape)}"
                              f" (one radius per image); got {tuple(init_eps.shape)}.")
-        eps = per_sample(init_eps, x0.shape[0], worst).clone()
+        eps = per_sample(init_eps, x0.shape[0], worst).detach().clone()
         xa = x0
         if start is not None:
             xa = check_start(start, x0)
