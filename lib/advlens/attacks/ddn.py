@@ -65,10 +65,7 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
         x0, _, crit = prepare(model, x, y, targets=targets)
         best = BestAdversarial(x0, "l2")
         worst = lp_norms(torch.maximum(x0, 1 - x0), "l2")  # no image in the box is farther
-        if isinstance(init_eps, Tensor) and init_eps.ndim and init_eps.shape != worst.shape:
-            raise ValueError(f"init_eps must be a number or a tensor of shape {tuple(worst.shape)}"
-                             f" (one radius per image); got {tuple(init_eps.shape)}.")
-        eps = per_sample(init_eps, x0.shape[0], worst).detach().clone()
+        eps = per_sample(init_eps, x0.shape[0], worst, "init_eps").detach().clone()
         xa = x0
         if start is not None:
             xa = check_start(start, x0)

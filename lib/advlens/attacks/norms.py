@@ -33,13 +33,15 @@ def lp_norms(delta: Tensor, norm: Norm) -> Tensor:
     raise ValueError(f"norm must be one of {NORMS}; got {norm!r}.")
 
 
-def per_sample(value: float | Tensor, n: int, like: Tensor) -> Tensor:
-    """``value`` as an (N, 1, ..., 1) tensor broadcastable against ``like``."""
+def per_sample(value: float | Tensor, n: int, like: Tensor, name: str = "value") -> Tensor:
+    """``value`` as an (N, 1, ..., 1) tensor broadcastable against ``like``; ``name`` is the
+    argument it came from, for the error."""
     t = torch.as_tensor(value, dtype=like.dtype, device=like.device)
     if t.ndim == 0:
         t = t.expand(n)
     if t.shape != (n,):
-        raise ValueError(f"expected a scalar or a tensor of shape ({n},); got {tuple(t.shape)}.")
+        raise ValueError(f"{name} must be a number or a tensor of shape ({n},) (one value per "
+                         f"image); got shape {tuple(t.shape)}.")
     return t.view(n, *([1] * (like.ndim - 1)))
 
 
@@ -60,7 +62,7 @@ def ascent_direction(g: Tensor, norm: Norm) -> Tensor:
 
 def project_ball(delta: Tensor, eps: float | Tensor, norm: Norm) -> Tensor:
     """Project each perturbation onto the closed ``norm`` ball of radius eps (inside ones stay)."""
-    e = per_sample(eps, delta.shape[0], delta)
+    e = per_sample(eps, delta.shape[0], delta, "eps")
     if norm == "linf":
         return torch.maximum(torch.minimum(delta, e), -e)
     if norm == "l2":
@@ -91,7 +93,7 @@ def random_in_ball(like: Tensor, eps: float | Tensor, norm: Norm,
                    generator: torch.Generator | None = None) -> Tensor:
     """A uniform random point in each sample's ``norm`` ball (L∞ or L2)."""
     n = like.shape[0]
-    e = per_sample(eps, n, like)
+    e = per_sample(eps, n, like, "eps")
     # draw on the generator's device (a CPU generator can drive a GPU attack), then move
     kw = {"generator": generator, "dtype": like.dtype,
           "device": generator.device if generator is not None else like.device}

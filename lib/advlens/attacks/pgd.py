@@ -80,7 +80,7 @@ def run_pgd(model: nn.Module, x0: Tensor, crit: Criterion, *, eps: float | Tenso
     per-sample (N,) tensors. Returns (adversarial candidates, success); costs ``steps`` passes
     and one forward-only pass."""
     n = x0.shape[0]
-    step_t = per_sample(step, n, x0)
+    step_t = per_sample(step, n, x0, "step")
     xa = x0 if start is None else start
     earlier = BestAdversarial(x0, norm) if keep_any else None
     for _ in tqdm(range(steps), desc=f"PGD-{norm}", disable=tqdm_disabled(progress),
