@@ -44,6 +44,8 @@ L2_ATTACKS = {
     "alma": lambda m, x, y: attacks.alma(m, x, y, steps=300, lr=0.01),
     "cw-l2": lambda m, x, y: attacks.cw_l2(m, x, y, steps=300, binary_steps=9, lr=0.01,
                                            initial_const=1.0),
+    "fab-l2": lambda m, x, y: attacks.fab(m, x, y, norm="l2", steps=300),
+    "minimal-l2 fab": lambda m, x, y: attacks.minimal_l2(m, x, y, method="fab", budget=300),
     "minimal-l2 default": lambda m, x, y: attacks.minimal_l2(m, x, y, budget=300),
     "minimal-l2 default (portfolio)": lambda m, x, y: attacks.minimal_l2(m, x, y, budget=600),
     # boundaries 3-30x nearer than DDN's first radius (1): eps must shrink that far within the

@@ -105,7 +105,8 @@ def test_attack_result_concat_refuses_mixed_norms() -> None:
         AttackResult.concat([a, b])
 
 
-@pytest.mark.parametrize("norm,method", [("l2", m) for m in ("auto", "ddn", "fmn", "alma", "cw")]
+@pytest.mark.parametrize("norm,method",
+                         [("l2", m) for m in ("auto", "ddn", "fmn", "alma", "fab", "cw")]
                          + [("linf", m) for m in ("auto", "fmn", "fab", "ifgsm")])
 def test_minimal_entry_points_stay_within_budget(norm: str, method: str) -> None:
     model, x, y = _setup(6)

@@ -1,20 +1,22 @@
-"""FAB-L∞: its box-constrained projection against a linear program, its first steps against the
-iteration worked out by hand on affine models, and its own options."""
+"""FAB (L∞ and L2): its box-constrained projections against a linear program (L∞) and a
+quadratic program (L2), its first steps against the iteration worked out by hand on affine
+models, its choice of the nearest class by the dual norm, and its own options."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from scipy.optimize import linprog
+from scipy.optimize import linprog, minimize
 
 from advlens import attacks
-from advlens.attacks.fab import margins_and_gradients, project_linf_hyperplane_box
+from advlens.attacks.fab import margins_and_gradients, project_hyperplane_box
 from attack_toys import (
     affine_model,
     boundary_gap,
     centre_images,
     closed_form_point,
+    l2_distance_to_boundary,
     linf_distance_to_boundary,
     random_images,
     runner_up_nearest,
@@ -35,6 +37,18 @@ def _lp_linf(w: np.ndarray, c: float, lo: np.ndarray, hi: np.ndarray) -> float:
     return float(res.fun)
 
 
+def _qp_l2(w: np.ndarray, c: float, lo: np.ndarray, hi: np.ndarray) -> float:
+    """min ||δ||₂ s.t. w·δ = c, lo ≤ δ ≤ hi, solved by SLSQP from the box's centre."""
+    if not w.any():  # no constraint at all (c = 0 here): δ = 0
+        return 0.0
+    res = minimize(lambda v: v @ v, (lo + hi) / 2, jac=lambda v: 2 * v, method="SLSQP",
+                   bounds=list(zip(lo, hi, strict=True)),
+                   constraints=[{"type": "eq", "fun": lambda v: w @ v - c, "jac": lambda v: w}],
+                   options={"ftol": 1e-15, "maxiter": 500})
+    assert res.success, res.message
+    return float(np.sqrt(res.fun))
+
+
 def _feasible_case(n: int, d: int, seed: int) -> tuple[torch.Tensor, ...]:
     """Random normals (some coordinates zero), images in [0, 1], right-hand sides of either sign
     that the box can reach (a random fraction of the largest reachable |w·δ|)."""
@@ -51,9 +65,30 @@ def _feasible_case(n: int, d: int, seed: int) -> tuple[torch.Tensor, ...]:
 
 
 @pytest.mark.parametrize("d", [1, 3, 8])
+def test_l2_projection_is_the_quadratic_programs_minimum(d: int) -> None:
+    w, c, x = _feasible_case(40, d, seed=d)
+    delta = project_hyperplane_box(w, c, -x, 1 - x, "l2")
+    torch.testing.assert_close((w * delta).sum(1), c, rtol=0, atol=1e-12)
+    assert bool(((x + delta) >= -1e-15).all()) and bool(((x + delta) <= 1 + 1e-15).all())
+    assert bool((delta[w == 0] == 0).all())  # a coordinate the constraint ignores stays put
+    for i in range(len(w)):
+        best = _qp_l2(w[i].numpy(), float(c[i]), (-x[i]).numpy(), (1 - x[i]).numpy())
+        assert abs(float(delta[i].norm()) - best) <= 1e-6 * max(best, 1.0), i
+
+
+def test_l2_projection_without_the_box_is_the_closed_form() -> None:
+    """Far from the box faces the minimal-L2 solution of w·δ = c is c·w/||w||²."""
+    w, c, _ = _feasible_case(20, 6, seed=5)
+    wide = torch.full_like(w, 1e6)
+    delta = project_hyperplane_box(w, c, -wide, wide, "l2")
+    closed = c[:, None] * w / (w * w).sum(1, keepdim=True)
+    torch.testing.assert_close(delta, closed, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("d", [1, 3, 8])
 def test_projection_is_the_linear_programs_minimum(d: int) -> None:
     w, c, x = _feasible_case(40, d, seed=d)
-    delta = project_linf_hyperplane_box(w, c, -x, 1 - x)
+    delta = project_hyperplane_box(w, c, -x, 1 - x)
     torch.testing.assert_close((w * delta).sum(1), c, rtol=0, atol=1e-12)
     assert bool(((x + delta) >= -1e-15).all()) and bool(((x + delta) <= 1 + 1e-15).all())
     for i in range(len(w)):
@@ -61,18 +96,20 @@ def test_projection_is_the_linear_programs_minimum(d: int) -> None:
         assert abs(float(delta[i].abs().max()) - best) <= 1e-9 * max(best, 1.0), i
 
 
-def test_projection_outside_the_boxs_reach_goes_to_the_nearest_corner() -> None:
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_projection_outside_the_boxs_reach_goes_to_the_nearest_corner(norm: str) -> None:
     w, c, x = _feasible_case(30, 6, seed=11)
     corner = torch.where(w * c[:, None] > 0, 1 - x, -x) * (w != 0)
     far = 2 * (w * corner).sum(1) + c.sign()  # beyond what the box allows
-    delta = project_linf_hyperplane_box(w, far, -x, 1 - x)
+    delta = project_hyperplane_box(w, far, -x, 1 - x, norm)
     torch.testing.assert_close(delta, corner, rtol=0, atol=0)
 
 
-def test_projection_of_a_point_on_the_hyperplane_is_zero_and_shapes_are_kept() -> None:
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_projection_of_a_point_on_the_hyperplane_is_zero_and_shapes_are_kept(norm: str) -> None:
     w, _, x = _feasible_case(5, 12, seed=3)
     w, x = w.view(5, 1, 3, 4), x.view(5, 1, 3, 4)
-    delta = project_linf_hyperplane_box(w, torch.zeros(5, dtype=w.dtype), -x, 1 - x)
+    delta = project_hyperplane_box(w, torch.zeros(5, dtype=w.dtype), -x, 1 - x, norm)
     assert delta.shape == w.shape and bool((delta == 0).all())
 
 
@@ -88,25 +125,28 @@ def _first_iterates(eta: float, beta: float, alpha_max: float) -> tuple[float, f
     return r1, (1 - alpha) * (beta * eta + eta * rest) + alpha * eta
 
 
+@pytest.mark.parametrize("norm", ["linf", "l2"])
 @pytest.mark.parametrize("candidates", [1, 9])
 @pytest.mark.parametrize("k", [2, 5])
 @pytest.mark.parametrize("eta,beta,alpha_max", [(1.05, 0.9, 0.1), (1.2, 0.8, 0.1),
                                                 (1.1, 0.9, 0.01)])
 def test_first_steps_on_an_affine_model_follow_the_update_rule(k: int, eta: float, beta: float,
                                                                  alpha_max: float,
-                                                                 candidates: int) -> None:
+                                                                 candidates: int,
+                                                                 norm: str) -> None:
     """One class (the runner-up, one pass per iteration) or all k − 1 (k − 1 passes): the
-    nearest boundary is the runner-up's here, so the iterates are the same."""
-    model, x, y, d = _problem(k, "linf")
+    nearest boundary is the runner-up's here, so the iterates are the same. The derivation
+    holds in either norm (both projections point the same way)."""
+    model, x, y, d = _problem(k, norm)
     r1, r2 = _first_iterates(eta, beta, alpha_max)
     assert 1 < r2 < r1  # both adversarial, the second nearer
     choose = 0 if candidates == 1 else 1  # the forward choosing the candidate classes
     per_iteration = min(candidates, k - 1) + 1  # passes and the checking forward
     for iterations, ratio in ((1, r1), (2, r2)):
         steps = choose + iterations * per_iteration
-        r = attacks.fab(model, x, y, steps=steps, eta=eta, beta=beta, alpha_max=alpha_max,
-                        candidates=candidates)
-        assert r.cost == steps + 1 and r.norm == "linf"  # and the confirming forward
+        r = attacks.fab(model, x, y, norm=norm, steps=steps, eta=eta, beta=beta,
+                        alpha_max=alpha_max, candidates=candidates)
+        assert r.cost == steps + 1 and r.norm == norm  # and the confirming forward
         torch.testing.assert_close(r.norms, d * ratio, rtol=1e-9, atol=0)
 
 
@@ -121,31 +161,35 @@ def _nearest_class(model: torch.nn.Module, x: torch.Tensor, dual: float) -> torc
     return d.scatter(1, y[:, None], float("inf")).argmin(1)
 
 
-def _nearest_is_not_the_runner_up(k: int = 5) -> tuple[torch.nn.Module, torch.Tensor,
-                                                       torch.Tensor, torch.Tensor]:
-    """An affine model and images whose nearest L∞ boundary is not the runner-up class's (and
-    ≥ 10 % nearer than any other), box not binding: the class choice matters."""
-    model = affine_model(k=k, seed=22)
+def _nearest_is_not_the_runner_up(norm: str = "linf", k: int = 5
+                                  ) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor,
+                                             torch.Tensor]:
+    """An affine model and images whose nearest ``norm`` boundary is not the runner-up class's
+    (and ≥ 10 % nearer than any other), box not binding: the class choice matters."""
+    model = affine_model(k=k, seed=22 if norm == "linf" else 20)  # seeds with such images
     x = centre_images(400, seed=8, spread=0.15)
-    d, y = linf_distance_to_boundary(model, x)
-    keep = ~runner_up_nearest(model, x, 1) & (boundary_gap(model, x, 1) > 1.1) & (d > 0.03)
-    # and the L2-nearest class is another one: the class choice must use the dual (L1) norm
-    keep &= _nearest_class(model, x, 1) != _nearest_class(model, x, 2)
-    point = closed_form_point(model, x, "linf")
+    dual, other = (1, 2) if norm == "linf" else (2, 1)
+    d, y = (linf_distance_to_boundary if norm == "linf" else l2_distance_to_boundary)(model, x)
+    keep = ~runner_up_nearest(model, x, dual) & (boundary_gap(model, x, dual) > 1.1) & (d > 0.03)
+    # and the class nearest in the other geometry is another one: the class choice must use
+    # this norm's dual
+    keep &= _nearest_class(model, x, dual) != _nearest_class(model, x, other)
+    point = closed_form_point(model, x, norm)
     keep &= (point.flatten(1).amin(1) > 0.01) & (point.flatten(1).amax(1) < 0.99)
     idx = keep.nonzero().flatten()[:10]
     assert idx.numel() >= 5, "test set-up: not enough images whose nearest class is not second"
     return model, x[idx], y[idx], d[idx]
 
 
-def test_fab_linearises_the_nearest_class_not_the_runner_up() -> None:
-    model, x, y, d = _nearest_is_not_the_runner_up()
-    every = attacks.fab(model, x, y, steps=1 + 10 * 5)  # 10 iterations over the 4 others
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_fab_linearises_the_nearest_class_not_the_runner_up(norm: str) -> None:
+    model, x, y, d = _nearest_is_not_the_runner_up(norm)
+    every = attacks.fab(model, x, y, norm=norm, steps=1 + 10 * 5)  # 10 iterations, 4 classes
     rel = every.norms / d - 1
     assert every.success.all() and float(rel.min()) > -1e-6 and float(rel.max()) < 0.01, rel
     # the current runner-up's boundary alone: it often turns into the nearest class's on the
     # way, but not on every image (there it ends ≥ 10 % farther)
-    runner_up = attacks.fab(model, x, y, steps=40, candidates=1)
+    runner_up = attacks.fab(model, x, y, norm=norm, steps=40, candidates=1)
     assert bool((runner_up.norms > 1.05 * d).any()), runner_up.norms / d
 
 
@@ -189,18 +233,20 @@ def _cnn_problem(seed: int) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor
         return model, x, model.eval()(x).argmax(1)
 
 
-def test_fab_is_deterministic_and_stays_in_the_box() -> None:
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_fab_is_deterministic_and_stays_in_the_box(norm: str) -> None:
     model, x, y = _cnn_problem(2)
-    a = attacks.fab(model, x, y, steps=20)
-    b = attacks.fab(model, x, y, steps=20)
+    a = attacks.fab(model, x, y, norm=norm, steps=20)
+    b = attacks.fab(model, x, y, norm=norm, steps=20)
     assert torch.equal(a.adv, b.adv) and torch.equal(a.norms, b.norms)
     assert a.cost == 1 + 6 * 3 + 1 and float(a.adv.min()) >= 0 and float(a.adv.max()) <= 1
 
 
-def test_targeted_fab_reaches_the_targets() -> None:
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_targeted_fab_reaches_the_targets(norm: str) -> None:
     model, x, y = _cnn_problem(1)
     t = (y + 1) % 3
-    r = attacks.fab(model, x, y, steps=30, targets=t)
+    r = attacks.fab(model, x, y, norm=norm, steps=30, targets=t)
     assert r.success.all() and torch.equal(r.targets, t)
     with torch.no_grad():
         assert bool((model(r.adv).argmax(1)[r.success] == t[r.success]).all())

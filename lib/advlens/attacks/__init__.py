@@ -4,7 +4,7 @@
 - Su et al.: :func:`ifgsm_search` / :func:`fgsm_search` (per-image eps search), :func:`cw_l2`,
   :func:`ead`, :func:`choose_targets` (least-likely, top-2, random).
 - Fast minimal norm: :func:`ddn`, :func:`fmn`, :func:`alma` (augmented Lagrangian, L2),
-  :func:`fab` (fast adaptive boundary, L∞);
+  :func:`fab` (fast adaptive boundary, L∞ and L2);
   :func:`minimal_l2` / :func:`minimal_linf` run the strongest portfolio at a pass budget.
 - Linsley et al.: :func:`minimal_eps_pgd` (smallest L2-PGD budget per image).
 - :func:`run_batched` runs any of them over an image set in chunks.

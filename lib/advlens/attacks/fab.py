@@ -1,4 +1,4 @@
-"""Fast Adaptive Boundary attack (Croce & Hein 2020), L∞."""
+"""Fast Adaptive Boundary attack (Croce & Hein 2020), L∞ and L2."""
 
 from __future__ import annotations
 
@@ -16,35 +16,44 @@ from advlens.attacks.core import (
     prepare,
     tqdm_disabled,
 )
-from advlens.attacks.norms import lp_norms
+from advlens.attacks.norms import Norm, check_norm, lp_norms
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor
 
 _TINY = 1e-12
 
 
-def project_linf_hyperplane_box(w: Tensor, c: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
-    """Per sample, the smallest-L∞ δ with ``w·δ = c`` and ``lo ≤ δ ≤ hi`` (lo ≤ 0 ≤ hi).
+def project_hyperplane_box(w: Tensor, c: Tensor, lo: Tensor, hi: Tensor,
+                           norm: Norm = "linf") -> Tensor:
+    """Per sample, the smallest-``norm`` δ (L∞ or L2) with ``w·δ = c`` and ``lo ≤ δ ≤ hi``
+    (lo ≤ 0 ≤ hi).
 
     Parameters
     ----------
     w: (N, ...) hyperplane normals.
     c: (N,) right-hand sides.
     lo, hi: (N, ...) box bounds on δ (for an image x in [0, 1]: −x and 1 − x).
+    norm: ``"linf"`` or ``"l2"``.
 
     Returns
     -------
-    δ (N, ...): ``clip(t·sign(w)·sign(c), lo, hi)`` (elementwise) with the smallest t ≥ 0 that
-        reaches ``w·δ = c``;
-    where no δ in the box reaches it, the box corner that comes nearest.
+    δ (N, ...): ``clip(t·s·sign(w)·sign(c), lo, hi)`` (elementwise; s = 1 for L∞, |w| for L2:
+        the optimality conditions of each problem) with the smallest t ≥ 0 that reaches
+        ``w·δ = c``; where no δ in the box reaches it, the box corner that comes nearest.
     """
+    norm = check_norm(norm, ("l2", "linf"))
     shape = w.shape
     w, lo, hi = w.flatten(1), lo.flatten(1), hi.flatten(1)
     direction = w.sign() * c.sign()[:, None]
-    # w·clip(t·direction, lo, hi) = sign(c) Σ |w_i| min(t, b_i): piecewise linear in t, bending
-    # at the distances b_i to the box face that coordinate moves towards
+    # w·clip(t·s·direction, lo, hi) = sign(c) Σ |w_i| s_i min(t, b_i): piecewise linear in t,
+    # bending at b_i, where coordinate i reaches the box face it moves towards
     b = torch.where(direction > 0, hi, -lo).clamp_min(0)
     a = w.abs() * direction.abs()
+    if norm == "l2":
+        speed = w.abs()
+        a = a * speed
+        # a coordinate with w_i = 0 never moves (a_i = 0): any bend point will do
+        b = torch.where(speed > 0, b / speed.clamp_min(_TINY), torch.zeros_like(b))
     b_sorted, order = b.sort(dim=1)
     a_sorted = a.gather(1, order)
     below = (a_sorted * b_sorted).cumsum(1) - a_sorted * b_sorted  # Σ_{j<k} a_j b_j
@@ -53,7 +62,8 @@ def project_linf_hyperplane_box(w: Tensor, c: Tensor, lo: Tensor, hi: Tensor) ->
     target = c.abs()[:, None]
     k = (reach < target).sum(1, keepdim=True).clamp_max(w.shape[1] - 1)  # first k reaching it
     t = (target - below.gather(1, k)) / above.gather(1, k).clamp_min(_TINY)
-    delta = torch.minimum(torch.maximum(t * direction, lo), hi)
+    step = t * direction if norm == "linf" else t * speed * direction
+    delta = torch.minimum(torch.maximum(step, lo), hi)
     return delta.view(shape)
 
 
@@ -86,21 +96,22 @@ def margins_and_gradients(model: nn.Module, z: Tensor, y: Tensor, classes: Tenso
     return out[:n].detach(), margins.detach().view(m, n).T, grads
 
 
-def fab(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
+def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: int = 100,
         targets: Tensor | None = None, candidates: int = 9, alpha_max: float = 0.1,
         eta: float = 1.05, beta: float = 0.9, start: Tensor | None = None,
         progress: bool | None = None) -> AttackResult:
-    """FAB-L∞ (Croce & Hein 2020): linearise the decision boundary at the current point, step to
-    the boundary's minimal-L∞ projection (in the box [0, 1]) biased towards the projection of
-    the original image, overshoot by ``eta``; once adversarial, pull back towards the original.
+    """FAB (Croce & Hein 2020), L∞ or L2: linearise the decision boundary at the current point,
+    step to the boundary's minimal-norm projection (in the box [0, 1]) biased towards the
+    projection of the original image, overshoot by ``eta``; once adversarial, pull back towards
+    the original.
 
     Per iteration: z = clip((1 − α)(x_k + η δ_k) + α(x₀ + η δ₀), 0, 1), δ_k and δ₀ the
     projections of x_k and x₀ onto the linearised boundary {margin_s(x_k) + ∇margin_s·(x − x_k)
     = −tolerance} ∩ box, α = min(||δ_k|| / (||δ_k|| + ||δ₀||), ``alpha_max``); a forward pass
     checks z, and x_{k+1} = x₀ + β(z − x₀) if z is (confidently) adversarial, else z. The class
     s is, as published for the untargeted attack, the one whose linearised boundary is nearest:
-    the smallest |margin_s| / ||∇margin_s||₁ among the candidate classes. α_max, η, β as
-    published.
+    the smallest |margin_s| / ||∇margin_s||_* among the candidate classes (the dual norm: L1
+    for L∞, L2 for L2). α_max, η, β as published.
     The boundary aimed at is the acceptance one (:meth:`Criterion.tolerance`): iterates
     converge onto the boundary they aim at, and on {margin = 0} none would be accepted.
 
@@ -116,6 +127,7 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
 
     Parameters
     ----------
+    norm: ``"linf"`` (default) or ``"l2"``.
     steps: passes to spend, forward-only ones included: each iteration costs one pass per
         candidate class and one forward (with too few for one iteration over every candidate,
         the highest-scoring classes that fit are the candidates); at least 2.
@@ -127,9 +139,10 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
 
     Returns
     -------
-    AttackResult (``norm="linf"``) with each image's smallest adversarial point (the checked
+    AttackResult (of ``norm``) with each image's smallest adversarial point (the checked
     steps and the linearisation points); cost: at most ``steps``, plus one confirming forward.
     """
+    norm = check_norm(norm, ("l2", "linf"))
     if steps < 2 or candidates < 1:
         raise ValueError(f"steps must be >= 2 and candidates >= 1; got {steps}, {candidates}.")
     for name, value in (("alpha_max", alpha_max), ("eta", eta), ("beta", beta)):
@@ -140,7 +153,7 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
     with attack_mode(model):
         x0, y0, crit = prepare(model, x, y, targets=targets)
         n = x0.shape[0]
-        best = BestAdversarial(x0, "linf")
+        best = BestAdversarial(x0, norm)
         z = x0 if start is None else check_start(start, x0)
         classes, forwards = None, 0
         if candidates > 1 and not crit.targeted and steps > 2:
@@ -156,7 +169,7 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
         per_iteration = 1 if classes is None else classes.shape[1]
         iterations = (steps - forwards) // (per_iteration + 1)
         rows = torch.arange(n, device=x0.device)
-        for _ in tqdm(range(iterations), desc="FAB-linf", disable=tqdm_disabled(progress),
+        for _ in tqdm(range(iterations), desc=f"FAB-{norm}", disable=tqdm_disabled(progress),
                       leave=False):
             if classes is None:
                 logits, margin, grad = logits_and_grad(model, z,
@@ -168,7 +181,9 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
                 is_adv = crit.confidently_adversarial(logits)
                 # the nearest linearised (acceptance) boundary among the candidates
                 aim = margins + crit.tolerance(logits)[:, None]
-                reach = aim.abs() / grads.flatten(2).abs().sum(2).clamp_min(_TINY)
+                dual = (grads.flatten(2).abs().sum(2) if norm == "linf"
+                        else grads.flatten(2).norm(dim=2))
+                reach = aim.abs() / dual.clamp_min(_TINY)
                 s = reach.argmin(1)
                 margin, grad = aim[rows, s], grads[rows, s]
             best.update(z, is_adv)  # a pulled-back point may still be adversarial
@@ -176,9 +191,9 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
             # at z itself); z's and x₀'s projections in one batch (one sort)
             both = torch.cat([z, x0])
             c = torch.cat([-margin, -margin - (grad * (x0 - z)).flatten(1).sum(1)])
-            dk, d0 = project_linf_hyperplane_box(grad.repeat(2, *([1] * (grad.ndim - 1))), c,
-                                                 -both, 1 - both).chunk(2)
-            nk, n0 = lp_norms(dk, "linf"), lp_norms(d0, "linf")
+            dk, d0 = project_hyperplane_box(grad.repeat(2, *([1] * (grad.ndim - 1))), c,
+                                            -both, 1 - both, norm).chunk(2)
+            nk, n0 = lp_norms(dk, norm), lp_norms(d0, norm)
             alpha = (nk / (nk + n0).clamp_min(_TINY)).clamp_max(alpha_max)
             alpha = alpha.view(-1, *([1] * (x0.ndim - 1)))
             z = ((1 - alpha) * (z + eta * dk) + alpha * (x0 + eta * d0)).clamp(0.0, 1.0)

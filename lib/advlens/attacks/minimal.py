@@ -35,9 +35,9 @@ from advlens.attacks.norms import Norm
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor
 
-L2Method = Literal["auto", "ddn", "fmn", "alma", "cw"]
+L2Method = Literal["auto", "ddn", "fmn", "alma", "fab", "cw"]
 LinfMethod = Literal["auto", "fmn", "fab", "ifgsm"]
-L2_METHODS: tuple[str, ...] = ("auto", "ddn", "fmn", "alma", "cw")
+L2_METHODS: tuple[str, ...] = ("auto", "ddn", "fmn", "alma", "fab", "cw")
 LINF_METHODS: tuple[str, ...] = ("auto", "fmn", "fab", "ifgsm")
 Stage = tuple[str, int]  # (what, steps)
 
@@ -138,7 +138,8 @@ def minimal_l2(model: nn.Module, x: Tensor, y: Tensor, *, method: L2Method = "au
     Parameters
     ----------
     method: ``"auto"`` — the portfolio of :func:`l2_plan` (DDN, DDN-margin, ALMA, refinement);
-        ``"ddn"``, ``"fmn"``, ``"alma"``: that attack for budget − 1 steps; ``"cw"``: C&W-L2 with
+        ``"ddn"``, ``"fmn"``, ``"alma"``: that attack for budget − 1 steps; ``"fab"``: FAB-L2
+        (nearest of the top 9 classes) with budget − 1 passes; ``"cw"``: C&W-L2 with
         3 constants from c = 1, (budget − 1)//3 Adam steps of lr 0.05 each, no early abort —
         tuned for small budgets, not Su et al.'s protocol (use :func:`advlens.attacks.cw_l2`).
     budget: forward+backward passes, forward-only passes counted as full ones.
@@ -157,6 +158,10 @@ def minimal_l2(model: nn.Module, x: Tensor, y: Tensor, *, method: L2Method = "au
         _check_budget(budget, 4)
         return cw_l2(model, x, y, targets=targets, binary_steps=3, initial_const=1.0, lr=0.05,
                      abort_early=False, steps=(budget - 1) // 3, progress=progress)
+    if method == "fab":
+        _check_budget(budget, 3)
+        return fab(model, x, y, norm="l2", steps=budget - 1, targets=targets,
+                   progress=progress)
     _check_budget(budget, 2)
     fn = {"ddn": ddn, "fmn": fmn, "alma": alma}[method]
     return fn(model, x, y, steps=budget - 1, targets=targets, progress=progress)
