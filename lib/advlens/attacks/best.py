@@ -23,24 +23,27 @@ class BestAdversarial:
         self.norm: Norm = norm
         self.adv = x.clone()
         self.score = torch.full((x.shape[0],), float("inf"), device=x.device, dtype=x.dtype)
+        self._rows = (-1, *([1] * (x.ndim - 1)))  # an (N,) mask viewed against images
 
     @property
     def found(self) -> Tensor:
-        return torch.isfinite(self.score)
+        # != inf rather than isfinite (one op, not several): a score is never NaN or −inf
+        return self.score != float("inf")
 
     def update(self, candidate: Tensor, is_adv: Tensor, score: Tensor | None = None,
-               index: Tensor | None = None) -> Tensor:
+               index: Tensor | None = None, delta: Tensor | None = None) -> Tensor:
         """Keep ``candidate`` where it is adversarial with a smaller score; returns that mask.
 
-        ``index`` (optional) says which images of the batch the candidates belong to.
+        ``index`` (optional) says which images of the batch the candidates belong to;
+        ``delta``: candidate − x, if already computed (for the default score).
         """
         x = self.x if index is None else self.x[index]
         if score is None:
-            score = lp_norms(candidate - x, self.norm)
+            score = lp_norms(candidate - x if delta is None else delta, self.norm)
         if index is None:  # every image: a select, without the host sync of nonzero()
             better = is_adv & (score < self.score)
             self.score = torch.where(better, score, self.score)
-            self.adv = torch.where(better.view(-1, *([1] * (x.ndim - 1))), candidate, self.adv)
+            self.adv = torch.where(better.view(self._rows), candidate, self.adv)
             return better
         better = is_adv & (score < self.score[index])
         rows = better.nonzero().flatten()

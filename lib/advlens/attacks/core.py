@@ -91,6 +91,24 @@ def logits_and_grad(model: nn.Module, x: Tensor,
     return logits.detach(), values.detach(), grad
 
 
+def margin_and_grad(model: nn.Module, x: Tensor, crit: Criterion,
+                    weight: Callable[[Tensor], Tensor] | None = None
+                    ) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`logits_and_grad` for the objective ``weight(margin)·margin``: detached logits,
+    the margin (N,) and d(Σ w·margin)/dx, w = ``weight(margin)`` (default 1) held constant.
+
+    Bitwise what :func:`logits_and_grad` gives with that objective (w detached): the margin's
+    gradient with respect to the logits is formed by hand (:meth:`Criterion.margin_backward`).
+    """
+    x = x.detach().requires_grad_(True)
+    out = model(x)
+    logits = out.detach()
+    margin, ties = crit.margin_and_ties(logits)
+    w = torch.ones_like(margin) if weight is None else weight(margin)
+    (grad,) = torch.autograd.grad(out, x, crit.margin_backward(ties, w))
+    return logits, margin, grad
+
+
 @torch.no_grad()
 def forward(model: nn.Module, x: Tensor) -> Tensor:
     """One forward-only pass (no graph)."""

@@ -14,7 +14,7 @@ from advlens.attacks.core import (
     check_positive,
     check_start,
     cosine,
-    logits_and_grad,
+    margin_and_grad,
     prepare,
     tqdm_disabled,
 )
@@ -66,19 +66,22 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
         xa = x0 if start is None else check_start(start, x0)
         for i in tqdm(range(steps), desc=f"FMN-{norm}", disable=tqdm_disabled(progress),
                       leave=False):
-            logits, margin, grad = logits_and_grad(model, xa, lambda z, _x: crit.margin(z))
+            logits, margin, grad = margin_and_grad(model, xa, crit)
             d = xa - x0
             size = lp_norms(d, norm)
             is_adv = crit.confidently_adversarial(logits, margin)
             best.update(xa, is_adv, size)
             g = cosine(i, steps, gamma, gamma_end)
+            dual = lp_norms(grad, _DUAL[norm]).clamp_min(1e-12)
             # linear estimate of the boundary, overshot by γ so the next iterate crosses it
-            boundary = (size + margin.clamp_min(0) / lp_norms(grad, _DUAL[norm]).clamp_min(1e-12)
-                        ) * (1 + g)
+            boundary = margin.clamp_min(0).div_(dual).add_(size).mul_(1 + g)
             eps = torch.where(is_adv, torch.minimum(eps * (1 - g), best.score),
                               torch.where(best.found, eps * (1 + g), boundary))
-            step = unit_l2(grad) if direction == "l2" else grad.sign()
-            delta = d - cosine(i, steps, max_step, min_step) * step
-            xa = (x0 + project_ball(delta, eps, norm)).clamp(0.0, 1.0)
+            # the dual norm of an L2 attack is ||g||₂: unit_l2 reuses it
+            step = unit_l2(grad, dual if norm == "l2" else None) if direction == "l2" else (
+                grad.sign_())
+            # in place on fresh temporaries (d, the step, the projection): the same operations
+            delta = d.sub_(step.mul_(cosine(i, steps, max_step, min_step)))
+            xa = project_ball(delta, eps, norm).add_(x0).clamp_(0.0, 1.0)
         result = best.result(model, crit, passes=steps, forwards=0)
     return result.to(home)

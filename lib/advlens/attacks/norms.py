@@ -24,10 +24,11 @@ def check_norm(norm: str, allowed: tuple[str, ...] = NORMS) -> Norm:
 def lp_norms(delta: Tensor, norm: Norm) -> Tensor:
     """Per-sample norm (N,) of a batch of perturbations."""
     flat = delta.flatten(1)
+    # linalg.vector_norm directly: Tensor.norm reaches it through two Python wrappers
     if norm == "l2":
-        return flat.norm(p=2, dim=1)
+        return torch.linalg.vector_norm(flat, 2, dim=1)
     if norm == "linf":
-        return flat.abs().amax(dim=1)
+        return torch.linalg.vector_norm(flat, float("inf"), dim=1)
     if norm == "l1":
         return flat.abs().sum(dim=1)
     raise ValueError(f"norm must be one of {NORMS}; got {norm!r}.")
@@ -36,7 +37,10 @@ def lp_norms(delta: Tensor, norm: Norm) -> Tensor:
 def per_sample(value: float | Tensor, n: int, like: Tensor, name: str = "value") -> Tensor:
     """``value`` as an (N, 1, ..., 1) tensor broadcastable against ``like``; ``name`` is the
     argument it came from, for the error."""
-    t = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    if isinstance(value, Tensor) and value.dtype == like.dtype and value.device == like.device:
+        t = value  # what as_tensor returns, without its call (attacks pass eps every step)
+    else:
+        t = torch.as_tensor(value, dtype=like.dtype, device=like.device)
     if t.ndim == 0:
         t = t.expand(n)
     if t.shape != (n,):
@@ -45,9 +49,11 @@ def per_sample(value: float | Tensor, n: int, like: Tensor, name: str = "value")
     return t.view(n, *([1] * (like.ndim - 1)))
 
 
-def unit_l2(g: Tensor) -> Tensor:
-    """``g / ||g||_2`` per sample; a zero gradient stays zero (no NaN)."""
-    norms = g.flatten(1).norm(dim=1).clamp_min(_TINY)
+def unit_l2(g: Tensor, norms: Tensor | None = None) -> Tensor:
+    """``g / ||g||_2`` per sample; a zero gradient stays zero (no NaN). ``norms``: the (N,)
+    ``lp_norms(g, "l2").clamp_min(1e-12)`` if already computed."""
+    if norms is None:
+        norms = lp_norms(g, "l2").clamp_min(_TINY)
     return g / norms.view(-1, *([1] * (g.ndim - 1)))
 
 
