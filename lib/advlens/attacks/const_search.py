@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from advlens.attacks.best import BestAdversarial
-from advlens.attacks.core import check_positive, tqdm_disabled
+from advlens.attacks.core import check_positive, margin_and_grad, tqdm_disabled
 from advlens.attacks.criterion import Criterion
 
 
@@ -40,9 +40,9 @@ class Optimiser(Protocol):
 
     def reset(self) -> None: ...
 
-    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Evaluate the current iterate (image, logits, per-sample objective, margin), then
-        update."""
+    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Evaluate the current iterate (image, logits, per-sample objective, margin,
+        image − x), then update."""
         ...
 
 
@@ -54,19 +54,21 @@ def hinge(crit: Criterion, logits: Tensor, kappa: float,
     return (crit.margin(logits) if margin is None else margin).clamp_min(-kappa)
 
 
-class Penalised:
-    """The objective ``||x' − x||₂² + c·f(x')`` for :func:`logits_and_grad`; keeps the margin it
-    computed (``last_margin``, detached), so the success check needs no second one."""
+def penalised(model: nn.Module, x: Tensor, x0: Tensor, crit: Criterion, c: Tensor,
+              kappa: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """One forward+backward of the objective ``||x − x0||₂² + c·f(x)`` (f: :func:`hinge`):
+    detached logits, the per-sample objective, its gradient with respect to x, the margin and
+    x − x0.
 
-    def __init__(self, x0: Tensor, crit: Criterion, c: Tensor, kappa: float) -> None:
-        self.x0, self.crit, self.c, self.kappa = x0, crit, c, kappa
-        self.last_margin = torch.empty(0)
-
-    def __call__(self, logits: Tensor, xv: Tensor) -> Tensor:
-        margin = self.crit.margin(logits)
-        self.last_margin = margin.detach()
-        return (xv - self.x0).pow(2).flatten(1).sum(1) + self.c * hinge(self.crit, logits,
-                                                                         self.kappa, margin)
+    Bitwise what autograd gives through that expression: the margin's part by
+    :func:`margin_and_grad` (weight c where the hinge is active, as clamp_min's backward), plus
+    the distance's 2(x − x0).
+    """
+    logits, margin, grad = margin_and_grad(
+        model, x, crit, lambda m: torch.where(m >= -kappa, c, 0.0))
+    delta = x - x0
+    value = delta.pow(2).flatten(1).sum(1) + c * hinge(crit, logits, kappa, margin)
+    return logits, value, grad.add_(delta * 2), margin, delta
 
 
 def is_adversarial_with_confidence(crit: Criterion, logits: Tensor, kappa: float,
@@ -93,10 +95,10 @@ def const_search(model: nn.Module, crit: Criterion, opt: Optimiser, best: BestAd
         found = torch.zeros_like(consts.c, dtype=torch.bool)
         previous = float("inf")
         for k in range(steps):
-            candidate, logits, objective, margin = opt.step(consts.c, k)
+            candidate, logits, objective, margin, delta = opt.step(consts.c, k)
             passes += 1
             is_adv = is_adversarial_with_confidence(crit, logits, kappa, margin)
-            best.update(candidate, is_adv)
+            best.update(candidate, is_adv, delta=delta)
             found |= is_adv
             bar.update()
             if abort_early and k % check_every == 0:

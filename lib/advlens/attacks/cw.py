@@ -6,8 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from advlens.attacks.best import BestAdversarial
-from advlens.attacks.const_search import Penalised, check_search_settings, const_search
-from advlens.attacks.core import attack_mode, logits_and_grad, prepare
+from advlens.attacks.const_search import check_search_settings, const_search, penalised
+from advlens.attacks.core import attack_mode, prepare
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor
@@ -36,11 +36,11 @@ class TanhAdam:
         self.v = torch.zeros_like(self.w)
         self.t = 0
 
-    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         tw = torch.tanh(self.w)
-        image = ((tw + 1) / 2 + self.offset).clamp(0.0, 1.0)
-        objective = Penalised(self.x0, self.crit, c, self.kappa)
-        logits, value, grad_x = logits_and_grad(self.model, image, objective)
+        image = (tw + 1).div_(2).add_(self.offset).clamp_(0.0, 1.0)
+        logits, value, grad_x, margin, delta = penalised(self.model, image, self.x0, self.crit,
+                                                         c, self.kappa)
         grad_w = grad_x.mul_(1 - tw * tw).mul_(0.5)  # chain rule through (tanh(w) + 1)/2
         self.t += 1
         b1, b2 = self.betas
@@ -48,7 +48,7 @@ class TanhAdam:
         self.v.mul_(b2).addcmul_(grad_w, grad_w, value=1 - b2)
         denom = (self.v / (1 - b2**self.t)).sqrt_().add_(self.tol)
         self.w.addcdiv_(self.m, denom, value=-self.lr / (1 - b1**self.t))
-        return image.detach(), logits, value, objective.last_margin
+        return image, logits, value, margin, delta
 
 
 def cw_l2(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = None,

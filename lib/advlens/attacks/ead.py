@@ -7,9 +7,10 @@ from typing import Literal
 from torch import Tensor, nn
 
 from advlens.attacks.best import BestAdversarial
-from advlens.attacks.const_search import Penalised, check_search_settings, const_search
-from advlens.attacks.core import attack_mode, check_positive, logits_and_grad, prepare
+from advlens.attacks.const_search import check_search_settings, const_search, penalised
+from advlens.attacks.core import attack_mode, check_positive, prepare
 from advlens.attacks.criterion import Criterion
+from advlens.attacks.norms import lp_norms
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor
 
@@ -17,7 +18,8 @@ from advlens.checks import as_tensor
 def shrink(z: Tensor, x0: Tensor, beta: float) -> Tensor:
     """Projected shrinkage-thresholding: soft-threshold z − x0 by β, then clamp into [0, 1]."""
     d = z - x0
-    return (x0 + d.sign() * (d.abs() - beta).clamp_min(0)).clamp(0.0, 1.0)
+    magnitude = d.abs().sub_(beta).clamp_min_(0)
+    return d.sign_().mul_(magnitude).add_(x0).clamp_(0.0, 1.0)  # in place on fresh temporaries
 
 
 class ElasticNetISTA:
@@ -38,19 +40,19 @@ class ElasticNetISTA:
         self.x = self.x0.clone()
         self.slack = self.x0.clone()
 
-    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        objective = Penalised(self.x0, self.crit, c, self.kappa)
+    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         point = self.slack
-        logits, smooth, grad = logits_and_grad(self.model, point, objective)
+        logits, smooth, grad, margin, delta = penalised(self.model, point, self.x0, self.crit,
+                                                        c, self.kappa)
         lr = self.lr * (1 - k / self.steps) ** 0.5
-        new = shrink(point - lr * grad, self.x0, self.beta)
+        new = shrink(point - grad.mul_(lr), self.x0, self.beta)
         if self.fista:
-            self.slack = (new + k / (k + 3) * (new - self.x)).clamp(0.0, 1.0)
+            self.slack = (new - self.x).mul_(k / (k + 3)).add_(new).clamp_(0.0, 1.0)
         else:
             self.slack = new
         self.x = new
-        l1 = (point - self.x0).abs().flatten(1).sum(1)
-        return point, logits, smooth + self.beta * l1, objective.last_margin
+        l1 = lp_norms(delta, "l1")
+        return point, logits, smooth + self.beta * l1, margin, delta
 
 
 def ead(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = None,
@@ -91,9 +93,11 @@ class _ElasticBest(BestAdversarial):
         self.beta = beta
 
     def update(self, candidate: Tensor, is_adv: Tensor, score: Tensor | None = None,
-               index: Tensor | None = None) -> Tensor:
+               index: Tensor | None = None, delta: Tensor | None = None) -> Tensor:
         if score is None:
-            d = (candidate - (self.x if index is None else self.x[index])).flatten(1)
+            if delta is None:
+                delta = candidate - (self.x if index is None else self.x[index])
+            d = delta.flatten(1)
             score = d.pow(2).sum(1) + self.beta * d.abs().sum(1)
         return super().update(candidate, is_adv, score, index)
 
