@@ -1,6 +1,6 @@
-"""The hand-formed margin gradient (Criterion.margin_backward, core.margin_and_grad, the C&W/EAD
-objective) against autograd through the plain expressions, bit for bit: ties among the
-runners-up, zero and negative weights, targeted and untargeted, float32 and float64."""
+"""The hand-formed gradients (Criterion.margin_backward, core.margin_and_grad, the C&W/EAD
+objective, ALMA's logit ratio) against autograd through the plain expressions, bit for bit: ties
+among the runners-up, zero and negative weights, targeted and untargeted, float32 and float64."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from advlens.attacks.alma import logit_ratio, logit_ratio_and_grad
 from advlens.attacks.const_search import hinge, penalised
 from advlens.attacks.core import logits_and_grad, margin_and_grad
 from advlens.attacks.criterion import Criterion
@@ -69,3 +70,23 @@ def test_penalised_matches_autograd_of_the_objective(kappa: float) -> None:
         assert torch.equal(_bits(a), _bits(b))
     assert torch.equal(_bits(got[3]), _bits(crit.margin(logits)))
     assert torch.equal(got[4], x - x0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("targeted", [False, True])
+def test_alma_constraint_gradient_is_autograds_bit_for_bit(dtype: torch.dtype,
+                                                           targeted: bool) -> None:
+    for seed in range(40):
+        g = torch.Generator().manual_seed(seed)
+        k = int(torch.randint(2, 12, (1,), generator=g))  # fewer than 3 or 4: the plain margin
+        logits = (torch.randint(-3, 4, (64, k), generator=g) * 0.5).to(dtype)
+        if seed % 2:
+            logits = torch.randn(64, k, generator=g, dtype=dtype)
+        crit = Criterion(torch.randint(0, k, (64,), generator=g), targeted)
+        z = logits.clone().requires_grad_(True)
+        ratio = logit_ratio(crit, z, 1e-4)
+        (expected,) = torch.autograd.grad(ratio.sum(), z)
+        margin, got_ratio, got = logit_ratio_and_grad(crit, logits, 1e-4)
+        assert torch.equal(_bits(margin), _bits(crit.margin(logits)))
+        assert torch.equal(_bits(got_ratio), _bits(ratio.detach()))
+        assert torch.equal(_bits(got), _bits(expected))

@@ -19,12 +19,11 @@ from advlens.attacks.core import (
     attack_mode,
     check_positive,
     check_start,
-    logits_and_grad,
     prepare,
     tqdm_disabled,
 )
 from advlens.attacks.criterion import Criterion
-from advlens.attacks.norms import per_sample, unit_l2
+from advlens.attacks.norms import unit_l2
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor
 
@@ -64,14 +63,46 @@ def logit_ratio(crit: Criterion, logits: Tensor, tolerance: float,
     with fewer classes than that use the plain margin. ``margin``: ``crit.margin(logits)`` if
     already computed.
     """
-    k = logits.shape[1]
-    need = 4 if crit.targeted else 3
     margin = (crit.margin(logits) if margin is None else margin) + tolerance
-    if k < need:
-        return margin
-    top = logits.topk(need, dim=1).values
+    top = _top(crit, logits)
+    return margin if top is None else margin / _spread(crit, top.values)
+
+
+def logit_ratio_and_grad(crit: Criterion, logits: Tensor,
+                         tolerance: float) -> tuple[Tensor, Tensor, Tensor]:
+    """The margin and :func:`logit_ratio` (N,) of detached ``logits``, and the ratio's gradient
+    with respect to them (N, k): bitwise what autograd takes through :func:`logit_ratio`, formed
+    by hand as :meth:`Criterion.margin_backward` is."""
+    margin, ties = crit.margin_and_ties(logits)
+    shifted = margin + tolerance
+    top = _top(crit, logits)
+    if top is None:
+        return margin, shifted, crit.margin_backward(ties, torch.ones_like(margin))
+    spread = _spread(crit, top.values)
+    ratio = shifted / spread
+    grad = crit.margin_backward(ties, torch.ones_like(ratio).div_(spread))
+    # the quotient rule's −(n/d)/d reaches the largest logit as is and the low ones negated
+    # (halved when two are averaged); no logit gets more than two nonzero parts (own or runner-up,
+    # and one top place), so adding them in any order is autograd's sum
+    d_spread = (ratio / spread).neg_()
+    if crit.targeted:
+        half = d_spread.neg() / 2
+        cols, parts = top.indices[:, [0, 2, 3]], torch.stack([d_spread, half, half], 1)
+    else:
+        cols, parts = top.indices[:, [0, 2]], torch.stack([d_spread, d_spread.neg()], 1)
+    return margin, ratio, grad.scatter_add_(1, cols, parts)
+
+
+def _top(crit: Criterion, logits: Tensor) -> torch.return_types.topk | None:
+    """The top logits the spread needs (3 untargeted, 4 targeted); None for fewer classes."""
+    need = 4 if crit.targeted else 3
+    return None if logits.shape[1] < need else logits.topk(need, dim=1)
+
+
+def _spread(crit: Criterion, top: Tensor) -> Tensor:
+    """z₍₁₎ − z₍₃₎ (untargeted) or z₍₁₎ − (z₍₃₎ + z₍₄₎)/2 (targeted), from the sorted top logits."""
     low = top[:, 2] if not crit.targeted else (top[:, 2] + top[:, 3]) / 2
-    return margin / (top[:, 0] - low + 1e-8)
+    return top[:, 0] - low + 1e-8
 
 
 def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
@@ -115,41 +146,38 @@ def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
         mu_t = torch.full((n,), mu, dtype=x0.dtype, device=x0.device)
         rho_t = torch.full_like(mu_t, rho)
         found_at = torch.full_like(mu_t, steps + 1)
-        found = torch.zeros(n, dtype=torch.bool, device=x0.device)
         previous = torch.zeros_like(mu_t)
-        margins: list[Tensor] = []  # each step's margin, computed once for both uses
-
-        def constraint(z: Tensor, _x: Tensor) -> Tensor:
-            margins.append(crit.margin(z))
-            return logit_ratio(crit, z, tolerance, margins[-1])
-
+        rows = (-1, *([1] * (x0.ndim - 1)))  # an (N,) tensor viewed against images
         for i in tqdm(range(steps), desc="ALMA", disable=tqdm_disabled(progress), leave=False):
             xa = x0 + delta
-            logits, c, grad = logits_and_grad(model, xa, constraint)
-            margin = margins.pop().detach()
+            xv = xa.detach().requires_grad_(True)
+            out = model(xv)
+            logits = out.detach()
+            margin, c, dc = logit_ratio_and_grad(crit, logits, tolerance)
+            (grad,) = torch.autograd.grad(out, xv, dc)
             if i == 0:
                 previous = c
             elif (i + 1) % check_every == 0:
-                stalled = ~(found | (c < tau * previous))
+                stalled = found_at > i  # not adversarial yet
+                stalled &= c >= tau * previous
                 rho_t = torch.where(stalled, rho_t * rho_growth, rho_t)
                 previous = c
             parts = p2_parts(c, rho_t)
             if i > 0:
-                mu_t = torch.lerp(mu_t, p2_derivative(c, rho_t, mu_t, parts), 1 - alpha).clamp(
+                mu_t = torch.lerp(mu_t, p2_derivative(c, rho_t, mu_t, parts), 1 - alpha).clamp_(
                     1e-6, 1e12)
             is_adv = crit.confidently_adversarial(logits, margin) & (c < 0)
             best.update(xa, is_adv)
-            found_at = found_at.masked_fill(is_adv & ~found, i)
-            found |= is_adv
+            found_at.masked_fill_(is_adv & (found_at > i), i)
             # ∇(||δ||₂ + P₂(c)) = δ/||δ|| + P₂'(c)·∇c  (the first step: the penalty alone)
-            g = per_sample(p2_derivative(c, rho_t, mu_t, parts), n, x0) * grad
+            g = grad.mul_(p2_derivative(c, rho_t, mu_t, parts).view(rows))
             if i > 0:
-                g = g + unit_l2(delta)
+                g.add_(unit_l2(delta))
             decay = lr_reduction ** ((i - found_at).clamp_min(0) / (steps - found_at))
             square_avg.mul_(alpha).addcmul_(g, g, value=1 - alpha)
             momentum.mul_(alpha).addcdiv_(g, square_avg.sqrt().add_(1e-8))
-            delta = ((x0 + delta - per_sample(lr * decay, n, x0) * momentum).clamp(0.0, 1.0)
-                     - x0)
+            # xa is x0 + delta: the same sum the update starts from
+            delta = (xa - momentum * (lr * decay).view(rows)).clamp_(0.0, 1.0).sub_(x0)
         result = best.result(model, crit, passes=steps, forwards=0)
     return result.to(home)
 
