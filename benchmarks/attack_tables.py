@@ -16,8 +16,9 @@ import pandas as pd
 MODELS = ["mlp-l/std", "mlp-l/at1.0", "cnn-m/std", "cnn-m/at1.0", "vgg-xs/std", "vgg-xs/at1.0"]
 ITERATED = ["adv-lib FAB", "adv-lib FAB-T1", "adv-lib DeepFool", "foolbox DeepFool", "adv-lib TR",
             "adv-lib TR-adaptive", "adv-lib PDPGD"]
-COLUMNS = {"l2": ["advlens auto", "advlens ddn", "foolbox DDN", "foolbox FMN-L2", "adv-lib ALMA",
-                  "adv-lib DDN", "adv-lib FMN-L2", *ITERATED, "adv-lib PDGD", "adv-lib C&W-L2"],
+COLUMNS = {"l2": ["advlens auto", "advlens ddn", "advlens fab", "foolbox DDN", "foolbox FMN-L2",
+                  "adv-lib ALMA", "adv-lib DDN", "adv-lib FMN-L2", *ITERATED, "adv-lib PDGD",
+                  "adv-lib C&W-L2"],
            "linf": ["advlens auto", "foolbox FMN-Linf", "adv-lib FMN-Linf", *ITERATED,
                     "adv-lib C&W-Linf"]}
 
