@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from advlens.attacks.alma import logit_ratio, logit_ratio_and_grad
-from advlens.attacks.const_search import hinge, penalised
+from advlens.attacks.const_search import hinge, penalised, penalised_value
 from advlens.attacks.core import logits_and_grad, margin_and_grad
 from advlens.attacks.criterion import Criterion
 from attack_toys import random_images, tiny_cnn
@@ -65,11 +65,13 @@ def test_penalised_matches_autograd_of_the_objective(kappa: float) -> None:
         return (xv - x0).pow(2).flatten(1).sum(1) + c * hinge(crit, z, kappa)
 
     logits, value, grad = logits_and_grad(model, x, objective)
-    got = penalised(model, x, x0, crit, c, kappa)
-    for a, b in zip(got[:3], (logits, value, grad), strict=True):
-        assert torch.equal(_bits(a), _bits(b))
-    assert torch.equal(_bits(got[3]), _bits(crit.margin(logits)))
-    assert torch.equal(got[4], x - x0)
+    got_logits, got_grad, margin, delta = penalised(model, x, x0, crit, c, kappa)
+    assert torch.equal(_bits(got_logits), _bits(logits))
+    assert torch.equal(_bits(got_grad), _bits(grad))
+    assert torch.equal(_bits(margin), _bits(crit.margin(logits)))
+    assert torch.equal(delta, x - x0)
+    got_value = penalised_value(crit, logits, margin, delta, c, kappa)
+    assert torch.equal(_bits(got_value), _bits(value))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -96,12 +96,15 @@ class _ThresholdOptimiser:
     def reset(self) -> None:
         pass
 
-    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         self.calls.append(c.clone())
         adv = (c >= self.threshold) & (k == 0)
         logits = torch.stack([(~adv).double(), adv.double()], 1) * 10.0  # class 1 = fooled
         image = self.x + 0.01 * c[:, None]
-        return image, logits, c, logits[:, 0] - logits[:, 1], image - self.x  # margin, delta
+        return image, logits, logits[:, 0] - logits[:, 1], image - self.x  # margin, delta
+
+    def objective(self) -> Tensor:
+        return self.calls[-1]
 
 
 def test_constant_search_follows_carlini_wagner_on_a_threshold_oracle() -> None:

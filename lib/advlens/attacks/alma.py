@@ -88,8 +88,8 @@ def logit_ratio_and_grad(crit: Criterion, logits: Tensor,
     if crit.targeted:
         half = d_spread.neg() / 2
         cols, parts = top.indices[:, [0, 2, 3]], torch.stack([d_spread, half, half], 1)
-    else:
-        cols, parts = top.indices[:, [0, 2]], torch.stack([d_spread, d_spread.neg()], 1)
+    else:  # columns 0 and 2 by a slice: a view, where a list index copies
+        cols, parts = top.indices[:, ::2], torch.stack([d_spread, d_spread.neg()], 1)
     return margin, ratio, grad.scatter_add_(1, cols, parts)
 
 

@@ -40,9 +40,13 @@ class Optimiser(Protocol):
 
     def reset(self) -> None: ...
 
-    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """Evaluate the current iterate (image, logits, per-sample objective, margin,
-        image − x), then update."""
+    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Evaluate the current iterate (image, logits, margin, image − x), then update."""
+        ...
+
+    def objective(self) -> Tensor:
+        """The per-sample objective at the iterate the last ``step`` evaluated (computed only
+        when the early abort asks for it)."""
         ...
 
 
@@ -55,20 +59,26 @@ def hinge(crit: Criterion, logits: Tensor, kappa: float,
 
 
 def penalised(model: nn.Module, x: Tensor, x0: Tensor, crit: Criterion, c: Tensor,
-              kappa: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """One forward+backward of the objective ``||x − x0||₂² + c·f(x)`` (f: :func:`hinge`):
-    detached logits, the per-sample objective, its gradient with respect to x, the margin and
-    x − x0.
+              kappa: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One forward+backward of the objective ``||x − x0||₂² + c·f(x)`` (f: :func:`hinge`;
+    value: :func:`penalised_value`): detached logits, the gradient with respect to x, the margin
+    and x − x0.
 
     Bitwise what autograd gives through that expression: the margin's part by
     :func:`margin_and_grad` (weight c where the hinge is active, as clamp_min's backward), plus
-    the distance's 2(x − x0).
+    the distance's 2(x − x0) (added with alpha=2: doubling is exact, so a fused multiply-add
+    rounds as the separate product and sum do).
     """
     logits, margin, grad = margin_and_grad(
         model, x, crit, lambda m: torch.where(m >= -kappa, c, 0.0))
     delta = x - x0
-    value = delta.pow(2).flatten(1).sum(1) + c * hinge(crit, logits, kappa, margin)
-    return logits, value, grad.add_(delta * 2), margin, delta
+    return logits, grad.add_(delta, alpha=2), margin, delta
+
+
+def penalised_value(crit: Criterion, logits: Tensor, margin: Tensor, delta: Tensor, c: Tensor,
+                    kappa: float) -> Tensor:
+    """``||δ||₂² + c·f(x)`` per sample, from :func:`penalised`'s results."""
+    return delta.pow(2).flatten(1).sum(1) + c * hinge(crit, logits, kappa, margin)
 
 
 def is_adversarial_with_confidence(crit: Criterion, logits: Tensor, kappa: float,
@@ -95,14 +105,14 @@ def const_search(model: nn.Module, crit: Criterion, opt: Optimiser, best: BestAd
         found = torch.zeros_like(consts.c, dtype=torch.bool)
         previous = float("inf")
         for k in range(steps):
-            candidate, logits, objective, margin, delta = opt.step(consts.c, k)
+            candidate, logits, margin, delta = opt.step(consts.c, k)
             passes += 1
             is_adv = is_adversarial_with_confidence(crit, logits, kappa, margin)
             best.update(candidate, is_adv, delta=delta)
             found |= is_adv
             bar.update()
             if abort_early and k % check_every == 0:
-                total = float(objective.sum())
+                total = float(opt.objective().sum())
                 if total > previous * 0.9999:
                     bar.update(steps - k - 1)
                     break

@@ -6,7 +6,12 @@ import torch
 from torch import Tensor, nn
 
 from advlens.attacks.best import BestAdversarial
-from advlens.attacks.const_search import check_search_settings, const_search, penalised
+from advlens.attacks.const_search import (
+    check_search_settings,
+    const_search,
+    penalised,
+    penalised_value,
+)
 from advlens.attacks.core import attack_mode, prepare
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.result import AttackResult
@@ -36,11 +41,12 @@ class TanhAdam:
         self.v = torch.zeros_like(self.w)
         self.t = 0
 
-    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         tw = torch.tanh(self.w)
         image = (tw + 1).div_(2).add_(self.offset).clamp_(0.0, 1.0)
-        logits, value, grad_x, margin, delta = penalised(self.model, image, self.x0, self.crit,
-                                                         c, self.kappa)
+        logits, grad_x, margin, delta = penalised(self.model, image, self.x0, self.crit, c,
+                                                  self.kappa)
+        self.last = (logits, margin, delta, c)
         grad_w = grad_x.mul_(1 - tw * tw).mul_(0.5)  # chain rule through (tanh(w) + 1)/2
         self.t += 1
         b1, b2 = self.betas
@@ -48,7 +54,10 @@ class TanhAdam:
         self.v.mul_(b2).addcmul_(grad_w, grad_w, value=1 - b2)
         denom = (self.v / (1 - b2**self.t)).sqrt_().add_(self.tol)
         self.w.addcdiv_(self.m, denom, value=-self.lr / (1 - b1**self.t))
-        return image, logits, value, margin, delta
+        return image, logits, margin, delta
+
+    def objective(self) -> Tensor:
+        return penalised_value(self.crit, *self.last, self.kappa)
 
 
 def cw_l2(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = None,

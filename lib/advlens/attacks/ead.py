@@ -7,7 +7,12 @@ from typing import Literal
 from torch import Tensor, nn
 
 from advlens.attacks.best import BestAdversarial
-from advlens.attacks.const_search import check_search_settings, const_search, penalised
+from advlens.attacks.const_search import (
+    check_search_settings,
+    const_search,
+    penalised,
+    penalised_value,
+)
 from advlens.attacks.core import attack_mode, check_positive, prepare
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.norms import lp_norms
@@ -40,10 +45,11 @@ class ElasticNetISTA:
         self.x = self.x0.clone()
         self.slack = self.x0.clone()
 
-    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         point = self.slack
-        logits, smooth, grad, margin, delta = penalised(self.model, point, self.x0, self.crit,
-                                                        c, self.kappa)
+        logits, grad, margin, delta = penalised(self.model, point, self.x0, self.crit, c,
+                                                self.kappa)
+        self.last = (logits, margin, delta, c)
         lr = self.lr * (1 - k / self.steps) ** 0.5
         new = shrink(point - grad.mul_(lr), self.x0, self.beta)
         if self.fista:
@@ -51,8 +57,11 @@ class ElasticNetISTA:
         else:
             self.slack = new
         self.x = new
-        l1 = lp_norms(delta, "l1")
-        return point, logits, smooth + self.beta * l1, margin, delta
+        return point, logits, margin, delta
+
+    def objective(self) -> Tensor:
+        smooth = penalised_value(self.crit, *self.last, self.kappa)
+        return smooth + self.beta * lp_norms(self.last[2], "l1")
 
 
 def ead(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = None,
