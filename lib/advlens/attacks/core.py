@@ -104,8 +104,11 @@ def margin_and_grad(model: nn.Module, x: Tensor, crit: Criterion,
     out = model(x)
     logits = out.detach()
     margin, ties = crit.margin_and_ties(logits)
-    w = torch.ones_like(margin) if weight is None else weight(margin)
-    (grad,) = torch.autograd.grad(out, x, crit.margin_backward(ties, w))
+    if weight is None:
+        dz = crit.margin_backward(ties, torch.ones_like(margin), zero_free=True)
+    else:
+        dz = crit.margin_backward(ties, weight(margin))
+    (grad,) = torch.autograd.grad(out, x, dz)
     return logits, margin, grad
 
 

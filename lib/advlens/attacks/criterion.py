@@ -73,19 +73,24 @@ class Criterion:
         own, others, other = self._own_and_others(logits)
         return other - own if self.targeted else own - other, others == other[:, None]
 
-    def margin_backward(self, ties: Tensor, weight: Tensor) -> Tensor:
+    def margin_backward(self, ties: Tensor, weight: Tensor, *, zero_free: bool = False
+                        ) -> Tensor:
         """d(Σ weight·margin)/d logits (N, k), bitwise the gradient autograd takes through
         :meth:`margin`: ±weight at the own class, ∓weight/(number of ties) at each tied
         runner-up (amax's even split), +0 elsewhere; ``ties`` from :meth:`margin_and_ties`.
+        ``zero_free``: no weight is ±0 (then there is no −0 to turn into +0).
 
         Formed by hand, it spares a pass the ~6 autograd nodes of the margin, a noticeable share
         of a small batch's step.
         """
         own = -weight if self.targeted else weight
-        # autograd divides the negated upstream gradient by the count; adding +0 turns its
-        # -0 (a zero weight) into the +0 that its summation of the two branches leaves
-        share = torch.where(ties, (-own)[:, None] / ties.sum(1, keepdim=True), 0.0).add_(0.0)
-        return share.scatter_(1, self._column, own[:, None].add(0.0))
+        share = torch.where(ties, (-own)[:, None] / ties.sum(1, keepdim=True), 0.0)
+        if not zero_free:
+            # autograd divides the negated upstream gradient by the count; adding +0 turns its
+            # −0 (from a zero weight) into the +0 that its summation of the two branches leaves
+            share.add_(0.0)
+            own = own.add(0.0)
+        return share.scatter_(1, self._column, own[:, None])
 
     def _own_and_others(self, logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The own-class logit (N,), the logits with the own class at -inf (N, k), and their

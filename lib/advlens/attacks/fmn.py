@@ -64,6 +64,7 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
         best = BestAdversarial(x0, norm)
         eps = torch.full((x0.shape[0],), float("inf"), dtype=x0.dtype, device=x0.device)
         xa = x0 if start is None else check_start(start, x0)
+        searching = True  # some image has no adversarial yet
         for i in tqdm(range(steps), desc=f"FMN-{norm}", disable=tqdm_disabled(progress),
                       leave=False):
             logits, margin, grad = margin_and_grad(model, xa, crit)
@@ -72,14 +73,20 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
             is_adv = crit.confidently_adversarial(logits, margin)
             best.update(xa, is_adv, size)
             g = cosine(i, steps, gamma, gamma_end)
-            dual = lp_norms(grad, _DUAL[norm]).clamp_min(1e-12)
-            # linear estimate of the boundary, overshot by γ so the next iterate crosses it
-            boundary = margin.clamp_min(0).div_(dual).add_(size).mul_(1 + g)
-            eps = torch.where(is_adv, torch.minimum(eps * (1 - g), best.score),
-                              torch.where(best.found, eps * (1 + g), boundary))
-            # the dual norm of an L2 attack is ||g||₂: unit_l2 reuses it
-            step = unit_l2(grad, dual if norm == "l2" else None) if direction == "l2" else (
-                grad.sign_())
+            # once every image has an adversarial (for good: scores only fall), no eps comes
+            # from the boundary estimate: skip it and the dual norm it needs
+            searching = searching and not bool(best.found.all())
+            grown, dual = eps * (1 + g), None
+            if searching:
+                dual = lp_norms(grad, _DUAL[norm]).clamp_min(1e-12)
+                # linear estimate of the boundary, overshot by γ so the next iterate crosses it
+                boundary = margin.clamp_min(0).div_(dual).add_(size).mul_(1 + g)
+                grown = torch.where(best.found, grown, boundary)
+            eps = torch.where(is_adv, torch.minimum(eps * (1 - g), best.score), grown)
+            if direction == "l2":  # the dual norm of an L2 attack is ||g||₂: reuse it
+                step = unit_l2(grad, dual if norm == "l2" else None)
+            else:
+                step = grad.sign_()
             # in place on fresh temporaries (d, the step, the projection): the same operations
             delta = d.sub_(step.mul_(cosine(i, steps, max_step, min_step)))
             xa = project_ball(delta, eps, norm).add_(x0).clamp_(0.0, 1.0)
