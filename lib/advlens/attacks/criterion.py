@@ -71,7 +71,7 @@ class Criterion:
         """:meth:`margin` (N,) of detached ``logits``, and the (N, k) mask of the runner-up
         classes (the other classes at the largest other logit), for :meth:`margin_backward`."""
         own, others, other = self._own_and_others(logits)
-        return other - own if self.targeted else own - other, others == other[:, None]
+        return other - own if self.targeted else own - other, others == other.unsqueeze(1)
 
     def margin_backward(self, ties: Tensor, weight: Tensor, *, zero_free: bool = False
                         ) -> Tensor:
@@ -84,13 +84,13 @@ class Criterion:
         of a small batch's step.
         """
         own = -weight if self.targeted else weight
-        share = torch.where(ties, (-own)[:, None] / ties.sum(1, keepdim=True), 0.0)
+        share = torch.where(ties, own.neg().unsqueeze(1) / ties.sum(1, keepdim=True), 0.0)
         if not zero_free:
             # autograd divides the negated upstream gradient by the count; adding +0 turns its
             # −0 (from a zero weight) into the +0 that its summation of the two branches leaves
             share.add_(0.0)
             own = own.add(0.0)
-        return share.scatter_(1, self._column, own[:, None])
+        return share.scatter_(1, self._column, own.unsqueeze(1))
 
     def _own_and_others(self, logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The own-class logit (N,), the logits with the own class at -inf (N, k), and their
@@ -118,8 +118,17 @@ class Criterion:
 
 def _ulps(logits: Tensor, count: float) -> Tensor:
     """``count`` ulps of (1 + the largest |logit|) of each row (N,)."""
-    # in place: attacks call this every step on small batches, where each extra op costs a
-    # noticeable share of a pass
-    # abs().amax(): the same maximum as vector_norm(inf), whose CPU kernel is slower
-    top = logits.detach().abs().amax(1)
-    return top.add_(1).mul_(count * torch.finfo(logits.dtype).eps)
+    # attacks call this every step on small batches, where each extra op costs a noticeable
+    # share of a pass: in place, abs().amax() (the maximum vector_norm(inf) takes, faster on
+    # CPU), constants as 0-dim tensors of the logits' dtype (a Python number is converted to
+    # one each call)
+    one, ulps = _constants(logits.dtype, count)
+    return logits.detach().abs().amax(1).add_(one).mul_(ulps)
+
+
+@functools.cache
+def _constants(dtype: torch.dtype, count: float) -> tuple[Tensor, Tensor]:
+    """1 and ``count`` machine epsilons as CPU 0-dim tensors of ``dtype`` (CPU scalars: usable
+    with tensors on any device)."""
+    return (torch.tensor(1, dtype=dtype),
+            torch.tensor(count * torch.finfo(dtype).eps, dtype=dtype))

@@ -75,13 +75,14 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
             g = cosine(i, steps, gamma, gamma_end)
             # once every image has an adversarial (for good: scores only fall), no eps comes
             # from the boundary estimate: skip it and the dual norm it needs
-            searching = searching and not bool(best.found.all())
+            found = best.found if searching else None
+            searching = found is not None and not bool(found.all())
             grown, dual = eps * (1 + g), None
             if searching:
                 dual = lp_norms(grad, _DUAL[norm]).clamp_min(1e-12)
                 # linear estimate of the boundary, overshot by γ so the next iterate crosses it
                 boundary = margin.clamp_min(0).div_(dual).add_(size).mul_(1 + g)
-                grown = torch.where(best.found, grown, boundary)
+                grown = torch.where(found, grown, boundary)
             eps = torch.where(is_adv, torch.minimum(eps * (1 - g), best.score), grown)
             if direction == "l2":  # the dual norm of an L2 attack is ||g||₂: reuse it
                 step = unit_l2(grad, dual if norm == "l2" else None)
