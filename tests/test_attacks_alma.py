@@ -103,7 +103,8 @@ def test_linf_auto_passes_what_fab_leaves_on_and_keeps_each_images_best(budget: 
 def test_l2_auto_is_its_stages_run_in_turn(budget: int) -> None:
     """The L2 portfolio is exactly its stages in turn, each image keeping its smallest: DDN
     (constant γ), DDN-margin from the clean images with each eps starting at the norm found so
-    far (1 where none, or none above 0: one image is misclassified already), ALMA (from 400),
+    far (1 where none, or none above 0: one image is misclassified already), capped at the
+    linearised distance, ALMA (from 400),
     then the refinement from each image's best — bit for bit."""
     model, x = tiny_cnn(seed=4), random_images(10, seed=4)
     with torch.no_grad():
@@ -117,7 +118,8 @@ def test_l2_auto_is_its_stages_run_in_turn(budget: int) -> None:
         elif stage == "ddn-margin":
             scale = torch.where(best.found & (best.score > 0), best.score, 1.0)
             assert float(best.score[0]) == 0.0 and float(scale[0]) == 1.0
-            r = attacks.ddn(model, x, y, steps=steps, loss="margin", init_eps=scale)
+            r = attacks.ddn(model, x, y, steps=steps, loss="margin", init_eps=scale,
+                            linear_start=True)
         elif stage.startswith("alma"):
             r = attacks.alma(model, x, y, steps=steps, lr=(0.1, 0.3, 0.03)[int(stage[4:]) % 3])
         else:

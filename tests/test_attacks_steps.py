@@ -191,3 +191,28 @@ def test_ddn_per_image_init_eps_sets_each_first_radius() -> None:
         attacks.ddn(model, x, y, init_eps=d[:2], steps=2)
     with pytest.raises(TypeError, match="init_eps must be a number"):
         attacks.ddn(model, x, y, init_eps="0.5", steps=2)  # type: ignore[arg-type]
+
+
+def test_ddn_linear_start_caps_the_first_radius_at_the_linearised_distance() -> None:
+    """Binary affine model: the linearised distance is exact, so from init_eps = 1 (5–100× too
+    far) the first step lands at d·(1 + γ), image by image; it only caps: from 0.5·d the first
+    radius stays 0.5·d·(1 + γ), short of the boundary; a misclassified image (margin ≤ 0, no
+    estimate) keeps init_eps. It needs the margin's gradient at the first step."""
+    model, x = affine_model(k=2, seed=4), centre_images(20, seed=7, spread=0.05)
+    d, y = l2_distance_to_boundary(model, x)
+    keep = (d > 0.01) & (d < 0.2)
+    x, y, d = x[keep], y[keep], d[keep]
+    kw = {"steps": 2, "loss": "margin", "gamma_end": None, "linear_start": True}
+    near = attacks.ddn(model, x, y, init_eps=1.0, **kw)
+    assert near.success.all()
+    torch.testing.assert_close(near.norms, 1.05 * d)
+    assert not attacks.ddn(model, x, y, init_eps=0.5 * d, **kw).success.any()
+    without = attacks.ddn(model, x, y, init_eps=1.0, steps=2, loss="margin", gamma_end=None)
+    assert bool((without.norms > 2 * d).all())  # without: on the sphere of 1.05 (box-clipped)
+    wrong = y.clone()
+    wrong[0] = 1 - wrong[0]  # misclassified: adversarial at x, eps shrinks from init_eps
+    r = attacks.ddn(model, x, wrong, init_eps=1.0, **kw)
+    assert float(r.norms[0]) == 0.0 and torch.equal(r.norms[1:], near.norms[1:])
+    for loss in ("ce", "ce-margin"):
+        with pytest.raises(ValueError, match="linear_start needs the margin"):
+            attacks.ddn(model, x, y, loss=loss, linear_start=True)

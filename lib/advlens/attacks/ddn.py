@@ -28,7 +28,8 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
         targets: Tensor | None = None, init_eps: float | Tensor = 1.0, gamma: float = 0.05,
         gamma_end: float | None = 0.001, max_step: float = 1.0, min_step: float = 0.01,
         loss: Literal["ce", "margin", "ce-margin"] = "ce-margin", switch: float = 0.5,
-        start: Tensor | None = None, progress: bool | None = None) -> AttackResult:
+        start: Tensor | None = None, linear_start: bool = False,
+        progress: bool | None = None) -> AttackResult:
     """DDN: step along the normalised cross-entropy gradient (size cosine-annealed from
     ``max_step`` to ``min_step``), then put the perturbation on the sphere of radius eps, where
     each image's eps shrinks by (1 − γ) while it is adversarial and grows by (1 + γ) while not.
@@ -46,7 +47,10 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
     benchmark CNN) and the margin for the rest (exact convergence). Each image keeps its
     smallest-L2 adversarial iterate. ``start`` (N, ...) in [0, 1] warm-starts the iterate there,
     each image's eps at its distance from x (``init_eps`` where that is 0): a refinement of
-    another attack's output.
+    another attack's output. ``linear_start`` (with ``loss="margin"``) caps each image's eps, at
+    the first step, at the linearised distance to the boundary, ||δ|| + margin/||∇margin||₂
+    (FMN's estimate; the first iterate lands at it times 1 + γ), so that an image whose boundary
+    lies far below ``init_eps`` does not spend its steps shrinking eps.
     Cost: ``steps`` passes + one confirming forward.
     """
     if steps < 1:
@@ -58,6 +62,9 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
         check_positive(name, value)
     if loss not in ("ce", "margin", "ce-margin"):
         raise ValueError(f"loss must be 'ce', 'margin' or 'ce-margin'; got {loss!r}.")
+    if linear_start and loss != "margin":
+        raise ValueError("linear_start needs the margin's gradient at the first step: pass "
+                         f"loss='margin' (got loss={loss!r}).")
     first_margin = {"ce": steps, "margin": 0, "ce-margin": int(switch * steps)}[loss]
     gamma_end = gamma if gamma_end is None else gamma_end
     home = as_tensor(x, "x").device
@@ -83,7 +90,11 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
             logits, values, grad = logits_and_grad(model, xa, margin if on_margin else ce)
             is_adv = crit.confidently_adversarial(logits, -values if on_margin else None)
             delta = xa - x0
-            best.update(xa, is_adv, lp_norms(delta, "l2"))
+            size = lp_norms(delta, "l2")
+            best.update(xa, is_adv, size)
+            if linear_start and i == 0:
+                reach = values.neg().clamp_min(0) / lp_norms(grad, "l2").clamp_min(1e-12)
+                eps = torch.where(reach > 0, torch.minimum(eps, size + reach), eps)
             g = cosine(i, steps, gamma, gamma_end)
             eps = torch.minimum(torch.where(is_adv, eps * (1 - g), eps * (1 + g)), worst)
             delta = delta + cosine(i, steps, max_step, min_step) * unit_l2(grad)

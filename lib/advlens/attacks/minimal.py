@@ -59,12 +59,13 @@ def l2_plan(budget: int) -> list[Stage]:
     e^(−0.05·steps), about twice the reach of :func:`ddn`'s default annealed γ) for half the
     budget, DDN on the margin alone (it settles on other local minima; from the clean images,
     each image's eps starting at the norm the first stage found, where it found a nonzero one,
-    so that on a model whose boundaries lie far below 1 this short stage does not spend its
-    steps shrinking eps) for a fifth, then a refinement of each image's best (DDN on the margin,
-    small steps, restarted from there) for the rest. From 400: DDN and DDN-margin for 100 steps
-    each (both settle within that), then ALMA (runs of at most 2,000 steps, learning rates 0.1,
-    0.3, 0.03 in turn: ALMA settles too, and other rates find other minima) for 90 % of the
-    rest, and the refinement for the last 10 %.
+    or at the linearised distance margin/||∇margin||₂ where that is smaller, so that on a model
+    whose boundaries lie far below 1 — or an image whose boundary lies far below the others' —
+    this short stage does not spend its steps shrinking eps) for a fifth, then a refinement of
+    each image's best (DDN on the margin, small steps, restarted from there) for the rest.
+    From 400: DDN and DDN-margin for 100 steps each (both settle within that), then ALMA (runs
+    of at most 2,000 steps, learning rates 0.1, 0.3, 0.03 in turn: ALMA settles too, and other
+    rates find other minima) for 90 % of the rest, and the refinement for the last 10 %.
     """
     _check_budget(budget, 3)
     if budget < 20:
@@ -92,7 +93,7 @@ def _run_l2_stage(stage: str, steps: int, model: nn.Module, x0: Tensor, y: Tenso
         scale = torch.where(best.found & (best.score > 0), best.score,
                             torch.ones_like(best.score))
         return ddn(model, x0, y, steps=steps, targets=targets, loss="margin", init_eps=scale,
-                   progress=progress)
+                   linear_start=True, progress=progress)
     if stage.startswith("alma"):
         lr = (0.1, 0.3, 0.03)[int(stage[4:]) % 3]
         return alma(model, x0, y, steps=steps, targets=targets, lr=lr, progress=progress)
