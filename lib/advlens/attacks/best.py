@@ -24,11 +24,13 @@ class BestAdversarial:
         self.adv = x.clone()
         self.score = torch.full((x.shape[0],), float("inf"), device=x.device, dtype=x.dtype)
         self._rows = (-1, *([1] * (x.ndim - 1)))  # an (N,) mask viewed against images
+        # a CPU 0-dim tensor: a Python inf would be converted to one at every call
+        self._inf = torch.tensor(float("inf"), dtype=x.dtype)
 
     @property
     def found(self) -> Tensor:
         # != inf rather than isfinite (one op, not several): a score is never NaN or −inf
-        return self.score != float("inf")
+        return self.score != self._inf
 
     def update(self, candidate: Tensor, is_adv: Tensor, score: Tensor | None = None,
                index: Tensor | None = None, delta: Tensor | None = None) -> Tensor:
