@@ -37,6 +37,8 @@ def test_margin_backward_is_autograds_gradient_bit_for_bit(dtype: torch.dtype,
         margin, ties = crit.margin_and_ties(logits)
         assert torch.equal(_bits(margin), _bits(crit.margin(logits)))
         assert torch.equal(_bits(crit.margin_backward(ties, weight)), _bits(expected))
+        (unit,) = torch.autograd.grad(crit.margin(z).sum(), z)
+        assert torch.equal(_bits(crit.unit_margin_backward(ties, dtype)), _bits(unit))
 
 
 def _setup(dtype: torch.dtype) -> tuple[torch.nn.Module, Tensor, Criterion]:

@@ -105,7 +105,7 @@ def margin_and_grad(model: nn.Module, x: Tensor, crit: Criterion,
     logits = out.detach()
     margin, ties = crit.margin_and_ties(logits)
     if weight is None:
-        dz = crit.margin_backward(ties, torch.ones_like(margin), zero_free=True)
+        dz = crit.unit_margin_backward(ties, margin.dtype)
     else:
         dz = crit.margin_backward(ties, weight(margin))
     (grad,) = torch.autograd.grad(out, x, dz)

@@ -83,14 +83,22 @@ class Criterion:
         Formed by hand, it spares a pass the ~6 autograd nodes of the margin, a noticeable share
         of a small batch's step.
         """
+        zero = _scalar(0.0, weight.dtype)
         own = -weight if self.targeted else weight
-        share = torch.where(ties, own.neg().unsqueeze(1) / ties.sum(1, keepdim=True), 0.0)
+        share = torch.where(ties, own.neg().unsqueeze(1) / ties.sum(1, keepdim=True), zero)
         if not zero_free:
             # autograd divides the negated upstream gradient by the count; adding +0 turns its
             # −0 (from a zero weight) into the +0 that its summation of the two branches leaves
-            share.add_(0.0)
-            own = own.add(0.0)
+            share.add_(zero)
+            own = own.add(zero)
         return share.scatter_(1, self._column, own.unsqueeze(1))
+
+    def unit_margin_backward(self, ties: Tensor, dtype: torch.dtype) -> Tensor:
+        """:meth:`margin_backward` for weight 1, d(Σ margin)/d logits, from constants."""
+        own = -1.0 if self.targeted else 1.0
+        share = torch.where(ties, _scalar(-own, dtype) / ties.sum(1, keepdim=True),
+                            _scalar(0.0, dtype))
+        return share.scatter_(1, self._column, own)
 
     def _own_and_others(self, logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The own-class logit (N,), the logits with the own class at -inf (N, k), and their
@@ -118,17 +126,16 @@ class Criterion:
 
 def _ulps(logits: Tensor, count: float) -> Tensor:
     """``count`` ulps of (1 + the largest |logit|) of each row (N,)."""
-    # attacks call this every step on small batches, where each extra op costs a noticeable
-    # share of a pass: in place, abs().amax() (the maximum vector_norm(inf) takes, faster on
-    # CPU), constants as 0-dim tensors of the logits' dtype (a Python number is converted to
-    # one each call)
-    one, ulps = _constants(logits.dtype, count)
-    return logits.detach().abs().amax(1).add_(one).mul_(ulps)
+    # in place and abs().amax() (the maximum vector_norm(inf) takes, faster on CPU): attacks
+    # call this every step on small batches, where each extra op costs a noticeable share
+    eps = torch.finfo(logits.dtype).eps
+    top = logits.detach().abs().amax(1)
+    return top.add_(_scalar(1.0, logits.dtype)).mul_(_scalar(count * eps, logits.dtype))
 
 
 @functools.cache
-def _constants(dtype: torch.dtype, count: float) -> tuple[Tensor, Tensor]:
-    """1 and ``count`` machine epsilons as CPU 0-dim tensors of ``dtype`` (CPU scalars: usable
-    with tensors on any device)."""
-    return (torch.tensor(1, dtype=dtype),
-            torch.tensor(count * torch.finfo(dtype).eps, dtype=dtype))
+def _scalar(value: float, dtype: torch.dtype) -> Tensor:
+    """``value`` (not −0.0: it hashes as 0.0) as a CPU 0-dim tensor of ``dtype``, the form a
+    Python number is converted to at every call of an op; a CPU scalar works with tensors on any
+    device."""
+    return torch.tensor(value, dtype=dtype)
