@@ -33,6 +33,7 @@ class TanhAdam:
         # shrink by 1e-6 so atanh stays finite at pixels exactly 0 or 1
         self.w0 = torch.atanh((2 * x0 - 1) * (1 - 1e-6))
         self.offset = x0 - (torch.tanh(self.w0) + 1) / 2
+        self.last: tuple[Tensor, Tensor, Tensor, Tensor]  # logits, margin, δ, c of a step
         self.reset()
 
     def reset(self) -> None:

@@ -39,6 +39,7 @@ class ElasticNetISTA:
                  beta: float, kappa: float, steps: int, fista: bool) -> None:
         self.model, self.x0, self.crit = model, x0, crit
         self.lr, self.beta, self.kappa, self.steps, self.fista = lr, beta, kappa, steps, fista
+        self.last: tuple[Tensor, Tensor, Tensor, Tensor]  # logits, margin, δ, c of a step
         self.reset()
 
     def reset(self) -> None:
