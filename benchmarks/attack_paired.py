@@ -7,8 +7,8 @@ reruns, for every (model, norm, budget) cell of the given strength CSVs (later f
 ``advlens auto`` and that cell's best peer on the same images and reports the paired statistics:
 the geometric mean and the largest of the per-image ratios ours/peer (over images both fooled),
 and how many images ours finds lower (by more than 0.1 %), level (within 0.1 %) or higher; an
-image only one of the two fools counts for that one. The medians are reported again as a check that the rerun
-reproduces the CSV.
+image only one of the two fools counts for that one. The medians are reported again as a check
+that the rerun reproduces the CSV.
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/attack_paired.py <strength CSVs>
 [--tag T] [--max-budget B]``; writes ``benchmarks/results/bench_attacks_paired{T}.csv`` and
