@@ -80,7 +80,7 @@ def logit_ratio_and_grad(crit: Criterion, logits: Tensor,
         return margin, shifted, crit.margin_backward(ties, torch.ones_like(margin))
     spread = _spread(crit, top.values)
     ratio = shifted / spread
-    # no zero weight: 1/spread > 0 for finite logits (the spread is at least 1e-8 and finite)
+    # no zero weight: 1/spread > 0 for finite float32/64 logits (the spread is at least 1e-8)
     grad = crit.margin_backward(ties, torch.ones_like(ratio).div_(spread), zero_free=True)
     # the quotient rule's −(n/d)/d reaches the largest logit as is and the low ones negated
     # (halved when two are averaged); no logit gets more than two nonzero parts (own or runner-up,

@@ -137,5 +137,7 @@ def _ulps(logits: Tensor, count: float) -> Tensor:
 def _scalar(value: float, dtype: torch.dtype) -> Tensor:
     """``value`` (not −0.0: it hashes as 0.0) as a CPU 0-dim tensor of ``dtype``, the form a
     Python number is converted to at every call of an op; a CPU scalar works with tensors on any
-    device."""
-    return torch.tensor(value, dtype=dtype)
+    device. Shared by every call: never modify it in place; made outside inference mode, so that
+    an autograd graph may save it."""
+    with torch.inference_mode(False):
+        return torch.tensor(value, dtype=dtype)

@@ -50,7 +50,8 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
     another attack's output. ``linear_start`` (with ``loss="margin"``) caps each image's eps, at
     the first step, at the linearised distance to the boundary, ||δ|| + margin/||∇margin||₂
     (FMN's estimate; the first iterate lands at it times 1 + γ), so that an image whose boundary
-    lies far below ``init_eps`` does not spend its steps shrinking eps.
+    lies far below ``init_eps`` does not spend its steps shrinking eps; with a ``start`` it
+    changes nothing (eps is then already ||δ||).
     Cost: ``steps`` passes + one confirming forward.
     """
     if steps < 1:

@@ -64,7 +64,10 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
         best = BestAdversarial(x0, norm)
         eps = torch.full((x0.shape[0],), float("inf"), dtype=x0.dtype, device=x0.device)
         xa = x0 if start is None else check_start(start, x0)
-        searching = True  # some image has no adversarial yet
+        # some image has no adversarial yet; asked on the CPU only (on a GPU each ask is a host
+        # sync, which costs more than the estimate it saves)
+        searching = True
+        skip_when_found = x0.device.type == "cpu"
         for i in tqdm(range(steps), desc=f"FMN-{norm}", disable=tqdm_disabled(progress),
                       leave=False):
             logits, margin, grad = margin_and_grad(model, xa, crit)
@@ -75,8 +78,9 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
             g = cosine(i, steps, gamma, gamma_end)
             # once every image has an adversarial (for good: scores only fall), no eps comes
             # from the boundary estimate: skip it and the dual norm it needs
-            found = best.found if searching else None
-            searching = found is not None and not bool(found.all())
+            if searching:
+                found = best.found
+                searching = not (skip_when_found and bool(found.all()))
             grown, dual = eps * (1 + g), None
             if searching:
                 dual = lp_norms(grad, _DUAL[norm]).clamp_min(1e-12)
