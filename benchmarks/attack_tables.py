@@ -63,7 +63,11 @@ def table(df: pd.DataFrame, norm: str, digits: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("csv", nargs="+")
-    df = pd.concat([pd.read_csv(p) for p in parser.parse_args().csv])
+    parser.add_argument("--models", nargs="+", default=None, help="only these models' rows")
+    args = parser.parse_args()
+    df = pd.concat([pd.read_csv(p) for p in args.csv])
+    if args.models is not None:
+        df = df[df.model.isin(args.models)]
     for norm, title, digits in (("l2", "L2", 4), ("linf", "L∞", 6)):
         print(f"{title} (median / CPU s / wall s):\n")
         print("\n".join(table(df, norm, digits)) + "\n")
