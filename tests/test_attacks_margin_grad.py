@@ -20,16 +20,24 @@ def _bits(t: Tensor) -> Tensor:
     return t.view(torch.int64 if t.dtype == torch.float64 else torch.int32)
 
 
+def _random_logits(seed: int, dtype: torch.dtype, targeted: bool, ties: bool = True
+                   ) -> tuple[torch.Generator, Tensor, Criterion]:
+    """64 rows of 2–11 logits and a criterion on random labels. With ``ties``: half-integer
+    logits, many ties among the runners-up (amax splits their gradient); else Gaussian."""
+    g = torch.Generator().manual_seed(seed)
+    k = int(torch.randint(2, 12, (1,), generator=g))
+    logits = (torch.randint(-3, 4, (64, k), generator=g) * 0.5).to(dtype)
+    if not ties:
+        logits = torch.randn(64, k, generator=g, dtype=dtype)
+    return g, logits, Criterion(torch.randint(0, k, (64,), generator=g), targeted)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("targeted", [False, True])
 def test_margin_backward_is_autograds_gradient_bit_for_bit(dtype: torch.dtype,
                                                            targeted: bool) -> None:
     for seed in range(40):
-        g = torch.Generator().manual_seed(seed)
-        k = int(torch.randint(2, 12, (1,), generator=g))
-        # half-integer logits: many ties among the runners-up (amax splits their gradient)
-        logits = (torch.randint(-3, 4, (64, k), generator=g) * 0.5).to(dtype)
-        crit = Criterion(torch.randint(0, k, (64,), generator=g), targeted)
+        g, logits, crit = _random_logits(seed, dtype, targeted)
         weight = torch.randn(64, generator=g, dtype=dtype)
         weight[::3], weight[1::7] = 0.0, -0.0
         z = logits.clone().requires_grad_(True)
@@ -81,12 +89,8 @@ def test_penalised_matches_autograd_of_the_objective(kappa: float) -> None:
 def test_alma_constraint_gradient_is_autograds_bit_for_bit(dtype: torch.dtype,
                                                            targeted: bool) -> None:
     for seed in range(40):
-        g = torch.Generator().manual_seed(seed)
-        k = int(torch.randint(2, 12, (1,), generator=g))  # fewer than 3 or 4: the plain margin
-        logits = (torch.randint(-3, 4, (64, k), generator=g) * 0.5).to(dtype)
-        if seed % 2:
-            logits = torch.randn(64, k, generator=g, dtype=dtype)
-        crit = Criterion(torch.randint(0, k, (64,), generator=g), targeted)
+        # k from 2: fewer classes than 3 or 4 take the plain margin; odd seeds without ties
+        g, logits, crit = _random_logits(seed, dtype, targeted, ties=seed % 2 == 0)
         z = logits.clone().requires_grad_(True)
         ratio = logit_ratio(crit, z, 1e-4)
         (expected,) = torch.autograd.grad(ratio.sum(), z)
