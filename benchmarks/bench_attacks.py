@@ -64,17 +64,20 @@ sys.modules.setdefault("visdom", types.ModuleType("visdom"))  # adv-lib: optiona
 
 def zoo_model(name: str) -> tuple[nn.Module, float]:
     """A laptop-zoo digits model by "arch/std", "arch/harm" (harmonized) or "arch/at<eps>"
-    (seed 0), and its test accuracy (built and cached by advlens.zoo if missing)."""
-    arch, regime = name.split("/")
+    (seed 0; "/s<seed>" appended for another seed, e.g. "vgg-xs/std/s1"), and its test accuracy
+    (built and cached by advlens.zoo if missing)."""
+    arch, regime, *rest = name.split("/")
+    seed = int(rest[0].removeprefix("s")) if rest else 0
     named = {"std": "standard", "harm": "harmonized"}
     for config in zoo.spec("laptop"):
-        if (config.dataset, config.arch, config.seed) != ("digits", arch, 0):
+        if (config.dataset, config.arch, config.seed) != ("digits", arch, seed):
             continue
         if named.get(regime) == config.regime or (
                 config.regime == "l2-at" and regime == f"at{config.eps}"):
             entry = zoo.load(config, progress=False)
             return entry.model.eval(), float(entry.meta["test_acc"])
-    raise ValueError(f"no laptop-zoo digits model {name!r} (arch/std, arch/harm or arch/at<eps>).")
+    raise ValueError(f"no laptop-zoo digits model {name!r} (arch/std, arch/harm or arch/at<eps>, "
+                     "optionally /s<seed>).")
 
 
 def benchmark_images(model: nn.Module, n: int) -> tuple[Tensor, Tensor]:

@@ -9,7 +9,7 @@ from advlens import attacks
 from advlens.attacks.alma import logit_ratio, p2_derivative, p2_penalty
 from advlens.attacks.best import BestAdversarial
 from advlens.attacks.criterion import Criterion
-from advlens.attacks.minimal import l2_plan, linf_plan
+from advlens.attacks.minimal import l2_plan, linf_plan, linf_refine_step
 from attack_toys import affine_model, centre_images, random_images, tiny_cnn
 
 
@@ -91,12 +91,27 @@ def test_linf_auto_passes_what_fab_leaves_on_and_keeps_each_images_best(budget: 
     best = BestAdversarial(x, "linf")
     for r in (first, second):
         best.update(r.adv, r.success)
+    # its first step per image: 0.3 of the L2 length of its ball's corner, at most 1
+    corner = (best.adv - x).flatten(1).abs().amax(1) * x[0].numel() ** 0.5
+    step = torch.where(best.found, (0.3 * corner).clamp(max=1.0), 1.0)
     third = attacks.fmn(model, x, y, norm="linf", direction="l2", steps=refine_steps,
-                        start=best.adv)
+                        start=best.adv, max_step=step)
     best.update(third.adv, third.success)
     assert torch.equal(auto.adv, best.adv)
     assert bool((auto.norms <= torch.minimum(first.norms, second.norms)).all())
     assert torch.equal(auto.adv, attacks.minimal_linf(model, x, y, budget=budget).adv)
+
+
+def test_linf_refine_step_is_sized_to_each_images_ball() -> None:
+    """0.3·||δ||∞·√d where a nonzero best was found, capped at FMN's cold-start step of 1; 1 where
+    none, or a zero one (a misclassified image), was found."""
+    x = torch.full((4, 1, 10, 10), 0.5)  # d = 100: √d = 10
+    best = BestAdversarial(x, "linf")
+    candidate = x.clone()
+    candidate[0] += 0.02  # ||δ||∞ = 0.02: step 0.3 · 0.02 · 10 = 0.06
+    candidate[1, 0, 0, 0] += 0.4  # 0.3 · 0.4 · 10 = 1.2: capped at 1
+    best.update(candidate, torch.tensor([True, True, False, True]))  # image 3 at norm 0
+    torch.testing.assert_close(linf_refine_step(best), torch.tensor([0.06, 1.0, 1.0, 1.0]))
 
 
 @pytest.mark.parametrize("budget", [60, 450])

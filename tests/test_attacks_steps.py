@@ -59,6 +59,28 @@ def test_fmn_warm_start_begins_at_the_start_and_refines_it() -> None:
         attacks.fmn(model, x, y, norm="linf", steps=2, start=start[:1])
 
 
+def test_fmn_per_image_step_sizes_act_image_by_image() -> None:
+    """An (N,) ``max_step`` gives each image its own step schedule: each row of one run with
+    steps (a, b, a, b, ...) is the row of the run with that one scalar for every image; a wrong
+    shape or a nonpositive size is refused with its name."""
+    model, x = affine_model(k=3, seed=4), centre_images(8, seed=7, spread=0.15)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    sizes = torch.tensor([0.3, 0.05] * 4)
+    mixed = attacks.fmn(model, x, y, norm="linf", direction="l2", steps=10, max_step=sizes)
+    for value in (0.3, 0.05):
+        alone = attacks.fmn(model, x, y, norm="linf", direction="l2", steps=10,
+                            max_step=value)
+        rows = sizes == value
+        torch.testing.assert_close(mixed.adv[rows], alone.adv[rows], rtol=1e-5, atol=1e-6)
+    other = attacks.fmn(model, x, y, norm="linf", direction="l2", steps=10, max_step=0.05)
+    assert not torch.allclose(mixed.adv[::2], other.adv[::2])  # the sizes really differ
+    with pytest.raises(ValueError, match=r"max_step must be a number or a tensor of shape \(8,\)"):
+        attacks.fmn(model, x, y, norm="linf", steps=2, max_step=sizes[:3])
+    with pytest.raises(ValueError, match="max_step must be finite and > 0"):
+        attacks.fmn(model, x, y, norm="linf", steps=2, max_step=sizes - 0.1)
+
+
 class _Recorder(nn.Module):
     """Wraps a model and records every input batch it is evaluated on."""
 

@@ -18,7 +18,7 @@ from advlens.attacks.core import (
     prepare,
     tqdm_disabled,
 )
-from advlens.attacks.norms import Norm, check_norm, lp_norms, project_ball, unit_l2
+from advlens.attacks.norms import Norm, check_norm, lp_norms, per_sample, project_ball, unit_l2
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor
 
@@ -26,8 +26,8 @@ _DUAL = {"l2": "l2", "linf": "l1"}
 
 
 def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int = 100,
-        targets: Tensor | None = None, max_step: float | None = None,
-        min_step: float | None = None, gamma: float = 0.05, gamma_end: float = 0.001,
+        targets: Tensor | None = None, max_step: float | Tensor | None = None,
+        min_step: float | Tensor | None = None, gamma: float = 0.05, gamma_end: float = 0.001,
         direction: Literal["auto", "sign", "l2"] = "auto", start: Tensor | None = None,
         progress: bool | None = None) -> AttackResult:
     """FMN: descend the logit margin with normalised-gradient steps (cosine-annealed from
@@ -40,10 +40,12 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
     Steps are g/||g||₂ for L2 (default ``max_step`` 1) and sign(g) for L∞ (default
     ``max_step`` 0.1, in pixel units); ``direction="l2"`` takes g/||g||₂ steps for L∞ too
     (default ``max_step`` 1, adv-lib's FMN-L∞: the L∞ projection then clips them).
-    ``min_step`` defaults to max_step/100. ``start`` (N, ...) in [0, 1] warm-starts the iterate
-    there, for refining another attack's output: a confidently adversarial start sets eps to its
-    norm at once; any other start gets eps = (its norm + the linear estimate)(1 + γ), and eps
-    moves by at most γ per step, so a start far from minimal recovers slowly.
+    ``min_step`` defaults to max_step/100; either may be an (N,) tensor, one step size per
+    image. ``start`` (N, ...) in [0, 1] warm-starts the iterate there, for refining another
+    attack's output (a step sized to each image's norm suits it): a confidently adversarial
+    start sets eps to its norm at once; any other start gets eps = (its norm + the linear
+    estimate)(1 + γ), and eps moves by at most γ per step, so a start far from minimal
+    recovers slowly.
     Cost: ``steps`` passes + one confirming forward.
     """
     norm = check_norm(norm, ("l2", "linf"))
@@ -64,6 +66,10 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
         best = BestAdversarial(x0, norm)
         eps = torch.full((x0.shape[0],), float("inf"), dtype=x0.dtype, device=x0.device)
         xa = x0 if start is None else check_start(start, x0)
+        if isinstance(max_step, Tensor) or isinstance(min_step, Tensor):
+            n = x0.shape[0]
+            max_step = per_sample(max_step, n, x0, "max_step")
+            min_step = per_sample(min_step, n, x0, "min_step")
         # some image has no adversarial yet; asked on the CPU only (on a GPU each ask is a host
         # sync, which costs more than the estimate it saves)
         searching = True

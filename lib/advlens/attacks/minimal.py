@@ -56,12 +56,12 @@ def l2_plan(budget: int) -> list[Stage]:
 
     Below 20 passes: DDN alone. Below 400: DDN (default loss: cross-entropy, then margin;
     constant γ as published, so that eps can shrink from 1 to a near boundary, by up to
-    e^(−0.05·steps), about twice the reach of :func:`ddn`'s default annealed γ) for half the
+    e^(−0.05·steps), about twice the reach of :func:`ddn`'s default annealed γ) for 60 % of the
     budget, DDN on the margin alone (it settles on other local minima; from the clean images,
     each image's eps starting at the norm the first stage found, where it found a nonzero one,
     or at the linearised distance margin/||∇margin||₂ where that is smaller, so that on a model
     whose boundaries lie far below 1 — or an image whose boundary lies far below the others' —
-    this short stage does not spend its steps shrinking eps) for a fifth, then a refinement of
+    this short stage does not spend its steps shrinking eps) for 15 %, then a refinement of
     each image's best (DDN on the margin, small steps, restarted from there) for the rest.
     From 400: DDN and DDN-margin for 100 steps each (both settle within that), then ALMA (runs
     of at most 2,000 steps, learning rates 0.1, 0.3, 0.03 in turn: ALMA settles too, and other
@@ -72,7 +72,7 @@ def l2_plan(budget: int) -> list[Stage]:
         return [("ddn", budget - 2)]
     if budget < 400:
         free = budget - 4  # three stage confirmations and the final one
-        first, second = free // 2, free // 5
+        first, second = 6 * free // 10, 15 * free // 100
         return [("ddn", first), ("ddn-margin", second), ("refine", free - first - second)]
     rest = budget - 1 - 2 * 101
     refine = max(rest // 10, 10)
@@ -175,8 +175,9 @@ def linf_plan(budget: int) -> list[Stage]:
     lead to) for 30 % of the budget, FMN-L∞ with normalised-gradient steps (adv-lib's variant)
     from the clean images for 50 % (it settles on other minima, and on some models FMN needs
     its ~100 steps), then the same FMN restarted from each image's best so far for the last
-    20 % ("refine": an adversarial start sets its eps at once, so its steps go to shrinking);
-    each image keeps its smallest."""
+    20 % ("refine": an adversarial start sets its eps at once, so its steps go to shrinking; its
+    steps sized to each image's ball, :func:`linf_refine_step`); each image keeps its
+    smallest."""
     _check_budget(budget, 3)
     if budget < 20:
         return [("fmn", budget - 2)]
@@ -190,10 +191,24 @@ def _run_linf_stage(stage: str, steps: int, model: nn.Module, x0: Tensor, y: Ten
                     progress: bool | None) -> AttackResult:
     if stage == "fab":
         return fab(model, x0, y, steps=steps, targets=targets, progress=progress)
-    direction = {"fmn": "sign", "fmn-l2-steps": "l2", "refine": "l2"}[stage]
-    start = best.adv if stage == "refine" else None
+    if stage == "refine":
+        return fmn(model, x0, y, norm="linf", steps=steps, targets=targets, direction="l2",
+                   start=best.adv, max_step=linf_refine_step(best), progress=progress)
+    direction = {"fmn": "sign", "fmn-l2-steps": "l2"}[stage]
     return fmn(model, x0, y, norm="linf", steps=steps, targets=targets, direction=direction,
-               start=start, progress=progress)
+               progress=progress)
+
+
+def linf_refine_step(best: BestAdversarial) -> Tensor:
+    """The first step size (L2 length of a normalised-gradient step) of the L∞ refinement, per
+    image: 0.3·||δ||∞·√d for an image whose best δ is nonzero (0.3 of the L2 length of a corner
+    of its ball: a step sized to the ball it refines), at most 1 (FMN's cold-start step, kept
+    where none or a zero one was found). Why: at the cold start's step of 1, an image whose ball
+    is small (||δ||∞·√d well below 1) leaves its best point at the first step and spends a short
+    refinement finding its way back."""
+    corner = best.score * best.x[0].numel() ** 0.5
+    usable = best.found & (best.score > 0)
+    return torch.where(usable, (0.3 * corner).clamp(max=1.0), torch.ones_like(corner))
 
 
 def minimal_linf(model: nn.Module, x: Tensor, y: Tensor, *, method: LinfMethod = "auto",
