@@ -16,6 +16,7 @@ from advlens.attacks.core import (
     check_start,
     cosine,
     logits_and_grad,
+    margin_and_grad,
     prepare,
     tqdm_disabled,
 )
@@ -83,18 +84,20 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
         def ce(z: Tensor, _x: Tensor) -> Tensor:
             return crit.loss(z)
 
-        def margin(z: Tensor, _x: Tensor) -> Tensor:
-            return -crit.margin(z)
-
         for i in tqdm(range(steps), desc="DDN", disable=tqdm_disabled(progress), leave=False):
             on_margin = i >= first_margin
-            logits, values, grad = logits_and_grad(model, xa, margin if on_margin else ce)
-            is_adv = crit.confidently_adversarial(logits, -values if on_margin else None)
+            if on_margin:  # ascend −margin: its gradient negated (exact), no autograd graph
+                logits, margin, grad = margin_and_grad(model, xa, crit)
+                grad = grad.neg_()
+            else:
+                logits, _, grad = logits_and_grad(model, xa, ce)
+                margin = None
+            is_adv = crit.confidently_adversarial(logits, margin)
             delta = xa - x0
             size = lp_norms(delta, "l2")
             best.update(xa, is_adv, size)
-            if linear_start and i == 0:
-                reach = values.neg().clamp_min(0) / lp_norms(grad, "l2").clamp_min(1e-12)
+            if linear_start and margin is not None and i == 0:  # (it implies the margin loss)
+                reach = margin.clamp_min(0) / lp_norms(grad, "l2").clamp_min(1e-12)
                 eps = torch.where(reach > 0, torch.minimum(eps, size + reach), eps)
             g = cosine(i, steps, gamma, gamma_end)
             eps = torch.minimum(torch.where(is_adv, eps * (1 - g), eps * (1 + g)), worst)
