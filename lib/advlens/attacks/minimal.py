@@ -61,7 +61,8 @@ def l2_plan(budget: int) -> list[Stage]:
     each image's eps starting at the norm the first stage found, where it found a nonzero one,
     or at the linearised distance margin/||∇margin||₂ where that is smaller, so that on a model
     whose boundaries lie far below 1 — or an image whose boundary lies far below the others' —
-    this short stage does not spend its steps shrinking eps) for 15 %, then a refinement of
+    this short stage does not spend its steps shrinking eps; where that estimate falls short, eps
+    grows back by at most 1 + γ a step, so the stage keeps a fifth) for 20 %, then a refinement of
     each image's best (DDN on the margin, small steps, restarted from there) for the rest.
     From 400: DDN and DDN-margin for 100 steps each (both settle within that), then ALMA (runs
     of at most 2,000 steps, learning rates 0.1, 0.3, 0.03 in turn: ALMA settles too, and other
@@ -72,7 +73,7 @@ def l2_plan(budget: int) -> list[Stage]:
         return [("ddn", budget - 2)]
     if budget < 400:
         free = budget - 4  # three stage confirmations and the final one
-        first, second = 6 * free // 10, 15 * free // 100
+        first, second = 6 * free // 10, 2 * free // 10
         return [("ddn", first), ("ddn-margin", second), ("refine", free - first - second)]
     rest = budget - 1 - 2 * 101
     refine = max(rest // 10, 10)
