@@ -119,7 +119,7 @@ def test_l2_auto_is_its_stages_run_in_turn(budget: int) -> None:
     """The L2 portfolio is exactly its stages in turn, each image keeping its smallest: DDN
     (constant γ), DDN-margin from the clean images with each eps starting at the norm found so
     far (1 where none, or none above 0: one image is misclassified already), capped at the
-    linearised distance, ALMA (from 400),
+    linearised distance (constant γ below 400 passes), ALMA (from 400),
     then the refinement from each image's best — bit for bit."""
     model, x = tiny_cnn(seed=4), random_images(10, seed=4)
     with torch.no_grad():
@@ -130,11 +130,13 @@ def test_l2_auto_is_its_stages_run_in_turn(budget: int) -> None:
     for stage, steps in l2_plan(budget):
         if stage == "ddn":
             r = attacks.ddn(model, x, y, steps=steps, gamma_end=None)
-        elif stage == "ddn-margin":
+        elif stage.startswith("ddn-margin"):  # constant γ below 400 passes
             scale = torch.where(best.found & (best.score > 0), best.score, 1.0)
             assert float(best.score[0]) == 0.0 and float(scale[0]) == 1.0
+            assert (stage == "ddn-margin-const") == (budget < 400), stage
             r = attacks.ddn(model, x, y, steps=steps, loss="margin", init_eps=scale,
-                            linear_start=True)
+                            linear_start=True,
+                            gamma_end=None if stage == "ddn-margin-const" else 0.001)
         elif stage.startswith("alma"):
             r = attacks.alma(model, x, y, steps=steps, lr=(0.1, 0.3, 0.03)[int(stage[4:]) % 3])
         else:

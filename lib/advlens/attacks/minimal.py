@@ -61,9 +61,10 @@ def l2_plan(budget: int) -> list[Stage]:
     each image's eps starting at the norm the first stage found, where it found a nonzero one,
     or at the linearised distance margin/||∇margin||₂ where that is smaller, so that on a model
     whose boundaries lie far below 1 — or an image whose boundary lies far below the others' —
-    this short stage does not spend its steps shrinking eps; where that estimate falls short, eps
-    grows back by at most 1 + γ a step, so the stage keeps a fifth) for 20 %, then a refinement of
-    each image's best (DDN on the margin, small steps, restarted from there) for the rest.
+    this short stage does not spend its steps shrinking eps; constant γ, so that where that
+    estimate falls short eps grows back by 5 % a step, not by an annealed γ's shrinking
+    steps) for 15 %, then a refinement of each image's best (DDN on the margin, small steps,
+    restarted from there) for the rest.
     From 400: DDN and DDN-margin for 100 steps each (both settle within that), then ALMA (runs
     of at most 2,000 steps, learning rates 0.1, 0.3, 0.03 in turn: ALMA settles too, and other
     rates find other minima) for 90 % of the rest, and the refinement for the last 10 %.
@@ -73,8 +74,8 @@ def l2_plan(budget: int) -> list[Stage]:
         return [("ddn", budget - 2)]
     if budget < 400:
         free = budget - 4  # three stage confirmations and the final one
-        first, second = 6 * free // 10, 2 * free // 10
-        return [("ddn", first), ("ddn-margin", second), ("refine", free - first - second)]
+        first, second = 6 * free // 10, 15 * free // 100
+        return [("ddn", first), ("ddn-margin-const", second), ("refine", free - first - second)]
     rest = budget - 1 - 2 * 101
     refine = max(rest // 10, 10)
     explore = rest - refine
@@ -90,11 +91,12 @@ def _run_l2_stage(stage: str, steps: int, model: nn.Module, x0: Tensor, y: Tenso
     if stage == "ddn":  # constant γ (published DDN): eps travels far in few steps
         return ddn(model, x0, y, steps=steps, targets=targets, gamma_end=None,
                    progress=progress)
-    if stage == "ddn-margin":  # a fresh path, at the scale of the distances found so far
+    if stage.startswith("ddn-margin"):  # a fresh path, at the scale of the distances found
         scale = torch.where(best.found & (best.score > 0), best.score,
                             torch.ones_like(best.score))
+        gamma_end = None if stage == "ddn-margin-const" else 0.001
         return ddn(model, x0, y, steps=steps, targets=targets, loss="margin", init_eps=scale,
-                   linear_start=True, progress=progress)
+                   linear_start=True, gamma_end=gamma_end, progress=progress)
     if stage.startswith("alma"):
         lr = (0.1, 0.3, 0.03)[int(stage[4:]) % 3]
         return alma(model, x0, y, steps=steps, targets=targets, lr=lr, progress=progress)
