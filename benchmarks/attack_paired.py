@@ -11,8 +11,8 @@ image only one of the two fools counts for that one. The medians are reported ag
 that the rerun reproduces the CSV.
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/attack_paired.py <strength CSVs>
-[--tag T] [--max-budget B]``; writes ``benchmarks/results/bench_attacks_paired{T}.csv`` and
-prints a markdown table.
+[--tag T] [--max-budget B] [--norms l2 linf]``; writes
+``benchmarks/results/bench_attacks_paired{T}.csv`` and prints a markdown table.
 """
 
 from __future__ import annotations
@@ -64,9 +64,11 @@ def main() -> None:
     parser.add_argument("csvs", nargs="+")
     parser.add_argument("--tag", default="")
     parser.add_argument("--max-budget", type=int, default=5000)
+    parser.add_argument("--norms", nargs="+", choices=["l2", "linf"], default=["l2", "linf"])
     args = parser.parse_args()
     torch.set_num_threads(1)
     cells = best_peers(args.csvs, args.max_budget)
+    cells = cells[cells.norm.isin(args.norms)]
     rows = []
     for model_name, group in cells.groupby("model", sort=False):
         model, _ = zoo_model(str(model_name))
