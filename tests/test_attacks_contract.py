@@ -88,6 +88,33 @@ def test_float64_inputs_and_models_work(name: str) -> None:
     assert r.adv.dtype == torch.float64 and r.norms.dtype == torch.float64
 
 
+class _SumFirst(torch.nn.Module):
+    """Sums each channel over the pixels first: its gradient with respect to the input is an
+    expanded tensor (one value per channel, broadcast), whose elements share memory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.head = torch.nn.Linear(1, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x.sum(dim=(2, 3)) / 100.0)
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_a_model_that_reduces_its_input_first_is_attacked(name: str) -> None:
+    """Every attack updates its gradients in place; an expanded input gradient must not break
+    that (it raised in DDN, FMN-L∞, ALMA, C&W, EAD and both `minimal_*` portfolios)."""
+    model, x = _SumFirst(), random_images(6, seed=1)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    r = ALL[name](model, x, y)
+    assert r.adv.shape == x.shape and float(r.adv.min()) >= 0.0 and float(r.adv.max()) <= 1.0
+    with torch.no_grad():
+        fooled = model(r.adv).argmax(1) != y
+    assert bool(fooled[r.success].all())
+
+
 def test_run_batched_matches_one_batch() -> None:
     model, x, y = _setup(10)
     whole = attacks.ddn(model, x, y, steps=10)

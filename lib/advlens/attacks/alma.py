@@ -19,6 +19,7 @@ from advlens.attacks.core import (
     attack_mode,
     check_positive,
     check_start,
+    input_grad,
     prepare,
     tqdm_disabled,
 )
@@ -155,7 +156,7 @@ def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
             out = model(xv)
             logits = out.detach()
             margin, c, dc = logit_ratio_and_grad(crit, logits, tolerance)
-            (grad,) = torch.autograd.grad(out, xv, dc)
+            grad = input_grad(out, xv, dc)
             if i == 0:
                 previous = c
             elif (i + 1) % check_every == 0:

@@ -75,6 +75,14 @@ def check_start(start: Tensor, x0: Tensor) -> Tensor:
     return start.clamp(0.0, 1.0)
 
 
+def input_grad(output: Tensor, x: Tensor, grad_output: Tensor | None = None) -> Tensor:
+    """d(output)/dx (weighted by ``grad_output``) as a tensor of its own memory: a model that
+    first reduces its input (a mean over pixels, or none of it) gets an expanded gradient,
+    whose elements share memory, and the attacks update gradients in place."""
+    (grad,) = torch.autograd.grad(output, x, grad_output)
+    return grad if grad.is_contiguous() else grad.contiguous()
+
+
 def logits_and_grad(model: nn.Module, x: Tensor,
                     objective: Callable[[Tensor, Tensor], Tensor]
                     ) -> tuple[Tensor, Tensor, Tensor]:
@@ -87,8 +95,7 @@ def logits_and_grad(model: nn.Module, x: Tensor,
     x = x.detach().requires_grad_(True)
     logits = model(x)
     values = objective(logits, x)
-    (grad,) = torch.autograd.grad(values.sum(), x)
-    return logits.detach(), values.detach(), grad
+    return logits.detach(), values.detach(), input_grad(values.sum(), x)
 
 
 def margin_and_grad(model: nn.Module, x: Tensor, crit: Criterion,
@@ -108,8 +115,7 @@ def margin_and_grad(model: nn.Module, x: Tensor, crit: Criterion,
         dz = crit.unit_margin_backward(ties, margin.dtype)
     else:
         dz = crit.margin_backward(ties, weight(margin))
-    (grad,) = torch.autograd.grad(out, x, dz)
-    return logits, margin, grad
+    return logits, margin, input_grad(out, x, dz)
 
 
 @torch.no_grad()
