@@ -77,7 +77,7 @@ def check_start(start: Tensor, x0: Tensor) -> Tensor:
 
 def input_grad(output: Tensor, x: Tensor, grad_output: Tensor | None = None) -> Tensor:
     """d(output)/dx (weighted by ``grad_output``) as a tensor of its own memory: a model that
-    first reduces its input (a mean over pixels, or none of it) gets an expanded gradient,
+    first sums its input (over pixels, say, or uses none of it) gets an expanded gradient,
     whose elements share memory, and the attacks update gradients in place."""
     (grad,) = torch.autograd.grad(output, x, grad_output)
     return grad if grad.is_contiguous() else grad.contiguous()

@@ -94,9 +94,9 @@ def _run_l2_stage(stage: str, steps: int, model: nn.Module, x0: Tensor, y: Tenso
     if stage.startswith("ddn-margin"):  # a fresh path, at the scale of the distances found
         scale = torch.where(best.found & (best.score > 0), best.score,
                             torch.ones_like(best.score))
-        gamma_end = None if stage == "ddn-margin-const" else 0.001
+        constant = {"gamma_end": None} if stage == "ddn-margin-const" else {}
         return ddn(model, x0, y, steps=steps, targets=targets, loss="margin", init_eps=scale,
-                   linear_start=True, gamma_end=gamma_end, progress=progress)
+                   linear_start=True, progress=progress, **constant)
     if stage.startswith("alma"):
         lr = (0.1, 0.3, 0.03)[int(stage[4:]) % 3]
         return alma(model, x0, y, steps=steps, targets=targets, lr=lr, progress=progress)
