@@ -80,6 +80,13 @@ def test_inputs_refused_with_clear_errors(name: str) -> None:
             ALL[name](model, x, y, targets=y)
 
 
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_an_empty_batch_is_refused_by_name(name: str) -> None:
+    model, x, y = _setup(2)
+    with pytest.raises(ValueError, match=r"x is an empty batch \(shape \(0, "):
+        ALL[name](model, x[:0], y[:0])
+
+
 @pytest.mark.parametrize("name", sorted(set(ALL) - UNTARGETED_ONLY))
 def test_float64_inputs_and_models_work(name: str) -> None:
     model, x, y = _setup(6)

@@ -46,7 +46,10 @@ def test_check_images_rejects_out_of_range_and_nan() -> None:
         checks.check_images(torch.full((1, 1, 2, 2), float("nan")))
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         checks.check_images(torch.zeros(2, 2))
+    with pytest.raises(ValueError, match=r"an empty batch \(shape \(0, 3, 4, 4\)\)"):
+        checks.check_images(torch.rand(0, 3, 4, 4))
     checks.check_images(torch.rand(2, 3, 4, 4))
+    checks.check_images(torch.rand(2, 3, 4, 4).requires_grad_(True))  # no warning, no error
 
 
 def test_same_label_pairs_rejected() -> None:

@@ -28,9 +28,13 @@ def check_images(x: Tensor, name: str = "images") -> Tensor:
     if not x.is_floating_point():
         raise ValueError(f"{name} must be floating point in [0, 1]; got dtype {x.dtype}. "
                          "Divide uint8 images by 255.")
-    if not torch.isfinite(x).all():
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)}); pass at least "
+                         "one image.")
+    values = x.detach()
+    if not torch.isfinite(values).all():
         raise ValueError(f"{name} contain NaN or inf values.")
-    lo, hi = float(x.min()), float(x.max())
+    lo, hi = float(values.min()), float(values.max())
     if lo < 0.0 or hi > 1.0:
         raise ValueError(
             f"{name} must lie in [0, 1] (got min {lo:.4g}, max {hi:.4g}). advlens models take "
