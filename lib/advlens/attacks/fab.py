@@ -98,8 +98,8 @@ def margins_and_gradients(model: nn.Module, z: Tensor, y: Tensor, classes: Tenso
 
 def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: int = 100,
         targets: Tensor | None = None, candidates: int = 9, alpha_max: float = 0.1,
-        eta: float = 1.05, beta: float = 0.9, start: Tensor | None = None,
-        progress: bool | None = None) -> AttackResult:
+        eta: float = 1.05, beta: float = 0.9, narrow: int | None = None,
+        start: Tensor | None = None, progress: bool | None = None) -> AttackResult:
     """FAB (Croce & Hein 2020), L∞ or L2: linearise the decision boundary at the current point,
     step to the boundary's minimal-norm projection (in the box [0, 1]) biased towards the
     projection of the original image, overshoot by ``eta``; once adversarial, pull back towards
@@ -124,6 +124,10 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
     target against the true class) the margin is linearised against the current runner-up:
     one pass per iteration, no class choice. The candidates' gradients come from one forward
     and one backward sweep per candidate through its graph (:func:`margins_and_gradients`).
+    ``narrow`` (not in the paper) keeps, after the first iteration, only each image's
+    ``narrow`` candidates whose linearised boundaries were nearest there: later iterations cost
+    ``narrow`` + 1 passes instead of ``candidates`` + 1, so a budget buys more of them (at
+    the price of a class whose boundary only becomes the nearest later on).
 
     Parameters
     ----------
@@ -134,6 +138,8 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
     targets: target classes for a targeted attack; untargeted if None.
     candidates: how many classes to linearise each iteration (untargeted only).
     alpha_max, eta, beta: the bias towards x₀, the overshoot, the pull-back factor.
+    narrow: after the first iteration, linearise only this many candidates per image (None:
+        all of them every iteration, as published).
     start: (N, ...) first point in [0, 1] (default: x).
     progress: tqdm bar (None: on only in a terminal).
 
@@ -145,6 +151,9 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
     norm = check_norm(norm, ("l2", "linf"))
     if steps < 2 or candidates < 1:
         raise ValueError(f"steps must be >= 2 and candidates >= 1; got {steps}, {candidates}.")
+    if narrow is not None and (isinstance(narrow, bool) or not isinstance(narrow, int)
+                               or narrow < 1):
+        raise ValueError(f"narrow must be None or an int >= 1; got {narrow!r}.")
     for name, value in (("alpha_max", alpha_max), ("eta", eta), ("beta", beta)):
         check_positive(name, value)
     if alpha_max > 1 or beta > 1:
@@ -167,10 +176,13 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
             if m > 1:  # (one class: the runner-up's margin is the same, and cheaper)
                 classes = logits.scatter(1, y0[:, None], float("-inf")).topk(m, dim=1).indices
         per_iteration = 1 if classes is None else classes.shape[1]
-        iterations = (steps - forwards) // (per_iteration + 1)
+        left, passes, iterations = steps - forwards, 0, 0
         rows = torch.arange(n, device=x0.device)
-        for _ in tqdm(range(iterations), desc=f"FAB-{norm}", disable=tqdm_disabled(progress),
-                      leave=False):
+        bar = tqdm(total=left, desc=f"FAB-{norm}", disable=tqdm_disabled(progress), leave=False)
+        while left >= per_iteration + 1:  # (narrowing makes the later iterations cheaper)
+            left -= per_iteration + 1
+            passes, iterations = passes + per_iteration, iterations + 1
+            bar.update(per_iteration + 1)
             if classes is None:
                 logits, margin, grad = logits_and_grad(model, z,
                                                        lambda out, _x: crit.margin(out))
@@ -186,6 +198,10 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
                 reach = aim.abs() / dual.clamp_min(_TINY)
                 s = reach.argmin(1)
                 margin, grad = aim[rows, s], grads[rows, s]
+                if narrow is not None and narrow < per_iteration:  # from now on, only the
+                    # nearest of this first linearisation's boundaries
+                    classes = classes.gather(1, reach.topk(narrow, dim=1, largest=False).indices)
+                    per_iteration = narrow
             best.update(z, is_adv)  # a pulled-back point may still be adversarial
             # the linearised boundary: margin + grad·(x − z) = 0, i.e. grad·δ = c at x (c = −margin
             # at z itself); z's and x₀'s projections in one batch (one sort)
@@ -200,6 +216,6 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
             is_adv = crit.confidently_adversarial(forward(model, z))
             best.update(z, is_adv)
             z = torch.where(is_adv.view(-1, *([1] * (x0.ndim - 1))), x0 + beta * (z - x0), z)
-        result = best.result(model, crit, passes=iterations * per_iteration,
-                             forwards=forwards + iterations)
+        bar.close()
+        result = best.result(model, crit, passes=passes, forwards=forwards + iterations)
     return result.to(home)
