@@ -7,7 +7,8 @@ margin alone, ALMA), then a refinement restarted from each image's best. Why: DD
 ~100 steps and gains nothing from more (its median is the same at 100 and 1,000 passes on the
 robust zoo models), while restarting a local method from where it stopped, or taking another
 path, still finds smaller perturbations. For L∞: FAB (the nearest of several classes'
-linearised boundaries, which the runner-up class's margin does not always lead to), then FMN-L∞
+linearised boundaries, which the runner-up class's margin does not always lead to; narrowed to
+that class after its first iteration, so that a short budget buys it several), then FMN-L∞
 with normalised-gradient steps from the clean images (other minima), then the same FMN
 restarted from each image's best (eps shrinking from there at once). Measured against foolbox
 and adv-lib at equal budgets in ``benchmarks/README.md`` (rerun:
@@ -173,27 +174,28 @@ def minimal_l2(model: nn.Module, x: Tensor, y: Tensor, *, method: L2Method = "au
 
 def linf_plan(budget: int) -> list[Stage]:
     """The ``auto`` L∞ portfolio for ``budget`` passes (same accounting as :func:`l2_plan`):
-    below 20 passes FMN-L∞ alone; from 20, FAB-L∞ (the nearest of the top 9 classes' linearised
-    boundaries, as published: it finds boundaries that the runner-up class's margin does not
-    lead to) for 30 % of the budget, FMN-L∞ with normalised-gradient steps (adv-lib's variant)
-    from the clean images for 50 % (it settles on other minima, and on some models FMN needs
-    its ~100 steps), then the same FMN restarted from each image's best so far for the last
-    20 % ("refine": an adversarial start sets its eps at once, so its steps go to shrinking; its
-    steps sized to each image's ball, :func:`linf_refine_step`); each image keeps its
-    smallest."""
+    below 20 passes FMN-L∞ alone; from 20, FAB-L∞ for 20 % of the budget (the nearest of the
+    top 9 classes' linearised boundaries, as published: it finds boundaries that the runner-up
+    class's margin does not lead to; after its first iteration narrowed to each image's nearest
+    class, ``fab(narrow=1)``, so that its later iterations cost 2 passes, not 10), FMN-L∞ with
+    normalised-gradient steps (adv-lib's variant) from the clean images for 60 % (it settles on
+    other minima, and on some models FMN needs its ~100 steps), then the same FMN restarted
+    from each image's best so far for the last 20 % ("refine": an adversarial start sets its eps
+    at once, so its steps go to shrinking; its steps sized to each image's ball,
+    :func:`linf_refine_step`); each image keeps its smallest."""
     _check_budget(budget, 3)
     if budget < 20:
         return [("fmn", budget - 2)]
     free = budget - 4  # three stage confirmations and the final one
-    first, second = 3 * free // 10, free // 2
-    return [("fab", first), ("fmn-l2-steps", second), ("refine", free - first - second)]
+    first, second = 2 * free // 10, 6 * free // 10
+    return [("fab-narrow", first), ("fmn-l2-steps", second), ("refine", free - first - second)]
 
 
 def _run_linf_stage(stage: str, steps: int, model: nn.Module, x0: Tensor, y: Tensor,
                     targets: Tensor | None, best: BestAdversarial,
                     progress: bool | None) -> AttackResult:
-    if stage == "fab":
-        return fab(model, x0, y, steps=steps, targets=targets, progress=progress)
+    if stage == "fab-narrow":
+        return fab(model, x0, y, steps=steps, targets=targets, narrow=1, progress=progress)
     if stage == "refine":
         return fmn(model, x0, y, norm="linf", steps=steps, targets=targets, direction="l2",
                    start=best.adv, max_step=linf_refine_step(best), progress=progress)
