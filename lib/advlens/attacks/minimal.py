@@ -7,8 +7,9 @@ margin alone, ALMA), then a refinement restarted from each image's best. Why: DD
 ~100 steps and gains nothing from more (its median is the same at 100 and 1,000 passes on the
 robust zoo models), while restarting a local method from where it stopped, or taking another
 path, still finds smaller perturbations. For L∞: FAB (the nearest of several classes'
-linearised boundaries, which the runner-up class's margin does not always lead to; narrowed to
-that class after its first iteration, so that a short budget buys it several), then FMN-L∞
+linearised boundaries, which the runner-up class's margin does not always lead to; below 1,000
+passes narrowed to that class after its first iteration, so that a short budget buys it several
+iterations), then FMN-L∞
 with normalised-gradient steps from the clean images (other minima), then the same FMN
 restarted from each image's best (eps shrinking from there at once). Measured against foolbox
 and adv-lib at equal budgets in ``benchmarks/README.md`` (rerun:
@@ -174,28 +175,38 @@ def minimal_l2(model: nn.Module, x: Tensor, y: Tensor, *, method: L2Method = "au
 
 def linf_plan(budget: int) -> list[Stage]:
     """The ``auto`` L∞ portfolio for ``budget`` passes (same accounting as :func:`l2_plan`):
-    below 20 passes FMN-L∞ alone; from 20, FAB-L∞ for 20 % of the budget (the nearest of the
-    top 9 classes' linearised boundaries, as published: it finds boundaries that the runner-up
-    class's margin does not lead to; after its first iteration narrowed to each image's nearest
-    class, ``fab(narrow=1)``, so that its later iterations cost 2 passes, not 10), FMN-L∞ with
-    normalised-gradient steps (adv-lib's variant) from the clean images for 60 % (it settles on
-    other minima, and on some models FMN needs its ~100 steps), then the same FMN restarted
-    from each image's best so far for the last 20 % ("refine": an adversarial start sets its eps
-    at once, so its steps go to shrinking; its steps sized to each image's ball,
-    :func:`linf_refine_step`); each image keeps its smallest."""
+    below 20 passes FMN-L∞ alone; from 20, FAB-L∞ (the nearest of the top 9 classes' linearised
+    boundaries, as published: it finds boundaries that the runner-up class's margin does not
+    lead to), then FMN-L∞ with normalised-gradient steps (adv-lib's variant) from the clean
+    images (it settles on other minima, and on some models FMN needs its ~100 steps), then the
+    same FMN restarted from each image's best so far for the last 20 % ("refine": an adversarial
+    start sets its eps at once, so its steps go to shrinking; its steps sized to each image's
+    ball, :func:`linf_refine_step`); each image keeps its smallest.
+
+    Below 1,000 passes FAB takes 20 % and FMN 60 %, FAB narrowed to each image's nearest class
+    after its first iteration (``fab(narrow=1)``: later iterations cost 2 passes, not 10), so
+    that a short budget buys FAB its iterations and FMN most of its steps. From 1,000, FAB over
+    all 9 classes every iteration takes 30 % and FMN 50 %: there FAB has iterations enough, and
+    its passes, backward sweeps through one forward, cost less time than FMN's.
+    """
     _check_budget(budget, 3)
     if budget < 20:
         return [("fmn", budget - 2)]
     free = budget - 4  # three stage confirmations and the final one
-    first, second = 2 * free // 10, 6 * free // 10
-    return [("fab-narrow", first), ("fmn-l2-steps", second), ("refine", free - first - second)]
+    if budget < 1000:
+        first, second = 2 * free // 10, 6 * free // 10
+        return [("fab-narrow", first), ("fmn-l2-steps", second),
+                ("refine", free - first - second)]
+    first, second = 3 * free // 10, free // 2
+    return [("fab", first), ("fmn-l2-steps", second), ("refine", free - first - second)]
 
 
 def _run_linf_stage(stage: str, steps: int, model: nn.Module, x0: Tensor, y: Tensor,
                     targets: Tensor | None, best: BestAdversarial,
                     progress: bool | None) -> AttackResult:
-    if stage == "fab-narrow":
-        return fab(model, x0, y, steps=steps, targets=targets, narrow=1, progress=progress)
+    if stage in ("fab", "fab-narrow"):
+        narrow = 1 if stage == "fab-narrow" else None
+        return fab(model, x0, y, steps=steps, targets=targets, narrow=narrow, progress=progress)
     if stage == "refine":
         return fmn(model, x0, y, norm="linf", steps=steps, targets=targets, direction="l2",
                    start=best.adv, max_step=linf_refine_step(best), progress=progress)
