@@ -139,7 +139,8 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
     candidates: how many classes to linearise each iteration (untargeted only).
     alpha_max, eta, beta: the bias towards x₀, the overshoot, the pull-back factor.
     narrow: after the first iteration, linearise only this many candidates per image (None:
-        all of them every iteration, as published).
+        all of them every iteration, as published); untargeted with several candidates only
+        (otherwise there is one class to linearise, and nothing to narrow).
     start: (N, ...) first point in [0, 1] (default: x).
     progress: tqdm bar (None: on only in a terminal).
 
