@@ -10,8 +10,8 @@ path, still finds smaller perturbations. For L∞: FAB (the nearest of several c
 linearised boundaries, which the runner-up class's margin does not always lead to; below 1,000
 passes narrowed to that class after its first iteration, so that a short budget buys it several
 iterations), then FMN-L∞ with normalised-gradient steps from the clean images (other minima),
-then the same FMN restarted from each image's best (eps shrinking from there at once). Measured against foolbox
-and adv-lib at equal budgets in ``benchmarks/README.md`` (rerun:
+then the same FMN restarted from each image's best (eps shrinking from there at once).
+Measured against foolbox and adv-lib at equal budgets in ``benchmarks/README.md`` (rerun:
 ``python benchmarks/bench_attacks.py``).
 """
 
