@@ -1,11 +1,17 @@
-"""Shared test set-up: one torch thread per xdist worker, an isolated data/zoo cache."""
+"""Shared test set-up: one torch thread per xdist worker, an isolated data/zoo cache, the
+smoke-preset notebook runs."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock, Timeout
+
+from advlens import runner
 
 torch.set_num_threads(1)
 
@@ -23,3 +29,28 @@ def isolated_data(tmp_path_factory: pytest.TempPathFactory) -> str:
     os.environ["ADVLENS_DATA"] = str(path)
     os.environ.pop("ADVLENS_ZOO", None)
     return str(path)
+
+
+
+@pytest.fixture(scope="session")
+def smoke_run(isolated_data: str) -> Callable[..., Path | None]:
+    """``smoke_run(number, wait=True)``: the output folder of notebook ``number`` run on the smoke
+    preset, executed once per test run and shared by the xdist workers (the notebook tests and the
+    book read the same run; each notebook took minutes twice before). A notebook another worker is
+    running is waited for, or, with ``wait=False``, answered with None."""
+    root = Path(isolated_data).parent / "smoke-run"
+    root.mkdir(exist_ok=True)
+
+    def run(number: str, *, wait: bool = True) -> Path | None:
+        (path,) = runner.discover([number])
+        done = root / f"{path.stem}.done"  # beside the notebook folders: the book reads */*.ipynb
+        try:
+            with FileLock(root / f"{path.stem}.lock", timeout=-1 if wait else 0):
+                if not done.exists():
+                    runner.run("smoke", only=[number], out=root, progress=False)
+                    done.touch()
+        except Timeout:
+            return None
+        return root / path.stem
+
+    return run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -58,9 +59,8 @@ def test_teaches_and_keeps_logic_in_lib(path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
-def test_runs_on_smoke_preset(path: Path, tmp_path: Path, isolated_data: str) -> None:
-    (run,) = runner.run("smoke", only=[path.name[:2]], out=tmp_path, progress=False)
-    figures = sorted(run.out_dir.glob("*.png"))
+def test_runs_on_smoke_preset(path: Path, smoke_run: Callable[..., Path | None]) -> None:
+    figures = sorted(smoke_run(path.name[:2]).glob("*.png"))
     assert figures, f"{path.name} saved no figure"
     for png in figures:
         for suffix in (".pdf", ".csv", ".provenance.json"):
