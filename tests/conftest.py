@@ -35,13 +35,12 @@ def isolated_data(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
-
 @pytest.fixture(scope="session")
 def smoke_run(isolated_data: str) -> Callable[..., Path | None]:
     """``smoke_run(number, wait=True)``: the output folder of notebook ``number`` run on the smoke
-    preset, executed once per test run and shared by the xdist workers (the notebook tests and the
-    book read the same run; each notebook took minutes twice before). A notebook another worker is
-    running is waited for, or, with ``wait=False``, answered with None."""
+    preset, executed once per test run and shared by the xdist workers: the notebook tests and the
+    book read the same run (the book test used to run every notebook a second time). A notebook
+    another worker is running is waited for, or, with ``wait=False``, answered with None."""
     root = Path(isolated_data).parent / "smoke-run"
     root.mkdir(exist_ok=True)
 
