@@ -189,9 +189,10 @@ def linf_plan(budget: int) -> list[Stage]:
     its passes, backward sweeps through one forward, cost less time than FMN's.
 
     Targeted, the same plan runs with FAB linearising the one target class (nothing to choose or
-    narrow). There it is not stronger than FMN-L∞ given the whole budget: on 12 zoo models at 100
-    and 400 passes its median is above FMN's in 7 of 12 cells each, by at most 1.5 %
-    (``benchmarks/bench_targeted.py``; no other split tried did better).
+    narrow). There it is not stronger than FMN-L∞ given the whole budget: on 12 zoo models its
+    median is above FMN's in 7 of 12 cells at 100 and at 400 passes, by at most 1.5 %, and in 4 of
+    12 at 1000, by at most 0.9 % (``benchmarks/bench_targeted.py``; no other split tried below 1000
+    did better).
     """
     _check_budget(budget, 3)
     if budget < 20:
