@@ -16,7 +16,8 @@ from advlens import runner
 torch.set_num_threads(1)
 # and one per notebook kernel (they inherit the environment): two xdist workers, each running a
 # kernel with a thread per core, oversubscribe a 2-core machine (test_notebooks and test_book
-# took 5 min 29 s that way here, 3 min 12 s with one thread each)
+# took 5 min 29 s that way here, 3 min 12 s with one thread each). So the smoke zoo and figures the
+# tests make (and their provenance) come from one thread, not a user's default.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
@@ -40,17 +41,26 @@ def smoke_run(isolated_data: str) -> Callable[..., Path | None]:
     """``smoke_run(number, wait=True)``: the output folder of notebook ``number`` run on the smoke
     preset, executed once per test run and shared by the xdist workers: the notebook tests and the
     book read the same run (the book test used to run every notebook a second time). A notebook
-    another worker is running is waited for, or, with ``wait=False``, answered with None."""
+    another worker is running is waited for, or, with ``wait=False``, answered with None. A
+    notebook that failed fails every later call at once, with its error."""
     root = Path(isolated_data).parent / "smoke-run"
     root.mkdir(exist_ok=True)
 
     def run(number: str, *, wait: bool = True) -> Path | None:
         (path,) = runner.discover([number])
-        done = root / f"{path.stem}.done"  # beside the notebook folders: the book reads */*.ipynb
+        # markers beside the notebook folders (the book reads */*.ipynb)
+        done, failed = root / f"{path.stem}.done", root / f"{path.stem}.failed"
         try:
             with FileLock(root / f"{path.stem}.lock", timeout=-1 if wait else 0):
+                if failed.exists():  # once per run: a second try would cost as long again
+                    pytest.fail(f"{path.name} failed on the smoke preset in another test: "
+                                f"{failed.read_text()}")
                 if not done.exists():
-                    runner.run("smoke", only=[number], out=root, progress=False)
+                    try:
+                        runner.run("smoke", only=[number], out=root, progress=False)
+                    except Exception as error:
+                        failed.write_text(f"{type(error).__name__}: {error}")
+                        raise
                     done.touch()
         except Timeout:
             return None
