@@ -297,14 +297,18 @@ def peers_available(norm: str) -> dict[str, Runner]:
     return found
 
 
-def measured_norms(model: nn.Module, x: Tensor, y: Tensor, adv: Tensor,
-                   norm: str) -> tuple[np.ndarray, float, float]:
-    """Independent check: norm of each returned example, +inf where it is not adversarial; the
-    success rate; and the success rate when each example is recomputed alone (batch of 1: other
-    float rounding), which points right at the boundary may fail."""
+def measured_norms(model: nn.Module, x: Tensor, y: Tensor, adv: Tensor, norm: str,
+                   targets: Tensor | None = None) -> tuple[np.ndarray, float, float]:
+    """Independent check: norm of each returned example, +inf where it is not adversarial (with
+    ``targets``: not in its target class); the success rate; and the success rate when each
+    example is recomputed alone (batch of 1: other float rounding), which points right at the
+    boundary may fail."""
+    def success(pred: Tensor) -> Tensor:
+        return pred != y if targets is None else pred == targets
+
     with torch.no_grad():
-        fooled = model(adv).argmax(1) != y
-        alone = torch.cat([model(a[None]).argmax(1) for a in adv]) != y
+        fooled = success(model(adv).argmax(1))
+        alone = success(torch.cat([model(a[None]).argmax(1) for a in adv]))
     inside = (adv.min() >= 0) and (adv.max() <= 1)
     assert inside, "an attack returned pixels outside [0, 1]"
     d = (adv - x).flatten(1)

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from advlens import attacks
-from bench_attacks import RESULTS, benchmark_images, zoo_model
+from bench_attacks import RESULTS, benchmark_images, measured_norms, zoo_model
 
 Targeted = Callable[[nn.Module, Tensor, Tensor, Tensor, int], Tensor]  # (model, x, y, t, B)
 
@@ -75,15 +75,6 @@ RUNNERS: dict[str, dict[str, Targeted]] = {
 }
 
 
-def target_norms(model: nn.Module, x: Tensor, t: Tensor, adv: Tensor, norm: str) -> Tensor:
-    """Each image's perturbation norm where ``adv`` lands in its target class, +inf elsewhere."""
-    with torch.no_grad():
-        hit = model(adv).argmax(1) == t
-    flat = (adv - x).flatten(1)
-    norms = flat.norm(dim=1) if norm == "l2" else flat.abs().amax(1)
-    return torch.where(hit, norms, torch.full_like(norms, float("inf")))
-
-
 def run_norm(norm: str, models: list[str], budgets: list[int], n: int) -> pd.DataFrame:
     rows = []
     for name in models:
@@ -96,7 +87,7 @@ def run_norm(norm: str, models: list[str], budgets: list[int], n: int) -> pd.Dat
                 start = time.process_time()
                 adv = fn(model, x, y, t, budget)
                 cpu = time.process_time() - start
-                norms = target_norms(model, x, t, adv.detach(), norm).tolist()
+                norms = measured_norms(model, x, y, adv.detach(), norm, targets=t)[0].tolist()
                 cell.append({"model": name, "budget": budget, "norm": norm, "attack": attack,
                              "median": statistics.median(norms),
                              "success": sum(v != float("inf") for v in norms), "n": len(norms),
