@@ -314,3 +314,36 @@ def test_tolerance_is_the_acceptance_margin_fab_aims_at() -> None:
     margin = torch.tensor([-1.0, -1.0]) * tol
     for shift, expected in ((-1e-9, True), (1e-9, False)):
         assert bool((crit.confidently_adversarial(logits, margin + shift) == expected).all())
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+@pytest.mark.parametrize("mode", ["targeted", "one-candidate", "narrowed"])
+def test_merged_checks_take_fabs_own_iterates_more_of_them(norm: str, mode: str) -> None:
+    """``merge_checks``: each image follows published FAB's iterates, one to two passes per
+    iteration instead of two. So at the same budget its norm is at most published FAB's, and at
+    least that of published FAB given twice the budget (which takes every iterate the merged
+    run can reach); and some images gain."""
+    model = tiny_cnn(seed=3, k=5).eval()
+    x = random_images(12, seed=3)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    kw = {"targeted": {"targets": (y + 1) % 5}, "one-candidate": {"candidates": 1},
+          "narrowed": {"narrow": 1}}[mode]
+    gained = 0
+    for steps in (7, 16, 31):
+        merged = attacks.fab(model, x, y, norm=norm, steps=steps, merge_checks=True, **kw)
+        same = attacks.fab(model, x, y, norm=norm, steps=steps, **kw)
+        twice = attacks.fab(model, x, y, norm=norm, steps=2 * steps, **kw)
+        assert merged.cost <= steps + 1 and merged.passes >= same.passes
+        assert bool((merged.norms <= same.norms).all()), (merged.norms, same.norms)
+        assert bool((merged.norms >= twice.norms).all()), (merged.norms, twice.norms)
+        gained += int((merged.norms < same.norms).sum())
+        assert float(merged.adv.min()) >= 0 and float(merged.adv.max()) <= 1
+    assert gained > 0
+
+
+def test_merged_checks_change_nothing_where_fab_linearises_several_classes() -> None:
+    model, x, y = _cnn_problem(2)
+    a = attacks.fab(model, x, y, steps=20)
+    b = attacks.fab(model, x, y, steps=20, merge_checks=True)
+    assert torch.equal(a.adv, b.adv) and (a.passes, a.forwards) == (b.passes, b.forwards)

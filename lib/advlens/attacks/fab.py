@@ -99,7 +99,8 @@ def margins_and_gradients(model: nn.Module, z: Tensor, y: Tensor, classes: Tenso
 def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: int = 100,
         targets: Tensor | None = None, candidates: int = 9, alpha_max: float = 0.1,
         eta: float = 1.05, beta: float = 0.9, narrow: int | None = None,
-        start: Tensor | None = None, progress: bool | None = None) -> AttackResult:
+        merge_checks: bool = False, start: Tensor | None = None,
+        progress: bool | None = None) -> AttackResult:
     """FAB (Croce & Hein 2020), L∞ or L2: linearise the decision boundary at the current point,
     step to the boundary's minimal-norm projection (in the box [0, 1]) biased towards the
     projection of the original image, overshoot by ``eta``; once adversarial, pull back towards
@@ -128,6 +129,14 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
     ``narrow`` candidates whose linearised boundaries were nearest there: later iterations cost
     ``narrow`` + 1 passes instead of ``candidates`` + 1, so a budget buys more of them (at
     the price of a class whose boundary only becomes the nearest later on).
+    ``merge_checks`` (not in the paper) makes one pass do two jobs where an iteration linearises
+    one class (targeted, ``candidates=1``, or narrowed to one): the pass that linearises at z
+    (a forward and a backward, counted as one pass) also checks z, the previous step's result.
+    Where that step fell short of the boundary, z is FAB's next linearisation point, and the
+    iteration cost that one pass instead of a pass and a checking forward; where it crossed,
+    the pulled-back point needs a pass of its own. Each image follows FAB's own iterates,
+    more of them for a budget (one to two passes per iteration instead of two), so its best
+    norm can only be lower or equal.
 
     Parameters
     ----------
@@ -141,6 +150,9 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
     narrow: after the first iteration, linearise only this many candidates per image (None:
         all of them every iteration, as published); untargeted with several candidates only
         (otherwise there is one class to linearise, and nothing to narrow).
+    merge_checks: let one pass check a step's result and linearise there (one-class
+        iterations only; default False: a pass and a checking forward per iteration, as
+        published).
     start: (N, ...) first point in [0, 1] (default: x).
     progress: tqdm bar (None: on only in a terminal).
 
@@ -179,44 +191,66 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
         per_iteration = 1 if classes is None else classes.shape[1]
         left, passes, iterations = steps - forwards, 0, 0
         rows = torch.arange(n, device=x0.device)
-        bar = tqdm(total=left, desc=f"FAB-{norm}", disable=tqdm_disabled(progress), leave=False)
-        while left >= per_iteration + 1:  # (narrowing makes the later iterations cheaper)
-            left -= per_iteration + 1
-            passes, iterations = passes + per_iteration, iterations + 1
-            bar.update(per_iteration + 1)
+        images = (-1, *([1] * (x0.ndim - 1)))  # an (N,) tensor viewed against images
+
+        def linearise(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            """Is z (confidently) adversarial, and the nearest candidate's (acceptance)
+            margin and its gradient there; narrows the candidates after the first call."""
+            nonlocal classes, per_iteration
             if classes is None:
                 logits, margin, grad = logits_and_grad(model, z,
                                                        lambda out, _x: crit.margin(out))
-                is_adv = crit.confidently_adversarial(logits, margin)
-                margin = margin + crit.tolerance(logits)
-            else:
-                logits, margins, grads = margins_and_gradients(model, z, y0, classes)
-                is_adv = crit.confidently_adversarial(logits)
-                # the nearest linearised (acceptance) boundary among the candidates
-                aim = margins + crit.tolerance(logits)[:, None]
-                dual = (grads.flatten(2).abs().sum(2) if norm == "linf"
-                        else grads.flatten(2).norm(dim=2))
-                reach = aim.abs() / dual.clamp_min(_TINY)
-                s = reach.argmin(1)
-                margin, grad = aim[rows, s], grads[rows, s]
-                if narrow is not None and narrow < per_iteration:  # from now on, only the
-                    # nearest of this first linearisation's boundaries
-                    classes = classes.gather(1, reach.topk(narrow, dim=1, largest=False).indices)
-                    per_iteration = narrow
-            best.update(z, is_adv)  # a pulled-back point may still be adversarial
-            # the linearised boundary: margin + grad·(x − z) = 0, i.e. grad·δ = c at x (c = −margin
-            # at z itself); z's and x₀'s projections in one batch (one sort)
+                return (crit.confidently_adversarial(logits, margin),
+                        margin + crit.tolerance(logits), grad)
+            logits, margins, grads = margins_and_gradients(model, z, y0, classes)
+            # the nearest linearised (acceptance) boundary among the candidates
+            aim = margins + crit.tolerance(logits)[:, None]
+            dual = (grads.flatten(2).abs().sum(2) if norm == "linf"
+                    else grads.flatten(2).norm(dim=2))
+            reach = aim.abs() / dual.clamp_min(_TINY)
+            s = reach.argmin(1)
+            if narrow is not None and narrow < per_iteration:  # from now on, only the
+                # nearest of this first linearisation's boundaries
+                classes = classes.gather(1, reach.topk(narrow, dim=1, largest=False).indices)
+                per_iteration = narrow
+            return crit.confidently_adversarial(logits), aim[rows, s], grads[rows, s]
+
+        def advance(z: Tensor, margin: Tensor, grad: Tensor) -> Tensor:
+            """FAB's step from z towards the linearised boundary, biased towards x₀'s
+            projection: the linearised boundary is margin + grad·(x − z) = 0, i.e. grad·δ = c
+            at x (c = −margin at z itself); z's and x₀'s projections in one batch (one sort)."""
             both = torch.cat([z, x0])
             c = torch.cat([-margin, -margin - (grad * (x0 - z)).flatten(1).sum(1)])
             dk, d0 = project_hyperplane_box(grad.repeat(2, *([1] * (grad.ndim - 1))), c,
                                             -both, 1 - both, norm).chunk(2)
             nk, n0 = lp_norms(dk, norm), lp_norms(d0, norm)
-            alpha = (nk / (nk + n0).clamp_min(_TINY)).clamp_max(alpha_max)
-            alpha = alpha.view(-1, *([1] * (x0.ndim - 1)))
-            z = ((1 - alpha) * (z + eta * dk) + alpha * (x0 + eta * d0)).clamp(0.0, 1.0)
+            alpha = (nk / (nk + n0).clamp_min(_TINY)).clamp_max(alpha_max).view(images)
+            return ((1 - alpha) * (z + eta * dk) + alpha * (x0 + eta * d0)).clamp(0.0, 1.0)
+
+        bar = tqdm(total=left, desc=f"FAB-{norm}", disable=tqdm_disabled(progress), leave=False)
+        # where z is a step's result not yet checked (merge_checks: the next pass checks it)
+        unchecked = torch.zeros(n, dtype=torch.bool, device=x0.device)
+        while left >= per_iteration + 1 or (merge_checks and per_iteration == 1 and left >= 1):
+            merged = merge_checks and per_iteration == 1
+            left, passes = left - per_iteration, passes + per_iteration
+            bar.update(per_iteration)
+            is_adv, margin, grad = linearise(z)  # (the first call may narrow the candidates)
+            best.update(z, is_adv)  # a pulled-back point may still be adversarial
+            if merged:  # z is the next linearisation point unless it is a step that crossed
+                crossed = unchecked & is_adv
+                z = torch.where(crossed.view(images), x0 + beta * (z - x0),
+                                advance(z, margin, grad))
+                unchecked = ~crossed
+                continue
+            z = advance(z, margin, grad)
+            if merge_checks and per_iteration == 1:  # just narrowed to one: merged from now
+                unchecked = torch.ones_like(unchecked)
+                continue
+            left, iterations = left - 1, iterations + 1
+            bar.update(1)
             is_adv = crit.confidently_adversarial(forward(model, z))
             best.update(z, is_adv)
-            z = torch.where(is_adv.view(-1, *([1] * (x0.ndim - 1))), x0 + beta * (z - x0), z)
+            z = torch.where(is_adv.view(images), x0 + beta * (z - x0), z)
         bar.close()
         result = best.result(model, crit, passes=passes, forwards=forwards + iterations)
     return result.to(home)
