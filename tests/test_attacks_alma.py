@@ -70,7 +70,7 @@ def test_plans_spend_at_most_the_budget(budget: int) -> None:
 def test_linf_auto_passes_what_fab_leaves_on_and_keeps_each_images_best(budget: int,
                                                                         k: int) -> None:
     """FAB (below 1000 passes narrowed to each image's nearest class after its first
-    iteration, one pass then checking a step and linearising there) spends whole iterations; the rest of its share goes to the next stage, so the
+    iteration) spends whole iterations; the rest of its share goes to the next stage, so the
     portfolio spends its whole budget; the refinement starts from each image's best of the
     first two stages, and each image keeps its smallest of the three."""
     model, x = tiny_cnn(seed=5, k=k), random_images(10, seed=5)
@@ -86,7 +86,7 @@ def test_linf_auto_passes_what_fab_leaves_on_and_keeps_each_images_best(budget: 
     assert (fab_steps, fmn_steps) == tuple(s * (budget - 4) // 10 for s in shares)
     auto = attacks.minimal_linf(model, x, y, budget=budget)
     assert auto.cost == budget
-    first = attacks.fab(model, x, y, steps=fab_steps, narrow=narrow, merge_checks=True)
+    first = attacks.fab(model, x, y, steps=fab_steps, narrow=narrow)
     # unnarrowed, it left some of its share where an iteration costs 10 passes
     assert first.cost <= fab_steps + 1 and (k == 3 or narrow or first.cost < fab_steps + 1)
     # FMN ran its own share and FAB's remainder: passes = FAB's + FMN's + refinement's steps

@@ -136,7 +136,14 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
     iteration cost that one pass instead of a pass and a checking forward; where it crossed,
     the pulled-back point needs a pass of its own. Each image follows FAB's own iterates,
     more of them for a budget (one to two passes per iteration instead of two), so its best
-    norm can only be lower or equal.
+    norm can only be lower or equal. It pays where a pass costs far more than FAB's own step
+    (large models): every pass then carries a backward sweep and a projection where every
+    other one was a forward. On the laptop zoo it does not: FAB narrowed to one class ran at
+    0.63 of the raw forward+backward passes/s merged against 0.96 published (cnn-m/std,
+    batch 32; a forward-only check counted as a pass), and in ``minimal_linf``'s plan, on 34
+    zoo models at 100 / 200 / 400 passes, it lowered 40 / 33 / 33 of 1,700 images' norms (5 /
+    18 / 11 rose) and turned no median's verdict against the best peer, so the plan does not
+    use it (``benchmarks/README.md``, eighth session).
 
     Parameters
     ----------

@@ -211,8 +211,7 @@ def _run_linf_stage(stage: str, steps: int, model: nn.Module, x0: Tensor, y: Ten
                     progress: bool | None) -> AttackResult:
     if stage in ("fab", "fab-narrow"):
         narrow = 1 if stage == "fab-narrow" else None
-        return fab(model, x0, y, steps=steps, targets=targets, narrow=narrow, merge_checks=True,
-                   progress=progress)
+        return fab(model, x0, y, steps=steps, targets=targets, narrow=narrow, progress=progress)
     if stage == "refine":
         return fmn(model, x0, y, norm="linf", steps=steps, targets=targets, direction="l2",
                    start=best.adv, max_step=linf_refine_step(best), progress=progress)
