@@ -71,9 +71,12 @@ def project_hyperplane_box(w: Tensor, c: Tensor, lo: Tensor, hi: Tensor,
 def _ascending(rows: Tensor) -> Tensor:
     """The indices that sort each row of a 2-D tensor in ascending order (ties in any order).
 
-    On the CPU, NumPy's argsort: about 5× faster than ``torch.sort`` on rows of a few hundred
-    floats (83 against 445 µs for 64 rows of 256 digits-image box bounds, one thread), and the
-    sort is most of FAB's own time per iteration; ``torch.sort`` elsewhere.
+    On the CPU, NumPy's argsort (introsort): about 5× faster than ``torch.sort`` on rows of a
+    few hundred floats (83 against 445 µs for 64 rows of 256 digits-image box bounds, one
+    thread; 154 against 1,013 µs with two), as fast on rows of 3,072 and 150,528 with one or
+    two threads; the sort is most of FAB's own time per iteration. ``torch.sort`` elsewhere.
+    Ties come out in another order than ``torch.sort``'s, which moves FAB-L∞'s results at
+    float rounding (at most 5e-6 relative on 4 zoo models); FAB-L2's were bitwise the same.
     """
     if rows.device.type == "cpu" and rows.dtype in (torch.float32, torch.float64):
         return torch.from_numpy(np.argsort(rows.detach().numpy(), axis=1))
@@ -142,28 +145,34 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
     ``narrow`` candidates whose linearised boundaries were nearest there: later iterations cost
     ``narrow`` + 1 passes instead of ``candidates`` + 1, so a budget buys more of them (at
     the price of a class whose boundary only becomes the nearest later on).
-    ``merge_checks`` (not in the paper) makes one pass do two jobs where an iteration linearises
-    one class (targeted, ``candidates=1``, or narrowed to one): the pass that linearises at z
+    ``merge_checks`` (not in the paper) makes one pass do two jobs wherever an iteration
+    linearises one class (as above, or after narrowing to one): the pass that linearises at z
     (a forward and a backward, counted as one pass) also checks z, the previous step's result.
     Where that step fell short of the boundary, z is FAB's next linearisation point, and the
     iteration cost that one pass instead of a pass and a checking forward; where it crossed,
-    the pulled-back point needs a pass of its own. Each image follows FAB's own iterates,
-    more of them for a budget (one to two passes per iteration instead of two), so its best
-    norm can only be lower or equal. It pays where a pass costs far more than FAB's own step
-    (large models): every pass then carries a backward sweep and a projection where every
-    other one was a forward. On the laptop zoo it does not: FAB narrowed to one class ran at
-    0.63 of the raw forward+backward passes/s merged against 0.96 published (cnn-m/std,
-    batch 32; a forward-only check counted as a pass), and in ``minimal_linf``'s plan, on 34
-    zoo models at 100 / 200 / 400 passes, it lowered 40 / 33 / 33 of 1,700 images' norms (5 /
-    18 / 11 rose) and turned no median's verdict against the best peer, so the plan does not
-    use it (``benchmarks/README.md``, eighth session).
+    the pulled-back point needs a pass of its own. Each image follows FAB's own iterates
+    (given that a forward with and without the gradient give the same logits, as on the CPU),
+    more of them for a budget: one to two passes per iteration instead of two (a narrowing
+    first iteration costs its candidates' passes either way), so FAB's own best norm can only
+    be lower or equal. It pays where a pass costs far more than FAB's own step (large models):
+    every pass then carries a backward sweep and a projection, where published FAB spends
+    every second pass on a forward alone. On the laptop zoo it does not: FAB narrowed to one
+    class ran at 0.76 of the raw forward+backward passes/s merged against 1.08 published, and
+    targeted at 0.70 against 1.06 (cnn-m/std, batch 32, a forward-only check counted as a
+    pass; narrowed, 0.63 against 0.96 with ``torch.sort`` in the projection); in
+    ``minimal_linf``'s plan (34 zoo models, 100 / 200 / 400 passes) it turned no median's
+    verdict against the best peer, and image by image the plan's result was lower on 40 / 33 /
+    33 of the 1,700 and higher on 5 / 18 / 11 (the later stages start from other points). So
+    the plan does not use it (``benchmarks/README.md``,
+    eighth session).
 
     Parameters
     ----------
     norm: ``"linf"`` (default) or ``"l2"``.
     steps: passes to spend, forward-only ones included: each iteration costs one pass per
-        candidate class and one forward (with too few for one iteration over every candidate,
-        the highest-scoring classes that fit are the candidates); at least 2.
+        candidate class and one forward (none where ``merge_checks`` spares it; with too few
+        for one iteration over every candidate, the highest-scoring classes that fit are the
+        candidates); at least 2.
     targets: target classes for a targeted attack; untargeted if None.
     candidates: how many classes to linearise each iteration (untargeted only).
     alpha_max, eta, beta: the bias towards x₀, the overshoot, the pull-back factor.
@@ -171,8 +180,8 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
         all of them every iteration, as published); untargeted with several candidates only
         (otherwise there is one class to linearise, and nothing to narrow).
     merge_checks: let one pass check a step's result and linearise there (one-class
-        iterations only; default False: a pass and a checking forward per iteration, as
-        published).
+        iterations only: where an iteration linearises several classes it changes nothing;
+        default False: a pass and a checking forward per iteration, as published).
     start: (N, ...) first point in [0, 1] (default: x).
     progress: tqdm bar (None: on only in a terminal).
 
@@ -256,6 +265,8 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
             bar.update(per_iteration)
             is_adv, margin, grad = linearise(z)  # (the first call may narrow the candidates)
             best.update(z, is_adv)  # a pulled-back point may still be adversarial
+            if merged and left == 0:  # no pass left to check another step
+                break
             if merged:  # z is the next linearisation point unless it is a step that crossed
                 crossed = unchecked & is_adv
                 z = torch.where(crossed.view(images), x0 + beta * (z - x0),
