@@ -163,8 +163,7 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
     ``minimal_linf``'s plan (34 zoo models, 100 / 200 / 400 passes) it turned no median's
     verdict against the best peer, and image by image the plan's result was lower on 40 / 33 /
     33 of the 1,700 and higher on 5 / 18 / 11 (the later stages start from other points). So
-    the plan does not use it (``benchmarks/README.md``,
-    eighth session).
+    the plan does not use it (``benchmarks/README.md``, eighth session).
 
     Parameters
     ----------

@@ -191,8 +191,9 @@ def linf_plan(budget: int) -> list[Stage]:
     Targeted, the same plan runs with FAB linearising the one target class (nothing to choose or
     narrow). There it is not stronger than FMN-L∞ given the whole budget: on 12 zoo models its
     median is above FMN's in 7 of 12 cells at 100 and at 400 passes, by at most 1.4 %, and in 4 of
-    12 at 1000, by at most 0.9 % (``benchmarks/bench_targeted.py``). Of the other splits tried,
-    none lost fewer than 7 of 12 at 100 passes, and the best, image by image, tied with FMN.
+    12 at 1000, by at most 0.9 % (``benchmarks/bench_targeted.py``; on a later zoo rebuild 7, 8
+    and 6 of 12, by at most 1.7 %). Of the other splits tried, none lost fewer than 7 of 12 at
+    100 passes, and the best, image by image, tied with FMN.
     """
     _check_budget(budget, 3)
     if budget < 20:
