@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--remote-debugging-port=0", "--window-size=1280,1600"]
@@ -27,12 +29,27 @@ _BROKEN_IMAGES = ("Array.from(document.images).filter(i => !i.complete || i.natu
                   ".map(i => (i.getAttribute('src') || '').slice(0, 120))")
 
 
-def find_chromium() -> str | None:
-    """Path of a Chromium binary; on CI (``CI=true``) install Debian's package if missing."""
+def _installed_chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if found := shutil.which(name):
             return found
-    if os.environ.get("CI") == "true" and shutil.which("apt-get"):
+    return None
+
+
+def find_chromium() -> str | None:
+    """Path of a Chromium binary; on CI (``CI=true``) install Debian's package if missing.
+
+    One install at a time, under a file lock: each pytest-xdist worker asks, and a second
+    apt-get fails on dpkg's lock while the first runs (seen on a fresh clone: one worker's
+    browser test skipped, "no chromium", while the other's install was still going).
+    """
+    if found := _installed_chromium():
+        return found
+    if os.environ.get("CI") != "true" or not shutil.which("apt-get"):
+        return None
+    with FileLock(Path(tempfile.gettempdir()) / "advlens-chromium-install.lock"):
+        if found := _installed_chromium():  # another worker installed it meanwhile
+            return found
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         install = ["apt-get", "install", "-y", "-q", "chromium"]
         if subprocess.run(install, env=env, check=False, capture_output=True,
@@ -41,7 +58,6 @@ def find_chromium() -> str | None:
                            capture_output=True, timeout=600)
             subprocess.run(install, env=env, check=False, capture_output=True, timeout=900)
         return shutil.which("chromium")
-    return None
 
 
 @dataclass
