@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -121,12 +123,28 @@ def test_linf_refine_step_is_sized_to_each_images_ball() -> None:
     torch.testing.assert_close(linf_refine_step(best), torch.tensor([0.06, 1.0, 1.0, 1.0]))
 
 
+def _nearest_linearised_class(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
+                              ) -> torch.Tensor:
+    """Per image, the other class with the smallest |z_y − z_s| / ||∇(z_y − z_s)||₂, from the
+    full Jacobian (float64)."""
+    m, v = copy.deepcopy(model).double(), x.double()
+    jac = torch.autograd.functional.jacobian(lambda u: m(u), v)  # (N, K, N, ...)
+    aims = []
+    for i in range(len(x)):
+        logits, own = m(v[i:i + 1])[0], int(y[i])
+        reach = [(float((logits[own] - logits[s]).abs() / (jac[i, own, i] - jac[i, s, i]).norm()),
+                  s) for s in range(logits.shape[0]) if s != own]
+        aims.append(min(reach)[1])
+    return torch.tensor(aims)
+
+
 @pytest.mark.parametrize("budget", [60, 450])
 def test_l2_auto_is_its_stages_run_in_turn(budget: int) -> None:
     """The L2 portfolio is exactly its stages in turn, each image keeping its smallest: DDN
     (constant γ), DDN-margin from the clean images with each eps starting at the norm found so
     far (1 where none, or none above 0: one image is misclassified already), capped at the
-    linearised distance (constant γ below 400 passes), ALMA (from 400),
+    linearised distance (constant γ below 400 passes), aimed at the nearest linearised class
+    where the stage has 12 steps or more, ALMA (from 400),
     then the refinement from each image's best — bit for bit."""
     model, x = tiny_cnn(seed=4), random_images(10, seed=4)
     with torch.no_grad():
@@ -141,8 +159,11 @@ def test_l2_auto_is_its_stages_run_in_turn(budget: int) -> None:
             scale = torch.where(best.found & (best.score > 0), best.score, 1.0)
             assert float(best.score[0]) == 0.0 and float(scale[0]) == 1.0
             assert (stage == "ddn-margin-const") == (budget < 400), stage
-            r = attacks.ddn(model, x, y, steps=steps, loss="margin", init_eps=scale,
-                            linear_start=True,
+            aim, spent = None, 0
+            if steps >= 12:  # aimed at the nearest linearised class (3 classes: 2 candidates)
+                aim, spent = _nearest_linearised_class(model, x, y), 2 + 1
+            r = attacks.ddn(model, x, y, steps=steps - spent, loss="margin", init_eps=scale,
+                            linear_start=True, targets=aim,
                             gamma_end=None if stage == "ddn-margin-const" else 0.001)
         elif stage.startswith("alma"):
             r = attacks.alma(model, x, y, steps=steps, lr=(0.1, 0.3, 0.03)[int(stage[4:]) % 3])
@@ -165,7 +186,10 @@ def test_auto_keeps_each_images_best_and_counts_every_pass(budget: int) -> None:
     again = attacks.minimal_l2(model, x, y, budget=budget)
     assert torch.equal(auto.adv, again.adv)
     assert auto.cost <= budget
-    assert auto.passes == sum(steps for _, steps in plan)
+    # the stage that chooses a class (from 12 steps) spends one of its steps on a forward
+    chooser = sum(stage.startswith("ddn-margin") and steps >= 12 for stage, steps in plan)
+    assert auto.passes == sum(steps for _, steps in plan) - chooser
+    assert auto.forwards == len(plan) + 1 + chooser  # each stage's check, the final one
     first = attacks.ddn(model, x, y, steps=plan[0][1], gamma_end=None)  # as the plan runs it
     assert bool((auto.norms <= first.norms).all())
     with torch.no_grad():

@@ -112,6 +112,35 @@ def margins_and_gradients(model: nn.Module, z: Tensor, y: Tensor, classes: Tenso
     return out.detach(), margins.detach(), torch.stack(grads, 1)
 
 
+def nearest_class(model: nn.Module, x: Tensor, y: Tensor, norm: Norm, candidates: int = 9
+                  ) -> tuple[Tensor, int, int]:
+    """Each image's class whose linearised boundary at ``x`` is nearest in ``norm`` — FAB's
+    choice (the smallest |margin_s| / ||∇margin_s||_*), among the ``candidates`` highest other
+    logits.
+
+    Parameters
+    ----------
+    model: the classifier (in :func:`attack_mode`).
+    x: (N, ...) points.
+    y: (N,) true labels.
+    norm: "l2" or "linf" (the dual norm: L2 or L1).
+    candidates: how many of the highest other classes to linearise.
+
+    Returns
+    -------
+    (N,) classes; the passes spent, m (the candidates linearised: one forward and m backward
+    sweeps), and the forwards, 1 (the one that chose the candidates).
+    """
+    with torch.no_grad():
+        logits = model(x)
+    m = min(candidates, logits.shape[1] - 1)
+    classes = logits.scatter(1, y[:, None], float("-inf")).topk(m, dim=1).indices
+    _, margins, grads = margins_and_gradients(model, x, y, classes)
+    dual = grads.flatten(2).abs().sum(2) if norm == "linf" else grads.flatten(2).norm(dim=2)
+    reach = margins.abs() / dual.clamp_min(_TINY)
+    return classes.gather(1, reach.argmin(1, keepdim=True))[:, 0], m, 1
+
+
 def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: int = 100,
         targets: Tensor | None = None, candidates: int = 9, alpha_max: float = 0.1,
         eta: float = 1.05, beta: float = 0.9, narrow: int | None = None,
