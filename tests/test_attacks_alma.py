@@ -204,3 +204,32 @@ def test_alma_on_two_class_models_uses_the_plain_margin() -> None:
         logits = model(x)
     crit = Criterion(logits.argmax(1))
     torch.testing.assert_close(logit_ratio(crit, logits, 0.0), crit.margin(logits))
+
+
+@pytest.mark.parametrize(("budget", "candidates"), [(60, None), (100, 2), (200, 5), (1000, 9)])
+def test_l2_auto_chooses_among_a_fifth_of_its_margin_stage(budget: int, candidates: int | None,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """The margin stage spends at most a fifth of its steps choosing the class (one pass per
+    candidate, 2 to 9; none below 12 steps: at 60 passes the stage has 8), and what it spends
+    is counted: on a 10-class model the result's passes and forwards are the plan's, less and
+    plus the one forward of the choice."""
+    import advlens.attacks.minimal as minimal
+    seen: list[int] = []
+    real = minimal.nearest_class
+
+    def spy(*args: object, **kwargs: object) -> tuple[torch.Tensor, int, int]:
+        seen.append(int(kwargs["candidates"]))  # type: ignore[call-overload]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(minimal, "nearest_class", spy)
+    model, x = tiny_cnn(seed=5, k=10), random_images(6, seed=5)
+    with torch.no_grad():
+        y = model.eval()(x).argmax(1)
+    plan = l2_plan(budget)
+    result = attacks.minimal_l2(model, x, y, budget=budget)
+    chose = candidates is not None
+    assert seen == ([candidates] if chose else [])
+    assert result.passes == sum(steps for _, steps in plan) - chose
+    assert result.forwards == len(plan) + 1 + chose
+    assert result.cost <= budget
