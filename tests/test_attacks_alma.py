@@ -233,3 +233,34 @@ def test_l2_auto_chooses_among_a_fifth_of_its_margin_stage(budget: int, candidat
     assert result.passes == sum(steps for _, steps in plan) - chose
     assert result.forwards == len(plan) + 1 + chose
     assert result.cost <= budget
+
+
+def test_linf_auto_from_2000_passes_restarts_fmn_after_the_1000_pass_plan() -> None:
+    """From 2,000 passes the L∞ portfolio is the 1,000-pass plan, FMN-L∞ restarts from the
+    clean images (the step directions and sizes of LINF_RESTARTS in turn), and a refinement
+    from each image's best, each image keeping its smallest — bit for bit; every pass spent."""
+    from advlens.attacks.minimal import LINF_RESTARTS
+    budget = 2700
+    plan = linf_plan(budget)
+    assert plan[:3] == linf_plan(1000) and plan[-1][0] == "refine"
+    restarts = plan[3:-1]
+    assert [stage for stage, _ in restarts] == ["fmn-restart0", "fmn-restart1", "fmn-restart2"]
+    assert sum(steps + 1 for _, steps in restarts) <= (budget - 1000) * 9 // 10
+    model, x = tiny_cnn(seed=6, k=10), random_images(6, seed=6)
+    with torch.no_grad():
+        y = model.eval()(x).argmax(1)
+    auto = attacks.minimal_linf(model, x, y, budget=budget)
+    head = attacks.minimal_linf(model, x, y, budget=1000)
+    best = BestAdversarial(x, "linf")
+    best.update(head.adv, head.success)
+    for j, (_, steps) in enumerate(restarts):
+        direction, first_step = LINF_RESTARTS[j]
+        r = attacks.fmn(model, x, y, norm="linf", steps=steps, direction=direction,
+                        max_step=first_step)
+        best.update(r.adv, r.success)
+    last = attacks.fmn(model, x, y, norm="linf", direction="l2", steps=plan[-1][1],
+                       start=best.adv, max_step=linf_refine_step(best))
+    best.update(last.adv, last.success)
+    assert torch.equal(auto.adv, best.adv)
+    assert bool((auto.norms <= head.norms).all())
+    assert auto.cost == budget
