@@ -131,25 +131,27 @@ def _nearest_linearised_class(model: torch.nn.Module, x: torch.Tensor, y: torch.
     jac = torch.autograd.functional.jacobian(lambda u: m(u), v)  # (N, K, N, ...)
     aims = []
     for i in range(len(x)):
-        logits, own = m(v[i:i + 1])[0], int(y[i])
+        logits, own = m(v[i:i + 1])[0].detach(), int(y[i])
         reach = [(float((logits[own] - logits[s]).abs() / (jac[i, own, i] - jac[i, s, i]).norm()),
                   s) for s in range(logits.shape[0]) if s != own]
         aims.append(min(reach)[1])
     return torch.tensor(aims)
 
 
-@pytest.mark.parametrize("budget", [60, 450])
-def test_l2_auto_is_its_stages_run_in_turn(budget: int) -> None:
+@pytest.mark.parametrize(("budget", "k"), [(60, 3), (450, 3), (450, 10)])
+def test_l2_auto_is_its_stages_run_in_turn(budget: int, k: int) -> None:
     """The L2 portfolio is exactly its stages in turn, each image keeping its smallest: DDN
     (constant γ), DDN-margin from the clean images with each eps starting at the norm found so
     far (1 where none, or none above 0: one image is misclassified already), capped at the
     linearised distance (constant γ below 400 passes), aimed at the nearest linearised class
     where the stage has 12 steps or more, ALMA (from 400),
-    then the refinement from each image's best — bit for bit."""
-    model, x = tiny_cnn(seed=4), random_images(10, seed=4)
+    then the refinement from each image's best — bit for bit. With 10 classes (all 9 others
+    candidates at 450 passes) the nearest class is not the runner-up on some images."""
+    model, x = tiny_cnn(seed=4, k=k), random_images(10, seed=4)
     with torch.no_grad():
-        y = model.eval()(x).argmax(1)
-    y[0] = (y[0] + 1) % 3  # misclassified: its best is x itself, at norm 0
+        logits = model.eval()(x)
+    y = logits.argmax(1)
+    y[0] = (y[0] + 1) % k  # misclassified: its best is x itself, at norm 0
     auto = attacks.minimal_l2(model, x, y, budget=budget)
     best = BestAdversarial(x, "l2")
     for stage, steps in l2_plan(budget):
@@ -160,8 +162,10 @@ def test_l2_auto_is_its_stages_run_in_turn(budget: int) -> None:
             assert float(best.score[0]) == 0.0 and float(scale[0]) == 1.0
             assert (stage == "ddn-margin-const") == (budget < 400), stage
             aim, spent = None, 0
-            if steps >= 12:  # aimed at the nearest linearised class (3 classes: 2 candidates)
-                aim, spent = _nearest_linearised_class(model, x, y), 2 + 1
+            if steps >= 12:  # aimed at the nearest linearised class (all k − 1 candidates)
+                aim, spent = _nearest_linearised_class(model, x, y), k - 1 + 1
+                runner_up = logits.scatter(1, y[:, None], float("-inf")).argmax(1)
+                assert k == 3 or bool((aim != runner_up).any())
             r = attacks.ddn(model, x, y, steps=steps - spent, loss="margin", init_eps=scale,
                             linear_start=True, targets=aim,
                             gamma_end=None if stage == "ddn-margin-const" else 0.001)
@@ -206,14 +210,15 @@ def test_alma_on_two_class_models_uses_the_plain_margin() -> None:
     torch.testing.assert_close(logit_ratio(crit, logits, 0.0), crit.margin(logits))
 
 
-@pytest.mark.parametrize(("budget", "candidates"), [(60, None), (100, 2), (200, 5), (1000, 9)])
+@pytest.mark.parametrize(("budget", "candidates"),
+                         [(60, None), (83, None), (84, 2), (100, 2), (200, 5), (1000, 9)])
 def test_l2_auto_chooses_among_a_fifth_of_its_margin_stage(budget: int, candidates: int | None,
                                                            monkeypatch: pytest.MonkeyPatch
                                                            ) -> None:
-    """The margin stage spends at most a fifth of its steps choosing the class (one pass per
-    candidate, 2 to 9; none below 12 steps: at 60 passes the stage has 8), and what it spends
-    is counted: on a 10-class model the result's passes and forwards are the plan's, less and
-    plus the one forward of the choice."""
+    """The margin stage spends a fifth of its steps choosing the class (one pass per
+    candidate, 2 to 9, and a forward; none below 12 steps: at 60 and 83 passes the stage has 8
+    and 11), and what it spends is counted: on a 10-class model the result's passes and
+    forwards are the plan's, less and plus the one forward of the choice."""
     import advlens.attacks.minimal as minimal
     seen: list[int] = []
     real = minimal.nearest_class
@@ -264,3 +269,21 @@ def test_linf_auto_from_2000_passes_restarts_fmn_after_the_1000_pass_plan() -> N
     assert torch.equal(auto.adv, best.adv)
     assert bool((auto.norms <= head.norms).all())
     assert auto.cost == budget
+
+
+@pytest.mark.parametrize("budget", [1999, 2000, 4339, 5000, 12345])
+def test_linf_restarts_are_each_setting_once_and_spend_the_budget(budget: int) -> None:
+    """FMN is deterministic: a restart with settings already run would repeat it, so past
+    len(LINF_RESTARTS) runs the runs lengthen; the last 10 % goes to the refinement."""
+    from advlens.attacks.minimal import LINF_RESTART_STEPS, LINF_RESTARTS
+    plan = linf_plan(budget)
+    restarts = [steps for stage, steps in plan if stage.startswith("fmn-restart")]
+    assert [stage for stage, _ in plan if stage.startswith("fmn-restart")] == [
+        f"fmn-restart{j}" for j in range(len(restarts))]
+    assert len(restarts) <= len(LINF_RESTARTS)
+    if budget < 2000:
+        assert not restarts
+        return
+    assert min(restarts) >= LINF_RESTART_STEPS
+    assert plan[-1] == ("refine", (budget - 1000) // 10 - 1)
+    assert budget - 20 <= sum(steps + 1 for _, steps in plan) + 1 <= budget

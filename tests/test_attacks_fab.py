@@ -370,3 +370,58 @@ def test_minimal_l2_reaches_the_nearest_class_not_the_runner_up() -> None:
     r = attacks.minimal_l2(model, x, y, budget=100)
     rel = r.norms / d - 1
     assert r.success.all() and float(rel.min()) > -1e-6 and float(rel.max()) < 0.01, rel
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+@pytest.mark.parametrize("candidates", [2, 4, 9])
+def test_nearest_class_among_the_top_candidates_for_any_label(norm: str, candidates: int
+                                                             ) -> None:
+    """Against the affine closed form |z_y − z_s| / ||w_y − w_s||_dual over the ``candidates``
+    highest other logits, for labels the model gets wrong too (the margin is then negative:
+    its size is what counts); a choice among fewer candidates than classes differs from the
+    choice among all somewhere."""
+    model = affine_model(k=10, seed=3)
+    x = centre_images(64, seed=4, spread=0.2)
+    w, b = model[1].weight.detach(), model[1].bias.detach()
+    z = x.flatten(1) @ w.T + b
+    y = z.argmax(1)
+    y[::4] = (y[::4] + 1 + torch.arange(16) % 9) % 10  # a quarter misclassified
+    dual = 1 if norm == "linf" else 2
+    others = z.scatter(1, y[:, None], float("-inf")).topk(min(candidates, 9), dim=1).indices
+    reach = ((z.gather(1, y[:, None]) - z.gather(1, others)).abs()
+             / (w[y][:, None, :] - w[others]).norm(p=dual, dim=2))
+    expected = others.gather(1, reach.argmin(1, keepdim=True))[:, 0]
+    with torch.enable_grad():
+        aim, passes, forwards = nearest_class(model, x, y, norm, candidates=candidates)
+        among_all, _, _ = nearest_class(model, x, y, norm, candidates=9)
+    assert torch.equal(aim, expected)
+    assert (passes, forwards) == (min(candidates, 9), 1)
+    assert bool((aim != y).all())
+    assert candidates == 9 or bool((aim != among_all).any())
+
+
+def test_nearest_class_has_nothing_to_choose_below_three_classes() -> None:
+    """Two classes (or one candidate): no choice, no backward pass, one forward; bad
+    ``candidates`` named."""
+    x = centre_images(4)
+    for k, candidates in ((2, 9), (1, 9), (5, 1)):
+        model = affine_model(k=k)
+        y = torch.zeros(4, dtype=torch.long)
+        assert nearest_class(model, x, y, "l2", candidates=candidates) == (None, 0, 1)
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="candidates"):
+            nearest_class(affine_model(k=5), x, y, "l2", candidates=bad)  # type: ignore[arg-type]
+
+
+def test_minimal_l2_runs_on_one_and_two_class_models() -> None:
+    """The aimed margin stage falls back to the runner-up where there is nothing to choose; a
+    one-class model has no adversarial, at any budget."""
+    x = random_images(3, seed=1)
+    one = attacks.minimal_l2(tiny_cnn(seed=1, k=1), x, torch.zeros(3, dtype=torch.long),
+                             budget=100)
+    assert not one.success.any() and one.cost <= 100
+    model = tiny_cnn(seed=1, k=2)
+    with torch.no_grad():
+        y = model.eval()(x).argmax(1)
+    two = attacks.minimal_l2(model, x, y, budget=100)
+    assert two.success.all() and two.cost <= 100

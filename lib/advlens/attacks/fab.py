@@ -113,7 +113,7 @@ def margins_and_gradients(model: nn.Module, z: Tensor, y: Tensor, classes: Tenso
 
 
 def nearest_class(model: nn.Module, x: Tensor, y: Tensor, norm: Norm, candidates: int = 9
-                  ) -> tuple[Tensor, int, int]:
+                  ) -> tuple[Tensor | None, int, int]:
     """Each image's class whose linearised boundary at ``x`` is nearest in ``norm`` — FAB's
     choice (the smallest |margin_s| / ||∇margin_s||_*), among the ``candidates`` highest other
     logits.
@@ -124,16 +124,23 @@ def nearest_class(model: nn.Module, x: Tensor, y: Tensor, norm: Norm, candidates
     x: (N, ...) points.
     y: (N,) true labels.
     norm: "l2" or "linf" (the dual norm: L2 or L1).
-    candidates: how many of the highest other classes to linearise.
+    candidates: how many of the highest other classes to linearise (>= 1).
 
     Returns
     -------
-    (N,) classes; the passes spent, m (the candidates linearised: one forward and m backward
-    sweeps), and the forwards, 1 (the one that chose the candidates).
+    (N,) classes, or None where there is nothing to choose (a model of fewer than 3 classes,
+    or ``candidates`` 1: the runner-up, if any, is the only candidate); the passes spent, m
+    (the candidates linearised: one forward and m backward sweeps; 0 for None), and the
+    forwards, 1 (the one that ranked the candidates).
     """
+    norm = check_norm(norm, ("l2", "linf"))
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+        raise ValueError(f"candidates must be an int >= 1; got {candidates!r}.")
     with torch.no_grad():
         logits = model(x)
     m = min(candidates, logits.shape[1] - 1)
+    if m < 2:
+        return None, 0, 1
     classes = logits.scatter(1, y[:, None], float("-inf")).topk(m, dim=1).indices
     _, margins, grads = margins_and_gradients(model, x, y, classes)
     dual = grads.flatten(2).abs().sum(2) if norm == "linf" else grads.flatten(2).norm(dim=2)

@@ -10,7 +10,8 @@ path, still finds smaller perturbations. For L∞: FAB (the nearest of several c
 linearised boundaries, which the runner-up class's margin does not always lead to; below 1,000
 passes narrowed to that class after its first iteration, so that a short budget buys it several
 iterations), then FMN-L∞ with normalised-gradient steps from the clean images (other minima),
-then the same FMN restarted from each image's best (eps shrinking from there at once).
+then the same FMN restarted from each image's best (eps shrinking from there at once); from
+2,000 passes, FMN-L∞ restarts with other step sizes.
 Measured against foolbox and adv-lib at equal budgets in ``benchmarks/README.md`` (rerun:
 ``python benchmarks/bench_attacks.py``).
 """
@@ -46,7 +47,7 @@ Stage = tuple[str, int]  # (what, steps)
 # None: fmn's default for the direction)
 LINF_RESTARTS: tuple[tuple[Literal["sign", "l2"], float | None], ...] = (
     ("sign", None), ("l2", 0.3), ("l2", 3.0), ("sign", 0.03), ("l2", 1.0))
-LINF_RESTART_STEPS = 500  # about: each restart's length
+LINF_RESTART_STEPS = 500  # each restart's least length
 
 
 def _check_budget(budget: int, least: int) -> None:
@@ -67,9 +68,9 @@ def l2_plan(budget: int) -> list[Stage]:
     budget, DDN on the margin alone (it settles on other local minima; untargeted runs aim at
     each image's class whose linearised boundary at the clean image is nearest,
     :func:`~advlens.attacks.fab.nearest_class`, where the stage has at least 12 steps, among
-    the steps/5 (2 to 9) highest other classes, one pass each: on the zoo, every image where
-    the first stage ended above a peer had crossed into another class than the peer's; from
-    the clean images,
+    the steps/5 (2 to 9) highest other classes, one pass each and a forward: on the zoo,
+    every image where the first stage ended above a peer had crossed into another class than
+    the peer's; from the clean images,
     each image's eps starting at the norm the first stage found, where it found a nonzero one,
     or at the linearised distance margin/||∇margin||₂ where that is smaller, so that on a model
     whose boundaries lie far below 1 — or an image whose boundary lies far below the others' —
@@ -112,8 +113,9 @@ def _run_l2_stage(stage: str, steps: int, model: nn.Module, x0: Tensor, y: Tenso
         if targets is None and steps >= 12:
             # towards the class whose linearised boundary at x0 is nearest, not the runner-up:
             # where DDN's first stage ends farther than a peer, it has crossed into another class.
-            # Choosing costs a pass per candidate: at most a fifth of the stage, for at 100
-            # passes the 9 of a 14-step stage left too few steps (measured in benchmarks/)
+            # Choosing costs a pass per candidate (steps/5 of them) and a forward, for at 100
+            # passes 9 candidates left a 14-step stage too few steps (measured in benchmarks/);
+            # a model of 2 classes has no choice (aim None: the runner-up, untargeted)
             candidates = max(2, min(9, steps // 5))
             aim, passes, forwards = nearest_class(model, x0, y, "l2", candidates=candidates)
         r = ddn(model, x0, y, steps=steps - passes - forwards, targets=aim, loss="margin",
@@ -210,11 +212,13 @@ def linf_plan(budget: int) -> list[Stage]:
     all 9 classes every iteration takes 30 % and FMN 50 %: there FAB has iterations enough, and
     its passes, backward sweeps through one forward, cost less time than FMN's.
 
-    From 2,000 passes: the 1,000-pass plan, then FMN-L∞ restarted from the clean images in runs
-    of about 500 steps (:data:`LINF_RESTARTS` in turn: sign steps, normalised steps of first
-    size 0.3, 3, sign steps of 0.03, normalised of 1 — other step sizes settle on other
-    minima, and FAB and FMN each settle within 1,000 passes: on the zoo the 1,000- and
-    5,000-pass medians of the earlier plan were equal), and the refinement for the last 10 %.
+    From 2,000 passes: the 1,000-pass plan, then FMN-L∞ restarted from the clean images, one
+    run of at least 500 steps for each of :data:`LINF_RESTARTS` that 90 % of the rest affords
+    (sign steps, normalised steps of first size 0.3, 3, sign steps of 0.03, normalised of 1:
+    other step sizes settle on other minima, and FAB and FMN each settle within 1,000 passes —
+    on the zoo the 1,000- and 5,000-pass medians of the earlier plan were equal; FMN is
+    deterministic, so past five the runs lengthen rather than repeat), and the refinement for
+    the last 10 %.
 
     Targeted, the same plan runs with FAB linearising the one target class (nothing to choose or
     narrow). There it is not stronger than FMN-L∞ given the whole budget: on 12 zoo models its
@@ -236,7 +240,7 @@ def linf_plan(budget: int) -> list[Stage]:
         return [("fab", first), ("fmn-l2-steps", second), ("refine", free - first - second)]
     rest = budget - 1000
     last = rest // 10
-    runs = max(1, (rest - last) // (LINF_RESTART_STEPS + 1))
+    runs = min(len(LINF_RESTARTS), max(1, (rest - last) // (LINF_RESTART_STEPS + 1)))
     each = (rest - last) // runs - 1
     return (linf_plan(1000) + [(f"fmn-restart{j}", each) for j in range(runs)]
             + [("refine", last - 1)])
@@ -252,7 +256,7 @@ def _run_linf_stage(stage: str, steps: int, model: nn.Module, x0: Tensor, y: Ten
         return fmn(model, x0, y, norm="linf", steps=steps, targets=targets, direction="l2",
                    start=best.adv, max_step=linf_refine_step(best), progress=progress)
     if stage.startswith("fmn-restart"):
-        direction, first_step = LINF_RESTARTS[int(stage[11:]) % len(LINF_RESTARTS)]
+        direction, first_step = LINF_RESTARTS[int(stage[11:])]
         return fmn(model, x0, y, norm="linf", steps=steps, targets=targets, direction=direction,
                    max_step=first_step, progress=progress)
     direction = {"fmn": "sign", "fmn-l2-steps": "l2"}[stage]
