@@ -112,6 +112,18 @@ def margins_and_gradients(model: nn.Module, z: Tensor, y: Tensor, classes: Tenso
     return out.detach(), margins.detach(), torch.stack(grads, 1)
 
 
+def top_other_classes(logits: Tensor, y: Tensor, m: int) -> Tensor:
+    """(N, m) the classes of the m highest logits other than each image's ``y``."""
+    return logits.scatter(1, y[:, None], float("-inf")).topk(m, dim=1).indices
+
+
+def linearised_reach(margins: Tensor, grads: Tensor, norm: Norm) -> Tensor:
+    """(N, m) distances |margin_s| / ||∇margin_s||_* to the linearised boundaries (the dual
+    norm: L1 for ``linf``, L2 for ``l2``); ``grads`` (N, m, ...)."""
+    dual = grads.flatten(2).abs().sum(2) if norm == "linf" else grads.flatten(2).norm(dim=2)
+    return margins.abs() / dual.clamp_min(_TINY)
+
+
 def nearest_class(model: nn.Module, x: Tensor, y: Tensor, norm: Norm, candidates: int = 9
                   ) -> tuple[Tensor | None, int, int]:
     """Each image's class whose linearised boundary at ``x`` is nearest in ``norm`` — FAB's
@@ -141,10 +153,9 @@ def nearest_class(model: nn.Module, x: Tensor, y: Tensor, norm: Norm, candidates
     m = min(candidates, logits.shape[1] - 1)
     if m < 2:
         return None, 0, 1
-    classes = logits.scatter(1, y[:, None], float("-inf")).topk(m, dim=1).indices
+    classes = top_other_classes(logits, y, m)
     _, margins, grads = margins_and_gradients(model, x, y, classes)
-    dual = grads.flatten(2).abs().sum(2) if norm == "linf" else grads.flatten(2).norm(dim=2)
-    reach = margins.abs() / dual.clamp_min(_TINY)
+    reach = linearised_reach(margins, grads, norm)
     return classes.gather(1, reach.argmin(1, keepdim=True))[:, 0], m, 1
 
 
@@ -251,7 +262,7 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
             forwards = 1
             m = min(candidates, logits.shape[1] - 1, steps - 2)  # room for one iteration
             if m > 1:  # (one class: the runner-up's margin is the same, and cheaper)
-                classes = logits.scatter(1, y0[:, None], float("-inf")).topk(m, dim=1).indices
+                classes = top_other_classes(logits, y0, m)
         per_iteration = 1 if classes is None else classes.shape[1]
         left, passes, iterations = steps - forwards, 0, 0
         rows = torch.arange(n, device=x0.device)
@@ -269,9 +280,7 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
             logits, margins, grads = margins_and_gradients(model, z, y0, classes)
             # the nearest linearised (acceptance) boundary among the candidates
             aim = margins + crit.tolerance(logits)[:, None]
-            dual = (grads.flatten(2).abs().sum(2) if norm == "linf"
-                    else grads.flatten(2).norm(dim=2))
-            reach = aim.abs() / dual.clamp_min(_TINY)
+            reach = linearised_reach(aim, grads, norm)
             s = reach.argmin(1)
             if narrow is not None and narrow < per_iteration:  # from now on, only the
                 # nearest of this first linearisation's boundaries

@@ -256,7 +256,7 @@ def _run_linf_stage(stage: str, steps: int, model: nn.Module, x0: Tensor, y: Ten
         return fmn(model, x0, y, norm="linf", steps=steps, targets=targets, direction="l2",
                    start=best.adv, max_step=linf_refine_step(best), progress=progress)
     if stage.startswith("fmn-restart"):
-        direction, first_step = LINF_RESTARTS[int(stage[11:])]
+        direction, first_step = LINF_RESTARTS[int(stage.removeprefix("fmn-restart"))]
         return fmn(model, x0, y, norm="linf", steps=steps, targets=targets, direction=direction,
                    max_step=first_step, progress=progress)
     direction = {"fmn": "sign", "fmn-l2-steps": "l2"}[stage]
