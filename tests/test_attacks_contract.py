@@ -229,3 +229,33 @@ def test_minimal_l2_names_the_label_outside_a_ten_class_model() -> None:
     with pytest.raises(ValueError, match=r"label 10, outside the model's 10 classes \(labels "
                                          r"0 to 9\)"):
         attacks.minimal_l2(model, x, torch.tensor([0, 1, 2, 10]))
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_results_are_ordinary_tensors(name: str) -> None:
+    """The loops keep their own arithmetic in inference mode (bookkeeping); what they return
+    must still take in-place updates and gradients, as any tensor a caller made."""
+    model, x, y = _setup()
+    runs = [ALL[name](model, x, y)]
+    if name not in UNTARGETED_ONLY:
+        runs.append(ALL[name](model, x, y, targets=(y + 1) % 3))
+    for r in runs:
+        for field in (r.adv, r.norms, r.success, r.eps, r.targets):
+            assert field is None or not field.is_inference()
+        r.adv.add_(0.0)
+        model(r.adv.clone().requires_grad_(True)).sum().backward()
+
+
+@pytest.mark.parametrize("mode", [torch.inference_mode, torch.no_grad])
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_an_attack_inside_inference_mode_gives_the_same_result(name: str, mode: type) -> None:
+    """Called inside the caller's ``torch.inference_mode()`` (images made there are inference
+    tensors, which cannot enter a graph) or ``no_grad()``, an attack still takes its gradients,
+    bitwise as outside."""
+    model, x, y = _setup()
+    expected = ALL[name](model, x, y)
+    with mode():
+        inside = ALL[name](model, x.clone(), y.clone())
+    assert inside.passes == expected.passes and inside.forwards == expected.forwards
+    assert torch.equal(inside.adv, expected.adv) and torch.equal(inside.norms, expected.norms)
+    assert torch.equal(inside.success, expected.success)

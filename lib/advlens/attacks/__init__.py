@@ -13,7 +13,9 @@ Inputs are unnormalised images in [0, 1] (refused otherwise); models are run in 
 with their modes restored. Labels ``y`` are the true classes; an attack is targeted iff
 ``targets`` are given; labels outside the model's classes are refused. Cost accounting:
 ``passes`` counts batched forward+backward passes, ``forwards`` batched forward-only passes; a
-pass on a subset of the batch counts as one.
+pass on a subset of the batch counts as one. Attacks may be called inside a caller's
+``torch.inference_mode()`` or ``no_grad()`` (they take their own gradients); they return ordinary
+tensors.
 """
 
 from advlens.attacks.alma import alma

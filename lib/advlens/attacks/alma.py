@@ -17,8 +17,10 @@ from tqdm.auto import tqdm
 from advlens.attacks.best import BestAdversarial
 from advlens.attacks.core import (
     attack_mode,
+    bookkeeping,
     check_positive,
     check_start,
+    graph_input,
     input_grad,
     prepare,
     tqdm_disabled,
@@ -150,36 +152,40 @@ def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
         found_at = torch.full_like(mu_t, steps + 1)
         previous = torch.zeros_like(mu_t)
         rows = (-1, *([1] * (x0.ndim - 1)))  # an (N,) tensor viewed against images
-        for i in tqdm(range(steps), desc="ALMA", disable=tqdm_disabled(progress), leave=False):
-            xa = x0 + delta
-            xv = xa.detach().requires_grad_(True)
-            out = model(xv)
-            logits = out.detach()
-            margin, c, dc = logit_ratio_and_grad(crit, logits, tolerance)
-            grad = input_grad(out, xv, dc)
-            if i == 0:
-                previous = c
-            elif (i + 1) % check_every == 0:
-                stalled = found_at > i  # not adversarial yet
-                stalled &= c >= tau * previous
-                rho_t = torch.where(stalled, rho_t * rho_growth, rho_t)
-                previous = c
-            parts = p2_parts(c, rho_t)
-            if i > 0:
-                mu_t = torch.lerp(mu_t, p2_derivative(c, rho_t, mu_t, parts), 1 - alpha).clamp_(
-                    1e-6, 1e12)
-            is_adv = crit.confidently_adversarial(logits, margin) & (c < 0)
-            best.update(xa, is_adv)
-            found_at.masked_fill_(is_adv & (found_at > i), i)
-            # ∇(||δ||₂ + P₂(c)) = δ/||δ|| + P₂'(c)·∇c  (the first step: the penalty alone)
-            g = grad.mul_(p2_derivative(c, rho_t, mu_t, parts).view(rows))
-            if i > 0:
-                g.add_(unit_l2(delta))
-            decay = lr_reduction ** ((i - found_at).clamp_min(0) / (steps - found_at))
-            square_avg.mul_(alpha).addcmul_(g, g, value=1 - alpha)
-            momentum.mul_(alpha).addcdiv_(g, square_avg.sqrt().add_(1e-8))
-            # xa is x0 + delta: the same sum the update starts from
-            delta = (xa - momentum * (lr * decay).view(rows)).clamp_(0.0, 1.0).sub_(x0)
+        with bookkeeping():
+            for i in tqdm(range(steps), desc="ALMA", disable=tqdm_disabled(progress), leave=False):
+                with torch.inference_mode(False):  # an ordinary tensor: the pass needs no copy
+                    xa = x0 + delta
+                with torch.inference_mode(False):  # the pass; the rest is bookkeeping
+                    xv = graph_input(xa)
+                    out = model(xv)
+                logits = out.detach()
+                margin, c, dc = logit_ratio_and_grad(crit, logits, tolerance)
+                with torch.inference_mode(False):
+                    grad = input_grad(out, xv, dc)
+                if i == 0:
+                    previous = c
+                elif (i + 1) % check_every == 0:
+                    stalled = found_at > i  # not adversarial yet
+                    stalled &= c >= tau * previous
+                    rho_t = torch.where(stalled, rho_t * rho_growth, rho_t)
+                    previous = c
+                parts = p2_parts(c, rho_t)
+                if i > 0:
+                    mu_t = torch.lerp(mu_t, p2_derivative(c, rho_t, mu_t, parts), 1 - alpha).clamp_(
+                        1e-6, 1e12)
+                is_adv = crit.confidently_adversarial(logits, margin) & (c < 0)
+                best.update(xa, is_adv)
+                found_at.masked_fill_(is_adv & (found_at > i), i)
+                # ∇(||δ||₂ + P₂(c)) = δ/||δ|| + P₂'(c)·∇c  (the first step: the penalty alone)
+                g = grad.mul_(p2_derivative(c, rho_t, mu_t, parts).view(rows))
+                if i > 0:
+                    g.add_(unit_l2(delta))
+                decay = lr_reduction ** ((i - found_at).clamp_min(0) / (steps - found_at))
+                square_avg.mul_(alpha).addcmul_(g, g, value=1 - alpha)
+                momentum.mul_(alpha).addcdiv_(g, square_avg.sqrt().add_(1e-8))
+                # xa is x0 + delta: the same sum the update starts from
+                delta = (xa - momentum * (lr * decay).view(rows)).clamp_(0.0, 1.0).sub_(x0)
         result = best.result(model, crit, passes=steps, forwards=0)
     return result.to(home)
 

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from advlens.attacks.best import BestAdversarial
-from advlens.attacks.core import check_positive, margin_and_grad, tqdm_disabled
+from advlens.attacks.core import bookkeeping, check_positive, margin_and_grad, tqdm_disabled
 from advlens.attacks.criterion import Criterion
 
 
@@ -95,30 +95,31 @@ def const_search(model: nn.Module, crit: Criterion, opt: Optimiser, best: BestAd
     """Run ``opt`` for ``steps`` iterations at each of ``binary_steps`` constants per image,
     keeping each image's best adversarial in ``best``. Abort early: every steps/10 iterations,
     stop this constant when the batch objective fell by less than 0.01 %. Returns the passes."""
-    consts = ConstSearch(crit.classes.shape[0], initial_const, best.x)
-    passes = 0
-    check_every = max(steps // 10, 1)
-    bar = tqdm(total=binary_steps * steps, desc="C&W-type search", disable=tqdm_disabled(progress),
-               leave=False)
-    for _ in range(binary_steps):
-        opt.reset()
-        found = torch.zeros_like(consts.c, dtype=torch.bool)
-        previous = float("inf")
-        for k in range(steps):
-            candidate, logits, margin, delta = opt.step(consts.c, k)
-            passes += 1
-            is_adv = is_adversarial_with_confidence(crit, logits, kappa, margin)
-            best.update(candidate, is_adv, delta=delta)
-            found |= is_adv
-            bar.update()
-            if abort_early and k % check_every == 0:
-                total = float(opt.objective().sum())
-                if total > previous * 0.9999:
-                    bar.update(steps - k - 1)
-                    break
-                previous = total
-        consts.update(found)
-    bar.close()
+    with bookkeeping():  # (the passes leave it)
+        consts = ConstSearch(crit.classes.shape[0], initial_const, best.x)
+        passes = 0
+        check_every = max(steps // 10, 1)
+        bar = tqdm(total=binary_steps * steps, desc="C&W-type search",
+                   disable=tqdm_disabled(progress), leave=False)
+        for _ in range(binary_steps):
+            opt.reset()
+            found = torch.zeros_like(consts.c, dtype=torch.bool)
+            previous = float("inf")
+            for k in range(steps):
+                candidate, logits, margin, delta = opt.step(consts.c, k)
+                passes += 1
+                is_adv = is_adversarial_with_confidence(crit, logits, kappa, margin)
+                best.update(candidate, is_adv, delta=delta)
+                found |= is_adv
+                bar.update()
+                if abort_early and k % check_every == 0:
+                    total = float(opt.objective().sum())
+                    if total > previous * 0.9999:
+                        bar.update(steps - k - 1)
+                        break
+                    previous = total
+            consts.update(found)
+        bar.close()
     return passes
 
 

@@ -112,13 +112,22 @@ class Criterion:
     def loss(self, logits: Tensor) -> Tensor:
         """Per-sample cross-entropy loss to *ascend*: CE(y) untargeted, -CE(t) targeted."""
         self.check_outputs(logits)
-        ce = F.cross_entropy(logits, self.classes, reduction="none")
+        ce = F.cross_entropy(logits, self._labels, reduction="none")
         return -ce if self.targeted else ce
 
     @functools.cached_property
     def _column(self) -> Tensor:
         """``classes`` as an (N, 1) index, made once (the margin is taken every attack step)."""
-        return self.classes[:, None]
+        with torch.inference_mode(False):
+            return self._labels[:, None]
+
+    @functools.cached_property
+    def _labels(self) -> Tensor:
+        """``classes`` as an ordinary tensor, which a graph may save (gather's and the
+        cross-entropy's backward do): a clone of an inference tensor (a criterion made in
+        inference mode, e.g. by a caller's)."""
+        with torch.inference_mode(False):
+            return self.classes.clone() if self.classes.is_inference() else self.classes
 
     def subset(self, mask: Tensor) -> Criterion:
         return Criterion(self.classes[mask], self.targeted, self.largest)

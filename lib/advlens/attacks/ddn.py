@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from advlens.attacks.best import BestAdversarial
 from advlens.attacks.core import (
     attack_mode,
+    bookkeeping,
     check_positive,
     check_start,
     cosine,
@@ -84,25 +85,29 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
         def ce(z: Tensor, _x: Tensor) -> Tensor:
             return crit.loss(z)
 
-        for i in tqdm(range(steps), desc="DDN", disable=tqdm_disabled(progress), leave=False):
-            on_margin = i >= first_margin
-            if on_margin:  # ascend −margin: its gradient negated (exact), no autograd graph
-                logits, margin, grad = margin_and_grad(model, xa, crit)
-                grad = grad.neg_()
-            else:
-                logits, _, grad = logits_and_grad(model, xa, ce)
-                margin = None
-            is_adv = crit.confidently_adversarial(logits, margin)
-            delta = xa - x0
-            size = lp_norms(delta, "l2")
-            best.update(xa, is_adv, size)
-            if linear_start and margin is not None and i == 0:  # (it implies the margin loss)
-                reach = margin.clamp_min(0) / lp_norms(grad, "l2").clamp_min(1e-12)
-                eps = torch.where(reach > 0, torch.minimum(eps, size + reach), eps)
-            g = cosine(i, steps, gamma, gamma_end)
-            eps = torch.minimum(torch.where(is_adv, eps * (1 - g), eps * (1 + g)), worst)
-            delta = delta + cosine(i, steps, max_step, min_step) * unit_l2(grad)
-            delta = unit_l2(delta) * eps.view(-1, *([1] * (x0.ndim - 1)))
-            xa = (x0 + delta).clamp(0.0, 1.0)
+        with bookkeeping():
+            for i in tqdm(range(steps), desc="DDN", disable=tqdm_disabled(progress), leave=False):
+                on_margin = i >= first_margin
+                if on_margin:  # ascend −margin (the step's sign below), no autograd graph
+                    logits, margin, grad = margin_and_grad(model, xa, crit)
+                else:
+                    logits, _, grad = logits_and_grad(model, xa, ce)
+                    margin = None
+                is_adv = crit.confidently_adversarial(logits, margin)
+                delta = xa - x0
+                size = lp_norms(delta, "l2")
+                best.update(xa, is_adv, size)
+                if linear_start and margin is not None and i == 0:  # (it implies the margin loss)
+                    reach = margin.clamp_min(0) / lp_norms(grad, "l2").clamp_min(1e-12)
+                    eps = torch.where(reach > 0, torch.minimum(eps, size + reach), eps)
+                g = cosine(i, steps, gamma, gamma_end)
+                eps = torch.minimum(torch.where(is_adv, eps * (1 - g), eps * (1 + g)), worst)
+                # in place on fresh temporaries; a negated size is exactly the step along the
+                # negated gradient (one image-sized op fewer than negating it)
+                step_size = cosine(i, steps, max_step, min_step)
+                delta = unit_l2(grad).mul_(-step_size if on_margin else step_size).add_(delta)
+                delta = unit_l2(delta).mul_(eps.view(-1, *([1] * (x0.ndim - 1))))
+                with torch.inference_mode(False):  # an ordinary tensor: the pass needs no copy
+                    xa = (x0 + delta).clamp_(0.0, 1.0)
         result = best.result(model, crit, passes=steps, forwards=0)
     return result.to(home)

@@ -10,9 +10,11 @@ from tqdm.auto import tqdm
 from advlens.attacks.best import BestAdversarial
 from advlens.attacks.core import (
     attack_mode,
+    bookkeeping,
     check_positive,
     check_start,
     forward,
+    graph_input,
     logits_and_grad,
     prepare,
     tqdm_disabled,
@@ -102,13 +104,15 @@ def margins_and_gradients(model: nn.Module, z: Tensor, y: Tensor, classes: Tenso
     (one forward and m backward sweeps: at most that).
     """
     m = classes.shape[1]
-    x = z.detach().requires_grad_(True)
-    out = model(x)
-    margins = out.gather(1, y[:, None]) - out.gather(1, classes)  # (N, m)
-    # a sweep per candidate over the one graph: about half the time of a forward and backward
-    # of the batch repeated m times on the conv nets of the zoo, the same gradients
-    grads = [torch.autograd.grad(margins[:, j].sum(), x, retain_graph=j < m - 1)[0]
-             for j in range(m)]
+    with torch.inference_mode(False):  # the graph saves the indices: ordinary tensors
+        x = graph_input(z)
+        y, classes = (t.clone() if t.is_inference() else t for t in (y, classes))
+        out = model(x)
+        margins = out.gather(1, y[:, None]) - out.gather(1, classes)  # (N, m)
+        # a sweep per candidate over the one graph: about half the time of a forward and
+        # backward of the batch repeated m times on the conv nets of the zoo, the same gradients
+        grads = [torch.autograd.grad(margins[:, j].sum(), x, retain_graph=j < m - 1)[0]
+                 for j in range(m)]
     return out.detach(), margins.detach(), torch.stack(grads, 1)
 
 
@@ -300,32 +304,33 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
             alpha = (nk / (nk + n0).clamp_min(_TINY)).clamp_max(alpha_max).view(images)
             return ((1 - alpha) * (z + eta * dk) + alpha * (x0 + eta * d0)).clamp(0.0, 1.0)
 
-        bar = tqdm(total=left, desc=f"FAB-{norm}", disable=tqdm_disabled(progress), leave=False)
-        # where z is a step's result not yet checked (merge_checks: the next pass checks it)
-        unchecked = torch.zeros(n, dtype=torch.bool, device=x0.device)
-        while left >= per_iteration + 1 or (merge_checks and per_iteration == 1 and left >= 1):
-            merged = merge_checks and per_iteration == 1
-            left, passes = left - per_iteration, passes + per_iteration
-            bar.update(per_iteration)
-            is_adv, margin, grad = linearise(z)  # (the first call may narrow the candidates)
-            best.update(z, is_adv)  # a pulled-back point may still be adversarial
-            if merged and left == 0:  # no pass left to check another step
-                break
-            if merged:  # z is the next linearisation point unless it is a step that crossed
-                crossed = unchecked & is_adv
-                z = torch.where(crossed.view(images), x0 + beta * (z - x0),
-                                advance(z, margin, grad))
-                unchecked = ~crossed
-                continue
-            z = advance(z, margin, grad)
-            if merge_checks and per_iteration == 1:  # just narrowed to one: merged from now
-                unchecked = torch.ones_like(unchecked)
-                continue
-            left, iterations = left - 1, iterations + 1
-            bar.update(1)
-            is_adv = crit.confidently_adversarial(forward(model, z))
-            best.update(z, is_adv)
-            z = torch.where(is_adv.view(images), x0 + beta * (z - x0), z)
-        bar.close()
+        with bookkeeping():
+            bar = tqdm(total=left, desc=f"FAB-{norm}", disable=tqdm_disabled(progress), leave=False)
+            # where z is a step's result not yet checked (merge_checks: the next pass checks it)
+            unchecked = torch.zeros(n, dtype=torch.bool, device=x0.device)
+            while left >= per_iteration + 1 or (merge_checks and per_iteration == 1 and left >= 1):
+                merged = merge_checks and per_iteration == 1
+                left, passes = left - per_iteration, passes + per_iteration
+                bar.update(per_iteration)
+                is_adv, margin, grad = linearise(z)  # (the first call may narrow the candidates)
+                best.update(z, is_adv)  # a pulled-back point may still be adversarial
+                if merged and left == 0:  # no pass left to check another step
+                    break
+                if merged:  # z is the next linearisation point unless it is a step that crossed
+                    crossed = unchecked & is_adv
+                    z = torch.where(crossed.view(images), x0 + beta * (z - x0),
+                                    advance(z, margin, grad))
+                    unchecked = ~crossed
+                    continue
+                z = advance(z, margin, grad)
+                if merge_checks and per_iteration == 1:  # just narrowed to one: merged from now
+                    unchecked = torch.ones_like(unchecked)
+                    continue
+                left, iterations = left - 1, iterations + 1
+                bar.update(1)
+                is_adv = crit.confidently_adversarial(forward(model, z))
+                best.update(z, is_adv)
+                z = torch.where(is_adv.view(images), x0 + beta * (z - x0), z)
+            bar.close()
         result = best.result(model, crit, passes=passes, forwards=forwards + iterations)
     return result.to(home)

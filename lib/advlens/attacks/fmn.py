@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 from advlens.attacks.best import BestAdversarial
 from advlens.attacks.core import (
     attack_mode,
+    bookkeeping,
     check_positive,
     check_start,
     cosine,
@@ -74,32 +75,34 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
         # sync, which costs more than the estimate it saves)
         searching = True
         skip_when_found = x0.device.type == "cpu"
-        for i in tqdm(range(steps), desc=f"FMN-{norm}", disable=tqdm_disabled(progress),
-                      leave=False):
-            logits, margin, grad = margin_and_grad(model, xa, crit)
-            d = xa - x0
-            size = lp_norms(d, norm)
-            is_adv = crit.confidently_adversarial(logits, margin)
-            best.update(xa, is_adv, size)
-            g = cosine(i, steps, gamma, gamma_end)
-            # once every image has an adversarial (for good: scores only fall), no eps comes
-            # from the boundary estimate: skip it and the dual norm it needs
-            if searching:
-                found = best.found
-                searching = not (skip_when_found and bool(found.all()))
-            grown, dual = eps * (1 + g), None
-            if searching:
-                dual = lp_norms(grad, _DUAL[norm]).clamp_min(1e-12)
-                # linear estimate of the boundary, overshot by γ so the next iterate crosses it
-                boundary = margin.clamp_min(0).div_(dual).add_(size).mul_(1 + g)
-                grown = torch.where(found, grown, boundary)
-            eps = torch.where(is_adv, torch.minimum(eps * (1 - g), best.score), grown)
-            if direction == "l2":  # the dual norm of an L2 attack is ||g||₂: reuse it
-                step = unit_l2(grad, dual if norm == "l2" else None)
-            else:
-                step = grad.sign_()
-            # in place on fresh temporaries (d, the step, the projection): the same operations
-            delta = d.sub_(step.mul_(cosine(i, steps, max_step, min_step)))
-            xa = project_ball(delta, eps, norm).add_(x0).clamp_(0.0, 1.0)
+        with bookkeeping():
+            for i in tqdm(range(steps), desc=f"FMN-{norm}", disable=tqdm_disabled(progress),
+                          leave=False):
+                logits, margin, grad = margin_and_grad(model, xa, crit)
+                d = xa - x0
+                size = lp_norms(d, norm)
+                is_adv = crit.confidently_adversarial(logits, margin)
+                best.update(xa, is_adv, size)
+                g = cosine(i, steps, gamma, gamma_end)
+                # once every image has an adversarial (for good: scores only fall), no eps comes
+                # from the boundary estimate: skip it and the dual norm it needs
+                if searching:
+                    found = best.found
+                    searching = not (skip_when_found and bool(found.all()))
+                grown, dual = eps * (1 + g), None
+                if searching:
+                    dual = lp_norms(grad, _DUAL[norm]).clamp_min(1e-12)
+                    # linear estimate of the boundary, overshot by γ so the next iterate crosses it
+                    boundary = margin.clamp_min(0).div_(dual).add_(size).mul_(1 + g)
+                    grown = torch.where(found, grown, boundary)
+                eps = torch.where(is_adv, torch.minimum(eps * (1 - g), best.score), grown)
+                if direction == "l2":  # the dual norm of an L2 attack is ||g||₂: reuse it
+                    step = unit_l2(grad, dual if norm == "l2" else None)
+                else:
+                    step = grad.sign_()
+                # in place on fresh temporaries (d, the step, the projection): the same operations
+                delta = d.sub_(step.mul_(cosine(i, steps, max_step, min_step)))
+                with torch.inference_mode(False):  # an ordinary tensor: the pass needs no copy
+                    xa = project_ball(delta, eps, norm).add_(x0).clamp_(0.0, 1.0)
         result = best.result(model, crit, passes=steps, forwards=0)
     return result.to(home)
