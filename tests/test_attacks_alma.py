@@ -62,7 +62,7 @@ def test_alma_within_budget_truthful_and_deterministic() -> None:
 @pytest.mark.parametrize("budget", [3, 10, 150, 199, 200, 399, 400, 1000, 5000, 12345])
 def test_plans_spend_at_most_the_budget(budget: int) -> None:
     """Each stage costs its steps plus one confirming forward; the portfolio one more."""
-    for plan in (l2_plan(budget), linf_plan(budget)):
+    for plan in (l2_plan(budget), linf_plan(budget), linf_plan(budget, targeted=True)):
         assert all(steps >= (2 if stage.startswith("fab") else 1) for stage, steps in plan)
         assert sum(steps + 1 for _, steps in plan) + 1 <= budget
 
@@ -109,6 +109,33 @@ def test_linf_auto_passes_what_fab_leaves_on_and_keeps_each_images_best(budget: 
     assert torch.equal(auto.adv, best.adv)
     assert bool((auto.norms <= torch.minimum(first.norms, second.norms)).all())
     assert torch.equal(auto.adv, attacks.minimal_linf(model, x, y, budget=budget).adv)
+
+
+@pytest.mark.parametrize("budget", [20, 100, 1999])
+def test_targeted_linf_auto_below_2000_passes_is_fmn_then_the_refinement(budget: int) -> None:
+    """Targeted, FAB would linearise only the target class, so below 2,000 passes the plan is
+    FMN-L∞ (normalised steps) for 80 %, then the refinement from each image's best; bit for bit,
+    every pass spent. From 2,000 the untargeted plan runs (FAB in its head)."""
+    plan = linf_plan(budget, targeted=True)
+    assert plan == [("fmn-l2-steps", 8 * (budget - 3) // 10),
+                    ("refine", budget - 3 - 8 * (budget - 3) // 10)]
+    assert linf_plan(2000, targeted=True) == linf_plan(2000)
+    model, x = tiny_cnn(seed=7, k=10), random_images(8, seed=7)
+    with torch.no_grad():
+        y = model.eval()(x).argmax(1)
+    t = attacks.choose_targets(model, x, y, "random", torch.Generator().manual_seed(0))
+    auto = attacks.minimal_linf(model, x, y, budget=budget, targets=t)
+    assert auto.cost == budget and torch.equal(auto.targets, t)
+    first = attacks.fmn(model, x, y, norm="linf", direction="l2", steps=plan[0][1], targets=t)
+    best = BestAdversarial(x, "linf")
+    best.update(first.adv, first.success)
+    last = attacks.fmn(model, x, y, norm="linf", direction="l2", steps=plan[1][1], targets=t,
+                       start=best.adv, max_step=linf_refine_step(best))
+    best.update(last.adv, last.success)
+    assert torch.equal(auto.adv, best.adv) and auto.passes == first.passes + last.passes
+    with torch.no_grad():
+        hit = model(auto.adv).argmax(1) == t
+    assert torch.equal(auto.success, hit)
 
 
 def test_linf_refine_step_is_sized_to_each_images_ball() -> None:
