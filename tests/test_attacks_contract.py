@@ -243,7 +243,7 @@ def test_results_are_ordinary_tensors(name: str) -> None:
         for field in (r.adv, r.norms, r.success, r.eps, r.targets):
             assert field is None or not field.is_inference()
         r.adv.add_(0.0)
-        model(r.adv.clone().requires_grad_(True)).sum().backward()
+        model(r.adv.detach().requires_grad_(True)).sum().backward()
 
 
 @pytest.mark.parametrize("mode", [torch.inference_mode, torch.no_grad])
@@ -253,9 +253,27 @@ def test_an_attack_inside_inference_mode_gives_the_same_result(name: str, mode: 
     tensors, which cannot enter a graph) or ``no_grad()``, an attack still takes its gradients,
     bitwise as outside."""
     model, x, y = _setup()
-    expected = ALL[name](model, x, y)
-    with mode():
-        inside = ALL[name](model, x.clone(), y.clone())
-    assert inside.passes == expected.passes and inside.forwards == expected.forwards
-    assert torch.equal(inside.adv, expected.adv) and torch.equal(inside.norms, expected.norms)
-    assert torch.equal(inside.success, expected.success)
+    # targeted too: targeted FAB (one candidate) builds its graph through the criterion's
+    # label index, which must then be an ordinary tensor
+    for targets in (None, None if name in UNTARGETED_ONLY else (y + 1) % 3):
+        kw = {} if targets is None else {"targets": targets}
+        expected = ALL[name](model, x, y, **kw)
+        with mode():
+            kw = {} if targets is None else {"targets": targets.clone()}
+            inside = ALL[name](model, x.clone(), y.clone(), **kw)
+        assert inside.passes == expected.passes and inside.forwards == expected.forwards
+        assert torch.equal(inside.adv, expected.adv)
+        assert torch.equal(inside.norms, expected.norms)
+        assert torch.equal(inside.success, expected.success)
+
+
+def test_targeted_fab_on_two_classes_inside_inference_mode() -> None:
+    """On 2 classes FAB linearises the criterion's margin through autograd (no candidates to
+    sweep), so the label index it gathers must be an ordinary tensor there too."""
+    model, x = tiny_cnn(seed=3, k=2), random_images(6, seed=3)
+    with torch.no_grad():
+        y = model.eval()(x).argmax(1)
+    expected = attacks.fab(model, x, y, steps=12)
+    with torch.inference_mode():
+        inside = attacks.fab(model, x.clone(), y.clone(), steps=12)
+    assert torch.equal(inside.adv, expected.adv) and inside.passes == expected.passes

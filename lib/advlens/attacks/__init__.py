@@ -14,8 +14,8 @@ with their modes restored. Labels ``y`` are the true classes; an attack is targe
 ``targets`` are given; labels outside the model's classes are refused. Cost accounting:
 ``passes`` counts batched forward+backward passes, ``forwards`` batched forward-only passes; a
 pass on a subset of the batch counts as one. Attacks may be called inside a caller's
-``torch.inference_mode()`` or ``no_grad()`` (they take their own gradients); they return ordinary
-tensors.
+``torch.inference_mode()`` or ``no_grad()`` (they take their own gradients); called outside
+inference mode, they return ordinary tensors (inside it, inference tensors, as any op there).
 """
 
 from advlens.attacks.alma import alma
