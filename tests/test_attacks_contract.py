@@ -267,7 +267,7 @@ def test_an_attack_inside_inference_mode_gives_the_same_result(name: str, mode: 
         assert torch.equal(inside.success, expected.success)
 
 
-def test_targeted_fab_on_two_classes_inside_inference_mode() -> None:
+def test_fab_on_two_classes_inside_inference_mode() -> None:
     """On 2 classes FAB linearises the criterion's margin through autograd (no candidates to
     sweep), so the label index it gathers must be an ordinary tensor there too."""
     model, x = tiny_cnn(seed=3, k=2), random_images(6, seed=3)
