@@ -11,7 +11,8 @@ linearised boundaries, which the runner-up class's margin does not always lead t
 passes narrowed to that class after its first iteration, so that a short budget buys it several
 iterations), then FMN-L∞ with normalised-gradient steps from the clean images (other minima),
 then the same FMN restarted from each image's best (eps shrinking from there at once); from
-2,000 passes, FMN-L∞ restarts with other step sizes.
+2,000 passes, FMN-L∞ restarts with other step sizes. Targeted below 2,000 passes, FAB (which
+would linearise only the target class) is left out.
 Measured against foolbox and adv-lib at equal budgets in ``benchmarks/README.md`` (rerun:
 ``python benchmarks/bench_attacks.py``).
 """
@@ -229,7 +230,8 @@ def linf_plan(budget: int, targeted: bool = False) -> list[Stage]:
     in 5 / 5 / 5 (by at most 0.8 %), ours lower image by image on more images in 3 / 6 / 8
     cells (``benchmarks/bench_targeted.py``; ``benchmarks/README.md``). Our FMN alone, every
     pass, is not the peers' (its boundary estimate overshoots by 1 + γ; see :func:`fmn`) and
-    lost 9 / 6 / 5; the published estimate instead, 9 / 6 / 9, by less.
+    lost 9 / 6 / 5; FMN 80 % and the refinement with the published estimate lost 9 / 6 / 9,
+    by less.
     """
     _check_budget(budget, 3)
     if budget < 20:
