@@ -165,10 +165,23 @@ def _nearest_linearised_class(model: torch.nn.Module, x: torch.Tensor, y: torch.
     return torch.tensor(aims)
 
 
+def _reach_start(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The first L2 stage's eps below 400 passes, by autograd through the runner-up margin:
+    DDN_REACH_FACTOR × margin/||∇margin||₂ at x, at most 1; 1 where already misclassified."""
+    from advlens.attacks.minimal import DDN_REACH_FACTOR
+    v = x.clone().requires_grad_(True)
+    z = model(v)
+    margin = z.gather(1, y[:, None])[:, 0] - z.scatter(1, y[:, None], float("-inf")).amax(1)
+    (grad,) = torch.autograd.grad(margin.sum(), v)
+    reach = margin.detach() / torch.linalg.vector_norm(grad.flatten(1), dim=1)
+    return torch.where(reach > 0, (DDN_REACH_FACTOR * reach).clamp(max=1.0), 1.0)
+
+
 @pytest.mark.parametrize(("budget", "k"), [(60, 3), (450, 3), (450, 10)])
 def test_l2_auto_is_its_stages_run_in_turn(budget: int, k: int) -> None:
     """The L2 portfolio is exactly its stages in turn, each image keeping its smallest: DDN
-    (constant γ), DDN-margin from the clean images with each eps starting at the norm found so
+    (constant γ; below 400 passes from each image's eps at 10× its linearised distance, one
+    pass), DDN-margin from the clean images with each eps starting at the norm found so
     far (1 where none, or none above 0: one image is misclassified already), capped at the
     linearised distance (constant γ below 400 passes), aimed at the nearest linearised class
     where the stage has 12 steps or more, ALMA (from 400),
@@ -183,7 +196,13 @@ def test_l2_auto_is_its_stages_run_in_turn(budget: int, k: int) -> None:
     best = BestAdversarial(x, "l2")
     for stage, steps in l2_plan(budget):
         if stage == "ddn":
+            assert budget >= 400
             r = attacks.ddn(model, x, y, steps=steps, gamma_end=None)
+        elif stage == "ddn-reach":
+            assert budget < 400
+            start = _reach_start(model, x, y)
+            assert float(start[0]) == 1.0 and bool((start < 1).any())  # (misclassified: 1)
+            r = attacks.ddn(model, x, y, steps=steps - 1, gamma_end=None, init_eps=start)
         elif stage.startswith("ddn-margin"):  # constant γ below 400 passes
             scale = torch.where(best.found & (best.score > 0), best.score, 1.0)
             assert float(best.score[0]) == 0.0 and float(scale[0]) == 1.0
@@ -221,7 +240,9 @@ def test_auto_keeps_each_images_best_and_counts_every_pass(budget: int) -> None:
     chooser = sum(stage.startswith("ddn-margin") and steps >= 12 for stage, steps in plan)
     assert auto.passes == sum(steps for _, steps in plan) - chooser
     assert auto.forwards == len(plan) + 1 + chooser  # each stage's check, the final one
-    first = attacks.ddn(model, x, y, steps=plan[0][1], gamma_end=None)  # as the plan runs it
+    first = (attacks.ddn(model, x, y, steps=plan[0][1], gamma_end=None) if budget >= 400
+             else attacks.ddn(model, x, y, steps=plan[0][1] - 1, gamma_end=None,
+                              init_eps=_reach_start(model, x, y)))  # as the plan runs it
     assert bool((auto.norms <= first.norms).all())
     with torch.no_grad():
         fooled = model(auto.adv).argmax(1) != y

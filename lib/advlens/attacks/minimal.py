@@ -29,13 +29,13 @@ from torch import Tensor, nn
 
 from advlens.attacks.alma import alma
 from advlens.attacks.best import BestAdversarial
-from advlens.attacks.core import attack_mode, prepare
+from advlens.attacks.core import attack_mode, margin_and_grad, prepare
 from advlens.attacks.cw import cw_l2
 from advlens.attacks.ddn import ddn
 from advlens.attacks.fab import fab, nearest_class
 from advlens.attacks.fmn import fmn
 from advlens.attacks.ifgsm import ifgsm_search
-from advlens.attacks.norms import Norm
+from advlens.attacks.norms import Norm, lp_norms
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor
 
@@ -49,6 +49,10 @@ Stage = tuple[str, int]  # (what, steps)
 LINF_RESTARTS: tuple[tuple[Literal["sign", "l2"], float | None], ...] = (
     ("sign", None), ("l2", 0.3), ("l2", 3.0), ("sign", 0.03), ("l2", 1.0))
 LINF_RESTART_STEPS = 500  # each restart's least length
+# l2_plan's first stage below 400 passes starts each eps at this multiple of the image's
+# linearised distance (at most 1): on 34 zoo models × 150 images at 100 / 200 passes the worst
+# image-to-peer ratio fell 3.26 -> 1.35 with 10, to 1.76 with 4, no median moving above a peer's
+DDN_REACH_FACTOR = 10.0
 
 
 def _check_budget(budget: int, least: int) -> None:
@@ -65,7 +69,11 @@ def l2_plan(budget: int) -> list[Stage]:
 
     Below 20 passes: DDN alone. Below 400: DDN (default loss: cross-entropy, then margin;
     constant γ as published, so that eps can shrink from 1 to a near boundary, by up to
-    e^(−0.05·steps), about twice the reach of :func:`ddn`'s default annealed γ) for 60 % of the
+    e^(−0.05·steps), about twice the reach of :func:`ddn`'s default annealed γ; "ddn-reach":
+    each image's eps starts at :data:`DDN_REACH_FACTOR` times its linearised distance
+    margin/||∇margin||₂ at the clean image, at most 1, one pass spent on it — an image whose
+    boundary lies far below 1 otherwise ended at the floor e^(−0.05·steps): at 100 passes one
+    vgg-xs/std image at 3.3× a peer's norm) for 60 % of the
     budget, DDN on the margin alone (it settles on other local minima; untargeted runs aim at
     each image's class whose linearised boundary at the clean image is nearest,
     :func:`~advlens.attacks.fab.nearest_class`, where the stage has at least 12 steps, among
@@ -89,7 +97,8 @@ def l2_plan(budget: int) -> list[Stage]:
     if budget < 400:
         free = budget - 4  # three stage confirmations and the final one
         first, second = 6 * free // 10, 15 * free // 100
-        return [("ddn", first), ("ddn-margin-const", second), ("refine", free - first - second)]
+        return [("ddn-reach", first), ("ddn-margin-const", second),
+                ("refine", free - first - second)]
     rest = budget - 1 - 2 * 101
     refine = max(rest // 10, 10)
     explore = rest - refine
@@ -105,6 +114,13 @@ def _run_l2_stage(stage: str, steps: int, model: nn.Module, x0: Tensor, y: Tenso
     if stage == "ddn":  # constant γ (published DDN): eps travels far in few steps
         return ddn(model, x0, y, steps=steps, targets=targets, gamma_end=None,
                    progress=progress)
+    if stage == "ddn-reach":  # the same, each eps starting near its image's boundary
+        reach = linearised_distance(model, x0, y, targets)
+        start = torch.where(reach > 0, (DDN_REACH_FACTOR * reach).clamp(max=1.0),
+                            torch.ones_like(reach))
+        r = ddn(model, x0, y, steps=steps - 1, targets=targets, gamma_end=None, init_eps=start,
+                progress=progress)
+        return dataclasses.replace(r, passes=r.passes + 1)
     if stage.startswith("ddn-margin"):  # a fresh path, at the scale of the distances found
         scale = torch.where(best.found & (best.score > 0), best.score,
                             torch.ones_like(best.score))
@@ -131,6 +147,17 @@ def _run_l2_stage(stage: str, steps: int, model: nn.Module, x0: Tensor, y: Tenso
                    gamma=0.01, gamma_end=0.0001, max_step=0.05, min_step=0.001,
                    progress=progress)
     raise AssertionError(stage)  # pragma: no cover - stages come from l2_plan
+
+
+def linearised_distance(model: nn.Module, x: Tensor, y: Tensor,
+                        targets: Tensor | None = None) -> Tensor:
+    """Each image's L2 distance to its decision boundary with the model linearised at ``x``:
+    margin/||∇margin||₂ (N,), 0 where already adversarial (runner-up margin untargeted, the
+    target's targeted; :meth:`Criterion.margin`). One forward+backward pass; call inside
+    :func:`~advlens.attacks.core.attack_mode`."""
+    _, _, crit = prepare(model, x, y, targets=targets)
+    _, margin, grad = margin_and_grad(model, x, crit)
+    return margin.clamp_min(0) / lp_norms(grad, "l2").clamp_min(1e-12)
 
 
 StageRunner = Callable[[str, int, nn.Module, Tensor, Tensor, Tensor | None, BestAdversarial,
