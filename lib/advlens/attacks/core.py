@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from advlens.attacks.criterion import Criterion
+from advlens.attacks.norms import lp_norms
 from advlens.checks import as_tensor, check_images, check_labels, frozen, model_device
 
 
@@ -141,6 +142,12 @@ def margin_and_grad(model: nn.Module, x: Tensor, crit: Criterion,
     with torch.inference_mode(False):
         grad = input_grad(out, x, dz)
     return logits, margin, grad
+
+
+def linearised_l2_distance(margin: Tensor, grad: Tensor) -> Tensor:
+    """Per sample, the L2 distance to the boundary of the margin linearised where it was taken:
+    max(margin, 0)/||∇margin||₂ (N,), 0 where already across it."""
+    return margin.clamp_min(0) / lp_norms(grad, "l2").clamp_min(1e-12)
 
 
 @torch.no_grad()

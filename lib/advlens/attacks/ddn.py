@@ -16,6 +16,7 @@ from advlens.attacks.core import (
     check_positive,
     check_start,
     cosine,
+    linearised_l2_distance,
     logits_and_grad,
     margin_and_grad,
     prepare,
@@ -98,7 +99,7 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
                 size = lp_norms(delta, "l2")
                 best.update(xa, is_adv, size)
                 if linear_start and margin is not None and i == 0:  # (it implies the margin loss)
-                    reach = margin.clamp_min(0) / lp_norms(grad, "l2").clamp_min(1e-12)
+                    reach = linearised_l2_distance(margin, grad)
                     eps = torch.where(reach > 0, torch.minimum(eps, size + reach), eps)
                 g = cosine(i, steps, gamma, gamma_end)
                 eps = torch.minimum(torch.where(is_adv, eps * (1 - g), eps * (1 + g)), worst)

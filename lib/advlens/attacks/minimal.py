@@ -29,13 +29,13 @@ from torch import Tensor, nn
 
 from advlens.attacks.alma import alma
 from advlens.attacks.best import BestAdversarial
-from advlens.attacks.core import attack_mode, margin_and_grad, prepare
+from advlens.attacks.core import attack_mode, linearised_l2_distance, margin_and_grad, prepare
 from advlens.attacks.cw import cw_l2
 from advlens.attacks.ddn import ddn
 from advlens.attacks.fab import fab, nearest_class
 from advlens.attacks.fmn import fmn
 from advlens.attacks.ifgsm import ifgsm_search
-from advlens.attacks.norms import Norm, lp_norms
+from advlens.attacks.norms import Norm
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor
 
@@ -157,7 +157,7 @@ def linearised_distance(model: nn.Module, x: Tensor, y: Tensor,
     :func:`~advlens.attacks.core.attack_mode`."""
     _, _, crit = prepare(model, x, y, targets=targets)
     _, margin, grad = margin_and_grad(model, x, crit)
-    return margin.clamp_min(0) / lp_norms(grad, "l2").clamp_min(1e-12)
+    return linearised_l2_distance(margin, grad)
 
 
 StageRunner = Callable[[str, int, nn.Module, Tensor, Tensor, Tensor | None, BestAdversarial,
