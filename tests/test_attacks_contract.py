@@ -10,7 +10,7 @@ import torch
 from advlens import attacks
 from advlens.attacks import AttackResult
 from advlens.attacks.norms import lp_norms
-from attack_toys import random_images, tiny_cnn
+from attack_toys import DIM, random_images, tiny_cnn
 
 Attack = Callable[..., AttackResult]
 MINIMAL: dict[str, Attack] = {
@@ -277,3 +277,60 @@ def test_fab_on_two_classes_inside_inference_mode() -> None:
     with torch.inference_mode():
         inside = attacks.fab(model, x.clone(), y.clone(), steps=12)
     assert torch.equal(inside.adv, expected.adv) and inside.passes == expected.passes
+
+
+class _Returns(torch.nn.Module):
+    """tiny_cnn whose forward returns ``wrap(logits)`` (a tuple, a dict, half precision...)."""
+
+    def __init__(self, wrap: Callable[[torch.Tensor], object]) -> None:
+        super().__init__()
+        self.inner, self.wrap = tiny_cnn(seed=0), wrap
+
+    def forward(self, x: torch.Tensor) -> object:
+        return self.wrap(self.inner(x))
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_a_model_that_does_not_return_one_logits_tensor_is_refused(name: str) -> None:
+    """A tuple, a dict or 1-D outputs used to fail deep inside with an AttributeError; half
+    precision logits gave silently poor results (64 ulps of bfloat16 logits is half a logit)."""
+    _, x, y = _setup(4)
+    for wrap, shown in ((lambda z: (z, 0), "a tuple"), (lambda z: {"logits": z}, "a dict"),
+                        (lambda z: z[:, 0], r"a torch.float32 tensor of shape \(4,\)"),
+                        (lambda z: z.bfloat16(), "a torch.bfloat16 tensor")):
+        with pytest.raises(TypeError, match=f"must return one float32 or float64 tensor of "
+                                            f"logits, shape \\(4, classes\\); it returned {shown}"):
+            ALL[name](_Returns(wrap), x, y)
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_half_precision_images_are_refused_with_the_way_out(name: str) -> None:
+    model, x, y = _setup(4)
+    for dtype in (torch.bfloat16, torch.float16):
+        with pytest.raises(ValueError, match=f"x is {dtype}: attacks take float32 or float64 "
+                                             r"images.*advlens\.accel\.prepare\(model"):
+            ALL[name](model.to(dtype), x.to(dtype), y)
+
+
+def test_the_way_out_for_half_precision_runs() -> None:
+    """What the error advises: float32 images, the model under bf16 autocast returning float32
+    logits; the result is truthful for that wrapped model."""
+    from advlens import accel
+
+    model, x, y = _setup(6)
+    wrapped = accel.prepare(model, kind="attacks", device="cpu", autocast=torch.bfloat16)
+    r = attacks.minimal_l2(wrapped, x, y, budget=20)
+    with torch.no_grad():
+        fooled = wrapped(r.adv).argmax(1) != y
+    assert r.adv.dtype == torch.float32 and bool(r.success.any())
+    assert bool(fooled[r.success].all())
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_an_untargeted_attack_on_a_one_class_model_is_refused(name: str) -> None:
+    """minimal_l2 returned inf for every image, FAB-based ones raised their own message."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(DIM, 1))
+    x = random_images(4)
+    with pytest.raises(ValueError, match="untargeted attack needs a model of at least 2 classes; "
+                                         "this one has 1"):
+        ALL[name](model, x, torch.zeros(4, dtype=torch.long))

@@ -9,8 +9,10 @@
 - Linsley et al.: :func:`minimal_eps_pgd` (smallest L2-PGD budget per image).
 - :func:`run_batched` runs any of them over an image set in chunks.
 
-Inputs are unnormalised images in [0, 1] (refused otherwise); models are run in eval mode
-with their modes restored. Labels ``y`` are the true classes; an attack is targeted iff
+Inputs are unnormalised float32 or float64 images in [0, 1] (refused otherwise: for bfloat16
+speed, wrap the model with :func:`advlens.accel.prepare`, which returns float32 logits); the
+model must return one (N, classes) logits tensor; models are run in eval mode with their modes
+restored. Labels ``y`` are the true classes; an attack is targeted iff
 ``targets`` are given; labels outside the model's classes are refused. Cost accounting:
 ``passes`` counts batched forward+backward passes, ``forwards`` batched forward-only passes; a
 pass on a subset of the batch counts as one. Attacks may be called inside a caller's

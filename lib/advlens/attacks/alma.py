@@ -22,6 +22,7 @@ from advlens.attacks.core import (
     check_start,
     graph_input,
     input_grad,
+    model_logits,
     prepare,
     tqdm_disabled,
 )
@@ -158,7 +159,7 @@ def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
                     xa = x0 + delta
                 with torch.inference_mode(False):  # the pass; the rest is bookkeeping
                     xv = graph_input(xa)
-                    out = model(xv)
+                    out = model_logits(model, xv)
                 logits = out.detach()
                 margin, c, dc = logit_ratio_and_grad(crit, logits, tolerance)
                 with torch.inference_mode(False):

@@ -49,6 +49,13 @@ def prepare(model: nn.Module, x: Tensor, y: Tensor, *,
     refuses, at the first logits, any label that is not one of the model's classes.
     """
     x = check_images(as_tensor(x, "x"), "x")
+    if x.dtype in _HALF:
+        raise ValueError(
+            f"x is {x.dtype}: attacks take float32 or float64 images (their acceptance margin, "
+            "64 ulps of the logits, is half a logit or more in bfloat16, and their small "
+            "steps are lost to rounding). For half-precision speed keep x in float32 and wrap the "
+            "model: advlens.accel.prepare(model, kind='attacks', autocast=torch.bfloat16), "
+            "which returns float32 logits.")
     n = x.shape[0]
     y = _class_indices(y, n, "y")
     device = model_device(model)
@@ -63,6 +70,25 @@ def prepare(model: nn.Module, x: Tensor, y: Tensor, *,
             "targeted attack needs a different class. Use advlens.attacks.choose_targets."
         )
     return x, y, Criterion(targets, True, _largest(("y", y), ("targets", targets)))
+
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def model_logits(model: nn.Module, x: Tensor) -> Tensor:
+    """``model(x)``, refused with a clear error unless it is one tensor of float32 / float64
+    logits of shape (N, classes)."""
+    out = model(x)
+    if (not isinstance(out, Tensor) or out.ndim != 2 or out.shape[0] != x.shape[0]
+            or out.dtype in _HALF):
+        got = (f"a {out.dtype} tensor of shape {tuple(out.shape)}" if isinstance(out, Tensor)
+               else f"a {type(out).__name__}")
+        raise TypeError(
+            f"the model must return one float32 or float64 tensor of logits, shape "
+            f"({x.shape[0]}, classes); it returned {got}. Wrap it so that forward returns the "
+            "logits (e.g. model(x)[0] for a model returning a tuple; advlens.accel.prepare for "
+            "one that computes in half precision).")
+    return out
 
 
 def _class_indices(labels: Tensor, n: int, name: str) -> Tensor:
@@ -114,7 +140,7 @@ def logits_and_grad(model: nn.Module, x: Tensor,
     """
     with torch.inference_mode(False):  # (it also turns gradients on)
         x = graph_input(x)
-        logits = model(x)
+        logits = model_logits(model, x)
         values = objective(logits, x)
         grad = input_grad(values.sum(), x)
     return logits.detach(), values.detach(), grad
@@ -131,7 +157,7 @@ def margin_and_grad(model: nn.Module, x: Tensor, crit: Criterion,
     """
     with torch.inference_mode(False):
         x = graph_input(x)
-        out = model(x)
+        out = model_logits(model, x)
     # the margin and its gradient with respect to the logits: in the caller's mode
     logits = out.detach()
     margin, ties = crit.margin_and_ties(logits)
@@ -153,7 +179,7 @@ def linearised_l2_distance(margin: Tensor, grad: Tensor) -> Tensor:
 @torch.no_grad()
 def forward(model: nn.Module, x: Tensor) -> Tensor:
     """One forward-only pass (no graph)."""
-    return model(x)
+    return model_logits(model, x)
 
 
 def tqdm_disabled(progress: bool | None) -> bool | None:

@@ -28,8 +28,12 @@ class Criterion:
             object.__setattr__(self, "largest", ((name, int(self.classes.max())),))
 
     def check_outputs(self, logits: Tensor) -> None:
-        """Raise if a label is not one of the model's classes (logits (N, k))."""
+        """Raise if a label is not one of the model's classes (logits (N, k)), or if an
+        untargeted criterion meets a model of one class (nothing to misclassify as)."""
         k = logits.shape[1]
+        if k < 2 and not self.targeted:
+            raise ValueError(f"an untargeted attack needs a model of at least 2 classes; this "
+                             f"one has {k}.")
         for name, top in self.largest:
             if top >= k:
                 raise ValueError(

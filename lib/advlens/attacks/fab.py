@@ -16,6 +16,7 @@ from advlens.attacks.core import (
     forward,
     graph_input,
     logits_and_grad,
+    model_logits,
     prepare,
     tqdm_disabled,
 )
@@ -107,7 +108,7 @@ def margins_and_gradients(model: nn.Module, z: Tensor, y: Tensor, classes: Tenso
     with torch.inference_mode(False):  # the graph saves the indices: ordinary tensors
         x = graph_input(z)
         y, classes = (t.clone() if t.is_inference() else t for t in (y, classes))
-        out = model(x)
+        out = model_logits(model, x)
         margins = out.gather(1, y[:, None]) - out.gather(1, classes)  # (N, m)
         # a sweep per candidate over the one graph: about half the time of a forward and
         # backward of the batch repeated m times on the conv nets of the zoo, the same gradients
@@ -153,7 +154,7 @@ def nearest_class(model: nn.Module, x: Tensor, y: Tensor, norm: Norm, candidates
     if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
         raise ValueError(f"candidates must be an int >= 1; got {candidates!r}.")
     with torch.no_grad():
-        logits = model(x)
+        logits = model_logits(model, x)
     m = min(candidates, logits.shape[1] - 1)
     if m < 2:
         return None, 0, 1
@@ -260,9 +261,6 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
         if candidates > 1 and not crit.targeted and steps > 2:
             logits = forward(model, z)
             crit.check_outputs(logits)
-            if logits.shape[1] < 2:
-                raise ValueError(f"an untargeted attack needs at least 2 classes; the model "
-                                 f"has {logits.shape[1]}.")
             forwards = 1
             m = min(candidates, logits.shape[1] - 1, steps - 2)  # room for one iteration
             if m > 1:  # (one class: the runner-up's margin is the same, and cheaper)
