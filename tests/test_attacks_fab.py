@@ -415,11 +415,13 @@ def test_nearest_class_has_nothing_to_choose_below_three_classes() -> None:
 
 def test_minimal_l2_runs_on_one_and_two_class_models() -> None:
     """The aimed margin stage falls back to the runner-up where there is nothing to choose; a
-    one-class model has no adversarial, at any budget."""
+    one-class model (a binary classifier's single logit, most likely) is refused, with the way
+    to give it two."""
     x = random_images(3, seed=1)
-    one = attacks.minimal_l2(tiny_cnn(seed=1, k=1), x, torch.zeros(3, dtype=torch.long),
-                             budget=100)
-    assert not one.success.any() and one.cost <= 100
+    with pytest.raises(ValueError, match=r"at least 2 classes; this one has 1\. For a binary "
+                                         r"classifier with one logit z, return two"):
+        attacks.minimal_l2(tiny_cnn(seed=1, k=1), x, torch.zeros(3, dtype=torch.long),
+                           budget=100)
     model = tiny_cnn(seed=1, k=2)
     with torch.no_grad():
         y = model.eval()(x).argmax(1)

@@ -33,7 +33,8 @@ class Criterion:
         k = logits.shape[1]
         if k < 2 and not self.targeted:
             raise ValueError(f"an untargeted attack needs a model of at least 2 classes; this "
-                             f"one has {k}.")
+                             f"one has {k}. For a binary classifier with one logit z, return "
+                             f"two: torch.cat([-z, z], dim=1) / 2 (their margin is z).")
         for name, top in self.largest:
             if top >= k:
                 raise ValueError(
