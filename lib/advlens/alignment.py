@@ -43,7 +43,8 @@ def _same_shape(a: Tensor, b: Tensor, names: str) -> None:
 
 def rankdata(values: Tensor) -> Tensor:
     """Ranks (1..M) along the last axis with ties given their average rank, like
-    ``scipy.stats.rankdata(method="average")`` row by row; float64, batched, any device."""
+    ``scipy.stats.rankdata(method="average")`` row by row; float64, batched, any device; a row
+    holding a NaN is all NaN (scipy's default ``nan_policy="propagate"``)."""
     flat = values.reshape(-1, values.shape[-1])
     n, m = flat.shape
     sorted_vals, order = flat.sort(dim=1, stable=True)
@@ -58,11 +59,13 @@ def rankdata(values: Tensor) -> Tensor:
     average = (total / count.clamp_min(1))[group]
     ranks = torch.empty_like(average)
     ranks.scatter_(1, order, average)
+    ranks = ranks.masked_fill(flat.isnan().any(dim=1, keepdim=True), float("nan"))
     return ranks.reshape(values.shape)
 
 
 def spearman(a: Tensor, b: Tensor) -> Tensor:
-    """Per-row Spearman ρ of (N, ...) tensors (flattened per row); NaN where a row is constant."""
+    """Per-row Spearman ρ of (N, ...) tensors (flattened per row); NaN where a row is constant
+    or holds a NaN (as ``scipy.stats.spearmanr``)."""
     ra = rankdata(a.reshape(a.shape[0], -1))
     rb = rankdata(b.reshape(b.shape[0], -1))
     ra = ra - ra.mean(dim=1, keepdim=True)
@@ -94,7 +97,7 @@ def spearman_alignment(perturbation: Tensor, heatmap: Tensor) -> Tensor:
     -------
     (N,) float64 ρ of ``|mean over channels of perturbation|`` against ``heatmap``, ranks with
     ties averaged (min-max normalising the map, as the paper does, leaves ranks unchanged).
-    NaN for an image whose mask or map is constant (e.g. a zero perturbation).
+    NaN for an image whose mask or map is constant (e.g. a zero perturbation) or holds a NaN.
     """
     mask = perturbation_mask(perturbation)
     heat = _maps(heatmap, "heatmap").to(mask.device)

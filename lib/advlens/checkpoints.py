@@ -50,6 +50,23 @@ def trusted_by_env() -> bool:
     return os.environ.get(TRUST_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
+# what a download that failed quietly leaves instead of the weights, by their first bytes
+_PLACEHOLDERS = ((b"version https://git-lfs", "a Git LFS pointer (the weights were never fetched: "
+                  "run `git lfs pull`, or download the file itself)"),
+                 (b"<!doctype html", "an HTML page (a login or error page saved in its place)"),
+                 (b"<html", "an HTML page (a login or error page saved in its place)"))
+
+
+def _refuse_placeholder(path: Path) -> None:
+    with path.open("rb") as f:
+        head = f.read(64).lstrip().lower()
+    if not head:
+        raise ValueError(f"{path} is empty, not a checkpoint; download it again.")
+    for start, what in _PLACEHOLDERS:
+        if head.startswith(start):
+            raise ValueError(f"{path} is {what}, not a checkpoint.")
+
+
 def load_checkpoint(path: str | Path, *, trust: bool | None = None) -> Any:
     """The object stored in checkpoint ``path``, on the CPU.
 
@@ -70,10 +87,16 @@ def load_checkpoint(path: str | Path, *, trust: bool | None = None) -> Any:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}.")
+    _refuse_placeholder(path)
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except SafetensorError as err:
+            raise ValueError(f"{path} is not a readable safetensors file ({err}); download it "
+                             "again.") from err
     trust = trusted_by_env() if trust is None else trust
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):

@@ -19,6 +19,14 @@ def as_tensor(x: Tensor | np.ndarray, name: str = "input") -> Tensor:
     raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}.")
 
 
+def check_bool(value: object, name: str) -> bool:
+    """``value`` if it is a bool (NumPy's included); a clear error otherwise (a string such as
+    "False" is truthy and would silently mean True)."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False; got {value!r} ({type(value).__name__}).")
+
+
 def check_images(x: Tensor, name: str = "images") -> Tensor:
     """Check a float image batch (N, C, H, W) lies in [0, 1] and is finite."""
     if not isinstance(x, Tensor):
@@ -69,6 +77,14 @@ def model_device(model: nn.Module) -> torch.device:
     for tensor in list(model.parameters()) + list(model.buffers()):
         return tensor.device
     return torch.device("cpu")
+
+
+def model_dtype(model: nn.Module) -> torch.dtype | None:
+    """The dtype of a model's first floating-point parameter or buffer (None if it has none)."""
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return None
 
 
 @contextlib.contextmanager

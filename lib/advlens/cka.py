@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from advlens.checks import as_tensor
+from advlens.checks import as_tensor, check_bool
 
 Array = Tensor | np.ndarray
 Kernel = Literal["linear", "rbf"]
@@ -240,6 +240,7 @@ def _normalise(h_xy: Tensor, a: _Prepared, h_xx: Tensor, b: _Prepared, h_yy: Ten
 
 
 def _pair_cka(X: Array, Y: Array, *, kernel: Kernel, debiased: bool, threshold: float) -> float:
+    debiased = check_bool(debiased, "debiased")
     xc = _centred(X, "X", min_rows=_min_rows(debiased))
     yc = _centred(Y, "Y", min_rows=_min_rows(debiased), device=xc.device)
     _same_rows([xc, yc], ["X", "Y"])
@@ -272,6 +273,7 @@ def rbf_cka(X: Array, Y: Array, threshold: float = 1.0, debiased: bool = False) 
 def _prepare_all(reps: Mapping[str, Array], *, kernel: Kernel, debiased: bool, threshold: float,
                  what: str, device: torch.device | None = None,
                  rescale: bool = True) -> list[_Prepared]:
+    debiased = check_bool(debiased, "debiased")
     if not isinstance(reps, Mapping) or len(reps) == 0:
         raise ValueError(f"{what} must be a non-empty mapping {{name: (n, d) representation}}.")
     names = [str(k) for k in reps]

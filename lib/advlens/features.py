@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from advlens.checks import as_tensor, eval_mode, model_device
+from advlens.checks import as_tensor, check_labels, eval_mode, model_device, model_dtype
 
 
 class _Captured(Exception):
@@ -110,6 +110,18 @@ def _batches(x: Tensor, batch_size: int) -> Iterator[Tensor]:
         yield x[start:start + batch_size]
 
 
+def _model_input(model: nn.Module, x: Tensor, batch_size: int) -> tuple[Tensor, torch.dtype | None]:
+    """``x`` as a non-empty tensor, and the dtype to feed the model (its own floating dtype for
+    floating images: a float64 NumPy array meets a float32 model), after checking
+    ``batch_size``."""
+    x = as_tensor(x, "x")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}.")
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError(f"x is an empty batch (shape {tuple(x.shape)}); pass at least one image.")
+    return x, (model_dtype(model) if x.is_floating_point() else None)
+
+
 @torch.no_grad()
 def representation(model: nn.Module, x: Tensor, layer: str | None = None, *,
                    batch_size: int = 256, device: torch.device | str | None = None) -> Tensor:
@@ -118,12 +130,13 @@ def representation(model: nn.Module, x: Tensor, layer: str | None = None, *,
     Runs in eval mode (the model's own modes are restored), in batches, on the model's device;
     the result is returned on the CPU in float32.
     """
-    x = as_tensor(x, "x")
+    x, dtype = _model_input(model, x, batch_size)
     device = torch.device(device) if device is not None else model_device(model)
     outputs = []
     with eval_mode(model):
         for batch in _batches(x, batch_size):
-            outputs.append(representation_graph(model, batch.to(device), layer).float().cpu())
+            batch = batch.to(device, dtype)
+            outputs.append(representation_graph(model, batch, layer).float().cpu())
     return torch.cat(outputs)
 
 
@@ -132,14 +145,14 @@ def predict(model: nn.Module, x: Tensor, *, batch_size: int = 512,
             dtype: torch.dtype | None = torch.float32) -> Tensor:
     """Logits of ``model`` on ``x`` in eval mode, batched, returned on the CPU in ``dtype``
     (None: the model's own output dtype)."""
-    x = as_tensor(x, "x")
+    x, in_dtype = _model_input(model, x, batch_size)
     device = model_device(model)
     with eval_mode(model):
-        logits = torch.cat([model(b.to(device)).cpu() for b in _batches(x, batch_size)])
+        logits = torch.cat([model(b.to(device, in_dtype)).cpu() for b in _batches(x, batch_size)])
     return logits if dtype is None else logits.to(dtype)
 
 
 def accuracy(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 512) -> float:
     """Top-1 accuracy of ``model`` on ``(x, y)``."""
     predicted = predict(model, x, batch_size=batch_size).argmax(1)
-    return float((predicted == as_tensor(y)).float().mean())
+    return float((predicted == check_labels(y, predicted.shape[0], "y")).float().mean())

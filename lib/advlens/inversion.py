@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from advlens.checks import (
     as_tensor,
+    check_bool,
     check_different_labels,
     check_images,
     check_labels,
@@ -302,6 +303,9 @@ def invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
                          f"{batch_size}.")
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"momentum must be in [0, 1); got {momentum}.")
+    if not (isinstance(step_size, int | float) and math.isfinite(step_size) and step_size > 0):
+        raise ValueError(f"step_size must be a finite number > 0; got {step_size!r}.")
+    use_best = check_bool(use_best, "use_best")
     if early_stop is not None and not isinstance(early_stop, EarlyStop):
         raise TypeError("early_stop must be an advlens.inversion.EarlyStop or None.")
     device = model_device(model)

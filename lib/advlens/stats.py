@@ -21,6 +21,13 @@ class Estimate:
         return f"{self.value:.4g} [{self.lo:.4g}, {self.hi:.4g}] (n={self.n})"
 
 
+def _check_resampling(n_boot: int, level: float) -> None:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
+        raise ValueError(f"n_boot must be an int >= 1; got {n_boot!r}.")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level is a fraction in (0, 1), e.g. 0.95; got {level!r}.")
+
+
 def bootstrap_ci(values: np.ndarray, *, statistic: Callable[[np.ndarray], float] = np.mean,
                  n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Estimate:
     """Percentile bootstrap CI of ``statistic`` over the first axis of ``values``.
@@ -29,8 +36,10 @@ def bootstrap_ci(values: np.ndarray, *, statistic: Callable[[np.ndarray], float]
     are left out of the interval; if all are, the interval is NaN.
     """
     values = np.asarray(values, dtype=np.float64)
-    if values.shape[0] == 0:
-        raise ValueError("bootstrap_ci needs at least one value.")
+    _check_resampling(n_boot, level)
+    if values.ndim == 0 or values.shape[0] == 0:
+        raise ValueError(f"bootstrap_ci needs an array of at least one value; got shape "
+                         f"{values.shape}.")
     if not np.isfinite(values).all():
         raise ValueError("bootstrap_ci got NaN or inf values; drop failed samples first.")
     rng = np.random.default_rng(seed)
@@ -92,8 +101,14 @@ def linear_fit(x: np.ndarray, y: np.ndarray, *, n_boot: int = 2000, level: float
     Returns a :class:`LinearFit` (CIs at ``level``; :meth:`LinearFit.band` for a band).
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    _check_resampling(n_boot, level)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"x and y must be 1-D of equal length; got {x.shape} and {y.shape}.")
+    for name, values in (("x", x), ("y", y)):
+        if not np.isfinite(values).all():
+            raise ValueError(f"linear_fit got NaN or inf in {name} (at positions "
+                             f"{np.flatnonzero(~np.isfinite(values))[:5].tolist()}); drop those "
+                             "points first.")
     if x.shape[0] < 3 or np.ptp(x) == 0:
         raise ValueError("a linear fit needs at least 3 points with distinct x values.")
     slope, intercept, r2 = _fit_line(x, y)

@@ -34,7 +34,7 @@ from advlens import attacks
 from advlens.attacks.core import tqdm_disabled
 from advlens.attacks.result import AttackResult
 from advlens.attacks.targets import TARGET_MODES
-from advlens.checks import as_tensor, check_images, check_labels
+from advlens.checks import as_tensor, check_bool, check_images, check_labels
 from advlens.features import predict
 
 # attack(model, x, y, targets=None) -> AttackResult
@@ -206,7 +206,9 @@ def _unit(d: Tensor) -> Tensor:
     return torch.where(norm > 0, d / norm.clamp_min(torch.finfo(d.dtype).tiny), 0.0)
 
 
-def _check_changes(*changes: Tensor) -> None:
+def _check_changes(*changes: Tensor, names: tuple[str, ...]) -> tuple[Tensor, ...]:
+    """The logit changes as tensors, refused unless (N, K) with one N and finite."""
+    changes = tuple(as_tensor(c, name) for c, name in zip(changes, names, strict=True))
     n = {c.shape[0] for c in changes}
     if len(n) != 1 or any(c.ndim != 2 for c in changes):
         raise ValueError(f"logit changes must be (N, K) with one N; got shapes "
@@ -214,6 +216,12 @@ def _check_changes(*changes: Tensor) -> None:
     if n == {0}:
         raise ValueError("no images to average over (N = 0); did the reference model classify "
                          "any image correctly?")
+    for c, name in zip(changes, names, strict=True):
+        bad = int((~torch.isfinite(c)).any(dim=1).sum())
+        if bad:
+            raise ValueError(f"{name} holds NaN or inf on {bad} image(s); α is undefined there "
+                             "(check the models' logits and the attack's output).")
+    return changes
 
 
 def alpha1_from_changes(d_source_target: Tensor, d_target_target: Tensor, *,
@@ -229,7 +237,12 @@ def alpha1_from_changes(d_source_target: Tensor, d_target_target: Tensor, *,
     -------
     The mean (float) or, with ``per_sample``, the (N,) float64 ratios.
     """
-    _check_changes(d_source_target, d_target_target)
+    d_source_target, d_target_target = _check_changes(
+        d_source_target, d_target_target, names=("d_source_target", "d_target_target"))
+    if d_source_target.shape != d_target_target.shape:
+        raise ValueError(f"d_source_target and d_target_target are both changes of the target's "
+                         f"logits, so of one shape; got {tuple(d_source_target.shape)} and "
+                         f"{tuple(d_target_target.shape)}.")
     num = d_source_target.double().norm(dim=1)
     den = d_target_target.double().norm(dim=1)
     zero = int((den == 0).sum())
@@ -262,7 +275,9 @@ def alpha2_from_changes(d_source_source: Tensor, d_source_target: Tensor, *,
     d_source_source: (N, K_S) change of S's logits under S's perturbation.
     d_source_target: (N, K_T) change of T's logits under S's perturbation.
     """
-    _check_changes(d_source_source, d_source_target)
+    squared = check_bool(squared, "squared")
+    d_source_source, d_source_target = _check_changes(
+        d_source_source, d_source_target, names=("d_source_source", "d_source_target"))
     value = float(torch.linalg.matrix_norm(_mean_outer(d_source_source, d_source_target)))
     return value**2 if squared else value
 
@@ -271,7 +286,9 @@ def alpha_combined_from_changes(d_source_source: Tensor, d_source_target: Tensor
                                 d_target_target: Tensor) -> float:
     """‖E_x[α₁(x) · Δ̂_{S→S}(x) Δ̂_{S→T}(x)ᵀ]‖_F: α₁ and α₂ in one number, per image (their
     "combined" adversarial transferability)."""
-    _check_changes(d_source_source, d_source_target, d_target_target)
+    d_source_source, d_source_target, d_target_target = _check_changes(
+        d_source_source, d_source_target, d_target_target,
+        names=("d_source_source", "d_source_target", "d_target_target"))
     a1 = alpha1_from_changes(d_source_target, d_target_target, per_sample=True)
     assert isinstance(a1, Tensor)
     return float(torch.linalg.matrix_norm(_mean_outer(d_source_source, d_source_target, a1)))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from advlens.data.errors import corrupt, dataset_folder, missing
+from advlens.data.errors import check_count, corrupt, dataset_folder, missing
 from advlens.data.imageset import ImageSet
 from advlens.paths import data_dir
 
@@ -67,12 +67,19 @@ def cifar10(split: str = "train", root: str | Path | None = None, n: int | None 
     """
     if split not in ("train", "test"):
         raise ValueError(f"cifar10 split must be 'train' or 'test'; got {split!r}.")
+    n = check_count(n, "n")
     folder = _folder(root)
     images, labels = [], []
     for name in TRAIN_FILES if split == "train" else TEST_FILES:
         batch = _unpickle(folder / name)
         try:
-            data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            raw = np.asarray(batch["data"])
+            if raw.dtype != np.uint8 and not (np.issubdtype(raw.dtype, np.integer) and raw.size
+                                              and 0 <= raw.min() and raw.max() <= 255):
+                raise ValueError(f"'data' is {raw.dtype}"
+                                 + (f" in [{raw.min()}, {raw.max()}]" if raw.size else "")
+                                 + ", expected uint8 pixels 0-255")
+            data = raw.astype(np.uint8).reshape(-1, 3, 32, 32)
             y = np.asarray(batch["labels"], dtype=np.int64)
         except (KeyError, ValueError) as err:
             raise corrupt(folder / name, f"bad 'data'/'labels': {err}") from err

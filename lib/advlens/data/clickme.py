@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from advlens.data.errors import corrupt, missing
+from advlens.data.errors import check_count, corrupt, missing
 from advlens.data.example import parse_example
 from advlens.data.imageset import ImageSet
 from advlens.data.standin import clickme_blur
@@ -99,6 +99,9 @@ def _decode_record(features: dict, size: int, blur: bool | None,
             RAW_SIDE, RAW_SIDE, 3).copy()).permute(2, 0, 1)[None]
         heat = torch.from_numpy(np.frombuffer(heat_bytes, "<f4").reshape(
             1, 1, RAW_SIDE, RAW_SIDE).copy())
+        for name, values in (("image", image), ("heatmap", heat)):
+            if not bool(torch.isfinite(values).all()):
+                raise ValueError(f"{where}: raw {name} holds NaN or inf values")
         heat = clickme_blur(heat, size) if blur else _resize(heat, size)
         image = _resize(image, size)
     elif image_bytes[:2] == b"\xff\xd8":  # Harmonization: JPEG image and heatmap
@@ -112,25 +115,33 @@ def _decode_record(features: dict, size: int, blur: bool | None,
     return (image[0] / 255.0).clamp(0.0, 1.0), _peak(heat[0]), label
 
 
-def _npz_arrays(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
+def _npz_arrays(path: Path) -> tuple[np.ndarray, np.ndarray, int, bool]:
+    """The image and heatmap as float32, the label, and whether the image was stored as
+    integers (0–255, whatever its largest value)."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            image = np.asarray(data["image"], dtype=np.float32)
+            raw = np.asarray(data["image"])
+            image = raw.astype(np.float32)
             heat = np.asarray(data["heatmap"], dtype=np.float32)
             label = int(np.asarray(data["label"]).reshape(-1)[0])
     except Exception as err:
         raise corrupt(path, f"{type(err).__name__}: {err}; expected image/heatmap/label") from err
-    return image, heat, label
+    for name, values in (("image", image), ("heatmap", heat)):
+        if not np.isfinite(values).all():
+            raise corrupt(path, f"{name} holds {int((~np.isfinite(values)).sum())} NaN or inf "
+                                "values")
+    return image, heat, label, bool(np.issubdtype(raw.dtype, np.integer))
 
 
 def _decode_npz(path: Path, size: int, blur: bool | None
                 ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    image, heat, label = _npz_arrays(path)
+    image, heat, label, integer = _npz_arrays(path)
     if image.ndim != 3 or 3 not in (image.shape[0], image.shape[-1]):
         raise corrupt(path, f"image has shape {image.shape}, expected H×W×3 or 3×H×W")
     if image.shape[-1] == 3 and image.shape[0] != 3:
         image = image.transpose(2, 0, 1)
-    if image.max() > 1.0:
+    # integers are 0–255 (a dark image's largest value may be 1); floats above 1 are too
+    if integer or image.max() > 1.0:
         image = image / 255.0
     heat = np.squeeze(heat)
     if heat.ndim != 2:
@@ -168,6 +179,7 @@ def clickme(path: str | Path | None = None, split: str | None = None, *, n: int 
     ``blur``: ``None`` = the format's own recipe (blur Harmonization heatmaps only), ``True`` /
     ``False`` forces it. ``verify`` checks TFRecord CRCs. ``n`` stops after ``n`` images.
     """
+    n = check_count(n, "n")
     base = Path(path) if path is not None else data_dir() / "clickme"
     if split is not None and (base / split).is_dir():
         base = base / split

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from advlens.data.errors import corrupt, missing
+from advlens.data.errors import check_count, corrupt, missing
 from advlens.data.imageset import ImageSet
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
@@ -19,6 +19,13 @@ def _read(path: Path, size: int | None, crop_fraction: float) -> np.ndarray:
 
     try:
         with Image.open(path) as img:
+            if img.mode.startswith("I;16"):  # 16-bit: convert("RGB") would saturate it at 255
+                wide = np.asarray(img, dtype=np.float64) / 65535.0
+                img = Image.fromarray(np.round(wide * 255.0).astype(np.uint8), "L")
+            elif img.mode in ("I", "F"):
+                kind = "32-bit integers" if img.mode == "I" else "floats"
+                raise ValueError(f"{path}: its pixels are {kind} (PIL mode {img.mode!r}), whose "
+                                 "range is unknown; save it as an 8- or 16-bit image.")
             img = img.convert("RGB")
             if size is not None:
                 # ImageNet evaluation: shorter side to size / crop_fraction, then centre crop.
@@ -45,6 +52,11 @@ def imagefolder(root: str | Path, split: str | None = None, *, size: int | None 
     ``n`` reads only ``n`` files drawn at random (``seed``) from the listing, in listing order
     (a 1,000-image evaluation subset of the 50,000 ImageNet validation images).
     """
+    n, max_per_class = check_count(n, "n"), check_count(max_per_class, "max_per_class")
+    if not 0 < crop_fraction <= 1:
+        raise ValueError(f"crop_fraction must be in (0, 1]; got {crop_fraction!r}.")
+    if size is not None:
+        size = check_count(size, "size")
     base = Path(root)
     if split is not None and (base / split).is_dir():
         base = base / split
@@ -54,7 +66,9 @@ def imagefolder(root: str | Path, split: str | None = None, *, size: int | None 
     classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
     files: list[tuple[Path, int]] = []
     for label, name in enumerate(classes):
-        found = sorted(p for p in (base / name).iterdir() if p.suffix.lower() in EXTENSIONS)
+        # not dot-files: macOS leaves "._x.png" metadata beside each image on other disks
+        found = sorted(p for p in (base / name).iterdir()
+                       if p.suffix.lower() in EXTENSIONS and not p.name.startswith("."))
         files += [(p, label) for p in found[:max_per_class]]
     if not files:
         raise missing(base, "images (in class sub-folders)",

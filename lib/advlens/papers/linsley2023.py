@@ -96,7 +96,8 @@ def attack_alignment(model: nn.Module, x: Tensor, y: Tensor, maps: Tensor, *,
 
 def correct(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 512) -> Tensor:
     """Boolean mask of the images ``model`` classifies correctly."""
-    return predict(model, x, batch_size=batch_size).argmax(1) == as_tensor(y).cpu()
+    predicted = predict(model, x, batch_size=batch_size).argmax(1)
+    return predicted == check_labels(y, predicted.shape[0], "y").cpu()
 
 
 def summarize(per_image: pd.DataFrame) -> dict[str, float]:

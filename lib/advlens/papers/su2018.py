@@ -64,7 +64,13 @@ def distortion(result: AttackResult | Sequence[float] | np.ndarray,
         norms = np.asarray(result, dtype=np.float64)
         if success is None:
             raise ValueError("pass success flags with raw norms (or pass an AttackResult).")
-        ok = np.asarray(success, dtype=bool)
+        ok = np.asarray(success)
+        if np.issubdtype(ok.dtype, np.integer) and np.isin(ok, (0, 1)).all():
+            ok = ok.astype(bool)
+        if ok.dtype != bool:
+            raise ValueError(f"success must hold booleans (True where the attack succeeded); got "
+                             f"dtype {ok.dtype}. Strings such as 'False' or probabilities are "
+                             "not flags: compare them first (e.g. p > 0.5).")
     if norms.ndim != 1 or norms.shape != ok.shape:
         raise ValueError(f"norms and success must be 1-D of equal length; got {norms.shape} "
                          f"and {ok.shape}.")

@@ -1,0 +1,183 @@
+"""Inputs that used to give silently wrong numbers, or fail deep inside with an unclear error,
+across the library's public functions (the attacks have their own contract tests)."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as scipy_stats
+from torch import nn
+
+from advlens import alignment, cka, features, inversion, stats, transfer
+from advlens.checkpoints import load_checkpoint
+from advlens.data.cifar import cifar10
+from advlens.data.clickme import clickme
+from advlens.data.imagefolder import imagefolder
+from advlens.papers import linsley2023, su2018
+from data_writers import write_cifar, write_png
+
+
+def _mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def _images(n: int = 5) -> np.ndarray:
+    return np.random.default_rng(0).random((n, 1, 4, 4))  # float64, as NumPy makes them
+
+
+# ------------------------------------------------------------------------ NaN in, NaN or error out
+def test_spearman_of_a_map_holding_nan_is_nan_as_scipys() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.random((2, 12)), rng.random((2, 12))
+    b[0, 3] = np.nan
+    rho = alignment.spearman(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    assert np.isnan(rho[0]) and np.isnan(scipy_stats.spearmanr(a[0], b[0]).statistic)
+    np.testing.assert_allclose(rho[1], scipy_stats.spearmanr(a[1], b[1]).statistic, rtol=1e-12)
+    ranks = alignment.rankdata(torch.from_numpy(b)).numpy()
+    np.testing.assert_array_equal(ranks, scipy_stats.rankdata(b, axis=1))  # NaN row, and not
+
+
+def test_clickme_npz_refuses_nan_and_scales_integer_images_by_their_dtype(tmp_path: Path) -> None:
+    dark = np.zeros((8, 8, 3), np.uint8)
+    dark[0, 0] = 1  # largest value 1: still 0–255 pixels, not [0, 1] floats
+    heat = np.random.default_rng(0).random((8, 8)).astype(np.float32)
+    np.savez(tmp_path / "a.npz", image=dark, heatmap=heat, label=2)
+    data = clickme(tmp_path, size=8, blur=False, progress=False)
+    assert float(data.images.max()) == pytest.approx(1 / 255)
+    heat[2, 2] = np.nan
+    np.savez(tmp_path / "a.npz", image=dark, heatmap=heat, label=2)
+    with pytest.raises(ValueError, match="heatmap holds 1 NaN or inf values"):
+        clickme(tmp_path, size=8, blur=False, progress=False)
+
+
+def test_alpha_refuses_nan_changes_and_takes_numpy() -> None:
+    rng = np.random.default_rng(0)
+    d_ss, d_st, d_tt = rng.normal(size=(3, 6, 4))
+    value = transfer.alpha2_from_changes(d_ss, d_st)  # NumPy arrays: an AttributeError before
+    assert value == pytest.approx(transfer.alpha2_from_changes(torch.from_numpy(d_ss),
+                                                               torch.from_numpy(d_st)))
+    d_st[1] = np.nan
+    for fn, args in ((transfer.alpha2_from_changes, (d_ss, d_st)),
+                     (transfer.alpha1_from_changes, (d_st, d_tt)),
+                     (transfer.alpha_combined_from_changes, (d_ss, d_st, d_tt))):
+        with pytest.raises(ValueError, match=r"d_source_target holds NaN or inf on 1 image"):
+            fn(*args)
+    with pytest.raises(ValueError, match="of one shape"):
+        transfer.alpha1_from_changes(d_tt, d_tt[:, :3])
+
+
+def test_linear_fit_refuses_nan_and_names_its_options() -> None:
+    x, y = np.arange(5.0), np.arange(5.0) * 2
+    y[2] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or inf in y \(at positions \[2\]\)"):
+        stats.linear_fit(x, y)
+    with pytest.raises(ValueError, match="n_boot must be an int >= 1"):
+        stats.linear_fit(x, x, n_boot=0)
+    with pytest.raises(ValueError, match=r"level is a fraction in \(0, 1\)"):
+        stats.bootstrap_ci(x, level=95)
+    with pytest.raises(ValueError, match="an array of at least one value"):
+        stats.bootstrap_ci(3.0)
+
+
+# ---------------------------------------------------------------------- shapes, dtypes, flags
+def test_accuracy_refuses_labels_of_another_shape() -> None:
+    model, x = _mlp(), _images()
+    y = features.predict(model, x).argmax(1)
+    assert features.accuracy(model, x, y) == 1.0
+    for bad in (y[:, None], y[:1]):  # broadcast before: 0.28 and 0.12 for a perfect model
+        with pytest.raises(ValueError, match=r"y must have shape \(5,\)"):
+            features.accuracy(model, x, bad)
+        with pytest.raises(ValueError, match=r"y must have shape \(5,\)"):
+            linsley2023.correct(model, x, bad)
+
+
+def test_float64_images_meet_a_float32_model() -> None:
+    model, x = _mlp(), _images()
+    expected = model(torch.from_numpy(x).float())
+    torch.testing.assert_close(features.predict(model, x), expected.detach())
+    assert features.representation(model, x).shape == (5, 8)
+    with pytest.raises(ValueError, match="x is an empty batch"):
+        features.predict(model, x[:0])
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1; got 0"):
+        features.representation(model, x, batch_size=0)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: cka.linear_cka(np.eye(6), np.eye(6), debiased="False"),
+    lambda: cka.cka_matrix({"a": np.eye(6), "b": np.eye(6)}, debiased="no"),
+    lambda: transfer.alpha2_from_changes(np.eye(3), np.eye(3), squared="False"),
+])
+def test_a_string_flag_is_refused_not_read_as_true(call) -> None:  # noqa: ANN001
+    with pytest.raises(TypeError, match="must be True or False; got '"):
+        call()
+
+
+def test_su_distortion_refuses_flags_that_are_not_booleans() -> None:
+    norms = [0.1, 0.2, 0.3]
+    with pytest.raises(ValueError, match="success must hold booleans"):
+        su2018.distortion(norms, ["True", "False", "False"])  # every string was True
+    with pytest.raises(ValueError, match="success must hold booleans"):
+        su2018.distortion(norms, [0.9, 0.2, 0.1])
+    as_ints = su2018.distortion(norms, [1, 0, 0])
+    assert as_ints == su2018.distortion(norms, [True, False, False])
+
+
+def test_invert_refuses_a_step_size_it_cannot_take() -> None:
+    model, x = _mlp(), torch.rand(2, 1, 4, 4)
+    for bad in (float("nan"), -0.1, 0.0):
+        with pytest.raises(ValueError, match="step_size must be a finite number > 0"):
+            inversion.invert(model, x, x.flip(0), iterations=2, step_size=bad)
+    with pytest.raises(TypeError, match="use_best must be True or False"):
+        inversion.invert(model, x, x.flip(0), iterations=2, use_best="False")
+
+
+# ---------------------------------------------------------------------------------- data files
+def test_imagefolder_reads_16_bit_images_and_refuses_float_ones(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    Image.fromarray(np.full((4, 4), 30000, np.uint16)).save(tmp_path / "a" / "wide.png")
+    write_png(tmp_path / "b" / "x.png", np.full((4, 4, 3), 128, np.uint8))
+    (tmp_path / "b" / "._x.png").write_bytes(b"macOS metadata")  # skipped, not "corrupt"
+    data = imagefolder(tmp_path, progress=False)
+    assert len(data) == 2
+    # 30000/65535 on 8 bits (saturated at 1.0 before)
+    assert float(data.images[0].mean()) == pytest.approx(round(30000 / 65535 * 255) / 255)
+    with pytest.raises(ValueError, match="n must be None \\(all\\) or an int >= 1; got 0"):
+        imagefolder(tmp_path, n=0, progress=False)
+    Image.fromarray(np.full((4, 4), 0.5, np.float32)).save(tmp_path / "a" / "f.tif")
+    with pytest.raises(ValueError, match="its pixels are floats .*range is unknown"):
+        imagefolder(tmp_path, progress=False)
+
+
+def test_cifar_refuses_pixels_that_are_not_bytes(tmp_path: Path) -> None:
+    write_cifar(tmp_path)
+    with pytest.raises(ValueError, match="n must be None \\(all\\) or an int >= 1; got -3"):
+        cifar10("test", tmp_path, n=-3)
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    batch = pickle.loads(path.read_bytes())
+    batch[b"data"] = batch[b"data"] / 255.0  # floats in [0, 1]: all zeros before
+    path.write_bytes(pickle.dumps(batch, protocol=2))
+    with pytest.raises(ValueError, match="'data' is float64 .*expected uint8 pixels"):
+        cifar10("test", tmp_path)
+
+
+@pytest.mark.parametrize("name,body,shown", [
+    ("w.pt", "version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 9\n",
+     "a Git LFS pointer"),
+    ("w.pt", "<!DOCTYPE html><html><body>sign in</body></html>", "an HTML page"),
+    ("w.pt", "", "is empty"),
+    ("w.safetensors", "not a header at all", "not a readable safetensors file"),
+])
+def test_a_checkpoint_placeholder_is_named_not_called_untrusted(tmp_path: Path, name: str,
+                                                                body: str, shown: str) -> None:
+    path = tmp_path / name
+    path.write_text(body)
+    with pytest.raises(ValueError, match=shown):
+        load_checkpoint(path, trust=False)
