@@ -181,3 +181,27 @@ def test_a_checkpoint_placeholder_is_named_not_called_untrusted(tmp_path: Path, 
     path.write_text(body)
     with pytest.raises(ValueError, match=shown):
         load_checkpoint(path, trust=False)
+
+
+def test_a_tfrecord_length_beyond_the_file_is_refused_before_reading(tmp_path: Path) -> None:
+    from advlens.data.tfrecord import read_records
+
+    path = tmp_path / "x.tfrecord"
+    path.write_bytes(b"\xff" * 8 + b"\x00" * 8)  # a length of 2**64 - 1, not a TFRecord
+    with pytest.raises(ValueError, match="claims 18446744073709551615 bytes, more than the file "
+                                         "holds \\(16 bytes\\)"):
+        list(read_records(path, verify=False))  # a MemoryError / OverflowError before
+
+
+def test_invert_names_a_representation_that_is_not_finite() -> None:
+    class NaNHead(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body, self.fc = nn.Flatten(), nn.Linear(16, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.body(x) * float("nan"))
+
+    x = torch.rand(2, 1, 4, 4)
+    with pytest.raises(ValueError, match=r"positions \[0, 1\] have a representation holding NaN"):
+        inversion.invert(NaNHead(), x, x.flip(0), iterations=1)

@@ -182,6 +182,12 @@ class _Inverter:
             target_rep = self.rep(targets)
             target_rep = target_rep.to(_loss_dtype(target_rep.dtype))
             target_norm = torch.linalg.vector_norm(target_rep, dim=1)
+            finite = torch.isfinite(target_rep).all(dim=1)
+            if not bool(finite.all()):
+                bad = (~finite).nonzero().flatten().tolist()
+                raise ValueError(f"targets at batch positions {bad[:10]} have a representation "
+                                 "holding NaN or inf (the model's output there is not finite); "
+                                 "check the model and the target images.")
             if not bool((target_norm > 0).all()):
                 bad = (target_norm <= 0).nonzero().flatten().tolist()
                 raise ValueError(f"targets at batch positions {bad[:10]} have an all-zero "

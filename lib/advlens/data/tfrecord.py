@@ -17,6 +17,7 @@ def read_records(path: str | Path, *, verify: bool = True) -> Iterator[bytes]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"TFRecord file {path} does not exist.")
+    size = path.stat().st_size
     with open(path, "rb") as handle:
         index = 0
         while True:
@@ -30,6 +31,10 @@ def read_records(path: str | Path, *, verify: bool = True) -> Iterator[bytes]:
             if verify and masked_crc32c(header[:8]) != length_crc:
                 raise ValueError(f"{path}: record {index} has a corrupt length (CRC mismatch); "
                                  "the file is damaged or not a TFRecord.")
+            if length > size - handle.tell() - 4:  # read() would try to allocate it all
+                raise ValueError(f"{path}: record {index} claims {length} bytes, more than the "
+                                 f"file holds ({size} bytes); the file is truncated or not a "
+                                 "TFRecord.")
             data = handle.read(length)
             footer = handle.read(4)
             if len(data) < length or len(footer) < 4:
