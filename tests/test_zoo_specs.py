@@ -94,7 +94,7 @@ def test_paper_load_names_the_missing_checkpoint(tmp_path: Path,
     with pytest.raises(FileNotFoundError, match="vgg16.tv_in1k.*resnet50_l2_eps3.ckpt"):
         build("paper", root=tmp_path)  # every missing file is named at once
     (tmp_path / "resnet50_l2_eps3.ckpt").write_bytes(b"")  # present but empty: named, not used
-    with pytest.raises(ValueError, match="resnet50_l2_eps3.ckpt is not a readable"):
+    with pytest.raises(ValueError, match="resnet50_l2_eps3.ckpt is empty, not a checkpoint"):
         load(robust, tmp_path)
 
 
