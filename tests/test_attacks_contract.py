@@ -334,3 +334,14 @@ def test_an_untargeted_attack_on_a_one_class_model_is_refused(name: str) -> None
     with pytest.raises(ValueError, match="untargeted attack needs a model of at least 2 classes; "
                                          "this one has 1"):
         ALL[name](model, x, torch.zeros(4, dtype=torch.long))
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_float64_images_are_attacked_in_a_float32_models_precision(name: str) -> None:
+    """A float64 NumPy array (NumPy's default) raised torch's dtype error deep inside; now the
+    images are cast to the model's dtype, and the result is that of float32 images."""
+    model, x, y = _setup(6)
+    wide = ALL[name](model, x.double().numpy(), y)
+    same = ALL[name](model, x, y)
+    assert wide.adv.dtype == torch.float32
+    assert torch.equal(wide.adv, same.adv) and torch.equal(wide.success, same.success)

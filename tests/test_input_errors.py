@@ -205,3 +205,10 @@ def test_invert_names_a_representation_that_is_not_finite() -> None:
     x = torch.rand(2, 1, 4, 4)
     with pytest.raises(ValueError, match=r"positions \[0, 1\] have a representation holding NaN"):
         inversion.invert(NaNHead(), x, x.flip(0), iterations=1)
+
+
+def test_saliency_takes_float64_images_for_a_float32_model() -> None:
+    model, x = _mlp(), _images(3)
+    y = features.predict(model, x).argmax(1)
+    torch.testing.assert_close(alignment.saliency(model, x, y),
+                               alignment.saliency(model, torch.from_numpy(x).float(), y))

@@ -11,7 +11,14 @@ from torch import Tensor, nn
 
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.norms import lp_norms
-from advlens.checks import as_tensor, check_images, check_labels, frozen, model_device
+from advlens.checks import (
+    as_tensor,
+    check_images,
+    check_labels,
+    frozen,
+    model_device,
+    model_dtype,
+)
 
 
 @contextlib.contextmanager
@@ -59,7 +66,8 @@ def prepare(model: nn.Module, x: Tensor, y: Tensor, *,
     n = x.shape[0]
     y = _class_indices(y, n, "y")
     device = model_device(model)
-    x, y = x.detach().to(device), y.to(device)
+    # the model's own precision (a float64 NumPy array meets a float32 model)
+    x, y = x.detach().to(device, model_dtype(model) or x.dtype), y.to(device)
     if targets is None:
         return x, y, Criterion(y, False, _largest(("y", y)))
     targets = _class_indices(targets, n, "targets").to(device)
