@@ -150,3 +150,19 @@ def test_verdicts_are_matched_by_name_when_the_findings_table_grows(tmp_path: Pa
     report = verify.verify(run, ref, tolerances={})
     assert [c.column for c in report.verdicts] == ["(a) drop holds", "(b) rise holds"]
     assert [c.column for c in report.flipped] == ["(b) rise holds"]
+
+
+@pytest.mark.parametrize("a,b,delta", [
+    ("resnet18", "resnet34", None),  # a renamed label, not a number that moved by 16
+    ("seed-1", "seed-2", None),
+    ("cnn-m/at0.5", "cnn-m/at1.0", None),
+    ("nan", "NaN", 0.0),  # one missing value written two ways
+    ("", "0.3", math.inf),
+    ("slope 0.04 [-0.03, 0.15]", "slope 0.05 [-0.02, 0.15]", 0.01),
+    ("p = 0.03.", "p = 0.04.", 0.01),
+    ("x -1", "x -2", 1.0),
+    ("1e-3", "2e-3", 1e-3),
+])
+def test_cell_delta_reads_numbers_not_names(a: str, b: str, delta: float | None) -> None:
+    got = verify.cell_delta(a, b)
+    assert got == delta if delta is None or math.isinf(delta) else got == pytest.approx(delta)

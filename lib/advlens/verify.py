@@ -33,7 +33,10 @@ from advlens.paths import figures_dir, repo_root
 TOLERANCE_FILE = Path(__file__).with_name("tolerances.json")
 # columns that measure the machine, not the method: never compared
 IGNORED_COLUMNS = ("wall_s", "*time_s", "wall_time*", "cached", "hash")
-_NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+# a number standing on its own, not part of a name: "resnet18", "at0.5" and "seed-1" are labels
+# (a rename is a text change, not a number that moved by 16)
+_NUMBER = re.compile(r"(?<![\w.])(?<![A-Za-z][-_])[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?"
+                     r"(?!\w|\.\d)")
 
 
 @dataclass
@@ -136,10 +139,12 @@ def cell_delta(a: str, b: str) -> float | None:
     """
     if a == b:
         return 0.0
+    missing = {"", "nan", "none"}
+    if a.strip().lower() in missing and b.strip().lower() in missing:
+        return 0.0  # "nan" and "NaN": one missing value, written two ways
     pa, pb = _numbers(a), _numbers(b)
     if pa is None or pb is None or pa[0] != pb[0] or len(pa[1]) != len(pb[1]):
-        missing = {"", "nan", "NaN", "None"}
-        if (a in missing) != (b in missing):
+        if (a.strip().lower() in missing) != (b.strip().lower() in missing):
             return math.inf
         return None
     return max(abs(x - y) for x, y in zip(pa[1], pb[1], strict=True))
