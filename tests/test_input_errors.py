@@ -212,3 +212,12 @@ def test_saliency_takes_float64_images_for_a_float32_model() -> None:
     y = features.predict(model, x).argmax(1)
     torch.testing.assert_close(alignment.saliency(model, x, y),
                                alignment.saliency(model, torch.from_numpy(x).float(), y))
+
+
+def test_read_json_names_a_binary_file(tmp_path: Path) -> None:
+    from advlens.io import read_json
+
+    path = tmp_path / "x.json"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(ValueError, match=r"x\.json is not valid JSON"):
+        read_json(path)

@@ -50,8 +50,8 @@ def read_json(path: str | Path) -> Any:
     """Read JSON, naming the file in the error if it is corrupt."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON ({err}); delete it and rerun.") from err
 
 
