@@ -221,3 +221,22 @@ def test_read_json_names_a_binary_file(tmp_path: Path) -> None:
     path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
     with pytest.raises(ValueError, match=r"x\.json is not valid JSON"):
         read_json(path)
+
+
+def test_stir_counts_its_images_before_inverting() -> None:
+    from advlens.stir import stir
+
+    model = _mlp()
+    with pytest.raises(ValueError, match="at least 4 images \\(debiased CKA\\); got 3"):
+        stir(model, model, torch.rand(3, 1, 4, 4), debiased=True, iterations=10**9)
+
+
+def test_a_probe_names_an_empty_split() -> None:
+    from advlens.probes import linear_probe
+
+    model, x = _mlp(), torch.rand(4, 1, 4, 4)
+    y = torch.tensor([0, 1, 2, 0])
+    with pytest.raises(ValueError, match="the val split is empty"):
+        linear_probe(model, x, y, x[:0], y[:0])
+    with pytest.raises(ValueError, match="num_classes must be None or an int >= 2; got 0"):
+        linear_probe(model, x, y, x, y, num_classes=0)

@@ -70,6 +70,19 @@ def replace_head(model: nn.Module, num_classes: int, *, seed: int = 0) -> tuple[
     return new_model, name
 
 
+def _num_classes(y_train: Tensor, y_val: Tensor, num_classes: int | None) -> int:
+    """``num_classes``, or the largest label of either split + 1 (each split non-empty)."""
+    for name, y in (("train", y_train), ("val", y_val)):
+        if as_tensor(y, f"y_{name}").numel() == 0:
+            raise ValueError(f"the {name} split is empty (no labels); with train_val_split, "
+                             "every class needs two or more images to put one in each split.")
+    if num_classes is not None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be None or an int >= 2; got {num_classes!r}.")
+        return num_classes
+    return int(max(int(as_tensor(y_train).max()), int(as_tensor(y_val).max()))) + 1
+
+
 def _check_data(x: Tensor, y: Tensor, name: str, num_classes: int) -> tuple[Tensor, Tensor]:
     x = check_images(as_tensor(x, f"x_{name}"), f"x_{name}")
     y = check_labels(y, x.shape[0], f"y_{name}")
@@ -130,8 +143,7 @@ def linear_probe(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tens
     :class:`ProbeResult`. The body runs in eval mode throughout: the head's inputs are the
     source's penultimate features, computed once, and no BatchNorm statistic changes.
     """
-    y_train, y_val = as_tensor(y_train, "y_train"), as_tensor(y_val, "y_val")
-    k = num_classes or int(max(int(y_train.max()), int(y_val.max()))) + 1
+    k = _num_classes(y_train, y_val, num_classes)
     x_train, y_train = _check_data(x_train, y_train, "train", k)
     x_val, y_val = _check_data(x_val, y_val, "val", k)
     new_model, name = replace_head(model, k, seed=seed)
@@ -176,8 +188,7 @@ def fine_tune(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tensor,
     :func:`linear_probe`); False lets them adapt to the target data (train mode). Dropout is
     off either way. Same arguments and result as :func:`linear_probe`.
     """
-    y_train, y_val = as_tensor(y_train, "y_train"), as_tensor(y_val, "y_val")
-    k = num_classes or int(max(int(y_train.max()), int(y_val.max()))) + 1
+    k = _num_classes(y_train, y_val, num_classes)
     x_train, y_train = _check_data(x_train, y_train, "train", k)
     x_val, y_val = _check_data(x_val, y_val, "val", k)
     new_model, _ = replace_head(model, k, seed=seed)

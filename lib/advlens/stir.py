@@ -60,6 +60,11 @@ def stir(m1: nn.Module, m2: nn.Module, x: Tensor, *, seeds: Tensor | None = None
     ``m2``'s representations (at ``layer2``) of ``x`` and of the inverted images over all of them.
     """
     x = check_images(as_tensor(x, "x"), "x")
+    least = 4 if debiased else 2  # CKA's least number of samples (checked before inverting)
+    if x.shape[0] < least:
+        raise ValueError(f"STIR compares representations over the images: it needs at least "
+                         f"{least} images{' (debiased CKA)' if debiased else ''}; got "
+                         f"{x.shape[0]}.")
     if seeds is None:
         seeds = noise_seeds(x, generator=generator, seed=seed)
     inverted = invert(m1, seeds, x, layer=layer1, **invert_kwargs)
