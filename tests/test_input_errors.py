@@ -240,3 +240,14 @@ def test_a_probe_names_an_empty_split() -> None:
         linear_probe(model, x, y, x[:0], y[:0])
     with pytest.raises(ValueError, match="num_classes must be None or an int >= 2; got 0"):
         linear_probe(model, x, y, x, y, num_classes=0)
+
+
+def test_minibatch_cka_refuses_a_representation_that_changes_width() -> None:
+    rng = np.random.default_rng(0)
+    mb = cka.MinibatchCKA()
+    mb.update({"a": rng.random((6, 8)), "b": rng.random((6, 5))})
+    with pytest.raises(ValueError, match=r"batch\['a'\] has 12 features but earlier batches had 8"):
+        mb.update({"a": rng.random((6, 12)), "b": rng.random((6, 5))})
+    with pytest.raises(ValueError, match=r"batch\['a'\] must be a \(b, d\) representation; got "
+                                         r"shape \(\)"):
+        mb.update({"a": 5, "b": rng.random((6, 5))})

@@ -378,6 +378,7 @@ class MinibatchCKA:
         self.n_samples = 0
         self._sums: Tensor | None = None
         self._scales: Tensor | None = None
+        self._widths: dict[str, int] = {}
 
     def update(self, reps: Mapping[str, Array]) -> None:
         """Add one minibatch; every representation has the same b ≥ 4 rows (the same inputs)."""
@@ -389,7 +390,17 @@ class MinibatchCKA:
                     "pass the same names, in the same order, to every update()."
                 )
             for key in reps:
-                n = reps[key].shape[0] if hasattr(reps[key], "shape") else len(reps[key])
+                shape = tuple(reps[key].shape) if hasattr(reps[key], "shape") else np.shape(
+                    reps[key])
+                if len(shape) != 2:
+                    raise ValueError(f"batch[{key!r}] must be a (b, d) representation; got "
+                                     f"shape {shape}.")
+                n = shape[0]
+                if self._widths.get(str(key), shape[1]) != shape[1]:
+                    raise ValueError(
+                        f"batch[{key!r}] has {shape[1]} features but earlier batches had "
+                        f"{self._widths[str(key)]}; pass the same layer's representation to "
+                        "every update().")
                 if n < 4:
                     raise ValueError(
                         f"batch[{key!r}] has {n} rows; the unbiased HSIC estimator needs at least "
@@ -400,6 +411,8 @@ class MinibatchCKA:
                                 what="batch", rescale=False)
         table, scales = _pairwise_hsic(prepared)
         self.names = [str(k) for k in reps]
+        self._widths = {str(k): int(np.shape(reps[k])[1]) if not hasattr(reps[k], "shape")
+                        else int(reps[k].shape[1]) for k in reps}
         if self._sums is None or self._scales is None:
             self._sums, self._scales = table, scales
         else:
