@@ -251,3 +251,14 @@ def test_minibatch_cka_refuses_a_representation_that_changes_width() -> None:
     with pytest.raises(ValueError, match=r"batch\['a'\] must be a \(b, d\) representation; got "
                                          r"shape \(\)"):
         mb.update({"a": 5, "b": rng.random((6, 5))})
+
+
+def test_fine_tune_takes_float64_images_for_a_float32_model() -> None:
+    from advlens.probes import fine_tune
+
+    model, x = _mlp(), _images(6)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    wide = fine_tune(model, x, y, x, y, epochs=1)
+    narrow = fine_tune(model, torch.from_numpy(x).float(), y, torch.from_numpy(x).float(), y,
+                       epochs=1)
+    assert wide.val_acc == narrow.val_acc and wide.history == narrow.history

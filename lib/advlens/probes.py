@@ -20,7 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from advlens.checks import as_tensor, check_images, check_labels, eval_mode, model_device
+from advlens.checks import (
+    as_tensor,
+    check_images,
+    check_labels,
+    eval_mode,
+    model_device,
+    model_dtype,
+)
 from advlens.features import final_linear, predict, representation
 
 
@@ -197,12 +204,13 @@ def fine_tune(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tensor,
     for p in params:
         p.requires_grad_(True)
     norms = [m for m in new_model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    dtype = model_dtype(new_model)  # a float64 NumPy array meets a float32 model
 
     def loss_of(idx: Tensor) -> Tensor:
         new_model.eval()
         for m in norms:
             m.train(not batchnorm_eval)
-        return F.cross_entropy(new_model(x_train[idx].to(device)), y_train[idx].to(device))
+        return F.cross_entropy(new_model(x_train[idx].to(device, dtype)), y_train[idx].to(device))
 
     def accuracy_of() -> float:
         with eval_mode(new_model):
