@@ -262,3 +262,12 @@ def test_fine_tune_takes_float64_images_for_a_float32_model() -> None:
     narrow = fine_tune(model, torch.from_numpy(x).float(), y, torch.from_numpy(x).float(), y,
                        epochs=1)
     assert wide.val_acc == narrow.val_acc and wide.history == narrow.history
+
+
+def test_empty_batches_are_named() -> None:
+    from advlens.probes import train_val_split
+
+    with pytest.raises(ValueError, match="empty batches"):
+        alignment.spearman_alignment(torch.zeros(0, 3, 4, 4), torch.zeros(0, 4, 4))
+    with pytest.raises(ValueError, match="y is empty"):
+        train_val_split(torch.zeros(0, dtype=torch.long))

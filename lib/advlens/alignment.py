@@ -102,6 +102,8 @@ def spearman_alignment(perturbation: Tensor, heatmap: Tensor) -> Tensor:
     mask = perturbation_mask(perturbation)
     heat = _maps(heatmap, "heatmap").to(mask.device)
     _same_shape(mask, heat, "perturbation and heatmap")
+    if mask.shape[0] == 0:
+        raise ValueError("perturbation and heatmap are empty batches; pass at least one image.")
     return spearman(mask, heat)
 
 

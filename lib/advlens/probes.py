@@ -49,6 +49,8 @@ def train_val_split(y: Tensor, val_fraction: float = 0.2, *,
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction}.")
     y = check_labels(as_tensor(y, "y"), len(y), "y")
+    if y.numel() == 0:
+        raise ValueError("y is empty: no labels to split.")
     g = torch.Generator().manual_seed(seed)
     train, val = [], []
     for c in torch.unique(y):
