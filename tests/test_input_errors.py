@@ -223,12 +223,72 @@ def test_read_json_names_a_binary_file(tmp_path: Path) -> None:
         read_json(path)
 
 
-def test_stir_counts_its_images_before_inverting() -> None:
-    from advlens.stir import stir
+def _no_inversion(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the inversion ran before the inputs were checked")
 
+
+def test_stir_checks_its_inputs_before_inverting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import advlens.stir
+
+    monkeypatch.setattr(advlens.stir, "invert", _no_inversion)
     model = _mlp()
     with pytest.raises(ValueError, match="at least 4 images \\(debiased CKA\\); got 3"):
-        stir(model, model, torch.rand(3, 1, 4, 4), debiased=True, iterations=10**9)
+        advlens.stir.stir(model, model, torch.rand(3, 1, 4, 4), debiased=True)
+    with pytest.raises(TypeError, match="debiased must be True or False"):
+        advlens.stir.stir(model, model, torch.rand(6, 1, 4, 4), debiased="False")
+
+
+def test_alpha2_checks_its_flag_before_attacking(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transfer, "_pair", _no_inversion)
+    with pytest.raises(TypeError, match="squared must be True or False"):
+        transfer.alpha2(_mlp(), _mlp(), torch.rand(4, 1, 4, 4), squared="False")
+
+
+class _HalfBody(nn.Module):
+    """bf16 weights, float32 logits: the model casts its input itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = _mlp().bfloat16()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.bfloat16()).float()
+
+
+class _Tempered(nn.Module):
+    """A float64 temperature registered before a float32 body (mixed dtypes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.t = nn.Parameter(torch.tensor(2.0, dtype=torch.float64))
+        self.net = _mlp()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).double() / self.t
+
+
+@pytest.mark.parametrize("make", [_HalfBody, _Tempered])
+def test_float32_images_reach_a_model_that_handles_its_own_dtypes_unchanged(make) -> None:  # noqa: ANN001
+    """Only float64 images meeting a float32 model are cast (to float32): never to half
+    precision, never up to a first parameter's float64."""
+    from advlens import attacks
+
+    model, x = make(), torch.rand(4, 1, 4, 4)
+    y = features.predict(model, x).argmax(1)
+    r = attacks.ddn(model, x, y, steps=5)
+    assert r.adv.dtype == torch.float32 and features.predict(model, x).shape == (4, 3)
+
+
+def test_numpy_and_tensor_numbers_are_taken_where_python_ones_are() -> None:
+    from advlens.probes import linear_probe
+
+    model, x = _mlp(), torch.rand(4, 1, 4, 4)
+    assert features.predict(model, x, batch_size=np.int64(2)).shape == (4, 3)
+    y = torch.tensor([0, 1, 2, 0])
+    assert linear_probe(model, x, y, x, y, num_classes=np.int64(4), epochs=1).model is not None
+    inversion.invert(model, x, x.flip(0), iterations=1, step_size=np.float32(0.1))
+    assert su2018.distortion([0.1, 0.2], [1.0, 0.0]) == su2018.distortion([0.1, 0.2],
+                                                                          [True, False])
 
 
 def test_a_probe_names_an_empty_split() -> None:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from advlens.checks import as_tensor, check_images, check_labels, frozen, model_device, model_dtype
+from advlens.checks import as_tensor, check_images, check_labels, frozen, images_for, model_device
 
 HUMAN_CEILING = 0.65753  # ClickMe's inter-participant Spearman ceiling (Fel et al. 2022)
 PYRAMID_LEVELS = 5
@@ -117,12 +117,12 @@ def saliency(model: nn.Module, x: Tensor, y: Tensor, *, create_graph: bool = Fal
     """
     x = as_tensor(x, "x")
     y = check_labels(y, x.shape[0], "y")
+    x = images_for(model, x)
     if create_graph:
         return logits_and_saliency(model, x, y)[1]
     check_images(x, "x")
     with frozen(model), torch.enable_grad():
-        dtype = model_dtype(model) if x.is_floating_point() else None
-        inputs = x.detach().to(model_device(model), dtype).requires_grad_(True)
+        inputs = x.detach().to(model_device(model)).requires_grad_(True)
         logits = model(inputs)
         picked = logits.gather(1, y.to(logits.device)[:, None]).sum()
         (grad,) = torch.autograd.grad(picked, inputs)

@@ -59,9 +59,10 @@ _PLACEHOLDERS = ((b"version https://git-lfs", "a Git LFS pointer (the weights we
 
 def _refuse_placeholder(path: Path) -> None:
     with path.open("rb") as f:
-        head = f.read(64).lstrip().lower()
-    if not head:
+        raw = f.read(64)
+    if not raw:
         raise ValueError(f"{path} is empty, not a checkpoint; download it again.")
+    head = raw.lstrip().lower()
     for start, what in _PLACEHOLDERS:
         if head.startswith(start):
             raise ValueError(f"{path} is {what}, not a checkpoint.")

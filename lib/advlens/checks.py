@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import operator
 from collections.abc import Iterator
 
 import numpy as np
@@ -17,6 +18,29 @@ def as_tensor(x: Tensor | np.ndarray, name: str = "input") -> Tensor:
     if isinstance(x, np.ndarray):
         return torch.from_numpy(x)
     raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}.")
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """``value`` as an int if it is an integer >= 1 (NumPy's and 0-dim integer tensors
+    included); a clear error otherwise (0 or a negative count used to read one image, or every
+    image but one)."""
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        number = None
+    if isinstance(value, bool) or number is None or number < 1:
+        raise ValueError(f"{name} must be an int >= 1; got {value!r}.")
+    return number
+
+
+def check_count(value: object, name: str) -> int | None:
+    """:func:`check_positive_int`, with None (all) allowed."""
+    if value is None:
+        return None
+    try:
+        return check_positive_int(value, name)
+    except ValueError:
+        raise ValueError(f"{name} must be None (all) or an int >= 1; got {value!r}.") from None
 
 
 def check_bool(value: object, name: str) -> bool:
@@ -85,6 +109,15 @@ def model_dtype(model: nn.Module) -> torch.dtype | None:
         if tensor.is_floating_point():
             return tensor.dtype
     return None
+
+
+def images_for(model: nn.Module, x: Tensor) -> Tensor:
+    """``x`` in float32 where it is float64 and the model float32 (NumPy's default float meets
+    PyTorch's), else unchanged: never to half precision, never up to float64 (a model that
+    casts its input itself, or mixes dtypes, gets what it got before)."""
+    if x.dtype == torch.float64 and model_dtype(model) == torch.float32:
+        return x.float()
+    return x
 
 
 @contextlib.contextmanager

@@ -9,7 +9,14 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from advlens.checks import as_tensor, check_labels, eval_mode, model_device, model_dtype
+from advlens.checks import (
+    as_tensor,
+    check_labels,
+    check_positive_int,
+    eval_mode,
+    images_for,
+    model_device,
+)
 
 
 class _Captured(Exception):
@@ -110,16 +117,14 @@ def _batches(x: Tensor, batch_size: int) -> Iterator[Tensor]:
         yield x[start:start + batch_size]
 
 
-def _model_input(model: nn.Module, x: Tensor, batch_size: int) -> tuple[Tensor, torch.dtype | None]:
-    """``x`` as a non-empty tensor, and the dtype to feed the model (its own floating dtype for
-    floating images: a float64 NumPy array meets a float32 model), after checking
-    ``batch_size``."""
+def _model_input(model: nn.Module, x: Tensor, batch_size: int) -> tuple[Tensor, int]:
+    """``x`` as a non-empty tensor the model takes (:func:`~advlens.checks.images_for`), and
+    ``batch_size`` checked."""
     x = as_tensor(x, "x")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}.")
+    size = check_positive_int(batch_size, "batch_size")
     if x.ndim == 0 or x.shape[0] == 0:
         raise ValueError(f"x is an empty batch (shape {tuple(x.shape)}); pass at least one image.")
-    return x, (model_dtype(model) if x.is_floating_point() else None)
+    return images_for(model, x), size
 
 
 @torch.no_grad()
@@ -130,13 +135,12 @@ def representation(model: nn.Module, x: Tensor, layer: str | None = None, *,
     Runs in eval mode (the model's own modes are restored), in batches, on the model's device;
     the result is returned on the CPU in float32.
     """
-    x, dtype = _model_input(model, x, batch_size)
+    x, batch_size = _model_input(model, x, batch_size)
     device = torch.device(device) if device is not None else model_device(model)
     outputs = []
     with eval_mode(model):
         for batch in _batches(x, batch_size):
-            batch = batch.to(device, dtype)
-            outputs.append(representation_graph(model, batch, layer).float().cpu())
+            outputs.append(representation_graph(model, batch.to(device), layer).float().cpu())
     return torch.cat(outputs)
 
 
@@ -145,10 +149,10 @@ def predict(model: nn.Module, x: Tensor, *, batch_size: int = 512,
             dtype: torch.dtype | None = torch.float32) -> Tensor:
     """Logits of ``model`` on ``x`` in eval mode, batched, returned on the CPU in ``dtype``
     (None: the model's own output dtype)."""
-    x, in_dtype = _model_input(model, x, batch_size)
+    x, batch_size = _model_input(model, x, batch_size)
     device = model_device(model)
     with eval_mode(model):
-        logits = torch.cat([model(b.to(device, in_dtype)).cpu() for b in _batches(x, batch_size)])
+        logits = torch.cat([model(b.to(device)).cpu() for b in _batches(x, batch_size)])
     return logits if dtype is None else logits.to(dtype)
 
 

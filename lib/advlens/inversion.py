@@ -309,8 +309,13 @@ def invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
                          f"{batch_size}.")
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"momentum must be in [0, 1); got {momentum}.")
-    if not (isinstance(step_size, int | float) and math.isfinite(step_size) and step_size > 0):
+    try:
+        step = float(step_size)  # NumPy and 0-dim tensor numbers too
+    except (TypeError, ValueError):
+        step = math.nan
+    if isinstance(step_size, bool) or not (math.isfinite(step) and step > 0):
         raise ValueError(f"step_size must be a finite number > 0; got {step_size!r}.")
+    step_size = step
     use_best = check_bool(use_best, "use_best")
     if early_stop is not None and not isinstance(early_stop, EarlyStop):
         raise TypeError("early_stop must be an advlens.inversion.EarlyStop or None.")

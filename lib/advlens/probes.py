@@ -22,11 +22,12 @@ from torch import Tensor, nn
 
 from advlens.checks import (
     as_tensor,
+    check_count,
     check_images,
     check_labels,
     eval_mode,
+    images_for,
     model_device,
-    model_dtype,
 )
 from advlens.features import final_linear, predict, representation
 
@@ -86,9 +87,13 @@ def _num_classes(y_train: Tensor, y_val: Tensor, num_classes: int | None) -> int
             raise ValueError(f"the {name} split is empty (no labels); with train_val_split, "
                              "every class needs two or more images to put one in each split.")
     if num_classes is not None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        try:
+            k = check_count(num_classes, "num_classes")
+        except ValueError:
+            k = None
+        if k is None or k < 2:
             raise ValueError(f"num_classes must be None or an int >= 2; got {num_classes!r}.")
-        return num_classes
+        return k
     return int(max(int(as_tensor(y_train).max()), int(as_tensor(y_val).max()))) + 1
 
 
@@ -206,13 +211,13 @@ def fine_tune(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tensor,
     for p in params:
         p.requires_grad_(True)
     norms = [m for m in new_model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    dtype = model_dtype(new_model)  # a float64 NumPy array meets a float32 model
+    x_train = images_for(new_model, x_train)
 
     def loss_of(idx: Tensor) -> Tensor:
         new_model.eval()
         for m in norms:
             m.train(not batchnorm_eval)
-        return F.cross_entropy(new_model(x_train[idx].to(device, dtype)), y_train[idx].to(device))
+        return F.cross_entropy(new_model(x_train[idx].to(device)), y_train[idx].to(device))
 
     def accuracy_of() -> float:
         with eval_mode(new_model):

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from advlens.checks import as_tensor, check_images
+from advlens.checks import as_tensor, check_bool, check_images
 from advlens.cka import linear_cka
 from advlens.features import representation
 from advlens.inversion import InversionResult, invert
@@ -60,6 +60,7 @@ def stir(m1: nn.Module, m2: nn.Module, x: Tensor, *, seeds: Tensor | None = None
     ``m2``'s representations (at ``layer2``) of ``x`` and of the inverted images over all of them.
     """
     x = check_images(as_tensor(x, "x"), "x")
+    debiased = check_bool(debiased, "debiased")  # before the inversion, not after it
     least = 4 if debiased else 2  # CKA's least number of samples (checked before inverting)
     if x.shape[0] < least:
         raise ValueError(f"STIR compares representations over the images: it needs at least "

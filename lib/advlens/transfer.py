@@ -319,6 +319,7 @@ def alpha2(source: nn.Module, target: nn.Module, x: Tensor, *,
            batch_size: int = 256) -> float:
     """α₂ of ``source`` → ``target`` on images ``x`` (see :func:`alpha2_from_changes`);
     only the source is attacked."""
+    squared = check_bool(squared, "squared")  # before the attack, not after it
     p, s, t = _pair(source, target, x, attack, batch_size)
     return alpha2_from_changes(p.change(s, s), p.change(s, t), squared=squared)
 

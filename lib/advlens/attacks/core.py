@@ -16,8 +16,8 @@ from advlens.checks import (
     check_images,
     check_labels,
     frozen,
+    images_for,
     model_device,
-    model_dtype,
 )
 
 
@@ -66,8 +66,7 @@ def prepare(model: nn.Module, x: Tensor, y: Tensor, *,
     n = x.shape[0]
     y = _class_indices(y, n, "y")
     device = model_device(model)
-    # the model's own precision (a float64 NumPy array meets a float32 model)
-    x, y = x.detach().to(device, model_dtype(model) or x.dtype), y.to(device)
+    x, y = images_for(model, x.detach()).to(device), y.to(device)
     if targets is None:
         return x, y, Criterion(y, False, _largest(("y", y)))
     targets = _class_indices(targets, n, "targets").to(device)

@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from advlens.data.errors import check_count, corrupt, missing
+from advlens.checks import check_count
+from advlens.data.errors import corrupt, missing
 from advlens.data.example import parse_example
 from advlens.data.imageset import ImageSet
 from advlens.data.standin import clickme_blur

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 
 def missing(path: str | Path, what: str, how: str) -> FileNotFoundError:
     """A FileNotFoundError naming ``path``, what should be there and how to get it."""
@@ -29,12 +27,3 @@ def corrupt(path: str | Path, why: str) -> ValueError:
     return ValueError(f"{path} is corrupt or not in the expected format ({why}); "
                       "delete it and download/extract it again.")
 
-
-def check_count(value: int | None, name: str) -> int | None:
-    """``value`` if it is None or an int >= 1; a clear error otherwise (0 or a negative count
-    used to read one image, or every image but one)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be None (all) or an int >= 1; got {value!r}.")
-    return int(value)

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from advlens.data.errors import check_count, corrupt, missing
+from advlens.checks import check_count
+from advlens.data.errors import corrupt, missing
 from advlens.data.imageset import ImageSet
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
@@ -19,10 +20,12 @@ def _read(path: Path, size: int | None, crop_fraction: float) -> np.ndarray:
 
     try:
         with Image.open(path) as img:
-            if img.mode.startswith("I;16"):  # 16-bit: convert("RGB") would saturate it at 255
+            # 16-bit: convert("RGB") would saturate it at 255 (PNG and PGM open as "I;16", or
+            # as "I" in Pillow before 10.3)
+            if img.mode.startswith("I;16") or (img.mode == "I" and img.format in ("PNG", "PPM")):
                 wide = np.asarray(img, dtype=np.float64) / 65535.0
                 img = Image.fromarray(np.round(wide * 255.0).astype(np.uint8), "L")
-            elif img.mode in ("I", "F"):
+            elif img.mode in ("I", "F"):  # 32-bit (TIFF): of no known range
                 kind = "32-bit integers" if img.mode == "I" else "floats"
                 raise ValueError(f"{path}: its pixels are {kind} (PIL mode {img.mode!r}), whose "
                                  "range is unknown; save it as an 8- or 16-bit image.")

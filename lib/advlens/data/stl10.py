@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from advlens.data.errors import check_count, corrupt, dataset_folder, missing
+from advlens.checks import check_count
+from advlens.data.errors import corrupt, dataset_folder, missing
 from advlens.data.imageset import ImageSet
 from advlens.data.transforms import resize
 from advlens.paths import data_dir

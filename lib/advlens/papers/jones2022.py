@@ -30,7 +30,7 @@ from scipy import stats as scipy_stats
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from advlens.checks import as_tensor, check_images, check_labels
+from advlens.checks import as_tensor, check_bool, check_images, check_labels
 from advlens.cka import cka_cross, cka_matrix, linear_cka
 from advlens.features import predict, representation
 from advlens.findings import encode_statistics
@@ -124,6 +124,7 @@ def inverted_cka_matrix(models: Mapping[str, nn.Module], seeds: Tensor, targets:
     ``invert_kwargs`` to have same-class pairs refused), unless ``inverted`` already holds every
     model's inversion result (e.g. to reuse them).
     """
+    debiased = check_bool(debiased, "debiased")  # before the inversions, not after them
     if inverted is None:
         inverted = invert_each(models, seeds, targets, layer=layer, progress=progress,
                                **invert_kwargs)

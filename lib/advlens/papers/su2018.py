@@ -65,8 +65,8 @@ def distortion(result: AttackResult | Sequence[float] | np.ndarray,
         if success is None:
             raise ValueError("pass success flags with raw norms (or pass an AttackResult).")
         ok = np.asarray(success)
-        if np.issubdtype(ok.dtype, np.integer) and np.isin(ok, (0, 1)).all():
-            ok = ok.astype(bool)
+        if np.issubdtype(ok.dtype, np.number) and np.isin(ok, (0, 1)).all():
+            ok = ok.astype(bool)  # 0/1 flags, as integers or floats
         if ok.dtype != bool:
             raise ValueError(f"success must hold booleans (True where the attack succeeded); got "
                              f"dtype {ok.dtype}. Strings such as 'False' or probabilities are "
