@@ -10,8 +10,9 @@
 - :func:`run_batched` runs any of them over an image set in chunks.
 
 Inputs are unnormalised float32 or float64 images in [0, 1] (refused otherwise: for bfloat16
-speed, wrap the model with :func:`advlens.accel.prepare`, which returns float32 logits); the
-model must return one (N, classes) logits tensor; models are run in eval mode with their modes
+speed, wrap the model with :func:`advlens.accel.prepare`, which returns float32 logits; float64
+images meeting a float32 model are attacked in float32); the model must return one
+(N, classes) logits tensor; models are run in eval mode with their modes
 restored. Labels ``y`` are the true classes; an attack is targeted iff
 ``targets`` are given; labels outside the model's classes are refused. Cost accounting:
 ``passes`` counts batched forward+backward passes, ``forwards`` batched forward-only passes; a
