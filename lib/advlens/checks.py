@@ -20,27 +20,26 @@ def as_tensor(x: Tensor | np.ndarray, name: str = "input") -> Tensor:
     raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}.")
 
 
-def check_positive_int(value: object, name: str) -> int:
-    """``value`` as an int if it is an integer >= 1 (NumPy's and 0-dim integer tensors
-    included); a clear error otherwise (0 or a negative count used to read one image, or every
-    image but one)."""
+def check_positive_int(value: object, name: str, *, least: int = 1,
+                       allowed: str | None = None) -> int:
+    """``value`` as an int if it is an integer >= ``least`` (NumPy's and 0-dim integer tensors
+    included); a clear error otherwise, saying what is ``allowed`` (0 or a negative count used
+    to read one image, or every image but one)."""
     try:
         number = operator.index(value)  # type: ignore[arg-type]
     except TypeError:
         number = None
-    if isinstance(value, bool) or number is None or number < 1:
-        raise ValueError(f"{name} must be an int >= 1; got {value!r}.")
+    if isinstance(value, bool) or number is None or number < least:
+        raise ValueError(f"{name} must be {allowed or f'an int >= {least}'}; got {value!r}.")
     return number
 
 
-def check_count(value: object, name: str) -> int | None:
-    """:func:`check_positive_int`, with None (all) allowed."""
+def check_count(value: object, name: str, *, least: int = 1, none: str = "all") -> int | None:
+    """:func:`check_positive_int`, with None allowed (``none``: what it means, for the error)."""
     if value is None:
         return None
-    try:
-        return check_positive_int(value, name)
-    except ValueError:
-        raise ValueError(f"{name} must be None (all) or an int >= 1; got {value!r}.") from None
+    return check_positive_int(value, name, least=least,
+                              allowed=f"None{f' ({none})' if none else ''} or an int >= {least}")
 
 
 def check_bool(value: object, name: str) -> bool:

@@ -35,7 +35,8 @@ _GRAM_MAX_BYTES = 2 * 1024**3
 
 
 # --------------------------------------------------------------------------------------- inputs
-def _min_rows(debiased: bool) -> int:
+def min_rows(debiased: bool) -> int:
+    """The fewest samples (rows) CKA takes: 4 for the unbiased HSIC estimator, else 2."""
     return 4 if debiased else 2
 
 
@@ -241,8 +242,8 @@ def _normalise(h_xy: Tensor, a: _Prepared, h_xx: Tensor, b: _Prepared, h_yy: Ten
 
 def _pair_cka(X: Array, Y: Array, *, kernel: Kernel, debiased: bool, threshold: float) -> float:
     debiased = check_bool(debiased, "debiased")
-    xc = _centred(X, "X", min_rows=_min_rows(debiased))
-    yc = _centred(Y, "Y", min_rows=_min_rows(debiased), device=xc.device)
+    xc = _centred(X, "X", min_rows=min_rows(debiased))
+    yc = _centred(Y, "Y", min_rows=min_rows(debiased), device=xc.device)
     _same_rows([xc, yc], ["X", "Y"])
     use_gram = _use_gram(xc.shape[0], [xc.shape[1], yc.shape[1]])
     a, b = (_prepare(z, name, kernel=kernel, debiased=debiased, threshold=threshold,
@@ -279,7 +280,7 @@ def _prepare_all(reps: Mapping[str, Array], *, kernel: Kernel, debiased: bool, t
     names = [str(k) for k in reps]
     xs: list[Tensor] = []
     for key, name in zip(reps, names, strict=True):
-        xs.append(_centred(reps[key], f"{what}[{name!r}]", min_rows=_min_rows(debiased),
+        xs.append(_centred(reps[key], f"{what}[{name!r}]", min_rows=min_rows(debiased),
                            device=device if not xs else xs[0].device, rescale=rescale))
     _same_rows(xs, [f"{what}[{n!r}]" for n in names])
     use_gram = _use_gram(xs[0].shape[0], [x.shape[1] for x in xs])

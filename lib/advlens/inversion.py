@@ -31,6 +31,7 @@ from advlens.checks import (
     check_labels,
     frozen,
     model_device,
+    model_dtype,
 )
 from advlens.features import capture, resolve_layer
 
@@ -149,14 +150,6 @@ def _validate(seeds: Tensor, targets: Tensor, seed_labels: Tensor | None,
         n = seeds.shape[0]
         check_different_labels(check_labels(seed_labels, n, "seed_labels"),
                                check_labels(target_labels, n, "target_labels"))
-
-
-def _model_dtype(model: nn.Module) -> torch.dtype:
-    """The floating dtype of the model's first floating parameter (float32 if none)."""
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.float32
 
 
 class _Inverter:
@@ -320,7 +313,7 @@ def invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
     if early_stop is not None and not isinstance(early_stop, EarlyStop):
         raise TypeError("early_stop must be an advlens.inversion.EarlyStop or None.")
     device = model_device(model)
-    dtype = _model_dtype(model)
+    dtype = model_dtype(model) or torch.float32
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     inverter = _Inverter(model, layer, autocast)
     n = seeds.shape[0]

@@ -86,13 +86,8 @@ def _num_classes(y_train: Tensor, y_val: Tensor, num_classes: int | None) -> int
         if as_tensor(y, f"y_{name}").numel() == 0:
             raise ValueError(f"the {name} split is empty (no labels); with train_val_split, "
                              "every class needs two or more images to put one in each split.")
-    if num_classes is not None:
-        try:
-            k = check_count(num_classes, "num_classes")
-        except ValueError:
-            k = None
-        if k is None or k < 2:
-            raise ValueError(f"num_classes must be None or an int >= 2; got {num_classes!r}.")
+    k = check_count(num_classes, "num_classes", least=2, none="")
+    if k is not None:
         return k
     return int(max(int(as_tensor(y_train).max()), int(as_tensor(y_val).max()))) + 1
 

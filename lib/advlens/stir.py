@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from advlens.checks import as_tensor, check_bool, check_images
-from advlens.cka import linear_cka
+from advlens.cka import linear_cka, min_rows
 from advlens.features import representation
 from advlens.inversion import InversionResult, invert
 
@@ -61,7 +61,7 @@ def stir(m1: nn.Module, m2: nn.Module, x: Tensor, *, seeds: Tensor | None = None
     """
     x = check_images(as_tensor(x, "x"), "x")
     debiased = check_bool(debiased, "debiased")  # before the inversion, not after it
-    least = 4 if debiased else 2  # CKA's least number of samples (checked before inverting)
+    least = min_rows(debiased)  # CKA's, checked before the inversion
     if x.shape[0] < least:
         raise ValueError(f"STIR compares representations over the images: it needs at least "
                          f"{least} images{' (debiased CKA)' if debiased else ''}; got "

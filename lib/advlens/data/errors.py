@@ -26,4 +26,3 @@ def corrupt(path: str | Path, why: str) -> ValueError:
     """A ValueError naming the damaged file and suggesting a fresh download."""
     return ValueError(f"{path} is corrupt or not in the expected format ({why}); "
                       "delete it and download/extract it again.")
-
