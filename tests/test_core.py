@@ -27,6 +27,26 @@ def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
     assert [p.name for p in target.parent.iterdir()] == ["result.json"]
 
 
+def test_json_is_strict_nan_and_inf_become_null(tmp_path: Path) -> None:
+    """Python's json writes bare NaN / Infinity, which browsers and jq refuse; ours writes null,
+    inside numpy arrays, tensors and numpy scalars too, and the text parses as strict JSON."""
+    record = {"nan": float("nan"), "inf": float("inf"), "ninf": -float("inf"), "ok": 0.5,
+              "np": np.float32("nan"), "arr": np.array([1.0, np.nan]),
+              "tensor": torch.tensor([np.inf, 2.0]), "nested": [{"v": (float("nan"), 3)}],
+              "flag": np.bool_(True), "count": np.int64(4), "path": Path("a/b")}
+    text = io.json_text(record)
+
+    def refuse(token: str) -> None:
+        raise ValueError(token)
+
+    parsed = json.loads(text, parse_constant=refuse)
+    assert parsed == {"nan": None, "inf": None, "ninf": None, "ok": 0.5, "np": None,
+                      "arr": [1.0, None], "tensor": [None, 2.0], "nested": [{"v": [None, 3]}],
+                      "flag": True, "count": 4, "path": "a/b"}
+    io.atomic_write_json(tmp_path / "r.json", record)
+    assert io.read_json(tmp_path / "r.json") == parsed
+
+
 def test_read_json_names_corrupt_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

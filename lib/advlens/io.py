@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import secrets
 from collections.abc import Callable
@@ -37,8 +38,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 
 def json_text(obj: Any) -> str:
-    """``obj`` as indented, key-sorted JSON (numpy arrays, paths and dataclasses included)."""
-    return json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+    """``obj`` as indented, key-sorted JSON (numpy arrays, tensors, paths and dataclasses
+    included). NaN and ±inf are written as ``null``: strict readers (browsers, jq) refuse the
+    bare ``NaN`` Python's ``json`` writes by default."""
+    return json.dumps(_strict(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
@@ -68,6 +71,19 @@ def config_hash(config: Any, length: int = 12) -> str:
     """Stable short hash of a JSON-serialisable configuration."""
     text = json.dumps(config, sort_keys=True, default=_json_default)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def _strict(obj: Any) -> Any:
+    """``obj`` made of JSON's own types, every non-finite float replaced by None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (str, int)):
+        return obj
+    if isinstance(obj, dict):
+        return {key: _strict(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(value) for value in obj]
+    return _strict(_json_default(obj))
 
 
 def _json_default(obj: Any) -> Any:
