@@ -66,3 +66,14 @@ def test_config_and_datasets_import_without_a_cycle() -> None:
     nested = [n for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
               for n in ast.walk(f) if isinstance(n, ast.Import | ast.ImportFrom)]
     assert not nested, "zoo/config.py hides imports inside functions"
+
+
+def test_an_int_for_a_float_field_is_the_same_model() -> None:
+    """eps=1 and eps=1.0 (lr, weights, regime parameters too) name one model: one cache key,
+    and the stored config holds floats."""
+    as_int = ModelConfig(arch="cnn-s", regime="l2-at", eps=1, lr=1, harmonizer_weight=0,
+                         regime_params=(("beta", 6),))
+    as_float = ModelConfig(arch="cnn-s", regime="l2-at", eps=1.0, lr=1.0,
+                           harmonizer_weight=0.0, regime_params=(("beta", 6.0),))
+    assert as_int.hash == as_float.hash
+    assert isinstance(as_int.eps, float) and isinstance(as_int.regime_params[0][1], float)

@@ -87,6 +87,14 @@ class ModelConfig:
     classes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
+        # eps=1 and eps=1.0 are one model: as floats they hash alike (one cache entry, not two)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type == "float" and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
+        object.__setattr__(self, "regime_params", tuple(
+            (k, float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
+            for k, v in self.regime_params))
         known = {**ARCHS, **PAPER_ARCHS}
         if self.arch not in known:
             raise ValueError(f"unknown arch {self.arch!r}; registered: {sorted(known)}.")
