@@ -151,6 +151,10 @@ def test_paper_experiments_follow_the_published_lists() -> None:
     assert [STL_CLASSES[c] for c in a.reference.classes] == list(liang2021.PAPER_TARGET)
     assert [s.config.classes for s in a.sources] == list(liang2021.PAPER_SOURCES)
     assert [s.share for s in a.sources] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    # the shares count animal classes: the last source (bird, cat, deer, horse) holds 3 of the
+    # target's four (bird, cat, deer, dog), so its label must not say "4/4 target"
+    assert [s.label.split(":")[0] for s in a.sources] == [f"{k}/4 animal" for k in range(5)]
+    assert a.sources[-1].label == "4/4 animal: bird,cat,deer,horse"
     assert all(s.config.dataset == "cifar10" for s in a.sources + b.sources)
     assert [s.config.arch for s in b.sources] == list(liang2021.PAPER_ARCHS)
 

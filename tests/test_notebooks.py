@@ -38,6 +38,9 @@ def test_one_parameters_cell_with_every_knob(path: Path) -> None:
     knobs = set().union(*(set(t) for t in presets.PRESETS[number].values()))
     missing = sorted(knobs - set(declared))
     assert not missing, f"{path.name}: knobs {missing} are in PRESETS but not in parameters"
+    cell = next(c for c in _cells(path) if "parameters" in c.metadata.get("tags", []))
+    bare = [line for line in cell.source.splitlines() if "=" in line and "  # " not in line]
+    assert not bare, f"{path.name}: knobs without a comment saying what they do: {bare}"
     source = "\n".join(c.source for c in _cells(path) if c.cell_type == "code")
     assert f'from_namespace("{number}", globals())' in source, \
         f"{path.name} must take its knobs with presets.from_namespace({number!r}, globals())"

@@ -18,7 +18,7 @@ from advlens.transfer import (
     liang_fgsm,
     liang_pgd,
 )
-from attack_toys import affine_model, centre_images, tiny_cnn
+from attack_toys import affine_model, centre_images
 
 
 def _numpy_logits(model: torch.nn.Sequential, x: torch.Tensor) -> np.ndarray:
@@ -35,12 +35,29 @@ def _attack() -> attacks.AttackResult:
     return liang_pgd(eps=0.1, steps=10, generator=torch.Generator().manual_seed(0))
 
 
-def test_alpha1_of_a_model_with_itself_is_one() -> None:
-    x = centre_images(20, spread=0.3)
-    for model in (affine_model(k=6, seed=3), tiny_cnn(seed=0).double()):
-        assert alpha1(model, model, x, attack=_attack()) == pytest.approx(1.0, abs=1e-12)
-        ratios = alpha1(model, model, x, attack=_attack(), per_sample=True)
-        assert torch.allclose(ratios, torch.ones(20, dtype=torch.float64))
+def _fgsm_delta(model: torch.nn.Sequential, x: torch.Tensor, eps: float) -> np.ndarray:
+    """FGSM of an affine model in closed form: eps·sign(Wᵀ(softmax(z) − onehot(argmax z))), the
+    cross-entropy's input gradient at the model's own prediction (float64 numpy)."""
+    z = _numpy_logits(model, x)
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    p[np.arange(len(z)), z.argmax(1)] -= 1
+    return eps * np.sign(p @ model[1].weight.detach().numpy())
+
+
+def test_alpha1_of_two_affine_models_matches_the_closed_form() -> None:
+    """α₁(x) = ‖W_T δ_S(x)‖ / ‖W_T δ_T(x)‖ for affine models (the box is never reached), with
+    each δ an FGSM step computed here from the formula; and α₁(S, S) = 1."""
+    s, t = affine_model(k=6, seed=1), affine_model(k=4, seed=2)
+    x = centre_images(30, spread=0.3)
+    w_t = t[1].weight.detach().numpy()
+    d_s, d_t = _fgsm_delta(s, x, 0.1), _fgsm_delta(t, x, 0.1)
+    expected = np.linalg.norm(d_s @ w_t.T, axis=1) / np.linalg.norm(d_t @ w_t.T, axis=1)
+    got = alpha1(s, t, x, attack=liang_fgsm(0.1), per_sample=True)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-10)
+    assert alpha1(s, t, x, attack=liang_fgsm(0.1)) == pytest.approx(expected.mean(), rel=1e-10)
+    assert not np.allclose(expected, 1.0)
+    assert alpha1(s, s, x, attack=liang_fgsm(0.1)) == pytest.approx(1.0, abs=1e-12)
 
 
 def test_alpha2_matches_a_float64_numpy_computation_and_lies_in_unit_interval() -> None:
@@ -65,6 +82,11 @@ def test_alpha2_matches_a_float64_numpy_computation_and_lies_in_unit_interval() 
     weighted = np.einsum("n,ni,nj->ij", ratio, _unit(d_ss), _unit(d_st)) / len(x)
     assert table["combined"] == pytest.approx(np.linalg.norm(weighted, "fro"), rel=1e-10)
     assert table["alpha2"] == pytest.approx(expected, rel=1e-10)
+    # squared=True squares α₂ and the combined number alike (their image code), never α₁
+    table2 = alpha_table(p, [("s", "t")], squared=True).iloc[0]
+    assert table2["alpha1"] == table["alpha1"]
+    assert table2["alpha2"] == pytest.approx(expected**2, rel=1e-10)
+    assert table2["combined"] == pytest.approx(np.linalg.norm(weighted, "fro") ** 2, rel=1e-10)
 
 
 def test_alpha2_of_a_model_with_itself_is_the_norm_of_its_mean_outer_product() -> None:

@@ -18,6 +18,12 @@ the change of f's logits under S's perturbation:
 - :class:`Perturbations` and :func:`alpha_table` — many (source, target) pairs on one image
   set, each model attacked once; the attack is made against the model's own prediction
   (:func:`liang_pgd`: L∞ PGD, random start, 50 steps of 0.1·eps, eps 0.1; :func:`liang_fgsm`).
+
+Direction: the source is attacked and the reference read (S → T), as the protocol defines α₁
+and α₂. Their image-experiment script for "adversarial → knowledge" (``adv2know.py``) attacks
+the reference and reads the source instead (T → S; ``know2adv.py`` is S → T); for that
+direction pass the pairs as (reference, source) to :func:`alpha_table`. The two directions can
+rank sources differently.
 """
 
 from __future__ import annotations
@@ -283,15 +289,18 @@ def alpha2_from_changes(d_source_source: Tensor, d_source_target: Tensor, *,
 
 
 def alpha_combined_from_changes(d_source_source: Tensor, d_source_target: Tensor,
-                                d_target_target: Tensor) -> float:
+                                d_target_target: Tensor, *, squared: bool = False) -> float:
     """‖E_x[α₁(x) · Δ̂_{S→S}(x) Δ̂_{S→T}(x)ᵀ]‖_F: α₁ and α₂ in one number, per image (their
-    "combined" adversarial transferability)."""
+    "combined" adversarial transferability). ``squared=True`` returns its square, as their
+    image-experiment code reported it (it squared α₂ and this number alike)."""
+    squared = check_bool(squared, "squared")
     d_source_source, d_source_target, d_target_target = _check_changes(
         d_source_source, d_source_target, d_target_target,
         names=("d_source_source", "d_source_target", "d_target_target"))
     a1 = alpha1_from_changes(d_source_target, d_target_target, per_sample=True)
     assert isinstance(a1, Tensor)
-    return float(torch.linalg.matrix_norm(_mean_outer(d_source_source, d_source_target, a1)))
+    value = float(torch.linalg.matrix_norm(_mean_outer(d_source_source, d_source_target, a1)))
+    return value**2 if squared else value
 
 
 def _pair(source: nn.Module, target: nn.Module, x: Tensor, attack: TransferAttack | None,
@@ -325,11 +334,14 @@ def alpha2(source: nn.Module, target: nn.Module, x: Tensor, *,
 
 
 def alpha_combined(source: nn.Module, target: nn.Module, x: Tensor, *,
-                   attack: TransferAttack | None = None, batch_size: int = 256) -> float:
+                   attack: TransferAttack | None = None, squared: bool = False,
+                   batch_size: int = 256) -> float:
     """The combined number of ``source`` → ``target`` (see
     :func:`alpha_combined_from_changes`)."""
+    squared = check_bool(squared, "squared")  # before the attack, not after it
     p, s, t = _pair(source, target, x, attack, batch_size)
-    return alpha_combined_from_changes(p.change(s, s), p.change(s, t), p.change(t, t))
+    return alpha_combined_from_changes(p.change(s, s), p.change(s, t), p.change(t, t),
+                                       squared=squared)
 
 
 def alpha_table(perturbations: Perturbations, pairs: list[tuple[str, str]], *,
@@ -339,6 +351,9 @@ def alpha_table(perturbations: Perturbations, pairs: list[tuple[str, str]], *,
     Each model is attacked once, on all images, however many pairs it takes part in. With
     labels ``y``, a pair is averaged over the images its target classifies correctly (the
     protocol: "only images the reference classifies correctly").
+
+    ``squared``: α₂ and the combined number squared, as their image-experiment code reported
+    them (α₁ is a ratio of norms either way).
 
     Returns a DataFrame: source, target, n (images averaged), alpha1, alpha2, combined.
     """
@@ -355,5 +370,6 @@ def alpha_table(perturbations: Perturbations, pairs: list[tuple[str, str]], *,
         rows.append({"source": source, "target": target, "n": int(keep.sum()),
                      "alpha1": alpha1_from_changes(d_st, d_tt),
                      "alpha2": alpha2_from_changes(d_ss, d_st, squared=squared),
-                     "combined": alpha_combined_from_changes(d_ss, d_st, d_tt)})
+                     "combined": alpha_combined_from_changes(d_ss, d_st, d_tt,
+                                                             squared=squared)})
     return pd.DataFrame(rows)

@@ -86,18 +86,21 @@ def class_share(source_names: Sequence[str], category: Sequence[str]) -> float:
 
 
 def share_label(source_names: Sequence[str], category: Sequence[str],
-                shown: Sequence[Any] | None = None) -> str:
-    """The bar label of a class-subset source, e.g. ``"2/4 target: 5,6,1,2"`` (``shown``: what
-    to list for the classes, default their names)."""
+                shown: Sequence[Any] | None = None, *, word: str = "target") -> str:
+    """The bar label of a class-subset source, e.g. ``"2/4 target: 5,6,1,2"``: how many of its
+    classes are in ``category``, which ``word`` names (the paper's CIFAR-10 sources are counted
+    in animal classes, not in the STL-10 target's: ``word="animal"``); ``shown``: what to list
+    for the classes, default their names."""
     hits = sum(name in set(category) for name in source_names)
     listed = ",".join(map(str, source_names if shown is None else shown))
-    return f"{hits}/{len(source_names)} target: {listed}"
+    return f"{hits}/{len(source_names)} {word}: {listed}"
 
 
 @dataclass(frozen=True)
 class Source:
     """One source model of an experiment: its bar label, zoo config (seed 0; each seed replaces
-    it) and, for experiment A, the share of target classes it was trained on."""
+    it) and, for experiment A, the share of its classes in the category that experiment counts
+    (the target's classes; animal classes in the paper's CIFAR-10 → STL-10 experiment)."""
 
     label: str
     config: ModelConfig
@@ -416,7 +419,7 @@ def paper_experiments(knobs: Mapping[str, Any]) -> list[Experiment]:
     sources_a = []
     for classes in PAPER_SOURCES:
         names = [CIFAR[c] for c in classes]
-        sources_a.append(Source(share_label(names, ANIMALS),
+        sources_a.append(Source(share_label(names, ANIMALS, word="animal"),
                                 ModelConfig(knobs["arch"], dataset="cifar10", classes=classes,
                                             **common), class_share(names, ANIMALS)))
     sources_b = tuple(Source(arch, ModelConfig(arch, dataset="cifar10", epochs=int(epochs),
@@ -433,8 +436,9 @@ def paper_experiments(knobs: Mapping[str, Any]) -> list[Experiment]:
 
 
 def experiment_table(experiments: Sequence[Experiment]) -> pd.DataFrame:
-    """One row per source: experiment, label, architecture, classes, share of target classes,
-    and the reference's classes (what notebook 04 shows before running)."""
+    """One row per source: experiment, label, architecture, classes, share (of target classes;
+    of animal classes in the paper's experiment A), and the reference's classes (what notebook
+    04 shows before running)."""
     return pd.DataFrame([{"experiment": e.name, "source": s.label, "arch": s.config.arch,
                           "dataset": s.config.dataset, "classes": list(s.config.classes or ()),
                           "share": s.share, "reference": e.reference.name}
