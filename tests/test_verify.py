@@ -166,3 +166,76 @@ def test_verdicts_are_matched_by_name_when_the_findings_table_grows(tmp_path: Pa
 def test_cell_delta_reads_numbers_not_names(a: str, b: str, delta: float | None) -> None:
     got = verify.cell_delta(a, b)
     assert got == delta if delta is None or math.isinf(delta) else got == pytest.approx(delta)
+
+
+def test_verdicts_that_cannot_be_checked_fail(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A findings table, row or `holds` column gone from the run, an empty findings file, or a
+    finding named twice is a verdict not checked: not OK (it was reported OK before)."""
+    tables = _tables([0.7, 0.2, 0.9], [True, False])
+    ref = _run_folder(tmp_path / "ref", "smoke", tables)
+    gone = _run_folder(tmp_path / "gone", "smoke", {"01_x/01a.csv": tables["01_x/01a.csv"]})
+    report = verify.verify(gone, ref, tolerances={})
+    assert not report.ok and report.lost == ["01_x/01_findings.csv: the findings table is "
+                                             "missing in the run"]
+    assert "NOT CHECKED" in report.text() and "FAIL" in report.text()
+    one_row = {**tables, "01_x/01_findings.csv": tables["01_x/01_findings.csv"].iloc[:1]}
+    report = verify.verify(_run_folder(tmp_path / "row", "smoke", one_row), ref, tolerances={})
+    assert not report.ok and "'(b) rise' missing" in report.lost[0]
+    renamed = {**tables, "01_x/01_findings.csv":
+               tables["01_x/01_findings.csv"].rename(columns={"holds": "held"})}
+    report = verify.verify(_run_folder(tmp_path / "col", "smoke", renamed), ref, tolerances={})
+    assert not report.ok and "no 'finding' and 'holds' columns" in report.lost[0]
+    findings = tables["01_x/01_findings.csv"]
+    twice = {**tables, "01_x/01_findings.csv": pd.concat([findings, findings.iloc[:1].assign(
+        holds=False)])}
+    report = verify.verify(_run_folder(tmp_path / "twice", "smoke", twice), ref, tolerances={})
+    assert not report.ok and "more than once" in report.lost[0]
+    empty = _run_folder(tmp_path / "empty", "smoke", tables)
+    (empty / "01_x/01_findings.csv").write_text("")
+    report = verify.verify(empty, ref, tolerances={})
+    assert not report.ok and "empty" in report.lost[0]
+    assert "01_x/01_findings.csv: empty file in the run" in report.structure
+    monkeypatch.setattr(verify, "TOLERANCE_FILE", tmp_path / "tolerances.json")
+    assert runner.main(["verify", str(gone), "--reference", str(ref)]) == 1
+
+
+def test_strict_fails_on_a_change_with_no_measured_tolerance(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """--strict fails when a number changed in a column without a measured tolerance (it passed
+    100x changes before), and the text says such a table has no tolerance, not 'within'."""
+    ref = _run_folder(tmp_path / "ref", "laptop", _tables([0.7, 0.2, 0.9], [True, False]))
+    far = _run_folder(tmp_path / "far", "laptop", _tables([70.0, 0.2, 0.9], [True, False]))
+    tol = {"laptop": {"01_x/01_findings.csv": {"finding": 0.0, "evidence": 100.0}}}
+    report = verify.verify(far, ref, tolerances=tol)
+    assert report.ok and not report.strict_ok
+    assert report.unmeasured == ["01_x/01a.csv"] and "01_x/01a.csv" not in report.within
+    assert "1 changed with no measured tolerance" in report.text()
+    no_preset = verify.verify(far, ref, tolerances={"smoke": {}})
+    assert "no tolerances measured for preset 'laptop'" in no_preset.text()
+    monkeypatch.setattr(verify, "TOLERANCE_FILE", tmp_path / "tolerances.json")
+    assert runner.main(["verify", str(far), "--reference", str(ref), "--strict"]) == 2
+    assert runner.main(["verify", str(far), "--reference", str(ref)]) == 0
+    assert runner.main(["verify", str(ref), "--reference", str(ref), "--strict"]) == 0
+    capsys.readouterr()
+
+
+def test_an_empty_table_is_named_not_a_crash(tmp_path: Path) -> None:
+    ref = _run_folder(tmp_path / "ref", "laptop", _tables([0.7, 0.2, 0.9], [True, False]))
+    run = _run_folder(tmp_path / "run", "laptop", _tables([0.7, 0.2, 0.9], [True, False]))
+    (run / "01_x/01a.csv").write_text("")
+    report = verify.verify(run, ref, tolerances={})
+    assert report.ok and "01_x/01a.csv: empty file in the run" in report.structure
+    assert "01_x/01_findings.csv" in report.identical  # the other tables are still compared
+
+
+def test_infinite_tolerances_survive_a_strict_json_round_trip(tmp_path: Path) -> None:
+    """A column whose number may become NaN between seeds has tolerance inf: stored as "inf"
+    (strict JSON has no infinity; the writer turns a bare inf into null) and read back as inf."""
+    path = tmp_path / "tolerances.json"
+    from advlens.io import atomic_write_json
+
+    atomic_write_json(path, {"laptop": verify._storable({"t.csv": {"a": math.inf, "b": 0.5}})})
+    assert json.loads(path.read_text())["laptop"]["t.csv"]["a"] == "inf"
+    assert verify.load_tolerances(path)["laptop"]["t.csv"] == {"a": math.inf, "b": 0.5}

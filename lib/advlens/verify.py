@@ -54,12 +54,15 @@ class Cell:
 
 @dataclass
 class Report:
-    """What :func:`verify` found; ``ok`` is False when a verdict changed."""
+    """What :func:`verify` found; ``ok`` is False when a verdict changed or could not be checked
+    (its findings table, row or ``holds`` column missing in the run, or a finding named twice).
+    """
 
     reference: Path
     run: Path
     identical: list[str] = field(default_factory=list)
     within: list[str] = field(default_factory=list)
+    unmeasured: list[str] = field(default_factory=list)
     moved: list[Cell] = field(default_factory=list)
     untoleranced: list[Cell] = field(default_factory=list)
     structure: list[str] = field(default_factory=list)
@@ -67,22 +70,34 @@ class Report:
     new: list[str] = field(default_factory=list)
     verdicts: list[Cell] = field(default_factory=list)
     flipped: list[Cell] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     max_delta: dict[str, float] = field(default_factory=dict)
     compute: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return not self.flipped
+        return not self.flipped and not self.lost
+
+    @property
+    def strict_ok(self) -> bool:
+        """:attr:`ok`, and nothing moved beyond its tolerance, changed without a measured
+        tolerance, changed shape or text, or went missing."""
+        return self.ok and not (self.moved or self.untoleranced or self.structure
+                                or self.missing)
 
     def text(self, limit: int = 25) -> str:
         """A human-readable summary: identical/within/moved tables, verdicts, settings."""
         lines = [f"advlens verify: {self.run} against {self.reference}"]
+        lines += [f"  note: {note}" for note in self.notes]
         for key, (ref, run) in sorted(self.compute.items()):
             lines.append(f"  compute {key}: reference {ref} / run {run}")
-        n = len(self.identical) + len(self.within) + len({c.table for c in self.moved})
+        beyond = len({c.table for c in self.moved})
+        n = len(self.identical) + len(self.within) + len(self.unmeasured) + beyond
         lines.append(f"  {n} tables compared: {len(self.identical)} identical, "
                      f"{len(self.within)} within tolerance (not identical), "
-                     f"{len({c.table for c in self.moved})} with numbers beyond tolerance")
+                     f"{len(self.unmeasured)} changed with no measured tolerance, "
+                     f"{beyond} with numbers beyond tolerance")
         for table, delta in sorted(self.max_delta.items()):
             lines.append(f"    {table}: largest move {delta:.3g}")
         for cell in sorted(self.moved, key=lambda c: -c.delta / max(c.tolerance or 1e-12,
@@ -105,21 +120,45 @@ class Report:
         lines.append(f"  verdicts: {len(kept)} unchanged, {len(self.flipped)} flipped")
         lines += [f"  FLIPPED {c.table}: {c.column} {c.reference} -> {c.run}"
                   for c in self.flipped]
-        lines.append("  OK: every verdict unchanged" if self.ok else "  FAIL: a verdict flipped")
+        lines += [f"  NOT CHECKED {lost}" for lost in self.lost]
+        if self.ok:
+            lines.append("  OK: every verdict unchanged")
+        else:
+            lines.append("  FAIL: " + ", ".join(
+                part for part, bad in (("a verdict flipped", self.flipped),
+                                       ("a verdict could not be checked", self.lost)) if bad))
         return "\n".join(lines)
 
 
 def load_tolerances(path: Path = TOLERANCE_FILE) -> dict[str, Any]:
-    """The tolerance table: ``{preset: {"<notebook>/<table>.csv": {column: abs tol}}}``."""
-    return read_json(path) if path.exists() else {}
+    """The tolerance table: ``{preset: {"<notebook>/<table>.csv": {column: abs tol}}}``; a
+    tolerance stored as ``"inf"`` (strict JSON has no infinity) is read as ``math.inf``."""
+    table = read_json(path) if path.exists() else {}
+    for preset, tables in table.items():
+        if preset.startswith("_"):
+            continue
+        for columns in tables.values():
+            for column, tol in columns.items():
+                columns[column] = math.inf if tol in ("inf", "Infinity") else tol
+    return table
+
+
+def _storable(tolerances: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
+    """``tolerances`` with ``math.inf`` written as ``"inf"`` (JSON has no infinity)."""
+    return {name: {column: "inf" if math.isinf(tol) else tol for column, tol in columns.items()}
+            for name, columns in tolerances.items()}
 
 
 def _ignored(column: str) -> bool:
     return any(fnmatch.fnmatch(column, pattern) for pattern in IGNORED_COLUMNS)
 
 
-def _read(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
+def _read(path: Path) -> pd.DataFrame | None:
+    """The table as text cells; None for an empty file (no header either)."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        return None
 
 
 def _numbers(text: str) -> tuple[str, list[float]] | None:
@@ -227,9 +266,13 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
     if ref_preset and run_preset and ref_preset != run_preset:
         raise ValueError(f"run {run} used preset {run_preset!r} but the reference {reference} "
                          f"used {ref_preset!r}; compare runs of one preset (--reference DIR).")
-    table = (tolerances if tolerances is not None else load_tolerances()).get(
-        preset or run_preset or ref_preset or "laptop", {})
+    which = preset or run_preset or ref_preset or "laptop"
+    table = (tolerances if tolerances is not None else load_tolerances()).get(which)
     report = Report(reference=reference, run=run)
+    if table is None:
+        report.notes.append(f"no tolerances measured for preset {which!r}: every changed number "
+                            "counts as untoleranced (measure them with --measure RUN_A RUN_B)")
+        table = {}
     ref_compute, run_compute = _compute_of(reference), _compute_of(run)
     for key in ("cpu_capability", "threads", "deterministic_algorithms"):
         report.compute[key] = (ref_compute.get(key, "not recorded"),
@@ -237,20 +280,38 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
     run_tables = set(_tables(run))
     report.new = sorted(run_tables - set(_tables(reference)))
     for name in _tables(reference):
+        ref = _read(reference / name)
         if name not in run_tables:
             report.missing.append(name)
+            if ref is not None and _is_findings(name, ref):
+                report.lost.append(f"{name}: the findings table is missing in the run")
             continue
-        _compare(name, _read(reference / name), _read(run / name), table.get(name), report)
+        new = _read(run / name)
+        if ref is None or new is None:
+            report.structure.append(f"{name}: empty file in the "
+                                    f"{'reference' if ref is None else 'run'}")
+            if ref is not None and _is_findings(name, ref):
+                report.lost.append(f"{name}: the findings table is empty in the run")
+            continue
+        _compare(name, ref, new, table.get(name), report)
     return report
 
 
 def _compare(name: str, ref: pd.DataFrame, new: pd.DataFrame,
              tolerance: dict[str, float] | None, report: Report) -> None:
     findings = _is_findings(name, ref)
-    if findings and {"finding", "holds"} <= set(new.columns):
+    if findings and not {"finding", "holds"} <= set(new.columns):
+        report.lost.append(f"{name}: the run's table has no 'finding' and 'holds' columns "
+                           f"(it has {list(new.columns)[:6]})")
+    elif findings:
         # verdicts are matched by the finding's name, whatever else changed in the table
+        twice = sorted(set(new["finding"][new["finding"].duplicated()]))
+        if twice:
+            report.lost.append(f"{name}: the run names findings {twice} more than once")
         verdict = dict(zip(new["finding"], new["holds"], strict=True))
         for row, (finding, holds) in enumerate(zip(ref["finding"], ref["holds"], strict=True)):
+            if finding in twice:
+                continue
             if finding in verdict:
                 cell = Cell(name, row, f"{finding} holds", holds, verdict[finding], 0.0, None)
                 report.verdicts.append(cell)
@@ -258,11 +319,13 @@ def _compare(name: str, ref: pd.DataFrame, new: pd.DataFrame,
                     report.flipped.append(cell)
             else:
                 report.structure.append(f"{name}: finding {finding!r} missing in the run")
+                report.lost.append(f"{name}: finding {finding!r} missing in the run")
     if list(ref.columns) != list(new.columns) or len(ref) != len(new):
         report.structure.append(f"{name}: shape {ref.shape} {list(ref.columns)[:6]} in the "
                                 f"reference, {new.shape} {list(new.columns)[:6]} in the run")
         return
-    largest, exact, before = 0.0, True, len(report.moved)
+    largest, exact = 0.0, True
+    before, before_untoleranced = len(report.moved), len(report.untoleranced)
     for column in ref.columns:
         if _ignored(column) or (findings and column == "holds"):  # verdicts: compared above
             continue
@@ -287,7 +350,10 @@ def _compare(name: str, ref: pd.DataFrame, new: pd.DataFrame,
     if exact:
         report.identical.append(name)
     elif len(report.moved) == before:
-        report.within.append(name)
+        if len(report.untoleranced) > before_untoleranced:
+            report.unmeasured.append(name)
+        else:
+            report.within.append(name)
 
 
 def measure_tolerances(runs: Sequence[str | Path]) -> dict[str, dict[str, float]]:
@@ -309,7 +375,8 @@ def measure_tolerances(runs: Sequence[str | Path]) -> dict[str, dict[str, float]
         raise ValueError("measure tolerances from at least two runs that differ in their seed.")
     out: dict[str, dict[str, float]] = {}
     for name in sorted(set().union(*(set(_tables(f)) for f in folders))):
-        frames = [_read(f / name) for f in folders if (f / name).exists()]
+        frames = [frame for f in folders if (f / name).exists()
+                  if (frame := _read(f / name)) is not None]
         pairs = [(fa, fb) for fa, fb in itertools.combinations(frames, 2)
                  if list(fa.columns) == list(fb.columns) and len(fa) == len(fb)]
         if not pairs:  # in one run only, or its shape differs between runs
@@ -345,19 +412,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: figures/; git:HEAD when the run is figures/ itself)")
     parser.add_argument("--preset", default=None, help="whose tolerances (default: the run's)")
     parser.add_argument("--strict", action="store_true",
-                        help="also fail when a number moved beyond its tolerance")
+                        help="also fail when a number moved beyond its tolerance or changed "
+                             "where no tolerance is measured, or a table changed shape, text "
+                             "or went missing")
     parser.add_argument("--measure", nargs="+", metavar="RUN", default=None,
                         help="measure seed-to-seed tolerances from these runs and store them")
 
 
 def command(args: argparse.Namespace) -> int:
-    """Run ``verify`` (or ``--measure``); exit status 1 when a verdict flipped."""
+    """Run ``verify`` (or ``--measure``); exit status 1 when a verdict flipped or could not be
+    checked, 2 under ``--strict`` when anything else failed (:attr:`Report.strict_ok`)."""
     if args.measure:
         preset = args.preset or _preset_of(Path(args.measure[0])) or "laptop"
         table = load_tolerances()
         table[preset] = measure_tolerances(args.measure)
         table.setdefault("_measured_from", {})[preset] = [str(r) for r in args.measure]
-        atomic_write_json(TOLERANCE_FILE, table)
+        atomic_write_json(TOLERANCE_FILE, {key: value if key.startswith("_") else _storable(value)
+                                           for key, value in table.items()})
         print(f"tolerances for preset {preset!r} from {len(args.measure)} runs -> "
               f"{TOLERANCE_FILE}")
         return 0
@@ -365,4 +436,4 @@ def command(args: argparse.Namespace) -> int:
     print(report.text())
     if not report.ok:
         return 1
-    return 2 if args.strict and (report.moved or report.structure or report.missing) else 0
+    return 2 if args.strict and not report.strict_ok else 0
