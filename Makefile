@@ -30,7 +30,7 @@ $(PEERS_STAMP): $(STAMP)
 peers: $(PEERS_STAMP)
 
 test: $(STAMP) $(PEERS_STAMP)
-	$(PY) -m ruff check lib tests benchmarks
+	$(PY) -m ruff check lib tests benchmarks notebooks
 	$(PY) -m pytest -n 2 --dist loadgroup --durations=8
 
 # reproduce: run notebooks 00-04 into figures/ (05, the seed sweep, is `make sweep`), regenerate README's findings from them, build
@@ -65,7 +65,7 @@ sweep: $(STAMP)
 		$(if $(SEEDS),-p seeds '$(SEEDS)') $(if $(NOTEBOOKS),-p sweep_notebooks '$(NOTEBOOKS)')
 
 lint: $(STAMP)
-	$(PY) -m ruff check lib tests benchmarks
+	$(PY) -m ruff check lib tests benchmarks notebooks
 
 bench: $(STAMP) $(PEERS_STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

@@ -166,3 +166,20 @@ def test_saliency_of_a_linear_model_is_its_weight_row() -> None:
     torch.testing.assert_close(s, expected)
     s.square().sum().backward()  # differentiable in the parameters (double backprop)
     assert model.weight.grad is not None and model.weight.grad.abs().sum() > 0
+    # Harmonization's evaluation map (Xplique's Saliency): the largest |gradient| over channels
+    largest = weight[y].reshape(3, 2, 5, 5).abs().amax(dim=1)
+    torch.testing.assert_close(alignment.saliency(model, x, y, channels="max-abs"), largest)
+    assert not torch.allclose(largest, expected.abs())  # two channels: not |mean|
+    with pytest.raises(ValueError, match="channels must be one of"):
+        alignment.saliency(model, x, y, channels="max")
+
+
+def test_harmonization_score_counts_the_images_where_rho_is_undefined() -> None:
+    rng = np.random.default_rng(5)
+    a = rng.uniform(size=(4, 8, 8))
+    b = a + rng.normal(scale=0.5, size=a.shape)
+    a[1] = 0.0  # a zero gradient: ρ is NaN for this image
+    score = alignment.harmonization_score(torch.from_numpy(a), torch.from_numpy(b))
+    rho = [spearmanr(a[i].ravel(), b[i].ravel())[0] for i in (0, 2, 3)]
+    assert score["n_undefined"] == 1
+    assert score["spearman"] == pytest.approx(np.mean(rho), abs=1e-12)

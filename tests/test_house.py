@@ -15,18 +15,18 @@ import advlens
 
 ROOT = Path(advlens.__file__).resolve().parents[2]
 PACKAGE = ROOT / "lib" / "advlens"
-LINTED = ("lib", "tests", "benchmarks")
+LINTED = ("lib", "tests", "benchmarks", "notebooks")
 
 
 # ---------------------------------------------------------------------------- lint coverage
 def _python_files_in_git() -> set[Path]:
-    """Tracked and untracked-but-not-ignored .py files under lib/, tests/, benchmarks/."""
+    """Tracked and untracked-but-not-ignored .py and .ipynb files under the linted folders."""
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout: cannot tell project files from ignored ones")
     out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z",
                           "--", *LINTED], cwd=ROOT, capture_output=True, text=True, check=True)
     return {(ROOT / p).resolve() for p in out.stdout.split("\0")
-            if p.endswith(".py") and (ROOT / p).exists()}
+            if p.endswith((".py", ".ipynb")) and (ROOT / p).exists()}
 
 
 def _files_ruff_checks() -> set[Path]:
@@ -34,14 +34,16 @@ def _files_ruff_checks() -> set[Path]:
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     return {Path(line.strip()).resolve() for line in out.stdout.splitlines()
-            if line.strip().endswith(".py")}
+            if line.strip().endswith((".py", ".ipynb"))}
 
 
 def test_ruff_lints_every_python_file() -> None:
     """An exclude pattern that matches too much (``data`` also matched ``lib/advlens/data``)
-    silently drops modules from linting; compare what ruff checks with the files on disk."""
+    silently drops modules from linting; compare what ruff checks with the files on disk (the
+    notebooks' code cells too)."""
     on_disk = _python_files_in_git()
     assert any(p.parent.name == "data" for p in on_disk)  # the folder once excluded by mistake
+    assert any(p.suffix == ".ipynb" for p in on_disk)
     unlinted = sorted(str(p.relative_to(ROOT)) for p in on_disk - _files_ruff_checks())
     assert not unlinted, f"ruff does not check {unlinted}; fix extend-exclude in pyproject.toml"
 

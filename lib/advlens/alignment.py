@@ -107,35 +107,52 @@ def spearman_alignment(perturbation: Tensor, heatmap: Tensor) -> Tensor:
     return spearman(mask, heat)
 
 
-def saliency(model: nn.Module, x: Tensor, y: Tensor, *, create_graph: bool = False) -> Tensor:
-    """Gradient of the true-class logit w.r.t. the input, mean over channels: (N, H, W).
+def saliency(model: nn.Module, x: Tensor, y: Tensor, *, create_graph: bool = False,
+             channels: str = "mean") -> Tensor:
+    """Gradient of the true-class logit w.r.t. the input, reduced over channels: (N, H, W).
 
-    The harmonizer's map (``d(Σ logits · onehot)/d images``, then the channel mean). With
-    ``create_graph`` the result stays differentiable in the parameters (for training; the model
-    is then used in its current mode); otherwise the model runs in eval mode with parameter
-    gradients off, and the map is detached.
+    ``channels="mean"``: the harmonizer's map (``d(Σ logits · onehot)/d images``, then the
+    signed channel mean), what its loss trains. ``channels="max-abs"``: the largest |gradient|
+    over channels, the map Harmonization's ClickMe evaluation scores (Xplique's ``Saliency``);
+    for one channel it is ``|mean|``. With ``create_graph`` the result stays differentiable in
+    the parameters (for training; the model is then used in its current mode); otherwise the
+    model runs in eval mode with parameter gradients off, and the map is detached.
     """
+    if channels not in _CHANNEL_REDUCTIONS:
+        raise ValueError(f"channels must be one of {_CHANNEL_REDUCTIONS}; got {channels!r}.")
     x = as_tensor(x, "x")
     y = check_labels(y, x.shape[0], "y")
     x = images_for(model, x)
     if create_graph:
-        return logits_and_saliency(model, x, y)[1]
+        grad = _input_grad(model, x, y, create_graph=True)[1]
+        return _reduce_channels(grad, channels)
     check_images(x, "x")
     with frozen(model), torch.enable_grad():
-        inputs = x.detach().to(model_device(model)).requires_grad_(True)
-        logits = model(inputs)
-        picked = logits.gather(1, y.to(logits.device)[:, None]).sum()
-        (grad,) = torch.autograd.grad(picked, inputs)
-    return grad.mean(dim=1).detach()
+        grad = _input_grad(model, x.detach().to(model_device(model)), y)[1]
+    return _reduce_channels(grad, channels).detach()
+
+
+_CHANNEL_REDUCTIONS = ("mean", "max-abs")
+
+
+def _reduce_channels(grad: Tensor, channels: str) -> Tensor:
+    return grad.mean(dim=1) if channels == "mean" else grad.abs().amax(dim=1)
+
+
+def _input_grad(model: nn.Module, x: Tensor, y: Tensor, *,
+                create_graph: bool = False) -> tuple[Tensor, Tensor]:
+    """(logits, d(true-class logit)/d x (N, C, H, W)) from one forward pass."""
+    inputs = x.detach().requires_grad_(True)
+    logits = model(inputs)
+    picked = logits.gather(1, y.to(logits.device)[:, None]).sum()
+    (grad,) = torch.autograd.grad(picked, inputs, create_graph=create_graph)
+    return logits, grad
 
 
 def logits_and_saliency(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """One forward pass in the model's current mode: (logits, saliency), both differentiable in
     the parameters (what a harmonizer training step needs: cross-entropy on the same logits)."""
-    inputs = x.detach().requires_grad_(True)
-    logits = model(inputs)
-    picked = logits.gather(1, y.to(logits.device)[:, None]).sum()
-    (grad,) = torch.autograd.grad(picked, inputs, create_graph=True)
+    logits, grad = _input_grad(model, x, y, create_graph=True)
     return logits, grad.mean(dim=1)
 
 
@@ -172,17 +189,21 @@ def harmonization_score(maps: Tensor, heatmaps: Tensor, *, percentile: float = 1
                         ) -> dict[str, float]:
     """Harmonization's alignment summary of model maps against importance maps.
 
-    Returns ``spearman`` (mean per-image ρ), ``score`` (that ÷ the ClickMe human ceiling
-    :data:`HUMAN_CEILING` = 0.65753), ``dice`` and ``iou`` (means of :func:`top_k_dice` /
-    :func:`top_k_iou`). Maps are compared as given (pass ``saliency(...).abs()`` for a saliency
-    map). The ``score`` is meaningful only against real ClickMe maps: the ceiling is the
-    agreement between ClickMe participants, and means nothing for stand-in maps.
+    Returns ``spearman`` (mean per-image ρ over the images where ρ is defined), ``score`` (that
+    ÷ the ClickMe human ceiling :data:`HUMAN_CEILING` = 0.65753), ``dice`` and ``iou`` (means of
+    :func:`top_k_dice` / :func:`top_k_iou` over every image), and ``n_undefined``: the images
+    left out of the mean ρ because a map is constant (e.g. a zero gradient), where ρ is NaN.
+    Harmonization's ``np.mean`` makes the whole mean NaN then; here they are counted instead.
+    Maps are compared as given (pass ``saliency(..., channels="max-abs")`` for Harmonization's
+    saliency map). The ``score`` is meaningful only against real ClickMe maps: the ceiling is
+    the agreement between ClickMe participants, and means nothing for stand-in maps.
     """
     rho = spearman(_maps(maps, "maps"), _maps(heatmaps, "heatmaps").to(maps.device))
     mean_rho = float(torch.nanmean(rho))
     return {"spearman": mean_rho, "score": mean_rho / HUMAN_CEILING,
             "dice": float(top_k_dice(maps, heatmaps, percentile).mean()),
-            "iou": float(top_k_iou(maps, heatmaps, percentile).mean())}
+            "iou": float(top_k_iou(maps, heatmaps, percentile).mean()),
+            "n_undefined": int(rho.isnan().sum())}
 
 
 def standardize_cut(maps: Tensor, eps: float = 1e-5) -> Tensor:

@@ -392,17 +392,19 @@ def study(models: Mapping[str, nn.Module], configs: Mapping[str, ModelConfig], d
 def saliency_alignment(models: Mapping[str, nn.Module], data: ImageSet, maps: Tensor, *,
                        human_maps: bool, n_images: int | None = None,
                        batch_size: int = 128) -> pd.DataFrame:
-    """Harmonization's evaluation of each model's |saliency| against the maps, on the first
+    """Harmonization's evaluation of each model's saliency against the maps, on the first
     ``n_images`` images: mean Spearman, top-10 % Dice and IoU, and — only for real human maps
-    (``human_maps``) — the score (mean ρ ÷ the ClickMe human ceiling); NaN for stand-ins."""
+    (``human_maps``) — the score (mean ρ ÷ the ClickMe human ceiling); NaN for stand-ins. The
+    saliency is theirs (Xplique's ``Saliency``): the largest |gradient| over colour channels
+    (:func:`~advlens.alignment.saliency` with ``channels="max-abs"``)."""
     from advlens.alignment import harmonization_score
 
     k = len(data) if n_images is None else min(n_images, len(data))
     x, y, m = data.images[:k], data.labels[:k], maps[:k].reshape(k, *data.images.shape[-2:])
     rows = []
     for name, model in models.items():
-        sal = torch.cat([saliency(model, x[i:i + batch_size], y[i:i + batch_size]).abs().cpu()
-                         for i in range(0, k, batch_size)])
+        sal = torch.cat([saliency(model, x[i:i + batch_size], y[i:i + batch_size],
+                                  channels="max-abs").cpu() for i in range(0, k, batch_size)])
         score = harmonization_score(sal, m)
         if not human_maps:
             score["score"] = float("nan")
