@@ -195,3 +195,66 @@ def test_leftover_temporary_files_are_not_read_as_shards(tmp_path):
     (tmp_path / ".val-0.tfrecords.k2j3.tmp").write_bytes(
         (tmp_path / "val-0.tfrecords").read_bytes())
     assert len(clickme(tmp_path)) == 1
+
+
+def _raw_shard(path, label):
+    image = np.full((224, 224, 3), 50.0, "<f4").tobytes()
+    heat = np.ones((224, 224, 1), "<f4").tobytes()
+    write_tfrecord(path, [example_bytes(image, heat, label)])
+
+
+def test_shards_are_read_in_the_order_of_their_numbers(tmp_path):
+    for i in range(12):  # alphabetically val-10 and val-11 would come before val-2
+        _raw_shard(tmp_path / f"val-{i}.tfrecords", i)
+    assert clickme(tmp_path, size=8, progress=False).labels.tolist() == list(range(12))
+
+
+def test_harmonizations_keras_cache_is_read(tmp_path):
+    # tf.keras.utils.get_file(f"clickme_val_{i}", ..., cache_subdir="datasets/click-me")
+    cache = tmp_path / ".keras" / "datasets" / "click-me"
+    cache.mkdir(parents=True)
+    for i in range(12):
+        _raw_shard(cache / f"clickme_val_{i}", i)
+    assert clickme(cache, size=8, progress=False).labels.tolist() == list(range(12))
+    # Harmonization's load_clickme_train() caches its shards beside them: never mixed in
+    for i in range(3):
+        _raw_shard(cache / f"clickme_train_{i}", 100 + i)
+    with pytest.raises(ValueError, match="both the val and the train.*split='val'"):
+        clickme(cache, size=8, progress=False)
+    assert clickme(cache, "val", size=8, progress=False).labels.tolist() == list(range(12))
+    assert clickme(cache, "train", size=8, progress=False).labels.tolist() == [100, 101, 102]
+    (cache / "clickme_val_notes.txt").write_text("not a shard")  # not a numbered shard
+    assert len(clickme(cache, "val", size=8, progress=False)) == 12
+
+
+def test_missing_shards_name_the_keras_cache(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"~/\.keras/datasets"):
+        clickme(tmp_path / "empty", progress=False)
+
+
+def _tf_bilinear(image: np.ndarray, out: int) -> np.ndarray:
+    """tf.image.resize(method="bilinear") transcribed (half-pixel centres, no antialiasing):
+    source coordinate (o + 0.5)·in/out − 0.5, neighbours clamped to the image, float64."""
+    def weights(n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        src = (np.arange(out) + 0.5) * (n_in / out) - 0.5
+        low = np.floor(src)
+        frac = src - low
+        return (np.clip(low, 0, n_in - 1).astype(int),
+                np.clip(np.ceil(src), 0, n_in - 1).astype(int), frac)
+
+    (r0, r1, fr), (c0, c1, fc) = weights(image.shape[0]), weights(image.shape[1])
+    top = image[r0][:, c0] * (1 - fc) + image[r0][:, c1] * fc
+    bottom = image[r1][:, c0] * (1 - fc) + image[r1][:, c1] * fc
+    return top * (1 - fr)[:, None] + bottom * fr[:, None]
+
+
+@pytest.mark.parametrize(("side", "size"), [(64, 224), (256, 224), (17, 40), (224, 64)])
+def test_resize_is_tensorflows_half_pixel_bilinear(side, size):
+    """The heatmap upsample (64 → 224) and the image resize (256 → 224) against a transcription of
+    TensorFlow's resize: the recorded TensorFlow fixture is at 64, where the resize is skipped."""
+    from advlens.data.clickme import _resize
+
+    image = np.random.default_rng(side).uniform(0, 255, (side, side))
+    got = _resize(torch.from_numpy(image)[None, None], size)[0, 0].numpy()
+    np.testing.assert_allclose(got, _tf_bilinear(image, size), rtol=0, atol=1e-9)

@@ -102,6 +102,106 @@ def test_imagefolder_missing_and_corrupt(tmp_path):
         imagefolder(tmp_path, progress=False)
 
 
+# torchvision.datasets.folder.IMG_EXTENSIONS (0.29), transcribed
+TORCHVISION_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff",
+                          ".webp")
+
+
+def test_imagefolder_reads_the_files_torchvisions_imagefolder_reads(tmp_path):
+    from PIL import Image
+
+    names = ["a.jpg", "b.JPEG", "c.png", "d.ppm", "e.bmp", "f.pgm", "g.PGM", "h.tif", "i.tiff",
+             "j.webp", "k.gif", "l.txt"]
+    for level, name in enumerate(names):
+        value = 20 * (level + 1)
+        img = Image.new("L" if "pgm" in name.lower() else "RGB", (8, 8),
+                        value if "pgm" in name.lower() else (value,) * 3)
+        (tmp_path / "cls").mkdir(exist_ok=True)
+        img.save(tmp_path / "cls" / name, format={".txt": "PNG"}.get(name[-4:], None),
+                 **({"lossless": True} if name.endswith(".webp") else {}))
+    # torchvision's has_file_allowed_extension: the lower-cased name ends with one of them
+    kept = [i for i, n in enumerate(names) if n.lower().endswith(TORCHVISION_EXTENSIONS)]
+    s = imagefolder(tmp_path, progress=False)
+    assert len(s) == len(kept) == 10
+    means = s.images.mean(dim=(1, 2, 3)).mul(255).numpy()
+    np.testing.assert_allclose(means, [20 * (i + 1) for i in kept], atol=1.5)
+    try:
+        from torchvision.datasets import ImageFolder
+    except ImportError:
+        return
+    assert [p.rsplit("/", 1)[-1] for p, _ in ImageFolder(str(tmp_path)).samples] == [
+        names[i] for i in kept]
+
+
+def _torchvision_eval(array, short, size, resample):
+    """Transcription of torchvision's Resize(short) + CenterCrop(size) geometry on PIL."""
+    from PIL import Image
+
+    h, w = array.shape[:2]
+    # _compute_resized_output_size: the longer side is truncated
+    new_w, new_h = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
+    img = Image.fromarray(array)
+    if (new_w, new_h) != (w, h):
+        img = img.resize((new_w, new_h), resample)
+    out = np.asarray(img)
+    top = int(round((new_h - size) / 2.0))  # center_crop
+    left = int(round((new_w - size) / 2.0))
+    return out[top:top + size, left:left + size]
+
+
+ODD_SIZES = ((500, 339), (379, 256), (257, 300), (300, 379))  # (width, height)
+
+
+@pytest.mark.parametrize("w,h", ODD_SIZES)
+def test_imagefolder_resize_and_crop_match_torchvision(tmp_path, w, h):
+    from PIL import Image
+
+    array = np.random.default_rng(w * h).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    write_png(tmp_path / "c" / "x.png", array)
+    got = imagefolder(tmp_path, size=224, progress=False).images[0]
+    got = (got.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    np.testing.assert_array_equal(got, _torchvision_eval(array, 256, 224, Image.BILINEAR))
+    try:
+        import torchvision.transforms.functional as TF
+    except ImportError:
+        return
+    ref = TF.center_crop(TF.resize(Image.fromarray(array), 256), 224)
+    np.testing.assert_array_equal(got, np.asarray(ref))
+
+
+@pytest.mark.parametrize("w,h", ODD_SIZES)
+@pytest.mark.parametrize("crop,interpolation", [(0.9, "bicubic"), (0.96, "bicubic"),
+                                                (0.875, "bilinear")])
+def test_imagefolder_takes_timms_crop_pct_and_interpolation(tmp_path, w, h, crop,
+                                                            interpolation):
+    import math
+
+    from PIL import Image
+
+    array = np.random.default_rng(w + h).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    write_png(tmp_path / "c" / "x.png", array)
+    got = imagefolder(tmp_path, size=224, crop_fraction=crop, interpolation=interpolation,
+                      progress=False).images[0]
+    got = (got.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[interpolation]
+    short = math.floor(224 / crop)  # timm's transforms_imagenet_eval scale_size
+    np.testing.assert_array_equal(got, _torchvision_eval(array, short, 224, resample))
+    try:
+        import torchvision.transforms.functional as TF
+        from torchvision.transforms import InterpolationMode
+    except ImportError:
+        return
+    mode = getattr(InterpolationMode, interpolation.upper())
+    ref = TF.center_crop(TF.resize(Image.fromarray(array), short, interpolation=mode), 224)
+    np.testing.assert_array_equal(got, np.asarray(ref))
+
+
+def test_imagefolder_names_an_unknown_interpolation(tmp_path):
+    write_png(tmp_path / "c" / "x.png", np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="interpolation must be one of .*bicubic.*'cubic'"):
+        imagefolder(tmp_path, size=4, interpolation="cubic", progress=False)
+
+
 def test_load_dispatch(tmp_path, monkeypatch):
     monkeypatch.setenv("ADVLENS_DATA", str(tmp_path))
     write_cifar(tmp_path / "cifar10")

@@ -15,6 +15,7 @@ from advlens import compat
 from advlens.checkpoints import UntrustedCheckpointError, load_checkpoint
 from advlens.features import final_linear, representation
 from advlens.zoo import published
+from data_writers import write_png
 from paper_fixtures import (
     write_imagefolder,
     write_paper_zoo,
@@ -199,3 +200,174 @@ def test_cifar10_download_goes_through_the_hash_checked_cache(
     (tmp_path / "cache" / "downloads" / "cifar-10-python.tar.gz").unlink()
     with pytest.raises(ValueError, match="sha256"):
         cifar.download_cifar10(tmp_path / "cifar2")
+
+
+# ------------------------------------------------------------------------- Salman et al. names
+def _released_salman_names() -> set[str]:
+    """The files of the README of microsoft/robust-models-transfer (L2 table), transcribed."""
+    radii = ("0", "0.01", "0.03", "0.05", "0.1", "0.25", "0.5", "1", "3", "5")
+    names = {f"{arch}_l2_eps{eps}.ckpt" for arch in
+             ("resnet18", "resnet50", "wide_resnet50_2", "wide_resnet50_4") for eps in radii}
+    return names | {f"{arch}_l2_eps{eps}.ckpt" for eps in ("0", "3") for arch in
+                    ("densenet", "mnasnet", "mobilenet", "resnext50_32x4d", "shufflenet",
+                     "vgg16_bn")}
+
+
+def test_salman_checkpoints_are_named_as_released(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from advlens.zoo import paper
+
+    robust = [c for c in paper.published_configs() if c.source == "robustness"]
+    names = [c.checkpoint for c in robust]
+    assert len(robust) == 4 * 10 + 5 * 2 and set(names) <= _released_salman_names()
+    assert paper.salman_filename("densenet161", 3.0) == "densenet_l2_eps3.ckpt"
+    assert paper.salman_filename("wide_resnet50_2", 0.01) == "wide_resnet50_2_l2_eps0.01.ckpt"
+    # a folder of the released files (as downloaded from the README) is found
+    for name in _released_salman_names():
+        (tmp_path / name).write_bytes(b"")
+    monkeypatch.setenv("ADVLENS_CHECKPOINTS", str(tmp_path))
+    assert [p.name for p in paper.checkpoint_paths(names)] == names
+
+
+# ------------------------------------------------------------------ timm models' preprocessing
+# (interpolation, crop_pct, input side) of timm 1.0's pretrained_cfg, transcribed
+TIMM_CFGS = {
+    "vgg16.tv_in1k": ("bilinear", 0.875, 224), "vgg19.tv_in1k": ("bilinear", 0.875, 224),
+    "resnet18.tv_in1k": ("bilinear", 0.875, 224), "resnet50.tv_in1k": ("bilinear", 0.875, 224),
+    "resnet101.tv_in1k": ("bilinear", 0.875, 224),
+    "densenet121.tv_in1k": ("bicubic", 0.875, 224),
+    "mobilenetv2_100.ra_in1k": ("bicubic", 0.875, 224),
+    "inception_v3.tv_in1k": ("bicubic", 0.875, 299),
+    "vit_small_patch16_224.augreg_in21k_ft_in1k": ("bicubic", 0.9, 224),
+    "vit_base_patch16_224.augreg_in21k_ft_in1k": ("bicubic", 0.9, 224),
+    "mixer_b16_224.goog_in21k_ft_in1k": ("bicubic", 0.875, 224),
+    "convmixer_768_32.in1k": ("bicubic", 0.96, 224),
+}
+
+
+def test_published_timm_models_carry_their_pretrained_preprocessing() -> None:
+    from advlens.zoo import paper
+
+    published = paper.PAPER_ARCHS  # (other tests' manifests register more)
+    got = {name: (published[name].interpolation, published[name].crop_pct,
+                  published[name].input_size) for name in paper.TIMM_ARCHS}
+    assert got == TIMM_CFGS
+    assert all((published[name].interpolation, published[name].crop_pct,
+                published[name].input_size) == ("bilinear", 0.875, 224)
+               for name in paper.SALMAN_ARCHS)
+    try:
+        from timm.models import get_pretrained_cfg
+    except ImportError:
+        return
+    for name, (interpolation, crop_pct, side) in TIMM_CFGS.items():
+        cfg = get_pretrained_cfg(name)  # the stored config: nothing is downloaded
+        assert (cfg.interpolation, cfg.crop_pct, cfg.input_size[-1]) == (
+            interpolation, crop_pct, side), name
+
+
+def _timm_eval(array: np.ndarray, side: int, crop_pct: float, interpolation: str) -> np.ndarray:
+    """timm's transforms_imagenet_eval, transcribed: shorter side to floor(side / crop_pct)
+    (torchvision's Resize: longer side truncated), then torchvision's centre crop."""
+    import math
+
+    from PIL import Image
+
+    h, w = array.shape[:2]
+    short = math.floor(side / crop_pct)
+    new_w, new_h = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
+    img = Image.fromarray(array)
+    if (new_w, new_h) != (w, h):
+        img = img.resize((new_w, new_h), {"bilinear": Image.BILINEAR,
+                                          "bicubic": Image.BICUBIC}[interpolation])
+    top, left = int(round((new_h - side) / 2.0)), int(round((new_w - side) / 2.0))
+    return np.asarray(img)[top:top + side, left:left + side]
+
+
+@pytest.mark.parametrize("arch", ["vit_base_patch16_224.augreg_in21k_ft_in1k",
+                                  "convmixer_768_32.in1k", "inception_v3.tv_in1k",
+                                  "mobilenetv2_100.ra_in1k", "resnet50.tv_in1k", "resnet50"])
+def test_eval_data_preprocesses_as_each_model_was_evaluated(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arch: str) -> None:
+    from advlens.zoo import paper
+
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for cls, (w, h) in {"n01": (500, 339), "n02": (379, 256), "n03": (300, 379)}.items():
+        arrays[cls] = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        write_png(tmp_path / "val" / cls / "x.png", arrays[cls])
+    monkeypatch.setenv("ADVLENS_IMAGENET", str(tmp_path))
+    got = paper.eval_data(None, arch=arch)
+    interpolation, crop_pct, side = TIMM_CFGS.get(arch, ("bilinear", 0.875, 224))
+    assert got.images.shape == (3, 3, side, side)
+    pixels = (got.images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    try:
+        from PIL import Image
+        from timm.data import resolve_data_config
+        from timm.data.transforms_factory import transforms_imagenet_eval
+    except ImportError:
+        timm_eval = None
+    else:
+        if arch in TIMM_CFGS:  # timm's own eval transform from the model's stored config
+            from timm.models import get_pretrained_cfg
+
+            cfg = resolve_data_config(pretrained_cfg=get_pretrained_cfg(arch).to_dict())
+            timm_eval = transforms_imagenet_eval(
+                img_size=cfg["input_size"][-1], crop_pct=cfg["crop_pct"],
+                interpolation=cfg["interpolation"], normalize=False)
+        else:  # robustness's TEST_TRANSFORMS_IMAGENET: Resize(256), CenterCrop(224)
+            timm_eval = transforms_imagenet_eval(img_size=224, crop_pct=0.875,
+                                                 interpolation="bilinear", normalize=False)
+    for k, cls in enumerate(sorted(arrays)):
+        expected = _timm_eval(arrays[cls], side, crop_pct, interpolation)
+        np.testing.assert_array_equal(pixels[k], expected)
+        if timm_eval is not None:
+            ref = timm_eval(Image.fromarray(arrays[cls])).permute(1, 2, 0).numpy()
+            np.testing.assert_array_equal(pixels[k], ref)
+    assert paper.eval_kw() == {"size": 224, "crop_fraction": 0.875, "interpolation": "bilinear"}
+    with pytest.raises(KeyError, match="not a published architecture.*register"):
+        paper.eval_kw("no_such_model")
+
+
+def test_a_manifest_keeps_a_published_models_preprocessing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from advlens.zoo import paper
+
+    for name in ("convmixer_768_32.in1k", "my_vit", "x"):  # undone after the test
+        monkeypatch.setitem(paper.PAPER_ARCHS, name, paper.PAPER_ARCHS.get(name))
+    manifest = tmp_path / "zoo.json"
+    manifest.write_text(json.dumps({"models": [
+        {"arch": "convmixer_768_32.in1k", "source": "timm", "family": "convmixer",
+         "checkpoint": "convmixer_768_32.in1k.pth"},
+        {"arch": "my_vit", "source": "timm", "family": "vit", "checkpoint": "my_vit.pth",
+         "interpolation": "bicubic", "crop_pct": 0.95}]}))
+    paper.manifest_configs(manifest)
+    assert paper.eval_kw("convmixer_768_32.in1k") == {
+        "size": 224, "crop_fraction": 0.96, "interpolation": "bicubic"}
+    assert paper.eval_kw("my_vit") == {"size": 224, "crop_fraction": 0.95,
+                                       "interpolation": "bicubic"}
+    with pytest.raises(ValueError, match="interpolation must be one of"):
+        paper.register("x", "vit", "timm", interpolation="cubic")
+
+
+def test_the_zoo_evaluates_each_published_model_with_its_own_preprocessing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """builder asks eval_data for each model's own resize (its arch), and two models of one
+    input size but different preprocessing do not share one cached evaluation set."""
+    from advlens.zoo import builder, paper
+    from advlens.zoo.config import ModelConfig
+
+    calls: list[dict[str, object]] = []
+
+    def fake_eval_data(n: int | None, **kw: object) -> str:
+        calls.append(kw)
+        return f"images for {kw.get('arch')}"
+
+    monkeypatch.setattr(paper, "eval_data", fake_eval_data)
+    memo: dict = {}
+    vit, resnet = ("vit_small_patch16_224.augreg_in21k_ft_in1k", "resnet50.tv_in1k")
+    for arch in (vit, resnet, vit):
+        config = ModelConfig(arch, source="timm", checkpoint=f"{arch}.safetensors",
+                             dataset="imagenet")
+        assert builder._eval_data(config, "test", 8, memo) == f"images for {arch}"
+    assert [c["arch"] for c in calls] == [vit, resnet]  # the third came from the memo
+    assert paper.eval_kw(vit) != paper.eval_kw(resnet)

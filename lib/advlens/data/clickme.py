@@ -39,21 +39,43 @@ from advlens.data.tfrecord import read_records
 from advlens.paths import data_dir
 
 RAW_SIDE = 224
+# Harmonization's downloader caches shard i as clickme_{val,train}_{i}, without an extension
+# (tf.keras.utils.get_file(f"clickme_val_{i}", ..., cache_subdir="datasets/click-me"))
+_KERAS = re.compile(r"clickme_(val|train)_(\d+)")
 _SHARD = re.compile(r"\.tfrecords?(-\d+-of-\d+)?$|\.npz$")
 NUM_CLASSES = 1000
 _HOW = ("Download the ClickMe shards (Harmonization: clickme val-*.tfrecords) or the "
-        "Adversarial-Alignment TFRecord and put them there, or pass path=.")
+        "Adversarial-Alignment TFRecord and put them there, or point path= at the Keras cache "
+        "where Harmonization's load_clickme_val() saved them (~/.keras/datasets/click-me, files "
+        "clickme_val_0 ... clickme_val_16).")
 
 
-def _files(path: Path) -> list[Path]:
+def _natural(path: Path) -> tuple[list[str | int], str]:
+    """Sort key reading digit runs as numbers: val-2 before val-10, as the shards are numbered
+    (then the name itself, so that val-01 and val-1 keep one order)."""
+    parts = re.split(r"(\d+)", path.name)  # text at even positions, digits at odd ones
+    return [int(p) if i % 2 else p for i, p in enumerate(parts)], path.name
+
+
+def _files(path: Path, split: str | None = None) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        found = sorted(p for p in path.iterdir() if p.is_file() and _SHARD.search(p.name)
-                       and not p.name.startswith("."))  # skips atomic_write's .tmp leftovers
+        found = sorted((p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
+                        and (_SHARD.search(p.name) or _KERAS.fullmatch(p.name))),
+                       key=_natural)  # not dot-files: atomic_write's .tmp leftovers
+        cached = {m.group(1) for p in found if (m := _KERAS.fullmatch(p.name))}
+        if len(cached) > 1:  # the Keras cache holds both splits side by side: never mix them
+            if split not in cached:
+                raise ValueError(f"{path} holds both the val and the train ClickMe shards of "
+                                 f"Harmonization's cache; pass split='val' or split='train' "
+                                 f"(got {split!r}).")
+            found = [p for p in found
+                     if (m := _KERAS.fullmatch(p.name)) is None or m.group(1) == split]
         if found:
             return found
-    raise missing(path, "ClickMe data (.tfrecord/.tfrecords shards or per-image .npz)", _HOW)
+    raise missing(path, "ClickMe data (.tfrecord/.tfrecords shards, clickme_val_<i> shards "
+                  "of the Keras cache, or per-image .npz)", _HOW)
 
 
 def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -176,7 +198,9 @@ def clickme(path: str | Path | None = None, split: str | None = None, *, n: int 
             progress: bool = True) -> ImageSet:
     """ClickMe images and human maps from ``path`` (a shard, an ``.npz`` or a folder of them).
 
-    ``path`` defaults to ``data_dir()/clickme``; ``split`` picks ``path/split`` when it exists.
+    ``path`` defaults to ``data_dir()/clickme``; ``split`` picks ``path/split`` when it exists
+    (or, in a Keras cache holding both splits, the ``clickme_<split>_<i>`` shards). Shards are
+    read in the order of their numbers (``val-2`` before ``val-10``).
     ``blur``: ``None`` = the format's own recipe (blur Harmonization heatmaps only), ``True`` /
     ``False`` forces it. ``verify`` checks TFRecord CRCs. ``n`` stops after ``n`` images.
     """
@@ -188,7 +212,7 @@ def clickme(path: str | Path | None = None, split: str | None = None, *, n: int 
         raise missing(base, "ClickMe data", _HOW)
     images, maps, labels = [], [], []
     bar = tqdm(total=n, desc="reading ClickMe", disable=not progress)
-    for image, heat, label in _items(_files(base), size, blur, verify):
+    for image, heat, label in _items(_files(base, split), size, blur, verify):
         images.append(image)
         maps.append(heat)
         labels.append(label)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,29 @@ from advlens.checks import check_count
 from advlens.data.errors import corrupt, missing
 from advlens.data.imageset import ImageSet
 
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
+# torchvision's IMG_EXTENSIONS, matched case-insensitively as its ImageFolder does, so that the
+# same files (and so the same indices) are read
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+# PIL filters by the names of torchvision's InterpolationMode / timm's pretrained configs
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos")
 
 
-def _read(path: Path, size: int | None, crop_fraction: float) -> np.ndarray:
+def resized_size(w: int, h: int, short: int) -> tuple[int, int]:
+    """(width, height) with the shorter side ``short``, as torchvision's ``Resize(short)``."""
+    # torchvision truncates the longer side (int(), not round())
+    if w <= h:
+        return short, int(short * h / w)
+    return int(short * w / h), short
+
+
+def crop_box(w: int, h: int, size: int) -> tuple[int, int, int, int]:
+    """The (left, top, right, bottom) of torchvision's ``CenterCrop(size)`` of a w×h image."""
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return left, top, left + size, top + size
+
+
+def _read(path: Path, size: int | None, crop_fraction: float,
+          interpolation: str = "bilinear") -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -31,33 +51,36 @@ def _read(path: Path, size: int | None, crop_fraction: float) -> np.ndarray:
                                  "range is unknown; save it as an 8- or 16-bit image.")
             img = img.convert("RGB")
             if size is not None:
-                # ImageNet evaluation: shorter side to size / crop_fraction, then centre crop.
-                short = round(size / crop_fraction)
-                w, h = img.size
-                scale = short / min(w, h)
-                img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))),
-                                 Image.Resampling.BILINEAR)
-                w, h = img.size
-                left, top = (w - size) // 2, (h - size) // 2
-                img = img.crop((left, top, left + size, top + size))
+                # ImageNet evaluation as timm's transforms_imagenet_eval: shorter side to
+                # floor(size / crop_fraction), then torchvision's centre crop
+                new = resized_size(*img.size, math.floor(size / crop_fraction))
+                if new != img.size:
+                    img = img.resize(new, Image.Resampling[interpolation.upper()])
+                img = img.crop(crop_box(*img.size, size))
             return np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise corrupt(path, f"cannot decode the image: {err}") from err
 
 
 def imagefolder(root: str | Path, split: str | None = None, *, size: int | None = None,
-                crop_fraction: float = 0.875, max_per_class: int | None = None,
-                n: int | None = None, seed: int = 0, progress: bool = True) -> ImageSet:
+                crop_fraction: float = 0.875, interpolation: str = "bilinear",
+                max_per_class: int | None = None, n: int | None = None, seed: int = 0,
+                progress: bool = True) -> ImageSet:
     """Images under ``root`` (or ``root/split`` when that folder exists), one folder per class.
 
-    ``size`` resizes the shorter side to ``size / crop_fraction`` and centre-crops ``size``
-    (ImageNet's 256 → 224 at the default 0.875); without it every image must share one size.
+    ``size`` resizes the shorter side to ``floor(size / crop_fraction)`` with ``interpolation``
+    (PIL's filter of that name, as torchvision's ``Resize``) and centre-crops ``size``
+    (ImageNet's 256 → 224 at the default 0.875, as torchvision's ``Resize(256)`` +
+    ``CenterCrop(224)``); without it every image must share one size.
     ``n`` reads only ``n`` files drawn at random (``seed``) from the listing, in listing order
     (a 1,000-image evaluation subset of the 50,000 ImageNet validation images).
     """
     n, max_per_class = check_count(n, "n"), check_count(max_per_class, "max_per_class")
     if not 0 < crop_fraction <= 1:
         raise ValueError(f"crop_fraction must be in (0, 1]; got {crop_fraction!r}.")
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}; "
+                         f"got {interpolation!r}.")
     if size is not None:
         size = check_count(size, "size")
     base = Path(root)
@@ -79,7 +102,7 @@ def imagefolder(root: str | Path, split: str | None = None, *, size: int | None 
     if n is not None and n < len(files):
         keep = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[:n]
         files = [files[i] for i in keep.sort().values.tolist()]
-    arrays = [_read(p, size, crop_fraction)
+    arrays = [_read(p, size, crop_fraction, interpolation)
               for p, _ in tqdm(files, desc=f"reading {base.name}", disable=not progress)]
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:

@@ -48,13 +48,14 @@ def _settings(robust_eval_eps: float | None, robust_eval_n: int | None) -> Robus
 def _eval_data(config: ModelConfig, split: str, n: int | None,
                memo: _DataCache | None) -> ImageSet:
     """A trained config's own split, or for a published model ``n`` ImageNet validation
-    images (``$ADVLENS_IMAGENET``) drawn with the config's data seed, at its input size."""
+    images (``$ADVLENS_IMAGENET``) drawn with the config's data seed, preprocessed as that
+    model was evaluated (its input size, resize filter and crop: :func:`paper.eval_kw`)."""
     if config.source == "trained":
         return _data(config, split, memo)
-    size = paper.PAPER_ARCHS[config.arch].input_size
-    key = ("imagenet", n, config.data_seed, size)
+    preprocessing = paper.eval_kw(config.arch)
+    key = ("imagenet", n, config.data_seed, *sorted(preprocessing.items()))
     if memo is None or key not in memo:
-        found = paper.eval_data(n, seed=config.data_seed, size=size)
+        found = paper.eval_data(n, seed=config.data_seed, arch=config.arch)
         if memo is None:
             return found
         memo[key] = found

@@ -6,8 +6,8 @@ Salman et al. (2020) L2-robust ImageNet zoo saved by ``robustness``.
   papers for their own models, and by zoo manifests).
 - :func:`paper_configs` is the ``paper`` zoo: the published list, or the models of a manifest
   named by ``$ADVLENS_PAPER_ZOO`` (a JSON file ``{"models": [{"arch", "source", "family",
-  "checkpoint", "eps", "kwargs", "num_classes", "input_size"}, ...]}``; the last four
-  optional), e.g. the subset you downloaded, or
+  "checkpoint", "eps", "kwargs", "num_classes", "input_size", "interpolation", "crop_pct"},
+  ...]}``; the last six optional), e.g. the subset you downloaded, or
   tiny stand-ins in the tests.
 - :func:`checkpoint_paths` says which files are needed and where (``$ADVLENS_CHECKPOINTS``), so a
   ``paper`` run fails early with an actionable message; :func:`load_model` loads one.
@@ -30,14 +30,17 @@ SOURCES = ("timm", "torchvision", "robustness")
 @dataclass(frozen=True)
 class PaperArch:
     """An architecture of the paper zoo: its family, where its weights come from, the keyword
-    arguments of its constructor (timm), its number of classes and its input side (the size
-    its accuracy is evaluated at)."""
+    arguments of its constructor (timm), its number of classes, its input side (the size its
+    accuracy is evaluated at) and its evaluation resize: the filter and the fraction of the
+    resized shorter side kept by the centre crop (timm's ``interpolation`` and ``crop_pct``)."""
 
     family: str
     source: str
     kwargs: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     num_classes: int = 1000
     input_size: int = 224
+    interpolation: str = "bilinear"
+    crop_pct: float = 0.875
 
 
 # Salman et al. 2020 ("Do adversarially robust ImageNet models transfer better?"), L2 radii.
@@ -48,6 +51,10 @@ SALMAN_ARCHS = {
 }
 SALMAN_EPS = (0.0, 0.01, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0, 5.0)
 SALMAN_EPS_ARCHS = ("resnet18", "resnet50", "wide_resnet50_2", "wide_resnet50_4")
+# The release names its files after robust-models-transfer's --arch names, not torchvision's
+# (its README: densenet_l2_eps3.ckpt is torchvision's densenet161, and so on).
+SALMAN_RELEASE_NAMES = {"densenet161": "densenet", "mobilenet_v2": "mobilenet",
+                        "shufflenet_v2_x1_0": "shufflenet"}
 SALMAN_URL = "https://github.com/microsoft/robust-models-transfer"
 # Standard ImageNet classifiers from timm for the scaling law and transfer matrix.
 TIMM_ARCHS = {
@@ -59,27 +66,56 @@ TIMM_ARCHS = {
     "mixer_b16_224.goog_in21k_ft_in1k": "mixer", "convmixer_768_32.in1k": "convmixer",
 }
 
+# (interpolation, crop_pct) of timm 1.0's pretrained_cfg where it is not bilinear 0.875: the
+# preprocessing these models' published accuracy is measured with
+TIMM_EVAL = {
+    "densenet121.tv_in1k": ("bicubic", 0.875), "mobilenetv2_100.ra_in1k": ("bicubic", 0.875),
+    "inception_v3.tv_in1k": ("bicubic", 0.875),
+    "vit_small_patch16_224.augreg_in21k_ft_in1k": ("bicubic", 0.9),
+    "vit_base_patch16_224.augreg_in21k_ft_in1k": ("bicubic", 0.9),
+    "mixer_b16_224.goog_in21k_ft_in1k": ("bicubic", 0.875),
+    "convmixer_768_32.in1k": ("bicubic", 0.96),
+}
+DEFAULT_EVAL = ("bilinear", 0.875)  # torchvision's Resize(256) + CenterCrop(224); robustness's
+
 PAPER_ARCHS: dict[str, PaperArch] = {
     **{name: PaperArch(fam, "robustness") for name, fam in SALMAN_ARCHS.items()},
-    **{name: PaperArch(fam, "timm", input_size=299 if name.startswith("inception") else 224)
+    **{name: PaperArch(fam, "timm", input_size=299 if name.startswith("inception") else 224,
+                       interpolation=TIMM_EVAL.get(name, DEFAULT_EVAL)[0],
+                       crop_pct=TIMM_EVAL.get(name, DEFAULT_EVAL)[1])
        for name, fam in TIMM_ARCHS.items()},
 }
 
 
 def register(name: str, family: str, source: str, *, kwargs: dict[str, Any] | None = None,
-             num_classes: int = 1000, input_size: int = 224) -> PaperArch:
+             num_classes: int = 1000, input_size: int = 224, interpolation: str | None = None,
+             crop_pct: float | None = None) -> PaperArch:
     """Add (or replace) published architecture ``name`` so that ``ModelConfig(name,
-    source=source, checkpoint=...)`` is valid. ``source``: timm, torchvision or robustness."""
+    source=source, checkpoint=...)`` is valid. ``source``: timm, torchvision or robustness.
+    ``interpolation`` / ``crop_pct`` default to the published timm model's (:data:`TIMM_EVAL`)
+    when ``name`` is one, else to bilinear and 0.875."""
+    from advlens.data.imagefolder import INTERPOLATIONS
+
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}; got {source!r} for {name!r}.")
-    arch = PaperArch(family, source, dict(kwargs or {}), int(num_classes), int(input_size))
+    known = TIMM_EVAL.get(name, DEFAULT_EVAL) if source == "timm" else DEFAULT_EVAL
+    interpolation = known[0] if interpolation is None else interpolation
+    crop_pct = known[1] if crop_pct is None else float(crop_pct)
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"{name}: interpolation must be one of {', '.join(INTERPOLATIONS)}; "
+                         f"got {interpolation!r}.")
+    if not 0 < crop_pct <= 1:
+        raise ValueError(f"{name}: crop_pct must be in (0, 1]; got {crop_pct!r}.")
+    arch = PaperArch(family, source, dict(kwargs or {}), int(num_classes), int(input_size),
+                     interpolation, crop_pct)
     PAPER_ARCHS[name] = arch
     return arch
 
 
 def salman_filename(arch: str, eps: float) -> str:
-    """File name of a Salman et al. checkpoint as released (``<arch>_l2_eps<eps>.ckpt``)."""
-    return f"{arch}_l2_eps{eps:g}.ckpt"
+    """File name of a Salman et al. checkpoint as released (``<release arch>_l2_eps<eps>.ckpt``,
+    e.g. ``densenet_l2_eps3.ckpt`` for torchvision's ``densenet161``)."""
+    return f"{SALMAN_RELEASE_NAMES.get(arch, arch)}_l2_eps{eps:g}.ckpt"
 
 
 def published_configs() -> list[Any]:
@@ -117,7 +153,8 @@ def manifest_configs(path: str | Path) -> list[Any]:
             raise ValueError(f"{path}: model {i} lacks {missing}.")
         register(entry["arch"], entry["family"], entry["source"], kwargs=entry.get("kwargs"),
                  num_classes=entry.get("num_classes", 1000),
-                 input_size=entry.get("input_size", 224))
+                 input_size=entry.get("input_size", 224),
+                 interpolation=entry.get("interpolation"), crop_pct=entry.get("crop_pct"))
         eps = float(entry.get("eps", 0.0))
         configs.append(ModelConfig(entry["arch"], dataset="imagenet", epochs=0,
                                    regime="l2-at" if eps > 0 else "standard", eps=eps,
@@ -208,13 +245,32 @@ def require(configs: list[Any]) -> list[Path]:
 EVAL_SIZE = 224
 
 
-def eval_data(n: int | None, *, seed: int = 0, size: int = EVAL_SIZE) -> Any:
-    """``n`` ImageNet validation images (``$ADVLENS_IMAGENET``, drawn with ``seed``) at
-    ``size`` (shorter side to size/0.875, centre crop), for the published models' accuracy."""
+def eval_kw(arch: str | None = None, size: int | None = None) -> dict[str, Any]:
+    """The ImageNet folder loader's preprocessing for published architecture ``arch``: its
+    input side (or ``size``), timm's ``crop_pct`` and ``interpolation`` (bilinear 0.875, i.e.
+    torchvision's Resize(256) + CenterCrop(224), without ``arch``)."""
+    if arch is None:
+        interpolation, crop_pct, side = *DEFAULT_EVAL, EVAL_SIZE
+    elif arch not in PAPER_ARCHS:
+        raise KeyError(f"{arch!r} is not a published architecture of the paper zoo; choose one "
+                       f"of {sorted(PAPER_ARCHS)} or add it with register().")
+    else:
+        found = PAPER_ARCHS[arch]
+        interpolation, crop_pct, side = found.interpolation, found.crop_pct, found.input_size
+    return {"size": side if size is None else size, "crop_fraction": crop_pct,
+            "interpolation": interpolation}
+
+
+def eval_data(n: int | None, *, seed: int = 0, size: int | None = None,
+              arch: str | None = None) -> Any:
+    """``n`` ImageNet validation images (``$ADVLENS_IMAGENET``, drawn with ``seed``) for the
+    published models' accuracy, preprocessed for ``arch`` as :func:`eval_kw` says (its side
+    unless ``size`` is given; shorter side to floor(size / crop_pct), centre crop)."""
     from advlens.data import load
     from advlens.data.sources import require as require_data
 
-    kw = require_data("imagenet", {"size": size, "n": n, "seed": seed, "progress": False})
+    kw = require_data("imagenet", {**eval_kw(arch, size), "n": n, "seed": seed,
+                                   "progress": False})
     return load("imagenet", "val", **kw)
 
 
