@@ -128,6 +128,18 @@ def test_paper_zoo_from_manifest_builds_evaluates_and_caches(
                       robust_eval_n=6)
     assert all(e.cached for e in again)
     assert again.table()["test_acc"].tolist() == built.table()["test_acc"].tolist()
+    # accuracies cached under another preprocessing (an older release) are measured again
+    from advlens.zoo import cache
+
+    meta_path = cache.cache_paths(configs[0], tmp_path / "zoo").meta
+    meta = json.loads(meta_path.read_text())
+    assert meta["eval_preprocessing"]["interpolation"] in ("bilinear", "bicubic")
+    meta["eval_preprocessing"]["crop_fraction"] = 0.5
+    meta_path.write_text(json.dumps(meta))
+    third = zoo.build("paper", root=tmp_path / "zoo", progress=False, robust_eval_eps=0.5,
+                      robust_eval_n=6)
+    assert [e.cached for e in third] == [False] + [True] * 5
+    assert third.table()["test_acc"].tolist() == built.table()["test_acc"].tolist()
     robust = built.select(source="robustness", eps=3.0)
     assert len(robust) == 2 and all(e.config.regime == "l2-at" for e in robust)
 

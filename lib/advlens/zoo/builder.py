@@ -76,10 +76,13 @@ def _published(config: ModelConfig, root: str | Path | None, settings: RobustEva
     paths = cache.cache_paths(config, root)
     with cache.model_lock(config, root):
         meta = read_json(paths.meta) if paths.meta.exists() else {}
-        cached = meta.get("weights") == stamp
+        # accuracies measured with another resize or crop (an older release) are measured again
+        preprocessing = paper.eval_kw(config.arch)
+        cached = meta.get("weights") == stamp and meta.get("eval_preprocessing") == preprocessing
         if not cached:
             meta = {"name": config.name, "hash": config.hash, "config": config.to_dict(),
-                    "weights": stamp, "sha256": sha256_file(weights), "train_time_s": None,
+                    "weights": stamp, "eval_preprocessing": preprocessing,
+                    "sha256": sha256_file(weights), "train_time_s": None,
                     "n_params": sum(p.numel() for p in model.parameters()), "robust": {},
                     "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         if settings.key not in meta["robust"]:
