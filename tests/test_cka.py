@@ -106,6 +106,23 @@ def test_matches_gram_reference(kernel, debiased, shape):
                                  abs=1e-10)
 
 
+@pytest.mark.parametrize("debiased", [False, True])
+def test_rbf_large_threshold_is_not_refused(debiased):
+    """Threshold 1000: K = 1 - O(1e-6), so every self-HSIC is ~1e-12 of tr(K)², yet CKA is
+    well defined. Reference: both HSIC estimators ignore a constant added to K, so they are
+    taken on K - 1 = expm1(-d²/2σ²), free of the cancellation that K itself carries."""
+    x, y = related(np.random.default_rng(30), 30, 5, 5)
+    hsic = ref_hsic_unbiased if debiased else ref_hsic_biased
+
+    def k_minus_one(z: np.ndarray) -> np.ndarray:
+        sq = cdist(z, z, "sqeuclidean")
+        return np.expm1(-sq / (2 * 1000.0**2 * np.median(sq)))
+
+    k, l = k_minus_one(x), k_minus_one(y)
+    expected = hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l))
+    assert rbf_cka(x, y, threshold=1000.0, debiased=debiased) == pytest.approx(expected, rel=1e-8)
+
+
 def test_large_n_reference_expansion_agrees_with_gram_reference():
     x, y = related(np.random.default_rng(2), 50, 5, 7, offset=2.0)
     for debiased in (False, True):
@@ -293,6 +310,68 @@ def test_minibatch_sums_raw_scale_hsic_over_batches():
     assert m.compute().loc["x", "y"] == pytest.approx(expected, rel=1e-10)
     per_batch_mean = np.mean([linear_cka(b["x"], b["y"], debiased=True) for b in batches])
     assert abs(expected - per_batch_mean) > 0.01  # the weighting matters on these batches
+
+
+@pytest.mark.parametrize("s", [1e-80, 1e60])
+def test_minibatch_at_extreme_magnitudes_gives_the_unit_scale_value(s):
+    """Σ HSIC over batches of very different scale (so the weighting matters), everything times
+    s: HSIC is quartic in the values (1e-320 or 1e240 here), yet CKA is that of the float64
+    reference at scale 1, per-batch weighting included."""
+    rng = np.random.default_rng(21)
+    batches = []
+    for scale, noise in ((1.0, 0.3), (30.0, 3.0), (0.05, 1.0)):
+        x, y = related(rng, 24, 6, 9, noise=noise)
+        batches.append({"x": scale * x, "y": scale * y})
+    sums = np.zeros(3)
+    m = MinibatchCKA()
+    for batch in batches:
+        k, l = ref_linear_gram(batch["x"]), ref_linear_gram(batch["y"])
+        sums += [ref_hsic_unbiased(k, l), ref_hsic_unbiased(k, k), ref_hsic_unbiased(l, l)]
+        m.update({name: s * rep for name, rep in batch.items()})
+    expected = sums[0] / np.sqrt(sums[1] * sums[2])
+    assert m.compute().loc["x", "y"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_minibatch_batches_1e45_apart():
+    """Self-HSIC sums near 1e190: finite, but their product is not (normalise by sqrt each)."""
+    rng = np.random.default_rng(22)
+    m, sums = MinibatchCKA(), np.zeros(3)
+    for scale in (1.0, 1e45):
+        x, y = related(rng, 24, 6, 9)
+        k, l = ref_linear_gram(scale * x), ref_linear_gram(scale * y)
+        sums += [ref_hsic_unbiased(k, l), ref_hsic_unbiased(k, k), ref_hsic_unbiased(l, l)]
+        m.update({"x": scale * x, "y": scale * y})
+    expected = sums[0] / (np.sqrt(sums[1]) * np.sqrt(sums[2]))
+    assert m.compute().loc["x", "y"] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("kernel", ["linear", "rbf"])
+def test_minibatch_batch_with_a_constant_representation_adds_nothing(kernel):
+    """Every ReLU dead in one batch: its Gram is constant (all ones for RBF, whatever the
+    bandwidth), so each of its unbiased HSIC terms is 0 and Nguyen et al.'s sums stay defined
+    (ckatorch.cka_batch gives 0.544739 for the linear kernel on these data)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((40, 6))
+    y = np.maximum(x @ rng.standard_normal((6, 8)), 0)
+    y[10:20] = 0.0
+
+    def gram(z: np.ndarray) -> np.ndarray:
+        if kernel == "linear":
+            return ref_linear_gram(z)
+        return np.ones((len(z), len(z))) if np.ptp(z) == 0 else ref_rbf_gram(z, 1.0)
+
+    m = MinibatchCKA(kernel=kernel)
+    sums = np.zeros(3)
+    for i in range(0, 40, 10):
+        batch = {"x": x[i:i + 10], "y": y[i:i + 10]}
+        m.update(batch)
+        k, l = gram(batch["x"]), gram(batch["y"])
+        sums += [ref_hsic_unbiased(k, l), ref_hsic_unbiased(k, k), ref_hsic_unbiased(l, l)]
+    assert m.n_batches == 4 and m.n_samples == 40
+    value = m.compute().loc["x", "y"]
+    assert value == pytest.approx(sums[0] / np.sqrt(sums[1] * sums[2]), rel=1e-12)
+    if kernel == "linear":
+        assert value == pytest.approx(0.5447390107395822, rel=1e-12)
 
 
 def test_minibatch_reset():

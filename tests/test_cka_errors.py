@@ -59,8 +59,38 @@ def test_constant_representation():
 
 
 def test_minibatch_overflow_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"values too large.*rescale"):
-        MinibatchCKA().update({"a": X * 1e300, "b": Y})
+    # one scale per representation, fixed by its first batch: 1e300 alone is fine ...
+    m = MinibatchCKA()
+    m.update({"a": X * 1e300, "b": Y})
+    # ... but a later batch vastly larger than the first cannot be summed with it
+    for later, what in ((1e300, r"values too large to square"), (1e100, r"HSIC sums overflow")):
+        with pytest.raises(ValueError, match=what + r".*first batch.*comparable magnitude"):
+            m.update({"a": X, "b": Y * later})
+    assert m.n_batches == 1  # failed updates leave the sums untouched
+    assert m.compute().loc["a", "b"] == pytest.approx(linear_cka(X, Y, debiased=True), rel=1e-12)
+
+
+def test_minibatch_constant_in_every_batch():
+    m = MinibatchCKA()
+    m.update({"a": X[:8], "dead": np.zeros((8, 3))})
+    m.update({"a": X[8:16], "dead": np.full((8, 3), 0.5)})
+    with pytest.raises(ValueError, match=r"batch\['dead'\] was constant .* in every batch"):
+        m.compute()
+
+
+@pytest.mark.parametrize("big", [1e11, 1e15])
+def test_large_constant_feature_beside_varying_ones(big):
+    # a constant column changes no centred feature: CKA is that of the varying columns alone,
+    # whatever their scale next to it (float64 numpy, from the definition)
+    local = np.random.default_rng(7)
+    x = local.standard_normal((20, 4)) * 1e-3
+    y = x + local.standard_normal((20, 4))
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    expected = (np.linalg.norm(xc.T @ yc) ** 2
+                / (np.linalg.norm(xc.T @ xc) * np.linalg.norm(yc.T @ yc)))
+    with_big = np.concatenate([np.full((20, 1), big), x], 1)
+    assert linear_cka(with_big, y) == pytest.approx(expected, rel=1e-12)
+    assert cka_matrix({"x": with_big, "y": y}).loc["x", "y"] == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize("s", [1e-300, 1e-80, 1e60, 1e300])

@@ -209,6 +209,27 @@ def test_early_stop_is_per_sample_and_follows_its_rule() -> None:
     torch.testing.assert_close(split.images, whole.images, rtol=0, atol=1e-9)
 
 
+def test_early_stop_can_fire_at_the_first_check() -> None:
+    """Seeds equal to their targets start at loss 0 with a zero gradient, so they never move
+    (closed form): no gain over the first `patience` iterations, stop at `patience`, not 2x.
+    A sample that is still improving goes on, on the path of a run without early stopping."""
+    model = tiny_cnn(dtype=torch.float64)
+    x = images(6, seed=9, dtype=torch.float64)
+    seeds, targets = x[:4].clone(), x[:4].clone()
+    seeds[3] = x[5]  # the one sample with something to do
+    rule = EarlyStop(patience=10, rel_tol=1e-3)
+    kw = {"iterations": 40, "history": True, "progress": False}
+    early = invert(model, seeds, targets, early_stop=rule, **kw)
+    full = invert(model, seeds, targets, **kw)
+    assert early.iterations[:3].tolist() == [rule.patience] * 3
+    assert early.iterations[3] > rule.patience
+    assert torch.equal(early.images[:3], targets[:3]) and (early.loss[:3] == 0).all()
+    k = int(early.iterations[3])
+    # batch-of-1 kernels round differently from batch-of-4 ones: equal up to ~1e-16
+    torch.testing.assert_close(early.history[:k + 1, 3], full.history[:k + 1, 3], rtol=0,
+                               atol=1e-12)
+
+
 def test_known_optimum_orthogonal_linear_representation() -> None:
     """Rep(x) = Q x with Q orthogonal: loss = ||x - t|| / ||t||, every normalised gradient points
     along x - t, so the path is 1-D and follows a scalar recursion simulated here by hand."""

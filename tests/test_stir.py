@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from advlens.inversion import invert
 from advlens.stir import noise_seeds, stir, stir_score
 from references import numpy_linear_cka, penultimate
 
@@ -28,6 +29,31 @@ def test_stir_uses_every_batch_not_the_last() -> None:
     # the inversion does not depend on the batch size, so neither does STIR (up to rounding)
     whole = stir(m1, m2, x, iterations=30, batch_size=16, progress=False)
     assert whole.value == pytest.approx(res.value, abs=1e-3)
+
+
+def other_cnn(seed: int) -> nn.Module:
+    """Another architecture, with modules "3" and "4" too (so swapped layer names still run)."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+        nn.Linear(16, 7), nn.Tanh(), nn.Linear(7, 3)).eval()
+
+
+def test_stir_inverts_through_m1_and_scores_with_m2() -> None:
+    """STIR(m2 | m1) = CKA(Rep_m2(X), Rep_m2(X')) with X' = X inverted through m1 (PROTOCOLS §1),
+    each model at its own layer: the inversion is rerun by hand and CKA computed in numpy."""
+    m1, m2 = tiny_cnn(0), other_cnn(1)
+    layer1, layer2 = "4", "3"  # m1: Linear(54, 10) output; m2: the flattened 16 pooled features
+    x = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    seeds = noise_seeds(x, seed=5)
+    kw = {"iterations": 25, "step_size": 0.1, "batch_size": 5, "progress": False}
+    res = stir(m1, m2, x, seeds=seeds, layer1=layer1, layer2=layer2, **kw)
+    by_hand = invert(m1, seeds, x, layer=layer1, **kw)
+    assert torch.equal(res.inverted.images, by_hand.images)
+    assert torch.equal(res.inverted.loss, by_hand.loss)
+    with torch.no_grad():
+        a, b = m2[:4](x).double().numpy(), m2[:4](by_hand.images).double().numpy()
+    assert res.value == pytest.approx(numpy_linear_cka(a, b), abs=1e-9)
 
 
 def test_stir_of_a_model_with_itself_is_high_and_deterministic() -> None:

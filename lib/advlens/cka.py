@@ -40,12 +40,9 @@ def min_rows(debiased: bool) -> int:
     return 4 if debiased else 2
 
 
-def _centred(x: Array, name: str, *, min_rows: int, device: torch.device | None = None,
-             rescale: bool = True) -> Tensor:
-    """Validate one representation and return it as a column-centred float64 tensor.
-
-    ``rescale`` divides it by its Frobenius norm, which CKA ignores but which keeps squares of
-    extreme values finite; MinibatchCKA sums HSIC over batches and must keep the raw scale."""
+def _checked(x: Array, name: str, *, min_rows: int,
+             device: torch.device | None = None) -> Tensor:
+    """Validate one representation and return it as a finite float64 (n, d) tensor."""
     if not isinstance(x, Tensor | np.ndarray):
         x = np.asarray(x)
     if isinstance(x, np.ndarray) and x.dtype.kind not in "biuf":
@@ -77,20 +74,48 @@ def _centred(x: Array, name: str, *, min_rows: int, device: torch.device | None 
             f"{name} contains NaN or inf values; check the model's activations "
             "(or drop those rows)."
         )
+    return x
+
+
+def _centre(x: Tensor, name: str, *, rescale: bool = True, allow_constant: bool = False,
+            too_large: str = "rescale it (CKA is invariant to isotropic scaling)") -> Tensor:
+    """Column-centre a checked float64 representation.
+
+    ``rescale`` divides it by its peak and then its Frobenius norm, which CKA ignores but which
+    keeps squares of extreme values finite; MinibatchCKA sums HSIC over batches and must keep the
+    raw scale. Columns constant to rounding (relative to their own magnitude) are zeroed; if all
+    are, the representation is refused, or returned as zeros with ``allow_constant``."""
     peak = float(x.abs().max())
     if rescale and peak > 0:  # CKA is scale-invariant: squares then neither overflow nor vanish
         x = x / peak
     xc = x - x.mean(dim=0, keepdim=True)
-    spread, scale = float(xc.square().sum()), float(x.square().sum())
-    if not math.isfinite(scale):
-        raise ValueError(f"{name} has values too large to square in float64; rescale it "
-                         "(CKA is invariant to isotropic scaling).")
-    if spread == 0.0 or spread <= 1e-20 * scale:
+    spread, scale = xc.square().sum(0), x.square().sum(0)
+    if not math.isfinite(float(scale.sum())):
+        raise ValueError(f"{name} has values too large to square in float64; {too_large}.")
+    # per column: a large constant unit must not make small varying ones look constant
+    flat = spread <= 1e-20 * scale
+    if bool(flat.all()):
+        if allow_constant:
+            return torch.zeros_like(xc)
         raise ValueError(
             f"{name} is constant across samples (zero variance after centring), so CKA is "
             "undefined; check the layer (dead units?) and the inputs."
         )
-    return xc / math.sqrt(spread) if rescale else xc
+    if bool((flat & (spread > 0)).any()):  # what is left of a constant column is rounding
+        xc = xc.masked_fill(flat, 0.0)
+    return xc / math.sqrt(float(xc.square().sum())) if rescale else xc
+
+
+def _centred(x: Array, name: str, *, min_rows: int,
+             device: torch.device | None = None) -> Tensor:
+    """Validate one representation and return it column-centred, float64, of unit norm."""
+    return _centre(_checked(x, name, min_rows=min_rows, device=device), name)
+
+
+def _times_power_of_two(x: Tensor, exponent: int) -> Tensor:
+    """``x · 2**exponent``, exact for normal results (two factors: 2**exponent may overflow)."""
+    half = exponent // 2
+    return x * math.ldexp(1.0, half) * math.ldexp(1.0, exponent - half)
 
 
 def _same_rows(xs: list[Tensor], names: list[str]) -> None:
@@ -176,6 +201,7 @@ class _Prepared:
     sq_rows: Tensor | None = None  # squared row norms, debiased feature-space form
     gram: Tensor | None = None  # centred (biased) / U-centred (debiased) n×n kernel
     scale: float = 1.0  # tr(K)² on the HSIC scale: bounds |HSIC(K, K)|, sets "numerically zero"
+    constant: bool = False  # constant across samples (MinibatchCKA only): every HSIC is 0
 
 
 def _hsic_denominator(n: int, debiased: bool) -> int:
@@ -185,14 +211,23 @@ def _hsic_denominator(n: int, debiased: bool) -> int:
 def _prepare(xc: Tensor, name: str, *, kernel: Kernel, debiased: bool, threshold: float,
              use_gram: bool) -> _Prepared:
     n = xc.shape[0]
-    trace = float(n) if kernel == "rbf" else float(xc.square().sum())
-    scale = trace**2 / _hsic_denominator(n, debiased)
+    # all zero: a constant batch (MinibatchCKA only); its centred kernel, hence HSIC, is 0
+    constant = not bool(xc.any())
     if kernel == "rbf":
-        gram = _centre_gram(_rbf_gram(xc, threshold, name), debiased)
-        return _Prepared(name, n, debiased, gram=gram, scale=scale)
+        k = xc.new_ones(n, n) if constant else _rbf_gram(xc, threshold, name)
+        centred = _centre_gram(k, False)
+        # tr(HKH), not tr(K) = n: at a large threshold K is nearly constant and its centred
+        # part, hence every self-HSIC, shrinks like 1/threshold⁴ without being degenerate
+        trace = float(centred.diagonal().sum())
+        gram = _centre_gram(k, True) if debiased else centred
+        return _Prepared(name, n, debiased, gram=gram, constant=constant,
+                         scale=trace * trace / _hsic_denominator(n, debiased))
+    trace = float(xc.square().sum())  # = tr(HKH) of the linear kernel: xc is centred
+    scale = trace * trace / _hsic_denominator(n, debiased)  # inf, not OverflowError, if huge
     if use_gram:
-        return _Prepared(name, n, debiased, gram=_centre_gram(xc @ xc.T, debiased), scale=scale)
-    return _Prepared(name, n, debiased, features=xc, scale=scale,
+        return _Prepared(name, n, debiased, gram=_centre_gram(xc @ xc.T, debiased), scale=scale,
+                         constant=constant)
+    return _Prepared(name, n, debiased, features=xc, scale=scale, constant=constant,
                      sq_rows=xc.square().sum(1) if debiased else None)
 
 
@@ -230,7 +265,8 @@ def _check_self_hsic(h: float, scale: float, name: str) -> None:
         raise ValueError(
             f"{name} has a self-HSIC of {h:.3g} (not positive beyond rounding), so CKA is "
             "undefined; the representation is degenerate for this estimator (e.g. all but one "
-            "row identical): pass more, distinct samples or use debiased=False."
+            "row identical, or an RBF threshold so large that the kernel is constant to "
+            "rounding): pass more, distinct samples, use debiased=False or a smaller threshold."
         )
 
 
@@ -273,15 +309,29 @@ def rbf_cka(X: Array, Y: Array, threshold: float = 1.0, debiased: bool = False) 
 
 def _prepare_all(reps: Mapping[str, Array], *, kernel: Kernel, debiased: bool, threshold: float,
                  what: str, device: torch.device | None = None,
-                 rescale: bool = True) -> list[_Prepared]:
+                 exponents: list[int | None] | None = None) -> list[_Prepared]:
+    """Centre and prepare every representation. ``exponents`` (MinibatchCKA) keeps the raw
+    scale: representation i is multiplied by 2**exponents[i] (exact) instead of normalised, an
+    exponent still None is set here from this batch's peak, and a constant batch is allowed."""
     debiased = check_bool(debiased, "debiased")
     if not isinstance(reps, Mapping) or len(reps) == 0:
         raise ValueError(f"{what} must be a non-empty mapping {{name: (n, d) representation}}.")
     names = [str(k) for k in reps]
     xs: list[Tensor] = []
-    for key, name in zip(reps, names, strict=True):
-        xs.append(_centred(reps[key], f"{what}[{name!r}]", min_rows=min_rows(debiased),
-                           device=device if not xs else xs[0].device, rescale=rescale))
+    for i, (key, name) in enumerate(zip(reps, names, strict=True)):
+        label = f"{what}[{name!r}]"
+        x = _checked(reps[key], label, min_rows=min_rows(debiased),
+                     device=device if not xs else xs[0].device)
+        if exponents is None:
+            xs.append(_centre(x, label))
+            continue
+        peak = float(x.abs().max())
+        if exponents[i] is None and peak > 0:
+            exponents[i] = -math.frexp(peak)[1]  # peak · 2**exponent in [0.5, 1)
+        xs.append(_centre(_times_power_of_two(x, exponents[i] or 0), label, rescale=False,
+                          allow_constant=True,
+                          too_large="MinibatchCKA fixes one scale per representation from its "
+                          "first batch: pass batches of comparable magnitude"))
     _same_rows(xs, [f"{what}[{n!r}]" for n in names])
     use_gram = _use_gram(xs[0].shape[0], [x.shape[1] for x in xs])
     return [_prepare(x, f"{what}[{name!r}]", kernel=kernel, debiased=debiased,
@@ -304,7 +354,12 @@ def _cka_from_table(table: Tensor, scales: Tensor, names: list[str],
     diag = table.diagonal()
     for h, scale, label in zip(diag.tolist(), scales.tolist(), labels, strict=True):
         _check_self_hsic(h, scale, label)
-    cka = table / torch.sqrt(diag[:, None] * diag[None, :])
+    product = diag[:, None] * diag[None, :]
+    if bool((torch.isfinite(product) & (product > 0)).all()):
+        cka = table / torch.sqrt(product)
+    else:  # d_i · d_j over- or underflows float64 (MinibatchCKA's raw scale): take roots first
+        root = diag.sqrt()
+        cka = table / (root[:, None] * root[None, :])
     cka.fill_diagonal_(1.0)
     return pd.DataFrame(cka.numpy(), index=names, columns=names)
 
@@ -362,7 +417,10 @@ class MinibatchCKA:
     Each :meth:`update` takes one batch ``{name: (b, d) representation}`` (same names every time,
     b ≥ 4 rows) and adds the unbiased HSIC of every pair to running sums; :meth:`compute` returns
     ``Σ HSIC(K, L) / sqrt(Σ HSIC(K, K) · Σ HSIC(L, L))`` for all pairs as an M×M DataFrame.
-    Unbiased per-batch HSIC makes the result nearly independent of the batch size.
+    Unbiased per-batch HSIC makes the result nearly independent of the batch size. A batch in
+    which a representation is constant (e.g. every ReLU dead) adds 0 to its sums. Each
+    representation is multiplied by one power of two fixed from its first non-zero batch, which
+    keeps the batches' weighting and the CKA value while keeping HSIC finite at any magnitude.
     """
 
     def __init__(self, kernel: Kernel = "linear", threshold: float = 1.0) -> None:
@@ -380,6 +438,8 @@ class MinibatchCKA:
         self._sums: Tensor | None = None
         self._scales: Tensor | None = None
         self._widths: dict[str, int] = {}
+        self._exponents: list[int | None] = []  # 2**e scales representation i (see class doc)
+        self._varied: list[bool] = []  # representation i was not constant in some batch
 
     def update(self, reps: Mapping[str, Array]) -> None:
         """Add one minibatch; every representation has the same b ≥ 4 rows (the same inputs)."""
@@ -408,16 +468,25 @@ class MinibatchCKA:
                         "4 samples per batch. Use a larger batch size, or drop_last=True for a "
                         "short final batch."
                     )
+        # a copy: a batch refused below must not fix any scale
+        exponents = list(self._exponents) if self.names is not None else [None] * len(reps)
         prepared = _prepare_all(reps, kernel=self.kernel, debiased=True, threshold=self.threshold,
-                                what="batch", rescale=False)
+                                what="batch", exponents=exponents)
         table, scales = _pairwise_hsic(prepared)
+        if self._sums is not None and self._scales is not None:
+            table, scales = self._sums + table, self._scales + scales
+        if not bool(torch.isfinite(table).all() and torch.isfinite(scales).all()):
+            raise ValueError(
+                "batch: the HSIC sums overflow float64, because this batch's values are vastly "
+                "larger than in the first batch (MinibatchCKA fixes one scale per representation "
+                "from its first batch); pass batches of comparable magnitude."
+            )
+        self._sums, self._scales, self._exponents = table, scales, exponents
+        self._varied = [v or not p.constant for v, p in
+                        zip(self._varied or [False] * len(prepared), prepared, strict=True)]
         self.names = [str(k) for k in reps]
         self._widths = {str(k): int(np.shape(reps[k])[1]) if not hasattr(reps[k], "shape")
                         else int(reps[k].shape[1]) for k in reps}
-        if self._sums is None or self._scales is None:
-            self._sums, self._scales = table, scales
-        else:
-            self._sums, self._scales = self._sums + table, self._scales + scales
         self.n_batches += 1
         self.n_samples += prepared[0].n
 
@@ -427,5 +496,12 @@ class MinibatchCKA:
             raise ValueError(
                 "MinibatchCKA.compute() called before any update(); add batches first."
             )
+        for name, varied in zip(self.names, self._varied, strict=True):
+            if not varied:
+                raise ValueError(
+                    f"batch[{name!r}] was constant across samples in every batch so far (zero "
+                    "variance after centring), so CKA is undefined; check the layer (dead "
+                    "units?) and the inputs."
+                )
         return _cka_from_table(self._sums, self._scales, self.names,
                                [f"batch[{n!r}]" for n in self.names])

@@ -218,7 +218,10 @@ class _Inverter:
                     else:
                         history[it].index_copy_(0, active, loss)
                 self._keep_best(loss, x, best_loss, best_x, norm_shape)
-                if early_stop is not None and it > 0 and it % early_stop.patience == 0:
+                if checkpoint is not None and it == 0:
+                    # the first iterate's loss, not inf: the check at `patience` then has a gain
+                    checkpoint.copy_(best_loss)
+                elif early_stop is not None and it % early_stop.patience == 0:
                     gain = (checkpoint - best_loss) / checkpoint.clamp_min(_TINY)
                     done = gain < early_stop.rel_tol
                     if bool(done.any()):  # the one sync per check

@@ -57,6 +57,8 @@ class LinearFit:
 
     ``boots`` holds the (slope, intercept) of every bootstrap refit (resamples with a single
     distinct x are skipped), ``level`` the confidence level of the CIs and of :meth:`band`.
+    If every resample was skipped, ``boots`` is empty and the CIs are NaN (as in
+    :func:`bootstrap_ci`).
     """
 
     slope: Estimate
@@ -77,7 +79,9 @@ class LinearFit:
         Returns two arrays shaped like ``x``: the ``level`` band of the bootstrap lines.
         """
         if self.boots.shape[0] == 0:
-            raise ValueError("no bootstrap refits to draw a band from (fit with n_boot > 0).")
+            raise ValueError("no bootstrap refits to draw a band from: every resample had a "
+                             "single distinct x; fit with a larger n_boot or more points with "
+                             "distinct x values.")
         x = np.asarray(x, dtype=np.float64)
         lines = self.boots[:, :1] * x.reshape(1, -1) + self.boots[:, 1:]
         alpha = (1.0 - self.level) / 2.0
@@ -98,7 +102,9 @@ def linear_fit(x: np.ndarray, y: np.ndarray, *, n_boot: int = 2000, level: float
     """Fit a line and bootstrap (resampling points) the slope and intercept.
 
     The one bootstrap line fit of the package: every scaling law and prediction band uses it.
-    Returns a :class:`LinearFit` (CIs at ``level``; :meth:`LinearFit.band` for a band).
+    Returns a :class:`LinearFit` (CIs at ``level``; :meth:`LinearFit.band` for a band). Resamples
+    with a single distinct x cannot be refitted and are skipped; if all are (few points, small
+    ``n_boot``), the CIs are NaN: increase ``n_boot`` or add points with distinct x.
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     _check_resampling(n_boot, level)
@@ -120,7 +126,10 @@ def linear_fit(x: np.ndarray, y: np.ndarray, *, n_boot: int = 2000, level: float
             boots.append(_fit_line(x[i], y[i])[:2])
     b = np.array(boots, dtype=np.float64).reshape(-1, 2)
     alpha = (1.0 - level) / 2.0
-    q = np.quantile(b, [alpha, 1.0 - alpha], axis=0)
+    if b.shape[0] == 0:  # no refit to take quantiles of; NaN as bootstrap_ci gives
+        q = np.full((2, 2), np.nan)
+    else:
+        q = np.quantile(b, [alpha, 1.0 - alpha], axis=0)
     n = x.shape[0]
     return LinearFit(Estimate(slope, q[0, 0], q[1, 0], n), Estimate(intercept, q[0, 1], q[1, 1], n),
                      r2, n, level, b)
