@@ -238,3 +238,34 @@ def test_ddn_linear_start_caps_the_first_radius_at_the_linearised_distance() -> 
     for loss in ("ce", "ce-margin"):
         with pytest.raises(ValueError, match="linear_start needs the margin"):
             attacks.ddn(model, x, y, loss=loss, linear_start=True)
+
+
+class _Plateau:
+    """An optimiser stuck on a plateau: the same (non-adversarial) iterate and objective every
+    step; the objective is ours, max(margin, −κ) weighted by c, which is negative where C&W's
+    max(margin + κ, 0) is zero."""
+
+    def __init__(self, x: torch.Tensor, crit: Criterion, value: float) -> None:
+        self.x, self.crit, self.value = x, crit, value
+
+    def reset(self) -> None:
+        pass
+
+    def step(self, c: torch.Tensor, k: int):
+        logits = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+        return self.x, logits, self.crit.margin(logits), self.x - self.x
+
+    def objective(self) -> torch.Tensor:
+        return torch.tensor([self.value], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("value", [12.6, -0.004, -4.9])  # ours is >= -c·κ = -5
+def test_early_abort_fires_on_a_plateau_whatever_the_sign_of_our_objective(value: float) -> None:
+    """C&W abort a constant when the (non-negative) objective fell by < 0.01 % over steps/10;
+    a negative plateau (κ > 0) ran all its steps before."""
+    x = torch.zeros(1, 1, 2, 2, dtype=torch.float64)
+    crit = Criterion(torch.tensor([0]))
+    passes = const_search(nn.Identity(), crit, _Plateau(x, crit, value), BestAdversarial(x, "l2"),
+                          binary_steps=1, steps=1000, initial_const=10.0, kappa=0.5,
+                          abort_early=True, progress=False)
+    assert passes == 101  # checked at 0 and 100: no fall, stop

@@ -280,3 +280,17 @@ def test_label_points_places_crowded_labels_without_overlap():
         ax2.annotate(f"model-{i}", (xi, yi))
     ax2.set(title="t", xlabel="x", ylabel="y", xlim=(0.5, 2.5), ylim=(0.5, 2.5))
     assert any("text overlap" in p for p in plots.layout_problems(fig2))
+
+
+def test_scaling_law_panels_leave_out_a_model_with_zero_error():
+    """A model with no test error (one wrong image in 397 is 0.0025: a reseeded zoo reaches 0)
+    has no place on the log axis nor in the fit; the panel names it instead of crashing."""
+    table = suite_table()
+    table.loc[table.model == "mlp-s", "top1_error"] = 0.0
+    laws = su2018.scaling_laws(table, n_boot=20)
+    assert (laws["n_models"] == 3).all()
+    fig = su2018_figures.scaling_law_panels(table, laws, su2018.SUITE,
+                                            palette=plots.family_palette(table.family),
+                                            n_boot=20)
+    assert "1 model(s) with 0 top-1 error not shown" in annotations(fig.axes[0])
+    assert plots.layout_problems(fig) == []

@@ -75,9 +75,10 @@ def test_targeted_top1_and_top5() -> None:
                                      torch.Generator().manual_seed(0))
     r = attacks.pgd(models["b"], x, y, targets=targets, eps=0.5, norm="linf", steps=20,
                     step_size=0.025)
-    with torch.no_grad():
-        keep = (models["a"](x).argmax(1) == y) & r.success
+    with torch.no_grad():  # the source b attacks only the images it classifies correctly
+        keep = (models["a"](x).argmax(1) == y) & (models["b"](x).argmax(1) == y) & r.success
         top5 = (models["a"](r.adv[keep]).topk(5, 1).indices == targets[keep, None]).any(1)
+    assert t.loc[("b", "a"), "n"] == int(keep.sum())
     assert t.loc[("b", "a"), "top5"] == pytest.approx(float(top5.float().mean()))
     with pytest.raises(ValueError, match="targeted"):
         transfer_matrix(models, x, y, targeted="nearest")
@@ -91,3 +92,26 @@ def test_a_model_that_never_agrees_is_skipped_entirely() -> None:
     with torch.no_grad():
         flip_correct = int((models["flip"](x).argmax(1) == y).sum())
     assert table.loc[("a", "flip"), "n"] <= flip_correct
+
+
+def test_a_source_attacks_only_the_images_it_classifies_correctly() -> None:
+    """An image the source already gets wrong is not an adversarial example of it (untargeted
+    I-FGSM "succeeds" there without moving): Su et al. attack correctly classified images only."""
+    models, x, y = _setup()
+    with torch.no_grad():
+        b_correct = models["b"](x).argmax(1) == y
+    assert 0 < int(b_correct.sum()) < len(x)
+    seen: list[int] = []
+
+    def counting(model: torch.nn.Module, xs: torch.Tensor, ys: torch.Tensor, **kw: object):
+        seen.append(len(xs))
+        return ifgsm(eps=0.0001, steps=1)(model, xs, ys, **kw)
+
+    table = transfer_matrix({"b": models["b"], "a": models["a"]}, x, y,
+                            attack=counting).set_index(["source", "target"])
+    assert seen == [int(b_correct.sum()), len(x)]  # b attacks its correct images only
+    # a step of 1e-4 fools b on none of them: the images it got wrong no longer count as fooled
+    assert table.loc[("b", "b"), "n"] == 0 and table.loc[("b", "a"), "n"] == 0
+    never = transfer_matrix({"a": models["a"], "flip": _Flip(models["a"])}, x, y,
+                            attack=ifgsm(eps=0.3, steps=5)).set_index(["source", "target"])
+    assert (never.loc["flip", "n"] == 0).all() and never.loc["flip", "success"].isna().all()

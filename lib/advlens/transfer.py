@@ -61,9 +61,11 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
     ``attack(model, x, y, targets=...)`` crafts the examples on the source (default:
     :func:`ifgsm` with eps 0.1). ``targeted``: False (untargeted) or a target mode of
     :func:`advlens.attacks.choose_targets` ("least-likely"/"top-2" ranked by the source;
-    "random" drawn once with ``generator`` and shared by all sources). Evaluated for a pair:
-    images the target classifies correctly clean, and (``only_successful``) whose example
-    fooled the source. The diagonal (source = target) is the white-box rate.
+    "random" drawn once with ``generator`` and shared by all sources). Each source attacks only
+    the images it classifies correctly (Su et al.'s protocol: an image it already gets wrong
+    would count as fooled without any attack). Evaluated for a pair: those of them the target
+    classifies correctly clean, and (``only_successful``) whose example fooled the source. The
+    diagonal (source = target) is the white-box rate.
 
     Returns a long DataFrame: source, target, n (images evaluated), success (rate; untargeted:
     the target's prediction changed; targeted: top-1 = target class) and, if targeted, top5.
@@ -85,20 +87,27 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
     names = list(models)
     for source in tqdm(names, desc="transfer sources", disable=tqdm_disabled(progress),
                        leave=False):
+        rows_of = (clean[source] == y).nonzero().flatten()
+        xs, ys = x[rows_of], y[rows_of]
         targets = None
-        if mode:
-            targets = shared_targets if mode == "random" else attacks.choose_targets(
-                models[source], x, y, mode)
-        result = attacks.run_batched(attack, models[source], x, y, batch_size=batch_size,
+        if mode == "random":
+            targets = shared_targets.cpu()[rows_of]
+        elif mode:
+            targets = attacks.choose_targets(models[source], xs, ys, mode).cpu()
+        if len(rows_of) == 0:  # the source gets every image wrong: nothing to attack
+            rows += [{"source": source, "target": target, "n": 0,
+                      **_rates(x.new_zeros(0, 1), ys, targets)} for target in names]
+            continue
+        result = attacks.run_batched(attack, models[source], xs, ys, batch_size=batch_size,
                                      targets=targets)
         for target in names:
             logits = predict(models[target], result.adv, batch_size=batch_size)
-            keep = clean[target] == y
+            keep = clean[target][rows_of] == ys
             if only_successful:
                 keep &= result.success.cpu()
             rows.append({"source": source, "target": target, "n": int(keep.sum()),
-                         **_rates(logits[keep], y[keep], None if targets is None
-                                  else targets.cpu()[keep])})
+                         **_rates(logits[keep], ys[keep], None if targets is None
+                                  else targets[keep])})
     return pd.DataFrame(rows)
 
 

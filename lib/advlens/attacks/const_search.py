@@ -113,7 +113,9 @@ def const_search(model: nn.Module, crit: Criterion, opt: Optimiser, best: BestAd
                 found |= is_adv
                 bar.update()
                 if abort_early and k % check_every == 0:
-                    total = float(opt.objective().sum())
+                    # C&W's hinge max(margin + κ, 0) ≥ 0, not ours max(margin, −κ) (the same
+                    # gradient): on a negative total the 0.01 % test would never fire
+                    total = float(opt.objective().add_(consts.c * kappa).sum())
                     if total > previous * 0.9999:
                         bar.update(steps - k - 1)
                         break

@@ -41,7 +41,12 @@ def scaling_law_panels(table: pd.DataFrame, laws: pd.DataFrame, attacks: Sequenc
     for ax in axes.flat[len(attacks):]:
         ax.set_visible(False)
     for ax, attack in zip(axes.flat, attacks, strict=False):
-        d = table[(table["attack"] == attack) & np.isfinite(table["distortion"])]
+        measured = table[(table["attack"] == attack) & np.isfinite(table["distortion"])]
+        # as in the fit (su2018.scaling_laws): an error of 0 has no place on a log axis
+        d = measured[measured["top1_error"] > 0]
+        if len(d) < len(measured):
+            ax.annotate(f"{len(measured) - len(d)} model(s) with 0 top-1 error not shown",
+                        (0.02, 0.02), xycoords="axes fraction", fontsize=7)
         for fam, g in d.groupby("family"):
             plots.error_band(ax, g["top1_error"], g["distortion"], g["distortion_lo"],
                              g["distortion_hi"], fmt="o", color=palette[fam], label=fam,
