@@ -89,5 +89,5 @@ def test_cli_wrong_knob_fails_before_running(tmp_path: Path) -> None:
         assert proc.returncode == 1
         line = proc.stderr.strip().splitlines()[-1]
         assert line.startswith(f"advlens: notebook {number}: knob {knob!r}"), line
-        assert expected in line or expected == "TypeError" and "expected number" in line, line
+        assert expected in line or expected == "TypeError" and "expected int" in line, line
         assert not list(tmp_path.rglob("*.ipynb")), "nothing may run before the knobs are checked"

@@ -3,6 +3,8 @@ one line under every notebook's parameters cell)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from advlens import presets
@@ -32,10 +34,13 @@ def test_check_knob_accepts_values_of_the_presets_type(name: str, value: object)
 
 
 @pytest.mark.parametrize("name, value, expected", [
-    ("seed", "abc", "number"),  # the reviewer's case: a string for a number
-    ("lr", [1.0], "number"),
+    ("seed", "abc", "int"),  # the reviewer's case: a string for a number
+    ("lr", [1.0], "float"),
     ("flag", 1, "bool"),  # 1 is not a bool ...
-    ("seed", True, "number"),  # ... and True is not a number
+    ("seed", True, "int"),  # ... and True is not a number
+    ("seed", 1.5, "int (a whole number)"),  # -p seed 1.5 failed late in the kernel
+    ("n_data", 0.5, "int (a whole number)"),
+    ("lr", "0.1", "float"),
     ("archs", "a", "list"),
     ("name", 3, "str"),
     ("kw", [("k", 1)], "dict"),
@@ -117,3 +122,89 @@ def test_knobs_print_as_a_compact_table_without_absolute_paths() -> None:
     assert pretty(knobs) == text  # ``P`` as a notebook cell's last expression
     assert presets._short({"root": "$ADVLENS_IMAGENET", "rel": "a/b"}) == \
         "{'root': '$ADVLENS_IMAGENET', 'rel': 'a/b'}"
+
+
+def test_int_knob_converts_integral_floats_and_float_knob_takes_ints() -> None:
+    assert presets.check_knob("99", "seed", 2.0) == 2
+    assert type(presets.check_knob("99", "seed", 2.0)) is int
+    assert presets.check_knob("99", "lr", 2) == 2.0 and type(presets.check_knob("99", "lr", 2)) \
+        is float
+    assert presets.resolve("99", "smoke", n_data=64.0)["n_data"] == 64
+
+
+@pytest.mark.parametrize("name, value, bound", [
+    ("n_data", 0, ">= 1"), ("n_data", -5, ">= 1"),  # a count: every preset has >= 1
+    ("seed", -1, ">= 0"),  # seeds: every preset has >= 0
+    ("lr", -0.1, ">= 0"),
+])
+def test_number_knobs_keep_the_presets_range(name: str, value: object, bound: str) -> None:
+    with pytest.raises(ValueError, match=rf"knob {name!r} = {value!r} must be {bound} "
+                                         r"\(the presets use"):
+        presets.check_knob("99", name, value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_float_knob_refuses_non_finite(value: float) -> None:
+    with pytest.raises(ValueError, match="knob 'lr' = .*expected a finite number"):
+        presets.check_knob("99", "lr", value)
+
+
+def test_real_count_knobs_refuse_zero_and_fractions() -> None:
+    for name in ("iterations", "n_pairs", "n_boot"):
+        with pytest.raises(ValueError, match=f"knob {name!r} = 0 must be >= 1"):
+            presets.check_knob("01", name, 0)
+    with pytest.raises(TypeError, match=r"knob 'n_pairs' = 0.5 has type float; expected int"):
+        presets.check_knob("01", "n_pairs", 0.5)
+    presets.check_knob("01", "heatmap_eps", 0)  # 0.0 in every preset: 0 is fine
+
+
+def test_tuples_become_lists_at_any_depth() -> None:
+    assert presets.check_knob("99", "archs", ("a", "b")) == ["a", "b"]
+    assert presets.check_knob("99", "kw", {"k": (1, (2, 3))}) == {"k": [1, [2, 3]]}
+    assert presets.resolve("99", "smoke", archs=("c",))["archs"] == ["c"]
+
+
+def test_knobs_that_are_none_in_every_preset_have_a_declared_type() -> None:
+    unset = {name for table in presets.PRESETS.values()
+             for name in set().union(*table.values())
+             if all(t.get(name) is None for t in table.values())}
+    assert unset <= set(presets.UNSET_KNOBS), unset - set(presets.UNSET_KNOBS)
+    assert presets.check_knob("02", "archs", ("cnn-s",)) == ["cnn-s"]
+    assert presets.check_knob("05", "sweep_dir", "out/sweep") == "out/sweep"
+    for notebook, name, bad in (("02", "archs", "cnn-s"), ("03", "archs", []),
+                                ("03", "archs", [1]), ("05", "sweep_dir", 3),
+                                ("05", "sweep_dir", "")):
+        with pytest.raises(TypeError, match=rf"notebook {notebook}: knob {name!r} = .*expected "
+                                            r"a (non-empty list|folder path)"):
+            presets.check_knob(notebook, name, bad)
+
+
+def test_from_namespace_refuses_a_misspelled_papermill_parameter() -> None:
+    """``papermill nb.ipynb out.ipynb -p sede 3`` only warns and runs with the default seed."""
+    namespace = {"preset": "smoke", "out_dir": None, "seed": None, "sede": 3,
+                 "In": [""], "Out": {}, "_i1": "x", "np": object()}
+    with pytest.raises(ValueError, match=r"notebook 99: 'sede' = 3 \(did you mean 'seed'\?\) "
+                                         r"is not a knob"):
+        presets.from_namespace("99", namespace)
+    del namespace["sede"]
+    assert presets.from_namespace("99", namespace)["seed"] == 0  # IPython's own names are fine
+
+
+def test_from_namespace_leaves_the_notebooks_own_variables_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rerunning the setup cell in Jupyter after later cells ran: their globals are not typos."""
+    import nbformat
+
+    from advlens import paths
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("preset = 'laptop'\nseed = None\nstray = None\n")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("%matplotlib inline"),
+                nbformat.v4.new_code_cell("rows = []\nfor i in range(3):\n    rows.append(i)\n")]
+    nbformat.write(nb, tmp_path / "99_fake.ipynb")
+    monkeypatch.setattr(paths, "notebooks_dir", lambda: tmp_path)
+    knobs = presets.from_namespace("99", {"seed": 4, "rows": [0, 1, 2], "i": 2})
+    assert knobs["seed"] == 4
+    with pytest.raises(ValueError, match="'stray' = 1"):  # the parameters cell is no excuse
+        presets.from_namespace("99", {"seed": 4, "rows": [], "stray": 1})

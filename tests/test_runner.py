@@ -12,18 +12,7 @@ import nbformat
 import pytest
 
 from advlens import runner
-
-DEFAULT_PARAMS = 'preset = "laptop"\nout_dir = None\n'
-
-
-def _write_notebook(path: Path, body: str, params: str = DEFAULT_PARAMS) -> None:
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell(params)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# test"), cell, nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nbformat.write(nb, path)
+from notebook_writers import write_notebook
 
 
 @pytest.fixture
@@ -34,9 +23,9 @@ def notebooks(tmp_path: Path) -> Path:
              "Path(out_dir).mkdir(parents=True, exist_ok=True)\n"
              "(Path(out_dir) / 'result.json').write_text(__import__('json').dumps("
              "{'preset': preset, 'x': x}))\n")
-    _write_notebook(folder / "00_first.ipynb", write,
+    write_notebook(folder / "00_first.ipynb", write,
                     'preset = "laptop"\nout_dir = None\nx = 1\n')
-    _write_notebook(folder / "01_second.ipynb",
+    write_notebook(folder / "01_second.ipynb",
                     "a = 1\nif bad:\n    raise ValueError('bad was set')\n",
                     'preset = "laptop"\nout_dir = None\nbad = False\n')
     (folder / "notes.ipynb").write_text("{}")  # not numbered: ignored
@@ -111,8 +100,9 @@ def test_cli_reports_one_line(tmp_path: Path) -> None:
 def test_grid_rerun_with_tuple_values_reuses_its_folder(notebooks: Path, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "run", lambda *a, **k: [])
-    first = runner.run_grid({"size": [(16, 16)]}, "smoke", out=tmp_path)
-    again = runner.run_grid({"size": [(16, 16)]}, "smoke", out=tmp_path)  # no FileExistsError
+    first = runner.run_grid({"x": [(16, 16)]}, "smoke", out=tmp_path, notebooks=notebooks)
+    again = runner.run_grid({"x": [(16, 16)]}, "smoke", out=tmp_path,  # no FileExistsError
+                            notebooks=notebooks)
     assert first == again
 
 
@@ -124,8 +114,8 @@ def test_each_notebook_receives_only_the_parameters_it_declares(tmp_path: Path) 
     body = ("import json, pathlib\n"
             "names = sorted(k for k in ('x', 'z') if k in globals())\n"
             "pathlib.Path(out_dir, 'seen.json').write_text(json.dumps(names))\n")
-    _write_notebook(folder / "00_x.ipynb", body, 'preset = "laptop"\nout_dir = None\nx = 1\n')
-    _write_notebook(folder / "01_z.ipynb", body, 'preset = "laptop"\nout_dir = None\nz = 1\n')
+    write_notebook(folder / "00_x.ipynb", body, 'preset = "laptop"\nout_dir = None\nx = 1\n')
+    write_notebook(folder / "01_z.ipynb", body, 'preset = "laptop"\nout_dir = None\nz = 1\n')
     runs = runner.run("smoke", out=tmp_path / "out", params={"x": 5, "z": 7}, progress=False,
                       notebooks=folder)
     for run, expected in zip(runs, (["x"], ["z"]), strict=True):
@@ -146,7 +136,7 @@ def test_executed_notebook_and_kernel_log_are_clean(tmp_path: Path,
     folder.mkdir()
     body = ("import advlens.features\nfrom tqdm.auto import tqdm\n"
             "for _ in tqdm(range(3), desc='bar'):\n    pass\nprint('done')\n")
-    _write_notebook(folder / "00_clean.ipynb", body)
+    write_notebook(folder / "00_clean.ipynb", body)
     capfd.readouterr()
     (run,) = runner.run("smoke", out=tmp_path / "out", progress=False, notebooks=folder)
     log = capfd.readouterr().err

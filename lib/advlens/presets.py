@@ -10,6 +10,9 @@ preset"; :func:`resolve` merges the two.
 
 from __future__ import annotations
 
+import ast
+import difflib
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -201,37 +204,105 @@ CHOICES: dict[str, tuple[str, ...]] = {"zoo": PRESET_NAMES, "twin_zoo": PRESET_N
                                        "liang_data": ("embedded", "cifar10-stl10")}
 
 
+# Knobs that are None in every preset ("every model", "the default folder"), so the tables
+# cannot show their type: what a value must be instead.
+UNSET_KNOBS: dict[str, str] = {
+    "archs": "a non-empty list of zoo architecture names (str), e.g. ['cnn-s', 'mlp-s']",
+    "sweep_dir": "a folder path (str), e.g. 'out/sweep'",
+}
+
+
 def _kind(value: Any) -> str:
-    """The type family a knob's value belongs to (ints pass for floats, tuples for lists)."""
+    """The type family a knob's value belongs to (bool is not an int; tuples pass for lists)."""
     if isinstance(value, bool):
         return "bool"
-    if isinstance(value, int | float):
-        return "number"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
     if isinstance(value, list | tuple):
         return "list"
     return type(value).__name__
 
 
-def check_knob(notebook: str, name: str, value: Any) -> None:
-    """Raise a TypeError/ValueError naming the knob if ``value`` does not fit ``notebook``'s knob.
+def _fail_type(notebook: str, name: str, value: Any, expected: str,
+               examples: list[Any]) -> TypeError:
+    if any(v is None for v in examples):
+        expected += " (or None for the preset's value)"
+    like = next((v for v in examples if v is not None), None)
+    return TypeError(f"notebook {notebook}: knob {name!r} = {value!r} has type "
+                     f"{type(value).__name__}; expected {expected}, like the presets' {like!r}.")
 
-    The expected type is that of the knob's value in the presets (``None`` in a preset means the
-    knob is optional there); knobs in :data:`CHOICES` must also take one of the listed values.
+
+def _check_unset(notebook: str, name: str, value: Any, given: Any) -> Any:
+    ok = {"archs": isinstance(value, list) and bool(value)
+                   and all(isinstance(v, str) and v for v in value),
+          "sweep_dir": isinstance(value, str) and bool(value)}[name]
+    if not ok:
+        raise TypeError(f"notebook {notebook}: knob {name!r} = {given!r}; expected "
+                        f"{UNSET_KNOBS[name]} (or None for the preset's default).")
+    return value
+
+
+def _check_number(notebook: str, name: str, value: Any, kind: str,
+                  numbers: list[int | float]) -> int | float:
+    if kind == "float":
+        if not math.isfinite(value):
+            raise ValueError(f"notebook {notebook}: knob {name!r} = {value!r}; expected a finite "
+                             f"number, like the presets' {numbers[0]!r}.")
+        value = float(value)  # 1 and 1.0 give the same run and the same provenance
+    # a bound holds when every preset respects it: counts >= 1, sizes and radii >= 0
+    floor = 1 if kind == "int" and min(numbers) >= 1 else 0 if min(numbers) >= 0 else None
+    if floor is not None and value < floor:
+        raise ValueError(f"notebook {notebook}: knob {name!r} = {value!r} must be >= {floor} "
+                         f"(the presets use {', '.join(map(repr, numbers))}).")
+    return value
+
+
+def check_knob(notebook: str, name: str, value: Any) -> Any:
+    """``value`` checked against ``notebook``'s knob ``name``; returns it as the notebook gets it.
+
+    The expected type is that of the knob's values in the presets (``None`` in a preset means the
+    knob is optional there). An int knob refuses bools and non-integral floats; an integral float
+    (``2.0``) is converted to the int ``2``. A float knob takes ints (converted to float) but not
+    NaN or infinity. A number knob whose preset values are all >= 1 (counts) must be >= 1; all
+    >= 0, >= 0. Tuples become lists. Knobs that are ``None`` in every preset are checked against
+    :data:`UNSET_KNOBS`; knobs in :data:`CHOICES` must take one of the listed values. Raises a
+    TypeError/ValueError naming the notebook, the knob and the expected value.
     """
     if value is None:
-        return
+        return None
+    given, value = value, as_lists(value)  # errors show the value as given
     examples = [table[name] for table in PRESETS[notebook].values() if name in table]
-    kinds = {_kind(v) for v in examples if v is not None}
+    known = [v for v in examples if v is not None]
+    kinds = {_kind(v) for v in known}
+    if not known and name in UNSET_KNOBS:
+        return _check_unset(notebook, name, value, given)
+    if kinds and kinds <= {"int", "float"}:
+        kind = "float" if "float" in kinds else "int"
+        if kind == "int" and isinstance(value, float) and math.isfinite(value) \
+                and value.is_integer():
+            value = int(value)
+        if _kind(value) not in {"int", kind}:
+            expected = "int (a whole number)" if kind == "int" else "float (or int)"
+            raise _fail_type(notebook, name, given, expected, examples)
+        return _check_number(notebook, name, value, kind, known)
     if kinds and _kind(value) not in kinds:
-        expected = " or ".join(sorted(kinds))
-        if any(v is None for v in examples):
-            expected += " (or None for the preset's value)"
-        raise TypeError(f"notebook {notebook}: knob {name!r} = {value!r} has type "
-                        f"{type(value).__name__}; expected {expected}, like the presets' "
-                        f"{examples[0]!r}.")
+        raise _fail_type(notebook, name, given, " or ".join(sorted(kinds)), examples)
     if name in CHOICES and value not in CHOICES[name]:
-        raise ValueError(f"notebook {notebook}: knob {name!r} = {value!r}; choose one of "
+        raise ValueError(f"notebook {notebook}: knob {name!r} = {given!r}; choose one of "
                          f"{', '.join(CHOICES[name])}.")
+    return value
+
+
+def as_lists(value: Any) -> Any:
+    """``value`` with every tuple, at any depth, turned into a list (as JSON and papermill see
+    them: papermill would inject a tuple as its string)."""
+    if isinstance(value, list | tuple):
+        return [as_lists(v) for v in value]
+    if isinstance(value, dict):
+        return {k: as_lists(v) for k, v in value.items()}
+    return value
 
 
 class Knobs(dict):
@@ -267,12 +338,42 @@ def resolve(notebook: str, preset: str, **overrides: Any) -> Knobs:
     unknown = sorted(set(overrides) - set(knobs) - {"preset"})
     if unknown:
         raise ValueError(f"notebook {notebook} has no knob(s) {unknown}; knobs: {sorted(knobs)}.")
-    for name, value in overrides.items():
-        if name != "preset":
-            check_knob(notebook, name, value)
-    knobs.update({k: v for k, v in overrides.items() if v is not None and k != "preset"})
+    checked = {k: check_knob(notebook, k, v) for k, v in overrides.items() if k != "preset"}
+    knobs.update({k: v for k, v in checked.items() if v is not None})
     knobs["preset"] = preset
     return knobs
+
+
+# what from_namespace takes for a stray parameter: plain values, as papermill injects them
+_LITERAL_TYPES = (str, int, float, bool, list, dict, tuple, type(None))
+# IPython's own globals (input and output history)
+_IPYTHON_NAMES = frozenset({"In", "Out"})
+
+
+def _notebook_names(notebook: str) -> set[str]:
+    """Every name the notebook's own code cells (not its parameters cell) assign."""
+    import json
+
+    from advlens.paths import notebooks_dir
+
+    names: set[str] = set()
+    for path in notebooks_dir().glob(f"{notebook}_*.ipynb"):
+        try:
+            cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        except (OSError, ValueError, KeyError):
+            continue
+        for cell in cells:
+            if cell.get("cell_type") != "code" or \
+                    "parameters" in cell.get("metadata", {}).get("tags", []):
+                continue
+            source = cell.get("source", "")
+            try:
+                tree = ast.parse("".join(source) if isinstance(source, list) else source)
+            except SyntaxError:  # a cell with IPython magics
+                continue
+            names |= {node.id for node in ast.walk(tree)
+                      if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+    return names
 
 
 def from_namespace(notebook: str, namespace: Mapping[str, Any]) -> Knobs:
@@ -281,7 +382,27 @@ def from_namespace(notebook: str, namespace: Mapping[str, Any]) -> Knobs:
     The one line under a notebook's ``parameters`` cell: ``P = presets.from_namespace("01",
     globals())`` -- every knob of the notebook's preset table that the namespace defines (the
     ``parameters`` cell sets each to ``None``, papermill injects the overrides) is applied.
+
+    Any other global holding a plain value (str, number, bool, list, dict, tuple, None) is
+    refused with a ValueError naming the nearest knob: papermill only warns about a parameter
+    the notebook does not declare (``-p sede 3``) and would run with the default. Names starting
+    with ``_`` and names the notebook's own cells assign (a rerun in Jupyter) are left alone.
     """
     preset = namespace.get("preset", "laptop")
     names = set().union(*(table.keys() for table in PRESETS.get(notebook, {}).values()))
+    allowed = names | {"preset", "out_dir"} | _IPYTHON_NAMES
+    stray = sorted(k for k, v in namespace.items()
+                   if not k.startswith("_") and k not in allowed and type(v) in _LITERAL_TYPES)
+    if stray:
+        stray = sorted(set(stray) - _notebook_names(notebook))
+    if stray:
+        hints = []
+        for k in stray:
+            near = difflib.get_close_matches(k, sorted(allowed - _IPYTHON_NAMES), n=1)
+            hints.append(f"{k!r} = {namespace[k]!r}" + (f" (did you mean {near[0]!r}?)"
+                                                        if near else ""))
+        raise ValueError(f"notebook {notebook}: {', '.join(hints)} is not a knob of this "
+                         f"notebook, so it would be ignored; its knobs: {sorted(names)}. Fix the "
+                         "parameter's name (papermill -p NAME VALUE); for a variable of your own, "
+                         "start its name with '_'.")
     return resolve(notebook, preset, **{k: namespace[k] for k in names if k in namespace})

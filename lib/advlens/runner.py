@@ -24,16 +24,21 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from advlens.io import atomic_write_json, config_hash, json_text, read_json
+from advlens.parallel import TaskError, TaskFailures
 from advlens.paths import figures_dir, notebooks_dir
-from advlens.presets import PRESET_NAMES, PRESETS, check_knob
+from advlens.presets import PRESET_NAMES, PRESETS, as_lists, check_knob
 
 _NUMBERED = re.compile(r"^(\d\d)_.+\.ipynb$")
+RUN_RECORD = "run.json"  # per notebook folder: status of its last run
+POINT_DONE = "done.json"  # per grid point: written when all its notebooks completed
 
 
 class NotebookFailed(RuntimeError):
@@ -102,6 +107,10 @@ def _execute(path: Path, out_dir: Path, params: dict[str, Any], progress: bool) 
         return _execute_unlocked(path, out_dir, params, progress)
 
 
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
 def _execute_unlocked(path: Path, out_dir: Path, params: dict[str, Any],
                       progress: bool) -> NotebookRun:
     import papermill
@@ -109,21 +118,64 @@ def _execute_unlocked(path: Path, out_dir: Path, params: dict[str, Any],
 
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / path.name
+    # run.json says whether the folder holds a finished run: anything but "completed" is an
+    # interrupted or failed one (a folder without it is a legacy reference)
+    record = {"status": "running", "notebook": path.name, "preset": params.get("preset"),
+              "params": {k: v for k, v in params.items() if k != "preset"}, "started": _now()}
+    atomic_write_json(out_dir / RUN_RECORD, record)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="advlens-kernel-") as sockets:
-        # The kernel talks over Unix sockets in a private folder: no TCP port is opened, so
-        # there is no "running over TCP without encryption" warning (Windows keeps TCP).
-        kernel = ({} if sys.platform == "win32" else
-                  {"transport": "ipc", "ip": str(Path(sockets) / "kernel")})
-        try:
-            papermill.execute_notebook(
-                str(path), str(executed), parameters={**params, "out_dir": str(out_dir)},
-                cwd=str(path.parent), progress_bar=progress, kernel_name="python3",
-                config=Config({"KernelManager": kernel}))
-        except papermill.PapermillExecutionError as err:
-            raise NotebookFailed(path.name, err.exec_count, f"{err.ename}: {err.evalue}",
-                                 executed) from None
+    try:
+        with tempfile.TemporaryDirectory(prefix="advlens-kernel-") as sockets:
+            # The kernel talks over Unix sockets in a private folder: no TCP port is opened, so
+            # there is no "running over TCP without encryption" warning (Windows keeps TCP).
+            kernel = ({} if sys.platform == "win32" else
+                      {"transport": "ipc", "ip": str(Path(sockets) / "kernel")})
+            try:
+                papermill.execute_notebook(
+                    str(path), str(executed), parameters={**params, "out_dir": str(out_dir)},
+                    cwd=str(path.parent), progress_bar=progress, kernel_name="python3",
+                    config=Config({"KernelManager": kernel}))
+            except papermill.PapermillExecutionError as err:
+                raise NotebookFailed(path.name, err.exec_count, f"{err.ename}: {err.evalue}",
+                                     executed) from None
+    except BaseException as err:
+        status = "failed" if isinstance(err, Exception) else "interrupted"
+        atomic_write_json(out_dir / RUN_RECORD, {**record, "status": status, "finished": _now(),
+                                                 "error": f"{type(err).__name__}: {err}"})
+        raise
+    atomic_write_json(out_dir / RUN_RECORD, {**record, "status": "completed", "finished": _now()})
     return NotebookRun(path.name, executed, out_dir, time.perf_counter() - started)
+
+
+# given by run()'s own arguments (--preset, --out), never through params
+_RESERVED = {"preset": "--preset (Python: run(preset=...))",
+             "out_dir": "--out (Python: run(out=...))"}
+
+
+def _prepare(preset: str, only: Sequence[str] | None, params: Mapping[str, Any],
+             notebooks: Path | None) -> dict[Path, dict[str, Any]]:
+    """The selected notebooks, each with the checked parameters it declares; raises before
+    anything runs on an unknown preset, a reserved or undeclared name or a bad value."""
+    if preset not in PRESET_NAMES:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}.")
+    reserved = [name for name in params if name in _RESERVED]
+    if reserved:
+        raise ValueError("; ".join(f"parameter {name!r} cannot be set with -p/params: use "
+                                   f"{_RESERVED[name]}" for name in reserved) + ".")
+    paths = discover(only, notebooks)
+    declared = {p: notebook_parameters(p) for p in paths}
+    unused = sorted(set(params) - set().union(*map(set, declared.values())))
+    if unused:
+        raise ValueError(f"parameter(s) {unused} are not declared by any selected notebook; "
+                         f"see the notebooks' parameters cells.")
+    prepared = {}
+    for path in paths:  # every override checked before anything runs
+        number = _NUMBERED.match(path.name).group(1)
+        mine = {k: as_lists(v) for k, v in params.items() if k in declared[path]}
+        if number in PRESETS:
+            mine = {k: check_knob(number, k, v) for k, v in mine.items()}
+        prepared[path] = mine
+    return prepared
 
 
 def run(preset: str = "laptop", *, only: Sequence[str] | None = None,
@@ -132,25 +184,14 @@ def run(preset: str = "laptop", *, only: Sequence[str] | None = None,
     """Execute the numbered notebooks in order; outputs go to ``out/<notebook stem>/``.
 
     ``params`` are passed to every notebook that declares them in its parameters cell; a
-    parameter that no selected notebook declares is an error (a typo would otherwise be ignored).
+    parameter that no selected notebook declares is an error (a typo would otherwise be ignored),
+    and so are ``preset`` and ``out_dir`` (given by ``preset`` and ``out``). Each notebook's
+    folder gets a ``run.json``: ``status`` running, then completed, failed or interrupted.
     """
-    if preset not in PRESET_NAMES:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}.")
-    paths = discover(only, notebooks)
+    mine_by_path = _prepare(preset, only, dict(params or {}), notebooks)
+    paths = list(mine_by_path)
     # absolute: the notebooks run in notebooks/, so a relative out_dir would land there
     out_root = Path(out).resolve() if out is not None else figures_dir()
-    params = dict(params or {})
-    declared = {p: notebook_parameters(p) for p in paths}
-    unused = sorted(set(params) - set().union(*map(set, declared.values())))
-    if unused:
-        raise ValueError(f"parameter(s) {unused} are not declared by any selected notebook; "
-                         f"see the notebooks' parameters cells.")
-    mine_by_path = {p: {k: v for k, v in params.items() if k in declared[p]} for p in paths}
-    for path, mine in mine_by_path.items():  # every override checked before anything runs
-        number = _NUMBERED.match(path.name).group(1)
-        if number in PRESETS:
-            for name, value in mine.items():
-                check_knob(number, name, value)
     runs = []
     for i, path in enumerate(paths, 1):
         mine = mine_by_path[path]
@@ -169,6 +210,44 @@ def grid_folder(params: Mapping[str, Any]) -> str:
     return f"{readable}-{config_hash(dict(params), 8)}"
 
 
+class GridFailed(TaskFailures):
+    """Some grid points failed after every point ran; the message lists their folders and errors.
+
+    ``results`` holds every point's runs in grid order (None where it failed), ``failures`` the
+    errors, ``folders`` the failed points' folders.
+    """
+
+    def __init__(self, results: list[Any], failures: list[TaskError],
+                 folders: list[Path]) -> None:
+        super().__init__(results, failures)
+        self.folders = [folders[f.index] for f in failures]
+        listed = "; ".join(f"{folders[f.index]}: {f.error}" for f in failures)
+        RuntimeError.__init__(self, f"{len(failures)} of {len(results)} grid point(s) failed: "
+                                    f"{listed}. The other points completed; rerunning the same "
+                                    "grid runs only the points that did not.")
+
+
+def _read_done(folder: Path) -> dict[str, dict[str, Any]]:
+    """The completed notebooks of a grid point, by name (empty if none or unreadable)."""
+    marker = folder / POINT_DONE
+    try:
+        return dict(read_json(marker)["runs"]) if marker.exists() else {}
+    except (ValueError, KeyError, TypeError):
+        return {}  # a damaged marker: the point reruns
+
+
+def _write_done(folder: Path, record: dict[str, Any], runs: dict[str, dict[str, Any]]) -> None:
+    if runs:
+        atomic_write_json(folder / POINT_DONE, {**record, "runs": runs, "finished": _now()})
+    else:
+        (folder / POINT_DONE).unlink(missing_ok=True)
+
+
+def _as_run(record: dict[str, Any]) -> NotebookRun:
+    return NotebookRun(record["notebook"], Path(record["executed"]), Path(record["out_dir"]),
+                       float(record["wall_time_s"]))
+
+
 def _grid_point(task: tuple[str, Sequence[str] | None, Path, dict[str, Any], bool,
                             Path | None]) -> list[NotebookRun]:
     import asyncio
@@ -182,49 +261,99 @@ def _grid_point(task: tuple[str, Sequence[str] | None, Path, dict[str, Any], boo
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        return run(preset, only=only, out=folder, params=point, progress=progress,
+        runs = run(preset, only=only, out=folder, params=point, progress=progress,
                    notebooks=notebooks)
     finally:
         asyncio.set_event_loop(None)
         loop.close()
+    done = _read_done(folder)
+    done.update({r.notebook: {"notebook": r.notebook, "executed": str(r.executed),
+                              "out_dir": str(r.out_dir), "wall_time_s": r.wall_time_s}
+                 for r in runs})
+    _write_done(folder, {"preset": preset, "params": point}, done)
+    return runs
 
 
 def run_grid(grid: Mapping[str, Sequence[Any]], preset: str = "laptop", *,
              only: Sequence[str] | None = None, out: str | Path = "out/grid",
              progress: bool = False, notebooks: Path | None = None,
-             client: Any | None = None) -> list[tuple[dict[str, Any], list[NotebookRun]]]:
-    """Run the notebooks once per point of the Cartesian ``grid``, each in its own folder.
+             client: Any | None = None,
+             force: bool = False) -> list[tuple[dict[str, Any], list[NotebookRun]]]:
+    """Run the notebooks once per point of the Cartesian ``grid`` (knob -> list of values), each
+    point in its own folder under ``out``.
 
-    Each folder holds ``params.json``; a folder already holding a different parameter set is
-    never overwritten (an error is raised instead). ``client`` (or ``$ADVLENS_SCHEDULER``): run
-    the points on a dask cluster (:func:`advlens.parallel.pmap`: a failing point is retried
-    once, then reported in a ``TaskFailures`` that keeps the other points' runs).
+    Every point's knobs are checked before anything runs or any folder is made. Each folder
+    holds ``params.json``; a folder already holding a different parameter set is never
+    overwritten (FileExistsError). A point whose notebooks all completed gets ``done.json`` and
+    is skipped when the grid runs again (its recorded runs are returned) unless ``force``; an
+    interrupted or failed point runs again. A failing point does not stop the others: every
+    point runs, then :class:`GridFailed` lists the failed points. ``client`` (or
+    ``$ADVLENS_SCHEDULER``): run the points on a dask cluster (:func:`advlens.parallel.pmap`,
+    a failing point is retried once there).
     """
+    for key, values in grid.items():
+        if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+            raise TypeError(f"grid[{key!r}] = {values!r}: the values of a grid knob must be a "
+                            f"list, e.g. {{{key!r}: [{values!r}]}} for one value.")
+        if not values:
+            raise ValueError(f"grid[{key!r}] is empty; give at least one value.")
     keys = list(grid)
-    results = []
+    points, requested = [], {}
     for values in itertools.product(*(grid[k] for k in keys)):
         point = dict(zip(keys, values, strict=True))
+        paths = _prepare(preset, only, point, notebooks)  # raises before anything is written
         folder = Path(out) / grid_folder({"preset": preset, **point})
-        stamp = folder / "params.json"
         record = {"preset": preset, "params": point}
+        stamp = folder / "params.json"
         # compare as JSON: a tuple in the grid reads back from params.json as a list
         if stamp.exists() and read_json(stamp) != json.loads(json_text(record)):
             raise FileExistsError(f"{folder} holds another parameter set; choose another --out.")
-        atomic_write_json(stamp, record)
-        results.append((point, (preset, only, folder, point, progress, notebooks)))
+        points.append((point, folder, record))
+        requested[folder] = [p.name for p in paths]
+    results: list[list[NotebookRun] | None] = [None] * len(points)
+    tasks, where = [], []
+    for i, (point, folder, record) in enumerate(points):
+        atomic_write_json(folder / "params.json", record)
+        done = _read_done(folder)
+        if not force and all(name in done for name in requested[folder]):
+            results[i] = [_as_run(done[name]) for name in requested[folder]]
+            print(f"{folder.name}: completed before (done.json); skipped (force=True reruns it)",
+                  file=sys.stderr, flush=True)
+            continue
+        # the notebooks about to run are no longer done until they complete again
+        _write_done(folder, record, {k: v for k, v in done.items()
+                                     if k not in requested[folder]})
+        tasks.append((preset, only, folder, point, progress, notebooks))
+        where.append(i)
     from advlens.parallel import SCHEDULER_ENV, pmap
 
-    tasks = [task for _, task in results]
-    if client is None and not os.environ.get(SCHEDULER_ENV):  # in this process, errors as raised
-        runs = [_grid_point(task) for task in tasks]
+    failures: list[TaskError] = []
+    if client is None and not os.environ.get(SCHEDULER_ENV):  # in this process
+        for j, task in enumerate(tasks):
+            try:
+                results[where[j]] = _grid_point(task)
+            except Exception as err:  # noqa: BLE001 - the other points still run; raised below
+                failures.append(TaskError(where[j], task[2].name, f"{type(err).__name__}: {err}",
+                                          "".join(traceback.format_exception(err))))
     else:
-        runs = pmap(_grid_point, tasks, client=client, progress=False)
-    return [(point, done) for (point, _), done in zip(results, runs, strict=True)]
+        try:
+            ran = pmap(_grid_point, tasks, client=client, progress=False)
+        except TaskFailures as err:
+            ran = err.results
+            failures = [TaskError(where[f.index], tasks[f.index][2].name, f.error, f.traceback)
+                        for f in err.failures]
+        for j, runs in enumerate(ran):
+            results[where[j]] = runs
+    if failures:
+        raise GridFailed(results, failures, [folder for _, folder, _ in points])
+    return [(point, runs) for (point, _, _), runs in zip(points, results, strict=True)]
 
 
 def _parse_value(text: str) -> Any:
+    """A ``-p`` value as a Python literal (tuples as lists: papermill would inject a tuple's
+    string), else the text itself."""
     try:
-        return ast.literal_eval(text)
+        return as_lists(ast.literal_eval(text))
     except (ValueError, SyntaxError):
         return text
 

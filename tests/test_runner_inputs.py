@@ -1,0 +1,179 @@
+"""The runner's inputs and records: -p values as papermill injects them, reserved names, grids
+checked before they run, failing points that do not stop the others, resumable grids, run.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from advlens import runner
+from notebook_writers import write_notebook
+
+
+@pytest.fixture
+def notebooks(tmp_path: Path) -> Path:
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    # numbered 00, so its knobs are checked against the presets of notebook 00 (seed: int >= 0)
+    body = ("import json, pathlib\n"
+            "if bad:\n    raise ValueError('bad was set')\n"
+            "out = pathlib.Path(out_dir)\n"
+            "record = out / 'run.json'\n"
+            "status = json.loads(record.read_text())['status'] if record.exists() else None\n"
+            "(out / 'seen.json').write_text(json.dumps({'seed': seed, 'x': x, "
+            "'x_type': type(x).__name__, 'status_while_running': status}))\n")
+    write_notebook(folder / "00_seeded.ipynb", body,
+                    'preset = "laptop"\nout_dir = None\nseed = None\nx = None\nbad = False\n')
+    return folder
+
+
+def _seen(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "seen.json").read_text())
+
+
+def test_cli_tuple_values_reach_the_notebook_as_lists(notebooks: Path, tmp_path: Path) -> None:
+    """``-p x 0,1`` parsed to a tuple, which papermill injected as the string "(0, 1)"."""
+    assert runner._parse_value("0,1") == [0, 1]
+    assert runner._parse_value("((1, 2), {'k': (3,)})") == [[1, 2], {"k": [3]}]
+    assert runner._parse_value("cnn-s") == "cnn-s"
+    (run,) = runner.run("smoke", out=tmp_path / "out", params={"x": (0, (1, 2))},
+                        progress=False, notebooks=notebooks)
+    seen = _seen(run.out_dir)
+    assert seen["x"] == [0, [1, 2]] and seen["x_type"] == "list"
+
+
+def test_run_json_records_running_then_completed(notebooks: Path, tmp_path: Path) -> None:
+    (run,) = runner.run("smoke", out=tmp_path / "out", params={"seed": 3}, progress=False,
+                        notebooks=notebooks)
+    assert _seen(run.out_dir)["status_while_running"] == "running"
+    record = json.loads((run.out_dir / "run.json").read_text())
+    assert record["status"] == "completed" and record["notebook"] == "00_seeded.ipynb"
+    assert record["preset"] == "smoke" and record["params"] == {"seed": 3}
+    assert record["started"] <= record["finished"]
+
+
+def test_run_json_records_a_failure(notebooks: Path, tmp_path: Path) -> None:
+    with pytest.raises(runner.NotebookFailed):
+        runner.run("smoke", out=tmp_path / "out", params={"bad": True}, progress=False,
+                   notebooks=notebooks)
+    record = json.loads((tmp_path / "out" / "00_seeded" / "run.json").read_text())
+    assert record["status"] == "failed" and "ValueError: bad was set" in record["error"]
+    assert "finished" in record
+
+
+@pytest.mark.parametrize("name, flag", [("preset", "--preset"), ("out_dir", "--out")])
+def test_preset_and_out_dir_are_refused_as_parameters(notebooks: Path, tmp_path: Path,
+                                                      name: str, flag: str) -> None:
+    """``-p preset paper`` silently overrode --preset; ``-p out_dir X`` was silently ignored."""
+    with pytest.raises(ValueError, match=rf"parameter {name!r} cannot be set .* use {flag}"):
+        runner.run("smoke", out=tmp_path / "out", params={name: "paper"}, notebooks=notebooks)
+    with pytest.raises(ValueError, match=rf"{name!r} cannot be set"):
+        runner.run_grid({name: ["x"]}, "smoke", out=tmp_path / "grid", notebooks=notebooks)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "grid").exists()
+
+
+def test_cli_refuses_preset_as_a_parameter(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    def never(*args: Any) -> None:
+        raise AssertionError("a notebook ran")
+    monkeypatch.setattr(runner, "_execute", never)
+    assert runner.main(["run", "--preset", "smoke", "--only", "00", "--out", str(tmp_path),
+                        "-p", "preset", "paper"]) == 1
+    assert "use --preset" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("grid, error, match", [
+    ({"seed": [0, 1, 1.5]}, TypeError, r"knob 'seed' = 1.5 has type float; expected int"),
+    ({"seed": [0, -1]}, ValueError, r"knob 'seed' = -1 must be >= 0"),
+    ({"sede": [0, 1]}, ValueError, r"\['sede'\] are not declared"),
+    ({"seed": 0}, TypeError, r"grid\['seed'\] = 0: the values of a grid knob must be a list"),
+    ({"seed": "012"}, TypeError, r"must be a list"),
+    ({"seed": []}, ValueError, r"grid\['seed'\] is empty"),
+])
+def test_every_grid_point_is_checked_before_anything_runs(
+        notebooks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        grid: dict[str, Any], error: type[Exception], match: str) -> None:
+    ran = []
+    monkeypatch.setattr(runner, "_execute", lambda *a: ran.append(a))
+    with pytest.raises(error, match=match):
+        runner.run_grid(grid, "smoke", out=tmp_path / "grid", notebooks=notebooks)
+    assert ran == [] and not (tmp_path / "grid").exists()  # no run, no stamped folder
+
+
+def _fake_execute(calls: list[dict[str, Any]]) -> Any:
+    """_execute without a kernel: records the call, fails for bad=True, writes run.json."""
+    def execute(path: Path, out_dir: Path, params: dict[str, Any],
+                progress: bool) -> runner.NotebookRun:
+        calls.append(params)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if params.get("bad"):
+            raise runner.NotebookFailed(path.name, 2, "ValueError: bad was set",
+                                        out_dir / path.name)
+        return runner.NotebookRun(path.name, out_dir / path.name, out_dir, 0.5)
+    return execute
+
+
+def test_a_failing_point_does_not_stop_the_others(notebooks: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(runner, "_execute", _fake_execute(calls))
+    with pytest.raises(runner.GridFailed) as info:
+        runner.run_grid({"bad": [True, False], "seed": [0, 1]}, "smoke", out=tmp_path / "grid",
+                        notebooks=notebooks)
+    assert len(calls) == 4  # every point ran
+    failed = list(info.value.folders)
+    assert len(failed) == 2 and all("bad=True" in f.name for f in failed)
+    message = str(info.value)
+    assert message.startswith("2 of 4 grid point(s) failed: ")
+    assert all(str(f) in message for f in failed) and "ValueError: bad was set" in message
+    assert [r is None for r in info.value.results] == [True, True, False, False]
+    assert all((f / "done.json").exists() == ("bad=False" in f.name)
+               for f in (tmp_path / "grid").iterdir())
+    # rerunning the grid reruns only the failed points
+    calls.clear()
+    with pytest.raises(runner.GridFailed):
+        runner.run_grid({"bad": [True, False], "seed": [0, 1]}, "smoke", out=tmp_path / "grid",
+                        notebooks=notebooks)
+    assert [c["bad"] for c in calls] == [True, True]
+
+
+def test_grid_skips_completed_points_and_reruns_interrupted_ones(
+        notebooks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(runner, "_execute", _fake_execute(calls))
+    grid = {"seed": [0, 1, 2]}
+    first = runner.run_grid(grid, "smoke", out=tmp_path / "grid", notebooks=notebooks)
+    assert [c["seed"] for c in calls] == [0, 1, 2]
+    folders = [runs[0].out_dir.parent for _, runs in first]
+    done = json.loads((folders[0] / "done.json").read_text())
+    assert done["params"] == {"seed": 0} and done["preset"] == "smoke"
+    assert list(done["runs"]) == ["00_seeded.ipynb"]
+    calls.clear()
+    assert runner.run_grid(grid, "smoke", out=tmp_path / "grid", notebooks=notebooks) == first
+    assert calls == []  # every point completed before: nothing reruns
+    (folders[1] / "done.json").unlink()  # as if point 2 had been interrupted
+    again = runner.run_grid(grid, "smoke", out=tmp_path / "grid", notebooks=notebooks)
+    assert [c["seed"] for c in calls] == [1] and again == first
+    calls.clear()
+    runner.run_grid(grid, "smoke", out=tmp_path / "grid", notebooks=notebooks, force=True)
+    assert [c["seed"] for c in calls] == [0, 1, 2]
+
+
+def test_a_forced_point_that_fails_is_no_longer_marked_done(
+        notebooks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(runner, "_execute", _fake_execute(calls))
+    runner.run_grid({"seed": [0]}, "smoke", out=tmp_path / "grid", notebooks=notebooks)
+    (folder,) = (tmp_path / "grid").iterdir()
+    assert (folder / "done.json").exists()
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("kernel died")
+    monkeypatch.setattr(runner, "_execute", broken)
+    with pytest.raises(runner.GridFailed, match="RuntimeError: kernel died"):
+        runner.run_grid({"seed": [0]}, "smoke", out=tmp_path / "grid", notebooks=notebooks,
+                        force=True)
+    assert not (folder / "done.json").exists()
