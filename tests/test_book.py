@@ -119,3 +119,84 @@ def test_book_from_a_smoke_run(tmp_path: Path, smoke_run: Callable[..., Path | N
         report = chromium.check(page.as_uri(), SHOTS / "smoke" / f"{page.stem}.png")
         assert report.ok, report
     os.sync()
+
+
+def _readme(root: Path, reference_section: str = "- **(a) reference** — holds: laptop.") -> Path:
+    from advlens import findings
+
+    readme = root / "README.md"
+    readme.write_text(f"# advlens\n\nIntro.\n\n## What holds\n\n{findings.START}\n"
+                      f"{reference_section}\n{findings.END}\n\n## After\n\nMore.\n")
+    return readme
+
+
+def test_out_that_would_delete_the_run_or_other_files_is_refused(tmp_path: Path) -> None:
+    """The book replaces --out: an --out overlapping the run, or a non-empty folder that is not
+    a book, was deleted (the run emptied, the user's notes lost); both are refused now."""
+    run = fake_run(tmp_path / "run")
+    readme = _readme(tmp_path)
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    for out in (run, run / "site", tmp_path):
+        with pytest.raises(ValueError, match="overlaps the run folder"):
+            book.build(run, out, readme=readme)
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.md").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty and holds no book"):
+        book.build(run, notes, readme=readme)
+    assert (notes / "todo.md").read_text() == "mine"
+    assert runner.main(["book", "--run", str(run), "--out", str(notes)]) == 1
+    assert (notes / "todo.md").read_text() == "mine"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert book.build(run, empty, readme=readme) == empty.resolve() / "index.html"
+    assert (empty / book.MARKER).exists()
+    (empty / "stale.html").write_text("from an earlier book")  # a previous book is replaced
+    book.build(run, empty, readme=readme)
+    assert not (empty / "stale.html").exists() and (empty / "07_example.html").exists()
+    (empty / book.MARKER).unlink()  # a book built before the marker existed: still a book
+    book.build(run, empty, readme=readme)
+    assert (empty / book.MARKER).exists()
+    assert not list(tmp_path.glob(".empty.*")), "no temporary folder left behind"
+
+
+def test_a_run_that_did_not_complete_is_refused_or_bannered(tmp_path: Path) -> None:
+    """A notebook whose run.json is not 'completed' (failed, still running) made a normal-looking
+    book of partial or stale outputs; it is refused, or built with a banner when asked."""
+    run = fake_run(tmp_path / "run")
+    readme = _readme(tmp_path)
+    record = {"notebook": "07_example.ipynb", "preset": "smoke", "params": {}, "started": "t"}
+    (run / "07_example" / "run.json").write_text(json.dumps({**record, "status": "completed"}))
+    book.build(run, tmp_path / "ok", readme=readme)
+    (run / "07_example" / "run.json").write_text(json.dumps(
+        {**record, "status": "failed", "error": "ValueError: boom"}))
+    with pytest.raises(RuntimeError, match=r"07_example: failed \(ValueError: boom\)"):
+        book.build(run, tmp_path / "refused", readme=readme)
+    assert not (tmp_path / "refused").exists()
+    assert runner.main(["book", "--run", str(run), "--out", str(tmp_path / "refused")]) == 1
+    with pytest.warns(UserWarning, match="incomplete run"):
+        index = book.build(run, tmp_path / "bannered", readme=readme, allow_incomplete=True)
+    for page in (index, index.parent / "07_example.html"):
+        assert 'class="advlens-incomplete"' in page.read_text(), page.name
+        assert "did not complete: " in page.read_text()
+
+
+def test_readme_page_shows_the_runs_own_findings(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """README's findings are the committed figures/'s; a book of another run showed them next
+    to that run's notebooks, contradicting its verdicts. The run's own are shown instead."""
+    run = fake_run(tmp_path / "run")
+    readme = _readme(tmp_path)
+    (run / "07_example" / "07_findings.csv").write_text(
+        "finding,holds,evidence\n(a) the run's finding,False,smoke numbers\n")
+    page = (book.build(run, tmp_path / "book", readme=readme).parent / "readme.html").read_text()
+    assert "(a) the run&#x27;s finding" in page or "(a) the run's finding" in page
+    assert "does not hold" in page and "(a) reference" not in page
+    assert str(run) in page and "More." in page  # labelled; the rest of README kept
+    (run / "07_example" / "07_findings.csv").unlink()
+    page = (book.build(run, tmp_path / "book", readme=readme).parent / "readme.html").read_text()
+    assert "(a) reference" not in page and "saved no findings tables" in page
+    monkeypatch.setattr(book, "figures_dir", lambda: run)  # the committed reference: as is
+    page = (book.build(run, tmp_path / "book", readme=readme).parent / "readme.html").read_text()
+    assert "(a) reference" in page

@@ -75,7 +75,8 @@ def test_sweep_reruns_and_aggregates(tmp_path: Path) -> None:
     assert head.loc["missing", "n_nan"] == 3 and np.isnan(head.loc["missing", "mean"])
     counts = sweep.hold_counts(found).set_index("finding")
     assert counts.loc["f1 even seed"].to_dict() == {
-        "notebook": "01_toy", "n_runs": 3, "holds": 1, "does_not_hold": 2, "not_testable": 0}
+        "notebook": "01_toy", "n_runs": 3, "holds": 1, "does_not_hold": 2, "not_testable": 0,
+        "seed_knobs": "seed, zoo_seed"}
     assert counts.loc["f2 untestable", "not_testable"] == 3
 
 
@@ -95,7 +96,8 @@ def test_collect_reads_tables_without_statistics(tmp_path: Path) -> None:
     (run / "params.json").write_text(json.dumps({"preset": "smoke", "params": {"seed": 0}}))
     pd.DataFrame([{"finding": "g", "holds": "False", "evidence": "e"}]).to_csv(
         run / "02_x" / "02_findings.csv", index=False)
-    found = sweep.collect(tmp_path)
+    with pytest.warns(UserWarning, match="no sweep.json, so every run folder"):
+        found = sweep.collect(tmp_path)
     assert found["verdict"].tolist() == ["does not hold"]
     assert sweep.headline_summary(found).empty
 
@@ -115,3 +117,164 @@ def test_zoo_seeds_shift_every_model_and_invert():
         reseed(configs, -1)
     with pytest.raises(ValueError, match="already use seeds"):
         reseed(moved, 1)
+
+
+def _fake_run(sweep_dir: Path, seed: int, notebooks: dict[str, dict[str, object] | None],
+              holds: bool = True, run_json: dict[str, dict[str, object]] | None = None) -> Path:
+    """One run folder of a sweep as run_grid writes it; ``notebooks``: folder -> the parameters
+    papermill recorded in its executed copy (None: no executed copy)."""
+    from advlens import runner
+
+    params = {"seed": seed, "zoo_seed": seed}
+    run = sweep_dir / runner.grid_folder({"preset": "smoke", **params})
+    for name, given in notebooks.items():
+        (run / name).mkdir(parents=True)
+        pd.DataFrame([{"finding": "f", "holds": holds, "evidence": "e",
+                       "statistics": findings.encode_statistics({"v": seed})}]).to_csv(
+            run / name / f"{name[:2]}_findings.csv", index=False)
+        if given is not None:
+            nb = nbformat.v4.new_notebook()
+            nb.metadata["papermill"] = {"parameters": given}
+            nbformat.write(nb, run / name / f"{name}.ipynb")
+        if run_json and name in run_json:
+            (run / name / "run.json").write_text(json.dumps(
+                {"notebook": f"{name}.ipynb", "preset": "smoke", **run_json[name]}))
+    (run / "params.json").write_text(json.dumps({"preset": "smoke", "params": params}))
+    return run
+
+
+def _sweep_record(sweep_dir: Path, seeds: list[int], notebooks: list[str], **extra: object) -> None:
+    (sweep_dir / "sweep.json").write_text(json.dumps(
+        {"preset": "smoke", "notebooks": notebooks, "seeds": seeds, "knobs": ["seed", "zoo_seed"],
+         "runs": [{"seed": s} for s in seeds], **extra}))
+
+
+def test_collect_reads_only_this_sweeps_completed_runs(tmp_path: Path) -> None:
+    """A second sweep into the same folder, or a failed rerun, left other seeds' runs and stale
+    findings beside this sweep's: all were collected into the summary. Now only the runs
+    sweep.json lists, whose run.json (if any) says completed, and the rest is named."""
+    both = {"seed": 0, "zoo_seed": 0}
+    _fake_run(tmp_path, 0, {"01_x": both, "02_y": both})
+    _fake_run(tmp_path, 1, {"01_x": both}, run_json={"01_x": {
+        "status": "failed", "params": both, "error": "ValueError: boom"}})
+    _fake_run(tmp_path, 2, {"01_x": both}, run_json={"01_x": {"status": "completed",
+                                                             "params": both}})
+    _fake_run(tmp_path, 5, {"01_x": both}, holds=False)  # an earlier sweep's seed
+    _sweep_record(tmp_path, [0, 1, 2, 3], ["01"])
+    with pytest.warns(UserWarning) as caught:
+        found = sweep.collect(tmp_path)
+    assert sorted(found["seed"]) == [0, 2] and set(found["notebook"]) == {"01_x"}
+    said = str(caught[0].message)
+    for part in ("seed=5", "not one of this sweep's runs", "02_y left out",
+                 "run.json says 'failed'", "seed 3 did not run"):
+        assert part in said, part
+    assert len(found.attrs["skipped"]) == 4
+    assert sweep.hold_counts(found)["holds"].tolist() == [2]
+    # a sweep that stopped after seed 0: seed 2's folder (completed) is an earlier sweep's
+    _sweep_record(tmp_path, [0, 2], ["01"], status="failed", runs=[{"seed": 0}],
+                  error="NotebookFailed: boom")
+    with pytest.warns(UserWarning, match="seed 2 did not complete in this sweep") as caught:
+        found = sweep.collect(tmp_path)
+    assert found["seed"].tolist() == [0] and "'failed' (NotebookFailed: boom)" in str(
+        caught[0].message)
+    _sweep_record(tmp_path, [1], ["01"])
+    with pytest.raises(FileNotFoundError, match="run.json says 'failed'"), \
+            pytest.warns(UserWarning):
+        sweep.collect(tmp_path)
+
+
+def test_notebooks_without_zoo_seed_are_not_labelled_with_one(tmp_path: Path) -> None:
+    """03 and 04 declare no zoo_seed (the runner does not pass it): their rows said zoo_seed=s
+    as if their models had been retrained. Now NA, with the knobs each notebook was given,
+    read from run.json, else the executed notebook's papermill parameters, else sweep.json."""
+    for s in (0, 1):
+        _fake_run(tmp_path, s, {"01_x": {"seed": s, "zoo_seed": s}, "03_z": {"seed": s},
+                                "04_w": None},
+                  run_json={"03_z": {"status": "completed", "params": {"seed": s}}})
+    _sweep_record(tmp_path, [0, 1], ["01", "03", "04"],
+                  notebook_knobs={"01_x": ["seed", "zoo_seed"], "04_w": ["seed"]})
+    found = sweep.collect(tmp_path).set_index(["notebook", "seed"])
+    assert found.loc["01_x", "zoo_seed"].tolist() == [0, 1]
+    for nb in ("03_z", "04_w"):
+        assert found.loc[nb, "zoo_seed"].isna().all(), nb
+        assert found.loc[nb, "seed_knobs"].tolist() == ["seed", "seed"]
+    found = found.reset_index()
+    counts = sweep.hold_counts(found)
+    assert counts.set_index("notebook")["seed_knobs"].to_dict() == {
+        "01_x": "seed, zoo_seed", "03_z": "seed", "04_w": "seed"}
+    assert sweep.data_seed_only(counts) == ["03_z", "04_w"]
+    text = sweep.markdown(counts, sweep.headline_summary(found))
+    assert "**01 f** — holds in 2 of 2 seeds" in text
+    assert "**03 f** — holds in 2 of 2 data seeds, same models" in text
+    assert "Notebooks 03, 04 declare no `zoo_seed`" in text
+
+
+@pytest.mark.slow
+def test_a_second_sweep_into_the_same_folder_collects_only_its_seeds(tmp_path: Path) -> None:
+    notebooks = _toy_notebooks(tmp_path / "nbs")
+    data_only = nbformat.read(notebooks / "01_toy.ipynb", as_version=4)
+    data_only.cells[0].source = 'preset = "laptop"\nout_dir = None\nseed = 0'
+    data_only.cells[1].source = (TOY.replace("zoo_seed", "0").replace("01_findings", "03_findings"))
+    nbformat.write(data_only, notebooks / "03_toy.ipynb")
+    sweep.run_sweep([0, 1], preset="smoke", notebooks=["01", "03"], out=tmp_path / "sw",
+                    directory=notebooks)
+    record = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    assert record["status"] == "completed"
+    assert record["notebook_knobs"] == {"01_toy": ["seed", "zoo_seed"], "03_toy": ["seed"]}
+    sweep.run_sweep([2, 3], preset="smoke", notebooks=["01", "03"], out=tmp_path / "sw",
+                    directory=notebooks)
+    with pytest.warns(UserWarning, match="not one of this sweep's runs"):
+        found = sweep.collect(tmp_path / "sw")
+    assert sorted(set(found["seed"])) == [2, 3]
+    toy3 = found[found.notebook == "03_toy"]
+    assert toy3["zoo_seed"].isna().all() and set(toy3["seed_knobs"]) == {"seed"}
+    assert sweep.data_seed_only(sweep.hold_counts(found)) == ["03_toy"]
+
+
+def test_a_sweep_that_stops_replaces_the_previous_record(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep that failed half-way left the previous sweep's sweep.json, naming other seeds;
+    now its own record says which seeds it was for, that it failed, and which it finished."""
+    from advlens import runner
+
+    notebooks = _toy_notebooks(tmp_path / "nbs")
+    out = tmp_path / "sw"
+    out.mkdir()
+    _sweep_record(out, [5, 6], ["01"], status="completed")
+
+    def fake_grid(grid, preset, *, out, **_):  # noqa: ANN001, ANN003, ANN202
+        s = grid["seed"][0]
+        if s == 1:
+            raise runner.NotebookFailed("01_toy.ipynb", 3, "ValueError: boom", out / "x.ipynb")
+        folder = out / runner.grid_folder({"preset": preset, "seed": s, "zoo_seed": s})
+        return [({"seed": s}, [runner.NotebookRun("01_toy.ipynb", folder / "01_toy" / "x.ipynb",
+                                                  folder / "01_toy", 1.0)])]
+
+    monkeypatch.setattr(sweep.runner, "run_grid", fake_grid)
+    with pytest.raises(runner.NotebookFailed):
+        sweep.run_sweep([0, 1, 2], preset="smoke", notebooks=["01"], out=out,
+                        directory=notebooks)
+    record = json.loads((out / "sweep.json").read_text())
+    assert record["seeds"] == [0, 1, 2] and record["status"] == "failed"
+    assert [row["seed"] for row in record["runs"]] == [0] and "boom" in record["error"]
+
+
+def test_force_reaches_run_grid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep resumes by default (run_grid keeps completed seeds); --force reruns them."""
+    from advlens import runner
+
+    notebooks = _toy_notebooks(tmp_path / "nbs")
+    forced: list[bool] = []
+
+    def fake_grid(grid, preset, *, out, force=False, **_):  # noqa: ANN001, ANN003, ANN202
+        forced.append(force)
+        s = grid["seed"][0]
+        folder = out / runner.grid_folder({"preset": preset, "seed": s, "zoo_seed": s})
+        return [({"seed": s}, [runner.NotebookRun("01_toy.ipynb", folder / "01_toy" / "x.ipynb",
+                                                  folder / "01_toy", 1.0)])]
+
+    monkeypatch.setattr(sweep.runner, "run_grid", fake_grid)
+    for force in (False, True):
+        sweep.run_sweep([0, 1], preset="smoke", notebooks=["01"], out=tmp_path / "out",
+                        directory=notebooks, force=force)
+    assert forced == [False, False, True, True]

@@ -28,3 +28,17 @@ def test_bars_stack_the_counts():
     assert not layout_problems(fig)
     with pytest.raises(ValueError, match="empty"):
         hold_counts_bars(counts.iloc[0:0])
+
+
+def test_a_notebook_that_keeps_its_models_is_labelled_data_seed_only():
+    """03 and 04 vary only the data seed in a sweep; their bars read as if the models varied."""
+    counts = pd.DataFrame([
+        {"notebook": "01_x", "finding": "a", "n_runs": 2, "holds": 2, "does_not_hold": 0,
+         "not_testable": 0, "seed_knobs": "seed, zoo_seed"},
+        {"notebook": "03_y", "finding": "b", "n_runs": 2, "holds": 1, "does_not_hold": 1,
+         "not_testable": 0, "seed_knobs": "seed"}])
+    fig = hold_counts_bars(counts)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["01 a", "03 b †"]
+    assert "† only the data seed" in ax.get_legend().get_texts()[-1].get_text()
+    assert not layout_problems(fig)

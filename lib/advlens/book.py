@@ -6,7 +6,12 @@
   the paper figure it corresponds to, both from the figure's provenance record);
 - one page per executed numbered notebook (nbconvert's JupyterLab template, scripts removed:
   nothing is fetched from the network, at build time or when the page is opened);
-- ``readme.html``: README.md.
+- ``readme.html``: README.md, its findings section the run's own (the committed reference's
+  are README's).
+
+``--out`` must be new, empty or a previous book (marked by ``.advlens-book``); it must not overlap
+the run. A run whose notebooks' ``run.json`` does not say ``completed`` is refused (built with a
+banner under ``--allow-incomplete``).
 
 ``python -m advlens readme`` regenerates README's "What holds" section from ``figures/``.
 """
@@ -17,10 +22,13 @@ import argparse
 import html
 import re
 import shutil
+import sys
+import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from advlens import findings
+from advlens import findings, provenance
 from advlens.io import atomic_write_bytes, read_json
 from advlens.paths import figures_dir, repo_root
 
@@ -121,55 +129,158 @@ def _markdown_html(text: str) -> str:
     return str(mistune.create_markdown(plugins=["table"], escape=False)(text))
 
 
+MARKER = ".advlens-book"
+_BOOK_FILE = re.compile(r"^(index|readme|\d\d_.+)\.html$")
+
+
+def _is_book(folder: Path) -> bool:
+    """Whether ``folder`` holds a book (its :data:`MARKER`, or, for a book built before the
+    marker existed, nothing but the book's own pages and figures)."""
+    if (folder / MARKER).is_file():
+        return True
+    names = [p.name for p in folder.iterdir()]
+    index = folder / "index.html"
+    return (index.is_file() and 'nav class="advlens"' in index.read_text(errors="replace")
+            and all(_BOOK_FILE.match(n) or n == "figures" for n in names))
+
+
+def _check_out(run: Path, out: Path) -> None:
+    """Refuse an ``out`` whose replacement would delete anything but a previous book."""
+    r, o = run.resolve(), out.resolve()
+    if o == r or o.is_relative_to(r) or r.is_relative_to(o):
+        raise ValueError(f"--out {out} overlaps the run folder {run}: replacing the book would "
+                         "delete the run. Choose a folder outside it (default: out/book).")
+    if o.exists() and not o.is_dir():
+        raise FileExistsError(f"--out {out} is a file, not a folder; choose another --out.")
+    if o.is_dir() and any(o.iterdir()) and not _is_book(o):
+        raise FileExistsError(f"--out {out} is not empty and holds no book (no {MARKER}); "
+                              "the book replaces its folder, so it will not delete this one. "
+                              "Choose a new or empty folder, or move its contents away.")
+
+
+def _banner(text: str) -> str:
+    return ('<div class="advlens-incomplete" style="background: #c4553f; color: #fff; '
+            'padding: .8em 1em; margin: 1em 0; font: bold 16px system-ui, sans-serif">'
+            f"{html.escape(text)}</div>")
+
+
+def _findings_of(run: Path, text: str) -> str:
+    """README ``text`` with its findings section replaced by ``run``'s own (README's is the
+    committed ``figures/``'s, which another run's verdicts may contradict)."""
+    if findings.START not in text or findings.END not in text:
+        return text  # no generated findings: nothing to contradict the run
+    presets = (read_json(r).get("parameters", {}).get("preset")
+               for r in sorted(run.glob("*/*.provenance.json")))
+    preset = next((f", preset {p}" for p in presets if p), "")
+    try:
+        body = (f"*The findings of the run in `{run}`{preset}, which this book shows (README.md "
+                "holds those of the committed reference, `figures/`).*\n\n"
+                + findings.readme_section(run))
+    except FileNotFoundError:
+        body = (f"*The run in `{run}` saved no findings tables; the committed reference's "
+                "(`figures/`, in README.md) are not this run's, so none are shown here.*")
+    return findings.replace_section(text, body)
+
+
 def build(run: str | Path | None = None, out: str | Path | None = None,
-          readme: str | Path | None = None) -> Path:
+          readme: str | Path | None = None, *, allow_incomplete: bool = False) -> Path:
     """Build the book from a run folder.
 
     Parameters
     ----------
     run: a run's output folder (``figures/`` by default), holding ``<notebook>/<notebook>.ipynb``
         (the executed copies) and the figures.
-    out: where the site goes (default ``out/book``); it is replaced.
-    readme: the README to render (default the repository's).
+    out: where the site goes (default ``out/book``): a new or empty folder, or a previous book,
+        which is replaced; it must not overlap ``run``.
+    readme: the README to render (default the repository's); for a run other than
+        ``figures/`` its findings section is replaced by the run's own.
+    allow_incomplete: build even when a notebook's ``run.json`` says it did not complete
+        (``running``/``failed``); its pages then carry a banner saying so. Default: refuse.
 
     Returns
     -------
     The path of ``index.html``.
     """
     run = Path(run) if run is not None else figures_dir()
-    out = Path(out) if out is not None else repo_root() / "out" / "book"
+    out = (Path(out) if out is not None else repo_root() / "out" / "book").resolve()
     readme = Path(readme) if readme is not None else repo_root() / "README.md"
     executed = sorted(p for p in run.glob("*/*.ipynb")
                       if _NUMBERED.match(p.stem) and p.parent.name == p.stem)
     if not executed:
         raise FileNotFoundError(f"no executed notebooks (<NN_name>/<NN_name>.ipynb) under {run}; "
                                 "run them first: make reproduce, or python -m advlens run.")
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    _check_out(run, out)
+    incomplete = provenance.incomplete_notebooks(run)
+    listed = "; ".join(f"{name}: {status}" for name, status in incomplete.items())
+    if incomplete and not allow_incomplete:
+        raise RuntimeError(f"the run {run} did not complete ({listed}); its outputs are partial "
+                           "or stale. Rerun those notebooks (python -m advlens run --only NN "
+                           "--out RUN), or build anyway with --allow-incomplete.")
+    if incomplete:
+        warnings.warn(f"building the book of an incomplete run {run} ({listed})", stacklevel=2)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # built beside ``out`` and swapped in at the end: a failed build leaves the previous book
+    site = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        _write(run, site, readme, executed, incomplete)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            out.rename(old / out.name)
+            site.rename(out)
+            shutil.rmtree(old)
+        else:
+            site.rename(out)
+    finally:
+        if site.exists():
+            shutil.rmtree(site)
+    return out / "index.html"
+
+
+def _write(run: Path, site: Path, readme: Path, executed: list[Path],
+           incomplete: dict[str, str]) -> None:
+    (site / MARKER).write_text("a book built by `python -m advlens book`; the next build "
+                               "replaces this folder.\n")
     titles = {p.stem: findings.notebook_title(p) for p in executed}
     nav = _nav(list(titles))
     for path in executed:
-        atomic_write_bytes(out / f"{path.stem}.html", notebook_html(path, nav).encode())
+        page = notebook_html(path, nav)
+        if path.stem in incomplete:
+            warning = _banner(f"This notebook did not complete: {incomplete[path.stem]}. Its "
+                              "outputs below are partial or stale.")
+            page = page.replace(nav, nav + warning, 1)
+        atomic_write_bytes(site / f"{path.stem}.html", page.encode())
     text = readme.read_text() if readme.exists() else "# advlens\n"
     intro = text.split("\n## ", 1)[0].split("\n", 1)[-1]
-    atomic_write_bytes(out / "readme.html",
+    if run.resolve() != figures_dir().resolve():
+        text = _findings_of(run, text)
+    atomic_write_bytes(site / "readme.html",
                        _page("advlens README", _markdown_html(text), nav).encode())
-    index = out / "index.html"
-    atomic_write_bytes(index, _page("advlens book", _landing(
-        gallery(run, out), titles, _markdown_html(intro)), nav).encode())
-    return index
+    landing = _landing(gallery(run, site), titles, _markdown_html(intro))
+    if incomplete:
+        landing = _banner("This run did not complete: " + "; ".join(
+            f"{name}: {status}" for name, status in incomplete.items())
+            + ". Its figures and findings are partial or stale.") + landing
+    atomic_write_bytes(site / "index.html", _page("advlens book", landing, nav).encode())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``book`` subcommand's arguments."""
     parser.add_argument("--run", default=None, help="run folder (default: figures/)")
-    parser.add_argument("--out", default=None, help="site folder (default: out/book)")
+    parser.add_argument("--out", default=None,
+                        help="site folder (default: out/book): new, empty or a previous book")
+    parser.add_argument("--allow-incomplete", action="store_true",
+                        help="build even when a notebook of the run did not complete (its "
+                             "pages carry a banner); default: refuse")
 
 
 def command(args: argparse.Namespace) -> int:
     """Build the book; print where its landing page is."""
-    print(f"book: {build(args.run, args.out)}")
+    try:
+        index = build(args.run, args.out, allow_incomplete=args.allow_incomplete)
+    except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as err:
+        print(f"book: {err}", file=sys.stderr)
+        return 1
+    print(f"book: {index}")
     return 0
 
 

@@ -1,12 +1,17 @@
-"""Provenance records: what produced a result (parameters, versions, commit, seed, wall time)."""
+"""Provenance records: what produced a result (parameters, versions, commit, seed, wall time),
+and whether a run's notebook completed (its ``run.json``)."""
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
+import hashlib
 import importlib.metadata
+import json
 import os
 import platform
 import subprocess
+from pathlib import Path
 from typing import Any
 
 from advlens import __version__
@@ -27,17 +32,77 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+# what decides the numbers: outputs a run writes into figures/ (tracked) must not make it dirty
+CODE_PATHS = ("lib", "notebooks", "pyproject.toml", "Makefile")
+
+
+def _git(*args: str) -> bytes:
+    return subprocess.run(["git", *args], cwd=repo_root(), capture_output=True, timeout=10,
+                          check=True).stdout
+
+
+@functools.cache
 def git_commit() -> str:
-    """The repository's HEAD commit, suffixed ``-dirty`` when tracked files are modified."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=repo_root(), capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
+    """The repository's HEAD commit, suffixed ``-dirty-<hash>`` when the code differs from it.
+
+    Only :data:`CODE_PATHS` count (a run's own outputs in ``figures/`` do not); ``<hash>`` is
+    a short hash of the uncommitted changes there (tracked diff and untracked files), so two
+    dirty states can be told apart. Read once per process.
+    """
     try:
-        commit = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.SubprocessError):
+        commit = _git("rev-parse", "HEAD").decode().strip()
+        if not _git("status", "--porcelain", "--", *CODE_PATHS).strip():
+            return commit
+        digest = hashlib.sha256(_git("diff", "--binary", "HEAD", "--", *CODE_PATHS))
+        # a new, not yet added module changes behaviour too; git diff does not show it
+        for name in _git("ls-files", "--others", "--exclude-standard", "-z", "--",
+                         *CODE_PATHS).split(b"\0"):
+            if name:
+                digest.update(name + b"\0")
+                digest.update((repo_root() / name.decode()).read_bytes())
+    except (OSError, subprocess.SubprocessError, UnicodeError):
         return "unknown"
-    return commit + ("-dirty" if dirty else "")
+    return f"{commit}-dirty-{digest.hexdigest()[:12]}"
+
+
+RUN_RECORD = "run.json"
+COMPLETED = "completed"
+
+
+def run_record(folder: str | Path) -> dict[str, Any] | None:
+    """``<folder>/run.json``, the record :mod:`advlens.runner` writes for every notebook it runs
+    (``status``: ``running`` / ``completed`` / ``failed``, ``params``, ``error``...); None when
+    there is none (a legacy run, or the committed ``figures/``). An unreadable record reads as
+    ``{"status": "unreadable run.json (...)"}``: not complete."""
+    path = Path(folder) / RUN_RECORD
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        return {"status": f"unreadable {RUN_RECORD} ({err})"}
+    if not isinstance(record, dict) or not isinstance(record.get("status"), str):
+        return {"status": f"{RUN_RECORD} without a status"}
+    return record
+
+
+def run_status(folder: str | Path) -> str | None:
+    """The status of a notebook's output folder (see :func:`run_record`); None when it has no
+    ``run.json``, which is accepted as complete."""
+    record = run_record(folder)
+    return None if record is None else str(record["status"])
+
+
+def incomplete_notebooks(run: str | Path) -> dict[str, str]:
+    """``{notebook folder: what its run.json says}`` for every ``<run>/<notebook>/`` whose
+    ``run.json`` exists and does not say ``completed`` (the error included when recorded)."""
+    found = {}
+    for folder in sorted(p for p in Path(run).glob("*/") if p.is_dir()):
+        record = run_record(folder)
+        if record is not None and record["status"] != COMPLETED:
+            error = record.get("error")
+            found[folder.name] = f"{record['status']}" + (f" ({error})" if error else "")
+    return found
 
 
 _COMPUTE_ENV = ("ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS", "MKL_NUM_THREADS",

@@ -3,11 +3,13 @@
 A sweep runs the chosen notebooks once per seed ``s`` through :func:`advlens.runner.run_grid`
 (papermill batch reruns, one folder per parameter set), with the notebooks' data/pair seed
 ``seed = s`` and, where a notebook declares it, the model-zoo seed ``zoo_seed = s``
-(:mod:`advlens.zoo.seeds`: every model retrained from another seed). Each notebook writes a
-findings table ``<NN>_findings.csv`` (:mod:`advlens.findings`) whose optional ``statistics``
-column holds the finding's headline numbers as a JSON object; :func:`collect` reads every run's
-tables, :func:`headline_summary` gives each number's mean and between-seed spread and
-:func:`hold_counts` in how many seeds each finding holds. No prose is parsed.
+(:mod:`advlens.zoo.seeds`: every model retrained from another seed; notebooks without the knob,
+03 and 04, keep their models and vary the data seed only). Each notebook writes a findings
+table ``<NN>_findings.csv`` (:mod:`advlens.findings`) whose optional ``statistics`` column holds
+the finding's headline numbers as a JSON object; :func:`collect` reads the tables of the runs
+``sweep.json`` lists whose notebooks completed, :func:`headline_summary` gives each number's
+mean and between-seed spread and :func:`hold_counts` in how many seeds each finding holds. No
+prose is parsed.
 
 CLI: ``python -m advlens.sweep --preset smoke --seeds 0 1 2 --notebooks 01 02 --out DIR``.
 """
@@ -16,18 +18,21 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from advlens import runner
+from advlens import provenance, runner
 from advlens.findings import STATISTICS, check_table, decode_statistics, verdict
 from advlens.io import atomic_write_json, read_json
 
 SEED_KNOBS = ("seed", "zoo_seed")
+SWEEP_RECORD = "sweep.json"
 
 
 def available(notebooks: Sequence[str], directory: Path | None = None) -> list[str]:
@@ -50,11 +55,13 @@ class SweepRun:
 
 def run_sweep(seeds: Sequence[int], *, preset: str, notebooks: Sequence[str],
               out: str | Path, directory: Path | None = None,
-              progress: bool = False) -> SweepRun:
+              progress: bool = False, force: bool = False) -> SweepRun:
     """Run ``notebooks`` (those that exist) once per seed into ``out``; see the module doc.
 
     Parameters: ``seeds`` (distinct non-negative integers), ``preset``, ``notebooks`` (numbers),
-    ``out`` (folder of the runs), ``directory`` (notebooks folder, default the repository's).
+    ``out`` (folder of the runs), ``directory`` (notebooks folder, default the repository's),
+    ``force``: rerun seeds whose runs completed before (by default they are kept: an interrupted
+    sweep resumes; after a code change, pass ``force=True`` or another ``out``).
     Returns: a :class:`SweepRun`; ``out/sweep.json`` records it.
     """
     seeds = [int(s) for s in seeds]
@@ -63,45 +70,139 @@ def run_sweep(seeds: Sequence[int], *, preset: str, notebooks: Sequence[str],
     only = available(notebooks, directory)
     if not only:
         raise ValueError(f"none of the notebooks {list(notebooks)} exists.")
-    declared = set().union(*(runner.notebook_parameters(p)
-                             for p in runner.discover(only, directory)))
-    knobs = [k for k in SEED_KNOBS if k in declared]
+    declared = {p.stem: runner.notebook_parameters(p) for p in runner.discover(only, directory)}
+    knobs = [k for k in SEED_KNOBS if any(k in names for names in declared.values())]
     if not knobs:
         raise ValueError(f"notebooks {only} declare none of the seed knobs {SEED_KNOBS}.")
+    # the runner passes a notebook only the knobs it declares: 03 and 04 get no zoo_seed
+    received = {stem: [k for k in knobs if k in names] for stem, names in declared.items()}
     out = Path(out).resolve()
+    record = {"preset": preset, "notebooks": only, "seeds": seeds, "knobs": knobs,
+              "notebook_knobs": received}
+    # written first: a sweep that stops half-way must not leave a previous sweep's record
+    atomic_write_json(out / SWEEP_RECORD, {**record, "status": "running"})
     started, rows = time.perf_counter(), []
-    for s in seeds:
-        ((_, results),) = runner.run_grid({k: [s] for k in knobs}, preset, only=only,
-                                              out=out, progress=progress, notebooks=directory)
-        rows += [{"seed": s, "notebook": r.notebook, "folder": str(r.out_dir),
-                  "wall_time_s": r.wall_time_s} for r in results]
+    try:
+        for s in seeds:
+            ((_, results),) = runner.run_grid({k: [s] for k in knobs}, preset, only=only,
+                                              out=out, progress=progress, notebooks=directory,
+                                              force=force)
+            rows += [{"seed": s, "notebook": r.notebook, "folder": str(r.out_dir),
+                      "seed_knobs": received[r.out_dir.name], "wall_time_s": r.wall_time_s}
+                     for r in results]
+    except BaseException as err:
+        atomic_write_json(out / SWEEP_RECORD, {**record, "status": "failed", "runs": rows,
+                                               "error": f"{type(err).__name__}: {err}"})
+        raise
     wall = time.perf_counter() - started
     runs = pd.DataFrame(rows)
-    atomic_write_json(out / "sweep.json", {"preset": preset, "notebooks": only, "seeds": seeds,
-                                           "knobs": knobs, "wall_time_s": wall,
+    atomic_write_json(out / SWEEP_RECORD, {**record, "status": "completed", "wall_time_s": wall,
                                            "runs": rows})
     return SweepRun(out, only, seeds, wall, runs)
 
 
+def _received(folder: Path, fallback: Sequence[str] | None) -> list[str] | None:
+    """The seed knobs the notebook run in ``folder`` was given: from its ``run.json``, else the
+    parameters papermill recorded in the executed notebook, else ``fallback``."""
+    record = provenance.run_record(folder)
+    params = record.get("params") if record else None
+    if not isinstance(params, dict):
+        executed = folder / f"{folder.name}.ipynb"
+        if executed.exists():
+            try:
+                params = read_json(executed)["metadata"]["papermill"]["parameters"]
+            except (KeyError, TypeError, ValueError):
+                params = None
+    if isinstance(params, dict):
+        return [k for k in SEED_KNOBS if k in params]
+    return None if fallback is None else list(fallback)
+
+
+def _runs_of(out: Path) -> tuple[list[Path], dict[str, Any], list[str]]:
+    """The run folders of the sweep in ``out`` (those its ``sweep.json`` lists), the record,
+    and what was left out and why."""
+    found = sorted(stamp.parent for stamp in out.glob("*/params.json"))
+    record_path = out / SWEEP_RECORD
+    if not record_path.exists():  # a plain run_grid folder, or a sweep from before sweep.json
+        return found, {}, ([f"no {SWEEP_RECORD}, so every run folder under it is collected "
+                            "(whichever sweep wrote it)"] if found else [])
+    record = read_json(record_path)
+    skipped = []
+    if record.get("status", "completed") != "completed":
+        skipped.append(f"{SWEEP_RECORD} says the sweep is {record['status']!r}"
+                       + (f" ({record['error']})" if record.get("error") else "")
+                       + "; only its completed notebook runs are collected")
+    # a sweep that stopped lists only the seeds it finished: a folder of another seed may be
+    # an earlier sweep's
+    done = ({int(row["seed"]) for row in record["runs"]} if "runs" in record
+            else set(record["seeds"]))
+    wanted = {s: out / runner.grid_folder({"preset": record["preset"],
+                                           **{k: s for k in record["knobs"]}})
+              for s in record["seeds"]}
+    skipped += [f"{folder.name} left out: not one of this sweep's runs (seeds "
+                f"{record['seeds']})" for folder in found if folder not in wanted.values()]
+    skipped += [f"{folder.name} left out: seed {s} did not complete in this sweep"
+                for s, folder in wanted.items()
+                if s not in done and (folder / "params.json").exists()]
+    skipped += [f"{folder.name} missing: seed {s} did not run"
+                for s, folder in wanted.items() if not (folder / "params.json").exists()]
+    return ([f for s, f in wanted.items() if s in done and (f / "params.json").exists()],
+            record, skipped)
+
+
 def collect(out: str | Path) -> pd.DataFrame:
-    """Every findings table of every run under ``out``, one row per (run, finding), with the
-    run's ``preset``, its seed knobs, ``notebook`` and ``verdict`` (holds / does not hold /
-    not testable here)."""
+    """Every findings table of the sweep in ``out``, one row per (run, finding), with the run's
+    ``preset``, its seed knobs, ``notebook`` and ``verdict`` (holds / does not hold / not
+    testable here).
+
+    Only the runs ``out/sweep.json`` lists (its seeds and notebooks) are read, and only
+    notebook runs whose ``run.json`` (where there is one) says ``completed``; what was left out
+    is warned about and listed in ``result.attrs["skipped"]``. A seed knob a notebook does not
+    declare (03 and 04 have no ``zoo_seed``: their models are the same in every run) is NA in
+    its rows; ``seed_knobs`` names the knobs that notebook was given.
+    """
+    out = Path(out)
+    folders, record, skipped = _runs_of(out)
+    notebooks = record.get("notebooks")
     frames = []
-    for stamp in sorted(Path(out).glob("*/params.json")):
-        record = read_json(stamp)
-        for csv in sorted(stamp.parent.glob("*/*_findings.csv")):
+    for run in folders:
+        stamp = read_json(run / "params.json")
+        params = dict(stamp["params"])
+        for csv in sorted(run.glob("*/*_findings.csv")):
+            folder = csv.parent
+            if notebooks is not None and folder.name[:2] not in notebooks:
+                skipped.append(f"{run.name}/{folder.name} left out: not one of this sweep's "
+                               f"notebooks {notebooks}")
+                continue
+            status = provenance.run_status(folder)
+            if status not in (None, provenance.COMPLETED):
+                skipped.append(f"{run.name}/{folder.name} left out: its run.json says "
+                               f"{status!r}, not 'completed' (its findings are partial or "
+                               "stale)")
+                continue
+            given = _received(folder, record.get("notebook_knobs", {}).get(folder.name))
+            if given is None:  # no record of what it got: the run's knobs, as before
+                given = [k for k in SEED_KNOBS if k in params]
             table = pd.read_csv(csv, keep_default_na=False)
             check_table(table, str(csv))
-            table = table.assign(run=stamp.parent.name, preset=record["preset"],
-                                 notebook=csv.parent.name, **record["params"])
+            labels = {k: (v if k in given or k not in SEED_KNOBS else None)
+                      for k, v in params.items()}
+            table = table.assign(run=run.name, preset=stamp["preset"], notebook=folder.name,
+                                 seed_knobs=", ".join(given), **labels)
             frames.append(table.assign(verdict=[verdict(h) for h in table["holds"]]))
+    if skipped:
+        warnings.warn(f"sweep {out}: " + "; ".join(skipped), stacklevel=2)
     if not frames:
-        raise FileNotFoundError(f"no <run>/<notebook>/*_findings.csv under {out}; run the "
-                                "sweep first.")
+        raise FileNotFoundError(f"no completed <run>/<notebook>/*_findings.csv of the sweep in "
+                                f"{out}; run the sweep first."
+                                + (f" ({'; '.join(skipped)})" if skipped else ""))
     found = pd.concat(frames, ignore_index=True)
+    for knob in SEED_KNOBS:
+        if knob in found:
+            found[knob] = found[knob].astype("Int64")  # NA: not a knob of that notebook
     if STATISTICS not in found:
         found[STATISTICS] = ""
+    found.attrs["skipped"] = skipped
     return found
 
 
@@ -131,17 +232,59 @@ def headline_summary(collected: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _knobs_of(group: pd.DataFrame) -> str:
+    if "seed_knobs" not in group:
+        return ""
+    names = {k for text in group["seed_knobs"] for k in str(text).split(", ") if k}
+    return ", ".join(k for k in SEED_KNOBS if k in names)
+
+
 def hold_counts(collected: pd.DataFrame) -> pd.DataFrame:
     """Per (notebook, finding): runs, and in how many the finding holds, does not hold, or
-    could not be tested."""
+    could not be tested; ``seed_knobs``: the seed knobs that varied between its runs."""
     rows = []
     for (nb, finding), group in collected.groupby(["notebook", "finding"], sort=False):
         words = group["verdict"].tolist()
         rows.append({"notebook": nb, "finding": finding, "n_runs": len(words),
                      "holds": words.count("holds"),
                      "does_not_hold": words.count("does not hold"),
-                     "not_testable": words.count("not testable here")})
+                     "not_testable": words.count("not testable here"),
+                     "seed_knobs": _knobs_of(group)})
     return pd.DataFrame(rows)
+
+
+def data_seed_only(counts: pd.DataFrame) -> list[str]:
+    """The notebooks of ``counts`` whose runs varied the data seed but not the models
+    (no ``zoo_seed``: every run uses the same trained models)."""
+    if "seed_knobs" not in counts:
+        return []
+    return sorted({nb for nb, knobs in zip(counts["notebook"], counts["seed_knobs"], strict=True)
+                   if knobs and "zoo_seed" not in str(knobs).split(", ")})
+
+
+def markdown(counts: pd.DataFrame, headline: pd.DataFrame) -> str:
+    """One bullet per finding: in how many seeds it holds, with each headline number's mean ±
+    between-seed s.d. (the prose of the sweep's summary, computed from its tables), and which
+    notebooks varied only the data seed."""
+    fixed = data_seed_only(counts)
+    lines = []
+    for rec in counts.to_dict("records"):
+        numbers = headline[(headline["notebook"] == rec["notebook"])
+                           & (headline["finding"] == rec["finding"])]
+        shown = "; ".join(f"{r.statistic} {r.mean:.3g} ± {r.sd:.2g}"
+                          for r in numbers.itertuples() if np.isfinite(r.mean))
+        untested = f", not testable in {rec['not_testable']}" if rec["not_testable"] else ""
+        seeds = "data seeds, same models" if rec["notebook"] in fixed else "seeds"
+        lines.append(f"- **{rec['notebook'][:2]} {rec['finding']}** — holds in {rec['holds']} of "
+                     f"{rec['n_runs']} {seeds}{untested}" + (f" ({shown})" if shown else "")
+                     + ".")
+    if fixed:
+        names = ", ".join(nb[:2] for nb in fixed)
+        which = f"Notebooks {names} declare" if len(fixed) > 1 else f"Notebook {names} declares"
+        lines += ["", f"{which} no `zoo_seed`: between the runs only the data seed (`seed`) "
+                  "varied and the models were the same, so their spread is the data's alone, "
+                  "not the models'."]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -152,8 +295,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--notebooks", nargs="+", default=["01", "02", "03", "04"])
     parser.add_argument("--out", default="out/sweep")
+    parser.add_argument("--force", action="store_true",
+                        help="rerun seeds that completed before (default: keep them, resume)")
     args = parser.parse_args(argv)
-    done = run_sweep(args.seeds, preset=args.preset, notebooks=args.notebooks, out=args.out)
+    done = run_sweep(args.seeds, preset=args.preset, notebooks=args.notebooks, out=args.out,
+                     force=args.force)
     print(f"sweep of {done.notebooks} over seeds {done.seeds}: {done.wall_time_s:.0f} s")
     print(hold_counts(collect(done.out)).to_string(index=False))
     return 0
@@ -161,18 +307,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-def markdown(counts: pd.DataFrame, headline: pd.DataFrame) -> str:
-    """One bullet per finding: in how many seeds it holds, with each headline number's mean ±
-    between-seed s.d. (the prose of the sweep's summary, computed from its tables)."""
-    lines = []
-    for rec in counts.to_dict("records"):
-        numbers = headline[(headline["notebook"] == rec["notebook"])
-                           & (headline["finding"] == rec["finding"])]
-        shown = "; ".join(f"{r.statistic} {r.mean:.3g} ± {r.sd:.2g}"
-                          for r in numbers.itertuples() if np.isfinite(r.mean))
-        untested = f", not testable in {rec['not_testable']}" if rec["not_testable"] else ""
-        lines.append(f"- **{rec['notebook'][:2]} {rec['finding']}** — holds in {rec['holds']} of "
-                     f"{rec['n_runs']} seeds{untested}" + (f" ({shown})" if shown else "") + ".")
-    return "\n".join(lines) + "\n"

@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from advlens import provenance
 from advlens.io import atomic_write_json, read_json
 from advlens.paths import figures_dir, repo_root
 
@@ -55,7 +56,8 @@ class Cell:
 @dataclass
 class Report:
     """What :func:`verify` found; ``ok`` is False when a verdict changed or could not be checked
-    (its findings table, row or ``holds`` column missing in the run, or a finding named twice).
+    (its findings table, row or ``holds`` column missing in the run, a finding named twice, or
+    its notebook's ``run.json`` not saying ``completed``).
     """
 
     reference: Path
@@ -260,8 +262,13 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
         if not folder.is_dir():
             raise FileNotFoundError(f"{name} folder {folder} does not exist; give the --out "
                                     "folder of a `python -m advlens run`.")
+    incomplete = {name: provenance.incomplete_notebooks(folder)
+                  for name, folder in (("run", run), ("reference", reference))}
     if not _tables(run):
-        raise FileNotFoundError(f"{run} holds no <notebook>/<table>.csv; is it a run folder?")
+        unfinished = "".join(f"; {nb}'s run.json says {status}"
+                             for nb, status in incomplete["run"].items())
+        raise FileNotFoundError(f"{run} holds no <notebook>/<table>.csv; is it a run "
+                                f"folder?{unfinished}")
     ref_preset, run_preset = _preset_of(reference), _preset_of(run)
     if ref_preset and run_preset and ref_preset != run_preset:
         raise ValueError(f"run {run} used preset {run_preset!r} but the reference {reference} "
@@ -269,6 +276,13 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
     which = preset or run_preset or ref_preset or "laptop"
     table = (tolerances if tolerances is not None else load_tolerances()).get(which)
     report = Report(reference=reference, run=run)
+    # an unfinished notebook's tables are partial or left over from an earlier run: its
+    # verdicts cannot be checked, whatever the tables say
+    for name, folder in (("run", run), ("reference", reference)):
+        report.lost += [f"{nb}: the {name}'s run.json says {status!r}, not 'completed': its "
+                        "tables are partial or stale; rerun it (python -m advlens run --only "
+                        f"{nb[:2]} --preset PRESET --out {folder})"
+                        for nb, status in incomplete[name].items()]
     if table is None:
         report.notes.append(f"no tolerances measured for preset {which!r}: every changed number "
                             "counts as untoleranced (measure them with --measure RUN_A RUN_B)")
