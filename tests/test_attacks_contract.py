@@ -345,3 +345,89 @@ def test_float64_images_are_attacked_in_a_float32_models_precision(name: str) ->
     same = ALL[name](model, x, y)
     assert wide.adv.dtype == torch.float32
     assert torch.equal(wide.adv, same.adv) and torch.equal(wide.success, same.success)
+
+
+class _FarLogits(torch.nn.Module):
+    """A two-class linear model whose logits sit near 1000: 64 ulps of them (the acceptance
+    margin) is 0.0076, far above the margins a coarse search lands on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(16, generator=torch.Generator().manual_seed(0))
+                                    * 0.05)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x.flatten(1) @ self.w - 0.5 * self.w.sum()
+        return torch.stack([1000 + 0 * z, 1000 + z + 0.01], 1)
+
+
+def test_eps_searches_keep_only_confidently_adversarial_examples() -> None:
+    """The I-FGSM and Linsley searches kept examples one ulp past the boundary (margin −6e-5 at
+    logits of 1000), which another batch composition can flip back."""
+    model = _FarLogits()
+    direction = torch.sign(model.w.detach()).view(1, 1, 4, 4)
+    x = 0.5 - 0.1 * direction * torch.linspace(0.3, 1, 6).view(6, 1, 1, 1)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    crit = attacks.Criterion(y)
+    for result in (attacks.ifgsm_search(model, x, y), attacks.minimal_eps_pgd(model, x, y)):
+        assert result.success.all()
+        with torch.no_grad():
+            assert crit.confidently_adversarial(model(result.adv)).all()
+
+
+def test_linsley_bisection_ends_below_float_spacing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A width below the float spacing of eps looped forever (the midpoint rounds to an end)."""
+    from advlens.attacks import search
+
+    calls = []
+    try_eps = search.EpsSearch.try_eps
+
+    def counted(self, eps, active):  # noqa: ANN001, ANN202
+        calls.append(1)
+        if len(calls) > 200:
+            raise RuntimeError("the bisection does not end")
+        return try_eps(self, eps, active)
+
+    monkeypatch.setattr(search.EpsSearch, "try_eps", counted)
+    model, x = tiny_cnn(seed=1).eval(), random_images(2, seed=2)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    result = attacks.minimal_eps_pgd(model, x, y, width_low=1e-9, width_high=1e-9)
+    assert result.success.all() and len(calls) < 60
+
+
+def test_targets_are_never_the_true_label_even_at_infinite_logits() -> None:
+    """log-softmax outputs underflow to −inf: a masked argmax then returned y itself."""
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            row = torch.tensor([0.0, -float("inf"), -float("inf")])
+            return row.expand(x.shape[0], 3) + 0 * x.flatten(1).sum(1, keepdim=True)
+
+    x, y = random_images(2), torch.tensor([0, 0])
+    for mode in ("top-2", "least-likely"):
+        t = attacks.choose_targets(Fixed(), x, y, mode)
+        assert (t != y).all() and t.tolist() == [1, 1]
+
+
+def test_run_batched_cuts_per_image_arguments_and_takes_label_lists() -> None:
+    model, x = tiny_cnn(seed=3).eval(), random_images(8, seed=4)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    eps = torch.linspace(0.05, 0.4, 8)
+    whole = attacks.pgd(model, x, y, eps=eps, norm="linf", steps=5)
+    chunked = attacks.run_batched(attacks.pgd, model, x, y.tolist(), batch_size=3, eps=eps,
+                                  norm="linf", steps=5)
+    torch.testing.assert_close(chunked.adv, whole.adv)
+    assert torch.equal(chunked.success, whole.success)
+    listed = attacks.pgd(model, x, y.tolist(), eps=0.1, steps=2)
+    assert torch.equal(listed.adv, attacks.pgd(model, x, y, eps=0.1, steps=2).adv)
+    with pytest.raises(ValueError, match="integer class indices"):
+        attacks.pgd(model, x, [0.5] * 8, eps=0.1)
+
+
+def test_minimal_linf_refuses_zero_tries_clearly() -> None:
+    model, x = tiny_cnn().eval(), random_images(2)
+    with pytest.raises(ValueError, match="tries must be an int >= 1"):
+        attacks.minimal_linf(model, x, torch.tensor([0, 1]), method="ifgsm", budget=50, tries=0)

@@ -74,8 +74,13 @@ def check_images(x: Tensor, name: str = "images") -> Tensor:
     return x
 
 
-def check_labels(y: Tensor, n: int, name: str = "labels") -> Tensor:
-    """Check integer labels of length ``n``."""
+def check_labels(y: Tensor | np.ndarray | list[int] | tuple[int, ...], n: int,
+                 name: str = "labels") -> Tensor:
+    """Check integer labels of length ``n`` (a tensor, an array, or a list / tuple of ints)."""
+    if isinstance(y, list | tuple):
+        if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in y):
+            raise ValueError(f"{name} must be integer class indices; got {list(y)[:5]!r}...")
+        y = torch.tensor([int(v) for v in y], dtype=torch.long)
     y = as_tensor(y, name)
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"{name} must have shape ({n},); got {tuple(y.shape)}.")

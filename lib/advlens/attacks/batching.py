@@ -17,18 +17,28 @@ def run_batched(attack: Callable[..., AttackResult], model: nn.Module, x: Tensor
                 batch_size: int = 256, targets: Tensor | None = None,
                 progress: bool | None = None, **kwargs: Any) -> AttackResult:
     """``attack(model, x_chunk, y_chunk, **kwargs)`` over chunks of ``batch_size`` images,
-    joined into one result (passes and forwards add up over chunks)."""
+    joined into one result (passes and forwards add up over chunks).
+
+    A tensor keyword argument with one row per image (first dimension N: a per-image ``eps``,
+    a warm ``start``, ``init_eps``) is cut into the same chunks. A random start drawn from a
+    shared ``generator`` is drawn chunk by chunk, so it differs from one whole-batch call."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
     x = as_tensor(x, "x")
-    y = check_labels(as_tensor(y, "y"), x.shape[0], "y")
+    y = check_labels(y, x.shape[0], "y")
     if targets is not None:
-        targets = check_labels(as_tensor(targets, "targets"), x.shape[0], "targets")
+        targets = check_labels(targets, x.shape[0], "targets")
     results = []
     starts = range(0, x.shape[0], batch_size)
     for s in tqdm(starts, desc=getattr(attack, "__name__", "attack"),
                   disable=tqdm_disabled(progress), leave=False):
         chunk = slice(s, s + batch_size)
         extra = {} if targets is None else {"targets": targets[chunk]}
-        results.append(attack(model, x[chunk], y[chunk], **extra, **kwargs))
+        extra.update({k: v[chunk] for k, v in kwargs.items() if _per_image(v, x.shape[0])})
+        rest = {k: v for k, v in kwargs.items() if k not in extra}
+        results.append(attack(model, x[chunk], y[chunk], **extra, **rest))
     return AttackResult.concat(results)
+
+
+def _per_image(value: Any, n: int) -> bool:
+    return isinstance(value, Tensor) and value.ndim >= 1 and value.shape[0] == n

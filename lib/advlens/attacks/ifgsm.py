@@ -35,7 +35,7 @@ def ifgsm_search(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 50,
 
         def attack(images: Tensor, c: Criterion, eps: Tensor) -> tuple[Tensor, Tensor]:
             return run_pgd(model, images, c, eps=eps, step=eps / steps, steps=steps, norm=norm,
-                           keep_any=True)
+                           keep_any=True, confident=True)
 
         search = EpsSearch(model, x0, crit, norm, lo=0.0, attack=attack, cost=(steps, 1))
         doubling_bisection(search, start=start_eps, tries=tries, progress=progress)

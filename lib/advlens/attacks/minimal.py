@@ -334,6 +334,8 @@ def minimal_linf(model: nn.Module, x: Tensor, y: Tensor, *, method: LinfMethod =
     if method not in LINF_METHODS:
         raise ValueError(f"method must be one of {LINF_METHODS}; got {method!r}.")
     if method == "ifgsm":
+        if isinstance(tries, bool) or not isinstance(tries, int) or tries < 1:
+            raise ValueError(f"tries must be an int >= 1 (eps-search attacks); got {tries!r}.")
         _check_budget(budget, 2 + 2 * tries)
         return ifgsm_search(model, x, y, steps=(budget - 2) // tries - 1, tries=tries,
                             targets=targets, progress=progress)

@@ -75,10 +75,12 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: No
 
 def run_pgd(model: nn.Module, x0: Tensor, crit: Criterion, *, eps: float | Tensor,
             step: float | Tensor, steps: int, norm: Norm, start: Tensor | None = None,
-            keep_any: bool = False, progress: bool | None = False) -> tuple[Tensor, Tensor]:
+            keep_any: bool = False, confident: bool = False,
+            progress: bool | None = False) -> tuple[Tensor, Tensor]:
     """The PGD loop on validated inputs inside :func:`attack_mode`; ``eps`` and ``step`` may be
     per-sample (N,) tensors. Returns (adversarial candidates, success); costs ``steps`` passes
-    and one forward-only pass."""
+    and one forward-only pass. ``confident``: success only beyond rounding
+    (:meth:`Criterion.confidently_adversarial`), as the minimal searches keep their examples."""
     n = x0.shape[0]
     step_t = per_sample(step, n, x0, "step")
     xa = x0 if start is None else start
@@ -90,7 +92,8 @@ def run_pgd(model: nn.Module, x0: Tensor, crit: Criterion, *, eps: float | Tenso
             earlier.update(xa, crit.confidently_adversarial(logits))
         delta = project_ball(xa + step_t * ascent_direction(grad, norm) - x0, eps, norm)
         xa = (x0 + delta).clamp(0.0, 1.0)
-    success = crit.is_adversarial(forward(model, xa))
+    logits = forward(model, xa)
+    success = crit.confidently_adversarial(logits) if confident else crit.is_adversarial(logits)
     if earlier is not None:
         use = ~success & earlier.found
         xa = torch.where(use.view(-1, *([1] * (x0.ndim - 1))), earlier.adv, xa)

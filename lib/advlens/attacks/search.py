@@ -84,9 +84,13 @@ def bracketed_bisection(search: EpsSearch, *, eps_max: float, eps_mid: float,
     bar = tqdm(desc="eps bisection", disable=tqdm_disabled(progress), leave=False)
     while True:
         width = torch.where(search.hi <= eps_mid, width_low, width_high)
-        active = torch.isfinite(search.hi) & (search.hi - search.lo > width)
+        middle = (search.lo + search.hi) / 2
+        # a bracket narrower than the float spacing has a midpoint equal to an end: nothing left
+        # to narrow (a width below it looped forever)
+        active = (torch.isfinite(search.hi) & (search.hi - search.lo > width)
+                  & (middle > search.lo) & (middle < search.hi))
         if not active.any():
             break
-        search.try_eps((search.lo + search.hi) / 2, active)
+        search.try_eps(middle, active)
         bar.update()
     bar.close()

@@ -34,11 +34,11 @@ def choose_targets(model: nn.Module, x: Tensor, y: Tensor, mode: str = "random",
     k = logits.shape[1]
     if k < 2:
         raise ValueError("targeted attacks need a model with at least 2 classes.")
-    idx = y0[:, None]
-    if mode == "least-likely":
-        t = logits.scatter(1, idx, float("inf")).argmin(1)
-    elif mode == "top-2":
-        t = logits.scatter(1, idx, float("-inf")).argmax(1)
+    if mode in ("least-likely", "top-2"):
+        # the first class other than y in rank order (ties: the lowest index, as argmax). Not a
+        # masked argmax: where every other logit is already ∓inf, that returned y itself
+        order = logits.argsort(dim=1, descending=mode == "top-2", stable=True)
+        t = order.gather(1, (order != y0[:, None]).int().argmax(1, keepdim=True)).squeeze(1)
     else:
         device = generator.device if generator is not None else torch.device("cpu")
         r = torch.randint(0, k - 1, (x0.shape[0],), generator=generator, device=device)

@@ -41,7 +41,8 @@ def minimal_eps_pgd(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 3,
         x0, _, crit = prepare(model, x, y)
 
         def attack(images: Tensor, c: Criterion, eps: Tensor) -> tuple[Tensor, Tensor]:
-            return run_pgd(model, images, c, eps=eps, step=step_size, steps=steps, norm=norm)
+            return run_pgd(model, images, c, eps=eps, step=step_size, steps=steps, norm=norm,
+                           confident=True)
 
         search = EpsSearch(model, x0, crit, norm, lo=eps_min, attack=attack, cost=(steps, 1))
         bracketed_bisection(search, eps_max=eps_max, eps_mid=eps_mid, width_low=width_low,
