@@ -50,3 +50,16 @@ def test_batch_size_from_measured_memory(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(accel, "_free_bytes", lambda device: 0)
     assert accel.batch_size_for(model, (3, 32, 32)) == 1
     assert accel.bytes_per_image(model, (3, 32, 32), backward=False) > 0
+
+
+def test_preparing_again_replaces_the_earlier_settings() -> None:
+    """A model prepared for bf16 (features, attacks) and then for fp32 (inversion) runs in fp32:
+    the wrappers were nested and the inner bf16 one still ran."""
+    model, x = _net(), torch.rand(4, 3, 8, 8)
+    with torch.no_grad():
+        ref = model(x)
+        bf16 = accel.prepare(model, device="cpu", autocast=torch.bfloat16)
+        again = accel.prepare(bf16, device="cpu", autocast=None, channels_last=True)
+        assert isinstance(again, accel.Autocast) and again.model is model
+        torch.testing.assert_close(again(x), ref)  # exact fp32, not bf16's 1e-3 error
+        assert accel.prepare(bf16, device="cpu", autocast=None) is model

@@ -214,3 +214,22 @@ def test_tune_allocator_on_worker_leaves_the_users_process_alone(
 def _tuned_environ(_: int) -> dict[str, str]:
     tune_allocator_on_worker()
     return {k: os.environ[k] for k in WORKER_MALLOC_ENV if k in os.environ}
+
+
+def _fails_for_negative_scale(model: torch.nn.Module, x: torch.Tensor,
+                              scale: float = 1.0) -> torch.Tensor:
+    if scale < 0:
+        raise RuntimeError("boom")
+    return _rep_sum(model, x, scale)
+
+
+def test_map_models_names_the_model_that_failed() -> None:
+    """The failure names its model ("beta"), not a cut-off repr of the task tuple."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    x = torch.rand(5, 1, 2, 2)
+    with pytest.raises(TaskFailures, match=r"1 of 3 .*#1 beta: RuntimeError: boom") as info:
+        map_models(_fails_for_negative_scale, {"alpha": model, "beta": model, "gamma": model},
+                   x, per_model={"beta": {"scale": -1.0}}, progress=False)
+    assert [f.label for f in info.value.failures] == ["beta"]
+    with pytest.raises(ValueError, match="labels must name each"):
+        pmap(_square, range(3), labels=["a"], progress=False)

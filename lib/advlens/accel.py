@@ -54,6 +54,18 @@ class Autocast(nn.Module):
         return out.float()
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """``model`` without the :class:`Autocast` and ``torch.compile`` wrappers of :func:`prepare`
+    (any depth)."""
+    while True:
+        if isinstance(model, Autocast):
+            model = model.model
+        elif hasattr(model, "_orig_mod"):  # torch.compile's OptimizedModule
+            model = model._orig_mod
+        else:
+            return model
+
+
 def default_device() -> torch.device:
     """CUDA when available, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -74,10 +86,13 @@ def prepare(model: nn.Module, *, kind: str = "features", device: torch.device | 
 
     Returns
     -------
-    The model itself when nothing applies (CPU defaults), else an :class:`Autocast` wrapper.
+    The model itself when nothing applies (CPU defaults), else an :class:`Autocast` wrapper. A
+    model prepared before is unwrapped first, so these settings replace the earlier ones (an
+    inner bf16 wrapper would otherwise outlive a later fp32 request).
     """
     if kind not in BF16_DEFAULT:
         raise ValueError(f"kind must be one of {sorted(BF16_DEFAULT)}; got {kind!r}.")
+    model = unwrap(model)
     device = torch.device(device) if device is not None else default_device()
     gpu = device.type == "cuda"
     if autocast == "auto":

@@ -23,7 +23,7 @@ import contextlib
 import ctypes
 import os
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -77,14 +77,14 @@ def _label(item: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _failure(index: int, item: Any, err: BaseException) -> TaskError:
-    return TaskError(index, _label(item), f"{type(err).__name__}: {err}",
+def _failure(index: int, label: str, err: BaseException) -> TaskError:
+    return TaskError(index, label, f"{type(err).__name__}: {err}",
                      "".join(traceback.format_exception(err)))
 
 
 def pmap(fn: Callable[[T], R], items: Iterable[T], *, client: Any | None = None,
          retries: int = 1, progress: bool = True, desc: str = "tasks",
-         connect_timeout_s: float = 10.0) -> list[R]:
+         connect_timeout_s: float = 10.0, labels: Sequence[str] | None = None) -> list[R]:
     """``[fn(item) for item in items]``, in input order, on a dask cluster if ``client`` (or
     ``$ADVLENS_SCHEDULER``) is given, else in this process.
 
@@ -92,6 +92,7 @@ def pmap(fn: Callable[[T], R], items: Iterable[T], *, client: Any | None = None,
     ----------
     fn, items: picklable for a multi-process cluster (module-level functions).
     retries: extra attempts of a failing task (also in-process).
+    labels: what a failure calls each task (default: the item's ``name``, else its repr).
 
     Returns
     -------
@@ -101,6 +102,9 @@ def pmap(fn: Callable[[T], R], items: Iterable[T], *, client: Any | None = None,
     if retries < 0:
         raise ValueError(f"retries must be >= 0; got {retries}.")
     items = list(items)
+    if labels is not None and len(labels) != len(items):
+        raise ValueError(f"labels must name each of the {len(items)} tasks; got {len(labels)}.")
+    names = [_label(item) for item in items] if labels is None else [str(x) for x in labels]
     results: list[Any] = [None] * len(items)
     failures: list[TaskError] = []
     active = _client(client, connect_timeout_s)
@@ -112,7 +116,7 @@ def pmap(fn: Callable[[T], R], items: Iterable[T], *, client: Any | None = None,
                     break
                 except Exception as err:  # noqa: BLE001 - reported below, others continue
                     if attempt == retries:
-                        failures.append(_failure(i, item, err))
+                        failures.append(_failure(i, names[i], err))
     else:
         from dask.distributed import as_completed
 
@@ -124,7 +128,7 @@ def pmap(fn: Callable[[T], R], items: Iterable[T], *, client: Any | None = None,
             if future.status == "finished":
                 results[i] = future.result()
             else:
-                failures.append(_failure(i, items[i], future.exception()))
+                failures.append(_failure(i, names[i], future.exception()))
     if failures:
         raise TaskFailures(results, sorted(failures, key=lambda f: f.index))
     return results
@@ -155,7 +159,7 @@ def map_models(fn: Callable[..., R], models: Mapping[str, Any], *args: Any,
     tasks = [(fn, models[name], args, {**kwargs, **(per_model or {}).get(name, {})})
              for name in names]
     results = pmap(_model_task, tasks, client=client, retries=retries, progress=progress,
-                   desc=getattr(fn, "__name__", "per model"))
+                   desc=getattr(fn, "__name__", "per model"), labels=names)
     return dict(zip(names, results, strict=True))
 
 

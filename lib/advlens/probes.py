@@ -30,6 +30,7 @@ from advlens.checks import (
     model_device,
 )
 from advlens.features import final_linear, predict, representation
+from advlens.rng import seeded
 
 
 @dataclass
@@ -70,8 +71,7 @@ def replace_head(model: nn.Module, num_classes: int, *, seed: int = 0) -> tuple[
         raise ValueError(f"num_classes must be >= 2; got {num_classes}.")
     name, old = final_linear(model)
     new_model = copy.deepcopy(model)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         head = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
     head = head.to(device=old.weight.device, dtype=old.weight.dtype)
     parent_name, _, attr = name.rpartition(".")

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from advlens.rng import seeded
+
 NUM_CLASSES = 10
 
 
@@ -269,14 +271,13 @@ def build_model(arch: str, dataset: str, *, seed: int = 0,
 
     Initialisation draws from a private RNG seeded with ``seed`` (the global RNG state is
     saved and restored), so the same seed gives identical weights without touching the caller's
-    random state — timm initialises through the global RNG, hence ``fork_rng``.
+    random state — timm initialises through the global RNG, hence :func:`advlens.rng.seeded`.
     """
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; registered: {sorted(ARCHS)}.")
     if dataset not in DATASET_SHAPES:
         raise ValueError(f"unknown dataset {dataset!r}; zoo datasets: {sorted(DATASET_SHAPES)}.")
     channels, size = DATASET_SHAPES[dataset]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         body, dim = ARCHS[arch].make_body(channels, size)
         return ZooNet(body, dim, channels, num_classes)

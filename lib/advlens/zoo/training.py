@@ -7,7 +7,7 @@ per-family tuning beyond ``lr``.
 
 Determinism: the weights are initialised from ``config.seed`` (:func:`build_model`), and one
 private ``torch.Generator`` seeded with ``config.seed`` drives shuffling and the adversarial
-random starts; the loop runs inside ``torch.random.fork_rng`` seeded with ``config.seed`` too, so
+random starts; the loop runs inside :func:`advlens.rng.seeded` with ``config.seed`` too, so
 anything drawing from the global RNG is reproducible and the caller's RNG state is untouched.
 On a CPU with a fixed thread count, the same config gives bit-identical weights.
 ``$ADVLENS_DEVICE`` (default ``cpu``) selects the training device (e.g. ``cuda`` for the paper-scale
@@ -27,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from advlens.data import ImageSet
+from advlens.rng import seeded
 from advlens.zoo.architectures import ZooNet, build_model
 from advlens.zoo.config import ModelConfig
 from advlens.zoo.regimes import (
@@ -106,8 +107,7 @@ def train(config: ModelConfig, data: ImageSet, *, progress: bool = True) -> Trai
     maps = importance_maps(config, data)
     bar = tqdm(total=total, desc=config.name, disable=not progress, leave=False, unit="step",
                mininterval=1.0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
+    with seeded(config.seed):
         model.train()
         for epoch in range(config.epochs):
             start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
