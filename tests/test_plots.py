@@ -294,3 +294,18 @@ def test_scaling_law_panels_leave_out_a_model_with_zero_error():
                                             n_boot=20)
     assert "1 model(s) with 0 top-1 error not shown" in annotations(fig.axes[0])
     assert plots.layout_problems(fig) == []
+
+
+def test_captions_below_the_paper_preset_name_their_stand_ins(tmp_path):
+    """A smoke / laptop table or figure whose caption does not say what stands in for what gets
+    the note; one that does, or a paper-preset one, is kept as written."""
+    import json
+
+    table = pd.DataFrame({"a": [1]})
+    plots.save_table(table, tmp_path, "t", params={"preset": "laptop"}, caption="Per source.")
+    caption = json.loads((tmp_path / "t.provenance.json").read_text())["caption"]
+    assert caption.startswith("Per source. (stand-ins at the laptop preset: ")
+    for params, text in (({"preset": "laptop"}, "Twin-cue masks standing in for ClickMe."),
+                         ({"preset": "paper"}, "Per source.")):
+        plots.save_table(table, tmp_path, "u", params=params, caption=text)
+        assert json.loads((tmp_path / "u.provenance.json").read_text())["caption"] == text

@@ -231,7 +231,7 @@ def test_findings_evidence_carries_the_numbers() -> None:
                      GOOD_TRANSFER).set_index("finding")["evidence"]
     assert "cw: slope 0.3 [0.125, 0.5], R² 0.75" in table.iloc[0]
     assert "cw: η² family 0.80 (null 0.20, p 0.010) vs R² log size 0.10" in table.iloc[1]
-    assert "r8→r14 a0: 0.1000→0.2000 (CIs overlap)" == table.iloc[2]
+    assert "r8→r14 a0: 0.1000→0.2000 (+100%; CIs overlap)" == table.iloc[2]
     assert table.iloc[3] == ("mean within 0.550 vs across 0.300; per family (within/across): "
                              "cnn 0.500/0.200, vgg 0.600/0.400; carried by cnn, vgg (within − "
                              "across ≥ 0.05), not by none; family reaching others most: "

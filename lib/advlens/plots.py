@@ -44,13 +44,29 @@ class Saved(dict):
         printer.text("saved " + ", ".join(Path(p).name for p in self.values()))
 
 
+# what every smoke / laptop result stands on: said once here, added to any caption not saying it
+STAND_IN_NOTE = ("stand-ins at the {preset} preset: the embedded digits / twin-cue data and the "
+                 "small zoo instead of the papers' datasets and models")
+
+
+def labelled_caption(caption: str, params: dict[str, Any]) -> str:
+    """``caption``, with :data:`STAND_IN_NOTE` appended at any preset but ``paper`` unless the
+    caption already names its stand-ins."""
+    preset = params.get("preset", "")
+    if preset == "paper" or "stand" in caption.lower():
+        return caption
+    note = STAND_IN_NOTE.format(preset=preset or "given")
+    return f"{caption} ({note})." if caption else note[0].upper() + note[1:] + "."
+
+
 def save_figure(fig: plt.Figure, data: pd.DataFrame, out_dir: str | Path, name: str, *,
                 params: dict[str, Any], seed: int | None = None,
                 wall_time_s: float | None = None, caption: str = "",
                 paper_figure: str = "") -> Saved:
     """Save ``fig`` as PNG and PDF beside ``data`` (CSV) and a provenance JSON.
 
-    ``caption`` says what the figure shows and what stands in for what; ``paper_figure`` names
+    ``caption`` says what the figure shows and what stands in for what (below the ``paper``
+    preset, :func:`labelled_caption` adds the stand-ins if it does not); ``paper_figure`` names
     the published figure it corresponds to (both shown in the book's gallery). The provenance
     also lists :func:`layout_problems` (overlapping labels, missing titles or axis labels),
     which the notebook tests require to be empty. Every file is written atomically; returns
@@ -65,8 +81,9 @@ def save_figure(fig: plt.Figure, data: pd.DataFrame, out_dir: str | Path, name: 
     atomic_write(paths["csv"], lambda tmp: data.to_csv(tmp, index=False))
     paths["json"] = out / f"{name}.provenance.json"
     atomic_write_json(paths["json"], provenance.record(
-        params, seed=seed, wall_time_s=wall_time_s, figure=name, caption=caption,
-        paper_figure=paper_figure, layout_problems=problems,
+        params, seed=seed, wall_time_s=wall_time_s, figure=name,
+        caption=labelled_caption(caption, params), paper_figure=paper_figure,
+        layout_problems=problems,
         files=[p.name for p in paths.values()]))
     return paths
 
@@ -157,12 +174,14 @@ def layout_problems(fig: plt.Figure, *, min_overlap_px: float = 1.0) -> list[str
 def save_table(data: pd.DataFrame, out_dir: str | Path, name: str, *,
                params: dict[str, Any], seed: int | None = None,
                wall_time_s: float | None = None, caption: str = "") -> Saved:
-    """Save a results table (CSV) with a provenance JSON, for numbers that have no figure."""
+    """Save a results table (CSV) with a provenance JSON, for numbers that have no figure; the
+    caption as :func:`save_figure`'s."""
     out = Path(out_dir)
     paths = Saved({"csv": out / f"{name}.csv", "json": out / f"{name}.provenance.json"})
     atomic_write(paths["csv"], lambda tmp: data.to_csv(tmp, index=False))
     atomic_write_json(paths["json"], provenance.record(
-        params, seed=seed, wall_time_s=wall_time_s, table=name, caption=caption))
+        params, seed=seed, wall_time_s=wall_time_s, table=name,
+        caption=labelled_caption(caption, params)))
     return paths
 
 

@@ -445,7 +445,8 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
         rows.append({"finding": "3 depth slightly helps L∞",
                      "holds": bool(linf["deeper_larger"].all()), "evidence": "; ".join(
                          f"{r.shallow}→{r.deep} {r.attack}: {r.dist_shallow:.4f}→"
-                         f"{r.dist_deep:.4f}{' (CIs overlap)' if r.cis_overlap else ''}"
+                         f"{r.dist_deep:.4f} ({r.dist_deep / r.dist_shallow - 1:+.0%}; CIs "
+                         f"{'overlap' if r.cis_overlap else 'apart'})"
                          for r in linf.itertuples())})
     else:
         rows.append({"finding": "3 depth slightly helps L∞", "holds": None,
