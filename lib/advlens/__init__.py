@@ -14,6 +14,7 @@ Package tree (one concept per module)::
       transfer.py          transfer matrix (Su et al.); alpha1 / alpha2 (Liang et al.)
       probes.py            linear probe / fine-tuning of a source model on a target task
       stats.py             bootstrap CIs, the one bootstrap line fit
+      rng.py               seeded: a private seeded RNG (CPU and CUDA), the caller's left as is
       attacks/             every attack returns AttackResult
         core.py              input checks, model mode, gradients, success checks
         criterion.py         misclassified / hit the target
