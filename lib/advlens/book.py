@@ -158,6 +158,11 @@ def _check_out(run: Path, out: Path) -> None:
                               "Choose a new or empty folder, or move its contents away.")
 
 
+def _listed(incomplete: dict[str, str]) -> str:
+    """``incomplete`` (notebook -> status) as one line."""
+    return "; ".join(f"{name}: {status}" for name, status in incomplete.items())
+
+
 def _banner(text: str) -> str:
     return ('<div class="advlens-incomplete" style="background: #c4553f; color: #fff; '
             'padding: .8em 1em; margin: 1em 0; font: bold 16px system-ui, sans-serif">'
@@ -211,7 +216,7 @@ def build(run: str | Path | None = None, out: str | Path | None = None,
                                 "run them first: make reproduce, or python -m advlens run.")
     _check_out(run, out)
     incomplete = provenance.incomplete_notebooks(run)
-    listed = "; ".join(f"{name}: {status}" for name, status in incomplete.items())
+    listed = _listed(incomplete)
     if incomplete and not allow_incomplete:
         raise RuntimeError(f"the run {run} did not complete ({listed}); its outputs are partial "
                            "or stale. Rerun those notebooks (python -m advlens run --only NN "
@@ -257,9 +262,8 @@ def _write(run: Path, site: Path, readme: Path, executed: list[Path],
                        _page("advlens README", _markdown_html(text), nav).encode())
     landing = _landing(gallery(run, site), titles, _markdown_html(intro))
     if incomplete:
-        landing = _banner("This run did not complete: " + "; ".join(
-            f"{name}: {status}" for name, status in incomplete.items())
-            + ". Its figures and findings are partial or stale.") + landing
+        landing = _banner(f"This run did not complete: {_listed(incomplete)}. Its figures "
+                          "and findings are partial or stale.") + landing
     atomic_write_bytes(site / "index.html", _page("advlens book", landing, nav).encode())
 
 
