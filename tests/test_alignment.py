@@ -56,6 +56,12 @@ def test_constant_inputs_give_nan_and_bad_shapes_are_named() -> None:
         alignment.spearman_alignment(torch.zeros(2, 3, 5, 5), torch.rand(2, 2, 5, 5))
 
 
+def test_harmonization_score_names_maps_of_different_shapes() -> None:
+    for other in (torch.rand(2, 7, 7), torch.rand(3, 8, 8)):
+        with pytest.raises(ValueError, match=r"maps and heatmaps must have the same.*Resize"):
+            alignment.harmonization_score(torch.rand(2, 8, 8), other)
+
+
 def _np_top(h: np.ndarray, percentile: float) -> np.ndarray:
     return (h > np.percentile(h, 100 - percentile, (0, 1))).astype(np.float32)
 

@@ -82,3 +82,33 @@ def test_array_cache_truncated_file(tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ValueError, match="c.npz"):
         load_arrays(path)
+
+
+def _cifar_archive(tmp_path, monkeypatch):
+    """A local CIFAR-10 archive that cifar.download_cifar10 fetches instead of the real one."""
+    import tarfile
+
+    from advlens.data import cifar
+    from advlens.io import sha256_file
+    from data_writers import write_cifar
+
+    write_cifar(tmp_path / "src")
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    monkeypatch.setattr(cifar, "URL", archive.as_uri())
+    monkeypatch.setattr(cifar, "ARCHIVE_SHA256", sha256_file(archive))
+
+
+def test_download_flag_fills_the_default_folder_and_an_empty_root(tmp_path, monkeypatch):
+    from advlens.data import load, require
+
+    _cifar_archive(tmp_path, monkeypatch)
+    monkeypatch.delenv("ADVLENS_CIFAR10", raising=False)
+    monkeypatch.setenv("ADVLENS_DOWNLOAD", "1")
+    # no folder named: the loader's default folder under $ADVLENS_DATA
+    assert len(load("cifar10", "test", **require("cifar10", {}))) == 5
+    # a folder made beforehand (e.g. mkdir $ADVLENS_CIFAR10), still empty
+    (tmp_path / "empty").mkdir()
+    kw = require("cifar10", {"root": str(tmp_path / "empty")})
+    assert len(load("cifar10", "test", **kw)) == 5

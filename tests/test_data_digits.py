@@ -57,3 +57,9 @@ def test_bad_arguments():
         digits("validation")
     with pytest.raises(ValueError, match="size"):
         digits("train", size=4)
+    with pytest.raises(ValueError, match="size"):
+        digits("train", size=16.0)
+
+
+def test_numpy_integer_size():
+    assert torch.equal(digits("test", size=np.int64(16)).images, digits("test", size=16).images)

@@ -44,6 +44,10 @@ def test_stl10_reads_column_major_binaries(tmp_path):
     small = stl10("test", root=tmp_path, size=32)
     assert small.images.shape == (3, 3, 32, 32)
     assert 0 <= small.images.min() and small.images.max() <= 1
+    assert torch.equal(stl10("test", root=tmp_path, size=np.int64(32)).images, small.images)
+    for bad in (0, 32.0):
+        with pytest.raises(ValueError, match="size must be None"):
+            stl10("test", root=tmp_path, size=bad)
 
 
 def test_stl10_missing_and_corrupt(tmp_path):
@@ -131,6 +135,31 @@ def test_imagefolder_reads_the_files_torchvisions_imagefolder_reads(tmp_path):
         return
     assert [p.rsplit("/", 1)[-1] for p, _ in ImageFolder(str(tmp_path)).samples] == [
         names[i] for i in kept]
+
+
+def test_imagefolder_reads_sub_folders_as_torchvisions_imagefolder(tmp_path):
+    """Tiny-ImageNet's train layout (<wnid>/images/*.JPEG) and a class with images at two
+    depths: the same files in the same order as torchvision's ImageFolder."""
+    rng = np.random.default_rng(0)
+    for name in ("b/images/x0.png", "b/images/x1.png", "b/top.png", "b/a-b/y.png",
+                 "a/images/z.png", "a/.hidden/w.png"):
+        write_png(tmp_path / name, rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    (tmp_path / "a" / "a_boxes.txt").write_text("not an image")
+    s = imagefolder(tmp_path, progress=False)
+    expected = ["a/images/z.png", "b/top.png", "b/a-b/y.png", "b/images/x0.png",
+                "b/images/x1.png"]  # sorted(os.walk()), hidden folders skipped
+    assert len(s) == 5 and s.labels.tolist() == [0, 1, 1, 1, 1]
+    from PIL import Image
+
+    for image, name in zip(s.images, expected, strict=True):
+        truth = np.asarray(Image.open(tmp_path / name))
+        np.testing.assert_array_equal((image.permute(1, 2, 0) * 255).round().byte().numpy(), truth)
+    try:
+        from torchvision.datasets import ImageFolder
+    except ImportError:
+        return
+    samples = ImageFolder(str(tmp_path)).samples
+    assert [p for p, _ in samples if "/." not in p] == [str(tmp_path / n) for n in expected]
 
 
 def _torchvision_eval(array, short, size, resample):

@@ -199,3 +199,11 @@ def test_cached_sets_of_different_seeds_differ(tmp_path):
     assert torch.equal(one.images, tc.twin_cue("test", "both", n=16, seed=1).images)  # cache hit
     keys = [tc.config("test", "both", 16, 32, seed) for seed in (1, 2)]
     assert keys[0] != keys[1] and {k["seed"] for k in keys} == {1, 2}
+
+
+def test_numpy_integer_arguments_are_ints(tmp_path):
+    """n, size and seed from NumPy (e.g. ``for seed in np.arange(3)``) give the same set, cached."""
+    got = tc.twin_cue("test", "both", n=np.int64(12), size=np.int64(32), seed=np.int64(3))
+    assert torch.equal(got.images, tc.twin_cue("test", "both", n=12, seed=3, cache=False).images)
+    with pytest.raises(ValueError, match="seed"):
+        tc.twin_cue("test", "both", n=12, seed=-1)

@@ -97,6 +97,10 @@ def test_bad_inputs_raise_clear_errors() -> None:
         invert(model, x[:2], x[2:], momentum=1.0, iterations=1, progress=False)
     with pytest.raises(ValueError, match="patience"):
         EarlyStop(patience=0)
+    for flag in ("use_best", "freeze_at_bounds", "history", "channels_last"):
+        # the string "False" is truthy: it silently froze the bound pixels
+        with pytest.raises(TypeError, match=f"{flag} must be True or False"):
+            invert(model, x[:2], x[2:], iterations=1, progress=False, **{flag: "False"})
 
 
 def test_draw_pairs_never_pairs_one_class() -> None:

@@ -244,3 +244,19 @@ def test_eval_sets_give_images_and_their_maps(tmp_path) -> None:
     assert bool((digits_data.masks.flatten(1).gather(1, peak[:, None]) == 1).float().mean() > 0.9)
     with pytest.raises(ValueError, match="dataset must be one of"):
         linsley2023.eval_set("imagenet")
+
+
+@pytest.mark.filterwarnings("ignore")  # scipy warns of the constant input
+def test_findings_say_why_a_correlation_is_undefined() -> None:
+    """ρ is NaN for two reasons: too few models with a finite value, or a quantity the same
+    for every model (e.g. all models at accuracy 1.0); the evidence names the right one."""
+    summary = pd.DataFrame({"model": list("abcde"), "attack": "pgd", "accuracy": 1.0,
+                            "tolerance": [0.1, 0.2, 0.3, 0.4, 0.5],
+                            "alignment": [0.3, np.nan, np.nan, np.nan, 0.4]})
+    corr = linsley2023.correlations(summary, n_boot=20)
+    none = pd.DataFrame(columns=["plain", "harmonized", "attack", "change"])
+    table = linsley2023.findings(corr, none, none)
+    assert table.loc[0, "holds"] is None and table.loc[0, "evidence"] == (
+        "pgd: ρ undefined: accuracy or tolerance is the same for all 5 models")
+    assert table.loc[1, "holds"] is None and table.loc[1, "evidence"] == (
+        "pgd: only 2 models with a finite value (3 needed)")

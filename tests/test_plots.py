@@ -296,6 +296,22 @@ def test_scaling_law_panels_leave_out_a_model_with_zero_error():
     assert plots.layout_problems(fig) == []
 
 
+def test_figure_legends_name_a_family_missing_from_the_first_panel():
+    """A family with no successful FGSM example (NaN distortion) is drawn in the other panels;
+    the figure's one legend, read off the first panel only, left it (and the fit) out."""
+    table = suite_table()
+    table.loc[(table.family == "cnn") & (table.attack == "fgsm"), "distortion"] = np.nan
+    palette = plots.family_palette(table.family)
+    laws = su2018.scaling_laws(table, n_boot=20)
+    fig = su2018_figures.scaling_law_panels(table, laws, su2018.SUITE, palette=palette,
+                                            n_boot=20)
+    names = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert sorted(names) == ["95% band", "cnn", "fit a·ln(error) + b", "mlp"]
+    fig = su2018_figures.within_family_panels(table, laws.assign(family="mlp").iloc[0:0],
+                                              ["fgsm", "cw"], palette=palette)
+    assert sorted(t.get_text() for t in fig.legends[0].get_texts()) == ["cnn", "mlp"]
+
+
 def test_captions_below_the_paper_preset_name_their_stand_ins(tmp_path):
     """A smoke / laptop table or figure whose caption does not say what stands in for what gets
     the note; one that does, or a paper-preset one, is kept as written."""
@@ -309,3 +325,10 @@ def test_captions_below_the_paper_preset_name_their_stand_ins(tmp_path):
                          ({"preset": "paper"}, "Per source.")):
         plots.save_table(table, tmp_path, "u", params=params, caption=text)
         assert json.loads((tmp_path / "u.provenance.json").read_text())["caption"] == text
+    # "standard" names no stand-in: the note is still added
+    for text in ("Standard and harmonized models.", "Mean and standard deviation over seeds."):
+        assert plots.labelled_caption(text, {"preset": "laptop"}).startswith(
+            f"{text} (stand-ins at the laptop preset: ")
+    for text in ("Digits and twin-cue stand in for CIFAR-10.", "The stand-ins: digits.",
+                 "Masks (stand-in maps).", "The zoo stands in for the ImageNet models."):
+        assert plots.labelled_caption(text, {"preset": "laptop"}) == text

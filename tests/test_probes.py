@@ -99,3 +99,45 @@ def test_clear_errors() -> None:
     tail = torch.nn.Sequential(model, torch.nn.Softmax(dim=1))  # last Linear is not the output
     with pytest.raises(ValueError, match="not the output layer"):
         linear_probe(tail, x, torch.arange(8) % 2, x, torch.arange(8) % 2)
+
+
+class _HeadFirst(torch.nn.Module):
+    """The output layer is registered before the body's nn.Linear (the last one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = torch.nn.Linear(16, 3)
+        self.body = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 16),
+                                        torch.nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+@pytest.mark.parametrize("fit", [linear_probe, fine_tune])
+def test_both_refuse_a_model_whose_last_linear_is_not_the_output(fit) -> None:  # noqa: ANN001
+    x, y = random_images(8), torch.arange(8) % 2
+    tail = torch.nn.Sequential(_source(), torch.nn.Softmax(dim=1))  # fine_tune trained this
+    with pytest.raises(ValueError, match="not the output layer"):
+        fit(tail, x, y, x, y, epochs=1)
+    x4 = torch.rand(8, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="not the output layer"):  # was a shape mismatch
+        fit(_HeadFirst(), x4, y, x4, y, epochs=1)
+
+
+def test_fine_tune_with_adapting_batchnorm_takes_a_lone_last_image() -> None:
+    """n % batch_size == 1 left a one-image minibatch, which BatchNorm cannot train on."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 16),
+                                torch.nn.BatchNorm1d(16), torch.nn.ReLU(),
+                                torch.nn.Linear(16, 3)).eval()
+    x = torch.rand(9, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(9) % 2
+    result = fine_tune(model, x, y, x, y, epochs=2, batch_size=8, batchnorm_eval=False)
+    assert len(result.history) == 2
+
+
+def test_fine_tune_refuses_a_string_for_batchnorm_eval() -> None:
+    x, y = random_images(8), torch.arange(8) % 2
+    with pytest.raises(TypeError, match="batchnorm_eval must be True or False"):
+        fine_tune(_source(), x, y, x, y, epochs=1, batchnorm_eval="False")  # truthy string

@@ -47,6 +47,18 @@ def test_markdown_rendering_of_a_findings_table() -> None:
         findings.markdown(table.drop(columns="evidence"))
 
 
+def test_verdict_of_numpy_and_pandas_values() -> None:
+    """A verdict computed with numpy/pandas (``(lo > 0).all()`` is a numpy bool, a nullable
+    boolean column holds pd.NA) reads as the Python value does, not as 'True' or '<NA>'."""
+    import numpy as np
+
+    lo = pd.Series([0.1, 0.2])
+    assert findings.verdict((lo > 0).all()) == "holds"
+    assert findings.verdict((lo > 0.15).all()) == "does not hold"
+    for missing in (np.float32("nan"), pd.NA, pd.array([None], dtype="boolean")[0]):
+        assert findings.verdict(missing) == "not testable here"
+
+
 def _result_numbers(notebook: str) -> set[str]:
     """Every number of the committed findings tables of ``notebook``, as written there."""
     numbers: set[str] = set()

@@ -60,6 +60,23 @@ def test_two_dirty_states_are_told_apart(repo: Path) -> None:
     assert _commit(repo) not in (first, second)
 
 
+def test_untracked_links_and_nested_repositories_keep_the_commit(repo: Path) -> None:
+    """An untracked dangling link or nested repository under lib/ made the whole commit
+    'unknown' (reading it as a file failed); the commit stays, marked dirty."""
+    head = _commit(repo)
+    (repo / "lib/link.py").symlink_to(repo / "nowhere.py")
+    linked = _commit(repo)
+    assert linked.startswith(f"{head}-dirty-")
+    (repo / "lib/link.py").unlink()
+    (repo / "lib/link.py").symlink_to(repo / "elsewhere.py")
+    assert _commit(repo) not in (linked, head)  # another target, another mark
+    (repo / "lib/link.py").unlink()
+    (repo / "lib/vendored").mkdir()
+    (repo / "lib/vendored/a.py").write_text("y = 1\n")
+    subprocess.run(["git", "init", "-q"], cwd=repo / "lib/vendored", check=True)
+    assert _commit(repo).startswith(f"{head}-dirty-")
+
+
 def test_the_commit_is_read_once_per_process(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     real = subprocess.run

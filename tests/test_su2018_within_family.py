@@ -90,3 +90,24 @@ def test_attackable_leaves_out_models_with_no_correct_image():
     y = torch.tensor([0, 0, 1, 1])
     kept, dropped = su2018.attackable({"zero": Constant(0), "two": Constant(2)}, x, y)
     assert list(kept) == ["zero"] and dropped == ["two"]
+
+
+def test_within_family_line_leaves_out_a_model_with_zero_error():
+    """A family model with no test error is left out of the fit (no log error); its range
+    started the drawn line at error 0 and within_family_panels crashed in np.geomspace."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from advlens import plots
+    from advlens.papers import su2018_figures
+
+    table = _table(np.random.default_rng(2))
+    table.loc[table.model == "up0", "top1_error"] = 0.0
+    laws = su2018.within_family_laws(table, n_boot=50)
+    up = table[(table.family == "up") & (table.top1_error > 0)]
+    row = laws[(laws.family == "up") & (laws.attack == "cw")].iloc[0]
+    assert row["n_models"] == 5 and row["error_min"] == pytest.approx(up.top1_error.min())
+    fig = su2018_figures.within_family_panels(table, laws, ["cw", "ifgsm"],
+                                              palette=plots.family_palette(table.family))
+    starts = [line.get_xdata()[0] for line in fig.axes[0].lines]  # one line per fitted family
+    assert min(starts) > 0 and any(s == pytest.approx(up.top1_error.min()) for s in starts)

@@ -140,6 +140,19 @@ def test_build_trains_missing_and_loads_the_rest(tmp_path: Path) -> None:
     assert list(zoo.table()["seed"]) == [0, 1]
 
 
+def test_build_refuses_repeated_names_before_training(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import advlens.zoo.builder as zb
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("trained before the names were checked")
+
+    monkeypatch.setattr(zb, "train", no_training)
+    configs = [TINY, TINY.replace(epochs=2)]  # one name: the epochs are not part of it
+    with pytest.raises(ValueError, match=r"\['mlp-xs/std/s0'\].*distinct tag"):
+        build(configs, root=tmp_path, progress=False, **ROBUST)
+
+
 RESUME_SCRIPT = """
 import json, sys, time
 import advlens.zoo.builder as zb

@@ -77,3 +77,15 @@ def test_an_int_for_a_float_field_is_the_same_model() -> None:
                            harmonizer_weight=0.0, regime_params=(("beta", 6.0),))
     assert as_int.hash == as_float.hash
     assert isinstance(as_int.eps, float) and isinstance(as_int.regime_params[0][1], float)
+
+
+def test_a_numpy_int_for_a_float_field_is_the_same_model() -> None:
+    """eps from np.arange (np.int64) is the model eps=1.0 names: the same cache key."""
+    import numpy as np
+
+    from_numpy = ModelConfig(arch="cnn-s", regime="l2-at", eps=np.arange(1, 2)[0],
+                             lr=np.int32(1), regime_params=(("beta", np.int64(6)),))
+    as_float = ModelConfig(arch="cnn-s", regime="l2-at", eps=1.0, lr=1.0,
+                           regime_params=(("beta", 6.0),))
+    assert from_numpy == as_float and from_numpy.hash == as_float.hash
+    assert type(from_numpy.eps) is float and type(from_numpy.regime_params[0][1]) is float

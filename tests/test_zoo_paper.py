@@ -48,6 +48,17 @@ def test_timm_weights_load_back_with_their_normalisation(tmp_path: Path, fmt: st
     torch.testing.assert_close(representation(model, x), pooled)
 
 
+def test_safetensors_weights_saved_as_pth_load(tmp_path: Path) -> None:
+    # hub weights (model.safetensors) saved as '<name>.pth', the name the paper zoo looks for
+    path, network = write_timm(tmp_path, "test_resnet", fmt="safetensors")
+    renamed = path.rename(tmp_path / "test_resnet.pth")
+    model = published.timm_model("test_resnet", renamed)
+    x = torch.rand(2, 3, 48, 48)
+    cfg = network.pretrained_cfg
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), network(_normalised(x, cfg["mean"], cfg["std"])))
+
+
 def test_timm_kwargs_reach_create_model(tmp_path: Path) -> None:
     path, network = write_timm(tmp_path, "test_vit", img_size=64)
     model = published.timm_model("test_vit", path, img_size=64)
@@ -75,8 +86,12 @@ def test_robustness_checkpoint_uses_its_normaliser_and_skips_the_attacker(tmp_pa
     with torch.no_grad():
         torch.testing.assert_close(model(x), network(_normalised(x, mean, std)))
     assert final_linear(model)[0] == "model.fc"
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ValueError, match=r"does not fit.*fc\.weight is \(10, 1024\) in the "
+                                         r"file, \(1000, 1024\) in the model"):
         compat.load_robustness_checkpoint("shufflenet_v2_x0_5", path, num_classes=1000)
+    with pytest.raises(ValueError, match=r"does not fit the mobilenet_v2 .*missing key\(s\), "
+                                         r"e\.g\. features\.0\.0\.weight"):
+        compat.load_robustness_checkpoint("mobilenet_v2", path, num_classes=10)
 
 
 def test_safe_load_allows_numpy_scalars_and_refuses_other_globals(
@@ -98,9 +113,23 @@ def test_safe_load_allows_numpy_scalars_and_refuses_other_globals(
         torch.testing.assert_close(model(x), network(_normalised(x, MEAN, STD)))
     monkeypatch.setenv("ADVLENS_TRUST_CHECKPOINTS", "1")
     assert load_checkpoint(path)["args"].eps == 1.0
+
+
+def test_a_corrupt_checkpoint_is_unreadable_not_untrusted(tmp_path: Path) -> None:
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises((ValueError, UntrustedCheckpointError)):
-        load_checkpoint(tmp_path / "junk.pt", trust=False)
+    for trust in (False, True):  # trusting a corrupt file does not make it readable
+        with pytest.raises(ValueError, match=r"junk\.pt is not a readable torch checkpoint"):
+            load_checkpoint(tmp_path / "junk.pt", trust=trust)
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"model": {"w": torch.ones(9)}}, legacy, _use_new_zipfile_serialization=False)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(legacy.read_bytes()[:30])
+    with pytest.raises(ValueError, match="not a readable torch checkpoint"):
+        load_checkpoint(truncated)
+    # a legacy (pre-zip) file asking for a global is untrusted, and the global is named
+    torch.save({"args": argparse.Namespace(eps=3.0)}, legacy, _use_new_zipfile_serialization=False)
+    with pytest.raises(UntrustedCheckpointError, match=r"\(argparse\.Namespace\).*trust=True"):
+        load_checkpoint(legacy, trust=False)
 
 
 def test_paper_zoo_from_manifest_builds_evaluates_and_caches(
@@ -170,6 +199,20 @@ def test_paper_zoo_fails_early_naming_what_is_missing(
     monkeypatch.setenv("ADVLENS_PAPER_ZOO", str(bad))
     with pytest.raises(ValueError, match="lacks"):
         zoo.spec("paper")
+
+
+def test_a_malformed_manifest_says_what_it_must_hold(tmp_path: Path) -> None:
+    from advlens.zoo.paper import manifest_configs
+
+    model = {"arch": "resnet18.tv_in1k", "source": "timm", "family": "resnet",
+             "checkpoint": "resnet18.tv_in1k.pth"}
+    path = tmp_path / "zoo.json"
+    path.write_text(json.dumps([model]))  # the list of models without {"models": ...}
+    with pytest.raises(ValueError, match=r"must hold \{'models': \[...\]\}.*JSON list"):
+        manifest_configs(path)
+    path.write_text(json.dumps({"models": [["resnet18.tv_in1k", "timm"]]}))
+    with pytest.raises(ValueError, match="model 0 must be an object"):
+        manifest_configs(path)
 
 
 def test_imagefolder_draws_n_files_reproducibly(tmp_path: Path) -> None:
@@ -383,3 +426,25 @@ def test_the_zoo_evaluates_each_published_model_with_its_own_preprocessing(
         assert builder._eval_data(config, "test", 8, memo) == f"images for {arch}"
     assert [c["arch"] for c in calls] == [vit, resnet]  # the third came from the memo
     assert paper.eval_kw(vit) != paper.eval_kw(resnet)
+
+
+def test_num_classes_among_the_timm_kwargs_is_the_models(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from advlens.zoo import paper
+    from advlens.zoo.config import ModelConfig
+
+    monkeypatch.setitem(paper.PAPER_ARCHS, "test_resnet", paper.PAPER_ARCHS["resnet18.tv_in1k"])
+    monkeypatch.setenv("ADVLENS_CHECKPOINTS", str(tmp_path))
+    path, network = write_timm(tmp_path, "test_resnet", num_classes=10)
+    arch = paper.register("test_resnet", "resnet", "timm", kwargs={"num_classes": 10})
+    assert arch.num_classes == 10 and "num_classes" not in arch.kwargs
+    config = ModelConfig("test_resnet", dataset="imagenet", epochs=0, source="timm",
+                         checkpoint=path.name)
+    x = torch.rand(2, 3, 48, 48)
+    cfg = network.pretrained_cfg
+    with torch.no_grad():
+        torch.testing.assert_close(paper.load_model(config)(x),
+                                   network(_normalised(x, cfg["mean"], cfg["std"])))
+    with pytest.raises(ValueError, match="num_classes is 5 but kwargs say 10"):
+        paper.register("test_resnet", "resnet", "timm", num_classes=5,
+                       kwargs={"num_classes": 10})

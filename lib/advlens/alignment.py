@@ -198,7 +198,10 @@ def harmonization_score(maps: Tensor, heatmaps: Tensor, *, percentile: float = 1
     saliency map). The ``score`` is meaningful only against real ClickMe maps: the ceiling is
     the agreement between ClickMe participants, and means nothing for stand-in maps.
     """
-    rho = spearman(_maps(maps, "maps"), _maps(heatmaps, "heatmaps").to(maps.device))
+    m = _maps(maps, "maps")
+    h = _maps(heatmaps, "heatmaps").to(m.device)
+    _same_shape(m, h, "maps and heatmaps")
+    rho = spearman(m, h)
     mean_rho = float(torch.nanmean(rho))
     return {"spearman": mean_rho, "score": mean_rho / HUMAN_CEILING,
             "dice": float(top_k_dice(maps, heatmaps, percentile).mean()),

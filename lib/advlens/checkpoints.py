@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +70,22 @@ def _refuse_placeholder(path: Path) -> None:
             raise ValueError(f"{path} is {what}, not a checkpoint.")
 
 
+def _is_safetensors(path: Path) -> bool:
+    """Whether ``path`` holds safetensors data whatever its name (hub weights saved as ``.pth``):
+    an 8-byte little-endian header length that fits the file, then the JSON header's ``{``."""
+    with path.open("rb") as f:
+        head = f.read(9)
+    size = int.from_bytes(head[:8], "little") if len(head) == 9 else 0
+    return head[8:9] == b"{" and 0 < size <= path.stat().st_size - 8
+
+
 def load_checkpoint(path: str | Path, *, trust: bool | None = None) -> Any:
     """The object stored in checkpoint ``path``, on the CPU.
 
     Parameters
     ----------
     path: a ``torch.save`` file (zip or legacy pickle, also written with ``dill``) or a
-        ``.safetensors`` file.
+        safetensors file (recognised by its contents, whatever its suffix).
     trust: allow full unpickling (may run code from the file) when the safe load refuses it;
         ``None`` reads ``$ADVLENS_TRUST_CHECKPOINTS``.
 
@@ -89,7 +100,7 @@ def load_checkpoint(path: str | Path, *, trust: bool | None = None) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}.")
     _refuse_placeholder(path)
-    if path.suffix == ".safetensors":
+    if path.suffix == ".safetensors" or _is_safetensors(path):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -103,22 +114,44 @@ def load_checkpoint(path: str | Path, *, trust: bool | None = None) -> Any:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        extra = _unsafe_globals(path, err)
+        if not extra and not trust:  # no global asked for: the pickle itself is broken
+            raise ValueError(f"{path} is not a readable torch checkpoint ({_reason(err)}); "
+                             "download it again.") from None
         if not trust:
-            try:
-                extra = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-            except Exception:  # legacy (non-zip) files: the error message names the global
-                extra = []
-            names = ", ".join(extra) if extra else str(err).splitlines()[0]
             raise UntrustedCheckpointError(
-                f"{path} needs more than tensors to load ({names}); unpickling it can run code "
-                f"from the file. If you trust it, pass trust=True (trust_checkpoints=True in "
-                f"the zoo) or set ${TRUST_ENV}=1.") from None
-    except (RuntimeError, EOFError, OSError) as err:
+                f"{path} needs more than tensors to load ({', '.join(extra)}); unpickling it can "
+                f"run code from the file. If you trust it, pass trust=True (trust_checkpoints=True "
+                f"in the zoo) or set ${TRUST_ENV}=1.") from None
+    except (RuntimeError, EOFError, OSError, struct.error) as err:
         raise ValueError(f"{path} is not a readable torch checkpoint ({err}); download it "
                          "again.") from err
     import dill
 
-    return torch.load(path, map_location="cpu", weights_only=False, pickle_module=dill)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=dill)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, struct.error) as err:
+        raise ValueError(f"{path} is not a readable torch checkpoint ({err}); download it "
+                         "again.") from err
+
+
+def _unsafe_globals(path: Path, err: pickle.UnpicklingError) -> list[str]:
+    """The globals beyond the allow-list that checkpoint ``path`` asks for (empty when the safe
+    load failed for another reason, e.g. a corrupt file)."""
+    # legacy (non-zip) files cannot be scanned; the error names the first global refused
+    found = re.findall(r"GLOBAL (\S+) was not an allowed global", str(err))
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            found += torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:  # noqa: BLE001 - not a readable zip checkpoint: the message is all there is
+        pass
+    return sorted(set(found))
+
+
+def _reason(err: Exception) -> str:
+    """The cause in torch's long weights-only error (e.g. ``Unsupported operand 110``)."""
+    found = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(err))
+    return found.group(1) if found else str(err).splitlines()[0]
 
 
 def state_dict_of(checkpoint: Any, path: str | Path,

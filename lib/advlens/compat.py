@@ -187,6 +187,19 @@ def robustness_architecture(arch: str, num_classes: int = 1000) -> nn.Module:
                      "nor torchvision.models defines it).")
 
 
+def _differences(expected: dict[str, Tensor], found: dict[str, Tensor]) -> str:
+    """What keeps ``found`` from loading strictly where ``expected`` is the model's state dict:
+    the first shape mismatch and the missing and unexpected keys, counted ("" if none)."""
+    shapes = [f"{k} is {tuple(found[k].shape)} in the file, {tuple(v.shape)} in the model"
+              for k, v in expected.items() if k in found and found[k].shape != v.shape]
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    parts = [f"{len(shapes)} shape mismatch(es), first: {shapes[0]}"] if shapes else []
+    parts += [f"{len(keys)} {what} key(s), e.g. {', '.join(keys[:3])}"
+              for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
+    return "; ".join(parts)
+
+
 def load_robustness_checkpoint(arch: str, path: str | Path, *, num_classes: int = 1000,
                                mean: Sequence[float] | None = None,
                                std: Sequence[float] | None = None,
@@ -219,8 +232,10 @@ def load_robustness_checkpoint(arch: str, path: str | Path, *, num_classes: int 
     try:
         network.load_state_dict(weights)
     except RuntimeError as err:
+        differences = _differences(network.state_dict(), weights) or str(err).splitlines()[-1]
         raise ValueError(f"{path} does not fit the {arch} architecture with {num_classes} "
-                         f"classes: {str(err).splitlines()[0]}") from None
+                         f"classes ({differences.strip()}); pass the architecture and number of "
+                         "classes the checkpoint was trained with.") from None
     mean = mean if mean is not None else buffers.get("new_mean", torch.tensor(IMAGENET_MEAN))
     std = std if std is not None else buffers.get("new_std", torch.tensor(IMAGENET_STD))
     return NormalizedClassifier(network, torch.as_tensor(mean).flatten().tolist(),

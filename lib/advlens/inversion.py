@@ -313,6 +313,9 @@ def invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
         raise ValueError(f"step_size must be a finite number > 0; got {step_size!r}.")
     step_size = step
     use_best = check_bool(use_best, "use_best")
+    freeze_at_bounds = check_bool(freeze_at_bounds, "freeze_at_bounds")
+    history = check_bool(history, "history")
+    channels_last = check_bool(channels_last, "channels_last")
     if early_stop is not None and not isinstance(early_stop, EarlyStop):
         raise TypeError("early_stop must be an advlens.inversion.EarlyStop or None.")
     device = model_device(model)

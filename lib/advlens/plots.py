@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,13 +48,15 @@ class Saved(dict):
 # what every smoke / laptop result stands on: said once here, added to any caption not saying it
 STAND_IN_NOTE = ("stand-ins at the {preset} preset: the embedded digits / twin-cue data and the "
                  "small zoo instead of the papers' datasets and models")
+# "stand-in(s)", "stand in", "stands in", "standing in"; not "standard"
+_NAMES_STAND_INS = re.compile(r"\bstand(?:s|ing)?[- ]ins?\b", re.IGNORECASE)
 
 
 def labelled_caption(caption: str, params: dict[str, Any]) -> str:
     """``caption``, with :data:`STAND_IN_NOTE` appended at any preset but ``paper`` unless the
     caption already names its stand-ins."""
     preset = params.get("preset", "")
-    if preset == "paper" or "stand" in caption.lower():
+    if preset == "paper" or _NAMES_STAND_INS.search(caption):
         return caption
     note = STAND_IN_NOTE.format(preset=preset or "given")
     return f"{caption} ({note})." if caption else note[0].upper() + note[1:] + "."

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from advlens.checks import (
     as_tensor,
+    check_bool,
     check_count,
     check_images,
     check_labels,
@@ -103,6 +104,25 @@ def _check_data(x: Tensor, y: Tensor, name: str, num_classes: int) -> tuple[Tens
     return x, y
 
 
+def _check_output_layer(model: nn.Module, new_model: nn.Module, name: str, x: Tensor) -> None:
+    """Refuse a model whose last ``nn.Linear`` (``name``) is not its output layer: ``new_model``'s
+    logits on a few images must be its new head applied to ``model``'s features."""
+    device = model_device(model)
+    head = new_model.get_submodule(name)
+    problem = (f"{type(model).__name__}: the last nn.Linear ({name!r}) is not the output layer, "
+               "so it cannot be replaced by a new head. Pass a model whose last registered "
+               "nn.Linear computes its logits.")
+    try:
+        logits = predict(new_model, x[:4], dtype=None).to(device)
+    except RuntimeError as error:  # the new head's outputs do not fit what follows it
+        raise ValueError(problem) from error
+    feats = representation(model, x[:4], device=device).to(device, head.weight.dtype)
+    with torch.no_grad():
+        if logits.shape != (feats.shape[0], head.out_features) or not torch.allclose(
+                logits, head(feats), rtol=1e-4, atol=1e-4):
+            raise ValueError(problem)
+
+
 State = dict[str, Tensor]
 
 
@@ -110,8 +130,9 @@ def _fit(params: list[nn.Parameter], loss_of: Callable[[Tensor], Tensor],
          accuracy_of: Callable[[], float], n: int, *, snapshot: Callable[[], State],
          epochs: int, lr: float, weight_decay: float, batch_size: int,
          seed: int) -> tuple[float, int, list[dict[str, float]], State]:
-    """Adam over shuffled minibatches; after each epoch the validation accuracy; returns the
-    best (val_acc, epoch, history, state) — the earliest epoch of the best accuracy."""
+    """Adam over shuffled minibatches (a lone last image joins the batch before it); after each
+    epoch the validation accuracy; returns the best (val_acc, epoch, history, state) — the
+    earliest epoch of the best accuracy."""
     if epochs < 1 or batch_size < 1 or not lr > 0:
         raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, "
                          f"{batch_size}, {lr}.")
@@ -121,7 +142,10 @@ def _fit(params: list[nn.Parameter], loss_of: Callable[[Tensor], Tensor],
     history = []
     for epoch in range(1, epochs + 1):
         total = 0.0
-        for idx in torch.randperm(n, generator=g).split(batch_size):
+        batches = list(torch.randperm(n, generator=g).split(batch_size))
+        if len(batches) > 1 and len(batches[-1]) == 1:  # BatchNorm cannot train on one image
+            batches[-2:] = [torch.cat(batches[-2:])]
+        for idx in batches:
             opt.zero_grad(set_to_none=True)
             loss = loss_of(idx)
             loss.backward()
@@ -158,14 +182,10 @@ def linear_probe(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tens
     new_model, name = replace_head(model, k, seed=seed)
     head = new_model.get_submodule(name)
     device = model_device(model)
+    _check_output_layer(model, new_model, name, x_val)
     f_train = representation(model, x_train, device=device).to(device, head.weight.dtype)
     f_val = representation(model, x_val, device=device).to(device, head.weight.dtype)
     y_train_d, y_val_d = y_train.to(device), y_val.to(device)
-    check = predict(new_model, x_val[:4], dtype=None).to(device)
-    with torch.no_grad():
-        if not torch.allclose(check, head(f_val[:4]), rtol=1e-4, atol=1e-4):
-            raise ValueError(f"{type(model).__name__}: the last nn.Linear ({name!r}) is not the "
-                             "output layer, so a linear probe cannot replace it.")
     for p in head.parameters():
         p.requires_grad_(True)
 
@@ -197,10 +217,12 @@ def fine_tune(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tensor,
     :func:`linear_probe`); False lets them adapt to the target data (train mode). Dropout is
     off either way. Same arguments and result as :func:`linear_probe`.
     """
+    batchnorm_eval = check_bool(batchnorm_eval, "batchnorm_eval")
     k = _num_classes(y_train, y_val, num_classes)
     x_train, y_train = _check_data(x_train, y_train, "train", k)
     x_val, y_val = _check_data(x_val, y_val, "val", k)
-    new_model, _ = replace_head(model, k, seed=seed)
+    new_model, name = replace_head(model, k, seed=seed)
+    _check_output_layer(model, new_model, name, x_val)
     device = model_device(new_model)
     params = list(new_model.parameters())
     for p in params:
@@ -216,7 +238,7 @@ def fine_tune(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tensor,
 
     def accuracy_of() -> float:
         with eval_mode(new_model):
-            return float((predict(new_model, x_val).argmax(1) == y_val).float().mean())
+            return float((predict(new_model, x_val).argmax(1) == y_val.cpu()).float().mean())
 
     def snapshot() -> State:
         return {k_: v.detach().clone() for k_, v in new_model.state_dict().items()}

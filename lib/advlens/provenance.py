@@ -57,9 +57,16 @@ def git_commit() -> str:
         # a new, not yet added module changes behaviour too; git diff does not show it
         for name in _git("ls-files", "--others", "--exclude-standard", "-z", "--",
                          *CODE_PATHS).split(b"\0"):
-            if name:
-                digest.update(name + b"\0")
-                digest.update((repo_root() / name.decode()).read_bytes())
+            if not name:
+                continue
+            digest.update(name + b"\0")
+            path = repo_root() / name.decode()
+            # a link (even a dangling one) by its target; a nested repository (listed as a
+            # folder) by its name only
+            if path.is_symlink():
+                digest.update(os.fsencode(os.readlink(path)))
+            elif path.is_file():
+                digest.update(path.read_bytes())
     except (OSError, subprocess.SubprocessError, UnicodeError):
         return "unknown"
     return f"{commit}-dirty-{digest.hexdigest()[:12]}"

@@ -47,6 +47,14 @@ def _folder(root: str | Path | None) -> Path:
     return dataset_folder(root, data_dir() / "cifar10", FOLDER, "CIFAR-10 (python version)", _HOW)
 
 
+def has_cifar10(root: str | Path | None = None) -> bool:
+    """Whether ``root`` (default ``data_dir()/cifar10``) holds the extracted python batches."""
+    try:
+        return (_folder(root) / TRAIN_FILES[0]).is_file()
+    except FileNotFoundError:
+        return False
+
+
 def _unpickle(path: Path) -> dict:
     if not path.exists():
         raise missing(path, "CIFAR-10 batch file", _HOW)

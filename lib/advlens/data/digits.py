@@ -14,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from advlens.checks import check_positive_int
 from advlens.data.imageset import ImageSet
 from advlens.data.transforms import resize
 
@@ -49,8 +50,8 @@ def digits(split: str = "train", size: int = 16) -> ImageSet:
     """
     if split not in ("train", "test", "all"):
         raise ValueError(f"digits split must be 'train', 'test' or 'all'; got {split!r}.")
-    if not isinstance(size, int) or size < 8:
-        raise ValueError(f"digits size must be an integer >= 8 (the images are 8×8); got {size!r}.")
+    size = check_positive_int(size, "digits size", least=8,
+                              allowed="an int >= 8 (the images are 8×8)")
     images, labels = _raw()
     idx = np.arange(len(labels)) if split == "all" else split_indices()[split]
     x = resize(torch.from_numpy(images[idx]).unsqueeze(1), size)

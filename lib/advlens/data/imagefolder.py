@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -62,11 +63,25 @@ def _read(path: Path, size: int | None, crop_fraction: float,
         raise corrupt(path, f"cannot decode the image: {err}") from err
 
 
+def _class_files(folder: Path) -> list[Path]:
+    """The images under ``folder``, sub-folders included, in the order torchvision's
+    ``make_dataset`` lists them (``sorted(os.walk(...))``, then sorted names)."""
+    found = []
+    for dirpath, _, names in sorted(os.walk(folder, followlinks=True)):
+        # not dot-files: macOS leaves "._x.png" metadata beside each image on other disks
+        if any(part.startswith(".") for part in Path(dirpath).relative_to(folder).parts):
+            continue
+        found += [Path(dirpath) / f for f in sorted(names)
+                  if Path(f).suffix.lower() in EXTENSIONS and not f.startswith(".")]
+    return found
+
+
 def imagefolder(root: str | Path, split: str | None = None, *, size: int | None = None,
                 crop_fraction: float = 0.875, interpolation: str = "bilinear",
                 max_per_class: int | None = None, n: int | None = None, seed: int = 0,
                 progress: bool = True) -> ImageSet:
-    """Images under ``root`` (or ``root/split`` when that folder exists), one folder per class.
+    """Images under ``root`` (or ``root/split`` when that folder exists), one folder per class
+    (its sub-folders included, as torchvision's ``ImageFolder``).
 
     ``size`` resizes the shorter side to ``floor(size / crop_fraction)`` with ``interpolation``
     (PIL's filter of that name, as torchvision's ``Resize``) and centre-crops ``size``
@@ -92,10 +107,7 @@ def imagefolder(root: str | Path, split: str | None = None, *, size: int | None 
     classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
     files: list[tuple[Path, int]] = []
     for label, name in enumerate(classes):
-        # not dot-files: macOS leaves "._x.png" metadata beside each image on other disks
-        found = sorted(p for p in (base / name).iterdir()
-                       if p.suffix.lower() in EXTENSIONS and not p.name.startswith("."))
-        files += [(p, label) for p in found[:max_per_class]]
+        files += [(p, label) for p in _class_files(base / name)[:max_per_class]]
     if not files:
         raise missing(base, "images (in class sub-folders)",
                       f"Expected files ending in {', '.join(EXTENSIONS)} inside class folders.")

@@ -87,17 +87,18 @@ def require(dataset: str, kw: Mapping[str, Any] | None = None) -> dict[str, Any]
     if source.argument not in out and source.env in os.environ:
         out[source.argument] = _expand(f"${source.env}", key, source.argument)
     path = out.get(source.argument)
+    if key == "cifar10" and downloads_allowed():  # the default folder, or a root yet to fill
+        from advlens.data.cifar import download_cifar10, has_cifar10
+
+        if not has_cifar10(path):
+            download_cifar10(path)
+        return out
     if path is None:
         if key == "imagenet":
             raise FileNotFoundError(f"data set 'imagenet' ({source.what}) needs a folder: set "
                                     f"${source.env} or pass {source.argument}=. {source.how}")
         return out  # the loader's default folder under data/ (checked by the loader)
     if not Path(path).exists():
-        if key == "cifar10" and downloads_allowed():
-            from advlens.data.cifar import download_cifar10
-
-            download_cifar10(path)
-            return out
         raise FileNotFoundError(f"data set {key!r} ({source.what}) not found at {path}. "
                                 f"{source.how}")
     return out

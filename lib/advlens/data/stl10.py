@@ -52,7 +52,7 @@ def stl10(split: str = "train", root: str | Path | None = None, n: int | None = 
     """STL-10 ``split`` ("train": 5,000, "test": 8,000) in [0, 1]; ``size`` resizes (e.g. 32)."""
     if split not in ("train", "test"):
         raise ValueError(f"stl10 split must be 'train' or 'test'; got {split!r}.")
-    n = check_count(n, "n")
+    n, size = check_count(n, "n"), check_count(size, "size", none="no resizing")
     folder = _folder(root)
     x = read_images(folder / f"{split}_X.bin", n)
     y = read_labels(folder / f"{split}_y.bin", n)

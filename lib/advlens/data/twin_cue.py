@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from advlens.checks import check_positive_int
 from advlens.data import cues
 from advlens.data.arraycache import cached_arrays
 from advlens.data.imageset import ImageSet
@@ -215,11 +216,10 @@ def twin_cue(split: str = "train", variant: str = "both", n: int | None = None, 
         raise ValueError(f"twin_cue split must be one of {SPLITS}; got {split!r}.")
     if variant not in VARIANTS:
         raise ValueError(f"twin_cue variant must be one of {VARIANTS}; got {variant!r}.")
-    n = DEFAULT_N[split] if n is None else n
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"twin_cue n must be a positive integer; got {n!r}.")
-    if not isinstance(size, int) or size < 24:
-        raise ValueError(f"twin_cue size must be an integer >= 24; got {size!r}.")
+    # NumPy integers become ints here: the cache's JSON metadata cannot hold them
+    n = check_positive_int(DEFAULT_N[split] if n is None else n, "twin_cue n")
+    size = check_positive_int(size, "twin_cue size", least=24)
+    seed = check_positive_int(seed, "twin_cue seed", least=0)
     check_design(design)
     cfg = config(split, variant, n, size, seed, design)
     path = data_dir() / "twin_cue" / f"{config_hash(cfg)}.npz"

@@ -257,8 +257,14 @@ def correlations(summary: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) ->
 
 def _rho_claim(corr: pd.DataFrame, quantity: str, sign: int) -> tuple[bool | None, str]:
     part = corr[corr["quantity"] == quantity]
-    if part.empty or part["rho"].isna().any():
-        return None, "fewer than 3 models with a finite value" if len(part) else "no models"
+    if part.empty:
+        return None, "no models"
+    if part["rho"].isna().any():  # with >= 3 finite pairs ρ is NaN only for constant values
+        return None, "; ".join(
+            f"{r.attack}: " + (f"ρ undefined: accuracy or {quantity} is the same for all "
+                               f"{r.n_models} models" if r.n_models >= 3 else
+                               f"only {r.n_models} models with a finite value (3 needed)")
+            for r in part.itertuples() if not np.isfinite(r.rho))
     holds = all((r.lo > 0) if sign > 0 else (r.hi < 0) for r in part.itertuples())
     text = "; ".join(f"{r.attack}: ρ = {r.rho:.2f} [{r.lo:.2f}, {r.hi:.2f}] (n = {r.n_models})"
                      for r in part.itertuples())

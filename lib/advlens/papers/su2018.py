@@ -498,7 +498,7 @@ def within_family_laws(table: pd.DataFrame, *, min_models: int = 3, n_boot: int 
     """Su et al.'s law fitted inside each family: :func:`scaling_laws` by (family, attack,
     norm) over the families with at least ``min_models`` models (one row per model × attack
     in ``table``, with ``family``, ``top1_error`` and ``distortion``); adds each family's
-    error range (``error_min``/``error_max``)."""
+    error range (``error_min``/``error_max``) over its models with a log error (error > 0)."""
     if "family" not in table:
         raise ValueError("table lacks a 'family' column; merge the models' families first.")
     sizes = table.groupby("family")["model"].nunique()
@@ -507,8 +507,10 @@ def within_family_laws(table: pd.DataFrame, *, min_models: int = 3, n_boot: int 
         return pd.DataFrame(columns=["family", "attack", "norm", "n_models", "slope",
                                      "slope_lo", "slope_hi", "r2", "error_min", "error_max"])
     laws = scaling_laws(kept, by=("family", "attack", "norm"), n_boot=n_boot, seed=seed)
-    span = kept.groupby("family")["top1_error"].agg(error_min="min", error_max="max")
-    return laws.merge(span, left_on="family", right_index=True)
+    # as in the fit: an error of 0 has no log (and would start the drawn line at log 0)
+    span = (kept[kept["top1_error"] > 0].groupby("family")["top1_error"]
+            .agg(error_min="min", error_max="max"))
+    return laws.merge(span, left_on="family", right_index=True, how="left")
 
 
 def finding_within_family(family_laws: pd.DataFrame) -> dict[str, Any]:

@@ -67,12 +67,22 @@ def scaling_law_panels(table: pd.DataFrame, laws: pd.DataFrame, attacks: Sequenc
         ax.set_xscale("log")
         ax.set_xlabel("top-1 error (log scale)")
         ax.set_ylabel(f"mean {norm} distortion")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    handles, labels = _legend_entries(axes.flat)
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 8),
                fontsize=8, frameon=False)
     fig.suptitle("Distortion (successful examples) vs log top-1 error — small zoo standing in "
                  "for the ImageNet models")
     return fig
+
+
+def _legend_entries(axes: Sequence[plt.Axes]) -> tuple[list, list[str]]:
+    """Every panel's legend entries, each label once, in order of first appearance (a family
+    or the fit can be missing from the first panel, e.g. when an attack never succeeded)."""
+    entries: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    return list(entries.values()), list(entries)
 
 
 def label_points(ax: plt.Axes, x: Sequence[float], y: Sequence[float], labels: Sequence[str],
@@ -211,7 +221,7 @@ def within_family_panels(table: pd.DataFrame, family_laws: pd.DataFrame,
         ax.set_xlabel("top-1 error (log)")
         ax.set_ylabel(f"{attack} distortion")
         ax.set_title(f"{attack}: the law inside each family")
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    handles, labels = _legend_entries(axes[0])
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize="small",
                frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))

@@ -167,6 +167,12 @@ def build(preset: str | Iterable[ModelConfig], *, root: str | Path | None = None
     cached ones are loaded and verified, missing ones trained and saved one at a time (so an
     interrupted build resumes where it stopped)."""
     configs = spec(preset) if isinstance(preset, str) else list(preset)
+    names = [c.name for c in configs]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:  # Zoo() would refuse them, but only after every model was trained
+        raise ValueError(f"zoo models must have unique names; several configs are named "
+                         f"{repeated} (a name holds arch, regime, eps, seed, twin-cue variant, "
+                         "classes and tag only): give them distinct tag=... values.")
     paper.require(configs)  # every missing weights file named before anything runs
     for config in configs:
         if config.source == "trained" and not cache.cache_paths(config, root).meta.exists():

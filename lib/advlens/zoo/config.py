@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,11 @@ def data_version(dataset: str, twin_design: str = "independent") -> str:
     if twin_design == "independent":
         return f"twin-cue-{TWIN_CUE_VERSION}"
     return f"twin-cue-{twin_design}-{TWIN_CUE_LATENT_VERSION}"
+
+
+def _integral(value: Any) -> bool:
+    """Whether ``value`` is an integer (Python's or numpy's), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -87,14 +93,14 @@ class ModelConfig:
     classes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        # eps=1 and eps=1.0 are one model: as floats they hash alike (one cache entry, not two)
+        # eps=1, eps=np.int64(1) and eps=1.0 are one model: as floats they hash alike (one
+        # cache entry, not two)
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.type == "float" and isinstance(value, int) and not isinstance(value, bool):
+            if f.type == "float" and _integral(value):
                 object.__setattr__(self, f.name, float(value))
         object.__setattr__(self, "regime_params", tuple(
-            (k, float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
-            for k, v in self.regime_params))
+            (k, float(v) if _integral(v) else v) for k, v in self.regime_params))
         known = {**ARCHS, **PAPER_ARCHS}
         if self.arch not in known:
             raise ValueError(f"unknown arch {self.arch!r}; registered: {sorted(known)}.")

@@ -88,10 +88,11 @@ PAPER_ARCHS: dict[str, PaperArch] = {
 
 
 def register(name: str, family: str, source: str, *, kwargs: dict[str, Any] | None = None,
-             num_classes: int = 1000, input_size: int = 224, interpolation: str | None = None,
-             crop_pct: float | None = None) -> PaperArch:
+             num_classes: int | None = None, input_size: int = 224,
+             interpolation: str | None = None, crop_pct: float | None = None) -> PaperArch:
     """Add (or replace) published architecture ``name`` so that ``ModelConfig(name,
     source=source, checkpoint=...)`` is valid. ``source``: timm, torchvision or robustness.
+    ``num_classes`` (default 1000) may also be given in ``kwargs``, as for timm's ``create_model``.
     ``interpolation`` / ``crop_pct`` default to the published timm model's (:data:`TIMM_EVAL`)
     when ``name`` is one, else to bilinear and 0.875."""
     from advlens.data.imagefolder import INTERPOLATIONS
@@ -106,7 +107,13 @@ def register(name: str, family: str, source: str, *, kwargs: dict[str, Any] | No
                          f"got {interpolation!r}.")
     if not 0 < crop_pct <= 1:
         raise ValueError(f"{name}: crop_pct must be in (0, 1]; got {crop_pct!r}.")
-    arch = PaperArch(family, source, dict(kwargs or {}), int(num_classes), int(input_size),
+    kwargs = dict(kwargs or {})
+    in_kwargs = kwargs.pop("num_classes", None)  # passed to the loaders on its own
+    if None not in (num_classes, in_kwargs) and int(num_classes) != int(in_kwargs):
+        raise ValueError(f"{name}: num_classes is {num_classes} but kwargs say {in_kwargs}; "
+                         "give it once.")
+    num_classes = next((n for n in (num_classes, in_kwargs) if n is not None), 1000)
+    arch = PaperArch(family, source, kwargs, int(num_classes), int(input_size),
                      interpolation, crop_pct)
     PAPER_ARCHS[name] = arch
     return arch
@@ -143,16 +150,21 @@ def manifest_configs(path: str | Path) -> list[Any]:
     if not path.is_file():
         raise FileNotFoundError(f"zoo manifest not found at {path} (from ${MANIFEST_ENV}); "
                                 "write it or unset the variable to use the published zoo.")
-    entries = read_json(path).get("models")
+    manifest = read_json(path)
+    entries = manifest.get("models") if isinstance(manifest, dict) else None
     if not isinstance(entries, list) or not entries:
-        raise ValueError(f"{path} must hold {{'models': [...]}} with at least one model.")
+        raise ValueError(f"{path} must hold {{'models': [...]}} with at least one model; got "
+                         f"a JSON {type(manifest).__name__}.")
     configs = []
     for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: model {i} must be an object with arch, source, family "
+                             f"and checkpoint; got {entry!r}.")
         missing = sorted({"arch", "source", "family", "checkpoint"} - set(entry))
         if missing:
             raise ValueError(f"{path}: model {i} lacks {missing}.")
         register(entry["arch"], entry["family"], entry["source"], kwargs=entry.get("kwargs"),
-                 num_classes=entry.get("num_classes", 1000),
+                 num_classes=entry.get("num_classes"),
                  input_size=entry.get("input_size", 224),
                  interpolation=entry.get("interpolation"), crop_pct=entry.get("crop_pct"))
         eps = float(entry.get("eps", 0.0))
