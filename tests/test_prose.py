@@ -4,6 +4,7 @@ measured result by hand (the findings are rendered from the tables when the note
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import nbformat
 import pandas as pd
@@ -33,6 +34,17 @@ def test_a_number_edited_by_hand_is_caught() -> None:
     edited = section[:number.start()] + "9" + section[number.start() + 1:]
     assert edited != findings.readme_section(figures_dir()).strip("\n")
     assert findings.current_section(findings.replace_section(text, edited)) == edited
+
+
+def test_readme_check_of_another_run_names_it_and_the_command_that_fixes_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "my run"
+    (run / "01_x").mkdir(parents=True)
+    pd.DataFrame({"finding": ["a"], "holds": [True], "evidence": ["e"]}).to_csv(
+        run / "01_x" / "01_findings.csv", index=False)
+    assert runner.main(["readme", "--figures", str(run), "--check"]) == 1
+    out = capsys.readouterr().out
+    assert f"differ from {run};" in out and f"readme --figures '{run}'`" in out
 
 
 def test_markdown_rendering_of_a_findings_table() -> None:

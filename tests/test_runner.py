@@ -38,6 +38,11 @@ def test_discover_orders_and_filters(notebooks: Path) -> None:
     assert [p.name for p in runner.discover(["1"], notebooks)] == ["01_second.ipynb"]
     with pytest.raises(ValueError, match="no notebook numbered"):
         runner.discover(["07"], notebooks)
+    assert [p.name for p in runner.discover([1], notebooks)] == ["01_second.ipynb"]
+    with pytest.raises(TypeError, match=r"must be a list, e.g. \['01'\]"):
+        runner.discover("01", notebooks)  # not notebooks 00 and 01
+    with pytest.raises(ValueError, match=r"no notebook numbered \[''\]"):
+        runner.discover([""], notebooks)  # not notebook 00
 
 
 def test_notebook_parameters_reads_defaults(notebooks: Path) -> None:
@@ -95,6 +100,18 @@ def test_cli_reports_one_line(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "advlens", "run", "--preset", "nope"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_cli_names_an_out_that_is_a_file(notebooks: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "notebooks_dir", lambda: notebooks)
+    (tmp_path / "taken").write_text("")
+    for out in (tmp_path / "taken", tmp_path / "taken" / "sub"):
+        assert runner.main(["run", "--only", "00", "--out", str(out), "--no-progress"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("advlens: cannot make the output folder") and err.count("\n") == 1
+        assert "choose another --out" in err and "Traceback" not in err
 
 
 def test_grid_rerun_with_tuple_values_reuses_its_folder(notebooks: Path, tmp_path: Path,

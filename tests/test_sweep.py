@@ -86,8 +86,18 @@ def test_sweep_refuses_bad_input(tmp_path: Path) -> None:
         sweep.run_sweep([1, 1], preset="smoke", notebooks=["01"], out=tmp_path, directory=notebooks)
     with pytest.raises(ValueError, match="none of the notebooks"):
         sweep.run_sweep([0, 1], preset="smoke", notebooks=["07"], out=tmp_path, directory=notebooks)
+    with pytest.raises(TypeError, match="must be a list"):  # not notebooks 00 and 01
+        sweep.available("01", notebooks)
     with pytest.raises(FileNotFoundError, match="run the sweep first"):
         sweep.collect(tmp_path / "empty")
+
+
+def test_sweep_cli_reports_bad_input_in_one_line(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    for args in (["--seeds", "0"], ["--notebooks", "99"]):
+        assert sweep.main(["--preset", "smoke", "--out", str(tmp_path), *args]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("advlens.sweep: ") and err.count("\n") == 1, err
 
 
 def test_collect_reads_tables_without_statistics(tmp_path: Path) -> None:

@@ -269,3 +269,17 @@ def test_a_notebook_that_did_not_complete_is_not_ok(tmp_path: Path,
     monkeypatch.setattr(verify, "TOLERANCE_FILE", tmp_path / "tolerances.json")
     assert runner.main(["verify", str(run), "--reference", str(ref)]) == 1
     capsys.readouterr()
+
+
+def test_measure_refuses_a_missing_or_repeated_run_and_keeps_the_stored_tolerances(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    stored = tmp_path / "tolerances.json"
+    stored.write_text(json.dumps({"laptop": {"01_x/01a.csv": {"cka": 0.05}}}))
+    monkeypatch.setattr(verify, "TOLERANCE_FILE", stored)
+    run = _run_folder(tmp_path / "s0", "laptop", _tables([0.7, 0.2, 0.9], [True, False]))
+    missing = [str(tmp_path / "a"), str(tmp_path / "b")]
+    for measure in ([str(run), str(tmp_path / "s1-typo")], missing, [str(run), str(run)]):
+        assert runner.main(["verify", "--measure", *measure]) == 1
+        assert "give" in capsys.readouterr().err
+    assert json.loads(stored.read_text()) == {"laptop": {"01_x/01a.csv": {"cka": 0.05}}}

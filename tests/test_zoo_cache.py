@@ -206,3 +206,11 @@ def test_a_model_being_trained_elsewhere_is_waited_for_then_loaded(tmp_path: Pat
         save(trained.model, TINY, {"test_acc": 0.5, "robust": {}}, tmp_path)
     worker.join(timeout=60)
     assert not worker.is_alive() and result["entry"].cached  # loaded what the holder saved
+
+
+@pytest.mark.parametrize("kw", [{"robust_eval_eps": -1.0}, {"robust_eval_eps": float("nan")},
+                                {"robust_eval_n": 0}, {"robust_eval_n": 2.5}])
+def test_robust_eval_settings_are_checked_before_training(tmp_path: Path, kw: dict) -> None:
+    with pytest.raises(ValueError, match=next(iter(kw))):
+        load(TINY, tmp_path, progress=False, **kw)
+    assert not cache_paths(TINY, tmp_path).meta.exists(), "nothing trained, nothing cached"

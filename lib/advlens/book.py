@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import html
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -302,8 +303,11 @@ def readme_command(args: argparse.Namespace) -> int:
     body = findings.readme_section(args.figures or figures_dir())
     if args.check:
         same = findings.current_section(text) == body.strip("\n")
-        print("README findings match figures/" if same else
-              "README findings differ from figures/; run `python -m advlens readme`")
+        # the fix must name the same tables: a bare `readme` regenerates from figures/
+        folder, again = (("figures/", "") if args.figures is None else
+                         (args.figures, f" --figures {shlex.quote(args.figures)}"))
+        print(f"README findings match {folder}" if same else
+              f"README findings differ from {folder}; run `python -m advlens readme{again}`")
         return 0 if same else 1
     atomic_write_bytes(path, findings.replace_section(text, body).encode())
     print(f"README findings section regenerated from {args.figures or figures_dir()}")

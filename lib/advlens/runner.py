@@ -61,6 +61,16 @@ class NotebookRun:
     wall_time_s: float
 
 
+def notebook_numbers(only: Sequence[str | int]) -> list[str]:
+    """Notebook numbers as two digits (``"1"`` and ``1`` -> ``"01"``); a bare string is refused:
+    iterated, ``"02"`` would select notebooks 00 and 02."""
+    if isinstance(only, str):
+        raise TypeError(f"notebook numbers must be a list, e.g. [{only!r}]; got the string "
+                        f"{only!r}.")
+    # only digits are padded: "" must not become "00"
+    return [str(o).zfill(2) if str(o).isdigit() else str(o) for o in only]
+
+
 def discover(only: Sequence[str] | None = None, directory: Path | None = None) -> list[Path]:
     """The numbered notebooks in order, optionally only those whose number is in ``only``."""
     directory = directory or notebooks_dir()
@@ -69,7 +79,7 @@ def discover(only: Sequence[str] | None = None, directory: Path | None = None) -
         raise FileNotFoundError(f"no numbered notebooks (NN_name.ipynb) in {directory}.")
     if not only:
         return found
-    wanted = {str(o).zfill(2) for o in only}
+    wanted = set(notebook_numbers(only))
     numbers = {_NUMBERED.match(p.name).group(1) for p in found}
     missing = sorted(wanted - numbers)
     if missing:
@@ -192,6 +202,11 @@ def run(preset: str = "laptop", *, only: Sequence[str] | None = None,
     paths = list(mine_by_path)
     # absolute: the notebooks run in notebooks/, so a relative out_dir would land there
     out_root = Path(out).resolve() if out is not None else figures_dir()
+    try:  # before any notebook runs: a file in the way is the caller's to fix, not a traceback
+        out_root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot make the output folder {out_root} ({err.strerror}: "
+                         f"{err.filename}); choose another --out.") from None
     runs = []
     for i, path in enumerate(paths, 1):
         mine = mine_by_path[path]

@@ -17,6 +17,7 @@ CLI: ``python -m advlens.sweep --preset smoke --seeds 0 1 2 --notebooks 01 02 --
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -39,7 +40,7 @@ def available(notebooks: Sequence[str], directory: Path | None = None) -> list[s
     """The numbers of ``notebooks`` that exist (a sweep list may name notebooks not yet
     written, e.g. 03 and 04 while they are being built)."""
     found = {p.name[:2] for p in runner.discover(None, directory)}
-    return [str(n).zfill(2) for n in notebooks if str(n).zfill(2) in found]
+    return [n for n in runner.notebook_numbers(notebooks) if n in found]
 
 
 @dataclass(frozen=True)
@@ -298,8 +299,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true",
                         help="rerun seeds that completed before (default: keep them, resume)")
     args = parser.parse_args(argv)
-    done = run_sweep(args.seeds, preset=args.preset, notebooks=args.notebooks, out=args.out,
-                     force=args.force)
+    try:
+        done = run_sweep(args.seeds, preset=args.preset, notebooks=args.notebooks, out=args.out,
+                         force=args.force)
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError,
+            runner.GridFailed) as err:  # the user's to fix: one line, as `python -m advlens`
+        print(f"advlens.sweep: {err}", file=sys.stderr)
+        return 1
     print(f"sweep of {done.notebooks} over seeds {done.seeds}: {done.wall_time_s:.0f} s")
     print(hold_counts(collect(done.out)).to_string(index=False))
     return 0

@@ -387,6 +387,15 @@ def measure_tolerances(runs: Sequence[str | Path]) -> dict[str, dict[str, float]
     folders = [Path(r) for r in runs]
     if len(folders) < 2:
         raise ValueError("measure tolerances from at least two runs that differ in their seed.")
+    # a mistyped folder would otherwise measure nothing and overwrite the stored tolerances
+    for folder in folders:
+        if not folder.is_dir() or not _tables(folder):
+            raise FileNotFoundError(f"{folder} is not a run folder (no <notebook>/<table>.csv); "
+                                    "give the --out folders of `python -m advlens run` at two "
+                                    "or more seeds.")
+    if len({f.resolve() for f in folders}) < len(folders):
+        raise ValueError(f"the same run folder is given twice in {[str(f) for f in folders]}; "
+                         "give runs at different seeds.")
     out: dict[str, dict[str, float]] = {}
     for name in sorted(set().union(*(set(_tables(f)) for f in folders))):
         frames = [frame for f in folders if (f / name).exists()

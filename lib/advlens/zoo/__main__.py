@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import logging
 import resource
+import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 
@@ -16,7 +18,7 @@ from advlens.presets import PRESET_NAMES
 from advlens.zoo import build
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m advlens.zoo", description=__doc__)
     parser.add_argument("--preset", default="laptop", choices=PRESET_NAMES)
     parser.add_argument("--root", default=None, help="zoo folder (default: $ADVLENS_ZOO or "
@@ -26,11 +28,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--csv", default=None, help="also write the table to this CSV file")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or epoch logs")
     args = parser.parse_args(argv)
+    if args.csv and not Path(args.csv).resolve().parent.is_dir():  # not after a long build
+        parser.error(f"--csv {args.csv}: its folder does not exist; create it or choose "
+                     "another path.")
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     wall = time.perf_counter()
-    zoo = build(args.preset, root=args.root, progress=not args.quiet,
-                robust_eval_eps=args.robust_eval_eps, robust_eval_n=args.robust_eval_n)
+    try:
+        zoo = build(args.preset, root=args.root, progress=not args.quiet,
+                    robust_eval_eps=args.robust_eval_eps, robust_eval_n=args.robust_eval_n)
+    except (ValueError, TypeError, FileNotFoundError) as err:  # e.g. paper checkpoints missing
+        print(f"advlens.zoo: {err}", file=sys.stderr)
+        return 1
     wall = time.perf_counter() - wall
     usage = resource.getrusage(resource.RUSAGE_SELF)
     table = zoo.table()
@@ -43,7 +52,8 @@ def main(argv: list[str] | None = None) -> None:
           f"sum of per-model train times {table['train_time_s'].sum():.1f} s")
     if args.csv:
         table.to_csv(args.csv, index=False)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Iterable
@@ -12,6 +13,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from advlens import accel
+from advlens.checks import check_positive_int
 from advlens.data import ImageSet
 from advlens.io import read_json, sha256_file
 from advlens.zoo import cache, paper
@@ -40,9 +42,16 @@ def _data(config: ModelConfig, split: str, memo: _DataCache | None) -> ImageSet:
 
 
 def _settings(robust_eval_eps: float | None, robust_eval_n: int | None) -> RobustEval:
+    """The robust-accuracy settings, checked before any model trains (a bad value would
+    otherwise fail after training, or pass as clean accuracy for a radius that is not >= 0)."""
     default = RobustEval()
-    return RobustEval(eps=default.eps if robust_eval_eps is None else float(robust_eval_eps),
-                      n=default.n if robust_eval_n is None else int(robust_eval_n))
+    eps = default.eps if robust_eval_eps is None else float(robust_eval_eps)
+    if not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"robust_eval_eps must be a finite L2 radius >= 0 (0: clean accuracy "
+                         f"only); got {robust_eval_eps!r}.")
+    n = default.n if robust_eval_n is None else check_positive_int(robust_eval_n,
+                                                                    "robust_eval_n")
+    return RobustEval(eps=eps, n=n)
 
 
 def _eval_data(config: ModelConfig, split: str, n: int | None,
