@@ -331,3 +331,13 @@ def test_empty_batches_are_named() -> None:
         alignment.spearman_alignment(torch.zeros(0, 3, 4, 4), torch.zeros(0, 4, 4))
     with pytest.raises(ValueError, match="y is empty"):
         train_val_split(torch.zeros(0, dtype=torch.long))
+
+
+def test_images_holding_nan_are_counted_and_the_way_out_named() -> None:
+    from advlens.checks import check_images
+
+    x = torch.rand(4, 1, 3, 3)
+    x[1, 0, 0, 0] = float("nan")
+    x[3, 0, 2, 1] = float("inf")
+    with pytest.raises(ValueError, match=r"x contain NaN or inf values \(2 of 4 images\); drop"):
+        check_images(x, "x")

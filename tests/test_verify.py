@@ -283,3 +283,11 @@ def test_measure_refuses_a_missing_or_repeated_run_and_keeps_the_stored_toleranc
         assert runner.main(["verify", "--measure", *measure]) == 1
         assert "give" in capsys.readouterr().err
     assert json.loads(stored.read_text()) == {"laptop": {"01_x/01a.csv": {"cka": 0.05}}}
+
+
+def test_cli_refuses_an_unknown_preset(capsys: pytest.CaptureFixture[str]) -> None:
+    """A misspelled --preset used to pass, with only a note that it had no tolerances."""
+    with pytest.raises(SystemExit) as stop:
+        runner.main(["verify", "--preset", "lapotp"])
+    assert stop.value.code == 2
+    assert "invalid choice: 'lapotp'" in capsys.readouterr().err

@@ -64,7 +64,9 @@ def check_images(x: Tensor, name: str = "images") -> Tensor:
                          "one image.")
     values = x.detach()
     if not torch.isfinite(values).all():
-        raise ValueError(f"{name} contain NaN or inf values.")
+        bad = int((~torch.isfinite(values)).flatten(1).any(1).sum())
+        raise ValueError(f"{name} contain NaN or inf values ({bad} of {x.shape[0]} images); "
+                         "drop those images or fix the step that produced them.")
     lo, hi = float(values.min()), float(values.max())
     if lo < 0.0 or hi > 1.0:
         raise ValueError(

@@ -30,6 +30,7 @@ import pandas as pd
 from advlens import provenance
 from advlens.io import atomic_write_json, read_json
 from advlens.paths import figures_dir, repo_root
+from advlens.presets import PRESET_NAMES
 
 TOLERANCE_FILE = Path(__file__).with_name("tolerances.json")
 # columns that measure the machine, not the method: never compared
@@ -433,7 +434,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", default=None,
                         help="reference folder, or git:REV for figures/ as committed at REV "
                              "(default: figures/; git:HEAD when the run is figures/ itself)")
-    parser.add_argument("--preset", default=None, help="whose tolerances (default: the run's)")
+    parser.add_argument("--preset", default=None, choices=PRESET_NAMES,
+                        help="whose tolerances (default: the run's)")
     parser.add_argument("--strict", action="store_true",
                         help="also fail when a number moved beyond its tolerance or changed "
                              "where no tolerance is measured, or a table changed shape, text "
