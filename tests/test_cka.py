@@ -204,6 +204,33 @@ def test_feature_space_form_equals_gram_form(debiased, monkeypatch):
     assert values[False] == pytest.approx(values[True], abs=1e-12)
 
 
+def test_feature_space_form_never_holds_the_whole_cross_product(monkeypatch):
+    """With the Grams over budget the feature-space form is used, even for d ≫ n (e.g. 12000
+    images of a 64×32×32 conv layer: 2 GiB of Grams vs a 32 GiB d×d product): it must work in
+    blocks, not materialise XᵀY, XᵀX or YᵀY."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Largest(TorchDispatchMode):
+        numel = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, tuple | list) else [out]:
+                if isinstance(t, torch.Tensor):
+                    Largest.numel = max(Largest.numel, t.numel())
+            return out
+
+    n, d1, d2 = 30, 400, 300
+    x, y = related(np.random.default_rng(18), n, d1, d2, offset=1.0)
+    monkeypatch.setattr(cka_module, "_use_gram", lambda n, dims: False)
+    monkeypatch.setattr(cka_module, "_CROSS_MAX_BYTES", 8 * 50 * d2, raising=False)
+    for debiased in (False, True):
+        with Largest():
+            value = linear_cka(x, y, debiased=debiased)
+        assert value == pytest.approx(ref_cka(x, y, debiased=debiased), abs=1e-10)
+        assert Largest.numel <= max(n * d1, 50 * max(d1, d2))  # the inputs, or one block
+
+
 def test_form_choice_follows_shape():
     assert cka_module._use_gram(10_000, [32, 48]) is False
     assert cka_module._use_gram(64, [2048, 512]) is True
@@ -215,6 +242,20 @@ def test_torch_and_numpy_inputs_agree():
     assert linear_cka(tx, torch.from_numpy(y)) == pytest.approx(
         linear_cka(x.astype(np.float32), y), abs=1e-12)
     assert isinstance(linear_cka(tx, y), float)
+
+
+def test_numpy_views_torch_cannot_wrap():
+    """Reversed (negative-stride) and big-endian arrays are valid numpy inputs."""
+    x, y = related(np.random.default_rng(17), 40, 5, 6)
+    expected = linear_cka(x[::-1].copy(), y[::-1].copy())
+    assert linear_cka(x[::-1], y[::-1]) == pytest.approx(expected, abs=1e-12)
+    assert linear_cka(np.flip(x, 1), y) == pytest.approx(linear_cka(x, y), abs=1e-12)
+    assert linear_cka(x.astype(">f8"), y) == pytest.approx(linear_cka(x, y), abs=1e-12)
+    assert rbf_cka(x[::-1], y[::-1]) == pytest.approx(rbf_cka(x, y), abs=1e-12)
+    m = MinibatchCKA()
+    m.update({"x": x[::-1], "y": y[::-1].astype(">f4")})
+    assert m.compute().loc["x", "y"] == pytest.approx(
+        linear_cka(x, y.astype(np.float32), debiased=True), abs=1e-12)
 
 
 # ---------------------------------------------------------------------------- cka_matrix/cross
@@ -259,6 +300,21 @@ def test_cka_cross_is_row_model_data():
             assert table.loc[r, c] == pytest.approx(linear_cka(reps[r][r], reps[r][c]), abs=1e-12)
     assert table.loc["m2", "m3"] == pytest.approx(1.0, abs=1e-9)
     assert table.loc["m3", "m2"] < 0.9  # asymmetric
+
+
+def test_cka_cross_rows_in_any_key_order():
+    """Each row built own model first ({R: Rep_R(X_R), **others}) holds every column model:
+    it was refused as if one were missing."""
+    rng = np.random.default_rng(19)
+    names = ["m1", "m2", "m3"]
+    data = {r: {c: rng.standard_normal((20, 4)) for c in names} for r in names}
+    reps = {r: {r: data[r][r], **{c: data[r][c] for c in names if c != r}} for r in names}
+    table = cka_cross(reps)
+    assert list(table.index) == names and list(table.columns) == ["m1", "m2", "m3"]
+    for r in names:
+        for c in names:
+            assert table.loc[r, c] == pytest.approx(linear_cka(data[r][r], data[r][c]),
+                                                    abs=1e-12)
 
 
 # ---------------------------------------------------------------------------------- minibatch

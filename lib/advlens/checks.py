@@ -12,10 +12,14 @@ from torch import Tensor, nn
 
 
 def as_tensor(x: Tensor | np.ndarray, name: str = "input") -> Tensor:
-    """Return ``x`` as a torch tensor (numpy arrays are wrapped without copying)."""
+    """Return ``x`` as a torch tensor (numpy arrays are wrapped without copying, except views
+    torch cannot wrap -- reversed, e.g. ``np.flip``, or of non-native byte order -- which are
+    copied)."""
     if isinstance(x, Tensor):
         return x
     if isinstance(x, np.ndarray):
+        if not x.dtype.isnative or any(stride < 0 for stride in x.strides):
+            x = np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("="))
         return torch.from_numpy(x)
     raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}.")
 

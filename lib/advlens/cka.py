@@ -32,6 +32,8 @@ __all__ = ["MinibatchCKA", "cka_cross", "cka_matrix", "linear_cka", "rbf_cka"]
 
 # All Gram matrices are held at once; above this size linear CKA stays in feature space.
 _GRAM_MAX_BYTES = 2 * 1024**3
+# The feature-space form never holds more of a d1×d2 cross product XᵀY than this at once.
+_CROSS_MAX_BYTES = 256 * 1024**2
 
 
 # --------------------------------------------------------------------------------------- inputs
@@ -231,14 +233,23 @@ def _prepare(xc: Tensor, name: str, *, kernel: Kernel, debiased: bool, threshold
                      sq_rows=xc.square().sum(1) if debiased else None)
 
 
+def _cross_square_norm(x: Tensor, y: Tensor) -> Tensor:
+    """``||xᵀy||²_F`` in blocks of x's columns: with wide layers (d ≫ n) the whole d1×d2 product
+    would be far larger than the n×n Grams that the feature-space form avoids."""
+    step = max(1, _CROSS_MAX_BYTES // (y.element_size() * y.shape[1]))
+    total = x.new_zeros(())
+    for start in range(0, x.shape[1], step):
+        total += (x[:, start:start + step].T @ y).square().sum()
+    return total
+
+
 def _hsic(a: _Prepared, b: _Prepared) -> Tensor:
     """HSIC estimate (biased: /(n-1)², unbiased: Song et al. 2012) as a 0-d float64 tensor."""
     n = a.n
     if a.gram is not None and b.gram is not None:
         inner = (a.gram * b.gram).sum()
     elif a.features is not None and b.features is not None:
-        cross = a.features.T @ b.features
-        inner = cross.square().sum()
+        inner = _cross_square_norm(a.features, b.features)
         if a.debiased:
             # U-centring of centred linear Grams in closed form: diag terms removed, row sums of
             # the zero-diagonal Gram are -||x_i||² because the features are centred.
@@ -396,11 +407,12 @@ def cka_cross(reps: Mapping[str, Mapping[str, Array]], kernel: Kernel = "linear"
     out = np.empty((len(rows), len(columns)))
     for r, row in enumerate(rows):
         inner = reps[row]
-        if not isinstance(inner, Mapping) or list(inner) != columns or row not in inner:
+        if not isinstance(inner, Mapping) or set(inner) != set(columns) or row not in inner:
             raise ValueError(
                 f"reps[{row!r}] must map every column model {columns} (including {row!r} "
                 "itself) to its representation of row model's data."
             )
+        inner = {c: inner[c] for c in columns}  # the first row's order, whatever this row's
         prepared = _prepare_all(inner, kernel=kernel, debiased=debiased, threshold=threshold,
                                 what=f"reps[{row!r}]")
         ref = prepared[columns.index(row)]

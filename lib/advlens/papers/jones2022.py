@@ -163,10 +163,12 @@ def grouped_jackknife(n: int, statistic: Callable[[np.ndarray], float], *, group
 
 
 def mean_cka_ci(reps: Mapping[str, Mapping[str, Tensor]], pairs: Sequence[tuple[str, str]], *,
-                groups: int = 20, level: float = 0.95, seed: int = 0) -> Estimate:
+                groups: int = 20, level: float = 0.95, seed: int = 0,
+                debiased: bool = False) -> Estimate:
     """Mean of CKA(reps[R][R], reps[R][C]) over ``pairs`` (R, C), with a CI over images from the
     grouped jackknife (:func:`grouped_jackknife`; images are left out jointly for every pair,
-    the pairs are fixed)."""
+    the pairs are fixed). ``debiased``: the unbiased HSIC estimator."""
+    debiased = check_bool(debiased, "debiased")
     if not pairs:
         raise ValueError("pairs is empty; give at least one (row, column) pair.")
     arrays = {}
@@ -181,7 +183,8 @@ def mean_cka_ci(reps: Mapping[str, Mapping[str, Tensor]], pairs: Sequence[tuple[
         raise ValueError(f"every row's dataset must have the same number of images; got {n}.")
 
     def statistic(idx: np.ndarray) -> float:
-        return float(np.mean([linear_cka(a[idx], b[idx]) for a, b in arrays.values()]))
+        return float(np.mean([linear_cka(a[idx], b[idx], debiased=debiased)
+                              for a, b in arrays.values()]))
 
     return grouped_jackknife(n.pop(), statistic, groups=groups, level=level, seed=seed)
 
@@ -201,14 +204,17 @@ def similarity_by_level(levels: Mapping[Any, Mapping[str, nn.Module]], seeds: Te
                         targets: Tensor, test_images: Tensor, *,
                         pair_filter: Callable[[str, str], bool] | None = None,
                         groups: int = 20, seed: int = 0, progress: bool = True,
-                        layer: str | None = None, **invert_kwargs: Any) -> LevelSimilarity:
+                        layer: str | None = None, debiased: bool = False,
+                        **invert_kwargs: Any) -> LevelSimilarity:
     """CKA on test images and on inverted data for the models of each level (e.g. robustness
     eps), over the ordered pairs (R, C), R != C, that ``pair_filter(R, C)`` keeps (default: all).
 
     On inverted data, pair (R, C) is CKA(Rep_R(X_R), Rep_C(X_R)) (R's inversions of the shared
     seed/target pairs); on test data both models see ``test_images``. Both use ``layer`` (default:
-    the penultimate layer). Levels with fewer than two models (or no kept pair) are skipped.
+    the penultimate layer), and ``debiased`` (the unbiased HSIC estimator) for every CKA: both
+    columns and their means. Levels with fewer than two models (or no kept pair) are skipped.
     """
+    debiased = check_bool(debiased, "debiased")  # before the inversions, not after them
     rows, summary, inverted = [], [], {}
     for level, models in levels.items():
         names = list(models)
@@ -217,16 +223,16 @@ def similarity_by_level(levels: Mapping[Any, Mapping[str, nn.Module]], seeds: Te
         if not pairs:
             continue
         inv = inverted_cka_matrix(models, seeds, targets, progress=progress, layer=layer,
-                                  **invert_kwargs)
+                                  debiased=debiased, **invert_kwargs)
         test_reps = representations(models, test_images, layer=layer)
         test_cross = {r: test_reps for r in names}
-        test_matrix = cka_matrix(test_reps)
+        test_matrix = cka_matrix(test_reps, debiased=debiased)
         inverted[level] = inv.inverted
         rows += [{"level": level, "row": r, "col": c, "cka_test": float(test_matrix.loc[r, c]),
                   "cka_inverted": float(inv.matrix.loc[r, c])} for r, c in pairs]
         entry: dict[str, Any] = {"level": level, "n_models": len(names), "n_pairs": len(pairs)}
         for key, reps in (("test", test_cross), ("inverted", inv.reps)):
-            est = mean_cka_ci(reps, pairs, groups=groups, seed=seed)
+            est = mean_cka_ci(reps, pairs, groups=groups, seed=seed, debiased=debiased)
             entry.update({f"cka_{key}": est.value, f"cka_{key}_lo": est.lo,
                           f"cka_{key}_hi": est.hi})
         summary.append(entry)
