@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,6 +60,31 @@ def test_teaches_and_keeps_logic_in_lib(path: Path) -> None:
         defs = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)]
         assert not defs, f"{path.name}: define functions in lib/advlens, not in cell {i}"
         assert len(cell.source.splitlines()) <= MAX_CODE_LINES, f"{path.name}: cell {i} too long"
+
+
+def _resolves(dotted: str) -> bool:
+    """Whether ``a.b.c`` names a module or an attribute reached from the longest module prefix."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for name in parts[i:]:
+            if not hasattr(obj, name):
+                return False
+            obj = getattr(obj, name)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_prose_names_only_functions_that_exist(path: Path) -> None:
+    """A reader who looks up a backticked `advlens.…` name of the prose finds it."""
+    names = {name for cell in _cells(path) if cell.cell_type == "markdown"
+             for name in re.findall(r"`(advlens(?:\.\w+)+)", cell.source)}
+    missing = sorted(name for name in names if not _resolves(name))
+    assert not missing, f"{path.name}: the prose names {missing}, which do not exist"
 
 
 @pytest.mark.slow

@@ -23,3 +23,11 @@ def test_linear_fit_with_every_resample_degenerate_gives_nan_cis() -> None:
     assert fit.intercept.value == pytest.approx(1.5, rel=1e-12)
     with pytest.raises(ValueError, match=r"single distinct x.*larger n_boot"):
         fit.band(np.array([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("n", [5, 10, 18])
+def test_linear_fit_of_equal_y_has_no_r2(n: int) -> None:
+    """Equal y (every model's distortion 0.02) leave nothing to explain: R² is NaN at every n
+    (the float mean of ten 0.02s is not 0.02: R² read −2.6 at n = 10 and 1.0 at n = 18)."""
+    fit = stats.linear_fit(np.log(np.geomspace(0.01, 0.3, n)), np.full(n, 0.02), n_boot=20)
+    assert np.isnan(fit.r2) and abs(fit.slope.value) < 1e-15

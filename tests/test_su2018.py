@@ -93,6 +93,21 @@ def test_variance_explained_against_manual_sums() -> None:
         variance_explained(df, "d")
 
 
+@pytest.mark.parametrize("n", [6, 10, 18])
+def test_no_spread_explains_nothing(n: int) -> None:
+    """Equal distortions (e.g. every model's FGSM examples at the first eps): η², R² and the
+    family p are undefined. The mean of ten 0.02s is not 0.02 in floats: η² read 1, R² −8.7,
+    and at n = 6 the family p read 1/(n_perm + 1)."""
+    from advlens.papers.su2018 import family_vs_size
+
+    df = pd.DataFrame({"family": np.array(["a", "b", "c"])[np.arange(n) % 3],
+                       "params": 1e3 * (1 + np.arange(n)), "d": 0.02})
+    assert np.isnan(variance_explained(df, "d", group="family"))
+    assert np.isnan(variance_explained(df, "d", covariate="params"))
+    out = family_vs_size(df, "d", n_perm=50)
+    assert np.isnan([out["eta2_family"], out["p_family"], out["r2_log_size"]]).all()
+
+
 def test_transfer_summary_splits_within_and_across_families() -> None:
     m = pd.DataFrame([[1.0, 0.8, 0.2], [0.6, 1.0, 0.4], [0.1, 0.3, 1.0]],
                      index=["a1", "a2", "b"], columns=["a1", "a2", "b"])
@@ -109,6 +124,22 @@ def test_pareto_front_by_brute_force() -> None:
                        "distortion": [1.0, 2.0, 0.5, 1.5, 2.5]})
     # (0.2, 2.5) dominates (0.2, 2.0) and (0.3, 1.5); the rest trade off
     assert pareto_front(df).tolist() == [True, False, True, False, True]
+
+
+def test_depth_comparison_on_a_suite_subset_and_several_modes() -> None:
+    """Attacks a pair was not run with are left out (a bare KeyError 'fgsm' before); rows of
+    several target modes are refused with a message (pandas' 'identically-labeled' before)."""
+    from advlens.papers.su2018 import NORM, depth_comparison
+
+    table = pd.DataFrame([{"model": m, "attack": a, "mode": mode, "norm": NORM[a],
+                           "top1_error": 0.1, "distortion": d, "distortion_lo": d - 0.01,
+                           "distortion_hi": d + 0.01}
+                          for m, d in (("r8", 0.1), ("r14", 0.2)) for a in ("ifgsm", "cw")
+                          for mode in ("untargeted", "top-2")])
+    out = depth_comparison(table[table["mode"] == "untargeted"], [("r8", "r14"), ("r8", "x")])
+    assert list(out["attack"]) == ["ifgsm", "cw"] and out["deeper_larger"].all()
+    with pytest.raises(ValueError, match=r"repeat a \(model, attack\) pair.*'untargeted'"):
+        depth_comparison(table, [("r8", "r14")], attacks=("ifgsm",))
 
 
 def test_family_vs_size_detects_a_family_effect() -> None:
@@ -248,3 +279,14 @@ def test_finding_4_names_the_families_that_carry_it() -> None:
                         transfer).iloc[3]["evidence"]
     assert "carried by cnn (within − across ≥ 0.05), not by mlp, resnet, vgg" in evidence
     assert "resnet 0.126/0.123" in evidence and "vgg 0.119/0.119" in evidence
+
+
+def test_finding_4_is_untestable_in_a_zoo_of_one_family() -> None:
+    """No source has an across-family rate: finding 4 is None (its idxmax crashed on all-NaN)."""
+    from advlens.papers.su2018 import findings
+
+    transfer = pd.DataFrame([{"source": f"r{i}", "family": "resnet", "within_family": 0.5,
+                              "across_families": float("nan")} for i in range(3)])
+    row = findings(_laws(), _effects(), _depth([("linf", 0.1, 0.2)]), transfer).iloc[3]
+    assert row["holds"] is None
+    assert "resnet 0.500/nan" in row["evidence"] and "reaching others most: none" in row["evidence"]

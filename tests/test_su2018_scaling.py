@@ -1,4 +1,4 @@
-"""advlens.scaling: distortion over successful examples and the log-error scaling law."""
+"""advlens.papers.su2018: distortion over successful examples and the log-error scaling law."""
 
 from __future__ import annotations
 
@@ -55,6 +55,20 @@ def test_scaling_laws_per_attack_and_norm() -> None:
     assert out.loc["cw", "slope"] == pytest.approx(0.5)
     assert out.loc["ifgsm", "intercept"] == pytest.approx(0.2)
     assert out.loc["ead", "n_models"] == 1 and np.isnan(out.loc["ead", "slope"])
+
+
+def test_scaling_laws_refuses_a_model_twice_in_a_group() -> None:
+    """attack_suite's table with target modes pooled the modes into one law (n_models 8)."""
+    errors = np.array([0.02, 0.05, 0.1, 0.2])
+    table = pd.DataFrame([{"model": f"m{i}", "attack": "cw", "mode": mode, "norm": "l2",
+                           "top1_error": e, "distortion": a * np.log(e) + 2}
+                          for mode, a in (("untargeted", 0.3), ("top-2", -0.2))
+                          for i, e in enumerate(errors)])
+    with pytest.raises(ValueError, match=r"model 'm0' has several rows in group \('cw', 'l2'\)"):
+        scaling_laws(table, n_boot=50)
+    per_mode = scaling_laws(table, by=("attack", "norm", "mode"), n_boot=50).set_index("mode")
+    assert per_mode.loc["untargeted", "slope"] == pytest.approx(0.3)
+    assert (per_mode["n_models"] == 4).all()
 
 
 def test_distortion_table_rows() -> None:
@@ -123,3 +137,16 @@ def test_distortion_ignores_the_finite_norms_pgd_reports_for_failures() -> None:
     assert d.mean.n == fooled.sum()
     assert d.mean.value == pytest.approx(norms[fooled].mean(), rel=1e-6)
     assert d.mean.value != pytest.approx(norms.mean(), rel=1e-3)
+
+
+def test_scaling_laws_refuses_invalid_input_rather_than_reporting_nan() -> None:
+    """Too few models is a NaN row; errors in percent or n_boot=0 used to be one too."""
+    errors = np.array([0.02, 0.05, 0.1, 0.2])
+    table = pd.DataFrame({"model": [f"m{i}" for i in range(4)], "attack": "cw", "norm": "l2",
+                          "top1_error": errors, "distortion": 0.3 * np.log(errors) + 1})
+    with pytest.raises(ValueError, match=r"fractions in \(0, 1\] \(not percent\); got \[2.0"):
+        scaling_laws(table.assign(top1_error=100 * errors), n_boot=50)
+    with pytest.raises(ValueError, match="n_boot"):
+        scaling_laws(table, n_boot=0)
+    tied = scaling_laws(table.assign(top1_error=0.1), n_boot=50)  # one distinct error: no line
+    assert tied.loc[0, "n_models"] == 4 and np.isnan(tied.loc[0, "slope"])

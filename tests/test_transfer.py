@@ -115,3 +115,16 @@ def test_a_source_attacks_only_the_images_it_classifies_correctly() -> None:
     never = transfer_matrix({"a": models["a"], "flip": _Flip(models["a"])}, x, y,
                             attack=ifgsm(eps=0.3, steps=5)).set_index(["source", "target"])
     assert (never.loc["flip", "n"] == 0).all() and never.loc["flip", "success"].isna().all()
+
+
+@pytest.mark.parametrize("mode", ["top-2", "least-likely", "random"])
+def test_a_source_with_no_correct_image_in_every_targeted_mode(mode: str) -> None:
+    """Its rows are NaN with n = 0 (top-2 / least-likely chose targets on its empty image set
+    first and failed on the empty batch)."""
+    models, x, y = _setup()
+    table = transfer_matrix({"a": models["a"], "flip": _Flip(models["a"])}, x, y,
+                            attack=ifgsm(eps=0.3, steps=5), targeted=mode,
+                            generator=torch.Generator().manual_seed(0)).set_index("source")
+    assert (table.loc["flip", "n"] == 0).all()
+    assert table.loc["flip", ["success", "top5"]].isna().all().all()
+    assert table.loc["a", "n"].iloc[0] > 0

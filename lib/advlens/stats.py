@@ -93,7 +93,9 @@ def _fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     slope, intercept = np.polyfit(x, y, 1)
     residual = y - (slope * x + intercept)
     total = ((y - y.mean()) ** 2).sum()
-    r2 = 1.0 - (residual**2).sum() / total if total > 0 else float("nan")
+    # equal y have no spread to explain; their float mean need not equal them, which left a
+    # rounding-noise total (R² 1.0 or −2.6)
+    r2 = 1.0 - (residual**2).sum() / total if total > 0 and np.ptp(y) > 0 else float("nan")
     return float(slope), float(intercept), float(r2)
 
 

@@ -89,15 +89,15 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
                        leave=False):
         rows_of = (clean[source] == y).nonzero().flatten()
         xs, ys = x[rows_of], y[rows_of]
+        if len(rows_of) == 0:  # the source gets every image wrong: nothing to attack or target
+            rows += [{"source": source, "target": target, "n": 0,
+                      **_rates(x.new_zeros(0, 1), ys, ys if mode else None)} for target in names]
+            continue
         targets = None
         if mode == "random":
             targets = shared_targets.cpu()[rows_of]
         elif mode:
             targets = attacks.choose_targets(models[source], xs, ys, mode).cpu()
-        if len(rows_of) == 0:  # the source gets every image wrong: nothing to attack
-            rows += [{"source": source, "target": target, "n": 0,
-                      **_rates(x.new_zeros(0, 1), ys, targets)} for target in names]
-            continue
         result = attacks.run_batched(attack, models[source], xs, ys, batch_size=batch_size,
                                      targets=targets)
         for target in names:

@@ -97,9 +97,11 @@ def scaling_law(distortions: Sequence[float] | np.ndarray, errors: Sequence[floa
     if d.shape != e.shape or d.ndim != 1:
         raise ValueError(f"distortions and errors must be 1-D of equal length; got {d.shape} "
                          f"and {e.shape}.")
-    if ((e <= 0) | (e > 1) | ~np.isfinite(e)).any():
-        raise ValueError("top-1 errors must lie in (0, 1]; a model with zero measured error "
-                         "has no log error (evaluate it on more images or drop it).")
+    bad = (e <= 0) | (e > 1) | ~np.isfinite(e)
+    if bad.any():
+        raise ValueError(f"top-1 errors must be fractions in (0, 1] (not percent); got "
+                         f"{e[bad][:5].tolist()}. A model with zero measured error has no log "
+                         "error (evaluate it on more images or drop it).")
     if not np.isfinite(d).all():
         raise ValueError("distortions contain NaN/inf (a model with no successful example); "
                          "drop it before fitting.")
@@ -112,27 +114,37 @@ def scaling_laws(table: pd.DataFrame, *, by: Iterable[str] = ("attack", "norm"),
     """One :func:`scaling_law` per group of ``table`` (one row per model × group).
 
     Returns slope, intercept (with CIs), R² and the number of models per group; groups with
-    fewer than 3 usable models are reported with NaNs rather than dropped.
+    fewer than 3 usable models (finite distortion, error > 0) of distinct error are reported
+    with NaNs rather than dropped. Invalid input (errors in percent, ``n_boot`` < 1) raises.
     """
     by = list(by)
     missing = [c for c in [*by, error, value] if c not in table.columns]
     if missing:
         raise ValueError(f"table lacks column(s) {missing}; it has {list(table.columns)}.")
+    if "model" in table:  # a model twice in a group (e.g. several target modes) is no law
+        repeated = table[table.duplicated([*by, "model"], keep=False)]
+        if len(repeated):
+            first = repeated.iloc[0]
+            raise ValueError(f"model {first['model']!r} has several rows in group "
+                             f"{tuple(first[by])} (several target modes?); add that column "
+                             "to by= (e.g. by=('attack', 'norm', 'mode')) or pass one mode's "
+                             "rows.")
     rows = []
     for key, group in table.groupby(by, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         usable = group[np.isfinite(group[value]) & (group[error] > 0)]
         row: dict[str, object] = dict(zip(by, key, strict=True))
         row["n_models"] = len(usable)
-        try:
+        # only too few models is a NaN row: any other ValueError of the fit is the caller's
+        if len(usable) < 3 or usable[error].nunique() < 2:
+            row.update({k: float("nan") for k in ("slope", "slope_lo", "slope_hi", "intercept",
+                                                  "intercept_lo", "intercept_hi", "r2")})
+        else:
             fit = scaling_law(usable[value].to_numpy(), usable[error].to_numpy(), n_boot=n_boot,
                               level=level, seed=seed)
             row.update(slope=fit.slope.value, slope_lo=fit.slope.lo, slope_hi=fit.slope.hi,
                        intercept=fit.intercept.value, intercept_lo=fit.intercept.lo,
                        intercept_hi=fit.intercept.hi, r2=fit.r2)
-        except ValueError:
-            row.update({k: float("nan") for k in ("slope", "slope_lo", "slope_hi", "intercept",
-                                                  "intercept_lo", "intercept_hi", "r2")})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -295,7 +307,9 @@ def variance_explained(table: pd.DataFrame, value: str, *, group: str | None = N
         raise ValueError("pass exactly one of group= or covariate=.")
     v = table[value].to_numpy(dtype=np.float64)
     total = ((v - v.mean()) ** 2).sum()
-    if total == 0:
+    # equal values have no spread to explain; their float mean need not equal them, which
+    # left a rounding-noise total (η² 1, R² −8.7)
+    if total == 0 or np.ptp(v) == 0:
         return float("nan")
     if group is not None:
         means = table.groupby(group)[value].transform("mean").to_numpy(dtype=np.float64)
@@ -340,16 +354,20 @@ def family_vs_size(table: pd.DataFrame, value: str = "distortion", *, family: st
 
     η² of ``family``, its permutation null (mean η² and p-value with family labels shuffled
     across models: with few models per family η² is large by chance alone), and R² of a line
-    on ln(``size``). NaN when untestable (fewer than 2 families, or one model per family).
+    on ln(``size``). NaN when untestable (fewer than 2 families, one model per family, or
+    one value for every model).
     """
     d = table[np.isfinite(table[value])].reset_index(drop=True)
     sizes = d[family].value_counts()
+    nan = float("nan")
+    untestable = {"eta2_family": nan, "eta2_null": nan, "p_family": nan, "r2_log_size": nan,
+                  "n_models": len(d)}
     # testable only with ≥ 2 families and some family holding ≥ 2 models (else η² ≡ 1)
     if len(d) < 3 or len(sizes) < 2 or sizes.max() < 2:
-        nan = float("nan")
-        return {"eta2_family": nan, "eta2_null": nan, "p_family": nan, "r2_log_size": nan,
-                "n_models": len(d)}
+        return untestable
     eta2 = variance_explained(d, value, group=family)
+    if not np.isfinite(eta2):  # one value for every model: its p read 1/(n_perm + 1)
+        return untestable
     rng = np.random.default_rng(seed)
     labels = d[family].to_numpy()
     null = np.array([variance_explained(d.assign(**{family: rng.permutation(labels)}), value,
@@ -367,15 +385,22 @@ def depth_comparison(table: pd.DataFrame, pairs: Sequence[tuple[str, str]],
     CIs, whether the deeper one has the larger distortion, and whether the CIs overlap.
 
     ``table``: one row per (model, attack) from :func:`attack_suite` (one target mode) with
-    ``top1_error``; pairs with a model missing from ``table`` are left out.
+    ``top1_error``; pairs with a model missing from ``table``, and attacks one of the pair was
+    not run with, are left out.
     """
+    repeated = table.duplicated(["model", "attack"], keep=False)
+    if repeated.any():
+        first = table[repeated].iloc[0]
+        raise ValueError(f"table has {int(repeated.sum())} rows that repeat a (model, attack) "
+                         f"pair, e.g. ({first['model']!r}, {first['attack']!r}) — several "
+                         "target modes? Pass one mode's rows, e.g. "
+                         "table[table['mode'] == 'untargeted'].")
     by = table.set_index(["model", "attack"])
-    models = set(table["model"])
     rows = []
     for shallow, deep in pairs:
-        if shallow not in models or deep not in models:
-            continue
         for attack in attacks:
+            if (shallow, attack) not in by.index or (deep, attack) not in by.index:
+                continue
             a, b = by.loc[(shallow, attack)], by.loc[(deep, attack)]
             rows.append({
                 "shallow": shallow, "deep": deep, "attack": attack, "norm": a["norm"],
@@ -419,7 +444,8 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
     permutation p < :data:`FAMILY_ALPHA` (None if η² is untestable); (3) in every L∞ depth pair
     the deeper model has the larger distortion (None without an L∞ pair); (4) mean transfer
     within families exceeds that across families and the family reaching other families most
-    is :data:`BROAD_TRANSFER_FAMILY` (None if no family has two models).
+    is :data:`BROAD_TRANSFER_FAMILY` (None if no family has two models, or if every model is
+    of one family).
     """
     law = laws.set_index("attack")
     fitted = [a for a in LAW_ATTACKS if a in law.index]
@@ -454,14 +480,16 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
 
     by_family = transfer.groupby("family")[["within_family", "across_families"]].mean()
     within, across = transfer["within_family"].mean(), transfer["across_families"].mean()
-    top_family = by_family["across_families"].idxmax()
-    holds4 = None if not np.isfinite(within) else bool(
+    reach = by_family["across_families"].dropna()  # empty in a zoo of one family
+    top_family = reach.idxmax() if len(reach) else "none"
+    holds4 = None if not (np.isfinite(within) and np.isfinite(across)) else bool(
         within > across and top_family == BROAD_TRANSFER_FAMILY)
     broad = by_family["across_families"].get(BROAD_TRANSFER_FAMILY, float("nan"))
     gap = (by_family["within_family"] - by_family["across_families"]).dropna()
     carry, rest = sorted(gap[gap >= CARRY_MARGIN].index), sorted(gap[gap < CARRY_MARGIN].index)
     per_family = ", ".join(f"{f} {r.within_family:.3f}/{r.across_families:.3f}"
-                           for f, r in by_family.dropna().iterrows()) or "no family has two models"
+                           for f, r in by_family.dropna(subset=["within_family"]).iterrows()
+                           ) or "no family has two models"
     rows.append({"finding": "4 transfer within families; VGG broadly", "holds": holds4,
                  "evidence": f"mean within {within:.3f} vs across {across:.3f}; per family "
                              f"(within/across): {per_family}; carried by "
