@@ -76,7 +76,7 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
         raise ValueError(f"targeted must be False or one of {TARGET_MODES}; got {targeted!r}.")
     mode = "random" if targeted is True else targeted
     x = check_images(as_tensor(x, "x"), "x")
-    y = check_labels(y, x.shape[0], "y")
+    y = check_labels(y, x.shape[0], "y").cpu()  # compared with predict's CPU logits
     attack = ifgsm() if attack is None else attack
     clean = {name: predict(m, x, batch_size=batch_size).argmax(1) for name, m in models.items()}
     shared_targets = None
@@ -367,7 +367,7 @@ def alpha_table(perturbations: Perturbations, pairs: list[tuple[str, str]], *,
     Returns a DataFrame: source, target, n (images averaged), alpha1, alpha2, combined.
     """
     if y is not None:
-        y = check_labels(y, perturbations.x.shape[0], "y")
+        y = check_labels(y, perturbations.x.shape[0], "y").cpu()
     rows = []
     for source, target in pairs:
         keep = torch.ones(perturbations.x.shape[0], dtype=torch.bool)

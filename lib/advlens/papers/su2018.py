@@ -270,7 +270,7 @@ def attack_suite(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
     if unknown:
         raise ValueError(f"unknown attack(s) {unknown}; the suite has {SUITE}.")
     x = check_images(as_tensor(x, "x"), "x")
-    y = check_labels(y, x.shape[0], "y")
+    y = check_labels(y, x.shape[0], "y").cpu()  # compared with predict's CPU logits
     modes = ["untargeted", *target_modes]
     inputs: dict[str, dict[str, Any]] = {}
     for name, model in models.items():
