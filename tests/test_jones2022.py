@@ -126,6 +126,17 @@ def test_grouped_jackknife_se_matches_the_sampling_spread_of_cka() -> None:
         grouped_jackknife(5, lambda i: 0.0, groups=1)
 
 
+@pytest.mark.parametrize("kwargs", [{"level": 95}, {"level": 1.0}, {"level": 0.0},
+                                    {"groups": 4.0}, {"groups": True}])
+def test_grouped_jackknife_refuses_a_level_or_groups_it_cannot_use(kwargs) -> None:  # noqa: ANN001
+    """level=95 (a percentage) gave a NaN interval, 1.0 an infinite and 0.0 a zero-width one;
+    a float groups count failed inside range()."""
+    from advlens.papers.jones2022 import grouped_jackknife
+
+    with pytest.raises(ValueError, match="level is a fraction|groups must be an int"):
+        grouped_jackknife(20, lambda i: float(len(i)), **{"groups": 4, **kwargs})
+
+
 def test_similarity_by_level_and_prediction_table(setup) -> None:  # noqa: ANN001
     from advlens.papers.jones2022 import prediction_table, similarity_by_level
 
@@ -157,6 +168,20 @@ def test_similarity_by_level_and_prediction_table(setup) -> None:  # noqa: ANN00
     assert (one.as_target, one.as_seed) == (expected["target"], expected["seed"])
 
 
+def test_similarity_by_level_checks_groups_before_inverting(setup, monkeypatch) -> None:  # noqa: ANN001
+    """12 pairs and the default 20 groups: refused before any inversion (it failed after the
+    first level's inversions, inside the jackknife)."""
+    from advlens.papers import jones2022
+
+    models, x, labels = setup
+    s, t = draw_pairs(labels, 12, seed=0)
+    monkeypatch.setattr(jones2022, "invert", lambda *a, **k: pytest.fail("inverted first"))
+    with pytest.raises(ValueError, match=r"groups must be an int in \[2, 12\].*Pass fewer"):
+        jones2022.similarity_by_level({0.0: {"a": models["a"], "b": models["b"]}}, x[s], x[t], x,
+                                      seed_labels=labels[s], target_labels=labels[t],
+                                      progress=False)
+
+
 def test_label_cka_and_class_means() -> None:
     from advlens.papers.jones2022 import class_means, label_cka
 
@@ -169,6 +194,20 @@ def test_label_cka_and_class_means() -> None:
     scores = label_cka({"pure": onehot * 3 + 1, "x": rep}, labels)
     assert scores["pure"] == pytest.approx(1.0)
     assert scores["x"] == pytest.approx(np_cka(rep.double().numpy(), onehot.numpy()))
+
+
+def test_label_cka_checks_its_labels() -> None:
+    """Labels of the wrong length were reported as "Y has 8 samples", negative ones as torch's
+    RuntimeError and fractional ones truncated silently; any integer class ids are classes."""
+    from advlens.papers.jones2022 import label_cka
+
+    rep = torch.tensor([[1.0, 2], [3, 4], [5, 6], [7, 9], [0, 1], [2, 1]])
+    with pytest.raises(ValueError, match=r"labels must have shape \(6,\)"):
+        label_cka({"x": rep}, torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="labels must be integer class indices"):
+        label_cka({"x": rep}, torch.arange(6) * 0.5)
+    ids = label_cka({"x": rep}, torch.tensor([-1, -1, 7, 7, 3, 3]))["x"]
+    assert ids == pytest.approx(label_cka({"x": rep}, torch.tensor([0, 0, 1, 1, 2, 2]))["x"])
 
 
 def test_similarity_by_level_uses_the_same_layer_on_test_and_inverted_data(setup) -> None:  # noqa: ANN001
@@ -266,3 +305,20 @@ def test_model_labels_and_the_pair_filter_of_notebook_01() -> None:
     with pytest.raises(ValueError, match="not a model label"):
         label_kind("cnn-m")
     assert different_kinds("cnn-m/s0", "mlp-l/s0") and not different_kinds("cnn-m/s0", "cnn-m/s1")
+
+
+def test_similarity_by_level_without_a_pair_gives_untestable_findings(setup) -> None:  # noqa: ANN001
+    """One architecture per level: no pair is kept. The frames keep their columns (they had
+    none: pair_trends refused them and finding_b raised KeyError 'level')."""
+    from advlens.papers import jones2022
+
+    models, x, labels = setup
+    s, t = draw_pairs(labels, 12, seed=0)
+    levels = {0.0: {"a/s0": models["a"], "a/s1": models["b"]}, 1.0: {"a/s0": models["c"]}}
+    res = jones2022.similarity_by_level(levels, x[s], x[t], x, groups=4, iterations=2,
+                                        progress=False, pair_filter=jones2022.different_kinds)
+    assert res.pairs.empty and "cka_inverted" in res.pairs and "cka_test_hi" in res.summary
+    assert jones2022.finding_b(res.summary, None)["holds"] is None
+    trends = jones2022.pair_trends(res.pairs)
+    assert trends.empty and "slope" in trends
+    assert jones2022.finding_b_pairs(trends)["holds"] is None

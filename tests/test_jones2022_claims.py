@@ -108,6 +108,22 @@ def test_cross_level_similarity_against_hand_cka():
         table[(table.row_level == 0.0) & (table.col_level == 1.0)].cka_inverted.mean())
 
 
+def test_levels_are_numbers_ordered_numerically():
+    """String levels ("0", "2", "10") were accepted and then ordered lexically ("10" < "2") by
+    pair_trends' at_highest and level_grid, and finding_b failed on them: they are refused, and
+    pair_trends orders a frame's levels as the numbers its slope is fitted on."""
+    levels = {"0": {"p/s0": _net(0), "q/s0": _net(1)}}
+    with pytest.raises(ValueError, match="keyed by the robustness radius as a number"):
+        j.similarity_by_level(levels, torch.rand(8, 1, 3, 4), torch.rand(8, 1, 3, 4),
+                              torch.rand(8, 1, 3, 4), groups=4, progress=False)
+    with pytest.raises(ValueError, match="as a number"):
+        j.cross_level_similarity(levels, {})
+    pairs = pd.DataFrame({"level": ["0", "2", "10"] * 2, "row": ["x/s0", "y/s0"] * 3,
+                          "col": ["y/s0", "x/s0"] * 3, "cka_inverted": [0.1, 0.2, 0.3] * 2})
+    trend = j.pair_trends(pairs, n_boot=20).iloc[0]
+    assert (trend.at_lowest, trend.at_highest, trend.rises_every_step) == (0.1, 0.3, True)
+
+
 def test_any_level_check_reads_columns_and_rows():
     grid = pd.DataFrame([[0.2, 0.3, 0.5], [0.3, 0.6, 0.4], [0.6, 0.7, 0.9]],
                         index=[0.0, 0.5, 1.0], columns=[0.0, 0.5, 1.0])

@@ -114,6 +114,20 @@ def test_cka_long_and_heatmaps():
     assert heatmap_axes(compact)[0].get_title() == "CKA on x"
 
 
+def test_robustness_trend_joins_the_radii_in_order():
+    """Levels given as [1, 0, 0.5] (a mapping's order) were joined 1 -> 0 -> 0.5: a zigzag."""
+    summary = pd.DataFrame({"level": [1.0, 0.0, 0.5], "cka_inverted": [0.8, 0.2, 0.5],
+                            "cka_inverted_lo": [0.7, 0.1, 0.4], "cka_inverted_hi": [0.9, 0.3, 0.6],
+                            "cka_test": [0.9, 0.7, 0.8], "cka_test_lo": [0.8, 0.6, 0.7],
+                            "cka_test_hi": [1.0, 0.8, 0.9]})
+    pairs = pd.DataFrame({"level": [0.0, 1.0], "cka_inverted": [0.2, 0.8]})
+    ax = jones2022_figures.robustness_trend(summary, pairs).axes[0]
+    inverted, test = (bars.lines[0] for bars in ax.containers[:2])  # the two curves
+    assert list(inverted.get_xdata()) == [0.0, 0.5, 1.0]
+    assert list(inverted.get_ydata()) == [0.2, 0.5, 0.8]
+    assert list(test.get_ydata()) == [0.7, 0.8, 0.9]
+
+
 def test_robustness_trend_curves_points_and_freeze():
     summary = pd.DataFrame({"level": [0.0, 0.5, 1.0], "cka_inverted": [0.2, 0.5, 0.8],
                             "cka_inverted_lo": [0.1, 0.4, 0.7], "cka_inverted_hi": [0.3, 0.6, 0.9],
@@ -131,6 +145,20 @@ def test_robustness_trend_curves_points_and_freeze():
     no_freeze = jones2022_figures.robustness_trend(summary, pairs, symlog=True)
     assert len(no_freeze.axes[0].get_legend_handles_labels()[1]) == 3
     assert no_freeze.axes[0].get_xscale() == "symlog"
+
+
+def test_robustness_trend_points_stay_at_their_own_radius():
+    """At the paper's radii the jitter was +-0.05 (1 % of eps 5): points of eps 0.01 were drawn
+    beyond 0.03 and 0.05. Each point must lie nearer its own radius than any other."""
+    radii = [0.0, 0.01, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0, 5.0]
+    pairs = pd.DataFrame({"level": np.repeat(radii, 12), "cka_inverted": 0.3})
+    summary = pd.DataFrame({"level": radii, **{k + s: 0.3 for k in ("cka_inverted", "cka_test")
+                                               for s in ("", "_lo", "_hi")}})
+    fig = jones2022_figures.robustness_trend(summary, pairs, symlog=True)
+    x = np.asarray(fig.axes[0].collections[-1].get_offsets())[:, 0]
+    nearest = np.asarray(radii)[np.abs(x[:, None] - np.asarray(radii)).argmin(1)]
+    assert (nearest == pairs.level.to_numpy()).all()
+    assert np.abs(x - pairs.level).max() > 0.01  # still jittered where the radii are far apart
 
 
 def suite_table() -> pd.DataFrame:

@@ -151,8 +151,11 @@ def grouped_jackknife(n: int, statistic: Callable[[np.ndarray], float], *, group
     split at random into ``groups`` groups, the statistic is recomputed without each group,
     ``se² = (G-1)/G Σ (θ_g - mean θ)²`` and the interval is ``θ ± t_{G-1} se``. Unlike a
     bootstrap, no item is ever duplicated (which matters for CKA)."""
-    if not 2 <= groups <= n:
-        raise ValueError(f"groups must be in [2, n={n}]; got {groups}.")
+    if isinstance(groups, bool) or not isinstance(groups, int | np.integer) \
+            or not 2 <= groups <= n:
+        raise ValueError(f"groups must be an int in [2, n={n}]; got {groups!r}.")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level is a fraction in (0, 1), e.g. 0.95; got {level!r}.")
     assign = np.random.default_rng(seed).permutation(n) % groups
     everything = np.arange(n)
     theta = statistic(everything)
@@ -189,6 +192,16 @@ def mean_cka_ci(reps: Mapping[str, Mapping[str, Tensor]], pairs: Sequence[tuple[
     return grouped_jackknife(n.pop(), statistic, groups=groups, level=level, seed=seed)
 
 
+def _check_levels(levels: Mapping[Any, Any]) -> None:
+    """Refuse level keys that are not numbers: trends, grids and findings order levels by eps."""
+    bad = [lv for lv in levels
+           if isinstance(lv, bool) or not isinstance(lv, int | float | np.number)]
+    if bad:
+        raise ValueError(f"levels must be keyed by the robustness radius as a number (they are "
+                         f"ordered and fitted by it); got {bad[0]!r} ({type(bad[0]).__name__}). "
+                         "Key them by float(eps).")
+
+
 @dataclass
 class LevelSimilarity:
     """``pairs``: one row per (level, row model, column model) with ``cka_test`` and
@@ -215,6 +228,7 @@ def similarity_by_level(levels: Mapping[Any, Mapping[str, nn.Module]], seeds: Te
     columns and their means. Levels with fewer than two models (or no kept pair) are skipped.
     """
     debiased = check_bool(debiased, "debiased")  # before the inversions, not after them
+    _check_levels(levels)
     rows, summary, inverted = [], [], {}
     for level, models in levels.items():
         names = list(models)
@@ -222,6 +236,12 @@ def similarity_by_level(levels: Mapping[Any, Mapping[str, nn.Module]], seeds: Te
                  if r != c and (pair_filter is None or pair_filter(r, c))]
         if not pairs:
             continue
+        n_images = min(len(seeds), len(test_images))  # the CIs leave out groups of these images
+        if isinstance(groups, bool) or not isinstance(groups, int | np.integer) \
+                or not 2 <= groups <= n_images:  # checked before the inversions, not after them
+            raise ValueError(f"groups must be an int in [2, {n_images}] (the CIs leave out groups "
+                             f"of the {len(seeds)} inversion pairs and of the {len(test_images)} "
+                             f"test images); got {groups!r}. Pass fewer groups or more images.")
         inv = inverted_cka_matrix(models, seeds, targets, progress=progress, layer=layer,
                                   debiased=debiased, **invert_kwargs)
         test_reps = representations(models, test_images, layer=layer)
@@ -236,15 +256,21 @@ def similarity_by_level(levels: Mapping[Any, Mapping[str, nn.Module]], seeds: Te
             entry.update({f"cka_{key}": est.value, f"cka_{key}_lo": est.lo,
                           f"cka_{key}_hi": est.hi})
         summary.append(entry)
-    return LevelSimilarity(pd.DataFrame(rows), pd.DataFrame(summary), inverted)
+    # the columns also when no level has a kept pair (one architecture per level)
+    ci_columns = [f"cka_{key}{end}" for key in ("test", "inverted") for end in ("", "_lo", "_hi")]
+    return LevelSimilarity(
+        pd.DataFrame(rows, columns=["level", "row", "col", "cka_test", "cka_inverted"]),
+        pd.DataFrame(summary, columns=["level", "n_models", "n_pairs", *ci_columns]), inverted)
 
 
 def label_cka(reps: Mapping[str, Tensor], labels: Tensor) -> pd.Series:
     """Linear CKA of each representation with the one-hot labels: the share of its (centred)
     geometry that is class identity (1 = nothing but class, near 0 = mostly within-class)."""
-    labels = as_tensor(labels, "labels")
-    onehot = torch.nn.functional.one_hot(labels.long()).double()
-    return pd.Series({name: linear_cka(rep, onehot) for name, rep in reps.items()},
+    def onehot(n: int) -> Tensor:  # one column per class present, whatever its id
+        inverse = torch.unique(check_labels(labels, n, "labels").cpu(), return_inverse=True)[1]
+        return torch.nn.functional.one_hot(inverse).double()
+
+    return pd.Series({name: linear_cka(rep, onehot(rep.shape[0])) for name, rep in reps.items()},
                      name="cka_with_labels")
 
 
@@ -388,7 +414,8 @@ def pair_trends(pairs: pd.DataFrame, *, value: str = "cka_inverted", n_boot: int
     if missing:
         raise ValueError(f"pairs lacks columns {missing}; pass similarity_by_level(...).pairs.")
     keyed = pairs.assign(pair=[" ~ ".join(sorted((_arch(r), _arch(c))))
-                               for r, c in zip(pairs["row"], pairs["col"], strict=True)])
+                               for r, c in zip(pairs["row"], pairs["col"], strict=True)],
+                         level=pairs["level"].to_numpy(np.float64))  # numeric order, as the fit
     rows = []
     for pair, group in keyed.groupby("pair", sort=True):
         x, y = group["level"].to_numpy(np.float64), group[value].to_numpy(np.float64)
@@ -404,7 +431,9 @@ def pair_trends(pairs: pd.DataFrame, *, value: str = "cka_inverted", n_boot: int
             entry.update(slope=fit.slope.value, slope_lo=fit.slope.lo, slope_hi=fit.slope.hi,
                          r2=fit.r2)
         rows.append(entry)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["pair", "n_points", "n_levels", "slope", "slope_lo",
+                                       "slope_hi", "r2", "at_lowest", "at_highest",
+                                       "rises_every_step"])
 
 
 def cross_level_similarity(levels: Mapping[Any, Mapping[str, nn.Module]],
@@ -418,6 +447,7 @@ def cross_level_similarity(levels: Mapping[Any, Mapping[str, nn.Module]],
     CKA(Rep_R(X_R), Rep_C(X_R)). All inversions must start from the same (seed, target) pairs.
     Returns one row per pair: ``row_level``, ``col_level``, ``row``, ``col``, ``cka_inverted``.
     """
+    _check_levels(levels)
     models = {(lv, name): m for lv, group in levels.items() for name, m in group.items()}
     rows = []
     for lr, results in inverted.items():

@@ -47,14 +47,22 @@ def robustness_trend(summary: pd.DataFrame, pairs: pd.DataFrame, *,
     squares for the freeze-at-bounds rerun; ``symlog`` a symlog ε axis for wide radius ranges.
     """
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    summary = summary.sort_values("level")  # the curves join the radii in order of eps
     for key, label, colour in [("cka_inverted", "inverted data", "C0"),
                                ("cka_test", "test data", "C7")]:
         plots.error_band(ax, summary.level, summary[key], summary[f"{key}_lo"],
                          summary[f"{key}_hi"], marker="o", capsize=3, color=colour,
                          label=f"mean over architecture pairs, {label}")
-    jitter = (np.random.default_rng(seed).uniform(-0.01, 0.01, len(pairs))
-              * max(1.0, pairs.level.max()))
-    ax.scatter(pairs.level + jitter, pairs.cka_inverted, s=10, alpha=0.4, color="C0",
+    level = pairs.level.to_numpy(np.float64)
+    radii = np.unique(np.concatenate([level, summary.level.to_numpy(np.float64)]))
+    gaps = np.diff(radii)
+    nearest = np.minimum(np.r_[np.inf, gaps], np.r_[gaps, np.inf])  # to the neighbouring radius
+    # +-1 % of the widest radius, but never past a fifth of the way to the next radius: at
+    # close radii (0.01, 0.03, 0.05 next to 5) a point must stay at its own eps
+    half = np.minimum(0.01 * max(1.0, radii.max(initial=0.0)), 0.2 * nearest)
+    jitter = (np.random.default_rng(seed).uniform(-1.0, 1.0, len(pairs))
+              * half[np.searchsorted(radii, level)])
+    ax.scatter(level + jitter, pairs.cka_inverted, s=10, alpha=0.4, color="C0",
                label="one (R, C) pair, inverted")
     if freeze is not None and len(freeze):
         ax.plot(freeze.eps, freeze.cka_inverted, "s", color="C3",
