@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 import torch
 
@@ -93,6 +94,32 @@ def test_float64_inputs_and_models_work(name: str) -> None:
     model, x = model.double(), x.double()
     r = ALL[name](model, x, y)
     assert r.adv.dtype == torch.float64 and r.norms.dtype == torch.float64
+
+
+class _Float64Logits(torch.nn.Module):
+    """A float32 net whose wrapper returns its logits in float64."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).double()
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_float64_logits_of_float32_images_are_attacked(name: str, targeted: bool) -> None:
+    """Logits in another precision than the images are taken in the images' (ALMA and FAB
+    crashed on the mixed dtypes)."""
+    if targeted and name in UNTARGETED_ONLY:
+        pytest.skip("untargeted only")
+    model, x, y = _setup(6)
+    wrapped = _Float64Logits(model)
+    kw = {"targets": (y + 1) % 3} if targeted else {}
+    r = ALL[name](wrapped, x, y, **kw)
+    assert r.adv.dtype == torch.float32
+    torch.testing.assert_close(r.adv, ALL[name](model, x, y, **kw).adv)
 
 
 class _SumFirst(torch.nn.Module):
@@ -431,3 +458,38 @@ def test_minimal_linf_refuses_zero_tries_clearly() -> None:
     model, x = tiny_cnn().eval(), random_images(2)
     with pytest.raises(ValueError, match="tries must be an int >= 1"):
         attacks.minimal_linf(model, x, torch.tensor([0, 1]), method="ifgsm", budget=50, tries=0)
+
+
+@pytest.mark.parametrize("entry", [attacks.minimal_l2, attacks.minimal_linf])
+def test_minimal_entry_points_take_target_lists(entry: Attack) -> None:
+    """Targets as a list of ints, as every attack takes them (the portfolio re-read the raw
+    targets as a tensor and refused a list)."""
+    model, x = tiny_cnn(seed=3).eval(), random_images(4, seed=4)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    t = (y + 1) % 3
+    listed = entry(model, x, y.tolist(), targets=t.tolist(), budget=30)
+    tensor = entry(model, x, y, targets=t, budget=30)
+    assert torch.equal(listed.adv, tensor.adv) and torch.equal(listed.targets, t)
+
+
+def test_minimal_linf_takes_numpy_integer_tries() -> None:
+    """``tries`` from a NumPy grid, as ``budget`` (it was refused: "got np.int64(3)")."""
+    model, x = tiny_cnn().eval(), random_images(2)
+    y = torch.tensor([0, 1])
+    r = attacks.minimal_linf(model, x, y, method="ifgsm", budget=np.int64(50), tries=np.int64(3))
+    assert torch.equal(r.eps, attacks.minimal_linf(model, x, y, method="ifgsm", budget=50,
+                                                   tries=3).eps)
+
+
+def test_run_batched_cuts_numpy_per_image_arguments() -> None:
+    """A NumPy per-image eps, which pgd takes, is cut like a tensor (it went to every chunk
+    whole, and was refused there)."""
+    model, x = tiny_cnn(seed=3).eval(), random_images(8, seed=4)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    eps = np.linspace(0.05, 0.4, 8)
+    chunked = attacks.run_batched(attacks.pgd, model, x, y, batch_size=3, eps=eps,
+                                  norm="linf", steps=5)
+    whole = attacks.pgd(model, x, y, eps=torch.as_tensor(eps), norm="linf", steps=5)
+    torch.testing.assert_close(chunked.adv, whole.adv)

@@ -219,6 +219,19 @@ def test_bad_narrow_is_refused(narrow: object) -> None:
         attacks.fab(model, x, torch.zeros(2, dtype=torch.long), narrow=narrow)
 
 
+def test_numpy_integer_counts_are_taken_as_ints() -> None:
+    """``narrow`` and ``candidates`` from a NumPy grid (np.int64) act as the same Python ints
+    (they were refused as not ints, the error reading "got np.int64(2)")."""
+    model, x = tiny_cnn(seed=1, k=5).eval(), random_images(4, seed=2)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    narrowed = attacks.fab(model, x, y, narrow=np.int64(2), steps=30)
+    assert torch.equal(narrowed.adv, attacks.fab(model, x, y, narrow=2, steps=30).adv)
+    with torch.enable_grad():
+        assert (torch.equal(nearest_class(model, x, y, "l2", candidates=np.int64(3))[0],
+                            nearest_class(model, x, y, "l2", candidates=3)[0]))
+
+
 def test_margins_and_gradients_match_the_jacobian() -> None:
     model, x, y = _cnn_problem(3)
     model = model.double()

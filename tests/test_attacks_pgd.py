@@ -165,3 +165,13 @@ def test_modes_restored_and_bad_inputs_refused() -> None:
         pgd(model, x, y, eps=0.1, norm="l3")
     with pytest.raises(ValueError, match="shape"):
         pgd(model, x, y[:3], eps=0.1)
+
+
+@pytest.mark.parametrize(("kw", "named"), [
+    ({"eps": torch.full((4, 1, 1, 1), 0.1)}, "eps"), ({"eps": torch.full((3,), 0.1)}, "eps"),
+    ({"eps": 0.1, "step_size": torch.full((3,), 0.01)}, "step_size")])
+def test_a_per_image_budget_of_the_wrong_shape_is_named(kw: dict[str, object], named: str) -> None:
+    """The error names the argument passed (it named ``step``, derived from eps)."""
+    model, x = tiny_cnn().eval(), random_images(4)
+    with pytest.raises(ValueError, match=rf"^{named} must be a number or a tensor of shape \(4,\)"):
+        pgd(model, x, torch.zeros(4, dtype=torch.long), steps=2, **kw)

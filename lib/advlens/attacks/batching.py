@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -19,9 +20,10 @@ def run_batched(attack: Callable[..., AttackResult], model: nn.Module, x: Tensor
     """``attack(model, x_chunk, y_chunk, **kwargs)`` over chunks of ``batch_size`` images,
     joined into one result (passes and forwards add up over chunks).
 
-    A tensor keyword argument with one row per image (first dimension N: a per-image ``eps``,
-    a warm ``start``, ``init_eps``) is cut into the same chunks. A random start drawn from a
-    shared ``generator`` is drawn chunk by chunk, so it differs from one whole-batch call."""
+    A tensor or NumPy keyword argument with one row per image (first dimension N: a per-image
+    ``eps``, a warm ``start``, ``init_eps``) is cut into the same chunks. A random start drawn
+    from a shared ``generator`` is drawn chunk by chunk, so it differs from one whole-batch
+    call."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
     x = as_tensor(x, "x")
@@ -41,4 +43,5 @@ def run_batched(attack: Callable[..., AttackResult], model: nn.Module, x: Tensor
 
 
 def _per_image(value: Any, n: int) -> bool:
-    return isinstance(value, Tensor) and value.ndim >= 1 and value.shape[0] == n
+    # NumPy too: the attacks take an array eps, and an uncut one was refused chunk by chunk
+    return isinstance(value, Tensor | np.ndarray) and value.ndim >= 1 and value.shape[0] == n

@@ -84,7 +84,8 @@ _HALF = (torch.float16, torch.bfloat16)
 
 def model_logits(model: nn.Module, x: Tensor) -> Tensor:
     """``model(x)``, refused with a clear error unless it is one tensor of float32 / float64
-    logits of shape (N, classes)."""
+    logits of shape (N, classes); logits of another precision than ``x`` are taken in x's (an
+    attack's per-step bookkeeping mixes the two, and mixed dtypes crashed ALMA and FAB)."""
     out = model(x)
     if (not isinstance(out, Tensor) or out.ndim != 2 or out.shape[0] != x.shape[0]
             or out.dtype in _HALF):
@@ -95,7 +96,7 @@ def model_logits(model: nn.Module, x: Tensor) -> Tensor:
             f"({x.shape[0]}, classes); it returned {got}. Wrap it so that forward returns the "
             "logits (e.g. model(x)[0] for a model returning a tuple; advlens.accel.prepare for "
             "one that computes in half precision).")
-    return out
+    return out if out.dtype == x.dtype else out.to(x.dtype)
 
 
 def _class_indices(labels: Tensor, n: int, name: str) -> Tensor:

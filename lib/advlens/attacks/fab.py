@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -151,8 +153,10 @@ def nearest_class(model: nn.Module, x: Tensor, y: Tensor, norm: Norm, candidates
     forwards, 1 (the one that ranked the candidates).
     """
     norm = check_norm(norm, ("l2", "linf"))
-    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+    if (isinstance(candidates, bool) or not isinstance(candidates, numbers.Integral)
+            or candidates < 1):
         raise ValueError(f"candidates must be an int >= 1; got {candidates!r}.")
+    candidates = int(candidates)  # (a NumPy integer too)
     with torch.no_grad():
         logits = model_logits(model, x)
     m = min(candidates, logits.shape[1] - 1)
@@ -244,9 +248,10 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
     norm = check_norm(norm, ("l2", "linf"))
     if steps < 2 or candidates < 1:
         raise ValueError(f"steps must be >= 2 and candidates >= 1; got {steps}, {candidates}.")
-    if narrow is not None and (isinstance(narrow, bool) or not isinstance(narrow, int)
-                               or narrow < 1):
+    if narrow is not None and (isinstance(narrow, bool)
+                               or not isinstance(narrow, numbers.Integral) or narrow < 1):
         raise ValueError(f"narrow must be None or an int >= 1; got {narrow!r}.")
+    narrow = None if narrow is None else int(narrow)  # (a NumPy integer too)
     for name, value in (("alpha_max", alpha_max), ("eta", eta), ("beta", beta)):
         check_positive(name, value)
     if alpha_max > 1 or beta > 1:

@@ -172,7 +172,7 @@ def _portfolio(model: nn.Module, x: Tensor, y: Tensor, targets: Tensor | None, n
     home = as_tensor(x, "x").device
     with attack_mode(model):
         x0, y0, crit = prepare(model, x, y, targets=targets)
-        t0 = None if targets is None else as_tensor(targets, "targets").to(x0.device)
+        t0 = crit.classes if crit.targeted else None  # validated (a list of ints too)
         best = BestAdversarial(x0, norm)
         passes = forwards = unspent = 0
         for stage, steps in plan:
@@ -334,8 +334,9 @@ def minimal_linf(model: nn.Module, x: Tensor, y: Tensor, *, method: LinfMethod =
     if method not in LINF_METHODS:
         raise ValueError(f"method must be one of {LINF_METHODS}; got {method!r}.")
     if method == "ifgsm":
-        if isinstance(tries, bool) or not isinstance(tries, int) or tries < 1:
+        if isinstance(tries, bool) or not isinstance(tries, numbers.Integral) or tries < 1:
             raise ValueError(f"tries must be an int >= 1 (eps-search attacks); got {tries!r}.")
+        tries = int(tries)  # (a NumPy integer too)
         _check_budget(budget, 2 + 2 * tries)
         return ifgsm_search(model, x, y, steps=(budget - 2) // tries - 1, tries=tries,
                             targets=targets, progress=progress)

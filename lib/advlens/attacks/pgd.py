@@ -63,6 +63,10 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: No
     home = as_tensor(x, "x").device
     with attack_mode(model):
         x0, _, crit = prepare(model, x, y, targets=targets)
+        # shapes checked by the names they were passed as (run_pgd's error named "step" for
+        # an eps of the wrong shape, from which the step is derived)
+        per_sample(eps, x0.shape[0], x0, "eps")
+        per_sample(step, x0.shape[0], x0, "step_size")
         start = None
         if random_start:
             start = (x0 + random_in_ball(x0, eps, norm, generator)).clamp(0.0, 1.0)
