@@ -22,6 +22,8 @@ def test_cpu_defaults_change_nothing() -> None:
     assert accel.prepare(model, device="cpu") is model
     with pytest.raises(ValueError, match="kind"):
         accel.prepare(model, kind="training", device="cpu")
+    with pytest.raises(TypeError, match=r"autocast must be a torch dtype.*got 'bf16'"):
+        accel.prepare(model, device="cpu", autocast="bf16")  # refused before any forward
 
 
 def test_wrapper_is_exact_in_fp32_and_close_in_bf16() -> None:
@@ -63,3 +65,54 @@ def test_preparing_again_replaces_the_earlier_settings() -> None:
         assert isinstance(again, accel.Autocast) and again.model is model
         torch.testing.assert_close(again(x), ref)  # exact fp32, not bf16's 1e-3 error
         assert accel.prepare(bf16, device="cpu", autocast=None) is model
+
+
+def test_device_from_the_environment_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """$ADVLENS_DEVICE=cuda on a machine without CUDA (or a typo) names the variable and the
+    fix; torch's own error spoke of an NVIDIA driver. Unset or empty: the defaults."""
+    from advlens.zoo.training import training_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("ADVLENS_DEVICE", "cuda")
+    with pytest.raises(RuntimeError, match=r"ADVLENS_DEVICE='cuda' asks for CUDA.*unset"):
+        training_device()
+    for value in ("", " "):
+        monkeypatch.setenv("ADVLENS_DEVICE", value)
+        assert accel.env_device() is None and training_device() == torch.device("cpu")
+    monkeypatch.setenv("ADVLENS_DEVICE", "gpu")
+    with pytest.raises(ValueError, match=r"ADVLENS_DEVICE='gpu' is not a torch device"):
+        accel.env_device()
+    monkeypatch.setenv("ADVLENS_DEVICE", "cpu")
+    assert training_device() == torch.device("cpu")
+
+
+def test_memory_is_measured_with_autograd_under_no_grad(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Called under no_grad (or inference_mode), autograd saved nothing: 1 byte per image, and
+    the batch was always max_batch."""
+    model = _net()
+    expected = accel.bytes_per_image(model, (3, 16, 16))
+    monkeypatch.setattr(accel, "_free_bytes", lambda device: 1000 * expected)
+    with torch.no_grad():
+        assert accel.bytes_per_image(model, (3, 16, 16)) == expected
+        assert accel.batch_size_for(model, (3, 16, 16), fraction=0.5) == 500
+    with torch.inference_mode():
+        assert accel.bytes_per_image(model, (3, 16, 16)) == expected
+
+
+def test_measuring_memory_leaves_the_model_and_the_random_state_alone() -> None:
+    """A train-mode model (picking a batch before training): BatchNorm's running statistics
+    moved with the random images, and the global RNG advanced (seeded runs changed)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                          nn.Dropout(0.5), nn.Linear(4 * 6 * 6, 2)).train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(1)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    for backward in (True, False):
+        assert accel.bytes_per_image(model, (3, 8, 8), backward=backward) > 1
+    assert torch.equal(torch.rand(3), expected)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    assert model.training

@@ -33,7 +33,8 @@ def test_passes_and_hours_for_a_hand_counted_zoo() -> None:
                     "robust_eps": [0.0, 3.0], "robust_pairs": 2},
              "02": {"target_modes": ["random"], "n_images": 2, "search_tries": 3,
                     "ifgsm_steps": 4, "cw_binary_steps": 2, "cw_steps": 5,
-                    "ead_binary_steps": 1, "ead_steps": 6, "transfer_steps": 7}}
+                    "ead_binary_steps": 1, "ead_steps": 6, "transfer_steps": 7,
+                    "transfer_target_mode": "random"}}
     passes = cost.notebook_passes(knobs, zoo).groupby("notebook")[["fwd", "fwd_bwd"]].sum()
     # 00: per model, 10 images: clean accuracy, then clean + PGD's confirming + adversarial
     # forwards, and 10 PGD steps
@@ -41,9 +42,11 @@ def test_passes_and_hours_for_a_hand_counted_zoo() -> None:
     # heatmap: 5 test + 4 targets + 4 inverted sets of 1 model; 4 pairs x 3 iterations.
     # levels: both models, each 5 + 2 * (1 + 1) forward and 2 x 3 forward+backward
     assert passes.loc["01"].tolist() == [13 + 2 * 9, 12 + 2 * 6]
-    # attacks: 2 modes x 2 images x (3 * (1 + 4) + 2 * 5 + 1 * 6); 2 * (1 + 2 * 3) forward;
-    # transfer: 2 * 2 images * 1 target forward, 2 * 2 * 7 forward+backward
-    assert passes.loc["02"].tolist() == [14 + 4, 2 * 2 * 31 + 28]
+    # attacks: 2 modes x 2 images x (3 * (1 + 4) + 2 * 5 + 1 * 6); forward 2 images x (2 modes
+    # (correct mask, random targets) + 2 modes x (2 searches x (3 tries + 2) + 2 confirming));
+    # transfer: 2 x 2 images x (clean, confirming, 1 target) + the random targets' forward,
+    # 2 * 2 * 7 forward+backward
+    assert passes.loc["02"].tolist() == [2 * (2 + 2 * 12) + 2 * 2 * 3 + 2, 2 * 2 * 31 + 28]
     flops = pd.DataFrame([{"arch": "resnet18", "forward_gflops": 1.0, "backward_gflops": 2.0}])
     hours = cost.gpu_hours(cost.notebook_passes(knobs, zoo), flops,
                            gpus=(cost.Gpu("X", 1e9, 0.5),)).set_index("notebook")
@@ -154,6 +157,41 @@ def test_notebook04_passes_equal_the_forwards_of_its_code_path() -> None:
     assert counters["reference"].counts() == expected["reference"]
     assert counters["a"].counts() == expected[0]
     assert counters["b"].counts() == expected[1]
+
+
+@pytest.mark.parametrize("transfer_mode", ["random", "least-likely"])
+def test_notebook02_passes_equal_the_forwards_of_its_code_path(transfer_mode: str) -> None:
+    """The attack suite (every mode) and both transfer matrices on two models that get every
+    image right: forward-only passes exactly (they were a third of them), forward+backward at
+    most the bound (C&W and EAD stop early)."""
+    import copy
+
+    from advlens import transfer
+    from advlens.papers import su2018
+
+    k = {"target_modes": ["least-likely", "random"], "n_images": 10, "search_tries": 3,
+         "ifgsm_steps": 4, "cw_binary_steps": 2, "cw_steps": 5, "ead_binary_steps": 2,
+         "ead_steps": 6, "transfer_steps": 7, "transfer_target_mode": transfer_mode}
+    model = _tiny(10, 0)
+    data = _images(model, k["n_images"], 1)
+    models = {"a": model, "b": copy.deepcopy(model)}
+    counters = {name: _counted(m) for name, m in models.items()}
+    su2018.attack_suite(models, data.images, data.labels,
+                        settings=su2018.SuiteSettings.from_knobs(k),
+                        target_modes=k["target_modes"], generator=torch.Generator().manual_seed(0),
+                        n_boot=10, progress=False)
+    attack = transfer.ifgsm(eps=0.1, steps=k["transfer_steps"])
+    transfer.transfer_matrix(models, data.images, data.labels, attack=attack)
+    transfer.transfer_matrix(models, data.images, data.labels, attack=attack,
+                             targeted=transfer_mode, generator=torch.Generator().manual_seed(0))
+    config = ModelConfig("resnet18", source="robustness", dataset="imagenet", epochs=0,
+                         checkpoint="a")
+    passes = cost.notebook_passes({"02": k}, [config, config.replace(checkpoint="b")])
+    for i, name in enumerate(models):
+        fwd, fwd_bwd = passes[passes["config"].map(lambda c, i=i: c.checkpoint == "ab"[i])][
+            ["fwd", "fwd_bwd"]].sum()
+        assert counters[name].fwd == fwd, name
+        assert counters[name].fwd_bwd <= fwd_bwd, name
 
 
 def test_notebook00_passes_equal_the_forwards_of_the_zoo_evaluation() -> None:

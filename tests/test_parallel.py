@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 import torch
 
@@ -61,6 +63,17 @@ def test_failure_is_reported_after_the_others_finish() -> None:
     assert info.value.results == [0, 1, 4, None, 16]
     assert [f.index for f in info.value.failures] == [3]
     assert "three is bad" in info.value.failures[0].traceback
+
+
+def _first(row: pd.Series) -> float:
+    return float(row.iloc[0])
+
+
+def test_items_whose_name_is_not_a_string_are_mapped() -> None:
+    """A pandas row's ``name`` is its index (an int): pmap raised a TypeError labelling it."""
+    rows = [row for _, row in pd.DataFrame({"a": [1.0, 2.0, 3.0]}).iterrows()]
+    assert pmap(_first, rows, progress=False) == [1.0, 2.0, 3.0]
+    assert pmap(_first, [pd.Series([4.0], name="x")], progress=False) == [4.0]
 
 
 def test_transient_failure_is_retried(tmp_path: Path) -> None:
@@ -233,3 +246,27 @@ def test_map_models_names_the_model_that_failed() -> None:
     assert [f.label for f in info.value.failures] == ["beta"]
     with pytest.raises(ValueError, match="labels must name each"):
         pmap(_square, range(3), labels=["a"], progress=False)
+
+
+def _scheduler_clients(dask_scheduler: Any) -> list[str]:
+    return sorted(k for k in dask_scheduler.clients if k != "fire-and-forget")
+
+
+def test_scheduler_from_the_environment_is_disconnected_after_each_map(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client pmap opens from $ADVLENS_SCHEDULER is closed when it returns (one a call stayed
+    connected until the process ended)."""
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as watcher:
+        monkeypatch.setenv("ADVLENS_SCHEDULER", cluster.scheduler_address)
+        before = watcher.run_on_scheduler(_scheduler_clients)
+        for _ in range(3):
+            assert pmap(_square, range(3), progress=False) == [0, 1, 4]
+        with pytest.raises(TaskFailures):
+            pmap(_fails_on_three, range(5), retries=0, progress=False)
+        assert watcher.run_on_scheduler(_scheduler_clients) == before
+        # a client given by the caller stays open
+        assert pmap(_square, [2], client=watcher, progress=False) == [4]
+        assert watcher.status == "running"

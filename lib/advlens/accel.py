@@ -24,6 +24,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
+from advlens.rng import seeded
+
 # Relative change of a result (inversion loss, minimal attack norm) or absolute change of a CKA
 # value above which bf16 is not the default for that computation.
 BF16_TOLERANCE = 0.01
@@ -71,6 +73,28 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+DEVICE_ENV = "ADVLENS_DEVICE"
+
+
+def env_device() -> torch.device | None:
+    """``$ADVLENS_DEVICE`` as a device (None when unset or empty), checked here: torch's own
+    errors (a missing NVIDIA driver, an unknown device type) did not name the variable."""
+    value = os.environ.get(DEVICE_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        device = torch.device(value)
+    except RuntimeError as err:
+        raise ValueError(f"${DEVICE_ENV}={value!r} is not a torch device ({err}); set it to "
+                         "e.g. 'cuda', 'cuda:1' or 'cpu'.") from err
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device.type == "cuda" and (device.index or 0) >= count:
+        raise RuntimeError(f"${DEVICE_ENV}={value!r} asks for CUDA, but torch sees {count} CUDA "
+                           "device(s) here (no GPU or driver, or a CPU-only torch); unset "
+                           f"{DEVICE_ENV} to run on the CPU, or name a device this machine has.")
+    return device
+
+
 def prepare(model: nn.Module, *, kind: str = "features", device: torch.device | str | None = None,
             autocast: torch.dtype | None | str = "auto", channels_last: bool | None = None,
             compile: bool = False) -> nn.Module:
@@ -92,6 +116,10 @@ def prepare(model: nn.Module, *, kind: str = "features", device: torch.device | 
     """
     if kind not in BF16_DEFAULT:
         raise ValueError(f"kind must be one of {sorted(BF16_DEFAULT)}; got {kind!r}.")
+    if autocast != "auto" and autocast is not None and not isinstance(autocast, torch.dtype):
+        # checked here: torch.autocast refused it only at the first forward pass, in its terms
+        raise TypeError(f"autocast must be a torch dtype (e.g. torch.bfloat16), None (fp32) or "
+                        f"'auto'; got {autocast!r}.")
     model = unwrap(model)
     device = torch.device(device) if device is not None else default_device()
     gpu = device.type == "cuda"
@@ -133,10 +161,26 @@ def bytes_per_image(model: nn.Module, shape: tuple[int, ...], *, backward: bool 
     activation when ``backward`` is False."""
     device = torch.device(device) if device is not None else next(
         (p.device for p in model.parameters()), torch.device("cpu"))
-    x = torch.rand(2, *shape, device=device, requires_grad=backward)
+    # the measuring pass leaves the caller's random state (the images, dropout) and the model's
+    # buffers (a train-mode BatchNorm's running statistics) as they were
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    try:
+        with seeded(0):
+            return _measure(model, shape, backward, device)
+    finally:
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
+
+
+def _measure(model: nn.Module, shape: tuple[int, ...], backward: bool,
+             device: torch.device) -> int:
+    x = torch.rand(2, *shape, device=device)
     if backward:
-        with _count_saved() as total:
-            model(x)
+        # autograd on whatever the caller's mode: under no_grad or inference_mode it saved
+        # nothing, and one image seemed to need 1 byte (the batch was always max_batch)
+        with torch.inference_mode(False), torch.enable_grad(), _count_saved() as total:
+            model(x.clone().requires_grad_())
         return max(1, total[0] // 2)
     sizes: list[int] = []
     handles = [m.register_forward_hook(

@@ -260,12 +260,13 @@ def liang_passes(k: Mapping[str, Any], reference: Any,
     s = len(sources)
     # reference: its prediction on the test split and its accuracy; clean logits, its attack,
     # every source's perturbation and its own; a source: clean logits, its attack, its own
-    # perturbation, the probe's features (train + validation split), the probe check (4
-    # images) and the probed model's test accuracy
+    # perturbation, the probe's features (train + validation split), the probe's output-layer
+    # check (4 images through the probed model, 4 through the source's features) and the
+    # probed model's test accuracy
     out: dict[Any, tuple[int, int]] = {
         "reference": (2 * n_test + (2 + attack[0] + s) * n, attack[1] * n)}
     for i in range(s):
-        out[i] = ((2 + attack[0]) * n + n_train + 4 + n_test, attack[1] * n)
+        out[i] = ((2 + attack[0]) * n + n_train + 2 * 4 + n_test, attack[1] * n)
     return out
 
 
@@ -309,11 +310,18 @@ def notebook_passes(knobs: Mapping[str, Mapping], zoo: list,
         per_image = (k["search_tries"] * (1 + k["ifgsm_steps"])
                      + k["cw_binary_steps"] * k["cw_steps"]
                      + k["ead_binary_steps"] * k["ead_steps"])
-        for c in standard:
-            n = k["n_images"]
-            add("02", c, "attack suite", n * (1 + modes * k["search_tries"]),
-                n * modes * per_image)
-            add("02", c, "transfer", 2 * n * len(standard), 2 * n * k["transfer_steps"])
+        # forward-only per image and mode: the FGSM and I-FGSM searches each a clean check, one
+        # check a try and a confirming forward; C&W and EAD a confirming forward each
+        checks = 2 * (2 + k["search_tries"]) + 2
+        n = k["n_images"]
+        for i, c in enumerate(standard):
+            # the correct mask, each targeted mode's target choice, the attacks
+            add("02", c, "attack suite", n * (modes + modes * checks), n * modes * per_image)
+            # untargeted and targeted: clean predictions, I-FGSM's confirming forward, every
+            # source's examples; random targets are drawn once, on the first model
+            chosen = n if k["transfer_target_mode"] != "random" or i == 0 else 0
+            add("02", c, "transfer", 2 * n * (2 + len(standard)) + chosen,
+                2 * n * k["transfer_steps"])
     k = knobs.get("03")  # every ImageNet model of the zoo on the ClickMe pool; twin-cue check
     if k:
         from advlens.zoo import spec

@@ -73,7 +73,8 @@ def _client(client: Any | None, timeout_s: float = 10.0) -> Any | None:
 
 
 def _label(item: Any) -> str:
-    text = getattr(item, "name", None) or repr(item)
+    name = getattr(item, "name", None)  # not always a str: a pandas row's is its index
+    text = name if isinstance(name, str) and name else repr(item)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -120,15 +121,18 @@ def pmap(fn: Callable[[T], R], items: Iterable[T], *, client: Any | None = None,
     else:
         from dask.distributed import as_completed
 
-        futures = active.map(fn, items, pure=False, retries=retries)
-        index = {future.key: i for i, future in enumerate(futures)}
-        for future in tqdm(as_completed(futures), total=len(futures), desc=desc,
-                           disable=not progress):
-            i = index[future.key]
-            if future.status == "finished":
-                results[i] = future.result()
-            else:
-                failures.append(_failure(i, names[i], future.exception()))
+        # a client opened here from $ADVLENS_SCHEDULER is closed here: one a call stayed
+        # connected to the scheduler (holding its futures) until the process ended
+        with contextlib.closing(active) if client is None else contextlib.nullcontext():
+            futures = active.map(fn, items, pure=False, retries=retries)
+            index = {future.key: i for i, future in enumerate(futures)}
+            for future in tqdm(as_completed(futures), total=len(futures), desc=desc,
+                               disable=not progress):
+                i = index[future.key]
+                if future.status == "finished":
+                    results[i] = future.result()
+                else:
+                    failures.append(_failure(i, names[i], future.exception()))
     if failures:
         raise TaskFailures(results, sorted(failures, key=lambda f: f.index))
     return results

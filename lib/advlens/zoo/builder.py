@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -78,7 +77,7 @@ def _published(config: ModelConfig, root: str | Path | None, settings: RobustEva
     # on CUDA when available (or $ADVLENS_DEVICE): fp32 -- one model serves inversion too, which
     # bf16 changes beyond tolerance -- and channels-last (advlens.accel)
     model = accel.prepare(paper.load_model(config, trust=trust), kind="inversion",
-                          device=os.environ.get("ADVLENS_DEVICE"))
+                          device=accel.env_device())
     weights = paper.weights_path(config)
     stamp = {"path": str(weights), "size": weights.stat().st_size,
              "mtime": weights.stat().st_mtime}

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from advlens import accel
 from advlens.data import ImageSet
 from advlens.rng import seeded
 from advlens.zoo.architectures import ZooNet, build_model
@@ -54,7 +54,7 @@ class TrainResult:
 def training_device() -> torch.device:
     """Where zoo models train: ``$ADVLENS_DEVICE`` (e.g. ``cuda``; default ``cpu``). Trained
     models are returned on the CPU either way (the cache and every caller expect that)."""
-    return torch.device(os.environ.get("ADVLENS_DEVICE", "cpu"))
+    return accel.env_device() or torch.device("cpu")
 
 
 def make_optimizer(model: nn.Module, config: ModelConfig) -> torch.optim.Optimizer:
