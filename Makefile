@@ -58,7 +58,7 @@ lab: $(STAMP)
 smoke: $(STAMP)
 	$(PY) -m advlens run --preset smoke --out out/smoke
 
-# seed sweep: notebook 05 reruns notebooks 01-04 (those present) over seeds (laptop: 0 1 2, each
+# seed sweep: notebook 05 reruns notebooks 01-03 (those present) over seeds (laptop: 0 1 2, each
 # with its own retrained zoo) and summarises them; SEEDS='[0, 1]' / NOTEBOOKS='["01"]' override
 sweep: $(STAMP)
 	$(PY) -m advlens run --preset $(PRESET) --only 05 --out out/sweep-$(PRESET) \

@@ -200,3 +200,12 @@ def test_readme_page_shows_the_runs_own_findings(tmp_path: Path,
     monkeypatch.setattr(book, "figures_dir", lambda: run)  # the committed reference: as is
     page = (book.build(run, tmp_path / "book", readme=readme).parent / "readme.html").read_text()
     assert "(a) reference" in page
+
+
+def test_the_book_folder_is_readable_like_any_new_folder(tmp_path: Path) -> None:
+    """The site was built in a mkdtemp folder (mode 0o700) renamed to --out: a web server or a
+    colleague could not read the book. It gets the mode any new folder gets (the umask's)."""
+    index = book.build(fake_run(tmp_path / "run"), tmp_path / "book",
+                       readme=repo_root() / "README.md")
+    (tmp_path / "plain").mkdir()
+    assert index.parent.stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777

@@ -288,3 +288,52 @@ def test_force_reaches_run_grid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         sweep.run_sweep([0, 1], preset="smoke", notebooks=["01"], out=tmp_path / "out",
                         directory=notebooks, force=force)
     assert forced == [False, False, True, True]
+
+
+def test_default_sweeps_leave_out_notebook_04(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notebook 04's `seed` seeds only the bootstrap of its ρ CIs (its α images are the
+    reference's first correct test images, its models are trained over its own `seeds`): a
+    sweep over `seed` reran it for the same α and transfer numbers and called their spread the
+    data's. Neither notebook 05's presets nor the CLI's default sweep it."""
+    from advlens import presets
+
+    for preset, knobs in presets.PRESETS["05"].items():
+        assert "04" not in knobs["sweep_notebooks"], preset
+    asked: list[list[str]] = []
+
+    def fake_sweep(seeds, *, notebooks, **_):  # noqa: ANN001, ANN003, ANN202
+        asked.append(list(notebooks))
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(sweep, "run_sweep", fake_sweep)
+    assert sweep.main([]) == 1
+    assert asked == [["01", "02", "03"]]
+
+
+def test_a_sweep_killed_half_way_counts_only_the_seeds_it_finished(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep killed where no handler runs (SIGKILL, out of memory) left sweep.json 'running'
+    without the seeds it finished, so collect took every seed as done and read an earlier
+    sweep's folder of a seed this sweep never reached as this sweep's."""
+    from advlens import runner
+
+    notebooks = _toy_notebooks(tmp_path / "nbs")
+    for s in (0, 1):  # an earlier sweep's completed runs, e.g. before a code change
+        _fake_run(tmp_path, s, {"01_toy": {"seed": s, "zoo_seed": s}})
+    seen: list[pd.DataFrame] = []
+
+    def fake_grid(grid, preset, *, out, **_):  # noqa: ANN001, ANN003, ANN202
+        s = grid["seed"][0]
+        if s == 1:  # the sweep is killed here: collect reads what it leaves behind
+            with pytest.warns(UserWarning, match="seed 1 did not complete in this sweep"):
+                seen.append(sweep.collect(out))
+            raise RuntimeError("killed")
+        folder = out / runner.grid_folder({"preset": preset, "seed": s, "zoo_seed": s})
+        return [({"seed": s}, [runner.NotebookRun("01_toy.ipynb", folder / "01_toy" / "x.ipynb",
+                                                  folder / "01_toy", 1.0)])]
+
+    monkeypatch.setattr(sweep.runner, "run_grid", fake_grid)
+    with pytest.raises(RuntimeError, match="killed"):
+        sweep.run_sweep([0, 1], preset="smoke", notebooks=["01"], out=tmp_path,
+                        directory=notebooks, force=True)
+    assert seen[0]["seed"].tolist() == [0]

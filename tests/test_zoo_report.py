@@ -40,9 +40,38 @@ def test_accuracy_figure_plots_every_model() -> None:
     assert "eps 0.5" in left.get_title()
 
 
+def test_the_twin_cue_panel_names_every_model() -> None:
+    """The twin-cue bars were labelled '<variant> s<seed>': figures/00's six 'both' models
+    (CNN, VGG, ResNet, plain and harmonized) all read 'both s0', under a title saying CNN."""
+    table = _table()
+    twins = pd.DataFrame([{**table.iloc[-1].to_dict(), "name": f"twin-cue-both/{arch}/{tag}/s0",
+                           "arch": arch, "variant": "both", "regime": regime}
+                          for arch in ("cnn-s", "vgg-xs")
+                          for tag, regime in (("std", "standard"), ("harm", "harmonized"))])
+    fig, _ = accuracy_figure(pd.concat([table, twins], ignore_index=True))
+    right = fig.axes[2]
+    labels = [t.get_text() for t in right.get_xticklabels()]
+    assert len(set(labels)) == len(labels) == 5, labels
+    assert "both/vgg-xs/harm/s0" in labels and "CNN" not in right.get_title()
+
+
 def test_accuracy_figure_shows_the_published_models_of_the_paper_zoo() -> None:
     table = _table().assign(dataset=lambda t: t["dataset"].replace("digits", "imagenet"))
     fig, _ = accuracy_figure(table)
     left, middle, _right = fig.axes
     assert len(left.patches) == 2 * 2 and "imagenet" in left.get_title()
     assert len(middle.lines) == 2 * 2 and "imagenet" in middle.get_title()
+
+
+def test_the_radius_panel_leaves_out_harmonized_twins() -> None:
+    """A harmonized twin has eps 0 too: it was drawn as a second radius-0 point of its
+    architecture's line (figures/00's cnn-m, vgg-xs and resnet8-xs lines began with two)."""
+    table = _table()
+    harmonized = table.iloc[[0]].assign(name="cnn-m/harm", regime="harmonized", test_acc=0.5,
+                                        robust_acc=0.1)
+    fig, _ = accuracy_figure(pd.concat([table, harmonized], ignore_index=True))
+    middle = fig.axes[1]
+    for line in middle.lines[:4]:
+        x, y = line.get_data()
+        assert list(x) == [0.0, 0.5, 1.0], line.get_label()
+        assert 0.5 not in list(y) and 0.1 not in list(y)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import os
 import re
 import shlex
 import shutil
@@ -188,6 +189,13 @@ def _findings_of(run: Path, text: str) -> str:
     return findings.replace_section(text, body)
 
 
+def _folder_mode() -> int:
+    """The mode ``mkdir`` gives a new folder: 0o777 less the process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o777 & ~mask
+
+
 def build(run: str | Path | None = None, out: str | Path | None = None,
           readme: str | Path | None = None, *, allow_incomplete: bool = False) -> Path:
     """Build the book from a run folder.
@@ -227,6 +235,7 @@ def build(run: str | Path | None = None, out: str | Path | None = None,
     out.parent.mkdir(parents=True, exist_ok=True)
     # built beside ``out`` and swapped in at the end: a failed build leaves the previous book
     site = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    site.chmod(_folder_mode())  # mkdtemp's 0o700 would hide the book from a web server
     try:
         _write(run, site, readme, executed, incomplete)
         if out.exists():

@@ -3,8 +3,11 @@
 A sweep runs the chosen notebooks once per seed ``s`` through :func:`advlens.runner.run_grid`
 (papermill batch reruns, one folder per parameter set), with the notebooks' data/pair seed
 ``seed = s`` and, where a notebook declares it, the model-zoo seed ``zoo_seed = s``
-(:mod:`advlens.zoo.seeds`: every model retrained from another seed; notebooks without the knob,
-03 and 04, keep their models and vary the data seed only). Each notebook writes a findings
+(:mod:`advlens.zoo.seeds`: every model retrained from another seed; 03, without the knob,
+keeps its models and varies the data seed only). Notebook 04 is not swept by default: its
+``seed`` draws only its bootstrap (its α images are the reference's first correct test images,
+its models are trained over its own ``seeds``), so its reruns repeat the same α and transfer
+numbers. Each notebook writes a findings
 table ``<NN>_findings.csv`` (:mod:`advlens.findings`) whose optional ``statistics`` column holds
 the finding's headline numbers as a JSON object; :func:`collect` reads the tables of the runs
 ``sweep.json`` lists whose notebooks completed, :func:`headline_summary` gives each number's
@@ -80,9 +83,11 @@ def run_sweep(seeds: Sequence[int], *, preset: str, notebooks: Sequence[str],
     out = Path(out).resolve()
     record = {"preset": preset, "notebooks": only, "seeds": seeds, "knobs": knobs,
               "notebook_knobs": received}
-    # written first: a sweep that stops half-way must not leave a previous sweep's record
-    atomic_write_json(out / SWEEP_RECORD, {**record, "status": "running"})
+    # written first, and again after each seed with the seeds finished: a sweep that stops
+    # half-way, even killed where no handler runs, must not leave a previous sweep's record or
+    # one from which a seed it never reached reads as done
     started, rows = time.perf_counter(), []
+    atomic_write_json(out / SWEEP_RECORD, {**record, "status": "running", "runs": rows})
     try:
         for s in seeds:
             ((_, results),) = runner.run_grid({k: [s] for k in knobs}, preset, only=only,
@@ -91,6 +96,7 @@ def run_sweep(seeds: Sequence[int], *, preset: str, notebooks: Sequence[str],
             rows += [{"seed": s, "notebook": r.notebook, "folder": str(r.out_dir),
                       "seed_knobs": received[r.out_dir.name], "wall_time_s": r.wall_time_s}
                      for r in results]
+            atomic_write_json(out / SWEEP_RECORD, {**record, "status": "running", "runs": rows})
     except BaseException as err:
         atomic_write_json(out / SWEEP_RECORD, {**record, "status": "failed", "runs": rows,
                                                "error": f"{type(err).__name__}: {err}"})
@@ -294,7 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description="Rerun notebooks over seeds.")
     parser.add_argument("--preset", default="laptop", choices=runner.PRESET_NAMES)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--notebooks", nargs="+", default=["01", "02", "03", "04"])
+    # not 04: its seed knob draws only its bootstrap (see the module doc)
+    parser.add_argument("--notebooks", nargs="+", default=["01", "02", "03"])
     parser.add_argument("--out", default="out/sweep")
     parser.add_argument("--force", action="store_true",
                         help="rerun seeds that completed before (default: keep them, resume)")
