@@ -12,7 +12,8 @@ mutants (no behaviour change), the others are missing tests.
 
 Usage::
 
-    python benchmarks/mutate.py [--modules cka inversion features stats] [--per-module 40]
+    python benchmarks/mutate.py [--modules cka inversion features stats alignment transfer]
+                                [--per-module 40]
                                 [--seed 0] [--timeout 120] [--out benchmarks/results/mutate.json]
 """
 
@@ -36,7 +37,10 @@ TESTS = {
     "cka": ["tests/test_cka.py", "tests/test_cka_errors.py"],
     "inversion": ["tests/test_inversion.py"],
     "features": ["tests/test_features.py"],
-    "stats": ["tests/test_core.py", "tests/test_su2018_scaling.py"],
+    "stats": ["tests/test_core.py", "tests/test_su2018_scaling.py", "tests/test_stats.py"],
+    "alignment": ["tests/test_alignment.py", "tests/test_linsley2023.py",
+                  "tests/test_clickme_tf_parity.py"],
+    "transfer": ["tests/test_transfer.py", "tests/test_transfer_alpha.py"],
 }
 SWAPS: dict[type, type] = {
     ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,

@@ -47,6 +47,20 @@ def test_perturbation_proportional_to_map_gives_rho_one() -> None:
     assert alignment.spearman_alignment(1.0 - heat, heat).max() < -0.999
 
 
+def test_an_integer_perturbation_is_aligned_like_its_float_value() -> None:
+    """A difference of 8-bit images (int32, or int64 from numpy) gives scipy's ρ of the float
+    mask, as an integer heatmap already did (the channel mean refused integer tensors)."""
+    rng = np.random.default_rng(6)
+    pert = rng.integers(-3, 4, size=(3, 3, 7, 7))
+    heat = rng.uniform(size=(3, 7, 7))
+    mask = np.abs(pert.mean(axis=1))
+    expected = [spearmanr(m.ravel(), h.ravel())[0] for m, h in zip(mask, heat, strict=True)]
+    for p in (torch.from_numpy(pert).int(), pert):
+        rho = alignment.spearman_alignment(p, torch.from_numpy(heat)).numpy()
+        np.testing.assert_allclose(rho, expected, rtol=0, atol=1e-12)
+    reduced = alignment.perturbation_mask(torch.from_numpy(pert[:, 0]))
+    assert reduced.dtype == torch.float64
+
 def test_constant_inputs_give_nan_and_bad_shapes_are_named() -> None:
     heat = torch.rand(2, 5, 5)
     assert torch.isnan(alignment.spearman_alignment(torch.zeros(2, 3, 5, 5), heat)).all()
@@ -189,3 +203,20 @@ def test_harmonization_score_counts_the_images_where_rho_is_undefined() -> None:
     rho = [spearmanr(a[i].ravel(), b[i].ravel())[0] for i in (0, 2, 3)]
     assert score["n_undefined"] == 1
     assert score["spearman"] == pytest.approx(np.mean(rho), abs=1e-12)
+
+
+def test_logits_and_saliency_are_differentiable_in_the_parameters() -> None:
+    """A harmonizer step differentiates through the saliency: for a linear model the map is the
+    channel mean of the true class's weight row, so the parameter gradient of a loss on it is
+    that of the closed form (autograd on the weight directly)."""
+    weight = torch.randn(4, 2 * 5 * 5, dtype=torch.float64)
+    model = _Linear(weight.clone())
+    x, y = torch.rand(3, 2, 5, 5, dtype=torch.float64), torch.tensor([0, 3, 0])
+    logits, sal = alignment.logits_and_saliency(model, x, y)
+    torch.testing.assert_close(logits, x.flatten(1) @ weight.T)
+    (sal.square().sum() + logits.sum()).backward()
+    w = weight.clone().requires_grad_(True)
+    expected = w[y].reshape(3, 2, 5, 5).mean(dim=1)
+    torch.testing.assert_close(sal.detach(), expected.detach())
+    (expected.square().sum() + (x.flatten(1) @ w.T).sum()).backward()
+    torch.testing.assert_close(model.weight.grad, w.grad)

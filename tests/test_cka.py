@@ -453,3 +453,30 @@ def test_biased_estimator_inflated_at_small_n(d, biased_range):
     assert abs(np.mean(debiased)) < 0.04
     assert min(debiased) < 0  # negative values are returned as they are, not clipped
     assert np.isfinite(debiased).all()
+
+
+def test_fewest_samples_each_estimator_takes_match_the_reference():
+    """n = 2 (biased) and n = 4 (unbiased, also one MinibatchCKA batch of 4 rows): the smallest
+    inputs accepted give the explicit-centring-matrix references. With two samples the centred
+    rows are ±v, so every pair of representations has CKA 1."""
+    rng = np.random.default_rng(11)
+    x2, y2 = rng.standard_normal((2, 5)), rng.standard_normal((2, 3))
+    assert linear_cka(x2, y2) == pytest.approx(ref_cka(x2, y2), abs=1e-12)
+    assert linear_cka(x2, y2) == pytest.approx(1.0, abs=1e-12)
+    assert rbf_cka(x2, y2) == pytest.approx(ref_cka(x2, y2, kernel="rbf"), abs=1e-12)
+    x4, y4 = rng.standard_normal((4, 6)), rng.standard_normal((4, 3))
+    reference = ref_cka(x4, y4, debiased=True)
+    assert linear_cka(x4, y4, debiased=True) == pytest.approx(reference, abs=1e-12)
+    m = MinibatchCKA()
+    m.update({"x": x4, "y": y4})
+    assert float(m.compute().loc["x", "y"]) == pytest.approx(reference, abs=1e-12)
+
+
+def test_cka_cross_of_one_row_model():
+    """A single row model with two column models: its row is linear CKA against itself (1) and
+    the other column."""
+    rng = np.random.default_rng(12)
+    x, y = rng.standard_normal((15, 4)), rng.standard_normal((15, 3))
+    table = cka_cross({"a": {"a": x, "b": y}})
+    assert table.shape == (1, 2) and table.loc["a", "a"] == 1.0
+    assert table.loc["a", "b"] == pytest.approx(ref_cka(x, y), abs=1e-12)

@@ -160,3 +160,9 @@ def test_minibatch_errors():
 def test_cka_cross_errors():
     with pytest.raises(ValueError, match=r"reps\['m2'\] must map every column model"):
         cka_cross({"m1": {"m1": X, "m2": X}, "m2": {"m1": X}})
+
+
+@pytest.mark.parametrize("reps", [{}, [{"m1": X}], "m1"], ids=["empty", "list", "str"])
+def test_cka_cross_needs_a_non_empty_mapping(reps):
+    with pytest.raises(ValueError, match=r"reps must be a non-empty mapping"):
+        cka_cross(reps)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.stats as sps
 
 from advlens import stats
 
@@ -31,3 +32,32 @@ def test_linear_fit_of_equal_y_has_no_r2(n: int) -> None:
     (the float mean of ten 0.02s is not 0.02: R² read −2.6 at n = 10 and 1.0 at n = 18)."""
     fit = stats.linear_fit(np.log(np.geomspace(0.01, 0.3, n)), np.full(n, 0.02), n_boot=20)
     assert np.isnan(fit.r2) and abs(fit.slope.value) < 1e-15
+
+
+def test_linear_fit_r2_and_line_of_small_values_match_scipy() -> None:
+    """y in the units of a distortion (spread < 1, sum of squares < 1): R² is scipy's r² and
+    unchanged by rescaling y; predict is the fitted line at new x (np.polyval)."""
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1.0, 1.0, 12)
+    y = 0.02 + 0.01 * x + rng.normal(0.0, 0.003, 12)
+    assert np.ptp(y) < 1 and ((y - y.mean()) ** 2).sum() < 1
+    fit = stats.linear_fit(x, y, n_boot=10)
+    ref = sps.linregress(x, y)
+    assert fit.r2 == pytest.approx(ref.rvalue**2, rel=1e-10)
+    assert stats.linear_fit(x, 1e3 * y, n_boot=10).r2 == pytest.approx(fit.r2, rel=1e-10)
+    grid = np.array([[-2.0, 0.0], [0.5, 3.0]])
+    np.testing.assert_allclose(fit.predict(grid), np.polyval([ref.slope, ref.intercept], grid),
+                               rtol=1e-10, atol=0)
+
+
+def test_linear_fit_is_reproducible_and_comparable() -> None:
+    """The same data and seed give an equal fit (== works: the bootstrap array is left out of
+    the comparison), and a fit built without refits refuses a band."""
+    x, y = np.arange(6.0), np.array([0.1, 0.3, 0.2, 0.5, 0.4, 0.7])
+    a, b = stats.linear_fit(x, y, n_boot=50, seed=1), stats.linear_fit(x, y, n_boot=50, seed=1)
+    assert a == b
+    np.testing.assert_array_equal(a.boots, b.boots)
+    bare = stats.LinearFit(a.slope, a.intercept, a.r2, a.n)
+    assert bare.boots.shape == (0, 2)
+    with pytest.raises(ValueError, match="no bootstrap refits"):
+        bare.band(x)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from advlens.attacks.result import AttackResult
 from advlens.transfer import ifgsm, transfer_heatmap, transfer_matrix
 from attack_toys import affine_model, centre_images
 
@@ -59,6 +62,17 @@ def test_identical_models_transfer_fully_and_skip_rule_is_honoured() -> None:
     m = transfer_heatmap(table, order=["b", "a", "a-copy"])
     assert list(m.index) == ["b", "a", "a-copy"] and m.loc["a", "a-copy"] == 1.0
 
+
+def test_heatmap_order_must_name_each_model_once() -> None:
+    """A model listed twice (in two family groups) would give the matrix a duplicated row and
+    column without a word; it is refused like a missing one."""
+    models, x, y = _setup()
+    table = transfer_matrix(models, x, y, attack=ifgsm(eps=0.3, steps=2))
+    with pytest.raises(ValueError, match=r"each model once; repeated: \['a'\]"):
+        transfer_heatmap(table, order=["a", "b", "a", "a-copy"])
+    with pytest.raises(ValueError, match=r"mismatch: \['a-copy'\]"):
+        transfer_heatmap(table, order=["a", "b"])
+    assert transfer_heatmap(table, order=["a-copy", "b", "a"]).shape == (3, 3)
 
 def test_targeted_top1_and_top5() -> None:
     models, x, y = _setup()
@@ -128,3 +142,60 @@ def test_a_source_with_no_correct_image_in_every_targeted_mode(mode: str) -> Non
     assert (table.loc["flip", "n"] == 0).all()
     assert table.loc["flip", ["success", "top5"]].isna().all().all()
     assert table.loc["a", "n"].iloc[0] > 0
+
+
+def _unmoved(model: torch.nn.Module, xs: torch.Tensor, ys: torch.Tensor,
+             targets: torch.Tensor | None = None, **kw: object) -> AttackResult:
+    """An 'attack' that returns the images as they are and calls every one a success, so each
+    target model is read on clean images at known logits."""
+    n = xs.shape[0]
+    return AttackResult(xs.clone(), torch.zeros(n, dtype=xs.dtype), torch.ones(n, dtype=torch.bool),
+                        passes=0, norm="linf", targets=targets)
+
+
+def test_targeted_top5_is_the_share_of_targets_among_the_five_largest_logits() -> None:
+    """With 8 classes the target is among the top 5 of some images only; the rate equals a numpy
+    argsort count on the target model's logits (a top-k over every class read 1.0)."""
+    models, x, y = _setup()
+    models = {"a": models["a"], "b": models["b"]}
+    table = transfer_matrix(models, x, y, attack=_unmoved, targeted="random",
+                            generator=torch.Generator().manual_seed(0)).set_index(
+                                ["source", "target"])
+    from advlens import attacks
+
+    targets = attacks.choose_targets(models["a"], x, y, "random",
+                                     torch.Generator().manual_seed(0)).numpy()
+    with torch.no_grad():
+        logits = {name: m(x).numpy() for name, m in models.items()}
+    correct = {name: z.argmax(1) == y.numpy() for name, z in logits.items()}
+    for source in models:
+        for target in models:
+            keep = correct[source] & correct[target]
+            top5 = np.argsort(-logits[target][keep], axis=1)[:, :5]
+            expected = (top5 == targets[keep, None]).any(1).mean()
+            assert table.loc[(source, target), "n"] == int(keep.sum())
+            assert table.loc[(source, target), "top5"] == pytest.approx(expected, rel=1e-15)
+            assert table.loc[(source, target), "success"] == 0.0  # argmax = y, not the target
+            assert 0.0 < expected < 1.0
+
+
+def test_a_pair_evaluated_on_one_image_has_a_rate_not_nan() -> None:
+    """One image the attack fools: the white-box rate is 1.0 with n = 1 (an empty-set check on
+    the wrong count would make it NaN), untargeted and targeted alike."""
+    models, x, y = _setup()
+    one = {"a": models["a"]}
+    for targeted in (False, "top-2"):
+        table = transfer_matrix(one, x[:1], y[:1], attack=ifgsm(eps=0.5, steps=20),
+                                targeted=targeted)
+        assert table["n"].tolist() == [1] and table["success"].tolist() == [1.0]
+
+
+def test_targeted_true_is_the_random_mode() -> None:
+    """``targeted=True`` means random targets (drawn with ``generator``), the same table as
+    ``targeted="random"`` with the same seed."""
+    models, x, y = _setup()
+    tables = [transfer_matrix(models, x, y, attack=_unmoved, targeted=mode,
+                              generator=torch.Generator().manual_seed(3))
+              for mode in (True, "random")]
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    assert "top5" in tables[0]

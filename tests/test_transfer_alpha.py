@@ -133,6 +133,27 @@ def test_each_model_is_attacked_once_for_all_pairs() -> None:
     assert np.allclose(diag["alpha1"], 1.0)
 
 
+def test_alpha_table_checks_its_arguments_before_attacking() -> None:
+    """A misspelt model name or a non-bool ``squared`` is refused before any model is attacked
+    (they were found after the source's attack, which on real models takes minutes)."""
+    models = {"a": affine_model(k=4, seed=1), "b": affine_model(k=4, seed=2)}
+    calls: list[int] = []
+
+    def counting(model: torch.nn.Module, xs: torch.Tensor, ys: torch.Tensor,
+                 **kw: object) -> attacks.AttackResult:
+        calls.append(id(model))
+        return liang_fgsm(0.1)(model, xs, ys, **kw)
+
+    p = Perturbations(models, centre_images(8, spread=0.3), attack=counting)
+    with pytest.raises(KeyError, match="no model named 'c'"):
+        alpha_table(p, [("a", "b"), ("a", "c")])
+    with pytest.raises(TypeError, match="squared must be True or False"):
+        alpha_table(p, [("a", "b")], squared="no")
+    with pytest.raises(ValueError, match="pairs must be"):
+        alpha_table(p, [("a", "b", "a")])
+    assert calls == [] and p.attacked == {"a": 0, "b": 0}
+    assert len(alpha_table(p, [("a", "b")])) == 1 and p.attacked == {"a": 1, "b": 1}
+
 def test_pairs_average_over_images_the_target_classifies_correctly() -> None:
     s, t = affine_model(k=4, seed=1), affine_model(k=4, seed=1)
     with torch.no_grad():  # a related target: agrees with the source on some images only
@@ -170,3 +191,14 @@ def test_clear_errors() -> None:
         alpha2_from_changes(d, d[:2])
     with pytest.raises(KeyError, match="no model named"):
         Perturbations({"a": affine_model()}, centre_images(2)).adversarial("b")
+
+
+def test_alpha1_counts_exactly_the_images_whose_own_change_is_zero() -> None:
+    """Two zero rows of Δ_{T→T}, and no row of norm exactly 1: both are named (the ratio would
+    be inf there), and a change of norm 1 is an ordinary denominator (α₁ = ‖Δ_{S→T}‖)."""
+    d_st = torch.tensor([[3.0, 4.0], [1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="unchanged on 2 image"):
+        alpha1_from_changes(d_st, torch.tensor([[2.0, 0.0], [0.0, 0.0], [0.0, 0.0]]))
+    unit = torch.tensor([[0.6, 0.8], [0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+    got = alpha1_from_changes(d_st, unit, per_sample=True)
+    torch.testing.assert_close(got, torch.tensor([5.0, 1.0, 2.0], dtype=torch.float64))

@@ -75,8 +75,11 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
 
 def perturbation_mask(perturbation: Tensor) -> Tensor:
     """``|mean over channels|`` of an (N, C, H, W) perturbation: the map compared to the human
-    one (Linsley et al.); an (N, H, W) input is taken as already reduced (absolute value)."""
+    one (Linsley et al.); an (N, H, W) input is taken as already reduced (absolute value). An
+    integer perturbation (a difference of 8-bit images) is taken in float64."""
     p = as_tensor(perturbation, "perturbation")
+    if not p.is_floating_point():  # the channel mean needs floats; float64 holds the ints exactly
+        p = p.double()
     if p.ndim == 4:
         p = p.mean(dim=1)
     if p.ndim != 3:

@@ -116,11 +116,11 @@ def _rates(logits: Tensor, y: Tensor, targets: Tensor | None) -> dict[str, float
         nan = float("nan")
         return {"success": nan} if targets is None else {"success": nan, "top5": nan}
     if targets is None:
-        return {"success": float((logits.argmax(1) != y).float().mean())}
+        return {"success": float((logits.argmax(1) != y).double().mean())}
     k = min(5, logits.shape[1])
     top5 = (logits.topk(k, dim=1).indices == targets[:, None]).any(1)
-    return {"success": float((logits.argmax(1) == targets).float().mean()),
-            "top5": float(top5.float().mean())}
+    return {"success": float((logits.argmax(1) == targets).double().mean()),
+            "top5": float(top5.double().mean())}
 
 
 def transfer_heatmap(table: pd.DataFrame, value: str = "success",
@@ -133,6 +133,9 @@ def transfer_heatmap(table: pd.DataFrame, value: str = "success",
         if missing:
             raise ValueError(f"order must list exactly the models of the table; mismatch: "
                              f"{missing}.")
+        repeated = sorted({name for name in order if order.count(name) > 1})
+        if repeated:
+            raise ValueError(f"order must list each model once; repeated: {repeated}.")
         m = m.loc[order, order]
     return m
 
@@ -366,6 +369,12 @@ def alpha_table(perturbations: Perturbations, pairs: list[tuple[str, str]], *,
 
     Returns a DataFrame: source, target, n (images averaged), alpha1, alpha2, combined.
     """
+    squared = check_bool(squared, "squared")  # before any attack, not after it
+    for pair in pairs:
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise ValueError(f"pairs must be (source, target) name pairs; got {pair!r}.")
+        for name in pair:
+            perturbations._model(name)  # an unknown name is named before any attack runs
     if y is not None:
         y = check_labels(y, perturbations.x.shape[0], "y").cpu()
     rows = []
