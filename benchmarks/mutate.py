@@ -10,6 +10,8 @@ stopping at the first failure. A mutant is
 killed / (killed + survived). Survivors are listed so each can be read: some are equivalent
 mutants (no behaviour change), the others are missing tests.
 
+A module under a package is named with dots (``attacks.ddn``: lib/advlens/attacks/ddn.py).
+
 Usage::
 
     python benchmarks/mutate.py [--modules cka inversion features stats alignment transfer]
@@ -41,7 +43,22 @@ TESTS = {
     "alignment": ["tests/test_alignment.py", "tests/test_linsley2023.py",
                   "tests/test_clickme_tf_parity.py"],
     "transfer": ["tests/test_transfer.py", "tests/test_transfer_alpha.py"],
+    # attack modules (dotted: lib/advlens/attacks/<name>.py); the fastest files first (-x)
+    "attacks.norms": ["tests/test_attacks_units.py", "tests/test_attacks_pgd.py",
+                      "tests/test_attacks_steps.py", "tests/test_attacks_contract.py",
+                      "tests/test_attacks_closed_form.py"],
+    "attacks.criterion": ["tests/test_attacks_units.py", "tests/test_attacks_margin_grad.py",
+                          "tests/test_attacks_steps.py", "tests/test_attacks_contract.py"],
+    "attacks.best": ["tests/test_attacks_units.py", "tests/test_attacks_steps.py",
+                     "tests/test_attacks_contract.py", "tests/test_attacks_closed_form.py"],
+    "attacks.ddn": ["tests/test_attacks_steps.py", "tests/test_attacks_contract.py",
+                    "tests/test_attacks_closed_form.py"],
+    "attacks.fmn": ["tests/test_attacks_steps.py", "tests/test_attacks_contract.py",
+                    "tests/test_attacks_closed_form.py"],
+    "verify": ["tests/test_verify.py"],
 }
+# the default run; the attack modules and verify run on request (--modules attacks.fmn verify)
+KERNELS = ("cka", "inversion", "features", "stats", "alignment", "transfer")
 SWAPS: dict[type, type] = {
     ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
     ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
@@ -182,7 +199,7 @@ def _run_tests(copy_root: Path, tests: list[str], timeout: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modules", nargs="+", default=list(TESTS), choices=list(TESTS))
+    parser.add_argument("--modules", nargs="+", default=list(KERNELS), choices=list(TESTS))
     parser.add_argument("--per-module", type=int, default=40,
                         help="mutants sampled per module (0 = all)")
     parser.add_argument("--seed", type=int, default=0)
@@ -202,11 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     mutants: list[Mutant] = []
     for module in args.modules:
-        source = (ROOT / "lib" / "advlens" / f"{module}.py").read_text()
+        path = Path("lib", "advlens", *module.split(".")).with_suffix(".py")
+        source = (ROOT / path).read_text()
         indices = list(range(len(_sites(ast.parse(source)))))
         if args.per_module:
             indices = sorted(rng.sample(indices, min(args.per_module, len(indices))))
-        target = work / "lib" / "advlens" / f"{module}.py"
+        target = work / path
         for index in indices:
             mutated, line, change = _mutate(source, index)
             mutant = Mutant(module, index, line, change)

@@ -11,7 +11,7 @@ import torch
 from advlens import attacks
 from advlens.attacks import AttackResult
 from advlens.attacks.norms import lp_norms
-from attack_toys import DIM, random_images, tiny_cnn
+from attack_toys import DIM, affine_model, centre_images, random_images, tiny_cnn
 
 Attack = Callable[..., AttackResult]
 MINIMAL: dict[str, Attack] = {
@@ -493,3 +493,23 @@ def test_run_batched_cuts_numpy_per_image_arguments() -> None:
                                   norm="linf", steps=5)
     whole = attacks.pgd(model, x, y, eps=torch.as_tensor(eps), norm="linf", steps=5)
     torch.testing.assert_close(chunked.adv, whole.adv)
+
+
+def test_a_step_or_gamma_that_is_not_a_number_is_named() -> None:
+    """FMN has no constant-γ switch: gamma_end=None (DDN's) failed with torch's 'Could not infer
+    dtype of NoneType', naming neither the argument nor the value."""
+    model, x = affine_model(k=2, seed=4), centre_images(2, seed=7)
+    y = torch.tensor([0, 1])
+    with pytest.raises(TypeError, match="gamma_end must be a number or an \\(N,\\) tensor; got "
+                                        "None"):
+        attacks.fmn(model, x, y, steps=2, gamma_end=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="max_step must be a number.*got '1'"):
+        attacks.ddn(model, x, y, steps=2, max_step="1")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("switch", [1.5, -0.1, float("nan"), "0.5"])
+def test_ddn_switch_must_be_a_fraction(switch) -> None:  # noqa: ANN001
+    model = tiny_cnn()
+    x = random_images(2)
+    with pytest.raises(ValueError, match="switch must be a fraction"):
+        attacks.ddn(model, x, torch.zeros(2, dtype=torch.long), steps=2, switch=switch)

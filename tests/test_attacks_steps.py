@@ -4,6 +4,8 @@ I-FGSM step size, the C&W constant search driven end to end, EAD's shrinkage (a 
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import Tensor, nn
@@ -80,6 +82,26 @@ def test_fmn_per_image_step_sizes_act_image_by_image() -> None:
     with pytest.raises(ValueError, match="max_step must be finite and > 0"):
         attacks.fmn(model, x, y, norm="linf", steps=2, max_step=sizes - 0.1)
 
+
+
+def test_fmn_takes_per_image_step_sizes_as_numpy_arrays() -> None:
+    """An (N,) NumPy array of step sizes (what run_batched cuts per image) acts as the tensor
+    does; it crashed in the step's in-place multiply."""
+    import numpy as np
+
+    model, x = affine_model(k=3, seed=4), centre_images(4, seed=7, spread=0.15)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    sizes = np.array([0.3, 0.05, 0.3, 0.05])
+    as_tensor = attacks.fmn(model, x, y, norm="linf", steps=5, max_step=torch.from_numpy(sizes))
+    for kw in ({"max_step": sizes}, {"max_step": sizes, "min_step": sizes / 100},
+               {"max_step": 0.3, "min_step": sizes / 100}):
+        r = attacks.fmn(model, x, y, norm="linf", steps=5, **kw)
+        want = attacks.fmn(model, x, y, norm="linf", steps=5,
+                           **{k: torch.as_tensor(v) for k, v in kw.items()})
+        assert torch.equal(r.adv, want.adv), kw
+    assert torch.equal(attacks.fmn(model, x, y, norm="linf", steps=5, max_step=sizes).adv,
+                       as_tensor.adv)
 
 class _Recorder(nn.Module):
     """Wraps a model and records every input batch it is evaluated on."""
@@ -269,3 +291,171 @@ def test_early_abort_fires_on_a_plateau_whatever_the_sign_of_our_objective(value
                           binary_steps=1, steps=1000, initial_const=10.0, kappa=0.5,
                           abort_early=True, progress=False)
     assert passes == 101  # checked at 0 and 100: no fall, stop
+
+
+@pytest.mark.parametrize("attack", ["fmn-l2", "fmn-linf", "ddn"])
+def test_colour_images_are_attacked_like_their_grey_view(attack: str) -> None:
+    """Images of 4 channels (a batch of 6: neither 1 nor the channel count) through a flattening
+    model are the same inputs as their (1, 4, 4) view: the results must agree bit for bit (a
+    per-image state sized by the channels, not the batch, broke only these)."""
+    model, grey = affine_model(k=3, seed=4), centre_images(6, seed=7, spread=0.15)
+    with torch.no_grad():
+        y = model(grey).argmax(1)
+    colour = grey.reshape(6, 4, 2, 2)
+    run = {"fmn-l2": lambda x: attacks.fmn(model, x, y, steps=10),
+           "fmn-linf": lambda x: attacks.fmn(model, x, y, norm="linf", steps=10),
+           "ddn": lambda x: attacks.ddn(model, x, y, steps=10)}[attack]
+    a, b = run(grey), run(colour)
+    assert b.adv.shape == colour.shape and b.success.any()
+    assert torch.equal(b.adv.reshape(grey.shape), a.adv) and torch.equal(b.norms, a.norms)
+
+
+def test_fmn_step_defaults_are_the_documented_ones() -> None:
+    """Documented defaults: max_step 1 for g/||g||₂ steps (L2, and L∞ with direction="l2"), 0.1
+    for sign steps (L∞), min_step max_step/100; an (N,) max_step with a float min_step acts
+    image by image (the float is every image's min_step)."""
+    model, x = affine_model(k=3, seed=4), centre_images(6, seed=7, spread=0.15)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    for kw, size in (({}, 1.0), ({"norm": "linf"}, 0.1),
+                     ({"norm": "linf", "direction": "l2"}, 1.0)):
+        default = attacks.fmn(model, x, y, steps=8, **kw)
+        explicit = attacks.fmn(model, x, y, steps=8, max_step=size, min_step=size / 100, **kw)
+        assert torch.equal(default.adv, explicit.adv), kw
+    sizes = torch.tensor([0.3, 0.05] * 3, dtype=x.dtype)
+    mixed = attacks.fmn(model, x, y, norm="linf", steps=8, max_step=sizes, min_step=0.01)
+    for value in (0.3, 0.05):
+        alone = attacks.fmn(model, x, y, norm="linf", steps=8, max_step=value, min_step=0.01)
+        rows = sizes == value
+        torch.testing.assert_close(mixed.adv[rows], alone.adv[rows], rtol=1e-12, atol=1e-12)
+
+
+def test_fmn_defaults_are_foolboxs() -> None:
+    """The number of steps and γ default to foolbox's FMN (Pintor et al.'s reference code)."""
+    import inspect
+    import sys
+    from pathlib import Path
+
+    sys.path.append(str(Path(__file__).resolve().parents[1] / ".peers"))
+    fmn_peer = pytest.importorskip("foolbox.attacks.fast_minimum_norm")
+    theirs = inspect.signature(fmn_peer.FMNAttackLp.__init__).parameters
+    ours = inspect.signature(attacks.fmn).parameters
+    assert ours["steps"].default == theirs["steps"].default
+    assert ours["gamma"].default == theirs["gamma"].default
+
+
+def test_fmn_l2_radii_follow_the_eps_rule() -> None:
+    """Binary affine model: every FMN-L2 step points straight at the boundary and is longer
+    than eps moves, so iterate k lies on the sphere of radius eps_k. From the clean image the
+    rule gives eps₁ = d(1 + γ₀) (the exact linear estimate, overshot), then eps·(1 − γ) (capped
+    by the best norm) while adversarial (radius > d) and eps·(1 + γ) while not — the recorded
+    radii must follow it, computed here from the closed-form d."""
+    base, x = affine_model(k=2, seed=4), centre_images(20, seed=7, spread=0.15)
+    d, y = l2_distance_to_boundary(base, x)
+    keep = (d > 0.02) & (d < 0.3)
+    x, y, d = x[keep], y[keep], d[keep]
+    model, steps = _Recorder(base), 8
+    r = attacks.fmn(model, x, y, steps=steps)
+    radii = torch.stack([(s - x).flatten(1).norm(dim=1) for s in model.seen[-steps - 1:-1]])
+    eps, best, expected = d.clone(), torch.full_like(d, math.inf), [torch.zeros_like(d)]
+    for i in range(steps - 1):
+        gamma = 0.001 + (0.05 - 0.001) * (1 + math.cos(math.pi * i / steps)) / 2
+        adv = expected[-1] > d
+        best = torch.where(adv, torch.minimum(best, expected[-1]), best)
+        if i == 0:
+            eps = d * (1 + gamma)  # nothing found at the clean image: the linear estimate
+        else:
+            eps = torch.where(adv, torch.minimum(eps * (1 - gamma), best), eps * (1 + gamma))
+        expected.append(eps)
+    torch.testing.assert_close(radii, torch.stack(expected), rtol=1e-9, atol=1e-12)
+    assert torch.equal(r.norms, torch.where(radii > d, radii, math.inf).amin(0))
+
+
+def test_ddn_ce_margin_switches_loss_after_the_switch_fraction() -> None:
+    """``"ce-margin"`` takes the cross-entropy's steps for the first ``switch``·steps passes:
+    its iterates are those of ``loss="ce"`` up to and including the first margin step's
+    input, and differ after it; switch 1 is "ce" and switch 0 is "margin" (bit for bit)."""
+    base, x = affine_model(k=3, seed=4), centre_images(6, seed=7, spread=0.15)
+    with torch.no_grad():
+        y = base(x).argmax(1)
+    seen = {}
+    for loss in ("ce", "ce-margin"):
+        model = _Recorder(base)
+        attacks.ddn(model, x, y, steps=8, loss=loss, switch=0.5)
+        seen[loss] = model.seen[-9:-1]  # the 8 iterates (before the confirming forward)
+    for k in range(5):  # iterates 0..4 come from the 4 CE steps
+        assert torch.equal(seen["ce"][k], seen["ce-margin"][k]), k
+    assert not torch.equal(seen["ce"][5], seen["ce-margin"][5])
+    for switch, loss in ((1.0, "ce"), (0.0, "margin")):
+        mixed = attacks.ddn(base, x, y, steps=6, loss="ce-margin", switch=switch)
+        assert torch.equal(mixed.adv, attacks.ddn(base, x, y, steps=6, loss=loss).adv), loss
+
+
+def test_ddn_takes_a_single_step() -> None:
+    model, x = affine_model(k=2, seed=4), centre_images(4, seed=7)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    r = attacks.ddn(model, x, y, steps=1)
+    assert r.passes == 1 and r.cost == 2
+    assert torch.equal(r.adv, x) and not r.success.any()  # only the clean image was checked
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        attacks.ddn(model, x, y, steps=0)
+
+
+def test_ddn_warm_start_sets_eps_at_the_start_distance() -> None:
+    """Binary affine model, margin loss, constant γ: from a start 20 % beyond the boundary along
+    its normal, the first pass keeps the start (norm 1.2·d) and eps begins at that distance, so
+    the next iterate lies on the sphere 1.2·d·(1 − γ), still adversarial; an image started at
+    x itself (distance 0) begins at init_eps instead, as in a cold run."""
+    model, x = affine_model(k=2, seed=4), centre_images(20, seed=7, spread=0.05)
+    d, y = l2_distance_to_boundary(model, x)
+    keep = (d > 0.01) & (d < 0.2)
+    x, y, d = x[keep], y[keep], d[keep]
+    w = model[1].weight.detach()
+    normal = (w[1 - y] - w[y]).view_as(x)  # the margin descends along it
+    unit = normal / normal.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    start = x + 1.2 * d.view(-1, 1, 1, 1) * unit
+    kw = {"loss": "margin", "gamma_end": None}
+    one = attacks.ddn(model, x, y, steps=1, start=start, **kw)
+    torch.testing.assert_close(one.norms, 1.2 * d)
+    two = attacks.ddn(model, x, y, steps=2, start=start, **kw)
+    assert two.success.all()
+    torch.testing.assert_close(two.norms, 1.2 * 0.95 * d)
+    start[0] = x[0]
+    cold = attacks.ddn(model, x[:1], y[:1], steps=3, **kw)
+    warm = attacks.ddn(model, x, y, steps=3, start=start, **kw)
+    assert torch.equal(warm.adv[:1], cold.adv) and torch.equal(warm.norms[:1], cold.norms)
+
+
+class _FlipsAfter(nn.Module):
+    """Logits (±100, u·x) with u a ±1 pattern: class 0 for the first ``calls`` evaluations,
+    class 1 for every later one, wherever the input; the margin's gradient is −u throughout."""
+
+    def __init__(self, calls: int) -> None:
+        super().__init__()
+        self.calls, self.count = calls, 0
+        self.u = torch.tensor([1.0, -1.0] * 8, dtype=torch.float64)
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.count += 1
+        own = torch.full((x.shape[0],), 100.0 if self.count <= self.calls else -100.0,
+                          dtype=x.dtype)
+        return torch.stack([own, x.flatten(1) @ self.u], 1)
+
+
+def test_ddn_eps_stops_growing_at_the_farthest_point_of_the_box() -> None:
+    """From x = 0.5 every DDN step points along u/4 (unit L2 over 16 pixels), so iterate k is
+    x + min(eps_k, 2)·u/4 (2 = the distance to the farthest corner, where the box clips). While
+    not adversarial eps grows by (1 + γ), but never beyond 2: once the model flips (call 21)
+    it shrinks by (1 − γ) from 2, not from wherever unchecked growth would have taken it."""
+    x = torch.full((1, 1, 4, 4), 0.5, dtype=torch.float64)
+    model, steps, flip = _Recorder(_FlipsAfter(20)), 30, 20
+    r = attacks.ddn(model, x, torch.tensor([0]), steps=steps, loss="margin", gamma_end=None)
+    radii = torch.stack([(s - x).flatten(1).norm(dim=1)[0] for s in model.seen[:steps]])
+    eps, expected = 1.0, [0.0]
+    for i in range(steps - 1):
+        eps = min(eps * 1.05, 2.0) if i < flip else eps * 0.95
+        expected.append(min(eps, 2.0))
+    torch.testing.assert_close(radii, torch.tensor(expected, dtype=torch.float64), rtol=1e-9,
+                               atol=1e-12)
+    assert r.success.all() and float(r.norms[0]) == pytest.approx(expected[-1], rel=1e-9)

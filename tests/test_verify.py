@@ -67,6 +67,21 @@ def test_identical_within_moved(tmp_path: Path) -> None:
     assert "MOVED 01_x/01a.csv row 0 cka" in report.text()
 
 
+def test_a_table_whose_text_changed_is_not_within_tolerance(tmp_path: Path) -> None:
+    """A changed label (rows in another order, a renamed model) is not a number within its
+    tolerance: the summary counted such a table 'within tolerance (not identical)'."""
+    ref = _run_folder(tmp_path / "ref", "laptop", _tables([0.7, 0.2, 0.9], [True, False]))
+    renamed = _tables([0.7, 0.2, 0.9], [True, False])
+    renamed["01_x/01a.csv"]["row"] = ["b", "a", "c"]
+    run = _run_folder(tmp_path / "run", "laptop", renamed)
+    tol = {"laptop": {"01_x/01a.csv": {"row": 0.0, "cka": 0.05}}}
+    report = verify.verify(run, ref, tolerances=tol)
+    assert report.ok and not report.strict_ok
+    assert not report.within and report.relabelled == ["01_x/01a.csv"]
+    assert ("2 tables compared: 1 identical, 0 within tolerance (not identical), 0 changed "
+            "with no measured tolerance, 1 with text or flags changed") in report.text()
+
+
 def test_verdict_flip_fails_with_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     ref = _run_folder(tmp_path / "ref", "smoke", _tables([0.7, 0.2, 0.9], [True, ""]))
@@ -102,6 +117,91 @@ def test_measure_tolerances_is_the_largest_seed_difference(tmp_path: Path) -> No
     assert measured["01_x/01a.csv"]["row"] == 0.0
     assert "wall_s" not in measured["01_x/01a.csv"], "timings are never compared"
     assert "holds" in measured["01_x/01_findings.csv"]
+
+
+def test_measured_tolerances_keep_three_significant_digits_rounded_up() -> None:
+    """Each tolerance is the seed spread rounded *up* to 3 significant digits: it covers the
+    spread and exceeds it by less than one unit in the third digit."""
+    for spread in (0.0123401, 0.98761, 3.14159e-7, 271.828, 0.5):
+        tol = verify._round_up(spread)
+        unit = 10.0 ** (math.floor(math.log10(spread)) - 2)
+        assert tol >= spread and tol - spread < unit * (1 + 1e-9), (spread, tol)
+        assert float(f"{tol:.3g}") == tol, (spread, tol)
+
+
+def test_measure_skips_runs_whose_table_changed_shape(tmp_path: Path) -> None:
+    """A table whose row count differs in one run is measured over the pairs of equal shape."""
+    runs = [_run_folder(tmp_path / f"s{i}", "smoke", _tables([0.1 * i, 0.2, 0.9], [True, False]))
+            for i in range(2)]
+    longer = _tables([0.7, 0.2, 0.9], [True, False])
+    longer["01_x/01a.csv"] = pd.concat([longer["01_x/01a.csv"]] * 2)
+    runs.append(_run_folder(tmp_path / "s2", "smoke", longer))
+    measured = verify.measure_tolerances(runs)
+    assert measured["01_x/01a.csv"]["cka"] == pytest.approx(0.1)  # from s0 and s1 only
+    assert measured["01_x/01_findings.csv"]["evidence"] == pytest.approx(0.7)
+
+
+def test_measure_refuses_a_folder_without_tables(tmp_path: Path) -> None:
+    run = _run_folder(tmp_path / "s0", "smoke", _tables([0.7, 0.2, 0.9], [True, False]))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="is not a run folder"):
+        verify.measure_tolerances([run, tmp_path / "empty"])
+
+
+def test_a_move_of_exactly_the_tolerance_is_within(tmp_path: Path) -> None:
+    """'A number may move by the tolerance': |Δ| = tolerance (1.0 → 2.0, tolerance 1) is
+    within; only beyond it is moved."""
+    ref = _run_folder(tmp_path / "ref", "laptop", _tables([1.0, 0.2, 0.9], [True, False]))
+    run = _run_folder(tmp_path / "run", "laptop", _tables([2.0, 0.2, 0.9], [True, False]))
+    over = _run_folder(tmp_path / "over", "laptop", _tables([2.001, 0.2, 0.9], [True, False]))
+    tol = {"laptop": {"01_x/01a.csv": {"cka": 1.0}, "01_x/01_findings.csv": {"evidence": 1.0}}}
+    report = verify.verify(run, ref, tolerances=tol)
+    assert not report.moved and report.within == ["01_x/01_findings.csv", "01_x/01a.csv"]
+    assert report.strict_ok
+    assert "\n  2 tables compared: 0 identical, 2 within tolerance" in report.text()
+    report = verify.verify(over, ref, tolerances=tol)
+    assert {(c.table, c.column) for c in report.moved} == {("01_x/01a.csv", "cka"),
+                                                          ("01_x/01_findings.csv", "evidence")}
+    summary = report.text().splitlines()[4]
+    assert summary.startswith("  2 tables compared: 0 identical, 0 within tolerance")
+    assert summary.endswith(" 2 with numbers beyond tolerance")
+
+
+def test_a_missing_result_table_is_not_a_lost_verdict(tmp_path: Path) -> None:
+    """Only a findings table holds verdicts: another table missing in the run is reported
+    missing (--strict fails) but the verdicts are checked and OK."""
+    tables = _tables([0.7, 0.2, 0.9], [True, False])
+    ref = _run_folder(tmp_path / "ref", "smoke", tables)
+    run = _run_folder(tmp_path / "run", "smoke",
+                      {"01_x/01_findings.csv": tables["01_x/01_findings.csv"]})
+    report = verify.verify(run, ref, tolerances={})
+    assert report.ok and not report.lost and not report.strict_ok
+    assert report.missing == ["01_x/01a.csv"]
+
+
+def test_a_findings_table_of_only_finding_and_holds_is_checked(tmp_path: Path) -> None:
+    bare = {"01_x/01_findings.csv": pd.DataFrame({"finding": ["(a)", "(b)"],
+                                                  "holds": [True, False]})}
+    ref = _run_folder(tmp_path / "ref", "smoke", bare)
+    run = _run_folder(tmp_path / "run", "smoke", bare)
+    report = verify.verify(run, ref, tolerances={})
+    assert report.ok and not report.lost and len(report.verdicts) == 2
+
+
+def test_git_reference_without_a_revision_is_head(tmp_path: Path) -> None:
+    """``git:`` alone reads figures/ as committed at HEAD: HEAD's figures verify identical."""
+    run = verify.committed_reference("HEAD", tmp_path)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    import tempfile
+
+    old, tempfile.tempdir = tempfile.tempdir, str(scratch)
+    try:
+        report = verify.verify(run, "git:", tolerances={})
+    finally:
+        tempfile.tempdir = old
+    assert report.ok and report.strict_ok and not report.within and report.identical
+    assert report.reference == "git:" and not list(scratch.iterdir())  # nothing left behind
 
 
 def test_committed_tolerances_cover_the_committed_reference() -> None:
@@ -291,3 +391,15 @@ def test_cli_refuses_an_unknown_preset(capsys: pytest.CaptureFixture[str]) -> No
         runner.main(["verify", "--preset", "lapotp"])
     assert stop.value.code == 2
     assert "invalid choice: 'lapotp'" in capsys.readouterr().err
+
+
+def test_a_reference_without_tables_is_refused(tmp_path: Path) -> None:
+    """A reference folder holding no <notebook>/<table>.csv (a notebook's own folder, a typo)
+    made every run table 'new': a flipped verdict was reported OK, exit 0."""
+    run = _run_folder(tmp_path / "run", "smoke", _tables([0.7, 0.2, 0.9], [False, False]))
+    notebook = _run_folder(tmp_path / "ref", "smoke", _tables([0.7, 0.2, 0.9], [True, False]))
+    for wrong in (notebook / "01_x", tmp_path / "empty"):
+        wrong.mkdir(exist_ok=True)
+        with pytest.raises(FileNotFoundError, match="reference .* holds no"):
+            verify.verify(run, wrong, tolerances={})
+    assert not verify.verify(run, notebook, tolerances={}).ok

@@ -15,6 +15,7 @@ CLI::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fnmatch
 import io
 import itertools
@@ -61,11 +62,12 @@ class Report:
     its notebook's ``run.json`` not saying ``completed``).
     """
 
-    reference: Path
+    reference: Path | str  # "git:REV" where the reference was a revision
     run: Path
     identical: list[str] = field(default_factory=list)
     within: list[str] = field(default_factory=list)
     unmeasured: list[str] = field(default_factory=list)
+    relabelled: list[str] = field(default_factory=list)
     moved: list[Cell] = field(default_factory=list)
     untoleranced: list[Cell] = field(default_factory=list)
     structure: list[str] = field(default_factory=list)
@@ -96,10 +98,12 @@ class Report:
         for key, (ref, run) in sorted(self.compute.items()):
             lines.append(f"  compute {key}: reference {ref} / run {run}")
         beyond = len({c.table for c in self.moved})
-        n = len(self.identical) + len(self.within) + len(self.unmeasured) + beyond
+        n = (len(self.identical) + len(self.within) + len(self.unmeasured)
+             + len(self.relabelled) + beyond)
         lines.append(f"  {n} tables compared: {len(self.identical)} identical, "
                      f"{len(self.within)} within tolerance (not identical), "
                      f"{len(self.unmeasured)} changed with no measured tolerance, "
+                     f"{len(self.relabelled)} with text or flags changed, "
                      f"{beyond} with numbers beyond tolerance")
         for table, delta in sorted(self.max_delta.items()):
             lines.append(f"    {table}: largest move {delta:.3g}")
@@ -257,7 +261,13 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
         same = run.resolve() == figures_dir().resolve()
         reference = "git:HEAD" if same else figures_dir()
     if str(reference).startswith("git:"):
-        reference = committed_reference(str(reference)[4:] or "HEAD")
+        import tempfile
+
+        # extracted for this comparison only (a folder per call used to stay behind in /tmp)
+        with tempfile.TemporaryDirectory(prefix="advlens-ref-") as into:
+            report = verify(run, committed_reference(str(reference)[4:] or "HEAD", into),
+                            tolerances=tolerances, preset=preset)
+        return dataclasses.replace(report, reference=str(reference))
     reference = Path(reference)
     for name, folder in (("run", run), ("reference", reference)):
         if not folder.is_dir():
@@ -270,6 +280,10 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
                              for nb, status in incomplete["run"].items())
         raise FileNotFoundError(f"{run} holds no <notebook>/<table>.csv; is it a run "
                                 f"folder?{unfinished}")
+    if not _tables(reference):  # else every table is "new" and a flipped verdict passes
+        raise FileNotFoundError(f"the reference {reference} holds no <notebook>/<table>.csv; "
+                                "give the folder above the notebook folders (figures/ or a "
+                                "run's --out), or git:REV.")
     ref_preset, run_preset = _preset_of(reference), _preset_of(run)
     if ref_preset and run_preset and ref_preset != run_preset:
         raise ValueError(f"run {run} used preset {run_preset!r} but the reference {reference} "
@@ -341,6 +355,7 @@ def _compare(name: str, ref: pd.DataFrame, new: pd.DataFrame,
         return
     largest, exact = 0.0, True
     before, before_untoleranced = len(report.moved), len(report.untoleranced)
+    before_text = len(report.structure)
     for column in ref.columns:
         if _ignored(column) or (findings and column == "holds"):  # verdicts: compared above
             continue
@@ -365,7 +380,9 @@ def _compare(name: str, ref: pd.DataFrame, new: pd.DataFrame,
     if exact:
         report.identical.append(name)
     elif len(report.moved) == before:
-        if len(report.untoleranced) > before_untoleranced:
+        if len(report.structure) > before_text:  # a label changed: not "within tolerance"
+            report.relabelled.append(name)
+        elif len(report.untoleranced) > before_untoleranced:
             report.unmeasured.append(name)
         else:
             report.within.append(name)

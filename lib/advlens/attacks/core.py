@@ -112,7 +112,10 @@ def _largest(*named: tuple[str, Tensor]) -> tuple[tuple[str, int], ...]:
 
 def check_positive(name: str, value: float | Tensor, *, allow_zero: bool = False) -> None:
     """Refuse a non-positive (or negative, with ``allow_zero``) scalar or per-sample budget."""
-    v = torch.as_tensor(value)
+    try:
+        v = torch.as_tensor(value)
+    except (TypeError, RuntimeError, ValueError) as err:  # torch's names neither arg nor value
+        raise TypeError(f"{name} must be a number or an (N,) tensor; got {value!r}.") from err
     ok = bool((v >= 0).all()) if allow_zero else bool((v > 0).all())
     if not ok or not bool(torch.isfinite(v).all()):
         bound = ">= 0" if allow_zero else "> 0"

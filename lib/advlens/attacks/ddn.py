@@ -66,6 +66,9 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
         check_positive(name, value)
     if loss not in ("ce", "margin", "ce-margin"):
         raise ValueError(f"loss must be 'ce', 'margin' or 'ce-margin'; got {loss!r}.")
+    if (isinstance(switch, bool) or not isinstance(switch, numbers.Real)
+            or not 0 <= switch <= 1):
+        raise ValueError(f"switch must be a fraction of the steps in [0, 1]; got {switch!r}.")
     if linear_start and loss != "margin":
         raise ValueError("linear_start needs the margin's gradient at the first step: pass "
                          f"loss='margin' (got loss={loss!r}).")

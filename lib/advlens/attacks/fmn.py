@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Literal
 
 import torch
@@ -67,7 +68,8 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
         best = BestAdversarial(x0, norm)
         eps = torch.full((x0.shape[0],), float("inf"), dtype=x0.dtype, device=x0.device)
         xa = x0 if start is None else check_start(start, x0)
-        if isinstance(max_step, Tensor) or isinstance(min_step, Tensor):
+        # per image as a tensor: a NumPy array or a list failed in the step's mul_
+        if not (isinstance(max_step, numbers.Real) and isinstance(min_step, numbers.Real)):
             n = x0.shape[0]
             max_step = per_sample(max_step, n, x0, "max_step")
             min_step = per_sample(min_step, n, x0, "min_step")

@@ -1,0 +1,105 @@
+"""Small units of the attacks against independent references: Lp geometry (norms), the
+criterion's verdicts and margins, and the keep-the-best bookkeeping."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from advlens.attacks import criterion
+from advlens.attacks.best import BestAdversarial
+from advlens.attacks.criterion import Criterion
+
+
+def _reference_best(x: torch.Tensor, rounds: list[tuple[torch.Tensor, torch.Tensor,
+                                                        torch.Tensor]]
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep-the-best by a plain loop: image i takes a candidate iff adversarial and strictly
+    smaller in score than what it holds (the first of equal scores stays)."""
+    adv, score = x.clone(), [float("inf")] * len(x)
+    for cand, is_adv, s in rounds:
+        for i in range(len(x)):
+            if bool(is_adv[i]) and float(s[i]) < score[i]:
+                adv[i], score[i] = cand[i], float(s[i])
+    return adv, torch.tensor(score, dtype=x.dtype)
+
+
+def test_best_adversarial_keeps_the_first_of_equal_scores_on_colour_images() -> None:
+    """RGB images (N ≠ channels), scores with ties, both update paths (every image, and an
+    ``index`` of some), against the loop: one score per image, strictly smaller replaces."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(5, 3, 2, 2, generator=g, dtype=torch.float64)
+    rounds = []
+    for _ in range(4):
+        cand = torch.rand(x.shape, generator=g, dtype=torch.float64)
+        is_adv = torch.rand(5, generator=g) < 0.7
+        score = torch.randint(1, 3, (5,), generator=g).double()  # many ties
+        rounds.append((cand, is_adv, score))
+    expected_adv, expected_score = _reference_best(x, rounds)
+    for by_index in (False, True):
+        best = BestAdversarial(x, "l2")
+        assert best.score.shape == (5,) and not best.found.any()
+        for cand, is_adv, score in rounds:
+            if by_index:  # two calls on halves of the batch, as the eps searches do
+                for idx in (torch.tensor([0, 2, 4]), torch.tensor([1, 3])):
+                    kept = best.update(cand[idx], is_adv[idx], score[idx], index=idx)
+                    assert kept.shape == idx.shape
+            else:
+                before = best.score.clone()
+                kept = best.update(cand, is_adv, score)
+                assert torch.equal(kept, is_adv & (score < before))
+        assert torch.equal(best.score, expected_score), by_index
+        assert torch.equal(best.adv, expected_adv), by_index
+
+
+def test_targeted_loss_is_the_negated_cross_entropy_of_the_target() -> None:
+    """The loss an attack ascends: CE(y) untargeted, −CE(t) targeted, against a float64
+    log-sum-exp by hand."""
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(8, 5, generator=g, dtype=torch.float64) * 3
+    labels = torch.randint(0, 5, (8,), generator=g)
+    ce = torch.logsumexp(logits, 1) - logits[torch.arange(8), labels]
+    torch.testing.assert_close(Criterion(labels).loss(logits), ce, rtol=1e-12, atol=0)
+    torch.testing.assert_close(Criterion(labels, True).loss(logits), -ce, rtol=1e-12, atol=0)
+
+
+def test_confidently_adversarial_means_strictly_below_minus_64_ulps() -> None:
+    """Logits (1 − 2⁻⁴⁵, 1) for class 0: the margin is exactly −2⁻⁴⁵ = −64 ulps of (1 + 1),
+    the tolerance itself — adversarial, but not *below* it; a hair more is."""
+    tol = 64 * torch.finfo(torch.float64).eps * 2
+    assert tol == 2.0 ** -45
+    logits = torch.tensor([[1 - tol, 1.0], [1 - 2 * tol, 1.0]], dtype=torch.float64)
+    crit = Criterion(torch.tensor([0, 0]))
+    assert crit.margin(logits).tolist() == [-tol, -2 * tol]
+    assert crit.is_adversarial(logits).tolist() == [True, True]
+    assert crit.confidently_adversarial(logits).tolist() == [False, True]
+    expected = torch.full((2,), tol, dtype=torch.float64)
+    torch.testing.assert_close(Criterion.tolerance(logits), expected, rtol=0, atol=0)
+
+
+def test_confidence_threshold_is_64_ulps_of_one_plus_the_top_logit() -> None:
+    """Margins of exactly 64 and 65 ulps of (1 + top) = 2 (64·2⁻⁵¹, 65·2⁻⁵¹; exact in float64):
+    the first is the threshold itself (not below it), the second is beyond."""
+    m = torch.tensor([64.0, 65.0], dtype=torch.float64) * 2.0 ** -51
+    logits = torch.stack([1 - m, torch.ones_like(m)], 1)
+    crit = Criterion(torch.tensor([0, 0]))
+    assert torch.equal(crit.margin(logits), -m)
+    assert crit.confidently_adversarial(logits).tolist() == [False, True]
+
+
+def test_a_criterion_is_immutable_and_its_constants_can_be_saved_by_autograd() -> None:
+    """Its label column is cached, so it must not change after it is built; the shared scalar
+    constants are ordinary tensors even when first made in inference mode (a graph may save
+    them: inference tensors cannot be saved for backward)."""
+    crit = Criterion(torch.tensor([0, 1]))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        crit.classes = torch.tensor([1, 0])  # type: ignore[misc]
+    criterion._scalar.cache_clear()
+    with torch.inference_mode():
+        first = criterion._scalar(3.0, torch.float64)
+    assert not first.is_inference()
+    z = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad((z * criterion._scalar(3.0, torch.float64)).sum(), z)
+    assert grad.tolist() == [3.0, 3.0]
