@@ -56,8 +56,14 @@ TESTS = {
     "attacks.fmn": ["tests/test_attacks_steps.py", "tests/test_attacks_contract.py",
                     "tests/test_attacks_closed_form.py"],
     "verify": ["tests/test_verify.py"],
+    # paper modules (dotted: lib/advlens/papers/<name>.py)
+    "papers.su2018": ["tests/test_su2018_scaling.py", "tests/test_su2018_within_family.py",
+                      "tests/test_su2018.py"],
+    "papers.linsley2023": ["tests/test_linsley2023.py"],
+    "papers.liang2021": ["tests/test_liang2021.py"],
+    "papers.jones2022": ["tests/test_jones2022_claims.py", "tests/test_jones2022.py"],
 }
-# the default run; the attack modules and verify run on request (--modules attacks.fmn verify)
+# the default run; the attack, paper and verify modules run on request (--modules papers.su2018)
 KERNELS = ("cka", "inversion", "features", "stats", "alignment", "transfer")
 SWAPS: dict[type, type] = {
     ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,

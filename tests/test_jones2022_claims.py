@@ -170,3 +170,63 @@ def test_twin_findings_untestable_without_second_seeds():
     rows = j.twin_findings(m, m)
     assert [r["holds"] for r in rows] == [None, None]
     assert "a-only/s1" in rows[0]["evidence"]
+
+
+def test_twin_criteria_at_their_margins_hold():
+    """Both twin-cue criteria are inclusive ("within margin", "at least margin"): at exactly
+    the margin they hold (dyadic numbers, so the sums are exact)."""
+    names = ["a0", "a1", "b0", "b1"]
+    test = pd.DataFrame(1.0, index=names, columns=names)
+    test.loc[["a0", "a1"], ["b0", "b1"]] = test.loc[["b0", "b1"], ["a0", "a1"]] = 0.5
+    test.loc["a0", "a1"] = test.loc["a1", "a0"] = test.loc["b0", "b1"] = test.loc["b1", "b0"] = 0.75
+    check = j.confound_check(test, ["a0", "a1"], ["b0", "b1"], margin=0.25)
+    assert (check.cross_cue, check.same_cue) == (0.5, 0.75) and check.holds
+    assert not j.confound_check(test, ["a0", "a1"], ["b0", "b1"], margin=0.125).holds
+    inv = pd.DataFrame(0.25, index=names, columns=names)  # cross-cue 0.5 -> 0.25: margin 0.25
+    inv.loc["a0", "a1"] = inv.loc["b0", "b1"] = 0.5  # same-cue 0.25 above the cross-cue
+    assert j.finding_c_collapse(test, inv, ["a0", "a1"], ["b0", "b1"], margin=0.25)["holds"]
+    inv.loc["a0", "b0"] = 0.375  # cross-cue on inversions 0.3125: less than the margin below
+    assert not j.finding_c_collapse(test, inv, ["a0", "a1"], ["b0", "b1"], margin=0.25)["holds"]
+
+
+def test_any_level_check_with_two_levels_and_its_highest_value():
+    two = pd.DataFrame([[0.2, 0.3], [0.4, 0.1]], index=[0.0, 1.0], columns=[0.0, 1.0])
+    check = j.any_level_check(two).set_index(["role", "partner_level"])
+    assert len(check) == 4  # two partner levels, both roles: two levels are a curve
+    assert check.loc[("inverting", 0.0), "rises"] and not check.loc[("judging", 1.0), "rises"]
+    three = pd.DataFrame([[0.2, 0.3, 0.5], [0.3, 0.6, 0.4], [0.6, 0.7, 0.9]],
+                         index=[0.0, 0.5, 1.0], columns=[0.0, 0.5, 1.0])
+    check = j.any_level_check(three).set_index(["role", "partner_level"])
+    for partner in three.columns:  # the own level's highest is the last row / column
+        assert check.loc[("inverting", partner), "at_highest"] == three.loc[1.0, partner]
+        assert check.loc[("judging", partner), "at_highest"] == three.loc[partner, 1.0]
+
+
+def test_a_single_level_never_rises():
+    pairs = pd.DataFrame({"level": [0.5, 0.5], "row": ["x/s0", "y/s0"], "col": ["y/s0", "x/s0"],
+                          "cka_inverted": [0.2, 0.3]})
+    trend = j.pair_trends(pairs, n_boot=10).iloc[0]
+    assert trend.n_levels == 1 and not trend.rises_every_step
+
+
+def test_prediction_rates_count_each_class_separately():
+    class Fixed(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # class 0 if mean > 0.5 else 1
+            m = x.flatten(1).mean(1, keepdim=True)
+            return torch.cat([m - 0.5, 0.5 - m], 1)
+
+    x = torch.cat([torch.full((3, 1, 2, 2), 0.9), torch.full((1, 1, 2, 2), 0.1)])
+    pred = np.array([0, 0, 0, 1])
+    seed, target = np.array([1, 1, 1, 0]), np.array([0, 0, 1, 1])
+    rates = j.prediction_rates(Fixed(), x, torch.from_numpy(seed), torch.from_numpy(target))
+    assert rates == {"target": float((pred == target).mean()),
+                     "seed": float((pred == seed).mean())}
+    assert rates == {"target": 0.75, "seed": 0.0}
+
+
+def test_mask_concentration_refuses_masks_of_other_images():
+    seeds = torch.zeros(2, 3, 4, 4)
+    with pytest.raises(ValueError, match="masks"):
+        j.mask_concentration(seeds, seeds, torch.ones(3, 2, 4, 4))  # 3 masks for 2 images
+    with pytest.raises(ValueError, match="masks"):
+        j.mask_concentration(seeds, seeds, torch.ones(2, 2, 5, 4))  # another height

@@ -183,3 +183,67 @@ def test_notebook_stops_in_its_first_cell_without_the_paper_data(
     with pytest.raises(runner.NotebookFailed, match="ADVLENS_CIFAR10") as err:
         runner.run("paper", only=["04"], out=tmp_path, progress=False)
     assert err.value.cell == 3  # parameters, papermill's injected parameters, then this one
+
+
+def test_summary_with_two_seeds_and_with_one() -> None:
+    """Two seeds: scipy's t interval (1 degree of freedom); one seed: its value, no interval."""
+    rows = _rows([0.5, 0.6, 0.7, 0.55, 0.62, 0.9], [0.1] * 6)
+    s = liang2021.summarize(rows).set_index("source")
+    values = rows[rows["source"] == "s0"]["transfer_acc"].to_numpy()
+    lo, hi = scipy_stats.t.interval(0.95, 1, loc=values.mean(), scale=scipy_stats.sem(values))
+    assert (s.loc["s0", "transfer_acc_lo"], s.loc["s0", "transfer_acc_hi"]) == \
+        pytest.approx((max(lo, 0.0), min(hi, 1.0)))
+    one = liang2021.summarize(_rows([0.5, 0.6, 0.7], [0.1, 0.2, 0.3]).assign(
+        share=[0.0, 0.5, 1.0], arch=["x", "y", "z"])).set_index("source")
+    assert list(one["n_seeds"]) == [1, 1, 1] and list(one["share"]) == [0.0, 0.5, 1.0]
+    assert list(one["arch"]) == ["x", "y", "z"]
+    assert one.loc["s1", "alpha1"] == 0.2 and np.isnan(one["alpha1_lo"]).all()
+
+
+def test_correlations_of_three_points_have_a_ci() -> None:
+    """Three (source, seed) points, the fewest a rank correlation needs: every resample with
+    two distinct points ranks them in the same order, so the CI is [1, 1]."""
+    corr = liang2021.correlations(_rows([0.2, 0.5, 0.9], [0.1, 0.3, 0.4]), n_boot=100)
+    assert (corr["rho"] == 1.0).all() and (corr["lo"] == 1.0).all() and (corr["hi"] == 1.0).all()
+    assert corr["holds"].all()
+
+
+def test_paper_sources_swap_one_vehicle_for_one_animal_per_step() -> None:
+    """The paper's lists grow the animal share one class at a time (PROTOCOLS.md §4's
+    experiment A): consecutive lists differ in one position, a vehicle replaced by an animal."""
+    for before, after in zip(liang2021.PAPER_SOURCES, liang2021.PAPER_SOURCES[1:], strict=False):
+        changed = [(b, a) for b, a in zip(before, after, strict=True) if b != a]
+        assert len(changed) == 1
+        (old, new), = changed
+        assert CIFAR_CLASSES[old] not in liang2021.ANIMALS
+        assert CIFAR_CLASSES[new] in liang2021.ANIMALS
+
+
+def test_experiments_from_knobs_refuses_an_unknown_experiment() -> None:
+    knobs = dict(presets.resolve("04", "laptop"))
+    knobs["experiments"] = ["A-digits", "A-cifar"]
+    with pytest.raises(ValueError, match=r"unknown experiment\(s\) \['A-cifar'\]"):
+        liang2021.experiments_from_knobs(knobs)
+
+
+def test_run_experiment_seeds_sources_apart_from_the_reference(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seed s: the reference at s, every source at s + SOURCE_SEED_OFFSET (a source with the
+    reference's classes would otherwise be the reference itself)."""
+    loaded = []
+
+    class Entry:
+        def __init__(self, config: ModelConfig) -> None:
+            loaded.append(config)
+            self.model = tiny_cnn(seed=0, k=3)
+
+    monkeypatch.setattr(liang2021.zoo, "load", lambda config, root, progress: Entry(config))
+    monkeypatch.setattr(liang2021, "dataset_for", lambda config, split: _imageset(
+        random_images(6, seed=0), torch.arange(6) % 3))
+    monkeypatch.setattr(liang2021, "evaluate_sources", lambda ref, sources, *a: pd.DataFrame(
+        {"source": list(sources)}))
+    exp = liang2021.experiment_b("B", ModelConfig("cnn-s"), (0, 1), (2, 3),
+                                 {"mlp-s": 1, "cnn-s": 1})
+    liang2021.run_experiment(exp, [2], liang2021.Settings())
+    assert [c.seed for c in loaded] == [2, 2 + liang2021.SOURCE_SEED_OFFSET,
+                                        2 + liang2021.SOURCE_SEED_OFFSET]

@@ -260,3 +260,91 @@ def test_findings_say_why_a_correlation_is_undefined() -> None:
         "pgd: ρ undefined: accuracy or tolerance is the same for all 5 models")
     assert table.loc[1, "holds"] is None and table.loc[1, "evidence"] == (
         "pgd: only 2 models with a finite value (3 needed)")
+
+
+def test_summarize_counts_shares_and_means_over_broken_images() -> None:
+    """One image in four never broken: against counts and scipy's standard error by hand."""
+    from scipy.stats import sem
+
+    rows = pd.DataFrame({"image": range(4), "broken": [True, False, True, True],
+                         "tolerance": [0.5, np.inf, 1.5, 4.0],
+                         "alignment": [0.2, np.nan, 0.6, 0.1]})
+    s = linsley2023.summarize(rows)
+    assert s["n_images"] == 4 and s["not_broken"] == pytest.approx(1 / 4)
+    assert s["tolerance"] == pytest.approx(6.0 / 3) and s["tolerance_median"] == 1.5
+    assert s["alignment"] == pytest.approx(0.3)
+    assert s["alignment_se"] == pytest.approx(sem([0.2, 0.6, 0.1]))
+
+
+def test_cue_finding_leaves_out_pairs_with_a_model_missing() -> None:
+    reliance = pd.DataFrame({"model": ["p", "h"], "acc_a-only": [0.5, 0.9],
+                             "acc_b-only": [0.9, 0.3], "saliency_shape": [0.2, 0.6]})
+    row = linsley2023.cue_finding(reliance, [("p", "h"), ("p", "gone"), ("gone", "h")]).iloc[0]
+    assert row["holds"]
+    assert decode_statistics(row["statistics"]) == {"pairs_holding": 1.0, "pairs": 1.0}
+    assert linsley2023.cue_finding(reliance, [("p", "gone")]).loc[0, "holds"] is None
+
+
+def test_saliency_alignment_scores_the_first_n_images_only() -> None:
+    model = _model()
+    x, y = _data(model, 6)
+    maps = torch.rand(6, 1, 6, 6, dtype=torch.float64)
+    data = ImageSet(x, y, maps, [str(i) for i in range(5)], "toy")
+    first = linsley2023.saliency_alignment({"m": model}, data, maps, human_maps=False,
+                                           n_images=3)
+    alone = linsley2023.saliency_alignment({"m": model}, data.subset(torch.arange(3)), maps[:3],
+                                           human_maps=False)
+    assert first.loc[0, "n_images"] == 3
+    assert first.loc[0, "spearman"] == pytest.approx(alone.loc[0, "spearman"])
+    more = linsley2023.saliency_alignment({"m": model}, data, maps, human_maps=False,
+                                          n_images=50)
+    assert more.loc[0, "n_images"] == 6
+
+
+@pytest.mark.filterwarnings("ignore")  # scipy warns of the constant input
+def test_findings_call_three_tied_models_tied_not_too_few() -> None:
+    """Three models (the fewest a ρ needs) at one accuracy: ρ is undefined because of the tie."""
+    summary = pd.DataFrame({"model": list("abc"), "attack": "pgd", "accuracy": 1.0,
+                            "tolerance": [0.1, 0.2, 0.3], "alignment": [0.3, 0.1, 0.2]})
+    corr = linsley2023.correlations(summary, n_boot=20)
+    none = pd.DataFrame(columns=["plain", "harmonized", "attack", "change"])
+    table = linsley2023.findings(corr, none, none)
+    assert table.loc[0, "holds"] is None
+    assert table.loc[0, "evidence"] == (
+        "pgd: ρ undefined: accuracy or tolerance is the same for all 3 models")
+
+
+def test_cue_reliance_against_the_masks_and_predictions() -> None:
+    """Accuracies from argmax by hand, each mask's area from the masks, and saliency shares
+    of the two masks that lie in [0, 1] and sum to at most 1 (the masks do not overlap)."""
+    from advlens.data import twin_cue
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 24 * 24, 10)).eval()
+    table = linsley2023.cue_reliance({"m": model}, n=12, size=24).set_index("model")
+    for variant in ("both", "a-only", "b-only"):
+        d = twin_cue("test", variant, n=12, size=24)
+        with torch.no_grad():
+            right = (model(d.images).argmax(1) == d.labels).float().mean()
+        assert table.loc["m", f"acc_{variant}"] == pytest.approx(float(right))
+    both = twin_cue("test", "both", n=12, size=24)
+    assert both.masks is not None
+    for k, cue in enumerate(("shape", "grating")):
+        assert table.loc["m", f"area_{cue}"] == pytest.approx(float(both.masks[:, k].mean()))
+    shares = table.loc["m", ["saliency_shape", "saliency_grating"]].to_numpy(float)
+    assert (shares >= 0).all() and shares.sum() <= 1 + 1e-6 and shares.min() > 0
+
+
+def test_qualitative_maps_peak_at_one() -> None:
+    """Each returned map is |its source| divided by its own maximum, per image."""
+    model = _model()
+    x, y = _data(model, 4)
+    maps = torch.rand(4, 6, 6, dtype=torch.float64)
+    out = linsley2023.qualitative(model, x, y, maps)
+    adv = attacks.minimal_eps_pgd(model, x, y, progress=False).adv
+    pert = (adv - x).mean(1).abs()
+    expected = pert / pert.flatten(1).amax(1)[:, None, None]
+    torch.testing.assert_close(out["perturbation"], expected)
+    torch.testing.assert_close(out["map"], maps / maps.flatten(1).amax(1)[:, None, None])
+    assert out["saliency"].shape == (4, 6, 6)
+    assert torch.allclose(out["saliency"].flatten(1).amax(1), torch.ones(4, dtype=torch.float64))

@@ -290,3 +290,70 @@ def test_finding_4_is_untestable_in_a_zoo_of_one_family() -> None:
     row = findings(_laws(), _effects(), _depth([("linf", 0.1, 0.2)]), transfer).iloc[3]
     assert row["holds"] is None
     assert "resnet 0.500/nan" in row["evidence"] and "reaching others most: none" in row["evidence"]
+
+
+def test_family_p_value_is_the_permutation_count_with_ties_as_extreme() -> None:
+    """p = (1 + #{null η² ≥ observed}) / (1 + n_perm), a relabelling giving the observed
+    partition back (here one in three) counting as extreme: against the same permutations
+    scored here with numpy."""
+    from advlens.papers.su2018 import family_vs_size
+
+    d = pd.DataFrame({"family": ["a", "a", "b", "b"], "params": [1e3, 2e3, 3e3, 4e3],
+                      "distortion": [0.1, 0.2, 0.7, 0.9]})
+    v = d["distortion"].to_numpy()
+
+    def eta2(labels: np.ndarray) -> float:
+        means = np.array([v[labels == lab].mean() for lab in labels])
+        return float(((means - v.mean()) ** 2).sum() / ((v - v.mean()) ** 2).sum())
+
+    observed = eta2(d["family"].to_numpy())
+    rng = np.random.default_rng(3)
+    null = np.array([eta2(rng.permutation(d["family"].to_numpy())) for _ in range(60)])
+    extreme = int((null >= observed - 1e-9).sum())
+    assert 10 < extreme < 60  # the observed partition recurs
+    out = family_vs_size(d, n_perm=60, seed=3)
+    assert out["eta2_family"] == pytest.approx(observed)
+    assert out["eta2_null"] == pytest.approx(null.mean())
+    assert out["p_family"] == pytest.approx((1 + extreme) / 61)
+
+
+def test_finding_2_needs_family_strictly_above_size() -> None:
+    """"Architecture matters more than size": a tie between η² and R² is not more."""
+    assert _holds(effects=_effects(cw=(0.5, 0.01, 0.5)))[1] is False
+    assert _holds(effects=_effects(cw=(0.5, 0.01, 0.4375)))[1] is True
+
+
+def test_depth_cis_that_touch_overlap() -> None:
+    """Closed intervals: [0.25, 0.5] and [0.5, 0.75] share 0.5 (max of the los <= min of the
+    his); [0.25, 0.5] and [0.625, 0.75] do not."""
+    from advlens.papers.su2018 import depth_comparison
+
+    def table(deep_lo: float) -> pd.DataFrame:
+        return pd.DataFrame([{"model": m, "attack": "ifgsm", "norm": "linf", "top1_error": 0.1,
+                              "distortion": (lo + hi) / 2, "distortion_lo": lo,
+                              "distortion_hi": hi}
+                             for m, lo, hi in (("s", 0.25, 0.5), ("d", deep_lo, 0.75))])
+
+    for deep_lo in (0.5, 0.625, 0.375):
+        expected = max(0.25, deep_lo) <= min(0.5, 0.75)
+        out = depth_comparison(table(deep_lo), [("s", "d")], attacks=("ifgsm",))
+        assert bool(out.loc[0, "cis_overlap"]) is expected
+
+
+def test_suite_defaults_are_the_published_settings() -> None:
+    """PROTOCOLS.md §2: eps search from 0.02 in at most 9 tries, I-FGSM 50 iterations, C&W-L2
+    9 binary steps from c = 0.01 with 1000 iterations at lr 0.001, EAD the same with β = 1e-3."""
+    s = SuiteSettings()
+    assert (s.search_start, s.search_tries, s.ifgsm_steps) == (0.02, 9, 50)
+    assert (s.cw_binary_steps, s.cw_initial_const, s.cw_steps, s.cw_lr) == (9, 0.01, 1000, 0.001)
+    assert (s.ead_binary_steps, s.ead_initial_const, s.ead_steps, s.ead_beta) == (9, 0.01, 1000,
+                                                                                 1e-3)
+
+
+def test_attack_suite_refuses_a_model_with_no_correct_image() -> None:
+    a = affine_model(k=4, seed=1)
+    x = centre_images(6, spread=0.3)
+    with torch.no_grad():
+        y = a(x).argmax(1)
+    with pytest.raises(ValueError, match="model 'wrong' classifies none of the images"):
+        attack_suite({"wrong": a}, x, (y + 1) % 4, settings=TINY, n_boot=10)

@@ -150,3 +150,10 @@ def test_scaling_laws_refuses_invalid_input_rather_than_reporting_nan() -> None:
         scaling_laws(table, n_boot=0)
     tied = scaling_laws(table.assign(top1_error=0.1), n_boot=50)  # one distinct error: no line
     assert tied.loc[0, "n_models"] == 4 and np.isnan(tied.loc[0, "slope"])
+
+
+def test_scaling_law_refuses_unequal_lengths() -> None:
+    with pytest.raises(ValueError, match=r"1-D of equal length; got \(3,\) and \(2,\)"):
+        scaling_law([1.0, 2.0, 3.0], [0.1, 0.2])
+    with pytest.raises(ValueError, match="1-D of equal length"):
+        scaling_law(np.ones((2, 2)), np.full((2, 2), 0.1))

@@ -192,6 +192,8 @@ class SuiteSettings:
     cw_initial_const: float = 0.01
     ead_binary_steps: int = 9
     ead_steps: int = 1000
+    # EAD's own code's default rate (Chen et al.), not C&W's 0.001: PROTOCOLS §2's "EAD: same"
+    # names the shared search (9 constants x 1000 iterations from 0.01, κ 0)
     ead_lr: float = 0.01
     ead_initial_const: float = 0.01
     ead_beta: float = 1e-3
