@@ -37,8 +37,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # kernel module -> the fast tests that exercise it
 TESTS = {
     "cka": ["tests/test_cka.py", "tests/test_cka_errors.py"],
-    "inversion": ["tests/test_inversion.py"],
-    "features": ["tests/test_features.py"],
+    "inversion": ["tests/test_inversion.py", "tests/test_inversion_parity.py",
+                  "tests/test_input_errors.py"],
+    "features": ["tests/test_features.py", "tests/test_input_errors.py"],
+    "probes": ["tests/test_probes.py", "tests/test_input_errors.py"],
+    "stir": ["tests/test_stir.py", "tests/test_input_errors.py"],
+    "io": ["tests/test_core.py", "tests/test_zoo_config_hash.py", "tests/test_data_cache.py",
+           "tests/test_input_errors.py"],
     "stats": ["tests/test_core.py", "tests/test_su2018_scaling.py", "tests/test_stats.py"],
     "alignment": ["tests/test_alignment.py", "tests/test_linsley2023.py",
                   "tests/test_clickme_tf_parity.py"],
@@ -63,7 +68,8 @@ TESTS = {
     "papers.liang2021": ["tests/test_liang2021.py"],
     "papers.jones2022": ["tests/test_jones2022_claims.py", "tests/test_jones2022.py"],
 }
-# the default run; the attack, paper and verify modules run on request (--modules papers.su2018)
+# the default run; the attack, paper, verify, probes, stir and io modules run on request
+# (--modules papers.su2018 io)
 KERNELS = ("cka", "inversion", "features", "stats", "alignment", "transfer")
 SWAPS: dict[type, type] = {
     ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,

@@ -59,6 +59,32 @@ def test_config_hash_is_order_independent_and_sensitive() -> None:
     assert io.config_hash({"a": 1}) != io.config_hash({"a": 2})
 
 
+def test_atomic_write_creates_missing_folders_and_writes_sorted_indented_json(
+        tmp_path: Path) -> None:
+    """The promised form is Python's json with sorted keys and an indent of 2 (diff-friendly,
+    the same bytes whatever the insertion order)."""
+    record = {"b": [1, 2.5], "a": {"z": "x", "c": None}}
+    target = tmp_path / "new" / "deeper" / "r.json"
+    io.atomic_write_json(target, record)
+    assert target.read_text() == json.dumps(record, indent=2, sort_keys=True) + "\n"
+    assert io.json_text({"a": {"c": None, "z": "x"}, "b": [1, 2.5]}) == target.read_text()
+
+
+def test_config_hash_is_sha256_of_canonical_json(tmp_path: Path) -> None:
+    """Cache names written by earlier versions must still be found: the hash is the first 12
+    hex digits of SHA-256 over the key-sorted JSON (paths as strings)."""
+    import hashlib
+
+    config = {"width": 8, "name": "cnn", "eps": [0.5, 1.0], "root": Path("a/b")}
+    text = json.dumps({**config, "root": "a/b"}, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    assert io.config_hash(config) == digest[:12]
+    assert io.config_hash(config, 8) == digest[:8]
+    blob = bytes(range(256)) * 5000  # more than one read of the file
+    (tmp_path / "blob").write_bytes(blob)
+    assert io.sha256_file(tmp_path / "blob", chunk=4096) == hashlib.sha256(blob).hexdigest()
+
+
 def test_check_images_rejects_out_of_range_and_nan() -> None:
     with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
         checks.check_images(torch.full((1, 1, 2, 2), 1.5))

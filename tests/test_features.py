@@ -129,3 +129,52 @@ def test_forward_and_capture_returns_logits_and_the_layer_of_one_pass() -> None:
     with pytest.raises(RuntimeError, match="mat1 and mat2"):
         features.forward_and_capture(model, torch.randn(2, 5), model.head, True)
     assert _no_hooks(model)
+
+
+class GruNet(nn.Module):
+    """A recurrent layer returns a tuple (output, h_n): its representation is the output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = nn.GRU(4, 5, batch_first=True)
+        self.head = nn.Linear(5, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.gru(x)[0][:, -1])
+
+
+def test_a_layer_returning_a_tuple_gives_its_first_element() -> None:
+    torch.manual_seed(0)
+    model = GruNet().eval()
+    x = torch.randn(6, 7, 4)
+    with torch.no_grad():
+        expected = model.gru(x)[0].flatten(1)
+    torch.testing.assert_close(features.representation(model, x, layer="gru", batch_size=4),
+                               expected)
+
+
+def test_the_forward_pass_stops_at_the_captured_layer() -> None:
+    """Nothing past the captured layer runs (the docstring's promise): a later module that
+    counts its calls is never called."""
+    calls: list[int] = []
+
+    class Count(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            calls.append(x.shape[0])
+            return x
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 4), Count(), nn.Linear(4, 2))
+    x = torch.randn(5, 8)
+    with torch.no_grad():
+        expected = model[:2](x)
+    torch.testing.assert_close(features.representation_graph(model, x, layer="1"), expected)
+    features.representation(model, x, layer="2")
+    assert calls == []
+    assert _no_hooks(model)
+
+
+def test_a_zero_dim_input_is_named_not_indexed() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="x is an empty batch"):
+        features.predict(model, torch.tensor(0.5))

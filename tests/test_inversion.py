@@ -305,6 +305,10 @@ def test_autocast_and_channels_last_run_and_keep_float32() -> None:
     assert (fast.best_loss.double() < 0.5 * start).all()
     assert torch.allclose(plain.loss.double(), independent_loss(model, plain.images, x[4:]),
                           rtol=1e-4)
+    # float16 (CPU autocast takes it too) runs the loss-scaled path: the same optimisation
+    half = invert(model, x[:4], x[4:], iterations=30, autocast=torch.float16, progress=False)
+    assert half.images.dtype == torch.float32
+    assert (independent_loss(model, half.images, x[4:]) < 0.5 * start).all()
 
 
 def test_best_iterate_equals_the_argmin_over_separate_runs() -> None:
@@ -325,3 +329,64 @@ def test_best_iterate_equals_the_argmin_over_separate_runs() -> None:
     torch.testing.assert_close(best.images, expected, rtol=0, atol=1e-6)
     torch.testing.assert_close(best.best_loss.double(), losses.min(0).values, rtol=1e-4,
                                atol=1e-7)
+
+
+def test_draw_pairs_at_its_edges() -> None:
+    """n == N draws a permutation; n > N draws with replacement over every index (the first
+    too); one pair and two classes are enough."""
+    labels = torch.tensor([0, 0, 1, 1, 1, 2])
+    s, t = draw_pairs(labels, 6, seed=1)
+    assert sorted(s.tolist()) == list(range(6))  # without replacement at n == N
+    s, t = draw_pairs(labels, 600, seed=1)
+    assert set(s.tolist()) == set(range(6)) and (labels[s] != labels[t]).all()
+    s, t = draw_pairs(labels, 1, seed=1)
+    assert s.shape == t.shape == (1,) and labels[s] != labels[t]
+    two = torch.tensor([3, 3, 3, 7])
+    s, t = draw_pairs(two, 40, seed=2)
+    assert (two[s] != two[t]).all()
+    assert set(t[two[s] == 3].tolist()) == {3}  # the one image of the other class
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        draw_pairs(labels, 0)
+
+
+def test_zero_iterations_return_the_seeds_and_bad_counts_are_named() -> None:
+    model, x = tiny_cnn(), images(6, seed=3)
+    res = invert(model, x[:3], x[3:], iterations=0, history=True, progress=False)
+    assert torch.equal(res.images, x[:3]) and res.iterations.tolist() == [0] * 3
+    torch.testing.assert_close(res.loss.double(), independent_loss(model, x[:3], x[3:]),
+                               rtol=1e-5, atol=1e-7)
+    assert res.history.shape == (1, 3)
+    for bad in ({"iterations": -1}, {"batch_size": 0}):
+        with pytest.raises(ValueError, match="need iterations >= 0 and batch_size >= 1"):
+            invert(model, x[:3], x[3:], progress=False, **bad)
+
+
+def test_early_stop_with_patience_one_checks_every_iteration() -> None:
+    """Seeds equal to their targets never move (closed form: loss 0, zero gradient), so with
+    patience 1 they stop at the first check, iteration 1."""
+    model = tiny_cnn(dtype=torch.float64)
+    x = images(3, seed=9, dtype=torch.float64)
+    seeds = x.clone()
+    seeds[2] = 1 - x[2]  # the one sample with something to do
+    res = invert(model, seeds, x, iterations=10, early_stop=EarlyStop(patience=1, rel_tol=1e-3),
+                 progress=False)
+    assert res.iterations[:2].tolist() == [1, 1] and res.iterations[2] > 1
+    assert torch.equal(res.images[:2], x[:2])
+
+
+def test_a_tie_keeps_the_earliest_best_iterate() -> None:
+    """As the reference's replace_best (strict <): rep = relu(sum(x) - 2) dies after the first
+    step (x = 0.9 - 10 * 0.1 * 0.5 = 0.4 per pixel, closed form), then momentum alone carries x
+    to 0 at the same loss 1; the earliest iterate of that loss is kept, not the last."""
+    lin = nn.Linear(4, 3)
+    with torch.no_grad():
+        lin.weight.fill_(1.0)
+        lin.bias.fill_(-2.0)
+    model = nn.Sequential(nn.Flatten(), lin, nn.ReLU(), nn.Linear(3, 2)).eval()
+    seed, target = torch.full((1, 1, 2, 2), 0.9), torch.full((1, 1, 2, 2), 0.6)
+    res = invert(model, seed, target, iterations=5, step_size=10.0, history=True,
+                 progress=False)
+    assert res.history[1:].tolist() == [[1.0]] * 5  # every iterate after the seed ties
+    assert float(res.history[0, 0]) == pytest.approx(3.0, rel=1e-5)  # (1.6 - 0.4) / 0.4
+    torch.testing.assert_close(res.images, torch.full((1, 1, 2, 2), 0.4))
+    assert torch.equal(res.final_loss, res.best_loss)

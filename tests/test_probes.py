@@ -141,3 +141,70 @@ def test_fine_tune_refuses_a_string_for_batchnorm_eval() -> None:
     x, y = random_images(8), torch.arange(8) % 2
     with pytest.raises(TypeError, match="batchnorm_eval must be True or False"):
         fine_tune(_source(), x, y, x, y, epochs=1, batchnorm_eval="False")  # truthy string
+
+
+def test_validation_split_keeps_a_training_image_of_every_class() -> None:
+    """A one-image class stays in train; a large fraction still leaves one image per class to
+    train on (and takes at least one of every class with two or more)."""
+    y = torch.tensor([0, 1, 1, 2, 2, 2, 2, 2])
+    train, val = train_val_split(y, 0.9, seed=0)
+    assert np.bincount(y[train].numpy(), minlength=3).tolist() == [1, 1, 1]
+    assert np.bincount(y[val].numpy(), minlength=3).tolist() == [0, 1, 4]
+    train, val = train_val_split(y, 0.01, seed=0)
+    assert np.bincount(y[val].numpy(), minlength=3).tolist() == [0, 1, 1]
+
+
+def test_the_earliest_epoch_of_the_best_accuracy_is_kept() -> None:
+    """An easy task reaches its best validation accuracy at several epochs: the first is kept
+    (the docstring's rule), and the returned head scores it."""
+    model = _source()
+    (x, y), (xv, yv) = _task(model, 200, 1), _task(model, 20, 2)
+    result = linear_probe(model, x, y, xv, yv, epochs=12, lr=0.05)
+    accs = [h["val_acc"] for h in result.history]
+    assert accs.count(max(accs)) > 1  # a tie, so the rule matters
+    assert result.best_epoch == 1 + accs.index(max(accs))
+    with torch.no_grad():
+        acc = float((result.model(xv).argmax(1) == yv).float().mean())
+    assert acc == pytest.approx(max(accs))
+
+
+@pytest.mark.parametrize("bad", [{"epochs": 0}, {"batch_size": 0}, {"lr": 0.0}])
+def test_training_settings_are_checked(bad: dict) -> None:
+    x, y = random_images(8), torch.arange(8) % 2
+    with pytest.raises(ValueError, match="need epochs >= 1, batch_size >= 1, lr > 0"):
+        linear_probe(_source(), x, y, x, y, **bad)
+
+
+def test_train_loss_is_the_mean_cross_entropy_over_the_epoch() -> None:
+    """With a negligible learning rate the head stays at its initialisation (replace_head's, same
+    seed), so the first epoch's train_loss is its mean per-image cross-entropy, computed here in
+    float64 numpy: every image counts once, in batches of unequal size (7 + 8: the lone last
+    image joins the batch before it)."""
+    model = _source()
+    x, y = _task(model, 15, 1)
+    result = linear_probe(model, x, y, x, y, num_classes=4, epochs=1, lr=1e-12, batch_size=7)
+    head = replace_head(model, 4, seed=0)[0][5]
+    logits = representation(model, x).double().numpy() @ head.weight.double().detach().numpy().T
+    logits += head.bias.double().detach().numpy()
+    shifted = logits - logits.max(1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+    expected = -log_p[np.arange(15), y.numpy()].mean()
+    assert result.history[0]["train_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_num_classes_is_the_largest_label_of_either_split() -> None:
+    model = _source()
+    x = random_images(8)
+    y_train, y_val = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3]), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    for a, b in ((y_train, y_val), (y_val, y_train)):
+        result = linear_probe(model, x, a, x, b, epochs=1)
+        assert result.model[5].out_features == 4
+
+
+def test_a_one_image_validation_split_is_taken() -> None:
+    model = _source()
+    (x, y), (xv, yv) = _task(model, 40, 1), _task(model, 1, 2)
+    result = linear_probe(model, x, y, xv, yv, num_classes=4, epochs=2)
+    with torch.no_grad():
+        hit = float(result.model(xv).argmax(1) == yv)
+    assert result.val_acc == hit

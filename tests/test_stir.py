@@ -75,3 +75,24 @@ def test_stir_score_checks_shapes() -> None:
     x = torch.rand(8, 1, 8, 8)
     with pytest.raises(ValueError, match="same shape"):
         stir_score(m, x, x[:4])
+
+
+def test_stir_score_defaults_to_the_biased_cka() -> None:
+    m = other_cnn(2)
+    x = torch.rand(10, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    y = torch.rand(10, 1, 8, 8, generator=torch.Generator().manual_seed(4))
+    expected = numpy_linear_cka(penultimate(m, x), penultimate(m, y))
+    assert stir_score(m, x, y, batch_size=3) == pytest.approx(expected, rel=1e-6)
+
+
+def test_stir_takes_exactly_the_fewest_images_cka_takes() -> None:
+    """Two images: centred, each representation is rank one, so linear CKA is 1 (closed form).
+    Debiased CKA needs four: three are refused before inverting, four are taken."""
+    m1, m2 = tiny_cnn(0), other_cnn(1)
+    x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(5))
+    kw = {"iterations": 3, "progress": False}
+    assert stir(m1, m2, x[:2], **kw).value == pytest.approx(1.0, abs=1e-9)
+    with pytest.raises(ValueError, match="at least 4 images"):
+        stir(m1, m2, x[:3], debiased=True, **kw)
+    res = stir(m1, m2, x, debiased=True, **kw)
+    assert res.value == stir_score(m2, x, res.inverted.images, debiased=True)
