@@ -207,6 +207,19 @@ def test_pareto_scatter_frontier_and_names():
     assert frontier.get_xdata().tolist() == front.top1_error.tolist()
 
 
+def test_pareto_scatter_marker_sizes_follow_rows_not_index_labels():
+    """A table concatenated from two runs repeats index labels: the marker sizes were looked
+    up by label and the scatter raised 's (size 4) cannot be broadcast'."""
+    cw = suite_table().query("attack == 'cw'")
+    table = pd.concat([cw.iloc[:2], cw.iloc[2:]]).set_axis([0, 1, 0, 1])
+    table["pareto"] = su2018.pareto_front(table).to_numpy()
+    fig = su2018_figures.pareto_scatter(table, palette=plots.family_palette(table.family))
+    for points in fig.axes[0].collections:
+        g = table[table.family == points.get_label()]
+        np.testing.assert_allclose(points.get_offsets(), g[["top1_error", "distortion"]])
+        np.testing.assert_allclose(points.get_sizes(), 25 + 12 * np.log10(g.params) ** 1.5)
+
+
 def test_transfer_heatmaps_titles_and_family_lines():
     names = ["m1", "m2", "c1"]
     family = {"m1": "mlp", "m2": "mlp", "c1": "cnn"}
@@ -226,6 +239,26 @@ def test_transfer_heatmaps_titles_and_family_lines():
     with pytest.raises(ValueError, match="targeted_metric"):
         su2018_figures.transfer_heatmaps(matrix(names), matrix(names), family=family, eps=0.1,
                                          targeted_metric="top3")
+
+
+def test_transfer_heatmaps_put_both_panels_in_the_untargeted_order():
+    """A targeted matrix in another order (e.g. transfer_heatmap without ``order``) was drawn
+    as given, under the left panel's family lines and names; a matrix whose columns are in
+    another order than its rows had its masked 'diagonal' off the white-box cells."""
+    names = ["m1", "m2", "c1"]
+    family = {"m1": "mlp", "m2": "mlp", "c1": "cnn"}
+    untargeted, targeted = matrix(names), matrix(names, seed=3)
+    fig = su2018_figures.transfer_heatmaps(untargeted, targeted.loc[names[::-1], sorted(names)],
+                                           family=family, eps=0.1)
+    left, right = heatmap_axes(fig)
+    for ax, mat in ((left, untargeted), (right, targeted)):
+        assert [t.get_text() for t in ax.get_yticklabels()] == names
+        assert [t.get_text() for t in ax.get_xticklabels()] == names
+        off = [f"{mat.loc[r, c]:.2f}" for r in names for c in names if r != c]
+        assert [t.get_text() for t in ax.texts] == off
+    with pytest.raises(ValueError, match="as its rows and columns"):
+        su2018_figures.transfer_heatmaps(untargeted, matrix(["m1", "m2", "x"]), family=family,
+                                         eps=0.1)
 
 
 def test_depth_comparison_against_hand_rows():

@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
 
 from advlens.zoo.report import accuracy_figure  # noqa: E402
+from advlens.zoo.seeds import SEED_STRIDE  # noqa: E402
 
 
 def _table() -> pd.DataFrame:
@@ -75,3 +76,13 @@ def test_the_radius_panel_leaves_out_harmonized_twins() -> None:
         x, y = line.get_data()
         assert list(x) == [0.0, 0.5, 1.0], line.get_label()
         assert 0.5 not in list(y) and 0.1 not in list(y)
+
+
+def test_a_reseeded_zoo_is_plotted_too() -> None:
+    """A zoo built with a zoo_seed (advlens.zoo.seeds.reseed) has no seed-0 model: the
+    standard panel was empty and the radius panel's lines had no points, without a word."""
+    table = _table().assign(seed=lambda t: t["seed"] + SEED_STRIDE)
+    left, middle, _right = accuracy_figure(table)[0].axes
+    assert len(left.patches) == 2 * 2
+    x, y = middle.lines[1].get_data()
+    assert list(x) == [0.0, 0.5, 1.0] and list(y) == [0.3, 0.55, 0.8]

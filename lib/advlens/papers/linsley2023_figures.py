@@ -73,7 +73,8 @@ def accuracy_panels(summary: pd.DataFrame, arrows: Mapping[str, pd.DataFrame],
 def qualitative_panel(panels: Sequence[tuple[str, Mapping[str, torch.Tensor]]], *,
                       n_show: int, map_label: str) -> plt.Figure:
     """Columns = images; rows = the image, its importance map, then for each model (name,
-    :func:`advlens.papers.linsley2023.qualitative` output) |perturbation| and |saliency|."""
+    :func:`advlens.papers.linsley2023.qualitative` output) |perturbation| and |saliency|; each
+    |perturbation| is marked with that model's alignment ρ on that image."""
     first = panels[0][1]
     k = min(n_show, first["image"].shape[0])
     rows = [first["image"][:k], first["map"][:k, None]]
@@ -82,10 +83,15 @@ def qualitative_panel(panels: Sequence[tuple[str, Mapping[str, torch.Tensor]]], 
         rows += [q["perturbation"][:k, None], q["saliency"][:k, None]]
         labels += [f"|δ| {name}", f"|saliency| {name}"]
     cmaps = ["gray", "magma"] + ["viridis"] * (len(rows) - 2)
-    cols = [f"ρ {float(panels[0][1]['alignment'][i]):.2f}" for i in range(k)]
-    return plots.image_grid(rows, row_labels=labels, col_labels=cols, cmaps=cmaps,
-                            cell_size=1.5, title="what the attack changes and where the model "
-                                                 "looks")
+    fig = plots.image_grid(rows, row_labels=labels, cmaps=cmaps, cell_size=1.5,
+                           title="what the attack changes and where the model looks")
+    # each model's own ρ on its |δ| image: one ρ per column would show only the first model's
+    for j, (_, q) in enumerate(panels):
+        for i in range(k):
+            ax = fig.axes[(2 + 2 * j) * k + i]  # the grid's axes, row by row
+            ax.text(0.03, 0.97, f"ρ {float(q['alignment'][i]):.2f}", transform=ax.transAxes,
+                    ha="left", va="top", fontsize=7, color="w")
+    return fig
 
 
 def cue_reliance_bars(reliance: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> plt.Figure:

@@ -145,10 +145,11 @@ def pareto_scatter(table: pd.DataFrame, *, palette: Mapping[str, Colour],
     family, names placed by :func:`label_points`, the rows flagged ``pareto`` joined as a
     dashed frontier."""
     fig, ax = plt.subplots(figsize=(7.2, 5.0), layout="constrained")
-    sizes = 25 + 12 * np.log10(table["params"].astype(float)) ** 1.5
+    # by position, not index label: a table joined from two runs can repeat index labels
+    sizes = 25 + 12 * np.log10(table["params"].to_numpy(dtype=float)) ** 1.5
     for fam, g in table.groupby("family"):
-        ax.scatter(g["top1_error"], g["distortion"], s=sizes[g.index], color=palette[fam],
-                   label=fam, edgecolor="k", lw=0.4)
+        ax.scatter(g["top1_error"], g["distortion"], s=sizes[(table["family"] == fam).to_numpy()],
+                   color=palette[fam], label=fam, edgecolor="k", lw=0.4)
     front = table[table["pareto"]].sort_values("top1_error")
     ax.step(front["top1_error"], front["distortion"], "k--", where="post", lw=1,
             label="Pareto frontier")
@@ -161,7 +162,7 @@ def pareto_scatter(table: pd.DataFrame, *, palette: Mapping[str, Colour],
     low, high = ax.get_ylim()
     ax.set_ylim(low, high + 0.12 * (high - low))  # room for the labels of the top points
     label_points(ax, table["top1_error"], table["distortion"], list(table["model"]),
-                 sizes=sizes.to_numpy())
+                 sizes=sizes)
     return fig
 
 
@@ -174,11 +175,18 @@ def transfer_heatmaps(untargeted: pd.DataFrame, targeted: pd.DataFrame, *,
     """Untargeted (left) and targeted (right) transfer success, rows = source, columns =
     target, both in the same model order, equal panels with one colour bar; white lines
     separate the families, named above each panel. The diagonal (white-box success) is masked
-    and left out of the colour scale, so the transfer rates use the whole scale."""
+    and left out of the colour scale, so the transfer rates use the whole scale. The order is
+    ``untargeted``'s rows; both matrices are reindexed to it (rows and columns)."""
     if targeted_metric not in TARGETED_TITLE:
         raise ValueError(f"targeted_metric must be one of {sorted(TARGETED_TITLE)}, "
                          f"got {targeted_metric!r}.")
     order = list(untargeted.index)
+    for name, mat in (("untargeted", untargeted), ("targeted", targeted)):
+        if set(mat.index) != set(order) or set(mat.columns) != set(order):
+            raise ValueError(f"{name} must have the models {order} as its rows and columns; "
+                             f"it has rows {list(mat.index)}, columns {list(mat.columns)}.")
+    # the separators, family names and masked diagonal are positions in ``order``
+    untargeted, targeted = untargeted.loc[order, order], targeted.loc[order, order]
     panels = [(f"I-FGSM eps {eps:.3g}: {title}", mat) for title, mat in
               [("untargeted success", untargeted), (TARGETED_TITLE[targeted_metric], targeted)]]
     bounds = plots.group_boundaries(order, dict(family))
