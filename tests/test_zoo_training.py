@@ -135,3 +135,37 @@ def test_robust_accuracy_matches_closed_form_for_a_binary_linear_model() -> None
     acc = robust_accuracy(model, data, RobustEval(eps=eps, n=len(data), steps=10))
     assert acc == pytest.approx(expected, abs=1e-9)
     assert robust_accuracy(model, data, RobustEval(eps=0.0, n=len(data))) == 1.0
+
+
+def test_l2_at_batchnorm_statistics_come_from_the_adversarial_batch() -> None:
+    # one step from a fresh model: the first BN's running mean is 0.1 x the batch mean of the
+    # first conv's output on the adversarial batch (the attack itself runs in eval mode)
+    from advlens.zoo.architectures import build_model
+    config = ModelConfig("vgg-xs", regime="l2-at", eps=1.0, attack_steps=3, epochs=1,
+                         n_train=32, n_test=8, batch_size=32)
+    data = dataset_for(config, "train")
+    trained = train(config, data, progress=False).model
+    model = build_model(config.arch, config.dataset, seed=config.seed)
+    model.normalize.set_stats(data.images)
+    generator = torch.Generator().manual_seed(config.seed)
+    idx = torch.randperm(32, generator=generator)
+    batch = Batch(data.images[idx], data.labels[idx])
+    adv = training_inputs(model.train(), batch, config, generator)
+    with torch.no_grad():
+        adv_mean, clean_mean = (0.1 * model.body[0](model.normalize(x)).mean(dim=(0, 2, 3))
+                                for x in (adv, batch.x))
+    running = trained.body[1].running_mean
+    torch.testing.assert_close(running, adv_mean, atol=1e-6, rtol=0)
+    assert float((running - clean_mean).abs().max()) > 1e-3
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"regime": "l2-at", "eps": 0.5, "attack_steps": 0}, "attack_steps"),
+    ({"batch_size": 0}, "batch_size")])
+def test_untrainable_counts_are_refused_before_the_zoo_trains_anything(
+        tmp_path, change: dict, field: str) -> None:
+    from advlens.zoo.builder import build
+    bad = TINY.replace(tag="bad", **change)
+    with pytest.raises(ValueError, match=f"{field} .*must be an int >= 1; got 0"):
+        build([TINY, bad], root=tmp_path, progress=False, robust_eval_n=8)
+    assert not list(tmp_path.glob("*.pt"))  # refused up front: TINY was not trained first

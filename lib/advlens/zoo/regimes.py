@@ -4,13 +4,17 @@
 - ``l2-at``: Madry et al. (2018) adversarial training — cross-entropy on L2-PGD adversarial
   examples of radius ``config.eps`` made on the fly by :func:`advlens.attacks.pgd` (random start,
   ``config.attack_steps`` steps of ``attack_step_factor · eps / steps``, the attack run in eval
-  mode as ``pgd`` does, so BatchNorm statistics come from clean batches only).
+  mode as ``pgd`` does, so the attack's iterates leave BatchNorm's running statistics alone;
+  the training pass that follows, on the adversarial batch only, updates them, as in the
+  ``robustness`` library: a robust model's BatchNorm statistics are those of adversarial
+  batches, never of clean ones).
 - ``harmonized``: the neural harmonizer (Fel et al. 2022): clean cross-entropy plus
   ``config.harmonizer_weight`` · :func:`advlens.alignment.harmonizer_loss` between the model's
   saliency (gradient of the true-class logit, from the same forward pass, differentiable: double
   backpropagation) and the dataset's importance map ``config.importance_map`` (see
   :func:`importance_maps`). The loss and its weight are fields of the config, so the cache hash
-  covers them. Unlike the official recipe (label smoothing 0.1, explicit 1e-5·Σ‖w‖²) the
+  covers them. Unlike the official recipe (label smoothing 0.1, an explicit 1e-5·Σw²/2 —
+  ``tf.nn.l2_loss`` — on the weights that are not normalisation or embedding ones) the
   cross-entropy and weight decay stay those of the plain twin, so a harmonized model differs
   from its twin by the harmonizer term only.
 
@@ -35,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from advlens.alignment import harmonizer_loss, logits_and_saliency
+from advlens.checks import check_positive_int
 from advlens.data import ImageSet, clickme_standin
 from advlens.zoo.config import ModelConfig
 
@@ -79,6 +84,12 @@ def check_trainable(config: ModelConfig) -> None:
     if config.source != "trained":
         raise ValueError(f"{config.name} is a published checkpoint ({config.source}); it is "
                          "loaded, not trained.")
+    # checked here, before zoo.build trains anything: at their turn they failed with a
+    # ZeroDivisionError / a torch.split error naming no field
+    check_positive_int(config.batch_size, f"{config.name}: batch_size")
+    if config.regime == "l2-at":
+        check_positive_int(config.attack_steps, f"{config.name}: attack_steps (PGD steps per "
+                           "adversarial-training batch)")
 
 
 def training_inputs(model: nn.Module, batch: Batch, config: ModelConfig,
