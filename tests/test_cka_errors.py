@@ -114,6 +114,27 @@ def test_rbf_median_distance_zero():
         rbf_cka(x, Y)
 
 
+@pytest.mark.parametrize("order", ["given", "reversed", "permuted"])
+def test_rbf_median_zero_whatever_the_rounding_of_identical_rows(order):
+    """75 of 100 rows all zero (a dead post-ReLU layer): scipy's exact median squared distance
+    is 0. The Gram trick left some identical rows ~1e-17 apart (rounding, depending on the
+    row order), which passed for the median and returned a number instead of the error."""
+    from scipy.spatial.distance import pdist
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(100, 64, dtype=torch.float64, generator=gen).relu()
+    x[:75] = 0.0
+    y = torch.randn(100, 10, dtype=torch.float64, generator=gen)
+    sq = np.concatenate([np.zeros(100), np.repeat(pdist(x.numpy(), "sqeuclidean"), 2)])
+    assert np.median(sq) == 0.0  # the reference: the bandwidth is undefined
+    perm = {"given": torch.arange(100), "reversed": torch.arange(100).flip(0),
+            "permuted": torch.randperm(100, generator=gen)}[order]
+    for f in (lambda: rbf_cka(x[perm], y[perm]),
+              lambda: cka_matrix({"x": x[perm], "y": y[perm]}, kernel="rbf")):
+        with pytest.raises(ValueError, match=r"(X|\['x'\]): the median pairwise distance is 0"):
+            f()
+
+
 def test_bad_options():
     with pytest.raises(ValueError, match=r"threshold must be a positive"):
         rbf_cka(X, Y, threshold=0.0)

@@ -227,6 +227,26 @@ def test_harmonizations_keras_cache_is_read(tmp_path):
     assert len(clickme(cache, "val", size=8, progress=False)) == 12
 
 
+def test_shards_named_for_another_split_are_never_read_in_its_place(tmp_path):
+    # the bucket's names (CLICKME_BASE_URL/val/val-{i}.tfrecords, train/train-{i}.tfrecords)
+    # in one folder: 'train' sorts before 'val', so the first images were train images
+    for name, label in (("val-0.tfrecords", 1), ("val-1.tfrecords", 2), ("train-0.tfrecords", 77)):
+        _raw_shard(tmp_path / name, label)
+    with pytest.raises(ValueError, match="both the val and the train.*split='val'"):
+        clickme(tmp_path, size=8, progress=False)
+    assert clickme(tmp_path, "val", size=8, progress=False).labels.tolist() == [1, 2]
+    assert clickme(tmp_path, "train", size=8, progress=False).labels.tolist() == [77]
+    # a Keras cache holding only the val shards (load_clickme_val()) is no train split
+    cache = tmp_path / "click-me"
+    cache.mkdir()
+    for i in range(2):
+        _raw_shard(cache / f"clickme_val_{i}", 900 + i)
+    with pytest.raises(ValueError, match="split 'val', none of split 'train'"):
+        clickme(cache, "train", size=8, progress=False)
+    assert clickme(cache, "val", size=8, progress=False).labels.tolist() == [900, 901]
+    assert clickme(cache, size=8, progress=False).labels.tolist() == [900, 901]
+
+
 def test_missing_shards_name_the_keras_cache(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"~/\.keras/datasets"):

@@ -178,3 +178,67 @@ def test_a_zero_dim_input_is_named_not_indexed() -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
     with pytest.raises(ValueError, match="x is an empty batch"):
         features.predict(model, torch.tensor(0.5))
+
+
+def _two_device_data_parallel(monkeypatch: pytest.MonkeyPatch, module: nn.Module
+                              ) -> nn.DataParallel:
+    """nn.DataParallel over two devices, run on the CPU: its own forward and replicate (replicas
+    share the wrapped modules' hook dicts), one thread per replica and the ExceptionWrapper
+    re-raise of parallel_apply; only CUDA's broadcast, scatter and gather are swapped."""
+    import sys
+    import threading
+
+    from torch._utils import ExceptionWrapper
+
+    replicate = sys.modules["torch.nn.parallel.replicate"]
+    monkeypatch.setattr(replicate, "_broadcast_coalesced_reshape",
+                        lambda tensors, devices, detach=False: [list(tensors) for _ in devices])
+
+    def parallel_apply(replicas: list, inputs: list, kwargs: tuple) -> list:
+        results: dict[int, object] = {}
+        grad = torch.is_grad_enabled()
+
+        def work(i: int) -> None:
+            torch.set_grad_enabled(grad)
+            try:
+                results[i] = replicas[i](*inputs[i])
+            except Exception:
+                results[i] = ExceptionWrapper(where=f"in replica {i}")
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(len(replicas))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for i in range(len(replicas)):
+            if isinstance(results[i], ExceptionWrapper):
+                results[i].reraise()
+        return [results[i] for i in range(len(replicas))]
+
+    dp = nn.DataParallel(module)
+    dp.device_ids, dp.output_device, dp.src_device_obj = [0, 1], 0, torch.device("cpu")
+    dp.scatter = lambda inputs, kwargs, ids: (tuple((c,) for c in inputs[0].chunk(len(ids))),
+                                              ({},) * len(ids))
+    dp.replicate = lambda m, ids: replicate.replicate(m, ids)
+    dp.parallel_apply = parallel_apply
+    dp.gather = lambda outputs, device: torch.cat(outputs)
+    return dp
+
+
+def test_a_multi_gpu_data_parallel_model_gives_every_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DataParallel's replicas share the hooks: every replica's chunk reached the hook and only
+    the first was kept (half the rows on two GPUs). The wrapped module runs on one device."""
+    torch.manual_seed(0)
+    model = InplaceNet().eval()
+    dp = _two_device_data_parallel(monkeypatch, model)
+    x = torch.randn(8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(dp(x), model(x))  # the emulation is a DataParallel
+        body, fc1 = model.body(x), model.fc1(x)
+    torch.testing.assert_close(features.representation(dp, x), body)
+    torch.testing.assert_close(features.representation(dp, x, layer="module.fc1"), fc1)
+    logits, rep = features.forward_and_capture(dp, x, *features.resolve_layer(dp, "module.fc1"))
+    with torch.no_grad():
+        torch.testing.assert_close(logits, model(x))
+    torch.testing.assert_close(rep.detach(), fc1)
+    assert _no_hooks(model)

@@ -157,6 +157,11 @@ def test_paper_experiments_follow_the_published_lists() -> None:
     assert a.sources[-1].label == "4/4 animal: bird,cat,deer,horse"
     assert all(s.config.dataset == "cifar10" for s in a.sources + b.sources)
     assert [s.config.arch for s in b.sources] == list(liang2021.PAPER_ARCHS)
+    # B's target task is all of STL-10 (their cmd.sh: transfer.py and adv2know.py with
+    # -d stl10 --include_list 0 ... 9): the published 28.3 % of fcnet is a ten-class accuracy
+    assert b.reference.dataset == "stl10" and b.reference.classes is None
+    assert b.reference.num_classes == 10 and b.reference.arch == "tv-resnet50"  # their res_net50
+    assert all(s.config.classes is None for s in b.sources)
 
 
 def test_paper_path_runs_end_to_end_on_tiny_real_format_files(
@@ -165,7 +170,8 @@ def test_paper_path_runs_end_to_end_on_tiny_real_format_files(
     write_stl(tmp_path / "stl", n=160)
     knobs = presets.resolve("04", "paper", cifar_kw={"root": str(tmp_path / "cifar")},
                             stl10_kw={"root": str(tmp_path / "stl")}, epochs=1,
-                            b_archs={"fcnet": 1, "lenet": 1}, arch="lenet")
+                            b_archs={"fcnet": 1, "lenet": 1}, arch="lenet",
+                            b_reference_arch="lenet")
     monkeypatch.delenv("ADVLENS_CIFAR10", raising=False)
     monkeypatch.delenv("ADVLENS_STL10", raising=False)
     liang2021.check_data(knobs)  # exports the folders for the zoo
@@ -247,3 +253,14 @@ def test_run_experiment_seeds_sources_apart_from_the_reference(
     liang2021.run_experiment(exp, [2], liang2021.Settings())
     assert [c.seed for c in loaded] == [2, 2 + liang2021.SOURCE_SEED_OFFSET,
                                         2 + liang2021.SOURCE_SEED_OFFSET]
+
+
+def test_experiment_b_reference_follows_its_own_knob() -> None:
+    knobs = presets.resolve("04", "smoke", b_reference_arch="mlp-s")
+    made = {e.name: e for e in liang2021.experiments_from_knobs(knobs)}
+    assert made["B-digits"].reference.arch == "mlp-s"
+    assert made["A-digits"].reference.arch == knobs["arch"] == "cnn-s"
+    # at the laptop preset B's reference is A's model: the same ModelConfig (one cache entry)
+    same = {e.name: e for e in liang2021.experiments_from_knobs(presets.resolve("04", "laptop"))}
+    assert same["B-digits"].reference.replace(classes=None) == \
+        same["A-digits"].reference.replace(classes=None)

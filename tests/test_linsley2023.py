@@ -95,6 +95,27 @@ class _Constant(nn.Module):
         return logits + self.scale * x.flatten(1).sum(1, keepdim=True)
 
 
+def test_the_search_reaches_no_further_than_three_steps_of_half() -> None:
+    """With the ball projection 3 steps of 0.5 move x by at most 1.5 in L2 (triangle
+    inequality; the clamp only shortens): eps = 10 is the attack at 1.5, so a decision that
+    needs a move of 2 (a linear margin, closed form) reads 'not broken' -- as documented."""
+    w = torch.randn(3 * 4 * 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    w = w / w.norm()
+
+    class Margin(nn.Module):  # class 0 iff w·(x − 0.5) + 2 > 0: flipping needs ||δ||₂ ≥ 2
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            m = (x.flatten(1) - 0.5) @ w + 2.0
+            return torch.stack([m, -m], 1)
+
+    x, y = torch.full((1, 3, 4, 4), 0.5, dtype=torch.float64), torch.tensor([0])
+    at = {eps: attacks.pgd(Margin(), x, y, eps=eps, steps=3, step_size=0.5) for eps in (1.5, 10)}
+    assert torch.equal(at[1.5].adv, at[10].adv) and float(at[10].norms[0]) <= 1.5 + 1e-12
+    assert not bool(at[10].success[0])
+    result = attacks.minimal_eps_pgd(Margin(), x, y, progress=False)
+    assert not bool(result.success[0]) and math.isinf(float(result.eps[0]))
+    assert "1.5" in (attacks.minimal_eps_pgd.__doc__ or "")
+
+
 def test_images_never_broken_are_kept_and_flagged() -> None:
     x = torch.rand(5, 3, 4, 4, dtype=torch.float64)
     y = torch.zeros(5, dtype=torch.long)

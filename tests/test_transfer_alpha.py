@@ -181,6 +181,28 @@ def test_attacks_follow_the_protocol() -> None:
                                                                       dtype=torch.float64))
 
 
+def test_their_one_step_attack_is_one_pgd_step_of_eps_from_a_random_start() -> None:
+    """Their attack.py with itr=1 (the cmd.sh "fgsm"): a uniform start in the eps-ball, one
+    signed step of eps from there, clipped to the ball and the box — written out here in numpy
+    from the same uniform draw; liang_fgsm (the protocol's FGSM, from x) differs from it."""
+    s, eps = affine_model(k=4, seed=1), 0.1
+    x = centre_images(12, spread=0.3)
+    own = s(x).argmax(1)
+    u = torch.rand(x.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    x_np = x.numpy()
+    start = np.clip(x_np + (2 * u.numpy() - 1) * eps, 0, 1)
+    z = _numpy_logits(s, torch.from_numpy(start))  # the gradient at the start, label = own
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    p[np.arange(len(z)), own.numpy()] -= 1
+    step = eps * np.sign(p @ s[1].weight.detach().numpy()).reshape(x.shape)
+    theirs = np.clip(x_np + np.clip(start + step - x_np, -eps, eps), 0, 1)
+    got = liang_pgd(eps, steps=1, step_fraction=1.0,
+                    generator=torch.Generator().manual_seed(3))(s, x, own).adv
+    np.testing.assert_allclose(got.numpy(), theirs, atol=1e-12)
+    assert not np.allclose(liang_fgsm(eps)(s, x, own).adv.numpy(), theirs)
+
+
 def test_clear_errors() -> None:
     d = torch.ones(3, 2, dtype=torch.float64)
     with pytest.raises(ValueError, match="unchanged on 1 image"):

@@ -165,7 +165,10 @@ def _rbf_gram(xc: Tensor, threshold: float, name: str) -> Tensor:
     """RBF kernel exp(-d²/(2σ²)) with σ = threshold × median pairwise distance."""
     sq_rows = xc.square().sum(1)
     sq = (sq_rows[:, None] + sq_rows[None, :] - 2 * (xc @ xc.T)).clamp_min_(0)
-    sq.fill_diagonal_(0)
+    # identical rows are exactly 0 apart (the diagonal too); the Gram trick can leave them
+    # rounding noise (~1e-17), which passed for the median when most rows were identical
+    group = torch.unique(xc, dim=0, return_inverse=True)[1]
+    sq.masked_fill_(group[:, None] == group[None, :], 0.0)
     median = _median_sq_distance(sq)
     if float(median) <= 0:
         raise ValueError(

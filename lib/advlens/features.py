@@ -84,6 +84,16 @@ def _hooked(module: nn.Module, take_input: bool, *, stop: bool) -> Iterator[list
         handle.remove()
 
 
+def _one_device(model: nn.Module) -> nn.Module:
+    """The module an ``nn.DataParallel`` wraps (the model itself otherwise): its replicas share
+    the wrapped modules' hooks, so on several GPUs a hook fires once per replica, each with its
+    device's chunk of the batch, and only one chunk would be captured. The wrapped module holds
+    the parameters on the first device, where the batch is."""
+    while isinstance(model, nn.DataParallel):
+        model = model.module
+    return model
+
+
 def _first(captured: list[Tensor], module: nn.Module) -> Tensor:
     if not captured:
         raise RuntimeError(f"{type(module).__name__} was never called in the forward pass.")
@@ -94,10 +104,12 @@ def capture(model: nn.Module, x: Tensor, module: nn.Module, take_input: bool) ->
     """Run ``model(x)`` up to ``module`` and return its input (or output) flattened to (N, D).
 
     For loops that call the same layer many times: resolve it once with :func:`resolve_layer`.
+    An ``nn.DataParallel`` model runs as its wrapped module, on one device (see
+    :func:`_one_device`).
     """
     with _hooked(module, take_input, stop=True) as captured:
         try:
-            model(x)
+            _one_device(model)(x)
         except _Captured:
             pass
     return _first(captured, module)
@@ -108,7 +120,7 @@ def forward_and_capture(model: nn.Module, x: Tensor, module: nn.Module,
     """The logits ``model(x)`` and, from the same complete (differentiable) forward pass, the
     input (or output) of ``module`` flattened to (N, D), as :func:`capture` takes it."""
     with _hooked(module, take_input, stop=False) as captured:
-        logits = model(x)
+        logits = _one_device(model)(x)
     return logits, _first(captured, module)
 
 

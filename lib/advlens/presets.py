@@ -25,7 +25,7 @@ def _liang_presets() -> dict[str, dict[str, Any]]:
     """Notebook 04's knobs (Liang et al.): experiments A (class subsets; digits and twin-cue)
     and B (zoo families) on the embedded data; the paper preset is CIFAR-10 -> STL-10."""
     common = {"seed": 0, "arch": "cnn-s", "a_target": [5, 6, 7, 8], "a_other": [0, 1, 2, 3],
-              "b_source": [0, 1, 2, 3, 4], "b_target": [5, 6, 7, 8, 9],
+              "b_source": [0, 1, 2, 3, 4], "b_target": [5, 6, 7, 8, 9], "b_reference_arch": "cnn-s",
               "alpha_attack": "pgd", "eps": 0.1, "step_fraction": 0.1, "probe": "linear",
               "probe_lr": 0.01, "val_fraction": 0.2, "squared_alpha2": False,
               "batch_size": 256, "train_batch_size": 32, "liang_data": "embedded",
@@ -40,12 +40,14 @@ def _liang_presets() -> dict[str, dict[str, Any]]:
               "b_archs": {"mlp-s": 30, "cnn-s": 30, "vgg-xs": 20, "resnet8-xs": 20,
                           "vit-xs": 40, "convmixer-xs": 20},
               "steps": 50, "n_images": 300, "probe_epochs": 50, "n_boot": 2000}
-    # the published protocol: CIFAR-10 sources on the paper's class lists, the STL-10 animals
-    # reference (ResNet-18), five architectures; PGD 50 steps of 0.1·eps at eps 0.1; a GPU
+    # the published protocol (their cmd.sh): CIFAR-10 sources on the paper's class lists with
+    # the STL-10 animals reference (ResNet-18; A), five architectures with a ten-class STL-10
+    # reference (ResNet-50; B); PGD 50 steps of 0.1·eps at eps 0.1; a GPU
     # ($ADVLENS_DEVICE=cuda) for training
     paper = {**laptop, "liang_data": "cifar10-stl10", "cifar_kw": {"root": "$ADVLENS_CIFAR10"},
              "stl10_kw": {"root": "$ADVLENS_STL10"}, "n_images": 1000,
              "experiments": ["A-cifar10-stl10", "B-cifar10-stl10"], "arch": "tv-resnet18",
+             "b_reference_arch": "tv-resnet50",
              "epochs": 30, "train_batch_size": 128,
              "b_archs": {"fcnet": 30, "lenet": 30, "alexnet": 30, "tv-resnet18": 30,
                          "tv-resnet50": 30}}

@@ -151,7 +151,9 @@ def liang_pgd(eps: float = 0.1, steps: int = 50, step_fraction: float = 0.1,
 
 
 def liang_fgsm(eps: float = 0.1) -> TransferAttack:
-    """Liang et al.'s FGSM option: one L∞ step of size ``eps``."""
+    """The protocol's FGSM option: one L∞ step of size ``eps`` from x. (Their ``attack.py``
+    with ``itr=1`` starts from a uniform random point of the ball, takes the gradient there and
+    clips the step back to the ball: that is ``liang_pgd(eps, steps=1, step_fraction=1.0)``.)"""
     return partial(attacks.fgsm, eps=eps, norm="linf")
 
 

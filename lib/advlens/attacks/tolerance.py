@@ -27,6 +27,12 @@ def minimal_eps_pgd(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 3,
     [eps_mid, eps_max] to width ``width_high``. ``result.eps`` = smallest eps that fooled (0 for
     images misclassified clean); ``result.norms`` = the actual ||adv − x||₂ ≤ eps.
 
+    With the ball projection the iterate never moves further than ``steps · step_size`` from x
+    (1.5 by default), so every budget above that is the same attack: ``eps_max`` = 10 tests
+    eps = 1.5, "not broken" means not fooled within L2 1.5 (an image another attack fools at
+    1.6 is not broken here), and ``result.eps`` never exceeds 1.5 + ``width_high``. (Their
+    sphere step put every iterate at norm ≥ eps, so eps = 10 did move the image by 10.)
+
     Cost: one clean forward, then per round ``steps`` passes + 1 forward on the images still
     searching, then one confirming forward.
     """

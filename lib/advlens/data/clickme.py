@@ -42,6 +42,8 @@ RAW_SIDE = 224
 # Harmonization's downloader caches shard i as clickme_{val,train}_{i}, without an extension
 # (tf.keras.utils.get_file(f"clickme_val_{i}", ..., cache_subdir="datasets/click-me"))
 _KERAS = re.compile(r"clickme_(val|train)_(\d+)")
+# ... from the bucket's val/val-{i}.tfrecords and train/train-{i}.tfrecords (CLICKME_BASE_URL)
+_BUCKET = re.compile(r"(val|train)-(\d+)\.tfrecords?")
 _SHARD = re.compile(r"\.tfrecords?(-\d+-of-\d+)?$|\.npz$")
 NUM_CLASSES = 1000
 _HOW = ("Download the ClickMe shards (Harmonization: clickme val-*.tfrecords) or the "
@@ -57,6 +59,13 @@ def _natural(path: Path) -> tuple[list[str | int], str]:
     return [int(p) if i % 2 else p for i, p in enumerate(parts)], path.name
 
 
+def _split_of(path: Path) -> str | None:
+    """The split a shard's Harmonization name gives (``clickme_val_3``, ``train-12.tfrecords``),
+    None for other names."""
+    m = _KERAS.fullmatch(path.name) or _BUCKET.fullmatch(path.name)
+    return m.group(1) if m else None
+
+
 def _files(path: Path, split: str | None = None) -> list[Path]:
     if path.is_file():
         return [path]
@@ -64,14 +73,17 @@ def _files(path: Path, split: str | None = None) -> list[Path]:
         found = sorted((p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
                         and (_SHARD.search(p.name) or _KERAS.fullmatch(p.name))),
                        key=_natural)  # not dot-files: atomic_write's .tmp leftovers
-        cached = {m.group(1) for p in found if (m := _KERAS.fullmatch(p.name))}
-        if len(cached) > 1:  # the Keras cache holds both splits side by side: never mix them
-            if split not in cached:
-                raise ValueError(f"{path} holds both the val and the train ClickMe shards of "
-                                 f"Harmonization's cache; pass split='val' or split='train' "
-                                 f"(got {split!r}).")
-            found = [p for p in found
-                     if (m := _KERAS.fullmatch(p.name)) is None or m.group(1) == split]
+        named = {s for p in found if (s := _split_of(p))}
+        if len(named) > 1 and split is None:  # both splits side by side: never mix them
+            raise ValueError(f"{path} holds both the val and the train ClickMe shards of "
+                             f"Harmonization; pass split='val' or split='train'.")
+        if split is not None and named and split not in named:  # never another split instead
+            have = " or ".join(repr(s) for s in sorted(named))
+            raise ValueError(f"{path} holds Harmonization's ClickMe shards of split {have}, "
+                             f"none of split {split!r}; pass split={have}, or path= a folder "
+                             f"of {split} shards.")
+        if split is not None:
+            found = [p for p in found if _split_of(p) in (None, split)]
         if found:
             return found
     raise missing(path, "ClickMe data (.tfrecord/.tfrecords shards, clickme_val_<i> shards "
@@ -198,9 +210,11 @@ def clickme(path: str | Path | None = None, split: str | None = None, *, n: int 
             progress: bool = True) -> ImageSet:
     """ClickMe images and human maps from ``path`` (a shard, an ``.npz`` or a folder of them).
 
-    ``path`` defaults to ``data_dir()/clickme``; ``split`` picks ``path/split`` when it exists
-    (or, in a Keras cache holding both splits, the ``clickme_<split>_<i>`` shards). Shards are
-    read in the order of their numbers (``val-2`` before ``val-10``).
+    ``path`` defaults to ``data_dir()/clickme``; ``split`` picks ``path/split`` when it exists,
+    else the shards Harmonization's names give to that split (``val-<i>.tfrecords`` /
+    ``clickme_val_<i>``; ValueError if there are only shards of the other split there, or both
+    splits and no ``split``). Shards are read in the order of their numbers (``val-2`` before
+    ``val-10``).
     ``blur``: ``None`` = the format's own recipe (blur Harmonization heatmaps only), ``True`` /
     ``False`` forces it. ``verify`` checks TFRecord CRCs. ``n`` stops after ``n`` images.
     """
