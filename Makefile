@@ -70,8 +70,9 @@ lint: $(STAMP)
 bench: $(STAMP) $(PEERS_STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
-# Mutation testing of the kernels (cka, inversion, features, stats) against their fast tests:
-# on demand only, never in CI; MUTANTS per module (0 = all), report in benchmarks/results/.
+# Mutation testing of the kernels (cka, inversion, features, stats, alignment, transfer) against
+# their fast tests: on demand only, never in CI; MUTANTS per module (0 = all), report in
+# benchmarks/results/.
 MUTANTS ?= 12
 mutate: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) benchmarks/mutate.py --per-module $(MUTANTS)

@@ -16,7 +16,7 @@ Usage::
 
     python benchmarks/mutate.py [--modules cka inversion features stats alignment transfer]
                                 [--per-module 40]
-                                [--seed 0] [--timeout 120] [--out benchmarks/results/mutate.json]
+                                [--seed 0] [--timeout 180] [--out benchmarks/results/mutate.json]
 """
 
 from __future__ import annotations

@@ -147,3 +147,37 @@ def test_package_docstring_lists_every_module() -> None:
         if name is not None and name not in tree:
             missing.append(str(relative))
     assert not missing, f"add {missing} to the package tree in lib/advlens/__init__.py"
+
+
+# ------------------------------------------------------------------- docs of the benchmarks
+def _mutate_default_modules() -> tuple[str, ...]:
+    tree = ast.parse((ROOT / "benchmarks" / "mutate.py").read_text())
+    return next(ast.literal_eval(node.value) for node in tree.body
+                if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "KERNELS")
+
+
+def test_docs_name_every_module_make_mutate_mutates() -> None:
+    """The Makefile and benchmarks/README say which modules `make mutate` mutates: the defaults
+    of benchmarks/mutate.py (they named four of its six)."""
+    kernels = _mutate_default_modules()
+    makefile = (ROOT / "Makefile").read_text()
+    comment = makefile[makefile.index("# Mutation testing"):makefile.index("mutate:")]
+    bench = (ROOT / "benchmarks" / "README.md").read_text()
+    paragraph = bench[bench.index("`mutate.py` (`make mutate`"):]
+    paragraph = paragraph[:paragraph.index("each run against")]
+    for where, text, name in (("Makefile", comment, "{}"), ("benchmarks/README.md", paragraph,
+                                                            "`{}.py`")):
+        missing = [k for k in kernels if name.format(k) not in text]
+        assert not missing, f"{where} does not name {missing} among make mutate's modules"
+
+
+def test_benchmark_readme_says_which_scripts_write_a_csv() -> None:
+    """benchmarks/README.md: every script writes a CSV to benchmarks/results/ except those it
+    names as only printing."""
+    bench = (ROOT / "benchmarks" / "README.md").read_text()
+    intro = bench[:bench.index("| script |")]
+    for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+        writes = any(call in script.read_text() for call in ("to_csv(", "csv.writer("))
+        named = f"`{script.name}`" in intro
+        assert writes != named, (f"{script.name}: writes a CSV: {writes}; benchmarks/README "
+                                 f"names it as only printing: {named}")

@@ -337,3 +337,37 @@ def test_a_sweep_killed_half_way_counts_only_the_seeds_it_finished(
         sweep.run_sweep([0, 1], preset="smoke", notebooks=["01"], out=tmp_path,
                         directory=notebooks, force=True)
     assert seen[0]["seed"].tolist() == [0]
+
+
+def test_readme_force_command_reruns_the_runs_make_sweep_keeps(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """README's way to rerun a `make sweep` after a code change must reach the runs that
+    `make sweep` resumes from: `python -m advlens.sweep --force` alone wrote to its own default
+    folder (out/sweep) and left them as they were."""
+    import re
+    import shlex
+
+    from advlens import presets
+    from advlens.paths import repo_root
+
+    # where `make sweep` keeps its runs: the Makefile's --out, the runner's <out>/<notebook
+    # stem>, and notebook 05's default sweep_dir (None: <its folder>/runs)
+    recipe = re.search(r"^sweep:.*?\n((?:\t.*\n?)+)", (repo_root() / "Makefile").read_text(), re.M)
+    out = re.search(r"--out (\S+)", recipe.group(1)).group(1)
+    assert presets.PRESETS["05"]["laptop"]["sweep_dir"] is None
+    kept = Path(out.replace("$(PRESET)", "laptop")) / "05_seed_sweep" / "runs"
+    commands = re.findall(r"`(python -m advlens\.sweep --force[^`]*)`",
+                          (repo_root() / "README.md").read_text())
+    assert commands, "README names no `python -m advlens.sweep --force ...` command"
+    asked: list[dict] = []
+
+    def fake_sweep(seeds, **kw):  # noqa: ANN001, ANN003, ANN202
+        asked.append(kw)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(sweep, "run_sweep", fake_sweep)
+    for command in commands:
+        argv = shlex.split(command.replace("<preset>", "laptop"))[3:]
+        assert sweep.main(argv) == 1
+        assert asked[-1]["force"] is True and asked[-1]["preset"] == "laptop"
+        assert Path(asked[-1]["out"]) == kept, command

@@ -32,7 +32,7 @@ Package tree (one concept per module)::
         ddn.py               Decoupled Direction and Norm
         fmn.py               Fast Minimum-Norm (L2, L∞)
         alma.py              ALMA (L2)
-        fab.py               Fast Adaptive Boundary (L∞)
+        fab.py               Fast Adaptive Boundary (L∞, L2)
         tolerance.py         Linsley et al.'s minimal-eps L2 PGD search
         minimal.py           minimal_l2 / minimal_linf at a pass budget
     models
@@ -90,9 +90,6 @@ Package tree (one concept per module)::
       io.py                atomic writes and content hashes
       paths.py             repository, data, zoo and figure folders
       checks.py            shared input validation with clear errors
-
-Some modules (``accel``, ``cost``, ``sweep_figures``, ``linsley2023_figures``) are being added by
-open issues as this is written; the tree is brought up to date when they land.
 """
 
 import warnings as _warnings

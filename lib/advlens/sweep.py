@@ -298,11 +298,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m advlens.sweep``: run a sweep and print its hold counts."""
     parser = argparse.ArgumentParser(prog="python -m advlens.sweep",
                                      description="Rerun notebooks over seeds.")
-    parser.add_argument("--preset", default="laptop", choices=runner.PRESET_NAMES)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--preset", default="laptop", choices=runner.PRESET_NAMES,
+                        help="the preset of every rerun (default: laptop)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                        help="seeds s: each reruns with seed (and zoo_seed) s (default: 0 1 2)")
     # not 04: its seed knob draws only its bootstrap (see the module doc)
-    parser.add_argument("--notebooks", nargs="+", default=["01", "02", "03"])
-    parser.add_argument("--out", default="out/sweep")
+    parser.add_argument("--notebooks", nargs="+", default=["01", "02", "03"],
+                        help="notebook numbers (default: 01 02 03)")
+    parser.add_argument("--out", default="out/sweep",
+                        help="folder of the runs (default: out/sweep; `make sweep` keeps its "
+                             "runs in out/sweep-<preset>/05_seed_sweep/runs)")
     parser.add_argument("--force", action="store_true",
                         help="rerun seeds that completed before (default: keep them, resume)")
     args = parser.parse_args(argv)
