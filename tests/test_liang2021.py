@@ -4,6 +4,7 @@ and the paper preset's early data check."""
 from __future__ import annotations
 
 import copy
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ import pytest
 import torch
 from scipy import stats as scipy_stats
 
-from advlens import presets, runner
+from advlens import attacks, presets, runner
 from advlens.data import ImageSet
 from advlens.data.cifar import CLASSES as CIFAR_CLASSES
 from advlens.data.stl10 import CLASSES as STL_CLASSES
@@ -79,6 +80,40 @@ def test_evaluate_sources_on_toy_models() -> None:
     assert twin["alpha1"] == pytest.approx(1.0, abs=1e-6)
     assert rows.set_index("source").loc["other", "alpha1"] != pytest.approx(1.0, abs=1e-3)
     assert 0.0 <= twin["transfer_acc"] <= 1.0 and twin["probe_epoch"] >= 1
+
+
+def test_a_sources_alphas_do_not_depend_on_the_other_sources() -> None:
+    """PGD's random starts come from each model's own stream: a source's α₁, α₂ are the same
+    alone, beside others and in another order (one shared generator, consumed in attack order,
+    moved every later source's start when a source was added or the list reordered); its
+    perturbation is PGD from the start drawn from model_seed(seed, name)."""
+    reference = tiny_cnn(seed=0, k=3).eval()
+    models = {name: tiny_cnn(seed=i, k=3).eval() for i, name in enumerate("abc", start=1)}
+    x_train, x_test = random_images(60, seed=1), random_images(30, seed=2)
+    with torch.no_grad():
+        y_train, y_test = reference(x_train).argmax(1), reference(x_test).argmax(1)
+    train, test = _imageset(x_train, y_train), _imageset(x_test, y_test)
+    settings = liang2021.Settings(steps=3, n_images=30, probe_epochs=1)
+    alphas = ["alpha1", "alpha2", "combined"]
+
+    def run(names: str, seed: int = 0) -> pd.DataFrame:
+        sources = {n: models[n] for n in names}
+        return liang2021.evaluate_sources(reference, sources, train, test, settings,
+                                          seed=seed).set_index("source")[alphas]
+
+    together = run("abc")
+    pd.testing.assert_frame_equal(run("c").loc[["c"]], together.loc[["c"]])
+    pd.testing.assert_frame_equal(run("cab").loc[list("abc")], together)
+    assert not np.allclose(run("abc", seed=1).to_numpy(), together.to_numpy())
+    # the stream is the model's own: PGD from SHA-256("0/b")'s generator, by hand
+    assert liang2021.model_seed(0, "b") == int.from_bytes(
+        hashlib.sha256(b"0/b").digest()[:8], "little") & (2**63 - 1)
+    own = models["b"](x_test).argmax(1)
+    by_hand = attacks.pgd(models["b"], x_test, own, eps=0.1, norm="linf", steps=3,
+                          step_size=0.01, random_start=True,
+                          generator=torch.Generator().manual_seed(liang2021.model_seed(0, "b")))
+    made = liang2021.Settings(steps=3).make_attack(0, "b")(models["b"], x_test, own)
+    assert torch.equal(made.adv, by_hand.adv)
 
 
 def _rows(transfer: list[float], alpha: list[float]) -> pd.DataFrame:

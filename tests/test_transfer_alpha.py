@@ -204,6 +204,9 @@ def test_their_one_step_attack_is_one_pgd_step_of_eps_from_a_random_start() -> N
 
 
 def test_clear_errors() -> None:
+    with pytest.raises(ValueError, match="attack .* or attack_for"):
+        Perturbations({"a": affine_model()}, centre_images(2), attack=_attack(),
+                      attack_for=lambda name: _attack())
     d = torch.ones(3, 2, dtype=torch.float64)
     with pytest.raises(ValueError, match="unchanged on 1 image"):
         alpha1_from_changes(d, torch.tensor([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0]]))

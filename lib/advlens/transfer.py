@@ -166,19 +166,27 @@ class Perturbations:
     x: images (N, C, H, W) in [0, 1].
     attack: ``attack(model, x, y)`` -> :class:`AttackResult`, run against the model's own
         prediction ``y = argmax f(x)`` (default :func:`liang_pgd`).
+    attack_for: instead of ``attack``, ``attack_for(name)`` gives each model its own attack —
+        e.g. a random start drawn from a generator of its own, so that a model's perturbation
+        does not depend on which other models were attacked before it.
 
     ``attacked[name]`` counts the attacks run per model (at most 1); logits are cached too.
     :meth:`change` returns Δ_{a→f}(x) = f(x + δ_a(x)) − f(x) in float64.
     """
 
     def __init__(self, models: Mapping[str, nn.Module], x: Tensor, *,
-                 attack: TransferAttack | None = None, batch_size: int = 256,
-                 progress: bool | None = None) -> None:
+                 attack: TransferAttack | None = None,
+                 attack_for: Callable[[str], TransferAttack] | None = None,
+                 batch_size: int = 256, progress: bool | None = None) -> None:
         if not models:
             raise ValueError("Perturbations needs at least one model.")
+        if attack is not None and attack_for is not None:
+            raise ValueError("pass attack (one for every model) or attack_for (one per model "
+                             "name), not both.")
         self.models = dict(models)
         self.x = check_images(as_tensor(x, "x"), "x")
         self.attack = liang_pgd() if attack is None else attack
+        self.attack_for = attack_for
         self.batch_size = batch_size
         self.progress = progress
         self.attacked: dict[str, int] = dict.fromkeys(self.models, 0)
@@ -203,7 +211,8 @@ class Perturbations:
         """x + δ_name(x): the attack made on model ``name`` against its own prediction."""
         if name not in self._adv:
             own = self.clean_logits(name).argmax(1)
-            result = attacks.run_batched(self.attack, self._model(name), self.x, own,
+            attack = self.attack if self.attack_for is None else self.attack_for(name)
+            result = attacks.run_batched(attack, self._model(name), self.x, own,
                                          batch_size=self.batch_size, progress=self.progress)
             self.attacked[name] += 1
             self._adv[name] = result.adv.detach().cpu()

@@ -21,6 +21,7 @@ The computations behind notebook 04 (protocol: PROTOCOLS.md §4).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -170,14 +171,24 @@ class Settings:
     batch_size: int = 256
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def make_attack(self, seed: int) -> TransferAttack:
-        """The attack, its random start drawn from ``seed``."""
+    def make_attack(self, seed: int, model: str | None = None) -> TransferAttack:
+        """The attack, its random start drawn from ``seed`` — and, given a ``model`` name, from
+        a stream of that model's own (:func:`model_seed`), the same whichever other models
+        are attacked and in which order."""
         if self.attack == "fgsm":
             return liang_fgsm(self.eps)
         if self.attack != "pgd":
             raise ValueError(f"attack must be 'pgd' or 'fgsm'; got {self.attack!r}.")
+        stream = seed if model is None else model_seed(seed, model)
         return liang_pgd(self.eps, self.steps, self.step_fraction,
-                         generator=torch.Generator().manual_seed(seed))
+                         generator=torch.Generator().manual_seed(stream))
+
+
+def model_seed(seed: int, model: str) -> int:
+    """A seed for ``model``'s own random stream under ``seed``: the first 8 bytes of
+    SHA-256("<seed>/<model>"), stable across processes and machines (``hash()`` is salted)."""
+    digest = hashlib.sha256(f"{seed}/{model}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
 def knowledge_transfer(source: nn.Module, train: ImageSet, test: ImageSet,
@@ -200,14 +211,15 @@ def evaluate_sources(reference: nn.Module, sources: Mapping[str, nn.Module], tra
     """α₁, α₂, combined and knowledge transfer of every source against ``reference``.
 
     α images: the first ``settings.n_images`` test images the reference classifies correctly;
-    every model is attacked once, against its own prediction. Returns one row per source.
+    every model is attacked once, against its own prediction, its random start drawn from a
+    stream of its own (``settings.make_attack(seed, name)``). Returns one row per source.
     """
     if REFERENCE in sources:
         raise ValueError(f"a source may not be named {REFERENCE!r}.")
     correct = predict(reference, test.images).argmax(1) == test.labels
     idx = correct.nonzero().flatten()[:settings.n_images]
     perturbations = Perturbations({REFERENCE: reference, **sources}, test.images[idx],
-                                  attack=settings.make_attack(seed),
+                                  attack_for=lambda name: settings.make_attack(seed, name),
                                   batch_size=settings.batch_size)
     table = alpha_table(perturbations, [(name, REFERENCE) for name in sources],
                         squared=settings.squared_alpha2)
