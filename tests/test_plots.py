@@ -7,6 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.colors as mcolors  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -95,6 +96,20 @@ def test_error_band_yerr_is_distance_to_the_interval():
     segments = ax.collections[0].get_segments()
     ends = [y for s in segments for y in (s[0][1], s[1][1])]
     assert ends == pytest.approx([0.4, 0.7, 0.3, 0.65])
+
+
+def test_error_band_draws_an_interval_that_leaves_out_its_estimate():
+    """A percentile bootstrap interval may lie beside its estimate: the bar spans [lo, hi]
+    (matplotlib refused the negative distance), in the estimate's colour, one legend entry."""
+    fig, ax = plt.subplots()
+    plots.error_band(ax, [1, 2], [0.5, 0.6], [0.55, 0.3], [0.7, 0.65], fmt="o", color="C3",
+                     capsize=2, label="est")
+    ends = [y for s in ax.collections[0].get_segments() for y in (s[0][1], s[1][1])]
+    assert ends == pytest.approx([0.55, 0.7, 0.3, 0.65])
+    assert list(ax.lines[0].get_ydata()) == [0.5, 0.6]  # the estimates where they are
+    assert ax.collections[0].get_colors()[0] == pytest.approx(mcolors.to_rgba("C3"))
+    assert [t.get_text() for t in ax.legend().get_texts()] == ["est"]
+    plt.close(fig)
 
 
 def test_cka_long_and_heatmaps():

@@ -354,7 +354,19 @@ def grouped_bars(table: pd.DataFrame, x: str, bars: Sequence[str], *, width: flo
     return fig
 
 
+_BAR_KW = ("capsize", "capthick", "elinewidth", "lw", "linewidth", "alpha", "zorder")
+
+
 def error_band(ax: plt.Axes, x: Any, value: Any, lo: Any, hi: Any, **kw: Any) -> None:
-    """Error bars from an estimate and its (lo, hi) interval (not from half-widths)."""
+    """Error bars from an estimate and its (lo, hi) interval (not from half-widths). The bars
+    span [lo, hi] as given, also where a (percentile) interval leaves out its estimate:
+    matplotlib's distances to the estimate would be negative there, which it refuses."""
     value, lo, hi = (np.asarray(v, dtype=np.float64) for v in (value, lo, hi))
-    ax.errorbar(x, value, yerr=[value - lo, hi - value], **kw)
+    below, above = value - lo, hi - value
+    if not (np.any(below < 0) or np.any(above < 0)):
+        ax.errorbar(x, value, yerr=[below, above], **kw)
+        return
+    estimate = ax.errorbar(x, value, **kw)
+    ax.errorbar(x, (lo + hi) / 2, yerr=(hi - lo) / 2, fmt="none",
+                ecolor=estimate.lines[0].get_color(),
+                **{k: v for k, v in kw.items() if k in _BAR_KW})
