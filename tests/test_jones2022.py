@@ -322,3 +322,21 @@ def test_similarity_by_level_without_a_pair_gives_untestable_findings(setup) -> 
     trends = jones2022.pair_trends(res.pairs)
     assert trends.empty and "slope" in trends
     assert jones2022.finding_b_pairs(trends)["holds"] is None
+
+
+def test_check_zoo_knobs_names_models_the_zoo_lacks() -> None:
+    """A misspelt robust_archs ran notebook 01 to the end, reporting finding (b) as "fewer than
+    two robustness levels in this zoo"; the smoke zoo's digits models are listed in zoo.spec."""
+    from advlens import presets
+    from advlens.papers.jones2022 import check_zoo_knobs
+
+    for preset in presets.PRESET_NAMES:
+        check_zoo_knobs(presets.resolve("01", preset))  # no error
+    for over, says in [({"robust_archs": ["cnn_s"]}, r"'robust_archs' names \['cnn_s'\]"),
+                       ({"robust_eps": [0.0, 0.3]}, r"'robust_eps' holds \[0.3\].*radii: "
+                                                   r"\[0.0, 0.5\]"),
+                       ({"heatmap_archs": ["mlp-s", "x"]}, r"'heatmap_archs' names \['x'\]"),
+                       ({"heatmap_eps": 0.5}, r"'heatmap_archs' names \['mlp-s', 'vgg-xs', "
+                                              r"'resnet8-xs'\].*at heatmap_eps 0.5")]:
+        with pytest.raises(ValueError, match=says):
+            check_zoo_knobs(presets.resolve("01", "smoke", **over))

@@ -108,7 +108,9 @@ def test_cli_wrong_knob_fails_before_running(tmp_path: Path) -> None:
     import sys
 
     for number, knob, value, expected in [("01", "iterations", "'abc'", "TypeError"),
-                                          ("00", "zoo_preset", "nope", "choose one of")]:
+                                          ("00", "zoo_preset", "nope", "choose one of"),
+                                          ("02", "transfer_targeted_metric", "top-5",
+                                           "choose one of success, top5")]:
         proc = subprocess.run(
             [sys.executable, "-m", "advlens", "run", "--preset", "smoke", "--only", number,
              "--out", str(tmp_path), "--no-progress", "-p", knob, value],

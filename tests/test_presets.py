@@ -208,3 +208,36 @@ def test_from_namespace_leaves_the_notebooks_own_variables_alone(
     assert knobs["seed"] == 4
     with pytest.raises(ValueError, match="'stray' = 1"):  # the parameters cell is no excuse
         presets.from_namespace("99", {"seed": 4, "rows": [], "stray": 1})
+
+
+@pytest.mark.parametrize("notebook, name, value, error, says", [
+    # failed only after every attack ran (cell 12 of 02), as a pandas KeyError
+    ("02", "transfer_targeted_metric", "top-5", ValueError, "choose one of success, top5"),
+    ("02", "transfer_target_mode", "ll", ValueError, "choose one of least-likely"),
+    ("02", "depth_pairs", [["resnet8"]], TypeError, "expected each item to be list of 2 items"),
+    ("02", "family_models", [1], TypeError, "expected each item to be dict"),
+    ("03", "datasets", ["clickMe"], ValueError, "each item must be one of digits, twin-cue"),
+    ("03", "attacks", [], ValueError, "is empty"),  # was pandas' "No objects to concatenate"
+    ("04", "experiments", [], ValueError, "is empty"),
+    ("04", "seeds", ["0"], TypeError, "expected each item to be int"),
+    ("05", "seeds", [0.5, 1.5], TypeError, "expected each item to be int"),  # ran seeds 0 and 1
+    ("01", "robust_eps", [0.0, float("nan")], TypeError,
+     "expected each item to be a finite float"),
+])
+def test_list_knob_items_are_checked(notebook: str, name: str, value: object,
+                                     error: type[Exception], says: str) -> None:
+    with pytest.raises(error) as err:
+        presets.check_knob(notebook, name, value)
+    assert str(err.value).startswith(f"notebook {notebook}: knob {name!r} = {value!r}"), err.value
+    assert says in str(err.value), err.value
+
+
+def test_list_knob_items_of_the_presets_kinds_pass() -> None:
+    for notebook, tables in presets.PRESETS.items():  # every preset's own values
+        for table in tables.values():
+            for name, value in table.items():
+                presets.check_knob(notebook, name, value)
+    assert presets.check_knob("01", "robust_eps", [0, 0.5]) == [0, 0.5]  # ints for floats
+    assert presets.check_knob("05", "sweep_notebooks", [1, "02"]) == [1, "02"]  # numbers as ints
+    assert presets.check_knob("02", "target_modes", []) == []  # untargeted only (laptop)
+    assert presets.check_knob("02", "depth_pairs", ()) == []  # no depth pair

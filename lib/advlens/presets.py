@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from advlens.attacks.targets import TARGET_MODES
 from advlens.data.twin_cue import DESIGNS as TWIN_CUE_DESIGNS
 
 PRESET_NAMES = ("smoke", "laptop", "paper")
@@ -205,7 +206,18 @@ CHOICES: dict[str, tuple[str, ...]] = {"zoo": PRESET_NAMES, "twin_zoo": PRESET_N
                                        "zoo_preset": PRESET_NAMES,
                                        "alpha_attack": ("pgd", "fgsm"),
                                        "probe": ("linear", "finetune"),
-                                       "liang_data": ("embedded", "cifar10-stl10")}
+                                       "liang_data": ("embedded", "cifar10-stl10"),
+                                       "transfer_target_mode": TARGET_MODES,
+                                       "transfer_targeted_metric": ("success", "top5")}
+# List knobs whose every item must be one of a list.
+ITEM_CHOICES: dict[str, tuple[str, ...]] = {"datasets": ("digits", "twin-cue", "clickme"),
+                                            "attacks": ("pgd", "ddn"),
+                                            "target_modes": TARGET_MODES}
+# List knobs whose items may be of other kinds than the presets' (notebook numbers: "01" or 1).
+ITEM_KINDS: dict[str, set[str]] = {"sweep_notebooks": {"str", "int"}}
+# List knobs that an empty list would leave with nothing to run (or nothing to compare).
+NON_EMPTY = frozenset({"heatmap_archs", "robust_archs", "robust_eps", "datasets", "attacks",
+                       "experiments", "seeds"})
 
 
 # Knobs that are None in every preset ("every model", "the default folder"), so the tables
@@ -263,6 +275,41 @@ def _check_number(notebook: str, name: str, value: Any, kind: str,
     return value
 
 
+def _check_items(notebook: str, name: str, value: list[Any], given: Any,
+                 examples: list[list[Any]]) -> None:
+    """Every item of list knob ``name`` has the kind of the presets' items (ints pass for
+    floats; nested lists are checked the same way, and keep the presets' length: pairs stay
+    pairs), is one of :data:`ITEM_CHOICES` where listed; :data:`NON_EMPTY` lists have one."""
+    if name in NON_EMPTY and not value:
+        raise ValueError(f"notebook {notebook}: knob {name!r} = {given!r} is empty; give at "
+                         f"least one item, like the presets' {examples[0]!r}.")
+    items = [i for v in examples for i in v]
+    kinds = ITEM_KINDS.get(name) or {_kind(i) for i in items}
+    lengths = {len(i) for i in items if isinstance(i, list)}
+    for item in value:
+        kind = _kind(item)
+        ok = not kinds or kind in kinds or (kind == "int" and "float" in kinds)
+        if kind == "float" and kinds <= {"int", "float"}:
+            ok = ok and math.isfinite(item)
+        if kind == "float" and kinds == {"int"}:  # a whole number given as 2.0 is still a count
+            ok = math.isfinite(item) and item.is_integer()
+        if ok and kind == "list" and len(lengths) == 1 and len(item) not in lengths:
+            ok = False
+        if not ok:
+            like = (("a finite " if kinds <= {"int", "float"} and "float" in kinds else "")
+                    + " or ".join(sorted(kinds))
+                    + (f" of {lengths.pop()} items" if kind == "list" and len(lengths) == 1
+                       else ""))
+            raise TypeError(f"notebook {notebook}: knob {name!r} = {given!r} holds {item!r} "
+                            f"({type(item).__name__}); expected each item to be {like}, like "
+                            f"the presets' {examples[0]!r}.")
+        if kind == "list":
+            _check_items(notebook, name, item, given, [i for i in items if isinstance(i, list)])
+        if name in ITEM_CHOICES and item not in ITEM_CHOICES[name]:
+            raise ValueError(f"notebook {notebook}: knob {name!r} = {given!r} holds {item!r}; "
+                             f"each item must be one of {', '.join(ITEM_CHOICES[name])}.")
+
+
 def check_knob(notebook: str, name: str, value: Any) -> Any:
     """``value`` checked against ``notebook``'s knob ``name``; returns it as the notebook gets it.
 
@@ -270,9 +317,11 @@ def check_knob(notebook: str, name: str, value: Any) -> Any:
     knob is optional there). An int knob refuses bools and non-integral floats; an integral float
     (``2.0``) is converted to the int ``2``. A float knob takes ints (converted to float) but not
     NaN or infinity. A number knob whose preset values are all >= 1 (counts) must be >= 1; all
-    >= 0, >= 0. Tuples become lists. Knobs that are ``None`` in every preset are checked against
-    :data:`UNSET_KNOBS`; knobs in :data:`CHOICES` must take one of the listed values. Raises a
-    TypeError/ValueError naming the notebook, the knob and the expected value.
+    >= 0, >= 0. Tuples become lists. The items of a list knob must have the kind of the presets'
+    items (:func:`_check_items`: a list of seeds takes no 0.5, a list of pairs no single name).
+    Knobs that are ``None`` in every preset are checked against :data:`UNSET_KNOBS`; knobs in
+    :data:`CHOICES` must take one of the listed values. Raises a TypeError/ValueError naming the
+    notebook, the knob and the expected value.
     """
     if value is None:
         return None
@@ -293,6 +342,8 @@ def check_knob(notebook: str, name: str, value: Any) -> Any:
         return _check_number(notebook, name, value, kind, known)
     if kinds and _kind(value) not in kinds:
         raise _fail_type(notebook, name, given, " or ".join(sorted(kinds)), examples)
+    if isinstance(value, list):
+        _check_items(notebook, name, value, given, [v for v in known if isinstance(v, list)])
     if name in CHOICES and value not in CHOICES[name]:
         raise ValueError(f"notebook {notebook}: knob {name!r} = {given!r}; choose one of "
                          f"{', '.join(CHOICES[name])}.")

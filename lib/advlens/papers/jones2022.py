@@ -40,6 +40,35 @@ from advlens.zoo.config import ModelConfig
 from advlens.zoo.seeds import base_seed
 
 
+def check_zoo_knobs(knobs: Mapping[str, Any]) -> None:
+    """Raise before any work if notebook 01's knobs name models its zoo lacks: a misspelt
+    architecture or a radius without a model would leave (a) empty, or (b) with fewer levels, read
+    as "fewer than two robustness levels in this zoo". ``knobs``: the notebook's resolved ``P``."""
+    from advlens.zoo import spec
+
+    zoo, dataset = knobs["zoo"], knobs["dataset"]
+    configs = [c for c in spec(zoo) if c.dataset == dataset and c.regime != "harmonized"]
+    eps = knobs["heatmap_eps"]
+    have = sorted({c.arch for c in configs if c.eps == eps})
+    missing = [a for a in knobs["heatmap_archs"] if a not in have]
+    if missing:
+        raise ValueError(f"knob 'heatmap_archs' names {missing}: zoo {zoo!r} has no {dataset} "
+                         f"model of them at heatmap_eps {eps!r}; it has {have}.")
+    levels = set(knobs["robust_eps"])
+    have = sorted({c.arch for c in configs if c.eps in levels})
+    missing = [a for a in knobs["robust_archs"] if a not in have]
+    if missing:
+        raise ValueError(f"knob 'robust_archs' names {missing}: zoo {zoo!r} has no {dataset} "
+                         f"model of them at any radius of robust_eps {knobs['robust_eps']}; it "
+                         f"has {have}.")
+    radii = sorted({c.eps for c in configs if c.arch in knobs["robust_archs"]})
+    missing = [e for e in knobs["robust_eps"] if e not in radii]
+    if missing:
+        raise ValueError(f"knob 'robust_eps' holds {missing}: zoo {zoo!r} has no {dataset} model "
+                         f"of robust_archs {knobs['robust_archs']} at that radius; its radii: "
+                         f"{radii}.")
+
+
 def model_label(config: ModelConfig, zoo_seed: int = 0) -> str:
     """The label of a zoo model in notebook 01's tables: ``<arch>/s<seed>``, or
     ``<variant>/s<seed>`` for a twin-cue model, with the seed counted within zoo ``zoo_seed``
