@@ -47,6 +47,30 @@ def test_json_is_strict_nan_and_inf_become_null(tmp_path: Path) -> None:
     assert io.read_json(tmp_path / "r.json") == parsed
 
 
+def test_json_keys_of_any_type_and_sets_are_written(tmp_path: Path) -> None:
+    """Parameters holding class counts from np.unique (numpy keys), mixed key types or a set
+    used to raise in the provenance write, after the figure's CSV was saved. Keys are written
+    as the strings Python's json gives int/float/bool/None keys; sets as sorted lists."""
+    from advlens import plots
+
+    y = np.array([0, 1, 1, 2])
+    params = {"counts": dict(zip(*np.unique(y, return_counts=True), strict=True)),
+              "mixed": {0: "std", "at": 0.5, True: 1, None: 2, 1.5: 3},
+              "archs": {"mlp-s", "cnn-s"}, "nan_key": {float("nan"): 1}}
+    parsed = json.loads(io.json_text(params))
+    expected = {"counts": {"0": 1, "1": 2, "2": 1},
+                "mixed": {"0": "std", "at": 0.5, "true": 1, "null": 2, "1.5": 3},
+                "archs": ["cnn-s", "mlp-s"], "nan_key": {"NaN": 1}}
+    assert parsed == expected
+    # keys Python's json already took are written as before
+    plain = {"by_eps": {0: "std", 1.5: 3, 2: 1}, "flags": {True: 1}, "none": {None: 2}}
+    assert io.json_text(plain) == json.dumps(plain, indent=2, sort_keys=True) + "\n"
+    import pandas as pd
+
+    saved = plots.save_table(pd.DataFrame({"a": [1]}), tmp_path, "t", params=params)
+    assert io.read_json(saved["json"])["parameters"] == expected
+
+
 def test_read_json_names_corrupt_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

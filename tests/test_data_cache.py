@@ -112,3 +112,53 @@ def test_download_flag_fills_the_default_folder_and_an_empty_root(tmp_path, monk
     (tmp_path / "empty").mkdir()
     kw = require("cifar10", {"root": str(tmp_path / "empty")})
     assert len(load("cifar10", "test", **kw)) == 5
+
+
+def test_an_interrupted_cifar_extraction_is_redone(tmp_path, monkeypatch):
+    """Extraction used to write straight into place: one cut short after data_batch_1 left a
+    folder has_cifar10 accepted, so every later run failed on the missing batches instead of
+    extracting again (and a second process read batches the first was still writing)."""
+    import tarfile
+
+    from advlens.data import cifar, load, require
+
+    _cifar_archive(tmp_path, monkeypatch)
+    monkeypatch.setenv("ADVLENS_DOWNLOAD", "1")
+    monkeypatch.delenv("ADVLENS_CIFAR10", raising=False)
+    real = tarfile.TarFile.extractall
+
+    def cut_short(self, path, *args, **kwargs):  # dies after data_batch_1, as a SIGKILL would
+        member = self.getmember("cifar-10-batches-py/data_batch_1")
+        self.extract(member, path, filter="data")
+        raise KeyboardInterrupt("killed mid-extraction")
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        require("cifar10", {})
+    assert not cifar.has_cifar10()
+    monkeypatch.setattr(tarfile.TarFile, "extractall", real)
+    kw = require("cifar10", {})
+    assert len(load("cifar10", "train", **kw)) == 20 and len(load("cifar10", "test", **kw)) == 5
+
+
+def test_a_cifar_folder_another_process_completed_first_is_kept(tmp_path, monkeypatch):
+    """Two processes extracting at once: the one finishing second keeps the folder the first
+    renamed into place and discards its own copy."""
+    import tarfile
+
+    from advlens.data import cifar
+
+    _cifar_archive(tmp_path, monkeypatch)
+    real = tarfile.TarFile.extractall
+    calls = []
+
+    def racing(self, path, *args, **kwargs):
+        real(self, path, *args, **kwargs)
+        if not calls:  # the other process completes while this one is still extracting
+            calls.append(path)
+            cifar.download_cifar10()
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", racing)
+    folder = cifar.download_cifar10()
+    assert cifar.has_cifar10() and len(cifar.cifar10("train")) == 20
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no copy left behind

@@ -174,3 +174,47 @@ def test_relative_out_lands_where_the_executed_copy_does(notebooks: Path, tmp_pa
     assert (tmp_path / "rel" / "00_first" / "result.json").exists()
     assert (tmp_path / "rel" / "00_first" / "00_first.ipynb").exists()
     assert not (notebooks / "rel").exists()
+
+
+def test_a_rerun_into_the_same_folder_keeps_only_its_own_outputs(tmp_path: Path) -> None:
+    """A folder reused with other knobs (a figure per data set, here two then one) held the
+    earlier run's figure beside a run.json saying "completed" with the new knobs: the book
+    showed it as this run's. Once a rerun completes, the figures and tables it did not write
+    again are removed (and listed in run.json); other files stay, and a failed run removes
+    nothing (its run.json already says its outputs are partial or stale)."""
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    body = ("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+            "import pandas as pd\nfrom advlens import plots\n"
+            "for name in datasets:\n"
+            "    fig, ax = plt.subplots()\n"
+            "    ax.plot([0, 1])\n"
+            "    ax.set(title=name, xlabel='x', ylabel='y')\n"
+            "    plots.save_figure(fig, pd.DataFrame({'x': [0, 1]}), out_dir, f'acc_{name}',\n"
+            "                      params={'datasets': datasets})\n"
+            "plots.save_table(pd.DataFrame({'n': [len(datasets)]}), out_dir, 'count',\n"
+            "                 params={'datasets': datasets})\n"
+            "if fail:\n    raise ValueError('failed on purpose')\n")
+    write_notebook(folder / "00_sets.ipynb", body,
+                   'preset = "laptop"\nout_dir = None\ndatasets = ["a", "b"]\nfail = False\n')
+    out = tmp_path / "out"
+    runner.run("smoke", out=out, progress=False, notebooks=folder)
+    notebook = out / "00_sets"
+    (notebook / "notes.txt").write_text("mine")
+    outputs = {f"{stem}.{ext}" for stem in ("acc_a", "acc_b") for ext in ("png", "pdf", "csv")}
+    outputs |= {"acc_a.provenance.json", "acc_b.provenance.json", "count.csv",
+                "count.provenance.json"}
+    assert outputs <= {p.name for p in notebook.iterdir()}
+    with pytest.raises(runner.NotebookFailed):
+        runner.run("smoke", out=out, params={"datasets": ["a"], "fail": True}, progress=False,
+                   notebooks=folder)
+    assert outputs <= {p.name for p in notebook.iterdir()}  # failed: nothing removed
+    runner.run("smoke", out=out, params={"datasets": ["a"]}, progress=False, notebooks=folder)
+    left = {p.name for p in notebook.iterdir()}
+    stale = {n for n in outputs if n.startswith("acc_b.")}
+    assert not stale & left and outputs - stale <= left and "notes.txt" in left
+    record = json.loads((notebook / "run.json").read_text())
+    assert record["status"] == "completed" and set(record["removed_stale"]) == stale
+    for name in ("acc_a", "count"):
+        params = json.loads((notebook / f"{name}.provenance.json").read_text())["parameters"]
+        assert params == {"datasets": ["a"]}

@@ -63,6 +63,27 @@ def test_identical_models_transfer_fully_and_skip_rule_is_honoured() -> None:
     assert list(m.index) == ["b", "a", "a-copy"] and m.loc["a", "a-copy"] == 1.0
 
 
+def test_the_diagonal_is_the_white_box_rate() -> None:
+    """Source = target reads the white-box success rate over the source's correctly classified
+    images; the only_successful filter (the off-diagonal rule) made it 1 by construction."""
+    models, x, y = _setup()
+    models = {"a": models["a"], "b": models["b"]}
+    eps = 0.02  # weak enough that some images survive
+    table = transfer_matrix(models, x, y, attack=ifgsm(eps=eps, steps=5)).set_index(
+        ["source", "target"])
+    from advlens import attacks
+
+    for name, model in models.items():
+        with torch.no_grad():
+            ok = model(x).argmax(1) == y
+        r = attacks.pgd(model, x[ok], y[ok], eps=eps, norm="linf", steps=5, step_size=eps / 5)
+        with torch.no_grad():
+            fooled = (model(r.adv).argmax(1) != y[ok]).double()
+        assert 0.0 < float(fooled.mean()) < 1.0  # the check needs a rate strictly inside (0, 1)
+        assert table.loc[(name, name), "n"] == int(ok.sum())
+        assert table.loc[(name, name), "success"] == pytest.approx(float(fooled.mean()))
+
+
 def test_heatmap_order_must_name_each_model_once() -> None:
     """A model listed twice (in two family groups) would give the matrix a duplicated row and
     column without a word; it is refused like a missing one."""
@@ -125,7 +146,8 @@ def test_a_source_attacks_only_the_images_it_classifies_correctly() -> None:
                             attack=counting).set_index(["source", "target"])
     assert seen == [int(b_correct.sum()), len(x)]  # b attacks its correct images only
     # a step of 1e-4 fools b on none of them: the images it got wrong no longer count as fooled
-    assert table.loc[("b", "b"), "n"] == 0 and table.loc[("b", "a"), "n"] == 0
+    assert table.loc[("b", "b"), "n"] == int(b_correct.sum())
+    assert table.loc[("b", "b"), "success"] == 0.0 and table.loc[("b", "a"), "n"] == 0
     never = transfer_matrix({"a": models["a"], "flip": _Flip(models["a"])}, x, y,
                             attack=ifgsm(eps=0.3, steps=5)).set_index(["source", "target"])
     assert (never.loc["flip", "n"] == 0).all() and never.loc["flip", "success"].isna().all()

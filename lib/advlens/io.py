@@ -39,8 +39,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 def json_text(obj: Any) -> str:
     """``obj`` as indented, key-sorted JSON (numpy arrays, tensors, paths and dataclasses
-    included). NaN and ±inf are written as ``null``: strict readers (browsers, jq) refuse the
-    bare ``NaN`` Python's ``json`` writes by default."""
+    included; sets as sorted lists). NaN and ±inf are written as ``null``: strict readers
+    (browsers, jq) refuse the bare ``NaN`` Python's ``json`` writes by default. Keys are
+    written as strings, as JSON has them (numpy scalars and mixed key types included)."""
     return json.dumps(_strict(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
@@ -80,10 +81,26 @@ def _strict(obj: Any) -> Any:
     if obj is None or isinstance(obj, (str, int)):
         return obj
     if isinstance(obj, dict):
-        return {key: _strict(value) for key, value in obj.items()}
+        return {_key(key): _strict(value) for key, value in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_strict(value) for value in obj]
+    if isinstance(obj, (set, frozenset)):
+        values = [_strict(value) for value in obj]
+        return sorted(values, key=lambda v: json.dumps(v, sort_keys=True))
     return _strict(_json_default(obj))
+
+
+def _key(key: Any) -> str:
+    """A dict key as the string JSON writes for it (``1`` -> ``"1"``, ``True`` -> ``"true"``,
+    ``None`` -> ``"null"``); numpy scalars by their value, NaN as ``"NaN"``, anything else by
+    ``str``. All keys strings: mixed key types still sort."""
+    if isinstance(key, str):
+        return key
+    if hasattr(key, "item") and not hasattr(key, "__len__"):  # a numpy scalar
+        key = key.item()
+    if key is None or isinstance(key, (bool, int, float)):
+        return json.dumps(key)
+    return str(key)
 
 
 def _json_default(obj: Any) -> Any:

@@ -121,6 +121,41 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+# the files :func:`advlens.plots.save_figure` / ``save_table`` write beside each record
+_RECORD_SUFFIX = ".provenance.json"
+_OUTPUT_SUFFIXES = (".png", ".pdf", ".csv")
+
+
+def _saved_outputs(out_dir: Path) -> dict[Path, tuple[int, int]]:
+    """The provenance records of the figures and tables in ``out_dir``, each with its inode and
+    modification time (an atomic rewrite gives a record a new inode)."""
+    found = {}
+    for record in out_dir.glob(f"*{_RECORD_SUFFIX}"):
+        stat = record.stat()
+        found[record] = (stat.st_ino, stat.st_mtime_ns)
+    return found
+
+
+def _remove_stale(out_dir: Path, before: dict[Path, tuple[int, int]]) -> list[str]:
+    """Delete the figures and tables of an earlier run that the run just completed did not
+    write again (their record unchanged since ``before``), so the folder holds this run's
+    outputs only; returns the names removed."""
+    removed = []
+    for record, stamp in sorted(before.items()):
+        try:
+            stat = record.stat()
+        except FileNotFoundError:
+            continue
+        if (stat.st_ino, stat.st_mtime_ns) != stamp:
+            continue  # rewritten by this run
+        stem = record.name.removesuffix(_RECORD_SUFFIX)
+        for path in [out_dir / f"{stem}{suffix}" for suffix in _OUTPUT_SUFFIXES] + [record]:
+            if path.exists():
+                path.unlink()
+                removed.append(path.name)
+    return removed
+
+
 def _execute_unlocked(path: Path, out_dir: Path, params: dict[str, Any],
                       progress: bool) -> NotebookRun:
     import papermill
@@ -133,6 +168,7 @@ def _execute_unlocked(path: Path, out_dir: Path, params: dict[str, Any],
     record = {"status": "running", "notebook": path.name, "preset": params.get("preset"),
               "params": {k: v for k, v in params.items() if k != "preset"}, "started": _now()}
     atomic_write_json(out_dir / RUN_RECORD, record)
+    earlier = _saved_outputs(out_dir)  # an earlier run's outputs, if the folder is reused
     started = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="advlens-kernel-") as sockets:
@@ -153,7 +189,11 @@ def _execute_unlocked(path: Path, out_dir: Path, params: dict[str, Any],
         atomic_write_json(out_dir / RUN_RECORD, {**record, "status": status, "finished": _now(),
                                                  "error": f"{type(err).__name__}: {err}"})
         raise
-    atomic_write_json(out_dir / RUN_RECORD, {**record, "status": "completed", "finished": _now()})
+    # an earlier run's figures and tables that this one did not write are not its results
+    # (a figure per data set of another list, another preset's): removed once it completed
+    stale = _remove_stale(out_dir, earlier)
+    atomic_write_json(out_dir / RUN_RECORD, {**record, "status": "completed", "finished": _now(),
+                                             **({"removed_stale": stale} if stale else {})})
     return NotebookRun(path.name, executed, out_dir, time.perf_counter() - started)
 
 
@@ -196,7 +236,10 @@ def run(preset: str = "laptop", *, only: Sequence[str] | None = None,
     ``params`` are passed to every notebook that declares them in its parameters cell; a
     parameter that no selected notebook declares is an error (a typo would otherwise be ignored),
     and so are ``preset`` and ``out_dir`` (given by ``preset`` and ``out``). Each notebook's
-    folder gets a ``run.json``: ``status`` running, then completed, failed or interrupted.
+    folder gets a ``run.json``: ``status`` running, then completed, failed or interrupted. A
+    folder may be reused: once a notebook completes, the figures and tables (with their
+    provenance records) that an earlier run left there and this one did not write again are
+    removed and listed in ``run.json`` (``removed_stale``); other files stay.
     """
     mine_by_path = _prepare(preset, only, dict(params or {}), notebooks)
     paths = list(mine_by_path)

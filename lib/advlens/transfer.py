@@ -65,7 +65,8 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
     the images it classifies correctly (Su et al.'s protocol: an image it already gets wrong
     would count as fooled without any attack). Evaluated for a pair: those of them the target
     classifies correctly clean, and (``only_successful``) whose example fooled the source. The
-    diagonal (source = target) is the white-box rate.
+    diagonal (source = target) is the white-box rate: every image the source attacked, with no
+    ``only_successful`` filter (with it, the diagonal would read 1 by construction).
 
     Returns a long DataFrame: source, target, n (images evaluated), success (rate; untargeted:
     the target's prediction changed; targeted: top-1 = target class) and, if targeted, top5.
@@ -103,7 +104,7 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
         for target in names:
             logits = predict(models[target], result.adv, batch_size=batch_size)
             keep = clean[target][rows_of] == ys
-            if only_successful:
+            if only_successful and target != source:  # the diagonal: the white-box rate
                 keep &= result.success.cpu()
             rows.append({"source": source, "target": target, "n": int(keep.sum()),
                          **_rates(logits[keep], ys[keep], None if targets is None

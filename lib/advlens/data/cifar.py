@@ -30,16 +30,34 @@ ARCHIVE_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001
 def download_cifar10(root: str | Path | None = None) -> Path:
     """Fetch the CIFAR-10 archive through the hash-checked cache (:func:`advlens.data.cache.
     fetch`; offline, it says where to put the file by hand) and extract it under ``root``
-    (default ``data_dir()/cifar10``). Returns the ``cifar-10-batches-py`` folder."""
+    (default ``data_dir()/cifar10``). Returns the ``cifar-10-batches-py`` folder.
+
+    The archive is extracted into a private folder beside it and renamed into place, so an
+    interrupted extraction leaves no partial folder that :func:`has_cifar10` accepts, and
+    processes extracting at once (a batch over seeds) never read a file another one is still
+    writing: the first complete folder renamed into place is kept."""
+    import shutil
     import tarfile
+    import tempfile
 
     from advlens.data.cache import fetch
 
     base = Path(root) if root is not None else data_dir() / "cifar10"
     archive = fetch(URL, ARCHIVE_SHA256, ARCHIVE)
     base.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "r:gz") as tar:
-        tar.extractall(base, filter="data")
+    with tempfile.TemporaryDirectory(prefix=".cifar10-extracting-", dir=base) as tmp:
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(tmp, filter="data")
+        extracted, target = Path(tmp) / FOLDER, base / FOLDER
+        if not (extracted / TRAIN_FILES[0]).is_file():
+            raise corrupt(archive, f"it holds no {FOLDER}/{TRAIN_FILES[0]}")
+        try:
+            extracted.rename(target)  # onto nothing (or an empty folder): atomic
+        except OSError:
+            if not has_cifar10(base):  # a partial folder of an earlier, older extraction
+                shutil.rmtree(target, ignore_errors=True)
+                extracted.rename(target)
+            # else another process put its complete folder there first: keep that one
     return _folder(base)
 
 
@@ -48,11 +66,13 @@ def _folder(root: str | Path | None) -> Path:
 
 
 def has_cifar10(root: str | Path | None = None) -> bool:
-    """Whether ``root`` (default ``data_dir()/cifar10``) holds the extracted python batches."""
+    """Whether ``root`` (default ``data_dir()/cifar10``) holds the extracted python batches
+    (every train and test batch file)."""
     try:
-        return (_folder(root) / TRAIN_FILES[0]).is_file()
+        folder = _folder(root)
     except FileNotFoundError:
         return False
+    return all((folder / name).is_file() for name in TRAIN_FILES + TEST_FILES)
 
 
 def _unpickle(path: Path) -> dict:
