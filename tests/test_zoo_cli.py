@@ -30,3 +30,29 @@ def test_csv_in_a_missing_folder_is_refused_before_building(
     with pytest.raises(SystemExit) as info:
         zoo_cli.main(["--preset", "smoke", "--csv", str(tmp_path / "no" / "zoo.csv")])
     assert info.value.code == 2 and "its folder does not exist" in capsys.readouterr().err
+
+
+def test_csv_is_replaced_whole_or_not_at_all(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails half way (disk full, a kill) leaves the earlier table as it was,
+    not a truncated file that reads as a zoo table."""
+    import pandas as pd
+
+    class Zoo:
+        def table(self) -> pd.DataFrame:
+            return pd.DataFrame({"name": ["m"], "hash": ["h"], "cached": [True],
+                                 "train_time_s": [0.0]})
+
+    monkeypatch.setattr(zoo_cli, "build", lambda *a, **kw: Zoo())
+    out = tmp_path / "zoo.csv"
+    out.write_text("name\nearlier\n")
+
+    def half(self: pd.DataFrame, path: object, **kw: object) -> None:
+        Path(str(path)).write_text("na")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half)
+    with pytest.raises(OSError, match="No space"):
+        zoo_cli.main(["--preset", "smoke", "--csv", str(out), "--quiet"])
+    assert out.read_text() == "name\nearlier\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["zoo.csv"]  # no temporary left behind

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from advlens import cost
+from advlens.io import atomic_write
 from advlens.papers import liang2021
 from advlens.presets import PRESETS
 from advlens.zoo.paper import published_configs
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     flops = pd.read_csv(args.flops) if args.flops else cost.measure_flops(configs)
     if args.save:
         Path(args.save).parent.mkdir(parents=True, exist_ok=True)
-        flops.to_csv(args.save, index=False)
+        atomic_write(args.save, lambda tmp: flops.to_csv(tmp, index=False))
     print(cost.markdown(cost.gpu_hours(counted, flops)))
     print(cost.flops_markdown(flops))
     return 0

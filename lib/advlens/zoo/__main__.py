@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from advlens.io import atomic_write
 from advlens.presets import PRESET_NAMES
 from advlens.zoo import build
 
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
           f"wall {wall:.1f} s, process CPU {usage.ru_utime + usage.ru_stime:.1f} s, "
           f"sum of per-model train times {table['train_time_s'].sum():.1f} s")
     if args.csv:
-        table.to_csv(args.csv, index=False)
+        atomic_write(args.csv, lambda tmp: table.to_csv(tmp, index=False))
     return 0
 
 
