@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats as sps
 import torch
 from torch import nn
 
@@ -162,6 +163,28 @@ def test_findings_rows_follow_their_rules():
     assert c["holds"] is True
     inv.loc["a0", "a1"] = inv.loc["b0", "b1"] = 0.15  # the twin does not stay either
     assert j.finding_c_collapse(test, inv, ["a0", "a1"], ["b0", "b1"])["holds"] is False
+
+
+def test_finding_b_pairs_leaves_a_pair_at_one_level_untested_not_passed():
+    """An architecture of robust_archs with a model at one radius only (mlp-s at eps 0): its
+    pairs have no slope. 'Every architecture pair rises' is then not testable (it read 'holds',
+    the pairs left out unsaid) unless a fitted pair fails; the evidence names them."""
+    rows = []
+    for lv, v in ((0.0, 0.2), (0.5, 0.4), (1.0, 0.6)):  # rising by 0.4 per unit eps
+        rows += [{"level": lv, "row": "cnn-m/s0", "col": "vgg-xs/s0", "cka_inverted": v},
+                 {"level": lv, "row": "vgg-xs/s0", "col": "cnn-m/s0", "cka_inverted": v}]
+    rows += [{"level": 0.0, "row": r, "col": c, "cka_inverted": 0.3} for r, c in
+             (("mlp-s/s0", "cnn-m/s0"), ("cnn-m/s0", "mlp-s/s0"))]
+    trends = j.pair_trends(pd.DataFrame(rows), n_boot=50)
+    assert trends.set_index("pair").loc["cnn-m ~ vgg-xs", "slope"] == pytest.approx(
+        sps.linregress([0.0, 0.0, 0.5, 0.5, 1.0, 1.0], [0.2, 0.2, 0.4, 0.4, 0.6, 0.6]).slope)
+    row = j.finding_b_pairs(trends)
+    assert row["holds"] is None
+    assert row["evidence"].endswith("not testable (one robustness level or fewer than 3 "
+                                    "points): cnn-m ~ mlp-s")
+    falling = trends.assign(slope_lo=[np.nan, -0.1])  # the fitted pair's CI now reaches below 0
+    assert j.finding_b_pairs(falling)["holds"] is False
+    assert j.finding_b_pairs(trends.iloc[1:])["holds"] is True
 
 
 def test_twin_findings_untestable_without_second_seeds():

@@ -283,6 +283,31 @@ def test_findings_say_why_a_correlation_is_undefined() -> None:
         "pgd: only 2 models with a finite value (3 needed)")
 
 
+@pytest.mark.filterwarnings("ignore")  # scipy warns of the constant resamples
+def test_findings_an_attack_refuting_the_claim_decides_it_beside_an_undefined_one() -> None:
+    """PGD leaves tolerance undefined (2 models with a broken image), DDN's tolerance falls with
+    accuracy (scipy: ρ = −1): "CI above 0 for every attack" does not hold -- it read 'not
+    testable here' -- and the evidence keeps DDN's ρ (it listed PGD's only)."""
+    acc = [0.90, 0.92, 0.94, 0.96, 0.98, 0.99]
+    ddn_tol = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
+    assert spearmanr(acc, ddn_tol)[0] == pytest.approx(-1.0)
+    summary = pd.concat([
+        pd.DataFrame({"model": list("abcdef"), "attack": "pgd", "accuracy": acc,
+                      "tolerance": [0.5, 0.4] + [np.nan] * 4, "alignment": acc}),
+        pd.DataFrame({"model": list("abcdef"), "attack": "ddn", "accuracy": acc,
+                      "tolerance": ddn_tol, "alignment": acc})])
+    corr = linsley2023.correlations(summary, n_boot=50)
+    none = pd.DataFrame(columns=["plain", "harmonized", "attack", "change"])
+    row = linsley2023.findings(corr, none, none).iloc[0]
+    assert row["holds"] is False
+    assert row["evidence"] == ("pgd: only 2 models with a finite value (3 needed); "
+                               "ddn: ρ = -1.00 [-1.00, -1.00] (n = 6)")
+    # an undefined attack beside one that supports the claim leaves it untested
+    rising = summary.assign(tolerance=[0.5, 0.4] + [np.nan] * 4 + ddn_tol[::-1])
+    corr = linsley2023.correlations(rising, n_boot=50)
+    assert linsley2023.findings(corr, none, none).loc[0, "holds"] is None
+
+
 def test_summarize_counts_shares_and_means_over_broken_images() -> None:
     """One image in four never broken: against counts and scipy's standard error by hand."""
     from scipy.stats import sem

@@ -217,11 +217,27 @@ def test_findings_all_hold_on_a_zoo_built_to_agree() -> None:
     (_laws(cw=(0.1, 0.49)), False),
     (_laws(ifgsm=(-0.01, 0.9)), False),  # slope CI includes 0
     (_laws(fgsm=(-1.0, 0.0), ead=(-1.0, 0.0)), True),  # only C&W and I-FGSM decide
-    (_laws(cw=(float("nan"), float("nan"))), False),  # a failed fit never passes
-    (_laws().query("attack in ['fgsm', 'ead']"), False),  # neither deciding attack fitted
+    (_laws(cw=(float("nan"), float("nan"))), None),  # too few models: untested, not failed
+    (_laws(cw=(float("nan"), float("nan")), ifgsm=(-0.01, 0.9)), False),  # I-FGSM refutes it
+    (_laws().query("attack in ['fgsm', 'ead']"), None),  # neither deciding attack fitted
 ])
-def test_finding_1_scaling_law_rule(laws: pd.DataFrame, expected: bool) -> None:
+def test_finding_1_scaling_law_rule(laws: pd.DataFrame, expected: bool | None) -> None:
     assert _holds(laws=laws)[0] is expected
+
+
+def test_finding_1_is_untestable_on_a_zoo_too_small_for_a_law() -> None:
+    """Two models per attack: scaling_laws reports NaN rows (a line needs 3 models), so the
+    law is not testable here -- it read 'does not hold'."""
+    from advlens.findings import verdict
+
+    table = pd.DataFrame({"model": ["m1", "m2"] * 2, "attack": ["cw", "cw", "ifgsm", "ifgsm"],
+                          "norm": ["l2", "l2", "linf", "linf"], "top1_error": [0.1, 0.2] * 2,
+                          "distortion": [1.0, 1.2, 0.05, 0.06]})
+    from advlens.papers.su2018 import scaling_laws
+
+    laws = scaling_laws(table, n_boot=20)
+    assert laws["slope"].isna().all() and list(laws["n_models"]) == [2, 2]
+    assert verdict(_holds(laws=laws)[0]) == "not testable here"
 
 
 @pytest.mark.parametrize("effects, expected", [
@@ -229,6 +245,8 @@ def test_finding_1_scaling_law_rule(laws: pd.DataFrame, expected: bool) -> None:
     (_effects(ifgsm=(0.3, 0.01, 0.4)), False),  # size explains more
     (_effects(fgsm=(0.1, 0.9, 0.9)), True),  # FGSM does not decide
     (_effects(cw=(float("nan"), float("nan"), 0.1)), None),  # one model per family
+    # C&W untestable, but I-FGSM's size effect beats family: refuted, not untestable
+    (_effects(cw=(float("nan"), float("nan"), 0.1), ifgsm=(0.3, 0.01, 0.4)), False),
     (_effects().query("attack != 'ifgsm'"), None),
 ])
 def test_finding_2_family_vs_size_rule(effects: pd.DataFrame, expected: bool | None) -> None:

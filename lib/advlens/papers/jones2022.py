@@ -561,15 +561,22 @@ def finding_b(summary: pd.DataFrame, trend: LinearFit | None) -> dict[str, Any]:
 
 
 def finding_b_pairs(trends: pd.DataFrame) -> dict[str, Any]:
-    """(b) per architecture pair: holds iff every pair's slope has its CI above 0."""
+    """(b) per architecture pair: holds iff every pair's slope has its CI above 0; None if a
+    pair has no slope (one robustness level) and no fitted pair fails."""
     fitted = trends.dropna(subset=["slope"])
     if fitted.empty:
         return _row("b per pair: every architecture pair rises", None,
                     "no pair has two robustness levels", PAPER["b-pairs"], {})
     resolved = int((fitted["slope_lo"] > 0).sum())
-    return _row("b per pair: every architecture pair rises", bool(resolved == len(fitted)),
+    untested = trends[trends["slope"].isna()]
+    holds = False if resolved < len(fitted) else None if len(untested) else True
+    left_out = (f"; not testable (one robustness level or fewer than 3 points): "
+                f"{', '.join(map(str, untested.get('pair', untested.index)))}"
+                if len(untested) else "")
+    return _row("b per pair: every architecture pair rises", holds,
                 f"{resolved} of {len(fitted)} pairs with slope CI above 0; slopes "
-                f"{fitted['slope'].min():.2f} to {fitted['slope'].max():.2f}", PAPER["b-pairs"],
+                f"{fitted['slope'].min():.2f} to {fitted['slope'].max():.2f}{left_out}",
+                PAPER["b-pairs"],
                 {"pairs_rising": resolved, "pairs": len(fitted),
                  "slope_min": fitted["slope"].min(), "slope_max": fitted["slope"].max()})
 

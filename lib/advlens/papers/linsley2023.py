@@ -261,15 +261,18 @@ def _rho_claim(corr: pd.DataFrame, quantity: str, sign: int) -> tuple[bool | Non
     part = corr[corr["quantity"] == quantity]
     if part.empty:
         return None, "no models"
-    if part["rho"].isna().any():  # with >= 3 finite pairs ρ is NaN only for constant values
-        return None, "; ".join(
-            f"{r.attack}: " + (f"ρ undefined: accuracy or {quantity} is the same for all "
-                               f"{r.n_models} models" if r.n_models >= 3 else
-                               f"only {r.n_models} models with a finite value (3 needed)")
-            for r in part.itertuples() if not np.isfinite(r.rho))
-    holds = all((r.lo > 0) if sign > 0 else (r.hi < 0) for r in part.itertuples())
-    text = "; ".join(f"{r.attack}: ρ = {r.rho:.2f} [{r.lo:.2f}, {r.hi:.2f}] (n = {r.n_models})"
-                     for r in part.itertuples())
+    # per attack: None where ρ or its CI is undefined; an attack whose CI is on the wrong
+    # side refutes the claim whatever the others, an undefined one leaves it untested
+    checks = [None if not np.isfinite([r.rho, r.lo, r.hi]).all() else
+              bool(r.lo > 0) if sign > 0 else bool(r.hi < 0) for r in part.itertuples()]
+    holds = False if False in checks else None if None in checks else True
+    text = "; ".join(
+        f"{r.attack}: ρ = {r.rho:.2f} [{r.lo:.2f}, {r.hi:.2f}] (n = {r.n_models})"
+        if np.isfinite(r.rho) else  # with >= 3 finite pairs ρ is NaN only for constant values
+        f"{r.attack}: " + (f"ρ undefined: accuracy or {quantity} is the same for all "
+                           f"{r.n_models} models" if r.n_models >= 3 else
+                           f"only {r.n_models} models with a finite value (3 needed)")
+        for r in part.itertuples())
     return holds, text
 
 
@@ -306,7 +309,9 @@ def findings(corr: pd.DataFrame, align_arrows: pd.DataFrame, tol_arrows: pd.Data
     :mod:`advlens.findings`); ``holds`` None = not testable with these models.
 
     1. Tolerance grows with accuracy: ρ(accuracy, tolerance) has its 95 % CI above 0 (every
-       attack). 2. Alignment falls with accuracy: CI of ρ(accuracy, alignment) below 0.
+       attack). 2. Alignment falls with accuracy: CI of ρ(accuracy, alignment) below 0. An
+       attack with ρ undefined (too few or tied models) makes the claim None unless another
+       attack's CI refutes it.
     3. Harmonized twins are attacked more in line with the maps: alignment higher in every pair
        (every attack). 4. ... without becoming easier to fool: tolerance not lower in every pair.
     """

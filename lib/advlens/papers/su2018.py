@@ -440,29 +440,33 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
 
     Returns
     -------
-    DataFrame with columns finding, holds, evidence. The rules: (1) for each attack of
-    :data:`LAW_ATTACKS` that was fitted, the slope's CI lies above 0 and R² ≥ :data:`LAW_MIN_R2`;
+    DataFrame with columns finding, holds, evidence. The rules: (1) for both attacks of
+    :data:`LAW_ATTACKS`, the slope's CI lies above 0 and R² ≥ :data:`LAW_MIN_R2` (None if a law
+    could not be fitted -- absent, or a NaN row of :func:`scaling_laws` for fewer than 3 models
+    -- and the other does not fail);
     (2) for both attacks of :data:`LAW_ATTACKS`, family η² exceeds the R² of log size and its
-    permutation p < :data:`FAMILY_ALPHA` (None if η² is untestable); (3) in every L∞ depth pair
+    permutation p < :data:`FAMILY_ALPHA` (None if an η² is untestable and the other attack does
+    not fail); (3) in every L∞ depth pair
     the deeper model has the larger distortion (None without an L∞ pair); (4) mean transfer
     within families exceeds that across families and the family reaching other families most
     is :data:`BROAD_TRANSFER_FAMILY` (None if no family has two models, or if every model is
     of one family).
     """
     law = laws.set_index("attack")
-    fitted = [a for a in LAW_ATTACKS if a in law.index]
-    holds1 = bool(fitted) and all(law.loc[a, "slope_lo"] > 0 and law.loc[a, "r2"] >= LAW_MIN_R2
-                                  for a in fitted)
+    # None for a law that could not be fitted (too few models): untested, not failed
+    checks = [None if a not in law.index or not np.isfinite(law.loc[a, "slope_lo"]) else
+              bool(law.loc[a, "slope_lo"] > 0 and law.loc[a, "r2"] >= LAW_MIN_R2)
+              for a in LAW_ATTACKS]
+    holds1 = False if False in checks else None if None in checks else True
     rows = [{"finding": "1 linear scaling law", "holds": holds1, "evidence": "; ".join(
         f"{a}: slope {law.loc[a, 'slope']:.3g} [{law.loc[a, 'slope_lo']:.3g}, "
         f"{law.loc[a, 'slope_hi']:.3g}], R² {law.loc[a, 'r2']:.2f}" for a in law.index)}]
 
     eff = effects.set_index("attack")
-    testable2 = all(a in eff.index and np.isfinite(eff.loc[a, "eta2_family"])
-                    for a in LAW_ATTACKS)
-    holds2 = None if not testable2 else all(
-        eff.loc[a, "eta2_family"] > eff.loc[a, "r2_log_size"]
-        and eff.loc[a, "p_family"] < FAMILY_ALPHA for a in LAW_ATTACKS)
+    checks = [None if a not in eff.index or not np.isfinite(eff.loc[a, "eta2_family"]) else
+              bool(eff.loc[a, "eta2_family"] > eff.loc[a, "r2_log_size"]
+                   and eff.loc[a, "p_family"] < FAMILY_ALPHA) for a in LAW_ATTACKS]
+    holds2 = False if False in checks else None if None in checks else True
     rows.append({"finding": "2 architecture > size", "holds": holds2, "evidence": "; ".join(
         f"{a}: η² family {eff.loc[a, 'eta2_family']:.2f} (null {eff.loc[a, 'eta2_null']:.2f}, "
         f"p {eff.loc[a, 'p_family']:.3f}) vs R² log size {eff.loc[a, 'r2_log_size']:.2f}"
