@@ -3,6 +3,8 @@ compared: the axes, titles, annotations and plotted data are checked)."""
 
 from __future__ import annotations
 
+import io
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -288,6 +290,13 @@ def test_depth_comparison_against_hand_rows():
     assert r.deeper_larger == (b.distortion > a.distortion)
     assert r.cis_overlap == (b.distortion_lo <= a.distortion_hi
                              and a.distortion_lo <= b.distortion_hi)
+    # the CIs are number columns: a CSV round trip reads them back as the table's floats (a
+    # tuple column was written as "(np.float64(...), ...)" text)
+    back = pd.read_csv(io.StringIO(depth.to_csv(index=False)))
+    for side, row in (("shallow", a), ("deep", b)):
+        for end in ("lo", "hi"):
+            assert back[f"dist_{side}_{end}"].dtype == np.float64
+            assert back[f"dist_{side}_{end}"].iloc[0] == row[f"distortion_{end}"]
     assert su2018.depth_comparison(table, [("x", "y")]).empty
 
 

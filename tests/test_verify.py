@@ -403,3 +403,63 @@ def test_a_reference_without_tables_is_refused(tmp_path: Path) -> None:
         with pytest.raises(FileNotFoundError, match="reference .* holds no"):
             verify.verify(run, wrong, tolerances={})
     assert not verify.verify(run, notebook, tolerances={}).ok
+
+
+def test_a_number_that_became_infinite_moved(tmp_path: Path) -> None:
+    """pandas writes inf as "inf" (03b_qualitative's tolerance of an image never broken): a
+    finite value that became inf was a "text or flag changed", and --measure skipped it (its
+    column's tolerance stayed finite). It is a number that moved by |Δ| = inf, as in NumPy."""
+    before, after = np.array([0.7, np.inf, 1.25, -np.inf]), np.array([0.7, 1.3, np.inf, np.inf])
+    frames = [pd.DataFrame({"image": [0, 1, 2, 3], "tolerance": v}) for v in (before, after)]
+    ref, run = (_run_folder(tmp_path / name, "smoke", {"03_x/03b.csv": frame})
+                for name, frame in zip(("ref", "run"), frames, strict=True))
+    report = verify.verify(run, ref, tolerances={"smoke": {"03_x/03b.csv": {"tolerance": 1.0}}})
+    assert not report.structure and not report.relabelled
+    expected = np.abs(before - after)
+    assert [(c.row, c.delta) for c in report.moved] == [
+        (row, delta) for row, delta in enumerate(expected) if delta > 1.0]
+    assert verify.measure_tolerances([ref, run])["03_x/03b.csv"]["tolerance"] == math.inf
+
+
+@pytest.mark.parametrize("a,b,delta", [
+    ("inf", "inf", 0.0), ("-inf", "inf", math.inf), ("0.5", "-inf", math.inf),
+    ("[0.1, inf]", "[0.2, inf]", 0.1), ("mean nan vs 0.5", "mean 0.4 vs 0.5", math.inf),
+    ("mean nan vs 0.5", "mean NaN vs 0.75", 0.25), ("info 1", "info 2", 1.0),
+    ("linf", "l2", None), ("nano", "nanu", None),
+])
+def test_cell_delta_reads_inf_and_nan_as_numbers(a: str, b: str, delta: float | None) -> None:
+    got = verify.cell_delta(a, b)
+    assert got == delta if delta is None or math.isinf(delta) else got == pytest.approx(delta)
+
+
+def test_measure_replaces_only_the_notebooks_its_runs_hold(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remeasuring from two runs of `--only 01` deleted every other notebook's tolerances of
+    that preset (02's, 03's... were gone from tolerances.json); they are kept."""
+    stored = tmp_path / "tolerances.json"
+    other = {"02_y/02a.csv": {"rate": 0.1}}
+    stored.write_text(json.dumps({"smoke": {**other, "01_x/01a.csv": {"cka": 9.0}}}))
+    monkeypatch.setattr(verify, "TOLERANCE_FILE", stored)
+    runs = [str(_run_folder(tmp_path / f"s{i}", "smoke", _tables([0.7 + i / 10, 0.2, 0.9],
+                                                                    [True, False])))
+            for i in range(2)]
+    assert runner.main(["verify", "--measure", *runs]) == 0
+    table = json.loads(stored.read_text())["smoke"]
+    assert table["02_y/02a.csv"] == other["02_y/02a.csv"]
+    assert table["01_x/01a.csv"]["cka"] == pytest.approx(0.1)
+    assert "1 tables of other notebooks kept" in capsys.readouterr().out
+
+
+def test_measure_refuses_runs_of_two_presets_or_an_unfinished_notebook(tmp_path: Path) -> None:
+    """verify refuses both; --measure took them and stored tolerances spanning two presets or
+    measured on a failed notebook's partial tables."""
+    tables = _tables([0.7, 0.2, 0.9], [True, False])
+    smoke = _run_folder(tmp_path / "smoke", "smoke", tables)
+    laptop = _run_folder(tmp_path / "laptop", "laptop", _tables([0.1, 0.2, 0.9], [True, False]))
+    with pytest.raises(ValueError, match="different presets"):
+        verify.measure_tolerances([smoke, laptop])
+    failed = _run_folder(tmp_path / "failed", "smoke", tables)
+    (failed / "01_x" / "run.json").write_text(json.dumps({"status": "failed"}))
+    with pytest.raises(ValueError, match="did not complete.*01_x"):
+        verify.measure_tolerances([smoke, failed])

@@ -268,12 +268,12 @@ def _write(run: Path, site: Path, readme: Path, executed: list[Path],
     intro = text.split("\n## ", 1)[0].split("\n", 1)[-1]
     if run.resolve() != figures_dir().resolve():
         text = _findings_of(run, text)
-    atomic_write_bytes(site / "readme.html",
-                       _page("advlens README", _markdown_html(text), nav).encode())
-    landing = _landing(gallery(run, site), titles, _markdown_html(intro))
-    if incomplete:
-        landing = _banner(f"This run did not complete: {_listed(incomplete)}. Its figures "
-                          "and findings are partial or stale.") + landing
+    unfinished = (_banner(f"This run did not complete: {_listed(incomplete)}. Its figures "
+                          "and findings are partial or stale.") if incomplete else "")
+    # the README page shows the run's findings: those of an unfinished notebook too
+    atomic_write_bytes(site / "readme.html", _page("advlens README", unfinished
+                                                   + _markdown_html(text), nav).encode())
+    landing = unfinished + _landing(gallery(run, site), titles, _markdown_html(intro))
     atomic_write_bytes(site / "index.html", _page("advlens book", landing, nav).encode())
 
 

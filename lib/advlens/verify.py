@@ -9,7 +9,7 @@ all of them; remeasure with ``python -m advlens verify --measure RUN_A RUN_B``).
 CLI::
 
     python -m advlens verify [RUN_DIR] [--reference DIR|git:REV] [--strict]
-    python -m advlens verify --measure RUN_SEED0 RUN_SEED1 [...]   # rewrite the tolerances
+    python -m advlens verify --measure RUN_SEED0 RUN_SEED1 [...]   # remeasure their notebooks'
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ TOLERANCE_FILE = Path(__file__).with_name("tolerances.json")
 # columns that measure the machine, not the method: never compared
 IGNORED_COLUMNS = ("wall_s", "*time_s", "wall_time*", "cached", "hash")
 # a number standing on its own, not part of a name: "resnet18", "at0.5" and "seed-1" are labels
-# (a rename is a text change, not a number that moved by 16)
-_NUMBER = re.compile(r"(?<![\w.])(?<![A-Za-z][-_])[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?"
-                     r"(?!\w|\.\d)")
+# (a rename is a text change, not a number that moved by 16); "inf" and "nan" as pandas writes
+# them are numbers too (a threshold that became infinite moved, it was not relabelled)
+_NUMBER = re.compile(r"(?<![\w.])(?<![A-Za-z][-_])[-+]?(?:(?:\d+\.\d*|\.\d+|\d+)"
+                     r"(?:[eE][-+]?\d+)?|(?i:inf(?:inity)?|nan))(?!\w|\.\d)")
 
 
 @dataclass
@@ -137,9 +138,11 @@ class Report:
         return "\n".join(lines)
 
 
-def load_tolerances(path: Path = TOLERANCE_FILE) -> dict[str, Any]:
-    """The tolerance table: ``{preset: {"<notebook>/<table>.csv": {column: abs tol}}}``; a
-    tolerance stored as ``"inf"`` (strict JSON has no infinity) is read as ``math.inf``."""
+def load_tolerances(path: Path | None = None) -> dict[str, Any]:
+    """The tolerance table (default: :data:`TOLERANCE_FILE`): ``{preset: {"<notebook>/<table>.csv":
+    {column: abs tol}}}``; a tolerance stored as ``"inf"`` (strict JSON has no infinity) is read
+    as ``math.inf``."""
+    path = TOLERANCE_FILE if path is None else path
     table = read_json(path) if path.exists() else {}
     for preset, tables in table.items():
         if preset.startswith("_"):
@@ -180,8 +183,9 @@ def cell_delta(a: str, b: str) -> float | None:
     """Largest absolute difference between the numbers in two CSV cells.
 
     Returns 0.0 for equal text, the difference for two numbers (or for two texts with the same
-    wording around their numbers, e.g. ``"slope 0.04 [-0.03, 0.15]"``), ``inf`` when one side is
-    NaN/empty and the other is not, and None when the wording differs.
+    wording around their numbers, e.g. ``"slope 0.04 [-0.03, 0.15]"``; ``inf`` and ``nan`` are
+    numbers), ``inf`` when one side is NaN/empty or infinite and the other is not, and None when
+    the wording differs.
     """
     if a == b:
         return 0.0
@@ -193,7 +197,14 @@ def cell_delta(a: str, b: str) -> float | None:
         if (a.strip().lower() in missing) != (b.strip().lower() in missing):
             return math.inf
         return None
-    return max(abs(x - y) for x, y in zip(pa[1], pb[1], strict=True))
+    return max(_moved(x, y) for x, y in zip(pa[1], pb[1], strict=True))
+
+
+def _moved(x: float, y: float) -> float:
+    """|x - y|: 0 for equal numbers (inf and inf, NaN and NaN), inf where one is NaN."""
+    if x == y or (math.isnan(x) and math.isnan(y)):
+        return 0.0
+    return math.inf if math.isnan(x) or math.isnan(y) else abs(x - y)
 
 
 def _is_findings(name: str, frame: pd.DataFrame) -> bool:
@@ -414,6 +425,16 @@ def measure_tolerances(runs: Sequence[str | Path]) -> dict[str, dict[str, float]
     if len({f.resolve() for f in folders}) < len(folders):
         raise ValueError(f"the same run folder is given twice in {[str(f) for f in folders]}; "
                          "give runs at different seeds.")
+    # verify refuses both; measured from them, a tolerance would span presets or stale tables
+    presets = {str(f): _preset_of(f) for f in folders}
+    if len({p for p in presets.values() if p}) > 1:
+        raise ValueError(f"the runs used different presets ({presets}); measure tolerances from "
+                         "runs of one preset.")
+    for folder in folders:
+        if incomplete := provenance.incomplete_notebooks(folder):
+            raise ValueError(f"in {folder} notebooks did not complete ({incomplete}): their "
+                             "tables are partial or stale; rerun them (python -m advlens run "
+                             "--only NN --out RUN) or leave that run out.")
     out: dict[str, dict[str, float]] = {}
     for name in sorted(set().union(*(set(_tables(f)) for f in folders))):
         frames = [frame for f in folders if (f / name).exists()
@@ -458,21 +479,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "where no tolerance is measured, or a table changed shape, text "
                              "or went missing")
     parser.add_argument("--measure", nargs="+", metavar="RUN", default=None,
-                        help="measure seed-to-seed tolerances from these runs and store them")
+                        help="measure seed-to-seed tolerances from these runs and store them "
+                             "(replacing those of the notebooks the runs hold)")
 
 
 def command(args: argparse.Namespace) -> int:
     """Run ``verify`` (or ``--measure``); exit status 1 when a verdict flipped or could not be
     checked, 2 under ``--strict`` when anything else failed (:attr:`Report.strict_ok`)."""
     if args.measure:
-        preset = args.preset or _preset_of(Path(args.measure[0])) or "laptop"
+        ran = _preset_of(Path(args.measure[0]))
+        if args.preset and ran and args.preset != ran:
+            raise ValueError(f"--preset {args.preset} but the runs used preset {ran!r}; drop "
+                             "--preset or give runs of that preset.")
+        preset = args.preset or ran or "laptop"
         table = load_tolerances()
-        table[preset] = measure_tolerances(args.measure)
-        table.setdefault("_measured_from", {})[preset] = [str(r) for r in args.measure]
+        measured = measure_tolerances(args.measure)
+        # the runs replace the tolerances of the notebooks they hold; a run of --only 01 keeps
+        # the other notebooks' (they were all deleted)
+        notebooks = sorted({name.split("/")[0] for run in args.measure
+                            for name in _tables(Path(run))})
+        kept = {name: columns for name, columns in table.get(preset, {}).items()
+                if name.split("/")[0] not in notebooks}
+        table[preset] = dict(sorted({**kept, **measured}.items()))
+        source = preset if not kept else "_".join([preset, *(n[:2] for n in notebooks)])
+        table.setdefault("_measured_from", {})[source] = [str(r) for r in args.measure]
         atomic_write_json(TOLERANCE_FILE, {key: value if key.startswith("_") else _storable(value)
                                            for key, value in table.items()})
-        print(f"tolerances for preset {preset!r} from {len(args.measure)} runs -> "
-              f"{TOLERANCE_FILE}")
+        print(f"tolerances for preset {preset!r} of notebooks {', '.join(notebooks)} from "
+              f"{len(args.measure)} runs -> {TOLERANCE_FILE}"
+              + (f" ({len(kept)} tables of other notebooks kept)" if kept else ""))
         return 0
     report = verify(args.run or figures_dir(), args.reference, preset=args.preset)
     print(report.text())

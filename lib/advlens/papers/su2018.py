@@ -407,9 +407,10 @@ def depth_comparison(table: pd.DataFrame, pairs: Sequence[tuple[str, str]],
             rows.append({
                 "shallow": shallow, "deep": deep, "attack": attack, "norm": a["norm"],
                 "error_shallow": a["top1_error"], "error_deep": b["top1_error"],
-                "dist_shallow": a["distortion"],
-                "ci_shallow": (a["distortion_lo"], a["distortion_hi"]),
-                "dist_deep": b["distortion"], "ci_deep": (b["distortion_lo"], b["distortion_hi"]),
+                "dist_shallow": a["distortion"], "dist_shallow_lo": float(a["distortion_lo"]),
+                "dist_shallow_hi": float(a["distortion_hi"]), "dist_deep": b["distortion"],
+                "dist_deep_lo": float(b["distortion_lo"]),
+                "dist_deep_hi": float(b["distortion_hi"]),
                 "deeper_larger": b["distortion"] > a["distortion"],
                 "cis_overlap": (b["distortion_lo"] <= a["distortion_hi"]
                                 and a["distortion_lo"] <= b["distortion_hi"])})
