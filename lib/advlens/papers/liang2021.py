@@ -292,7 +292,9 @@ def correlations(rows: pd.DataFrame, *, metrics: Sequence[str] = ("alpha1", "alp
                  n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
     """Spearman ρ between knowledge transfer and each adversarial-transferability metric, per
     experiment, over the (source, seed) points, with a percentile-bootstrap CI resampling
-    points. Our addition: the paper shows bars and tables, no correlation coefficient.
+    points. Our addition: the paper shows bars and tables, no correlation coefficient. The
+    seeds of one source share its classes and architecture, so its points are not independent:
+    the CI is narrower than one resampling whole sources (with their seeds) would be.
 
     ``holds`` = the CI lies above 0 (a positive rank correlation); NaN CIs mean too few or
     tied points.
