@@ -161,8 +161,10 @@ def write_paper_zoo(root: Path) -> dict[str, str]:
     models = []
     for i, (name, family) in enumerate(STANDIN_TIMM.items()):
         path, _ = write_timm(weights, name, seed=i, fit=fit)
+        # evaluated as the robustness stand-ins (not as timm's test_* configs say: 0.95)
         models.append({"arch": name, "source": "timm", "family": family,
-                       "checkpoint": path.name, "input_size": SIDE})
+                       "checkpoint": path.name, "input_size": SIDE,
+                       "interpolation": "bilinear", "crop_pct": 0.875})
     for i, (arch, family) in enumerate(STANDIN_ROBUST.items()):
         for eps in (0.0, 3.0):
             path, _ = write_robustness(weights, arch, eps, seed=10 + i + int(eps), fit=fit)

@@ -137,6 +137,25 @@ def test_imagefolder_reads_the_files_torchvisions_imagefolder_reads(tmp_path):
         names[i] for i in kept]
 
 
+def test_imagefolder_refuses_a_folder_without_images_as_torchvision_does(tmp_path):
+    """An image-less folder among the classes ('lost+found', a macOS zip's '__MACOSX' of
+    '._' files) would take a label and shift every later class by one (accuracy ~0.1 %)."""
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        write_png(tmp_path / "val" / f"n{k:08d}" / "x.png",
+                  rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    assert imagefolder(tmp_path, "val", progress=False).labels.tolist() == [0, 1]
+    (tmp_path / "val" / "lost+found").mkdir()
+    with pytest.raises(ValueError, match=r"1 folder\(s\) .* hold no image, e.g. lost\+found"):
+        imagefolder(tmp_path, "val", progress=False)
+    try:
+        from torchvision.datasets import ImageFolder
+    except ImportError:
+        return
+    with pytest.raises(FileNotFoundError, match=r"no valid file for the classes lost\+found"):
+        ImageFolder(str(tmp_path / "val"))
+
+
 def test_imagefolder_reads_sub_folders_as_torchvisions_imagefolder(tmp_path):
     """Tiny-ImageNet's train layout (<wnid>/images/*.JPEG) and a class with images at two
     depths: the same files in the same order as torchvision's ImageFolder."""

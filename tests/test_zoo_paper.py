@@ -77,6 +77,31 @@ def test_torchvision_state_dict_with_dataparallel_prefix(tmp_path: Path) -> None
         published.torchvision_model("mobilenet_v3_small", path)
 
 
+@pytest.mark.parametrize(("arch", "first", "aux"), [("googlenet", "conv1", True),
+                                                     ("googlenet", "conv1", False),
+                                                     ("inception_v3", "Conv2d_1a_3x3", True)])
+def test_torchvision_inception_weights_see_the_input_they_were_trained_on(
+        tmp_path: Path, arch: str, first: str, aux: bool) -> None:
+    """torchvision's Inception-v3 / GoogLeNet weights were trained on (x - 0.5) / 0.5
+    (torchvision sets transform_input=True whenever it loads them); a state dict saved from
+    googlenet(weights=...) has no auxiliary heads."""
+    import torchvision
+
+    torch.manual_seed(0)
+    network = torchvision.models.get_model(arch, weights=None, transform_input=True,
+                                           aux_logits=aux, init_weights=True).eval()
+    path = tmp_path / f"{arch}.pth"
+    torch.save(network.state_dict(), path)
+    model = published.torchvision_model(arch, path)
+    seen = []
+    getattr(model.model, first).register_forward_pre_hook(lambda m, a: seen.append(a[0]))
+    x = torch.rand(2, 3, 80, 80)
+    with torch.no_grad():
+        out = model(x)
+        torch.testing.assert_close(out, network(_normalised(x, MEAN, STD)))
+    torch.testing.assert_close(seen[0], (x - 0.5) / 0.5, atol=1e-6, rtol=0)
+
+
 def test_robustness_checkpoint_uses_its_normaliser_and_skips_the_attacker(tmp_path: Path) -> None:
     mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)  # not ImageNet's: must come from the file
     path, network = write_robustness(tmp_path, "shufflenet_v2_x0_5", 3.0, num_classes=10,
@@ -201,6 +226,30 @@ def test_paper_zoo_fails_early_naming_what_is_missing(
         zoo.spec("paper")
 
 
+def test_the_paper_zoo_asks_for_imagenet_before_it_loads_a_model(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notebook 00's setup cell (zoo.require) names a missing $ADVLENS_IMAGENET, which the
+    published models' first evaluation needs; once evaluated (cached) they need no ImageNet."""
+    from advlens import zoo
+
+    for key, value in write_paper_zoo(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("ADVLENS_IMAGENET")
+    cache = tmp_path / "zoo"
+    for call in (lambda: zoo.require("paper", root=cache),
+                 lambda: zoo.build("paper", root=cache, progress=False, robust_eval_n=4)):
+        with pytest.raises(FileNotFoundError, match=r"needs a folder: set \$ADVLENS_IMAGENET"):
+            call()
+    assert not sorted(cache.rglob("*.json"))  # nothing evaluated
+    assert zoo.require("smoke", root=cache) == []
+    monkeypatch.setenv("ADVLENS_IMAGENET", str(tmp_path / "imagenet"))
+    zoo.build("paper", root=cache, progress=False, robust_eval_n=4)
+    monkeypatch.delenv("ADVLENS_IMAGENET")
+    assert len(zoo.require("paper", root=cache)) == 6
+    assert all(e.cached for e in zoo.build("paper", root=cache, progress=False,
+                                           robust_eval_n=4))
+
+
 def test_a_malformed_manifest_says_what_it_must_hold(tmp_path: Path) -> None:
     from advlens.zoo.paper import manifest_configs
 
@@ -213,6 +262,30 @@ def test_a_malformed_manifest_says_what_it_must_hold(tmp_path: Path) -> None:
     path.write_text(json.dumps({"models": [["resnet18.tv_in1k", "timm"]]}))
     with pytest.raises(ValueError, match="model 0 must be an object"):
         manifest_configs(path)
+    path.write_text(json.dumps({"models": [{**model, "crop_fraction": 0.9}]}))
+    with pytest.raises(ValueError, match=r"model 0 has unknown key\(s\) \['crop_fraction'\]"):
+        manifest_configs(path)
+
+
+def test_a_manifest_lists_a_harmonized_checkpoint_beside_its_plain_twin(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from advlens.papers.linsley2023 import twin_pairs
+    from advlens.zoo.paper import PAPER_ARCHS, manifest_configs
+
+    monkeypatch.setitem(PAPER_ARCHS, "resnet50.tv_in1k", PAPER_ARCHS["resnet50.tv_in1k"])
+    plain = {"arch": "resnet50.tv_in1k", "source": "timm", "family": "resnet",
+             "checkpoint": "resnet50.tv_in1k.pth"}
+    harmonized = {**plain, "checkpoint": "resnet50_harmonized.pth", "regime": "harmonized"}
+    tagged = {**plain, "checkpoint": "resnet50_other.pth", "tag": "other"}
+    path = tmp_path / "zoo.json"
+    path.write_text(json.dumps({"models": [plain, harmonized, tagged]}))
+    configs = manifest_configs(path)
+    assert [(c.regime, c.tag, c.checkpoint) for c in configs] == [
+        ("standard", "", "resnet50.tv_in1k.pth"), ("harmonized", "", "resnet50_harmonized.pth"),
+        ("standard", "other", "resnet50_other.pth")]
+    names = [c.name for c in configs]
+    assert len(set(names)) == 3
+    assert twin_pairs(dict(zip(names, configs, strict=True))) == [(names[0], names[1])]
 
 
 def test_imagefolder_draws_n_files_reproducibly(tmp_path: Path) -> None:
@@ -402,6 +475,31 @@ def test_a_manifest_keeps_a_published_models_preprocessing(
                                        "interpolation": "bicubic"}
     with pytest.raises(ValueError, match="interpolation must be one of"):
         paper.register("x", "vit", "timm", interpolation="cubic")
+
+
+@pytest.mark.parametrize("arch", ["convnext_tiny.fb_in1k", "resnet50.a1_in1k",
+                                  "vit_base_patch16_384.augreg_in21k_ft_in1k",
+                                  "efficientnet_b3.ra2_in1k"])
+def test_a_timm_model_added_by_a_manifest_gets_timms_preprocessing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arch: str) -> None:
+    """A timm model not in the published list: its resize filter, crop fraction and side are
+    those of timm's stored pretrained config (a 384-px ViT refuses 224-px images)."""
+    timm_models = pytest.importorskip("timm.models")
+    from advlens.zoo import paper
+
+    monkeypatch.setitem(paper.PAPER_ARCHS, arch, None)  # undone after the test
+    manifest = tmp_path / "zoo.json"
+    manifest.write_text(json.dumps({"models": [
+        {"arch": arch, "source": "timm", "family": "x", "checkpoint": f"{arch}.pth"}]}))
+    paper.manifest_configs(manifest)
+    cfg = timm_models.get_pretrained_cfg(arch)
+    assert paper.eval_kw(arch) == {"size": cfg.input_size[-1], "crop_fraction": cfg.crop_pct,
+                                   "interpolation": cfg.interpolation}
+    assert paper.register(arch, "x", "timm", input_size=256, crop_pct=1.0).input_size == 256
+    # torchvision / robustness models (e.g. the README's torchvision resnet50) keep 256 -> 224
+    assert (paper.register(arch, "x", "torchvision").interpolation,
+            paper.PAPER_ARCHS[arch].crop_pct, paper.PAPER_ARCHS[arch].input_size) == (
+        "bilinear", 0.875, 224)
 
 
 def test_the_zoo_evaluates_each_published_model_with_its_own_preprocessing(

@@ -105,12 +105,16 @@ def imagefolder(root: str | Path, split: str | None = None, *, size: int | None 
         raise missing(base, "ImageFolder root", "Put one sub-folder of images per class there "
                       "(e.g. the ImageNet validation set sorted into class folders).")
     classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files: list[tuple[Path, int]] = []
-    for label, name in enumerate(classes):
-        files += [(p, label) for p in _class_files(base / name)[:max_per_class]]
+    listed = {name: _class_files(base / name) for name in classes}
+    files = [(p, label) for label, name in enumerate(classes) for p in listed[name][:max_per_class]]
     if not files:
         raise missing(base, "images (in class sub-folders)",
                       f"Expected files ending in {', '.join(EXTENSIONS)} inside class folders.")
+    empty = [name for name in classes if not listed[name]]
+    if empty:  # as torchvision's ImageFolder: an empty folder would shift every later label
+        raise ValueError(f"{len(empty)} folder(s) under {base} hold no image, e.g. "
+                         f"{', '.join(empty[:3])}; each folder is a class (its sorted position "
+                         f"its label): remove them or move them out of {base}.")
     if n is not None and n < len(files):
         keep = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[:n]
         files = [files[i] for i in keep.sort().values.tolist()]

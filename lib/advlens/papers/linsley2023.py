@@ -166,12 +166,18 @@ def plain_twin(config: ModelConfig) -> ModelConfig:
     return config.replace(regime="standard", harmonizer_weight=0.0, importance_map=None)
 
 
+def _twin_key(config: ModelConfig) -> ModelConfig:
+    """What a twin shares: a published pair has two weights files, so not the checkpoint."""
+    return config if config.source == "trained" else config.replace(checkpoint=None)
+
+
 def twin_pairs(configs: Mapping[str, ModelConfig]) -> list[tuple[str, str]]:
     """(plain name, harmonized name) for every harmonized model in ``configs`` (name → config)
-    whose plain twin is there too."""
-    by_config = {c: name for name, c in configs.items()}
-    return [(by_config[plain_twin(c)], name) for name, c in configs.items()
-            if c.regime == "harmonized" and plain_twin(c) in by_config]
+    whose plain twin is there too (for published models: the same arch, seed, tag and source,
+    another checkpoint)."""
+    by_config = {_twin_key(c): name for name, c in configs.items()}
+    return [(by_config[_twin_key(plain_twin(c))], name) for name, c in configs.items()
+            if c.regime == "harmonized" and _twin_key(plain_twin(c)) in by_config]
 
 
 def twin_arrows(summary: pd.DataFrame, pairs: Sequence[tuple[str, str]],

@@ -161,11 +161,26 @@ def load(config: ModelConfig, root: str | Path | None = None, progress: bool = T
     return ZooEntry(config.name, config, model, meta, cached=found is not None)
 
 
-def require(preset: str | Iterable[ModelConfig]) -> list[Path]:
+def _require_imagenet(configs: list[ModelConfig], root: str | Path | None) -> None:
+    """``$ADVLENS_IMAGENET`` (or a FileNotFoundError saying what to download) when a published
+    model of ``configs`` was never evaluated under ``root``: its accuracy is measured on
+    ImageNet validation images."""
+    if any(c.source != "trained" and not cache.cache_paths(c, root).meta.exists()
+           for c in configs):
+        from advlens.data.sources import require as require_data
+
+        require_data("imagenet", {})
+
+
+def require(preset: str | Iterable[ModelConfig], root: str | Path | None = None) -> list[Path]:
     """The weights files of the published models of ``preset`` (a zoo name or configs); raises
-    FileNotFoundError naming every missing file and where it comes from. Trained zoos need
-    nothing. A notebook's first cell calls it, so a ``paper`` run fails before any work."""
-    return paper.require(spec(preset) if isinstance(preset, str) else list(preset))
+    FileNotFoundError naming every missing file and where it comes from, or the ImageNet folder
+    when one of them was never evaluated (zoo cache ``root``). Trained zoos need nothing. A
+    notebook's first cell calls it, so a ``paper`` run fails before any work."""
+    configs = spec(preset) if isinstance(preset, str) else list(preset)
+    found = paper.require(configs)
+    _require_imagenet(configs, root)
+    return found
 
 
 def build(preset: str | Iterable[ModelConfig], *, root: str | Path | None = None,
@@ -182,6 +197,7 @@ def build(preset: str | Iterable[ModelConfig], *, root: str | Path | None = None
                          f"{repeated} (a name holds arch, regime, eps, seed, twin-cue variant, "
                          "classes and tag only): give them distinct tag=... values.")
     paper.require(configs)  # every missing weights file named before anything runs
+    _require_imagenet(configs, root)
     for config in configs:
         if config.source == "trained" and not cache.cache_paths(config, root).meta.exists():
             check_trainable(config)

@@ -6,8 +6,10 @@ Salman et al. (2020) L2-robust ImageNet zoo saved by ``robustness``.
   papers for their own models, and by zoo manifests).
 - :func:`paper_configs` is the ``paper`` zoo: the published list, or the models of a manifest
   named by ``$ADVLENS_PAPER_ZOO`` (a JSON file ``{"models": [{"arch", "source", "family",
-  "checkpoint", "eps", "kwargs", "num_classes", "input_size", "interpolation", "crop_pct"},
-  ...]}``; the last six optional), e.g. the subset you downloaded, or
+  "checkpoint", "eps", "regime", "seed", "tag", "kwargs", "num_classes", "input_size",
+  "interpolation", "crop_pct"}, ...]}``; all but the first four optional; ``regime`` defaults
+  to l2-at for eps > 0, else standard, and is ``harmonized`` for a harmonized checkpoint, the
+  twin of the plain model of the same arch), e.g. the subset you downloaded, or
   tiny stand-ins in the tests.
 - :func:`checkpoint_paths` says which files are needed and where (``$ADVLENS_CHECKPOINTS``), so a
   ``paper`` run fails early with an actionable message; :func:`load_model` loads one.
@@ -78,30 +80,55 @@ TIMM_EVAL = {
 }
 DEFAULT_EVAL = ("bilinear", 0.875)  # torchvision's Resize(256) + CenterCrop(224); robustness's
 
+
+def _listed_eval(name: str) -> tuple[str, float, int]:
+    """(interpolation, crop_pct, input side) of timm model ``name`` of :data:`TIMM_ARCHS`."""
+    return (*TIMM_EVAL.get(name, DEFAULT_EVAL), 299 if name.startswith("inception") else 224)
+
+
 PAPER_ARCHS: dict[str, PaperArch] = {
     **{name: PaperArch(fam, "robustness") for name, fam in SALMAN_ARCHS.items()},
-    **{name: PaperArch(fam, "timm", input_size=299 if name.startswith("inception") else 224,
-                       interpolation=TIMM_EVAL.get(name, DEFAULT_EVAL)[0],
-                       crop_pct=TIMM_EVAL.get(name, DEFAULT_EVAL)[1])
+    **{name: PaperArch(fam, "timm", input_size=_listed_eval(name)[2],
+                       interpolation=_listed_eval(name)[0], crop_pct=_listed_eval(name)[1])
        for name, fam in TIMM_ARCHS.items()},
 }
 
 
+def timm_eval(name: str) -> tuple[str, float, int] | None:
+    """(interpolation, crop_pct, input side) of timm model ``name`` as its stored pretrained
+    config says (nothing is downloaded); None when timm does not know it."""
+    from advlens.data.imagefolder import INTERPOLATIONS
+
+    try:
+        from timm.models import get_pretrained_cfg
+
+        cfg = get_pretrained_cfg(name)
+    except Exception:  # noqa: BLE001 - timm missing, or a name it cannot parse
+        return None
+    if cfg is None or cfg.interpolation not in INTERPOLATIONS or not cfg.crop_pct:
+        return None
+    return cfg.interpolation, float(cfg.crop_pct), int(cfg.input_size[-1])
+
+
 def register(name: str, family: str, source: str, *, kwargs: dict[str, Any] | None = None,
-             num_classes: int | None = None, input_size: int = 224,
+             num_classes: int | None = None, input_size: int | None = None,
              interpolation: str | None = None, crop_pct: float | None = None) -> PaperArch:
     """Add (or replace) published architecture ``name`` so that ``ModelConfig(name,
     source=source, checkpoint=...)`` is valid. ``source``: timm, torchvision or robustness.
     ``num_classes`` (default 1000) may also be given in ``kwargs``, as for timm's ``create_model``.
-    ``interpolation`` / ``crop_pct`` default to the published timm model's (:data:`TIMM_EVAL`)
-    when ``name`` is one, else to bilinear and 0.875."""
+    ``interpolation`` / ``crop_pct`` / ``input_size`` default to the published timm model's
+    (:data:`TIMM_EVAL`, else timm's stored pretrained config: :func:`timm_eval`) for a timm
+    model, else to bilinear, 0.875 and 224."""
     from advlens.data.imagefolder import INTERPOLATIONS
 
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}; got {source!r} for {name!r}.")
-    known = TIMM_EVAL.get(name, DEFAULT_EVAL) if source == "timm" else DEFAULT_EVAL
+    known = (*DEFAULT_EVAL, EVAL_SIZE)
+    if source == "timm":
+        known = _listed_eval(name) if name in TIMM_ARCHS else timm_eval(name) or known
     interpolation = known[0] if interpolation is None else interpolation
     crop_pct = known[1] if crop_pct is None else float(crop_pct)
+    input_size = known[2] if input_size is None else input_size
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"{name}: interpolation must be one of {', '.join(INTERPOLATIONS)}; "
                          f"got {interpolation!r}.")
@@ -141,6 +168,10 @@ def published_configs() -> list[Any]:
     return models
 
 
+MANIFEST_KEYS = ("arch", "source", "family", "checkpoint", "eps", "regime", "seed", "tag",
+                 "kwargs", "num_classes", "input_size", "interpolation", "crop_pct")
+
+
 def manifest_configs(path: str | Path) -> list[Any]:
     """The models listed in a zoo manifest (see the module docstring), registered on the way."""
     from advlens.io import read_json
@@ -163,15 +194,20 @@ def manifest_configs(path: str | Path) -> list[Any]:
         missing = sorted({"arch", "source", "family", "checkpoint"} - set(entry))
         if missing:
             raise ValueError(f"{path}: model {i} lacks {missing}.")
+        unknown = sorted(set(entry) - set(MANIFEST_KEYS))
+        if unknown:  # a misspelt key (crop_fraction, regimes) would silently take its default
+            raise ValueError(f"{path}: model {i} has unknown key(s) {unknown}; a model takes "
+                             f"{', '.join(MANIFEST_KEYS)}.")
         register(entry["arch"], entry["family"], entry["source"], kwargs=entry.get("kwargs"),
                  num_classes=entry.get("num_classes"),
-                 input_size=entry.get("input_size", 224),
+                 input_size=entry.get("input_size"),
                  interpolation=entry.get("interpolation"), crop_pct=entry.get("crop_pct"))
         eps = float(entry.get("eps", 0.0))
         configs.append(ModelConfig(entry["arch"], dataset="imagenet", epochs=0,
-                                   regime="l2-at" if eps > 0 else "standard", eps=eps,
-                                   source=entry["source"], checkpoint=entry["checkpoint"],
-                                   seed=int(entry.get("seed", 0))))
+                                   regime=entry.get("regime", "l2-at" if eps > 0 else "standard"),
+                                   eps=eps, source=entry["source"],
+                                   checkpoint=entry["checkpoint"],
+                                   seed=int(entry.get("seed", 0)), tag=str(entry.get("tag", ""))))
     return configs
 
 

@@ -48,10 +48,18 @@ def _strip(state: Mapping[str, Tensor], prefixes: Sequence[str]) -> dict[str, Te
     return out
 
 
-def load_weights(network: nn.Module, path: str | Path, *, trust: bool | None = None) -> nn.Module:
+def _state(path: str | Path, trust: bool | None) -> dict[str, Tensor]:
+    """The state dict in ``path`` (a plain state dict, or one under ``model``/``state_dict``),
+    ``module.`` prefixes of DataParallel removed."""
+    return _strip(state_dict_of(load_checkpoint(path, trust=trust), path), ("module.",))
+
+
+def load_weights(network: nn.Module, path: str | Path, *, trust: bool | None = None,
+                 state: Mapping[str, Tensor] | None = None) -> nn.Module:
     """Load the state dict in ``path`` (a plain state dict, or one under ``model``/
-    ``state_dict``; ``module.`` prefixes of DataParallel removed) into ``network``, strictly."""
-    state = _strip(state_dict_of(load_checkpoint(path, trust=trust), path), ("module.",))
+    ``state_dict``; ``module.`` prefixes of DataParallel removed) into ``network``, strictly
+    (``state``: that state dict, already read)."""
+    state = _state(path, trust) if state is None else state
     try:
         network.load_state_dict(state)
     except RuntimeError as err:
@@ -89,16 +97,30 @@ def timm_model(name: str, path: str | Path | None = None, *, trust: bool | None 
                                 cfg.get("std", IMAGENET_STD)).eval()
 
 
+# torchvision builds these with transform_input=True whenever it loads published weights (they
+# were trained on (x - 0.5) / 0.5: the model turns ImageNet-normalised input into that), with the
+# key prefix of their auxiliary head (in torchvision's files; not in a state dict saved from a
+# googlenet(weights=...), which drops it)
+TRANSFORM_INPUT = {"inception_v3": "AuxLogits.", "googlenet": "aux1."}
+
+
 def torchvision_model(name: str, path: str | Path, *, trust: bool | None = None,
                       num_classes: int = 1000) -> NormalizedClassifier:
     """torchvision model ``name`` (e.g. ``"resnet50"``) with the state dict in ``path`` (as
-    torchvision publishes it, e.g. ``resnet50-0676ba61.pth``), ImageNet mean/std."""
+    torchvision publishes it, e.g. ``resnet50-0676ba61.pth``), ImageNet mean/std. Inception-v3
+    and GoogLeNet are built as torchvision builds them for its weights (``transform_input``)."""
     import torchvision.models
 
+    state = _state(path, trust)
+    kwargs: dict[str, Any] = {}
+    if name in TRANSFORM_INPUT:
+        kwargs = {"transform_input": True, "init_weights": False,
+                  "aux_logits": any(k.startswith(TRANSFORM_INPUT[name]) for k in state)}
     try:
-        network = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+        network = torchvision.models.get_model(name, weights=None, num_classes=num_classes,
+                                               **kwargs)
     except ValueError as err:
         raise ValueError(f"unknown torchvision model {name!r}: {err}") from None
-    return NormalizedClassifier(load_weights(network, path, trust=trust), IMAGENET_MEAN,
+    return NormalizedClassifier(load_weights(network, path, state=state), IMAGENET_MEAN,
                                 IMAGENET_STD).eval()
 
