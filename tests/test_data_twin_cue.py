@@ -187,6 +187,13 @@ def test_bad_arguments():
         tc.twin_cue("val", "both", n=10)
     with pytest.raises(ValueError, match="size"):
         tc.twin_cue("train", "both", n=10, size=16)
+    # the raw generator refuses them too (a misspelt variant was generated as "both")
+    with pytest.raises(ValueError, match="variant must be one of"):
+        generate("train", "a_only", 10, 32, 0)
+    with pytest.raises(ValueError, match="split must be one of"):
+        generate("val", "both", 10, 32, 0)
+    with pytest.raises(ValueError, match="design must be one of"):
+        generate("train", "both", 10, 32, 0, design="shared")
 
 
 def test_cached_sets_of_different_seeds_differ(tmp_path):

@@ -381,6 +381,27 @@ def test_cue_reliance_against_the_masks_and_predictions() -> None:
     assert (shares >= 0).all() and shares.sum() <= 1 + 1e-6 and shares.min() > 0
 
 
+def test_cue_reliance_scores_the_design_the_models_learnt() -> None:
+    """Latent-design models are scored on latent images (they read at chance on the independent
+    design's shapes): accuracies and the shape mask's area from the latent set by hand."""
+    from advlens.data import twin_cue
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 24 * 24, 10)).eval()
+    table = linsley2023.cue_reliance({"m": model}, n=12, size=24,
+                                     design="latent").set_index("model")
+    for variant in ("both", "a-only", "b-only"):
+        d = twin_cue("test", variant, n=12, size=24, design="latent")
+        with torch.no_grad():
+            right = (model(d.images).argmax(1) == d.labels).float().mean()
+        assert table.loc["m", f"acc_{variant}"] == pytest.approx(float(right))
+    latent = twin_cue("test", "both", n=12, size=24, design="latent").masks
+    independent = twin_cue("test", "both", n=12, size=24).masks
+    assert latent is not None and independent is not None
+    assert table.loc["m", "area_shape"] == pytest.approx(float(latent[:, 0].mean()))
+    assert float(latent[:, 0].mean()) != pytest.approx(float(independent[:, 0].mean()))
+
+
 def test_qualitative_maps_peak_at_one() -> None:
     """Each returned map is |its source| divided by its own maximum, per image."""
     model = _model()

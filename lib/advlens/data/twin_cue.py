@@ -70,6 +70,16 @@ def check_design(design: str) -> None:
         raise ValueError(f"twin_cue design must be one of {DESIGNS}; got {design!r}.")
 
 
+def check_args(split: str, variant: str, design: str) -> None:
+    """Raise a ValueError naming the choices unless ``split``, ``variant`` and ``design`` are
+    known (an unknown variant would otherwise be generated as ``both``)."""
+    if split not in SPLITS:
+        raise ValueError(f"twin_cue split must be one of {SPLITS}; got {split!r}.")
+    if variant not in VARIANTS:
+        raise ValueError(f"twin_cue variant must be one of {VARIANTS}; got {variant!r}.")
+    check_design(design)
+
+
 @dataclass
 class Layout:
     """Everything random about a batch of twin-cue images except the two cue classes."""
@@ -179,6 +189,7 @@ def _rng(seed: int, split: str) -> np.random.Generator:
 def generate(split: str, variant: str, n: int, size: int, seed: int,
              design: str = "independent") -> dict[str, np.ndarray]:
     """The raw arrays of one twin-cue set (no caching); see :func:`twin_cue`."""
+    check_args(split, variant, design)
     rng = _rng(seed, split)
     labels = rng.permutation(np.arange(n) % NUM_CLASSES).astype(np.int64)
     random_classes = rng.integers(0, NUM_CLASSES, (2, n)).astype(np.int64)
@@ -212,15 +223,11 @@ def twin_cue(split: str = "train", variant: str = "both", n: int | None = None, 
     use different derived seeds. ``masks[:, 0]`` = cue A pixels, ``masks[:, 1]`` = cue B pixels;
     ``attributes`` hold ``cue_a_class`` and ``cue_b_class``.
     """
-    if split not in SPLITS:
-        raise ValueError(f"twin_cue split must be one of {SPLITS}; got {split!r}.")
-    if variant not in VARIANTS:
-        raise ValueError(f"twin_cue variant must be one of {VARIANTS}; got {variant!r}.")
+    check_args(split, variant, design)
     # NumPy integers become ints here: the cache's JSON metadata cannot hold them
     n = check_positive_int(DEFAULT_N[split] if n is None else n, "twin_cue n")
     size = check_positive_int(size, "twin_cue size", least=24)
     seed = check_positive_int(seed, "twin_cue seed", least=0)
-    check_design(design)
     cfg = config(split, variant, n, size, seed, design)
     path = data_dir() / "twin_cue" / f"{config_hash(cfg)}.npz"
     arrays = cached_arrays(path, lambda: generate(split, variant, n, size, seed, design), cfg,

@@ -207,14 +207,15 @@ def saliency_share(model: nn.Module, x: Tensor, y: Tensor, masks: Tensor) -> Ten
 
 
 def cue_reliance(models: Mapping[str, nn.Module], *, n: int = 1000, size: int = 32,
-                 seed: int = 0) -> pd.DataFrame:
+                 seed: int = 0, design: str = "independent") -> pd.DataFrame:
     """The twin-cue ground truth per model: test accuracy on ``both``, ``a-only`` (only the
     shape tells the class) and ``b-only`` (only the grating does) images; share of |saliency|
     on the shape mask and on the grating mask (mean over ``both`` test images, next to each
     mask's share of the image area for reference). The three variants share layouts and
-    clutter, so accuracy differences come from the cue alone."""
-    data = {v: twin_cue("test", v, n=n, size=size, seed=seed) for v in ("both", "a-only",
-                                                                     "b-only")}
+    clutter, so accuracy differences come from the cue alone. ``design``: the twin-cue design
+    the models were trained on ("independent" or "latent"; the images are of that design)."""
+    data = {v: twin_cue("test", v, n=n, size=size, seed=seed, design=design)
+            for v in ("both", "a-only", "b-only")}
     both = data["both"]
     assert both.masks is not None
     area = both.masks.flatten(2).mean(2).mean(0)
