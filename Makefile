@@ -71,11 +71,12 @@ bench: $(STAMP) $(PEERS_STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 # Mutation testing of the kernels (cka, inversion, features, stats, alignment, transfer) against
-# their fast tests: on demand only, never in CI; MUTANTS per module (0 = all), report in
+# their fast tests: on demand only, never in CI; MUTANTS per module (0 = all), MODULES instead of
+# the kernels (e.g. MODULES='presets findings sweep papers.liang2021'), report in
 # benchmarks/results/.
 MUTANTS ?= 12
 mutate: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) benchmarks/mutate.py --per-module $(MUTANTS)
+	OMP_NUM_THREADS=1 $(PY) benchmarks/mutate.py --per-module $(MUTANTS) $(if $(MODULES),--modules $(MODULES))
 
 clean-venv:
 	rm -rf $(VENV) $(PEERS)

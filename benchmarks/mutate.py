@@ -61,15 +61,20 @@ TESTS = {
     "attacks.fmn": ["tests/test_attacks_steps.py", "tests/test_attacks_contract.py",
                     "tests/test_attacks_closed_form.py"],
     "verify": ["tests/test_verify.py"],
+    "presets": ["tests/test_presets.py", "tests/test_runner_inputs.py",
+                "tests/test_input_errors.py"],
+    "findings": ["tests/test_prose.py", "tests/test_jones2022_claims.py", "tests/test_sweep.py",
+                 "tests/test_book.py"],
+    "sweep": ["tests/test_sweep.py"],
     # paper modules (dotted: lib/advlens/papers/<name>.py)
     "papers.su2018": ["tests/test_su2018_scaling.py", "tests/test_su2018_within_family.py",
                       "tests/test_su2018.py"],
     "papers.linsley2023": ["tests/test_linsley2023.py"],
-    "papers.liang2021": ["tests/test_liang2021.py"],
+    "papers.liang2021": ["tests/test_liang2021.py", "tests/test_transfer_alpha.py"],
     "papers.jones2022": ["tests/test_jones2022_claims.py", "tests/test_jones2022.py"],
 }
-# the default run; the attack, paper, verify, probes, stir and io modules run on request
-# (--modules papers.su2018 io)
+# the default run; the attack, paper, verify, probes, stir, io, presets, findings and sweep
+# modules run on request (--modules papers.su2018 io; make mutate MODULES='presets sweep')
 KERNELS = ("cka", "inversion", "features", "stats", "alignment", "transfer")
 SWAPS: dict[type, type] = {
     ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,

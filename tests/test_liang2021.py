@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -299,3 +300,88 @@ def test_experiment_b_reference_follows_its_own_knob() -> None:
     same = {e.name: e for e in liang2021.experiments_from_knobs(presets.resolve("04", "laptop"))}
     assert same["B-digits"].reference.replace(classes=None) == \
         same["A-digits"].reference.replace(classes=None)
+
+
+def test_experiment_table_lists_each_sources_classes() -> None:
+    """What notebook 04 shows before running: the paper's CIFAR-10 lists (PROTOCOLS.md §4) for
+    experiment A, no class list (all ten) for experiment B's sources."""
+    a, b = liang2021.experiments_from_knobs(presets.resolve("04", "paper"))
+    table = liang2021.experiment_table([a, b])
+    assert table["classes"].tolist() == [[0, 1, 8, 9], [2, 1, 8, 9], [2, 3, 8, 9], [2, 3, 4, 9],
+                                         [2, 3, 4, 7]] + [[]] * 5
+    assert table["experiment"].tolist() == ["A-cifar10-stl10"] * 5 + ["B-cifar10-stl10"] * 5
+
+
+def test_spearman_of_a_constant_column_is_nan_without_warnings() -> None:
+    """Constant α or transfer: no rank correlation (NaN, not scipy's ConstantInputWarning);
+    a column spanning exactly 0 .. 1 is not constant."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        flat = liang2021.correlations(_rows([0.1, 0.2, 0.3, 0.4], [0.5] * 4), n_boot=50)
+        also_flat = liang2021.correlations(_rows([0.3] * 4, [0.1, 0.2, 0.3, 0.4]), n_boot=50)
+    assert flat["rho"].isna().all() and also_flat["rho"].isna().all()
+    assert not flat["holds"].any()
+    spans_one = liang2021.correlations(_rows([0.1, 0.2, 0.3], [0.0, 0.5, 1.0]), n_boot=50)
+    assert (spans_one["rho"] == 1.0).all()  # ranks 1 2 3 against 1 2 3
+    spans_one = liang2021.correlations(_rows([0.0, 1.0, 0.5], [0.1, 0.3, 0.2]), n_boot=50)
+    assert (spans_one["rho"] == 1.0).all()
+
+
+def test_correlations_keep_the_experiments_order() -> None:
+    """Like summarize: the experiments in the order of the rows (the findings' order)."""
+    rows = pd.concat([_rows([0.1, 0.2, 0.3], [0.1, 0.2, 0.4]).assign(experiment="B-digits"),
+                      _rows([0.3, 0.2, 0.1], [0.1, 0.2, 0.4]).assign(experiment="A-digits")])
+    corr = liang2021.correlations(rows, n_boot=50)
+    assert corr["experiment"].tolist() == ["B-digits"] * 3 + ["A-digits"] * 3
+    assert corr["rho"].tolist() == [1.0] * 3 + [-1.0] * 3
+
+
+def test_run_all_is_one_table_with_one_row_per_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two experiments, one table: its index must not repeat (a .loc on a repeated label
+    reads two rows)."""
+    monkeypatch.setattr(liang2021, "run_experiment", lambda e, seeds, settings, **_: pd.DataFrame(
+        {"experiment": e, "seed": list(seeds)}))
+    rows = liang2021.run_all(["A", "B"], [0, 1], liang2021.Settings())
+    assert rows["experiment"].tolist() == ["A", "A", "B", "B"]
+    assert rows.index.tolist() == [0, 1, 2, 3]
+
+
+def test_run_experiment_refuses_a_repeated_seed() -> None:
+    """A repeated seed reloads the same cached models: its numbers would count twice
+    (n_seeds 3 for seeds [0, 0, 1], a t-interval as if three seeds were measured)."""
+    exp = liang2021.experiment_b("B", ModelConfig("cnn-s"), (0, 1), (2, 3), {"mlp-s": 1})
+    with pytest.raises(ValueError, match=r"seeds must be distinct .* got \[0, 0, 1\]"):
+        liang2021.run_experiment(exp, [0, 0, 1], liang2021.Settings())
+
+
+def test_run_experiment_labels_each_row_with_its_experiment_and_source(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-seed table (04_per_seed.csv) starts with the experiment; each source row carries
+    its own share and architecture and the seed's reference accuracy."""
+    monkeypatch.setattr(liang2021.zoo, "load", lambda config, root, progress: type(
+        "Entry", (), {"model": tiny_cnn(seed=0, k=3)})())
+    monkeypatch.setattr(liang2021, "dataset_for", lambda config, split: _imageset(
+        random_images(6, seed=0), torch.arange(6) % 3))
+    monkeypatch.setattr(liang2021, "evaluate_sources", lambda ref, sources, *a: pd.DataFrame(
+        {"source": list(sources), "seed": a[-1]}))
+    monkeypatch.setattr(liang2021, "accuracy", lambda model, x, y: 0.75)
+    exp = liang2021.experiment_b("B", ModelConfig("cnn-s"), (0, 1), (2, 3),
+                                 {"mlp-s": 1, "cnn-s": 1})
+    rows = liang2021.run_experiment(exp, [3, 4], liang2021.Settings())
+    assert list(rows.columns) == ["experiment", "source", "seed", "share", "arch",
+                                  "reference_acc"]
+    assert rows["experiment"].eq("B").all() and rows["seed"].tolist() == [3, 3, 4, 4]
+    assert rows["arch"].tolist() == ["mlp-s", "cnn-s"] * 2 and rows["share"].isna().all()
+    assert rows["reference_acc"].eq(0.75).all()
+
+
+def test_summary_and_correlations_keep_the_order_of_the_rows() -> None:
+    """summarize's docstring: per (experiment, source) in the order of ``rows`` (the bars'
+    order: experiment A's sources by growing share, not alphabetically)."""
+    rows = pd.concat([_rows([0.1, 0.2, 0.3], [0.1, 0.2, 0.4]).assign(experiment="B-digits"),
+                      _rows([0.3, 0.2, 0.1], [0.1, 0.2, 0.4]).assign(
+                          experiment="A-digits", source=["4/4", "0/4", "2/4"])])
+    summary = liang2021.summarize(rows)
+    assert list(zip(summary["experiment"], summary["source"], strict=True)) == [
+        ("B-digits", "s0"), ("B-digits", "s1"), ("B-digits", "s2"),
+        ("A-digits", "4/4"), ("A-digits", "0/4"), ("A-digits", "2/4")]

@@ -3,6 +3,8 @@ one line under every notebook's parameters cell)."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -241,3 +243,81 @@ def test_list_knob_items_of_the_presets_kinds_pass() -> None:
     assert presets.check_knob("05", "sweep_notebooks", [1, "02"]) == [1, "02"]  # numbers as ints
     assert presets.check_knob("02", "target_modes", []) == []  # untargeted only (laptop)
     assert presets.check_knob("02", "depth_pairs", ()) == []  # no depth pair
+
+
+@pytest.mark.parametrize("notebook, name, value, repeated", [
+    ("04", "seeds", [0, 0, 1], "0"),  # ran seed 0 twice: n_seeds 3, a t-interval of 3 "seeds"
+    ("04", "experiments", ["A-digits", "B-digits", "A-digits"], "'A-digits'"),
+    ("04", "b_target", (5, 6, 7, 7, 9), "7"),
+    ("05", "seeds", [0, 1, 1], "1"),
+    ("01", "robust_eps", [0, 0.5, 0.0], "0.0"),  # 0 and 0.0 are one radius
+    ("03", "attacks", ["pgd", "pgd"], "'pgd'"),
+])
+def test_list_knobs_of_runs_refuse_a_repeated_item(notebook: str, name: str, value: object,
+                                                   repeated: str) -> None:
+    """A repeated seed or experiment ran twice and was counted twice (04's summary took seeds
+    [0, 0, 1] for three seeds); class lists with a repeat failed only when the zoo was built."""
+    with pytest.raises(ValueError, match=rf"knob {name!r} = .* repeats {re.escape(repeated)}; "
+                                         r"give each item once"):
+        presets.check_knob(notebook, name, value)
+    assert presets.check_knob("02", "depth_pairs", [["a", "b"], ["a", "b"]])  # not a run list
+
+
+def test_count_floor_follows_the_presets_smallest_value() -> None:
+    """check_knob's rule: every preset >= 1 (a count): values below 1 are refused, 1 itself is
+    fine, also where every preset is well above 1 (n_show: 3 and 6)."""
+    assert {t["twin_epochs"] for t in presets.PRESETS["04"].values()} >= {1}
+    with pytest.raises(ValueError, match="knob 'twin_epochs' = 0 must be >= 1"):
+        presets.check_knob("04", "twin_epochs", 0)
+    assert min(t["n_show"] for t in presets.PRESETS["01"].values()) > 1
+    assert presets.check_knob("01", "n_show", 1) == 1
+
+
+def test_a_long_value_is_cut_to_exactly_the_limit() -> None:
+    text = presets._short("x" * 100)  # repr: a quote and 100 x's
+    assert text == "'" + "x" * 68 + "…" and len(text) == 70
+    assert presets._short("x" * 68) == "'" + "x" * 68 + "'"  # 70 characters: kept whole
+
+
+def test_laptop_preset_is_the_one_the_committed_figures_record() -> None:
+    """README's findings and `make verify` compare against figures/ (the laptop run): a laptop
+    knob changed without rerunning its notebook would leave them describing another protocol.
+    Every table's provenance records the knobs it was made with."""
+    from advlens.paths import figures_dir
+
+    for notebook in ("00", "01", "02", "03", "04"):
+        records = sorted(figures_dir().glob(f"{notebook}_*/*.provenance.json"))
+        assert records, f"no committed provenance for notebook {notebook}"
+        for path in records:
+            recorded = json.loads(path.read_text())["parameters"]
+            assert recorded == presets.as_lists(presets.resolve(notebook, "laptop")), path.name
+
+
+def test_paper_preset_is_the_published_protocol() -> None:
+    """PROTOCOLS.md's published numbers (the paper preset's reason to exist)."""
+    jones, su = presets.PRESETS["01"]["paper"], presets.PRESETS["02"]["paper"]
+    liang = presets.PRESETS["04"]["paper"]
+    # Jones et al.: 2000 iterations, step 1/8, batch 32; 9 ImageNet architectures; the
+    # Salman et al. radii for ResNet18/50, WRN50-2/4
+    assert (jones["iterations"], jones["step_size"], jones["batch_size"]) == (2000, 1 / 8, 32)
+    assert len(jones["heatmap_archs"]) == 9 and jones["dataset"] == "imagenet"
+    assert jones["robust_eps"] == [0, 0.01, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 3, 5]
+    assert jones["robust_archs"] == ["resnet18", "resnet50", "wide_resnet50_2",
+                                     "wide_resnet50_4"]
+    # Su et al.: 1000 images; eps search from 0.02, at most 9 tries; I-FGSM 50 iterations;
+    # C&W-L2 and EAD 9 binary steps from c = 0.01, 1000 iterations, C&W lr 0.001, EAD β 1e-3;
+    # untargeted plus least-likely, top-2 and random targets
+    assert (su["n_images"], su["search_start"], su["search_tries"], su["ifgsm_steps"]) == \
+        (1000, 0.02, 9, 50)
+    assert (su["cw_binary_steps"], su["cw_initial_const"], su["cw_steps"], su["cw_lr"]) == \
+        (9, 0.01, 1000, 0.001)
+    assert (su["ead_binary_steps"], su["ead_initial_const"], su["ead_steps"],
+            su["ead_beta"]) == (9, 0.01, 1000, 1e-3)
+    assert sorted(su["target_modes"]) == ["least-likely", "random", "top-2"]
+    # Liang et al.: L∞ PGD, 50 steps of 0.1·eps, eps 0.1; a linear probe; five architectures
+    assert (liang["alpha_attack"], liang["eps"], liang["steps"], liang["step_fraction"],
+            liang["probe"]) == ("pgd", 0.1, 50, 0.1, "linear")
+    assert list(liang["b_archs"]) == ["fcnet", "lenet", "alexnet", "tv-resnet18", "tv-resnet50"]
+    # Linsley et al.: ClickMe images resized to 224
+    linsley = presets.PRESETS["03"]["paper"]
+    assert linsley["datasets"] == ["clickme"] and linsley["data_kw"]["size"] == 224

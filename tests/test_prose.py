@@ -95,3 +95,48 @@ def test_no_measured_result_typed_in_notebook_prose(path) -> None:  # noqa: ANN0
                       and not re.search(r"[<>≤≥=]\s*$", sentence[max(0, m.start() - 3):m.start()])]
     assert not typed, (f"{path.name} types measured numbers {sorted(set(typed))} in its prose; "
                        "render them from the findings table (IPython.display.Markdown)")
+
+
+def test_verdict_reads_the_words_a_findings_csv_holds() -> None:
+    """A findings CSV read as text (keep_default_na=False) holds the words True / False / ''."""
+    assert [findings.verdict(w) for w in ("True", "False", " false ", "", "nan", "None")] == \
+        ["holds", "does not hold", "does not hold", "not testable here", "not testable here",
+         "not testable here"]
+    assert findings.verdict("mixed") == "mixed"  # any other word is shown as it is
+    assert findings.verdict(0.5) == "0.5"  # only a NaN float means "not tested"
+
+
+def test_statistics_cell_does_not_depend_on_the_order_of_its_names() -> None:
+    """The cell is committed in figures/: the same numbers must give the same text."""
+    text = '{"a": 2.0, "b": null, "c": 0.5}'
+    assert findings.encode_statistics({"c": 0.5, "a": 2, "b": float("nan")}) == text
+    assert findings.encode_statistics({"a": 2, "b": float("nan"), "c": 0.5}) == text
+
+
+@pytest.mark.parametrize("marker", ["START", "END"])
+def test_text_with_one_marker_of_the_two_is_refused(marker: str) -> None:
+    text = f"# README\n{getattr(findings, marker)}\nold\n"
+    for call in (lambda: findings.current_section(text),
+                 lambda: findings.replace_section(text, "new")):
+        with pytest.raises(ValueError, match="README has no findings markers"):
+            call()
+
+
+def test_only_the_first_marked_section_is_replaced() -> None:
+    """Text after the section's end marker is the README's own, kept byte for byte, even where
+    it quotes the markers again (e.g. in a code block that documents them)."""
+    start, end = findings.START, findings.END
+    text = f"head\n{start}\nold\n{end}\nquoted:\n{start}\n{end}\ntail\n"
+    assert findings.current_section(text) == "old"
+    assert findings.replace_section(text, "new\n") == \
+        f"head\n{start}\nnew\n{end}\nquoted:\n{start}\n{end}\ntail\n"
+
+
+def test_readme_section_keeps_cells_that_pandas_would_read_as_missing(tmp_path: Path) -> None:
+    """'n/a' evidence or an empty paper cell are text: never rendered as 'nan'."""
+    (tmp_path / "02_x").mkdir()
+    (tmp_path / "02_x" / "02_findings.csv").write_text(
+        "finding,holds,evidence,paper\nNA rows,False,n/a,\nb,,None,quoted\n")
+    assert findings.readme_section(tmp_path, notebooks=tmp_path).splitlines() == [
+        "**02_x** (`02_x/02_findings.csv`)", "",
+        "- **NA rows** — does not hold: n/a.", "- **b** — not testable here: None. Paper: quoted."]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -17,6 +18,7 @@ from advlens.zoo.seeds import SEED_STRIDE, base_seed, reseed, shifted
 # A toy notebook: its findings depend on the seeds in a way the test can recompute.
 TOY = '''
 import json
+import warnings
 from pathlib import Path
 import pandas as pd
 out = Path(out_dir)
@@ -104,11 +106,13 @@ def test_collect_reads_tables_without_statistics(tmp_path: Path) -> None:
     run = tmp_path / "seed=0-abc"
     (run / "02_x").mkdir(parents=True)
     (run / "params.json").write_text(json.dumps({"preset": "smoke", "params": {"seed": 0}}))
-    pd.DataFrame([{"finding": "g", "holds": "False", "evidence": "e"}]).to_csv(
+    pd.DataFrame([{"finding": "g", "holds": "False", "evidence": "e"},
+                  {"finding": "None", "holds": "", "evidence": "e"}]).to_csv(
         run / "02_x" / "02_findings.csv", index=False)
     with pytest.warns(UserWarning, match="no sweep.json, so every run folder"):
         found = sweep.collect(tmp_path)
-    assert found["verdict"].tolist() == ["does not hold"]
+    assert found["verdict"].tolist() == ["does not hold", "not testable here"]
+    assert found["finding"].tolist() == ["g", "None"]  # cells are text, never NaN
     assert sweep.headline_summary(found).empty
 
 
@@ -371,3 +375,90 @@ def test_readme_force_command_reruns_the_runs_make_sweep_keeps(
         assert sweep.main(argv) == 1
         assert asked[-1]["force"] is True and asked[-1]["preset"] == "laptop"
         assert Path(asked[-1]["out"]) == kept, command
+
+
+def _collected(rows: list[tuple[str, str, str, str, dict[str, float]]]) -> pd.DataFrame:
+    """A collect() result by hand: (notebook, finding, run, verdict, statistics) per row."""
+    return pd.DataFrame([{"notebook": nb, "finding": f, "run": run, "verdict": v,
+                          "statistics": findings.encode_statistics(stats),
+                          "seed_knobs": "seed" if nb.startswith("03") else "seed, zoo_seed"}
+                         for nb, f, run, v, stats in rows])
+
+
+def test_summaries_keep_the_findings_order_and_their_own_numbers() -> None:
+    """Findings are numbered in their notebook's order (sorting put 'z' after 'a'); each
+    bullet shows its own finding's numbers; s.d. with ddof 1 needs two values."""
+    found = _collected([("02_x", "z first", "r0", "holds", {"rho": 0.2}),
+                        ("02_x", "a second", "r0", "does not hold", {"slope": -1.0}),
+                        ("02_x", "z first", "r1", "holds", {"rho": 0.6}),
+                        ("02_x", "a second", "r1", "holds", {"slope": 3.0}),
+                        ("03_y", "only", "r0", "holds", {"one": 5.0}),
+                        ("03_y", "only", "r1", "not testable here", {"one": float("nan")})])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy "degrees of freedom" warning for one value
+        head = sweep.headline_summary(found)
+    assert list(head["finding"]) == ["z first", "a second", "only"]
+    assert head["sd"].iloc[0] == pytest.approx(0.4 / np.sqrt(2))  # |0.2 - 0.6| / sqrt(2)
+    assert head["sd"].iloc[1] == pytest.approx(4.0 / np.sqrt(2))
+    assert np.isnan(head["sd"].iloc[2]) and head["mean"].iloc[2] == 5.0
+    assert list(head["n_runs"]) == [2, 2, 2] and list(head["n_nan"]) == [0, 0, 1]
+    counts = sweep.hold_counts(found)
+    assert list(counts["finding"]) == ["z first", "a second", "only"]
+    assert list(counts["holds"]) == [2, 1, 1] and list(counts["not_testable"]) == [0, 0, 1]
+    lines = sweep.markdown(counts, head).splitlines()
+    assert lines[0] == "- **02 z first** — holds in 2 of 2 seeds (rho 0.4 ± 0.28)."
+    assert lines[1] == "- **02 a second** — holds in 1 of 2 seeds (slope 1 ± 2.8)."
+    assert lines[2].startswith("- **03 only** — holds in 1 of 2 data seeds, same models, not "
+                               "testable in 1 (one 5")
+    assert lines[4].startswith("Notebook 03 declares no `zoo_seed`")
+
+
+def test_run_sweep_resumes_quietly_by_default_and_times_itself(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The docstring: by default completed seeds are kept (force=False); no progress bars
+    unless asked; wall_time_s is the sweep's elapsed time."""
+    import time
+
+    from advlens import runner
+
+    notebooks = _toy_notebooks(tmp_path / "nbs")
+    calls: list[dict[str, object]] = []
+
+    def fake_grid(grid, preset, *, out, **kw):  # noqa: ANN001, ANN003, ANN202
+        calls.append(kw)
+        time.sleep(0.05)
+        s = grid["seed"][0]
+        folder = out / runner.grid_folder({"preset": preset, "seed": s, "zoo_seed": s})
+        return [({"seed": s}, [runner.NotebookRun("01_toy.ipynb", folder / "01_toy" / "x.ipynb",
+                                                  folder / "01_toy", 1.0)])]
+
+    monkeypatch.setattr(sweep.runner, "run_grid", fake_grid)
+    started = time.perf_counter()
+    done = sweep.run_sweep([0, 1], preset="smoke", notebooks=["01"], out=tmp_path / "out",
+                           directory=notebooks)
+    elapsed = time.perf_counter() - started
+    assert [(c["force"], c["progress"]) for c in calls] == [(False, False)] * 2
+    assert 0.1 <= done.wall_time_s <= elapsed
+    assert json.loads((tmp_path / "out" / "sweep.json").read_text())["wall_time_s"] == \
+        done.wall_time_s
+
+
+def test_sweep_cli_defaults_and_success(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m advlens.sweep` alone: laptop, seeds 0 1 2 (its --help), exit status 0."""
+    asked: list[dict[str, object]] = []
+
+    def fake_sweep(seeds, **kw):  # noqa: ANN001, ANN003, ANN202
+        asked.append({"seeds": list(seeds), **kw})
+        return sweep.SweepRun(tmp_path, ["01"], list(seeds), 1.0, pd.DataFrame())
+
+    monkeypatch.setattr(sweep, "run_sweep", fake_sweep)
+    monkeypatch.setattr(sweep, "collect", lambda out: _collected(
+        [("01_x", "f", "r0", "holds", {})]))
+    assert sweep.main([]) == 0
+    assert asked == [{"seeds": [0, 1, 2], "preset": "laptop", "notebooks": ["01", "02", "03"],
+                      "out": "out/sweep", "force": False}]
+    table = capsys.readouterr().out.splitlines()[1:]  # the hold counts, without an index
+    assert table[0].split() == ["notebook", "finding", "n_runs", "holds", "does_not_hold",
+                                "not_testable", "seed_knobs"]
+    assert table[1].split() == ["01_x", "f", "1", "1", "0", "0", "seed,", "zoo_seed"]

@@ -220,6 +220,11 @@ ITEM_KINDS: dict[str, set[str]] = {"sweep_notebooks": {"str", "int"}}
 # List knobs that an empty list would leave with nothing to run (or nothing to compare).
 NON_EMPTY = frozenset({"heatmap_archs", "robust_archs", "robust_eps", "datasets", "attacks",
                        "experiments", "seeds"})
+# List knobs of things to run or compare, each at most once: a repeated seed or experiment ran
+# twice and was counted twice (04's n_seeds and t-intervals; two runs of one experiment merged).
+DISTINCT = frozenset({"seeds", "experiments", "datasets", "attacks", "target_modes",
+                      "heatmap_archs", "robust_archs", "robust_eps", "sweep_notebooks",
+                      "a_target", "a_other", "b_source", "b_target"})
 
 
 # Knobs that are None in every preset ("every model", "the default folder"), so the tables
@@ -281,10 +286,15 @@ def _check_items(notebook: str, name: str, value: list[Any], given: Any,
                  examples: list[list[Any]]) -> None:
     """Every item of list knob ``name`` has the kind of the presets' items (ints pass for
     floats; nested lists are checked the same way, and keep the presets' length: pairs stay
-    pairs), is one of :data:`ITEM_CHOICES` where listed; :data:`NON_EMPTY` lists have one."""
+    pairs), is one of :data:`ITEM_CHOICES` where listed; :data:`NON_EMPTY` lists have one,
+    :data:`DISTINCT` lists no item twice."""
     if name in NON_EMPTY and not value:
         raise ValueError(f"notebook {notebook}: knob {name!r} = {given!r} is empty; give at "
                          f"least one item, like the presets' {examples[0]!r}.")
+    repeats = [item for i, item in enumerate(value) if item in value[:i]]
+    if name in DISTINCT and repeats:
+        raise ValueError(f"notebook {notebook}: knob {name!r} = {given!r} repeats {repeats[0]!r}; "
+                         "give each item once (a repeat runs it twice and counts it twice).")
     items = [i for v in examples for i in v]
     kinds = ITEM_KINDS.get(name) or {_kind(i) for i in items}
     lengths = {len(i) for i in items if isinstance(i, list)}
@@ -320,7 +330,8 @@ def check_knob(notebook: str, name: str, value: Any) -> Any:
     (``2.0``) is converted to the int ``2``. A float knob takes ints (converted to float) but not
     NaN or infinity. A number knob whose preset values are all >= 1 (counts) must be >= 1; all
     >= 0, >= 0. Tuples become lists. The items of a list knob must have the kind of the presets'
-    items (:func:`_check_items`: a list of seeds takes no 0.5, a list of pairs no single name).
+    items (:func:`_check_items`: a list of seeds takes no 0.5, a list of pairs no single name;
+    a list of seeds, experiments or classes no item twice).
     Knobs that are ``None`` in every preset are checked against :data:`UNSET_KNOBS`; knobs in
     :data:`CHOICES` must take one of the listed values. Raises a TypeError/ValueError naming the
     notebook, the knob and the expected value.

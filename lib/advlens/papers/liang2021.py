@@ -237,6 +237,10 @@ def run_experiment(experiment: Experiment, seeds: Sequence[int], settings: Setti
     """:func:`evaluate_sources` for each seed, the reference (seed s) and the sources (seed
     s + :data:`SOURCE_SEED_OFFSET`) loaded from the zoo (trained and cached on first use).
     Adds experiment, share, arch and reference_acc to the rows."""
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and at least one; got {seeds} (a repeated seed "
+                         "reloads the same models and counts their numbers twice).")
     frames = []
     for seed in tqdm(seeds, desc=experiment.name, disable=not progress, leave=False):
         ref_cfg = experiment.reference.replace(seed=seed)
