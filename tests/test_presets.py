@@ -252,6 +252,8 @@ def test_list_knob_items_of_the_presets_kinds_pass() -> None:
     ("05", "seeds", [0, 1, 1], "1"),
     ("01", "robust_eps", [0, 0.5, 0.0], "0.0"),  # 0 and 0.0 are one radius
     ("03", "attacks", ["pgd", "pgd"], "'pgd'"),
+    ("05", "sweep_notebooks", [1, "01"], "'01'"),  # one notebook in two spellings
+    ("05", "sweep_notebooks", ["2", "02"], "'02'"),
 ])
 def test_list_knobs_of_runs_refuse_a_repeated_item(notebook: str, name: str, value: object,
                                                    repeated: str) -> None:

@@ -217,6 +217,16 @@ ITEM_CHOICES: dict[str, tuple[str, ...]] = {"datasets": ("digits", "twin-cue", "
                                             "target_modes": TARGET_MODES}
 # List knobs whose items may be of other kinds than the presets' (notebook numbers: "01" or 1).
 ITEM_KINDS: dict[str, set[str]] = {"sweep_notebooks": {"str", "int"}}
+
+
+def notebook_number(item: str | int) -> str:
+    """A notebook number as two digits (``"1"`` and ``1`` -> ``"01"``); only digits are padded,
+    so ``""`` does not become ``"00"``."""
+    return str(item).zfill(2) if str(item).isdigit() else str(item)
+
+
+# List knobs whose items name the same thing in more than one spelling: the key that compares them.
+ITEM_KEYS = {"sweep_notebooks": notebook_number}
 # List knobs that an empty list would leave with nothing to run (or nothing to compare).
 NON_EMPTY = frozenset({"heatmap_archs", "robust_archs", "robust_eps", "datasets", "attacks",
                        "experiments", "seeds"})
@@ -291,7 +301,9 @@ def _check_items(notebook: str, name: str, value: list[Any], given: Any,
     if name in NON_EMPTY and not value:
         raise ValueError(f"notebook {notebook}: knob {name!r} = {given!r} is empty; give at "
                          f"least one item, like the presets' {examples[0]!r}.")
-    repeats = [item for i, item in enumerate(value) if item in value[:i]]
+    key = ITEM_KEYS.get(name, lambda item: item)
+    keys = [key(item) for item in value]
+    repeats = [item for i, item in enumerate(value) if keys[i] in keys[:i]]
     if name in DISTINCT and repeats:
         raise ValueError(f"notebook {notebook}: knob {name!r} = {given!r} repeats {repeats[0]!r}; "
                          "give each item once (a repeat runs it twice and counts it twice).")

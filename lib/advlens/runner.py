@@ -34,7 +34,7 @@ from typing import Any
 from advlens.io import atomic_write_json, config_hash, json_text, read_json
 from advlens.parallel import TaskError, TaskFailures
 from advlens.paths import figures_dir, notebooks_dir
-from advlens.presets import PRESET_NAMES, PRESETS, as_lists, check_knob
+from advlens.presets import PRESET_NAMES, PRESETS, as_lists, check_knob, notebook_number
 
 _NUMBERED = re.compile(r"^(\d\d)_.+\.ipynb$")
 RUN_RECORD = "run.json"  # per notebook folder: status of its last run
@@ -67,8 +67,7 @@ def notebook_numbers(only: Sequence[str | int]) -> list[str]:
     if isinstance(only, str):
         raise TypeError(f"notebook numbers must be a list, e.g. [{only!r}]; got the string "
                         f"{only!r}.")
-    # only digits are padded: "" must not become "00"
-    return [str(o).zfill(2) if str(o).isdigit() else str(o) for o in only]
+    return [notebook_number(o) for o in only]
 
 
 def discover(only: Sequence[str] | None = None, directory: Path | None = None) -> list[Path]:
