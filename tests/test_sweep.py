@@ -88,6 +88,9 @@ def test_sweep_refuses_bad_input(tmp_path: Path) -> None:
         sweep.run_sweep([1, 1], preset="smoke", notebooks=["01"], out=tmp_path, directory=notebooks)
     with pytest.raises(ValueError, match="none of the notebooks"):
         sweep.run_sweep([0, 1], preset="smoke", notebooks=["07"], out=tmp_path, directory=notebooks)
+    with pytest.raises(ValueError, match=r"name a notebook twice \(\['01', '01'\]\)"):
+        sweep.run_sweep([0, 1], preset="smoke", notebooks=[1, "01"], out=tmp_path,
+                        directory=notebooks)
     with pytest.raises(TypeError, match="must be a list"):  # not notebooks 00 and 01
         sweep.available("01", notebooks)
     with pytest.raises(FileNotFoundError, match="run the sweep first"):

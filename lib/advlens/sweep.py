@@ -71,6 +71,10 @@ def run_sweep(seeds: Sequence[int], *, preset: str, notebooks: Sequence[str],
     seeds = [int(s) for s in seeds]
     if len(seeds) < 2 or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise ValueError(f"a sweep needs at least two distinct non-negative seeds; got {seeds}.")
+    numbers = runner.notebook_numbers(notebooks)
+    if len(set(numbers)) != len(numbers):
+        raise ValueError(f"notebooks {list(notebooks)} name a notebook twice ({numbers}); name "
+                         "each once.")
     only = available(notebooks, directory)
     if not only:
         raise ValueError(f"none of the notebooks {list(notebooks)} exists.")
