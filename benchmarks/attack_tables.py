@@ -3,7 +3,9 @@
 Run: ``.venv/bin/python benchmarks/attack_tables.py benchmarks/results/<strength CSVs>``.
 Each cell: median norm (success rate if below 100 %, "alone" rate if fewer stay adversarial
 recomputed one image at a time) / CPU s / wall s; the last column compares ``advlens auto``
-with the best peer's median.
+with the best peer's median ("–" where the cell lacks either). A later file's row of an attack
+replaces an earlier one's (ours and the peers' alike); a cell whose rows come from different
+numbers of images is refused.
 """
 
 from __future__ import annotations
@@ -37,9 +39,21 @@ def cell(row: pd.Series | None, digits: int) -> str:
     return f"{med}{note} / {row['cpu_s']:.1f} / {row['wall_s']:.1f}"
 
 
+def verdict(ours: float | None, best: float | None) -> str:
+    """Is ``advlens auto``'s median at or below the best peer's, and by how much; "–" without
+    one of the two."""
+    if ours is None or best is None:
+        return "–"
+    if ours == best == float("inf"):  # (no ratio)
+        return "yes (both inf)"
+    return ("yes" if ours <= best else "**no**") + f" ({100 * (ours / best - 1):+.3f}%)"
+
+
 def table(df: pd.DataFrame, norm: str, digits: int) -> list[str]:
     """The markdown rows of one norm: a row per (model, budget) that was run, a column per
-    attack that ran."""
+    attack that ran; a later row of the same (model, norm, budget, attack) replaces an earlier
+    one."""
+    df = df.drop_duplicates(["model", "norm", "budget", "attack"], keep="last")
     ran = set(df[df.norm == norm].attack)
     names = [a for a in COLUMNS[norm] if a in ran]
     lines = ["| model | budget | n | " + " | ".join(names) + " | ours ≤ best peer |",
@@ -50,13 +64,19 @@ def table(df: pd.DataFrame, norm: str, digits: int) -> list[str]:
             g = df[(df.model == model) & (df.norm == norm) & (df.budget == budget)]
             if g.empty:
                 continue
+            if g.n.nunique() > 1:
+                sizes = ", ".join(f"{a} {n}" for a, n in zip(g.attack, g.n, strict=True))
+                raise ValueError(
+                    f"{model} {norm} at {budget} passes mixes runs on different numbers of images "
+                    f"({sizes}): their medians are not comparable. Rerun them on the same images "
+                    "or pass only CSVs of one n.")
             rows = {r["attack"]: r for _, r in g.iterrows()}
-            best = g[~g.attack.str.startswith("advlens")]["median"].min()
-            ours = rows["advlens auto"]["median"]
-            verdict = ("yes" if ours <= best else "**no**") + f" ({100 * (ours / best - 1):+.3f}%)"
+            peers = g[~g.attack.str.startswith("advlens")]["median"]
+            ours = rows["advlens auto"]["median"] if "advlens auto" in rows else None
+            best = peers.min() if len(peers) else None
             lines.append(f"| {model} | {budget} | {int(g.n.iloc[0])} | "
                          + " | ".join(cell(rows.get(a), digits) for a in names)
-                         + f" | {verdict} |")
+                         + f" | {verdict(ours, best)} |")
     return lines
 
 

@@ -18,7 +18,8 @@ count as +inf; recomputed here with an independent forward pass), success rate (
 image recomputed alone: ``success_alone``), wall and CPU time
 (``time.process_time``; median over ``--repeats``). Attacks run interleaved (round-robin, peers
 and ours alternating, order reversed every other repeat) so that load from other processes on
-the shared CPU hits all of them alike.
+the shared CPU hits all of them alike, each on the model with its parameters frozen (ours freezes
+them itself; foolbox's ``loss.backward()`` would otherwise compute the weights' gradients too).
 Part 2 — throughput: each of our attacks as a fraction of the model's raw speed at the same batch
 (raw forward+backward for the input gradient, parameters frozen, and raw forward for the
 forward-only checks); each attack is timed right after its own raw runs (median ratio over
@@ -36,6 +37,7 @@ in for it here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import platform
 import statistics
@@ -345,10 +347,13 @@ def strength(model_name: str, model: nn.Module, x: Tensor, y: Tensor, budgets: l
         for rep in range(repeats):
             order = list(contenders) if rep % 2 == 0 else list(reversed(contenders))
             for name in order:
-                t0, c0 = time.perf_counter(), time.process_time()
-                adv = contenders[name](model, xb, yb, budget)
-                times[name].append(time.perf_counter() - t0)
-                cpu[name].append(time.process_time() - c0)
+                # every contender on the frozen model (as ours freezes it itself): with trainable
+                # parameters foolbox's loss.backward() also computes the weights' gradients
+                with frozen(model):
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    adv = contenders[name](model, xb, yb, budget)
+                    times[name].append(time.perf_counter() - t0)
+                    cpu[name].append(time.process_time() - c0)
                 norms[name], rates[name], alone[name] = measured_norms(model, xb, yb,
                                                                        adv.detach(), norm)
         for name in contenders:
@@ -416,8 +421,9 @@ def throughput(model: nn.Module, x: Tensor, y: Tensor, repeats: int, steps: int 
     reported: the attack's CPU time per pass beyond what the raw loop spends (its own
     bookkeeping), in µs.
 
-    The peers in ``THROUGHPUT_PEERS`` run at the same number of steps, in-run fraction only.
-    Median over repeats."""
+    The peers in ``THROUGHPUT_PEERS`` run at the same number of steps, in-run fraction only,
+    on the model as the raw loop runs it (eval mode, parameters frozen); ours from train mode
+    with trainable parameters (each attack switches itself). Median over repeats."""
     clocked = ModelClock(model)
     runs: dict[str, Callable[[], attacks.AttackResult | Tensor]] = {
         "ddn": lambda: attacks.ddn(clocked, x, y, steps=steps),
@@ -457,11 +463,15 @@ def throughput(model: nn.Module, x: Tensor, y: Tensor, repeats: int, steps: int 
             clock = Clock()
             raw_forward(model, x, steps)
             t_forward = [t / steps for t in clock.elapsed()]
-            model.train()  # the attacks must switch to eval themselves
-            clocked.reset()
-            clock = Clock()
-            r = fn()
-            elapsed = clock.elapsed()
+            with contextlib.ExitStack() as stack:
+                if name in THROUGHPUT_PEERS:  # as the raw loop runs: eval, parameters frozen
+                    stack.enter_context(frozen(model))
+                else:
+                    model.train()  # ours must switch to eval and freeze the parameters itself
+                clocked.reset()
+                clock = Clock()
+                r = fn()
+                elapsed = clock.elapsed()
             model.eval()
             ratios[f"{name} in-run", "cpu"].append(clocked.seconds * raw_overhead / elapsed[1])
             if not isinstance(r, attacks.AttackResult):  # a peer
@@ -514,8 +524,14 @@ def main() -> None:
     parser.add_argument("--skip-strength", action="store_true")
     parser.add_argument("--tag", default="", help="suffix of the CSV file names")
     parser.add_argument("--peers", nargs="+", default=None,
-                        help='only these peers, e.g. "adv-lib ALMA" "adv-lib DDN"')
+                        help='only these peers, e.g. "adv-lib ALMA" "adv-lib DDN" ("none": ours '
+                             'alone)')
     args = parser.parse_args()
+    if args.peers is not None:  # a misspelt name would silently drop that peer from the verdict
+        known = {*peers_available("l2"), *peers_available("linf"), "none"}
+        unknown = [p for p in args.peers if p not in known]
+        if unknown:
+            parser.error(f"unknown --peers {unknown}; the peers are {sorted(known)}")
     torch.set_num_threads(args.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from advlens import attacks
+from advlens.checks import frozen
 from bench_attacks import RESULTS, benchmark_images, measured_norms, zoo_model
 
 Targeted = Callable[[nn.Module, Tensor, Tensor, Tensor, int], Tensor]  # (model, x, y, t, B)
@@ -84,9 +85,10 @@ def run_norm(norm: str, models: list[str], budgets: list[int], n: int) -> pd.Dat
         for budget in budgets:
             cell = []
             for attack, fn in RUNNERS[norm].items():
-                start = time.process_time()
-                adv = fn(model, x, y, t, budget)
-                cpu = time.process_time() - start
+                with frozen(model):  # (foolbox's loss.backward(): no weights' gradients)
+                    start = time.process_time()
+                    adv = fn(model, x, y, t, budget)
+                    cpu = time.process_time() - start
                 norms = measured_norms(model, x, y, adv.detach(), norm, targets=t)[0].tolist()
                 cell.append({"model": name, "budget": budget, "norm": norm, "attack": attack,
                              "median": statistics.median(norms),
