@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import warnings
 
 import numpy as np
@@ -242,12 +243,23 @@ def test_summary_with_two_seeds_and_with_one() -> None:
     assert one.loc["s1", "alpha1"] == 0.2 and np.isnan(one["alpha1_lo"]).all()
 
 
-def test_correlations_of_three_points_have_a_ci() -> None:
-    """Three (source, seed) points, the fewest a rank correlation needs: every resample with
-    two distinct points ranks them in the same order, so the CI is [1, 1]."""
-    corr = liang2021.correlations(_rows([0.2, 0.5, 0.9], [0.1, 0.3, 0.4]), n_boot=100)
-    assert (corr["rho"] == 1.0).all() and (corr["lo"] == 1.0).all() and (corr["hi"] == 1.0).all()
-    assert corr["holds"].all()
+def test_correlations_of_too_few_points_have_a_ci_but_no_verdict() -> None:
+    """Three or four (source, seed) points in perfect order: every resample with two distinct
+    points ranks them alike, so the CI is [1, 1], yet the exact permutation p of a perfect
+    order is 1/n! (scipy: 1/6, 1/24), above the 0.025 a 95 % CI above 0 stands for: the claim
+    is not testable there ('holds' read on it). Five points (p = 1/120) decide it."""
+    for n, testable in ((3, False), (4, False), (5, True)):
+        alpha, transfer = list(np.linspace(0.2, 0.9, n)), list(np.linspace(0.1, 0.4, n))
+        exact = scipy_stats.permutation_test(  # every one of the n! orders of alpha
+            (alpha,), lambda a, t=transfer: scipy_stats.spearmanr(a, t).statistic,
+            permutation_type="pairings", alternative="greater").pvalue
+        assert exact == pytest.approx(1 / math.factorial(n))
+        corr = liang2021.correlations(_rows(alpha, transfer), n_boot=100)
+        assert np.allclose(corr[["rho", "lo", "hi"]], 1.0) and list(corr["n"]) == [n] * 3
+        assert corr["holds"].all() == testable == (exact < 0.025)
+        table = liang2021.findings(liang2021.summarize(_rows(alpha, transfer)), corr)
+        assert list(table["holds"]) == ([True, True] if testable else [None, None])
+        assert ("too few to test: 5 needed" in table["evidence"].iloc[0]) != testable
 
 
 def test_paper_sources_swap_one_vehicle_for_one_animal_per_step() -> None:

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats as sps
 import torch
 import torch.nn.functional as F
 from scipy.stats import spearmanr
@@ -186,6 +187,57 @@ def test_findings_apply_the_decision_rules() -> None:
     assert decode_statistics(table.loc[0, "statistics"]) == {"rho_pgd": 0.7}
 
 
+@pytest.mark.filterwarnings("ignore")  # scipy warns of the constant resamples
+def test_rho_claims_need_enough_models_to_be_tested() -> None:
+    """Four models in perfect order: the bootstrap CI is [1, 1] (above 0), but the exact
+    permutation p of a perfect order of four is 1/24 (scipy) > 0.025, so finding 1 is not
+    testable -- it read 'holds'. Five models (p = 1/120) decide it; a CI on the wrong side of
+    four models refutes nothing either."""
+    def table(n: int, sign: int) -> pd.DataFrame:
+        acc = np.linspace(0.5, 0.9, n)
+        summary = pd.DataFrame({"model": [f"m{i}" for i in range(n)], "attack": "pgd",
+                                "accuracy": acc, "tolerance": sign * acc, "alignment": -acc})
+        none = pd.DataFrame(columns=["plain", "harmonized", "attack", "change"])
+        return linsley2023.findings(linsley2023.correlations(summary, n_boot=100), none, none)
+
+    x = np.arange(4.0)
+    exact = sps.permutation_test((x,), lambda a: spearmanr(a, x).statistic,  # all 4! orders
+                                 permutation_type="pairings", alternative="greater").pvalue
+    assert exact == pytest.approx(1 / 24) and exact > 0.025
+    four = table(4, +1)
+    assert list(four["holds"])[:2] == [None, None]
+    assert four.loc[0, "evidence"] == ("pgd: ρ = 1.00 [1.00, 1.00] (n = 4, too few models to "
+                                       "test: 5 needed)")
+    assert list(table(4, -1)["holds"])[:2] == [None, None]
+    assert list(table(5, +1)["holds"])[:2] == [True, True]
+    assert table(5, -1).loc[0, "holds"] is False
+
+
+def test_twin_claims_are_untested_not_held_with_an_undefined_pair() -> None:
+    """A plain model never broken has no mean tolerance (NaN), so its pair's change is NaN even
+    when its harmonized twin was fooled on every image: "tolerance not lower in every pair"
+    cannot read 'holds' on the one other pair (it did), only a failing pair decides it."""
+    def summary_of(name: str, tolerance: list[float], broken: list[bool]) -> dict:
+        per_image = pd.DataFrame({"image": range(2), "tolerance": tolerance, "broken": broken,
+                                  "l2": tolerance, "alignment": [0.1, 0.1]})
+        return {"model": name, "attack": "pgd", "accuracy": 0.9,
+                **linsley2023.summarize(per_image)}
+
+    summary = pd.DataFrame([summary_of("p1", [0.5, 0.5], [True, True]),
+                            summary_of("h1", [0.8, 0.8], [True, True]),
+                            summary_of("p2", [math.inf, math.inf], [False, False]),
+                            summary_of("h2", [0.3, 0.3], [True, True])])
+    tol = linsley2023.twin_arrows(summary, [("p1", "h1"), ("p2", "h2")], "tolerance")
+    assert tol["change"].iloc[0] == pytest.approx(0.3) and np.isnan(tol["change"].iloc[1])
+    none = pd.DataFrame(columns=["attack", "quantity", "rho", "lo", "hi", "n_models"])
+    row = linsley2023.findings(none, tol, tol).iloc[3]
+    assert row["holds"] is None
+    assert row["evidence"].startswith("1/1 pairs with a finite value, 1 undefined: ")
+    # a finite pair that fails still refutes the claim beside the undefined one
+    worse = tol.assign(change=[-0.1, np.nan])
+    assert linsley2023.findings(none, worse, worse).loc[3, "holds"] is False
+
+
 def test_saliency_share_of_a_model_looking_at_one_mask() -> None:
     weight = torch.zeros(2, 1 * 4 * 4)
     weight[:, :4] = 1.0  # the logits depend on the first row of pixels only
@@ -280,7 +332,7 @@ def test_findings_say_why_a_correlation_is_undefined() -> None:
     assert table.loc[0, "holds"] is None and table.loc[0, "evidence"] == (
         "pgd: ρ undefined: accuracy or tolerance is the same for all 5 models")
     assert table.loc[1, "holds"] is None and table.loc[1, "evidence"] == (
-        "pgd: only 2 models with a finite value (3 needed)")
+        "pgd: only 2 models with a finite value (5 needed)")
 
 
 @pytest.mark.filterwarnings("ignore")  # scipy warns of the constant resamples
@@ -300,7 +352,7 @@ def test_findings_an_attack_refuting_the_claim_decides_it_beside_an_undefined_on
     none = pd.DataFrame(columns=["plain", "harmonized", "attack", "change"])
     row = linsley2023.findings(corr, none, none).iloc[0]
     assert row["holds"] is False
-    assert row["evidence"] == ("pgd: only 2 models with a finite value (3 needed); "
+    assert row["evidence"] == ("pgd: only 2 models with a finite value (5 needed); "
                                "ddn: ρ = -1.00 [-1.00, -1.00] (n = 6)")
     # an undefined attack beside one that supports the claim leaves it untested
     rising = summary.assign(tolerance=[0.5, 0.4] + [np.nan] * 4 + ddn_tol[::-1])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import scipy.stats as sps
@@ -61,3 +63,20 @@ def test_linear_fit_is_reproducible_and_comparable() -> None:
     assert bare.boots.shape == (0, 2)
     with pytest.raises(ValueError, match="no bootstrap refits"):
         bare.band(x)
+
+
+@pytest.mark.parametrize(("level", "expected"), [(0.95, 5), (0.9, 4), (0.99, 6)])
+def test_min_testable_points_is_where_a_perfect_order_becomes_significant(level: float,
+                                                                       expected: int) -> None:
+    """scipy's exact permutation test of a perfect ordering (p = 1/n!) against the one-sided
+    (1 − level)/2 that a CI above 0 stands for: significant from ``expected`` points on."""
+    def exact_p(n: int) -> float:
+        x = np.arange(n, dtype=float)
+        return sps.permutation_test((x,), lambda a: sps.spearmanr(a, x).statistic,  # n! orders
+                                    permutation_type="pairings", alternative="greater").pvalue
+
+    assert stats.min_testable_points(level) == expected
+    assert exact_p(expected) == pytest.approx(1 / math.factorial(expected))
+    assert exact_p(expected) < (1 - level) / 2 <= exact_p(expected - 1)
+    with pytest.raises(ValueError, match="level"):
+        stats.min_testable_points(95)

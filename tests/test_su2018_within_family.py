@@ -54,6 +54,39 @@ def test_finding_within_family_rule():
     assert su2018.finding_within_family(laws.iloc[0:0])["holds"] is None
 
 
+def test_a_family_of_too_few_models_tests_no_law():
+    """Three models whose distortion happens to rise with log error: every bootstrap line
+    through two distinct of them rises, so the slope CI is above 0 and R² is high, yet the
+    exact permutation p of that ordering is 1/3! = 1/6 (scipy); on pure noise such a fit
+    passes the rule about one time in five. The finding read 'holds' on one such family."""
+    import scipy.stats as sps
+
+    err = np.array([0.1, 0.2, 0.4])
+    dist = {"cw": [0.5, 0.6, 0.8], "ifgsm": [0.05, 0.06, 0.07]}
+    table = pd.DataFrame([{"model": f"m{i}", "family": "cnn", "attack": a,
+                           "norm": "l2" if a == "cw" else "linf", "top1_error": e,
+                           "distortion": dist[a][i]} for a in dist for i, e in enumerate(err)])
+    exact = sps.permutation_test((np.log(err),), lambda x: sps.linregress(x, dist["cw"]).slope,
+                                 permutation_type="pairings", alternative="greater").pvalue
+    assert exact == pytest.approx(1 / 6)
+    laws = su2018.within_family_laws(table, n_boot=200)
+    assert (laws["slope_lo"] > 0).all() and (laws["r2"] > 0.9).all()
+    row = su2018.finding_within_family(laws)
+    assert row["holds"] is None
+    assert "(3 models, too few to test: 5 needed)" in row["evidence"]
+    assert row["evidence"].startswith("0 of 0 testable family fits pass")
+    # beside a testable family that fails, the finding does not hold
+    flat = _table(np.random.default_rng(1)).query("family == 'flat'")
+    both = su2018.within_family_laws(pd.concat([table, flat]), n_boot=200)
+    assert su2018.finding_within_family(both)["holds"] is False
+    # finding 1 over the whole zoo: a law of 3 models is untested, not held
+    assert su2018.findings(laws.drop(columns="family"), pd.DataFrame(
+        {"attack": ["cw", "ifgsm"], "eta2_family": np.nan, "eta2_null": np.nan,
+         "p_family": np.nan, "r2_log_size": np.nan}), pd.DataFrame(),
+        pd.DataFrame(columns=["source", "family", "within_family", "across_families"])
+    ).loc[0, "holds"] is None
+
+
 def test_findings_statistics_carry_the_rule_inputs():
     laws = pd.DataFrame([{"attack": a, "norm": "x", "slope": 0.3, "slope_lo": 0.1,
                           "slope_hi": 0.5, "r2": 0.8} for a in ("cw", "ifgsm")])

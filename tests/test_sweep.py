@@ -416,6 +416,19 @@ def test_summaries_keep_the_findings_order_and_their_own_numbers() -> None:
     assert lines[4].startswith("Notebook 03 declares no `zoo_seed`")
 
 
+def test_summary_prose_says_from_how_many_seeds_a_number_comes() -> None:
+    """A number NaN in one seed and absent in another is the mean of one value, with no s.d.
+    (numpy: std of one value with ddof 1 is undefined): the bullet read "rho 0.2 ± nan" beside
+    "holds in 3 of 3 seeds", as if over all three."""
+    found = _collected([("02_x", "f", "r0", "holds", {"rho": 0.2, "slope": 1.0}),
+                        ("02_x", "f", "r1", "holds", {"rho": float("nan"), "slope": 2.0}),
+                        ("02_x", "f", "r2", "holds", {"slope": 3.0})])
+    head = sweep.headline_summary(found)
+    assert head["sd"].iloc[1] == pytest.approx(np.std([1.0, 2.0, 3.0], ddof=1))
+    assert sweep.markdown(sweep.hold_counts(found), head).splitlines()[0] == (
+        "- **02 f** — holds in 3 of 3 seeds (rho 0.2 from 1 of 3 seeds; slope 2 ± 1).")
+
+
 def test_run_sweep_resumes_quietly_by_default_and_times_itself(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The docstring: by default completed seeds are kept (force=False); no progress bars

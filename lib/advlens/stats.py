@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -49,6 +50,23 @@ def bootstrap_ci(values: np.ndarray, *, statistic: Callable[[np.ndarray], float]
     boots = boots[np.isfinite(boots)]
     lo, hi = np.quantile(boots, [alpha, 1.0 - alpha]) if boots.size else (np.nan, np.nan)
     return Estimate(float(statistic(values)), float(lo), float(hi), int(values.shape[0]))
+
+
+def min_testable_points(level: float = 0.95) -> int:
+    """The fewest points on which the sign of an association (Spearman ρ, a fitted slope) can
+    be tested at ``level``: the smallest n whose most extreme ordering has exact permutation
+    p = 1/n! below (1 − level)/2 (5 at 0.95).
+
+    With fewer, no ordering is significant, yet the percentile bootstrap CI of a perfect
+    ordering excludes 0 (Spearman ρ: [1, 1]; every resample with two distinct points ranks
+    them alike, and every line through two of them rises): a CI above 0 there is no evidence,
+    so a verdict on it is not testable.
+    """
+    _check_resampling(1, level)
+    n = 2
+    while 1.0 / math.factorial(n) >= (1.0 - level) / 2.0:
+        n += 1
+    return n
 
 
 @dataclass(frozen=True)

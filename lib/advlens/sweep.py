@@ -273,16 +273,25 @@ def data_seed_only(counts: pd.DataFrame) -> list[str]:
                    if knobs and "zoo_seed" not in str(knobs).split(", ")})
 
 
+def _number(r: Any, runs: int) -> str:
+    """One headline number as prose: mean ± s.d. (no s.d. from one value), and from how many
+    of the finding's ``runs`` it comes when fewer (NaN or absent in the others)."""
+    finite = int(r.n_runs - r.n_nan)
+    return (f"{r.statistic} {r.mean:.3g}" + (f" ± {r.sd:.2g}" if np.isfinite(r.sd) else "")
+            + (f" from {finite} of {runs} seeds" if finite < runs else ""))
+
+
 def markdown(counts: pd.DataFrame, headline: pd.DataFrame) -> str:
     """One bullet per finding: in how many seeds it holds, with each headline number's mean ±
-    between-seed s.d. (the prose of the sweep's summary, computed from its tables), and which
-    notebooks varied only the data seed."""
+    between-seed s.d. (the prose of the sweep's summary, computed from its tables; a number
+    defined in fewer of the finding's seeds says in how many), and which notebooks varied only
+    the data seed."""
     fixed = data_seed_only(counts)
     lines = []
     for rec in counts.to_dict("records"):
         numbers = headline[(headline["notebook"] == rec["notebook"])
                            & (headline["finding"] == rec["finding"])]
-        shown = "; ".join(f"{r.statistic} {r.mean:.3g} ± {r.sd:.2g}"
+        shown = "; ".join(_number(r, rec["n_runs"])
                           for r in numbers.itertuples() if np.isfinite(r.mean))
         untested = f", not testable in {rec['not_testable']}" if rec["not_testable"] else ""
         seeds = "data seeds, same models" if rec["notebook"] in fixed else "seeds"

@@ -38,7 +38,7 @@ from advlens import probes, zoo
 from advlens.data import ImageSet
 from advlens.features import accuracy, predict
 from advlens.findings import encode_statistics
-from advlens.stats import bootstrap_ci
+from advlens.stats import bootstrap_ci, min_testable_points
 from advlens.transfer import Perturbations, TransferAttack, alpha_table, liang_fgsm, liang_pgd
 from advlens.zoo import ModelConfig
 from advlens.zoo.datasets import dataset_for
@@ -300,8 +300,9 @@ def correlations(rows: pd.DataFrame, *, metrics: Sequence[str] = ("alpha1", "alp
     seeds of one source share its classes and architecture, so its points are not independent:
     the CI is narrower than one resampling whole sources (with their seeds) would be.
 
-    ``holds`` = the CI lies above 0 (a positive rank correlation); NaN CIs mean too few or
-    tied points.
+    ``holds`` = the CI lies above 0 (a positive rank correlation) over at least
+    :func:`advlens.stats.min_testable_points` points (5 at 0.95: with fewer a perfect ordering
+    has CI [1, 1] but permutation p ≥ 1/24); NaN CIs mean too few or tied points.
     """
     out = []
     for experiment, g in rows.groupby("experiment", sort=False):
@@ -314,7 +315,8 @@ def correlations(rows: pd.DataFrame, *, metrics: Sequence[str] = ("alpha1", "alp
                                    seed=seed)
                 lo, hi = est.lo, est.hi
             out.append({"experiment": experiment, "metric": metric, "rho": rho, "lo": lo,
-                        "hi": hi, "n": len(pairs), "holds": bool(lo > 0)})
+                        "hi": hi, "n": len(pairs),
+                        "holds": bool(lo > 0 and len(pairs) >= min_testable_points(level))})
     return pd.DataFrame(out)
 
 
@@ -343,7 +345,8 @@ PAPER_CLAIM = ("sources with higher adversarial transferability to the reference
 def findings(summary: pd.DataFrame, corr: pd.DataFrame) -> pd.DataFrame:
     """The claim checked per experiment and α (one row each): ``holds`` = the bootstrap CI of
     Spearman ρ(knowledge transfer, α) lies above 0 (our decision rule; None when the CI is
-    undefined). ``evidence`` gives ρ [CI], the number of (source, seed) points and the best
+    undefined or rests on fewer than :func:`advlens.stats.min_testable_points` points, 5 for
+    95 % CIs). ``evidence`` gives ρ [CI], the number of (source, seed) points and the best
     source by each measure; ``statistics`` the headline numbers (see
     :func:`advlens.findings.encode_statistics`).
 
@@ -354,12 +357,16 @@ def findings(summary: pd.DataFrame, corr: pd.DataFrame) -> pd.DataFrame:
         g = summary[summary["experiment"] == r.experiment]
         best = {m: g.loc[g[m].idxmax(), "source"] for m in ("transfer_acc", r.metric)}
         name = {"alpha1": "α₁", "alpha2": "α₂"}[r.metric]
-        defined = bool(np.isfinite(r.lo) and np.isfinite(r.hi))
+        enough = r.n >= min_testable_points()
+        defined = bool(np.isfinite(r.lo) and np.isfinite(r.hi) and enough)
         rows.append({
             "finding": f"{r.experiment}: knowledge transfer rises with {name}",
             "holds": bool(r.holds) if defined else None,
             "evidence": (f"Spearman ρ {r.rho:.3f} [{r.lo:.3f}, {r.hi:.3f}] over {r.n} "
-                         f"(source, seed) points; best transfer `{best['transfer_acc']}` "
+                         f"(source, seed) points"
+                         + ("" if enough else f" (too few to test: {min_testable_points()} "
+                            "needed)")
+                         + f"; best transfer `{best['transfer_acc']}` "
                          f"({g['transfer_acc'].max():.3f}), highest {name} "
                          f"`{best[r.metric]}` ({g[r.metric].max():.3f})"),
             "paper": PAPER_CLAIM,

@@ -29,7 +29,7 @@ from advlens.checks import as_tensor, check_images, check_labels
 from advlens.data import ImageSet, twin_cue
 from advlens.features import accuracy, predict
 from advlens.findings import encode_statistics
-from advlens.stats import Estimate, bootstrap_ci
+from advlens.stats import Estimate, bootstrap_ci, min_testable_points
 from advlens.zoo.config import ModelConfig
 
 ATTACKS = ("pgd", "ddn")
@@ -268,17 +268,21 @@ def _rho_claim(corr: pd.DataFrame, quantity: str, sign: int) -> tuple[bool | Non
     part = corr[corr["quantity"] == quantity]
     if part.empty:
         return None, "no models"
-    # per attack: None where ρ or its CI is undefined; an attack whose CI is on the wrong
-    # side refutes the claim whatever the others, an undefined one leaves it untested
-    checks = [None if not np.isfinite([r.rho, r.lo, r.hi]).all() else
+    # per attack: None where ρ or its CI is undefined, or too few models to test it (fewer
+    # than min_testable_points: a perfect ordering of 3 or 4 has CI [1, 1], permutation p ≥ 1/24);
+    # an attack whose CI is on the wrong side refutes the claim whatever the others, an
+    # undefined one leaves it untested
+    needed = min_testable_points()
+    checks = [None if not np.isfinite([r.rho, r.lo, r.hi]).all() or r.n_models < needed else
               bool(r.lo > 0) if sign > 0 else bool(r.hi < 0) for r in part.itertuples()]
     holds = False if False in checks else None if None in checks else True
     text = "; ".join(
-        f"{r.attack}: ρ = {r.rho:.2f} [{r.lo:.2f}, {r.hi:.2f}] (n = {r.n_models})"
+        f"{r.attack}: ρ = {r.rho:.2f} [{r.lo:.2f}, {r.hi:.2f}] (n = {r.n_models}"
+        + (f", too few models to test: {needed} needed)" if r.n_models < needed else ")")
         if np.isfinite(r.rho) else  # with >= 3 finite pairs ρ is NaN only for constant values
         f"{r.attack}: " + (f"ρ undefined: accuracy or {quantity} is the same for all "
                            f"{r.n_models} models" if r.n_models >= 3 else
-                           f"only {r.n_models} models with a finite value (3 needed)")
+                           f"only {r.n_models} models with a finite value ({needed} needed)")
         for r in part.itertuples())
     return holds, text
 
@@ -288,11 +292,16 @@ def _pair_claim(arrows: pd.DataFrame, test: str) -> tuple[bool | None, str]:
         return None, "no harmonized twins"
     text = "; ".join(f"{r.plain} → {r.harmonized} ({r.attack}): {r.change:+.3g}"
                      for r in arrows.itertuples())
-    finite = arrows[np.isfinite(arrows["change"].to_numpy(float))]
+    defined = np.isfinite(arrows["change"].to_numpy(float))
+    finite = arrows[defined]
     if finite.empty:  # e.g. no image broken: nothing to compare
         return None, f"no pair with a finite value: {text}"
     ok = finite.eval(test)
-    return bool(ok.all()), f"{int(ok.sum())}/{len(ok)} pairs with a finite value: {text}"
+    # as for ρ: a failing pair refutes the claim, an undefined one (e.g. a model never broken)
+    # leaves "every pair" untested
+    holds = False if not ok.all() else None if not defined.all() else True
+    untested = f", {int((~defined).sum())} undefined" if not defined.all() else ""
+    return holds, f"{int(ok.sum())}/{len(ok)} pairs with a finite value{untested}: {text}"
 
 
 PAPER = {"1": "Spearman 0.70 between ImageNet accuracy and mean tolerance over 283 models",
@@ -317,10 +326,13 @@ def findings(corr: pd.DataFrame, align_arrows: pd.DataFrame, tol_arrows: pd.Data
 
     1. Tolerance grows with accuracy: ρ(accuracy, tolerance) has its 95 % CI above 0 (every
        attack). 2. Alignment falls with accuracy: CI of ρ(accuracy, alignment) below 0. An
-       attack with ρ undefined (too few or tied models) makes the claim None unless another
-       attack's CI refutes it.
+       attack with ρ undefined (tied models) or with fewer models than
+       :func:`advlens.stats.min_testable_points` (5) makes the claim None unless another attack's
+       CI refutes it.
     3. Harmonized twins are attacked more in line with the maps: alignment higher in every pair
        (every attack). 4. ... without becoming easier to fool: tolerance not lower in every pair.
+       A pair whose change is undefined (NaN: e.g. a model never broken) makes the claim None
+       unless another pair refutes it.
     """
     rows = []
     for key, quantity, sign, name in (("1", "tolerance", +1, "tolerance grows with accuracy"),

@@ -35,7 +35,7 @@ from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor, check_images, check_labels
 from advlens.features import predict
 from advlens.findings import encode_statistics
-from advlens.stats import Estimate, LinearFit, bootstrap_ci, linear_fit
+from advlens.stats import Estimate, LinearFit, bootstrap_ci, linear_fit, min_testable_points
 
 
 @dataclass(frozen=True)
@@ -444,7 +444,8 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
     DataFrame with columns finding, holds, evidence. The rules: (1) for both attacks of
     :data:`LAW_ATTACKS`, the slope's CI lies above 0 and R² ≥ :data:`LAW_MIN_R2` (None if a law
     could not be fitted -- absent, or a NaN row of :func:`scaling_laws` for fewer than 3 models
-    -- and the other does not fail);
+    -- or rests on fewer than :func:`advlens.stats.min_testable_points` (5) models, and the
+    other does not fail);
     (2) for both attacks of :data:`LAW_ATTACKS`, family η² exceeds the R² of log size and its
     permutation p < :data:`FAMILY_ALPHA` (None if an η² is untestable and the other attack does
     not fail); (3) in every L∞ depth pair
@@ -454,8 +455,10 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
     of one family).
     """
     law = laws.set_index("attack")
-    # None for a law that could not be fitted (too few models): untested, not failed
-    checks = [None if a not in law.index or not np.isfinite(law.loc[a, "slope_lo"]) else
+    # None for a law that could not be fitted or rests on too few models to test (3 concordant
+    # models give a slope CI above 0 and R² near 1 on noise): untested, not failed
+    checks = [None if a not in law.index or not np.isfinite(law.loc[a, "slope_lo"])
+              or law.loc[a].get("n_models", np.inf) < min_testable_points() else
               bool(law.loc[a, "slope_lo"] > 0 and law.loc[a, "r2"] >= LAW_MIN_R2)
               for a in LAW_ATTACKS]
     holds1 = False if False in checks else None if None in checks else True
@@ -551,20 +554,27 @@ def within_family_laws(table: pd.DataFrame, *, min_models: int = 3, n_boot: int 
 def finding_within_family(family_laws: pd.DataFrame) -> dict[str, Any]:
     """Finding 1 inside families: holds iff, in every family fitted and for each attack of
     :data:`LAW_ATTACKS`, the slope's CI lies above 0 and R² ≥ :data:`LAW_MIN_R2` (None when no
-    family has enough models). ``statistics`` holds every fitted slope, its CI and R²."""
+    family has enough models; a fit on fewer than :func:`advlens.stats.min_testable_points`
+    models is untested, so None unless another fit fails). ``statistics`` holds every fitted
+    slope, its CI and R²."""
     fitted = family_laws[family_laws["attack"].isin(LAW_ATTACKS)].dropna(subset=["slope"])
     name = "1b scaling law within families"
     if fitted.empty:
         return {"finding": name, "holds": None, "statistics": encode_statistics({}),
                 "evidence": "no family has enough models of distinct error"}
     ok = (fitted["slope_lo"] > 0) & (fitted["r2"] >= LAW_MIN_R2)
+    enough = fitted["n_models"] >= min_testable_points()
+    holds = False if not ok[enough].all() else None if not enough.all() else True
     stats = {f"{r.family}_{r.attack}_{k}": getattr(r, k) for r in fitted.itertuples()
              for k in ("slope", "slope_lo", "slope_hi", "r2")}
     evidence = "; ".join(f"{r.family} {r.attack}: slope {r.slope:.3g} [{r.slope_lo:.3g}, "
-                         f"{r.slope_hi:.3g}], R² {r.r2:.2f} ({r.n_models} models)"
+                         f"{r.slope_hi:.3g}], R² {r.r2:.2f} ({r.n_models} models"
+                         + (")" if r.n_models >= min_testable_points() else
+                            f", too few to test: {min_testable_points()} needed)")
                          for r in fitted.itertuples())
-    return {"finding": name, "holds": bool(ok.all()), "statistics": encode_statistics(stats),
-            "evidence": f"{int(ok.sum())} of {len(fitted)} family fits pass; {evidence}"}
+    return {"finding": name, "holds": holds, "statistics": encode_statistics(stats),
+            "evidence": f"{int(ok[enough].sum())} of {int(enough.sum())} "
+                        f"{'' if enough.all() else 'testable '}family fits pass; {evidence}"}
 
 
 def attackable(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
