@@ -182,7 +182,8 @@ def test_l2_auto_is_its_stages_run_in_turn(budget: int, k: int) -> None:
     """The L2 portfolio is exactly its stages in turn, each image keeping its smallest: DDN
     (constant γ; below 400 passes from each image's eps at 10× its linearised distance, one
     pass), DDN-margin from the clean images with each eps starting at the norm found so
-    far (1 where none, or none above 0: one image is misclassified already), capped at the
+    far (1 where only 0: one image is misclassified already; the largest in the box where
+    none), capped at the
     linearised distance (constant γ below 400 passes), aimed at the nearest linearised class
     where the stage has 12 steps or more, ALMA (from 400),
     then the refinement from each image's best — bit for bit. With 10 classes (all 9 others
@@ -204,7 +205,10 @@ def test_l2_auto_is_its_stages_run_in_turn(budget: int, k: int) -> None:
             assert float(start[0]) == 1.0 and bool((start < 1).any())  # (misclassified: 1)
             r = attacks.ddn(model, x, y, steps=steps - 1, gamma_end=None, init_eps=start)
         elif stage.startswith("ddn-margin"):  # constant γ below 400 passes
-            scale = torch.where(best.found & (best.score > 0), best.score, 1.0)
+            # (none found: the largest norm in the box, capped at the linearised distance)
+            worst = torch.linalg.vector_norm(torch.maximum(x, 1 - x).flatten(1), dim=1)
+            scale = torch.where(best.found & (best.score > 0), best.score,
+                                torch.where(best.found, 1.0, worst))
             assert float(best.score[0]) == 0.0 and float(scale[0]) == 1.0
             assert (stage == "ddn-margin-const") == (budget < 400), stage
             aim, spent = None, 0

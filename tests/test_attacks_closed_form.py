@@ -150,3 +150,46 @@ def test_minimal_eps_pgd_records_unbroken_images() -> None:
     assert bool(torch.isinf(r.eps[1::2]).all())
     # breakable ones: lowering pixel 0 to 0.6 flips the class, L2 distance 0.2 and 0.3
     torch.testing.assert_close(r.eps[0::2], torch.tensor([0.2, 0.3]), atol=0.01, rtol=0)
+
+
+def _far_problem(n: int = 12) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """An affine model of 3,072 pixels whose nearest boundaries lie at L2 3 to 5 (a robust
+    model's scale), images near 0.5 so the box does not bind, and the closed-form distances."""
+    g = torch.Generator().manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 10)).double()
+    with torch.no_grad():
+        model[1].weight.copy_(0.01 * torch.randn(10, 3072, generator=g, dtype=torch.float64))
+        model[1].bias.zero_()
+        model[1].bias[0] = 3.0
+    x = 0.4 + 0.2 * torch.rand(n, 3, 32, 32, generator=g, dtype=torch.float64)
+    w, b = model[1].weight.detach(), model[1].bias.detach()
+    z = x.flatten(1) @ w.T + b
+    y = z.argmax(1)
+    d = (z.gather(1, y[:, None]) - z) / (w[y][:, None, :] - w[None]).norm(dim=2).clamp_min(1e-300)
+    d = d.scatter(1, y[:, None], float("inf"))
+    j = d.argmin(1)
+    d = d.amin(1)
+    v = w[y] - w[j]
+    point = x.flatten(1) - d[:, None] * v / v.norm(dim=1, keepdim=True)
+    assert bool((point.min() > 0) & (point.max() < 1)), "test set-up: the box binds"
+    assert bool((d > 2.5).all()), "test set-up: boundaries not far"
+    return model, x, y, d
+
+
+@pytest.mark.parametrize(("far", "budget"), [(False, 5), (False, 11), (False, 19), (False, 25),
+                                             (False, 40), (True, 11), (True, 19), (True, 25),
+                                             (True, 40)])
+def test_minimal_l2_auto_at_small_budgets_matches_distance_to_boundary(far: bool,
+                                                                       budget: int) -> None:
+    """Below 20 passes the portfolio ran DDN alone from eps 1, which moves 5 % a step: near
+    boundaries (0.03–0.3) ended 3-15× above the minimum, far ones (3–5) were never reached;
+    from 20 passes the margin stage restarted images with nothing found at eps 1, so far
+    boundaries stayed out of reach up to ~60 passes (no adversarial at all at 25 and 40).
+    (Far at 5 passes is left out: 3 steps of at most 1 cannot travel 3.)"""
+    model, x, y, d = _far_problem() if far else _problem(5, "l2")
+    r = attacks.minimal_l2(model, x, y, budget=budget)
+    assert r.cost <= budget
+    assert r.success.all()
+    rel = r.norms / d - 1
+    assert float(rel.min()) > -1e-6, rel
+    assert float(rel.max()) < (0.1 if budget < 20 else 0.05), rel

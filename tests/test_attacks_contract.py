@@ -513,3 +513,20 @@ def test_ddn_switch_must_be_a_fraction(switch) -> None:  # noqa: ANN001
     x = random_images(2)
     with pytest.raises(ValueError, match="switch must be a fraction"):
         attacks.ddn(model, x, torch.zeros(2, dtype=torch.long), steps=2, switch=switch)
+
+
+@pytest.mark.parametrize("name", ["cw-l2", "ead"])
+def test_constant_searches_without_early_abort_do_not_depend_on_the_batch(name: str) -> None:
+    """The early abort tests the batch's summed objective (documented: results then depend on
+    the batch); without it each image is attacked on its own, chunks changing only rounding."""
+    model, x, y = _setup(5)
+    fn = {"cw-l2": attacks.cw_l2, "ead": attacks.ead}[name]
+
+    def attack(m: torch.nn.Module, xs: torch.Tensor, ys: torch.Tensor) -> AttackResult:
+        return fn(m, xs, ys, steps=20, binary_steps=3, abort_early=False)
+
+    whole = attack(model, x, y)
+    ones = attacks.run_batched(attack, model, x, y, batch_size=1)
+    assert torch.equal(whole.success, ones.success)
+    torch.testing.assert_close(ones.norms, whole.norms, rtol=1e-5, atol=1e-6)
+    assert "batched with it" in " ".join((fn.__doc__ or "").split())

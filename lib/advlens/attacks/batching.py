@@ -23,7 +23,9 @@ def run_batched(attack: Callable[..., AttackResult], model: nn.Module, x: Tensor
     A tensor or NumPy keyword argument with one row per image (first dimension N: a per-image
     ``eps``, a warm ``start``, ``init_eps``) is cut into the same chunks. A random start drawn
     from a shared ``generator`` is drawn chunk by chunk, so it differs from one whole-batch
-    call."""
+    call; so do :func:`~advlens.attacks.cw_l2` and :func:`~advlens.attacks.ead` with
+    ``abort_early`` (their early abort tests the batch's summed objective). The other attacks
+    treat each image on its own: chunks change their results only at float rounding."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
     x = as_tensor(x, "x")

@@ -72,6 +72,11 @@ def cw_l2(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = No
     c from ``initial_const``; keeps each image's smallest-L2 adversarial. Untargeted unless
     ``targets`` are given. Cost: at most ``binary_steps·steps`` passes (fewer with
     ``abort_early``) plus one confirming forward.
+
+    ``abort_early`` (as in Carlini & Wagner's code) stops a constant when the *batch's* summed
+    objective stalls, so each image's result depends on the images batched with it (another
+    batch size or split, e.g. in :func:`~advlens.attacks.run_batched`, gives other norms and
+    passes); ``abort_early=False`` makes it per image, at float rounding.
     """
     check_search_settings(binary_steps, steps, initial_const, lr, kappa)
     home = as_tensor(x, "x").device

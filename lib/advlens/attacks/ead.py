@@ -76,7 +76,9 @@ def ead(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = None
     constants from ``initial_const``, ``steps`` iterations each); the solver is FISTA (or ISTA
     with ``fista=False``) with step ``lr``·sqrt(1 − k/steps) — EAD's published default lr is
     0.01. ``decision="l1"`` keeps each image's smallest-L1 adversarial; ``"en"`` the smallest
-    elastic-net distance ||δ||₂² + β||δ||₁. ``result.norms`` are L1 norms.
+    elastic-net distance ||δ||₂² + β||δ||₁. ``result.norms`` are L1 norms. With
+    ``abort_early`` each image's result depends on the images batched with it, as for
+    :func:`~advlens.attacks.cw_l2`.
     """
     check_search_settings(binary_steps, steps, initial_const, lr, kappa)
     check_positive("beta", beta, allow_zero=True)

@@ -1,17 +1,17 @@
 """Minimal-perturbation attacks behind one entry point per norm, at a given pass budget.
 
-``method="auto"`` runs a portfolio under the one budget (:func:`l2_plan`, :func:`linf_plan`),
-each image keeping its smallest adversarial, confirmed by one final forward pass. For L2: DDN
-first (the strongest at small budgets), then attacks that end on other local minima (DDN on the
-margin alone, ALMA), then a refinement restarted from each image's best. Why: DDN settles within
-~100 steps and gains nothing from more (its median is the same at 100 and 1,000 passes on the
-robust zoo models), while restarting a local method from where it stopped, or taking another
-path, still finds smaller perturbations. For L∞: FAB (the nearest of several classes'
-linearised boundaries, which the runner-up class's margin does not always lead to; below 1,000
-passes narrowed to that class after its first iteration, so that a short budget buys it several
-iterations), then FMN-L∞ with normalised-gradient steps from the clean images (other minima),
-then the same FMN restarted from each image's best (eps shrinking from there at once); from
-2,000 passes, FMN-L∞ restarts with other step sizes. Targeted below 2,000 passes, FAB (which
+``method="auto"`` runs a portfolio under the one budget (:func:`l2_plan`, :func:`linf_plan`), each
+image keeping its smallest adversarial, confirmed by one final forward pass. For L2 (below 20
+passes FMN-L2 alone, as for L∞): DDN first (the strongest at small budgets), then attacks that end
+on other local minima (DDN on the margin alone, ALMA), then a refinement restarted from each
+image's best. Why: DDN settles within ~100 steps and gains nothing from more (its median is the
+same at 100 and 1,000 passes on the robust zoo models), while restarting a local method from where
+it stopped, or taking another path, still finds smaller perturbations. For L∞: FAB (the nearest of
+several classes' linearised boundaries, which the runner-up class's margin does not always lead to;
+below 1,000 passes narrowed to that class after its first iteration, so that a short budget buys it
+several iterations), then FMN-L∞ with normalised-gradient steps from the clean images (other
+minima), then the same FMN restarted from each image's best (eps shrinking from there at once);
+from 2,000 passes, FMN-L∞ restarts with other step sizes. Targeted below 2,000 passes, FAB (which
 would linearise only the target class) is left out.
 Measured against foolbox and adv-lib at equal budgets in ``benchmarks/README.md`` (rerun:
 ``python benchmarks/bench_attacks.py``).
@@ -35,7 +35,7 @@ from advlens.attacks.ddn import ddn
 from advlens.attacks.fab import fab, nearest_class
 from advlens.attacks.fmn import fmn
 from advlens.attacks.ifgsm import ifgsm_search
-from advlens.attacks.norms import Norm
+from advlens.attacks.norms import Norm, lp_norms
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor
 
@@ -67,7 +67,10 @@ def l2_plan(budget: int) -> list[Stage]:
     """The ``auto`` L2 portfolio for ``budget`` passes: (stage, steps) pairs; each stage costs
     its steps plus one confirming forward, the portfolio one more (the final check).
 
-    Below 20 passes: DDN alone. Below 400: DDN (default loss: cross-entropy, then margin;
+    Below 20 passes: FMN-L2 alone (its first steps jump to its linear estimate of each image's
+    boundary, at any scale; DDN's eps, moving 5 % a step from 1, cannot leave [0.4, 2.3] in 17
+    steps: on affine models whose boundaries lie at 0.04 or 3.7 it ended 8× above the minimum
+    or found nothing, FMN within 1 %). Below 400: DDN (default loss: cross-entropy, then margin;
     constant γ as published, so that eps can shrink from 1 to a near boundary, by up to
     e^(−0.05·steps), about twice the reach of :func:`ddn`'s default annealed γ; "ddn-reach":
     each image's eps starts at :data:`DDN_REACH_FACTOR` times its linearised distance
@@ -81,7 +84,9 @@ def l2_plan(budget: int) -> list[Stage]:
     every image where the first stage ended above a peer had crossed into another class than
     the peer's; from the clean images,
     each image's eps starting at the norm the first stage found, where it found a nonzero one,
-    or at the linearised distance margin/||∇margin||₂ where that is smaller, so that on a model
+    or at the linearised distance margin/||∇margin||₂ where that is smaller (where it found
+    none, at the linearised distance itself: from 1, an image whose boundary lies beyond the
+    first stage's reach was never found), so that on a model
     whose boundaries lie far below 1 — or an image whose boundary lies far below the others' —
     this short stage does not spend its steps shrinking eps; constant γ, so that where that
     estimate falls short eps grows back by 5 % a step, not by an annealed γ's shrinking
@@ -93,7 +98,7 @@ def l2_plan(budget: int) -> list[Stage]:
     """
     _check_budget(budget, 3)
     if budget < 20:
-        return [("ddn", budget - 2)]
+        return [("fmn", budget - 2)]
     if budget < 400:
         free = budget - 4  # three stage confirmations and the final one
         first, second = 6 * free // 10, 15 * free // 100
@@ -111,6 +116,8 @@ def l2_plan(budget: int) -> list[Stage]:
 def _run_l2_stage(stage: str, steps: int, model: nn.Module, x0: Tensor, y: Tensor,
                   targets: Tensor | None, best: BestAdversarial,
                   progress: bool | None) -> AttackResult:
+    if stage == "fmn":  # below 20 passes
+        return fmn(model, x0, y, steps=steps, targets=targets, progress=progress)
     if stage == "ddn":  # constant γ (published DDN): eps travels far in few steps
         return ddn(model, x0, y, steps=steps, targets=targets, gamma_end=None,
                    progress=progress)
@@ -122,8 +129,11 @@ def _run_l2_stage(stage: str, steps: int, model: nn.Module, x0: Tensor, y: Tenso
                 progress=progress)
         return dataclasses.replace(r, passes=r.passes + 1)
     if stage.startswith("ddn-margin"):  # a fresh path, at the scale of the distances found
+        # where nothing was found yet, the largest norm in the box: linear_start then puts eps
+        # at the linearised distance, at any scale (from 1, far boundaries were out of reach)
         scale = torch.where(best.found & (best.score > 0), best.score,
-                            torch.ones_like(best.score))
+                            torch.where(best.found, torch.ones_like(best.score),
+                                        lp_norms(torch.maximum(x0, 1 - x0), "l2")))
         constant = {"gamma_end": None} if stage == "ddn-margin-const" else {}
         passes = forwards = 0
         aim = targets
@@ -194,7 +204,8 @@ def minimal_l2(model: nn.Module, x: Tensor, y: Tensor, *, method: L2Method = "au
 
     Parameters
     ----------
-    method: ``"auto"`` — the portfolio of :func:`l2_plan` (DDN, DDN-margin, ALMA, refinement);
+    method: ``"auto"`` — the portfolio of :func:`l2_plan` (DDN, DDN-margin, ALMA, refinement;
+        FMN-L2 below 20 passes);
         ``"ddn"``, ``"fmn"``, ``"alma"``: that attack for budget − 1 steps; ``"fab"``: FAB-L2
         (nearest of the top 9 classes) with budget − 1 passes; ``"cw"``: C&W-L2 with
         3 constants from c = 1, (budget − 1)//3 Adam steps of lr 0.05 each, no early abort —
