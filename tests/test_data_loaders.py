@@ -314,3 +314,74 @@ def test_missing_files_give_a_clear_error(tmp_path, name, layout):
     assert type(err.value) is FileNotFoundError
     assert str(root) in str(err.value), str(err.value)
     assert "not found" in str(err.value) or "does not exist" in str(err.value)
+
+
+def _write_kaggle(root, rng, wnids, labels_of_images, mapping=None):
+    """Kaggle's ImageNet layout: JPEGs flat in ILSVRC/Data/CLS-LOC/val, the solution CSV (its
+    PredictionString: wnid and box, repeated per box) and the synset mapping at the top."""
+    from PIL import Image
+
+    val = root / "ILSVRC" / "Data" / "CLS-LOC" / "val"
+    val.mkdir(parents=True)
+    rows = ["ImageId,PredictionString"]
+    for k, label in enumerate(labels_of_images):
+        name = f"ILSVRC2012_val_{k + 1:08d}"
+        pixels = rng.integers(0, 256, (24, 28, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(val / f"{name}.JPEG")
+        rows.append(f"{name},{wnids[label]} 1 2 10 12 {wnids[label]} 3 4 9 9 ")
+    (root / "LOC_val_solution.csv").write_text("\n".join(rows[:1] + rows[:0:-1]) + "\n")
+    lines = [f"{w} a class, its name" for w in (mapping or wnids)]
+    (root / "LOC_synset_mapping.txt").write_text("\n".join(lines) + "\n")
+    return val
+
+
+def test_imagefolder_reads_kaggle_flat_val_as_the_same_images_in_class_folders(tmp_path):
+    """The flat validation folder of Kaggle's ImageNet download gives the images, labels and
+    order of the same JPEGs sorted into wnid folders (valprep.sh), so n / seed / max_per_class
+    draw the same images either way."""
+    import shutil
+
+    wnids = ["n01440764", "n01443537", "n01484850"]
+    labels = [2, 0, 1, 0, 2, 2, 1]
+    val = _write_kaggle(tmp_path / "kaggle", np.random.default_rng(3), wnids, labels)
+    for k, label in enumerate(labels):
+        name = f"ILSVRC2012_val_{k + 1:08d}.JPEG"
+        (tmp_path / "sorted" / "val" / wnids[label]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(val / name, tmp_path / "sorted" / "val" / wnids[label] / name)
+    for kw in ({}, {"n": 4, "seed": 1}, {"max_per_class": 1}, {"size": 16}):
+        ref = imagefolder(tmp_path / "sorted", "val", progress=False, **kw)
+        for got in (imagefolder(tmp_path / "kaggle", "val", progress=False, **kw),  # the top
+                    imagefolder(val, progress=False, **kw),  # the flat folder, CSV found above
+                    load("imagenet", "val", root=str(tmp_path / "kaggle"), progress=False, **kw)):
+            assert got.classes == ref.classes == wnids
+            assert torch.equal(got.labels, ref.labels) and torch.equal(got.images, ref.images)
+    assert sorted(imagefolder(val, progress=False).labels.tolist()) == sorted(labels)
+
+
+def test_imagefolder_kaggle_labels_index_by_the_synset_mapping(tmp_path):
+    """With a class of the mapping absent from the folder, later labels keep the models'
+    indices (the mapping's order), where sorting the present wnids would shift them."""
+    wnids = ["n01440764", "n01443537", "n01484850"]
+    mapping = ["n01440764", "n01443537", "n01473000", "n01484850"]
+    val = _write_kaggle(tmp_path, np.random.default_rng(4), wnids, [2, 0, 1], mapping)
+    s = imagefolder(val, progress=False)
+    assert s.classes == mapping
+    assert sorted(s.labels.tolist()) == [0, 1, 3]
+    (tmp_path / "LOC_synset_mapping.txt").unlink()  # no mapping: the CSV's wnids, sorted
+    assert sorted(imagefolder(val, progress=False).labels.tolist()) == [0, 1, 2]
+
+
+def test_imagefolder_kaggle_flat_refuses_unlabelled_images_and_bad_csv(tmp_path):
+    val = _write_kaggle(tmp_path, np.random.default_rng(5), ["n01440764", "n01443537"], [0, 1])
+    write_png(val / "stray.png", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"1 image\(s\) under .* have no row in .*stray\.png"):
+        imagefolder(val, progress=False)
+    (val / "stray.png").unlink()
+    (tmp_path / "LOC_val_solution.csv").write_text("id,label\nILSVRC2012_val_00000001,n01\n")
+    with pytest.raises(ValueError, match="expected the header 'ImageId,PredictionString'"):
+        imagefolder(val, progress=False)
+    (tmp_path / "LOC_val_solution.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="inside class folders .*LOC_val_solution.csv"):
+        imagefolder(val, progress=False)
+    with pytest.raises(FileNotFoundError, match="image labels"):
+        imagefolder(val, labels=tmp_path / "nope.csv", progress=False)

@@ -1,7 +1,9 @@
-"""ImageNet-style ImageFolder: ``root/<class>/<image>``, classes in sorted folder order."""
+"""ImageNet-style ImageFolder: ``root/<class>/<image>``, classes in sorted folder order; or a
+flat folder of images labelled by Kaggle's ImageNet ``LOC_val_solution.csv``."""
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 from pathlib import Path
@@ -19,6 +21,12 @@ from advlens.data.imageset import ImageSet
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 # PIL filters by the names of torchvision's InterpolationMode / timm's pretrained configs
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos")
+# Kaggle's ImageNet release ("imagenet-object-localization-challenge"): the validation images
+# flat in ILSVRC/Data/CLS-LOC/val, labelled by the solution CSV at the top of the download (its
+# PredictionString starts with the wnid), the class order in the synset mapping beside it
+KAGGLE_LABELS = "LOC_val_solution.csv"
+KAGGLE_SYNSETS = "LOC_synset_mapping.txt"
+KAGGLE_SPLIT_DIR = Path("ILSVRC", "Data", "CLS-LOC")
 
 
 def resized_size(w: int, h: int, short: int) -> tuple[int, int]:
@@ -76,12 +84,75 @@ def _class_files(folder: Path) -> list[Path]:
     return found
 
 
+def _find_labels(base: Path) -> Path | None:
+    """Kaggle's solution CSV in ``base`` or one of its four parents (the download's top folder
+    holds it, four levels above ``ILSVRC/Data/CLS-LOC/val``)."""
+    for folder in [base, *list(base.resolve().parents)[:4]]:
+        if (folder / KAGGLE_LABELS).is_file():
+            return folder / KAGGLE_LABELS
+    return None
+
+
+def flat_labels(labels: str | Path) -> tuple[list[str], dict[str, str]]:
+    """The classes (in index order) and each image's class from Kaggle's ImageNet solution CSV
+    (``ImageId,PredictionString``; the string's first word is the image's wnid).
+
+    The order is that of ``LOC_synset_mapping.txt`` beside the CSV (the 1,000 wnids sorted, as
+    the class folders sort), else the CSV's wnids sorted: then a CSV of a subset of classes
+    gives other indices than the models' 1,000, so the mapping file should be there.
+    """
+    path = Path(labels)
+    if not path.is_file():
+        raise missing(path, f"image labels ({KAGGLE_LABELS})",
+                      "Give the solution CSV of Kaggle's ImageNet download (ImageId,"
+                      "PredictionString).")
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or [c.strip() for c in rows[0][:2]] != ["ImageId", "PredictionString"]:
+        raise corrupt(path, "expected the header 'ImageId,PredictionString'")
+    wnid_of = {}
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) < 2 or not row[0].strip() or not row[1].split():
+            raise corrupt(path, f"line {line} holds no image id and wnid: {row!r}")
+        wnid_of[row[0].strip()] = row[1].split()[0]
+    synsets = path.with_name(KAGGLE_SYNSETS)
+    if synsets.is_file():
+        classes = [ln.split()[0] for ln in synsets.read_text().splitlines() if ln.strip()]
+        unknown = sorted(set(wnid_of.values()) - set(classes))
+        if unknown:
+            raise corrupt(path, f"wnids {unknown[:3]} are not in {synsets}")
+    else:
+        classes = sorted(set(wnid_of.values()))
+    return classes, wnid_of
+
+
+def _flat_files(base: Path, labels: Path) -> tuple[list[str], dict[str, list[Path]]]:
+    """The classes and each class's images, for a folder of images labelled by ``labels``."""
+    classes, wnid_of = flat_labels(labels)
+    images = sorted(p for p in base.iterdir()
+                    if p.suffix.lower() in EXTENSIONS and not p.name.startswith("."))
+    unlabelled = [p.name for p in images if p.stem not in wnid_of]
+    if unlabelled:
+        raise ValueError(f"{len(unlabelled)} image(s) under {base} have no row in {labels}, e.g. "
+                         f"{', '.join(unlabelled[:3])}: give the solution CSV of these images.")
+    listed: dict[str, list[Path]] = {name: [] for name in classes}
+    for p in images:
+        listed[wnid_of[p.stem]].append(p)
+    return classes, listed
+
+
 def imagefolder(root: str | Path, split: str | None = None, *, size: int | None = None,
                 crop_fraction: float = 0.875, interpolation: str = "bilinear",
                 max_per_class: int | None = None, n: int | None = None, seed: int = 0,
-                progress: bool = True) -> ImageSet:
+                labels: str | Path | None = None, progress: bool = True) -> ImageSet:
     """Images under ``root`` (or ``root/split`` when that folder exists), one folder per class
     (its sub-folders included, as torchvision's ``ImageFolder``).
+
+    A folder of images without class folders is read with ``labels``, Kaggle's ImageNet
+    solution CSV (by default ``LOC_val_solution.csv`` found in the folder or up to four
+    levels above it; :func:`flat_labels`); ``root`` may also be the top of Kaggle's download
+    (``split`` is then read from ``ILSVRC/Data/CLS-LOC/<split>``). The images, labels and
+    their order are those of the same images sorted into class folders.
 
     ``size`` resizes the shorter side to ``floor(size / crop_fraction)`` with ``interpolation``
     (PIL's filter of that name, as torchvision's ``Resize``) and centre-crops ``size``
@@ -101,16 +172,25 @@ def imagefolder(root: str | Path, split: str | None = None, *, size: int | None 
     base = Path(root)
     if split is not None and (base / split).is_dir():
         base = base / split
+    elif split is not None and (base / KAGGLE_SPLIT_DIR / split).is_dir():
+        base = base / KAGGLE_SPLIT_DIR / split
     if not base.is_dir():
         raise missing(base, "ImageFolder root", "Put one sub-folder of images per class there "
-                      "(e.g. the ImageNet validation set sorted into class folders).")
+                      "(e.g. the ImageNet validation set sorted into class folders), or the "
+                      f"images flat with Kaggle's {KAGGLE_LABELS}.")
     classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
-    listed = {name: _class_files(base / name) for name in classes}
+    flat = labels if labels is not None else None if classes else _find_labels(base)
+    if flat is not None:
+        classes, listed = _flat_files(base, Path(flat))
+        empty: list[str] = []  # a class of the CSV without images here: a subset, not a shift
+    else:
+        listed = {name: _class_files(base / name) for name in classes}
+        empty = [name for name in classes if not listed[name]]
     files = [(p, label) for label, name in enumerate(classes) for p in listed[name][:max_per_class]]
     if not files:
         raise missing(base, "images (in class sub-folders)",
-                      f"Expected files ending in {', '.join(EXTENSIONS)} inside class folders.")
-    empty = [name for name in classes if not listed[name]]
+                      f"Expected files ending in {', '.join(EXTENSIONS)} inside class folders "
+                      f"(or flat, with Kaggle's {KAGGLE_LABELS} beside or above them).")
     if empty:  # as torchvision's ImageFolder: an empty folder would shift every later label
         raise ValueError(f"{len(empty)} folder(s) under {base} hold no image, e.g. "
                          f"{', '.join(empty[:3])}; each folder is a class (its sorted position "

@@ -34,7 +34,9 @@ SOURCES: dict[str, Source] = {
         "Download ILSVRC2012_img_val.tar from https://image-net.org (free registration), "
         "extract it and sort the 50,000 images into one folder per class (wnid, e.g. with "
         "the widely used valprep.sh), then point $ADVLENS_IMAGENET at the folder holding "
-        "'val/' (or the 1,000 class folders themselves)."),
+        "'val/' (or the 1,000 class folders themselves); or point it at the top folder of "
+        "Kaggle's imagenet-object-localization-challenge download as unpacked (images flat in "
+        "ILSVRC/Data/CLS-LOC/val, labelled by LOC_val_solution.csv)."),
     "cifar10": Source(
         "ADVLENS_CIFAR10", "root", "CIFAR-10 (python version)",
         "Download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and "
