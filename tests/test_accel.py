@@ -54,6 +54,17 @@ def test_batch_size_from_measured_memory(monkeypatch: pytest.MonkeyPatch) -> Non
     assert accel.bytes_per_image(model, (3, 32, 32), backward=False) > 0
 
 
+def test_bytes_per_image_counts_an_images_activations_only() -> None:
+    """Hand count: per image, the flattened input (192 floats, saved by the first layer for its
+    weight gradient) and the ReLU output (1000, saved by the ReLU and by the second layer:
+    one block). The weights autograd saves belong to the batch, not to an image: halving a
+    batch of 2's total counted 412768 bytes an image here, 87x too many."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 1000), nn.ReLU(),
+                          nn.Linear(1000, 10)).eval()
+    assert accel.bytes_per_image(model, (3, 8, 8)) == (192 + 1000) * 4
+
+
 def test_preparing_again_replaces_the_earlier_settings() -> None:
     """A model prepared for bf16 (features, attacks) and then for fp32 (inversion) runs in fp32:
     the wrappers were nested and the inner bf16 one still ran."""

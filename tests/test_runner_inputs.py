@@ -162,6 +162,61 @@ def test_grid_skips_completed_points_and_reruns_interrupted_ones(
     assert [c["seed"] for c in calls] == [0, 1, 2]
 
 
+def test_a_stopped_point_resumes_at_the_notebook_that_stopped_it(
+        notebooks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A point of two notebooks whose second failed (or was killed) reran the first, which had
+    completed (at the paper preset, hours of GPU time), when the grid or sweep ran again."""
+    write_notebook(notebooks / "01_second.ipynb", "pass\n",
+                   'preset = "laptop"\nout_dir = None\nseed = None\n')
+    calls: list[str] = []
+    failing = {"01_second.ipynb"}
+
+    def execute(path: Path, out_dir: Path, params: dict[str, Any],
+                progress: bool) -> runner.NotebookRun:
+        calls.append(path.name)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if path.name in failing:
+            raise runner.NotebookFailed(path.name, 1, "RuntimeError: kernel died",
+                                        out_dir / path.name)
+        return runner.NotebookRun(path.name, out_dir / path.name, out_dir, 0.5)
+
+    monkeypatch.setattr(runner, "_execute", execute)
+    grid = {"seed": [0]}
+    with pytest.raises(runner.GridFailed, match="kernel died"):
+        runner.run_grid(grid, "smoke", out=tmp_path / "grid", notebooks=notebooks)
+    assert calls == ["00_seeded.ipynb", "01_second.ipynb"]
+    calls.clear()
+    failing.clear()
+    ((_, runs),) = runner.run_grid(grid, "smoke", out=tmp_path / "grid", notebooks=notebooks)
+    assert calls == ["01_second.ipynb"]  # the completed notebook is not run again
+    assert [r.notebook for r in runs] == ["00_seeded.ipynb", "01_second.ipynb"]
+    calls.clear()
+    assert runner.run_grid(grid, "smoke", out=tmp_path / "grid", notebooks=notebooks) == [
+        ({"seed": 0}, runs)]
+    assert calls == []
+    runner.run_grid(grid, "smoke", out=tmp_path / "grid", notebooks=notebooks, force=True)
+    assert calls == ["00_seeded.ipynb", "01_second.ipynb"]
+    # on dask, a failing point is retried: the retry resumes at the failed notebook too
+    distributed = pytest.importorskip("dask.distributed")
+    calls.clear()
+    failing.add("01_second.ipynb")
+    real = execute
+
+    def fails_once(path: Path, *args: Any) -> runner.NotebookRun:
+        try:
+            return real(path, *args)
+        finally:
+            failing.discard(path.name)
+
+    monkeypatch.setattr(runner, "_execute", fails_once)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        runner.run_grid(grid, "smoke", out=tmp_path / "grid", notebooks=notebooks, force=True,
+                        client=client)
+    assert calls == ["00_seeded.ipynb", "01_second.ipynb", "01_second.ipynb"]
+
+
 def test_a_forced_point_that_fails_is_no_longer_marked_done(
         notebooks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[dict[str, Any]] = []

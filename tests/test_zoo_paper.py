@@ -140,6 +140,37 @@ def test_safe_load_allows_numpy_scalars_and_refuses_other_globals(
     assert load_checkpoint(path)["args"].eps == 1.0
 
 
+@pytest.mark.parametrize("legacy", [True, False])
+def test_safe_load_reads_numpy_scalars_a_numpy_1_checkpoint_holds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, legacy: bool) -> None:
+    """numpy 1.x pickled its scalars and arrays as numpy.core.multiarray.scalar/_reconstruct
+    (numpy 2: numpy._core); such a file was refused as untrusted under numpy 2."""
+    import zipfile
+
+    monkeypatch.delenv("ADVLENS_TRUST_CHECKPOINTS", raising=False)
+    path = tmp_path / "numpy1.pt"
+    torch.save({"model": {"w": torch.ones(2)}, "epoch": np.int64(90), "acc": np.float64(0.5),
+                "mean": np.arange(3.0)}, path, _use_new_zipfile_serialization=not legacy)
+
+    def as_numpy1(pickled: bytes) -> bytes:  # protocol 2 names a global as "module\nname\n"
+        return pickled.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
+
+    if legacy:
+        path.write_bytes(as_numpy1(path.read_bytes()))
+    else:
+        with zipfile.ZipFile(path) as source:
+            entries = [(item, source.read(item.filename)) for item in source.infolist()]
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as rewritten:
+            for item, data in entries:
+                rewritten.writestr(item, as_numpy1(data) if item.filename.endswith(
+                    "data.pkl") else data)
+    assert b"numpy.core.multiarray" in path.read_bytes() or not legacy
+    loaded = load_checkpoint(path)
+    assert loaded["epoch"] == 90 and loaded["acc"] == 0.5
+    np.testing.assert_array_equal(loaded["mean"], np.arange(3.0))
+    assert torch.equal(loaded["model"]["w"], torch.ones(2))
+
+
 def test_a_corrupt_checkpoint_is_unreadable_not_untrusted(tmp_path: Path) -> None:
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     for trust in (False, True):  # trusting a corrupt file does not make it readable

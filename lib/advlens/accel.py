@@ -144,10 +144,19 @@ def _free_bytes(device: torch.device) -> int:
 
 @contextlib.contextmanager
 def _count_saved() -> Iterator[list[int]]:
-    total = [0]
+    """The bytes of the tensors autograd saves, each memory block once (a ReLU's output that
+    the next layer saves too, the q, k, v views of one projection)."""
+    total, seen = [0], set()
 
     def pack(t: Tensor) -> Tensor:
-        total[0] += t.numel() * t.element_size()
+        try:
+            storage = t.untyped_storage()
+            key, size = storage.data_ptr(), storage.nbytes()
+        except (RuntimeError, NotImplementedError):  # a tensor without its own storage
+            key, size = id(t), t.numel() * t.element_size()
+        if key not in seen:
+            seen.add(key)
+            total[0] += size
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -157,8 +166,9 @@ def _count_saved() -> Iterator[list[int]]:
 def bytes_per_image(model: nn.Module, shape: tuple[int, ...], *, backward: bool = True,
                     device: torch.device | str | None = None) -> int:
     """Memory one image of ``shape`` (C, H, W) needs in a forward (+ input-gradient) pass: the
-    bytes autograd saves for backward per image (measured on a batch of 2), or the largest
-    activation when ``backward`` is False."""
+    bytes autograd saves for backward per image (what a batch of 4 saves beyond a batch of 2:
+    the weights it saves once a batch are not an image's), or the largest activation when
+    ``backward`` is False."""
     device = torch.device(device) if device is not None else next(
         (p.device for p in model.parameters()), torch.device("cpu"))
     # the measuring pass leaves the caller's random state (the images, dropout) and the model's
@@ -178,10 +188,16 @@ def _measure(model: nn.Module, shape: tuple[int, ...], backward: bool,
     x = torch.rand(2, *shape, device=device)
     if backward:
         # autograd on whatever the caller's mode: under no_grad or inference_mode it saved
-        # nothing, and one image seemed to need 1 byte (the batch was always max_batch)
-        with torch.inference_mode(False), torch.enable_grad(), _count_saved() as total:
-            model(x.clone().requires_grad_())
-        return max(1, total[0] // 2)
+        # nothing, and one image seemed to need 1 byte (the batch was always max_batch).
+        # Per image: what 2 more images add. Autograd also saves the weights (for the input
+        # gradient), once per batch: halving a batch of 2's total counted half the weights as
+        # each image's (ResNet-18 at 64x64: 26 MB an image, not 2.7)
+        saved = []
+        for batch in (x, torch.rand(4, *shape, device=device)):
+            with torch.inference_mode(False), torch.enable_grad(), _count_saved() as total:
+                model(batch.clone().requires_grad_())
+            saved.append(total[0])
+        return max(1, (saved[1] - saved[0]) // 2)
     sizes: list[int] = []
     handles = [m.register_forward_hook(
         lambda _m, _i, o: sizes.append(o.numel() * o.element_size()

@@ -33,6 +33,9 @@ def _numpy_globals() -> list[Any]:
     except ImportError:  # pragma: no cover - numpy 1.x
         from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
     found += [scalar, _reconstruct]
+    # files written under numpy 1.x (most published checkpoints) name them numpy.core.multiarray
+    found += [(obj, f"numpy.core.multiarray.{obj.__name__}") for obj in (scalar, _reconstruct)
+              if obj.__module__ != "numpy.core.multiarray"]
     dtypes = getattr(np, "dtypes", None)
     if dtypes is not None:
         found += [getattr(dtypes, n) for n in ("Float64DType", "Float32DType", "Int64DType",

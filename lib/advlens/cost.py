@@ -20,10 +20,11 @@ experiments are paper code, which this kernel module does not import).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,17 @@ class Gpu:
 GPUS = (Gpu("H100", 989e12, 0.40), Gpu("A100", 312e12, 0.40))
 
 
+@contextlib.contextmanager
+def _counted_attention() -> Iterator[None]:
+    """Attention as matrix products while FLOPs are counted: on the CPU,
+    ``F.scaled_dot_product_attention`` (timm's fused attention) runs a flash kernel that
+    ``FlopCounterMode`` does not know, and its QKᵀ and AV products counted 0 FLOPs."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):
+        yield
+
+
 def pass_flops(model: nn.Module, size: int, channels: int = 3) -> tuple[float, float]:
     """(forward, backward) FLOPs of ``model`` on one ``size``×``size`` image, measured with
     ``FlopCounterMode``; the backward pass is the input gradient with parameters frozen."""
@@ -60,11 +72,11 @@ def pass_flops(model: nn.Module, size: int, channels: int = 3) -> tuple[float, f
         p.requires_grad_(False)
     x = torch.rand(1, channels, size, size, requires_grad=True)
     counter = FlopCounterMode(display=False)
-    with counter:
+    with _counted_attention(), counter:
         out = model(x)
     forward = counter.get_total_flops()
     counter = FlopCounterMode(display=False)
-    with counter:
+    with _counted_attention(), counter:
         out.float().sum().backward()
     return float(forward), float(counter.get_total_flops())
 
@@ -101,7 +113,7 @@ def train_step_flops(config: Any, batch: int = 2) -> float:
     model.train()
     counter = FlopCounterMode(display=False)
     counter.mod_tracker = _NoModules()
-    with counter:
+    with _counted_attention(), counter:
         inputs = training_inputs(model, step, config, torch.Generator().manual_seed(0))
         loss, _ = training_loss(model, step, inputs, config)
         loss.backward()

@@ -305,29 +305,37 @@ def _as_run(record: dict[str, Any]) -> NotebookRun:
                        float(record["wall_time_s"]))
 
 
-def _grid_point(task: tuple[str, Sequence[str] | None, Path, dict[str, Any], bool,
+def _grid_point(task: tuple[str, Sequence[str], Path, dict[str, Any], bool,
                             Path | None]) -> list[NotebookRun]:
     import asyncio
 
     from advlens.parallel import tune_allocator_on_worker
 
-    preset, only, folder, point, progress, notebooks = task
+    preset, names, folder, point, progress, notebooks = task
     tune_allocator_on_worker()  # the kernels inherit the environment
     # a worker thread may inherit (or share) an event loop that is already running;
     # papermill's synchronous client needs a loop of its own
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    runs: list[NotebookRun] = []
     try:
-        runs = run(preset, only=only, out=folder, params=point, progress=progress,
-                   notebooks=notebooks)
+        # one notebook at a time, each recorded in done.json as it completes: a point stopped
+        # by a later notebook (failed, killed) reruns only the notebooks that did not complete,
+        # here too when dask retries the task
+        for name in names:
+            if name in _read_done(folder):
+                continue
+            ran = run(preset, only=[_NUMBERED.match(name).group(1)], out=folder, params=point,
+                      progress=progress, notebooks=notebooks)
+            runs += ran
+            done = _read_done(folder)
+            done.update({r.notebook: {"notebook": r.notebook, "executed": str(r.executed),
+                                      "out_dir": str(r.out_dir), "wall_time_s": r.wall_time_s}
+                         for r in ran})
+            _write_done(folder, {"preset": preset, "params": point}, done)
     finally:
         asyncio.set_event_loop(None)
         loop.close()
-    done = _read_done(folder)
-    done.update({r.notebook: {"notebook": r.notebook, "executed": str(r.executed),
-                              "out_dir": str(r.out_dir), "wall_time_s": r.wall_time_s}
-                 for r in runs})
-    _write_done(folder, {"preset": preset, "params": point}, done)
     return runs
 
 
@@ -341,12 +349,13 @@ def run_grid(grid: Mapping[str, Sequence[Any]], preset: str = "laptop", *,
 
     Every point's knobs are checked before anything runs or any folder is made. Each folder
     holds ``params.json``; a folder already holding a different parameter set is never
-    overwritten (FileExistsError). A point whose notebooks all completed gets ``done.json`` and
-    is skipped when the grid runs again (its recorded runs are returned) unless ``force``; an
-    interrupted or failed point runs again. A failing point does not stop the others: every
-    point runs, then :class:`GridFailed` lists the failed points. ``client`` (or
-    ``$ADVLENS_SCHEDULER``): run the points on a dask cluster (:func:`advlens.parallel.pmap`,
-    a failing point is retried once there).
+    overwritten (FileExistsError). Each notebook of a point is recorded in ``done.json`` as it
+    completes; when the grid runs again a point runs only its notebooks not recorded there
+    (none: it is skipped and its recorded runs are returned) unless ``force`` reruns them all,
+    so an interrupted or failed point resumes at the notebook that stopped it. A failing point
+    does not stop the others: every point runs, then :class:`GridFailed` lists the failed
+    points. ``client`` (or ``$ADVLENS_SCHEDULER``): run the points on a dask cluster
+    (:func:`advlens.parallel.pmap`, a failing point is retried once there).
     """
     for key, values in grid.items():
         if isinstance(values, str | bytes) or not isinstance(values, Sequence):
@@ -372,15 +381,15 @@ def run_grid(grid: Mapping[str, Sequence[Any]], preset: str = "laptop", *,
     for i, (point, folder, record) in enumerate(points):
         atomic_write_json(folder / "params.json", record)
         done = _read_done(folder)
-        if not force and all(name in done for name in requested[folder]):
+        todo = [name for name in requested[folder] if force or name not in done]
+        if not todo:
             results[i] = [_as_run(done[name]) for name in requested[folder]]
             print(f"{folder.name}: completed before (done.json); skipped (force=True reruns it)",
                   file=sys.stderr, flush=True)
             continue
         # the notebooks about to run are no longer done until they complete again
-        _write_done(folder, record, {k: v for k, v in done.items()
-                                     if k not in requested[folder]})
-        tasks.append((preset, only, folder, point, progress, notebooks))
+        _write_done(folder, record, {k: v for k, v in done.items() if k not in todo})
+        tasks.append((preset, todo, folder, point, progress, notebooks))
         where.append(i)
     from advlens.parallel import SCHEDULER_ENV, pmap
 
@@ -401,6 +410,12 @@ def run_grid(grid: Mapping[str, Sequence[Any]], preset: str = "laptop", *,
                         for f in err.failures]
         for j, runs in enumerate(ran):
             results[where[j]] = runs
+    for i in where:  # a resumed point: the runs recorded before too, in notebook order
+        if results[i] is not None:
+            folder = points[i][1]
+            done = _read_done(folder)
+            results[i] = [_as_run(done[name]) for name in requested[folder]
+                          if name in done]
     if failures:
         raise GridFailed(results, failures, [folder for _, folder, _ in points])
     return [(point, runs) for (point, _, _), runs in zip(points, results, strict=True)]
