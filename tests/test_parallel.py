@@ -270,3 +270,26 @@ def test_scheduler_from_the_environment_is_disconnected_after_each_map(
         # a client given by the caller stays open
         assert pmap(_square, [2], client=watcher, progress=False) == [4]
         assert watcher.status == "running"
+
+
+def test_a_config_sent_to_a_worker_is_loaded_never_trained_or_evaluated(
+        isolated_data: str) -> None:
+    """zoo.load on a worker trained a model missing from the cache there, and ran a robust
+    evaluation its metadata lacked (then wrote it into the shared file): a worker only loads."""
+    import json
+
+    from advlens.parallel import _model_task
+    from advlens.zoo import ModelConfig, cache, load
+
+    config = ModelConfig("mlp-s", epochs=1, n_train=48, n_test=32, batch_size=16)
+    with pytest.raises(FileNotFoundError, match=r"mlp-s.* is not in the zoo cache .*build it"):
+        _model_task((_rep_sum, config, (torch.rand(2, 1, 16, 16),), {}))
+    assert not cache.cache_paths(config).checkpoint.exists()  # nothing trained
+    # built at another robust-evaluation radius than zoo.load's default
+    model = load(config, progress=False, robust_eval_eps=0.25, robust_eval_n=16).model
+    meta = cache.cache_paths(config).meta
+    before = meta.read_text()
+    x = torch.rand(3, 1, 16, 16)
+    got = _model_task((_rep_sum, config, (x,), {"scale": 2.0}))
+    torch.testing.assert_close(got, _rep_sum(model, x, scale=2.0))
+    assert meta.read_text() == before and len(json.loads(before)["robust"]) == 1

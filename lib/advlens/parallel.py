@@ -25,9 +25,12 @@ import os
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from torch import nn
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -144,10 +147,28 @@ def _model_task(task: tuple[Any, Any, tuple, dict]) -> Any:
     fn, model, args, kwargs = task
     tune_allocator_on_worker()
     if isinstance(model, ModelConfig):  # loaded on the worker, from the shared zoo cache
-        from advlens.zoo import load
-
-        model = load(model, progress=False).model
+        model = _cached_model(model)
     return fn(model, *args, **kwargs)
+
+
+def _cached_model(config: Any) -> nn.Module:
+    """``config``'s weights from the shared zoo cache (published models: their weights file),
+    in eval mode, with nothing trained or evaluated: ``zoo.load`` on a worker would train a
+    missing model there, or run a robust evaluation the cache lacks (at its default settings)
+    and write it into the metadata that other workers read."""
+    from advlens import accel
+    from advlens.zoo import cache, paper
+
+    if config.source != "trained":  # as zoo.load gives it: fp32 on the worker's device
+        return accel.prepare(paper.load_model(config), kind="inversion",
+                             device=accel.env_device())
+    found = cache.load_cached(config)
+    if found is None:
+        raise FileNotFoundError(f"{config.name} is not in the zoo cache "
+                                f"({cache.cache_paths(config).checkpoint}); build it first "
+                                "(advlens.zoo.build or load in the main process), then send "
+                                "its config to the workers.")
+    return found[0].eval()
 
 
 def map_models(fn: Callable[..., R], models: Mapping[str, Any], *args: Any,
