@@ -325,8 +325,11 @@ def _grid_point(task: tuple[str, Sequence[str], Path, dict[str, Any], bool,
         for name in names:
             if name in _read_done(folder):
                 continue
-            ran = run(preset, only=[_NUMBERED.match(name).group(1)], out=folder, params=point,
-                      progress=progress, notebooks=notebooks)
+            number = _NUMBERED.match(name).group(1)
+            # the knobs this notebook declares (run_grid checked the point against all of them)
+            declared = notebook_parameters(discover([number], notebooks)[0])
+            ran = run(preset, only=[number], out=folder, progress=progress, notebooks=notebooks,
+                      params={k: v for k, v in point.items() if k in declared})
             runs += ran
             done = _read_done(folder)
             done.update({r.notebook: {"notebook": r.notebook, "executed": str(r.executed),
