@@ -385,3 +385,21 @@ def test_imagefolder_kaggle_flat_refuses_unlabelled_images_and_bad_csv(tmp_path)
         imagefolder(val, progress=False)
     with pytest.raises(FileNotFoundError, match="image labels"):
         imagefolder(val, labels=tmp_path / "nope.csv", progress=False)
+
+
+def test_imagefolder_kaggle_csv_saved_with_a_bom_crlf_or_file_names_reads_alike(tmp_path):
+    """The solution CSV re-saved by Excel / PowerShell (UTF-8 byte-order mark, CRLF line ends),
+    or listing the images' file names, labels the images as Kaggle's own CSV does."""
+    wnids = ["n01440764", "n01443537", "n01484850"]
+    val = _write_kaggle(tmp_path, np.random.default_rng(6), wnids, [2, 0, 1, 1])
+    ref = imagefolder(val, progress=False)
+    csv_path, synsets = tmp_path / "LOC_val_solution.csv", tmp_path / "LOC_synset_mapping.txt"
+    text, mapping = csv_path.read_text(), synsets.read_text()
+    with_names = text.replace(",n0", ".JPEG,n0")
+    assert with_names.count(".JPEG,") == 4
+    for csv_text, mapping_text in ((text, mapping), (with_names, mapping)):
+        csv_path.write_bytes(b"\xef\xbb\xbf" + csv_text.replace("\n", "\r\n").encode())
+        synsets.write_bytes(b"\xef\xbb\xbf" + mapping_text.replace("\n", "\r\n").encode())
+        got = imagefolder(val, progress=False)
+        assert got.classes == ref.classes == wnids
+        assert torch.equal(got.labels, ref.labels) and torch.equal(got.images, ref.images)

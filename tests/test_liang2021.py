@@ -397,3 +397,19 @@ def test_summary_and_correlations_keep_the_order_of_the_rows() -> None:
     assert list(zip(summary["experiment"], summary["source"], strict=True)) == [
         ("B-digits", "s0"), ("B-digits", "s1"), ("B-digits", "s2"),
         ("A-digits", "4/4"), ("A-digits", "0/4"), ("A-digits", "2/4")]
+
+
+def test_findings_leave_untested_a_ci_too_few_points_at_its_level_cannot_test() -> None:
+    # 5 perfectly ordered points: every ordering of 5 has exact p = 1/120 > 0.005, so at
+    # level 0.99 they cannot test the sign (6 needed); the claim is untested, not refuted
+    n = 5
+    rows = _rows(list(np.linspace(0.3, 0.9, n)), list(np.linspace(0, 1, n)))
+    assert 1 / math.factorial(n) > (1 - 0.99) / 2 > 1 / math.factorial(n + 1)
+    corr = liang2021.correlations(rows, n_boot=200, level=0.99)
+    assert (corr["lo"] > 0).all() and not corr["holds"].any()
+    table = liang2021.findings(liang2021.summarize(rows), corr)
+    assert table["holds"].isna().all() and table["evidence"].str.contains("too few").all()
+    # at 0.95 the same 5 points test it, and it holds
+    table = liang2021.findings(liang2021.summarize(rows),
+                               liang2021.correlations(rows, n_boot=200))
+    assert list(table["holds"]) == [True, True]

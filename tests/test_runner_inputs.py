@@ -232,3 +232,27 @@ def test_a_forced_point_that_fails_is_no_longer_marked_done(
         runner.run_grid({"seed": [0]}, "smoke", out=tmp_path / "grid", notebooks=notebooks,
                         force=True)
     assert not (folder / "done.json").exists()
+
+
+def test_a_grid_knob_reaches_the_second_notebook_of_a_number_that_declares_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two notebooks of one number (07_a, 07_b), the knob declared by 07_b only: a point run
+    notebook by notebook filtered the knobs by 07_a's parameters cell, and 07_b ran silently
+    with its own default."""
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    write_notebook(folder / "07_a.ipynb", "pass\n", 'preset = "laptop"\nout_dir = None\n')
+    write_notebook(folder / "07_b.ipynb", "pass\n", 'preset = "laptop"\nout_dir = None\nk = 1\n')
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def execute(path: Path, out_dir: Path, params: dict[str, Any],
+                progress: bool) -> runner.NotebookRun:
+        seen.append((path.name, params))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return runner.NotebookRun(path.name, out_dir / path.name, out_dir, 0.5)
+
+    monkeypatch.setattr(runner, "_execute", execute)
+    ((_, runs),) = runner.run_grid({"k": [5]}, "smoke", out=tmp_path / "grid", notebooks=folder)
+    assert seen == [("07_a.ipynb", {"preset": "smoke"}),
+                    ("07_b.ipynb", {"preset": "smoke", "k": 5})]
+    assert [r.notebook for r in runs] == ["07_a.ipynb", "07_b.ipynb"]

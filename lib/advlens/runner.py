@@ -326,8 +326,10 @@ def _grid_point(task: tuple[str, Sequence[str], Path, dict[str, Any], bool,
             if name in _read_done(folder):
                 continue
             number = _NUMBERED.match(name).group(1)
-            # the knobs this notebook declares (run_grid checked the point against all of them)
-            declared = notebook_parameters(discover([number], notebooks)[0])
+            # the knobs the notebooks of this number declare (run_grid checked the point against
+            # all of them; run passes each notebook its own); a folder may hold two of a number,
+            # which run runs together
+            declared = set().union(*map(notebook_parameters, discover([number], notebooks)))
             ran = run(preset, only=[number], out=folder, progress=progress, notebooks=notebooks,
                       params={k: v for k, v in point.items() if k in declared})
             runs += ran

@@ -106,7 +106,8 @@ def flat_labels(labels: str | Path) -> tuple[list[str], dict[str, str]]:
         raise missing(path, f"image labels ({KAGGLE_LABELS})",
                       "Give the solution CSV of Kaggle's ImageNet download (ImageId,"
                       "PredictionString).")
-    with path.open(newline="") as f:
+    # utf-8-sig: a CSV re-saved by Excel or PowerShell starts with a byte-order mark
+    with path.open(newline="", encoding="utf-8-sig") as f:
         rows = list(csv.reader(f))
     if not rows or [c.strip() for c in rows[0][:2]] != ["ImageId", "PredictionString"]:
         raise corrupt(path, "expected the header 'ImageId,PredictionString'")
@@ -117,7 +118,8 @@ def flat_labels(labels: str | Path) -> tuple[list[str], dict[str, str]]:
         wnid_of[row[0].strip()] = row[1].split()[0]
     synsets = path.with_name(KAGGLE_SYNSETS)
     if synsets.is_file():
-        classes = [ln.split()[0] for ln in synsets.read_text().splitlines() if ln.strip()]
+        classes = [ln.split()[0] for ln in synsets.read_text(encoding="utf-8-sig").splitlines()
+                   if ln.strip()]
         unknown = sorted(set(wnid_of.values()) - set(classes))
         if unknown:
             raise corrupt(path, f"wnids {unknown[:3]} are not in {synsets}")
@@ -131,13 +133,15 @@ def _flat_files(base: Path, labels: Path) -> tuple[list[str], dict[str, list[Pat
     classes, wnid_of = flat_labels(labels)
     images = sorted(p for p in base.iterdir()
                     if p.suffix.lower() in EXTENSIONS and not p.name.startswith("."))
-    unlabelled = [p.name for p in images if p.stem not in wnid_of]
+    # Kaggle's ids are the names without extension; a CSV listing file names works too
+    ids = {p: p.stem if p.stem in wnid_of else p.name for p in images}
+    unlabelled = [p.name for p in images if ids[p] not in wnid_of]
     if unlabelled:
         raise ValueError(f"{len(unlabelled)} image(s) under {base} have no row in {labels}, e.g. "
                          f"{', '.join(unlabelled[:3])}: give the solution CSV of these images.")
     listed: dict[str, list[Path]] = {name: [] for name in classes}
     for p in images:
-        listed[wnid_of[p.stem]].append(p)
+        listed[wnid_of[ids[p]]].append(p)
     return classes, listed
 
 

@@ -357,7 +357,9 @@ def findings(summary: pd.DataFrame, corr: pd.DataFrame) -> pd.DataFrame:
         g = summary[summary["experiment"] == r.experiment]
         best = {m: g.loc[g[m].idxmax(), "source"] for m in ("transfer_acc", r.metric)}
         name = {"alpha1": "α₁", "alpha2": "α₂"}[r.metric]
-        enough = r.n >= min_testable_points()
+        # too few points: fewer than 5, or a CI above 0 that correlations() did not count as
+        # holding (it tests the count at its own CI level: 6 at 0.99)
+        enough = bool(r.holds) or (r.n >= min_testable_points() and not r.lo > 0)
         defined = bool(np.isfinite(r.lo) and np.isfinite(r.hi) and enough)
         rows.append({
             "finding": f"{r.experiment}: knowledge transfer rises with {name}",
@@ -365,7 +367,8 @@ def findings(summary: pd.DataFrame, corr: pd.DataFrame) -> pd.DataFrame:
             "evidence": (f"Spearman ρ {r.rho:.3f} [{r.lo:.3f}, {r.hi:.3f}] over {r.n} "
                          f"(source, seed) points"
                          + ("" if enough else f" (too few to test: {min_testable_points()} "
-                            "needed)")
+                            "needed" + ("" if r.n < min_testable_points() else
+                                        ", more at the CI's level") + ")")
                          + f"; best transfer `{best['transfer_acc']}` "
                          f"({g['transfer_acc'].max():.3f}), highest {name} "
                          f"`{best[r.metric]}` ({g[r.metric].max():.3f})"),
