@@ -65,6 +65,15 @@ def test_bytes_per_image_counts_an_images_activations_only() -> None:
     assert accel.bytes_per_image(model, (3, 8, 8)) == (192 + 1000) * 4
 
 
+def test_bytes_per_image_of_a_frozen_affine_model_is_its_largest_activation() -> None:
+    """A frozen affine model saves nothing per image for the input gradient (the weight is
+    all its backward needs): it measured 1 byte an image, and batch_size_for took the largest
+    batch whatever the memory. Hand count: the flattened input, 192 floats."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10)).eval().requires_grad_(False)
+    assert accel.bytes_per_image(model, (3, 8, 8)) == 192 * 4
+    assert accel.bytes_per_image(model, (3, 8, 8), backward=False) == 192 * 4
+
+
 def test_preparing_again_replaces_the_earlier_settings() -> None:
     """A model prepared for bf16 (features, attacks) and then for fp32 (inversion) runs in fp32:
     the wrappers were nested and the inner bf16 one still ran."""

@@ -167,8 +167,8 @@ def bytes_per_image(model: nn.Module, shape: tuple[int, ...], *, backward: bool 
                     device: torch.device | str | None = None) -> int:
     """Memory one image of ``shape`` (C, H, W) needs in a forward (+ input-gradient) pass: the
     bytes autograd saves for backward per image (what a batch of 4 saves beyond a batch of 2:
-    the weights it saves once a batch are not an image's), or the largest activation when
-    ``backward`` is False."""
+    the weights it saves once a batch are not an image's) but at least its largest activation,
+    or that activation alone when ``backward`` is False."""
     device = torch.device(device) if device is not None else next(
         (p.device for p in model.parameters()), torch.device("cpu"))
     # the measuring pass leaves the caller's random state (the images, dropout) and the model's
@@ -185,19 +185,27 @@ def bytes_per_image(model: nn.Module, shape: tuple[int, ...], *, backward: bool 
 
 def _measure(model: nn.Module, shape: tuple[int, ...], backward: bool,
              device: torch.device) -> int:
-    x = torch.rand(2, *shape, device=device)
-    if backward:
-        # autograd on whatever the caller's mode: under no_grad or inference_mode it saved
-        # nothing, and one image seemed to need 1 byte (the batch was always max_batch).
-        # Per image: what 2 more images add. Autograd also saves the weights (for the input
-        # gradient), once per batch: halving a batch of 2's total counted half the weights as
-        # each image's (ResNet-18 at 64x64: 26 MB an image, not 2.7)
-        saved = []
-        for batch in (x, torch.rand(4, *shape, device=device)):
-            with torch.inference_mode(False), torch.enable_grad(), _count_saved() as total:
-                model(batch.clone().requires_grad_())
-            saved.append(total[0])
-        return max(1, (saved[1] - saved[0]) // 2)
+    largest = _largest_activation(model, shape, device)
+    if not backward:
+        return largest
+    # autograd on whatever the caller's mode: under no_grad or inference_mode it saved
+    # nothing, and one image seemed to need 1 byte (the batch was always max_batch).
+    # Per image: what 2 more images add. Autograd also saves the weights (for the input
+    # gradient), once per batch: halving a batch of 2's total counted half the weights as
+    # each image's (ResNet-18 at 64x64: 26 MB an image, not 2.7)
+    saved = []
+    for n in (2, 4):
+        batch = torch.rand(n, *shape, device=device)
+        with torch.inference_mode(False), torch.enable_grad(), _count_saved() as total:
+            model(batch.clone().requires_grad_())  # (a clone: not an inference tensor)
+        saved.append(total[0])
+    # at least the largest activation: a frozen affine model saves nothing per image for the
+    # input gradient, yet its activations still take memory (it measured 1 byte an image)
+    return max(largest, (saved[1] - saved[0]) // 2)
+
+
+def _largest_activation(model: nn.Module, shape: tuple[int, ...], device: torch.device) -> int:
+    """The bytes of the largest module output per image (a forward pass of 2 images)."""
     sizes: list[int] = []
     handles = [m.register_forward_hook(
         lambda _m, _i, o: sizes.append(o.numel() * o.element_size()
@@ -205,7 +213,7 @@ def _measure(model: nn.Module, shape: tuple[int, ...], backward: bool,
         for m in model.modules()]
     try:
         with torch.no_grad():
-            model(x)
+            model(torch.rand(2, *shape, device=device))
     finally:
         for h in handles:
             h.remove()
