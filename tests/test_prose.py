@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -140,3 +141,11 @@ def test_readme_section_keeps_cells_that_pandas_would_read_as_missing(tmp_path: 
     assert findings.readme_section(tmp_path, notebooks=tmp_path).splitlines() == [
         "**02_x** (`02_x/02_findings.csv`)", "",
         "- **NA rows** — does not hold: n/a.", "- **b** — not testable here: None. Paper: quoted."]
+
+
+@pytest.mark.parametrize(("checks", "expected"), [
+    ([True, True], True), ([True, None], None), ([None, False, True], False),
+    ([np.bool_(False), None], False), ([None], None), ([], True)])
+def test_combine_lets_a_failing_check_refute_and_an_untested_one_leave_it_untested(
+        checks: list, expected: bool | None) -> None:
+    assert findings.combine(iter(checks)) is expected

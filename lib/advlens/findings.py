@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,13 @@ def verdict(holds: Any) -> str:
     if isinstance(holds, bool | np.bool_):
         return "holds" if holds else "does not hold"
     return str(holds)
+
+
+def combine(checks: Iterable[bool | None]) -> bool | None:
+    """One verdict from several checks of a claim (per attack, pair or fit): a failing check
+    refutes it whatever the others, an untested one (None) leaves it untested, else it holds."""
+    checks = list(checks)
+    return False if False in checks else None if None in checks else True
 
 
 def encode_statistics(values: Mapping[str, float]) -> str:

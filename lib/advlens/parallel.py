@@ -156,12 +156,11 @@ def _cached_model(config: Any) -> nn.Module:
     in eval mode, with nothing trained or evaluated: ``zoo.load`` on a worker would train a
     missing model there, or run a robust evaluation the cache lacks (at its default settings)
     and write it into the metadata that other workers read."""
-    from advlens import accel
-    from advlens.zoo import cache, paper
+    from advlens.zoo import cache
+    from advlens.zoo.builder import published_model
 
-    if config.source != "trained":  # as zoo.load gives it: fp32 on the worker's device
-        return accel.prepare(paper.load_model(config), kind="inversion",
-                             device=accel.env_device())
+    if config.source != "trained":
+        return published_model(config)
     found = cache.load_cached(config)
     if found is None:
         raise FileNotFoundError(f"{config.name} is not in the zoo cache "

@@ -28,7 +28,7 @@ from advlens.alignment import saliency, spearman_alignment
 from advlens.checks import as_tensor, check_images, check_labels
 from advlens.data import ImageSet, twin_cue
 from advlens.features import accuracy, predict
-from advlens.findings import encode_statistics
+from advlens.findings import combine, encode_statistics
 from advlens.stats import Estimate, bootstrap_ci, min_testable_points
 from advlens.zoo.config import ModelConfig
 
@@ -275,7 +275,7 @@ def _rho_claim(corr: pd.DataFrame, quantity: str, sign: int) -> tuple[bool | Non
     needed = min_testable_points()
     checks = [None if not np.isfinite([r.rho, r.lo, r.hi]).all() or r.n_models < needed else
               bool(r.lo > 0) if sign > 0 else bool(r.hi < 0) for r in part.itertuples()]
-    holds = False if False in checks else None if None in checks else True
+    holds = combine(checks)
     text = "; ".join(
         f"{r.attack}: ρ = {r.rho:.2f} [{r.lo:.2f}, {r.hi:.2f}] (n = {r.n_models}"
         + (f", too few models to test: {needed} needed)" if r.n_models < needed else ")")
@@ -299,7 +299,7 @@ def _pair_claim(arrows: pd.DataFrame, test: str) -> tuple[bool | None, str]:
     ok = finite.eval(test)
     # as for ρ: a failing pair refutes the claim, an undefined one (e.g. a model never broken)
     # leaves "every pair" untested
-    holds = False if not ok.all() else None if not defined.all() else True
+    holds = combine([*map(bool, ok), *[None] * int((~defined).sum())])
     untested = f", {int((~defined).sum())} undefined" if not defined.all() else ""
     return holds, f"{int(ok.sum())}/{len(ok)} pairs with a finite value{untested}: {text}"
 

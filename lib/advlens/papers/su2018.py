@@ -34,7 +34,7 @@ from advlens.attacks.core import tqdm_disabled
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor, check_images, check_labels
 from advlens.features import predict
-from advlens.findings import encode_statistics
+from advlens.findings import combine, encode_statistics
 from advlens.stats import Estimate, LinearFit, bootstrap_ci, linear_fit, min_testable_points
 
 
@@ -461,7 +461,7 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
               or law.loc[a].get("n_models", np.inf) < min_testable_points() else
               bool(law.loc[a, "slope_lo"] > 0 and law.loc[a, "r2"] >= LAW_MIN_R2)
               for a in LAW_ATTACKS]
-    holds1 = False if False in checks else None if None in checks else True
+    holds1 = combine(checks)
     rows = [{"finding": "1 linear scaling law", "holds": holds1, "evidence": "; ".join(
         f"{a}: slope {law.loc[a, 'slope']:.3g} [{law.loc[a, 'slope_lo']:.3g}, "
         f"{law.loc[a, 'slope_hi']:.3g}], R² {law.loc[a, 'r2']:.2f}" for a in law.index)}]
@@ -470,7 +470,7 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
     checks = [None if a not in eff.index or not np.isfinite(eff.loc[a, "eta2_family"]) else
               bool(eff.loc[a, "eta2_family"] > eff.loc[a, "r2_log_size"]
                    and eff.loc[a, "p_family"] < FAMILY_ALPHA) for a in LAW_ATTACKS]
-    holds2 = False if False in checks else None if None in checks else True
+    holds2 = combine(checks)
     rows.append({"finding": "2 architecture > size", "holds": holds2, "evidence": "; ".join(
         f"{a}: η² family {eff.loc[a, 'eta2_family']:.2f} (null {eff.loc[a, 'eta2_null']:.2f}, "
         f"p {eff.loc[a, 'p_family']:.3f}) vs R² log size {eff.loc[a, 'r2_log_size']:.2f}"
@@ -564,7 +564,7 @@ def finding_within_family(family_laws: pd.DataFrame) -> dict[str, Any]:
                 "evidence": "no family has enough models of distinct error"}
     ok = (fitted["slope_lo"] > 0) & (fitted["r2"] >= LAW_MIN_R2)
     enough = fitted["n_models"] >= min_testable_points()
-    holds = False if not ok[enough].all() else None if not enough.all() else True
+    holds = combine(bool(o) if e else None for o, e in zip(ok, enough, strict=True))
     stats = {f"{r.family}_{r.attack}_{k}": getattr(r, k) for r in fitted.itertuples()
              for k in ("slope", "slope_lo", "slope_hi", "r2")}
     evidence = "; ".join(f"{r.family} {r.attack}: slope {r.slope:.3g} [{r.slope_lo:.3g}, "

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from torch import nn
 from tqdm.auto import tqdm
 
 from advlens import accel
@@ -70,14 +71,19 @@ def _eval_data(config: ModelConfig, split: str, n: int | None,
     return memo[key]
 
 
+def published_model(config: ModelConfig, trust: bool | None = None) -> nn.Module:
+    """A published model's weights as the zoo serves them, nothing evaluated: on CUDA when
+    available (or ``$ADVLENS_DEVICE``), fp32 -- one model serves inversion too, which bf16
+    changes beyond tolerance -- and channels-last (:mod:`advlens.accel`)."""
+    return accel.prepare(paper.load_model(config, trust=trust), kind="inversion",
+                         device=accel.env_device())
+
+
 def _published(config: ModelConfig, root: str | Path | None, settings: RobustEval,
                memo: _DataCache | None, trust: bool | None) -> ZooEntry:
     """A published model, with its clean and robust accuracy on ImageNet validation images
     evaluated once per weights file and setting (cached in the zoo's metadata file)."""
-    # on CUDA when available (or $ADVLENS_DEVICE): fp32 -- one model serves inversion too, which
-    # bf16 changes beyond tolerance -- and channels-last (advlens.accel)
-    model = accel.prepare(paper.load_model(config, trust=trust), kind="inversion",
-                          device=accel.env_device())
+    model = published_model(config, trust)
     weights = paper.weights_path(config)
     stamp = {"path": str(weights), "size": weights.stat().st_size,
              "mtime": weights.stat().st_mtime}
