@@ -322,8 +322,9 @@ def _grid_point(task: tuple[str, Sequence[str], Path, dict[str, Any], bool,
         # one notebook at a time, each recorded in done.json as it completes: a point stopped
         # by a later notebook (failed, killed) reruns only the notebooks that did not complete,
         # here too when dask retries the task
+        done = _read_done(folder)
         for name in names:
-            if name in _read_done(folder):
+            if name in done:
                 continue
             number = _NUMBERED.match(name).group(1)
             # the knobs the notebooks of this number declare (run_grid checked the point against
@@ -333,7 +334,6 @@ def _grid_point(task: tuple[str, Sequence[str], Path, dict[str, Any], bool,
             ran = run(preset, only=[number], out=folder, progress=progress, notebooks=notebooks,
                       params={k: v for k, v in point.items() if k in declared})
             runs += ran
-            done = _read_done(folder)
             done.update({r.notebook: {"notebook": r.notebook, "executed": str(r.executed),
                                       "out_dir": str(r.out_dir), "wall_time_s": r.wall_time_s}
                          for r in ran})
