@@ -45,6 +45,23 @@ def test_attack_suite_rows_and_correct_images_only() -> None:
     assert results[("a", "ifgsm", "top-2")].targets is not None
 
 
+@pytest.mark.parametrize("kw, message", [
+    ({"target_modes": "random"}, "not the string 'random'"),  # it ran modes 'r', 'a', ...
+    ({"suite": "cw"}, "not the string 'cw'"),  # it read as attacks 'c' and 'w'
+    ({"target_modes": ["random", "random"]}, "repeats"),  # one row, targets drawn twice
+    ({"suite": ["fgsm", "fgsm"]}, "repeats"),  # two identical rows, one result kept
+    ({"target_modes": ["top2"]}, "unknown target_modes"),
+])
+def test_attack_suite_refuses_bad_names_before_attacking(kw: dict, message: str) -> None:
+    class Unused(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise AssertionError("no model may run before the arguments are checked")
+
+    x = centre_images(4, spread=0.3)
+    with pytest.raises(ValueError, match=message):
+        attack_suite({"a": Unused()}, x, torch.zeros(4, dtype=torch.long), settings=TINY, **kw)
+
+
 def _three_models() -> dict[str, torch.nn.Module]:
     models = {f"m{i}": affine_model(k=4, seed=1) for i in range(3)}
     with torch.no_grad():  # related models that disagree on some images: unequal image counts
@@ -266,7 +283,12 @@ def test_finding_3_depth_rule(depth: pd.DataFrame, expected: bool | None) -> Non
 @pytest.mark.parametrize("transfer, expected", [
     (_transfer({"vgg": 0.6, "cnn": 0.5}, {"vgg": 0.1, "cnn": 0.2}), False),  # VGG not broadest
     (_transfer({"vgg": 0.3, "cnn": 0.2}, {"vgg": 0.4, "cnn": 0.2}), False),  # across > within
-    (_transfer({"cnn": 0.6, "mlp": 0.5}, {"cnn": 0.4, "mlp": 0.2}), False),  # no VGG at all
+    # no VGG model: its half is untested (it read False) ...
+    (_transfer({"cnn": 0.6, "mlp": 0.5}, {"cnn": 0.4, "mlp": 0.2}), None),
+    # ... while the within/across half still refutes
+    (_transfer({"cnn": 0.3, "mlp": 0.2}, {"cnn": 0.4, "mlp": 0.2}), False),
+    # VGG tied at the top reaches others as much as any family (idxmax named cnn: False)
+    (_transfer({"vgg": 0.6, "cnn": 0.5}, {"vgg": 0.3, "cnn": 0.3}), True),
     (_transfer({"vgg": float("nan"), "cnn": float("nan")}, {"vgg": 0.4, "cnn": 0.2}), None),
 ])
 def test_finding_4_transfer_rule(transfer: pd.DataFrame, expected: bool | None) -> None:
@@ -297,6 +319,18 @@ def test_finding_4_names_the_families_that_carry_it() -> None:
                         transfer).iloc[3]["evidence"]
     assert "carried by cnn (within − across ≥ 0.05), not by mlp, resnet, vgg" in evidence
     assert "resnet 0.126/0.123" in evidence and "vgg 0.119/0.119" in evidence
+
+
+def test_finding_4_without_a_vgg_model_is_untested_not_refuted() -> None:
+    """A zoo chosen without VGG (``archs``) cannot test "VGG transfers broadly": the finding read
+    'does not hold' there; now 'not testable here', and the evidence says why."""
+    from advlens.findings import verdict
+    from advlens.papers.su2018 import findings
+
+    transfer = _transfer({"cnn": 0.6, "mlp": 0.5}, {"cnn": 0.4, "mlp": 0.2})
+    row = findings(_laws(), _effects(), _depth([("linf", 0.1, 0.2)]), transfer).iloc[3]
+    assert verdict(row["holds"]) == "not testable here"
+    assert row["evidence"].endswith("vgg: no model in this zoo")
 
 
 def test_finding_4_is_untestable_in_a_zoo_of_one_family() -> None:

@@ -80,6 +80,21 @@ def test_distortion_table_rows() -> None:
         distortion_table(res, {"a": 0.1})
 
 
+def test_distortion_table_takes_attack_suites_keys() -> None:
+    """attack_suite keys its results (model, attack, mode): distortion_table crashed on them
+    ("too many values to unpack"); it now keeps the mode as a column."""
+    norms = {"untargeted": [1.0, 3.0, float("inf")], "random": [2.0, 6.0, 7.0]}
+    flags = {"untargeted": [True, True, False], "random": [True, False, True]}
+    res = {("a", "cw", mode): _result(norms[mode], flags[mode]) for mode in norms}
+    df = distortion_table(res, {"a": 0.1}, n_boot=50)
+    assert list(df["mode"]) == ["untargeted", "random"]
+    for row in df.itertuples():
+        n, ok = np.array(norms[row.mode]), np.array(flags[row.mode])
+        assert row.distortion == pytest.approx(n[ok].mean()) and row.success_rate == ok.mean()
+    with pytest.raises(ValueError, match=r"keyed by \(model, attack\)"):
+        distortion_table({"a": _result([1.0], [True])}, {"a": 0.1})
+
+
 def test_prediction_band_contains_the_true_line() -> None:
     from advlens.papers.su2018 import prediction_band
 
