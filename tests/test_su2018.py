@@ -409,3 +409,26 @@ def test_attack_suite_refuses_a_model_with_no_correct_image() -> None:
         y = a(x).argmax(1)
     with pytest.raises(ValueError, match="model 'wrong' classifies none of the images"):
         attack_suite({"wrong": a}, x, (y + 1) % 4, settings=TINY, n_boot=10)
+
+
+def test_models_by_name_refuses_two_models_of_one_name() -> None:
+    """extra_models repeating a zoo architecture replaced the zoo model in notebook 02's
+    ``{arch: model}`` without a word; named now, and distinct names are kept in order."""
+    from torch import nn
+
+    from advlens.papers.su2018 import models_by_name
+    from advlens.zoo import ModelConfig
+    from advlens.zoo.collection import ZooEntry
+
+    def entry(arch: str, **kw: object) -> ZooEntry:
+        return ZooEntry(arch, ModelConfig(arch=arch, **kw), nn.Identity())
+
+    zoo = [entry("cnn-s"), entry("mlp-s")]
+    assert list(models_by_name(zoo, what="the zoo")) == ["cnn-s", "mlp-s"]
+    with pytest.raises(ValueError, match=r"extra_models hold two models named \['cnn-s'\]"):
+        models_by_name([*zoo, entry("cnn-s", epochs=1)], what="extra_models")
+    tagged = [entry("cnn-s", tag="n1000"), entry("cnn-s", tag="e2")]
+    assert list(models_by_name(tagged, what="family_models", with_tag=True)) == [
+        "cnn-s/n1000", "cnn-s/e2"]
+    with pytest.raises(ValueError, match="architecture/tag"):
+        models_by_name([tagged[0], tagged[0]], what="family_models", with_tag=True)

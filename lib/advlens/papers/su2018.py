@@ -21,7 +21,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,9 @@ from advlens.checks import as_tensor, check_images, check_labels
 from advlens.features import predict
 from advlens.findings import combine, encode_statistics
 from advlens.stats import Estimate, LinearFit, bootstrap_ci, linear_fit, min_testable_points
+
+if TYPE_CHECKING:
+    from advlens.zoo.collection import ZooEntry
 
 
 @dataclass(frozen=True)
@@ -606,6 +609,20 @@ def finding_within_family(family_laws: pd.DataFrame) -> dict[str, Any]:
     return {"finding": name, "holds": holds, "statistics": encode_statistics(stats),
             "evidence": f"{int(ok[enough].sum())} of {int(enough.sum())} "
                         f"{'' if enough.all() else 'testable '}family fits pass; {evidence}"}
+
+
+def models_by_name(entries: Sequence[ZooEntry], *, what: str,
+                   with_tag: bool = False) -> dict[str, ZooEntry]:
+    """``entries`` keyed by the names the tables use: the architecture (``arch/tag`` with
+    ``with_tag``). Refused where two share a name, which one would silently replace the other
+    (``what`` names where they came from, for the error)."""
+    names = [f"{e.config.arch}/{e.config.tag}" if with_tag else e.config.arch for e in entries]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{what} hold two models named {repeated}; the tables key models by "
+                         f"{'architecture/tag' if with_tag else 'architecture'}, so one would "
+                         "replace the other: drop the repeat or give it another name.")
+    return dict(zip(names, entries, strict=True))
 
 
 def attackable(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
