@@ -413,3 +413,19 @@ def test_findings_leave_untested_a_ci_too_few_points_at_its_level_cannot_test() 
     table = liang2021.findings(liang2021.summarize(rows),
                                liang2021.correlations(rows, n_boot=200))
     assert list(table["holds"]) == [True, True]
+
+
+@pytest.mark.parametrize("bad", [{"probe": "Linear"}, {"attack": "PGD"}, {"val_fraction": 1.5},
+                                 {"val_fraction": 0.0}, {"n_images": 0}, {"steps": 0},
+                                 {"probe_epochs": 2.5}, {"squared_alpha2": "False"}])
+def test_settings_refuse_a_bad_value_before_any_model_is_loaded(
+        bad: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad probe name or val_fraction used to pass Settings and fail only in the probe: after
+    every model of the seed was loaded (or trained) and attacked."""
+    loaded = []
+    monkeypatch.setattr(liang2021.zoo, "load", lambda *a, **k: loaded.append(a))
+    with pytest.raises((ValueError, TypeError), match=next(iter(bad))):
+        liang2021.run_experiment(liang2021.experiment_b("B", ModelConfig("cnn-s"), (0, 1),
+                                                        (2, 3), {"mlp-s": 1}),
+                                 [0], liang2021.Settings(**bad))
+    assert loaded == []

@@ -35,6 +35,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from advlens import probes, zoo
+from advlens.checks import check_bool, check_positive_int
 from advlens.data import ImageSet
 from advlens.features import accuracy, predict
 from advlens.findings import encode_statistics
@@ -170,6 +171,19 @@ class Settings:
     squared_alpha2: bool = False
     batch_size: int = 256
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse a bad choice at once: :func:`run_experiment` would otherwise load (or train)
+        every model and run every attack of a seed before the probe met it."""
+        if self.attack not in ("pgd", "fgsm"):
+            raise ValueError(f"attack must be 'pgd' or 'fgsm'; got {self.attack!r}.")
+        if self.probe not in ("linear", "finetune"):
+            raise ValueError(f"probe must be 'linear' or 'finetune'; got {self.probe!r}.")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1); got {self.val_fraction}.")
+        for name in ("steps", "n_images", "probe_epochs", "batch_size"):
+            check_positive_int(getattr(self, name), name)
+        check_bool(self.squared_alpha2, "squared_alpha2")
 
     def make_attack(self, seed: int, model: str | None = None) -> TransferAttack:
         """The attack, its random start drawn from ``seed`` — and, given a ``model`` name, from
@@ -327,7 +341,8 @@ def paper_table(summary: pd.DataFrame, experiment: str = "B-cifar10-stl10") -> p
 
     The α₁ columns differ in direction and attack: the published ones come from their
     ``adv2know.py`` run with ``--attack fgsm`` (cmd.sh), which attacks the reference and reads
-    the source (α₁ of T → S); ours follow the protocol (PGD, S → T)."""
+    the source (α₁ of T → S); ours follow the protocol (PGD, S → T). The networks differ too
+    (see :func:`paper_experiments`)."""
     ours = summary[summary["experiment"] == experiment].set_index("source")
     out = pd.DataFrame({"arch": PAPER_ARCHS,
                         "paper_transfer_acc": [PAPER_B_TRANSFER[a] for a in PAPER_ARCHS],
@@ -444,9 +459,13 @@ def paper_experiments(knobs: Mapping[str, Any]) -> list[Experiment]:
     (arch -> epochs) trained on all of CIFAR-10, its reference ``b_reference_arch`` trained on
     all ten STL-10 classes (their cmd.sh: ``train_clf.py -d stl10 -a res_net50`` and
     ``adv2know.py -d stl10 --include_list 0 … 9``; the published 28.3 % of fcnet is a ten-class
-    accuracy). STL-10 is resized to 32×32.
-    Training runs on ``$ADVLENS_DEVICE``; no data augmentation (a deviation from the published
-    training)."""
+    accuracy; their adv2know.py itself loads a ``res_net18`` reference, stl10_resnet18.pth).
+    STL-10 is resized to 32×32.
+    Training runs on ``$ADVLENS_DEVICE``. Deviations from the published training and models: no
+    data augmentation; the ResNets are torchvision's (ImageNet stem: 7×7 stride-2 conv and
+    max-pool, so a 32×32 image is 1×1 at the last stage) where theirs are the CIFAR variant
+    (3×3 stride-1 stem, no max-pool); their fcnet has hidden layers of 1176, 400, 120 and 84
+    units, the zoo's ``fcnet`` three of 512."""
     from advlens.data.cifar import CLASSES as CIFAR
     from advlens.data.stl10 import CLASSES as STL
 
