@@ -70,6 +70,21 @@ def test_constant_inputs_give_nan_and_bad_shapes_are_named() -> None:
         alignment.spearman_alignment(torch.zeros(2, 3, 5, 5), torch.rand(2, 2, 5, 5))
 
 
+def test_a_channels_last_perturbation_is_named_as_such() -> None:
+    # TensorFlow's (N, H, W, C) layout: the channel mean ran over H, and the error advised
+    # resizing the maps
+    rng = np.random.default_rng(0)
+    nhwc, heat = rng.normal(size=(2, 6, 6, 3)), rng.random((2, 6, 6))
+    with pytest.raises(ValueError,
+                       match=r"\(2, 6, 6, 3\) looks channels-last.*permute\(0, 3, 1, 2\)"):
+        alignment.spearman_alignment(torch.from_numpy(nhwc), torch.from_numpy(heat))
+    rho = alignment.spearman_alignment(torch.from_numpy(nhwc).permute(0, 3, 1, 2),
+                                       torch.from_numpy(heat)).numpy()
+    expected = [spearmanr(np.abs(nhwc[i].mean(-1)).ravel(), heat[i].ravel())[0]
+                for i in range(2)]
+    np.testing.assert_allclose(rho, expected, rtol=0, atol=1e-12)
+
+
 def test_harmonization_score_names_maps_of_different_shapes() -> None:
     for other in (torch.rand(2, 7, 7), torch.rand(3, 8, 8)):
         with pytest.raises(ValueError, match=r"maps and heatmaps must have the same.*Resize"):

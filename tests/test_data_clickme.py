@@ -247,6 +247,30 @@ def test_shards_named_for_another_split_are_never_read_in_its_place(tmp_path):
     assert clickme(cache, size=8, progress=False).labels.tolist() == [900, 901]
 
 
+def test_labels_that_are_no_class_index_are_refused_not_truncated(tmp_path):
+    # their first element was read: a one-hot label (what Harmonization's loader yields, so what
+    # an .npz export of it holds) became class 0, a two-valued record label its first value
+    img = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    heat = np.random.default_rng(1).random((8, 8)).astype(np.float32)
+    one_hot = np.zeros(1000, np.float32)
+    one_hot[417] = 1.0
+    np.savez(tmp_path / "0.npz", image=img, heatmap=heat, label=one_hot)
+    assert clickme(tmp_path, size=8, progress=False).labels.tolist() == [417]
+    for bad in (np.int64(1000), np.int64(-1), np.float64(3.7), np.array([3, 4]),
+                one_hot * 0.5):
+        np.savez(tmp_path / "0.npz", image=img, heatmap=heat, label=bad)
+        with pytest.raises(ValueError, match=r"0\.npz .*label must be one class index"):
+            clickme(tmp_path, size=8, progress=False)
+    image = np.full((224, 224, 3), 50.0, "<f4").tobytes()
+    raw_heat = np.ones((224, 224, 1), "<f4").tobytes()
+    record = tmp_path / "r" / "val-0.tfrecords"
+    for bad in (np.array([5, 7]), np.array([1000]), [b"5"]):
+        write_records(record, [encode_example({"image": image, "heatmap": raw_heat,
+                                                "label": bad})])
+        with pytest.raises(ValueError, match=r"val-0\.tfrecords.*record 0\): label must be one"):
+            clickme(record, size=8, progress=False)
+
+
 def test_missing_shards_name_the_keras_cache(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"~/\.keras/datasets"):

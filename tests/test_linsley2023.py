@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,6 +20,7 @@ from advlens.alignment import spearman_alignment
 from advlens.data import ImageSet
 from advlens.findings import decode_statistics
 from advlens.papers import linsley2023
+from advlens.paths import repo_root
 from advlens.zoo.config import ModelConfig
 
 
@@ -211,6 +213,33 @@ def test_rho_claims_need_enough_models_to_be_tested() -> None:
     assert list(table(4, -1)["holds"])[:2] == [None, None]
     assert list(table(5, +1)["holds"])[:2] == [True, True]
     assert table(5, -1).loc[0, "holds"] is False
+
+
+@pytest.mark.filterwarnings("ignore")  # scipy warns of the constant resamples
+def test_notebook_prose_calls_a_trend_untestable_where_the_findings_do() -> None:
+    """Notebook 03 writes the correlation table out in words. Its own loop read a CI above 0 as
+    "rises" whatever the number of models, so with the smoke zoo's 4 twin-cue models (a perfect
+    order: CI [1, 1]) it said "tolerance rises with accuracy" beside finding 1's "not testable
+    here". The words follow the verdict: each row against the finding it feeds."""
+    rows = []
+    for n, sign in ((4, +1), (5, +1), (6, -1)):
+        acc = np.linspace(0.5, 0.9, n)
+        summary = pd.DataFrame({"model": [f"m{i}" for i in range(n)], "attack": "pgd",
+                                "accuracy": acc, "tolerance": sign * acc, "alignment": 0.2})
+        rows.append(linsley2023.correlations(summary, n_boot=100).assign(dataset=f"n{n}"))
+    corr = pd.concat(rows, ignore_index=True)
+    lines = linsley2023.trend_lines(corr)
+    none = pd.DataFrame(columns=["plain", "harmonized", "attack", "change"])
+    for line, part in zip(lines[::2], rows, strict=True):  # the tolerance rows: finding 1
+        holds = linsley2023.findings(part, none, none).loc[0, "holds"]
+        assert ("cannot be tested" in line) == (holds is None)
+    assert lines[0].startswith("- **n4, pgd**: tolerance cannot be tested here (ρ = 1.00, "
+                               "95 % CI [1.00, 1.00], 4 models; 5 models")
+    assert "tolerance rises with accuracy (ρ = 1.00" in lines[2]
+    assert "tolerance falls with accuracy (ρ = -1.00" in lines[4]
+    assert all("alignment cannot be tested here (ρ = nan" in line for line in lines[1::2])
+    nb = nbformat.read(repo_root() / "notebooks" / "03_adversarial_alignment.ipynb", 4)
+    assert any("linsley2023.trend_lines(corr)" in c.source for c in nb.cells)
 
 
 def test_twin_claims_are_untested_not_held_with_an_undefined_pair() -> None:

@@ -102,8 +102,13 @@ def spearman_alignment(perturbation: Tensor, heatmap: Tensor) -> Tensor:
     ties averaged (min-max normalising the map, as the paper does, leaves ranks unchanged).
     NaN for an image whose mask or map is constant (e.g. a zero perturbation) or holds a NaN.
     """
+    given = tuple(as_tensor(perturbation, "perturbation").shape)
     mask = perturbation_mask(perturbation)
     heat = _maps(heatmap, "heatmap").to(mask.device)
+    if len(given) == 4 and mask.shape != heat.shape and given[1:3] == tuple(heat.shape[1:]):
+        raise ValueError(f"perturbation {given} looks channels-last (N, H, W, C) beside heatmaps "
+                         f"{tuple(heat.shape)}; pass it as (N, C, H, W): "
+                         "perturbation.permute(0, 3, 1, 2).")
     _same_shape(mask, heat, "perturbation and heatmap")
     if mask.shape[0] == 0:
         raise ValueError("perturbation and heatmap are empty batches; pass at least one image.")

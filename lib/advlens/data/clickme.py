@@ -12,7 +12,11 @@ Three on-disk forms, all returned as an :class:`ImageSet` with the map in ``mask
 - Raw TFRecords (Adversarial-Alignment): ``image`` = float32 bytes 224×224×3 in 0–255,
   ``heatmap`` = float32 bytes 224×224×1 (already processed: not blurred again), ``label``.
 - Per-image ``.npz`` files with ``image`` (H×W×3 or 3×H×W; uint8 or 0–255 floats, or floats in
-  [0, 1]), ``heatmap`` (H×W, H×W×1 or 1×H×W) and ``label``.
+  [0, 1]), ``heatmap`` (H×W, H×W×1 or 1×H×W) and ``label`` (the class index, or the one-hot
+  vector of 1000 Harmonization's loader makes of it).
+
+Every label must be one class index in 0–999 (a record's ``label`` one int64, as
+``tf.io.FixedLenFeature([], tf.int64)`` requires); anything else is refused, naming the file.
 
 The format of each TFRecord is detected from its ``image`` bytes (JPEG magic or raw length).
 Maps are clipped at 0 and scaled to peak 1 per image (rank measures such as the Spearman
@@ -112,6 +116,24 @@ def _jpeg(data: bytes, channels: int, where: str) -> np.ndarray:
     return arr.astype(np.float32).reshape(arr.shape[0], arr.shape[1], channels)
 
 
+def _label(value: object, where: str, *, one_hot: bool = False) -> int:
+    """The class index ``value`` holds: one integral number in 0–999, or with ``one_hot`` a
+    one-hot vector of :data:`NUM_CLASSES` (Harmonization's ``tf.one_hot(label, 1_000)``);
+    ValueError naming ``where`` otherwise."""
+    arr = np.asarray(value)
+    if one_hot and arr.size == NUM_CLASSES and arr.dtype.kind in "iuf" \
+            and np.isin(arr, (0, 1)).all() and arr.sum() == 1:
+        return int(arr.reshape(-1).argmax())
+    number = arr.reshape(-1)[0] if arr.size == 1 and arr.dtype.kind in "iuf" else None
+    if number is None or not float(number).is_integer() or not 0 <= number < NUM_CLASSES:
+        shown = arr.reshape(-1)[:4].tolist() if arr.size else "no value"
+        raise ValueError(f"{where} must be one class index in 0..{NUM_CLASSES - 1}"
+                         f"{f' (or a one-hot vector of {NUM_CLASSES})' if one_hot else ''}; got "
+                         f"{shown}{' ...' if arr.size > 4 else ''} (shape {arr.shape}, "
+                         f"{arr.dtype})")
+    return int(number)
+
+
 def _peak(heatmap: torch.Tensor) -> torch.Tensor:
     heatmap = heatmap.clamp_min(0.0)
     peak = heatmap.amax()
@@ -121,10 +143,11 @@ def _peak(heatmap: torch.Tensor) -> torch.Tensor:
 def _decode_record(features: dict, size: int, blur: bool | None,
                    where: str) -> tuple[torch.Tensor, torch.Tensor, int]:
     try:
-        image_bytes, heat_bytes = features["image"][0], features["heatmap"][0]
-        label = int(features["label"][0])
+        image_bytes, heat_bytes, label_value = (features["image"][0], features["heatmap"][0],
+                                                features["label"])
     except (KeyError, IndexError, TypeError) as err:
         raise ValueError(f"{where}: missing image/heatmap/label feature ({err})") from err
+    label = _label(label_value, f"{where}: label")
     # raw first: the first two bytes of a float32 image are ff d8 (the JPEG magic) by chance
     if len(image_bytes) == RAW_SIDE * RAW_SIDE * 3 * 4:  # raw float32
         if len(heat_bytes) != RAW_SIDE * RAW_SIDE * 4:
@@ -158,9 +181,13 @@ def _npz_arrays(path: Path) -> tuple[np.ndarray, np.ndarray, int, bool]:
             raw = np.asarray(data["image"])
             image = raw.astype(np.float32)
             heat = np.asarray(data["heatmap"], dtype=np.float32)
-            label = int(np.asarray(data["label"]).reshape(-1)[0])
+            label_value = np.asarray(data["label"])
     except Exception as err:
         raise corrupt(path, f"{type(err).__name__}: {err}; expected image/heatmap/label") from err
+    try:
+        label = _label(label_value, "label", one_hot=True)
+    except ValueError as err:
+        raise corrupt(path, str(err)) from err
     for name, values in (("image", image), ("heatmap", heat)):
         if not np.isfinite(values).all():
             raise corrupt(path, f"{name} holds {int((~np.isfinite(values)).sum())} NaN or inf "

@@ -287,6 +287,25 @@ def _rho_claim(corr: pd.DataFrame, quantity: str, sign: int) -> tuple[bool | Non
     return holds, text
 
 
+def trend_lines(corr: pd.DataFrame) -> list[str]:
+    """One Markdown line per row of ``corr`` (:func:`correlations` with a ``dataset`` column):
+    the quantity "rises" / "falls" with accuracy where the 95 % CI of ρ is above / below 0,
+    "shows no clear trend" where it holds 0, and "cannot be tested" where :func:`findings` says
+    so (ρ or its CI undefined, or fewer models than :func:`advlens.stats.min_testable_points`:
+    a perfect ordering of 4 models has the CI [1, 1], which is no evidence)."""
+    needed = min_testable_points()
+    lines = []
+    for r in corr.itertuples():
+        stated = f"ρ = {r.rho:.2f}, 95 % CI [{r.lo:.2f}, {r.hi:.2f}], {r.n_models} models"
+        if not np.isfinite([r.rho, r.lo, r.hi]).all() or r.n_models < needed:
+            trend = f"cannot be tested here ({stated}; {needed} models with a defined ρ needed)"
+        else:
+            trend = ("rises" if r.lo > 0 else "falls" if r.hi < 0 else "shows no clear trend"
+                     ) + f" with accuracy ({stated})"
+        lines.append(f"- **{r.dataset}, {r.attack}**: {r.quantity} {trend}.")
+    return lines
+
+
 def _pair_claim(arrows: pd.DataFrame, test: str) -> tuple[bool | None, str]:
     if arrows.empty:
         return None, "no harmonized twins"
