@@ -178,6 +178,52 @@ def test_robustness_trend_points_stay_at_their_own_radius():
     assert np.abs(x - pairs.level).max() > 0.01  # still jittered where the radii are far apart
 
 
+def test_notebook_01_names_the_paper_zoo_as_itself_not_as_a_stand_in():
+    """At the paper preset the 01a/01b titles and captions said "small zoo standing in for the
+    ImageNet models" (hard-coded), which plots.labelled_caption then kept as it was."""
+    import nbformat
+
+    from advlens.runner import discover
+
+    summary = pd.DataFrame({"level": [0.0, 3.0], **{k + s: 0.3 for k in ("cka_inverted", "cka_test")
+                                                    for s in ("", "_lo", "_hi")}})
+    pairs = pd.DataFrame({"level": [0.0, 3.0], "cka_inverted": [0.2, 0.5]})
+    paper, laptop = (jones2022_figures.models_label(zoo) for zoo in ("paper", "laptop"))
+    title = jones2022_figures.robustness_trend(summary, pairs, models=paper).axes[0].get_title()
+    assert paper in title and not plots._NAMES_STAND_INS.search(title)
+    assert plots._NAMES_STAND_INS.search(laptop) and not plots._NAMES_STAND_INS.search(paper)
+    assert laptop in jones2022_figures.robustness_trend(summary, pairs).axes[0].get_title()
+    (path,) = discover(["01"])
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells
+                     if c.cell_type == "code")
+    assert "standing in for the ImageNet" not in code, "notebook 01 hard-codes its stand-ins"
+    assert code.count("models_label(P[\"zoo\"])") == 1 and code.count("{who}") == 2
+
+
+def test_notebook_02_names_the_paper_zoo_as_itself_not_as_a_stand_in():
+    """The same in notebook 02: the 02a / 02b / 02c titles and captions said "small zoo standing
+    in for the ImageNet models" at the paper preset too."""
+    import nbformat
+
+    from advlens.runner import discover
+
+    paper = plots.models_label("paper")
+    table = suite_table()
+    table = table[table["attack"] == "cw"].assign(pareto=True)
+    fig = su2018_figures.pareto_scatter(table, palette=plots.family_palette(list(table.family)),
+                                        models=paper)
+    assert paper in fig.axes[0].get_title()
+    assert not plots._NAMES_STAND_INS.search(fig.axes[0].get_title())
+    default = su2018_figures.pareto_scatter(table, palette=plots.family_palette(
+        list(table.family))).axes[0].get_title()
+    assert plots.STAND_IN_MODELS in default
+    (path,) = discover(["02"])
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells
+                     if c.cell_type == "code")
+    assert "standing in for the ImageNet" not in code, "notebook 02 hard-codes its stand-ins"
+    assert code.count("models=who") == 3 and code.count("{who}") == 3
+
+
 def suite_table() -> pd.DataFrame:
     rows = []
     for i, (model, fam, params) in enumerate([("mlp-s", "mlp", 1e4), ("mlp-l", "mlp", 1e5),

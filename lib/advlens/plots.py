@@ -45,6 +45,17 @@ class Saved(dict):
         printer.text("saved " + ", ".join(Path(p).name for p in self.values()))
 
 
+# how titles and captions name the models below the paper zoo (its ImageNet models at the paper
+# zoo: models_label)
+STAND_IN_MODELS = "small zoo standing in for the ImageNet models"
+
+
+def models_label(zoo: str) -> str:
+    """How titles and captions name the models of zoo ``zoo``: the published ImageNet models
+    for the ``paper`` zoo, else the small zoo standing in for them."""
+    return "the paper zoo's ImageNet models" if zoo == "paper" else STAND_IN_MODELS
+
+
 # what every smoke / laptop result stands on: said once here, added to any caption not saying it
 STAND_IN_NOTE = ("stand-ins at the {preset} preset: the embedded digits / twin-cue data and the "
                  "small zoo instead of the papers' datasets and models")

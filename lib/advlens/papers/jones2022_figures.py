@@ -10,6 +10,7 @@ import pandas as pd
 
 from advlens import plots
 
+STAND_IN_MODELS, models_label = plots.STAND_IN_MODELS, plots.models_label  # notebook 01's names
 
 def cka_long(matrices: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Long form (row, col, cka, data) of CKA matrices keyed by the data they were measured on."""
@@ -38,13 +39,14 @@ def cka_heatmaps(test: pd.DataFrame, inverted: pd.DataFrame, *, test_label: str 
 
 def robustness_trend(summary: pd.DataFrame, pairs: pd.DataFrame, *,
                      freeze: pd.DataFrame | None = None, symlog: bool = False,
-                     seed: int = 0) -> plt.Figure:
+                     seed: int = 0, models: str = STAND_IN_MODELS) -> plt.Figure:
     """Mean CKA between different architectures vs the adversarial-training radius.
 
     ``summary`` (one row per ``level``: ``cka_inverted``/``cka_test`` with ``_lo``/``_hi``)
     gives the two curves with CIs; ``pairs`` (``level``, ``cka_inverted``) the individual model
     pairs, jittered by a ``seed``-ed RNG; ``freeze`` (``eps``, ``cka_inverted``) optional red
-    squares for the freeze-at-bounds rerun; ``symlog`` a symlog ε axis for wide radius ranges.
+    squares for the freeze-at-bounds rerun; ``symlog`` a symlog ε axis for wide radius ranges;
+    ``models`` names the models in the title (:func:`models_label`).
     """
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     summary = summary.sort_values("level")  # the curves join the radii in order of eps
@@ -70,7 +72,6 @@ def robustness_trend(summary: pd.DataFrame, pairs: pd.DataFrame, *,
     if symlog:
         ax.set_xscale("symlog", linthresh=0.01)
     ax.set(xlabel="L2 adversarial-training radius ε", ylabel="linear CKA", ylim=(0, 1.02),
-           title="Different architectures at equal robustness\n"
-                 "(small zoo standing in for the ImageNet models)")
+           title=f"Different architectures at equal robustness\n({models})")
     ax.legend(fontsize=7)
     return fig

@@ -21,10 +21,11 @@ NORM_LABEL = {"linf": "L∞", "l2": "L2", "l1": "L1"}
 
 def scaling_law_panels(table: pd.DataFrame, laws: pd.DataFrame, attacks: Sequence[str], *,
                        palette: Mapping[str, Colour], n_boot: int = 2000,
-                       seed: int = 0) -> plt.Figure:
+                       seed: int = 0, models: str = plots.STAND_IN_MODELS) -> plt.Figure:
     """A grid of panels, one per attack: each model's distortion (with CI) vs its top-1 error
     on a log axis, coloured by family, with the fitted line ``a·ln(error) + b`` and its
-    bootstrap band; the title gives the slope with its CI and R². One legend for the figure.
+    bootstrap band; the title gives the slope with its CI and R². One legend for the figure;
+    ``models`` names the models in the title (:func:`advlens.plots.models_label`).
 
     ``table``: one row per (model, attack) with family, top1_error, distortion(_lo/_hi);
     ``laws``: :func:`advlens.papers.su2018.scaling_laws` output (attack, norm, slope with
@@ -70,8 +71,7 @@ def scaling_law_panels(table: pd.DataFrame, laws: pd.DataFrame, attacks: Sequenc
     handles, labels = _legend_entries(axes.flat)
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 8),
                fontsize=8, frameon=False)
-    fig.suptitle("Distortion (successful examples) vs log top-1 error — small zoo standing in "
-                 "for the ImageNet models")
+    fig.suptitle(f"Distortion (successful examples) vs log top-1 error — {models}")
     return fig
 
 
@@ -140,10 +140,11 @@ def _overlap(a: Sequence[float], b: Sequence[float]) -> float | None:
 
 
 def pareto_scatter(table: pd.DataFrame, *, palette: Mapping[str, Colour],
-                   ylabel: str = "mean C&W-L2 distortion") -> plt.Figure:
+                   ylabel: str = "mean C&W-L2 distortion",
+                   models: str = plots.STAND_IN_MODELS) -> plt.Figure:
     """Distortion vs top-1 error per model (marker area grows with ``params``), coloured by
     family, names placed by :func:`label_points`, the rows flagged ``pareto`` joined as a
-    dashed frontier."""
+    dashed frontier; ``models`` names the models in the title."""
     fig, ax = plt.subplots(figsize=(7.2, 5.0), layout="constrained")
     # by position, not index label: a table joined from two runs can repeat index labels
     sizes = 25 + 12 * np.log10(table["params"].to_numpy(dtype=float)) ** 1.5
@@ -156,8 +157,7 @@ def pareto_scatter(table: pd.DataFrame, *, palette: Mapping[str, Colour],
     ax.set_xscale("log")
     ax.set_xlabel("top-1 error (log scale)")
     ax.set_ylabel(ylabel)
-    ax.set_title("Top-1 error vs robustness (marker size ~ parameters)\n"
-                 "small zoo standing in for the ImageNet models", fontsize=10)
+    ax.set_title(f"Top-1 error vs robustness (marker size ~ parameters)\n{models}", fontsize=10)
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
     low, high = ax.get_ylim()
     ax.set_ylim(low, high + 0.12 * (high - low))  # room for the labels of the top points
@@ -171,7 +171,8 @@ TARGETED_TITLE = {"success": "targeted top-1", "top5": "targeted top-5 match"}
 
 def transfer_heatmaps(untargeted: pd.DataFrame, targeted: pd.DataFrame, *,
                       family: Mapping[str, str], eps: float,
-                      targeted_metric: str = "success") -> plt.Figure:
+                      targeted_metric: str = "success",
+                      models: str = plots.STAND_IN_MODELS) -> plt.Figure:
     """Untargeted (left) and targeted (right) transfer success, rows = source, columns =
     target, both in the same model order, equal panels with one colour bar; white lines
     separate the families, named above each panel. The diagonal (white-box success) is masked
@@ -194,8 +195,8 @@ def transfer_heatmaps(untargeted: pd.DataFrame, targeted: pd.DataFrame, *,
                              xlabel="target model", ylabels=["source model"] * 2,
                              mask_diagonal=True, xtick_rotation=90,
                              cbar_label="transfer success rate (diagonal masked)",
-                             suptitle="Transfer between the models of the small zoo standing "
-                                      "in for the ImageNet models, ordered by family")
+                             suptitle=f"Transfer between the models of the {models}, ordered "
+                                      "by family")
     edges = [0, *bounds, len(order)]
     centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
     names = [family[order[a]] for a in edges[:-1]]
