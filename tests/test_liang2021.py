@@ -159,12 +159,13 @@ def test_correlations_hold_only_for_a_positive_rank_correlation() -> None:
 
 def test_paper_table_puts_ours_beside_the_published_numbers() -> None:
     summary = pd.DataFrame({"experiment": ["B-cifar10-stl10", "B-cifar10-stl10", "A"],
-                            "source": ["lenet", "tv-resnet50", "lenet"],
+                            "source": ["lenet", "resnet50-cifar", "lenet"],
                             "transfer_acc": [0.5, 0.8, 0.1], "alpha1": [0.3, 0.6, 0.9]})
     table = liang2021.paper_table(summary).set_index("arch")
     assert table.loc["lenet", "paper_transfer_acc"] == 0.457
-    assert table.loc["tv-resnet50", "paper_alpha1"] == 0.614
-    assert table.loc["lenet", "transfer_acc"] == 0.5 and table.loc["tv-resnet50", "alpha1"] == 0.6
+    assert table.loc["resnet50-cifar", "paper_alpha1"] == 0.614
+    assert table.loc["lenet", "transfer_acc"] == 0.5
+    assert table.loc["resnet50-cifar", "alpha1"] == 0.6
     assert table.loc[["fcnet", "alexnet"], "transfer_acc"].isna().all()
     assert liang2021.paper_table(summary, "nothing")["alpha1"].isna().all()
 
@@ -197,8 +198,14 @@ def test_paper_experiments_follow_the_published_lists() -> None:
     # B's target task is all of STL-10 (their cmd.sh: transfer.py and adv2know.py with
     # -d stl10 --include_list 0 ... 9): the published 28.3 % of fcnet is a ten-class accuracy
     assert b.reference.dataset == "stl10" and b.reference.classes is None
-    assert b.reference.num_classes == 10 and b.reference.arch == "tv-resnet50"  # their res_net50
+    assert b.reference.num_classes == 10 and b.reference.arch == "resnet50-cifar"  # their res_net50
     assert all(s.config.classes is None for s in b.sources)
+    # every model trained as their train_clf.py (SGD 0.1, wd 1e-4, cosine, crop + flip; their
+    # default 100 epochs, batch 64)
+    for config in [a.reference, b.reference, *(s.config for s in a.sources + b.sources)]:
+        assert (config.optimizer, config.lr, config.weight_decay, config.warmup_frac,
+                config.augment) == ("sgd", 0.1, 1e-4, 0.0, "crop-flip")
+        assert (config.epochs, config.batch_size) == (100, 64)
 
 
 def test_paper_path_runs_end_to_end_on_tiny_real_format_files(

@@ -319,7 +319,8 @@ def test_paper_preset_is_the_published_protocol() -> None:
     # Liang et al.: L∞ PGD, 50 steps of 0.1·eps, eps 0.1; a linear probe; five architectures
     assert (liang["alpha_attack"], liang["eps"], liang["steps"], liang["step_fraction"],
             liang["probe"]) == ("pgd", 0.1, 50, 0.1, "linear")
-    assert list(liang["b_archs"]) == ["fcnet", "lenet", "alexnet", "tv-resnet18", "tv-resnet50"]
+    assert list(liang["b_archs"]) == ["fcnet", "lenet", "alexnet", "resnet18-cifar",
+                                      "resnet50-cifar"]
     # Linsley et al.: ClickMe images resized to 224
     linsley = presets.PRESETS["03"]["paper"]
     assert linsley["datasets"] == ["clickme"] and linsley["data_kw"]["size"] == 224

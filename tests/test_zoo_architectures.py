@@ -120,3 +120,32 @@ def test_unknown_arch_and_dataset_are_refused() -> None:
         build_model("no-such-arch", "digits")
     with pytest.raises(ValueError, match="unknown dataset"):
         build_model("cnn-xs", "imagenet")
+
+
+@pytest.mark.parametrize("arch, params", [
+    # Liang et al.'s models/resnet.py (res_net18 / res_net50, 10 classes) and models/fc.py:
+    # 11,173,962 and 23,520,842 parameters (the CIFAR ResNets' well-known counts); fcnet
+    # 3072·1176 + 1176 + 1176·400 + 400 + 400·120 + 120 + 120·84 + 84 + 84·10 + 10
+    ("resnet18-cifar", 11_173_962), ("resnet50-cifar", 23_520_842),
+    ("fcnet", 3072 * 1176 + 1176 + 1176 * 400 + 400 + 400 * 120 + 120 + 120 * 84 + 84
+     + 84 * 10 + 10),
+])
+def test_liang_architectures_are_theirs(arch: str, params: int) -> None:
+    model = build_model(arch, "cifar10")
+    assert sum(p.numel() for p in model.parameters()) == params
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_cifar_resnet_keeps_a_32_pixel_image_at_4x4_in_its_last_stage() -> None:
+    """Their stem (3×3, stride 1, no max-pool): 32 → 32 → 16 → 8 → 4; torchvision's ImageNet stem
+    left 1×1 (the reason the CIFAR variant exists)."""
+    sides = {}
+    for arch in ("resnet18-cifar", "tv-resnet18"):
+        model = build_model(arch, "cifar10").eval()
+        hook = model.body.layer4.register_forward_hook(
+            lambda _m, _i, out, arch=arch: sides.__setitem__(arch, tuple(out.shape[2:])))
+        model(torch.rand(1, 3, 32, 32))
+        hook.remove()
+    assert sides == {"resnet18-cifar": (4, 4), "tv-resnet18": (1, 1)}
+    stem = build_model("resnet18-cifar", "cifar10").body.conv1
+    assert (stem.kernel_size, stem.stride, stem.padding) == ((3, 3), (1, 1), (1, 1))

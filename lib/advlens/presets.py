@@ -47,11 +47,11 @@ def _liang_presets() -> dict[str, dict[str, Any]]:
     # ($ADVLENS_DEVICE=cuda) for training
     paper = {**laptop, "liang_data": "cifar10-stl10", "cifar_kw": {"root": "$ADVLENS_CIFAR10"},
              "stl10_kw": {"root": "$ADVLENS_STL10"}, "n_images": 1000,
-             "experiments": ["A-cifar10-stl10", "B-cifar10-stl10"], "arch": "tv-resnet18",
-             "b_reference_arch": "tv-resnet50",
-             "epochs": 30, "train_batch_size": 128,
-             "b_archs": {"fcnet": 30, "lenet": 30, "alexnet": 30, "tv-resnet18": 30,
-                         "tv-resnet50": 30}}
+             "experiments": ["A-cifar10-stl10", "B-cifar10-stl10"], "arch": "resnet18-cifar",
+             "b_reference_arch": "resnet50-cifar",
+             "epochs": 100, "train_batch_size": 64,
+             "b_archs": {"fcnet": 100, "lenet": 100, "alexnet": 100, "resnet18-cifar": 100,
+                         "resnet50-cifar": 100}}
     return {"smoke": smoke, "laptop": laptop, "paper": paper}
 
 

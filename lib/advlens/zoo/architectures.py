@@ -15,6 +15,7 @@ Conv nets downsample until the map is 4×4, so one architecture serves both imag
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -225,6 +226,28 @@ def torchvision_resnet(channels: int, size: int, *, depth: int) -> tuple[nn.Modu
     return net, dim
 
 
+def cifar_resnet(channels: int, size: int, *, depth: int) -> tuple[nn.Module, int]:
+    """ResNet-18/50 of the CIFAR variant that Liang et al.'s code trains on 32×32 images
+    (``res_net18`` / ``res_net50`` of their ``models/resnet.py``): torchvision's ResNet with a
+    3×3 stride-1 stem and no max-pool, so a 32×32 image is 4×4 at the last stage (1×1 with the
+    ImageNet stem of :func:`torchvision_resnet`). Without its ``fc``; hook blocks, not ``relu``."""
+    net, dim = torchvision_resnet(channels, size, depth=depth)
+    net.conv1 = nn.Conv2d(channels, 64, 3, stride=1, padding=1, bias=False)
+    nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")  # as torchvision
+    net.maxpool = nn.Identity()
+    return net, dim
+
+
+def fcnet(channels: int, size: int) -> tuple[nn.Module, int]:
+    """Liang et al.'s ``fcnet`` (their ``models/fc.py``): fully connected layers of 1176, 400,
+    120 and 84 units with ReLU (then the head)."""
+    widths = (channels * size * size, 1176, 400, 120, 84)
+    layers: list[nn.Module] = [nn.Flatten()]
+    for d_in, d_out in itertools.pairwise(widths):
+        layers += [nn.Linear(d_in, d_out), nn.ReLU()]
+    return nn.Sequential(*layers), widths[-1]
+
+
 @dataclass(frozen=True)
 class ArchSpec:
     """A registered architecture: its family and a builder ``(channels, size) -> (body, D)``."""
@@ -254,9 +277,11 @@ ARCHS: dict[str, ArchSpec] = {
     "convmixer-xs": _spec("convmixer", convmixer, "ConvMixer, dim 32, depth 2", dim=32, depth=2),
     "convmixer-s": _spec("convmixer", convmixer, "ConvMixer, dim 64, depth 4", dim=64, depth=4),
     # Liang et al.'s experiment-B architectures (the paper preset of notebook 04)
-    "fcnet": _spec("mlp", mlp, "fcnet: MLP, 3 hidden layers of 512", width=512, depth=3),
+    "fcnet": _spec("mlp", fcnet, "fcnet: MLP, hidden layers of 1176, 400, 120, 84"),
     "lenet": _spec("cnn", lenet, "LeNet-5"),
     "alexnet": _spec("cnn", alexnet, "AlexNet (CIFAR variant)"),
+    "resnet18-cifar": _spec("resnet", cifar_resnet, "ResNet-18 (CIFAR stem)", depth=18),
+    "resnet50-cifar": _spec("resnet", cifar_resnet, "ResNet-50 (CIFAR stem)", depth=50),
     "tv-resnet18": _spec("resnet", torchvision_resnet, "torchvision ResNet-18", depth=18),
     "tv-resnet50": _spec("resnet", torchvision_resnet, "torchvision ResNet-50", depth=50),
 }

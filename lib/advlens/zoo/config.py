@@ -12,6 +12,7 @@ from advlens.data.twin_cue import GENERATOR_VERSION as TWIN_CUE_VERSION
 from advlens.data.twin_cue import LATENT_VERSION as TWIN_CUE_LATENT_VERSION
 from advlens.io import config_hash
 from advlens.zoo.architectures import ARCHS, NUM_CLASSES
+from advlens.zoo.augment import AUGMENTATIONS
 from advlens.zoo.paper import PAPER_ARCHS
 
 # Bump whenever a change to architectures, training or evaluation code would change the weights
@@ -21,7 +22,7 @@ TRAINING_CODE_VERSION = "zoo-1"
 # before a field existed keep their keys (and are not retrained) while every non-default value
 # still changes the key. Append a new field's name here when adding it.
 LATER_FIELDS: tuple[str, ...] = ("harmonizer_weight", "importance_map", "twin_design",
-                                 "classes")
+                                 "classes", "augment")
 
 DATASETS = ("digits", "twin-cue", "cifar10", "stl10")
 REGIMES = ("standard", "l2-at", "harmonized")
@@ -60,6 +61,9 @@ class ModelConfig:
     ``harmonizer_weight`` and ``importance_map`` are the ``harmonized`` regime's loss: cross-entropy
     + ``harmonizer_weight`` · :func:`advlens.alignment.harmonizer_loss` against the dataset's
     ``importance_map`` (:data:`IMPORTANCE_MAPS`); both are in the cache hash.
+    ``augment`` (:data:`~advlens.zoo.augment.AUGMENTATIONS`) augments each training batch:
+    ``"crop-flip"`` is the CIFAR recipe (random crop after 4 pixels of zero padding, random
+    horizontal flip), for standard and adversarially trained models.
     ``source`` is ``"trained"`` for models this package trains, or ``"timm"``/
     ``"torchvision"``/``"robustness"`` for published checkpoints named by ``checkpoint`` (the
     ``paper`` preset).
@@ -91,6 +95,7 @@ class ModelConfig:
     importance_map: str | None = None
     twin_design: str = "independent"
     classes: tuple[int, ...] | None = None
+    augment: str = "none"
 
     def __post_init__(self) -> None:
         # eps=1, eps=np.int64(1) and eps=1.0 are one model: as floats they hash alike (one
@@ -135,6 +140,13 @@ class ModelConfig:
         elif self.variant is not None and self.source == "trained":
             raise ValueError(f"variant is only for twin-cue models; got {self.variant!r} "
                              f"for dataset {self.dataset!r}.")
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {AUGMENTATIONS}; got {self.augment!r}.")
+        if self.augment != "none" and (self.regime == "harmonized" or self.dataset == "twin-cue"):
+            raise ValueError(f"augment={self.augment!r} moves the images but not their masks or "
+                             f"importance maps; it is for standard and l2-at models of cifar10, "
+                             f"stl10 or digits (got regime {self.regime!r}, dataset "
+                             f"{self.dataset!r}).")
         if self.epochs < 1 and self.source == "trained":
             raise ValueError(f"epochs must be >= 1; got {self.epochs}.")
         if self.classes is not None:

@@ -29,6 +29,7 @@ from advlens import accel
 from advlens.data import ImageSet
 from advlens.rng import seeded
 from advlens.zoo.architectures import ZooNet, build_model
+from advlens.zoo.augment import augment
 from advlens.zoo.config import ModelConfig
 from advlens.zoo.regimes import (
     Batch,
@@ -113,8 +114,8 @@ def train(config: ModelConfig, data: ImageSet, *, progress: bool = True) -> Trai
             start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
             for idx in _batches(len(data), config.batch_size, generator):
                 masks = None if data.masks is None else data.masks[idx].to(device)
-                batch = Batch(images[idx], labels[idx], masks,
-                              None if maps is None else maps[idx].to(device))
+                batch = Batch(augment(images[idx], config.augment, generator), labels[idx],
+                              masks, None if maps is None else maps[idx].to(device))
                 inputs = training_inputs(model, batch, config, generator)
                 optimizer.zero_grad(set_to_none=True)
                 loss, logits = training_loss(model, batch, inputs, config)
