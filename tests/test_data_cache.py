@@ -114,6 +114,30 @@ def test_download_flag_fills_the_default_folder_and_an_empty_root(tmp_path, monk
     assert len(load("cifar10", "test", **kw)) == 5
 
 
+def test_download_flag_serves_notebook_04s_paper_preset_without_its_variable(tmp_path,
+                                                                            monkeypatch):
+    """README: CIFAR-10 from $ADVLENS_CIFAR10 "or ADVLENS_DOWNLOAD=1". The paper preset names
+    root="$ADVLENS_CIFAR10"; with the flag and no variable its data check refused to run (and
+    told the user to set the flag it had) instead of downloading into the default folder."""
+    from advlens import presets
+    from advlens.data import cifar
+    from advlens.papers import liang2021
+    from data_writers import write_stl
+
+    _cifar_archive(tmp_path, monkeypatch)
+    write_stl(tmp_path / "stl")
+    monkeypatch.setenv("ADVLENS_STL10", str(tmp_path / "stl"))
+    monkeypatch.delenv("ADVLENS_CIFAR10", raising=False)
+    monkeypatch.setenv("ADVLENS_DOWNLOAD", "1")
+    knobs = presets.resolve("04", "paper")
+    assert knobs["cifar_kw"] == {"root": "$ADVLENS_CIFAR10"}
+    found = liang2021.check_data(knobs)
+    assert cifar.has_cifar10() and found["cifar10"] == {}
+    monkeypatch.delenv("ADVLENS_DOWNLOAD")  # without the flag: the variable is named, and the
+    with pytest.raises(FileNotFoundError, match=r"ADVLENS_CIFAR10.*cifar_kw="):  # 04 knob
+        liang2021.check_data(knobs)
+
+
 def test_an_interrupted_cifar_extraction_is_redone(tmp_path, monkeypatch):
     """Extraction used to write straight into place: one cut short after data_batch_1 left a
     folder has_cifar10 accepted, so every later run failed on the missing batches instead of

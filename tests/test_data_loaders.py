@@ -278,6 +278,17 @@ def test_imageset_subset_and_select_classes():
                  masks=None, classes=["a"], name="bad")
 
 
+def test_imageset_subset_takes_a_list_of_bools_as_a_mask():
+    """A boolean mask given as a Python list was turned into the indices 0 and 1."""
+    s = ImageSet(images=torch.arange(4.0).view(4, 1, 1, 1), labels=torch.arange(4),
+                 masks=None, classes=list("abcd"), name="toy")
+    keep = [True, False, True, False]
+    expected = [i for i, k in enumerate(keep) if k]  # boolean indexing, by definition
+    assert s.subset(keep).labels.tolist() == expected
+    assert s.subset(np.array(keep)).labels.tolist() == expected
+    assert s.subset([3, 1]).labels.tolist() == [3, 1] and len(s.subset([])) == 0
+
+
 # Every loader in the registry either reads files (and must say which one is missing) or needs
 # none (embedded / generated); a new loader must be added to one of the two lists.
 FILE_LOADERS = {  # name -> (keyword naming the location, the folder the loader expects there)

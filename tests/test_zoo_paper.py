@@ -119,6 +119,30 @@ def test_robustness_checkpoint_uses_its_normaliser_and_skips_the_attacker(tmp_pa
         compat.load_robustness_checkpoint("mobilenet_v2", path, num_classes=10)
 
 
+def test_robustness_checkpoint_of_a_wrapped_torchvision_network_loads(tmp_path: Path) -> None:
+    """robust-models-transfer trained its densenet, mobilenet, resnext50_32x4d, shufflenet and
+    vgg16_bn through robustness's DummyModel (``add_custom_forward=True``), so the released
+    files hold ``module.model.model.*``; written here by robustness's own classes."""
+    import torchvision
+    from robustness.attacker import AttackerModel
+    from robustness.model_utils import DummyModel
+
+    torch.manual_seed(0)
+    network = torchvision.models.shufflenet_v2_x0_5(num_classes=10).eval()
+    stub = compat.DatasetStub(MEAN, STD)
+    state = {f"module.{k}": v
+             for k, v in AttackerModel(DummyModel(network), stub).state_dict().items()}
+    assert "module.model.model.fc.weight" in state
+    path = tmp_path / "shufflenet_l2_eps3.ckpt"
+    torch.save({"model": state, "epoch": 90}, path)
+    model = compat.load_robustness_checkpoint("shufflenet_v2_x0_5", path, num_classes=10)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), network(_normalised(x, MEAN, STD)))
+    assert final_linear(model)[1] is model.model.fc
+    assert representation(model, x).shape == (2, 1024)
+
+
 def test_safe_load_allows_numpy_scalars_and_refuses_other_globals(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ADVLENS_TRUST_CHECKPOINTS", raising=False)

@@ -228,6 +228,11 @@ def load_robustness_checkpoint(arch: str, path: str | Path, *, num_classes: int 
     if not weights:
         raise ValueError(f"{path} has no 'model.*' weights; is it a robustness checkpoint? "
                          f"First keys: {list(state)[:5]}.")
+    if all(key.startswith("model.") for key in weights):
+        # a torchvision network trained through robustness's DummyModel (robust-models-transfer's
+        # add_custom_forward=True: the released densenet, mobilenet, resnext50_32x4d, shufflenet
+        # and vgg16_bn files) keeps one more wrapper: model.model.*
+        weights = {key.removeprefix("model."): value for key, value in weights.items()}
     network = robustness_architecture(arch, num_classes)
     try:
         network.load_state_dict(weights)

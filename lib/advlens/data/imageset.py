@@ -61,8 +61,9 @@ class ImageSet:
         """The images at ``idx`` (indices, boolean mask or slice) with their masks, attributes."""
         if isinstance(idx, np.ndarray):
             idx = torch.from_numpy(idx)
-        elif isinstance(idx, list):
-            idx = torch.as_tensor(idx, dtype=torch.long)
+        elif isinstance(idx, list):  # a list of bools is a mask, not the indices 0 and 1
+            idx = torch.as_tensor(idx)
+            idx = idx if idx.dtype == torch.bool else idx.long()
         return ImageSet(
             images=self.images[idx],
             labels=self.labels[idx],

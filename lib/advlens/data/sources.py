@@ -26,6 +26,7 @@ class Source:
     argument: str
     what: str
     how: str
+    knob: str = "data_kw"  # the notebooks' knob of loader options (notebook 04 has its own)
 
 
 SOURCES: dict[str, Source] = {
@@ -41,11 +42,11 @@ SOURCES: dict[str, Source] = {
         "ADVLENS_CIFAR10", "root", "CIFAR-10 (python version)",
         "Download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and "
         "extract it into that folder, or set $ADVLENS_DOWNLOAD=1 on a machine with internet "
-        "(hash-checked download into data/)."),
+        "(hash-checked download into data/).", knob="cifar_kw"),
     "stl10": Source(
         "ADVLENS_STL10", "root", "STL-10 (binary version)",
         "Download stl10_binary.tar.gz from https://cs.stanford.edu/~acoates/stl10/ and extract "
-        "it into that folder."),
+        "it into that folder.", knob="stl10_kw"),
     "clickme": Source(
         "ADVLENS_CLICKME", "path", "the ClickMe human importance maps (TFRecord shards or .npz)",
         "Download the ClickMe validation shards of the Harmonization release "
@@ -67,9 +68,10 @@ def _expand(value: str, dataset: str, argument: str) -> str:
         source = SOURCES.get(dataset)
         what = f" ({source.what})" if source else ""
         how = f" {source.how}" if source else ""
+        knob = source.knob if source else "data_kw"
         raise FileNotFoundError(
             f"data set {dataset!r}{what}: {argument}={value!r} needs ${unset[0]}, which is not "
-            f"set. Set it to the data's folder (or pass data_kw={{'{argument}': '/path'}}).{how}")
+            f"set. Set it to the data's folder (or pass {knob}={{'{argument}': '/path'}}).{how}")
     return os.path.expanduser(os.path.expandvars(value))
 
 
@@ -79,11 +81,18 @@ def require(dataset: str, kw: Mapping[str, Any] | None = None) -> dict[str, Any]
 
     A dataset's own variable (e.g. ``$ADVLENS_IMAGENET``) is used when ``kw`` names no folder
     and the variable is set. Raises FileNotFoundError naming the variable or path and what to
-    download (CIFAR-10 is downloaded instead when ``$ADVLENS_DOWNLOAD=1``).
+    download (CIFAR-10 is downloaded instead when ``$ADVLENS_DOWNLOAD=1``: into the folder
+    named, or into the default folder under ``data/`` when ``kw`` names only the unset
+    ``$ADVLENS_CIFAR10``, as notebook 04's paper preset does).
     """
     key = _ALIASES.get(dataset.lower(), dataset.lower())
-    out = {k: _expand(v, key, k) if isinstance(v, str) else v for k, v in dict(kw or {}).items()}
-    source = SOURCES.get(key)
+    kw, source = dict(kw or {}), SOURCES.get(key)
+    if (key == "cifar10" and downloads_allowed() and source is not None
+            and source.env not in os.environ
+            and str(kw.get(source.argument)) in (f"${source.env}", f"${{{source.env}}}")):
+        # the preset's own unset variable, with downloads on: the download's default folder
+        del kw[source.argument]
+    out = {k: _expand(v, key, k) if isinstance(v, str) else v for k, v in kw.items()}
     if source is None:  # embedded data (digits, twin-cue): nothing to check
         return out
     if source.argument not in out and source.env in os.environ:
