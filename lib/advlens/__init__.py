@@ -40,6 +40,7 @@ Package tree (one concept per module)::
         architectures.py     six families for digits / twin-cue / CIFAR-10 / STL-10 images
         config.py            ModelConfig and its cache hash (training code + data versions)
         regimes.py           standard, L2 adversarial training, harmonized
+        augment.py           training-time augmentation (CIFAR crop and flip)
         training.py          deterministic training of one model
         datasets.py          the images a config trains and is tested on
         evaluation.py        clean and robust accuracy
