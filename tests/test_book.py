@@ -210,3 +210,47 @@ def test_the_book_folder_is_readable_like_any_new_folder(tmp_path: Path) -> None
                        readme=repo_root() / "README.md")
     (tmp_path / "plain").mkdir()
     assert index.parent.stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777
+
+
+def test_links_to_odd_file_names_resolve(tmp_path: Path) -> None:
+    """A ``#``, ``%``, ``?`` or quote in a notebook's or figure's name was written into the
+    links as is: the browser cut the path at ``#``/``?`` (or decoded ``%``) and every link to it
+    was broken; a quote ended the attribute."""
+    from html.parser import HTMLParser
+    from urllib.parse import unquote, urlsplit
+
+    stem, name = "07_a#b 50%", 'fig "q" #2?x'
+    folder = tmp_path / "run" / stem
+    folder.mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# 07 — odd names")]
+    nbformat.write(nb, folder / f"{stem}.ipynb")
+    (folder / f"{name}.png").write_bytes(_png())
+    (folder / f"{name}.csv").write_text("x\n1\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("# advlens\n\nIntro.\n")
+    site = book.build(tmp_path / "run", tmp_path / "book", readme=readme).parent
+
+    class Links(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.found: list[str] = []
+            self.alts: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            for key, value in attrs:
+                if key in ("href", "src") and value and not value.startswith(("data:", "#")):
+                    self.found.append(value)
+                if key == "alt" and value:
+                    self.alts.append(value)
+
+    checked = set()
+    for page in site.glob("*.html"):
+        links = Links()
+        links.feed(page.read_text())
+        for url in links.found:
+            assert (site / unquote(urlsplit(url).path)).is_file(), (page.name, url)
+            checked.add(unquote(urlsplit(url).path))
+        if page.name == "index.html":
+            assert name in links.alts
+    assert {f"{stem}.html", f"figures/{stem}/{name}.png", f"figures/{stem}/{name}.csv"} <= checked

@@ -245,6 +245,31 @@ def test_list_knob_items_of_the_presets_kinds_pass() -> None:
     assert presets.check_knob("02", "depth_pairs", ()) == []  # no depth pair
 
 
+def test_integral_floats_in_list_and_dict_knobs_reach_the_notebook_as_ints() -> None:
+    """``-p a_target "[5.0, 6.0, 7.0, 8.0]"`` passed the check but stayed floats: notebook 04
+    failed with "list indices must be integers or slices, not float"; b_archs epochs of 2.0
+    gave its models another cache key than the preset's 2 (they were all retrained), and a
+    str epoch count failed inside the notebook without naming the knob."""
+    from advlens.zoo import ModelConfig
+
+    a_target = presets.check_knob("04", "a_target", [5.0, 6.0, 7.0, 8.0])
+    assert a_target == [5, 6, 7, 8] and all(type(c) is int for c in a_target)
+    assert [type(s) for s in presets.check_knob("05", "seeds", (0.0, 1.0))] == [int, int]
+    assert presets.check_knob("01", "robust_eps", [0, 0.5]) == [0, 0.5]  # floats stay floats
+    b_archs = presets.check_knob("04", "b_archs", {"mlp-s": 2.0, "cnn-s": 3})
+    assert b_archs == {"mlp-s": 2, "cnn-s": 3} and type(b_archs["mlp-s"]) is int
+    assert ModelConfig("mlp-s", epochs=b_archs["mlp-s"]).hash == ModelConfig("mlp-s", epochs=2).hash
+    with pytest.raises(TypeError, match=r"^notebook 04: knob 'b_archs' = \{'mlp-s': '2'\} "
+                                        r"holds 'mlp-s': '2' \(str\); expected each value to "
+                                        r"be int"):
+        presets.check_knob("04", "b_archs", {"mlp-s": "2"})
+    for bad in (2.5, True):
+        with pytest.raises(TypeError, match="knob 'b_archs'"):
+            presets.check_knob("04", "b_archs", {"mlp-s": bad})
+    with pytest.raises(ValueError, match=r"b_archs\['mlp-s'\].* must be >= 1"):
+        presets.check_knob("04", "b_archs", {"mlp-s": 0})
+
+
 @pytest.mark.parametrize("notebook, name, value, repeated", [
     ("04", "seeds", [0, 0, 1], "0"),  # ran seed 0 twice: n_seeds 3, a t-interval of 3 "seeds"
     ("04", "experiments", ["A-digits", "B-digits", "A-digits"], "'A-digits'"),

@@ -88,6 +88,11 @@ def test_sweep_refuses_bad_input(tmp_path: Path) -> None:
         sweep.run_sweep([1, 1], preset="smoke", notebooks=["01"], out=tmp_path, directory=notebooks)
     with pytest.raises(ValueError, match="none of the notebooks"):
         sweep.run_sweep([0, 1], preset="smoke", notebooks=["07"], out=tmp_path, directory=notebooks)
+    for seeds in ([0.5, 1.5], [0, 1.5], [True, 2]):  # int() ran 0.5 as seed 0, True as 1
+        with pytest.raises(ValueError, match=r"seeds must be whole numbers; got \["):
+            sweep.run_sweep(seeds, preset="smoke", notebooks=["01"], out=tmp_path,
+                            directory=notebooks)
+    assert not (tmp_path / sweep.SWEEP_RECORD).exists()  # refused before anything ran
     with pytest.raises(ValueError, match=r"name a notebook twice \(\['01', '01'\]\)"):
         sweep.run_sweep([0, 1], preset="smoke", notebooks=[1, "01"], out=tmp_path,
                         directory=notebooks)

@@ -141,6 +141,20 @@ def test_measure_skips_runs_whose_table_changed_shape(tmp_path: Path) -> None:
     assert measured["01_x/01_findings.csv"]["evidence"] == pytest.approx(0.7)
 
 
+def test_measure_takes_each_pair_of_runs_by_its_own_columns(tmp_path: Path) -> None:
+    """With four runs a table may have one set of columns in two of them and another in the
+    other two: measuring every pair by the first pair's columns raised KeyError."""
+    tables = [pd.DataFrame({"row": ["a", "b"], "cka": cka, **extra}) for cka, extra in (
+        ([0.1, 0.5], {"y": [1.0, 2.0]}), ([0.3, 0.5], {"y": [1.0, 2.5]}),
+        ([0.1, 0.45], {"z": [5.0, 0.0]}), ([0.1, 0.5], {"z": [7.0, 0.0]}))]
+    runs = [_run_folder(tmp_path / f"s{i}", "smoke", {"01_x/01a.csv": t})
+            for i, t in enumerate(tables)]
+    measured = verify.measure_tolerances(runs)["01_x/01a.csv"]
+    # the largest difference over the pairs (s0, s1) and (s2, s3), by hand
+    assert measured == {"row": 0.0, "cka": pytest.approx(0.2), "y": pytest.approx(0.5),
+                        "z": pytest.approx(2.0)}
+
+
 def test_measure_refuses_a_folder_without_tables(tmp_path: Path) -> None:
     run = _run_folder(tmp_path / "s0", "smoke", _tables([0.7, 0.2, 0.9], [True, False]))
     (tmp_path / "empty").mkdir()

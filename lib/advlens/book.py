@@ -29,6 +29,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from advlens import findings, provenance
 from advlens.io import atomic_write_bytes, read_json
@@ -69,9 +70,15 @@ def _page(title: str, body: str, nav: str) -> str:
             f"<body>{nav}\n{body}\n</body></html>\n")
 
 
+def _href(path: str) -> str:
+    """A relative link to ``path`` as an attribute value: percent-encoded (a ``#``, ``%`` or
+    ``?`` in a file name would end the path) and HTML-escaped."""
+    return html.escape(quote(path), quote=True)
+
+
 def _nav(notebooks: list[str]) -> str:
     links = ['<a href="index.html">advlens book</a>', '<a href="readme.html">README</a>']
-    links += [f'<a href="{n}.html">{n[:2]}</a>' for n in notebooks]
+    links += [f'<a href="{_href(f"{n}.html")}">{html.escape(n[:2])}</a>' for n in notebooks]
     style = "font: 14px system-ui, sans-serif; background: #f3f3f3; padding: .5em 1em"
     return f'<nav class="advlens" style="{style}">{" &nbsp; ".join(links)}</nav>'
 
@@ -109,7 +116,8 @@ def gallery(run: Path, out: Path) -> list[Figure]:
 
 def _landing(entries: list[Figure], titles: dict[str, str], readme_intro: str) -> str:
     parts = ["<h1>advlens — the book</h1>", readme_intro, "<h2>Notebooks</h2><ul>"]
-    parts += [f'<li><a href="{n}.html">{html.escape(t)}</a></li>' for n, t in titles.items()]
+    parts += [f'<li><a href="{_href(f"{n}.html")}">{html.escape(t)}</a></li>'
+              for n, t in titles.items()]
     parts.append('<li><a href="readme.html">README</a></li></ul><h2>Figure gallery</h2>')
     for notebook in sorted({e.notebook for e in entries}):
         parts.append(f"<h3>{html.escape(titles.get(notebook, notebook))}</h3>"
@@ -117,8 +125,9 @@ def _landing(entries: list[Figure], titles: dict[str, str], readme_intro: str) -
         for e in (e for e in entries if e.notebook == notebook):
             paper = (f'<br><span class="paperfig">Corresponds to: '
                      f'{html.escape(e.paper_figure or "no figure in the papers")}</span>')
-            data = f' · <a href="{e.csv}">data (CSV)</a>' if e.csv else ""
-            parts.append(f'<figure><a href="{e.png}"><img src="{e.png}" alt="{e.name}"></a>'
+            data = f' · <a href="{_href(e.csv)}">data (CSV)</a>' if e.csv else ""
+            png, alt = _href(e.png), html.escape(e.name, quote=True)
+            parts.append(f'<figure><a href="{png}"><img src="{png}" alt="{alt}"></a>'
                          f"<figcaption><b>{html.escape(e.name)}</b>: "
                          f"{html.escape(e.caption)}{paper}{data}</figcaption></figure>")
         parts.append("</div>")

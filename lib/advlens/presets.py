@@ -229,6 +229,8 @@ def notebook_number(item: str | int) -> str:
     return str(item).zfill(2) if str(item).isdigit() else str(item)
 
 
+# Dict knobs that map free names to numbers of one kind, each value checked as a number knob.
+MAPPING_VALUES: dict[str, str] = {"b_archs": "int"}  # architecture -> training epochs
 # List knobs whose items name the same thing in more than one spelling: the key that compares them.
 ITEM_KEYS = {"sweep_notebooks": notebook_number}
 # List knobs that an empty list would leave with nothing to run (or nothing to compare).
@@ -297,11 +299,13 @@ def _check_number(notebook: str, name: str, value: Any, kind: str,
 
 
 def _check_items(notebook: str, name: str, value: list[Any], given: Any,
-                 examples: list[list[Any]]) -> None:
+                 examples: list[list[Any]]) -> list[Any]:
     """Every item of list knob ``name`` has the kind of the presets' items (ints pass for
     floats; nested lists are checked the same way, and keep the presets' length: pairs stay
     pairs), is one of :data:`ITEM_CHOICES` where listed; :data:`NON_EMPTY` lists have one,
-    :data:`DISTINCT` lists no item twice."""
+    :data:`DISTINCT` lists no item twice. Returns the list as the notebook gets it: an
+    integral float where the presets' items are ints becomes an int (``5.0`` -> ``5``, as an
+    int knob's value does)."""
     if name in NON_EMPTY and not value:
         raise ValueError(f"notebook {notebook}: knob {name!r} = {given!r} is empty; give at "
                          f"least one item, like the presets' {examples[0]!r}.")
@@ -314,6 +318,7 @@ def _check_items(notebook: str, name: str, value: list[Any], given: Any,
     items = [i for v in examples for i in v]
     kinds = ITEM_KINDS.get(name) or {_kind(i) for i in items}
     lengths = {len(i) for i in items if isinstance(i, list)}
+    checked = []
     for item in value:
         kind = _kind(item)
         ok = not kinds or kind in kinds or (kind == "int" and "float" in kinds)
@@ -332,10 +337,34 @@ def _check_items(notebook: str, name: str, value: list[Any], given: Any,
                             f"({type(item).__name__}); expected each item to be {like}, like "
                             f"the presets' {examples[0]!r}.")
         if kind == "list":
-            _check_items(notebook, name, item, given, [i for i in items if isinstance(i, list)])
+            item = _check_items(notebook, name, item, given,
+                                [i for i in items if isinstance(i, list)])
         if name in ITEM_CHOICES and item not in ITEM_CHOICES[name]:
             raise ValueError(f"notebook {notebook}: knob {name!r} = {given!r} holds {item!r}; "
                              f"each item must be one of {', '.join(ITEM_CHOICES[name])}.")
+        checked.append(int(item) if kind == "float" and kinds == {"int"} else item)
+    return checked
+
+
+def _check_mapping(notebook: str, name: str, value: dict[Any, Any], given: Any,
+                   examples: list[dict[Any, Any]]) -> dict[Any, Any]:
+    """Every value of dict knob ``name`` (:data:`MAPPING_VALUES`) checked as a number of its
+    kind, within the presets' range (:func:`_check_number`); an integral float becomes an int
+    where the kind is int. Returns the dict as the notebook gets it."""
+    kind = MAPPING_VALUES[name]
+    numbers = [v for table in examples for v in table.values()]
+    checked = {}
+    for key, item in value.items():
+        if kind == "int" and isinstance(item, float) and math.isfinite(item) \
+                and item.is_integer():
+            item = int(item)
+        if _kind(item) not in {"int", kind}:
+            expected = "int (a whole number)" if kind == "int" else "float (or int)"
+            raise TypeError(f"notebook {notebook}: knob {name!r} = {given!r} holds {key!r}: "
+                            f"{item!r} ({type(item).__name__}); expected each value to be "
+                            f"{expected}, like the presets' {examples[0]!r}.")
+        checked[key] = _check_number(notebook, f"{name}[{key!r}]", item, kind, numbers)
+    return checked
 
 
 def check_knob(notebook: str, name: str, value: Any) -> Any:
@@ -346,8 +375,9 @@ def check_knob(notebook: str, name: str, value: Any) -> Any:
     (``2.0``) is converted to the int ``2``. A float knob takes ints (converted to float) but not
     NaN or infinity. A number knob whose preset values are all >= 1 (counts) must be >= 1; all
     >= 0, >= 0. Tuples become lists. The items of a list knob must have the kind of the presets'
-    items (:func:`_check_items`: a list of seeds takes no 0.5, a list of pairs no single name;
-    a list of seeds, experiments or classes no item twice).
+    items (:func:`_check_items`: a list of seeds takes no 0.5 and gets 1.0 as 1, a list of
+    pairs no single name; a list of seeds, experiments or classes no item twice); the values of
+    a dict knob in :data:`MAPPING_VALUES` are checked as numbers (``b_archs``' epochs).
     Knobs that are ``None`` in every preset are checked against :data:`UNSET_KNOBS`; knobs in
     :data:`CHOICES` must take one of the listed values. Raises a TypeError/ValueError naming the
     notebook, the knob and the expected value.
@@ -372,7 +402,11 @@ def check_knob(notebook: str, name: str, value: Any) -> Any:
     if kinds and _kind(value) not in kinds:
         raise _fail_type(notebook, name, given, " or ".join(sorted(kinds)), examples)
     if isinstance(value, list) and known:  # a knob of the presets, not a notebook's extra one
-        _check_items(notebook, name, value, given, [v for v in known if isinstance(v, list)])
+        value = _check_items(notebook, name, value, given,
+                             [v for v in known if isinstance(v, list)])
+    if isinstance(value, dict) and name in MAPPING_VALUES and known:
+        value = _check_mapping(notebook, name, value, given,
+                               [v for v in known if isinstance(v, dict)])
     if name in CHOICES and value not in CHOICES[name]:
         raise ValueError(f"notebook {notebook}: knob {name!r} = {given!r}; choose one of "
                          f"{', '.join(CHOICES[name])}.")

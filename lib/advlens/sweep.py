@@ -68,6 +68,10 @@ def run_sweep(seeds: Sequence[int], *, preset: str, notebooks: Sequence[str],
     sweep resumes; after a code change, pass ``force=True`` or another ``out``).
     Returns: a :class:`SweepRun`; ``out/sweep.json`` records it.
     """
+    seeds = list(seeds)
+    if any(isinstance(s, bool) or (isinstance(s, float) and not s.is_integer()) for s in seeds):
+        # int() would quietly run seed 0 for 0.5 (and seed 1 for True)
+        raise ValueError(f"seeds must be whole numbers; got {seeds}.")
     seeds = [int(s) for s in seeds]
     if len(seeds) < 2 or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise ValueError(f"a sweep needs at least two distinct non-negative seeds; got {seeds}.")

@@ -444,11 +444,15 @@ def measure_tolerances(runs: Sequence[str | Path]) -> dict[str, dict[str, float]
         if not pairs:  # in one run only, or its shape differs between runs
             continue
         columns: dict[str, float] = {}
-        for column in pairs[0][0].columns:
+        # each pair by its own columns: with three runs or more, two pairs may hold the table
+        # with different columns (a column only some seeds have)
+        for column in dict.fromkeys(c for fa, _ in pairs for c in fa.columns):
             if _ignored(column):
                 continue
             spread = 0.0
             for fa, fb in pairs:
+                if column not in fa.columns:
+                    continue
                 deltas = [cell_delta(a, b) for a, b in zip(fa[column], fb[column], strict=True)]
                 spread = max([spread, *(d for d in deltas if d is not None)])
             # inf: between seeds a number here can also become NaN (e.g. no successful example)
