@@ -436,3 +436,22 @@ def test_settings_refuse_a_bad_value_before_any_model_is_loaded(
                                                         (2, 3), {"mlp-s": 1}),
                                  [0], liang2021.Settings(**bad))
     assert loaded == []
+
+
+def test_transfer_bars_caption_names_the_data_networks_and_probe_the_preset_ran() -> None:
+    """The 04a caption was fixed text: at the paper preset (CIFAR-10 -> STL-10, Liang et al.'s
+    networks) it said "Digits and twin-cue stand in for CIFAR-10/STL-10, small zoo models for
+    the paper's networks" (which also kept plots.labelled_caption from adding anything), and it
+    said "linear-probe" / "unsquared" whatever the probe and squared_alpha2 knobs were."""
+    from advlens.papers import liang2021_figures
+
+    smoke = presets.PRESETS["04"]["smoke"]
+    assert liang2021_figures.bars_caption(smoke) == (
+        "Per source: α₁, α₂ (unsquared) and linear-probe accuracy on the target task, mean and "
+        "95% t-CI over seeds. Digits and twin-cue stand in for CIFAR-10/STL-10, small zoo "
+        "models for the paper's networks.")  # the caption as it was, where it was right
+    paper = liang2021_figures.bars_caption(presets.PRESETS["04"]["paper"])
+    assert "stand in" not in paper and "small zoo" not in paper
+    assert "CIFAR-10 sources, STL-10 references and Liang et al.'s networks" in paper
+    other = liang2021_figures.bars_caption({**smoke, "probe": "finetune", "squared_alpha2": True})
+    assert "α₂ (squared) and fine-tuned accuracy" in other and "linear" not in other

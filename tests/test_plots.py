@@ -224,6 +224,35 @@ def test_notebook_02_names_the_paper_zoo_as_itself_not_as_a_stand_in():
     assert code.count("models=who") == 3 and code.count("{who}") == 3
 
 
+def test_paper_zoo_label_reads_after_the_article_of_titles_and_captions():
+    """models_label("paper") was "the paper zoo's ImageNet models": notebook 02's captions
+    ("per model of the {who}") and transfer_heatmaps' title ("the models of the {models}")
+    read "of the the paper zoo's ImageNet models" at the paper preset."""
+    import re
+
+    import nbformat
+
+    from advlens.runner import discover
+
+    for zoo in ("paper", "laptop"):
+        who = plots.models_label(zoo)
+        names = ["m1", "m2"]
+        fig = su2018_figures.transfer_heatmaps(matrix(names), matrix(names), eps=0.1,
+                                               family={"m1": "cnn", "m2": "mlp"}, models=who)
+        (path,) = discover(["02"])
+        code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells
+                         if c.cell_type == "code")
+        texts = [fig._suptitle.get_text(),
+                 *(t.replace("{who}", who) for t in re.findall(r'f"([^"]*\{who\}[^"]*)"', code))]
+        assert len(texts) == 4
+        for text in texts:
+            assert not re.search(r"\bthe the\b", text, re.IGNORECASE), text
+    assert su2018_figures.transfer_heatmaps(
+        matrix(names), matrix(names), eps=0.1, family={"m1": "cnn", "m2": "mlp"},
+        models=plots.models_label("paper"))._suptitle.get_text() == (
+        "Transfer between the models of the paper zoo's ImageNet models, ordered by family")
+
+
 def suite_table() -> pd.DataFrame:
     rows = []
     for i, (model, fam, params) in enumerate([("mlp-s", "mlp", 1e4), ("mlp-l", "mlp", 1e5),

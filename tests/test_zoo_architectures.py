@@ -129,6 +129,9 @@ def test_unknown_arch_and_dataset_are_refused() -> None:
     ("resnet18-cifar", 11_173_962), ("resnet50-cifar", 23_520_842),
     ("fcnet", 3072 * 1176 + 1176 + 1176 * 400 + 400 + 400 * 120 + 120 + 120 * 84 + 84
      + 84 * 10 + 10),
+    # le_net (their exp1/models/lenet.py): unpadded convs, 16·5·5 inputs to its first layer
+    ("lenet", 3 * 6 * 25 + 6 + 6 * 16 * 25 + 16 + 16 * 5 * 5 * 120 + 120 + 120 * 84 + 84
+     + 84 * 10 + 10),
 ])
 def test_liang_architectures_are_theirs(arch: str, params: int) -> None:
     model = build_model(arch, "cifar10")

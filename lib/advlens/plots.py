@@ -52,8 +52,9 @@ STAND_IN_MODELS = "small zoo standing in for the ImageNet models"
 
 def models_label(zoo: str) -> str:
     """How titles and captions name the models of zoo ``zoo``: the published ImageNet models
-    for the ``paper`` zoo, else the small zoo standing in for them."""
-    return "the paper zoo's ImageNet models" if zoo == "paper" else STAND_IN_MODELS
+    for the ``paper`` zoo, else the small zoo standing in for them. Without an article, as
+    :data:`STAND_IN_MODELS`: captions say "per model of the {label}"."""
+    return "paper zoo's ImageNet models" if zoo == "paper" else STAND_IN_MODELS
 
 
 # what every smoke / laptop result stands on: said once here, added to any caption not saying it

@@ -52,7 +52,8 @@ PAPER_SOURCES: tuple[tuple[int, ...], ...] = ((0, 1, 8, 9), (2, 1, 8, 9), (2, 3,
 PAPER_TARGET: tuple[str, ...] = ("bird", "cat", "deer", "dog")
 ANIMALS: tuple[str, ...] = ("bird", "cat", "deer", "dog", "frog", "horse", "monkey")
 # Experiment B's architectures and the knowledge transfer / α₁ the paper reports for them.
-# (zoo names: advlens.zoo.architectures; the ResNets are torchvision's)
+# (zoo names: advlens.zoo.architectures; the ResNets are the CIFAR-stem ones of their
+# models/resnet.py, built on torchvision's)
 PAPER_ARCHS: tuple[str, ...] = ("fcnet", "lenet", "alexnet", "resnet18-cifar", "resnet50-cifar")
 # their train_clf.py: SGD (momentum 0.9, weight decay 1e-4) at 0.1 with cosine annealing, random
 # crop (padding 4) and horizontal flip
@@ -467,9 +468,11 @@ def paper_experiments(knobs: Mapping[str, Any]) -> list[Experiment]:
     STL-10 is resized to 32×32.
     Every model is trained as their ``train_clf.py`` does (:data:`PAPER_TRAINING`): SGD with
     momentum 0.9 at learning rate 0.1, cosine-annealed to 0, weight decay 10⁻⁴, random crops
-    after 4 pixels of padding and horizontal flips; the networks are theirs (``fcnet``,
-    ``lenet``, ``alexnet``, and the CIFAR-stem ``resnet18-cifar`` / ``resnet50-cifar`` of their
-    ``models/resnet.py``). Training runs on ``$ADVLENS_DEVICE``. Deviations: the momentum is
+    after 4 pixels of padding and horizontal flips; the networks are theirs (``fcnet`` of their
+    ``models/fc.py``, ``lenet`` as their ``le_net``, the CIFAR-stem ``resnet18-cifar`` /
+    ``resnet50-cifar`` of their ``models/resnet.py``) but for ``alexnet``, a CIFAR AlexNet
+    whose match with their ``models/alexnet.py`` is unchecked (that file is not published with
+    the rest). Training runs on ``$ADVLENS_DEVICE``. Deviations: the momentum is
     Nesterov's and the cosine steps per batch, not per epoch; each model normalises by its
     training images' per-channel mean and std, not by 0.5 / 0.5; the epochs and batch size are
     the knobs ``epochs`` / ``b_archs`` and ``train_batch_size`` (the preset: their 100 and

@@ -3,6 +3,9 @@ knowledge transfer, and the transfer-correlation scatter (our addition)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -12,6 +15,20 @@ from advlens import plots
 
 PANELS = (("alpha1", "α₁ (logit-change ratio)"), ("alpha2", "α₂ (direction consistency)"),
           ("transfer_acc", "knowledge transfer (probe test acc.)"))
+
+
+def bars_caption(knobs: Mapping[str, Any]) -> str:
+    """The caption of :func:`transfer_bars` at notebook 04's ``knobs``: the probe and α₂ as
+    run (``probe``, ``squared_alpha2``), and the data and networks — the embedded stand-ins,
+    or at ``liang_data="cifar10-stl10"`` the paper's data and networks."""
+    probe = "linear-probe" if knobs["probe"] == "linear" else "fine-tuned"
+    alpha2 = "squared" if knobs["squared_alpha2"] else "unsquared"
+    data = ("Digits and twin-cue stand in for CIFAR-10/STL-10, small zoo models for the paper's "
+            "networks." if knobs["liang_data"] == "embedded" else
+            "CIFAR-10 sources, STL-10 references and Liang et al.'s networks (deviations: "
+            "liang2021.paper_experiments).")
+    return (f"Per source: α₁, α₂ ({alpha2}) and {probe} accuracy on the target task, mean and "
+            f"95% t-CI over seeds. {data}")
 
 
 def transfer_bars(summary: pd.DataFrame, *, title: str = "") -> plt.Figure:

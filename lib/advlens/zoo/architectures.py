@@ -185,10 +185,11 @@ def convmixer(channels: int, size: int, *, dim: int, depth: int, kernel: int = 5
 
 
 def lenet(channels: int, size: int) -> tuple[nn.Module, int]:
-    """LeNet-5 (LeCun et al. 1998): two 5×5 conv-ReLU-maxpool stages (6 and 16 maps; the first
-    padded), then fully connected 120 → 84 with ReLU (Liang et al.'s experiment B)."""
-    side = (size // 2 - 4) // 2
-    body = nn.Sequential(nn.Conv2d(channels, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+    """LeNet-5 (LeCun et al. 1998) as Liang et al.'s ``le_net`` (their ``models/lenet.py``):
+    two unpadded 5×5 conv-ReLU-maxpool stages (6 and 16 maps; 5×5 maps left from 32×32, 1×1
+    from 16×16), then fully connected 120 → 84 with ReLU (their experiment B)."""
+    side = ((size - 4) // 2 - 4) // 2
+    body = nn.Sequential(nn.Conv2d(channels, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
                          nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                          nn.Linear(16 * side * side, 120), nn.ReLU(), nn.Linear(120, 84),
                          nn.ReLU())
