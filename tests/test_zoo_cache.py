@@ -214,3 +214,26 @@ def test_robust_eval_settings_are_checked_before_training(tmp_path: Path, kw: di
     with pytest.raises(ValueError, match=next(iter(kw))):
         load(TINY, tmp_path, progress=False, **kw)
     assert not cache_paths(TINY, tmp_path).meta.exists(), "nothing trained, nothing cached"
+
+
+def test_a_read_only_zoo_is_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A complete zoo on a read-only file system (a shared zoo mounted read-only): creating the
+    lock file raised OSError [Errno 30] before the cached model could be loaded."""
+    import builtins
+    import errno
+
+    from advlens.zoo import cache
+
+    first = _load(TINY, tmp_path)
+
+    def read_only_open(file, mode="r", *args, **kwargs):
+        if any(c in mode for c in "wax+"):
+            raise OSError(errno.EROFS, "Read-only file system", str(file))
+        return builtins.open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "open", read_only_open, raising=False)
+    for lock in tmp_path.glob("*.lock"):
+        lock.unlink()
+    second = _load(TINY, tmp_path)
+    assert second.cached and second.meta["sha256"] == first.meta["sha256"]
+    assert not list(tmp_path.glob("*.lock"))

@@ -56,3 +56,23 @@ def test_csv_is_replaced_whole_or_not_at_all(tmp_path: Path,
         zoo_cli.main(["--preset", "smoke", "--csv", str(out), "--quiet"])
     assert out.read_text() == "name\nearlier\n"
     assert [p.name for p in tmp_path.iterdir()] == ["zoo.csv"]  # no temporary left behind
+
+
+@pytest.mark.parametrize("flag", ["--csv", "--root"])
+def test_a_folder_for_csv_or_a_file_for_root_is_refused_before_building(
+        flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--csv DIR`` passed the folder check and failed with IsADirectoryError after the whole
+    build; ``--root FILE`` ended in a FileExistsError traceback."""
+    def build(*args: object, **kw: object) -> None:
+        raise AssertionError(f"built the zoo before checking {flag}")
+
+    monkeypatch.setattr(zoo_cli, "build", build)
+    value = tmp_path
+    if flag == "--root":
+        value = tmp_path / "zoo.csv"
+        value.write_text("name\n")
+    with pytest.raises(SystemExit) as info:
+        zoo_cli.main(["--preset", "smoke", flag, str(value)])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and f"{flag} {value} is a f" in err, err

@@ -89,3 +89,33 @@ def test_a_numpy_int_for_a_float_field_is_the_same_model() -> None:
                            regime_params=(("beta", 6.0),))
     assert from_numpy == as_float and from_numpy.hash == as_float.hash
     assert type(from_numpy.eps) is float and type(from_numpy.regime_params[0][1]) is float
+
+
+def test_an_integral_float_for_an_int_field_is_the_same_model() -> None:
+    """epochs=1.0 / n_train=64.0 (a YAML or papermill parameter) crashed in training (range,
+    slicing) under a cache key of their own; they are the int config, stored as ints."""
+    import numpy as np
+
+    as_int = ModelConfig("mlp-s", epochs=1, seed=2, data_seed=3, n_train=64, n_test=32,
+                         batch_size=16, attack_steps=4)
+    as_float = ModelConfig("mlp-s", epochs=1.0, seed=2.0, data_seed=np.int64(3),
+                           n_train=np.float32(64), n_test=32.0, batch_size=16.0,
+                           attack_steps=4.0)
+    assert as_float == as_int and as_float.hash == as_int.hash
+    assert all(type(getattr(as_float, k)) is int
+               for k in ("epochs", "seed", "data_seed", "n_train", "n_test", "batch_size"))
+
+
+@pytest.mark.parametrize("kw", [{"seed": 0.5}, {"epochs": 2.5}, {"epochs": True},
+                                {"n_train": float("nan")}, {"batch_size": "32"}])
+def test_a_non_integer_for_an_int_field_is_refused_naming_it(kw: dict) -> None:
+    with pytest.raises(ValueError, match=f"ModelConfig.{next(iter(kw))} must be an integer"):
+        ModelConfig("mlp-s", **kw)
+
+
+@pytest.mark.parametrize("kw", [{"n_train": -5}, {"n_test": 0}])
+def test_a_count_below_one_is_refused(kw: dict) -> None:
+    """n_train=-5 trained on every digit but 5 (randperm(n)[:-5]); n_test=0 failed only after
+    the model was trained."""
+    with pytest.raises(ValueError, match=f"{next(iter(kw))} must be None .* or >= 1"):
+        ModelConfig("mlp-s", **kw)

@@ -24,14 +24,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="laptop", choices=PRESET_NAMES)
     parser.add_argument("--root", default=None, help="zoo folder (default: $ADVLENS_ZOO or "
                                                      "data/zoo)")
-    parser.add_argument("--robust-eval-eps", type=float, default=None)
-    parser.add_argument("--robust-eval-n", type=int, default=None)
+    parser.add_argument("--robust-eval-eps", type=float, default=None,
+                        help="L2 radius of the robust-accuracy PGD (default 0.5; 0: clean "
+                             "accuracy only)")
+    parser.add_argument("--robust-eval-n", type=int, default=None,
+                        help="test images attacked for the robust accuracy (default 500)")
     parser.add_argument("--csv", default=None, help="also write the table to this CSV file")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or epoch logs")
     args = parser.parse_args(argv)
-    if args.csv and not Path(args.csv).resolve().parent.is_dir():  # not after a long build
+    # refused now, not after a long build
+    if args.csv and Path(args.csv).is_dir():
+        parser.error(f"--csv {args.csv} is a folder; name the CSV file to write, e.g. "
+                     f"{Path(args.csv) / 'zoo.csv'}.")
+    if args.csv and not Path(args.csv).resolve().parent.is_dir():
         parser.error(f"--csv {args.csv}: its folder does not exist; create it or choose "
                      "another path.")
+    if args.root and Path(args.root).expanduser().exists() \
+            and not Path(args.root).expanduser().is_dir():
+        parser.error(f"--root {args.root} is a file, not a folder; name the zoo folder.")
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     wall = time.perf_counter()

@@ -18,6 +18,7 @@ model. Anything else — a truncated, edited or foreign file — is reported wit
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import time
 import warnings
@@ -66,14 +67,23 @@ def cache_paths(config: ModelConfig, root: str | Path | None = None) -> CachePat
 @contextlib.contextmanager
 def model_lock(config: ModelConfig, root: str | Path | None = None) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``config``'s cache entry (no-op where ``fcntl`` is
-    unavailable, e.g. on Windows)."""
+    unavailable, e.g. on Windows, and in a zoo this process may not write, such as a shared zoo
+    mounted read-only: its models load as they are, files being replaced atomically, never
+    seen half-written; a save there fails naming the file)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - non-POSIX
         yield
         return
     path = cache_paths(config, root).meta.with_suffix(".lock")
-    with open(path, "a") as handle:
+    try:
+        handle = open(path, "a")
+    except OSError as err:
+        if err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        yield
+        return
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -49,6 +49,18 @@ def _integral(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _as_int(value: Any, name: str) -> int:
+    """``value`` of the integer field ``name`` as an ``int``: an integral float (``20.0``, from
+    a YAML or papermill parameter) is that int (one model, one cache key); anything else,
+    bools included, is refused here rather than by ``range`` or ``manual_seed`` mid-build."""
+    if _integral(value):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) \
+            and float(value).is_integer():
+        return int(value)
+    raise ValueError(f"ModelConfig.{name} must be an integer; got {value!r}.")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """A zoo model: architecture, data, training regime and hyper-parameters.
@@ -99,11 +111,19 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         # eps=1, eps=np.int64(1) and eps=1.0 are one model: as floats they hash alike (one
-        # cache entry, not two)
+        # cache entry, not two); likewise epochs=20.0 is epochs=20 as an int
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.type == "float" and _integral(value):
                 object.__setattr__(self, f.name, float(value))
+            elif f.type in ("int", "int | None") and value is not None:
+                object.__setattr__(self, f.name, _as_int(value, f.name))
+        for name in ("n_train", "n_test"):
+            count = getattr(self, name)
+            if count is not None and count < 1:
+                raise ValueError(f"{name} must be None (every image) or >= 1; got {count} "
+                                 "(0 leaves no image; a negative count kept all images but "
+                                 f"{-count}).")
         object.__setattr__(self, "regime_params", tuple(
             (k, float(v) if _integral(v) else v) for k, v in self.regime_params))
         known = {**ARCHS, **PAPER_ARCHS}

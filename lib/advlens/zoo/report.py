@@ -8,6 +8,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
+from advlens import plots
 from advlens.zoo.architectures import FAMILIES
 
 MEASURES = {"test_acc": "clean", "robust_acc": "under L2-PGD"}
@@ -48,7 +49,9 @@ def accuracy_figure(table: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
     """Three panels from ``Zoo.table()``: standard digits models (clean vs attacked accuracy,
     grouped by family; the published ImageNet models when the table has them, i.e. the paper
     zoo), accuracy vs adversarial-training radius per architecture, and the twin-cue models.
-    Legends sit outside the bars. Returns the figure and the plotted numbers (long form)."""
+    Legends sit outside the bars; the title names the paper zoo's ImageNet models or the small
+    zoo standing in for them (:func:`advlens.plots.models_label`). Returns the figure and the
+    plotted numbers (long form)."""
     eps = table["robust_eps"].dropna().unique()
     attack = f"L2-PGD, eps {eps[0]:g}" if len(eps) == 1 else "L2-PGD"
     # the paper zoo's published ImageNet models take the digits models' place in two panels
@@ -96,5 +99,6 @@ def accuracy_figure(table: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
            ylabel="test accuracy on own variant", title="Twin-cue models by training variant")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper right", ncol=2,
                fontsize=8, frameon=False)
-    fig.suptitle("Small zoo standing in for the ImageNet models: clean and attacked accuracy")
+    models = plots.models_label("paper" if main == "imagenet" else "")
+    fig.suptitle(f"{models[0].upper()}{models[1:]}: clean and attacked accuracy")
     return fig, accuracy_long(table)
