@@ -3,6 +3,7 @@ here from the protocol, images never broken kept, correlations, twins and the tw
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import nbformat
@@ -496,3 +497,90 @@ def test_qualitative_maps_peak_at_one() -> None:
     torch.testing.assert_close(out["map"], maps / maps.flatten(1).amax(1)[:, None, None])
     assert out["saliency"].shape == (4, 6, 6)
     assert torch.allclose(out["saliency"].flatten(1).amax(1), torch.ones(4, dtype=torch.float64))
+
+
+class _SideOnly(nn.Module):
+    """A linear model that takes only side×side images (as a published model of one input
+    size), refusing others."""
+
+    def __init__(self, side: int) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.side, self.head = side, nn.Linear(3 * side * side, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.shape[-2:] == (self.side, self.side), f"fed {tuple(x.shape)}"
+        return self.head(x.flatten(1))
+
+
+def _bicubic_up(image: np.ndarray, side: int, a: float = -0.75) -> np.ndarray:
+    """Separable bicubic upsampling written out in float64 (Keys' kernel with a = −0.75, half-
+    pixel centres, edge pixels repeated): the reference for torchvision's tensor Resize."""
+    def weights(n_in: int) -> np.ndarray:
+        out = np.zeros((side, n_in))
+        for i in range(side):
+            u = (i + 0.5) * n_in / side - 0.5
+            base = int(np.floor(u))
+            for k in range(base - 1, base + 3):
+                t = abs(u - k)
+                w = ((a + 2) * t - (a + 3)) * t * t + 1 if t <= 1 else \
+                    ((a * t - 5 * a) * t + 8 * a) * t - 4 * a if t < 2 else 0.0
+                out[i, min(max(k, 0), n_in - 1)] += w
+        return out
+
+    rows, cols = weights(image.shape[-2]), weights(image.shape[-1])
+    return np.einsum("ih,...hw,jw->...ij", rows, image, cols)
+
+
+def test_at_side_resizes_images_and_maps_as_linsley_et_al() -> None:
+    """Linsley et al. resize ClickMe images and heatmaps to a model's input side with
+    torchvision's bicubic Resize: against a float64 bicubic written out, images clamped to
+    [0, 1], maps clipped at 0 and scaled to peak 1; nothing moves where the side is theirs."""
+    gen = torch.Generator().manual_seed(0)
+    x, maps = torch.rand(3, 3, 16, 16, generator=gen), torch.rand(3, 1, 16, 16, generator=gen)
+    data = ImageSet(x, torch.tensor([0, 1, 2]), maps, ["a", "b", "c"], "toy")
+    assert linsley2023.at_side(data, maps, None)[0] is data
+    assert linsley2023.at_side(data, maps, 16)[1] is maps
+    sized, sized_maps = linsley2023.at_side(data, maps, 21)
+    assert sized.images.shape == (3, 3, 21, 21) and sized_maps.shape == (3, 1, 21, 21)
+    assert torch.equal(sized.labels, data.labels) and sized.masks.shape == (3, 1, 21, 21)
+    reference = np.clip(_bicubic_up(x.double().numpy(), 21), 0, 1)
+    np.testing.assert_allclose(sized.images.numpy(), reference, atol=1e-5)
+    heat = np.clip(_bicubic_up(maps.double().numpy(), 21), 0, None)
+    heat /= heat.reshape(3, -1).max(1)[:, None, None, None]
+    np.testing.assert_allclose(sized_maps.numpy(), heat, atol=1e-5)
+
+
+def test_a_published_model_of_another_side_is_attacked_and_scored_at_its_own() -> None:
+    """inception_v3 takes 299 where the ClickMe set is 224: study and saliency_alignment feed
+    it the images and maps resized to its side (at_side), the others the images as they are;
+    its rows equal attacking it on the resized set by hand."""
+    gen = torch.Generator().manual_seed(1)
+    x, maps = torch.rand(8, 3, 6, 6, generator=gen), torch.rand(8, 1, 6, 6, generator=gen)
+    big, small = _SideOnly(9), _SideOnly(6)
+    data = ImageSet(x, torch.zeros(8, dtype=torch.long), maps, [str(i) for i in range(5)], "t")
+    sized, sized_maps = linsley2023.at_side(data, maps, 9)
+    with torch.no_grad():
+        y = big(sized.images).argmax(1)  # every resized image right for `big`
+    data, sized = dataclasses.replace(data, labels=y), dataclasses.replace(sized, labels=y)
+    configs = {"big": ModelConfig("inception_v3.tv_in1k", dataset="imagenet", source="timm",
+                                  checkpoint="inception_v3.tv_in1k"),
+               "small": ModelConfig("cnn-xs")}
+    assert linsley2023.input_side(configs["big"]) == 299
+    assert linsley2023.input_side(configs["small"]) is None
+    sides = {"big": 9, "small": None}
+    summary, per_image = linsley2023.model_table(
+        {"big": big, "small": small}, data, maps, accuracy={"big": 1.0, "small": 0.5},
+        attacks_=("pgd",), sides=sides)
+    by_hand = linsley2023.attack_alignment(big, sized.images, y, sized_maps, attack="pgd")
+    rows = per_image[per_image["model"] == "big"].reset_index(drop=True)
+    assert np.allclose(rows["alignment"], by_hand["alignment"], equal_nan=True)
+    assert np.allclose(rows["tolerance"], by_hand["tolerance"])
+    with pytest.raises(AssertionError, match="fed"):  # without sides it is fed 6×6
+        linsley2023.model_table({"big": big}, data, maps, accuracy={"big": 1.0},
+                                attacks_=("pgd",))
+    scores = linsley2023.saliency_alignment({"big": big, "small": small}, data, maps,
+                                            human_maps=False, sides=sides).set_index("model")
+    alone = linsley2023.saliency_alignment({"big": big}, sized, sized_maps, human_maps=False)
+    assert scores.loc["big", "spearman"] == pytest.approx(float(alone.loc[0, "spearman"]))
+    assert scores.loc["small", "n_images"] == 8

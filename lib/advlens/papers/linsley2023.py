@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -22,6 +23,7 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 from torch import Tensor, nn
+from torchvision import transforms
 
 from advlens import attacks
 from advlens.alignment import saliency, spearman_alignment
@@ -100,6 +102,35 @@ def correct(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 512) ->
     return predicted == check_labels(y, predicted.shape[0], "y").cpu()
 
 
+def input_side(config: ModelConfig) -> int | None:
+    """The image side a published model is evaluated at (the paper zoo's ``input_size``:
+    ``inception_v3`` 299, the others 224); None for the models trained here, which take the
+    evaluation set's own side."""
+    from advlens.zoo.paper import PAPER_ARCHS
+
+    arch = PAPER_ARCHS.get(config.arch)
+    return None if config.source == "trained" or arch is None else arch.input_size
+
+
+def at_side(data: ImageSet, maps: Tensor, side: int | None) -> tuple[ImageSet, Tensor]:
+    """``data`` and its ``maps`` resized to ``side``×``side`` as Linsley et al. feed a model of
+    another input size (their ``main.py``: torchvision's bicubic ``Resize`` of the image and
+    heatmap tensors alike, which in their torchvision did not antialias tensors: Keys' cubic
+    with a = −0.75): images clamped to [0, 1], each map clipped at 0 and scaled to peak 1
+    again. Unchanged where ``side`` is None or already the images' side."""
+    if side is None or tuple(data.images.shape[-2:]) == (side, side):
+        return data, maps
+    resize = transforms.Resize((side, side), transforms.InterpolationMode.BICUBIC,
+                               antialias=False)
+    images = resize(data.images).clamp(0.0, 1.0)
+    resized = resize(maps.reshape(len(maps), -1, *maps.shape[-2:])).clamp_min(0.0)
+    peak = resized.flatten(1).amax(1).clamp_min(1e-12)
+    resized = resized / peak.view(-1, *([1] * (resized.ndim - 1)))
+    masks = None if data.masks is None else resized if data.masks is maps else resize(
+        data.masks)
+    return dataclasses.replace(data, images=images, masks=masks), resized
+
+
 def summarize(per_image: pd.DataFrame) -> dict[str, float]:
     """One model under one attack: ``n_images``, ``not_broken`` (share never fooled: for
     ``pgd``, within the L2 distance its 3 steps of 0.5 can reach, 1.5 — see
@@ -121,20 +152,24 @@ def summarize(per_image: pd.DataFrame) -> dict[str, float]:
 def model_table(models: Mapping[str, nn.Module], data: ImageSet, maps: Tensor, *,
                 accuracy: Mapping[str, float], attacks_: Sequence[str] = ATTACKS,
                 n_images: int | None = None, ddn_steps: int = 100, batch_size: int = 128,
-                seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+                seed: int = 0, sides: Mapping[str, int | None] | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Tolerance and alignment of every model under every attack.
 
     ``n_images`` random images of ``data`` (all if None, drawn with ``seed``) form one pool;
-    each model is attacked on those *it* classifies correctly. ``accuracy`` gives each model's
-    clean test accuracy (the x axis of the paper's figures). Returns (summary: one row per model
-    and attack, per-image rows with ``model`` and ``attack`` columns).
+    each model is attacked on those *it* classifies correctly, at its own input side where
+    ``sides`` names one (:func:`at_side`: the pool and its maps resized). ``accuracy`` gives
+    each model's clean test accuracy (the x axis of the paper's figures). Returns (summary: one
+    row per model and attack, per-image rows with ``model`` and ``attack`` columns).
     """
     if n_images is not None and n_images < len(data):
         gen = torch.Generator().manual_seed(seed)
         pick = torch.randperm(len(data), generator=gen)[:n_images].sort().values
         data, maps = data.subset(pick), maps[pick]
     summary, per_image = [], []
+    pool, pool_maps = data, maps
     for name, model in models.items():
+        data, maps = at_side(pool, pool_maps, (sides or {}).get(name))
         ok = correct(model, data.images, data.labels)
         x, y, m = data.images[ok], data.labels[ok], maps[ok]
         index = ok.nonzero().flatten().numpy()
@@ -426,11 +461,15 @@ def study(models: Mapping[str, nn.Module], configs: Mapping[str, ModelConfig], d
           ) -> dict[str, pd.DataFrame]:
     """Everything the accuracy figures need for one dataset: ``summary`` (per model and attack,
     with family and regime; accuracy on all of ``data``), ``per_image``, ``corr``
-    (:func:`correlations`), ``arrows_tolerance`` / ``arrows_alignment`` (:func:`twin_arrows`)."""
-    acc = {name: accuracy(model, data.images, data.labels) for name, model in models.items()}
+    (:func:`correlations`), ``arrows_tolerance`` / ``arrows_alignment`` (:func:`twin_arrows`).
+    A published model whose input side differs from the images' (:func:`input_side`) sees them
+    resized to it, as in Linsley et al.'s code (:func:`at_side`)."""
+    sides = {name: input_side(configs[name]) for name in models}
+    acc = {name: accuracy(model, at_side(data, maps, sides[name])[0].images, data.labels)
+           for name, model in models.items()}
     summary, per_image = model_table(models, data, maps, accuracy=acc, attacks_=attacks_,
                                      n_images=n_images, ddn_steps=ddn_steps,
-                                     batch_size=batch_size, seed=seed)
+                                     batch_size=batch_size, seed=seed, sides=sides)
     summary.insert(1, "family", summary["model"].map(lambda m: configs[m].family))
     summary.insert(2, "regime", summary["model"].map(lambda m: configs[m].regime))
     pairs = twin_pairs(configs)
@@ -442,18 +481,24 @@ def study(models: Mapping[str, nn.Module], configs: Mapping[str, ModelConfig], d
 
 def saliency_alignment(models: Mapping[str, nn.Module], data: ImageSet, maps: Tensor, *,
                        human_maps: bool, n_images: int | None = None,
-                       batch_size: int = 128) -> pd.DataFrame:
+                       batch_size: int = 128,
+                       sides: Mapping[str, int | None] | None = None) -> pd.DataFrame:
     """Harmonization's evaluation of each model's saliency against the maps, on the first
     ``n_images`` images: mean Spearman, top-10 % Dice and IoU, and — only for real human maps
     (``human_maps``) — the score (mean ρ ÷ the ClickMe human ceiling); NaN for stand-ins. The
     saliency is theirs (Xplique's ``Saliency``): the largest |gradient| over colour channels
-    (:func:`~advlens.alignment.saliency` with ``channels="max-abs"``)."""
+    (:func:`~advlens.alignment.saliency` with ``channels="max-abs"``). A model that ``sides``
+    gives an input side (:func:`input_side`) sees the images and maps resized to it
+    (:func:`at_side`)."""
     from advlens.alignment import harmonization_score
 
     k = len(data) if n_images is None else min(n_images, len(data))
-    x, y, m = data.images[:k], data.labels[:k], maps[:k].reshape(k, *data.images.shape[-2:])
+    pool, pool_maps = data.subset(torch.arange(k)), maps[:k]
     rows = []
     for name, model in models.items():
+        sized, sized_maps = at_side(pool, pool_maps, (sides or {}).get(name))
+        x, y = sized.images, sized.labels
+        m = sized_maps.reshape(k, *x.shape[-2:])
         sal = torch.cat([saliency(model, x[i:i + batch_size], y[i:i + batch_size],
                                   channels="max-abs").cpu() for i in range(0, k, batch_size)])
         score = harmonization_score(sal, m)
