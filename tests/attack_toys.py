@@ -106,3 +106,36 @@ def closed_form_point(model: nn.Sequential, x: Tensor, norm: str) -> Tensor:
     dist = d.gather(1, j[:, None])
     step = v / v.norm(dim=1, keepdim=True) if norm == "l2" else v.sign()
     return (x.double().flatten(1) - dist * step).view_as(x)
+
+
+class SideOnly(nn.Module):
+    """An affine model on (1, side, side) float64 images that refuses any other size, as a
+    published model of one input size would be fed the wrong one."""
+
+    def __init__(self, side: int, k: int = 4, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.side = side
+        self.lin = nn.Linear(side * side, k).double()
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.randn(k, side * side, generator=g, dtype=torch.float64))
+            self.lin.bias.copy_(torch.randn(k, generator=g, dtype=torch.float64) * 0.1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        assert tuple(x.shape[-2:]) == (self.side, self.side), f"fed {tuple(x.shape)}"
+        return self.lin(x.flatten(1))
+
+    @classmethod
+    def seen_through(cls, small: SideOnly, side: int) -> SideOnly:
+        """A model of side ``side`` that resamples its input down to ``small``'s side and
+        applies ``small`` (a linear map: the bicubic resampling, unclamped): the two agree on
+        most images at their own sides."""
+        from advlens.resample import _resize
+
+        basis = torch.eye(side * side, dtype=torch.float64).view(-1, 1, side, side)
+        down = _resize(basis, small.side).flatten(1).T  # (small², side²)
+        big = cls(side, k=small.lin.out_features)
+        with torch.no_grad():
+            big.lin.weight.copy_(small.lin.weight @ down)
+            big.lin.bias.copy_(small.lin.bias)
+        return big

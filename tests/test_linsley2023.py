@@ -23,6 +23,7 @@ from advlens.findings import decode_statistics
 from advlens.papers import linsley2023
 from advlens.paths import repo_root
 from advlens.zoo.config import ModelConfig
+from resample_reference import bicubic_up
 
 
 def _model() -> nn.Module:
@@ -513,25 +514,6 @@ class _SideOnly(nn.Module):
         return self.head(x.flatten(1))
 
 
-def _bicubic_up(image: np.ndarray, side: int, a: float = -0.75) -> np.ndarray:
-    """Separable bicubic upsampling written out in float64 (Keys' kernel with a = −0.75, half-
-    pixel centres, edge pixels repeated): the reference for torchvision's tensor Resize."""
-    def weights(n_in: int) -> np.ndarray:
-        out = np.zeros((side, n_in))
-        for i in range(side):
-            u = (i + 0.5) * n_in / side - 0.5
-            base = int(np.floor(u))
-            for k in range(base - 1, base + 3):
-                t = abs(u - k)
-                w = ((a + 2) * t - (a + 3)) * t * t + 1 if t <= 1 else \
-                    ((a * t - 5 * a) * t + 8 * a) * t - 4 * a if t < 2 else 0.0
-                out[i, min(max(k, 0), n_in - 1)] += w
-        return out
-
-    rows, cols = weights(image.shape[-2]), weights(image.shape[-1])
-    return np.einsum("ih,...hw,jw->...ij", rows, image, cols)
-
-
 def test_at_side_resizes_images_and_maps_as_linsley_et_al() -> None:
     """Linsley et al. resize ClickMe images and heatmaps to a model's input side with
     torchvision's bicubic Resize: against a float64 bicubic written out, images clamped to
@@ -544,9 +526,9 @@ def test_at_side_resizes_images_and_maps_as_linsley_et_al() -> None:
     sized, sized_maps = linsley2023.at_side(data, maps, 21)
     assert sized.images.shape == (3, 3, 21, 21) and sized_maps.shape == (3, 1, 21, 21)
     assert torch.equal(sized.labels, data.labels) and sized.masks.shape == (3, 1, 21, 21)
-    reference = np.clip(_bicubic_up(x.double().numpy(), 21), 0, 1)
+    reference = np.clip(bicubic_up(x.double().numpy(), 21), 0, 1)
     np.testing.assert_allclose(sized.images.numpy(), reference, atol=1e-5)
-    heat = np.clip(_bicubic_up(maps.double().numpy(), 21), 0, None)
+    heat = np.clip(bicubic_up(maps.double().numpy(), 21), 0, None)
     heat /= heat.reshape(3, -1).max(1)[:, None, None, None]
     np.testing.assert_allclose(sized_maps.numpy(), heat, atol=1e-5)
 

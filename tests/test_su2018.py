@@ -432,3 +432,28 @@ def test_models_by_name_refuses_two_models_of_one_name() -> None:
         "cnn-s/n1000", "cnn-s/e2"]
     with pytest.raises(ValueError, match="architecture/tag"):
         models_by_name([tagged[0], tagged[0]], what="family_models", with_tag=True)
+
+
+def test_attack_suite_attacks_a_model_at_its_own_input_side() -> None:
+    """Su et al. ran each model at its own size (inception_v3 at 299): with ``sides``, a model
+    of another side is attacked on the images resampled to it (advlens.resample), so its rows
+    are those of attacking the resampled images by hand; the others see the images as given."""
+    from advlens.resample import images_to_side
+    from attack_toys import SideOnly
+
+    small = SideOnly(4, seed=4)
+    big = SideOnly.seen_through(small, 6)
+    x = centre_images(12, spread=0.3)
+    with torch.no_grad():
+        y = big(images_to_side(x, 6)).argmax(1)
+    table, results = attack_suite({"big": big, "small": small}, x, y, settings=TINY,
+                                  suite=["fgsm", "cw"], n_boot=20, sides={"big": 6})
+    alone, by_hand = attack_suite({"big": big}, images_to_side(x, 6), y, settings=TINY,
+                                  suite=["fgsm", "cw"], n_boot=20)
+    for attack in ("fgsm", "cw"):
+        got, ref = results[("big", attack, "untargeted")], by_hand[("big", attack, "untargeted")]
+        assert got.adv.shape[-2:] == (6, 6)
+        assert torch.equal(got.norms, ref.norms)
+    assert (table[table.model == "big"]["attempts"] == 12).all()
+    with pytest.raises(AssertionError, match="fed"):  # without sides it is fed 4×4 images
+        attack_suite({"big": big}, x, y, settings=TINY, suite=["fgsm"], n_boot=20)

@@ -221,3 +221,31 @@ def test_targeted_true_is_the_random_mode() -> None:
               for mode in (True, "random")]
     pd.testing.assert_frame_equal(tables[0], tables[1])
     assert "top5" in tables[0]
+
+
+def test_models_of_other_input_sides_see_images_and_examples_resampled() -> None:
+    """With ``sides``, each model classifies the images, and crafts and receives examples, at
+    its own side (advlens.resample): the pair's rate equals evaluating the resampled examples
+    by hand."""
+    from advlens.resample import images_to_side
+    from attack_toys import SideOnly
+
+    small = SideOnly(4, seed=3)
+    big = SideOnly.seen_through(small, 6)
+    x = centre_images(20, spread=0.3)
+    with torch.no_grad():
+        y = small(x).argmax(1)
+    attack = ifgsm(eps=0.2, steps=5)
+    table = transfer_matrix({"small": small, "big": big}, x, y, attack=attack,
+                            sides={"big": 6}).set_index(["source", "target"])
+    with torch.no_grad():
+        big_right = big(images_to_side(x, 6)).argmax(1) == y
+        adv = attack(small, x, y).adv  # small is right on every image
+        fooled_small = small(adv).argmax(1) != y
+        keep = big_right & fooled_small
+        rate = (big(images_to_side(adv, 6)).argmax(1)[keep] != y[keep]).double().mean()
+    assert table.loc[("small", "big"), "n"] == int(keep.sum()) > 0
+    assert table.loc[("small", "big"), "success"] == pytest.approx(float(rate))
+    assert table.loc[("big", "big"), "n"] == int(big_right.sum())
+    with pytest.raises(AssertionError, match="fed"):
+        transfer_matrix({"small": small, "big": big}, x, y, attack=attack)

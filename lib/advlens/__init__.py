@@ -12,6 +12,7 @@ Package tree (one concept per module)::
       stir.py              STIR shared invariance (Nanda et al.)
       alignment.py         Spearman alignment, saliency, harmonizer loss (Linsley; Fel et al.)
       transfer.py          transfer matrix (Su et al.); alpha1 / alpha2 (Liang et al.)
+      resample.py          images and maps resampled to a model's input side
       probes.py            linear probe / fine-tuning of a source model on a target task
       stats.py             bootstrap CIs, the one bootstrap line fit
       rng.py               seeded: a private seeded RNG (CPU and CUDA), the caller's left as is

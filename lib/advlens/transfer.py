@@ -42,6 +42,7 @@ from advlens.attacks.result import AttackResult
 from advlens.attacks.targets import TARGET_MODES
 from advlens.checks import as_tensor, check_bool, check_images, check_labels
 from advlens.features import predict
+from advlens.resample import images_to_side
 
 # attack(model, x, y, targets=None) -> AttackResult
 TransferAttack = Callable[..., AttackResult]
@@ -55,7 +56,8 @@ def ifgsm(eps: float = 0.1, steps: int = 50) -> TransferAttack:
 def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
                     attack: TransferAttack | None = None, targeted: bool | str = False,
                     generator: torch.Generator | None = None, only_successful: bool = True,
-                    batch_size: int = 256, progress: bool | None = None) -> pd.DataFrame:
+                    batch_size: int = 256, progress: bool | None = None,
+                    sides: Mapping[str, int | None] | None = None) -> pd.DataFrame:
     """Success of each source's adversarial examples on each target, for every ordered pair.
 
     ``attack(model, x, y, targets=...)`` crafts the examples on the source (default:
@@ -68,6 +70,10 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
     diagonal (source = target) is the white-box rate: every image the source attacked, with no
     ``only_successful`` filter (with it, the diagonal would read 1 by construction).
 
+    ``sides`` (model name -> input side or None): a model with a side sees the images, and
+    another source's examples, resampled to it (:mod:`advlens.resample`; Su et al.'s transfer
+    code centre-crops or zero-pads an example of another size instead).
+
     Returns a long DataFrame: source, target, n (images evaluated), success (rate; untargeted:
     the target's prediction changed; targeted: top-1 = target class) and, if targeted, top5.
     """
@@ -79,17 +85,20 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
     x = check_images(as_tensor(x, "x"), "x")
     y = check_labels(y, x.shape[0], "y").cpu()  # compared with predict's CPU logits
     attack = ifgsm() if attack is None else attack
-    clean = {name: predict(m, x, batch_size=batch_size).argmax(1) for name, m in models.items()}
+    sides = dict(sides or {})
+    clean = {name: predict(m, images_to_side(x, sides.get(name)),
+                           batch_size=batch_size).argmax(1) for name, m in models.items()}
     shared_targets = None
     if mode == "random":
-        first = next(iter(models.values()))
-        shared_targets = attacks.choose_targets(first, x, y, "random", generator)
+        first = next(iter(models))
+        shared_targets = attacks.choose_targets(
+            models[first], images_to_side(x, sides.get(first)), y, "random", generator)
     rows = []
     names = list(models)
     for source in tqdm(names, desc="transfer sources", disable=tqdm_disabled(progress),
                        leave=False):
         rows_of = (clean[source] == y).nonzero().flatten()
-        xs, ys = x[rows_of], y[rows_of]
+        xs, ys = images_to_side(x, sides.get(source))[rows_of], y[rows_of]
         if len(rows_of) == 0:  # the source gets every image wrong: nothing to attack or target
             rows += [{"source": source, "target": target, "n": 0,
                       **_rates(x.new_zeros(0, 1), ys, ys if mode else None)} for target in names]
@@ -102,7 +111,9 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
         result = attacks.run_batched(attack, models[source], xs, ys, batch_size=batch_size,
                                      targets=targets)
         for target in names:
-            logits = predict(models[target], result.adv, batch_size=batch_size)
+            # at the target's side (the images' own where it has none)
+            seen = images_to_side(result.adv, sides.get(target) or tuple(x.shape[-2:]))
+            logits = predict(models[target], seen, batch_size=batch_size)
             keep = clean[target][rows_of] == ys
             if only_successful and target != source:  # the diagonal: the white-box rate
                 keep &= result.success.cpu()

@@ -23,7 +23,6 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 from torch import Tensor, nn
-from torchvision import transforms
 
 from advlens import attacks
 from advlens.alignment import saliency, spearman_alignment
@@ -31,8 +30,10 @@ from advlens.checks import as_tensor, check_images, check_labels
 from advlens.data import ImageSet, twin_cue
 from advlens.features import accuracy, predict
 from advlens.findings import combine, encode_statistics
+from advlens.resample import images_to_side, maps_to_side
 from advlens.stats import Estimate, bootstrap_ci, min_testable_points
 from advlens.zoo.config import ModelConfig
+from advlens.zoo.paper import input_side
 
 ATTACKS = ("pgd", "ddn")
 
@@ -102,16 +103,6 @@ def correct(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 512) ->
     return predicted == check_labels(y, predicted.shape[0], "y").cpu()
 
 
-def input_side(config: ModelConfig) -> int | None:
-    """The image side a published model is evaluated at (the paper zoo's ``input_size``:
-    ``inception_v3`` 299, the others 224); None for the models trained here, which take the
-    evaluation set's own side."""
-    from advlens.zoo.paper import PAPER_ARCHS
-
-    arch = PAPER_ARCHS.get(config.arch)
-    return None if config.source == "trained" or arch is None else arch.input_size
-
-
 def at_side(data: ImageSet, maps: Tensor, side: int | None) -> tuple[ImageSet, Tensor]:
     """``data`` and its ``maps`` resized to ``side``×``side`` as Linsley et al. feed a model of
     another input size (their ``main.py``: torchvision's bicubic ``Resize`` of the image and
@@ -120,14 +111,9 @@ def at_side(data: ImageSet, maps: Tensor, side: int | None) -> tuple[ImageSet, T
     again. Unchanged where ``side`` is None or already the images' side."""
     if side is None or tuple(data.images.shape[-2:]) == (side, side):
         return data, maps
-    resize = transforms.Resize((side, side), transforms.InterpolationMode.BICUBIC,
-                               antialias=False)
-    images = resize(data.images).clamp(0.0, 1.0)
-    resized = resize(maps.reshape(len(maps), -1, *maps.shape[-2:])).clamp_min(0.0)
-    peak = resized.flatten(1).amax(1).clamp_min(1e-12)
-    resized = resized / peak.view(-1, *([1] * (resized.ndim - 1)))
-    masks = None if data.masks is None else resized if data.masks is maps else resize(
-        data.masks)
+    resized = maps_to_side(maps, side)
+    masks = None if data.masks is None else maps_to_side(data.masks, side)
+    images = images_to_side(data.images, side)
     return dataclasses.replace(data, images=images, masks=masks), resized
 
 

@@ -36,6 +36,7 @@ from advlens.attacks.targets import TARGET_MODES
 from advlens.checks import as_tensor, check_images, check_labels
 from advlens.features import predict
 from advlens.findings import combine, encode_statistics
+from advlens.resample import images_to_side
 from advlens.stats import Estimate, LinearFit, bootstrap_ci, linear_fit, min_testable_points
 
 if TYPE_CHECKING:
@@ -278,12 +279,15 @@ def attack_suite(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
                  settings: SuiteSettings | None = None, suite: Sequence[str] = SUITE,
                  target_modes: Sequence[str] = (), generator: torch.Generator | None = None,
                  batch_size: int = 256, n_boot: int = 2000, seed: int = 0,
-                 progress: bool | None = None, client: Any | None = None
-                 ) -> tuple[pd.DataFrame, dict]:
+                 progress: bool | None = None, client: Any | None = None,
+                 sides: Mapping[str, int | None] | None = None) -> tuple[pd.DataFrame, dict]:
     """Run ``suite`` on every model, untargeted and for each of ``target_modes``.
 
     Each model is attacked on the images of ``x`` it classifies correctly (Su et al.: correctly
-    classified images). Returns (table, results): one table row per (model, attack, mode) with
+    classified images), at its own input side where ``sides`` gives one
+    (:func:`advlens.zoo.paper.input_side`; the images resampled, :mod:`advlens.resample`: Su
+    et al. ran each model at its own size, so its distortions are measured there). Returns
+    (table, results): one table row per (model, attack, mode) with
     norm, distortion (mean over successful examples, bootstrap CI), success rate, attempts,
     passes and wall time; ``results[(model, attack, mode)]`` is the :class:`AttackResult`.
     ``client``: a dask client (or ``$ADVLENS_SCHEDULER``) to attack the models in parallel
@@ -302,8 +306,9 @@ def attack_suite(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
     modes = ["untargeted", *target_modes]
     inputs: dict[str, dict[str, Any]] = {}
     for name, model in models.items():
-        correct = predict(model, x, batch_size=batch_size).argmax(1) == y
-        xs, ys = x[correct], y[correct]
+        xm = images_to_side(x, (sides or {}).get(name))
+        correct = predict(model, xm, batch_size=batch_size).argmax(1) == y
+        xs, ys = xm[correct], y[correct]
         if xs.shape[0] == 0:
             raise ValueError(f"model {name!r} classifies none of the images correctly.")
         targets = {mode: None if mode == "untargeted" else attacks.choose_targets(

@@ -94,6 +94,14 @@ PAPER_ARCHS: dict[str, PaperArch] = {
 }
 
 
+def input_side(config: Any) -> int | None:
+    """The image side a published model of the paper zoo is evaluated at (its ``input_size``:
+    ``inception_v3`` 299, the others 224); None for a model trained here, which takes the
+    images as they come."""
+    arch = PAPER_ARCHS.get(config.arch)
+    return None if config.source == "trained" or arch is None else arch.input_size
+
+
 def timm_eval(name: str) -> tuple[str, float, int] | None:
     """(interpolation, crop_pct, input side) of timm model ``name`` as its stored pretrained
     config says (nothing is downloaded); None when timm does not know it."""

@@ -1,0 +1,42 @@
+"""Images and importance maps resampled to a model's input side (a published model evaluated at
+another size than the images: ``inception_v3`` at 299 beside 224-pixel images).
+
+Bicubic as torchvision's ``Resize`` of tensors without antialiasing (Keys' cubic, a = −0.75,
+half-pixel centres), the call Linsley et al.'s code makes on ClickMe images and heatmaps.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+from torchvision import transforms
+
+Size = int | tuple[int, int]  # a side (square) or (height, width)
+
+
+def _hw(size: Size) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def _resize(x: Tensor, size: Size) -> Tensor:
+    resize = transforms.Resize(_hw(size), transforms.InterpolationMode.BICUBIC, antialias=False)
+    return resize(x)
+
+
+def images_to_side(x: Tensor, side: Size | None) -> Tensor:
+    """Images (N, C, H, W) in [0, 1] resampled to ``side``×``side`` (or to (height, width)),
+    clamped to [0, 1] (the cubic overshoots at edges); ``x`` itself where ``side`` is None or
+    already its size."""
+    if side is None or tuple(x.shape[-2:]) == _hw(side):
+        return x
+    return _resize(x, side).clamp(0.0, 1.0)
+
+
+def maps_to_side(maps: Tensor, side: int | None) -> Tensor:
+    """Importance maps (N, [K,] H, W) resampled to ``side``×``side`` (as (N, K, side, side)),
+    clipped at 0 and scaled to peak 1 per image again; ``maps`` itself where ``side`` is None
+    or already their side."""
+    if side is None or tuple(maps.shape[-2:]) == (side, side):
+        return maps
+    resized = _resize(maps.reshape(len(maps), -1, *maps.shape[-2:]), side).clamp_min(0.0)
+    peak = resized.flatten(1).amax(1).clamp_min(1e-12)
+    return resized / peak.view(-1, *([1] * (resized.ndim - 1)))

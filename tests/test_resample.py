@@ -1,0 +1,35 @@
+"""advlens.resample: images and maps at a model's input side, against a float64 bicubic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from advlens.resample import images_to_side, maps_to_side
+from resample_reference import bicubic_up
+
+
+@pytest.mark.parametrize("side_in, side_out", [(16, 21), (21, 16), (224 // 8, 299 // 8)])
+def test_images_to_side_is_keys_bicubic_clamped(side_in: int, side_out: int) -> None:
+    x = torch.rand(2, 3, side_in, side_in, generator=torch.Generator().manual_seed(0),
+                   dtype=torch.float64)
+    got = images_to_side(x, side_out)
+    assert got.shape == (2, 3, side_out, side_out) and got.dtype == x.dtype
+    np.testing.assert_allclose(got.numpy(), np.clip(bicubic_up(x.numpy(), side_out), 0, 1),
+                               atol=1e-10)
+
+
+def test_images_and_maps_at_their_own_side_are_returned_as_they_are() -> None:
+    x, maps = torch.rand(2, 3, 8, 8), torch.rand(2, 1, 8, 8)
+    assert images_to_side(x, None) is x and images_to_side(x, 8) is x
+    assert maps_to_side(maps, None) is maps and maps_to_side(maps, 8) is maps
+
+
+def test_maps_to_side_clips_and_peaks_each_map_at_one() -> None:
+    maps = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    got = maps_to_side(maps, 11)
+    assert got.shape == (3, 1, 11, 11)
+    ref = np.clip(bicubic_up(maps.numpy()[:, None], 11), 0, None)
+    ref /= ref.reshape(3, -1).max(1)[:, None, None, None]
+    np.testing.assert_allclose(got.numpy(), ref, atol=1e-10)
