@@ -23,6 +23,16 @@ def test_cifar10_reads_the_pickles(tmp_path):
     assert len(s) == 6
 
 
+def test_a_root_given_with_a_tilde_is_the_home_folder(tmp_path, monkeypatch):
+    """``root="~/..."`` passed to a loader directly (``require`` already expanded it) read as a
+    folder named "~" in the current directory: not found."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_cifar(tmp_path / "cifar")
+    write_stl(tmp_path / "stl", n=20)
+    assert len(cifar10("test", root="~/cifar")) > 0
+    assert len(stl10("test", root="~/stl")) > 0
+
+
 def test_cifar10_missing_and_corrupt(tmp_path):
     with pytest.raises(FileNotFoundError, match="cifar-10-batches-py") as err:
         cifar10("train", root=tmp_path / "nowhere")
@@ -273,6 +283,8 @@ def test_imageset_subset_and_select_classes():
     assert sel.labels.tolist() == [1, 0, 1, 0] and sel.attributes["id"].tolist() == [0, 2, 3, 5]
     with pytest.raises(ValueError, match="distinct"):
         select_classes(s, [0, 0])
+    with pytest.raises(ValueError, match=r"distinct classes of toy .*got \['dogg'\]"):
+        select_classes(s, ["dogg"])  # was Python's bare "'dogg' is not in list"
     with pytest.raises(ValueError, match="labels"):
         ImageSet(images=torch.rand(2, 1, 4, 4), labels=torch.zeros(3, dtype=torch.long),
                  masks=None, classes=["a"], name="bad")

@@ -42,7 +42,7 @@ def download_cifar10(root: str | Path | None = None) -> Path:
 
     from advlens.data.cache import fetch
 
-    base = Path(root) if root is not None else data_dir() / "cifar10"
+    base = Path(root).expanduser() if root is not None else data_dir() / "cifar10"
     archive = fetch(URL, ARCHIVE_SHA256, ARCHIVE)
     base.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".cifar10-extracting-", dir=base) as tmp:

@@ -14,7 +14,7 @@ def dataset_folder(root: str | Path | None, default: Path, folder: str, what: st
                    how: str) -> Path:
     """``root/folder`` (or ``root`` itself when it is that folder), else a clear missing error;
     ``root=None`` looks under ``default``."""
-    base = Path(root) if root is not None else default
+    base = Path(root).expanduser() if root is not None else default
     if (base / folder).is_dir():
         return base / folder
     if base.name == folder and base.is_dir():

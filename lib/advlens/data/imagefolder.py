@@ -173,7 +173,7 @@ def imagefolder(root: str | Path, split: str | None = None, *, size: int | None 
                          f"got {interpolation!r}.")
     if size is not None:
         size = check_count(size, "size")
-    base = Path(root)
+    base = Path(root).expanduser()
     if split is not None and (base / split).is_dir():
         base = base / split
     elif split is not None and (base / KAGGLE_SPLIT_DIR / split).is_dir():

@@ -76,8 +76,11 @@ class ImageSet:
 
 def select_classes(imageset: ImageSet, classes: list[int] | list[str]) -> ImageSet:
     """Keep only ``classes`` (indices or names), relabelled 0..k-1 in the order given."""
-    index = [imageset.classes.index(c) if isinstance(c, str) else int(c) for c in classes]
-    if len(set(index)) != len(index) or not all(0 <= i < imageset.num_classes for i in index):
+    unknown = [c for c in classes if isinstance(c, str) and c not in imageset.classes]
+    index = [-1 if c in unknown else imageset.classes.index(c) if isinstance(c, str) else int(c)
+             for c in classes]
+    if unknown or len(set(index)) != len(index) or not all(
+            0 <= i < imageset.num_classes for i in index):
         raise ValueError(f"classes must be distinct classes of {imageset.name} "
                          f"(0..{imageset.num_classes - 1} or names); got {classes!r}.")
     remap = torch.full((imageset.num_classes,), -1, dtype=torch.long)
