@@ -256,3 +256,21 @@ def test_a_grid_knob_reaches_the_second_notebook_of_a_number_that_declares_it(
     assert seen == [("07_a.ipynb", {"preset": "smoke"}),
                     ("07_b.ipynb", {"preset": "smoke", "k": 5})]
     assert [r.notebook for r in runs] == ["07_a.ipynb", "07_b.ipynb"]
+
+
+def test_a_relative_sweep_dir_is_the_callers(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m advlens run --only 05 -p sweep_dir out/sw` put the sweep's runs in
+    notebooks/out/sw: the notebooks run in notebooks/, where the relative folder resolved."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(runner, "_execute", _fake_execute(calls))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for given, expected in (("out/sw", tmp_path / "out" / "sw"),
+                            ("~/sw", tmp_path / "home" / "sw"),
+                            (str(tmp_path / "abs"), tmp_path / "abs")):
+        runner.run("smoke", only=["05"], out=tmp_path / "o", params={"sweep_dir": given},
+                   progress=False)
+        assert calls[-1]["sweep_dir"] == str(expected), given
+    runner.run("smoke", only=["05"], out=tmp_path / "o", progress=False)
+    assert "sweep_dir" not in calls[-1]  # the preset's default (None: <out>/runs) untouched

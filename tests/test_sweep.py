@@ -483,3 +483,42 @@ def test_sweep_cli_defaults_and_success(tmp_path: Path, monkeypatch: pytest.Monk
     assert table[0].split() == ["notebook", "finding", "n_runs", "holds", "does_not_hold",
                                 "not_testable", "seed_knobs"]
     assert table[1].split() == ["01_x", "f", "1", "1", "0", "0", "seed,", "zoo_seed"]
+
+
+def test_a_notebook_without_seed_knobs_is_refused(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A notebook declaring neither seed knob beside one that does (e.g. 05 itself beside 01)
+    was rerun once per seed with the same parameters (05: a whole nested sweep per seed)."""
+    notebooks = _toy_notebooks(tmp_path / "nbs")
+    plain = nbformat.read(notebooks / "01_toy.ipynb", as_version=4)
+    plain.cells[0].source = 'preset = "laptop"\nout_dir = None\nseeds = None'
+    nbformat.write(plain, notebooks / "05_toy.ipynb")
+    ran: list[object] = []
+    monkeypatch.setattr(sweep.runner, "run_grid", lambda *a, **kw: ran.append(a))
+    with pytest.raises(ValueError, match=r"notebooks \['05_toy'\] declare none of the seed "
+                                         r"knobs .*leave them out"):
+        sweep.run_sweep([0, 1], preset="smoke", notebooks=["01", "05"], out=tmp_path / "sw",
+                        directory=notebooks)
+    assert not ran and not (tmp_path / "sw" / sweep.SWEEP_RECORD).exists()
+
+
+def test_sweep_cli_without_findings_tables_fails_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A sweep whose notebooks write no findings table (00) completed, then the CLI ended in a
+    FileNotFoundError traceback telling the user to run the sweep it had just run."""
+    from advlens import runner
+
+    for s in (0, 1):  # what run_grid leaves of notebook 00: its runs, no *_findings.csv
+        run = tmp_path / runner.grid_folder({"preset": "smoke", "seed": s})
+        (run / "00_x").mkdir(parents=True)
+        (run / "params.json").write_text(json.dumps({"preset": "smoke", "params": {"seed": s}}))
+    (tmp_path / "sweep.json").write_text(json.dumps(
+        {"preset": "smoke", "notebooks": ["00"], "seeds": [0, 1], "knobs": ["seed"],
+         "status": "completed", "runs": [{"seed": 0}, {"seed": 1}]}))
+    monkeypatch.setattr(sweep, "run_sweep", lambda seeds, **_: sweep.SweepRun(
+        tmp_path, ["00"], list(seeds), 1.0, pd.DataFrame()))
+    assert sweep.main(["--preset", "smoke", "--notebooks", "00", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("advlens.sweep: no completed") and err.count("\n") == 1, err
+    assert "write no findings table" in err and "run the sweep first" not in err

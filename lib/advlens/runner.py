@@ -201,6 +201,11 @@ _RESERVED = {"preset": "--preset (Python: run(preset=...))",
              "out_dir": "--out (Python: run(out=...))"}
 
 
+# knobs naming a folder (notebook 05's sweep_dir): given to run/run_grid, resolved against the
+# caller's working directory
+FOLDER_KNOBS = frozenset({"sweep_dir"})
+
+
 def _prepare(preset: str, only: Sequence[str] | None, params: Mapping[str, Any],
              notebooks: Path | None) -> dict[Path, dict[str, Any]]:
     """The selected notebooks, each with the checked parameters it declares; raises before
@@ -223,6 +228,10 @@ def _prepare(preset: str, only: Sequence[str] | None, params: Mapping[str, Any],
         mine = {k: as_lists(v) for k, v in params.items() if k in declared[path]}
         if number in PRESETS:
             mine = {k: check_knob(number, k, v) for k, v in mine.items()}
+        # a folder knob is the caller's: the notebooks run in notebooks/, where a relative one
+        # would land (as a relative out would, see run)
+        mine = {k: str(Path(v).expanduser().resolve()) if k in FOLDER_KNOBS and v is not None
+                else v for k, v in mine.items()}
         prepared[path] = mine
     return prepared
 

@@ -88,6 +88,11 @@ def run_sweep(seeds: Sequence[int], *, preset: str, notebooks: Sequence[str],
         raise ValueError(f"notebooks {only} declare none of the seed knobs {SEED_KNOBS}.")
     # the runner passes a notebook only the knobs it declares: 03 and 04 get no zoo_seed
     received = {stem: [k for k in knobs if k in names] for stem, names in declared.items()}
+    unseeded = [stem for stem, given in received.items() if not given]
+    if unseeded:  # each seed would rerun them unchanged (05: a whole sweep of its own per seed)
+        raise ValueError(f"notebooks {unseeded} declare none of the seed knobs {SEED_KNOBS}: "
+                         "every seed would rerun them with the same parameters; leave them out "
+                         "of the sweep's notebooks.")
     out = Path(out).resolve()
     record = {"preset": preset, "notebooks": only, "seeds": seeds, "knobs": knobs,
               "notebook_knobs": received}
@@ -208,8 +213,11 @@ def collect(out: str | Path) -> pd.DataFrame:
     if skipped:
         warnings.warn(f"sweep {out}: " + "; ".join(skipped), stacklevel=2)
     if not frames:
+        # runs that completed but hold no table: their notebooks write none (00 does not)
+        hint = ("its notebooks write no findings table; sweep notebooks that do (01-04)"
+                if folders and not skipped else "run the sweep first")
         raise FileNotFoundError(f"no completed <run>/<notebook>/*_findings.csv of the sweep in "
-                                f"{out}; run the sweep first."
+                                f"{out}; {hint}."
                                 + (f" ({'; '.join(skipped)})" if skipped else ""))
     found = pd.concat(frames, ignore_index=True)
     for knob in SEED_KNOBS:
@@ -331,12 +339,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         done = run_sweep(args.seeds, preset=args.preset, notebooks=args.notebooks, out=args.out,
                          force=args.force)
+        print(f"sweep of {done.notebooks} over seeds {done.seeds}: {done.wall_time_s:.0f} s")
+        counts = hold_counts(collect(done.out))  # raises when its runs hold no findings table
     except (ValueError, TypeError, FileNotFoundError, FileExistsError,
             runner.GridFailed) as err:  # the user's to fix: one line, as `python -m advlens`
         print(f"advlens.sweep: {err}", file=sys.stderr)
         return 1
-    print(f"sweep of {done.notebooks} over seeds {done.seeds}: {done.wall_time_s:.0f} s")
-    print(hold_counts(collect(done.out)).to_string(index=False))
+    print(counts.to_string(index=False))
     return 0
 
 
