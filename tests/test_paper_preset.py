@@ -7,8 +7,10 @@ cell with what to download."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from advlens import runner
@@ -52,6 +54,27 @@ def test_notebook_runs_on_the_paper_preset(number: str, standins: dict[str, str]
     used = {"00": ["test_resnet"], "04": ["cifar10", "stl10"]}.get(number, ARCHS)
     for name in used:
         assert name in text, f"stand-in {name} not used by notebook {number}"
+
+
+@pytest.mark.slow
+def test_notebook_03_shows_a_model_of_another_input_side(standins: dict[str, str],
+                                                         tmp_path: Path, isolated_data: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every model evaluated at another side than the ClickMe images (as a zoo of Linsley et
+    al.'s 299-pixel inception / xception models beside 224-pixel images): the qualitative panel
+    shows the first one at its own side (it looked for a model at the images' side and raised
+    StopIteration)."""
+    zoo = json.loads(Path(standins["ADVLENS_PAPER_ZOO"]).read_text())
+    for model in zoo["models"]:
+        model["input_size"] = 72  # the ClickMe stand-ins are loaded at 64
+    manifest = tmp_path / "paper_zoo.json"
+    manifest.write_text(json.dumps(zoo))
+    for key, value in {**standins, "ADVLENS_PAPER_ZOO": str(manifest)}.items():
+        monkeypatch.setenv(key, value)
+    (run,) = runner.run("paper", only=["03"], out=tmp_path / "out", params=SCALE["03"],
+                        progress=False)
+    shown = pd.read_csv(run.out_dir / "03b_qualitative.csv")
+    assert len(shown) and set(shown["model"].str.split("/").str[0]) == {ARCHS[0]}
 
 
 @pytest.mark.parametrize("number,variable", [("01", "ADVLENS_IMAGENET"),

@@ -457,3 +457,35 @@ def test_attack_suite_attacks_a_model_at_its_own_input_side() -> None:
     assert (table[table.model == "big"]["attempts"] == 12).all()
     with pytest.raises(AssertionError, match="fed"):  # without sides it is fed 4×4 images
         attack_suite({"big": big}, x, y, settings=TINY, suite=["fgsm"], n_boot=20)
+
+
+def test_teaching_cell_feeds_the_first_model_at_its_input_side(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Notebook 02's FGSM written out runs on the first model at its own input side (SIDES), as
+    the attack suite does: a model of another side (inception_v3 at 299 beside 224-pixel images)
+    was fed the images as they are. Its fooled share equals one FGSM step on the resampled
+    images by hand."""
+    import nbformat
+
+    from advlens import attacks, resample
+    from advlens.paths import repo_root
+    from attack_toys import SideOnly
+
+    nb = nbformat.read(repo_root() / "notebooks" / "02_robustness_scaling.ipynb", 4)
+    cell = next(c.source for c in nb.cells if c.cell_type == "code" and "x_fgsm" in c.source)
+    small = SideOnly(4, seed=4)
+    big = SideOnly.seen_through(small, 6)
+    x = centre_images(20, spread=0.3)
+    seen = resample.images_to_side(x[:16], 6)
+    with torch.no_grad():
+        y = big(resample.images_to_side(x, 6)).argmax(1)
+    exec(cell, {"MODELS": {"big": big, "small": small}, "SIDES": {"big": 6, "small": None},
+                "x": x, "y": y, "attacks": attacks, "resample": resample, "torch": torch})
+    x_grad = seen.clone().requires_grad_(True)
+    logits = big(x_grad)
+    loss = -logits.log_softmax(1).gather(1, y[:16, None]).sum()
+    (grad,) = torch.autograd.grad(loss, x_grad)
+    with torch.no_grad():
+        fooled = (big((seen + 0.05 * grad.sign()).clamp(0, 1)).argmax(1) != y[:16]).double()
+    assert f"big: one FGSM step of eps 0.05 fools {fooled.mean().item():.0%}" in \
+        capsys.readouterr().out
