@@ -566,3 +566,27 @@ def test_a_published_model_of_another_side_is_attacked_and_scored_at_its_own() -
     alone = linsley2023.saliency_alignment({"big": big}, sized, sized_maps, human_maps=False)
     assert scores.loc["big", "spearman"] == pytest.approx(float(alone.loc[0, "spearman"]))
     assert scores.loc["small", "n_images"] == 8
+
+
+def test_check_zoo_knobs_refuses_archs_the_zoo_lacks() -> None:
+    """A misspelt ``archs`` name was dropped silently; a list leaving a data set without a
+    model failed after the other set's attacks ("No objects to concatenate"). Both are refused
+    by the setup cell. The smoke zoo (zoo.spec): digits models of six architectures, twin-cue
+    models of cnn-s only."""
+    from advlens import presets
+
+    for preset in presets.PRESET_NAMES:
+        linsley2023.check_zoo_knobs(presets.resolve("03", preset))  # no error
+    linsley2023.check_zoo_knobs(presets.resolve("03", "smoke", archs=["cnn-s"]))
+    linsley2023.check_zoo_knobs(presets.resolve("03", "smoke", archs=["mlp-s"],
+                                                datasets=["digits"]))
+    for over, says in [({"archs": ["cnn-s", "mlp_s"]}, r"'archs' names \['mlp_s'\]"),
+                       ({"archs": ["mlp-s"]}, r"selects no model .* for \['twin-cue'\] .*"
+                                              r"\{'twin-cue': \['cnn-s'\]\}"),
+                       ({"archs": ["cnn-m"], "datasets": ["digits"]},
+                        r"'archs' names \['cnn-m'\]")]:
+        with pytest.raises(ValueError, match=says):
+            linsley2023.check_zoo_knobs(presets.resolve("03", "smoke", **over))
+    nb = nbformat.read(repo_root() / "notebooks" / "03_adversarial_alignment.ipynb", 4)
+    setup = next(c.source for c in nb.cells if 'from_namespace("03"' in c.source)
+    assert "linsley2023.check_zoo_knobs(P)" in setup

@@ -489,3 +489,35 @@ def test_teaching_cell_feeds_the_first_model_at_its_input_side(
         fooled = (big((seen + 0.05 * grad.sign()).clamp(0, 1)).argmax(1) != y[:16]).double()
     assert f"big: one FGSM step of eps 0.05 fools {fooled.mean().item():.0%}" in \
         capsys.readouterr().out
+
+
+def test_check_zoo_knobs_refuses_models_notebook_02_cannot_have() -> None:
+    """A misspelt ``archs`` name was dropped silently (an all-misspelt list failed with
+    ``KeyError: 'arch'`` after the zoo build), and an ``extra_models`` / ``family_models`` item
+    that is no model config failed after the zoo build / after every attack; each is refused
+    by the setup cell. The smoke zoo's standard digits architectures, as zoo.spec lists them:
+    cnn-s, convmixer-xs, mlp-s, resnet8-xs, vgg-xs, vit-xs."""
+    import nbformat
+
+    from advlens import presets
+    from advlens.papers.su2018 import check_zoo_knobs
+    from advlens.paths import repo_root
+
+    for preset in presets.PRESET_NAMES:
+        check_zoo_knobs(presets.resolve("02", preset))  # no error
+    # an extra model's architecture may be named: extra_models join whatever archs says
+    check_zoo_knobs(presets.resolve("02", "smoke", archs=["cnn-s", "resnet14"],
+                                    extra_models=[{"arch": "resnet14"}]))
+    smoke = r"\['cnn-s', 'convmixer-xs', 'mlp-s', 'resnet8-xs', 'vgg-xs', 'vit-xs'\]"
+    for over, says in [({"archs": ["cnn-s", "cnn_m"]}, r"'archs' names \['cnn_m'\].*" + smoke),
+                       ({"archs": ["cnn-m"]}, r"'archs' names \['cnn-m'\]: zoo 'smoke'"),
+                       ({"archs": ["resnet14"]}, r"'archs' names \['resnet14'\]"),
+                       ({"family_models": [{"arch": "cnn-s", "n_train": "all"}]},
+                        r"'family_models' item 0 .*n_train must be an integer"),
+                       ({"extra_models": [{"archh": "resnet14"}]},
+                        r"'extra_models' item 0 .*'archh'")]:
+        with pytest.raises(ValueError, match=says):
+            check_zoo_knobs(presets.resolve("02", "smoke", **over))
+    nb = nbformat.read(repo_root() / "notebooks" / "02_robustness_scaling.ipynb", 4)
+    setup = next(c.source for c in nb.cells if 'from_namespace("02"' in c.source)
+    assert "su2018.check_zoo_knobs(P)" in setup

@@ -96,6 +96,19 @@ def test_verdict_flip_fails_with_exit_code(tmp_path: Path, capsys: pytest.Captur
     assert runner.main(["verify", str(ref), "--reference", str(ref)]) == 0
 
 
+def test_a_verdict_that_became_untestable_is_named(tmp_path: Path) -> None:
+    """The findings tables store an untested verdict (None) as an empty cell: a flip to it
+    printed as 'holds True -> ' (nothing after the arrow)."""
+    ref = _run_folder(tmp_path / "ref", "smoke", _tables([0.7, 0.2, 0.9], [True, ""]))
+    run = _run_folder(tmp_path / "run", "smoke", _tables([0.7, 0.2, 0.9], ["", True]))
+    lines = [line for line in verify.verify(run, ref, tolerances={}).text().splitlines()
+             if "FLIPPED" in line]
+    assert lines == ["  FLIPPED 01_x/01_findings.csv: (a) drop holds True -> None (not "
+                     "testable here)",
+                     "  FLIPPED 01_x/01_findings.csv: (b) rise holds None (not testable "
+                     "here) -> True"]
+
+
 def test_preset_mismatch_and_missing_folder(tmp_path: Path) -> None:
     ref = _run_folder(tmp_path / "ref", "laptop", _tables([0.7, 0.2, 0.9], [True, False]))
     run = _run_folder(tmp_path / "run", "smoke", _tables([0.7, 0.2, 0.9], [True, False]))

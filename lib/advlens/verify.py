@@ -126,8 +126,8 @@ class Report:
             lines.append(f"  only in run (no reference yet): {', '.join(self.new)}")
         kept = [c for c in self.verdicts if c not in self.flipped]
         lines.append(f"  verdicts: {len(kept)} unchanged, {len(self.flipped)} flipped")
-        lines += [f"  FLIPPED {c.table}: {c.column} {c.reference} -> {c.run}"
-                  for c in self.flipped]
+        lines += [f"  FLIPPED {c.table}: {c.column} {_verdict(c.reference)} -> "
+                  f"{_verdict(c.run)}" for c in self.flipped]
         lines += [f"  NOT CHECKED {lost}" for lost in self.lost]
         if self.ok:
             lines.append("  OK: every verdict unchanged")
@@ -161,6 +161,12 @@ def _storable(tolerances: dict[str, dict[str, float]]) -> dict[str, dict[str, An
 
 def _ignored(column: str) -> bool:
     return any(fnmatch.fnmatch(column, pattern) for pattern in IGNORED_COLUMNS)
+
+
+def _verdict(holds: Any) -> str:
+    """A ``holds`` cell as the report shows it: the findings tables store an untested verdict
+    (None) as an empty cell, which printed as nothing."""
+    return str(holds) if str(holds).strip() else "None (not testable here)"
 
 
 def _read(path: Path) -> pd.DataFrame | None:

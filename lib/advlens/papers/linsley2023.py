@@ -418,6 +418,30 @@ EVAL_SETS = {"digits": ("digits", "stroke", "stroke map (stand-in)"),
              "clickme": ("imagenet", "clickme", "ClickMe human map")}
 
 
+def check_zoo_knobs(knobs: Mapping[str, object]) -> None:
+    """Raise before any work if notebook 03's ``archs`` names an architecture that ``zoo`` has
+    for none of ``datasets`` (a misspelt name was dropped silently), or leaves a data set
+    without a model (it failed after the attacks of the others, in pandas). ``knobs``: the
+    notebook's resolved ``P``."""
+    from advlens.zoo import spec
+
+    archs, zoo, datasets = knobs["archs"], knobs["zoo"], knobs["datasets"]
+    if archs is None:
+        return
+    configs = spec(zoo)
+    have = {name: sorted({c.arch for c in configs if c.dataset == EVAL_SETS[name][0]})
+            for name in datasets}
+    missing = [a for a in archs if not any(a in found for found in have.values())]
+    if missing:
+        raise ValueError(f"knob 'archs' names {missing}: zoo {zoo!r} has no model of them for "
+                         f"datasets {list(datasets)}; its architectures per data set: {have}.")
+    empty = {name: found for name, found in have.items() if not set(archs) & set(found)}
+    if empty:
+        raise ValueError(f"knob 'archs' = {list(archs)} selects no model of zoo {zoo!r} for "
+                         f"{sorted(empty)} (its architectures there: {empty}); add one of "
+                         "them to 'archs', or drop that data set from 'datasets'.")
+
+
 def eval_set(dataset: str, *, n: int | None = None, seed: int = 0,
              data_kw: Mapping[str, object] | None = None) -> tuple[ImageSet, Tensor]:
     """The test images of ``dataset`` (digits, twin-cue ``both``, or ClickMe) and their

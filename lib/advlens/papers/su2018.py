@@ -616,6 +616,36 @@ def finding_within_family(family_laws: pd.DataFrame) -> dict[str, Any]:
                         f"{'' if enough.all() else 'testable '}family fits pass; {evidence}"}
 
 
+def check_zoo_knobs(knobs: Mapping[str, Any]) -> None:
+    """Raise before any work if notebook 02's knobs name models it cannot have: an
+    ``extra_models`` / ``family_models`` item that is no valid model config (it failed after
+    the zoo was built, or after every attack), or an ``archs`` name with no standard model of
+    ``dataset`` in ``zoo`` nor in ``extra_models`` (a misspelt name was dropped silently; a list
+    of them failed with ``KeyError: 'arch'``). ``knobs``: the notebook's resolved ``P``."""
+    from advlens.zoo import spec
+    from advlens.zoo.config import ModelConfig
+
+    extra = []
+    for name in ("extra_models", "family_models"):
+        for i, kw in enumerate(knobs[name]):
+            try:
+                config = ModelConfig(**kw)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"knob {name!r} item {i} = {kw!r} is not a model config: "
+                                 f"{err}") from None
+            if name == "extra_models":
+                extra.append(config.arch)
+    if knobs["archs"] is None:
+        return
+    zoo, dataset = knobs["zoo"], knobs["dataset"]
+    have = sorted({c.arch for c in spec(zoo) if c.dataset == dataset
+                   and c.regime == "standard"})
+    missing = [a for a in knobs["archs"] if a not in have and a not in extra]
+    if missing:
+        raise ValueError(f"knob 'archs' names {missing}: zoo {zoo!r} has no standard {dataset} "
+                         f"model of them (nor has extra_models); it has {have}.")
+
+
 def models_by_name(entries: Sequence[ZooEntry], *, what: str,
                    with_tag: bool = False) -> dict[str, ZooEntry]:
     """``entries`` keyed by the names the tables use: the architecture (``arch/tag`` with
