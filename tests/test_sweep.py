@@ -522,3 +522,25 @@ def test_sweep_cli_without_findings_tables_fails_in_one_line(
     err = capsys.readouterr().err
     assert err.startswith("advlens.sweep: no completed") and err.count("\n") == 1, err
     assert "write no findings table" in err and "run the sweep first" not in err
+
+
+def test_a_paper_sweep_says_the_published_checkpoints_were_the_same_in_every_run() -> None:
+    """At the paper preset zoo_seed only relabels the published checkpoints (their weights
+    cannot be retrained), yet the summary read "holds in 3 of 3 seeds" as if the models had
+    varied; it now says so. Below the paper preset nothing is added."""
+    rows = [("02_x", "f", f"r{i}", "holds", {"rho": 0.2 * i}) for i in range(3)]
+    found = _collected(rows)
+    head = sweep.headline_summary(found)
+    counts = sweep.hold_counts(found)
+    laptop = sweep.markdown(counts, head, preset="laptop")
+    paper = sweep.markdown(counts, head, preset="paper")
+    assert laptop == sweep.markdown(counts, head) and "published checkpoints" not in laptop
+    assert paper.startswith(laptop.rstrip("\n"))
+    assert "At the `paper` preset the published checkpoints are the same in every run" in paper
+    import nbformat
+
+    from advlens.paths import repo_root
+
+    nb = nbformat.read(repo_root() / "notebooks" / "05_seed_sweep.ipynb", 4)
+    assert any('sweep.markdown(counts, headline, preset=P["preset"])' in c.source
+               for c in nb.cells)

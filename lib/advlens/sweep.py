@@ -293,11 +293,12 @@ def _number(r: Any, runs: int) -> str:
             + (f" from {finite} of {runs} seeds" if finite < runs else ""))
 
 
-def markdown(counts: pd.DataFrame, headline: pd.DataFrame) -> str:
+def markdown(counts: pd.DataFrame, headline: pd.DataFrame, *, preset: str | None = None) -> str:
     """One bullet per finding: in how many seeds it holds, with each headline number's mean ±
     between-seed s.d. (the prose of the sweep's summary, computed from its tables; a number
-    defined in fewer of the finding's seeds says in how many), and which notebooks varied only
-    the data seed."""
+    defined in fewer of the finding's seeds says in how many), which notebooks varied only
+    the data seed, and at the ``paper`` ``preset`` that the published checkpoints did not vary
+    (``zoo_seed`` cannot retrain them)."""
     fixed = data_seed_only(counts)
     lines = []
     for rec in counts.to_dict("records"):
@@ -316,6 +317,11 @@ def markdown(counts: pd.DataFrame, headline: pd.DataFrame) -> str:
         lines += ["", f"{which} no `zoo_seed`: between the runs only the data seed (`seed`) "
                   "varied and the models were the same, so their spread is the data's alone, "
                   "not the models'."]
+    if preset == "paper":
+        lines += ["", "At the `paper` preset the published checkpoints are the same in every "
+                  "run: `zoo_seed` relabels them (their seed, not their weights), and retrains "
+                  "only the models this package trains (the twin-cue models of 01 and 03). "
+                  "Where a number rests on published models, its spread is the data's alone."]
     return "\n".join(lines) + "\n"
 
 
