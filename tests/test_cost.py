@@ -135,8 +135,7 @@ def test_notebook03_passes_equal_the_forwards_of_its_code_path() -> None:
     maps = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(2))
     k = {"attacks": ["pgd", "ddn"], "ddn_steps": 3, "n_show": 4}
     counter = _counted(model)
-    config = ModelConfig("resnet18", source="robustness", dataset="imagenet", epochs=0,
-                         checkpoint="a")
+    config = ModelConfig("cnn-s")  # its family and regime: a model that takes the images as given
     out = linsley2023.study({"m": model}, {"m": config}, data, maps, attacks_=k["attacks"],
                             ddn_steps=k["ddn_steps"], batch_size=5, n_boot=10)
     searched = out["per_image"][out["per_image"]["attack"] == "pgd"]
