@@ -590,3 +590,23 @@ def test_check_zoo_knobs_refuses_archs_the_zoo_lacks() -> None:
     nb = nbformat.read(repo_root() / "notebooks" / "03_adversarial_alignment.ipynb", 4)
     setup = next(c.source for c in nb.cells if 'from_namespace("03"' in c.source)
     assert "linsley2023.check_zoo_knobs(P)" in setup
+
+
+def test_twin_claims_carry_their_headline_numbers() -> None:
+    """Claims 3 and 4 wrote empty statistics, so the seed sweep had no number for them: they
+    carry the pairs passing, the pairs with a finite change and each attack's mean change
+    (undefined pairs left out, as the verdict leaves them)."""
+    corr = pd.DataFrame({"attack": ["pgd", "pgd"], "quantity": ["tolerance", "alignment"],
+                         "rho": [0.7, -0.2], "lo": [0.3, -0.6], "hi": [0.9, 0.1],
+                         "n_models": [10, 10]})
+    arrows = pd.DataFrame({"plain": ["p", "q", "p", "q"], "harmonized": ["h", "k", "h", "k"],
+                           "attack": ["pgd", "pgd", "ddn", "ddn"],
+                           "change": [0.2, -0.1, 0.4, float("nan")]})
+    table = linsley2023.findings(corr, arrows, arrows.assign(change=[0.0, 0.3, -0.2, 0.1]))
+    three, four = (decode_statistics(table.loc[i, "statistics"]) for i in (2, 3))
+    assert three == pytest.approx({"pairs_passing": 2.0, "pairs": 3.0,
+                                   "mean_change_pgd": 0.05, "mean_change_ddn": 0.4})
+    assert four == pytest.approx({"pairs_passing": 3.0, "pairs": 4.0,
+                                  "mean_change_pgd": 0.15, "mean_change_ddn": -0.05})
+    empty = linsley2023.findings(corr, arrows.iloc[0:0], arrows.iloc[0:0])
+    assert decode_statistics(empty.loc[2, "statistics"]) == {}

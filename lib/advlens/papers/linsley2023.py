@@ -383,11 +383,23 @@ def findings(corr: pd.DataFrame, align_arrows: pd.DataFrame, tol_arrows: pd.Data
                              {f"rho_{r.attack}": r.rho for r in part.itertuples()}, dataset))
     holds, text = _pair_claim(align_arrows, "change > 0")
     rows.append(_finding("3", "harmonized twins: more aligned attacks", holds, text,
-                         dataset=dataset))
+                         _pair_numbers(align_arrows, "change > 0"), dataset))
     holds, text = _pair_claim(tol_arrows, "change >= 0")
     rows.append(_finding("4", "harmonized twins: tolerance not lower", holds, text,
-                         dataset=dataset))
+                         _pair_numbers(tol_arrows, "change >= 0"), dataset))
     return pd.DataFrame(rows)
+
+
+def _pair_numbers(arrows: pd.DataFrame, test: str) -> dict[str, float]:
+    """The headline numbers of a twin claim (the sweep's mean ± s.d. over seeds): how many
+    pairs have a finite change and pass ``test``, and each attack's mean change over them."""
+    if arrows.empty:
+        return {}
+    finite = arrows[np.isfinite(arrows["change"].to_numpy(float))]
+    numbers = {"pairs_passing": float(finite.eval(test).sum()) if len(finite) else 0.0,
+               "pairs": float(len(finite))}
+    return numbers | {f"mean_change_{attack}": float(group["change"].mean())
+                      for attack, group in finite.groupby("attack", sort=False)}
 
 
 def cue_finding(reliance: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
