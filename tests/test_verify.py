@@ -453,6 +453,10 @@ def test_a_number_that_became_infinite_moved(tmp_path: Path) -> None:
     ("[0.1, inf]", "[0.2, inf]", 0.1), ("mean nan vs 0.5", "mean 0.4 vs 0.5", math.inf),
     ("mean nan vs 0.5", "mean NaN vs 0.75", 0.25), ("info 1", "info 2", 1.0),
     ("linf", "l2", None), ("nano", "nanu", None),
+    # a findings statistic that became NaN is JSON null (encode_statistics): a number that
+    # moved to NaN, not a text change; null beside null is level; "nullify" is a word
+    ('{"rho": 0.5, "n": 3.0}', '{"rho": null, "n": 3.0}', math.inf),
+    ('{"rho": null}', '{"rho": null}', 0.0), ("nullify 1", "nullify 2", 1.0),
 ])
 def test_cell_delta_reads_inf_and_nan_as_numbers(a: str, b: str, delta: float | None) -> None:
     got = verify.cell_delta(a, b)

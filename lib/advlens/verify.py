@@ -38,9 +38,10 @@ TOLERANCE_FILE = Path(__file__).with_name("tolerances.json")
 IGNORED_COLUMNS = ("wall_s", "*time_s", "wall_time*", "cached", "hash")
 # a number standing on its own, not part of a name: "resnet18", "at0.5" and "seed-1" are labels
 # (a rename is a text change, not a number that moved by 16); "inf" and "nan" as pandas writes
-# them are numbers too (a threshold that became infinite moved, it was not relabelled)
+# them are numbers too (a threshold that became infinite moved, it was not relabelled), and so
+# is JSON's null, a findings statistic that became NaN (advlens.findings.encode_statistics)
 _NUMBER = re.compile(r"(?<![\w.])(?<![A-Za-z][-_])[-+]?(?:(?:\d+\.\d*|\.\d+|\d+)"
-                     r"(?:[eE][-+]?\d+)?|(?i:inf(?:inity)?|nan))(?!\w|\.\d)")
+                     r"(?:[eE][-+]?\d+)?|(?i:inf(?:inity)?|nan)|null)(?!\w|\.\d)")
 
 
 @dataclass
@@ -182,7 +183,7 @@ def _numbers(text: str) -> tuple[str, list[float]] | None:
     found = _NUMBER.findall(text)
     if not found:
         return None
-    return _NUMBER.sub("#", text), [float(v) for v in found]
+    return _NUMBER.sub("#", text), [float("nan") if v == "null" else float(v) for v in found]
 
 
 def cell_delta(a: str, b: str) -> float | None:
