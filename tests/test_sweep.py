@@ -544,3 +544,27 @@ def test_a_paper_sweep_says_the_published_checkpoints_were_the_same_in_every_run
     nb = nbformat.read(repo_root() / "notebooks" / "05_seed_sweep.ipynb", 4)
     assert any('sweep.markdown(counts, headline, preset=P["preset"])' in c.source
                for c in nb.cells)
+
+
+def test_published_checkpoints_keep_their_seed_in_every_zoo_seed() -> None:
+    """A paper-zoo checkpoint cannot be retrained: reseed relabelled it (seed 100·k), a new
+    cache key under which its ImageNet accuracy was measured again for nothing. It is kept as
+    it is; seeds_of selects it beside the shifted trained models, and preset_seed labels both."""
+    from advlens.papers.jones2022 import model_label
+    from advlens.zoo import Zoo
+    from advlens.zoo.collection import ZooEntry
+    from advlens.zoo.seeds import preset_seed, seeds_of
+
+    published = ModelConfig("resnet18", source="robustness", dataset="imagenet", epochs=0,
+                            checkpoint="resnet18_l2_eps0.ckpt")
+    trained = [ModelConfig("cnn-s"), ModelConfig("cnn-s", seed=1)]
+    moved = reseed([published, *trained], 2)
+    assert moved[0] == published and moved[0].hash == published.hash
+    assert [c.seed for c in moved[1:]] == [2 * SEED_STRIDE, 2 * SEED_STRIDE + 1]
+    assert seeds_of(0, 0) == [0] and seeds_of(0, 2) == [2 * SEED_STRIDE, 0]
+    from torch import nn
+
+    zoo = Zoo([ZooEntry(c.name, c, nn.Identity()) for c in moved])
+    assert [e.config for e in zoo.select(seed=seeds_of(0, 2))] == [published, moved[1]]
+    assert [preset_seed(c, 2) for c in moved] == [0, 0, 1]
+    assert model_label(moved[0], 2) == "resnet18/s0" and model_label(moved[2], 2) == "cnn-s/s1"

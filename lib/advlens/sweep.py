@@ -319,7 +319,7 @@ def markdown(counts: pd.DataFrame, headline: pd.DataFrame, *, preset: str | None
                   "not the models'."]
     if preset == "paper":
         lines += ["", "At the `paper` preset the published checkpoints are the same in every "
-                  "run: `zoo_seed` relabels them (their seed, not their weights), and retrains "
+                  "run: `zoo_seed` cannot retrain them and leaves them as they are; it retrains "
                   "only the models this package trains (the twin-cue models of 01 and 03). "
                   "Where a number rests on published models, its spread is the data's alone."]
     return "\n".join(lines) + "\n"

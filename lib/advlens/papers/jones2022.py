@@ -37,7 +37,7 @@ from advlens.findings import encode_statistics
 from advlens.inversion import InversionResult, invert
 from advlens.stats import Estimate, LinearFit, linear_fit
 from advlens.zoo.config import ModelConfig
-from advlens.zoo.seeds import base_seed
+from advlens.zoo.seeds import preset_seed
 
 
 def check_zoo_knobs(knobs: Mapping[str, Any]) -> None:
@@ -72,9 +72,9 @@ def check_zoo_knobs(knobs: Mapping[str, Any]) -> None:
 def model_label(config: ModelConfig, zoo_seed: int = 0) -> str:
     """The label of a zoo model in notebook 01's tables: ``<arch>/s<seed>``, or
     ``<variant>/s<seed>`` for a twin-cue model, with the seed counted within zoo ``zoo_seed``
-    (:func:`advlens.zoo.seeds.base_seed`), e.g. ``cnn-m/s0`` or ``a-only/s1``."""
+    (:func:`advlens.zoo.seeds.preset_seed`), e.g. ``cnn-m/s0`` or ``a-only/s1``."""
     kind = config.variant if config.dataset == "twin-cue" else config.arch
-    return f"{kind}/s{base_seed(config.seed, zoo_seed)}"
+    return f"{kind}/s{preset_seed(config, zoo_seed)}"
 
 
 def label_kind(label: str) -> str:
