@@ -178,12 +178,20 @@ def test_robustness_trend_points_stay_at_their_own_radius():
     assert np.abs(x - pairs.level).max() > 0.01  # still jittered where the radii are far apart
 
 
-def test_notebook_01_names_the_paper_zoo_as_itself_not_as_a_stand_in():
-    """At the paper preset the 01a/01b titles and captions said "small zoo standing in for the
-    ImageNet models" (hard-coded), which plots.labelled_caption then kept as it was."""
+def _notebook_code(number: str) -> str:
+    """The code cells of notebook ``number``, joined."""
     import nbformat
 
     from advlens.runner import discover
+
+    (path,) = discover([number])
+    return "\n".join(c.source for c in nbformat.read(path, as_version=4).cells
+                     if c.cell_type == "code")
+
+
+def test_notebook_01_names_the_paper_zoo_as_itself_not_as_a_stand_in():
+    """At the paper preset the 01a/01b titles and captions said "small zoo standing in for the
+    ImageNet models" (hard-coded), which plots.labelled_caption then kept as it was."""
 
     summary = pd.DataFrame({"level": [0.0, 3.0], **{k + s: 0.3 for k in ("cka_inverted", "cka_test")
                                                     for s in ("", "_lo", "_hi")}})
@@ -193,9 +201,7 @@ def test_notebook_01_names_the_paper_zoo_as_itself_not_as_a_stand_in():
     assert paper in title and not plots._NAMES_STAND_INS.search(title)
     assert plots._NAMES_STAND_INS.search(laptop) and not plots._NAMES_STAND_INS.search(paper)
     assert laptop in jones2022_figures.robustness_trend(summary, pairs).axes[0].get_title()
-    (path,) = discover(["01"])
-    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells
-                     if c.cell_type == "code")
+    code = _notebook_code("01")
     assert "standing in for the ImageNet" not in code, "notebook 01 hard-codes its stand-ins"
     assert code.count("models_label(P[\"zoo\"])") == 1 and code.count("{who}") == 2
 
@@ -203,9 +209,6 @@ def test_notebook_01_names_the_paper_zoo_as_itself_not_as_a_stand_in():
 def test_notebook_02_names_the_paper_zoo_as_itself_not_as_a_stand_in():
     """The same in notebook 02: the 02a / 02b / 02c titles and captions said "small zoo standing
     in for the ImageNet models" at the paper preset too."""
-    import nbformat
-
-    from advlens.runner import discover
 
     paper = plots.models_label("paper")
     table = suite_table()
@@ -217,9 +220,7 @@ def test_notebook_02_names_the_paper_zoo_as_itself_not_as_a_stand_in():
     default = su2018_figures.pareto_scatter(table, palette=plots.family_palette(
         list(table.family))).axes[0].get_title()
     assert plots.STAND_IN_MODELS in default
-    (path,) = discover(["02"])
-    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells
-                     if c.cell_type == "code")
+    code = _notebook_code("02")
     assert "standing in for the ImageNet" not in code, "notebook 02 hard-codes its stand-ins"
     assert code.count("models=who") == 3 and code.count("{who}") == 3
 
@@ -230,18 +231,13 @@ def test_paper_zoo_label_reads_after_the_article_of_titles_and_captions():
     read "of the the paper zoo's ImageNet models" at the paper preset."""
     import re
 
-    import nbformat
-
-    from advlens.runner import discover
 
     for zoo in ("paper", "laptop"):
         who = plots.models_label(zoo)
         names = ["m1", "m2"]
         fig = su2018_figures.transfer_heatmaps(matrix(names), matrix(names), eps=0.1,
                                                family={"m1": "cnn", "m2": "mlp"}, models=who)
-        (path,) = discover(["02"])
-        code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells
-                         if c.cell_type == "code")
+        code = _notebook_code("02")
         texts = [fig._suptitle.get_text(),
                  *(t.replace("{who}", who) for t in re.findall(r'f"([^"]*\{who\}[^"]*)"', code))]
         assert len(texts) == 4

@@ -112,7 +112,8 @@ def at_side(data: ImageSet, maps: Tensor, side: int | None) -> tuple[ImageSet, T
     if side is None or tuple(data.images.shape[-2:]) == (side, side):
         return data, maps
     resized = maps_to_side(maps, side)
-    masks = None if data.masks is None else maps_to_side(data.masks, side)
+    masks = (None if data.masks is None else resized if data.masks is maps
+             else maps_to_side(data.masks, side))  # ClickMe's maps are its masks: once
     images = images_to_side(data.images, side)
     return dataclasses.replace(data, images=images, masks=masks), resized
 
