@@ -166,6 +166,25 @@ def test_tuples_become_lists_at_any_depth() -> None:
     assert presets.resolve("99", "smoke", archs=("c",))["archs"] == ["c"]
 
 
+def test_numpy_scalars_reach_the_notebook_as_python_values() -> None:
+    """A NumPy bool passed the check (its type is named ``bool``) and papermill injected it as
+    the string "True", refused only inside the kernel; a NumPy int in a dict knob reached the
+    notebook as the string "2"; np.int64 (e.g. from a grid over np.arange) was refused."""
+    import numpy as np
+    from papermill.translators import PythonTranslator
+
+    given = {"compare_freeze": np.True_, "seed": np.int64(3), "step_size": np.float32(0.25),
+             "data_kw": {"max_per_class": np.int64(2)}, "robust_eps": [np.float64(0.5),
+                                                                       np.int64(1)]}
+    checked = {name: presets.check_knob("01", name, value) for name, value in given.items()}
+    namespace: dict[str, object] = {}
+    exec(PythonTranslator.codify(checked), namespace)  # the cell papermill would inject
+    injected = {name: namespace[name] for name in given}
+    assert injected == {"compare_freeze": True, "seed": 3, "step_size": 0.25,
+                        "data_kw": {"max_per_class": 2}, "robust_eps": [0.5, 1]}
+    assert type(injected["compare_freeze"]) is bool and type(injected["seed"]) is int
+
+
 def test_knobs_that_are_none_in_every_preset_have_a_declared_type() -> None:
     unset = {name for table in presets.PRESETS.values()
              for name in set().union(*table.values())

@@ -176,6 +176,27 @@ def test_relative_out_lands_where_the_executed_copy_does(notebooks: Path, tmp_pa
     assert not (notebooks / "rel").exists()
 
 
+def test_relative_cache_variables_are_the_callers(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative $ADVLENS_DATA / $ADVLENS_ZOO named a folder under notebooks/ in the kernel,
+    which runs there: it rebuilt the whole zoo in a new cache instead of the caller's."""
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    write_notebook(folder / "00_where.ipynb",
+                   "import json\nfrom pathlib import Path\nfrom advlens import paths\n"
+                   "Path(out_dir).mkdir(parents=True, exist_ok=True)\n"
+                   "(Path(out_dir) / 'where.json').write_text(json.dumps("
+                   "{'data': str(paths.data_dir()), 'zoo': str(paths.zoo_dir())}))\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ADVLENS_DATA", "mydata")
+    monkeypatch.setenv("ADVLENS_ZOO", "myzoo")
+    runner.run("smoke", out="out", progress=False, notebooks=folder)
+    where = json.loads((tmp_path / "out" / "00_where" / "where.json").read_text())
+    assert where == {"data": str(tmp_path / "mydata"), "zoo": str(tmp_path / "myzoo")}
+    assert not (folder / "mydata").exists() and not (folder / "myzoo").exists()
+    assert runner.os.environ["ADVLENS_ZOO"] == "myzoo"  # the caller's own value, unchanged
+
+
 def test_a_rerun_into_the_same_folder_keeps_only_its_own_outputs(tmp_path: Path) -> None:
     """A folder reused with other knobs (a figure per data set, here two then one) held the
     earlier run's figure beside a run.json saying "completed" with the new knobs: the book

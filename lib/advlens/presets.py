@@ -17,6 +17,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from advlens.attacks.targets import TARGET_MODES
 from advlens.data.twin_cue import DESIGNS as TWIN_CUE_DESIGNS
 
@@ -374,10 +376,11 @@ def check_knob(notebook: str, name: str, value: Any) -> Any:
     knob is optional there). An int knob refuses bools and non-integral floats; an integral float
     (``2.0``) is converted to the int ``2``. A float knob takes ints (converted to float) but not
     NaN or infinity. A number knob whose preset values are all >= 1 (counts) must be >= 1; all
-    >= 0, >= 0. Tuples become lists. The items of a list knob must have the kind of the presets'
-    items (:func:`_check_items`: a list of seeds takes no 0.5 and gets 1.0 as 1, a list of
-    pairs no single name; a list of seeds, experiments or classes no item twice); the values of
-    a dict knob in :data:`MAPPING_VALUES` are checked as numbers (``b_archs``' epochs).
+    >= 0, >= 0. Tuples become lists, NumPy scalars their Python values (:func:`as_lists`). The
+    items of a list knob must have the kind of the presets' items (:func:`_check_items`: a list
+    of seeds takes no 0.5 and gets 1.0 as 1, a list of pairs no single name; a list of seeds,
+    experiments or classes no item twice); the values of a dict knob in
+    :data:`MAPPING_VALUES` are checked as numbers (``b_archs``' epochs).
     Knobs that are ``None`` in every preset are checked against :data:`UNSET_KNOBS`; knobs in
     :data:`CHOICES` must take one of the listed values. Raises a TypeError/ValueError naming the
     notebook, the knob and the expected value.
@@ -414,12 +417,15 @@ def check_knob(notebook: str, name: str, value: Any) -> Any:
 
 
 def as_lists(value: Any) -> Any:
-    """``value`` with every tuple, at any depth, turned into a list (as JSON and papermill see
-    them: papermill would inject a tuple as its string)."""
+    """``value`` with every tuple, at any depth, turned into a list and every NumPy scalar into
+    its Python value (as JSON and papermill see them: papermill would inject a tuple, or a
+    ``np.bool_`` / ``np.int64``, as its string)."""
     if isinstance(value, list | tuple):
         return [as_lists(v) for v in value]
     if isinstance(value, dict):
         return {k: as_lists(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
     return value
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import itertools
 import json
 import os
@@ -25,7 +26,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,8 +112,29 @@ def notebook_parameters(path: Path) -> dict[str, Any]:
 _EXECUTE_LOCK = threading.Lock()
 
 
+# environment variables naming a file or folder (the caches of advlens.paths, the data sets,
+# the paper zoo's checkpoints and manifest): the kernels inherit them but run in notebooks/
+PATH_ENV = ("ADVLENS_HOME", "ADVLENS_DATA", "ADVLENS_ZOO", "ADVLENS_CHECKPOINTS",
+            "ADVLENS_PAPER_ZOO", "ADVLENS_IMAGENET", "ADVLENS_CIFAR10", "ADVLENS_STL10",
+            "ADVLENS_CLICKME")
+
+
+@contextlib.contextmanager
+def _absolute_path_env() -> Iterator[None]:
+    """Inside: every relative :data:`PATH_ENV` variable made absolute against the caller's
+    working directory (as a relative ``out`` is), so that a kernel started in the notebooks'
+    folder reads the caller's caches and data, not a new zoo there; on exit: the values back."""
+    given = {name: os.environ[name] for name in PATH_ENV if os.environ.get(name)}
+    try:
+        for name, value in given.items():
+            os.environ[name] = os.path.abspath(os.path.expanduser(value))
+        yield
+    finally:
+        os.environ.update(given)
+
+
 def _execute(path: Path, out_dir: Path, params: dict[str, Any], progress: bool) -> NotebookRun:
-    with _EXECUTE_LOCK:
+    with _EXECUTE_LOCK, _absolute_path_env():
         return _execute_unlocked(path, out_dir, params, progress)
 
 
@@ -247,7 +269,9 @@ def run(preset: str = "laptop", *, only: Sequence[str] | None = None,
     folder gets a ``run.json``: ``status`` running, then completed, failed or interrupted. A
     folder may be reused: once a notebook completes, the figures and tables (with their
     provenance records) that an earlier run left there and this one did not write again are
-    removed and listed in ``run.json`` (``removed_stale``); other files stay.
+    removed and listed in ``run.json`` (``removed_stale``); other files stay. The notebooks run
+    in their own folder: a relative ``out`` and relative paths in the ``$ADVLENS_*`` variables
+    (:data:`PATH_ENV`: the data and zoo caches, the data sets) are the caller's.
     """
     mine_by_path = _prepare(preset, only, dict(params or {}), notebooks)
     paths = list(mine_by_path)
