@@ -601,3 +601,45 @@ def test_num_classes_among_the_timm_kwargs_is_the_models(
     with pytest.raises(ValueError, match="num_classes is 5 but kwargs say 10"):
         paper.register("test_resnet", "resnet", "timm", num_classes=5,
                        kwargs={"num_classes": 10})
+
+
+def test_published_accuracies_follow_the_imagenet_folder_and_image_count(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Accuracies measured on a trial ImageNet folder were served after $ADVLENS_IMAGENET named
+    another one, and the clean accuracy of the first call's n images was reported beside a
+    robust accuracy on another n."""
+    from advlens import data, zoo
+
+    for key, value in write_paper_zoo(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    config = zoo.spec("paper")[0]
+    root = tmp_path / "zoo"
+
+    def clean_on(folder: Path, n: int) -> float:  # recomputed on the same drawn images
+        images = data.imagefolder(folder, "val", size=64, n=n, seed=0, progress=False)
+        with torch.no_grad():
+            built = zoo.build([config], root=root, progress=False, robust_eval_n=n)
+            model = built[config.name].model
+            return float((model(images.images).argmax(1) == images.labels).float().mean())
+
+    first = zoo.build([config], root=root, progress=False, robust_eval_eps=0.5, robust_eval_n=3)
+    assert first[config.name].meta["n_test"] == 3
+    assert first[config.name].meta["test_acc"] == pytest.approx(clean_on(tmp_path / "imagenet", 3))
+    more = zoo.build([config], root=root, progress=False, robust_eval_eps=0.5, robust_eval_n=6)
+    assert more[config.name].meta["n_test"] == 6
+    assert more[config.name].meta["robust_eval"]["n_images"] == 6
+    assert more[config.name].meta["test_acc"] == pytest.approx(clean_on(tmp_path / "imagenet", 6))
+    # another folder (a copy holding only the first class): measured again, not served
+    other = tmp_path / "imagenet2"
+    classes = sorted(p.name for p in (tmp_path / "imagenet" / "val").iterdir())
+    (other / "val").mkdir(parents=True)
+    (other / "val" / classes[0]).symlink_to(tmp_path / "imagenet" / "val" / classes[0])
+    monkeypatch.setenv("ADVLENS_IMAGENET", str(other))
+    moved = zoo.build([config], root=root, progress=False, robust_eval_eps=0.5, robust_eval_n=3)
+    assert not moved[config.name].cached
+    assert moved[config.name].meta["test_acc"] == pytest.approx(clean_on(other, 3))
+    # with the variable unset, what was measured last is served
+    monkeypatch.delenv("ADVLENS_IMAGENET")
+    served = zoo.build([config], root=root, progress=False, robust_eval_eps=0.5, robust_eval_n=3)
+    assert served[config.name].cached
+    assert served[config.name].meta["test_acc"] == moved[config.name].meta["test_acc"]

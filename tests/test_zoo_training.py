@@ -169,3 +169,12 @@ def test_untrainable_counts_are_refused_before_the_zoo_trains_anything(
     with pytest.raises(ValueError, match=f"{field} .*must be an int >= 1; got 0"):
         build([TINY, bad], root=tmp_path, progress=False, robust_eval_n=8)
     assert not list(tmp_path.glob("*.pt"))  # refused up front: TINY was not trained first
+
+
+def test_robust_eval_keys_tell_radii_apart_and_keep_earlier_keys() -> None:
+    """Radii equal to 6 significant digits shared one key, so one's record served the other."""
+    assert RobustEval(eps=1 / 3).key != RobustEval(eps=0.333333).key
+    assert float(RobustEval(eps=1 / 3).key.split("-eps")[1].split("-n")[0]) == 1 / 3
+    # the keys that cached zoos hold (every radius of the presets has at most 6 digits)
+    assert RobustEval(eps=0.5, n=500, steps=10).key == "l2-eps0.5-n500-k10"
+    assert RobustEval(eps=1.0).key == RobustEval(eps=1).key == "l2-eps1-n500-k10"

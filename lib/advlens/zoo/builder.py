@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -82,33 +83,48 @@ def published_model(config: ModelConfig, trust: bool | None = None) -> nn.Module
 def _published(config: ModelConfig, root: str | Path | None, settings: RobustEval,
                memo: _DataCache | None, trust: bool | None) -> ZooEntry:
     """A published model, with its clean and robust accuracy on ImageNet validation images
-    evaluated once per weights file and setting (cached in the zoo's metadata file)."""
+    evaluated once per weights file, ImageNet folder and setting (cached in the zoo's metadata
+    file; ``test_acc`` / ``n_test`` are the clean accuracy on the same ``n`` images as the
+    robust one). With ``$ADVLENS_IMAGENET`` unset, accuracies cached on any folder are served."""
     model = published_model(config, trust)
     weights = paper.weights_path(config)
     stamp = {"path": str(weights), "size": weights.stat().st_size,
              "mtime": weights.stat().st_mtime}
     paths = cache.cache_paths(config, root)
+    folder = _imagenet_folder()
     with cache.model_lock(config, root):
         meta = read_json(paths.meta) if paths.meta.exists() else {}
-        # accuracies measured with another resize or crop (an older release) are measured again
+        # accuracies measured with another resize or crop (an older release), or on another
+        # ImageNet folder (a trial subset before the full set), are measured again
         preprocessing = paper.eval_kw(config.arch)
-        cached = meta.get("weights") == stamp and meta.get("eval_preprocessing") == preprocessing
+        cached = (meta.get("weights") == stamp and meta.get("eval_preprocessing") == preprocessing
+                  and folder in (None, meta.get("eval_folder", folder)))
         if not cached:
             meta = {"name": config.name, "hash": config.hash, "config": config.to_dict(),
-                    "weights": stamp, "eval_preprocessing": preprocessing,
+                    "weights": stamp, "eval_preprocessing": preprocessing, "eval_folder": folder,
                     "sha256": sha256_file(weights), "train_time_s": None,
                     "n_params": sum(p.numel() for p in model.parameters()), "robust": {},
                     "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         if settings.key not in meta["robust"]:
             test = _eval_data(config, "test", settings.n, memo)
-            meta["robust"][settings.key] = _robust_record(model, test, settings)
-            if "test_acc" not in meta:
-                meta.update(test_acc=clean_accuracy(model, test), n_test=len(test))
+            meta["robust"][settings.key] = {**_robust_record(model, test, settings),
+                                            "test_acc": clean_accuracy(model, test)}
+            meta.update(test_acc=meta["robust"][settings.key]["test_acc"], n_test=len(test))
             cache.update_meta(config, meta, root)
     record = meta["robust"][settings.key]
-    meta = {**meta, "robust_acc": record["acc"],
-            "robust_eval": {k: v for k, v in record.items() if k != "acc"}}
+    clean = ({"test_acc": record["test_acc"], "n_test": record["n_images"]}
+             if "test_acc" in record else {})  # (records of older releases: meta's own)
+    meta = {**meta, **clean, "robust_acc": record["acc"],
+            "robust_eval": {k: v for k, v in record.items() if k not in ("acc", "test_acc")}}
     return ZooEntry(config.name, config, model, meta, cached=cached)
+
+
+def _imagenet_folder() -> str | None:
+    """The resolved ``$ADVLENS_IMAGENET`` folder published models are evaluated on (None: unset)."""
+    from advlens.data.sources import SOURCES
+
+    given = os.environ.get(SOURCES["imagenet"].env)
+    return str(Path(given).expanduser().resolve()) if given else None
 
 
 def _robust_record(model: ZooNet, test: ImageSet, settings: RobustEval) -> dict[str, Any]:

@@ -28,7 +28,10 @@ class RobustEval:
 
     @property
     def key(self) -> str:
-        return f"{self.norm}-eps{self.eps:g}-n{self.n}-k{self.steps}"
+        """The metadata key: eps to 6 significant digits (the keys of earlier releases), all
+        17 where 6 do not give it back (1/3 and 0.333333 got one key and one record)."""
+        eps = f"{self.eps:g}" if float(f"{self.eps:g}") == self.eps else f"{self.eps!r}"
+        return f"{self.norm}-eps{eps}-n{self.n}-k{self.steps}"
 
     def to_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
