@@ -49,24 +49,28 @@ def test_passes_and_hours_for_a_hand_counted_zoo() -> None:
     knobs = {"00": {"robust_eval_n": 10},
              "01": {"heatmap_archs": ["resnet18"], "heatmap_eps": 0.0, "n_data": 5,
                     "n_pairs": 4, "iterations": 3, "robust_archs": ["resnet18"],
-                    "robust_eps": [0.0, 3.0], "robust_pairs": 2},
+                    "robust_eps": [0.0, 3.0], "robust_pairs": 2, "twin_zoo": "laptop",
+                    "twin_design": "latent", "twin_n": 10, "twin_pairs": 2,
+                    "twin_iterations": 3},
              "02": {"target_modes": ["random"], "n_images": 2, "search_tries": 3,
                     "ifgsm_steps": 4, "cw_binary_steps": 2, "cw_steps": 5,
                     "ead_binary_steps": 1, "ead_steps": 6, "transfer_steps": 7,
                     "transfer_target_mode": "random"}}
-    passes = cost.notebook_passes(knobs, zoo).groupby("notebook")[["fwd", "fwd_bwd"]].sum()
+    passes = cost.notebook_passes(knobs, zoo)
+    passes = passes[passes["arch"] == "resnet18"].groupby("notebook")[["fwd", "fwd_bwd"]].sum()
     # 00: per model, 10 images: clean accuracy, then clean + PGD's confirming + adversarial
     # forwards, and 10 PGD steps
     assert passes.loc["00"].tolist() == [4 * 20, 10 * 20]
-    # heatmap: 5 test + 4 targets + 4 inverted sets of 1 model; 4 pairs x 3 iterations.
-    # levels: both models, each 5 + 2 * (1 + 1) forward and 2 x 3 forward+backward
-    assert passes.loc["01"].tolist() == [13 + 2 * 9, 12 + 2 * 6]
+    # heatmap: 2 x 5 test + 4 targets + 4 last iterates + 4 inverted sets of 1 model; 4 pairs
+    # x 3 iterations. Levels: one architecture at each radius, which (b) skips
+    assert passes.loc["01"].tolist() == [22, 12]
     # attacks: 2 modes x 2 images x (3 * (1 + 4) + 2 * 5 + 1 * 6); forward 2 images x (2 modes
     # (correct mask, random targets) + 2 modes x (2 searches x (3 tries + 2) + 2 confirming));
     # transfer: 2 x 2 images x (clean, confirming, 1 target) + the random targets' forward,
     # 2 * 2 * 7 forward+backward
     assert passes.loc["02"].tolist() == [2 * (2 + 2 * 12) + 2 * 2 * 3 + 2, 2 * 2 * 31 + 28]
     flops = pd.DataFrame([{"arch": "resnet18", "forward_gflops": 1.0, "backward_gflops": 2.0}])
+    knobs = {nb: knobs[nb] for nb in ("00", "02")}  # 01's twin-cue models: measured below
     hours = cost.gpu_hours(cost.notebook_passes(knobs, zoo), flops,
                            gpus=(cost.Gpu("X", 1e9, 0.5),)).set_index("notebook")
     expected = (80 * 1e9 + 200 * 3e9) / 0.5e9 / 3600
@@ -175,6 +179,77 @@ def test_notebook04_passes_equal_the_forwards_of_its_code_path() -> None:
     assert counters["reference"].counts() == expected["reference"]
     assert counters["a"].counts() == expected[0]
     assert counters["b"].counts() == expected[1]
+
+
+def _name01(config: ModelConfig) -> str:
+    """A published model by its checkpoint, a twin-cue model by its notebook-01 label."""
+    return config.checkpoint if config.source != "trained" else \
+        f"{config.variant}/s{config.seed}"
+
+
+def test_notebook01_passes_equal_the_forwards_of_its_code_path() -> None:
+    """Notebook 01's cells (a), (b) with its unequal-radius grid, and (c) on tiny models: the
+    cost model counted each test set once, no inversion's last scoring pass, none of the
+    unequal-radius grid (31 of every 35 forwards of (b) at the paper knobs) and no part of (c)."""
+    from advlens import features
+    from advlens.inversion import draw_pairs
+    from advlens.papers import jones2022
+    from advlens.zoo import spec
+
+    k = {"heatmap_archs": ["resnet18", "resnet50"], "heatmap_eps": 0.0, "n_data": 12,
+         "n_pairs": 6, "iterations": 2, "robust_archs": ["resnet18", "resnet50"],
+         "robust_eps": [0.0, 1.0, 3.0], "robust_pairs": 5, "twin_zoo": "laptop",
+         "twin_design": "latent", "twin_n": 14, "twin_pairs": 4, "twin_iterations": 3}
+    # radius 1 has one architecture: (b) skips it, yet its model judges the others' inversions
+    zoo = [ModelConfig(arch, source="robustness", dataset="imagenet", epochs=0, eps=eps,
+                       regime="l2-at" if eps else "standard", checkpoint=f"{arch}-{eps}")
+           for arch, eps in [("resnet18", 0.0), ("resnet18", 1.0), ("resnet18", 3.0),
+                             ("resnet50", 0.0), ("resnet50", 3.0)]]
+    passes = cost.notebook_passes({"01": k}, zoo)
+    passes = passes[~passes["what"].str.contains("train")]  # zoo training: tested below
+    name = passes["config"].map(_name01)
+    expected = passes.groupby(name)[["fwd", "fwd_bwd"]].sum()
+    twin_configs = [c for c in spec(k["twin_zoo"]) if c.dataset == "twin-cue"  # as cell (c)
+                    and c.arch == "cnn-s" and c.regime == "standard"]
+    configs = [*zoo, *twin_configs]
+    models = {_name01(c): _tiny(10, i) for i, c in enumerate(configs)}
+    counters = {name: _counted(m) for name, m in models.items()}
+    by_config = {c.checkpoint: models[_name01(c)] for c in zoo}
+    images = torch.rand(30, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(30) % 10
+    s_idx, t_idx = draw_pairs(labels, k["n_pairs"], seed=0)
+    invert_kw = {"seed_labels": labels[s_idx], "target_labels": labels[t_idx],
+                 "iterations": k["iterations"], "progress": False}
+    test = images[:k["n_data"]]
+    heat = {arch: by_config[f"{arch}-0.0"] for arch in k["heatmap_archs"]}  # (a)
+    jones2022.representations(heat, test)
+    jones2022.data_cka_matrix(heat, test)
+    jones2022.inverted_cka_matrix(heat, images[s_idx], images[t_idx], **invert_kw)
+    levels = {eps: {jones2022.model_label(c): by_config[c.checkpoint] for c in zoo
+                    if c.eps == eps} for eps in k["robust_eps"]}  # (b)
+    rs, rt = s_idx[:k["robust_pairs"]], t_idx[:k["robust_pairs"]]
+    by_level = jones2022.similarity_by_level(
+        levels, images[rs], images[rt], test, groups=2, pair_filter=jones2022.different_kinds,
+        **{**invert_kw, "seed_labels": labels[rs], "target_labels": labels[rt]})
+    jones2022.cross_level_similarity(levels, by_level.inverted,
+                                     pair_filter=jones2022.different_kinds)
+    twin = {name: m for name, m in models.items() if "/" in name}
+    both = images[:k["twin_n"]]  # (c)
+    ts, tt = draw_pairs(labels[:k["twin_n"]], k["twin_pairs"], seed=0)
+    for m in twin.values():
+        features.accuracy(m, both, labels[:k["twin_n"]])
+    jones2022.data_cka_matrix(twin, both)
+    inv = jones2022.inverted_cka_matrix(
+        twin, both[ts], both[tt], **{**invert_kw, "seed_labels": labels[ts],
+                                     "target_labels": labels[tt],
+                                     "iterations": k["twin_iterations"]})
+    jones2022.prediction_table(twin, inv.inverted, labels[ts], labels[tt])
+    jones2022.representations(twin, both)
+    assert len(twin) == 5  # a-only and b-only at two seeds, both at one
+    counted = pd.DataFrame({name: c.counts() for name, c in counters.items()},
+                           index=["fwd", "fwd_bwd"]).T
+    pd.testing.assert_frame_equal(counted.sort_index(), expected.sort_index(),
+                                  check_dtype=False, check_names=False)
 
 
 @pytest.mark.parametrize("transfer_mode", ["random", "least-likely"])

@@ -253,3 +253,18 @@ def test_mask_concentration_refuses_masks_of_other_images():
         j.mask_concentration(seeds, seeds, torch.ones(3, 2, 4, 4))  # 3 masks for 2 images
     with pytest.raises(ValueError, match="masks"):
         j.mask_concentration(seeds, seeds, torch.ones(2, 2, 5, 4))  # another height
+
+
+def test_any_level_with_one_role_checked_is_not_testable():
+    """Notebook 01's smoke run: robust_eps [0, 0.5] with cnn-s alone at 0.5 inverts only at
+    eps 0, so only the judging role has a curve; the rule asks for both roles, yet the verdict
+    read "holds: 1 of 1 partner levels (both roles)"."""
+    grid = pd.DataFrame([[0.284, 0.463]], index=[0.0], columns=[0.0, 0.5])
+    check = j.any_level_check(grid)
+    assert list(check["role"]) == ["judging"]
+    row = j.finding_b_any_level(check)
+    assert row["holds"] is None
+    assert "judging role only, no inverting curve" in row["evidence"]
+    assert "both roles" not in row["evidence"]
+    grid.loc[0.0, 0.5] = 0.1  # the one curve falls: refuted whatever the missing role
+    assert j.finding_b_any_level(j.any_level_check(grid))["holds"] is False

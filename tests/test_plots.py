@@ -488,3 +488,21 @@ def test_captions_below_the_paper_preset_name_their_stand_ins(tmp_path):
     for text in ("Digits and twin-cue stand in for CIFAR-10.", "The stand-ins: digits.",
                  "Masks (stand-in maps).", "The zoo stands in for the ImageNet models."):
         assert plots.labelled_caption(text, {"preset": "laptop"}) == text
+
+
+def test_notebook_03_captions_name_the_stand_in_models_too():
+    """03a / 03b captions named the stand-in *maps* ("stroke map (stand-in)"), which kept
+    plots.labelled_caption from adding its note, so no caption of the two said that the
+    models were the small zoo standing in for the ImageNet models (01 and 02 say so)."""
+    import re
+
+    code = _notebook_code("03")
+    assert code.count('models_label(P["zoo"])') == 1
+    captions = re.findall(r'caption=f"([^"]*(?:"\s*f?"[^"]*)*)"', code)
+    shown = [c for c in captions if c.startswith(("{name}: per model", "{name}: image"))]
+    assert len(shown) == 2, captions
+    for text in shown:
+        laptop = re.sub(r'"\s*f?"', "", text).replace("{who}", plots.models_label("laptop"))
+        assert plots.STAND_IN_MODELS in laptop, text
+        paper = re.sub(r'"\s*f?"', "", text).replace("{who}", plots.models_label("paper"))
+        assert plots.STAND_IN_MODELS not in paper

@@ -149,3 +149,16 @@ def test_readme_section_keeps_cells_that_pandas_would_read_as_missing(tmp_path: 
 def test_combine_lets_a_failing_check_refute_and_an_untested_one_leave_it_untested(
         checks: list, expected: bool | None) -> None:
     assert findings.combine(iter(checks)) is expected
+
+
+def test_notebook_02_counts_its_success_rates_instead_of_stating_them() -> None:
+    """The success-rates prose said "nearly every attack succeeds on every model" as a fact;
+    at the smoke preset EAD fooled none of cnn-s's images (rate 0.0). The prose now says what
+    to look for and the cell prints the count from the table."""
+    path = next(p for p in runner.discover(["02"]))
+    cells = nbformat.read(path, as_version=4).cells
+    i = next(k for k, c in enumerate(cells)
+             if c.cell_type == "markdown" and c.source.startswith("### Success rates"))
+    assert "succeeds on every model" not in cells[i].source
+    code = cells[i + 1].source
+    assert "02_success_rates" in code and "(rates == 1).sum()" in code and "rates.min()" in code

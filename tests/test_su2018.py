@@ -290,6 +290,11 @@ def test_finding_3_depth_rule(depth: pd.DataFrame, expected: bool | None) -> Non
     # VGG tied at the top reaches others as much as any family (idxmax named cnn: False)
     (_transfer({"vgg": 0.6, "cnn": 0.5}, {"vgg": 0.3, "cnn": 0.3}), True),
     (_transfer({"vgg": float("nan"), "cnn": float("nan")}, {"vgg": 0.4, "cnn": 0.2}), None),
+    # one model per family leaves the within/across half untested, but VGG reaching others
+    # less than another family refutes (it read None: notebook 02's smoke run, mlp 0.467 vs
+    # vgg 0.133)
+    (_transfer({"vgg": float("nan"), "mlp": float("nan")}, {"vgg": 0.133, "mlp": 0.467}),
+     False),
 ])
 def test_finding_4_transfer_rule(transfer: pd.DataFrame, expected: bool | None) -> None:
     assert _holds(transfer=transfer)[3] is expected

@@ -568,3 +568,19 @@ def test_published_checkpoints_keep_their_seed_in_every_zoo_seed() -> None:
     assert [e.config for e in zoo.select(seed=seeds_of(0, 2))] == [published, moved[1]]
     assert [preset_seed(c, 2) for c in moved] == [0, 0, 1]
     assert model_label(moved[0], 2) == "resnet18/s0" and model_label(moved[2], 2) == "cnn-s/s1"
+
+
+def test_a_paper_sweep_names_only_the_notebooks_given_zoo_seed_as_retrained() -> None:
+    """The paper note said zoo_seed retrained "the twin-cue models of 01 and 03", two lines
+    below the note that 03 declares no zoo_seed (its models were the same in every run)."""
+    rows = [(nb, "f", f"r{i}", "holds", {"rho": 0.2 * i})
+            for nb in ("01_x", "03_y") for i in range(2)]
+    found = _collected(rows)  # 01 gets seed and zoo_seed, 03 the data seed only
+    text = sweep.markdown(sweep.hold_counts(found), sweep.headline_summary(found),
+                          preset="paper")
+    note = text.split("At the `paper` preset", 1)[1]
+    assert "in the notebook given `zoo_seed` (01)" in note and "03" not in note
+    only_03 = _collected([r for r in rows if r[0] == "03_y"])
+    note = sweep.markdown(sweep.hold_counts(only_03), sweep.headline_summary(only_03),
+                          preset="paper").split("At the `paper` preset", 1)[1]
+    assert "no notebook of this sweep was given `zoo_seed`" in note

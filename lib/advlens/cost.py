@@ -10,9 +10,9 @@ FLOPs / (peak dense bf16 throughput × an assumed sustained utilisation); the ut
 assumption, stated in the table, not a measurement.
 
 Training steps (zoo models a ``paper`` notebook trains: notebook 04's CIFAR-10 / STL-10 models,
-notebook 03's twin-cue ground-truth models) are measured the same way, one step of the zoo's own
-training code (:func:`advlens.zoo.regimes.training_loss`, its input gradient for harmonized
-models, the backward pass into the parameters), per image.
+notebook 01's and 03's twin-cue ground-truth models) are measured the same way, one step of the
+zoo's own training code (:func:`advlens.zoo.regimes.training_loss`, its input gradient for
+harmonized models, the backward pass into the parameters), per image.
 
 ``python -m advlens.papers.costs`` prints the README table for notebooks 00-04 (notebook 04's
 experiments are paper code, which this kernel module does not import).
@@ -301,20 +301,40 @@ def notebook_passes(knobs: Mapping[str, Mapping], zoo: list,
         from advlens.zoo.evaluation import RobustEval
 
         add("00", c, "evaluate", 4 * k["robust_eval_n"], RobustEval().steps * k["robust_eval_n"])
-    k = knobs.get("01")  # heatmaps: test reps, inversion, every model on every inverted set
+    k = knobs.get("01")  # (a) heatmaps, (b) robustness levels and unequal radii, (c) twin-cue
     if k:
+        # an inversion of n pairs: the targets' and the last iterate's forward, n x iterations
+        # forward+backward; (a) the test images twice (their CKA's CI and the matrix), every
+        # model on every inverted set
         heat = [c for c in zoo if c.source == "robustness" and c.arch in k["heatmap_archs"]
                 and c.eps == k["heatmap_eps"]]
         for c in heat:
-            add("01", c, "heatmap", k["n_data"] + k["n_pairs"] * (1 + len(heat)),
+            add("01", c, "heatmap", 2 * k["n_data"] + k["n_pairs"] * (2 + len(heat)),
                 k["n_pairs"] * k["iterations"])
         levels = [c for c in zoo if c.source == "robustness" and c.arch in k["robust_archs"]
                   and c.eps in k["robust_eps"]]
-        per_level = len(k["robust_archs"])
+        # (b) skips a radius with one architecture; the unequal-radius grid then runs each
+        # inverted set through its model and every model of another architecture, any radius
+        paired = [c for c in levels if any(o.eps == c.eps and o.arch != c.arch for o in levels)]
         for c in levels:
-            add("01", c, "robustness levels",
-                k["n_data"] + k["robust_pairs"] * (1 + per_level),
-                k["robust_pairs"] * k["iterations"])
+            judged = sum(r.arch != c.arch for r in paired)
+            if c in paired:  # test images, the inversion, the radius' models on its sets
+                level = sum(o.eps == c.eps for o in levels)
+                add("01", c, "robustness levels",
+                    k["n_data"] + k["robust_pairs"] * (2 + level + 1 + judged),
+                    k["robust_pairs"] * k["iterations"])
+            elif judged:
+                add("01", c, "robustness levels", k["robust_pairs"] * judged, 0)
+        from advlens.zoo import spec
+
+        twin = [c.replace(twin_design=k["twin_design"]) for c in spec(k["twin_zoo"])
+                if c.dataset == "twin-cue" and c.arch == "cnn-s" and c.regime == "standard"
+                and c.variant in ("a-only", "b-only", "both")]
+        for c in twin:  # (c) trained; accuracy, CKA and representations of the test images,
+            # the inversion, every model on every inverted set (CKA, then its predictions)
+            add("01", c, "twin-cue: train + evaluate", *trained_passes(c))
+            add("01", c, "twin-cue", 3 * k["twin_n"] + k["twin_pairs"] * (2 + 2 * len(twin)),
+                k["twin_pairs"] * k["twin_iterations"])
     k = knobs.get("02")  # attack suite per mode (untargeted + targeted) and the transfer matrix
     if k:
         standard = [c for c in zoo if c.regime == "standard" and c.seed == 0]

@@ -318,10 +318,19 @@ def markdown(counts: pd.DataFrame, headline: pd.DataFrame, *, preset: str | None
                   "varied and the models were the same, so their spread is the data's alone, "
                   "not the models'."]
     if preset == "paper":
+        # only the notebooks given zoo_seed retrain anything (03 declares none: its twin-cue
+        # models are the same in every run too)
+        seeded = sorted({nb[:2] for nb, knobs in zip(counts["notebook"], counts["seed_knobs"],
+                                                     strict=True)
+                         if "zoo_seed" in str(knobs).split(", ")}) \
+            if "seed_knobs" in counts else []
+        where = (f"in the notebook{'s' if len(seeded) > 1 else ''} given `zoo_seed` "
+                 f"({', '.join(seeded)})" if seeded else
+                 "and no notebook of this sweep was given `zoo_seed`")
         lines += ["", "At the `paper` preset the published checkpoints are the same in every "
                   "run: `zoo_seed` cannot retrain them and leaves them as they are; it retrains "
-                  "only the models this package trains (the twin-cue models of 01 and 03). "
-                  "Where a number rests on published models, its spread is the data's alone."]
+                  f"only the models this package trains, {where}. Where a number rests on "
+                  "published models, its spread is the data's alone."]
     return "\n".join(lines) + "\n"
 
 

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from advlens.checks import as_tensor, check_bool, check_images, check_labels
 from advlens.cka import cka_cross, cka_matrix, linear_cka
 from advlens.features import predict, representation
-from advlens.findings import encode_statistics
+from advlens.findings import combine, encode_statistics
 from advlens.inversion import InversionResult, invert
 from advlens.stats import Estimate, LinearFit, linear_fit
 from advlens.zoo.config import ModelConfig
@@ -552,7 +552,8 @@ def finding_b(summary: pd.DataFrame, trend: LinearFit | None) -> dict[str, Any]:
                                                            summary["cka_inverted"], strict=True)}
     if trend is None:
         return _row("b: similarity on inverted data rises with robustness", None,
-                    "fewer than two robustness levels in this zoo", PAPER["b"], stats)
+                    "fewer than two robustness levels with models of two architectures",
+                    PAPER["b"], stats)
     stats.update(slope=trend.slope.value, slope_lo=trend.slope.lo, slope_hi=trend.slope.hi)
     return _row("b: similarity on inverted data rises with robustness",
                 bool(trend.slope.lo > 0),
@@ -583,14 +584,20 @@ def finding_b_pairs(trends: pd.DataFrame) -> dict[str, Any]:
 
 def finding_b_any_level(check: pd.DataFrame) -> dict[str, Any]:
     """(b) "at any level": holds iff, for every fixed partner level and both roles, CKA at
-    the model's highest level exceeds CKA at its lowest (:func:`any_level_check`)."""
+    the model's highest level exceeds CKA at its lowest (:func:`any_level_check`). A role
+    without a curve (a level whose one architecture had no partner to invert for, so that
+    only one level inverted) leaves the finding None unless a curve of the other falls."""
     if check.empty:
         return _row("b at any level: unequal-eps pairs rise too", None,
-                    "fewer than two robustness levels in this zoo", PAPER["b-any"], {})
+                    "fewer than two robustness levels with models of two architectures",
+                    PAPER["b-any"], {})
     rising = int(check["rises"].sum())
     steps = int(check["rises_every_step"].sum())
-    return _row("b at any level: unequal-eps pairs rise too", bool(rising == len(check)),
-                f"{rising} of {len(check)} partner levels (both roles) rise from the lowest to "
+    missing = [r for r in ("inverting", "judging") if r not in set(check["role"])]
+    roles = f"{check['role'].iloc[0]} role only, no {missing[0]} curve" if missing else "both roles"
+    return _row("b at any level: unequal-eps pairs rise too",
+                combine([*map(bool, check["rises"]), *[None] * len(missing)]),
+                f"{rising} of {len(check)} partner levels ({roles}) rise from the lowest to "
                 f"the highest own eps, {steps} at every step", PAPER["b-any"],
                 {"curves_rising": rising, "curves_rising_every_step": steps,
                  "curves": len(check)})

@@ -482,9 +482,9 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
     not fail); (3) in every L∞ depth pair
     the deeper model has the larger distortion (None without an L∞ pair); (4) mean transfer
     within families exceeds that across families and the family reaching other families most
-    is :data:`BROAD_TRANSFER_FAMILY` (None if no family has two models, or if every model is
-    of one family; None too without a :data:`BROAD_TRANSFER_FAMILY` model, unless within-family
-    transfer does not exceed across-family transfer).
+    is :data:`BROAD_TRANSFER_FAMILY` (each half None where untestable -- no family of two
+    models, every model of one family, no :data:`BROAD_TRANSFER_FAMILY` model -- and the
+    finding None then unless the other half fails).
     """
     law = laws.set_index("attack")
     # None for a law that could not be fitted or rests on too few models to test (3 concordant
@@ -524,10 +524,10 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
     within, across = transfer["within_family"].mean(), transfer["across_families"].mean()
     reach = by_family["across_families"].dropna()  # empty in a zoo of one family
     top_family = reach.idxmax() if len(reach) else "none"
-    # a zoo without the broad family cannot test its half: untested, not failed (unless the
-    # within/across half fails)
-    holds4 = None if not (np.isfinite(within) and np.isfinite(across)) else combine([
-        bool(within > across),
+    # a zoo without the broad family cannot test its half, nor one without a family of two
+    # models the within/across half: untested, not failed (unless the other half fails)
+    holds4 = combine([
+        bool(within > across) if np.isfinite(within) and np.isfinite(across) else None,
         # at the top, ties included (idxmax names the first of tied families alphabetically)
         bool(reach[BROAD_TRANSFER_FAMILY] >= reach.max()) if BROAD_TRANSFER_FAMILY in reach.index
         else None])
