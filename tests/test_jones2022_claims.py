@@ -13,7 +13,7 @@ from torch import nn
 from advlens.findings import decode_statistics
 from advlens.inversion import InversionResult
 from advlens.papers import jones2022 as j
-from advlens.stats import Estimate
+from advlens.stats import Estimate, linear_fit
 from references import numpy_linear_cka as np_cka
 from references import penultimate as rep
 
@@ -268,3 +268,33 @@ def test_any_level_with_one_role_checked_is_not_testable():
     assert "both roles" not in row["evidence"]
     grid.loc[0.0, 0.5] = 0.1  # the one curve falls: refuted whatever the missing role
     assert j.finding_b_any_level(j.any_level_check(grid))["holds"] is False
+
+
+def test_a_rise_on_two_points_at_each_of_two_levels_is_not_testable() -> None:
+    """Two architectures, one seed, two radii: 4 points (both directions at each ε). Their
+    slope CI lies above 0 whenever both upper points do, but only 4!/(2!·2!) = 6 orderings
+    exist (scipy: exact p = 1/6 > 0.025), so (b) and (b) per pair are not testable -- they
+    read 'holds'. A third level (6 points: p = 1/90) decides them."""
+    def pairs(levels: list[float]) -> pd.DataFrame:
+        return pd.DataFrame([{"level": lv, "row": r, "col": c, "cka_inverted": 0.2 + 0.4 * lv + d}
+                             for lv in levels for r, c, d in (("p/s0", "q/s0", 0.0),
+                                                              ("q/s0", "p/s0", 0.05))])
+
+    two = pairs([0.0, 0.5])
+    x, y = two.level.to_numpy(), two.cka_inverted.to_numpy()
+    exact = sps.permutation_test((y,), lambda a: sps.linregress(x, a).slope,
+                                 permutation_type="pairings", alternative="greater").pvalue
+    assert exact == pytest.approx(1 / 6)
+    summary = two.groupby("level", as_index=False).cka_inverted.mean()
+    fit = linear_fit(x, y, n_boot=200)
+    assert fit.slope.lo > 0 and not fit.testable
+    row = j.finding_b(summary, fit)
+    assert row["holds"] is None and "too few points to test" in row["evidence"]
+    trends = j.pair_trends(two, n_boot=200)
+    assert trends.loc[0, "slope_lo"] > 0 and not trends.loc[0, "testable"]
+    row = j.finding_b_pairs(trends)
+    assert row["holds"] is None and row["evidence"].endswith("significant): p ~ q")
+    three = pairs([0.0, 0.5, 1.0])
+    fit = linear_fit(three.level.to_numpy(), three.cka_inverted.to_numpy(), n_boot=200)
+    assert j.finding_b(summary, fit)["holds"] is True
+    assert j.finding_b_pairs(j.pair_trends(three, n_boot=200))["holds"] is True

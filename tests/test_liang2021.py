@@ -455,3 +455,20 @@ def test_transfer_bars_caption_names_the_data_networks_and_probe_the_preset_ran(
     assert "CIFAR-10 sources, STL-10 references and Liang et al.'s networks" in paper
     other = liang2021_figures.bars_caption({**smoke, "probe": "finetune", "squared_alpha2": True})
     assert "α₂ (squared) and fine-tuned accuracy" in other and "linear" not in other
+
+
+def test_findings_leave_untested_a_ci_that_ties_make_no_evidence() -> None:
+    """Five (source, seed) points, four probes at the same knowledge transfer (1.0): ρ = 0.71
+    with a CI above 0, but the one ordering that matters has exact permutation p = 1/5
+    (scipy) > 0.025, so the claim is not testable -- it read 'holds' (five points passed the
+    count)."""
+    transfer, alpha = [1.0, 1.0, 1.0, 1.0, 0.9], [0.5, 0.4, 0.3, 0.2, 0.1]
+    exact = scipy_stats.permutation_test(
+        (np.array(transfer),), lambda a: scipy_stats.spearmanr(alpha, a).statistic,
+        permutation_type="pairings", alternative="greater").pvalue
+    assert exact == pytest.approx(0.2)
+    rows = _rows(transfer, alpha)
+    corr = liang2021.correlations(rows, n_boot=200)
+    assert (corr["lo"] > 0).all() and not corr["testable"].any() and not corr["holds"].any()
+    table = liang2021.findings(liang2021.summarize(rows), corr)
+    assert table["holds"].isna().all() and table["evidence"].str.contains("too few").all()

@@ -610,3 +610,27 @@ def test_twin_claims_carry_their_headline_numbers() -> None:
                                   "mean_change_pgd": 0.15, "mean_change_ddn": -0.05})
     empty = linsley2023.findings(corr, arrows.iloc[0:0], arrows.iloc[0:0])
     assert decode_statistics(empty.loc[2, "statistics"]) == {}
+
+
+@pytest.mark.filterwarnings("ignore")  # scipy warns of the constant resamples
+def test_rho_claims_with_tied_accuracies_are_not_testable() -> None:
+    """Five models, four at the same accuracy: ρ(accuracy, tolerance) = 0.71 and every defined
+    resample keeps the lone model on top (CI [0.71, 1]), but its place is the only ordering:
+    scipy's exact permutation p is 1/5 > 0.025. Finding 1 and the prose read it as a rise
+    ('holds', "rises") though five models pass the point count; now not testable."""
+    acc, tol = np.array([0.9, 0.9, 0.9, 0.9, 1.0]), np.array([0.1, 0.2, 0.3, 0.4, 0.5])
+    exact = sps.permutation_test((tol,), lambda a: spearmanr(acc, a).statistic,
+                                 permutation_type="pairings", alternative="greater").pvalue
+    assert exact == pytest.approx(0.2)
+    summary = pd.DataFrame({"model": [f"m{i}" for i in range(5)], "attack": "pgd",
+                            "accuracy": acc, "tolerance": tol, "alignment": -tol})
+    corr = linsley2023.correlations(summary, n_boot=200)
+    assert (corr["lo"] > 0).iloc[0] and not corr["testable"].any()
+    none = pd.DataFrame(columns=["plain", "harmonized", "attack", "change"])
+    table = linsley2023.findings(corr, none, none)
+    assert list(table["holds"])[:2] == [None, None]
+    assert "too many ties to test" in table.loc[0, "evidence"]
+    assert "tolerance cannot be tested here" in linsley2023.trend_lines(corr.assign(dataset="d"))[0]
+    spread = summary.assign(accuracy=[0.5, 0.6, 0.7, 0.8, 1.0])  # no ties: 1/120, it holds
+    assert linsley2023.findings(linsley2023.correlations(spread, n_boot=200), none,
+                                none).loc[0, "holds"] is True

@@ -80,3 +80,43 @@ def test_min_testable_points_is_where_a_perfect_order_becomes_significant(level:
     assert exact_p(expected) < (1 - level) / 2 <= exact_p(expected - 1)
     with pytest.raises(ValueError, match="level"):
         stats.min_testable_points(95)
+
+
+def _extreme_p(x: np.ndarray, y: np.ndarray, statistic) -> float:  # noqa: ANN001
+    """Exact one-sided permutation p of the most extreme pairing, by enumerating all n!."""
+    import itertools
+
+    values = np.array([statistic(x, y[list(q)]) for q in itertools.permutations(range(len(y)))])
+    return float(np.mean(values >= values.max() - 1e-12))
+
+
+@pytest.mark.parametrize(("x", "y"), [
+    ([0.0, 0.0, 0.5, 0.5], [0.2, 0.25, 0.4, 0.45]),  # two levels, two points each
+    ([0.9, 0.9, 0.9, 0.9, 1.0], [0.1, 0.2, 0.3, 0.4, 0.5]),  # four models tie
+    ([0.1, 0.1, 0.1, 0.2, 0.3], [0.5, 0.51, 0.52, 0.6, 0.7]),  # three tied errors
+    ([0.0, 0.0, 0.5, 0.5, 1.0, 1.0], [0.2, 0.21, 0.4, 0.41, 0.6, 0.61]),  # 3 levels x 2
+    ([3.0, 1.0, 2.0, 5.0, 4.0], [1.0, 2.0, 3.0, 4.0, 5.0]),  # no ties: 1/5!
+])
+def test_min_permutation_p_is_the_exact_p_of_the_most_extreme_ordering(x: list, y: list) -> None:
+    """Ties cut the distinct orderings: 4 points on two levels have p ≥ 1/6, 5 models of which
+    4 tie p ≥ 0.2 (all n! pairings enumerated, for Spearman ρ and the least-squares slope
+    alike); the guards counted points only, so their CIs above 0 read 'holds'."""
+    x, y = np.array(x), np.array(y)
+    spearman = _extreme_p(x, y, lambda a, b: sps.spearmanr(a, b).statistic)
+    slope = _extreme_p(x, y, lambda a, b: sps.linregress(a, b).slope)
+    assert stats.min_permutation_p(x, y) == pytest.approx(spearman) == pytest.approx(slope)
+    assert stats.testable(x, y) == (spearman < 0.025)
+    fit = stats.linear_fit(x, y, n_boot=50)
+    assert fit.min_p == pytest.approx(slope) and fit.testable == (slope < 0.025)
+
+
+def test_testable_without_ties_is_min_testable_points() -> None:
+    for level in (0.9, 0.95, 0.99):
+        n = stats.min_testable_points(level)
+        assert stats.testable(np.arange(n), np.arange(n), level)
+        assert not stats.testable(np.arange(n - 1), np.arange(n - 1), level)
+    assert stats.min_permutation_p(np.ones(4), np.arange(4)) == 1.0  # constant: no ordering
+    with pytest.raises(ValueError, match="NaN"):
+        stats.min_permutation_p(np.array([0.0, np.nan]), np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match="equal"):
+        stats.min_permutation_p(np.arange(3), np.arange(4))

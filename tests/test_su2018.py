@@ -526,3 +526,30 @@ def test_check_zoo_knobs_refuses_models_notebook_02_cannot_have() -> None:
     nb = nbformat.read(repo_root() / "notebooks" / "02_robustness_scaling.ipynb", 4)
     setup = next(c.source for c in nb.cells if 'from_namespace("02"' in c.source)
     assert "su2018.check_zoo_knobs(P)" in setup
+
+
+def test_finding_1_is_untestable_on_tied_errors() -> None:
+    """Five models, three at the same top-1 error: a rising law with R² 0.97 and a slope CI
+    above 0, but the least-squares slope can take only 5!/3! = 20 orderings (scipy's exact
+    permutation p = 1/20 > 0.025): not testable, in the zoo and within a family -- it read
+    'holds' (five models passed the count)."""
+    import scipy.stats as sps
+
+    from advlens.papers.su2018 import finding_within_family, scaling_laws, within_family_laws
+
+    err = np.array([0.1, 0.1, 0.1, 0.2, 0.3])
+    dist = np.array([0.50, 0.51, 0.52, 0.60, 0.70])
+    exact = sps.permutation_test((dist,), lambda a: sps.linregress(np.log(err), a).slope,
+                                 permutation_type="pairings", alternative="greater").pvalue
+    assert exact == pytest.approx(0.05)
+    table = pd.DataFrame({"model": [f"m{i}" for i in range(5)] * 2, "family": "f",
+                          "attack": ["cw"] * 5 + ["ifgsm"] * 5, "norm": ["l2"] * 5 + ["linf"] * 5,
+                          "top1_error": np.tile(err, 2), "distortion": np.tile(dist, 2)})
+    laws = scaling_laws(table, n_boot=200)
+    assert (laws["slope_lo"] > 0).all() and (laws["r2"] > 0.9).all()
+    assert not laws["testable"].any()
+    assert _holds(laws=laws)[0] is None
+    row = finding_within_family(within_family_laws(table, n_boot=200))
+    assert row["holds"] is None and "too many tied errors to test" in row["evidence"]
+    spread = table.assign(top1_error=np.tile([0.1, 0.12, 0.14, 0.2, 0.3], 2))
+    assert _holds(laws=scaling_laws(spread, n_boot=200))[0] is True

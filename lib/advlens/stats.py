@@ -69,6 +69,40 @@ def min_testable_points(level: float = 0.95) -> int:
     return n
 
 
+def min_permutation_p(x: np.ndarray, y: np.ndarray) -> float:
+    """The smallest exact one-sided permutation p that any ordering of the points (``x``,
+    ``y``) can reach, for a rank correlation or a fitted slope alike (finite 1-D arrays of
+    equal length).
+
+    Reordering the y of tied x (or the tied y among themselves) changes neither statistic, so
+    each of its values recurs Π mᵢ! times among the n! pairings (mᵢ: the sizes of the groups
+    of ties): p ≥ Π mᵢ! / n! for the more tied variable — 1/n! without ties (as in
+    :func:`min_testable_points`), exact when either has none. Where it is at least
+    (1 − level)/2 no ordering is significant, so a CI beside 0 is no evidence either: 4 points
+    on two levels (p ≥ 2!·2!/4! = 1/6), 5 models of which 4 tie (p ≥ 4!/5! = 0.2).
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or x.size == 0:
+        raise ValueError(f"x and y must be 1-D of equal, non-zero length; got {x.shape} and "
+                         f"{y.shape}.")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("min_permutation_p got NaN or inf; drop those points first.")
+
+    def log_orderings_alike(v: np.ndarray) -> float:  # ln Π mᵢ!
+        return sum(math.lgamma(m + 1) for m in np.unique(v, return_counts=True)[1])
+
+    log_p = max(log_orderings_alike(x), log_orderings_alike(y)) - math.lgamma(x.size + 1)
+    return float(min(1.0, math.exp(log_p)))
+
+
+def testable(x: np.ndarray, y: np.ndarray, level: float = 0.95) -> bool:
+    """Whether some ordering of the points (``x``, ``y``) is significant at ``level`` (one-sided
+    (1 − level)/2, what a CI beside 0 stands for): :func:`min_permutation_p` below it. The
+    tie-aware form of ``n >= min_testable_points(level)``."""
+    _check_resampling(1, level)
+    return min_permutation_p(x, y) < (1.0 - level) / 2.0
+
+
 @dataclass(frozen=True)
 class LinearFit:
     """Least-squares line ``y = slope * x + intercept`` with bootstrap CIs over points.
@@ -76,7 +110,8 @@ class LinearFit:
     ``boots`` holds the (slope, intercept) of every bootstrap refit (resamples with a single
     distinct x are skipped), ``level`` the confidence level of the CIs and of :meth:`band`.
     If every resample was skipped, ``boots`` is empty and the CIs are NaN (as in
-    :func:`bootstrap_ci`).
+    :func:`bootstrap_ci`). ``min_p``: :func:`min_permutation_p` of the fitted points (NaN when
+    not given); see :attr:`testable`.
     """
 
     slope: Estimate
@@ -86,6 +121,14 @@ class LinearFit:
     level: float = 0.95
     boots: np.ndarray = field(default_factory=lambda: np.empty((0, 2)), repr=False,
                               compare=False)
+    min_p: float = field(default=float("nan"), compare=False)
+
+    @property
+    def testable(self) -> bool:
+        """Whether some ordering of the fitted points has a significant slope at ``level``
+        (:func:`testable`); where not, a slope CI beside 0 is no evidence. True when ``min_p``
+        was not given."""
+        return not self.min_p >= (1.0 - self.level) / 2.0
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The fitted line at ``x``."""
@@ -125,6 +168,7 @@ def linear_fit(x: np.ndarray, y: np.ndarray, *, n_boot: int = 2000, level: float
     Returns a :class:`LinearFit` (CIs at ``level``; :meth:`LinearFit.band` for a band). Resamples
     with a single distinct x cannot be refitted and are skipped; if all are (few points, small
     ``n_boot``), the CIs are NaN: increase ``n_boot`` or add points with distinct x.
+    :attr:`LinearFit.testable` says whether the points can test the slope's sign at all.
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     _check_resampling(n_boot, level)
@@ -152,4 +196,4 @@ def linear_fit(x: np.ndarray, y: np.ndarray, *, n_boot: int = 2000, level: float
         q = np.quantile(b, [alpha, 1.0 - alpha], axis=0)
     n = x.shape[0]
     return LinearFit(Estimate(slope, q[0, 0], q[1, 0], n), Estimate(intercept, q[0, 1], q[1, 1], n),
-                     r2, n, level, b)
+                     r2, n, level, b, min_permutation_p(x, y))

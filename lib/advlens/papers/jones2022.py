@@ -437,7 +437,9 @@ def pair_trends(pairs: pd.DataFrame, *, value: str = "cka_inverted", n_boot: int
     ``seed``. Returns one row per unordered architecture pair: the number of points (both
     directions, every seed and level), the least-squares slope of ``value`` on the level with a
     bootstrap CI over points (NaN with fewer than 3 points or 2 levels), R², the pair's mean at
-    the lowest and highest level and whether its level means rise at every step.
+    the lowest and highest level, whether its level means rise at every step, and ``testable``:
+    whether some ordering of its points has a significant slope (:attr:`LinearFit.testable`;
+    not 2 points at each of 2 levels, whose CI lies above 0 whenever both upper points do).
     """
     missing = [c for c in ("level", "row", "col", value) if c not in pairs]
     if missing:
@@ -454,15 +456,16 @@ def pair_trends(pairs: pd.DataFrame, *, value: str = "cka_inverted", n_boot: int
                                  "r2": np.nan, "at_lowest": float(means.iloc[0]),
                                  "at_highest": float(means.iloc[-1]),
                                  "rises_every_step": bool(len(means) > 1
-                                                          and (np.diff(means) > 0).all())}
+                                                          and (np.diff(means) > 0).all()),
+                                 "testable": False}
         if len(means) >= 2 and len(group) >= 3:
             fit = linear_fit(x, y, n_boot=n_boot, seed=seed)
             entry.update(slope=fit.slope.value, slope_lo=fit.slope.lo, slope_hi=fit.slope.hi,
-                         r2=fit.r2)
+                         r2=fit.r2, testable=fit.testable)
         rows.append(entry)
     return pd.DataFrame(rows, columns=["pair", "n_points", "n_levels", "slope", "slope_lo",
                                        "slope_hi", "r2", "at_lowest", "at_highest",
-                                       "rises_every_step"])
+                                       "rises_every_step", "testable"])
 
 
 def cross_level_similarity(levels: Mapping[Any, Mapping[str, nn.Module]],
@@ -547,7 +550,8 @@ def finding_a(test: Estimate, inverted: Estimate) -> dict[str, Any]:
 
 def finding_b(summary: pd.DataFrame, trend: LinearFit | None) -> dict[str, Any]:
     """(b) holds iff the slope of inverted-data CKA on ε has its 95 % CI above 0 (None when
-    the zoo has fewer than two levels)."""
+    the zoo has fewer than two levels, or when no ordering of the fitted points would be
+    significant: :attr:`LinearFit.testable`)."""
     stats = {f"cka_inverted_eps{lv:g}": v for lv, v in zip(summary["level"],
                                                            summary["cka_inverted"], strict=True)}
     if trend is None:
@@ -556,29 +560,40 @@ def finding_b(summary: pd.DataFrame, trend: LinearFit | None) -> dict[str, Any]:
                     PAPER["b"], stats)
     stats.update(slope=trend.slope.value, slope_lo=trend.slope.lo, slope_hi=trend.slope.hi)
     return _row("b: similarity on inverted data rises with robustness",
-                bool(trend.slope.lo > 0),
+                bool(trend.slope.lo > 0) if trend.testable else None,
                 f"slope {trend.slope.value:.2f} per unit eps [{trend.slope.lo:.2f}, "
-                f"{trend.slope.hi:.2f}], R² {trend.r2:.2f}", PAPER["b"], stats)
+                f"{trend.slope.hi:.2f}], R² {trend.r2:.2f}"
+                + ("" if trend.testable else
+                   f" (too few points to test: no ordering of these {trend.n} is significant, "
+                   f"exact permutation p ≥ {trend.min_p:.2g})"), PAPER["b"], stats)
 
 
 def finding_b_pairs(trends: pd.DataFrame) -> dict[str, Any]:
     """(b) per architecture pair: holds iff every pair's slope has its CI above 0; None if a
-    pair has no slope (one robustness level) and no fitted pair fails."""
+    pair has no slope (one robustness level) or too few points to test it (``testable``
+    False, see :func:`pair_trends`) and no testable pair fails."""
     fitted = trends.dropna(subset=["slope"])
     if fitted.empty:
         return _row("b per pair: every architecture pair rises", None,
                     "no pair has two robustness levels", PAPER["b-pairs"], {})
-    resolved = int((fitted["slope_lo"] > 0).sum())
+    testable = (fitted["testable"].astype(bool) if "testable" in fitted
+                else pd.Series(True, index=fitted.index))
+    tested, too_few = fitted[testable], fitted[~testable]
+    resolved = int((tested["slope_lo"] > 0).sum())
     untested = trends[trends["slope"].isna()]
-    holds = False if resolved < len(fitted) else None if len(untested) else True
+    holds = False if resolved < len(tested) else None if len(untested) or len(too_few) else True
     left_out = (f"; not testable (one robustness level or fewer than 3 points): "
                 f"{', '.join(map(str, untested.get('pair', untested.index)))}"
                 if len(untested) else "")
+    left_out += (f"; too few points to test (no ordering of them is significant): "
+                 f"{', '.join(map(str, too_few.get('pair', too_few.index)))}"
+                 if len(too_few) else "")
     return _row("b per pair: every architecture pair rises", holds,
-                f"{resolved} of {len(fitted)} pairs with slope CI above 0; slopes "
-                f"{fitted['slope'].min():.2f} to {fitted['slope'].max():.2f}{left_out}",
+                f"{resolved} of {len(tested)} {'testable ' if len(too_few) else ''}pairs with "
+                f"slope CI above 0; slopes {fitted['slope'].min():.2f} to "
+                f"{fitted['slope'].max():.2f}{left_out}",
                 PAPER["b-pairs"],
-                {"pairs_rising": resolved, "pairs": len(fitted),
+                {"pairs_rising": resolved, "pairs": len(tested),
                  "slope_min": fitted["slope"].min(), "slope_max": fitted["slope"].max()})
 
 

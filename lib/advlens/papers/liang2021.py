@@ -39,7 +39,7 @@ from advlens.checks import check_bool, check_positive_int
 from advlens.data import ImageSet
 from advlens.features import accuracy, predict
 from advlens.findings import encode_statistics
-from advlens.stats import bootstrap_ci, min_testable_points
+from advlens.stats import bootstrap_ci, min_testable_points, testable
 from advlens.transfer import Perturbations, TransferAttack, alpha_table, liang_fgsm, liang_pgd
 from advlens.zoo import ModelConfig
 from advlens.zoo.datasets import dataset_for
@@ -319,9 +319,11 @@ def correlations(rows: pd.DataFrame, *, metrics: Sequence[str] = ("alpha1", "alp
     seeds of one source share its classes and architecture, so its points are not independent:
     the CI is narrower than one resampling whole sources (with their seeds) would be.
 
-    ``holds`` = the CI lies above 0 (a positive rank correlation) over at least
-    :func:`advlens.stats.min_testable_points` points (5 at 0.95: with fewer a perfect ordering
-    has CI [1, 1] but permutation p ≥ 1/24); NaN CIs mean too few or tied points.
+    ``holds`` = the CI lies above 0 (a positive rank correlation) over points some ordering of
+    which would be significant at ``level`` (``testable``, :func:`advlens.stats.testable`: at
+    least :func:`advlens.stats.min_testable_points` points, 5 at 0.95 -- with fewer a perfect
+    ordering has CI [1, 1] but permutation p ≥ 1/24 -- and not so many ties that no ordering
+    is); NaN CIs mean too few or tied points.
     """
     out = []
     for experiment, g in rows.groupby("experiment", sort=False):
@@ -329,13 +331,15 @@ def correlations(rows: pd.DataFrame, *, metrics: Sequence[str] = ("alpha1", "alp
             pairs = g[[metric, "transfer_acc"]].to_numpy(dtype=np.float64)
             rho = _spearman(pairs)
             lo = hi = float("nan")
+            tested = False
             if len(pairs) >= 3 and np.isfinite(rho):
                 est = bootstrap_ci(pairs, statistic=_spearman, n_boot=n_boot, level=level,
                                    seed=seed)
                 lo, hi = est.lo, est.hi
+                tested = testable(pairs[:, 0], pairs[:, 1], level)
             out.append({"experiment": experiment, "metric": metric, "rho": rho, "lo": lo,
-                        "hi": hi, "n": len(pairs),
-                        "holds": bool(lo > 0 and len(pairs) >= min_testable_points(level))})
+                        "hi": hi, "n": len(pairs), "testable": tested,
+                        "holds": bool(lo > 0 and tested)})
     return pd.DataFrame(out)
 
 
@@ -365,10 +369,11 @@ PAPER_CLAIM = ("sources with higher adversarial transferability to the reference
 def findings(summary: pd.DataFrame, corr: pd.DataFrame) -> pd.DataFrame:
     """The claim checked per experiment and α (one row each): ``holds`` = the bootstrap CI of
     Spearman ρ(knowledge transfer, α) lies above 0 (our decision rule; None when the CI is
-    undefined or rests on fewer than :func:`advlens.stats.min_testable_points` points, 5 for
-    95 % CIs). ``evidence`` gives ρ [CI], the number of (source, seed) points and the best
-    source by each measure; ``statistics`` the headline numbers (see
-    :func:`advlens.findings.encode_statistics`).
+    undefined or rests on points no ordering of which is significant: fewer than
+    :func:`advlens.stats.min_testable_points`, 5 for 95 % CIs, or too many ties; the
+    ``testable`` column of :func:`correlations`). ``evidence`` gives ρ [CI], the number of
+    (source, seed) points and the best source by each measure; ``statistics`` the headline
+    numbers (see :func:`advlens.findings.encode_statistics`).
 
     Returns a findings table: finding, holds, evidence, paper, statistics.
     """
@@ -377,9 +382,12 @@ def findings(summary: pd.DataFrame, corr: pd.DataFrame) -> pd.DataFrame:
         g = summary[summary["experiment"] == r.experiment]
         best = {m: g.loc[g[m].idxmax(), "source"] for m in ("transfer_acc", r.metric)}
         name = {"alpha1": "α₁", "alpha2": "α₂"}[r.metric]
-        # too few points: fewer than 5, or a CI above 0 that correlations() did not count as
-        # holding (it tests the count at its own CI level: 6 at 0.99)
-        enough = bool(r.holds) or (r.n >= min_testable_points() and not r.lo > 0)
+        # too few points: correlations()'s ``testable`` at its own CI level (6 points at 0.99;
+        # ties leave fewer orderings); a table without it: fewer than 5, or a CI above 0 that
+        # it did not count as holding
+        tested = getattr(r, "testable", None)
+        enough = (bool(r.holds) or (r.n >= min_testable_points() and not r.lo > 0)
+                  if tested is None or pd.isna(tested) else bool(tested))
         defined = bool(np.isfinite(r.lo) and np.isfinite(r.hi) and enough)
         rows.append({
             "finding": f"{r.experiment}: knowledge transfer rises with {name}",
@@ -387,8 +395,9 @@ def findings(summary: pd.DataFrame, corr: pd.DataFrame) -> pd.DataFrame:
             "evidence": (f"Spearman ρ {r.rho:.3f} [{r.lo:.3f}, {r.hi:.3f}] over {r.n} "
                          f"(source, seed) points"
                          + ("" if enough else f" (too few to test: {min_testable_points()} "
-                            "needed" + ("" if r.n < min_testable_points() else
-                                        ", more at the CI's level") + ")")
+                            "needed)" if r.n < min_testable_points() else
+                            " (too few to test: no ordering of these points is significant at "
+                            "the CI's level; ties leave fewer)")
                          + f"; best transfer `{best['transfer_acc']}` "
                          f"({g['transfer_acc'].max():.3f}), highest {name} "
                          f"`{best[r.metric]}` ({g[r.metric].max():.3f})"),

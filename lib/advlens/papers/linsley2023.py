@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,7 +32,7 @@ from advlens.data import ImageSet, twin_cue
 from advlens.features import accuracy, predict
 from advlens.findings import combine, encode_statistics
 from advlens.resample import images_to_side, maps_to_side
-from advlens.stats import Estimate, bootstrap_ci, min_testable_points
+from advlens.stats import Estimate, bootstrap_ci, min_testable_points, testable
 from advlens.zoo.config import ModelConfig
 from advlens.zoo.paper import input_side
 
@@ -271,18 +272,24 @@ def qualitative(model: nn.Module, x: Tensor, y: Tensor, maps: Tensor, *,
 
 def correlations(summary: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """ρ(accuracy, tolerance) and ρ(accuracy, alignment) across the models of ``summary``, per
-    attack, with bootstrap CIs over models (rows: attack, quantity, rho, lo, hi, n_models)."""
+    attack, with bootstrap CIs over models (rows: attack, quantity, rho, lo, hi, n_models,
+    testable: whether some ordering of those models' values would be significant at 95 %,
+    :func:`advlens.stats.testable` -- not with fewer than 5 models, nor where ties leave too
+    few distinct orderings)."""
     rows = []
     for attack, part in summary.groupby("attack", sort=False):
         for quantity in ("tolerance", "alignment"):
-            finite = np.isfinite(part[["accuracy", quantity]].to_numpy(float)).all(axis=1)
-            if finite.sum() < 3:  # too few models: not testable, said so rather than raised
+            values = part[["accuracy", quantity]].to_numpy(float)
+            values = values[np.isfinite(values).all(axis=1)]
+            if len(values) < 3:  # too few models: not testable, said so rather than raised
                 rows.append({"attack": attack, "quantity": quantity, "rho": np.nan,
-                             "lo": np.nan, "hi": np.nan, "n_models": int(finite.sum())})
+                             "lo": np.nan, "hi": np.nan, "n_models": len(values),
+                             "testable": False})
                 continue
             est = rank_correlation(part["accuracy"], part[quantity], n_boot=n_boot, seed=seed)
             rows.append({"attack": attack, "quantity": quantity, "rho": est.value,
-                         "lo": est.lo, "hi": est.hi, "n_models": est.n})
+                         "lo": est.lo, "hi": est.hi, "n_models": est.n,
+                         "testable": testable(values[:, 0], values[:, 1])})
     return pd.DataFrame(rows)
 
 
@@ -295,12 +302,14 @@ def _rho_claim(corr: pd.DataFrame, quantity: str, sign: int) -> tuple[bool | Non
     # an attack whose CI is on the wrong side refutes the claim whatever the others, an
     # undefined one leaves it untested
     needed = min_testable_points()
-    checks = [None if not np.isfinite([r.rho, r.lo, r.hi]).all() or r.n_models < needed else
+    checks = [None if not np.isfinite([r.rho, r.lo, r.hi]).all() or _too_few(r) else
               bool(r.lo > 0) if sign > 0 else bool(r.hi < 0) for r in part.itertuples()]
     holds = combine(checks)
     text = "; ".join(
         f"{r.attack}: ρ = {r.rho:.2f} [{r.lo:.2f}, {r.hi:.2f}] (n = {r.n_models}"
-        + (f", too few models to test: {needed} needed)" if r.n_models < needed else ")")
+        + (f", too few models to test: {needed} needed)" if r.n_models < needed else
+           ", too many ties to test: no ordering of these values is significant)"
+           if _too_few(r) else ")")
         if np.isfinite(r.rho) else  # with >= 3 finite pairs ρ is NaN only for constant values
         f"{r.attack}: " + (f"ρ undefined: accuracy or {quantity} is the same for all "
                            f"{r.n_models} models" if r.n_models >= 3 else
@@ -309,18 +318,29 @@ def _rho_claim(corr: pd.DataFrame, quantity: str, sign: int) -> tuple[bool | Non
     return holds, text
 
 
+def _too_few(r: Any) -> bool:
+    """Whether a row of :func:`correlations` cannot test the sign of ρ: its ``testable`` column
+    (tie-aware), or fewer than :func:`advlens.stats.min_testable_points` models in a table
+    without it."""
+    known = getattr(r, "testable", None)
+    return r.n_models < min_testable_points() if known is None or pd.isna(known) else not known
+
+
 def trend_lines(corr: pd.DataFrame) -> list[str]:
     """One Markdown line per row of ``corr`` (:func:`correlations` with a ``dataset`` column):
     the quantity "rises" / "falls" with accuracy where the 95 % CI of ρ is above / below 0,
     "shows no clear trend" where it holds 0, and "cannot be tested" where :func:`findings` says
     so (ρ or its CI undefined, or fewer models than :func:`advlens.stats.min_testable_points`:
-    a perfect ordering of 4 models has the CI [1, 1], which is no evidence)."""
+    a perfect ordering of 4 models has the CI [1, 1], which is no evidence; nor where ties
+    leave no significant ordering)."""
     needed = min_testable_points()
     lines = []
     for r in corr.itertuples():
         stated = f"ρ = {r.rho:.2f}, 95 % CI [{r.lo:.2f}, {r.hi:.2f}], {r.n_models} models"
-        if not np.isfinite([r.rho, r.lo, r.hi]).all() or r.n_models < needed:
-            trend = f"cannot be tested here ({stated}; {needed} models with a defined ρ needed)"
+        if not np.isfinite([r.rho, r.lo, r.hi]).all() or _too_few(r):
+            trend = (f"cannot be tested here ({stated}; " + (
+                f"{needed} models with a defined ρ needed)" if r.n_models < needed else
+                "too many ties: no ordering of these values is significant)"))
         else:
             trend = ("rises" if r.lo > 0 else "falls" if r.hi < 0 else "shows no clear trend"
                      ) + f" with accuracy ({stated})"
@@ -367,8 +387,9 @@ def findings(corr: pd.DataFrame, align_arrows: pd.DataFrame, tol_arrows: pd.Data
 
     1. Tolerance grows with accuracy: ρ(accuracy, tolerance) has its 95 % CI above 0 (every
        attack). 2. Alignment falls with accuracy: CI of ρ(accuracy, alignment) below 0. An
-       attack with ρ undefined (tied models) or with fewer models than
-       :func:`advlens.stats.min_testable_points` (5) makes the claim None unless another attack's
+       attack with ρ undefined (tied models), with fewer models than
+       :func:`advlens.stats.min_testable_points` (5), or with so many ties that no ordering
+       would be significant (``testable`` False) makes the claim None unless another attack's
        CI refutes it.
     3. Harmonized twins are attacked more in line with the maps: alignment higher in every pair
        (every attack). 4. ... without becoming easier to fool: tolerance not lower in every pair.

@@ -118,9 +118,12 @@ def scaling_laws(table: pd.DataFrame, *, by: Iterable[str] = ("attack", "norm"),
                  level: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """One :func:`scaling_law` per group of ``table`` (one row per model × group).
 
-    Returns slope, intercept (with CIs), R² and the number of models per group; groups with
+    Returns slope, intercept (with CIs), R², the number of models per group and ``testable``
+    (:attr:`advlens.stats.LinearFit.testable`: some ordering of the models would give a
+    significant slope -- not with fewer than 5, nor with many tied errors); groups with
     fewer than 3 usable models (finite distortion, error > 0) of distinct error are reported
-    with NaNs rather than dropped. Invalid input (errors in percent, ``n_boot`` < 1) raises.
+    with NaNs (``testable`` False) rather than dropped. Invalid input (errors in percent,
+    ``n_boot`` < 1) raises.
     """
     by = list(by)
     missing = [c for c in [*by, error, value] if c not in table.columns]
@@ -143,13 +146,14 @@ def scaling_laws(table: pd.DataFrame, *, by: Iterable[str] = ("attack", "norm"),
         # only too few models is a NaN row: any other ValueError of the fit is the caller's
         if len(usable) < 3 or usable[error].nunique() < 2:
             row.update({k: float("nan") for k in ("slope", "slope_lo", "slope_hi", "intercept",
-                                                  "intercept_lo", "intercept_hi", "r2")})
+                                                  "intercept_lo", "intercept_hi", "r2")},
+                       testable=False)
         else:
             fit = scaling_law(usable[value].to_numpy(), usable[error].to_numpy(), n_boot=n_boot,
                               level=level, seed=seed)
             row.update(slope=fit.slope.value, slope_lo=fit.slope.lo, slope_hi=fit.slope.hi,
                        intercept=fit.intercept.value, intercept_lo=fit.intercept.lo,
-                       intercept_hi=fit.intercept.hi, r2=fit.r2)
+                       intercept_hi=fit.intercept.hi, r2=fit.r2, testable=fit.testable)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -475,8 +479,9 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
     DataFrame with columns finding, holds, evidence. The rules: (1) for both attacks of
     :data:`LAW_ATTACKS`, the slope's CI lies above 0 and R² ≥ :data:`LAW_MIN_R2` (None if a law
     could not be fitted -- absent, or a NaN row of :func:`scaling_laws` for fewer than 3 models
-    -- or rests on fewer than :func:`advlens.stats.min_testable_points` (5) models, and the
-    other does not fail);
+    -- or rests on fewer than :func:`advlens.stats.min_testable_points` (5) models, or on
+    errors so tied that no ordering is significant (``testable`` False), and the other does
+    not fail);
     (2) for both attacks of :data:`LAW_ATTACKS`, family η² exceeds the R² of log size and its
     permutation p < :data:`FAMILY_ALPHA` (None if an η² is untestable and the other attack does
     not fail); (3) in every L∞ depth pair
@@ -490,13 +495,17 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
     # None for a law that could not be fitted or rests on too few models to test (3 concordant
     # models give a slope CI above 0 and R² near 1 on noise): untested, not failed
     checks = [None if a not in law.index or not np.isfinite(law.loc[a, "slope_lo"])
-              or law.loc[a].get("n_models", np.inf) < min_testable_points() else
+              or law.loc[a].get("n_models", np.inf) < min_testable_points()
+              or _untestable(law.loc[a]) else
               bool(law.loc[a, "slope_lo"] > 0 and law.loc[a, "r2"] >= LAW_MIN_R2)
               for a in LAW_ATTACKS]
     holds1 = combine(checks)
     rows = [{"finding": "1 linear scaling law", "holds": holds1, "evidence": "; ".join(
         f"{a}: slope {law.loc[a, 'slope']:.3g} [{law.loc[a, 'slope_lo']:.3g}, "
-        f"{law.loc[a, 'slope_hi']:.3g}], R² {law.loc[a, 'r2']:.2f}" for a in law.index)}]
+        f"{law.loc[a, 'slope_hi']:.3g}], R² {law.loc[a, 'r2']:.2f}"
+        + (" (too many tied errors to test)" if np.isfinite(law.loc[a, "slope_lo"])
+           and law.loc[a].get("n_models", np.inf) >= min_testable_points()
+           and _untestable(law.loc[a]) else "") for a in law.index)}]
 
     eff = effects.set_index("attack")
     checks = [None if a not in eff.index or not np.isfinite(eff.loc[a, "eta2_family"]) else
@@ -553,6 +562,13 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
     return table
 
 
+def _untestable(law: pd.Series) -> bool:
+    """Whether a :func:`scaling_laws` row says no ordering of its models would give a
+    significant slope (``testable`` False; a row without the column: no)."""
+    flag = law.get("testable", True)
+    return not pd.isna(flag) and not bool(flag)
+
+
 def _headline_numbers(law: pd.DataFrame, eff: pd.DataFrame, linf: pd.DataFrame,
                       transfer: pd.DataFrame) -> list[dict[str, float]]:
     """The numbers behind each of :func:`findings`' four rows (its ``statistics`` column)."""
@@ -594,7 +610,8 @@ def finding_within_family(family_laws: pd.DataFrame) -> dict[str, Any]:
     """Finding 1 inside families: holds iff, in every family fitted and for each attack of
     :data:`LAW_ATTACKS`, the slope's CI lies above 0 and R² ≥ :data:`LAW_MIN_R2` (None when no
     family has enough models; a fit on fewer than :func:`advlens.stats.min_testable_points`
-    models is untested, so None unless another fit fails). ``statistics`` holds every fitted
+    models, or on errors so tied that no ordering is significant, is untested, so None unless
+    another fit fails). ``statistics`` holds every fitted
     slope, its CI and R²."""
     fitted = family_laws[family_laws["attack"].isin(LAW_ATTACKS)].dropna(subset=["slope"])
     name = "1b scaling law within families"
@@ -602,15 +619,17 @@ def finding_within_family(family_laws: pd.DataFrame) -> dict[str, Any]:
         return {"finding": name, "holds": None, "statistics": encode_statistics({}),
                 "evidence": "no family has enough models of distinct error"}
     ok = (fitted["slope_lo"] > 0) & (fitted["r2"] >= LAW_MIN_R2)
-    enough = fitted["n_models"] >= min_testable_points()
+    enough = (fitted["n_models"] >= min_testable_points()) & (
+        fitted["testable"].astype(bool) if "testable" in fitted else True)
     holds = combine(bool(o) if e else None for o, e in zip(ok, enough, strict=True))
     stats = {f"{r.family}_{r.attack}_{k}": getattr(r, k) for r in fitted.itertuples()
              for k in ("slope", "slope_lo", "slope_hi", "r2")}
     evidence = "; ".join(f"{r.family} {r.attack}: slope {r.slope:.3g} [{r.slope_lo:.3g}, "
                          f"{r.slope_hi:.3g}], R² {r.r2:.2f} ({r.n_models} models"
-                         + (")" if r.n_models >= min_testable_points() else
-                            f", too few to test: {min_testable_points()} needed)")
-                         for r in fitted.itertuples())
+                         + (")" if e else f", too few to test: {min_testable_points()} needed)"
+                            if r.n_models < min_testable_points() else
+                            ", too many tied errors to test)")
+                         for r, e in zip(fitted.itertuples(), enough, strict=True))
     return {"finding": name, "holds": holds, "statistics": encode_statistics(stats),
             "evidence": f"{int(ok[enough].sum())} of {int(enough.sum())} "
                         f"{'' if enough.all() else 'testable '}family fits pass; {evidence}"}
