@@ -18,6 +18,7 @@ from advlens.attacks.ead import ElasticNetISTA, shrink
 from attack_toys import (
     affine_model,
     centre_images,
+    closed_form_point,
     l2_distance_to_boundary,
     linf_distance_to_boundary,
 )
@@ -389,6 +390,27 @@ def test_ddn_ce_margin_switches_loss_after_the_switch_fraction() -> None:
     for switch, loss in ((1.0, "ce"), (0.0, "margin")):
         mixed = attacks.ddn(base, x, y, steps=6, loss="ce-margin", switch=switch)
         assert torch.equal(mixed.adv, attacks.ddn(base, x, y, steps=6, loss=loss).adv), loss
+
+
+@pytest.mark.parametrize("loss", ["ce", "ce-margin"])
+def test_ddn_moves_where_the_cross_entropy_saturates(loss: str) -> None:
+    """Logits scaled by 100 leave every minimal distance as it was, but saturate the softmax:
+    at several clean images the cross-entropy's input gradient is below 1e-12 (0 in float32),
+    a direction DDN cannot normalise. Published DDN's code steps at random there; ours stayed
+    at x (loss "ce": nothing found) or, from the switch, started the margin far from the
+    boundary (3-5× the minimum). Now such images descend the margin, to the closed form."""
+    model = affine_model(k=2, seed=4, scale=100.0).float()
+    x = centre_images(8, seed=7, spread=0.15).float()
+    d, y = l2_distance_to_boundary(model, x)
+    assert bool((closed_form_point(model, x, "l2").clamp(0, 1) == closed_form_point(
+        model, x, "l2")).all()), "test set-up: the box binds"
+    xg = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(nn.functional.cross_entropy(model(xg), y, reduction="sum"), xg)
+    assert int((g.flatten(1).norm(dim=1) < 1e-12).sum()) >= 4, "test set-up: not saturated"
+    r = attacks.ddn(model, x, y, steps=200, loss=loss)
+    assert bool(r.success.all())
+    rel = r.norms.double() / d - 1
+    assert float(rel.min()) > -1e-5 and float(rel.max()) < 1e-3, rel
 
 
 def test_ddn_takes_a_single_step() -> None:

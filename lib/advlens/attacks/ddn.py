@@ -16,13 +16,17 @@ from advlens.attacks.core import (
     check_positive,
     check_start,
     cosine,
+    graph_input,
+    input_grad,
     linearised_l2_distance,
     logits_and_grad,
     margin_and_grad,
+    model_logits,
     prepare,
     tqdm_disabled,
 )
-from advlens.attacks.norms import lp_norms, per_sample, unit_l2
+from advlens.attacks.criterion import Criterion
+from advlens.attacks.norms import _TINY, lp_norms, per_sample, unit_l2  # (unit_l2's floor)
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor
 
@@ -55,6 +59,12 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
     (FMN's estimate; the first iterate lands at it times 1 + γ), so that an image whose boundary
     lies far below ``init_eps`` does not spend its steps shrinking eps; with a ``start`` it
     changes nothing (eps is then already ||δ||).
+    Where the cross-entropy's gradient vanishes (a saturated softmax: its norm, about
+    e^(−margin)·||∇margin||₂, below 1e-12, from a logit margin of about 30; exactly 0 in float32
+    from about 100), its direction cannot be normalised and the iterate stayed at x; published
+    DDN's code steps in a random direction there. Here such an image, found at the step where
+    it happens, descends the margin from its next step on, as after the switch: deterministic,
+    and the margin's gradient does not vanish.
     Cost: ``steps`` passes + one confirming forward.
     """
     if steps < 1:
@@ -89,11 +99,18 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
         def ce(z: Tensor, _x: Tensor) -> Tensor:
             return crit.loss(z)
 
+        # images whose cross-entropy gradient vanished: they descend the margin instead. On the
+        # CPU the plain pass serves until one is (asking costs a host sync on a GPU, more than
+        # the few element-wise ops of the rerouted pass there)
+        stuck = torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
+        any_stuck = x0.device.type != "cpu"
         with bookkeeping():
             for i in tqdm(range(steps), desc="DDN", disable=tqdm_disabled(progress), leave=False):
                 on_margin = i >= first_margin
                 if on_margin:  # ascend −margin (the step's sign below), no autograd graph
                     logits, margin, grad = margin_and_grad(model, xa, crit)
+                elif any_stuck:
+                    logits, margin, grad = _ce_and_grad(model, xa, crit, stuck)
                 else:
                     logits, _, grad = logits_and_grad(model, xa, ce)
                     margin = None
@@ -109,9 +126,32 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
                 # in place on fresh temporaries; a negated size is exactly the step along the
                 # negated gradient (one image-sized op fewer than negating it)
                 step_size = cosine(i, steps, max_step, min_step)
-                delta = unit_l2(grad).mul_(-step_size if on_margin else step_size).add_(delta)
+                norms = lp_norms(grad, "l2")
+                if not on_margin and (any_stuck or float(norms.min()) < _TINY):
+                    stuck |= norms < _TINY  # (a direction unit_l2 cannot normalise)
+                    any_stuck = True
+                delta = (unit_l2(grad, norms.clamp_min(_TINY))
+                         .mul_(-step_size if on_margin else step_size).add_(delta))
                 delta = unit_l2(delta).mul_(eps.view(-1, *([1] * (x0.ndim - 1))))
                 with torch.inference_mode(False):  # an ordinary tensor: the pass needs no copy
                     xa = (x0 + delta).clamp_(0.0, 1.0)
         result = best.result(model, crit, passes=steps, forwards=0)
     return result.to(home)
+
+
+def _ce_and_grad(model: nn.Module, x: Tensor, crit: Criterion,
+                 stuck: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """One forward+backward pass: detached logits, the margin (N,), and d(Σ CE)/dx, the
+    cross-entropy to ascend (:meth:`Criterion.loss`), except that an image of ``stuck`` (N,)
+    gets −d(margin)/dx. The cross-entropy's gradient is taken with respect to the logits first,
+    then through the model: bitwise what autograd gives through both at once."""
+    with torch.inference_mode(False):
+        xv = graph_input(x)
+        out = model_logits(model, xv)
+        (dz,) = torch.autograd.grad(crit.loss(out).sum(), out)
+    logits = out.detach()
+    margin, ties = crit.margin_and_ties(logits)
+    dz = torch.where(stuck[:, None], crit.unit_margin_backward(ties, dz.dtype).neg_(), dz)
+    with torch.inference_mode(False):
+        grad = input_grad(out, xv, dz)
+    return logits, margin, grad
