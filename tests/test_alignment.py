@@ -70,6 +70,18 @@ def test_constant_inputs_give_nan_and_bad_shapes_are_named() -> None:
         alignment.spearman_alignment(torch.zeros(2, 3, 5, 5), torch.rand(2, 2, 5, 5))
 
 
+def test_every_measure_names_an_empty_batch() -> None:
+    """harmonization_score, top_k_dice / top_k_iou and harmonizer_loss failed on an empty batch
+    with torch's 'cannot reshape tensor of 0 elements' (or returned NaN)."""
+    empty = torch.zeros(0, 5, 5)
+    for measure in (alignment.harmonization_score, alignment.top_k_dice, alignment.top_k_iou,
+                    alignment.harmonizer_loss):
+        with pytest.raises(ValueError, match="empty batches"):
+            measure(empty, empty)
+    with pytest.raises(ValueError, match="empty batches"):
+        alignment.spearman_alignment(torch.zeros(0, 3, 5, 5), empty)
+
+
 def test_a_channels_last_perturbation_is_named_as_such() -> None:
     # TensorFlow's (N, H, W, C) layout: the channel mean ran over H, and the error advised
     # resizing the maps

@@ -9,6 +9,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from advlens import accel
 from advlens.features import representation
 from advlens.probes import fine_tune, linear_probe, replace_head, train_val_split
 from attack_toys import random_images, tiny_cnn
@@ -123,6 +124,24 @@ def test_both_refuse_a_model_whose_last_linear_is_not_the_output(fit) -> None:  
     x4 = torch.rand(8, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="not the output layer"):  # was a shape mismatch
         fit(_HeadFirst(), x4, y, x4, y, epochs=1)
+
+
+@pytest.mark.parametrize("fit", [linear_probe, fine_tune])
+def test_a_bf16_prepared_model_is_probed_and_source_errors_are_its_own(fit) -> None:  # noqa: ANN001
+    """accel.prepare's bf16 autocast (its default on a GPU) moved the logits from the head's
+    float32 output by ~1e-2: the model was refused as if its head were not the output layer;
+    and any failure of the source itself (float16 images into a float32 model) was too."""
+    x, y = random_images(12), torch.arange(12) % 3
+    prepared = accel.prepare(_source(), device="cpu", autocast=torch.bfloat16)
+    result = fit(prepared, x, y, x, y, epochs=1)
+    assert isinstance(result.model, accel.Autocast)
+    assert result.model(x).shape == (12, 3)
+    tail = accel.prepare(torch.nn.Sequential(_source(), torch.nn.Softmax(dim=1)), device="cpu",
+                         autocast=torch.bfloat16)
+    with pytest.raises(ValueError, match="not the output layer"):  # still refused when wrapped
+        fit(tail, x, y, x, y, epochs=1)
+    with pytest.raises(RuntimeError, match="type"):  # torch's dtype error, not the head's
+        fit(_source(), x.half(), y, x.half(), y, epochs=1)
 
 
 def test_fine_tune_with_adapting_batchnorm_takes_a_lone_last_image() -> None:

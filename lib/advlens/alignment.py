@@ -39,6 +39,8 @@ def _same_shape(a: Tensor, b: Tensor, names: str) -> None:
     if a.shape != b.shape:
         raise ValueError(f"{names} must have the same (N, H, W) shape; got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}. Resize the maps to the image size first.")
+    if a.shape[0] == 0:  # torch's reshape(0, -1) error did not say what was wrong
+        raise ValueError(f"{names} are empty batches; pass at least one image.")
 
 
 def rankdata(values: Tensor) -> Tensor:
@@ -110,8 +112,6 @@ def spearman_alignment(perturbation: Tensor, heatmap: Tensor) -> Tensor:
                          f"{tuple(heat.shape)}; pass it as (N, C, H, W): "
                          "perturbation.permute(0, 3, 1, 2).")
     _same_shape(mask, heat, "perturbation and heatmap")
-    if mask.shape[0] == 0:
-        raise ValueError("perturbation and heatmap are empty batches; pass at least one image.")
     return spearman(mask, heat)
 
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from advlens.accel import unwrap
 from advlens.checks import (
     as_tensor,
     check_bool,
@@ -106,17 +107,20 @@ def _check_data(x: Tensor, y: Tensor, name: str, num_classes: int) -> tuple[Tens
 
 def _check_output_layer(model: nn.Module, new_model: nn.Module, name: str, x: Tensor) -> None:
     """Refuse a model whose last ``nn.Linear`` (``name``) is not its output layer: ``new_model``'s
-    logits on a few images must be its new head applied to ``model``'s features."""
+    logits on a few images must be its new head applied to ``model``'s features. Both run
+    without :func:`advlens.accel.prepare`'s wrappers: under bf16 autocast the head's logits
+    differ from its float32 output by far more than the tolerance."""
     device = model_device(model)
     head = new_model.get_submodule(name)
     problem = (f"{type(model).__name__}: the last nn.Linear ({name!r}) is not the output layer, "
                "so it cannot be replaced by a new head. Pass a model whose last registered "
                "nn.Linear computes its logits.")
     try:
-        logits = predict(new_model, x[:4], dtype=None).to(device)
+        logits = predict(unwrap(new_model), x[:4], dtype=None).to(device)
     except RuntimeError as error:  # the new head's outputs do not fit what follows it
+        predict(unwrap(model), x[:4])  # a source failing by itself raises its own error
         raise ValueError(problem) from error
-    feats = representation(model, x[:4], device=device).to(device, head.weight.dtype)
+    feats = representation(unwrap(model), x[:4], device=device).to(device, head.weight.dtype)
     with torch.no_grad():
         if logits.shape != (feats.shape[0], head.out_features) or not torch.allclose(
                 logits, head(feats), rtol=1e-4, atol=1e-4):
