@@ -368,3 +368,25 @@ def test_paper_preset_is_the_published_protocol() -> None:
     # Linsley et al.: ClickMe images resized to 224
     linsley = presets.PRESETS["03"]["paper"]
     assert linsley["datasets"] == ["clickme"] and linsley["data_kw"]["size"] == 224
+
+
+def test_su_paper_models_are_stated_as_they_are() -> None:
+    """Notebook 02's paper preset compares every standard model of the paper zoo, not Su et al.'s
+    18 TF-slim networks (306 ordered pairs, their abstract): the notebook and the preset's comment
+    must give the zoo's own count and pair count, as the zoo has them."""
+    from advlens.paths import notebooks_dir
+    from advlens.zoo.paper import published_configs
+
+    su = presets.PRESETS["02"]["paper"]
+    assert su["archs"] is None and su["zoo"] == "paper"  # every standard model of the zoo
+    n = sum(c.dataset == su["dataset"] and c.regime == "standard" for c in published_configs())
+    path = next(notebooks_dir().glob("02_*.ipynb"))
+    text = " ".join(" ".join("".join(c["source"]).split())
+                    for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown")
+    stated = re.search(r"`paper` preset takes the (\d+) standard ImageNet classifiers", text)
+    pairs = re.search(r"transfer matrix has (\d+) ordered pairs, not 306", text)
+    assert stated and pairs, "notebook 02 no longer says which models its paper preset compares"
+    assert (int(stated.group(1)), int(pairs.group(1))) == (n, n * (n - 1))
+    comment = " ".join(Path(presets.__file__).read_text().split())
+    assert f"every standard model of the paper zoo ({n}:" in comment
+    assert f"{n * (n - 1)} ordered transfer pairs, not 306" in comment

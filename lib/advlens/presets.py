@@ -148,14 +148,17 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                                     ("resnet8-xs", 20)) for n in (150, 500)]
                    + [{"arch": a, "epochs": 1, "tag": "e1"}
                       for a in ("mlp-m", "cnn-m", "vgg-xs", "resnet8-xs")]},
-        # the published protocol: 1000 ImageNet images (each model attacks the ones it
-        # classifies correctly: about top-1 accuracy x 1000, where Su et al. took 1000 correct
-        # ones per model), I-FGSM 50 steps, C&W 9 × 1000 (lr 0.001, c0 0.01: the README's
-        # --lr; their test_CW_EADL1.py never passes it on, so their C&W ran l2_attack.py's
-        # default 2e-3), EAD β 1e-3 (lr 0.01, EAD's own default, which their code ran),
-        # untargeted + 3 targeted modes. Each model at its own input size (inception_v3: the
-        # 224-pixel images resampled to 299). The transfer budget is ours: the stored texts do
-        # not give the paper's (the official README's example: FGSM eps 0.3)
+        # the published protocol on other models: every standard model of the paper zoo (21:
+        # the 12 timm classifiers and the 9 Salman et al. models at eps 0; not Su et al.'s 18
+        # TF-slim networks, so 420 ordered transfer pairs, not 306); 1000 ImageNet images (each
+        # model attacks the ones it classifies correctly: about top-1 accuracy x 1000, where Su
+        # et al. took 1000 correct ones per model), I-FGSM 50 steps, C&W 9 × 1000 (lr 0.001,
+        # c0 0.01: the README's --lr; their test_CW_EADL1.py never passes it on, so their C&W
+        # ran l2_attack.py's default 2e-3), EAD β 1e-3 (lr 0.01, EAD's own default, which
+        # their code ran), untargeted + 3 targeted modes. Each model at its own input size
+        # (inception_v3: the 224-pixel images resampled to 299). The transfer budget is ours:
+        # the stored texts do not give the paper's (the official README's example: FGSM eps
+        # 0.3)
         "paper": {"seed": 0, "zoo": "paper", "dataset": "imagenet", "data_split": "val",
                   "data_kw": {"root": "$ADVLENS_IMAGENET", "size": 224, "max_per_class": 2},
                   "archs": None, "extra_models": [], "n_images": 1000, "search_tries": 9,

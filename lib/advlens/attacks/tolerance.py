@@ -20,8 +20,9 @@ def minimal_eps_pgd(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 3,
     """Smallest L2 budget at which untargeted PGD fools the model, per image.
 
     PGD on the cross-entropy: no random start, ``steps`` steps of ``step_size``·g/||g||₂,
-    projection onto the L2 *ball* of radius eps (Linsley et al.'s code projected onto the
-    sphere; this is the real ball projection), clamp to [0, 1]. Search: try ``eps_max``; an image
+    projection onto the L2 *ball* of radius eps (Linsley et al.'s code did not project: it
+    added eps·δ/||δ||₂ to each iterate, moving it to norm ||δ||₂ + eps, beyond the sphere;
+    this is the real ball projection), clamp to [0, 1]. Search: try ``eps_max``; an image
     still correct there is recorded as *not broken* (``success`` False, ``eps`` inf; never
     dropped). Otherwise try ``eps_mid`` and bisect [eps_min, eps_mid] to width ``width_low`` or
     [eps_mid, eps_max] to width ``width_high``. ``result.eps`` = smallest eps that fooled (0 for
@@ -31,7 +32,7 @@ def minimal_eps_pgd(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 3,
     (1.5 by default), so every budget above that is the same attack: ``eps_max`` = 10 tests
     eps = 1.5, "not broken" means not fooled within L2 1.5 (an image another attack fools at
     1.6 is not broken here), and ``result.eps`` never exceeds 1.5 + ``width_high``. (Their
-    sphere step put every iterate at norm ≥ eps, so eps = 10 did move the image by 10.)
+    step put every iterate at norm > eps, so eps = 10 did move the image by more than 10.)
 
     Cost: one clean forward, then per round ``steps`` passes + 1 forward on the images still
     searching, then one confirming forward.
