@@ -227,3 +227,39 @@ def test_a_one_image_validation_split_is_taken() -> None:
     with torch.no_grad():
         hit = float(result.model(xv).argmax(1) == yv)
     assert result.val_acc == hit
+
+
+def test_liang_recipe_is_their_sgd_with_cosine_annealing_per_epoch() -> None:
+    """recipe="liang": their transfer.py's SGD(momentum 0.9, weight decay 1e-4) with
+    CosineAnnealingLR(T_max=epochs, eta_min=0) stepped per epoch, batches of 64 — rewritten
+    here from their loop on the same features, head initialisation and shuffles."""
+    model = _source()
+    (x, y), (xv, yv) = _task(model, 150, 1), _task(model, 60, 2)
+    result = linear_probe(model, x, y, xv, yv, epochs=4, lr=0.1, recipe="liang", seed=3)
+    new_model, name = replace_head(model, 4, seed=3)
+    head = new_model.get_submodule(name)
+    feats, feats_val = representation(model, x), representation(model, xv)
+    params = list(head.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    sgd = torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-4)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(sgd, T_max=4, eta_min=0)
+    g = torch.Generator().manual_seed(3)
+    accs, rates, weights = [], [], []
+    for _ in range(4):
+        rates.append(sgd.param_groups[0]["lr"])
+        for idx in torch.randperm(150, generator=g).split(64):  # 64, 64, 22
+            sgd.zero_grad()
+            torch.nn.functional.cross_entropy(head(feats[idx]), y[idx]).backward()
+            sgd.step()
+        cosine.step()
+        with torch.no_grad():
+            accs.append(float((head(feats_val).argmax(1) == yv).float().mean()))
+        weights.append(head.weight.detach().clone())
+    assert rates == pytest.approx([0.1 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(4)])
+    assert [h["val_acc"] for h in result.history] == pytest.approx(accs)
+    assert result.best_epoch == 1 + accs.index(max(accs))  # the earliest best epoch's head
+    torch.testing.assert_close(result.model.get_submodule(name).weight,
+                               weights[result.best_epoch - 1])
+    with pytest.raises(ValueError, match="recipe must be one of"):
+        linear_probe(model, x, y, xv, yv, epochs=1, recipe="sgd")

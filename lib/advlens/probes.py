@@ -8,6 +8,11 @@
 - :func:`train_val_split` — a stratified validation split carved out of the target's training
   data; the epoch is chosen on it, and the test split is used once, for the reported accuracy
   (their code selected on the test set).
+
+Both train with AdamW at a constant rate by default; ``recipe="liang"`` is their
+``transfer.py``'s optimiser: SGD with momentum 0.9 and weight decay 1e-4, the rate annealed by a
+cosine to 0 over the epochs (stepped per epoch), batches of 64. (Their random crop and flip of
+the target images are not applied: the probe's features are computed once.)
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -128,19 +134,41 @@ def _check_output_layer(model: nn.Module, new_model: nn.Module, name: str, x: Te
 
 
 State = dict[str, Tensor]
+Recipe = Literal["adamw", "liang"]
+RECIPES: tuple[str, ...] = ("adamw", "liang")
+# Liang et al.'s transfer.py: SGD(momentum 0.9, weight decay 1e-4), CosineAnnealingLR(T_max =
+# epochs, eta_min 0) stepped once per epoch, batch size 64
+LIANG_RECIPE = {"momentum": 0.9, "weight_decay": 1e-4, "batch_size": 64}
+
+
+def _recipe(recipe: str, weight_decay: float | None,
+            batch_size: int | None) -> tuple[float, int]:
+    """(weight decay, batch size): those given, else ``recipe``'s."""
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {RECIPES}; got {recipe!r}.")
+    defaults = LIANG_RECIPE if recipe == "liang" else {"weight_decay": 0.0, "batch_size": 128}
+    return (defaults["weight_decay"] if weight_decay is None else weight_decay,
+            defaults["batch_size"] if batch_size is None else batch_size)
 
 
 def _fit(params: list[nn.Parameter], loss_of: Callable[[Tensor], Tensor],
          accuracy_of: Callable[[], float], n: int, *, snapshot: Callable[[], State],
-         epochs: int, lr: float, weight_decay: float, batch_size: int,
-         seed: int) -> tuple[float, int, list[dict[str, float]], State]:
-    """Adam over shuffled minibatches (a lone last image joins the batch before it); after each
-    epoch the validation accuracy; returns the best (val_acc, epoch, history, state) — the
-    earliest epoch of the best accuracy."""
+         epochs: int, lr: float, weight_decay: float, batch_size: int, seed: int,
+         recipe: str = "adamw") -> tuple[float, int, list[dict[str, float]], State]:
+    """AdamW (``recipe="liang"``: SGD with momentum, cosine-annealed per epoch) over shuffled
+    minibatches (a lone last image joins the batch before it); after each epoch the validation
+    accuracy; returns the best (val_acc, epoch, history, state) — the earliest epoch of the
+    best accuracy."""
     if epochs < 1 or batch_size < 1 or not lr > 0:
         raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, "
                          f"{batch_size}, {lr}.")
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    schedule = None
+    if recipe == "liang":
+        opt: torch.optim.Optimizer = torch.optim.SGD(
+            params, lr=lr, momentum=LIANG_RECIPE["momentum"], weight_decay=weight_decay)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=0.0)
+    else:
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     g = torch.Generator().manual_seed(seed)
     best: tuple[float, int, State] = (-1.0, 0, {})
     history = []
@@ -155,6 +183,8 @@ def _fit(params: list[nn.Parameter], loss_of: Callable[[Tensor], Tensor],
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(idx)
+        if schedule is not None:
+            schedule.step()
         val_acc = accuracy_of()
         history.append({"epoch": epoch, "train_loss": total / n, "val_acc": val_acc})
         if val_acc > best[0]:
@@ -164,8 +194,9 @@ def _fit(params: list[nn.Parameter], loss_of: Callable[[Tensor], Tensor],
 
 def linear_probe(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tensor,
                  y_val: Tensor, *, num_classes: int | None = None, epochs: int = 30,
-                 lr: float = 1e-2, weight_decay: float = 0.0, batch_size: int = 128,
-                 seed: int = 0) -> ProbeResult:
+                 lr: float = 1e-2, weight_decay: float | None = None,
+                 batch_size: int | None = None, seed: int = 0,
+                 recipe: Recipe = "adamw") -> ProbeResult:
     """Replace ``model``'s last linear layer and train only that layer on the target data.
 
     Parameters
@@ -174,12 +205,16 @@ def linear_probe(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tens
     x_train, y_train / x_val, y_val: target images in [0, 1] and labels 0..k-1; the epoch with
         the best validation accuracy is kept (validation is not the test split).
     num_classes: k (default: max label + 1 over both splits).
+    recipe: ``"adamw"`` (AdamW, constant ``lr``; weight decay 0 and batches of 128 unless
+        given) or ``"liang"`` (their SGD with momentum and cosine annealing; weight decay 1e-4
+        and batches of 64 unless given; see the module's docstring).
 
     Returns
     -------
     :class:`ProbeResult`. The body runs in eval mode throughout: the head's inputs are the
     source's penultimate features, computed once, and no BatchNorm statistic changes.
     """
+    weight_decay, batch_size = _recipe(recipe, weight_decay, batch_size)
     k = _num_classes(y_train, y_val, num_classes)
     x_train, y_train = _check_data(x_train, y_train, "train", k)
     x_val, y_val = _check_data(x_val, y_val, "val", k)
@@ -205,7 +240,8 @@ def linear_probe(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tens
 
     val_acc, epoch, history, state = _fit(
         list(head.parameters()), loss_of, accuracy_of, len(y_train), snapshot=snapshot,
-        epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size, seed=seed)
+        epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size, seed=seed,
+        recipe=recipe)
     head.load_state_dict(state)
     new_model.eval()
     return ProbeResult(new_model, val_acc, epoch, history)
@@ -213,8 +249,8 @@ def linear_probe(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tens
 
 def fine_tune(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tensor, y_val: Tensor,
               *, num_classes: int | None = None, epochs: int = 10, lr: float = 1e-3,
-              weight_decay: float = 0.0, batch_size: int = 128, seed: int = 0,
-              batchnorm_eval: bool = True) -> ProbeResult:
+              weight_decay: float | None = None, batch_size: int | None = None, seed: int = 0,
+              batchnorm_eval: bool = True, recipe: Recipe = "adamw") -> ProbeResult:
     """Replace the last linear layer and train every parameter (the fine-tuning option).
 
     ``batchnorm_eval=True`` keeps every BatchNorm in eval mode (source statistics, as in
@@ -222,6 +258,7 @@ def fine_tune(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tensor,
     off either way. Same arguments and result as :func:`linear_probe`.
     """
     batchnorm_eval = check_bool(batchnorm_eval, "batchnorm_eval")
+    weight_decay, batch_size = _recipe(recipe, weight_decay, batch_size)
     k = _num_classes(y_train, y_val, num_classes)
     x_train, y_train = _check_data(x_train, y_train, "train", k)
     x_val, y_val = _check_data(x_val, y_val, "val", k)
@@ -249,7 +286,7 @@ def fine_tune(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tensor,
 
     val_acc, epoch, history, state = _fit(
         params, loss_of, accuracy_of, len(y_train), snapshot=snapshot, epochs=epochs, lr=lr,
-        weight_decay=weight_decay, batch_size=batch_size, seed=seed)
+        weight_decay=weight_decay, batch_size=batch_size, seed=seed, recipe=recipe)
     new_model.load_state_dict(state)
     new_model.eval()
     return ProbeResult(new_model, val_acc, epoch, history)

@@ -172,6 +172,7 @@ class Settings:
     probe: str = "linear"
     probe_epochs: int = 30
     probe_lr: float = 1e-2
+    probe_recipe: str = "adamw"
     val_fraction: float = 0.2
     squared_alpha2: bool = False
     batch_size: int = 256
@@ -184,6 +185,9 @@ class Settings:
             raise ValueError(f"attack must be 'pgd' or 'fgsm'; got {self.attack!r}.")
         if self.probe not in ("linear", "finetune"):
             raise ValueError(f"probe must be 'linear' or 'finetune'; got {self.probe!r}.")
+        if self.probe_recipe not in probes.RECIPES:
+            raise ValueError(f"probe_recipe must be one of {probes.RECIPES}; got "
+                             f"{self.probe_recipe!r}.")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1); got {self.val_fraction}.")
         for name in ("steps", "n_images", "probe_epochs", "batch_size"):
@@ -220,7 +224,7 @@ def knowledge_transfer(source: nn.Module, train: ImageSet, test: ImageSet,
         raise ValueError(f"probe must be 'linear' or 'finetune'; got {settings.probe!r}.")
     result = fit(source, train.images[tr], train.labels[tr], train.images[val],
                  train.labels[val], num_classes=train.num_classes, epochs=settings.probe_epochs,
-                 lr=settings.probe_lr, seed=seed)
+                 lr=settings.probe_lr, seed=seed, recipe=settings.probe_recipe)
     return {"transfer_acc": accuracy(result.model, test.images, test.labels),
             "probe_val_acc": result.val_acc, "probe_epoch": result.best_epoch}
 
@@ -415,6 +419,7 @@ def settings_from_knobs(knobs: Mapping[str, Any]) -> Settings:
                     steps=int(knobs["steps"]), step_fraction=float(knobs["step_fraction"]),
                     n_images=int(knobs["n_images"]), probe=knobs["probe"],
                     probe_epochs=int(knobs["probe_epochs"]), probe_lr=float(knobs["probe_lr"]),
+                    probe_recipe=knobs["probe_recipe"],
                     val_fraction=float(knobs["val_fraction"]),
                     squared_alpha2=bool(knobs["squared_alpha2"]),
                     batch_size=int(knobs["batch_size"]))
