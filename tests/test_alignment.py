@@ -154,10 +154,12 @@ def _np_downsample(h: np.ndarray) -> np.ndarray:
 
 
 def _np_harmonizer(sal: np.ndarray, heat: np.ndarray, tokens: np.ndarray,
-                   levels: int = 5) -> float:
+                   levels: int = 5, peak: np.ndarray | None = None) -> float:
+    """``peak``: the saliency's standardised peak held at this value (tf.stop_gradient's
+    constant, for finite differences); default: taken from ``sal``."""
     s, h = _np_standardize_cut(sal), _np_standardize_cut(heat)
-    h = h / (h.max(axis=(1, 2), keepdims=True) + 1e-6) * (s.max(axis=(1, 2), keepdims=True)
-                                                          + 1e-6)
+    peak = s.max(axis=(1, 2), keepdims=True) if peak is None else peak
+    h = h / (h.max(axis=(1, 2), keepdims=True) + 1e-6) * (peak + 1e-6)
     ps, ph = [s], [h]
     for _ in range(levels):
         ps.append(_np_downsample(ps[-1]))
@@ -176,6 +178,28 @@ def test_harmonizer_loss_equals_float64_transcription(shape: tuple[int, int, int
                                      torch.from_numpy(tokens))
     assert ours.dtype == torch.float64
     assert float(ours) == pytest.approx(_np_harmonizer(sal, heat, tokens), rel=1e-12)
+
+
+def test_harmonizer_loss_gradient_holds_the_saliency_peak_constant() -> None:
+    """The official loss rescales the heatmap by ``tf.stop_gradient`` of the saliency's peak:
+    the gradient in the saliency is the finite difference of the float64 transcription with that
+    peak held at its value (central differences, every pixel)."""
+    rng = np.random.default_rng(7)
+    sal = rng.normal(size=(2, 8, 8))
+    heat = rng.uniform(size=(2, 8, 8)) ** 3
+    tokens = np.array([1.0, 0.5])
+    peak = _np_standardize_cut(sal).max(axis=(1, 2), keepdims=True)
+    expected = np.zeros_like(sal)
+    step = 1e-6
+    for index in np.ndindex(sal.shape):
+        up, down = sal.copy(), sal.copy()
+        up[index] += step
+        down[index] -= step
+        expected[index] = (_np_harmonizer(up, heat, tokens, peak=peak)
+                           - _np_harmonizer(down, heat, tokens, peak=peak)) / (2 * step)
+    s = torch.from_numpy(sal).requires_grad_(True)
+    alignment.harmonizer_loss(s, torch.from_numpy(heat), torch.from_numpy(tokens)).backward()
+    np.testing.assert_allclose(s.grad.numpy(), expected, rtol=1e-5, atol=1e-9)
 
 
 def test_pyramid_same_padding_sizes() -> None:
@@ -219,6 +243,28 @@ def test_saliency_of_a_linear_model_is_its_weight_row() -> None:
     assert not torch.allclose(largest, expected.abs())  # two channels: not |mean|
     with pytest.raises(ValueError, match="channels must be one of"):
         alignment.saliency(model, x, y, channels="max")
+
+
+def test_dice_and_iou_of_tied_maps_take_pixels_strictly_above_the_percentile() -> None:
+    """ClickMe-like maps, mostly zero with plateaus: the (100 − p)-th percentile is itself a
+    map value, and Harmonization's ``dice``/``intersection_over_union`` keep the pixels
+    strictly above it (``>``; with ``>=`` a mostly-zero map would keep every pixel)."""
+    rng = np.random.default_rng(8)
+    a = np.where(rng.uniform(size=(4, 16, 16)) < 0.85, 0.0,
+                 rng.integers(1, 4, size=(4, 16, 16))).astype(np.float32)
+    b = np.where(rng.uniform(size=(4, 16, 16)) < 0.95, 0.0, 1.0).astype(np.float32)
+    b[0, :4, :4] = 2.0  # one map whose plateau straddles the percentile
+    for percentile in (10.0, 20.0):
+        dice, iou = [], []
+        for ha, hb in zip(a, b, strict=True):
+            ta, tb = _np_top(ha, percentile), _np_top(hb, percentile)
+            dice.append(2.0 * np.sum(ta * tb) / (np.sum(ta + tb) + 1e-9))
+            iou.append(np.sum(np.logical_and(ta, tb)) / (np.sum(np.logical_or(ta, tb)) + 1e-9))
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        np.testing.assert_allclose(alignment.top_k_dice(ta, tb, percentile).numpy(), dice,
+                                   atol=1e-12)
+        np.testing.assert_allclose(alignment.top_k_iou(ta, tb, percentile).numpy(), iou,
+                                   atol=1e-12)
 
 
 def test_harmonization_score_counts_the_images_where_rho_is_undefined() -> None:

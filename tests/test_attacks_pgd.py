@@ -175,3 +175,23 @@ def test_a_per_image_budget_of_the_wrong_shape_is_named(kw: dict[str, object], n
     model, x = tiny_cnn().eval(), random_images(4)
     with pytest.raises(ValueError, match=rf"^{named} must be a number or a tensor of shape \(4,\)"):
         pgd(model, x, torch.zeros(4, dtype=torch.long), steps=2, **kw)
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_default_step_is_two_and_a_half_eps_over_steps(norm: str) -> None:
+    """Without ``step_size`` (the zoo's robust-accuracy check), the first step has the
+    documented length 2.5·eps/steps along the closed-form cross-entropy gradient of an affine
+    model, Wᵀ(softmax(z) − onehot(y)): the second pass sees x + step·d (d = g/||g||₂ or sign g)."""
+    model, x = affine_model(k=3, seed=5), centre_images(4)
+    with torch.no_grad():
+        z = model(x)
+    y = z.argmax(1)
+    seen: list[torch.Tensor] = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    eps, steps = 0.2 if norm == "l2" else 0.02, 10
+    pgd(model, x, y, eps=eps, norm=norm, steps=steps)
+    w = model[1].weight.detach()
+    p = torch.softmax(z, 1) - torch.nn.functional.one_hot(y, 3).double()
+    g = (p @ w).reshape(x.shape)
+    d = g / g.flatten(1).norm(dim=1).view(-1, 1, 1, 1) if norm == "l2" else g.sign()
+    torch.testing.assert_close(seen[1], x + 2.5 * eps / steps * d, rtol=0, atol=1e-12)

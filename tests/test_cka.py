@@ -480,3 +480,37 @@ def test_cka_cross_of_one_row_model():
     table = cka_cross({"a": {"a": x, "b": y}})
     assert table.shape == (1, 2) and table.loc["a", "a"] == 1.0
     assert table.loc["a", "b"] == pytest.approx(ref_cka(x, y), abs=1e-12)
+
+
+def test_minibatch_batches_of_unequal_size_weigh_by_their_own_estimator():
+    """A short final batch (drop_last=False): each batch's unbiased HSIC is divided by its own
+    n(n - 3), so the sums are Song et al.'s estimates as written out (ref_hsic_unbiased); every
+    other test used batches of one size, where that denominator cancels from CKA."""
+    rng = np.random.default_rng(23)
+    x, y = related(rng, 70, 6, 9, noise=0.8)
+    sizes = [32, 32, 6]  # 70 rows in batches of 32
+    m, sums, start = MinibatchCKA(), np.zeros(3), 0
+    for size in sizes:
+        bx, by = x[start:start + size], y[start:start + size]
+        start += size
+        m.update({"x": bx, "y": by})
+        k, l = ref_linear_gram(bx), ref_linear_gram(by)
+        sums += [ref_hsic_unbiased(k, l), ref_hsic_unbiased(k, k), ref_hsic_unbiased(l, l)]
+    expected = sums[0] / np.sqrt(sums[1] * sums[2])
+    assert m.n_samples == 70
+    assert m.compute().loc["x", "y"] == pytest.approx(expected, rel=1e-10)
+
+
+def test_cka_cross_of_some_row_models_in_another_order():
+    """Rows need not list every column model, nor in the columns' order: row R's entries are
+    CKA against R's own representation, wherever R stands among the columns."""
+    rng = np.random.default_rng(24)
+    names = ["m1", "m2", "m3"]
+    data = {r: {c: rng.standard_normal((20, 4)) for c in names} for r in names}
+    reps = {"m3": data["m3"], "m2": data["m2"]}  # two row models, not in the columns' order
+    table = cka_cross(reps)
+    assert list(table.index) == ["m3", "m2"] and list(table.columns) == names
+    for r in ("m3", "m2"):
+        assert table.loc[r, r] == 1.0
+        for c in names:
+            assert table.loc[r, c] == pytest.approx(ref_cka(data[r][r], data[r][c]), abs=1e-12)

@@ -390,3 +390,19 @@ def test_a_tie_keeps_the_earliest_best_iterate() -> None:
     assert float(res.history[0, 0]) == pytest.approx(3.0, rel=1e-5)  # (1.6 - 0.4) / 0.4
     torch.testing.assert_close(res.images, torch.full((1, 1, 2, 2), 0.4))
     assert torch.equal(res.final_loss, res.best_loss)
+
+
+def test_draw_pairs_targets_are_uniform_over_every_other_image() -> None:
+    """Each seed's target is uniform over the images of the other classes: for every seed
+    class, every such image (the last of the sorted order too) is drawn about equally often.
+    Checked with scipy's chi-square goodness-of-fit against the uniform counts."""
+    from scipy.stats import chisquare
+
+    labels = torch.tensor([2, 0, 1, 0, 2, 1, 1, 0, 2, 2])  # unsorted, classes interleaved
+    s, t = draw_pairs(labels, 30_000, seed=7)
+    for c in range(3):
+        drawn = t[labels[s] == c]
+        others = (labels != c).nonzero().flatten()
+        counts = torch.bincount(drawn, minlength=len(labels))[others].numpy()
+        assert (counts > 0).all(), f"class {c}: some image of another class is never a target"
+        assert chisquare(counts).pvalue > 1e-4, (c, counts)

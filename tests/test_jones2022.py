@@ -99,6 +99,17 @@ def test_mask_concentration() -> None:
     assert torch.allclose(out[0], torch.tensor([4.0, 0.0], dtype=torch.float64))
     assert torch.allclose(out[1], torch.tensor([1.0, 1.0], dtype=torch.float64))
     assert torch.isnan(mask_concentration(seeds, seeds, masks)).all()
+    # unequal changes: energy is the squared change summed over channels (numpy, by hand)
+    rng = np.random.default_rng(4)
+    seeds2 = rng.uniform(size=(3, 3, 5, 5))
+    inverted2 = np.clip(seeds2 + rng.normal(0, 0.2, size=seeds2.shape), 0, 1)
+    masks2 = (rng.uniform(size=(3, 2, 5, 5)) < 0.4).astype(np.float64)
+    energy = ((inverted2 - seeds2) ** 2).sum(1)
+    expected = np.array([[(energy[i] * masks2[i, k]).sum() / energy[i].sum() / masks2[i, k].mean()
+                          for k in range(2)] for i in range(3)])
+    got = mask_concentration(torch.from_numpy(seeds2), torch.from_numpy(inverted2),
+                             torch.from_numpy(masks2))
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
 
 
 def test_grouped_jackknife_se_matches_the_sampling_spread_of_cka() -> None:

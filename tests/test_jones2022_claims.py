@@ -40,6 +40,11 @@ def test_nc1_matches_the_definition_and_is_zero_at_collapse():
     h = rng.normal(size=(4, 12))[y] + 0.3 * rng.normal(size=(100, 12))
     assert j.nc1(torch.from_numpy(h), torch.from_numpy(y)) == pytest.approx(
         _nc1_reference(h, y), rel=1e-8)
+    # unbalanced classes: the global mean of the images is not the mean of the class means
+    y_unbalanced = np.repeat(np.arange(4), [40, 10, 25, 5])
+    h_unbalanced = rng.normal(size=(4, 12))[y_unbalanced] + 0.3 * rng.normal(size=(80, 12))
+    assert j.nc1(torch.from_numpy(h_unbalanced), torch.from_numpy(y_unbalanced)) == \
+        pytest.approx(_nc1_reference(h_unbalanced, y_unbalanced), rel=1e-8)
     collapsed = rng.normal(size=(4, 12))[y]
     assert j.nc1(torch.from_numpy(collapsed), torch.from_numpy(y)) == pytest.approx(0, abs=1e-10)
     with pytest.raises(ValueError, match="two classes"):

@@ -136,6 +136,13 @@ def test_summary_uses_a_student_t_interval_clipped_to_the_range() -> None:
     assert (s.loc["s0", "transfer_acc_lo"], s.loc["s0", "transfer_acc_hi"]) == \
         pytest.approx((max(lo, 0.0), min(hi, 1.0)))
     assert np.allclose(s["alpha2_lo"], 0.1) and np.allclose(s["alpha2_hi"], 0.1)  # no spread
+    # near the top of the range the t-interval reaches beyond 1, and is clipped there
+    near = liang2021.summarize(_rows([0.5, 0.6, 0.99, 0.52, 0.61, 0.7, 0.49, 0.6, 0.98],
+                                     [0.1] * 9)).set_index("source")
+    values = np.array([0.99, 0.7, 0.98])
+    lo, hi = scipy_stats.t.interval(0.95, 2, loc=values.mean(), scale=scipy_stats.sem(values))
+    assert hi > 1.0 and near.loc["s2", "transfer_acc_hi"] == 1.0
+    assert near.loc["s2", "transfer_acc_lo"] == pytest.approx(lo)
 
 
 def test_correlations_hold_only_for_a_positive_rank_correlation() -> None:

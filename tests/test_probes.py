@@ -263,3 +263,29 @@ def test_liang_recipe_is_their_sgd_with_cosine_annealing_per_epoch() -> None:
                                weights[result.best_epoch - 1])
     with pytest.raises(ValueError, match="recipe must be one of"):
         linear_probe(model, x, y, xv, yv, epochs=1, recipe="sgd")
+
+
+def test_fine_tune_returns_the_best_epochs_model_not_the_last() -> None:
+    """At lr 0.05 the validation accuracy peaks at epoch 4 of 6 and falls after: the returned
+    model is epoch 4's (its accuracy recomputed here is the best, not the last epoch's), the
+    very weights a 4-epoch run ends with (the batches of the first epochs are the same)."""
+    model = _source()
+    (x, y), (xv, yv) = _task(model, 200, 1), _task(model, 40, 2)
+    result = fine_tune(model, x, y, xv, yv, epochs=6, lr=0.05)
+    accs = [h["val_acc"] for h in result.history]
+    assert accs[-1] < max(accs)  # the last epoch is worse: the rule matters
+    assert result.best_epoch == 1 + accs.index(max(accs)) < 6
+    with torch.no_grad():
+        acc = float((result.model(xv).argmax(1) == yv).float().mean())
+    assert acc == pytest.approx(max(accs)) == pytest.approx(result.val_acc)
+    shorter = fine_tune(model, x, y, xv, yv, epochs=result.best_epoch, lr=0.05)
+    assert _states_equal(shorter.model.state_dict(), result.model.state_dict()) == []
+
+
+def test_validation_split_rounds_each_class_share_to_the_nearest_count() -> None:
+    """val_fraction of each class, rounded to the nearest whole image: 0.2 of 8 images is 2
+    (1.6), of 13 is 3 (2.6), of 12 is 2 (2.4); truncation would give 1, 2 and 2."""
+    y = torch.tensor([0] * 8 + [1] * 13 + [2] * 12)
+    train, val = train_val_split(y, 0.2, seed=0)
+    assert np.bincount(y[val].numpy(), minlength=3).tolist() == [2, 3, 2]
+    assert np.bincount(y[train].numpy(), minlength=3).tolist() == [6, 10, 10]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -83,6 +84,26 @@ def test_stir_score_defaults_to_the_biased_cka() -> None:
     y = torch.rand(10, 1, 8, 8, generator=torch.Generator().manual_seed(4))
     expected = numpy_linear_cka(penultimate(m, x), penultimate(m, y))
     assert stir_score(m, x, y, batch_size=3) == pytest.approx(expected, rel=1e-6)
+
+
+def test_stir_score_debiased_is_the_unbiased_hsic_cka() -> None:
+    """debiased=True: linear CKA with Song et al.'s unbiased HSIC, written out in numpy on the
+    penultimate representations (it differs from the biased value on these 10 images)."""
+    m = other_cnn(2)
+    x = torch.rand(10, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    y = torch.rand(10, 1, 8, 8, generator=torch.Generator().manual_seed(4))
+    a, b = penultimate(m, x), penultimate(m, y)
+
+    def hsic(k: np.ndarray, l: np.ndarray) -> float:
+        n = k.shape[0]
+        k, l = k - np.diag(np.diag(k)), l - np.diag(np.diag(l))
+        return (np.trace(k @ l) + k.sum() * l.sum() / ((n - 1) * (n - 2))
+                - 2 / (n - 2) * k.sum(0) @ l.sum(0)) / (n * (n - 3))
+
+    k, l = a @ a.T, b @ b.T
+    expected = hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l))
+    assert abs(expected - numpy_linear_cka(a, b)) > 0.05
+    assert stir_score(m, x, y, debiased=True, batch_size=3) == pytest.approx(expected, rel=1e-6)
 
 
 def test_stir_takes_exactly_the_fewest_images_cka_takes() -> None:

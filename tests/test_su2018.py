@@ -108,6 +108,11 @@ def test_variance_explained_against_manual_sums() -> None:
     assert variance_explained(df, "d", covariate="size") == pytest.approx(r**2)
     with pytest.raises(ValueError, match="exactly one"):
         variance_explained(df, "d")
+    # groups of three, skewed (a group's median is not its mean): between SS with the means
+    # 2 and 5 around 3.5 is 3·1.5² + 3·1.5² = 13.5; total SS 13.5 + (1 + 1 + 4) + (1 + 0 + 1)
+    skewed = pd.DataFrame({"family": ["x"] * 3 + ["y"] * 3,
+                           "d": [1.0, 1.0, 4.0, 4.0, 5.0, 6.0]})
+    assert variance_explained(skewed, "d", group="family") == pytest.approx(13.5 / 21.5)
 
 
 @pytest.mark.parametrize("n", [6, 10, 18])
@@ -170,6 +175,11 @@ def test_family_vs_size_detects_a_family_effect() -> None:
     out = family_vs_size(d, n_perm=200)
     assert out["eta2_family"] > 0.9 > out["eta2_null"] and out["p_family"] < 0.01
     assert out["r2_log_size"] < 0.1
+    # R² of a line on ln(size), not on the size itself (closed form: squared correlation)
+    by_size = d.assign(distortion=np.log(params) + rng.normal(0, 0.3, 18))
+    expected = np.corrcoef(np.log(params), by_size["distortion"])[0, 1] ** 2
+    assert family_vs_size(by_size, n_perm=10)["r2_log_size"] == pytest.approx(expected)
+    assert expected > np.corrcoef(params, by_size["distortion"])[0, 1] ** 2 + 0.1
     null = d.assign(distortion=rng.normal(0, 1, 18))
     assert family_vs_size(null, n_perm=200)["p_family"] > 0.01
     singletons = d.iloc[[0, 6, 12]]  # one model per family: η² would be 1 by construction
