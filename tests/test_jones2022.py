@@ -17,6 +17,7 @@ from advlens.papers.jones2022 import (
     off_diagonal,
     prediction_rates,
 )
+from references import numpy_debiased_cka
 from references import numpy_linear_cka as np_cka
 from references import penultimate as rep
 
@@ -235,18 +236,6 @@ def test_similarity_by_level_uses_the_same_layer_on_test_and_inverted_data(setup
     assert row.cka_test == pytest.approx(np_cka(ra, rb), abs=1e-9)
 
 
-def _debiased_cka(a: np.ndarray, b: np.ndarray) -> float:
-    """Linear CKA with the unbiased HSIC of Song et al. (2012), written out on Gram matrices."""
-    def hsic(k: np.ndarray, l: np.ndarray) -> float:
-        n = k.shape[0]
-        k, l = k - np.diag(np.diag(k)), l - np.diag(np.diag(l))
-        return (np.trace(k @ l) + k.sum() * l.sum() / ((n - 1) * (n - 2))
-                - 2 / (n - 2) * k.sum(0) @ l.sum(0)) / (n * (n - 3))
-
-    k, l = a @ a.T, b @ b.T
-    return float(hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l)))
-
-
 def test_similarity_by_level_debiased_applies_to_every_cka(setup) -> None:  # noqa: ANN001
     """debiased=True reached only the inverted matrix (through **invert_kwargs): cka_test and
     both summary means stayed biased, so the summary was not the mean of its pairs."""
@@ -261,9 +250,9 @@ def test_similarity_by_level_debiased_applies_to_every_cka(setup) -> None:  # no
         xr = res.inverted[0.0][row.row].images
         m_r, m_c = levels[0.0][row.row], levels[0.0][row.col]
         # the reference works on uncentred Grams, whose cancellations leave ~1e-9 of rounding
-        assert row.cka_inverted == pytest.approx(_debiased_cka(rep(m_r, xr), rep(m_c, xr)),
+        assert row.cka_inverted == pytest.approx(numpy_debiased_cka(rep(m_r, xr), rep(m_c, xr)),
                                                  abs=1e-7)
-        assert row.cka_test == pytest.approx(_debiased_cka(rep(m_r, x), rep(m_c, x)), abs=1e-7)
+        assert row.cka_test == pytest.approx(numpy_debiased_cka(rep(m_r, x), rep(m_c, x)), abs=1e-7)
     summ = res.summary.iloc[0]
     assert summ.cka_inverted == pytest.approx(res.pairs.cka_inverted.mean(), abs=1e-9)
     assert summ.cka_test == pytest.approx(res.pairs.cka_test.mean(), abs=1e-9)
