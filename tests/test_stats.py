@@ -96,6 +96,10 @@ def _extreme_p(x: np.ndarray, y: np.ndarray, statistic) -> float:  # noqa: ANN00
     ([0.1, 0.1, 0.1, 0.2, 0.3], [0.5, 0.51, 0.52, 0.6, 0.7]),  # three tied errors
     ([0.0, 0.0, 0.5, 0.5, 1.0, 1.0], [0.2, 0.21, 0.4, 0.41, 0.6, 0.61]),  # 3 levels x 2
     ([3.0, 1.0, 2.0, 5.0, 4.0], [1.0, 2.0, 3.0, 4.0, 5.0]),  # no ties: 1/5!
+    # ties in both: 48 of the 720 pairings reach the top (p = 1/15), not x's 12 (1/60, which
+    # read "testable")
+    ([0.9, 0.9, 0.9, 0.95, 0.95, 0.99], [1.0, 1.0, 2.0, 2.0, 3.0, 3.0]),
+    ([0.0, 0.0, 1.0, 1.0, 2.0], [0.1, 0.2, 0.2, 0.3, 0.3]),
 ])
 def test_min_permutation_p_is_the_exact_p_of_the_most_extreme_ordering(x: list, y: list) -> None:
     """Ties cut the distinct orderings: 4 points on two levels have p ≥ 1/6, 5 models of which

@@ -643,3 +643,34 @@ def test_published_accuracies_follow_the_imagenet_folder_and_image_count(
     served = zoo.build([config], root=root, progress=False, robust_eval_eps=0.5, robust_eval_n=3)
     assert served[config.name].cached
     assert served[config.name].meta["test_acc"] == moved[config.name].meta["test_acc"]
+
+
+def test_a_record_of_an_older_release_keeps_the_clean_accuracy_it_was_served_with(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records written before the clean accuracy was stored per record lean on the metadata's
+    own (the first call's n). A new record overwrote it with its own n, so the older record was
+    then served beside another n's clean accuracy (n_test 6, robust n_images 3)."""
+    import json
+
+    from advlens import data, zoo
+    from advlens.zoo import cache
+
+    for key, value in write_paper_zoo(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    config = zoo.spec("paper")[0]
+    root = tmp_path / "zoo"
+    zoo.build([config], root=root, progress=False, robust_eval_eps=0.5, robust_eval_n=3)
+    path = cache.cache_paths(config, root).meta
+    meta = json.loads(path.read_text())
+    for record in meta["robust"].values():  # as an earlier release wrote them
+        del record["test_acc"]
+    del meta["eval_folder"]
+    path.write_text(json.dumps(meta))
+    zoo.build([config], root=root, progress=False, robust_eval_eps=0.5, robust_eval_n=6)
+    older = zoo.build([config], root=root, progress=False, robust_eval_eps=0.5,
+                      robust_eval_n=3)[config.name]
+    images = data.imagefolder(tmp_path / "imagenet", "val", size=64, n=3, seed=0, progress=False)
+    with torch.no_grad():
+        clean = float((older.model(images.images).argmax(1) == images.labels).float().mean())
+    assert older.meta["robust_eval"]["n_images"] == older.meta["n_test"] == 3
+    assert older.meta["test_acc"] == pytest.approx(clean)

@@ -74,12 +74,16 @@ def min_permutation_p(x: np.ndarray, y: np.ndarray) -> float:
     ``y``) can reach, for a rank correlation or a fitted slope alike (finite 1-D arrays of
     equal length).
 
-    Reordering the y of tied x (or the tied y among themselves) changes neither statistic, so
-    each of its values recurs Π mᵢ! times among the n! pairings (mᵢ: the sizes of the groups
-    of ties): p ≥ Π mᵢ! / n! for the more tied variable — 1/n! without ties (as in
-    :func:`min_testable_points`), exact when either has none. Where it is at least
+    The most extreme value of either statistic is reached only by the pairings that match the
+    sorted x with the sorted y (any pair out of order can be swapped for a larger one), and
+    these are Π mᵢ! · Π m'ⱼ! / Π c_ij! of the n! pairings (mᵢ, m'ⱼ: the sizes of the groups of
+    tied x and of tied y; c_ij: how often the sorted matching pairs the i-th x value with the
+    j-th y value): p = that count / n! — 1/n! without ties (as in
+    :func:`min_testable_points`), Π mᵢ! / n! where only x ties. Where it is at least
     (1 − level)/2 no ordering is significant, so a CI beside 0 is no evidence either: 4 points
-    on two levels (p ≥ 2!·2!/4! = 1/6), 5 models of which 4 tie (p ≥ 4!/5! = 0.2).
+    on two levels (p ≥ 2!·2!/4! = 1/6), 5 models of which 4 tie (p ≥ 4!/5! = 0.2), 6 points
+    tied 3/2/1 in x and in pairs in y (3!·2! · 2!·2!·2! / 2! = 48 of 720 pairings: p ≥ 1/15,
+    not the 1/60 of x's ties alone).
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1 or x.size == 0:
@@ -88,10 +92,14 @@ def min_permutation_p(x: np.ndarray, y: np.ndarray) -> float:
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError("min_permutation_p got NaN or inf; drop those points first.")
 
-    def log_orderings_alike(v: np.ndarray) -> float:  # ln Π mᵢ!
-        return sum(math.lgamma(m + 1) for m in np.unique(v, return_counts=True)[1])
+    def log_factorials(counts: np.ndarray) -> float:  # ln Π mᵢ!
+        return sum(math.lgamma(m + 1) for m in counts)
 
-    log_p = max(log_orderings_alike(x), log_orderings_alike(y)) - math.lgamma(x.size + 1)
+    # (the larger count of the two variables alone undercounts where both have ties)
+    matched = np.unique(np.column_stack([np.sort(x), np.sort(y)]), axis=0, return_counts=True)[1]
+    log_p = (log_factorials(np.unique(x, return_counts=True)[1])
+             + log_factorials(np.unique(y, return_counts=True)[1])
+             - log_factorials(matched) - math.lgamma(x.size + 1))
     return float(min(1.0, math.exp(log_p)))
 
 

@@ -109,7 +109,9 @@ def _published(config: ModelConfig, root: str | Path | None, settings: RobustEva
             test = _eval_data(config, "test", settings.n, memo)
             meta["robust"][settings.key] = {**_robust_record(model, test, settings),
                                             "test_acc": clean_accuracy(model, test)}
-            meta.update(test_acc=meta["robust"][settings.key]["test_acc"], n_test=len(test))
+            if "test_acc" not in meta:  # meta's own stays the first: an older release's
+                # records (without a clean accuracy of their own) were paired with it
+                meta.update(test_acc=meta["robust"][settings.key]["test_acc"], n_test=len(test))
             cache.update_meta(config, meta, root)
     record = meta["robust"][settings.key]
     clean = ({"test_acc": record["test_acc"], "n_test": record["n_images"]}
