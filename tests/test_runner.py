@@ -197,6 +197,28 @@ def test_relative_cache_variables_are_the_callers(tmp_path: Path,
     assert runner.os.environ["ADVLENS_ZOO"] == "myzoo"  # the caller's own value, unchanged
 
 
+def test_relative_loader_paths_in_knobs_are_the_callers(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """-p data_kw '{"root": "imagenet"}' named notebooks/imagenet in the kernel (it runs
+    there); $VARIABLES stay for the loaders to expand, other keys as given."""
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    write_notebook(folder / "99_kw.ipynb",
+                   "import json\nfrom pathlib import Path\n"
+                   "Path(out_dir).mkdir(parents=True, exist_ok=True)\n"
+                   "(Path(out_dir) / 'kw.json').write_text(json.dumps("
+                   "{'data_kw': data_kw, 'stl10_kw': stl10_kw}))\n",
+                   params="data_kw = {}\nstl10_kw = {}\n")
+    monkeypatch.chdir(tmp_path)
+    runner.run("smoke", out="out", progress=False, notebooks=folder,
+               params={"data_kw": {"root": "imagenet", "size": 8, "name": "val"},
+                       "stl10_kw": {"path": "~/stl", "root": "$ADVLENS_STL10"}})
+    got = json.loads((tmp_path / "out" / "99_kw" / "kw.json").read_text())
+    assert got == {"data_kw": {"root": str(tmp_path / "imagenet"), "size": 8, "name": "val"},
+                   "stl10_kw": {"path": str(Path("~/stl").expanduser()),
+                                "root": "$ADVLENS_STL10"}}
+
+
 def test_a_rerun_into_the_same_folder_keeps_only_its_own_outputs(tmp_path: Path) -> None:
     """A folder reused with other knobs (a figure per data set, here two then one) held the
     earlier run's figure beside a run.json saying "completed" with the new knobs: the book

@@ -223,9 +223,27 @@ _RESERVED = {"preset": "--preset (Python: run(preset=...))",
              "out_dir": "--out (Python: run(out=...))"}
 
 
-# knobs naming a folder (notebook 05's sweep_dir): given to run/run_grid, resolved against the
-# caller's working directory
+# knobs naming a folder (notebook 05's sweep_dir), and the keys of a loader's keyword knobs
+# (data_kw, cifar_kw, stl10_kw) naming a folder or file: given to run/run_grid, resolved against
+# the caller's working directory ($VARIABLES are left to the loaders, which expand them)
 FOLDER_KNOBS = frozenset({"sweep_dir"})
+PATH_KEYS = frozenset({"root", "path"})
+
+
+def _callers_path(value: str) -> str:
+    """``value`` as an absolute path against the caller's working directory, unless it starts
+    with a ``$VARIABLE`` (expanded later, by the loader)."""
+    return value if value.startswith("$") else str(Path(value).expanduser().resolve())
+
+
+def _callers_paths(name: str, value: Any) -> Any:
+    """A folder knob, or a ``*_kw`` knob's folder / file entries, made the caller's."""
+    if name in FOLDER_KNOBS and isinstance(value, str):
+        return _callers_path(value)
+    if name.endswith("_kw") and isinstance(value, dict):
+        return {k: _callers_path(v) if k in PATH_KEYS and isinstance(v, str) else v
+                for k, v in value.items()}
+    return value
 
 
 def _prepare(preset: str, only: Sequence[str] | None, params: Mapping[str, Any],
@@ -250,10 +268,9 @@ def _prepare(preset: str, only: Sequence[str] | None, params: Mapping[str, Any],
         mine = {k: as_lists(v) for k, v in params.items() if k in declared[path]}
         if number in PRESETS:
             mine = {k: check_knob(number, k, v) for k, v in mine.items()}
-        # a folder knob is the caller's: the notebooks run in notebooks/, where a relative one
-        # would land (as a relative out would, see run)
-        mine = {k: str(Path(v).expanduser().resolve()) if k in FOLDER_KNOBS and v is not None
-                else v for k, v in mine.items()}
+        # a folder knob or a loader's path is the caller's: the notebooks run in notebooks/,
+        # where a relative one would land (as a relative out would, see run)
+        mine = {k: _callers_paths(k, v) for k, v in mine.items()}
         prepared[path] = mine
     return prepared
 
