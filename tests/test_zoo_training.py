@@ -171,6 +171,31 @@ def test_untrainable_counts_are_refused_before_the_zoo_trains_anything(
     assert not list(tmp_path.glob("*.pt"))  # refused up front: TINY was not trained first
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ({"optimizer": "SGD"}, "optimizer must be one of"),
+    ({"optimizer": "AdamW"}, "optimizer must be one of"),
+    ({"lr": 0.0}, "lr must be a finite number > 0"),
+    ({"lr": -0.1}, "lr must be a finite number > 0"),
+    ({"lr": "3e-3"}, "lr must be a finite number > 0"),  # PyYAML reads 3e-3 as a string
+    ({"weight_decay": -1e-4}, "weight_decay must be a finite number >= 0"),
+    ({"warmup_frac": 5.0}, "warmup_frac .* in \\[0, 1\\]"),
+    ({"warmup_frac": -0.1}, "warmup_frac .* in \\[0, 1\\]"),
+    ({"warmup_frac": float("nan")}, "warmup_frac .* in \\[0, 1\\]"),
+    ({"regime": "l2-at", "eps": 0.5, "attack_step_factor": 0.0}, "attack_step_factor > 0"),
+    ({"regime": "l2-at", "eps": 0.5, "attack_step_factor": -1.0}, "attack_step_factor > 0")])
+def test_bad_optimisation_fields_are_refused_when_the_config_is_made(
+        change: dict, message: str) -> None:
+    """They were accepted: a misspelt optimizer, a negative lr or attack_step_factor failed at
+    the model's turn in zoo.build, after the models before it had trained; lr=0 trained
+    nothing, warmup_frac=5 never let the learning rate above a fifth of ``lr`` and
+    attack_step_factor=0 trained on random noise as 'l2-at', all silently."""
+    assert max(lr_factor(s, 100, 5.0) for s in range(100)) == pytest.approx(0.2)  # the old harm
+    with pytest.raises(ValueError, match=message):
+        TINY.replace(**change)
+    TINY.replace(optimizer="sgd", lr=0.1, weight_decay=0.0, warmup_frac=0.0)  # edges accepted
+    TINY.replace(warmup_frac=1.0)
+
+
 def test_robust_eval_keys_tell_radii_apart_and_keep_earlier_keys() -> None:
     """Radii equal to 6 significant digits shared one key, so one's record served the other."""
     assert RobustEval(eps=1 / 3).key != RobustEval(eps=0.333333).key

@@ -3,8 +3,10 @@
 Every zoo model is a :class:`ZooNet`: ``normalize`` (per-dataset mean/std buffers) → ``body``
 (returns a flat (N, D) feature vector) → ``head`` (the final ``nn.Linear``, registered last).
 So ``advlens.features.representation(model, x)`` — the input of the last ``nn.Linear`` — is
-``model.body(model.normalize(x))`` for every family. No module is called twice in a forward pass
-and no activation is in-place, so hooks on any submodule see what that module computed.
+``model.body(model.normalize(x))`` for every family. No activation is in-place, and but for the
+torchvision-built ResNets (``resnet18-cifar``, ``resnet50-cifar``, ``tv-resnet*``: a block calls
+its one ``relu`` module two or three times) no module is called twice in a forward pass, so hooks
+on any submodule see what that module computed (on those ResNets, hook blocks, not ``relu``).
 
 Families (six), each at several widths/depths so test errors spread:
 ``mlp`` (fully connected), ``cnn`` (small LeNet-like conv net), ``vgg`` (3×3 conv pairs + BN + a
@@ -214,7 +216,8 @@ def alexnet(channels: int, size: int) -> tuple[nn.Module, int]:
 def torchvision_resnet(channels: int, size: int, *, depth: int) -> tuple[nn.Module, int]:
     """torchvision's ResNet-18/50 (ImageNet stem) without its ``fc`` (an Identity), the first conv
     taking ``channels``. Its ReLUs are made not in-place, but unlike the other bodies a block
-    calls its one ``relu`` module twice: hook blocks, not their ``relu``."""
+    calls its one ``relu`` module twice (three times in ResNet-50's Bottleneck): hook blocks, not
+    their ``relu``."""
     import torchvision
 
     net = getattr(torchvision.models, f"resnet{depth}")(weights=None)

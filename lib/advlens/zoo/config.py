@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ DATASETS = ("digits", "twin-cue", "cifar10", "stl10")
 REGIMES = ("standard", "l2-at", "harmonized")
 SOURCES = ("trained", "timm", "torchvision", "robustness")
 TWIN_CUE_VARIANTS = ("both", "a-only", "b-only")
+OPTIMIZERS = ("adamw", "sgd")  # advlens.zoo.training.make_optimizer
 # The importance maps a harmonized model is trained against, per dataset (stand-ins for ClickMe
 # maps, built by advlens.zoo.regimes.importance_maps): twin-cue "shape" = the shape cue's mask,
 # digits "stroke" = the stroke mask, each blurred like ClickMe maps.
@@ -146,6 +148,11 @@ class ModelConfig:
                              "Use regime='l2-at' for adversarial training.")
         if self.regime == "l2-at" and not self.eps > 0:
             raise ValueError(f"regime 'l2-at' needs eps > 0; got {self.eps}.")
+        if self.regime == "l2-at" and not (isinstance(self.attack_step_factor, numbers.Real)
+                                           and 0 < self.attack_step_factor < math.inf):
+            raise ValueError(f"regime 'l2-at' needs a finite attack_step_factor > 0 (PGD steps "
+                             f"of attack_step_factor · eps / attack_steps; 0 leaves only the "
+                             f"random start); got {self.attack_step_factor!r}.")
         self._check_harmonizer()
         if self.dataset == "twin-cue":
             if self.variant not in TWIN_CUE_VARIANTS:
@@ -169,6 +176,8 @@ class ModelConfig:
                              f"{self.dataset!r}).")
         if self.epochs < 1 and self.source == "trained":
             raise ValueError(f"epochs must be >= 1; got {self.epochs}.")
+        if self.source == "trained":
+            self._check_optimisation()
         if self.classes is not None:
             object.__setattr__(self, "classes", tuple(int(c) for c in self.classes))
             if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2 or not all(
@@ -181,6 +190,25 @@ class ModelConfig:
     def num_classes(self) -> int:
         """Outputs of the model: ``len(classes)`` for a class-subset model, else 10."""
         return NUM_CLASSES if self.classes is None else len(self.classes)
+
+    def _check_optimisation(self) -> None:
+        """Refuse, at construction, what :func:`advlens.zoo.training.train` would refuse only
+        at this model's turn in a zoo build (after the models before it trained), or would
+        train silently with a schedule the value never meant (``warmup_frac=5`` for 5 %)."""
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS} (lower case); got "
+                             f"{self.optimizer!r}.")
+        for name, least in (("lr", None), ("weight_decay", 0.0)):
+            value = getattr(self, name)
+            if not (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                    and math.isfinite(value) and (value > 0 if least is None else value >= least)):
+                raise ValueError(f"ModelConfig.{name} must be a finite number "
+                                 f"{'> 0' if least is None else '>= 0'}; got {value!r}.")
+        frac = self.warmup_frac
+        if not (isinstance(frac, numbers.Real) and not isinstance(frac, bool)
+                and 0 <= frac <= 1):
+            raise ValueError(f"warmup_frac is the fraction of the training steps spent warming "
+                             f"up, in [0, 1] (5 % is 0.05); got {frac!r}.")
 
     def _check_harmonizer(self) -> None:
         if self.regime != "harmonized":

@@ -30,7 +30,7 @@ from advlens.data import ImageSet
 from advlens.rng import seeded
 from advlens.zoo.architectures import ZooNet, build_model
 from advlens.zoo.augment import augment
-from advlens.zoo.config import ModelConfig
+from advlens.zoo.config import OPTIMIZERS, ModelConfig
 from advlens.zoo.regimes import (
     Batch,
     check_trainable,
@@ -66,7 +66,7 @@ def make_optimizer(model: nn.Module, config: ModelConfig) -> torch.optim.Optimiz
     if config.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
                                weight_decay=config.weight_decay)
-    raise ValueError(f"optimizer must be 'adamw' or 'sgd'; got {config.optimizer!r}.")
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {config.optimizer!r}.")
 
 
 def lr_factor(step: int, total: int, warmup_frac: float) -> float:
