@@ -530,3 +530,44 @@ def test_constant_searches_without_early_abort_do_not_depend_on_the_batch(name: 
     assert torch.equal(whole.success, ones.success)
     torch.testing.assert_close(ones.norms, whole.norms, rtol=1e-5, atol=1e-6)
     assert "batched with it" in " ".join((fn.__doc__ or "").split())
+
+
+COUNTED: dict[str, Callable[..., AttackResult]] = {
+    "pgd": lambda m, x, y, **k: attacks.pgd(m, x, y, eps=0.5, **{"steps": 3, **k}),
+    "ddn": lambda m, x, y, **k: attacks.ddn(m, x, y, **{"steps": 3, **k}),
+    "fmn": lambda m, x, y, **k: attacks.fmn(m, x, y, **{"steps": 3, **k}),
+    "alma": lambda m, x, y, **k: attacks.alma(m, x, y, **{"steps": 3, **k}),
+    "fab": lambda m, x, y, **k: attacks.fab(m, x, y, **{"steps": 3, **k}),
+    "cw-l2": lambda m, x, y, **k: attacks.cw_l2(m, x, y, **{"steps": 3, "binary_steps": 1, **k}),
+    "ead": lambda m, x, y, **k: attacks.ead(m, x, y, **{"steps": 3, "binary_steps": 1, **k}),
+    "ifgsm-search": lambda m, x, y, **k: attacks.ifgsm_search(m, x, y,
+                                                              **{"steps": 2, "tries": 2, **k}),
+    "minimal-eps-pgd": lambda m, x, y, **k: attacks.minimal_eps_pgd(m, x, y, **{"steps": 2, **k}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COUNTED))
+@pytest.mark.parametrize("steps", [3.0, "3", True])
+def test_a_step_count_that_is_not_an_int_is_named(name: str, steps: object) -> None:
+    """steps=3.0 or "3" (a value read from a config file) failed inside the loop with Python's
+    "'float' object cannot be interpreted as an integer" or "'<' not supported between
+    instances of 'str' and 'int'", naming neither the argument nor the value; True ran 1 step."""
+    model, x = tiny_cnn().eval(), random_images(2)
+    with pytest.raises(ValueError, match=f"steps must be an int >= [12]; got {steps!r}"):
+        COUNTED[name](model, x, torch.tensor([0, 1]), steps=steps)
+
+
+@pytest.mark.parametrize("name", ["pgd", "ddn", "cw-l2", "ifgsm-search"])
+def test_numpy_step_counts_are_taken(name: str) -> None:
+    model, x, y = tiny_cnn().eval(), random_images(2), torch.tensor([0, 1])
+    a = COUNTED[name](model, x, y, steps=2)
+    b = COUNTED[name](model, x, y, steps=np.int64(2))
+    assert torch.equal(a.adv, b.adv) and a.passes == b.passes
+
+
+def test_pgd_names_an_eps_given_as_a_string() -> None:
+    """pgd derived its default step (2.5·eps/steps) before checking eps: "0.5" failed with
+    "can't multiply sequence by non-int of type 'float'"."""
+    model, x = tiny_cnn().eval(), random_images(2)
+    with pytest.raises(TypeError, match="eps must be a number or an"):
+        attacks.pgd(model, x, torch.tensor([0, 1]), eps="0.5")

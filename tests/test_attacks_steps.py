@@ -420,7 +420,7 @@ def test_ddn_takes_a_single_step() -> None:
     r = attacks.ddn(model, x, y, steps=1)
     assert r.passes == 1 and r.cost == 2
     assert torch.equal(r.adv, x) and not r.success.any()  # only the clean image was checked
-    with pytest.raises(ValueError, match="steps must be >= 1"):
+    with pytest.raises(ValueError, match="steps must be an int >= 1"):
         attacks.ddn(model, x, y, steps=0)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -190,8 +191,40 @@ def test_the_earliest_epoch_of_the_best_accuracy_is_kept() -> None:
 @pytest.mark.parametrize("bad", [{"epochs": 0}, {"batch_size": 0}, {"lr": 0.0}])
 def test_training_settings_are_checked(bad: dict) -> None:
     x, y = random_images(8), torch.arange(8) % 2
-    with pytest.raises(ValueError, match="need epochs >= 1, batch_size >= 1, lr > 0"):
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=f"{name} must be "):
         linear_probe(_source(), x, y, x, y, **bad)
+
+
+@pytest.mark.parametrize("probe", [linear_probe, fine_tune])
+@pytest.mark.parametrize(("bad", "error"), [
+    ({"epochs": 2.5}, ValueError), ({"batch_size": 32.0}, ValueError),
+    ({"lr": "0.01"}, TypeError), ({"weight_decay": "1e-4"}, TypeError),
+    ({"lr": math.inf}, ValueError), ({"weight_decay": -1.0}, ValueError)])
+def test_training_settings_of_the_wrong_type_are_named_before_any_work(
+        probe, bad: dict, error: type, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """A fraction of an epoch or a batch, a rate given as a string or an infinite one failed in
+    the training loop (after the features were computed) with torch's or Python's error, which
+    named neither the argument nor the value ('float' object cannot be interpreted as an
+    integer; '>' not supported between instances of 'str' and 'int'), or trained to NaN."""
+    x, y = random_images(8), torch.arange(8) % 2
+
+    def spy(*args, **kw) -> None:  # noqa: ANN002, ANN003
+        raise AssertionError("the features were computed before the settings were checked")
+
+    monkeypatch.setattr("advlens.probes.representation", spy)
+    monkeypatch.setattr("advlens.probes.replace_head", spy)
+    name = next(iter(bad))
+    with pytest.raises(error, match=f"{name} must be"):
+        probe(_source(), x, y, x, y, **bad)
+
+
+def test_numpy_training_settings_are_taken() -> None:
+    x, y = random_images(8), torch.arange(8) % 2
+    a = linear_probe(_source(), x, y, x, y, epochs=2, lr=0.05, batch_size=4)
+    b = linear_probe(_source(), x, y, x, y, epochs=np.int64(2), lr=np.float64(0.05),
+                     batch_size=torch.tensor(4), weight_decay=np.float64(0.0))
+    assert a.history == b.history
 
 
 def test_train_loss_is_the_mean_cross_entropy_over_the_epoch() -> None:

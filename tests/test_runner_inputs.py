@@ -103,6 +103,23 @@ def test_every_grid_point_is_checked_before_anything_runs(
     assert ran == [] and not (tmp_path / "grid").exists()  # no run, no stamped folder
 
 
+def test_a_grid_takes_arrays_as_lists_of_their_items(
+        notebooks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """{"seed": np.arange(2)} was refused with the advice to write {'seed': [array([0, 1])]},
+    a single point whose seed is an array; it is the grid of seeds 0 and 1."""
+    import numpy as np
+    import torch
+
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(runner, "_execute", _fake_execute(seen))
+    for values in (np.arange(2), torch.arange(2), np.array([0.0, 1.0])):
+        seen.clear()
+        runner.run_grid({"seed": values}, "smoke", out=tmp_path / "grid", notebooks=notebooks,
+                        force=True)
+        assert [p["seed"] for p in seen] == [0, 1]
+        assert all(type(p["seed"]) is int for p in seen)
+
+
 def _fake_execute(calls: list[dict[str, Any]]) -> Any:
     """_execute without a kernel: records the call, fails for bad=True, writes run.json."""
     def execute(path: Path, out_dir: Path, params: dict[str, Any],

@@ -19,6 +19,7 @@ re-drew the weight only and kept the source's bias; ours is a fresh layer, bias 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -34,6 +35,7 @@ from advlens.checks import (
     check_count,
     check_images,
     check_labels,
+    check_positive_int,
     eval_mode,
     images_for,
     model_device,
@@ -142,14 +144,38 @@ RECIPES: tuple[str, ...] = ("adamw", "liang")
 LIANG_RECIPE = {"momentum": 0.9, "weight_decay": 1e-4, "batch_size": 64}
 
 
-def _recipe(recipe: str, weight_decay: float | None,
-            batch_size: int | None) -> tuple[float, int]:
-    """(weight decay, batch size): those given, else ``recipe``'s."""
+def _number(value: object, name: str) -> float:
+    """``value`` as a float if it is a real number (NumPy's and 0-dim tensors included); a
+    string, a bool or anything else is refused by name (it failed inside the training loop)."""
+    if isinstance(value, bool | str | bytes):
+        number = None
+    else:
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError, RuntimeError):
+            number = None
+    if number is None:
+        raise TypeError(f"{name} must be a number; got {value!r} ({type(value).__name__}).")
+    return number
+
+
+def _recipe(recipe: str, weight_decay: float | None, batch_size: int | None, *, epochs: int,
+            lr: float) -> tuple[float, int, int, float]:
+    """(weight decay, batch size, epochs, lr): those given, else ``recipe``'s, checked before
+    any work (a string or a fraction failed in the loop with an error naming neither)."""
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {RECIPES}; got {recipe!r}.")
     defaults = LIANG_RECIPE if recipe == "liang" else {"weight_decay": 0.0, "batch_size": 128}
-    return (defaults["weight_decay"] if weight_decay is None else weight_decay,
-            defaults["batch_size"] if batch_size is None else batch_size)
+    weight_decay = _number(defaults["weight_decay"] if weight_decay is None else weight_decay,
+                           "weight_decay")
+    if not 0.0 <= weight_decay < math.inf:
+        raise ValueError(f"weight_decay must be finite and >= 0; got {weight_decay!r}.")
+    lr = _number(lr, "lr")
+    if not 0.0 < lr < math.inf:
+        raise ValueError(f"lr must be finite and > 0; got {lr!r}.")
+    size = defaults["batch_size"] if batch_size is None else batch_size
+    return (weight_decay, check_positive_int(size, "batch_size"),
+            check_positive_int(epochs, "epochs"), lr)
 
 
 def _fit(params: list[nn.Parameter], loss_of: Callable[[Tensor], Tensor],
@@ -215,7 +241,8 @@ def linear_probe(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tens
     :class:`ProbeResult`. The body runs in eval mode throughout: the head's inputs are the
     source's penultimate features, computed once, and no BatchNorm statistic changes.
     """
-    weight_decay, batch_size = _recipe(recipe, weight_decay, batch_size)
+    weight_decay, batch_size, epochs, lr = _recipe(recipe, weight_decay, batch_size,
+                                                   epochs=epochs, lr=lr)
     k = _num_classes(y_train, y_val, num_classes)
     x_train, y_train = _check_data(x_train, y_train, "train", k)
     x_val, y_val = _check_data(x_val, y_val, "val", k)
@@ -259,7 +286,8 @@ def fine_tune(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tensor,
     off either way. Same arguments and result as :func:`linear_probe`.
     """
     batchnorm_eval = check_bool(batchnorm_eval, "batchnorm_eval")
-    weight_decay, batch_size = _recipe(recipe, weight_decay, batch_size)
+    weight_decay, batch_size, epochs, lr = _recipe(recipe, weight_decay, batch_size,
+                                                   epochs=epochs, lr=lr)
     k = _num_classes(y_train, y_val, num_classes)
     x_train, y_train = _check_data(x_train, y_train, "train", k)
     x_val, y_val = _check_data(x_val, y_val, "val", k)

@@ -412,6 +412,11 @@ def run_grid(grid: Mapping[str, Sequence[Any]], preset: str = "laptop", *,
     points. ``client`` (or ``$ADVLENS_SCHEDULER``): run the points on a dask cluster
     (:func:`advlens.parallel.pmap`, a failing point is retried once there).
     """
+    # a 1-D array (NumPy's, torch's: np.arange(3)) is the list of its items, as Python numbers;
+    # the error below would advise wrapping it whole, which makes one point holding the array
+    grid = {key: values.tolist() if getattr(values, "ndim", None) == 1
+            and callable(getattr(values, "tolist", None)) else values
+            for key, values in grid.items()}
     for key, values in grid.items():
         if isinstance(values, str | bytes) or not isinstance(values, Sequence):
             raise TypeError(f"grid[{key!r}] = {values!r}: the values of a grid knob must be a "

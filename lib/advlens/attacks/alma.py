@@ -29,7 +29,7 @@ from advlens.attacks.core import (
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.norms import unit_l2
 from advlens.attacks.result import AttackResult
-from advlens.checks import as_tensor
+from advlens.checks import as_tensor, check_positive_int
 
 
 def p2_penalty(c: Tensor, rho: Tensor, mu: Tensor) -> Tensor:
@@ -135,8 +135,8 @@ def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
     AttackResult with each image's smallest-L2 adversarial iterate. Cost: ``steps`` passes + one
     confirming forward.
     """
-    if steps < 1 or check_every < 1:
-        raise ValueError(f"steps and check_every must be >= 1; got {steps}, {check_every}.")
+    steps, check_every = check_positive_int(steps, "steps"), check_positive_int(check_every,
+                                                                               "check_every")
     for name, value in (("lr", lr), ("lr_reduction", lr_reduction), ("mu", mu), ("rho", rho),
                         ("tau", tau), ("rho_growth", rho_growth), ("alpha", alpha)):
         check_positive(name, value)

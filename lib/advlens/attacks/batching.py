@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from advlens.attacks.core import tqdm_disabled
 from advlens.attacks.result import AttackResult
-from advlens.checks import as_tensor, check_labels
+from advlens.checks import as_tensor, check_labels, check_positive_int
 
 
 def run_batched(attack: Callable[..., AttackResult], model: nn.Module, x: Tensor, y: Tensor, *,
@@ -26,8 +26,7 @@ def run_batched(attack: Callable[..., AttackResult], model: nn.Module, x: Tensor
     call; so do :func:`~advlens.attacks.cw_l2` and :func:`~advlens.attacks.ead` with
     ``abort_early`` (their early abort tests the batch's summed objective). The other attacks
     treat each image on its own: chunks change their results only at float rounding."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+    batch_size = check_positive_int(batch_size, "batch_size")
     x = as_tensor(x, "x")
     y = check_labels(y, x.shape[0], "y")
     if targets is not None:

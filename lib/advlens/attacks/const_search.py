@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from advlens.attacks.best import BestAdversarial
 from advlens.attacks.core import bookkeeping, check_positive, margin_and_grad, tqdm_disabled
 from advlens.attacks.criterion import Criterion
+from advlens.checks import check_positive_int
 
 
 class ConstSearch:
@@ -128,8 +129,8 @@ def const_search(model: nn.Module, crit: Criterion, opt: Optimiser, best: BestAd
 def check_search_settings(binary_steps: int, steps: int, initial_const: float, lr: float,
                           kappa: float) -> None:
     """Refuse settings no constant search can run with (counts < 1, non-positive c or lr)."""
-    if binary_steps < 1 or steps < 1:
-        raise ValueError(f"binary_steps and steps must be >= 1; got {binary_steps}, {steps}.")
+    check_positive_int(binary_steps, "binary_steps")
+    check_positive_int(steps, "steps")
     check_positive("initial_const", initial_const)
     check_positive("lr", lr)
     check_positive("kappa", kappa, allow_zero=True)

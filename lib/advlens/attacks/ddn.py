@@ -28,7 +28,7 @@ from advlens.attacks.core import (
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.norms import _TINY, lp_norms, per_sample, unit_l2  # (unit_l2's floor)
 from advlens.attacks.result import AttackResult
-from advlens.checks import as_tensor
+from advlens.checks import as_tensor, check_positive_int
 
 
 def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
@@ -67,8 +67,7 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
     and the margin's gradient does not vanish.
     Cost: ``steps`` passes + one confirming forward.
     """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1; got {steps}.")
+    steps = check_positive_int(steps, "steps")
     if isinstance(init_eps, bool) or not isinstance(init_eps, (numbers.Real, Tensor)):
         raise TypeError(f"init_eps must be a number or an (N,) tensor; got {init_eps!r}.")
     for name, value in (("init_eps", init_eps), ("gamma", gamma), ("max_step", max_step),

@@ -24,7 +24,7 @@ from advlens.attacks.core import (
 )
 from advlens.attacks.norms import Norm, check_norm, lp_norms
 from advlens.attacks.result import AttackResult
-from advlens.checks import as_tensor
+from advlens.checks import as_tensor, check_positive_int
 
 _TINY = 1e-12
 
@@ -246,8 +246,8 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
     steps and the linearisation points); cost: at most ``steps``, plus one confirming forward.
     """
     norm = check_norm(norm, ("l2", "linf"))
-    if steps < 2 or candidates < 1:
-        raise ValueError(f"steps must be >= 2 and candidates >= 1; got {steps}, {candidates}.")
+    steps = check_positive_int(steps, "steps", least=2)
+    candidates = check_positive_int(candidates, "candidates")
     if narrow is not None and (isinstance(narrow, bool)
                                or not isinstance(narrow, numbers.Integral) or narrow < 1):
         raise ValueError(f"narrow must be None or an int >= 1; got {narrow!r}.")

@@ -22,7 +22,7 @@ from advlens.attacks.core import (
 )
 from advlens.attacks.norms import Norm, check_norm, lp_norms, per_sample, project_ball, unit_l2
 from advlens.attacks.result import AttackResult
-from advlens.checks import as_tensor
+from advlens.checks import as_tensor, check_positive_int
 
 _DUAL = {"l2": "l2", "linf": "l1"}
 
@@ -51,8 +51,7 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
     Cost: ``steps`` passes + one confirming forward.
     """
     norm = check_norm(norm, ("l2", "linf"))
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1; got {steps}.")
+    steps = check_positive_int(steps, "steps")
     if direction not in ("auto", "sign", "l2"):
         raise ValueError(f"direction must be 'auto', 'sign' or 'l2'; got {direction!r}.")
     if direction == "auto":

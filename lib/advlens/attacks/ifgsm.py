@@ -10,7 +10,7 @@ from advlens.attacks.norms import Norm, check_norm
 from advlens.attacks.pgd import run_pgd
 from advlens.attacks.result import AttackResult
 from advlens.attacks.search import EpsSearch, doubling_bisection
-from advlens.checks import as_tensor
+from advlens.checks import as_tensor, check_positive_int
 
 
 def ifgsm_search(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 50,
@@ -27,8 +27,7 @@ def ifgsm_search(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 50,
     """
     norm = check_norm(norm, ("l2", "linf"))
     check_positive("start_eps", start_eps)
-    if steps < 1 or tries < 1:
-        raise ValueError(f"steps and tries must be >= 1; got steps={steps}, tries={tries}.")
+    steps, tries = check_positive_int(steps, "steps"), check_positive_int(tries, "tries")
     home = as_tensor(x, "x").device
     with attack_mode(model):
         x0, _, crit = prepare(model, x, y, targets=targets)

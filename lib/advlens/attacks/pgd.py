@@ -28,7 +28,7 @@ from advlens.attacks.norms import (
     random_in_ball,
 )
 from advlens.attacks.result import AttackResult
-from advlens.checks import as_tensor
+from advlens.checks import as_tensor, check_positive_int
 
 
 def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: Norm = "l2",
@@ -53,12 +53,11 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: No
     success check.
     """
     norm = check_norm(norm, ("l2", "linf"))
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1; got {steps}.")
+    steps = check_positive_int(steps, "steps")
     if keep not in ("last", "any"):
         raise ValueError(f"keep must be 'last' or 'any'; got {keep!r}.")
+    check_positive("eps", eps, allow_zero=True)  # before it scales the default step
     step = 2.5 * eps / steps if step_size is None else step_size
-    check_positive("eps", eps, allow_zero=True)
     check_positive("step_size", step, allow_zero=True)
     home = as_tensor(x, "x").device
     with attack_mode(model):

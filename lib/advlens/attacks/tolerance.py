@@ -10,7 +10,7 @@ from advlens.attacks.norms import Norm, check_norm
 from advlens.attacks.pgd import run_pgd
 from advlens.attacks.result import AttackResult
 from advlens.attacks.search import EpsSearch, bracketed_bisection
-from advlens.checks import as_tensor
+from advlens.checks import as_tensor, check_positive_int
 
 
 def minimal_eps_pgd(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 3,
@@ -41,8 +41,9 @@ def minimal_eps_pgd(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 3,
     if not 0 < eps_min < eps_mid < eps_max:
         raise ValueError(f"need 0 < eps_min < eps_mid < eps_max; got {eps_min}, {eps_mid}, "
                          f"{eps_max}.")
-    if steps < 1 or width_low <= 0 or width_high <= 0:
-        raise ValueError("steps must be >= 1 and the widths > 0.")
+    steps = check_positive_int(steps, "steps")
+    if width_low <= 0 or width_high <= 0:
+        raise ValueError("the widths must be > 0.")
     home = as_tensor(x, "x").device
     with attack_mode(model):
         x0, _, crit = prepare(model, x, y)
