@@ -4,6 +4,7 @@ and the paper preset's early data check."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import math
 import warnings
@@ -479,3 +480,38 @@ def test_findings_leave_untested_a_ci_that_ties_make_no_evidence() -> None:
     assert (corr["lo"] > 0).all() and not corr["testable"].any() and not corr["holds"].any()
     table = liang2021.findings(liang2021.summarize(rows), corr)
     assert table["holds"].isna().all() and table["evidence"].str.contains("too few").all()
+
+
+def test_experiment_b_probes_for_its_own_epochs_at_the_paper_preset() -> None:
+    """Their cmd.sh ran experiment B's transfer.py with --epoch 10 and A's at its default (300):
+    the paper preset probed B for 300 epochs too."""
+    knobs = presets.resolve("04", "paper")
+    a, b = liang2021.experiments_from_knobs(knobs)
+    assert (a.probe_epochs, b.probe_epochs, knobs["probe_epochs"]) == (None, 10, 300)
+    laptop = presets.resolve("04", "laptop")
+    assert all(e.probe_epochs is None for e in liang2021.experiments_from_knobs(laptop))
+    given = liang2021.experiments_from_knobs({**laptop, "b_probe_epochs": 3})
+    assert [e.probe_epochs for e in given] == [None, None, 3]  # A-digits, A-twin-cue, B-digits
+
+
+def test_run_experiment_probes_for_the_experiments_own_epochs(monkeypatch) -> None:  # noqa: ANN001
+    """run_experiment hands evaluate_sources the experiment's probe_epochs where it has them."""
+    import types
+
+    seen: list[int] = []
+    monkeypatch.setattr(liang2021.zoo, "load", lambda *a, **k: types.SimpleNamespace(
+        model=tiny_cnn(seed=0, k=2)))
+    monkeypatch.setattr(liang2021, "dataset_for", lambda *a, **k: ImageSet(
+        random_images(4), torch.tensor([0, 1, 0, 1]), None, ("a", "b"), "toy"))
+
+    def evaluate(reference, models, train, test, settings, seed):  # noqa: ANN001, ANN202
+        seen.append(settings.probe_epochs)
+        return pd.DataFrame({"source": list(models)})
+
+    monkeypatch.setattr(liang2021, "evaluate_sources", evaluate)
+    config = ModelConfig("cnn-s", epochs=1)
+    experiment = liang2021.Experiment("B", config, (liang2021.Source("s", config),))
+    settings = liang2021.Settings(probe_epochs=30)
+    liang2021.run_experiment(experiment, [0], settings)
+    liang2021.run_experiment(dataclasses.replace(experiment, probe_epochs=10), [0], settings)
+    assert seen == [30, 10] and settings.probe_epochs == 30

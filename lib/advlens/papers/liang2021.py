@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -122,6 +122,9 @@ class Experiment:
     reference: ModelConfig
     sources: tuple[Source, ...]
     description: str = ""
+    # this experiment's probe epochs where they are not the settings' (None: the settings');
+    # their cmd.sh ran experiment B's transfer.py with --epoch 10, A's at its default
+    probe_epochs: int | None = None
 
 
 def experiment_a(name: str, reference: ModelConfig, target: Sequence[int], other: Sequence[int],
@@ -264,6 +267,8 @@ def run_experiment(experiment: Experiment, seeds: Sequence[int], settings: Setti
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and at least one; got {seeds} (a repeated seed "
                          "reloads the same models and counts their numbers twice).")
+    if experiment.probe_epochs is not None:
+        settings = replace(settings, probe_epochs=experiment.probe_epochs)  # (checked there)
     frames = []
     for seed in tqdm(seeds, desc=experiment.name, disable=not progress, leave=False):
         ref_cfg = experiment.reference.replace(seed=seed)
@@ -462,8 +467,9 @@ def experiments_from_knobs(knobs: Mapping[str, Any]) -> list[Experiment]:
                                          knobs["a_other"]),
         "A-twin-cue": lambda: experiment_a("A-twin-cue", twin_ref, knobs["a_target"],
                                            knobs["a_other"]),
-        "B-digits": lambda: experiment_b("B-digits", b_ref, knobs["b_target"],
-                                         knobs["b_source"], knobs["b_archs"]),
+        "B-digits": lambda: replace(experiment_b("B-digits", b_ref, knobs["b_target"],
+                                                 knobs["b_source"], knobs["b_archs"]),
+                                    probe_epochs=knobs["b_probe_epochs"]),
     }
     unknown = sorted(set(knobs["experiments"]) - set(makers))
     if unknown:
@@ -511,7 +517,8 @@ def paper_experiments(knobs: Mapping[str, Any]) -> list[Experiment]:
     made = {"A-cifar10-stl10": Experiment("A-cifar10-stl10", reference, tuple(sources_a),
                                           "CIFAR-10 class subsets -> STL-10 animals"),
             "B-cifar10-stl10": Experiment("B-cifar10-stl10", reference_b, sources_b,
-                                          "architectures on CIFAR-10 -> STL-10 (ten classes)")}
+                                          "architectures on CIFAR-10 -> STL-10 (ten classes)",
+                                          probe_epochs=knobs["b_probe_epochs"])}
     unknown = sorted(set(knobs["experiments"]) - set(made))
     if unknown:
         raise ValueError(f"unknown experiment(s) {unknown}; choose from {sorted(made)}.")
