@@ -186,10 +186,7 @@ def _fit(params: list[nn.Parameter], loss_of: Callable[[Tensor], Tensor],
     minibatches (a lone last image joins the batch before it); after each epoch the validation
     accuracy; returns the best (val_acc, epoch, history, state) — the earliest epoch of the
     best accuracy."""
-    if epochs < 1 or batch_size < 1 or not lr > 0:
-        raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, "
-                         f"{batch_size}, {lr}.")
-    schedule = None
+    schedule = None  # (the settings were checked by _recipe)
     if recipe == "liang":
         opt: torch.optim.Optimizer = torch.optim.SGD(
             params, lr=lr, momentum=LIANG_RECIPE["momentum"], weight_decay=weight_decay)

@@ -32,10 +32,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from advlens.data.sources import SOURCES
 from advlens.io import atomic_write_json, config_hash, json_text, read_json
 from advlens.parallel import TaskError, TaskFailures
 from advlens.paths import figures_dir, notebooks_dir
 from advlens.presets import PRESET_NAMES, PRESETS, as_lists, check_knob, notebook_number
+from advlens.zoo.paper import CHECKPOINTS_ENV, MANIFEST_ENV
 
 _NUMBERED = re.compile(r"^(\d\d)_.+\.ipynb$")
 RUN_RECORD = "run.json"  # per notebook folder: status of its last run
@@ -114,9 +116,8 @@ _EXECUTE_LOCK = threading.Lock()
 
 # environment variables naming a file or folder (the caches of advlens.paths, the data sets,
 # the paper zoo's checkpoints and manifest): the kernels inherit them but run in notebooks/
-PATH_ENV = ("ADVLENS_HOME", "ADVLENS_DATA", "ADVLENS_ZOO", "ADVLENS_CHECKPOINTS",
-            "ADVLENS_PAPER_ZOO", "ADVLENS_IMAGENET", "ADVLENS_CIFAR10", "ADVLENS_STL10",
-            "ADVLENS_CLICKME")
+PATH_ENV = ("ADVLENS_HOME", "ADVLENS_DATA", "ADVLENS_ZOO", CHECKPOINTS_ENV, MANIFEST_ENV,
+            *(source.env for source in SOURCES.values()))
 
 
 @contextlib.contextmanager

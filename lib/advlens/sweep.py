@@ -320,10 +320,8 @@ def markdown(counts: pd.DataFrame, headline: pd.DataFrame, *, preset: str | None
     if preset == "paper":
         # only the notebooks given zoo_seed retrain anything (03 declares none: its twin-cue
         # models are the same in every run too)
-        seeded = sorted({nb[:2] for nb, knobs in zip(counts["notebook"], counts["seed_knobs"],
-                                                     strict=True)
-                         if "zoo_seed" in str(knobs).split(", ")}) \
-            if "seed_knobs" in counts else []
+        seeded = sorted(nb[:2] for nb, group in counts.groupby("notebook")
+                        if "zoo_seed" in _knobs_of(group).split(", "))
         where = (f"in the notebook{'s' if len(seeded) > 1 else ''} given `zoo_seed` "
                  f"({', '.join(seeded)})" if seeded else
                  "and no notebook of this sweep was given `zoo_seed`")
