@@ -189,7 +189,7 @@ def test_a_move_of_exactly_the_tolerance_is_within(tmp_path: Path) -> None:
     report = verify.verify(over, ref, tolerances=tol)
     assert {(c.table, c.column) for c in report.moved} == {("01_x/01a.csv", "cka"),
                                                           ("01_x/01_findings.csv", "evidence")}
-    summary = report.text().splitlines()[4]
+    summary = next(line for line in report.text().splitlines() if "tables compared" in line)
     assert summary.startswith("  2 tables compared: 0 identical, 0 within tolerance")
     assert summary.endswith(" 2 with numbers beyond tolerance")
 
@@ -255,6 +255,32 @@ def test_provenance_records_cpu_capability_threads_and_determinism() -> None:
     assert settings["threads"] == 1
     assert settings["deterministic_algorithms"] is False
     assert settings["env"]["ATEN_CPU_CAPABILITY"] == "default"
+
+
+def test_provenance_records_the_gpus_and_tf32(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from advlens import provenance
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=None: f"NVIDIA H100 #{i}")
+    monkeypatch.setenv("ADVLENS_DEVICE", "cuda")
+    settings = provenance.compute_settings()
+    assert settings["gpus"] == ["NVIDIA H100 #0", "NVIDIA H100 #1"]
+    assert settings["tf32"] == {"matmul": torch.backends.cuda.matmul.allow_tf32,
+                                "cudnn": torch.backends.cudnn.allow_tf32}
+    assert settings["env"]["ADVLENS_DEVICE"] == "cuda"
+    tables = _tables([0.7, 0.2, 0.9], [True, False])
+    ref = _run_folder(tmp_path / "ref", "laptop", tables)
+    run = _run_folder(tmp_path / "run", "laptop", tables)
+    for path in run.rglob("*.provenance.json"):  # the run on a GPU, the reference on a CPU
+        record = json.loads(path.read_text())
+        record["compute"]["gpus"] = settings["gpus"]
+        path.write_text(json.dumps(record))
+    report = verify.verify(run, ref, tolerances={})
+    assert report.compute["gpus"] == ("not recorded", ["NVIDIA H100 #0", "NVIDIA H100 #1"])
 
 
 def test_committed_reference_is_figures_at_head(tmp_path: Path) -> None:

@@ -113,7 +113,7 @@ def incomplete_notebooks(run: str | Path) -> dict[str, str]:
 
 
 _COMPUTE_ENV = ("ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                "CUBLAS_WORKSPACE_CONFIG")
+                "CUBLAS_WORKSPACE_CONFIG", "ADVLENS_DEVICE", "CUDA_VISIBLE_DEVICES")
 
 
 def compute_settings() -> dict[str, Any]:
@@ -123,9 +123,15 @@ def compute_settings() -> dict[str, Any]:
     -------
     ``cpu_capability`` (the instruction set torch's CPU kernels use: ``DEFAULT``, ``AVX2``,
     ``AVX512``...; set it with ``ATEN_CPU_CAPABILITY``), intra-/inter-op ``threads``, the
-    deterministic-algorithm flags, cuDNN's flags and the environment variables that set them.
+    deterministic-algorithm flags, cuDNN's flags and the environment variables that set them;
+    the CUDA ``gpus`` torch sees (the paper zoo's models run there, and training with
+    ``$ADVLENS_DEVICE=cuda``) and whether float32 matmuls / cuDNN convolutions may run in
+    ``tf32`` (on by default for convolutions: 10 mantissa bits instead of 23).
     """
     import torch
+
+    gpus = ([torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            if torch.cuda.is_available() else [])
 
     return {
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -136,6 +142,9 @@ def compute_settings() -> dict[str, Any]:
         "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "cuda_available": torch.cuda.is_available(),
+        "gpus": gpus,
+        "tf32": {"matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+                 "cudnn": bool(torch.backends.cudnn.allow_tf32)},
         "env": {name: os.environ.get(name) for name in _COMPUTE_ENV},
     }
 

@@ -321,7 +321,7 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
                             "counts as untoleranced (measure them with --measure RUN_A RUN_B)")
         table = {}
     ref_compute, run_compute = _compute_of(reference), _compute_of(run)
-    for key in ("cpu_capability", "threads", "deterministic_algorithms"):
+    for key in ("cpu_capability", "threads", "deterministic_algorithms", "gpus"):
         report.compute[key] = (ref_compute.get(key, "not recorded"),
                                run_compute.get(key, "not recorded"))
     run_tables = set(_tables(run))

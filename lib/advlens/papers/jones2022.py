@@ -194,6 +194,14 @@ def grouped_jackknife(n: int, statistic: Callable[[np.ndarray], float], *, group
     return Estimate(theta, theta - half, theta + half, n)
 
 
+def _host(rep: Tensor | np.ndarray) -> np.ndarray:
+    """A representation as a float64 NumPy array (a GPU or bfloat16 tensor is copied to the
+    CPU in float64 first: NumPy takes neither)."""
+    if isinstance(rep, Tensor):
+        rep = rep.detach().cpu().double()
+    return np.asarray(rep, np.float64)
+
+
 def mean_cka_ci(reps: Mapping[str, Mapping[str, Tensor]], pairs: Sequence[tuple[str, str]], *,
                 groups: int = 20, level: float = 0.95, seed: int = 0,
                 debiased: bool = False) -> Estimate:
@@ -208,8 +216,7 @@ def mean_cka_ci(reps: Mapping[str, Mapping[str, Tensor]], pairs: Sequence[tuple[
         if row not in reps or row not in reps[row] or col not in reps[row]:
             raise ValueError(f"reps has no representations for pair ({row!r}, {col!r}); reps[R] "
                              "must hold R's and C's representations of R's data.")
-        arrays[(row, col)] = (np.asarray(reps[row][row], np.float64),
-                              np.asarray(reps[row][col], np.float64))
+        arrays[(row, col)] = (_host(reps[row][row]), _host(reps[row][col]))
     n = {a.shape[0] for a, _ in arrays.values()}
     if len(n) != 1:
         raise ValueError(f"every row's dataset must have the same number of images; got {n}.")
@@ -306,9 +313,10 @@ def label_cka(reps: Mapping[str, Tensor], labels: Tensor) -> pd.Series:
 def class_means(rep: Tensor, labels: Tensor) -> Tensor:
     """``rep`` with every row replaced by its class's mean row (keeps only class geometry)."""
     rep = as_tensor(rep, "rep").double()
-    labels = check_labels(labels, rep.shape[0], "labels").cpu()
+    labels = check_labels(labels, rep.shape[0], "labels").to(rep.device)
     classes, inverse = torch.unique(labels, return_inverse=True)
-    sums = torch.zeros(len(classes), rep.shape[1], dtype=rep.dtype).index_add_(0, inverse, rep)
+    sums = torch.zeros(len(classes), rep.shape[1], dtype=rep.dtype,
+                       device=rep.device).index_add_(0, inverse, rep)
     counts = torch.bincount(inverse, minlength=len(classes)).to(rep.dtype)
     return (sums / counts[:, None])[inverse]
 

@@ -1,0 +1,117 @@
+"""The GPU code paths on an emulated CUDA device (:mod:`fake_cuda`): models on the GPU, data on
+the CPU, as the ``paper`` preset runs them (the paper zoo's models are prepared on CUDA when
+there is one, :func:`advlens.zoo.builder.published_model`; the images load on the CPU)."""
+
+from __future__ import annotations
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+import advlens.inversion
+from advlens import accel, attacks, features, resample, runner
+from advlens.data import ImageSet
+from advlens.papers import jones2022
+from advlens.zoo.architectures import build_model
+from fake_cuda import fake_cuda, on_gpu
+
+
+def test_the_emulated_gpu_refuses_what_cuda_refuses() -> None:
+    with fake_cuda():
+        x = torch.rand(4, 3).to("cuda")
+        assert x.device == torch.device("cuda", 0) and on_gpu(x * 2)
+        assert on_gpu(x + torch.tensor(1.0))  # a CPU 0-dim tensor mixes legally
+        assert on_gpu(x[torch.tensor([0, 2])])  # so do CPU indices
+        with pytest.raises(RuntimeError, match="same device"):
+            x + torch.rand(4, 3)
+        with pytest.raises(RuntimeError, match="same device"):
+            torch.nn.Linear(3, 2)(x)
+        with pytest.raises(TypeError, match="numpy"):
+            np.asarray(x)
+        with pytest.raises(RuntimeError, match="generator"):
+            torch.rand(3, device=x.device, generator=torch.Generator().manual_seed(0))
+        assert not on_gpu(x.cpu()) and on_gpu(x)
+        assert on_gpu(torch.nn.Linear(3, 2).to(device=x.device)(x))
+
+
+def _cell(number: str, marker: str) -> str:
+    (path,) = runner.discover([number])
+    (cell,) = [c for c in nbformat.read(path, as_version=4).cells
+               if c.cell_type == "code" and marker in c.source]
+    return cell.source
+
+
+def _paper_model() -> torch.nn.Module:
+    """A stand-in for a paper-zoo model: prepared as published_model prepares them (on CUDA
+    when available, fp32, channels-last)."""
+    return accel.prepare(build_model("cnn-xs", "twin-cue", seed=0), kind="inversion")
+
+
+def test_notebook_02_fgsm_by_hand_runs_with_a_gpu_model() -> None:
+    x, y = torch.rand(16, 3, 32, 32), torch.arange(16) % 10
+    with fake_cuda():
+        models = {"m": _paper_model()}
+        assert next(models["m"].parameters()).device.type == "cuda"
+        exec(_cell("02", "x_fgsm"), {"MODELS": models, "SIDES": {"m": None}, "x": x, "y": y,
+                                     "torch": torch, "attacks": attacks,
+                                     "resample": resample})
+
+
+def test_notebook_01_inversion_by_hand_runs_with_a_gpu_model() -> None:
+    data = ImageSet(torch.rand(16, 3, 32, 32), torch.arange(16) % 10, None,
+                    [str(k) for k in range(10)], "random")
+    with fake_cuda():
+        exec(_cell("01", "representation_graph"),
+             {"features": features, "data": data, "s_idx": torch.arange(8),
+              "t_idx": torch.arange(8, 16), "model_r": _paper_model(), "torch": torch,
+              "advlens": advlens})
+
+
+def test_class_means_and_nc1_take_gpu_representations() -> None:
+    rep = torch.randn(30, 5, dtype=torch.float64)
+    labels = torch.arange(30) % 3
+    means = torch.stack([rep[labels == k].mean(0) for k in range(3)])[labels]
+    expected = jones2022.nc1(rep, labels)
+    with fake_cuda():
+        on = rep.to("cuda")
+        got = jones2022.class_means(on, labels)
+        assert on_gpu(got)
+        torch.testing.assert_close(got.cpu(), means)
+        assert jones2022.nc1(on, labels.to("cuda")) == pytest.approx(expected, rel=1e-12)
+
+
+def test_mean_cka_ci_takes_gpu_representations() -> None:
+    rep = torch.randn(30, 5)
+    reps = {"a": {"a": rep, "b": rep[:, :3] ** 2}}
+    expected = jones2022.mean_cka_ci(reps, [("a", "b")], groups=5)
+    with fake_cuda():
+        gpu_reps = {"a": {k: v.to("cuda") for k, v in reps["a"].items()}}
+        assert jones2022.mean_cka_ci(gpu_reps, [("a", "b")], groups=5) == expected
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, x, y: attacks.minimal_l2(m, x, y, budget=40, progress=False),
+    lambda m, x, y: attacks.minimal_linf(m, x, y, budget=40, progress=False),
+    lambda m, x, y: attacks.minimal_l2(m, x, y, method="fab", budget=12, progress=False),
+    lambda m, x, y: attacks.minimal_l2(m, x, y, method="cw", budget=12, progress=False),
+    lambda m, x, y: attacks.ead(m, x, y, steps=4, binary_steps=2, progress=False),
+    lambda m, x, y: attacks.pgd(m, x, y, eps=0.5, steps=3, random_start=True,
+                                generator=torch.Generator().manual_seed(0)),
+    lambda m, x, y: attacks.choose_targets(m, x, y, "random",
+                                           generator=torch.Generator().manual_seed(0)),
+    lambda m, x, y: advlens.inversion.invert(m, x[:3], x[3:], iterations=2, history=True,
+                                             progress=False),
+    lambda m, x, y: features.representation(m, x),
+], ids=["minimal_l2", "minimal_linf", "fab_l2", "cw", "ead", "pgd", "targets", "invert",
+        "representation"])
+def test_library_paths_run_with_a_gpu_model_and_cpu_data(call) -> None:
+    x, y = torch.rand(6, 3, 32, 32), torch.arange(6) % 10
+    expected = call(build_model("cnn-xs", "twin-cue", seed=0).eval(), x, y)
+    with fake_cuda():
+        got = call(_paper_model().eval(), x, y)
+    if not isinstance(got, torch.Tensor):
+        expected, got = ((expected.adv, got.adv) if hasattr(got, "adv")
+                         else (expected.images, got.images))
+    assert not on_gpu(got)  # returned where the data came from
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
