@@ -293,3 +293,18 @@ def test_logits_and_saliency_are_differentiable_in_the_parameters() -> None:
     torch.testing.assert_close(sal.detach(), expected.detach())
     (expected.square().sum() + (x.flatten(1) @ w.T).sum()).backward()
     torch.testing.assert_close(model.weight.grad, w.grad)
+
+
+def test_saliency_names_a_model_that_returns_a_tuple() -> None:
+    class Pair(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.fc(x.flatten(1)), x
+
+    x = torch.rand(3, 1, 2, 2)
+    for create_graph in (False, True):
+        with pytest.raises(TypeError, match=r"returned a tuple.*model\(x\)\[0\]"):
+            alignment.saliency(Pair(), x, torch.tensor([0, 1, 0]), create_graph=create_graph)

@@ -111,6 +111,51 @@ def test_predict_and_accuracy() -> None:
     assert features.accuracy(model, x, torch.tensor([1, 1])) == 0.5
 
 
+class _Normalised(nn.Module):
+    """``(x - mean) / std`` first, as every zoo model: integer pixels are promoted silently."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.full((1, 2, 1, 1), 0.5))
+        self.fc = nn.Linear(8, 4)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.fc(((x - self.mean) / 0.25).flatten(1)))
+
+
+def test_integer_images_are_refused_not_promoted_to_pixels_255_times_too_large() -> None:
+    torch.manual_seed(0)
+    model = _Normalised().eval()
+    x8 = torch.randint(0, 256, (5, 2, 2, 2), dtype=torch.uint8)
+    labels = torch.arange(5) % 3
+    with torch.no_grad():  # the right answer: the model on the pixels scaled to [0, 1]
+        expected = model(x8.float() / 255)
+    torch.testing.assert_close(features.predict(model, x8.float() / 255), expected)
+    for call in (lambda im: features.predict(model, im),
+                 lambda im: features.representation(model, im),
+                 lambda im: features.accuracy(model, im, labels)):
+        for bad in (x8, x8.long(), x8.numpy()):
+            with pytest.raises(ValueError, match="got dtype torch.(uint8|int64).*by 255"):
+                call(bad)
+
+
+def test_a_model_returning_a_tuple_is_named_with_the_way_out() -> None:
+    class Pair(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.fc(x), x
+
+    x = torch.rand(3, 4)
+    with pytest.raises(TypeError, match=r"returned a tuple.*model\(x\)\[0\]"):
+        features.predict(Pair(), x)
+    with pytest.raises(TypeError, match="returned a tuple"):
+        features.accuracy(Pair(), x, torch.tensor([0, 1, 0]))
+
+
 def test_forward_and_capture_returns_logits_and_the_layer_of_one_pass() -> None:
     """The full forward's logits plus the captured layer (uncorrupted by the in-place ReLU),
     differentiable, with no hook left behind (also when the forward raises)."""

@@ -356,9 +356,15 @@ def test_zero_iterations_return_the_seeds_and_bad_counts_are_named() -> None:
     torch.testing.assert_close(res.loss.double(), independent_loss(model, x[:3], x[3:]),
                                rtol=1e-5, atol=1e-7)
     assert res.history.shape == (1, 3)
-    for bad in ({"iterations": -1}, {"batch_size": 0}):
+    # 2e3 (a natural way to write 2000) failed inside the loop, naming neither argument;
+    # True ran one iteration / batches of one
+    for bad in ({"iterations": -1}, {"batch_size": 0}, {"iterations": 2e1},
+                {"batch_size": 2.0}, {"iterations": True}, {"batch_size": True}):
         with pytest.raises(ValueError, match="need iterations >= 0 and batch_size >= 1"):
             invert(model, x[:3], x[3:], progress=False, **bad)
+    counted = invert(model, x[:3], x[3:], iterations=np.int64(2), batch_size=np.int64(2),
+                     progress=False)
+    assert counted.iterations.tolist() == [2] * 3
 
 
 def test_early_stop_with_patience_one_checks_every_iteration() -> None:

@@ -16,7 +16,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from advlens.checks import as_tensor, check_images, check_labels, frozen, images_for, model_device
+from advlens.checks import (
+    as_tensor,
+    check_images,
+    check_labels,
+    frozen,
+    images_for,
+    model_device,
+    model_output,
+)
 
 HUMAN_CEILING = 0.65753  # ClickMe's inter-participant Spearman ceiling (Fel et al. 2022)
 PYRAMID_LEVELS = 5
@@ -151,7 +159,7 @@ def _input_grad(model: nn.Module, x: Tensor, y: Tensor, *,
                 create_graph: bool = False) -> tuple[Tensor, Tensor]:
     """(logits, d(true-class logit)/d x (N, C, H, W)) from one forward pass."""
     inputs = x.detach().requires_grad_(True)
-    logits = model(inputs)
+    logits = model_output(model, inputs)
     picked = logits.gather(1, y.to(logits.device)[:, None]).sum()
     (grad,) = torch.autograd.grad(picked, inputs, create_graph=create_graph)
     return logits, grad

@@ -106,6 +106,18 @@ def check_different_labels(seed_labels: Tensor, target_labels: Tensor) -> None:
         )
 
 
+def model_output(model: nn.Module, x: Tensor) -> Tensor:
+    """``model(x)``, refused with a clear error unless it is one tensor (a model returning a
+    tuple or a dict failed on the first tensor method called on it, naming neither)."""
+    out = model(x)
+    if not isinstance(out, Tensor):
+        raise TypeError(
+            f"the model must return one tensor of logits; it returned a {type(out).__name__}. "
+            "Wrap it so that forward returns the logits (e.g. model(x)[0] for a model returning "
+            "a tuple, model(x)['logits'] for a dict).")
+    return out
+
+
 def model_device(model: nn.Module) -> torch.device:
     """The device of a model's first parameter or buffer (CPU for a parameter-free model)."""
     for tensor in list(model.parameters()) + list(model.buffers()):

@@ -16,6 +16,7 @@ from advlens.checks import (
     eval_mode,
     images_for,
     model_device,
+    model_output,
 )
 
 
@@ -131,11 +132,15 @@ def _batches(x: Tensor, batch_size: int) -> Iterator[Tensor]:
 
 def _model_input(model: nn.Module, x: Tensor, batch_size: int) -> tuple[Tensor, int]:
     """``x`` as a non-empty tensor the model takes (:func:`~advlens.checks.images_for`), and
-    ``batch_size`` checked."""
+    ``batch_size`` checked. Integer images are refused: a model that normalises first
+    (``(x - mean) / std``, every zoo model) promotes 0–255 pixels to float without an error."""
     x = as_tensor(x, "x")
     size = check_positive_int(batch_size, "batch_size")
     if x.ndim == 0 or x.shape[0] == 0:
         raise ValueError(f"x is an empty batch (shape {tuple(x.shape)}); pass at least one image.")
+    if not x.is_floating_point():
+        raise ValueError(f"x must be floating point images in [0, 1]; got dtype {x.dtype}. "
+                         "Divide uint8 images by 255.")
     return images_for(model, x), size
 
 
@@ -164,7 +169,8 @@ def predict(model: nn.Module, x: Tensor, *, batch_size: int = 512,
     x, batch_size = _model_input(model, x, batch_size)
     device = model_device(model)
     with eval_mode(model):
-        logits = torch.cat([model(b.to(device)).cpu() for b in _batches(x, batch_size)])
+        logits = torch.cat([model_output(model, b.to(device)).cpu()
+                            for b in _batches(x, batch_size)])
     return logits if dtype is None else logits.to(dtype)
 
 

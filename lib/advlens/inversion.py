@@ -16,6 +16,7 @@ there every pixel that is, or once becomes, exactly 0 or 1 never moves again.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -300,9 +301,15 @@ def invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
     seeds = as_tensor(seeds, "seeds")
     targets = as_tensor(targets, "targets")
     _validate(seeds, targets, seed_labels, target_labels)
-    if iterations < 0 or batch_size < 1:
-        raise ValueError(f"need iterations >= 0 and batch_size >= 1; got {iterations}, "
-                         f"{batch_size}.")
+    try:  # ints only (NumPy's too): 2e3 failed inside the loop, True ran one iteration
+        counts = [None if isinstance(c, bool) else operator.index(c)
+                  for c in (iterations, batch_size)]
+    except TypeError:
+        counts = [None, None]
+    if None in counts or counts[0] < 0 or counts[1] < 1:
+        raise ValueError(f"need iterations >= 0 and batch_size >= 1, both ints; got "
+                         f"{iterations!r}, {batch_size!r}.")
+    iterations, batch_size = counts
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"momentum must be in [0, 1); got {momentum}.")
     try:
