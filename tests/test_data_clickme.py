@@ -156,6 +156,29 @@ def test_clickme_npz_files(tmp_path):
     assert (blurred.masks[0] > 0).sum() > 100
 
 
+def test_max_per_class_keeps_the_first_image_of_each_class(tmp_path):
+    """Linsley et al.'s ClickMe subset holds one image per class; shards hold many images of
+    a class (here class by class), so the first n records alone covered 2 classes, not 4."""
+    written = []  # (file, label) in the order the folder is read
+    for k in range(4):
+        for j in range(3):
+            heat = np.zeros((8, 8), np.float32)
+            heat[j, k] = 1.0
+            name = f"{k:02d}_{j}.npz"
+            np.savez(tmp_path / name, image=np.full((8, 8, 3), 10 * k + j, np.uint8),
+                     heatmap=heat, label=np.int64(k))
+            written.append((name, k))
+    assert clickme(tmp_path, n=4, size=8, progress=False).labels.tolist() == [0, 0, 0, 1]
+    s = clickme(tmp_path, n=4, size=8, max_per_class=1, progress=False)
+    firsts = [next(i for i, (_, k) in enumerate(written) if k == c) for c in range(4)]
+    assert s.labels.tolist() == [written[i][1] for i in firsts] == [0, 1, 2, 3]
+    assert s.images[:, 0, 0, 0].mul(255).round().tolist() == [0.0, 10.0, 20.0, 30.0]
+    two = clickme(tmp_path, size=8, max_per_class=2, progress=False)
+    assert two.labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    with pytest.raises(ValueError, match="max_per_class"):
+        clickme(tmp_path, size=8, max_per_class=0, progress=False)
+
+
 def test_clickme_missing_and_corrupt(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         clickme(tmp_path / "nowhere", progress=False)

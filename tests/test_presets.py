@@ -365,9 +365,10 @@ def test_paper_preset_is_the_published_protocol() -> None:
             liang["probe"]) == ("pgd", 0.1, 50, 0.1, "linear")
     assert list(liang["b_archs"]) == ["fcnet", "lenet", "alexnet", "resnet18-cifar",
                                       "resnet50-cifar"]
-    # Linsley et al.: ClickMe images resized to 224
+    # Linsley et al.: ClickMe images resized to 224, one image per class (their subset)
     linsley = presets.PRESETS["03"]["paper"]
     assert linsley["datasets"] == ["clickme"] and linsley["data_kw"]["size"] == 224
+    assert linsley["data_kw"]["max_per_class"] == 1 and linsley["n_images"] == 1000
 
 
 def test_su_paper_models_are_stated_as_they_are() -> None:

@@ -234,7 +234,7 @@ def _items(files: list[Path], size: int, blur: bool | None, verify: bool
 
 def clickme(path: str | Path | None = None, split: str | None = None, *, n: int | None = None,
             size: int = 224, blur: bool | None = None, verify: bool = True,
-            progress: bool = True) -> ImageSet:
+            max_per_class: int | None = None, progress: bool = True) -> ImageSet:
     """ClickMe images and human maps from ``path`` (a shard, an ``.npz`` or a folder of them).
 
     ``path`` defaults to ``data_dir()/clickme``; ``split`` picks ``path/split`` when it exists,
@@ -244,16 +244,24 @@ def clickme(path: str | Path | None = None, split: str | None = None, *, n: int 
     ``val-10``).
     ``blur``: ``None`` = the format's own recipe (blur Harmonization heatmaps only), ``True`` /
     ``False`` forces it. ``verify`` checks TFRecord CRCs. ``n`` stops after ``n`` images.
+    ``max_per_class`` keeps only the first ``max_per_class`` images of each class (in reading
+    order, the others skipped): Linsley et al.'s subset holds one image per class, and the
+    shards hold many images of a class, so their first ``n`` records need not cover ``n``
+    classes.
     """
-    n = check_count(n, "n")
+    n, max_per_class = check_count(n, "n"), check_count(max_per_class, "max_per_class")
     base = Path(path) if path is not None else data_dir() / "clickme"
     if split is not None and (base / split).is_dir():
         base = base / split
     if not base.exists():
         raise missing(base, "ClickMe data", _HOW)
     images, maps, labels = [], [], []
+    kept: dict[int, int] = {}  # images kept per class (max_per_class)
     bar = tqdm(total=n, desc="reading ClickMe", disable=not progress)
     for image, heat, label in _items(_files(base, split), size, blur, verify):
+        if max_per_class is not None and kept.get(label, 0) >= max_per_class:
+            continue
+        kept[label] = kept.get(label, 0) + 1
         images.append(image)
         maps.append(heat)
         labels.append(label)
