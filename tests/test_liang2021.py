@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import itertools
 import math
 import warnings
 
@@ -119,10 +120,10 @@ def test_a_sources_alphas_do_not_depend_on_the_other_sources() -> None:
     assert torch.equal(made.adv, by_hand.adv)
 
 
-def _rows(transfer: list[float], alpha: list[float]) -> pd.DataFrame:
+def _rows(transfer: list[float], alpha: list[float], sources: int = 3) -> pd.DataFrame:
     n = len(transfer)
-    return pd.DataFrame({"experiment": "E", "source": [f"s{i % 3}" for i in range(n)],
-                         "seed": [i // 3 for i in range(n)], "share": None, "arch": "a",
+    return pd.DataFrame({"experiment": "E", "source": [f"s{i % sources}" for i in range(n)],
+                         "seed": [i // sources for i in range(n)], "share": None, "arch": "a",
                          "alpha1": alpha, "alpha2": alpha, "combined": alpha,
                          "transfer_acc": transfer})
 
@@ -147,11 +148,13 @@ def test_summary_uses_a_student_t_interval_clipped_to_the_range() -> None:
 
 
 def test_correlations_hold_only_for_a_positive_rank_correlation() -> None:
-    up = liang2021.correlations(_rows(list(np.linspace(0.3, 0.9, 9)),
-                                      list(np.linspace(0, 1, 9))), n_boot=200)
+    up = liang2021.correlations(_rows(list(np.linspace(0.3, 0.9, 15)),
+                                      list(np.linspace(0, 1, 15)), sources=5), n_boot=200)
     assert up["rho"].eq(1.0).all() and up["holds"].all()
-    down = liang2021.correlations(_rows(list(np.linspace(0.9, 0.3, 9)),
-                                        list(np.linspace(0, 1, 9))), n_boot=200)
+    # 5 sources: 120 pairings of whole sources, the observed one most extreme either way
+    assert up["p"].to_numpy() == pytest.approx(2 / 120)
+    down = liang2021.correlations(_rows(list(np.linspace(0.9, 0.3, 15)),
+                                        list(np.linspace(0, 1, 15)), sources=5), n_boot=200)
     assert down["rho"].eq(-1.0).all() and not down["holds"].any()
     expected = scipy_stats.spearmanr([3, 1, 2, 5, 4, 6], [1, 2, 3, 4, 6, 5]).statistic
     mixed = liang2021.correlations(_rows([1, 2, 3, 4, 6, 5], [3, 1, 2, 5, 4, 6]), n_boot=200)
@@ -162,7 +165,40 @@ def test_correlations_hold_only_for_a_positive_rank_correlation() -> None:
     assert list(table["finding"]) == ["E: knowledge transfer rises with α₁",
                                       "E: knowledge transfer rises with α₂"]
     assert f"{expected:.3f}" in table["evidence"].iloc[0]
-    assert list(table["holds"]) == list(mixed["holds"].iloc[:2])
+    # three sources cannot test the sign (3! pairings of whole sources): no verdict
+    assert list(table["holds"]) == [None, None] and not mixed["testable"].any()
+    assert "too few to test: 5 sources needed" in table["evidence"].iloc[0]
+
+
+def test_correlations_treat_a_sources_seeds_as_one_draw() -> None:
+    """Nine points of three sources (three seeds each): ρ = 1 over the points, whose percentile
+    CI is [1, 1], but only 3! pairings of whole sources exist (two-sided p ≥ 1/3): no verdict.
+    The p of five sources is checked against every pairing of whole sources, by hand."""
+    three = liang2021.correlations(_rows(list(np.linspace(0.3, 0.9, 9)),
+                                         list(np.linspace(0, 1, 9))), n_boot=200)
+    assert three["rho"].eq(1.0).all()
+    assert not three["testable"].any() and not three["holds"].any()
+    assert three["p"].to_numpy() == pytest.approx(2 / 6) and set(three["n_sources"]) == {3}
+    rng = np.random.default_rng(4)
+    transfer = rng.random(15)
+    alpha = transfer + rng.normal(0, 0.3, 15)
+    table = liang2021.correlations(_rows(list(transfer), list(alpha), sources=5), n_boot=200)
+    source = np.arange(15) % 5
+    observed = scipy_stats.spearmanr(alpha, transfer).statistic
+    pairings = []
+    for order in itertools.permutations(range(5)):  # source i's α with source order[i]'s transfer
+        moved = np.empty(15)
+        for i, j in enumerate(order):
+            moved[source == i] = transfer[source == j]
+        pairings.append(scipy_stats.spearmanr(alpha, moved).statistic)
+    pairings = np.array(pairings)
+    one_sided = min((pairings >= observed - 1e-12).mean(), (pairings <= observed + 1e-12).mean())
+    assert table["p"].iloc[0] == pytest.approx(min(1.0, 2 * one_sided))
+    assert table["p_over"].iloc[0] == "sources"
+    # unequal seeds per source: points are paired one by one, and said so
+    uneven = liang2021.correlations(_rows(list(transfer[:14]), list(alpha[:14]), sources=5),
+                                    n_boot=200)
+    assert uneven["p_over"].iloc[0] == "points"
 
 
 def test_paper_table_puts_ours_beside_the_published_numbers() -> None:
@@ -269,12 +305,14 @@ def test_correlations_of_too_few_points_have_a_ci_but_no_verdict() -> None:
             (alpha,), lambda a, t=transfer: scipy_stats.spearmanr(a, t).statistic,
             permutation_type="pairings", alternative="greater").pvalue
         assert exact == pytest.approx(1 / math.factorial(n))
-        corr = liang2021.correlations(_rows(alpha, transfer), n_boot=100)
+        rows = _rows(alpha, transfer, sources=n)  # one seed per source
+        corr = liang2021.correlations(rows, n_boot=100)
         assert np.allclose(corr[["rho", "lo", "hi"]], 1.0) and list(corr["n"]) == [n] * 3
         assert corr["holds"].all() == testable == (exact < 0.025)
-        table = liang2021.findings(liang2021.summarize(_rows(alpha, transfer)), corr)
+        assert corr["p"].to_numpy() == pytest.approx(2 * exact)
+        table = liang2021.findings(liang2021.summarize(rows), corr)
         assert list(table["holds"]) == ([True, True] if testable else [None, None])
-        assert ("too few to test: 5 needed" in table["evidence"].iloc[0]) != testable
+        assert ("too few to test: 5 sources needed" in table["evidence"].iloc[0]) != testable
 
 
 def test_paper_sources_swap_one_vehicle_for_one_animal_per_step() -> None:
@@ -418,7 +456,7 @@ def test_findings_leave_untested_a_ci_too_few_points_at_its_level_cannot_test() 
     # 5 perfectly ordered points: every ordering of 5 has exact p = 1/120 > 0.005, so at
     # level 0.99 they cannot test the sign (6 needed); the claim is untested, not refuted
     n = 5
-    rows = _rows(list(np.linspace(0.3, 0.9, n)), list(np.linspace(0, 1, n)))
+    rows = _rows(list(np.linspace(0.3, 0.9, n)), list(np.linspace(0, 1, n)), sources=n)
     assert 1 / math.factorial(n) > (1 - 0.99) / 2 > 1 / math.factorial(n + 1)
     corr = liang2021.correlations(rows, n_boot=200, level=0.99)
     assert (corr["lo"] > 0).all() and not corr["holds"].any()
@@ -475,7 +513,7 @@ def test_findings_leave_untested_a_ci_that_ties_make_no_evidence() -> None:
         (np.array(transfer),), lambda a: scipy_stats.spearmanr(alpha, a).statistic,
         permutation_type="pairings", alternative="greater").pvalue
     assert exact == pytest.approx(0.2)
-    rows = _rows(transfer, alpha)
+    rows = _rows(transfer, alpha, sources=5)
     corr = liang2021.correlations(rows, n_boot=200)
     assert (corr["lo"] > 0).all() and not corr["testable"].any() and not corr["holds"].any()
     table = liang2021.findings(liang2021.summarize(rows), corr)

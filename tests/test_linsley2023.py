@@ -210,11 +210,32 @@ def test_rho_claims_need_enough_models_to_be_tested() -> None:
     assert exact == pytest.approx(1 / 24) and exact > 0.025
     four = table(4, +1)
     assert list(four["holds"])[:2] == [None, None]
-    assert four.loc[0, "evidence"] == ("pgd: ρ = 1.00 [1.00, 1.00] (n = 4, too few models to "
-                                       "test: 5 needed)")
+    assert four.loc[0, "evidence"] == ("pgd: ρ = 1.00 [1.00, 1.00], p = 0.083 (n = 4, too few "
+                                       "models to test: 5 needed)")  # two-sided 2/24
     assert list(table(4, -1)["holds"])[:2] == [None, None]
     assert list(table(5, +1)["holds"])[:2] == [True, True]
     assert table(5, -1).loc[0, "holds"] is False
+
+
+def test_rho_claims_need_the_exact_test_beside_the_ci() -> None:
+    """Six models whose tolerance mostly rises with accuracy (ρ = 0.83): the percentile CI of ρ
+    lies above 0 (seed 0), yet the exact permutation p (scipy, all 720 orders) is 0.058 -- the
+    bootstrap CI of few models rejects too often. The claim does not hold; the words say no
+    clear trend."""
+    acc = np.array([0.5, 0.6, 0.7, 0.8, 0.85, 0.9])
+    tol = np.array([0.1, 0.2, 0.4, 0.5, 0.3, 0.6])
+    summary = pd.DataFrame({"model": [f"m{i}" for i in range(6)], "attack": "pgd",
+                            "accuracy": acc, "tolerance": tol, "alignment": -acc})
+    corr = linsley2023.correlations(summary, n_boot=2000)
+    row = corr.iloc[0]
+    exact = sps.permutation_test((tol,), lambda t: spearmanr(acc, t).statistic,
+                                 permutation_type="pairings", alternative="two-sided").pvalue
+    assert row["lo"] > 0 and row["p"] == pytest.approx(exact) and exact > 0.05
+    none = pd.DataFrame(columns=["plain", "harmonized", "attack", "change"])
+    verdict = linsley2023.findings(corr, none, none)
+    assert verdict.loc[0, "holds"] is False
+    line = linsley2023.trend_lines(corr.assign(dataset="d"))[0]
+    assert "shows no clear trend" in line and "p = " in line
 
 
 @pytest.mark.filterwarnings("ignore")  # scipy warns of the constant resamples
@@ -236,7 +257,7 @@ def test_notebook_prose_calls_a_trend_untestable_where_the_findings_do() -> None
         holds = linsley2023.findings(part, none, none).loc[0, "holds"]
         assert ("cannot be tested" in line) == (holds is None)
     assert lines[0].startswith("- **n4, pgd**: tolerance cannot be tested here (ρ = 1.00, "
-                               "95 % CI [1.00, 1.00], 4 models; 5 models")
+                               "95 % CI [1.00, 1.00], p = 0.083, 4 models; 5 models")
     assert "tolerance rises with accuracy (ρ = 1.00" in lines[2]
     assert "tolerance falls with accuracy (ρ = -1.00" in lines[4]
     assert all("alignment cannot be tested here (ρ = nan" in line for line in lines[1::2])
@@ -384,7 +405,7 @@ def test_findings_an_attack_refuting_the_claim_decides_it_beside_an_undefined_on
     row = linsley2023.findings(corr, none, none).iloc[0]
     assert row["holds"] is False
     assert row["evidence"] == ("pgd: only 2 models with a finite value (5 needed); "
-                               "ddn: ρ = -1.00 [-1.00, -1.00] (n = 6)")
+                               "ddn: ρ = -1.00 [-1.00, -1.00], p = 0.0028 (n = 6)")  # 2/720
     # an undefined attack beside one that supports the claim leaves it untested
     rising = summary.assign(tolerance=[0.5, 0.4] + [np.nan] * 4 + ddn_tol[::-1])
     corr = linsley2023.correlations(rising, n_boot=50)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats as sps
 import torch
 
 from advlens.papers.su2018 import (
@@ -563,3 +564,26 @@ def test_finding_1_is_untestable_on_tied_errors() -> None:
     assert row["holds"] is None and "too many tied errors to test" in row["evidence"]
     spread = table.assign(top1_error=np.tile([0.1, 0.12, 0.14, 0.2, 0.3], 2))
     assert _holds(laws=scaling_laws(spread, n_boot=200))[0] is True
+
+
+def test_finding_1_needs_the_slopes_permutation_test_beside_its_ci() -> None:
+    """Five models whose distortion rises with log error (R² 0.73, bootstrap slope CI above 0):
+    the exact two-sided permutation p of the slope (scipy, every pairing of the 5 models, on
+    Pearson's r) is 1/15 > 0.05 -- R² ≥ 0.5 and a percentile CI over 5 models are no evidence
+    yet. The law does not hold on it; with p given as 0.01 the same numbers pass."""
+    from advlens.papers.su2018 import scaling_laws
+
+    errors = np.array([0.117, 0.283, 0.36, 0.605, 0.647])
+    distortion = np.array([0.744, 0.873, 0.779, 0.974, 0.948])
+    table = pd.DataFrame({"model": [f"m{i}" for i in range(5)] * 2,
+                          "attack": ["cw"] * 5 + ["ifgsm"] * 5, "norm": ["l2"] * 5 + ["linf"] * 5,
+                          "top1_error": np.tile(errors, 2), "distortion": np.tile(distortion, 2)})
+    laws = scaling_laws(table)
+    exact = sps.permutation_test((distortion,),
+                                 lambda d: sps.pearsonr(np.log(errors), d).statistic,
+                                 permutation_type="pairings", alternative="two-sided").pvalue
+    assert exact == pytest.approx(1 / 15)
+    assert laws["slope_p"].to_numpy() == pytest.approx(exact)
+    assert (laws["slope_lo"] > 0).all() and (laws["r2"] >= 0.5).all() and laws["testable"].all()
+    assert _holds(laws=laws)[0] is False
+    assert _holds(laws=laws.assign(slope_p=0.01))[0] is True

@@ -1,12 +1,16 @@
-"""Small statistics shared by the notebooks: bootstrap confidence intervals and a linear fit."""
+"""Small statistics shared by the notebooks: bootstrap confidence intervals, a linear fit and an
+exact (or Monte Carlo) permutation test of an association."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
+from scipy.stats import rankdata
 
 
 @dataclass(frozen=True)
@@ -30,11 +34,15 @@ def _check_resampling(n_boot: int, level: float) -> None:
 
 
 def bootstrap_ci(values: np.ndarray, *, statistic: Callable[[np.ndarray], float] = np.mean,
-                 n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Estimate:
+                 n_boot: int = 2000, level: float = 0.95, seed: int = 0,
+                 groups: np.ndarray | None = None) -> Estimate:
     """Percentile bootstrap CI of ``statistic`` over the first axis of ``values``.
 
-    Resamples where the statistic is undefined (NaN, e.g. a rank correlation of tied values)
-    are left out of the interval; if all are, the interval is NaN.
+    ``groups`` (one label per row) resamples whole groups with all their rows (a cluster
+    bootstrap: several seeds of one model are not independent draws); None resamples rows,
+    as do singleton groups (the same draws). Resamples where the statistic is undefined (NaN,
+    e.g. a rank correlation of tied values) are left out of the interval; if all are, the
+    interval is NaN.
     """
     values = np.asarray(values, dtype=np.float64)
     _check_resampling(n_boot, level)
@@ -44,12 +52,27 @@ def bootstrap_ci(values: np.ndarray, *, statistic: Callable[[np.ndarray], float]
     if not np.isfinite(values).all():
         raise ValueError("bootstrap_ci got NaN or inf values; drop failed samples first.")
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, values.shape[0], size=(n_boot, values.shape[0]))
+    if groups is None:
+        idx = rng.integers(0, values.shape[0], size=(n_boot, values.shape[0]))
+    else:
+        members = _group_members(groups, values.shape[0])
+        draws = rng.integers(0, len(members), size=(n_boot, len(members)))
+        idx = [np.concatenate([members[g] for g in row]) for row in draws]
     boots = np.array([statistic(values[i]) for i in idx])
     alpha = (1.0 - level) / 2.0
     boots = boots[np.isfinite(boots)]
     lo, hi = np.quantile(boots, [alpha, 1.0 - alpha]) if boots.size else (np.nan, np.nan)
     return Estimate(float(statistic(values)), float(lo), float(hi), int(values.shape[0]))
+
+
+def _group_members(groups: np.ndarray, n: int) -> list[np.ndarray]:
+    """The row indices of each group, groups in order of first appearance."""
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        raise ValueError(f"groups must give one label per point ({n}); got shape "
+                         f"{groups.shape}.")
+    _, first, labels = np.unique(groups, return_index=True, return_inverse=True)
+    return [np.flatnonzero(labels == g) for g in np.argsort(first)]
 
 
 def min_testable_points(level: float = 0.95) -> int:
@@ -111,6 +134,76 @@ def testable(x: np.ndarray, y: np.ndarray, level: float = 0.95) -> bool:
     return min_permutation_p(x, y) < (1.0 - level) / 2.0
 
 
+def _group_blocks(groups: np.ndarray | None, n: int) -> np.ndarray:
+    """Row indices (k, m): one row per group in order of first appearance, its m members in
+    order; ``groups`` None makes every point its own group."""
+    if groups is None:
+        return np.arange(n).reshape(n, 1)
+    members = _group_members(groups, n)
+    sizes = {len(m) for m in members}
+    if len(sizes) != 1:
+        raise ValueError(f"permuting whole groups needs groups of equal size; got sizes "
+                         f"{sorted(sizes)} (drop the points of incomplete groups first).")
+    return np.stack(members)
+
+
+def permutation_p(x: np.ndarray, y: np.ndarray, *, rank: bool = False,
+                  alternative: Literal["two-sided", "greater", "less"] = "two-sided",
+                  groups: np.ndarray | None = None, n_resamples: int = 9999,
+                  seed: int = 0) -> float:
+    """Permutation p of the association of ``x`` and ``y``: Pearson's r, or Spearman's ρ with
+    ``rank`` (r of the average ranks), against the pairings of the same values.
+
+    Exact (every pairing) where their number is at most ``n_resamples``; else Monte Carlo with
+    ``n_resamples`` random pairings, p = (1 + as extreme) / (1 + n_resamples), never 0.
+    ``alternative``: "greater" (a positive association), "less", or "two-sided"
+    (2 × the smaller one-sided p, at most 1). A pairing as extreme as the observed one up to
+    float rounding counts as extreme (ties in the statistic make p larger, not smaller).
+
+    ``groups`` (one label per point) permutes whole groups instead of points: the points of
+    group i keep their ``y`` values' order and take those of group j (equal group sizes) —
+    the test for points that are not exchangeable one by one (several seeds of one model).
+    A slope's sign test is the Pearson test: the pairings keep both spreads.
+    Returns p in (0, 1]; 1 where ``x`` or ``y`` is constant.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or x.size < 2:
+        raise ValueError(f"x and y must be 1-D of equal length >= 2; got {x.shape} and "
+                         f"{y.shape}.")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("permutation_p got NaN or inf; drop those points first.")
+    if alternative not in ("two-sided", "greater", "less"):
+        raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less'; got "
+                         f"{alternative!r}.")
+    _check_resampling(n_resamples, 0.5)
+    if rank:
+        x, y = rankdata(x), rankdata(y)
+    xc, yc = x - x.mean(), y - y.mean()
+    scale = math.sqrt(float(xc @ xc) * float(yc @ yc))
+    if scale == 0.0:
+        return 1.0
+    blocks = _group_blocks(groups, x.size)
+    k = blocks.shape[0]
+    # Σ xc·yc up to a constant factor: the pairings keep both spreads
+    observed = float(xc @ yc)
+    if math.factorial(k) <= n_resamples:
+        orders = np.array(list(itertools.permutations(range(k))), dtype=np.intp)
+        count = 0
+    else:
+        rng = np.random.default_rng(seed)
+        orders = np.argsort(rng.random((n_resamples, k)), axis=1)
+        count = 1  # the observed pairing, as one of 1 + n_resamples
+    stats_ = yc[blocks[orders].reshape(len(orders), -1)] @ xc[blocks.reshape(-1)]
+    slack = 1e-12 * scale
+    greater = (count + int((stats_ >= observed - slack).sum())) / (count + len(orders))
+    less = (count + int((stats_ <= observed + slack).sum())) / (count + len(orders))
+    if alternative == "greater":
+        return float(greater)
+    if alternative == "less":
+        return float(less)
+    return float(min(1.0, 2.0 * min(greater, less)))
+
+
 @dataclass(frozen=True)
 class LinearFit:
     """Least-squares line ``y = slope * x + intercept`` with bootstrap CIs over points.
@@ -119,7 +212,8 @@ class LinearFit:
     distinct x are skipped), ``level`` the confidence level of the CIs and of :meth:`band`.
     If every resample was skipped, ``boots`` is empty and the CIs are NaN (as in
     :func:`bootstrap_ci`). ``min_p``: :func:`min_permutation_p` of the fitted points (NaN when
-    not given); see :attr:`testable`.
+    not given); see :attr:`testable`. ``p``: the two-sided permutation p of the slope
+    (:func:`permutation_p`, Pearson's r: the pairings keep both spreads; NaN when not given).
     """
 
     slope: Estimate
@@ -130,6 +224,7 @@ class LinearFit:
     boots: np.ndarray = field(default_factory=lambda: np.empty((0, 2)), repr=False,
                               compare=False)
     min_p: float = field(default=float("nan"), compare=False)
+    p: float = field(default=float("nan"), compare=False)
 
     @property
     def testable(self) -> bool:
@@ -176,7 +271,8 @@ def linear_fit(x: np.ndarray, y: np.ndarray, *, n_boot: int = 2000, level: float
     Returns a :class:`LinearFit` (CIs at ``level``; :meth:`LinearFit.band` for a band). Resamples
     with a single distinct x cannot be refitted and are skipped; if all are (few points, small
     ``n_boot``), the CIs are NaN: increase ``n_boot`` or add points with distinct x.
-    :attr:`LinearFit.testable` says whether the points can test the slope's sign at all.
+    :attr:`LinearFit.testable` says whether the points can test the slope's sign at all,
+    :attr:`LinearFit.p` whether these do (exact permutation test up to 7 points).
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     _check_resampling(n_boot, level)
@@ -204,4 +300,4 @@ def linear_fit(x: np.ndarray, y: np.ndarray, *, n_boot: int = 2000, level: float
         q = np.quantile(b, [alpha, 1.0 - alpha], axis=0)
     n = x.shape[0]
     return LinearFit(Estimate(slope, q[0, 0], q[1, 0], n), Estimate(intercept, q[0, 1], q[1, 1], n),
-                     r2, n, level, b, min_permutation_p(x, y))
+                     r2, n, level, b, min_permutation_p(x, y), permutation_p(x, y, seed=seed))

@@ -39,7 +39,7 @@ from advlens.checks import check_bool, check_positive_int
 from advlens.data import ImageSet
 from advlens.features import accuracy, predict
 from advlens.findings import encode_statistics
-from advlens.stats import bootstrap_ci, min_testable_points, testable
+from advlens.stats import bootstrap_ci, min_testable_points, permutation_p, testable
 from advlens.transfer import Perturbations, TransferAttack, alpha_table, liang_fgsm, liang_pgd
 from advlens.zoo import ModelConfig
 from advlens.zoo.datasets import dataset_for
@@ -323,32 +323,46 @@ def _spearman(pairs: np.ndarray) -> float:
 def correlations(rows: pd.DataFrame, *, metrics: Sequence[str] = ("alpha1", "alpha2", "combined"),
                  n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
     """Spearman ρ between knowledge transfer and each adversarial-transferability metric, per
-    experiment, over the (source, seed) points, with a percentile-bootstrap CI resampling
-    points. Our addition: the paper shows bars and tables, no correlation coefficient. The
-    seeds of one source share its classes and architecture, so its points are not independent:
-    the CI is narrower than one resampling whole sources (with their seeds) would be.
+    experiment, over the (source, seed) points. Our addition: the paper shows bars and tables,
+    no correlation coefficient.
 
-    ``holds`` = the CI lies above 0 (a positive rank correlation) over points some ordering of
-    which would be significant at ``level`` (``testable``, :func:`advlens.stats.testable`: at
-    least :func:`advlens.stats.min_testable_points` points, 5 at 0.95 -- with fewer a perfect
-    ordering has CI [1, 1] but permutation p ≥ 1/24 -- and not so many ties that no ordering
-    is); NaN CIs mean too few or tied points.
+    The seeds of one source share its classes and architecture, so its points are not
+    independent draws: the percentile-bootstrap CI resamples whole sources (with all their
+    seeds) and the two-sided permutation ``p`` (:func:`advlens.stats.permutation_p`, exact up
+    to 9,999 pairings) pairs whole sources' α with other sources' transfer, seed by seed; with
+    unequal seed counts it pairs points (noted as ``p_over`` "points").
+
+    ``holds`` = the CI lies above 0 and ``p`` is below 1 − ``level`` (a positive rank
+    correlation that also passes the exact test: a percentile CI alone is liberal with few
+    sources), over sources some ordering of which would be significant at ``level``
+    (``testable``: at least :func:`advlens.stats.min_testable_points` sources, 5 at 0.95, and
+    not so many tied points that no ordering is, :func:`advlens.stats.testable`); NaN CIs
+    mean too few or tied points. Columns: experiment, metric, rho, lo, hi, p, n (points),
+    n_sources, p_over, testable, holds.
     """
     out = []
     for experiment, g in rows.groupby("experiment", sort=False):
+        sources = g["source"].to_numpy()
+        n_sources = len(pd.unique(sources))
+        # the permutation test pairs whole sources only when each has the same seeds
+        equal = g.groupby("source", sort=False).size().nunique() == 1
         for metric in metrics:
             pairs = g[[metric, "transfer_acc"]].to_numpy(dtype=np.float64)
             rho = _spearman(pairs)
-            lo = hi = float("nan")
+            lo = hi = p = float("nan")
             tested = False
             if len(pairs) >= 3 and np.isfinite(rho):
                 est = bootstrap_ci(pairs, statistic=_spearman, n_boot=n_boot, level=level,
-                                   seed=seed)
+                                   seed=seed, groups=sources)
                 lo, hi = est.lo, est.hi
-                tested = testable(pairs[:, 0], pairs[:, 1], level)
+                p = permutation_p(pairs[:, 0], pairs[:, 1], rank=True, seed=seed,
+                                  groups=sources if equal else None)
+                tested = (testable(pairs[:, 0], pairs[:, 1], level)
+                          and n_sources >= min_testable_points(level))
             out.append({"experiment": experiment, "metric": metric, "rho": rho, "lo": lo,
-                        "hi": hi, "n": len(pairs), "testable": tested,
-                        "holds": bool(lo > 0 and tested)})
+                        "hi": hi, "p": p, "n": len(pairs), "n_sources": n_sources,
+                        "p_over": "sources" if equal else "points", "testable": tested,
+                        "holds": bool(lo > 0 and p < 1.0 - level and tested)})
     return pd.DataFrame(out)
 
 
@@ -377,7 +391,8 @@ PAPER_CLAIM = ("sources with higher adversarial transferability to the reference
 
 def findings(summary: pd.DataFrame, corr: pd.DataFrame) -> pd.DataFrame:
     """The claim checked per experiment and α (one row each): ``holds`` = the bootstrap CI of
-    Spearman ρ(knowledge transfer, α) lies above 0 (our decision rule; None when the CI is
+    Spearman ρ(knowledge transfer, α) lies above 0 and its permutation p is below 0.05
+    (:func:`correlations`' ``holds``; our decision rule; None when the CI is
     undefined or rests on points no ordering of which is significant: fewer than
     :func:`advlens.stats.min_testable_points`, 5 for 95 % CIs, or too many ties; the
     ``testable`` column of :func:`correlations`). ``evidence`` gives ρ [CI], the number of
@@ -401,17 +416,22 @@ def findings(summary: pd.DataFrame, corr: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "finding": f"{r.experiment}: knowledge transfer rises with {name}",
             "holds": bool(r.holds) if defined else None,
-            "evidence": (f"Spearman ρ {r.rho:.3f} [{r.lo:.3f}, {r.hi:.3f}] over {r.n} "
-                         f"(source, seed) points"
+            "evidence": (f"Spearman ρ {r.rho:.3f} [{r.lo:.3f}, {r.hi:.3f}]"
+                         + (f", permutation p {r.p:.3g}" if np.isfinite(getattr(r, "p", np.nan))
+                            else "")
+                         + f" over {r.n} (source, seed) points"
+                         + (f" of {r.n_sources} sources" if hasattr(r, "n_sources") else "")
                          + ("" if enough else f" (too few to test: {min_testable_points()} "
-                            "needed)" if r.n < min_testable_points() else
+                            "sources needed)" if min(r.n, getattr(r, "n_sources", r.n))
+                            < min_testable_points() else
                             " (too few to test: no ordering of these points is significant at "
                             "the CI's level; ties leave fewer)")
                          + f"; best transfer `{best['transfer_acc']}` "
                          f"({g['transfer_acc'].max():.3f}), highest {name} "
                          f"`{best[r.metric]}` ({g[r.metric].max():.3f})"),
             "paper": PAPER_CLAIM,
-            "statistics": encode_statistics({"rho": r.rho, "rho_lo": r.lo, "rho_hi": r.hi}),
+            "statistics": encode_statistics({"rho": r.rho, "rho_lo": r.lo, "rho_hi": r.hi,
+                                             **({"p": r.p} if hasattr(r, "p") else {})}),
         })
     return pd.DataFrame(rows)
 

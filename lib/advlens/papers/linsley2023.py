@@ -32,7 +32,7 @@ from advlens.data import ImageSet, twin_cue
 from advlens.features import accuracy, predict
 from advlens.findings import combine, encode_statistics
 from advlens.resample import images_to_side, maps_to_side
-from advlens.stats import Estimate, bootstrap_ci, min_testable_points, testable
+from advlens.stats import Estimate, bootstrap_ci, min_testable_points, permutation_p, testable
 from advlens.zoo.config import ModelConfig
 from advlens.zoo.paper import input_side
 
@@ -272,10 +272,11 @@ def qualitative(model: nn.Module, x: Tensor, y: Tensor, maps: Tensor, *,
 
 def correlations(summary: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """ρ(accuracy, tolerance) and ρ(accuracy, alignment) across the models of ``summary``, per
-    attack, with bootstrap CIs over models (rows: attack, quantity, rho, lo, hi, n_models,
-    testable: whether some ordering of those models' values would be significant at 95 %,
-    :func:`advlens.stats.testable` -- not with fewer than 5 models, nor where ties leave too
-    few distinct orderings)."""
+    attack, with bootstrap CIs over models (rows: attack, quantity, rho, lo, hi, p, n_models,
+    testable). ``p``: the two-sided permutation p of ρ (:func:`advlens.stats.permutation_p`;
+    exact up to 7 models); ``testable``: whether some ordering of those models' values would be
+    significant at 95 %, :func:`advlens.stats.testable` -- not with fewer than 5 models, nor
+    where ties leave too few distinct orderings."""
     rows = []
     for attack, part in summary.groupby("attack", sort=False):
         for quantity in ("tolerance", "alignment"):
@@ -283,13 +284,14 @@ def correlations(summary: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) ->
             values = values[np.isfinite(values).all(axis=1)]
             if len(values) < 3:  # too few models: not testable, said so rather than raised
                 rows.append({"attack": attack, "quantity": quantity, "rho": np.nan,
-                             "lo": np.nan, "hi": np.nan, "n_models": len(values),
+                             "lo": np.nan, "hi": np.nan, "p": np.nan, "n_models": len(values),
                              "testable": False})
                 continue
             est = rank_correlation(part["accuracy"], part[quantity], n_boot=n_boot, seed=seed)
             rows.append({"attack": attack, "quantity": quantity, "rho": est.value,
-                         "lo": est.lo, "hi": est.hi, "n_models": est.n,
-                         "testable": testable(values[:, 0], values[:, 1])})
+                         "lo": est.lo, "hi": est.hi,
+                         "p": permutation_p(values[:, 0], values[:, 1], rank=True, seed=seed),
+                         "n_models": est.n, "testable": testable(values[:, 0], values[:, 1])})
     return pd.DataFrame(rows)
 
 
@@ -303,10 +305,10 @@ def _rho_claim(corr: pd.DataFrame, quantity: str, sign: int) -> tuple[bool | Non
     # undefined one leaves it untested
     needed = min_testable_points()
     checks = [None if not np.isfinite([r.rho, r.lo, r.hi]).all() or _too_few(r) else
-              bool(r.lo > 0) if sign > 0 else bool(r.hi < 0) for r in part.itertuples()]
+              _significant(r, sign) for r in part.itertuples()]
     holds = combine(checks)
     text = "; ".join(
-        f"{r.attack}: ρ = {r.rho:.2f} [{r.lo:.2f}, {r.hi:.2f}] (n = {r.n_models}"
+        f"{r.attack}: ρ = {r.rho:.2f} [{r.lo:.2f}, {r.hi:.2f}]{_p_text(r)} (n = {r.n_models}"
         + (f", too few models to test: {needed} needed)" if r.n_models < needed else
            ", too many ties to test: no ordering of these values is significant)"
            if _too_few(r) else ")")
@@ -316,6 +318,19 @@ def _rho_claim(corr: pd.DataFrame, quantity: str, sign: int) -> tuple[bool | Non
                            f"only {r.n_models} models with a finite value ({needed} needed)")
         for r in part.itertuples())
     return holds, text
+
+
+def _significant(r: Any, sign: int) -> bool:
+    """Whether a row of :func:`correlations` shows ρ of the sign ``sign``: its 95 % CI on that
+    side of 0 and its permutation p below 0.05 (the percentile CI alone rejects too often with
+    few models); a table without ``p`` (written before it) by the CI alone."""
+    side = r.lo > 0 if sign > 0 else r.hi < 0
+    return bool(side and not getattr(r, "p", np.nan) >= 0.05)
+
+
+def _p_text(r: Any) -> str:
+    p = getattr(r, "p", np.nan)
+    return f", p = {p:.2g}" if np.isfinite(p) else ""
 
 
 def _too_few(r: Any) -> bool:
@@ -328,22 +343,23 @@ def _too_few(r: Any) -> bool:
 
 def trend_lines(corr: pd.DataFrame) -> list[str]:
     """One Markdown line per row of ``corr`` (:func:`correlations` with a ``dataset`` column):
-    the quantity "rises" / "falls" with accuracy where the 95 % CI of ρ is above / below 0,
-    "shows no clear trend" where it holds 0, and "cannot be tested" where :func:`findings` says
-    so (ρ or its CI undefined, or fewer models than :func:`advlens.stats.min_testable_points`:
-    a perfect ordering of 4 models has the CI [1, 1], which is no evidence; nor where ties
-    leave no significant ordering)."""
+    the quantity "rises" / "falls" with accuracy where the 95 % CI of ρ is above / below 0
+    and its permutation p below 0.05, "shows no clear trend" otherwise, and "cannot be
+    tested" where :func:`findings` says so (ρ or its CI undefined, or fewer models than
+    :func:`advlens.stats.min_testable_points`: a perfect ordering of 4 models has the CI
+    [1, 1], which is no evidence; nor where ties leave no significant ordering)."""
     needed = min_testable_points()
     lines = []
     for r in corr.itertuples():
-        stated = f"ρ = {r.rho:.2f}, 95 % CI [{r.lo:.2f}, {r.hi:.2f}], {r.n_models} models"
+        stated = (f"ρ = {r.rho:.2f}, 95 % CI [{r.lo:.2f}, {r.hi:.2f}]{_p_text(r)}, "
+                  f"{r.n_models} models")
         if not np.isfinite([r.rho, r.lo, r.hi]).all() or _too_few(r):
             trend = (f"cannot be tested here ({stated}; " + (
                 f"{needed} models with a defined ρ needed)" if r.n_models < needed else
                 "too many ties: no ordering of these values is significant)"))
         else:
-            trend = ("rises" if r.lo > 0 else "falls" if r.hi < 0 else "shows no clear trend"
-                     ) + f" with accuracy ({stated})"
+            trend = ("rises" if _significant(r, +1) else "falls" if _significant(r, -1) else
+                     "shows no clear trend") + f" with accuracy ({stated})"
         lines.append(f"- **{r.dataset}, {r.attack}**: {r.quantity} {trend}.")
     return lines
 
@@ -385,8 +401,9 @@ def findings(corr: pd.DataFrame, align_arrows: pd.DataFrame, tol_arrows: pd.Data
     as a findings table (``finding``, ``holds``, ``evidence``, ``paper``, ``statistics``; see
     :mod:`advlens.findings`); ``holds`` None = not testable with these models.
 
-    1. Tolerance grows with accuracy: ρ(accuracy, tolerance) has its 95 % CI above 0 (every
-       attack). 2. Alignment falls with accuracy: CI of ρ(accuracy, alignment) below 0. An
+    1. Tolerance grows with accuracy: ρ(accuracy, tolerance) has its 95 % CI above 0 and its
+       permutation p below 0.05 (every attack). 2. Alignment falls with accuracy: CI of
+       ρ(accuracy, alignment) below 0, p below 0.05. An
        attack with ρ undefined (tied models), with fewer models than
        :func:`advlens.stats.min_testable_points` (5), or with so many ties that no ordering
        would be significant (``testable`` False) makes the claim None unless another attack's

@@ -118,7 +118,8 @@ def scaling_laws(table: pd.DataFrame, *, by: Iterable[str] = ("attack", "norm"),
                  level: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """One :func:`scaling_law` per group of ``table`` (one row per model × group).
 
-    Returns slope, intercept (with CIs), R², the number of models per group and ``testable``
+    Returns slope, intercept (with CIs), the slope's two-sided permutation p (``slope_p``,
+    :attr:`advlens.stats.LinearFit.p`), R², the number of models per group and ``testable``
     (:attr:`advlens.stats.LinearFit.testable`: some ordering of the models would give a
     significant slope -- not with fewer than 5, nor with many tied errors); groups with
     fewer than 3 usable models (finite distortion, error > 0) of distinct error are reported
@@ -145,14 +146,15 @@ def scaling_laws(table: pd.DataFrame, *, by: Iterable[str] = ("attack", "norm"),
         row["n_models"] = len(usable)
         # only too few models is a NaN row: any other ValueError of the fit is the caller's
         if len(usable) < 3 or usable[error].nunique() < 2:
-            row.update({k: float("nan") for k in ("slope", "slope_lo", "slope_hi", "intercept",
-                                                  "intercept_lo", "intercept_hi", "r2")},
+            row.update({k: float("nan") for k in ("slope", "slope_lo", "slope_hi", "slope_p",
+                                                  "intercept", "intercept_lo", "intercept_hi",
+                                                  "r2")},
                        testable=False)
         else:
             fit = scaling_law(usable[value].to_numpy(), usable[error].to_numpy(), n_boot=n_boot,
                               level=level, seed=seed)
             row.update(slope=fit.slope.value, slope_lo=fit.slope.lo, slope_hi=fit.slope.hi,
-                       intercept=fit.intercept.value, intercept_lo=fit.intercept.lo,
+                       slope_p=fit.p, intercept=fit.intercept.value, intercept_lo=fit.intercept.lo,
                        intercept_hi=fit.intercept.hi, r2=fit.r2, testable=fit.testable)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -455,11 +457,26 @@ def depth_comparison(table: pd.DataFrame, pairs: Sequence[tuple[str, str]],
 # Decision rules of :func:`findings`, fixed before the laptop zoo was run.
 LAW_ATTACKS = ("cw", "ifgsm")  # the attacks whose fits decide findings 1 and 2
 LAW_MIN_R2 = 0.5  # finding 1: a "law" explains at least half the spread ...
+# ... with a slope whose permutation p is below this (R² ≥ 0.5 alone is p ≈ 0.18 on 5 models)
+LAW_ALPHA = 0.05
 FAMILY_ALPHA = 0.05  # finding 2: family η² beats its permutation null at this level
 BROAD_TRANSFER_FAMILY = "vgg"  # finding 4: the family the paper found to transfer broadly
 # finding 4's evidence: a family "carries" within-family transfer when its within-family rate
 # exceeds its across-family rate by at least this much (absolute)
 CARRY_MARGIN = 0.05
+
+
+def _law_passes(law: Mapping[str, Any]) -> bool:
+    """Finding 1's rule on one fitted law (a row of :func:`scaling_laws`): the slope's CI above 0,
+    its permutation p below :data:`LAW_ALPHA` and R² ≥ :data:`LAW_MIN_R2`; a table without
+    ``slope_p`` (written before it) by the CI and R² alone."""
+    p = law.get("slope_p", np.nan)
+    return bool(law["slope_lo"] > 0 and law["r2"] >= LAW_MIN_R2 and not p >= LAW_ALPHA)
+
+
+def _p_text(law: Mapping[str, Any]) -> str:
+    p = law.get("slope_p", np.nan)
+    return f", p {p:.2g}" if np.isfinite(p) else ""
 
 
 def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
@@ -477,7 +494,8 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
     Returns
     -------
     DataFrame with columns finding, holds, evidence. The rules: (1) for both attacks of
-    :data:`LAW_ATTACKS`, the slope's CI lies above 0 and R² ≥ :data:`LAW_MIN_R2` (None if a law
+    :data:`LAW_ATTACKS`, the slope's CI lies above 0, its permutation p is below
+    :data:`LAW_ALPHA` and R² ≥ :data:`LAW_MIN_R2` (None if a law
     could not be fitted -- absent, or a NaN row of :func:`scaling_laws` for fewer than 3 models
     -- or rests on fewer than :func:`advlens.stats.min_testable_points` (5) models, or on
     errors so tied that no ordering is significant (``testable`` False), and the other does
@@ -497,12 +515,11 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
     checks = [None if a not in law.index or not np.isfinite(law.loc[a, "slope_lo"])
               or law.loc[a].get("n_models", np.inf) < min_testable_points()
               or _untestable(law.loc[a]) else
-              bool(law.loc[a, "slope_lo"] > 0 and law.loc[a, "r2"] >= LAW_MIN_R2)
-              for a in LAW_ATTACKS]
+              _law_passes(law.loc[a]) for a in LAW_ATTACKS]
     holds1 = combine(checks)
     rows = [{"finding": "1 linear scaling law", "holds": holds1, "evidence": "; ".join(
         f"{a}: slope {law.loc[a, 'slope']:.3g} [{law.loc[a, 'slope_lo']:.3g}, "
-        f"{law.loc[a, 'slope_hi']:.3g}], R² {law.loc[a, 'r2']:.2f}"
+        f"{law.loc[a, 'slope_hi']:.3g}]{_p_text(law.loc[a])}, R² {law.loc[a, 'r2']:.2f}"
         + (" (too many tied errors to test)" if np.isfinite(law.loc[a, "slope_lo"])
            and law.loc[a].get("n_models", np.inf) >= min_testable_points()
            and _untestable(law.loc[a]) else "") for a in law.index)}]
@@ -608,24 +625,25 @@ def within_family_laws(table: pd.DataFrame, *, min_models: int = 3, n_boot: int 
 
 def finding_within_family(family_laws: pd.DataFrame) -> dict[str, Any]:
     """Finding 1 inside families: holds iff, in every family fitted and for each attack of
-    :data:`LAW_ATTACKS`, the slope's CI lies above 0 and R² ≥ :data:`LAW_MIN_R2` (None when no
-    family has enough models; a fit on fewer than :func:`advlens.stats.min_testable_points`
-    models, or on errors so tied that no ordering is significant, is untested, so None unless
-    another fit fails). ``statistics`` holds every fitted
-    slope, its CI and R²."""
+    :data:`LAW_ATTACKS`, the slope's CI lies above 0, its permutation p is below
+    :data:`LAW_ALPHA` and R² ≥ :data:`LAW_MIN_R2` (None when no family has enough models; a
+    fit on fewer than :func:`advlens.stats.min_testable_points` models, or on errors so tied
+    that no ordering is significant, is untested, so None unless another fit fails).
+    ``statistics`` holds every fitted slope, its CI and R²."""
     fitted = family_laws[family_laws["attack"].isin(LAW_ATTACKS)].dropna(subset=["slope"])
     name = "1b scaling law within families"
     if fitted.empty:
         return {"finding": name, "holds": None, "statistics": encode_statistics({}),
                 "evidence": "no family has enough models of distinct error"}
-    ok = (fitted["slope_lo"] > 0) & (fitted["r2"] >= LAW_MIN_R2)
+    ok = fitted.apply(_law_passes, axis=1).astype(bool)
     enough = (fitted["n_models"] >= min_testable_points()) & (
         fitted["testable"].astype(bool) if "testable" in fitted else True)
     holds = combine(bool(o) if e else None for o, e in zip(ok, enough, strict=True))
     stats = {f"{r.family}_{r.attack}_{k}": getattr(r, k) for r in fitted.itertuples()
              for k in ("slope", "slope_lo", "slope_hi", "r2")}
     evidence = "; ".join(f"{r.family} {r.attack}: slope {r.slope:.3g} [{r.slope_lo:.3g}, "
-                         f"{r.slope_hi:.3g}], R² {r.r2:.2f} ({r.n_models} models"
+                         f"{r.slope_hi:.3g}]{_p_text(r._asdict())}, R² {r.r2:.2f} "
+                         f"({r.n_models} models"
                          + (")" if e else f", too few to test: {min_testable_points()} needed)"
                             if r.n_models < min_testable_points() else
                             ", too many tied errors to test)")
