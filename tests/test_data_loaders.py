@@ -364,9 +364,12 @@ def test_imagefolder_reads_kaggle_flat_val_as_the_same_images_in_class_folders(t
     draw the same images either way."""
     import shutil
 
+    from advlens.data.imagefolder import imagenet_wnids
+
     wnids = ["n01440764", "n01443537", "n01484850"]
     labels = [2, 0, 1, 0, 2, 2, 1]
-    val = _write_kaggle(tmp_path / "kaggle", np.random.default_rng(3), wnids, labels)
+    imagenet = imagenet_wnids()  # Kaggle's synset mapping lists all 1,000
+    val = _write_kaggle(tmp_path / "kaggle", np.random.default_rng(3), wnids, labels, imagenet)
     for k, label in enumerate(labels):
         name = f"ILSVRC2012_val_{k + 1:08d}.JPEG"
         (tmp_path / "sorted" / "val" / wnids[label]).mkdir(parents=True, exist_ok=True)
@@ -376,7 +379,7 @@ def test_imagefolder_reads_kaggle_flat_val_as_the_same_images_in_class_folders(t
         for got in (imagefolder(tmp_path / "kaggle", "val", progress=False, **kw),  # the top
                     imagefolder(val, progress=False, **kw),  # the flat folder, CSV found above
                     load("imagenet", "val", root=str(tmp_path / "kaggle"), progress=False, **kw)):
-            assert got.classes == ref.classes == wnids
+            assert got.classes == ref.classes == imagenet and imagenet[:3] == wnids
             assert torch.equal(got.labels, ref.labels) and torch.equal(got.images, ref.images)
     assert sorted(imagefolder(val, progress=False).labels.tolist()) == sorted(labels)
 
@@ -392,6 +395,33 @@ def test_imagefolder_kaggle_labels_index_by_the_synset_mapping(tmp_path):
     assert sorted(s.labels.tolist()) == [0, 1, 3]
     (tmp_path / "LOC_synset_mapping.txt").unlink()  # no mapping: the CSV's wnids, sorted
     assert sorted(imagefolder(val, progress=False).labels.tolist()) == [0, 1, 2]
+
+
+def test_imagefolder_labels_a_subset_of_imagenet_classes_as_the_models_index_them(tmp_path):
+    """A copy of ImageNet holding some of the 1,000 wnid folders (a trial subset): each image is
+    labelled by its class's index among ImageNet-1k's classes (torchvision's category names
+    say which), not by its folder's position among those present; flat with Kaggle's CSV and
+    no synset mapping, alike."""
+    import shutil
+
+    from torchvision.models import ResNet50_Weights
+
+    names = {"n01440764": "tench", "n02105855": "Shetland sheepdog", "n15075141": "toilet tissue"}
+    wnids = sorted(names)
+    val = _write_kaggle(tmp_path / "kaggle", np.random.default_rng(7), wnids, [2, 0, 1, 1])
+    (tmp_path / "kaggle" / "LOC_synset_mapping.txt").unlink()
+    for k, label in enumerate([2, 0, 1, 1]):
+        name = f"ILSVRC2012_val_{k + 1:08d}.JPEG"
+        (tmp_path / "sorted" / wnids[label]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(val / name, tmp_path / "sorted" / wnids[label] / name)
+    categories = ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
+    for got in (imagefolder(tmp_path / "sorted", progress=False), imagefolder(val, progress=False)):
+        assert len(got.classes) == len(categories) == 1000
+        assert [categories[k] for k in got.labels.tolist()] == [
+            names[w] for w in ("n01440764", "n02105855", "n02105855", "n15075141")]
+    # folders not named by ImageNet-1k wnids keep their sorted positions
+    (tmp_path / "sorted" / "n15075141").rename(tmp_path / "sorted" / "n99999999")
+    assert imagefolder(tmp_path / "sorted", progress=False).labels.tolist() == [0, 1, 1, 2]
 
 
 def test_imagefolder_kaggle_flat_refuses_unlabelled_images_and_bad_csv(tmp_path):

@@ -249,6 +249,14 @@ def test_paper_zoo_from_manifest_builds_evaluates_and_caches(
                       robust_eval_n=6)
     assert [e.cached for e in third] == [False] + [True] * 5
     assert third.table()["test_acc"].tolist() == built.table()["test_acc"].tolist()
+    # ... and those labelled before a subset of ImageNet's classes kept the 1,000-class indices
+    meta = json.loads(meta_path.read_text())
+    assert meta["eval_labels"] == "imagenet-1k-wnid-index"
+    del meta["eval_labels"]
+    meta_path.write_text(json.dumps(meta))
+    fourth = zoo.build("paper", root=tmp_path / "zoo", progress=False, robust_eval_eps=0.5,
+                       robust_eval_n=6)
+    assert [e.cached for e in fourth] == [False] + [True] * 5
     robust = built.select(source="robustness", eps=3.0)
     assert len(robust) == 2 and all(e.config.regime == "l2-at" for e in robust)
 
@@ -555,6 +563,85 @@ def test_a_timm_model_added_by_a_manifest_gets_timms_preprocessing(
     assert (paper.register(arch, "x", "torchvision").interpolation,
             paper.PAPER_ARCHS[arch].crop_pct, paper.PAPER_ARCHS[arch].input_size) == (
         "bilinear", 0.875, 224)
+
+
+@pytest.mark.parametrize(("arch", "weights"), [
+    ("inception_v3", "Inception_V3_Weights.IMAGENET1K_V1"),
+    ("resnet50", "ResNet50_Weights.IMAGENET1K_V2"), ("resnet50", "ResNet50_Weights.IMAGENET1K_V1")])
+def test_a_torchvision_model_in_a_manifest_is_evaluated_as_its_weights_transforms_say(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arch: str, weights: str) -> None:
+    """torchvision weights named by their published file: each image as their ``transforms()``
+    gives it (inception_v3: resize 342, crop 299; resnet50 V2: resize 232), not 256 -> 224."""
+    import torchvision.models
+    from PIL import Image
+
+    from advlens.zoo import paper
+
+    enum, member = weights.split(".")
+    found = getattr(getattr(torchvision.models, enum), member)
+    monkeypatch.setitem(paper.PAPER_ARCHS, arch, None)  # undone after the test
+    manifest = tmp_path / "zoo.json"
+    manifest.write_text(json.dumps({"models": [
+        {"arch": arch, "source": "torchvision", "family": "x",
+         "checkpoint": found.url.rsplit("/", 1)[-1]}]}))
+    paper.manifest_configs(manifest)
+    rng = np.random.default_rng(0)
+    arrays = {"n01": rng.integers(0, 256, (339, 500, 3), dtype=np.uint8),
+              "n02": rng.integers(0, 256, (400, 300, 3), dtype=np.uint8)}
+    for cls, array in arrays.items():
+        write_png(tmp_path / "val" / cls / "x.png", array)
+    monkeypatch.setenv("ADVLENS_IMAGENET", str(tmp_path))
+    got = paper.eval_data(None, arch=arch).images
+    transform = found.transforms()  # torchvision's own: resize, crop, scale, normalise
+    mean, std = (torch.tensor(v).view(3, 1, 1) for v in (transform.mean, transform.std))
+    for k, cls in enumerate(sorted(arrays)):
+        ref = transform(Image.fromarray(arrays[cls])) * std + mean
+        assert got[k].shape == ref.shape == (3, transform.crop_size[0], transform.crop_size[0])
+        torch.testing.assert_close(got[k], ref, atol=1e-5, rtol=0)
+
+
+def test_torchvision_weights_are_normalised_with_their_own_mean_and_std(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """efficientnet_v2_l's published weights take (x - 0.5) / 0.5 (their ``transforms()``), not
+    ImageNet's mean/std (a tiny stand-in network in the file: only the wrapper is checked)."""
+    import torchvision.models
+
+    found = torchvision.models.EfficientNet_V2_L_Weights.IMAGENET1K_V1
+    tiny = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3)).eval()
+    monkeypatch.setattr(torchvision.models, "get_model", lambda *a, **k: tiny)
+    path = tmp_path / found.url.rsplit("/", 1)[-1]
+    torch.save(tiny.state_dict(), path)
+    model = published.torchvision_model("efficientnet_v2_l", path)
+    x = torch.rand(2, 3, 2, 2)
+    assert found.transforms().mean == [0.5, 0.5, 0.5]
+    torch.testing.assert_close(model(x), tiny(_normalised(x, found.transforms().mean,
+                                                          found.transforms().std)))
+    other = tmp_path / "resnet-random.pth"  # a file torchvision did not publish: ImageNet's
+    torch.save(tiny.state_dict(), other)
+    torch.testing.assert_close(published.torchvision_model("resnet50", other)(x),
+                               tiny(_normalised(x, MEAN, STD)))
+
+
+def test_a_manifest_refuses_one_arch_evaluated_two_ways(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One registration per arch serves all its models: the README's robustness + torchvision
+    resnet50 pair shares 256 -> 224, but torchvision's V2 file (232) would re-preprocess the
+    Salman model too, so it is refused."""
+    from advlens.zoo import paper
+
+    monkeypatch.setitem(paper.PAPER_ARCHS, "resnet50", paper.PAPER_ARCHS["resnet50"])
+    robust = {"arch": "resnet50", "source": "robustness", "family": "resnet", "eps": 3.0,
+              "checkpoint": "resnet50_l2_eps3.ckpt"}
+    manifest = tmp_path / "zoo.json"
+    for checkpoint, ok in (("resnet50-0676ba61.pth", True), ("resnet50-11ad3fa6.pth", False)):
+        manifest.write_text(json.dumps({"models": [robust, {
+            "arch": "resnet50", "source": "torchvision", "family": "resnet",
+            "checkpoint": checkpoint}]}))
+        if ok:
+            assert len(paper.manifest_configs(manifest)) == 2
+        else:
+            with pytest.raises(ValueError, match="models 0 and 1 are both arch 'resnet50'"):
+                paper.manifest_configs(manifest)
 
 
 def test_the_zoo_evaluates_each_published_model_with_its_own_preprocessing(

@@ -1,5 +1,6 @@
 """ImageNet-style ImageFolder: ``root/<class>/<image>``, classes in sorted folder order; or a
-flat folder of images labelled by Kaggle's ImageNet ``LOC_val_solution.csv``."""
+flat folder of images labelled by Kaggle's ImageNet ``LOC_val_solution.csv``. Classes named by
+ImageNet-1k wnids keep the 1,000-class indices of the published models, also for a subset."""
 
 from __future__ import annotations
 
@@ -41,6 +42,24 @@ def crop_box(w: int, h: int, size: int) -> tuple[int, int, int, int]:
     """The (left, top, right, bottom) of torchvision's ``CenterCrop(size)`` of a w×h image."""
     top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
     return left, top, left + size, top + size
+
+
+def imagenet_wnids() -> list[str] | None:
+    """The 1,000 ImageNet-1k wnids in the published models' index order (timm's copy of the
+    list: sorted, as the 1,000 class folders sort); None without timm."""
+    try:
+        from timm.data import ImageNetInfo
+    except ImportError:  # pragma: no cover - timm is a dependency
+        return None
+    return list(ImageNetInfo().label_names())
+
+
+def model_classes(classes: list[str]) -> list[str]:
+    """``classes`` in label order, or ImageNet-1k's 1,000 wnids when ``classes`` are some of
+    them: a copy of ImageNet holding a subset of the classes (its sorted folders would number
+    n02105855 4th, not 230th) is then labelled as the models index it."""
+    wnids = imagenet_wnids()
+    return wnids if wnids is not None and set(classes) <= set(wnids) else classes
 
 
 def _read(path: Path, size: int | None, crop_fraction: float,
@@ -98,8 +117,8 @@ def flat_labels(labels: str | Path) -> tuple[list[str], dict[str, str]]:
     (``ImageId,PredictionString``; the string's first word is the image's wnid).
 
     The order is that of ``LOC_synset_mapping.txt`` beside the CSV (the 1,000 wnids sorted, as
-    the class folders sort), else the CSV's wnids sorted: then a CSV of a subset of classes
-    gives other indices than the models' 1,000, so the mapping file should be there.
+    the class folders sort), else the CSV's wnids sorted (:func:`model_classes`: ImageNet-1k's
+    1,000 when they are among them).
     """
     path = Path(labels)
     if not path.is_file():
@@ -124,7 +143,7 @@ def flat_labels(labels: str | Path) -> tuple[list[str], dict[str, str]]:
         if unknown:
             raise corrupt(path, f"wnids {unknown[:3]} are not in {synsets}")
     else:
-        classes = sorted(set(wnid_of.values()))
+        classes = model_classes(sorted(set(wnid_of.values())))
     return classes, wnid_of
 
 
@@ -156,7 +175,9 @@ def imagefolder(root: str | Path, split: str | None = None, *, size: int | None 
     solution CSV (by default ``LOC_val_solution.csv`` found in the folder or up to four
     levels above it; :func:`flat_labels`); ``root`` may also be the top of Kaggle's download
     (``split`` is then read from ``ILSVRC/Data/CLS-LOC/<split>``). The images, labels and
-    their order are those of the same images sorted into class folders.
+    their order are those of the same images sorted into class folders. Folders named by
+    ImageNet-1k wnids are labelled by their index among the 1,000 (:func:`model_classes`), so
+    that a copy holding only some of the classes is scored as the published models index them.
 
     ``size`` resizes the shorter side to ``floor(size / crop_fraction)`` with ``interpolation``
     (PIL's filter of that name, as torchvision's ``Resize``) and centre-crops ``size``
@@ -190,7 +211,9 @@ def imagefolder(root: str | Path, split: str | None = None, *, size: int | None 
     else:
         listed = {name: _class_files(base / name) for name in classes}
         empty = [name for name in classes if not listed[name]]
-    files = [(p, label) for label, name in enumerate(classes) for p in listed[name][:max_per_class]]
+        classes = model_classes(classes)
+    files = [(p, label) for label, name in enumerate(classes)
+             for p in listed.get(name, [])[:max_per_class]]
     if not files:
         raise missing(base, "images (in class sub-folders)",
                       f"Expected files ending in {', '.join(EXTENSIONS)} inside class folders "

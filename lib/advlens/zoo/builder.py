@@ -80,6 +80,11 @@ def published_model(config: ModelConfig, trust: bool | None = None) -> nn.Module
                          device=accel.env_device())
 
 
+# How published models' validation images are labelled (a change re-measures their accuracies):
+# folders named by ImageNet-1k wnids by their index among the 1,000 (data.imagefolder)
+EVAL_LABELS = "imagenet-1k-wnid-index"
+
+
 def _published(config: ModelConfig, root: str | Path | None, settings: RobustEval,
                memo: _DataCache | None, trust: bool | None) -> ZooEntry:
     """A published model, with its clean and robust accuracy on ImageNet validation images
@@ -96,12 +101,16 @@ def _published(config: ModelConfig, root: str | Path | None, settings: RobustEva
         meta = read_json(paths.meta) if paths.meta.exists() else {}
         # accuracies measured with another resize or crop (an older release), or on another
         # ImageNet folder (a trial subset before the full set), are measured again
+        # ... and those labelled before a folder of some ImageNet classes took the models'
+        # 1,000-class indices (it numbered its folders 0, 1, ...: EVAL_LABELS)
         preprocessing = paper.eval_kw(config.arch)
         cached = (meta.get("weights") == stamp and meta.get("eval_preprocessing") == preprocessing
+                  and meta.get("eval_labels") == EVAL_LABELS
                   and folder in (None, meta.get("eval_folder", folder)))
         if not cached:
             meta = {"name": config.name, "hash": config.hash, "config": config.to_dict(),
-                    "weights": stamp, "eval_preprocessing": preprocessing, "eval_folder": folder,
+                    "weights": stamp, "eval_preprocessing": preprocessing,
+                    "eval_labels": EVAL_LABELS, "eval_folder": folder,
                     "sha256": sha256_file(weights), "train_time_s": None,
                     "n_params": sum(p.numel() for p in model.parameters()), "robust": {},
                     "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

@@ -118,15 +118,55 @@ def timm_eval(name: str) -> tuple[str, float, int] | None:
     return cfg.interpolation, float(cfg.crop_pct), int(cfg.input_size[-1])
 
 
+def torchvision_weights(name: str, checkpoint: str | Path | None = None) -> Any | None:
+    """The torchvision weights (a ``WeightsEnum`` member) that file ``checkpoint`` of model
+    ``name`` holds: those published under its file name (e.g. ``resnet50-11ad3fa6.pth``), else
+    the model's ImageNet-1k weights when they all share one preprocessing; None when
+    torchvision does not know the model or the file name leaves it open (resnet50's V1 and V2)."""
+    try:
+        import torchvision.models
+
+        found = [w for w in torchvision.models.get_model_weights(name)
+                 if len(w.meta.get("categories") or ()) == 1000]
+    except (ValueError, KeyError):  # not a torchvision model
+        return None
+    filename = Path(checkpoint).name if checkpoint is not None else None
+    named = [w for w in found if w.url.rsplit("/", 1)[-1] == filename]
+    if named:
+        return named[0]
+    seen = {_transforms_key(w) for w in found}
+    return found[0] if len(seen) == 1 else None
+
+
+def _transforms_key(weights: Any) -> tuple[Any, ...]:
+    t = weights.transforms()
+    return (*t.crop_size, *t.resize_size, t.interpolation.value, *t.mean, *t.std)
+
+
+def torchvision_eval(name: str, checkpoint: str | Path | None = None
+                     ) -> tuple[str, float, int] | None:
+    """(interpolation, crop_pct, input side) of torchvision model ``name``'s weights in file
+    ``checkpoint`` as their ``transforms()`` say (:func:`torchvision_weights`; inception_v3:
+    bilinear, resize 342, crop 299); None when unknown."""
+    weights = torchvision_weights(name, checkpoint)
+    if weights is None:
+        return None
+    t = weights.transforms()
+    side, resize = int(t.crop_size[0]), int(t.resize_size[0])
+    return t.interpolation.value, side / resize, side
+
+
 def register(name: str, family: str, source: str, *, kwargs: dict[str, Any] | None = None,
              num_classes: int | None = None, input_size: int | None = None,
-             interpolation: str | None = None, crop_pct: float | None = None) -> PaperArch:
+             interpolation: str | None = None, crop_pct: float | None = None,
+             checkpoint: str | None = None) -> PaperArch:
     """Add (or replace) published architecture ``name`` so that ``ModelConfig(name,
     source=source, checkpoint=...)`` is valid. ``source``: timm, torchvision or robustness.
     ``num_classes`` (default 1000) may also be given in ``kwargs``, as for timm's ``create_model``.
     ``interpolation`` / ``crop_pct`` / ``input_size`` default to the published timm model's
     (:data:`TIMM_EVAL`, else timm's stored pretrained config: :func:`timm_eval`) for a timm
-    model, else to bilinear, 0.875 and 224."""
+    model, to the ``transforms()`` of the torchvision weights in file ``checkpoint`` for a
+    torchvision model (:func:`torchvision_eval`), else to bilinear, 0.875 and 224."""
     from advlens.data.imagefolder import INTERPOLATIONS
 
     if source not in SOURCES:
@@ -134,6 +174,8 @@ def register(name: str, family: str, source: str, *, kwargs: dict[str, Any] | No
     known = (*DEFAULT_EVAL, EVAL_SIZE)
     if source == "timm":
         known = _listed_eval(name) if name in TIMM_ARCHS else timm_eval(name) or known
+    elif source == "torchvision":
+        known = torchvision_eval(name, checkpoint) or known
     interpolation = known[0] if interpolation is None else interpolation
     crop_pct = known[1] if crop_pct is None else float(crop_pct)
     input_size = known[2] if input_size is None else input_size
@@ -195,6 +237,7 @@ def manifest_configs(path: str | Path) -> list[Any]:
         raise ValueError(f"{path} must hold {{'models': [...]}} with at least one model; got "
                          f"a JSON {type(manifest).__name__}.")
     configs = []
+    registered: dict[str, tuple[int, tuple[Any, ...]]] = {}  # arch: (first model, its build)
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise ValueError(f"{path}: model {i} must be an object with arch, source, family "
@@ -206,10 +249,21 @@ def manifest_configs(path: str | Path) -> list[Any]:
         if unknown:  # a misspelt key (crop_fraction, regimes) would silently take its default
             raise ValueError(f"{path}: model {i} has unknown key(s) {unknown}; a model takes "
                              f"{', '.join(MANIFEST_KEYS)}.")
-        register(entry["arch"], entry["family"], entry["source"], kwargs=entry.get("kwargs"),
-                 num_classes=entry.get("num_classes"),
-                 input_size=entry.get("input_size"),
-                 interpolation=entry.get("interpolation"), crop_pct=entry.get("crop_pct"))
+        arch = register(entry["arch"], entry["family"], entry["source"],
+                        kwargs=entry.get("kwargs"), num_classes=entry.get("num_classes"),
+                        input_size=entry.get("input_size"),
+                        interpolation=entry.get("interpolation"), crop_pct=entry.get("crop_pct"),
+                        checkpoint=entry["checkpoint"])
+        # one registration per arch serves all its models: a second with another input would
+        # silently evaluate the first model (e.g. a Salman resnet50) as the second
+        serves = (arch.kwargs, arch.num_classes, arch.input_size, arch.interpolation,
+                  arch.crop_pct)
+        first, before = registered.setdefault(entry["arch"], (i, serves))
+        if before != serves:
+            raise ValueError(
+                f"{path}: models {first} and {i} are both arch {entry['arch']!r} but would be "
+                f"built or evaluated differently ((kwargs, num_classes, input_size, "
+                f"interpolation, crop_pct): {before} vs {serves}); give them the same values.")
         eps = float(entry.get("eps", 0.0))
         configs.append(ModelConfig(entry["arch"], dataset="imagenet", epochs=0,
                                    regime=entry.get("regime", "l2-at" if eps > 0 else "standard"),

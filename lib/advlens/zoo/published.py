@@ -107,9 +107,14 @@ TRANSFORM_INPUT = {"inception_v3": "AuxLogits.", "googlenet": "aux1."}
 def torchvision_model(name: str, path: str | Path, *, trust: bool | None = None,
                       num_classes: int = 1000) -> NormalizedClassifier:
     """torchvision model ``name`` (e.g. ``"resnet50"``) with the state dict in ``path`` (as
-    torchvision publishes it, e.g. ``resnet50-0676ba61.pth``), ImageNet mean/std. Inception-v3
-    and GoogLeNet are built as torchvision builds them for its weights (``transform_input``)."""
+    torchvision publishes it, e.g. ``resnet50-0676ba61.pth``), normalised with the mean/std of
+    those weights' ``transforms()`` (ImageNet's; efficientnet_v2_l's 0.5) where the file name
+    or model says which (:func:`advlens.zoo.paper.torchvision_weights`), else ImageNet's.
+    Inception-v3 and GoogLeNet are built as torchvision builds them for its weights
+    (``transform_input``)."""
     import torchvision.models
+
+    from advlens.zoo.paper import torchvision_weights
 
     state = _state(path, trust)
     kwargs: dict[str, Any] = {}
@@ -121,6 +126,9 @@ def torchvision_model(name: str, path: str | Path, *, trust: bool | None = None,
                                                **kwargs)
     except ValueError as err:
         raise ValueError(f"unknown torchvision model {name!r}: {err}") from None
-    return NormalizedClassifier(load_weights(network, path, state=state), IMAGENET_MEAN,
-                                IMAGENET_STD).eval()
+    weights = torchvision_weights(name, path)
+    t = weights.transforms() if weights is not None else None
+    return NormalizedClassifier(load_weights(network, path, state=state),
+                                IMAGENET_MEAN if t is None else t.mean,
+                                IMAGENET_STD if t is None else t.std).eval()
 
