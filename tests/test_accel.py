@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from advlens import accel
-from advlens.features import final_linear, representation
+from advlens import accel, attacks
+from advlens.features import final_linear, predict, representation
 
 
 def _net() -> nn.Module:
@@ -39,6 +39,29 @@ def test_wrapper_is_exact_in_fp32_and_close_in_bf16() -> None:
     assert final_linear(wrapped)[0] == "model.6"
     torch.testing.assert_close(representation(wrapped, x), representation(model, x),
                                atol=0.05, rtol=0.05)
+
+
+class _TupleNet(nn.Module):
+    """A user's model returning (logits, extra)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = _net()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net(x), x.mean()
+
+
+def test_a_wrapped_model_returning_a_tuple_gets_the_callers_clear_error() -> None:
+    """Under autocast the wrapper took ``.float()`` of any output: a tuple failed there
+    ("'tuple' object has no attribute 'float'") instead of at predict's and the attacks'
+    check, which names the way out."""
+    model = accel.prepare(_TupleNet(), device="cpu", autocast=torch.bfloat16)
+    x = torch.rand(2, 3, 8, 8)
+    with pytest.raises(TypeError, match="returned a tuple.*model\\(x\\)\\[0\\]"):
+        predict(model, x)
+    with pytest.raises(TypeError, match="returned a tuple"):
+        attacks.fgsm(model, x, torch.tensor([0, 1]), eps=0.1)
 
 
 def test_batch_size_from_measured_memory(monkeypatch: pytest.MonkeyPatch) -> None:

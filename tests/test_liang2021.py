@@ -201,6 +201,31 @@ def test_correlations_treat_a_sources_seeds_as_one_draw() -> None:
     assert uneven["p_over"].iloc[0] == "points"
 
 
+def test_correlations_pair_whole_sources_seed_by_seed_whatever_the_row_order() -> None:
+    """Seed s of every source shares the reference model of seed s: the source pairings meet
+    seed s with seed s (by the ``seed`` column), so the p is that of every pairing of whole
+    sources by seed, by hand, for the rows in any order (shuffled rows paired a source's seed 0
+    with another's seed 2, and a shared per-seed shift then looked like an association)."""
+    rng = np.random.default_rng(9)
+    shift = np.array([0.0, 1.0, 2.0])  # per seed: the reference model moves every source
+    source, seed = np.arange(18) % 6, np.arange(18) // 6
+    alpha = shift[seed] + rng.normal(0, 0.3, 6)[source] + rng.normal(0, 0.05, 18)
+    transfer = 0.3 * shift[seed] + rng.normal(0, 0.02, 6)[source] + rng.normal(0, 0.01, 18)
+    rows = _rows(list(transfer), list(alpha), sources=6)
+    observed = scipy_stats.spearmanr(alpha, transfer).statistic
+    pairings = []
+    for order in itertools.permutations(range(6)):  # source i, seed s with source order[i], s
+        moved = transfer[np.array(order)[source] + 6 * seed]
+        pairings.append(scipy_stats.spearmanr(alpha, moved).statistic)
+    pairings = np.array(pairings)
+    one_sided = min((pairings >= observed - 1e-12).mean(), (pairings <= observed + 1e-12).mean())
+    expected = min(1.0, 2 * one_sided)
+    for order in (np.arange(18), rng.permutation(18), np.argsort(-transfer, kind="stable")):
+        table = liang2021.correlations(rows.iloc[order], metrics=("alpha1",), n_boot=50)
+        assert table["p"].iloc[0] == pytest.approx(expected), order
+        assert table["p_over"].iloc[0] == "sources"
+
+
 def test_paper_table_puts_ours_beside_the_published_numbers() -> None:
     summary = pd.DataFrame({"experiment": ["B-cifar10-stl10", "B-cifar10-stl10", "A"],
                             "source": ["lenet", "resnet50-cifar", "lenet"],

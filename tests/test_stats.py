@@ -222,6 +222,8 @@ def test_permutation_p_is_exact_at_its_level_under_the_null() -> None:
     assert stats.permutation_p(x, x, n_resamples=99) == pytest.approx(2 / 100)
     with pytest.raises(ValueError, match="alternative"):
         stats.permutation_p(x, x, alternative="greater-than")
+    with pytest.raises(ValueError, match=r"n_resamples must be an int >= 1; got 10000\.0"):
+        stats.permutation_p(x, x, n_resamples=1e4)  # named as passed (was "n_boot")
 
 
 def test_bootstrap_ci_of_groups_draws_whole_groups() -> None:

@@ -53,7 +53,8 @@ class Autocast(nn.Module):
             return self.model(x)
         with torch.autocast(device_type=x.device.type, dtype=self.dtype):
             out = self.model(x)
-        return out.float()
+        # anything but one tensor is left to the caller's check (a tuple has no .float())
+        return out.float() if isinstance(out, Tensor) else out
 
 
 def unwrap(model: nn.Module) -> nn.Module:

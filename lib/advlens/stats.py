@@ -26,9 +26,9 @@ class Estimate:
         return f"{self.value:.4g} [{self.lo:.4g}, {self.hi:.4g}] (n={self.n})"
 
 
-def _check_resampling(n_boot: int, level: float) -> None:
+def _check_resampling(n_boot: int, level: float, name: str = "n_boot") -> None:
     if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
-        raise ValueError(f"n_boot must be an int >= 1; got {n_boot!r}.")
+        raise ValueError(f"{name} must be an int >= 1; got {n_boot!r}.")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level is a fraction in (0, 1), e.g. 0.95; got {level!r}.")
 
@@ -175,7 +175,7 @@ def permutation_p(x: np.ndarray, y: np.ndarray, *, rank: bool = False,
     if alternative not in ("two-sided", "greater", "less"):
         raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less'; got "
                          f"{alternative!r}.")
-    _check_resampling(n_resamples, 0.5)
+    _check_resampling(n_resamples, 0.5, "n_resamples")
     if rank:
         x, y = rankdata(x), rankdata(y)
     xc, yc = x - x.mean(), y - y.mean()

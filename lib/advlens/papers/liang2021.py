@@ -329,8 +329,9 @@ def correlations(rows: pd.DataFrame, *, metrics: Sequence[str] = ("alpha1", "alp
     The seeds of one source share its classes and architecture, so its points are not
     independent draws: the percentile-bootstrap CI resamples whole sources (with all their
     seeds) and the two-sided permutation ``p`` (:func:`advlens.stats.permutation_p`, exact up
-    to 9,999 pairings) pairs whole sources' α with other sources' transfer, seed by seed; with
-    unequal seed counts it pairs points (noted as ``p_over`` "points").
+    to 9,999 pairings) pairs whole sources' α with other sources' transfer, seed by seed (in
+    the order of the ``seed`` column, not of the rows: a seed's points share its reference
+    model); with unequal seed counts it pairs points (noted as ``p_over`` "points").
 
     ``holds`` = the CI lies above 0 and ``p`` is below 1 − ``level`` (a positive rank
     correlation that also passes the exact test: a percentile CI alone is liberal with few
@@ -342,6 +343,8 @@ def correlations(rows: pd.DataFrame, *, metrics: Sequence[str] = ("alpha1", "alp
     """
     out = []
     for experiment, g in rows.groupby("experiment", sort=False):
+        if "seed" in g:  # seed k meets seed k (one reference model), whatever the row order
+            g = g.sort_values("seed", kind="stable")
         sources = g["source"].to_numpy()
         n_sources = len(pd.unique(sources))
         # the permutation test pairs whole sources only when each has the same seeds
