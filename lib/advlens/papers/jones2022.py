@@ -559,7 +559,10 @@ def finding_a(test: Estimate, inverted: Estimate) -> dict[str, Any]:
 def finding_b(summary: pd.DataFrame, trend: LinearFit | None) -> dict[str, Any]:
     """(b) holds iff the slope of inverted-data CKA on ε has its 95 % CI above 0 (None when
     the zoo has fewer than two levels, or when no ordering of the fitted points would be
-    significant: :attr:`LinearFit.testable`)."""
+    significant: :attr:`LinearFit.testable`). The CI resamples the (pair, direction, level)
+    points as independent, though a level's points share its models: it is narrower than the
+    models warrant (on a flat trend the rule reads "rises" more often than 2.5 %), and an
+    exact test permuting whole levels needs 5 levels to reach 95 %."""
     stats = {f"cka_inverted_eps{lv:g}": v for lv, v in zip(summary["level"],
                                                            summary["cka_inverted"], strict=True)}
     if trend is None:
