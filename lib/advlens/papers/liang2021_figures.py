@@ -68,8 +68,9 @@ def transfer_bars(summary: pd.DataFrame, *, title: str = "") -> plt.Figure:
 
 def correlation_scatter(rows: pd.DataFrame, corr: pd.DataFrame) -> plt.Figure:
     """Knowledge transfer against α₁ and against α₂, one point per (source, seed), coloured by
-    experiment; the legend gives each experiment's Spearman ρ with its bootstrap CI (our
-    addition: the paper reports no coefficient)."""
+    experiment; the legend gives each experiment's Spearman ρ with its bootstrap CI over sources
+    and its permutation p (:func:`advlens.papers.liang2021.correlations`; our addition: the
+    paper reports no coefficient)."""
     experiments = list(dict.fromkeys(rows["experiment"]))
     palette = plots.family_palette(experiments)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
@@ -78,11 +79,13 @@ def correlation_scatter(rows: pd.DataFrame, corr: pd.DataFrame) -> plt.Figure:
             g = rows[rows["experiment"] == experiment]
             r = corr[(corr["experiment"] == experiment) & (corr["metric"] == metric)].iloc[0]
             ax.scatter(g[metric], g["transfer_acc"], s=22, color=palette[experiment],
-                       label=f"{experiment}: ρ = {r['rho']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}]")
+                       label=f"{experiment}: ρ = {r['rho']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}]"
+                             + (f", p = {r['p']:.2g}" if "p" in r else ""))
         ax.set_xlabel(f"adversarial transferability {name}")
         ax.set_ylabel("knowledge transfer (probe test acc.)")
         ax.set_title(f"knowledge transfer vs {name}", fontsize=10)
         ax.legend(fontsize=7, frameon=False, loc="best")
-    fig.suptitle("Transfer correlation: Spearman ρ [95% bootstrap CI] — our addition")
+    fig.suptitle("Transfer correlation: Spearman ρ [95% bootstrap CI over sources], permutation "
+                 "p — our addition")
     fig.tight_layout()
     return fig
