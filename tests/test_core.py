@@ -170,17 +170,23 @@ def test_linear_fit_band_is_the_quantile_of_resampled_lines() -> None:
     grid = np.array([[0.0, 1.5], [2.0, 4.0]])
     fit = stats.linear_fit(x, y, n_boot=300, level=0.9, seed=7)
     draws = np.random.default_rng(7)
-    lines = []
+    lines, refits = [], []
     for _ in range(300):
         i = draws.integers(0, x.size, size=x.size)
         if np.ptp(x[i]) > 0:
             ref = sps.linregress(x[i], y[i])
             lines.append(ref.slope * grid + ref.intercept)
+            refits.append((ref.slope, ref.intercept))
     lo, hi = fit.band(grid)
     assert lo.shape == grid.shape and len(lines) == fit.boots.shape[0] < 300
     np.testing.assert_allclose(lo, np.quantile(lines, 0.05, axis=0), rtol=0, atol=1e-10)
     np.testing.assert_allclose(hi, np.quantile(lines, 0.95, axis=0), rtol=0, atol=1e-10)
     assert fit.slope.lo == pytest.approx(np.quantile(fit.boots[:, 0], 0.05), abs=1e-12)
+    # the slope's and the intercept's CIs: the same percentiles of the refits by hand
+    (slope_lo, intercept_lo), (slope_hi, intercept_hi) = np.quantile(refits, [0.05, 0.95], axis=0)
+    assert (fit.slope.lo, fit.slope.hi) == pytest.approx((slope_lo, slope_hi), abs=1e-10)
+    assert (fit.intercept.lo, fit.intercept.hi) == pytest.approx((intercept_lo, intercept_hi),
+                                                                abs=1e-10)
 
 
 def test_bootstrap_ci_brackets_mean_and_rejects_nan() -> None:

@@ -13,7 +13,7 @@ from torch import nn
 from advlens.findings import decode_statistics
 from advlens.inversion import InversionResult
 from advlens.papers import jones2022 as j
-from advlens.stats import Estimate, linear_fit
+from advlens.stats import Estimate, LinearFit, linear_fit
 from references import numpy_linear_cka as np_cka
 from references import penultimate as rep
 
@@ -170,6 +170,29 @@ def test_findings_rows_follow_their_rules():
     assert j.finding_c_collapse(test, inv, ["a0", "a1"], ["b0", "b1"])["holds"] is False
 
 
+def test_findings_rows_at_their_strict_boundaries():
+    """"Wholly below" and "CI above 0" are strict: CIs that touch at one point, or a slope CI
+    ending at 0, do not pass. The collapse needs the cross-cue CKA to fall by the margin: a fall
+    of half the margin fails it, however far the twin stays above (dyadic numbers: exact)."""
+    test, touching = Estimate(0.7, 0.5, 0.75, 10), Estimate(0.3, 0.25, 0.5, 10)
+    assert j.finding_a(test, touching)["holds"] is False
+    summary = pd.DataFrame({"level": [0.0, 1.0], "cka_inverted": [0.2, 0.5]})
+    at_zero = LinearFit(Estimate(0.3, 0.0, 0.5, 6), Estimate(0.2, 0.1, 0.3, 6), 0.8, 6)
+    assert at_zero.testable and j.finding_b(summary, at_zero)["holds"] is False
+    trends = pd.DataFrame({"slope": [0.5, 0.2], "slope_lo": [0.1, 0.0], "slope_hi": [0.9, 0.4],
+                           "testable": True})
+    assert j.finding_b_pairs(trends)["holds"] is False
+    names = ["a0", "a1", "b0", "b1"]
+    test_cka = pd.DataFrame(0.75, index=names, columns=names)
+    inv = pd.DataFrame(0.625, index=names, columns=names)  # cross-cue falls by 0.125 only
+    inv.loc["a0", "a1"] = inv.loc["b0", "b1"] = 1.0
+    assert j.finding_c_collapse(test_cka, inv, ["a0", "a1"], ["b0", "b1"],
+                                margin=0.25)["holds"] is False
+    inv.loc["a0", "b0"] = inv.loc["b0", "a0"] = 0.5  # by 0.25: it holds
+    assert j.finding_c_collapse(test_cka, inv, ["a0", "a1"], ["b0", "b1"],
+                                margin=0.25)["holds"] is True
+
+
 def test_finding_b_pairs_leaves_a_pair_at_one_level_untested_not_passed():
     """An architecture of robust_archs with a model at one radius only (mlp-s at eps 0): its
     pairs have no slope. 'Every architecture pair rises' is then not testable (it read 'holds',
@@ -215,6 +238,13 @@ def test_twin_criteria_at_their_margins_hold():
     assert j.finding_c_collapse(test, inv, ["a0", "a1"], ["b0", "b1"], margin=0.25)["holds"]
     inv.loc["a0", "b0"] = 0.375  # cross-cue on inversions 0.3125: less than the margin below
     assert not j.finding_c_collapse(test, inv, ["a0", "a1"], ["b0", "b1"], margin=0.25)["holds"]
+
+
+def test_any_level_check_a_flat_step_is_no_rise_at_that_step():
+    grid = pd.DataFrame([[0.2, 0.3], [0.2, 0.3], [0.5, 0.6]], index=[0.0, 1.0, 2.0],
+                        columns=[0.0, 1.0])
+    curve = j.any_level_check(grid).set_index(["role", "partner_level"]).loc[("inverting", 0.0)]
+    assert curve["rises"] and not curve["rises_every_step"]  # 0.2 -> 0.2 -> 0.5
 
 
 def test_any_level_check_with_two_levels_and_its_highest_value():

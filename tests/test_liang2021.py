@@ -201,6 +201,17 @@ def test_correlations_treat_a_sources_seeds_as_one_draw() -> None:
     assert uneven["p_over"].iloc[0] == "points"
 
 
+def test_correlations_do_not_hold_at_a_permutation_p_of_exactly_the_level(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rule is p below 1 − level: in floats 1 − 0.95 is 0.050000000000000044, so an exact p
+    of 0.05 (reachable with ties or more sources, e.g. 6 of 120 pairings) read as below it."""
+    rows = _rows(list(np.linspace(0.3, 0.9, 15)), list(np.linspace(0, 1, 15)), sources=5)
+    assert liang2021.correlations(rows, n_boot=100)["holds"].all()
+    monkeypatch.setattr(liang2021, "permutation_p", lambda *a, **k: 6 / 120)
+    assert 6 / 120 < 1.0 - 0.95
+    assert not liang2021.correlations(rows, n_boot=100)["holds"].any()
+
+
 def test_correlations_pair_whole_sources_seed_by_seed_whatever_the_row_order() -> None:
     """Seed s of every source shares the reference model of seed s: the source pairings meet
     seed s with seed s (by the ``seed`` column), so the p is that of every pairing of whole

@@ -651,7 +651,71 @@ def test_rho_claims_with_tied_accuracies_are_not_testable() -> None:
     table = linsley2023.findings(corr, none, none)
     assert list(table["holds"])[:2] == [None, None]
     assert "too many ties to test" in table.loc[0, "evidence"]
-    assert "tolerance cannot be tested here" in linsley2023.trend_lines(corr.assign(dataset="d"))[0]
+    line = linsley2023.trend_lines(corr.assign(dataset="d"))[0]
+    assert "tolerance cannot be tested here" in line
+    # five models pass the count: the reason is the ties, not the count
+    assert "too many ties" in line and "models with a defined ρ needed" not in line
     spread = summary.assign(accuracy=[0.5, 0.6, 0.7, 0.8, 1.0])  # no ties: 1/120, it holds
     assert linsley2023.findings(linsley2023.correlations(spread, n_boot=200), none,
                                 none).loc[0, "holds"] is True
+
+
+@pytest.mark.filterwarnings("ignore")  # scipy warns of the constant resamples
+def test_correlations_of_three_models_are_computed_though_not_testable() -> None:
+    """Three models (the fewest a ρ needs) with distinct values: ρ and its exact permutation p
+    are scipy's (all 3! pairings, two-sided: 2/6), the row is not testable and the evidence
+    states them with the count needed; two models give an undefined row, not testable."""
+    acc, tol = np.array([0.5, 0.7, 0.9]), np.array([0.1, 0.2, 0.3])
+    summary = pd.DataFrame({"model": list("abc"), "attack": "pgd", "accuracy": acc,
+                            "tolerance": tol, "alignment": -tol})
+    corr = linsley2023.correlations(summary, n_boot=50)
+    row = corr.iloc[0]
+    exact = sps.permutation_test((tol,), lambda t: spearmanr(acc, t).statistic,
+                                 permutation_type="pairings", alternative="two-sided").pvalue
+    assert row["rho"] == pytest.approx(spearmanr(acc, tol).statistic)
+    assert row["p"] == pytest.approx(exact) and exact == pytest.approx(1 / 3)
+    assert row["n_models"] == 3 and not row["testable"]
+    none = pd.DataFrame(columns=["plain", "harmonized", "attack", "change"])
+    evidence = linsley2023.findings(corr, none, none).loc[0, "evidence"]
+    assert evidence == ("pgd: ρ = 1.00 [1.00, 1.00], p = 0.33 (n = 3, too few models to test: "
+                        "5 needed)")
+    two = linsley2023.correlations(summary.iloc[:2], n_boot=50)
+    assert two["rho"].isna().all() and (two["n_models"] == 2).all()
+    assert not two["testable"].astype(bool).any()
+
+
+def _corr_row(**values: float) -> pd.DataFrame:
+    """One hand-made row of :func:`correlations` for each quantity: 6 models, a clear rise of
+    tolerance and fall of alignment unless ``values`` change the tolerance row."""
+    tolerance = {"attack": "pgd", "quantity": "tolerance", "rho": 0.9, "lo": 0.4, "hi": 1.0,
+                 "p": 0.01, "n_models": 6, "testable": True} | values
+    alignment = {"attack": "pgd", "quantity": "alignment", "rho": -0.9, "lo": -1.0, "hi": -0.4,
+                 "p": 0.01, "n_models": 6, "testable": True}
+    return pd.DataFrame([tolerance, alignment])
+
+
+@pytest.mark.parametrize("values, expected", [
+    ({}, True),
+    ({"lo": 0.0}, False),  # a CI ending at 0 is not above it (ρ's resamples hit 0 exactly)
+    ({"p": 0.05}, False),  # p below 0.05, not at it (reachable: 250 of 10,000 resamples)
+    ({"p": 0.0499}, True),
+    # a table without the testable column (written before it): the count decides
+    ({"testable": None, "n_models": 5}, True),
+    ({"testable": None, "n_models": 4}, None),
+    ({"testable": float("nan"), "n_models": 4}, None),  # a concatenated table's missing value
+])
+def test_rho_claim_rule_at_its_boundaries(values: dict, expected: bool | None) -> None:
+    corr = _corr_row(**values)
+    if values.get("testable", True) is None:
+        corr = corr.drop(columns="testable")
+    none = pd.DataFrame(columns=["plain", "harmonized", "attack", "change"])
+    assert linsley2023.findings(corr, none, none).loc[0, "holds"] is expected
+
+
+def test_alignment_falls_needs_a_ci_below_0_not_ending_at_it() -> None:
+    corr = _corr_row()
+    corr.loc[1, "hi"] = 0.0
+    none = pd.DataFrame(columns=["plain", "harmonized", "attack", "change"])
+    assert list(linsley2023.findings(corr, none, none)["holds"])[:2] == [True, False]
+    line = linsley2023.trend_lines(corr.assign(dataset="d"))[1]
+    assert "alignment shows no clear trend" in line

@@ -245,3 +245,41 @@ def test_bootstrap_ci_of_groups_draws_whole_groups() -> None:
     # a point bootstrap of the repeated rows is narrower: it treats copies as draws
     naive = stats.bootstrap_ci(repeated, statistic=mean0, n_boot=300, seed=2)
     assert naive.hi - naive.lo < by_group.hi - by_group.lo
+
+
+def test_testable_is_false_where_the_most_extreme_p_equals_the_level() -> None:
+    """Six points, x tied 3/1/1/1 and y tied 1/3/1/1: the sorted pairing is the most extreme,
+    and scipy's exact one-sided p of it is 3!·3!/2!/6! = 18/720 = 0.025 -- not below 0.025, so
+    no ordering is significant (two-sided p 0.05, not below 0.05): not testable. It read
+    testable ((1 - 0.95)/2 is 0.025000000000000022 in floats), so a verdict on such points
+    said 'does not hold' where it cannot be tested."""
+    x, y = np.array([0, 0, 0, 1, 2, 3.0]), np.array([0, 1, 1, 1, 2, 3.0])
+    exact = sps.permutation_test((y,), lambda v: sps.pearsonr(x, v).statistic,
+                                 permutation_type="pairings", alternative="greater").pvalue
+    assert exact == pytest.approx(18 / 720, rel=1e-12)
+    assert stats.min_permutation_p(x, y) == pytest.approx(exact, rel=1e-12)
+    assert not stats.testable(x, y)
+    assert not stats.linear_fit(x, y, n_boot=50).testable
+    assert stats.permutation_p(x, y) == pytest.approx(2 * exact)
+    # one tie fewer in y: 3!·2!/720 = 1/60 < 0.025, testable
+    assert stats.testable(x, np.array([0, 1, 1, 2, 3, 4.0]))
+    assert stats.min_testable_points() == 5
+
+
+def test_permutation_p_refuses_bad_points_and_is_exact_up_to_n_resamples() -> None:
+    """x and y of unequal length, 2-D or of one point, and NaN in either one are refused; with
+    exactly k! = n_resamples pairings the test is exact (scipy's, every pairing), not a Monte
+    Carlo draw of them."""
+    x = np.arange(5.0)
+    for a, b in ((x, x[:4]), (x.reshape(1, 5), x.reshape(1, 5)), (x[:1], x[:1])):
+        with pytest.raises(ValueError, match="1-D of equal length >= 2"):
+            stats.permutation_p(a, b)
+    bad = x.copy()
+    bad[2] = np.nan
+    for a, b in ((x, bad), (bad, x)):
+        with pytest.raises(ValueError, match="NaN or inf"):
+            stats.permutation_p(a, b)
+    y = np.array([0.3, 0.1, 0.5, 0.4, 0.9])
+    exact = sps.permutation_test((y,), lambda v: sps.pearsonr(x, v).statistic,
+                                 permutation_type="pairings", alternative="two-sided").pvalue
+    assert stats.permutation_p(x, y, n_resamples=120) == pytest.approx(exact, rel=1e-12)

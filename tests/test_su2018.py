@@ -147,6 +147,12 @@ def test_pareto_front_by_brute_force() -> None:
                        "distortion": [1.0, 2.0, 0.5, 1.5, 2.5]})
     # (0.2, 2.5) dominates (0.2, 2.0) and (0.3, 1.5); the rest trade off
     assert pareto_front(df).tolist() == [True, False, True, False, True]
+    # ties in one coordinate: (0.2, 1.0) is beaten by (0.1, 1.0) -- the same distortion, a
+    # lower error -- and (0.1, 0.5) by it too -- the same error, less distortion; two identical
+    # rows beat neither the other
+    ties = pd.DataFrame({"top1_error": [0.1, 0.2, 0.1, 0.05, 0.05],
+                         "distortion": [1.0, 1.0, 0.5, 0.2, 0.2]})
+    assert pareto_front(ties).tolist() == [True, False, False, True, True]
 
 
 def test_depth_comparison_on_a_suite_subset_and_several_modes() -> None:
@@ -244,6 +250,7 @@ def test_findings_all_hold_on_a_zoo_built_to_agree() -> None:
     (_laws(cw=(0.1, 0.5)), True),  # R² exactly at the threshold
     (_laws(cw=(0.1, 0.49)), False),
     (_laws(ifgsm=(-0.01, 0.9)), False),  # slope CI includes 0
+    (_laws(ifgsm=(0.0, 0.9)), False),  # a CI ending at 0 is not above it
     (_laws(fgsm=(-1.0, 0.0), ead=(-1.0, 0.0)), True),  # only C&W and I-FGSM decide
     (_laws(cw=(float("nan"), float("nan"))), None),  # too few models: untested, not failed
     (_laws(cw=(float("nan"), float("nan")), ifgsm=(-0.01, 0.9)), False),  # I-FGSM refutes it
@@ -294,6 +301,7 @@ def test_finding_3_depth_rule(depth: pd.DataFrame, expected: bool | None) -> Non
 @pytest.mark.parametrize("transfer, expected", [
     (_transfer({"vgg": 0.6, "cnn": 0.5}, {"vgg": 0.1, "cnn": 0.2}), False),  # VGG not broadest
     (_transfer({"vgg": 0.3, "cnn": 0.2}, {"vgg": 0.4, "cnn": 0.2}), False),  # across > within
+    (_transfer({"vgg": 0.4, "cnn": 0.2}, {"vgg": 0.4, "cnn": 0.2}), False),  # within = across
     # no VGG model: its half is untested (it read False) ...
     (_transfer({"cnn": 0.6, "mlp": 0.5}, {"cnn": 0.4, "mlp": 0.2}), None),
     # ... while the within/across half still refutes
@@ -335,6 +343,52 @@ def test_finding_4_names_the_families_that_carry_it() -> None:
                         transfer).iloc[3]["evidence"]
     assert "carried by cnn (within − across ≥ 0.05), not by mlp, resnet, vgg" in evidence
     assert "resnet 0.126/0.123" in evidence and "vgg 0.119/0.119" in evidence
+
+
+def test_finding_4_a_family_exactly_at_the_carry_margin_carries_it() -> None:
+    """``within − across ≥ 0.05``, as the evidence says: a gap of exactly 0.05 (0.05 vs 0, no
+    rounding) carries, a gap of 0 does not."""
+    from advlens.papers.su2018 import findings
+
+    transfer = _transfer({"vgg": 0.05, "cnn": 0.3}, {"vgg": 0.0, "cnn": 0.3})
+    evidence = findings(_laws(), _effects(), _depth([("linf", 0.1, 0.2)]),
+                        transfer).iloc[3]["evidence"]
+    assert "carried by vgg (within − across ≥ 0.05), not by cnn;" in evidence
+
+
+def test_finding_1_evidence_names_tied_errors_only_where_they_decide() -> None:
+    """"too many tied errors to test" marks a law on 5+ models that is not testable, not one of
+    too few models (that is the count's reason) nor a testable one."""
+    from advlens.papers.su2018 import findings
+
+    laws = _laws().assign(n_models=[5, 5, 5, 4], testable=[True, True, False, False])
+    evidence = findings(laws, _effects(), _depth([("linf", 0.1, 0.2)]),
+                        GOOD_TRANSFER).iloc[0]["evidence"].split("; ")
+    assert [part.endswith("(too many tied errors to test)") for part in evidence] == \
+        [False, False, True, False]  # fgsm, ifgsm, cw, ead
+
+
+def test_finding_1_needs_a_slope_p_below_0_05_not_at_it() -> None:
+    """Five models whose distortion rises with log error (R² 0.87, slope CI above 0) with an
+    exact two-sided permutation p of exactly 6/120 = 0.05 (scipy, every pairing): "below 0.05"
+    fails it; just below passes."""
+    from advlens.papers.su2018 import scaling_laws
+
+    errors = np.exp(np.arange(5.0) - 5.0)  # log error 0..4, shifted
+    distortion = 0.5 + 0.05 * np.array([0.0, 1.0, 3.0, 6.0, 5.0])
+    exact = sps.permutation_test((distortion,),
+                                 lambda d: sps.pearsonr(np.log(errors), d).statistic,
+                                 permutation_type="pairings", alternative="two-sided").pvalue
+    assert exact == pytest.approx(0.05, rel=1e-12)
+    table = pd.DataFrame({"model": [f"m{i}" for i in range(5)] * 2,
+                          "attack": ["cw"] * 5 + ["ifgsm"] * 5, "norm": ["l2"] * 5 + ["linf"] * 5,
+                          "top1_error": np.tile(errors, 2), "distortion": np.tile(distortion, 2)})
+    laws = scaling_laws(table)
+    assert laws["slope_p"].to_numpy() == pytest.approx(exact, rel=1e-12)
+    assert (laws["slope_lo"] > 0).all() and (laws["r2"] >= 0.5).all() and laws["testable"].all()
+    assert _holds(laws=laws.assign(slope_p=0.05))[0] is False
+    assert _holds(laws=laws)[0] is False
+    assert _holds(laws=laws.assign(slope_p=0.0499))[0] is True
 
 
 def test_finding_4_without_a_vgg_model_is_untested_not_refuted() -> None:

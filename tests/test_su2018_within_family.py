@@ -52,6 +52,10 @@ def test_finding_within_family_rule():
     only_up = su2018.finding_within_family(laws[laws.family == "up"])
     assert only_up["holds"] is True
     assert su2018.finding_within_family(laws.iloc[0:0])["holds"] is None
+    # a table written before the testable / slope_p columns: decided by the count, CI and R²
+    old = laws[laws.family == "up"].drop(columns=["testable", "slope_p"])
+    assert old["n_models"].min() >= 5
+    assert su2018.finding_within_family(old)["holds"] is True
 
 
 def test_a_family_of_too_few_models_tests_no_law():

@@ -365,7 +365,8 @@ def correlations(rows: pd.DataFrame, *, metrics: Sequence[str] = ("alpha1", "alp
             out.append({"experiment": experiment, "metric": metric, "rho": rho, "lo": lo,
                         "hi": hi, "p": p, "n": len(pairs), "n_sources": n_sources,
                         "p_over": "sources" if equal else "points", "testable": tested,
-                        "holds": bool(lo > 0 and p < 1.0 - level and tested)})
+                        # (rounded: 1 − 0.95 is 0.050000000000000044, above a p of 0.05)
+                        "holds": bool(lo > 0 and p < round(1.0 - level, 12) and tested)})
     return pd.DataFrame(out)
 
 
