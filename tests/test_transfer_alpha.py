@@ -154,6 +154,23 @@ def test_alpha_table_checks_its_arguments_before_attacking() -> None:
     assert calls == [] and p.attacked == {"a": 0, "b": 0}
     assert len(alpha_table(p, [("a", "b")])) == 1 and p.attacked == {"a": 1, "b": 1}
 
+def test_pairs_given_as_an_iterator_are_all_computed() -> None:
+    """A zip of sources and a target (an iterator) gives a row per pair, each the float64 numpy
+    α₁ of the pair — the argument check used to consume it and return an empty table."""
+    models = {"a": affine_model(k=4, seed=1), "b": affine_model(k=4, seed=2),
+              "ref": affine_model(k=4, seed=3)}
+    x = centre_images(16, spread=0.3)
+    p = Perturbations(models, x, attack=_attack())
+    table = alpha_table(p, zip(["a", "b"], ["ref", "ref"], strict=True))
+    assert list(table["source"]) == ["a", "b"] and list(table["target"]) == ["ref", "ref"]
+    ref = models["ref"]
+    d_tt = _numpy_logits(ref, p.adversarial("ref").double()) - _numpy_logits(ref, x)
+    for row in table.itertuples():
+        d_st = _numpy_logits(ref, p.adversarial(row.source).double()) - _numpy_logits(ref, x)
+        expected = np.mean(np.linalg.norm(d_st, axis=1) / np.linalg.norm(d_tt, axis=1))
+        assert row.alpha1 == pytest.approx(expected, rel=1e-10)
+
+
 def test_pairs_average_over_images_the_target_classifies_correctly() -> None:
     s, t = affine_model(k=4, seed=1), affine_model(k=4, seed=1)
     with torch.no_grad():  # a related target: agrees with the source on some images only

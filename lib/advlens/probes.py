@@ -12,8 +12,9 @@
 Both train with AdamW at a constant rate by default; ``recipe="liang"`` is their
 ``transfer.py``'s optimiser: SGD with momentum 0.9 and weight decay 1e-4, the rate annealed by a
 cosine to 0 over the epochs (stepped per epoch), batches of 64. (Their random crop and flip of
-the target images are not applied: the probe's features are computed once. Their new head
-re-drew the weight only and kept the source's bias; ours is a fresh layer, bias included.)
+the target images are not applied: the probe's features are computed once. Their new head is
+a fresh ``nn.Linear``, bias included, as ours; only their earlier ``exp1/transfer.py`` re-drew
+the weight and kept the source's bias.)
 """
 
 from __future__ import annotations

@@ -22,13 +22,15 @@ the change of f's logits under S's perturbation:
 Direction: the source is attacked and the reference read (S → T), as the protocol defines α₁
 and α₂. Their image-experiment script for "adversarial → knowledge" (``adv2know.py``) attacks
 the reference and reads the source instead (T → S; ``know2adv.py`` is S → T); for that
-direction pass the pairs as (reference, source) to :func:`alpha_table`. The two directions can
-rank sources differently.
+direction pass the pairs as (reference, source) to :func:`alpha_table`, on images chosen
+beforehand as those the reference classifies correctly (as ``adv2know.py`` does: ``y`` would
+keep those of each pair's second model, there the source). The two directions can rank sources
+differently.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 
 import pandas as pd
@@ -379,13 +381,15 @@ def alpha_combined(source: nn.Module, target: nn.Module, x: Tensor, *,
                                        squared=squared)
 
 
-def alpha_table(perturbations: Perturbations, pairs: list[tuple[str, str]], *,
+def alpha_table(perturbations: Perturbations, pairs: Iterable[tuple[str, str]], *,
                 y: Tensor | None = None, squared: bool = False) -> pd.DataFrame:
-    """α₁, α₂ and the combined number for each (source, target) pair of model names.
+    """α₁, α₂ and the combined number for each (source, target) pair of model names (a list,
+    or any iterable: a ``zip`` of sources and targets too).
 
     Each model is attacked once, on all images, however many pairs it takes part in. With
-    labels ``y``, a pair is averaged over the images its target classifies correctly (the
-    protocol: "only images the reference classifies correctly").
+    labels ``y``, a pair is averaged over the images its target (second name) classifies
+    correctly (the protocol: "only images the reference classifies correctly", in the S → T
+    direction; for T → S pairs choose the reference's images beforehand instead).
 
     ``squared``: α₂ and the combined number squared, as their image-experiment code reported
     them (α₁ is a ratio of norms either way).
@@ -393,6 +397,7 @@ def alpha_table(perturbations: Perturbations, pairs: list[tuple[str, str]], *,
     Returns a DataFrame: source, target, n (images averaged), alpha1, alpha2, combined.
     """
     squared = check_bool(squared, "squared")  # before any attack, not after it
+    pairs = list(pairs)  # an iterator (zip) would be used up by the checks: an empty table
     for pair in pairs:
         if not isinstance(pair, tuple | list) or len(pair) != 2:
             raise ValueError(f"pairs must be (source, target) name pairs; got {pair!r}.")
