@@ -287,3 +287,35 @@ def test_a_multi_gpu_data_parallel_model_gives_every_row(monkeypatch: pytest.Mon
         torch.testing.assert_close(logits, model(x))
     torch.testing.assert_close(rep.detach(), fc1)
     assert _no_hooks(model)
+
+
+def _tiny_timm(distilled: bool = False, num_classes: int = 3) -> nn.Module:
+    vision_transformer = pytest.importorskip("timm.models.vision_transformer")
+    deit = pytest.importorskip("timm.models.deit")
+    cls = deit.VisionTransformerDistilled if distilled else vision_transformer.VisionTransformer
+    torch.manual_seed(0)
+    return cls(img_size=16, patch_size=8, embed_dim=16, depth=1, num_heads=2,
+               num_classes=num_classes).eval()
+
+
+def test_timm_penultimate_is_timm_pre_logits_or_refused() -> None:
+    x = torch.rand(5, 3, 16, 16)
+    single = _tiny_timm()
+    with torch.no_grad():  # timm's own pre-logits: the reference
+        expected = single.forward_head(single.forward_features(x), pre_logits=True)
+    assert torch.allclose(features.representation(single, x), expected, atol=1e-6)
+    # a feature extractor's last nn.Linear is inside the last block (blocks.0.mlp.fc2): refused,
+    # and the way out names the identity head, whose output is timm's pre-logits
+    extractor = _tiny_timm(num_classes=0)
+    with pytest.raises(ValueError, match="layer='head'"):
+        features.representation(extractor, x)
+    with torch.no_grad():
+        expected = extractor.forward_head(extractor.forward_features(x), pre_logits=True)
+    assert torch.allclose(features.representation(extractor, x, layer="head"), expected,
+                          atol=1e-6)
+    # two heads (class and distillation token): the last registered one is not "the" head,
+    # also when the timm model is wrapped (as the zoo's published models are)
+    with pytest.raises(ValueError, match="get_classifier"):
+        features.representation(_tiny_timm(distilled=True), x)
+    with pytest.raises(ValueError, match="get_classifier"):
+        features.representation(nn.Sequential(nn.Identity(), _tiny_timm(distilled=True)), x)

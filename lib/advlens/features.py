@@ -28,7 +28,10 @@ def final_linear(model: nn.Module) -> tuple[str, nn.Linear]:
     """Name and module of the final linear classifier (the last ``nn.Linear`` registered).
 
     Zoo models and torchvision/timm classifiers register their head last; a model whose head is
-    not the last ``nn.Linear`` should be queried with an explicit ``layer=``.
+    not the last ``nn.Linear`` should be queried with an explicit ``layer=``. A timm model (or a
+    wrapper of one) is refused when its ``get_classifier()`` is not this ``nn.Linear``: a feature
+    extractor (``num_classes=0``, whose last ``nn.Linear`` is inside the last block) or a model
+    with several heads (DeiT-distilled's ``head``/``head_dist``, CrossViT's per-branch heads).
     """
     found = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not found:
@@ -36,7 +39,24 @@ def final_linear(model: nn.Module) -> tuple[str, nn.Linear]:
             f"{type(model).__name__} has no nn.Linear layer; pass layer='<module name>' "
             "to choose the representation explicitly."
         )
-    return found[-1]
+    name, last = found[-1]
+    # timm models name their head (also inside a wrapper, e.g. the zoo's NormalizedClassifier)
+    owners = [m for m in model.modules() if callable(getattr(m, "get_classifier", None))
+              and any(sub is last for sub in m.modules())]
+    head = owners[-1].get_classifier() if owners else last
+    if head is not last:
+        several = isinstance(head, tuple | list | nn.ModuleList)
+        kind = tuple(type(h).__name__ for h in head) if several else type(head).__name__
+        where = next((n for n, m in model.named_modules() if m is head and n), None)
+        hint = (f"layer={where!r} (an identity head: its output is the features)"
+                if isinstance(head, nn.Identity) and where else "layer='<module name>'")
+        raise ValueError(
+            f"{type(owners[-1]).__name__}.get_classifier() is {kind}, not its last nn.Linear "
+            f"({name!r}), so no single nn.Linear takes the penultimate representation; pass "
+            f"{hint} (a module's output is taken), or wrap the model so that one nn.Linear "
+            "head, registered last, takes the representation you want."
+        )
+    return name, last
 
 
 def resolve_layer(model: nn.Module, layer: str | None) -> tuple[nn.Module, bool]:
