@@ -436,6 +436,8 @@ class MinibatchCKA:
     which a representation is constant (e.g. every ReLU dead) adds 0 to its sums. Each
     representation is multiplied by one power of two fixed from its first non-zero batch, which
     keeps the batches' weighting and the CKA value while keeping HSIC finite at any magnitude.
+    With ``kernel="rbf"`` each batch's bandwidth comes from that batch's own distances
+    (``threshold`` × the square root of their median squared distance), not from all rows.
     """
 
     def __init__(self, kernel: Kernel = "linear", threshold: float = 1.0) -> None:
