@@ -106,16 +106,23 @@ def check_different_labels(seed_labels: Tensor, target_labels: Tensor) -> None:
         )
 
 
-def model_output(model: nn.Module, x: Tensor) -> Tensor:
+def model_output(model: nn.Module, x: Tensor, expected: str = "one tensor of logits") -> Tensor:
     """``model(x)``, refused with a clear error unless it is one tensor (a model returning a
-    tuple or a dict failed on the first tensor method called on it, naming neither)."""
+    tuple or a dict failed on the first tensor method called on it, naming neither);
+    ``expected`` describes the output wanted, for the error."""
     out = model(x)
     if not isinstance(out, Tensor):
-        raise TypeError(
-            f"the model must return one tensor of logits; it returned a {type(out).__name__}. "
-            "Wrap it so that forward returns the logits (e.g. model(x)[0] for a model returning "
-            "a tuple, model(x)['logits'] for a dict).")
+        raise TypeError(output_error(expected, f"a {type(out).__name__}"))
     return out
+
+
+def output_error(expected: str, got: str) -> str:
+    """The message for a model whose output is not ``expected`` (it was ``got``), with the way
+    out."""
+    return (f"the model must return {expected}; it returned {got}. Wrap it so that forward "
+            "returns the logits (e.g. model(x)[0] for a model returning a tuple, "
+            "model(x)['logits'] for a dict; advlens.accel.prepare for one that computes in half "
+            "precision).")
 
 
 def model_device(model: nn.Module) -> torch.device:

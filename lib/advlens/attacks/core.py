@@ -18,6 +18,8 @@ from advlens.checks import (
     frozen,
     images_for,
     model_device,
+    model_output,
+    output_error,
 )
 
 
@@ -86,16 +88,11 @@ def model_logits(model: nn.Module, x: Tensor) -> Tensor:
     """``model(x)``, refused with a clear error unless it is one tensor of float32 / float64
     logits of shape (N, classes); logits of another precision than ``x`` are taken in x's (an
     attack's per-step bookkeeping mixes the two, and mixed dtypes crashed ALMA and FAB)."""
-    out = model(x)
-    if (not isinstance(out, Tensor) or out.ndim != 2 or out.shape[0] != x.shape[0]
-            or out.dtype in _HALF):
-        got = (f"a {out.dtype} tensor of shape {tuple(out.shape)}" if isinstance(out, Tensor)
-               else f"a {type(out).__name__}")
-        raise TypeError(
-            f"the model must return one float32 or float64 tensor of logits, shape "
-            f"({x.shape[0]}, classes); it returned {got}. Wrap it so that forward returns the "
-            "logits (e.g. model(x)[0] for a model returning a tuple; advlens.accel.prepare for "
-            "one that computes in half precision).")
+    expected = f"one float32 or float64 tensor of logits, shape ({x.shape[0]}, classes)"
+    out = model_output(model, x, expected)
+    if out.ndim != 2 or out.shape[0] != x.shape[0] or out.dtype in _HALF:
+        raise TypeError(output_error(expected,
+                                     f"a {out.dtype} tensor of shape {tuple(out.shape)}"))
     return out if out.dtype == x.dtype else out.to(x.dtype)
 
 
