@@ -300,6 +300,19 @@ def test_missing_shards_name_the_keras_cache(tmp_path):
         clickme(tmp_path / "empty", progress=False)
 
 
+def test_the_buckets_split_folders_are_named_not_called_missing(tmp_path):
+    # a mirror of CLICKME_BASE_URL keeps click-me/val/val-<i>.tfrecords and
+    # click-me/train/train-<i>.tfrecords; path= click-me (the paper preset's $ADVLENS_CLICKME)
+    # without split said "not found ... download", the data one level down
+    root = tmp_path / "click-me"
+    _raw_shard(root / "val" / "val-0.tfrecords", 1)
+    _raw_shard(root / "train" / "train-0.tfrecords", 77)
+    with pytest.raises(ValueError, match=r"split folder\(s\) val/ and train/.*split='val'"):
+        clickme(root, size=8, progress=False)
+    assert clickme(root, "val", size=8, progress=False).labels.tolist() == [1]
+    assert clickme(root / "val", size=8, progress=False).labels.tolist() == [1]
+
+
 def _tf_bilinear(image: np.ndarray, out: int) -> np.ndarray:
     """tf.image.resize(method="bilinear") transcribed (half-pixel centres, no antialiasing):
     source coordinate (o + 0.5)·in/out − 0.5, neighbours clamped to the image, float64."""

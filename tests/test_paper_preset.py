@@ -28,8 +28,9 @@ SCALE = {
            "cw_steps": 3, "ead_binary_steps": 1, "ead_steps": 3, "target_modes": ["random"],
            "depth_pairs": [], "transfer_steps": 2, "n_boot": 20, "batch_size": 8,
            "data_kw": DATA_KW},
-    "03": {"data_kw": {"path": "$ADVLENS_CLICKME", "size": 64}, "n_images": 24, "ddn_steps": 5,
-           "batch_size": 24, "n_boot": 20, "twin_zoo": "smoke", "twin_n": 100, "n_show": 2},
+    "03": {"data_kw": {"path": "$ADVLENS_CLICKME", "split": "val", "size": 64}, "n_images": 24,
+           "ddn_steps": 5, "batch_size": 24, "n_boot": 20, "twin_zoo": "smoke", "twin_n": 100,
+           "n_show": 2},
     "04": {"seeds": [0], "epochs": 1, "b_archs": {"fcnet": 1, "lenet": 1}, "n_images": 8,
            "probe_epochs": 1, "steps": 2, "n_boot": 20, "train_batch_size": 32},
 }

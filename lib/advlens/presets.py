@@ -209,7 +209,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # the paper zoo (timm/torchvision ImageNet classifiers, the Salman et al. robust models;
         # harmonized checkpoints join the arrows when the paper zoo lists their plain twins)
         "paper": {"seed": 0, "zoo": "paper", "twin_zoo": "laptop", "datasets": ["clickme"],
-                  "data_kw": {"path": "$ADVLENS_CLICKME", "size": 224, "max_per_class": 1},
+                  "data_kw": {"path": "$ADVLENS_CLICKME", "split": "val", "size": 224,
+                              "max_per_class": 1},
                   "archs": None,
                   "n_images": 1000, "attacks": ["pgd", "ddn"], "ddn_steps": 100,
                   "batch_size": 32, "n_boot": 2000, "twin_n": 1000, "n_show": 6},

@@ -70,13 +70,17 @@ def _split_of(path: Path) -> str | None:
     return m.group(1) if m else None
 
 
+def _shards(folder: Path) -> list[Path]:
+    """The shard files of ``folder`` (not dot-files: atomic_write's .tmp leftovers)."""
+    return sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and (_SHARD.search(p.name) or _KERAS.fullmatch(p.name))), key=_natural)
+
+
 def _files(path: Path, split: str | None = None) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        found = sorted((p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
-                        and (_SHARD.search(p.name) or _KERAS.fullmatch(p.name))),
-                       key=_natural)  # not dot-files: atomic_write's .tmp leftovers
+        found = _shards(path)
         named = {s for p in found if (s := _split_of(p))}
         if len(named) > 1 and split is None:  # both splits side by side: never mix them
             raise ValueError(f"{path} holds both the val and the train ClickMe shards of "
@@ -90,6 +94,15 @@ def _files(path: Path, split: str | None = None) -> list[Path]:
             found = [p for p in found if _split_of(p) in (None, split)]
         if found:
             return found
+        # the bucket's layout (click-me/val/val-<i>.tfrecords, click-me/train/...): the data
+        # is there, one level down; "not found ... download" said otherwise
+        folders = [s for s in ("val", "train") if (path / s).is_dir() and _shards(path / s)]
+        if folders:
+            shown = " and ".join(f"{s}/" for s in folders)
+            raise ValueError(f"{path} holds no ClickMe shards itself but the split folder(s) "
+                             f"{shown} (the layout of Harmonization's bucket); pass "
+                             f"split={folders[0]!r} (notebook 03: in data_kw) or path= "
+                             f"{path / folders[0]}.")
     raise missing(path, "ClickMe data (.tfrecord/.tfrecords shards, clickme_val_<i> shards "
                   "of the Keras cache, or per-image .npz)", _HOW)
 

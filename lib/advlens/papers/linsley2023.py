@@ -498,7 +498,7 @@ def eval_set(dataset: str, *, n: int | None = None, seed: int = 0,
     """The test images of ``dataset`` (digits, twin-cue ``both``, or ClickMe) and their
     (N, 1, H, W) importance maps: the stroke / shape-cue stand-ins (the masks blurred like
     ClickMe maps by :func:`advlens.data.clickme_standin`) or ClickMe's human maps.
-    ``data_kw`` goes to the loader (ClickMe: ``path``, ``size``)."""
+    ``data_kw`` goes to the loader (ClickMe: ``path``, ``split``, ``size``, ``max_per_class``)."""
     from advlens.data import clickme, clickme_standin, digits
     from advlens.zoo.regimes import MAP_CUES
 
