@@ -26,10 +26,34 @@ def test_images_and_maps_at_their_own_side_are_returned_as_they_are() -> None:
     assert maps_to_side(maps, None) is maps and maps_to_side(maps, 8) is maps
 
 
-def test_maps_to_side_clips_and_peaks_each_map_at_one() -> None:
+def test_maps_to_side_min_max_normalises_each_map_as_linsley_et_al() -> None:
     maps = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     got = maps_to_side(maps, 11)
     assert got.shape == (3, 1, 11, 11)
-    ref = np.clip(bicubic_up(maps.numpy()[:, None], 11), 0, None)
+    ref = bicubic_up(maps.numpy()[:, None], 11)
+    ref -= ref.reshape(3, -1).min(1)[:, None, None, None]
     ref /= ref.reshape(3, -1).max(1)[:, None, None, None]
     np.testing.assert_allclose(got.numpy(), ref, atol=1e-10)
+
+
+def test_maps_to_side_ranks_the_ringing_below_a_zero_background() -> None:
+    """A map with a zero background: the bicubic's negative ringing beside its blob ranks below
+    the background, as in Linsley et al.'s main.py (Resize, then min-max normalise); the
+    Spearman alignment against any mask equals scipy's on the unclipped resize."""
+    from scipy.stats import spearmanr
+
+    maps = torch.zeros(1, 1, 16, 16, dtype=torch.float64)
+    maps[0, 0, 5:9, 6:11] = 1.0
+    plain = bicubic_up(maps.numpy(), 23)
+    assert plain.min() < -1e-3  # ringing below the zero background
+    got = maps_to_side(maps, 23)
+    assert got.min() == 0.0 and got.max() == 1.0
+    back = got.numpy() * (plain.max() - plain.min()) + plain.min()  # undo the min-max
+    np.testing.assert_allclose(back, plain, atol=1e-12)
+    # ranked alike (ties at float rounding merged): the same Spearman against any mask
+    mask = np.random.default_rng(0).random((23, 23)).ravel()
+    want = spearmanr(mask, np.round(plain.ravel(), 9))[0]
+    assert abs(spearmanr(mask, np.round(back.ravel(), 9))[0] - want) < 1e-12
+    below = plain.ravel() < -1e-9  # the ringing: below the background, not tied with it
+    assert below.any() and got.numpy().ravel()[below].max() < got.numpy().ravel()[
+        np.abs(plain.ravel()) < 1e-12].min()

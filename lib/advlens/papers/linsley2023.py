@@ -108,8 +108,10 @@ def at_side(data: ImageSet, maps: Tensor, side: int | None) -> tuple[ImageSet, T
     """``data`` and its ``maps`` resized to ``side``×``side`` as Linsley et al. feed a model of
     another input size (their ``main.py``: torchvision's bicubic ``Resize`` of the image and
     heatmap tensors alike, which in their torchvision did not antialias tensors: Keys' cubic
-    with a = −0.75): images clamped to [0, 1], each map clipped at 0 and scaled to peak 1
-    again. Unchanged where ``side`` is None or already the images' side."""
+    with a = −0.75): images clamped to [0, 1] (their ``img_normalize`` min-max normalises each
+    batch of 10 images instead, which would make one image's pixels depend on the others'),
+    each map min-max normalised as theirs (:func:`~advlens.resample.maps_to_side`). Unchanged
+    where ``side`` is None or already the images' side."""
     if side is None or tuple(data.images.shape[-2:]) == (side, side):
         return data, maps
     resized = maps_to_side(maps, side)
