@@ -412,3 +412,47 @@ def test_draw_pairs_targets_are_uniform_over_every_other_image() -> None:
         counts = torch.bincount(drawn, minlength=len(labels))[others].numpy()
         assert (counts > 0).all(), f"class {c}: some image of another class is never a target"
         assert chisquare(counts).pvalue > 1e-4, (c, counts)
+
+
+def test_update_does_not_depend_on_the_representations_scale() -> None:
+    """The relative loss, hence the reference update (its gradient normalised per sample), is
+    the same for Rep and c·Rep; so must the inversion be, also at scales whose gradients are
+    tiny (1e-8) or huge (1e12). Checked against the update written out by hand (float64)."""
+    x = images(8, seed=14, dtype=torch.float64) * 0.8 + 0.1
+    seeds, targets = x[:4], x[4:]
+
+    def by_hand(model: nn.Module, iterations: int) -> torch.Tensor:
+        body = model[:-1]
+        t_rep = body(targets).detach()
+        z, m = seeds.clone(), torch.zeros_like(seeds)
+        best, best_loss = seeds.clone(), torch.full((4,), float("inf"), dtype=torch.float64)
+        for _ in range(iterations + 1):  # the last pass only scores the last iterate
+            z.requires_grad_(True)
+            loss = (body(z) - t_rep).norm(dim=1) / t_rep.norm(dim=1)
+            (g,) = torch.autograd.grad(loss.sum(), z)
+            with torch.no_grad():
+                better = loss < best_loss
+                best[better], best_loss[better] = z[better], loss[better]
+                m = 0.9 * m + 0.1 * g / g.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+                z = (z - m / 8).clamp(0, 1)
+        return best
+
+    expected = by_hand(tiny_cnn(dtype=torch.float64), 25)
+    for scale in (1e-8, 1.0, 1e12):
+        model = tiny_cnn(dtype=torch.float64)
+        with torch.no_grad():  # ReLU is positively homogeneous: the representation is scaled
+            model[6].weight.mul_(scale)
+            model[6].bias.mul_(scale)
+        res = invert(model, seeds, targets, iterations=25, batch_size=4, progress=False)
+        assert torch.allclose(res.images, expected, atol=1e-9), scale
+        assert torch.allclose(res.images, by_hand(model, 25), atol=1e-9), scale
+
+
+def test_a_target_norm_that_overflows_is_refused_not_read_as_loss_zero() -> None:
+    model = tiny_cnn()
+    with torch.no_grad():
+        model[6].weight.mul_(1e20)
+        model[6].bias.mul_(1e20)
+    x = images(4, seed=15)
+    with pytest.raises(ValueError, match="too large for its L2 norm"):
+        invert(model, x[:2], x[2:], iterations=2, progress=False)

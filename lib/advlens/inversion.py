@@ -36,7 +36,7 @@ from advlens.checks import (
 )
 from advlens.features import capture, resolve_layer
 
-_TINY = 1e-12  # guards the per-sample gradient norm: a zero gradient gives a zero step
+_TINY = 1e-12  # guards the early-stopping gain against a zero checkpoint loss
 
 
 @dataclass(frozen=True)
@@ -182,6 +182,12 @@ class _Inverter:
                 raise ValueError(f"targets at batch positions {bad[:10]} have a representation "
                                  "holding NaN or inf (the model's output there is not finite); "
                                  "check the model and the target images.")
+            if not bool(torch.isfinite(target_norm).all()):
+                bad = (~torch.isfinite(target_norm)).nonzero().flatten().tolist()
+                raise ValueError(f"targets at batch positions {bad[:10]} have a representation "
+                                 f"too large for its L2 norm in {target_rep.dtype} (the norm is "
+                                 "inf, so every relative loss would read 0); rescale the "
+                                 "representation (or use a float64 model).")
             if not bool((target_norm > 0).all()):
                 bad = (target_norm <= 0).nonzero().flatten().tolist()
                 raise ValueError(f"targets at batch positions {bad[:10]} have an all-zero "
@@ -207,11 +213,13 @@ class _Inverter:
                 diff = rep.to(target_rep.dtype) - target_rep
                 dist = torch.linalg.vector_norm(diff, dim=1)
                 loss = dist / target_norm
-                # d loss_i / d rep_i = diff_i / (||diff_i|| ||t_i||): the positive per-sample
-                # factor cancels in the per-sample gradient normalisation below, so autograd is
-                # seeded with diff_i itself and runs only through the model
-                if self.loss_scale != 1.0:  # fp16: unit vectors, scaled against underflow
-                    diff.mul_((self.loss_scale / dist.clamp_min(_TINY)).unsqueeze(1))
+                # d loss_i / d rep_i = diff_i / (||diff_i|| ||t_i||): the positive factor
+                # 1 / ||t_i|| cancels in the per-sample gradient normalisation below, so autograd
+                # is seeded with the unit vectors diff_i / ||diff_i|| (scaled against fp16
+                # underflow) and runs only through the model. Seeding with diff_i itself made the
+                # gradient scale with the square of the representation's scale: tiny ones fell
+                # under the zero-gradient guard and stalled, large ones overflowed its norm
+                diff.mul_((self.loss_scale / torch.where(dist > 0, dist, 1.0)).unsqueeze(1))
                 (grad,) = torch.autograd.grad(rep, x, grad_outputs=diff.to(rep.dtype))
                 if history is not None:
                     if active is None:
@@ -247,7 +255,8 @@ class _Inverter:
                 if freeze_at_bounds:
                     # the reference path's clamp-in-forward: no gradient at exactly 0 or 1
                     grad.masked_fill_((x == 0) | (x == 1), 0.0)
-                gnorm = torch.linalg.vector_norm(grad.flatten(1), dim=1).clamp_min_(_TINY)
+                gnorm = torch.linalg.vector_norm(grad.flatten(1), dim=1)
+                gnorm = torch.where(gnorm > 0, gnorm, 1.0)  # only a zero gradient: a zero step
                 grad.div_(gnorm.view(norm_shape))
                 m.lerp_(grad, 1.0 - momentum)  # m <- momentum * m + (1 - momentum) * g
                 x.sub_(m, alpha=step_size).clamp_(0.0, 1.0)

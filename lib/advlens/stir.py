@@ -31,8 +31,9 @@ class StirResult:
 def noise_seeds(like: Tensor, *, generator: torch.Generator | None = None,
                 seed: int = 0) -> Tensor:
     """Uniform [0, 1] noise images with the shape of ``like``: starting points for STIR's
-    inversions, already in the image box (the public STIR code starts from Gaussian noise by
-    default; pass its seeds to :func:`advlens.inversion.invert` to match it)."""
+    inversions, already in the image box. The public STIR code starts from Gaussian noise
+    (``torch.randn``) by default, which :func:`advlens.inversion.invert` refuses (seeds are
+    images in [0, 1]): clamp such seeds to [0, 1] before passing them as ``seeds``."""
     if generator is None:
         generator = torch.Generator().manual_seed(seed)
     return torch.rand(like.shape, generator=generator, dtype=torch.float32)
