@@ -295,6 +295,31 @@ def test_committed_reference_is_figures_at_head(tmp_path: Path) -> None:
         verify.committed_reference("no-such-revision", tmp_path / "x")
 
 
+def test_committed_reference_on_a_python_without_extraction_filters(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python 3.11.0-3.11.3 (Debian 12's python3.11 is 3.11.2; pyproject admits them) have no
+    ``extractall(filter=...)``: ``--reference git:REV`` and ``make reproduce``'s verify raised
+    a TypeError there."""
+    import tarfile
+
+    from advlens.paths import repo_root
+
+    extract = tarfile.TarFile.extractall
+
+    def old_extractall(self: tarfile.TarFile, path: str = ".", members: object = None, *,
+                       numeric_owner: bool = False) -> None:  # 3.11.2's signature
+        extract(self, path, members, numeric_owner=numeric_owner, filter="data")
+
+    monkeypatch.delattr(tarfile, "data_filter")
+    monkeypatch.setattr(tarfile.TarFile, "extractall", old_extractall)
+    ref = verify.committed_reference("HEAD", tmp_path)
+    committed = subprocess.run(["git", "ls-tree", "-r", "--name-only", "HEAD", "figures"],
+                               cwd=repo_root(), check=True, capture_output=True,
+                               text=True).stdout.split()
+    assert sorted(str(p.relative_to(tmp_path)) for p in ref.rglob("*") if p.is_file()) \
+        == sorted(committed)
+
+
 def test_verdicts_are_matched_by_name_when_the_findings_table_grows(tmp_path: Path) -> None:
     ref = _run_folder(tmp_path / "ref", "smoke", _tables([0.7, 0.2, 0.9], [True, False]))
     grown = _tables([0.7, 0.2, 0.9], [True, True])
@@ -397,6 +422,22 @@ def test_infinite_tolerances_survive_a_strict_json_round_trip(tmp_path: Path) ->
     assert verify.load_tolerances(path)["laptop"]["t.csv"] == {"a": math.inf, "b": 0.5}
 
 
+@pytest.mark.parametrize("entry", ['{"t.csv": {"a": "1e-6"}}', '{"t.csv": {"a": -0.1}}',
+                                   '{"t.csv": {"a": true}}', '{"t.csv": {"a": null}}',
+                                   '{"t.csv": ["a"]}', 'null'])
+def test_a_malformed_tolerance_is_named(tmp_path: Path, entry: str) -> None:
+    """A hand-edited tolerance that is no number >= 0 (a string as "inf" is stored, a negative
+    one, a list) is refused naming the file, where a TypeError used to surface mid-comparison
+    (or a negative tolerance made every change "moved")."""
+    path = tmp_path / "tolerances.json"
+    path.write_text(f'{{"laptop": {entry}}}')
+    with pytest.raises(ValueError, match="tolerances.json"):
+        verify.load_tolerances(path)
+    path.write_text("[]")
+    with pytest.raises(ValueError, match="JSON object"):
+        verify.load_tolerances(path)
+
+
 def test_a_notebook_that_did_not_complete_is_not_ok(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
@@ -487,6 +528,20 @@ def test_a_number_that_became_infinite_moved(tmp_path: Path) -> None:
 def test_cell_delta_reads_inf_and_nan_as_numbers(a: str, b: str, delta: float | None) -> None:
     got = verify.cell_delta(a, b)
     assert got == delta if delta is None or math.isinf(delta) else got == pytest.approx(delta)
+
+
+@pytest.mark.parametrize("a,b,delta", [
+    ("ρ 0.601 [\u22120.361, 0.839]", "ρ 0.601 [0.361, 0.839]", 0.722),
+    ("\u22120.5", "0.5", 1.0), ("\u22120.5", "-0.5", 0.0), ("\u22120.5", "\u22120.25", 0.25),
+    ("within \u2212 across 0.05", "within \u2212 across 0.07", 0.02),  # an operator, no sign
+    ("seed\u22121", "seed\u22122", None),  # a label, as "seed-1"
+])
+def test_cell_delta_reads_a_unicode_minus_as_a_sign(a: str, b: str,
+                                                    delta: float | None) -> None:
+    """A sign typeset as U+2212 was read as text: a CI bound that changed sign was a "text
+    change", not a number that moved (and --measure left it out of the tolerance)."""
+    got = verify.cell_delta(a, b)
+    assert got is None if delta is None else got == pytest.approx(delta)
 
 
 def test_measure_replaces_only_the_notebooks_its_runs_hold(

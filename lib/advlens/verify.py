@@ -39,8 +39,9 @@ IGNORED_COLUMNS = ("wall_s", "*time_s", "wall_time*", "cached", "hash")
 # a number standing on its own, not part of a name: "resnet18", "at0.5" and "seed-1" are labels
 # (a rename is a text change, not a number that moved by 16); "inf" and "nan" as pandas writes
 # them are numbers too (a threshold that became infinite moved, it was not relabelled), and so
-# is JSON's null, a findings statistic that became NaN (advlens.findings.encode_statistics)
-_NUMBER = re.compile(r"(?<![\w.])(?<![A-Za-z][-_])[-+]?(?:(?:\d+\.\d*|\.\d+|\d+)"
+# is JSON's null, a findings statistic that became NaN (advlens.findings.encode_statistics); a
+# sign may be typeset as the Unicode minus (U+2212, "ρ 0.60 [−0.36, 0.84]")
+_NUMBER = re.compile(r"(?<![\w.])(?<![A-Za-z][-_\u2212])[-+\u2212]?(?:(?:\d+\.\d*|\.\d+|\d+)"
                      r"(?:[eE][-+]?\d+)?|(?i:inf(?:inity)?|nan)|null)(?!\w|\.\d)")
 
 
@@ -142,16 +143,36 @@ class Report:
 def load_tolerances(path: Path | None = None) -> dict[str, Any]:
     """The tolerance table (default: :data:`TOLERANCE_FILE`): ``{preset: {"<notebook>/<table>.csv":
     {column: abs tol}}}``; a tolerance stored as ``"inf"`` (strict JSON has no infinity) is read
-    as ``math.inf``."""
+    as ``math.inf``. A ValueError names an entry that is not a number >= 0 (or ``"inf"``)."""
     path = TOLERANCE_FILE if path is None else path
     table = read_json(path) if path.exists() else {}
+    if not isinstance(table, dict):
+        raise ValueError(f"{path} must hold a JSON object {{preset: {{table: {{column: "
+                         f"tolerance}}}}}}, not {type(table).__name__}; remeasure it with "
+                         "python -m advlens verify --measure RUN_A RUN_B.")
     for preset, tables in table.items():
         if preset.startswith("_"):
             continue
-        for columns in tables.values():
+        if not isinstance(tables, dict) or not all(isinstance(c, dict)
+                                                   for c in tables.values()):
+            raise ValueError(f"{path}: preset {preset!r} must map each table to {{column: "
+                             "tolerance}; remeasure it with python -m advlens verify "
+                             "--measure RUN_A RUN_B.")
+        for name, columns in tables.items():
             for column, tol in columns.items():
-                columns[column] = math.inf if tol in ("inf", "Infinity") else tol
+                columns[column] = _tolerance(tol, f"{path}: {preset} {name} {column!r}")
     return table
+
+
+def _tolerance(value: Any, where: str) -> float:
+    """A stored tolerance as a number (``"inf"``: ``math.inf``); ValueError for anything else."""
+    if value in ("inf", "Infinity"):
+        return math.inf
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"{where}: tolerance {value!r} is not a number >= 0; write an "
+                         'absolute tolerance as a JSON number (or "inf"), or remeasure them '
+                         "with python -m advlens verify --measure RUN_A RUN_B.")
+    return float(value)
 
 
 def _storable(tolerances: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
@@ -183,7 +204,8 @@ def _numbers(text: str) -> tuple[str, list[float]] | None:
     found = _NUMBER.findall(text)
     if not found:
         return None
-    return _NUMBER.sub("#", text), [float("nan") if v == "null" else float(v) for v in found]
+    return _NUMBER.sub("#", text), [float("nan") if v == "null" else float(v.replace("\u2212", "-"))
+                                    for v in found]
 
 
 def cell_delta(a: str, b: str) -> float | None:
@@ -254,7 +276,11 @@ def committed_reference(revision: str = "HEAD", into: str | Path | None = None) 
         raise FileNotFoundError(f"cannot read figures/ at git revision {revision!r} ({err}); "
                                 "give --reference DIR instead.") from err
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(target, filter="data")
+        # extraction filters came with Python 3.11.4; requires-python admits 3.11.0-3.11.3 (e.g.
+        # Debian 12's 3.11.2), whose extractall has no ``filter``: there, this repository's own
+        # archive is extracted as it is
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        tar.extractall(target, **safe)
     return target / "figures"
 
 
