@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -70,6 +71,14 @@ def test_unknown_preset_is_refused() -> None:
     ({"arch": "cnn-s", "variant": "a-only"}, "only for twin-cue"),
     ({"arch": "cnn-s", "regime": "fancy"}, "regime must be"),
     ({"arch": "cnn-s", "family": "mlp"}, "belongs to family"),
+    # a harmonized copy of an l2-at config kept its eps: trained with no attack, listed with
+    # eps 0.5 and keyed apart from its eps-0 twin
+    ({"arch": "cnn-s", "eps": 0.5, "regime": "harmonized", "harmonizer_weight": 0.1,
+      "importance_map": "stroke"}, "harmonized model has eps 0"),
+    # accepted, then refused at its turn in a build (inf) or trained to NaN weights
+    ({"arch": "cnn-s", "regime": "l2-at", "eps": math.inf}, "finite eps > 0"),
+    ({"arch": "cnn-s", "regime": "harmonized", "harmonizer_weight": math.inf,
+      "importance_map": "stroke"}, "finite harmonizer_weight > 0"),
 ])
 def test_bad_configs_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

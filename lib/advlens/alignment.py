@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -155,11 +157,25 @@ def _reduce_channels(grad: Tensor, channels: str) -> Tensor:
     return grad.mean(dim=1) if channels == "mean" else grad.abs().amax(dim=1)
 
 
+def _twice_differentiable_attention(create_graph: bool) -> contextlib.AbstractContextManager:
+    """With ``create_graph``, attention (``F.scaled_dot_product_attention``, timm's fused
+    attention) as its matrix products: the flash kernels it picks otherwise (CPU and CUDA) have
+    no double backward, and a harmonizer step on a ViT failed ("derivative for
+    aten::_scaled_dot_product_flash_attention_for_cpu_backward is not implemented")."""
+    if not create_graph:
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel(SDPBackend.MATH)
+
+
 def _input_grad(model: nn.Module, x: Tensor, y: Tensor, *,
                 create_graph: bool = False) -> tuple[Tensor, Tensor]:
-    """(logits, d(true-class logit)/d x (N, C, H, W)) from one forward pass."""
+    """(logits, d(true-class logit)/d x (N, C, H, W)) from one forward pass (with
+    ``create_graph``, one that can be differentiated twice)."""
     inputs = x.detach().requires_grad_(True)
-    logits = model_output(model, inputs)
+    with _twice_differentiable_attention(create_graph):
+        logits = model_output(model, inputs)
     picked = logits.gather(1, y.to(logits.device)[:, None]).sum()
     (grad,) = torch.autograd.grad(picked, inputs, create_graph=create_graph)
     return logits, grad

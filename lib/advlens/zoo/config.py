@@ -146,8 +146,12 @@ class ModelConfig:
         if self.regime == "standard" and self.eps != 0:
             raise ValueError(f"a standard model has eps 0; got eps={self.eps}. "
                              "Use regime='l2-at' for adversarial training.")
-        if self.regime == "l2-at" and not self.eps > 0:
-            raise ValueError(f"regime 'l2-at' needs eps > 0; got {self.eps}.")
+        if self.regime == "harmonized" and self.eps != 0:  # trained without any attack
+            raise ValueError(f"a harmonized model has eps 0 (it is not adversarially trained); "
+                             f"got eps={self.eps}. A harmonized copy of an l2-at config: "
+                             "config.replace(eps=0.0, regime='harmonized', ...).")
+        if self.regime == "l2-at" and not 0 < self.eps < math.inf:
+            raise ValueError(f"regime 'l2-at' needs a finite eps > 0; got {self.eps}.")
         if self.regime == "l2-at" and not (isinstance(self.attack_step_factor, numbers.Real)
                                            and 0 < self.attack_step_factor < math.inf):
             raise ValueError(f"regime 'l2-at' needs a finite attack_step_factor > 0 (PGD steps "
@@ -218,8 +222,8 @@ class ModelConfig:
             return
         if self.source != "trained":  # a published harmonized checkpoint: loaded, not trained
             return
-        if not self.harmonizer_weight > 0:
-            raise ValueError("regime 'harmonized' needs harmonizer_weight > 0; got "
+        if not 0 < self.harmonizer_weight < math.inf:  # inf trained NaN weights
+            raise ValueError("regime 'harmonized' needs a finite harmonizer_weight > 0; got "
                              f"{self.harmonizer_weight}.")
         maps = IMPORTANCE_MAPS.get(self.dataset, ())
         if self.importance_map not in maps:
