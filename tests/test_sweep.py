@@ -584,3 +584,38 @@ def test_a_paper_sweep_names_only_the_notebooks_given_zoo_seed_as_retrained() ->
     note = sweep.markdown(sweep.hold_counts(only_03), sweep.headline_summary(only_03),
                           preset="paper").split("At the `paper` preset", 1)[1]
     assert "no notebook of this sweep was given `zoo_seed`" in note
+
+
+def test_a_forced_sweep_that_stops_resumes_without_the_runs_of_before(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a code change a sweep is rerun in place with force; stopped at seed 1 and resumed
+    without force (as an interrupted sweep resumes), it kept seed 2's runs of the old code, which
+    the forced run never reached, and collect read them as this sweep's."""
+    from advlens import runner
+
+    notebooks = _toy_notebooks(tmp_path / "nbs")
+    code = {"version": 1}
+
+    def fake_run(preset, *, only, out, params, **_):  # noqa: ANN001, ANN003, ANN202
+        if code.get("stop") == params["seed"]:
+            raise KeyboardInterrupt  # Ctrl-C while this seed's notebook runs
+        folder = Path(out) / "01_toy"
+        folder.mkdir(parents=True, exist_ok=True)
+        stats = json.dumps({"version": code["version"]})
+        pd.DataFrame([{"finding": "f", "holds": True, "evidence": "toy", "statistics": stats}]
+                     ).to_csv(folder / "01_findings.csv", index=False)
+        return [runner.NotebookRun("01_toy.ipynb", folder / "01_toy.ipynb", folder, 1.0)]
+
+    monkeypatch.setattr(runner, "run", fake_run)
+    kw = {"preset": "smoke", "notebooks": ["01"], "out": tmp_path / "runs",
+          "directory": notebooks}
+    sweep.run_sweep([0, 1, 2], **kw)
+    code.update(version=2, stop=1)  # the code changed; the forced rerun is stopped at seed 1
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep([0, 1, 2], force=True, **kw)
+    del code["stop"]
+    sweep.run_sweep([0, 1, 2], **kw)  # resumed
+    found = sweep.collect(tmp_path / "runs")
+    versions = {s: json.loads(t)["version"] for s, t in zip(found["seed"], found["statistics"],
+                                                            strict=True)}
+    assert versions == {0: 2, 1: 2, 2: 2}

@@ -212,6 +212,22 @@ def test_a_corrupt_checkpoint_is_unreadable_not_untrusted(tmp_path: Path) -> Non
         load_checkpoint(legacy, trust=False)
 
 
+def test_a_legacy_checkpoint_cut_anywhere_is_unreadable(tmp_path: Path) -> None:
+    """A partial download of a legacy (pre-zip) checkpoint, cut inside its pickles, crashed with
+    torch's IndexError or was called untrusted for a global whose name the cut shortened (the
+    user was asked to trust a broken file)."""
+    whole = tmp_path / "whole.pt"
+    torch.save({"epoch": 90, "model": {"w": torch.ones(4, 4), "n": torch.tensor(3)}}, whole,
+               _use_new_zipfile_serialization=False)
+    data, partial = whole.read_bytes(), tmp_path / "partial.pt"
+    for cut in range(1, len(data)):
+        partial.write_bytes(data[:cut])
+        for trust in (False, True):
+            with pytest.raises(ValueError, match=r"partial\.pt is not a readable torch checkpoint"):
+                load_checkpoint(partial, trust=trust)
+    assert torch.equal(load_checkpoint(whole)["model"]["w"], torch.ones(4, 4))
+
+
 def test_paper_zoo_from_manifest_builds_evaluates_and_caches(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from advlens import data, zoo

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import pickletools
 import re
 import struct
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -118,16 +120,21 @@ def load_checkpoint(path: str | Path, *, trust: bool | None = None) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         extra = _unsafe_globals(path, err)
-        if not extra and not trust:  # no global asked for: the pickle itself is broken
-            raise ValueError(f"{path} is not a readable torch checkpoint ({_reason(err)}); "
-                             "download it again.") from None
+        # no global asked for, or a name cut off by the end of a partial file: the pickle itself
+        # is broken
+        cut = _truncated_legacy(path)
+        if (not extra or cut) and not trust:
+            raise ValueError(f"{path} is not a readable torch checkpoint ("
+                             f"{_CUT if cut else _reason(err)}); download it again.") from None
         if not trust:
             raise UntrustedCheckpointError(
                 f"{path} needs more than tensors to load ({', '.join(extra)}); unpickling it can "
                 f"run code from the file. If you trust it, pass trust=True (trust_checkpoints=True "
                 f"in the zoo) or set ${TRUST_ENV}=1.") from None
-    except (RuntimeError, EOFError, OSError, struct.error) as err:
-        raise ValueError(f"{path} is not a readable torch checkpoint ({err}); download it "
+    except (RuntimeError, EOFError, OSError, struct.error, IndexError, UnicodeDecodeError) as err:
+        # (a legacy file cut short: IndexError from a pickle with no byte left to read)
+        reason = _CUT if isinstance(err, IndexError) or not str(err) else err
+        raise ValueError(f"{path} is not a readable torch checkpoint ({reason}); download it "
                          "again.") from err
     import dill
 
@@ -149,6 +156,25 @@ def _unsafe_globals(path: Path, err: pickle.UnpicklingError) -> list[str]:
     except Exception:  # noqa: BLE001 - not a readable zip checkpoint: the message is all there is
         pass
     return sorted(set(found))
+
+
+_CUT = "it ends inside its pickled data: a partial download?"
+
+
+def _truncated_legacy(path: Path) -> bool:
+    """Whether a legacy (pre-zip) checkpoint ends inside its pickles -- the magic number,
+    protocol, system info, object and storage keys, five pickles before the tensors' bytes --
+    as a partial download does (a global's name cut short reads as an unknown global)."""
+    if zipfile.is_zipfile(path):
+        return False
+    with path.open("rb") as f:
+        try:
+            for _ in range(5):
+                for _ in pickletools.genops(f):
+                    pass
+        except ValueError:  # cut short, or not a pickle at all (e.g. an old tar checkpoint)
+            return f.tell() >= path.stat().st_size
+    return False
 
 
 def _reason(err: Exception) -> str:

@@ -351,6 +351,17 @@ def _write_done(folder: Path, record: dict[str, Any], runs: dict[str, dict[str, 
         (folder / POINT_DONE).unlink(missing_ok=True)
 
 
+def forget_done(folder: str | Path, names: Sequence[str]) -> None:
+    """Drop the notebooks ``names`` (file names) from the grid point ``folder``'s ``done.json``,
+    so that the next :func:`run_grid` reruns them even without ``force``."""
+    folder = Path(folder)
+    done = _read_done(folder)
+    if any(name in done for name in names):
+        record = {k: v for k, v in read_json(folder / POINT_DONE).items()
+                  if k not in ("runs", "finished")}
+        _write_done(folder, record, {k: v for k, v in done.items() if k not in names})
+
+
 def _as_run(record: dict[str, Any]) -> NotebookRun:
     return NotebookRun(record["notebook"], Path(record["executed"]), Path(record["out_dir"]),
                        float(record["wall_time_s"]))

@@ -65,7 +65,8 @@ def run_sweep(seeds: Sequence[int], *, preset: str, notebooks: Sequence[str],
     Parameters: ``seeds`` (distinct non-negative integers), ``preset``, ``notebooks`` (numbers),
     ``out`` (folder of the runs), ``directory`` (notebooks folder, default the repository's),
     ``force``: rerun seeds whose runs completed before (by default they are kept: an interrupted
-    sweep resumes; after a code change, pass ``force=True`` or another ``out``).
+    sweep resumes; after a code change, pass ``force=True`` or another ``out``; every seed's
+    earlier runs are dropped first, so a forced sweep that stops resumes without ``force``).
     Returns: a :class:`SweepRun`; ``out/sweep.json`` records it.
     """
     seeds = list(seeds)
@@ -101,6 +102,13 @@ def run_sweep(seeds: Sequence[int], *, preset: str, notebooks: Sequence[str],
     # one from which a seed it never reached reads as done
     started, rows = time.perf_counter(), []
     atomic_write_json(out / SWEEP_RECORD, {**record, "status": "running", "runs": rows})
+    if force:  # every seed's earlier runs are dropped before any seed reruns: a forced sweep
+        # stopped half-way, then resumed without force, must not keep the runs (of before a
+        # code change) of the seeds it never reached
+        names = [p.name for p in runner.discover(only, directory)]
+        for s in seeds:
+            runner.forget_done(out / runner.grid_folder({"preset": preset,
+                                                         **{k: s for k in knobs}}), names)
     try:
         for s in seeds:
             ((_, results),) = runner.run_grid({k: [s] for k in knobs}, preset, only=only,
