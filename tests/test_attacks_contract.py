@@ -330,6 +330,49 @@ def test_a_model_that_does_not_return_one_logits_tensor_is_refused(name: str) ->
             ALL[name](_Returns(wrap), x, y)
 
 
+class _NoGradForward(torch.nn.Module):
+    """tiny_cnn behind a forward decorated for inference (``torch.no_grad()`` or
+    ``torch.inference_mode()``): its logits carry no gradient."""
+
+    def __init__(self, mode: Callable[[], object]) -> None:
+        super().__init__()
+        self.inner = tiny_cnn(seed=0)
+        self.forward = mode()(self._forward)  # type: ignore[method-assign]
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_a_model_without_input_gradients_is_named(name: str, mode: Callable[[], object]) -> None:
+    """A forward decorated for inference failed every gradient attack with autograd's bare
+    "element 0 of tensors does not require grad", naming neither the model nor the way out."""
+    _, x, y = _setup(4)
+    with pytest.raises(TypeError, match=r"logits carry no gradient.*torch\.no_grad\(\) or "
+                                        r"torch\.inference_mode\(\)"):
+        ALL[name](_NoGradForward(mode), x, y)
+
+
+@pytest.mark.parametrize("attack", [
+    lambda m, x, y, s: attacks.fmn(m, x, y, steps=3, start=s),
+    lambda m, x, y, s: attacks.fmn(m, x, y, norm="linf", steps=3, start=s),
+    lambda m, x, y, s: attacks.ddn(m, x, y, steps=3, start=s),
+    lambda m, x, y, s: attacks.alma(m, x, y, steps=3, start=s),
+    lambda m, x, y, s: attacks.fab(m, x, y, steps=8, start=s),
+], ids=["fmn-l2", "fmn-linf", "ddn", "alma", "fab"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_start_holding_nan_or_inf_is_refused(attack: Attack, bad: float) -> None:
+    """A NaN in a warm start survived the clamp into [0, 1]: the image came back as not fooled
+    (norm inf) although x itself is refused for NaN."""
+    model, x, y = _setup(4)
+    start = x.clone()
+    start[2, 0, 1, 1] = bad
+    with pytest.raises(ValueError, match=r"start contains NaN or inf values \(1 of 4 images, "
+                                         r"the first at index 2\)"):
+        attack(model, x, y, start)
+
+
 @pytest.mark.parametrize("name", sorted(ALL))
 def test_half_precision_images_are_refused_with_the_way_out(name: str) -> None:
     model, x, y = _setup(4)

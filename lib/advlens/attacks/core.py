@@ -93,6 +93,14 @@ def model_logits(model: nn.Module, x: Tensor) -> Tensor:
     if out.ndim != 2 or out.shape[0] != x.shape[0] or out.dtype in _HALF:
         raise TypeError(output_error(expected,
                                      f"a {out.dtype} tensor of shape {tuple(out.shape)}"))
+    if x.requires_grad and torch.is_grad_enabled() and not out.requires_grad:
+        # (autograd's own error, "element 0 of tensors does not require grad", named neither)
+        raise TypeError(
+            "the model's logits carry no gradient with respect to its input: its forward runs "
+            "under torch.no_grad() or torch.inference_mode(), detaches its output, or leaves "
+            "PyTorch (NumPy). Gradient attacks need a differentiable forward: remove that "
+            "decorator or context from forward (the attacks set eval mode and freeze the "
+            "parameters themselves).")
     return out if out.dtype == x.dtype else out.to(x.dtype)
 
 
@@ -121,11 +129,18 @@ def check_positive(name: str, value: float | Tensor, *, allow_zero: bool = False
 
 def check_start(start: Tensor, x0: Tensor) -> Tensor:
     """A warm start for an attack on ``x0``: same shape, moved to x0's device and dtype, clamped
-    into [0, 1]."""
+    into [0, 1]; NaN or inf values are refused (a clamp leaves NaN as it is, and the attack then
+    reported such an image as not fooled)."""
     start = as_tensor(start, "start").detach().to(x0.device, x0.dtype)
     if start.shape != x0.shape:
         raise ValueError(f"start must have the shape of x {tuple(x0.shape)}; "
                          f"got {tuple(start.shape)}.")
+    finite = torch.isfinite(start).flatten(1).all(1)
+    if not bool(finite.all()):
+        bad = (~finite).nonzero().flatten()
+        raise ValueError(f"start contains NaN or inf values ({bad.numel()} of {start.shape[0]} "
+                         f"images, the first at index {int(bad[0])}); fix the step that produced "
+                         "them, or start those images at x.")
     return start.clamp(0.0, 1.0)
 
 
