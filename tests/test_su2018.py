@@ -155,6 +155,39 @@ def test_pareto_front_by_brute_force() -> None:
     assert pareto_front(ties).tolist() == [True, False, False, True, True]
 
 
+def test_pareto_front_leaves_out_a_model_with_no_distortion() -> None:
+    """A model no attack succeeded on (NaN distortion) compared False both ways, so nothing beat
+    it: it was on the frontier. Reference: brute force over the rows with a measured value."""
+    from advlens.papers.su2018 import pareto_front
+
+    e = np.array([0.10, 0.20, 0.30, 0.40, np.nan])
+    v = np.array([1.0, np.nan, 2.0, 1.5, 3.0])
+    measured = np.isfinite(e) & np.isfinite(v)
+    expected = [bool(measured[i]) and not any(
+        measured[j] and e[j] <= e[i] and v[j] >= v[i] and (e[j] < e[i] or v[j] > v[i])
+        for j in range(len(e))) for i in range(len(e))]
+    assert expected == [True, False, True, False, False]
+    got = pareto_front(pd.DataFrame({"top1_error": e, "distortion": v}))
+    assert got.tolist() == expected
+
+
+def test_depth_comparison_refuses_a_bare_attack_name_or_pair() -> None:
+    """attacks="ifgsm" matched no attack letter by letter (no rows: finding 3 "no depth pair");
+    one pair not wrapped in a list failed with a bare unpacking error."""
+    from advlens.papers.su2018 import NORM, depth_comparison
+
+    table = pd.DataFrame([{"model": m, "attack": a, "norm": NORM[a], "top1_error": 0.1,
+                           "distortion": d, "distortion_lo": d, "distortion_hi": d}
+                          for m, d in (("r8", 0.1), ("r14", 0.2)) for a in ("ifgsm", "cw")])
+    assert list(depth_comparison(table, [("r8", "r14")], attacks=["ifgsm"])["attack"]) == [
+        "ifgsm"]
+    assert len(depth_comparison(table, [["r8", "r14"]])) == 2  # knobs give lists
+    with pytest.raises(ValueError, match=r"not the string 'ifgsm'; pass \['ifgsm'\]"):
+        depth_comparison(table, [("r8", "r14")], attacks="ifgsm")
+    with pytest.raises(ValueError, match=r"pairs must be a list .*got item 'r8'"):
+        depth_comparison(table, ("r8", "r14"))
+
+
 def test_depth_comparison_on_a_suite_subset_and_several_modes() -> None:
     """Attacks a pair was not run with are left out (a bare KeyError 'fgsm' before); rows of
     several target modes are refused with a message (pandas' 'identically-labeled' before)."""

@@ -379,11 +379,16 @@ def transfer_summary(heatmap: pd.DataFrame, family: Mapping[str, str]) -> pd.Dat
 def pareto_front(table: pd.DataFrame, *, error: str = "top1_error",
                  value: str = "distortion") -> pd.Series:
     """Boolean mask of the accuracy–robustness Pareto frontier: rows no other row beats on both
-    lower ``error`` and higher ``value`` (Su et al.'s evaluation criterion for designs)."""
+    lower ``error`` and higher ``value`` (Su et al.'s evaluation criterion for designs). A row
+    with a NaN or infinite ``error`` or ``value`` (a model no attack succeeded on) is not on
+    the frontier and beats no other row."""
     e = table[error].to_numpy(dtype=np.float64)
     v = table[value].to_numpy(dtype=np.float64)
-    front = [not bool(((e <= e[i]) & (v >= v[i]) & ((e < e[i]) | (v > v[i]))).any())
-             for i in range(len(e))]
+    # a NaN compares False both ways, so it was beaten by nothing: on the frontier
+    measured = np.isfinite(e) & np.isfinite(v)
+    front = [bool(measured[i]) and not bool(
+        (measured & (e <= e[i]) & (v >= v[i]) & ((e < e[i]) | (v > v[i]))).any())
+        for i in range(len(e))]
     return pd.Series(front, index=table.index)
 
 
@@ -425,8 +430,17 @@ def depth_comparison(table: pd.DataFrame, pairs: Sequence[tuple[str, str]],
 
     ``table``: one row per (model, attack) from :func:`attack_suite` (one target mode) with
     ``top1_error``; pairs with a model missing from ``table``, and attacks one of the pair was
-    not run with, are left out.
+    not run with, are left out. ``pairs`` is a list of (shallower, deeper) name pairs and
+    ``attacks`` a list of names (a bare string is refused: its letters matched no attack).
     """
+    if isinstance(attacks, str):
+        raise ValueError(f"attacks must be a list of attack names, not the string "
+                         f"{attacks!r}; pass [{attacks!r}].")
+    pairs = list(pairs)
+    for pair in pairs:
+        if isinstance(pair, str) or not isinstance(pair, Sequence | np.ndarray) or len(pair) != 2:
+            raise ValueError(f"pairs must be a list of (shallower, deeper) model name pairs; "
+                             f"got item {pair!r} (for one pair pass [(shallow, deep)]).")
     repeated = table.duplicated(["model", "attack"], keep=False)
     if repeated.any():
         first = table[repeated].iloc[0]
