@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from advlens import provenance
-from advlens.io import atomic_write_json, read_json
+from advlens.io import atomic_write_json, extract_tar, read_json
 from advlens.paths import figures_dir, repo_root
 from advlens.presets import PRESET_NAMES
 
@@ -276,11 +276,7 @@ def committed_reference(revision: str = "HEAD", into: str | Path | None = None) 
         raise FileNotFoundError(f"cannot read figures/ at git revision {revision!r} ({err}); "
                                 "give --reference DIR instead.") from err
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        # extraction filters came with Python 3.11.4; requires-python admits 3.11.0-3.11.3 (e.g.
-        # Debian 12's 3.11.2), whose extractall has no ``filter``: there, this repository's own
-        # archive is extracted as it is
-        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-        tar.extractall(target, **safe)
+        extract_tar(tar, target)  # this repository's own archive
     return target / "figures"
 
 

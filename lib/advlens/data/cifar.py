@@ -41,13 +41,14 @@ def download_cifar10(root: str | Path | None = None) -> Path:
     import tempfile
 
     from advlens.data.cache import fetch
+    from advlens.io import extract_tar
 
     base = Path(root).expanduser() if root is not None else data_dir() / "cifar10"
     archive = fetch(URL, ARCHIVE_SHA256, ARCHIVE)
     base.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".cifar10-extracting-", dir=base) as tmp:
         with tarfile.open(archive, "r:gz") as tar:
-            tar.extractall(tmp, filter="data")
+            extract_tar(tar, tmp)  # its SHA-256 checked by fetch
         extracted, target = Path(tmp) / FOLDER, base / FOLDER
         if not (extracted / TRAIN_FILES[0]).is_file():
             raise corrupt(archive, f"it holds no {FOLDER}/{TRAIN_FILES[0]}")
