@@ -86,6 +86,20 @@ def test_evaluate_sources_on_toy_models() -> None:
     assert 0.0 <= twin["transfer_acc"] <= 1.0 and twin["probe_epoch"] >= 1
 
 
+def test_evaluate_sources_names_a_reference_right_on_no_test_image() -> None:
+    """No α image (the reference wrong on every test image): said so, not the attack's
+    'x is an empty batch'."""
+    reference = tiny_cnn(seed=0, k=3).eval()
+    x_train, x_test = random_images(30, seed=1), random_images(20, seed=2)
+    with torch.no_grad():
+        y_train = reference(x_train).argmax(1)
+        y_test = (reference(x_test).argmax(1) + 1) % 3  # wrong on every one
+    with pytest.raises(ValueError, match="classifies none of the 20 test images"):
+        liang2021.evaluate_sources(reference, {"other": tiny_cnn(seed=1, k=3).eval()},
+                                   _imageset(x_train, y_train), _imageset(x_test, y_test),
+                                   liang2021.Settings(attack="fgsm", probe_epochs=1))
+
+
 def test_a_sources_alphas_do_not_depend_on_the_other_sources() -> None:
     """PGD's random starts come from each model's own stream: a source's α₁, α₂ are the same
     alone, beside others and in another order (one shared generator, consumed in attack order,
@@ -557,15 +571,32 @@ def test_findings_leave_untested_a_ci_that_ties_make_no_evidence() -> None:
 
 
 def test_experiment_b_probes_for_its_own_epochs_at_the_paper_preset() -> None:
-    """Their cmd.sh ran experiment B's transfer.py with --epoch 10 and A's at its default (300):
-    the paper preset probed B for 300 epochs too."""
+    """Their cmd.sh ran experiment B's transfer.py with --epoch 10 and A's at its default: the
+    paper preset probed B for A's epochs once (b_probe_epochs)."""
     knobs = presets.resolve("04", "paper")
     a, b = liang2021.experiments_from_knobs(knobs)
-    assert (a.probe_epochs, b.probe_epochs, knobs["probe_epochs"]) == (None, 10, 300)
+    assert (a.probe_epochs, b.probe_epochs) == (None, 10)
     laptop = presets.resolve("04", "laptop")
     assert all(e.probe_epochs is None for e in liang2021.experiments_from_knobs(laptop))
     given = liang2021.experiments_from_knobs({**laptop, "b_probe_epochs": 3})
     assert [e.probe_epochs for e in given] == [None, None, 3]  # A-digits, A-twin-cue, B-digits
+
+
+def test_paper_preset_probes_experiment_a_for_their_transfer_scripts_default_epochs() -> None:
+    """Their image_exp/cmd.sh runs A's probe as ``transfer.py ... --source_classes 4
+    --transfer_last`` without --epochs: image_exp/transfer.py's default, 10 (only that script
+    takes --source_classes; exp1/transfer.py's default 300 belongs to the earlier release, whose
+    last source is [2, 3, 4, 5], not the [2, 3, 4, 7] of PAPER_SOURCES). The epochs are the
+    cosine schedule's T_max, so 300 annealed 30 times more slowly and trained 30 times longer."""
+    their_default_epochs = 10  # image_exp/transfer.py: add_argument('--epochs', default=10)
+    knobs = presets.resolve("04", "paper")
+    a, b = liang2021.experiments_from_knobs(knobs)
+    assert liang2021.PAPER_SOURCES[-1] == (2, 3, 4, 7)  # image_exp/cmd.sh's lists
+    settings = liang2021.settings_from_knobs(knobs)
+    assert settings.probe_recipe == "liang"
+    for experiment in (a, b):
+        epochs = experiment.probe_epochs or settings.probe_epochs
+        assert epochs == their_default_epochs, experiment.name
 
 
 def test_run_experiment_probes_for_the_experiments_own_epochs(monkeypatch) -> None:  # noqa: ANN001

@@ -49,15 +49,16 @@ def _liang_presets() -> dict[str, dict[str, Any]]:
     # the published protocol (their cmd.sh): CIFAR-10 sources on the paper's class lists with
     # the STL-10 animals reference (ResNet-18; A), five architectures with a ten-class STL-10
     # reference (ResNet-50; B); PGD 50 steps of 0.1·eps at eps 0.1; the linear probe as their
-    # transfer.py trains it (SGD at 0.1 annealed over its default 300 epochs for A, the 10 of
-    # their cmd.sh's --epoch for B; features computed once, without its crop and flip); a GPU
-    # ($ADVLENS_DEVICE=cuda) for training
+    # image_exp/transfer.py trains it (SGD at 0.1 annealed over 10 epochs: its default for A,
+    # the --epoch 10 of their cmd.sh for B; exp1/transfer.py's default 300 belongs to the
+    # earlier release with other class lists; features computed once, without its crop and
+    # flip); a GPU ($ADVLENS_DEVICE=cuda) for training
     paper = {**laptop, "liang_data": "cifar10-stl10", "cifar_kw": {"root": "$ADVLENS_CIFAR10"},
              "stl10_kw": {"root": "$ADVLENS_STL10"}, "n_images": 1000,
              "experiments": ["A-cifar10-stl10", "B-cifar10-stl10"], "arch": "resnet18-cifar",
              "b_reference_arch": "resnet50-cifar",
              "epochs": 100, "train_batch_size": 64,
-             "probe_recipe": "liang", "probe_lr": 0.1, "probe_epochs": 300,
+             "probe_recipe": "liang", "probe_lr": 0.1, "probe_epochs": 10,
              "b_probe_epochs": 10,
              "b_archs": {"fcnet": 100, "lenet": 100, "alexnet": 100, "resnet18-cifar": 100,
                          "resnet50-cifar": 100}}

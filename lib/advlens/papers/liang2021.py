@@ -123,7 +123,8 @@ class Experiment:
     sources: tuple[Source, ...]
     description: str = ""
     # this experiment's probe epochs where they are not the settings' (None: the settings');
-    # their cmd.sh ran experiment B's transfer.py with --epoch 10, A's at its default
+    # their cmd.sh ran experiment B's transfer.py with --epoch 10, A's at its default (10 in
+    # their image_exp/transfer.py)
     probe_epochs: int | None = None
 
 
@@ -244,6 +245,10 @@ def evaluate_sources(reference: nn.Module, sources: Mapping[str, nn.Module], tra
         raise ValueError(f"a source may not be named {REFERENCE!r}.")
     correct = predict(reference, test.images).argmax(1) == test.labels
     idx = correct.nonzero().flatten()[:settings.n_images]
+    if len(idx) == 0:
+        raise ValueError(f"the reference classifies none of the {len(test.labels)} test images "
+                         "correctly, so α₁ and α₂ have no images; train it longer (or check "
+                         "that the test labels are the reference's classes, relabelled 0..k-1).")
     perturbations = Perturbations({REFERENCE: reference, **sources}, test.images[idx],
                                   attack_for=lambda name: settings.make_attack(seed, name),
                                   batch_size=settings.batch_size)
