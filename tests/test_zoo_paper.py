@@ -611,6 +611,25 @@ def test_a_timm_model_added_by_a_manifest_gets_timms_preprocessing(
         "bilinear", 0.875, 224)
 
 
+def test_a_timm_model_timm_squashes_is_refused_not_centre_cropped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """timm's 384-px ConvNeXts (crop_mode "squash") resize the whole image to 384x384; the
+    reader resizes the shorter side and centre-crops, other pixels (up to 1.0 apart on a
+    500x375 image): refused, naming the way out, unless crop_pct is given."""
+    timm_models = pytest.importorskip("timm.models")
+    from advlens.zoo import paper
+
+    arch = "convnext_tiny.fb_in22k_ft_in1k_384"
+    assert timm_models.get_pretrained_cfg(arch).crop_mode == "squash"
+    monkeypatch.setitem(paper.PAPER_ARCHS, arch, None)  # undone after the test
+    manifest = tmp_path / "zoo.json"
+    manifest.write_text(json.dumps({"models": [
+        {"arch": arch, "source": "timm", "family": "x", "checkpoint": f"{arch}.pth"}]}))
+    with pytest.raises(ValueError, match="crop_mode 'squash'.*pass crop_pct="):
+        paper.manifest_configs(manifest)
+    assert paper.register(arch, "x", "timm", crop_pct=1.0).input_size == 384
+
+
 @pytest.mark.parametrize(("arch", "weights"), [
     ("inception_v3", "Inception_V3_Weights.IMAGENET1K_V1"),
     ("resnet50", "ResNet50_Weights.IMAGENET1K_V2"), ("resnet50", "ResNet50_Weights.IMAGENET1K_V1")])

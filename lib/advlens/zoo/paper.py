@@ -156,6 +156,18 @@ def torchvision_eval(name: str, checkpoint: str | Path | None = None
     return t.interpolation.value, side / resize, side
 
 
+def timm_crop_mode(name: str) -> str | None:
+    """timm model ``name``'s stored ``crop_mode`` ("center", "squash", "border"); None when
+    timm does not know it (nothing is downloaded)."""
+    try:
+        from timm.models import get_pretrained_cfg
+
+        cfg = get_pretrained_cfg(name)
+    except Exception:  # noqa: BLE001 - timm missing, or a name it cannot parse
+        return None
+    return None if cfg is None else getattr(cfg, "crop_mode", "center")
+
+
 def register(name: str, family: str, source: str, *, kwargs: dict[str, Any] | None = None,
              num_classes: int | None = None, input_size: int | None = None,
              interpolation: str | None = None, crop_pct: float | None = None,
@@ -166,13 +178,24 @@ def register(name: str, family: str, source: str, *, kwargs: dict[str, Any] | No
     ``interpolation`` / ``crop_pct`` / ``input_size`` default to the published timm model's
     (:data:`TIMM_EVAL`, else timm's stored pretrained config: :func:`timm_eval`) for a timm
     model, to the ``transforms()`` of the torchvision weights in file ``checkpoint`` for a
-    torchvision model (:func:`torchvision_eval`), else to bilinear, 0.875 and 224."""
+    torchvision model (:func:`torchvision_eval`), else to bilinear, 0.875 and 224. A timm model
+    whose stored ``crop_mode`` is not "center" (e.g. "squash": the whole image resized to the
+    side, the 384-pixel ConvNeXts) is refused unless ``crop_pct`` is given: the ImageNet reader
+    resizes the shorter side and centre-crops, so its accuracy would be measured on other
+    pixels than timm's."""
     from advlens.data.imagefolder import INTERPOLATIONS
 
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}; got {source!r} for {name!r}.")
     known = (*DEFAULT_EVAL, EVAL_SIZE)
     if source == "timm":
+        mode = None if name in TIMM_ARCHS or crop_pct is not None else timm_crop_mode(name)
+        if mode not in (None, "center"):
+            raise ValueError(f"{name}: timm preprocesses it with crop_mode {mode!r}, which "
+                             "advlens's ImageNet reader does not do (it resizes the shorter "
+                             "side and centre-crops), so its accuracy would be measured on "
+                             "other pixels; pass crop_pct= (and input_size=) to evaluate it "
+                             "with a centre crop anyway.")
         known = _listed_eval(name) if name in TIMM_ARCHS else timm_eval(name) or known
     elif source == "torchvision":
         known = torchvision_eval(name, checkpoint) or known
