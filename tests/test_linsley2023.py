@@ -284,10 +284,31 @@ def test_twin_claims_are_untested_not_held_with_an_undefined_pair() -> None:
     none = pd.DataFrame(columns=["attack", "quantity", "rho", "lo", "hi", "n_models"])
     row = linsley2023.findings(none, tol, tol).iloc[3]
     assert row["holds"] is None
-    assert row["evidence"].startswith("1/1 pairs with a finite value, 1 undefined: ")
+    assert row["evidence"].startswith(
+        "1 of 1 pairs with a finite change pass (change >= 0), 1 undefined: ")
     # a finite pair that fails still refutes the claim beside the undefined one
     worse = tol.assign(change=[-0.1, np.nan])
     assert linsley2023.findings(none, worse, worse).loc[3, "holds"] is False
+
+
+def test_twin_claim_evidence_counts_the_passing_pairs_as_passing() -> None:
+    """The evidence said "2/6 pairs with a finite value" where all 6 changes were finite and 4
+    failed (notebook 03's twin-cue tolerance row): the count was of the passing pairs, so a
+    refuted claim read as 4 pairs untested. Checked against counts made here by hand."""
+    change = [0.05, 0.13, -0.03, -0.09, -0.09, -0.04]
+    arrows = pd.DataFrame({"plain": [f"p{i // 2}" for i in range(6)],
+                           "harmonized": [f"h{i // 2}" for i in range(6)],
+                           "attack": ["pgd", "ddn"] * 3, "change": change})
+    none = pd.DataFrame(columns=["attack", "quantity", "rho", "lo", "hi", "n_models"])
+    table = linsley2023.findings(none, arrows, arrows)
+    passing = sum(c >= 0 for c in change)  # 2, of 6 finite changes
+    tolerance = table.iloc[3]
+    assert tolerance["holds"] is False
+    assert tolerance["evidence"].startswith(
+        f"{passing} of 6 pairs with a finite change pass (change >= 0): p0 → h0 (pgd): +0.05")
+    assert "finite value" not in tolerance["evidence"]
+    assert table.iloc[2]["evidence"].startswith(
+        f"{sum(c > 0 for c in change)} of 6 pairs with a finite change pass (change > 0): ")
 
 
 def test_saliency_share_of_a_model_looking_at_one_mask() -> None:

@@ -164,6 +164,48 @@ def test_robustness_trend_curves_points_and_freeze():
     assert no_freeze.axes[0].get_xscale() == "symlog"
 
 
+def test_robustness_data_holds_every_number_the_trend_draws():
+    """Figure 01b's CSV was pairs merged with summary: the red freeze_at_bounds squares were
+    drawn but saved in no table. Every y the figure draws (read from its artists) must be in the
+    data, each at its own level."""
+    summary = pd.DataFrame({"level": [0.0, 0.5, 1.0], "cka_inverted": [0.2, 0.5, 0.8],
+                            "cka_inverted_lo": [0.1, 0.4, 0.7], "cka_inverted_hi": [0.3, 0.6, 0.9],
+                            "cka_test": [0.7, 0.8, 0.9], "cka_test_lo": [0.6, 0.7, 0.8],
+                            "cka_test_hi": [0.8, 0.9, 1.0]})
+    pairs = pd.DataFrame({"level": [0.0, 0.0, 0.5, 1.0], "row": ["a", "b", "a", "a"],
+                          "col": ["b", "a", "b", "b"], "cka_inverted": [0.15, 0.25, 0.5, 0.8],
+                          "cka_test": [0.65, 0.75, 0.8, 0.9]})  # as similarity_by_level gives
+    freeze = pd.DataFrame({"eps": [0.0, 1.0], "setting": "freeze_at_bounds",
+                           "mean_loss": [0.03, 0.01], "cka_inverted": [0.137, 0.777],
+                           "ci": ["[0.1, 0.2]", "[0.7, 0.8]"]})
+    fig = jones2022_figures.robustness_trend(summary, pairs, freeze=freeze, seed=0)
+    data = jones2022_figures.robustness_data(summary, pairs, freeze=freeze)
+    assert len(data) == len(pairs) and list(data[["row", "col"]].itertuples(index=False)) == \
+        list(pairs[["row", "col"]].itertuples(index=False))
+    (ax,) = fig.axes
+    (squares,) = [line for line in ax.lines if line.get_marker() == "s"]
+    for x, y in zip(squares.get_xdata(), squares.get_ydata(), strict=True):
+        at = data[data["level"] == x]
+        assert len(at) and (at["freeze_cka_inverted"] == y).all()
+    assert data.loc[data["level"] == 0.5, "freeze_cka_inverted"].isna().all()
+    assert data.groupby("level")["freeze_mean_loss"].first().dropna().tolist() == [0.03, 0.01]
+    curves = [line for line in ax.lines if line.get_marker() == "o"]
+    drawn = {float(v) for line in curves for v in line.get_ydata()}
+    assert drawn <= set(data["cka_inverted_mean"]) | set(data["cka_test_mean"])
+    assert set(np.asarray(ax.collections[-1].get_offsets())[:, 1]) <= set(data["cka_inverted"])
+    # a rerun level with no pair still keeps its square; no freeze: the pairs and summary only
+    lone = jones2022_figures.robustness_data(summary, pairs[pairs.level < 1], freeze=freeze)
+    assert lone["freeze_cka_inverted"].iloc[-1] == 0.777 and np.isnan(lone["row"].iloc[-1])
+    plain = jones2022_figures.robustness_data(summary, pairs)
+    assert "freeze_cka_inverted" not in plain and len(plain) == len(pairs)
+    with pytest.raises(ValueError, match="freeze lacks columns"):
+        jones2022_figures.robustness_data(summary, pairs, freeze=freeze.drop(columns="eps"))
+    code = _notebook_code("01")  # and notebook 01 saves them as the figure's CSV
+    assert ("trend_data = jones2022_figures.robustness_data(by_level.summary, by_level.pairs, "
+            "freeze=fz)") in code
+    assert "plots.save_figure(fig, trend_data, OUT, \"01b_robustness\"" in code
+
+
 def test_robustness_trend_points_stay_at_their_own_radius():
     """At the paper's radii the jitter was +-0.05 (1 % of eps 5): points of eps 0.01 were drawn
     beyond 0.03 and 0.05. Each point must lie nearer its own radius than any other."""

@@ -162,3 +162,22 @@ def test_notebook_02_counts_its_success_rates_instead_of_stating_them() -> None:
     assert "succeeds on every model" not in cells[i].source
     code = cells[i + 1].source
     assert "02_success_rates" in code and "(rates == 1).sum()" in code and "rates.min()" in code
+
+
+def test_readme_names_every_stand_in_map_notebook_03_uses() -> None:
+    """README said the ClickMe maps are replaced by "the twin-cue masks", while notebook 03's
+    laptop run scores the digits against blurred stroke masks too (findings 1-4 (digits)): each
+    stand-in map of its laptop data sets (linsley2023.EVAL_SETS) must be named where README
+    describes the stand-ins."""
+    from advlens.papers.linsley2023 import EVAL_SETS
+    from advlens.presets import PRESETS
+
+    text = (repo_root() / "README.md").read_text()
+    paragraphs = [p for p in text.split("\n\n")
+                  if p.startswith(("**Linsley et al. (2023)**",
+                                   "At laptop scale the ImageNet models"))]
+    assert len(paragraphs) == 2
+    for name in PRESETS["03"]["laptop"]["datasets"]:
+        importance_map = EVAL_SETS[name][1]  # "stroke", "shape"
+        for paragraph in paragraphs:
+            assert importance_map in paragraph, (name, paragraph[:60])

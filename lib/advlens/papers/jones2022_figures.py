@@ -37,6 +37,28 @@ def cka_heatmaps(test: pd.DataFrame, inverted: pd.DataFrame, *, test_label: str 
     return plots.heatmap_pair(panels, max_annotated=9, fontsize=8, **common)
 
 
+def robustness_data(summary: pd.DataFrame, pairs: pd.DataFrame, *,
+                    freeze: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The numbers :func:`robustness_trend` draws, one row per model pair (the figure's CSV):
+    the pair's CKA (``pairs``), its level's means and CIs (``summary``, suffix ``_mean`` where
+    the names clash) and, at the levels ``freeze`` (``eps``, ``cka_inverted``, optional
+    ``mean_loss``) reran, the red squares as ``freeze_cka_inverted`` (and
+    ``freeze_mean_loss``); a freeze level without pairs gets a row of its own."""
+    data = pairs.merge(summary, on="level", suffixes=("", "_mean"))
+    if freeze is None or not len(freeze):
+        return data
+    missing = [c for c in ("eps", "cka_inverted") if c not in freeze]
+    if missing:
+        raise ValueError(f"freeze lacks columns {missing}; it needs 'eps' and 'cka_inverted' "
+                         "(optionally 'mean_loss'), one row per rerun level.")
+    names = {"eps": "level", "cka_inverted": "freeze_cka_inverted", "mean_loss": "freeze_mean_loss"}
+    squares = freeze[[c for c in names if c in freeze]].rename(columns=names)
+    squares = squares.assign(level=squares["level"].to_numpy(np.float64))
+    data = data.merge(squares, on="level", how="left")
+    alone = squares[~squares["level"].isin(data["level"])]
+    return pd.concat([data, alone], ignore_index=True) if len(alone) else data
+
+
 def robustness_trend(summary: pd.DataFrame, pairs: pd.DataFrame, *,
                      freeze: pd.DataFrame | None = None, symlog: bool = False,
                      seed: int = 0, models: str = STAND_IN_MODELS) -> plt.Figure:

@@ -380,7 +380,10 @@ def _pair_claim(arrows: pd.DataFrame, test: str) -> tuple[bool | None, str]:
     # leaves "every pair" untested
     holds = combine([*map(bool, ok), *[None] * int((~defined).sum())])
     untested = f", {int((~defined).sum())} undefined" if not defined.all() else ""
-    return holds, f"{int(ok.sum())}/{len(ok)} pairs with a finite value{untested}: {text}"
+    # the count is of the pairs that pass, out of those with a finite change ("2/6 pairs with a
+    # finite value" read as 4 of 6 pairs being undefined when all 6 were finite and 4 failed)
+    return holds, (f"{int(ok.sum())} of {len(ok)} pairs with a finite change pass ({test})"
+                   f"{untested}: {text}")
 
 
 PAPER = {"1": "Spearman 0.70 between ImageNet accuracy and mean tolerance over 283 models",
