@@ -340,3 +340,16 @@ def test_check_zoo_knobs_names_models_the_zoo_lacks() -> None:
                                               r"'resnet8-xs'\].*at heatmap_eps 0.5")]:
         with pytest.raises(ValueError, match=says):
             check_zoo_knobs(presets.resolve("01", "smoke", **over))
+
+
+def test_check_zoo_knobs_refuses_more_robust_pairs_than_pairs() -> None:
+    """(b) inverts rs = s_idx[:robust_pairs] of the n_pairs pairs drawn for (a): robust_pairs 64
+    at the smoke preset's n_pairs 32 inverted 32 pairs while P recorded 64."""
+    from advlens import presets
+    from advlens.papers.jones2022 import check_zoo_knobs
+
+    with pytest.raises(ValueError, match=r"'robust_pairs' = 64 exceeds n_pairs = 32.*raise "
+                                         r"n_pairs"):
+        check_zoo_knobs(presets.resolve("01", "smoke", robust_pairs=64))
+    check_zoo_knobs(presets.resolve("01", "smoke", robust_pairs=64, n_pairs=64))  # no error
+    check_zoo_knobs(presets.resolve("01", "smoke", robust_pairs=16))  # fewer: a prefix

@@ -520,7 +520,11 @@ def test_findings_leave_untested_a_ci_too_few_points_at_its_level_cannot_test() 
 
 @pytest.mark.parametrize("bad", [{"probe": "Linear"}, {"attack": "PGD"}, {"val_fraction": 1.5},
                                  {"val_fraction": 0.0}, {"n_images": 0}, {"steps": 0},
-                                 {"probe_epochs": 2.5}, {"squared_alpha2": "False"}])
+                                 {"probe_epochs": 2.5}, {"squared_alpha2": "False"},
+                                 # 0 ran no attack (alpha failed after every model was
+                                 # trained), alpha on the random start, or no probe step
+                                 {"eps": 0.0}, {"step_fraction": 0.0}, {"probe_lr": 0.0},
+                                 {"eps": float("nan")}, {"probe_lr": -0.01}])
 def test_settings_refuse_a_bad_value_before_any_model_is_loaded(
         bad: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bad probe name or val_fraction used to pass Settings and fail only in the probe: after

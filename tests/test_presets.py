@@ -160,6 +160,37 @@ def test_real_count_knobs_refuse_zero_and_fractions() -> None:
     presets.check_knob("01", "heatmap_eps", 0)  # 0.0 in every preset: 0 is fine
 
 
+@pytest.mark.parametrize("notebook, name", [
+    ("01", "step_size"), ("02", "search_start"), ("02", "cw_lr"), ("02", "cw_initial_const"),
+    ("02", "ead_lr"), ("02", "ead_initial_const"), ("02", "transfer_eps"), ("04", "eps"),
+    ("04", "step_fraction"), ("04", "probe_lr"), ("04", "val_fraction"),
+])
+def test_step_rate_and_budget_knobs_refuse_zero(notebook: str, name: str) -> None:
+    """>= 0 (every preset's value is) let 0 through: 02's transfer_eps = 0 ran a transfer matrix
+    of NaN to the end, 04's eps = 0 failed after every model of a seed was trained."""
+    with pytest.raises(ValueError, match=rf"knob {name!r} = 0.0 must be > 0 \(the presets use"):
+        presets.check_knob(notebook, name, 0)
+    assert presets.check_knob(notebook, name, 0.05) == 0.05
+    presets.check_knob("02", "ead_beta", 0)  # EAD with no L1 term: C&W-L2 by FISTA, a valid run
+
+
+@pytest.mark.parametrize("notebook, over", [
+    ("01", {"seed": 2**64}), ("02", {"zoo_seed": 2**64}), ("04", {"seeds": [0, 2**64]}),
+    ("05", {"seeds": [0, 2**32]}), ("04", {"seeds": [-1, 0]}),
+])
+def test_seed_knobs_refuse_seeds_beyond_32_bits(notebook: str, over: dict) -> None:
+    """A seed of 2**64 passed and failed a cell later in torch.Generator.manual_seed with
+    'Overflow when unpacking long long', naming no knob; a list of seeds took -1."""
+    name = next(iter(over))
+    with pytest.raises(ValueError, match=rf"knob {name!r} = .*0\.\.4294967295"):
+        presets.resolve(notebook, "smoke", **over)
+    import torch
+
+    for value in (presets.MAX_SEED, 0):  # the bound itself is a seed torch takes
+        torch.Generator().manual_seed(value)
+        presets.check_knob(notebook, name, [value, 1] if name == "seeds" else value)
+
+
 def test_tuples_become_lists_at_any_depth() -> None:
     assert presets.check_knob("99", "archs", ("a", "b")) == ["a", "b"]
     assert presets.check_knob("99", "kw", {"k": (1, (2, 3))}) == {"k": [1, [2, 3]]}

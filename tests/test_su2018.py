@@ -618,12 +618,21 @@ def test_check_zoo_knobs_refuses_models_notebook_02_cannot_have() -> None:
                        ({"family_models": [{"arch": "cnn-s", "n_train": "all"}]},
                         r"'family_models' item 0 .*n_train must be an integer"),
                        ({"extra_models": [{"archh": "resnet14"}]},
-                        r"'extra_models' item 0 .*'archh'")]:
+                        r"'extra_models' item 0 .*'archh'"),
+                       # the loader takes both (case-insensitive; CIFAR-10 on disk), the model
+                       # cell found no model and failed with KeyError: 'arch'
+                       ({"dataset": "Digits"}, r"'dataset' = 'Digits': zoo 'smoke' has no "
+                                               r"standard model of it; its data sets: .*'digits'"),
+                       ({"dataset": "cifar10"}, r"'dataset' = 'cifar10': zoo 'smoke'")]:
         with pytest.raises(ValueError, match=says):
             check_zoo_knobs(presets.resolve("02", "smoke", **over))
     nb = nbformat.read(repo_root() / "notebooks" / "02_robustness_scaling.ipynb", 4)
     setup = next(c.source for c in nb.cells if 'from_namespace("02"' in c.source)
     assert "su2018.check_zoo_knobs(P)" in setup
+    # the knob's comment said "only these architectures": the extra models joined unsaid
+    params = next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    archs_line = next(line for line in params.splitlines() if line.startswith("archs ="))
+    assert "extra_models join" in archs_line, archs_line
 
 
 def test_finding_1_is_untestable_on_tied_errors() -> None:

@@ -110,6 +110,21 @@ def test_sweep_cli_reports_bad_input_in_one_line(tmp_path: Path,
         assert err.startswith("advlens.sweep: ") and err.count("\n") == 1, err
 
 
+def test_sweep_out_in_the_way_of_a_file_is_named_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--out a file said only '[Errno 17] File exists: ...'; --out under a file raised a
+    NotADirectoryError traceback (`python -m advlens run` names the folder and the way out)."""
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    for out in (afile, afile / "sub"):
+        assert sweep.main(["--preset", "smoke", "--seeds", "0", "1", "--notebooks", "01",
+                           "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"advlens.sweep: cannot make the sweep's folder {out} ") \
+            and "choose another --out" in err and err.count("\n") == 1, err
+    assert afile.read_text() == "not a folder"
+
+
 def test_collect_reads_tables_without_statistics(tmp_path: Path) -> None:
     run = tmp_path / "seed=0-abc"
     (run / "02_x").mkdir(parents=True)

@@ -116,6 +116,9 @@ def test_preset_mismatch_and_missing_folder(tmp_path: Path) -> None:
         verify.verify(run, ref)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         verify.verify(tmp_path / "nope", ref)
+    (tmp_path / "afile").write_text("x")  # it said "does not exist" of a file
+    with pytest.raises(FileNotFoundError, match="afile is a file, not a folder; give the --out"):
+        verify.verify(tmp_path / "afile", ref)
 
 
 def test_measure_tolerances_is_the_largest_seed_difference(tmp_path: Path) -> None:

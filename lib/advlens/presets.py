@@ -259,6 +259,22 @@ DISTINCT = frozenset({"seeds", "experiments", "datasets", "attacks", "target_mod
                       "a_target", "a_other", "b_source", "b_target"})
 
 
+# Float knobs that must be > 0, not merely >= 0: a step, a rate, a first constant or a budget of
+# 0 runs no attack (02's transfer_eps: a transfer matrix of NaN; 04's eps: alpha fails after
+# every model of a seed is trained; its step_fraction: alpha measured on the random start) or
+# fails only when its first attack or probe starts.
+POSITIVE = frozenset({"step_size", "search_start", "cw_lr", "cw_initial_const", "ead_lr",
+                      "ead_initial_const", "transfer_eps", "eps", "step_fraction", "probe_lr",
+                      "val_fraction"})
+
+
+# Seed knobs (a list of seeds: each item): whole numbers in 0..MAX_SEED. Above 2**64 torch's
+# generators failed in a later cell with "Overflow when unpacking long long", naming no knob
+# (zoo_seed k trains from seed + 100 k); 32 bits leave room for that arithmetic.
+SEED_KNOBS = frozenset({"seed", "zoo_seed", "seeds"})
+MAX_SEED = 2**32 - 1
+
+
 # Knobs that are None in every preset ("every model", "the default folder"), so the tables
 # cannot show their type: what a value must be instead.
 UNSET_KNOBS: dict[str, str] = {
@@ -306,11 +322,17 @@ def _check_number(notebook: str, name: str, value: Any, kind: str,
             raise ValueError(f"notebook {notebook}: knob {name!r} = {value!r}; expected a finite "
                              f"number, like the presets' {numbers[0]!r}.")
         value = float(value)  # 1 and 1.0 give the same run and the same provenance
+    if name in POSITIVE and not value > 0:
+        raise ValueError(f"notebook {notebook}: knob {name!r} = {value!r} must be > 0 (the "
+                         f"presets use {', '.join(map(repr, numbers))}).")
     # a bound holds when every preset respects it: counts >= 1, sizes and radii >= 0
     floor = 1 if kind == "int" and min(numbers) >= 1 else 0 if min(numbers) >= 0 else None
     if floor is not None and value < floor:
         raise ValueError(f"notebook {notebook}: knob {name!r} = {value!r} must be >= {floor} "
                          f"(the presets use {', '.join(map(repr, numbers))}).")
+    if name in SEED_KNOBS and value > MAX_SEED:
+        raise ValueError(f"notebook {notebook}: knob {name!r} = {value!r} must be a seed in "
+                         f"0..{MAX_SEED} (2**32 - 1).")
     return value
 
 
@@ -352,6 +374,9 @@ def _check_items(notebook: str, name: str, value: list[Any], given: Any,
             raise TypeError(f"notebook {notebook}: knob {name!r} = {given!r} holds {item!r} "
                             f"({type(item).__name__}); expected each item to be {like}, like "
                             f"the presets' {examples[0]!r}.")
+        if name in SEED_KNOBS and kind in {"int", "float"} and not 0 <= item <= MAX_SEED:
+            raise ValueError(f"notebook {notebook}: knob {name!r} = {given!r} holds {item!r}; "
+                             f"each seed must be in 0..{MAX_SEED} (2**32 - 1).")
         if kind == "list":
             item = _check_items(notebook, name, item, given,
                                 [i for i in items if isinstance(i, list)])
@@ -390,10 +415,12 @@ def check_knob(notebook: str, name: str, value: Any) -> Any:
     knob is optional there). An int knob refuses bools and non-integral floats; an integral float
     (``2.0``) is converted to the int ``2``. A float knob takes ints (converted to float) but not
     NaN or infinity. A number knob whose preset values are all >= 1 (counts) must be >= 1; all
-    >= 0, >= 0. Tuples become lists, NumPy scalars their Python values (:func:`as_lists`). The
-    items of a list knob must have the kind of the presets' items (:func:`_check_items`: a list
-    of seeds takes no 0.5 and gets 1.0 as 1, a list of pairs no single name; a list of seeds,
-    experiments or classes no item twice); the values of a dict knob in
+    >= 0, >= 0; a knob of :data:`POSITIVE` (a step, rate or budget), > 0; a seed of
+    :data:`SEED_KNOBS` (each item of a list of seeds), in 0..:data:`MAX_SEED`. Tuples become
+    lists, NumPy scalars their Python values (:func:`as_lists`). The items of a list knob must
+    have the kind of the presets' items (:func:`_check_items`: a list of seeds takes no 0.5 and
+    gets 1.0 as 1, a list of pairs no single name; a list of seeds, experiments or classes no
+    item twice); the values of a dict knob in
     :data:`MAPPING_VALUES` are checked as numbers (``b_archs``' epochs).
     Knobs that are ``None`` in every preset are checked against :data:`UNSET_KNOBS`; knobs in
     :data:`CHOICES` must take one of the listed values. Raises a TypeError/ValueError naming the

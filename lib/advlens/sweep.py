@@ -95,6 +95,12 @@ def run_sweep(seeds: Sequence[int], *, preset: str, notebooks: Sequence[str],
                          "every seed would rerun them with the same parameters; leave them out "
                          "of the sweep's notebooks.")
     out = Path(out).resolve()
+    try:  # a file in the way is the caller's to fix (it failed with a bare errno, or a traceback)
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot make the sweep's folder {out} ({err.strerror}: "
+                         f"{err.filename}); choose another --out (notebook 05: sweep_dir).") \
+            from None
     record = {"preset": preset, "notebooks": only, "seeds": seeds, "knobs": knobs,
               "notebook_knobs": received}
     # written first, and again after each seed with the seeds finished: a sweep that stops

@@ -311,7 +311,8 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
     reference = Path(reference)
     for name, folder in (("run", run), ("reference", reference)):
         if not folder.is_dir():
-            raise FileNotFoundError(f"{name} folder {folder} does not exist; give the --out "
+            what = "is a file, not a folder" if folder.exists() else "does not exist"
+            raise FileNotFoundError(f"{name} folder {folder} {what}; give the --out "
                                     "folder of a `python -m advlens run`.")
     incomplete = {name: provenance.incomplete_notebooks(folder)
                   for name, folder in (("run", run), ("reference", reference))}

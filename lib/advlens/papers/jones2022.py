@@ -43,9 +43,15 @@ from advlens.zoo.seeds import preset_seed
 def check_zoo_knobs(knobs: Mapping[str, Any]) -> None:
     """Raise before any work if notebook 01's knobs name models its zoo lacks: a misspelt
     architecture or a radius without a model would leave (a) empty, or (b) with fewer levels, read
-    as "fewer than two robustness levels in this zoo". ``knobs``: the notebook's resolved ``P``."""
+    as "fewer than two robustness levels in this zoo"; or more ``robust_pairs`` than ``n_pairs``
+    ((b) inverts the first ``robust_pairs`` of (a)'s ``n_pairs`` pairs: it silently inverted
+    ``n_pairs``). ``knobs``: the notebook's resolved ``P``."""
     from advlens.zoo import spec
 
+    if knobs["robust_pairs"] > knobs["n_pairs"]:
+        raise ValueError(f"knob 'robust_pairs' = {knobs['robust_pairs']} exceeds n_pairs = "
+                         f"{knobs['n_pairs']}: (b) inverts the first robust_pairs of (a)'s "
+                         "n_pairs pairs; raise n_pairs to at least robust_pairs.")
     zoo, dataset = knobs["zoo"], knobs["dataset"]
     configs = [c for c in spec(zoo) if c.dataset == dataset and c.regime != "harmonized"]
     eps = knobs["heatmap_eps"]

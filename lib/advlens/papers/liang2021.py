@@ -22,6 +22,8 @@ The computations behind notebook 04 (protocol: PROTOCOLS.md §4).
 from __future__ import annotations
 
 import hashlib
+import math
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -194,6 +196,11 @@ class Settings:
                              f"{self.probe_recipe!r}.")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1); got {self.val_fraction}.")
+        for name in ("eps", "step_fraction", "probe_lr"):  # 0: no attack, or no probe training
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                    or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a finite number > 0; got {value!r}.")
         for name in ("steps", "n_images", "probe_epochs", "batch_size"):
             check_positive_int(getattr(self, name), name)
         check_bool(self.squared_alpha2, "squared_alpha2")
