@@ -246,6 +246,37 @@ def test_notebooks_without_zoo_seed_are_not_labelled_with_one(tmp_path: Path) ->
     assert "Notebooks 03, 04 declare no `zoo_seed`" in text
 
 
+def test_a_notebook_whose_seeds_ran_on_different_code_is_warned_about(tmp_path: Path) -> None:
+    """A resumed sweep keeps the runs of before a code change: seeds 0-1 of 01 from one commit,
+    seed 2 from another were averaged into one 'between-seed' spread without a word."""
+    both = {"seed": 0, "zoo_seed": 0}
+    written = {0: ("a" * 40, "c" * 40), 1: ("a" * 40, "c" * 40), 2: ("b" * 40, "c" * 40)}
+    for s, (commit_01, commit_02) in written.items():
+        run = _fake_run(tmp_path, s, {"01_x": both, "02_y": both})
+        for name, commit in (("01_x", commit_01), ("02_y", commit_02)):
+            (run / name / f"{name[:2]}_findings.provenance.json").write_text(
+                json.dumps({"git_commit": commit}))
+    _sweep_record(tmp_path, [0, 1, 2], ["01", "02"])
+    with pytest.warns(UserWarning, match="01_x's findings tables were written by different "
+                                         "code") as caught:
+        found = sweep.collect(tmp_path)
+    said = str(caught[0].message)
+    assert f"{'a' * 40} in preset=smoke,seed=0" in said and f"{'b' * 40} in preset=smoke,seed=2" \
+        in said and "02_y" not in said and "--force" in said  # 02's seeds share their code
+    assert sorted(found["seed"]) == [0, 0, 1, 1, 2, 2] and not found.attrs["skipped"]
+    (tmp_path / _grid_folder(2) / "01_x" / "01_findings.provenance.json").write_text(
+        json.dumps({"git_commit": "a" * 40}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sweep.collect(tmp_path)  # one version per notebook: quiet
+
+
+def _grid_folder(seed: int) -> str:
+    from advlens import runner
+
+    return runner.grid_folder({"preset": "smoke", "seed": seed, "zoo_seed": seed})
+
+
 @pytest.mark.slow
 def test_a_second_sweep_into_the_same_folder_collects_only_its_seeds(tmp_path: Path) -> None:
     notebooks = _toy_notebooks(tmp_path / "nbs")

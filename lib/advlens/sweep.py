@@ -184,6 +184,16 @@ def _runs_of(out: Path) -> tuple[list[Path], dict[str, Any], list[str]]:
             record, skipped)
 
 
+def _code_version(csv: Path) -> str | None:
+    """The ``git_commit`` the provenance record beside a findings table names (None without
+    a readable one: a toy notebook's table, a legacy run)."""
+    try:
+        commit = read_json(csv.parent / f"{csv.stem}.provenance.json").get("git_commit")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return commit if isinstance(commit, str) and commit else None
+
+
 def collect(out: str | Path) -> pd.DataFrame:
     """Every findings table of the sweep in ``out``, one row per (run, finding), with the run's
     ``preset``, its seed knobs, ``notebook`` and ``verdict`` (holds / does not hold / not
@@ -191,14 +201,17 @@ def collect(out: str | Path) -> pd.DataFrame:
 
     Only the runs ``out/sweep.json`` lists (its seeds and notebooks) are read, and only
     notebook runs whose ``run.json`` (where there is one) says ``completed``; what was left out
-    is warned about and listed in ``result.attrs["skipped"]``. A seed knob a notebook does not
-    declare (03 and 04 have no ``zoo_seed``: their models are the same in every run) is NA in
-    its rows; ``seed_knobs`` names the knobs that notebook was given.
+    is warned about and listed in ``result.attrs["skipped"]``. A notebook whose seeds' tables
+    were written by different code (``git_commit`` of their provenance records: a resumed sweep
+    keeps the runs of before a code change) is collected but warned about. A seed knob a
+    notebook does not declare (03 and 04 have no ``zoo_seed``: their models are the same in
+    every run) is NA in its rows; ``seed_knobs`` names the knobs that notebook was given.
     """
     out = Path(out)
     folders, record, skipped = _runs_of(out)
     notebooks = record.get("notebooks")
-    frames = []
+    frames: list[pd.DataFrame] = []
+    commits: dict[str, dict[str, list[str]]] = {}  # notebook -> git commit -> its runs
     for run in folders:
         stamp = read_json(run / "params.json")
         params = dict(stamp["params"])
@@ -219,13 +232,22 @@ def collect(out: str | Path) -> pd.DataFrame:
                 given = [k for k in SEED_KNOBS if k in params]
             table = pd.read_csv(csv, keep_default_na=False)
             check_table(table, str(csv))
+            commit = _code_version(csv)
+            if commit is not None:
+                commits.setdefault(folder.name, {}).setdefault(commit, []).append(run.name)
             labels = {k: (v if k in given or k not in SEED_KNOBS else None)
                       for k, v in params.items()}
             table = table.assign(run=run.name, preset=stamp["preset"], notebook=folder.name,
                                  seed_knobs=", ".join(given), **labels)
             frames.append(table.assign(verdict=[verdict(h) for h in table["holds"]]))
-    if skipped:
-        warnings.warn(f"sweep {out}: " + "; ".join(skipped), stacklevel=2)
+    notes = list(skipped)
+    for name, versions in commits.items():  # its between-seed spread would mix in the change
+        if len(versions) > 1:
+            notes.append(f"{name}'s findings tables were written by different code (git commit "
+                         + "; ".join(f"{c} in {', '.join(runs)}" for c, runs in versions.items())
+                         + "): rerun its seeds on one version (force=True, --force)")
+    if notes:
+        warnings.warn(f"sweep {out}: " + "; ".join(notes), stacklevel=2)
     if not frames:
         # runs that completed but hold no table: their notebooks write none (00 does not)
         hint = ("its notebooks write no findings table; sweep notebooks that do (01-04)"
