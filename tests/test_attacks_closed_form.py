@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -151,6 +153,21 @@ def test_minimal_eps_pgd_records_unbroken_images() -> None:
     # breakable ones: lowering pixel 0 to 0.6 flips the class, L2 distance 0.2 and 0.3
     torch.testing.assert_close(r.eps[0::2], torch.tensor([0.2, 0.3]), atol=0.01, rtol=0)
 
+
+
+@pytest.mark.parametrize("bad", [{"eps_max": math.inf}, {"step_size": -0.5}, {"step_size": 0.0},
+                                 {"step_size": math.nan}, {"width_low": math.nan},
+                                 {"width_high": math.nan}])
+def test_minimal_eps_pgd_refuses_budgets_that_silently_break_nothing(bad: dict) -> None:
+    """Each of these made every image "not broken" (eps_max = inf: its success was no smaller
+    than the inf of "none yet"; a step <= 0 never fools) or skipped the bisection (NaN width),
+    without a word, on images one L2 step of 0.5 fools (closed form: boundary at d < 0.5)."""
+    model, x, y, d = _problem(2, "l2")
+    easy = d < 0.5
+    assert easy.any()
+    assert attacks.minimal_eps_pgd(model, x[easy], y[easy]).success.all()
+    with pytest.raises(ValueError, match=f"{next(iter(bad))}.*(nan|inf|-0.5|0.0)"):
+        attacks.minimal_eps_pgd(model, x, y, **bad)
 
 def _far_problem(n: int = 12) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
     """An affine model of 3,072 pixels whose nearest boundaries lie at L2 3 to 5 (a robust

@@ -542,6 +542,45 @@ def test_qualitative_maps_peak_at_one() -> None:
     assert torch.allclose(out["saliency"].flatten(1).amax(1), torch.ones(4, dtype=torch.float64))
 
 
+
+class _Gate32(nn.Module):
+    """float32; class 1 iff pixel 0 > 0.6 (logit relu(10·(p0 − 0.5)) − 1): an image with
+    p0 < 0.5 has a zero gradient, so no gradient attack breaks it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.scale * torch.relu(10 * (x.flatten(1)[:, 0] - 0.5)) - 1
+        return torch.stack([torch.zeros_like(m), m], dim=1)
+
+
+def test_float64_images_on_a_float32_model_measure_the_attacks_own_perturbation() -> None:
+    """NumPy's float64 images meet a float32 model: the attack runs on x.float(), so the
+    perturbation is adv − x.float(). Measured from the float64 x it held the rounding of x
+    (~1e-8 per pixel): an image never broken (adv = x) got l2 > 0 and, in the qualitative
+    panel, the Spearman ρ of that rounding noise with the map (0.86 on a zoo CNN) instead of
+    NaN. Reference: by definition l2 = 0 and no alignment where adv = x, and the rows of
+    float64 images equal those of the same images given in float32."""
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.randint(0, 256, (4, 1, 6, 6), generator=gen).double() / 255)  # k/255: not in f32
+    x[:, 0, 0, 0] = torch.tensor([0.8, 0.3, 0.9, 0.2], dtype=torch.float64)
+    y = torch.tensor([1, 0, 1, 0])
+    maps = x[:, 0] * x[:, 0]  # a map the rounding noise of x correlates with
+    assert not torch.equal(x.float().double(), x)
+    rows = linsley2023.attack_alignment(_Gate32(), x, y, maps)
+    same = linsley2023.attack_alignment(_Gate32(), x.float(), y, maps)
+    assert rows["broken"].tolist() == [True, False, True, False]
+    assert (rows.loc[~rows["broken"], "l2"] == 0).all()
+    assert rows["alignment"][~rows["broken"]].isna().all()
+    pd.testing.assert_frame_equal(rows, same)
+    q = linsley2023.qualitative(_Gate32(), x, y, maps)
+    assert q["broken"].tolist() == [True, False, True, False]
+    assert bool(q["alignment"][1::2].isnan().all())
+    assert bool((q["perturbation"][1::2] == 0).all())
+    np.testing.assert_allclose(q["alignment"][0::2].numpy(), rows["alignment"][0::2].to_numpy())
+
 class _SideOnly(nn.Module):
     """A linear model that takes only side×side images (as a published model of one input
     size), refusing others."""

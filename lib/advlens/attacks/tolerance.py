@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from advlens.attacks.core import attack_mode, prepare
+from advlens.attacks.core import attack_mode, check_positive, prepare
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.norms import Norm, check_norm
 from advlens.attacks.pgd import run_pgd
@@ -38,12 +38,18 @@ def minimal_eps_pgd(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 3,
     searching, then one confirming forward.
     """
     norm = check_norm(norm, ("l2", "linf"))
+    # finite and > 0: an eps_max of inf was no success (not below the inf of "none yet") and a
+    # step_size <= 0 never moved, so every image read "not broken", silently
+    for name, value in (("eps_min", eps_min), ("eps_mid", eps_mid), ("eps_max", eps_max),
+                        ("step_size", step_size)):
+        check_positive(name, value)
     if not 0 < eps_min < eps_mid < eps_max:
         raise ValueError(f"need 0 < eps_min < eps_mid < eps_max; got {eps_min}, {eps_mid}, "
                          f"{eps_max}.")
     steps = check_positive_int(steps, "steps")
-    if width_low <= 0 or width_high <= 0:
-        raise ValueError("the widths must be > 0.")
+    if not (width_low > 0 and width_high > 0):  # (a NaN width ended the bisection at once)
+        raise ValueError(f"the widths must be > 0; got width_low={width_low}, "
+                         f"width_high={width_high}.")
     home = as_tensor(x, "x").device
     with attack_mode(model):
         x0, _, crit = prepare(model, x, y)

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from advlens import attacks
 from advlens.alignment import saliency, spearman_alignment
-from advlens.checks import as_tensor, check_images, check_labels
+from advlens.checks import as_tensor, check_images, check_labels, images_for
 from advlens.data import ImageSet, twin_cue
 from advlens.features import accuracy, predict
 from advlens.findings import combine, encode_statistics
@@ -77,7 +77,9 @@ def attack_alignment(model: nn.Module, x: Tensor, y: Tensor, maps: Tensor, *,
         return pd.DataFrame({"image": np.zeros(0, int), "tolerance": np.zeros(0),
                              "broken": np.zeros(0, bool), "l2": np.zeros(0),
                              "alignment": np.zeros(0)})
-    x = check_images(x, "x")
+    # the images the attack runs on (float64 ones become float32 for a float32 model): the
+    # perturbation is measured from them, not from images that rounding already moved
+    x = images_for(model, check_images(x, "x"))
     y = check_labels(y, x.shape[0], "y")
     maps = as_tensor(maps, "maps")
     if maps.shape[0] != x.shape[0]:
@@ -258,9 +260,11 @@ def qualitative(model: nn.Module, x: Tensor, y: Tensor, maps: Tensor, *,
                 attack: str = "pgd", ddn_steps: int = 100) -> dict[str, Tensor]:
     """What the qualitative panel shows for a few images: the image, the map, |mean over
     channels of the perturbation| and |saliency|, each map scaled to peak 1; plus each image's
-    Spearman alignment and tolerance."""
+    Spearman alignment (NaN where not broken, as in :func:`attack_alignment`) and tolerance."""
+    x = images_for(model, check_images(as_tensor(x, "x"), "x"))  # as the attack sees them
     adv, tolerance, broken = run_attack(model, x, y, attack, ddn_steps=ddn_steps)
     delta = (adv.to(x.device) - x).detach()
+    rho = spearman_alignment(delta, maps).cpu()
 
     def peak(m: Tensor) -> Tensor:
         m = m.abs().detach().cpu()
@@ -268,7 +272,8 @@ def qualitative(model: nn.Module, x: Tensor, y: Tensor, maps: Tensor, *,
 
     return {"image": x.detach().cpu(), "map": peak(maps.reshape(x.shape[0], *x.shape[-2:])),
             "perturbation": peak(delta.mean(1)), "saliency": peak(saliency(model, x, y)),
-            "alignment": spearman_alignment(delta, maps).cpu(), "tolerance": tolerance.cpu(),
+            "alignment": torch.where(broken.cpu(), rho, torch.full_like(rho, np.nan)),
+            "tolerance": tolerance.cpu(),
             "broken": broken.cpu()}
 
 
