@@ -156,6 +156,46 @@ def test_unreachable_scheduler_is_a_clear_error(monkeypatch: pytest.MonkeyPatch)
         pmap(_square, [1], progress=False, connect_timeout_s=0.5)
 
 
+@pytest.mark.parametrize("address, reason", [("nonsense", "missing port number"),
+                                              ("http://127.0.0.1:8786", "unknown address scheme")])
+def test_a_malformed_scheduler_address_names_the_variable(
+        monkeypatch: pytest.MonkeyPatch, address: str, reason: str) -> None:
+    """dask's ValueError ('missing port number in address ...') named neither
+    $ADVLENS_SCHEDULER, where the address came from, nor the form it should take."""
+    monkeypatch.setenv("ADVLENS_SCHEDULER", address)
+    with pytest.raises(ValueError, match=rf"\$ADVLENS_SCHEDULER = '{address}' is not a dask "
+                                         rf"scheduler address \({reason}.*tcp://host:8786"):
+        pmap(_square, [1], progress=False, connect_timeout_s=0.5)
+
+
+def test_grid_point_kernels_do_not_send_their_work_to_the_grids_cluster(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With $ADVLENS_SCHEDULER set, run_grid sends its points to the cluster and each point's
+    kernel inherited the variable: its per-model pmap went to the same cluster, whose threads
+    the points held, and waited for one forever. The kernels of a point run without it; a plain
+    run's kernel still sees it."""
+    from advlens import runner
+    from notebook_writers import write_notebook
+
+    distributed = pytest.importorskip("dask.distributed")
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    write_notebook(folder / "00_env.ipynb",
+                   "import os, json, pathlib\npathlib.Path(out_dir).mkdir(exist_ok=True)\n"
+                   "(pathlib.Path(out_dir) / 'env.json').write_text(json.dumps("
+                   "os.environ.get('ADVLENS_SCHEDULER')))\n",
+                   'preset = "laptop"\nout_dir = None\nx = 1\n')
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        monkeypatch.setenv("ADVLENS_SCHEDULER", cluster.scheduler_address)
+        ((_, (point,)),) = runner.run_grid({"x": [2]}, "smoke", out=tmp_path / "grid",
+                                           notebooks=folder)
+        assert json.loads((point.out_dir / "env.json").read_text()) is None
+        assert os.environ["ADVLENS_SCHEDULER"] == cluster.scheduler_address  # given back
+        (plain,) = runner.run("smoke", out=tmp_path / "plain", notebooks=folder, progress=False)
+        assert json.loads((plain.out_dir / "env.json").read_text()) == cluster.scheduler_address
+
+
 def test_grid_reruns_on_a_cluster_keep_every_point(tmp_path: Path) -> None:
     """papermill batch reruns over a dask client: each point in its own folder, in grid order;
     a point that fails (twice) is reported while the others' runs are kept."""

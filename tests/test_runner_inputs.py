@@ -179,6 +179,42 @@ def test_grid_skips_completed_points_and_reruns_interrupted_ones(
     assert [c["seed"] for c in calls] == [0, 1, 2]
 
 
+def test_a_point_listed_twice_runs_once(notebooks: Path, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """{"seed": [0, 0]}: two points, one folder. On dask both tasks ran side by side in that
+    folder (in this process the second found the first's done.json, but not with force)."""
+    import threading
+    import time
+
+    calls: list[dict[str, Any]] = []
+    record = _fake_execute(calls)
+    lock = threading.Lock()
+
+    def slow(*args: Any) -> runner.NotebookRun:
+        with lock:
+            done = record(*args)
+        time.sleep(0.5)  # long enough for a second task to start beside it
+        return done
+
+    monkeypatch.setattr(runner, "_execute", slow)
+    grid = {"seed": [0, 0, 1]}
+    first = runner.run_grid(grid, "smoke", out=tmp_path / "grid", notebooks=notebooks,
+                            force=True)
+    assert [c["seed"] for c in calls] == [0, 1]
+    assert [p for p, _ in first] == [{"seed": 0}, {"seed": 0}, {"seed": 1}]
+    assert first[0][1] == first[1][1] and first[0][1][0].out_dir.parent.name.startswith(
+        "preset=smoke,seed=0-")
+    distributed = pytest.importorskip("dask.distributed")
+    calls.clear()
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        again = runner.run_grid(grid, "smoke", out=tmp_path / "grid", notebooks=notebooks,
+                                force=True, client=client)
+    assert sorted(c["seed"] for c in calls) == [0, 1] and [p for p, _ in again] == [
+        p for p, _ in first]
+
+
 def test_a_stopped_point_resumes_at_the_notebook_that_stopped_it(
         notebooks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A point of two notebooks whose second failed (or was killed) reran the first, which had

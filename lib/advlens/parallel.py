@@ -73,6 +73,10 @@ def _client(client: Any | None, timeout_s: float = 10.0) -> Any | None:
     except OSError as err:
         raise ConnectionError(f"cannot reach the dask scheduler at {address} (from "
                               f"${SCHEDULER_ENV}); start it or unset the variable.") from err
+    except ValueError as err:  # dask's own message named neither the address's origin nor a fix
+        raise ValueError(f"${SCHEDULER_ENV} = {address!r} is not a dask scheduler address "
+                         f"({err}); give one such as tcp://host:8786, or unset the "
+                         "variable.") from err
 
 
 def _label(item: Any) -> str:

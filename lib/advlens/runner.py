@@ -134,8 +134,28 @@ def _absolute_path_env() -> Iterator[None]:
         os.environ.update(given)
 
 
+# set while this thread runs a grid point (run_grid): its kernels map their per-model work in
+# their own process, not on $ADVLENS_SCHEDULER's cluster
+_GRID_POINT = threading.local()
+
+
+@contextlib.contextmanager
+def _grid_point_env() -> Iterator[None]:
+    """Inside a grid point: ``$ADVLENS_SCHEDULER`` removed, so the kernels do not send their
+    per-model work to the cluster whose worker threads the grid's points hold (with every thread
+    running a point, those tasks waited for a free thread forever); on exit: the value back."""
+    from advlens.parallel import SCHEDULER_ENV
+
+    given = os.environ.pop(SCHEDULER_ENV, None) if getattr(_GRID_POINT, "active", False) else None
+    try:
+        yield
+    finally:
+        if given is not None:
+            os.environ[SCHEDULER_ENV] = given
+
+
 def _execute(path: Path, out_dir: Path, params: dict[str, Any], progress: bool) -> NotebookRun:
-    with _EXECUTE_LOCK, _absolute_path_env():
+    with _EXECUTE_LOCK, _absolute_path_env(), _grid_point_env():
         return _execute_unlocked(path, out_dir, params, progress)
 
 
@@ -380,6 +400,7 @@ def _grid_point(task: tuple[str, Sequence[str], Path, dict[str, Any], bool,
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     runs: list[NotebookRun] = []
+    _GRID_POINT.active = True
     try:
         # one notebook at a time, each recorded in done.json as it completes: a point stopped
         # by a later notebook (failed, killed) reruns only the notebooks that did not complete,
@@ -401,6 +422,7 @@ def _grid_point(task: tuple[str, Sequence[str], Path, dict[str, Any], bool,
                          for r in ran})
             _write_done(folder, {"preset": preset, "params": point}, done)
     finally:
+        _GRID_POINT.active = False
         asyncio.set_event_loop(None)
         loop.close()
     return runs
@@ -419,10 +441,12 @@ def run_grid(grid: Mapping[str, Sequence[Any]], preset: str = "laptop", *,
     overwritten (FileExistsError). Each notebook of a point is recorded in ``done.json`` as it
     completes; when the grid runs again a point runs only its notebooks not recorded there
     (none: it is skipped and its recorded runs are returned) unless ``force`` reruns them all,
-    so an interrupted or failed point resumes at the notebook that stopped it. A failing point
+    so an interrupted or failed point resumes at the notebook that stopped it. A point listed
+    twice (a knob repeating a value) runs once and is returned at each place. A failing point
     does not stop the others: every point runs, then :class:`GridFailed` lists the failed
     points. ``client`` (or ``$ADVLENS_SCHEDULER``): run the points on a dask cluster
-    (:func:`advlens.parallel.pmap`, a failing point is retried once there).
+    (:func:`advlens.parallel.pmap`, a failing point is retried once there); the points are the
+    unit of parallel work: their kernels run without ``$ADVLENS_SCHEDULER``.
     """
     # a 1-D array (NumPy's, torch's: np.arange(3)) is the list of its items, as Python numbers;
     # the error below would advise wrapping it whole, which makes one point holding the array
@@ -450,7 +474,12 @@ def run_grid(grid: Mapping[str, Sequence[Any]], preset: str = "laptop", *,
         requested[folder] = [p.name for p in paths]
     results: list[list[NotebookRun] | None] = [None] * len(points)
     tasks, where = [], []
+    # a point listed twice (a knob repeating a value) runs once: on dask, its two tasks ran
+    # side by side in the one folder
+    first: dict[Path, int] = {}
     for i, (point, folder, record) in enumerate(points):
+        if first.setdefault(folder, i) != i:
+            continue
         atomic_write_json(folder / "params.json", record)
         done = _read_done(folder)
         todo = [name for name in requested[folder] if force or name not in done]
@@ -488,6 +517,7 @@ def run_grid(grid: Mapping[str, Sequence[Any]], preset: str = "laptop", *,
             done = _read_done(folder)
             results[i] = [_as_run(done[name]) for name in requested[folder]
                           if name in done]
+    results = [results[first[folder]] for _, folder, _ in points]
     if failures:
         raise GridFailed(results, failures, [folder for _, folder, _ in points])
     return [(point, runs) for (point, _, _), runs in zip(points, results, strict=True)]
