@@ -273,6 +273,22 @@ def test_load_dispatch(tmp_path, monkeypatch):
         load("digits", "train", variant="a-only")
 
 
+def test_load_dispatches_to_a_user_loader(monkeypatch):
+    """README: add a loader to LOADERS. Its key may be spelled in any case, and a loader taking
+    ``**kw`` gets the keywords it forwards (both were refused by ``load``)."""
+    from advlens.data import LOADERS
+
+    def tiny(split="train", n=4, **kw):
+        return ImageSet(images=torch.rand(n, 1, 4, 4), labels=torch.zeros(n, dtype=torch.long),
+                        masks=None, classes=["a"], name=f"tiny-{split}-{sorted(kw)}")
+
+    monkeypatch.setitem(LOADERS, "MyTiny", tiny)
+    assert len(load("MyTiny", "test", n=3)) == 3 and len(load("mytiny")) == 4
+    assert load("MyTiny", "test", flavour="x").name == "tiny-test-['flavour']"
+    with pytest.raises(ValueError, match="takes no argument"):
+        load("digits", "train", flavour="x")  # a loader without **kw still refuses it
+
+
 def test_imageset_subset_and_select_classes():
     s = ImageSet(images=torch.rand(6, 1, 4, 4), labels=torch.tensor([0, 1, 2, 0, 1, 2]),
                  masks=None, classes=["a", "b", "c"], name="toy",

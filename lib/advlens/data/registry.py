@@ -30,12 +30,16 @@ def load(name: str, split: str = "train", **kw: Any) -> ImageSet:
     """Load data set ``name`` ("digits", "twin-cue", "cifar10", "stl10", "imagefolder",
     "clickme") at ``split``; ``kw`` go to its loader (e.g. ``variant="a-only"`` for twin-cue,
     ``root=`` for the real data sets, ``path=`` for ClickMe)."""
-    key = _ALIASES.get(name.lower(), name.lower())
-    if key not in LOADERS:
+    # names match case-insensitively, a loader added to LOADERS under any spelling included
+    # (a key such as "MyData" was unreachable: the name was lower-cased, the key was not)
+    keys = {k.lower(): k for k in LOADERS}
+    key = name if name in LOADERS else keys.get(_ALIASES.get(name.lower(), name.lower()))
+    if key is None:
         raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(LOADERS)}.")
     loader = LOADERS[key]
     params = inspect.signature(loader).parameters
-    unknown = sorted(set(kw) - set(params) - {"split"})
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())  # forwards the rest
+    unknown = [] if takes_any else sorted(set(kw) - set(params) - {"split"})
     if unknown:
         options = [p for p in params if p != "split"]
         raise ValueError(f"{key} takes no argument(s) {unknown}; it takes {options}.")

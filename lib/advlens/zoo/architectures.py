@@ -296,7 +296,8 @@ DATASET_SHAPES = {"digits": (1, 16), "twin-cue": (3, 32), "cifar10": (3, 32), "s
 
 def build_model(arch: str, dataset: str, *, seed: int = 0,
                 num_classes: int = NUM_CLASSES) -> ZooNet:
-    """A freshly initialised :class:`ZooNet` for ``dataset`` ("digits" or "twin-cue").
+    """A freshly initialised :class:`ZooNet` for ``dataset`` (a key of :data:`DATASET_SHAPES`:
+    "digits", "twin-cue", "cifar10" or "stl10").
 
     Initialisation draws from a private RNG seeded with ``seed`` (the global RNG state is
     saved and restored), so the same seed gives identical weights without touching the caller's
