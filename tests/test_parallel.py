@@ -150,6 +150,28 @@ def test_killed_worker_loses_nothing(tmp_path: Path) -> None:
     assert (tmp_path / "died-2").exists(), "the worker was not killed"
 
 
+@pytest.mark.slow
+def test_local_cluster_gives_each_gpu_its_own_worker() -> None:
+    """gpus=: one worker process per listed GPU, each seeing only its own (CUDA_VISIBLE_DEVICES;
+    before, every worker of a LocalCluster saw all GPUs and used GPU 0), with one torch thread
+    and the allocator thresholds like the plain cluster's workers."""
+    pytest.importorskip("dask.distributed")
+    with local_cluster(gpus=[3, "GPU-5"]) as client:
+        seen = client.run(lambda: (os.environ.get("CUDA_VISIBLE_DEVICES"),
+                                   os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+                                   __import__("torch").get_num_threads()))
+    assert sorted(seen.values()) == sorted(
+        (d, str(WORKER_MALLOC_ENV["MALLOC_TRIM_THRESHOLD_"]), 1) for d in ("3", "GPU-5")), seen
+
+
+@pytest.mark.parametrize("gpus, processes", [([], True), ([0, 0], True), ([0], False)])
+def test_local_cluster_refuses_gpus_it_cannot_pin(gpus: list[int], processes: bool) -> None:
+    pytest.importorskip("dask.distributed")
+    with pytest.raises(ValueError, match="gpus must list distinct GPUs"), \
+            local_cluster(gpus=gpus, processes=processes):
+        pass
+
+
 def test_unreachable_scheduler_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ADVLENS_SCHEDULER", "tcp://127.0.0.1:9")
     with pytest.raises(ConnectionError, match="ADVLENS_SCHEDULER"):

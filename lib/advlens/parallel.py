@@ -12,7 +12,8 @@ input order; in-process by default.
   extract features from one model) as ``{name: fn(model, ...)}`` in the models' order. A model
   given as a :class:`~advlens.zoo.ModelConfig` is loaded on the worker from the shared zoo
   cache (per-model file locks and atomic writes make the cache safe to share between workers).
-- :func:`local_cluster` starts a ``LocalCluster`` with one torch thread per worker.
+- :func:`local_cluster` starts a ``LocalCluster`` with one torch thread per worker (one worker
+  per GPU, each seeing only its own, with ``gpus=``).
 
 Results merge deterministically: by input position, never by completion order.
 """
@@ -242,18 +243,49 @@ def _one_torch_thread(dask_worker: Any = None) -> None:
 
 
 @contextlib.contextmanager
-def local_cluster(n_workers: int = 2, *, processes: bool = True,
-                  threads_per_worker: int = 1) -> Iterator[Any]:
+def local_cluster(n_workers: int = 2, *, processes: bool = True, threads_per_worker: int = 1,
+                  gpus: Sequence[int | str] | None = None) -> Iterator[Any]:
     """A ``LocalCluster`` and its client (closed on exit), each worker with one torch thread
-    per dask thread and glibc's allocator thresholds (:data:`WORKER_MALLOC_ENV`); for several
-    GPUs start one worker per GPU (``CUDA_VISIBLE_DEVICES``)."""
+    per dask thread and glibc's allocator thresholds (:data:`WORKER_MALLOC_ENV`).
+
+    Parameters
+    ----------
+    n_workers: worker processes (ignored with ``gpus``).
+    processes: workers in processes (False: threads of this process; not with ``gpus``).
+    threads_per_worker: dask threads (tasks at once) per worker.
+    gpus: one worker per listed GPU (indices or UUIDs, e.g. ``range(torch.cuda.device_count())``),
+        each process seeing only its own (``CUDA_VISIBLE_DEVICES``), so that ``cuda`` in a
+        worker is its GPU; without it every worker would use GPU 0.
+
+    Returns
+    -------
+    (yields) the ``dask.distributed.Client``.
+    """
     import dask
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
     environ = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_MALLOC_ENV.items()}
-    with dask.config.set(environ), \
-            LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
-                         processes=processes, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with dask.config.set(environ), _cluster(n_workers, processes, threads_per_worker,
+                                            gpus) as cluster, Client(cluster) as client:
         client.register_worker_callbacks(_one_torch_thread)
         yield client
+
+
+def _cluster(n_workers: int, processes: bool, threads_per_worker: int,
+             gpus: Sequence[int | str] | None) -> Any:
+    from dask.distributed import LocalCluster
+
+    if gpus is None:
+        return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                            processes=processes, dashboard_address=None)
+    from distributed import Nanny, Scheduler, SpecCluster
+
+    devices = [str(g) for g in gpus]
+    if not devices or len(set(devices)) != len(devices) or not processes:
+        raise ValueError(f"gpus must list distinct GPUs (indices or UUIDs), one worker process "
+                         f"each (processes=True); got gpus={list(gpus)}, "
+                         f"processes={processes}.")
+    workers = {f"gpu-{d}": {"cls": Nanny, "options": {
+        "nthreads": threads_per_worker, "env": {"CUDA_VISIBLE_DEVICES": d}}} for d in devices}
+    return SpecCluster(workers=workers, scheduler={
+        "cls": Scheduler, "options": {"dashboard_address": None}})
