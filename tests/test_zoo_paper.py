@@ -346,6 +346,51 @@ def test_a_malformed_manifest_says_what_it_must_hold(tmp_path: Path) -> None:
         manifest_configs(path)
 
 
+@pytest.mark.parametrize(("key", "value", "wanted"), [
+    ("seed", 1.5, "a whole number"), ("seed", True, "a whole number"),
+    ("input_size", 64.5, "a whole number >= 1"), ("input_size", 0, "a whole number >= 1"),
+    ("num_classes", "ten", "a whole number >= 1"), ("eps", True, "a number"),
+    ("eps", "abc", "a number"), ("crop_pct", True, "a number"), ("kwargs", [1, 2], "an object"),
+    ("checkpoint", None, "a non-empty string"), ("checkpoint", 5, "a non-empty string"),
+    ("tag", [1], "a string")])
+def test_a_manifest_value_of_the_wrong_type_is_refused_naming_model_and_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, value: object,
+        wanted: str) -> None:
+    """A seed of 1.5 or an input_size of 64.5 was truncated (int()) to another model's, eps
+    true was radius 1, a null checkpoint looked for a file named after the arch; "abc" or a
+    kwargs list failed in float()/dict() naming neither the manifest nor the model."""
+    from advlens.zoo.paper import PAPER_ARCHS, manifest_configs
+
+    monkeypatch.setitem(PAPER_ARCHS, "resnet18.tv_in1k", PAPER_ARCHS["resnet18.tv_in1k"])
+    model = {"arch": "resnet18.tv_in1k", "source": "timm", "family": "resnet",
+             "checkpoint": "resnet18.tv_in1k.pth"}
+    path = tmp_path / "zoo.json"
+    path.write_text(json.dumps({"models": [model, {**model, "tag": "b", key: value}]}))
+    with pytest.raises(ValueError, match=rf"zoo\.json: model 1's '{key}' must be {wanted}; "):
+        manifest_configs(path)
+    # the same values in their right types are taken as given
+    path.write_text(json.dumps({"models": [{**model, "seed": 2.0, "input_size": 224,
+                                            "tag": "", "eps": 3, "kwargs": {}}]}))
+    (config,) = manifest_configs(path)
+    assert (config.seed, config.eps, config.regime, config.tag) == (2, 3.0, "l2-at", "")
+
+
+def test_a_manifest_value_refused_by_the_model_names_the_manifest_and_model(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from advlens.zoo.paper import PAPER_ARCHS, manifest_configs
+
+    monkeypatch.setitem(PAPER_ARCHS, "resnet18.tv_in1k", PAPER_ARCHS["resnet18.tv_in1k"])
+    model = {"arch": "resnet18.tv_in1k", "source": "timm", "family": "resnet",
+             "checkpoint": "resnet18.tv_in1k.pth"}
+    path = tmp_path / "zoo.json"
+    for change, message in (({"eps": -1}, "a standard model has eps 0"),
+                            ({"regime": "l2at"}, "regime must be one of"),
+                            ({"crop_pct": 1.5}, "crop_pct must be in")):
+        path.write_text(json.dumps({"models": [{**model, **change}]}))
+        with pytest.raises(ValueError, match=rf"zoo\.json: model 0: .*{message}"):
+            manifest_configs(path)
+
+
 def test_a_manifest_lists_a_harmonized_checkpoint_beside_its_plain_twin(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from advlens.papers.linsley2023 import twin_pairs

@@ -17,6 +17,7 @@ Salman et al. (2020) L2-robust ImageNet zoo saved by ``robustness``.
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,6 +244,34 @@ def published_configs() -> list[Any]:
 
 MANIFEST_KEYS = ("arch", "source", "family", "checkpoint", "eps", "regime", "seed", "tag",
                  "kwargs", "num_classes", "input_size", "interpolation", "crop_pct")
+# the JSON type of each key's value: a bool is no number, and a fractional count or seed (64.5,
+# 1.5) was truncated to another model's without a word
+MANIFEST_TYPES = {"arch": "text", "source": "text", "family": "text", "checkpoint": "text",
+                  "regime": "text", "tag": "string", "interpolation": "text", "kwargs": "object",
+                  "eps": "number", "crop_pct": "number", "seed": "integer",
+                  "num_classes": "count", "input_size": "count"}
+
+
+def _manifest_value_ok(kind: str, value: Any) -> bool:
+    """Whether ``value`` is of manifest type ``kind`` (:data:`MANIFEST_TYPES`)."""
+    if kind in ("text", "string"):
+        return isinstance(value, str) and (kind == "string" or value != "")
+    if kind == "object":
+        return isinstance(value, dict)
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    return kind == "number" or (float(value).is_integer() and (kind == "integer" or value >= 1))
+
+
+def _check_manifest_types(path: Path, i: int, entry: dict[str, Any]) -> None:
+    """Refuse a value of the wrong JSON type, naming the manifest, the model and the key."""
+    wanted = {"text": "a non-empty string", "string": "a string", "object": "an object",
+              "number": "a number", "integer": "a whole number", "count": "a whole number >= 1"}
+    for key, value in entry.items():
+        kind = MANIFEST_TYPES[key]
+        if not _manifest_value_ok(kind, value):
+            raise ValueError(f"{path}: model {i}'s {key!r} must be {wanted[kind]}; got "
+                             f"{value!r}.")
 
 
 def manifest_configs(path: str | Path) -> list[Any]:
@@ -272,11 +301,15 @@ def manifest_configs(path: str | Path) -> list[Any]:
         if unknown:  # a misspelt key (crop_fraction, regimes) would silently take its default
             raise ValueError(f"{path}: model {i} has unknown key(s) {unknown}; a model takes "
                              f"{', '.join(MANIFEST_KEYS)}.")
-        arch = register(entry["arch"], entry["family"], entry["source"],
-                        kwargs=entry.get("kwargs"), num_classes=entry.get("num_classes"),
-                        input_size=entry.get("input_size"),
-                        interpolation=entry.get("interpolation"), crop_pct=entry.get("crop_pct"),
-                        checkpoint=entry["checkpoint"])
+        _check_manifest_types(path, i, entry)
+        try:
+            arch = register(entry["arch"], entry["family"], entry["source"],
+                            kwargs=entry.get("kwargs"), num_classes=entry.get("num_classes"),
+                            input_size=entry.get("input_size"),
+                            interpolation=entry.get("interpolation"),
+                            crop_pct=entry.get("crop_pct"), checkpoint=entry["checkpoint"])
+        except ValueError as err:
+            raise ValueError(f"{path}: model {i}: {err}") from None
         # one registration per arch serves all its models: a second with another input would
         # silently evaluate the first model (e.g. a Salman resnet50) as the second
         serves = (arch.kwargs, arch.num_classes, arch.input_size, arch.interpolation,
@@ -288,11 +321,14 @@ def manifest_configs(path: str | Path) -> list[Any]:
                 f"built or evaluated differently ((kwargs, num_classes, input_size, "
                 f"interpolation, crop_pct): {before} vs {serves}); give them the same values.")
         eps = float(entry.get("eps", 0.0))
-        configs.append(ModelConfig(entry["arch"], dataset="imagenet", epochs=0,
-                                   regime=entry.get("regime", "l2-at" if eps > 0 else "standard"),
-                                   eps=eps, source=entry["source"],
-                                   checkpoint=entry["checkpoint"],
-                                   seed=int(entry.get("seed", 0)), tag=str(entry.get("tag", ""))))
+        try:
+            configs.append(ModelConfig(
+                entry["arch"], dataset="imagenet", epochs=0,
+                regime=entry.get("regime", "l2-at" if eps > 0 else "standard"), eps=eps,
+                source=entry["source"], checkpoint=entry["checkpoint"],
+                seed=int(entry.get("seed", 0)), tag=entry.get("tag", "")))
+        except ValueError as err:
+            raise ValueError(f"{path}: model {i}: {err}") from None
     return configs
 
 
