@@ -203,6 +203,15 @@ def test_provenance_record_has_versions_and_commit() -> None:
     assert rec["seed"] == 3 and rec["wall_time_s"] == 1.235
     assert rec["versions"]["torch"].startswith("2.14.1")
     assert rec["git_commit"]
+    # the image decoders and the paper models' package shape numbers too, as does cuDNN
+    import importlib.metadata
+
+    import torch
+
+    for name in ("pillow", "simplejpeg", "robustness"):
+        assert rec["versions"][name] == importlib.metadata.version(name)
+    assert rec["compute"]["cuda_version"] == torch.version.cuda
+    assert rec["compute"]["cudnn_version"] == torch.backends.cudnn.version()
 
 
 def test_atomic_write_gives_usual_permissions(tmp_path: Path) -> None:

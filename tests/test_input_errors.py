@@ -331,6 +331,9 @@ def test_empty_batches_are_named() -> None:
         alignment.spearman_alignment(torch.zeros(0, 3, 4, 4), torch.zeros(0, 4, 4))
     with pytest.raises(ValueError, match="y is empty"):
         train_val_split(torch.zeros(0, dtype=torch.long))
+    # images of no pixels: torch's "min(): Expected reduction dim to be specified" before
+    with pytest.raises(ValueError, match=r"x have no pixels \(shape \(2, 1, 0, 4\)\)"):
+        alignment.saliency(_mlp(), torch.zeros(2, 1, 0, 4), torch.zeros(2, dtype=torch.long))
 
 
 def test_images_holding_nan_are_counted_and_the_way_out_named() -> None:
@@ -341,3 +344,24 @@ def test_images_holding_nan_are_counted_and_the_way_out_named() -> None:
     x[3, 0, 2, 1] = float("inf")
     with pytest.raises(ValueError, match=r"x contain NaN or inf values \(2 of 4 images\); drop"):
         check_images(x, "x")
+
+
+def test_labels_that_are_no_class_index_are_refused() -> None:
+    """A boolean mask (``y == 3``), 1-based or negative labels: accuracy and correct compared
+    them with the predictions (a silently wrong accuracy: 0.0 for shifted labels), saliency
+    failed inside gather (a device-side assert on CUDA); each is now named. The reference: a
+    model is right on every image when given its own predictions as labels."""
+    model, x = _mlp(), _images()
+    y = features.predict(model, x).argmax(1)
+    assert features.accuracy(model, x, y) == 1.0 and bool(linsley2023.correct(model, x, y).all())
+    assert alignment.saliency(model, x, y).shape == (5, 4, 4)
+    with pytest.raises(ValueError, match="y must be integer class indices; got dtype torch.bool"):
+        features.accuracy(model, x, y == 1)
+    with pytest.raises(ValueError, match="got dtype torch.bool"):
+        alignment.saliency(model, x, (y == 1).numpy())
+    for bad, span in ((y + 3, rf"{int(y.min()) + 3}\.\.{int(y.max()) + 3}"),
+                      (y - 3, rf"{int(y.min()) - 3}\.\.{int(y.max()) - 3}")):
+        for call in (features.accuracy, linsley2023.correct, alignment.saliency):
+            with pytest.raises(ValueError, match=rf"y must be class indices in 0\.\.2 \(the "
+                                                 rf"model has 3 outputs\); got {span}"):
+                call(model, x, bad)

@@ -548,3 +548,31 @@ def test_notebook_03_captions_name_the_stand_in_models_too():
         assert plots.STAND_IN_MODELS in laptop, text
         paper = re.sub(r'"\s*f?"', "", text).replace("{who}", plots.models_label("paper"))
         assert plots.STAND_IN_MODELS not in paper
+
+
+def test_a_record_that_cannot_be_written_leaves_the_old_files_with_their_record(tmp_path):
+    """Parameters the provenance cannot hold (a torch.device) failed after the PNG, PDF and CSV
+    were replaced: the new numbers stood beside the old record, which named the old
+    parameters. Now nothing is written, for a figure and for a table."""
+    import json
+
+    import torch
+
+    def figure(v):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, v])
+        ax.set(title="t", xlabel="x", ylabel="y")
+        return fig
+
+    plots.save_figure(figure(1), pd.DataFrame({"v": [1]}), tmp_path, "f",
+                      params={"preset": "paper", "eps": 1})
+    plots.save_table(pd.DataFrame({"v": [1]}), tmp_path, "t", params={"preset": "paper", "eps": 1})
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    bad = {"preset": "paper", "eps": 2, "device": torch.device("cpu")}
+    with pytest.raises(TypeError, match="cannot serialise device"):
+        plots.save_figure(figure(2), pd.DataFrame({"v": [2]}), tmp_path, "f", params=bad)
+    with pytest.raises(TypeError, match="cannot serialise device"):
+        plots.save_table(pd.DataFrame({"v": [2]}), tmp_path, "t", params=bad)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert pd.read_csv(tmp_path / "f.csv")["v"].tolist() == [1]
+    assert json.loads((tmp_path / "f.provenance.json").read_text())["parameters"]["eps"] == 1

@@ -27,6 +27,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     _git(tmp_path, "add", ".")
     _git(tmp_path, "commit", "-q", "-m", "first")
     monkeypatch.setattr(provenance, "repo_root", lambda: tmp_path)
+    monkeypatch.setattr(provenance, "_package_dir", lambda: tmp_path / "lib" / "advlens")
     provenance.git_commit.cache_clear()
     yield tmp_path
     provenance.git_commit.cache_clear()
@@ -75,6 +76,42 @@ def test_untracked_links_and_nested_repositories_keep_the_commit(repo: Path) -> 
     (repo / "lib/vendored/a.py").write_text("y = 1\n")
     subprocess.run(["git", "init", "-q"], cwd=repo / "lib/vendored", check=True)
     assert _commit(repo).startswith(f"{head}-dirty-")
+
+
+def test_code_outside_the_repository_has_no_commit(
+        repo: Path, tmp_path_factory: pytest.TempPathFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commit git finds is that of the code only where the advlens that runs is the
+    repository's lib/advlens: an installed copy run from another project's repository, or a
+    source tarball extracted (and edited) inside one, claimed that repository's clean HEAD."""
+    head = _commit(repo)
+    assert len(head) == 40
+    # an installed copy (site-packages), run with the user's own repository as the folder
+    site = tmp_path_factory.mktemp("site") / "advlens"
+    site.mkdir()
+    (site / "m.py").write_text("x = 0\n")
+    monkeypatch.setattr(provenance, "_package_dir", lambda: site)
+    assert _commit(repo) == "unknown"
+    # ... unless it is a copy of the checkout's lib/advlens ($ADVLENS_HOME, pip install .)
+    (repo / "lib/advlens").mkdir()
+    (repo / "lib/advlens/m.py").write_text("x = 0\n")
+    (site / "__pycache__").mkdir()
+    (site / "__pycache__/m.cpython-311.pyc").write_bytes(b"\0")
+    assert _commit(repo).startswith(f"{head}-dirty-")  # lib/advlens/m.py is not committed
+    (repo / "lib/advlens/m.py").write_text("x = 1\n")  # the checkout edited since
+    assert _commit(repo) == "unknown"
+    (repo / "lib/advlens/m.py").unlink()
+    (repo / "lib/advlens").rmdir()
+    # a tarball's tree (no .git) inside the repository, git-ignored there
+    tree = repo / "vendor" / "advlens-0.1.0"
+    (tree / "lib" / "advlens").mkdir(parents=True)
+    (tree / "pyproject.toml").write_text("[project]\n")
+    (repo / ".gitignore").write_text("vendor/\n")
+    _git(repo, "add", ".gitignore")
+    _git(repo, "commit", "-q", "-m", "ignore vendor")
+    monkeypatch.setattr(provenance, "repo_root", lambda: tree)
+    monkeypatch.setattr(provenance, "_package_dir", lambda: tree / "lib" / "advlens")
+    assert _commit(repo) == "unknown"
 
 
 def test_the_commit_is_read_once_per_process(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

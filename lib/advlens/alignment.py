@@ -176,6 +176,8 @@ def _input_grad(model: nn.Module, x: Tensor, y: Tensor, *,
     inputs = x.detach().requires_grad_(True)
     with _twice_differentiable_attention(create_graph):
         logits = model_output(model, inputs)
+    # out-of-range labels: named here (gather's index error, a device-side assert on CUDA)
+    y = check_labels(y, logits.shape[0], "y", classes=logits.shape[1])
     picked = logits.gather(1, y.to(logits.device)[:, None]).sum()
     (grad,) = torch.autograd.grad(picked, inputs, create_graph=create_graph)
     return logits, grad

@@ -66,6 +66,9 @@ def check_images(x: Tensor, name: str = "images") -> Tensor:
     if x.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)}); pass at least "
                          "one image.")
+    if x.numel() == 0:  # torch's min() of it named neither the argument nor the shape
+        raise ValueError(f"{name} have no pixels (shape {tuple(x.shape)}): C, H and W must be "
+                         ">= 1; check the crop or resize that made them.")
     values = x.detach()
     if not torch.isfinite(values).all():
         bad = int((~torch.isfinite(values)).flatten(1).any(1).sum())
@@ -81,8 +84,10 @@ def check_images(x: Tensor, name: str = "images") -> Tensor:
 
 
 def check_labels(y: Tensor | np.ndarray | list[int] | tuple[int, ...], n: int,
-                 name: str = "labels") -> Tensor:
-    """Check integer labels of length ``n`` (a tensor, an array, or a list / tuple of ints)."""
+                 name: str = "labels", *, classes: int | None = None) -> Tensor:
+    """Check integer labels of length ``n`` (a tensor, an array, or a list / tuple of ints;
+    never booleans: a mask such as ``y == 3`` is no label), each in ``0..classes - 1`` where
+    ``classes`` is given (the width of the model's logits)."""
     if isinstance(y, list | tuple):
         if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in y):
             raise ValueError(f"{name} must be integer class indices; got {list(y)[:5]!r}...")
@@ -90,9 +95,16 @@ def check_labels(y: Tensor | np.ndarray | list[int] | tuple[int, ...], n: int,
     y = as_tensor(y, name)
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"{name} must have shape ({n},); got {tuple(y.shape)}.")
-    if y.is_floating_point():
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
         raise ValueError(f"{name} must be integer class indices; got dtype {y.dtype}.")
-    return y.long()
+    y = y.long()
+    if classes is not None and y.numel():
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= classes:
+            raise ValueError(f"{name} must be class indices in 0..{classes - 1} (the model has "
+                             f"{classes} outputs); got {low}..{high}. Relabel the classes "
+                             f"0..{classes - 1}.")
+    return y
 
 
 def check_different_labels(seed_labels: Tensor, target_labels: Tensor) -> None:

@@ -196,6 +196,7 @@ def predict(model: nn.Module, x: Tensor, *, batch_size: int = 512,
 
 def accuracy(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 512) -> float:
     """Top-1 accuracy of ``model`` on ``(x, y)``."""
-    predicted = predict(model, x, batch_size=batch_size).argmax(1)
+    logits = predict(model, x, batch_size=batch_size)
     # predict returns CPU logits; labels may live on the model's device
-    return float((predicted == check_labels(y, predicted.shape[0], "y").cpu()).float().mean())
+    y = check_labels(y, logits.shape[0], "y", classes=logits.shape[1]).cpu()
+    return float((logits.argmax(1) == y).float().mean())

@@ -15,7 +15,7 @@ import seaborn as sns
 from matplotlib.text import Text
 
 from advlens import provenance
-from advlens.io import atomic_write, atomic_write_json
+from advlens.io import atomic_write, atomic_write_bytes, json_text
 
 STYLE = {"figure.dpi": 110, "savefig.dpi": 150, "savefig.bbox": "tight",
          "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8}
@@ -84,22 +84,25 @@ def save_figure(fig: plt.Figure, data: pd.DataFrame, out_dir: str | Path, name: 
     preset, :func:`labelled_caption` adds the stand-ins if it does not); ``paper_figure`` names
     the published figure it corresponds to (both shown in the book's gallery). The provenance
     also lists :func:`layout_problems` (overlapping labels, missing titles or axis labels),
-    which the notebook tests require to be empty. Every file is written atomically; returns
-    the paths written.
+    which the notebook tests require to be empty. Every file is written atomically, and the
+    provenance is made before any is (parameters it cannot hold fail with the old files and
+    their record untouched, not with new ones beside the old record); returns the paths
+    written.
     """
     problems = layout_problems(fig)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = Saved({ext: out / f"{name}.{ext}" for ext in ("png", "pdf", "csv")})
-    for ext in ("png", "pdf"):
-        atomic_write(paths[ext], lambda tmp, ext=ext: fig.savefig(tmp, format=ext))
-    atomic_write(paths["csv"], lambda tmp: data.to_csv(tmp, index=False))
     paths["json"] = out / f"{name}.provenance.json"
-    atomic_write_json(paths["json"], provenance.record(
+    record = json_text(provenance.record(
         params, seed=seed, wall_time_s=wall_time_s, figure=name,
         caption=labelled_caption(caption, params), paper_figure=paper_figure,
         layout_problems=problems,
         files=[p.name for p in paths.values()]))
+    for ext in ("png", "pdf"):
+        atomic_write(paths[ext], lambda tmp, ext=ext: fig.savefig(tmp, format=ext))
+    atomic_write(paths["csv"], lambda tmp: data.to_csv(tmp, index=False))
+    atomic_write_bytes(paths["json"], record.encode())
     return paths
 
 
@@ -193,10 +196,11 @@ def save_table(data: pd.DataFrame, out_dir: str | Path, name: str, *,
     caption as :func:`save_figure`'s."""
     out = Path(out_dir)
     paths = Saved({"csv": out / f"{name}.csv", "json": out / f"{name}.provenance.json"})
-    atomic_write(paths["csv"], lambda tmp: data.to_csv(tmp, index=False))
-    atomic_write_json(paths["json"], provenance.record(
+    record = json_text(provenance.record(  # before the CSV, as save_figure's
         params, seed=seed, wall_time_s=wall_time_s, table=name,
         caption=labelled_caption(caption, params)))
+    atomic_write(paths["csv"], lambda tmp: data.to_csv(tmp, index=False))
+    atomic_write_bytes(paths["json"], record.encode())
     return paths
 
 

@@ -17,8 +17,10 @@ from typing import Any
 from advlens import __version__
 from advlens.paths import repo_root
 
+# pillow and simplejpeg decode the real data sets' images (ImageFolder, ClickMe's JPEGs: a
+# decoder's IDCT moves pixels), robustness builds the paper zoo's published models
 _PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pandas", "scikit-learn", "timm",
-             "matplotlib", "seaborn", "papermill")
+             "matplotlib", "seaborn", "papermill", "pillow", "simplejpeg", "robustness")
 
 
 def package_versions() -> dict[str, str]:
@@ -41,15 +43,42 @@ def _git(*args: str) -> bytes:
                           check=True).stdout
 
 
+def _package_dir() -> Path:
+    """The folder of the advlens package that runs."""
+    return Path(__file__).resolve().parent
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (bytecode caches left out) by its relative path."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts}
+
+
+def _runs_from(root: Path) -> bool:
+    """Whether the advlens that runs is ``<root>/lib/advlens``: that folder itself (an
+    editable install), or an installed copy of it file for file (``pip install .`` with
+    ``$ADVLENS_HOME`` naming the checkout)."""
+    package, source = _package_dir().resolve(), root / "lib" / "advlens"
+    return package == source or (source.is_dir() and _files(package) == _files(source))
+
+
 @functools.cache
 def git_commit() -> str:
     """The repository's HEAD commit, suffixed ``-dirty-<hash>`` when the code differs from it.
 
     Only :data:`CODE_PATHS` count (a run's own outputs in ``figures/`` do not); ``<hash>`` is
     a short hash of the uncommitted changes there (tracked diff and untracked files), so two
-    dirty states can be told apart. Read once per process.
+    dirty states can be told apart. ``"unknown"`` without git, and where the advlens that
+    runs is neither ``lib/advlens`` of the repository's top folder nor a copy of it (an
+    installed advlens run from another project's repository, or from a checkout edited since,
+    a source tarball extracted inside another repository): the commit git finds there says
+    nothing of the code that ran. Read once per process.
     """
     try:
+        root = repo_root().resolve()
+        top = Path(os.fsdecode(_git("rev-parse", "--show-toplevel").strip())).resolve()
+        if top != root or not _runs_from(root):
+            return "unknown"
         commit = _git("rev-parse", "HEAD").decode().strip()
         if not _git("status", "--porcelain", "--", *CODE_PATHS).strip():
             return commit
@@ -125,8 +154,10 @@ def compute_settings() -> dict[str, Any]:
     ``AVX512``...; set it with ``ATEN_CPU_CAPABILITY``), intra-/inter-op ``threads``, the
     deterministic-algorithm flags, cuDNN's flags and the environment variables that set them;
     the CUDA ``gpus`` torch sees (the paper zoo's models run there, and training with
-    ``$ADVLENS_DEVICE=cuda``) and whether float32 matmuls / cuDNN convolutions may run in
-    ``tf32`` (on by default for convolutions: 10 mantissa bits instead of 23).
+    ``$ADVLENS_DEVICE=cuda``), the ``cuda_version`` torch was built with and the
+    ``cudnn_version`` it loads (its convolution algorithms; None without), and whether float32
+    matmuls / cuDNN convolutions may run in ``tf32`` (on by default for convolutions: 10
+    mantissa bits instead of 23).
     """
     import torch
 
@@ -143,6 +174,8 @@ def compute_settings() -> dict[str, Any]:
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "cuda_available": torch.cuda.is_available(),
         "gpus": gpus,
+        "cuda_version": torch.version.cuda,
+        "cudnn_version": torch.backends.cudnn.version(),
         "tf32": {"matmul": bool(torch.backends.cuda.matmul.allow_tf32),
                  "cudnn": bool(torch.backends.cudnn.allow_tf32)},
         "env": {name: os.environ.get(name) for name in _COMPUTE_ENV},

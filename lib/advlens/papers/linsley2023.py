@@ -102,8 +102,9 @@ def attack_alignment(model: nn.Module, x: Tensor, y: Tensor, maps: Tensor, *,
 
 def correct(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 512) -> Tensor:
     """Boolean mask of the images ``model`` classifies correctly."""
-    predicted = predict(model, x, batch_size=batch_size).argmax(1)
-    return predicted == check_labels(y, predicted.shape[0], "y").cpu()
+    logits = predict(model, x, batch_size=batch_size)
+    return logits.argmax(1) == check_labels(y, logits.shape[0], "y",
+                                            classes=logits.shape[1]).cpu()
 
 
 def at_side(data: ImageSet, maps: Tensor, side: int | None) -> tuple[ImageSet, Tensor]:
