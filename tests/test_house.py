@@ -181,3 +181,60 @@ def test_benchmark_readme_says_which_scripts_write_a_csv() -> None:
         named = f"`{script.name}`" in intro
         assert writes != named, (f"{script.name}: writes a CSV: {writes}; benchmarks/README "
                                  f"names it as only printing: {named}")
+
+
+def _benchmark_module(name: str):
+    """A benchmarks/ script imported as a module (sys.path restored: the scripts append .peers)."""
+    import importlib
+
+    saved = list(sys.path)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path[:] = saved
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_bench_cka_reference_is_exact_on_features_far_from_zero(debiased: bool) -> None:
+    """bench_cka's float64 reference, the yardstick of its error column: on features whose mean
+    is far above their spread (pooled conv features) it matches exact rational arithmetic on
+    the same float inputs (its uncentred unbiased-HSIC expansion cancelled: 0.277 for 0.413
+    here, and ~1e-12 at the benchmark's own offset of 10, reported as our error)."""
+    from fractions import Fraction
+
+    import numpy as np
+
+    bench_cka = _benchmark_module("bench_cka")
+    rng = np.random.default_rng(0)
+    n, d = 60, 3
+    x = rng.random((n, d)) + 1e3
+    y = x @ rng.random((d, d)) + rng.random((n, d)) + 1e3
+
+    def exact(a: np.ndarray, b: np.ndarray) -> Fraction:
+        fa = [[Fraction(float(v)) for v in row] for row in a]
+        fb = [[Fraction(float(v)) for v in row] for row in b]
+        k = [[sum(p * q for p, q in zip(fa[i], fa[j], strict=True)) for j in range(n)]
+             for i in range(n)]
+        l = [[sum(p * q for p, q in zip(fb[i], fb[j], strict=True)) for j in range(n)]
+             for i in range(n)]
+        if not debiased:  # tr(HKH HLH)
+            def centre(m: list[list[Fraction]]) -> list[list[Fraction]]:
+                rows = [sum(r) / n for r in m]
+                total = sum(rows) / n
+                return [[m[i][j] - rows[i] - rows[j] + total for j in range(n)]
+                        for i in range(n)]
+            kc, lc = centre(k), centre(l)
+            return sum(kc[i][j] * lc[i][j] for i in range(n) for j in range(n))
+        for m in (k, l):
+            for i in range(n):
+                m[i][i] = Fraction(0)
+        trace = sum(k[i][j] * l[i][j] for i in range(n) for j in range(n))
+        sk, sl = sum(map(sum, k)), sum(map(sum, l))
+        rows = sum(sum(k[i]) * sum(l[i]) for i in range(n))
+        return (trace + sk * sl / ((n - 1) * (n - 2)) - Fraction(2, n - 2) * rows) / (
+            n * (n - 3))
+
+    xy, xx, yy = exact(x, y), exact(x, x), exact(y, y)
+    truth = float(xy) / np.sqrt(float(xx) * float(yy))
+    assert bench_cka.reference_f64(x, y, debiased) == pytest.approx(truth, rel=0, abs=1e-12)
