@@ -78,13 +78,15 @@ def train_val_split(y: Tensor, val_fraction: float = 0.2, *,
 
 def replace_head(model: nn.Module, num_classes: int, *, seed: int = 0) -> tuple[nn.Module, str]:
     """A deep copy of ``model`` whose last ``nn.Linear`` is a fresh one with ``num_classes``
-    outputs (PyTorch's default initialisation, drawn from ``seed``); returns (copy, head name)."""
+    outputs and a bias, whether or not the old head had one (Liang et al.'s ``transfer.py``: a
+    new ``nn.Linear``; PyTorch's default initialisation, drawn from ``seed``); returns (copy,
+    head name)."""
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2; got {num_classes}.")
     name, old = final_linear(model)
     new_model = copy.deepcopy(model)
     with seeded(seed):
-        head = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+        head = nn.Linear(old.in_features, num_classes)
     head = head.to(device=old.weight.device, dtype=old.weight.dtype)
     parent_name, _, attr = name.rpartition(".")
     parent = new_model.get_submodule(parent_name) if parent_name else new_model
