@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def bicubic_up(image: np.ndarray, side: int, a: float = -0.75) -> np.ndarray:
+def bicubic_up(image: np.ndarray, side: int | tuple[int, int], a: float = -0.75) -> np.ndarray:
     """Separable bicubic upsampling written out in float64 (Keys' kernel with a = −0.75, half-
-    pixel centres, edge pixels repeated): the reference for torchvision's tensor Resize."""
-    def weights(n_in: int) -> np.ndarray:
+    pixel centres, edge pixels repeated): the reference for torchvision's tensor Resize.
+    ``side``: a square's side or (height, width)."""
+    height, width = (side, side) if isinstance(side, int) else side
+
+    def weights(n_in: int, side: int) -> np.ndarray:
         out = np.zeros((side, n_in))
         for i in range(side):
             u = (i + 0.5) * n_in / side - 0.5
@@ -20,5 +23,5 @@ def bicubic_up(image: np.ndarray, side: int, a: float = -0.75) -> np.ndarray:
                 out[i, min(max(k, 0), n_in - 1)] += w
         return out
 
-    rows, cols = weights(image.shape[-2]), weights(image.shape[-1])
+    rows, cols = weights(image.shape[-2], height), weights(image.shape[-1], width)
     return np.einsum("ih,...hw,jw->...ij", rows, image, cols)

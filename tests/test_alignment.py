@@ -308,3 +308,61 @@ def test_saliency_names_a_model_that_returns_a_tuple() -> None:
     for create_graph in (False, True):
         with pytest.raises(TypeError, match=r"returned a tuple.*model\(x\)\[0\]"):
             alignment.saliency(Pair(), x, torch.tensor([0, 1, 0]), create_graph=create_graph)
+
+
+def test_perturbation_mask_is_the_absolute_channel_mean() -> None:
+    """The mask itself (not only its ranks): |mean over channels| of an (N, C, H, W)
+    perturbation, |δ| of an (N, H, W) one, against numpy in float64 (a channel *sum* has the
+    same ranks, so the Spearman tests could not tell it apart)."""
+    rng = np.random.default_rng(11)
+    pert = rng.normal(size=(2, 3, 4, 5))
+    np.testing.assert_allclose(alignment.perturbation_mask(torch.from_numpy(pert)).numpy(),
+                               np.abs(pert.mean(axis=1)), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(alignment.perturbation_mask(torch.from_numpy(pert[:, 0])).numpy(),
+                               np.abs(pert[:, 0]), rtol=0, atol=0)
+
+
+def test_harmonization_score_scores_dice_and_iou_at_its_percentile() -> None:
+    rng = np.random.default_rng(12)
+    a = rng.uniform(size=(3, 12, 12))
+    b = a + rng.normal(scale=0.5, size=a.shape)
+    score = alignment.harmonization_score(torch.from_numpy(a), torch.from_numpy(b),
+                                          percentile=30.0)
+    dice, iou = [], []
+    for ha, hb in zip(a, b, strict=True):
+        ta, tb = _np_top(ha, 30.0).astype(np.float64), _np_top(hb, 30.0).astype(np.float64)
+        dice.append(2.0 * np.sum(ta * tb) / (np.sum(ta + tb) + 1e-9))
+        iou.append(np.sum(np.logical_and(ta, tb)) / (np.sum(np.logical_or(ta, tb)) + 1e-9))
+    assert score["dice"] == pytest.approx(np.mean(dice), abs=1e-10)
+    assert score["iou"] == pytest.approx(np.mean(iou), abs=1e-10)
+    default = alignment.harmonization_score(torch.from_numpy(a), torch.from_numpy(b))
+    assert default["dice"] != pytest.approx(score["dice"])  # the percentile matters here
+
+
+def test_top_k_of_float64_maps_keeps_their_precision() -> None:
+    """float64 maps whose values differ only below float32's resolution (a float64 saliency):
+    the top pixels are numpy's float64 ones, not a float32 rounding's (all ties there)."""
+    rng = np.random.default_rng(13)
+    a = 1.0 + rng.permuted(np.tile(np.arange(100.0), (2, 1)), axis=1).reshape(2, 10, 10) * 1e-12
+    b = 1.0 + (a - 1.0) * rng.uniform(1.0, 3.0, size=(2, 10, 10))  # much the same order
+    assert np.unique(a.astype(np.float32)).size == 1  # one value in float32
+    dice = []
+    for ha, hb in zip(a, b, strict=True):
+        ta, tb = _np_top(ha, 10).astype(np.float64), _np_top(hb, 10).astype(np.float64)
+        dice.append(2.0 * np.sum(ta * tb) / (np.sum(ta + tb) + 1e-9))
+    ours = alignment.top_k_dice(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    np.testing.assert_allclose(ours, dice, rtol=0, atol=1e-10)
+    assert (_np_top(a[0], 10).sum(), _np_top(b[0], 10).sum()) == (10, 10)
+    assert min(dice) > 0.3
+
+
+def test_levels_and_percentiles_out_of_range_are_refused() -> None:
+    """levels = 0 averages no pyramid level (torch.stack of nothing failed unexplained); a
+    percentile of 0 or 100 keeps no pixel or (nearly) all: both named."""
+    maps = torch.rand(2, 8, 8, dtype=torch.float64)
+    with pytest.raises(ValueError, match="levels must be >= 1; got 0"):
+        alignment.harmonizer_loss(maps, maps, levels=0)
+    for percentile in (0.0, 100.0):
+        for measure in (alignment.top_k_dice, alignment.top_k_iou):
+            with pytest.raises(ValueError, match=r"percentile must be in \(0, 100\)"):
+                measure(maps, maps, percentile)

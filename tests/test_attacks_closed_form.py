@@ -169,6 +169,42 @@ def test_minimal_eps_pgd_refuses_budgets_that_silently_break_nothing(bad: dict) 
     with pytest.raises(ValueError, match=f"{next(iter(bad))}.*(nan|inf|-0.5|0.0)"):
         attacks.minimal_eps_pgd(model, x, y, **bad)
 
+
+class _CallCounter(torch.nn.Module):
+    """A model that counts its batched calls: with a graph (a gradient pass) or without."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner, self.graph, self.plain = inner, 0, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            self.graph += 1
+        else:
+            self.plain += 1
+        return self.inner(x)
+
+
+def test_minimal_eps_pgd_counts_the_calls_it_makes() -> None:
+    """result.passes / result.forwards are the model's own call counts: per search round
+    ``steps`` gradient passes and one forward-only check, plus the clean forward and the final
+    confirming forward."""
+    model, x, y, _ = _problem(2, "l2", n=6)
+    counted = _CallCounter(model)
+    r = attacks.minimal_eps_pgd(counted, x, y, steps=2)
+    assert counted.graph > 0 and counted.plain > 2
+    assert (r.passes, r.forwards) == (counted.graph, counted.plain)
+    assert counted.graph % 2 == 0 and counted.plain == counted.graph // 2 + 2
+
+
+@pytest.mark.parametrize("eps", [(0.5, 0.5, 10.0), (0.001, 1.0, 1.0), (0.0, 1.0, 10.0)])
+def test_minimal_eps_pgd_needs_strictly_increasing_budgets(eps: tuple[float, ...]) -> None:
+    """eps_min = eps_mid (an empty lower bracket) or eps_mid = eps_max are named, as is 0."""
+    model, x, y, _ = _problem(2, "l2", n=2)
+    with pytest.raises(ValueError, match="eps_min|eps_mid|eps_max"):
+        attacks.minimal_eps_pgd(model, x, y, eps_min=eps[0], eps_mid=eps[1], eps_max=eps[2])
+
+
 def _far_problem(n: int = 12) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
     """An affine model of 3,072 pixels whose nearest boundaries lie at L2 3 to 5 (a robust
     model's scale), images near 0.5 so the box does not bind, and the closed-form distances."""

@@ -11,7 +11,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from advlens import accel
-from advlens.features import representation
+from advlens.features import final_linear, representation
 from advlens.probes import fine_tune, linear_probe, replace_head, train_val_split
 from attack_toys import random_images, tiny_cnn
 
@@ -174,6 +174,45 @@ def test_validation_split_keeps_a_training_image_of_every_class() -> None:
     assert np.bincount(y[val].numpy(), minlength=3).tolist() == [0, 1, 1]
 
 
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1])
+def test_validation_split_refuses_a_fraction_at_or_beyond_the_ends(fraction: float) -> None:
+    """A fraction of 0 or 1 asks for no validation or no training image; the split would
+    silently put one image per class (or all but one) aside instead."""
+    with pytest.raises(ValueError, match=r"val_fraction must be in \(0, 1\)"):
+        train_val_split(torch.tensor([0, 0, 0, 1, 1, 1]), fraction)
+
+
+def test_replace_head_draws_the_new_head_from_its_seed() -> None:
+    """The new head is PyTorch's default nn.Linear drawn after torch.manual_seed(seed) (another
+    seed, another head), and the caller's global RNG is left where it was."""
+    model = _source()
+    _, old = final_linear(model)
+    for seed in (0, 5):
+        torch.manual_seed(seed)
+        expected = torch.nn.Linear(old.in_features, 7)
+        torch.manual_seed(123)
+        before = torch.rand(3)
+        torch.manual_seed(123)
+        new_model, name = replace_head(model, 7, seed=seed)
+        assert torch.equal(torch.rand(3), before)  # the global RNG untouched
+        head = new_model.get_submodule(name)
+        assert torch.equal(head.weight, expected.weight) and torch.equal(head.bias, expected.bias)
+    assert not torch.equal(replace_head(model, 7, seed=0)[0].get_submodule(name).weight,
+                           head.weight)
+
+
+def test_replace_head_gives_a_head_without_bias_one() -> None:
+    """Liang et al.'s transfer.py puts a fresh nn.Linear (bias included) on the source: a model
+    whose last layer has no bias gets the same head as one whose layer has."""
+    plain = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5, bias=False))
+    torch.manual_seed(3)
+    expected = torch.nn.Linear(12, 4)
+    new_model, name = replace_head(plain, 4, seed=3)
+    head = new_model.get_submodule(name)
+    assert head.bias is not None and torch.equal(head.bias, expected.bias)
+    assert torch.equal(head.weight, expected.weight)
+
+
 def test_the_earliest_epoch_of_the_best_accuracy_is_kept() -> None:
     """An easy task reaches its best validation accuracy at several epochs: the first is kept
     (the docstring's rule), and the returned head scores it."""
@@ -278,19 +317,26 @@ def test_liang_recipe_is_their_sgd_with_cosine_annealing_per_epoch() -> None:
     sgd = torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-4)
     cosine = torch.optim.lr_scheduler.CosineAnnealingLR(sgd, T_max=4, eta_min=0)
     g = torch.Generator().manual_seed(3)
-    accs, rates, weights = [], [], []
+    accs, rates, weights, losses = [], [], [], []
     for _ in range(4):
         rates.append(sgd.param_groups[0]["lr"])
+        total = 0.0
         for idx in torch.randperm(150, generator=g).split(64):  # 64, 64, 22
             sgd.zero_grad()
-            torch.nn.functional.cross_entropy(head(feats[idx]), y[idx]).backward()
+            loss = torch.nn.functional.cross_entropy(head(feats[idx]), y[idx])
+            loss.backward()
             sgd.step()
+            total += float(loss.detach()) * len(idx)
+        losses.append(total / 150)
         cosine.step()
         with torch.no_grad():
             accs.append(float((head(feats_val).argmax(1) == yv).float().mean()))
         weights.append(head.weight.detach().clone())
     assert rates == pytest.approx([0.1 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(4)])
     assert [h["val_acc"] for h in result.history] == pytest.approx(accs)
+    # every epoch's training follows the annealed rate (the accuracies saturate early and the
+    # best head can come from epoch 1, before the first annealing step)
+    assert [h["train_loss"] for h in result.history] == pytest.approx(losses, rel=1e-6)
     assert result.best_epoch == 1 + accs.index(max(accs))  # the earliest best epoch's head
     torch.testing.assert_close(result.model.get_submodule(name).weight,
                                weights[result.best_epoch - 1])

@@ -20,6 +20,17 @@ def test_images_to_side_is_keys_bicubic_clamped(side_in: int, side_out: int) -> 
                                atol=1e-10)
 
 
+def test_images_to_side_takes_a_height_and_width() -> None:
+    """A (height, width) size: rows resampled to the height, columns to the width (a swapped
+    pair gave a (width, height) image), from a non-square image too."""
+    x = torch.rand(2, 3, 9, 14, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    got = images_to_side(x, (13, 19))
+    assert got.shape == (2, 3, 13, 19)
+    np.testing.assert_allclose(got.numpy(), np.clip(bicubic_up(x.numpy(), (13, 19)), 0, 1),
+                               atol=1e-10)
+    assert images_to_side(x, (9, 14)) is x
+
+
 def test_images_and_maps_at_their_own_side_are_returned_as_they_are() -> None:
     x, maps = torch.rand(2, 3, 8, 8), torch.rand(2, 1, 8, 8)
     assert images_to_side(x, None) is x and images_to_side(x, 8) is x
@@ -57,3 +68,12 @@ def test_maps_to_side_ranks_the_ringing_below_a_zero_background() -> None:
     below = plain.ravel() < -1e-9  # the ringing: below the background, not tied with it
     assert below.any() and got.numpy().ravel()[below].max() < got.numpy().ravel()[
         np.abs(plain.ravel()) < 1e-12].min()
+
+
+def test_a_blank_map_resampled_stays_zero() -> None:
+    """A blank map (an image nobody clicked on) has no range to normalise: it comes back all
+    zero (every bicubic output is a weighted sum of zeros), not 0/0 = NaN."""
+    for dtype in (torch.float32, torch.float64):
+        got = maps_to_side(torch.zeros(2, 8, 8, dtype=dtype), 11)
+        assert got.shape == (2, 1, 11, 11)
+        assert torch.equal(got, torch.zeros_like(got))

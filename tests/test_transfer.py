@@ -95,6 +95,17 @@ def test_heatmap_order_must_name_each_model_once() -> None:
         transfer_heatmap(table, order=["a", "b"])
     assert transfer_heatmap(table, order=["a-copy", "b", "a"]).shape == (3, 3)
 
+def test_heatmap_rows_are_sources_and_columns_targets() -> None:
+    """An asymmetric table written by hand: cell (row a, column b) is a's examples on b."""
+    table = pd.DataFrame({"source": ["a", "a", "b", "b"], "target": ["a", "b", "a", "b"],
+                          "success": [1.0, 0.25, 0.75, 0.5], "n": [4, 3, 2, 1]})
+    m = transfer_heatmap(table)
+    assert m.index.name == "source" and m.columns.name == "target"
+    assert (m.loc["a", "b"], m.loc["b", "a"]) == (0.25, 0.75)
+    n = transfer_heatmap(table, "n", order=["b", "a"])
+    assert n.to_numpy().tolist() == [[1, 2], [3, 4]]
+
+
 def test_targeted_top1_and_top5() -> None:
     models, x, y = _setup()
     table = transfer_matrix(models, x, y, attack=ifgsm(eps=0.5, steps=20), targeted="random",

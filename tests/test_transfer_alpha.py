@@ -60,6 +60,23 @@ def test_alpha1_of_two_affine_models_matches_the_closed_form() -> None:
     assert alpha1(s, s, x, attack=liang_fgsm(0.1)) == pytest.approx(1.0, abs=1e-12)
 
 
+def test_alpha2_and_combined_of_two_models_match_the_closed_form() -> None:
+    """alpha2 / alpha_combined on two affine models (K_S != K_T): S's FGSM step δ_S moves S's
+    logits by W_S δ_S and T's by W_T δ_S (T's own step only enters α₁), in float64 numpy."""
+    s, t = affine_model(k=6, seed=1), affine_model(k=4, seed=2)
+    x = centre_images(30, spread=0.3)
+    w_s, w_t = s[1].weight.detach().numpy(), t[1].weight.detach().numpy()
+    d_s, d_t = _fgsm_delta(s, x, 0.1), _fgsm_delta(t, x, 0.1)
+    u, v = _unit(d_s @ w_s.T), _unit(d_s @ w_t.T)
+    expected = np.linalg.norm(u.T @ v / len(x), "fro")
+    assert alpha2(s, t, x, attack=liang_fgsm(0.1)) == pytest.approx(expected, rel=1e-10)
+    ratio = np.linalg.norm(d_s @ w_t.T, axis=1) / np.linalg.norm(d_t @ w_t.T, axis=1)
+    combined = np.linalg.norm((u * ratio[:, None]).T @ v / len(x), "fro")
+    assert alpha_combined(s, t, x, attack=liang_fgsm(0.1)) == pytest.approx(combined, rel=1e-10)
+    assert alpha_combined(s, t, x, attack=liang_fgsm(0.1), squared=True) == pytest.approx(
+        combined**2, rel=1e-10)
+
+
 def test_alpha2_matches_a_float64_numpy_computation_and_lies_in_unit_interval() -> None:
     s, t = affine_model(k=6, seed=1), affine_model(k=4, seed=2)  # K_S != K_T on purpose
     x = centre_images(40, spread=0.3)
