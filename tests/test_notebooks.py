@@ -8,9 +8,13 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
+import numpy as np
+import pandas as pd
 import pytest
+import torch
 
 from advlens import presets, runner
 
@@ -120,3 +124,85 @@ def test_cli_wrong_knob_fails_before_running(tmp_path: Path) -> None:
         assert line.startswith(f"advlens: notebook {number}: knob {knob!r}"), line
         assert expected in line or expected == "TypeError" and "expected int" in line, line
         assert not list(tmp_path.rglob("*.ipynb")), "nothing may run before the knobs are checked"
+
+
+def _cell_with(number: str, text: str) -> str:
+    """The source of notebook ``number``'s one code cell that contains ``text``."""
+    path = next(iter(runner.discover([number])))
+    found = [c.source for c in _cells(path) if c.cell_type == "code" and text in c.source]
+    assert len(found) == 1, f"{path.name}: {len(found)} code cells contain {text!r}"
+    return found[0]
+
+
+def _tiny_mlp(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 12), torch.nn.ReLU(),
+                               torch.nn.Linear(12, 5))
+
+
+def _uncentred_cka(x: object, y: object) -> float:
+    """Linear CKA without the centring (the mistake the by-hand check must catch)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    return float(np.linalg.norm(y.T @ x) ** 2
+                 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))
+
+
+def test_notebook_01_cka_by_hand_checks_the_centring_and_the_heatmap_path(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The by-hand CKA cell gave linear_cka features it had centred already, so a library that
+    forgot to centre passed it (ReLU features: 0.95 for 0.40 on the smoke zoo), and it never
+    looked at cka_matrix, which computes the heatmaps. Both mistakes must now fail its assert."""
+    from advlens import cka, features
+    from advlens.papers import jones2022
+
+    source = _cell_with("01", "by_hand = np.linalg.norm")
+    models = [_tiny_mlp(0), _tiny_mlp(1)]
+    namespace = {"ZOO": SimpleNamespace(entries=[SimpleNamespace(model=m, name=f"m{i}")
+                                                 for i, m in enumerate(models)]),
+                 "test": SimpleNamespace(images=torch.rand(64, 1, 8, 8,
+                                                           generator=torch.Generator()
+                                                           .manual_seed(2))),
+                 "features": features, "cka": cka, "jones2022": jones2022, "np": np}
+    exec(source, dict(namespace))  # the library as it is: the check passes
+
+    def uncentred_matrix(reps: dict, **_: object) -> pd.DataFrame:
+        names = list(reps)
+        return pd.DataFrame([[_uncentred_cka(reps[a], reps[b]) for b in names] for a in names],
+                            index=names, columns=names)
+
+    for target, name, wrong in [(cka, "linear_cka", lambda x, y, **_: _uncentred_cka(x, y)),
+                                (jones2022, "cka_matrix", uncentred_matrix)]:
+        with monkeypatch.context() as m:
+            m.setattr(target, name, wrong)
+            with pytest.raises(AssertionError):
+                exec(source, dict(namespace))
+
+
+def test_notebook_02_fgsm_by_hand_checks_the_eps_search_the_suite_runs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite's FGSM row comes from attacks.fgsm_search, which the by-hand cell did not call:
+    a search returning examples, eps or norms 1 % off passed it. Each must now fail its assert."""
+    import dataclasses
+
+    from advlens import attacks, resample
+
+    source = _cell_with("02", "x_fgsm = ")
+    model = _tiny_mlp(3).eval()
+    x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        y = model(x).argmax(1)  # every image classified "correctly"
+    namespace = {"MODELS": {"m": model}, "SIDES": {"m": None}, "x": x, "y": y,
+                 "P": {"search_start": 0.02, "search_tries": 6}, "attacks": attacks,
+                 "resample": resample, "torch": torch}
+    checked = dict(namespace)
+    exec(source, checked)  # the library as it is: the check passes
+    assert bool(checked["ok"].any()), "the search should fool some of the images"
+    search = attacks.fgsm_search
+    for field in ("adv", "eps", "norms"):
+        def off(*args: object, field: str = field, **kw: object) -> object:
+            r = search(*args, **kw)
+            return dataclasses.replace(r, **{field: getattr(r, field) * 1.01})
+        with monkeypatch.context() as m:
+            m.setattr(attacks, "fgsm_search", off)
+            with pytest.raises(AssertionError):
+                exec(source, dict(namespace))
