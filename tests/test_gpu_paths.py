@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import advlens.inversion
-from advlens import accel, attacks, features, resample, runner
+from advlens import accel, attacks, features, presets, resample, runner
 from advlens.data import ImageSet
 from advlens.papers import jones2022
 from advlens.zoo.architectures import build_model
@@ -55,7 +55,7 @@ def test_notebook_02_fgsm_by_hand_runs_with_a_gpu_model() -> None:
         assert next(models["m"].parameters()).device.type == "cuda"
         exec(_cell("02", "x_fgsm"), {"MODELS": models, "SIDES": {"m": None}, "x": x, "y": y,
                                      "torch": torch, "attacks": attacks,
-                                     "resample": resample})
+                                     "resample": resample, "P": presets.resolve("02", "smoke")})
 
 
 def test_notebook_01_inversion_by_hand_runs_with_a_gpu_model() -> None:

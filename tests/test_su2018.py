@@ -570,7 +570,7 @@ def test_teaching_cell_feeds_the_first_model_at_its_input_side(
     images by hand."""
     import nbformat
 
-    from advlens import attacks, resample
+    from advlens import attacks, presets, resample
     from advlens.paths import repo_root
     from attack_toys import SideOnly
 
@@ -582,8 +582,10 @@ def test_teaching_cell_feeds_the_first_model_at_its_input_side(
     seen = resample.images_to_side(x[:16], 6)
     with torch.no_grad():
         y = big(resample.images_to_side(x, 6)).argmax(1)
+    knobs = presets.resolve("02", "smoke")  # the cell's eps search takes the notebook's knobs
     exec(cell, {"MODELS": {"big": big, "small": small}, "SIDES": {"big": 6, "small": None},
-                "x": x, "y": y, "attacks": attacks, "resample": resample, "torch": torch})
+                "x": x, "y": y, "attacks": attacks, "resample": resample, "torch": torch,
+                "P": knobs})
     x_grad = seen.clone().requires_grad_(True)
     logits = big(x_grad)
     loss = -logits.log_softmax(1).gather(1, y[:16, None]).sum()
