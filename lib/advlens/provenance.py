@@ -175,11 +175,22 @@ def compute_settings() -> dict[str, Any]:
         "cuda_available": torch.cuda.is_available(),
         "gpus": gpus,
         "cuda_version": torch.version.cuda,
-        "cudnn_version": torch.backends.cudnn.version(),
+        "cudnn_version": _cudnn_version(),
         "tf32": {"matmul": bool(torch.backends.cuda.matmul.allow_tf32),
                  "cudnn": bool(torch.backends.cudnn.allow_tf32)},
         "env": {name: os.environ.get(name) for name in _COMPUTE_ENV},
     }
+
+
+def _cudnn_version() -> int | None:
+    """The cuDNN version torch loads; None without one, or where asking initialises a CUDA that
+    is not there (the first call loads the library: a CUDA-built torch without a driver)."""
+    import torch
+
+    try:
+        return torch.backends.cudnn.version()
+    except (RuntimeError, AssertionError):
+        return None
 
 
 def record(params: dict[str, Any], *, seed: int | None = None,
