@@ -319,3 +319,44 @@ def test_timm_penultimate_is_timm_pre_logits_or_refused() -> None:
         features.representation(_tiny_timm(distilled=True), x)
     with pytest.raises(ValueError, match="get_classifier"):
         features.representation(nn.Sequential(nn.Identity(), _tiny_timm(distilled=True)), x)
+
+
+class DictBackbone(nn.Module):
+    """A backbone returning a dict (torchvision's IntermediateLayerGetter, HF ModelOutput)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"out": self.conv(x)}
+
+
+class DictNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = DictBackbone()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.backbone(x)["out"].mean((2, 3)))
+
+
+def test_non_tensor_layer_output_is_refused_clearly() -> None:
+    model = DictNet().eval()
+    with pytest.raises(TypeError, match="output of DictBackbone is dict, not a tensor"):
+        features.representation(model, torch.rand(2, 3, 8, 8), layer="backbone")
+    assert _no_hooks(model)
+    got = features.representation(model, torch.rand(2, 3, 8, 8), layer="backbone.conv")
+    assert got.shape == (2, 4 * 6 * 6)
+
+
+def test_module_called_twice_gives_its_first_call() -> None:
+    torch.manual_seed(0)
+    model = InplaceNet().eval()
+    x = torch.randn(5, 8)
+    with torch.no_grad():
+        first = torch.relu(model.fc1(x))  # the shared ReLU's first call, not its last
+    torch.testing.assert_close(features.representation(model, x, layer="relu"), first)
+    _, got = features.forward_and_capture(model, x, model.relu, False)
+    torch.testing.assert_close(got, first)

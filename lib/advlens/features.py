@@ -89,9 +89,19 @@ def _hooked(module: nn.Module, take_input: bool, *, stop: bool) -> Iterator[list
     captured: list[Tensor] = []
 
     def hook(_module: nn.Module, args: tuple, output: Tensor | None = None) -> None:
-        value = args[0] if take_input else output
-        if isinstance(value, tuple):
+        if take_input:  # None when called with keyword arguments only
+            value = args[0] if args else None
+        else:
+            value = output
+        if isinstance(value, tuple) and value:
             value = value[0]
+        if not isinstance(value, Tensor):
+            what = "positional input" if take_input else "output"
+            raise TypeError(
+                f"the {what} of {type(_module).__name__} is {type(value).__name__}, not a tensor, "
+                "so it cannot be taken as a representation; pass layer='<module name>' naming a "
+                "module whose output is one tensor (or a tuple whose first item is one)."
+            )
         # clone: a later in-place op (ReLU(inplace=True), re-used modules) must not alter it
         captured.append(value.clone())
         if stop:
@@ -123,6 +133,9 @@ def _first(captured: list[Tensor], module: nn.Module) -> Tensor:
 
 def capture(model: nn.Module, x: Tensor, module: nn.Module, take_input: bool) -> Tensor:
     """Run ``model(x)`` up to ``module`` and return its input (or output) flattened to (N, D).
+
+    A module called several times in one forward pass (a shared block, a ReLU re-used inside a
+    residual block) gives its first call's input (or output).
 
     For loops that call the same layer many times: resolve it once with :func:`resolve_layer`.
     An ``nn.DataParallel`` model runs as its wrapped module, on one device (see
@@ -170,7 +183,8 @@ def representation(model: nn.Module, x: Tensor, layer: str | None = None, *,
     """Representation (N, D) of images ``x`` at ``layer`` (default: input of the final linear).
 
     Runs in eval mode (the model's own modes are restored), in batches, on the model's device;
-    the result is returned on the CPU in float32.
+    the result is returned on the CPU in float32. A module called several times in one forward
+    pass (e.g. the ``relu`` of a torchvision ``BasicBlock``) gives its first call's output.
     """
     x, batch_size = _model_input(model, x, batch_size)
     device = torch.device(device) if device is not None else model_device(model)
