@@ -67,3 +67,19 @@ def smoke_run(isolated_data: str) -> Callable[..., Path | None]:
         return root / path.stem
 
     return run
+
+
+@pytest.fixture
+def python_without_extraction_filters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This Python as 3.11.0-3.11.3 (pyproject admits them; Debian 12's is 3.11.2): no
+    ``tarfile.data_filter``, and ``TarFile.extractall`` without its ``filter=`` keyword."""
+    import tarfile
+
+    extract = tarfile.TarFile.extractall
+
+    def old_extractall(self: tarfile.TarFile, path: str = ".", members: object = None, *,
+                       numeric_owner: bool = False) -> None:  # 3.11.2's signature
+        extract(self, path, members, numeric_owner=numeric_owner, filter="data")
+
+    monkeypatch.delattr(tarfile, "data_filter")
+    monkeypatch.setattr(tarfile.TarFile, "extractall", old_extractall)

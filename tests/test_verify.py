@@ -298,23 +298,13 @@ def test_committed_reference_is_figures_at_head(tmp_path: Path) -> None:
         verify.committed_reference("no-such-revision", tmp_path / "x")
 
 
-def test_committed_reference_on_a_python_without_extraction_filters(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("python_without_extraction_filters")
+def test_committed_reference_on_a_python_without_extraction_filters(tmp_path: Path) -> None:
     """Python 3.11.0-3.11.3 (Debian 12's python3.11 is 3.11.2; pyproject admits them) have no
     ``extractall(filter=...)``: ``--reference git:REV`` and ``make reproduce``'s verify raised
     a TypeError there."""
-    import tarfile
-
     from advlens.paths import repo_root
 
-    extract = tarfile.TarFile.extractall
-
-    def old_extractall(self: tarfile.TarFile, path: str = ".", members: object = None, *,
-                       numeric_owner: bool = False) -> None:  # 3.11.2's signature
-        extract(self, path, members, numeric_owner=numeric_owner, filter="data")
-
-    monkeypatch.delattr(tarfile, "data_filter")
-    monkeypatch.setattr(tarfile.TarFile, "extractall", old_extractall)
     ref = verify.committed_reference("HEAD", tmp_path)
     committed = subprocess.run(["git", "ls-tree", "-r", "--name-only", "HEAD", "figures"],
                                cwd=repo_root(), check=True, capture_output=True,

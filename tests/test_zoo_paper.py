@@ -454,6 +454,7 @@ def test_cifar10_download_goes_through_the_hash_checked_cache(
         cifar.download_cifar10(tmp_path / "cifar2")
 
 
+@pytest.mark.usefixtures("python_without_extraction_filters")
 def test_cifar10_extracts_on_a_python_without_extraction_filters(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Python 3.11.0-3.11.3 (pyproject admits them; Debian 12's is 3.11.2) have no
@@ -468,14 +469,6 @@ def test_cifar10_extracts_on_a_python_without_extraction_filters(
     archive = tmp_path / "cifar-10-python.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
-    extract = tarfile.TarFile.extractall
-
-    def old_extractall(self: tarfile.TarFile, path: str = ".", members: object = None, *,
-                       numeric_owner: bool = False) -> None:  # 3.11.2's signature
-        extract(self, path, members, numeric_owner=numeric_owner, filter="data")
-
-    monkeypatch.delattr(tarfile, "data_filter")
-    monkeypatch.setattr(tarfile.TarFile, "extractall", old_extractall)
     monkeypatch.setenv("ADVLENS_DATA", str(tmp_path / "cache"))
     monkeypatch.setattr(cifar, "URL", archive.as_uri())
     monkeypatch.setattr(cifar, "ARCHIVE_SHA256", sha256_file(archive))
