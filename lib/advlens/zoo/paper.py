@@ -103,17 +103,23 @@ def input_side(config: Any) -> int | None:
     return None if config.source == "trained" or arch is None else arch.input_size
 
 
+def _timm_cfg(name: str) -> Any | None:
+    """timm's stored pretrained config of model ``name`` (nothing is downloaded); None when timm
+    is missing or does not know the name."""
+    try:
+        from timm.models import get_pretrained_cfg
+
+        return get_pretrained_cfg(name)
+    except Exception:  # noqa: BLE001 - timm missing, or a name it cannot parse
+        return None
+
+
 def timm_eval(name: str) -> tuple[str, float, int] | None:
     """(interpolation, crop_pct, input side) of timm model ``name`` as its stored pretrained
     config says (nothing is downloaded); None when timm does not know it."""
     from advlens.data.imagefolder import INTERPOLATIONS
 
-    try:
-        from timm.models import get_pretrained_cfg
-
-        cfg = get_pretrained_cfg(name)
-    except Exception:  # noqa: BLE001 - timm missing, or a name it cannot parse
-        return None
+    cfg = _timm_cfg(name)
     if cfg is None or cfg.interpolation not in INTERPOLATIONS or not cfg.crop_pct:
         return None
     return cfg.interpolation, float(cfg.crop_pct), int(cfg.input_size[-1])
@@ -160,12 +166,7 @@ def torchvision_eval(name: str, checkpoint: str | Path | None = None
 def timm_crop_mode(name: str) -> str | None:
     """timm model ``name``'s stored ``crop_mode`` ("center", "squash", "border"); None when
     timm does not know it (nothing is downloaded)."""
-    try:
-        from timm.models import get_pretrained_cfg
-
-        cfg = get_pretrained_cfg(name)
-    except Exception:  # noqa: BLE001 - timm missing, or a name it cannot parse
-        return None
+    cfg = _timm_cfg(name)
     return None if cfg is None else getattr(cfg, "crop_mode", "center")
 
 
