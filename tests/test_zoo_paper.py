@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -273,6 +274,24 @@ def test_paper_zoo_from_manifest_builds_evaluates_and_caches(
     fourth = zoo.build("paper", root=tmp_path / "zoo", progress=False, robust_eval_eps=0.5,
                        robust_eval_n=6)
     assert [e.cached for e in fourth] == [False] + [True] * 5
+    # weights replaced by other weights of the same size, their mtime set back, are measured
+    # again; the same weights with a new mtime (a copy) are not
+    from advlens.zoo import paper
+
+    weights = paper.weights_path(configs[0])
+    before, data_bytes = weights.stat(), bytearray(weights.read_bytes())
+    weights.write_bytes(bytes(data_bytes))
+    assert [e.cached for e in zoo.build("paper", root=tmp_path / "zoo", progress=False,
+                                        robust_eval_eps=0.5, robust_eval_n=6)] == [True] * 6
+    state = torch.load(weights, weights_only=True)
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1)
+    state[key] = -state[key]
+    torch.save(state, weights)
+    assert weights.stat().st_size == before.st_size
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    fifth = zoo.build("paper", root=tmp_path / "zoo", progress=False, robust_eval_eps=0.5,
+                      robust_eval_n=6)
+    assert [e.cached for e in fifth] == [False] + [True] * 5
     robust = built.select(source="robustness", eps=3.0)
     assert len(robust) == 2 and all(e.config.regime == "l2-at" for e in robust)
 

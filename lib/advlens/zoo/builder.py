@@ -88,13 +88,17 @@ EVAL_LABELS = "imagenet-1k-wnid-index"
 def _published(config: ModelConfig, root: str | Path | None, settings: RobustEval,
                memo: _DataCache | None, trust: bool | None) -> ZooEntry:
     """A published model, with its clean and robust accuracy on ImageNet validation images
-    evaluated once per weights file, ImageNet folder and setting (cached in the zoo's metadata
-    file; ``test_acc`` / ``n_test`` are the clean accuracy on the same ``n`` images as the
-    robust one). With ``$ADVLENS_IMAGENET`` unset, accuracies cached on any folder are served."""
+    evaluated once per weights file (its path and contents), ImageNet folder and setting
+    (cached in the zoo's metadata file; ``test_acc`` / ``n_test`` are the clean accuracy on the
+    same ``n`` images as the robust one). With ``$ADVLENS_IMAGENET`` unset, accuracies cached
+    on any folder are served."""
     model = published_model(config, trust)
     weights = paper.weights_path(config)
     stamp = {"path": str(weights), "size": weights.stat().st_size,
              "mtime": weights.stat().st_mtime}
+    # the file's contents, not its mtime, decide: weights replaced by a file of the same size
+    # whose mtime was set back (a copy with -p, an unpacked archive) are measured again
+    digest = sha256_file(weights)
     paths = cache.cache_paths(config, root)
     folder = _imagenet_folder()
     with cache.model_lock(config, root):
@@ -104,14 +108,17 @@ def _published(config: ModelConfig, root: str | Path | None, settings: RobustEva
         # ... and those labelled before a folder of some ImageNet classes took the models'
         # 1,000-class indices (it numbered its folders 0, 1, ...: EVAL_LABELS)
         preprocessing = paper.eval_kw(config.arch)
-        cached = (meta.get("weights") == stamp and meta.get("eval_preprocessing") == preprocessing
+        stamped = meta.get("weights") or {}
+        cached = (stamped.get("path") == stamp["path"] and stamped.get("size") == stamp["size"]
+                  and meta.get("sha256") == digest
+                  and meta.get("eval_preprocessing") == preprocessing
                   and meta.get("eval_labels") == EVAL_LABELS
                   and folder in (None, meta.get("eval_folder", folder)))
         if not cached:
             meta = {"name": config.name, "hash": config.hash, "config": config.to_dict(),
                     "weights": stamp, "eval_preprocessing": preprocessing,
                     "eval_labels": EVAL_LABELS, "eval_folder": folder,
-                    "sha256": sha256_file(weights), "train_time_s": None,
+                    "sha256": digest, "train_time_s": None,
                     "n_params": sum(p.numel() for p in model.parameters()), "robust": {},
                     "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         if settings.key not in meta["robust"]:
