@@ -78,6 +78,82 @@ def test_torchvision_state_dict_with_dataparallel_prefix(tmp_path: Path) -> None
         published.torchvision_model("mobilenet_v3_small", path)
 
 
+def test_torchvision_modules_read_their_version_from_the_file(tmp_path: Path) -> None:
+    """torchvision's MNASNet reads its version from the state dict's ``_metadata`` (and patches
+    a version-1 mnasnet0_5 back to its old stem); dropping it with the 'module.' prefix made
+    every MNASNet file fail ('version should be set to 1 or 2 instead of None')."""
+    import torchvision
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 64)
+    network = torchvision.models.mnasnet1_0(num_classes=10).eval()
+    torch.save({"state_dict": torch.nn.DataParallel(network).state_dict()},
+               tmp_path / "mnasnet.pth")
+    # a version-1 mnasnet0_5 (the stem of its published weights), made the way torchvision
+    # makes one: loading a file that says version 1 swaps in the old stem first
+    old = torchvision.models.mnasnet0_5(num_classes=10)
+    claims_v1 = old.state_dict()
+    claims_v1._metadata[""]["version"] = 1
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        old.load_state_dict(claims_v1)
+    old = old.eval()
+    torch.save(old.state_dict(), tmp_path / "mnasnet_v1.pth")
+    for name, path, reference in (("mnasnet1_0", "mnasnet.pth", network),
+                                  ("mnasnet0_5", "mnasnet_v1.pth", old)):
+        model = published.torchvision_model(name, tmp_path / path, num_classes=10)
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), reference(_normalised(x, MEAN, STD)))
+    # the same network trained through robustness (DummyModel, as robust-models-transfer did)
+    from robustness.attacker import AttackerModel
+    from robustness.model_utils import DummyModel
+
+    attacker = torch.nn.DataParallel(AttackerModel(DummyModel(network),
+                                                   compat.DatasetStub(MEAN, STD)))
+    torch.save({"model": attacker.state_dict(), "epoch": 90}, tmp_path / "mnasnet_l2_eps3.ckpt")
+    model = compat.load_robustness_checkpoint("mnasnet1_0", tmp_path / "mnasnet_l2_eps3.ckpt",
+                                              num_classes=10)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), network(_normalised(x, MEAN, STD)))
+
+
+def test_torchvision_densenet_file_with_its_published_key_names(tmp_path: Path) -> None:
+    """torchvision's published DenseNet files (densenet121-a639ec97.pth) name the dense layers'
+    parts 'norm.1', 'conv.2' (and lack num_batches_tracked); torchvision renames them on load.
+    They were refused as 'not the checkpoint of this architecture'."""
+    import re
+
+    import torchvision
+
+    torch.manual_seed(0)
+    network = torchvision.models.densenet121(num_classes=10).eval()
+    for module in network.modules():  # running statistics that matter
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    legacy = {re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", key): value
+              for key, value in network.state_dict().items()
+              if not key.endswith("num_batches_tracked")}
+    assert "features.denseblock1.denselayer1.norm.1.weight" in legacy
+    path = tmp_path / "densenet121-a639ec97.pth"
+    torch.save(legacy, path)
+    model = published.torchvision_model("densenet121", path, num_classes=10)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), network(_normalised(x, MEAN, STD)))
+
+
+@pytest.mark.parametrize(("arch", "hint"), [("densenet", "torchvision's 'densenet161'"),
+                                            ("mobilenet", "torchvision's 'mobilenet_v2'"),
+                                            ("resnet", "function of that name\\)")])
+def test_a_robustness_arch_that_names_no_builder_is_refused_with_the_way_out(
+        arch: str, hint: str) -> None:
+    """'densenet' / 'mobilenet' (the release's file names) and 'resnet' are modules of
+    robustness.imagenet_models / torchvision.models: calling them raised TypeError 'module'
+    object is not callable."""
+    with pytest.raises(ValueError, match=f"unknown ImageNet architecture '{arch}'.*{hint}"):
+        compat.robustness_architecture(arch)
+
+
 @pytest.mark.parametrize(("arch", "first", "aux"), [("googlenet", "conv1", True),
                                                      ("googlenet", "conv1", False),
                                                      ("inception_v3", "Conv2d_1a_3x3", True)])

@@ -18,6 +18,8 @@ import pickletools
 import re
 import struct
 import zipfile
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +197,24 @@ def state_dict_of(checkpoint: Any, path: str | Path,
             return checkpoint
     raise ValueError(f"{path} holds no state dict (a dict of tensors, or one under "
                      f"{', '.join(repr(k) for k in keys)}).")
+
+
+def rekeyed(state: Mapping[str, torch.Tensor], rename: Callable[[str], str | None]
+            ) -> dict[str, torch.Tensor]:
+    """``state`` with every key renamed by ``rename`` (dropped where it returns None), keeping
+    the per-module versions ``state_dict()`` records (``_metadata``) under the renamed modules:
+    a plain dict loses them, and modules that read their version when loading (torchvision's
+    MNASNet, BatchNorm, ViT's MLP block) then refuse the file or treat it as their oldest one."""
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for key, value in state.items():
+        if (new := rename(key)) is not None:
+            out[new] = value
+    metadata = getattr(state, "_metadata", None)
+    if metadata is not None:
+        kept: OrderedDict[str, Any] = OrderedDict()
+        for module, info in metadata.items():  # module names have no final dot; "" is the root
+            new = rename(f"{module}.")
+            if new is not None and (new == "" or new.endswith(".")):
+                kept[new.removesuffix(".")] = info
+        out._metadata = kept  # type: ignore[attr-defined]
+    return out

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import sys
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from advlens.checkpoints import load_checkpoint, state_dict_of
+from advlens.checkpoints import load_checkpoint, rekeyed, state_dict_of
 from advlens.checks import as_tensor, check_images, frozen, model_device
 from advlens.features import forward_and_capture, resolve_layer
 from advlens.zoo.published import IMAGENET_MEAN, IMAGENET_STD, NormalizedClassifier
@@ -174,17 +174,22 @@ def robustness_invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
 def robustness_architecture(arch: str, num_classes: int = 1000) -> nn.Module:
     """An ImageNet architecture as the robustness library defines it, else torchvision's
     (Salman et al. trained MobileNetV2 and ShuffleNetV2 as torchvision defines them)."""
+    import inspect
+
+    import torchvision.models
     from robustness import imagenet_models
 
-    if arch in getattr(imagenet_models, "__all__", dir(imagenet_models)) or hasattr(
-            imagenet_models, arch):
-        return getattr(imagenet_models, arch)(num_classes=num_classes)
-    import torchvision.models
+    from advlens.zoo.paper import SALMAN_RELEASE_NAMES
 
-    if hasattr(torchvision.models, arch):
-        return getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
+    for source in (imagenet_models, torchvision.models):  # builders only: not their modules
+        if inspect.isfunction(build := getattr(source, arch, None)):
+            kwargs = {} if source is imagenet_models else {"weights": None}
+            return build(num_classes=num_classes, **kwargs)
+    named = {release: name for name, release in SALMAN_RELEASE_NAMES.items()}
+    hint = (f"; the release's file name {arch!r} is torchvision's {named[arch]!r}, pass that"
+            if arch in named else "")
     raise ValueError(f"unknown ImageNet architecture {arch!r} (neither robustness.imagenet_models "
-                     "nor torchvision.models defines it).")
+                     f"nor torchvision.models has a function of that name{hint}).")
 
 
 def _differences(expected: dict[str, Tensor], found: dict[str, Tensor]) -> str:
@@ -218,13 +223,15 @@ def load_robustness_checkpoint(arch: str, path: str | Path, *, num_classes: int 
         raise FileNotFoundError(f"no checkpoint at {path}; download it (e.g. from the Salman et "
                                 "al. robust ImageNet release) and pass its path.")
     state = state_dict_of(load_checkpoint(path, trust=trust), path)
-    weights, buffers = {}, {}
-    for key, value in state.items():
-        key = key.removeprefix("module.")
-        if key.startswith("model."):
-            weights[key.removeprefix("model.")] = value
-        elif key.startswith("normalizer."):
-            buffers[key.removeprefix("normalizer.")] = value
+
+    def under(prefix: str) -> Callable[[str], str | None]:  # [module.]<prefix>KEY -> KEY
+        def rename(key: str) -> str | None:
+            key = key.removeprefix("module.")
+            return key.removeprefix(prefix) if key.startswith(prefix) else None
+        return rename
+
+    # rekeyed keeps the modules' versions, which some torchvision modules read when loading
+    weights, buffers = rekeyed(state, under("model.")), rekeyed(state, under("normalizer."))
     if not weights:
         raise ValueError(f"{path} has no 'model.*' weights; is it a robustness checkpoint? "
                          f"First keys: {list(state)[:5]}.")
@@ -232,7 +239,7 @@ def load_robustness_checkpoint(arch: str, path: str | Path, *, num_classes: int 
         # a torchvision network trained through robustness's DummyModel (robust-models-transfer's
         # add_custom_forward=True: the released densenet, mobilenet, resnext50_32x4d, shufflenet
         # and vgg16_bn files) keeps one more wrapper: model.model.*
-        weights = {key.removeprefix("model."): value for key, value in weights.items()}
+        weights = rekeyed(weights, under("model."))
     network = robustness_architecture(arch, num_classes)
     try:
         network.load_state_dict(weights)

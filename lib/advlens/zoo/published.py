@@ -12,6 +12,7 @@ Hugging Face hub cache; offline, a missing file is reported with the file to fet
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from advlens.checkpoints import load_checkpoint, state_dict_of
+from advlens.checkpoints import load_checkpoint, rekeyed, state_dict_of
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -40,12 +41,13 @@ class NormalizedClassifier(nn.Module):
 
 
 def _strip(state: Mapping[str, Tensor], prefixes: Sequence[str]) -> dict[str, Tensor]:
-    out = {}
-    for key, value in state.items():
+    """``state`` with ``prefixes`` removed from its keys, the modules' versions kept."""
+    def strip(key: str) -> str:
         for prefix in prefixes:
             key = key.removeprefix(prefix)
-        out[key] = value
-    return out
+        return key
+
+    return rekeyed(state, strip)
 
 
 def _state(path: str | Path, trust: bool | None) -> dict[str, Tensor]:
@@ -102,6 +104,16 @@ def timm_model(name: str, path: str | Path | None = None, *, trust: bool | None 
 # key prefix of their auxiliary head (in torchvision's files; not in a state dict saved from a
 # googlenet(weights=...), which drops it)
 TRANSFORM_INPUT = {"inception_v3": "AuxLogits.", "googlenet": "aux1."}
+# torchvision's published DenseNet files keep the keys of its old dense layers ('norm.1',
+# 'conv.2'), which torchvision renames as it loads them (torchvision.models.densenet)
+DENSENET_LEGACY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
+                             r"((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+
+
+def _densenet_keys(key: str) -> str:
+    """``key`` of a torchvision DenseNet file as current torchvision names it."""
+    found = DENSENET_LEGACY.match(key)
+    return found.group(1) + found.group(2) if found else key
 
 
 def torchvision_model(name: str, path: str | Path, *, trust: bool | None = None,
@@ -111,12 +123,15 @@ def torchvision_model(name: str, path: str | Path, *, trust: bool | None = None,
     those weights' ``transforms()`` (ImageNet's; efficientnet_v2_l's 0.5) where the file name
     or model says which (:func:`advlens.zoo.paper.torchvision_weights`), else ImageNet's.
     Inception-v3 and GoogLeNet are built as torchvision builds them for its weights
-    (``transform_input``)."""
+    (``transform_input``); the old key names of its published DenseNet files are renamed as
+    torchvision renames them."""
     import torchvision.models
 
     from advlens.zoo.paper import torchvision_weights
 
     state = _state(path, trust)
+    if name.startswith("densenet"):
+        state = rekeyed(state, _densenet_keys)
     kwargs: dict[str, Any] = {}
     if name in TRANSFORM_INPUT:
         kwargs = {"transform_input": True, "init_weights": False,
