@@ -80,6 +80,33 @@ def test_passes_and_hours_for_a_hand_counted_zoo() -> None:
     assert "| **all** |" in cost.markdown(hours.reset_index(), gpus=(cost.Gpu("X", 1e9, 0.5),))
 
 
+def test_gpu_hours_assume_the_precision_the_paper_preset_runs_in(monkeypatch) -> None:
+    """The zoo serves every published model for inversion (zoo.builder.published_model:
+    ``accel.prepare(..., kind="inversion")``, "fp32 -- one model serves inversion too, which
+    bf16 changes beyond tolerance") and accel.BF16_DEFAULT keeps bf16 off for attacks too, so
+    the paper preset's passes run in fp32, convolutions on TF32 tensor cores (cuDNN's default):
+    the hours divide by the TF32 dense peak, half the bf16 one (NVIDIA datasheets, dense: H100
+    SXM bf16 989 / TF32 494.7 TFLOP/s; A100 SXM 312 / 156). The bf16 peak halved the hours."""
+    from advlens import accel
+
+    assert not accel.BF16_DEFAULT["inversion"] and not accel.BF16_DEFAULT["attacks"]
+    gpus = {g.name: g for g in cost.GPUS}
+    assert {n: (g.peak, g.precision) for n, g in gpus.items()} == {
+        "H100": (494.7e12, "TF32"), "A100": (156e12, "TF32")}
+    # by hand: 5.8e19 FLOPs (one forward+backward pass of 2.9e10 + 2.9e10 GFLOPs) at 40 % of
+    # each GPU's TF32 peak
+    passes = pd.DataFrame([{"notebook": "02", "arch": "m", "fwd": 0, "fwd_bwd": 1, "train": 0}])
+    flops = pd.DataFrame([{"arch": "m", "forward_gflops": 2.9e10, "backward_gflops": 2.9e10}])
+    hours = cost.gpu_hours(passes, flops)
+    assert hours.loc[0, "H100_hours"] == pytest.approx(5.8e19 / (0.4 * 494.7e12) / 3600)
+    assert hours.loc[0, "A100_hours"] == pytest.approx(5.8e19 / (0.4 * 156e12) / 3600)
+    assert "H100 495 TFLOP/s TF32 dense × 40% sustained" in cost.markdown(hours)
+    # computed from accel, not typed: bf16 autocast for inversion and attacks -> bf16 peaks
+    monkeypatch.setitem(accel.BF16_DEFAULT, "inversion", True)
+    monkeypatch.setitem(accel.BF16_DEFAULT, "attacks", True)
+    assert cost.compute_precision() == "bf16"
+
+
 # ------------------------------------------------------- pass counts against counted forwards
 class _Counter:
     """Images entering one model's forward calls (a pre-hook: forwards stopped at a layer, as
@@ -190,7 +217,8 @@ def _name01(config: ModelConfig) -> str:
 def test_notebook01_passes_equal_the_forwards_of_its_code_path() -> None:
     """Notebook 01's cells (a), (b) with its unequal-radius grid, and (c) on tiny models: the
     cost model counted each test set once, no inversion's last scoring pass, none of the
-    unequal-radius grid (31 of every 35 forwards of (b) at the paper knobs) and no part of (c)."""
+    unequal-radius grid (31 of every 35 forwards of (b) at the paper knobs) and no part of (c);
+    nor (b)'s freeze_at_bounds rerun of its end radii (``compare_freeze``, on at every preset)."""
     from advlens import features
     from advlens.inversion import draw_pairs
     from advlens.papers import jones2022
@@ -199,7 +227,8 @@ def test_notebook01_passes_equal_the_forwards_of_its_code_path() -> None:
     k = {"heatmap_archs": ["resnet18", "resnet50"], "heatmap_eps": 0.0, "n_data": 12,
          "n_pairs": 6, "iterations": 2, "robust_archs": ["resnet18", "resnet50"],
          "robust_eps": [0.0, 1.0, 3.0], "robust_pairs": 5, "twin_zoo": "laptop",
-         "twin_design": "latent", "twin_n": 14, "twin_pairs": 4, "twin_iterations": 3}
+         "twin_design": "latent", "twin_n": 14, "twin_pairs": 4, "twin_iterations": 3,
+         "compare_freeze": True}
     # radius 1 has one architecture: (b) skips it, yet its model judges the others' inversions
     zoo = [ModelConfig(arch, source="robustness", dataset="imagenet", epochs=0, eps=eps,
                        regime="l2-at" if eps else "standard", checkpoint=f"{arch}-{eps}")
@@ -233,6 +262,11 @@ def test_notebook01_passes_equal_the_forwards_of_its_code_path() -> None:
         **{**invert_kw, "seed_labels": labels[rs], "target_labels": labels[rt]})
     jones2022.cross_level_similarity(levels, by_level.inverted,
                                      pair_filter=jones2022.different_kinds)
+    ends = sorted(by_level.summary.level)  # compare_freeze: the end radii again, frozen
+    jones2022.similarity_by_level(
+        {lv: levels[lv] for lv in sorted({ends[0], ends[-1]})}, images[rs], images[rt], test,
+        groups=2, pair_filter=jones2022.different_kinds, freeze_at_bounds=True,
+        **{**invert_kw, "seed_labels": labels[rs], "target_labels": labels[rt]})
     twin = {name: m for name, m in models.items() if "/" in name}
     both = images[:k["twin_n"]]  # (c)
     ts, tt = draw_pairs(labels[:k["twin_n"]], k["twin_pairs"], seed=0)

@@ -402,6 +402,33 @@ def test_paper_preset_is_the_published_protocol() -> None:
     assert linsley["data_kw"]["max_per_class"] == 1 and linsley["n_images"] == 1000
 
 
+def test_every_preset_shows_whether_the_pixel_freeze_matters() -> None:
+    """PROTOCOLS.md §1 on the `robustness` clamp quirk: "Offer both behaviours ..., state which
+    is the default, and show in notebook 01 whether the choice changes the similarity
+    conclusions." Notebook 01 says "We rerun the lowest and highest ε with
+    `freeze_at_bounds=True` (the reference behaviour)"; the paper preset skipped it (an empty
+    table, no squares), on the very models whose reference code froze."""
+    assert {p: t["compare_freeze"] for p, t in presets.PRESETS["01"].items()} == \
+        dict.fromkeys(presets.PRESET_NAMES, True)
+
+
+def test_liang_paper_alpha_averages_over_every_correct_test_image() -> None:
+    """Their image_exp/know2adv.py (experiment A) and adv2know.py (B) average α over the whole
+    STL-10 test loader of the reference's classes, skipping only the images the reference gets
+    wrong: ``for batch_idx,(images,labels) in enumerate(tqdm(testloader)): ... if
+    ref_model(images).max(1, keepdim = True)[1].item()!= labels[0].item(): continue``. STL-10
+    has 800 test images a class (its page: "800 test images per class"): 3,200 for A's four
+    animals, 8,000 for B's ten. n_images caps the first correct ones, so the paper preset's
+    1000 averaged over 31 % (A) and 12 % (B) of them, in file order."""
+    from advlens.papers import liang2021
+
+    knobs = presets.PRESETS["04"]["paper"]
+    sizes = {e.name: 800 * len(e.reference.classes or range(10))
+             for e in liang2021.paper_experiments(knobs)}
+    assert sizes == {"A-cifar10-stl10": 3200, "B-cifar10-stl10": 8000}
+    assert knobs["n_images"] >= max(sizes.values())
+
+
 def test_su_paper_models_are_stated_as_they_are() -> None:
     """Notebook 02's paper preset compares every standard model of the paper zoo, not Su et al.'s
     18 TF-slim networks (306 ordered pairs, their abstract): the notebook and the preset's comment

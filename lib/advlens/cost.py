@@ -6,8 +6,14 @@ and inversion) are *measured* per architecture on the CPU with
 2 FLOPs). The number of passes per notebook follows from the ``paper`` knobs in
 :mod:`advlens.presets` and the paper zoo (:mod:`advlens.zoo.paper`), as upper bounds (every
 image runs every iteration; early success or early stopping only lowers them). GPU-hours are
-FLOPs / (peak dense bf16 throughput × an assumed sustained utilisation); the utilisation is an
-assumption, stated in the table, not a measurement.
+FLOPs / (peak dense throughput × an assumed sustained utilisation); the utilisation is an
+assumption, stated in the table, not a measurement. The peak is that of the precision the code
+computes in (:data:`PRECISION`): the zoo serves published models in fp32 (``accel.prepare(kind=
+"inversion")``; :data:`advlens.accel.BF16_DEFAULT` keeps bf16 off for inversion and attacks), so
+convolutions run on TF32 tensor cores (cuDNN's default), not bf16 ones at twice the rate; matrix
+products run at the plain fp32 rate unless TF32 matmuls are enabled
+(``torch.backends.cuda.matmul.allow_tf32``), so the hours of matmul-heavy models (ViT, Mixer)
+are a floor.
 
 Training steps (zoo models a ``paper`` notebook trains: notebook 04's CIFAR-10 / STL-10 models,
 notebook 01's and 03's twin-cue ground-truth models) are measured the same way, one step of the
@@ -35,20 +41,37 @@ from torch import nn
 
 @dataclass(frozen=True)
 class Gpu:
-    """A GPU's peak dense bf16 tensor throughput (FLOP/s) and the share assumed sustained."""
+    """A GPU's peak dense tensor throughput (FLOP/s) in ``precision`` and the share assumed
+    sustained."""
 
     name: str
-    peak_bf16: float
+    peak: float
     utilisation: float
+    precision: str = "TF32"
 
     @property
     def sustained(self) -> float:
-        return self.peak_bf16 * self.utilisation
+        return self.peak * self.utilisation
 
 
-# Vendor datasheets (dense, no sparsity): H100 SXM 989 TFLOP/s bf16, A100 SXM 312 TFLOP/s.
+# Vendor datasheets (dense, no sparsity), FLOP/s: H100 SXM bf16 989 T, TF32 494.7 T; A100 SXM
+# bf16 312 T, TF32 156 T.
+PEAKS: dict[str, dict[str, float]] = {"H100": {"bf16": 989e12, "TF32": 494.7e12},
+                                      "A100": {"bf16": 312e12, "TF32": 156e12}}
+
+
+def compute_precision() -> str:
+    """The precision of the paper preset's passes: bf16 only if :mod:`advlens.accel` autocasts
+    both inversion (how the zoo serves every published model) and attacks; else fp32, whose
+    convolutions cuDNN runs in TF32."""
+    from advlens.accel import BF16_DEFAULT
+
+    return "bf16" if BF16_DEFAULT["inversion"] and BF16_DEFAULT["attacks"] else "TF32"
+
+
+PRECISION = compute_precision()
 # 40 % sustained is an assumption typical of ImageNet CNN training-like loops at batch 32-256.
-GPUS = (Gpu("H100", 989e12, 0.40), Gpu("A100", 312e12, 0.40))
+GPUS = tuple(Gpu(name, peaks[PRECISION], 0.40, PRECISION) for name, peaks in PEAKS.items())
 
 
 @contextlib.contextmanager
@@ -325,6 +348,16 @@ def notebook_passes(knobs: Mapping[str, Mapping], zoo: list,
                     k["robust_pairs"] * k["iterations"])
             elif judged:
                 add("01", c, "robustness levels", k["robust_pairs"] * judged, 0)
+        # compare_freeze: (b)'s lowest and highest paired radius again, freeze_at_bounds=True
+        # (the test images, the inversion, the radius' models on its sets; the unequal-radius
+        # grid is not rerun)
+        radii = sorted({c.eps for c in paired})
+        for c in paired if k.get("compare_freeze") and radii else ():
+            if c.eps in (radii[0], radii[-1]):
+                level = sum(o.eps == c.eps for o in levels)
+                add("01", c, "freeze_at_bounds rerun",
+                    k["n_data"] + k["robust_pairs"] * (2 + level),
+                    k["robust_pairs"] * k["iterations"])
         from advlens.zoo import spec
 
         twin = [c.replace(twin_design=k["twin_design"]) for c in spec(k["twin_zoo"])
@@ -428,7 +461,7 @@ def markdown(hours: pd.DataFrame, gpus: tuple[Gpu, ...] = GPUS) -> str:
     lines.append(f"| **all** | {total['fwd']:.3g} | {total['fwd_bwd']:.3g} | "
                  f"{total['train']:.3g} | {total['pflops']:.3g} | "
                  + " | ".join(f"{total[f'{g.name}_hours']:.2g}" for g in gpus) + " |")
-    assumed = "; ".join(f"{g.name} {g.peak_bf16 / 1e12:.0f} TFLOP/s bf16 dense × "
+    assumed = "; ".join(f"{g.name} {g.peak / 1e12:.0f} TFLOP/s {g.precision} dense × "
                         f"{g.utilisation:.0%} sustained (assumed)" for g in gpus)
     return "\n".join(lines) + f"\n\nThroughput: {assumed}.\n"
 
