@@ -238,6 +238,20 @@ def test_stir_checks_its_inputs_before_inverting(monkeypatch: pytest.MonkeyPatch
         advlens.stir.stir(model, model, torch.rand(6, 1, 4, 4), debiased="False")
 
 
+def test_stir_runs_m2_on_the_images_before_inverting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A misspelt layer2, or an m2 that cannot take x, fails before the inversion through m1
+    (which takes thousands of steps at the paper's settings), not after it."""
+    import advlens.stir
+
+    monkeypatch.setattr(advlens.stir, "invert", _no_inversion)
+    model, x = _mlp(), torch.rand(6, 1, 4, 4)
+    with pytest.raises(ValueError, match="no module named 'fc'"):
+        advlens.stir.stir(model, model, x, layer2="fc")
+    wider = nn.Sequential(nn.Flatten(), nn.Linear(48, 8), nn.ReLU(), nn.Linear(8, 3))
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
+        advlens.stir.stir(model, wider, x)
+
+
 def test_alpha2_checks_its_flag_before_attacking(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transfer, "_pair", _no_inversion)
     with pytest.raises(TypeError, match="squared must be True or False"):

@@ -208,6 +208,19 @@ def test_label_cka_and_class_means() -> None:
     assert scores["x"] == pytest.approx(np_cka(rep.double().numpy(), onehot.numpy()))
 
 
+def test_label_cka_of_class_identity_alone_is_not_one() -> None:
+    """Images at their class means (no within-class spread) score 1/√2, not 1, when three
+    balanced classes' means lie on a line (closed form: a rank-one X inside the two-dimensional
+    span of the centred one-hot labels, whose Gram has equal eigenvalues): label_cka is not the
+    share of the variance that is class identity (the docstring said it was)."""
+    from advlens.papers.jones2022 import label_cka
+
+    labels = torch.arange(3).repeat_interleave(5)
+    for means in ([0.0, 1.0, 10.0], [3.0, -1.0, 0.0]):
+        rep = torch.tensor(means)[labels, None]
+        assert label_cka({"x": rep}, labels)["x"] == pytest.approx(2**-0.5, abs=1e-12)
+
+
 def test_label_cka_checks_its_labels() -> None:
     """Labels of the wrong length were reported as "Y has 8 samples", negative ones as torch's
     RuntimeError and fractional ones truncated silently; any integer class ids are classes."""

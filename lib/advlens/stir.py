@@ -71,6 +71,10 @@ def stir(m1: nn.Module, m2: nn.Module, x: Tensor, *, seeds: Tensor | None = None
                          f"{x.shape[0]}.")
     if seeds is None:
         seeds = noise_seeds(x, generator=generator, seed=seed)
+    # m2 sees X before the inversion: a misspelt layer2, or an m2 that cannot take x (other
+    # input size or dtype), fails at once instead of after the whole inversion through m1
+    rep_x = representation(m2, x, layer2)
     inverted = invert(m1, seeds, x, layer=layer1, **invert_kwargs)
-    value = stir_score(m2, x, inverted.images.to(x.dtype), layer=layer2, debiased=debiased)
-    return StirResult(value=value, inverted=inverted)
+    rep_inverted = representation(m2, inverted.images.to(x.dtype), layer2)
+    return StirResult(value=linear_cka(rep_x, rep_inverted, debiased=debiased),
+                      inverted=inverted)

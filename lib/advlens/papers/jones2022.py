@@ -306,8 +306,12 @@ def similarity_by_level(levels: Mapping[Any, Mapping[str, nn.Module]], seeds: Te
 
 
 def label_cka(reps: Mapping[str, Tensor], labels: Tensor) -> pd.Series:
-    """Linear CKA of each representation with the one-hot labels: the share of its (centred)
-    geometry that is class identity (1 = nothing but class, near 0 = mostly within-class)."""
+    """Linear CKA of each representation with the one-hot labels: how close its (centred)
+    geometry is to class identity alone with equidistant classes. 1 only when every image sits
+    at its class mean and the class means are all equally far apart; within-class spread and
+    unequal distances between class means both lower it (three balanced classes whose means lie
+    on a line score 1/√2 with no within-class spread at all), so it is not the share of the
+    variance that is class identity: :func:`class_means` and :func:`nc1` tell the two apart."""
     def onehot(n: int) -> Tensor:  # one column per class present, whatever its id
         inverse = torch.unique(check_labels(labels, n, "labels").cpu(), return_inverse=True)[1]
         return torch.nn.functional.one_hot(inverse).double()
