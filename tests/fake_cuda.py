@@ -5,8 +5,9 @@ to ``"cuda"`` (``.to``, ``.cuda()``, a factory's ``device=``) stays a CPU tensor
 the GPU, whose ``.device`` reads ``cuda:0``. What a real GPU refuses raises a
 ``RuntimeError`` naming the op: an op mixing a GPU tensor with a non-scalar CPU tensor (CPU
 0-dim tensors mix legally; a GPU tensor may be indexed with CPU indices), ``.numpy()`` /
-``np.asarray`` of a GPU tensor, a CPU ``torch.Generator`` driving a GPU draw. Everything
-computes on the CPU, so the results are the CPU's.
+``np.asarray`` of a GPU tensor, a CPU ``torch.Generator`` driving a GPU draw.
+``torch.autocast("cuda", ...)`` runs as the CPU's autocast. Everything computes on the CPU, so
+the results are the CPU's.
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ class _FakeCuda(TorchFunctionMode):
         out = func(*args, **kwargs)
         if target:
             inputs = {id(t) for t in tensors}
+            if device is not None and isinstance(out, _T) and id(out) in inputs \
+                    and not on_gpu(out):  # torch.as_tensor(cpu, device="cuda") copies it
+                return _tag(out.view_as(out), True)
             tree_map(lambda o: _tag(o, True) if isinstance(o, _T) and id(o) not in inputs
                      else o, out)
         return out
@@ -129,6 +133,13 @@ def _parameter(cls: type, data: _T | None = None, requires_grad: bool = True) ->
     return _tag(param, True) if on_gpu(data) else param
 
 
+class _Autocast(torch.autocast):
+    """``torch.autocast("cuda", ...)`` as the CPU's autocast (the real one needs a driver)."""
+
+    def __init__(self, device_type: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__("cpu" if device_type == "cuda" else device_type, *args, **kwargs)
+
+
 @contextlib.contextmanager
 def fake_cuda() -> Iterator[None]:
     """Inside: one emulated CUDA device (8 GiB free), see the module's docstring."""
@@ -143,6 +154,7 @@ def fake_cuda() -> Iterator[None]:
         mock.patch("torch.cuda.set_rng_state", lambda *a, **k: None),
         mock.patch("torch.cuda.manual_seed_all", lambda *a, **k: None),
         mock.patch("torch.nn.Parameter.__new__", _parameter),
+        mock.patch("torch.autocast", _Autocast),
         mock.patch("torch.optim.Optimizer._accelerator_graph_capture_health_check",
                    lambda self: None, create=True),
     ]

@@ -146,7 +146,7 @@ def saliency(model: nn.Module, x: Tensor, y: Tensor, *, create_graph: bool = Fal
         return _reduce_channels(grad, channels)
     check_images(x, "x")
     with frozen(model), torch.enable_grad():
-        grad = _input_grad(model, x.detach().to(model_device(model)), y)[1]
+        grad = _input_grad(model, x, y)[1]
     return _reduce_channels(grad, channels).detach()
 
 
@@ -172,8 +172,8 @@ def _twice_differentiable_attention(create_graph: bool) -> contextlib.AbstractCo
 def _input_grad(model: nn.Module, x: Tensor, y: Tensor, *,
                 create_graph: bool = False) -> tuple[Tensor, Tensor]:
     """(logits, d(true-class logit)/d x (N, C, H, W)) from one forward pass (with
-    ``create_graph``, one that can be differentiated twice)."""
-    inputs = x.detach().requires_grad_(True)
+    ``create_graph``, one that can be differentiated twice), on the model's device."""
+    inputs = x.detach().to(model_device(model)).requires_grad_(True)
     with _twice_differentiable_attention(create_graph):
         logits = model_output(model, inputs)
     # out-of-range labels: named here (gather's index error, a device-side assert on CUDA)

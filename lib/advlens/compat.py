@@ -161,12 +161,15 @@ def robustness_invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
             try:
                 _, inv = attacker(s, target_rep, make_adv=True, with_latent=True, **kwargs)
             except (AssertionError, RuntimeError) as err:
-                if torch.cuda.is_available():
+                if torch.cuda.is_available() and device.type == "cuda":
                     raise
+                # (a CPU model where CUDA is available met the seeds robustness moved there:
+                # torch's device-mismatch error named neither the model nor the way out)
                 raise RuntimeError(
                     "the robustness library hard-codes .cuda(), so robustness_invert needs a "
-                    "CUDA device; use advlens.inversion.invert(..., freeze_at_bounds=True) for "
-                    "the same procedure on any device.") from err
+                    f"CUDA device and the model on it (it is on {device}): move it there with "
+                    "model.cuda(), or use advlens.inversion.invert(..., freeze_at_bounds=True) "
+                    "for the same procedure on any device.") from err
             inverted.append(inv.detach().float().cpu())
     return torch.cat(inverted)
 

@@ -164,9 +164,10 @@ def linearised_distance(model: nn.Module, x: Tensor, y: Tensor,
     """Each image's L2 distance to its decision boundary with the model linearised at ``x``:
     margin/||∇margin||₂ (N,), 0 where already adversarial (runner-up margin untargeted, the
     target's targeted; :meth:`Criterion.margin`). One forward+backward pass; call inside
-    :func:`~advlens.attacks.core.attack_mode`."""
-    _, _, crit = prepare(model, x, y, targets=targets)
-    _, margin, grad = margin_and_grad(model, x, crit)
+    :func:`~advlens.attacks.core.attack_mode`. Returned on the model's device."""
+    # the validated images (on the model's device, float32 for a float32 model), not x itself
+    x0, _, crit = prepare(model, x, y, targets=targets)
+    _, margin, grad = margin_and_grad(model, x0, crit)
     return linearised_l2_distance(margin, grad)
 
 

@@ -368,6 +368,8 @@ def mask_concentration(seeds: Tensor, inverted: Tensor, masks: Tensor) -> Tensor
         raise ValueError(f"need seeds and inverted of one shape (N, C, H, W) and masks "
                          f"(N, K, H, W); got {tuple(seeds.shape)}, {tuple(inverted.shape)}, "
                          f"{tuple(masks.shape)}.")
+    # on the seeds' device: invert returns its images on the CPU whatever the seeds' device
+    inverted, masks = inverted.to(seeds.device), masks.to(seeds.device)
     energy = (inverted.double() - seeds.double()).square().sum(1, keepdim=True)  # (N, 1, H, W)
     total = energy.sum((2, 3))  # (N, 1)
     inside = (energy * masks.double()).sum((2, 3)) / total  # (N, K)
