@@ -245,6 +245,23 @@ def test_saliency_of_a_linear_model_is_its_weight_row() -> None:
         alignment.saliency(model, x, y, channels="max")
 
 
+@pytest.mark.parametrize("mode", [torch.inference_mode, torch.no_grad])
+def test_saliency_inside_a_callers_inference_mode_is_the_weight_row(mode: type) -> None:
+    """Inside the caller's ``inference_mode()`` (images and labels made there are inference
+    tensors) or ``no_grad()``, saliency still takes its gradient (inference mode failed with
+    "element 0 of tensors does not require grad"): the linear model's weight row, as outside."""
+    weight = torch.randn(4, 2 * 5 * 5)
+    model = _Linear(weight)
+    x, y = torch.rand(3, 2, 5, 5), torch.tensor([0, 3, 1])
+    expected = weight[y].reshape(3, 2, 5, 5)
+    with mode():
+        mean = alignment.saliency(model, x.clone(), y.clone())
+        largest = alignment.saliency(model, x.clone(), y.tolist(), channels="max-abs")
+    torch.testing.assert_close(mean, expected.mean(dim=1))
+    torch.testing.assert_close(largest, expected.abs().amax(dim=1))
+    assert model.weight.requires_grad and model.training and model.weight.grad is None
+
+
 def test_dice_and_iou_of_tied_maps_take_pixels_strictly_above_the_percentile() -> None:
     """ClickMe-like maps, mostly zero with plateaus: the (100 − p)-th percentile is itself a
     map value, and Harmonization's ``dice``/``intersection_over_union`` keep the pixels

@@ -101,6 +101,20 @@ def test_errors_name_the_problem() -> None:
     assert _no_hooks(model)
 
 
+def test_a_layer_given_as_the_module_itself_is_named_with_its_name() -> None:
+    """``layer=model[2]`` (the module, not its name): the error gives the name to pass (it read
+    the module's repr as a name: "no module named ReLU()"), which takes that module's output."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.ReLU(), nn.Linear(5, 2))
+    x = torch.rand(3, 3, 2, 2)
+    with pytest.raises(TypeError, match="not the module itself; this one is named '2': pass "
+                                        "layer='2'"):
+        features.representation(model, x, layer=model[2])
+    with pytest.raises(TypeError, match="this ReLU is not one of Sequential's modules"):
+        features.representation(model, x, layer=nn.ReLU())
+    assert torch.equal(features.representation(model, x, layer="2"), torch.relu(model[:2](x)))
+    assert _no_hooks(model)
+
+
 def test_predict_and_accuracy() -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
     with torch.no_grad():

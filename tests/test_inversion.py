@@ -163,6 +163,28 @@ def test_eval_mode_used_and_modes_and_flags_restored() -> None:
     assert all(p.grad is None for p in model.parameters())
 
 
+@pytest.mark.parametrize("mode", [torch.inference_mode, torch.no_grad])
+def test_invert_inside_a_callers_inference_mode_gives_the_same_result(mode: type) -> None:
+    """Inside the caller's ``inference_mode()`` (seeds and targets made there are inference
+    tensors) or ``no_grad()``, the inversion still takes its gradients (it failed with "element
+    0 of tensors does not require grad"): bitwise the result outside, as ordinary tensors."""
+    model, x = tiny_cnn(), images(6, seed=3)
+    for kw in ({}, {"history": True, "early_stop": EarlyStop(patience=3, rel_tol=0.5),
+                    "batch_size": 2}):
+        expected = invert(model, x[:3], x[3:], iterations=12, progress=False, **kw)
+        with mode():
+            inside = invert(model, x[:3].clone(), x[3:].clone(), iterations=12, progress=False,
+                            **kw)
+        for field in ("images", "loss", "final_loss", "best_loss", "iterations", "history"):
+            a, b = getattr(inside, field), getattr(expected, field)
+            assert (a is None and b is None) or torch.equal(a.nan_to_num(-1), b.nan_to_num(-1))
+            assert a is None or not a.is_inference()
+    assert inside.history is not None
+    # and the loss it reports is the relative distance of the images it returns
+    torch.testing.assert_close(inside.loss.double(), independent_loss(model, inside.images, x[3:]),
+                               rtol=1e-5, atol=1e-7)
+
+
 def test_deterministic_and_batch_size_invariant() -> None:
     model, x = tiny_cnn(dtype=torch.float64), images(16, seed=5, dtype=torch.float64)
     kw = {"iterations": 50, "history": True, "progress": False}
@@ -347,6 +369,18 @@ def test_draw_pairs_at_its_edges() -> None:
     assert set(t[two[s] == 3].tolist()) == {3}  # the one image of the other class
     with pytest.raises(ValueError, match="n must be >= 1"):
         draw_pairs(labels, 0)
+
+
+def test_draw_pairs_takes_labels_as_a_list_of_ints() -> None:
+    """Labels as a Python list, as every other function taking labels accepts them (refused:
+    "labels must be a torch.Tensor or numpy.ndarray, got list"): the draw of the tensor."""
+    labels = [0, 0, 1, 1, 1, 2]
+    s, t = draw_pairs(labels, 9, seed=4)
+    expected = draw_pairs(torch.tensor(labels), 9, seed=4)
+    assert torch.equal(s, expected[0]) and torch.equal(t, expected[1])
+    assert all(labels[i] != labels[j] for i, j in zip(s.tolist(), t.tolist(), strict=True))
+    with pytest.raises(ValueError, match="integer class indices"):
+        draw_pairs([0.0, 1.0], 1)
 
 
 def test_zero_iterations_return_the_seeds_and_bad_counts_are_named() -> None:

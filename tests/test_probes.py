@@ -88,6 +88,42 @@ def test_validation_split_is_disjoint_stratified_and_seeded() -> None:
     assert not torch.equal(val, train_val_split(y, 0.2, seed=1)[1])
 
 
+def test_labels_as_lists_of_ints_are_taken() -> None:
+    """Labels as Python lists, as the attacks, accuracy and saliency take them (refused: "y_train
+    must be a torch.Tensor or numpy.ndarray, got list"): the results of the tensor labels."""
+    model = _source()
+    (x, y), (xv, yv) = _task(model, 60, 1), _task(model, 20, 2)
+    train, val = train_val_split(y.tolist(), 0.25, seed=3)
+    expected_split = train_val_split(y, 0.25, seed=3)
+    assert torch.equal(train, expected_split[0]) and torch.equal(val, expected_split[1])
+    for fit in (linear_probe, fine_tune):
+        got = fit(model, x, y.tolist(), xv, yv.tolist(), epochs=2)
+        expected = fit(model, x, y, xv, yv, epochs=2)
+        assert got.history == expected.history and got.best_epoch == expected.best_epoch
+        # the accuracy it reports is the kept model's on the validation images, by hand
+        with torch.no_grad():
+            acc = float((got.model(xv).argmax(1) == yv).float().mean())
+        assert got.val_acc == pytest.approx(acc)
+    with pytest.raises(ValueError, match="integer class indices"):
+        linear_probe(model, x[:4], [0.0, 1.0, 0.0, 1.0], xv, yv)
+
+
+@pytest.mark.parametrize("mode", [torch.inference_mode, torch.no_grad])
+@pytest.mark.parametrize("fit", [linear_probe, fine_tune])
+def test_training_inside_a_callers_inference_mode_gives_the_same_model(fit, mode) -> None:  # noqa: ANN001
+    """Inside the caller's ``inference_mode()`` (data made there are inference tensors) or
+    ``no_grad()``, the probe still trains (its backward failed: "element 0 of tensors does not
+    require grad"): bitwise the history and weights of the call outside, as ordinary tensors."""
+    model = _source()
+    (x, y), (xv, yv) = _task(model, 40, 1), _task(model, 16, 2)
+    expected = fit(model, x, y, xv, yv, epochs=2)
+    with mode():
+        got = fit(model, x.clone(), y.clone(), xv.clone(), yv.clone(), epochs=2)
+    assert got.history == expected.history
+    assert _states_equal(expected.model.state_dict(), got.model.state_dict()) == []
+    assert not any(p.is_inference() for p in got.model.parameters())
+
+
 def test_clear_errors() -> None:
     model = _source()
     x = random_images(8)

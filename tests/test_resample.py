@@ -77,3 +77,37 @@ def test_a_blank_map_resampled_stays_zero() -> None:
         got = maps_to_side(torch.zeros(2, 8, 8, dtype=dtype), 11)
         assert got.shape == (2, 1, 11, 11)
         assert torch.equal(got, torch.zeros_like(got))
+
+
+def test_a_constant_map_resampled_is_blank_and_its_alignment_undefined() -> None:
+    """A constant map that is not blank (a uniform map, full coverage) has no range either: the
+    bicubic of a constant is that constant (Keys' weights sum to 1), so it comes back all zero,
+    its Spearman alignment NaN as at its own side (its resize's rounding noise, ~1e-8, was
+    stretched to [0, 1]: 21 levels, ρ 0.002). A map beside it keeps its own normalisation."""
+    from advlens.alignment import spearman_alignment
+
+    maps = torch.full((2, 24, 24), 0.3)
+    maps[1, 5:9, 6:11] = 1.0
+    got = maps_to_side(maps, 31)
+    assert torch.equal(got[0], torch.zeros_like(got[0]))
+    ref = bicubic_up(maps[1:].double().numpy()[:, None], 31)
+    ref = (ref - ref.min()) / (ref.max() - ref.min())
+    np.testing.assert_allclose(got[1:].double().numpy(), ref, atol=1e-6)
+    pert = torch.rand(2, 3, 31, 31, generator=torch.Generator().manual_seed(3))
+    rho = spearman_alignment(pert, got)
+    assert rho[0].isnan() and not rho[1].isnan()
+    assert spearman_alignment(pert[:1], torch.full((1, 31, 31), 0.3))[0].isnan()
+
+
+def test_an_integer_map_is_resampled_in_floats() -> None:
+    """An 8-bit heatmap is resampled as its float values (it was resized in uint8: rounded, and
+    the ringing below its zero background clipped to it: 0.09 off the float64 reference)."""
+    g = torch.Generator().manual_seed(1)
+    maps = (torch.rand(2, 16, 16, generator=g) * 255).round().to(torch.uint8)
+    maps[:, :, :8] = 0
+    got = maps_to_side(maps, 23)
+    assert got.dtype == torch.float32 and got.shape == (2, 1, 23, 23)
+    ref = bicubic_up(maps.double().numpy()[:, None], 23)
+    ref -= ref.reshape(2, -1).min(1)[:, None, None, None]
+    ref /= ref.reshape(2, -1).max(1)[:, None, None, None]
+    np.testing.assert_allclose(got.double().numpy(), ref, atol=1e-5)

@@ -134,7 +134,8 @@ def saliency(model: nn.Module, x: Tensor, y: Tensor, *, create_graph: bool = Fal
     over channels, the map Harmonization's ClickMe evaluation scores (Xplique's ``Saliency``);
     for one channel it is ``|mean|``. With ``create_graph`` the result stays differentiable in
     the parameters (for training; the model is then used in its current mode); otherwise the
-    model runs in eval mode with parameter gradients off, and the map is detached.
+    model runs in eval mode with parameter gradients off, and the map is detached; it may then
+    be called inside a caller's ``torch.no_grad()`` or ``torch.inference_mode()``.
     """
     if channels not in _CHANNEL_REDUCTIONS:
         raise ValueError(f"channels must be one of {_CHANNEL_REDUCTIONS}; got {channels!r}.")
@@ -145,7 +146,8 @@ def saliency(model: nn.Module, x: Tensor, y: Tensor, *, create_graph: bool = Fal
         grad = _input_grad(model, x, y, create_graph=True)[1]
         return _reduce_channels(grad, channels)
     check_images(x, "x")
-    with frozen(model), torch.enable_grad():
+    # its own gradient, also inside a caller's no_grad() or inference_mode()
+    with frozen(model), torch.inference_mode(False), torch.enable_grad():
         grad = _input_grad(model, x, y)[1]
     return _reduce_channels(grad, channels).detach()
 
@@ -173,12 +175,15 @@ def _input_grad(model: nn.Module, x: Tensor, y: Tensor, *,
                 create_graph: bool = False) -> tuple[Tensor, Tensor]:
     """(logits, d(true-class logit)/d x (N, C, H, W)) from one forward pass (with
     ``create_graph``, one that can be differentiated twice), on the model's device."""
-    inputs = x.detach().to(model_device(model)).requires_grad_(True)
+    # an inference tensor (made in a caller's inference_mode) can neither require a gradient
+    # nor be saved for the backward pass (gather saves its index): ordinary copies of them
+    inputs = ((x.clone() if x.is_inference() else x.detach()).to(model_device(model))
+              .requires_grad_(True))
     with _twice_differentiable_attention(create_graph):
         logits = model_output(model, inputs)
     # out-of-range labels: named here (gather's index error, a device-side assert on CUDA)
-    y = check_labels(y, logits.shape[0], "y", classes=logits.shape[1])
-    picked = logits.gather(1, y.to(logits.device)[:, None]).sum()
+    y = check_labels(y, logits.shape[0], "y", classes=logits.shape[1]).to(logits.device)
+    picked = logits.gather(1, (y.clone() if y.is_inference() else y)[:, None]).sum()
     (grad,) = torch.autograd.grad(picked, inputs, create_graph=create_graph)
     return logits, grad
 

@@ -64,6 +64,12 @@ def resolve_layer(model: nn.Module, layer: str | None) -> tuple[nn.Module, bool]
     if layer is None:
         return final_linear(model)[1], True
     modules = dict(model.named_modules())
+    if isinstance(layer, nn.Module):  # its repr was read as a name: "no module named Linear(...)"
+        names = [n for n, m in modules.items() if m is layer]
+        where = (f"this one is named {names[0]!r}: pass layer={names[0]!r}" if names else
+                 f"this {type(layer).__name__} is not one of {type(model).__name__}'s modules")
+        raise TypeError(f"layer must be a module's name in model.named_modules() (a str), not "
+                        f"the module itself; {where}.")
     if layer not in modules:
         names = [n for n in modules if n][:20]
         raise ValueError(

@@ -100,7 +100,8 @@ def relative_distance(rep: Tensor, target_rep: Tensor, target_norm: Tensor | Non
     return torch.linalg.vector_norm(rep - target_rep, dim=1) / target_norm
 
 
-def draw_pairs(labels: Tensor | np.ndarray, n: int, *, generator: torch.Generator | None = None,
+def draw_pairs(labels: Tensor | np.ndarray | list[int], n: int, *,
+               generator: torch.Generator | None = None,
                seed: int | None = None) -> tuple[Tensor, Tensor]:
     """Draw ``n`` (seed, target) index pairs whose labels always differ.
 
@@ -108,6 +109,8 @@ def draw_pairs(labels: Tensor | np.ndarray, n: int, *, generator: torch.Generato
     number); each target is uniform over the images of every other class. Pass ``generator`` or
     ``seed`` for a reproducible draw.
     """
+    if isinstance(labels, list | tuple):  # a list of ints too, as everywhere labels are taken
+        labels = check_labels(labels, len(labels), "labels")
     labels = as_tensor(labels, "labels")
     if labels.ndim != 1:
         raise ValueError(f"labels must be 1-D (one class index per image); got shape "
@@ -303,7 +306,9 @@ def invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
     under ``torch.autocast`` with this dtype (e.g. ``torch.bfloat16``); the loss, gradient
     normalisation and update stay in float32. ``channels_last``: keep the images in channels-last
     memory format (the model is not modified). The model runs in eval mode with its parameters
-    frozen; its modes and ``requires_grad`` flags are restored afterwards. Samples never interact,
+    frozen; its modes and ``requires_grad`` flags are restored afterwards. It takes its own
+    gradients, so it may be called inside a caller's ``torch.no_grad()`` or
+    ``torch.inference_mode()`` (the results are ordinary tensors). Samples never interact,
     so results do not depend on ``batch_size`` (up to floating-point rounding of batched kernels,
     which the normalised steps can amplify over many iterations).
     """
@@ -341,9 +346,13 @@ def invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
     n = seeds.shape[0]
     out: dict[str, list[Tensor]] = {k: [] for k in ("x", "best_x", "best_loss", "final_loss",
                                                      "steps")}
-    hist = torch.full((iterations + 1, n), math.nan, dtype=_loss_dtype(dtype)) if history else None
     starts = range(0, n, batch_size)
-    with frozen(model):
+    # the loop takes its own gradients: also inside a caller's no_grad() or inference_mode()
+    # (there autograd failed with "element 0 of tensors does not require grad"); tensors made
+    # here (the history updated in place too) are ordinary ones, an inference seed is cloned
+    with frozen(model), torch.inference_mode(False), torch.enable_grad():
+        hist = (torch.full((iterations + 1, n), math.nan, dtype=_loss_dtype(dtype))
+                if history else None)
         for start in tqdm(starts, desc="Inverting", disable=not progress, leave=False):
             sl = slice(start, start + batch_size)
             s = seeds[sl].to(device, dtype).contiguous(memory_format=memory_format)
@@ -356,9 +365,10 @@ def invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
                 out[key].append(res[key].cpu())
             if h is not None:
                 hist[:, sl] = h.cpu()
-    cat = {key: torch.cat(values) for key, values in out.items()}
+        cat = {key: torch.cat(values) for key, values in out.items()}
+        images = (cat["best_x"] if use_best else cat["x"]).contiguous()
     return InversionResult(
-        images=(cat["best_x"] if use_best else cat["x"]).contiguous(),
+        images=images,
         loss=cat["best_loss"] if use_best else cat["final_loss"],
         final_loss=cat["final_loss"], best_loss=cat["best_loss"], iterations=cat["steps"],
         history=hist)

@@ -62,7 +62,7 @@ def train_val_split(y: Tensor, val_fraction: float = 0.2, *,
     (at least one image of every class with two or more) goes to validation."""
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction}.")
-    y = check_labels(as_tensor(y, "y"), len(y), "y")
+    y = check_labels(y, len(y), "y")  # a list of ints too, as everywhere labels are taken
     if y.numel() == 0:
         raise ValueError("y is empty: no labels to split.")
     g = torch.Generator().manual_seed(seed)
@@ -96,14 +96,18 @@ def replace_head(model: nn.Module, num_classes: int, *, seed: int = 0) -> tuple[
 
 def _num_classes(y_train: Tensor, y_val: Tensor, num_classes: int | None) -> int:
     """``num_classes``, or the largest label of either split + 1 (each split non-empty)."""
-    for name, y in (("train", y_train), ("val", y_val)):
-        if as_tensor(y, f"y_{name}").numel() == 0:
+    # (lists of ints too, as everywhere labels are taken; their length is checked against the
+    # images by _check_data)
+    labels = [check_labels(y, len(y), f"y_{name}")
+              for name, y in (("train", y_train), ("val", y_val))]
+    for name, y in zip(("train", "val"), labels, strict=True):
+        if y.numel() == 0:
             raise ValueError(f"the {name} split is empty (no labels); with train_val_split, "
                              "every class needs two or more images to put one in each split.")
     k = check_count(num_classes, "num_classes", least=2, none="")
     if k is not None:
         return k
-    return int(max(int(as_tensor(y_train).max()), int(as_tensor(y_val).max()))) + 1
+    return max(int(y.max()) for y in labels) + 1
 
 
 def _check_data(x: Tensor, y: Tensor, name: str, num_classes: int) -> tuple[Tensor, Tensor]:
@@ -219,6 +223,14 @@ def _fit(params: list[nn.Parameter], loss_of: Callable[[Tensor], Tensor],
     return best[0], best[1], history, best[2]
 
 
+def _trains(fit: Callable[..., ProbeResult]) -> Callable[..., ProbeResult]:
+    """Run ``fit`` with gradients on, also inside a caller's ``torch.no_grad()`` or
+    ``torch.inference_mode()`` (its backward failed there with "element 0 of tensors does not
+    require grad"); tensors made in it (the new model's included) are ordinary ones."""
+    return torch.enable_grad()(torch.inference_mode(False)(fit))
+
+
+@_trains
 def linear_probe(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tensor,
                  y_val: Tensor, *, num_classes: int | None = None, epochs: int = 30,
                  lr: float = 1e-2, weight_decay: float | None = None,
@@ -275,6 +287,7 @@ def linear_probe(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tens
     return ProbeResult(new_model, val_acc, epoch, history)
 
 
+@_trains
 def fine_tune(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tensor, y_val: Tensor,
               *, num_classes: int | None = None, epochs: int = 10, lr: float = 1e-3,
               weight_decay: float | None = None, batch_size: int | None = None, seed: int = 0,

@@ -37,11 +37,22 @@ def maps_to_side(maps: Tensor, side: int | None) -> Tensor:
     after the bicubic ``Resize``; per batch there, which leaves each map's ranks the same):
     the cubic's negative ringing beside a map's zero background ranks below that background, as
     in their Spearman alignment (clipped at 0 it tied with it: ρ 0.003-0.005 higher at 224 ->
-    299). ``maps`` itself where ``side`` is None or already their side."""
+    299). Integer maps (8-bit heatmaps) are resampled in float32, as :mod:`advlens.alignment`
+    takes them. A constant map (blank or not) has no range to normalise: it comes back all
+    zero, its Spearman alignment undefined as at its own side. ``maps`` itself where ``side``
+    is None or already their side."""
     if side is None or tuple(maps.shape[-2:]) == (side, side):
         return maps
-    resized = _resize(maps.reshape(len(maps), -1, *maps.shape[-2:]), side)
-    low = resized.flatten(1).amin(1).view(-1, *([1] * (resized.ndim - 1)))
+    maps = maps.reshape(len(maps), -1, *maps.shape[-2:])
+    if not maps.is_floating_point():  # resized in uint8, its values were rounded and the
+        maps = maps.float()  # ringing below a zero background clipped to it
+    resized = _resize(maps, side)
+    rows = (-1, *([1] * (resized.ndim - 1)))
+    low = resized.flatten(1).amin(1).view(rows)
     shifted = resized - low
     peak = shifted.flatten(1).amax(1).clamp_min(1e-12)
-    return shifted / peak.view(-1, *([1] * (resized.ndim - 1)))
+    # the resize of a constant map is that constant up to rounding (its weights sum to 1), which
+    # the normalisation stretched to [0, 1]: noise with ranks, aligned as if it were a map
+    flat = maps.flatten(1)
+    constant = (flat.amax(1) == flat.amin(1)).view(rows)
+    return (shifted / peak.view(rows)).masked_fill(constant, 0.0)
