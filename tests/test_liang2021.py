@@ -624,3 +624,31 @@ def test_run_experiment_probes_for_the_experiments_own_epochs(monkeypatch) -> No
     liang2021.run_experiment(experiment, [0], settings)
     liang2021.run_experiment(dataclasses.replace(experiment, probe_epochs=10), [0], settings)
     assert seen == [30, 10] and settings.probe_epochs == 30
+
+
+def test_transfer_bars_draw_no_error_bar_for_a_source_without_a_ci() -> None:
+    """A source of one seed has no t-interval (NaN in the CSV): its error bar was drawn as a
+    zero-width bar with caps at the mean, a CI of width 0 that the CSV does not hold. A source
+    of three seeds keeps its bar over the Student-t interval (scipy)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from advlens.papers import liang2021_figures
+
+    values = {"s3": [0.30, 0.32, 0.34], "s1": [0.6]}
+    rows = pd.DataFrame([{"experiment": "A", "source": src, "seed": i, "share": 0.5,
+                          "arch": "cnn-s", "alpha1": v, "alpha2": v, "combined": v,
+                          "transfer_acc": v} for src, vs in values.items()
+                         for i, v in enumerate(vs)])
+    fig = liang2021_figures.transfer_bars(liang2021.summarize(rows))
+    ax = fig.axes[0]
+    (bars,) = [c for c in ax.containers if hasattr(c, "has_xerr")]
+    _, caps, (segments,) = bars.lines
+    drawn = [seg for seg in segments.get_segments() if len(seg) and np.isfinite(seg).all()]
+    lo, hi = scipy_stats.t.interval(0.95, 2, loc=0.32, scale=scipy_stats.sem(values["s3"]))
+    assert len(drawn) == 1 and drawn[0][:, 0] == pytest.approx([lo, hi])
+    for cap in caps:  # one cap per end of the one bar; none for the one-seed source
+        assert np.isfinite(np.asarray(cap.get_xdata(), dtype=float)).sum() == 1
+    assert ax.get_title() == "A (1-3 seeds)"
+    one = liang2021.summarize(rows[rows["source"] == "s1"])
+    assert liang2021_figures.transfer_bars(one).axes[0].get_title() == "A (1 seed: no CI)"

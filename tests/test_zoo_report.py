@@ -95,3 +95,18 @@ def test_the_title_names_the_paper_zoos_imagenet_models_or_the_stand_ins() -> No
     title = accuracy_figure(paper)[0].get_suptitle()
     assert title.startswith("Paper zoo's ImageNet models") and "standing in" not in title
     assert accuracy_figure(_table())[0].get_suptitle().startswith("Small zoo standing in for")
+
+
+def test_the_returned_numbers_are_the_models_drawn() -> None:
+    """The CSV beside the figure (the second return value) held every model of the table:
+    figures/00's zoo_accuracy.csv listed 9 models no panel draws (the seed-1 digits models and
+    the digits harmonized twins) beside the 38 drawn."""
+    table = _table()
+    extra = pd.concat([table.iloc[[0, 1]].assign(name=lambda t: t["name"] + "/s1", seed=1),
+                       table.iloc[[0]].assign(name="cnn-m/harm", regime="harmonized")])
+    fig, data = accuracy_figure(pd.concat([table, extra], ignore_index=True))
+    assert set(data["name"]) == set(table["name"])  # the seed-0 digits models and the twin
+    assert len(data) == 2 * len(table)
+    left, middle, right = fig.axes
+    assert len(left.patches) + len(right.patches) == 2 * 3  # 2 standard + 1 twin-cue
+    assert sum(len(line.get_xdata()) for line in middle.lines) == 2 * 6  # 2 archs x 3 radii

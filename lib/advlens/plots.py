@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ import seaborn as sns
 from matplotlib.text import Text
 
 from advlens import provenance
-from advlens.io import atomic_write, atomic_write_bytes, json_text
+from advlens.io import atomic_write_bytes, json_text
 
 STYLE = {"figure.dpi": 110, "savefig.dpi": 150, "savefig.bbox": "tight",
          "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8}
@@ -84,10 +85,10 @@ def save_figure(fig: plt.Figure, data: pd.DataFrame, out_dir: str | Path, name: 
     preset, :func:`labelled_caption` adds the stand-ins if it does not); ``paper_figure`` names
     the published figure it corresponds to (both shown in the book's gallery). The provenance
     also lists :func:`layout_problems` (overlapping labels, missing titles or axis labels),
-    which the notebook tests require to be empty. Every file is written atomically, and the
-    provenance is made before any is (parameters it cannot hold fail with the old files and
-    their record untouched, not with new ones beside the old record); returns the paths
-    written.
+    which the notebook tests require to be empty. Every file is written atomically, and all
+    four are made in memory before any is written (parameters the provenance cannot hold, or
+    ``data`` that is no DataFrame, fail with the old files and their record untouched, not
+    with new ones beside the old record); returns the paths written.
     """
     problems = layout_problems(fig)
     out = Path(out_dir)
@@ -99,11 +100,25 @@ def save_figure(fig: plt.Figure, data: pd.DataFrame, out_dir: str | Path, name: 
         caption=labelled_caption(caption, params), paper_figure=paper_figure,
         layout_problems=problems,
         files=[p.name for p in paths.values()]))
+    contents = {"csv": _csv_bytes(data)}
     for ext in ("png", "pdf"):
-        atomic_write(paths[ext], lambda tmp, ext=ext: fig.savefig(tmp, format=ext))
-    atomic_write(paths["csv"], lambda tmp: data.to_csv(tmp, index=False))
-    atomic_write_bytes(paths["json"], record.encode())
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=ext)
+        contents[ext] = buffer.getvalue()
+    contents["json"] = record.encode()
+    for kind, content in contents.items():
+        atomic_write_bytes(paths[kind], content)
     return paths
+
+
+def _csv_bytes(data: pd.DataFrame | pd.Series) -> bytes:
+    """``data`` as CSV (no index), or a TypeError naming what it is instead of a DataFrame."""
+    if isinstance(data, pd.Series):
+        data = data.to_frame()
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame of the numbers shown, got "
+                        f"{type(data).__name__}; wrap it: pd.DataFrame(...).")
+    return data.to_csv(index=False).encode()
 
 
 def _texts(fig: plt.Figure) -> list[tuple[str, Any]]:
@@ -199,7 +214,7 @@ def save_table(data: pd.DataFrame, out_dir: str | Path, name: str, *,
     record = json_text(provenance.record(  # before the CSV, as save_figure's
         params, seed=seed, wall_time_s=wall_time_s, table=name,
         caption=labelled_caption(caption, params)))
-    atomic_write(paths["csv"], lambda tmp: data.to_csv(tmp, index=False))
+    atomic_write_bytes(paths["csv"], _csv_bytes(data))
     atomic_write_bytes(paths["json"], record.encode())
     return paths
 

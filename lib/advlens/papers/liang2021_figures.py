@@ -33,7 +33,8 @@ def bars_caption(knobs: Mapping[str, Any]) -> str:
 
 def transfer_bars(summary: pd.DataFrame, *, title: str = "") -> plt.Figure:
     """One row per experiment, three panels (α₁, α₂, knowledge transfer): a horizontal bar per
-    source at its mean over seeds with the Student-t CI as error bars.
+    source at its mean over seeds with the Student-t CI as error bars (none where there is no
+    CI: a source of one seed).
 
     ``summary``: :func:`advlens.papers.liang2021.summarize` output (experiment, source,
     <metric>, <metric>_lo, <metric>_hi, n_seeds).
@@ -51,15 +52,17 @@ def transfer_bars(summary: pd.DataFrame, *, title: str = "") -> plt.Figure:
             ax.barh(y, g[metric], color=sns.color_palette("colorblind")[c], alpha=0.8)
             mean, lo, hi = (g[k].to_numpy(dtype=np.float64)
                             for k in (metric, f"{metric}_lo", f"{metric}_hi"))
-            ax.errorbar(mean, y, xerr=[mean - np.nan_to_num(lo, nan=mean),
-                                       np.nan_to_num(hi, nan=mean) - mean],
-                        fmt="none", ecolor="k", capsize=3, lw=1)
+            # no CI (one seed: NaN in the CSV) draws no bar, not a zero-width one with caps
+            ax.errorbar(mean, y, xerr=[mean - lo, hi - mean], fmt="none", ecolor="k",
+                        capsize=3, lw=1)
             ax.set_yticks(y, g["source"] if c == 0 else [""] * len(g), fontsize=8)
             ax.invert_yaxis()
             ax.set_xlabel(label, fontsize=9)
             ax.set_ylabel("source" if c == 0 else "(same sources)", fontsize=8)
-            ax.set_title(f"{experiment} ({int(g['n_seeds'].min())} seeds)" if c == 0 else label,
-                         fontsize=9)
+            low, high = int(g["n_seeds"].min()), int(g["n_seeds"].max())
+            seeds = ("1 seed: no CI" if high == 1 else f"{high} seeds" if low == high else
+                     f"{low}-{high} seeds")
+            ax.set_title(f"{experiment} ({seeds})" if c == 0 else label, fontsize=9)
     fig.suptitle(title or "Adversarial (α₁, α₂) and knowledge transferability per source "
                  "(mean, 95% t-CI over seeds)")
     fig.tight_layout()

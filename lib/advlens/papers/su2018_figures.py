@@ -91,7 +91,9 @@ def label_points(ax: plt.Axes, x: Sequence[float], y: Sequence[float], labels: S
     """Annotate points so that no label overlaps another label, a marker (of area ``sizes``
     in points², as in ``scatter``) or the axes' edge: each label, in turn, takes the first
     free spot among 8 directions at growing distances from its point (greedy placement in
-    display space); a thin line joins a label placed further out to its point."""
+    display space); a thin line joins a label placed further out to its point. A label next
+    to its point (no line) is never nearer another marker than its own: it would name that
+    marker instead."""
     fig = ax.figure
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
@@ -103,7 +105,8 @@ def label_points(ax: plt.Axes, x: Sequence[float], y: Sequence[float], labels: S
     taken = [(px - r, py - r, px + r, py + r) for (px, py), r in zip(points, radii, strict=True)]
     notes = []
     directions = [(1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1)]
-    for text, (px, py), r, xi, yi in zip(labels, points, radii, x, y, strict=True):
+    for i, (text, (px, py), r, xi, yi) in enumerate(zip(labels, points, radii, x, y,
+                                                          strict=True)):
         note = ax.annotate(text, (xi, yi), xytext=(0, 0), textcoords="offset points",
                            fontsize=fontsize, alpha=0.9,
                            arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.4"})
@@ -116,7 +119,8 @@ def label_points(ax: plt.Axes, x: Sequence[float], y: Sequence[float], labels: S
                 box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
                 inside = (box[0] >= frame[0] and box[2] <= frame[2] and box[1] >= frame[1]
                           and box[3] <= frame[3])
-                if inside and not any(_overlap(box, other) for other in taken):
+                if (inside and not any(_overlap(box, other) for other in taken)
+                        and (distance > r + 2 or _nearest_marker(box, points, radii) == i)):
                     best = (box, distance)
                     break
             if best is not None:
@@ -133,6 +137,14 @@ def label_points(ax: plt.Axes, x: Sequence[float], y: Sequence[float], labels: S
     return notes
 
 
+def _nearest_marker(box: Sequence[float], points: np.ndarray, radii: np.ndarray) -> int:
+    """The index of the marker (centre ``points``, radius ``radii``, display units) whose
+    edge is nearest to ``box``; ties: the first."""
+    dx = np.clip(points[:, 0], box[0], box[2]) - points[:, 0]
+    dy = np.clip(points[:, 1], box[1], box[3]) - points[:, 1]
+    return int(np.argmin(np.hypot(dx, dy) - radii))
+
+
 def _overlap(a: Sequence[float], b: Sequence[float]) -> float | None:
     w = min(a[2], b[2]) - max(a[0], b[0])
     h = min(a[3], b[3]) - max(a[1], b[1])
@@ -144,8 +156,11 @@ def pareto_scatter(table: pd.DataFrame, *, palette: Mapping[str, Colour],
                    models: str = plots.STAND_IN_MODELS) -> plt.Figure:
     """Distortion vs top-1 error per model (marker area grows with ``params``), coloured by
     family, names placed by :func:`label_points`, the rows flagged ``pareto`` joined as a
-    dashed frontier; ``models`` names the models in the title."""
+    dashed frontier; ``models`` names the models in the title. A model with 0 top-1 error
+    has no place on the log axis: the x label says how many are not shown."""
     fig, ax = plt.subplots(figsize=(7.2, 5.0), layout="constrained")
+    hidden = int((table["top1_error"] <= 0).sum())
+    table = table[table["top1_error"] > 0]
     # by position, not index label: a table joined from two runs can repeat index labels
     sizes = 25 + 12 * np.log10(table["params"].to_numpy(dtype=float)) ** 1.5
     for fam, g in table.groupby("family"):
@@ -155,7 +170,7 @@ def pareto_scatter(table: pd.DataFrame, *, palette: Mapping[str, Colour],
     ax.step(front["top1_error"], front["distortion"], "k--", where="post", lw=1,
             label="Pareto frontier")
     ax.set_xscale("log")
-    ax.set_xlabel("top-1 error (log scale)")
+    ax.set_xlabel(_log_error_label("top-1 error (log scale)", hidden))
     ax.set_ylabel(ylabel)
     ax.set_title(f"Top-1 error vs robustness (marker size ~ parameters)\n{models}", fontsize=10)
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
@@ -164,6 +179,12 @@ def pareto_scatter(table: pd.DataFrame, *, palette: Mapping[str, Colour],
     label_points(ax, table["top1_error"], table["distortion"], list(table["model"]),
                  sizes=sizes)
     return fig
+
+
+def _log_error_label(label: str, hidden: int) -> str:
+    """``label`` of a log top-1 error axis, naming the ``hidden`` models of 0 error (none
+    has a place on it)."""
+    return f"{label}; {hidden} model(s) with 0 error not shown" if hidden else label
 
 
 TARGETED_TITLE = {"success": "targeted top-1", "top5": "targeted top-5 match"}
@@ -211,11 +232,15 @@ def within_family_panels(table: pd.DataFrame, family_laws: pd.DataFrame,
                          attacks: Sequence[str], *, palette: Mapping[str, Colour]) -> plt.Figure:
     """Su et al.'s law inside each family: one panel per attack, each model's distortion vs its
     top-1 error (log axis) coloured by family, with each fitted family's line
-    ``a·ln(error) + b`` over that family's error range (:func:`su2018.within_family_laws`).
-    Families not fitted (too few models) are drawn as points only."""
+    ``a·ln(error) + b`` over the error range of that family's models drawn in the panel
+    (:func:`su2018.within_family_laws`).
+    Families not fitted (too few models) are drawn as points only; models with 0 top-1 error
+    (no place on the log axis, nor in the fits) are counted in the x label."""
     fig, axes = plt.subplots(1, len(attacks), figsize=(4.6 * len(attacks), 3.9), squeeze=False)
     for ax, attack in zip(axes[0], attacks, strict=True):
         rows = table[(table["attack"] == attack) & np.isfinite(table["distortion"])]
+        hidden = int((rows["top1_error"] <= 0).sum())
+        rows = rows[rows["top1_error"] > 0]
         for family, group in rows.groupby("family"):
             ax.scatter(group["top1_error"], group["distortion"], s=22, color=palette[family],
                        label=family)
@@ -223,11 +248,13 @@ def within_family_panels(table: pd.DataFrame, family_laws: pd.DataFrame,
                               & (family_laws["attack"] == attack)].dropna(subset=["slope"])
             if len(law):
                 fit = law.iloc[0]
-                grid = np.geomspace(fit["error_min"], fit["error_max"], 50)
+                # over the models fitted for this attack (the points drawn), not the family's
+                # whole range: a model the attack never fooled is in neither
+                grid = np.geomspace(group["top1_error"].min(), group["top1_error"].max(), 50)
                 ax.plot(grid, fit["slope"] * np.log(grid) + fit["intercept"],
                         color=palette[family], lw=1.2)
         ax.set_xscale("log")
-        ax.set_xlabel("top-1 error (log)")
+        ax.set_xlabel(_log_error_label("top-1 error (log)", hidden))
         ax.set_ylabel(f"{attack} distortion")
         ax.set_title(f"{attack}: the law inside each family")
     handles, labels = _legend_entries(axes[0])

@@ -51,7 +51,8 @@ def accuracy_figure(table: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
     zoo), accuracy vs adversarial-training radius per architecture, and the twin-cue models.
     Legends sit outside the bars; the title names the paper zoo's ImageNet models or the small
     zoo standing in for them (:func:`advlens.plots.models_label`). Returns the figure and the
-    plotted numbers (long form)."""
+    plotted numbers (long form): the models drawn, not the later seeds or the digits
+    harmonized twins that no panel shows."""
     eps = table["robust_eps"].dropna().unique()
     attack = f"L2-PGD, eps {eps[0]:g}" if len(eps) == 1 else "L2-PGD"
     # the paper zoo's published ImageNet models take the digits models' place in two panels
@@ -101,4 +102,5 @@ def accuracy_figure(table: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
                fontsize=8, frameon=False)
     models = plots.models_label("paper" if main == "imagenet" else "")
     fig.suptitle(f"{models[0].upper()}{models[1:]}: clean and attacked accuracy")
-    return fig, accuracy_long(table)
+    drawn = pd.concat([standard, seed0[seed0["arch"].isin(robust_archs)], twin])
+    return fig, accuracy_long(table[table["name"].isin(drawn["name"])])
