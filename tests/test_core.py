@@ -27,6 +27,35 @@ def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
     assert [p.name for p in target.parent.iterdir()] == ["result.json"]
 
 
+def test_file_lock_waits_for_another_process_and_is_never_left_stale(tmp_path: Path) -> None:
+    """io.file_lock serialises processes, and a holder killed (SIGKILL) inside it releases it."""
+    import subprocess
+    import sys
+    import threading
+
+    lock = tmp_path / ".x.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom advlens import io\n"
+         "with io.file_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n",
+         str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        entered = threading.Event()
+
+        def enter() -> None:
+            with io.file_lock(lock):
+                entered.set()
+
+        waiter = threading.Thread(target=enter)
+        waiter.start()
+        assert not entered.wait(0.5), "entered while another process held the lock"
+    finally:
+        holder.kill()  # SIGKILL: no handler runs, the kernel drops its lock
+        holder.communicate()
+    assert entered.wait(10), "the lock of a killed process was left stale"
+    waiter.join()
+
+
 def test_json_is_strict_nan_and_inf_become_null(tmp_path: Path) -> None:
     """Python's json writes bare NaN / Infinity, which browsers and jq refuse; ours writes null,
     inside numpy arrays, tensors and numpy scalars too, and the text parses as strict JSON."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,4 +186,56 @@ def test_a_cifar_folder_another_process_completed_first_is_kept(tmp_path, monkey
     monkeypatch.setattr(tarfile.TarFile, "extractall", racing)
     folder = cifar.download_cifar10()
     assert cifar.has_cifar10() and len(cifar.cifar10("train")) == 20
-    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no copy left behind
+    assert [p.name for p in folder.parent.iterdir()  # no copy left behind (the lock file is
+            if p.suffix != ".lock"] == [folder.name]   # never removed, as the zoo's)
+
+
+_OTHER_DOWNLOAD = """
+import sys, tarfile
+from advlens.data import cifar
+cifar.URL, cifar.ARCHIVE_SHA256 = sys.argv[1], sys.argv[2]
+real = tarfile.TarFile.extractall
+def extractall(self, *args, **kwargs):
+    real(self, *args, **kwargs)
+    print("extracted", flush=True)
+tarfile.TarFile.extractall = extractall
+assert cifar.download_cifar10().is_dir()
+"""
+
+
+def test_two_processes_replacing_a_partial_cifar_folder_both_succeed(tmp_path, monkeypatch):
+    """A partial folder of an earlier extraction in the way of two processes downloading at
+    once: the second, seeing no complete folder, renamed its own in while the first was
+    between removing the partial one and renaming its own, which then failed (OSError
+    'Directory not empty')."""
+    import shutil
+    import subprocess
+    import sys
+
+    from advlens.data import cifar
+    from advlens.paths import data_dir
+
+    _cifar_archive(tmp_path, monkeypatch)
+    partial = data_dir() / "cifar10" / cifar.FOLDER
+    partial.mkdir(parents=True)
+    (partial / "data_batch_1").write_bytes(b"cut short")
+    real, other = shutil.rmtree, []
+
+    def rmtree(path, *args, **kwargs):
+        real(path, *args, **kwargs)
+        if Path(path) == partial and not other:  # the other process runs in this window
+            other.append(subprocess.Popen([sys.executable, "-c", _OTHER_DOWNLOAD, cifar.URL,
+                                           cifar.ARCHIVE_SHA256], stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))
+            assert other[0].stdout.readline().strip() == "extracted", other[0].stderr.read()
+            try:  # it renames its folder in now, unless it waits for this one
+                other[0].wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                pass
+
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    folder = cifar.download_cifar10()
+    assert other, "the partial folder was not replaced"
+    _, err = other[0].communicate(timeout=120)
+    assert other[0].returncode == 0, err
+    assert folder == partial and cifar.has_cifar10() and len(cifar.cifar10("train")) == 20

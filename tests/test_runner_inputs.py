@@ -327,3 +327,50 @@ def test_a_relative_sweep_dir_is_the_callers(tmp_path: Path,
         assert calls[-1]["sweep_dir"] == str(expected), given
     runner.run("smoke", only=["05"], out=tmp_path / "o", progress=False)
     assert "sweep_dir" not in calls[-1]  # the preset's default (None: <out>/runs) untouched
+
+
+_OTHER_PROCESS = """
+import sys
+from pathlib import Path
+from advlens import runner
+
+def execute(path, out_dir, params, progress):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return runner.NotebookRun(path.name, out_dir / path.name, out_dir, 0.5)
+
+runner._execute = execute
+runner.run_grid({"seed": [0]}, "smoke", only=["01"], out=Path(sys.argv[1]),
+                notebooks=Path(sys.argv[2]))
+"""
+
+
+def test_processes_running_notebooks_of_one_point_at_once_keep_each_others_done(
+        notebooks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch split by notebook (one process --only 00, another --only 01, one grid, one
+    out): each rewrote done.json with the runs it had read before its notebook ran, so the
+    later writer dropped the other's notebook, which every rerun then ran again."""
+    import subprocess
+    import sys
+
+    write_notebook(notebooks / "01_second.ipynb", "pass\n",
+                   'preset = "laptop"\nout_dir = None\nseed = None\n')
+    out = tmp_path / "grid"
+    fake = _fake_execute([])
+
+    def execute(path: Path, *args: Any) -> runner.NotebookRun:
+        # while notebook 00 runs here, another process runs and records notebook 01
+        other = subprocess.run([sys.executable, "-c", _OTHER_PROCESS, str(out), str(notebooks)],
+                               capture_output=True, text=True)
+        assert other.returncode == 0, other.stderr
+        return fake(path, *args)
+
+    monkeypatch.setattr(runner, "_execute", execute)
+    ((_, runs),) = runner.run_grid({"seed": [0]}, "smoke", only=["00"], out=out,
+                                   notebooks=notebooks)
+    assert [r.notebook for r in runs] == ["00_seeded.ipynb"]
+    (done,) = out.glob("*/done.json")
+    assert sorted(json.loads(done.read_text())["runs"]) == ["00_seeded.ipynb", "01_second.ipynb"]
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(runner, "_execute", _fake_execute(calls))
+    ((_, runs),) = runner.run_grid({"seed": [0]}, "smoke", out=out, notebooks=notebooks)
+    assert calls == [] and [r.notebook for r in runs] == ["00_seeded.ipynb", "01_second.ipynb"]

@@ -8,6 +8,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -470,6 +471,37 @@ def test_measure_refuses_a_missing_or_repeated_run_and_keeps_the_stored_toleranc
         assert runner.main(["verify", "--measure", *measure]) == 1
         assert "give" in capsys.readouterr().err
     assert json.loads(stored.read_text()) == {"laptop": {"01_x/01a.csv": {"cka": 0.05}}}
+
+
+def test_measures_of_two_notebooks_at_once_keep_both(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`verify --measure` of notebook 01's runs and of notebook 02's, side by side: each read
+    tolerances.json before measuring and wrote it back after, so the later writer dropped the
+    tables the other had just stored."""
+    stored = tmp_path / "tolerances.json"
+    monkeypatch.setattr(verify, "TOLERANCE_FILE", stored)
+    ours = [str(_run_folder(tmp_path / f"a{s}", "smoke", {"01_x/t.csv": pd.DataFrame(
+        {"cka": [0.5 + 0.1 * s]})})) for s in (0, 1)]
+    theirs = [str(_run_folder(tmp_path / f"b{s}", "smoke", {"02_y/t.csv": pd.DataFrame(
+        {"cka": [0.5 + 0.2 * s]})})) for s in (0, 1)]
+    other = ("import sys\nfrom pathlib import Path\nfrom advlens import runner, verify\n"
+             "verify.TOLERANCE_FILE = Path(sys.argv[1])\n"
+             "sys.exit(runner.main(['verify', '--measure', *sys.argv[2:]]))\n")
+    measure = verify.measure_tolerances
+
+    def measured_while_another_process_stores(runs: list[str]) -> dict[str, Any]:
+        done = subprocess.run([sys.executable, "-c", other, str(stored), *theirs],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return measure(runs)
+
+    monkeypatch.setattr(verify, "measure_tolerances", measured_while_another_process_stores)
+    assert runner.main(["verify", "--measure", *ours]) == 0
+    capsys.readouterr()
+    table = json.loads(stored.read_text())
+    assert table["smoke"] == {"01_x/t.csv": {"cka": pytest.approx(0.1)},
+                              "02_y/t.csv": {"cka": pytest.approx(0.2)}}
 
 
 def test_cli_refuses_an_unknown_preset(capsys: pytest.CaptureFixture[str]) -> None:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from advlens.data.sources import SOURCES
-from advlens.io import atomic_write_json, config_hash, json_text, read_json
+from advlens.io import atomic_write_json, config_hash, file_lock, json_text, read_json
 from advlens.parallel import TaskError, TaskFailures
 from advlens.paths import figures_dir, notebooks_dir
 from advlens.presets import PRESET_NAMES, PRESETS, as_lists, check_knob, notebook_number
@@ -42,6 +42,7 @@ from advlens.zoo.paper import CHECKPOINTS_ENV, MANIFEST_ENV
 _NUMBERED = re.compile(r"^(\d\d)_.+\.ipynb$")
 RUN_RECORD = "run.json"  # per notebook folder: status of its last run
 POINT_DONE = "done.json"  # per grid point: written when all its notebooks completed
+_DONE_LOCK = ".done.json.lock"  # per grid point: held while done.json is read and rewritten
 
 
 class NotebookFailed(RuntimeError):
@@ -371,15 +372,32 @@ def _write_done(folder: Path, record: dict[str, Any], runs: dict[str, dict[str, 
         (folder / POINT_DONE).unlink(missing_ok=True)
 
 
+def _update_done(folder: Path, record: dict[str, Any] | None,
+                 add: Mapping[str, dict[str, Any]] | None = None,
+                 drop: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """Record the runs ``add`` as completed and forget the notebooks ``drop`` in ``folder``'s
+    ``done.json`` (``record``: its preset and params; None: those it holds), read again under
+    a lock: processes running notebooks of one point at once (a batch split by ``only``)
+    each rewrote the runs it had read before its notebook ran, dropping the others'. Returns
+    the runs recorded."""
+    if not folder.is_dir():  # a point never run: nothing recorded
+        return {}
+    with file_lock(folder / _DONE_LOCK):
+        done = _read_done(folder)
+        if not any(name in done for name in drop) and not add:
+            return done
+        if record is None:
+            record = {k: v for k, v in read_json(folder / POINT_DONE).items()
+                      if k not in ("runs", "finished")}
+        done = {k: v for k, v in {**done, **(add or {})}.items() if k not in drop}
+        _write_done(folder, record, done)
+    return done
+
+
 def forget_done(folder: str | Path, names: Sequence[str]) -> None:
     """Drop the notebooks ``names`` (file names) from the grid point ``folder``'s ``done.json``,
     so that the next :func:`run_grid` reruns them even without ``force``."""
-    folder = Path(folder)
-    done = _read_done(folder)
-    if any(name in done for name in names):
-        record = {k: v for k, v in read_json(folder / POINT_DONE).items()
-                  if k not in ("runs", "finished")}
-        _write_done(folder, record, {k: v for k, v in done.items() if k not in names})
+    _update_done(Path(folder), None, drop=names)
 
 
 def _as_run(record: dict[str, Any]) -> NotebookRun:
@@ -417,10 +435,10 @@ def _grid_point(task: tuple[str, Sequence[str], Path, dict[str, Any], bool,
             ran = run(preset, only=[number], out=folder, progress=progress, notebooks=notebooks,
                       params={k: v for k, v in point.items() if k in declared})
             runs += ran
-            done.update({r.notebook: {"notebook": r.notebook, "executed": str(r.executed),
-                                      "out_dir": str(r.out_dir), "wall_time_s": r.wall_time_s}
-                         for r in ran})
-            _write_done(folder, {"preset": preset, "params": point}, done)
+            done = _update_done(folder, {"preset": preset, "params": point}, add={
+                r.notebook: {"notebook": r.notebook, "executed": str(r.executed),
+                             "out_dir": str(r.out_dir), "wall_time_s": r.wall_time_s}
+                for r in ran})
     finally:
         _GRID_POINT.active = False
         asyncio.set_event_loop(None)
@@ -489,7 +507,7 @@ def run_grid(grid: Mapping[str, Sequence[Any]], preset: str = "laptop", *,
                   file=sys.stderr, flush=True)
             continue
         # the notebooks about to run are no longer done until they complete again
-        _write_done(folder, record, {k: v for k, v in done.items() if k not in todo})
+        _update_done(folder, record, drop=todo)
         tasks.append((preset, todo, folder, point, progress, notebooks))
         where.append(i)
     from advlens.parallel import SCHEDULER_ENV, pmap

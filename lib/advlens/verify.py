@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import fnmatch
+import hashlib
 import io
 import itertools
 import math
@@ -29,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from advlens import provenance
-from advlens.io import atomic_write_json, extract_tar, read_json
+from advlens.io import atomic_write_json, extract_tar, file_lock, read_json
 from advlens.paths import figures_dir, repo_root
 from advlens.presets import PRESET_NAMES
 
@@ -499,6 +500,15 @@ def _round_up(value: float, digits: int = 3) -> float:
     return float(f"{math.ceil(value / scale - 1e-9) * scale:.{digits}g}")
 
 
+def _tolerance_lock() -> Path:
+    """The lock file of :data:`TOLERANCE_FILE`'s updates: in the temporary folder, named by
+    the table's path (beside it, in the package, it would be a stray file there)."""
+    import tempfile
+
+    key = hashlib.sha256(str(TOLERANCE_FILE.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"advlens-tolerances-{key}.lock"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``verify`` subcommand's arguments."""
     parser.add_argument("run", nargs="?", default=None,
@@ -526,19 +536,24 @@ def command(args: argparse.Namespace) -> int:
             raise ValueError(f"--preset {args.preset} but the runs used preset {ran!r}; drop "
                              "--preset or give runs of that preset.")
         preset = args.preset or ran or "laptop"
-        table = load_tolerances()
+        load_tolerances()  # a damaged table fails before anything is measured
         measured = measure_tolerances(args.measure)
         # the runs replace the tolerances of the notebooks they hold; a run of --only 01 keeps
         # the other notebooks' (they were all deleted)
         notebooks = sorted({name.split("/")[0] for run in args.measure
                             for name in _tables(Path(run))})
-        kept = {name: columns for name, columns in table.get(preset, {}).items()
-                if name.split("/")[0] not in notebooks}
-        table[preset] = dict(sorted({**kept, **measured}.items()))
-        source = preset if not kept else "_".join([preset, *(n[:2] for n in notebooks)])
-        table.setdefault("_measured_from", {})[source] = [str(r) for r in args.measure]
-        atomic_write_json(TOLERANCE_FILE, {key: value if key.startswith("_") else _storable(value)
-                                           for key, value in table.items()})
+        # read again under a lock: a measure of other notebooks' runs at the same time (one
+        # per notebook, side by side) stored tables that the table read before measuring lacked
+        with file_lock(_tolerance_lock()):
+            table = load_tolerances()
+            kept = {name: columns for name, columns in table.get(preset, {}).items()
+                    if name.split("/")[0] not in notebooks}
+            table[preset] = dict(sorted({**kept, **measured}.items()))
+            source = preset if not kept else "_".join([preset, *(n[:2] for n in notebooks)])
+            table.setdefault("_measured_from", {})[source] = [str(r) for r in args.measure]
+            atomic_write_json(TOLERANCE_FILE, {key: value if key.startswith("_")
+                                               else _storable(value)
+                                               for key, value in table.items()})
         print(f"tolerances for preset {preset!r} of notebooks {', '.join(notebooks)} from "
               f"{len(args.measure)} runs -> {TOLERANCE_FILE}"
               + (f" ({len(kept)} tables of other notebooks kept)" if kept else ""))

@@ -41,7 +41,7 @@ def download_cifar10(root: str | Path | None = None) -> Path:
     import tempfile
 
     from advlens.data.cache import fetch
-    from advlens.io import extract_tar
+    from advlens.io import extract_tar, file_lock
 
     base = Path(root).expanduser() if root is not None else data_dir() / "cifar10"
     archive = fetch(URL, ARCHIVE_SHA256, ARCHIVE)
@@ -52,13 +52,16 @@ def download_cifar10(root: str | Path | None = None) -> Path:
         extracted, target = Path(tmp) / FOLDER, base / FOLDER
         if not (extracted / TRAIN_FILES[0]).is_file():
             raise corrupt(archive, f"it holds no {FOLDER}/{TRAIN_FILES[0]}")
-        try:
-            extracted.rename(target)  # onto nothing (or an empty folder): atomic
-        except OSError:
-            if not has_cifar10(base):  # a partial folder of an earlier, older extraction
-                shutil.rmtree(target, ignore_errors=True)
-                extracted.rename(target)
-            # else another process put its complete folder there first: keep that one
+        # one process at a time: two replacing a partial folder at once, the second renamed its
+        # folder in while the first was between removing it and renaming (OSError there)
+        with file_lock(base / f".{FOLDER}.lock"):
+            try:
+                extracted.rename(target)  # onto nothing (or an empty folder): atomic
+            except OSError:
+                if not has_cifar10(base):  # a partial folder of an earlier, older extraction
+                    shutil.rmtree(target, ignore_errors=True)
+                    extracted.rename(target)
+                # else another process put its complete folder there first: keep that one
     return _folder(base)
 
 

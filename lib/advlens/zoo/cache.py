@@ -18,7 +18,6 @@ model. Anything else — a truncated, edited or foreign file — is reported wit
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import time
 import warnings
@@ -30,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from advlens.io import atomic_write, atomic_write_json, read_json, sha256_file
+from advlens.io import atomic_write, atomic_write_json, file_lock, read_json, sha256_file
 from advlens.paths import zoo_dir
 from advlens.zoo.architectures import ZooNet, build_model
 from advlens.zoo.config import TRAINING_CODE_VERSION, ModelConfig
@@ -70,25 +69,8 @@ def model_lock(config: ModelConfig, root: str | Path | None = None) -> Iterator[
     unavailable, e.g. on Windows, and in a zoo this process may not write, such as a shared zoo
     mounted read-only: its models load as they are, files being replaced atomically, never
     seen half-written; a save there fails naming the file)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX
+    with file_lock(cache_paths(config, root).meta.with_suffix(".lock")):
         yield
-        return
-    path = cache_paths(config, root).meta.with_suffix(".lock")
-    try:
-        handle = open(path, "a")
-    except OSError as err:
-        if err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
-            raise
-        yield
-        return
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def tensor_shapes(model: nn.Module) -> dict[str, list[int]]:
