@@ -575,6 +575,26 @@ def test_constant_searches_without_early_abort_do_not_depend_on_the_batch(name: 
     assert "batched with it" in " ".join((fn.__doc__ or "").split())
 
 
+@pytest.mark.parametrize(("name", "setting"), [("ead", "beta"), ("ead", "lr"),
+                                             ("cw-l2", "lr"), ("cw-l2", "kappa"),
+                                             ("cw-l2", "initial_const")])
+def test_constant_search_settings_are_one_number_for_the_batch(name: str, setting: str) -> None:
+    """An (N,) tensor passed the positivity check: EAD's beta and lr then broadcast against the
+    images' last axis (N = W = 4 here), so no image got its own value, silently; C&W failed
+    inside torch ("Boolean value of Tensor ... ambiguous", "full(): argument 'fill_value'")."""
+    model, x = affine_model(k=3, seed=4), centre_images(4, seed=7, spread=0.15)
+    y = model(x).argmax(1)
+    fn = {"cw-l2": attacks.cw_l2, "ead": attacks.ead}[name]
+    per_image = torch.tensor([0.01, 0.05, 0.2, 0.5], dtype=torch.float64)
+    with pytest.raises(ValueError, match=f"{setting} must be one number for the whole batch; "
+                                         "got 4 values"):
+        fn(model, x, y, steps=5, binary_steps=2, **{setting: per_image})
+    one = fn(model, x, y, steps=5, binary_steps=2, **{setting: 0.05})
+    for same in (torch.tensor(0.05, dtype=torch.float64), np.array([0.05]), np.float64(0.05)):
+        again = fn(model, x, y, steps=5, binary_steps=2, **{setting: same})
+        assert torch.equal(again.adv, one.adv)
+
+
 COUNTED: dict[str, Callable[..., AttackResult]] = {
     "pgd": lambda m, x, y, **k: attacks.pgd(m, x, y, eps=0.5, **{"steps": 3, **k}),
     "ddn": lambda m, x, y, **k: attacks.ddn(m, x, y, **{"steps": 3, **k}),

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from advlens.attacks.best import BestAdversarial
-from advlens.attacks.core import bookkeeping, check_positive, margin_and_grad, tqdm_disabled
+from advlens.attacks.core import bookkeeping, margin_and_grad, positive_number, tqdm_disabled
 from advlens.attacks.criterion import Criterion
 from advlens.checks import check_positive_int
 
@@ -22,7 +22,8 @@ class ConstSearch:
     """Per-image binary search on the constant c that weighs the misclassification term.
 
     Success at c lowers the upper bound to c; failure raises the lower bound; c becomes the
-    midpoint once an upper bound exists, otherwise it grows tenfold (Carlini & Wagner).
+    midpoint once an upper bound exists, otherwise it grows tenfold (Carlini & Wagner). Their
+    code, from 10 binary steps on, also reruns the last step at the upper bound; not done here.
     """
 
     def __init__(self, n: int, initial: float, like: Tensor) -> None:
@@ -127,10 +128,10 @@ def const_search(model: nn.Module, crit: Criterion, opt: Optimiser, best: BestAd
 
 
 def check_search_settings(binary_steps: int, steps: int, initial_const: float, lr: float,
-                          kappa: float) -> None:
-    """Refuse settings no constant search can run with (counts < 1, non-positive c or lr)."""
+                          kappa: float) -> tuple[float, float, float]:
+    """Refuse settings no constant search can run with (counts < 1, non-positive c or lr, more
+    than one value of c, lr or κ); returns (initial_const, lr, kappa) as floats."""
     check_positive_int(binary_steps, "binary_steps")
     check_positive_int(steps, "steps")
-    check_positive("initial_const", initial_const)
-    check_positive("lr", lr)
-    check_positive("kappa", kappa, allow_zero=True)
+    return (positive_number("initial_const", initial_const), positive_number("lr", lr),
+            positive_number("kappa", kappa, allow_zero=True))

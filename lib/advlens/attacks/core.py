@@ -127,6 +127,23 @@ def check_positive(name: str, value: float | Tensor, *, allow_zero: bool = False
         raise ValueError(f"{name} must be finite and {bound}; got {value!r}.")
 
 
+def positive_number(name: str, value: float | Tensor, *, allow_zero: bool = False) -> float:
+    """:func:`check_positive` for a setting that is one number for the whole batch, returned as
+    a float. Several values are refused: an (N,) tensor broadcast against the images' last axis
+    (EAD's ``beta`` and ``lr`` ran with them silently) or failed inside torch."""
+    try:
+        count = torch.as_tensor(value).numel()
+    except (TypeError, RuntimeError, ValueError) as err:
+        raise TypeError(f"{name} must be a number; got {value!r}.") from err
+    if count != 1:
+        raise ValueError(f"{name} must be one number for the whole batch; got {count} values "
+                         f"({value!r}). For per-image values, attack each image (or group of "
+                         "images sharing a value) in its own call.")
+    check_positive(name, value, allow_zero=allow_zero)
+    # in float64: as_tensor(0.05) is float32, whose 0.05 reads 0.0500000007
+    return torch.as_tensor(value, dtype=torch.float64).item()
+
+
 def check_start(start: Tensor, x0: Tensor) -> Tensor:
     """A warm start for an attack on ``x0``: same shape, moved to x0's device and dtype, clamped
     into [0, 1]; NaN or inf values are refused (a clamp leaves NaN as it is, and the attack then

@@ -78,7 +78,7 @@ def cw_l2(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = No
     batch size or split, e.g. in :func:`~advlens.attacks.run_batched`, gives other norms and
     passes); ``abort_early=False`` makes it per image, at float rounding.
     """
-    check_search_settings(binary_steps, steps, initial_const, lr, kappa)
+    initial_const, lr, kappa = check_search_settings(binary_steps, steps, initial_const, lr, kappa)
     home = as_tensor(x, "x").device
     with attack_mode(model):
         x0, _, crit = prepare(model, x, y, targets=targets)

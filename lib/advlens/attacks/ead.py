@@ -13,7 +13,7 @@ from advlens.attacks.const_search import (
     penalised,
     penalised_value,
 )
-from advlens.attacks.core import attack_mode, check_positive, prepare
+from advlens.attacks.core import attack_mode, positive_number, prepare
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.norms import lp_norms
 from advlens.attacks.result import AttackResult
@@ -80,8 +80,8 @@ def ead(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = None
     ``abort_early`` each image's result depends on the images batched with it, as for
     :func:`~advlens.attacks.cw_l2`.
     """
-    check_search_settings(binary_steps, steps, initial_const, lr, kappa)
-    check_positive("beta", beta, allow_zero=True)
+    initial_const, lr, kappa = check_search_settings(binary_steps, steps, initial_const, lr, kappa)
+    beta = positive_number("beta", beta, allow_zero=True)
     if decision not in ("l1", "en"):
         raise ValueError(f"decision must be 'l1' or 'en'; got {decision!r}.")
     home = as_tensor(x, "x").device
