@@ -181,3 +181,20 @@ def test_readme_names_every_stand_in_map_notebook_03_uses() -> None:
         importance_map = EVAL_SETS[name][1]  # "stroke", "shape"
         for paragraph in paragraphs:
             assert importance_map in paragraph, (name, paragraph[:60])
+
+
+def test_notebook_02_says_which_images_a_published_models_error_rests_on() -> None:
+    """Notebook 02 said a model's top-1 error is its error on the whole test split, "recorded
+    when the zoo trained it"; at the paper preset nothing is trained: the error is the clean
+    accuracy ``advlens.zoo.build`` measures at its default robust-accuracy setting
+    (``RobustEval().n`` ImageNet validation images), not on notebook 00's ``robust_eval_n``."""
+    from advlens.presets import PRESETS
+    from advlens.zoo.evaluation import RobustEval
+
+    nb = nbformat.read(repo_root() / "notebooks" / "02_robustness_scaling.ipynb", as_version=4)
+    prose = " ".join(" ".join(c.source.split()) for c in nb.cells if c.cell_type == "markdown")
+    assert f"first {RobustEval().n} ImageNet validation images" in prose
+    assert f"`robust_eval_n` of {PRESETS['00']['paper']['robust_eval_n']}" in prose
+    # the prose holds while notebook 02 builds its zoo at that default setting
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "robust_eval" not in code

@@ -261,3 +261,14 @@ def test_a_rerun_into_the_same_folder_keeps_only_its_own_outputs(tmp_path: Path)
     for name in ("acc_a", "count"):
         params = json.loads((notebook / f"{name}.provenance.json").read_text())["parameters"]
         assert params == {"datasets": ["a"]}
+
+
+def test_run_help_states_its_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m advlens run --help`` named neither the default preset nor what ``-p`` does
+    with its value (README: laptop; values parsed as Python literals)."""
+    with pytest.raises(SystemExit):
+        runner.main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: laptop)" in text and "default: every numbered notebook" in text
+    assert "Python literal" in text
+    assert runner._parse_value("[1, 2]") == [1, 2] and runner._parse_value("abc") == "abc"

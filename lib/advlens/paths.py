@@ -7,9 +7,9 @@ from pathlib import Path
 
 
 def repo_root() -> Path:
-    """The repository root (the folder holding ``pyproject.toml`` above ``lib/advlens``).
-
-    Falls back to ``$ADVLENS_HOME`` or the current directory for a non-editable install.
+    """The repository root: ``$ADVLENS_HOME`` when set (it wins over the checkout too), else the
+    folder holding ``pyproject.toml`` above ``lib/advlens``, else (a non-editable install) the
+    current directory.
     """
     if "ADVLENS_HOME" in os.environ:
         return Path(os.environ["ADVLENS_HOME"]).expanduser().resolve()

@@ -557,11 +557,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                  "a run; build the book.")
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="execute the numbered notebooks in order")
-    run_p.add_argument("--preset", default="laptop", choices=PRESET_NAMES)
-    run_p.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers, e.g. 01 02")
+    run_p.add_argument("--preset", default="laptop", choices=PRESET_NAMES,
+                       help="the knobs' scale (default: laptop)")
+    run_p.add_argument("--only", nargs="+", metavar="NN",
+                       help="notebook numbers, e.g. 01 02 (default: every numbered notebook)")
     run_p.add_argument("--out", default=None, help="output folder (default: figures/)")
     run_p.add_argument("-p", "--param", nargs=2, action="append", default=[],
-                       metavar=("KEY", "VALUE"), help="set a notebook parameter")
+                       metavar=("KEY", "VALUE"),
+                       help="set a knob of the notebooks' parameters cells (VALUE read as a "
+                            "Python literal, else as text); repeatable")
     run_p.add_argument("--no-progress", action="store_true", help="hide the cell progress bar")
     from advlens import book, verify  # subcommands that live in their own modules
     verify.add_arguments(sub.add_parser("verify", help="compare a run with figures/"))

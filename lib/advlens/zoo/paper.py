@@ -2,8 +2,8 @@
 Salman et al. (2020) L2-robust ImageNet zoo saved by ``robustness``.
 
 - :data:`PAPER_ARCHS` names every published architecture with its family, source and (for timm)
-  the ``create_model`` arguments; :func:`register` adds one (used by the notebooks of later
-  papers for their own models, and by zoo manifests).
+  the ``create_model`` arguments; :func:`register` adds one (used by zoo manifests, and
+  callable from your own code for models of your own).
 - :func:`paper_configs` is the ``paper`` zoo: the published list, or the models of a manifest
   named by ``$ADVLENS_PAPER_ZOO`` (a JSON file ``{"models": [{"arch", "source", "family",
   "checkpoint", "eps", "regime", "seed", "tag", "kwargs", "num_classes", "input_size",
