@@ -682,3 +682,21 @@ def test_numbers_that_cannot_be_written_leave_the_old_files_with_their_record(tm
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     plots.save_figure(figure(3), pd.Series([3, 4], name="v"), tmp_path, "f", params={"eps": 3})
     assert (tmp_path / "f.csv").read_text() == "v\n3\n4\n"
+
+
+def test_a_figure_saved_again_later_has_the_same_bytes(tmp_path, monkeypatch):
+    """The PDF held its creation date (matplotlib's, from the clock or $SOURCE_DATE_EPOCH), so
+    every rerun rewrote each PDF of figures/ with the same drawing; now PNG and PDF are the same
+    bytes whenever they are saved (the provenance records when)."""
+    def saved(folder, epoch: str) -> dict[str, bytes]:
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch)  # two runs' clocks
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [1, 0])
+        ax.set(title="t", xlabel="x", ylabel="y")
+        paths = plots.save_figure(fig, pd.DataFrame({"v": [1]}), tmp_path / folder, "f",
+                                  params={"eps": 1})
+        return {ext: paths[ext].read_bytes() for ext in ("png", "pdf")}
+
+    first, later = saved("a", "1700000000"), saved("b", "1800000000")
+    assert b"/CreationDate" not in first["pdf"]
+    assert later == first

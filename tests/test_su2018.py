@@ -100,6 +100,46 @@ def test_attack_suite_on_a_dask_client_equals_the_serial_run() -> None:
                            else torch.zeros(0))
 
 
+def test_attack_suite_random_targets_are_each_models_own() -> None:
+    """A model's random targets are the same alone, beside other models and in another order
+    (one generator shared in model order moved every later model's targets when a model was
+    dropped, e.g. by notebook 02's archs knob); they are choose_targets' draw from the stream
+    seeded with SHA-256("<base>/<name>"), base one draw of the caller's generator."""
+    import hashlib
+
+    from advlens.attacks import choose_targets
+
+    models = _three_models()
+    x = centre_images(12, spread=0.3)
+    with torch.no_grad():
+        y = models["m0"](x).argmax(1)
+
+    def targets_of(names: list[str], generator: torch.Generator | None = None,
+                   seed: int = 0) -> list[int]:
+        _, res = attack_suite({n: models[n] for n in names}, x, y, settings=TINY,
+                              suite=["fgsm"], target_modes=["random"], n_boot=10, seed=seed,
+                              generator=generator)
+        return res[("m2", "fgsm", "random")].targets.tolist()
+
+    def stream(base: int) -> torch.Generator:
+        digest = hashlib.sha256(f"{base}/m2".encode()).digest()
+        return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+
+    with torch.no_grad():
+        correct = models["m2"](x).argmax(1) == y
+    base = int(torch.randint(0, 2**62, (1,), generator=torch.Generator().manual_seed(0)))
+    expected = choose_targets(models["m2"], x[correct], y[correct], "random",
+                              stream(base)).tolist()
+    for names in (["m0", "m1", "m2"], ["m2"], ["m2", "m0"]):
+        assert targets_of(names, torch.Generator().manual_seed(0)) == expected, names
+    # without a generator: drawn from ``seed``, not from torch's global (unseeded) RNG
+    without = choose_targets(models["m2"], x[correct], y[correct], "random", stream(3)).tolist()
+    torch.manual_seed(11)
+    first = targets_of(["m0", "m2"], seed=3)
+    torch.rand(5)
+    assert first == targets_of(["m2"], seed=3) == without
+
+
 def test_variance_explained_against_manual_sums() -> None:
     df = pd.DataFrame({"family": ["x", "x", "y", "y"], "d": [1.0, 2.0, 5.0, 6.0],
                        "size": [1.0, 2.0, 3.0, 4.0]})

@@ -88,7 +88,8 @@ def save_figure(fig: plt.Figure, data: pd.DataFrame, out_dir: str | Path, name: 
     which the notebook tests require to be empty. Every file is written atomically, and all
     four are made in memory before any is written (parameters the provenance cannot hold, or
     ``data`` that is no DataFrame, fail with the old files and their record untouched, not
-    with new ones beside the old record); returns the paths written.
+    with new ones beside the old record); returns the paths written. The PNG and PDF hold no
+    date: the same figure gives the same bytes on a rerun.
     """
     problems = layout_problems(fig)
     out = Path(out_dir)
@@ -103,7 +104,10 @@ def save_figure(fig: plt.Figure, data: pd.DataFrame, out_dir: str | Path, name: 
     contents = {"csv": _csv_bytes(data)}
     for ext in ("png", "pdf"):
         buffer = io.BytesIO()
-        fig.savefig(buffer, format=ext)
+        # no creation date in the PDF (the provenance records when): with it, a rerun rewrote
+        # every PDF of figures/ with the same drawing
+        fig.savefig(buffer, format=ext,
+                    **({"metadata": {"CreationDate": None}} if ext == "pdf" else {}))
         contents[ext] = buffer.getvalue()
     contents["json"] = record.encode()
     for kind, content in contents.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator
 
 import torch
@@ -20,3 +21,11 @@ def seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+def name_seed(seed: int, name: str) -> int:
+    """A seed for ``name``'s own random stream under ``seed``: the first 8 bytes of
+    SHA-256("<seed>/<name>"), stable across processes and machines (``hash()`` is salted), and
+    the same whichever other names draw beside it."""
+    digest = hashlib.sha256(f"{seed}/{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)

@@ -21,7 +21,6 @@ The computations behind notebook 04 (protocol: PROTOCOLS.md §4).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import numbers
 import os
@@ -41,6 +40,7 @@ from advlens.checks import check_bool, check_positive_int
 from advlens.data import ImageSet
 from advlens.features import accuracy, predict
 from advlens.findings import encode_statistics
+from advlens.rng import name_seed
 from advlens.stats import bootstrap_ci, min_testable_points, permutation_p, testable
 from advlens.transfer import Perturbations, TransferAttack, alpha_table, liang_fgsm, liang_pgd
 from advlens.zoo import ModelConfig
@@ -221,8 +221,7 @@ class Settings:
 def model_seed(seed: int, model: str) -> int:
     """A seed for ``model``'s own random stream under ``seed``: the first 8 bytes of
     SHA-256("<seed>/<model>"), stable across processes and machines (``hash()`` is salted)."""
-    digest = hashlib.sha256(f"{seed}/{model}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+    return name_seed(seed, model)
 
 
 def knowledge_transfer(source: nn.Module, train: ImageSet, test: ImageSet,

@@ -37,6 +37,7 @@ from advlens.checks import as_tensor, check_images, check_labels
 from advlens.features import predict
 from advlens.findings import combine, encode_statistics
 from advlens.resample import images_to_side
+from advlens.rng import name_seed
 from advlens.stats import Estimate, LinearFit, bootstrap_ci, linear_fit, min_testable_points
 
 if TYPE_CHECKING:
@@ -296,11 +297,15 @@ def attack_suite(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
     (table, results): one table row per (model, attack, mode) with
     norm, distortion (mean over successful examples, bootstrap CI), success rate, attempts,
     passes and wall time; ``results[(model, attack, mode)]`` is the :class:`AttackResult`.
+    Random targets: each model draws them from a stream of its own, seeded from one draw of
+    ``generator`` (without one: from ``seed``) and the model's name
+    (:func:`advlens.rng.name_seed`), so a model's targets are the same whichever other models
+    are attacked beside it and in which order.
     ``client``: a dask client (or ``$ADVLENS_SCHEDULER``) to attack the models in parallel
     (:func:`advlens.parallel.map_models`); the correct images and the targets are chosen here
-    first, in the serial order, so ``generator`` draws the same targets and the results are
-    the serial ones, in the same order (bitwise when both sides run torch with the same
-    number of threads: workers of :func:`~advlens.parallel.local_cluster` use one).
+    first, so the results are the serial ones, in the same order (bitwise when both sides run
+    torch with the same number of threads: workers of :func:`~advlens.parallel.local_cluster`
+    use one).
     """
     from advlens.parallel import SCHEDULER_ENV, map_models
 
@@ -310,6 +315,12 @@ def attack_suite(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
     x = check_images(as_tensor(x, "x"), "x")
     y = check_labels(y, x.shape[0], "y").cpu()  # compared with predict's CPU logits
     modes = ["untargeted", *target_modes]
+    # one generator shared in model order moved every later model's random targets when a
+    # model was added, dropped or moved (notebook 02's archs knob); and None drew them from
+    # torch's global RNG, unseeded
+    device = generator.device if generator is not None else torch.device("cpu")
+    base = seed if generator is None or "random" not in modes else int(
+        torch.randint(0, 2**62, (1,), generator=generator, device=device))
     inputs: dict[str, dict[str, Any]] = {}
     for name, model in models.items():
         xm = images_to_side(x, (sides or {}).get(name))
@@ -317,8 +328,9 @@ def attack_suite(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
         xs, ys = xm[correct], y[correct]
         if xs.shape[0] == 0:
             raise ValueError(f"model {name!r} classifies none of the images correctly.")
+        own = torch.Generator(device=device).manual_seed(name_seed(base, str(name)))
         targets = {mode: None if mode == "untargeted" else attacks.choose_targets(
-            model, xs, ys, mode, generator) for mode in modes}
+            model, xs, ys, mode, own) for mode in modes}
         inputs[name] = {"x": xs, "y": ys, "targets": targets}
     common = {"settings": settings, "suite": suite, "batch_size": batch_size,
               "n_boot": n_boot, "seed": seed}
