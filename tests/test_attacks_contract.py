@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -543,8 +544,7 @@ def test_a_step_or_gamma_that_is_not_a_number_is_named() -> None:
     dtype of NoneType', naming neither the argument nor the value."""
     model, x = affine_model(k=2, seed=4), centre_images(2, seed=7)
     y = torch.tensor([0, 1])
-    with pytest.raises(TypeError, match="gamma_end must be a number or an \\(N,\\) tensor; got "
-                                        "None"):
+    with pytest.raises(TypeError, match="gamma_end must be a number; got None"):
         attacks.fmn(model, x, y, steps=2, gamma_end=None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="max_step must be a number.*got '1'"):
         attacks.ddn(model, x, y, steps=2, max_step="1")  # type: ignore[arg-type]
@@ -556,6 +556,15 @@ def test_ddn_switch_must_be_a_fraction(switch) -> None:  # noqa: ANN001
     x = random_images(2)
     with pytest.raises(ValueError, match="switch must be a fraction"):
         attacks.ddn(model, x, torch.zeros(2, dtype=torch.long), steps=2, switch=switch)
+
+
+def test_ddn_switch_takes_a_zero_dim_tensor() -> None:
+    """A 0-dim tensor was refused as "not a fraction of the steps" (not a numbers.Real)."""
+    model, x = affine_model(k=3, seed=4), centre_images(2, seed=7)
+    y = model(x).argmax(1)
+    for same in (torch.tensor(0.5), np.float64(0.5)):
+        assert torch.equal(attacks.ddn(model, x, y, steps=4, switch=same).adv,
+                           attacks.ddn(model, x, y, steps=4, switch=0.5).adv)
 
 
 @pytest.mark.parametrize("name", ["cw-l2", "ead"])
@@ -593,6 +602,102 @@ def test_constant_search_settings_are_one_number_for_the_batch(name: str, settin
     for same in (torch.tensor(0.05, dtype=torch.float64), np.array([0.05]), np.float64(0.05)):
         again = fn(model, x, y, steps=5, binary_steps=2, **{setting: same})
         assert torch.equal(again.adv, one.adv)
+
+
+ONE_NUMBER_ATTACKS: dict[str, Attack] = {
+    "fab": lambda m, x, y, **k: attacks.fab(m, x, y, steps=12, **k),
+    "alma": lambda m, x, y, **k: attacks.alma(m, x, y, steps=8, **k),
+    "ddn": lambda m, x, y, **k: attacks.ddn(m, x, y, steps=8, **k),
+    "fmn": lambda m, x, y, **k: attacks.fmn(m, x, y, steps=8, **k),
+    "ifgsm-search": lambda m, x, y, **k: attacks.ifgsm_search(m, x, y, steps=3, tries=3, **k),
+    "minimal-eps-pgd": lambda m, x, y, **k: attacks.minimal_eps_pgd(m, x, y, steps=2, **k),
+}
+# (attack, setting, a valid value): settings documented as one number for the batch
+ONE_NUMBER_SETTINGS = [
+    ("fab", "alpha_max", 0.2), ("fab", "eta", 1.2), ("fab", "beta", 0.7),
+    ("alma", "lr", 0.2), ("alma", "lr_reduction", 0.1), ("alma", "mu", 2.0), ("alma", "rho", 2.0),
+    ("alma", "tau", 0.9), ("alma", "rho_growth", 1.5), ("alma", "alpha", 0.8),
+    ("alma", "tolerance", 1e-3),
+    ("ddn", "gamma", 0.1), ("ddn", "gamma_end", 0.01), ("ddn", "max_step", 0.5),
+    ("ddn", "min_step", 0.05), ("fmn", "gamma", 0.1), ("fmn", "gamma_end", 0.01),
+    ("ifgsm-search", "start_eps", 0.05),
+    ("minimal-eps-pgd", "step_size", 0.3), ("minimal-eps-pgd", "eps_min", 2e-3),
+    ("minimal-eps-pgd", "eps_mid", 1.5), ("minimal-eps-pgd", "eps_max", 6.0),
+    ("minimal-eps-pgd", "width_low", 0.02), ("minimal-eps-pgd", "width_high", 0.2),
+]
+
+
+@pytest.mark.parametrize(("name", "setting", "value"), ONE_NUMBER_SETTINGS)
+def test_one_number_settings_refuse_a_value_per_image(name: str, setting: str,
+                                                      value: float) -> None:
+    """An (N,) tensor of a setting documented as one number passed the positivity check: FAB's
+    eta and DDN's max_step / min_step then broadcast against the images' last axis (N = H = W
+    = 4 here: no image got its own value, silently), ALMA's mu / rho / alpha, FAB's alpha_max
+    / beta and minimal_eps_pgd's budgets failed inside torch; a 0-dim float32 gamma ran DDN's and
+    FMN's schedule in float32. One value in any form (0-dim tensor, NumPy scalar or 1-element
+    array) gives bitwise the result of that value as a float."""
+    model, x = affine_model(k=4, seed=4), centre_images(4, seed=7, spread=0.15)
+    y = model(x).argmax(1)
+    fn = ONE_NUMBER_ATTACKS[name]
+    per_image = torch.tensor([0.8, 0.9, 1.0, 0.95], dtype=torch.float64) * value
+    with pytest.raises(ValueError, match=f"{setting} must be one number for the whole batch; "
+                                         "got 4 values"):
+        fn(model, x, y, **{setting: per_image})
+    one = fn(model, x, y, **{setting: value}).adv
+    for same in (torch.tensor(value, dtype=torch.float64), np.float64(value), np.array([value])):
+        assert torch.equal(fn(model, x, y, **{setting: same}).adv, one)
+    single = torch.tensor(value, dtype=torch.float32)  # read as the float it holds
+    assert torch.equal(fn(model, x, y, **{setting: single}).adv,
+                       fn(model, x, y, **{setting: float(single)}).adv)
+
+
+@pytest.mark.parametrize(("name", "setting", "value"),
+                         [("ddn", "gamma_end", math.nan), ("ddn", "gamma_end", math.inf),
+                          ("ddn", "gamma_end", -0.05), ("ddn", "gamma", 1.0),
+                          ("ddn", "gamma", 1.5), ("fmn", "gamma", 1.5),
+                          ("fmn", "gamma_end", 1.5), ("alma", "alpha", 1.0),
+                          ("alma", "alpha", 1.5)])
+def test_rates_outside_their_range_are_refused(name: str, setting: str, value: float) -> None:
+    """Each ran without a word (30 steps, closed-form distances 0.02 to 0.09): DDN's gamma_end
+    NaN or inf found no adversarial, -0.05 ended at L2 0.66 (γ < 0 grows an adversarial's
+    eps); gamma >= 1 makes (1 − γ)·eps a zero or negative radius (DDN at 1.5: 0.36 against
+    0.075, FMN 2.5× the minimum); ALMA's alpha > 1 drives RMSProp's average negative (no image
+    fooled), alpha = 1 never decays the momentum (L2 1.55 against 0.02)."""
+    model, x = affine_model(k=4, seed=4), centre_images(4, seed=7, spread=0.15)
+    y = model(x).argmax(1)
+    with pytest.raises(ValueError, match=setting):
+        ONE_NUMBER_ATTACKS[name](model, x, y, **{setting: value})
+    assert ONE_NUMBER_ATTACKS[name](model, x, y, **{setting: 0.5}).success.all()
+
+
+PER_IMAGE: dict[str, tuple[Attack, str, list[float]]] = {
+    "pgd-eps": (lambda m, x, y, **k: attacks.pgd(m, x, y, steps=3, **k), "eps",
+                [0.1, 0.3, 0.5, 0.9]),
+    "pgd-step": (lambda m, x, y, **k: attacks.pgd(m, x, y, eps=0.5, steps=3, **k), "step_size",
+                 [0.05, 0.1, 0.2, 0.4]),
+    "fgsm-eps": (lambda m, x, y, **k: attacks.fgsm(m, x, y, **k), "eps", [0.01, 0.05, 0.1, 0.2]),
+    "ddn-init-eps": (lambda m, x, y, **k: attacks.ddn(m, x, y, steps=12, **k), "init_eps",
+                     [0.5, 1.0, 2.0, 0.3]),
+    "fmn-max-step": (lambda m, x, y, **k: attacks.fmn(m, x, y, steps=12, **k), "max_step",
+                     [0.1, 0.5, 1.0, 2.0]),
+    "fmn-linf-min-step": (lambda m, x, y, **k: attacks.fmn(m, x, y, norm="linf", steps=12,
+                                                           max_step=0.2, **k),
+                          "min_step", [0.001, 0.01, 0.05, 0.1]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PER_IMAGE))
+def test_per_image_settings_act_on_their_own_image(name: str) -> None:
+    """A setting documented per image, given as an (N,) tensor, does to each image what one call
+    on that image alone with its value does (N = H = W = 4: broadcasting along an image axis
+    would not be caught by a shape check)."""
+    fn, setting, values = PER_IMAGE[name]
+    model, x = affine_model(k=4, seed=4), centre_images(4, seed=7, spread=0.15)
+    y = model(x).argmax(1)
+    batched = fn(model, x, y, **{setting: torch.tensor(values, dtype=torch.float64)}).adv
+    alone = torch.cat([fn(model, x[i:i + 1], y[i:i + 1], **{setting: v}).adv
+                       for i, v in enumerate(values)])
+    torch.testing.assert_close(batched, alone, rtol=0, atol=1e-12)
 
 
 COUNTED: dict[str, Callable[..., AttackResult]] = {

@@ -18,11 +18,11 @@ from advlens.attacks.best import BestAdversarial
 from advlens.attacks.core import (
     attack_mode,
     bookkeeping,
-    check_positive,
     check_start,
     graph_input,
     input_grad,
     model_logits,
+    positive_number,
     prepare,
     tqdm_disabled,
 )
@@ -126,9 +126,11 @@ def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
     check_every, tau, rho_growth: every ``check_every`` steps, ρ of an image not yet adversarial
         whose constraint did not fall below ``tau`` × its previous checked value grows by
         ``rho_growth``.
-    alpha: moving-average weight of μ and of RMSProp's squared gradients and momentum.
+    alpha: moving-average weight of μ and of RMSProp's squared gradients and momentum, in
+        (0, 1).
     tolerance: added to the margin, so the constraint asks for a margin below −tolerance.
     start: optional starting images (N, ...) in [0, 1] (e.g. another attack's output).
+    Every setting but ``start`` and ``targets`` is one number for the whole batch.
 
     Returns
     -------
@@ -137,10 +139,15 @@ def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
     """
     steps, check_every = check_positive_int(steps, "steps"), check_positive_int(check_every,
                                                                                "check_every")
-    for name, value in (("lr", lr), ("lr_reduction", lr_reduction), ("mu", mu), ("rho", rho),
-                        ("tau", tau), ("rho_growth", rho_growth), ("alpha", alpha)):
-        check_positive(name, value)
-    check_positive("tolerance", tolerance, allow_zero=True)
+    # one number each: an (N,) mu, rho or alpha failed inside torch, an alpha > 1 drove
+    # RMSProp's average negative (its square root NaN: no image fooled, silently)
+    lr, lr_reduction, mu, rho, tau, rho_growth, alpha = (
+        positive_number(name, value) for name, value in
+        (("lr", lr), ("lr_reduction", lr_reduction), ("mu", mu), ("rho", rho), ("tau", tau),
+         ("rho_growth", rho_growth), ("alpha", alpha)))
+    if alpha >= 1:
+        raise ValueError(f"alpha, a moving-average weight, must be < 1; got {alpha}.")
+    tolerance = positive_number("tolerance", tolerance, allow_zero=True)
     home = as_tensor(x, "x").device
     with attack_mode(model):
         x0, _, crit = prepare(model, x, y, targets=targets)

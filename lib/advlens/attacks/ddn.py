@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Literal
 
@@ -22,6 +23,7 @@ from advlens.attacks.core import (
     logits_and_grad,
     margin_and_grad,
     model_logits,
+    positive_number,
     prepare,
     tqdm_disabled,
 )
@@ -44,7 +46,8 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
     γ is cosine-annealed from ``gamma`` to ``gamma_end`` (``None``: constant γ, as published),
     which lets eps settle closer to the boundary. Eps moves by a factor (1 ± γ) per step, so
     reaching a boundary at distance d takes about |ln(d/init_eps)|/γ steps; ``init_eps`` may be
-    an (N,) tensor, e.g. the norms another attack found (the scale of each image's boundary).
+    an (N,) tensor, e.g. the norms another attack found (the scale of each image's boundary);
+    the other settings are one number for the whole batch, ``gamma`` and ``gamma_end`` below 1.
 
     ``loss="ce"`` ascends the cross-entropy (published DDN); ``"margin"`` descends the logit
     margin, whose gradient points straight at the runner-up class's boundary of a locally
@@ -70,19 +73,28 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
     steps = check_positive_int(steps, "steps")
     if isinstance(init_eps, bool) or not isinstance(init_eps, (numbers.Real, Tensor)):
         raise TypeError(f"init_eps must be a number or an (N,) tensor; got {init_eps!r}.")
-    for name, value in (("init_eps", init_eps), ("gamma", gamma), ("max_step", max_step),
-                        ("min_step", min_step)):
-        check_positive(name, value)
+    check_positive("init_eps", init_eps)
+    # one number each: an (N,) max_step or min_step scaled the step along the images' last axis
+    gamma, max_step, min_step = (positive_number(name, value) for name, value in
+                                 (("gamma", gamma), ("max_step", max_step), ("min_step", min_step)))
+    gamma_end = (gamma if gamma_end is None
+                 else positive_number("gamma_end", gamma_end, allow_zero=True))
+    if gamma >= 1 or gamma_end >= 1:  # (1 − γ)·eps <= 0: a radius of 0, or a negative one
+        raise ValueError(f"gamma and gamma_end must be < 1 (eps shrinks by the factor 1 − γ); "
+                         f"got {gamma} and {gamma_end}.")
     if loss not in ("ce", "margin", "ce-margin"):
         raise ValueError(f"loss must be 'ce', 'margin' or 'ce-margin'; got {loss!r}.")
-    if (isinstance(switch, bool) or not isinstance(switch, numbers.Real)
-            or not 0 <= switch <= 1):
+    try:  # (a 0-dim tensor too)
+        fraction = positive_number("switch", switch, allow_zero=True)
+    except (TypeError, ValueError):
+        fraction = math.nan
+    if isinstance(switch, bool) or not fraction <= 1:
         raise ValueError(f"switch must be a fraction of the steps in [0, 1]; got {switch!r}.")
+    switch = fraction
     if linear_start and loss != "margin":
         raise ValueError("linear_start needs the margin's gradient at the first step: pass "
                          f"loss='margin' (got loss={loss!r}).")
     first_margin = {"ce": steps, "margin": 0, "ce-margin": int(switch * steps)}[loss]
-    gamma_end = gamma if gamma_end is None else gamma_end
     home = as_tensor(x, "x").device
     with attack_mode(model):
         x0, _, crit = prepare(model, x, y, targets=targets)

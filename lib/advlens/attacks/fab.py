@@ -13,12 +13,12 @@ from advlens.attacks.best import BestAdversarial
 from advlens.attacks.core import (
     attack_mode,
     bookkeeping,
-    check_positive,
     check_start,
     forward,
     graph_input,
     logits_and_grad,
     model_logits,
+    positive_number,
     prepare,
     tqdm_disabled,
 )
@@ -230,7 +230,8 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
         candidates); at least 2.
     targets: target classes for a targeted attack; untargeted if None.
     candidates: how many classes to linearise each iteration (untargeted only).
-    alpha_max, eta, beta: the bias towards x₀, the overshoot, the pull-back factor.
+    alpha_max, eta, beta: the bias towards x₀, the overshoot, the pull-back factor (one
+        number each for the batch; alpha_max and beta at most 1).
     narrow: after the first iteration, linearise only this many candidates per image (None:
         all of them every iteration, as published); untargeted with several candidates only
         (otherwise there is one class to linearise, and nothing to narrow).
@@ -252,8 +253,9 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
                                or not isinstance(narrow, numbers.Integral) or narrow < 1):
         raise ValueError(f"narrow must be None or an int >= 1; got {narrow!r}.")
     narrow = None if narrow is None else int(narrow)  # (a NumPy integer too)
-    for name, value in (("alpha_max", alpha_max), ("eta", eta), ("beta", beta)):
-        check_positive(name, value)
+    # one number each (an (N,) eta broadcast against the images' last axis, silently)
+    alpha_max, eta, beta = (positive_number(name, value) for name, value in
+                            (("alpha_max", alpha_max), ("eta", eta), ("beta", beta)))
     if alpha_max > 1 or beta > 1:
         raise ValueError(f"alpha_max and beta must be <= 1; got {alpha_max}, {beta}.")
     home = as_tensor(x, "x").device

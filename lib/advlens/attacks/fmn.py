@@ -17,6 +17,7 @@ from advlens.attacks.core import (
     check_start,
     cosine,
     margin_and_grad,
+    positive_number,
     prepare,
     tqdm_disabled,
 )
@@ -43,8 +44,9 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
     ``max_step`` 0.1, in pixel units); ``direction="l2"`` takes g/||g||₂ steps for L∞ too
     (default ``max_step`` 1, adv-lib's FMN-L∞: the L∞ projection then clips them).
     ``min_step`` defaults to max_step/100; either may be an (N,) tensor, one step size per
-    image. ``start`` (N, ...) in [0, 1] warm-starts the iterate there, for refining another
-    attack's output (a step sized to each image's norm suits it): a confidently adversarial
+    image; ``gamma`` and ``gamma_end`` (below 1) are one number for the whole batch.
+    ``start`` (N, ...) in [0, 1] warm-starts the iterate there, for refining another attack's
+    output (a step sized to each image's norm suits it): a confidently adversarial
     start sets eps to its norm at once; any other start gets eps = (its norm + the linear
     estimate)(1 + γ), and eps moves by at most γ per step, so a start far from minimal
     recovers slowly.
@@ -58,9 +60,12 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
         direction = "l2" if norm == "l2" else "sign"
     max_step = (1.0 if direction == "l2" else 0.1) if max_step is None else max_step
     min_step = max_step / 100 if min_step is None else min_step
-    for name, value in (("max_step", max_step), ("min_step", min_step), ("gamma", gamma),
-                        ("gamma_end", gamma_end)):
+    for name, value in (("max_step", max_step), ("min_step", min_step)):
         check_positive(name, value)
+    gamma, gamma_end = positive_number("gamma", gamma), positive_number("gamma_end", gamma_end)
+    if gamma >= 1 or gamma_end >= 1:  # (1 − γ)·eps <= 0: a radius of 0, or a negative one
+        raise ValueError(f"gamma and gamma_end must be < 1 (eps shrinks by the factor 1 − γ); "
+                         f"got {gamma} and {gamma_end}.")
     home = as_tensor(x, "x").device
     with attack_mode(model):
         x0, _, crit = prepare(model, x, y, targets=targets)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from advlens.attacks.core import attack_mode, check_positive, prepare
+from advlens.attacks.core import attack_mode, positive_number, prepare
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.norms import Norm, check_norm
 from advlens.attacks.pgd import run_pgd
@@ -26,7 +26,7 @@ def ifgsm_search(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 50,
     ``steps`` passes + 1 forward (on the images still searching), then one confirming forward.
     """
     norm = check_norm(norm, ("l2", "linf"))
-    check_positive("start_eps", start_eps)
+    start_eps = positive_number("start_eps", start_eps)  # (one number: each image searches from it)
     steps, tries = check_positive_int(steps, "steps"), check_positive_int(tries, "tries")
     home = as_tensor(x, "x").device
     with attack_mode(model):

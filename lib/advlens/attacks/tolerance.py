@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from advlens.attacks.core import attack_mode, check_positive, prepare
+from advlens.attacks.core import attack_mode, positive_number, prepare
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.norms import Norm, check_norm
 from advlens.attacks.pgd import run_pgd
@@ -34,22 +34,23 @@ def minimal_eps_pgd(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 3,
     1.6 is not broken here), and ``result.eps`` never exceeds 1.5 + ``width_high``. (Their
     step put every iterate at norm > eps, so eps = 10 did move the image by more than 10.)
 
+    Every setting is one finite number > 0 for the whole batch.
     Cost: one clean forward, then per round ``steps`` passes + 1 forward on the images still
     searching, then one confirming forward.
     """
     norm = check_norm(norm, ("l2", "linf"))
     # finite and > 0: an eps_max of inf was no success (not below the inf of "none yet") and a
     # step_size <= 0 never moved, so every image read "not broken", silently
-    for name, value in (("eps_min", eps_min), ("eps_mid", eps_mid), ("eps_max", eps_max),
-                        ("step_size", step_size)):
-        check_positive(name, value)
+    # one number each for the batch (an (N,) tensor failed inside torch, or in a later round;
+    # a NaN width ended the bisection at once)
+    eps_min, eps_mid, eps_max, step_size, width_low, width_high = (
+        positive_number(name, value) for name, value in
+        (("eps_min", eps_min), ("eps_mid", eps_mid), ("eps_max", eps_max),
+         ("step_size", step_size), ("width_low", width_low), ("width_high", width_high)))
     if not 0 < eps_min < eps_mid < eps_max:
         raise ValueError(f"need 0 < eps_min < eps_mid < eps_max; got {eps_min}, {eps_mid}, "
                          f"{eps_max}.")
     steps = check_positive_int(steps, "steps")
-    if not (width_low > 0 and width_high > 0):  # (a NaN width ended the bisection at once)
-        raise ValueError(f"the widths must be > 0; got width_low={width_low}, "
-                         f"width_high={width_high}.")
     home = as_tensor(x, "x").device
     with attack_mode(model):
         x0, _, crit = prepare(model, x, y)
