@@ -48,6 +48,44 @@ def test_logit_ratio_is_scale_and_shift_invariant_and_signs_the_margin() -> None
     torch.testing.assert_close(base, ref)
 
 
+@pytest.mark.parametrize("targeted", [False, True])
+def test_logit_ratio_is_adv_libs_difference_of_logits_ratio(targeted: bool,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The constraint against adv-lib's DLR (Rony et al.'s ALMA code), untargeted and targeted
+    (spread z₍₁₎ − (z₍₃₎ + z₍₄₎)/2). adv-lib negates the targeted DLR, tolerance included, so
+    its ε pulls a targeted constraint the other way; ours asks for a margin below −tolerance
+    either way: the same as adv-lib's with ε = −tolerance there."""
+    import sys
+    import types
+    from pathlib import Path
+
+    sys.path.append(str(Path(__file__).resolve().parents[1] / ".peers"))
+    if "visdom" not in sys.modules:  # adv-lib imports it for its optional plots only
+        monkeypatch.setitem(sys.modules, "visdom", types.ModuleType("visdom"))
+    losses = pytest.importorskip("adv_lib.utils.losses")
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(40, 7, generator=g, dtype=torch.float64) * 3
+    labels = torch.randint(0, 7, (40,), generator=g)
+    ours = logit_ratio(Criterion(labels, targeted), logits, 0.25)
+    if targeted:
+        theirs = -losses.difference_of_logits_ratio(logits, labels, targeted=True, ε=-0.25)
+    else:
+        theirs = losses.difference_of_logits_ratio(logits, labels, ε=0.25)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_alma_accepts_a_zero_tolerance() -> None:
+    """tolerance 0 (the constraint is the bare ratio, adv-lib's logit_tolerance=0) is valid;
+    a negative one is refused."""
+    model, x = affine_model(k=3), centre_images(4)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    r = attacks.alma(model, x, y, steps=3, tolerance=0.0)
+    assert r.passes == 3
+    with pytest.raises(ValueError, match="tolerance must be finite and >= 0"):
+        attacks.alma(model, x, y, steps=3, tolerance=-1e-4)
+
+
 def test_alma_within_budget_truthful_and_deterministic() -> None:
     model, x = tiny_cnn(seed=2), random_images(8, seed=2)
     with torch.no_grad():

@@ -230,3 +230,42 @@ def test_ead_l1_distortion_is_chen_et_als(targeted: bool, abort_early: bool) -> 
     ratio = ours.norms[ours.success] / torch.from_numpy(norms)[ours.success]
     assert ours.success.sum() >= 6 and abs(float(ratio.mean()) - 1) < 0.025
     assert float((ratio - 1).abs().max()) < 0.08
+
+
+@pytest.mark.parametrize("mode", ["least-likely", "top-2", "random"])
+def test_choose_targets_on_a_binary_model_is_the_other_class(mode: str) -> None:
+    """Two classes leave one target per image, 1 − y, whatever the mode (a binary classifier is
+    a valid model for a targeted attack)."""
+    model, x = tiny_cnn(k=2), random_images(6)
+    y = torch.tensor([0, 1, 1, 0, 1, 0])
+    t = attacks.choose_targets(model, x, y, mode, torch.Generator().manual_seed(0))
+    assert torch.equal(t, 1 - y)
+
+
+@pytest.mark.parametrize("mode", ["least-likely", "top-2"])
+def test_choose_targets_breaks_ties_by_the_lowest_class_index(mode: str) -> None:
+    """Tied logits (a quantised or saturated model; 100 classes, where an unstable sort
+    reorders ties): the documented choice is the lowest index among the tied classes ≠ y,
+    checked against a plain loop over the classes."""
+    row = torch.zeros(100)
+    row[::3] = 1.0  # classes 0, 3, 6, ... tie at the top, the others at the bottom
+    row[50] = 0.5
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return row.expand(x.shape[0], 100) + 0 * x.flatten(1).sum(1, keepdim=True)
+
+    y = torch.tensor([0, 1, 3, 50, 99, 2])
+    t = attacks.choose_targets(Fixed(), random_images(6), y, mode)
+    for i, label in enumerate(y.tolist()):
+        others = [j for j in range(100) if j != label]
+        best = (max if mode == "top-2" else min)(float(row[j]) for j in others)
+        assert int(t[i]) == next(j for j in others if float(row[j]) == best)
+
+
+def test_choose_targets_refuses_a_one_logit_model_naming_targeted_attacks() -> None:
+    """A model of one class has no other class to target; the error is about targets (it said
+    "an untargeted attack needs ...": the criterion's check ran first) and gives the way out."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 1))
+    with pytest.raises(ValueError, match=r"targeted attacks need .* has 1\..*torch\.cat"):
+        attacks.choose_targets(model, random_images(2), torch.tensor([0, 0]), "random")

@@ -195,3 +195,16 @@ def test_default_step_is_two_and_a_half_eps_over_steps(norm: str) -> None:
     g = (p @ w).reshape(x.shape)
     d = g / g.flatten(1).norm(dim=1).view(-1, 1, 1, 1) if norm == "l2" else g.sign()
     torch.testing.assert_close(seen[1], x + 2.5 * eps / steps * d, rtol=0, atol=1e-12)
+
+
+def test_random_l2_start_of_a_single_image_is_uniform_in_its_ball() -> None:
+    """One image (a batch of 1, as when attacking one picture): the radius of a uniform point
+    in a d-ball of radius eps has P(r <= t·eps) = t^d, so its median is eps·0.5^(1/d)
+    (closed form; d = 4 pixels here), and its direction is uniform (mean ≈ 0)."""
+    like = torch.zeros(1, 1, 2, 2, dtype=torch.float64)
+    draws = torch.cat([random_in_ball(like, 0.3, "l2", torch.Generator().manual_seed(s))
+                       for s in range(2000)])
+    radii = lp_norms(draws, "l2")
+    assert float(radii.max()) <= 0.3 + 1e-12
+    assert abs(float(radii.median()) - 0.3 * 0.5 ** (1 / 4)) < 0.02
+    assert float(draws.flatten(1).mean(0).abs().max()) < 0.02

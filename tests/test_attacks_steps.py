@@ -236,6 +236,8 @@ def test_ddn_per_image_init_eps_sets_each_first_radius() -> None:
         attacks.ddn(model, x, y, init_eps=d[:2], steps=2)
     with pytest.raises(TypeError, match="init_eps must be a number"):
         attacks.ddn(model, x, y, init_eps="0.5", steps=2)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="init_eps must be a number.*got True"):
+        attacks.ddn(model, x, y, init_eps=True, steps=2)  # a flag is no radius (True == 1)
 
 
 def test_ddn_linear_start_caps_the_first_radius_at_the_linearised_distance() -> None:
@@ -261,6 +263,24 @@ def test_ddn_linear_start_caps_the_first_radius_at_the_linearised_distance() -> 
     for loss in ("ce", "ce-margin"):
         with pytest.raises(ValueError, match="linear_start needs the margin"):
             attacks.ddn(model, x, y, loss=loss, linear_start=True)
+
+
+def test_ddn_linear_start_leaves_an_image_on_the_boundary_at_init_eps() -> None:
+    """Logits (s, −s), s = Σx − 8: the grey 0.5 image has margin exactly 0 (a tie: not
+    adversarial, no linearised distance), so linear_start leaves its eps at init_eps = 1 and the
+    first step crosses at radius 1.05 (a cap at the distance 0 froze it at x, never fooled);
+    from there eps shrinks by 1 − γ while adversarial, 1.05·0.95^4 at the 5th step."""
+
+    class Tie(nn.Module):
+        def forward(self, x: Tensor) -> Tensor:
+            s = x.flatten(1).sum(1, keepdim=True) - 8.0
+            return torch.cat([s, -s], 1)
+
+    x = torch.full((1, 1, 4, 4), 0.5, dtype=torch.float64)
+    r = attacks.ddn(Tie(), x, torch.tensor([0]), init_eps=1.0, steps=6, loss="margin",
+                    gamma_end=None, linear_start=True)
+    assert bool(r.success.all())
+    torch.testing.assert_close(r.norms, torch.tensor([1.05 * 0.95**4], dtype=torch.float64))
 
 
 class _Plateau:
@@ -343,6 +363,36 @@ def test_fmn_defaults_are_foolboxs() -> None:
     ours = inspect.signature(attacks.fmn).parameters
     assert ours["steps"].default == theirs["steps"].default
     assert ours["gamma"].default == theirs["gamma"].default
+
+
+@pytest.mark.parametrize(("ours_name", "theirs_name", "pairs"), [
+    ("ddn", "decoupled_direction_norm.ddn",
+     {"steps": "steps", "gamma": "γ", "init_eps": "init_norm"}),
+    ("alma", "augmented_lagrangian.alma",
+     {"steps": "num_steps", "lr": "lr_init", "lr_reduction": "lr_reduction", "mu": "μ_init",
+      "rho": "ρ_init", "check_every": "check_steps", "tau": "τ", "rho_growth": "γ",
+      "alpha": "α", "tolerance": "logit_tolerance"}),
+])
+def test_ddn_and_alma_defaults_are_adv_libs(ours_name: str, theirs_name: str,
+                                            pairs: dict[str, str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """DDN's and ALMA's published defaults, read from adv-lib (Rony et al.'s own code)."""
+    import importlib
+    import inspect
+    import sys
+    import types
+    from pathlib import Path
+
+    sys.path.append(str(Path(__file__).resolve().parents[1] / ".peers"))
+    if "visdom" not in sys.modules:  # adv-lib imports it for its optional plots only
+        monkeypatch.setitem(sys.modules, "visdom", types.ModuleType("visdom"))
+    pytest.importorskip("adv_lib")
+    module, name = theirs_name.rsplit(".", 1)
+    theirs = inspect.signature(
+        getattr(importlib.import_module(f"adv_lib.attacks.{module}"), name)).parameters
+    ours = inspect.signature(getattr(attacks, ours_name)).parameters
+    for mine, other in pairs.items():
+        assert ours[mine].default == theirs[other].default, (mine, other)
 
 
 def test_fmn_l2_radii_follow_the_eps_rule() -> None:

@@ -4,12 +4,14 @@ criterion's verdicts and margins, and the keep-the-best bookkeeping."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
 
 from advlens.attacks import criterion
 from advlens.attacks.best import BestAdversarial
+from advlens.attacks.core import cosine
 from advlens.attacks.criterion import Criterion
 
 
@@ -103,3 +105,13 @@ def test_a_criterion_is_immutable_and_its_constants_can_be_saved_by_autograd() -
     z = torch.ones(2, dtype=torch.float64, requires_grad=True)
     (grad,) = torch.autograd.grad((z * criterion._scalar(3.0, torch.float64)).sum(), z)
     assert grad.tolist() == [3.0, 3.0]
+
+
+@pytest.mark.parametrize("n", [1, 2, 7])
+def test_cosine_schedule_runs_from_start_at_0_to_end_at_n(n: int) -> None:
+    """end + (start − end)(1 + cos(π i/n))/2 (the closed form, by hand): start at i = 0, end at
+    i = n, their mean half way, for a schedule of one step too."""
+    for i in range(n + 1):
+        ref = 0.25 + (2.0 - 0.25) * (1 + math.cos(math.pi * i / n)) / 2
+        assert math.isclose(cosine(i, n, 2.0, 0.25), ref, rel_tol=1e-12)
+    assert cosine(0, n, 2.0, 0.25) == 2.0 and math.isclose(cosine(n, n, 2.0, 0.25), 0.25)

@@ -157,6 +157,28 @@ def test_same_label_pairs_rejected() -> None:
     checks.check_different_labels(torch.tensor([0, 1]), torch.tensor([1, 0]))
 
 
+def test_as_tensor_copies_only_the_views_torch_cannot_wrap() -> None:
+    """A reversed view (negative stride) and a big-endian array are each copied on their own
+    (torch.from_numpy refuses both); a plain array is wrapped, sharing its memory."""
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    assert torch.equal(checks.as_tensor(np.flip(a, 1)), torch.tensor(a[:, ::-1].tolist()))
+    assert torch.equal(checks.as_tensor(a.astype(">f4")), torch.tensor(a.tolist()))
+    wrapped = checks.as_tensor(a)
+    a[0, 0] = 7.0
+    assert float(wrapped[0, 0]) == 7.0
+
+
+@pytest.mark.parametrize(("x_dtype", "model_dtype", "expected"), [
+    (torch.float64, torch.float32, torch.float32), (torch.float64, torch.float64, torch.float64),
+    (torch.float32, torch.float64, torch.float32), (torch.float16, torch.float32, torch.float16)])
+def test_images_for_casts_only_float64_images_down_to_a_float32_model(
+        x_dtype: torch.dtype, model_dtype: torch.dtype, expected: torch.dtype) -> None:
+    """The documented rule: float64 images meet a float32 model in float32; nothing else
+    changes (a float64 model keeps float64 images, nothing goes to half or up to float64)."""
+    model = torch.nn.Linear(2, 2).to(model_dtype)
+    assert checks.images_for(model, torch.zeros(1, 2, dtype=x_dtype)).dtype == expected
+
+
 def test_eval_mode_restores_mixed_modes() -> None:
     model = torch.nn.Sequential(torch.nn.Dropout(), torch.nn.BatchNorm1d(3))
     model.train()

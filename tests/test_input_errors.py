@@ -358,6 +358,21 @@ def test_images_holding_nan_are_counted_and_the_way_out_named() -> None:
     x[3, 0, 2, 1] = float("inf")
     with pytest.raises(ValueError, match=r"x contain NaN or inf values \(2 of 4 images\); drop"):
         check_images(x, "x")
+    colour = torch.rand(2, 3, 3, 3)
+    colour[0, :2, 1, 1] = float("nan")  # one image, bad in two channels: counted once
+    with pytest.raises(ValueError, match=r"\(1 of 2 images\)"):
+        check_images(colour, "x")
+
+
+@pytest.mark.parametrize("bad", [[0.0, 1.0], [0.5, 1.7], [True, False], [1, False]])
+def test_label_lists_of_floats_or_booleans_are_refused(bad: list) -> None:
+    """A list of labels must hold ints (NumPy's included): floats were truncated by int(), and
+    booleans are a mask, not labels; a list of ints is taken as is."""
+    from advlens.checks import check_labels
+
+    with pytest.raises(ValueError, match="y must be integer class indices; got"):
+        check_labels(bad, 2, "y")
+    assert torch.equal(check_labels([np.int64(2), 0], 2, "y"), torch.tensor([2, 0]))
 
 
 def test_labels_that_are_no_class_index_are_refused() -> None:

@@ -30,10 +30,12 @@ def choose_targets(model: nn.Module, x: Tensor, y: Tensor, mode: str = "random",
     with eval_mode(model):
         x0, y0, crit = prepare(model, x, y)
         logits = forward(model, x0)
-    crit.check_outputs(logits)
     k = logits.shape[1]
-    if k < 2:
-        raise ValueError("targeted attacks need a model with at least 2 classes.")
+    if k < 2:  # before the criterion's check, whose message speaks of untargeted attacks
+        raise ValueError(f"targeted attacks need a model of at least 2 classes; this one has {k}. "
+                         "For a binary classifier with one logit z, return two: "
+                         "torch.cat([-z, z], dim=1) / 2 (their margin is z).")
+    crit.check_outputs(logits)
     if mode in ("least-likely", "top-2"):
         # the first class other than y in rank order (ties: the lowest index, as argmax). Not a
         # masked argmax: where every other logit is already ∓inf, that returned y itself
