@@ -56,11 +56,11 @@ def test_passes_and_hours_for_a_hand_counted_zoo() -> None:
                     "ifgsm_steps": 4, "cw_binary_steps": 2, "cw_steps": 5,
                     "ead_binary_steps": 1, "ead_steps": 6, "transfer_steps": 7,
                     "transfer_target_mode": "random"}}
-    passes = cost.notebook_passes(knobs, zoo)
+    passes = cost.notebook_passes(knobs, zoo, val_images=7)
     passes = passes[passes["arch"] == "resnet18"].groupby("notebook")[["fwd", "fwd_bwd"]].sum()
     # 00: per model, 10 images: clean accuracy, then clean + PGD's confirming + adversarial
-    # forwards, and 10 PGD steps
-    assert passes.loc["00"].tolist() == [4 * 20, 10 * 20]
+    # forwards, and 10 PGD steps; and its top-1 accuracy on the 7 validation images
+    assert passes.loc["00"].tolist() == [4 * 20 + 2 * 7, 10 * 20]
     # heatmap: 2 x 5 test + 4 targets + 4 last iterates + 4 inverted sets of 1 model; 4 pairs
     # x 3 iterations. Levels: one architecture at each radius, which (b) skips
     assert passes.loc["01"].tolist() == [22, 12]
@@ -71,9 +71,9 @@ def test_passes_and_hours_for_a_hand_counted_zoo() -> None:
     assert passes.loc["02"].tolist() == [2 * (2 + 2 * 12) + 2 * 2 * 3 + 2, 2 * 2 * 31 + 28]
     flops = pd.DataFrame([{"arch": "resnet18", "forward_gflops": 1.0, "backward_gflops": 2.0}])
     knobs = {nb: knobs[nb] for nb in ("00", "02")}  # 01's twin-cue models: measured below
-    hours = cost.gpu_hours(cost.notebook_passes(knobs, zoo), flops,
+    hours = cost.gpu_hours(cost.notebook_passes(knobs, zoo, val_images=7), flops,
                            gpus=(cost.Gpu("X", 1e9, 0.5),)).set_index("notebook")
-    expected = (80 * 1e9 + 200 * 3e9) / 0.5e9 / 3600
+    expected = (94 * 1e9 + 200 * 3e9) / 0.5e9 / 3600
     assert hours.loc["00", "X_hours"] == pytest.approx(expected)
     with pytest.raises(ValueError, match="no FLOPs measured"):
         cost.gpu_hours(cost.notebook_passes(knobs, zoo), flops.assign(arch="other"))
@@ -321,10 +321,13 @@ def test_notebook02_passes_equal_the_forwards_of_its_code_path(transfer_mode: st
         assert counters[name].fwd_bwd <= fwd_bwd, name
 
 
-def test_notebook00_passes_equal_the_forwards_of_the_zoo_evaluation() -> None:
+def test_notebook00_passes_equal_the_forwards_of_the_zoo_evaluation(tmp_path, monkeypatch) -> None:
     """A published model's evaluation as the zoo runs it (clean accuracy, then the robust
-    check) on images it classifies right and the attack cannot break (the upper bound)."""
+    check) on images it classifies right and the attack cannot break (the upper bound), and
+    its top-1 accuracy on every image of the validation folder (read in batches)."""
+    from advlens.zoo import paper
     from advlens.zoo.evaluation import RobustEval, clean_accuracy, robust_accuracy
+    from paper_fixtures import write_imagefolder
 
     model = _tiny(10, 0)
     data = _images(model, 9, 1)
@@ -332,10 +335,17 @@ def test_notebook00_passes_equal_the_forwards_of_the_zoo_evaluation() -> None:
     with torch.no_grad():
         clean_accuracy(model, data)
     robust_accuracy(model, data, RobustEval(eps=1e-6, n=9), batch_size=4)
+    monkeypatch.setitem(paper.PAPER_ARCHS, "resnet18",
+                        paper.PaperArch("resnet", "robustness", input_size=8))
+    monkeypatch.setenv("ADVLENS_IMAGENET", str(write_imagefolder(tmp_path, 3, 5, side=12)))
+    assert paper.eval_accuracy(model, "resnet18", batch_size=4)[1] == 15
     config = ModelConfig("resnet18", source="robustness", dataset="imagenet", epochs=0,
                          checkpoint="a")
-    passes = cost.notebook_passes({"00": {"robust_eval_n": 9}}, [config])
+    passes = cost.notebook_passes({"00": {"robust_eval_n": 9}}, [config], val_images=15)
     assert counter.counts() == (int(passes["fwd"].sum()), int(passes["fwd_bwd"].sum()))
+    # the paper preset: the 50,000 ILSVRC2012 validation images per published model
+    default = cost.notebook_passes({"00": {"robust_eval_n": 9}}, [config])
+    assert int(default["fwd"].sum()) == 4 * 9 + 50_000
 
 
 @pytest.mark.parametrize("regime", ["standard", "harmonized"])

@@ -306,12 +306,18 @@ def liang_passes(k: Mapping[str, Any], reference: Any,
 
 
 def notebook_passes(knobs: Mapping[str, Mapping], zoo: list,
-                    experiments: Sequence[Any] = ()) -> pd.DataFrame:
+                    experiments: Sequence[Any] = (), *,
+                    val_images: int | None = None) -> pd.DataFrame:
     """Forward-only, forward+backward and training-step passes per (notebook, model) at the
     paper preset ``knobs`` (``{"00": {...}, ...}``; notebooks absent are skipped) over the paper
     ``zoo``. Notebook 04 needs its ``experiments`` (objects with ``reference`` and ``sources``
     holding ``config``: :func:`advlens.papers.liang2021.experiments_from_knobs`). The column
-    ``arch`` is the model's :func:`flops_key`; ``config`` one config of it."""
+    ``arch`` is the model's :func:`flops_key`; ``config`` one config of it. ``val_images``: the
+    ImageNet validation images each published model's top-1 accuracy is measured on (default
+    :data:`advlens.zoo.paper.IMAGENET_VAL_IMAGES`)."""
+    from advlens.zoo.paper import IMAGENET_VAL_IMAGES
+
+    val_images = IMAGENET_VAL_IMAGES if val_images is None else val_images
     rows = []
 
     def add(notebook: str, config: Any, what: str, fwd: float, fb: float,
@@ -324,6 +330,10 @@ def notebook_passes(knobs: Mapping[str, Mapping], zoo: list,
         from advlens.zoo.evaluation import RobustEval
 
         add("00", c, "evaluate", 4 * k["robust_eval_n"], RobustEval().steps * k["robust_eval_n"])
+        # a published model's top-1 accuracy on the whole validation folder: measured once per
+        # weights file for every notebook that builds the paper zoo, counted here
+        if c.source != "trained":
+            add("00", c, "top-1 on the validation set", val_images, 0)
     k = knobs.get("01")  # (a) heatmaps, (b) robustness levels and unequal radii, (c) twin-cue
     if k:
         # an inversion of n pairs: the targets' and the last iterate's forward, n x iterations

@@ -7,13 +7,14 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from advlens.checks import check_count
+from advlens.checks import check_count, check_positive_int
 from advlens.data.errors import corrupt, missing
 from advlens.data.imageset import ImageSet
 
@@ -164,36 +165,22 @@ def _flat_files(base: Path, labels: Path) -> tuple[list[str], dict[str, list[Pat
     return classes, listed
 
 
-def imagefolder(root: str | Path, split: str | None = None, *, size: int | None = None,
-                crop_fraction: float = 0.875, interpolation: str = "bilinear",
-                max_per_class: int | None = None, n: int | None = None, seed: int = 0,
-                labels: str | Path | None = None, progress: bool = True) -> ImageSet:
-    """Images under ``root`` (or ``root/split`` when that folder exists), one folder per class
-    (its sub-folders included, as torchvision's ``ImageFolder``).
-
-    A folder of images without class folders is read with ``labels``, Kaggle's ImageNet
-    solution CSV (by default ``LOC_val_solution.csv`` found in the folder or up to four
-    levels above it; :func:`flat_labels`); ``root`` may also be the top of Kaggle's download
-    (``split`` is then read from ``ILSVRC/Data/CLS-LOC/<split>``). The images, labels and
-    their order are those of the same images sorted into class folders. Folders named by
-    ImageNet-1k wnids are labelled by their index among the 1,000 (:func:`model_classes`), so
-    that a copy holding only some of the classes is scored as the published models index them.
-
-    ``size`` resizes the shorter side to ``floor(size / crop_fraction)`` with ``interpolation``
-    (PIL's filter of that name, as torchvision's ``Resize``) and centre-crops ``size``
-    (ImageNet's 256 → 224 at the default 0.875, as torchvision's ``Resize(256)`` +
-    ``CenterCrop(224)``); without it every image must share one size.
-    ``n`` reads only ``n`` files drawn at random (``seed``) from the listing, in listing order
-    (a 1,000-image evaluation subset of the 50,000 ImageNet validation images).
-    """
-    n, max_per_class = check_count(n, "n"), check_count(max_per_class, "max_per_class")
+def _check_read(size: int | None, crop_fraction: float, interpolation: str) -> int | None:
+    """The resize arguments of :func:`imagefolder` checked; returns ``size``."""
     if not 0 < crop_fraction <= 1:
         raise ValueError(f"crop_fraction must be in (0, 1]; got {crop_fraction!r}.")
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}; "
                          f"got {interpolation!r}.")
-    if size is not None:
-        size = check_count(size, "size")
+    return None if size is None else check_count(size, "size")
+
+
+def _listing(root: str | Path, split: str | None, max_per_class: int | None, n: int | None,
+             seed: int, labels: str | Path | None
+             ) -> tuple[Path, list[str], list[tuple[Path, int]]]:
+    """The folder read, the classes in label order and the (file, label) pairs that
+    :func:`imagefolder` reads, in its order."""
+    n, max_per_class = check_count(n, "n"), check_count(max_per_class, "max_per_class")
     base = Path(root).expanduser()
     if split is not None and (base / split).is_dir():
         base = base / split
@@ -225,13 +212,74 @@ def imagefolder(root: str | Path, split: str | None = None, *, size: int | None 
     if n is not None and n < len(files):
         keep = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[:n]
         files = [files[i] for i in keep.sort().values.tolist()]
-    arrays = [_read(p, size, crop_fraction, interpolation)
-              for p, _ in tqdm(files, desc=f"reading {base.name}", disable=not progress)]
+    return base, classes, files
+
+
+def _stack(arrays: list[np.ndarray], base: Path) -> torch.Tensor:
+    """Decoded images as one float tensor in [0, 1], N×3×H×W (all of one size)."""
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise ValueError(f"images under {base} have different sizes {sorted(shapes)[:3]}...; "
                          "pass size= to resize and centre-crop them.")
-    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def imagefolder(root: str | Path, split: str | None = None, *, size: int | None = None,
+                crop_fraction: float = 0.875, interpolation: str = "bilinear",
+                max_per_class: int | None = None, n: int | None = None, seed: int = 0,
+                labels: str | Path | None = None, progress: bool = True) -> ImageSet:
+    """Images under ``root`` (or ``root/split`` when that folder exists), one folder per class
+    (its sub-folders included, as torchvision's ``ImageFolder``).
+
+    A folder of images without class folders is read with ``labels``, Kaggle's ImageNet
+    solution CSV (by default ``LOC_val_solution.csv`` found in the folder or up to four
+    levels above it; :func:`flat_labels`); ``root`` may also be the top of Kaggle's download
+    (``split`` is then read from ``ILSVRC/Data/CLS-LOC/<split>``). The images, labels and
+    their order are those of the same images sorted into class folders. Folders named by
+    ImageNet-1k wnids are labelled by their index among the 1,000 (:func:`model_classes`), so
+    that a copy holding only some of the classes is scored as the published models index them.
+
+    ``size`` resizes the shorter side to ``floor(size / crop_fraction)`` with ``interpolation``
+    (PIL's filter of that name, as torchvision's ``Resize``) and centre-crops ``size``
+    (ImageNet's 256 → 224 at the default 0.875, as torchvision's ``Resize(256)`` +
+    ``CenterCrop(224)``); without it every image must share one size.
+    ``n`` reads only ``n`` files drawn at random (``seed``) from the listing, in listing order
+    (a 1,000-image evaluation subset of the 50,000 ImageNet validation images).
+    :func:`imagefolder_batches` reads the same images a batch at a time.
+    """
+    size = _check_read(size, crop_fraction, interpolation)
+    base, classes, files = _listing(root, split, max_per_class, n, seed, labels)
+    arrays = [_read(p, size, crop_fraction, interpolation)
+              for p, _ in tqdm(files, desc=f"reading {base.name}", disable=not progress)]
+    x = _stack(arrays, base)
     y = torch.tensor([label for _, label in files], dtype=torch.long)
     return ImageSet(images=x.contiguous(), labels=y, masks=None, classes=classes,
                     name=f"imagefolder-{base.name}")
+
+
+def imagefolder_batches(root: str | Path, split: str | None = None, *, size: int | None = None,
+                        crop_fraction: float = 0.875, interpolation: str = "bilinear",
+                        max_per_class: int | None = None, n: int | None = None, seed: int = 0,
+                        labels: str | Path | None = None, batch_size: int = 256,
+                        workers: int | None = None, progress: bool = True
+                        ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The images and labels of :func:`imagefolder` (same arguments, order and pixels) as
+    ``(images, labels)`` batches of ``batch_size``, so that a whole folder -- ImageNet's
+    50,000 validation images, 30 GB as one float tensor at 224 pixels -- is never held at once.
+    ``workers`` threads decode each batch (default: up to 8, one per CPU core)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    size = _check_read(size, crop_fraction, interpolation)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    workers = check_count(workers, "workers", none="up to 8, one per core") \
+        or min(8, os.cpu_count() or 1)
+    base, _, files = _listing(root, split, max_per_class, n, seed, labels)
+    starts = range(0, len(files), batch_size)
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # PIL decodes without the GIL
+        for start in tqdm(starts, desc=f"reading {base.name}", disable=not progress,
+                          unit="batch"):
+            chunk = files[start:start + batch_size]
+            arrays = list(pool.map(lambda f: _read(f[0], size, crop_fraction, interpolation),
+                                   chunk))
+            yield _stack(arrays, base), torch.tensor([label for _, label in chunk],
+                                                     dtype=torch.long)

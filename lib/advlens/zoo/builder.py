@@ -83,15 +83,22 @@ def published_model(config: ModelConfig, trust: bool | None = None) -> nn.Module
 # How published models' validation images are labelled (a change re-measures their accuracies):
 # folders named by ImageNet-1k wnids by their index among the 1,000 (data.imagefolder)
 EVAL_LABELS = "imagenet-1k-wnid-index"
+# What a published model's ``test_acc`` rests on: every image of the validation folder, as its
+# published top-1 error (a metadata file without it, of an earlier release, held the clean
+# accuracy of the first robust record's n images there; it is measured again)
+TEST_IMAGES = "imagenet-val-all"
 
 
 def _published(config: ModelConfig, root: str | Path | None, settings: RobustEval,
-               memo: _DataCache | None, trust: bool | None) -> ZooEntry:
-    """A published model, with its clean and robust accuracy on ImageNet validation images
-    evaluated once per weights file (its path and contents), ImageNet folder and setting
-    (cached in the zoo's metadata file; ``test_acc`` / ``n_test`` are the clean accuracy on the
-    same ``n`` images as the robust one). With ``$ADVLENS_IMAGENET`` unset, accuracies cached
-    on any folder are served."""
+               memo: _DataCache | None, trust: bool | None, progress: bool = False
+               ) -> ZooEntry:
+    """A published model, with its accuracies on ImageNet validation images evaluated once per
+    weights file (its path and contents), ImageNet folder and setting (cached in the zoo's
+    metadata file): ``test_acc`` / ``n_test`` its top-1 accuracy on every image of the folder
+    (the 50,000 its published error is quoted on, Su et al.'s x-axis;
+    :func:`paper.eval_accuracy`), ``robust_acc`` its robust accuracy on ``settings.n`` of them
+    with the clean accuracy on those same images as ``robust_eval["clean_acc"]``. With
+    ``$ADVLENS_IMAGENET`` unset, accuracies cached on any folder are served."""
     model = published_model(config, trust)
     weights = paper.weights_path(config)
     stamp = {"path": str(weights), "size": weights.stat().st_size,
@@ -121,19 +128,26 @@ def _published(config: ModelConfig, root: str | Path | None, settings: RobustEva
                     "sha256": digest, "train_time_s": None,
                     "n_params": sum(p.numel() for p in model.parameters()), "robust": {},
                     "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        if settings.key not in meta["robust"]:
+        changed = settings.key not in meta["robust"]
+        if changed:
             test = _eval_data(config, "test", settings.n, memo)
             meta["robust"][settings.key] = {**_robust_record(model, test, settings),
                                             "test_acc": clean_accuracy(model, test)}
-            if "test_acc" not in meta:  # meta's own stays the first: an older release's
-                # records (without a clean accuracy of their own) were paired with it
-                meta.update(test_acc=meta["robust"][settings.key]["test_acc"], n_test=len(test))
+        if meta.get("test_images") != TEST_IMAGES:
+            # an earlier release's records without a clean accuracy of their own were paired
+            # with the metadata's (the first record's): they keep it
+            for record in meta["robust"].values():
+                if "test_acc" not in record and "test_acc" in meta:
+                    record["test_acc"] = meta["test_acc"]
+            acc, n = paper.eval_accuracy(model, config.arch, progress=progress)
+            meta.update(test_acc=acc, n_test=n, test_images=TEST_IMAGES)
+            changed = True
+        if changed:
             cache.update_meta(config, meta, root)
     record = meta["robust"][settings.key]
-    clean = ({"test_acc": record["test_acc"], "n_test": record["n_images"]}
-             if "test_acc" in record else {})  # (records of older releases: meta's own)
-    meta = {**meta, **clean, "robust_acc": record["acc"],
-            "robust_eval": {k: v for k, v in record.items() if k not in ("acc", "test_acc")}}
+    meta = {**meta, "robust_acc": record["acc"],
+            "robust_eval": {**{k: v for k, v in record.items() if k not in ("acc", "test_acc")},
+                            "clean_acc": record.get("test_acc")}}
     return ZooEntry(config.name, config, model, meta, cached=cached)
 
 
@@ -177,14 +191,16 @@ def load(config: ModelConfig, root: str | Path | None = None, progress: bool = T
     0.5) on the first ``robust_eval_n`` (default 500) test images; new settings are evaluated
     once and added to the metadata file. Published models (``config.source`` timm,
     torchvision or robustness; the ``paper`` zoo) are loaded from their weights files
-    (:mod:`advlens.zoo.paper`) and evaluated on ImageNet validation images;
+    (:mod:`advlens.zoo.paper`) and evaluated on ImageNet validation images: ``test_acc`` on
+    every image of the folder (as a trained model's on its whole test split), the robust
+    accuracy on ``robust_eval_n`` of them (:func:`_published`);
     ``trust_checkpoints`` allows fully unpickling a checkpoint the safe loader refuses
     (:func:`advlens.checkpoints.load_checkpoint`).
     """
     settings = _settings(robust_eval_eps, robust_eval_n)
     if config.source != "trained":
         paper.require([config])
-        return _published(config, root, settings, _memo, trust_checkpoints)
+        return _published(config, root, settings, _memo, trust_checkpoints, progress)
     with cache.model_lock(config, root):  # another process may be training it right now
         found = cache.load_cached(config, root)
         if found is None:
@@ -201,11 +217,21 @@ def load(config: ModelConfig, root: str | Path | None = None, progress: bool = T
     return ZooEntry(config.name, config, model, meta, cached=found is not None)
 
 
+def _evaluated(path: Path) -> bool:
+    """Whether the metadata file ``path`` of a published model holds its top-1 accuracy on the
+    whole validation folder."""
+    try:
+        return path.exists() and read_json(path).get("test_images") == TEST_IMAGES
+    except (ValueError, AttributeError, OSError):  # unreadable: measured again
+        return False
+
+
 def _require_imagenet(configs: list[ModelConfig], root: str | Path | None) -> None:
     """``$ADVLENS_IMAGENET`` (or a FileNotFoundError saying what to download) when a published
-    model of ``configs`` was never evaluated under ``root``: its accuracy is measured on
-    ImageNet validation images."""
-    if any(c.source != "trained" and not cache.cache_paths(c, root).meta.exists()
+    model of ``configs`` was never evaluated under ``root``, or its top-1 accuracy not on the
+    whole folder (:data:`TEST_IMAGES`; metadata of an earlier release): its accuracies are
+    measured on ImageNet validation images."""
+    if any(c.source != "trained" and not _evaluated(cache.cache_paths(c, root).meta)
            for c in configs):
         from advlens.data.sources import require as require_data
 
@@ -215,7 +241,8 @@ def _require_imagenet(configs: list[ModelConfig], root: str | Path | None) -> No
 def require(preset: str | Iterable[ModelConfig], root: str | Path | None = None) -> list[Path]:
     """The weights files of the published models of ``preset`` (a zoo name or configs); raises
     FileNotFoundError naming every missing file and where it comes from, or the ImageNet folder
-    when one of them was never evaluated (zoo cache ``root``). Trained zoos need nothing. A
+    when one of them was never evaluated, or not on the whole folder (zoo cache ``root``:
+    :func:`_require_imagenet`). Trained zoos need nothing. A
     notebook's first cell calls it, so a ``paper`` run fails before any work."""
     configs = spec(preset) if isinstance(preset, str) else list(preset)
     found = paper.require(configs)

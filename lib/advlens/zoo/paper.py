@@ -444,6 +444,28 @@ def eval_data(n: int | None, *, seed: int = 0, size: int | None = None,
     return load("imagenet", "val", **kw)
 
 
+# ILSVRC2012's validation set: the images a published model's top-1 error is quoted on
+IMAGENET_VAL_IMAGES = 50_000
+
+
+def eval_accuracy(model: nn.Module, arch: str | None = None, *, batch_size: int = 256,
+                  progress: bool = False) -> tuple[float, int]:
+    """(top-1 accuracy, number of images) of ``model`` on every image of the ImageNet
+    validation folder (``$ADVLENS_IMAGENET``: the 50,000 images its published error is quoted
+    on), preprocessed for ``arch`` as :func:`eval_kw` says and read a batch at a time."""
+    from advlens.data.imagefolder import imagefolder_batches
+    from advlens.data.sources import require as require_data
+    from advlens.features import predict
+
+    kw = require_data("imagenet", eval_kw(arch))
+    correct = total = 0
+    for x, y in imagefolder_batches(split="val", batch_size=batch_size, progress=progress,
+                                    **kw):
+        correct += int((predict(model, x, batch_size=batch_size).argmax(1) == y).sum())
+        total += len(y)
+    return correct / total, total
+
+
 def load_model(config: Any, *, trust: bool | None = None) -> nn.Module:
     """The published model of ``config`` (source timm, torchvision or robustness) on the CPU,
     in eval mode, taking [0, 1] images. ``trust``: see :func:`advlens.checkpoints.load_checkpoint`.
