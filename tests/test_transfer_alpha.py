@@ -202,6 +202,37 @@ def test_pairs_average_over_images_the_target_classifies_correctly() -> None:
     assert row["alpha1"] == pytest.approx(expected)
 
 
+def test_a_pair_whose_target_gets_no_image_right_reads_nan_and_the_others_are_kept() -> None:
+    """With labels, a target that classifies no image correctly has nothing to average: its
+    pair reads n = 0 and NaN (as transfer_matrix's), without attacking it, and the table's
+    other pairs are still computed (one such pair aborted the whole table, every attack run).
+    The kept pair is checked against the FGSM closed form in float64 numpy."""
+    s, t = affine_model(k=4, seed=1), affine_model(k=4, seed=1)
+    with torch.no_grad():  # a related target: agrees with the source on some images only
+        t[1].weight.add_(affine_model(k=4, seed=9)[1].weight * 0.5)
+    x = centre_images(20, spread=0.3)
+    y = s(x).argmax(1)
+    blind = affine_model(k=4, seed=3)
+    with torch.no_grad():  # predicts, for every image, a class no label has
+        blind[1].weight.zero_()
+        blind[1].bias.zero_()
+        blind[1].bias[next(c for c in range(4) if not (y == c).any())] = 1.0
+    p = Perturbations({"s": s, "t": t, "blind": blind}, x, attack=liang_fgsm(0.1))
+    table = alpha_table(p, [("s", "blind"), ("s", "t")], y=y).set_index("target")
+    assert table.loc["blind", "n"] == 0
+    assert table.loc["blind", ["alpha1", "alpha2", "combined"]].isna().all()
+    assert p.attacked["blind"] == 0
+    keep = (t(x).argmax(1) == y).numpy()
+    assert 0 < table.loc["t", "n"] == keep.sum() < len(x)
+    w_t = t[1].weight.detach().numpy()
+    d_s, d_t = _fgsm_delta(s, x, 0.1)[keep], _fgsm_delta(t, x, 0.1)[keep]
+    ratio = np.linalg.norm(d_s @ w_t.T, axis=1) / np.linalg.norm(d_t @ w_t.T, axis=1)
+    assert table.loc["t", "alpha1"] == pytest.approx(ratio.mean(), rel=1e-10)
+    u, v = _unit(d_s @ s[1].weight.detach().numpy().T), _unit(d_s @ w_t.T)
+    assert table.loc["t", "alpha2"] == pytest.approx(
+        np.linalg.norm(u.T @ v / keep.sum(), "fro"), rel=1e-10)
+
+
 def test_attacks_follow_the_protocol() -> None:
     s = affine_model(k=4, seed=1)
     x = centre_images(12, spread=0.3)

@@ -389,7 +389,8 @@ def alpha_table(perturbations: Perturbations, pairs: Iterable[tuple[str, str]], 
     Each model is attacked once, on all images, however many pairs it takes part in. With
     labels ``y``, a pair is averaged over the images its target (second name) classifies
     correctly (the protocol: "only images the reference classifies correctly", in the S → T
-    direction; for T → S pairs choose the reference's images beforehand instead).
+    direction; for T → S pairs choose the reference's images beforehand instead); a pair whose
+    target classifies none correctly has n = 0 and NaN values (as in :func:`transfer_matrix`).
 
     ``squared``: α₂ and the combined number squared, as their image-experiment code reported
     them (α₁ is a ratio of norms either way).
@@ -410,6 +411,11 @@ def alpha_table(perturbations: Perturbations, pairs: Iterable[tuple[str, str]], 
         keep = torch.ones(perturbations.x.shape[0], dtype=torch.bool)
         if y is not None:
             keep = perturbations.clean_logits(target).argmax(1) == y
+        if not keep.any():  # the target gets every image wrong: nothing to average, no attack
+            nan = float("nan")
+            rows.append({"source": source, "target": target, "n": 0, "alpha1": nan,
+                         "alpha2": nan, "combined": nan})
+            continue
         d_ss = perturbations.change(source, source)[keep]
         d_st = perturbations.change(source, target)[keep]
         d_tt = perturbations.change(target, target)[keep]
