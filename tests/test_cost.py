@@ -279,6 +279,9 @@ def test_notebook01_passes_equal_the_forwards_of_its_code_path() -> None:
                                      "iterations": k["twin_iterations"]})
     jones2022.prediction_table(twin, inv.inverted, labels[ts], labels[tt])
     jones2022.representations(twin, both)
+    for name, m in twin.items():  # each cue model on its own variant's test images
+        if jones2022.label_kind(name) in ("a-only", "b-only"):
+            features.accuracy(m, images[:k["twin_n"]], labels[:k["twin_n"]])
     assert len(twin) == 5  # a-only and b-only at two seeds, both at one
     counted = pd.DataFrame({name: c.counts() for name, c in counters.items()},
                            index=["fwd", "fwd_bwd"]).T

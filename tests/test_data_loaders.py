@@ -306,6 +306,32 @@ def test_imageset_subset_and_select_classes():
                  masks=None, classes=["a"], name="bad")
 
 
+def test_select_classes_relabels_class_attributes_with_the_labels(tmp_path, monkeypatch):
+    """Twin-cue ``cue_a_class``/``cue_b_class`` stayed in the old class indices while the labels
+    were relabelled 0..k-1: ``cue_agreement`` of a ``both`` subset read 0.0 instead of 1.0."""
+    from advlens.data import cue_agreement, twin_cue
+
+    monkeypatch.setenv("ADVLENS_DATA", str(tmp_path))
+    for variant in ("both", "a-only"):
+        s = twin_cue("test", variant, n=200)
+        sub = select_classes(s, [7, 3])
+        keep = (s.labels == 7) | (s.labels == 3)
+        # reference: the new index of each kept class by hand (7 -> 0, 3 -> 1, others -> -1)
+        new = {7: 0, 3: 1}
+        for key in ("cue_a_class", "cue_b_class"):
+            want = [new.get(int(c), -1) for c in s.attributes[key][keep]]
+            assert sub.attributes[key].tolist() == want
+        agree = {f"agree_{c}": float(np.mean([new.get(int(k), -1) == int(y) for k, y in zip(
+            s.attributes[f"cue_{c}_class"][keep], sub.labels, strict=True)])) for c in "ab"}
+        assert cue_agreement(sub) == pytest.approx(agree)
+        if variant == "both":
+            assert agree == {"agree_a": 1.0, "agree_b": 1.0}
+    plain = ImageSet(images=torch.rand(3, 1, 2, 2), labels=torch.tensor([0, 1, 2]), masks=None,
+                     classes=["a", "b", "c"], name="toy",
+                     attributes={"id": torch.tensor([5, 6, 7])})
+    assert select_classes(plain, [2]).attributes["id"].tolist() == [7]  # not a class index
+
+
 def test_imageset_subset_takes_a_list_of_bools_as_a_mask():
     """A boolean mask given as a Python list was turned into the indices 0 and 1."""
     s = ImageSet(images=torch.arange(4.0).view(4, 1, 1, 1), labels=torch.arange(4),

@@ -67,3 +67,18 @@ def test_digit_standins_follow_the_strokes():
                        name="nomask")
     with pytest.raises(ValueError, match="no masks"):
         clickme_standin(no_masks)
+
+
+def test_one_cue_given_alone_is_that_cue_not_its_letters(tmp_path, monkeypatch):
+    """``cues="stroke"`` was iterated letter by letter ("unknown cue 's'"), ``cues=1`` raised
+    "'int' object is not iterable" and ``cues="ab"`` silently meant both cues."""
+    monkeypatch.setenv("ADVLENS_DATA", str(tmp_path))
+    d = digits("test").subset(slice(0, 4))
+    s = twin_cue("test", "both", n=4)
+    # reference: the one mask channel blurred and scaled to peak 1, written out here
+    for data, cue, channel in ((d, "stroke", 0), (s, 1, 1), (s, "b", 1)):
+        blurred = clickme_blur(data.masks[:, channel:channel + 1], tuple(data.images.shape[-2:]))
+        ref = blurred / blurred.amax((1, 2, 3), keepdim=True)
+        torch.testing.assert_close(clickme_standin(data, cue), ref)
+    with pytest.raises(ValueError, match="unknown cue 'ab'"):
+        clickme_standin(s, "ab")

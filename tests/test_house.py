@@ -195,6 +195,26 @@ def _benchmark_module(name: str):
         sys.path[:] = saved
 
 
+def test_bench_twin_cue_learnability_measures_the_design_asked_for(tmp_path, monkeypatch):
+    """The bench could only train on the independent design (notebook 01 uses the latent one)
+    and wrote generator version 3 whatever the data; each design gives its own rows now."""
+    from advlens.data import twin_cue
+
+    monkeypatch.setenv("ADVLENS_DATA", str(tmp_path))
+    bench = _benchmark_module("bench_twin_cue_learnability")
+    seen = []
+
+    def recording(split, variant, n, **kw):
+        seen.append(kw.get("design", "independent"))
+        return twin_cue(split, variant, n=n, **kw)
+
+    monkeypatch.setattr(bench, "twin_cue", recording)
+    for design, version in (("latent", "latent-1"), ("independent", "3")):
+        seen.clear()
+        rows = bench.run("a-only", 0, 1, 20, 10, design)
+        assert seen == [design, design] and [r["generator"] for r in rows] == [version]
+
+
 @pytest.mark.parametrize("debiased", [False, True])
 def test_bench_cka_reference_is_exact_on_features_far_from_zero(debiased: bool) -> None:
     """bench_cka's float64 reference, the yardstick of its error column: on features whose mean

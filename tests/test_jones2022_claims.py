@@ -218,9 +218,32 @@ def test_finding_b_pairs_leaves_a_pair_at_one_level_untested_not_passed():
 def test_twin_findings_untestable_without_second_seeds():
     names = ["a-only/s0", "b-only/s0"]
     m = pd.DataFrame(0.5, index=names, columns=names)
-    rows = j.twin_findings(m, m)
+    rows = j.twin_findings(m, m, own_accuracy=dict.fromkeys(names, 1.0))
     assert [r["holds"] for r in rows] == [None, None]
     assert "a-only/s1" in rows[0]["evidence"]
+
+
+def test_twin_findings_untestable_when_a_cue_model_did_not_learn_its_cue():
+    """The bench is valid only where every a-only/b-only model reaches 90 % on its own variant
+    (fixed with CONFOUND_MARGIN): models at chance gave verdicts (the confound criterion "held"
+    for four untrained CNNs). Same CKA matrices, only the accuracies change."""
+    names = ["a-only/s0", "a-only/s1", "b-only/s0", "b-only/s1"]
+    test = pd.DataFrame(1.0, index=names, columns=names)
+    test.loc[names[:2], names[2:]] = test.loc[names[2:], names[:2]] = 0.75
+    for x, y in (names[:2], names[2:]):  # same-cue pairs 0.8: cross-cue within 0.1 of it
+        test.loc[x, y] = test.loc[y, x] = 0.8
+    inv = pd.DataFrame(0.5, index=names, columns=names)
+    inv.loc[names[:2], names[2:]] = inv.loc[names[2:], names[:2]] = 0.125
+    learnt = dict.fromkeys(names, 0.96)
+    assert [r["holds"] for r in j.twin_findings(test, inv, own_accuracy=learnt)] == [True, True]
+    for bad in ({**learnt, "b-only/s1": 0.1}, {**learnt, "a-only/s0": 0.899},
+                {k: v for k, v in learnt.items() if k != "a-only/s1"}):
+        rows = j.twin_findings(test, inv, own_accuracy=bad)
+        assert [r["holds"] for r in rows] == [None, None]
+        weak = next(k for k in names if not bad.get(k, 0.0) >= 0.9)
+        assert weak in rows[0]["evidence"] and ">= 0.9" in rows[1]["evidence"]
+    at_edge = {**learnt, "a-only/s0": 0.9}  # inclusive
+    assert [r["holds"] for r in j.twin_findings(test, inv, own_accuracy=at_edge)] == [True, True]
 
 
 def test_twin_criteria_at_their_margins_hold():

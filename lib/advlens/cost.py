@@ -374,9 +374,12 @@ def notebook_passes(knobs: Mapping[str, Mapping], zoo: list,
                 if c.dataset == "twin-cue" and c.arch == "cnn-s" and c.regime == "standard"
                 and c.variant in ("a-only", "b-only", "both")]
         for c in twin:  # (c) trained; accuracy, CKA and representations of the test images,
-            # the inversion, every model on every inverted set (CKA, then its predictions)
+            # the inversion, every model on every inverted set (CKA, then its predictions); a cue
+            # model's accuracy on its own variant too
+            own = k["twin_n"] if c.variant in ("a-only", "b-only") else 0
             add("01", c, "twin-cue: train + evaluate", *trained_passes(c))
-            add("01", c, "twin-cue", 3 * k["twin_n"] + k["twin_pairs"] * (2 + 2 * len(twin)),
+            add("01", c, "twin-cue",
+                3 * k["twin_n"] + own + k["twin_pairs"] * (2 + 2 * len(twin)),
                 k["twin_pairs"] * k["twin_iterations"])
     k = knobs.get("02")  # attack suite per mode (untargeted + targeted) and the transfer matrix
     if k:

@@ -20,7 +20,8 @@ class ImageSet:
       importance maps (ClickMe) are continuous in [0, 1].
     - ``classes``: class names; ``name``: a short description of the set.
     - ``attributes``: optional per-image metadata, each a tensor with leading dimension N
-      (e.g. twin-cue ``cue_a_class`` and ``cue_b_class``).
+      (e.g. twin-cue ``cue_a_class`` and ``cue_b_class``); one named ``*_class`` holds class
+      indices into ``classes`` and is relabelled with the labels by :func:`select_classes`.
     """
 
     images: Tensor
@@ -75,7 +76,9 @@ class ImageSet:
 
 
 def select_classes(imageset: ImageSet, classes: list[int] | list[str]) -> ImageSet:
-    """Keep only ``classes`` (indices or names), relabelled 0..k-1 in the order given."""
+    """Keep only ``classes`` (indices or names), relabelled 0..k-1 in the order given; the
+    class-index attributes (``*_class``, e.g. twin-cue ``cue_b_class``) are relabelled the same
+    way, -1 where an image's attribute names a class that was not kept."""
     unknown = [c for c in classes if isinstance(c, str) and c not in imageset.classes]
     index = [-1 if c in unknown else imageset.classes.index(c) if isinstance(c, str) else int(c)
              for c in classes]
@@ -88,5 +91,8 @@ def select_classes(imageset: ImageSet, classes: list[int] | list[str]) -> ImageS
     keep = remap[imageset.labels] >= 0
     out = imageset.subset(keep)
     out.labels = remap[out.labels]
+    for key, value in out.attributes.items():
+        if key.endswith("_class"):
+            out.attributes[key] = remap[value]
     out.classes = [imageset.classes[i] for i in index]
     return out

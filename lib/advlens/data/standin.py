@@ -53,14 +53,17 @@ def _normalise_max(maps: Tensor) -> Tensor:
     return torch.where(peak > 0, maps / peak.clamp_min(1e-12), maps).clamp_(0.0, 1.0)
 
 
-def clickme_standin(imageset: ImageSet, cues: Sequence[str | int] = ("a",), *,
+def clickme_standin(imageset: ImageSet, cues: Sequence[str | int] | str | int = ("a",), *,
                     grid: int = GRID, kernel: int = KERNEL, sigma: float = SIGMA) -> Tensor:
     """Ground-truth stand-ins for ClickMe maps: (N, 1, H, W) in [0, 1], peak 1 per image.
 
     The union of the chosen cue masks (twin-cue: "a" = shape, "b" = grating; digits: "a" or
-    "stroke" = the stroke mask; or channel indices) blurred with :func:`clickme_blur` at the
-    image's own size. These are not human maps: they mark what the generator made diagnostic.
+    "stroke" = the stroke mask; or channel indices; one name or index alone is one cue)
+    blurred with :func:`clickme_blur` at the image's own size. These are not human maps: they
+    mark what the generator made diagnostic.
     """
+    if isinstance(cues, str | int):  # one cue: "stroke" is not the cues "s", "t", ...
+        cues = (cues,)
     if imageset.masks is None:
         raise ValueError(f"{imageset.name} has no masks; stand-ins need ground-truth masks "
                          "(twin-cue or digits).")

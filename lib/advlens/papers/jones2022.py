@@ -403,6 +403,9 @@ def nc1(rep: Tensor, labels: Tensor) -> float:
 # shows Jones et al.'s confound iff cross-cue CKA on i.i.d. ``both`` images is within this margin
 # of same-cue CKA (two seeds of one cue).
 CONFOUND_MARGIN = 0.1
+# ... and, fixed with it, the bench is valid only where every a-only and b-only model learnt its
+# cue: at least this test accuracy on its own variant (a model at chance "uses" no cue at all).
+MIN_CUE_ACCURACY = 0.9
 
 
 @dataclass(frozen=True)
@@ -669,13 +672,25 @@ def finding_c_collapse(test_cka: pd.DataFrame, inverted_cka: pd.DataFrame, a: Se
 
 
 def twin_findings(test_cka: pd.DataFrame, inverted_cka: pd.DataFrame, *,
+                  own_accuracy: Mapping[str, float],
                   a: Sequence[str] = ("a-only/s0", "a-only/s1"),
-                  b: Sequence[str] = ("b-only/s0", "b-only/s1")) -> list[dict[str, Any]]:
+                  b: Sequence[str] = ("b-only/s0", "b-only/s1"),
+                  min_accuracy: float = MIN_CUE_ACCURACY) -> list[dict[str, Any]]:
     """The two twin-cue findings rows (:func:`finding_c_confound`, :func:`finding_c_collapse`);
-    not testable (``holds`` None) when the twin zoo lacks a second seed of either cue."""
+    not testable (``holds`` None) when the twin zoo lacks a second seed of either cue, or when
+    a model of ``a`` or ``b`` has an ``own_accuracy`` (test accuracy on its own variant: a-only
+    images for an a-only model) below ``min_accuracy``: it did not learn its cue."""
     missing = [m for m in (*a, *b) if m not in test_cka.index or m not in inverted_cka.index]
+    weak = {m: own_accuracy.get(m, float("nan")) for m in (*a, *b)}
+    weak = {m: acc for m, acc in weak.items() if not acc >= min_accuracy}
+    why = ""
     if missing:
         why = f"the twin zoo has no {missing} (two seeds of each cue are needed)"
+    elif weak:
+        why = ("not every cue model learnt its cue: own-variant test accuracy "
+               + ", ".join(f"{m} {acc:.3f}" for m, acc in weak.items())
+               + f" (the bench needs >= {min_accuracy:g})")
+    if why:
         return [_row("c: twin-cue models using different cues look alike on i.i.d. data", None,
                      why, PAPER["c"], {}),
                 _row("c: on inversions the other cue's model collapses, the twin stays", None,
