@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -227,6 +228,7 @@ def test_links_to_odd_file_names_resolve(tmp_path: Path) -> None:
     nbformat.write(nb, folder / f"{stem}.ipynb")
     (folder / f"{name}.png").write_bytes(_png())
     (folder / f"{name}.csv").write_text("x\n1\n")
+    (folder / f"{name}.provenance.json").write_text(json.dumps({"caption": "odd"}))
     readme = tmp_path / "README.md"
     readme.write_text("# advlens\n\nIntro.\n")
     site = book.build(tmp_path / "run", tmp_path / "book", readme=readme).parent
@@ -253,7 +255,90 @@ def test_links_to_odd_file_names_resolve(tmp_path: Path) -> None:
             checked.add(unquote(urlsplit(url).path))
         if page.name == "index.html":
             assert name in links.alts
-    assert {f"{stem}.html", f"figures/{stem}/{name}.png", f"figures/{stem}/{name}.csv"} <= checked
+    assert {f"{stem}.html", f"figures/{stem}/{name}.png", f"figures/{stem}/{name}.csv",
+            f"figures/{stem}/{name}.provenance.json"} <= checked
+
+
+def test_a_failed_notebook_is_listed_and_titled_by_its_heading(tmp_path: Path) -> None:
+    """papermill puts its error banner (HTML) first in a failed run's executed copy: the book
+    listed that notebook, and headed its gallery, under the banner's markup; a blank first cell
+    crashed the build (IndexError); every notebook page's <title> was "Notebook"."""
+    from papermill.exceptions import PapermillExecutionError
+    from papermill.execute import raise_for_execution_errors
+
+    run = fake_run(tmp_path / "run")
+    path = run / "07_example" / "07_example.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("1 / 0", outputs=[nbformat.v4.new_output(
+        "error", ename="ZeroDivisionError", evalue="division by zero", traceback=[])]))
+    with pytest.raises(PapermillExecutionError):
+        raise_for_execution_errors(nb, str(path))  # what papermill writes for a failed run
+    assert "An Exception was encountered" in nbformat.read(path, as_version=4).cells[0].source
+    (run / "07_example" / "run.json").write_text(json.dumps(
+        {"notebook": "07_example.ipynb", "preset": "smoke", "params": {}, "started": "t",
+         "status": "failed", "error": "ZeroDivisionError: division by zero"}))
+    title = "07 — An example (Someone et al., 2099)"  # the notebook's own heading
+    with pytest.warns(UserWarning, match="incomplete run"):
+        site = book.build(run, tmp_path / "book", readme=_readme(tmp_path),
+                          allow_incomplete=True).parent
+    landing = (site / "index.html").read_text()
+    assert f'<a href="07_example.html">{title}</a>' in landing
+    assert f"<h3>{title}</h3>" in landing and "An Exception" not in landing
+    page = (site / "07_example.html").read_text()
+    assert f"<title>{title}</title>" in page
+    assert "An Exception was encountered" in page  # the failure itself is still shown
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell("\n"))
+    nbformat.write(nb, path)
+    with pytest.warns(UserWarning, match="incomplete run"):
+        site = book.build(run, tmp_path / "book", readme=_readme(tmp_path),
+                          allow_incomplete=True).parent
+    assert f'<a href="07_example.html">{title}</a>' in (site / "index.html").read_text()
+
+
+def test_readme_page_of_a_rerun_into_figures_shows_the_reruns_findings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``advlens run`` writes to figures/ by default: a book of figures/ after such a rerun
+    showed README's findings (the tables before the rerun) beside the rerun's notebooks, which
+    contradict them. README's are shown only while they are figures/' own."""
+    from advlens import findings
+
+    run = fake_run(tmp_path / "figures")
+    monkeypatch.setattr(book, "figures_dir", lambda: run)
+    table = run / "07_example" / "07_findings.csv"
+    table.write_text("finding,holds,evidence\n(a) the line falls,True,slope -1 before\n")
+    readme = _readme(tmp_path, findings.readme_section(run))  # `advlens readme` wrote it
+    page = (book.build(run, tmp_path / "book", readme=readme).parent / "readme.html").read_text()
+    assert "slope -1 before" in page and "findings of the run" not in page  # README as is
+    table.write_text("finding,holds,evidence\n(a) the line falls,False,slope +1 rerun\n")
+    page = (book.build(run, tmp_path / "book", readme=readme).parent / "readme.html").read_text()
+    assert "slope +1 rerun" in page and "does not hold" in page
+    assert "slope -1 before" not in page and "python -m advlens readme" in page
+
+
+def test_readme_page_names_each_preset_of_a_reused_run_folder(tmp_path: Path) -> None:
+    """A run folder reused across presets (README: "An output folder may be reused") labelled
+    all its findings with the first preset of any provenance record (a figure's of a notebook
+    without findings, say) instead of those of the findings shown."""
+    run = fake_run(tmp_path / "run")
+    (run / "07_example" / "07a_line.provenance.json").write_text(json.dumps(
+        {"caption": "c", "parameters": {"preset": "paper"}}))  # a figure's, no findings
+    for notebook, preset in (("07_example", "smoke"), ("08_other", "laptop")):
+        (run / notebook).mkdir(exist_ok=True)
+        (run / notebook / f"{notebook[:2]}_findings.csv").write_text(
+            f"finding,holds,evidence\n({notebook[:2]}) x,True,e\n")
+        (run / notebook / f"{notebook[:2]}_findings.provenance.json").write_text(json.dumps(
+            {"parameters": {"preset": preset}}))
+
+    def label() -> str:
+        page = (book.build(run, tmp_path / "book", readme=_readme(tmp_path)).parent
+                / "readme.html").read_text()
+        return page.split("The findings of the run in", 1)[1].split("which this book shows")[0]
+
+    assert "laptop (08_other)" in label() and "smoke (07_example)" in label()
+    assert "paper" not in label()
+    shutil.rmtree(run / "08_other")
+    assert label().endswith(", preset smoke, ")
 
 
 def test_readme_check_against_a_copy_of_the_findings_tables(

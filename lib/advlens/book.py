@@ -3,7 +3,8 @@
 ``python -m advlens book [--run DIR] [--out DIR]`` (``make book``) writes
 
 - ``index.html``: a landing page with a gallery of every figure the run saved (its caption, and
-  the paper figure it corresponds to, both from the figure's provenance record);
+  the paper figure it corresponds to, both from the figure's provenance record; links to its CSV
+  and to that record);
 - one page per executed numbered notebook (nbconvert's JupyterLab template, scripts removed:
   nothing is fetched from the network, at build time or when the page is opened);
 - ``readme.html``: README.md, its findings section the run's own (the committed reference's
@@ -54,7 +55,8 @@ table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: 2
 
 @dataclass(frozen=True)
 class Figure:
-    """One gallery entry: the PNG (relative to the book) and what it shows."""
+    """One gallery entry: the PNG, its CSV and provenance record (relative to the book) and what
+    it shows."""
 
     notebook: str
     name: str
@@ -62,6 +64,7 @@ class Figure:
     csv: str | None
     caption: str
     paper_figure: str
+    provenance: str | None = None
 
 
 def _page(title: str, body: str, nav: str) -> str:
@@ -89,13 +92,16 @@ def notebook_html(path: Path, nav: str) -> str:
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="lab", mathjax_url="", require_js_url="")
-    body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4))
+    # the page's <title>: nbconvert's default is "Notebook" for every page
+    resources = {"metadata": {"name": findings.notebook_title(path)}}
+    body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4), resources)
     body = _SCRIPT.sub("", body)
     return re.sub(r"(<body[^>]*>)", lambda m: f"{m.group(1)}\n{nav}", body, count=1)
 
 
 def gallery(run: Path, out: Path) -> list[Figure]:
-    """Copy every figure PNG (and its CSV) of ``run`` under ``out/figures`` and describe it."""
+    """Copy every figure PNG (and its CSV and provenance record) of ``run`` under
+    ``out/figures`` and describe it."""
     entries = []
     for png in sorted(run.glob("*/*.png")):
         notebook, name = png.parent.name, png.stem
@@ -104,13 +110,15 @@ def gallery(run: Path, out: Path) -> list[Figure]:
         target = out / "figures" / notebook
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy2(png, target / png.name)
-        csv = png.with_suffix(".csv")
-        if csv.exists():
-            shutil.copy2(csv, target / csv.name)
+        copied = {}  # the CSV and the provenance record, where saved
+        for path in (png.with_suffix(".csv"), record_path):
+            if path.exists():
+                shutil.copy2(path, target / path.name)
+                copied[path] = f"figures/{notebook}/{path.name}"
         entries.append(Figure(notebook, name, f"figures/{notebook}/{png.name}",
-                              f"figures/{notebook}/{csv.name}" if csv.exists() else None,
+                              copied.get(png.with_suffix(".csv")),
                               str(record.get("caption", "")),
-                              str(record.get("paper_figure", ""))))
+                              str(record.get("paper_figure", "")), copied.get(record_path)))
     return entries
 
 
@@ -126,6 +134,8 @@ def _landing(entries: list[Figure], titles: dict[str, str], readme_intro: str) -
             paper = (f'<br><span class="paperfig">Corresponds to: '
                      f'{html.escape(e.paper_figure or "no figure in the papers")}</span>')
             data = f' · <a href="{_href(e.csv)}">data (CSV)</a>' if e.csv else ""
+            if e.provenance:  # the commit, parameters and machine that made it
+                data += f' · <a href="{_href(e.provenance)}">provenance (JSON)</a>'
             png, alt = _href(e.png), html.escape(e.name, quote=True)
             parts.append(f'<figure><a href="{png}"><img src="{png}" alt="{alt}"></a>'
                          f"<figcaption><b>{html.escape(e.name)}</b>: "
@@ -180,21 +190,39 @@ def _banner(text: str) -> str:
             f"{html.escape(text)}</div>")
 
 
+def _presets(run: Path) -> str:
+    """The presets of ``run``'s findings tables as ``", preset P"`` (each with its notebooks when
+    a reused run folder holds several), from their provenance records; ``""`` when none says."""
+    by_preset: dict[str, list[str]] = {}
+    for record in sorted(run.glob("*/*_findings.provenance.json")):
+        if preset := read_json(record).get("parameters", {}).get("preset"):
+            by_preset.setdefault(str(preset), []).append(record.parent.name)
+    if len(by_preset) <= 1:
+        return "".join(f", preset {p}" for p in by_preset)
+    return ", presets " + "; ".join(f"{p} ({', '.join(n)})" for p, n in sorted(by_preset.items()))
+
+
 def _findings_of(run: Path, text: str) -> str:
-    """README ``text`` with its findings section replaced by ``run``'s own (README's is the
-    committed ``figures/``'s, which another run's verdicts may contradict)."""
+    """README ``text`` with its findings section replaced by ``run``'s own (README's are those of
+    ``figures/`` when ``python -m advlens readme`` last ran: the committed reference's, which
+    another run's verdicts, or a rerun into ``figures/``, may contradict)."""
     if findings.START not in text or findings.END not in text:
         return text  # no generated findings: nothing to contradict the run
-    presets = (read_json(r).get("parameters", {}).get("preset")
-               for r in sorted(run.glob("*/*.provenance.json")))
-    preset = next((f", preset {p}" for p in presets if p), "")
+    reference = run.resolve() == figures_dir().resolve()
     try:
-        body = (f"*The findings of the run in `{run}`{preset}, which this book shows (README.md "
-                "holds those of the committed reference, `figures/`).*\n\n"
-                + findings.readme_section(run))
+        section = findings.readme_section(run)
     except FileNotFoundError:
-        body = (f"*The run in `{run}` saved no findings tables; the committed reference's "
-                "(`figures/`, in README.md) are not this run's, so none are shown here.*")
+        section = None
+    if reference and (section is None
+                      or section.strip("\n") == findings.current_section(text)):
+        return text  # README's findings are this run's
+    preset = _presets(run)
+    readmes = ("`figures/` before this run: `python -m advlens readme` regenerates them"
+               if reference else "the committed reference, `figures/`")
+    body = (f"*The findings of the run in `{run}`{preset}, which this book shows (README.md "
+            f"holds those of {readmes}).*\n\n{section}" if section is not None else
+            f"*The run in `{run}` saved no findings tables; the committed reference's "
+            "(`figures/`, in README.md) are not this run's, so none are shown here.*")
     return findings.replace_section(text, body)
 
 
@@ -275,8 +303,7 @@ def _write(run: Path, site: Path, readme: Path, executed: list[Path],
         atomic_write_bytes(site / f"{path.stem}.html", page.encode())
     text = readme.read_text() if readme.exists() else "# advlens\n"
     intro = text.split("\n## ", 1)[0].split("\n", 1)[-1]
-    if run.resolve() != figures_dir().resolve():
-        text = _findings_of(run, text)
+    text = _findings_of(run, text)
     unfinished = (_banner(f"This run did not complete: {_listed(incomplete)}. Its figures "
                           "and findings are partial or stale.") if incomplete else "")
     # the README page shows the run's findings: those of an unfinished notebook too

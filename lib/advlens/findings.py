@@ -98,11 +98,23 @@ def markdown(table: pd.DataFrame, *, heading: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
+
+
 def notebook_title(path: str | Path) -> str:
-    """A notebook's title: its first Markdown line without the leading ``#``."""
-    first = json.loads(Path(path).read_text())["cells"][0]
-    source = first["source"] if isinstance(first["source"], str) else "".join(first["source"])
-    return source.splitlines()[0].lstrip("# ").strip()
+    """A notebook's title: the first non-blank line of its first Markdown cell without the
+    leading ``#`` (papermill's error banners, the first cell of a failed run's executed copy,
+    skipped); the file's stem when it has no such line."""
+    for cell in json.loads(Path(path).read_text())["cells"]:
+        if (cell["cell_type"] != "markdown"
+                or PAPERMILL_ERROR_TAG in cell.get("metadata", {}).get("tags", [])):
+            continue
+        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        title = next((t for t in (line.lstrip("# ").strip() for line in source.splitlines())
+                      if t), "")
+        if title:
+            return title
+    return Path(path).stem
 
 
 def readme_section(figures: str | Path, notebooks: str | Path | None = None) -> str:
