@@ -262,6 +262,27 @@ def test_saliency_inside_a_callers_inference_mode_is_the_weight_row(mode: type) 
     assert model.weight.requires_grad and model.training and model.weight.grad is None
 
 
+def test_saliency_made_in_inference_mode_is_an_ordinary_tensor_a_loss_can_target() -> None:
+    """A map made inside the caller's ``inference_mode()`` is the target of a differentiable
+    saliency loss (a harmonization-style loss against a reference model's maps): it was an
+    inference tensor, and the loss's backward failed ("Inference tensors cannot be saved for
+    backward"), unlike invert's and the probes' results. The gradient is the closed form
+    d/dW mean((W[y] - T)²) of a linear model."""
+    weight = torch.randn(4, 1 * 5 * 5)
+    reference, student = _Linear(torch.randn(4, 25)), _Linear(weight)
+    x, y = torch.rand(3, 1, 5, 5), torch.tensor([0, 3, 1])
+    with torch.inference_mode():
+        target = alignment.saliency(reference, x, y)
+    assert not target.is_inference()
+    student.weight.requires_grad_(True)
+    loss = torch.nn.functional.mse_loss(alignment.saliency(student, x, y, create_graph=True),
+                                        target)
+    loss.backward()
+    rows = weight[y] - target.reshape(3, 25)
+    expected = torch.zeros_like(weight).index_add_(0, y, 2 * rows / rows.numel())
+    torch.testing.assert_close(student.weight.grad, expected)
+
+
 def test_dice_and_iou_of_tied_maps_take_pixels_strictly_above_the_percentile() -> None:
     """ClickMe-like maps, mostly zero with plateaus: the (100 − p)-th percentile is itself a
     map value, and Harmonization's ``dice``/``intersection_over_union`` keep the pixels

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,40 @@ def test_file_lock_waits_for_another_process_and_is_never_left_stale(tmp_path: P
         holder.communicate()
     assert entered.wait(10), "the lock of a killed process was left stale"
     waiter.join()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP])
+def test_file_lock_on_a_file_system_without_flock_runs_unlocked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    """flock refused by the file system (Lustre without -o flock: ENOSYS; NFS without its lock
+    daemon: ENOLCK) made every io.file_lock raise, and with it every zoo load, grid point and
+    forget_done there; it runs unlocked with a warning, as on Windows. Other errors still
+    raise."""
+    import fcntl
+
+    from advlens import runner
+
+    def refuse(fd: object, operation: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    with pytest.warns(RuntimeWarning, match="does not support file locks"):
+        with io.file_lock(tmp_path / ".x.lock"):
+            entered = True
+    assert entered
+    io.atomic_write_json(tmp_path / runner.POINT_DONE,
+                         {"preset": "laptop", "params": {}, "runs": {"01_a.ipynb": {}}})
+    with pytest.warns(RuntimeWarning):
+        runner.forget_done(tmp_path, ["01_a.ipynb"])
+    assert not (tmp_path / runner.POINT_DONE).exists()
+
+    def bad_descriptor(fd: object, operation: int) -> None:
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    monkeypatch.setattr(fcntl, "flock", bad_descriptor)
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        with io.file_lock(tmp_path / ".x.lock"):
+            pass
 
 
 def test_json_is_strict_nan_and_inf_become_null(tmp_path: Path) -> None:

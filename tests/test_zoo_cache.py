@@ -222,7 +222,7 @@ def test_a_read_only_zoo_is_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     import builtins
     import errno
 
-    from advlens.zoo import cache
+    from advlens import io
 
     first = _load(TINY, tmp_path)
 
@@ -231,7 +231,9 @@ def test_a_read_only_zoo_is_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             raise OSError(errno.EROFS, "Read-only file system", str(file))
         return builtins.open(file, mode, *args, **kwargs)
 
-    monkeypatch.setattr(cache, "open", read_only_open, raising=False)
+    # the lock file is opened by io.file_lock (zoo.cache.model_lock is that lock): patching
+    # zoo.cache's open left it writable, and the test failed on the lock file it made
+    monkeypatch.setattr(io, "open", read_only_open, raising=False)
     for lock in tmp_path.glob("*.lock"):
         lock.unlink()
     second = _load(TINY, tmp_path)

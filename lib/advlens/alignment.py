@@ -135,7 +135,8 @@ def saliency(model: nn.Module, x: Tensor, y: Tensor, *, create_graph: bool = Fal
     for one channel it is ``|mean|``. With ``create_graph`` the result stays differentiable in
     the parameters (for training; the model is then used in its current mode); otherwise the
     model runs in eval mode with parameter gradients off, and the map is detached; it may then
-    be called inside a caller's ``torch.no_grad()`` or ``torch.inference_mode()``.
+    be called inside a caller's ``torch.no_grad()`` or ``torch.inference_mode()`` (the map is
+    an ordinary tensor, usable as the target of a differentiable saliency loss).
     """
     if channels not in _CHANNEL_REDUCTIONS:
         raise ValueError(f"channels must be one of {_CHANNEL_REDUCTIONS}; got {channels!r}.")
@@ -149,7 +150,9 @@ def saliency(model: nn.Module, x: Tensor, y: Tensor, *, create_graph: bool = Fal
     # its own gradient, also inside a caller's no_grad() or inference_mode()
     with frozen(model), torch.inference_mode(False), torch.enable_grad():
         grad = _input_grad(model, x, y)[1]
-    return _reduce_channels(grad, channels).detach()
+        # reduced here: outside, in a caller's inference_mode(), the map was an inference
+        # tensor, which autograd refuses to save (a loss against it failed in backward)
+        return _reduce_channels(grad, channels).detach()
 
 
 _CHANNEL_REDUCTIONS = ("mean", "max-abs")

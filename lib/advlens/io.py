@@ -10,6 +10,7 @@ import math
 import os
 import secrets
 import tarfile
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
+# flock refused by the file system itself: Lustre mounted without -o flock (ENOSYS), NFS
+# without its lock daemon (ENOLCK), some FUSE and SMB mounts (EOPNOTSUPP)
+_NO_FLOCK = frozenset({errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP})
+
+
 @contextlib.contextmanager
 def file_lock(path: str | Path) -> Iterator[None]:
     """Hold an exclusive advisory ``flock`` on the file ``path`` while inside, so that
@@ -47,8 +53,9 @@ def file_lock(path: str | Path) -> Iterator[None]:
     tolerance table) run one at a time and lose no process's update. ``path`` (in a folder
     that exists) is created if missing and never deleted; the lock goes with the process
     holding it, even one killed, so none is left stale. A no-op where ``fcntl`` is unavailable
-    (Windows) and where ``path`` cannot be created (a read-only folder, where the write itself
-    fails naming its file)."""
+    (Windows), where ``path`` cannot be created (a read-only folder, where the write itself
+    fails naming its file) and, with a warning, on a file system without ``flock`` (a Lustre
+    or NFS mount without locking)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - non-POSIX
@@ -62,11 +69,23 @@ def file_lock(path: str | Path) -> Iterator[None]:
         yield
         return
     with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            locked = True
+        except OSError as err:
+            if err.errno not in _NO_FLOCK:
+                raise
+            # every zoo load and grid point failed there: run unlocked, as on Windows
+            warnings.warn(f"{path}: this file system does not support file locks ({err}); "
+                          "continuing without one, so do not run two processes on this folder "
+                          "at once (or mount it with locking, e.g. Lustre's -o flock).",
+                          RuntimeWarning, stacklevel=3)
+            locked = False
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            if locked:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def json_text(obj: Any) -> str:
