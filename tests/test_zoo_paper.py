@@ -373,6 +373,14 @@ def test_paper_zoo_from_manifest_builds_evaluates_and_caches(
     fifth = zoo.build("paper", root=tmp_path / "zoo", progress=False, robust_eval_eps=0.5,
                       robust_eval_n=6)
     assert [e.cached for e in fifth] == [False] + [True] * 5
+    # the same files copied elsewhere (a node's local disk) are the same weights
+    import shutil
+
+    moved = shutil.copytree(os.environ["ADVLENS_CHECKPOINTS"], tmp_path / "local_copy")
+    monkeypatch.setenv("ADVLENS_CHECKPOINTS", str(moved))
+    assert paper.weights_path(configs[0]).parent == moved
+    assert [e.cached for e in zoo.build("paper", root=tmp_path / "zoo", progress=False,
+                                        robust_eval_eps=0.5, robust_eval_n=6)] == [True] * 6
     robust = built.select(source="robustness", eps=3.0)
     assert len(robust) == 2 and all(e.config.regime == "l2-at" for e in robust)
 

@@ -93,8 +93,8 @@ def _published(config: ModelConfig, root: str | Path | None, settings: RobustEva
                memo: _DataCache | None, trust: bool | None, progress: bool = False
                ) -> ZooEntry:
     """A published model, with its accuracies on ImageNet validation images evaluated once per
-    weights file (its path and contents), ImageNet folder and setting (cached in the zoo's
-    metadata file): ``test_acc`` / ``n_test`` its top-1 accuracy on every image of the folder
+    weights file (its contents, wherever it lies), ImageNet folder and setting (cached in the
+    zoo's metadata file): ``test_acc`` / ``n_test`` its top-1 accuracy on every image of the folder
     (the 50,000 its published error is quoted on, Su et al.'s x-axis;
     :func:`paper.eval_accuracy`), ``robust_acc`` its robust accuracy on ``settings.n`` of them
     with the clean accuracy on those same images as ``robust_eval["clean_acc"]``. With
@@ -116,8 +116,9 @@ def _published(config: ModelConfig, root: str | Path | None, settings: RobustEva
         # 1,000-class indices (it numbered its folders 0, 1, ...: EVAL_LABELS)
         preprocessing = paper.eval_kw(config.arch)
         stamped = meta.get("weights") or {}
-        cached = (stamped.get("path") == stamp["path"] and stamped.get("size") == stamp["size"]
-                  and meta.get("sha256") == digest
+        # (not its path: a copy of $ADVLENS_CHECKPOINTS on a node's local disk is the same
+        # weights, and re-measuring 50,000 images per model for it buys nothing)
+        cached = (stamped.get("size") == stamp["size"] and meta.get("sha256") == digest
                   and meta.get("eval_preprocessing") == preprocessing
                   and meta.get("eval_labels") == EVAL_LABELS
                   and folder in (None, meta.get("eval_folder", folder)))
