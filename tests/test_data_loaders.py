@@ -306,6 +306,28 @@ def test_imageset_subset_and_select_classes():
                  masks=None, classes=["a"], name="bad")
 
 
+def test_select_classes_refuses_a_string_fractions_and_none_and_takes_a_generator():
+    """A string was read letter by letter ("12": classes '1' and '2' of a set with a class
+    '12' too), 1.7 and True were the classes 1 and 1, a generator was used up by the name
+    check (an IndexError from torch), and no class at all failed as an IndexError too."""
+    names = [str(i) for i in range(13)]
+    s = ImageSet(images=torch.rand(26, 1, 2, 2), labels=torch.arange(26) % 13, masks=None,
+                 classes=names, name="toy")
+    with pytest.raises(TypeError, match=r"list of class indices or names; got '12': pass \['12'\]"):
+        select_classes(s, "12")
+    assert select_classes(s, ["12"]).classes == ["12"] and len(select_classes(s, ["12"])) == 2
+    for bad in ([1.7, 2.2], [True, 2], []):
+        with pytest.raises(ValueError, match="one or more distinct classes of toy"):
+            select_classes(s, bad)
+    with pytest.raises(TypeError, match="got 3: pass"):
+        select_classes(s, 3)
+    expected = select_classes(s, [4, 1])  # the reference: the same classes as a list
+    for given in ((c for c in [4, 1]), np.array([4, 1]), torch.tensor([4, 1]), ["4", "1"]):
+        got = select_classes(s, given)
+        assert got.classes == ["4", "1"] and torch.equal(got.labels, expected.labels)
+        assert torch.equal(got.images, expected.images)
+
+
 def test_select_classes_relabels_class_attributes_with_the_labels(tmp_path, monkeypatch):
     """Twin-cue ``cue_a_class``/``cue_b_class`` stayed in the old class indices while the labels
     were relabelled 0..k-1: ``cue_agreement`` of a ``both`` subset read 0.0 instead of 1.0."""

@@ -12,7 +12,7 @@ import torch
 from scipy import stats as scipy_stats
 from torch import nn
 
-from advlens import alignment, cka, features, inversion, stats, transfer
+from advlens import alignment, attacks, cka, features, inversion, stats, transfer
 from advlens.checkpoints import load_checkpoint
 from advlens.data.cifar import cifar10
 from advlens.data.clickme import clickme
@@ -107,14 +107,43 @@ def test_float64_images_meet_a_float32_model() -> None:
         features.representation(model, x, batch_size=0)
 
 
+def _attack_inputs() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    model = _mlp()
+    x = torch.from_numpy(_images(3)).float()
+    return model, x, model(x).argmax(1).detach()
+
+
 @pytest.mark.parametrize("call", [
     lambda: cka.linear_cka(np.eye(6), np.eye(6), debiased="False"),
     lambda: cka.cka_matrix({"a": np.eye(6), "b": np.eye(6)}, debiased="no"),
     lambda: transfer.alpha2_from_changes(np.eye(3), np.eye(3), squared="False"),
+    # each of these ran as if True: a random start, an early abort, FISTA, a linear start,
+    # merged checks, per-image ratios instead of the mean, the unfiltered transfer rate,
+    # Spearman instead of Pearson, a saliency map with a graph and unchecked images
+    lambda: attacks.pgd(*_attack_inputs(), eps=0.1, steps=1, random_start="False"),
+    lambda: attacks.cw_l2(*_attack_inputs(), binary_steps=1, steps=1, abort_early="False"),
+    lambda: attacks.ead(*_attack_inputs(), binary_steps=1, steps=1, fista="False"),
+    lambda: attacks.ead(*_attack_inputs(), binary_steps=1, steps=1, abort_early="False"),
+    lambda: attacks.ddn(*_attack_inputs(), steps=1, loss="margin", linear_start="False"),
+    lambda: attacks.fab(*_attack_inputs(), steps=2, merge_checks="False"),
+    lambda: transfer.alpha1_from_changes(np.ones((3, 2)), np.ones((3, 2)), per_sample="False"),
+    lambda: transfer.alpha1(_mlp(), _mlp(), torch.rand(3, 1, 4, 4), per_sample="False"),
+    lambda: transfer.transfer_matrix({"a": _attack_inputs()[0]}, *_attack_inputs()[1:],
+                                     only_successful="False"),
+    lambda: stats.permutation_p([1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 4.5], rank="False"),
+    lambda: alignment.saliency(*_attack_inputs(), create_graph="False"),
 ])
 def test_a_string_flag_is_refused_not_read_as_true(call) -> None:  # noqa: ANN001
     with pytest.raises(TypeError, match="must be True or False; got '"):
         call()
+
+
+def test_the_flags_still_take_booleans_numpys_included() -> None:
+    """The reference: a NumPy bool is the bool it holds (as check_bool takes it)."""
+    x, y = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 3.0, 2.0, 4.5])
+    assert stats.permutation_p(x, y, rank=np.bool_(True)) == stats.permutation_p(x, y, rank=True)
+    d = np.random.default_rng(0).random((3, 2)) + 0.1
+    assert transfer.alpha1_from_changes(d, d, per_sample=np.bool_(False)) == pytest.approx(1.0)
 
 
 def test_su_distortion_refuses_flags_that_are_not_booleans() -> None:

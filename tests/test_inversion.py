@@ -97,6 +97,10 @@ def test_bad_inputs_raise_clear_errors() -> None:
         invert(model, x[:2], x[2:], momentum=1.0, iterations=1, progress=False)
     with pytest.raises(ValueError, match="patience"):
         EarlyStop(patience=0)
+    # a fraction ran its checks at multiples of it (iterations 5, 10, ... at 2.5)
+    with pytest.raises(ValueError, match="EarlyStop.patience must be an int >= 1; got 2.5"):
+        EarlyStop(patience=2.5)
+    assert EarlyStop(patience=np.int64(3)).patience == 3
     for flag in ("use_best", "freeze_at_bounds", "history", "channels_last"):
         # the string "False" is truthy: it silently froze the bound pixels
         with pytest.raises(TypeError, match=f"{flag} must be True or False"):
@@ -121,6 +125,12 @@ def test_draw_pairs_never_pairs_one_class() -> None:
     assert s3.unique().numel() == 20  # without replacement when n <= N
     with pytest.raises(ValueError, match="two classes"):
         draw_pairs(torch.zeros(5, dtype=torch.long), 3)
+    # n is a count: 2.0 failed in slicing, True in torch.rand, "3" in a comparison
+    for bad in (2.0, True, "3", 0):
+        with pytest.raises(ValueError, match=f"n must be an int >= 1; got {bad!r}"):
+            draw_pairs(labels, bad)
+    assert torch.equal(draw_pairs(labels, np.int64(20), seed=3)[0], draw_pairs(labels, 20,
+                                                                               seed=3)[0])
 
 
 def test_freeze_at_bounds_freezes_bound_pixels_and_default_does_not() -> None:
@@ -367,7 +377,7 @@ def test_draw_pairs_at_its_edges() -> None:
     s, t = draw_pairs(two, 40, seed=2)
     assert (two[s] != two[t]).all()
     assert set(t[two[s] == 3].tolist()) == {3}  # the one image of the other class
-    with pytest.raises(ValueError, match="n must be >= 1"):
+    with pytest.raises(ValueError, match="n must be an int >= 1; got 0"):
         draw_pairs(labels, 0)
 
 

@@ -184,6 +184,22 @@ def test_correlations_hold_only_for_a_positive_rank_correlation() -> None:
     assert "too few to test: 5 sources needed" in table["evidence"].iloc[0]
 
 
+def test_correlations_take_metrics_as_a_list_once() -> None:
+    """A generator of metrics was used up by the first experiment (the second had no rows), a
+    bare string was read letter by letter (pandas' "['a'] not in index"); the reference is the
+    same metrics given as a list."""
+    rows = pd.concat([_rows(list(np.linspace(0.3, 0.9, 6)), list(np.linspace(0, 1, 6)))
+                      .assign(experiment=name) for name in ("A", "B")], ignore_index=True)
+    expected = liang2021.correlations(rows, metrics=["alpha1", "alpha2"], n_boot=50)
+    assert len(expected) == 4
+    got = liang2021.correlations(rows, metrics=(m for m in ["alpha1", "alpha2"]), n_boot=50)
+    pd.testing.assert_frame_equal(got, expected)
+    with pytest.raises(ValueError, match=r"not the string 'alpha1'; pass \['alpha1'\]"):
+        liang2021.correlations(rows, metrics="alpha1")
+    with pytest.raises(ValueError, match=r"rows lack column\(s\) \['alpha3'\]"):
+        liang2021.correlations(rows, metrics=["alpha3"])
+
+
 def test_correlations_treat_a_sources_seeds_as_one_draw() -> None:
     """Nine points of three sources (three seeds each): ρ = 1 over the points, whose percentile
     CI is [1, 1], but only 3! pairings of whole sources exist (two-sided p ≥ 1/3): no verdict.

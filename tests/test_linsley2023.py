@@ -3,6 +3,7 @@ here from the protocol, images never broken kept, correlations, twins and the tw
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 
@@ -345,6 +346,23 @@ def test_model_table_attacks_each_model_on_the_images_it_gets_right() -> None:
     none = linsley2023.model_table({"never": _Constant()}, data.subset(wrong != 0),
                                    data.masks[wrong != 0, 0], accuracy={"never": 0.0})[0]
     assert (none["n_images"] == 0).all()
+
+
+def test_model_table_takes_attacks_as_a_list_once() -> None:
+    """A generator of attacks was used up by the first model (the others had no rows); a bare
+    string was read letter by letter ("got 'd'"). The reference: the same attacks as a list."""
+    model = _model()
+    x, y = _data(model, 6)
+    data = ImageSet(x.float(), y, torch.rand(6, 1, 6, 6), [str(i) for i in range(5)], "toy")
+    models = {"m": model.float(), "m2": copy.deepcopy(model).float()}
+    kw = {"accuracy": {"m": 1.0, "m2": 1.0}, "ddn_steps": 2}
+    expected = linsley2023.model_table(models, data, data.masks[:, 0], attacks_=["ddn"], **kw)
+    got = linsley2023.model_table(models, data, data.masks[:, 0],
+                                  attacks_=(a for a in ["ddn"]), **kw)
+    assert list(got[0]["model"]) == ["m", "m2"]
+    pd.testing.assert_frame_equal(got[0], expected[0])
+    with pytest.raises(ValueError, match=r"not the string 'ddn'; pass \['ddn'\]"):
+        linsley2023.model_table(models, data, data.masks[:, 0], attacks_="ddn", **kw)
 
 
 def test_saliency_alignment_scores_only_human_maps() -> None:

@@ -84,6 +84,16 @@ def test_the_diagonal_is_the_white_box_rate() -> None:
         assert table.loc[(name, name), "success"] == pytest.approx(float(fooled.mean()))
 
 
+def test_ifgsm_takes_a_step_count_and_names_a_bad_one() -> None:
+    """steps=0 failed as a bare "float division by zero" when the attack was made; the step is
+    eps/steps by definition (Su et al.'s I-FGSM)."""
+    for bad in (0, 2.5, "5"):
+        with pytest.raises(ValueError, match=f"steps must be an int >= 1; got {bad!r}"):
+            ifgsm(eps=0.1, steps=bad)
+    attack = ifgsm(eps=0.3, steps=np.int64(4))
+    assert attack.keywords["steps"] == 4 and attack.keywords["step_size"] == pytest.approx(0.075)
+
+
 def test_heatmap_order_must_name_each_model_once() -> None:
     """A model listed twice (in two family groups) would give the matrix a duplicated row and
     column without a word; it is refused like a missing one."""

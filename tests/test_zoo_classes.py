@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -24,6 +25,25 @@ def test_config_names_hash_and_validation() -> None:
     for bad in ((0, 0, 1), (3,), (0, 10)):
         with pytest.raises(ValueError, match="distinct class indices"):
             TINY.replace(classes=bad)
+
+
+def test_classes_are_whole_numbers_in_a_list() -> None:
+    """classes="37" was read digit by digit (the classes 3 and 7), 2.7 and True were the
+    classes 2 and 1: each is refused as the int fields refuse them; 2.0 (from YAML) is 2."""
+    with pytest.raises(ValueError, match="classes must be None or a list of class indices, e.g. "
+                                         r"\[3, 7\]; got '37'"):
+        TINY.replace(classes="37")
+    with pytest.raises(ValueError, match="classes must be None or a list"):
+        TINY.replace(classes=3)
+    for bad in ((2.7, 1), (True, 2)):
+        with pytest.raises(ValueError, match=f"ModelConfig.classes must be an integer; got "
+                                             f"{bad[0]!r}"):
+            TINY.replace(classes=bad)
+    reference = TINY.replace(classes=(3, 7))
+    for same in ([3.0, 7], np.array([3, 7]), torch.tensor([3, 7]), (c for c in (3, 7))):
+        got = TINY.replace(classes=same)
+        assert got == reference and got.hash == reference.hash
+        assert all(type(c) is int for c in got.classes)
 
 
 def test_data_keeps_only_the_listed_classes_relabelled_in_order() -> None:

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from advlens.checks import (
     as_tensor,
+    check_bool,
     check_images,
     check_labels,
     frozen,
@@ -140,6 +141,7 @@ def saliency(model: nn.Module, x: Tensor, y: Tensor, *, create_graph: bool = Fal
     """
     if channels not in _CHANNEL_REDUCTIONS:
         raise ValueError(f"channels must be one of {_CHANNEL_REDUCTIONS}; got {channels!r}.")
+    create_graph = check_bool(create_graph, "create_graph")  # 'False' skipped check_images
     x = as_tensor(x, "x")
     y = check_labels(y, x.shape[0], "y")
     x = images_for(model, x)

@@ -30,6 +30,7 @@ from advlens.checks import (
     check_different_labels,
     check_images,
     check_labels,
+    check_positive_int,
     frozen,
     model_device,
     model_dtype,
@@ -52,8 +53,9 @@ class EarlyStop:
     rel_tol: float = 1e-3
 
     def __post_init__(self) -> None:
-        if self.patience < 1:
-            raise ValueError(f"EarlyStop.patience must be >= 1; got {self.patience}.")
+        # an int: at patience=2.5 the check ran at iterations 5, 10, ... (multiples of 2.5)
+        object.__setattr__(self, "patience",
+                           check_positive_int(self.patience, "EarlyStop.patience"))
         if not self.rel_tol >= 0:
             raise ValueError(f"EarlyStop.rel_tol must be >= 0; got {self.rel_tol}.")
 
@@ -116,8 +118,8 @@ def draw_pairs(labels: Tensor | np.ndarray | list[int], n: int, *,
         raise ValueError(f"labels must be 1-D (one class index per image); got shape "
                          f"{tuple(labels.shape)}.")
     labels = check_labels(labels, labels.shape[0], "labels").cpu()
-    if n < 1:
-        raise ValueError(f"n must be >= 1; got {n}.")
+    # an int (NumPy's too): 2.0 failed in slicing, True in torch.rand, both naming neither
+    n = check_positive_int(n, "n")
     classes, counts = torch.unique(labels, return_counts=True)
     if classes.numel() < 2:
         raise ValueError("draw_pairs needs images of at least two classes (pairs must differ in "

@@ -183,6 +183,9 @@ def permutation_p(x: np.ndarray, y: np.ndarray, *, rank: bool = False,
         raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less'; got "
                          f"{alternative!r}.")
     _check_resampling(n_resamples, 0.5, "n_resamples")
+    if not isinstance(rank, bool | np.bool_):  # (as advlens.checks.check_bool; no torch here)
+        raise TypeError(f"rank must be True or False; got {rank!r} ({type(rank).__name__}): "
+                        "a string such as 'False' would read as True.")
     if rank:
         x, y = rankdata(x), rankdata(y)
     xc, yc = x - x.mean(), y - y.mean()

@@ -42,7 +42,13 @@ from advlens import attacks
 from advlens.attacks.core import tqdm_disabled
 from advlens.attacks.result import AttackResult
 from advlens.attacks.targets import TARGET_MODES
-from advlens.checks import as_tensor, check_bool, check_images, check_labels
+from advlens.checks import (
+    as_tensor,
+    check_bool,
+    check_images,
+    check_labels,
+    check_positive_int,
+)
 from advlens.features import predict
 from advlens.resample import images_to_side
 
@@ -52,6 +58,7 @@ TransferAttack = Callable[..., AttackResult]
 
 def ifgsm(eps: float = 0.1, steps: int = 50) -> TransferAttack:
     """Su et al.'s I-FGSM at a fixed L∞ budget: ``steps`` steps of eps/steps, no random start."""
+    steps = check_positive_int(steps, "steps")  # (0 failed here as "float division by zero")
     return partial(attacks.pgd, eps=eps, norm="linf", steps=steps, step_size=eps / steps)
 
 
@@ -84,6 +91,7 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
     if targeted not in (False, True, *TARGET_MODES):
         raise ValueError(f"targeted must be False or one of {TARGET_MODES}; got {targeted!r}.")
     mode = "random" if targeted is True else targeted
+    only_successful = check_bool(only_successful, "only_successful")
     x = check_images(as_tensor(x, "x"), "x")
     y = check_labels(y, x.shape[0], "y").cpu()  # compared with predict's CPU logits
     attack = ifgsm() if attack is None else attack
@@ -280,6 +288,7 @@ def alpha1_from_changes(d_source_target: Tensor, d_target_target: Tensor, *,
     -------
     The mean (float) or, with ``per_sample``, the (N,) float64 ratios.
     """
+    per_sample = check_bool(per_sample, "per_sample")
     d_source_target, d_target_target = _check_changes(
         d_source_target, d_target_target, names=("d_source_target", "d_target_target"))
     if d_source_target.shape != d_target_target.shape:
@@ -356,6 +365,7 @@ def alpha1(source: nn.Module, target: nn.Module, x: Tensor, *,
     :func:`liang_pgd`); pass only images the target classifies correctly (the protocol).
     α₁(S, S) = 1 exactly: the same perturbation is used for numerator and denominator.
     """
+    per_sample = check_bool(per_sample, "per_sample")  # before the attack, not after it
     p, s, t = _pair(source, target, x, attack, batch_size)
     return alpha1_from_changes(p.change(s, t), p.change(t, t), per_sample=per_sample)
 

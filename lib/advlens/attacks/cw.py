@@ -15,7 +15,7 @@ from advlens.attacks.const_search import (
 from advlens.attacks.core import attack_mode, prepare
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.result import AttackResult
-from advlens.checks import as_tensor
+from advlens.checks import as_tensor, check_bool
 
 
 class TanhAdam:
@@ -79,6 +79,7 @@ def cw_l2(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = No
     passes); ``abort_early=False`` makes it per image, at float rounding.
     """
     initial_const, lr, kappa = check_search_settings(binary_steps, steps, initial_const, lr, kappa)
+    abort_early = check_bool(abort_early, "abort_early")
     home = as_tensor(x, "x").device
     with attack_mode(model):
         x0, _, crit = prepare(model, x, y, targets=targets)

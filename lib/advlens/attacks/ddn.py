@@ -30,7 +30,7 @@ from advlens.attacks.core import (
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.norms import _TINY, lp_norms, per_sample, unit_l2  # (unit_l2's floor)
 from advlens.attacks.result import AttackResult
-from advlens.checks import as_tensor, check_positive_int
+from advlens.checks import as_tensor, check_bool, check_positive_int
 
 
 def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
@@ -91,6 +91,7 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
     if isinstance(switch, bool) or not fraction <= 1:
         raise ValueError(f"switch must be a fraction of the steps in [0, 1]; got {switch!r}.")
     switch = fraction
+    linear_start = check_bool(linear_start, "linear_start")
     if linear_start and loss != "margin":
         raise ValueError("linear_start needs the margin's gradient at the first step: pass "
                          f"loss='margin' (got loss={loss!r}).")

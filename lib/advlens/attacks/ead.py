@@ -17,7 +17,7 @@ from advlens.attacks.core import attack_mode, positive_number, prepare
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.norms import lp_norms
 from advlens.attacks.result import AttackResult
-from advlens.checks import as_tensor
+from advlens.checks import as_tensor, check_bool
 
 
 def shrink(z: Tensor, x0: Tensor, beta: float) -> Tensor:
@@ -82,6 +82,7 @@ def ead(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = None
     """
     initial_const, lr, kappa = check_search_settings(binary_steps, steps, initial_const, lr, kappa)
     beta = positive_number("beta", beta, allow_zero=True)
+    fista, abort_early = check_bool(fista, "fista"), check_bool(abort_early, "abort_early")
     if decision not in ("l1", "en"):
         raise ValueError(f"decision must be 'l1' or 'en'; got {decision!r}.")
     home = as_tensor(x, "x").device

@@ -24,7 +24,7 @@ from advlens.attacks.core import (
 )
 from advlens.attacks.norms import Norm, check_norm, lp_norms
 from advlens.attacks.result import AttackResult
-from advlens.checks import as_tensor, check_positive_int
+from advlens.checks import as_tensor, check_bool, check_positive_int
 
 _TINY = 1e-12
 
@@ -249,6 +249,7 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
     norm = check_norm(norm, ("l2", "linf"))
     steps = check_positive_int(steps, "steps", least=2)
     candidates = check_positive_int(candidates, "candidates")
+    merge_checks = check_bool(merge_checks, "merge_checks")
     if narrow is not None and (isinstance(narrow, bool)
                                or not isinstance(narrow, numbers.Integral) or narrow < 1):
         raise ValueError(f"narrow must be None or an int >= 1; got {narrow!r}.")

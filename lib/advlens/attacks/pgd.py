@@ -28,7 +28,7 @@ from advlens.attacks.norms import (
     random_in_ball,
 )
 from advlens.attacks.result import AttackResult
-from advlens.checks import as_tensor, check_positive_int
+from advlens.checks import as_tensor, check_bool, check_positive_int
 
 
 def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: Norm = "l2",
@@ -54,6 +54,7 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: No
     """
     norm = check_norm(norm, ("l2", "linf"))
     steps = check_positive_int(steps, "steps")
+    random_start = check_bool(random_start, "random_start")  # 'False' would draw a start
     if keep not in ("last", "any"):
         raise ValueError(f"keep must be 'last' or 'any'; got {keep!r}.")
     check_positive("eps", eps, allow_zero=True)  # before it scales the default step

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,13 +80,23 @@ def select_classes(imageset: ImageSet, classes: list[int] | list[str]) -> ImageS
     """Keep only ``classes`` (indices or names), relabelled 0..k-1 in the order given; the
     class-index attributes (``*_class``, e.g. twin-cue ``cue_b_class``) are relabelled the same
     way, -1 where an image's attribute names a class that was not kept."""
+    if isinstance(classes, np.ndarray | Tensor):
+        classes = classes.tolist()  # (a 0-dim one: its one number, refused below)
+    if isinstance(classes, str) or not isinstance(classes, Iterable):
+        # a string was read letter by letter ("12": the classes '1' and '2' of digits)
+        raise TypeError(f"classes must be a list of class indices or names; got {classes!r}: "
+                        f"pass [{classes!r}].")
+    classes = list(classes)  # once: a generator was used up by the name check below
     unknown = [c for c in classes if isinstance(c, str) and c not in imageset.classes]
-    index = [-1 if c in unknown else imageset.classes.index(c) if isinstance(c, str) else int(c)
-             for c in classes]
-    if unknown or len(set(index)) != len(index) or not all(
+    # an index is an integer (NumPy's too), never a bool or a fraction: int(1.7) read class 1
+    whole = all(isinstance(c, str) or (isinstance(c, int | np.integer)
+                                       and not isinstance(c, bool)) for c in classes)
+    index = [-1 if c in unknown else imageset.classes.index(c) if isinstance(c, str)
+             else int(c) if whole else -1 for c in classes]
+    if unknown or not whole or not index or len(set(index)) != len(index) or not all(
             0 <= i < imageset.num_classes for i in index):
-        raise ValueError(f"classes must be distinct classes of {imageset.name} "
-                         f"(0..{imageset.num_classes - 1} or names); got {classes!r}.")
+        raise ValueError(f"classes must be one or more distinct classes of {imageset.name} "
+                         f"(indices 0..{imageset.num_classes - 1} or names); got {classes!r}.")
     remap = torch.full((imageset.num_classes,), -1, dtype=torch.long)
     remap[torch.as_tensor(index)] = torch.arange(len(index))
     keep = remap[imageset.labels] >= 0

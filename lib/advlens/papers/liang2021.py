@@ -352,6 +352,13 @@ def correlations(rows: pd.DataFrame, *, metrics: Sequence[str] = ("alpha1", "alp
     mean too few or tied points. Columns: experiment, metric, rho, lo, hi, p, n (points),
     n_sources, p_over, testable, holds.
     """
+    if isinstance(metrics, str):  # its letters were taken as columns ("['a'] not in index")
+        raise ValueError(f"metrics must be a list of column names, not the string {metrics!r}; "
+                         f"pass [{metrics!r}].")
+    metrics = list(metrics)  # once: a generator was used up by the first experiment
+    missing = [m for m in [*metrics, "transfer_acc"] if m not in rows.columns]
+    if missing:
+        raise ValueError(f"rows lack column(s) {missing}; they have {list(rows.columns)}.")
     out = []
     for experiment, g in rows.groupby("experiment", sort=False):
         if "seed" in g:  # seed k meets seed k (one reference model), whatever the row order

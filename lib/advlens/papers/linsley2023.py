@@ -155,6 +155,10 @@ def model_table(models: Mapping[str, nn.Module], data: ImageSet, maps: Tensor, *
     each model's clean test accuracy (the x axis of the paper's figures). Returns (summary: one
     row per model and attack, per-image rows with ``model`` and ``attack`` columns).
     """
+    if isinstance(attacks_, str):  # its letters were taken as attacks ("got 'd'")
+        raise ValueError(f"attacks_ must be a list of attack names, not the string "
+                         f"{attacks_!r}; pass [{attacks_!r}].")
+    attacks_ = list(attacks_)  # once: a generator was used up by the first model
     if n_images is not None and n_images < len(data):
         gen = torch.Generator().manual_seed(seed)
         pick = torch.randperm(len(data), generator=gen)[:n_images].sort().values

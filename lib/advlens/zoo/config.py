@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,7 +184,15 @@ class ModelConfig:
         if self.source == "trained":
             self._check_optimisation()
         if self.classes is not None:
-            object.__setattr__(self, "classes", tuple(int(c) for c in self.classes))
+            if hasattr(self.classes, "tolist"):  # a NumPy array or a tensor: their numbers
+                object.__setattr__(self, "classes", self.classes.tolist())
+            if isinstance(self.classes, str) or not isinstance(self.classes, Iterable):
+                # a string was read digit by digit: classes="37" trained on classes 3 and 7
+                raise ValueError(f"ModelConfig.classes must be None or a list of class "
+                                 f"indices, e.g. [3, 7]; got {self.classes!r}.")
+            # as the int fields: 2.0 is 2, but int() read 2.7 as class 2 and True as class 1
+            object.__setattr__(self, "classes", tuple(_as_int(c, "classes")
+                                                      for c in self.classes))
             if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2 or not all(
                     0 <= c < NUM_CLASSES for c in self.classes):
                 raise ValueError(f"classes must be >= 2 distinct class indices in 0..9 (the "
