@@ -55,7 +55,10 @@ def table(df: pd.DataFrame, norm: str, digits: int) -> list[str]:
     one."""
     df = df.drop_duplicates(["model", "norm", "budget", "attack"], keep="last")
     ran = set(df[df.norm == norm].attack)
-    names = [a for a in COLUMNS[norm] if a in ran]
+    # the known columns in their order, then any other attack that ran (another of our methods,
+    # e.g. --linf-methods fmn, or a peer added since): never dropped silently
+    names = [a for a in COLUMNS[norm] if a in ran] + sorted(
+        ran - set(COLUMNS[norm]), key=lambda a: (not a.startswith("advlens"), a))
     lines = ["| model | budget | n | " + " | ".join(names) + " | ours ≤ best peer |",
              "|" + "---|" * (len(names) + 4)]
     models = [m for m in MODELS if m in set(df.model)] + sorted(set(df.model) - set(MODELS))

@@ -258,3 +258,23 @@ def test_bench_cka_reference_is_exact_on_features_far_from_zero(debiased: bool) 
     xy, xx, yy = exact(x, y), exact(x, x), exact(y, y)
     truth = float(xy) / np.sqrt(float(xx) * float(yy))
     assert bench_cka.reference_f64(x, y, debiased) == pytest.approx(truth, rel=0, abs=1e-12)
+
+
+def test_attack_tables_shows_every_attack_that_ran() -> None:
+    """attack_tables kept only the attacks of its fixed column list: our other methods
+    (``bench_attacks.py --linf-methods fmn``, as README's set-6 rerun runs) vanished from the
+    table; each attack that ran is a column now, the verdict unchanged."""
+    import pandas as pd
+
+    tables = _benchmark_module("attack_tables")
+    runs = {"advlens auto": 0.065, "advlens fmn": 0.072, "foolbox FMN-Linf": 0.0722,
+            "adv-lib New": 0.07}
+    df = pd.DataFrame([{"model": "m", "norm": "linf", "budget": 100, "n": 4, "attack": a,
+                        "median": med, "success": 1.0, "success_alone": 1.0, "wall_s": 0.1,
+                        "cpu_s": 0.1} for a, med in runs.items()])
+    header, _, row = tables.table(df, "linf", 6)
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert columns == ["model", "budget", "n", "advlens auto", "foolbox FMN-Linf", "advlens fmn",
+                       "adv-lib New", "ours ≤ best peer"]
+    assert row.count("|") == header.count("|")
+    assert row.endswith(f"yes ({100 * (0.065 / 0.07 - 1):+.3f}%) |")
