@@ -354,6 +354,33 @@ def test_select_classes_relabels_class_attributes_with_the_labels(tmp_path, monk
     assert select_classes(plain, [2]).attributes["id"].tolist() == [7]  # not a class index
 
 
+def test_select_classes_twice_keeps_an_unkept_attribute_class_unkept():
+    """A second selection indexed the first's -1 (a cue class not kept) as the last class:
+    reordering the kept classes turned every -1 into a valid class index."""
+    s = ImageSet(images=torch.rand(6, 1, 2, 2), labels=torch.tensor([3, 5, 7, 3, 5, 7]),
+                 masks=None, classes=[str(i) for i in range(10)], name="toy",
+                 attributes={"cue_b_class": torch.tensor([3, 1, 7, 9, 5, 3])})
+    once = select_classes(s, [3, 5, 7])
+    assert once.attributes["cue_b_class"].tolist() == [0, -1, 2, -1, 1, 0]
+    twice = select_classes(once, [2, 1, 0])  # by hand: 0 -> 2, 1 -> 1, 2 -> 0, -1 stays
+    assert twice.attributes["cue_b_class"].tolist() == [2, -1, 0, -1, 1, 2]
+    assert twice.labels.tolist() == [2, 1, 0, 2, 1, 0]
+
+
+def test_select_classes_takes_whole_numbers_as_model_config_does():
+    """ModelConfig(classes=) takes 3.0 as class 3; select_classes refused [3.0, 5.0] (a float
+    NumPy array too) and a list of 0-dim tensors (``list(labels.unique())``), all taken before,
+    with a message that did not say what was wrong."""
+    s = ImageSet(images=torch.rand(20, 1, 2, 2), labels=torch.arange(20) % 10, masks=None,
+                 classes=[str(i) for i in range(10)], name="toy")
+    expected = select_classes(s, [3, 5])
+    for given in ([3.0, 5.0], np.array([3.0, 5.0]), list(torch.tensor([3, 5]))):
+        got = select_classes(s, given)
+        assert got.classes == ["3", "5"] and torch.equal(got.labels, expected.labels)
+    with pytest.raises(ValueError, match=r"\[1\.5\] not whole numbers"):
+        select_classes(s, [1.5, 2])
+
+
 def test_imageset_subset_takes_a_list_of_bools_as_a_mask():
     """A boolean mask given as a Python list was turned into the indices 0 and 1."""
     s = ImageSet(images=torch.arange(4.0).view(4, 1, 1, 1), labels=torch.arange(4),

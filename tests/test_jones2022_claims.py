@@ -246,6 +246,33 @@ def test_twin_findings_untestable_when_a_cue_model_did_not_learn_its_cue():
     assert [r["holds"] for r in j.twin_findings(test, inv, own_accuracy=at_edge)] == [True, True]
 
 
+def test_twin_findings_count_exactly_ninety_percent_measured_by_features_accuracy():
+    """Notebook 01 measures each cue model with features.accuracy, a float32 mean: 180 right of
+    200 reads 0.89999998, and the verdicts read 'not testable' with "0.900 (the bench needs >=
+    0.9)" although the rule is "at least 90 %"."""
+    from advlens import features
+
+    class Fixed(torch.nn.Module):  # class 1 where the first pixel is 1, else class 0
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.one_hot(x.flatten(1)[:, 0].round().long(), 10).float()
+
+    x = torch.zeros(200, 1, 4, 4)
+    x[:180, 0, 0, 0] = 1.0
+    acc = features.accuracy(Fixed(), x, torch.ones(200, dtype=torch.long))
+    assert acc == pytest.approx(180 / 200, abs=1e-7)  # the reference: 180 of 200
+    names = ["a-only/s0", "a-only/s1", "b-only/s0", "b-only/s1"]
+    test = pd.DataFrame(1.0, index=names, columns=names)
+    test.loc[names[:2], names[2:]] = test.loc[names[2:], names[:2]] = 0.75
+    for x0, y0 in (names[:2], names[2:]):
+        test.loc[x0, y0] = test.loc[y0, x0] = 0.8
+    inv = pd.DataFrame(0.5, index=names, columns=names)
+    inv.loc[names[:2], names[2:]] = inv.loc[names[2:], names[:2]] = 0.125
+    own = {**dict.fromkeys(names, 0.96), "a-only/s0": acc}
+    assert [r["holds"] for r in j.twin_findings(test, inv, own_accuracy=own)] == [True, True]
+    below = {**own, "a-only/s0": 179 / 200}  # one image fewer: still refused
+    assert [r["holds"] for r in j.twin_findings(test, inv, own_accuracy=below)] == [None, None]
+
+
 def test_twin_criteria_at_their_margins_hold():
     """Both twin-cue criteria are inclusive ("within margin", "at least margin"): at exactly
     the margin they hold (dyadic numbers, so the sums are exact)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -88,22 +90,36 @@ def select_classes(imageset: ImageSet, classes: list[int] | list[str]) -> ImageS
                         f"pass [{classes!r}].")
     classes = list(classes)  # once: a generator was used up by the name check below
     unknown = [c for c in classes if isinstance(c, str) and c not in imageset.classes]
-    # an index is an integer (NumPy's too), never a bool or a fraction: int(1.7) read class 1
-    whole = all(isinstance(c, str) or (isinstance(c, int | np.integer)
-                                       and not isinstance(c, bool)) for c in classes)
-    index = [-1 if c in unknown else imageset.classes.index(c) if isinstance(c, str)
-             else int(c) if whole else -1 for c in classes]
-    if unknown or not whole or not index or len(set(index)) != len(index) or not all(
+    # an index is a whole number (NumPy's, a 0-dim tensor's, 3.0 as ModelConfig(classes=)
+    # takes it), never a bool or a fraction: int(1.7) read class 1
+    index = [-1 if isinstance(c, str) and c in unknown else imageset.classes.index(c)
+             if isinstance(c, str) else _class_index(c) for c in classes]
+    fractions = [c for c, i in zip(classes, index, strict=True) if i is None]
+    if fractions or unknown or not index or len(set(index)) != len(index) or not all(
             0 <= i < imageset.num_classes for i in index):
         raise ValueError(f"classes must be one or more distinct classes of {imageset.name} "
-                         f"(indices 0..{imageset.num_classes - 1} or names); got {classes!r}.")
+                         f"(indices 0..{imageset.num_classes - 1} or names); got {classes!r}"
+                         + (f": {fractions!r} not whole numbers" if fractions else "") + ".")
     remap = torch.full((imageset.num_classes,), -1, dtype=torch.long)
     remap[torch.as_tensor(index)] = torch.arange(len(index))
     keep = remap[imageset.labels] >= 0
     out = imageset.subset(keep)
     out.labels = remap[out.labels]
     for key, value in out.attributes.items():
-        if key.endswith("_class"):
-            out.attributes[key] = remap[value]
+        if key.endswith("_class"):  # -1 (not kept by an earlier selection) stays -1
+            out.attributes[key] = torch.where(value >= 0, remap[value.clamp_min(0)], -1)
     out.classes = [imageset.classes[i] for i in index]
     return out
+
+
+def _class_index(c: object) -> int | None:
+    """``c`` as a class index if it is a whole number (not a bool), else None."""
+    if isinstance(c, bool | np.bool_) or (isinstance(c, Tensor) and c.dtype == torch.bool):
+        return None
+    try:
+        return operator.index(c)  # type: ignore[arg-type]
+    except TypeError:
+        pass
+    if isinstance(c, numbers.Real) and float(c).is_integer():
+        return int(c)
+    return None
