@@ -199,3 +199,28 @@ def test_notebook_02_says_which_images_a_published_models_error_rests_on() -> No
                          if c.cell_type == "markdown")
         assert "every image of the ImageNet validation folder" in prose, name
         assert "first 500 ImageNet validation images" not in prose, name
+
+
+def test_readme_cost_table_counts_the_passes_the_cost_model_counts() -> None:
+    """README's GPU-hour table is ``python -m advlens.papers.costs``'s output: its pass counts
+    (forward, forward+backward, training images per notebook and in all) must be those the
+    cost model counts now. Notebook 01's twin-cue cue models gained a forward pass over their
+    own variant (``jones2022.MIN_CUE_ACCURACY``) after the table was pasted: it read 1.83e+06
+    forward passes, the code 1.84e+06. (FLOPs and hours need the 2.5-minute measurement; the
+    throughput line is checked against :data:`advlens.cost.GPUS`.)"""
+    from advlens import cost
+    from advlens.papers import costs
+
+    text = (repo_root() / "README.md").read_text()
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:5]]
+            for line in text.splitlines()
+            if re.match(r"\| (\d\d|\*\*all\*\*) \| [\d.e+]+ \|", line)}
+    counted = costs.passes()
+    sums = counted.groupby("notebook")[["fwd", "fwd_bwd", "train"]].sum()
+    expected = {nb: [f"{v:.3g}" for v in sums.loc[nb]] for nb in sums.index}
+    expected["**all**"] = [f"{v:.3g}" for v in sums.sum()]
+    assert rows == expected
+    throughput = next(line for line in text.splitlines() if line.startswith("Throughput: "))
+    nothing = pd.DataFrame([{"notebook": "00", "fwd": 0, "fwd_bwd": 0, "train": 0, "pflops": 0,
+                             **{f"{g.name}_hours": 0 for g in cost.GPUS}}])
+    assert throughput == cost.markdown(nothing).splitlines()[-1]

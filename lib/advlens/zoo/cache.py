@@ -68,7 +68,8 @@ def model_lock(config: ModelConfig, root: str | Path | None = None) -> Iterator[
     """Hold an exclusive advisory lock on ``config``'s cache entry (no-op where ``fcntl`` is
     unavailable, e.g. on Windows, and in a zoo this process may not write, such as a shared zoo
     mounted read-only: its models load as they are, files being replaced atomically, never
-    seen half-written; a save there fails naming the file)."""
+    seen half-written; a save there fails naming the file; with a warning, on a file system
+    without ``flock``: :func:`advlens.io.file_lock`)."""
     with file_lock(cache_paths(config, root).meta.with_suffix(".lock")):
         yield
 

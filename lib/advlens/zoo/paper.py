@@ -434,8 +434,10 @@ def eval_kw(arch: str | None = None, size: int | None = None) -> dict[str, Any]:
 def eval_data(n: int | None, *, seed: int = 0, size: int | None = None,
               arch: str | None = None) -> Any:
     """``n`` ImageNet validation images (``$ADVLENS_IMAGENET``, drawn with ``seed``) for the
-    published models' accuracy, preprocessed for ``arch`` as :func:`eval_kw` says (its side
-    unless ``size`` is given; shorter side to floor(size / crop_pct), centre crop)."""
+    published models' robust accuracy and the clean accuracy paired with it (their top-1
+    accuracy is :func:`eval_accuracy`'s, on every image), preprocessed for ``arch`` as
+    :func:`eval_kw` says (its side unless ``size`` is given; shorter side to
+    floor(size / crop_pct), centre crop)."""
     from advlens.data import load
     from advlens.data.sources import require as require_data
 
