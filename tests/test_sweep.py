@@ -78,7 +78,7 @@ def test_sweep_reruns_and_aggregates(tmp_path: Path) -> None:
     counts = sweep.hold_counts(found).set_index("finding")
     assert counts.loc["f1 even seed"].to_dict() == {
         "notebook": "01_toy", "n_runs": 3, "holds": 1, "does_not_hold": 2, "not_testable": 0,
-        "seed_knobs": "seed, zoo_seed"}
+        "absent": 0, "seed_knobs": "seed, zoo_seed"}
     assert counts.loc["f2 untestable", "not_testable"] == 3
 
 
@@ -467,6 +467,22 @@ def test_summaries_keep_the_findings_order_and_their_own_numbers() -> None:
     assert lines[4].startswith("Notebook 03 declares no `zoo_seed`")
 
 
+def test_a_finding_absent_from_one_seeds_table_is_counted_against_its_seeds() -> None:
+    """Seed r2's table of 02 has no row for finding 'b' (a model missing in that seed): its
+    bullet read "holds in 2 of 2 seeds" in a sweep of three, as if it held in every seed."""
+    found = _collected([("02_x", "a", "r0", "holds", {}), ("02_x", "b", "r0", "holds", {"w": 1}),
+                        ("02_x", "a", "r1", "holds", {}), ("02_x", "b", "r1", "holds", {"w": 3}),
+                        ("02_x", "a", "r2", "holds", {}),
+                        ("03_y", "c", "r0", "holds", {}), ("03_y", "c", "r1", "holds", {})])
+    counts = sweep.hold_counts(found).set_index("finding")
+    # three runs of 02 (r0, r1, r2), two of 03; 'b' has rows in r0 and r1 only
+    assert counts["n_runs"].to_dict() == {"a": 3, "b": 3, "c": 2}
+    assert counts["absent"].to_dict() == {"a": 0, "b": 1, "c": 0}
+    lines = sweep.markdown(counts.reset_index(), sweep.headline_summary(found)).splitlines()
+    assert lines[1] == ("- **02 b** — holds in 2 of 3 seeds, absent from the findings table "
+                        "in 1 (w 2 ± 1.4 from 2 of 3 seeds).")
+    assert lines[0] == "- **02 a** — holds in 3 of 3 seeds."
+
 def test_summary_prose_says_from_how_many_seeds_a_number_comes() -> None:
     """A number NaN in one seed and absent in another is the mean of one value, with no s.d.
     (numpy: std of one value with ddof 1 is undefined): the bullet read "rho 0.2 ± nan" beside
@@ -527,8 +543,8 @@ def test_sweep_cli_defaults_and_success(tmp_path: Path, monkeypatch: pytest.Monk
                       "out": "out/sweep", "force": False}]
     table = capsys.readouterr().out.splitlines()[1:]  # the hold counts, without an index
     assert table[0].split() == ["notebook", "finding", "n_runs", "holds", "does_not_hold",
-                                "not_testable", "seed_knobs"]
-    assert table[1].split() == ["01_x", "f", "1", "1", "0", "0", "seed,", "zoo_seed"]
+                                "not_testable", "absent", "seed_knobs"]
+    assert table[1].split() == ["01_x", "f", "1", "1", "0", "0", "0", "seed,", "zoo_seed"]
 
 
 def test_a_notebook_without_seed_knobs_is_refused(tmp_path: Path,

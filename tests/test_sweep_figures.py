@@ -13,6 +13,15 @@ from advlens.plots import layout_problems  # noqa: E402
 from advlens.sweep_figures import hold_counts_bars  # noqa: E402
 
 
+def test_bars_show_the_seeds_a_finding_is_absent_from():
+    counts = pd.DataFrame([{"notebook": "01_x", "finding": "a", "n_runs": 3, "holds": 2,
+                            "does_not_hold": 0, "not_testable": 0, "absent": 1}])
+    ax = hold_counts_bars(counts).axes[0]
+    widths = [(round(p.get_x()), round(p.get_width())) for p in ax.patches]
+    assert widths == [(0, 2), (2, 0), (2, 0), (2, 1)]  # the absent seed ends the bar at n_runs
+    assert "absent" in [t.get_text() for t in ax.get_legend().get_texts()]
+    matplotlib.pyplot.close("all")
+
 def test_bars_stack_the_counts():
     counts = pd.DataFrame([
         {"notebook": "01_x", "finding": "a", "n_runs": 3, "holds": 2, "does_not_hold": 1,

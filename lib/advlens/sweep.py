@@ -299,15 +299,19 @@ def _knobs_of(group: pd.DataFrame) -> str:
 
 
 def hold_counts(collected: pd.DataFrame) -> pd.DataFrame:
-    """Per (notebook, finding): runs, and in how many the finding holds, does not hold, or
-    could not be tested; ``seed_knobs``: the seed knobs that varied between its runs."""
+    """Per (notebook, finding): runs (``n_runs``: the runs of its notebook), and in how many
+    the finding holds, does not hold, could not be tested, or is ``absent`` from the run's
+    findings table; ``seed_knobs``: the seed knobs that varied between its runs."""
+    # a finding missing from one seed's table read "holds in 2 of 2 seeds" in a sweep of 3
+    runs = collected.groupby("notebook", sort=False)["run"].nunique()
     rows = []
     for (nb, finding), group in collected.groupby(["notebook", "finding"], sort=False):
         words = group["verdict"].tolist()
-        rows.append({"notebook": nb, "finding": finding, "n_runs": len(words),
+        rows.append({"notebook": nb, "finding": finding, "n_runs": int(runs[nb]),
                      "holds": words.count("holds"),
                      "does_not_hold": words.count("does not hold"),
                      "not_testable": words.count("not testable here"),
+                     "absent": int(runs[nb]) - group["run"].nunique(),
                      "seed_knobs": _knobs_of(group)})
     return pd.DataFrame(rows)
 
@@ -331,8 +335,9 @@ def _number(r: Any, runs: int) -> str:
 
 def markdown(counts: pd.DataFrame, headline: pd.DataFrame, *, preset: str | None = None) -> str:
     """One bullet per finding: in how many seeds it holds, with each headline number's mean ±
-    between-seed s.d. (the prose of the sweep's summary, computed from its tables; a number
-    defined in fewer of the finding's seeds says in how many), which notebooks varied only
+    between-seed s.d. (the prose of the sweep's summary, computed from its tables; a finding
+    absent from some of its notebook's tables, and a number defined in fewer of the finding's
+    seeds, say in how many), which notebooks varied only
     the data seed, and at the ``paper`` ``preset`` that the published checkpoints did not vary
     (``zoo_seed`` cannot retrain them)."""
     fixed = data_seed_only(counts)
@@ -343,6 +348,8 @@ def markdown(counts: pd.DataFrame, headline: pd.DataFrame, *, preset: str | None
         shown = "; ".join(_number(r, rec["n_runs"])
                           for r in numbers.itertuples() if np.isfinite(r.mean))
         untested = f", not testable in {rec['not_testable']}" if rec["not_testable"] else ""
+        if rec.get("absent"):
+            untested += f", absent from the findings table in {rec['absent']}"
         seeds = "data seeds, same models" if rec["notebook"] in fixed else "seeds"
         lines.append(f"- **{rec['notebook'][:2]} {rec['finding']}** — holds in {rec['holds']} of "
                      f"{rec['n_runs']} {seeds}{untested}" + (f" ({shown})" if shown else "")

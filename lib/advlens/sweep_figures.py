@@ -9,13 +9,14 @@ from matplotlib.patches import Patch
 from advlens.sweep import data_seed_only
 
 OUTCOMES = (("holds", "holds", "#4c9a5b"), ("does_not_hold", "does not hold", "#c4553f"),
-            ("not_testable", "not testable", "#b0b0b0"))
+            ("not_testable", "not testable", "#b0b0b0"), ("absent", "absent", "#e6e6e6"))
 
 
 def hold_counts_bars(counts: pd.DataFrame, *, title: str = "") -> plt.Figure:
-    """One horizontal stacked bar per finding: in how many seeds it holds, does not hold or
-    could not be tested (:func:`advlens.sweep.hold_counts`); a finding whose notebook varied
-    only the data seed (no ``zoo_seed``: the same models in every run) is marked †."""
+    """One horizontal stacked bar per finding: in how many seeds it holds, does not hold, could
+    not be tested or is absent from the findings table (:func:`advlens.sweep.hold_counts`); a
+    finding whose notebook varied only the data seed (no ``zoo_seed``: the same models in every
+    run) is marked †."""
     if counts.empty:
         raise ValueError("counts is empty; collect a sweep's findings first.")
     fixed = set(data_seed_only(counts))
@@ -25,6 +26,8 @@ def hold_counts_bars(counts: pd.DataFrame, *, title: str = "") -> plt.Figure:
     fig, ax = plt.subplots(figsize=(10.5 if fixed else 9, 0.45 * len(labels) + 1.4))
     left = pd.Series(0.0, index=counts.index)
     for column, name, colour in OUTCOMES:
+        if column not in counts:  # counts of before the ``absent`` column
+            continue
         ax.barh(labels, counts[column], left=left, color=colour, label=name)
         left = left + counts[column]
     ax.invert_yaxis()
