@@ -483,6 +483,18 @@ def test_a_finding_absent_from_one_seeds_table_is_counted_against_its_seeds() ->
                         "in 1 (w 2 ± 1.4 from 2 of 3 seeds).")
     assert lines[0] == "- **02 a** — holds in 3 of 3 seeds."
 
+def test_hold_counts_refuses_a_finding_named_twice_in_one_table() -> None:
+    """Run r0's table of 01 repeats finding 'a' (r2 has no row for it): its bullet read "holds
+    in 3 of 3 seeds, absent from the findings table in 1" though it holds in 2 seeds."""
+    found = _collected([("01_x", "a", "r0", "holds", {}), ("01_x", "a", "r0", "holds", {}),
+                        ("01_x", "a", "r1", "holds", {}), ("01_x", "b", "r0", "holds", {}),
+                        ("01_x", "b", "r1", "holds", {}), ("01_x", "b", "r2", "holds", {})])
+    with pytest.raises(ValueError, match=r"names a finding twice .*'a' in r0/01_x;"):
+        sweep.hold_counts(found)
+    counts = sweep.hold_counts(found.drop_duplicates(["finding", "run"])).set_index("finding")
+    assert counts.loc["a", ["n_runs", "holds", "absent"]].tolist() == [3, 2, 1]
+
+
 def test_summary_prose_says_from_how_many_seeds_a_number_comes() -> None:
     """A number NaN in one seed and absent in another is the mean of one value, with no s.d.
     (numpy: std of one value with ddof 1 is undefined): the bullet read "rho 0.2 ± nan" beside

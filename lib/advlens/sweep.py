@@ -304,6 +304,12 @@ def hold_counts(collected: pd.DataFrame) -> pd.DataFrame:
     findings table; ``seed_knobs``: the seed knobs that varied between its runs."""
     # a finding missing from one seed's table read "holds in 2 of 2 seeds" in a sweep of 3
     runs = collected.groupby("notebook", sort=False)["run"].nunique()
+    twice = collected[collected.duplicated(["notebook", "finding", "run"])]
+    if not twice.empty:  # its verdicts would be counted twice: "holds in 3 of 3, absent from 1"
+        raise ValueError("a findings table names a finding twice (one row per finding): "
+                         + "; ".join(f"{r.finding!r} in {r.run}/{r.notebook}"
+                                     for r in twice.drop_duplicates().itertuples())
+                         + "; rename or drop the repeated row and collect again.")
     rows = []
     for (nb, finding), group in collected.groupby(["notebook", "finding"], sort=False):
         words = group["verdict"].tolist()
