@@ -358,3 +358,59 @@ def test_readme_check_against_a_copy_of_the_findings_tables(
         shutil.copy2(csv, copy / csv.parent.name / csv.name)
     assert book.readme_command(argparse.Namespace(figures=str(copy), check=True)) == 0, \
         capsys.readouterr().out
+
+
+def _killed_build(run: Path, out: Path, readme: Path, when: str) -> None:
+    """``book.build`` in a child process that dies like a killed one (``os._exit``, no cleanup)
+    once the new site is written (``when="written"``) or just after the previous book was moved
+    aside (``when="swapping"``)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import os, pathlib
+        from advlens import book
+        when = {when!r}
+        if when == "written":
+            write = book._write
+            def _write(*args):
+                write(*args)
+                os._exit(9)
+            book._write = _write
+        else:
+            rename = pathlib.Path.rename
+            def _rename(self, target):
+                done = rename(self, target)
+                if self.name == {out.name!r} and ".old-" in str(target):
+                    os._exit(9)
+                return done
+            pathlib.Path.rename = _rename
+        book.build({str(run)!r}, {str(out)!r}, readme={str(readme)!r})
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(repo_root() / "lib")})
+    assert done.returncode == 9, done.stderr
+
+
+def test_a_killed_build_leaves_nothing_behind_and_loses_no_book(tmp_path: Path) -> None:
+    """A build killed mid-way left its hidden ``.book.building-*`` folder (a whole site) beside
+    the book for good; killed between its two renames it left the previous book hidden in
+    ``.book.old-*`` and no book. The next build clears both, and the book is back meanwhile."""
+    run, out, readme = fake_run(tmp_path / "run"), tmp_path / "book", repo_root() / "README.md"
+
+    def hidden() -> list[str]:
+        return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".book.")
+                      and p.is_dir())
+
+    _killed_build(run, out, readme, "written")
+    assert not out.exists() and [h.split("-")[0] for h in hidden()] == [".book.building"]
+    book.build(run, out, readme=readme)
+    assert hidden() == [] and (out / "index.html").is_file()
+    (out / "mine.txt").write_text("the previous book")
+    _killed_build(run, out, readme, "swapping")
+    assert not out.exists() and len(hidden()) == 2
+    book._remove_leftovers(out)  # what the next build does first, under its lock
+    assert hidden() == [] and (out / "mine.txt").read_text() == "the previous book"
+    book.build(run, out, readme=readme)
+    assert hidden() == [] and not (out / "mine.txt").exists()

@@ -20,6 +20,7 @@ banner under ``--allow-incomplete``).
 from __future__ import annotations
 
 import argparse
+import glob
 import html
 import os
 import re
@@ -33,7 +34,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from advlens import findings, provenance
-from advlens.io import atomic_write_bytes, read_json
+from advlens.io import atomic_write_bytes, file_lock, read_json, temp_lock_path
 from advlens.paths import figures_dir, repo_root
 
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.S | re.I)
@@ -270,22 +271,39 @@ def build(run: str | Path | None = None, out: str | Path | None = None,
     if incomplete:
         warnings.warn(f"building the book of an incomplete run {run} ({listed})", stacklevel=2)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # built beside ``out`` and swapped in at the end: a failed build leaves the previous book
-    site = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-    site.chmod(_folder_mode())  # mkdtemp's 0o700 would hide the book from a web server
-    try:
-        _write(run, site, readme, executed, incomplete)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            out.rename(old / out.name)
-            site.rename(out)
-            shutil.rmtree(old)
-        else:
-            site.rename(out)
-    finally:
-        if site.exists():
-            shutil.rmtree(site)
+    with file_lock(temp_lock_path("book", out)):
+        _remove_leftovers(out)
+        # built beside ``out`` and swapped in at the end: a failed build leaves the previous book
+        site = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+        site.chmod(_folder_mode())  # mkdtemp's 0o700 would hide the book from a web server
+        try:
+            _write(run, site, readme, executed, incomplete)
+            if out.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+                out.rename(old / out.name)
+                site.rename(out)
+                shutil.rmtree(old)
+            else:
+                site.rename(out)
+        finally:
+            if site.exists():
+                shutil.rmtree(site)
     return out / "index.html"
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Clear the hidden folders a killed build of ``out`` left beside it: its half-built site is
+    deleted, and the previous book it was swapping out is put back where ``out`` is missing (a
+    kill between the two renames), else deleted. Called under the build's lock, so no build is
+    still using them."""
+    for left in sorted(out.parent.glob(f"{glob.escape(f'.{out.name}.old-')}*")):
+        if left.is_dir() and not left.is_symlink():
+            if not out.exists() and (left / out.name).is_dir():
+                (left / out.name).rename(out)
+            shutil.rmtree(left)
+    for left in out.parent.glob(f"{glob.escape(f'.{out.name}.building-')}*"):
+        if left.is_dir() and not left.is_symlink():
+            shutil.rmtree(left)
 
 
 def _write(run: Path, site: Path, readme: Path, executed: list[Path],

@@ -46,6 +46,16 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 _NO_FLOCK = frozenset({errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP})
 
 
+def temp_lock_path(kind: str, target: str | Path) -> Path:
+    """A lock file for updates of ``target`` kept in the temporary folder, named by ``kind``
+    and ``target``'s resolved path: for targets where a lock file beside them would be a stray
+    file (the package's tolerance table, a book folder)."""
+    import tempfile
+
+    key = hashlib.sha256(str(Path(target).resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"advlens-{kind}-{key}.lock"
+
+
 @contextlib.contextmanager
 def file_lock(path: str | Path) -> Iterator[None]:
     """Hold an exclusive advisory ``flock`` on the file ``path`` while inside, so that

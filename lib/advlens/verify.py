@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import fnmatch
-import hashlib
 import io
 import itertools
 import math
@@ -30,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from advlens import provenance
-from advlens.io import atomic_write_json, extract_tar, file_lock, read_json
+from advlens.io import atomic_write_json, extract_tar, file_lock, read_json, temp_lock_path
 from advlens.paths import figures_dir, repo_root
 from advlens.presets import PRESET_NAMES
 
@@ -501,12 +500,9 @@ def _round_up(value: float, digits: int = 3) -> float:
 
 
 def _tolerance_lock() -> Path:
-    """The lock file of :data:`TOLERANCE_FILE`'s updates: in the temporary folder, named by
-    the table's path (beside it, in the package, it would be a stray file there)."""
-    import tempfile
-
-    key = hashlib.sha256(str(TOLERANCE_FILE.resolve()).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"advlens-tolerances-{key}.lock"
+    """The lock file of :data:`TOLERANCE_FILE`'s updates (beside it, in the package, it would be
+    a stray file there)."""
+    return temp_lock_path("tolerances", TOLERANCE_FILE)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
