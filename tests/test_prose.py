@@ -224,3 +224,33 @@ def test_readme_cost_table_counts_the_passes_the_cost_model_counts() -> None:
     nothing = pd.DataFrame([{"notebook": "00", "fwd": 0, "fwd_bwd": 0, "train": 0, "pflops": 0,
                              **{f"{g.name}_hours": 0 for g in cost.GPUS}}])
     assert throughput == cost.markdown(nothing).splitlines()[-1]
+
+
+def test_readme_cost_prose_states_the_paper_knobs_the_cost_model_counts() -> None:
+    """The paragraphs around README's cost table restate the paper knobs and defaults behind its
+    pass counts (the tolerance search's rounds and steps, DDN's steps, notebook 03's images and
+    models, notebook 04's seeds, epochs, batch and α attack, notebook 02's constant searches):
+    each must be the value the cost model reads, not a copy that a knob change leaves behind."""
+    from advlens import cost, presets
+    from advlens.zoo import spec
+
+    text = " ".join((repo_root() / "README.md").read_text().split())
+    fwd, fwd_bwd = cost.tolerance_search_passes()
+    linsley, liang, su = (presets.PRESETS[nb]["paper"] for nb in ("03", "04", "02"))
+    imagenet = sum(c.source != "trained" for c in spec("paper"))
+    steps = fwd_bwd // (fwd - 2)  # rounds x steps backward passes over rounds + 2 forwards
+    modes = ("one", "two", "three", "four", "five")[len(su["target_modes"])]  # + untargeted
+    stated = [
+        f"(`minimal_eps_pgd` at its defaults: {fwd - 2} rounds of {steps} steps) and DDN "
+        f"({linsley['ddn_steps']} steps) on the {linsley['n_images']} ClickMe images",
+        f"04 per seed ({len(liang['seeds'])})",
+        f"({liang['epochs']} epochs at batch {liang['train_batch_size']} with random crops",
+        f"the α attacks (PGD {liang['steps']} steps on every test image",
+        f"searches ({su['cw_binary_steps']} × {su['cw_steps']} steps) for {modes} target modes "
+        f"on {su['n_images']} images per model",
+        f"Notebook 03 is DDN's {linsley['ddn_steps']} steps and the tolerance search on "
+        f"{imagenet} ImageNet models",
+    ]
+    assert su["cw_binary_steps"] == su["ead_binary_steps"] and su["cw_steps"] == su["ead_steps"]
+    missing = [s for s in stated if s not in text]
+    assert not missing, f"README's cost prose no longer states the code's values: {missing}"

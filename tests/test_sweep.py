@@ -559,6 +559,28 @@ def test_sweep_cli_defaults_and_success(tmp_path: Path, monkeypatch: pytest.Monk
     assert table[1].split() == ["01_x", "f", "1", "1", "0", "0", "0", "seed,", "zoo_seed"]
 
 
+@pytest.mark.parametrize("preset", ["smoke", "laptop", "paper"])
+def test_sweep_cli_defaults_are_notebook_05s_preset(preset: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m advlens.sweep --preset smoke` reran seeds 0 1 2 of notebooks 01 02 03 (the
+    CLI's own typed defaults) where notebook 05's smoke preset (`make sweep PRESET=smoke`, and
+    README's --force rerun of its runs) sweeps seeds 0 1 of 01 02: one fact in two places."""
+    from advlens import presets
+
+    asked: list[tuple[list[int], list[str]]] = []
+
+    def fake_sweep(seeds, *, notebooks, **_):  # noqa: ANN001, ANN003, ANN202
+        asked.append((list(seeds), list(notebooks)))
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(sweep, "run_sweep", fake_sweep)
+    assert sweep.main(["--preset", preset]) == 1
+    knobs = presets.PRESETS["05"][preset]
+    assert asked == [(knobs["seeds"], knobs["sweep_notebooks"])]
+    assert sweep.main(["--preset", preset, "--seeds", "3", "4", "--notebooks", "02"]) == 1
+    assert asked[-1] == ([3, 4], ["02"])  # given ones still win
+
+
 def test_a_notebook_without_seed_knobs_is_refused(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A notebook declaring neither seed knob beside one that does (e.g. 05 itself beside 01)

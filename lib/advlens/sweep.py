@@ -34,6 +34,7 @@ import pandas as pd
 from advlens import provenance, runner
 from advlens.findings import STATISTICS, check_table, decode_statistics, verdict
 from advlens.io import atomic_write_json, read_json
+from advlens.presets import PRESETS
 
 SEED_KNOBS = ("seed", "zoo_seed")
 SWEEP_RECORD = "sweep.json"
@@ -387,17 +388,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description="Rerun notebooks over seeds.")
     parser.add_argument("--preset", default="laptop", choices=runner.PRESET_NAMES,
                         help="the preset of every rerun (default: laptop)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
-                        help="seeds s: each reruns with seed (and zoo_seed) s (default: 0 1 2)")
-    # not 04: its seed knob draws only its bootstrap (see the module doc)
-    parser.add_argument("--notebooks", nargs="+", default=["01", "02", "03"],
-                        help="notebook numbers (default: 01 02 03)")
+    # the defaults are notebook 05's preset (what `make sweep` reruns; laptop: 0 1 2 and 01 02
+    # 03, smoke: 0 1 and 01 02); not 04: its seed knob draws only its bootstrap (module doc)
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="seeds s: each reruns with seed (and zoo_seed) s (default: notebook "
+                             "05's seeds at --preset; laptop: 0 1 2)")
+    parser.add_argument("--notebooks", nargs="+", default=None,
+                        help="notebook numbers (default: notebook 05's sweep_notebooks at "
+                             "--preset; laptop: 01 02 03)")
     parser.add_argument("--out", default="out/sweep",
                         help="folder of the runs (default: out/sweep; `make sweep` keeps its "
                              "runs in out/sweep-<preset>/05_seed_sweep/runs)")
     parser.add_argument("--force", action="store_true",
                         help="rerun seeds that completed before (default: keep them, resume)")
     args = parser.parse_args(argv)
+    knobs = PRESETS["05"][args.preset]
+    args.seeds = knobs["seeds"] if args.seeds is None else args.seeds
+    args.notebooks = knobs["sweep_notebooks"] if args.notebooks is None else args.notebooks
     try:
         done = run_sweep(args.seeds, preset=args.preset, notebooks=args.notebooks, out=args.out,
                          force=args.force)

@@ -49,16 +49,18 @@ SHAPES: dict[str, Shape] = {
     "triangle-down": lambda u, v: _triangle(u, -v),
 }
 SHAPE_NAMES = list(SHAPES)
+# the twin-cue classes: one silhouette each (and one grating; one point of the latent circle)
+NUM_CLASSES = len(SHAPES)
 
 # Cue B per class: (hue in [0, 1), orientation in degrees, period in pixels at 32 px).
 # Classes k and k + 5 share an orientation but differ in period and colour.
 TEXTURES: list[tuple[float, float, float]] = [
-    (k / 10.0, (k % 5) * 36.0, 3.0 if k < 5 else 5.5) for k in range(10)
+    (k / 10.0, (k % 5) * 36.0, 3.0 if k < 5 else 5.5) for k in range(NUM_CLASSES)
 ]
 
 
 # latent design: the latent circle, the morph amplitude and the gratings read off the circle
-LATENT_CLASSES = 10
+LATENT_CLASSES = NUM_CLASSES
 MORPH_AMPLITUDE = 0.35
 LATENT_PERIOD = 4.0
 LATENT_TEXTURES: list[tuple[float, float, float]] = [

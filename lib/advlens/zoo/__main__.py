@@ -17,6 +17,7 @@ import pandas as pd
 from advlens.io import atomic_write
 from advlens.presets import PRESET_NAMES
 from advlens.zoo import build
+from advlens.zoo.evaluation import RobustEval
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,11 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="laptop", choices=PRESET_NAMES)
     parser.add_argument("--root", default=None, help="zoo folder (default: $ADVLENS_ZOO or "
                                                      "data/zoo)")
+    default = RobustEval()  # the build's own defaults, named once
     parser.add_argument("--robust-eval-eps", type=float, default=None,
-                        help="L2 radius of the robust-accuracy PGD (default 0.5; 0: clean "
-                             "accuracy only)")
+                        help=f"L2 radius of the robust-accuracy PGD (default {default.eps:g}; "
+                             "0: clean accuracy only)")
     parser.add_argument("--robust-eval-n", type=int, default=None,
-                        help="test images attacked for the robust accuracy (default 500)")
+                        help=f"test images attacked for the robust accuracy (default "
+                             f"{default.n})")
     parser.add_argument("--csv", default=None, help="also write the table to this CSV file")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or epoch logs")
     args = parser.parse_args(argv)
