@@ -327,3 +327,39 @@ def test_io_never_touches_the_umask(tmp_path: Path, umask: int) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == oct(0o666 & ~umask)
     assert not list(tmp_path.glob(".*.tmp")), "a temporary file was left behind"
+
+
+def test_atomic_write_in_a_read_only_folder_names_the_file(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The error of a write into a read-only folder named the hidden temporary file
+    (``.x.json.3fa2c1d0b9e8.tmp``), not the file being written, and said nothing of a fix."""
+    real_open = os.open
+
+    def read_only_open(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only_open)
+    with pytest.raises(OSError, match=r"cannot write .*x\.json: its folder is read-only") as info:
+        io.atomic_write_json(tmp_path / "x.json", {"a": 1})
+    assert info.value.errno == errno.EROFS and ".tmp" not in str(info.value).split(" (")[0]
+    assert not list(tmp_path.iterdir())
+
+
+def test_empty_path_variables_count_as_unset(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ADVLENS_DATA=`` (``export VAR=``; docker-compose's ``VAR: ${VAR}`` with the host's
+    unset) was the path ``.``: caches and a new zoo went into the process's working folder."""
+    from advlens import paths
+
+    checkout = Path(paths.__file__).resolve().parents[2]
+    monkeypatch.chdir(tmp_path)
+    for name in ("ADVLENS_HOME", "ADVLENS_DATA", "ADVLENS_ZOO"):
+        monkeypatch.setenv(name, "")
+    if (checkout / "pyproject.toml").exists():  # not the working folder
+        assert paths.repo_root() == checkout
+    monkeypatch.setenv("ADVLENS_HOME", str(tmp_path / "home"))
+    assert paths.data_dir() == tmp_path / "home" / "data"
+    assert paths.zoo_dir() == tmp_path / "home" / "data" / "zoo"
+    assert not (tmp_path / "zoo").exists()

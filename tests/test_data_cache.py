@@ -239,3 +239,56 @@ def test_two_processes_replacing_a_partial_cifar_folder_both_succeed(tmp_path, m
     _, err = other[0].communicate(timeout=120)
     assert other[0].returncode == 0, err
     assert folder == partial and cifar.has_cifar10() and len(cifar.cifar10("train")) == 20
+
+
+def _read_only_folders(monkeypatch):
+    """Every file creation refused as on a read-only mount (EROFS): os.open with O_CREAT and
+    mkdir of a missing folder; reads are untouched."""
+    import errno
+    import os
+
+    real_open, real_mkdir = os.open, Path.mkdir
+
+    def refuse(path):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    def open_(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT:
+            refuse(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    def mkdir(self, *args, **kwargs):
+        if not self.is_dir():
+            refuse(self)
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+
+
+def test_array_cache_in_a_read_only_folder_returns_the_arrays_uncached(tmp_path, monkeypatch):
+    """A read-only $ADVLENS_DATA without this entry: the arrays were built, then the cache's
+    write raised OSError naming a temporary file, and the caller got no data at all."""
+    arrays = {"a": np.arange(4)}
+    _read_only_folders(monkeypatch)
+    for path in (tmp_path / "c.npz", tmp_path / "missing" / "c.npz"):
+        with pytest.warns(RuntimeWarning, match=r"cannot write .*c\.npz: its folder is read-only"):
+            out = cached_arrays(path, lambda: dict(arrays), {"k": 1})
+        assert np.array_equal(out["a"], arrays["a"]) and not path.exists()
+
+
+@pytest.mark.parametrize("dataset,kw", [("imagenet", {"root": "$ADVLENS_IMAGENET"}),
+                                        ("stl10", {"root": "${ADVLENS_STL10}"}),
+                                        ("clickme", {"path": "$ADVLENS_CLICKME"}),
+                                        ("imagenet", {})])
+def test_require_counts_an_empty_variable_as_unset(tmp_path, monkeypatch, dataset, kw):
+    """``ADVLENS_IMAGENET=`` (cleared with ``export VAR=``, or docker-compose's ``VAR: ${VAR}``
+    with the host's unset) expanded to ``""``, the current folder: the early check passed and
+    the loader failed later with 'not found at .', naming no variable."""
+    from advlens.data import require
+
+    for name in ("ADVLENS_IMAGENET", "ADVLENS_STL10", "ADVLENS_CLICKME"):
+        monkeypatch.setenv(name, "")
+    monkeypatch.chdir(tmp_path)  # an existing folder: "" named it
+    with pytest.raises(FileNotFoundError, match=r"\$ADVLENS_(IMAGENET|STL10|CLICKME)"):
+        require(dataset, kw)

@@ -239,3 +239,38 @@ def test_a_read_only_zoo_is_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     second = _load(TINY, tmp_path)
     assert second.cached and second.meta["sha256"] == first.meta["sha256"]
     assert not list(tmp_path.glob("*.lock"))
+
+
+def test_a_read_only_zoo_evaluates_without_recording_and_refuses_training_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only zoo (a shared zoo mounted read-only): a new robust-eval setting of a cached
+    model raised OSError after its evaluation, naming a temporary file; a model missing there
+    was trained in full and then its save raised the same."""
+    import errno
+
+    from advlens.zoo import builder
+
+    first = _load(TINY, tmp_path)
+    real_open, real_access = os.open, os.access
+
+    def read_only_open(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only_open)
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if mode & os.W_OK
+                        else real_access(path, mode, **kw))
+    before = cache_paths(TINY, tmp_path).meta.read_bytes()
+    with pytest.warns(CacheWarning, match="read-only.*not recorded"):
+        entry = load(TINY, tmp_path, progress=False, robust_eval_eps=0.2, robust_eval_n=8)
+    assert entry.cached and entry.meta["sha256"] == first.meta["sha256"]
+    assert entry.meta["robust_eval"]["eps"] == 0.2 and 0 <= entry.meta["robust_acc"] <= 1
+    assert cache_paths(TINY, tmp_path).meta.read_bytes() == before
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained a model that cannot be saved")
+
+    monkeypatch.setattr(builder, "train", no_training)
+    with pytest.raises(PermissionError, match=r"read-only.*\$ADVLENS_ZOO"):
+        _load(TINY.replace(seed=1), tmp_path)

@@ -99,6 +99,9 @@ def test_paper_load_names_the_missing_checkpoint(tmp_path: Path,
     monkeypatch.delenv("ADVLENS_CHECKPOINTS", raising=False)
     with pytest.raises(FileNotFoundError, match="ADVLENS_CHECKPOINTS"):
         load(robust, tmp_path)
+    monkeypatch.setenv("ADVLENS_CHECKPOINTS", "")  # `export VAR=`: unset, not the current folder
+    with pytest.raises(FileNotFoundError, match="set \\$ADVLENS_CHECKPOINTS to the folder"):
+        load(robust, tmp_path)
     monkeypatch.setenv("ADVLENS_CHECKPOINTS", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="vgg16.tv_in1k.*resnet50_l2_eps3.ckpt"):
         build("paper", root=tmp_path)  # every missing file is named at once

@@ -15,17 +15,30 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+# errnos of a write refused because the file system or folder may not be written: a read-only
+# mount (EROFS), a folder without write permission (EACCES, EPERM)
+READ_ONLY = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` then rename the temporary file onto ``path`` atomically.
 
     The temporary file is created with mode 0666 filtered by the process umask (as ``open``
-    does), so the result has the usual permissions; the umask is never read or changed.
+    does), so the result has the usual permissions; the umask is never read or changed. A
+    folder this process may not write raises OSError (its errno kept, in :data:`READ_ONLY`)
+    naming ``path``, not the temporary file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    os.close(os.open(tmp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(tmp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except OSError as err:
+        if err.errno not in READ_ONLY:
+            raise
+        raise OSError(err.errno, f"cannot write {path}: its folder is read-only or not "
+                                 f"writable by this user ({err.strerror}); "
+                                 "make it writable or choose a writable folder") from err
     try:
         write(tmp_path)
         with open(tmp_path, "rb") as handle:
@@ -74,7 +87,7 @@ def file_lock(path: str | Path) -> Iterator[None]:
     try:
         handle = open(path, "a")
     except OSError as err:
-        if err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+        if err.errno not in READ_ONLY:
             raise
         yield
         return

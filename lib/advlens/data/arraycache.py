@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from advlens.io import atomic_write
+from advlens.io import READ_ONLY, atomic_write
 
 _CHECKSUM = "__checksum__"
 _META = "__meta__"
@@ -62,7 +62,9 @@ def cached_arrays(path: str | Path, build: Callable[[], dict[str, np.ndarray]],
                   meta: dict[str, Any], *, use_cache: bool = True) -> dict[str, np.ndarray]:
     """Load ``path`` if it is a valid cache of ``meta``, else ``build()`` and write it.
 
-    A corrupt or mismatching cache is rebuilt with a warning (never silently reused).
+    A corrupt or mismatching cache is rebuilt with a warning (never silently reused). Where
+    ``path``'s folder may not be written (a read-only ``$ADVLENS_DATA``), the arrays built are
+    returned uncached, with a warning.
     """
     path = Path(path)
     if use_cache and path.exists():
@@ -77,5 +79,12 @@ def cached_arrays(path: str | Path, build: Callable[[], dict[str, np.ndarray]],
                           "regenerating it.", RuntimeWarning, stacklevel=3)
     arrays = build()
     if use_cache:
-        save_arrays(path, arrays, meta)
+        try:
+            save_arrays(path, arrays, meta)
+        except OSError as err:  # the data is there; only its cache cannot be kept
+            if err.errno not in READ_ONLY:
+                raise
+            warnings.warn(f"{err}. Using the arrays uncached (they are built again next time); "
+                          "point $ADVLENS_DATA at a writable folder to cache them.",
+                          RuntimeWarning, stacklevel=3)
     return arrays

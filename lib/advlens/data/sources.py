@@ -62,8 +62,14 @@ def downloads_allowed() -> bool:
     return os.environ.get(DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
+def _is_set(name: str) -> bool:
+    """Whether ``$name`` names something: an empty value counts as unset (it expanded to ``""``,
+    the current folder, which passed the check and failed later without naming the variable)."""
+    return bool(os.environ.get(name))
+
+
 def _expand(value: str, dataset: str, argument: str) -> str:
-    unset = [name for name in _VAR.findall(value) if name not in os.environ]
+    unset = [name for name in _VAR.findall(value) if not _is_set(name)]
     if unset:
         source = SOURCES.get(dataset)
         what = f" ({source.what})" if source else ""
@@ -71,7 +77,8 @@ def _expand(value: str, dataset: str, argument: str) -> str:
         knob = source.knob if source else "data_kw"
         raise FileNotFoundError(
             f"data set {dataset!r}{what}: {argument}={value!r} needs ${unset[0]}, which is not "
-            f"set. Set it to the data's folder (or pass {knob}={{'{argument}': '/path'}}).{how}")
+            f"set (or empty). Set it to the data's folder (or pass "
+            f"{knob}={{'{argument}': '/path'}}).{how}")
     return os.path.expanduser(os.path.expandvars(value))
 
 
@@ -88,14 +95,14 @@ def require(dataset: str, kw: Mapping[str, Any] | None = None) -> dict[str, Any]
     key = _ALIASES.get(dataset.lower(), dataset.lower())
     kw, source = dict(kw or {}), SOURCES.get(key)
     if (key == "cifar10" and downloads_allowed() and source is not None
-            and source.env not in os.environ
+            and not _is_set(source.env)
             and str(kw.get(source.argument)) in (f"${source.env}", f"${{{source.env}}}")):
         # the preset's own unset variable, with downloads on: the download's default folder
         del kw[source.argument]
     out = {k: _expand(v, key, k) if isinstance(v, str) else v for k, v in kw.items()}
     if source is None:  # embedded data (digits, twin-cue): nothing to check
         return out
-    if source.argument not in out and source.env in os.environ:
+    if source.argument not in out and _is_set(source.env):
         out[source.argument] = _expand(f"${source.env}", key, source.argument)
     path = out.get(source.argument)
     if key == "cifar10" and downloads_allowed():  # the default folder, or a root yet to fill

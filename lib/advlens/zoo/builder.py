@@ -169,6 +169,7 @@ def _robust_record(model: ZooNet, test: ImageSet, settings: RobustEval) -> dict[
 def _train_and_save(config: ModelConfig, root: str | Path | None, settings: RobustEval,
                     progress: bool, memo: _DataCache | None) -> tuple[ZooNet, dict[str, Any]]:
     check_trainable(config)
+    cache.check_writable(config, root)  # before training, not at the save after it
     result = train(config, _data(config, "train", memo), progress=progress)
     model, test = result.model, _data(config, "test", memo)
     meta = cache.save(model, config, {

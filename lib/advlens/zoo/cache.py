@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from advlens.io import atomic_write, atomic_write_json, file_lock, read_json, sha256_file
+from advlens.io import READ_ONLY, atomic_write, atomic_write_json, file_lock, read_json, sha256_file
 from advlens.paths import zoo_dir
 from advlens.zoo.architectures import ZooNet, build_model
 from advlens.zoo.config import TRAINING_CODE_VERSION, ModelConfig
@@ -68,8 +69,9 @@ def model_lock(config: ModelConfig, root: str | Path | None = None) -> Iterator[
     """Hold an exclusive advisory lock on ``config``'s cache entry (no-op where ``fcntl`` is
     unavailable, e.g. on Windows, and in a zoo this process may not write, such as a shared zoo
     mounted read-only: its models load as they are, files being replaced atomically, never
-    seen half-written; a save there fails naming the file; with a warning, on a file system
-    without ``flock``: :func:`advlens.io.file_lock`)."""
+    seen half-written; a model missing there is refused before training,
+    :func:`check_writable`; with a warning, on a file system without ``flock``:
+    :func:`advlens.io.file_lock`)."""
     with file_lock(cache_paths(config, root).meta.with_suffix(".lock")):
         yield
 
@@ -106,8 +108,29 @@ def save(model: nn.Module, config: ModelConfig, meta: dict[str, Any],
 
 def update_meta(config: ModelConfig, meta: dict[str, Any],
                 root: str | Path | None = None) -> None:
-    """Rewrite ``config``'s metadata (e.g. after adding a robust-accuracy entry)."""
-    atomic_write_json(cache_paths(config, root).meta, meta)
+    """Rewrite ``config``'s metadata (e.g. after adding a robust-accuracy entry). In a zoo this
+    process may not write (a shared zoo mounted read-only) the entry is not kept, with a
+    :class:`CacheWarning`: the evaluation just made is still returned, and made again next time."""
+    try:
+        atomic_write_json(cache_paths(config, root).meta, meta)
+    except OSError as err:
+        if err.errno not in READ_ONLY:
+            raise
+        warnings.warn(f"zoo cache: {err}; {config.name}'s new evaluation is used but not "
+                      "recorded (it is measured again next time).", CacheWarning, stacklevel=3)
+
+
+def check_writable(config: ModelConfig, root: str | Path | None = None) -> None:
+    """Raise PermissionError, before any training, if ``config`` could not be saved: its zoo
+    folder may not be written (a shared zoo mounted read-only). The save failed only after the
+    model had trained, naming a temporary file."""
+    folder = cache_paths(config, root).checkpoint.parent
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(
+            f"{config.name} is not in the zoo at {folder} (or its files are unusable) and must "
+            f"be trained, but that folder is read-only for this process. Set $ADVLENS_ZOO to a "
+            f"writable folder (a copy of this zoo there keeps its models), or build the model "
+            f"where the zoo is writable.")
 
 
 class _Unusable(Exception):

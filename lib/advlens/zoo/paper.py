@@ -348,7 +348,7 @@ def _where(name: str) -> str:
 def checkpoint_paths(names: list[str]) -> list[Path]:
     """Where the paper checkpoints ``names`` are expected (under ``$ADVLENS_CHECKPOINTS``);
     raises FileNotFoundError naming every one that is missing and where it comes from."""
-    root = os.environ.get(CHECKPOINTS_ENV)
+    root = os.environ.get(CHECKPOINTS_ENV) or None  # empty: unset, not the current folder
     if root is None:
         raise FileNotFoundError(
             f"the paper-preset models need checkpoint files ({', '.join(names[:3])}"
