@@ -29,6 +29,33 @@ def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
     assert [p.name for p in target.parent.iterdir()] == ["result.json"]
 
 
+def test_a_killed_writers_temporary_is_removed_once_stale(tmp_path: Path) -> None:
+    """A writer killed mid-write (SIGKILL: no ``finally``) left its hidden temporary file for
+    good (a zoo checkpoint's: megabytes). The next write of that file removes those older
+    than a day; a live writer's (young) and other files' are kept."""
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "model.pt"
+    code = ("import os\nfrom advlens import io\n"
+            "def write(tmp):\n    tmp.write_bytes(b'x' * 1000)\n    os._exit(9)\n"
+            f"io.atomic_write({str(target)!r}, write)\n")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 9
+    left = list(tmp_path.glob(".model.pt.*.tmp"))
+    assert len(left) == 1 and not target.exists()
+    young = tmp_path / ".model.pt.0123456789ab.tmp"
+    other = tmp_path / ".other.pt.0123456789ab.tmp"
+    for path in (young, other):
+        path.write_bytes(b"y")
+    old = time.time() - io.STALE_TEMPORARY_S - 60
+    for path in (left[0], other):
+        os.utime(path, (old, old))
+    io.atomic_write_bytes(target, b"ok")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["model.pt", young.name, other.name])
+
+
 def test_file_lock_waits_for_another_process_and_is_never_left_stale(tmp_path: Path) -> None:
     """io.file_lock serialises processes, and a holder killed (SIGKILL) inside it releases it."""
     import subprocess

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import hashlib
 import json
 import math
 import os
 import secrets
 import tarfile
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -46,7 +48,23 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+    _remove_stale_temporaries(path)
     return path
+
+
+# a temporary file of ``path`` older than this was left by a writer killed mid-write (a zoo
+# checkpoint's: megabytes, for good); no live write of one file takes this long
+STALE_TEMPORARY_S = 24 * 3600.0
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporary files of ``path`` that killed writers left (older than
+    :data:`STALE_TEMPORARY_S`); a live writer's, younger, are left alone."""
+    cutoff = time.time() - STALE_TEMPORARY_S
+    for left in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):  # gone already, or another writer's cleanup won
+            if left.stat().st_mtime < cutoff:
+                left.unlink()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
