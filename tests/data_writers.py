@@ -45,6 +45,40 @@ def write_cifar(root: Path, train_per_batch: int = 4, n_test: int = 5, seed: int
     return {k: (np.concatenate(v[0]), np.concatenate(v[1])) for k, v in out.items()}
 
 
+def py2_pickle(obj: object) -> bytes:
+    """``obj`` (a dict, list, bytes, int or 2-D uint8 array) as Python 2's cPickle wrote it at
+    protocol 2 with numpy 1.x -- the layout of the official cifar-10-python.tar.gz batches:
+    strings as SHORT_BINSTRING/BINSTRING, the array as ``numpy.core.multiarray._reconstruct``
+    then BUILD with (version, shape, ``numpy.dtype('u1')``, fortran, raw bytes)."""
+
+    def emit(value: object) -> bytes:
+        if isinstance(value, bytes):
+            return (b"U" + bytes([len(value)]) + value if len(value) < 256
+                    else b"T" + struct.pack("<i", len(value)) + value)
+        if isinstance(value, bool) or value is None:
+            raise TypeError(value)
+        if isinstance(value, int):
+            return (b"K" + bytes([value]) if 0 <= value < 256 else
+                    b"M" + struct.pack("<H", value) if 0 <= value < 65536 else
+                    b"J" + struct.pack("<i", value))
+        if isinstance(value, list):  # cPickle batches APPENDS 1000 items at a time
+            return b"]" + b"".join(b"(" + b"".join(map(emit, value[i:i + 1000])) + b"e"
+                                   for i in range(0, len(value), 1000))
+        if isinstance(value, dict):
+            return b"}(" + b"".join(emit(k) + emit(v) for k, v in value.items()) + b"u"
+        if isinstance(value, np.ndarray) and value.dtype == np.uint8 and value.ndim == 2:
+            dtype = (b"cnumpy\ndtype\n" + emit(b"u1") + emit(0) + emit(1) + b"\x87R("
+                     + emit(3) + emit(b"|") + b"NNN" + b"J\xff\xff\xff\xff" * 2 + emit(0)
+                     + b"tb")
+            return (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + emit(0)
+                    + b"\x85" + emit(b"b") + b"\x87R(" + emit(1) + emit(value.shape[0])
+                    + emit(value.shape[1]) + b"\x86" + dtype + b"\x89"
+                    + emit(value.tobytes()) + b"tb")
+        raise TypeError(f"py2_pickle cannot write {type(value).__name__}")
+
+    return b"\x80\x02" + emit(obj) + b"."
+
+
 def write_stl(root: Path, n: int = 3, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``root/stl10_binary/{train,test}_{X,y}.bin``: each image channel stored column by column,
     labels as bytes 1..10. Returns the (N, 3, 96, 96) row-major images and 0-based labels."""

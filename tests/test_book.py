@@ -414,3 +414,14 @@ def test_a_killed_build_leaves_nothing_behind_and_loses_no_book(tmp_path: Path) 
     assert hidden() == [] and (out / "mine.txt").read_text() == "the previous book"
     book.build(run, out, readme=readme)
     assert hidden() == [] and not (out / "mine.txt").exists()
+
+
+@pytest.mark.parametrize("record", ['["a list"]', '{"parameters": "laptop", "compute": {}}'])
+def test_a_figure_record_of_another_shape_is_named(tmp_path: Path, record: str) -> None:
+    """A run folder from elsewhere whose figure's ``*.provenance.json`` is valid JSON but not
+    the record plots write stopped the book with a bare AttributeError naming no file."""
+    run = fake_run(tmp_path / "run")
+    (run / "07_example" / "07a_line.provenance.json").write_text(record)
+    with pytest.raises(ValueError, match=r"07a_line\.provenance\.json is not a provenance "
+                                         "record"):
+        book.build(run, tmp_path / "book", readme=repo_root() / "README.md")

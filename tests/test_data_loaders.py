@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from advlens.data import ImageSet, cifar10, imagefolder, load, select_classes, stl10
-from data_writers import write_cifar, write_png, write_stl
+from data_writers import py2_pickle, write_cifar, write_png, write_stl
 
 
 def test_cifar10_reads_the_pickles(tmp_path):
@@ -42,6 +42,50 @@ def test_cifar10_missing_and_corrupt(tmp_path):
     bad.write_bytes(b"\x80\x02garbage")
     with pytest.raises(ValueError, match="test_batch"):
         cifar10("test", root=tmp_path)
+
+
+@pytest.mark.parametrize("protocol", ["python2", 2, 4, 5])
+def test_cifar10_reads_batches_pickled_as_the_release_and_python3_write_them(tmp_path, protocol):
+    """The release's batches are Python 2 cPickle at protocol 2 with numpy 1.x globals; a copy
+    saved again by Python 3 stores bytes through ``_codecs.encode`` (protocol 2) and arrays
+    through numpy 2's ``numpy._core`` globals (``_frombuffer`` at protocol 5). All of them load
+    through the restricted unpickler, to the arrays written."""
+    import pickle
+
+    truth = write_cifar(tmp_path)
+    folder = tmp_path / "cifar-10-batches-py"
+    for path in folder.iterdir():
+        obj = pickle.loads(path.read_bytes())  # our own file, written above
+        path.write_bytes(py2_pickle(obj) if protocol == "python2"
+                         else pickle.dumps(obj, protocol=protocol))
+    for split in ("train", "test"):
+        s = cifar10(split, root=tmp_path)
+        np.testing.assert_array_equal((s.images.numpy() * 255).round().astype(np.uint8),
+                                      truth[split][0])
+        np.testing.assert_array_equal(s.labels.numpy(), truth[split][1])
+        assert s.classes[1] == "automobile"
+
+
+def test_a_cifar10_batch_pickle_that_calls_a_function_is_refused_before_it_runs(tmp_path):
+    """A pickle can call any function it names: ``pickle.load`` ran the one a file passed off
+    as a CIFAR-10 batch named (here os.mkdir) while reading it."""
+    import os
+    import pickle
+
+    marker = tmp_path / "it-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return os.mkdir, (str(marker),)
+
+    write_cifar(tmp_path)
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    batch = pickle.loads(path.read_bytes())
+    batch[b"filenames"] = Payload()
+    path.write_bytes(pickle.dumps(batch, protocol=2))
+    with pytest.raises(ValueError, match=r"test_batch .*asks for \w+\.mkdir.*could run code"):
+        cifar10("test", root=tmp_path)
+    assert not marker.exists()
 
 
 def test_stl10_reads_column_major_binaries(tmp_path):

@@ -405,6 +405,20 @@ def test_an_empty_table_is_named_not_a_crash(tmp_path: Path) -> None:
     assert "01_x/01_findings.csv" in report.identical  # the other tables are still compared
 
 
+@pytest.mark.parametrize("record", ['[1, 2]', '"laptop"', '{"parameters": "laptop"}',
+                                    '{"parameters": {"preset": "laptop"}, "compute": ["x"]}'])
+def test_a_provenance_record_of_another_shape_is_named(tmp_path: Path, record: str) -> None:
+    """A run folder from elsewhere whose ``*.provenance.json`` is valid JSON but not the
+    record plots write (a list, ``parameters`` a string) stopped verify with a bare
+    AttributeError ('list' object has no attribute 'get') naming no file."""
+    ref = _run_folder(tmp_path / "ref", "laptop", _tables([0.7, 0.2, 0.9], [True, False]))
+    run = _run_folder(tmp_path / "run", "laptop", _tables([0.7, 0.2, 0.9], [True, False]))
+    (run / "01_x/01_findings.provenance.json").write_text(record)  # the first one read
+    with pytest.raises(ValueError, match=r"01_findings\.provenance\.json is not a provenance "
+                                         "record"):
+        verify.verify(run, ref, tolerances={})
+
+
 def test_infinite_tolerances_survive_a_strict_json_round_trip(tmp_path: Path) -> None:
     """A column whose number may become NaN between seeds has tolerance inf: stored as "inf"
     (strict JSON has no infinity; the writer turns a bare inf into null) and read back as inf."""

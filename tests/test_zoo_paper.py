@@ -305,6 +305,63 @@ def test_a_legacy_checkpoint_cut_anywhere_is_unreadable(tmp_path: Path) -> None:
     assert torch.equal(load_checkpoint(whole)["model"]["w"], torch.ones(4, 4))
 
 
+def _legacy_tar_checkpoint(path: Path, values: list[float]) -> None:
+    """``{"weight": tensor(values)}`` in torch <= 0.1's tar format, laid out as torch's
+    ``legacy_load`` reads it: members ``sys_info``, ``pickle`` (the object, tensors as
+    persistent ids), ``storages`` (count, then (key, location, type) and int64 size + data
+    each, then the views) and ``tensors`` (count, then (key, storage, type), ndim, sizes,
+    strides, offset each)."""
+    import io
+    import pickle
+    import struct
+    import tarfile
+
+    storages, tensors, body = io.BytesIO(), io.BytesIO(), io.BytesIO()
+    for obj in (1, (0, "cpu", torch.FloatStorage)):
+        pickle.dump(obj, storages, protocol=2)
+    storages.write(struct.pack(f"<q{len(values)}f", len(values), *values))
+    pickle.dump([], storages, protocol=2)
+    for obj in (1, (1, 0, torch.FloatTensor)):
+        pickle.dump(obj, tensors, protocol=2)
+    tensors.write(struct.pack("<i4xqqq", 1, len(values), 1, 0))
+    weight = object()
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj: object) -> str | None:
+            return "1" if obj is weight else None
+
+    Pickler(body, protocol=2).dump({"weight": weight})
+    sys_info = pickle.dumps({"protocol_version": 1001, "little_endian": True,
+                             "type_sizes": {"short": 2, "int": 4, "long": 4}}, protocol=2)
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in (("sys_info", sys_info), ("pickle", body.getvalue()),
+                           ("storages", storages.getvalue()), ("tensors", tensors.getvalue())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_a_legacy_tar_checkpoint_loads_when_trusted(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch reads its oldest (tar) format only by full unpickling: refused as unreadable,
+    'download it again', even with trust=True. Untrusted, it now names the trust option;
+    trusted, it loads. A tar archive that is not a checkpoint is named as one."""
+    import tarfile
+
+    monkeypatch.delenv("ADVLENS_TRUST_CHECKPOINTS", raising=False)
+    path = tmp_path / "old.pth"
+    _legacy_tar_checkpoint(path, [1.0, 2.0, 3.0])
+    with pytest.raises(UntrustedCheckpointError, match=r"old\.pth is a legacy \.tar .*trust=True"):
+        load_checkpoint(path)
+    assert torch.equal(load_checkpoint(path, trust=True)["weight"], torch.tensor([1.0, 2, 3]))
+    archive = tmp_path / "weights.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(path, arcname="old.pth")
+    for trust in (False, True):
+        with pytest.raises(ValueError, match=r"weights\.tar is a tar archive.*extract it"):
+            load_checkpoint(archive, trust=trust)
+
+
 def test_paper_zoo_from_manifest_builds_evaluates_and_caches(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from advlens import data, zoo

@@ -34,7 +34,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from advlens import findings, provenance
-from advlens.io import atomic_write_bytes, file_lock, read_json, temp_lock_path
+from advlens.io import atomic_write_bytes, file_lock, temp_lock_path
 from advlens.paths import figures_dir, repo_root
 
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.S | re.I)
@@ -107,7 +107,7 @@ def gallery(run: Path, out: Path) -> list[Figure]:
     for png in sorted(run.glob("*/*.png")):
         notebook, name = png.parent.name, png.stem
         record_path = png.with_name(f"{name}.provenance.json")
-        record = read_json(record_path) if record_path.exists() else {}
+        record = provenance.read_figure_record(record_path) if record_path.exists() else {}
         target = out / "figures" / notebook
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy2(png, target / png.name)
@@ -196,7 +196,7 @@ def _presets(run: Path) -> str:
     a reused run folder holds several), from their provenance records; ``""`` when none says."""
     by_preset: dict[str, list[str]] = {}
     for record in sorted(run.glob("*/*_findings.provenance.json")):
-        if preset := read_json(record).get("parameters", {}).get("preset"):
+        if preset := provenance.read_figure_record(record).get("parameters", {}).get("preset"):
             by_preset.setdefault(str(preset), []).append(record.parent.name)
     if len(by_preset) <= 1:
         return "".join(f", preset {p}" for p in by_preset)

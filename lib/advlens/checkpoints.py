@@ -101,7 +101,8 @@ def load_checkpoint(path: str | Path, *, trust: bool | None = None) -> Any:
     What was saved (usually a dict holding a state dict).
 
     Raises FileNotFoundError for a missing file, :class:`UntrustedCheckpointError` naming the
-    extra globals and the trust option, ValueError for a file torch cannot read.
+    extra globals (or a legacy ``.tar`` checkpoint, torch <= 0.1's format, which only full
+    unpickling reads) and the trust option, ValueError for a file torch cannot read.
     """
     path = Path(path)
     if not path.is_file():
@@ -134,10 +135,21 @@ def load_checkpoint(path: str | Path, *, trust: bool | None = None) -> Any:
                 f"run code from the file. If you trust it, pass trust=True (trust_checkpoints=True "
                 f"in the zoo) or set ${TRUST_ENV}=1.") from None
     except (RuntimeError, EOFError, OSError, struct.error, IndexError, UnicodeDecodeError) as err:
-        # (a legacy file cut short: IndexError from a pickle with no byte left to read)
-        reason = _CUT if isinstance(err, IndexError) or not str(err) else err
-        raise ValueError(f"{path} is not a readable torch checkpoint ({reason}); download it "
-                         "again.") from err
+        if _LEGACY_TAR in str(err):  # torch <= 0.1's format: never readable with weights_only
+            if not _is_legacy_tar(path):
+                raise ValueError(f"{path} is a tar archive, not a checkpoint; extract it (tar -xf) "
+                                 "and pass the checkpoint file inside.") from None
+            if not trust:
+                raise UntrustedCheckpointError(
+                    f"{path} is a legacy .tar checkpoint (torch <= 0.1), which torch only reads "
+                    "by full unpickling; that can run code from the file. If you trust it, pass "
+                    f"trust=True (trust_checkpoints=True in the zoo) or set ${TRUST_ENV}=1."
+                ) from None
+        else:
+            # (a legacy file cut short: IndexError from a pickle with no byte left to read)
+            reason = _CUT if isinstance(err, IndexError) or not str(err) else err
+            raise ValueError(f"{path} is not a readable torch checkpoint ({reason}); download "
+                             "it again.") from err
     import dill
 
     try:
@@ -161,6 +173,8 @@ def _unsafe_globals(path: Path, err: pickle.UnpicklingError) -> list[str]:
 
 
 _CUT = "it ends inside its pickled data: a partial download?"
+# torch's refusal of a legacy .tar checkpoint under weights_only=True
+_LEGACY_TAR = "legacy .tar format"
 
 
 def _truncated_legacy(path: Path) -> bool:
@@ -177,6 +191,17 @@ def _truncated_legacy(path: Path) -> bool:
         except ValueError:  # cut short, or not a pickle at all (e.g. an old tar checkpoint)
             return f.tell() >= path.stat().st_size
     return False
+
+
+def _is_legacy_tar(path: Path) -> bool:
+    """Whether tar file ``path`` holds the members a legacy (torch <= 0.1) checkpoint has."""
+    import tarfile
+
+    try:
+        with tarfile.open(path, "r:") as tar:
+            return {"pickle", "storages", "tensors"} <= set(tar.getnames())
+    except (tarfile.TarError, OSError):
+        return False
 
 
 def _reason(err: Exception) -> str:

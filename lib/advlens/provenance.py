@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from advlens import __version__
+from advlens.io import read_json
 from advlens.paths import repo_root
 
 # pillow and simplejpeg decode the real data sets' images (ImageFolder, ClickMe's JPEGs: a
@@ -99,6 +100,21 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError, UnicodeError):
         return "unknown"
     return f"{commit}-dirty-{digest.hexdigest()[:12]}"
+
+
+def read_figure_record(path: str | Path) -> dict[str, Any]:
+    """A figure's or table's ``*.provenance.json``; ValueError naming the file when it is not
+    the object :mod:`advlens.plots` writes (``parameters`` and ``compute`` objects), e.g. in a
+    run folder copied from elsewhere with a damaged or foreign record."""
+    found = read_json(path)
+    bad = (type(found).__name__ if not isinstance(found, dict) else
+           next((f"its {key!r} is {type(found[key]).__name__}" for key in ("parameters", "compute")
+                 if not isinstance(found.get(key, {}), dict)), None))
+    if bad:
+        raise ValueError(f"{path} is not a provenance record (a JSON object with "
+                         f"'parameters' and 'compute' objects; {bad}); rerun its notebook or "
+                         "delete the file.")
+    return found
 
 
 RUN_RECORD = "run.json"

@@ -242,7 +242,7 @@ def _is_findings(name: str, frame: pd.DataFrame) -> bool:
 
 def _preset_of(folder: Path) -> str | None:
     for record in sorted(folder.rglob("*.provenance.json")):
-        preset = read_json(record).get("parameters", {}).get("preset")
+        preset = provenance.read_figure_record(record).get("parameters", {}).get("preset")
         if preset:
             return str(preset)
     return None
@@ -250,7 +250,7 @@ def _preset_of(folder: Path) -> str | None:
 
 def _compute_of(folder: Path) -> dict[str, Any]:
     for record in sorted(folder.rglob("*.provenance.json")):
-        compute = read_json(record).get("compute")
+        compute = provenance.read_figure_record(record).get("compute")
         if compute:
             return compute
     return {}

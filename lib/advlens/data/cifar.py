@@ -79,12 +79,55 @@ def has_cifar10(root: str | Path | None = None) -> bool:
     return all((folder / name).is_file() for name in TRAIN_FILES + TEST_FILES)
 
 
+def _latin1(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """``_codecs.encode`` as a Python 3 pickle of protocol < 3 rebuilds ``bytes`` with it
+    (``encode(text, "latin1")``), and no other encoding."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1") or errors != "strict":
+        raise pickle.UnpicklingError(f"_codecs.encode({type(text).__name__}, {encoding!r}) is "
+                                     "not how a pickle stores bytes")
+    return text.encode("latin1")
+
+
+def _batch_globals() -> dict[tuple[str, str], object]:
+    """The globals a CIFAR-10 batch pickle names: numpy's array and scalar rebuilders under
+    the module names numpy 1.x (the official release) and 2.x write, and bytes as Python 3
+    pickles them at protocol 2. Nothing that can run other code."""
+    try:  # numpy >= 2 moved them to numpy._core
+        from numpy._core.multiarray import _reconstruct, scalar
+        from numpy._core.numeric import _frombuffer
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
+        from numpy.core.numeric import _frombuffer  # type: ignore[no-redef]
+    found: dict[tuple[str, str], object] = {("numpy", "ndarray"): np.ndarray,
+                                             ("numpy", "dtype"): np.dtype,
+                                             ("_codecs", "encode"): _latin1}
+    for core in ("numpy.core", "numpy._core"):
+        found |= {(f"{core}.multiarray", "_reconstruct"): _reconstruct,
+                  (f"{core}.multiarray", "scalar"): scalar,
+                  (f"{core}.numeric", "_frombuffer"): _frombuffer}
+    return found
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, bytes, numbers and numpy arrays only: a pickle can call any
+    function it names, so one passed off as a CIFAR-10 batch could run code when read."""
+
+    allowed = _batch_globals()
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in self.allowed:
+            raise pickle.UnpicklingError(f"it asks for {module}.{name}, which a CIFAR-10 batch "
+                                         "(dicts, lists, bytes and numpy arrays) never holds; "
+                                         "unpickling it could run code from the file")
+        return self.allowed[module, name]
+
+
 def _unpickle(path: Path) -> dict:
     if not path.exists():
         raise missing(path, "CIFAR-10 batch file", _HOW)
     try:
         with open(path, "rb") as handle:
-            obj = pickle.load(handle, encoding="bytes")
+            obj = _BatchUnpickler(handle, encoding="bytes").load()
     except Exception as err:
         raise corrupt(path, f"{type(err).__name__}: {err}") from err
     if not isinstance(obj, dict):
