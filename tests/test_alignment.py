@@ -398,7 +398,7 @@ def test_levels_and_percentiles_out_of_range_are_refused() -> None:
     """levels = 0 averages no pyramid level (torch.stack of nothing failed unexplained); a
     percentile of 0 or 100 keeps no pixel or (nearly) all: both named."""
     maps = torch.rand(2, 8, 8, dtype=torch.float64)
-    with pytest.raises(ValueError, match="levels must be >= 1; got 0"):
+    with pytest.raises(ValueError, match="levels must be an int >= 1; got 0"):
         alignment.harmonizer_loss(maps, maps, levels=0)
     for percentile in (0.0, 100.0):
         for measure in (alignment.top_k_dice, alignment.top_k_iou):

@@ -136,7 +136,7 @@ def test_rbf_median_zero_whatever_the_rounding_of_identical_rows(order):
 
 
 def test_bad_options():
-    with pytest.raises(ValueError, match=r"threshold must be a positive"):
+    with pytest.raises(ValueError, match=r"threshold must be finite and > 0"):
         rbf_cka(X, Y, threshold=0.0)
     with pytest.raises(ValueError, match=r"kernel must be 'linear' or 'rbf'"):
         cka_matrix({"a": X}, kernel="cosine")

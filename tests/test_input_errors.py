@@ -3,6 +3,7 @@ across the library's public functions (the attacks have their own contract tests
 
 from __future__ import annotations
 
+import copy
 import pickle
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import torch
 from scipy import stats as scipy_stats
 from torch import nn
 
-from advlens import alignment, attacks, cka, features, inversion, stats, transfer
+from advlens import alignment, attacks, cka, features, inversion, resample, stats, transfer
 from advlens.checkpoints import load_checkpoint
 from advlens.data.cifar import cifar10
 from advlens.data.clickme import clickme
@@ -159,7 +160,10 @@ def test_su_distortion_refuses_flags_that_are_not_booleans() -> None:
 def test_invert_refuses_a_step_size_it_cannot_take() -> None:
     model, x = _mlp(), torch.rand(2, 1, 4, 4)
     for bad in (float("nan"), -0.1, 0.0):
-        with pytest.raises(ValueError, match="step_size must be a finite number > 0"):
+        with pytest.raises(ValueError, match="step_size must be finite and > 0"):
+            inversion.invert(model, x, x.flip(0), iterations=2, step_size=bad)
+    for bad in ("0.1", True):  # float() read the string as 0.1
+        with pytest.raises(TypeError, match="step_size must be a number"):
             inversion.invert(model, x, x.flip(0), iterations=2, step_size=bad)
     with pytest.raises(TypeError, match="use_best must be True or False"):
         inversion.invert(model, x, x.flip(0), iterations=2, use_best="False")
@@ -423,3 +427,113 @@ def test_labels_that_are_no_class_index_are_refused() -> None:
             with pytest.raises(ValueError, match=rf"y must be class indices in 0\.\.2 \(the "
                                                  rf"model has 3 outputs\); got {span}"):
                 call(model, x, bad)
+
+
+# ----------------------------------------- numbers, counts and seeds named (fuzzing the public API)
+@pytest.mark.parametrize("call, message", [
+    # each failed on a comparison or inside torch / numpy, naming neither the argument nor value
+    (lambda v: cka.rbf_cka(np.eye(4), np.eye(4)[::-1], threshold=v), "threshold must be a number"),
+    (lambda v: alignment.top_k_dice(torch.rand(2, 4, 4), torch.rand(2, 4, 4), percentile=v),
+     "percentile must be a number"),
+    (lambda v: alignment.standardize_cut(torch.rand(2, 4, 4), eps=v), "eps must be a number"),
+    (lambda v: transfer.ifgsm(eps=v, steps=5), "eps must be a number"),
+    (lambda v: transfer.liang_pgd(step_fraction=v), "step_fraction must be a number"),
+    (lambda v: inversion.invert(_mlp(), torch.rand(2, 1, 4, 4), torch.rand(2, 1, 4, 4),
+                                iterations=1, momentum=v, progress=False),
+     "momentum must be a number"),
+    (lambda v: attacks.fmn(*_attack_inputs(), steps=1, max_step=v), "max_step must be a number"),
+])
+@pytest.mark.parametrize("bad", ["0.5", True])  # a string; a flag is no number (True read as 1)
+def test_a_number_that_is_a_string_or_a_flag_is_named(call, message: str, bad: object) -> None:  # noqa: ANN001
+    with pytest.raises(TypeError, match=message):
+        call(bad)
+
+
+def test_stats_name_a_level_or_seed_they_cannot_take() -> None:
+    x = np.arange(8.0)
+    for bad in ("0.95", True):
+        with pytest.raises(ValueError, match=r"level is a fraction in \(0, 1\)"):
+            stats.bootstrap_ci(x, n_boot=10, level=bad)
+    for bad in ("1", 2.5, -1, True):  # numpy named neither; 2.5 is no seed
+        with pytest.raises(ValueError, match="seed must be an int >= 0"):
+            stats.linear_fit(x, x[::-1].copy(), n_boot=10, seed=bad)
+    # exact test: the seed is unused there, and was never checked
+    with pytest.raises(ValueError, match="seed must be an int >= 0"):
+        stats.permutation_p(x[:4], x[:4], seed="0")
+
+
+def test_a_seed_or_count_that_is_no_int_is_named_not_truncated() -> None:
+    """torch.manual_seed took int(seed): "3" as 3, 2.5 as 2; nn.Linear failed on 3.0 classes."""
+    import advlens.stir
+    from advlens.probes import replace_head, train_val_split
+
+    for bad in ("3", 2.5, True):
+        with pytest.raises(ValueError, match="seed must be an int >= 0"):
+            replace_head(_mlp(), 4, seed=bad)
+        with pytest.raises(ValueError, match="seed must be an int >= 0"):
+            train_val_split(torch.arange(10) % 2, seed=bad)
+        with pytest.raises(ValueError, match="seed must be an int >= 0"):
+            inversion.draw_pairs(torch.arange(6) % 2, 2, seed=bad)
+        with pytest.raises(ValueError, match="seed must be an int >= 0"):
+            advlens.stir.noise_seeds(torch.rand(2, 1, 4, 4), seed=bad)
+    with pytest.raises(ValueError, match="num_classes must be an int >= 2"):
+        replace_head(_mlp(), 3.0)
+    for bad in (2.5, -1, True):  # 2.5 failed inside torch; -1 and True ran as 0 and 1 levels
+        with pytest.raises(ValueError, match="levels must be an int >= 0"):
+            alignment.pyramid(torch.rand(2, 8, 8), levels=bad)
+    for bad in ("8", 8.0, 0, True):
+        with pytest.raises(ValueError, match="side must be an int >= 1"):
+            resample.images_to_side(torch.rand(2, 1, 4, 4), bad)
+        with pytest.raises(ValueError, match="side must be an int >= 1"):
+            resample.maps_to_side(torch.rand(2, 4, 4), bad)
+
+
+def test_the_attack_settings_refuse_a_flag_for_a_number() -> None:
+    with pytest.raises(TypeError, match="eps must be a number, not a boolean; got True"):
+        attacks.pgd(*_attack_inputs(), eps=True, steps=1)  # ran as an L2 radius of 1
+    with pytest.raises(TypeError, match="lr must be a number, not a boolean"):
+        attacks.cw_l2(*_attack_inputs(), binary_steps=1, steps=1, lr=True)
+
+
+# -------------------------------------- arrays and edge shapes of the map and loss utilities
+def test_rank_utilities_take_numpy_and_name_bad_shapes() -> None:
+    """NumPy arrays failed in ``sort(dim=...)``; a row-count mismatch broadcast inside torch."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((3, 10)), rng.random((3, 10))
+    expected = [scipy_stats.spearmanr(a[i], b[i]).statistic for i in range(3)]
+    np.testing.assert_allclose(alignment.spearman(a, b).numpy(), expected, rtol=1e-12)
+    np.testing.assert_array_equal(alignment.rankdata(a).numpy(), scipy_stats.rankdata(a, axis=1))
+    with pytest.raises(ValueError, match="a and b must hold the same number of rows"):
+        alignment.spearman(torch.from_numpy(a[:2]), torch.from_numpy(b))
+    for bad in (torch.tensor(0.5), torch.zeros(0, 10)):
+        with pytest.raises(ValueError, match="values must hold at least one row"):
+            alignment.rankdata(bad)
+    with pytest.raises(ValueError, match="rep and target_rep must be"):
+        inversion.relative_distance(torch.rand(3, 4), torch.rand(2, 4))
+    d = np.random.default_rng(1).random((4, 3)) + 0.1
+    with pytest.raises(ValueError, match="logit changes must be"):
+        transfer.alpha1_from_changes(torch.tensor(1.0), torch.from_numpy(d))
+
+
+def test_maps_to_side_takes_numpy_maps_and_names_an_empty_batch() -> None:
+    maps = np.random.default_rng(0).random((2, 8, 8)).astype(np.float32)
+    torch.testing.assert_close(resample.maps_to_side(maps, 4),
+                               resample.maps_to_side(torch.from_numpy(maps), 4))
+    with pytest.raises(ValueError, match="maps must be a non-empty"):
+        resample.maps_to_side(torch.zeros(0, 8, 8), 4)
+
+
+def test_half_precision_images_meet_a_float32_model() -> None:
+    """float16 / bfloat16 images are exact in float32; they failed in the first layer
+    ("mat1 and mat2 must have the same dtype"). Reference: the model in float64 on the same
+    pixel values."""
+    model = _mlp()
+    x = torch.from_numpy(_images(5))
+    reference = copy.deepcopy(model).double()
+    for dtype in (torch.float16, torch.bfloat16):
+        xh = x.to(dtype)
+        expected = reference(xh.double()).float()
+        torch.testing.assert_close(features.predict(model, xh), expected, rtol=1e-5, atol=1e-5)
+        y = expected.argmax(1)
+        assert features.accuracy(model, xh, y) == 1.0
+        assert alignment.saliency(model, xh, y).dtype == torch.float32

@@ -23,10 +23,13 @@ from advlens.checks import (
     check_bool,
     check_images,
     check_labels,
+    check_positive_int,
     frozen,
     images_for,
     model_device,
     model_output,
+    one_number,
+    positive_number,
 )
 
 HUMAN_CEILING = 0.65753  # ClickMe's inter-participant Spearman ceiling (Fel et al. 2022)
@@ -58,6 +61,7 @@ def rankdata(values: Tensor) -> Tensor:
     """Ranks (1..M) along the last axis with ties given their average rank, like
     ``scipy.stats.rankdata(method="average")`` row by row; float64, batched, any device; a row
     holding a NaN is all NaN (scipy's default ``nan_policy="propagate"``)."""
+    values = _rows(values, "values")
     flat = values.reshape(-1, values.shape[-1])
     n, m = flat.shape
     sorted_vals, order = flat.sort(dim=1, stable=True)
@@ -76,9 +80,23 @@ def rankdata(values: Tensor) -> Tensor:
     return ranks.reshape(values.shape)
 
 
+def _rows(x: Tensor, name: str) -> Tensor:
+    """``x`` (a tensor or NumPy array) with at least one row of at least one value; torch's
+    reshape of a 0-dim or empty one named neither the argument nor its shape."""
+    x = as_tensor(x, name)
+    if x.ndim == 0 or x.numel() == 0:
+        raise ValueError(f"{name} must hold at least one row of values; got shape "
+                         f"{tuple(x.shape)}.")
+    return x
+
+
 def spearman(a: Tensor, b: Tensor) -> Tensor:
     """Per-row Spearman ρ of (N, ...) tensors (flattened per row); NaN where a row is constant
     or holds a NaN (as ``scipy.stats.spearmanr``)."""
+    a, b = _rows(a, "a"), _rows(b, "b")
+    if a.shape[0] != b.shape[0] or a[0].numel() != b[0].numel():
+        raise ValueError(f"a and b must hold the same number of rows of the same size; got "
+                         f"shapes {tuple(a.shape)} and {tuple(b.shape)}.")
     ra = rankdata(a.reshape(a.shape[0], -1))
     rb = rankdata(b.reshape(b.shape[0], -1))
     ra = ra - ra.mean(dim=1, keepdim=True)
@@ -203,7 +221,7 @@ def logits_and_saliency(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor,
 def _top_masks(a: Tensor, b: Tensor, percentile: float) -> tuple[Tensor, Tensor]:
     a, b = _maps(a, "heatmaps_a"), _maps(b, "heatmaps_b").to(a.device)
     _same_shape(a, b, "the two sets of heatmaps")
-    if not 0 < percentile < 100:
+    if not 0 < one_number("percentile", percentile) < 100:  # (a string failed on "<")
         raise ValueError(f"percentile must be in (0, 100); got {percentile}.")
     q = 1.0 - percentile / 100.0
 
@@ -255,6 +273,7 @@ def harmonization_score(maps: Tensor, heatmaps: Tensor, *, percentile: float = 1
 
 def standardize_cut(maps: Tensor, eps: float = 1e-5) -> Tensor:
     """ReLU((h − mean) / (std + eps)) per (N, H, W) map, population std (Harmonization)."""
+    maps, eps = _maps(maps, "maps"), positive_number("eps", eps, allow_zero=True)
     mean = maps.mean(dim=(1, 2), keepdim=True)
     std = maps.std(dim=(1, 2), keepdim=True, correction=0)
     return torch.relu((maps - mean) / (std + eps))
@@ -271,6 +290,7 @@ def pyramid(maps: Tensor, levels: int = PYRAMID_LEVELS) -> list[Tensor]:
     """Gaussian pyramid of (N, H, W) maps: level 0 = the maps, then ``levels`` times a 5×5
     binomial blur ([1,4,6,4,1]ᵀ[1,4,6,4,1]/256) with stride 2 and TensorFlow SAME zero padding
     (Harmonization's ``pyramidal_representation``); returns ``levels + 1`` tensors."""
+    maps, levels = _maps(maps, "maps"), check_positive_int(levels, "levels", least=0)
     k1 = torch.tensor(_BINOMIAL, dtype=maps.dtype, device=maps.device)
     kernel = (k1[:, None] * k1[None, :] / k1.sum() ** 2)[None, None]
     out, x = [maps], maps[:, None]
@@ -306,8 +326,7 @@ def harmonizer_loss(saliency_maps: Tensor, heatmaps: Tensor, tokens: Tensor | No
     s = _maps(saliency_maps, "saliency_maps")
     h = _maps(heatmaps, "heatmaps").to(device=s.device, dtype=s.dtype)
     _same_shape(s, h, "saliency_maps and heatmaps")
-    if levels < 1:
-        raise ValueError(f"levels must be >= 1; got {levels}.")
+    levels = check_positive_int(levels, "levels")
     w = torch.ones(s.shape[0], device=s.device, dtype=s.dtype) if tokens is None else \
         as_tensor(tokens, "tokens").to(device=s.device, dtype=s.dtype)
     if w.shape != (s.shape[0],):

@@ -46,6 +46,52 @@ def check_count(value: object, name: str, *, least: int = 1, none: str = "all") 
                               allowed=f"None{f' ({none})' if none else ''} or an int >= {least}")
 
 
+def _numbers(name: str, value: object, what: str) -> Tensor:
+    """``value`` as a tensor of numbers; TypeError naming ``name`` for a string, a boolean (a
+    flag is no number: True read as 1) or anything torch cannot read (its error names neither
+    the argument nor the value)."""
+    try:
+        v = torch.as_tensor(value)
+    except (TypeError, RuntimeError, ValueError) as err:
+        raise TypeError(f"{name} must be {what}; got {value!r}.") from err
+    if v.dtype == torch.bool:
+        raise TypeError(f"{name} must be a number, not a boolean; got {value!r}.")
+    return v
+
+
+def check_positive(name: str, value: float | Tensor, *, allow_zero: bool = False) -> None:
+    """Refuse a non-positive (or negative, with ``allow_zero``) scalar or per-sample budget, and
+    a boolean (a flag is no number: True read as 1)."""
+    v = _numbers(name, value, "a number or an (N,) tensor")
+    ok = bool((v >= 0).all()) if allow_zero else bool((v > 0).all())
+    if not ok or not bool(torch.isfinite(v).all()):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be finite and {bound}; got {value!r}.")
+
+
+def one_number(name: str, value: float | Tensor) -> float:
+    """``value`` as a float (NumPy's and 0-dim tensor numbers included) if it is one number, a
+    clear error otherwise: a string, a boolean (a flag is no number) or several values (an (N,)
+    tensor broadcast against the images' last axis, or failed inside torch); the caller checks
+    its range (NaN fails every comparison)."""
+    v = _numbers(name, value, "a number")
+    if v.numel() != 1:
+        raise ValueError(f"{name} must be one number for the whole batch; got {v.numel()} "
+                         f"values ({value!r}). For per-image values, make one call per image "
+                         "(or group of images sharing a value).")
+    # in float64: as_tensor(0.05) is float32, whose 0.05 reads 0.0500000007
+    return torch.as_tensor(value, dtype=torch.float64).item()
+
+
+def positive_number(name: str, value: float | Tensor, *, allow_zero: bool = False) -> float:
+    """:func:`one_number` that is finite and > 0 (>= 0 with ``allow_zero``), as
+    :func:`check_positive` for a setting that is one number for the whole batch (EAD's ``beta``
+    and ``lr`` ran with (N,) tensors silently)."""
+    number = one_number(name, value)
+    check_positive(name, value, allow_zero=allow_zero)
+    return number
+
+
 def check_bool(value: object, name: str) -> bool:
     """``value`` if it is a bool (NumPy's included); a clear error otherwise (a string such as
     "False" is truthy and would silently mean True)."""
@@ -153,10 +199,13 @@ def model_dtype(model: nn.Module) -> torch.dtype | None:
 
 
 def images_for(model: nn.Module, x: Tensor) -> Tensor:
-    """``x`` in float32 where it is float64 and the model float32 (NumPy's default float meets
-    PyTorch's), else unchanged: never to half precision, never up to float64 (a model that
-    casts its input itself, or mixes dtypes, gets what it got before)."""
-    if x.dtype == torch.float64 and model_dtype(model) == torch.float32:
+    """``x`` in float32 where it is float64 (NumPy's default float meets PyTorch's) or half
+    precision (float16 / bfloat16 images, exact in float32, failed in the first layer as
+    "mat1 and mat2 must have the same dtype") and the model float32, else unchanged: never to
+    half precision, never up to float64 (a model that casts its input itself, or mixes dtypes,
+    gets what it got before)."""
+    if x.dtype in (torch.float64, torch.float16, torch.bfloat16) and \
+            model_dtype(model) == torch.float32:
         return x.float()
     return x
 

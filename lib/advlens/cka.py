@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from advlens.checks import as_tensor, check_bool
+from advlens.checks import as_tensor, check_bool, positive_number
 
 Array = Tensor | np.ndarray
 Kernel = Literal["linear", "rbf"]
@@ -130,9 +130,8 @@ def _same_rows(xs: list[Tensor], names: list[str]) -> None:
             )
 
 
-def _check_threshold(threshold: float) -> None:
-    if not (math.isfinite(threshold) and threshold > 0):
-        raise ValueError(f"threshold must be a positive finite number; got {threshold}.")
+def _check_threshold(threshold: float) -> float:
+    return positive_number("threshold", threshold)
 
 
 def _check_kernel(kernel: str) -> None:
@@ -317,7 +316,7 @@ def rbf_cka(X: Array, Y: Array, threshold: float = 1.0, debiased: bool = False) 
     Follows Kornblith et al.: the median is over all n² pairs, self-pairs included. Cost and
     memory are O(n²).
     """
-    _check_threshold(threshold)
+    threshold = _check_threshold(threshold)
     return _pair_cka(X, Y, kernel="rbf", debiased=debiased, threshold=threshold)
 
 
@@ -387,7 +386,7 @@ def cka_matrix(reps: Mapping[str, Array], kernel: Kernel = "linear", debiased: b
     relative to the feature dimensions and feature-space cross products otherwise.
     """
     _check_kernel(kernel)
-    _check_threshold(threshold)
+    threshold = _check_threshold(threshold)
     prepared = _prepare_all(reps, kernel=kernel, debiased=debiased, threshold=threshold,
                             what="reps")
     names = [str(k) for k in reps]
@@ -402,7 +401,7 @@ def cka_cross(reps: Mapping[str, Mapping[str, Array]], kernel: Kernel = "linear"
     (Jones et al. 2022). Every row needs the representations of all column models.
     """
     _check_kernel(kernel)
-    _check_threshold(threshold)
+    threshold = _check_threshold(threshold)
     if not isinstance(reps, Mapping) or len(reps) == 0:
         raise ValueError("reps must be a non-empty mapping {row model: {column model: rep}}.")
     rows = list(reps)
@@ -442,7 +441,7 @@ class MinibatchCKA:
 
     def __init__(self, kernel: Kernel = "linear", threshold: float = 1.0) -> None:
         _check_kernel(kernel)
-        _check_threshold(threshold)
+        threshold = _check_threshold(threshold)
         self.kernel: Kernel = kernel
         self.threshold = threshold
         self.reset()

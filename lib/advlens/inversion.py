@@ -34,6 +34,8 @@ from advlens.checks import (
     frozen,
     model_device,
     model_dtype,
+    one_number,
+    positive_number,
 )
 from advlens.features import capture, resolve_layer
 
@@ -95,6 +97,10 @@ def _loss_dtype(dtype: torch.dtype) -> torch.dtype:
 def relative_distance(rep: Tensor, target_rep: Tensor, target_norm: Tensor | None = None) -> Tensor:
     """Per-sample ``||rep - target_rep||_2 / ||target_rep||_2`` (the inversion loss), computed in
     float64 if ``target_rep`` is float64 and in float32 otherwise (also under autocast)."""
+    rep, target_rep = as_tensor(rep, "rep"), as_tensor(target_rep, "target_rep")
+    if rep.ndim != 2 or rep.shape != target_rep.shape:  # (torch's broadcast error named neither)
+        raise ValueError(f"rep and target_rep must be (N, D) of one shape; got "
+                         f"{tuple(rep.shape)} and {tuple(target_rep.shape)}.")
     dtype = _loss_dtype(target_rep.dtype)
     rep, target_rep = rep.to(dtype), target_rep.to(dtype)
     if target_norm is None:
@@ -125,7 +131,8 @@ def draw_pairs(labels: Tensor | np.ndarray | list[int], n: int, *,
         raise ValueError("draw_pairs needs images of at least two classes (pairs must differ in "
                          "label).")
     if generator is None:
-        generator = torch.Generator().manual_seed(0 if seed is None else seed)
+        seed = check_positive_int(0 if seed is None else seed, "seed", least=0)
+        generator = torch.Generator().manual_seed(seed)
     total = labels.shape[0]
     if n <= total:
         seed_idx = torch.randperm(total, generator=generator)[:n]
@@ -326,15 +333,10 @@ def invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
         raise ValueError(f"need iterations >= 0 and batch_size >= 1, both ints; got "
                          f"{iterations!r}, {batch_size!r}.")
     iterations, batch_size = counts
+    momentum = one_number("momentum", momentum)  # (a string failed on "<")
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"momentum must be in [0, 1); got {momentum}.")
-    try:
-        step = float(step_size)  # NumPy and 0-dim tensor numbers too
-    except (TypeError, ValueError):
-        step = math.nan
-    if isinstance(step_size, bool) or not (math.isfinite(step) and step > 0):
-        raise ValueError(f"step_size must be a finite number > 0; got {step_size!r}.")
-    step_size = step
+    step_size = positive_number("step_size", step_size)  # (float("0.1") took a string)
     use_best = check_bool(use_best, "use_best")
     freeze_at_bounds = check_bool(freeze_at_bounds, "freeze_at_bounds")
     history = check_bool(history, "history")

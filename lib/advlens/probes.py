@@ -40,6 +40,7 @@ from advlens.checks import (
     eval_mode,
     images_for,
     model_device,
+    one_number,
 )
 from advlens.features import final_linear, predict, representation
 from advlens.rng import seeded
@@ -60,8 +61,9 @@ def train_val_split(y: Tensor, val_fraction: float = 0.2, *,
                     seed: int = 0) -> tuple[Tensor, Tensor]:
     """Disjoint (train, validation) indices, stratified: ``val_fraction`` of each class
     (at least one image of every class with two or more) goes to validation."""
-    if not 0.0 < val_fraction < 1.0:
+    if not 0.0 < one_number("val_fraction", val_fraction) < 1.0:  # (a string failed on "<")
         raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction}.")
+    seed = check_positive_int(seed, "seed", least=0)
     y = check_labels(y, len(y), "y")  # a list of ints too, as everywhere labels are taken
     if y.numel() == 0:
         raise ValueError("y is empty: no labels to split.")
@@ -81,8 +83,9 @@ def replace_head(model: nn.Module, num_classes: int, *, seed: int = 0) -> tuple[
     outputs and a bias, whether or not the old head had one (Liang et al.'s ``transfer.py``: a
     new ``nn.Linear``; PyTorch's default initialisation, drawn from ``seed``); returns (copy,
     head name)."""
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2; got {num_classes}.")
+    # (2.0 failed inside nn.Linear; a seed of 2.5 or "3" was read as 2 or 3)
+    num_classes = check_positive_int(num_classes, "num_classes", least=2)
+    seed = check_positive_int(seed, "seed", least=0)
     name, old = final_linear(model)
     new_model = copy.deepcopy(model)
     with seeded(seed):

@@ -10,11 +10,20 @@ from __future__ import annotations
 from torch import Tensor
 from torchvision import transforms
 
+from advlens.checks import as_tensor, check_positive_int
+
 Size = int | tuple[int, int]  # a side (square) or (height, width)
 
 
 def _hw(size: Size) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    """(height, width) of a side or pair, each an int >= 1 (a string, a float or 0 failed
+    inside torch or torchvision, naming neither)."""
+    sides = tuple(size) if isinstance(size, tuple | list) else (size, size)
+    if len(sides) != 2:
+        raise ValueError(f"side must be an int or a (height, width) pair; got {size!r}.")
+    height, width = (check_positive_int(s, "side", allowed="an int >= 1 or a (height, width) "
+                                        "pair of them") for s in sides)
+    return height, width
 
 
 def _resize(x: Tensor, size: Size) -> Tensor:
@@ -26,6 +35,7 @@ def images_to_side(x: Tensor, side: Size | None) -> Tensor:
     """Images (N, C, H, W) in [0, 1] resampled to ``side``×``side`` (or to (height, width)),
     clamped to [0, 1] (the cubic overshoots at edges); ``x`` itself where ``side`` is None or
     already its size."""
+    x = as_tensor(x, "x")
     if side is None or tuple(x.shape[-2:]) == _hw(side):
         return x
     return _resize(x, side).clamp(0.0, 1.0)
@@ -41,8 +51,12 @@ def maps_to_side(maps: Tensor, side: int | None) -> Tensor:
     takes them. A constant map (blank or not) has no range to normalise: it comes back all
     zero, its Spearman alignment undefined as at its own side. ``maps`` itself where ``side``
     is None or already their side."""
-    if side is None or tuple(maps.shape[-2:]) == (side, side):
+    maps = as_tensor(maps, "maps")
+    if side is None or tuple(maps.shape[-2:]) == _hw(side):
         return maps
+    if maps.ndim < 3 or maps.shape[0] == 0:  # (torch's len() or reshape named neither)
+        raise ValueError(f"maps must be a non-empty (N, [K,] H, W) batch; got shape "
+                         f"{tuple(maps.shape)}.")
     maps = maps.reshape(len(maps), -1, *maps.shape[-2:])
     if not maps.is_floating_point():  # resized in uint8, its values were rounded and the
         maps = maps.float()  # ringing below a zero background clipped to it

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -29,8 +30,18 @@ class Estimate:
 def _check_resampling(n_boot: int, level: float, name: str = "n_boot") -> None:
     if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
         raise ValueError(f"{name} must be an int >= 1; got {n_boot!r}.")
-    if not 0.0 < level < 1.0:
+    # (a string failed on "<" naming neither, True was read as 1; no torch here for
+    # advlens.checks.positive_number)
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0.0 < level < 1.0:
         raise ValueError(f"level is a fraction in (0, 1), e.g. 0.95; got {level!r}.")
+
+
+def _check_seed(seed: int) -> int:
+    """``seed`` if it is an int >= 0 (NumPy's too), as numpy's generators take it; numpy's own
+    error named neither the argument nor, for a float, what was wrong."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0; got {seed!r}.")
+    return int(seed)
 
 
 def bootstrap_ci(values: np.ndarray, *, statistic: Callable[[np.ndarray], float] = np.mean,
@@ -46,6 +57,7 @@ def bootstrap_ci(values: np.ndarray, *, statistic: Callable[[np.ndarray], float]
     """
     values = np.asarray(values, dtype=np.float64)
     _check_resampling(n_boot, level)
+    seed = _check_seed(seed)
     if values.ndim == 0 or values.shape[0] == 0:
         raise ValueError(f"bootstrap_ci needs an array of at least one value; got shape "
                          f"{values.shape}.")
@@ -183,6 +195,7 @@ def permutation_p(x: np.ndarray, y: np.ndarray, *, rank: bool = False,
         raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less'; got "
                          f"{alternative!r}.")
     _check_resampling(n_resamples, 0.5, "n_resamples")
+    seed = _check_seed(seed)
     if not isinstance(rank, bool | np.bool_):  # (as advlens.checks.check_bool; no torch here)
         raise TypeError(f"rank must be True or False; got {rank!r} ({type(rank).__name__}): "
                         "a string such as 'False' would read as True.")
@@ -286,6 +299,7 @@ def linear_fit(x: np.ndarray, y: np.ndarray, *, n_boot: int = 2000, level: float
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     _check_resampling(n_boot, level)
+    seed = _check_seed(seed)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"x and y must be 1-D of equal length; got {x.shape} and {y.shape}.")
     for name, values in (("x", x), ("y", y)):

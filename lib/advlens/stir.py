@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from advlens.checks import as_tensor, check_bool, check_images
+from advlens.checks import as_tensor, check_bool, check_images, check_positive_int
 from advlens.cka import linear_cka, min_rows
 from advlens.features import representation
 from advlens.inversion import InversionResult, invert
@@ -35,8 +35,8 @@ def noise_seeds(like: Tensor, *, generator: torch.Generator | None = None,
     (``torch.randn``) by default, which :func:`advlens.inversion.invert` refuses (seeds are
     images in [0, 1]): clamp such seeds to [0, 1] before passing them as ``seeds``."""
     if generator is None:
-        generator = torch.Generator().manual_seed(seed)
-    return torch.rand(like.shape, generator=generator, dtype=torch.float32)
+        generator = torch.Generator().manual_seed(check_positive_int(seed, "seed", least=0))
+    return torch.rand(as_tensor(like, "like").shape, generator=generator, dtype=torch.float32)
 
 
 def stir_score(m2: nn.Module, x: Tensor, x_inverted: Tensor, *, layer: str | None = None,

@@ -47,7 +47,9 @@ from advlens.checks import (
     check_bool,
     check_images,
     check_labels,
+    check_positive,
     check_positive_int,
+    positive_number,
 )
 from advlens.features import predict
 from advlens.resample import images_to_side
@@ -59,6 +61,7 @@ TransferAttack = Callable[..., AttackResult]
 def ifgsm(eps: float = 0.1, steps: int = 50) -> TransferAttack:
     """Su et al.'s I-FGSM at a fixed L∞ budget: ``steps`` steps of eps/steps, no random start."""
     steps = check_positive_int(steps, "steps")  # (0 failed here as "float division by zero")
+    check_positive("eps", eps, allow_zero=True)  # ("0.1" failed here naming neither)
     return partial(attacks.pgd, eps=eps, norm="linf", steps=steps, step_size=eps / steps)
 
 
@@ -168,6 +171,8 @@ def liang_pgd(eps: float = 0.1, steps: int = 50, step_fraction: float = 0.1,
               generator: torch.Generator | None = None) -> TransferAttack:
     """Liang et al.'s attack: untargeted L∞ PGD with a random start, ``steps`` steps of
     ``step_fraction · eps`` (defaults: 50 steps of 0.01 at eps 0.1, pixels in [0, 1])."""
+    check_positive("eps", eps, allow_zero=True)  # (a string failed here naming neither, NaN
+    step_fraction = positive_number("step_fraction", step_fraction)  # was named step_size)
     return partial(attacks.pgd, eps=eps, norm="linf", steps=steps, step_size=step_fraction * eps,
                    random_start=True, generator=generator)
 
@@ -176,6 +181,7 @@ def liang_fgsm(eps: float = 0.1) -> TransferAttack:
     """The protocol's FGSM option: one L∞ step of size ``eps`` from x. (Their ``attack.py``
     with ``itr=1`` starts from a uniform random point of the ball, takes the gradient there and
     clips the step back to the ball: that is ``liang_pgd(eps, steps=1, step_fraction=1.0)``.)"""
+    check_positive("eps", eps, allow_zero=True)
     return partial(attacks.fgsm, eps=eps, norm="linf")
 
 
@@ -260,7 +266,7 @@ def _unit(d: Tensor) -> Tensor:
 def _check_changes(*changes: Tensor, names: tuple[str, ...]) -> tuple[Tensor, ...]:
     """The logit changes as tensors, refused unless (N, K) with one N and finite."""
     changes = tuple(as_tensor(c, name) for c, name in zip(changes, names, strict=True))
-    n = {c.shape[0] for c in changes}
+    n = {c.shape[0] if c.ndim else None for c in changes}  # (a 0-dim one failed on shape[0])
     if len(n) != 1 or any(c.ndim != 2 for c in changes):
         raise ValueError(f"logit changes must be (N, K) with one N; got shapes "
                          f"{[tuple(c.shape) for c in changes]}.")

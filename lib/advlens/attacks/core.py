@@ -15,11 +15,13 @@ from advlens.checks import (
     as_tensor,
     check_images,
     check_labels,
+    check_positive,  # noqa: F401 (moved to checks; the attacks import it from here)
     frozen,
     images_for,
     model_device,
     model_output,
     output_error,
+    positive_number,  # noqa: F401 (moved to checks; the attacks import it from here)
 )
 
 
@@ -113,35 +115,6 @@ def _class_indices(labels: Tensor, n: int, name: str) -> Tensor:
 
 def _largest(*named: tuple[str, Tensor]) -> tuple[tuple[str, int], ...]:
     return tuple((name, int(t.max())) for name, t in named if t.numel())
-
-
-def check_positive(name: str, value: float | Tensor, *, allow_zero: bool = False) -> None:
-    """Refuse a non-positive (or negative, with ``allow_zero``) scalar or per-sample budget."""
-    try:
-        v = torch.as_tensor(value)
-    except (TypeError, RuntimeError, ValueError) as err:  # torch's names neither arg nor value
-        raise TypeError(f"{name} must be a number or an (N,) tensor; got {value!r}.") from err
-    ok = bool((v >= 0).all()) if allow_zero else bool((v > 0).all())
-    if not ok or not bool(torch.isfinite(v).all()):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be finite and {bound}; got {value!r}.")
-
-
-def positive_number(name: str, value: float | Tensor, *, allow_zero: bool = False) -> float:
-    """:func:`check_positive` for a setting that is one number for the whole batch, returned as
-    a float. Several values are refused: an (N,) tensor broadcast against the images' last axis
-    (EAD's ``beta`` and ``lr`` ran with them silently) or failed inside torch."""
-    try:
-        count = torch.as_tensor(value).numel()
-    except (TypeError, RuntimeError, ValueError) as err:
-        raise TypeError(f"{name} must be a number; got {value!r}.") from err
-    if count != 1:
-        raise ValueError(f"{name} must be one number for the whole batch; got {count} values "
-                         f"({value!r}). For per-image values, attack each image (or group of "
-                         "images sharing a value) in its own call.")
-    check_positive(name, value, allow_zero=allow_zero)
-    # in float64: as_tensor(0.05) is float32, whose 0.05 reads 0.0500000007
-    return torch.as_tensor(value, dtype=torch.float64).item()
 
 
 def check_start(start: Tensor, x0: Tensor) -> Tensor:

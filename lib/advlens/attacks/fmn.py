@@ -59,9 +59,9 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
     if direction == "auto":
         direction = "l2" if norm == "l2" else "sign"
     max_step = (1.0 if direction == "l2" else 0.1) if max_step is None else max_step
+    check_positive("max_step", max_step)  # before its default min_step divides it ("0.1" / 100)
     min_step = max_step / 100 if min_step is None else min_step
-    for name, value in (("max_step", max_step), ("min_step", min_step)):
-        check_positive(name, value)
+    check_positive("min_step", min_step)
     gamma, gamma_end = positive_number("gamma", gamma), positive_number("gamma_end", gamma_end)
     if gamma >= 1 or gamma_end >= 1:  # (1 − γ)·eps <= 0: a radius of 0, or a negative one
         raise ValueError(f"gamma and gamma_end must be < 1 (eps shrinks by the factor 1 − γ); "
