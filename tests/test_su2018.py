@@ -725,3 +725,38 @@ def test_finding_1_needs_the_slopes_permutation_test_beside_its_ci() -> None:
     assert (laws["slope_lo"] > 0).all() and (laws["r2"] >= 0.5).all() and laws["testable"].all()
     assert _holds(laws=laws)[0] is False
     assert _holds(laws=laws.assign(slope_p=0.01))[0] is True
+
+
+def test_attack_suite_without_adv_holds_no_images_and_the_same_numbers() -> None:
+    """``keep_adv=False`` (notebook 02): the results keep no adversarial images -- kept, they
+    took one image's memory per attacked image, attack and mode (~150 GB at the paper preset:
+    21 models × 4 attacks × 4 modes × ~760 images of 3×224×224 float32) -- and every other
+    number is bitwise the run that keeps them."""
+    models = _three_models()
+    x = centre_images(12, spread=0.3)
+    with torch.no_grad():
+        y = models["m0"](x).argmax(1)
+    kw = {"settings": TINY, "target_modes": ["top-2", "random"], "n_boot": 20}
+    full_table, full = attack_suite(models, x, y, generator=torch.Generator().manual_seed(0),
+                                    **kw)
+    table, lean = attack_suite(models, x, y, generator=torch.Generator().manual_seed(0),
+                               keep_adv=False, **kw)
+    pd.testing.assert_frame_equal(table.drop(columns="wall_s"),
+                                  full_table.drop(columns="wall_s"))
+    assert list(lean) == list(full)
+    image = x[0].nbytes
+    for key, r in lean.items():
+        ref = full[key]
+        assert r.adv.shape == (0, *ref.adv.shape[1:]) and r.adv.dtype == ref.adv.dtype
+        for name in ("norms", "success", "eps", "targets"):
+            a, b = getattr(r, name), getattr(ref, name)
+            assert (a is None and b is None) or torch.equal(a, b), (key, name)
+        assert (r.passes, r.forwards, r.norm) == (ref.passes, ref.forwards, ref.norm)
+    held = sum(t.nbytes for r in lean.values()
+               for t in (r.adv, r.norms, r.success, r.eps, r.targets) if t is not None)
+    kept = sum(r.adv.nbytes for r in full.values())
+    assert kept == sum(len(r) for r in full.values()) * image  # one image per row kept
+    rows = sum(len(r) for r in lean.values())
+    assert held <= rows * 4 * 8  # per attacked image at most 4 numbers, whatever its size
+    with pytest.raises(TypeError, match="keep_adv"):
+        attack_suite(models, x, y, keep_adv="no", **kw)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,7 +33,7 @@ from advlens import attacks
 from advlens.attacks.core import tqdm_disabled
 from advlens.attacks.result import AttackResult
 from advlens.attacks.targets import TARGET_MODES
-from advlens.checks import as_tensor, check_images, check_labels
+from advlens.checks import as_tensor, check_bool, check_images, check_labels
 from advlens.features import predict
 from advlens.findings import combine, encode_statistics
 from advlens.resample import images_to_side
@@ -247,10 +247,12 @@ def run_attack(name: str, model: nn.Module, x: Tensor, y: Tensor, settings: Suit
 
 def _attack_model(model: nn.Module, *, x: Tensor, y: Tensor, targets: dict[str, Tensor | None],
                   settings: SuiteSettings, suite: Sequence[str], batch_size: int, n_boot: int,
-                  seed: int) -> list[tuple[str, str, dict[str, Any], AttackResult]]:
+                  seed: int, keep_adv: bool = True
+                  ) -> list[tuple[str, str, dict[str, Any], AttackResult]]:
     """Every attack of ``suite`` in every mode (``targets``: mode -> targets or None) on one
     model's correctly classified images: (attack, mode, table row, result) in mode, attack
-    order."""
+    order; without ``keep_adv``, each result's ``adv`` is dropped as soon as its row is made
+    (:func:`_without_adv`)."""
     out = []
     for mode, t in targets.items():
         for attack in suite:
@@ -262,8 +264,14 @@ def _attack_model(model: nn.Module, *, x: Tensor, y: Tensor, targets: dict[str, 
             wall = time.perf_counter() - start
             d = distortion(r, n_boot=n_boot, seed=seed)
             out.append((attack, mode, {"norm": r.norm, **d.as_dict(), "passes": r.passes,
-                                       "wall_s": wall}, r))
+                                       "wall_s": wall}, r if keep_adv else _without_adv(r)))
     return out
+
+
+def _without_adv(result: AttackResult) -> AttackResult:
+    """``result`` with its adversarial images dropped: ``adv`` becomes an empty (0, C, H, W)
+    tensor of their dtype; the per-image norms, success, eps and targets stay."""
+    return replace(result, adv=result.adv.new_empty((0, *result.adv.shape[1:])))
 
 
 def _distinct_names(values: Sequence[str], name: str, known: Sequence[str]) -> list[str]:
@@ -287,7 +295,8 @@ def attack_suite(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
                  target_modes: Sequence[str] = (), generator: torch.Generator | None = None,
                  batch_size: int = 256, n_boot: int = 2000, seed: int = 0,
                  progress: bool | None = None, client: Any | None = None,
-                 sides: Mapping[str, int | None] | None = None) -> tuple[pd.DataFrame, dict]:
+                 sides: Mapping[str, int | None] | None = None,
+                 keep_adv: bool = True) -> tuple[pd.DataFrame, dict]:
     """Run ``suite`` on every model, untargeted and for each of ``target_modes``.
 
     Each model is attacked on the images of ``x`` it classifies correctly (Su et al.: correctly
@@ -297,6 +306,11 @@ def attack_suite(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
     (table, results): one table row per (model, attack, mode) with
     norm, distortion (mean over successful examples, bootstrap CI), success rate, attempts,
     passes and wall time; ``results[(model, attack, mode)]`` is the :class:`AttackResult`.
+    ``keep_adv=False`` drops each result's adversarial images (``adv`` is then an empty
+    (0, C, H, W) tensor; norms, success, eps and targets stay) as soon as its row is made: kept,
+    they take one image's memory per attacked image, attack and mode (at the ``paper`` preset
+    of notebook 02, 21 models × 4 attacks × 4 modes × ~760 images of 3×224×224 float32: about
+    150 GB of host memory).
     Random targets: each model draws them from a stream of its own, seeded from one draw of
     ``generator`` (without one: from ``seed``) and the model's name
     (:func:`advlens.rng.name_seed`), so a model's targets are the same whichever other models
@@ -310,6 +324,7 @@ def attack_suite(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
     from advlens.parallel import SCHEDULER_ENV, map_models
 
     settings = settings or SuiteSettings()
+    keep_adv = check_bool(keep_adv, "keep_adv")
     suite = _distinct_names(suite, "suite", SUITE)
     target_modes = _distinct_names(target_modes, "target_modes", TARGET_MODES)
     x = check_images(as_tensor(x, "x"), "x")
@@ -333,7 +348,7 @@ def attack_suite(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
             model, xs, ys, mode, own) for mode in modes}
         inputs[name] = {"x": xs, "y": ys, "targets": targets}
     common = {"settings": settings, "suite": suite, "batch_size": batch_size,
-              "n_boot": n_boot, "seed": seed}
+              "n_boot": n_boot, "seed": seed, "keep_adv": keep_adv}
     if client is not None or os.environ.get(SCHEDULER_ENV):
         done = map_models(_attack_model, models, client=client, progress=bool(progress),
                           per_model=inputs, **common)
