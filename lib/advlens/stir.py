@@ -4,6 +4,11 @@
 starting from noise seeds: ``X'`` looks the same as ``X`` to ``m1``; STIR asks whether it also
 looks the same to ``m2``. The public STIR code returned the CKA of the last batch only; here the
 representations of every batch are gathered and CKA is computed once over all ``n`` images.
+
+The inversion is :func:`advlens.inversion.invert` with its defaults, i.e. Jones et al.'s (2000
+normalised-momentum steps of 1/8), not the public STIR code's (``constraint="unconstrained"``:
+1000 raw-gradient steps of 0.5 on the mean relative loss, ``fake_relu=True`` for most models);
+pass ``iterations``/``step_size``/``momentum`` to :func:`stir` to change its length and steps.
 """
 
 from __future__ import annotations
