@@ -383,3 +383,51 @@ def test_a_rise_on_two_points_at_each_of_two_levels_is_not_testable() -> None:
     fit = linear_fit(three.level.to_numpy(), three.cka_inverted.to_numpy(), n_boot=200)
     assert j.finding_b(summary, fit)["holds"] is True
     assert j.finding_b_pairs(j.pair_trends(three, n_boot=200))["holds"] is True
+
+
+def _level_points(means: list[float], eps: list[float], per_level: int = 12,
+                  spread: float = 0.01) -> tuple[pd.DataFrame, LinearFit]:
+    """(summary, fit) of ``per_level`` points around each level mean, as by_level makes them."""
+    rng = np.random.default_rng(0)
+    x = np.repeat(eps, per_level)
+    y = np.repeat(means, per_level) + rng.normal(0, spread, x.size)
+    summary = pd.DataFrame({"level": eps, "cka_inverted": [y[x == e].mean() for e in eps]})
+    return summary, linear_fit(x, y, n_boot=500)
+
+
+def _scipy_level_p(summary: pd.DataFrame) -> float:
+    return sps.permutation_test(
+        (summary.cka_inverted.to_numpy(),), lambda a: sps.pearsonr(summary.level, a)[0],
+        permutation_type="pairings", alternative="greater").pvalue
+
+
+def test_b_at_five_levels_also_needs_the_test_that_permutes_whole_levels() -> None:
+    """(b)'s slope CI resamples points as independent though a level's points share its models:
+    with 12 tight points per level the CI is far above 0 for level means that barely rise (here
+    a dip in the middle). From 5 levels the rule also needs the exact whole-level permutation p
+    <= 0.025 (scipy's permutation_test over all 5! pairings of the level means is the
+    reference); below 5 levels that p is reported, not required."""
+    summary, fit = _level_points([0.50, 0.55, 0.40, 0.60, 0.52], [0.0, 0.25, 0.5, 1.0, 2.0])
+    assert fit.slope.lo > 0 and fit.testable  # the old rule read "holds"
+    p, n = j.level_test(summary)
+    assert n == 5 and p == pytest.approx(_scipy_level_p(summary), abs=1e-12) and p > 0.025
+    row = j.finding_b(summary, fit)
+    assert row["holds"] is False and "levels permuted whole: p" in row["evidence"]
+    assert decode_statistics(row["statistics"])["level_p"] == pytest.approx(p)
+    rising, fit = _level_points([0.40, 0.45, 0.50, 0.55, 0.60], [0.0, 0.25, 0.5, 1.0, 2.0])
+    assert j.level_test(rising)[0] == pytest.approx(1 / 120)
+    assert j.finding_b(rising, fit)["holds"] is True
+    four, fit = _level_points([0.50, 0.40, 0.45, 0.60], [0.0, 0.25, 0.5, 1.0])
+    row = j.finding_b(four, fit)
+    assert fit.slope.lo > 0 and row["holds"] is True  # described, not tested, below 5 levels
+    assert "not required (at 4 levels" in row["evidence"]
+    assert j.level_test(four)[0] == pytest.approx(_scipy_level_p(four), abs=1e-12)
+
+
+def test_the_paper_preset_has_the_levels_the_whole_level_test_needs() -> None:
+    """Notebook 01 says (b) is a real test at the paper preset and a description at laptop."""
+    from advlens.presets import PRESETS
+
+    assert len(PRESETS["01"]["paper"]["robust_eps"]) >= j.LEVEL_TEST_LEVELS
+    assert len(PRESETS["01"]["laptop"]["robust_eps"]) < j.LEVEL_TEST_LEVELS
+    assert 1 / 120 <= j.LEVEL_TEST_P < 1 / 24  # 5! orderings can reach it, 4! cannot
