@@ -156,3 +156,22 @@ def chen_ead(weights: tuple[np.ndarray, ...], x: np.ndarray, labels: np.ndarray,
                         o_best[e], o_adv[e] = score[e], new[e]
         _next_const(c, lo, up, ok)
     return np.where(o_best < 1e10, np.abs(o_adv - x).sum(1), np.inf), passes
+
+
+def su_iter_fgsm(weights: tuple[np.ndarray, ...], x: np.ndarray, labels: np.ndarray,
+                 eps: np.ndarray, steps: int, targeted: bool) -> np.ndarray:
+    """``one_attack`` of Su et al.'s ``Iter_FGSM_attack.py`` run with ``--use_zvalue`` (their
+    README's and ``test_IterFGSM.py``'s setting), on the ReLU MLP of :func:`mlp_margin`,
+    pixels in [0, 1] (theirs [-0.5, 0.5]): ``steps`` steps of eps/steps along the sign of the
+    gradient of the raw logit (−z_y untargeted, +z_t targeted), clip to the box, then the
+    perturbation to [−eps, eps]. ``x`` (N, D), ``eps`` (N,); returns the images (N, D)."""
+    w1, b1, w2, b2 = weights
+    rows, eps = np.arange(len(x)), np.asarray(eps, dtype=np.float64)[:, None]
+    eta = np.zeros_like(x)
+    for _ in range(steps):
+        h = (x + eta) @ w1.T + b1
+        jac = np.einsum("kh,nh,hd->nkd", w2, (h > 0).astype(float), w1)
+        grad = jac[rows, labels] if targeted else -jac[rows, labels]
+        adv = np.clip(x + eta + eps / steps * np.sign(grad), 0.0, 1.0)
+        eta = np.clip(adv - x, -eps, eps)
+    return np.clip(x + eta, 0.0, 1.0)

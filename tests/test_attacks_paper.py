@@ -11,7 +11,7 @@ from advlens import attacks
 from advlens.attacks.const_search import ConstSearch
 from advlens.attacks.criterion import Criterion
 from attack_toys import affine_model, centre_images, random_images, tiny_cnn
-from references import carlini_l2, chen_ead, mlp_margin
+from references import carlini_l2, chen_ead, mlp_margin, su_iter_fgsm
 
 
 def test_choose_targets_modes_against_a_sort() -> None:
@@ -269,3 +269,28 @@ def test_choose_targets_refuses_a_one_logit_model_naming_targeted_attacks() -> N
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 1))
     with pytest.raises(ValueError, match=r"targeted attacks need .* has 1\..*torch\.cat"):
         attacks.choose_targets(model, random_images(2), torch.tensor([0, 0]), "random")
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+def test_ifgsm_search_logit_loss_is_su_et_als_iter_fgsm(targeted: bool) -> None:
+    """``loss="logit"`` is Su et al.'s I-FGSM code (``--use_zvalue``: the raw logit, not the
+    CE, is ascended; tests/references.su_iter_fgsm): at each image's found eps where their
+    last iterate fools the model, the kept example is that iterate (elsewhere ours kept an
+    earlier iterate that fooled it, which their code does not look at); the CE (the default)
+    takes other steps on this MLP."""
+    model, weights, x, y = _mlp(seed=5)
+    t = attacks.choose_targets(model, x, y, "random", torch.Generator().manual_seed(0))
+    labels = (t if targeted else y).numpy()
+    kw = {"steps": 5, "tries": 9, "targets": t if targeted else None}
+    r = attacks.ifgsm_search(model, x, y, loss="logit", **kw)
+    found = r.success.numpy() & (r.eps.numpy() > 0)
+    flat = x.flatten(1).numpy()
+    ref = su_iter_fgsm(weights, flat, labels, np.where(found, r.eps.numpy(), 0.0), 5, targeted)
+    z, _, _ = mlp_margin(weights, ref, labels, targeted)
+    ok = found & ((z.argmax(1) == labels) if targeted else (z.argmax(1) != labels))
+    assert ok.sum() >= 4
+    np.testing.assert_allclose(ref[ok], r.adv.flatten(1).numpy()[ok], atol=1e-12)
+    ce = attacks.ifgsm_search(model, x, y, **kw)
+    assert not torch.equal(ce.eps, r.eps)
+    with pytest.raises(ValueError, match=r"loss must be one of \('ce', 'logit'\)"):
+        attacks.fgsm_search(model, x, y, loss="zvalue")

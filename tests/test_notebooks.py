@@ -178,8 +178,9 @@ def test_notebook_01_cka_by_hand_checks_the_centring_and_the_heatmap_path(
                 exec(source, dict(namespace))
 
 
+@pytest.mark.parametrize("loss", ["logit", "ce"])
 def test_notebook_02_fgsm_by_hand_checks_the_eps_search_the_suite_runs(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, loss: str) -> None:
     """The suite's FGSM row comes from attacks.fgsm_search, which the by-hand cell did not call:
     a search returning examples, eps or norms 1 % off passed it. Each must now fail its assert."""
     import dataclasses
@@ -192,7 +193,8 @@ def test_notebook_02_fgsm_by_hand_checks_the_eps_search_the_suite_runs(
     with torch.no_grad():
         y = model(x).argmax(1)  # every image classified "correctly"
     namespace = {"MODELS": {"m": model}, "SIDES": {"m": None}, "x": x, "y": y,
-                 "P": {"search_start": 0.02, "search_tries": 6}, "attacks": attacks,
+                 "P": {"search_start": 0.02, "search_tries": 6, "search_loss": loss},
+                 "attacks": attacks,
                  "resample": resample, "torch": torch}
     checked = dict(namespace)
     exec(source, checked)  # the library as it is: the check passes

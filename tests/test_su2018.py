@@ -8,9 +8,11 @@ import pytest
 import scipy.stats as sps
 import torch
 
+from advlens import attacks
 from advlens.papers.su2018 import (
     SuiteSettings,
     attack_suite,
+    run_attack,
     transfer_summary,
     variance_explained,
 )
@@ -539,7 +541,7 @@ def test_suite_defaults_are_the_published_settings() -> None:
     """PROTOCOLS.md §2: eps search from 0.02 in at most 9 tries, I-FGSM 50 iterations, C&W-L2
     9 binary steps from c = 0.01 with 1000 iterations at lr 0.001, EAD the same with β = 1e-3."""
     s = SuiteSettings()
-    assert (s.search_start, s.search_tries, s.ifgsm_steps) == (0.02, 9, 50)
+    assert (s.search_start, s.search_tries, s.ifgsm_steps, s.search_loss) == (0.02, 9, 50, "logit")
     assert (s.cw_binary_steps, s.cw_initial_const, s.cw_steps, s.cw_lr) == (9, 0.01, 1000, 0.001)
     assert (s.ead_binary_steps, s.ead_initial_const, s.ead_steps, s.ead_beta) == (9, 0.01, 1000,
                                                                                  1e-3)
@@ -602,12 +604,14 @@ def test_attack_suite_attacks_a_model_at_its_own_input_side() -> None:
         attack_suite({"big": big}, x, y, settings=TINY, suite=["fgsm"], n_boot=20)
 
 
+@pytest.mark.parametrize("loss", ["logit", "ce"])
 def test_teaching_cell_feeds_the_first_model_at_its_input_side(
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], loss: str) -> None:
     """Notebook 02's FGSM written out runs on the first model at its own input side (SIDES), as
     the attack suite does: a model of another side (inception_v3 at 299 beside 224-pixel images)
     was fed the images as they are. Its fooled share equals one FGSM step on the resampled
-    images by hand."""
+    images by hand, up the preset's ``search_loss`` (the raw logit of Su et al.'s code, or the
+    cross-entropy)."""
     import nbformat
 
     from advlens import attacks, presets, resample
@@ -622,14 +626,15 @@ def test_teaching_cell_feeds_the_first_model_at_its_input_side(
     seen = resample.images_to_side(x[:16], 6)
     with torch.no_grad():
         y = big(resample.images_to_side(x, 6)).argmax(1)
-    knobs = presets.resolve("02", "smoke")  # the cell's eps search takes the notebook's knobs
+    # the cell's eps search takes the notebook's knobs
+    knobs = presets.resolve("02", "smoke", search_loss=loss)
     exec(cell, {"MODELS": {"big": big, "small": small}, "SIDES": {"big": 6, "small": None},
                 "x": x, "y": y, "attacks": attacks, "resample": resample, "torch": torch,
                 "P": knobs})
     x_grad = seen.clone().requires_grad_(True)
     logits = big(x_grad)
-    loss = -logits.log_softmax(1).gather(1, y[:16, None]).sum()
-    (grad,) = torch.autograd.grad(loss, x_grad)
+    scores = logits.log_softmax(1) if loss == "ce" else logits
+    (grad,) = torch.autograd.grad(-scores.gather(1, y[:16, None]).sum(), x_grad)
     with torch.no_grad():
         fooled = (big((seen + 0.05 * grad.sign()).clamp(0, 1)).argmax(1) != y[:16]).double()
     assert f"big: one FGSM step of eps 0.05 fools {fooled.mean().item():.0%}" in \
@@ -760,3 +765,21 @@ def test_attack_suite_without_adv_holds_no_images_and_the_same_numbers() -> None
     assert held <= rows * 4 * 8  # per attacked image at most 4 numbers, whatever its size
     with pytest.raises(TypeError, match="keep_adv"):
         attack_suite(models, x, y, keep_adv="no", **kw)
+
+
+def test_suite_search_loss_reaches_the_eps_searches() -> None:
+    """``search_loss="logit"`` (Su et al.'s code) runs FGSM and I-FGSM on the raw logit: the
+    suite's rows are those of the searches called with ``loss="logit"``; a misspelt loss is
+    refused when the settings are made."""
+    model = affine_model(k=4, seed=2)
+    x = centre_images(6, spread=0.3)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    s = SuiteSettings(search_tries=4, ifgsm_steps=5, search_loss="logit")
+    for name, search in (("fgsm", attacks.fgsm_search), ("ifgsm", attacks.ifgsm_search)):
+        got = run_attack(name, model, x, y, s)
+        steps = {"steps": 5} if name == "ifgsm" else {}
+        want = search(model, x, y, tries=4, loss="logit", **steps)
+        assert torch.equal(got.eps, want.eps) and torch.equal(got.adv, want.adv)
+    with pytest.raises(ValueError, match=r"search_loss must be one of \('ce', 'logit'\)"):
+        SuiteSettings(search_loss="zvalue")

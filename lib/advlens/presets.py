@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from advlens.attacks.pgd import LOSSES as SEARCH_LOSSES
 from advlens.attacks.targets import TARGET_MODES
 from advlens.data.twin_cue import DESIGNS as TWIN_CUE_DESIGNS
 from advlens.probes import RECIPES as PROBE_RECIPES
@@ -123,8 +124,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # seconds: the smoke zoo, a few images, a handful of iterations per attack
         "smoke": {"seed": 0, "zoo": "smoke", "dataset": "digits", "data_split": "test",
                   "data_kw": {}, "archs": None, "extra_models": [], "n_images": 24,
-                  "search_tries": 4,
-                  "search_start": 0.02, "ifgsm_steps": 5, "cw_binary_steps": 2, "cw_steps": 10,
+                  "search_tries": 4, "search_start": 0.02, "search_loss": "logit",
+                  "ifgsm_steps": 5, "cw_binary_steps": 2, "cw_steps": 10,
                   "cw_lr": 0.05, "cw_initial_const": 1.0, "ead_binary_steps": 2,
                   "ead_steps": 10, "ead_lr": 0.01, "ead_initial_const": 0.1, "ead_beta": 1e-3,
                   "target_modes": ["random"], "depth_pairs": [["resnet8", "resnet14"]],
@@ -137,15 +138,15 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                       {"arch": "cnn-s", "n_train": 800, "epochs": 1, "batch_size": 32,
                        "tag": "n800-e1"}]},
         # the standard digits models of the laptop zoo (+ a ResNet-14 for a depth-only pair);
-        # Su et al.'s search and attacks with
+        # Su et al.'s search and attacks (FGSM / I-FGSM on the raw logit, as their code) with
         # fewer iterations (C&W: 3 constants from c = 1 × 30 Adam steps of lr 0.05; EAD: 3 × 30
         # FISTA steps; I-FGSM: 10 steps); targeted transfer as top-1 (top-5 of 10 classes is
         # half the classes)
         "laptop": {"seed": 0, "zoo": "laptop", "dataset": "digits", "data_split": "test",
                    "data_kw": {}, "archs": None,
                    "extra_models": [{"arch": "resnet14", "epochs": 20}], "n_images": 64,
-                   "search_tries": 9,
-                   "search_start": 0.02, "ifgsm_steps": 10, "cw_binary_steps": 3,
+                   "search_tries": 9, "search_start": 0.02, "search_loss": "logit",
+                   "ifgsm_steps": 10, "cw_binary_steps": 3,
                    "cw_steps": 30, "cw_lr": 0.05, "cw_initial_const": 1.0,
                    "ead_binary_steps": 3, "ead_steps": 30, "ead_lr": 0.01,
                    "ead_initial_const": 0.1, "ead_beta": 1e-3, "target_modes": [],
@@ -168,14 +169,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # et al. took 1000 correct ones per model), I-FGSM 50 steps, C&W 9 × 1000 (lr 0.001,
         # c0 0.01: the README's --lr; their test_CW_EADL1.py never passes it on, so their C&W
         # ran l2_attack.py's default 2e-3), EAD β 1e-3 (lr 0.01, EAD's own default, which
-        # their code ran), untargeted + 3 targeted modes. Each model at its own input size
-        # (inception_v3: the 224-pixel images resampled to 299). The transfer budget is ours:
-        # the stored texts do not give the paper's (the official README's example: FGSM eps
-        # 0.3)
+        # their code ran), FGSM / I-FGSM ascending the raw logit (their code's --use_zvalue),
+        # untargeted + 3 targeted modes. Each model at its own input size (inception_v3: the
+        # 224-pixel images resampled to 299). The transfer budget is ours: the stored texts do
+        # not give the paper's (the official README's example: FGSM eps 0.3)
         "paper": {"seed": 0, "zoo": "paper", "dataset": "imagenet", "data_split": "val",
                   "data_kw": {"root": "$ADVLENS_IMAGENET", "size": 224, "max_per_class": 2},
                   "archs": None, "extra_models": [], "n_images": 1000, "search_tries": 9,
-                  "search_start": 0.02,
+                  "search_start": 0.02, "search_loss": "logit",
                   "ifgsm_steps": 50, "cw_binary_steps": 9, "cw_steps": 1000, "cw_lr": 0.001,
                   "cw_initial_const": 0.01, "ead_binary_steps": 9, "ead_steps": 1000,
                   "ead_lr": 0.01, "ead_initial_const": 0.01, "ead_beta": 1e-3,
@@ -235,7 +236,8 @@ CHOICES: dict[str, tuple[str, ...]] = {"zoo": PRESET_NAMES, "twin_zoo": PRESET_N
                                        "probe_recipe": PROBE_RECIPES,
                                        "liang_data": ("embedded", "cifar10-stl10"),
                                        "transfer_target_mode": TARGET_MODES,
-                                       "transfer_targeted_metric": ("success", "top5")}
+                                       "transfer_targeted_metric": ("success", "top5"),
+                                       "search_loss": SEARCH_LOSSES}
 # List knobs whose every item must be one of a list.
 ITEM_CHOICES: dict[str, tuple[str, ...]] = {"datasets": ("digits", "twin-cue", "clickme"),
                                             "attacks": ("pgd", "ddn"),

@@ -120,6 +120,13 @@ class Criterion:
         ce = F.cross_entropy(logits, self._labels, reduction="none")
         return -ce if self.targeted else ce
 
+    def logit_loss(self, logits: Tensor) -> Tensor:
+        """Per-sample raw logit to *ascend*: −z_y untargeted, +z_t targeted (Su et al.'s
+        FGSM / I-FGSM code, run with ``--use_zvalue``, ascends this instead of the CE)."""
+        self.check_outputs(logits)
+        own = logits.gather(1, self._column).squeeze(1)
+        return own if self.targeted else -own
+
     @functools.cached_property
     def _column(self) -> Tensor:
         """``classes`` as an (N, 1) index, made once (the margin is taken every attack step)."""

@@ -30,12 +30,17 @@ from advlens.attacks.norms import (
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor, check_bool, check_positive_int
 
+# what the steps ascend: the cross-entropy, or the raw logit (Su et al.'s FGSM / I-FGSM code)
+LOSSES = ("ce", "logit")
+
 
 def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: Norm = "l2",
         steps: int = 10, step_size: float | Tensor | None = None, random_start: bool = False,
         targets: Tensor | None = None, generator: torch.Generator | None = None,
-        keep: Literal["last", "any"] = "last", progress: bool | None = False) -> AttackResult:
-    """PGD on the cross-entropy within the ``norm`` ball of radius ``eps`` around ``x``.
+        keep: Literal["last", "any"] = "last", loss: Literal["ce", "logit"] = "ce",
+        progress: bool | None = False) -> AttackResult:
+    """PGD on the cross-entropy (``loss="ce"``; ``"logit"``: the raw logit, −z_y untargeted or
+    +z_t targeted, as Su et al.'s code) within the ``norm`` ball of radius ``eps`` around ``x``.
 
     Each step: ``x ← x + step_size · d`` with d = sign(g) (L∞) or g/||g||₂ (L2), then projection
     onto the ball (points inside stay where they are; it is not a projection onto the sphere) and
@@ -57,6 +62,9 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: No
     random_start = check_bool(random_start, "random_start")  # 'False' would draw a start
     if keep not in ("last", "any"):
         raise ValueError(f"keep must be 'last' or 'any'; got {keep!r}.")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES} ('logit': Su et al.'s code); got "
+                         f"{loss!r}.")
     check_positive("eps", eps, allow_zero=True)  # before it scales the default step
     step = 2.5 * eps / steps if step_size is None else step_size
     check_positive("step_size", step, allow_zero=True)
@@ -71,7 +79,8 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: No
         if random_start:
             start = (x0 + random_in_ball(x0, eps, norm, generator)).clamp(0.0, 1.0)
         xa, success = run_pgd(model, x0, crit, eps=eps, step=step, steps=steps, norm=norm,
-                              start=start, keep_any=keep == "any", progress=progress)
+                              start=start, keep_any=keep == "any", loss=loss,
+                              progress=progress)
     result = AttackResult(xa, lp_norms(xa - x0, norm), success, steps, 1, norm,
                           targets=crit.classes if crit.targeted else None)
     return result.to(home)
@@ -80,18 +89,22 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: No
 def run_pgd(model: nn.Module, x0: Tensor, crit: Criterion, *, eps: float | Tensor,
             step: float | Tensor, steps: int, norm: Norm, start: Tensor | None = None,
             keep_any: bool = False, confident: bool = False,
+            loss: Literal["ce", "logit"] = "ce",
             progress: bool | None = False) -> tuple[Tensor, Tensor]:
     """The PGD loop on validated inputs inside :func:`attack_mode`; ``eps`` and ``step`` may be
     per-sample (N,) tensors. Returns (adversarial candidates, success); costs ``steps`` passes
     and one forward-only pass. ``confident``: success only beyond rounding
-    (:meth:`Criterion.confidently_adversarial`), as the minimal searches keep their examples."""
+    (:meth:`Criterion.confidently_adversarial`), as the minimal searches keep their examples.
+    ``loss``: the objective ascended, :meth:`Criterion.loss` (``"ce"``) or
+    :meth:`Criterion.logit_loss` (``"logit"``)."""
+    objective = crit.loss if loss == "ce" else crit.logit_loss
     n = x0.shape[0]
     step_t = per_sample(step, n, x0, "step")
     xa = x0 if start is None else start
     earlier = BestAdversarial(x0, norm) if keep_any else None
     for _ in tqdm(range(steps), desc=f"PGD-{norm}", disable=tqdm_disabled(progress),
                   leave=False):
-        logits, _, grad = logits_and_grad(model, xa, lambda z, _x: crit.loss(z))
+        logits, _, grad = logits_and_grad(model, xa, lambda z, _x: objective(z))
         if earlier is not None:
             earlier.update(xa, crit.confidently_adversarial(logits))
         delta = project_ball(xa + step_t * ascent_direction(grad, norm) - x0, eps, norm)
@@ -106,11 +119,13 @@ def run_pgd(model: nn.Module, x0: Tensor, crit: Criterion, *, eps: float | Tenso
 
 
 def fgsm(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, norm: Norm = "linf",
-         targets: Tensor | None = None, progress: bool | None = False) -> AttackResult:
-    """Fast gradient (sign) method (Goodfellow et al. 2015): one step of size ``eps``.
+         targets: Tensor | None = None, loss: Literal["ce", "logit"] = "ce",
+         progress: bool | None = False) -> AttackResult:
+    """Fast gradient (sign) method (Goodfellow et al. 2015): one step of size ``eps`` up ``loss``
+    (see :func:`pgd`).
 
     ``norm="linf"`` is FGSM proper (``x + eps·sign(g)``); ``"l2"`` is the fast gradient method
     (``x + eps·g/||g||``). One pass plus one forward-only check.
     """
     return pgd(model, x, y, eps=eps, norm=norm, steps=1, step_size=eps, targets=targets,
-               progress=progress)
+               loss=loss, progress=progress)

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from advlens import attacks
 from advlens.attacks.core import tqdm_disabled
+from advlens.attacks.pgd import LOSSES as SEARCH_LOSSES
 from advlens.attacks.result import AttackResult
 from advlens.attacks.targets import TARGET_MODES
 from advlens.checks import as_tensor, check_bool, check_images, check_labels
@@ -200,10 +201,14 @@ NORM = {"fgsm": "linf", "ifgsm": "linf", "cw": "l2", "ead": "l1"}
 
 @dataclass(frozen=True)
 class SuiteSettings:
-    """Knobs of the attack suite; the defaults are Su et al.'s published settings."""
+    """Knobs of the attack suite; the defaults are Su et al.'s settings (their code's where the
+    paper is silent)."""
 
     search_tries: int = 9
     search_start: float = 0.02
+    # FGSM / I-FGSM objective: "logit" (Su et al.'s code, --use_zvalue, which made their
+    # distortions) or "ce" (the cross-entropy, as Goodfellow et al. published the attacks)
+    search_loss: str = "logit"
     ifgsm_steps: int = 50
     cw_binary_steps: int = 9
     cw_steps: int = 1000
@@ -216,6 +221,11 @@ class SuiteSettings:
     ead_lr: float = 0.01
     ead_initial_const: float = 0.01
     ead_beta: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.search_loss not in SEARCH_LOSSES:
+            raise ValueError(f"search_loss must be one of {SEARCH_LOSSES} ('logit': Su et "
+                             f"al.'s code); got {self.search_loss!r}.")
 
     @classmethod
     def from_knobs(cls, knobs: Mapping[str, Any]) -> SuiteSettings:
@@ -230,10 +240,11 @@ def run_attack(name: str, model: nn.Module, x: Tensor, y: Tensor, settings: Suit
     s = settings
     if name == "fgsm":
         return attacks.fgsm_search(model, x, y, start_eps=s.search_start, tries=s.search_tries,
-                                   targets=targets, progress=False)
+                                   targets=targets, loss=s.search_loss, progress=False)
     if name == "ifgsm":
         return attacks.ifgsm_search(model, x, y, steps=s.ifgsm_steps, start_eps=s.search_start,
-                                    tries=s.search_tries, targets=targets, progress=False)
+                                    tries=s.search_tries, targets=targets, loss=s.search_loss,
+                                    progress=False)
     if name == "cw":
         return attacks.cw_l2(model, x, y, targets=targets, binary_steps=s.cw_binary_steps,
                              steps=s.cw_steps, lr=s.cw_lr, initial_const=s.cw_initial_const,
