@@ -533,16 +533,26 @@ def eval_set(dataset: str, *, n: int | None = None, seed: int = 0,
 
 def study(models: Mapping[str, nn.Module], configs: Mapping[str, ModelConfig], data: ImageSet,
           maps: Tensor, *, attacks_: Sequence[str] = ATTACKS, n_images: int | None = None,
-          ddn_steps: int = 100, batch_size: int = 128, n_boot: int = 2000, seed: int = 0
-          ) -> dict[str, pd.DataFrame]:
+          ddn_steps: int = 100, batch_size: int = 128, n_boot: int = 2000, seed: int = 0,
+          top1: Mapping[str, float] | None = None) -> dict[str, pd.DataFrame]:
     """Everything the accuracy figures need for one dataset: ``summary`` (per model and attack,
-    with family and regime; accuracy on all of ``data``), ``per_image``, ``corr``
-    (:func:`correlations`), ``arrows_tolerance`` / ``arrows_alignment`` (:func:`twin_arrows`).
+    with family and regime), ``per_image``, ``corr`` (:func:`correlations`),
+    ``arrows_tolerance`` / ``arrows_alignment`` (:func:`twin_arrows`).
     A published model whose input side differs from the images' (:func:`input_side`) sees them
-    resized to it, as in Linsley et al.'s code (:func:`at_side`)."""
+    resized to it, as in Linsley et al.'s code (:func:`at_side`).
+
+    ``top1``: each model's clean accuracy, the x axis (Linsley et al.: its ImageNet top-1,
+    :func:`imagenet_accuracy`); None: measured on all of ``data``."""
     sides = {name: input_side(configs[name]) for name in models}
-    acc = {name: accuracy(model, at_side(data, maps, sides[name])[0].images, data.labels)
-           for name, model in models.items()}
+    if top1 is not None:
+        missing = [name for name in models if name not in top1]
+        if missing:
+            raise ValueError(f"top1 has no accuracy for models {missing}; pass one per "
+                             "model, or None to measure it on the evaluation images.")
+        acc = {name: float(top1[name]) for name in models}
+    else:
+        acc = {name: accuracy(model, at_side(data, maps, sides[name])[0].images, data.labels)
+               for name, model in models.items()}
     summary, per_image = model_table(models, data, maps, accuracy=acc, attacks_=attacks_,
                                      n_images=n_images, ddn_steps=ddn_steps,
                                      batch_size=batch_size, seed=seed, sides=sides)
@@ -553,6 +563,20 @@ def study(models: Mapping[str, nn.Module], configs: Mapping[str, ModelConfig], d
             "corr": correlations(summary, n_boot=n_boot, seed=seed),
             "arrows_tolerance": twin_arrows(summary, pairs, "tolerance"),
             "arrows_alignment": twin_arrows(summary, pairs, "alignment")}
+
+
+def imagenet_accuracy(entries: Sequence[Any], dataset: str) -> dict[str, float] | None:
+    """The x axis of Linsley et al.'s figures for the zoo ``entries`` scored on ``dataset``:
+    on ClickMe, each published model's ImageNet top-1 accuracy (the zoo's ``test_acc``, on every
+    ImageNet validation image; the paper took timm's published top-1), not its accuracy on the
+    few ClickMe images; None for the stand-in sets (accuracy on the evaluation images)."""
+    if EVAL_SETS[dataset][0] != "imagenet":
+        return None
+    missing = [e.config.name for e in entries if e.meta.get("test_acc") is None]
+    if missing:
+        raise ValueError(f"no ImageNet top-1 accuracy (test_acc) in the zoo metadata of "
+                         f"{missing}; rebuild them with $ADVLENS_IMAGENET set.")
+    return {e.config.name: float(e.meta["test_acc"]) for e in entries}
 
 
 def saliency_alignment(models: Mapping[str, nn.Module], data: ImageSet, maps: Tensor, *,
