@@ -267,6 +267,44 @@ def test_correlations_pair_whole_sources_seed_by_seed_whatever_the_row_order() -
         assert table["p_over"].iloc[0] == "sources"
 
 
+def test_correlations_do_not_hold_for_sources_ranked_the_wrong_way_within_every_seed() -> None:
+    """Seed s shifts every source's α and transfer by 10·s (one reference model per seed);
+    within each seed transfer falls as α rises. The pooled ρ and its CI over sources lie above
+    0 and the two-sided p of whole-source pairings is their minimum, 2/120 — but from below:
+    by hand (float64 ranks, every pairing), the observed ρ is the lowest of the 120, so the
+    one-sided p of ρ above its pairings is 1. That read "holds"."""
+    source, seed = np.arange(15) % 5, np.arange(15) // 5
+    alpha, transfer = 10.0 * seed - 0.1 * source, 10.0 * seed + 0.1 * source
+    table = liang2021.correlations(_rows(list(transfer), list(alpha), sources=5), n_boot=200)
+
+    def rho(a: np.ndarray, t: np.ndarray) -> float:
+        ra, rt = (np.argsort(np.argsort(v)).astype(np.float64) for v in (a, t))  # no ties
+        ra, rt = ra - ra.mean(), rt - rt.mean()
+        return float(ra @ rt / math.sqrt((ra @ ra) * (rt @ rt)))
+
+    for s in range(3):
+        assert rho(alpha[seed == s], transfer[seed == s]) == pytest.approx(-1.0)
+    observed = rho(alpha, transfer)
+    pairings = np.array([rho(alpha, transfer[np.array(order)[source] + 5 * seed])
+                         for order in itertools.permutations(range(5))])
+    greater = float((pairings >= observed - 1e-12).mean())
+    less = float((pairings <= observed + 1e-12).mean())
+    assert observed > 0 and (greater, less) == (1.0, 1 / 120)
+    r = table.iloc[0]
+    assert r["rho"] == pytest.approx(observed) and r["lo"] > 0 and r["testable"]
+    assert r["p"] == pytest.approx(2 * less)
+    assert not table["holds"].any()
+    assert r["p_greater"] == pytest.approx(greater)
+    verdicts = liang2021.findings(liang2021.summarize(_rows(list(transfer), list(alpha),
+                                                            sources=5)), table)
+    assert list(verdicts["holds"]) == [False, False]
+    assert "one-sided, ρ above its pairings: 1" in verdicts["evidence"].iloc[0]
+    # the same points ranked the right way within every seed: one-sided p 1/120, it holds
+    right = liang2021.correlations(_rows(list(transfer), list(10.0 * seed + 0.1 * source),
+                                         sources=5), n_boot=200)
+    assert right["p_greater"].to_numpy() == pytest.approx(1 / 120) and right["holds"].all()
+
+
 def test_paper_table_puts_ours_beside_the_published_numbers() -> None:
     summary = pd.DataFrame({"experiment": ["B-cifar10-stl10", "B-cifar10-stl10", "A"],
                             "source": ["lenet", "resnet50-cifar", "lenet"],
