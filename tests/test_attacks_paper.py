@@ -294,3 +294,24 @@ def test_ifgsm_search_logit_loss_is_su_et_als_iter_fgsm(targeted: bool) -> None:
     assert not torch.equal(ce.eps, r.eps)
     with pytest.raises(ValueError, match=r"loss must be one of \('ce', 'logit'\)"):
         attacks.fgsm_search(model, x, y, loss="zvalue")
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+def test_transfer_ifgsm_takes_su_et_als_logit_steps(targeted: bool) -> None:
+    """Notebook 02's transfer attack follows ``search_loss``: ``transfer.ifgsm(loss="logit")``
+    is Su et al.'s I-FGSM at one fixed eps (tests/references.su_iter_fgsm, float64), the CE
+    (its default) other steps; a misspelt loss is refused when the attack is made."""
+    from advlens import transfer
+
+    model, weights, x, y = _mlp(seed=7)
+    t = attacks.choose_targets(model, x, y, "random", torch.Generator().manual_seed(1))
+    labels, targets = (t, t) if targeted else (y, None)
+    eps = 0.2
+    got = transfer.ifgsm(eps=eps, steps=6, loss="logit")(model, x, y, targets=targets).adv
+    ref = su_iter_fgsm(weights, x.flatten(1).numpy(), labels.numpy(), np.full(len(x), eps), 6,
+                       targeted)
+    np.testing.assert_allclose(got.flatten(1).numpy(), ref, atol=1e-12)
+    ce = transfer.ifgsm(eps=eps, steps=6)(model, x, y, targets=targets).adv
+    assert not torch.allclose(ce, got)
+    with pytest.raises(ValueError, match=r"loss must be one of \('ce', 'logit'\)"):
+        transfer.ifgsm(eps=eps, loss="zvalue")

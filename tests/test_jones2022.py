@@ -312,6 +312,38 @@ def test_mean_cka_ci_centres_each_representation_once(debiased: bool,
     assert (est.lo, est.hi) == pytest.approx((value - half, value + half), abs=1e-12)
 
 
+def test_mean_cka_ci_takes_a_mapping_that_makes_its_items_on_access() -> None:
+    """reps[R] may be any Mapping, e.g. a store reading each representation when asked: each
+    item is then a new object, freed after use, and its id can come back for the next one. The
+    Grams were matched to representations by id, so every pair took one freed item's Gram
+    (CKA 1.0 here); the numpy reference CKA of each pair, as for a plain dict."""
+    from collections.abc import Iterator, Mapping
+
+    class Fresh(Mapping):
+        def __init__(self, items: dict[str, np.ndarray]) -> None:
+            self.items_ = items
+
+        def __getitem__(self, key: str) -> np.ndarray:
+            return self.items_[key].copy()
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(self.items_)
+
+        def __len__(self) -> int:
+            return len(self.items_)
+
+    rng = np.random.default_rng(0)
+    n = 40
+    base = {m: rng.normal(size=(n, 8)) for m in "abc"}
+    plain = {r: {c: base[c] + (0 if c == r else 0.5 * rng.normal(size=(n, 8))) for c in "abc"}
+             for r in "abc"}
+    pairs = [("a", "b"), ("b", "c"), ("c", "a")]
+    value = float(np.mean([np_cka(plain[r][r], plain[r][c]) for r, c in pairs]))
+    est = mean_cka_ci({r: Fresh(items) for r, items in plain.items()}, pairs, groups=5)
+    assert est.value == pytest.approx(value, abs=1e-12)
+    assert est == mean_cka_ci(plain, pairs, groups=5)
+
+
 def test_mean_cka_ci_names_a_degenerate_representation() -> None:
     rng = np.random.default_rng(0)
     reps = {"r": {"r": rng.normal(size=(12, 3)), "c": np.ones((12, 2))}}

@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from advlens import attacks
 from advlens.attacks.core import tqdm_disabled
+from advlens.attacks.pgd import check_loss
 from advlens.attacks.result import AttackResult
 from advlens.attacks.targets import TARGET_MODES
 from advlens.checks import (
@@ -58,11 +59,16 @@ from advlens.resample import images_to_side
 TransferAttack = Callable[..., AttackResult]
 
 
-def ifgsm(eps: float = 0.1, steps: int = 50) -> TransferAttack:
-    """Su et al.'s I-FGSM at a fixed L∞ budget: ``steps`` steps of eps/steps, no random start."""
+def ifgsm(eps: float = 0.1, steps: int = 50, loss: str = "ce") -> TransferAttack:
+    """Su et al.'s I-FGSM at a fixed L∞ budget: ``steps`` steps of eps/steps, no random start,
+    each up ``loss``: the cross-entropy (``"ce"``) or the raw logit (``"logit"``, −z_y or +z_t:
+    Su et al.'s code, run with ``--use_zvalue``, as the suite's eps searches); see
+    :func:`advlens.attacks.pgd`."""
     steps = check_positive_int(steps, "steps")  # (0 failed here as "float division by zero")
     check_positive("eps", eps, allow_zero=True)  # ("0.1" failed here naming neither)
-    return partial(attacks.pgd, eps=eps, norm="linf", steps=steps, step_size=eps / steps)
+    loss = check_loss(loss)  # here, not at the first source's attack
+    return partial(attacks.pgd, eps=eps, norm="linf", steps=steps, step_size=eps / steps,
+                   loss=loss)
 
 
 def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,

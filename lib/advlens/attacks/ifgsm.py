@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from advlens.attacks.core import attack_mode, positive_number, prepare
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.norms import Norm, check_norm
-from advlens.attacks.pgd import LOSSES, run_pgd
+from advlens.attacks.pgd import check_loss, run_pgd
 from advlens.attacks.result import AttackResult
 from advlens.attacks.search import EpsSearch, doubling_bisection
 from advlens.checks import as_tensor, check_positive_int
@@ -35,9 +35,7 @@ def ifgsm_search(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 50,
     ``steps`` passes + 1 forward (on the images still searching), then one confirming forward.
     """
     norm = check_norm(norm, ("l2", "linf"))
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES} ('logit': Su et al.'s code); "
-                         f"got {loss!r}.")
+    loss = check_loss(loss)
     start_eps = positive_number("start_eps", start_eps)  # (one number: each image searches from it)
     steps, tries = check_positive_int(steps, "steps"), check_positive_int(tries, "tries")
     home = as_tensor(x, "x").device

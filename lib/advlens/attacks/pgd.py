@@ -34,6 +34,14 @@ from advlens.checks import as_tensor, check_bool, check_positive_int
 LOSSES = ("ce", "logit")
 
 
+def check_loss(loss: object) -> str:
+    """``loss`` if it is one of :data:`LOSSES`; a ValueError naming it otherwise."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES} ('logit': Su et al.'s code); got "
+                         f"{loss!r}.")
+    return str(loss)
+
+
 def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: Norm = "l2",
         steps: int = 10, step_size: float | Tensor | None = None, random_start: bool = False,
         targets: Tensor | None = None, generator: torch.Generator | None = None,
@@ -62,9 +70,7 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: No
     random_start = check_bool(random_start, "random_start")  # 'False' would draw a start
     if keep not in ("last", "any"):
         raise ValueError(f"keep must be 'last' or 'any'; got {keep!r}.")
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES} ('logit': Su et al.'s code); got "
-                         f"{loss!r}.")
+    loss = check_loss(loss)
     check_positive("eps", eps, allow_zero=True)  # before it scales the default step
     step = 2.5 * eps / steps if step_size is None else step_size
     check_positive("step_size", step, allow_zero=True)

@@ -221,7 +221,11 @@ def mean_cka_ci(reps: Mapping[str, Mapping[str, Tensor]], pairs: Sequence[tuple[
         if row not in reps or row not in reps[row] or col not in reps[row]:
             raise ValueError(f"reps has no representations for pair ({row!r}, {col!r}); reps[R] "
                              "must hold R's and C's representations of R's data.")
-    n = {len(reps[row][c]) for row, col in pairs for c in (row, col)}
+    # each representation read once and held while its id is in use: an id is unique only
+    # among live objects (a mapping that makes its items on access gave a freed item's id to
+    # the next one, which then took the freed one's Gram)
+    held = {(row, c): reps[row][c] for row, col in pairs for c in (row, col)}
+    n = {len(rep) for rep in held.values()}
     if len(n) != 1:
         raise ValueError(f"every row's dataset must have the same number of images; got {n}.")
     # one Gram per representation (a model's test-data one serves every pair it is in), each
@@ -229,13 +233,11 @@ def mean_cka_ci(reps: Mapping[str, Mapping[str, Tensor]], pairs: Sequence[tuple[
     # preset (n 2000, d up to 4096, 72 pairs, on the CPU); this is n²·d per representation
     names: dict[int, str] = {}  # representation (by identity) -> its name in the error messages
     grams: dict[str, Tensor] = {}
-    keys = []
-    for row, col in pairs:
-        for c in (row, col):
-            if id(reps[row][c]) not in names:
-                name = names[id(reps[row][c])] = f"reps[{row!r}][{c!r}]"
-                grams[name] = linear_gram(torch.from_numpy(_host(reps[row][c])), name)
-        keys.append((names[id(reps[row][row])], names[id(reps[row][col])]))
+    for (row, c), rep in held.items():
+        if id(rep) not in names:
+            name = names[id(rep)] = f"reps[{row!r}][{c!r}]"
+            grams[name] = linear_gram(torch.from_numpy(_host(rep)), name)
+    keys = [(names[id(held[row, row])], names[id(held[row, col])]) for row, col in pairs]
 
     def statistic(idx: np.ndarray) -> float:
         rows = torch.from_numpy(idx)
