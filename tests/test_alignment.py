@@ -25,6 +25,15 @@ def test_rankdata_averages_ties_like_scipy() -> None:
     np.testing.assert_allclose(ours, rankdata(values, axis=1), rtol=0, atol=1e-12)
 
 
+def test_rankdata_ranks_along_the_last_axis_of_any_batch_shape() -> None:
+    """(3, 4, 9) values are ranked along their last axis, as scipy's rankdata(axis=-1) (a
+    reshape by the second axis passed every 2-D test)."""
+    values = _tied(np.random.default_rng(9), (3, 4, 9), levels=4)
+    ours = alignment.rankdata(torch.from_numpy(values))
+    assert ours.shape == (3, 4, 9)
+    np.testing.assert_allclose(ours.numpy(), rankdata(values, axis=-1), rtol=0, atol=1e-12)
+
+
 def test_spearman_alignment_equals_scipy_per_image_with_ties() -> None:
     rng = np.random.default_rng(1)
     pert = rng.normal(size=(6, 3, 12, 10)).astype(np.float32)

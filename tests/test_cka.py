@@ -368,11 +368,13 @@ def test_minibatch_sums_raw_scale_hsic_over_batches():
     assert abs(expected - per_batch_mean) > 0.01  # the weighting matters on these batches
 
 
-@pytest.mark.parametrize("s", [1e-80, 1e60])
+@pytest.mark.parametrize("s", [1e-80, 1e60, 1e-312])
 def test_minibatch_at_extreme_magnitudes_gives_the_unit_scale_value(s):
     """Σ HSIC over batches of very different scale (so the weighting matters), everything times
     s: HSIC is quartic in the values (1e-320 or 1e240 here), yet CKA is that of the float64
-    reference at scale 1, per-batch weighting included."""
+    reference at scale 1, per-batch weighting included. At 1e-312 (subnormal values) the
+    power of two that rescales them, 2**1030 and more, is itself beyond float64: applied in two
+    halves."""
     rng = np.random.default_rng(21)
     batches = []
     for scale, noise in ((1.0, 0.3), (30.0, 3.0), (0.05, 1.0)):

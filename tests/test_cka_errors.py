@@ -187,3 +187,16 @@ def test_cka_cross_errors():
 def test_cka_cross_needs_a_non_empty_mapping(reps):
     with pytest.raises(ValueError, match=r"reps must be a non-empty mapping"):
         cka_cross(reps)
+
+
+@pytest.mark.parametrize("threshold", [0.0, -1.0, float("nan"), float("inf")])
+def test_every_rbf_entry_point_refuses_a_bad_threshold(threshold):
+    """cka_matrix, cka_cross and MinibatchCKA name a threshold that is not finite and > 0 as
+    rbf_cka does (a negative one, squared in the bandwidth, passed for its opposite)."""
+    calls = (lambda: cka_matrix({"a": X, "b": Y}, kernel="rbf", threshold=threshold),
+             lambda: cka_cross({"a": {"a": X, "b": Y}, "b": {"a": X, "b": Y}}, kernel="rbf",
+                               threshold=threshold),
+             lambda: MinibatchCKA(kernel="rbf", threshold=threshold))
+    for call in calls:
+        with pytest.raises(ValueError, match=r"threshold must be finite and > 0"):
+            call()

@@ -111,3 +111,41 @@ def test_an_integer_map_is_resampled_in_floats() -> None:
     ref -= ref.reshape(2, -1).min(1)[:, None, None, None]
     ref /= ref.reshape(2, -1).max(1)[:, None, None, None]
     np.testing.assert_allclose(got.double().numpy(), ref, atol=1e-5)
+
+
+def test_maps_of_several_channels_are_resampled_and_normalised_per_image() -> None:
+    """(N, K, H, W) maps come back (N, K, side, side), each channel resampled on its own and
+    the min-max taken over all of an image's channels (a reshape to one channel per image
+    passed every (N, 1, H, W) test)."""
+    maps = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(4),
+                      dtype=torch.float64)
+    got = maps_to_side(maps, 11)
+    assert got.shape == (2, 3, 11, 11)
+    ref = bicubic_up(maps.numpy(), 11)
+    ref -= ref.reshape(2, -1).min(1)[:, None, None, None]
+    ref /= ref.reshape(2, -1).max(1)[:, None, None, None]
+    np.testing.assert_allclose(got.numpy(), ref, atol=1e-10)
+
+
+def test_three_dimensional_maps_at_their_own_side_are_returned_as_they_are() -> None:
+    maps = torch.rand(2, 8, 8)
+    assert maps_to_side(maps, 8) is maps
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-13, 1e-30])
+def test_min_max_normalisation_does_not_depend_on_the_maps_scale(scale: float) -> None:
+    """Min-max normalisation is scale-free: a map of range 1e-13 is stretched to [0, 1] like
+    any other (a 1e-12 floor on the range left it at [0, 0.1]), against the float64 bicubic."""
+    maps = torch.rand(2, 8, 8, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    got = maps_to_side(maps * scale, 11)
+    ref = bicubic_up(maps.numpy()[:, None], 11)
+    ref -= ref.reshape(2, -1).min(1)[:, None, None, None]
+    ref /= ref.reshape(2, -1).max(1)[:, None, None, None]
+    np.testing.assert_allclose(got.numpy(), ref, atol=1e-9)
+
+
+def test_a_varying_map_whose_resize_is_constant_comes_back_zero_not_nan() -> None:
+    """Resampled to one pixel, any map is constant: no range to stretch, so 0 (not 0/0)."""
+    maps = torch.rand(2, 8, 8, generator=torch.Generator().manual_seed(6))
+    got = maps_to_side(maps, 1)
+    assert got.shape == (2, 1, 1, 1) and torch.equal(got, torch.zeros_like(got))

@@ -283,3 +283,51 @@ def test_permutation_p_refuses_bad_points_and_is_exact_up_to_n_resamples() -> No
     exact = sps.permutation_test((y,), lambda v: sps.pearsonr(x, v).statistic,
                                  permutation_type="pairings", alternative="two-sided").pvalue
     assert stats.permutation_p(x, y, n_resamples=120) == pytest.approx(exact, rel=1e-12)
+
+
+def test_permutation_p_does_not_depend_on_an_offset_of_the_values() -> None:
+    """A pairing's statistic Σ xc·yc ignores any constant added to x or y, so p does too: with
+    1e11 added to integer y (exact in float64) p is the exact count over the 720 pairings done
+    here by hand (a rounding slack scaled by the uncentred values, 2e-11 × 1e11, counted
+    pairings 1 or 2 below the observed one as ties: p grew)."""
+    x = np.arange(6.0)
+    y = np.array([0.0, 1.0, 2.0, 3.0, 5.0, 4.0])
+    observed = x @ (y - y.mean())
+    moved = np.array([x @ (y[list(order)] - y.mean())
+                      for order in itertools.permutations(range(6))])
+    greater, less = (moved >= observed).mean(), (moved <= observed).mean()
+    assert 0 < greater < 0.05  # a count the slack could inflate
+    for offset in (0.0, 1e11):
+        assert stats.permutation_p(x, y + offset, alternative="greater") == greater
+        assert stats.permutation_p(x + offset, y + offset, alternative="less") == less
+        assert stats.permutation_p(x, y + offset, rank=True) == 2 * greater
+
+
+def test_permutation_p_of_ranks_is_spearmans_exact_test() -> None:
+    """``rank=True`` permutes the average ranks (scipy's rankdata): with an outlying x its count
+    over the 720 pairings, done here by hand, differs from Pearson's on the values."""
+    x = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 40.0])
+    y = np.array([1.0, 0.0, 2.0, 4.0, 5.0, 3.0])
+
+    def exact(a: np.ndarray, b: np.ndarray) -> float:
+        b = b - b.mean()
+        moved = np.array([a @ b[list(o)] for o in itertools.permutations(range(6))])
+        return float((moved >= a @ b - 1e-9).mean())
+
+    spearman, pearson = exact(sps.rankdata(x), sps.rankdata(y)), exact(x, y)
+    assert spearman != pearson
+    assert stats.permutation_p(x, y, rank=True, alternative="greater") == \
+        pytest.approx(spearman, rel=1e-12)
+    assert stats.permutation_p(x, y, alternative="greater") == pytest.approx(pearson, rel=1e-12)
+
+
+def test_linear_fit_takes_lists_and_is_frozen() -> None:
+    """Plain lists fit as arrays do; the fit is immutable (a frozen dataclass)."""
+    import dataclasses
+
+    x, y = [0.0, 1.0, 2.0, 3.0, 5.0], [0.1, 0.9, 2.2, 2.8, 5.3]
+    fit = stats.linear_fit(x, y, n_boot=50)
+    assert fit == stats.linear_fit(np.array(x), np.array(y), n_boot=50)
+    assert fit.slope.value == pytest.approx(np.polyfit(x, y, 1)[0], rel=1e-12)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fit.r2 = 0.0  # type: ignore[misc]

@@ -270,3 +270,43 @@ def test_models_of_other_input_sides_see_images_and_examples_resampled() -> None
     assert table.loc[("big", "big"), "n"] == int(big_right.sum())
     with pytest.raises(AssertionError, match="fed"):
         transfer_matrix({"small": small, "big": big}, x, y, attack=attack)
+
+
+def test_top5_of_fewer_images_than_five_ranks_each_targets_among_all_classes() -> None:
+    """On 2 images the target's rank is still among the target model's 8 classes: the top-5
+    rate of the pair equals a numpy argsort count (a top-k capped by the number of images, not
+    of classes, passed every test with 5 or more images)."""
+    models, x, y = _setup()
+    models = {"a": models["a"], "b": models["b"]}
+    x, y = x[:3], y[:3]
+    table = transfer_matrix(models, x, y, attack=_unmoved, targeted="random",
+                            generator=torch.Generator().manual_seed(0)).set_index(
+                                ["source", "target"])
+    from advlens import attacks
+
+    targets = attacks.choose_targets(models["a"], x, y, "random",
+                                     torch.Generator().manual_seed(0)).numpy()
+    with torch.no_grad():
+        logits = {name: m(x).numpy() for name, m in models.items()}
+    keep = (logits["a"].argmax(1) == y.numpy()) & (logits["b"].argmax(1) == y.numpy())
+    rank = (logits["b"][keep] > logits["b"][keep][np.arange(keep.sum()), targets[keep],
+                                                  None]).sum(1)
+    assert keep.sum() < 5 and (rank >= keep.sum()).any() and (rank < 5).any()  # the case
+    top5 = np.argsort(-logits["b"][keep], axis=1)[:, :5]
+    assert table.loc[("a", "b"), "n"] == int(keep.sum())
+    assert table.loc[("a", "b"), "top5"] == pytest.approx((top5 == targets[keep, None]).any(1)
+                                                          .mean(), rel=1e-15)
+
+
+def test_labels_are_checked_and_taken_as_a_list_too() -> None:
+    """y as a list of ints gives the table of y as a tensor; a y of the wrong length and an
+    empty set of models are named (not an empty table, or a comparison error)."""
+    models, x, y = _setup()
+    models = {"a": models["a"], "b": models["b"]}
+    attack = ifgsm(eps=0.3, steps=2)
+    pd.testing.assert_frame_equal(transfer_matrix(models, x, y.tolist(), attack=attack),
+                                  transfer_matrix(models, x, y, attack=attack))
+    with pytest.raises(ValueError, match=r"y must have shape \(30,\); got \(29,\)"):
+        transfer_matrix(models, x, y[:-1], attack=attack)
+    with pytest.raises(ValueError, match="transfer_matrix needs at least one model"):
+        transfer_matrix({}, x, y, attack=attack)

@@ -14,6 +14,7 @@ from advlens.transfer import (
     alpha2,
     alpha2_from_changes,
     alpha_combined,
+    alpha_combined_from_changes,
     alpha_table,
     liang_fgsm,
     liang_pgd,
@@ -292,3 +293,31 @@ def test_alpha1_counts_exactly_the_images_whose_own_change_is_zero() -> None:
     unit = torch.tensor([[0.6, 0.8], [0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
     got = alpha1_from_changes(d_st, unit, per_sample=True)
     torch.testing.assert_close(got, torch.tensor([5.0, 1.0, 2.0], dtype=torch.float64))
+
+
+def test_float32_changes_are_taken_in_float64() -> None:
+    """Logit changes given in float32 give α₁, α₂ and the combined number of their exact values
+    in float64 (computed in float32 they were 1e-7 off; α₂ of mixed float32 / float64 changes
+    failed in the matrix product), against float64 numpy; the default is unsquared."""
+    g = torch.Generator().manual_seed(7)
+    d_ss, d_st, d_tt = (torch.randn(50, k, generator=g) * 3 for k in (6, 4, 4))
+    ss, st, tt = (d.numpy().astype(np.float64) for d in (d_ss, d_st, d_tt))
+    ratio = np.linalg.norm(st, axis=1) / np.linalg.norm(tt, axis=1)
+    got = alpha1_from_changes(d_st, d_tt, per_sample=True)
+    assert got.dtype == torch.float64
+    np.testing.assert_allclose(got.numpy(), ratio, rtol=1e-13)
+    assert alpha1_from_changes(d_st, d_tt) == pytest.approx(ratio.mean(), rel=1e-13)
+    outer = _unit(ss).T @ _unit(st) / len(ss)
+    weighted = (_unit(ss) * ratio[:, None]).T @ _unit(st) / len(ss)
+    for a, b in ((d_ss, d_st), (d_ss, d_st.double()), (d_ss.double(), d_st)):
+        assert alpha2_from_changes(a, b) == pytest.approx(np.linalg.norm(outer, "fro"),
+                                                          rel=1e-13)
+    assert alpha_combined_from_changes(d_ss, d_st, d_tt) == pytest.approx(
+        np.linalg.norm(weighted, "fro"), rel=1e-13)
+    with pytest.raises(TypeError, match="squared must be True or False"):
+        alpha_combined_from_changes(d_ss, d_st, d_tt, squared="no")
+
+
+def test_perturbations_need_a_model() -> None:
+    with pytest.raises(ValueError, match="Perturbations needs at least one model"):
+        Perturbations({}, centre_images(4, spread=0.3))

@@ -7,6 +7,7 @@ half-pixel centres), the call Linsley et al.'s code makes on ClickMe images and 
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 from torchvision import transforms
 
@@ -64,7 +65,10 @@ def maps_to_side(maps: Tensor, side: int | None) -> Tensor:
     rows = (-1, *([1] * (resized.ndim - 1)))
     low = resized.flatten(1).amin(1).view(rows)
     shifted = resized - low
-    peak = shifted.flatten(1).amax(1).clamp_min(1e-12)
+    peak = shifted.flatten(1).amax(1)
+    # a range of any size is stretched to [0, 1] (a floor of 1e-12 left a map of range 1e-13 at
+    # [0, 0.1]); one of zero (a constant map, or one whose resize is) stays at 0
+    peak = torch.where(peak > 0, peak, 1.0)
     # the resize of a constant map is that constant up to rounding (its weights sum to 1), which
     # the normalisation stretched to [0, 1]: noise with ranks, aligned as if it were a map
     flat = maps.flatten(1)
