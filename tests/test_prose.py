@@ -239,18 +239,176 @@ def test_readme_cost_prose_states_the_paper_knobs_the_cost_model_counts() -> Non
     linsley, liang, su = (presets.PRESETS[nb]["paper"] for nb in ("03", "04", "02"))
     imagenet = sum(c.source != "trained" for c in spec("paper"))
     steps = fwd_bwd // (fwd - 2)  # rounds x steps backward passes over rounds + 2 forwards
-    modes = ("one", "two", "three", "four", "five")[len(su["target_modes"])]  # + untargeted
+    words = ("no", "one", "two", "three", "four", "five")
     stated = [
         f"(`minimal_eps_pgd` at its defaults: {fwd - 2} rounds of {steps} steps) and DDN "
         f"({linsley['ddn_steps']} steps) on the {linsley['n_images']} ClickMe images",
         f"04 per seed ({len(liang['seeds'])})",
         f"({liang['epochs']} epochs at batch {liang['train_batch_size']} with random crops",
         f"the α attacks (PGD {liang['steps']} steps on every test image",
-        f"searches ({su['cw_binary_steps']} × {su['cw_steps']} steps) for {modes} target modes "
-        f"on {su['n_images']} images per model",
+        f"searches ({su['cw_binary_steps']} × {su['cw_steps']} steps) in "
+        f"{words[1 + len(su['target_modes'])]} modes (untargeted and "
+        f"{words[len(su['target_modes'])]} target modes) on {su['n_images']} images per model",
         f"Notebook 03 is DDN's {linsley['ddn_steps']} steps and the tolerance search on "
         f"{imagenet} ImageNet models",
     ]
     assert su["cw_binary_steps"] == su["ead_binary_steps"] and su["cw_steps"] == su["ead_steps"]
     missing = [s for s in stated if s not in text]
     assert not missing, f"README's cost prose no longer states the code's values: {missing}"
+
+
+def _prose(number: str) -> str:
+    """The markdown cells of notebook ``number``, whitespace collapsed to single spaces."""
+    path = next(iter(runner.discover([number])))
+    return " ".join(" ".join(c.source.split()) for c in nbformat.read(path, as_version=4).cells
+                    if c.cell_type == "markdown")
+
+
+def test_notebook_02_names_the_objective_each_fgsm_attack_ascends() -> None:
+    """Notebook 02 wrote FGSM as ``sign(∇ₓ CE(f(x), y))`` after its suite moved to the raw
+    logit (Su et al.'s code, ``search_loss = "logit"`` in every preset), and said nothing of
+    the transfer matrix's I-FGSM, which now follows the same knob (``transfer.ifgsm(loss=)``)."""
+    import torch
+
+    from advlens import attacks, presets, transfer
+    from advlens.papers import su2018
+
+    text = _prose("02")
+    assert su2018.SuiteSettings().search_loss == "logit"
+    assert {presets.PRESETS["02"][p]["search_loss"] for p in presets.PRESETS["02"]} == {"logit"}
+    assert "Each step ascends the raw logit (−z_y untargeted, +z_t targeted)" in text
+    assert "CE(f(x), y)" not in text
+    # the transfer attack: the knob's objective, as the notebook says
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5)).eval()
+    x = torch.rand(6, 3, 2, 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    for loss in ("logit", "ce"):
+        made = transfer.ifgsm(eps=0.05, steps=3, loss=loss)(model, x, y).adv
+        ref = attacks.pgd(model, x, y, eps=0.05, norm="linf", steps=3, step_size=0.05 / 3,
+                          loss=loss).adv
+        assert torch.equal(made, ref)
+    assert ("I-FGSM at a fixed L∞ budget (`transfer_eps`, `transfer_steps` steps of eps/steps, "
+            "up the suite's `search_loss`)") in text
+    path = next(iter(runner.discover(["02"])))
+    code = " ".join(" ".join(c.source.split()) for c in nbformat.read(path, as_version=4).cells
+                    if c.cell_type == "code")
+    assert ('transfer.ifgsm(eps=P["transfer_eps"], steps=P["transfer_steps"], '
+            'loss=P["search_loss"])') in code
+
+
+def test_notebook_02_counts_the_paper_zoo_and_the_memory_it_frees() -> None:
+    """Notebook 02's prose counts the paper zoo's standard models (21: 12 timm, nine Salman et
+    al. at ε 0, 420 ordered transfer pairs), and its attack-suite cell drops the adversarial
+    images as "~150 GB at the paper preset" (``su2018.attack_suite``'s docstring: 21 models × 4
+    attacks × 4 modes × ~760 images of 3×224×224 float32)."""
+    from advlens import presets
+    from advlens.papers import su2018
+    from advlens.zoo import spec
+
+    paper = presets.PRESETS["02"]["paper"]
+    models = [c for c in spec("paper") if c.dataset == paper["dataset"]
+              and c.regime == "standard"]
+    timm = sum(c.source == "timm" for c in models)
+    salman = sum(c.source == "robustness" for c in models)
+    text = _prose("02")
+    words = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+    assert (f"the {len(models)} standard ImageNet classifiers of the paper zoo instead "
+            f"({timm} timm models and the {words[salman]} Salman et al. models at ε = 0)") in text
+    assert f"has {len(models) * (len(models) - 1)} ordered pairs" in text
+    modes = 1 + len(paper["target_modes"])
+    images = 0.76 * paper["n_images"]  # about top-1 accuracy x n_images correct ones
+    gigabytes = len(models) * len(su2018.SUITE) * modes * images * 3 * 224 * 224 * 4 / 1e9
+    assert 125 <= gigabytes <= 175, gigabytes  # "~150 GB"
+    doc = " ".join(su2018.attack_suite.__doc__.split())
+    assert (f"{len(models)} models × {len(su2018.SUITE)} attacks × {modes} modes × ~760 images "
+            "of 3×224×224 float32: about 150 GB") in doc
+
+
+def test_notebook_01_states_when_b_needs_the_whole_level_test() -> None:
+    """Notebook 01's caveat on (b) said the whole-level permutation test had too few orderings
+    at every preset ("Read (b) as a description of this zoo, not as a test"); from
+    ``jones2022.LEVEL_TEST_LEVELS`` levels (the paper preset's 10) the verdict requires it."""
+    import math
+
+    from advlens import presets
+    from advlens.papers import jones2022
+
+    text = _prose("01")
+    levels = {p: len(k["robust_eps"]) for p, k in presets.PRESETS["01"].items()}
+    low = levels["laptop"]
+    assert levels["paper"] >= jones2022.LEVEL_TEST_LEVELS > low
+    assert 1 / math.factorial(low) > jones2022.LEVEL_TEST_P  # why fewer levels cannot test
+    assert 1 / math.factorial(jones2022.LEVEL_TEST_LEVELS) <= jones2022.LEVEL_TEST_P
+    assert (f"from {jones2022.LEVEL_TEST_LEVELS} levels on (the paper preset) the rule requires "
+            f"it too, at one-sided p ≤ {jones2022.LEVEL_TEST_P:g}") in text
+    assert f"({low} levels give {low}! = {math.factorial(low)}, so p ≥ 1/{math.factorial(low)})" \
+        in text
+    assert "Read (b) as a description of this zoo, not as a test. The paper preset has more" \
+        not in text
+    # "every ordering, or 9,999 random ones where there are more, as the paper preset's 10! are"
+    # (it said "every ordering"): a perfect rise has p = 1/L! exactly, or the Monte Carlo floor
+    import inspect
+
+    from advlens.stats import permutation_p
+
+    draws = inspect.signature(permutation_p).parameters["n_resamples"].default
+    assert (f"every ordering, or {draws:,} random ones where there are more, as the paper "
+            f"preset's {levels['paper']}! are") in text
+    assert math.factorial(levels["paper"]) > draws >= math.factorial(jones2022.LEVEL_TEST_LEVELS)
+    for n, p in ((jones2022.LEVEL_TEST_LEVELS, 1 / math.factorial(jones2022.LEVEL_TEST_LEVELS)),
+                 (levels["paper"], 1 / (1 + draws))):
+        rising = pd.DataFrame({"level": np.arange(n, dtype=float),
+                               "cka_inverted": np.linspace(0.1, 0.5, n)})
+        assert jones2022.level_test(rising) == (pytest.approx(p), n)
+
+
+def test_notebook_04_states_the_one_sided_rule_its_verdicts_apply() -> None:
+    """Notebook 04 said the claim holds at "two-sided permutation p < 0.05"; the verdict
+    (``liang2021.correlations``' ``holds``) needs the one-sided p below (1 − 0.95)/2, over at
+    least ``stats.min_testable_points()`` sources."""
+    import math
+
+    from advlens.papers import liang2021
+    from advlens.stats import min_testable_points
+
+    text = _prose("04")
+    cut = round((1 - 0.95) / 2, 12)
+    assert f"(one-sided p < {cut:g}: a two-sided p < {1 - 0.95:g} on the positive side)" in text
+    assert f"its one-sided permutation p < {cut:g}" in text
+    assert f"over at least {min_testable_points()} sources" in text
+    assert 1 / math.factorial(min_testable_points() - 1) > cut  # "with 3 or 4 ... not testable"
+    assert "two-sided permutation p < 0.05" not in text
+    assert f"at one-sided p < {cut:g}" in " ".join(liang2021.findings.__doc__.split())
+
+
+def test_notebook_03_says_what_its_x_axis_is_at_each_preset() -> None:
+    """Notebook 03 said "A model's accuracy is measured on the whole evaluation set"; at the
+    paper preset (ClickMe) the x axis is each model's ImageNet top-1
+    (``linsley2023.imagenet_accuracy``), on the stand-in sets the accuracy on their images."""
+    from advlens import presets
+    from advlens.papers import linsley2023
+
+    text = _prose("03")
+    assert presets.PRESETS["03"]["paper"]["datasets"] == ["clickme"]
+    for name in presets.PRESETS["03"]["laptop"]["datasets"]:
+        assert linsley2023.imagenet_accuracy([], name) is None  # measured on the images
+    assert linsley2023.imagenet_accuracy([], "clickme") == {}  # the zoo's test_acc per model
+    assert "on ClickMe, as in the paper, its **ImageNet top-1**" in text
+    assert "on the stand-in sets, its accuracy on the whole evaluation set" in text
+    assert "A model's accuracy is measured on the whole evaluation set" not in text
+
+
+def test_notebook_05_states_the_sweep_its_presets_run() -> None:
+    """Notebook 05 restates its presets' sweeps (smoke: two seeds of 01 and 02; laptop: three
+    seeds of 01-03), which ``python -m advlens.sweep`` now takes as its defaults too."""
+    from advlens import presets
+
+    counts = ("no", "one", "two", "three", "four", "five")
+    smoke, laptop = presets.PRESETS["05"]["smoke"], presets.PRESETS["05"]["laptop"]
+    text = _prose("05")
+    assert (f"At the `smoke` preset the sweep is {counts[len(smoke['seeds'])]} seeds of notebooks "
+            f"{' and '.join(smoke['sweep_notebooks'])}") in text
+    assert (f"at `laptop` {counts[len(laptop['seeds'])]} seeds of notebooks "
+            f"{laptop['sweep_notebooks'][0]}–{laptop['sweep_notebooks'][-1]}") in text
+    assert laptop["sweep_notebooks"] == ["01", "02", "03"]  # "01–03" names every one between

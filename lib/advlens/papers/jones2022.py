@@ -592,9 +592,10 @@ LEVEL_TEST_LEVELS = 5
 
 
 def level_test(summary: pd.DataFrame) -> tuple[float, int]:
-    """(one-sided p, number of levels) of the exact test that permutes whole robustness levels:
-    the level means of inverted-data CKA (``summary``'s ``cka_inverted`` by ``level``) against
-    ε, Pearson's r over every ordering of the levels (:func:`advlens.stats.permutation_p`).
+    """(one-sided p, number of levels) of the test that permutes whole robustness levels: the
+    level means of inverted-data CKA (``summary``'s ``cka_inverted`` by ``level``) against ε,
+    Pearson's r over every ordering of the levels, or 9,999 random ones where there are more
+    (8 levels and up: the paper preset's 10 have 10!; :func:`advlens.stats.permutation_p`).
     Unlike the points' bootstrap it treats a level, whose points share its models, as one unit.
     NaN p with fewer than two levels."""
     levels = summary["level"].to_numpy(dtype=np.float64)
@@ -607,7 +608,7 @@ def level_test(summary: pd.DataFrame) -> tuple[float, int]:
 
 def finding_b(summary: pd.DataFrame, trend: LinearFit | None) -> dict[str, Any]:
     """(b) holds iff the slope of inverted-data CKA on ε has its 95 % CI above 0 and, from
-    :data:`LEVEL_TEST_LEVELS` levels on, the exact test permuting whole levels
+    :data:`LEVEL_TEST_LEVELS` levels on, the test permuting whole levels
     (:func:`level_test`) has p <= :data:`LEVEL_TEST_P` (None when the zoo has fewer than two
     levels, or when no ordering of the fitted points would be significant:
     :attr:`LinearFit.testable`). The CI resamples the (pair, direction, level) points as
