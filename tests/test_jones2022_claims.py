@@ -431,3 +431,31 @@ def test_the_paper_preset_has_the_levels_the_whole_level_test_needs() -> None:
     assert len(PRESETS["01"]["paper"]["robust_eps"]) >= j.LEVEL_TEST_LEVELS
     assert len(PRESETS["01"]["laptop"]["robust_eps"]) < j.LEVEL_TEST_LEVELS
     assert 1 / 120 <= j.LEVEL_TEST_P < 1 / 24  # 5! orderings can reach it, 4! cannot
+
+
+def test_b_per_pair_at_five_levels_also_needs_each_pairs_whole_level_test() -> None:
+    """finding_b_pairs resampled a pair's (direction, seed, level) points as independent, as
+    finding_b did: a pair whose level means barely rise (a dip in the middle) read "rises".
+    From 5 levels each pair also needs its level means to rise over the orderings of its
+    levels at one-sided p <= 0.025 (scipy's permutation_test over all 5! pairings)."""
+    eps = [0.0, 0.25, 0.5, 1.0, 2.0]
+    shapes = {"p": [0.50, 0.55, 0.40, 0.60, 0.52], "r": [0.40, 0.45, 0.50, 0.55, 0.60]}
+    rng = np.random.default_rng(1)
+    rows = [{"level": lv, "row": f"{a}/s{s}", "col": f"q/s{s}",
+             "cka_inverted": m + rng.normal(0, 0.005)}
+            for a, means in shapes.items() for lv, m in zip(eps, means, strict=True)
+            for s in range(3) for _ in range(2)]
+    trends = j.pair_trends(pd.DataFrame(rows), n_boot=500).set_index("pair")
+    assert (trends["slope_lo"] > 0).all() and trends["testable"].all()  # the old rule: holds
+    for pair, arch in (("p ~ q", "p"), ("q ~ r", "r")):
+        frame = pd.DataFrame(rows)
+        means = frame[frame.row.str.startswith(arch)].groupby("level").cka_inverted.mean()
+        levels = means.index.to_numpy()
+        ref = sps.permutation_test((means.to_numpy(),), lambda a: sps.pearsonr(levels, a)[0],  # noqa: B023
+                                   permutation_type="pairings", alternative="greater").pvalue
+        assert trends.loc[pair, "level_p"] == pytest.approx(ref, abs=1e-12)
+    assert trends.loc["p ~ q", "level_p"] > 0.025 >= trends.loc["q ~ r", "level_p"]
+    row = j.finding_b_pairs(trends.reset_index())
+    assert row["holds"] is False and "1 of 2 pairs" in row["evidence"]
+    assert "levels permuted whole" in row["evidence"]
+    assert j.finding_b_pairs(trends.drop(index="p ~ q").reset_index())["holds"] is True

@@ -473,9 +473,12 @@ def pair_trends(pairs: pd.DataFrame, *, value: str = "cka_inverted", n_boot: int
     ``seed``. Returns one row per unordered architecture pair: the number of points (both
     directions, every seed and level), the least-squares slope of ``value`` on the level with a
     bootstrap CI over points (NaN with fewer than 3 points or 2 levels), R², the pair's mean at
-    the lowest and highest level, whether its level means rise at every step, and ``testable``:
-    whether some ordering of its points has a significant slope (:attr:`LinearFit.testable`;
-    not 2 points at each of 2 levels, whose CI lies above 0 whenever both upper points do).
+    the lowest and highest level, whether its level means rise at every step, ``level_p``: the
+    one-sided p of the pair's level means rising with ε over the orderings of its levels
+    (:func:`level_test`'s test for one pair; a level's points share its models), and
+    ``testable``: whether some ordering of its points has a significant slope
+    (:attr:`LinearFit.testable`; not 2 points at each of 2 levels, whose CI lies above 0
+    whenever both upper points do).
     """
     missing = [c for c in ("level", "row", "col", value) if c not in pairs]
     if missing:
@@ -493,6 +496,8 @@ def pair_trends(pairs: pd.DataFrame, *, value: str = "cka_inverted", n_boot: int
                                  "at_highest": float(means.iloc[-1]),
                                  "rises_every_step": bool(len(means) > 1
                                                           and (np.diff(means) > 0).all()),
+                                 "level_p": _level_p(means.index.to_numpy(np.float64),
+                                                     means.to_numpy(np.float64))[0],
                                  "testable": False}
         if len(means) >= 2 and len(group) >= 3:
             fit = linear_fit(x, y, n_boot=n_boot, seed=seed)
@@ -501,7 +506,7 @@ def pair_trends(pairs: pd.DataFrame, *, value: str = "cka_inverted", n_boot: int
         rows.append(entry)
     return pd.DataFrame(rows, columns=["pair", "n_points", "n_levels", "slope", "slope_lo",
                                        "slope_hi", "r2", "at_lowest", "at_highest",
-                                       "rises_every_step", "testable"])
+                                       "rises_every_step", "level_p", "testable"])
 
 
 def cross_level_similarity(levels: Mapping[Any, Mapping[str, nn.Module]],
@@ -598,8 +603,13 @@ def level_test(summary: pd.DataFrame) -> tuple[float, int]:
     (8 levels and up: the paper preset's 10 have 10!; :func:`advlens.stats.permutation_p`).
     Unlike the points' bootstrap it treats a level, whose points share its models, as one unit.
     NaN p with fewer than two levels."""
-    levels = summary["level"].to_numpy(dtype=np.float64)
-    means = summary["cka_inverted"].to_numpy(dtype=np.float64)
+    return _level_p(summary["level"].to_numpy(dtype=np.float64),
+                    summary["cka_inverted"].to_numpy(dtype=np.float64))
+
+
+def _level_p(levels: np.ndarray, means: np.ndarray) -> tuple[float, int]:
+    """(one-sided p, number of levels) of ``means`` (one per level) rising with ``levels`` over
+    the orderings of the levels (:func:`level_test`); non-finite means are left out."""
     kept = np.isfinite(means) & np.isfinite(levels)
     if kept.sum() < 2:
         return float("nan"), int(kept.sum())
@@ -640,9 +650,12 @@ def finding_b(summary: pd.DataFrame, trend: LinearFit | None) -> dict[str, Any]:
 
 
 def finding_b_pairs(trends: pd.DataFrame) -> dict[str, Any]:
-    """(b) per architecture pair: holds iff every pair's slope has its CI above 0; None if a
-    pair has no slope (one robustness level) or too few points to test it (``testable``
-    False, see :func:`pair_trends`) and no testable pair fails."""
+    """(b) per architecture pair: holds iff every pair's slope has its CI above 0 and, for a
+    pair of :data:`LEVEL_TEST_LEVELS` levels or more, its whole-level test has ``level_p`` <=
+    :data:`LEVEL_TEST_P` (as :func:`finding_b`: the CI resamples a pair's points as independent
+    though a level's share its models); None if a pair has no slope (one robustness level) or
+    too few points to test it (``testable`` False, see :func:`pair_trends`) and no testable
+    pair fails."""
     fitted = trends.dropna(subset=["slope"])
     if fitted.empty:
         return _row("b per pair: every architecture pair rises", None,
@@ -650,7 +663,11 @@ def finding_b_pairs(trends: pd.DataFrame) -> dict[str, Any]:
     testable = (fitted["testable"].astype(bool) if "testable" in fitted
                 else pd.Series(True, index=fitted.index))
     tested, too_few = fitted[testable], fitted[~testable]
-    resolved = int((tested["slope_lo"] > 0).sum())
+    whole_levels = (tested["n_levels"] >= LEVEL_TEST_LEVELS) if "level_p" in tested \
+        else pd.Series(False, index=tested.index)
+    rising = (tested["slope_lo"] > 0) & (~whole_levels
+                                         | (tested.get("level_p", np.nan) <= LEVEL_TEST_P))
+    resolved = int(rising.sum())
     untested = trends[trends["slope"].isna()]
     holds = False if resolved < len(tested) else None if len(untested) or len(too_few) else True
     left_out = (f"; not testable (one robustness level or fewer than 3 points): "
@@ -661,8 +678,11 @@ def finding_b_pairs(trends: pd.DataFrame) -> dict[str, Any]:
                  if len(too_few) else "")
     return _row("b per pair: every architecture pair rises", holds,
                 f"{resolved} of {len(tested)} {'testable ' if len(too_few) else ''}pairs with "
-                f"slope CI above 0; slopes {fitted['slope'].min():.2f} to "
-                f"{fitted['slope'].max():.2f}{left_out}",
+                "slope CI above 0"
+                + (f" and levels permuted whole at p <= {LEVEL_TEST_P:g}"
+                   if whole_levels.any() else "")
+                + f"; slopes {fitted['slope'].min():.2f} to "
+                  f"{fitted['slope'].max():.2f}{left_out}",
                 PAPER["b-pairs"],
                 {"pairs_rising": resolved, "pairs": len(tested),
                  "slope_min": fitted["slope"].min(), "slope_max": fitted["slope"].max()})
