@@ -196,20 +196,28 @@ def _unmoved(model: torch.nn.Module, xs: torch.Tensor, ys: torch.Tensor,
                         passes=0, norm="linf", targets=targets)
 
 
-def test_targeted_top5_is_the_share_of_targets_among_the_five_largest_logits() -> None:
-    """With 8 classes the target is among the top 5 of some images only; the rate equals a numpy
-    argsort count on the target model's logits (a top-k over every class read 1.0)."""
+def _random_targets_unmoved(n: int | None = None) -> tuple:
+    """Models a and b of :func:`_setup` on its first ``n`` images (all: None), the transfer
+    table of unmoved "examples" with random targets, those targets and each model's logits."""
+    from advlens import attacks
+
     models, x, y = _setup()
     models = {"a": models["a"], "b": models["b"]}
+    x, y = x[:n], y[:n]
     table = transfer_matrix(models, x, y, attack=_unmoved, targeted="random",
                             generator=torch.Generator().manual_seed(0)).set_index(
                                 ["source", "target"])
-    from advlens import attacks
-
     targets = attacks.choose_targets(models["a"], x, y, "random",
                                      torch.Generator().manual_seed(0)).numpy()
     with torch.no_grad():
         logits = {name: m(x).numpy() for name, m in models.items()}
+    return models, x, y, table, targets, logits
+
+
+def test_targeted_top5_is_the_share_of_targets_among_the_five_largest_logits() -> None:
+    """With 8 classes the target is among the top 5 of some images only; the rate equals a numpy
+    argsort count on the target model's logits (a top-k over every class read 1.0)."""
+    models, x, y, table, targets, logits = _random_targets_unmoved()
     correct = {name: z.argmax(1) == y.numpy() for name, z in logits.items()}
     for source in models:
         for target in models:
@@ -276,18 +284,7 @@ def test_top5_of_fewer_images_than_five_ranks_each_targets_among_all_classes() -
     """On 2 images the target's rank is still among the target model's 8 classes: the top-5
     rate of the pair equals a numpy argsort count (a top-k capped by the number of images, not
     of classes, passed every test with 5 or more images)."""
-    models, x, y = _setup()
-    models = {"a": models["a"], "b": models["b"]}
-    x, y = x[:3], y[:3]
-    table = transfer_matrix(models, x, y, attack=_unmoved, targeted="random",
-                            generator=torch.Generator().manual_seed(0)).set_index(
-                                ["source", "target"])
-    from advlens import attacks
-
-    targets = attacks.choose_targets(models["a"], x, y, "random",
-                                     torch.Generator().manual_seed(0)).numpy()
-    with torch.no_grad():
-        logits = {name: m(x).numpy() for name, m in models.items()}
+    models, x, y, table, targets, logits = _random_targets_unmoved(3)
     keep = (logits["a"].argmax(1) == y.numpy()) & (logits["b"].argmax(1) == y.numpy())
     rank = (logits["b"][keep] > logits["b"][keep][np.arange(keep.sum()), targets[keep],
                                                   None]).sum(1)
