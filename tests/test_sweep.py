@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -100,6 +101,24 @@ def test_sweep_refuses_bad_input(tmp_path: Path) -> None:
         sweep.available("01", notebooks)
     with pytest.raises(FileNotFoundError, match="run the sweep first"):
         sweep.collect(tmp_path / "empty")
+
+
+def test_sweep_refuses_seeds_that_are_not_a_list_of_whole_numbers(tmp_path: Path) -> None:
+    """run_sweep("12") ran seeds 1 and 2 (a string is iterable), ["0", "1"] and
+    [np.float32(0.5), 1] ran seed 0 (int() of each), and run_sweep(3) failed with "'int' object
+    is not iterable"; whole numbers of either kind (NumPy's, 2.0) still run as ints."""
+    notebooks = _toy_notebooks(tmp_path / "nbs")
+    for seeds, said in (("12", "a list of whole numbers"), (3, "a list of whole numbers"),
+                        (["0", "1"], "whole numbers"), ([np.float32(0.5), 1], "whole numbers"),
+                        ([float("nan"), 1], "whole numbers")):
+        with pytest.raises(ValueError, match=f"seeds must be {said}.*got {re.escape(repr(seeds))}"
+                           if isinstance(seeds, str | int) else f"seeds must be {said}; got \\["):
+            sweep.run_sweep(seeds, preset="smoke", notebooks=["01"], out=tmp_path / "sw",
+                            directory=notebooks)
+    assert not (tmp_path / "sw").exists()  # refused before anything ran
+    with pytest.raises(ValueError, match="none of the notebooks"):  # past the seeds' checks
+        sweep.run_sweep((np.int64(0), 2.0), preset="smoke", notebooks=["07"],
+                        out=tmp_path / "sw", directory=notebooks)
 
 
 def test_sweep_cli_reports_bad_input_in_one_line(tmp_path: Path,

@@ -20,10 +20,11 @@ CLI: ``python -m advlens.sweep --preset smoke --seeds 0 1 2 --notebooks 01 02 --
 from __future__ import annotations
 
 import argparse
+import operator
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,20 @@ def available(notebooks: Sequence[str], directory: Path | None = None) -> list[s
     written, e.g. 03 and 04 while they are being built)."""
     found = {p.name[:2] for p in runner.discover(None, directory)}
     return [n for n in runner.notebook_numbers(notebooks) if n in found]
+
+
+def _whole(seed: object) -> bool:
+    """Whether ``seed`` is a whole number: an int (NumPy's included, not a bool) or a float
+    with no fractional part (Python's or NumPy's)."""
+    if isinstance(seed, bool | np.bool_):
+        return False
+    if isinstance(seed, float | np.floating):
+        return bool(np.isfinite(seed)) and float(seed).is_integer()
+    try:
+        operator.index(seed)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -70,9 +85,13 @@ def run_sweep(seeds: Sequence[int], *, preset: str, notebooks: Sequence[str],
     earlier runs are dropped first, so a forced sweep that stops resumes without ``force``).
     Returns: a :class:`SweepRun`; ``out/sweep.json`` records it.
     """
+    if isinstance(seeds, str | bytes) or not isinstance(seeds, Iterable):
+        # a string is iterable: "12" ran seeds 1 and 2; an int failed with "not iterable"
+        raise ValueError(f"seeds must be a list of whole numbers, e.g. [0, 1, 2]; got "
+                         f"{seeds!r}.")
     seeds = list(seeds)
-    if any(isinstance(s, bool) or (isinstance(s, float) and not s.is_integer()) for s in seeds):
-        # int() would quietly run seed 0 for 0.5 (and seed 1 for True)
+    if not all(_whole(s) for s in seeds):
+        # int() would quietly run seed 0 for 0.5 or "0" (and seed 1 for True)
         raise ValueError(f"seeds must be whole numbers; got {seeds}.")
     seeds = [int(s) for s in seeds]
     if len(seeds) < 2 or len(set(seeds)) != len(seeds) or min(seeds) < 0:
