@@ -131,10 +131,6 @@ def _same_rows(xs: list[Tensor], names: list[str]) -> None:
             )
 
 
-def _check_threshold(threshold: float) -> float:
-    return positive_number("threshold", threshold)
-
-
 def _check_kernel(kernel: str) -> None:
     if kernel not in ("linear", "rbf"):
         raise ValueError(f"kernel must be 'linear' or 'rbf'; got {kernel!r}.")
@@ -213,6 +209,19 @@ def _hsic_denominator(n: int, debiased: bool) -> int:
     return n * (n - 3) if debiased else (n - 1) ** 2
 
 
+def _prepare_gram(k: Tensor, name: str, *, debiased: bool, constant: bool = False
+                  ) -> _Prepared:
+    """A kernel's n×n Gram ``k`` centred (U-centred, ``debiased``) for :func:`_hsic`, scaled by
+    tr(HKH)², not tr(K)² = n²: at a large RBF threshold K is nearly constant and its centred
+    part, hence every self-HSIC, shrinks like 1/threshold⁴ without being degenerate."""
+    n = k.shape[0]
+    centred = _centre_gram(k, False)
+    trace = float(centred.diagonal().sum())
+    gram = _centre_gram(k, True) if debiased else centred
+    return _Prepared(name, n, debiased, gram=gram, constant=constant,
+                     scale=trace * trace / _hsic_denominator(n, debiased))
+
+
 def _prepare(xc: Tensor, name: str, *, kernel: Kernel, debiased: bool, threshold: float,
              use_gram: bool) -> _Prepared:
     n = xc.shape[0]
@@ -220,13 +229,7 @@ def _prepare(xc: Tensor, name: str, *, kernel: Kernel, debiased: bool, threshold
     constant = not bool(xc.any())
     if kernel == "rbf":
         k = xc.new_ones(n, n) if constant else _rbf_gram(xc, threshold, name)
-        centred = _centre_gram(k, False)
-        # tr(HKH), not tr(K) = n: at a large threshold K is nearly constant and its centred
-        # part, hence every self-HSIC, shrinks like 1/threshold⁴ without being degenerate
-        trace = float(centred.diagonal().sum())
-        gram = _centre_gram(k, True) if debiased else centred
-        return _Prepared(name, n, debiased, gram=gram, constant=constant,
-                         scale=trace * trace / _hsic_denominator(n, debiased))
+        return _prepare_gram(k, name, debiased=debiased, constant=constant)
     trace = float(xc.square().sum())  # = tr(HKH) of the linear kernel: xc is centred
     scale = trace * trace / _hsic_denominator(n, debiased)  # inf, not OverflowError, if huge
     if use_gram:
@@ -317,7 +320,7 @@ def rbf_cka(X: Array, Y: Array, threshold: float = 1.0, debiased: bool = False) 
     Follows Kornblith et al.: the median is over all n² pairs, self-pairs included. Cost and
     memory are O(n²).
     """
-    threshold = _check_threshold(threshold)
+    threshold = positive_number("threshold", threshold)
     return _pair_cka(X, Y, kernel="rbf", debiased=debiased, threshold=threshold)
 
 
@@ -349,11 +352,7 @@ def gram_linear_cka(grams: Mapping[str, Tensor], pairs: Sequence[tuple[str, str]
 
     def prepare(name: str) -> tuple[_Prepared, Tensor]:
         if name not in prepared:
-            gram = grams[name].to(torch.float64)
-            centred = _centre_gram(gram, False)
-            trace = float(centred.diagonal().sum())  # tr(HKH): _prepare's linear scale
-            a = _Prepared(name, n, debiased, gram=_centre_gram(gram, True) if debiased
-                          else centred, scale=trace * trace / _hsic_denominator(n, debiased))
+            a = _prepare_gram(grams[name].to(torch.float64), name, debiased=debiased)
             prepared[name] = (a, _hsic(a, a))
         return prepared[name]
 
@@ -430,7 +429,7 @@ def cka_matrix(reps: Mapping[str, Array], kernel: Kernel = "linear", debiased: b
     relative to the feature dimensions and feature-space cross products otherwise.
     """
     _check_kernel(kernel)
-    threshold = _check_threshold(threshold)
+    threshold = positive_number("threshold", threshold)
     prepared = _prepare_all(reps, kernel=kernel, debiased=debiased, threshold=threshold,
                             what="reps")
     names = [str(k) for k in reps]
@@ -445,7 +444,7 @@ def cka_cross(reps: Mapping[str, Mapping[str, Array]], kernel: Kernel = "linear"
     (Jones et al. 2022). Every row needs the representations of all column models.
     """
     _check_kernel(kernel)
-    threshold = _check_threshold(threshold)
+    threshold = positive_number("threshold", threshold)
     if not isinstance(reps, Mapping) or len(reps) == 0:
         raise ValueError("reps must be a non-empty mapping {row model: {column model: rep}}.")
     rows = list(reps)
@@ -485,7 +484,7 @@ class MinibatchCKA:
 
     def __init__(self, kernel: Kernel = "linear", threshold: float = 1.0) -> None:
         _check_kernel(kernel)
-        threshold = _check_threshold(threshold)
+        threshold = positive_number("threshold", threshold)
         self.kernel: Kernel = kernel
         self.threshold = threshold
         self.reset()
