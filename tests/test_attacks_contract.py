@@ -70,6 +70,34 @@ def test_results_are_truthful(name: str) -> None:
     assert r.passes >= 1 and r.forwards >= 1
 
 
+class _Tied(torch.nn.Module):
+    """``shared`` registered under two parents (``a`` and ``b``), run once, then ``rest``."""
+
+    def __init__(self, shared: torch.nn.Module, rest: torch.nn.Module) -> None:
+        super().__init__()
+        self.a, self.b, self.rest = torch.nn.Sequential(shared), torch.nn.Sequential(shared), rest
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rest(self.a(x))
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_a_shared_eval_block_inside_a_train_model_stays_in_eval(name: str) -> None:
+    """A block two parents share (re-used, tied), put in eval mode by the user inside a model in
+    train mode, is in eval mode after the attack: restoring each parent with ``train(True)``
+    recursed into it, and the later parent set it to train (its BatchNorm statistics would then
+    move in the user's next training step)."""
+    model, x, y = _setup(4)
+    shared = torch.nn.Sequential(model[0], model[1])  # conv, BatchNorm
+    tied = _Tied(shared, torch.nn.Sequential(*model[2:])).train()
+    shared.eval()
+    before = {n: m.training for n, m in tied.named_modules(remove_duplicate=False)}
+    ALL[name](tied, x, y)
+    after = {n: m.training for n, m in tied.named_modules(remove_duplicate=False)}
+    assert after == before
+    assert not shared.training and not model[1].training and tied.training
+
+
 @pytest.mark.parametrize("name", sorted(ALL))
 def test_inputs_refused_with_clear_errors(name: str) -> None:
     model, x, y = _setup(4)

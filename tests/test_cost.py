@@ -394,3 +394,26 @@ def test_training_step_flops_are_measured_not_assumed() -> None:
     harmonized = cost.train_step_flops(config.replace(regime="harmonized", harmonizer_weight=1.0,
                                                       importance_map="shape"))
     assert harmonized > plain + backward  # the saliency pass, and the backward through it
+
+
+def test_pass_flops_leave_the_model_and_the_random_state_alone() -> None:
+    """It left a caller's train-mode model in eval mode with every parameter frozen, and the
+    global RNG advanced by its random image."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Flatten(),
+                          nn.Dropout(0.5), nn.Linear(256, 5)).train()
+    model[1].eval()
+    model[4].bias.requires_grad_(False)
+    modes = [m.training for m in model.modules()]
+    flags = [p.requires_grad for p in model.parameters()]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(1)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    assert cost.pass_flops(model, 8)[0] == 2 * 3 * 4 * 9 * 64 + 2 * 256 * 5
+    assert torch.equal(torch.rand(3), expected)
+    assert [m.training for m in model.modules()] == modes
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert all(p.grad is None for p in model.parameters())
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]), k

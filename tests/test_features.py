@@ -374,3 +374,20 @@ def test_module_called_twice_gives_its_first_call() -> None:
     torch.testing.assert_close(features.representation(model, x, layer="relu"), first)
     _, got = features.forward_and_capture(model, x, model.relu, False)
     torch.testing.assert_close(got, first)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:FutureWarning")
+@pytest.mark.parametrize("kind", ["script", "trace"])
+@pytest.mark.parametrize("layer", [None, "3"])
+def test_a_torchscript_model_is_refused_by_name(kind: str, layer: str | None) -> None:
+    """TorchScript calls no forward hook: a scripted or traced model was reported as having "no
+    nn.Linear layer" (it has one; the hint to pass ``layer=`` then failed in torch, or, traced,
+    as a module "never called in the forward pass")."""
+    torch.manual_seed(0)
+    eager = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3))
+    x = torch.rand(2, 3, 8, 8)
+    model = torch.jit.script(eager) if kind == "script" else torch.jit.trace(eager.eval(), x)
+    with pytest.raises(TypeError, match=r"is a TorchScript module .* Pass the original \(eager\)"):
+        features.representation(model, x, layer)
+    assert _no_hooks(eager)
+    features.predict(model, x)  # a forward alone takes it as it is

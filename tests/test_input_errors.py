@@ -86,6 +86,20 @@ def test_linear_fit_refuses_nan_and_names_its_options() -> None:
 
 
 # ---------------------------------------------------------------------- shapes, dtypes, flags
+@pytest.mark.parametrize("call", [
+    lambda m, x, y: features.accuracy(m, x, y), lambda m, x, y: alignment.saliency(m, x, y),
+    lambda m, x, y: linsley2023.correct(m, x, y)])
+def test_a_one_logit_binary_model_is_told_to_return_two_logits(call: object) -> None:
+    """Labels 0/1 against a model of one output (a binary classifier's logit): the error said
+    "Relabel the classes 0..0", which would make the task one class."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 1))
+    x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 0, 1])
+    with pytest.raises(ValueError, match=r"got 0\.\.1\. For a binary classifier with one logit z, "
+                                         r"return two: torch\.cat\(\[-z, z\], dim=1\) / 2"):
+        call(model, x, y)  # type: ignore[operator]
+
+
 def test_accuracy_refuses_labels_of_another_shape() -> None:
     model, x = _mlp(), _images()
     y = features.predict(model, x).argmax(1)

@@ -147,9 +147,12 @@ def check_labels(y: Tensor | np.ndarray | list[int] | tuple[int, ...], n: int,
     if classes is not None and y.numel():
         low, high = int(y.min()), int(y.max())
         if low < 0 or high >= classes:
+            # one output is a binary classifier's logit, not one class: relabelling was no fix
+            fix = ("For a binary classifier with one logit z, return two: "
+                   "torch.cat([-z, z], dim=1) / 2." if classes == 1 else
+                   f"Relabel the classes 0..{classes - 1}.")
             raise ValueError(f"{name} must be class indices in 0..{classes - 1} (the model has "
-                             f"{classes} outputs); got {low}..{high}. Relabel the classes "
-                             f"0..{classes - 1}.")
+                             f"{classes} outputs); got {low}..{high}. {fix}")
     return y
 
 
@@ -219,7 +222,11 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         yield model
     finally:
         for module, training in modes.items():
-            module.train(training)
+            module.train(training)  # (a module's own train() may do more than set the flag)
+        # then each flag exactly: train() recurses, so a submodule that two parents share (a
+        # re-used block, a tied head) was set again by the later parent, an eval one to train
+        for module, training in modes.items():
+            module.training = training
 
 
 @contextlib.contextmanager

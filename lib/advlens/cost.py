@@ -38,6 +38,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from advlens.checks import frozen
+from advlens.rng import seeded
+
 
 @dataclass(frozen=True)
 class Gpu:
@@ -87,20 +90,20 @@ def _counted_attention() -> Iterator[None]:
 
 def pass_flops(model: nn.Module, size: int, channels: int = 3) -> tuple[float, float]:
     """(forward, backward) FLOPs of ``model`` on one ``size``×``size`` image, measured with
-    ``FlopCounterMode``; the backward pass is the input gradient with parameters frozen."""
+    ``FlopCounterMode``; the backward pass is the input gradient with parameters frozen. The
+    model's modes, ``requires_grad`` flags and the caller's random state are left as they were
+    (they were left in eval mode, frozen, and the global RNG advanced)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    x = torch.rand(1, channels, size, size, requires_grad=True)
-    counter = FlopCounterMode(display=False)
-    with _counted_attention(), counter:
-        out = model(x)
-    forward = counter.get_total_flops()
-    counter = FlopCounterMode(display=False)
-    with _counted_attention(), counter:
-        out.float().sum().backward()
+    with frozen(model), seeded(0):
+        x = torch.rand(1, channels, size, size, requires_grad=True)
+        counter = FlopCounterMode(display=False)
+        with _counted_attention(), counter:
+            out = model(x)
+        forward = counter.get_total_flops()
+        counter = FlopCounterMode(display=False)
+        with _counted_attention(), counter:
+            out.float().sum().backward()
     return float(forward), float(counter.get_total_flops())
 
 

@@ -33,6 +33,7 @@ def final_linear(model: nn.Module) -> tuple[str, nn.Linear]:
     extractor (``num_classes=0``, whose last ``nn.Linear`` is inside the last block) or a model
     with several heads (DeiT-distilled's ``head``/``head_dist``, CrossViT's per-branch heads).
     """
+    _refuse_torchscript(_one_device(model))  # (its layers are no nn.Linear: "has no nn.Linear")
     found = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not found:
         raise ValueError(
@@ -76,7 +77,20 @@ def resolve_layer(model: nn.Module, layer: str | None) -> tuple[nn.Module, bool]
             f"{type(model).__name__} has no module named {layer!r}. Module names are those of "
             f"model.named_modules(), e.g. {names}."
         )
+    _refuse_torchscript(modules[layer])
     return modules[layer], False
+
+
+def _refuse_torchscript(module: nn.Module) -> None:
+    """A TorchScript module (``torch.jit.script`` / ``trace``) is refused by name: its layers run
+    inside TorchScript, which calls no Python hook (torch's "register_forward_hook is not
+    supported on ScriptModules", or, traced, a hook that never fired)."""
+    if isinstance(module, torch.jit.ScriptModule):
+        raise TypeError(
+            f"{type(module).__name__} is a TorchScript module (torch.jit.script or "
+            "torch.jit.trace): TorchScript runs its layers without calling forward hooks, so no "
+            "representation can be read from it. Pass the original (eager) nn.Module; the "
+            "attacks, predict and accuracy take the TorchScript model as it is.")
 
 
 def representation_graph(model: nn.Module, x: Tensor, layer: str | None = None) -> Tensor:
