@@ -156,6 +156,32 @@ def test_clickme_npz_files(tmp_path):
     assert (blurred.masks[0] > 0).sum() > 100
 
 
+def test_clickme_npz_reads_a_float_image_overshooting_1_as_0_1_and_refuses_16_bit(tmp_path):
+    """A [0, 1] image resized bicubically overshoots 1 at a sharp edge (1.07 here); read as a
+    0–255 image it was divided by 255 (black). uint16 pixels were divided by 255 (white), and
+    mean/std normalised ones clipped at 0."""
+    import torchvision.transforms.functional as tvf
+
+    small = torch.zeros(3, 16, 16)
+    small[:, :, 8:] = 1.0
+    small[1] *= 0.5
+    img = tvf.resize(small, [32, 32], interpolation=tvf.InterpolationMode.BICUBIC,
+                     antialias=True)
+    assert float(img.max()) > 1.0
+    heat = np.ones((32, 32), np.float32)
+    np.savez(tmp_path / "a.npz", image=img.numpy(), heatmap=heat, label=1)
+    s = clickme(tmp_path / "a.npz", size=32, progress=False)
+    torch.testing.assert_close(s.images[0], img.clamp(0, 1), atol=1e-6, rtol=0)
+    np.savez(tmp_path / "b.npz", image=np.full((32, 32, 3), 40000, np.uint16), heatmap=heat,
+             label=1)
+    with pytest.raises(ValueError, match=r"b\.npz .*integers up to 40000"):
+        clickme(tmp_path / "b.npz", size=32, progress=False)
+    normalised = (img - 0.45) / 0.225
+    np.savez(tmp_path / "c.npz", image=normalised.numpy(), heatmap=heat, label=1)
+    with pytest.raises(ValueError, match=r"c\.npz .*before normalisation"):
+        clickme(tmp_path / "c.npz", size=32, progress=False)
+
+
 def test_max_per_class_keeps_the_first_image_of_each_class(tmp_path):
     """Linsley et al.'s ClickMe subset holds one image per class; shards hold many images of
     a class (here class by class), so the first n records alone covered 2 classes, not 4."""

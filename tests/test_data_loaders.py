@@ -559,6 +559,53 @@ def test_imagefolder_labels_a_subset_of_imagenet_classes_as_the_models_index_the
     assert imagefolder(tmp_path / "sorted", progress=False).labels.tolist() == [0, 1, 1, 2]
 
 
+def test_imagefolder_refuses_a_stray_folder_beside_imagenet_wnid_folders(tmp_path):
+    """A Synology NAS's "@eaDir" of thumbnails beside the wnid folders sorted first, took label
+    0 and moved every wnid folder off the published models' index (as torchvision's
+    ImageFolder does); other wnids (ImageNet-21k's) keep the sorted order."""
+    from advlens.data.imagefolder import imagenet_wnids
+
+    wnids = imagenet_wnids()
+    rng = np.random.default_rng(0)
+    for name in (wnids[0], wnids[500], "@eaDir"):
+        write_png(tmp_path / name / "x.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"1 are not, e\.g\. @eaDir.*move them out"):
+        imagefolder(tmp_path, progress=False)
+    (tmp_path / "@eaDir" / "x.png").rename(tmp_path / wnids[0] / "y.png")
+    (tmp_path / "@eaDir").rmdir()
+    assert imagefolder(tmp_path, progress=False).labels.tolist() == [0, 0, 500]
+
+
+def test_imagefolder_labels_imagenetv2_folders_by_their_number(tmp_path):
+    """ImageNetV2 names its 1,000 class folders by the ImageNet index, "0" ... "999" (its
+    loader labels an image int(folder)); sorted as text, folder "10" got label 2."""
+    rng = np.random.default_rng(0)
+    write_png(tmp_path / "0" / "x.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    for i in range(1, 1000):
+        (tmp_path / str(i)).mkdir()
+        (tmp_path / str(i) / "x.png").symlink_to(tmp_path / "0" / "x.png")
+    s = imagefolder(tmp_path, progress=False)
+    assert s.classes == [str(i) for i in range(1000)]
+    assert s.labels.tolist() == list(range(1000))
+
+
+def test_imagefolder_names_the_official_val_tar_and_devkit_ground_truth(tmp_path):
+    """The official validation tar unpacks its images flat ("images not found" said otherwise);
+    the devkit's ground truth (ILSVRC2012_IDs in meta.mat's order) given as labels= was called
+    corrupt, to be deleted and downloaded again."""
+    rng = np.random.default_rng(0)
+    for i in (1, 2):
+        write_png(tmp_path / f"ILSVRC2012_val_{i:08d}.png",
+                  rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    with pytest.raises(FileNotFoundError, match=r"images lying flat .*valprep\.sh"):
+        imagefolder(tmp_path, progress=False)
+    truth = tmp_path / "ILSVRC2012_validation_ground_truth.txt"
+    truth.write_text("490\n361\n")
+    with pytest.raises(ValueError, match=r"devkit's .*meta\.mat order") as err:
+        imagefolder(tmp_path, labels=truth, progress=False)
+    assert "download" not in str(err.value)
+
+
 def test_imagefolder_kaggle_flat_refuses_unlabelled_images_and_bad_csv(tmp_path):
     val = _write_kaggle(tmp_path, np.random.default_rng(5), ["n01440764", "n01443537"], [0, 1])
     write_png(val / "stray.png", np.zeros((4, 4, 3), np.uint8))

@@ -11,8 +11,9 @@ Three on-disk forms, all returned as an :class:`ImageSet` with the map in ``mask
   (:func:`advlens.data.standin.clickme_blur`).
 - Raw TFRecords (Adversarial-Alignment): ``image`` = float32 bytes 224×224×3 in 0–255,
   ``heatmap`` = float32 bytes 224×224×1 (already processed: not blurred again), ``label``.
-- Per-image ``.npz`` files with ``image`` (H×W×3 or 3×H×W; uint8 or 0–255 floats, or floats in
-  [0, 1]), ``heatmap`` (H×W, H×W×1 or 1×H×W) and ``label`` (the class index, or the one-hot
+- Per-image ``.npz`` files with ``image`` (H×W×3 or 3×H×W; integers 0–255, 0–255 floats, or
+  floats in [0, 1], read as such up to :data:`UNIT_MAX` for the overshoot of resampling),
+  ``heatmap`` (H×W, H×W×1 or 1×H×W) and ``label`` (the class index, or the one-hot
   vector of 1000 Harmonization's loader makes of it).
 
 Every label must be one class index in 0–999 (a record's ``label`` one int64, as
@@ -43,6 +44,9 @@ from advlens.data.tfrecord import read_records
 from advlens.paths import data_dir
 
 RAW_SIDE = 224
+# a float .npz image up to this is a [0, 1] image (bicubic resizing overshoots 1 at sharp edges;
+# clipped), above it a 0–255 one: a 0–255 image that dark would be black anyway
+UNIT_MAX = 2.0
 # Harmonization's downloader caches shard i as clickme_{val,train}_{i}, without an extension
 # (tf.keras.utils.get_file(f"clickme_val_{i}", ..., cache_subdir="datasets/click-me"))
 _KERAS = re.compile(r"clickme_(val|train)_(\d+)")
@@ -215,8 +219,14 @@ def _decode_npz(path: Path, size: int, blur: bool | None
         raise corrupt(path, f"image has shape {image.shape}, expected H×W×3 or 3×H×W")
     if image.shape[-1] == 3 and image.shape[0] != 3:
         image = image.transpose(2, 0, 1)
-    # integers are 0–255 (a dark image's largest value may be 1); floats above 1 are too
-    if integer or image.max() > 1.0:
+    if integer and image.max() > 255:  # uint16: divided by 255 it was white
+        raise corrupt(path, f"image holds integers up to {int(image.max())}, expected 0–255; "
+                            "store 8-bit pixels or floats in [0, 1]")
+    if image.min() < -0.5:  # mean/std normalised model inputs: clipped at 0 they were dark
+        raise corrupt(path, f"image holds values down to {float(image.min()):.3g}, expected "
+                            "0–255 or [0, 1]; store the pixels before normalisation")
+    # integers are 0–255 (a dark image's largest value may be 1); floats above UNIT_MAX too
+    if integer or image.max() > UNIT_MAX:
         image = image / 255.0
     heat = np.squeeze(heat)
     if heat.ndim != 2:

@@ -1,12 +1,14 @@
 """ImageNet-style ImageFolder: ``root/<class>/<image>``, classes in sorted folder order; or a
 flat folder of images labelled by Kaggle's ImageNet ``LOC_val_solution.csv``. Classes named by
-ImageNet-1k wnids keep the 1,000-class indices of the published models, also for a subset."""
+ImageNet-1k wnids keep the 1,000-class indices of the published models, also for a subset, and
+so do ImageNetV2's folders named by the index (``0`` ... ``999``)."""
 
 from __future__ import annotations
 
 import csv
 import math
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,9 +60,29 @@ def imagenet_wnids() -> list[str] | None:
 def model_classes(classes: list[str]) -> list[str]:
     """``classes`` in label order, or ImageNet-1k's 1,000 wnids when ``classes`` are some of
     them: a copy of ImageNet holding a subset of the classes (its sorted folders would number
-    n02105855 4th, not 230th) is then labelled as the models index it."""
+    n02105855 4th, not 230th) is then labelled as the models index it. The 1,000 folders
+    ``0`` ... ``999`` (ImageNetV2's, named by the class index) are labelled by their number
+    (sorted as text, folder ``10`` would be 3rd)."""
     wnids = imagenet_wnids()
-    return wnids if wnids is not None and set(classes) <= set(wnids) else classes
+    if wnids is not None and set(classes) <= set(wnids):
+        return wnids
+    numbered = [str(i) for i in range(1000)]
+    return numbered if set(classes) == set(numbered) else classes
+
+
+def _check_mixed(classes: list[str], base: Path) -> None:
+    """ValueError when a few folders under ``base`` beside more ImageNet-1k wnid folders are not
+    named like wnids: sorted with them, the wnid folders would not get the published models'
+    indices (folders of other wnids, ImageNet-21k's, keep the sorted order)."""
+    wnids = set(imagenet_wnids() or ())
+    odd = [name for name in classes if not re.fullmatch(r"n\d{8}", name)]
+    known = sum(name in wnids for name in classes)
+    if odd and known > len(odd):
+        raise ValueError(f"{known} folder(s) under {base} are ImageNet-1k wnids but "
+                         f"{len(odd)} are not, e.g. {', '.join(odd[:3])} (a NAS's "
+                         "@eaDir thumbnails, __MACOSX, a stray folder); each folder is a class, "
+                         "and in sorted folder order the wnid folders would not get the published "
+                         f"models' indices: move them out of {base}.")
 
 
 def _read(path: Path, size: int | None, crop_fraction: float,
@@ -129,6 +151,14 @@ def flat_labels(labels: str | Path) -> tuple[list[str], dict[str, str]]:
     # utf-8-sig: a CSV re-saved by Excel or PowerShell starts with a byte-order mark
     with path.open(newline="", encoding="utf-8-sig") as f:
         rows = list(csv.reader(f))
+    if rows and len(rows[0]) == 1 and rows[0][0].strip().isdigit():
+        # ILSVRC2012_validation_ground_truth.txt: ids of the devkit's meta.mat, whose order is
+        # not the models' (sorted wnids); "corrupt ... download it again" sent users astray
+        raise ValueError(f"{path} holds one number a line, as the ImageNet devkit's "
+                         "ILSVRC2012_validation_ground_truth.txt (ILSVRC2012_IDs, numbered in "
+                         "the devkit's meta.mat order, not the models' class order), which is "
+                         "not read: sort the images into one folder per wnid (valprep.sh), or "
+                         f"give Kaggle's {KAGGLE_LABELS}.")
     if not rows or [c.strip() for c in rows[0][:2]] != ["ImageId", "PredictionString"]:
         raise corrupt(path, "expected the header 'ImageId,PredictionString'")
     wnid_of = {}
@@ -198,9 +228,16 @@ def _listing(root: str | Path, split: str | None, max_per_class: int | None, n: 
     else:
         listed = {name: _class_files(base / name) for name in classes}
         empty = [name for name in classes if not listed[name]]
+        _check_mixed(classes, base)
         classes = model_classes(classes)
     files = [(p, label) for label, name in enumerate(classes)
              for p in listed.get(name, [])[:max_per_class]]
+    if not files and flat is None and any(p.suffix.lower() in EXTENSIONS
+                                          and not p.name.startswith(".") for p in base.iterdir()):
+        raise missing(base, "labels of the images lying flat there (the images inside class "
+                      f"folders or Kaggle's {KAGGLE_LABELS} beside or up to four levels above)",
+                      "Sort them into one folder per wnid (the official validation tar: "
+                      "valprep.sh), or pass labels= the solution CSV.")
     if not files:
         raise missing(base, "images (in class sub-folders)",
                       f"Expected files ending in {', '.join(EXTENSIONS)} inside class folders "
@@ -237,7 +274,9 @@ def imagefolder(root: str | Path, split: str | None = None, *, size: int | None 
     (``split`` is then read from ``ILSVRC/Data/CLS-LOC/<split>``). The images, labels and
     their order are those of the same images sorted into class folders. Folders named by
     ImageNet-1k wnids are labelled by their index among the 1,000 (:func:`model_classes`), so
-    that a copy holding only some of the classes is scored as the published models index them.
+    that a copy holding only some of the classes is scored as the published models index them
+    (ValueError when a few folders beside them are not wnids), and ImageNetV2's folders
+    ``0`` ... ``999`` by their number.
 
     ``size`` resizes the shorter side to ``floor(size / crop_fraction)`` with ``interpolation``
     (PIL's filter of that name, as torchvision's ``Resize``) and centre-crops ``size``
