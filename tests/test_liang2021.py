@@ -184,6 +184,31 @@ def test_correlations_hold_only_for_a_positive_rank_correlation() -> None:
     assert "too few to test: 5 sources needed" in table["evidence"].iloc[0]
 
 
+def test_correlation_figure_shows_the_one_sided_p_the_verdict_uses() -> None:
+    """The 04b legend showed only the two-sided p (2/120 for five perfectly ordered sources)
+    and its title said "permutation p", while ``holds`` reads the one-sided ``p_greater``
+    (1/5! = 1/120: the observed pairing is the one most extreme pairing of whole sources)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from advlens.papers import liang2021_figures
+
+    rows = _rows(list(np.linspace(0.3, 0.9, 15)), list(np.linspace(0, 1, 15)), sources=5)
+    corr = liang2021.correlations(rows, n_boot=100)
+    assert corr["holds"].all()
+    fig = liang2021_figures.correlation_scatter(rows, corr)
+    try:
+        for ax in fig.axes:
+            (label,) = [t.get_text() for t in ax.get_legend().get_texts()]
+            assert f"p = {2 / 120:.2g}" in label and f"one-sided {1 / 120:.2g}" in label, label
+        title = fig._suptitle.get_text()
+        assert "two-sided" in title and "one-sided" in title and "verdict" in title, title
+    finally:
+        plt.close(fig)
+
+
 def test_correlations_take_metrics_as_a_list_once() -> None:
     """A generator of metrics was used up by the first experiment (the second had no rows), a
     bare string was read letter by letter (pandas' "['a'] not in index"); the reference is the
@@ -435,6 +460,33 @@ def test_experiments_from_knobs_refuses_an_unknown_experiment() -> None:
     knobs["experiments"] = ["A-digits", "A-cifar"]
     with pytest.raises(ValueError, match=r"unknown experiment\(s\) \['A-cifar'\]"):
         liang2021.experiments_from_knobs(knobs)
+
+
+@pytest.mark.parametrize(("knobs", "named", "cause"), [
+    ({"arch": "cnn-S"}, "knob 'arch' = 'cnn-S'", "unknown arch 'cnn-S'"),
+    ({"b_reference_arch": "resnet-8"}, "knob 'b_reference_arch'", "unknown arch 'resnet-8'"),
+    ({"b_archs": {"mlp-S": 2}}, "knob 'b_archs' = {'mlp-S': 2}", "unknown arch 'mlp-S'"),
+    ({"a_target": [5, 6, 7, 42]}, "knob 'a_target' = [5, 6, 7, 42]", "class indices in 0..9"),
+    ({"b_source": [0, 12]}, "knob 'b_source' = [0, 12]", "class indices in 0..9"),
+    ({"a_other": [5, 1, 2, 3]}, "knobs 'a_target' = [5, 6, 7, 8] and 'a_other' = [5, 1, 2, 3]",
+     "must be disjoint"),
+    ({"b_target": [4, 5, 6]}, "and 'b_target' = [4, 5, 6]", "must be disjoint"),
+    ({"b_archs": {}}, "knob 'b_archs' = {} gives experiment B no source", ""),
+])
+def test_experiments_from_knobs_name_the_knob_that_is_wrong(knobs: dict, named: str,
+                                                           cause: str) -> None:
+    """The model config refused a misspelt architecture or class list without naming the knob
+    that held it ("unknown arch 'cnn-S'", "classes must be ..."), and ``b_archs = {}`` ran
+    experiment B with no source: its rows vanished from every table without a word."""
+    resolved = presets.resolve("04", "smoke", **knobs)
+    with pytest.raises(ValueError) as caught:
+        liang2021.experiments_from_knobs(resolved)
+    text = str(caught.value)
+    assert text.startswith("knob") and named in text and cause in text, text
+    # the knobs of an experiment that does not run are not its business
+    if "b_archs" in knobs or "b_reference_arch" in knobs:
+        made = liang2021.experiments_from_knobs({**resolved, "experiments": ["A-digits"]})
+        assert [e.name for e in made] == ["A-digits"]
 
 
 def test_run_experiment_seeds_sources_apart_from_the_reference(

@@ -34,3 +34,39 @@ def test_qualitative_panel_shows_each_models_own_alignment() -> None:
     assert not [ax.get_title() for ax in fig.axes if ax.get_title().startswith("ρ")]
     assert not layout_problems(fig)
     plt.close(fig)
+
+
+def test_accuracy_axis_says_imagenet_top1_where_the_study_plots_it() -> None:
+    """On ClickMe (the paper preset) the x axis is each model's ImageNet top-1
+    (``imagenet_accuracy`` gives ``study`` a ``top1``), on the stand-in sets the accuracy on the
+    evaluation images (``imagenet_accuracy`` is None); the figure said "clean test accuracy"
+    and notebook 03's caption "clean accuracy" on both."""
+    import json
+
+    import pandas as pd
+    import pytest
+
+    from advlens import runner
+    from advlens.papers import linsley2023
+
+    summary = pd.DataFrame({"model": ["a", "b"], "attack": "pgd", "accuracy": [0.7, 0.8],
+                            "tolerance": [0.3, 0.4], "alignment": [0.1, 0.2]})
+    corr = pd.DataFrame({"attack": "pgd", "quantity": ["tolerance", "alignment"], "rho": 1.0,
+                         "lo": 1.0, "hi": 1.0, "n_models": 2})
+    for dataset in linsley2023.EVAL_SETS:
+        top1 = linsley2023.imagenet_accuracy([], dataset) is not None  # the study's x axis
+        label = linsley2023.accuracy_label(dataset)
+        assert ("ImageNet top-1" in label) == top1, (dataset, label)
+        fig = linsley2023_figures.accuracy_panels(
+            summary, {"tolerance": pd.DataFrame(), "alignment": pd.DataFrame()}, corr,
+            family={"a": "f", "b": "f"}, regime={"a": "standard", "b": "standard"},
+            title=dataset, xlabel=label)
+        assert {ax.get_xlabel() for ax in fig.axes if ax.get_xlabel()} == {label}
+        plt.close(fig)
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        linsley2023.accuracy_label("imagenet")
+    path = next(iter(runner.discover(["03"])))
+    cell = next("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                if "03a_accuracy_" in "".join(c["source"]))
+    assert "acc_label = linsley2023.accuracy_label(name)" in cell
+    assert "xlabel=acc_label" in cell and "{who}, {acc_label} vs mean L2" in cell

@@ -93,6 +93,19 @@ def test_from_namespace_defaults_to_laptop_and_checks_types() -> None:
         presets.from_namespace("99", {"preset": "smoke", "seed": "0"})
 
 
+@pytest.mark.parametrize("value", [5, 2.5, ["out"], True])
+def test_from_namespace_names_an_out_dir_that_is_no_path(value: object) -> None:
+    """``papermill -p out_dir 5`` failed on the notebook's next line, ``Path(out_dir)``, with
+    pathlib's "expected str, bytes or os.PathLike object, not int", naming no knob; a path (str
+    or path-like) or None passes."""
+    from pathlib import Path
+
+    with pytest.raises(TypeError, match=r"notebook 99: knob 'out_dir' = .* expected a folder"):
+        presets.from_namespace("99", {"preset": "smoke", "out_dir": value})
+    for fine in (None, "out/run1", Path("out/run1")):
+        presets.from_namespace("99", {"preset": "smoke", "out_dir": fine})
+
+
 def test_preset_names_are_listed_once() -> None:
     """The zoo's presets and CLI choices are the notebooks' preset names (one tuple)."""
     import ast

@@ -363,6 +363,32 @@ def test_notebook_01_states_when_b_needs_the_whole_level_test() -> None:
         assert jones2022.level_test(rising) == (pytest.approx(p), n)
 
 
+def test_notebook_01_scopes_its_radii_and_names_the_pair_level_test() -> None:
+    """Notebook 01 said "The zoo has only a few radii (0.25–1 on 16×16 digits)" at every preset
+    (smoke: 0.5; paper: ten ImageNet radii 0.01–5), and neither the pair table's caption nor
+    its reading named ``level_p``, the column finding (b) per pair requires from
+    ``jones2022.LEVEL_TEST_LEVELS`` levels on."""
+    import json
+
+    from advlens import presets
+    from advlens.papers import jones2022
+
+    text = _prose("01")
+    laptop = presets.PRESETS["01"]["laptop"]
+    radii = [e for e in laptop["robust_eps"] if e > 0]
+    assert laptop["dataset"] == "digits" and laptop["robust_eps"][0] == 0
+    assert (f"Below the `paper` preset the zoo has only a few radii (`robust_eps` in the printed "
+            f"`P`; at `laptop` {min(radii):g}–{max(radii):g} on 16×16 digits)") in text
+    assert "The zoo has only a few radii" not in text
+    assert (f"below {jones2022.LEVEL_TEST_LEVELS} levels p ≤ {jones2022.LEVEL_TEST_P:g} is out "
+            "of reach and it is only reported") in text
+    assert "level_p" in jones2022.pair_trends.__doc__
+    path = next(iter(runner.discover(["01"])))
+    cell = next("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                if '"01b_pair_trends"' in "".join(c["source"]))
+    assert "level_p: one-sided p of its level means rising, levels permuted" in cell
+
+
 def test_notebook_04_states_the_one_sided_rule_its_verdicts_apply() -> None:
     """Notebook 04 said the claim holds at "two-sided permutation p < 0.05"; the verdict
     (``liang2021.correlations``' ``holds``) needs the one-sided p below (1 − 0.95)/2, over at
@@ -379,6 +405,11 @@ def test_notebook_04_states_the_one_sided_rule_its_verdicts_apply() -> None:
     assert f"over at least {min_testable_points()} sources" in text
     assert 1 / math.factorial(min_testable_points() - 1) > cut  # "with 3 or 4 ... not testable"
     assert "two-sided permutation p < 0.05" not in text
+    path = next(iter(runner.discover(["04"])))
+    code = " ".join(" ".join(c.source.split()) for c in nbformat.read(path, as_version=4).cells
+                    if c.cell_type == "code")
+    assert ('its two-sided permutation p and the " "one-sided p (ρ above its pairings) the '
+            'verdict uses') in code
     assert f"at one-sided p < {cut:g}" in " ".join(liang2021.findings.__doc__.split())
 
 

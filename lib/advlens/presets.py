@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import difflib
 import math
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -559,8 +560,15 @@ def from_namespace(notebook: str, namespace: Mapping[str, Any]) -> Knobs:
     refused with a ValueError naming the nearest knob: papermill only warns about a parameter
     the notebook does not declare (``-p sede 3``) and would run with the default. Names starting
     with ``_`` and names the notebook's own cells assign (a rerun in Jupyter) are left alone.
+    ``out_dir`` must be None or a folder path (str or path-like): a TypeError naming it otherwise.
     """
     preset = namespace.get("preset", "laptop")
+    out_dir = namespace.get("out_dir")
+    if out_dir is not None and not isinstance(out_dir, str | os.PathLike):
+        # the notebook's next line, Path(out_dir), failed naming no knob
+        raise TypeError(f"notebook {notebook}: knob 'out_dir' = {out_dir!r} has type "
+                        f"{type(out_dir).__name__}; expected a folder path (str), e.g. "
+                        "'out/run1' (or None for the default folder under figures/).")
     names = set().union(*(table.keys() for table in PRESETS.get(notebook, {}).values()))
     allowed = names | {"preset", "out_dir"} | _IPYTHON_NAMES
     stray = sorted(k for k, v in namespace.items()

@@ -24,7 +24,8 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -502,15 +503,57 @@ def check_data(knobs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
+@contextmanager
+def _naming(knobs: Mapping[str, Any], *names: str) -> Iterator[None]:
+    """A ValueError raised inside, raised again naming notebook 04's knob(s) ``names`` and their
+    values (the model config's own message said "unknown arch" or "classes must be ...", not
+    which knob held it)."""
+    try:
+        yield
+    except ValueError as err:
+        given = " and ".join(f"{name!r} = {knobs[name]!r}" for name in names)
+        raise ValueError(f"knob{'s' * (len(names) > 1)} {given}: {err}") from err
+
+
+def check_knobs(knobs: Mapping[str, Any]) -> None:
+    """Fail before any model trains, naming the knob, on what the model configs would refuse
+    later without naming it: an unknown architecture (``arch``; ``b_reference_arch`` and the
+    keys of ``b_archs`` where experiment B runs), a class list of experiment A (``a_target``,
+    ``a_other``) or B (``b_source``, ``b_target``) that is not >= 2 distinct classes of the
+    data (the embedded data only: the paper preset's lists are fixed), and experiment B
+    without a source (``b_archs = {}`` ran and left B out of every table)."""
+    wanted = list(knobs["experiments"])
+    b = any(name.startswith("B-") for name in wanted)
+    for name in ("arch", *(("b_reference_arch",) if b else ())):
+        with _naming(knobs, name):
+            ModelConfig(knobs[name])
+    if b:
+        if not knobs["b_archs"]:
+            raise ValueError(f"knob 'b_archs' = {knobs['b_archs']!r} gives experiment B no "
+                             "source; name at least one architecture with its epochs, like "
+                             "{'mlp-s': 30}, or leave the B experiment out of 'experiments'.")
+        for arch in knobs["b_archs"]:
+            with _naming(knobs, "b_archs"):
+                ModelConfig(arch)
+    if knobs["liang_data"] != "embedded":
+        return
+    lists = ((("a_target", "a_other") if any(n.startswith("A-") for n in wanted) else ())
+             + (("b_source", "b_target") if b else ()))
+    for name in lists:
+        with _naming(knobs, name):
+            ModelConfig(knobs["arch"], classes=tuple(knobs[name]))
+
+
 def experiments_from_knobs(knobs: Mapping[str, Any]) -> list[Experiment]:
     """Notebook 04's experiments on the embedded data: "A-digits", "A-twin-cue" (class subsets)
-    and "B-digits" (zoo families), as listed in ``knobs["experiments"]``."""
+    and "B-digits" (zoo families), as listed in ``knobs["experiments"]``; a bad knob fails
+    naming it (:func:`check_knobs`)."""
+    check_knobs(knobs)
     if knobs["liang_data"] == "cifar10-stl10":
         return paper_experiments(knobs)
     common = {"batch_size": int(knobs["train_batch_size"])}
     digits_ref = ModelConfig(knobs["arch"], epochs=int(knobs["epochs"]),
                              n_train=knobs["digits_n_train"], **common)
-    b_ref = digits_ref.replace(arch=knobs["b_reference_arch"])
     twin_ref = ModelConfig(knobs["arch"], dataset="twin-cue", variant="both",
                            epochs=int(knobs["twin_epochs"]), n_train=knobs["twin_n_train"],
                            n_test=knobs["twin_n_test"], **common)
@@ -519,14 +562,19 @@ def experiments_from_knobs(knobs: Mapping[str, Any]) -> list[Experiment]:
                                          knobs["a_other"]),
         "A-twin-cue": lambda: experiment_a("A-twin-cue", twin_ref, knobs["a_target"],
                                            knobs["a_other"]),
-        "B-digits": lambda: replace(experiment_b("B-digits", b_ref, knobs["b_target"],
-                                                 knobs["b_source"], knobs["b_archs"]),
-                                    probe_epochs=knobs["b_probe_epochs"]),
+        "B-digits": lambda: replace(experiment_b(
+            "B-digits", digits_ref.replace(arch=knobs["b_reference_arch"]), knobs["b_target"],
+            knobs["b_source"], knobs["b_archs"]), probe_epochs=knobs["b_probe_epochs"]),
     }
     unknown = sorted(set(knobs["experiments"]) - set(makers))
     if unknown:
         raise ValueError(f"unknown experiment(s) {unknown}; choose from {sorted(makers)}.")
-    return [makers[name]() for name in knobs["experiments"]]
+    knobs_of = {"A": ("a_target", "a_other"), "B": ("b_source", "b_target")}
+    made = []
+    for name in knobs["experiments"]:
+        with _naming(knobs, *knobs_of[name[0]]):  # lists not disjoint, or of unequal lengths
+            made.append(makers[name]())
+    return made
 
 
 def paper_experiments(knobs: Mapping[str, Any]) -> list[Experiment]:

@@ -71,9 +71,10 @@ def transfer_bars(summary: pd.DataFrame, *, title: str = "") -> plt.Figure:
 
 def correlation_scatter(rows: pd.DataFrame, corr: pd.DataFrame) -> plt.Figure:
     """Knowledge transfer against α₁ and against α₂, one point per (source, seed), coloured by
-    experiment; the legend gives each experiment's Spearman ρ with its bootstrap CI over sources
-    and its permutation p (:func:`advlens.papers.liang2021.correlations`; our addition: the
-    paper reports no coefficient)."""
+    experiment; the legend gives each experiment's Spearman ρ with its bootstrap CI over sources,
+    its two-sided permutation p and the one-sided ``p_greater`` (ρ above its pairings) that the
+    verdict uses (:func:`advlens.papers.liang2021.correlations`; our addition: the paper reports
+    no coefficient)."""
     experiments = list(dict.fromkeys(rows["experiment"]))
     palette = plots.family_palette(experiments)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
@@ -83,12 +84,14 @@ def correlation_scatter(rows: pd.DataFrame, corr: pd.DataFrame) -> plt.Figure:
             r = corr[(corr["experiment"] == experiment) & (corr["metric"] == metric)].iloc[0]
             ax.scatter(g[metric], g["transfer_acc"], s=22, color=palette[experiment],
                        label=f"{experiment}: ρ = {r['rho']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}]"
-                             + (f", p = {r['p']:.2g}" if "p" in r else ""))
+                             + (f", p = {r['p']:.2g}" if "p" in r else "")
+                             + (f", one-sided {r['p_greater']:.2g}" if "p_greater" in r else ""))
         ax.set_xlabel(f"adversarial transferability {name}")
         ax.set_ylabel("knowledge transfer (probe test acc.)")
         ax.set_title(f"knowledge transfer vs {name}", fontsize=10)
         ax.legend(fontsize=7, frameon=False, loc="best")
-    fig.suptitle("Transfer correlation: Spearman ρ [95% bootstrap CI over sources], permutation "
-                 "p — our addition")
+    fig.suptitle("Transfer correlation (our addition): Spearman ρ [95% bootstrap CI over "
+                 "sources],\npermutation p two-sided, and one-sided (ρ above its pairings): the "
+                 "verdict's")
     fig.tight_layout()
     return fig

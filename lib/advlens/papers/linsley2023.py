@@ -579,6 +579,16 @@ def imagenet_accuracy(entries: Sequence[Any], dataset: str) -> dict[str, float] 
     return {e.config.name: float(e.meta["test_acc"]) for e in entries}
 
 
+def accuracy_label(dataset: str) -> str:
+    """What the accuracy axis of notebook 03's figures is on ``dataset``
+    (:func:`imagenet_accuracy`): each model's ImageNet top-1 on ClickMe, its accuracy on the
+    evaluation images on the stand-in sets."""
+    if dataset not in EVAL_SETS:
+        raise ValueError(f"dataset must be one of {sorted(EVAL_SETS)}; got {dataset!r}.")
+    return ("ImageNet top-1 accuracy" if EVAL_SETS[dataset][0] == "imagenet" else
+            "clean accuracy on the evaluation images")
+
+
 def saliency_alignment(models: Mapping[str, nn.Module], data: ImageSet, maps: Tensor, *,
                        human_maps: bool, n_images: int | None = None,
                        batch_size: int = 128,

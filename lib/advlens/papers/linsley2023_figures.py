@@ -21,7 +21,7 @@ MARKER = {"standard": "o", "l2-at": "s", "harmonized": "*"}
 
 def _panel(ax: plt.Axes, summary: pd.DataFrame, arrows: pd.DataFrame, quantity: str,
            family: Mapping[str, str], regime: Mapping[str, str],
-           palette: Mapping[str, Colour]) -> None:
+           palette: Mapping[str, Colour], xlabel: str) -> None:
     for row in summary.itertuples():
         ax.scatter(row.accuracy, getattr(row, quantity), color=palette[family[row.model]],
                    marker=MARKER.get(regime[row.model], "o"),
@@ -31,16 +31,18 @@ def _panel(ax: plt.Axes, summary: pd.DataFrame, arrows: pd.DataFrame, quantity: 
         ax.annotate("", xy=(row.accuracy_harmonized, getattr(row, f"{quantity}_harmonized")),
                     xytext=(row.accuracy_plain, getattr(row, f"{quantity}_plain")),
                     arrowprops={"arrowstyle": "->", "color": "0.3", "lw": 1.0}, zorder=2)
-    ax.set_xlabel("clean test accuracy")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(QUANTITY_LABEL[quantity])
 
 
 def accuracy_panels(summary: pd.DataFrame, arrows: Mapping[str, pd.DataFrame],
                     corr: pd.DataFrame, *, family: Mapping[str, str],
-                    regime: Mapping[str, str], title: str) -> plt.Figure:
+                    regime: Mapping[str, str], title: str,
+                    xlabel: str = "clean test accuracy") -> plt.Figure:
     """Rows = attacks, columns = tolerance and alignment: one point per model (colour = family,
     marker = regime), an arrow from each model to its harmonized twin; panel titles give
-    Spearman ρ(accuracy, ·) with its bootstrap CI over models.
+    Spearman ρ(accuracy, ·) with its bootstrap CI over models. ``xlabel``: what the accuracy
+    is (:func:`advlens.papers.linsley2023.accuracy_label`: ImageNet top-1 on ClickMe).
 
     ``summary``: :func:`advlens.papers.linsley2023.model_table`; ``arrows``: quantity →
     :func:`~advlens.papers.linsley2023.twin_arrows`; ``corr``:
@@ -57,7 +59,7 @@ def accuracy_panels(summary: pd.DataFrame, arrows: Mapping[str, pd.DataFrame],
             ax = axes[r, col]
             arr = arrows[quantity]
             arr = arr[arr["attack"] == attack] if len(arr) else arr
-            _panel(ax, part, arr, quantity, family, regime, palette)
+            _panel(ax, part, arr, quantity, family, regime, palette, xlabel)
             est = c.loc[(attack, quantity)]
             ax.set_title(f"{ATTACK_LABEL.get(attack, attack)}\nρ = {est['rho']:.2f} "
                          f"[{est['lo']:.2f}, {est['hi']:.2f}], {int(est['n_models'])} models")
