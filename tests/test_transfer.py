@@ -63,6 +63,31 @@ def test_identical_models_transfer_fully_and_skip_rule_is_honoured() -> None:
     assert list(m.index) == ["b", "a", "a-copy"] and m.loc["a", "a-copy"] == 1.0
 
 
+def test_every_example_is_evaluated_without_the_source_filter() -> None:
+    """``only_successful=False`` (Su et al.'s transfer code: it evaluates every saved example,
+    fooled the source or not) keeps every image both models classify correctly."""
+    models, x, y = _setup()
+    models = {"a": models["a"], "b": models["b"]}
+    eps = 0.02  # weak enough that some of a's examples fail on a
+    table = transfer_matrix(models, x, y, attack=ifgsm(eps=eps, steps=5),
+                            only_successful=False).set_index(["source", "target"])
+    from advlens import attacks
+
+    with torch.no_grad():
+        a_ok, b_ok = (models["a"](x).argmax(1) == y), (models["b"](x).argmax(1) == y)
+    r = attacks.pgd(models["a"], x[a_ok], y[a_ok], eps=eps, norm="linf", steps=5,
+                    step_size=eps / 5)
+    assert not bool(r.success.all())  # else the filter would not matter here
+    keep = b_ok[a_ok]
+    with torch.no_grad():
+        rate = float((models["b"](r.adv[keep]).argmax(1) != y[a_ok][keep]).double().mean())
+    assert table.loc[("a", "b"), "n"] == int(keep.sum())
+    assert table.loc[("a", "b"), "success"] == pytest.approx(rate)
+    filtered = transfer_matrix(models, x, y, attack=ifgsm(eps=eps, steps=5)).set_index(
+        ["source", "target"])
+    assert filtered.loc[("a", "b"), "n"] < table.loc[("a", "b"), "n"]
+
+
 def test_the_diagonal_is_the_white_box_rate() -> None:
     """Source = target reads the white-box success rate over the source's correctly classified
     images; the only_successful filter (the off-diagonal rule) made it 1 by construction."""

@@ -131,7 +131,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "ead_steps": 10, "ead_lr": 0.01, "ead_initial_const": 0.1, "ead_beta": 1e-3,
                   "target_modes": ["random"], "depth_pairs": [["resnet8", "resnet14"]],
                   "transfer_eps": 0.1, "transfer_steps": 5, "transfer_target_mode": "random",
-                  "transfer_targeted_metric": "success",
+                  "transfer_targeted_metric": "success", "transfer_only_successful": False,
                   "n_boot": 50, "batch_size": 256, "zoo_seed": 0,
                   "family_models": [
                       {"arch": "cnn-s", "n_train": 400, "epochs": 2, "batch_size": 32,
@@ -153,7 +153,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                    "ead_initial_const": 0.1, "ead_beta": 1e-3, "target_modes": [],
                    "depth_pairs": [["resnet8", "resnet14"]], "transfer_eps": 0.1,
                    "transfer_steps": 10, "transfer_target_mode": "random",
-                   "transfer_targeted_metric": "success", "n_boot": 1000,
+                   "transfer_targeted_metric": "success", "transfer_only_successful": False,
+                   "n_boot": 1000,
                    "batch_size": 256, "zoo_seed": 0,
                    # one architecture per family trained to other errors: 150 or 500 training
                    # images (the family's zoo epochs), or one epoch on all of them
@@ -186,7 +187,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                                   ["resnet50.tv_in1k", "resnet101.tv_in1k"],
                                   ["vgg16.tv_in1k", "vgg19.tv_in1k"]], "transfer_eps": 16 / 255,
                   "transfer_steps": 50, "transfer_target_mode": "random",
-                  "transfer_targeted_metric": "top5", "n_boot": 2000,
+                  "transfer_targeted_metric": "top5", "transfer_only_successful": False,
+                  "n_boot": 2000,
                   "batch_size": 64, "zoo_seed": 0, "family_models": []},
     },
     # --- 05: seed sweep of the other notebooks ------------------------------------------------

@@ -84,7 +84,8 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
     "random" drawn once with ``generator`` and shared by all sources). Each source attacks only
     the images it classifies correctly (Su et al.'s protocol: an image it already gets wrong
     would count as fooled without any attack). Evaluated for a pair: those of them the target
-    classifies correctly clean, and (``only_successful``) whose example fooled the source. The
+    classifies correctly clean, and (``only_successful``) whose example fooled the source (Su et
+    al.'s transfer code evaluates every saved example: ``only_successful=False``). The
     diagonal (source = target) is the white-box rate: every image the source attacked, with no
     ``only_successful`` filter (with it, the diagonal would read 1 by construction).
 
