@@ -83,8 +83,8 @@ TESTS = {
     "sweep": ["tests/test_sweep.py"],
     # paper modules (dotted: lib/advlens/papers/<name>.py)
     "papers.su2018": ["tests/test_su2018_scaling.py", "tests/test_su2018_within_family.py",
-                      "tests/test_su2018.py"],
-    "papers.linsley2023": ["tests/test_linsley2023.py"],
+                      "tests/test_su2018.py", "tests/test_input_errors.py"],
+    "papers.linsley2023": ["tests/test_linsley2023.py", "tests/test_input_errors.py"],
     "papers.liang2021": ["tests/test_liang2021.py", "tests/test_transfer_alpha.py"],
     "papers.jones2022": ["tests/test_jones2022_claims.py", "tests/test_jones2022.py"],
 }

@@ -335,6 +335,33 @@ def test_timm_penultimate_is_timm_pre_logits_or_refused() -> None:
         features.representation(nn.Sequential(nn.Identity(), _tiny_timm(distilled=True)), x)
 
 
+class AuxHeadNet(nn.Module):
+    """A timm-like model whose classifier (``get_classifier()``) is a linear ``head`` registered
+    before an auxiliary linear head: the last nn.Linear is not the classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(4, 8)
+        self.head = nn.Linear(8, 3)
+        self.aux = nn.Linear(8, 2)
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.body(x.flatten(1))
+        return self.head(z) + self.aux(z).sum(1, keepdim=True)
+
+
+def test_a_linear_head_that_is_not_last_is_refused_without_the_identity_hint() -> None:
+    """Only an identity head's output is the features: for a linear head the way out is a
+    module name of the caller's choice, not layer='head' (whose output is the logits; a
+    `make mutate` survivor gave that hint for any head found by name)."""
+    with pytest.raises(ValueError, match="get_classifier") as err:
+        features.representation(AuxHeadNet().eval(), torch.rand(2, 4))
+    assert "identity head" not in str(err.value) and "layer='<module name>'" in str(err.value)
+
+
 class DictBackbone(nn.Module):
     """A backbone returning a dict (torchvision's IntermediateLayerGetter, HF ModelOutput)."""
 

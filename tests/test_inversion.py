@@ -500,3 +500,42 @@ def test_a_target_norm_that_overflows_is_refused_not_read_as_loss_zero() -> None
     x = images(4, seed=15)
     with pytest.raises(ValueError, match="too large for its L2 norm"):
         invert(model, x[:2], x[2:], iterations=2, progress=False)
+
+
+def test_batches_of_one_image_are_allowed_and_change_nothing() -> None:
+    """batch_size=1 (one pair at a time, e.g. on a small GPU) is valid (>= 1) and, samples never
+    interacting, gives the batched run's results: checked against the update written out by hand
+    for all pairs at once (float64; a `make mutate` survivor refused batch_size=1 unnoticed)."""
+    model = tiny_cnn(dtype=torch.float64)
+    x = images(6, seed=16, dtype=torch.float64)
+    seeds, targets = x[:3], x[3:]
+    body = model[:-1]
+    t_rep = body(targets).detach()
+    z, m = seeds.clone(), torch.zeros_like(seeds)
+    for _ in range(12):  # the paper's update: normalised gradient, momentum 0.9, step 1/8, clamp
+        z.requires_grad_(True)
+        loss = (body(z) - t_rep).norm(dim=1) / t_rep.norm(dim=1)
+        (g,) = torch.autograd.grad(loss.sum(), z)
+        with torch.no_grad():
+            m = 0.9 * m + 0.1 * g / g.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+            z = (z - m / 8).clamp(0, 1)
+    one = invert(model, seeds, targets, iterations=12, batch_size=1, use_best=False,
+                 progress=False)
+    assert one.iterations.tolist() == [12] * 3
+    torch.testing.assert_close(one.images, z.detach(), rtol=0, atol=1e-9)
+    whole = invert(model, seeds, targets, iterations=12, batch_size=3, use_best=False,
+                   progress=False)
+    torch.testing.assert_close(one.images, whole.images, rtol=0, atol=1e-9)
+
+
+def test_early_stop_with_zero_tolerance_stops_nothing() -> None:
+    """EarlyStop's rule is "improved by *less than* rel_tol": at rel_tol 0 no gain is below it,
+    so even seeds equal to their targets (closed form: loss 0, zero gradient, gain exactly 0 at
+    every check) run every iteration. (The boundary `<` vs `<=` was an untested `make mutate`
+    survivor: `<=` stopped them at the first check.)"""
+    model = tiny_cnn(dtype=torch.float64)
+    x = images(3, seed=9, dtype=torch.float64)
+    res = invert(model, x.clone(), x, iterations=12,
+                 early_stop=EarlyStop(patience=3, rel_tol=0.0), history=True, progress=False)
+    assert res.iterations.tolist() == [12] * 3
+    assert torch.equal(res.images, x) and (res.history == 0).all()

@@ -758,3 +758,31 @@ def test_transfer_bars_draw_no_error_bar_for_a_source_without_a_ci() -> None:
     assert ax.get_title() == "A (1-3 seeds)"
     one = liang2021.summarize(rows[rows["source"] == "s1"])
     assert liang2021_figures.transfer_bars(one).axes[0].get_title() == "A (1 seed: no CI)"
+
+
+def test_settings_defaults_are_the_protocols_attack() -> None:
+    """PROTOCOLS.md §4: untargeted L∞ PGD, random start, 50 steps of 0.1·eps at eps 0.1 (a
+    `make mutate` survivor changed the default step count unnoticed)."""
+    s = liang2021.Settings()
+    assert (s.attack, s.eps, s.steps, s.step_fraction) == ("pgd", 0.1, 50, 0.1)
+
+
+def test_findings_read_a_table_written_before_testable_by_its_count_and_ci() -> None:
+    """A correlations table without ``testable`` (written before it): enough points are at
+    least min_testable_points (5) with a CI not above 0 (it can then fail), or a row that held;
+    fewer points, or a CI above 0 that did not hold (so something untestable kept it from
+    holding), leave the claim untested. Each row below is decided by hand from that rule."""
+    assert liang2021.min_testable_points() == 5
+    summary = pd.DataFrame({"experiment": ["E"] * 2, "source": ["a", "b"],
+                            "transfer_acc": [0.5, 0.6], "alpha1": [0.2, 0.1],
+                            "alpha2": [0.2, 0.1]})
+    cases = [  # (n, lo, holds) -> expected finding
+        ((5, -0.2, False), False),  # exactly 5 points, CI reaching below 0: refuted
+        ((3, -0.2, False), None),   # 3 points: too few, whatever the CI
+        ((6, 0.1, False), None),    # CI above 0 that did not hold: untested
+        ((6, 0.1, True), True)]
+    for (n, lo, held), expected in cases:
+        corr = pd.DataFrame({"experiment": ["E"], "metric": ["alpha1"], "rho": [0.3],
+                             "lo": [lo], "hi": [0.8], "p": [0.2], "n": [n], "holds": [held]})
+        (row,) = liang2021.findings(summary, corr).to_dict("records")
+        assert row["holds"] is expected, (n, lo, held)

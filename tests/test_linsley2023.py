@@ -150,6 +150,24 @@ def test_attack_alignment_rows_match_the_attack_and_the_kernel() -> None:
     np.testing.assert_allclose(rows["l2"], (result.adv - x).flatten(1).norm(dim=1).numpy())
 
 
+def test_ddn_rows_are_ddn_run_for_ddn_steps_steps() -> None:
+    """``attack="ddn"``'s tolerance is the L2 norm of DDN's minimal adversarial after
+    ``ddn_steps`` steps (run_attack's docstring), inf where it found none: the rows equal
+    :func:`advlens.attacks.ddn` with ``steps=ddn_steps`` (DDN itself is checked against
+    adv-lib elsewhere; a `make mutate` survivor ran one step more unnoticed)."""
+    model = _model()
+    x, y = _data(model, 8)
+    maps = torch.rand(8, 6, 6, dtype=torch.float64)
+    for steps in (2, 5):
+        rows = linsley2023.attack_alignment(model, x, y, maps, attack="ddn", ddn_steps=steps)
+        ref = attacks.ddn(model, x, y, steps=steps, progress=False)
+        ok = ref.success.numpy()
+        assert ok.any() and list(rows["broken"]) == list(ok)
+        np.testing.assert_array_equal(rows["tolerance"],
+                                      np.where(ok, ref.norms.double().numpy(), np.inf))
+        np.testing.assert_allclose(rows["l2"], (ref.adv - x).flatten(1).norm(dim=1).numpy())
+
+
 def test_rank_correlation_is_scipys_spearman_with_a_bootstrap_ci() -> None:
     rng = np.random.default_rng(0)
     acc = rng.uniform(size=12)
@@ -563,6 +581,15 @@ def test_cue_reliance_against_the_masks_and_predictions() -> None:
         assert table.loc["m", f"area_{cue}"] == pytest.approx(float(both.masks[:, k].mean()))
     shares = table.loc["m", ["saliency_shape", "saliency_grating"]].to_numpy(float)
     assert (shares >= 0).all() and shares.sum() <= 1 + 1e-6 and shares.min() > 0
+    # by hand (float64): a linear model's saliency is its true class's weight row, averaged
+    # over the colour channels; each share is the |saliency| on mask k (0 = shape, 1 = grating,
+    # as twin_cue documents) over the total, averaged over the images (a `make mutate` survivor
+    # reported the grating's share as the shape's unnoticed)
+    w = model[1].weight.detach().double().numpy().reshape(10, 3, 24, 24).mean(1)
+    sal = np.abs(w[both.labels.numpy()])  # (N, 24, 24)
+    masks = both.masks.double().numpy()
+    by_hand = [((sal * masks[:, k]).sum((1, 2)) / sal.sum((1, 2))).mean() for k in (0, 1)]
+    np.testing.assert_allclose(shares, by_hand, rtol=1e-5)
 
 
 def test_cue_reliance_scores_the_design_the_models_learnt() -> None:
