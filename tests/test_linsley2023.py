@@ -21,7 +21,7 @@ from torch import nn
 from advlens import alignment, attacks
 from advlens.alignment import spearman_alignment
 from advlens.data import ImageSet
-from advlens.findings import decode_statistics
+from advlens.findings import decode_statistics, verdict
 from advlens.papers import linsley2023
 from advlens.paths import repo_root
 from advlens.zoo.config import ModelConfig
@@ -197,9 +197,10 @@ def test_findings_apply_the_decision_rules() -> None:
     corr = pd.DataFrame({"attack": ["pgd", "pgd"], "quantity": ["tolerance", "alignment"],
                          "rho": [0.7, -0.2], "lo": [0.3, -0.6], "hi": [0.9, 0.1],
                          "n_models": [10, 10]})
-    arrows = pd.DataFrame({"plain": ["p"], "harmonized": ["h"], "attack": ["pgd"],
-                           "change": [0.2]})
-    tol = arrows.assign(change=[-0.1])
+    arrows = pd.DataFrame({"plain": [f"p{i}" for i in range(6)],  # 6 pairs: see below
+                           "harmonized": [f"h{i}" for i in range(6)], "attack": "pgd",
+                           "change": 0.2})
+    tol = arrows.assign(change=[-0.1, *[0.1] * 5])
     reliance = pd.DataFrame({"model": ["p", "h"], "acc_a-only": [0.5, 0.9],
                              "acc_b-only": [0.9, 0.3], "saliency_shape": [0.2, 0.6]})
     table = linsley2023.findings(corr, arrows, tol, dataset="toy")
@@ -309,6 +310,36 @@ def test_twin_claims_are_untested_not_held_with_an_undefined_pair() -> None:
     # a finite pair that fails still refutes the claim beside the undefined one
     worse = tol.assign(change=[-0.1, np.nan])
     assert linsley2023.findings(none, worse, worse).loc[3, "holds"] is False
+
+
+def test_twin_claims_need_enough_pairs_to_read_holds() -> None:
+    """Every pair passing is a sign test over the pairs of models (both attacks of a pair share
+    its models): with no harmonization effect all of k pairs pass 1 time in 2^k -- 1 in 16 for
+    the laptop's 4 digits pairs, 1 in 8 for its 3 twin-cue pairs, above the 2.5 % the rules
+    take elsewhere. Simulated here: each pair's change is a shared random draw (attacks
+    correlated); the rule said "holds" at 1/2^k, now at most 2.5 % of zoos; 6 pairs (1/64)
+    still can hold."""
+    rng = np.random.default_rng(0)
+    none = pd.DataFrame(columns=["attack", "quantity", "rho", "lo", "hi", "n_models"])
+    for k in (3, 4, 6):
+        count = 0
+        for _ in range(400):
+            shared = np.repeat(rng.standard_normal(k), 2)
+            arrows = pd.DataFrame({"plain": [f"p{i}" for i in range(k) for _ in range(2)],
+                                   "harmonized": [f"h{i}" for i in range(k) for _ in range(2)],
+                                   "attack": ["pgd", "ddn"] * k,
+                                   "change": shared + 0.1 * rng.standard_normal(2 * k)})
+            holds = linsley2023.findings(none, arrows, arrows).loc[2, "holds"]
+            count += verdict(holds) == "holds"
+        assert count / 400 <= 0.025, (k, count)
+    four = pd.DataFrame({"plain": [f"p{i}" for i in range(4)],
+                         "harmonized": [f"h{i}" for i in range(4)], "attack": "pgd",
+                         "change": 0.1})
+    row = linsley2023.findings(none, four, four).iloc[2]
+    assert row["holds"] is None and ("(too few pairs to test: all of 4 pass 1 time in 16 with no "
+                                     "effect; 6 needed)") in row["evidence"]
+    assert linsley2023.findings(none, four.assign(change=[0.1, 0.1, 0.1, -0.1]),
+                                four).loc[2, "holds"] is False  # one failing pair refutes
 
 
 def test_twin_claim_evidence_counts_the_passing_pairs_as_passing() -> None:
@@ -866,3 +897,35 @@ def test_alignment_falls_needs_a_ci_below_0_not_ending_at_it() -> None:
     assert list(linsley2023.findings(corr, none, none)["holds"])[:2] == [True, False]
     line = linsley2023.trend_lines(corr.assign(dataset="d"))[1]
     assert "alignment shows no clear trend" in line
+
+
+def test_rho_claims_need_the_association_within_families() -> None:
+    """Two families of five models: the accurate family is the tolerant one, within each
+    family tolerance does not rise with accuracy (ρ -0.3 in both). Across all ten ρ is 0.76,
+    its CI above 0, its p 0.02: it read "holds", though a family's models share its effects
+    (on a null of independent family effects on accuracy and tolerance, shaped as the laptop's
+    37 digits models in 6 families, it read "holds" 1 time in 9). Paired only within families
+    (every one of the 5!·5! pairings enumerated here with scipy's ρ) its p is far above 0.05."""
+    import itertools
+
+    acc = np.r_[np.linspace(0.5, 0.54, 5), np.linspace(0.9, 0.94, 5)]
+    tol = np.r_[[0.13, 0.11, 0.14, 0.10, 0.12], [0.83, 0.81, 0.84, 0.80, 0.82]]
+    family = np.repeat(["a", "b"], 5)
+    summary = pd.DataFrame({"model": [f"m{i}" for i in range(10)], "family": family,
+                            "attack": "pgd", "accuracy": acc, "tolerance": tol,
+                            "alignment": -acc})
+    corr = linsley2023.correlations(summary, n_boot=500)
+    row = corr.iloc[0]
+    observed = spearmanr(acc, tol).statistic
+    rhos = np.array([spearmanr(acc, np.r_[tol[list(a)], tol[[5 + i for i in b]]]).statistic
+                     for a in itertools.permutations(range(5))
+                     for b in itertools.permutations(range(5))])
+    exact = 2 * min((rhos >= observed - 1e-12).mean(), (rhos <= observed + 1e-12).mean())
+    assert row["lo"] > 0 and row["p"] < 0.05  # the old rule's inputs: it held
+    assert row["p_family"] == pytest.approx(exact, abs=0.02) and exact > 0.05
+    none = pd.DataFrame(columns=["plain", "harmonized", "attack", "change"])
+    verdict = linsley2023.findings(corr, none, none).iloc[0]
+    assert verdict["holds"] is False and "within families p = " in verdict["evidence"]
+    # without the family column (or one model per family) the rule is as before
+    plain = linsley2023.correlations(summary.drop(columns="family"), n_boot=50)
+    assert plain["p_family"].isna().all()

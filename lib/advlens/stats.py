@@ -111,6 +111,19 @@ def min_testable_points(level: float = 0.95) -> int:
     return n
 
 
+def min_sign_pairs(level: float = 0.95) -> int:
+    """The fewest independent pairs on which "every pair changes the same way" can be a test at
+    ``level``: the smallest n whose sign-test p of all n changes on one side, 1/2ⁿ under no
+    effect, is below (1 − level)/2 (6 at 0.95: 4 pairs all up happen 1 time in 16 by chance).
+    Several rows of one pair of models (one per attack) are one pair: they share its models.
+    """
+    _check_resampling(1, level)
+    n = 1
+    while not _below_alpha(0.5**n, level):
+        n += 1
+    return n
+
+
 def min_permutation_p(x: np.ndarray, y: np.ndarray) -> float:
     """The smallest exact one-sided permutation p that any ordering of the points (``x``,
     ``y``) can reach, for a rank correlation or a fitted slope alike (finite 1-D arrays of
@@ -153,6 +166,15 @@ def testable(x: np.ndarray, y: np.ndarray, level: float = 0.95) -> bool:
     return _below_alpha(min_permutation_p(x, y), level)
 
 
+def _check_labels(labels: np.ndarray, n: int) -> np.ndarray:
+    """``labels`` as an array of one label per point (``n``)."""
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+        raise ValueError(f"strata must give one label per point ({n}); got shape "
+                         f"{labels.shape}.")
+    return labels
+
+
 def _group_blocks(groups: np.ndarray | None, n: int) -> np.ndarray:
     """Row indices (k, m): one row per group in order of first appearance, its m members in
     order; ``groups`` None makes every point its own group."""
@@ -169,7 +191,7 @@ def _group_blocks(groups: np.ndarray | None, n: int) -> np.ndarray:
 def permutation_p(x: np.ndarray, y: np.ndarray, *, rank: bool = False,
                   alternative: Literal["two-sided", "greater", "less"] = "two-sided",
                   groups: np.ndarray | None = None, n_resamples: int = 9999,
-                  seed: int = 0) -> float:
+                  seed: int = 0, strata: np.ndarray | None = None) -> float:
     """Permutation p of the association of ``x`` and ``y``: Pearson's r, or Spearman's ρ with
     ``rank`` (r of the average ranks), against the pairings of the same values.
 
@@ -183,6 +205,10 @@ def permutation_p(x: np.ndarray, y: np.ndarray, *, rank: bool = False,
     group i keep their ``y`` values' order and take those of group j (equal group sizes) —
     the test for points that are not exchangeable one by one (several seeds of one model).
     A slope's sign test is the Pearson test: the pairings keep both spreads.
+    ``strata`` (one label per point) pairs points only within a stratum (Monte Carlo): the
+    test for points that share effects by stratum (models of one architecture family), whose
+    association across strata may be their families' alone -- the pairings keep every
+    stratum's values, so only an association within strata is evidence. Not with ``groups``.
     Returns p in (0, 1]; 1 where ``x`` or ``y`` is constant.
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
@@ -205,18 +231,33 @@ def permutation_p(x: np.ndarray, y: np.ndarray, *, rank: bool = False,
     scale = math.sqrt(float(xc @ xc) * float(yc @ yc))
     if scale == 0.0:
         return 1.0
-    blocks = _group_blocks(groups, x.size)
-    k = blocks.shape[0]
     # Σ xc·yc up to a constant factor: the pairings keep both spreads
     observed = float(xc @ yc)
-    if math.factorial(k) <= n_resamples:
-        orders = np.array(list(itertools.permutations(range(k))), dtype=np.intp)
-        count = 0
-    else:
+    if strata is not None:
+        if groups is not None:
+            raise ValueError("pass groups= (whole groups paired) or strata= (points paired "
+                             "within a stratum), not both.")
+        labels = np.unique(_check_labels(strata, x.size), return_inverse=True)[1]
         rng = np.random.default_rng(seed)
-        orders = np.argsort(rng.random((n_resamples, k)), axis=1)
-        count = 1  # the observed pairing, as one of 1 + n_resamples
-    stats_ = yc[blocks[orders].reshape(len(orders), -1)] @ xc[blocks.reshape(-1)]
+        # a random order inside each stratum, strata in a fixed order: point base[j] takes
+        # the y of order[:, j], a point of its own stratum
+        base = np.argsort(labels, kind="stable")
+        order = np.argsort(labels + 0.5 * rng.random((n_resamples, x.size)), axis=1)
+        pairing = np.empty_like(order)
+        pairing[:, base] = order
+        stats_ = yc[pairing] @ xc
+        count, orders = 1, pairing
+    else:
+        blocks = _group_blocks(groups, x.size)
+        k = blocks.shape[0]
+        if math.factorial(k) <= n_resamples:
+            orders = np.array(list(itertools.permutations(range(k))), dtype=np.intp)
+            count = 0
+        else:
+            rng = np.random.default_rng(seed)
+            orders = np.argsort(rng.random((n_resamples, k)), axis=1)
+            count = 1  # the observed pairing, as one of 1 + n_resamples
+        stats_ = yc[blocks[orders].reshape(len(orders), -1)] @ xc[blocks.reshape(-1)]
     slack = 1e-12 * scale
     greater = (count + int((stats_ >= observed - slack).sum())) / (count + len(orders))
     less = (count + int((stats_ <= observed + slack).sum())) / (count + len(orders))

@@ -32,7 +32,14 @@ from advlens.data import ImageSet, twin_cue
 from advlens.features import accuracy, predict
 from advlens.findings import combine, encode_statistics
 from advlens.resample import images_to_side, maps_to_side
-from advlens.stats import Estimate, bootstrap_ci, min_testable_points, permutation_p, testable
+from advlens.stats import (
+    Estimate,
+    bootstrap_ci,
+    min_sign_pairs,
+    min_testable_points,
+    permutation_p,
+    testable,
+)
 from advlens.zoo.config import ModelConfig
 from advlens.zoo.paper import input_side
 
@@ -288,21 +295,29 @@ def correlations(summary: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) ->
     testable). ``p``: the two-sided permutation p of ρ (:func:`advlens.stats.permutation_p`;
     exact up to 7 models); ``testable``: whether some ordering of those models' values would be
     significant at 95 %, :func:`advlens.stats.testable` -- not with fewer than 5 models, nor
-    where ties leave too few distinct orderings."""
+    where ties leave too few distinct orderings. ``p_family`` (where ``summary`` has a
+    ``family`` column and a family has two models): the two-sided p of ρ with accuracies paired
+    only within families (``strata``): the models of a family share its effects on accuracy and
+    on tolerance, so ρ across families may be theirs alone (NaN otherwise)."""
     rows = []
     for attack, part in summary.groupby("attack", sort=False):
         for quantity in ("tolerance", "alignment"):
-            values = part[["accuracy", quantity]].to_numpy(float)
-            values = values[np.isfinite(values).all(axis=1)]
+            kept = np.isfinite(part[["accuracy", quantity]].to_numpy(float)).all(axis=1)
+            values = part[["accuracy", quantity]].to_numpy(float)[kept]
+            family = part["family"].to_numpy()[kept] if "family" in part else None
             if len(values) < 3:  # too few models: not testable, said so rather than raised
                 rows.append({"attack": attack, "quantity": quantity, "rho": np.nan,
-                             "lo": np.nan, "hi": np.nan, "p": np.nan, "n_models": len(values),
-                             "testable": False})
+                             "lo": np.nan, "hi": np.nan, "p": np.nan, "p_family": np.nan,
+                             "n_models": len(values), "testable": False})
                 continue
+            shared = family is not None and pd.Series(family).value_counts().max() > 1
             est = rank_correlation(part["accuracy"], part[quantity], n_boot=n_boot, seed=seed)
             rows.append({"attack": attack, "quantity": quantity, "rho": est.value,
                          "lo": est.lo, "hi": est.hi,
                          "p": permutation_p(values[:, 0], values[:, 1], rank=True, seed=seed),
+                         "p_family": permutation_p(values[:, 0], values[:, 1], rank=True,
+                                                   seed=seed, strata=family)
+                         if shared else np.nan,
                          "n_models": est.n, "testable": testable(values[:, 0], values[:, 1])})
     return pd.DataFrame(rows)
 
@@ -334,15 +349,20 @@ def _rho_claim(corr: pd.DataFrame, quantity: str, sign: int) -> tuple[bool | Non
 
 def _significant(r: Any, sign: int) -> bool:
     """Whether a row of :func:`correlations` shows ρ of the sign ``sign``: its 95 % CI on that
-    side of 0 and its permutation p below 0.05 (the percentile CI alone rejects too often with
-    few models); a table without ``p`` (written before it) by the CI alone."""
+    side of 0, its permutation p below 0.05 (the percentile CI alone rejects too often with
+    few models) and, where models share families, its within-family p (``p_family``) below
+    0.05 too (models paired across families read "holds" 1 time in 9 on a family-effects null
+    of the laptop's 37 digits models, 6 families); a table without ``p`` (written before it)
+    by the CI alone."""
     side = r.lo > 0 if sign > 0 else r.hi < 0
-    return bool(side and not getattr(r, "p", np.nan) >= 0.05)
+    return bool(side and not getattr(r, "p", np.nan) >= 0.05
+                and not getattr(r, "p_family", np.nan) >= 0.05)
 
 
 def _p_text(r: Any) -> str:
-    p = getattr(r, "p", np.nan)
-    return f", p = {p:.2g}" if np.isfinite(p) else ""
+    p, within = getattr(r, "p", np.nan), getattr(r, "p_family", np.nan)
+    return ((f", p = {p:.2g}" if np.isfinite(p) else "")
+            + (f", within families p = {within:.2g}" if np.isfinite(within) else ""))
 
 
 def _too_few(r: Any) -> bool:
@@ -390,10 +410,20 @@ def _pair_claim(arrows: pd.DataFrame, test: str) -> tuple[bool | None, str]:
     # leaves "every pair" untested
     holds = combine([*map(bool, ok), *[None] * int((~defined).sum())])
     untested = f", {int((~defined).sum())} undefined" if not defined.all() else ""
+    # "every pair" is a sign test over the pairs of models (an attack's rows share the pair's
+    # models): with no effect all of k pass 1 time in 2^k, 1 in 16 for 4 pairs -- below
+    # min_sign_pairs no number of passing pairs is evidence
+    needed = min_sign_pairs()
+    n_pairs = len(finite[["plain", "harmonized"]].drop_duplicates())
+    few = ""
+    if holds and n_pairs < needed:
+        holds = None
+        few = (f" (too few pairs to test: all of {n_pairs} pass 1 time in {2**n_pairs} with no "
+               f"effect; {needed} needed)")
     # the count is of the pairs that pass, out of those with a finite change ("2/6 pairs with a
     # finite value" read as 4 of 6 pairs being undefined when all 6 were finite and 4 failed)
     return holds, (f"{int(ok.sum())} of {len(ok)} pairs with a finite change pass ({test})"
-                   f"{untested}: {text}")
+                   f"{untested}{few}: {text}")
 
 
 PAPER = {"1": "Spearman 0.70 between ImageNet accuracy and mean tolerance over 283 models",
@@ -417,8 +447,9 @@ def findings(corr: pd.DataFrame, align_arrows: pd.DataFrame, tol_arrows: pd.Data
     :mod:`advlens.findings`); ``holds`` None = not testable with these models.
 
     1. Tolerance grows with accuracy: ρ(accuracy, tolerance) has its 95 % CI above 0 and its
-       permutation p below 0.05 (every attack). 2. Alignment falls with accuracy: CI of
-       ρ(accuracy, alignment) below 0, p below 0.05. An
+       permutation p below 0.05, that within families too (``p_family``, every attack).
+       2. Alignment falls with accuracy: CI of ρ(accuracy, alignment) below 0, p (and
+       ``p_family``) below 0.05. An
        attack with ρ undefined (tied models), with fewer models than
        :func:`advlens.stats.min_testable_points` (5), or with so many ties that no ordering
        would be significant (``testable`` False) makes the claim None unless another attack's
@@ -426,7 +457,9 @@ def findings(corr: pd.DataFrame, align_arrows: pd.DataFrame, tol_arrows: pd.Data
     3. Harmonized twins are attacked more in line with the maps: alignment higher in every pair
        (every attack). 4. ... without becoming easier to fool: tolerance not lower in every pair.
        A pair whose change is undefined (NaN: e.g. a model never broken) makes the claim None
-       unless another pair refutes it.
+       unless another pair refutes it; so do fewer pairs of models with a finite change than
+       :func:`advlens.stats.min_sign_pairs` (6): with no effect all of 4 pairs pass 1 time in
+       16, whatever their attacks (one pair's rows share its models).
     """
     rows = []
     for key, quantity, sign, name in (("1", "tolerance", +1, "tolerance grows with accuracy"),

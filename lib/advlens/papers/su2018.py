@@ -39,7 +39,14 @@ from advlens.features import predict
 from advlens.findings import combine, encode_statistics
 from advlens.resample import images_to_side
 from advlens.rng import name_seed
-from advlens.stats import Estimate, LinearFit, bootstrap_ci, linear_fit, min_testable_points
+from advlens.stats import (
+    Estimate,
+    LinearFit,
+    bootstrap_ci,
+    linear_fit,
+    min_sign_pairs,
+    min_testable_points,
+)
 
 if TYPE_CHECKING:
     from advlens.zoo.collection import ZooEntry
@@ -555,7 +562,9 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
     (2) for both attacks of :data:`LAW_ATTACKS`, family η² exceeds the R² of log size and its
     permutation p < :data:`FAMILY_ALPHA` (None if an η² is untestable and the other attack does
     not fail); (3) in every L∞ depth pair
-    the deeper model has the larger distortion (None without an L∞ pair); (4) mean transfer
+    the deeper model has the larger distortion (None without an L∞ pair, or when every pair is
+    larger but there are fewer than :func:`advlens.stats.min_sign_pairs` (6) pairs: with no
+    depth effect one pair is larger half the time, 3 pairs all are 1 time in 8); (4) mean transfer
     within families exceeds that across families and the family reaching other families most
     is :data:`BROAD_TRANSFER_FAMILY` (each half None where untestable -- no family of two
     models, every model of one family, no :data:`BROAD_TRANSFER_FAMILY` model -- and the
@@ -588,12 +597,22 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
 
     linf = depth[depth["norm"] == "linf"] if len(depth) else depth
     if len(linf):
+        # a sign test over the pairs of models (both L∞ attacks of a pair share its models):
+        # with no depth effect every one of k pairs is larger 1 time in 2^k (1 pair: half the
+        # time), so below min_sign_pairs a larger deeper model is no evidence; one smaller
+        # still refutes "every pair"
+        n_pairs = len(linf[["shallow", "deep"]].drop_duplicates())
+        larger = bool(linf["deeper_larger"].all())
+        few = n_pairs < min_sign_pairs()
         rows.append({"finding": "3 depth slightly helps L∞",
-                     "holds": bool(linf["deeper_larger"].all()), "evidence": "; ".join(
+                     "holds": None if larger and few else larger, "evidence": "; ".join(
                          f"{r.shallow}→{r.deep} {r.attack}: {r.dist_shallow:.4f}→"
                          f"{r.dist_deep:.4f} ({r.dist_deep / r.dist_shallow - 1:+.0%}; CIs "
                          f"{'overlap' if r.cis_overlap else 'apart'})"
-                         for r in linf.itertuples())})
+                         for r in linf.itertuples())
+                     + (f" (too few pairs to test: every one of {n_pairs} is larger 1 time in "
+                        f"{2**n_pairs} with no depth effect; {min_sign_pairs()} needed)"
+                        if few else "")})
     else:
         rows.append({"finding": "3 depth slightly helps L∞", "holds": None,
                      "evidence": "no depth pair in this zoo"})
