@@ -398,6 +398,24 @@ def test_model_table_attacks_each_model_on_the_images_it_gets_right() -> None:
     assert (none["n_images"] == 0).all()
 
 
+def test_model_table_rows_name_the_image_of_data_they_were_measured_on() -> None:
+    """With n_images < len(data) the rows' `image` was the position in the random pool (0..k-1),
+    not the index in data (which 03b's `image` is): rows could not be traced to their image.
+    The reference: the per-image search loop on data's image of that index."""
+    model = _model()
+    x, y = _data(model, 30)
+    data = ImageSet(x, y, torch.rand(30, 1, 6, 6, dtype=torch.float64),
+                    [str(i) for i in range(5)], "toy")
+    _, per_image = linsley2023.model_table({"m": model}, data, data.masks[:, 0],
+                                           accuracy={"m": 1.0}, attacks_=["pgd"], n_images=8,
+                                           seed=3)
+    ids = per_image["image"].to_numpy()
+    assert len(set(ids)) == 8 and ids.min() >= 0 and ids.max() < 30
+    assert sorted(ids) != list(range(8))  # the draw is not the first eight images
+    expected = _tolerance_loop(model, x[ids], y[ids])
+    np.testing.assert_allclose(per_image["tolerance"].to_numpy(), expected, rtol=0, atol=1e-12)
+
+
 def test_model_table_takes_attacks_as_a_list_once() -> None:
     """A generator of attacks was used up by the first model (the others had no rows); a bare
     string was read letter by letter ("got 'd'"). The reference: the same attacks as a list."""

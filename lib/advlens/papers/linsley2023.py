@@ -160,12 +160,14 @@ def model_table(models: Mapping[str, nn.Module], data: ImageSet, maps: Tensor, *
     each model is attacked on those *it* classifies correctly, at its own input side where
     ``sides`` names one (:func:`at_side`: the pool and its maps resized). ``accuracy`` gives
     each model's clean test accuracy (the x axis of the paper's figures). Returns (summary: one
-    row per model and attack, per-image rows with ``model`` and ``attack`` columns).
+    row per model and attack, per-image rows with ``model`` and ``attack`` columns; their
+    ``image`` is the image's index in ``data``, not its position in the pool).
     """
     if isinstance(attacks_, str):  # its letters were taken as attacks ("got 'd'")
         raise ValueError(f"attacks_ must be a list of attack names, not the string "
                          f"{attacks_!r}; pass [{attacks_!r}].")
     attacks_ = list(attacks_)  # once: a generator was used up by the first model
+    pick = torch.arange(len(data))  # each pool image's index in data: the rows' `image`
     if n_images is not None and n_images < len(data):
         gen = torch.Generator().manual_seed(seed)
         pick = torch.randperm(len(data), generator=gen)[:n_images].sort().values
@@ -176,7 +178,7 @@ def model_table(models: Mapping[str, nn.Module], data: ImageSet, maps: Tensor, *
         data, maps = at_side(pool, pool_maps, (sides or {}).get(name))
         ok = correct(model, data.images, data.labels)
         x, y, m = data.images[ok], data.labels[ok], maps[ok]
-        index = ok.nonzero().flatten().numpy()
+        index = pick[ok].numpy()  # in data, not in the pool (03b's `image` is too)
         for attack in attacks_:
             rows = attack_alignment(model, x, y, m, attack=attack, ddn_steps=ddn_steps,
                                     batch_size=batch_size)
