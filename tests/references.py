@@ -74,10 +74,12 @@ def _next_const(c: np.ndarray, lo: np.ndarray, up: np.ndarray, ok: np.ndarray) -
 def carlini_l2(weights: tuple[np.ndarray, ...], x: np.ndarray, labels: np.ndarray, *,
                targeted: bool = False, kappa: float = 0.0, lr: float = 1e-3,
                binary_steps: int = 9, steps: int = 1000, initial_const: float = 0.01,
-               abort_early: bool = True) -> tuple[np.ndarray, int]:
+               abort_early: bool = True, abort_rule: str = "batch") -> tuple[np.ndarray, int]:
     """l2_attack.py: Adam (TF's form) on w, x' = tanh(w + atanh((x − ½)·1.999999))/2 + ½, the
     distance to the reconstructed x, the batch loss checked every steps//10 iterations against
-    a previous 1e6 before the best is kept; returns (L2 norms to x, inf = none; passes)."""
+    a previous 1e6 before the best is kept; returns (L2 norms to x, inf = none; passes).
+    ``abort_rule="every"``: Su et al.'s copy of it, the per-image losses, ``np.all(l >
+    prev*.9999)``."""
     n = len(x)
     timg = np.arctanh((x - 0.5) * 1.999999)
     start = np.tanh(timg) / 2 + 0.5
@@ -94,14 +96,15 @@ def carlini_l2(weights: tuple[np.ndarray, ...], x: np.ndarray, labels: np.ndarra
             z, f, g = mlp_margin(weights, img, labels, targeted)
             passes += 1
             l2 = ((img - start) ** 2).sum(1)
-            loss = (c * np.maximum(0.0, f + kappa)).sum() + l2.sum()
+            hinge = c * np.maximum(0.0, f + kappa)
+            loss = hinge.sum() + l2.sum() if abort_rule == "batch" else hinge + l2
             grad = (2 * (img - start) + (c * (f + kappa > 0))[:, None] * g) * (
                 1 - np.tanh(w + timg) ** 2) / 2
             m, v = 0.9 * m + 0.1 * grad, 0.999 * v + 0.001 * grad**2
             w = w - lr * np.sqrt(1 - 0.999 ** (it + 1)) / (1 - 0.9 ** (it + 1)) * m / (
                 np.sqrt(v) + 1e-8)
             if abort_early and it % (steps // 10) == 0:
-                if loss > prev * 0.9999:
+                if np.all(loss > prev * 0.9999):
                     break
                 prev = loss
             for e in range(n):

@@ -6,7 +6,7 @@ the inner solver differs (:class:`Optimiser`).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -91,12 +91,29 @@ def is_adversarial_with_confidence(crit: Criterion, logits: Tensor, kappa: float
     return margin <= -kappa
 
 
+# how the early abort judges a stall: "batch" -- the batch's summed objective (Carlini & Wagner's
+# l2_attack.py); "every" -- each image's own, the constant stopping only once every image
+# stalled (Su et al.'s l2_attack.py and l1_attack.py: np.all(l > prev*.9999) on per-image losses)
+ABORT_RULES = ("batch", "every")
+
+
+def check_abort_rule(abort_rule: object) -> Literal["batch", "every"]:
+    """``abort_rule`` if it is one of :data:`ABORT_RULES`; a ValueError naming it otherwise."""
+    if abort_rule not in ABORT_RULES:
+        raise ValueError(f"abort_rule must be one of {ABORT_RULES} ('batch': Carlini & Wagner's "
+                         f"code, 'every': Su et al.'s); got {abort_rule!r}.")
+    return abort_rule  # type: ignore[return-value]
+
+
 def const_search(model: nn.Module, crit: Criterion, opt: Optimiser, best: BestAdversarial, *,
                  binary_steps: int, steps: int, initial_const: float, kappa: float,
-                 abort_early: bool, progress: bool | None) -> int:
+                 abort_early: bool, progress: bool | None,
+                 abort_rule: Literal["batch", "every"] = "batch") -> int:
     """Run ``opt`` for ``steps`` iterations at each of ``binary_steps`` constants per image,
     keeping each image's best adversarial in ``best``. Abort early: every steps/10 iterations,
-    stop this constant when the batch objective fell by less than 0.01 %. Returns the passes."""
+    stop this constant when the batch objective fell by less than 0.01 % (``abort_rule``
+    "batch"), or when every image's own objective did ("every"). The candidate of the step
+    that aborts is kept (the codes drop it). Returns the passes."""
     with bookkeeping():  # (the passes leave it)
         consts = ConstSearch(crit.classes.shape[0], initial_const, best.x)
         passes = 0
@@ -117,8 +134,9 @@ def const_search(model: nn.Module, crit: Criterion, opt: Optimiser, best: BestAd
                 if abort_early and k % check_every == 0:
                     # C&W's hinge max(margin + κ, 0) ≥ 0, not ours max(margin, −κ) (the same
                     # gradient): on a negative total the 0.01 % test would never fire
-                    total = float(opt.objective().add_(consts.c * kappa).sum())
-                    if total > previous * 0.9999:
+                    losses = opt.objective().add_(consts.c * kappa)
+                    total = float(losses.sum()) if abort_rule == "batch" else losses
+                    if bool(torch.as_tensor(total > previous * 0.9999).all()):
                         bar.update(steps - k - 1)
                         break
                     previous = total

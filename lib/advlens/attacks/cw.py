@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 
 from advlens.attacks.best import BestAdversarial
 from advlens.attacks.const_search import (
+    check_abort_rule,
     check_search_settings,
     const_search,
     penalised,
@@ -64,6 +67,7 @@ class TanhAdam:
 def cw_l2(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = None,
           binary_steps: int = 9, steps: int = 1000, initial_const: float = 0.01,
           lr: float = 0.001, kappa: float = 0.0, abort_early: bool = True,
+          abort_rule: Literal["batch", "every"] = "batch",
           progress: bool | None = None) -> AttackResult:
     """Carlini & Wagner's L2 attack with the settings of Su et al. as defaults.
 
@@ -76,10 +80,13 @@ def cw_l2(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = No
     ``abort_early`` (as in Carlini & Wagner's code) stops a constant when the *batch's* summed
     objective stalls, so each image's result depends on the images batched with it (another
     batch size or split, e.g. in :func:`~advlens.attacks.run_batched`, gives other norms and
-    passes); ``abort_early=False`` makes it per image, at float rounding.
+    passes); ``abort_early=False`` makes it per image, at float rounding. ``abort_rule="every"``
+    stops a constant only once every image's own objective stalled, as Su et al.'s
+    ``l2_attack.py`` (``np.all(l > prev*.9999)``): later than the batch rule, never earlier.
     """
     initial_const, lr, kappa = check_search_settings(binary_steps, steps, initial_const, lr, kappa)
     abort_early = check_bool(abort_early, "abort_early")
+    abort_rule = check_abort_rule(abort_rule)
     home = as_tensor(x, "x").device
     with attack_mode(model):
         x0, _, crit = prepare(model, x, y, targets=targets)
@@ -87,6 +94,7 @@ def cw_l2(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = No
         opt = TanhAdam(model, x0, crit, lr=lr, kappa=kappa)
         passes = const_search(model, crit, opt, best, binary_steps=binary_steps, steps=steps,
                               initial_const=initial_const, kappa=kappa,
-                              abort_early=abort_early, progress=progress)
+                              abort_early=abort_early, progress=progress,
+                              abort_rule=abort_rule)
         result = best.result(model, crit, passes=passes, forwards=0)
     return result.to(home)

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from advlens.attacks.best import BestAdversarial
 from advlens.attacks.const_search import (
+    check_abort_rule,
     check_search_settings,
     const_search,
     penalised,
@@ -69,6 +70,7 @@ def ead(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = None
         beta: float = 1e-3, decision: Literal["l1", "en"] = "l1", binary_steps: int = 9,
         steps: int = 1000, initial_const: float = 0.01, lr: float = 0.01, kappa: float = 0.0,
         fista: bool = True, abort_early: bool = True,
+        abort_rule: Literal["batch", "every"] = "batch",
         progress: bool | None = None) -> AttackResult:
     """EAD with the L1 decision rule (Su et al.'s EAD-L1 settings as defaults).
 
@@ -78,11 +80,13 @@ def ead(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = None
     0.01. ``decision="l1"`` keeps each image's smallest-L1 adversarial; ``"en"`` the smallest
     elastic-net distance ||δ||₂² + β||δ||₁. ``result.norms`` are L1 norms. With
     ``abort_early`` each image's result depends on the images batched with it, as for
-    :func:`~advlens.attacks.cw_l2`.
+    :func:`~advlens.attacks.cw_l2` (``abort_rule``: as there; "every" is Su et al.'s
+    ``l1_attack.py``).
     """
     initial_const, lr, kappa = check_search_settings(binary_steps, steps, initial_const, lr, kappa)
     beta = positive_number("beta", beta, allow_zero=True)
     fista, abort_early = check_bool(fista, "fista"), check_bool(abort_early, "abort_early")
+    abort_rule = check_abort_rule(abort_rule)
     if decision not in ("l1", "en"):
         raise ValueError(f"decision must be 'l1' or 'en'; got {decision!r}.")
     home = as_tensor(x, "x").device
@@ -93,7 +97,8 @@ def ead(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = None
                              fista=fista)
         passes = const_search(model, crit, opt, best, binary_steps=binary_steps, steps=steps,
                               initial_const=initial_const, kappa=kappa,
-                              abort_early=abort_early, progress=progress)
+                              abort_early=abort_early, progress=progress,
+                              abort_rule=abort_rule)
         result = best.result(model, crit, passes=passes, forwards=0)
     return result.to(home)
 
