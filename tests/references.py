@@ -74,20 +74,25 @@ def _next_const(c: np.ndarray, lo: np.ndarray, up: np.ndarray, ok: np.ndarray) -
 def carlini_l2(weights: tuple[np.ndarray, ...], x: np.ndarray, labels: np.ndarray, *,
                targeted: bool = False, kappa: float = 0.0, lr: float = 1e-3,
                binary_steps: int = 9, steps: int = 1000, initial_const: float = 0.01,
-               abort_early: bool = True, abort_rule: str = "batch") -> tuple[np.ndarray, int]:
+               abort_early: bool = True, abort_rule: str = "batch",
+               keep_modifier: bool = False) -> tuple[np.ndarray, int]:
     """l2_attack.py: Adam (TF's form) on w, x' = tanh(w + atanh((x − ½)·1.999999))/2 + ½, the
     distance to the reconstructed x, the batch loss checked every steps//10 iterations against
     a previous 1e6 before the best is kept; returns (L2 norms to x, inf = none; passes).
     ``abort_rule="every"``: Su et al.'s copy of it, the per-image losses, ``np.all(l >
-    prev*.9999)``."""
+    prev*.9999)``; ``keep_modifier``: Su et al.'s too, whose per-constant reset
+    (``self.init``) re-zeroes Adam's moments and step but not the modifier w."""
     n = len(x)
     timg = np.arctanh((x - 0.5) * 1.999999)
     start = np.tanh(timg) / 2 + 0.5
     lo, c, up = np.zeros(n), np.full(n, initial_const), np.full(n, 1e10)
     o_best, o_adv = np.full(n, 1e10), x.copy()
     passes = 0
+    w = np.zeros_like(x)
     for _ in range(binary_steps):
-        w, m, v = np.zeros_like(x), np.zeros_like(x), np.zeros_like(x)
+        if not keep_modifier:
+            w = np.zeros_like(x)
+        m, v = np.zeros_like(x), np.zeros_like(x)
         best = np.full(n, 1e10)
         ok = np.zeros(n, bool)
         prev = 1e6

@@ -190,6 +190,29 @@ def test_cw_l2_every_image_abort_follows_su_et_als_l2_attack() -> None:
         attacks.cw_l2(model, x, y, abort_rule="all", **kw)
 
 
+def test_cw_l2_restart_from_last_follows_su_et_als_l2_attack() -> None:
+    """``restart_from="last"``: Su et al.'s l2_attack.py re-zeroes Adam's moments per constant
+    but not the modifier, so each constant after the first starts at the previous one's last
+    iterate (tests/references.carlini_l2 keep_modifier=True): same passes and norms as that
+    code; on this batch other norms and a smaller mean than restarting at x; the default ("x")
+    stays Carlini's, and a misspelt value is refused."""
+    model, weights, x, y = _mlp()
+    kw = {"steps": 200, "binary_steps": 5, "lr": 0.01}
+    ours = attacks.cw_l2(model, x, y, abort_rule="every", restart_from="last", **kw)
+    norms, passes = carlini_l2(weights, x.flatten(1).numpy(), y.numpy(), abort_rule="every",
+                               keep_modifier=True, **kw)
+    assert ours.passes == passes and ours.success.sum() >= 6
+    assert torch.equal(ours.success, torch.from_numpy(np.isfinite(norms)))
+    torch.testing.assert_close(ours.norms, torch.from_numpy(norms), rtol=1e-5, atol=1e-6)
+    fresh = attacks.cw_l2(model, x, y, abort_rule="every", **kw)
+    assert not torch.allclose(fresh.norms, ours.norms, rtol=1e-3, atol=0)
+    assert float(ours.norms[ours.success].mean()) < float(fresh.norms[fresh.success].mean())
+    again = attacks.cw_l2(model, x, y, abort_rule="every", restart_from="x", **kw)
+    assert torch.equal(again.adv, fresh.adv) and again.passes == fresh.passes
+    with pytest.raises(ValueError, match="restart_from must be one of"):
+        attacks.cw_l2(model, x, y, restart_from="previous", **kw)
+
+
 def _ead_as_documented(weights: tuple[np.ndarray, ...], x: np.ndarray, labels: np.ndarray, *,
                        targeted: bool, fista: bool, rule: str, beta: float = 1e-3,
                        lr: float = 1e-2, steps: int = 150, binary_steps: int = 5

@@ -832,7 +832,7 @@ def test_suite_cw_and_ead_abort_only_once_every_image_stalled() -> None:
         y = model(x).argmax(1)
     got = run_attack("cw", model, x, y, TINY)
     want = attacks.cw_l2(model, x, y, binary_steps=2, steps=20, lr=0.02, initial_const=1.0,
-                         abort_rule="every")
+                         abort_rule="every", restart_from="last")
     assert got.passes == want.passes and torch.equal(got.adv, want.adv)
     got = run_attack("ead", model, x, y, TINY)
     want = attacks.ead(model, x, y, binary_steps=2, steps=20, lr=0.01, initial_const=1.0,
@@ -840,3 +840,21 @@ def test_suite_cw_and_ead_abort_only_once_every_image_stalled() -> None:
     assert got.passes == want.passes and torch.equal(got.adv, want.adv)
     with pytest.raises(ValueError, match="abort_rule must be one of"):
         SuiteSettings(abort_rule="all")
+
+
+def test_suite_cw_starts_each_constant_at_the_last_iterate() -> None:
+    """Su et al.'s l2_attack.py resets Adam's moments per constant but not its modifier, so each
+    constant after the first starts where the last one ended: the suite's C&W rows are
+    ``cw_l2(restart_from="last")`` (Carlini's restart at x: larger distortions); a misspelt value
+    is refused when the settings are made."""
+    assert SuiteSettings().cw_restart_from == "last"
+    model = affine_model(k=4, seed=2)
+    x = centre_images(8, spread=0.3)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    got = run_attack("cw", model, x, y, TINY)
+    want = attacks.cw_l2(model, x, y, binary_steps=2, steps=20, lr=0.02, initial_const=1.0,
+                         abort_rule="every", restart_from="last")
+    assert got.passes == want.passes and torch.equal(got.adv, want.adv)
+    with pytest.raises(ValueError, match="cw_restart_from must be one of"):
+        SuiteSettings(cw_restart_from="previous")

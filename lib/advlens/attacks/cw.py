@@ -20,27 +20,35 @@ from advlens.attacks.criterion import Criterion
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor, check_bool
 
+RESTARTS = ("x", "last")
+
 
 class TanhAdam:
     """C&W's change of variables x' = (tanh(w) + 1)/2 with Adam on w, restarted per constant.
 
     w starts at atanh of the image shrunk by 1e-6 (finite at pixels 0 and 1); the offset that
     shrink leaves is added back, so the first iterate is exactly x (clamped into [0, 1], outside
-    the graph: the gradient is chained through tanh by hand).
+    the graph: the gradient is chained through tanh by hand). ``restart_from``: where each
+    constant after the first starts, "x" (Carlini & Wagner) or "last", the previous constant's
+    last iterate (Su et al.'s l2_attack.py); Adam's moments restart either way.
     """
 
     def __init__(self, model: nn.Module, x0: Tensor, crit: Criterion, *, lr: float,
-                 kappa: float, betas: tuple[float, float] = (0.9, 0.999), tol: float = 1e-8):
+                 kappa: float, betas: tuple[float, float] = (0.9, 0.999), tol: float = 1e-8,
+                 restart_from: Literal["x", "last"] = "x"):
         self.model, self.x0, self.crit = model, x0, crit
         self.lr, self.kappa, self.betas, self.tol = lr, kappa, betas, tol
+        self.restart_from = restart_from
         # shrink by 1e-6 so atanh stays finite at pixels exactly 0 or 1
         self.w0 = torch.atanh((2 * x0 - 1) * (1 - 1e-6))
         self.offset = x0 - (torch.tanh(self.w0) + 1) / 2
         self.last: tuple[Tensor, Tensor, Tensor, Tensor]  # logits, margin, δ, c of a step
+        self.w = self.w0.clone()
         self.reset()
 
     def reset(self) -> None:
-        self.w = self.w0.clone()
+        if self.restart_from == "x":
+            self.w = self.w0.clone()
         self.m = torch.zeros_like(self.w)
         self.v = torch.zeros_like(self.w)
         self.t = 0
@@ -68,6 +76,7 @@ def cw_l2(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = No
           binary_steps: int = 9, steps: int = 1000, initial_const: float = 0.01,
           lr: float = 0.001, kappa: float = 0.0, abort_early: bool = True,
           abort_rule: Literal["batch", "every"] = "batch",
+          restart_from: Literal["x", "last"] = "x",
           progress: bool | None = None) -> AttackResult:
     """Carlini & Wagner's L2 attack with the settings of Su et al. as defaults.
 
@@ -83,15 +92,22 @@ def cw_l2(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = No
     passes); ``abort_early=False`` makes it per image, at float rounding. ``abort_rule="every"``
     stops a constant only once every image's own objective stalled, as Su et al.'s
     ``l2_attack.py`` (``np.all(l > prev*.9999)``): later than the batch rule, never earlier.
+
+    ``restart_from``: where each constant after the first starts Adam (its moments reset), at
+    x ("x", Carlini & Wagner's code) or at the previous constant's last iterate ("last": Su et
+    al.'s ``l2_attack.py``, whose reset leaves the tanh-space modifier out).
     """
     initial_const, lr, kappa = check_search_settings(binary_steps, steps, initial_const, lr, kappa)
     abort_early = check_bool(abort_early, "abort_early")
     abort_rule = check_abort_rule(abort_rule)
+    if restart_from not in RESTARTS:
+        raise ValueError(f"restart_from must be one of {RESTARTS} ('x': Carlini & Wagner's "
+                         f"code, 'last': Su et al.'s); got {restart_from!r}.")
     home = as_tensor(x, "x").device
     with attack_mode(model):
         x0, _, crit = prepare(model, x, y, targets=targets)
         best = BestAdversarial(x0, "l2")
-        opt = TanhAdam(model, x0, crit, lr=lr, kappa=kappa)
+        opt = TanhAdam(model, x0, crit, lr=lr, kappa=kappa, restart_from=restart_from)
         passes = const_search(model, crit, opt, best, binary_steps=binary_steps, steps=steps,
                               initial_const=initial_const, kappa=kappa,
                               abort_early=abort_early, progress=progress,
