@@ -213,6 +213,44 @@ def test_cw_l2_restart_from_last_follows_su_et_als_l2_attack() -> None:
         attacks.cw_l2(model, x, y, restart_from="previous", **kw)
 
 
+def test_cw_l2_image_abort_is_su_et_als_code_run_one_image_at_a_time() -> None:
+    """``abort_rule="image"``: Su et al.'s commands ran l2_attack.py with
+    ``--attack_batch_size=1``, so each image's constant stopped when its own objective stalled.
+    On a batch, each image's norm equals their loop run on that image alone
+    (tests/references.carlini_l2 per row, keep_modifier=True), whatever the batch; the "every"
+    rule over the batch lets stalled images go on and differs."""
+    model, weights, x, y = _mlp()
+    kw = {"steps": 200, "binary_steps": 5, "lr": 0.01}
+    ours = attacks.cw_l2(model, x, y, abort_rule="image", restart_from="last", **kw)
+    alone = [carlini_l2(weights, x[i:i + 1].flatten(1).numpy(), y[i:i + 1].numpy(),
+                        abort_rule="every", keep_modifier=True, **kw) for i in range(len(x))]
+    norms = np.concatenate([n for n, _ in alone])
+    assert ours.success.sum() >= 6
+    assert torch.equal(ours.success, torch.from_numpy(np.isfinite(norms)))
+    torch.testing.assert_close(ours.norms, torch.from_numpy(norms), rtol=1e-5, atol=1e-6)
+    assert ours.passes <= sum(p for _, p in alone)  # the batch runs until its last image stops
+    every = attacks.cw_l2(model, x, y, abort_rule="every", restart_from="last", **kw)
+    assert not torch.allclose(every.norms, ours.norms, rtol=1e-3, atol=0)
+    half = attacks.cw_l2(model, x[::2], y[::2], abort_rule="image", restart_from="last", **kw)
+    torch.testing.assert_close(half.norms, ours.norms[::2], rtol=1e-5, atol=1e-6)
+
+
+def test_ead_image_abort_gives_each_image_its_result_alone() -> None:
+    """EAD with ``abort_rule="image"`` on a batch: each image's L1 norm is EAD's on that image
+    alone (a batch of one, where every rule is per image), and the batch rule's differ."""
+    model, _, x, y = _mlp()
+    kw = {"steps": 100, "binary_steps": 4}
+    ours = attacks.ead(model, x, y, abort_rule="image", **kw)
+    alone = torch.cat([attacks.ead(model, x[i:i + 1], y[i:i + 1], **kw).norms
+                       for i in range(len(x))])
+    assert ours.success.sum() >= 6
+    torch.testing.assert_close(ours.norms, alone, rtol=1e-5, atol=1e-6)
+    batch = attacks.ead(model, x, y, **kw)
+    assert not torch.allclose(batch.norms, ours.norms, rtol=1e-3, atol=0)
+    with pytest.raises(ValueError, match="abort_rule must be one of"):
+        attacks.ead(model, x, y, abort_rule="single", **kw)
+
+
 def _ead_as_documented(weights: tuple[np.ndarray, ...], x: np.ndarray, labels: np.ndarray, *,
                        targeted: bool, fista: bool, rule: str, beta: float = 1e-3,
                        lr: float = 1e-2, steps: int = 150, binary_steps: int = 5

@@ -819,24 +819,24 @@ def test_suite_search_loss_reaches_the_eps_searches() -> None:
         SuiteSettings(search_loss="zvalue")
 
 
-def test_suite_cw_and_ead_abort_only_once_every_image_stalled() -> None:
-    """Su et al.'s l2_attack.py and l1_attack.py stop a constant early only when every image's
-    objective stalled (np.all over per-image losses), not when the batch's sum did (Carlini's
-    rule, which stopped notebook 02's laptop C&W far sooner: distortions up to 44 % larger): the
-    suite's C&W and EAD rows are the attacks run with ``abort_rule="every"``; a misspelt rule
-    is refused when the settings are made."""
-    assert SuiteSettings().abort_rule == "every"
+def test_suite_cw_and_ead_abort_each_image_when_its_own_objective_stalled() -> None:
+    """Su et al.'s l2_attack.py and l1_attack.py stop a constant early when the objective
+    stalls, per image as their commands ran them (``--attack_batch_size=1``), not when the
+    batch's sum did (Carlini's rule, which stopped notebook 02's laptop C&W far sooner:
+    distortions up to 44 % larger): the suite's C&W and EAD rows are the attacks run with
+    ``abort_rule="image"``; a misspelt rule is refused when the settings are made."""
+    assert SuiteSettings().abort_rule == "image"
     model = affine_model(k=4, seed=2)
     x = centre_images(8, spread=0.3)
     with torch.no_grad():
         y = model(x).argmax(1)
     got = run_attack("cw", model, x, y, TINY)
     want = attacks.cw_l2(model, x, y, binary_steps=2, steps=20, lr=0.02, initial_const=1.0,
-                         abort_rule="every", restart_from="last")
+                         abort_rule="image", restart_from="last")
     assert got.passes == want.passes and torch.equal(got.adv, want.adv)
     got = run_attack("ead", model, x, y, TINY)
     want = attacks.ead(model, x, y, binary_steps=2, steps=20, lr=0.01, initial_const=1.0,
-                       beta=1e-3, abort_rule="every")
+                       beta=1e-3, abort_rule="image")
     assert got.passes == want.passes and torch.equal(got.adv, want.adv)
     with pytest.raises(ValueError, match="abort_rule must be one of"):
         SuiteSettings(abort_rule="all")
@@ -854,7 +854,7 @@ def test_suite_cw_starts_each_constant_at_the_last_iterate() -> None:
         y = model(x).argmax(1)
     got = run_attack("cw", model, x, y, TINY)
     want = attacks.cw_l2(model, x, y, binary_steps=2, steps=20, lr=0.02, initial_const=1.0,
-                         abort_rule="every", restart_from="last")
+                         abort_rule="image", restart_from="last")
     assert got.passes == want.passes and torch.equal(got.adv, want.adv)
     with pytest.raises(ValueError, match="cw_restart_from must be one of"):
         SuiteSettings(cw_restart_from="previous")

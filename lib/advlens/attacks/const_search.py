@@ -51,6 +51,12 @@ class Optimiser(Protocol):
         when the early abort asks for it)."""
         ...
 
+    def hold(self, stopped: Tensor) -> None:
+        """Keep the images ``stopped`` (bool, one per image) where they are for the rest of
+        this constant: later steps still evaluate them but leave their state unchanged
+        (``reset`` releases them)."""
+        ...
+
 
 def hinge(crit: Criterion, logits: Tensor, kappa: float,
           margin: Tensor | None = None) -> Tensor:
@@ -93,27 +99,34 @@ def is_adversarial_with_confidence(crit: Criterion, logits: Tensor, kappa: float
 
 # how the early abort judges a stall: "batch" -- the batch's summed objective (Carlini & Wagner's
 # l2_attack.py); "every" -- each image's own, the constant stopping only once every image
-# stalled (Su et al.'s l2_attack.py and l1_attack.py: np.all(l > prev*.9999) on per-image losses)
-ABORT_RULES = ("batch", "every")
+# stalled (Su et al.'s l2_attack.py and l1_attack.py: np.all(l > prev*.9999) on per-image
+# losses, over a batch); "image" -- each image stops alone when its own objective stalls, held
+# where it is while the others go on: the same code run one image at a time, as Su et al.'s
+# commands did (--attack_batch_size=1), so an image's result does not depend on its batch
+AbortRule = Literal["batch", "every", "image"]
+ABORT_RULES: tuple[str, ...] = ("batch", "every", "image")
 
 
-def check_abort_rule(abort_rule: object) -> Literal["batch", "every"]:
+def check_abort_rule(abort_rule: object) -> AbortRule:
     """``abort_rule`` if it is one of :data:`ABORT_RULES`; a ValueError naming it otherwise."""
     if abort_rule not in ABORT_RULES:
         raise ValueError(f"abort_rule must be one of {ABORT_RULES} ('batch': Carlini & Wagner's "
-                         f"code, 'every': Su et al.'s); got {abort_rule!r}.")
+                         "code; 'every': Su et al.'s over a batch; 'image': theirs one image at "
+                         f"a time, as they ran it); got {abort_rule!r}.")
     return abort_rule  # type: ignore[return-value]
 
 
 def const_search(model: nn.Module, crit: Criterion, opt: Optimiser, best: BestAdversarial, *,
                  binary_steps: int, steps: int, initial_const: float, kappa: float,
                  abort_early: bool, progress: bool | None,
-                 abort_rule: Literal["batch", "every"] = "batch") -> int:
+                 abort_rule: AbortRule = "batch") -> int:
     """Run ``opt`` for ``steps`` iterations at each of ``binary_steps`` constants per image,
     keeping each image's best adversarial in ``best``. Abort early: every steps/10 iterations,
     stop this constant when the batch objective fell by less than 0.01 % (``abort_rule``
-    "batch"), or when every image's own objective did ("every"). The candidate of the step
-    that aborts is kept (the codes drop it). Returns the passes."""
+    "batch"), or when every image's own objective did ("every"); with "image" each image whose
+    own objective did is held (``opt.hold``; no later step of this constant counts for it) and
+    the constant ends once all are. The candidate of the step that aborts is kept (the codes
+    drop it). Returns the passes."""
     with bookkeeping():  # (the passes leave it)
         consts = ConstSearch(crit.classes.shape[0], initial_const, best.x)
         passes = 0
@@ -123,11 +136,14 @@ def const_search(model: nn.Module, crit: Criterion, opt: Optimiser, best: BestAd
         for _ in range(binary_steps):
             opt.reset()
             found = torch.zeros_like(consts.c, dtype=torch.bool)
+            active = torch.ones_like(found)  # "image": not yet held
             previous = float("inf")
             for k in range(steps):
                 candidate, logits, margin, delta = opt.step(consts.c, k)
                 passes += 1
                 is_adv = is_adversarial_with_confidence(crit, logits, kappa, margin)
+                if abort_rule == "image":
+                    is_adv &= active
                 best.update(candidate, is_adv, delta=delta)
                 found |= is_adv
                 bar.update()
@@ -136,7 +152,12 @@ def const_search(model: nn.Module, crit: Criterion, opt: Optimiser, best: BestAd
                     # gradient): on a negative total the 0.01 % test would never fire
                     losses = opt.objective().add_(consts.c * kappa)
                     total = float(losses.sum()) if abort_rule == "batch" else losses
-                    if bool(torch.as_tensor(total > previous * 0.9999).all()):
+                    stalled = torch.as_tensor(total > previous * 0.9999)
+                    if abort_rule == "image" and not bool(stalled.all()):
+                        active &= ~stalled
+                        opt.hold(~active)
+                        stalled = ~active
+                    if bool(stalled.all()):
                         bar.update(steps - k - 1)
                         break
                     previous = total

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from advlens.attacks.best import BestAdversarial
 from advlens.attacks.const_search import (
+    AbortRule,
     check_abort_rule,
     check_search_settings,
     const_search,
@@ -52,6 +53,10 @@ class TanhAdam:
         self.m = torch.zeros_like(self.w)
         self.v = torch.zeros_like(self.w)
         self.t = 0
+        self.held: Tensor | None = None  # rows left as they are (abort_rule "image")
+
+    def hold(self, stopped: Tensor) -> None:
+        self.held = stopped.nonzero().flatten() if bool(stopped.any()) else None
 
     def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         tw = torch.tanh(self.w)
@@ -62,10 +67,14 @@ class TanhAdam:
         grad_w = grad_x.mul_(1 - tw * tw).mul_(0.5)  # chain rule through (tanh(w) + 1)/2
         self.t += 1
         b1, b2 = self.betas
+        kept = None if self.held is None else [t[self.held] for t in (self.m, self.v, self.w)]
         self.m.mul_(b1).add_(grad_w, alpha=1 - b1)
         self.v.mul_(b2).addcmul_(grad_w, grad_w, value=1 - b2)
         denom = (self.v / (1 - b2**self.t)).sqrt_().add_(self.tol)
         self.w.addcdiv_(self.m, denom, value=-self.lr / (1 - b1**self.t))
+        if kept is not None:  # a held image takes no step (nor does its Adam state move)
+            for t, rows in zip((self.m, self.v, self.w), kept, strict=True):
+                t[self.held] = rows
         return image, logits, margin, delta
 
     def objective(self) -> Tensor:
@@ -75,7 +84,7 @@ class TanhAdam:
 def cw_l2(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = None,
           binary_steps: int = 9, steps: int = 1000, initial_const: float = 0.01,
           lr: float = 0.001, kappa: float = 0.0, abort_early: bool = True,
-          abort_rule: Literal["batch", "every"] = "batch",
+          abort_rule: AbortRule = "batch",
           restart_from: Literal["x", "last"] = "x",
           progress: bool | None = None) -> AttackResult:
     """Carlini & Wagner's L2 attack with the settings of Su et al. as defaults.
@@ -91,7 +100,10 @@ def cw_l2(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = No
     batch size or split, e.g. in :func:`~advlens.attacks.run_batched`, gives other norms and
     passes); ``abort_early=False`` makes it per image, at float rounding. ``abort_rule="every"``
     stops a constant only once every image's own objective stalled, as Su et al.'s
-    ``l2_attack.py`` (``np.all(l > prev*.9999)``): later than the batch rule, never earlier.
+    ``l2_attack.py`` (``np.all(l > prev*.9999)``): later than the batch rule, never earlier;
+    ``"image"`` stops each image alone when its own objective stalls (held where it is while
+    the others go on): their code run one image at a time, as they ran it, and independent
+    of the batch.
 
     ``restart_from``: where each constant after the first starts Adam (its moments reset), at
     x ("x", Carlini & Wagner's code) or at the previous constant's last iterate ("last": Su et

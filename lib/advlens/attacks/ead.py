@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from advlens.attacks.best import BestAdversarial
 from advlens.attacks.const_search import (
+    AbortRule,
     check_abort_rule,
     check_search_settings,
     const_search,
@@ -46,6 +47,10 @@ class ElasticNetISTA:
     def reset(self) -> None:
         self.x = self.x0.clone()
         self.slack = self.x0.clone()
+        self.held: Tensor | None = None  # rows left as they are (abort_rule "image")
+
+    def hold(self, stopped: Tensor) -> None:
+        self.held = stopped.nonzero().flatten() if bool(stopped.any()) else None
 
     def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         point = self.slack
@@ -55,10 +60,14 @@ class ElasticNetISTA:
         lr = self.lr * (1 - k / self.steps) ** 0.5
         new = shrink(point - grad.mul_(lr), self.x0, self.beta)
         if self.fista:
-            self.slack = (new - self.x).mul_(k / (k + 3)).add_(new).clamp_(0.0, 1.0)
+            slack = (new - self.x).mul_(k / (k + 3)).add_(new).clamp_(0.0, 1.0)
         else:
-            self.slack = new
-        self.x = new
+            slack = new
+        if self.held is not None:  # a held image takes no step
+            new[self.held] = self.x[self.held]
+            if slack is not new:
+                slack[self.held] = self.slack[self.held]
+        self.slack, self.x = slack, new
         return point, logits, margin, delta
 
     def objective(self) -> Tensor:
@@ -70,7 +79,7 @@ def ead(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = None
         beta: float = 1e-3, decision: Literal["l1", "en"] = "l1", binary_steps: int = 9,
         steps: int = 1000, initial_const: float = 0.01, lr: float = 0.01, kappa: float = 0.0,
         fista: bool = True, abort_early: bool = True,
-        abort_rule: Literal["batch", "every"] = "batch",
+        abort_rule: AbortRule = "batch",
         progress: bool | None = None) -> AttackResult:
     """EAD with the L1 decision rule (Su et al.'s EAD-L1 settings as defaults).
 
