@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -422,9 +424,12 @@ def variance_explained(table: pd.DataFrame, value: str, *, group: str | None = N
     return float(1 - ((v - (slope * c + intercept)) ** 2).sum() / total)
 
 
-def transfer_summary(heatmap: pd.DataFrame, family: Mapping[str, str]) -> pd.DataFrame:
+def transfer_summary(heatmap: pd.DataFrame, family: Mapping[str, str], *, n_perm: int = 2000,
+                     seed: int = 0) -> pd.DataFrame:
     """Per source model: mean transfer rate to other models of its family, to models of other
-    families, and overall (off-diagonal), from a source × target matrix."""
+    families, and overall (off-diagonal), from a source × target matrix; ``p_within`` (the
+    same on every row: one test of the zoo) is :func:`within_family_p` of the matrix."""
+    p_within = within_family_p(heatmap, family, n_perm=n_perm, seed=seed)
     rows = []
     for source in heatmap.index:
         within, across = [], []
@@ -436,8 +441,67 @@ def transfer_summary(heatmap: pd.DataFrame, family: Mapping[str, str]) -> pd.Dat
         rows.append({"source": source, "family": family[source],
                      "within_family": np.mean(within) if within else float("nan"),
                      "across_families": np.mean(across) if across else float("nan"),
-                     "all_others": np.mean(within + across) if within + across else float("nan")})
+                     "all_others": np.mean(within + across) if within + across else float("nan"),
+                     "p_within": p_within})
     return pd.DataFrame(rows)
+
+
+def within_family_p(heatmap: pd.DataFrame, family: Mapping[str, str], *, n_perm: int = 2000,
+                    seed: int = 0) -> float:
+    """One-sided permutation p of "transfer within families exceeds transfer across them": the
+    mean over sources with a within-family rate of (within − across), as in
+    :func:`transfer_summary`, against the same mean with each source family paired with another
+    family's models as its "own" targets (family labels permuted among the families).
+
+    Whole families are the units: a family's models share source strength and target
+    vulnerability (in notebook 02's laptop matrix the family part of either is about twice the
+    model part), so labels permuted over single models read "holds" in 16–23 % of zoos with no
+    within-family excess; pairing families keeps that structure (about 5 % at 0.05). Exact
+    (every pairing) where the families' orderings number at most ``n_perm``, else Monte Carlo,
+    p = (1 + as large) / (1 + n_perm). NaN without a source that has a within-family rate.
+    Pairings that differ only where no source has a within-family rate (families of one
+    model) tie, so the smallest p is (K − K₂)! / K! for K families, K₂ of two models or more
+    (4 families of two: 1/24; 3 families: 1/6, no test at 0.05).
+    """
+    if isinstance(n_perm, bool) or not isinstance(n_perm, int | np.integer) or n_perm < 1:
+        raise ValueError(f"n_perm must be a positive integer; got {n_perm!r}.")
+    missing = [m for m in dict.fromkeys([*heatmap.index, *heatmap.columns]) if m not in family]
+    if missing:
+        raise ValueError(f"no family given for model(s) {missing[:5]}.")
+    names = sorted({family[m] for m in [*heatmap.index, *heatmap.columns]})
+    code = {name: i for i, name in enumerate(names)}
+    src = np.array([code[family[m]] for m in heatmap.index])
+    tgt = np.array([code[family[m]] for m in heatmap.columns])
+    values = heatmap.to_numpy(dtype=np.float64)
+    ok = np.isfinite(values) & (np.asarray(heatmap.index)[:, None]
+                                != np.asarray(heatmap.columns)[None, :])
+    values = np.where(ok, values, 0.0)
+
+    def gaps(pairing: np.ndarray) -> np.ndarray:  # (P, K) family -> "own" target family
+        same = pairing[:, src][:, :, None] == tgt[None, None, :]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = (values * same).sum(-1) / (ok & same).sum(-1)
+            a = (values * ~same).sum(-1) / (ok & ~same).sum(-1)
+        return w - a
+
+    own = gaps(np.arange(len(names))[None, :])[0]
+    sources = np.isfinite(own)
+    if not sources.any():
+        return float("nan")
+    observed = float(own[sources].mean())
+    exact = math.factorial(len(names)) <= n_perm
+    rng = np.random.default_rng(seed)
+    pairings = (np.array(list(itertools.permutations(range(len(names))))) if exact else
+                np.array([rng.permutation(len(names)) for _ in range(n_perm)]))
+    def mean_gap(chunk: np.ndarray) -> np.ndarray:  # over the sources, NaN cells left out
+        g = gaps(chunk)[:, sources]
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isfinite(g), g, 0.0).sum(1) / np.isfinite(g).sum(1)
+
+    null = np.concatenate([mean_gap(chunk) for chunk in
+                           np.array_split(pairings, max(1, len(pairings) // 256))])
+    count = int((null >= observed - 1e-12).sum())  # the identity is among the exact pairings
+    return count / len(pairings) if exact else (1 + count) / (1 + n_perm)
 
 
 def pareto_front(table: pd.DataFrame, *, error: str = "top1_error",
@@ -460,31 +524,42 @@ def family_vs_size(table: pd.DataFrame, value: str = "distortion", *, family: st
                    size: str = "params", n_perm: int = 2000, seed: int = 0) -> dict[str, float]:
     """Does architecture family or model size explain more of the spread in ``value``?
 
-    η² of ``family``, its permutation null (mean η² and p-value with family labels shuffled
-    across models: with few models per family η² is large by chance alone), and R² of a line
-    on ln(``size``). NaN when untestable (fewer than 2 families, one model per family, or
-    one value for every model).
+    η² of ``family``, R² of a line on ln(``size``), and the test of family beyond size:
+    ``eta2_beyond_size``, the family η² of that line's residuals, against its permutation null
+    (``eta2_null``: mean η² and ``p_family``: p-value with family labels shuffled across models:
+    with few models per family η² is large by chance alone). Families differ in size (at the
+    paper zoo MobileNet and ShuffleNet have 2–4 M parameters, VGG 138 M), so with a size effect
+    alone raw family labels explain the spread too: their p read below 0.05 in 11–16 % of such
+    zoos (size R² 0.35–0.5), the residuals' about 5 %. NaN when untestable (fewer than 2
+    families, one model per family, or one value for every model).
     """
     d = table[np.isfinite(table[value])].reset_index(drop=True)
     sizes = d[family].value_counts()
     nan = float("nan")
     untestable = {"eta2_family": nan, "eta2_null": nan, "p_family": nan, "r2_log_size": nan,
-                  "n_models": len(d)}
+                  "eta2_beyond_size": nan, "n_models": len(d)}
     # testable only with ≥ 2 families and some family holding ≥ 2 models (else η² ≡ 1)
     if len(d) < 3 or len(sizes) < 2 or sizes.max() < 2:
         return untestable
     eta2 = variance_explained(d, value, group=family)
     if not np.isfinite(eta2):  # one value for every model: its p read 1/(n_perm + 1)
         return untestable
+    sized = d.assign(_log_size=np.log(d[size].to_numpy(dtype=np.float64)))
+    x, v = sized["_log_size"].to_numpy(), d[value].to_numpy(dtype=np.float64)
+    resid = v - np.polyval(np.polyfit(x, v, 1), x) if np.ptp(x) > 0 else v - v.mean()
+    # a value exactly linear in log size leaves rounding noise: nothing beyond size
+    flat = np.ptp(resid) <= 1e-12 * np.ptp(v)
+    residual = d.assign(**{value: resid})
+    beyond = 0.0 if flat else variance_explained(residual, value, group=family)
     rng = np.random.default_rng(seed)
     labels = d[family].to_numpy()
-    null = np.array([variance_explained(d.assign(**{family: rng.permutation(labels)}), value,
-                                        group=family) for _ in range(n_perm)])
-    sized = d.assign(_log_size=np.log(d[size].to_numpy(dtype=np.float64)))
-    return {"eta2_family": eta2, "eta2_null": float(null.mean()),
-            "p_family": float((1 + (null >= eta2 - 1e-12).sum()) / (1 + n_perm)),
+    null = np.array([variance_explained(residual.assign(**{family: rng.permutation(labels)}),
+                                        value, group=family) for _ in range(n_perm)])
+    return {"eta2_family": eta2, "eta2_null": float(null.mean()) if not flat else nan,
+            "p_family": 1.0 if flat else float((1 + (null >= beyond - 1e-12).sum())
+                                                / (1 + n_perm)),
             "r2_log_size": variance_explained(sized, value, covariate="_log_size"),
-            "n_models": len(d)}
+            "eta2_beyond_size": beyond, "n_models": len(d)}
 
 
 def depth_comparison(table: pd.DataFrame, pairs: Sequence[tuple[str, str]],
@@ -544,6 +619,16 @@ BROAD_TRANSFER_FAMILY = "vgg"  # finding 4: the family the paper found to transf
 CARRY_MARGIN = 0.05
 
 
+def min_rank_families() -> int:
+    """The fewest families among which "the family reaching others most is
+    :data:`BROAD_TRANSFER_FAMILY`" can be a test: with no family effect a named family of K is
+    the top one 1 time in K, which must be below :data:`FAMILY_ALPHA` (21 at 0.05)."""
+    k = 1
+    while not 1 / k < FAMILY_ALPHA:
+        k += 1
+    return k
+
+
 def _law_passes(law: Mapping[str, Any]) -> bool:
     """Finding 1's rule on one fitted law (a row of :func:`scaling_laws`): the slope's CI above 0,
     its permutation p below :data:`LAW_ALPHA` and R² ≥ :data:`LAW_MIN_R2`; a table without
@@ -578,16 +663,21 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
     -- or rests on fewer than :func:`advlens.stats.min_testable_points` (5) models, or on
     errors so tied that no ordering is significant (``testable`` False), and the other does
     not fail);
-    (2) for both attacks of :data:`LAW_ATTACKS`, family η² exceeds the R² of log size and its
-    permutation p < :data:`FAMILY_ALPHA` (None if an η² is untestable and the other attack does
-    not fail); (3) in every L∞ depth pair
+    (2) for both attacks of :data:`LAW_ATTACKS`, family η² exceeds the R² of log size and the
+    permutation p of family beyond size (:func:`family_vs_size`) < :data:`FAMILY_ALPHA` (None
+    if an η² is untestable and the other attack does not fail); (3) in every L∞ depth pair
     the deeper model has the larger distortion (None without an L∞ pair, or when every pair is
     larger but there are fewer than :func:`advlens.stats.min_sign_pairs` (6) pairs: with no
-    depth effect one pair is larger half the time, 3 pairs all are 1 time in 8); (4) mean transfer
-    within families exceeds that across families and the family reaching other families most
-    is :data:`BROAD_TRANSFER_FAMILY` (each half None where untestable -- no family of two
-    models, every model of one family, no :data:`BROAD_TRANSFER_FAMILY` model -- and the
-    finding None then unless the other half fails).
+    depth effect one pair is larger half the time, 3 pairs all are 1 time in 8); (4) transfer
+    within families exceeds that across families -- per source within − across, its mean
+    above 0 and :func:`within_family_p` (families paired at random; ``p_within`` of
+    :func:`transfer_summary`) below :data:`FAMILY_ALPHA`; a table without ``p_within`` by
+    mean within > mean across -- and the family reaching other families most is
+    :data:`BROAD_TRANSFER_FAMILY` (each half None where untestable -- no family of two models,
+    every model of one family, fewer than 4 families to pair, no
+    :data:`BROAD_TRANSFER_FAMILY` model, or it at the top of fewer than
+    :func:`min_rank_families` (21) families: with no family effect one of K is the top 1 time
+    in K -- and the finding None then unless the other half fails).
     """
     law = laws.set_index("attack")
     # None for a law that could not be fitted or rests on too few models to test (3 concordant
@@ -610,9 +700,11 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
                    and eff.loc[a, "p_family"] < FAMILY_ALPHA) for a in LAW_ATTACKS]
     holds2 = combine(checks)
     rows.append({"finding": "2 architecture > size", "holds": holds2, "evidence": "; ".join(
-        f"{a}: η² family {eff.loc[a, 'eta2_family']:.2f} (null {eff.loc[a, 'eta2_null']:.2f}, "
-        f"p {eff.loc[a, 'p_family']:.3f}) vs R² log size {eff.loc[a, 'r2_log_size']:.2f}"
-        for a in eff.index)})
+        f"{a}: η² family {eff.loc[a, 'eta2_family']:.2f} ("
+        + (f"beyond size {eff.loc[a, 'eta2_beyond_size']:.2f}, " if "eta2_beyond_size" in eff
+           else "")
+        + f"null {eff.loc[a, 'eta2_null']:.2f}, p {eff.loc[a, 'p_family']:.3f}) vs R² log size "
+        f"{eff.loc[a, 'r2_log_size']:.2f}" for a in eff.index)})
 
     linf = depth[depth["norm"] == "linf"] if len(depth) else depth
     if len(linf):
@@ -640,13 +732,37 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
     within, across = transfer["within_family"].mean(), transfer["across_families"].mean()
     reach = by_family["across_families"].dropna()  # empty in a zoo of one family
     top_family = reach.idxmax() if len(reach) else "none"
+    # the within/across half: per source within − across, tested by pairing whole families
+    # (within_family_p); a table written before p_within by the two means alone
+    gap = (transfer["within_family"] - transfer["across_families"]).dropna().mean()
+    tested = "p_within" in transfer
+    p_within = float(transfer["p_within"].iloc[0]) if tested and len(transfer) else np.nan
+    # the smallest p: the identity alone among the distinct pairings of the families with a
+    # within-family rate (those of its sources) with target families
+    n_families = transfer["family"].nunique()
+    n_own = transfer.dropna(subset=["within_family"])["family"].nunique()
+    few_families = tested and 1 / math.perm(n_families, n_own) >= FAMILY_ALPHA
+    if not (np.isfinite(within) and np.isfinite(across)):
+        half1 = None
+    elif not tested:
+        half1 = bool(within > across)
+    else:  # too few families for any p below FAMILY_ALPHA: a larger within rate is untested
+        half1 = None if few_families and gap > 0 else bool(gap > 0 and p_within < FAMILY_ALPHA)
+    # the VGG half, at the top with ties (idxmax names the first of tied families
+    # alphabetically): with no family effect a named family of K is the top one 1 time in K
+    # (the families are the units: a family's models share their source strength), so being
+    # top is evidence only among min_rank_families(); not being top still refutes
+    vgg_top = (bool(reach[BROAD_TRANSFER_FAMILY] >= reach.max())
+               if BROAD_TRANSFER_FAMILY in reach.index else None)
+    few_ranked = len(reach) < min_rank_families()
     # a zoo without the broad family cannot test its half, nor one without a family of two
     # models the within/across half: untested, not failed (unless the other half fails)
-    holds4 = combine([
-        bool(within > across) if np.isfinite(within) and np.isfinite(across) else None,
-        # at the top, ties included (idxmax names the first of tied families alphabetically)
-        bool(reach[BROAD_TRANSFER_FAMILY] >= reach.max()) if BROAD_TRANSFER_FAMILY in reach.index
-        else None])
+    holds4 = combine([half1, None if vgg_top and few_ranked else vgg_top])
+    tests = ((f"; per source within − across {gap:.3f}, families paired at random p "
+              f"{p_within:.3g}" if np.isfinite(p_within) else "")
+             + (f" (too few families to test: no pairing of {n_families} families reaches p "
+                f"{FAMILY_ALPHA})" if few_families and np.isfinite(within)
+                and np.isfinite(across) and gap > 0 else ""))
     broad = by_family["across_families"].get(BROAD_TRANSFER_FAMILY, float("nan"))
     gap = (by_family["within_family"] - by_family["across_families"]).dropna()
     carry, rest = sorted(gap[gap >= CARRY_MARGIN].index), sorted(gap[gap < CARRY_MARGIN].index)
@@ -654,7 +770,7 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
                            for f, r in by_family.dropna(subset=["within_family"]).iterrows()
                            ) or "no family has two models"
     rows.append({"finding": "4 transfer within families; VGG broadly", "holds": holds4,
-                 "evidence": f"mean within {within:.3f} vs across {across:.3f}; per family "
+                 "evidence": f"mean within {within:.3f} vs across {across:.3f}{tests}; per family "
                              f"(within/across): {per_family}; carried by "
                              f"{', '.join(carry) or 'no family'} (within − across ≥ "
                              f"{CARRY_MARGIN}), not by {', '.join(rest) or 'none'}; family "
@@ -662,7 +778,11 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
                              f"({by_family['across_families'].max():.3f}); "
                              f"{BROAD_TRANSFER_FAMILY}: "
                              + (f"{broad:.3f}" if BROAD_TRANSFER_FAMILY in by_family.index
-                                else "no model in this zoo")})
+                                else "no model in this zoo")
+                             + (f" (too few families to rank it: with no family effect one of "
+                                f"{len(reach)} is the top 1 time in {len(reach)}; "
+                                f"{min_rank_families()} needed)" if vgg_top and few_ranked
+                                else "")})
     table = pd.DataFrame(rows)
     table["statistics"] = [encode_statistics(s)
                            for s in _headline_numbers(law, eff, linf, transfer)]
@@ -682,12 +802,16 @@ def _headline_numbers(law: pd.DataFrame, eff: pd.DataFrame, linf: pd.DataFrame,
     laws = {f"{a}_{k}": law.loc[a, k] for a in law.index for k in ("slope", "slope_lo",
                                                                       "slope_hi", "r2")}
     effects = {f"{a}_{k}": eff.loc[a, k] for a in eff.index
-               for k in ("eta2_family", "eta2_null", "p_family", "r2_log_size") if k in eff}
+               for k in ("eta2_family", "eta2_null", "p_family", "r2_log_size",
+                         "eta2_beyond_size") if k in eff}
     depth = {f"{r.shallow}-{r.deep}_{r.attack}_{which}": getattr(r, f"dist_{which}")
              for r in linf.itertuples() for which in ("shallow", "deep")} if len(linf) else {}
     by_family = transfer.groupby("family")["across_families"].mean()
     reach = {"within": transfer["within_family"].mean(),
              "across": transfer["across_families"].mean(),
+             "gap": (transfer["within_family"] - transfer["across_families"]).dropna().mean(),
+             "p_within": (transfer["p_within"].iloc[0] if "p_within" in transfer
+                          and len(transfer) else np.nan),
              f"{BROAD_TRANSFER_FAMILY}_across": by_family.get(BROAD_TRANSFER_FAMILY, np.nan),
              "top_family_across": by_family.max()}
     return [laws, effects, depth, reach]
