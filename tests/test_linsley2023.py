@@ -947,3 +947,26 @@ def test_rho_claims_need_the_association_within_families() -> None:
     # without the family column (or one model per family) the rule is as before
     plain = linsley2023.correlations(summary.drop(columns="family"), n_boot=50)
     assert plain["p_family"].isna().all()
+
+
+def test_a_rho_claim_with_no_testable_within_family_pairing_is_untested_not_refuted() -> None:
+    """One family of two beside six singletons: the only within-family pairings are the two
+    orders of that pair (2 in all), so the two-sided p_family is at least 2/2 = 1 > 0.05
+    whatever the data; a perfect ρ over 8 models must read "not testable", not "does not
+    hold". With four families of three (6^4 = 1296 pairings) it stays testable."""
+    acc = np.linspace(0.5, 0.9, 8)
+    summary = pd.DataFrame({"model": [f"m{i}" for i in range(8)],
+                            "family": ["a", "a", "b", "c", "d", "e", "f", "g"],
+                            "attack": "pgd", "accuracy": acc, "tolerance": 2 * acc,
+                            "alignment": -acc})
+    corr = linsley2023.correlations(summary, n_boot=200)
+    assert not corr["family_testable"].any()
+    holds, text = linsley2023._rho_claim(corr, "tolerance", +1)
+    assert holds is None and "within families" in text
+    # a refuting CI still refutes
+    assert linsley2023._rho_claim(corr, "alignment", +1)[0] is False
+    acc12 = np.linspace(0.5, 0.9, 12)
+    wide = pd.DataFrame({"model": [f"m{i}" for i in range(12)],
+                         "family": [f"f{i % 4}" for i in range(12)], "attack": "pgd",
+                         "accuracy": acc12, "tolerance": 2 * acc12, "alignment": -acc12})
+    assert linsley2023.correlations(wide, n_boot=200)["family_testable"].all()

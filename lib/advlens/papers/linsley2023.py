@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -310,9 +311,14 @@ def correlations(summary: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) ->
             if len(values) < 3:  # too few models: not testable, said so rather than raised
                 rows.append({"attack": attack, "quantity": quantity, "rho": np.nan,
                              "lo": np.nan, "hi": np.nan, "p": np.nan, "p_family": np.nan,
-                             "n_models": len(values), "testable": False})
+                             "family_testable": False, "n_models": len(values),
+                             "testable": False})
                 continue
-            shared = family is not None and pd.Series(family).value_counts().max() > 1
+            sizes = pd.Series(family).value_counts() if family is not None else pd.Series([1])
+            shared = sizes.max() > 1
+            # within families only prod(n_f!) pairings exist: with too few, no p_family reaches
+            # 0.05 and the within-family half cannot be tested (one family of two: p ~ 1)
+            pairings = math.prod(math.factorial(int(n)) for n in sizes)
             est = rank_correlation(part["accuracy"], part[quantity], n_boot=n_boot, seed=seed)
             rows.append({"attack": attack, "quantity": quantity, "rho": est.value,
                          "lo": est.lo, "hi": est.hi,
@@ -320,6 +326,8 @@ def correlations(summary: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) ->
                          "p_family": permutation_p(values[:, 0], values[:, 1], rank=True,
                                                    seed=seed, strata=family)
                          if shared else np.nan,
+                         "family_testable": bool(not shared
+                                                 or 2 / pairings < 0.05 * (1 - 1e-9)),
                          "n_models": est.n, "testable": testable(values[:, 0], values[:, 1])})
     return pd.DataFrame(rows)
 
@@ -333,12 +341,15 @@ def _rho_claim(corr: pd.DataFrame, quantity: str, sign: int) -> tuple[bool | Non
     # an attack whose CI is on the wrong side refutes the claim whatever the others, an
     # undefined one leaves it untested
     needed = min_testable_points()
-    checks = [None if not np.isfinite([r.rho, r.lo, r.hi]).all() or _too_few(r) else
-              _significant(r, sign) for r in part.itertuples()]
+    checks = [None if not np.isfinite([r.rho, r.lo, r.hi]).all() or _too_few(r)
+              or (_family_untestable(r) and _significant(r._replace(p_family=np.nan), sign))
+              else _significant(r, sign) for r in part.itertuples()]
     holds = combine(checks)
     text = "; ".join(
         f"{r.attack}: ρ = {r.rho:.2f} [{r.lo:.2f}, {r.hi:.2f}]{_p_text(r)} (n = {r.n_models}"
-        + (f", too few models to test: {needed} needed)" if r.n_models < needed else
+        + (", too few models within families to test: no within-family pairing reaches "
+           "p 0.05)" if _family_untestable(r) and not _too_few(r) else
+           f", too few models to test: {needed} needed)" if r.n_models < needed else
            ", too many ties to test: no ordering of these values is significant)"
            if _too_few(r) else ")")
         if np.isfinite(r.rho) else  # with >= 3 finite pairs ρ is NaN only for constant values
@@ -359,6 +370,13 @@ def _significant(r: Any, sign: int) -> bool:
     side = r.lo > 0 if sign > 0 else r.hi < 0
     return bool(side and not getattr(r, "p", np.nan) >= 0.05
                 and not getattr(r, "p_family", np.nan) >= 0.05)
+
+
+def _family_untestable(r: Any) -> bool:
+    """Whether a row of :func:`correlations` has too few within-family pairings for any
+    ``p_family`` below 0.05 (its ``family_testable``; a table without it: testable)."""
+    known = getattr(r, "family_testable", None)
+    return known is not None and not pd.isna(known) and not known
 
 
 def _p_text(r: Any) -> str:
