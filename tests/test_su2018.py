@@ -961,13 +961,17 @@ def test_suite_search_loss_reaches_the_eps_searches() -> None:
         SuiteSettings(search_loss="zvalue")
 
 
-def test_suite_cw_and_ead_abort_each_image_when_its_own_objective_stalled() -> None:
+def test_suite_cw_and_ead_run_as_su_et_als_code_ran() -> None:
     """Su et al.'s l2_attack.py and l1_attack.py stop a constant early when the objective
     stalls, per image as their commands ran them (``--attack_batch_size=1``), not when the
     batch's sum did (Carlini's rule, which stopped notebook 02's laptop C&W far sooner:
-    distortions up to 44 % larger): the suite's C&W and EAD rows are the attacks run with
-    ``abort_rule="image"``; a misspelt rule is refused when the settings are made."""
+    distortions up to 44 % larger); their C&W resets Adam's moments per constant but not its
+    modifier, so each constant after the first starts where the last one ended (Carlini's
+    restart at x: larger distortions). The suite's C&W and EAD rows are the attacks run with
+    ``abort_rule="image"`` and C&W's with ``restart_from="last"``; a misspelt rule or restart
+    is refused when the settings are made."""
     assert SuiteSettings().abort_rule == "image"
+    assert SuiteSettings().cw_restart_from == "last"
     model = affine_model(k=4, seed=2)
     x = centre_images(8, spread=0.3)
     with torch.no_grad():
@@ -982,21 +986,5 @@ def test_suite_cw_and_ead_abort_each_image_when_its_own_objective_stalled() -> N
     assert got.passes == want.passes and torch.equal(got.adv, want.adv)
     with pytest.raises(ValueError, match="abort_rule must be one of"):
         SuiteSettings(abort_rule="all")
-
-
-def test_suite_cw_starts_each_constant_at_the_last_iterate() -> None:
-    """Su et al.'s l2_attack.py resets Adam's moments per constant but not its modifier, so each
-    constant after the first starts where the last one ended: the suite's C&W rows are
-    ``cw_l2(restart_from="last")`` (Carlini's restart at x: larger distortions); a misspelt value
-    is refused when the settings are made."""
-    assert SuiteSettings().cw_restart_from == "last"
-    model = affine_model(k=4, seed=2)
-    x = centre_images(8, spread=0.3)
-    with torch.no_grad():
-        y = model(x).argmax(1)
-    got = run_attack("cw", model, x, y, TINY)
-    want = attacks.cw_l2(model, x, y, binary_steps=2, steps=20, lr=0.02, initial_const=1.0,
-                         abort_rule="image", restart_from="last")
-    assert got.passes == want.passes and torch.equal(got.adv, want.adv)
     with pytest.raises(ValueError, match="cw_restart_from must be one of"):
         SuiteSettings(cw_restart_from="previous")
