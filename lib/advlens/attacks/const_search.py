@@ -116,6 +116,12 @@ def check_abort_rule(abort_rule: object) -> AbortRule:
     return abort_rule  # type: ignore[return-value]
 
 
+def held_rows(stopped: Tensor) -> Tensor | None:
+    """The row indices of the images ``stopped`` marks, for an :class:`Optimiser`'s ``hold``
+    (None when none is)."""
+    return stopped.nonzero().flatten() if bool(stopped.any()) else None
+
+
 def const_search(model: nn.Module, crit: Criterion, opt: Optimiser, best: BestAdversarial, *,
                  binary_steps: int, steps: int, initial_const: float, kappa: float,
                  abort_early: bool, progress: bool | None,

@@ -13,6 +13,7 @@ from advlens.attacks.const_search import (
     check_abort_rule,
     check_search_settings,
     const_search,
+    held_rows,
     penalised,
     penalised_value,
 )
@@ -22,6 +23,15 @@ from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor, check_bool
 
 RESTARTS = ("x", "last")
+
+
+def check_restart(restart_from: object, name: str = "restart_from") -> Literal["x", "last"]:
+    """``restart_from`` if it is one of :data:`RESTARTS`; a ValueError naming ``name``
+    otherwise."""
+    if restart_from not in RESTARTS:
+        raise ValueError(f"{name} must be one of {RESTARTS} ('x': Carlini & Wagner's code, "
+                         f"'last': Su et al.'s); got {restart_from!r}.")
+    return restart_from  # type: ignore[return-value]
 
 
 class TanhAdam:
@@ -56,7 +66,7 @@ class TanhAdam:
         self.held: Tensor | None = None  # rows left as they are (abort_rule "image")
 
     def hold(self, stopped: Tensor) -> None:
-        self.held = stopped.nonzero().flatten() if bool(stopped.any()) else None
+        self.held = held_rows(stopped)
 
     def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         tw = torch.tanh(self.w)
@@ -112,9 +122,7 @@ def cw_l2(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = No
     initial_const, lr, kappa = check_search_settings(binary_steps, steps, initial_const, lr, kappa)
     abort_early = check_bool(abort_early, "abort_early")
     abort_rule = check_abort_rule(abort_rule)
-    if restart_from not in RESTARTS:
-        raise ValueError(f"restart_from must be one of {RESTARTS} ('x': Carlini & Wagner's "
-                         f"code, 'last': Su et al.'s); got {restart_from!r}.")
+    restart_from = check_restart(restart_from)
     home = as_tensor(x, "x").device
     with attack_mode(model):
         x0, _, crit = prepare(model, x, y, targets=targets)

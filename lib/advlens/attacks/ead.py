@@ -12,6 +12,7 @@ from advlens.attacks.const_search import (
     check_abort_rule,
     check_search_settings,
     const_search,
+    held_rows,
     penalised,
     penalised_value,
 )
@@ -50,7 +51,7 @@ class ElasticNetISTA:
         self.held: Tensor | None = None  # rows left as they are (abort_rule "image")
 
     def hold(self, stopped: Tensor) -> None:
-        self.held = stopped.nonzero().flatten() if bool(stopped.any()) else None
+        self.held = held_rows(stopped)
 
     def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         point = self.slack

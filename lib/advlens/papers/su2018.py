@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from advlens import attacks
 from advlens.attacks.const_search import check_abort_rule
 from advlens.attacks.core import tqdm_disabled
-from advlens.attacks.cw import RESTARTS
+from advlens.attacks.cw import check_restart
 from advlens.attacks.pgd import LOSSES as SEARCH_LOSSES
 from advlens.attacks.result import AttackResult
 from advlens.attacks.targets import TARGET_MODES
@@ -250,9 +250,7 @@ class SuiteSettings:
             raise ValueError(f"search_loss must be one of {SEARCH_LOSSES} ('logit': Su et "
                              f"al.'s code); got {self.search_loss!r}.")
         check_abort_rule(self.abort_rule)
-        if self.cw_restart_from not in RESTARTS:
-            raise ValueError(f"cw_restart_from must be one of {RESTARTS} ('last': Su et al.'s "
-                             f"code); got {self.cw_restart_from!r}.")
+        check_restart(self.cw_restart_from, "cw_restart_from")
 
     @classmethod
     def from_knobs(cls, knobs: Mapping[str, Any]) -> SuiteSettings:
