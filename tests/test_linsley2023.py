@@ -970,3 +970,36 @@ def test_a_rho_claim_with_no_testable_within_family_pairing_is_untested_not_refu
                          "family": [f"f{i % 4}" for i in range(12)], "attack": "pgd",
                          "accuracy": acc12, "tolerance": 2 * acc12, "alignment": -acc12})
     assert linsley2023.correlations(wide, n_boot=200)["family_testable"].all()
+
+
+def test_trend_line_of_a_family_untestable_rho_says_untested_not_no_trend() -> None:
+    """The trend line must agree with the finding: a perfect ρ across families that no
+    within-family pairing could confirm (one family of two beside singletons) "cannot be
+    tested within families", not "shows no clear trend" (what p_family ~ 1 alone reads)."""
+    acc = np.linspace(0.5, 0.9, 8)
+    summary = pd.DataFrame({"model": [f"m{i}" for i in range(8)],
+                            "family": ["a", "a", "b", "c", "d", "e", "f", "g"],
+                            "attack": "pgd", "accuracy": acc, "tolerance": 2 * acc,
+                            "alignment": np.sin(7 * acc)})
+    corr = linsley2023.correlations(summary, n_boot=200).assign(dataset="d")
+    tolerance, alignment = linsley2023.trend_lines(corr)
+    assert "cannot be tested within families here" in tolerance
+    assert "no clear trend" not in tolerance
+    # no trend even across families: still "no clear trend"
+    assert "shows no clear trend" in alignment
+
+
+def test_twin_pairs_sharing_a_plain_model_count_once_in_the_sign_test() -> None:
+    """Six harmonized models, all twins of three plain ones: their six changes share three
+    plain models' noise, so "every pair" is 3 independent pairs (below min_sign_pairs = 6),
+    not 6; six disjoint pairs stay testable."""
+    none = pd.DataFrame(columns=["attack", "quantity", "rho", "lo", "hi", "n_models"])
+    shared = pd.DataFrame({"plain": [f"p{i // 2}" for i in range(6)],
+                           "harmonized": [f"h{i}" for i in range(6)], "attack": "pgd",
+                           "change": 0.1})
+    row = linsley2023.findings(none, shared, shared).iloc[2]
+    assert row["holds"] is None
+    assert "all of 3 pass 1 time in 8" in row["evidence"]
+    assert "3 more share a plain model" in row["evidence"]
+    disjoint = shared.assign(plain=[f"p{i}" for i in range(6)])
+    assert linsley2023.findings(none, disjoint, disjoint).iloc[2]["holds"] is True

@@ -409,6 +409,12 @@ def trend_lines(corr: pd.DataFrame) -> list[str]:
             trend = (f"cannot be tested here ({stated}; " + (
                 f"{needed} models with a defined ρ needed)" if r.n_models < needed else
                 "too many ties: no ordering of these values is significant)"))
+        elif _family_untestable(r) and any(_significant(r._replace(p_family=np.nan), sign)
+                                           for sign in (+1, -1)):
+            # as in _rho_claim: a trend across families that no within-family pairing could
+            # confirm is untested, not absent
+            trend = (f"cannot be tested within families here ({stated}; no within-family "
+                     "pairing of these models reaches p 0.05)")
         else:
             trend = ("rises" if _significant(r, +1) else "falls" if _significant(r, -1) else
                      "shows no clear trend") + f" with accuracy ({stated})"
@@ -434,12 +440,17 @@ def _pair_claim(arrows: pd.DataFrame, test: str) -> tuple[bool | None, str]:
     # models): with no effect all of k pass 1 time in 2^k, 1 in 16 for 4 pairs -- below
     # min_sign_pairs no number of passing pairs is evidence
     needed = min_sign_pairs()
-    n_pairs = len(finite[["plain", "harmonized"]].drop_duplicates())
+    # independent pairs: each harmonized model has one plain twin, and pairs that share a plain
+    # model share its noise, so they count once (the most pairs with no model in common)
+    n_pairs = finite["plain"].nunique()
     few = ""
     if holds and n_pairs < needed:
         holds = None
+        shared = len(finite[["plain", "harmonized"]].drop_duplicates()) - n_pairs
         few = (f" (too few pairs to test: all of {n_pairs} pass 1 time in {2**n_pairs} with no "
-               f"effect; {needed} needed)")
+               f"effect; {needed} needed"
+               + (f"; {shared} more share a plain model with another pair" if shared else "")
+               + ")")
     # the count is of the pairs that pass, out of those with a finite change ("2/6 pairs with a
     # finite value" read as 4 of 6 pairs being undefined when all 6 were finite and 4 failed)
     return holds, (f"{int(ok.sum())} of {len(ok)} pairs with a finite change pass ({test})"
