@@ -32,7 +32,7 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
         targets: Tensor | None = None, max_step: float | Tensor | None = None,
         min_step: float | Tensor | None = None, gamma: float = 0.05, gamma_end: float = 0.001,
         direction: Literal["auto", "sign", "l2"] = "auto", start: Tensor | None = None,
-        progress: bool | None = None) -> AttackResult:
+        overshoot: bool = True, progress: bool | None = None) -> AttackResult:
     """FMN: descend the logit margin with normalised-gradient steps (cosine-annealed from
     ``max_step`` to ``min_step``), projecting onto a ball whose radius eps adapts per image:
     before any adversarial is found, eps = (||δ|| + margin/||∇margin||_dual)(1 + γ) (a linear
@@ -50,6 +50,8 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
     start sets eps to its norm at once; any other start gets eps = (its norm + the linear
     estimate)(1 + γ), and eps moves by at most γ per step, so a start far from minimal
     recovers slowly.
+    ``overshoot=False``: the published estimate, eps = ||δ|| + margin/||∇margin||_dual (Pintor
+    et al.'s Algorithm 1; foolbox's and adv-lib's FMN), without the factor 1 + γ.
     Cost: ``steps`` passes + one confirming forward.
     """
     norm = check_norm(norm, ("l2", "linf"))
@@ -99,7 +101,9 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
                 if searching:
                     dual = lp_norms(grad, _DUAL[norm]).clamp_min(1e-12)
                     # linear estimate of the boundary, overshot by γ so the next iterate crosses it
-                    boundary = margin.clamp_min(0).div_(dual).add_(size).mul_(1 + g)
+                    boundary = margin.clamp_min(0).div_(dual).add_(size)
+                    if overshoot:
+                        boundary.mul_(1 + g)
                     grown = torch.where(found, grown, boundary)
                 eps = torch.where(is_adv, torch.minimum(eps * (1 - g), best.score), grown)
                 if direction == "l2":  # the dual norm of an L2 attack is ||g||₂: reuse it
