@@ -4,7 +4,8 @@ attacker, run through advlens.compat) on a small digits CNN.
 Part 1 (batch 32, 200 iterations, the same pairs): image-iterations per second of
   raw     = a plain loop of forward + backward (input gradient) through the whole model,
   ours    = advlens.inversion.invert (default: no freeze at bounds),
-  ours-fb = the same with freeze_at_bounds=True (the reference code path's behaviour),
+  ours-fb = the same with freeze_at_bounds=True (the reference code path's behaviour on a
+            torch whose clamp has zero gradient at its bounds, as here; not on PyTorch 1.x),
   theirs  = advlens.compat.robustness_invert (AttackerModel, make_adv=True, targeted, eps=1000,
             use_best, custom loss, L2 momentum step),
   each as a fraction of raw, run interleaved (round-robin) so that load from other processes on

@@ -41,13 +41,15 @@ def cuda_is_identity(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_reference_loop_matches_ours_with_freeze_at_bounds(cuda_is_identity: None) -> None:
+    """On the installed torch: the reference equals invert with the freeze_at_bounds that
+    compat.reference_freezes_at_bounds reports (True with torch 2.14's clamp)."""
     model, x = small_cnn(), digit_like(16, seed=0)
     seeds, targets = x[:8], x[8:]
     iterations = 40
     theirs = compat.robustness_invert(model, seeds, targets, iterations=iterations,
                                       batch_size=8, progress=False)
     ours = invert(model, seeds, targets, iterations=iterations, batch_size=8,
-                  freeze_at_bounds=True, progress=False)
+                  freeze_at_bounds=compat.reference_freezes_at_bounds(), progress=False)
     theirs_loss = loss_of(model, theirs, targets)
     torch.testing.assert_close(ours.loss.double(), theirs_loss, rtol=1e-3, atol=1e-5)
     assert (ours.images - theirs).abs().max() < 1e-3
@@ -57,7 +59,40 @@ def test_reference_loop_matches_ours_with_freeze_at_bounds(cuda_is_identity: Non
     assert model.training is False and all(p.requires_grad for p in model.parameters())
 
 
+def _clamp_with_bound_gradient(one: bool):  # noqa: ANN202
+    """robustness's InputNormalize.forward with torch.clamp's gradient at exactly 0 and 1 set to
+    1 (PyTorch 1.x to 2026: pytorch#7049) or to 0 (after pytorch#184574), whatever torch runs."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        inside = (x >= 0) & (x <= 1) if one else (x > 0) & (x < 1)
+        x = torch.where(inside, x, x.detach().clamp(0, 1))
+        return (x - self.new_mean) / self.new_std
+    return forward
+
+
+@pytest.mark.parametrize("one", [True, False], ids=["torch-1.x-clamp", "torch-2.14-clamp"])
+def test_reference_freezes_at_bounds_only_where_clamp_kills_the_bound_gradient(
+        cuda_is_identity: None, monkeypatch: pytest.MonkeyPatch, one: bool) -> None:
+    """Jones et al. (2022) ran the robustness attacker on PyTorch 1.x, whose torch.clamp had
+    subgradient 1 at its bounds: their inversions froze no pixel, i.e. equal invert's default
+    (freeze_at_bounds=False), not freeze_at_bounds=True as the docs and notebook 01 said (the
+    freeze is the same code on torch 2.14, whose clamp has zero gradient there)."""
+    from robustness.tools import helpers
+
+    monkeypatch.setattr(helpers.InputNormalize, "forward", _clamp_with_bound_gradient(one))
+    assert compat.reference_freezes_at_bounds() is (not one)
+    model, x = small_cnn(), digit_like(16, seed=0)
+    seeds, targets = x[:8], x[8:]
+    kw = {"iterations": 40, "batch_size": 8, "progress": False}
+    theirs = compat.robustness_invert(model, seeds, targets, **kw)
+    same = invert(model, seeds, targets, freeze_at_bounds=not one, **kw).images
+    other = invert(model, seeds, targets, freeze_at_bounds=one, **kw).images
+    assert (same - theirs).abs().max() < 1e-3
+    assert (other - theirs).abs().max() > 0.1  # the two settings differ on these seeds
+
+
 def test_reference_path_freezes_pixels_that_start_at_a_bound(cuda_is_identity: None) -> None:
+    if not compat.reference_freezes_at_bounds():
+        pytest.skip("this torch's clamp passes gradient at its bounds: nothing freezes")
     model, x = small_cnn(), digit_like(8, seed=1)
     seeds, targets = x[:4], x[4:]
     theirs = compat.robustness_invert(model, seeds, targets, iterations=20, use_best=False,

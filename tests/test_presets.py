@@ -419,8 +419,8 @@ def test_every_preset_shows_whether_the_pixel_freeze_matters() -> None:
     """PROTOCOLS.md §1 on the `robustness` clamp quirk: "Offer both behaviours ..., state which
     is the default, and show in notebook 01 whether the choice changes the similarity
     conclusions." Notebook 01 says "We rerun the lowest and highest ε with
-    `freeze_at_bounds=True` (the reference behaviour)"; the paper preset skipped it (an empty
-    table, no squares), on the very models whose reference code froze."""
+    `freeze_at_bounds=True` (the reference code run on current torch)"; the paper preset skipped
+    it (an empty table, no squares), on the very models the reference code is written for."""
     assert {p: t["compare_freeze"] for p, t in presets.PRESETS["01"].items()} == \
         dict.fromkeys(presets.PRESET_NAMES, True)
 

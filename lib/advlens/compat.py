@@ -11,8 +11,10 @@ What is here: wrapping an advlens model as a ``robustness`` ``AttackerModel``
 (:func:`robustness_invert`), used for parity tests and benchmarks of
 :func:`advlens.inversion.invert`, and loading a Salman et al. (2020) robust ImageNet checkpoint
 as an advlens-style model (:func:`load_robustness_checkpoint`). Note that ``robustness``
-normalises inputs with a layer that clamps them to [0, 1] inside the forward pass, which freezes
-pixels at exactly 0 or 1 (see :mod:`advlens.inversion`, ``freeze_at_bounds``).
+normalises inputs with a layer that clamps them to [0, 1] inside the forward pass. Whether that
+freezes pixels at exactly 0 or 1 depends on the torch version (``torch.clamp``'s gradient at its
+bounds: 1 from 2018 to 2026, as on the paper's PyTorch 1.x, 0 after): see
+:func:`reference_freezes_at_bounds` and :mod:`advlens.inversion`, ``freeze_at_bounds``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,21 @@ install_torchvision_shim()
 
 from robustness import attack_steps  # noqa: E402
 from robustness.attacker import AttackerModel  # noqa: E402
+
+
+def reference_freezes_at_bounds() -> bool:
+    """Whether the reference inversion (:func:`robustness_invert`) freezes pixels at exactly 0
+    or 1 on the installed torch, i.e. which ``freeze_at_bounds`` of
+    :func:`advlens.inversion.invert` it equals. Measured on robustness's own normaliser, which
+    clamps inputs to [0, 1] in the forward pass: ``torch.clamp`` had subgradient 1 at its bounds
+    from 2018 (pytorch#7049) until a 2026 change (pytorch#184574), so False on the PyTorch 1.x
+    of Jones et al. (2022), whose inversions froze nothing; True where the gradient there is 0."""
+    from robustness.tools.helpers import InputNormalize
+
+    normalise = InputNormalize(torch.zeros(1), torch.ones(1))
+    x = torch.tensor([[[[0.0, 1.0]]]], requires_grad=True)
+    (grad,) = torch.autograd.grad(normalise(x).sum(), x)
+    return bool((grad == 0).all())
 
 
 class DatasetStub:

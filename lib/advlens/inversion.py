@@ -8,9 +8,13 @@ the paper's: the input gradient is normalised per sample by its L2 norm, "moment
 iterate is kept.
 
 The reference implementation (the ``robustness`` library's attacker, see :mod:`advlens.compat`)
-clamps inside its normalisation layer. ``torch.clamp`` has zero gradient at exactly 0 and 1, so
-there every pixel that is, or once becomes, exactly 0 or 1 never moves again.
-``freeze_at_bounds=True`` reproduces that; the default (False) lets such pixels move back inside.
+clamps inside its normalisation layer. What that does to pixels at exactly 0 or 1 depends on the
+torch version: up to the 2026 change of pytorch#184574, ``torch.clamp`` had subgradient 1 at its
+bounds (pytorch#7049, 2018), so on the PyTorch 1.x of Jones et al. (2022) nothing froze and the
+reference equals the default here (``freeze_at_bounds=False``); where ``torch.clamp`` has zero
+gradient at its bounds (torch 2.14 here), every pixel that is, or once becomes, exactly 0 or 1
+never moves again on the reference path, which ``freeze_at_bounds=True`` reproduces.
+:func:`advlens.compat.reference_freezes_at_bounds` says which holds for the installed torch.
 """
 
 from __future__ import annotations
@@ -309,9 +313,11 @@ def invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
     ``seeds``/``targets``: (N, C, H, W) in [0, 1], one target per seed. Give ``seed_labels`` and
     ``target_labels`` to have pairs of one class refused (the protocol forbids them; see
     :func:`draw_pairs`). ``layer``: representation layer (default: input of the final linear).
-    ``freeze_at_bounds``: zero the gradient of pixels at exactly 0 or 1, reproducing the reference
-    code path (default False: bound pixels may move back inside). ``early_stop``: an
-    :class:`EarlyStop` (default None: always run ``iterations``). ``autocast``: run the model
+    ``freeze_at_bounds``: zero the gradient of pixels at exactly 0 or 1, as the reference code
+    path does on a torch whose ``clamp`` has zero gradient at its bounds (default False: bound
+    pixels may move back inside, as on the paper's PyTorch 1.x; see the module docstring).
+    ``early_stop``: an :class:`EarlyStop` (default None: always run ``iterations``).
+    ``autocast``: run the model
     under ``torch.autocast`` with this dtype (e.g. ``torch.bfloat16``); the loss, gradient
     normalisation and update stay in float32. ``channels_last``: keep the images in channels-last
     memory format (the model is not modified). The model runs in eval mode with its parameters

@@ -101,7 +101,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                    "compare_freeze": True, "n_show": 6,
                   "zoo_seed": 0, "twin_design": "latent"},
         # the published protocol: 2000 iterations, step 1/8, batch 32, the Salman et al. (2020)
-        # ImageNet models; (b)'s end radii rerun with the reference code's freeze_at_bounds
+        # ImageNet models; (b)'s end radii rerun with freeze_at_bounds (the reference code's path on
+        # a torch whose clamp has zero gradient at its bounds, not on the paper's PyTorch 1.x)
         # (compare_freeze: PROTOCOLS §1 asks notebook 01 to show whether it changes the
         # conclusions, and the paper's own models are where it can); the twin-cue check is our
         # construct: laptop models and images, inverted for the published 2000 iterations
