@@ -156,6 +156,26 @@ def test_clickme_npz_files(tmp_path):
     assert (blurred.masks[0] > 0).sum() > 100
 
 
+def test_clickme_map_with_negative_values_keeps_its_ranks(tmp_path):
+    """A raw map partly below 0 (user maps; Harmonization's JPEG maps never are): the loaded
+    mask must order the pixels as the map does (Spearman 1 with it, scipy as the reference,
+    as the official raw path's min-max), in [0, 1]. Clipping at 0 tied the negative 40 %
+    (Spearman 0.85 with the map here); a non-negative map is still scaled to peak 1."""
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    heat = rng.standard_normal((32, 32)).astype(np.float32) + 0.25  # about 40 % negative
+    np.savez(tmp_path / "000.npz", image=img, heatmap=heat, label=np.int64(3))
+    mask = clickme(tmp_path, size=32, progress=False).masks[0, 0].numpy()
+    assert mask.min() == 0.0 and mask.max() == 1.0
+    assert spearmanr(mask.ravel(), heat.ravel()).statistic == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(mask, (heat - heat.min()) / (heat.max() - heat.min()), atol=1e-6)
+    np.savez(tmp_path / "000.npz", image=img, heatmap=np.abs(heat), label=np.int64(3))
+    mask = clickme(tmp_path, size=32, progress=False).masks[0, 0].numpy()
+    np.testing.assert_allclose(mask, np.abs(heat) / np.abs(heat).max(), atol=1e-6)
+
+
 def test_clickme_npz_reads_a_float_image_overshooting_1_as_0_1_and_refuses_16_bit(tmp_path):
     """A [0, 1] image resized bicubically overshoots 1 at a sharp edge (1.07 here); read as a
     0–255 image it was divided by 255 (black). uint16 pixels were divided by 255 (white), and

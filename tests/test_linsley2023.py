@@ -204,7 +204,10 @@ def test_findings_apply_the_decision_rules() -> None:
     reliance = pd.DataFrame({"model": ["p", "h"], "acc_a-only": [0.5, 0.9],
                              "acc_b-only": [0.9, 0.3], "saliency_shape": [0.2, 0.6]})
     table = linsley2023.findings(corr, arrows, tol, dataset="toy")
-    assert list(table["holds"]) == [True, False, True, False]
+    # claim 4 is a "no worse" claim: one lower pair of 6 is no evidence against it (sign test)
+    assert list(table["holds"]) == [True, False, True, None]
+    refuted = linsley2023.findings(corr, arrows, tol.assign(change=-0.1)).loc[3, "holds"]
+    assert refuted is not None and not refuted
     assert linsley2023.cue_finding(reliance, [("p", "h")]).loc[0, "holds"]
     assert not linsley2023.cue_finding(reliance.assign(**{"acc_b-only": [0.3, 0.9]}),
                                        [("p", "h")]).loc[0, "holds"]
@@ -307,9 +310,11 @@ def test_twin_claims_are_untested_not_held_with_an_undefined_pair() -> None:
     assert row["holds"] is None
     assert row["evidence"].startswith(
         "1 of 1 pairs with a finite change pass (change >= 0), 1 undefined: ")
-    # a finite pair that fails still refutes the claim beside the undefined one
+    # a finite pair that fails still refutes the claim of "more" (3) beside the undefined one;
+    # "no worse" (4) needs a sign test that one pair cannot pass
     worse = tol.assign(change=[-0.1, np.nan])
-    assert linsley2023.findings(none, worse, worse).loc[3, "holds"] is False
+    assert linsley2023.findings(none, worse, worse).loc[2, "holds"] is False
+    assert linsley2023.findings(none, worse, worse).loc[3, "holds"] is None
 
 
 def test_twin_claims_need_enough_pairs_to_read_holds() -> None:
@@ -342,6 +347,31 @@ def test_twin_claims_need_enough_pairs_to_read_holds() -> None:
                                 four).loc[2, "holds"] is False  # one failing pair refutes
 
 
+def test_no_worse_twin_claim_is_refuted_at_most_5_percent_with_no_effect() -> None:
+    """Claim 4 (harmonized twins no easier to fool) is true where harmonization has no effect;
+    each pair's tolerance change is then noise (shared by its two attacks). "One lower pair
+    refutes" read "does not hold" in 1 − 2^-k of such zoos (7 in 8 for the twin-cue set's 3
+    pairs); the sign test over pairs lower in every attack keeps it at most 5 % for k = 3, 4,
+    6, 8, and a zoo where every pair of 6 is lower is still refuted."""
+    rng = np.random.default_rng(1)
+    none = pd.DataFrame(columns=["attack", "quantity", "rho", "lo", "hi", "n_models"])
+    for k in (3, 4, 6, 8):
+        refuted = 0
+        for _ in range(400):
+            shared = np.repeat(rng.standard_normal(k), 2)
+            tol = pd.DataFrame({"plain": [f"p{i}" for i in range(k) for _ in range(2)],
+                                "harmonized": [f"h{i}" for i in range(k) for _ in range(2)],
+                                "attack": ["pgd", "ddn"] * k,
+                                "change": shared + 0.3 * rng.standard_normal(2 * k)})
+            refuted += linsley2023.findings(none, tol, tol).loc[3, "holds"] is False
+        assert refuted / 400 <= 0.05, (k, refuted)
+    lower = pd.DataFrame({"plain": [f"p{i}" for i in range(6)],
+                          "harmonized": [f"h{i}" for i in range(6)], "attack": "pgd",
+                          "change": -0.05})
+    row = linsley2023.findings(none, lower, lower).iloc[3]
+    assert row["holds"] is False and "6 of 6 independent pairs fail" in row["evidence"]
+
+
 def test_twin_claim_evidence_counts_the_passing_pairs_as_passing() -> None:
     """The evidence said "2/6 pairs with a finite value" where all 6 changes were finite and 4
     failed (notebook 03's twin-cue tolerance row): the count was of the passing pairs, so a
@@ -354,9 +384,13 @@ def test_twin_claim_evidence_counts_the_passing_pairs_as_passing() -> None:
     table = linsley2023.findings(none, arrows, arrows)
     passing = sum(c >= 0 for c in change)  # 2, of 6 finite changes
     tolerance = table.iloc[3]
-    assert tolerance["holds"] is False
+    assert tolerance["holds"] is None  # 2 of 3 pairs lower in both attacks: sign test p 0.5
+    assert "2 of 3 independent pairs fail in every attack: sign test p = 0.5" in (
+        tolerance["evidence"])
+    assert table.iloc[2]["holds"] is False
     assert tolerance["evidence"].startswith(
-        f"{passing} of 6 pairs with a finite change pass (change >= 0): p0 → h0 (pgd): +0.05")
+        f"{passing} of 6 pairs with a finite change pass (change >= 0) (")
+    assert "): p0 → h0 (pgd): +0.05" in tolerance["evidence"]
     assert "finite value" not in tolerance["evidence"]
     assert table.iloc[2]["evidence"].startswith(
         f"{sum(c > 0 for c in change)} of 6 pairs with a finite change pass (change > 0): ")

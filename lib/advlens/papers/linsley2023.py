@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import spearmanr
+from scipy.stats import binomtest, spearmanr
 from torch import Tensor, nn
 
 from advlens import attacks
@@ -422,7 +422,13 @@ def trend_lines(corr: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _pair_claim(arrows: pd.DataFrame, test: str) -> tuple[bool | None, str]:
+def _pair_claim(arrows: pd.DataFrame, test: str, *,
+                no_worse: bool = False) -> tuple[bool | None, str]:
+    """Verdict of a twin claim that every pair passes ``test``. ``no_worse``: the claim is
+    that harmonized models are no worse (it is true where there is no effect), so a pair that
+    fails refutes it only as part of a one-sided sign test: the claim reads "does not hold" where
+    so many independent pairs fail in every attack that p < 0.05 (one failing pair of 3 failed
+    7 times in 8 with no effect); fewer leave it untested."""
     if arrows.empty:
         return None, "no harmonized twins"
     text = "; ".join(f"{r.plain} → {r.harmonized} ({r.attack}): {r.change:+.3g}"
@@ -444,6 +450,18 @@ def _pair_claim(arrows: pd.DataFrame, test: str) -> tuple[bool | None, str]:
     # model share its noise, so they count once (the most pairs with no model in common)
     n_pairs = finite["plain"].nunique()
     few = ""
+    if no_worse and holds is False:
+        # a plain model's pairs fail when every finite row of them fails (attacks correlated)
+        failing = int((~finite.assign(ok=ok).groupby("plain")["ok"].any()).sum())
+        p_fail = float(binomtest(failing, n_pairs, 0.5, alternative="greater").pvalue)
+        if p_fail >= 0.05:
+            holds = None
+            few = (f" ({failing} of {n_pairs} independent pairs fail in every attack: sign test "
+                   f"p = {p_fail:.2g} with no effect, no evidence that harmonized models are "
+                   "worse)")
+        else:
+            few = (f" ({failing} of {n_pairs} independent pairs fail in every attack: sign test "
+                   f"p = {p_fail:.2g})")
     if holds and n_pairs < needed:
         holds = None
         shared = len(finite[["plain", "harmonized"]].drop_duplicates()) - n_pairs
@@ -486,9 +504,12 @@ def findings(corr: pd.DataFrame, align_arrows: pd.DataFrame, tol_arrows: pd.Data
        would be significant (``testable`` False) makes the claim None unless another attack's
        CI refutes it.
     3. Harmonized twins are attacked more in line with the maps: alignment higher in every pair
-       (every attack). 4. ... without becoming easier to fool: tolerance not lower in every pair.
-       A pair whose change is undefined (NaN: e.g. a model never broken) makes the claim None
-       unless another pair refutes it; so do fewer pairs of models with a finite change than
+       (every attack). 4. ... without becoming easier to fool: tolerance not lower in every pair;
+       refuted only where so many independent pairs are lower in every attack that a one-sided
+       sign test gives p < 0.05 (with no effect the claim is true, yet one of 3 pairs is lower
+       7 times in 8); fewer lower pairs leave it untested. A pair whose change is undefined
+       (NaN: e.g. a model never broken) makes the claim None unless another pair refutes it;
+       so do fewer pairs of models with a finite change than
        :func:`advlens.stats.min_sign_pairs` (6): with no effect all of 4 pairs pass 1 time in
        16, whatever their attacks (one pair's rows share its models).
     """
@@ -502,7 +523,7 @@ def findings(corr: pd.DataFrame, align_arrows: pd.DataFrame, tol_arrows: pd.Data
     holds, text = _pair_claim(align_arrows, "change > 0")
     rows.append(_finding("3", "harmonized twins: more aligned attacks", holds, text,
                          _pair_numbers(align_arrows, "change > 0"), dataset))
-    holds, text = _pair_claim(tol_arrows, "change >= 0")
+    holds, text = _pair_claim(tol_arrows, "change >= 0", no_worse=True)
     rows.append(_finding("4", "harmonized twins: tolerance not lower", holds, text,
                          _pair_numbers(tol_arrows, "change >= 0"), dataset))
     return pd.DataFrame(rows)
