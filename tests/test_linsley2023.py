@@ -317,6 +317,23 @@ def test_twin_claims_are_untested_not_held_with_an_undefined_pair() -> None:
     assert linsley2023.findings(none, worse, worse).loc[3, "holds"] is None
 
 
+def _null_twin_verdicts(k: int, row: int, noise: float, seed: int,
+                        draws: int = 400) -> list[bool | None]:
+    """``findings``' verdict ``row`` on ``draws`` zoos of ``k`` twin pairs with no effect: each
+    pair's change a shared normal draw for its two attacks (pgd, ddn) plus ``noise``."""
+    rng = np.random.default_rng(seed)
+    none = pd.DataFrame(columns=["attack", "quantity", "rho", "lo", "hi", "n_models"])
+    verdicts = []
+    for _ in range(draws):
+        shared = np.repeat(rng.standard_normal(k), 2)
+        arrows = pd.DataFrame({"plain": [f"p{i}" for i in range(k) for _ in range(2)],
+                               "harmonized": [f"h{i}" for i in range(k) for _ in range(2)],
+                               "attack": ["pgd", "ddn"] * k,
+                               "change": shared + noise * rng.standard_normal(2 * k)})
+        verdicts.append(linsley2023.findings(none, arrows, arrows).loc[row, "holds"])
+    return verdicts
+
+
 def test_twin_claims_need_enough_pairs_to_read_holds() -> None:
     """Every pair passing is a sign test over the pairs of models (both attacks of a pair share
     its models): with no harmonization effect all of k pairs pass 1 time in 2^k -- 1 in 16 for
@@ -324,18 +341,9 @@ def test_twin_claims_need_enough_pairs_to_read_holds() -> None:
     take elsewhere. Simulated here: each pair's change is a shared random draw (attacks
     correlated); the rule said "holds" at 1/2^k, now at most 2.5 % of zoos; 6 pairs (1/64)
     still can hold."""
-    rng = np.random.default_rng(0)
     none = pd.DataFrame(columns=["attack", "quantity", "rho", "lo", "hi", "n_models"])
     for k in (3, 4, 6):
-        count = 0
-        for _ in range(400):
-            shared = np.repeat(rng.standard_normal(k), 2)
-            arrows = pd.DataFrame({"plain": [f"p{i}" for i in range(k) for _ in range(2)],
-                                   "harmonized": [f"h{i}" for i in range(k) for _ in range(2)],
-                                   "attack": ["pgd", "ddn"] * k,
-                                   "change": shared + 0.1 * rng.standard_normal(2 * k)})
-            holds = linsley2023.findings(none, arrows, arrows).loc[2, "holds"]
-            count += verdict(holds) == "holds"
+        count = sum(verdict(h) == "holds" for h in _null_twin_verdicts(k, 2, 0.1, seed=0))
         assert count / 400 <= 0.025, (k, count)
     four = pd.DataFrame({"plain": [f"p{i}" for i in range(4)],
                          "harmonized": [f"h{i}" for i in range(4)], "attack": "pgd",
@@ -353,17 +361,10 @@ def test_no_worse_twin_claim_is_refuted_at_most_5_percent_with_no_effect() -> No
     refutes" read "does not hold" in 1 − 2^-k of such zoos (7 in 8 for the twin-cue set's 3
     pairs); the sign test over pairs lower in every attack keeps it at most 5 % for k = 3, 4,
     6, 8, and a zoo where every pair of 6 is lower is still refuted."""
-    rng = np.random.default_rng(1)
     none = pd.DataFrame(columns=["attack", "quantity", "rho", "lo", "hi", "n_models"])
     for k in (3, 4, 6, 8):
-        refuted = 0
-        for _ in range(400):
-            shared = np.repeat(rng.standard_normal(k), 2)
-            tol = pd.DataFrame({"plain": [f"p{i}" for i in range(k) for _ in range(2)],
-                                "harmonized": [f"h{i}" for i in range(k) for _ in range(2)],
-                                "attack": ["pgd", "ddn"] * k,
-                                "change": shared + 0.3 * rng.standard_normal(2 * k)})
-            refuted += linsley2023.findings(none, tol, tol).loc[3, "holds"] is False
+        refuted = sum(verdict(h) == "does not hold"
+                      for h in _null_twin_verdicts(k, 3, 0.3, seed=1))
         assert refuted / 400 <= 0.05, (k, refuted)
     lower = pd.DataFrame({"plain": [f"p{i}" for i in range(6)],
                           "harmonized": [f"h{i}" for i in range(6)], "attack": "pgd",
