@@ -27,6 +27,9 @@ def minimal_eps_pgd(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 3,
     dropped). Otherwise try ``eps_mid`` and bisect [eps_min, eps_mid] to width ``width_low`` or
     [eps_mid, eps_max] to width ``width_high``. ``result.eps`` = smallest eps that fooled (0 for
     images misclassified clean); ``result.norms`` = the actual ||adv − x||₂ ≤ eps.
+    The search follows their Colab notebook and PROTOCOLS (eps_min 0.001, each bisection step
+    attacked at its own eps), not their ``main.py``, whose bisection attacked every step at
+    eps = 1 and whose ``parameters.py`` sets the lower bound to 0.01.
 
     With the ball projection the iterate never moves further than ``steps · step_size`` from x
     (1.5 by default), so every budget above that is the same attack: ``eps_max`` = 10 tests

@@ -11,6 +11,12 @@
 - :func:`cue_reliance` — the twin-cue ground truth: accuracy on ``a-only``/``b-only`` images and
   the share of |saliency| on the shape vs the grating mask.
 - :func:`findings` — the paper's claims checked with fixed decision rules.
+
+Published models see the images through their own mean/std normalisation
+(:class:`advlens.zoo.published.NormalizedClassifier`). Linsley et al.'s attack code fed the
+[0, 1] ClickMe images to the timm models without it (their Colab output: vgg11 right on 326 of
+1,000 images, against a top-1 of about 69 %), so tolerances and ρ at the paper preset are not
+comparable number for number with the published ones.
 """
 
 from __future__ import annotations
