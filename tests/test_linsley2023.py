@@ -208,9 +208,9 @@ def test_findings_apply_the_decision_rules() -> None:
     assert list(table["holds"]) == [True, False, True, None]
     refuted = linsley2023.findings(corr, arrows, tol.assign(change=-0.1)).loc[3, "holds"]
     assert refuted is not None and not refuted
-    assert linsley2023.cue_finding(reliance, [("p", "h")]).loc[0, "holds"]
-    assert not linsley2023.cue_finding(reliance.assign(**{"acc_b-only": [0.3, 0.9]}),
-                                       [("p", "h")]).loc[0, "holds"]
+    assert linsley2023.cue_finding(reliance, [("p", "h")]).loc[0, "holds"] is None  # 1 pair
+    assert verdict(linsley2023.cue_finding(reliance.assign(**{"acc_b-only": [0.3, 0.9]}),
+                                           [("p", "h")]).loc[0, "holds"]) == "does not hold"
     assert table["finding"].str.endswith("(toy)").all()
     assert decode_statistics(table.loc[0, "statistics"]) == {"rho_pgd": 0.7}
 
@@ -371,6 +371,37 @@ def test_no_worse_twin_claim_is_refuted_at_most_5_percent_with_no_effect() -> No
                           "change": -0.05})
     row = linsley2023.findings(none, lower, lower).iloc[3]
     assert row["holds"] is False and "6 of 6 independent pairs fail" in row["evidence"]
+
+
+def test_no_worse_twin_claim_is_refuted_at_the_level_of_the_other_sign_tests() -> None:
+    """Claim 4's refutation is a one-sided sign test; every other sign test of the module is at
+    (1 − 0.95)/2 = 0.025 (min_sign_pairs: 5 higher pairs of 5, p 1/32, cannot make claim 3 or 4
+    hold; the ρ claims' two-sided p < 0.05). At p < 0.05, 5 lower pairs of 5 (binomial p
+    1/32 = 0.031, scipy's binomtest as the reference) refuted it: a zoo with no effect and
+    attacks that agree was refuted 1 time in 32, above 2.5 %. 6 of 6 (p 1/64) still refute."""
+    from scipy.stats import binomtest
+
+    none = pd.DataFrame(columns=["attack", "quantity", "rho", "lo", "hi", "n_models"])
+
+    def pairs(k: int, change: float) -> pd.DataFrame:
+        return pd.DataFrame({"plain": [f"p{i}" for i in range(k)],
+                             "harmonized": [f"h{i}" for i in range(k)], "attack": "pgd",
+                             "change": change})
+
+    assert 0.025 < binomtest(5, 5, 0.5, alternative="greater").pvalue < 0.05
+    five = linsley2023.findings(none, pairs(5, -0.05), pairs(5, -0.05))
+    assert five.loc[3, "holds"] is None
+    assert "5 of 5 independent pairs fail in every attack" in five.loc[3, "evidence"]
+    assert "6 independent pairs needed to refute it" in five.loc[3, "evidence"]
+    # symmetric with the "holds" side: 5 higher pairs of 5 are no evidence either
+    assert linsley2023.findings(none, pairs(5, 0.05), pairs(5, 0.05)).loc[3, "holds"] is None
+    six = linsley2023.findings(none, pairs(6, -0.05), pairs(6, -0.05)).loc[3]
+    assert six["holds"] is False and "needed" not in six["evidence"]
+    # with no effect and attacks that agree, refuted at most 2.5 % of zoos of 5 and of 8 pairs
+    for k in (5, 8):
+        refuted = sum(verdict(h) == "does not hold"
+                      for h in _null_twin_verdicts(k, 3, 0.01, seed=2))
+        assert refuted / 400 <= 0.025, (k, refuted)
 
 
 def test_twin_claim_evidence_counts_the_passing_pairs_as_passing() -> None:
@@ -612,9 +643,27 @@ def test_cue_finding_leaves_out_pairs_with_a_model_missing() -> None:
     reliance = pd.DataFrame({"model": ["p", "h"], "acc_a-only": [0.5, 0.9],
                              "acc_b-only": [0.9, 0.3], "saliency_shape": [0.2, 0.6]})
     row = linsley2023.cue_finding(reliance, [("p", "h"), ("p", "gone"), ("gone", "h")]).iloc[0]
-    assert row["holds"]
+    assert row["holds"] is None and "all 1 pairs pass, too few to test (6 needed)" in (
+        row["evidence"])
     assert decode_statistics(row["statistics"]) == {"pairs_holding": 1.0, "pairs": 1.0}
     assert linsley2023.cue_finding(reliance, [("p", "gone")]).loc[0, "holds"] is None
+
+
+def test_cue_finding_needs_min_sign_pairs_to_hold_and_one_failing_pair_refutes() -> None:
+    """Claim 5 as claims 3 and 4: every pair passing reads "holds" only from min_sign_pairs (6)
+    pairs on (the laptop's 3 twin-cue pairs all pass about 1 time in 8 with no effect when the
+    three conditions move together); one failing pair still refutes it."""
+    k = 6
+    reliance = pd.DataFrame({"model": [f"p{i}" for i in range(k)] + [f"h{i}" for i in range(k)],
+                             "acc_a-only": [0.5] * k + [0.9] * k,
+                             "acc_b-only": [0.9] * k + [0.3] * k,
+                             "saliency_shape": [0.2] * k + [0.6] * k})
+    pairs = [(f"p{i}", f"h{i}") for i in range(k)]
+    assert verdict(linsley2023.cue_finding(reliance, pairs).loc[0, "holds"]) == "holds"
+    assert linsley2023.cue_finding(reliance, pairs[:5]).loc[0, "holds"] is None
+    worse = reliance.copy()
+    worse.loc[worse["model"] == "h0", "saliency_shape"] = 0.1
+    assert verdict(linsley2023.cue_finding(worse, pairs[:3]).loc[0, "holds"]) == "does not hold"
 
 
 def test_saliency_alignment_scores_the_first_n_images_only() -> None:

@@ -428,13 +428,18 @@ def trend_lines(corr: pd.DataFrame) -> list[str]:
     return lines
 
 
+# the one-sided level of the sign tests of the twin claims: that of min_sign_pairs (0.95)
+SIGN_TEST_P = (1.0 - 0.95) / 2.0
+
+
 def _pair_claim(arrows: pd.DataFrame, test: str, *,
                 no_worse: bool = False) -> tuple[bool | None, str]:
     """Verdict of a twin claim that every pair passes ``test``. ``no_worse``: the claim is
     that harmonized models are no worse (it is true where there is no effect), so a pair that
     fails refutes it only as part of a one-sided sign test: the claim reads "does not hold" where
-    so many independent pairs fail in every attack that p < 0.05 (one failing pair of 3 failed
-    7 times in 8 with no effect); fewer leave it untested."""
+    so many independent pairs fail in every attack that p < :data:`SIGN_TEST_P` (0.025, the level
+    of :func:`advlens.stats.min_sign_pairs`: at least 6 pairs; one failing pair of 3 failed 7
+    times in 8 with no effect); fewer leave it untested."""
     if arrows.empty:
         return None, "no harmonized twins"
     text = "; ".join(f"{r.plain} → {r.harmonized} ({r.attack}): {r.change:+.3g}"
@@ -460,11 +465,15 @@ def _pair_claim(arrows: pd.DataFrame, test: str, *,
         # a plain model's pairs fail when every finite row of them fails (attacks correlated)
         failing = int((~finite.assign(ok=ok).groupby("plain")["ok"].any()).sum())
         p_fail = float(binomtest(failing, n_pairs, 0.5, alternative="greater").pvalue)
-        if p_fail >= 0.05:
+        # one-sided at (1 - 0.95)/2 = 0.025, the level of every other sign test here (the
+        # "holds" side via min_sign_pairs, the ρ claims' two-sided p < 0.05): at 0.05 five
+        # lower pairs of 5 (p 1/32) refuted it, where 5 higher pairs cannot make a claim hold
+        if p_fail >= SIGN_TEST_P * (1 - 1e-9):
             holds = None
             few = (f" ({failing} of {n_pairs} independent pairs fail in every attack: sign test "
                    f"p = {p_fail:.2g} with no effect, no evidence that harmonized models are "
-                   "worse)")
+                   "worse" + (f"; {needed} independent pairs needed to refute it"
+                              if n_pairs < needed else "") + ")")
         else:
             few = (f" ({failing} of {n_pairs} independent pairs fail in every attack: sign test "
                    f"p = {p_fail:.2g})")
@@ -512,8 +521,9 @@ def findings(corr: pd.DataFrame, align_arrows: pd.DataFrame, tol_arrows: pd.Data
     3. Harmonized twins are attacked more in line with the maps: alignment higher in every pair
        (every attack). 4. ... without becoming easier to fool: tolerance not lower in every pair;
        refuted only where so many independent pairs are lower in every attack that a one-sided
-       sign test gives p < 0.05 (with no effect the claim is true, yet one of 3 pairs is lower
-       7 times in 8); fewer lower pairs leave it untested. A pair whose change is undefined
+       sign test gives p < 0.025 (the level of ``min_sign_pairs``, so at least 6 pairs; with no
+       effect the claim is true, yet one of 3 pairs is lower 7 times in 8); fewer lower pairs
+       leave it untested. A pair whose change is undefined
        (NaN: e.g. a model never broken) makes the claim None unless another pair refutes it;
        so do fewer pairs of models with a finite change than
        :func:`advlens.stats.min_sign_pairs` (6): with no effect all of 4 pairs pass 1 time in
@@ -550,7 +560,9 @@ def _pair_numbers(arrows: pd.DataFrame, test: str) -> dict[str, float]:
 def cue_finding(reliance: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
     """Claim 5 (the twin-cue ground truth, ours) as a one-row findings table: in every (plain,
     harmonized-to-shape) pair the twin has higher ``a-only`` accuracy, lower ``b-only``
-    accuracy and a larger share of |saliency| on the shape (:func:`cue_reliance` rows)."""
+    accuracy and a larger share of |saliency| on the shape (:func:`cue_reliance` rows). One
+    failing pair refutes it; every pair passing reads "holds" from
+    :func:`advlens.stats.min_sign_pairs` pairs on, "not testable" below."""
     r = reliance.set_index("model")
     checks, parts = [], []
     for plain, harm in pairs:
@@ -563,10 +575,16 @@ def cue_finding(reliance: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> pd.
                      f"b-only {a['acc_b-only']:.2f}→{b['acc_b-only']:.2f}, saliency on shape "
                      f"{a['saliency_shape']:.2f}→{b['saliency_shape']:.2f}")
     stats = {"pairs_holding": float(sum(checks)), "pairs": float(len(checks))}
+    holds = bool(all(checks)) if checks else None
+    text = "; ".join(parts) or "no twin-cue pairs"
+    # as for claims 3 and 4: every pair passing is evidence only from min_sign_pairs pairs on
+    # (with no effect all of k pass about 1 time in 2^k where the three conditions move together)
+    if holds and len(checks) < min_sign_pairs():
+        holds = None
+        text = (f"all {len(checks)} pairs pass, too few to test ({min_sign_pairs()} needed): "
+                + text)
     return pd.DataFrame([_finding("5", "harmonized to the shape cue → relies more on shape",
-                                  bool(all(checks)) if checks else None,
-                                  "; ".join(parts) or "no twin-cue pairs", stats,
-                                  "twin-cue ground truth")])
+                                  holds, text, stats, "twin-cue ground truth")])
 
 
 # dataset of the notebook -> (dataset of the zoo models scored on it, importance map, label)
