@@ -87,10 +87,11 @@ def _group_members(groups: np.ndarray, n: int) -> list[np.ndarray]:
     return [np.flatnonzero(labels == g) for g in np.argsort(first)]
 
 
-def _below_alpha(p: float, level: float) -> bool:
-    """Whether an exact permutation p is below the one-sided (1 − level)/2; one equal to it is
-    not, whatever the rounding (in floats (1 − 0.95)/2 is 0.025000000000000022, above an exact
-    p of 18/720 = 0.025; distinct exact p values differ far more than this slack)."""
+def below_alpha(p: float, level: float = 0.95) -> bool:
+    """Whether an exact p (permutation or sign test) is below the one-sided (1 − level)/2; one
+    equal to it is not, whatever the rounding (in floats (1 − 0.95)/2 is 0.025000000000000022,
+    above an exact p of 18/720 = 0.025; distinct exact p values differ far more than this
+    slack)."""
     return p < (1.0 - level) / 2.0 * (1.0 - 1e-9)
 
 
@@ -106,7 +107,7 @@ def min_testable_points(level: float = 0.95) -> int:
     """
     _check_resampling(1, level)
     n = 2
-    while not _below_alpha(1.0 / math.factorial(n), level):
+    while not below_alpha(1.0 / math.factorial(n), level):
         n += 1
     return n
 
@@ -119,7 +120,7 @@ def min_sign_pairs(level: float = 0.95) -> int:
     """
     _check_resampling(1, level)
     n = 1
-    while not _below_alpha(0.5**n, level):
+    while not below_alpha(0.5**n, level):
         n += 1
     return n
 
@@ -163,7 +164,7 @@ def testable(x: np.ndarray, y: np.ndarray, level: float = 0.95) -> bool:
     (1 − level)/2, what a CI beside 0 stands for): :func:`min_permutation_p` below it. The
     tie-aware form of ``n >= min_testable_points(level)``."""
     _check_resampling(1, level)
-    return _below_alpha(min_permutation_p(x, y), level)
+    return below_alpha(min_permutation_p(x, y), level)
 
 
 def _check_labels(labels: np.ndarray, n: int) -> np.ndarray:
@@ -295,7 +296,7 @@ class LinearFit:
         """Whether some ordering of the fitted points has a significant slope at ``level``
         (:func:`testable`); where not, a slope CI beside 0 is no evidence. True when ``min_p``
         was not given."""
-        return math.isnan(self.min_p) or _below_alpha(self.min_p, self.level)
+        return math.isnan(self.min_p) or below_alpha(self.min_p, self.level)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The fitted line at ``x``."""

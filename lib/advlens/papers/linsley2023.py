@@ -41,6 +41,7 @@ from advlens.findings import combine, encode_statistics
 from advlens.resample import images_to_side, maps_to_side
 from advlens.stats import (
     Estimate,
+    below_alpha,
     bootstrap_ci,
     min_sign_pairs,
     min_testable_points,
@@ -428,17 +429,14 @@ def trend_lines(corr: pd.DataFrame) -> list[str]:
     return lines
 
 
-# the one-sided level of the sign tests of the twin claims: that of min_sign_pairs (0.95)
-SIGN_TEST_P = (1.0 - 0.95) / 2.0
-
-
 def _pair_claim(arrows: pd.DataFrame, test: str, *,
                 no_worse: bool = False) -> tuple[bool | None, str]:
     """Verdict of a twin claim that every pair passes ``test``. ``no_worse``: the claim is
     that harmonized models are no worse (it is true where there is no effect), so a pair that
     fails refutes it only as part of a one-sided sign test: the claim reads "does not hold" where
-    so many independent pairs fail in every attack that p < :data:`SIGN_TEST_P` (0.025, the level
-    of :func:`advlens.stats.min_sign_pairs`: at least 6 pairs; one failing pair of 3 failed 7
+    so many independent pairs fail in every attack that p is below the one-sided 0.025
+    (:func:`advlens.stats.below_alpha`, the level of :func:`advlens.stats.min_sign_pairs`: at
+    least 6 pairs; one failing pair of 3 failed 7
     times in 8 with no effect); fewer leave it untested."""
     if arrows.empty:
         return None, "no harmonized twins"
@@ -468,7 +466,7 @@ def _pair_claim(arrows: pd.DataFrame, test: str, *,
         # one-sided at (1 - 0.95)/2 = 0.025, the level of every other sign test here (the
         # "holds" side via min_sign_pairs, the ρ claims' two-sided p < 0.05): at 0.05 five
         # lower pairs of 5 (p 1/32) refuted it, where 5 higher pairs cannot make a claim hold
-        if p_fail >= SIGN_TEST_P * (1 - 1e-9):
+        if not below_alpha(p_fail):
             holds = None
             few = (f" ({failing} of {n_pairs} independent pairs fail in every attack: sign test "
                    f"p = {p_fail:.2g} with no effect, no evidence that harmonized models are "
