@@ -319,11 +319,28 @@ def measured_norms(model: nn.Module, x: Tensor, y: Tensor, adv: Tensor, norm: st
     return size.numpy(), float(fooled.float().mean()), float(alone.float().mean())
 
 
+def norms_file(folder: Path, model_name: str, norm: str, budget: int, attack: str) -> Path:
+    """Where ``--norms-dir`` keeps one cell's per-image norms of one attack (read by
+    ``attack_cells.py``)."""
+    safe = model_name.replace("/", "_") + f"__{norm}__{budget}__" + attack.replace(" ", "_")
+    return folder / f"{safe}.npy"
+
+
+def save_norms(path: Path, norms: np.ndarray) -> None:
+    """Write atomically: an interrupted run leaves no half-written file to be read later."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.stem + ".partial.npy")
+    np.save(partial, norms)
+    partial.replace(path)
+
+
 def strength(model_name: str, model: nn.Module, x: Tensor, y: Tensor, budgets: list[int],
              repeats: int, methods: list[str], norm: str, n_large: int,
-             only_peers: list[str] | None = None) -> pd.DataFrame:
+             only_peers: list[str] | None = None,
+             norms_dir: Path | None = None) -> pd.DataFrame:
     """Every contender at every budget on (x, y) (the first ``n_large`` images for budgets of
-    5000 passes and more); one row per (budget, attack). ``only_peers``: peer names to keep."""
+    5000 passes and more); one row per (budget, attack). ``only_peers``: peer names to keep;
+    ``norms_dir``: also save each attack's per-image norms there (:func:`norms_file`)."""
     contenders: dict[str, Runner] = {}
     peers = peers_available(norm)
     if only_peers is not None:
@@ -357,6 +374,8 @@ def strength(model_name: str, model: nn.Module, x: Tensor, y: Tensor, budgets: l
                 norms[name], rates[name], alone[name] = measured_norms(model, xb, yb,
                                                                        adv.detach(), norm)
         for name in contenders:
+            if norms_dir is not None:
+                save_norms(norms_file(norms_dir, model_name, norm, budget, name), norms[name])
             rows.append({"model": model_name, "norm": norm, "budget": budget, "n": len(xb),
                          "attack": name, "median": float(np.median(norms[name])),
                          "mean_successful": float(norms[name][np.isfinite(norms[name])].mean()),
@@ -526,6 +545,9 @@ def main() -> None:
     parser.add_argument("--peers", nargs="+", default=None,
                         help='only these peers, e.g. "adv-lib ALMA" "adv-lib DDN" ("none": ours '
                              'alone)')
+    parser.add_argument("--norms-dir", type=Path, default=None,
+                        help="also save every attack's per-image norms there, one .npy per "
+                             "cell and attack (image by image and bootstrap: attack_cells.py)")
     args = parser.parse_args()
     if args.peers is not None:  # a misspelt name would silently drop that peer from the verdict
         known = {*peers_available("l2"), *peers_available("linf"), "none"}
@@ -546,10 +568,12 @@ def main() -> None:
         if not args.skip_strength:
             if not args.skip_l2:
                 frames.append(strength(name, model, x, y, args.budgets, args.repeats,
-                                       args.methods, "l2", args.n_large, args.peers))
+                                       args.methods, "l2", args.n_large, args.peers,
+                                       args.norms_dir))
             if not args.skip_linf:
                 frames.append(strength(name, model, x, y, args.budgets, args.repeats,
-                                       args.linf_methods, "linf", args.n_large, args.peers))
+                                       args.linf_methods, "linf", args.n_large, args.peers,
+                                       args.norms_dir))
             pd.concat(frames).to_csv(RESULTS / f"bench_attacks_strength{args.tag}.csv",
                                      index=False)
         if not args.skip_throughput and name == args.models[0]:

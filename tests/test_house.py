@@ -278,3 +278,40 @@ def test_attack_tables_shows_every_attack_that_ran() -> None:
                        "adv-lib New", "ours ≤ best peer"]
     assert row.count("|") == header.count("|")
     assert row.endswith(f"yes ({100 * (0.065 / 0.07 - 1):+.3f}%) |")
+
+
+def test_attack_cells_bootstrap_interval_and_saved_norms(tmp_path) -> None:
+    """attack_cells' interval of median(ours) / best peer median: exact where every resample
+    gives one ratio (ours a fixed multiple of the peer), the best peer chosen per resample (a
+    peer lower on every image decides it), failures (+inf) carried; and the per-image norms
+    bench_attacks --norms-dir writes are read back per cell."""
+    import numpy as np
+
+    cells = _benchmark_module("attack_cells")
+    bench = _benchmark_module("bench_attacks")
+    peer = np.random.default_rng(1).uniform(0.5, 1.5, 150)
+    for scale in (1.0, 0.9, 1.2):
+        low, high = cells.median_ratio_interval(scale * peer, peer[None])
+        assert low == pytest.approx(scale, rel=1e-12) and high == pytest.approx(scale, rel=1e-12)
+    worse = 2 * peer  # never the lowest median: the interval is the one against `peer` alone
+    both = cells.median_ratio_interval(0.9 * peer, np.stack([worse, peer]))
+    assert both == pytest.approx((0.9, 0.9), rel=1e-12)
+    noisy = peer * np.random.default_rng(2).uniform(0.8, 1.2, 150)
+    low, high = cells.median_ratio_interval(noisy, peer[None])
+    assert low < np.median(noisy) / np.median(peer) < high
+    ours_fails = np.full(150, np.inf)
+    assert cells.median_ratio_interval(ours_fails, peer[None]) == (np.inf, np.inf)
+    with pytest.raises(ValueError, match=r"\(k, 150\)"):
+        cells.median_ratio_interval(peer, peer[None, :10])
+    runs = {"advlens auto": 0.95 * peer, "adv-lib FAB-T1": peer, "foolbox DDN": 1.1 * peer}
+    for attack, norms in runs.items():
+        bench.save_norms(bench.norms_file(tmp_path, "vgg-xs/std/s1", "l2", 100, attack), norms)
+    read = cells.read_cells([tmp_path])
+    assert list(read) == [("vgg-xs_std_s1", "l2", 100)]
+    assert sorted(read[("vgg-xs_std_s1", "l2", 100)]) == sorted(runs)
+    row = cells.compare(read, "advlens auto").iloc[0]
+    assert (row.model, row.peer, row.lower, row.higher) == ("vgg-xs/std/s1", "adv-lib FAB-T1",
+                                                            150, 0)
+    assert row.ratio == pytest.approx(0.95) and row.ci_high == pytest.approx(0.95)
+    summary = cells.summary(cells.compare(read, "advlens auto")).iloc[0]
+    assert (summary.lost, summary.ours_lower_beyond_ci, summary.peer_lower_beyond_ci) == (0, 1, 0)

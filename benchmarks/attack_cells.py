@@ -1,0 +1,143 @@
+"""Every benchmark cell from saved per-image norms: medians, image by image, and a bootstrap CI.
+
+``bench_attacks.py --norms-dir DIR`` saves each attack's per-image norms of each (model, norm,
+budget) cell. This script reads one or more such folders (a later folder's file of the same cell
+and attack replaces an earlier one's) and compares ours (``--ours``, default ``advlens auto``)
+with the peer of the lowest median in each cell, as ``attack_paired.py`` does for reruns: the
+median ratio ours / best peer, the images ours finds lower / level (within 0.1 %) / higher, the
+largest ratio of ours to the lowest peer norm of each image; and a paired bootstrap 95 % interval
+of the median ratio (:func:`median_ratio_interval`: the images resampled jointly for every
+contender, the best peer chosen again in each resample, so the interval carries the choice of the
+best of several peers). A cell whose interval lies wholly above 1 is one where a peer's median is
+lower beyond what the choice of images explains; wholly below 1, ours is.
+
+Run: ``.venv/bin/python benchmarks/attack_cells.py DIR [DIR ...] [--ours NAME] [--norms l2 linf]
+[--budgets 100 200] [--all] [--tag T]``; prints a line per lost cell (``--all``: per cell) and a
+summary per norm and budget; writes ``benchmarks/results/bench_attacks_cells{T}.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from attack_paired import paired
+from bench_attacks import RESULTS
+
+
+def read_cells(folders: list[Path]) -> dict[tuple[str, str, int], dict[str, np.ndarray]]:
+    """{(model file stem, norm, budget): {attack: per-image norms}} from ``--norms-dir`` folders
+    (a later folder's file replaces an earlier one's). Attack names come back with spaces."""
+    cells: dict[tuple[str, str, int], dict[str, np.ndarray]] = {}
+    for folder in folders:
+        files = sorted(f for f in folder.glob("*.npy") if not f.name.endswith(".partial.npy"))
+        if not files:
+            raise FileNotFoundError(f"no per-image norms (*.npy) in {folder}: write them with "
+                                    "bench_attacks.py --norms-dir")
+        for f in files:
+            model, norm, budget, attack = f.stem.split("__")
+            cells.setdefault((model, norm, int(budget)), {})[attack.replace("_", " ")] = np.load(f)
+    return cells
+
+
+def median_ratio_interval(ours: np.ndarray, peers: np.ndarray, *, resamples: int = 2000,
+                          level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Paired percentile-bootstrap interval of median(ours) / min over peers of median(peer).
+
+    Parameters
+    ----------
+    ours: (n,) per-image norms (+inf where nothing was found).
+    peers: (k, n) the peers' norms of the same images.
+    resamples, level, seed: bootstrap resamples, interval coverage, generator seed.
+
+    Returns
+    -------
+    (low, high) of the ratio; resamples where both medians are +inf are left out (NaN if all
+    are).
+    """
+    n = ours.shape[0]
+    if peers.ndim != 2 or peers.shape[1] != n:
+        raise ValueError(f"peers must be (k, {n}) for {n} images; got {peers.shape}.")
+    rows = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    ours_median = np.median(ours[rows], axis=1)
+    best_peer = np.median(peers[:, rows], axis=2).min(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = ours_median / best_peer
+    ratio = ratio[~np.isnan(ratio)]
+    if not ratio.size:  # every resample's medians were both +inf
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2
+    low, high = np.quantile(ratio, [tail, 1 - tail], method="inverted_cdf")  # (inf kept)
+    return float(low), float(high)
+
+
+def compare(cells: dict[tuple[str, str, int], dict[str, np.ndarray]], ours: str,
+            resamples: int = 2000) -> pd.DataFrame:
+    """One row per cell that has ours and at least one peer (peers: every attack not named
+    ``advlens ...``, and not ``ours``)."""
+    rows = []
+    for (model, norm, budget), runs in sorted(cells.items()):
+        peers = {k: v for k, v in runs.items() if not k.startswith("advlens") and k != ours}
+        if ours not in runs or not peers:
+            continue
+        mine = runs[ours]
+        medians = {k: float(np.median(v)) for k, v in peers.items()}
+        best = min(medians, key=medians.__getitem__)
+        low, high = median_ratio_interval(mine, np.stack(list(peers.values())),
+                                          resamples=resamples)
+        with np.errstate(divide="ignore"):
+            per_image_best = np.stack(list(peers.values())).min(axis=0)
+            worst = float(np.max(mine / per_image_best))
+        rows.append({"model": model.replace("_", "/"), "norm": norm, "budget": budget,
+                     "n": len(mine), "peer": best, "median_ours": float(np.median(mine)),
+                     "median_peer": medians[best],
+                     "ratio": float(np.median(mine)) / medians[best], "ci_low": low,
+                     "ci_high": high, "worst_image_vs_best_of_peers": worst,
+                     **paired(mine, peers[best])})
+    return pd.DataFrame(rows)
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per norm and budget: cells, medians lost, cells whose interval lies wholly above /
+    below 1, geometric mean of the median ratios, images lower / higher."""
+    rows = [{"norm": norm, "budget": budget, "cells": len(g), "lost": int((g.ratio > 1).sum()),
+             "peer_lower_beyond_ci": int((g.ci_low > 1).sum()),
+             "ours_lower_beyond_ci": int((g.ci_high < 1).sum()),
+             "geo_mean_ratio": float(np.exp(np.log(g.ratio).mean())),
+             "images_lower": int(g.lower.sum()), "images_higher": int(g.higher.sum())}
+            for (norm, budget), g in df.groupby(["norm", "budget"])]
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("--ours", default="advlens auto")
+    parser.add_argument("--norms", nargs="+", choices=["l2", "linf"], default=["l2", "linf"])
+    parser.add_argument("--budgets", nargs="+", type=int, default=None)
+    parser.add_argument("--resamples", type=int, default=2000)
+    parser.add_argument("--all", action="store_true", help="print every cell, not only lost ones")
+    parser.add_argument("--tag", default="")
+    args = parser.parse_args()
+    df = compare(read_cells(args.folders), args.ours, args.resamples)
+    if df.empty:
+        parser.error(f"no cell holds both {args.ours!r} and a peer")
+    df = df[df.norm.isin(args.norms)]
+    if args.budgets is not None:
+        df = df[df.budget.isin(args.budgets)]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    df.to_csv(RESULTS / f"bench_attacks_cells{args.tag}.csv", index=False)
+    shown = df if args.all else df[df.ratio > 1]
+    for r in shown.itertuples():
+        print(f"{r.norm} {r.budget} {r.model}: {r.median_ours:.5g} vs {r.peer} "
+              f"{r.median_peer:.5g} ({100 * (r.ratio - 1):+.3f} %, 95 % CI "
+              f"{r.ci_low:.4f}–{r.ci_high:.4f}); images lower / level / higher "
+              f"{r.lower} / {r.level} / {r.higher}")
+    print(summary(df).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+if __name__ == "__main__":
+    main()
