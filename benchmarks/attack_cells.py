@@ -5,11 +5,13 @@ budget) cell. This script reads one or more such folders (a later folder's file 
 and attack replaces an earlier one's) and compares ours (``--ours``, default ``advlens auto``)
 with the peer of the lowest median in each cell, as ``attack_paired.py`` does for reruns: the
 median ratio ours / best peer, the images ours finds lower / level (within 0.1 %) / higher, the
-largest ratio of ours to the lowest peer norm of each image; and a paired bootstrap 95 % interval
-of the median ratio (:func:`median_ratio_interval`: the images resampled jointly for every
-contender, the best peer chosen again in each resample, so the interval carries the choice of the
-best of several peers). A cell whose interval lies wholly above 1 is one where a peer's median is
-lower beyond what the choice of images explains; wholly below 1, ours is.
+largest ratio of ours to the lowest peer norm of each image; and a paired bootstrap of the
+median ratio (:func:`resampled_ratios`: the images resampled jointly for every contender, the
+best peer chosen again in each resample, so it carries the choice of the best of several peers):
+its 95 % interval, and the share of resamples in which ours loses (``p_lost``; summed over the
+cells of a budget, the number of medians ours would be expected to lose on other draws of as many
+images). A cell whose interval lies wholly above 1 is one where a peer's median is lower beyond
+what the choice of images explains; wholly below 1, ours is.
 
 Run: ``.venv/bin/python benchmarks/attack_cells.py DIR [DIR ...] [--ours NAME] [--norms l2 linf]
 [--budgets 100 200] [--all] [--tag T]``; prints a line per lost cell (``--all``: per cell) and a
@@ -43,20 +45,20 @@ def read_cells(folders: list[Path]) -> dict[tuple[str, str, int], dict[str, np.n
     return cells
 
 
-def median_ratio_interval(ours: np.ndarray, peers: np.ndarray, *, resamples: int = 2000,
-                          level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Paired percentile-bootstrap interval of median(ours) / min over peers of median(peer).
+def resampled_ratios(ours: np.ndarray, peers: np.ndarray, *, resamples: int = 2000,
+                     seed: int = 0) -> np.ndarray:
+    """Paired bootstrap of median(ours) / min over peers of median(peer).
 
     Parameters
     ----------
     ours: (n,) per-image norms (+inf where nothing was found).
     peers: (k, n) the peers' norms of the same images.
-    resamples, level, seed: bootstrap resamples, interval coverage, generator seed.
+    resamples, seed: bootstrap resamples (the images drawn with replacement, the same draw for
+        every contender) and the generator's seed.
 
     Returns
     -------
-    (low, high) of the ratio; resamples where both medians are +inf are left out (NaN if all
-    are).
+    The ratio of each resample, those where both medians are +inf left out.
     """
     n = ours.shape[0]
     if peers.ndim != 2 or peers.shape[1] != n:
@@ -66,11 +68,23 @@ def median_ratio_interval(ours: np.ndarray, peers: np.ndarray, *, resamples: int
     best_peer = np.median(peers[:, rows], axis=2).min(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = ours_median / best_peer
-    ratio = ratio[~np.isnan(ratio)]
-    if not ratio.size:  # every resample's medians were both +inf
+    return ratio[~np.isnan(ratio)]
+
+
+def median_ratio_interval(ours: np.ndarray, peers: np.ndarray, *, resamples: int = 2000,
+                          level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile interval (coverage ``level``) of :func:`resampled_ratios`; (NaN, NaN) where
+    every resample's medians were both +inf."""
+    return percentile_interval(resampled_ratios(ours, peers, resamples=resamples, seed=seed),
+                               level)
+
+
+def percentile_interval(ratios: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central ``level`` interval of resampled ratios; (NaN, NaN) for none."""
+    if not ratios.size:
         return float("nan"), float("nan")
     tail = (1 - level) / 2
-    low, high = np.quantile(ratio, [tail, 1 - tail], method="inverted_cdf")  # (inf kept)
+    low, high = np.quantile(ratios, [tail, 1 - tail], method="inverted_cdf")  # (inf kept)
     return float(low), float(high)
 
 
@@ -86,8 +100,8 @@ def compare(cells: dict[tuple[str, str, int], dict[str, np.ndarray]], ours: str,
         mine = runs[ours]
         medians = {k: float(np.median(v)) for k, v in peers.items()}
         best = min(medians, key=medians.__getitem__)
-        low, high = median_ratio_interval(mine, np.stack(list(peers.values())),
-                                          resamples=resamples)
+        ratios = resampled_ratios(mine, np.stack(list(peers.values())), resamples=resamples)
+        low, high = percentile_interval(ratios)
         with np.errstate(divide="ignore"):
             per_image_best = np.stack(list(peers.values())).min(axis=0)
             worst = float(np.max(mine / per_image_best))
@@ -95,7 +109,8 @@ def compare(cells: dict[tuple[str, str, int], dict[str, np.ndarray]], ours: str,
                      "n": len(mine), "peer": best, "median_ours": float(np.median(mine)),
                      "median_peer": medians[best],
                      "ratio": float(np.median(mine)) / medians[best], "ci_low": low,
-                     "ci_high": high, "worst_image_vs_best_of_peers": worst,
+                     "ci_high": high, "p_lost": float((ratios > 1).mean()),
+                     "worst_image_vs_best_of_peers": worst,
                      **paired(mine, peers[best])})
     return pd.DataFrame(rows)
 
@@ -106,6 +121,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     rows = [{"norm": norm, "budget": budget, "cells": len(g), "lost": int((g.ratio > 1).sum()),
              "peer_lower_beyond_ci": int((g.ci_low > 1).sum()),
              "ours_lower_beyond_ci": int((g.ci_high < 1).sum()),
+             "expected_lost": float(g.p_lost.sum()),
              "geo_mean_ratio": float(np.exp(np.log(g.ratio).mean())),
              "images_lower": int(g.lower.sum()), "images_higher": int(g.higher.sum())}
             for (norm, budget), g in df.groupby(["norm", "budget"])]

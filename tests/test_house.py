@@ -315,3 +315,7 @@ def test_attack_cells_bootstrap_interval_and_saved_norms(tmp_path) -> None:
     assert row.ratio == pytest.approx(0.95) and row.ci_high == pytest.approx(0.95)
     summary = cells.summary(cells.compare(read, "advlens auto")).iloc[0]
     assert (summary.lost, summary.ours_lower_beyond_ci, summary.peer_lower_beyond_ci) == (0, 1, 0)
+    assert row.p_lost == 0 and summary.expected_lost == 0
+    flipped = cells.compare({("m", "l2", 100): {"advlens auto": 1.05 * peer, "p": peer}},
+                            "advlens auto")
+    assert flipped.p_lost.item() == 1 and flipped.ratio.item() == pytest.approx(1.05)
