@@ -27,11 +27,12 @@ repeats), so load drift cancels. The gap to 1 is the attack's own overhead.
 
 Run (the machine is shared: one thread):
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/bench_attacks.py
-Options: --budgets 100 1000, --models mlp-l/std cnn-m/at1.0 ..., --repeats 1, --n 100,
---n-large 50, --threads 1, --tag (suffix of the CSV names), --peers (only these). Prints tables
-and writes CSVs to benchmarks/results/. Peers come from .peers (appended to sys.path after
-site-packages); adv-lib imports ``visdom`` for its optional plots only, so a stub module stands
-in for it here.
+Options: --budgets 100 1000, --models mlp-l/std cnn-m/at1.0 ..., --repeats 1, --n 100, --n-large
+50, --threads 1, --tag (suffix of the CSV names), --peers (only these), --norms-dir (also save
+every attack's per-image norms per cell, for ``attack_cells.py``: image by image and a bootstrap
+interval of each median ratio). Prints tables and writes CSVs to benchmarks/results/. Peers come
+from .peers (appended to sys.path after site-packages); adv-lib imports ``visdom`` for its optional
+plots only, so a stub module stands in for it here.
 """
 
 from __future__ import annotations
