@@ -5,13 +5,22 @@ budget) cell. This script reads one or more such folders (a later folder's file 
 and attack replaces an earlier one's) and compares ours (``--ours``, default ``advlens auto``)
 with the peer of the lowest median in each cell, as ``attack_paired.py`` does for reruns: the
 median ratio ours / best peer, the images ours finds lower / level (within 0.1 %) / higher, the
-largest ratio of ours to the lowest peer norm of each image; and a paired bootstrap of the
-median ratio (:func:`resampled_ratios`: the images resampled jointly for every contender, the
-best peer chosen again in each resample, so it carries the choice of the best of several peers):
-its 95 % interval, and the share of resamples in which ours loses (``p_lost``; summed over the
-cells of a budget, the number of medians ours would be expected to lose on other draws of as many
-images). A cell whose interval lies wholly above 1 is one where a peer's median is lower beyond
-what the choice of images explains; wholly below 1, ours is.
+largest ratio of ours to the lowest peer norm of each image (images every contender fails left
+out); and a paired bootstrap of the median ratio (:func:`resampled_ratios`: the images resampled
+jointly for every contender, the best peer chosen again in each resample, so it carries the
+choice of the best of several peers; where both medians are +inf the ratio counts as 1, level):
+its 95 % percentile interval, and the share of resamples in which ours's median is above the
+best peer's (``p_lost``). ``p_lost`` says how firmly the observed comparison holds when the
+images are resampled (near 0 or 1: firm; near 1/2: a toss-up); it is not the probability that ours
+loses on another draw of as many images (a new draw's own noise adds to this one's, so that
+probability lies nearer 1/2, and the best-of-several choice biases it further), and its sum over
+a budget's cells (``sum_p_lost``) is a rough count of near-lost cells, not an expected number of
+medians lost. A cell whose interval lies wholly above 1 is one where a peer's median is lower
+than the choice of images readily explains; wholly below 1, ours is. Approximate: where ours and
+the best peer are truly level, about one cell in 40 gets an interval wholly above 1 by chance and
+one in 40 wholly below (above more often when several peers are about as strong as the best: the
+minimum over peers makes the bootstrap lean towards the peers); attack randomness is not
+resampled.
 
 Run: ``.venv/bin/python benchmarks/attack_cells.py DIR [DIR ...] [--ours NAME] [--norms l2 linf]
 [--budgets 100 200] [--all] [--tag T]``; prints a line per lost cell (``--all``: per cell) and a
@@ -40,7 +49,10 @@ def read_cells(folders: list[Path]) -> dict[tuple[str, str, int], dict[str, np.n
             raise FileNotFoundError(f"no per-image norms (*.npy) in {folder}: write them with "
                                     "bench_attacks.py --norms-dir")
         for f in files:
-            model, norm, budget, attack = f.stem.split("__")
+            parts = f.stem.split("__")
+            if len(parts) != 4 or not parts[2].isdigit():
+                raise ValueError(f"{f}: not a --norms-dir file (model__norm__budget__attack.npy)")
+            model, norm, budget, attack = parts
             cells.setdefault((model, norm, int(budget)), {})[attack.replace("_", " ")] = np.load(f)
     return cells
 
@@ -58,23 +70,25 @@ def resampled_ratios(ours: np.ndarray, peers: np.ndarray, *, resamples: int = 20
 
     Returns
     -------
-    The ratio of each resample, those where both medians are +inf left out.
+    The ratio of each resample (``resamples`` of them): 1 (level) where both medians are +inf,
+    0 where only the best peer's is, +inf where only ours's is.
     """
     n = ours.shape[0]
     if peers.ndim != 2 or peers.shape[1] != n:
         raise ValueError(f"peers must be (k, {n}) for {n} images; got {peers.shape}.")
+    if np.isnan(ours).any() or np.isnan(peers).any():
+        raise ValueError("NaN norms: a norm is finite, or +inf where the attack failed.")
     rows = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
     ours_median = np.median(ours[rows], axis=1)
     best_peer = np.median(peers[:, rows], axis=2).min(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = ours_median / best_peer
-    return ratio[~np.isnan(ratio)]
+    return np.where(np.isinf(ours_median) & np.isinf(best_peer), 1.0, ratio)
 
 
 def median_ratio_interval(ours: np.ndarray, peers: np.ndarray, *, resamples: int = 2000,
                           level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile interval (coverage ``level``) of :func:`resampled_ratios`; (NaN, NaN) where
-    every resample's medians were both +inf."""
+    """Percentile interval (coverage ``level``) of :func:`resampled_ratios`."""
     return percentile_interval(resampled_ratios(ours, peers, resamples=resamples, seed=seed),
                                level)
 
@@ -98,17 +112,24 @@ def compare(cells: dict[tuple[str, str, int], dict[str, np.ndarray]], ours: str,
         if ours not in runs or not peers:
             continue
         mine = runs[ours]
+        counts = {k: len(v) for k, v in runs.items()}
+        if len(set(counts.values())) > 1:  # e.g. folders of runs with different --n
+            raise ValueError(f"cell {model} {norm} {budget}: image counts differ {counts}")
         medians = {k: float(np.median(v)) for k, v in peers.items()}
         best = min(medians, key=medians.__getitem__)
         ratios = resampled_ratios(mine, np.stack(list(peers.values())), resamples=resamples)
         low, high = percentile_interval(ratios)
+        per_image_best = np.stack(list(peers.values())).min(axis=0)
+        found = np.isfinite(mine) | np.isfinite(per_image_best)  # inf / inf: nothing to compare
         with np.errstate(divide="ignore"):
-            per_image_best = np.stack(list(peers.values())).min(axis=0)
-            worst = float(np.max(mine / per_image_best))
+            ratios_found = mine[found] / per_image_best[found]
+        worst = float(ratios_found.max()) if found.any() else float("nan")
+        median_ours = float(np.median(mine))
+        ratio = 1.0 if np.isinf(median_ours) and np.isinf(medians[best]) else (
+            median_ours / medians[best])
         rows.append({"model": model.replace("_", "/"), "norm": norm, "budget": budget,
-                     "n": len(mine), "peer": best, "median_ours": float(np.median(mine)),
-                     "median_peer": medians[best],
-                     "ratio": float(np.median(mine)) / medians[best], "ci_low": low,
+                     "n": len(mine), "peer": best, "median_ours": median_ours,
+                     "median_peer": medians[best], "ratio": ratio, "ci_low": low,
                      "ci_high": high, "p_lost": float((ratios > 1).mean()),
                      "worst_image_vs_best_of_peers": worst,
                      **paired(mine, peers[best])})
@@ -117,11 +138,11 @@ def compare(cells: dict[tuple[str, str, int], dict[str, np.ndarray]], ours: str,
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Per norm and budget: cells, medians lost, cells whose interval lies wholly above /
-    below 1, geometric mean of the median ratios, images lower / higher."""
+    below 1, the sum of ``p_lost``, geometric mean of the median ratios, images lower / higher."""
     rows = [{"norm": norm, "budget": budget, "cells": len(g), "lost": int((g.ratio > 1).sum()),
              "peer_lower_beyond_ci": int((g.ci_low > 1).sum()),
              "ours_lower_beyond_ci": int((g.ci_high < 1).sum()),
-             "expected_lost": float(g.p_lost.sum()),
+             "sum_p_lost": float(g.p_lost.sum()),
              "geo_mean_ratio": float(np.exp(np.log(g.ratio).mean())),
              "images_lower": int(g.lower.sum()), "images_higher": int(g.higher.sum())}
             for (norm, budget), g in df.groupby(["norm", "budget"])]

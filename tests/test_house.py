@@ -284,7 +284,8 @@ def test_attack_cells_bootstrap_interval_and_saved_norms(tmp_path) -> None:
     """attack_cells' interval of median(ours) / best peer median: exact where every resample
     gives one ratio (ours a fixed multiple of the peer), the best peer chosen per resample (a
     peer lower on every image decides it), failures (+inf) carried; and the per-image norms
-    bench_attacks --norms-dir writes are read back per cell."""
+    bench_attacks --norms-dir writes are read back per cell; the resampled ratios as a plain loop
+    computes them."""
     import numpy as np
 
     cells = _benchmark_module("attack_cells")
@@ -315,7 +316,35 @@ def test_attack_cells_bootstrap_interval_and_saved_norms(tmp_path) -> None:
     assert row.ratio == pytest.approx(0.95) and row.ci_high == pytest.approx(0.95)
     summary = cells.summary(cells.compare(read, "advlens auto")).iloc[0]
     assert (summary.lost, summary.ours_lower_beyond_ci, summary.peer_lower_beyond_ci) == (0, 1, 0)
-    assert row.p_lost == 0 and summary.expected_lost == 0
+    assert row.p_lost == 0 and summary.sum_p_lost == 0
     flipped = cells.compare({("m", "l2", 100): {"advlens auto": 1.05 * peer, "p": peer}},
                             "advlens auto")
     assert flipped.p_lost.item() == 1 and flipped.ratio.item() == pytest.approx(1.05)
+    level = cells.compare({("m", "l2", 100): {"advlens auto": peer, "p": peer}}, "advlens auto")
+    assert level.p_lost.item() == 0  # a level median is not lost
+    # against a plain loop on random data: two peers of the same median that take turns being the
+    # lower one (so a best peer fixed once, or the per-image minimum of the peers, differs), some
+    # failures shared by all, and both medians +inf in some resamples (a tie: ratio 1)
+    gen = np.random.default_rng(3)
+    n = 31
+    difficulty = gen.lognormal(0, 0.4, n)
+    mine, peers = difficulty * gen.lognormal(0, 0.2, n), difficulty * gen.lognormal(0, 0.2, (2, n))
+    peers[1] *= np.median(peers[0]) / np.median(peers[1])
+    mine[:13], peers[:, :13] = np.inf, np.inf
+    draws = np.random.default_rng(5).integers(0, n, size=(400, n))
+    expected = []
+    for r in draws:
+        mo, mp = np.median(mine[r]), min(np.median(peers[0][r]), np.median(peers[1][r]))
+        expected.append(1.0 if mo == mp == np.inf else 0.0 if mp == np.inf else mo / mp)
+    got = cells.resampled_ratios(mine, peers, resamples=400, seed=5)
+    np.testing.assert_array_equal(got, expected)
+    assert 0 < (got == 1).mean() < 1 and len(np.unique(got)) > 20
+    ordered = np.sort(expected)
+    assert cells.percentile_interval(got) == (ordered[9], ordered[389])  # ceil(400 q) - 1
+    shared = cells.compare({("m", "l2", 100): {"advlens auto": mine, "a": peers[0],
+                                               "b": peers[1]}}, "advlens auto").iloc[0]
+    finite = np.isfinite(mine)
+    assert shared.worst_image_vs_best_of_peers == pytest.approx(
+        (mine[finite] / peers[:, finite].min(axis=0)).max())
+    with pytest.raises(ValueError, match="image counts differ"):
+        cells.compare({("m", "l2", 100): {"advlens auto": peer, "p": peer[:100]}}, "advlens auto")
