@@ -79,11 +79,15 @@ def resampled_ratios(ours: np.ndarray, peers: np.ndarray, *, resamples: int = 20
     if np.isnan(ours).any() or np.isnan(peers).any():
         raise ValueError("NaN norms: a norm is finite, or +inf where the attack failed.")
     rows = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
-    ours_median = np.median(ours[rows], axis=1)
-    best_peer = np.median(peers[:, rows], axis=2).min(axis=0)
+    return median_ratio(np.median(ours[rows], axis=1),
+                        np.median(peers[:, rows], axis=2).min(axis=0))
+
+
+def median_ratio(ours_median: np.ndarray, peer_median: np.ndarray) -> np.ndarray:
+    """ours / peer medians, 1 (level) where both are +inf (both failed on most images)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = ours_median / best_peer
-    return np.where(np.isinf(ours_median) & np.isinf(best_peer), 1.0, ratio)
+        ratio = np.divide(ours_median, peer_median)
+    return np.where(np.isinf(ours_median) & np.isinf(peer_median), 1.0, ratio)
 
 
 def median_ratio_interval(ours: np.ndarray, peers: np.ndarray, *, resamples: int = 2000,
@@ -117,16 +121,16 @@ def compare(cells: dict[tuple[str, str, int], dict[str, np.ndarray]], ours: str,
             raise ValueError(f"cell {model} {norm} {budget}: image counts differ {counts}")
         medians = {k: float(np.median(v)) for k, v in peers.items()}
         best = min(medians, key=medians.__getitem__)
-        ratios = resampled_ratios(mine, np.stack(list(peers.values())), resamples=resamples)
+        stacked = np.stack(list(peers.values()))
+        ratios = resampled_ratios(mine, stacked, resamples=resamples)
         low, high = percentile_interval(ratios)
-        per_image_best = np.stack(list(peers.values())).min(axis=0)
+        per_image_best = stacked.min(axis=0)
         found = np.isfinite(mine) | np.isfinite(per_image_best)  # inf / inf: nothing to compare
         with np.errstate(divide="ignore"):
             ratios_found = mine[found] / per_image_best[found]
         worst = float(ratios_found.max()) if found.any() else float("nan")
         median_ours = float(np.median(mine))
-        ratio = 1.0 if np.isinf(median_ours) and np.isinf(medians[best]) else (
-            median_ours / medians[best])
+        ratio = float(median_ratio(np.float64(median_ours), np.float64(medians[best])))
         rows.append({"model": model.replace("_", "/"), "norm": norm, "budget": budget,
                      "n": len(mine), "peer": best, "median_ours": median_ours,
                      "median_peer": medians[best], "ratio": ratio, "ci_low": low,
