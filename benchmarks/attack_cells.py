@@ -23,8 +23,11 @@ minimum over peers makes the bootstrap lean towards the peers); attack randomnes
 resampled.
 
 Run: ``.venv/bin/python benchmarks/attack_cells.py DIR [DIR ...] [--ours NAME] [--norms l2 linf]
-[--budgets 100 200] [--all] [--tag T]``; prints a line per lost cell (``--all``: per cell) and a
-summary per norm and budget; writes ``benchmarks/results/bench_attacks_cells{T}.csv``.
+[--budgets 100 200] [--images 150:300] [--all] [--tag T]``; prints a line per lost cell
+(``--all``: per cell) and a summary per norm and budget; writes
+``benchmarks/results/bench_attacks_cells{T}.csv``. ``--images START:STOP`` compares only those
+images of every cell (in the benchmark's order, the correctly classified test images): e.g. a run
+of ``--n 300`` read as the first 150 (the protocol's images) and, held out, the next 150.
 """
 
 from __future__ import annotations
@@ -55,6 +58,32 @@ def read_cells(folders: list[Path]) -> dict[tuple[str, str, int], dict[str, np.n
             model, norm, budget, attack = parts
             cells.setdefault((model, norm, int(budget)), {})[attack.replace("_", " ")] = np.load(f)
     return cells
+
+
+def image_slice(text: str) -> slice:
+    """``"START:STOP"`` (either may be empty) as a slice of each cell's images."""
+    parts = text.split(":")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts if p.strip()):
+        raise ValueError(f"--images must be START:STOP with non-negative integers (e.g. 150:300); "
+                         f"got {text!r}.")
+    start, stop = (int(p) if p.strip() else None for p in parts)
+    if start is not None and stop is not None and stop <= start:
+        raise ValueError(f"--images {text!r} selects no image: STOP must exceed START.")
+    return slice(start, stop)
+
+
+def select_images(cells: dict[tuple[str, str, int], dict[str, np.ndarray]],
+                  images: slice) -> dict[tuple[str, str, int], dict[str, np.ndarray]]:
+    """The same cells with only ``images`` of each attack's per-image norms; a cell with fewer
+    images than the slice's STOP is refused (it would compare a shorter set silently)."""
+    out = {}
+    for key, runs in cells.items():
+        for attack, norms in runs.items():
+            if images.stop is not None and len(norms) < images.stop:
+                raise ValueError(f"cell {key} {attack!r} holds {len(norms)} images, fewer than "
+                                 f"--images stop {images.stop}.")
+        out[key] = {attack: norms[images] for attack, norms in runs.items()}
+    return out
 
 
 def resampled_ratios(ours: np.ndarray, peers: np.ndarray, *, resamples: int = 2000,
@@ -160,10 +189,12 @@ def main() -> None:
     parser.add_argument("--norms", nargs="+", choices=["l2", "linf"], default=["l2", "linf"])
     parser.add_argument("--budgets", nargs="+", type=int, default=None)
     parser.add_argument("--resamples", type=int, default=2000)
+    parser.add_argument("--images", type=image_slice, default=slice(None),
+                        help="START:STOP: only these images of every cell (default: all)")
     parser.add_argument("--all", action="store_true", help="print every cell, not only lost ones")
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
-    df = compare(read_cells(args.folders), args.ours, args.resamples)
+    df = compare(select_images(read_cells(args.folders), args.images), args.ours, args.resamples)
     if df.empty:
         parser.error(f"no cell holds both {args.ours!r} and a peer")
     df = df[df.norm.isin(args.norms)]

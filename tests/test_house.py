@@ -348,3 +348,25 @@ def test_attack_cells_bootstrap_interval_and_saved_norms(tmp_path) -> None:
         (mine[finite] / peers[:, finite].min(axis=0)).max())
     with pytest.raises(ValueError, match="image counts differ"):
         cells.compare({("m", "l2", 100): {"advlens auto": peer, "p": peer[:100]}}, "advlens auto")
+
+
+def test_attack_cells_image_slice_selects_held_out_images() -> None:
+    """attack_cells --images START:STOP compares only those images of every cell (a --n 300 run
+    read as the protocol's first 150 and the held-out next 150); a malformed slice or one past a
+    cell's images is refused."""
+    import numpy as np
+
+    cells = _benchmark_module("attack_cells")
+    first, rest = np.linspace(1.0, 2.0, 150), np.linspace(3.0, 4.0, 150)
+    runs = {("m", "l2", 100): {"advlens auto": np.concatenate([0.9 * first, 1.1 * rest]),
+                               "p": np.concatenate([first, rest])}}
+    head = cells.compare(cells.select_images(runs, cells.image_slice(":150")), "advlens auto")
+    tail = cells.compare(cells.select_images(runs, cells.image_slice("150:300")), "advlens auto")
+    assert (head.n.item(), tail.n.item()) == (150, 150)
+    assert head.ratio.item() == pytest.approx(0.9) and tail.ratio.item() == pytest.approx(1.1)
+    assert (head.lower.item(), tail.higher.item()) == (150, 150)
+    for bad in ("150", "a:b", "300:150", "-1:4"):
+        with pytest.raises(ValueError, match="--images"):
+            cells.image_slice(bad)
+    with pytest.raises(ValueError, match="fewer than --images stop 400"):
+        cells.select_images(runs, cells.image_slice("0:400"))
