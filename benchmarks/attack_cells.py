@@ -74,15 +74,14 @@ def image_slice(text: str) -> slice:
 
 def select_images(cells: dict[tuple[str, str, int], dict[str, np.ndarray]],
                   images: slice) -> dict[tuple[str, str, int], dict[str, np.ndarray]]:
-    """The same cells with only ``images`` of each attack's per-image norms; a cell with fewer
-    images than the slice's STOP is refused (it would compare a shorter set silently)."""
+    """The same cells with only ``images`` of each attack's per-image norms (a model with fewer
+    correctly classified test images than the slice's STOP keeps fewer: ``compare``'s ``n``
+    says how many; a cell left with none is dropped)."""
     out = {}
     for key, runs in cells.items():
-        for attack, norms in runs.items():
-            if images.stop is not None and len(norms) < images.stop:
-                raise ValueError(f"cell {key} {attack!r} holds {len(norms)} images, fewer than "
-                                 f"--images stop {images.stop}.")
-        out[key] = {attack: norms[images] for attack, norms in runs.items()}
+        kept = {attack: norms[images] for attack, norms in runs.items()}
+        if all(len(v) for v in kept.values()):
+            out[key] = kept
     return out
 
 
@@ -200,6 +199,12 @@ def main() -> None:
     df = df[df.norm.isin(args.norms)]
     if args.budgets is not None:
         df = df[df.budget.isin(args.budgets)]
+    stop = args.images.stop
+    short = df[df.n < (stop - (args.images.start or 0))] if stop is not None else df.iloc[:0]
+    for r in short.itertuples():
+        print(f"note: {r.norm} {r.budget} {r.model}: {r.n} images in "
+              f"{args.images.start or 0}:{stop} (the model has fewer correctly classified test "
+              "images)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     df.to_csv(RESULTS / f"bench_attacks_cells{args.tag}.csv", index=False)
     shown = df if args.all else df[df.ratio > 1]
