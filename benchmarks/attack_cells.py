@@ -193,12 +193,14 @@ def main() -> None:
     parser.add_argument("--all", action="store_true", help="print every cell, not only lost ones")
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
-    df = compare(select_images(read_cells(args.folders), args.images), args.ours, args.resamples)
+    cells = {(model, norm, budget): runs
+             for (model, norm, budget), runs in read_cells(args.folders).items()
+             if norm in args.norms and (args.budgets is None or budget in args.budgets)}
+    # the bootstrap only for the cells asked for
+    df = compare(select_images(cells, args.images), args.ours, args.resamples)
     if df.empty:
-        parser.error(f"no cell holds both {args.ours!r} and a peer")
-    df = df[df.norm.isin(args.norms)]
-    if args.budgets is not None:
-        df = df[df.budget.isin(args.budgets)]
+        parser.error(f"no cell of the norms and budgets asked for holds both {args.ours!r} and "
+                     "a peer")
     stop = args.images.stop
     short = df[df.n < (stop - (args.images.start or 0))] if stop is not None else df.iloc[:0]
     for r in short.itertuples():
