@@ -5,6 +5,9 @@ from __future__ import annotations
 import errno
 import json
 import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -56,19 +59,20 @@ def test_a_killed_writers_temporary_is_removed_once_stale(tmp_path: Path) -> Non
         ["model.pt", young.name, other.name])
 
 
-def test_file_lock_waits_for_another_process_and_is_never_left_stale(tmp_path: Path) -> None:
-    """io.file_lock serialises processes, and a holder killed (SIGKILL) inside it releases it."""
-    import subprocess
-    import sys
+def _assert_lock_waits_for_another_process(lock: Path, before: Callable[[], object] = lambda: None
+                                           ) -> None:
+    """Another process takes io.file_lock(lock); after ``before()``, a thread here must wait
+    for it, and enter once that process is killed (SIGKILL: no handler runs, the kernel drops
+    its lock)."""
     import threading
 
-    lock = tmp_path / ".x.lock"
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom advlens import io\n"
          "with io.file_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n",
          str(lock)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
+        before()
         entered = threading.Event()
 
         def enter() -> None:
@@ -79,10 +83,83 @@ def test_file_lock_waits_for_another_process_and_is_never_left_stale(tmp_path: P
         waiter.start()
         assert not entered.wait(0.5), "entered while another process held the lock"
     finally:
-        holder.kill()  # SIGKILL: no handler runs, the kernel drops its lock
+        holder.kill()
         holder.communicate()
     assert entered.wait(10), "the lock of a killed process was left stale"
     waiter.join()
+
+
+def test_file_lock_waits_for_another_process_and_is_never_left_stale(tmp_path: Path) -> None:
+    """io.file_lock serialises processes, and a holder killed (SIGKILL) inside it releases it."""
+    _assert_lock_waits_for_another_process(tmp_path / ".x.lock")
+
+
+def test_file_lock_holds_on_another_users_lock_file(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two users, one lock file (a book folder's and the tolerance table's live in the shared
+    temporary folder): the second user may not open the first's lock file for writing, so
+    io.file_lock ran unlocked beside the first. It now locks on a read-only descriptor (flock
+    needs no write access), and a lock file it creates is writable by every user whatever the
+    umask. Another user is simulated: opening the lock file for writing is refused (EACCES),
+    as for a file of another owner with mode 0644."""
+    import builtins
+
+    lock = tmp_path / ".x.lock"
+    old_umask = os.umask(0o077)
+    try:
+        with io.file_lock(lock):
+            pass
+    finally:
+        os.umask(old_umask)
+    assert lock.stat().st_mode & 0o777 == 0o666
+
+    real_os_open, real_open = os.open, builtins.open
+
+    def refused(path: object) -> bool:
+        return Path(os.fsdecode(path)) == lock if isinstance(path, (str, bytes, Path)) else False
+
+    def os_open(path: object, flags: int, *args: object, **kw: object) -> int:
+        if refused(path) and flags & os.O_ACCMODE != os.O_RDONLY:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_os_open(path, flags, *args, **kw)
+
+    def builtin_open(path: object, mode: str = "r", *args: object, **kw: object) -> object:
+        if refused(path) and any(c in mode for c in "wax+"):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_open(path, mode, *args, **kw)
+
+    def as_another_user() -> None:
+        monkeypatch.setattr(os, "open", os_open)
+        monkeypatch.setattr(builtins, "open", builtin_open)
+
+    _assert_lock_waits_for_another_process(lock, as_another_user)
+
+
+def test_file_lock_on_nfs_with_another_users_lock_file_warns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NFS emulates flock with byte-range locks, which refuse (EBADF) the read-only descriptor
+    another user's lock file gets: that runs unlocked with a warning saying what to do, while
+    EBADF on a descriptor opened for writing still raises (the other test below)."""
+    import fcntl
+
+    lock = tmp_path / ".x.lock"
+    lock.touch()
+    real_os_open = os.open
+
+    def os_open(path: object, flags: int, *args: object, **kw: object) -> int:
+        if flags & os.O_ACCMODE != os.O_RDONLY:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_os_open(path, flags, *args, **kw)
+
+    def nfs(fd: object, operation: int) -> None:
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(fcntl, "flock", nfs)
+    with pytest.warns(RuntimeWarning, match="another user's lock file.*writable by both"):
+        with io.file_lock(lock):
+            entered = True
+    assert entered
 
 
 @pytest.mark.parametrize("code", [errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP])

@@ -226,14 +226,22 @@ def test_a_read_only_zoo_is_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     first = _load(TINY, tmp_path)
 
+    real_os_open = os.open
+
     def read_only_open(file, mode="r", *args, **kwargs):
         if any(c in mode for c in "wax+"):
             raise OSError(errno.EROFS, "Read-only file system", str(file))
         return builtins.open(file, mode, *args, **kwargs)
 
+    def read_only_os_open(path, flags, *args, **kwargs):
+        if flags & (os.O_CREAT | os.O_ACCMODE):  # created, or opened for writing
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_os_open(path, flags, *args, **kwargs)
+
     # the lock file is opened by io.file_lock (zoo.cache.model_lock is that lock): patching
     # zoo.cache's open left it writable, and the test failed on the lock file it made
     monkeypatch.setattr(io, "open", read_only_open, raising=False)
+    monkeypatch.setattr(os, "open", read_only_os_open)
     for lock in tmp_path.glob("*.lock"):
         lock.unlink()
     second = _load(TINY, tmp_path)

@@ -87,40 +87,76 @@ def temp_lock_path(kind: str, target: str | Path) -> Path:
     return Path(tempfile.gettempdir()) / f"advlens-{kind}-{key}.lock"
 
 
+def _open_lock_file(path: Path) -> int | None:
+    """A descriptor of the lock file ``path``, created if missing; None where it can be neither
+    opened nor created (a read-only folder). Another user's lock file (a shared temporary
+    folder, a lab's shared zoo) is opened for reading where it may not be written: flock needs
+    no write access, and opening it for writing failed there, so that the second user ran
+    unlocked beside the first. A file this call creates is made writable by everyone, for the
+    same reason. An existing file is never opened with O_CREAT: in a sticky world-writable
+    folder (/tmp) Linux refuses that for another user's file (fs.protected_regular)."""
+    for _ in range(3):  # the file may come or go between the calls below: try again
+        for flags in (os.O_WRONLY | os.O_APPEND, os.O_RDONLY):
+            try:
+                return os.open(path, flags)
+            except FileNotFoundError:
+                break
+            except OSError as err:  # not writable by this user: read-only will do for flock
+                if err.errno not in READ_ONLY:
+                    raise
+        else:
+            return None  # an unreadable lock file: nothing to lock on
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as err:
+            if err.errno not in READ_ONLY:
+                raise
+            return None
+        with contextlib.suppress(OSError):  # past the umask: other users lock it too
+            os.fchmod(fd, 0o666)
+        return fd
+    return None
+
+
 @contextlib.contextmanager
 def file_lock(path: str | Path) -> Iterator[None]:
     """Hold an exclusive advisory ``flock`` on the file ``path`` while inside, so that
     read-modify-writes of a file several processes update (a grid point's ``done.json``, the
     tolerance table) run one at a time and lose no process's update. ``path`` (in a folder
     that exists) is created if missing and never deleted; the lock goes with the process
-    holding it, even one killed, so none is left stale. A no-op where ``fcntl`` is unavailable
-    (Windows), where ``path`` cannot be created (a read-only folder, where the write itself
-    fails naming its file) and, with a warning, on a file system without ``flock`` (a Lustre
-    or NFS mount without locking)."""
+    holding it, even one killed, so none is left stale; another user's lock file is locked
+    too (:func:`_open_lock_file`). A no-op where ``fcntl`` is unavailable (Windows), where
+    ``path`` cannot be created (a read-only folder, where the write itself fails naming its
+    file) and, with a warning, on a file system without ``flock`` (a Lustre or NFS mount
+    without locking)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - non-POSIX
         yield
         return
-    try:
-        handle = open(path, "a")
-    except OSError as err:
-        if err.errno not in READ_ONLY:
-            raise
+    fd = _open_lock_file(Path(path))
+    if fd is None:
         yield
         return
-    with handle:
+    with os.fdopen(fd, "rb", buffering=0) as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX)
             locked = True
         except OSError as err:
-            if err.errno not in _NO_FLOCK:
+            # NFS emulates flock with byte-range locks, which refuse a read-only descriptor
+            read_only = (err.errno == errno.EBADF
+                         and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY)
+            if err.errno not in _NO_FLOCK and not read_only:
                 raise
             # every zoo load and grid point failed there: run unlocked, as on Windows
-            warnings.warn(f"{path}: this file system does not support file locks ({err}); "
-                          "continuing without one, so do not run two processes on this folder "
-                          "at once (or mount it with locking, e.g. Lustre's -o flock).",
-                          RuntimeWarning, stacklevel=3)
+            why = ("another user's lock file, which this file system locks only for its "
+                   "writers: make it writable by both users" if read_only else
+                   "this file system does not support file locks")
+            warnings.warn(f"{path}: {why} ({err}); continuing without a lock, so do not run "
+                          "two processes on this folder at once (or mount it with locking, "
+                          "e.g. Lustre's -o flock).", RuntimeWarning, stacklevel=3)
             locked = False
         try:
             yield
