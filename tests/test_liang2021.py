@@ -86,6 +86,43 @@ def test_evaluate_sources_on_toy_models() -> None:
     assert 0.0 <= twin["transfer_acc"] <= 1.0 and twin["probe_epoch"] >= 1
 
 
+def test_evaluate_sources_reads_the_reference_direction_their_adv2know_measured() -> None:
+    """alpha_direction "reference-to-source" (the published experiment-B α₁: their adv2know.py
+    attacks the reference and reads the source) gives, on the same α images, α₁, α₂ and the
+    combined number of the pair (reference, source) — each checked against transfer's own
+    functions on those images — and not those of the protocol's (source, reference)."""
+    from advlens import transfer
+
+    reference = tiny_cnn(seed=0, k=3).eval()
+    other = tiny_cnn(seed=1, k=3).eval()
+    x_train, x_test = random_images(120, seed=1), random_images(60, seed=2)
+    with torch.no_grad():
+        y_train, y_test = reference(x_train).argmax(1), reference(x_test).argmax(1)
+    y_test[:10] = (y_test[:10] + 1) % 3
+    rows = {}
+    for direction in transfer.ALPHA_DIRECTIONS:
+        settings = liang2021.Settings(attack="fgsm", n_images=40, probe_epochs=2,
+                                      direction=direction)
+        rows[direction] = liang2021.evaluate_sources(
+            reference, {"other": other}, _imageset(x_train, y_train),
+            _imageset(x_test, y_test), settings).iloc[0]
+    x_alpha = x_test[10:50]  # the first 40 images the reference gets right
+    attack = transfer.liang_fgsm(0.1)
+    reverse, forward = rows["reference-to-source"], rows["source-to-reference"]
+    assert reverse["n_alpha"] == forward["n_alpha"] == 40
+    assert reverse["alpha1"] == pytest.approx(
+        transfer.alpha1(reference, other, x_alpha, attack=attack), rel=1e-12)
+    assert reverse["alpha2"] == pytest.approx(
+        transfer.alpha2(reference, other, x_alpha, attack=attack), rel=1e-12)
+    assert reverse["combined"] == pytest.approx(
+        transfer.alpha_combined(reference, other, x_alpha, attack=attack), rel=1e-12)
+    assert forward["alpha1"] == pytest.approx(
+        transfer.alpha1(other, reference, x_alpha, attack=attack), rel=1e-12)
+    assert reverse["alpha1"] != pytest.approx(forward["alpha1"], rel=1e-3)
+    with pytest.raises(ValueError, match="direction must be one of"):
+        liang2021.Settings(direction="both")
+
+
 def test_evaluate_sources_names_a_reference_right_on_no_test_image() -> None:
     """No α image (the reference wrong on every test image): said so, not the attack's
     'x is an empty batch'."""
@@ -661,6 +698,8 @@ def test_transfer_bars_caption_names_the_data_networks_and_probe_the_preset_ran(
     assert "CIFAR-10 sources, STL-10 references and Liang et al.'s networks" in paper
     other = liang2021_figures.bars_caption({**smoke, "probe": "finetune", "squared_alpha2": True})
     assert "α₂ (squared) and fine-tuned accuracy" in other and "linear" not in other
+    reverse = liang2021_figures.bars_caption({**smoke, "alpha_direction": "reference-to-source"})
+    assert "α₂ (unsquared; the reference attacked, the source read) and" in reverse
 
 
 def test_findings_leave_untested_a_ci_that_ties_make_no_evidence() -> None:

@@ -295,6 +295,35 @@ def test_alpha1_counts_exactly_the_images_whose_own_change_is_zero() -> None:
     torch.testing.assert_close(got, torch.tensor([5.0, 1.0, 2.0], dtype=torch.float64))
 
 
+def test_alpha2_refuses_images_where_the_sources_own_attack_moved_nothing() -> None:
+    """Δ_{S→S}(x) = 0 has no direction: counted as a zero matrix it scaled α₂ (and the combined
+    number) down by the share of such images, silently (18 of 40: 0.991 → 0.545), while α₁
+    refuses its own zero denominators. A target left unmoved (Δ_{S→T} = 0) still counts as no
+    alignment."""
+    d = torch.zeros(4, 3, dtype=torch.float64)
+    d[:, 0] = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    moved = d.clone()
+    moved[1] = 0.0
+    with pytest.raises(ValueError, match="source's own attack left its logits unchanged on 1"):
+        alpha2_from_changes(moved, d)
+    with pytest.raises(ValueError, match="unchanged on 1"):
+        alpha_combined_from_changes(moved, d, d)
+    assert alpha2_from_changes(d, moved) == pytest.approx(0.75)
+
+
+def test_alpha_table_refuses_labels_outside_a_targets_classes() -> None:
+    """Labels of another label space (the reference's, passed for target → source pairs)
+    compared unrelated classes or gave n = 0 and NaN without a word; they are named, with the
+    target and its classes, before any attack."""
+    models = {"a": affine_model(k=4, seed=1), "b": affine_model(k=3, seed=2)}
+    x = centre_images(8, spread=0.3)
+    p = Perturbations(models, x, attack=_attack())
+    with pytest.raises(ValueError, match=r"class 3, but target 'b' has 3 classes \(0\.\.2\)"):
+        alpha_table(p, [("a", "b")], y=torch.full((8,), 3))
+    assert p.attacked == {"a": 0, "b": 0}
+    assert len(alpha_table(p, [("b", "a")], y=torch.full((8,), 3))) == 1
+
+
 def test_float32_changes_are_taken_in_float64() -> None:
     """Logit changes given in float32 give α₁, α₂ and the combined number of their exact values
     in float64 (computed in float32 they were 1e-7 off; α₂ of mixed float32 / float64 changes

@@ -24,6 +24,7 @@ from advlens.attacks.pgd import LOSSES as SEARCH_LOSSES
 from advlens.attacks.targets import TARGET_MODES
 from advlens.data.twin_cue import DESIGNS as TWIN_CUE_DESIGNS
 from advlens.probes import RECIPES as PROBE_RECIPES
+from advlens.transfer import ALPHA_DIRECTIONS
 
 PRESET_NAMES = ("smoke", "laptop", "paper")
 
@@ -32,7 +33,8 @@ def _liang_presets() -> dict[str, dict[str, Any]]:
     and B (zoo families) on the embedded data; the paper preset is CIFAR-10 -> STL-10."""
     common = {"seed": 0, "arch": "cnn-s", "a_target": [5, 6, 7, 8], "a_other": [0, 1, 2, 3],
               "b_source": [0, 1, 2, 3, 4], "b_target": [5, 6, 7, 8, 9], "b_reference_arch": "cnn-s",
-              "alpha_attack": "pgd", "eps": 0.1, "step_fraction": 0.1, "probe": "linear",
+              "alpha_attack": "pgd", "alpha_direction": "source-to-reference", "eps": 0.1,
+              "step_fraction": 0.1, "probe": "linear",
               "probe_lr": 0.01, "probe_recipe": "adamw", "b_probe_epochs": None,
               "val_fraction": 0.2,
               "squared_alpha2": False,
@@ -236,6 +238,7 @@ CHOICES: dict[str, tuple[str, ...]] = {"zoo": PRESET_NAMES, "twin_zoo": PRESET_N
                                        "twin_design": TWIN_CUE_DESIGNS,
                                        "zoo_preset": PRESET_NAMES,
                                        "alpha_attack": ("pgd", "fgsm"),
+                                       "alpha_direction": ALPHA_DIRECTIONS,
                                        "probe": ("linear", "finetune"),
                                        "probe_recipe": PROBE_RECIPES,
                                        "liang_data": ("embedded", "cifar10-stl10"),

@@ -25,7 +25,7 @@ the reference and reads the source instead (T → S; ``know2adv.py`` is S → T)
 direction pass the pairs as (reference, source) to :func:`alpha_table`, on images chosen
 beforehand as those the reference classifies correctly (as ``adv2know.py`` does: ``y`` would
 keep those of each pair's second model, there the source). The two directions can rank sources
-differently.
+differently; :data:`ALPHA_DIRECTIONS` names them for the papers' settings.
 """
 
 from __future__ import annotations
@@ -57,6 +57,11 @@ from advlens.resample import images_to_side
 
 # attack(model, x, y, targets=None) -> AttackResult
 TransferAttack = Callable[..., AttackResult]
+
+# whose perturbation is read on whom, in a source-vs-reference study: the source attacked and
+# the reference read (S → T: the protocol; their know2adv.py), or the reverse (T → S: their
+# adv2know.py, behind the α₁ published for experiment B)
+ALPHA_DIRECTIONS: tuple[str, ...] = ("source-to-reference", "reference-to-source")
 
 
 def ifgsm(eps: float = 0.1, steps: int = 50, loss: str = "ce") -> TransferAttack:
@@ -265,7 +270,9 @@ class Perturbations:
 
 
 def _unit(d: Tensor) -> Tensor:
-    """Rows scaled to unit L2 norm; a zero row stays zero (it contributes nothing to α₂)."""
+    """Rows scaled to unit L2 norm; a zero row stays zero (a target that S's perturbation
+    leaves unmoved contributes nothing to α₂; a zero row of S's own change is refused before,
+    :func:`_mean_outer`)."""
     norm = d.norm(dim=1, keepdim=True)
     return torch.where(norm > 0, d / norm.clamp_min(torch.finfo(d.dtype).tiny), 0.0)
 
@@ -320,7 +327,14 @@ def alpha1_from_changes(d_source_target: Tensor, d_target_target: Tensor, *,
 
 def _mean_outer(d_source_source: Tensor, d_source_target: Tensor,
                 weights: Tensor | None = None) -> Tensor:
-    """E_x[w(x) · Δ̂_{S→S}(x) Δ̂_{S→T}(x)ᵀ] (K_S, K_T) in float64."""
+    """E_x[w(x) · Δ̂_{S→S}(x) Δ̂_{S→T}(x)ᵀ] (K_S, K_T) in float64; refused where the source's
+    own change is zero (its direction Δ̂_{S→S} undefined: counted as a zero matrix it scaled α₂
+    down by the share of such images, while α₁ refuses its own zero denominators)."""
+    zero = int((d_source_source == 0).all(dim=1).sum())
+    if zero:
+        raise ValueError(f"the source's own attack left its logits unchanged on {zero} "
+                         "image(s); α₂ is undefined there (Δ̂_{S→S} has no direction). Use a "
+                         "stronger attack (more steps, larger eps, a random start).")
     u, v = _unit(d_source_source.double()), _unit(d_source_target.double())
     if weights is not None:
         u = u * weights.double()[:, None]
@@ -429,6 +443,13 @@ def alpha_table(perturbations: Perturbations, pairs: Iterable[tuple[str, str]], 
             perturbations._model(name)  # an unknown name is named before any attack runs
     if y is not None:
         y = check_labels(y, perturbations.x.shape[0], "y").cpu()
+        for target in {target for _, target in pairs}:  # labels of each target's classes
+            classes = perturbations.clean_logits(target).shape[1]
+            if int(y.max()) >= classes:
+                raise ValueError(f"y holds class {int(y.max())}, but target {target!r} has "
+                                 f"{classes} classes (0..{classes - 1}): pass labels in the "
+                                 "targets' class space (for T → S pairs, choose the "
+                                 "reference's images beforehand and pass no y).")
     rows = []
     for source, target in pairs:
         keep = torch.ones(perturbations.x.shape[0], dtype=torch.bool)

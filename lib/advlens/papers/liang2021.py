@@ -43,7 +43,14 @@ from advlens.features import accuracy, predict
 from advlens.findings import encode_statistics
 from advlens.rng import name_seed
 from advlens.stats import bootstrap_ci, min_testable_points, permutation_p, testable
-from advlens.transfer import Perturbations, TransferAttack, alpha_table, liang_fgsm, liang_pgd
+from advlens.transfer import (
+    ALPHA_DIRECTIONS,
+    Perturbations,
+    TransferAttack,
+    alpha_table,
+    liang_fgsm,
+    liang_pgd,
+)
 from advlens.zoo import ModelConfig
 from advlens.zoo.datasets import dataset_for
 from advlens.zoo.training import training_device
@@ -169,7 +176,10 @@ def experiment_b(name: str, reference: ModelConfig, target: Sequence[int],
 @dataclass(frozen=True)
 class Settings:
     """The measurement: attack ("pgd" or "fgsm", L∞ ``eps``; PGD ``steps`` of
-    ``step_fraction``·eps with a random start), the number of α images, and the probe."""
+    ``step_fraction``·eps with a random start), the number of α images, the probe, and the
+    direction of α (:data:`~advlens.transfer.ALPHA_DIRECTIONS`: "source-to-reference", the
+    protocol's S → T, or "reference-to-source", T → S as their adv2know.py measured the
+    published experiment-B α₁)."""
 
     attack: str = "pgd"
     eps: float = 0.1
@@ -183,6 +193,7 @@ class Settings:
     val_fraction: float = 0.2
     squared_alpha2: bool = False
     batch_size: int = 256
+    direction: str = "source-to-reference"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -192,6 +203,9 @@ class Settings:
             raise ValueError(f"attack must be 'pgd' or 'fgsm'; got {self.attack!r}.")
         if self.probe not in ("linear", "finetune"):
             raise ValueError(f"probe must be 'linear' or 'finetune'; got {self.probe!r}.")
+        if self.direction not in ALPHA_DIRECTIONS:
+            raise ValueError(f"direction must be one of {ALPHA_DIRECTIONS}; got "
+                             f"{self.direction!r}.")
         if self.probe_recipe not in probes.RECIPES:
             raise ValueError(f"probe_recipe must be one of {probes.RECIPES}; got "
                              f"{self.probe_recipe!r}.")
@@ -246,7 +260,11 @@ def evaluate_sources(reference: nn.Module, sources: Mapping[str, nn.Module], tra
 
     α images: the first ``settings.n_images`` test images the reference classifies correctly;
     every model is attacked once, against its own prediction, its random start drawn from a
-    stream of its own (``settings.make_attack(seed, name)``). Returns one row per source.
+    stream of its own (``settings.make_attack(seed, name)``). ``settings.direction``
+    "source-to-reference": each source attacked, the reference read (the pairs (source,
+    reference) of :func:`~advlens.transfer.alpha_table`); "reference-to-source": the reference
+    attacked, each source read (the pairs (reference, source), as their adv2know.py).
+    Returns one row per source.
     """
     if REFERENCE in sources:
         raise ValueError(f"a source may not be named {REFERENCE!r}.")
@@ -259,8 +277,9 @@ def evaluate_sources(reference: nn.Module, sources: Mapping[str, nn.Module], tra
     perturbations = Perturbations({REFERENCE: reference, **sources}, test.images[idx],
                                   attack_for=lambda name: settings.make_attack(seed, name),
                                   batch_size=settings.batch_size)
-    table = alpha_table(perturbations, [(name, REFERENCE) for name in sources],
-                        squared=settings.squared_alpha2)
+    pairs = [(name, REFERENCE) if settings.direction == "source-to-reference"
+             else (REFERENCE, name) for name in sources]
+    table = alpha_table(perturbations, pairs, squared=settings.squared_alpha2)
     rows = []
     for (name, model), row in zip(sources.items(), table.to_dict("records"), strict=True):
         rows.append({"source": name, "seed": seed, "n_alpha": row["n"],
@@ -402,10 +421,11 @@ def paper_table(summary: pd.DataFrame, experiment: str = "B-cifar10-stl10") -> p
     beside ours from ``experiment`` of ``summary`` where it has that architecture (NaN
     otherwise: only the paper preset runs the paper's architectures on CIFAR-10 → STL-10).
 
-    The α₁ columns differ in direction and attack: the published ones come from their
+    The α₁ columns are one measurement only with the knobs ``alpha_direction =
+    "reference-to-source"`` and ``alpha_attack = "fgsm"``: the published ones come from their
     ``adv2know.py`` run with ``--attack fgsm`` (cmd.sh), which attacks the reference and reads
-    the source (α₁ of T → S); ours follow the protocol (PGD, S → T). The networks differ too
-    (see :func:`paper_experiments`)."""
+    the source (α₁ of T → S); by default ours follow the protocol (PGD, S → T). The networks
+    differ too (see :func:`paper_experiments`)."""
     ours = summary[summary["experiment"] == experiment].set_index("source")
     out = pd.DataFrame({"arch": PAPER_ARCHS,
                         "paper_transfer_acc": [PAPER_B_TRANSFER[a] for a in PAPER_ARCHS],
@@ -480,7 +500,7 @@ def settings_from_knobs(knobs: Mapping[str, Any]) -> Settings:
                     probe_recipe=knobs["probe_recipe"],
                     val_fraction=float(knobs["val_fraction"]),
                     squared_alpha2=bool(knobs["squared_alpha2"]),
-                    batch_size=int(knobs["batch_size"]))
+                    batch_size=int(knobs["batch_size"]), direction=knobs["alpha_direction"])
 
 
 def check_data(knobs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -19,10 +19,13 @@ PANELS = (("alpha1", "α₁ (logit-change ratio)"), ("alpha2", "α₂ (direction
 
 def bars_caption(knobs: Mapping[str, Any]) -> str:
     """The caption of :func:`transfer_bars` at notebook 04's ``knobs``: the probe and α₂ as
-    run (``probe``, ``squared_alpha2``), and the data and networks — the embedded stand-ins,
-    or at ``liang_data="cifar10-stl10"`` the paper's data and networks."""
+    run (``probe``, ``squared_alpha2``), the direction of α where it is not the protocol's
+    (``alpha_direction``), and the data and networks — the embedded stand-ins, or at
+    ``liang_data="cifar10-stl10"`` the paper's data and networks."""
     probe = "linear-probe" if knobs["probe"] == "linear" else "fine-tuned"
     alpha2 = "squared" if knobs["squared_alpha2"] else "unsquared"
+    if knobs.get("alpha_direction", "source-to-reference") != "source-to-reference":
+        alpha2 += "; the reference attacked, the source read"
     data = ("Digits and twin-cue stand in for CIFAR-10/STL-10, small zoo models for the paper's "
             "networks." if knobs["liang_data"] == "embedded" else
             "CIFAR-10 sources, STL-10 references and Liang et al.'s networks (deviations: "
