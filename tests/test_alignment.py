@@ -116,6 +116,21 @@ def _np_top(h: np.ndarray, percentile: float) -> np.ndarray:
     return (h > np.percentile(h, 100 - percentile, (0, 1))).astype(np.float32)
 
 
+def _assert_top_k_is_harmonizations(a: np.ndarray, b: np.ndarray, percentile: float) -> None:
+    """top_k_dice / top_k_iou of maps a, b equal Harmonization's dice / intersection_over_union
+    (their np.percentile cut) image by image."""
+    dice, iou = [], []
+    for ha, hb in zip(a, b, strict=True):
+        ta, tb = _np_top(ha, percentile), _np_top(hb, percentile)
+        dice.append(2.0 * np.sum(ta * tb) / (np.sum(ta + tb) + 1e-9))
+        iou.append(np.sum(np.logical_and(ta, tb)) / (np.sum(np.logical_or(ta, tb)) + 1e-9))
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    np.testing.assert_allclose(alignment.top_k_dice(ta, tb, percentile).numpy(), dice,
+                               atol=1e-12, err_msg=f"percentile {percentile}")
+    np.testing.assert_allclose(alignment.top_k_iou(ta, tb, percentile).numpy(), iou,
+                               atol=1e-12, err_msg=f"percentile {percentile}")
+
+
 def test_dice_iou_and_score_match_harmonization_metrics() -> None:
     rng = np.random.default_rng(3)
     a = rng.uniform(size=(5, 16, 16)).astype(np.float32)
@@ -131,9 +146,19 @@ def test_dice_iou_and_score_match_harmonization_metrics() -> None:
     np.testing.assert_allclose(alignment.top_k_iou(ta, tb).numpy(), iou, atol=1e-12)
     score = alignment.harmonization_score(ta, tb)
     assert score["spearman"] == pytest.approx(np.mean(rho), abs=1e-10)
-    assert score["score"] == pytest.approx(np.mean(rho) / 0.65753, abs=1e-10)
+    assert score["score"] == pytest.approx(np.mean(rho) / 0.6575315343478081, abs=1e-12)
     assert score["dice"] == pytest.approx(np.mean(dice)) and score["iou"] == pytest.approx(
         np.mean(iou))
+
+
+def test_top_k_masks_cut_at_numpys_percentile_for_every_whole_percentile() -> None:
+    """The cut is np.percentile(h, 100 − p), whose fraction is (100 − p)/100: 1 − p/100 is
+    0.09999999999999998 at p = 90, and on 17 × 23 maps ((n − 1)·q = 39 exactly) that put the
+    cut just below the 40th largest pixel, one pixel more on top than Harmonization's."""
+    rng = np.random.default_rng(5)
+    a, b = rng.uniform(size=(2, 3, 17, 23))
+    for percentile in (10, 20, 50, 80, 90, 93):
+        _assert_top_k_is_harmonizations(a, b, percentile)
 
 
 # --- the harmonizer loss, transcribed from serre-lab/Harmonization in float64 numpy ----------
@@ -302,16 +327,7 @@ def test_dice_and_iou_of_tied_maps_take_pixels_strictly_above_the_percentile() -
     b = np.where(rng.uniform(size=(4, 16, 16)) < 0.95, 0.0, 1.0).astype(np.float32)
     b[0, :4, :4] = 2.0  # one map whose plateau straddles the percentile
     for percentile in (10.0, 20.0):
-        dice, iou = [], []
-        for ha, hb in zip(a, b, strict=True):
-            ta, tb = _np_top(ha, percentile), _np_top(hb, percentile)
-            dice.append(2.0 * np.sum(ta * tb) / (np.sum(ta + tb) + 1e-9))
-            iou.append(np.sum(np.logical_and(ta, tb)) / (np.sum(np.logical_or(ta, tb)) + 1e-9))
-        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        np.testing.assert_allclose(alignment.top_k_dice(ta, tb, percentile).numpy(), dice,
-                                   atol=1e-12)
-        np.testing.assert_allclose(alignment.top_k_iou(ta, tb, percentile).numpy(), iou,
-                                   atol=1e-12)
+        _assert_top_k_is_harmonizations(a, b, percentile)
 
 
 def test_harmonization_score_counts_the_images_where_rho_is_undefined() -> None:
