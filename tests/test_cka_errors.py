@@ -93,6 +93,21 @@ def test_large_constant_feature_beside_varying_ones(big):
     assert cka_matrix({"x": with_big, "y": y}).loc["x", "y"] == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.parametrize("offset", [1e9, 1e11])
+def test_float64_variation_on_a_large_offset_is_kept(offset):
+    # a column varying by ~1 around 1e11 (65,000 ulps of float64) is a real feature: it was
+    # zeroed as constant (relative std below 1e-10), its CKA with itself read 5e-5, and with
+    # every column offset the representation was refused as constant (float64 numpy reference)
+    local = np.random.default_rng(7)
+    base = local.standard_normal((100, 2))
+    y = base[:, :1]
+    for x in (np.c_[offset + base[:, 0], 1e-3 * base[:, 1]], offset + base):
+        xc, yc = x - x.mean(0), y - y.mean(0)
+        expected = (np.linalg.norm(xc.T @ yc) ** 2
+                    / (np.linalg.norm(xc.T @ xc) * np.linalg.norm(yc.T @ yc)))
+        assert linear_cka(x, y) == pytest.approx(expected, rel=1e-6)
+
+
 @pytest.mark.parametrize("s", [1e-300, 1e-80, 1e60, 1e300])
 def test_extreme_scales_give_the_unscaled_value(s):
     # CKA is scale-invariant; squares of such inputs over- or underflow in float64
