@@ -139,6 +139,23 @@ def test_clickme_raw_format_is_exact(tmp_path):
     assert small.images.shape == (1, 3, 32, 32)
 
 
+def test_clickme_raw_image_stored_in_unit_range_is_read_as_such(tmp_path):
+    """A raw record whose image is in [0, 1] (not Adversarial-Alignment's 0–255) was divided
+    by 255 too and loaded almost black (max 0.0039) without a word; it is read as [0, 1], as
+    .npz images are (up to UNIT_MAX), and normalised model inputs are refused."""
+    rng = np.random.default_rng(2)
+    image = rng.uniform(0, 1, (224, 224, 3)).astype("<f4")
+    heat = rng.uniform(0, 1, (224, 224, 1)).astype("<f4").tobytes()
+    path = tmp_path / "clickme_raw.tfrecords"
+    write_tfrecord(path, [example_bytes(image.tobytes(), heat, 7)])
+    s = load("clickme", "val", path=path, progress=False)
+    np.testing.assert_allclose(s.images[0].permute(1, 2, 0).numpy(), image, rtol=1e-6)
+    write_tfrecord(path, [example_bytes(((image - 0.45) / 0.22).astype("<f4").tobytes(),
+                                        heat, 7)])
+    with pytest.raises(ValueError, match="raw image holds values down to .* before normalisation"):
+        load("clickme", "val", path=path, progress=False)
+
+
 def test_clickme_npz_files(tmp_path):
     rng = np.random.default_rng(1)
     images = []

@@ -42,6 +42,12 @@ def test_cifar10_missing_and_corrupt(tmp_path):
     bad.write_bytes(b"\x80\x02garbage")
     with pytest.raises(ValueError, match="test_batch"):
         cifar10("test", root=tmp_path)
+    # rows of 2 images each: reshape(-1, 3, 32, 32) read them as twice as many images
+    import pickle
+
+    bad.write_bytes(pickle.dumps({b"data": np.zeros((2, 6144), np.uint8), b"labels": [0] * 4}))
+    with pytest.raises(ValueError, match=r"test_batch.*shape \(2, 6144\), expected \(N, 3072\)"):
+        cifar10("test", root=tmp_path)
 
 
 @pytest.mark.parametrize("protocol", ["python2", 2, 4, 5])

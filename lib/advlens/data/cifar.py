@@ -155,6 +155,8 @@ def cifar10(split: str = "train", root: str | Path | None = None, n: int | None 
                 raise ValueError(f"'data' is {raw.dtype}"
                                  + (f" in [{raw.min()}, {raw.max()}]" if raw.size else "")
                                  + ", expected uint8 pixels 0-255")
+            if raw.ndim != 2 or raw.shape[1] != 3 * 32 * 32:  # a row per image, R, G, B planes
+                raise ValueError(f"'data' has shape {raw.shape}, expected (N, 3072)")
             data = raw.astype(np.uint8).reshape(-1, 3, 32, 32)
             y = np.asarray(batch["labels"], dtype=np.int64)
         except (KeyError, ValueError) as err:

@@ -9,7 +9,8 @@ Three on-disk forms, all returned as an :class:`ImageSet` with the map in ``mask
   bilinearly (half-pixel centres, no antialiasing, as ``tf.image.resize``) to ``size`` and the
   heatmap is resized to 64×64, blurred (kernel 10, σ 10) and resized to ``size``
   (:func:`advlens.data.standin.clickme_blur`).
-- Raw TFRecords (Adversarial-Alignment): ``image`` = float32 bytes 224×224×3 in 0–255,
+- Raw TFRecords (Adversarial-Alignment): ``image`` = float32 bytes 224×224×3 in 0–255 (or
+  in [0, 1], read as such up to :data:`UNIT_MAX`, as for ``.npz`` images),
   ``heatmap`` = float32 bytes 224×224×1 (already processed: not blurred again), ``label``.
 - Per-image ``.npz`` files with ``image`` (H×W×3 or 3×H×W; integers 0–255, 0–255 floats, or
   floats in [0, 1], read as such up to :data:`UNIT_MAX` for the overshoot of resampling),
@@ -173,6 +174,7 @@ def _decode_record(features: dict, size: int, blur: bool | None,
     except (KeyError, IndexError, TypeError) as err:
         raise ValueError(f"{where}: missing image/heatmap/label feature ({err})") from err
     label = _label(label_value, f"{where}: label")
+    scale = 255.0
     # raw first: the first two bytes of a float32 image are ff d8 (the JPEG magic) by chance
     if len(image_bytes) == RAW_SIDE * RAW_SIDE * 3 * 4:  # raw float32
         if len(heat_bytes) != RAW_SIDE * RAW_SIDE * 4:
@@ -185,6 +187,13 @@ def _decode_record(features: dict, size: int, blur: bool | None,
         for name, values in (("image", image), ("heatmap", heat)):
             if not bool(torch.isfinite(values).all()):
                 raise ValueError(f"{where}: raw {name} holds NaN or inf values")
+        if float(image.min()) < -0.5:  # as for .npz images: normalised model inputs
+            raise ValueError(f"{where}: raw image holds values down to {float(image.min()):.3g}, "
+                             "expected 0–255 or [0, 1]; store the pixels before normalisation")
+        # 0–255 as Adversarial-Alignment stores them; one in [0, 1] (the .npz rule, UNIT_MAX)
+        # was divided by 255 too and loaded black without a word (their code min-max scales)
+        if float(image.max()) <= UNIT_MAX:
+            scale = 1.0
         heat = clickme_blur(heat, size) if blur else _resize(heat, size)
         image = _resize(image, size)
     elif image_bytes[:2] == b"\xff\xd8":  # Harmonization: JPEG image and heatmap
@@ -195,7 +204,7 @@ def _decode_record(features: dict, size: int, blur: bool | None,
     else:
         raise ValueError(f"{where}: 'image' is neither JPEG nor {RAW_SIDE}×{RAW_SIDE}×3 float32 "
                          f"({len(image_bytes)} bytes)")
-    return (image[0] / 255.0).clamp(0.0, 1.0), _peak(heat[0]), label
+    return (image[0] / scale).clamp(0.0, 1.0), _peak(heat[0]), label
 
 
 def _npz_arrays(path: Path) -> tuple[np.ndarray, np.ndarray, int, bool]:
