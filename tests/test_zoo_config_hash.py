@@ -91,6 +91,18 @@ def test_a_numpy_int_for_a_float_field_is_the_same_model() -> None:
     assert type(from_numpy.eps) is float and type(from_numpy.regime_params[0][1]) is float
 
 
+def test_a_float_field_refuses_a_bool_or_a_string_and_minus_zero_is_zero() -> None:
+    """eps=True passed the l2-at check as the model at1 under another cache key than eps=1.0
+    (the two configs compare equal); eps="0.5" failed with "'<' not supported between int and
+    str"; weight_decay=-0.0 and 0.0 (equal) had two keys."""
+    for field, value in (("eps", True), ("eps", "0.5"), ("lr", None), ("weight_decay", False)):
+        with pytest.raises(TypeError, match=f"{field} must be a number; got {value!r}"):
+            ModelConfig(arch="cnn-s", regime="l2-at", **{"eps": 1.0, field: value})
+    minus = ModelConfig(arch="cnn-s", weight_decay=-0.0, eps=-0.0)
+    plus = ModelConfig(arch="cnn-s", weight_decay=0.0, eps=0.0)
+    assert minus == plus and minus.hash == plus.hash
+
+
 def test_an_integral_float_for_an_int_field_is_the_same_model() -> None:
     """epochs=1.0 / n_train=64.0 (a YAML or papermill parameter) crashed in training (range,
     slicing) under a cache key of their own; they are the int config, stored as ints."""

@@ -194,6 +194,19 @@ def test_robustness_checkpoint_uses_its_normaliser_and_skips_the_attacker(tmp_pa
     with pytest.raises(ValueError, match=r"does not fit the mobilenet_v2 .*missing key\(s\), "
                                          r"e\.g\. features\.0\.0\.weight"):
         compat.load_robustness_checkpoint("mobilenet_v2", path, num_classes=10)
+    # a mean / std of the caller's: a zero std gave NaN logits, 2 values for 3 channels failed
+    # at the first forward with torch's shape message; both are named at loading
+    for kw, what in (({"std": (0.2, 0.0, 0.3)}, r"std must be positive"),
+                     ({"std": (0.2, -1.0, 0.3)}, r"std must be positive"),
+                     ({"mean": (0.4, 0.5)}, r"mean has 2 values; the network takes 3 input "
+                                            r"channels"),
+                     ({"mean": (0.4, float("nan"), 0.5)}, r"mean must be finite")):
+        with pytest.raises(ValueError, match=what):
+            compat.load_robustness_checkpoint("shufflenet_v2_x0_5", path, num_classes=10, **kw)
+    one = compat.load_robustness_checkpoint("shufflenet_v2_x0_5", path, num_classes=10,
+                                            mean=(0.5,), std=(0.25,))
+    with torch.no_grad():
+        torch.testing.assert_close(one(x), network(_normalised(x, (0.5,) * 3, (0.25,) * 3)))
 
 
 def test_robustness_checkpoint_of_a_wrapped_torchvision_network_loads(tmp_path: Path) -> None:

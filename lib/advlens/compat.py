@@ -267,7 +267,9 @@ def load_robustness_checkpoint(arch: str, path: str | Path, *, num_classes: int 
         differences = _differences(network.state_dict(), weights) or str(err).splitlines()[-1]
         raise ValueError(f"{path} does not fit the {arch} architecture with {num_classes} "
                          f"classes ({differences.strip()}); pass the architecture and number of "
-                         "classes the checkpoint was trained with.") from None
+                         "classes the checkpoint was trained with (architectures are built from "
+                         "robustness.imagenet_models or torchvision.models: a checkpoint of "
+                         "robustness.cifar_models, 3×3 stem, is not loaded here).") from None
     mean = mean if mean is not None else buffers.get("new_mean", torch.tensor(IMAGENET_MEAN))
     std = std if std is not None else buffers.get("new_std", torch.tensor(IMAGENET_STD))
     return NormalizedClassifier(network, torch.as_tensor(mean).flatten().tolist(),

@@ -117,8 +117,15 @@ class ModelConfig:
         # cache entry, not two); likewise epochs=20.0 is epochs=20 as an int
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.type == "float" and _integral(value):
-                object.__setattr__(self, f.name, float(value))
+            if f.type == "float":
+                # a bool passed as eps=True was the model at1 under another key than eps=1.0,
+                # -0.0 another than 0.0 (equal configs, two cache entries); a string failed as
+                # "'<' not supported between int and str"
+                if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                    raise TypeError(f"{f.name} must be a number; got {value!r} "
+                                    f"({type(value).__name__}).")
+                if _integral(value) or value == 0:
+                    object.__setattr__(self, f.name, float(value) + 0.0)
             elif f.type in ("int", "int | None") and value is not None:
                 object.__setattr__(self, f.name, _as_int(value, f.name))
         for name in ("n_train", "n_test"):

@@ -32,8 +32,23 @@ class NormalizedClassifier(nn.Module):
 
     def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        values = {name: torch.as_tensor(v, dtype=torch.float32).flatten()
+                  for name, v in (("mean", mean), ("std", std))}
+        # checked here, not at the first forward: a zero std gave NaN logits without a word, a
+        # mean of 2 values for a 3-channel network torch's "size of tensor a (3) must match"
+        first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+        channels = None if first_conv is None else first_conv.in_channels
+        for name, v in values.items():
+            if v.numel() == 0 or not bool(torch.isfinite(v).all()):
+                raise ValueError(f"{name} must be finite numbers, one per input channel; got "
+                                 f"{v.tolist()}.")
+            if channels is not None and v.numel() not in (1, channels):
+                raise ValueError(f"{name} has {v.numel()} values; the network takes "
+                                 f"{channels} input channels (give {channels}, or 1 for all).")
+        if bool((values["std"] <= 0).any()):
+            raise ValueError(f"std must be positive; got {values['std'].tolist()}.")
+        self.register_buffer("mean", values["mean"].view(1, -1, 1, 1))
+        self.register_buffer("std", values["std"].view(1, -1, 1, 1))
         self.model = model
 
     def forward(self, x: Tensor) -> Tensor:
