@@ -95,7 +95,9 @@ def test_a_float_field_refuses_a_bool_or_a_string_and_minus_zero_is_zero() -> No
     """eps=True passed the l2-at check as the model at1 under another cache key than eps=1.0
     (the two configs compare equal); eps="0.5" failed with "'<' not supported between int and
     str"; weight_decay=-0.0 and 0.0 (equal) had two keys."""
-    for field, value in (("eps", True), ("eps", "0.5"), ("lr", None), ("weight_decay", False)):
+    # (lr "3e-3": PyYAML reads 3e-3 as a string)
+    for field, value in (("eps", True), ("eps", "0.5"), ("lr", "3e-3"), ("lr", None),
+                         ("weight_decay", False)):
         with pytest.raises(TypeError, match=f"{field} must be a number; got {value!r}"):
             ModelConfig(arch="cnn-s", regime="l2-at", **{"eps": 1.0, field: value})
     minus = ModelConfig(arch="cnn-s", weight_decay=-0.0, eps=-0.0)
