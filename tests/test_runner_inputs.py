@@ -177,6 +177,18 @@ def test_grid_skips_completed_points_and_reruns_interrupted_ones(
     calls.clear()
     runner.run_grid(grid, "smoke", out=tmp_path / "grid", notebooks=notebooks, force=True)
     assert [c["seed"] for c in calls] == [0, 1, 2]
+    # a point whose notebook folder was deleted since (or whose run.json says it did not
+    # complete) reruns: done.json alone skipped it, and a sweep summarised one seed fewer
+    import shutil
+
+    calls.clear()
+    shutil.rmtree(first[2][1][0].out_dir)
+    runner.run_grid(grid, "smoke", out=tmp_path / "grid", notebooks=notebooks)
+    assert [c["seed"] for c in calls] == [2]
+    calls.clear()
+    (first[0][1][0].out_dir / "run.json").write_text('{"status": "interrupted"}')
+    runner.run_grid(grid, "smoke", out=tmp_path / "grid", notebooks=notebooks)
+    assert [c["seed"] for c in calls] == [0]
 
 
 def test_a_point_listed_twice_runs_once(notebooks: Path, tmp_path: Path,

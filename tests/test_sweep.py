@@ -239,6 +239,24 @@ def test_collect_reads_only_this_sweeps_completed_runs(tmp_path: Path) -> None:
         sweep.collect(tmp_path)
 
 
+def test_a_run_whose_findings_table_is_gone_is_named_not_counted_silently(
+        tmp_path: Path) -> None:
+    """Seed 1's 01 folder deleted after the sweep: the summary read "holds in 1 of 1 seeds"
+    without a word, though sweep.json lists two seeds."""
+    import shutil
+
+    both = {"seed": 0, "zoo_seed": 0}
+    for s in (0, 1):
+        _fake_run(tmp_path, s, {"01_x": both})
+    _sweep_record(tmp_path, [0, 1], ["01"])
+    shutil.rmtree(tmp_path / _grid_folder(1) / "01_x")
+    with pytest.warns(UserWarning, match=r"seed=1,zoo_seed=1-\w+ holds no findings table of "
+                                         r"notebook\(s\) 01 \(deleted since it ran\?\).*"
+                                         r"rerun the sweep"):
+        found = sweep.collect(tmp_path)
+    assert found["seed"].tolist() == [0] and len(found.attrs["skipped"]) == 1
+
+
 def test_notebooks_without_zoo_seed_are_not_labelled_with_one(tmp_path: Path) -> None:
     """03 and 04 declare no zoo_seed (the runner does not pass it): their rows said zoo_seed=s
     as if their models had been retrained. Now NA, with the knobs each notebook was given,

@@ -23,7 +23,9 @@ def _run_folder(root: Path, preset: str, tables: dict[str, pd.DataFrame],
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(path, index=False)
-        record = {"parameters": {"preset": preset}, "compute": {"cpu_capability": capability}}
+        # each folder a run at a seed of its own (runs with the same knobs measure nothing)
+        record = {"parameters": {"preset": preset, "seed": root.name},
+                  "compute": {"cpu_capability": capability}}
         path.with_suffix(".provenance.json").write_text(json.dumps(record))
     return root
 
@@ -485,6 +487,52 @@ def test_measure_refuses_a_missing_or_repeated_run_and_keeps_the_stored_toleranc
         assert runner.main(["verify", "--measure", *measure]) == 1
         assert "give" in capsys.readouterr().err
     assert json.loads(stored.read_text()) == {"laptop": {"01_x/01a.csv": {"cka": 0.05}}}
+
+
+def test_a_run_mixing_presets_is_refused_naming_them(tmp_path: Path) -> None:
+    """`run --preset smoke --only 01` into figures/ leaves laptop tables beside smoke ones:
+    only the first record (00's) was read, so smoke tables were judged against laptop ones with
+    laptop tolerances (five verdicts "flipped") without a word about presets."""
+    ref = _run_folder(tmp_path / "ref", "laptop", _tables([0.7, 0.2, 0.9], [True, False]))
+    _run_folder(ref, "laptop", {"00_a/t.csv": pd.DataFrame({"v": [1.0]})})
+    mixed = _run_folder(tmp_path / "mixed", "laptop", {"00_a/t.csv": pd.DataFrame({"v": [1.0]})})
+    _run_folder(mixed, "smoke", _tables([0.6, 0.2, 0.9], [False, False]))
+    for call in (lambda: verify.verify(mixed, ref, tolerances={}),
+                 lambda: verify.measure_tolerances([mixed, ref])):
+        with pytest.raises(ValueError, match=r"different presets \(laptop: 00_a; smoke: 01_x\)"):
+            call()
+
+
+def test_measure_refuses_runs_with_the_same_knobs(tmp_path: Path) -> None:
+    """Two runs of a notebook with the same knobs (the seed knob forgotten) measured 0 in every
+    column, and stored, every later rerun on another machine failed --strict."""
+    import shutil
+
+    run = _run_folder(tmp_path / "s0", "smoke", _tables([0.7, 0.2, 0.9], [True, False]))
+    copy = Path(shutil.copytree(run, tmp_path / "s0-again"))
+    with pytest.raises(ValueError, match=r"ran 01_x with the same knobs.*-p seed N"):
+        verify.measure_tolerances([run, copy])
+
+
+def test_measure_keeps_the_tolerances_of_a_notebook_only_one_run_holds(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs of 01 + 02 and of 01 alone: 02's stored tolerances were dropped (the notebooks
+    replaced were those any run held) though nothing measured them, and the message said 02
+    was measured."""
+    stored = tmp_path / "tolerances.json"
+    stored.write_text(json.dumps({"smoke": {"02_y/t.csv": {"cka": 0.05}}}))
+    monkeypatch.setattr(verify, "TOLERANCE_FILE", stored)
+    both = _run_folder(tmp_path / "s0", "smoke", {**_tables([0.7, 0.2, 0.9], [True, False]),
+                                                  "02_y/t.csv": pd.DataFrame({"cka": [0.5]})})
+    one = _run_folder(tmp_path / "s1", "smoke", _tables([0.6, 0.2, 0.9], [True, False]))
+    assert runner.main(["verify", "--measure", str(both), str(one)]) == 0
+    out = capsys.readouterr().out
+    assert "of notebooks 01_x from 2 runs" in out
+    assert "02_y in one run only: not measured, kept" in out
+    table = json.loads(stored.read_text())["smoke"]
+    assert table["02_y/t.csv"] == {"cka": 0.05}
+    assert table["01_x/01a.csv"]["cka"] == pytest.approx(0.1)
 
 
 def test_measures_of_two_notebooks_at_once_keep_both(

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from advlens import provenance
 from advlens.data.sources import SOURCES
 from advlens.io import atomic_write_json, config_hash, file_lock, json_text, read_json
 from advlens.parallel import TaskError, TaskFailures
@@ -400,6 +401,17 @@ def forget_done(folder: str | Path, names: Sequence[str]) -> None:
     _update_done(Path(folder), None, drop=names)
 
 
+def _outputs_intact(record: dict[str, Any]) -> bool:
+    """Whether a run done.json records as completed still has its outputs: its folder, whose
+    ``run.json`` (if any: older runs wrote none) says completed. A folder deleted since was
+    skipped on resume, and the sweep's summary counted one seed fewer without a word."""
+    try:
+        out_dir = Path(record["out_dir"])
+    except (KeyError, TypeError):
+        return False
+    return out_dir.is_dir() and provenance.run_status(out_dir) in (None, provenance.COMPLETED)
+
+
 def _as_run(record: dict[str, Any]) -> NotebookRun:
     return NotebookRun(record["notebook"], Path(record["executed"]), Path(record["out_dir"]),
                        float(record["wall_time_s"]))
@@ -500,7 +512,8 @@ def run_grid(grid: Mapping[str, Sequence[Any]], preset: str = "laptop", *,
             continue
         atomic_write_json(folder / "params.json", record)
         done = _read_done(folder)
-        todo = [name for name in requested[folder] if force or name not in done]
+        todo = [name for name in requested[folder]
+                if force or name not in done or not _outputs_intact(done[name])]
         if not todo:
             results[i] = [_as_run(done[name]) for name in requested[folder]]
             print(f"{folder.name}: completed before (done.json); skipped (force=True reruns it)",

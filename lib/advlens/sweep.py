@@ -41,6 +41,10 @@ SEED_KNOBS = ("seed", "zoo_seed")
 SWEEP_RECORD = "sweep.json"
 
 
+# the notebooks that write a <nn>_findings.csv (00 prepares data; 05 summarises a sweep)
+_FINDINGS_NOTEBOOKS = ("01", "02", "03", "04")
+
+
 def available(notebooks: Sequence[str], directory: Path | None = None) -> list[str]:
     """The numbers of ``notebooks`` that exist (a sweep list may name notebooks not yet
     written, e.g. 03 and 04 while they are being built)."""
@@ -235,6 +239,14 @@ def collect(out: str | Path) -> pd.DataFrame:
     for run in folders:
         stamp = read_json(run / "params.json")
         params = dict(stamp["params"])
+        # a notebook of the sweep that writes findings (01-04) but whose table is gone from this
+        # run: counted silently, its finding read "holds in 1 of 1 seeds" with a seed missing
+        found = {csv.parent.name[:2] for csv in run.glob("*/*_findings.csv")}
+        missing = sorted(set(notebooks or ()) & set(_FINDINGS_NOTEBOOKS) - found)
+        if missing:
+            skipped.append(f"{run.name} holds no findings table of notebook(s) "
+                           f"{', '.join(missing)} (deleted since it ran?): its seed is left out "
+                           "of their counts; rerun the sweep (it reruns what is missing)")
         for csv in sorted(run.glob("*/*_findings.csv")):
             folder = csv.parent
             if notebooks is not None and folder.name[:2] not in notebooks:

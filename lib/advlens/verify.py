@@ -21,6 +21,7 @@ import io
 import itertools
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,11 +242,30 @@ def _is_findings(name: str, frame: pd.DataFrame) -> bool:
 
 
 def _preset_of(folder: Path) -> str | None:
+    """The preset every provenance record under ``folder`` names (None if none names one);
+    refused where its notebooks ran at different presets (a ``--only 01 --preset smoke`` run
+    into figures/: the first record alone, 00's, said laptop, and smoke tables were judged
+    against laptop ones with laptop tolerances)."""
+    found: dict[str, set[str]] = {}
     for record in sorted(folder.rglob("*.provenance.json")):
         preset = provenance.read_figure_record(record).get("parameters", {}).get("preset")
         if preset:
-            return str(preset)
-    return None
+            found.setdefault(str(preset), set()).add(record.parent.name)
+    if len(found) > 1:
+        mixed = "; ".join(f"{p}: {', '.join(sorted(nbs))}" for p, nbs in sorted(found.items()))
+        raise ValueError(f"{folder} holds notebooks run at different presets ({mixed}); "
+                         "compare runs of one preset: rerun the others at that preset, or "
+                         "give each preset's run its own --out folder.")
+    return next(iter(found), None)
+
+
+def _parameters_by_notebook(folder: Path) -> dict[str, dict[str, Any]]:
+    """``{notebook folder: the knobs its first provenance record holds}``."""
+    found: dict[str, dict[str, Any]] = {}
+    for record in sorted(folder.rglob("*.provenance.json")):
+        found.setdefault(record.parent.name,
+                         provenance.read_figure_record(record).get("parameters", {}))
+    return found
 
 
 def _compute_of(folder: Path) -> dict[str, Any]:
@@ -465,6 +485,15 @@ def measure_tolerances(runs: Sequence[str | Path]) -> dict[str, dict[str, float]
             raise ValueError(f"in {folder} notebooks did not complete ({incomplete}): their "
                              "tables are partial or stale; rerun them (python -m advlens run "
                              "--only NN --out RUN) or leave that run out.")
+    # two runs of one notebook with the same knobs (the seed forgotten) measure 0 everywhere:
+    # stored, every later rerun on another machine failed --strict
+    knobs = [_parameters_by_notebook(f) for f in folders]
+    for (i, a), (j, b) in itertools.combinations(enumerate(knobs), 2):
+        same = sorted(nb for nb in set(a) & set(b) if a[nb] and a[nb] == b[nb])
+        if same:
+            raise ValueError(f"{folders[i]} and {folders[j]} ran {', '.join(same)} with the same "
+                             "knobs (the same seeds), so their differences are not seed-to-seed; "
+                             "rerun one with another seed (python -m advlens run -p seed N ...).")
     out: dict[str, dict[str, float]] = {}
     for name in sorted(set().union(*(set(_tables(f)) for f in folders))):
         frames = [frame for f in folders if (f / name).exists()
@@ -534,10 +563,16 @@ def command(args: argparse.Namespace) -> int:
         preset = args.preset or ran or "laptop"
         load_tolerances()  # a damaged table fails before anything is measured
         measured = measure_tolerances(args.measure)
-        # the runs replace the tolerances of the notebooks they hold; a run of --only 01 keeps
-        # the other notebooks' (they were all deleted)
-        notebooks = sorted({name.split("/")[0] for run in args.measure
-                            for name in _tables(Path(run))})
+        # the runs replace the tolerances of the notebooks at least two of them hold; a run of
+        # --only 01 keeps the other notebooks' (they were all deleted), and so does a notebook
+        # only one run holds (nothing measures it: its stored tables were dropped for nothing)
+        held = Counter(nb for run in args.measure
+                       for nb in {name.split("/")[0] for name in _tables(Path(run))})
+        notebooks = sorted(nb for nb, runs in held.items() if runs >= 2)
+        alone = sorted(nb for nb, runs in held.items() if runs < 2)
+        if not notebooks:
+            raise ValueError(f"no notebook is held by two of the runs ({dict(held)}); measure "
+                             "from runs of the same notebooks at different seeds.")
         # read again under a lock: a measure of other notebooks' runs at the same time (one
         # per notebook, side by side) stored tables that the table read before measuring lacked
         with file_lock(_tolerance_lock()):
@@ -552,7 +587,8 @@ def command(args: argparse.Namespace) -> int:
                                                for key, value in table.items()})
         print(f"tolerances for preset {preset!r} of notebooks {', '.join(notebooks)} from "
               f"{len(args.measure)} runs -> {TOLERANCE_FILE}"
-              + (f" ({len(kept)} tables of other notebooks kept)" if kept else ""))
+              + (f" ({len(kept)} tables of other notebooks kept)" if kept else "")
+              + (f"; {', '.join(alone)} in one run only: not measured, kept" if alone else ""))
         return 0
     report = verify(args.run or figures_dir(), args.reference, preset=args.preset)
     print(report.text())
