@@ -241,6 +241,24 @@ def test_rho_claims_need_enough_models_to_be_tested() -> None:
     assert table(5, -1).loc[0, "holds"] is False
 
 
+def test_the_falling_alignment_claim_is_judged_testable_on_its_own_side() -> None:
+    """Accuracies and alignments that both tie, falling (ρ = −0.94, exact two-sided p 0.029):
+    testable was asked of the rising side only, which these ties leave out of reach, so claim
+    2 read None and its words said no ordering of these values is significant. The rising
+    tolerance claim keeps the rising side."""
+    acc = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 2.0, 2.0])
+    align = np.array([3.0, 3.0, 3.0, 2.0, 2.0, 2.0, 0.0])
+    summary = pd.DataFrame({"model": [f"m{i}" for i in range(7)], "attack": "pgd",
+                            "accuracy": acc, "tolerance": align, "alignment": align})
+    corr = linsley2023.correlations(summary, n_boot=200).set_index("quantity")
+    assert corr.loc["alignment", "testable"] and not corr.loc["tolerance", "testable"]
+    assert corr.loc["alignment", "p"] < 0.05
+    none = pd.DataFrame(columns=["plain", "harmonized", "attack", "change"])
+    verdict = linsley2023.findings(corr.reset_index(), none, none).set_index("finding")
+    claim = verdict.iloc[1]
+    assert claim["holds"] is True and "no ordering" not in claim["evidence"]
+
+
 def test_rho_claims_need_the_exact_test_beside_the_ci() -> None:
     """Six models whose tolerance mostly rises with accuracy (ρ = 0.83): the percentile CI of ρ
     lies above 0 (seed 0), yet the exact permutation p (scipy, all 720 orders) is 0.058 -- the

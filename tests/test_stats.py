@@ -115,6 +115,30 @@ def test_min_permutation_p_is_the_exact_p_of_the_most_extreme_ordering(x: list, 
     assert fit.min_p == pytest.approx(slope) and fit.testable == (slope < 0.025)
 
 
+@pytest.mark.parametrize(("x", "y"), [
+    # the reviewer's two: testable read False though p = 0.029 is reached falling, and True
+    # though the most negative ordering only reaches p = 0.067
+    ([0.0, 0.0, 0.0, 1.0, 1.0, 2.0, 2.0], [3.0, 3.0, 3.0, 2.0, 2.0, 2.0, 0.0]),
+    ([0.0, 1.0, 1.0, 2.0, 3.0, 3.0], [3.0, 3.0, 2.0, 1.0, 1.0, 1.0]),
+    ([0.9, 0.9, 0.9, 0.95, 0.95, 0.99], [1.0, 1.0, 2.0, 2.0, 3.0, 3.0]),
+    ([3.0, 1.0, 2.0, 5.0, 4.0], [1.0, 2.0, 3.0, 4.0, 5.0]),
+])
+def test_min_permutation_p_of_a_falling_claim_is_the_exact_p_of_the_most_negative_ordering(
+        x: list, y: list) -> None:
+    """Where both variables tie, the most negative ordering can be reached by other counts of
+    pairings than the most positive: only the rising side was counted, so Linsley et al.'s
+    falling claim (alignment) read untestable where p 0.029 is reachable, and testable where
+    only 0.067 is (all n! pairings enumerated, Spearman ρ)."""
+    x, y = np.array(x), np.array(y)
+    falling = _extreme_p(x, y, lambda a, b: -sps.spearmanr(a, b).statistic)
+    rising = _extreme_p(x, y, lambda a, b: sps.spearmanr(a, b).statistic)
+    assert stats.min_permutation_p(x, y, sign=-1) == pytest.approx(falling)
+    assert stats.min_permutation_p(x, y) == pytest.approx(rising)
+    assert stats.testable(x, y, sign=-1) == (falling < 0.025)
+    with pytest.raises(ValueError, match="sign must be 1"):
+        stats.min_permutation_p(x, y, sign=0)
+
+
 def test_testable_without_ties_is_min_testable_points() -> None:
     for level in (0.9, 0.95, 0.99):
         n = stats.min_testable_points(level)

@@ -125,13 +125,15 @@ def min_sign_pairs(level: float = 0.95) -> int:
     return n
 
 
-def min_permutation_p(x: np.ndarray, y: np.ndarray) -> float:
+def min_permutation_p(x: np.ndarray, y: np.ndarray, sign: int = 1) -> float:
     """The smallest exact one-sided permutation p that any ordering of the points (``x``,
     ``y``) can reach, for a rank correlation or a fitted slope alike (finite 1-D arrays of
-    equal length).
+    equal length), on the side ``sign`` (+1: a rising association, -1: a falling one).
 
     The most extreme value of either statistic is reached only by the pairings that match the
-    sorted x with the sorted y (any pair out of order can be swapped for a larger one), and
+    sorted x with the sorted y (any pair out of order can be swapped for a larger one; for a
+    falling association, with the y sorted the other way: where both variables tie, the two
+    sides can differ, and the rising side alone was counted), and
     these are Π mᵢ! · Π m'ⱼ! / Π c_ij! of the n! pairings (mᵢ, m'ⱼ: the sizes of the groups of
     tied x and of tied y; c_ij: how often the sorted matching pairs the i-th x value with the
     j-th y value): p = that count / n! — 1/n! without ties (as in
@@ -147,24 +149,28 @@ def min_permutation_p(x: np.ndarray, y: np.ndarray) -> float:
                          f"{y.shape}.")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError("min_permutation_p got NaN or inf; drop those points first.")
+    if isinstance(sign, bool) or sign not in (1, -1):
+        raise ValueError(f"sign must be 1 (rising) or -1 (falling); got {sign!r}.")
 
     def log_factorials(counts: np.ndarray) -> float:  # ln Π mᵢ!
         return sum(math.lgamma(m + 1) for m in counts)
 
     # (the larger count of the two variables alone undercounts where both have ties)
-    matched = np.unique(np.column_stack([np.sort(x), np.sort(y)]), axis=0, return_counts=True)[1]
+    y_sorted = np.sort(y) if sign == 1 else np.sort(y)[::-1]
+    matched = np.unique(np.column_stack([np.sort(x), y_sorted]), axis=0, return_counts=True)[1]
     log_p = (log_factorials(np.unique(x, return_counts=True)[1])
              + log_factorials(np.unique(y, return_counts=True)[1])
              - log_factorials(matched) - math.lgamma(x.size + 1))
     return float(min(1.0, math.exp(log_p)))
 
 
-def testable(x: np.ndarray, y: np.ndarray, level: float = 0.95) -> bool:
+def testable(x: np.ndarray, y: np.ndarray, level: float = 0.95, sign: int = 1) -> bool:
     """Whether some ordering of the points (``x``, ``y``) is significant at ``level`` (one-sided
-    (1 − level)/2, what a CI beside 0 stands for): :func:`min_permutation_p` below it. The
-    tie-aware form of ``n >= min_testable_points(level)``."""
+    (1 − level)/2, what a CI beside 0 stands for) on the side ``sign`` of the claim (+1
+    rising, -1 falling): :func:`min_permutation_p` below it. The tie-aware form of
+    ``n >= min_testable_points(level)``."""
     _check_resampling(1, level)
-    return below_alpha(min_permutation_p(x, y), level)
+    return below_alpha(min_permutation_p(x, y, sign), level)
 
 
 def _check_labels(labels: np.ndarray, n: int) -> np.ndarray:
@@ -276,9 +282,11 @@ class LinearFit:
     ``boots`` holds the (slope, intercept) of every bootstrap refit (resamples with a single
     distinct x are skipped), ``level`` the confidence level of the CIs and of :meth:`band`.
     If every resample was skipped, ``boots`` is empty and the CIs are NaN (as in
-    :func:`bootstrap_ci`). ``min_p``: :func:`min_permutation_p` of the fitted points (NaN when
-    not given); see :attr:`testable`. ``p``: the two-sided permutation p of the slope
-    (:func:`permutation_p`, Pearson's r: the pairings keep both spreads; NaN when not given).
+    :func:`bootstrap_ci`). ``min_p``: :func:`min_permutation_p` of the fitted points on the
+    rising side (NaN when not given); see :attr:`testable` — a claim of a rising slope, as
+    every caller's is (a falling one would need ``min_permutation_p(x, y, -1)``). ``p``: the
+    two-sided permutation p of the slope (:func:`permutation_p`, Pearson's r: the pairings keep
+    both spreads; NaN when not given).
     """
 
     slope: Estimate

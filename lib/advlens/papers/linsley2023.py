@@ -299,19 +299,25 @@ def qualitative(model: nn.Module, x: Tensor, y: Tensor, maps: Tensor, *,
             "broken": broken.cpu()}
 
 
+# the sign of each claimed trend against accuracy (Linsley et al.: tolerance grows, alignment
+# falls): findings test it, and ``correlations`` asks whether that side can be tested
+CLAIM_SIGNS = {"tolerance": +1, "alignment": -1}
+
+
 def correlations(summary: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """ρ(accuracy, tolerance) and ρ(accuracy, alignment) across the models of ``summary``, per
     attack, with bootstrap CIs over models (rows: attack, quantity, rho, lo, hi, p, n_models,
     testable). ``p``: the two-sided permutation p of ρ (:func:`advlens.stats.permutation_p`;
     exact up to 7 models); ``testable``: whether some ordering of those models' values would be
-    significant at 95 %, :func:`advlens.stats.testable` -- not with fewer than 5 models, nor
-    where ties leave too few distinct orderings. ``p_family`` (where ``summary`` has a
+    significant at 95 % on the side of the claim (:data:`CLAIM_SIGNS`),
+    :func:`advlens.stats.testable` -- not with fewer than 5 models, nor where ties leave too
+    few distinct orderings. ``p_family`` (where ``summary`` has a
     ``family`` column and a family has two models): the two-sided p of ρ with accuracies paired
     only within families (``strata``): the models of a family share its effects on accuracy and
     on tolerance, so ρ across families may be theirs alone (NaN otherwise)."""
     rows = []
     for attack, part in summary.groupby("attack", sort=False):
-        for quantity in ("tolerance", "alignment"):
+        for quantity in CLAIM_SIGNS:
             kept = np.isfinite(part[["accuracy", quantity]].to_numpy(float)).all(axis=1)
             values = part[["accuracy", quantity]].to_numpy(float)[kept]
             family = part["family"].to_numpy()[kept] if "family" in part else None
@@ -335,7 +341,8 @@ def correlations(summary: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) ->
                          if shared else np.nan,
                          "family_testable": bool(not shared
                                                  or 2 / pairings < 0.05 * (1 - 1e-9)),
-                         "n_models": est.n, "testable": testable(values[:, 0], values[:, 1])})
+                         "n_models": est.n, "testable": testable(
+                             values[:, 0], values[:, 1], sign=CLAIM_SIGNS[quantity])})
     return pd.DataFrame(rows)
 
 
@@ -528,9 +535,9 @@ def findings(corr: pd.DataFrame, align_arrows: pd.DataFrame, tol_arrows: pd.Data
        16, whatever their attacks (one pair's rows share its models).
     """
     rows = []
-    for key, quantity, sign, name in (("1", "tolerance", +1, "tolerance grows with accuracy"),
-                                      ("2", "alignment", -1, "alignment falls with accuracy")):
-        holds, text = _rho_claim(corr, quantity, sign)
+    for key, quantity, name in (("1", "tolerance", "tolerance grows with accuracy"),
+                                ("2", "alignment", "alignment falls with accuracy")):
+        holds, text = _rho_claim(corr, quantity, CLAIM_SIGNS[quantity])
         part = corr[corr["quantity"] == quantity]
         rows.append(_finding(key, name, holds, text,
                              {f"rho_{r.attack}": r.rho for r in part.itertuples()}, dataset))
