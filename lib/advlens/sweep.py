@@ -241,13 +241,14 @@ def collect(out: str | Path) -> pd.DataFrame:
         params = dict(stamp["params"])
         # a notebook of the sweep that writes findings (01-04) but whose table is gone from this
         # run: counted silently, its finding read "holds in 1 of 1 seeds" with a seed missing
-        found = {csv.parent.name[:2] for csv in run.glob("*/*_findings.csv")}
+        tables = sorted(run.glob("*/*_findings.csv"))
+        found = {csv.parent.name[:2] for csv in tables}
         missing = sorted(set(notebooks or ()) & set(_FINDINGS_NOTEBOOKS) - found)
         if missing:
             skipped.append(f"{run.name} holds no findings table of notebook(s) "
                            f"{', '.join(missing)} (deleted since it ran?): its seed is left out "
                            "of their counts; rerun the sweep (it reruns what is missing)")
-        for csv in sorted(run.glob("*/*_findings.csv")):
+        for csv in tables:
             folder = csv.parent
             if notebooks is not None and folder.name[:2] not in notebooks:
                 skipped.append(f"{run.name}/{folder.name} left out: not one of this sweep's "

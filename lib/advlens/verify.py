@@ -242,15 +242,14 @@ def _is_findings(name: str, frame: pd.DataFrame) -> bool:
 
 
 def _preset_of(folder: Path) -> str | None:
-    """The preset every provenance record under ``folder`` names (None if none names one);
-    refused where its notebooks ran at different presets (a ``--only 01 --preset smoke`` run
-    into figures/: the first record alone, 00's, said laptop, and smoke tables were judged
+    """The preset every notebook under ``folder`` names in its provenance (None if none names
+    one); refused where its notebooks ran at different presets (a ``--only 01 --preset smoke``
+    run into figures/: the first record alone, 00's, said laptop, and smoke tables were judged
     against laptop ones with laptop tolerances)."""
     found: dict[str, set[str]] = {}
-    for record in sorted(folder.rglob("*.provenance.json")):
-        preset = provenance.read_figure_record(record).get("parameters", {}).get("preset")
-        if preset:
-            found.setdefault(str(preset), set()).add(record.parent.name)
+    for notebook, parameters in _parameters_by_notebook(folder).items():
+        if preset := parameters.get("preset"):
+            found.setdefault(str(preset), set()).add(notebook)
     if len(found) > 1:
         mixed = "; ".join(f"{p}: {', '.join(sorted(nbs))}" for p, nbs in sorted(found.items()))
         raise ValueError(f"{folder} holds notebooks run at different presets ({mixed}); "
@@ -260,11 +259,13 @@ def _preset_of(folder: Path) -> str | None:
 
 
 def _parameters_by_notebook(folder: Path) -> dict[str, dict[str, Any]]:
-    """``{notebook folder: the knobs its first provenance record holds}``."""
+    """``{notebook folder: the knobs of its first provenance record that holds any}``."""
     found: dict[str, dict[str, Any]] = {}
     for record in sorted(folder.rglob("*.provenance.json")):
-        found.setdefault(record.parent.name,
-                         provenance.read_figure_record(record).get("parameters", {}))
+        if record.parent.name not in found:
+            parameters = provenance.read_figure_record(record).get("parameters") or {}
+            if parameters:
+                found[record.parent.name] = parameters
     return found
 
 
