@@ -105,6 +105,17 @@ def test_a_float_field_refuses_a_bool_or_a_string_and_minus_zero_is_zero() -> No
     assert minus == plus and minus.hash == plus.hash
 
 
+def test_a_numpy_float32_in_a_float_field_is_stored_as_a_python_float() -> None:
+    """np.float32(0.1) kept its NumPy type (its key was already that of its value as a float)."""
+    import numpy as np
+
+    single = ModelConfig(arch="cnn-s", regime="l2-at", eps=np.float32(0.1), lr=np.float32(3e-3))
+    assert type(single.eps) is float and type(single.lr) is float
+    assert single.eps == float(np.float32(0.1))
+    assert single == ModelConfig(arch="cnn-s", regime="l2-at", eps=float(np.float32(0.1)),
+                                 lr=float(np.float32(3e-3)))
+
+
 def test_an_integral_float_for_an_int_field_is_the_same_model() -> None:
     """epochs=1.0 / n_train=64.0 (a YAML or papermill parameter) crashed in training (range,
     slicing) under a cache key of their own; they are the int config, stored as ints."""

@@ -124,8 +124,8 @@ class ModelConfig:
                 if isinstance(value, bool) or not isinstance(value, numbers.Real):
                     raise TypeError(f"{f.name} must be a number; got {value!r} "
                                     f"({type(value).__name__}).")
-                if _integral(value) or value == 0:
-                    object.__setattr__(self, f.name, float(value) + 0.0)
+                # a Python float either way (np.float32 kept its type, and -0.0 its sign)
+                object.__setattr__(self, f.name, float(value) + 0.0)
             elif f.type in ("int", "int | None") and value is not None:
                 object.__setattr__(self, f.name, _as_int(value, f.name))
         for name in ("n_train", "n_test"):
