@@ -310,14 +310,14 @@ def test_as_tensor_copies_only_the_views_torch_cannot_wrap() -> None:
 
 @pytest.mark.parametrize(("x_dtype", "model_dtype", "expected"), [
     (torch.float64, torch.float32, torch.float32), (torch.float64, torch.float64, torch.float64),
-    (torch.float32, torch.float64, torch.float32), (torch.float16, torch.float32, torch.float32),
+    (torch.float32, torch.float64, torch.float64), (torch.float16, torch.float32, torch.float32),
     (torch.bfloat16, torch.float32, torch.float32), (torch.float16, torch.float16, torch.float16),
-    (torch.float32, torch.float16, torch.float32)])
-def test_images_for_casts_only_to_a_float32_model(
+    (torch.float32, torch.float16, torch.float32), (torch.bfloat16, torch.float64, torch.float64)])
+def test_images_for_casts_to_a_float32_or_float64_model(
         x_dtype: torch.dtype, model_dtype: torch.dtype, expected: torch.dtype) -> None:
-    """The documented rule: float64 and half-precision images meet a float32 model in float32;
-    nothing else changes (a float64 model keeps float64 images, a half model half ones, nothing
-    goes down to half or up to float64)."""
+    """The documented rule: float64 and half-precision images meet a float32 model in float32,
+    float32 and half-precision ones a float64 model in float64 (float32 images failed there in
+    the first layer); nothing goes down to half precision."""
     model = torch.nn.Linear(2, 2).to(model_dtype)
     assert checks.images_for(model, torch.zeros(1, 2, dtype=x_dtype)).dtype == expected
 

@@ -418,3 +418,18 @@ def test_a_torchscript_model_is_refused_by_name(kind: str, layer: str | None) ->
         features.representation(model, x, layer)
     assert _no_hooks(eager)
     features.predict(model, x)  # a forward alone takes it as it is
+
+
+def test_a_float64_model_takes_float32_images_and_keeps_its_precision() -> None:
+    """float32 images failed in a float64 model's first layer ("mat1 and mat2 must have the
+    same dtype"; STIR with a float64 m2 too), and the representation was cut to float32 (a
+    penultimate bias of 1e5 moved it by 4e-3)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3)).double()
+    with torch.no_grad():
+        model[1].bias += 1e5
+    x = torch.rand(6, 1, 4, 4)
+    rep = features.representation(model, x)
+    assert rep.dtype == torch.float64
+    assert torch.equal(rep, model[:3](x.double()))
+    assert features.representation(model.float(), x).dtype == torch.float32

@@ -330,14 +330,25 @@ class _Tempered(nn.Module):
 
 @pytest.mark.parametrize("make", [_HalfBody, _Tempered])
 def test_float32_images_reach_a_model_that_handles_its_own_dtypes_unchanged(make) -> None:  # noqa: ANN001
-    """Only float64 images meeting a float32 model are cast (to float32): never to half
-    precision, never up to a first parameter's float64."""
+    """A model of mixed dtypes gets float32 images as they are: never cast to half precision,
+    nor up to a first parameter's float64 (only a model all in float64 takes them in float64)."""
     from advlens import attacks
 
     model, x = make(), torch.rand(4, 1, 4, 4)
     y = features.predict(model, x).argmax(1)
     r = attacks.ddn(model, x, y, steps=5)
     assert r.adv.dtype == torch.float32 and features.predict(model, x).shape == (4, 3)
+
+
+def test_float32_images_reach_a_float64_model_in_float64() -> None:
+    """A model all in float64 failed on float32 images in its first layer ("mat1 and mat2 must
+    have the same dtype"): in the attacks, predict and representation alike."""
+    from advlens import attacks
+
+    model, x = _mlp().double(), torch.rand(4, 1, 4, 4)
+    y = features.predict(model, x).argmax(1)
+    r = attacks.ddn(model, x, y, steps=5)
+    assert r.adv.dtype == torch.float64 and features.representation(model, x).dtype == torch.float64
 
 
 def test_numpy_and_tensor_numbers_are_taken_where_python_ones_are() -> None:
@@ -551,3 +562,30 @@ def test_half_precision_images_meet_a_float32_model() -> None:
         y = expected.argmax(1)
         assert features.accuracy(model, xh, y) == 1.0
         assert alignment.saliency(model, xh, y).dtype == torch.float32
+
+
+def test_a_per_image_list_is_taken_where_a_tensor_is() -> None:
+    """pgd's eps and fmn's max_step as lists passed their checks, then failed in the default
+    step's arithmetic ("can't multiply sequence by non-int of type 'float'", "unsupported
+    operand type(s) for /: 'list' and 'int'"), naming neither."""
+    from advlens import attacks
+
+    model, x = _mlp(), torch.rand(4, 1, 4, 4)
+    y = features.predict(model, x).argmax(1)
+    for kw in ({"eps": [0.1] * 4}, {"eps": (0.1,) * 4}):
+        as_list = attacks.pgd(model, x, y, norm="linf", steps=3, **kw)
+        as_tensor = attacks.pgd(model, x, y, norm="linf", steps=3, eps=torch.full((4,), 0.1))
+        assert torch.equal(as_list.adv, as_tensor.adv)
+    as_list = attacks.fmn(model, x, y, norm="linf", steps=5, max_step=[0.1] * 4)
+    as_tensor = attacks.fmn(model, x, y, norm="linf", steps=5, max_step=torch.full((4,), 0.1))
+    assert torch.equal(as_list.adv, as_tensor.adv)
+
+
+@pytest.mark.parametrize("eps", [-0.1, float("nan"), float("inf")])
+@pytest.mark.parametrize("norm", ["l1", "l2", "linf"])
+def test_project_ball_refuses_a_radius_that_is_no_ball(eps: float, norm: str) -> None:
+    """A negative radius gave a constant +0.1 (L∞), a flipped δ (L2) or 0 (L1); NaN gave NaN."""
+    from advlens.attacks.norms import project_ball
+
+    with pytest.raises(ValueError, match="eps must be finite and >= 0"):
+        project_ball(torch.randn(2, 3), eps, norm)

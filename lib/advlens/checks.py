@@ -202,14 +202,20 @@ def model_dtype(model: nn.Module) -> torch.dtype | None:
 
 
 def images_for(model: nn.Module, x: Tensor) -> Tensor:
-    """``x`` in float32 where it is float64 (NumPy's default float meets PyTorch's) or half
-    precision (float16 / bfloat16 images, exact in float32, failed in the first layer as
-    "mat1 and mat2 must have the same dtype") and the model float32, else unchanged: never to
-    half precision, never up to float64 (a model that casts its input itself, or mixes dtypes,
-    gets what it got before)."""
-    if x.dtype in (torch.float64, torch.float16, torch.bfloat16) and \
-            model_dtype(model) == torch.float32:
+    """``x`` in the dtype of a float32 or float64 model where a cast is needed and changes no
+    value's meaning: float64 and half-precision (float16 / bfloat16, exact in float32) images
+    meet a float32 model in float32; float32 and half-precision images meet a model whose every
+    floating parameter and buffer is float64 in float64 (exact). Without the cast both failed in
+    the first layer as "mat1 and mat2 must have the same dtype". Never down to half precision;
+    a model of mixed dtypes (e.g. a float64 temperature over a float32 body, which casts for
+    itself) gets float32 images as they are."""
+    dtype = model_dtype(model)
+    if dtype == torch.float32 and x.dtype in (torch.float64, torch.float16, torch.bfloat16):
         return x.float()
+    if dtype == torch.float64 and x.dtype in (torch.float32, torch.float16, torch.bfloat16) \
+            and all(t.dtype == torch.float64 for t in (*model.parameters(), *model.buffers())
+                    if t.is_floating_point()):
+        return x.double()
     return x
 
 

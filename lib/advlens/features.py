@@ -203,7 +203,8 @@ def representation(model: nn.Module, x: Tensor, layer: str | None = None, *,
     """Representation (N, D) of images ``x`` at ``layer`` (default: input of the final linear).
 
     Runs in eval mode (the model's own modes are restored), in batches, on the model's device;
-    the result is returned on the CPU in float32. A module called several times in one forward
+    the result is returned on the CPU in float32 (float64 where the layer's output is float64:
+    a float64 model keeps its precision). A module called several times in one forward
     pass (e.g. the ``relu`` of a torchvision ``BasicBlock``) gives its first call's output.
     """
     x, batch_size = _model_input(model, x, batch_size)
@@ -211,7 +212,9 @@ def representation(model: nn.Module, x: Tensor, layer: str | None = None, *,
     outputs = []
     with eval_mode(model):
         for batch in _batches(x, batch_size):
-            outputs.append(representation_graph(model, batch.to(device), layer).float().cpu())
+            rep = representation_graph(model, batch.to(device), layer)
+            outputs.append(rep.to(device="cpu", dtype=torch.float64
+                                  if rep.dtype == torch.float64 else torch.float32))
     return torch.cat(outputs)
 
 

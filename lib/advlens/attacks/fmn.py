@@ -36,9 +36,10 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
     """FMN: descend the logit margin with normalised-gradient steps (cosine-annealed from
     ``max_step`` to ``min_step``), projecting onto a ball whose radius eps adapts per image:
     before any adversarial is found, eps = (||δ|| + margin/||∇margin||_dual)(1 + γ) (a linear
-    estimate of the boundary, overshot); then eps shrinks by (1 − γ) (capped by the best norm
-    so far) while adversarial and grows by (1 + γ) while not, γ cosine-annealed to
-    ``gamma_end``.
+    estimate of the boundary, overshot; the margin counted to the acceptance boundary,
+    :meth:`Criterion.tolerance` beyond 0, which a point must cross to count); then eps shrinks
+    by (1 − γ) (capped by the best norm so far) while adversarial and grows by (1 + γ) while
+    not, γ cosine-annealed to ``gamma_end``.
 
     Steps are g/||g||₂ for L2 (default ``max_step`` 1) and sign(g) for L∞ (default
     ``max_step`` 0.1, in pixel units); ``direction="l2"`` takes g/||g||₂ steps for L∞ too
@@ -62,6 +63,8 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
         direction = "l2" if norm == "l2" else "sign"
     max_step = (1.0 if direction == "l2" else 0.1) if max_step is None else max_step
     check_positive("max_step", max_step)  # before its default min_step divides it ("0.1" / 100)
+    if isinstance(max_step, (list, tuple)):  # per image as a list: no "list / int" below
+        max_step = torch.as_tensor(max_step, dtype=torch.float64)
     min_step = max_step / 100 if min_step is None else min_step
     check_positive("min_step", min_step)
     gamma, gamma_end = positive_number("gamma", gamma), positive_number("gamma_end", gamma_end)
@@ -100,8 +103,12 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
                 grown, dual = eps * (1 + g), None
                 if searching:
                     dual = lp_norms(grad, _DUAL[norm]).clamp_min(1e-12)
-                    # linear estimate of the boundary, overshot by γ so the next iterate crosses it
-                    boundary = margin.clamp_min(0).div_(dual).add_(size)
+                    # linear estimate of the boundary, overshot by γ so the next iterate crosses
+                    # it; the acceptance boundary (margin −tolerance), which a point must cross
+                    # to count: aimed at margin 0, an image within the tolerance of the boundary
+                    # got eps ~0 and stayed short of it, never found
+                    aim = margin + crit.tolerance(logits)
+                    boundary = aim.clamp_min_(0).div_(dual).add_(size)
                     if overshoot:
                         boundary.mul_(1 + g)
                     grown = torch.where(found, grown, boundary)

@@ -5,10 +5,13 @@ Every function works per sample on batches (N, ...); a budget ``eps`` is a float
 
 from __future__ import annotations
 
+import numbers
 from typing import Literal
 
 import torch
 from torch import Tensor
+
+from advlens.checks import check_positive
 
 Norm = Literal["l1", "l2", "linf"]
 NORMS: tuple[str, ...] = ("l1", "l2", "linf")
@@ -66,7 +69,11 @@ def ascent_direction(g: Tensor, norm: Norm) -> Tensor:
 
 
 def project_ball(delta: Tensor, eps: float | Tensor, norm: Norm) -> Tensor:
-    """Project each perturbation onto the closed ``norm`` ball of radius eps (inside ones stay)."""
+    """Project each perturbation onto the closed ``norm`` ball of radius eps (inside ones stay).
+    A number ``eps`` must be finite and >= 0 (a negative one flipped or zeroed δ); a tensor one
+    is not checked (the attacks call this every step, and on a GPU a check is a host sync)."""
+    if isinstance(eps, numbers.Real):
+        check_positive("eps", eps, allow_zero=True)
     e = per_sample(eps, delta.shape[0], delta, "eps")
     if norm == "linf":
         return torch.maximum(torch.minimum(delta, e), -e)

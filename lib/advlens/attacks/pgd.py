@@ -72,6 +72,8 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: No
         raise ValueError(f"keep must be 'last' or 'any'; got {keep!r}.")
     loss = check_loss(loss)
     check_positive("eps", eps, allow_zero=True)  # before it scales the default step
+    if isinstance(eps, (list, tuple)):  # per image as a list: "can't multiply sequence" below
+        eps = torch.as_tensor(eps, dtype=torch.float64)
     step = 2.5 * eps / steps if step_size is None else step_size
     check_positive("step_size", step, allow_zero=True)
     home = as_tensor(x, "x").device
