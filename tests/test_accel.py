@@ -129,6 +129,16 @@ def test_device_from_the_environment_is_checked(monkeypatch: pytest.MonkeyPatch)
     assert training_device() == torch.device("cpu")
 
 
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="this machine has MPS")
+def test_a_device_torch_cannot_use_is_named_with_the_variable(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """$ADVLENS_DEVICE=mps without MPS passed the check and failed later, in training, as
+    "PyTorch is not linked with support for mps devices"."""
+    monkeypatch.setenv("ADVLENS_DEVICE", "mps")
+    with pytest.raises(RuntimeError, match=r"ADVLENS_DEVICE='mps': torch cannot use that device"):
+        accel.env_device()
+
+
 def test_memory_is_measured_with_autograd_under_no_grad(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Called under no_grad (or inference_mode), autograd saved nothing: 1 byte per image, and

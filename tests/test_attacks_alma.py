@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from advlens import attacks
-from advlens.attacks.alma import logit_ratio, p2_derivative, p2_penalty
+from advlens.attacks.alma import fixed_scale, logit_ratio, p2_derivative, p2_penalty
 from advlens.attacks.best import BestAdversarial
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.minimal import l2_plan, linf_plan, linf_refine_step
@@ -291,13 +291,52 @@ def test_auto_keeps_each_images_best_and_counts_every_pass(budget: int) -> None:
     assert bool(fooled[auto.success].all())
 
 
-def test_alma_on_two_class_models_uses_the_plain_margin() -> None:
-    """Two classes have no third logit to normalise by: the constraint is the margin itself."""
+def test_alma_on_two_class_models_divides_the_margin_by_a_constant_per_image() -> None:
+    """Two classes have no third logit to normalise by: the constraint is the margin over a
+    constant per image (|margin| at the first step), the plain margin where none is given."""
     model, x = affine_model(k=2), centre_images(5)
     with torch.no_grad():
         logits = model(x)
     crit = Criterion(logits.argmax(1))
     torch.testing.assert_close(logit_ratio(crit, logits, 0.0), crit.margin(logits))
+    scale = fixed_scale(crit, logits)
+    torch.testing.assert_close(scale, crit.margin(logits).abs() + 1e-8)
+    torch.testing.assert_close(logit_ratio(crit, 5.0 * logits, 0.0, scale=5.0 * scale),
+                               logit_ratio(crit, logits, 0.0, scale=scale))
+    assert fixed_scale(Criterion(torch.zeros(2, dtype=torch.long)), torch.randn(2, 3)) is None
+
+
+@pytest.mark.parametrize(("k", "targeted"), [(2, False), (3, True)])
+def test_alma_does_not_depend_on_the_logits_scale_with_too_few_classes(k: int,
+                                                                       targeted: bool) -> None:
+    """With too few classes for the DLR spread, ALMA divided nothing: on a 2-class model whose
+    logits were ×10 / ×100 its median norm at 300 steps was 4.1 / 17.7 times the minimal
+    distance (1.2 at ×1). Now the logits' scale cancels, and the norm is the closed form's."""
+    base = affine_model(k=k, seed=3)
+    x = centre_images(8, seed=4)
+    with torch.no_grad():
+        y = base(x).argmax(1)
+    targets = (y + 1) % k if targeted else None
+    norms = []
+    for factor in (1.0, 100.0):
+        model = copy.deepcopy(base)
+        with torch.no_grad():
+            model[1].weight.mul_(factor)
+            model[1].bias.mul_(factor)
+        result = attacks.alma(model, x, y, steps=300, targets=targets)
+        assert bool(result.success.all())
+        norms.append(result.norms)
+    torch.testing.assert_close(norms[1], norms[0], rtol=2e-3, atol=0)
+    with torch.no_grad():
+        logits = base(x)
+    w = base[1].weight.detach()
+    other = targets if targeted else 1 - y
+    # the distance to the hyperplane between the own (or, targeted, the leading) class and the
+    # other one: k = 2 untargeted, and targeted with the target the only rival that matters
+    lead = logits.scatter(1, other[:, None], float("-inf")).argmax(1)
+    exact = (logits.gather(1, lead[:, None]) - logits.gather(1, other[:, None]))[:, 0] / (
+        w[lead] - w[other]).norm(dim=1)
+    assert float((norms[0] / exact).median()) < 1.01
 
 
 @pytest.mark.parametrize(("budget", "candidates"),

@@ -250,6 +250,9 @@ def test_run_batched_refuses_misaligned_labels_and_targets() -> None:
         attacks.run_batched(attacks.fgsm, model, x, torch.cat([y, y[:3]]), eps=0.1)
     with pytest.raises(ValueError, match=r"targets must have shape \(8,\)"):
         attacks.run_batched(attacks.fgsm, model, x, y, targets=(y + 1)[:5] % 3, eps=0.1)
+    # no chunk to run: "concat needs at least one AttackResult" named neither x nor the cause
+    with pytest.raises(ValueError, match=r"x is an empty batch \(shape \(0, 1, 4, 4\)\)"):
+        attacks.run_batched(attacks.ddn, model, x[:0], y[:0], steps=3)
 
 
 def test_choose_targets_refuses_negative_labels() -> None:

@@ -462,3 +462,19 @@ def test_su_paper_models_are_stated_as_they_are() -> None:
     comment = " ".join(Path(presets.__file__).read_text().split())
     assert f"every standard model of the paper zoo ({n}:" in comment
     assert f"{n * (n - 1)} ordered transfer pairs, not 306" in comment
+
+
+@pytest.mark.parametrize(("notebook", "knob", "given", "kept"), [
+    ("01", "data_kw", {"root": "/data/imagenet"}, {"size": 224, "max_per_class": 2}),
+    ("03", "data_kw", {"path": "/data/clickme"}, {"split": "val", "size": 224}),
+    ("04", "cifar_kw", {"root": "/data/cifar"}, {})])
+def test_a_loader_options_override_is_merged_into_the_presets(notebook: str, knob: str,
+                                                              given: dict, kept: dict) -> None:
+    """The missing-data message advises data_kw={'root': '/path'}; that replaced the paper
+    preset's whole dict, dropping size=224 (ImageNet's images of many sizes then failed after
+    the zoo's evaluation) and ClickMe's split and max_per_class (another protocol, silently)."""
+    preset = presets.resolve(notebook, "paper")[knob]
+    merged = presets.resolve(notebook, "paper", **{knob: given})[knob]
+    assert merged == {**preset, **given} and kept.items() <= merged.items()
+    assert presets.resolve(notebook, "paper", **{knob: {**given, "size": None}})[knob].get(
+        "size", None) is None

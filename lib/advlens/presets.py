@@ -504,7 +504,11 @@ def _short(value: Any, limit: int = 70) -> str:
 
 
 def resolve(notebook: str, preset: str, **overrides: Any) -> Knobs:
-    """The knobs of ``notebook`` at ``preset``, with every non-``None`` override applied.
+    """The knobs of ``notebook`` at ``preset``, with every non-``None`` override applied; a dict
+    given for a loader-options knob (``data_kw``, ``cifar_kw``, ... : a name ending in ``_kw``)
+    is merged into the preset's (``data_kw={'root': '/data/imagenet'}`` keeps the paper
+    preset's ``size`` and ``max_per_class``: the missing-data message advises that override,
+    and a replaced dict dropped them, changing the protocol without a word).
 
     Raises ValueError for an unknown preset, notebook or knob, naming the valid ones, and
     TypeError for an override of the wrong type (see :func:`check_knob`).
@@ -518,7 +522,9 @@ def resolve(notebook: str, preset: str, **overrides: Any) -> Knobs:
     if unknown:
         raise ValueError(f"notebook {notebook} has no knob(s) {unknown}; knobs: {sorted(knobs)}.")
     checked = {k: check_knob(notebook, k, v) for k, v in overrides.items() if k != "preset"}
-    knobs.update({k: v for k, v in checked.items() if v is not None})
+    knobs.update({k: {**knobs[k], **v} if k.endswith("_kw") and isinstance(v, dict)
+                  and isinstance(knobs[k], dict) else v
+                  for k, v in checked.items() if v is not None})
     knobs["preset"] = preset
     return knobs
 

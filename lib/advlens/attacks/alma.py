@@ -58,22 +58,36 @@ def p2_parts(c: Tensor, rho: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def logit_ratio(crit: Criterion, logits: Tensor, tolerance: float,
-                margin: Tensor | None = None) -> Tensor:
+                margin: Tensor | None = None, scale: Tensor | None = None) -> Tensor:
     """The constraint: (margin + tolerance) / spread, negative iff adversarial by more than
     ``tolerance``.
 
     The spread is z₍₁₎ − z₍₃₎ (untargeted) or z₍₁₎ − (z₍₃₎ + z₍₄₎)/2 (targeted), the sorted logits
     of Croce & Hein's DLR, so the constraint does not change when the logits are scaled. Models
-    with fewer classes than that use the plain margin. ``margin``: ``crit.margin(logits)`` if
-    already computed.
+    with fewer classes than that divide by ``scale`` (N,) instead, a constant per image (ALMA
+    takes :func:`fixed_scale` of its first logits; None: the plain margin). ``margin``:
+    ``crit.margin(logits)`` if already computed.
     """
     margin = (crit.margin(logits) if margin is None else margin) + tolerance
     top = _top(crit, logits)
-    return margin if top is None else margin / _spread(crit, top.values)
+    if top is None:
+        return margin if scale is None else margin / scale
+    return margin / _spread(crit, top.values)
 
 
-def logit_ratio_and_grad(crit: Criterion, logits: Tensor,
-                         tolerance: float) -> tuple[Tensor, Tensor, Tensor]:
+def fixed_scale(crit: Criterion, logits: Tensor) -> Tensor | None:
+    """Where the logits are too few for the DLR spread (2 classes untargeted, 3 targeted), a
+    constant spread per image: |margin| of ``logits`` (the first step's) + 1e-8, so that the
+    constraint does not change when the logits are scaled either (the plain margin made ALMA's
+    penalty and steps depend on the logits' size: 17.7× the minimal distance at 300 steps on a
+    2-class model whose logits were ×100, 1.2× at ×1); None where the spread exists."""
+    if _top(crit, logits) is not None:
+        return None
+    return crit.margin(logits).abs() + 1e-8
+
+
+def logit_ratio_and_grad(crit: Criterion, logits: Tensor, tolerance: float,
+                         scale: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """The margin and :func:`logit_ratio` (N,) of detached ``logits``, and the ratio's gradient
     with respect to them (N, k): bitwise what autograd takes through :func:`logit_ratio`, formed
     by hand as :meth:`Criterion.margin_backward` is."""
@@ -81,7 +95,9 @@ def logit_ratio_and_grad(crit: Criterion, logits: Tensor,
     shifted = margin + tolerance
     top = _top(crit, logits)
     if top is None:
-        return margin, shifted, crit.margin_backward(ties, torch.ones_like(margin))
+        if scale is None:
+            return margin, shifted, crit.margin_backward(ties, torch.ones_like(margin))
+        return margin, shifted / scale, crit.margin_backward(ties, 1 / scale)
     spread = _spread(crit, top.values)
     ratio = shifted / spread
     # no zero weight: 1/spread > 0 for finite float32/64 logits (the spread is at least 1e-8)
@@ -115,7 +131,9 @@ def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
          mu: float = 1.0, rho: float = 1.0, check_every: int = 10, tau: float = 0.95,
          rho_growth: float = 1.2, alpha: float = 0.9, tolerance: float = 1e-4,
          start: Tensor | None = None, progress: bool | None = None) -> AttackResult:
-    """ALMA-L2 with the published defaults (Rony et al. 2021, penalty P2).
+    """ALMA-L2 with the published defaults (Rony et al. 2021, penalty P2); the constraint is
+    :func:`logit_ratio` (the DLR spread; on models of too few classes for it, a constant per
+    image, :func:`fixed_scale`).
 
     Parameters
     ----------
@@ -168,7 +186,9 @@ def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
                     xv = graph_input(xa)
                     out = model_logits(model, xv)
                 logits = out.detach()
-                margin, c, dc = logit_ratio_and_grad(crit, logits, tolerance)
+                if i == 0:
+                    scale = fixed_scale(crit, logits)
+                margin, c, dc = logit_ratio_and_grad(crit, logits, tolerance, scale)
                 with torch.inference_mode(False):
                     grad = input_grad(out, xv, dc)
                 if i == 0:

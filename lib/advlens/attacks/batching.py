@@ -28,6 +28,9 @@ def run_batched(attack: Callable[..., AttackResult], model: nn.Module, x: Tensor
     treat each image on its own: chunks change their results only at float rounding."""
     batch_size = check_positive_int(batch_size, "batch_size")
     x = as_tensor(x, "x")
+    if x.ndim == 0 or x.shape[0] == 0:  # no chunk to run: "concat needs at least one result"
+        raise ValueError(f"x is an empty batch (shape {tuple(x.shape)}); pass at least one "
+                         "image.")
     y = check_labels(y, x.shape[0], "y")
     if targets is not None:
         targets = check_labels(targets, x.shape[0], "targets")

@@ -75,6 +75,19 @@ def check_zoo_knobs(knobs: Mapping[str, Any]) -> None:
                          f"{radii}.")
 
 
+def zoo_configs(knobs: Mapping[str, Any]) -> list[ModelConfig]:
+    """The zoo models notebook 01 builds: those of ``dataset`` in ``zoo`` (training seeds
+    shifted by ``zoo_seed``) whose architecture is one of ``heatmap_archs`` or
+    ``robust_archs``, harmonized ones left to notebook 03. Its first cell requires exactly
+    these (the whole zoo asked for checkpoints it never loads). ``knobs``: the resolved ``P``."""
+    from advlens.zoo import spec
+    from advlens.zoo.seeds import reseed
+
+    needed = set(knobs["heatmap_archs"]) | set(knobs["robust_archs"])
+    return [c for c in reseed(spec(knobs["zoo"]), knobs["zoo_seed"])
+            if c.dataset == knobs["dataset"] and c.arch in needed and c.regime != "harmonized"]
+
+
 def model_label(config: ModelConfig, zoo_seed: int = 0) -> str:
     """The label of a zoo model in notebook 01's tables: ``<arch>/s<seed>``, or
     ``<variant>/s<seed>`` for a twin-cue model, with the seed counted within zoo ``zoo_seed``

@@ -54,6 +54,7 @@ from advlens.stats import (
 
 if TYPE_CHECKING:
     from advlens.zoo.collection import ZooEntry
+    from advlens.zoo.config import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -899,6 +900,24 @@ def check_zoo_knobs(knobs: Mapping[str, Any]) -> None:
     if missing:
         raise ValueError(f"knob 'archs' names {missing}: zoo {zoo!r} has no standard {dataset} "
                          f"model of them (nor has extra_models); it has {have}.")
+
+
+def zoo_configs(knobs: Mapping[str, Any], *, extra: bool = False) -> list[ModelConfig]:
+    """The zoo models notebook 02 builds: the standard models of ``dataset`` in ``zoo``
+    (training seeds shifted by ``zoo_seed``); with ``extra``, also its ``extra_models`` and
+    ``family_models``, which it loads one by one: its first cell requires all of these, and no
+    other checkpoint (the whole zoo asked for the robust ones it never loads). ``knobs``: the
+    resolved ``P``."""
+    from advlens.zoo import spec
+    from advlens.zoo.config import ModelConfig
+    from advlens.zoo.seeds import reseed
+
+    configs = [c for c in reseed(spec(knobs["zoo"]), knobs["zoo_seed"])
+               if c.dataset == knobs["dataset"] and c.regime == "standard"]
+    if extra:
+        configs += reseed([ModelConfig(**kw) for name in ("extra_models", "family_models")
+                           for kw in knobs[name]], knobs["zoo_seed"])
+    return configs
 
 
 def models_by_name(entries: Sequence[ZooEntry], *, what: str,
