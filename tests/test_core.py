@@ -59,6 +59,30 @@ def test_a_killed_writers_temporary_is_removed_once_stale(tmp_path: Path) -> Non
         ["model.pt", young.name, other.name])
 
 
+def test_a_dead_writers_temporary_is_removed_at_the_next_write_however_young(
+        tmp_path: Path) -> None:
+    """A resumed build rewrote the killed writer's checkpoint within minutes, so its temporary
+    (younger than a day) was kept for good, and nothing wrote that path again. A temporary whose
+    name says a writer on this host that has exited goes at once; a live writer's stays."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "model.pt"
+    code = ("import os\nfrom advlens import io\n"
+            "def write(tmp):\n    tmp.write_bytes(b'x' * 1000)\n    os._exit(9)\n"
+            f"io.atomic_write({str(target)!r}, write)\n")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 9
+    (left,) = tmp_path.glob(".model.pt.*.tmp")
+    alive = tmp_path / f".model.pt.0123456789ab.p{os.getpid()}@{io._HOST}.tmp"
+    elsewhere = tmp_path / ".model.pt.0123456789ab.p1@another-host.tmp"
+    for path in (alive, elsewhere):
+        path.write_bytes(b"y")
+    io.atomic_write_bytes(target, b"ok")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["model.pt", alive.name, elsewhere.name])
+    assert not left.exists()
+
+
 def _assert_lock_waits_for_another_process(lock: Path, before: Callable[[], object] = lambda: None
                                            ) -> None:
     """Another process takes io.file_lock(lock); after ``before()``, a thread here must wait

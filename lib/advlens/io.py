@@ -9,7 +9,9 @@ import hashlib
 import json
 import math
 import os
+import re
 import secrets
+import socket
 import tarfile
 import time
 import warnings
@@ -31,7 +33,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     naming ``path``, not the temporary file.
     """
     path = Path(path)
-    tmp_path = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    # the writer's pid and host in the name: a later write can tell a dead writer's leftover
+    tmp_path = path.with_name(f".{path.name}.{secrets.token_hex(6)}.p{os.getpid()}@{_HOST}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(tmp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
@@ -48,8 +51,27 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+    _sync_folder(path.parent)
     _remove_stale_temporaries(path)
     return path
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync ``folder``, so that a rename into it survives a power loss (the file's own fsync
+    does not cover its name); skipped where folders cannot be opened or synced (Windows, some
+    network file systems)."""
+    if os.name == "nt":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+_HOST = socket.gethostname().replace("/", "_")[:40] or "host"
+_WRITER = re.compile(r"\.p(\d+)@(.+)\.tmp$")
 
 
 # a temporary file of ``path`` older than this was left by a writer killed mid-write (a zoo
@@ -58,13 +80,31 @@ STALE_TEMPORARY_S = 24 * 3600.0
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    """Delete the temporary files of ``path`` that killed writers left (older than
-    :data:`STALE_TEMPORARY_S`); a live writer's, younger, are left alone."""
+    """Delete the temporary files of ``path`` that killed writers left: those written on this
+    host by a process that no longer runs, and any older than :data:`STALE_TEMPORARY_S` (another
+    host's, whose writers this one cannot see); a live writer's are left alone. (Before, only
+    the second rule: a resumed build rewrote a checkpoint within minutes and kept the killed
+    writer's temporary, megabytes, for good.)"""
     cutoff = time.time() - STALE_TEMPORARY_S
     for left in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         with contextlib.suppress(OSError):  # gone already, or another writer's cleanup won
-            if left.stat().st_mtime < cutoff:
+            if _writer_is_gone(left.name) or left.stat().st_mtime < cutoff:
                 left.unlink()
+
+
+def _writer_is_gone(name: str) -> bool:
+    """Whether the temporary file ``name`` was written on this host by a process that has
+    exited (False where the name does not say, or the process may still run)."""
+    match = _WRITER.search(name)
+    if match is None or match.group(2) != _HOST or os.name == "nt":  # (Windows: kill kills)
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):  # another user's live process
+        return False
+    return False
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
