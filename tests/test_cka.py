@@ -516,3 +516,25 @@ def test_cka_cross_of_some_row_models_in_another_order():
         assert table.loc[r, r] == 1.0
         for c in names:
             assert table.loc[r, c] == pytest.approx(ref_cka(data[r][r], data[r][c]), abs=1e-12)
+
+
+def test_rbf_cka_of_near_duplicate_rows_uses_their_exact_distances() -> None:
+    """30 of 40 rows a relative 1e-8 apart: the Gram trick's squared distances between them
+    were rounding noise, and they set the median (the bandwidth): 0.957934 where the distances
+    taken from the differences give 0.958384. A float64 reference from the differences."""
+    rng = np.random.default_rng(0)
+    centre = rng.normal(size=(1, 6)) * 10
+    x = np.concatenate([centre + 1e-8 * rng.normal(size=(30, 6)), rng.normal(size=(10, 6))])
+    y = rng.normal(size=(40, 5))
+
+    def gram(a: np.ndarray) -> np.ndarray:
+        sq = ((a[:, None, :] - a[None, :, :]) ** 2).sum(-1)
+        return np.exp(-sq / (2 * np.median(sq)))
+
+    def centred(k: np.ndarray) -> np.ndarray:
+        h = np.eye(len(k)) - 1 / len(k)
+        return h @ k @ h
+
+    kx, ky = centred(gram(x)), centred(gram(y))
+    reference = (kx * ky).sum() / np.sqrt((kx * kx).sum() * (ky * ky).sum())
+    assert rbf_cka(x, y) == pytest.approx(reference, rel=1e-7)  # (was 0.2068 for 0.2354)
