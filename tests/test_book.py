@@ -425,3 +425,25 @@ def test_a_figure_record_of_another_shape_is_named(tmp_path: Path, record: str) 
     with pytest.raises(ValueError, match=r"07a_line\.provenance\.json is not a provenance "
                                          "record"):
         book.build(run, tmp_path / "book", readme=repo_root() / "README.md")
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_readme_refuses_a_run_of_another_preset(tmp_path: Path, check: bool,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`readme --figures <smoke run>` wrote the smoke verdicts into README under "What holds
+    at laptop scale ... figures/" (and `--check` recommended doing so)."""
+    import argparse
+    import json
+
+    from advlens.paths import repo_root
+
+    before = (repo_root() / "README.md").read_bytes()
+    folder = tmp_path / "run" / "01_similarity_inversion"
+    folder.mkdir(parents=True)
+    (folder / "01_findings.csv").write_text("finding,holds,evidence,paper\nx,True,e,p\n")
+    (folder / "01_findings.provenance.json").write_text(
+        json.dumps({"parameters": {"preset": "smoke"}}))
+    args = argparse.Namespace(figures=str(tmp_path / "run"), check=check)
+    assert book.readme_command(args) == 2
+    assert "preset 'smoke'" in capsys.readouterr().err
+    assert (repo_root() / "README.md").read_bytes() == before

@@ -662,3 +662,34 @@ def test_measure_refuses_runs_of_two_presets_or_an_unfinished_notebook(tmp_path:
     (failed / "01_x" / "run.json").write_text(json.dumps({"status": "failed"}))
     with pytest.raises(ValueError, match="did not complete.*01_x"):
         verify.measure_tolerances([smoke, failed])
+
+
+def test_a_run_of_some_notebooks_is_compared_on_those(tmp_path: Path) -> None:
+    """verify of `run --only 01` (the README's example; a sweep's grid of 01 and 02) failed:
+    every other notebook's findings table read "missing in the run", a verdict not checked.
+    A notebook the run does not hold at all is listed, not failed; a findings table gone from
+    a notebook the run holds still fails."""
+    tables = _tables([0.7, 0.2, 0.9], [True, False])
+    other = {name.replace("01_x/01", "02_y/02"): frame for name, frame in tables.items()}
+    ref = _run_folder(tmp_path / "ref", "smoke", {**tables, **other})
+    part = _run_folder(tmp_path / "part", "smoke", tables)
+    report = verify.verify(part, ref, tolerances={})
+    assert report.ok and report.strict_ok and report.absent == ["02_y"] and not report.lost
+    assert "not in this run (not compared): 02_y" in report.text()
+    report = verify.verify(_run_folder(tmp_path / "gone", "smoke", {
+        "01_x/01a.csv": tables["01_x/01a.csv"], **other}), ref, tolerances={})
+    assert not report.ok and report.lost and not report.absent
+
+
+def test_strict_ends_with_a_failure_line_when_only_numbers_moved(tmp_path: Path) -> None:
+    """Under --strict a number moved beyond its tolerance exits 2, but the last line read
+    "OK: every verdict unchanged"."""
+    ref = _run_folder(tmp_path / "ref", "smoke", _tables([0.7, 0.2, 0.9], [True, False]))
+    run = _run_folder(tmp_path / "run", "smoke", _tables([0.7, 0.7, 0.9], [True, False]))
+    tol = {"smoke": {"01_x/01a.csv": {"row": 0.0, "cka": 0.01},
+                     "01_x/01_findings.csv": {"finding": 0.0, "evidence": 0.01}}}
+    report = verify.verify(run, ref, tolerances=tol)
+    assert report.ok and not report.strict_ok
+    assert report.text().splitlines()[-1] == "  OK: every verdict unchanged"
+    last = report.text(strict=True).splitlines()[-1]
+    assert last.startswith("  FAIL (--strict)") and "beyond their tolerance" in last

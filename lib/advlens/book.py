@@ -361,9 +361,19 @@ def add_readme_arguments(parser: argparse.ArgumentParser) -> None:
 
 def readme_command(args: argparse.Namespace) -> int:
     """Rewrite (or ``--check``) README's generated findings section."""
+    from advlens.verify import run_preset
+
     path = repo_root() / "README.md"
     text = path.read_text()
-    body = findings.readme_section(args.figures or figures_dir())
+    source = Path(args.figures) if args.figures else figures_dir()
+    preset = run_preset(source)
+    if preset not in (None, "laptop"):  # the section says "at laptop scale", from figures/
+        print(f"{source} is a run of preset {preset!r}; README's findings section reports the "
+              "laptop preset (figures/): give a laptop run, or read this run's findings in its "
+              f"book (python -m advlens book --run {shlex.quote(str(source))}).",
+              file=sys.stderr)
+        return 2
+    body = findings.readme_section(source)
     if args.check:
         same = findings.current_section(text) == body.strip("\n")
         # the fix must name the same tables: a bare `readme` regenerates from figures/

@@ -76,6 +76,7 @@ class Report:
     untoleranced: list[Cell] = field(default_factory=list)
     structure: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)  # notebooks the run does not hold at all
     new: list[str] = field(default_factory=list)
     verdicts: list[Cell] = field(default_factory=list)
     flipped: list[Cell] = field(default_factory=list)
@@ -95,8 +96,9 @@ class Report:
         return self.ok and not (self.moved or self.untoleranced or self.structure
                                 or self.missing)
 
-    def text(self, limit: int = 25) -> str:
-        """A human-readable summary: identical/within/moved tables, verdicts, settings."""
+    def text(self, limit: int = 25, strict: bool = False) -> str:
+        """A human-readable summary: identical/within/moved tables, verdicts, settings; its last
+        line judges by :attr:`strict_ok` under ``strict``."""
         lines = [f"advlens verify: {self.run} against {self.reference}"]
         lines += [f"  note: {note}" for note in self.notes]
         for key, (ref, run) in sorted(self.compute.items()):
@@ -125,6 +127,8 @@ class Report:
         if len(self.structure) > limit:
             lines.append(f"  ... and {len(self.structure) - limit} more changed cells")
         lines += [f"  missing in run: {m}" for m in self.missing]
+        if self.absent:
+            lines.append(f"  not in this run (not compared): {', '.join(self.absent)}")
         if self.new:
             lines.append(f"  only in run (no reference yet): {', '.join(self.new)}")
         kept = [c for c in self.verdicts if c not in self.flipped]
@@ -132,7 +136,14 @@ class Report:
         lines += [f"  FLIPPED {c.table}: {c.column} {_verdict(c.reference)} -> "
                   f"{_verdict(c.run)}" for c in self.flipped]
         lines += [f"  NOT CHECKED {lost}" for lost in self.lost]
-        if self.ok:
+        if self.ok and strict and not self.strict_ok:
+            lines.append("  FAIL (--strict): every verdict unchanged, but " + ", ".join(
+                part for part, bad in (
+                    ("numbers moved beyond their tolerance", self.moved),
+                    ("numbers changed where no tolerance is measured", self.untoleranced),
+                    ("tables changed shape or text", self.structure),
+                    ("tables went missing", self.missing)) if bad))
+        elif self.ok:
             lines.append("  OK: every verdict unchanged")
         else:
             lines.append("  FAIL: " + ", ".join(
@@ -241,7 +252,7 @@ def _is_findings(name: str, frame: pd.DataFrame) -> bool:
     return name.endswith("_findings.csv") and {"finding", "holds"} <= set(frame.columns)
 
 
-def _preset_of(folder: Path) -> str | None:
+def run_preset(folder: Path) -> str | None:
     """The preset every notebook under ``folder`` names in its provenance (None if none names
     one); refused where its notebooks ran at different presets (a ``--only 01 --preset smoke``
     run into figures/: the first record alone, 00's, said laptop, and smoke tables were judged
@@ -346,11 +357,11 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
         raise FileNotFoundError(f"the reference {reference} holds no <notebook>/<table>.csv; "
                                 "give the folder above the notebook folders (figures/ or a "
                                 "run's --out), or git:REV.")
-    ref_preset, run_preset = _preset_of(reference), _preset_of(run)
-    if ref_preset and run_preset and ref_preset != run_preset:
-        raise ValueError(f"run {run} used preset {run_preset!r} but the reference {reference} "
+    ref_preset, ran = run_preset(reference), run_preset(run)
+    if ref_preset and ran and ref_preset != ran:
+        raise ValueError(f"run {run} used preset {ran!r} but the reference {reference} "
                          f"used {ref_preset!r}; compare runs of one preset (--reference DIR).")
-    which = preset or run_preset or ref_preset or "laptop"
+    which = preset or ran or ref_preset or "laptop"
     table = (tolerances if tolerances is not None else load_tolerances()).get(which)
     report = Report(reference=reference, run=run)
     # an unfinished notebook's tables are partial or left over from an earlier run: its
@@ -370,8 +381,16 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
                                run_compute.get(key, "not recorded"))
     run_tables = set(_tables(run))
     report.new = sorted(run_tables - set(_tables(reference)))
+    # a run of some notebooks (--only 01, a sweep's grid) is compared on those: the others are
+    # listed, not failed (their findings tables read "missing": every partial run failed)
+    held = {name.split("/")[0] for name in run_tables} | {
+        p.parent.name for p in run.glob("*/run.json")}
     for name in _tables(reference):
         ref = _read(reference / name)
+        if name.split("/")[0] not in held:
+            if name.split("/")[0] not in report.absent:
+                report.absent.append(name.split("/")[0])
+            continue
         if name not in run_tables:
             report.missing.append(name)
             if ref is not None and _is_findings(name, ref):
@@ -477,7 +496,7 @@ def measure_tolerances(runs: Sequence[str | Path]) -> dict[str, dict[str, float]
         raise ValueError(f"the same run folder is given twice in {[str(f) for f in folders]}; "
                          "give runs at different seeds.")
     # verify refuses both; measured from them, a tolerance would span presets or stale tables
-    presets = {str(f): _preset_of(f) for f in folders}
+    presets = {str(f): run_preset(f) for f in folders}
     if len({p for p in presets.values() if p}) > 1:
         raise ValueError(f"the runs used different presets ({presets}); measure tolerances from "
                          "runs of one preset.")
@@ -557,7 +576,7 @@ def command(args: argparse.Namespace) -> int:
     """Run ``verify`` (or ``--measure``); exit status 1 when a verdict flipped or could not be
     checked, 2 under ``--strict`` when anything else failed (:attr:`Report.strict_ok`)."""
     if args.measure:
-        ran = _preset_of(Path(args.measure[0]))
+        ran = run_preset(Path(args.measure[0]))
         if args.preset and ran and args.preset != ran:
             raise ValueError(f"--preset {args.preset} but the runs used preset {ran!r}; drop "
                              "--preset or give runs of that preset.")
@@ -592,7 +611,7 @@ def command(args: argparse.Namespace) -> int:
               + (f"; {', '.join(alone)} in one run only: not measured, kept" if alone else ""))
         return 0
     report = verify(args.run or figures_dir(), args.reference, preset=args.preset)
-    print(report.text())
+    print(report.text(strict=args.strict))
     if not report.ok:
         return 1
     return 2 if args.strict and not report.strict_ok else 0
