@@ -430,7 +430,10 @@ def test_check_zoo_knobs_names_models_the_zoo_lacks() -> None:
                                                    r"\[0.0, 0.5\]"),
                        ({"heatmap_archs": ["mlp-s", "x"]}, r"'heatmap_archs' names \['x'\]"),
                        ({"heatmap_eps": 0.5}, r"'heatmap_archs' names \['mlp-s', 'vgg-xs', "
-                                              r"'resnet8-xs'\].*at heatmap_eps 0.5")]:
+                                              r"'resnet8-xs'\].*at heatmap_eps 0.5"),
+                       # a misspelt dataset was blamed on heatmap_archs
+                       ({"dataset": "digitz"}, r"knob 'dataset' = 'digitz': zoo 'smoke' has no "
+                                               r"model of it; its data sets: \['digits'")]:
         with pytest.raises(ValueError, match=says):
             check_zoo_knobs(presets.resolve("01", "smoke", **over))
 

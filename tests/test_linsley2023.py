@@ -903,7 +903,10 @@ def test_check_zoo_knobs_refuses_archs_the_zoo_lacks() -> None:
                        ({"archs": ["mlp-s"]}, r"selects no model .* for \['twin-cue'\] .*"
                                               r"\{'twin-cue': \['cnn-s'\]\}"),
                        ({"archs": ["cnn-m"], "datasets": ["digits"]},
-                        r"'archs' names \['cnn-m'\]")]:
+                        r"'archs' names \['cnn-m'\]"),
+                       # ClickMe's loader options without ClickMe: ignored, recorded as used
+                       ({"data_kw": {"size": 32}, "datasets": ["digits"]},
+                        r"'data_kw' = \{'size': 32\} holds ClickMe's .* no 'clickme'")]:
         with pytest.raises(ValueError, match=says):
             linsley2023.check_zoo_knobs(presets.resolve("03", "smoke", **over))
     nb = nbformat.read(repo_root() / "notebooks" / "03_adversarial_alignment.ipynb", 4)

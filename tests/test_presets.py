@@ -478,3 +478,47 @@ def test_a_loader_options_override_is_merged_into_the_presets(notebook: str, kno
     assert merged == {**preset, **given} and kept.items() <= merged.items()
     assert presets.resolve(notebook, "paper", **{knob: {**given, "size": None}})[knob].get(
         "size", None) is None
+
+
+@pytest.mark.parametrize(("notebook", "name", "value", "says"), [
+    ("04", "n_boot", 1, "must be >= 20"), ("01", "n_boot", 5, "must be >= 20"),
+    ("04", "eps", 2.0, "must be <= 1.0"), ("02", "transfer_eps", 5.0, "must be <= 1.0"),
+    ("02", "search_start", 2.0, "must be <= 1.0")])
+def test_knobs_with_bounds_of_their_own(notebook: str, name: str, value: float,
+                                        says: str) -> None:
+    """n_boot 1 ran, its "95 % CI" [0.460, 0.460] without its estimate 0.597; L∞ radii of
+    [0, 1] images above 1 ran unbounded attacks. Every preset's value is within the bounds."""
+    with pytest.raises(ValueError, match=f"knob '{name}' = {value!r} {says}"):
+        presets.check_knob(notebook, name, value)
+    for preset in presets.PRESET_NAMES:
+        presets.resolve(notebook, preset)[name]  # noqa: B018 (present in every preset)
+        assert presets.check_knob(notebook, name, presets.PRESETS[notebook][preset][name]) \
+            == presets.PRESETS[notebook][preset][name]
+
+
+@pytest.mark.parametrize(("notebook", "name", "value", "says"), [
+    ("04", "experiments", ["A-digit"], "holds 'A-digit'; each item must be one of A-digits, "
+                                       "A-twin-cue, B-digits, A-cifar10-stl10, B-cifar10-stl10"),
+    ("05", "seeds", [0], "needs at least 2 items"),
+    ("05", "sweep_notebooks", [], "is empty")])
+def test_list_knobs_refused_before_the_kernel_starts(notebook: str, name: str, value: list,
+                                                     says: str) -> None:
+    """These passed the up-front check and failed 20-35 s later inside the notebook (04:
+    "unknown experiment(s)", 05: "a sweep needs at least two distinct ...", "none of the
+    notebooks [] exists")."""
+    with pytest.raises(ValueError, match=f"knob '{name}' = .*{says}"):
+        presets.check_knob(notebook, name, value)
+
+
+def test_the_experiments_offered_are_the_ones_notebook_04_runs() -> None:
+    import inspect
+
+    from advlens.papers import liang2021
+
+    assert liang2021.EXPERIMENTS == presets.LIANG_EXPERIMENTS
+    source = inspect.getsource(liang2021)
+    assert all(f'"{name}"' in source for names in presets.LIANG_EXPERIMENTS.values()
+               for name in names)
+    for preset in presets.PRESET_NAMES:
+        knobs = presets.resolve("04", preset)
+        assert set(knobs["experiments"]) <= set(presets.LIANG_EXPERIMENTS[knobs["liang_data"]])

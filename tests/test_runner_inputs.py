@@ -88,7 +88,7 @@ def test_cli_refuses_preset_as_a_parameter(tmp_path: Path, capsys: pytest.Captur
 @pytest.mark.parametrize("grid, error, match", [
     ({"seed": [0, 1, 1.5]}, TypeError, r"knob 'seed' = 1.5 has type float; expected int"),
     ({"seed": [0, -1]}, ValueError, r"knob 'seed' = -1 must be >= 0"),
-    ({"sede": [0, 1]}, ValueError, r"\['sede'\] are not declared"),
+    ({"sede": [0, 1]}, ValueError, r"'sede' \(did you mean 'seed'\?\) are not declared"),
     ({"seed": 0}, TypeError, r"grid\['seed'\] = 0: the values of a grid knob must be a list"),
     ({"seed": "012"}, TypeError, r"must be a list"),
     ({"seed": []}, ValueError, r"grid\['seed'\] is empty"),
@@ -386,3 +386,31 @@ def test_processes_running_notebooks_of_one_point_at_once_keep_each_others_done(
     monkeypatch.setattr(runner, "_execute", _fake_execute(calls))
     ((_, runs),) = runner.run_grid({"seed": [0]}, "smoke", out=out, notebooks=notebooks)
     assert calls == [] and [r.notebook for r in runs] == ["00_seeded.ipynb", "01_second.ipynb"]
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does(monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """timeout / kill / Slurm send SIGTERM: the process died at once, its notebook's run.json
+    saying "running" and the kernel's files left. Now SIGTERM is a KeyboardInterrupt (the run
+    records "interrupted" and cleans up, as for Ctrl-C), reported in one line, exit 130; the
+    handler is put back afterwards."""
+    import os
+    import signal
+    import time
+
+    seen: list[str] = []
+
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except BaseException as err:
+            seen.append(type(err).__name__)
+            raise
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(runner, "run", run)
+    assert runner.main(["run", "--preset", "smoke", "--only", "01"]) == 130
+    assert seen == ["KeyboardInterrupt"]
+    assert "interrupted; rerun the same command" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == before

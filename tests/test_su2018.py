@@ -846,7 +846,13 @@ def test_check_zoo_knobs_refuses_models_notebook_02_cannot_have() -> None:
                        # cell found no model and failed with KeyError: 'arch'
                        ({"dataset": "Digits"}, r"'dataset' = 'Digits': zoo 'smoke' has no "
                                                r"standard model of it; its data sets: .*'digits'"),
-                       ({"dataset": "cifar10"}, r"'dataset' = 'cifar10': zoo 'smoke'")]:
+                       ({"dataset": "cifar10"}, r"'dataset' = 'cifar10': zoo 'smoke'"),
+                       # a misspelt depth pair was skipped with a printed line
+                       ({"depth_pairs": [["resnet8-xs", "nonexist"]]},
+                        r"'depth_pairs' holds \['resnet8-xs', 'nonexist'\]: \['nonexist'\] "
+                        r"is no model of this run .*" + smoke),
+                       ({"archs": ["cnn-s"], "depth_pairs": [["cnn-s", "vgg-xs"]]},
+                        r"\['vgg-xs'\] is no model of this run")]:
         with pytest.raises(ValueError, match=says):
             check_zoo_knobs(presets.resolve("02", "smoke", **over))
     nb = nbformat.read(repo_root() / "notebooks" / "02_robustness_scaling.ipynb", 4)

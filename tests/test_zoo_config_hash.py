@@ -121,11 +121,11 @@ def test_an_integral_float_for_an_int_field_is_the_same_model() -> None:
     slicing) under a cache key of their own; they are the int config, stored as ints."""
     import numpy as np
 
-    as_int = ModelConfig("mlp-s", epochs=1, seed=2, data_seed=3, n_train=64, n_test=32,
-                         batch_size=16, attack_steps=4)
-    as_float = ModelConfig("mlp-s", epochs=1.0, seed=2.0, data_seed=np.int64(3),
-                           n_train=np.float32(64), n_test=32.0, batch_size=16.0,
-                           attack_steps=4.0)
+    as_int = ModelConfig("mlp-s", regime="l2-at", eps=1.0, epochs=1, seed=2, data_seed=3,
+                         n_train=64, n_test=32, batch_size=16, attack_steps=4)
+    as_float = ModelConfig("mlp-s", regime="l2-at", eps=1.0, epochs=1.0, seed=2.0,
+                           data_seed=np.int64(3), n_train=np.float32(64), n_test=32.0,
+                           batch_size=16.0, attack_steps=4.0)
     assert as_float == as_int and as_float.hash == as_int.hash
     assert all(type(getattr(as_float, k)) is int
                for k in ("epochs", "seed", "data_seed", "n_train", "n_test", "batch_size"))
@@ -144,3 +144,19 @@ def test_a_count_below_one_is_refused(kw: dict) -> None:
     the model was trained."""
     with pytest.raises(ValueError, match=f"{next(iter(kw))} must be None .* or >= 1"):
         ModelConfig("mlp-s", **kw)
+
+
+@pytest.mark.parametrize(("kw", "says"), [
+    ({"arch": "densenet161"}, "published checkpoint's architecture"),
+    ({"n_train": 1}, r"n_train must be None \(every image\) or >= 2"),
+    ({"checkpoint": "foo.pt"}, "checkpoint='foo.pt' names a published"),
+    ({"attack_steps": 3}, r"\['attack_steps'\] set the PGD of adversarial training"),
+    ({"attack_step_factor": 1.0}, r"\['attack_step_factor'\] set the PGD")])
+def test_a_trained_config_that_would_fail_late_or_only_move_its_key_is_refused(
+        kw: dict, says: str) -> None:
+    """A published-only arch or one training image failed only at that model's turn in a
+    build, after the models before it trained; a checkpoint or PGD settings on a standard model
+    were ignored, giving the same model a second cache key (trained twice)."""
+    with pytest.raises(ValueError, match=says):
+        ModelConfig(**{"arch": "cnn-s", **kw})
+    ModelConfig("cnn-s", regime="l2-at", eps=0.5, attack_steps=3, attack_step_factor=1.0)

@@ -132,7 +132,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "ifgsm_steps": 5, "cw_binary_steps": 2, "cw_steps": 10,
                   "cw_lr": 0.05, "cw_initial_const": 1.0, "ead_binary_steps": 2,
                   "ead_steps": 10, "ead_lr": 0.01, "ead_initial_const": 0.1, "ead_beta": 1e-3,
-                  "target_modes": ["random"], "depth_pairs": [["resnet8", "resnet14"]],
+                  # (the smoke zoo has no depth-only pair: finding 3 is laptop's and paper's)
+                  "target_modes": ["random"], "depth_pairs": [],
                   "transfer_eps": 0.1, "transfer_steps": 5, "transfer_target_mode": "random",
                   "transfer_targeted_metric": "success", "transfer_only_successful": False,
                   "n_boot": 50, "batch_size": 256, "zoo_seed": 0,
@@ -233,6 +234,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+# notebook 04's experiments by its knob ``liang_data`` (papers.liang2021 runs them; its knob
+# ``experiments`` picks some)
+LIANG_EXPERIMENTS: dict[str, tuple[str, ...]] = {
+    "embedded": ("A-digits", "A-twin-cue", "B-digits"),
+    "cifar10-stl10": ("A-cifar10-stl10", "B-cifar10-stl10")}
 # Knobs whose value must be one of a list (checked with the types, before anything runs).
 CHOICES: dict[str, tuple[str, ...]] = {"zoo": PRESET_NAMES, "twin_zoo": PRESET_NAMES,
                                        "twin_design": TWIN_CUE_DESIGNS,
@@ -241,14 +247,16 @@ CHOICES: dict[str, tuple[str, ...]] = {"zoo": PRESET_NAMES, "twin_zoo": PRESET_N
                                        "alpha_direction": ALPHA_DIRECTIONS,
                                        "probe": ("linear", "finetune"),
                                        "probe_recipe": PROBE_RECIPES,
-                                       "liang_data": ("embedded", "cifar10-stl10"),
+                                       "liang_data": tuple(LIANG_EXPERIMENTS),
                                        "transfer_target_mode": TARGET_MODES,
                                        "transfer_targeted_metric": ("success", "top5"),
                                        "search_loss": SEARCH_LOSSES}
 # List knobs whose every item must be one of a list.
 ITEM_CHOICES: dict[str, tuple[str, ...]] = {"datasets": ("digits", "twin-cue", "clickme"),
                                             "attacks": ("pgd", "ddn"),
-                                            "target_modes": TARGET_MODES}
+                                            "target_modes": TARGET_MODES,
+                                            "experiments": sum(LIANG_EXPERIMENTS.values(),
+                                                               ())}
 # List knobs whose items may be of other kinds than the presets' (notebook numbers: "01" or 1).
 ITEM_KINDS: dict[str, set[str]] = {"sweep_notebooks": {"str", "int"}}
 
@@ -265,7 +273,10 @@ MAPPING_VALUES: dict[str, str] = {"b_archs": "int"}  # architecture -> training 
 ITEM_KEYS = {"sweep_notebooks": notebook_number}
 # List knobs that an empty list would leave with nothing to run (or nothing to compare).
 NON_EMPTY = frozenset({"heatmap_archs", "robust_archs", "robust_eps", "datasets", "attacks",
-                       "experiments", "seeds"})
+                       "experiments", "seeds", "sweep_notebooks"})
+# List knobs that need more than one item in some notebook: a seed sweep compares seeds (05's
+# seeds [0] passed the checks and failed in a later cell).
+LEAST_ITEMS: dict[tuple[str, str], int] = {("05", "seeds"): 2}
 # List knobs of things to run or compare, each at most once: a repeated seed or experiment ran
 # twice and was counted twice (04's n_seeds and t-intervals; two runs of one experiment merged).
 DISTINCT = frozenset({"seeds", "experiments", "datasets", "attacks", "target_modes",
@@ -280,6 +291,15 @@ DISTINCT = frozenset({"seeds", "experiments", "datasets", "attacks", "target_mod
 POSITIVE = frozenset({"step_size", "search_start", "cw_lr", "cw_initial_const", "ead_lr",
                       "ead_initial_const", "transfer_eps", "eps", "step_fraction", "probe_lr",
                       "val_fraction"})
+
+
+# Number knobs with bounds of their own, (least, most), beyond the presets' rule (counts >= 1,
+# sizes >= 0): a bootstrap of a few resamples gave a "95 % CI" without its estimate (n_boot 1:
+# rho 0.597 [0.460, 0.460], and verdicts read from it); an L∞ radius in [0, 1] pixels above 1
+# (04's eps 2.0, 02's transfer_eps 5.0 and search_start 2.0) ran, attacking with no bound.
+BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "n_boot": (20, None), "eps": (None, 1.0), "transfer_eps": (None, 1.0),
+    "search_start": (None, 1.0)}
 
 
 # Seed knobs (a list of seeds: each item): whole numbers in 0..MAX_SEED. Above 2**64 torch's
@@ -344,6 +364,14 @@ def _check_number(notebook: str, name: str, value: Any, kind: str,
     if floor is not None and value < floor:
         raise ValueError(f"notebook {notebook}: knob {name!r} = {value!r} must be >= {floor} "
                          f"(the presets use {', '.join(map(repr, numbers))}).")
+    least, most = BOUNDS.get(name, (None, None))
+    if least is not None and value < least:
+        raise ValueError(f"notebook {notebook}: knob {name!r} = {value!r} must be >= {least} "
+                         f"(the presets use {', '.join(map(repr, numbers))}).")
+    if most is not None and value > most:
+        raise ValueError(f"notebook {notebook}: knob {name!r} = {value!r} must be <= {most}: "
+                         f"an L∞ radius in pixels of [0, 1] images (the presets use "
+                         f"{', '.join(map(repr, numbers))}).")
     if name in SEED_KNOBS and value > MAX_SEED:
         raise ValueError(f"notebook {notebook}: knob {name!r} = {value!r} must be a seed in "
                          f"0..{MAX_SEED} (2**32 - 1).")
@@ -361,6 +389,10 @@ def _check_items(notebook: str, name: str, value: list[Any], given: Any,
     if name in NON_EMPTY and not value:
         raise ValueError(f"notebook {notebook}: knob {name!r} = {given!r} is empty; give at "
                          f"least one item, like the presets' {examples[0]!r}.")
+    least = LEAST_ITEMS.get((notebook, name), 0)
+    if len(value) < least:
+        raise ValueError(f"notebook {notebook}: knob {name!r} = {given!r} needs at least {least} "
+                         f"items, like the presets' {examples[0]!r}.")
     key = ITEM_KEYS.get(name, lambda item: item)
     keys = [key(item) for item in value]
     repeats = [item for i, item in enumerate(value) if keys[i] in keys[:i]]

@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import difflib
 import itertools
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
 import threading
@@ -283,8 +285,11 @@ def _prepare(preset: str, only: Sequence[str] | None, params: Mapping[str, Any],
     declared = {p: notebook_parameters(p) for p in paths}
     unused = sorted(set(params) - set().union(*map(set, declared.values())))
     if unused:
-        raise ValueError(f"parameter(s) {unused} are not declared by any selected notebook; "
-                         f"see the notebooks' parameters cells.")
+        knobs = sorted(set().union(*map(set, declared.values())))
+        hints = [f"{name!r}" + (f" (did you mean {near[0]!r}?)" if (
+            near := difflib.get_close_matches(name, knobs, n=1)) else "") for name in unused]
+        raise ValueError(f"parameter(s) {', '.join(hints)} are not declared by any selected "
+                         f"notebook; their knobs: {knobs}.")
     prepared = {}
     for path in paths:  # every override checked before anything runs
         number = _NUMBERED.match(path.name).group(1)
@@ -593,10 +598,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"advlens: {err}", file=sys.stderr)
             return 1
     params = {k: _parse_value(v) for k, v in args.param}
+    # SIGTERM (timeout, kill, Slurm, a cancelled CI job) as Ctrl-C: the notebook's run.json says
+    # interrupted and its kernel and connection files go (it stayed "running", files left)
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         run(args.preset, only=args.only, out=args.out, params=params,
             progress=not args.no_progress)
     except (NotebookFailed, ValueError, TypeError, FileNotFoundError) as err:
         print(f"advlens: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # one line, not papermill's and zmq's tracebacks
+        print("advlens: interrupted; rerun the same command to resume (finished notebooks are "
+              "kept)", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

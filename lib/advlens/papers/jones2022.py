@@ -54,6 +54,9 @@ def check_zoo_knobs(knobs: Mapping[str, Any]) -> None:
                          "n_pairs pairs; raise n_pairs to at least robust_pairs.")
     zoo, dataset = knobs["zoo"], knobs["dataset"]
     configs = [c for c in spec(zoo) if c.dataset == dataset and c.regime != "harmonized"]
+    if not configs:  # (a misspelt dataset was blamed on heatmap_archs)
+        raise ValueError(f"knob 'dataset' = {dataset!r}: zoo {zoo!r} has no model of it; its "
+                         f"data sets: {sorted({c.dataset for c in spec(zoo)})}.")
     eps = knobs["heatmap_eps"]
     have = sorted({c.arch for c in configs if c.eps == eps})
     missing = [a for a in knobs["heatmap_archs"] if a not in have]

@@ -41,6 +41,7 @@ from advlens.checks import check_bool, check_positive_int
 from advlens.data import ImageSet
 from advlens.features import accuracy, predict
 from advlens.findings import encode_statistics
+from advlens.presets import LIANG_EXPERIMENTS as EXPERIMENTS
 from advlens.rng import name_seed
 from advlens.stats import bootstrap_ci, min_testable_points, permutation_p, testable
 from advlens.transfer import (
@@ -80,6 +81,7 @@ REFERENCE = "reference"
 # source with all the target's classes would be the reference itself (same config, same cache
 # entry). In the paper the sources are CIFAR-10 models and the reference an STL-10 one.
 SOURCE_SEED_OFFSET = 1000
+
 
 
 def growing_share(target: Sequence[int], other: Sequence[int]) -> list[tuple[int, ...]]:
@@ -586,6 +588,7 @@ def experiments_from_knobs(knobs: Mapping[str, Any]) -> list[Experiment]:
             "B-digits", digits_ref.replace(arch=knobs["b_reference_arch"]), knobs["b_target"],
             knobs["b_source"], knobs["b_archs"]), probe_epochs=knobs["b_probe_epochs"]),
     }
+    assert tuple(makers) == EXPERIMENTS["embedded"]  # (the names the knob check offers)
     unknown = sorted(set(knobs["experiments"]) - set(makers))
     if unknown:
         raise ValueError(f"unknown experiment(s) {unknown}; choose from {sorted(makers)}.")
@@ -639,6 +642,7 @@ def paper_experiments(knobs: Mapping[str, Any]) -> list[Experiment]:
             "B-cifar10-stl10": Experiment("B-cifar10-stl10", reference_b, sources_b,
                                           "architectures on CIFAR-10 -> STL-10 (ten classes)",
                                           probe_epochs=knobs["b_probe_epochs"])}
+    assert tuple(made) == EXPERIMENTS["cifar10-stl10"]  # (the names the knob check offers)
     unknown = sorted(set(knobs["experiments"]) - set(made))
     if unknown:
         raise ValueError(f"unknown experiment(s) {unknown}; choose from {sorted(made)}.")

@@ -873,8 +873,9 @@ def check_zoo_knobs(knobs: Mapping[str, Any]) -> None:
     ``dataset`` in ``zoo`` nor in ``extra_models`` (a misspelt name was dropped silently; a list
     of them failed with ``KeyError: 'arch'``), or a ``dataset`` of which ``zoo`` has no standard
     model (``"Digits"``, ``"cifar10"`` at the smoke zoo: the loader takes them, the model cell
-    found no model and failed with ``KeyError: 'arch'``). ``knobs``: the notebook's resolved
-    ``P``."""
+    found no model and failed with ``KeyError: 'arch'``), or a ``depth_pairs`` model the run
+    will not have (it was skipped with a printed line, finding 3 reading "no depth pair").
+    ``knobs``: the notebook's resolved ``P``."""
     from advlens.zoo import spec
     from advlens.zoo.config import ModelConfig
 
@@ -894,12 +895,20 @@ def check_zoo_knobs(knobs: Mapping[str, Any]) -> None:
     if not have:
         raise ValueError(f"knob 'dataset' = {dataset!r}: zoo {zoo!r} has no standard model of "
                          f"it; its data sets: {sorted({c.dataset for c in standard})}.")
-    if knobs["archs"] is None:
-        return
-    missing = [a for a in knobs["archs"] if a not in have and a not in extra]
-    if missing:
-        raise ValueError(f"knob 'archs' names {missing}: zoo {zoo!r} has no standard {dataset} "
-                         f"model of them (nor has extra_models); it has {have}.")
+    if knobs["archs"] is not None:
+        missing = [a for a in knobs["archs"] if a not in have and a not in extra]
+        if missing:
+            raise ValueError(f"knob 'archs' names {missing}: zoo {zoo!r} has no standard "
+                             f"{dataset} model of them (nor has extra_models); it has {have}.")
+    # a misspelt pair was skipped with a printed line, finding 3 reading "no depth pair"
+    models = sorted(({a for a in have if a in knobs["archs"]} if knobs["archs"] is not None
+                     else set(have)) | set(extra))
+    for pair in knobs["depth_pairs"]:
+        missing = [a for a in pair if a not in models]
+        if missing:
+            raise ValueError(f"knob 'depth_pairs' holds {list(pair)}: {missing} is no model of "
+                             f"this run (zoo {zoo!r}'s standard {dataset} models with archs and "
+                             f"extra_models: {models}).")
 
 
 def zoo_configs(knobs: Mapping[str, Any], *, extra: bool = False) -> list[ModelConfig]:

@@ -189,6 +189,7 @@ class ModelConfig:
         if self.epochs < 1 and self.source == "trained":
             raise ValueError(f"epochs must be >= 1; got {self.epochs}.")
         if self.source == "trained":
+            self._check_trained()
             self._check_optimisation()
         if self.classes is not None:
             if hasattr(self.classes, "tolist"):  # a NumPy array or a tensor: their numbers
@@ -210,6 +211,31 @@ class ModelConfig:
     def num_classes(self) -> int:
         """Outputs of the model: ``len(classes)`` for a class-subset model, else 10."""
         return NUM_CLASSES if self.classes is None else len(self.classes)
+
+    def _check_trained(self) -> None:
+        """Refuse, at construction, a trained config that would fail only at its turn in a zoo
+        build (after the models before it trained and were saved), and fields that change no
+        training but would give the same model a cache key of its own (trained twice)."""
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch {self.arch!r} is a published checkpoint's architecture, not "
+                             "one this package trains: give source='timm', 'torchvision' or "
+                             f"'robustness' and its checkpoint, or a trainable arch "
+                             f"({sorted(ARCHS)}).")
+        if self.n_train is not None and self.n_train < 2:
+            raise ValueError(f"n_train must be None (every image) or >= 2 for a trained model "
+                             f"(training needs two images); got {self.n_train}.")
+        if self.checkpoint is not None:
+            raise ValueError(f"checkpoint={self.checkpoint!r} names a published model's weights: "
+                             "give its source ('timm', 'torchvision', 'robustness'), or drop it "
+                             "for a model this package trains (it was ignored).")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        if self.regime != "l2-at":
+            unused = [name for name in ("attack_steps", "attack_step_factor")
+                      if getattr(self, name) != defaults[name]]
+            if unused:
+                raise ValueError(f"{unused} set the PGD of adversarial training (regime "
+                                 f"'l2-at'); a {self.regime} model has none (they changed "
+                                 "only its cache key).")
 
     def _check_optimisation(self) -> None:
         """Refuse, at construction, what :func:`advlens.zoo.training.train` would refuse only
