@@ -181,8 +181,8 @@ def test_similarity_by_level_and_prediction_table(setup) -> None:  # noqa: ANN00
 
 
 def test_similarity_by_level_checks_groups_before_inverting(setup, monkeypatch) -> None:  # noqa: ANN001
-    """12 pairs and the default 20 groups: refused before any inversion (it failed after the
-    first level's inversions, inside the jackknife)."""
+    """12 pairs and 20 groups: refused before any inversion (it failed after the first
+    level's inversions, inside the jackknife). (Without ``groups``, min(20, n) are taken.)"""
     from advlens.papers import jones2022
 
     models, x, labels = setup
@@ -191,7 +191,7 @@ def test_similarity_by_level_checks_groups_before_inverting(setup, monkeypatch) 
     with pytest.raises(ValueError, match=r"groups must be an int in \[2, 12\].*Pass fewer"):
         jones2022.similarity_by_level({0.0: {"a": models["a"], "b": models["b"]}}, x[s], x[t], x,
                                       seed_labels=labels[s], target_labels=labels[t],
-                                      progress=False)
+                                      groups=20, progress=False)
 
 
 def test_label_cka_and_class_means() -> None:
@@ -449,3 +449,22 @@ def test_check_zoo_knobs_refuses_more_robust_pairs_than_pairs() -> None:
         check_zoo_knobs(presets.resolve("01", "smoke", robust_pairs=64))
     check_zoo_knobs(presets.resolve("01", "smoke", robust_pairs=64, n_pairs=64))  # no error
     check_zoo_knobs(presets.resolve("01", "smoke", robust_pairs=16))  # fewer: a prefix
+
+
+def test_the_jackknife_takes_at_most_one_group_per_item_by_default() -> None:
+    """Notebook 01 with n_pairs 4 failed: "groups must be an int in [2, n=4]; got 20". Without
+    ``groups``, min(20, n) groups: one item each below 20 (the delete-one jackknife, checked
+    against its closed form for the mean), 20 from 20 items on (unchanged)."""
+    values = np.array([0.3, 0.9, 0.4, 0.7])
+    from scipy import stats as scipy_stats
+
+    from advlens.papers import jones2022 as j
+
+    est = j.grouped_jackknife(4, lambda rows: float(values[rows].mean()))
+    # delete-one jackknife of a mean: se = sd / sqrt(n)
+    se = values.std(ddof=1) / np.sqrt(4)
+    half = float(scipy_stats.t.ppf(0.975, 3)) * se
+    assert est.value == pytest.approx(values.mean()) and est.hi - est.value == pytest.approx(half)
+    many = np.random.default_rng(0).random(50)
+    mean = lambda rows: float(many[rows].mean())  # noqa: E731
+    assert j.grouped_jackknife(50, mean) == j.grouped_jackknife(50, mean, groups=20)

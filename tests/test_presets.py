@@ -483,7 +483,8 @@ def test_a_loader_options_override_is_merged_into_the_presets(notebook: str, kno
 @pytest.mark.parametrize(("notebook", "name", "value", "says"), [
     ("04", "n_boot", 1, "must be >= 20"), ("01", "n_boot", 5, "must be >= 20"),
     ("04", "eps", 2.0, "must be <= 1.0"), ("02", "transfer_eps", 5.0, "must be <= 1.0"),
-    ("02", "search_start", 2.0, "must be <= 1.0")])
+    ("02", "search_start", 2.0, "must be <= 1.0"), ("01", "n_pairs", 2, "must be >= 4"),
+    ("01", "robust_pairs", 3, "must be >= 4"), ("01", "twin_pairs", 1, "must be >= 4")])
 def test_knobs_with_bounds_of_their_own(notebook: str, name: str, value: float,
                                         says: str) -> None:
     """n_boot 1 ran, its "95 % CI" [0.460, 0.460] without its estimate 0.597; L∞ radii of

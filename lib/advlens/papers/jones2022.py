@@ -196,12 +196,25 @@ def off_diagonal(matrix: pd.DataFrame) -> np.ndarray:
     return values[~np.eye(values.shape[0], dtype=bool)]
 
 
-def grouped_jackknife(n: int, statistic: Callable[[np.ndarray], float], *, groups: int = 20,
-                      level: float = 0.95, seed: int = 0) -> Estimate:
+# the delete-a-group jackknife's groups where the caller gives none (fewer items: one per group)
+JACKKNIFE_GROUPS = 20
+
+
+def _groups(groups: int | None, n: int) -> int | None:
+    """``groups``, or :data:`JACKKNIFE_GROUPS` (at most ``n``) for None (notebook 01 with
+    n_pairs below 20 failed with "groups must be an int in [2, n]")."""
+    return min(JACKKNIFE_GROUPS, n) if groups is None else groups
+
+
+def grouped_jackknife(n: int, statistic: Callable[[np.ndarray], float], *,
+                      groups: int | None = None, level: float = 0.95,
+                      seed: int = 0) -> Estimate:
     """``statistic(all n indices)`` with a CI from the delete-a-group jackknife: the n items are
-    split at random into ``groups`` groups, the statistic is recomputed without each group,
-    ``se² = (G-1)/G Σ (θ_g - mean θ)²`` and the interval is ``θ ± t_{G-1} se``. Unlike a
-    bootstrap, no item is ever duplicated (which matters for CKA)."""
+    split at random into ``groups`` groups (None: :data:`JACKKNIFE_GROUPS`, at most n), the
+    statistic is recomputed without each group, ``se² = (G-1)/G Σ (θ_g - mean θ)²`` and the
+    interval is ``θ ± t_{G-1} se``. Unlike a bootstrap, no item is ever duplicated (which
+    matters for CKA)."""
+    groups = _groups(groups, n)
     if isinstance(groups, bool) or not isinstance(groups, int | np.integer) \
             or not 2 <= groups <= n:
         raise ValueError(f"groups must be an int in [2, n={n}]; got {groups!r}.")
@@ -225,7 +238,7 @@ def _host(rep: Tensor | np.ndarray) -> np.ndarray:
 
 
 def mean_cka_ci(reps: Mapping[str, Mapping[str, Tensor]], pairs: Sequence[tuple[str, str]], *,
-                groups: int = 20, level: float = 0.95, seed: int = 0,
+                groups: int | None = None, level: float = 0.95, seed: int = 0,
                 debiased: bool = False) -> Estimate:
     """Mean of CKA(reps[R][R], reps[R][C]) over ``pairs`` (R, C), with a CI over images from the
     grouped jackknife (:func:`grouped_jackknife`; images are left out jointly for every pair,
@@ -287,7 +300,7 @@ class LevelSimilarity:
 def similarity_by_level(levels: Mapping[Any, Mapping[str, nn.Module]], seeds: Tensor,
                         targets: Tensor, test_images: Tensor, *,
                         pair_filter: Callable[[str, str], bool] | None = None,
-                        groups: int = 20, seed: int = 0, progress: bool = True,
+                        groups: int | None = None, seed: int = 0, progress: bool = True,
                         layer: str | None = None, debiased: bool = False,
                         **invert_kwargs: Any) -> LevelSimilarity:
     """CKA on test images and on inverted data for the models of each level (e.g. robustness
@@ -308,6 +321,7 @@ def similarity_by_level(levels: Mapping[Any, Mapping[str, nn.Module]], seeds: Te
         if not pairs:
             continue
         n_images = min(len(seeds), len(test_images))  # the CIs leave out groups of these images
+        groups = _groups(groups, n_images)
         if isinstance(groups, bool) or not isinstance(groups, int | np.integer) \
                 or not 2 <= groups <= n_images:  # checked before the inversions, not after them
             raise ValueError(f"groups must be an int in [2, {n_images}] (the CIs leave out groups "
