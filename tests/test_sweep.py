@@ -79,7 +79,7 @@ def test_sweep_reruns_and_aggregates(tmp_path: Path) -> None:
     counts = sweep.hold_counts(found).set_index("finding")
     assert counts.loc["f1 even seed"].to_dict() == {
         "notebook": "01_toy", "n_runs": 3, "holds": 1, "does_not_hold": 2, "not_testable": 0,
-        "absent": 0, "seed_knobs": "seed, zoo_seed"}
+        "absent": 0, "missing": 0, "seed_knobs": "seed, zoo_seed"}
     assert counts.loc["f2 untestable", "not_testable"] == 3
 
 
@@ -255,6 +255,27 @@ def test_a_run_whose_findings_table_is_gone_is_named_not_counted_silently(
                                          r"rerun the sweep"):
         found = sweep.collect(tmp_path)
     assert found["seed"].tolist() == [0] and len(found.attrs["skipped"]) == 1
+    # and the seed counts against the finding: "holds in 1 of 2", not "1 of 1"
+    counts, headline = sweep.hold_counts(found), sweep.headline_summary(found)
+    assert counts[["n_runs", "holds", "absent", "missing"]].values.tolist() == [[2, 1, 0, 1]]
+    assert headline[["n_runs", "n_nan", "mean"]].values.tolist() == [[2, 1, 0.0]]
+    text = sweep.markdown(counts, headline)
+    assert "holds in 1 of 2 seeds, no findings table in 1" in text and "from 1 of 2" in text
+
+
+def test_a_number_a_seed_did_not_write_counts_as_not_computed(tmp_path: Path) -> None:
+    """An untestable finding writes {} (no statistic): that seed was left out of n_runs, and
+    n_nan, which the notebook says counts "the seeds where the number could not be computed",
+    said 0."""
+    both = {"seed": 0, "zoo_seed": 0}
+    for s in (0, 1, 2):
+        _fake_run(tmp_path, s, {"01_x": both})
+    _sweep_record(tmp_path, [0, 1, 2], ["01"])
+    table = tmp_path / _grid_folder(2) / "01_x" / "01_findings.csv"
+    pd.DataFrame([{"finding": "f", "holds": "", "evidence": "e",
+                   "statistics": findings.encode_statistics({})}]).to_csv(table, index=False)
+    headline = sweep.headline_summary(sweep.collect(tmp_path))
+    assert headline[["n_runs", "n_nan", "mean"]].values.tolist() == [[3, 1, 0.5]]
 
 
 def test_notebooks_without_zoo_seed_are_not_labelled_with_one(tmp_path: Path) -> None:
@@ -592,8 +613,8 @@ def test_sweep_cli_defaults_and_success(tmp_path: Path, monkeypatch: pytest.Monk
                       "out": "out/sweep", "force": False}]
     table = capsys.readouterr().out.splitlines()[1:]  # the hold counts, without an index
     assert table[0].split() == ["notebook", "finding", "n_runs", "holds", "does_not_hold",
-                                "not_testable", "absent", "seed_knobs"]
-    assert table[1].split() == ["01_x", "f", "1", "1", "0", "0", "0", "seed,", "zoo_seed"]
+                                "not_testable", "absent", "missing", "seed_knobs"]
+    assert table[1].split() == ["01_x", "f", "1", "1", "0", "0", "0", "0", "seed,", "zoo_seed"]
 
 
 @pytest.mark.parametrize("preset", ["smoke", "laptop", "paper"])

@@ -176,14 +176,16 @@ def _received(folder: Path, fallback: Sequence[str] | None) -> list[str] | None:
     return None if fallback is None else list(fallback)
 
 
-def _runs_of(out: Path) -> tuple[list[Path], dict[str, Any], list[str]]:
+def _runs_of(out: Path) -> tuple[list[Path], dict[str, Any], list[str], list[str]]:
     """The run folders of the sweep in ``out`` (those its ``sweep.json`` lists), the record,
-    and what was left out and why."""
+    what was left out and why, and the names of every run the sweep meant (one per seed,
+    whether it ran or not)."""
     found = sorted(stamp.parent for stamp in out.glob("*/params.json"))
     record_path = out / SWEEP_RECORD
     if not record_path.exists():  # a plain run_grid folder, or a sweep from before sweep.json
         return found, {}, ([f"no {SWEEP_RECORD}, so every run folder under it is collected "
-                            "(whichever sweep wrote it)"] if found else [])
+                            "(whichever sweep wrote it)"] if found else []), \
+            [f.name for f in found]
     record = read_json(record_path)
     skipped = []
     if record.get("status", "completed") != "completed":
@@ -205,7 +207,7 @@ def _runs_of(out: Path) -> tuple[list[Path], dict[str, Any], list[str]]:
     skipped += [f"{folder.name} missing: seed {s} did not run"
                 for s, folder in wanted.items() if not (folder / "params.json").exists()]
     return ([f for s, f in wanted.items() if s in done and (f / "params.json").exists()],
-            record, skipped)
+            record, skipped, [f.name for f in wanted.values()])
 
 
 def _code_version(csv: Path) -> str | None:
@@ -225,14 +227,15 @@ def collect(out: str | Path) -> pd.DataFrame:
 
     Only the runs ``out/sweep.json`` lists (its seeds and notebooks) are read, and only
     notebook runs whose ``run.json`` (where there is one) says ``completed``; what was left out
-    is warned about and listed in ``result.attrs["skipped"]``. A notebook whose seeds' tables
+    is warned about and listed in ``result.attrs["skipped"]``; ``result.attrs["runs"]`` names
+    every run of the sweep (one per seed), collected or not. A notebook whose seeds' tables
     were written by different code (``git_commit`` of their provenance records: a resumed sweep
     keeps the runs of before a code change) is collected but warned about. A seed knob a
     notebook does not declare (03 and 04 have no ``zoo_seed``: their models are the same in
     every run) is NA in its rows; ``seed_knobs`` names the knobs that notebook was given.
     """
     out = Path(out)
-    folders, record, skipped = _runs_of(out)
+    folders, record, skipped, meant = _runs_of(out)
     notebooks = record.get("notebooks")
     frames: list[pd.DataFrame] = []
     commits: dict[str, dict[str, list[str]]] = {}  # notebook -> git commit -> its runs
@@ -295,12 +298,27 @@ def collect(out: str | Path) -> pd.DataFrame:
     if STATISTICS not in found:
         found[STATISTICS] = ""
     found.attrs["skipped"] = skipped
+    # every run of the sweep, collected or not: the n of "holds in k of n seeds"
+    found.attrs["runs"] = meant
     return found
 
 
+def _runs_per_notebook(collected: pd.DataFrame) -> dict[str, int]:
+    """The sweep's runs of each notebook: every run it meant (``attrs["runs"]`` of
+    :func:`collect`), else those collected. A seed whose notebook failed or whose findings
+    table is gone counts (it dropped out: "holds in 2 of 2 seeds" in a sweep of 3)."""
+    collected_runs = collected.groupby("notebook", sort=False)["run"].nunique()
+    meant = collected.attrs.get("runs")
+    return {nb: max(len(meant), int(n)) if meant else int(n)
+            for nb, n in collected_runs.items()}
+
+
 def headline_summary(collected: pd.DataFrame) -> pd.DataFrame:
-    """Per (notebook, finding, statistic): number of runs, mean, between-seed s.d. (ddof 1),
-    min and max of the statistic over the runs (NaN values are left out and counted)."""
+    """Per (notebook, finding, statistic): number of runs (``n_runs``: the sweep's runs of the
+    notebook, :func:`_runs_per_notebook`), how many gave no finite value (``n_nan``: NaN, the
+    statistic or the finding not written, the notebook's table missing), and mean,
+    between-seed s.d. (ddof 1), min and max of the finite values."""
+    per_notebook = _runs_per_notebook(collected)
     rows = []
     for rec in collected.to_dict("records"):
         for name, value in decode_statistics(rec[STATISTICS]).items():
@@ -315,8 +333,10 @@ def headline_summary(collected: pd.DataFrame) -> pd.DataFrame:
                                                    sort=False):
         v = group["value"].to_numpy(np.float64)
         ok = v[np.isfinite(v)]
+        # a seed that wrote no value (an untestable finding writes {}) is a NaN, not no seed
+        n = max(per_notebook.get(nb, len(v)), len(v))
         out.append({"notebook": nb, "finding": finding, "statistic": stat,
-                    "n_runs": len(v), "n_nan": int(len(v) - len(ok)),
+                    "n_runs": n, "n_nan": int(n - len(ok)),
                     "mean": float(ok.mean()) if len(ok) else float("nan"),
                     "sd": float(ok.std(ddof=1)) if len(ok) > 1 else float("nan"),
                     "min": float(ok.min()) if len(ok) else float("nan"),
@@ -332,11 +352,14 @@ def _knobs_of(group: pd.DataFrame) -> str:
 
 
 def hold_counts(collected: pd.DataFrame) -> pd.DataFrame:
-    """Per (notebook, finding): runs (``n_runs``: the runs of its notebook), and in how many
-    the finding holds, does not hold, could not be tested, or is ``absent`` from the run's
-    findings table; ``seed_knobs``: the seed knobs that varied between its runs."""
+    """Per (notebook, finding): runs (``n_runs``: the sweep's runs of its notebook,
+    :func:`_runs_per_notebook`), and in how many the finding holds, does not hold, could not be
+    tested, is ``absent`` from the run's findings table, or has no table (``missing``: the
+    notebook failed there, or its table is gone); ``seed_knobs``: the seed knobs that varied
+    between its runs."""
     # a finding missing from one seed's table read "holds in 2 of 2 seeds" in a sweep of 3
     runs = collected.groupby("notebook", sort=False)["run"].nunique()
+    meant = _runs_per_notebook(collected)
     twice = collected[collected.duplicated(["notebook", "finding", "run"])]
     if not twice.empty:  # its verdicts would be counted twice: "holds in 3 of 3, absent from 1"
         raise ValueError("a findings table names a finding twice (one row per finding): "
@@ -346,11 +369,12 @@ def hold_counts(collected: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (nb, finding), group in collected.groupby(["notebook", "finding"], sort=False):
         words = group["verdict"].tolist()
-        rows.append({"notebook": nb, "finding": finding, "n_runs": int(runs[nb]),
+        rows.append({"notebook": nb, "finding": finding, "n_runs": meant[nb],
                      "holds": words.count("holds"),
                      "does_not_hold": words.count("does not hold"),
                      "not_testable": words.count("not testable here"),
                      "absent": int(runs[nb]) - group["run"].nunique(),
+                     "missing": meant[nb] - int(runs[nb]),
                      "seed_knobs": _knobs_of(group)})
     return pd.DataFrame(rows)
 
@@ -389,6 +413,9 @@ def markdown(counts: pd.DataFrame, headline: pd.DataFrame, *, preset: str | None
         untested = f", not testable in {rec['not_testable']}" if rec["not_testable"] else ""
         if rec.get("absent"):
             untested += f", absent from the findings table in {rec['absent']}"
+        if rec.get("missing"):
+            untested += (f", no findings table in {rec['missing']} (the notebook failed there "
+                         "or its table is gone)")
         seeds = "data seeds, same models" if rec["notebook"] in fixed else "seeds"
         lines.append(f"- **{rec['notebook'][:2]} {rec['finding']}** — holds in {rec['holds']} of "
                      f"{rec['n_runs']} {seeds}{untested}" + (f" ({shown})" if shown else "")

@@ -9,12 +9,14 @@ from matplotlib.patches import Patch
 from advlens.sweep import data_seed_only
 
 OUTCOMES = (("holds", "holds", "#4c9a5b"), ("does_not_hold", "does not hold", "#c4553f"),
-            ("not_testable", "not testable", "#b0b0b0"), ("absent", "absent", "#e6e6e6"))
+            ("not_testable", "not testable", "#b0b0b0"), ("absent", "absent", "#e6e6e6"),
+            ("missing", "no findings table", "#ffffff"))
 
 
 def hold_counts_bars(counts: pd.DataFrame, *, title: str = "") -> plt.Figure:
     """One horizontal stacked bar per finding: in how many seeds it holds, does not hold, could
-    not be tested or is absent from the findings table (:func:`advlens.sweep.hold_counts`); a
+    not be tested, is absent from the findings table or has no table in a seed
+    (:func:`advlens.sweep.hold_counts`); a
     finding whose notebook varied only the data seed (no ``zoo_seed``: the same models in every
     run) is marked †."""
     if counts.empty:
@@ -26,9 +28,10 @@ def hold_counts_bars(counts: pd.DataFrame, *, title: str = "") -> plt.Figure:
     fig, ax = plt.subplots(figsize=(10.5 if fixed else 9, 0.45 * len(labels) + 1.4))
     left = pd.Series(0.0, index=counts.index)
     for column, name, colour in OUTCOMES:
-        if column not in counts:  # counts of before the ``absent`` column
+        if column not in counts:  # counts of before the ``absent`` / ``missing`` columns
             continue
-        ax.barh(labels, counts[column], left=left, color=colour, label=name)
+        hatched = {"hatch": "//", "edgecolor": "#999999"} if column == "missing" else {}
+        ax.barh(labels, counts[column], left=left, color=colour, label=name, **hatched)
         left = left + counts[column]
     ax.invert_yaxis()
     ax.set_xlabel("seeds")
