@@ -198,7 +198,8 @@ def _advlib(name: str, **kw: object) -> Attack:
             return al.pdpgd(m, x, y, norm=p, num_steps=it)
         if name == "pdgd":
             return al.pdgd(m, x, y, num_steps=it)
-        return al.carlini_wagner_l2(m, x, y, max_iterations=it)
+        # below 10 iterations (90 passes) adv-lib's abort check divides by it // 10 = 0
+        return al.carlini_wagner_l2(m, x, y, max_iterations=it, abort_early=it >= 10)
     return run
 
 

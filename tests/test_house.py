@@ -341,6 +341,8 @@ def test_attack_cells_bootstrap_interval_and_saved_norms(tmp_path) -> None:
     assert 0 < (got == 1).mean() < 1 and len(np.unique(got)) > 20
     ordered = np.sort(expected)
     assert cells.percentile_interval(got) == (ordered[9], ordered[389])  # ceil(400 q) - 1
+    # (1 - 0.95) / 2 is a hair above 0.025 in floats: the lower end was the 51st of 2,000
+    assert cells.percentile_interval(np.arange(1.0, 2001.0)) == (50.0, 1950.0)
     shared = cells.compare({("m", "l2", 100): {"advlens auto": mine, "a": peers[0],
                                                "b": peers[1]}}, "advlens auto").iloc[0]
     finite = np.isfinite(mine)
