@@ -137,6 +137,9 @@ def test_a_device_torch_cannot_use_is_named_with_the_variable(
     monkeypatch.setenv("ADVLENS_DEVICE", "mps")
     with pytest.raises(RuntimeError, match=r"ADVLENS_DEVICE='mps': torch cannot use that device"):
         accel.env_device()
+    monkeypatch.setenv("ADVLENS_DEVICE", "meta")  # accepted, then every computation failed
+    with pytest.raises(RuntimeError, match=r"ADVLENS_DEVICE='meta': the meta device holds no"):
+        accel.env_device()
 
 
 def test_memory_is_measured_with_autograd_under_no_grad(

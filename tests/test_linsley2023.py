@@ -899,6 +899,8 @@ def test_check_zoo_knobs_refuses_archs_the_zoo_lacks() -> None:
     linsley2023.check_zoo_knobs(presets.resolve("03", "smoke", archs=["cnn-s"]))
     linsley2023.check_zoo_knobs(presets.resolve("03", "smoke", archs=["mlp-s"],
                                                 datasets=["digits"]))
+    # the paper preset's own ClickMe options with the stand-ins alone: the preset's, not refused
+    linsley2023.check_zoo_knobs(presets.resolve("03", "paper", datasets=["digits"]))
     for over, says in [({"archs": ["cnn-s", "mlp_s"]}, r"'archs' names \['mlp_s'\]"),
                        ({"archs": ["mlp-s"]}, r"selects no model .* for \['twin-cue'\] .*"
                                               r"\{'twin-cue': \['cnn-s'\]\}"),

@@ -414,3 +414,18 @@ def test_sigterm_stops_a_run_as_ctrl_c_does(monkeypatch: pytest.MonkeyPatch,
     assert seen == ["KeyboardInterrupt"]
     assert "interrupted; rerun the same command" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_main_runs_from_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the main thread may set a signal handler: main() from a worker thread failed with
+    "signal only works in main thread" before running anything."""
+    import threading
+
+    ran: list[bool] = []
+    monkeypatch.setattr(runner, "run", lambda *a, **k: ran.append(True))
+    codes: list[int] = []
+    worker = threading.Thread(target=lambda: codes.append(runner.main(["run", "--preset",
+                                                                      "smoke"])))
+    worker.start()
+    worker.join()
+    assert codes == [0] and ran == [True]

@@ -679,6 +679,16 @@ def test_a_run_of_some_notebooks_is_compared_on_those(tmp_path: Path) -> None:
     report = verify.verify(_run_folder(tmp_path / "gone", "smoke", {
         "01_x/01a.csv": tables["01_x/01a.csv"], **other}), ref, tolerances={})
     assert not report.ok and report.lost and not report.absent
+    # a notebook folder whose tables were all deleted is no partial run: it fails
+    emptied = _run_folder(tmp_path / "emptied", "smoke", {**tables, **other})
+    for csv in (emptied / "02_y").glob("*.csv"):
+        csv.unlink()
+    report = verify.verify(emptied, ref, tolerances={})
+    assert not report.ok and not report.absent and "02_y/02_findings.csv" in report.lost[0]
+    # a run of none of the reference's notebooks compares nothing: refused
+    with pytest.raises(FileNotFoundError, match="holds none of the reference's notebooks"):
+        verify.verify(_run_folder(tmp_path / "other", "smoke", {
+            "03_z/03a.csv": tables["01_x/01a.csv"]}), ref, tolerances={})
 
 
 def test_strict_ends_with_a_failure_line_when_only_numbers_moved(tmp_path: Path) -> None:

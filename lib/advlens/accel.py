@@ -95,10 +95,13 @@ def env_device() -> torch.device | None:
         raise RuntimeError(f"${DEVICE_ENV}={value!r} asks for CUDA, but torch sees {count} CUDA "
                            "device(s) here (no GPU or driver, or a CPU-only torch); unset "
                            f"{DEVICE_ENV} to run on the CPU, or name a device this machine has.")
-    if device.type not in ("cuda", "cpu"):  # mps, xla, ...: failed later, in training
+    if device.type == "meta":  # tensors without data: every computation fails later
+        raise RuntimeError(f"${DEVICE_ENV}={value!r}: the meta device holds no data; unset "
+                           f"{DEVICE_ENV} to run on the CPU, or name a device this machine has.")
+    if device.type not in ("cuda", "cpu"):  # mps, xla, hpu, ...: failed later, in training
         try:
             torch.empty(1, device=device)
-        except (RuntimeError, AssertionError) as err:
+        except Exception as err:  # (hpu: ModuleNotFoundError; mps: RuntimeError)
             raise RuntimeError(f"${DEVICE_ENV}={value!r}: torch cannot use that device here "
                                f"({err}); unset {DEVICE_ENV} to run on the CPU, or name a "
                                "device this machine has.") from err

@@ -165,13 +165,14 @@ def _median_sq_distance(sq: Tensor) -> Tensor:
 _CANCELLING = 1e-6
 
 
-def _exact_close_pairs(sq: Tensor, xc: Tensor, sq_rows: Tensor) -> None:
+def _exact_close_pairs(sq: Tensor, xc: Tensor, sq_rows: Tensor, same: Tensor) -> None:
     """Recompute in place, from the rows' differences, the squared distances ``sq`` that the
-    Gram trick |x_i|² + |x_j|² − 2 x_i·x_j leaves mostly rounding: near-duplicate rows (and the
-    diagonal; identical rows come out exactly 0). Before, identical rows were zeroed, but rows
-    a relative 1e-8 apart got noise, which was the median (the bandwidth) when they were most
-    of the rows: CKA 0.957934 against 0.958384 computed from the differences."""
-    pairs = (sq <= _CANCELLING * (sq_rows[:, None] + sq_rows[None, :])).nonzero()
+    Gram trick |x_i|² + |x_j|² − 2 x_i·x_j leaves mostly rounding: near-duplicate rows (not
+    identical ones, ``same``: already 0). Before, rows a relative 1e-8 apart got noise, which
+    was the median (the bandwidth) when they were most of the rows: CKA 0.957934 against
+    0.958384 computed from the differences."""
+    close = sq <= _CANCELLING * (sq_rows[:, None] + sq_rows[None, :])
+    pairs = (close & ~same).nonzero()
     chunk = max(1, (1 << 22) // max(1, xc.shape[1]))  # ~32 MB of float64 differences at a time
     for rows in pairs.split(chunk):
         i, j = rows.unbind(1)
@@ -182,7 +183,12 @@ def _rbf_gram(xc: Tensor, threshold: float, name: str) -> Tensor:
     """RBF kernel exp(-d²/(2σ²)) with σ = threshold × median pairwise distance."""
     sq_rows = xc.square().sum(1)
     sq = (sq_rows[:, None] + sq_rows[None, :] - 2 * (xc @ xc.T)).clamp_min_(0)
-    _exact_close_pairs(sq, xc, sq_rows)
+    # identical rows are exactly 0 apart (the diagonal too): masked, not recomputed (a layer
+    # with many identical rows made the recomputation quadratic in them)
+    group = torch.unique(xc, dim=0, return_inverse=True)[1]
+    same = group[:, None] == group[None, :]
+    sq.masked_fill_(same, 0.0)
+    _exact_close_pairs(sq, xc, sq_rows, same)
     median = _median_sq_distance(sq)
     if float(median) <= 0:
         raise ValueError(

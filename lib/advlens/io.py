@@ -33,7 +33,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     naming ``path``, not the temporary file.
     """
     path = Path(path)
-    # the writer's pid and host in the name: a later write can tell a dead writer's leftover
+    # the writer's pid and place (host, pid namespace) in the name: a later write can tell a
+    # dead writer's leftover
     tmp_path = path.with_name(f".{path.name}.{secrets.token_hex(6)}.p{os.getpid()}@{_HOST}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,18 @@ def _sync_folder(folder: Path) -> None:
             os.close(fd)
 
 
-_HOST = socket.gethostname().replace("/", "_")[:40] or "host"
+def _writer_place() -> str:
+    """This host and PID namespace, as 12 hex digits: two containers may share a host name
+    (``--network host``) but not their process ids, so a pid is only looked up where both
+    match (a live writer's temporary was removed from the other namespace)."""
+    try:
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:  # no /proc (macOS, Windows): the host name alone
+        namespace = ""
+    return hashlib.sha256(f"{socket.gethostname()}|{namespace}".encode()).hexdigest()[:12]
+
+
+_HOST = _writer_place()
 _WRITER = re.compile(r"\.p(\d+)@(.+)\.tmp$")
 
 
@@ -93,8 +105,9 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 
 def _writer_is_gone(name: str) -> bool:
-    """Whether the temporary file ``name`` was written on this host by a process that has
-    exited (False where the name does not say, or the process may still run)."""
+    """Whether the temporary file ``name`` was written on this host, in this PID namespace, by
+    a process that has exited (False where the name does not say, or the process may still
+    run)."""
     match = _WRITER.search(name)
     if match is None or match.group(2) != _HOST or os.name == "nt":  # (Windows: kill kills)
         return False

@@ -543,7 +543,8 @@ def resolve(notebook: str, preset: str, **overrides: Any) -> Knobs:
     given for a loader-options knob (``data_kw``, ``cifar_kw``, ... : a name ending in ``_kw``)
     is merged into the preset's (``data_kw={'root': '/data/imagenet'}`` keeps the paper
     preset's ``size`` and ``max_per_class``: the missing-data message advises that override,
-    and a replaced dict dropped them, changing the protocol without a word).
+    and a replaced dict dropped them, changing the protocol without a word); a key given as
+    None drops that option, and ``{}`` clears them all.
 
     Raises ValueError for an unknown preset, notebook or knob, naming the valid ones, and
     TypeError for an override of the wrong type (see :func:`check_knob`).
@@ -557,11 +558,19 @@ def resolve(notebook: str, preset: str, **overrides: Any) -> Knobs:
     if unknown:
         raise ValueError(f"notebook {notebook} has no knob(s) {unknown}; knobs: {sorted(knobs)}.")
     checked = {k: check_knob(notebook, k, v) for k, v in overrides.items() if k != "preset"}
-    knobs.update({k: {**knobs[k], **v} if k.endswith("_kw") and isinstance(v, dict)
+    knobs.update({k: _merged(knobs[k], v) if k.endswith("_kw") and isinstance(v, dict)
                   and isinstance(knobs[k], dict) else v
                   for k, v in checked.items() if v is not None})
     knobs["preset"] = preset
     return knobs
+
+
+def _merged(preset: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """A loader-options override merged into the preset's: its keys replace the preset's, a key
+    given as None drops that option (the loader's default), and ``{}`` clears them all."""
+    if not given:
+        return {}
+    return {k: v for k, v in {**preset, **given}.items() if v is not None}
 
 
 # what from_namespace takes for a stray parameter: plain values, as papermill injects them

@@ -600,7 +600,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = {k: _parse_value(v) for k, v in args.param}
     # SIGTERM (timeout, kill, Slurm, a cancelled CI job) as Ctrl-C: the notebook's run.json says
     # interrupted and its kernel and connection files go (it stayed "running", files left)
-    previous = signal.signal(signal.SIGTERM, _terminated)
+    # (only the main thread may set a handler: main() called from another thread runs without)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if in_main else None
     try:
         run(args.preset, only=args.only, out=args.out, params=params,
             progress=not args.no_progress)
@@ -612,7 +614,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "kept)", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

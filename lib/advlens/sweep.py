@@ -249,8 +249,9 @@ def collect(out: str | Path) -> pd.DataFrame:
         missing = sorted(set(notebooks or ()) & set(_FINDINGS_NOTEBOOKS) - found)
         if missing:
             skipped.append(f"{run.name} holds no findings table of notebook(s) "
-                           f"{', '.join(missing)} (deleted since it ran?): its seed is left out "
-                           "of their counts; rerun the sweep (it reruns what is missing)")
+                           f"{', '.join(missing)} (deleted since it ran?): its seed counts as "
+                           "missing for their findings; rerun the sweep (it reruns what is "
+                           "missing)")
         for csv in tables:
             folder = csv.parent
             if notebooks is not None and folder.name[:2] not in notebooks:
@@ -355,8 +356,8 @@ def hold_counts(collected: pd.DataFrame) -> pd.DataFrame:
     """Per (notebook, finding): runs (``n_runs``: the sweep's runs of its notebook,
     :func:`_runs_per_notebook`), and in how many the finding holds, does not hold, could not be
     tested, is ``absent`` from the run's findings table, or has no table (``missing``: the
-    notebook failed there, or its table is gone); ``seed_knobs``: the seed knobs that varied
-    between its runs."""
+    seed did not run or the notebook failed there, or its table is gone); ``seed_knobs``: the
+    seed knobs that varied between its runs."""
     # a finding missing from one seed's table read "holds in 2 of 2 seeds" in a sweep of 3
     runs = collected.groupby("notebook", sort=False)["run"].nunique()
     meant = _runs_per_notebook(collected)
@@ -414,8 +415,8 @@ def markdown(counts: pd.DataFrame, headline: pd.DataFrame, *, preset: str | None
         if rec.get("absent"):
             untested += f", absent from the findings table in {rec['absent']}"
         if rec.get("missing"):
-            untested += (f", no findings table in {rec['missing']} (the notebook failed there "
-                         "or its table is gone)")
+            untested += (f", no findings table in {rec['missing']} (the seed did not run or "
+                         "failed, or its table is gone)")
         seeds = "data seeds, same models" if rec["notebook"] in fixed else "seeds"
         lines.append(f"- **{rec['notebook'][:2]} {rec['finding']}** — holds in {rec['holds']} of "
                      f"{rec['n_runs']} {seeds}{untested}" + (f" ({shown})" if shown else "")

@@ -381,10 +381,16 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
                                run_compute.get(key, "not recorded"))
     run_tables = set(_tables(run))
     report.new = sorted(run_tables - set(_tables(reference)))
-    # a run of some notebooks (--only 01, a sweep's grid) is compared on those: the others are
-    # listed, not failed (their findings tables read "missing": every partial run failed)
-    held = {name.split("/")[0] for name in run_tables} | {
-        p.parent.name for p in run.glob("*/run.json")}
+    # a run of some notebooks (--only 01, a sweep's grid) is compared on those: a notebook
+    # with no folder in the run is listed, not failed (every partial run failed); a notebook
+    # folder whose tables are gone still fails, and so does a run of none of the notebooks
+    held = {p.name for p in run.iterdir() if p.is_dir()} if run.is_dir() else set()
+    reference_notebooks = {name.split("/")[0] for name in _tables(reference)}
+    if not held & reference_notebooks:
+        raise FileNotFoundError(f"the run {run} holds none of the reference's notebooks "
+                                f"({', '.join(sorted(reference_notebooks))}): nothing to "
+                                "compare; give the folder above the notebook folders (a run's "
+                                "--out).")
     for name in _tables(reference):
         ref = _read(reference / name)
         if name.split("/")[0] not in held:

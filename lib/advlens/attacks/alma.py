@@ -77,13 +77,15 @@ def logit_ratio(crit: Criterion, logits: Tensor, tolerance: float,
 
 def fixed_scale(crit: Criterion, logits: Tensor) -> Tensor | None:
     """Where the logits are too few for the DLR spread (2 classes untargeted, 3 targeted), a
-    constant spread per image: |margin| of ``logits`` (the first step's) + 1e-8, so that the
-    constraint does not change when the logits are scaled either (the plain margin made ALMA's
-    penalty and steps depend on the logits' size: 17.7× the minimal distance at 300 steps on a
-    2-class model whose logits were ×100, 1.2× at ×1); None where the spread exists."""
+    constant spread per image: the largest |logit| of ``logits`` (the first step's) + 1e-8, so
+    that the constraint does not change when the logits are scaled either (the plain margin
+    made ALMA's penalty and steps depend on the logits' size: 17.7× the minimal distance at 300
+    steps on a 2-class model whose logits were ×100, 1.2× at ×1). Not the margin itself: an
+    image starting near the boundary divided by its small margin took a first step far past
+    it (154× the distance at a starting margin of 0.02). None where the spread exists."""
     if _top(crit, logits) is not None:
         return None
-    return crit.margin(logits).abs() + 1e-8
+    return logits.abs().amax(1) + 1e-8
 
 
 def logit_ratio_and_grad(crit: Criterion, logits: Tensor, tolerance: float,

@@ -601,14 +601,19 @@ EVAL_SETS = {"digits": ("digits", "stroke", "stroke map (stand-in)"),
 def check_zoo_knobs(knobs: Mapping[str, object]) -> None:
     """Raise before any work if notebook 03's ``archs`` names an architecture that ``zoo`` has
     for none of ``datasets`` (a misspelt name was dropped silently), or leaves a data set
-    without a model (it failed after the attacks of the others, in pandas), or gives
-    ``data_kw`` (ClickMe's loader options) without ``clickme`` among ``datasets`` (they were
-    ignored, and recorded in the provenance as if used). ``knobs``: the notebook's resolved
+    without a model (it failed after the attacks of the others, in pandas), or gives a
+    ``data_kw`` of its own (ClickMe's loader options, other than the preset's) without
+    ``clickme`` among ``datasets`` (they were ignored, and recorded in the provenance as if
+    used). ``knobs``: the notebook's resolved
     ``P``."""
     from advlens.zoo import spec
 
     archs, zoo, datasets = knobs["archs"], knobs["zoo"], knobs["datasets"]
-    if knobs.get("data_kw") and "clickme" not in datasets:  # type: ignore[operator]
+    from advlens.presets import PRESETS
+
+    preset_kw = PRESETS["03"].get(str(knobs.get("preset")), {}).get("data_kw")
+    if knobs.get("data_kw") and knobs.get("data_kw") != preset_kw \
+            and "clickme" not in datasets:  # type: ignore[operator]
         raise ValueError(f"knob 'data_kw' = {knobs['data_kw']!r} holds ClickMe's loader options, "
                          f"but 'datasets' = {list(datasets)} has no 'clickme' (the stand-ins "
                          "take none): add 'clickme' to datasets, or drop data_kw.")
