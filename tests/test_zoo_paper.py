@@ -1096,3 +1096,21 @@ def test_a_record_of_an_older_release_keeps_the_clean_accuracy_it_was_served_wit
     assert older.meta["robust_eval"]["n_images"] == 3
     assert older.meta["robust_eval"]["clean_acc"] == pytest.approx(clean)
     assert older.meta["n_test"] == 24  # test_acc: measured again, on the whole folder
+
+
+def test_a_checkpoint_with_small_numpy_dtypes_loads_safely(tmp_path: Path) -> None:
+    """A uint8 / int16 / float16 scalar or array beside the weights (a published checkpoint's
+    metadata) was read as a corrupt file ("download it again"): only five dtype classes were
+    allowed, and the refusal's wording was not recognised as a global asked for."""
+    import numpy as np
+
+    from advlens.checkpoints import load_checkpoint
+
+    path = tmp_path / "small.pt"
+    extra = {"epoch": np.uint8(3), "step": np.int16(7), "lr": np.float16(0.5),
+             "mask": np.arange(4, dtype=np.uint8), "half": np.ones(2, dtype=np.float16)}
+    torch.save({"state_dict": {"w": torch.ones(2)}, **extra}, path)
+    loaded = load_checkpoint(path, trust=False)
+    assert torch.equal(loaded["state_dict"]["w"], torch.ones(2))
+    assert all(np.array_equal(loaded[k], v) and loaded[k].dtype == v.dtype
+               for k, v in extra.items())

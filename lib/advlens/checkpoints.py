@@ -41,9 +41,11 @@ def _numpy_globals() -> list[Any]:
     found += [(obj, f"numpy.core.multiarray.{obj.__name__}") for obj in (scalar, _reconstruct)
               if obj.__module__ != "numpy.core.multiarray"]
     dtypes = getattr(np, "dtypes", None)
-    if dtypes is not None:
-        found += [getattr(dtypes, n) for n in ("Float64DType", "Float32DType", "Int64DType",
-                                               "Int32DType", "BoolDType") if hasattr(dtypes, n)]
+    if dtypes is not None:  # every numeric and bool dtype class: plain descriptors (a uint8 or
+        # float16 scalar in a checkpoint was read as a corrupt file, "download it again")
+        found += [getattr(dtypes, n) for n in sorted(dir(dtypes))
+                  if n.endswith("DType") and isinstance(getattr(dtypes, n), type)
+                  and not n.startswith(("Object", "Void", "String", "Str", "Bytes"))]
     return found
 
 
@@ -164,6 +166,8 @@ def _unsafe_globals(path: Path, err: pickle.UnpicklingError) -> list[str]:
     load failed for another reason, e.g. a corrupt file)."""
     # legacy (non-zip) files cannot be scanned; the error names the first global refused
     found = re.findall(r"GLOBAL (\S+) was not an allowed global", str(err))
+    # (a class refused while building an object names itself differently)
+    found += re.findall(r"but got <class '([^']+)'>", str(err))
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             found += torch.serialization.get_unsafe_globals_in_checkpoint(str(path))

@@ -50,7 +50,8 @@ def combine(checks: Iterable[bool | None]) -> bool | None:
 
 
 def encode_statistics(values: Mapping[str, float]) -> str:
-    """The ``statistics`` cell of a findings row: a JSON object of named numbers (NaN → null)."""
+    """The ``statistics`` cell of a findings row: a JSON object of named numbers (NaN and ±inf
+    → null, read back as NaN: strict JSON has neither; a headline number is a finite one)."""
     clean = {}
     for name, value in values.items():
         value = float(value)
