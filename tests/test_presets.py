@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import advlens.data.registry
 from advlens import presets
 
 # a notebook table made up for the tests, so they do not depend on the real knobs
@@ -526,3 +527,33 @@ def test_the_experiments_offered_are_the_ones_notebook_04_runs() -> None:
     for preset in presets.PRESET_NAMES:
         knobs = presets.resolve("04", preset)
         assert set(knobs["experiments"]) <= set(presets.LIANG_EXPERIMENTS[knobs["liang_data"]])
+
+
+@pytest.mark.parametrize(("notebook", "dataset", "split"), [
+    ("01", "digits", "val"), ("02", "digits", "tset"), ("01", "twin-cue", "all")])
+def test_a_split_the_dataset_lacks_is_refused_naming_the_knob(notebook: str, dataset: str,
+                                                             split: str) -> None:
+    """The loader's own error came at the data cell, after the zoo was built, naming no knob."""
+    with pytest.raises(ValueError, match=r"knob 'data_split' = '\w+' is not a split of") as err:
+        presets.resolve(notebook, "laptop", dataset=dataset, data_split=split)
+    assert str(list(advlens.data.registry.SPLITS[dataset])) in str(err.value)
+
+
+@pytest.mark.parametrize(("dataset", "split"), [
+    ("digits", "all"), ("Twin_Cue", "train"), ("imagenet", "val2"), ("clickme", "anything")])
+def test_a_split_the_dataset_has_or_any_folder_name_is_taken(dataset: str, split: str) -> None:
+    knobs = presets.resolve("02", "laptop", dataset=dataset, data_split=split)
+    assert knobs["data_split"] == split
+
+
+@pytest.mark.parametrize("name", sorted(advlens.data.registry.SPLITS))
+def test_the_splits_named_are_the_loaders_own(name: str) -> None:
+    """SPLITS is what each loader takes: a name outside it is refused by the loader itself (before
+    any file is looked for), so the knob check cannot refuse a split that loads."""
+    loader = advlens.data.registry.LOADERS[name]
+    for bad in ("val", "Train", "tests"):
+        with pytest.raises(ValueError, match=f"split must be .*got {bad!r}"):
+            loader(split=bad)
+    if name == "digits":
+        assert [len(loader(split=s)) for s in advlens.data.registry.SPLITS[name]] == [
+            1400, 397, 1797]

@@ -562,7 +562,24 @@ def resolve(notebook: str, preset: str, **overrides: Any) -> Knobs:
                   and isinstance(knobs[k], dict) else v
                   for k, v in checked.items() if v is not None})
     knobs["preset"] = preset
+    _check_split(notebook, knobs)
     return knobs
+
+
+def _check_split(notebook: str, knobs: Knobs) -> None:
+    """A ``data_split`` that ``dataset`` does not have, named as the knob (the loader's own
+    error, at the notebook's data cell, named neither)."""
+    from advlens.data.registry import splits
+
+    if not isinstance(knobs.get("dataset"), str) or "data_split" not in knobs:
+        return
+    try:
+        choices = splits(knobs["dataset"])
+    except ValueError:  # an unknown data set: the notebook's zoo check names that knob
+        return
+    if choices is not None and knobs["data_split"] not in choices:
+        raise ValueError(f"notebook {notebook}: knob 'data_split' = {knobs['data_split']!r} is "
+                         f"not a split of {knobs['dataset']!r}; choose one of {list(choices)}.")
 
 
 def _merged(preset: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from advlens.paths import data_dir
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_FILES = ["test_batch"]
+SPLITS = ("train", "test")
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
            "truck"]
 _HOW = ("Download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and "
@@ -141,7 +142,7 @@ def cifar10(split: str = "train", root: str | Path | None = None, n: int | None 
     ``root`` holds ``cifar-10-batches-py/`` (default ``data_dir()/cifar10``); ``n`` keeps the
     first ``n`` images.
     """
-    if split not in ("train", "test"):
+    if split not in SPLITS:
         raise ValueError(f"cifar10 split must be 'train' or 'test'; got {split!r}.")
     n = check_count(n, "n")
     folder = _folder(root)

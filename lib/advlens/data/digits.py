@@ -22,6 +22,7 @@ N_TEST = 397
 SPLIT_SEED = 0
 STROKE_THRESHOLD = 0.3
 CLASSES = [str(d) for d in range(10)]
+SPLITS = ("train", "test", "all")
 
 
 @lru_cache(maxsize=1)
@@ -48,7 +49,7 @@ def digits(split: str = "train", size: int = 16) -> ImageSet:
 
     One channel; ``masks`` (N, 1, size, size) marks the stroke pixels (intensity > 0.3).
     """
-    if split not in ("train", "test", "all"):
+    if split not in SPLITS:
         raise ValueError(f"digits split must be 'train', 'test' or 'all'; got {split!r}.")
     size = check_positive_int(size, "digits size", least=8,
                               allowed="an int >= 8 (the images are 8×8)")

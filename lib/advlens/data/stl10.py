@@ -16,6 +16,7 @@ from advlens.paths import data_dir
 FOLDER = "stl10_binary"
 SIDE = 96
 CLASSES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
+SPLITS = ("train", "test")
 _HOW = ("Download stl10_binary.tar.gz from https://cs.stanford.edu/~acoates/stl10/ and extract "
         "it there (so that stl10_binary/train_X.bin exists), or pass root=.")
 
@@ -50,7 +51,7 @@ def read_labels(path: Path, n: int | None = None) -> np.ndarray:
 def stl10(split: str = "train", root: str | Path | None = None, n: int | None = None,
           size: int | None = None) -> ImageSet:
     """STL-10 ``split`` ("train": 5,000, "test": 8,000) in [0, 1]; ``size`` resizes (e.g. 32)."""
-    if split not in ("train", "test"):
+    if split not in SPLITS:
         raise ValueError(f"stl10 split must be 'train' or 'test'; got {split!r}.")
     n, size = check_count(n, "n"), check_count(size, "size", none="no resizing")
     folder = _folder(root)

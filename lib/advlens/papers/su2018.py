@@ -918,15 +918,22 @@ def zoo_configs(knobs: Mapping[str, Any], *, extra: bool = False) -> list[ModelC
     other checkpoint (the whole zoo asked for the robust ones it never loads). ``knobs``: the
     resolved ``P``."""
     from advlens.zoo import spec
-    from advlens.zoo.config import ModelConfig
     from advlens.zoo.seeds import reseed
 
     configs = [c for c in reseed(spec(knobs["zoo"]), knobs["zoo_seed"])
                if c.dataset == knobs["dataset"] and c.regime == "standard"]
     if extra:
-        configs += reseed([ModelConfig(**kw) for name in ("extra_models", "family_models")
-                           for kw in knobs[name]], knobs["zoo_seed"])
+        configs += knob_configs(knobs, "extra_models") + knob_configs(knobs, "family_models")
     return configs
+
+
+def knob_configs(knobs: Mapping[str, Any], name: str) -> list[ModelConfig]:
+    """The models of the config-list knob ``name`` (``extra_models`` or ``family_models``: dicts
+    of :class:`~advlens.zoo.ModelConfig` fields), training seeds shifted by ``zoo_seed``."""
+    from advlens.zoo.config import ModelConfig
+    from advlens.zoo.seeds import reseed
+
+    return reseed([ModelConfig(**kw) for kw in knobs[name]], knobs["zoo_seed"])
 
 
 def models_by_name(entries: Sequence[ZooEntry], *, what: str,
