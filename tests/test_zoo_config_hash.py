@@ -160,3 +160,29 @@ def test_a_trained_config_that_would_fail_late_or_only_move_its_key_is_refused(
     with pytest.raises(ValueError, match=says):
         ModelConfig(**{"arch": "cnn-s", **kw})
     ModelConfig("cnn-s", regime="l2-at", eps=0.5, attack_steps=3, attack_step_factor=1.0)
+
+
+@pytest.mark.parametrize(("dataset", "arch", "field", "full"), [
+    ("digits", "cnn-s", "n_train", 1400), ("digits", "cnn-s", "n_test", 397),
+    ("cifar10", "resnet8", "n_train", 50_000), ("stl10", "resnet8", "n_test", 8_000)])
+def test_a_count_of_every_image_is_the_model_of_none_and_above_it_is_refused(
+        dataset: str, arch: str, field: str, full: int) -> None:
+    """n_train 2,000 on the 1,400 digits trained the model of None under a key of its own."""
+    every = ModelConfig(dataset=dataset, arch=arch)
+    assert ModelConfig(dataset=dataset, arch=arch, **{field: full}) == every
+    assert ModelConfig(dataset=dataset, arch=arch, **{field: full}).hash == every.hash
+    assert ModelConfig(dataset=dataset, arch=arch, **{field: full - 1}).hash != every.hash
+    with pytest.raises(ValueError, match=f"{field} = {full + 1} is above the {full:,} images"):
+        ModelConfig(dataset=dataset, arch=arch, **{field: full + 1})
+
+
+def test_the_fixed_split_sizes_are_the_loaders_own() -> None:
+    from advlens.data import digits
+    from advlens.zoo.config import FIXED_SPLIT_SIZES
+    from advlens.zoo.datasets import dataset_for
+
+    assert {s: len(digits(s)) for s in FIXED_SPLIT_SIZES["digits"]} == FIXED_SPLIT_SIZES["digits"]
+    config = ModelConfig(dataset="digits", arch="cnn-s")
+    assert len(dataset_for(config, "train")) == FIXED_SPLIT_SIZES["digits"]["train"]
+    twin = ModelConfig(dataset="twin-cue", arch="cnn-s", variant="both", n_train=5000)  # any size
+    assert twin.n_train == 5000

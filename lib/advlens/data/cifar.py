@@ -17,6 +17,7 @@ FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_FILES = ["test_batch"]
 SPLITS = ("train", "test")
+SPLIT_SIZES = {"train": 50_000, "test": 10_000}
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
            "truck"]
 _HOW = ("Download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and "

@@ -23,6 +23,8 @@ SPLIT_SEED = 0
 STROKE_THRESHOLD = 0.3
 CLASSES = [str(d) for d in range(10)]
 SPLITS = ("train", "test", "all")
+N_ALL = 1797  # scikit-learn's digits
+SPLIT_SIZES = {"train": N_ALL - N_TEST, "test": N_TEST, "all": N_ALL}
 
 
 @lru_cache(maxsize=1)

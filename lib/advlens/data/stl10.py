@@ -17,6 +17,7 @@ FOLDER = "stl10_binary"
 SIDE = 96
 CLASSES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
 SPLITS = ("train", "test")
+SPLIT_SIZES = {"train": 5_000, "test": 8_000}
 _HOW = ("Download stl10_binary.tar.gz from https://cs.stanford.edu/~acoates/stl10/ and extract "
         "it there (so that stl10_binary/train_X.bin exists), or pass root=.")
 

@@ -9,6 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from advlens.data.cifar import SPLIT_SIZES as CIFAR10_SIZES
+from advlens.data.digits import SPLIT_SIZES as DIGITS_SIZES
+from advlens.data.stl10 import SPLIT_SIZES as STL10_SIZES
 from advlens.data.twin_cue import DESIGNS as TWIN_CUE_DESIGNS
 from advlens.data.twin_cue import GENERATOR_VERSION as TWIN_CUE_VERSION
 from advlens.data.twin_cue import LATENT_VERSION as TWIN_CUE_LATENT_VERSION
@@ -23,6 +26,8 @@ TRAINING_CODE_VERSION = "zoo-1"
 # Fields added after zoo-1: hashed only when set to a non-default value, so the models cached
 # before a field existed keep their keys (and are not retrained) while every non-default value
 # still changes the key. Append a new field's name here when adding it.
+# the images of each split of the data sets of fixed size (twin-cue is generated at any size)
+FIXED_SPLIT_SIZES = {"digits": DIGITS_SIZES, "cifar10": CIFAR10_SIZES, "stl10": STL10_SIZES}
 LATER_FIELDS: tuple[str, ...] = ("harmonizer_weight", "importance_map", "twin_design",
                                  "classes", "augment")
 
@@ -224,6 +229,18 @@ class ModelConfig:
         if self.n_train is not None and self.n_train < 2:
             raise ValueError(f"n_train must be None (every image) or >= 2 for a trained model "
                              f"(training needs two images); got {self.n_train}.")
+        sizes = FIXED_SPLIT_SIZES.get(self.dataset, {})
+        for name, split in (("n_train", "train"), ("n_test", "test")):
+            n = getattr(self, name)
+            if n is None or split not in sizes:
+                continue
+            if n > sizes[split]:
+                raise ValueError(f"{name} = {n} is above the {sizes[split]:,} images of the "
+                                 f"{split} split of {self.dataset}: give None for all of them "
+                                 "(a larger number trained the same model under a cache key "
+                                 "of its own).")
+            if n == sizes[split]:  # every image: the model None keys
+                object.__setattr__(self, name, None)
         if self.checkpoint is not None:
             raise ValueError(f"checkpoint={self.checkpoint!r} names a published model's weights: "
                              "give its source ('timm', 'torchvision', 'robustness'), or drop it "
