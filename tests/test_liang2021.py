@@ -825,3 +825,91 @@ def test_findings_read_a_table_written_before_testable_by_its_count_and_ci() -> 
                              "lo": [lo], "hi": [0.8], "p": [0.2], "n": [n], "holds": [held]})
         (row,) = liang2021.findings(summary, corr).to_dict("records")
         assert row["holds"] is expected, (n, lo, held)
+
+
+def _ranked_rows(transfer: list[float], alpha: list[float], seeds: int = 3,
+                 jitter: float = 0.01) -> pd.DataFrame:
+    """One row per (source, seed): source i at ``transfer[i]`` / ``alpha[i]`` plus noise in
+    every seed (none on a transfer of exactly 0.2: a probe at chance in every seed)."""
+    rng = np.random.default_rng(0)
+    rows = [{"experiment": "E", "source": f"s{i}", "seed": seed, "share": None, "arch": "a",
+             "alpha1": a + jitter * rng.normal(), "alpha2": a, "combined": a,
+             "transfer_acc": t if t == 0.2 else t + jitter * rng.normal()}
+            for i, (t, a) in enumerate(zip(transfer, alpha, strict=True))
+            for seed in range(seeds)]
+    return pd.DataFrame(rows)
+
+
+def test_sources_tied_in_every_seed_leave_the_claim_untested() -> None:
+    """3 of 5 sources at chance in every seed: no pairing of the sources reaches p < 0.025
+    (at best 3!/5! = 0.05), yet the points' own test counted it testable and the claim read
+    'does not hold' (review)."""
+    rows = _ranked_rows([0.2, 0.2, 0.2, 0.5, 0.7], [1, 2, 3, 4, 5])
+    corr = liang2021.correlations(rows, metrics=["alpha1"], n_boot=200)
+    sources = [f"s{i}" for i in range(5)]
+    x = np.stack([rows[rows.source == s].alpha1.to_numpy() for s in sources])
+    y = np.stack([rows[rows.source == s].transfer_acc.to_numpy() for s in sources])
+    rhos = np.array([scipy_stats.spearmanr(x.ravel(), y[list(p)].ravel()).statistic
+                     for p in itertools.permutations(range(5))])
+    assert float(np.mean(rhos >= rhos.max() - 1e-12)) == pytest.approx(0.05)  # by brute force
+    assert not corr["testable"].iloc[0] and not corr["holds"].iloc[0]
+    found = liang2021.findings(liang2021.summarize(rows), corr)
+    assert found["holds"].iloc[0] is None
+    assert "no pairing of these sources is significant" in found["evidence"].iloc[0]
+    # five distinct sources in the same order: testable, and held
+    rows = _ranked_rows([0.2, 0.3, 0.4, 0.5, 0.7], [1, 2, 3, 4, 5])
+    corr = liang2021.correlations(rows, metrics=["alpha1"], n_boot=200)
+    assert corr["testable"].iloc[0] and corr["holds"].iloc[0]
+
+
+def test_sources_with_unequal_seed_counts_are_not_tested() -> None:
+    """Pairing points instead of whole sources made one dropped row turn p 0.033 into 0.0002
+    and a failed claim into 'holds' (review)."""
+    rows = _ranked_rows([0.3, 0.2, 0.4, 0.5, 0.6], [1, 2, 3, 4, 5])
+    full = liang2021.correlations(rows, metrics=["alpha1"], n_boot=200)
+    assert full["p_over"].iloc[0] == "sources"
+    dropped = rows.drop(index=rows.index[(rows.source == "s0") & (rows.seed == 2)])
+    corr = liang2021.correlations(dropped, metrics=["alpha1"], n_boot=200)
+    assert corr["p_over"].iloc[0] == "points"
+    assert not corr["testable"].iloc[0] and not corr["holds"].iloc[0]
+    found = liang2021.findings(liang2021.summarize(dropped), corr)
+    assert found["holds"].iloc[0] is None
+    assert "unequal numbers of seeds" in found["evidence"].iloc[0]
+
+
+def test_an_undefined_rho_is_named_as_such() -> None:
+    rows = _ranked_rows([0.2, 0.3, 0.4, 0.5, 0.7], [1, 2, 3, 4, 5])
+    rows.loc[4, "alpha1"] = np.nan
+    corr = liang2021.correlations(rows, metrics=["alpha1"], n_boot=200)
+    found = liang2021.findings(liang2021.summarize(rows), corr)
+    assert found["holds"].iloc[0] is None
+    assert "ρ undefined" in found["evidence"].iloc[0]
+    assert "too few" not in found["evidence"].iloc[0]
+
+
+def test_the_knobs_the_prose_names_for_their_fgsm_are_a_random_start_and_one_step() -> None:
+    """Their adv2know.py FGSM (attack.py, itr=1): a uniform random start in the ball, one sign
+    step of eps from there, clipped back to the ball -- what README and notebook 04 name as
+    pgd, steps 1, step_fraction 1 (not the knob "fgsm", a plain FGSM from x)."""
+    from advlens.attacks.norms import random_in_ball
+    from advlens.paths import notebooks_dir, repo_root
+
+    knobs = presets.resolve("04", "laptop", alpha_direction="reference-to-source",
+                            alpha_attack="pgd", steps=1, step_fraction=1.0)
+    settings = liang2021.settings_from_knobs(knobs)
+    model, x = tiny_cnn().eval(), random_images(6)
+    y = model(x).argmax(1)
+    made = settings.make_attack(0, "ref")(model, x, y).adv
+    # by hand, from the start the settings' stream for the reference draws
+    gen = torch.Generator().manual_seed(liang2021.model_seed(0, "ref"))
+    start = (x + random_in_ball(x, settings.eps, "linf", gen)).clamp(0, 1)
+    start.requires_grad_(True)
+    torch.nn.functional.cross_entropy(model(start), y, reduction="sum").backward()
+    by_hand = (x + (start.detach() + settings.eps * start.grad.sign() - x).clamp(
+        -settings.eps, settings.eps)).clamp(0, 1)
+    assert torch.allclose(made, by_hand, atol=1e-6)
+    plain = liang2021.Settings(attack="fgsm").make_attack(0, "ref")(model, x, y).adv
+    assert not torch.allclose(made, plain, atol=1e-3)
+    for text in ((repo_root() / "README.md").read_text(),
+                 (notebooks_dir() / "04_transferability.ipynb").read_text()):
+        assert "step_fraction" in text and "their FGSM" in text

@@ -382,3 +382,26 @@ def test_permutation_p_strata_pairs_points_only_within_a_stratum() -> None:
         permutation_p(x, y, strata=strata, groups=strata)
     with pytest.raises(ValueError, match="one label per point"):
         permutation_p(x, y, strata=strata[:3])
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_min_group_permutation_p_is_the_smallest_p_of_any_pairing_of_the_groups(case: int) -> None:
+    """Brute force: every pairing of the groups' x with their y, the grouped test's one-sided
+    p of each (permutation_p), the smallest of them -- with whole groups tied in some cases."""
+    rng = np.random.default_rng(case)
+    k, m = 4 + case % 2, 2 + case % 3
+    x = rng.normal(size=(k, m))
+    y = rng.normal(size=(k, m))
+    if case >= 2:  # groups constant and tied, as sources at chance in every seed
+        y[: 2 + case % 2] = 0.2
+    groups = np.repeat(np.arange(k), m)
+    for sign, side in ((1, "greater"), (-1, "less")):
+        smallest = min(stats.permutation_p(x.ravel(), y[list(p)].ravel(), rank=True,
+                                           groups=groups, alternative=side)
+                       for p in itertools.permutations(range(k)))
+        got = stats.min_group_permutation_p(x.ravel(), y.ravel(), groups, rank=True, sign=sign)
+        assert got == pytest.approx(smallest)
+    if case >= 2:  # ties of whole groups: more than one pairing reaches the extreme
+        assert got > 1 / math.factorial(k)
+    else:
+        assert got == pytest.approx(1 / math.factorial(k))

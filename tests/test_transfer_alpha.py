@@ -322,6 +322,12 @@ def test_alpha_table_refuses_labels_outside_a_targets_classes() -> None:
         alpha_table(p, [("a", "b")], y=torch.full((8,), 3))
     assert p.attacked == {"a": 0, "b": 0}
     assert len(alpha_table(p, [("b", "a")], y=torch.full((8,), 3))) == 1
+    # a negative label dropped its images from the average without a word (review)
+    y = torch.tensor([0, 1, 2, -1, 0, 1, 2, -1])
+    p = Perturbations(models, x, attack=_attack())
+    with pytest.raises(ValueError, match="y holds class -1; labels are class indices 0..2"):
+        alpha_table(p, [("a", "b")], y=y)
+    assert p.attacked == {"a": 0, "b": 0}
 
 
 def test_float32_changes_are_taken_in_float64() -> None:

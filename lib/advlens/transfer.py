@@ -445,6 +445,9 @@ def alpha_table(perturbations: Perturbations, pairs: Iterable[tuple[str, str]], 
         y = check_labels(y, perturbations.x.shape[0], "y").cpu()
         for target in {target for _, target in pairs}:  # labels of each target's classes
             classes = perturbations.clean_logits(target).shape[1]
+            if int(y.min()) < 0:  # (its images were dropped without a word)
+                raise ValueError(f"y holds class {int(y.min())}; labels are class indices "
+                                 f"0..{classes - 1}.")
             if int(y.max()) >= classes:
                 raise ValueError(f"y holds class {int(y.max())}, but target {target!r} has "
                                  f"{classes} classes (0..{classes - 1}): pass labels in the "

@@ -43,7 +43,13 @@ from advlens.features import accuracy, predict
 from advlens.findings import encode_statistics
 from advlens.presets import LIANG_EXPERIMENTS as EXPERIMENTS
 from advlens.rng import name_seed
-from advlens.stats import bootstrap_ci, min_testable_points, permutation_p, testable
+from advlens.stats import (
+    below_alpha,
+    bootstrap_ci,
+    min_group_permutation_p,
+    min_testable_points,
+    permutation_p,
+)
 from advlens.transfer import (
     ALPHA_DIRECTIONS,
     Perturbations,
@@ -364,16 +370,18 @@ def correlations(rows: pd.DataFrame, *, metrics: Sequence[str] = ("alpha1", "alp
     seeds) and the two-sided permutation ``p`` (:func:`advlens.stats.permutation_p`, exact up
     to 9,999 pairings) pairs whole sources' α with other sources' transfer, seed by seed (in
     the order of the ``seed`` column, not of the rows: a seed's points share its reference
-    model); with unequal seed counts it pairs points (noted as ``p_over`` "points").
+    model); with unequal seed counts it pairs points (noted as ``p_over`` "points"), which are
+    not independent, so such a ρ is not ``testable``.
 
     ``holds`` = the CI lies above 0 and the exact test puts ρ *above* its pairings: the
     one-sided ``p_greater`` (the same pairings) is below (1 − ``level``)/2, i.e. ``p`` is below
     1 − ``level`` on the positive side. (A percentile CI alone is liberal with few sources; and
     the pairings keep each seed's shared shift, so their ρ need not centre on 0: a pooled ρ
     above 0 over sources that rank the wrong way within every seed has a small two-sided ``p``
-    from below.) Only over sources some ordering of which would be significant at ``level``
-    (``testable``: at least :func:`advlens.stats.min_testable_points` sources, 5 at 0.95, and
-    not so many tied points that no ordering is, :func:`advlens.stats.testable`); NaN CIs
+    from below.) Only over sources some pairing of which would be significant at ``level``
+    (``testable``: every source with the same number of seeds, at least
+    :func:`advlens.stats.min_testable_points` sources, 5 at 0.95, and not so many sources tied
+    that no pairing of them is, :func:`advlens.stats.min_group_permutation_p`); NaN CIs
     mean too few or tied points. Columns: experiment, metric, rho, lo, hi, p, p_greater,
     n (points), n_sources, p_over, testable, holds.
     """
@@ -404,8 +412,13 @@ def correlations(rows: pd.DataFrame, *, metrics: Sequence[str] = ("alpha1", "alp
                 p, p_up = (permutation_p(pairs[:, 0], pairs[:, 1], rank=True, seed=seed,
                                          alternative=side, groups=sources if equal else None)
                            for side in ("two-sided", "greater"))
-                tested = (testable(pairs[:, 0], pairs[:, 1], level)
-                          and n_sources >= min_testable_points(level))
+                # the test pairs whole sources: some pairing of them must be able to reach the
+                # level (sources tied in every seed leave fewer distinct pairings than the
+                # points'); with unequal seed counts it pairs points, which are not
+                # independent (one row dropped turned p 0.033 into 0.0002): not tested
+                tested = (equal and n_sources >= min_testable_points(level)
+                          and below_alpha(min_group_permutation_p(
+                              pairs[:, 0], pairs[:, 1], sources, rank=True), level))
             out.append({"experiment": experiment, "metric": metric, "rho": rho, "lo": lo,
                         "hi": hi, "p": p, "p_greater": p_up, "n": len(pairs),
                         "n_sources": n_sources, "p_over": "sources" if equal else "points",
@@ -424,10 +437,12 @@ def paper_table(summary: pd.DataFrame, experiment: str = "B-cifar10-stl10") -> p
     otherwise: only the paper preset runs the paper's architectures on CIFAR-10 → STL-10).
 
     The α₁ columns are one measurement only with the knobs ``alpha_direction =
-    "reference-to-source"`` and ``alpha_attack = "fgsm"``: the published ones come from their
-    ``adv2know.py`` run with ``--attack fgsm`` (cmd.sh), which attacks the reference and reads
-    the source (α₁ of T → S); by default ours follow the protocol (PGD, S → T). The networks
-    differ too (see :func:`paper_experiments`)."""
+    "reference-to-source"``, ``alpha_attack = "pgd"``, ``steps = 1`` and ``step_fraction = 1``:
+    the published ones come from their ``adv2know.py`` run with ``--attack fgsm`` (cmd.sh),
+    which attacks the reference and reads the source (α₁ of T → S), and their FGSM starts from
+    a random point of the ball and clips its one step back to it (``transfer.liang_fgsm``, the
+    knob ``"fgsm"``, is a plain FGSM from x); by default ours follow the protocol (PGD, S → T).
+    The networks differ too (see :func:`paper_experiments`)."""
     ours = summary[summary["experiment"] == experiment].set_index("source")
     out = pd.DataFrame({"arch": PAPER_ARCHS,
                         "paper_transfer_acc": [PAPER_B_TRANSFER[a] for a in PAPER_ARCHS],
@@ -436,6 +451,19 @@ def paper_table(summary: pd.DataFrame, experiment: str = "B-cifar10-stl10") -> p
         values = ours[metric] if metric in ours else pd.Series(dtype=float)
         out[metric] = out["arch"].map(values).astype(float)
     return out
+
+
+def _untested(r: Any) -> str:
+    """Why a :func:`correlations` row was not tested, for the evidence text."""
+    if not np.isfinite(r.rho):
+        return " (ρ undefined: a NaN value, or one side constant)"
+    if getattr(r, "p_over", "sources") == "points":
+        return (" (not testable: the sources have unequal numbers of seeds, so the test cannot "
+                "pair whole sources)")
+    if min(r.n, getattr(r, "n_sources", r.n)) < min_testable_points():
+        return f" (too few to test: {min_testable_points()} sources needed)"
+    return (" (too few to test: no pairing of these sources is significant at the CI's level; "
+            "sources tied in every seed leave fewer)")
 
 
 PAPER_CLAIM = ("sources with higher adversarial transferability to the reference transfer "
@@ -476,11 +504,7 @@ def findings(summary: pd.DataFrame, corr: pd.DataFrame) -> pd.DataFrame:
                             if np.isfinite(getattr(r, "p_greater", np.nan)) else "")
                          + f" over {r.n} (source, seed) points"
                          + (f" of {r.n_sources} sources" if hasattr(r, "n_sources") else "")
-                         + ("" if enough else f" (too few to test: {min_testable_points()} "
-                            "sources needed)" if min(r.n, getattr(r, "n_sources", r.n))
-                            < min_testable_points() else
-                            " (too few to test: no ordering of these points is significant at "
-                            "the CI's level; ties leave fewer)")
+                         + ("" if enough and np.isfinite(r.rho) else _untested(r))
                          + f"; best transfer `{best['transfer_acc']}` "
                          f"({g['transfer_acc'].max():.3f}), highest {name} "
                          f"`{best[r.metric]}` ({g[r.metric].max():.3f})"),
