@@ -164,6 +164,15 @@ def min_permutation_p(x: np.ndarray, y: np.ndarray, sign: int = 1) -> float:
     return float(min(1.0, math.exp(log_p)))
 
 
+def _centred(x: np.ndarray, y: np.ndarray, rank: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """``x`` and ``y`` (their average ranks with ``rank``) less their means, and the product of
+    their norms (0 where either is constant)."""
+    if rank:
+        x, y = rankdata(x), rankdata(y)
+    xc, yc = x - x.mean(), y - y.mean()
+    return xc, yc, math.sqrt(float(xc @ xc) * float(yc @ yc))
+
+
 def min_group_permutation_p(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *,
                             rank: bool = False, sign: int = 1,
                             n_resamples: int = 9999) -> float:
@@ -183,10 +192,7 @@ def min_group_permutation_p(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *,
         return min_permutation_p(x, y, sign)
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError("min_group_permutation_p got NaN or inf; drop those points first.")
-    if rank:
-        x, y = rankdata(x), rankdata(y)
-    xc, yc = x - x.mean(), y - y.mean()
-    scale = math.sqrt(float(xc @ xc) * float(yc @ yc))
+    xc, yc, scale = _centred(x, y, rank)
     if scale == 0.0:
         return 1.0
     orders = np.array(list(itertools.permutations(range(k))), dtype=np.intp)
@@ -263,10 +269,7 @@ def permutation_p(x: np.ndarray, y: np.ndarray, *, rank: bool = False,
     if not isinstance(rank, bool | np.bool_):  # (as advlens.checks.check_bool; no torch here)
         raise TypeError(f"rank must be True or False; got {rank!r} ({type(rank).__name__}): "
                         "a string such as 'False' would read as True.")
-    if rank:
-        x, y = rankdata(x), rankdata(y)
-    xc, yc = x - x.mean(), y - y.mean()
-    scale = math.sqrt(float(xc @ xc) * float(yc @ yc))
+    xc, yc, scale = _centred(x, y, rank)
     if scale == 0.0:
         return 1.0
     # Σ xc·yc up to a constant factor: the pairings keep both spreads
