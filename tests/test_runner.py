@@ -272,3 +272,62 @@ def test_run_help_states_its_defaults(capsys: pytest.CaptureFixture[str]) -> Non
     assert "(default: laptop)" in text and "default: every numbered notebook" in text
     assert "Python literal" in text
     assert runner._parse_value("[1, 2]") == [1, 2] and runner._parse_value("abc") == "abc"
+
+
+def test_a_rerun_keeps_the_notebooks_completed_with_the_same_knobs_code_and_data(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`advlens run` stopped in notebook 04 said 'rerun the same command to resume (finished
+    notebooks are kept)', yet the rerun ran 00-03 again (review). A notebook is kept only where
+    its run.json says completed with the same preset, knobs, code and data folders."""
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    counter = tmp_path / "count.txt"
+    body = (f"with open({str(counter)!r}, 'a') as f:\n    f.write(str(KNOB))\n"
+            "if KNOB == 99:\n    raise ValueError('stop')\n")
+    write_notebook(folder / "00_a.ipynb", body.replace("KNOB", "x"),
+                   'preset = "laptop"\nout_dir = None\nx = 1\n')
+    write_notebook(folder / "01_b.ipynb", body.replace("KNOB", "y"),
+                   'preset = "laptop"\nout_dir = None\ny = 2\n')
+    out = tmp_path / "out"
+    monkeypatch.setattr(runner.provenance, "git_commit", lambda: "c0ffee")
+
+    def go(resume: bool = True, **params: object) -> list[runner.NotebookRun]:
+        return runner.run("smoke", out=out, params=params, progress=False, notebooks=folder,
+                          resume=resume)
+
+    go()
+    assert counter.read_text() == "12"
+    kept = go()  # everything completed before: nothing runs
+    assert counter.read_text() == "12"
+    assert [r.notebook for r in kept] == ["00_a.ipynb", "01_b.ipynb"]
+    assert all(r.executed.is_file() and r.wall_time_s >= 0 for r in kept)
+    go(y=3)  # another knob of 01: 01 runs, 00 is kept
+    assert counter.read_text() == "123"
+    go(resume=False, y=3)  # --force
+    assert counter.read_text() == "12313"
+    monkeypatch.setenv("ADVLENS_DATA", str(tmp_path / "elsewhere"))  # other data: both rerun
+    go(y=3)
+    assert counter.read_text() == "1231313"
+    monkeypatch.setattr(runner.provenance, "git_commit", lambda: "beef")  # other code
+    go(y=3)
+    assert counter.read_text() == "123131313"
+    with pytest.raises(runner.NotebookFailed):  # 01 fails: a rerun runs it, keeps 00
+        go(y=99)
+    (out / "01_b" / "run.json").write_text(json.dumps({"status": "interrupted"}))
+    go(y=3)
+    assert counter.read_text() == "123131313" + "99" + "3"
+    (out / "00_a" / "00_a.ipynb").unlink()  # the executed copy gone: 00 reruns
+    go(y=3)
+    assert counter.read_text().endswith("31")
+    monkeypatch.setattr(runner.provenance, "git_commit", lambda: "unknown")  # no git: rerun
+    before = counter.read_text()
+    go(y=3)
+    assert counter.read_text() == before + "13"
+
+
+def test_the_command_line_resumes_unless_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+    monkeypatch.setattr(runner, "run", lambda *a, **k: seen.append(k["resume"]) or [])
+    assert runner.main(["run", "--preset", "smoke", "--only", "00"]) == 0
+    assert runner.main(["run", "--preset", "smoke", "--only", "00", "--force"]) == 0
+    assert seen == [True, False]

@@ -703,3 +703,45 @@ def test_strict_ends_with_a_failure_line_when_only_numbers_moved(tmp_path: Path)
     assert report.text().splitlines()[-1] == "  OK: every verdict unchanged"
     last = report.text(strict=True).splitlines()[-1]
     assert last.startswith("  FAIL (--strict)") and "beyond their tolerance" in last
+
+
+def _set_parameters(folder: Path, notebook: str, **knobs: Any) -> None:
+    for record in (folder / notebook).glob("*.provenance.json"):
+        data = json.loads(record.read_text())
+        data["parameters"].update(knobs)
+        record.write_text(json.dumps(data))
+
+
+def test_a_run_at_other_knobs_is_named_and_fails_strict(tmp_path: Path) -> None:
+    """A smoke 01 run at n_data 64 against one at 128 read 'within tolerance ... OK', also under
+    --strict: tables of other knobs are another experiment (review). Seeds differ by design."""
+    ref = _run_folder(tmp_path / "ref", "laptop", _tables([0.7, 0.2, 0.9], [True, False]))
+    run = _run_folder(tmp_path / "run", "laptop", _tables([0.7, 0.2, 0.9], [True, False]))
+    tol = {"laptop": {"01_x/01a.csv": {"row": 0.0, "cka": 0.05}}}
+    report = verify.verify(run, ref, tolerances=tol)
+    assert report.knobs == ["01_x seed: 'ref' -> 'run'"] and not report.knob_changes
+    assert report.strict_ok
+    assert "KNOB 01_x seed: 'ref' -> 'run' (a seed" in report.text()
+    _set_parameters(run, "01_x", n_data=64, iterations=[1, 2])
+    report = verify.verify(run, ref, tolerances=tol)
+    assert report.ok and not report.strict_ok
+    assert report.knob_changes == ["01_x iterations: 'not recorded' -> [1, 2]",
+                                   "01_x n_data: 'not recorded' -> 64"]
+    assert "FAIL" in report.text(strict=True).splitlines()[-1]
+    assert runner.main(["verify", str(run), "--reference", str(ref), "--strict"]) == 2
+
+
+def test_compute_lists_every_value_of_the_run_and_unmeasured_cells_are_itemised(
+        tmp_path: Path) -> None:
+    """Only the first provenance record's compute was shown (a notebook run with other threads
+    was hidden), and changed numbers without a tolerance were named by table only (review)."""
+    ref = _run_folder(tmp_path / "ref", "laptop", _tables([0.7, 0.2, 0.9], [True, False]))
+    run = _run_folder(tmp_path / "run", "laptop", _tables([0.7, 0.25, 0.9], [True, False]))
+    record = run / "01_x" / "01a.provenance.json"
+    data = json.loads(record.read_text())
+    data["compute"] = {"cpu_capability": "AVX2"}
+    record.write_text(json.dumps(data))
+    report = verify.verify(run, ref, tolerances={"laptop": {}})
+    assert report.compute["cpu_capability"] == ("AVX512", "AVX2, AVX512")
+    text = report.text()
+    assert "UNMEASURED 01_x/01a.csv row 1 cka: 0.2 -> 0.25" in text

@@ -212,7 +212,8 @@ def _execute_unlocked(path: Path, out_dir: Path, params: dict[str, Any],
     # run.json says whether the folder holds a finished run: anything but "completed" is an
     # interrupted or failed one (a folder without it is a legacy reference)
     record = {"status": "running", "notebook": path.name, "preset": params.get("preset"),
-              "params": {k: v for k, v in params.items() if k != "preset"}, "started": _now()}
+              "params": {k: v for k, v in params.items() if k != "preset"},
+              **_run_inputs(), "started": _now()}
     atomic_write_json(out_dir / RUN_RECORD, record)
     earlier = _saved_outputs(out_dir)  # an earlier run's outputs, if the folder is reused
     started = time.perf_counter()
@@ -238,9 +239,39 @@ def _execute_unlocked(path: Path, out_dir: Path, params: dict[str, Any],
     # an earlier run's figures and tables that this one did not write are not its results
     # (a figure per data set of another list, another preset's): removed once it completed
     stale = _remove_stale(out_dir, earlier)
+    wall = time.perf_counter() - started
     atomic_write_json(out_dir / RUN_RECORD, {**record, "status": "completed", "finished": _now(),
+                                             "wall_time_s": wall,
                                              **({"removed_stale": stale} if stale else {})})
-    return NotebookRun(path.name, executed, out_dir, time.perf_counter() - started)
+    return NotebookRun(path.name, executed, out_dir, wall)
+
+
+def _run_inputs() -> dict[str, Any]:
+    """What a notebook's results depend on besides its knobs: the code (the commit, with a hash
+    of uncommitted changes to the library and notebooks: :func:`provenance.git_commit`) and the
+    data and cache folders the kernel reads (:data:`PATH_ENV`, made absolute)."""
+    return {"code": provenance.git_commit(),
+            "environment": {name: os.path.abspath(os.path.expanduser(os.environ[name]))
+                            for name in PATH_ENV if os.environ.get(name)}}
+
+
+def completed_before(path: Path, out_dir: Path, params: Mapping[str, Any]) -> NotebookRun | None:
+    """The earlier run of notebook ``path`` in ``out_dir`` if its ``run.json`` says it completed
+    with the same preset and knobs (``params``), the same code and the same data and cache
+    folders (:func:`_run_inputs`), and its executed notebook is still there; else None. Never
+    with code of unknown version (no git): then nothing tells that the library is the same."""
+    record = provenance.run_record(out_dir)
+    inputs = _run_inputs()
+    if (record is None or record.get("status") != provenance.COMPLETED
+            or inputs["code"] == "unknown" or not (out_dir / path.name).is_file()):
+        return None
+    wanted = {"notebook": path.name, "preset": params.get("preset"),
+              "params": {k: v for k, v in params.items() if k != "preset"}, **inputs}
+    # compared as JSON: a tuple knob reads back from run.json as a list
+    if {k: record.get(k) for k in wanted} != json.loads(json_text(wanted)):
+        return None
+    return NotebookRun(path.name, out_dir / path.name, out_dir,
+                       float(record.get("wall_time_s", float("nan"))))
 
 
 # given by run()'s own arguments (--preset, --out), never through params
@@ -305,7 +336,8 @@ def _prepare(preset: str, only: Sequence[str] | None, params: Mapping[str, Any],
 
 def run(preset: str = "laptop", *, only: Sequence[str] | None = None,
         out: str | Path | None = None, params: Mapping[str, Any] | None = None,
-        progress: bool = True, notebooks: Path | None = None) -> list[NotebookRun]:
+        progress: bool = True, notebooks: Path | None = None,
+        resume: bool = False) -> list[NotebookRun]:
     """Execute the numbered notebooks in order; outputs go to ``out/<notebook stem>/``.
 
     ``params`` are passed to every notebook that declares them in its parameters cell; a
@@ -317,6 +349,11 @@ def run(preset: str = "laptop", *, only: Sequence[str] | None = None,
     removed and listed in ``run.json`` (``removed_stale``); other files stay. The notebooks run
     in their own folder: a relative ``out`` and relative paths in the ``$ADVLENS_*`` variables
     (:data:`PATH_ENV`: the data and zoo caches, the data sets) are the caller's.
+
+    ``resume``: a notebook whose folder holds a completed run of the same preset, knobs, code
+    and data folders (:func:`completed_before`) is not run again (the command line's default:
+    an interrupted ``advlens run`` rerun goes on at the notebook that stopped it; ``--force``
+    reruns them all).
     """
     mine_by_path = _prepare(preset, only, dict(params or {}), notebooks)
     paths = list(mine_by_path)
@@ -330,8 +367,16 @@ def run(preset: str = "laptop", *, only: Sequence[str] | None = None,
     runs = []
     for i, path in enumerate(paths, 1):
         mine = mine_by_path[path]
+        given = {"preset": preset, **mine}
+        before = completed_before(path, out_root / path.stem, given) if resume else None
+        if before is not None:
+            print(f"[{i}/{len(paths)}] {path.name}: completed before in {before.out_dir} with "
+                  "the same preset, knobs and code (run.json); kept (--force reruns it)",
+                  file=sys.stderr, flush=True)
+            runs.append(before)
+            continue
         print(f"[{i}/{len(paths)}] {path.name} (preset={preset})", file=sys.stderr, flush=True)
-        result = _execute(path, out_root / path.stem, {"preset": preset, **mine}, progress)
+        result = _execute(path, out_root / path.stem, given, progress)
         print(f"[{i}/{len(paths)}] {path.name} done in {result.wall_time_s:.1f} s",
               file=sys.stderr, flush=True)
         runs.append(result)
@@ -585,6 +630,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="set a knob of the notebooks' parameters cells (VALUE read as a "
                             "Python literal, else as text); repeatable")
     run_p.add_argument("--no-progress", action="store_true", help="hide the cell progress bar")
+    run_p.add_argument("--force", action="store_true",
+                       help="rerun every notebook; by default one whose folder holds a run "
+                            "completed with the same preset, knobs, code and data folders is "
+                            "kept (an interrupted run resumes)")
     from advlens import book, verify  # subcommands that live in their own modules
     verify.add_arguments(sub.add_parser("verify", help="compare a run with figures/"))
     book.add_readme_arguments(sub.add_parser("readme", help="regenerate README's findings"))
@@ -605,7 +654,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminated) if in_main else None
     try:
         run(args.preset, only=args.only, out=args.out, params=params,
-            progress=not args.no_progress)
+            progress=not args.no_progress, resume=not args.force)
     except (NotebookFailed, ValueError, TypeError, FileNotFoundError) as err:
         print(f"advlens: {err}", file=sys.stderr)
         return 1

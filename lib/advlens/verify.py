@@ -84,6 +84,8 @@ class Report:
     notes: list[str] = field(default_factory=list)
     max_delta: dict[str, float] = field(default_factory=dict)
     compute: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    # a knob of a notebook in both folders at other values: "<notebook> <knob>: ref -> run"
+    knobs: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -94,7 +96,12 @@ class Report:
         """:attr:`ok`, and nothing moved beyond its tolerance, changed without a measured
         tolerance, changed shape or text, or went missing."""
         return self.ok and not (self.moved or self.untoleranced or self.structure
-                                or self.missing)
+                                or self.missing or self.knob_changes)
+
+    @property
+    def knob_changes(self) -> list[str]:
+        """:attr:`knobs` other than the seeds, which tolerances are measured across."""
+        return [k for k in self.knobs if k.split(" ")[1].rstrip(":") not in SEED_KNOBS]
 
     def text(self, limit: int = 25, strict: bool = False) -> str:
         """A human-readable summary: identical/within/moved tables, verdicts, settings; its last
@@ -103,6 +110,8 @@ class Report:
         lines += [f"  note: {note}" for note in self.notes]
         for key, (ref, run) in sorted(self.compute.items()):
             lines.append(f"  compute {key}: reference {ref} / run {run}")
+        lines += [f"  KNOB {k}" + ("" if k in self.knob_changes else " (a seed: tolerances "
+                                   "span seeds)") for k in self.knobs]
         beyond = len({c.table for c in self.moved})
         n = (len(self.identical) + len(self.within) + len(self.unmeasured)
              + len(self.relabelled) + beyond)
@@ -120,9 +129,13 @@ class Report:
         if len(self.moved) > limit:
             lines.append(f"  ... and {len(self.moved) - limit} more moved numbers")
         if self.untoleranced:
-            tables = sorted({c.table for c in self.untoleranced})
             lines.append(f"  {len(self.untoleranced)} numbers changed in columns without a "
-                         f"measured tolerance: {', '.join(tables)}")
+                         "measured tolerance:")
+            for cell in sorted(self.untoleranced, key=lambda c: -c.delta)[:limit]:
+                lines.append(f"  UNMEASURED {cell.table} row {cell.row} {cell.column}: "
+                             f"{cell.reference} -> {cell.run} (|Δ| {cell.delta:.3g})")
+            if len(self.untoleranced) > limit:
+                lines.append(f"  ... and {len(self.untoleranced) - limit} more")
         lines += [f"  CHANGED {s}" for s in self.structure[:limit]]
         if len(self.structure) > limit:
             lines.append(f"  ... and {len(self.structure) - limit} more changed cells")
@@ -281,11 +294,40 @@ def _parameters_by_notebook(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 def _compute_of(folder: Path) -> dict[str, Any]:
+    """Each compute setting over every provenance record under ``folder``: its value where all
+    agree, else its distinct values joined (the first record alone hid a notebook run on another
+    CPU or thread count)."""
+    from advlens.io import json_text
+
+    values: dict[str, dict[str, Any]] = {}
     for record in sorted(folder.rglob("*.provenance.json")):
-        compute = provenance.read_figure_record(record).get("compute")
-        if compute:
-            return compute
-    return {}
+        for key, value in (provenance.read_figure_record(record).get("compute") or {}).items():
+            values.setdefault(key, {})[json_text(value)] = value
+    return {key: next(iter(found.values())) if len(found) == 1
+            else ", ".join(str(found[k]) for k in sorted(found)) for key, found in values.items()}
+
+
+# knobs whose values a comparison across seeds is meant to differ in
+SEED_KNOBS = frozenset({"seed", "zoo_seed"})
+
+
+def _knob_differences(reference: Path, run: Path) -> list[str]:
+    """The knobs a notebook in both folders ran at other values (its provenance's
+    ``parameters``; ``out_dir`` aside): tables of other knobs are not the same experiment, so a
+    number within tolerance says nothing."""
+    import json
+
+    from advlens.io import json_text
+
+    ref, new = _parameters_by_notebook(reference), _parameters_by_notebook(run)
+    found = []
+    for notebook in sorted(set(ref) & set(new)):
+        a, b = (json.loads(json_text(p)) for p in (ref[notebook], new[notebook]))
+        for knob in sorted((set(a) | set(b)) - {"out_dir"}):
+            if a.get(knob, "not recorded") != b.get(knob, "not recorded"):
+                found.append(f"{notebook} {knob}: {a.get(knob, 'not recorded')!r} -> "
+                             f"{b.get(knob, 'not recorded')!r}")
+    return found
 
 
 def _tables(root: Path) -> list[str]:
@@ -379,6 +421,7 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
     for key in ("cpu_capability", "threads", "deterministic_algorithms", "gpus"):
         report.compute[key] = (ref_compute.get(key, "not recorded"),
                                run_compute.get(key, "not recorded"))
+    report.knobs = _knob_differences(reference, run)
     run_tables = set(_tables(run))
     report.new = sorted(run_tables - set(_tables(reference)))
     # a run of some notebooks (--only 01, a sweep's grid) is compared on those: a notebook
