@@ -107,9 +107,20 @@ def test_a_channels_last_perturbation_is_named_as_such() -> None:
 
 
 def test_harmonization_score_names_maps_of_different_shapes() -> None:
-    for other in (torch.rand(2, 7, 7), torch.rand(3, 8, 8)):
-        with pytest.raises(ValueError, match=r"maps and heatmaps must have the same.*Resize"):
+    for other, fix in ((torch.rand(2, 7, 7), "Resize"), (torch.rand(3, 8, 8), "one map per")):
+        with pytest.raises(ValueError, match=f"maps and heatmaps must have the same.*{fix}"):
             alignment.harmonization_score(torch.rand(2, 8, 8), other)
+
+
+@pytest.mark.parametrize("heat_shape", [(1, 16, 16), (1, 1, 16, 16), (2, 16, 16)])
+def test_one_images_perturbation_without_its_batch_axis_is_named(heat_shape: tuple) -> None:
+    """A (3, H, W) perturbation beside one map said 'Resize the maps to the image size', whose
+    size already matched (review); with its batch axis it works."""
+    delta, heat = torch.rand(3, 16, 16), torch.rand(*heat_shape)
+    with pytest.raises(ValueError, match=r"one image's \(C, H, W\).*perturbation\[None\]"):
+        alignment.spearman_alignment(delta, heat)
+    if heat_shape[0] == 1:
+        assert alignment.spearman_alignment(delta[None], heat).shape == (1,)
 
 
 def _np_top(h: np.ndarray, percentile: float) -> np.ndarray:

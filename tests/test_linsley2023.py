@@ -136,6 +136,17 @@ def test_images_never_broken_are_kept_and_flagged() -> None:
         assert summary["not_broken"] == 1.0 and math.isnan(summary["tolerance"])
 
 
+def test_attack_alignment_refuses_maps_of_another_size_before_attacking(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Maps of another size failed only after the first batch had been attacked (review)."""
+    model = _model()
+    x, y = _data(model, 4)
+    monkeypatch.setattr(linsley2023, "run_attack", lambda *a, **k: pytest.fail("attacked"))
+    for maps in (torch.rand(4, 5, 5), torch.rand(4, 1, 8, 8)):
+        with pytest.raises(ValueError, match=r"maps are \(\d, \d\) and the images \(6, 6\)"):
+            linsley2023.attack_alignment(model, x, y, maps, attack="pgd")
+
+
 def test_attack_alignment_rows_match_the_attack_and_the_kernel() -> None:
     model = _model()
     x, y = _data(model, 12)

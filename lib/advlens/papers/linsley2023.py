@@ -99,6 +99,10 @@ def attack_alignment(model: nn.Module, x: Tensor, y: Tensor, maps: Tensor, *,
     maps = as_tensor(maps, "maps")
     if maps.shape[0] != x.shape[0]:
         raise ValueError(f"maps has {maps.shape[0]} maps for {x.shape[0]} images.")
+    if tuple(maps.shape[-2:]) != tuple(x.shape[-2:]):  # (it failed after the first batch)
+        raise ValueError(f"maps are {tuple(maps.shape[-2:])} and the images "
+                         f"{tuple(x.shape[-2:])}: resize the maps to the images' size "
+                         "(advlens.resample.maps_to_side) before attacking.")
     rows = []
     for start in range(0, x.shape[0], batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
