@@ -167,11 +167,12 @@ def saliency(model: nn.Module, x: Tensor, y: Tensor, *, create_graph: bool = Fal
     sees, which for a model that normalises inside (``NormalizedClassifier``) is this gradient
     times each channel's std: the mean map differs by those factors per channel, and the
     max-abs map can pick another channel (measured on an ImageNet-normalised toy: 0.75 % of
-    pixels, per-image Spearman against a map moved by at most 1.3e-3). With ``create_graph`` the result stays differentiable in
-    the parameters (for training; the model is then used in its current mode); otherwise the
-    model runs in eval mode with parameter gradients off, and the map is detached; it may then
-    be called inside a caller's ``torch.no_grad()`` or ``torch.inference_mode()`` (the map is
-    an ordinary tensor, usable as the target of a differentiable saliency loss).
+    pixels, per-image Spearman against a map moved by at most 1.3e-3). With ``create_graph``
+    the result stays differentiable in the parameters (for training; the model is then used
+    in its current mode); otherwise the model runs in eval mode with parameter gradients off,
+    and the map is detached; it may then be called inside a caller's ``torch.no_grad()`` or
+    ``torch.inference_mode()`` (the map is an ordinary tensor, usable as the target of a
+    differentiable saliency loss).
     """
     if channels not in _CHANNEL_REDUCTIONS:
         raise ValueError(f"channels must be one of {_CHANNEL_REDUCTIONS}; got {channels!r}.")
