@@ -133,7 +133,8 @@ def test_images_never_broken_are_kept_and_flagged() -> None:
         assert len(rows) == 5 and not rows["broken"].any()
         assert np.isinf(rows["tolerance"]).all() and rows["alignment"].isna().all()
         summary = linsley2023.summarize(rows)
-        assert summary["not_broken"] == 1.0 and math.isnan(summary["tolerance"])
+        assert summary["not_broken"] == 1.0 and np.isposinf(summary["tolerance"])
+        assert math.isnan(summary["tolerance_mean"]) and summary["n_alignment"] == 0
 
 
 def test_attack_alignment_refuses_maps_of_another_size_before_attacking(
@@ -319,9 +320,9 @@ def test_notebook_prose_calls_a_trend_untestable_where_the_findings_do() -> None
 
 
 def test_twin_claims_are_untested_not_held_with_an_undefined_pair() -> None:
-    """A plain model never broken has no mean tolerance (NaN), so its pair's change is NaN even
-    when its harmonized twin was fooled on every image: "tolerance not lower in every pair"
-    cannot read 'holds' on the one other pair (it did), only a failing pair decides it."""
+    """A pair of models both never broken has no change (inf − inf: NaN): "tolerance not lower
+    in every pair" cannot read 'holds' on the one other pair (it did), only a failing pair
+    decides it."""
     def summary_of(name: str, tolerance: list[float], broken: list[bool]) -> dict:
         per_image = pd.DataFrame({"image": range(2), "tolerance": tolerance, "broken": broken,
                                   "l2": tolerance, "alignment": [0.1, 0.1]})
@@ -331,14 +332,14 @@ def test_twin_claims_are_untested_not_held_with_an_undefined_pair() -> None:
     summary = pd.DataFrame([summary_of("p1", [0.5, 0.5], [True, True]),
                             summary_of("h1", [0.8, 0.8], [True, True]),
                             summary_of("p2", [math.inf, math.inf], [False, False]),
-                            summary_of("h2", [0.3, 0.3], [True, True])])
+                            summary_of("h2", [math.inf, math.inf], [False, False])])
     tol = linsley2023.twin_arrows(summary, [("p1", "h1"), ("p2", "h2")], "tolerance")
     assert tol["change"].iloc[0] == pytest.approx(0.3) and np.isnan(tol["change"].iloc[1])
     none = pd.DataFrame(columns=["attack", "quantity", "rho", "lo", "hi", "n_models"])
     row = linsley2023.findings(none, tol, tol).iloc[3]
     assert row["holds"] is None
-    assert row["evidence"].startswith(
-        "1 of 1 pairs with a finite change pass (change >= 0), 1 undefined: ")
+    assert row["evidence"].startswith("1 of 1 (pair, attack) rows with a defined change pass "
+                                      "(change >= 0; 1 pair of models), 1 undefined: ")
     # a finite pair that fails still refutes the claim of "more" (3) beside the undefined one;
     # "no worse" (4) needs a sign test that one pair cannot pass
     worse = tol.assign(change=[-0.1, np.nan])
@@ -450,11 +451,13 @@ def test_twin_claim_evidence_counts_the_passing_pairs_as_passing() -> None:
         tolerance["evidence"])
     assert table.iloc[2]["holds"] is False
     assert tolerance["evidence"].startswith(
-        f"{passing} of 6 pairs with a finite change pass (change >= 0) (")
+        f"{passing} of 6 (pair, attack) rows with a defined change pass (change >= 0; 3 pairs "
+        "of models) (")
     assert "): p0 → h0 (pgd): +0.05" in tolerance["evidence"]
     assert "finite value" not in tolerance["evidence"]
     assert table.iloc[2]["evidence"].startswith(
-        f"{sum(c > 0 for c in change)} of 6 pairs with a finite change pass (change > 0): ")
+        f"{sum(c > 0 for c in change)} of 6 (pair, attack) rows with a defined change pass "
+        "(change > 0; 3 pairs of models): ")
 
 
 def test_saliency_share_of_a_model_looking_at_one_mask() -> None:
@@ -663,7 +666,10 @@ def test_summarize_counts_shares_and_means_over_broken_images() -> None:
                          "alignment": [0.2, np.nan, 0.6, 0.1]})
     s = linsley2023.summarize(rows)
     assert s["n_images"] == 4 and s["not_broken"] == pytest.approx(1 / 4)
-    assert s["tolerance"] == pytest.approx(6.0 / 3) and s["tolerance_median"] == 1.5
+    # the median over all four, the never-broken one beyond every tolerance: (1.5 + 4.0) / 2;
+    # the paper's mean over the three broken ones
+    assert s["tolerance"] == pytest.approx(2.75) and s["tolerance_mean"] == pytest.approx(2.0)
+    assert s["n_alignment"] == 3
     assert s["alignment"] == pytest.approx(0.3)
     assert s["alignment_se"] == pytest.approx(sem([0.2, 0.6, 0.1]))
 
@@ -939,10 +945,13 @@ def test_twin_claims_carry_their_headline_numbers() -> None:
                            "change": [0.2, -0.1, 0.4, float("nan")]})
     table = linsley2023.findings(corr, arrows, arrows.assign(change=[0.0, 0.3, -0.2, 0.1]))
     three, four = (decode_statistics(table.loc[i, "statistics"]) for i in (2, 3))
-    assert three == pytest.approx({"pairs_passing": 2.0, "pairs": 3.0,
-                                   "mean_change_pgd": 0.05, "mean_change_ddn": 0.4})
-    assert four == pytest.approx({"pairs_passing": 3.0, "pairs": 4.0,
-                                  "mean_change_pgd": 0.15, "mean_change_ddn": -0.05})
+    # rows are (pair, attack); pairs are pairs of models, passing under every attack
+    assert three == pytest.approx({"rows_passing": 2.0, "rows": 3.0, "pairs_passing": 1.0,
+                                   "pairs": 2.0, "mean_change_pgd": 0.05,
+                                   "mean_change_ddn": 0.4})
+    assert four == pytest.approx({"rows_passing": 3.0, "rows": 4.0, "pairs_passing": 1.0,
+                                  "pairs": 2.0, "mean_change_pgd": 0.15,
+                                  "mean_change_ddn": -0.05})
     empty = linsley2023.findings(corr, arrows.iloc[0:0], arrows.iloc[0:0])
     assert decode_statistics(empty.loc[2, "statistics"]) == {}
 
@@ -1121,3 +1130,46 @@ def test_twin_pairs_sharing_a_plain_model_count_once_in_the_sign_test() -> None:
     assert "3 more share a plain model" in row["evidence"]
     disjoint = shared.assign(plain=[f"p{i}" for i in range(6)])
     assert linsley2023.findings(none, disjoint, disjoint).iloc[2]["holds"] is True
+
+
+
+@pytest.mark.parametrize(("twin_resists", "expected"), [(True, True), (False, False)])
+def test_claim_4_counts_the_images_never_broken(twin_resists: bool, expected: bool) -> None:
+    """Over broken images only, a harmonized twin never broken on 9 of 10 images but broken at
+    0.5 on the tenth read 'lower' than its plain twin broken at 1.0 on all ten: six such pairs
+    refuted claim 4 (and the opposite case confirmed it; review). The median over every image,
+    a never-broken one beyond reach, orders them by what resists."""
+    def summary_of(name: str, resists: bool) -> dict:
+        tolerance = [0.5] + [math.inf] * 9 if resists else [1.0] * 10
+        per_image = pd.DataFrame({"image": range(10), "tolerance": tolerance,
+                                  "broken": [t < math.inf for t in tolerance],
+                                  "l2": 0.1, "alignment": 0.1})
+        return {"model": name, "attack": "pgd", "accuracy": 0.9,
+                **linsley2023.summarize(per_image)}
+
+    rows, pairs = [], []
+    for i in range(6):
+        rows += [summary_of(f"p{i}", not twin_resists), summary_of(f"h{i}", twin_resists)]
+        pairs.append((f"p{i}", f"h{i}"))
+    summary = pd.DataFrame(rows)
+    old_rule = summary.set_index("model")["tolerance_mean"]
+    assert (old_rule[[h for _, h in pairs]].to_numpy()
+            < old_rule[[p for p, _ in pairs]].to_numpy()).all() == twin_resists
+    tol = linsley2023.twin_arrows(summary, pairs, "tolerance")
+    assert np.isinf(tol["change"]).all()
+    none = pd.DataFrame(columns=["attack", "quantity", "rho", "lo", "hi", "n_models"])
+    assert linsley2023.findings(none, tol, tol).iloc[3]["holds"] is expected
+
+
+def test_correlations_rank_a_tolerance_beyond_reach_above_the_others() -> None:
+    """A model whose median tolerance is +inf (half its images never broken) was dropped as
+    non-finite, so the most robust model left ρ(accuracy, tolerance)."""
+    acc = np.array([0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
+    tol = np.array([0.1, 0.2, 0.3, 0.4, 0.5, np.inf])
+    summary = pd.DataFrame({"model": [f"m{i}" for i in range(6)], "attack": "pgd",
+                            "accuracy": acc, "tolerance": tol, "alignment": -acc})
+    corr = linsley2023.correlations(summary, n_boot=200).set_index("quantity")
+    assert corr.loc["tolerance", "n_models"] == 6
+    assert corr.loc["tolerance", "rho"] == pytest.approx(1.0)
+    assert np.array_equal(linsley2023.beyond_reach_ranked(np.array([1.0, np.inf, np.nan])),
+                          np.array([1.0, 2.0, np.nan]), equal_nan=True)

@@ -69,4 +69,24 @@ def test_accuracy_axis_says_imagenet_top1_where_the_study_plots_it() -> None:
     cell = next("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
                 if "03a_accuracy_" in "".join(c["source"]))
     assert "acc_label = linsley2023.accuracy_label(name)" in cell
-    assert "xlabel=acc_label" in cell and "{who}, {acc_label} vs mean L2" in cell
+    assert "xlabel=acc_label" in cell and "{who}, {acc_label} vs median L2" in cell
+
+
+def test_a_tolerance_beyond_reach_is_drawn_on_a_line_above_the_others() -> None:
+    """matplotlib leaves out a point at +inf without a word: the most robust model vanished."""
+    import numpy as np
+    import pandas as pd
+
+    summary = pd.DataFrame({"model": ["a", "b", "c"], "attack": "pgd",
+                            "accuracy": [0.7, 0.8, 0.9], "tolerance": [0.3, 0.4, np.inf],
+                            "alignment": [0.1, 0.2, 0.3]})
+    corr = pd.DataFrame({"attack": "pgd", "quantity": ["tolerance", "alignment"], "rho": 1.0,
+                         "lo": 1.0, "hi": 1.0, "n_models": 3})
+    fig = linsley2023_figures.accuracy_panels(
+        summary, {"tolerance": pd.DataFrame(), "alignment": pd.DataFrame()}, corr,
+        family=dict.fromkeys("abc", "f"), regime=dict.fromkeys("abc", "standard"), title="t")
+    ax = fig.axes[0]
+    ys = [float(c.get_offsets()[0][1]) for c in ax.collections]
+    assert len(ys) == 3 and all(np.isfinite(ys)) and ys[2] > max(ys[:2])
+    assert any("beyond reach" in t.get_text() for t in ax.texts)
+    plt.close(fig)

@@ -146,19 +146,27 @@ def at_side(data: ImageSet, maps: Tensor, side: int | None) -> tuple[ImageSet, T
 def summarize(per_image: pd.DataFrame) -> dict[str, float]:
     """One model under one attack: ``n_images``, ``not_broken`` (share never fooled: for
     ``pgd``, within the L2 distance its 3 steps of 0.5 can reach, 1.5 — see
-    :func:`advlens.attacks.minimal_eps_pgd`),
-    ``tolerance`` (mean over broken images) and its median, ``alignment`` mean ± s.e. (over
-    broken images)."""
+    :func:`advlens.attacks.minimal_eps_pgd`), ``tolerance`` — the median tolerance over every
+    attacked image, a never-broken one counted as beyond reach (+inf; the median is +inf where
+    at least half are), the statistic of the claims and figures — and ``tolerance_mean``, the
+    mean over the broken images (Linsley et al.'s "mean tolerance"; it drops exactly the images
+    that resist, so a robust model's, resting on its easy images, can fall below a weaker
+    model's), ``alignment`` mean ± s.e. over the broken images with a defined ρ, and
+    ``n_alignment`` how many those are (an undefined ρ: a constant map or perturbation)."""
     broken = per_image[per_image["broken"]]
     rho = broken["alignment"].dropna().to_numpy()
+    everyone = np.where(per_image["broken"].to_numpy(bool),
+                        per_image["tolerance"].to_numpy(float), np.inf)
     return {"n_images": len(per_image), "not_broken": float(1.0 - per_image["broken"].mean())
             if len(per_image) else float("nan"),
-            "tolerance": float(broken["tolerance"].mean()) if len(broken) else float("nan"),
-            "tolerance_median": float(broken["tolerance"].median()) if len(broken)
+            "tolerance": float(np.median(everyone)) if len(everyone) else float("nan"),
+            "tolerance_mean": float(broken["tolerance"].mean()) if len(broken)
             else float("nan"),
             "alignment": float(rho.mean()) if len(rho) else float("nan"),
             "alignment_se": float(rho.std(ddof=1) / np.sqrt(len(rho))) if len(rho) > 1
-            else float("nan")}
+            else float("nan"),
+            "n_alignment": len(rho)}
+
 
 
 def model_table(models: Mapping[str, nn.Module], data: ImageSet, maps: Tensor, *,
@@ -318,12 +326,15 @@ def correlations(summary: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) ->
     few distinct orderings. ``p_family`` (where ``summary`` has a
     ``family`` column and a family has two models): the two-sided p of ρ with accuracies paired
     only within families (``strata``): the models of a family share its effects on accuracy and
-    on tolerance, so ρ across families may be theirs alone (NaN otherwise)."""
+    on tolerance, so ρ across families may be theirs alone (NaN otherwise). A tolerance of +inf
+    (beyond the attack's reach) ranks above every finite one (:func:`beyond_reach_ranked`)."""
     rows = []
     for attack, part in summary.groupby("attack", sort=False):
         for quantity in CLAIM_SIGNS:
-            kept = np.isfinite(part[["accuracy", quantity]].to_numpy(float)).all(axis=1)
-            values = part[["accuracy", quantity]].to_numpy(float)[kept]
+            both = part[["accuracy", quantity]].to_numpy(float, copy=True)
+            both[:, 1] = beyond_reach_ranked(both[:, 1])
+            kept = np.isfinite(both).all(axis=1)
+            values = both[kept]
             family = part["family"].to_numpy()[kept] if "family" in part else None
             if len(values) < 3:  # too few models: not testable, said so rather than raised
                 rows.append({"attack": attack, "quantity": quantity, "rho": np.nan,
@@ -336,7 +347,7 @@ def correlations(summary: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) ->
             # within families only prod(n_f!) pairings exist: with too few, no p_family reaches
             # 0.05 and the within-family half cannot be tested (one family of two: p ~ 1)
             pairings = math.prod(math.factorial(int(n)) for n in sizes)
-            est = rank_correlation(part["accuracy"], part[quantity], n_boot=n_boot, seed=seed)
+            est = rank_correlation(values[:, 0], values[:, 1], n_boot=n_boot, seed=seed)
             rows.append({"attack": attack, "quantity": quantity, "rho": est.value,
                          "lo": est.lo, "hi": est.hi,
                          "p": permutation_p(values[:, 0], values[:, 1], rank=True, seed=seed),
@@ -348,6 +359,17 @@ def correlations(summary: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) ->
                          "n_models": est.n, "testable": testable(
                              values[:, 0], values[:, 1], sign=CLAIM_SIGNS[quantity])})
     return pd.DataFrame(rows)
+
+
+def beyond_reach_ranked(values: np.ndarray) -> np.ndarray:
+    """``values`` with +inf (a model whose median tolerance is beyond the attack's reach: half
+    its images or more never broken) replaced by a finite number above every finite one, so
+    that rank statistics keep it as the most tolerant (it was dropped as non-finite, and the
+    most robust models left the correlation); NaN stays NaN."""
+    values = np.array(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    values[np.isposinf(values)] = (finite.max() + 1.0) if len(finite) else 1.0
+    return values
 
 
 def _rho_claim(corr: pd.DataFrame, quantity: str, sign: int) -> tuple[bool | None, str]:
@@ -453,10 +475,12 @@ def _pair_claim(arrows: pd.DataFrame, test: str, *,
         return None, "no harmonized twins"
     text = "; ".join(f"{r.plain} → {r.harmonized} ({r.attack}): {r.change:+.3g}"
                      for r in arrows.itertuples())
-    defined = np.isfinite(arrows["change"].to_numpy(float))
+    # a change of ±inf is defined (one model's median tolerance beyond the attack's reach, the
+    # other's not: its sign is known); NaN is not (both beyond reach, or nothing broken)
+    defined = ~np.isnan(arrows["change"].to_numpy(float))
     finite = arrows[defined]
     if finite.empty:  # e.g. no image broken: nothing to compare
-        return None, f"no pair with a finite value: {text}"
+        return None, f"no pair with a defined change: {text}"
     ok = finite.eval(test)
     # as for ρ: a failing pair refutes the claim, an undefined one (e.g. a model never broken)
     # leaves "every pair" untested
@@ -493,9 +517,11 @@ def _pair_claim(arrows: pd.DataFrame, test: str, *,
                f"effect; {needed} needed"
                + (f"; {shared} more share a plain model with another pair" if shared else "")
                + ")")
-    # the count is of the pairs that pass, out of those with a finite change ("2/6 pairs with a
-    # finite value" read as 4 of 6 pairs being undefined when all 6 were finite and 4 failed)
-    return holds, (f"{int(ok.sum())} of {len(ok)} pairs with a finite change pass ({test})"
+    # the count is of the rows that pass, out of those with a defined change ("2/6 pairs with a
+    # finite value" read as 4 of 6 pairs being undefined when all 6 were finite and 4 failed);
+    # a row is a pair under one attack ("6 of 6 pairs" counted 3 pairs twice)
+    return holds, (f"{int(ok.sum())} of {len(ok)} (pair, attack) rows with a defined change "
+                   f"pass ({test}; {n_pairs} pair{'s' if n_pairs != 1 else ''} of models)"
                    f"{untested}{few}: {text}")
 
 
@@ -556,12 +582,19 @@ def findings(corr: pd.DataFrame, align_arrows: pd.DataFrame, tol_arrows: pd.Data
 
 def _pair_numbers(arrows: pd.DataFrame, test: str) -> dict[str, float]:
     """The headline numbers of a twin claim (the sweep's mean ± s.d. over seeds): how many
-    pairs have a finite change and pass ``test``, and each attack's mean change over them."""
+    (pair, attack) rows have a defined change and pass ``test`` (``rows``, ``rows_passing``),
+    how many pairs of models (``pairs``) and how many pass under every attack
+    (``pairs_passing``), and each attack's mean change over its rows."""
     if arrows.empty:
         return {}
-    finite = arrows[np.isfinite(arrows["change"].to_numpy(float))]
-    numbers = {"pairs_passing": float(finite.eval(test).sum()) if len(finite) else 0.0,
-               "pairs": float(len(finite))}
+    finite = arrows[~np.isnan(arrows["change"].to_numpy(float))]
+    passing = finite.assign(ok=finite.eval(test)) if len(finite) else finite.assign(ok=False)
+    # rows are (pair, attack); "pairs" counts pairs of models, "pairs_passing" those that pass
+    # under every attack
+    numbers = {"rows_passing": float(passing["ok"].sum()), "rows": float(len(finite)),
+               "pairs_passing": float(passing.groupby("plain")["ok"].all().sum())
+               if len(finite) else 0.0,
+               "pairs": float(finite["plain"].nunique())}
     return numbers | {f"mean_change_{attack}": float(group["change"].mean())
                       for attack, group in finite.groupby("attack", sort=False)}
 

@@ -14,7 +14,7 @@ from advlens import plots
 
 Colour = tuple[float, float, float]
 ATTACK_LABEL = {"pgd": "L2 PGD search (Linsley et al.)", "ddn": "DDN (minimal L2)"}
-QUANTITY_LABEL = {"tolerance": "tolerance (L2 eps to fool)",
+QUANTITY_LABEL = {"tolerance": "median tolerance (L2 eps to fool)",
                   "alignment": "alignment (Spearman ρ with map)"}
 MARKER = {"standard": "o", "l2-at": "s", "harmonized": "*"}
 
@@ -22,14 +22,27 @@ MARKER = {"standard": "o", "l2-at": "s", "harmonized": "*"}
 def _panel(ax: plt.Axes, summary: pd.DataFrame, arrows: pd.DataFrame, quantity: str,
            family: Mapping[str, str], regime: Mapping[str, str],
            palette: Mapping[str, Colour], xlabel: str) -> None:
+    values = summary[quantity].to_numpy(float)
+    finite = values[np.isfinite(values)]
+    # a median tolerance beyond the attack's reach (+inf) is drawn on a line above the others
+    # (matplotlib left it out without a word)
+    top = (finite.max() * 1.15 if len(finite) and finite.max() > 0 else 1.0)
+
+    def y(value: float) -> float:
+        return top if np.isposinf(value) else value
+
+    if np.isposinf(values).any():
+        ax.axhline(top, color="0.6", ls=":", lw=0.8, zorder=1)
+        ax.text(0.01, top, "beyond reach (half or more never fooled)", fontsize=7,
+                color="0.4", va="bottom", transform=ax.get_yaxis_transform())
     for row in summary.itertuples():
-        ax.scatter(row.accuracy, getattr(row, quantity), color=palette[family[row.model]],
+        ax.scatter(row.accuracy, y(getattr(row, quantity)), color=palette[family[row.model]],
                    marker=MARKER.get(regime[row.model], "o"),
                    s=90 if regime[row.model] == "harmonized" else 30, edgecolor="black",
                    linewidth=0.4, zorder=3)
     for row in arrows.itertuples():
-        ax.annotate("", xy=(row.accuracy_harmonized, getattr(row, f"{quantity}_harmonized")),
-                    xytext=(row.accuracy_plain, getattr(row, f"{quantity}_plain")),
+        ax.annotate("", xy=(row.accuracy_harmonized, y(getattr(row, f"{quantity}_harmonized"))),
+                    xytext=(row.accuracy_plain, y(getattr(row, f"{quantity}_plain"))),
                     arrowprops={"arrowstyle": "->", "color": "0.3", "lw": 1.0}, zorder=2)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(QUANTITY_LABEL[quantity])
