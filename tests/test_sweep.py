@@ -773,3 +773,31 @@ def test_a_forced_sweep_that_stops_resumes_without_the_runs_of_before(
     versions = {s: json.loads(t)["version"] for s, t in zip(found["seed"], found["statistics"],
                                                             strict=True)}
     assert versions == {0: 2, 1: 2, 2: 2}
+
+
+def test_the_sweep_command_stops_on_sigterm_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+        ) -> None:
+    """`python -m advlens.sweep` killed (SIGTERM) or stopped with Ctrl-C printed a traceback and
+    left sweep.json 'running' (review); now one line, exit 130, sweep.json says interrupted, and
+    the handler is put back."""
+    import os
+    import signal
+    import time
+
+    from advlens import runner
+
+    def killed(*args: object, **kwargs: object) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+
+    monkeypatch.setattr(runner, "run_grid", killed)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "sweep"
+    assert sweep.main(["--preset", "smoke", "--seeds", "0", "1", "--notebooks", "01",
+                       "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "advlens.sweep: interrupted; rerun the same command to resume (completed seeds are kept)"]
+    assert json.loads((out / sweep.SWEEP_RECORD).read_text())["status"] == "interrupted"
+    assert signal.getsignal(signal.SIGTERM) == before

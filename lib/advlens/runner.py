@@ -647,14 +647,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"advlens: {err}", file=sys.stderr)
             return 1
     params = {k: _parse_value(v) for k, v in args.param}
-    # SIGTERM (timeout, kill, Slurm, a cancelled CI job) as Ctrl-C: the notebook's run.json says
-    # interrupted and its kernel and connection files go (it stayed "running", files left)
-    # (only the main thread may set a handler: main() called from another thread runs without)
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminated) if in_main else None
     try:
-        run(args.preset, only=args.only, out=args.out, params=params,
-            progress=not args.no_progress, resume=not args.force)
+        with sigterm_as_interrupt():
+            run(args.preset, only=args.only, out=args.out, params=params,
+                progress=not args.no_progress, resume=not args.force)
     except (NotebookFailed, ValueError, TypeError, FileNotFoundError) as err:
         print(f"advlens: {err}", file=sys.stderr)
         return 1
@@ -662,10 +658,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("advlens: interrupted; rerun the same command to resume (finished notebooks are "
               "kept)", file=sys.stderr)
         return 130
+    return 0
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside: SIGTERM (a timeout, kill, Slurm, a cancelled CI job) raises KeyboardInterrupt as
+    Ctrl-C does, so a notebook's run.json says interrupted and its kernel and connection files
+    go (it stayed "running", files left). Only the main thread may set a handler: called from
+    another thread it sets none."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if in_main else None
+    try:
+        yield
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous)
-    return 0
 
 
 def _terminated(signum: int, frame: object) -> None:

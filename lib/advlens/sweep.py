@@ -149,7 +149,8 @@ def run_sweep(seeds: Sequence[int], *, preset: str, notebooks: Sequence[str],
                      for r in results]
             atomic_write_json(out / SWEEP_RECORD, {**record, "status": "running", "runs": rows})
     except BaseException as err:
-        atomic_write_json(out / SWEEP_RECORD, {**record, "status": "failed", "runs": rows,
+        status = "failed" if isinstance(err, Exception) else "interrupted"
+        atomic_write_json(out / SWEEP_RECORD, {**record, "status": status, "runs": rows,
                                                "error": f"{type(err).__name__}: {err}"})
         raise
     wall = time.perf_counter() - started
@@ -466,14 +467,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.seeds = knobs["seeds"] if args.seeds is None else args.seeds
     args.notebooks = knobs["sweep_notebooks"] if args.notebooks is None else args.notebooks
     try:
-        done = run_sweep(args.seeds, preset=args.preset, notebooks=args.notebooks, out=args.out,
-                         force=args.force)
+        with runner.sigterm_as_interrupt():  # a killed sweep's records say interrupted
+            done = run_sweep(args.seeds, preset=args.preset, notebooks=args.notebooks,
+                             out=args.out, force=args.force)
         print(f"sweep of {done.notebooks} over seeds {done.seeds}: {done.wall_time_s:.0f} s")
         counts = hold_counts(collect(done.out))  # raises when its runs hold no findings table
     except (ValueError, TypeError, FileNotFoundError, FileExistsError,
             runner.GridFailed) as err:  # the user's to fix: one line, as `python -m advlens`
         print(f"advlens.sweep: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # one line, not a traceback
+        print("advlens.sweep: interrupted; rerun the same command to resume (completed seeds "
+              "are kept)", file=sys.stderr)
+        return 130
     print(counts.to_string(index=False))
     return 0
 
