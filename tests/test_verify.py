@@ -745,3 +745,26 @@ def test_compute_lists_every_value_of_the_run_and_unmeasured_cells_are_itemised(
     assert report.compute["cpu_capability"] == ("AVX512", "AVX2, AVX512")
     text = report.text()
     assert "UNMEASURED 01_x/01a.csv row 1 cka: 0.2 -> 0.25" in text
+
+
+def test_a_zoo_of_other_weights_is_named(tmp_path: Path) -> None:
+    """A laptop run on a zoo retrained on this machine moved 15 of 47 test accuracies under the
+    same config hashes, and verify named only a thread count (review): the weights differ."""
+    def zoo(shas: list[str | None]) -> pd.DataFrame:
+        frame = pd.DataFrame({"name": ["a", "b", "c"], "hash": ["h1", "h2", "h3"],
+                              "test_acc": [0.9, 0.8, 0.7]})
+        return frame if shas[0] is None else frame.assign(weights_sha256=shas)
+
+    tables = _tables([0.7, 0.2, 0.9], [True, False])
+    ref = _run_folder(tmp_path / "ref", "laptop",
+                      {**tables, verify.ZOO_TABLE: zoo(["x1", "x2", "x3"])})
+    same = _run_folder(tmp_path / "same", "laptop",
+                       {**tables, verify.ZOO_TABLE: zoo(["x1", "x2", "x3"])})
+    other = _run_folder(tmp_path / "other", "laptop",
+                        {**tables, verify.ZOO_TABLE: zoo(["x1", "y2", "x3"])})
+    old = _run_folder(tmp_path / "old", "laptop", {**tables, verify.ZOO_TABLE: zoo([None])})
+    assert not any("weights" in n for n in verify.verify(same, ref, tolerances={}).notes)
+    notes = verify.verify(other, ref, tolerances={}).notes
+    assert any("the zoo's weights differ for 1 of 3 models (b;" in n for n in notes)
+    notes = verify.verify(ref, old, tolerances={}).notes
+    assert any("the reference does not record its zoo's weights" in n for n in notes)

@@ -307,6 +307,36 @@ def _compute_of(folder: Path) -> dict[str, Any]:
             else ", ".join(str(found[k]) for k in sorted(found)) for key, found in values.items()}
 
 
+# notebook 00's table of the zoo: which weights every model had (weights_sha256)
+ZOO_TABLE = "00_data_and_zoo/zoo_models.csv"
+
+
+def _zoo_weights(reference: Path, run: Path) -> list[str]:
+    """A note where the run's zoo holds other weights than the reference's for some model of
+    the same name (:data:`ZOO_TABLE`'s ``weights_sha256``): the same config trains bitwise
+    other weights on another CPU, and every number resting on them moves; a reference
+    without the column is named (its weights are not recorded)."""
+    if not ((reference / ZOO_TABLE).is_file() and (run / ZOO_TABLE).is_file()):
+        return []
+    ref, new = _read(reference / ZOO_TABLE), _read(run / ZOO_TABLE)
+    if ref is None or new is None:
+        return []
+    if "weights_sha256" not in ref or "weights_sha256" not in new:
+        return [f"{ZOO_TABLE}: the {'reference' if 'weights_sha256' not in ref else 'run'} "
+                "does not record its zoo's weights (weights_sha256), so whether the two zoos "
+                "hold the same weights is not known"]
+    a = ref.set_index("name")["weights_sha256"].astype(str)
+    b = new.set_index("name")["weights_sha256"].astype(str)
+    shared = a.index.intersection(b.index)
+    other = [name for name in shared if a[name] != b[name]]
+    if not other:
+        return []
+    return [f"the zoo's weights differ for {len(other)} of {len(shared)} models ("
+            f"{', '.join(other[:5])}{', ...' if len(other) > 5 else ''}; {ZOO_TABLE}): the "
+            "same config trains other weights on another CPU (see compute), and every number "
+            "resting on them moves; copy the reference's zoo cache to compare like with like"]
+
+
 # knobs whose values a comparison across seeds is meant to differ in
 SEED_KNOBS = frozenset({"seed", "zoo_seed"})
 
@@ -422,6 +452,7 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
         report.compute[key] = (ref_compute.get(key, "not recorded"),
                                run_compute.get(key, "not recorded"))
     report.knobs = _knob_differences(reference, run)
+    report.notes += _zoo_weights(reference, run)
     run_tables = set(_tables(run))
     report.new = sorted(run_tables - set(_tables(reference)))
     # a run of some notebooks (--only 01, a sweep's grid) is compared on those: a notebook

@@ -13,13 +13,14 @@ from advlens.zoo.config import ModelConfig
 
 TABLE_COLUMNS = ("name", "family", "arch", "dataset", "variant", "regime", "eps", "seed",
                  "epochs", "params", "test_acc", "robust_acc", "robust_eps", "train_time_s",
-                 "cached", "hash")
+                 "cached", "hash", "weights_sha256")
 
 
 @dataclass
 class ZooEntry:
     """A zoo model (in eval mode) with its config and metadata (``test_acc``, ``robust_acc``,
-    ``robust_eval``, ``train_time_s``, ``hash``, …); ``cached`` says it was loaded, not trained."""
+    ``robust_eval``, ``train_time_s``, ``hash``, ``sha256`` of its weights file, …); ``cached``
+    says it was loaded, not trained."""
 
     name: str
     config: ModelConfig
@@ -36,7 +37,10 @@ class ZooEntry:
                 "test_acc": self.meta.get("test_acc"), "robust_acc": self.meta.get("robust_acc"),
                 "robust_eps": self.meta.get("robust_eval", {}).get("eps"),
                 "train_time_s": self.meta.get("train_time_s"), "cached": self.cached,
-                "hash": self.meta.get("hash", c.hash)}
+                "hash": self.meta.get("hash", c.hash),
+                # which weights: one config trains bitwise other weights on another CPU
+                # (its hash names the config, not the weights)
+                "weights_sha256": (self.meta.get("sha256") or "")[:16] or None}
 
 
 _CONFIG_FIELDS = {f.name for f in fields(ModelConfig)}
