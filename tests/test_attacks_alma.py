@@ -97,7 +97,7 @@ def test_alma_within_budget_truthful_and_deterministic() -> None:
     assert a.success.sum() >= 6
 
 
-@pytest.mark.parametrize("budget", [3, 10, 150, 199, 200, 399, 400, 1000, 5000, 12345])
+@pytest.mark.parametrize("budget", [4, 10, 150, 199, 200, 399, 400, 1000, 5000, 12345])
 def test_plans_spend_at_most_the_budget(budget: int) -> None:
     """Each stage costs its steps plus one confirming forward; the portfolio one more."""
     for plan in (l2_plan(budget), linf_plan(budget), linf_plan(budget, targeted=True)):

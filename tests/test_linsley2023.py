@@ -1173,3 +1173,17 @@ def test_correlations_rank_a_tolerance_beyond_reach_above_the_others() -> None:
     assert corr.loc["tolerance", "rho"] == pytest.approx(1.0)
     assert np.array_equal(linsley2023.beyond_reach_ranked(np.array([1.0, np.inf, np.nan])),
                           np.array([1.0, 2.0, np.nan]), equal_nan=True)
+
+
+def test_ddn_steps_below_two_are_refused_naming_the_knob() -> None:
+    """One DDN step never judges the iterate it takes (minimal_l2's smallest DDN budget is 3):
+    the error named minimal_l2's budget, not notebook 03's knob."""
+    from advlens import presets as advlens_presets
+
+    model = _model()
+    x, y = _data(model, 3)
+    with pytest.raises(ValueError, match="ddn_steps"):
+        linsley2023.run_attack(model, x, y, "ddn", ddn_steps=1)
+    with pytest.raises(ValueError, match="knob 'ddn_steps' = 1 must be >= 2"):
+        advlens_presets.resolve("03", "laptop", ddn_steps=1)
+    assert linsley2023.run_attack(model, x, y, "ddn", ddn_steps=2)[2].dtype == torch.bool

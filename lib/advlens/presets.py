@@ -298,11 +298,12 @@ POSITIVE = frozenset({"step_size", "search_start", "cw_lr", "cw_initial_const", 
 # rho 0.597 [0.460, 0.460], and verdicts read from it); an L∞ radius in [0, 1] pixels above 1
 # (04's eps 2.0, 02's transfer_eps 5.0 and search_start 2.0) ran, attacking with no bound.
 # 01's inversion pairs: its CKA CIs leave out a group of them at a time (the jackknife), and
-# CKA needs two images left (n_pairs 2 failed in a later cell: "the Grams have 1 rows").
+# CKA needs two images left (n_pairs 2 failed in a later cell: "the Grams have 1 rows"). 03's
+# DDN: one step takes one iterate, which it never judges (minimal_l2's smallest DDN budget, 3).
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "n_boot": (20, None), "eps": (None, 1.0), "transfer_eps": (None, 1.0),
     "search_start": (None, 1.0), "n_pairs": (4, None), "robust_pairs": (4, None),
-    "twin_pairs": (4, None)}
+    "twin_pairs": (4, None), "ddn_steps": (2, None)}
 
 
 # Seed knobs (a list of seeds: each item): whole numbers in 0..MAX_SEED. Above 2**64 torch's

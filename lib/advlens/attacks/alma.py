@@ -194,6 +194,7 @@ def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
                 with torch.inference_mode(False):
                     grad = input_grad(out, xv, dc)
                 if i == 0:
+                    best.watch(grad)
                     previous = c
                 elif (i + 1) % check_every == 0:
                     stalled = found_at > i  # not adversarial yet

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from advlens.attacks.core import tqdm_disabled
+from advlens.attacks.core import NonFiniteOutput, tqdm_disabled
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor, check_labels, check_positive_int
 
@@ -21,7 +23,9 @@ def run_batched(attack: Callable[..., AttackResult], model: nn.Module, x: Tensor
     joined into one result (passes and forwards add up over chunks).
 
     A tensor or NumPy keyword argument with one row per image (first dimension N: a per-image
-    ``eps``, a warm ``start``, ``init_eps``) is cut into the same chunks. A random start drawn
+    ``eps``, a warm ``start``, ``init_eps``) is cut into the same chunks; so is a list or tuple
+    of N numbers (``pgd(eps=[...])``, ``fmn(max_step=[...])``), taken as a tensor (float64
+    unless every number is an int, as the attacks take such a list themselves). A random start drawn
     from a shared ``generator`` is drawn chunk by chunk, so it differs from one whole-batch
     call; so do :func:`~advlens.attacks.cw_l2` and :func:`~advlens.attacks.ead` with
     ``abort_early`` (their early abort tests the batch's summed objective). The other attacks
@@ -32,6 +36,8 @@ def run_batched(attack: Callable[..., AttackResult], model: nn.Module, x: Tensor
         raise ValueError(f"x is an empty batch (shape {tuple(x.shape)}); pass at least one "
                          "image.")
     y = check_labels(y, x.shape[0], "y")
+    # a per-image list was passed whole to every chunk: "must be ... of shape (batch_size,)"
+    kwargs = {k: _listed_per_image(v, x.shape[0]) for k, v in kwargs.items()}
     if targets is not None:
         targets = check_labels(targets, x.shape[0], "targets")
     results = []
@@ -42,8 +48,22 @@ def run_batched(attack: Callable[..., AttackResult], model: nn.Module, x: Tensor
         extra = {} if targets is None else {"targets": targets[chunk]}
         extra.update({k: v[chunk] for k, v in kwargs.items() if _per_image(v, x.shape[0])})
         rest = {k: v for k, v in kwargs.items() if k not in extra}
-        results.append(attack(model, x[chunk], y[chunk], **extra, **rest))
+        try:
+            results.append(attack(model, x[chunk], y[chunk], **extra, **rest))
+        except NonFiniteOutput as error:  # named by their indices in the whole set
+            raise error.reindexed(s, x.shape[0]) from None
     return AttackResult.concat(results)
+
+
+def _listed_per_image(value: Any, n: int) -> Any:
+    """``value`` as a tensor if it is a list or tuple of ``n`` numbers, else itself."""
+    if not isinstance(value, list | tuple) or len(value) != n:
+        return value
+    if not all(isinstance(v, numbers.Real) for v in value):
+        return value
+    if all(isinstance(v, numbers.Integral) for v in value):
+        return torch.as_tensor(value)
+    return torch.as_tensor(value, dtype=torch.float64)
 
 
 def _per_image(value: Any, n: int) -> bool:

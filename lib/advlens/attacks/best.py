@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from advlens.attacks.core import forward
+from advlens.attacks.core import check_finite, finite_rows, forward
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.norms import Norm, lp_norms
 from advlens.attacks.result import AttackResult
@@ -26,6 +26,8 @@ class BestAdversarial:
         self._rows = (-1, *([1] * (x.ndim - 1)))  # an (N,) mask viewed against images
         # a CPU 0-dim tensor: a Python inf would be converted to one at every call
         self._inf = torch.tensor(float("inf"), dtype=x.dtype)
+        # (N,) whether each image's input gradient at the attack's first pass was finite
+        self.grad_finite: Tensor | None = None
 
     @property
     def found(self) -> Tensor:
@@ -55,13 +57,31 @@ class BestAdversarial:
             self.adv[target] = candidate[rows]
         return better
 
+    def watch(self, grad: Tensor) -> None:
+        """Note which images' input gradient ``grad`` (N, ...) at the attack's first pass is
+        finite, without a host sync: :meth:`result` refuses the others (a NaN gradient moved an
+        iterate to NaN, where nothing is adversarial: the image read as not fooled)."""
+        self.watch_rows(finite_rows(grad))
+
+    def watch_rows(self, finite: Tensor) -> None:
+        """:meth:`watch` for the mask (N,) it takes, :func:`finite_rows` of the gradient."""
+        self.grad_finite = finite if self.grad_finite is None else self.grad_finite & finite
+
     def result(self, model: nn.Module, criterion: Criterion, *, passes: int, forwards: int,
                eps: Tensor | None = None) -> AttackResult:
         """Confirm the kept examples with one forward pass (counted) and package them.
 
-        Images with no confirmed adversarial get ``adv = x`` and ``norms = inf``.
+        Images with no confirmed adversarial get ``adv = x`` and ``norms = inf``; an image
+        none was found for is judged at x itself (its ``adv``): one misclassified there (by a
+        tie of its logits, say, never *confidently* adversarial) is a success at norm 0, as
+        :class:`AttackResult` defines success and the eps searches count it. Refuses
+        (:class:`~advlens.attacks.core.NonFiniteOutput`, one host sync) images whose logits
+        there, or whose first pass's input gradient (:meth:`watch`), are NaN or ±inf.
         """
-        success = self.found & criterion.is_adversarial(forward(model, self.adv))
+        logits = forward(model, self.adv)
+        check_finite(logits, grad_ok=self.grad_finite)
+        # (where none was found, self.adv is x: is x itself misclassified?)
+        success = criterion.is_adversarial(logits)
         keep = success.view(-1, *([1] * (self.x.ndim - 1)))
         adv = torch.where(keep, self.adv, self.x).detach()
         norms = torch.where(success, lp_norms(adv - self.x, self.norm),

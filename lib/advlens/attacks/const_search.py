@@ -46,6 +46,9 @@ class Optimiser(Protocol):
         """Evaluate the current iterate (image, logits, margin, image − x), then update."""
         ...
 
+    # optional: (N,) whether each image's input gradient at the optimiser's first pass was
+    # finite (:func:`~advlens.attacks.core.finite_rows`); None before that pass
+
     def objective(self) -> Tensor:
         """The per-sample objective at the iterate the last ``step`` evaluated (computed only
         when the early abort asks for it)."""
@@ -169,6 +172,9 @@ def const_search(model: nn.Module, crit: Criterion, opt: Optimiser, best: BestAd
                     previous = total
             consts.update(found)
         bar.close()
+        first = getattr(opt, "first_grad_finite", None)  # (an optimiser may not note it)
+        if first is not None:  # refused at the confirming forward where not finite
+            best.watch_rows(first)
     return passes
 
 

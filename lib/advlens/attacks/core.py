@@ -106,6 +106,63 @@ def model_logits(model: nn.Module, x: Tensor) -> Tensor:
     return out if out.dtype == x.dtype else out.to(x.dtype)
 
 
+class NonFiniteOutput(ValueError):
+    """The model's logits, or their gradient with respect to its input, are NaN or ±inf for
+    some images: no attack can judge or move those images (a NaN margin is never adversarial, a
+    NaN step makes a NaN image), and each misreported them differently (PGD an all-NaN
+    adversarial as a success, the minimal attacks inf, the eps searches broken at eps 0; a logit
+    of −inf made the acceptance tolerance inf, so that nothing was ever adversarial). ``rows``:
+    the indices of those images in the batch the attack was given."""
+
+    def __init__(self, rows: list[int], n: int, what: str) -> None:
+        self.rows, self.n, self.what = rows, n, what
+        shown = ", ".join(str(r) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+        if what == "gradient":
+            detail = (
+                "the gradient of the model's logits with respect to its input is NaN or inf "
+                "(the logits there are finite): a square root, a std or a norm of 0 in the "
+                "forward (a constant image) has an infinite derivative. Add an epsilon inside it "
+                "(e.g. torch.sqrt(var + 1e-6)), or leave those images out")
+        else:
+            detail = (
+                "the model's logits are NaN or inf: a division by a per-image statistic that is "
+                "0 (the std of a constant image), a log of 0 (log-probabilities that underflow: "
+                "return the logits instead), an overflow. Add an epsilon in the model's "
+                "normalisation (e.g. (x - mean) / (std + 1e-6)), or leave those images out")
+        super().__init__(f"{len(rows)} of {n} images (at indices {shown}): {detail}.")
+
+    def reindexed(self, rows: Tensor | int, n: int) -> NonFiniteOutput:
+        """The same error for a caller that ran the attack on part of its batch (``n`` images):
+        ``rows`` maps each image of that part to its index in the batch (or an offset)."""
+        if isinstance(rows, int):
+            return NonFiniteOutput([rows + r for r in self.rows], n, self.what)
+        return NonFiniteOutput([int(rows[r]) for r in self.rows], n, self.what)
+
+
+def finite_rows(t: Tensor) -> Tensor:
+    """(N,) whether every value of each row (image) of ``t`` is finite; no host sync."""
+    return torch.isfinite(t).flatten(1).all(1)
+
+
+def check_finite(logits: Tensor, *, grad_ok: Tensor | None = None,
+                 points: Tensor | None = None) -> None:
+    """Refuse (:class:`NonFiniteOutput`) NaN or ±inf ``logits`` (N, k), and the images whose
+    ``grad_ok`` (N,) is False (their input gradient at the attack's first pass was not finite,
+    :func:`finite_rows`, noted without a sync). One host sync on a GPU: call it on an attack's
+    confirming (or clean) forward only. ``points``: where the logits were taken; where those
+    are not finite themselves (an attack's iterate), the gradient that moved them is named."""
+    ok = finite_rows(logits)
+    if grad_ok is not None:
+        ok = ok & grad_ok
+    if bool(ok.all()):
+        return
+    bad = ~ok
+    what = "logits" if not bool(finite_rows(logits[bad]).all()) else "gradient"
+    if points is not None and not bool(finite_rows(points[bad]).all()):
+        what = "gradient"  # a NaN iterate: a NaN step moved it there
+    raise NonFiniteOutput(bad.nonzero().flatten().tolist(), int(logits.shape[0]), what)
+
+
 def _class_indices(labels: Tensor, n: int, name: str) -> Tensor:
     labels = check_labels(labels, n, name)
     if labels.numel() and int(labels.min()) < 0:
@@ -190,9 +247,13 @@ def linearised_l2_distance(margin: Tensor, grad: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def forward(model: nn.Module, x: Tensor) -> Tensor:
-    """One forward-only pass (no graph)."""
-    return model_logits(model, x)
+def forward(model: nn.Module, x: Tensor, *, confirm: bool = False) -> Tensor:
+    """One forward-only pass (no graph). ``confirm``: an attack's confirming (or clean) pass,
+    whose logits are refused if not finite (:func:`check_finite`, one host sync)."""
+    logits = model_logits(model, x)
+    if confirm:
+        check_finite(logits, points=x)
+    return logits
 
 
 def tqdm_disabled(progress: bool | None) -> bool | None:

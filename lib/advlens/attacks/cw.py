@@ -17,7 +17,7 @@ from advlens.attacks.const_search import (
     penalised,
     penalised_value,
 )
-from advlens.attacks.core import attack_mode, prepare
+from advlens.attacks.core import attack_mode, finite_rows, prepare
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor, check_bool
@@ -55,6 +55,7 @@ class TanhAdam:
         self.offset = x0 - (torch.tanh(self.w0) + 1) / 2
         self.last: tuple[Tensor, Tensor, Tensor, Tensor]  # logits, margin, δ, c of a step
         self.w = self.w0.clone()
+        self.first_grad_finite: Tensor | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -73,6 +74,8 @@ class TanhAdam:
         image = (tw + 1).div_(2).add_(self.offset).clamp_(0.0, 1.0)
         logits, grad_x, margin, delta = penalised(self.model, image, self.x0, self.crit, c,
                                                   self.kappa)
+        if self.first_grad_finite is None:
+            self.first_grad_finite = finite_rows(grad_x)
         self.last = (logits, margin, delta, c)
         grad_w = grad_x.mul_(1 - tw * tw).mul_(0.5)  # chain rule through (tanh(w) + 1)/2
         self.t += 1

@@ -126,6 +126,8 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
                 else:
                     logits, _, grad = logits_and_grad(model, xa, ce)
                     margin = None
+                if i == 0:
+                    best.watch(grad)
                 is_adv = crit.confidently_adversarial(logits, margin)
                 delta = xa - x0
                 size = lp_norms(delta, "l2")

@@ -16,7 +16,7 @@ from advlens.attacks.const_search import (
     penalised,
     penalised_value,
 )
-from advlens.attacks.core import attack_mode, positive_number, prepare
+from advlens.attacks.core import attack_mode, finite_rows, positive_number, prepare
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.norms import lp_norms
 from advlens.attacks.result import AttackResult
@@ -43,6 +43,7 @@ class ElasticNetISTA:
         self.model, self.x0, self.crit = model, x0, crit
         self.lr, self.beta, self.kappa, self.steps, self.fista = lr, beta, kappa, steps, fista
         self.last: tuple[Tensor, Tensor, Tensor, Tensor]  # logits, margin, δ, c of a step
+        self.first_grad_finite: Tensor | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -57,6 +58,8 @@ class ElasticNetISTA:
         point = self.slack
         logits, grad, margin, delta = penalised(self.model, point, self.x0, self.crit, c,
                                                 self.kappa)
+        if self.first_grad_finite is None:
+            self.first_grad_finite = finite_rows(grad)
         self.last = (logits, margin, delta, c)
         lr = self.lr * (1 - k / self.steps) ** 0.5
         new = shrink(point - grad.mul_(lr), self.x0, self.beta)

@@ -277,17 +277,23 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
         left, passes, iterations = steps - forwards, 0, 0
         rows = torch.arange(n, device=x0.device)
         images = (-1, *([1] * (x0.ndim - 1)))  # an (N,) tensor viewed against images
+        first = True  # the first linearisation: its logits and gradients are checked
 
         def linearise(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             """Is z (confidently) adversarial, and the nearest candidate's (acceptance)
             margin and its gradient there; narrows the candidates after the first call."""
-            nonlocal classes, per_iteration
+            nonlocal classes, per_iteration, first
+            checked, first = first, False
             if classes is None:
                 logits, margin, grad = logits_and_grad(model, z,
                                                        lambda out, _x: crit.margin(out))
+                if checked:
+                    best.watch(grad)
                 return (crit.confidently_adversarial(logits, margin),
                         margin + crit.tolerance(logits), grad)
             logits, margins, grads = margins_and_gradients(model, z, y0, classes)
+            if checked:
+                best.watch(grads)
             # the nearest linearised (acceptance) boundary among the candidates
             aim = margins + crit.tolerance(logits)[:, None]
             reach = linearised_reach(aim, grads, norm)

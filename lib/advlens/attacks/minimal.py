@@ -55,12 +55,23 @@ LINF_RESTART_STEPS = 500  # each restart's least length
 DDN_REACH_FACTOR = 10.0
 
 
-def _check_budget(budget: int, least: int) -> None:
+# The smallest budget of each method. FMN, DDN, ALMA and C&W test an iterate at the start of
+# the next step, so one step tests x alone (no correctly classified image was ever fooled): they
+# need 2 steps and the confirming forward (C&W 2 steps for each of its 3 constants); "auto" 2 FMN
+# steps, its stage's forward and the final one.
+AUTO_LEAST_BUDGET = 4
+STEPPED_LEAST_BUDGET = 3
+CW_LEAST_BUDGET = 7
+_TOO_SMALL = "a smaller one cannot fool a correctly classified image"
+
+
+def _check_budget(budget: int, least: int, method: str = "auto", why: str = _TOO_SMALL) -> None:
     if isinstance(budget, bool) or not isinstance(budget, numbers.Integral):
         raise TypeError(f"budget must be an int (forward+backward passes); got {budget!r} "
                         f"({type(budget).__name__}).")
     if budget < least:
-        raise ValueError(f"budget must be >= {least} passes; got {budget}.")
+        raise ValueError(f"budget must be >= {least} passes for method={method!r} ({why}); got "
+                         f"{budget}.")
 
 
 def l2_plan(budget: int) -> list[Stage]:
@@ -96,7 +107,7 @@ def l2_plan(budget: int) -> list[Stage]:
     of at most 2,000 steps, learning rates 0.1, 0.3, 0.03 in turn: ALMA settles too, and other
     rates find other minima) for 90 % of the rest, and the refinement for the last 10 %.
     """
-    _check_budget(budget, 3)
+    _check_budget(budget, AUTO_LEAST_BUDGET)
     if budget < 20:
         return [("fmn", budget - 2)]
     if budget < 400:
@@ -211,7 +222,8 @@ def minimal_l2(model: nn.Module, x: Tensor, y: Tensor, *, method: L2Method = "au
         (nearest of the top 9 classes) with budget − 1 passes; ``"cw"``: C&W-L2 with
         3 constants from c = 1, (budget − 1)//3 Adam steps of lr 0.05 each, no early abort —
         tuned for small budgets, not Su et al.'s protocol (use :func:`advlens.attacks.cw_l2`).
-    budget: forward+backward passes, forward-only passes counted as full ones.
+    budget: forward+backward passes, forward-only passes counted as full ones; at least 4 for
+        ``"auto"``, 7 for ``"cw"``, 3 for the others (a budget of one step tested only x).
     targets: target classes (≠ ``y``) for a targeted attack; untargeted if None.
     progress: tqdm bars (None: on only in a terminal).
 
@@ -224,14 +236,14 @@ def minimal_l2(model: nn.Module, x: Tensor, y: Tensor, *, method: L2Method = "au
     if method == "auto":
         return _portfolio(model, x, y, targets, "l2", l2_plan(budget), _run_l2_stage, progress)
     if method == "cw":
-        _check_budget(budget, 4)
+        _check_budget(budget, CW_LEAST_BUDGET, method)
         return cw_l2(model, x, y, targets=targets, binary_steps=3, initial_const=1.0, lr=0.05,
                      abort_early=False, steps=(budget - 1) // 3, progress=progress)
     if method == "fab":
-        _check_budget(budget, 3)
+        _check_budget(budget, 3, method)
         return fab(model, x, y, norm="l2", steps=budget - 1, targets=targets,
                    progress=progress)
-    _check_budget(budget, 2)
+    _check_budget(budget, STEPPED_LEAST_BUDGET, method)
     fn = {"ddn": ddn, "fmn": fmn, "alma": alma}[method]
     return fn(model, x, y, steps=budget - 1, targets=targets, progress=progress)
 
@@ -272,7 +284,7 @@ def linf_plan(budget: int, targeted: bool = False) -> list[Stage]:
     lost 9 / 6 / 5; FMN 80 % and the refinement with the published estimate lost 9 / 6 / 9,
     by less.
     """
-    _check_budget(budget, 3)
+    _check_budget(budget, AUTO_LEAST_BUDGET)
     if budget < 20:
         return [("fmn", budget - 2)]
     if targeted and budget < 2000:
@@ -349,14 +361,14 @@ def minimal_linf(model: nn.Module, x: Tensor, y: Tensor, *, method: LinfMethod =
         if isinstance(tries, bool) or not isinstance(tries, numbers.Integral) or tries < 1:
             raise ValueError(f"tries must be an int >= 1 (eps-search attacks); got {tries!r}.")
         tries = int(tries)  # (a NumPy integer too)
-        _check_budget(budget, 2 + 2 * tries)
+        _check_budget(budget, 2 + 2 * tries, method, f"2 + 2·tries, tries={tries}")
         return ifgsm_search(model, x, y, steps=(budget - 2) // tries - 1, tries=tries,
                             targets=targets, progress=progress)
     if method == "auto":
         return _portfolio(model, x, y, targets, "linf", linf_plan(budget, targets is not None),
                           _run_linf_stage, progress)
     if method == "fab":
-        _check_budget(budget, 3)
+        _check_budget(budget, 3, method)
         return fab(model, x, y, steps=budget - 1, targets=targets, progress=progress)
-    _check_budget(budget, 2)
+    _check_budget(budget, STEPPED_LEAST_BUDGET, method)
     return fmn(model, x, y, norm="linf", steps=budget - 1, targets=targets, progress=progress)

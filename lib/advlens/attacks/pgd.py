@@ -10,8 +10,11 @@ from tqdm.auto import tqdm
 
 from advlens.attacks.best import BestAdversarial
 from advlens.attacks.core import (
+    NonFiniteOutput,
     attack_mode,
+    check_finite,
     check_positive,
+    finite_rows,
     forward,
     logits_and_grad,
     prepare,
@@ -110,14 +113,22 @@ def run_pgd(model: nn.Module, x0: Tensor, crit: Criterion, *, eps: float | Tenso
     step_t = per_sample(step, n, x0, "step")
     xa = x0 if start is None else start
     earlier = BestAdversarial(x0, norm) if keep_any else None
+    grad_ok = None  # (N,) the first pass's gradient was finite (checked with the last forward)
     for _ in tqdm(range(steps), desc=f"PGD-{norm}", disable=tqdm_disabled(progress),
                   leave=False):
         logits, _, grad = logits_and_grad(model, xa, lambda z, _x: objective(z))
+        if grad_ok is None:
+            grad_ok = finite_rows(grad)
         if earlier is not None:
             earlier.update(xa, crit.confidently_adversarial(logits))
         delta = project_ball(xa + step_t * ascent_direction(grad, norm) - x0, eps, norm)
         xa = (x0 + delta).clamp(0.0, 1.0)
     logits = forward(model, xa)
+    try:  # one host sync: NaN logits here (an all-NaN adversarial read as a success) or a NaN
+        check_finite(logits, grad_ok=grad_ok, points=xa)  # first gradient (L∞: sign 0, unmoved)
+    except NonFiniteOutput:
+        check_finite(forward(model, x0))  # (only here) the logits at x itself, if they are NaN
+        raise
     success = crit.confidently_adversarial(logits) if confident else crit.is_adversarial(logits)
     if earlier is not None:
         use = ~success & earlier.found

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from advlens.attacks.best import BestAdversarial
-from advlens.attacks.core import forward, tqdm_disabled
+from advlens.attacks.core import NonFiniteOutput, forward, tqdm_disabled
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.norms import Norm
 from advlens.attacks.result import AttackResult
@@ -33,7 +33,7 @@ class EpsSearch:
         self.attack, self.cost = attack, cost
         self.passes, self.forwards = 0, 1
         # images misclassified before any perturbation need eps = 0 (one forward-only pass)
-        clean_adv = crit.is_adversarial(forward(model, x))
+        clean_adv = crit.is_adversarial(forward(model, x, confirm=True))
         self.best.update(x, clean_adv, torch.zeros_like(self.lo))
         self.lo[clean_adv] = 0.0
 
@@ -47,7 +47,10 @@ class EpsSearch:
         if idx.numel() == 0:
             return
         e = eps[idx]
-        adv, success = self.attack(self.x[idx], self.crit.subset(idx), e)
+        try:
+            adv, success = self.attack(self.x[idx], self.crit.subset(idx), e)
+        except NonFiniteOutput as error:  # named by their indices in the whole batch
+            raise error.reindexed(idx, self.x.shape[0]) from None
         self.best.update(adv, success, e, index=idx)
         self.lo[idx] = torch.where(success, self.lo[idx], torch.maximum(self.lo[idx], e))
         self.passes += self.cost[0]
@@ -57,8 +60,10 @@ class EpsSearch:
         result = self.best.result(self.model, self.crit, passes=self.passes,
                                   forwards=self.forwards, eps=self.hi.clone())
         # the final whole-batch check may reject an adversarial kept during the search: its eps
-        # must then read "none found" (inf), like its norm
-        result.eps = torch.where(result.success.to(self.hi.device), self.hi,
+        # must then read "none found" (inf), like its norm; an image it finds misclassified at
+        # x itself (none found: its adv is x), though the clean check did not, reads 0
+        hi = torch.where(torch.isinf(self.hi), torch.zeros_like(self.hi), self.hi)
+        result.eps = torch.where(result.success.to(self.hi.device), hi,
                                  torch.full_like(self.hi, float("inf")))
         return result
 

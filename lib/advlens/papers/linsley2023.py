@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from advlens import attacks
 from advlens.alignment import saliency, spearman_alignment
-from advlens.checks import as_tensor, check_images, check_labels, images_for
+from advlens.checks import as_tensor, check_images, check_labels, check_positive_int, images_for
 from advlens.data import ImageSet, twin_cue
 from advlens.features import accuracy, predict
 from advlens.findings import combine, encode_statistics
@@ -64,6 +64,8 @@ def run_attack(model: nn.Module, x: Tensor, y: Tensor, attack: str, *,
         assert result.eps is not None
         tolerance = result.eps
     elif attack == "ddn":
+        # DDN judges each iterate at the next step: one step never judges the one it takes
+        ddn_steps = check_positive_int(ddn_steps, "ddn_steps", least=2)
         result = attacks.minimal_l2(model, x, y, method="ddn", budget=ddn_steps + 1)
         tolerance = result.norms
     else:
