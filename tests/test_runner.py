@@ -331,3 +331,49 @@ def test_the_command_line_resumes_unless_forced(monkeypatch: pytest.MonkeyPatch)
     assert runner.main(["run", "--preset", "smoke", "--only", "00"]) == 0
     assert runner.main(["run", "--preset", "smoke", "--only", "00", "--force"]) == 0
     assert seen == [True, False]
+
+
+def test_a_rerun_reruns_where_the_zoo_weights_a_table_or_the_code_changed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: a zoo cache copied over under the same path, a table deleted since, or the
+    library edited in the same Python session (git_commit is cached per process) kept the
+    notebook with stale results."""
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    counter = tmp_path / "count.txt"
+    write_notebook(folder / "00_a.ipynb",
+                   f"with open({str(counter)!r}, 'a') as f:\n    f.write('r')\n"
+                   "from pathlib import Path\nPath(out_dir).mkdir(parents=True, exist_ok=True)\n"
+                   "(Path(out_dir) / 't.csv').write_text('a\\n1\\n')\n"
+                   "(Path(out_dir) / 't.provenance.json').write_text('{}')\n")
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    (zoo / "m.json").write_text(json.dumps({"sha256": "aaa"}))
+    monkeypatch.setenv("ADVLENS_ZOO", str(zoo))
+    out = tmp_path / "out"
+    commits = iter(["c1", "c1", "c1", "c1", "c2", "c2"])
+    monkeypatch.setattr(runner.provenance, "git_commit", lambda: "c1")
+
+    def go() -> None:
+        runner.run("smoke", out=out, progress=False, notebooks=folder, resume=True)
+
+    go()
+    go()
+    assert counter.read_text() == "r"  # kept
+    (zoo / "m.json").write_text(json.dumps({"sha256": "bbb"}))  # other weights, same folder
+    go()
+    assert counter.read_text() == "rr"
+    (out / "00_a" / "t.csv").unlink()  # a table gone
+    go()
+    assert counter.read_text() == "rrr" and (out / "00_a" / "t.csv").is_file()
+    # the real git_commit is cached per process: run(resume=True) asks again
+    calls = []
+
+    def cached() -> str:
+        calls.append(1)
+        return next(commits)
+
+    cached.cache_clear = lambda: calls.append("cleared")  # type: ignore[attr-defined]
+    monkeypatch.setattr(runner.provenance, "git_commit", cached)
+    go()
+    assert "cleared" in calls

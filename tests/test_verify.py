@@ -764,7 +764,8 @@ def test_a_zoo_of_other_weights_is_named(tmp_path: Path) -> None:
                         {**tables, verify.ZOO_TABLE: zoo(["x1", "y2", "x3"])})
     old = _run_folder(tmp_path / "old", "laptop", {**tables, verify.ZOO_TABLE: zoo([None])})
     assert not any("weights" in n for n in verify.verify(same, ref, tolerances={}).notes)
-    notes = verify.verify(other, ref, tolerances={}).notes
-    assert any("the zoo's weights differ for 1 of 3 models (b;" in n for n in notes)
+    report = verify.verify(other, ref, tolerances={})
+    assert any("the zoo's weights differ for 1 of 3 models (b;" in n for n in report.notes)
+    assert report.strict_ok  # named once in the note, not a changed cell that fails --strict
     notes = verify.verify(ref, old, tolerances={}).notes
     assert any("the reference does not record its zoo's weights" in n for n in notes)

@@ -240,19 +240,42 @@ def _execute_unlocked(path: Path, out_dir: Path, params: dict[str, Any],
     # (a figure per data set of another list, another preset's): removed once it completed
     stale = _remove_stale(out_dir, earlier)
     wall = time.perf_counter() - started
+    outputs = sorted(p.name for p in out_dir.iterdir()
+                     if p.name.endswith((*_OUTPUT_SUFFIXES, _RECORD_SUFFIX)))
     atomic_write_json(out_dir / RUN_RECORD, {**record, "status": "completed", "finished": _now(),
-                                             "wall_time_s": wall,
+                                             "wall_time_s": wall, "outputs": outputs,
                                              **({"removed_stale": stale} if stale else {})})
     return NotebookRun(path.name, executed, out_dir, wall)
 
 
 def _run_inputs() -> dict[str, Any]:
     """What a notebook's results depend on besides its knobs: the code (the commit, with a hash
-    of uncommitted changes to the library and notebooks: :func:`provenance.git_commit`) and the
-    data and cache folders the kernel reads (:data:`PATH_ENV`, made absolute)."""
+    of uncommitted changes to the library and notebooks: :func:`provenance.git_commit`), the
+    installed versions that shape the numbers, the device asked for, the data and cache folders
+    the kernel reads (:data:`PATH_ENV`, made absolute) and which weights the zoo cache holds
+    (:func:`_zoo_fingerprint`: a cache copied over from elsewhere under the same path)."""
     return {"code": provenance.git_commit(),
+            "versions": provenance.package_versions(),
+            "device": os.environ.get("ADVLENS_DEVICE"),
             "environment": {name: os.path.abspath(os.path.expanduser(os.environ[name]))
-                            for name in PATH_ENV if os.environ.get(name)}}
+                            for name in PATH_ENV if os.environ.get(name)},
+            "zoo": _zoo_fingerprint()}
+
+
+def _zoo_fingerprint() -> str:
+    """A hash of the zoo cache's checkpoint hashes (each model's metadata file records its
+    weights' SHA-256): the same folder holding other weights is another input."""
+    import hashlib
+
+    from advlens.zoo.cache import cache_root
+
+    digest = hashlib.sha256()
+    for meta in sorted(cache_root().glob("*.json")):
+        try:
+            digest.update(f"{meta.name}:{read_json(meta).get('sha256')}\n".encode())
+        except (OSError, ValueError, AttributeError):
+            digest.update(f"{meta.name}:unreadable\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def completed_before(path: Path, out_dir: Path, params: Mapping[str, Any]) -> NotebookRun | None:
@@ -264,6 +287,11 @@ def completed_before(path: Path, out_dir: Path, params: Mapping[str, Any]) -> No
     inputs = _run_inputs()
     if (record is None or record.get("status") != provenance.COMPLETED
             or inputs["code"] == "unknown" or not (out_dir / path.name).is_file()):
+        return None
+    # every figure and table the run wrote still there (a deleted one: rerun)
+    outputs = record.get("outputs")
+    if not isinstance(outputs, list) or not all((out_dir / str(name)).is_file()
+                                                for name in outputs):
         return None
     wanted = {"notebook": path.name, "preset": params.get("preset"),
               "params": {k: v for k, v in params.items() if k != "preset"}, **inputs}
@@ -357,6 +385,9 @@ def run(preset: str = "laptop", *, only: Sequence[str] | None = None,
     """
     mine_by_path = _prepare(preset, only, dict(params or {}), notebooks)
     paths = list(mine_by_path)
+    clear = getattr(provenance.git_commit, "cache_clear", None)
+    if resume and clear is not None:  # the code as it is now (cached per process: edited
+        clear()  # since, in a Jupyter session, resume kept notebooks of the code before)
     # absolute: the notebooks run in notebooks/, so a relative out_dir would land there
     out_root = Path(out).resolve() if out is not None else figures_dir()
     try:  # before any notebook runs: a file in the way is the caller's to fix, not a traceback

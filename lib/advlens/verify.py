@@ -36,7 +36,8 @@ from advlens.presets import PRESET_NAMES
 
 TOLERANCE_FILE = Path(__file__).with_name("tolerances.json")
 # columns that measure the machine, not the method: never compared
-IGNORED_COLUMNS = ("wall_s", "*time_s", "wall_time*", "cached", "hash")
+# (weights_sha256: which weights a zoo model had; a retrained zoo is named once, in a note)
+IGNORED_COLUMNS = ("wall_s", "*time_s", "wall_time*", "cached", "hash", "weights_sha256")
 # a number standing on its own, not part of a name: "resnet18", "at0.5" and "seed-1" are labels
 # (a rename is a text change, not a number that moved by 16); "inf" and "nan" as pandas writes
 # them are numbers too (a threshold that became infinite moved, it was not relabelled), and so
@@ -334,7 +335,8 @@ def _zoo_weights(reference: Path, run: Path) -> list[str]:
     return [f"the zoo's weights differ for {len(other)} of {len(shared)} models ("
             f"{', '.join(other[:5])}{', ...' if len(other) > 5 else ''}; {ZOO_TABLE}): the "
             "same config trains other weights on another CPU (see compute), and every number "
-            "resting on them moves; copy the reference's zoo cache to compare like with like"]
+            "resting on them moves; copy the reference's zoo cache (then run with --force) to "
+            "compare like with like"]
 
 
 # knobs whose values a comparison across seeds is meant to differ in

@@ -348,7 +348,9 @@ def minimal_linf(model: nn.Module, x: Tensor, y: Tensor, *, method: LinfMethod =
         steps; ``"fab"``: FAB-L∞ (nearest of the top 9 classes) with budget − 1 passes;
         ``"ifgsm"``: Su et al.'s eps search with ``tries`` tries of
         (budget − 2)//tries − 1 I-FGSM steps each.
-    budget, targets, progress: as for :func:`minimal_l2`.
+    budget: forward+backward passes, forward-only passes counted as full ones; at least 4 for
+        ``"auto"``, 2 + 2·``tries`` for ``"ifgsm"`` (20 at the default), 3 for the others.
+    targets, progress: as for :func:`minimal_l2`.
     tries: eps-search tries of ``"ifgsm"`` (ignored by the other methods).
 
     Returns

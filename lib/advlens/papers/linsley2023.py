@@ -560,9 +560,10 @@ def findings(corr: pd.DataFrame, align_arrows: pd.DataFrame, tol_arrows: pd.Data
        refuted only where so many independent pairs are lower in every attack that a one-sided
        sign test gives p < 0.025 (the level of ``min_sign_pairs``, so at least 6 pairs; with no
        effect the claim is true, yet one of 3 pairs is lower 7 times in 8); fewer lower pairs
-       leave it untested. A pair whose change is undefined
-       (NaN: e.g. a model never broken) makes the claim None unless another pair refutes it;
-       so do fewer pairs of models with a finite change than
+       leave it untested. A pair whose change is undefined (NaN: both models' median
+       tolerance beyond reach, or nothing broken; a change of ±inf, one model beyond reach, is
+       defined) makes the claim None unless another pair refutes it; so do fewer pairs of
+       models with a defined change than
        :func:`advlens.stats.min_sign_pairs` (6): with no effect all of 4 pairs pass 1 time in
        16, whatever their attacks (one pair's rows share its models).
     """
