@@ -377,3 +377,22 @@ def test_a_rerun_reruns_where_the_zoo_weights_a_table_or_the_code_changed(
     monkeypatch.setattr(runner.provenance, "git_commit", cached)
     go()
     assert "cleared" in calls
+
+
+def test_a_notebook_that_adds_models_to_the_zoo_is_kept_on_the_next_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notebook 00 trains models into the zoo: the zoo's fingerprint taken at its start differed
+    from the one a rerun sees, so every rerun after a build ran 00 again."""
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    zoo, counter = tmp_path / "zoo", tmp_path / "count.txt"
+    zoo.mkdir()
+    monkeypatch.setenv("ADVLENS_ZOO", str(zoo))
+    monkeypatch.setattr(runner.provenance, "git_commit", lambda: "c1")
+    write_notebook(folder / "00_a.ipynb",
+                   f"with open({str(counter)!r}, 'a') as f:\n    f.write('r')\n"
+                   f"from pathlib import Path\n(Path({str(zoo)!r}) / 'new.json').write_text("
+                   "'{\"sha256\": \"abc\"}')\n")
+    for _ in range(2):
+        runner.run("smoke", out=tmp_path / "out", progress=False, notebooks=folder, resume=True)
+    assert counter.read_text() == "r"

@@ -212,8 +212,7 @@ def _execute_unlocked(path: Path, out_dir: Path, params: dict[str, Any],
     # run.json says whether the folder holds a finished run: anything but "completed" is an
     # interrupted or failed one (a folder without it is a legacy reference)
     record = {"status": "running", "notebook": path.name, "preset": params.get("preset"),
-              "params": {k: v for k, v in params.items() if k != "preset"},
-              **_run_inputs(), "started": _now()}
+              "params": {k: v for k, v in params.items() if k != "preset"}, "started": _now()}
     atomic_write_json(out_dir / RUN_RECORD, record)
     earlier = _saved_outputs(out_dir)  # an earlier run's outputs, if the folder is reused
     started = time.perf_counter()
@@ -242,7 +241,10 @@ def _execute_unlocked(path: Path, out_dir: Path, params: dict[str, Any],
     wall = time.perf_counter() - started
     outputs = sorted(p.name for p in out_dir.iterdir()
                      if p.name.endswith((*_OUTPUT_SUFFIXES, _RECORD_SUFFIX)))
-    atomic_write_json(out_dir / RUN_RECORD, {**record, "status": "completed", "finished": _now(),
+    # the inputs as the notebook left them: one that trains models into the zoo (00, 01's
+    # latent twins) changes the zoo's fingerprint, and taken at its start the next run reran it
+    atomic_write_json(out_dir / RUN_RECORD, {**record, **_run_inputs(), "status": "completed",
+                                             "finished": _now(),
                                              "wall_time_s": wall, "outputs": outputs,
                                              **({"removed_stale": stale} if stale else {})})
     return NotebookRun(path.name, executed, out_dir, wall)

@@ -19,6 +19,7 @@ import dataclasses
 import fnmatch
 import io
 import itertools
+import json
 import math
 import re
 from collections import Counter
@@ -30,7 +31,14 @@ from typing import Any
 import pandas as pd
 
 from advlens import provenance
-from advlens.io import atomic_write_json, extract_tar, file_lock, read_json, temp_lock_path
+from advlens.io import (
+    atomic_write_json,
+    extract_tar,
+    file_lock,
+    json_text,
+    read_json,
+    temp_lock_path,
+)
 from advlens.paths import figures_dir, repo_root
 from advlens.presets import PRESET_NAMES
 
@@ -298,8 +306,6 @@ def _compute_of(folder: Path) -> dict[str, Any]:
     """Each compute setting over every provenance record under ``folder``: its value where all
     agree, else its distinct values joined (the first record alone hid a notebook run on another
     CPU or thread count)."""
-    from advlens.io import json_text
-
     values: dict[str, dict[str, Any]] = {}
     for record in sorted(folder.rglob("*.provenance.json")):
         for key, value in (provenance.read_figure_record(record).get("compute") or {}).items():
@@ -347,10 +353,6 @@ def _knob_differences(reference: Path, run: Path) -> list[str]:
     """The knobs a notebook in both folders ran at other values (its provenance's
     ``parameters``; ``out_dir`` aside): tables of other knobs are not the same experiment, so a
     number within tolerance says nothing."""
-    import json
-
-    from advlens.io import json_text
-
     ref, new = _parameters_by_notebook(reference), _parameters_by_notebook(run)
     found = []
     for notebook in sorted(set(ref) & set(new)):
