@@ -86,7 +86,8 @@ class ModelConfig:
     horizontal flip), for standard and adversarially trained models.
     ``source`` is ``"trained"`` for models this package trains, or ``"timm"``/
     ``"torchvision"``/``"robustness"`` for published checkpoints named by ``checkpoint`` (the
-    ``paper`` preset).
+    ``paper`` preset). ``regime_params`` must stay empty (no regime reads it; kept so that
+    stored configs load).
     """
 
     arch: str
@@ -139,8 +140,11 @@ class ModelConfig:
                 raise ValueError(f"{name} must be None (every image) or >= 1; got {count} "
                                  "(0 leaves no image; a negative count kept all images but "
                                  f"{-count}).")
-        object.__setattr__(self, "regime_params", tuple(
-            (k, float(v) if _integral(v) else v) for k, v in self.regime_params))
+        if self.regime_params:  # a value only moved the cache key: the same model again
+            raise ValueError(f"regime_params must be empty; got {self.regime_params!r}. No "
+                             "training regime reads it (l2-at takes eps, attack_steps and "
+                             "attack_step_factor; harmonized takes harmonizer_weight); the "
+                             "field is kept so that stored configs still load.")
         known = {**ARCHS, **PAPER_ARCHS}
         if self.arch not in known:
             raise ValueError(f"unknown arch {self.arch!r}; registered: {sorted(known)}.")
