@@ -15,7 +15,7 @@ import torch
 from advlens import compat
 from advlens.checkpoints import UntrustedCheckpointError, load_checkpoint
 from advlens.features import final_linear, representation
-from advlens.zoo import published
+from advlens.zoo import paper, published
 from data_writers import write_png
 from paper_fixtures import (
     write_imagefolder,
@@ -417,6 +417,16 @@ def test_paper_zoo_from_manifest_builds_evaluates_and_caches(
                       robust_eval_n=6)
     assert [e.cached for e in third] == [False] + [True] * 5
     assert third.table()["test_acc"].tolist() == built.table()["test_acc"].tolist()
+    # ... and so are those of the same weights built otherwise (a manifest's kwargs: another
+    # pooling; the config hash does not hold them, and the earlier build's were served)
+    meta = json.loads(meta_path.read_text())
+    assert meta["build"] == paper.build_record(configs[0].arch)
+    meta["build"]["kwargs"] = {"global_pool": "max"}
+    meta_path.write_text(json.dumps(meta))
+    rebuilt = zoo.build("paper", root=tmp_path / "zoo", progress=False, robust_eval_eps=0.5,
+                        robust_eval_n=6)
+    assert [e.cached for e in rebuilt] == [False] + [True] * 5
+    assert json.loads(meta_path.read_text())["build"] == paper.build_record(configs[0].arch)
     # ... and those labelled before a subset of ImageNet's classes kept the 1,000-class indices
     meta = json.loads(meta_path.read_text())
     assert meta["eval_labels"] == "imagenet-1k-wnid-index"
@@ -427,7 +437,6 @@ def test_paper_zoo_from_manifest_builds_evaluates_and_caches(
     assert [e.cached for e in fourth] == [False] + [True] * 5
     # weights replaced by other weights of the same size, their mtime set back, are measured
     # again; the same weights with a new mtime (a copy) are not
-    from advlens.zoo import paper
 
     weights = paper.weights_path(configs[0])
     before, data_bytes = weights.stat(), bytearray(weights.read_bytes())
@@ -453,6 +462,33 @@ def test_paper_zoo_from_manifest_builds_evaluates_and_caches(
                                         robust_eval_eps=0.5, robust_eval_n=6)] == [True] * 6
     robust = built.select(source="robustness", eps=3.0)
     assert len(robust) == 2 and all(e.config.regime == "l2-at" for e in robust)
+
+
+def test_a_named_timm_checkpoint_that_is_missing_is_not_replaced_by_the_hub_weights(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a timm model that names no file of its own (the default '<arch>.pth') falls back
+    to the Hugging Face cache: a fine-tuned or harmonized twin's missing file was silently
+    replaced by the hub's published weights of its arch (review: paper-zoo loaders)."""
+    from advlens.zoo.config import ModelConfig
+
+    hub = tmp_path / "hub" / "model.safetensors"
+    monkeypatch.setattr(paper, "hub_cached", lambda name: hub)
+    monkeypatch.setenv("ADVLENS_CHECKPOINTS", str(tmp_path / "ckpts"))
+    (tmp_path / "ckpts").mkdir()
+    arch = next(a for a, spec in paper.PAPER_ARCHS.items() if spec.source == "timm")
+    common = {"dataset": "imagenet", "epochs": 0, "source": "timm"}
+    for default in (None, f"{arch}.pth"):
+        assert paper.weights_path(ModelConfig(arch, checkpoint=default, **common)) == hub
+    for named in ("plain_finetuned.pth", "harmonized.pth"):
+        config = ModelConfig(arch, checkpoint=named, **common)
+        with pytest.raises(FileNotFoundError, match=named):
+            paper.weights_path(config)
+        with pytest.raises(FileNotFoundError, match=named):
+            paper.require([config])
+    # a file of that name in $ADVLENS_CHECKPOINTS comes first, as before
+    (tmp_path / "ckpts" / "harmonized.pth").write_bytes(b"")
+    assert paper.weights_path(ModelConfig(arch, checkpoint="harmonized.pth", **common)) == (
+        tmp_path / "ckpts" / "harmonized.pth")
 
 
 def test_paper_zoo_fails_early_naming_what_is_missing(
@@ -668,7 +704,6 @@ def _released_salman_names() -> set[str]:
 
 def test_salman_checkpoints_are_named_as_released(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from advlens.zoo import paper
 
     robust = [c for c in paper.published_configs() if c.source == "robustness"]
     names = [c.checkpoint for c in robust]
@@ -699,7 +734,6 @@ TIMM_CFGS = {
 
 
 def test_published_timm_models_carry_their_pretrained_preprocessing() -> None:
-    from advlens.zoo import paper
 
     published = paper.PAPER_ARCHS  # (other tests' manifests register more)
     got = {name: (published[name].interpolation, published[name].crop_pct,
@@ -741,7 +775,6 @@ def _timm_eval(array: np.ndarray, side: int, crop_pct: float, interpolation: str
                                   "mobilenetv2_100.ra_in1k", "resnet50.tv_in1k", "resnet50"])
 def test_eval_data_preprocesses_as_each_model_was_evaluated(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arch: str) -> None:
-    from advlens.zoo import paper
 
     rng = np.random.default_rng(0)
     arrays = {}
@@ -783,7 +816,6 @@ def test_eval_data_preprocesses_as_each_model_was_evaluated(
 
 def test_a_manifest_keeps_a_published_models_preprocessing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from advlens.zoo import paper
 
     for name in ("convmixer_768_32.in1k", "my_vit", "x"):  # undone after the test
         monkeypatch.setitem(paper.PAPER_ARCHS, name, paper.PAPER_ARCHS.get(name))
@@ -810,7 +842,6 @@ def test_a_timm_model_added_by_a_manifest_gets_timms_preprocessing(
     """A timm model not in the published list: its resize filter, crop fraction and side are
     those of timm's stored pretrained config (a 384-px ViT refuses 224-px images)."""
     timm_models = pytest.importorskip("timm.models")
-    from advlens.zoo import paper
 
     monkeypatch.setitem(paper.PAPER_ARCHS, arch, None)  # undone after the test
     manifest = tmp_path / "zoo.json"
@@ -833,7 +864,6 @@ def test_a_timm_model_timm_squashes_is_refused_not_centre_cropped(
     reader resizes the shorter side and centre-crops, other pixels (up to 1.0 apart on a
     500x375 image): refused, naming the way out, unless crop_pct is given."""
     timm_models = pytest.importorskip("timm.models")
-    from advlens.zoo import paper
 
     arch = "convnext_tiny.fb_in22k_ft_in1k_384"
     assert timm_models.get_pretrained_cfg(arch).crop_mode == "squash"
@@ -856,7 +886,6 @@ def test_a_torchvision_model_in_a_manifest_is_evaluated_as_its_weights_transform
     import torchvision.models
     from PIL import Image
 
-    from advlens.zoo import paper
 
     enum, member = weights.split(".")
     found = getattr(getattr(torchvision.models, enum), member)
@@ -908,7 +937,6 @@ def test_a_manifest_refuses_one_arch_evaluated_two_ways(
     """One registration per arch serves all its models: the README's robustness + torchvision
     resnet50 pair shares 256 -> 224, but torchvision's V2 file (232) would re-preprocess the
     Salman model too, so it is refused."""
-    from advlens.zoo import paper
 
     monkeypatch.setitem(paper.PAPER_ARCHS, "resnet50", paper.PAPER_ARCHS["resnet50"])
     robust = {"arch": "resnet50", "source": "robustness", "family": "resnet", "eps": 3.0,
@@ -951,7 +979,6 @@ def test_the_zoo_evaluates_each_published_model_with_its_own_preprocessing(
 
 def test_num_classes_among_the_timm_kwargs_is_the_models(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from advlens.zoo import paper
     from advlens.zoo.config import ModelConfig
 
     monkeypatch.setitem(paper.PAPER_ARCHS, "test_resnet", paper.PAPER_ARCHS["resnet18.tv_in1k"])

@@ -110,21 +110,25 @@ def _published(config: ModelConfig, root: str | Path | None, settings: RobustEva
     folder = _imagenet_folder()
     with cache.model_lock(config, root):
         meta = read_json(paths.meta) if paths.meta.exists() else {}
-        # accuracies measured with another resize or crop (an older release), or on another
-        # ImageNet folder (a trial subset before the full set), are measured again
+        # accuracies measured with another resize or crop (an older release), of the same
+        # weights built otherwise (a manifest's kwargs: another pooling, mean or std; the config
+        # hash does not hold them), or on another ImageNet folder (a trial subset before the
+        # full set), are measured again
         # ... and those labelled before a folder of some ImageNet classes took the models'
         # 1,000-class indices (it numbered its folders 0, 1, ...: EVAL_LABELS)
         preprocessing = paper.eval_kw(config.arch)
+        build = paper.build_record(config.arch)
         stamped = meta.get("weights") or {}
         # (not its path: a copy of $ADVLENS_CHECKPOINTS on a node's local disk is the same
         # weights, and re-measuring 50,000 images per model for it buys nothing)
         cached = (stamped.get("size") == stamp["size"] and meta.get("sha256") == digest
                   and meta.get("eval_preprocessing") == preprocessing
+                  and meta.get("build") == build
                   and meta.get("eval_labels") == EVAL_LABELS
                   and folder in (None, meta.get("eval_folder", folder)))
         if not cached:
             meta = {"name": config.name, "hash": config.hash, "config": config.to_dict(),
-                    "weights": stamp, "eval_preprocessing": preprocessing,
+                    "weights": stamp, "eval_preprocessing": preprocessing, "build": build,
                     "eval_labels": EVAL_LABELS, "eval_folder": folder,
                     "sha256": digest, "train_time_s": None,
                     "n_params": sum(p.numel() for p in model.parameters()), "robust": {},

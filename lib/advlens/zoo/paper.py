@@ -17,6 +17,7 @@ Salman et al. (2020) L2-robust ImageNet zoo saved by ``robustness``.
 
 from __future__ import annotations
 
+import json
 import numbers
 import os
 from dataclasses import dataclass, field
@@ -387,12 +388,17 @@ def hub_cached(name: str) -> Path | None:
 
 
 def weights_path(config: Any) -> Path:
-    """The weights file of a published ``config``: under ``$ADVLENS_CHECKPOINTS``, or for timm
-    models the Hugging Face cache; else a FileNotFoundError naming the file to fetch."""
+    """The weights file of a published ``config``: under ``$ADVLENS_CHECKPOINTS``, or for a timm
+    model that names no file of its own (none, or the default ``<arch>.pth``) the Hugging Face
+    cache; else a FileNotFoundError naming the file to fetch."""
     try:
         return checkpoint_path(config.checkpoint or config.arch)
     except FileNotFoundError:
-        if config.source == "timm" and (cached := hub_cached(config.arch)) is not None:
+        # a named file (a fine-tuned or harmonized twin) is other weights than the hub's: the
+        # hub's published ones in its place would silently be evaluated as that model
+        published = config.checkpoint in (None, config.arch, f"{config.arch}.pth")
+        if (config.source == "timm" and published
+                and (cached := hub_cached(config.arch)) is not None):
             return cached
         raise
 
@@ -413,6 +419,16 @@ def require(configs: list[Any]) -> list[Path]:
 
 
 EVAL_SIZE = 224
+
+
+def build_record(arch: str) -> dict[str, Any]:
+    """How published architecture ``arch`` is built from its weights, as JSON reads it back
+    (tuples as lists): its source, constructor keyword arguments and number of classes. The
+    zoo's cached accuracies of a model hold only for the build they were measured with."""
+    spec = PAPER_ARCHS[arch]
+    return json.loads(json.dumps({"source": spec.source, "kwargs": spec.kwargs,
+                                  "num_classes": spec.num_classes}, sort_keys=True,
+                                 default=repr))
 
 
 def eval_kw(arch: str | None = None, size: int | None = None) -> dict[str, Any]:
