@@ -68,6 +68,26 @@ def test_timm_kwargs_reach_create_model(tmp_path: Path) -> None:
         torch.testing.assert_close(model(x), network(_normalised(x, (0.5,) * 3, (0.5,) * 3)))
 
 
+def test_a_timm_file_that_needs_timms_filter_loads_as_timm_loads_it(tmp_path: Path) -> None:
+    """A ViT file trained at 64 pixels, built at 80: timm's own loading resamples the position
+    embedding (the model's checkpoint filter); ours loaded the file strictly and failed on
+    pos_embed (review: paper-zoo loaders). A head of another class count is not dropped."""
+    import timm
+
+    path, _ = write_timm(tmp_path, "test_vit", img_size=64)
+    model = published.timm_model("test_vit", path, img_size=80)
+    reference = timm.create_model("test_vit", pretrained=True, img_size=80,
+                                  pretrained_cfg_overlay={"file": str(path)}).eval()
+    x = torch.rand(2, 3, 80, 80)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(_normalised(x, (0.5,) * 3, (0.5,) * 3)))
+    assert model.model.pos_embed.shape == reference.pos_embed.shape
+    assert not torch.equal(model.model.pos_embed, timm.create_model(
+        "test_vit", pretrained=False, img_size=80).pos_embed)
+    with pytest.raises(ValueError, match="does not fit"):  # timm's filter would drop the head
+        published.timm_model("test_vit", path, img_size=80, num_classes=7)
+
+
 def test_torchvision_state_dict_with_dataparallel_prefix(tmp_path: Path) -> None:
     path, network = write_torchvision(tmp_path, "shufflenet_v2_x0_5")
     model = published.torchvision_model("shufflenet_v2_x0_5", path)
@@ -179,6 +199,34 @@ def test_torchvision_inception_weights_see_the_input_they_were_trained_on(
     torch.testing.assert_close(seen[0], (x - 0.5) / 0.5, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("side", [32, 48])
+def test_a_torchvision_vit_file_is_built_at_the_side_it_was_trained_at(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, side: int) -> None:
+    """torchvision builds its ViT SWAG end-to-end weights at 384 (518 for vit_h_14), not 224,
+    as its weights' min_size says; such a file failed with a size mismatch of
+    encoder.pos_embedding (review: paper-zoo loaders). The side is read from the file's
+    position embedding; a tiny ViT stands in for vit_b_16's builder."""
+    import torchvision
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    def tiny_vit(name: str, weights: None = None, num_classes: int = 1000,
+                 image_size: int = 224) -> VisionTransformer:
+        assert name == "vit_b_16" and weights is None
+        return VisionTransformer(image_size=image_size, patch_size=16, num_layers=1,
+                                 num_heads=2, hidden_dim=8, mlp_dim=8, num_classes=num_classes)
+
+    torch.manual_seed(0)
+    network = tiny_vit("vit_b_16", image_size=side).eval()
+    path = tmp_path / "vit_b_16_swag-9ac1b537.pth"
+    torch.save(network.state_dict(), path)
+    monkeypatch.setattr(torchvision.models, "get_model", tiny_vit)
+    model = published.torchvision_model("vit_b_16", path)
+    assert model.model.image_size == side
+    x = torch.rand(2, 3, side, side)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), network(_normalised(x, MEAN, STD)))
+
+
 def test_robustness_checkpoint_uses_its_normaliser_and_skips_the_attacker(tmp_path: Path) -> None:
     mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)  # not ImageNet's: must come from the file
     path, network = write_robustness(tmp_path, "shufflenet_v2_x0_5", 3.0, num_classes=10,
@@ -209,28 +257,34 @@ def test_robustness_checkpoint_uses_its_normaliser_and_skips_the_attacker(tmp_pa
         torch.testing.assert_close(one(x), network(_normalised(x, (0.5,) * 3, (0.25,) * 3)))
 
 
-def test_robustness_checkpoint_of_a_wrapped_torchvision_network_loads(tmp_path: Path) -> None:
+@pytest.mark.parametrize("arch", ["shufflenet_v2_x0_5", "alexnet"])
+def test_robustness_checkpoint_of_a_wrapped_torchvision_network_loads(
+        tmp_path: Path, arch: str) -> None:
     """robust-models-transfer trained its densenet, mobilenet, resnext50_32x4d, shufflenet and
     vgg16_bn through robustness's DummyModel (``add_custom_forward=True``), so the released
-    files hold ``module.model.model.*``; written here by robustness's own classes."""
+    files hold ``module.model.model.*``; written here by robustness's own classes. Such a
+    network is torchvision's, also where robustness.imagenet_models has one of that name
+    (alexnet: it was built from robustness's and did not fit; review: paper-zoo loaders)."""
     import torchvision
     from robustness.attacker import AttackerModel
     from robustness.model_utils import DummyModel
 
     torch.manual_seed(0)
-    network = torchvision.models.shufflenet_v2_x0_5(num_classes=10).eval()
+    network = torchvision.models.get_model(arch, num_classes=10).eval()
     stub = compat.DatasetStub(MEAN, STD)
     state = {f"module.{k}": v
              for k, v in AttackerModel(DummyModel(network), stub).state_dict().items()}
-    assert "module.model.model.fc.weight" in state
-    path = tmp_path / "shufflenet_l2_eps3.ckpt"
+    path = tmp_path / f"{arch}_l2_eps3.ckpt"
     torch.save({"model": state, "epoch": 90}, path)
-    model = compat.load_robustness_checkpoint("shufflenet_v2_x0_5", path, num_classes=10)
+    model = compat.load_robustness_checkpoint(arch, path, num_classes=10)
+    assert type(model.model) is type(network)
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model(x), network(_normalised(x, MEAN, STD)))
-    assert final_linear(model)[1] is model.model.fc
-    assert representation(model, x).shape == (2, 1024)
+    if arch == "shufflenet_v2_x0_5":
+        assert "module.model.model.fc.weight" in state
+        assert final_linear(model)[1] is model.model.fc
+        assert representation(model, x).shape == (2, 1024)
 
 
 def test_safe_load_allows_numpy_scalars_and_refuses_other_globals(

@@ -191,9 +191,12 @@ def robustness_invert(model: nn.Module, seeds: Tensor, targets: Tensor, *,
     return torch.cat(inverted)
 
 
-def robustness_architecture(arch: str, num_classes: int = 1000) -> nn.Module:
+def robustness_architecture(arch: str, num_classes: int = 1000, *,
+                            torchvision_first: bool = False) -> nn.Module:
     """An ImageNet architecture as the robustness library defines it, else torchvision's
-    (Salman et al. trained MobileNetV2 and ShuffleNetV2 as torchvision defines them)."""
+    (Salman et al. trained MobileNetV2 and ShuffleNetV2 as torchvision defines them);
+    ``torchvision_first``: torchvision's where both define it (a network robust-models-transfer
+    wrapped in robustness's DummyModel is torchvision's: its alexnet, not robustness's)."""
     import inspect
 
     import torchvision.models
@@ -201,7 +204,8 @@ def robustness_architecture(arch: str, num_classes: int = 1000) -> nn.Module:
 
     from advlens.zoo.paper import SALMAN_RELEASE_NAMES
 
-    for source in (imagenet_models, torchvision.models):  # builders only: not their modules
+    sources = (imagenet_models, torchvision.models)
+    for source in sources[::-1] if torchvision_first else sources:  # builders, not modules
         if inspect.isfunction(build := getattr(source, arch, None)):
             kwargs = {} if source is imagenet_models else {"weights": None}
             return build(num_classes=num_classes, **kwargs)
@@ -255,12 +259,13 @@ def load_robustness_checkpoint(arch: str, path: str | Path, *, num_classes: int 
     if not weights:
         raise ValueError(f"{path} has no 'model.*' weights; is it a robustness checkpoint? "
                          f"First keys: {list(state)[:5]}.")
-    if all(key.startswith("model.") for key in weights):
+    wrapped = all(key.startswith("model.") for key in weights)
+    if wrapped:
         # a torchvision network trained through robustness's DummyModel (robust-models-transfer's
         # add_custom_forward=True: the released densenet, mobilenet, resnext50_32x4d, shufflenet
         # and vgg16_bn files) keeps one more wrapper: model.model.*
         weights = rekeyed(weights, under("model."))
-    network = robustness_architecture(arch, num_classes)
+    network = robustness_architecture(arch, num_classes, torchvision_first=wrapped)
     try:
         network.load_state_dict(weights)
     except RuntimeError as err:

@@ -12,6 +12,7 @@ Hugging Face hub cache; offline, a missing file is reported with the file to fet
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -107,11 +108,34 @@ def timm_model(name: str, path: str | Path | None = None, *, trust: bool | None 
                 f"timm/{name} and save them as '$ADVLENS_CHECKPOINTS/{name}.pth' "
                 f"(or '{base}...safetensors' named as the zoo expects).") from err
     else:
-        network = load_weights(timm.create_model(name, pretrained=False, **kwargs), path,
-                               trust=trust)
+        network = _timm_from_file(name, path, trust, kwargs)
     cfg = getattr(network, "pretrained_cfg", {}) or {}
     return NormalizedClassifier(network, cfg.get("mean", IMAGENET_MEAN),
                                 cfg.get("std", IMAGENET_STD)).eval()
+
+
+def _timm_from_file(name: str, path: str | Path, trust: bool | None,
+                    kwargs: dict[str, Any]) -> nn.Module:
+    """timm model ``name`` with the state dict in ``path``: loaded strictly as it is, or where
+    it does not fit as it is, through the model's own checkpoint filter, as timm loads its
+    pretrained files (e.g. a ViT's position embedding resampled for another ``img_size``; the
+    file read by :func:`advlens.checkpoints.load_checkpoint` either way, the head kept: the
+    filter never drops a classifier of another class count)."""
+    import timm
+
+    state = _state(path, trust)
+    try:
+        return load_weights(timm.create_model(name, pretrained=False, **kwargs), path,
+                            state=state)
+    except ValueError as as_is:
+        overlay: dict[str, Any] = {"state_dict": dict(state)}
+        if "num_classes" in kwargs:  # as the file's: the filter then keeps its head
+            overlay["num_classes"] = kwargs["num_classes"]
+        try:
+            return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay,
+                                     **kwargs)
+        except (RuntimeError, KeyError, ValueError, AssertionError):
+            raise as_is from None
 
 
 # torchvision builds these with transform_input=True whenever it loads published weights (they
@@ -129,6 +153,18 @@ def _densenet_keys(key: str) -> str:
     """``key`` of a torchvision DenseNet file as current torchvision names it."""
     found = DENSENET_LEGACY.match(key)
     return found.group(1) + found.group(2) if found else key
+
+
+def _vit_image_size(state: Mapping[str, Tensor]) -> int | None:
+    """The input side a torchvision ViT state dict was trained at, from its position embedding
+    ((side / patch)² + 1 tokens) and patch size; None where the keys are not there."""
+    positions, patches = state.get("encoder.pos_embedding"), state.get("conv_proj.weight")
+    if positions is None or patches is None or positions.ndim != 3 or patches.ndim != 4:
+        return None
+    per_side = math.isqrt(positions.shape[1] - 1)
+    if per_side * per_side != positions.shape[1] - 1:
+        return None
+    return per_side * patches.shape[-1]
 
 
 def torchvision_model(name: str, path: str | Path, *, trust: bool | None = None,
@@ -151,6 +187,8 @@ def torchvision_model(name: str, path: str | Path, *, trust: bool | None = None,
     if name in TRANSFORM_INPUT:
         kwargs = {"transform_input": True, "init_weights": False,
                   "aux_logits": any(k.startswith(TRANSFORM_INPUT[name]) for k in state)}
+    if name.startswith("vit_") and (side := _vit_image_size(state)) is not None:
+        kwargs["image_size"] = side  # as torchvision builds its SWAG weights: at 384 or 518
     try:
         network = torchvision.models.get_model(name, weights=None, num_classes=num_classes,
                                                **kwargs)
