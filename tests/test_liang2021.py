@@ -86,6 +86,34 @@ def test_evaluate_sources_on_toy_models() -> None:
     assert 0.0 <= twin["transfer_acc"] <= 1.0 and twin["probe_epoch"] >= 1
 
 
+def test_knowledge_transfer_with_the_lbfgs_probe_records_its_fit() -> None:
+    """probe_recipe "lbfgs" (the laptop preset's probe, fitted to convergence): the rows say
+    which weight decay the validation split chose and whether the fit converged; the test
+    accuracy is that head's, recomputed; fine-tuning with it is refused at once."""
+    from advlens import probes
+
+    source = tiny_cnn(seed=1, k=3).eval()
+    x_train, x_test = random_images(120, seed=1), random_images(60, seed=2)
+    with torch.no_grad():
+        y_train, y_test = source(x_train).argmax(1), source(x_test).argmax(1)
+    settings = liang2021.Settings(probe_recipe="lbfgs", probe_epochs=500)
+    train, test = _imageset(x_train, y_train), _imageset(x_test, y_test)
+    row = liang2021.knowledge_transfer(source, train, test, settings, seed=0)
+    assert row["probe_converged"] is True
+    assert row["probe_weight_decay"] in probes.LBFGS_WEIGHT_DECAYS
+    tr, val = probes.train_val_split(train.labels, settings.val_fraction, seed=0)
+    fit = probes.linear_probe(source, x_train[tr], y_train[tr], x_train[val], y_train[val],
+                              num_classes=3, recipe="lbfgs", epochs=500)
+    with torch.no_grad():
+        expected = float((fit.model(x_test).argmax(1) == y_test).double().mean())
+    assert row["transfer_acc"] == pytest.approx(expected)
+    assert row["probe_weight_decay"] == fit.weight_decay
+    assert math.isnan(liang2021.knowledge_transfer(
+        source, train, test, liang2021.Settings(probe_epochs=2), seed=0)["probe_weight_decay"])
+    with pytest.raises(ValueError, match="'lbfgs' fits a linear probe"):
+        liang2021.Settings(probe="finetune", probe_recipe="lbfgs")
+
+
 def test_evaluate_sources_reads_the_reference_direction_their_adv2know_measured() -> None:
     """alpha_direction "reference-to-source" (the published experiment-B α₁: their adv2know.py
     attacks the reference and reads the source) gives, on the same α images, α₁, α₂ and the

@@ -10,7 +10,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from advlens import accel
+from advlens import accel, probes
 from advlens.features import final_linear, representation
 from advlens.probes import fine_tune, linear_probe, replace_head, train_val_split
 from attack_toys import random_images, tiny_cnn
@@ -405,3 +405,65 @@ def test_validation_split_rounds_each_class_share_to_the_nearest_count() -> None
     train, val = train_val_split(y, 0.2, seed=0)
     assert np.bincount(y[val].numpy(), minlength=3).tolist() == [2, 3, 2]
     assert np.bincount(y[train].numpy(), minlength=3).tolist() == [6, 10, 10]
+
+
+def test_lbfgs_probe_is_the_logistic_regression_sklearn_fits_on_the_same_features() -> None:
+    """recipe 'lbfgs' (notebook 04's laptop probe; review: AdamW's 50 epochs left every source
+    short of convergence, by up to 0.28 in accuracy) is the multinomial logistic regression of
+    the standardised features at λ = 1 / (C n): the head on the raw features equals sklearn's
+    folded back, and with weight_decay None the λ of the best validation accuracy is kept."""
+    model = _source()
+    (x, y), (xv, yv) = _task(model, 300, 1), _task(model, 120, 2)
+    f = representation(model, x).double()
+    mean, std = f.mean(0), f.std(0, unbiased=False)
+    z = ((f - mean) / std).numpy()
+    for decay in (1e-1, 1e-3):
+        result = linear_probe(model, x, y, xv, yv, recipe="lbfgs", epochs=2000,
+                              weight_decay=decay)
+        reference = LogisticRegression(C=1 / (decay * len(y)), tol=1e-12,
+                                       max_iter=100_000).fit(z, y.numpy())
+        coef = torch.tensor(reference.coef_)  # on the standardised features
+        bias = torch.tensor(reference.intercept_) - (coef / std) @ mean
+        head = result.model[5]
+        assert result.converged and result.weight_decay == decay
+        # compared on the standardised features (a feature of small spread divides by it)
+        torch.testing.assert_close(head.weight.double() * std, coef, rtol=0,
+                                   atol=1e-3 * float(coef.abs().max()))
+        shift = head.bias.double() - bias  # softmax: the bias up to one constant
+        assert float((shift - shift.mean()).abs().max()) < 1e-3 * float(bias.abs().max() + 1)
+        with torch.no_grad():
+            acc = float((result.model(xv).argmax(1) == yv).double().mean())
+        assert acc == pytest.approx(result.val_acc)
+    chosen = linear_probe(model, x, y, xv, yv, recipe="lbfgs", epochs=2000)
+    accs = [h["val_acc"] for h in chosen.history]
+    assert [h["weight_decay"] for h in chosen.history] == list(probes.LBFGS_WEIGHT_DECAYS)
+    assert chosen.val_acc == max(accs)
+    assert chosen.weight_decay == probes.LBFGS_WEIGHT_DECAYS[accs.index(max(accs))]
+    again = linear_probe(model, x, y, xv, yv, recipe="lbfgs", epochs=2000, seed=5)
+    assert torch.equal(again.model[5].weight, chosen.model[5].weight)  # no seed in the fit
+
+
+def test_lbfgs_probe_warns_when_it_stops_short_and_is_not_for_fine_tuning() -> None:
+    model = _source()
+    (x, y), (xv, yv) = _task(model, 200, 1), _task(model, 50, 2)
+    with pytest.warns(RuntimeWarning, match="did not converge in 2 iterations.*probe_epochs"):
+        result = linear_probe(model, x, y, xv, yv, recipe="lbfgs", epochs=2, weight_decay=1e-4)
+    assert result.converged is False and result.best_epoch <= 2
+    with pytest.raises(ValueError, match="'lbfgs' fits a linear probe"):
+        fine_tune(model, x, y, xv, yv, recipe="lbfgs")
+
+
+def test_labels_that_skip_classes_or_hold_one_class_are_refused() -> None:
+    """Labels {1, 3} built a 4-way head with two classes never seen; a task of one class
+    labelled 2 read validation accuracy 1.0 (review: probes)."""
+    model = _source()
+    x = random_images(8)
+    skipping = torch.tensor([1, 3, 1, 3, 1, 3, 1, 3])
+    with pytest.raises(ValueError, match=r"skip class\(es\) \[0, 2\] of 0..3.*relabel"):
+        linear_probe(model, x, skipping, x, skipping, epochs=1)
+    assert linear_probe(model, x, skipping, x, skipping, num_classes=4,
+                        epochs=1).model[5].out_features == 4  # absent classes, said so
+    one = torch.full((8,), 2)
+    for num_classes in (None, 3):
+        with pytest.raises(ValueError, match=r"holds one class \(\[2\]\)"):
+            linear_probe(model, x, one, x, one, num_classes=num_classes, epochs=1)

@@ -217,6 +217,9 @@ class Settings:
         if self.probe_recipe not in probes.RECIPES:
             raise ValueError(f"probe_recipe must be one of {probes.RECIPES}; got "
                              f"{self.probe_recipe!r}.")
+        if self.probe_recipe == "lbfgs" and self.probe == "finetune":
+            raise ValueError("probe_recipe 'lbfgs' fits a linear probe; probe 'finetune' "
+                             "takes 'adamw' or 'liang'.")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1); got {self.val_fraction}.")
         for name in ("eps", "step_fraction", "probe_lr"):  # 0: no attack, or no probe training
@@ -250,7 +253,8 @@ def model_seed(seed: int, model: str) -> int:
 def knowledge_transfer(source: nn.Module, train: ImageSet, test: ImageSet,
                        settings: Settings, seed: int) -> dict[str, float]:
     """Probe ``source`` on the target task: fit on ``train`` minus a stratified validation split
-    (which picks the epoch), report the accuracy on ``test``."""
+    (which picks the epoch, or with ``probe_recipe`` "lbfgs" the weight decay), report the
+    accuracy on ``test``."""
     tr, val = probes.train_val_split(train.labels, settings.val_fraction, seed=seed)
     fit = probes.fine_tune if settings.probe == "finetune" else probes.linear_probe
     if settings.probe not in ("linear", "finetune"):
@@ -258,8 +262,13 @@ def knowledge_transfer(source: nn.Module, train: ImageSet, test: ImageSet,
     result = fit(source, train.images[tr], train.labels[tr], train.images[val],
                  train.labels[val], num_classes=train.num_classes, epochs=settings.probe_epochs,
                  lr=settings.probe_lr, seed=seed, recipe=settings.probe_recipe)
+    # (recipe "lbfgs": probe_epoch is its L-BFGS iterations, probe_weight_decay the one the
+    # validation split chose, probe_converged whether that fit converged; NaN / None otherwise)
     return {"transfer_acc": accuracy(result.model, test.images, test.labels),
-            "probe_val_acc": result.val_acc, "probe_epoch": result.best_epoch}
+            "probe_val_acc": result.val_acc, "probe_epoch": result.best_epoch,
+            "probe_weight_decay": (math.nan if result.weight_decay is None
+                                   else result.weight_decay),
+            "probe_converged": result.converged}
 
 
 def evaluate_sources(reference: nn.Module, sources: Mapping[str, nn.Module], train: ImageSet,
