@@ -355,3 +355,30 @@ def test_a_config_sent_to_a_worker_is_loaded_never_trained_or_evaluated(
     got = _model_task((_rep_sum, config, (x,), {"scale": 2.0}))
     torch.testing.assert_close(got, _rep_sum(model, x, scale=2.0))
     assert meta.read_text() == before and len(json.loads(before)["robust"]) == 1
+
+
+def _odd_tensor(i: int) -> Any:
+    return {"x": torch.full((3,), float(i), dtype=torch.bfloat16)} if i == 1 else torch.ones(3)
+
+
+def _unpicklable_result(i: int) -> Any:
+    if i == 2:
+        return lambda: None  # a result nothing can send back
+    return i
+
+
+@pytest.mark.slow
+def test_results_dask_cannot_serialise_come_back_and_a_lost_one_keeps_the_others() -> None:
+    """dask sends a tensor through NumPy, which has no bfloat16 (bf16 features; nor CUDA
+    memory): fetching such a result raised a TypeError out of pmap, and every other result was
+    lost (review: parallel). Results now travel as torch.save writes them."""
+    pytest.importorskip("dask.distributed")
+    with local_cluster(2) as client:
+        got = pmap(_odd_tensor, range(3), client=client, progress=False)
+        assert torch.equal(got[0], torch.ones(3)) and torch.equal(got[2], torch.ones(3))
+        assert got[1]["x"].dtype == torch.bfloat16 and torch.equal(got[1]["x"],
+                                                                   _odd_tensor(1)["x"])
+        with pytest.raises(TaskFailures) as failed:
+            pmap(_unpicklable_result, range(4), client=client, retries=0, progress=False)
+    assert failed.value.results[:2] == [0, 1] and failed.value.results[3] == 3
+    assert [f.index for f in failed.value.failures] == [2]

@@ -271,7 +271,14 @@ def _strict(obj: Any) -> Any:
     if obj is None or isinstance(obj, (str, int)):
         return obj
     if isinstance(obj, dict):
-        return {_key(key): _strict(value) for key, value in obj.items()}
+        written: dict[str, Any] = {}
+        for key in obj:  # {1: a, "1": b} kept one of them, silently
+            if (text := _key(key)) in written:
+                raise ValueError(f"keys {written[text]!r} and {key!r} are both written {text!r} "
+                                 "in JSON, so one value would be lost; give the mapping keys "
+                                 "that differ as strings.")
+            written[text] = key
+        return {text: _strict(value) for text, value in zip(written, obj.values(), strict=True)}
     if isinstance(obj, (list, tuple)):
         return [_strict(value) for value in obj]
     if isinstance(obj, (set, frozenset)):

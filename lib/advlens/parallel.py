@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
+import io
 import os
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -105,8 +107,9 @@ def pmap(fn: Callable[[T], R], items: Iterable[T], *, client: Any | None = None,
 
     Returns
     -------
-    The results in input order. Raises :class:`TaskFailures` (with every other result) when
-    tasks still fail after their retries.
+    The results in input order (from a cluster, their tensors on the CPU, any dtype). Raises
+    :class:`TaskFailures` (with every other result) when tasks still fail after their retries
+    or a result cannot be brought back.
     """
     if retries < 0:
         raise ValueError(f"retries must be >= 0; got {retries}.")
@@ -132,18 +135,40 @@ def pmap(fn: Callable[[T], R], items: Iterable[T], *, client: Any | None = None,
         # a client opened here from $ADVLENS_SCHEDULER is closed here: one a call stayed
         # connected to the scheduler (holding its futures) until the process ended
         with contextlib.closing(active) if client is None else contextlib.nullcontext():
-            futures = active.map(fn, items, pure=False, retries=retries)
+            futures = active.map(functools.partial(_packed, fn), items, pure=False,
+                                 retries=retries)
             index = {future.key: i for i, future in enumerate(futures)}
             for future in tqdm(as_completed(futures), total=len(futures), desc=desc,
                                disable=not progress):
                 i = index[future.key]
-                if future.status == "finished":
-                    results[i] = future.result()
-                else:
-                    failures.append(_failure(i, names[i], future.exception()))
+                try:
+                    if future.status != "finished":
+                        raise future.exception()
+                    results[i] = _unpacked(future.result())
+                except Exception as err:  # noqa: BLE001 - reported below, others kept
+                    failures.append(_failure(i, names[i], err))
     if failures:
         raise TaskFailures(results, sorted(failures, key=lambda f: f.index))
     return results
+
+
+def _packed(fn: Callable[[T], R], item: T) -> bytes:
+    """``fn(item)`` as torch.save writes it: dask's own serializer sends a tensor through
+    NumPy, which has no bfloat16 (bf16 features) and no CUDA memory, and its failure to fetch
+    one result lost every other (a TypeError out of pmap)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(fn(item), buffer)
+    return buffer.getvalue()
+
+
+def _unpacked(data: bytes) -> Any:
+    """A result of :func:`_packed`, its tensors on the CPU (a client need not have the
+    worker's GPU). Written by this package's own workers, so read in full."""
+    import torch
+
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
 
 
 def _model_task(task: tuple[Any, Any, tuple, dict]) -> Any:
