@@ -339,6 +339,22 @@ def test_safe_load_reads_numpy_scalars_a_numpy_1_checkpoint_holds(
     assert torch.equal(loaded["model"]["w"], torch.ones(2))
 
 
+def test_weights_of_another_framework_are_named_not_called_corrupt(tmp_path: Path) -> None:
+    """serre-lab's harmonized models are Keras .h5 files: they read 'not a readable torch
+    checkpoint (Unsupported operand 72); download it again' (review: paper-zoo loaders)."""
+    h5 = tmp_path / "vit_harmonized.h5"
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(200))  # HDF5's signature
+    npz = tmp_path / "weights.npz"
+    np.savez(npz, w=np.ones(3), b=np.zeros(2))
+    for path, what in ((h5, "an HDF5 file .*Keras"), (npz, "a NumPy .npz archive")):
+        for trust in (False, True):
+            with pytest.raises(ValueError, match=f"is {what}.*PyTorch weights only"):
+                load_checkpoint(path, trust=trust)
+    state = tmp_path / "state.pth"  # a torch zip file is not taken for an .npz
+    torch.save({"w": torch.ones(2)}, state)
+    assert torch.equal(load_checkpoint(state)["w"], torch.ones(2))
+
+
 def test_a_corrupt_checkpoint_is_unreadable_not_untrusted(tmp_path: Path) -> None:
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     for trust in (False, True):  # trusting a corrupt file does not make it readable

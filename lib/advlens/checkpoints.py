@@ -68,6 +68,14 @@ _PLACEHOLDERS = ((b"version https://git-lfs", "a Git LFS pointer (the weights we
                  (b"<html", "an HTML page (a login or error page saved in its place)"))
 
 
+# weights of other frameworks, which torch cannot read (their load failed as a "corrupt
+# download": "download it again" sent users to fetch the same file)
+_FOREIGN = ((b"\x89HDF\r\n\x1a\n", "an HDF5 file (Keras/TensorFlow weights, e.g. serre-lab's "
+             "harmonized models' .h5)"),)
+_NOT_TORCH = ("advlens reads PyTorch weights only (a torch.save state dict or safetensors): "
+              "convert the model to PyTorch first, or take its PyTorch release")
+
+
 def _refuse_placeholder(path: Path) -> None:
     with path.open("rb") as f:
         raw = f.read(64)
@@ -77,6 +85,22 @@ def _refuse_placeholder(path: Path) -> None:
     for start, what in _PLACEHOLDERS:
         if head.startswith(start):
             raise ValueError(f"{path} is {what}, not a checkpoint.")
+    for start, what in _FOREIGN:
+        if raw.startswith(start):
+            raise ValueError(f"{path} is {what}; {_NOT_TORCH}.")
+    if raw.startswith(b"PK\x03\x04") and _is_npz(path):
+        raise ValueError(f"{path} is a NumPy .npz archive (arrays of another framework's "
+                         f"weights?); {_NOT_TORCH}.")
+
+
+def _is_npz(path: Path) -> bool:
+    """Whether zip file ``path`` holds NumPy arrays and no torch pickle (``data.pkl``)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return bool(names) and all(n.endswith(".npy") for n in names)
 
 
 def _is_safetensors(path: Path) -> bool:
