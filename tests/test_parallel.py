@@ -361,9 +361,16 @@ def _odd_tensor(i: int) -> Any:
     return {"x": torch.full((3,), float(i), dtype=torch.bfloat16)} if i == 1 else torch.ones(3)
 
 
+class _Unsendable:
+    def __reduce__(self) -> Any:
+        raise TypeError("this result cannot be pickled")
+
+
 def _unpicklable_result(i: int) -> Any:
     if i == 2:
-        return lambda: None  # a result nothing can send back
+        return _Unsendable()  # a result nothing can send back
+    if i == 1:
+        return {"i": i, "f": lambda x: x + i}  # torch.save cannot, dask's cloudpickle can
     return i
 
 
@@ -380,5 +387,6 @@ def test_results_dask_cannot_serialise_come_back_and_a_lost_one_keeps_the_others
                                                                    _odd_tensor(1)["x"])
         with pytest.raises(TaskFailures) as failed:
             pmap(_unpicklable_result, range(4), client=client, retries=0, progress=False)
-    assert failed.value.results[:2] == [0, 1] and failed.value.results[3] == 3
+    results = failed.value.results
+    assert results[0] == 0 and results[1]["f"](2) == 3 and results[3] == 3
     assert [f.index for f in failed.value.failures] == [2]

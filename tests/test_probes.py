@@ -446,8 +446,10 @@ def test_lbfgs_probe_is_the_logistic_regression_sklearn_fits_on_the_same_feature
 def test_lbfgs_probe_warns_when_it_stops_short_and_is_not_for_fine_tuning() -> None:
     model = _source()
     (x, y), (xv, yv) = _task(model, 200, 1), _task(model, 50, 2)
-    with pytest.warns(RuntimeWarning, match="did not converge in 2 iterations.*probe_epochs"):
+    with pytest.warns(RuntimeWarning,
+                      match="did not converge in 2 iterations.*probe_epochs") as caught:
         result = linear_probe(model, x, y, xv, yv, recipe="lbfgs", epochs=2, weight_decay=1e-4)
+    assert caught[0].filename == __file__  # the caller's line, not torch's decorator
     assert result.converged is False and result.best_epoch <= 2
     with pytest.raises(ValueError, match="'lbfgs' fits a linear probe"):
         fine_tune(model, x, y, xv, yv, recipe="lbfgs")

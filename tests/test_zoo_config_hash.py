@@ -96,6 +96,8 @@ def test_regime_params_are_refused() -> None:
         ModelConfig(arch="cnn-s", regime="l2-at", eps=1.0, regime_params=(("beta", 6.0),))
     stored = ModelConfig(arch="cnn-s").to_dict()
     assert stored["regime_params"] == [] and ModelConfig.from_dict(stored).regime_params == ()
+    as_list = ModelConfig(arch="cnn-s", regime_params=[])  # (as a knob dict gives it)
+    assert as_list == ModelConfig(arch="cnn-s") and hash(as_list) == hash(ModelConfig("cnn-s"))
 
 
 def test_a_float_field_refuses_a_bool_or_a_string_and_minus_zero_is_zero() -> None:

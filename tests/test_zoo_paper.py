@@ -88,6 +88,26 @@ def test_a_timm_file_that_needs_timms_filter_loads_as_timm_loads_it(tmp_path: Pa
         published.timm_model("test_vit", path, img_size=80, num_classes=7)
 
 
+def test_a_timm_file_that_does_not_fit_is_refused_where_timm_loads_non_strictly(
+        tmp_path: Path) -> None:
+    """timm loads dla (and mobilenetv5) files non-strictly: through its loader a file whose
+    keys fit none of the model's was accepted with a log line, every weight left at its random
+    initialisation (review of this session's diff). Our fallback loads strictly."""
+    import timm
+    from timm.models import _builder
+
+    network = timm.create_model("dla46_c", pretrained=False)
+    path = tmp_path / "dla46_c.pth"
+    torch.save({f"backbone.{k}": v for k, v in network.state_dict().items()}, path)
+    original = _builder.load_pretrained
+    with pytest.raises(ValueError, match="does not fit"):
+        published.timm_model("dla46_c", path)
+    assert _builder.load_pretrained is original  # timm's loader is left as it was
+    torch.save(network.state_dict(), path)
+    model = published.timm_model("dla46_c", path)
+    torch.testing.assert_close(model.model.state_dict(), network.state_dict())
+
+
 def test_torchvision_state_dict_with_dataparallel_prefix(tmp_path: Path) -> None:
     path, network = write_torchvision(tmp_path, "shufflenet_v2_x0_5")
     model = published.torchvision_model("shufflenet_v2_x0_5", path)
@@ -549,6 +569,10 @@ def test_a_named_timm_checkpoint_that_is_missing_is_not_replaced_by_the_hub_weig
     common = {"dataset": "imagenet", "epochs": 0, "source": "timm"}
     for default in (None, f"{arch}.pth"):
         assert paper.weights_path(ModelConfig(arch, checkpoint=default, **common)) == hub
+        # a harmonized or robust model under the default name is not the hub's either
+        for other in ({"regime": "harmonized"}, {"regime": "l2-at", "eps": 3.0}):
+            with pytest.raises(FileNotFoundError):
+                paper.weights_path(ModelConfig(arch, checkpoint=default, **common, **other))
     for named in ("plain_finetuned.pth", "harmonized.pth"):
         config = ModelConfig(arch, checkpoint=named, **common)
         with pytest.raises(FileNotFoundError, match=named):

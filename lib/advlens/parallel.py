@@ -25,6 +25,7 @@ import ctypes
 import functools
 import io
 import os
+import pickle
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -152,23 +153,38 @@ def pmap(fn: Callable[[T], R], items: Iterable[T], *, client: Any | None = None,
     return results
 
 
-def _packed(fn: Callable[[T], R], item: T) -> bytes:
+@dataclass(frozen=True)
+class _Packed:
+    """A task's result on its way back: as torch.save wrote it (``data``), or as it is
+    (``raw``) where torch.save cannot write it (a closure: dask's cloudpickle can)."""
+
+    data: bytes | None
+    raw: Any = None
+
+
+def _packed(fn: Callable[[T], R], item: T) -> _Packed:
     """``fn(item)`` as torch.save writes it: dask's own serializer sends a tensor through
     NumPy, which has no bfloat16 (bf16 features) and no CUDA memory, and its failure to fetch
     one result lost every other (a TypeError out of pmap)."""
     import torch
 
+    result = fn(item)
     buffer = io.BytesIO()
-    torch.save(fn(item), buffer)
-    return buffer.getvalue()
+    try:
+        torch.save(result, buffer)
+    except (pickle.PicklingError, TypeError, AttributeError):  # e.g. a lambda inside it
+        return _Packed(None, result)
+    return _Packed(buffer.getvalue())
 
 
-def _unpacked(data: bytes) -> Any:
+def _unpacked(packed: _Packed) -> Any:
     """A result of :func:`_packed`, its tensors on the CPU (a client need not have the
     worker's GPU). Written by this package's own workers, so read in full."""
     import torch
 
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+    if packed.data is None:
+        return packed.raw
+    return torch.load(io.BytesIO(packed.data), map_location="cpu", weights_only=False)
 
 
 def _model_task(task: tuple[Any, Any, tuple, dict]) -> Any:

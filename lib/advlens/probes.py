@@ -369,12 +369,14 @@ def linear_probe(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tens
     y_train_d, y_val_d = y_train.to(device), y_val.to(device)
     if recipe == "lbfgs":
         decays = LBFGS_WEIGHT_DECAYS if chosen_decay is None else (weight_decay,)
+        # on the CPU: float64 everywhere (MPS has none), and the features are small (n × d)
         weight, bias, val_acc, iterations, history, decay, converged = _lbfgs_head(
-            f_train, y_train_d, f_val, y_val_d, k, max_iter=epochs, weight_decays=decays)
+            f_train.cpu(), y_train.cpu(), f_val.cpu(), y_val.cpu(), k, max_iter=epochs,
+            weight_decays=decays)
         if not converged:
             warnings.warn(f"the L-BFGS probe did not converge in {epochs} iterations (weight "
                           f"decay {decay:g}); give it more (epochs, notebook 04's "
-                          "probe_epochs).", RuntimeWarning, stacklevel=3)
+                          "probe_epochs).", RuntimeWarning, stacklevel=4)  # (_trains: 2)
         with torch.no_grad():
             head.weight.copy_(weight)
             head.bias.copy_(bias)

@@ -145,6 +145,7 @@ class ModelConfig:
                              "training regime reads it (l2-at takes eps, attack_steps and "
                              "attack_step_factor; harmonized takes harmonizer_weight); the "
                              "field is kept so that stored configs still load.")
+        object.__setattr__(self, "regime_params", ())  # [] from a stored config: one model
         known = {**ARCHS, **PAPER_ARCHS}
         if self.arch not in known:
             raise ValueError(f"unknown arch {self.arch!r}; registered: {sorted(known)}.")

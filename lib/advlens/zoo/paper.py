@@ -388,15 +388,16 @@ def hub_cached(name: str) -> Path | None:
 
 
 def weights_path(config: Any) -> Path:
-    """The weights file of a published ``config``: under ``$ADVLENS_CHECKPOINTS``, or for a timm
-    model that names no file of its own (none, or the default ``<arch>.pth``) the Hugging Face
-    cache; else a FileNotFoundError naming the file to fetch."""
+    """The weights file of a published ``config``: under ``$ADVLENS_CHECKPOINTS``, or for a
+    standard timm model that names no file of its own (none, or the default ``<arch>.pth``) the
+    Hugging Face cache; else a FileNotFoundError naming the file to fetch."""
     try:
         return checkpoint_path(config.checkpoint or config.arch)
     except FileNotFoundError:
-        # a named file (a fine-tuned or harmonized twin) is other weights than the hub's: the
-        # hub's published ones in its place would silently be evaluated as that model
-        published = config.checkpoint in (None, config.arch, f"{config.arch}.pth")
+        # a named file, a harmonized or robust model (a fine-tuned twin) is other weights than
+        # the hub's: the hub's published ones in its place would silently be evaluated as it
+        published = (config.checkpoint in (None, config.arch, f"{config.arch}.pth")
+                     and config.regime == "standard" and config.eps == 0)
         if (config.source == "timm" and published
                 and (cached := hub_cached(config.arch)) is not None):
             return cached

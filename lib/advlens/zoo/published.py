@@ -120,8 +120,10 @@ def _timm_from_file(name: str, path: str | Path, trust: bool | None,
     it does not fit as it is, through the model's own checkpoint filter, as timm loads its
     pretrained files (e.g. a ViT's position embedding resampled for another ``img_size``; the
     file read by :func:`advlens.checkpoints.load_checkpoint` either way, the head kept: the
-    filter never drops a classifier of another class count)."""
+    filter never drops a classifier of another class count; loaded strictly, also for archs
+    timm itself loads non-strictly)."""
     import timm
+    from timm.models import _builder
 
     state = _state(path, trust)
     try:
@@ -131,11 +133,21 @@ def _timm_from_file(name: str, path: str | Path, trust: bool | None,
         overlay: dict[str, Any] = {"state_dict": dict(state)}
         if "num_classes" in kwargs:  # as the file's: the filter then keeps its head
             overlay["num_classes"] = kwargs["num_classes"]
+        timm_load = _builder.load_pretrained
+
+        def strictly(*args: Any, **options: Any) -> None:
+            # strict whatever the arch's builder says (dla loads non-strictly: a file missing
+            # every key left the model at its random initialisation, with a log line)
+            timm_load(*args, **{**options, "strict": True})
+
+        _builder.load_pretrained = strictly
         try:
             return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay,
                                      **kwargs)
         except (RuntimeError, KeyError, ValueError, AssertionError):
             raise as_is from None
+        finally:
+            _builder.load_pretrained = timm_load
 
 
 # torchvision builds these with transform_input=True whenever it loads published weights (they
