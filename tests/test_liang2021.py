@@ -941,3 +941,17 @@ def test_the_knobs_the_prose_names_for_their_fgsm_are_a_random_start_and_one_ste
     for text in ((repo_root() / "README.md").read_text(),
                  (notebooks_dir() / "04_transferability.ipynb").read_text()):
         assert "step_fraction" in text and "their FGSM" in text
+
+
+def test_probe_fits_says_how_the_probes_ended() -> None:
+    rows = pd.DataFrame({"probe_weight_decay": [0.01, 0.1, 0.01], "probe_converged": [True] * 3,
+                         "probe_epoch": [20, 31, 18]})
+    assert liang2021.probe_fits(rows) == (
+        "3 of 3 probes (logistic regressions, L-BFGS) converged; weight decays chosen on "
+        "validation: 0.01 × 2, 0.1 × 1")
+    rows["probe_converged"] = [True, False, True]
+    assert liang2021.probe_fits(rows).startswith("2 of 3 probes")
+    by_epochs = rows.assign(probe_weight_decay=math.nan, probe_converged=None)
+    assert liang2021.probe_fits(by_epochs) == (
+        "3 probes trained by epochs; the epoch kept ranged 18-31")
+    assert liang2021.probe_fits(rows.iloc[:0]) == "no probes were fitted"

@@ -344,6 +344,23 @@ def _t_interval(values: np.ndarray, level: float) -> tuple[float, float]:
     return float(values.mean() - half), float(values.mean() + half)
 
 
+def probe_fits(rows: pd.DataFrame) -> str:
+    """One line on the probes behind ``rows`` (:func:`run_all`'s): with recipe "lbfgs" how many
+    fits converged and which weight decays the validation splits chose; else the epochs kept."""
+    if rows.empty:
+        return "no probes were fitted"
+    decays = rows["probe_weight_decay"].to_numpy(float) if "probe_weight_decay" in rows else []
+    if len(decays) and not np.isnan(decays).any():
+        converged = int(rows["probe_converged"].astype(bool).sum())
+        chosen = ", ".join(f"{decay:g} × {count}" for decay, count in
+                           sorted(pd.Series(decays).value_counts().items()))
+        return (f"{converged} of {len(rows)} probes (logistic regressions, L-BFGS) converged; "
+                f"weight decays chosen on validation: {chosen}")
+    epochs = rows["probe_epoch"]
+    return (f"{len(rows)} probes trained by epochs; the epoch kept ranged "
+            f"{int(epochs.min())}-{int(epochs.max())}")
+
+
 def summarize(rows: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
     """Per (experiment, source), in the order of ``rows``: the mean of each metric over seeds
     and a Student-t ``level`` CI clipped to the metric's range (:data:`RANGES`); with 3 seeds
