@@ -178,7 +178,7 @@ RECIPES: tuple[str, ...] = ("adamw", "liang", "lbfgs")
 # the "lbfgs" probe's weight decays λ (of the mean cross-entropy + λ/2·‖W‖², the bias free, on
 # features standardised on the training split), strongest first: a tie on the validation split
 # keeps the stronger; sklearn's LogisticRegression(C) is λ = 1 / (C · n_train)
-LBFGS_WEIGHT_DECAYS: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4)
+LBFGS_WEIGHT_DECAYS: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
 # its convergence: the largest |gradient| of the penalised mean loss at the end
 LBFGS_GRADIENT_TOLERANCE = 1e-5
 # Liang et al.'s transfer.py: SGD(momentum 0.9, weight decay 1e-4), CosineAnnealingLR(T_max =
