@@ -199,7 +199,8 @@ def test_notebook04_passes_equal_the_forwards_of_its_code_path() -> None:
     ref_config = ModelConfig("cnn-s", dataset="twin-cue", variant="both", n_train=16,
                              n_test=10, epochs=1)
     reference = _tiny(4, 0)
-    train = _images(reference, 16, 1, classes=4)
+    images = _images(reference, 16, 1, classes=4)  # (the probe needs two classes or more)
+    train = ImageSet(images.images, torch.arange(16) % 4, None, images.classes, "random")
     test = _images(reference, 10, 2, classes=4)
     sources = {"a": _tiny(10, 3), "b": _tiny(6, 4)}
     counters = {"reference": _counted(reference),
