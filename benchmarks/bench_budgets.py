@@ -1,0 +1,161 @@
+"""How far the laptop preset's fixed budgets are from convergence: notebook 02's attack suite
+(Su et al.: FGSM and I-FGSM searches, C&W-L2, EAD) and notebook 03's searches (Linsley et al.:
+the PGD tolerance search, DDN) at the preset's budgets and at larger ones, on laptop-zoo digits
+models, through the functions the notebooks call.
+
+A headline number that moves with the budget by more than its seed-to-seed tolerance
+(``lib/advlens/tolerances.json``) measures the budget as much as the model; what the papers'
+claims rest on is the order of the models, so the script also prints each budget's ranking.
+
+Run (one thread; a few minutes per part on the default models):
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_budgets.py su
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_budgets.py linsley
+Options: --models cnn-m/std vgg-xs/at1.0 ... (arch/std, arch/harm, arch/at<eps>, "/s<seed>"
+appended for another seed), --n (images), --tag (suffix of the CSV names).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from advlens import attacks, zoo
+from advlens.data import digits
+from advlens.features import accuracy
+from advlens.papers import linsley2023, su2018
+from advlens.presets import PRESETS
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# the preset's budget and larger ones: "×k" multiplies the steps of every iterative attack
+SU_BUDGETS = {
+    "preset": {},
+    "steps ×2": {"cw_steps": 2, "ead_steps": 2, "ifgsm_steps": 2},
+    "steps ×4": {"cw_steps": 4, "ead_steps": 4, "ifgsm_steps": 4},
+    "constants ×2": {"cw_binary_steps": 2, "ead_binary_steps": 2},
+    "both ×3 / ×4": {"cw_binary_steps": 3, "ead_binary_steps": 3, "cw_steps": 4,
+                     "ead_steps": 4, "ifgsm_steps": 4},
+}
+# notebook 03's PGD search: Linsley et al.'s 3 steps of 0.5 (reach 1.5), more steps of that
+# size (more reach), the same reach in smaller steps, a narrower bisection; DDN's steps
+PGD_BUDGETS = {"preset": {}, "steps ×2": {"steps": 6}, "steps ×4": {"steps": 12},
+               "steps ×4, reach 1.5": {"steps": 12, "step_size": 0.125},
+               "width ÷4": {"width_low": 0.0025, "width_high": 0.025}}
+DDN_BUDGETS = {"preset": 1, "steps ×2": 2, "steps ×4": 4}
+SU_MODELS = ["mlp-m/std", "cnn-s/std", "cnn-m/std", "vgg-xs/std", "resnet8-xs/std", "vit-xs/std"]
+LINSLEY_MODELS = ["cnn-m/std", "vgg-xs/std", "cnn-m/at1.0", "vgg-xs/at1.0", "mlp-l/at1.0",
+                  "resnet8-xs/at1.0"]
+
+
+def zoo_models(names: list[str]) -> dict[str, nn.Module]:
+    """Laptop-zoo digits models by "arch/std", "arch/harm" or "arch/at<eps>" (+ "/s<seed>"),
+    built and cached by advlens.zoo if missing, in eval mode."""
+    named = {"std": "standard", "harm": "harmonized"}
+    found = {}
+    for name in names:
+        arch, regime, *rest = name.split("/")
+        seed = int(rest[0].removeprefix("s")) if rest else 0
+        for config in zoo.spec("laptop"):
+            if (config.dataset, config.arch, config.seed) == ("digits", arch, seed) and (
+                    named.get(regime) == config.regime
+                    or (config.regime == "l2-at" and regime == f"at{config.eps}")):
+                found[name] = zoo.load(config, progress=False).model.eval()
+                break
+        else:
+            raise ValueError(f"no laptop-zoo digits model {name!r}")
+    return found
+
+
+def ranking(table: pd.DataFrame, column: str) -> str:
+    """The models from smallest to largest ``column``."""
+    return " < ".join(table.sort_values(column)["model"])
+
+
+def su_part(names: list[str], n: int) -> pd.DataFrame:
+    """Notebook 02's suite (laptop knobs) on ``n`` random digits test images per budget."""
+    knobs = PRESETS["02"]["laptop"]
+    base = {k: knobs[k] for k in ("search_tries", "search_start", "search_loss", "ifgsm_steps",
+                                  "cw_binary_steps", "cw_steps", "cw_lr", "cw_initial_const",
+                                  "ead_binary_steps", "ead_steps", "ead_lr",
+                                  "ead_initial_const", "ead_beta")}
+    models = zoo_models(names)
+    test = digits("test")
+    pick = torch.randperm(len(test.labels), generator=torch.Generator().manual_seed(0))[:n]
+    tables = []
+    for label, factors in SU_BUDGETS.items():
+        settings = su2018.SuiteSettings(**{k: v * factors.get(k, 1) for k, v in base.items()})
+        start = time.perf_counter()
+        table, _ = su2018.attack_suite(models, test.images[pick], test.labels[pick],
+                                       settings=settings,
+                                       generator=torch.Generator().manual_seed(0),
+                                       n_boot=200, keep_adv=False, progress=False)
+        table = table.assign(budget=label, wall_s=time.perf_counter() - start)
+        tables.append(table[["budget", "model", "attack", "distortion", "success_rate",
+                             "wall_s"]])
+        for attack, rows in table.groupby("attack", sort=False):
+            print(f"su {label:>14} {attack:>5}: {ranking(rows, 'distortion')}", flush=True)
+    return pd.concat(tables, ignore_index=True)
+
+
+def linsley_part(names: list[str], n: int) -> pd.DataFrame:
+    """Notebook 03's model table (digits, stroke maps) per search budget."""
+    models = zoo_models(names)
+    data, maps = linsley2023.eval_set("digits")
+    acc = {name: accuracy(m, data.images, data.labels) for name, m in models.items()}
+    ddn_steps = PRESETS["03"]["laptop"]["ddn_steps"]
+    plain = attacks.minimal_eps_pgd
+    tables = []
+    try:
+        for attack, label, change in [*(("pgd", k, v) for k, v in PGD_BUDGETS.items()),
+                                      *(("ddn", k, v) for k, v in DDN_BUDGETS.items())]:
+            kw = {}
+            if attack == "pgd":  # model_table calls attacks.minimal_eps_pgd by name
+                attacks.minimal_eps_pgd = functools.partial(plain, **change)
+            else:
+                kw = {"ddn_steps": ddn_steps * change}
+            start = time.perf_counter()
+            summary, _ = linsley2023.model_table(models, data, maps, accuracy=acc,
+                                                 attacks_=[attack], n_images=n, seed=0,
+                                                 batch_size=256, **kw)
+            attacks.minimal_eps_pgd = plain
+            summary = summary.assign(budget=label, wall_s=time.perf_counter() - start)
+            tables.append(summary[["budget", "attack", "model", "accuracy", "not_broken",
+                                   "tolerance", "tolerance_mean", "alignment", "wall_s"]])
+            print(f"linsley {attack} {label:>18}: {ranking(summary, 'tolerance')}", flush=True)
+    finally:
+        attacks.minimal_eps_pgd = plain
+    return pd.concat(tables, ignore_index=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("part", choices=["su", "linsley"])
+    parser.add_argument("--models", nargs="+", default=None)
+    parser.add_argument("--n", type=int, default=None,
+                        help="images (default: the preset's: 64 for su, 200 for linsley)")
+    parser.add_argument("--tag", default="")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.part == "su":
+        table = su_part(args.models or SU_MODELS, args.n or PRESETS["02"]["laptop"]["n_images"])
+        wide = table.pivot_table(index=["attack", "model"], columns="budget",
+                                 values="distortion", sort=False)
+    else:
+        table = linsley_part(args.models or LINSLEY_MODELS,
+                             args.n or PRESETS["03"]["laptop"]["n_images"])
+        wide = table.pivot_table(index=["attack", "model"], columns="budget",
+                                 values=["tolerance", "not_broken"], sort=False)
+    table.to_csv(RESULTS / f"bench_budgets_{args.part}{args.tag}.csv", index=False)
+    with pd.option_context("display.width", 200):
+        print(wide.round(4).to_string())
+
+
+if __name__ == "__main__":
+    main()
