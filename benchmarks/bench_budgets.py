@@ -8,8 +8,8 @@ A headline number that moves with the budget by more than its seed-to-seed toler
 claims rest on is the order of the models, so the script also prints each budget's ranking.
 
 Run (one thread; a few minutes per part on the default models):
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_budgets.py su
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_budgets.py linsley
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_budgets.py su        # C&W / EAD budgets
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_budgets.py linsley   # ×1, ×2, ×4 steps
 Options: --models cnn-m/std vgg-xs/at1.0 ... (arch/std, arch/harm, arch/at<eps>, "/s<seed>"
 appended for another seed), --n (images), --tag (suffix of the CSV names).
 """
@@ -33,14 +33,15 @@ from advlens.presets import PRESETS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-# the preset's budget and larger ones: "×k" multiplies the steps of every iterative attack
+# C&W-L2 and EAD (constants × steps per constant; I-FGSM steps beside): the laptop preset's
+# budget before the thirty-first session, larger ones, and the preset's budget since
 SU_BUDGETS = {
-    "preset": {},
-    "steps ×2": {"cw_steps": 2, "ead_steps": 2, "ifgsm_steps": 2},
-    "steps ×4": {"cw_steps": 4, "ead_steps": 4, "ifgsm_steps": 4},
-    "constants ×2": {"cw_binary_steps": 2, "ead_binary_steps": 2},
-    "both ×3 / ×4": {"cw_binary_steps": 3, "ead_binary_steps": 3, "cw_steps": 4,
-                     "ead_steps": 4, "ifgsm_steps": 4},
+    "3 × 30 (earlier preset)": {"binary": 3, "steps": 30, "ifgsm": 10},
+    "3 × 60": {"binary": 3, "steps": 60, "ifgsm": 20},
+    "3 × 120": {"binary": 3, "steps": 120, "ifgsm": 40},
+    "6 × 30": {"binary": 6, "steps": 30, "ifgsm": 10},
+    "9 × 120": {"binary": 9, "steps": 120, "ifgsm": 40},
+    "9 × 250 (preset)": {"binary": 9, "steps": 250, "ifgsm": 10},
 }
 # notebook 03's PGD search: Linsley et al.'s 3 steps of 0.5 (reach 1.5), more steps of that
 # size (more reach), the same reach in smaller steps, a narrower bisection; DDN's steps
@@ -73,8 +74,13 @@ def zoo_models(names: list[str]) -> dict[str, nn.Module]:
 
 
 def ranking(table: pd.DataFrame, column: str) -> str:
-    """The models from smallest to largest ``column``."""
-    return " < ".join(table.sort_values(column)["model"])
+    """The models from smallest to largest ``column`` ("=" between ties)."""
+    ordered = table.sort_values([column, "model"])
+    text = ordered["model"].iloc[0]
+    for before, (model, value) in zip(ordered[column], ordered[["model", column]].to_numpy()[1:],
+                                      strict=False):
+        text += (" = " if value == before else " < ") + model
+    return text
 
 
 def su_part(names: list[str], n: int) -> pd.DataFrame:
@@ -88,8 +94,11 @@ def su_part(names: list[str], n: int) -> pd.DataFrame:
     test = digits("test")
     pick = torch.randperm(len(test.labels), generator=torch.Generator().manual_seed(0))[:n]
     tables = []
-    for label, factors in SU_BUDGETS.items():
-        settings = su2018.SuiteSettings(**{k: v * factors.get(k, 1) for k, v in base.items()})
+    for label, budget in SU_BUDGETS.items():
+        settings = su2018.SuiteSettings(**{
+            **base, "cw_binary_steps": budget["binary"], "ead_binary_steps": budget["binary"],
+            "cw_steps": budget["steps"], "ead_steps": budget["steps"],
+            "ifgsm_steps": budget["ifgsm"]})
         start = time.perf_counter()
         table, _ = su2018.attack_suite(models, test.images[pick], test.labels[pick],
                                        settings=settings,

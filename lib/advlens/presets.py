@@ -37,7 +37,7 @@ def _liang_presets() -> dict[str, dict[str, Any]]:
               "step_fraction": 0.1, "probe": "linear",
               # the probe: a logistic regression fitted to convergence, its weight decay
               # chosen on the validation split (probe_epochs: its most L-BFGS iterations;
-              # AdamW's 50 epochs stopped every source short, by up to 0.28 in accuracy)
+              # AdamW's 50 epochs stopped the sources short, by up to 0.29 in a seed's accuracy)
               "probe_lr": 0.01, "probe_recipe": "lbfgs", "b_probe_epochs": None,
               "val_fraction": 0.2,
               "squared_alpha2": False,
@@ -149,9 +149,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # Su et al.'s search and attacks (FGSM / I-FGSM on the raw logit, as their code) with
         # fewer iterations (C&W: Su et al.'s 9 constants, from c = 1, × 250 Adam steps of lr
         # 0.05; EAD: 9 × 250 FISTA steps; I-FGSM: 10 steps: benchmarks/bench_budgets.py measured
-        # the earlier 3 × 30 up to 44 % above 9 × 120, most for the accurate models, and 9 × 250
-        # within 2 % of 9 × 500); targeted transfer as top-1 (top-5 of 10 classes is half the
-        # classes)
+        # the mean distortions of the earlier 3 × 30 up to 80 % above those of 9 × 120, most for
+        # the models of the smallest distortions, and 9 × 250 within 2.4 % of 9 × 500);
+        # targeted transfer as top-1 (top-5 of 10 classes is half the classes)
         "laptop": {"seed": 0, "zoo": "laptop", "dataset": "digits", "data_split": "test",
                    "data_kw": {}, "archs": None,
                    "extra_models": [{"arch": "resnet14", "epochs": 20}], "n_images": 64,
