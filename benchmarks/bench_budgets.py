@@ -19,19 +19,17 @@ from __future__ import annotations
 import argparse
 import functools
 import time
-from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import nn
 
-from advlens import attacks, zoo
+from advlens import attacks
 from advlens.data import digits
 from advlens.features import accuracy
 from advlens.papers import linsley2023, su2018
 from advlens.presets import PRESETS
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from bench_attacks import RESULTS, zoo_model
 
 # C&W-L2 and EAD (constants × steps per constant; I-FGSM steps beside): the laptop preset's
 # budget before the thirty-first session, larger ones, and the preset's budget since
@@ -55,22 +53,8 @@ LINSLEY_MODELS = ["cnn-m/std", "vgg-xs/std", "cnn-m/at1.0", "vgg-xs/at1.0", "mlp
 
 
 def zoo_models(names: list[str]) -> dict[str, nn.Module]:
-    """Laptop-zoo digits models by "arch/std", "arch/harm" or "arch/at<eps>" (+ "/s<seed>"),
-    built and cached by advlens.zoo if missing, in eval mode."""
-    named = {"std": "standard", "harm": "harmonized"}
-    found = {}
-    for name in names:
-        arch, regime, *rest = name.split("/")
-        seed = int(rest[0].removeprefix("s")) if rest else 0
-        for config in zoo.spec("laptop"):
-            if (config.dataset, config.arch, config.seed) == ("digits", arch, seed) and (
-                    named.get(regime) == config.regime
-                    or (config.regime == "l2-at" and regime == f"at{config.eps}")):
-                found[name] = zoo.load(config, progress=False).model.eval()
-                break
-        else:
-            raise ValueError(f"no laptop-zoo digits model {name!r}")
-    return found
+    """Laptop-zoo digits models by name (:func:`bench_attacks.zoo_model`), in eval mode."""
+    return {name: zoo_model(name)[0] for name in names}
 
 
 def ranking(table: pd.DataFrame, column: str) -> str:

@@ -207,10 +207,9 @@ def _recipe(recipe: str, weight_decay: float | None, batch_size: int | None, *, 
     any work (a string or a fraction failed in the loop with an error naming neither)."""
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {RECIPES}; got {recipe!r}.")
-    defaults = LIANG_RECIPE if recipe == "liang" else {"weight_decay": 0.0, "batch_size": 128}
-    if recipe == "lbfgs":  # full batch; None: weight decay chosen on the validation split
-        defaults = {"weight_decay": 0.0 if weight_decay is None else weight_decay,
-                    "batch_size": 1}
+    # (lbfgs: full batch, and its linear_probe chooses a weight decay given as None)
+    defaults = {"adamw": {"weight_decay": 0.0, "batch_size": 128}, "liang": LIANG_RECIPE,
+                "lbfgs": {"weight_decay": 0.0, "batch_size": 1}}[recipe]
     weight_decay = _number(defaults["weight_decay"] if weight_decay is None else weight_decay,
                            "weight_decay")
     if not 0.0 <= weight_decay < math.inf:
@@ -315,8 +314,7 @@ def _lbfgs_head(f_train: Tensor, y_train: Tensor, f_val: Tensor, y_val: Tensor, 
     assert best is not None  # (weight_decays is never empty)
     val_acc, iterations, decay, converged, weight, bias = best
     raw_weight = weight / std  # the head on raw features: W (f - μ)/σ + b = (W/σ) f + b'
-    return (raw_weight, bias - raw_weight @ mean, val_acc, int(iterations), history,
-            float(decay), bool(converged))
+    return raw_weight, bias - raw_weight @ mean, val_acc, iterations, history, decay, converged
 
 
 def _trains(fit: Callable[..., ProbeResult]) -> Callable[..., ProbeResult]:
@@ -366,7 +364,6 @@ def linear_probe(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tens
     _check_output_layer(model, new_model, name, x_val)
     f_train = representation(model, x_train, device=device).to(device, head.weight.dtype)
     f_val = representation(model, x_val, device=device).to(device, head.weight.dtype)
-    y_train_d, y_val_d = y_train.to(device), y_val.to(device)
     if recipe == "lbfgs":
         decays = LBFGS_WEIGHT_DECAYS if chosen_decay is None else (weight_decay,)
         # on the CPU: float64 everywhere (MPS has none), and the features are small (n × d)
@@ -382,6 +379,7 @@ def linear_probe(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tens
             head.bias.copy_(bias)
         new_model.eval()
         return ProbeResult(new_model, val_acc, iterations, history, decay, converged)
+    y_train_d, y_val_d = y_train.to(device), y_val.to(device)
     for p in head.parameters():
         p.requires_grad_(True)
 
