@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-from advlens.presets import PRESET_NAMES
+from advlens.presets import DIGITS_AT_EPOCHS, DIGITS_EPOCHS, PRESET_NAMES
 from advlens.zoo.config import ModelConfig
 from advlens.zoo.paper import paper_configs
 from advlens.zoo.regimes import DIGITS_AT_RADII
@@ -43,21 +43,16 @@ def _smoke() -> list[ModelConfig]:
 
 
 def _laptop() -> list[ModelConfig]:
-    # Standard models and their epochs: enough to converge (clean test accuracy stops
-    # improving) at the least cost; the slow families (ResNet, ConvMixer) get fewer epochs.
-    epochs = {"mlp-xs": 30, "mlp-s": 30, "mlp-m": 30, "mlp-l": 30, "mlp-xl": 30,
-              "cnn-xs": 30, "cnn-s": 30, "cnn-m": 30, "cnn-l": 30, "cnn-xl": 20,
-              "vgg-xs": 20, "vgg-s": 30, "resnet8-xs": 20, "resnet8": 20, "vit-xs": 40,
-              "convmixer-xs": 20}
-    models = [ModelConfig(a, epochs=n) for a, n in epochs.items()]
-    models += [ModelConfig(a, seed=1, epochs=epochs[a])
+    # standard models at their epochs (presets.DIGITS_EPOCHS: measured near their plateau)
+    models = [ModelConfig(a, epochs=n) for a, n in DIGITS_EPOCHS.items()]
+    models += [ModelConfig(a, seed=1, epochs=DIGITS_EPOCHS[a])
                for a in ("mlp-m", "cnn-m", "vgg-xs", "resnet8-xs")]
     # L2 adversarial training (3 PGD steps, random start) at three radii for four families
     robust = ("mlp-l", "cnn-m", "vgg-xs", "resnet8-xs")
-    models += [ModelConfig(a, regime="l2-at", eps=eps, epochs=20, attack_steps=3)
-               for a in robust for eps in DIGITS_AT_RADII]
-    models += [ModelConfig("cnn-m", regime="l2-at", eps=0.5, seed=1, epochs=20,
-                           attack_steps=3)]
+    models += [ModelConfig(a, regime="l2-at", eps=eps, epochs=DIGITS_AT_EPOCHS,
+                           attack_steps=3) for a in robust for eps in DIGITS_AT_RADII]
+    models += [ModelConfig("cnn-m", regime="l2-at", eps=0.5, seed=1,
+                           epochs=DIGITS_AT_EPOCHS, attack_steps=3)]
     # twin-cue: one CNN, trained on each variant (>= 95 % test accuracy on its own variant)
     twin = {"dataset": "twin-cue", "epochs": 7}
     models += [ModelConfig("cnn-s", variant="a-only", seed=s, **twin) for s in (0, 1)]
@@ -70,7 +65,7 @@ def _laptop() -> list[ModelConfig]:
                                  for a in ("vgg-xs", "resnet8-xs")]
     models += plain_both[1:]
     models += [c.replace(**HARMONIZED["twin-cue"]) for c in plain_both]
-    models += [ModelConfig(a, epochs=epochs[a], **HARMONIZED["digits"])
+    models += [ModelConfig(a, epochs=DIGITS_EPOCHS[a], **HARMONIZED["digits"])
                for a in ("mlp-m", "cnn-m", "vgg-xs", "resnet8-xs")]
     return models
 
