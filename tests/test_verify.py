@@ -769,3 +769,33 @@ def test_a_zoo_of_other_weights_is_named(tmp_path: Path) -> None:
     assert report.strict_ok  # named once in the note, not a changed cell that fails --strict
     notes = verify.verify(ref, old, tolerances={}).notes
     assert any("the reference does not record its zoo's weights" in n for n in notes)
+
+
+def test_measure_keep_larger_raises_each_column_to_the_stored_tolerance(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """--keep-larger keeps, per column, the larger of the stored and the measured tolerance
+    (earlier sessions merged them by hand); a column the runs no longer have is dropped, and
+    without --measure the flag is refused."""
+    stored = tmp_path / "tolerances.json"
+    stored.write_text(json.dumps({"laptop": {
+        "01_x/01a.csv": {"cka": 0.5, "row": 0.0, "gone": 3.0},
+        "02_y/t.csv": {"v": 0.25}}}))
+    monkeypatch.setattr(verify, "TOLERANCE_FILE", stored)
+    s0 = _run_folder(tmp_path / "s0", "laptop", _tables([0.7, 0.2, 0.9], [True, False]))
+    s1 = _run_folder(tmp_path / "s1", "laptop", _tables([0.6, 0.2, 0.95], [True, False]))
+    measured = verify.measure_tolerances([s0, s1])
+    assert measured["01_x/01_findings.csv"]["evidence"] == pytest.approx(0.1)
+    assert runner.main(["verify", "--measure", str(s0), str(s1), "--keep-larger"]) == 0
+    assert "the larger of the stored and the measured" in capsys.readouterr().out
+    table = json.loads(stored.read_text())
+    assert table["laptop"]["01_x/01a.csv"] == {"row": 0.0, "cka": 0.5}  # stored 0.5 > 0.1
+    assert table["laptop"]["01_x/01_findings.csv"] == measured["01_x/01_findings.csv"]
+    assert table["laptop"]["02_y/t.csv"] == {"v": 0.25}  # another notebook: kept as stored
+    assert "--keep-larger" in table["_measured_from"]["laptop_01"][-1]
+    # without the flag the measured values replace the stored ones
+    assert runner.main(["verify", "--measure", str(s0), str(s1)]) == 0
+    assert json.loads(stored.read_text())["laptop"]["01_x/01a.csv"]["cka"] == \
+        pytest.approx(0.1)
+    assert runner.main(["verify", "--keep-larger"]) == 1
+    assert "add --measure" in capsys.readouterr().err

@@ -10,6 +10,7 @@ CLI::
 
     python -m advlens verify [RUN_DIR] [--reference DIR|git:REV] [--strict]
     python -m advlens verify --measure RUN_SEED0 RUN_SEED1 [...]   # remeasure their notebooks'
+    python -m advlens verify --measure RUN_SEED0 RUN_SEED1 --keep-larger  # or raise them only
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -624,6 +625,25 @@ def measure_tolerances(runs: Sequence[str | Path]) -> dict[str, dict[str, float]
     return out
 
 
+def keep_larger(stored: Mapping[str, Mapping[str, float]],
+                measured: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """Per column of each measured table, the larger of its stored and measured tolerance.
+
+    Parameters
+    ----------
+    stored: one preset's stored tolerances, ``{"<notebook>/<table>.csv": {column: tol}}``.
+    measured: :func:`measure_tolerances`' result.
+
+    Returns
+    -------
+    ``measured`` with each value raised to the stored one where that is larger; a column or
+    table the runs no longer have is not kept (its table changed: the stored value is stale).
+    """
+    return {name: {column: max(value, float(stored.get(name, {}).get(column, 0.0)))
+                   for column, value in columns.items()}
+            for name, columns in measured.items()}
+
+
 def _round_up(value: float, digits: int = 3) -> float:
     """``value`` rounded *up* to ``digits`` significant digits (a tolerance must cover it)."""
     if value == 0 or math.isinf(value):
@@ -654,11 +674,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--measure", nargs="+", metavar="RUN", default=None,
                         help="measure seed-to-seed tolerances from these runs and store them "
                              "(replacing those of the notebooks the runs hold)")
+    parser.add_argument("--keep-larger", action="store_true",
+                        help="with --measure: store, per column of each measured table, the "
+                             "larger of the stored and the measured tolerance (keeps what "
+                             "earlier runs, e.g. on other machines, measured)")
 
 
 def command(args: argparse.Namespace) -> int:
     """Run ``verify`` (or ``--measure``); exit status 1 when a verdict flipped or could not be
     checked, 2 under ``--strict`` when anything else failed (:attr:`Report.strict_ok`)."""
+    if args.keep_larger and not args.measure:
+        raise ValueError("--keep-larger applies to --measure RUN_A RUN_B; add --measure.")
     if args.measure:
         ran = run_preset(Path(args.measure[0]))
         if args.preset and ran and args.preset != ran:
@@ -683,14 +709,20 @@ def command(args: argparse.Namespace) -> int:
             table = load_tolerances()
             kept = {name: columns for name, columns in table.get(preset, {}).items()
                     if name.split("/")[0] not in notebooks}
+            if args.keep_larger:
+                measured = keep_larger(table.get(preset, {}), measured)
             table[preset] = dict(sorted({**kept, **measured}.items()))
             source = preset if not kept else "_".join([preset, *(n[:2] for n in notebooks)])
-            table.setdefault("_measured_from", {})[source] = [str(r) for r in args.measure]
+            table.setdefault("_measured_from", {})[source] = [str(r) for r in args.measure] + (
+                ["merged per column with the stored tolerance as the larger (--keep-larger)"]
+                if args.keep_larger else [])
             atomic_write_json(TOLERANCE_FILE, {key: value if key.startswith("_")
                                                else _storable(value)
                                                for key, value in table.items()})
         print(f"tolerances for preset {preset!r} of notebooks {', '.join(notebooks)} from "
-              f"{len(args.measure)} runs -> {TOLERANCE_FILE}"
+              f"{len(args.measure)} runs"
+              + (", each the larger of the stored and the measured" if args.keep_larger else "")
+              + f" -> {TOLERANCE_FILE}"
               + (f" ({len(kept)} tables of other notebooks kept)" if kept else "")
               + (f"; {', '.join(alone)} in one run only: not measured, kept" if alone else ""))
         return 0
