@@ -774,13 +774,15 @@ def test_a_zoo_of_other_weights_is_named(tmp_path: Path) -> None:
 def test_measure_keep_larger_raises_each_column_to_the_stored_tolerance(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """--keep-larger keeps, per column, the larger of the stored and the measured tolerance
-    (earlier sessions merged them by hand); a column the runs no longer have is dropped, and
-    without --measure the flag is refused."""
+    """--keep-larger keeps the stored tolerances, each raised to the measured one where that is
+    larger (earlier sessions merged them by hand); a stored value nothing measured stays, the
+    earlier runs stay on record, and without --measure the flag is refused."""
     stored = tmp_path / "tolerances.json"
-    stored.write_text(json.dumps({"laptop": {
-        "01_x/01a.csv": {"cka": 0.5, "row": 0.0, "gone": 3.0},
-        "02_y/t.csv": {"v": 0.25}}}))
+    stored.write_text(json.dumps({
+        "laptop": {"01_x/01a.csv": {"cka": 0.5, "row": 0.0, "gone": 3.0},
+                   "01_x/01_findings.csv": {"evidence": 0.05, "holds": "inf"},
+                   "01_x/old.csv": {"v": 0.2}, "02_y/t.csv": {"v": 0.25}},
+        "_measured_from": {"laptop_01": ["machine A s0", "machine A s1"]}}))
     monkeypatch.setattr(verify, "TOLERANCE_FILE", stored)
     s0 = _run_folder(tmp_path / "s0", "laptop", _tables([0.7, 0.2, 0.9], [True, False]))
     s1 = _run_folder(tmp_path / "s1", "laptop", _tables([0.6, 0.2, 0.95], [True, False]))
@@ -789,13 +791,21 @@ def test_measure_keep_larger_raises_each_column_to_the_stored_tolerance(
     assert runner.main(["verify", "--measure", str(s0), str(s1), "--keep-larger"]) == 0
     assert "the larger of the stored and the measured" in capsys.readouterr().out
     table = json.loads(stored.read_text())
-    assert table["laptop"]["01_x/01a.csv"] == {"row": 0.0, "cka": 0.5}  # stored 0.5 > 0.1
-    assert table["laptop"]["01_x/01_findings.csv"] == measured["01_x/01_findings.csv"]
-    assert table["laptop"]["02_y/t.csv"] == {"v": 0.25}  # another notebook: kept as stored
-    assert "--keep-larger" in table["_measured_from"]["laptop_01"][-1]
-    # without the flag the measured values replace the stored ones
+    # stored 0.5 above the measured 0.1 stays; a column nothing measured stays
+    assert table["laptop"]["01_x/01a.csv"] == {"row": 0.0, "cka": 0.5, "gone": 3.0}
+    findings = table["laptop"]["01_x/01_findings.csv"]
+    assert findings["evidence"] == pytest.approx(0.1)  # measured 0.1 above the stored 0.05
+    assert findings["holds"] == "inf" and findings["finding"] == 0.0
+    assert table["laptop"]["01_x/old.csv"] == {"v": 0.2}  # not in these runs: kept
+    assert table["laptop"]["02_y/t.csv"] == {"v": 0.25}  # another notebook: kept
+    record = table["_measured_from"]["laptop_01"]
+    assert record[:4] == ["machine A s0", "machine A s1", str(s0), str(s1)]
+    assert "--keep-larger" in record[-1]
+    # without the flag the measured values replace the stored ones of that notebook
     assert runner.main(["verify", "--measure", str(s0), str(s1)]) == 0
-    assert json.loads(stored.read_text())["laptop"]["01_x/01a.csv"]["cka"] == \
-        pytest.approx(0.1)
+    replaced = json.loads(stored.read_text())
+    assert replaced["laptop"]["01_x/01a.csv"]["cka"] == pytest.approx(0.1)
+    assert "01_x/old.csv" not in replaced["laptop"]
+    assert replaced["_measured_from"]["laptop_01"] == [str(s0), str(s1)]
     assert runner.main(["verify", "--keep-larger"]) == 1
     assert "add --measure" in capsys.readouterr().err

@@ -135,3 +135,25 @@ def test_zoo_select_table_and_indexing() -> None:
     with pytest.raises(ValueError, match="unique"):
         Zoo([_entry("a", arch="cnn-s"), _entry("a", arch="mlp-s")])
     assert isinstance(zoo.entries[0].model, torch.nn.Module)
+
+
+def test_laptop_digits_epochs_come_from_one_table() -> None:
+    """Every laptop digits model, and notebooks 02's and 04's own digits models, train at the
+    epochs of presets.DIGITS_EPOCHS / DIGITS_AT_EPOCHS (measured by benchmarks/bench_epochs.py;
+    the zoo had stopped far short of them, typed in three places); twin-cue models at 7."""
+    from advlens.presets import DIGITS_AT_EPOCHS, DIGITS_EPOCHS, PRESETS
+
+    for c in spec("laptop"):
+        if c.dataset == "twin-cue":
+            assert c.epochs == 7, c.name
+        elif c.regime == "l2-at":
+            assert c.epochs == DIGITS_AT_EPOCHS, c.name
+        else:
+            assert c.epochs == DIGITS_EPOCHS[c.arch], c.name
+    su = PRESETS["02"]["laptop"]
+    assert [m["epochs"] for m in su["family_models"] if m["tag"] != "e1"] == \
+        [DIGITS_EPOCHS[m["arch"]] for m in su["family_models"] if m["tag"] != "e1"]
+    assert su["extra_models"] == [{"arch": "resnet14", "epochs": DIGITS_EPOCHS["resnet8"]}]
+    liang = PRESETS["04"]["laptop"]
+    assert liang["epochs"] == DIGITS_EPOCHS[liang["arch"]]
+    assert liang["b_archs"] == {a: DIGITS_EPOCHS[a] for a in liang["b_archs"]}

@@ -32,13 +32,15 @@ PRESET_NAMES = ("smoke", "laptop", "paper")
 # L2 adversarially trained: all architectures), read by the zoo spec and by notebooks 02's and
 # 04's own models. 4x the epochs used up to the thirty-first session: benchmarks/bench_epochs.py
 # found models stopped far from their plateau there (cnn-s test accuracy 0.874 -> 0.970 at 4x,
-# resnet8-xs at eps 1 0.844 -> 0.985); at 4x, each of the 20 models also run at 8x (those
-# still improving at 4x) is within 0.010 of its 8x clean test accuracy.
+# resnet8-xs at eps 1 0.844 -> 0.985); at 4x, each of the 20 models also run at 8x is within 4
+# test images (0.0101) of its 8x clean test accuracy. Notebook 04's sources (batch 32, class
+# subsets) take the same table by analogy.
 DIGITS_EPOCHS = {"mlp-xs": 120, "mlp-s": 120, "mlp-m": 120, "mlp-l": 120, "mlp-xl": 120,
                  "cnn-xs": 120, "cnn-s": 120, "cnn-m": 120, "cnn-l": 120, "cnn-xl": 80,
                  "vgg-xs": 80, "vgg-s": 120, "resnet8-xs": 80, "resnet8": 80, "vit-xs": 160,
                  "convmixer-xs": 80}
 DIGITS_AT_EPOCHS = 80
+
 
 def _liang_presets() -> dict[str, dict[str, Any]]:
     """Notebook 04's knobs (Liang et al.): experiments A (class subsets; digits and twin-cue)

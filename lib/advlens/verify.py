@@ -627,7 +627,7 @@ def measure_tolerances(runs: Sequence[str | Path]) -> dict[str, dict[str, float]
 
 def keep_larger(stored: Mapping[str, Mapping[str, float]],
                 measured: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
-    """Per column of each measured table, the larger of its stored and measured tolerance.
+    """The stored tolerances, each raised to the measured one where that is larger.
 
     Parameters
     ----------
@@ -636,12 +636,15 @@ def keep_larger(stored: Mapping[str, Mapping[str, float]],
 
     Returns
     -------
-    ``measured`` with each value raised to the stored one where that is larger; a column or
-    table the runs no longer have is not kept (its table changed: the stored value is stale).
+    Every table and column of either, with the larger of the two values: a stored value the
+    runs did not measure (a table in one run only, or of another shape) stays as it was.
     """
-    return {name: {column: max(value, float(stored.get(name, {}).get(column, 0.0)))
-                   for column, value in columns.items()}
-            for name, columns in measured.items()}
+    merged = {name: dict(columns) for name, columns in stored.items()}
+    for name, columns in measured.items():
+        table = merged.setdefault(name, {})
+        for column, value in columns.items():
+            table[column] = max(value, float(table.get(column, 0.0)))
+    return merged
 
 
 def _round_up(value: float, digits: int = 3) -> float:
@@ -675,9 +678,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="measure seed-to-seed tolerances from these runs and store them "
                              "(replacing those of the notebooks the runs hold)")
     parser.add_argument("--keep-larger", action="store_true",
-                        help="with --measure: store, per column of each measured table, the "
-                             "larger of the stored and the measured tolerance (keeps what "
-                             "earlier runs, e.g. on other machines, measured)")
+                        help="with --measure: keep the stored tolerances, each raised to the "
+                             "measured one where that is larger (keeps what earlier runs, e.g. "
+                             "on other machines, measured)")
 
 
 def command(args: argparse.Namespace) -> int:
@@ -707,15 +710,20 @@ def command(args: argparse.Namespace) -> int:
         # per notebook, side by side) stored tables that the table read before measuring lacked
         with file_lock(_tolerance_lock()):
             table = load_tolerances()
-            kept = {name: columns for name, columns in table.get(preset, {}).items()
+            stored = table.get(preset, {})
+            kept = {name: columns for name, columns in stored.items()
                     if name.split("/")[0] not in notebooks}
             if args.keep_larger:
-                measured = keep_larger(table.get(preset, {}), measured)
+                measured = keep_larger(stored, measured)
+                kept = {**stored, **kept}
             table[preset] = dict(sorted({**kept, **measured}.items()))
             source = preset if not kept else "_".join([preset, *(n[:2] for n in notebooks)])
-            table.setdefault("_measured_from", {})[source] = [str(r) for r in args.measure] + (
-                ["merged per column with the stored tolerance as the larger (--keep-larger)"]
-                if args.keep_larger else [])
+            runs = [str(r) for r in args.measure]
+            record = table.setdefault("_measured_from", {})
+            # kept values came from the earlier runs: their record stays beside the new one
+            record[source] = ([*record.get(source, []), *runs, "merged per column with the "
+                               "stored tolerance as the larger (--keep-larger)"]
+                              if args.keep_larger else runs)
             atomic_write_json(TOLERANCE_FILE, {key: value if key.startswith("_")
                                                else _storable(value)
                                                for key, value in table.items()})
