@@ -769,6 +769,14 @@ def test_a_zoo_of_other_weights_is_named(tmp_path: Path) -> None:
     assert report.strict_ok  # named once in the note, not a changed cell that fails --strict
     notes = verify.verify(ref, old, tolerances={}).notes
     assert any("the reference does not record its zoo's weights" in n for n in notes)
+    # a model trained from another config (its hash differs, e.g. other epochs) is said apart:
+    # no copy of a zoo cache makes it alike
+    other_recipe = zoo(["x1", "y2", "y3"]).assign(hash=["h1", "h2", "h3-other-epochs"])
+    recipe = _run_folder(tmp_path / "recipe", "laptop",
+                         {**tables, verify.ZOO_TABLE: other_recipe})
+    notes = verify.verify(recipe, ref, tolerances={}).notes
+    assert any("differ for 1 of 3 models because their configs differ (c;" in n for n in notes)
+    assert any("differ for 1 of 3 models (b;" in n and "another CPU" in n for n in notes)
 
 
 def test_measure_keep_larger_raises_each_column_to_the_stored_tolerance(

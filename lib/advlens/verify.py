@@ -339,11 +339,30 @@ def _zoo_weights(reference: Path, run: Path) -> list[str]:
     other = [name for name in shared if a[name] != b[name]]
     if not other:
         return []
-    return [f"the zoo's weights differ for {len(other)} of {len(shared)} models ("
-            f"{', '.join(other[:5])}{', ...' if len(other) > 5 else ''}; {ZOO_TABLE}): the "
-            "same config trains other weights on another CPU (see compute), and every number "
-            "resting on them moves; copy the reference's zoo cache (then run with --force) to "
-            "compare like with like"]
+    # a model under another config hash (e.g. other epochs) was trained from another recipe,
+    # not merely on another CPU: said apart, since no zoo cache makes those alike
+    configs = ({} if "hash" not in ref or "hash" not in new else
+               {"a": ref.set_index("name")["hash"].astype(str),
+                "b": new.set_index("name")["hash"].astype(str)})
+    recipe = [n for n in other if configs and configs["a"][n] != configs["b"][n]]
+    same = [n for n in other if n not in recipe]
+
+    def listed(names: list[str]) -> str:
+        return f"{', '.join(names[:5])}{', ...' if len(names) > 5 else ''}"
+
+    notes = []
+    if recipe:
+        notes.append(f"the zoo's weights differ for {len(recipe)} of {len(shared)} models "
+                     f"because their configs differ ({listed(recipe)}; {ZOO_TABLE}: another "
+                     "config hash, e.g. other epochs): every number resting on them moves, "
+                     "beyond what the tolerances, measured on one zoo, cover")
+    if same:
+        notes.append(f"the zoo's weights differ for {len(same)} of {len(shared)} models ("
+                     f"{listed(same)}; {ZOO_TABLE}): the same config trains other weights on "
+                     "another CPU (see compute), and every number resting on them moves; copy "
+                     "the reference's zoo cache (then run with --force) to compare like with "
+                     "like")
+    return notes
 
 
 # knobs whose values a comparison across seeds is meant to differ in
