@@ -733,8 +733,7 @@ def command(args: argparse.Namespace) -> int:
             kept = {name: columns for name, columns in stored.items()
                     if name.split("/")[0] not in notebooks}
             if args.keep_larger:
-                measured = keep_larger(stored, measured)
-                kept = {**stored, **kept}
+                measured = keep_larger(stored, measured)  # the stored tables of these too
             table[preset] = dict(sorted({**kept, **measured}.items()))
             source = preset if not kept else "_".join([preset, *(n[:2] for n in notebooks)])
             runs = [str(r) for r in args.measure]
