@@ -341,10 +341,10 @@ def _zoo_weights(reference: Path, run: Path) -> list[str]:
         return []
     # a model under another config hash (e.g. other epochs) was trained from another recipe,
     # not merely on another CPU: said apart, since no zoo cache makes those alike
-    configs = ({} if "hash" not in ref or "hash" not in new else
-               {"a": ref.set_index("name")["hash"].astype(str),
-                "b": new.set_index("name")["hash"].astype(str)})
-    recipe = [n for n in other if configs and configs["a"][n] != configs["b"][n]]
+    recipe: list[str] = []
+    if "hash" in ref and "hash" in new:
+        hash_a, hash_b = (f.set_index("name")["hash"].astype(str) for f in (ref, new))
+        recipe = [n for n in other if hash_a[n] != hash_b[n]]
     same = [n for n in other if n not in recipe]
 
     def listed(names: list[str]) -> str:
