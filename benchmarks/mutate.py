@@ -71,6 +71,7 @@ TESTS = {
                          "p2_derivative_matches_autograd_and_the_penalty_is_c2",
                          "logit_ratio_is_scale_and_shift_invariant_and_signs_the_margin",
                          "logit_ratio_is_adv_libs_difference_of_logits_ratio",
+                         "alma_follows_adv_libs_alma_step_for_step",
                          "alma_accepts_a_zero_tolerance",
                          "alma_within_budget_truthful_and_deterministic",
                          "alma_on_two_class_models_uses_the_plain_margin"))],
