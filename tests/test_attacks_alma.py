@@ -81,7 +81,14 @@ def test_alma_follows_adv_libs_alma_step_for_step(targeted: bool,
     float32 CNN: the same images fooled and each smallest norm within float rounding, at 100
     and 300 steps (the multiplier, penalty growth, RMSProp and per-image learning-rate decay
     all enter). adv-lib's targeted constraint takes the tolerance with the other sign (see
-    :func:`test_logit_ratio_is_adv_libs_difference_of_logits_ratio`)."""
+    :func:`test_logit_ratio_is_adv_libs_difference_of_logits_ratio`).
+
+    The model (seed 0) and the step counts are chosen where ALMA's path is not chaotic: on most
+    seeds of this architecture a rounding difference grows about tenfold every 5-6 steps, and
+    two correct implementations (ours before and after a change of rounding, adv-lib's) end
+    1 % to 10x apart on some images; here they agree to 2e-6. A change of torch's default
+    initialisation could make it chaotic: compare with the previous ALMA before suspecting a
+    bug."""
     import sys
     import types
     from pathlib import Path
@@ -108,7 +115,7 @@ def test_alma_follows_adv_libs_alma_step_for_step(targeted: bool,
         pred = model(adv).argmax(1)
         fooled = pred == labels if targeted else pred != y
         ours = attacks.alma(model, x, y, steps=steps, **kwargs)
-        assert 10 <= int(fooled.sum()) < len(x)  # some fooled, some not: both sides tested
+        assert 0 < int(fooled.sum()) < len(x)  # some fooled, some not: both sides tested
         assert torch.equal(ours.success, fooled)
         norms = (adv - x).flatten(1).norm(dim=1)
         torch.testing.assert_close(ours.norms[fooled], norms[fooled], rtol=1e-5, atol=0)

@@ -184,7 +184,9 @@ def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
         found = torch.zeros_like(mu_t, dtype=torch.bool)  # adversarial at an earlier step
         # each image's learning rate, and the factor it decays by per step once found (1 before):
         # found at step s, its rate at step i is lr · lr_reduction^((i − s)/(steps − s)), formed
-        # as a running product (ops on the (N,) state cost as much as on images at small batches)
+        # as a running product (ops on the (N,) state cost as much as on images at small
+        # batches); in float32 it drifts from that power by a relative 2e-5 in 1,000 steps (not
+        # float64: MPS has none)
         step_lr, shrink = torch.full_like(mu_t, lr), torch.ones_like(mu_t)
         previous = torch.zeros_like(mu_t)
         rows = (-1, *([1] * (x0.ndim - 1)))  # an (N,) tensor viewed against images
