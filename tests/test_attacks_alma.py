@@ -15,6 +15,19 @@ from advlens.attacks.minimal import l2_plan, linf_plan, linf_refine_step
 from attack_toys import affine_model, centre_images, random_images, tiny_cnn
 
 
+def _adv_lib(module: str, monkeypatch: pytest.MonkeyPatch):
+    """An adv-lib module from .peers (skipped where absent); adv-lib imports ``visdom`` for its
+    optional plots only, so a stub stands in for it."""
+    import sys
+    import types
+    from pathlib import Path
+
+    sys.path.append(str(Path(__file__).resolve().parents[1] / ".peers"))
+    if "visdom" not in sys.modules:
+        monkeypatch.setitem(sys.modules, "visdom", types.ModuleType("visdom"))
+    return pytest.importorskip(module)
+
+
 def test_p2_derivative_matches_autograd_and_the_penalty_is_c2() -> None:
     c = torch.linspace(-3, 3, 601, dtype=torch.float64).requires_grad_(True)
     rho = torch.full_like(c, 1.7)
@@ -55,14 +68,7 @@ def test_logit_ratio_is_adv_libs_difference_of_logits_ratio(targeted: bool,
     (spread z₍₁₎ − (z₍₃₎ + z₍₄₎)/2). adv-lib negates the targeted DLR, tolerance included, so
     its ε pulls a targeted constraint the other way; ours asks for a margin below −tolerance
     either way: the same as adv-lib's with ε = −tolerance there."""
-    import sys
-    import types
-    from pathlib import Path
-
-    sys.path.append(str(Path(__file__).resolve().parents[1] / ".peers"))
-    if "visdom" not in sys.modules:  # adv-lib imports it for its optional plots only
-        monkeypatch.setitem(sys.modules, "visdom", types.ModuleType("visdom"))
-    losses = pytest.importorskip("adv_lib.utils.losses")
+    losses = _adv_lib("adv_lib.utils.losses", monkeypatch)
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(40, 7, generator=g, dtype=torch.float64) * 3
     labels = torch.randint(0, 7, (40,), generator=g)
@@ -89,14 +95,7 @@ def test_alma_follows_adv_libs_alma_step_for_step(targeted: bool,
     1 % to 10x apart on some images; here they agree to 2e-6. A change of torch's default
     initialisation could make it chaotic: compare with the previous ALMA before suspecting a
     bug."""
-    import sys
-    import types
-    from pathlib import Path
-
-    sys.path.append(str(Path(__file__).resolve().parents[1] / ".peers"))
-    if "visdom" not in sys.modules:  # adv-lib imports it for its optional plots only
-        monkeypatch.setitem(sys.modules, "visdom", types.ModuleType("visdom"))
-    theirs = pytest.importorskip("adv_lib.attacks.augmented_lagrangian").alma
+    theirs = _adv_lib("adv_lib.attacks.augmented_lagrangian", monkeypatch).alma
     torch.manual_seed(0)
     model = torch.nn.Sequential(
         torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
