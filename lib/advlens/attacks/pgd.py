@@ -111,6 +111,9 @@ def run_pgd(model: nn.Module, x0: Tensor, crit: Criterion, *, eps: float | Tenso
     objective = crit.loss if loss == "ce" else crit.logit_loss
     n = x0.shape[0]
     step_t = per_sample(step, n, x0, "step")
+    # eps as an (N,) tensor once: a number would be checked and converted at every step's
+    # projection (a dozen small ops and two host syncs a step)
+    eps = per_sample(eps, n, x0, "eps").reshape(n)
     xa = x0 if start is None else start
     earlier = BestAdversarial(x0, norm) if keep_any else None
     grad_ok = None  # (N,) the first pass's gradient was finite (checked with the last forward)
