@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -240,13 +241,18 @@ def _top_masks(a: Tensor, b: Tensor, percentile: float) -> tuple[Tensor, Tensor]
     _same_shape(a, b, "the two sets of heatmaps")
     if not 0 < one_number("percentile", percentile) < 100:  # (a string failed on "<")
         raise ValueError(f"percentile must be in (0, 100); got {percentile}.")
-    # (100 − p)/100 as NumPy's np.percentile(h, 100 − p) forms it: 1 − p/100 rounds otherwise
-    # for 40 whole p (80, 90: 0.09999999999999998), which can move a pixel across the cut
-    q = (100.0 - percentile) / 100.0
 
     def top(h: Tensor) -> Tensor:
-        flat = h.reshape(h.shape[0], -1).double()
-        return flat > torch.quantile(flat, q, dim=1, keepdim=True)
+        # np.percentile in the maps' own precision, as Harmonization's metrics take it on
+        # float32 maps: its float32 interpolation can land on the upper of two adjacent values,
+        # where a float64 cut lies between them (every pixel tied at the upper one then falls
+        # out of the top set). float64 maps keep their precision (Harmonization casts them to
+        # float32, which ties values that differ below its resolution); half precision: float32
+        flat = h.detach().reshape(h.shape[0], -1)
+        flat = (flat if flat.dtype in (torch.float32, torch.float64) else flat.float()).cpu()
+        values = flat.numpy()
+        cut = np.percentile(values, 100 - percentile, axis=1, keepdims=True)
+        return torch.from_numpy(values > cut).to(h.device)
 
     return top(a), top(b)
 

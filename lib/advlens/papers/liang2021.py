@@ -468,7 +468,9 @@ def paper_table(summary: pd.DataFrame, experiment: str = "B-cifar10-stl10") -> p
     which attacks the reference and reads the source (α₁ of T → S), and their FGSM starts from
     a random point of the ball and clips its one step back to it (``transfer.liang_fgsm``, the
     knob ``"fgsm"``, is a plain FGSM from x); by default ours follow the protocol (PGD, S → T).
-    The networks differ too (see :func:`paper_experiments`)."""
+    The networks differ too (see :func:`paper_experiments`): the reference is the knob
+    ``b_reference_arch`` (the preset's ``resnet50-cifar``, the one their cmd.sh trains), where
+    their adv2know.py loads a ResNet-18 (stl10_resnet18.pth)."""
     ours = summary[summary["experiment"] == experiment].set_index("source")
     out = pd.DataFrame({"arch": PAPER_ARCHS,
                         "paper_transfer_acc": [PAPER_B_TRANSFER[a] for a in PAPER_ARCHS],
