@@ -292,6 +292,36 @@ def test_rho_claims_need_the_exact_test_beside_the_ci() -> None:
     assert "shows no clear trend" in line and "p = " in line
 
 
+def test_the_papers_mean_tolerance_is_reported_beside_the_median_without_deciding() -> None:
+    """Linsley et al. correlate accuracy with the *mean* tolerance over the broken images
+    (PROTOCOLS: Spearman 0.70); the claims use the median over every attacked image (a
+    never-broken image counts as beyond reach). Eight models, more accurate ones resisting more
+    often: their median rises with accuracy while the mean over the survivors of the attack
+    falls (it rests on the images that broke). correlations gives both ρ, trend_lines names
+    both, and finding 1 keeps the median's verdict while stating the paper statistic's."""
+    acc = np.linspace(0.5, 0.9, 8)
+    summary = pd.DataFrame({"model": [f"m{i}" for i in range(8)], "attack": "pgd",
+                            "accuracy": acc, "tolerance": acc, "tolerance_mean": 1 - acc,
+                            "alignment": -acc})
+    corr = linsley2023.correlations(summary, n_boot=200)
+    assert list(corr["quantity"]) == ["tolerance", "tolerance_mean", "alignment"]
+    rho = corr.set_index("quantity")["rho"]
+    assert rho["tolerance"] == pytest.approx(1.0) and rho["tolerance_mean"] == pytest.approx(-1.0)
+    lines = linsley2023.trend_lines(corr.assign(dataset="d"))
+    assert "median tolerance rises with accuracy" in lines[0]
+    assert "mean tolerance over the broken images (the paper's) falls with accuracy" in lines[1]
+    none = pd.DataFrame(columns=["plain", "harmonized", "attack", "change"])
+    claim = linsley2023.findings(corr, none, none).iloc[0]
+    assert claim["holds"] is True
+    assert "On the paper's statistic" in claim["evidence"]
+    assert claim["evidence"].endswith("by the same rule it does not hold")
+    stats = decode_statistics(claim["statistics"])
+    assert stats["rho_pgd"] == pytest.approx(1.0) and stats["rho_mean_pgd"] == pytest.approx(-1.0)
+    # a summary without the column (written before it): the two other quantities, as before
+    old = linsley2023.correlations(summary.drop(columns="tolerance_mean"), n_boot=200)
+    assert list(old["quantity"]) == ["tolerance", "alignment"]
+
+
 @pytest.mark.filterwarnings("ignore")  # scipy warns of the constant resamples
 def test_notebook_prose_calls_a_trend_untestable_where_the_findings_do() -> None:
     """Notebook 03 writes the correlation table out in words. Its own loop read a CI above 0 as
@@ -310,10 +340,10 @@ def test_notebook_prose_calls_a_trend_untestable_where_the_findings_do() -> None
     for line, part in zip(lines[::2], rows, strict=True):  # the tolerance rows: finding 1
         holds = linsley2023.findings(part, none, none).loc[0, "holds"]
         assert ("cannot be tested" in line) == (holds is None)
-    assert lines[0].startswith("- **n4, pgd**: tolerance cannot be tested here (ρ = 1.00, "
+    assert lines[0].startswith("- **n4, pgd**: median tolerance cannot be tested here (ρ = 1.00, "
                                "95 % CI [1.00, 1.00], p = 0.083, 4 models; 5 models")
-    assert "tolerance rises with accuracy (ρ = 1.00" in lines[2]
-    assert "tolerance falls with accuracy (ρ = -1.00" in lines[4]
+    assert "median tolerance rises with accuracy (ρ = 1.00" in lines[2]
+    assert "median tolerance falls with accuracy (ρ = -1.00" in lines[4]
     assert all("alignment cannot be tested here (ρ = nan" in line for line in lines[1::2])
     nb = nbformat.read(repo_root() / "notebooks" / "03_adversarial_alignment.ipynb", 4)
     assert any("linsley2023.trend_lines(corr)" in c.source for c in nb.cells)
