@@ -172,6 +172,19 @@ def test_top_k_masks_cut_at_numpys_percentile_for_every_whole_percentile() -> No
         _assert_top_k_is_harmonizations(a, b, percentile)
 
 
+def test_top_k_percentile_of_one_element_is_read_as_its_number() -> None:
+    """A percentile given as a (1,) array or tensor is that number (np.percentile of a (1,)
+    q cut every row against a (1, N, 1) array: masks of shape (1, N, HW), Dice 0)."""
+    rng = np.random.default_rng(2)
+    a, b = (torch.from_numpy(rng.uniform(size=(3, 6, 6)).astype(np.float32)) for _ in range(2))
+    expected = alignment.top_k_dice(a, b, 10.0)
+    for percentile in (np.array([10.0]), torch.tensor([10.0]), np.float64(10.0)):
+        np.testing.assert_array_equal(alignment.top_k_dice(a, b, percentile).numpy(),
+                                      expected.numpy())
+    assert alignment.harmonization_score(a, b, percentile=np.array([10.0]))["dice"] == (
+        pytest.approx(float(expected.mean())))
+
+
 def test_top_k_masks_cut_in_float32_as_harmonization() -> None:
     """Harmonization takes np.percentile of float32 maps in float32: where the two
     order statistics around the cut are adjacent float32 values, its interpolation rounds to

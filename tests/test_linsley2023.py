@@ -317,6 +317,10 @@ def test_the_papers_mean_tolerance_is_reported_beside_the_median_without_decidin
     assert claim["evidence"].endswith("by the same rule it does not hold")
     stats = decode_statistics(claim["statistics"])
     assert stats["rho_pgd"] == pytest.approx(1.0) and stats["rho_mean_pgd"] == pytest.approx(-1.0)
+    # four models: the paper's statistic cannot be tested, and the sentence says so
+    few = summary.iloc[:4]
+    claim = linsley2023.findings(linsley2023.correlations(few, n_boot=50), none, none).iloc[0]
+    assert claim["evidence"].endswith("by the same rule it is not testable")
     # a summary without the column (written before it): the two other quantities, as before
     old = linsley2023.correlations(summary.drop(columns="tolerance_mean"), n_boot=200)
     assert list(old["quantity"]) == ["tolerance", "alignment"]
@@ -657,7 +661,7 @@ def test_findings_say_why_a_correlation_is_undefined() -> None:
     none = pd.DataFrame(columns=["plain", "harmonized", "attack", "change"])
     table = linsley2023.findings(corr, none, none)
     assert table.loc[0, "holds"] is None and table.loc[0, "evidence"] == (
-        "pgd: ρ undefined: accuracy or tolerance is the same for all 5 models")
+        "pgd: ρ undefined: accuracy or median tolerance is the same for all 5 models")
     assert table.loc[1, "holds"] is None and table.loc[1, "evidence"] == (
         "pgd: only 2 models with a finite value (5 needed)")
 
@@ -757,7 +761,7 @@ def test_findings_call_three_tied_models_tied_not_too_few() -> None:
     table = linsley2023.findings(corr, none, none)
     assert table.loc[0, "holds"] is None
     assert table.loc[0, "evidence"] == (
-        "pgd: ρ undefined: accuracy or tolerance is the same for all 3 models")
+        "pgd: ρ undefined: accuracy or median tolerance is the same for all 3 models")
 
 
 def test_cue_reliance_against_the_masks_and_predictions() -> None:

@@ -239,7 +239,8 @@ def logits_and_saliency(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor,
 def _top_masks(a: Tensor, b: Tensor, percentile: float) -> tuple[Tensor, Tensor]:
     a, b = _maps(a, "heatmaps_a"), _maps(b, "heatmaps_b").to(a.device)
     _same_shape(a, b, "the two sets of heatmaps")
-    if not 0 < one_number("percentile", percentile) < 100:  # (a string failed on "<")
+    p = one_number("percentile", percentile)  # (a string failed on "<"; a (1,) array cut
+    if not 0 < p < 100:                         # per row of a (1, N, 1) mask)
         raise ValueError(f"percentile must be in (0, 100); got {percentile}.")
 
     def top(h: Tensor) -> Tensor:
@@ -251,7 +252,7 @@ def _top_masks(a: Tensor, b: Tensor, percentile: float) -> tuple[Tensor, Tensor]
         flat = h.detach().reshape(h.shape[0], -1)
         flat = (flat if flat.dtype in (torch.float32, torch.float64) else flat.float()).cpu()
         values = flat.numpy()
-        cut = np.percentile(values, 100 - percentile, axis=1, keepdims=True)
+        cut = np.percentile(values, 100 - p, axis=1, keepdims=True)
         return torch.from_numpy(values > cut).to(h.device)
 
     return top(a), top(b)

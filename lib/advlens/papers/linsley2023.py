@@ -403,7 +403,8 @@ def _rho_claim(corr: pd.DataFrame, quantity: str, sign: int) -> tuple[bool | Non
            ", too many ties to test: no ordering of these values is significant)"
            if _too_few(r) else ")")
         if np.isfinite(r.rho) else  # with >= 3 finite pairs ρ is NaN only for constant values
-        f"{r.attack}: " + (f"ρ undefined: accuracy or {quantity} is the same for all "
+        f"{r.attack}: " + (f"ρ undefined: accuracy or {QUANTITY_NAMES.get(quantity, quantity)}"
+                           f" is the same for all "
                            f"{r.n_models} models" if r.n_models >= 3 else
                            f"only {r.n_models} models with a finite value ({needed} needed)")
         for r in part.itertuples())
@@ -589,7 +590,8 @@ def findings(corr: pd.DataFrame, align_arrows: pd.DataFrame, tol_arrows: pd.Data
         paper = corr[corr["quantity"] == "tolerance_mean"]
         if quantity == "tolerance" and not paper.empty:
             paper_holds, paper_text = _rho_claim(corr, "tolerance_mean", +1)
-            verdict = {True: "holds", False: "does not hold", None: "not testable"}[paper_holds]
+            verdict = {True: "holds", False: "does not hold",
+                       None: "is not testable"}[paper_holds]
             text += (f". On the paper's statistic, the mean tolerance over the broken images "
                      f"(not the verdict's): {paper_text}; by the same rule it {verdict}")
             stats |= {f"rho_mean_{r.attack}": r.rho for r in paper.itertuples()}
