@@ -260,7 +260,9 @@ def _top_masks(a: Tensor, b: Tensor, percentile: float) -> tuple[Tensor, Tensor]
 
 def top_k_dice(heatmaps_a: Tensor, heatmaps_b: Tensor, percentile: float = 10.0) -> Tensor:
     """Per-image Sørensen–Dice of the top ``percentile`` % pixels of each map (strictly above
-    the (100 − percentile)-th percentile, linear interpolation), as Harmonization's ``dice``."""
+    the (100 − percentile)-th percentile, linear interpolation), as Harmonization's ``dice``
+    on float32 maps; float64 maps keep their precision (Harmonization casts them to float32,
+    which ties values that differ below its resolution)."""
     ta, tb = _top_masks(heatmaps_a, heatmaps_b, percentile)
     inter = (ta & tb).sum(1).double()
     return 2.0 * inter / (ta.sum(1) + tb.sum(1) + 1e-9)
