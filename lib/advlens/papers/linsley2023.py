@@ -582,14 +582,15 @@ def findings(corr: pd.DataFrame, align_arrows: pd.DataFrame, tol_arrows: pd.Data
        16, whatever their attacks (one pair's rows share its models).
     """
     rows = []
+    paper = corr[corr["quantity"] == "tolerance_mean"]  # finding 1's clause on the paper's
     for key, quantity, name in (("1", "tolerance", "tolerance grows with accuracy"),
                                 ("2", "alignment", "alignment falls with accuracy")):
         holds, text = _rho_claim(corr, quantity, CLAIM_SIGNS[quantity])
         part = corr[corr["quantity"] == quantity]
         stats = {f"rho_{r.attack}": r.rho for r in part.itertuples()}
-        paper = corr[corr["quantity"] == "tolerance_mean"]
         if quantity == "tolerance" and not paper.empty:
-            paper_holds, paper_text = _rho_claim(corr, "tolerance_mean", +1)
+            paper_holds, paper_text = _rho_claim(corr, "tolerance_mean",
+                                                 CLAIM_SIGNS["tolerance_mean"])
             verdict = {True: "holds", False: "does not hold",
                        None: "is not testable"}[paper_holds]
             text += (f". On the paper's statistic, the mean tolerance over the broken images "
