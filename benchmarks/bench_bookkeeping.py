@@ -1,14 +1,18 @@
-"""Attack throughput with the per-step bookkeeping in inference mode (as shipped) and without.
+"""Attack throughput with two forms of the per-step arithmetic that give bitwise the same results.
 
-The attacks run their own per-step arithmetic inside ``advlens.attacks.core.bookkeeping()``
-(inference mode: no autograd dispatch for ops that never need it). This benchmark swaps that
-context for a no-op in the same process, alternating the two every run, and reports each
-attack's in-run fraction of the raw forward+backward speed (``bench_attacks.throughput``'s
-measure: the model's own CPU time, scaled by the raw loop's total/model ratio, over the attack's
-CPU time), the median over repeats. Both settings give bitwise the same results; only the time
-moves. Rerun::
+``--compare bookkeeping`` (the default): the attacks run their own per-step arithmetic inside
+``advlens.attacks.core.bookkeeping()`` (inference mode: no autograd dispatch for ops that never
+need it), swapped here for a no-op context. ``--compare numbers``: the fixed numbers of the
+per-step arithmetic as cached 0-dim tensors (``advlens.attacks.numbers.number``, as shipped),
+swapped here for the Python numbers themselves (wrapped and cast by torch at every op).
+
+The two forms alternate in the same process every run; reported is each attack's in-run
+fraction of the raw forward+backward speed (``bench_attacks.throughput``'s measure: the model's
+own CPU time, scaled by the raw loop's total/model ratio, over the attack's CPU time), the median
+over repeats. Only the time moves. Rerun::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_bookkeeping.py --batch 32 150
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_bookkeeping.py --compare numbers
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ from bench_attacks import RESULTS, benchmark_images, raw_pass, zoo_model
 
 # the modules whose loops enter bookkeeping(); each imported the name itself
 LOOPS = ("ddn", "fmn", "alma", "fab", "const_search")
+# the modules that take fixed numbers from advlens.attacks.numbers
+NUMBER_USERS = ("alma", "cw", "const_search", "ead", "criterion")
+# each comparison: the CSV's column names for the form swapped in and the form shipped
+COLUMNS = {"bookkeeping": ("no_op_context", "inference_mode"),
+           "numbers": ("python_numbers", "cached_numbers")}
 
 
 def use_bookkeeping(on: bool) -> None:
@@ -39,8 +48,20 @@ def use_bookkeeping(on: bool) -> None:
         module.bookkeeping = core.bookkeeping if on else contextlib.nullcontext  # type: ignore[attr-defined]
 
 
+def use_cached_numbers(on: bool) -> None:
+    """Fixed numbers as cached 0-dim tensors (``on``, as shipped) or as the Python numbers."""
+    from advlens.attacks import numbers
+    for name in NUMBER_USERS:
+        module = sys.modules[f"advlens.attacks.{name}"]
+        module.number = numbers.number if on else (lambda value, dtype: value)  # type: ignore[attr-defined]
+
+
+TOGGLES = {"bookkeeping": use_bookkeeping, "numbers": use_cached_numbers}
+
+
 def in_run_fractions(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: int,
-                     steps: int = 100) -> pd.DataFrame:
+                     steps: int = 100, compare: str = "bookkeeping") -> pd.DataFrame:
+    toggle, (off_column, on_column) = TOGGLES[compare], COLUMNS[compare]
     clocked = ModelClock(model)
     runs: dict[str, Callable[[], object]] = {
         "ddn": lambda: attacks.ddn(clocked, x, y, steps=steps),
@@ -62,7 +83,7 @@ def in_run_fractions(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, r
     for r in range(repeats):
         for name, run in runs.items():
             for on in ((True, False) if r % 2 else (False, True)):
-                use_bookkeeping(on)
+                toggle(on)
                 clocked.reset()
                 start = time.process_time()
                 raw_pass(clocked, x, steps)
@@ -72,10 +93,10 @@ def in_run_fractions(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, r
                 run()
                 fractions[name, on].append(clocked.seconds * raw_overhead
                                            / (time.process_time() - start))
-    use_bookkeeping(True)
+    toggle(True)
     return pd.DataFrame([{"attack": name, "batch": len(x),
-                          "no_op_context": statistics.median(fractions[name, False]),
-                          "inference_mode": statistics.median(fractions[name, True])}
+                          off_column: statistics.median(fractions[name, False]),
+                          on_column: statistics.median(fractions[name, True])}
                          for name in runs])
 
 
@@ -84,17 +105,19 @@ def main() -> None:
     parser.add_argument("--model", default="cnn-m/std")
     parser.add_argument("--batch", type=int, nargs="+", default=[32, 150])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--compare", choices=sorted(TOGGLES), default="bookkeeping")
     args = parser.parse_args()
     torch.set_num_threads(1)
     model, _ = zoo_model(args.model)
     frames = []
     for n in args.batch:
         x, y = benchmark_images(model, n)
-        frames.append(in_run_fractions(model, x, y, args.repeats))
+        frames.append(in_run_fractions(model, x, y, args.repeats, compare=args.compare))
         print(frames[-1].to_string(index=False, float_format=lambda v: f"{v:.3f}"), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    pd.concat(frames).to_csv(RESULTS / "bench_bookkeeping.csv", index=False)
-    print(f"wrote {RESULTS / 'bench_bookkeeping.csv'}")
+    out = RESULTS / f"bench_{args.compare}.csv"
+    pd.concat(frames).to_csv(out, index=False)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import torch
 from scipy.optimize import linprog, minimize
 
 from advlens import attacks
+from advlens.attacks.core import attack_mode
 from advlens.attacks.fab import margins_and_gradients, nearest_class, project_hyperplane_box
 from attack_toys import (
     affine_model,
@@ -246,6 +247,33 @@ def test_margins_and_gradients_match_the_jacobian() -> None:
             torch.testing.assert_close(margins[i, j], logits[i, own] - logits[i, other])
             torch.testing.assert_close(grads[i, j], jac[i, own, i] - jac[i, other, i])
     torch.testing.assert_close(logits, model(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_margins_and_gradients_are_autograds_through_the_gathers_bitwise(dtype: torch.dtype
+                                                                         ) -> None:
+    """Each sweep starts at the logits with +1 at y and −1 at the candidate: bitwise the
+    gradient autograd takes of margins[:, j].sum() through the gathers (the form it replaced),
+    in inference mode too (the attack's bookkeeping), with candidates in any column order."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 6 * 6, 7)).to(dtype)
+    x = torch.rand(5, 1, 8, 8, dtype=dtype)
+    y = torch.tensor([0, 3, 6, 2, 2])
+    classes = torch.tensor([[1, 6, 2], [0, 6, 1], [5, 0, 3], [6, 5, 4], [0, 1, 3]])
+    xg = x.clone().requires_grad_(True)
+    out = model(xg)
+    margins_ref = out.gather(1, y[:, None]) - out.gather(1, classes)
+    ref = torch.stack([torch.autograd.grad(margins_ref[:, j].sum(), xg, retain_graph=True)[0]
+                       for j in range(3)], 1)
+    with attack_mode(model):
+        got = margins_and_gradients(model, x, y, classes)
+        with torch.inference_mode():
+            in_inference = margins_and_gradients(model, x, y, classes)
+    for logits, margins, grads in (got, in_inference):
+        assert torch.equal(grads.view(torch.uint8), ref.view(torch.uint8))
+        assert torch.equal(margins.view(torch.uint8), margins_ref.detach().view(torch.uint8))
+        assert torch.equal(logits, out.detach())
 
 
 def test_candidates_are_capped_by_the_classes_and_the_passes() -> None:

@@ -9,10 +9,11 @@ import math
 import pytest
 import torch
 
-from advlens.attacks import criterion
+from advlens.attacks import numbers
 from advlens.attacks.best import BestAdversarial
 from advlens.attacks.core import cosine
 from advlens.attacks.criterion import Criterion
+from advlens.attacks.numbers import number
 
 
 def _reference_best(x: torch.Tensor, rounds: list[tuple[torch.Tensor, torch.Tensor,
@@ -98,13 +99,63 @@ def test_a_criterion_is_immutable_and_its_constants_can_be_saved_by_autograd() -
     crit = Criterion(torch.tensor([0, 1]))
     with pytest.raises(dataclasses.FrozenInstanceError):
         crit.classes = torch.tensor([1, 0])  # type: ignore[misc]
-    criterion._scalar.cache_clear()
+    numbers._cached.cache_clear()
     with torch.inference_mode():
-        first = criterion._scalar(3.0, torch.float64)
+        first = number(3.0, torch.float64)
     assert not first.is_inference()
     z = torch.ones(2, dtype=torch.float64, requires_grad=True)
-    (grad,) = torch.autograd.grad((z * criterion._scalar(3.0, torch.float64)).sum(), z)
+    (grad,) = torch.autograd.grad((z * number(3.0, torch.float64)).sum(), z)
     assert grad.tolist() == [3.0, 3.0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_cached_number_gives_the_bits_the_python_number_gives(dtype: torch.dtype) -> None:
+    """number(v, dtype) in place of v: the same bits in every op the attacks use it in, for
+    numbers that round differently in float32 and float64, overflow float32 or are subnormal
+    there, and for operands that are NaN, ±inf, ±0 and subnormal."""
+    gen = torch.Generator().manual_seed(0)
+    special = torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1e-40, -1e-45,
+                            3.4e38, 1.0, 0.5], dtype=torch.float64)
+    t = torch.cat([torch.randn(200, generator=gen, dtype=torch.float64) * 10, special]).to(dtype)
+    for v in (0.9, 0.999, 1 / 3, 1e-8, 0.5, 1, 2, 0, -0.0, 1e-40, 1e300, -7.25e-5):
+        n = number(v, dtype)
+        assert n.dtype == dtype and n.ndim == 0
+        pairs = [(t + v, t + n), (t - v, t - n), (v - t, n - t), (t * v, t * n),
+                 (t / v if v else t, t / n if v else t), (t >= v, t >= n), (t < v, t < n),
+                 (t.clone().mul_(v), t.clone().mul_(n)), (t.clone().add_(v), t.clone().add_(n))]
+        for py, cached in pairs:
+            assert py.dtype == cached.dtype
+            if py.is_floating_point():
+                py, cached = py.view(torch.uint8), cached.view(torch.uint8)
+            assert torch.equal(py, cached), (v, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_confidently_adversarial_with_the_tolerance_given_is_the_same_verdict(dtype: torch.dtype
+                                                                              ) -> None:
+    """margin < −tolerance, the tolerance computed once by the caller, is the verdict the
+    criterion reaches on its own, at margins on both sides of −64 ulps and right at it."""
+    torch.manual_seed(0)
+    logits = (torch.randn(400, 6) * torch.logspace(-3, 3, 400)[:, None]).to(dtype)
+    crit = Criterion(torch.randint(0, 6, (400,)))
+    tolerance = crit.tolerance(logits)
+    margin = crit.margin(logits)
+    for m in (margin, -tolerance, torch.nextafter(-tolerance, torch.zeros_like(tolerance)),
+              torch.nextafter(-tolerance, -torch.ones_like(tolerance))):
+        expected = crit.confidently_adversarial(logits, m)
+        assert torch.equal(crit.confidently_adversarial(logits, m, tolerance), expected)
+    assert not crit.confidently_adversarial(logits, -tolerance, tolerance).any()
+    assert crit.confidently_adversarial(
+        logits, torch.nextafter(-tolerance, -torch.ones_like(tolerance)), tolerance).all()
+
+
+def test_a_cached_number_keeps_the_sign_of_zero() -> None:
+    """0.0 == -0.0 and they hash alike: a cache keyed on the value alone would hand one out
+    for the other (1/x is then +inf for -inf)."""
+    numbers._cached.cache_clear()
+    assert not number(0.0, torch.float32).signbit()
+    assert number(-0.0, torch.float32).signbit()
+    assert not number(0.0, torch.float32).signbit()
 
 
 @pytest.mark.parametrize("n", [1, 2, 7])

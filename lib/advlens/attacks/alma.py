@@ -28,6 +28,7 @@ from advlens.attacks.core import (
 )
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.norms import _TINY, lp_norms, unit_l2  # (unit_l2's floor)
+from advlens.attacks.numbers import number
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor, check_positive_int
 
@@ -57,8 +58,11 @@ def p2_coefficients(c: Tensor, rho: Tensor) -> tuple[Tensor, Tensor]:
     on a small batch."""
     rc = rho * c
     positive = rc.clamp(min=0)
-    a = torch.where(c >= 0, (2 * positive).add_(1), (1 - rc.clamp(max=0)).pow_(-2))
-    return a, positive.square_().mul_(0.5)
+    one = number(1, c.dtype)
+    # (2ρc as ρc + ρc: the same, exactly)
+    a = torch.where(c >= number(0, c.dtype), (positive + positive).add_(one),
+                    (one - rc.clamp(max=0)).pow_(-2))
+    return a, positive.square_().mul_(number(0.5, c.dtype))
 
 
 def logit_ratio(crit: Criterion, logits: Tensor, tolerance: float,
@@ -72,7 +76,8 @@ def logit_ratio(crit: Criterion, logits: Tensor, tolerance: float,
     takes :func:`fixed_scale` of its first logits; None: the plain margin). ``margin``:
     ``crit.margin(logits)`` if already computed.
     """
-    margin = (crit.margin(logits) if margin is None else margin) + tolerance
+    margin = crit.margin(logits) if margin is None else margin
+    margin = margin + number(tolerance, margin.dtype)
     top = _top(crit, logits)
     if top is None:
         return margin if scale is None else margin / scale
@@ -98,7 +103,7 @@ def logit_ratio_and_grad(crit: Criterion, logits: Tensor, tolerance: float,
     with respect to them (N, k): bitwise what autograd takes through :func:`logit_ratio`, formed
     by hand as :meth:`Criterion.margin_backward` is."""
     margin, ties = crit.margin_and_ties(logits)
-    shifted = margin + tolerance
+    shifted = margin + number(tolerance, margin.dtype)
     top = _top(crit, logits)
     if top is None:
         if scale is None:
@@ -129,7 +134,7 @@ def _top(crit: Criterion, logits: Tensor) -> torch.return_types.topk | None:
 def _spread(crit: Criterion, top: Tensor) -> Tensor:
     """z₍₁₎ − z₍₃₎ (untargeted) or z₍₁₎ − (z₍₃₎ + z₍₄₎)/2 (targeted), from the sorted top logits."""
     low = top[:, 2] if not crit.targeted else (top[:, 2] + top[:, 3]) / 2
-    return top[:, 0] - low + 1e-8
+    return top[:, 0] - low + number(1e-8, top.dtype)
 
 
 def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
@@ -190,6 +195,7 @@ def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
         step_lr, shrink = torch.full_like(mu_t, lr), torch.ones_like(mu_t)
         previous = torch.zeros_like(mu_t)
         rows = (-1, *([1] * (x0.ndim - 1)))  # an (N,) tensor viewed against images
+        zero, alpha_t, eps_t = (number(v, x0.dtype) for v in (0, alpha, 1e-8))
         with bookkeeping():
             for i in tqdm(range(steps), desc="ALMA", disable=tqdm_disabled(progress), leave=False):
                 with torch.inference_mode(False):  # an ordinary tensor: the pass needs no copy
@@ -215,7 +221,7 @@ def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
                 if i > 0:
                     mu_t = torch.lerp(mu_t, p2_derivative(c, rho_t, mu_t, coefficients),
                                       1 - alpha).clamp_(1e-6, 1e12)
-                is_adv = crit.confidently_adversarial(logits, margin) & (c < 0)
+                is_adv = crit.confidently_adversarial(logits, margin) & (c < zero)
                 delta_norm = lp_norms(delta, "l2")
                 best.update(xa, is_adv, score=delta_norm)
                 step_lr.mul_(shrink)
@@ -225,8 +231,8 @@ def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
                 g = grad.mul_(p2_derivative(c, rho_t, mu_t, coefficients).view(rows))
                 if i > 0:
                     g.add_(unit_l2(delta, delta_norm.clamp_min(_TINY)))
-                square_avg.mul_(alpha).addcmul_(g, g, value=1 - alpha)
-                momentum.mul_(alpha).addcdiv_(g, square_avg.sqrt().add_(1e-8))
+                square_avg.mul_(alpha_t).addcmul_(g, g, value=1 - alpha)
+                momentum.mul_(alpha_t).addcdiv_(g, square_avg.sqrt().add_(eps_t))
                 # xa is x0 + delta: the same sum the update starts from
                 delta = torch.addcmul(xa, momentum, step_lr.view(rows), value=-1).clamp_(
                     0.0, 1.0).sub_(x0)

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from advlens.attacks.numbers import number
+
 
 @dataclass(frozen=True)
 class Criterion:
@@ -46,16 +48,17 @@ class Criterion:
         pred = logits.argmax(1)
         return pred == self.classes if self.targeted else pred != self.classes
 
-    def confidently_adversarial(self, logits: Tensor, margin: Tensor | None = None) -> Tensor:
+    def confidently_adversarial(self, logits: Tensor, margin: Tensor | None = None,
+                                tolerance: Tensor | None = None) -> Tensor:
         """Adversarial by more than rounding noise (margin below −64 ulps of the largest logit);
-        pass ``margin`` if it is already computed.
+        pass ``margin``, and :meth:`tolerance` of these logits, if already computed.
 
         Minimal attacks keep only such candidates, so the verdict survives recomputation (another
         batch composition, another kernel) although they end right at the decision boundary.
         """
         margin = self.margin(logits) if margin is None else margin
         # (1 + top)·(−u) is −((1 + top)·u) exactly: the negated tolerance in one op fewer
-        return margin < _ulps(logits, -64)
+        return margin < (_ulps(logits, -64) if tolerance is None else tolerance.neg())
 
     @staticmethod
     def tolerance(logits: Tensor) -> Tensor:
@@ -88,7 +91,7 @@ class Criterion:
         Formed by hand, it spares a pass the ~6 autograd nodes of the margin, a noticeable share
         of a small batch's step.
         """
-        zero = _scalar(0.0, weight.dtype)
+        zero = number(0.0, weight.dtype)
         own = -weight if self.targeted else weight
         share = torch.where(ties, own.neg().unsqueeze(1) / ties.sum(1, keepdim=True), zero)
         if not zero_free:
@@ -101,8 +104,8 @@ class Criterion:
     def unit_margin_backward(self, ties: Tensor, dtype: torch.dtype) -> Tensor:
         """:meth:`margin_backward` for weight 1, d(Σ margin)/d logits, from constants."""
         own = -1.0 if self.targeted else 1.0
-        share = torch.where(ties, _scalar(-own, dtype) / ties.sum(1, keepdim=True),
-                            _scalar(0.0, dtype))
+        share = torch.where(ties, number(-own, dtype) / ties.sum(1, keepdim=True),
+                            number(0.0, dtype))
         return share.scatter_(1, self._column, own)
 
     def _own_and_others(self, logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -151,14 +154,4 @@ def _ulps(logits: Tensor, count: float) -> Tensor:
     # call this every step on small batches, where each extra op costs a noticeable share
     eps = torch.finfo(logits.dtype).eps
     top = logits.detach().abs().amax(1)
-    return top.add_(_scalar(1.0, logits.dtype)).mul_(_scalar(count * eps, logits.dtype))
-
-
-@functools.cache
-def _scalar(value: float, dtype: torch.dtype) -> Tensor:
-    """``value`` (not −0.0: it hashes as 0.0) as a CPU 0-dim tensor of ``dtype``, the form a
-    Python number is converted to at every call of an op; a CPU scalar works with tensors on any
-    device. Shared by every call: never modify it in place; made outside inference mode, so that
-    an autograd graph may save it."""
-    with torch.inference_mode(False):
-        return torch.tensor(value, dtype=dtype)
+    return top.add_(number(1.0, logits.dtype)).mul_(number(count * eps, logits.dtype))

@@ -19,6 +19,7 @@ from advlens.attacks.const_search import (
 )
 from advlens.attacks.core import attack_mode, finite_rows, prepare
 from advlens.attacks.criterion import Criterion
+from advlens.attacks.numbers import number
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor, check_bool
 
@@ -55,6 +56,9 @@ class TanhAdam:
         self.offset = x0 - (torch.tanh(self.w0) + 1) / 2
         self.last: tuple[Tensor, Tensor, Tensor, Tensor]  # logits, margin, δ, c of a step
         self.w = self.w0.clone()
+        # the step's fixed numbers as tensors (numbers.number: the same values, fewer ops)
+        self.one, self.two, self.half, self.beta1, self.beta2, self.tol_t = (
+            number(v, x0.dtype) for v in (1, 2, 0.5, *betas, tol))
         self.first_grad_finite: Tensor | None = None
         self.reset()
 
@@ -71,19 +75,20 @@ class TanhAdam:
 
     def step(self, c: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         tw = torch.tanh(self.w)
-        image = (tw + 1).div_(2).add_(self.offset).clamp_(0.0, 1.0)
+        image = (tw + self.one).div_(self.two).add_(self.offset).clamp_(0.0, 1.0)
         logits, grad_x, margin, delta = penalised(self.model, image, self.x0, self.crit, c,
                                                   self.kappa)
         if self.first_grad_finite is None:
             self.first_grad_finite = finite_rows(grad_x)
         self.last = (logits, margin, delta, c)
-        grad_w = grad_x.mul_(1 - tw * tw).mul_(0.5)  # chain rule through (tanh(w) + 1)/2
+        # chain rule through (tanh(w) + 1)/2
+        grad_w = grad_x.mul_(self.one - tw * tw).mul_(self.half)
         self.t += 1
         b1, b2 = self.betas
         kept = None if self.held is None else [t[self.held] for t in (self.m, self.v, self.w)]
-        self.m.mul_(b1).add_(grad_w, alpha=1 - b1)
-        self.v.mul_(b2).addcmul_(grad_w, grad_w, value=1 - b2)
-        denom = (self.v / (1 - b2**self.t)).sqrt_().add_(self.tol)
+        self.m.mul_(self.beta1).add_(grad_w, alpha=1 - b1)
+        self.v.mul_(self.beta2).addcmul_(grad_w, grad_w, value=1 - b2)
+        denom = (self.v / (1 - b2**self.t)).sqrt_().add_(self.tol_t)
         self.w.addcdiv_(self.m, denom, value=-self.lr / (1 - b1**self.t))
         if kept is not None:  # a held image takes no step (nor does its Adam state move)
             for t, rows in zip((self.m, self.v, self.w), kept, strict=True):

@@ -107,16 +107,22 @@ def margins_and_gradients(model: nn.Module, z: Tensor, y: Tensor, classes: Tenso
     (one forward and m backward sweeps: at most that).
     """
     m = classes.shape[1]
-    with torch.inference_mode(False):  # the graph saves the indices: ordinary tensors
+    with torch.inference_mode(False):
         x = graph_input(z)
-        y, classes = (t.clone() if t.is_inference() else t for t in (y, classes))
         out = model_logits(model, x)
-        margins = out.gather(1, y[:, None]) - out.gather(1, classes)  # (N, m)
-        # a sweep per candidate over the one graph: about half the time of a forward and
-        # backward of the batch repeated m times on the conv nets of the zoo, the same gradients
-        grads = [torch.autograd.grad(margins[:, j].sum(), x, retain_graph=j < m - 1)[0]
-                 for j in range(m)]
-    return out.detach(), margins.detach(), torch.stack(grads, 1)
+    logits = out.detach()
+    own = y[:, None]
+    margins = logits.gather(1, own) - logits.gather(1, classes)  # (N, m)
+    # a sweep per candidate over the one graph: about half the time of a forward and backward
+    # of the batch repeated m times on the conv nets of the zoo, the same gradients. Each sweep
+    # starts at the logits with the gradient autograd sends them from margins[:, j].sum()
+    # through the two gathers, +1 at y, −1 at the candidate and +0 elsewhere (exactly: the
+    # classes differ from y), without those gathers' backward ops at every sweep
+    to_own = torch.zeros_like(logits).scatter_(1, own, 1.0)
+    with torch.inference_mode(False):
+        grads = [torch.autograd.grad(out, x, to_own.scatter(1, classes[:, j:j + 1], -1.0),
+                                     retain_graph=j < m - 1)[0] for j in range(m)]
+    return logits, margins, torch.stack(grads, 1)
 
 
 def top_other_classes(logits: Tensor, y: Tensor, m: int) -> Tensor:
@@ -289,20 +295,23 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
                                                        lambda out, _x: crit.margin(out))
                 if checked:
                     best.watch(grad)
-                return (crit.confidently_adversarial(logits, margin),
-                        margin + crit.tolerance(logits), grad)
+                tolerance = crit.tolerance(logits)
+                return (crit.confidently_adversarial(logits, margin, tolerance),
+                        margin + tolerance, grad)
             logits, margins, grads = margins_and_gradients(model, z, y0, classes)
             if checked:
                 best.watch(grads)
             # the nearest linearised (acceptance) boundary among the candidates
-            aim = margins + crit.tolerance(logits)[:, None]
+            tolerance = crit.tolerance(logits)
+            aim = margins + tolerance[:, None]
             reach = linearised_reach(aim, grads, norm)
             s = reach.argmin(1)
             if narrow is not None and narrow < per_iteration:  # from now on, only the
                 # nearest of this first linearisation's boundaries
                 classes = classes.gather(1, reach.topk(narrow, dim=1, largest=False).indices)
                 per_iteration = narrow
-            return crit.confidently_adversarial(logits), aim[rows, s], grads[rows, s]
+            return (crit.confidently_adversarial(logits, tolerance=tolerance), aim[rows, s],
+                    grads[rows, s])
 
         def advance(z: Tensor, margin: Tensor, grad: Tensor) -> Tensor:
             """FAB's step from z towards the linearised boundary, biased towards x₀'s

@@ -100,7 +100,8 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
                     best.watch(grad)
                 d = xa - x0
                 size = lp_norms(d, norm)
-                is_adv = crit.confidently_adversarial(logits, margin)
+                tolerance = crit.tolerance(logits)
+                is_adv = crit.confidently_adversarial(logits, margin, tolerance)
                 best.update(xa, is_adv, size)
                 g = cosine(i, steps, gamma, gamma_end)
                 # once every image has an adversarial (for good: scores only fall), no eps comes
@@ -115,7 +116,7 @@ def fmn(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "l2", steps: int
                     # it; the acceptance boundary (margin −tolerance), which a point must cross
                     # to count: aimed at margin 0, an image within the tolerance of the boundary
                     # got eps ~0 and stayed short of it, never found
-                    aim = margin + crit.tolerance(logits)
+                    aim = margin + tolerance
                     boundary = aim.clamp_min_(0).div_(dual).add_(size)
                     if overshoot:
                         boundary.mul_(1 + g)
