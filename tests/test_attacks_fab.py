@@ -11,7 +11,12 @@ from scipy.optimize import linprog, minimize
 
 from advlens import attacks
 from advlens.attacks.core import attack_mode
-from advlens.attacks.fab import margins_and_gradients, nearest_class, project_hyperplane_box
+from advlens.attacks.fab import (
+    margins_and_gradients,
+    nearest_class,
+    project_hyperplane_box,
+    top_other_classes,
+)
 from attack_toys import (
     affine_model,
     boundary_gap,
@@ -252,15 +257,17 @@ def test_margins_and_gradients_match_the_jacobian() -> None:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_margins_and_gradients_are_autograds_through_the_gathers_bitwise(dtype: torch.dtype
                                                                          ) -> None:
-    """Each sweep starts at the logits with +1 at y and −1 at the candidate: bitwise the
+    """Each sweep starts at the logits with +1 at y and −1 added at the candidate: bitwise the
     gradient autograd takes of margins[:, j].sum() through the gathers (the form it replaced),
-    in inference mode too (the attack's bookkeeping), with candidates in any column order."""
+    in inference mode too (the attack's bookkeeping), with candidates in any column order, and
+    a zero gradient where a candidate is y itself (a tie at −inf logits makes one: −1 written
+    over the +1 aimed FAB at a boundary that is not there)."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
                                 torch.nn.Linear(4 * 6 * 6, 7)).to(dtype)
     x = torch.rand(5, 1, 8, 8, dtype=dtype)
     y = torch.tensor([0, 3, 6, 2, 2])
-    classes = torch.tensor([[1, 6, 2], [0, 6, 1], [5, 0, 3], [6, 5, 4], [0, 1, 3]])
+    classes = torch.tensor([[1, 6, 0], [0, 6, 1], [5, 0, 3], [6, 5, 4], [0, 2, 3]])
     xg = x.clone().requires_grad_(True)
     out = model(xg)
     margins_ref = out.gather(1, y[:, None]) - out.gather(1, classes)
@@ -274,6 +281,20 @@ def test_margins_and_gradients_are_autograds_through_the_gathers_bitwise(dtype: 
         assert torch.equal(grads.view(torch.uint8), ref.view(torch.uint8))
         assert torch.equal(margins.view(torch.uint8), margins_ref.detach().view(torch.uint8))
         assert torch.equal(logits, out.detach())
+    assert not ref[0, 2].any() and not ref[4, 1].any()  # the candidates equal to y
+
+
+def test_a_candidate_tied_with_y_at_minus_infinity_gets_no_gradient() -> None:
+    """top_other_classes can pick y itself when another logit is −inf too; its column must be
+    the +0 of z_y − z_y, as through autograd, not −∇z_y."""
+    logits = torch.tensor([[0.0, 1.0, float("-inf")]])
+    assert top_other_classes(logits, torch.tensor([0]), 2).tolist() == [[1, 0]]
+    model = torch.nn.Linear(4, 3)
+    x, y = torch.rand(1, 4), torch.tensor([0])
+    with attack_mode(model):
+        _, margins, grads = margins_and_gradients(model, x, y, torch.tensor([[1, 0]]))
+    assert margins[0, 1] == 0 and not grads[0, 1].any() and not grads[0, 1].signbit().any()
+    torch.testing.assert_close(grads[0, 0], model.weight[0] - model.weight[1])
 
 
 def test_candidates_are_capped_by_the_classes_and_the_passes() -> None:

@@ -149,6 +149,16 @@ def test_confidently_adversarial_with_the_tolerance_given_is_the_same_verdict(dt
         logits, torch.nextafter(-tolerance, -torch.ones_like(tolerance)), tolerance).all()
 
 
+def test_a_cached_number_is_a_cpu_float_whatever_the_default_device() -> None:
+    """Made on the CPU under another default device (a CPU scalar works beside tensors on any
+    device); an integer dtype, which would truncate the number, is refused."""
+    numbers._cached.cache_clear()
+    with torch.device("meta"):
+        assert number(0.125, torch.float32).device.type == "cpu"
+    with pytest.raises(TypeError, match="floating"):
+        number(0.5, torch.int64)
+
+
 def test_a_cached_number_keeps_the_sign_of_zero() -> None:
     """0.0 == -0.0 and they hash alike: a cache keyed on the value alone would hand one out
     for the other (1/x is then +inf for -inf)."""

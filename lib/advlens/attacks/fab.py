@@ -116,11 +116,13 @@ def margins_and_gradients(model: nn.Module, z: Tensor, y: Tensor, classes: Tenso
     # a sweep per candidate over the one graph: about half the time of a forward and backward
     # of the batch repeated m times on the conv nets of the zoo, the same gradients. Each sweep
     # starts at the logits with the gradient autograd sends them from margins[:, j].sum()
-    # through the two gathers, +1 at y, −1 at the candidate and +0 elsewhere (exactly: the
-    # classes differ from y), without those gathers' backward ops at every sweep
-    to_own = torch.zeros_like(logits).scatter_(1, own, 1.0)
+    # through the two gathers (contiguous, as theirs): +1 at y, −1 added at the candidate, +0
+    # elsewhere — and +0 at y where the candidate is y itself (a tie at −inf logits can make
+    # it one), as their sum gave — without those gathers' backward ops at every sweep
+    to_own = logits.new_zeros(logits.shape).scatter_(1, own, 1.0)
+    minus = logits.new_full((len(logits), 1), -1.0)
     with torch.inference_mode(False):
-        grads = [torch.autograd.grad(out, x, to_own.scatter(1, classes[:, j:j + 1], -1.0),
+        grads = [torch.autograd.grad(out, x, to_own.scatter_add(1, classes[:, j:j + 1], minus),
                                      retain_graph=j < m - 1)[0] for j in range(m)]
     return logits, margins, torch.stack(grads, 1)
 

@@ -26,12 +26,14 @@ def number(value: float, dtype: torch.dtype) -> Tensor:
     ----------
     value: a number fixed for the run (a setting, a literal). One that changes every step gains
         nothing (each would be a new tensor) and only churns the cache.
-    dtype: the tensor operand's dtype.
+    dtype: the tensor operand's dtype (a floating one: an integer tensor would truncate the
+        number, where torch promotes the op to float).
 
     Returns
     -------
     A 0-dim tensor shared by every call: never modify it in place. Made outside inference mode,
-    so that an autograd graph may save it.
+    so that an autograd graph may save it, and on the CPU whatever the default device. A
+    subnormal value cached while ``torch.set_flush_denormal(True)`` was on stays flushed to 0.
     """
     # the sign of zero is part of the key: 0.0 == -0.0 would share an entry
     return _cached(value, math.copysign(1.0, value) < 0, dtype)
@@ -39,5 +41,8 @@ def number(value: float, dtype: torch.dtype) -> Tensor:
 
 @functools.lru_cache(maxsize=256)
 def _cached(value: float, negative: bool, dtype: torch.dtype) -> Tensor:
+    if not dtype.is_floating_point:
+        raise TypeError(f"number() stands in for a number beside a floating tensor; got {dtype} "
+                        "(an integer tensor would truncate it where torch promotes to float).")
     with torch.inference_mode(False):
-        return torch.tensor(value, dtype=dtype)
+        return torch.tensor(value, dtype=dtype, device="cpu")
