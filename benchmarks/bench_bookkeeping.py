@@ -3,7 +3,7 @@
 ``--compare bookkeeping`` (the default): the attacks run their own per-step arithmetic inside
 ``advlens.attacks.core.bookkeeping()`` (inference mode: no autograd dispatch for ops that never
 need it), swapped here for a no-op context. ``--compare numbers``: the fixed numbers of the
-per-step arithmetic as cached 0-dim tensors (``advlens.attacks.numbers.number``, as shipped),
+per-step arithmetic as cached 0-dim tensors (``advlens.attacks.scalars.scalar``, as shipped),
 swapped here for the Python numbers themselves (wrapped and cast by torch at every op).
 
 The two forms alternate in the same process every run; reported is each attack's in-run
@@ -33,8 +33,8 @@ from bench_attacks import RESULTS, benchmark_images, raw_pass, zoo_model
 
 # the modules whose loops enter bookkeeping(); each imported the name itself
 LOOPS = ("ddn", "fmn", "alma", "fab", "const_search")
-# the modules that take fixed numbers from advlens.attacks.numbers
-NUMBER_USERS = ("alma", "cw", "const_search", "ead", "criterion")
+# the modules that take fixed numbers from advlens.attacks.scalars
+SCALAR_USERS = ("alma", "cw", "const_search", "ead", "criterion")
 # each comparison: the CSV's column names for the form swapped in and the form shipped
 COLUMNS = {"bookkeeping": ("no_op_context", "inference_mode"),
            "numbers": ("python_numbers", "cached_numbers")}
@@ -50,10 +50,10 @@ def use_bookkeeping(on: bool) -> None:
 
 def use_cached_numbers(on: bool) -> None:
     """Fixed numbers as cached 0-dim tensors (``on``, as shipped) or as the Python numbers."""
-    from advlens.attacks import numbers
-    for name in NUMBER_USERS:
+    from advlens.attacks import scalars
+    for name in SCALAR_USERS:
         module = sys.modules[f"advlens.attacks.{name}"]
-        module.number = numbers.number if on else (lambda value, dtype: value)  # type: ignore[attr-defined]
+        module.scalar = scalars.scalar if on else (lambda value, dtype: value)  # type: ignore[attr-defined]
 
 
 TOGGLES = {"bookkeeping": use_bookkeeping, "numbers": use_cached_numbers}

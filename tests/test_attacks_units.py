@@ -9,11 +9,11 @@ import math
 import pytest
 import torch
 
-from advlens.attacks import numbers
+from advlens.attacks import scalars
 from advlens.attacks.best import BestAdversarial
 from advlens.attacks.core import cosine
 from advlens.attacks.criterion import Criterion
-from advlens.attacks.numbers import number
+from advlens.attacks.scalars import scalar
 
 
 def _reference_best(x: torch.Tensor, rounds: list[tuple[torch.Tensor, torch.Tensor,
@@ -99,18 +99,18 @@ def test_a_criterion_is_immutable_and_its_constants_can_be_saved_by_autograd() -
     crit = Criterion(torch.tensor([0, 1]))
     with pytest.raises(dataclasses.FrozenInstanceError):
         crit.classes = torch.tensor([1, 0])  # type: ignore[misc]
-    numbers._cached.cache_clear()
+    scalars._cached.cache_clear()
     with torch.inference_mode():
-        first = number(3.0, torch.float64)
+        first = scalar(3.0, torch.float64)
     assert not first.is_inference()
     z = torch.ones(2, dtype=torch.float64, requires_grad=True)
-    (grad,) = torch.autograd.grad((z * number(3.0, torch.float64)).sum(), z)
+    (grad,) = torch.autograd.grad((z * scalar(3.0, torch.float64)).sum(), z)
     assert grad.tolist() == [3.0, 3.0]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_a_cached_number_gives_the_bits_the_python_number_gives(dtype: torch.dtype) -> None:
-    """number(v, dtype) in place of v: the same bits in every op the attacks use it in, for
+    """scalar(v, dtype) in place of v: the same bits in every op the attacks use it in, for
     numbers that round differently in float32 and float64, overflow float32 or are subnormal
     there, and for operands that are NaN, ±inf, ±0 and subnormal."""
     gen = torch.Generator().manual_seed(0)
@@ -118,7 +118,7 @@ def test_a_cached_number_gives_the_bits_the_python_number_gives(dtype: torch.dty
                             3.4e38, 1.0, 0.5], dtype=torch.float64)
     t = torch.cat([torch.randn(200, generator=gen, dtype=torch.float64) * 10, special]).to(dtype)
     for v in (0.9, 0.999, 1 / 3, 1e-8, 0.5, 1, 2, 0, -0.0, 1e-40, 1e300, -7.25e-5):
-        n = number(v, dtype)
+        n = scalar(v, dtype)
         assert n.dtype == dtype and n.ndim == 0
         pairs = [(t + v, t + n), (t - v, t - n), (v - t, n - t), (t * v, t * n),
                  (t / v if v else t, t / n if v else t), (t >= v, t >= n), (t < v, t < n),
@@ -152,20 +152,20 @@ def test_confidently_adversarial_with_the_tolerance_given_is_the_same_verdict(dt
 def test_a_cached_number_is_a_cpu_float_whatever_the_default_device() -> None:
     """Made on the CPU under another default device (a CPU scalar works beside tensors on any
     device); an integer dtype, which would truncate the number, is refused."""
-    numbers._cached.cache_clear()
+    scalars._cached.cache_clear()
     with torch.device("meta"):
-        assert number(0.125, torch.float32).device.type == "cpu"
+        assert scalar(0.125, torch.float32).device.type == "cpu"
     with pytest.raises(TypeError, match="floating"):
-        number(0.5, torch.int64)
+        scalar(0.5, torch.int64)
 
 
 def test_a_cached_number_keeps_the_sign_of_zero() -> None:
     """0.0 == -0.0 and they hash alike: a cache keyed on the value alone would hand one out
     for the other (1/x is then +inf for -inf)."""
-    numbers._cached.cache_clear()
-    assert not number(0.0, torch.float32).signbit()
-    assert number(-0.0, torch.float32).signbit()
-    assert not number(0.0, torch.float32).signbit()
+    scalars._cached.cache_clear()
+    assert not scalar(0.0, torch.float32).signbit()
+    assert scalar(-0.0, torch.float32).signbit()
+    assert not scalar(0.0, torch.float32).signbit()
 
 
 @pytest.mark.parametrize("n", [1, 2, 7])

@@ -20,7 +20,7 @@ Package tree (one concept per module)::
         core.py              input checks, model mode, gradients, success checks
         criterion.py         misclassified / hit the target
         norms.py             Lp norms, steepest directions, projections, random starts
-        numbers.py           fixed numbers as cached 0-dim tensors (per-step arithmetic)
+        scalars.py           fixed numbers as cached 0-dim tensors (per-step arithmetic)
         result.py            AttackResult
         best.py              per-sample best-adversarial bookkeeping
         batching.py          run_batched: an attack over an image set in chunks

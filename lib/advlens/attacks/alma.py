@@ -28,8 +28,8 @@ from advlens.attacks.core import (
 )
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.norms import _TINY, lp_norms, unit_l2  # (unit_l2's floor)
-from advlens.attacks.numbers import number
 from advlens.attacks.result import AttackResult
+from advlens.attacks.scalars import scalar
 from advlens.checks import as_tensor, check_positive_int
 
 
@@ -58,11 +58,11 @@ def p2_coefficients(c: Tensor, rho: Tensor) -> tuple[Tensor, Tensor]:
     on a small batch."""
     rc = rho * c
     positive = rc.clamp(min=0)
-    one = number(1, c.dtype)
+    one = scalar(1, c.dtype)
     # (2ρc as ρc + ρc: the same, exactly)
-    a = torch.where(c >= number(0, c.dtype), (positive + positive).add_(one),
+    a = torch.where(c >= scalar(0, c.dtype), (positive + positive).add_(one),
                     (one - rc.clamp(max=0)).pow_(-2))
-    return a, positive.square_().mul_(number(0.5, c.dtype))
+    return a, positive.square_().mul_(scalar(0.5, c.dtype))
 
 
 def logit_ratio(crit: Criterion, logits: Tensor, tolerance: float,
@@ -77,7 +77,7 @@ def logit_ratio(crit: Criterion, logits: Tensor, tolerance: float,
     ``crit.margin(logits)`` if already computed.
     """
     margin = crit.margin(logits) if margin is None else margin
-    margin = margin + number(tolerance, margin.dtype)
+    margin = margin + scalar(tolerance, margin.dtype)
     top = _top(crit, logits)
     if top is None:
         return margin if scale is None else margin / scale
@@ -103,7 +103,7 @@ def logit_ratio_and_grad(crit: Criterion, logits: Tensor, tolerance: float,
     with respect to them (N, k): bitwise what autograd takes through :func:`logit_ratio`, formed
     by hand as :meth:`Criterion.margin_backward` is."""
     margin, ties = crit.margin_and_ties(logits)
-    shifted = margin + number(tolerance, margin.dtype)
+    shifted = margin + scalar(tolerance, margin.dtype)
     top = _top(crit, logits)
     if top is None:
         if scale is None:
@@ -134,7 +134,7 @@ def _top(crit: Criterion, logits: Tensor) -> torch.return_types.topk | None:
 def _spread(crit: Criterion, top: Tensor) -> Tensor:
     """z₍₁₎ − z₍₃₎ (untargeted) or z₍₁₎ − (z₍₃₎ + z₍₄₎)/2 (targeted), from the sorted top logits."""
     low = top[:, 2] if not crit.targeted else (top[:, 2] + top[:, 3]) / 2
-    return top[:, 0] - low + number(1e-8, top.dtype)
+    return top[:, 0] - low + scalar(1e-8, top.dtype)
 
 
 def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
@@ -195,7 +195,7 @@ def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
         step_lr, shrink = torch.full_like(mu_t, lr), torch.ones_like(mu_t)
         previous = torch.zeros_like(mu_t)
         rows = (-1, *([1] * (x0.ndim - 1)))  # an (N,) tensor viewed against images
-        zero, alpha_t, eps_t = (number(v, x0.dtype) for v in (0, alpha, 1e-8))
+        zero, alpha_t, eps_t = (scalar(v, x0.dtype) for v in (0, alpha, 1e-8))
         with bookkeeping():
             for i in tqdm(range(steps), desc="ALMA", disable=tqdm_disabled(progress), leave=False):
                 with torch.inference_mode(False):  # an ordinary tensor: the pass needs no copy

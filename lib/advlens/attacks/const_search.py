@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from advlens.attacks.best import BestAdversarial
 from advlens.attacks.core import bookkeeping, margin_and_grad, positive_number, tqdm_disabled
 from advlens.attacks.criterion import Criterion
-from advlens.attacks.numbers import number
+from advlens.attacks.scalars import scalar
 from advlens.checks import check_positive_int
 
 
@@ -82,7 +82,7 @@ def penalised(model: nn.Module, x: Tensor, x0: Tensor, crit: Criterion, c: Tenso
     rounds as the separate product and sum do).
     """
     logits, margin, grad = margin_and_grad(
-        model, x, crit, lambda m: torch.where(m >= number(-kappa, m.dtype), c, 0.0))
+        model, x, crit, lambda m: torch.where(m >= scalar(-kappa, m.dtype), c, 0.0))
     delta = x - x0
     return logits, grad.add_(delta, alpha=2), margin, delta
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from advlens.attacks.numbers import number
+from advlens.attacks.scalars import scalar
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class Criterion:
         Formed by hand, it spares a pass the ~6 autograd nodes of the margin, a noticeable share
         of a small batch's step.
         """
-        zero = number(0.0, weight.dtype)
+        zero = scalar(0.0, weight.dtype)
         own = -weight if self.targeted else weight
         share = torch.where(ties, own.neg().unsqueeze(1) / ties.sum(1, keepdim=True), zero)
         if not zero_free:
@@ -104,8 +104,8 @@ class Criterion:
     def unit_margin_backward(self, ties: Tensor, dtype: torch.dtype) -> Tensor:
         """:meth:`margin_backward` for weight 1, d(Σ margin)/d logits, from constants."""
         own = -1.0 if self.targeted else 1.0
-        share = torch.where(ties, number(-own, dtype) / ties.sum(1, keepdim=True),
-                            number(0.0, dtype))
+        share = torch.where(ties, scalar(-own, dtype) / ties.sum(1, keepdim=True),
+                            scalar(0.0, dtype))
         return share.scatter_(1, self._column, own)
 
     def _own_and_others(self, logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -154,4 +154,4 @@ def _ulps(logits: Tensor, count: float) -> Tensor:
     # call this every step on small batches, where each extra op costs a noticeable share
     eps = torch.finfo(logits.dtype).eps
     top = logits.detach().abs().amax(1)
-    return top.add_(number(1.0, logits.dtype)).mul_(number(count * eps, logits.dtype))
+    return top.add_(scalar(1.0, logits.dtype)).mul_(scalar(count * eps, logits.dtype))

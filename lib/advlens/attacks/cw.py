@@ -19,8 +19,8 @@ from advlens.attacks.const_search import (
 )
 from advlens.attacks.core import attack_mode, finite_rows, prepare
 from advlens.attacks.criterion import Criterion
-from advlens.attacks.numbers import number
 from advlens.attacks.result import AttackResult
+from advlens.attacks.scalars import scalar
 from advlens.checks import as_tensor, check_bool
 
 RESTARTS = ("x", "last")
@@ -56,9 +56,9 @@ class TanhAdam:
         self.offset = x0 - (torch.tanh(self.w0) + 1) / 2
         self.last: tuple[Tensor, Tensor, Tensor, Tensor]  # logits, margin, δ, c of a step
         self.w = self.w0.clone()
-        # the step's fixed numbers as tensors (numbers.number: the same values, fewer ops)
+        # the step's fixed numbers as tensors (scalars.scalar: the same values, fewer ops)
         self.one, self.two, self.half, self.beta1, self.beta2, self.tol_t = (
-            number(v, x0.dtype) for v in (1, 2, 0.5, *betas, tol))
+            scalar(v, x0.dtype) for v in (1, 2, 0.5, *betas, tol))
         self.first_grad_finite: Tensor | None = None
         self.reset()
 

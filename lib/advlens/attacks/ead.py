@@ -19,15 +19,15 @@ from advlens.attacks.const_search import (
 from advlens.attacks.core import attack_mode, finite_rows, positive_number, prepare
 from advlens.attacks.criterion import Criterion
 from advlens.attacks.norms import lp_norms
-from advlens.attacks.numbers import number
 from advlens.attacks.result import AttackResult
+from advlens.attacks.scalars import scalar
 from advlens.checks import as_tensor, check_bool
 
 
 def shrink(z: Tensor, x0: Tensor, beta: float) -> Tensor:
     """Projected shrinkage-thresholding: soft-threshold z − x0 by β, then clamp into [0, 1]."""
     d = z - x0
-    magnitude = d.abs().sub_(number(beta, d.dtype)).clamp_min_(0)
+    magnitude = d.abs().sub_(scalar(beta, d.dtype)).clamp_min_(0)
     return d.sign_().mul_(magnitude).add_(x0).clamp_(0.0, 1.0)  # in place on fresh temporaries
 
 

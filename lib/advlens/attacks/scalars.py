@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 
-def number(value: float, dtype: torch.dtype) -> Tensor:
+def scalar(value: float, dtype: torch.dtype) -> Tensor:
     """``value`` as a cached 0-dim CPU tensor of ``dtype``, to use in place of the Python number
     in an op with a tensor of that dtype (a CPU scalar works beside tensors on any device).
 
@@ -42,7 +42,7 @@ def number(value: float, dtype: torch.dtype) -> Tensor:
 @functools.lru_cache(maxsize=256)
 def _cached(value: float, negative: bool, dtype: torch.dtype) -> Tensor:
     if not dtype.is_floating_point:
-        raise TypeError(f"number() stands in for a number beside a floating tensor; got {dtype} "
+        raise TypeError(f"scalar() stands in for a number beside a floating tensor; got {dtype} "
                         "(an integer tensor would truncate it where torch promotes to float).")
     with torch.inference_mode(False):
         return torch.tensor(value, dtype=dtype, device="cpu")
