@@ -99,7 +99,8 @@ def margins_and_gradients(model: nn.Module, z: Tensor, y: Tensor, classes: Tenso
     model: the classifier (in :func:`attack_mode`).
     z: (N, ...) points.
     y: (N,) true labels.
-    classes: (N, m) candidate classes per image (none equal to ``y``).
+    classes: (N, m) candidate classes per image (one equal to ``y``, which a tie at −inf logits
+        can make one, gets margin 0 and a zero gradient, as through autograd).
 
     Returns
     -------
