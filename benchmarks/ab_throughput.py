@@ -9,7 +9,7 @@ gives the median over rounds of each side. For a change that must not move resul
 separately (bitwise); this times it. Rerun::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ab_throughput.py --baseline 18fd9a1 \\
-        --attacks fab alma cw-l2 minimal-linf --batch 32
+        --attacks fab-linf alma cw-l2 minimal-linf --batch 32
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -30,50 +28,17 @@ import torch
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
-# each attack as bench_bookkeeping times it: 100 passes (C&W and EAD 2 × 50; the portfolios a
-# 300-pass budget)
-ATTACKS = ("ddn", "fmn-l2", "fmn-linf", "alma", "fab", "cw-l2", "ead", "pgd", "minimal-l2",
-           "minimal-linf")
-
-
-def attack_runs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
-                ) -> dict[str, Callable[[], object]]:
-    from advlens import attacks
-    return {
-        "ddn": lambda: attacks.ddn(model, x, y, steps=100),
-        "fmn-l2": lambda: attacks.fmn(model, x, y, steps=100),
-        "fmn-linf": lambda: attacks.fmn(model, x, y, norm="linf", steps=100),
-        "alma": lambda: attacks.alma(model, x, y, steps=100),
-        "fab": lambda: attacks.fab(model, x, y, steps=100),
-        "cw-l2": lambda: attacks.cw_l2(model, x, y, steps=50, binary_steps=2, abort_early=False),
-        "ead": lambda: attacks.ead(model, x, y, steps=50, binary_steps=2, abort_early=False),
-        "pgd": lambda: attacks.pgd(model, x, y, eps=1.0, steps=100),
-        "minimal-l2": lambda: attacks.minimal_l2(model, x, y, budget=300),
-        "minimal-linf": lambda: attacks.minimal_linf(model, x, y, budget=300),
-    }
-
-
 def worker(attack: str, model_name: str, batch: int, repeats: int) -> float:
     """The median in-run fraction of ``attack`` over ``repeats`` runs, in this process."""
-    sys.path.insert(0, str(HERE))
     from _model_clock import ModelClock
-    from bench_attacks import benchmark_images, raw_pass, zoo_model
+    from bench_attacks import benchmark_images, zoo_model
+    from bench_bookkeeping import attack_runs, in_run_fraction
     torch.set_num_threads(1)
     model, _ = zoo_model(model_name)
     x, y = benchmark_images(model, batch)
     clocked = ModelClock(model)
     run = attack_runs(clocked, x, y)[attack]
-    fractions = []
-    for _ in range(repeats):
-        clocked.reset()
-        start = time.process_time()
-        raw_pass(clocked, x, 100)
-        raw_overhead = (time.process_time() - start) / clocked.seconds
-        clocked.reset()
-        start = time.process_time()
-        run()
-        fractions.append(clocked.seconds * raw_overhead / (time.process_time() - start))
-    return statistics.median(fractions)
+    return statistics.median(in_run_fraction(clocked, x, run) for _ in range(repeats))
 
 
 def measure(lib: Path | None, args: argparse.Namespace, attack: str) -> float:
@@ -90,7 +55,11 @@ def measure(lib: Path | None, args: argparse.Namespace, attack: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--baseline", default="HEAD", help="a git revision (default HEAD)")
-    parser.add_argument("--attacks", nargs="+", choices=ATTACKS, default=list(ATTACKS))
+    sys.path.insert(0, str(HERE))
+    from bench_bookkeeping import attack_runs
+    names = list(attack_runs(torch.nn.Identity(), torch.empty(0), torch.empty(0)))
+    parser.add_argument("--attacks", nargs="+", choices=names, default=names,
+                        help="as bench_bookkeeping.attack_runs times them")
     parser.add_argument("--model", default="cnn-m/std")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=4)

@@ -59,40 +59,52 @@ def use_cached_numbers(on: bool) -> None:
 TOGGLES = {"bookkeeping": use_bookkeeping, "numbers": use_cached_numbers}
 
 
+def attack_runs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int = 100
+                ) -> dict[str, Callable[[], object]]:
+    """Each attack at ``steps`` passes (C&W and EAD: 2 constants × steps/2; the portfolios
+    ``minimal-l2`` and ``minimal-linf`` at a budget of 3 × steps)."""
+    return {
+        "ddn": lambda: attacks.ddn(model, x, y, steps=steps),
+        "fmn-l2": lambda: attacks.fmn(model, x, y, steps=steps),
+        "fmn-linf": lambda: attacks.fmn(model, x, y, norm="linf", steps=steps),
+        "alma": lambda: attacks.alma(model, x, y, steps=steps),
+        "fab-linf": lambda: attacks.fab(model, x, y, steps=steps),
+        "cw-l2": lambda: attacks.cw_l2(model, x, y, steps=steps // 2, binary_steps=2,
+                                       abort_early=False),
+        "ead": lambda: attacks.ead(model, x, y, steps=steps // 2, binary_steps=2,
+                                   abort_early=False),
+        "minimal-l2": lambda: attacks.minimal_l2(model, x, y, budget=3 * steps),
+        "minimal-linf": lambda: attacks.minimal_linf(model, x, y, budget=3 * steps),
+    }
+
+
+def in_run_fraction(clocked: ModelClock, x: torch.Tensor, run: Callable[[], object],
+                    steps: int = 100) -> float:
+    """One run's in-run fraction of raw: the model's CPU time during ``run`` (``clocked``
+    wraps the model it attacks), scaled by a raw loop's total/model-time ratio measured right
+    before, over the run's CPU time."""
+    clocked.reset()
+    start = time.process_time()
+    raw_pass(clocked, x, steps)
+    raw_overhead = (time.process_time() - start) / clocked.seconds
+    clocked.reset()
+    start = time.process_time()
+    run()
+    return clocked.seconds * raw_overhead / (time.process_time() - start)
+
+
 def in_run_fractions(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: int,
                      steps: int = 100, compare: str = "bookkeeping") -> pd.DataFrame:
     toggle, (off_column, on_column) = TOGGLES[compare], COLUMNS[compare]
     clocked = ModelClock(model)
-    runs: dict[str, Callable[[], object]] = {
-        "ddn": lambda: attacks.ddn(clocked, x, y, steps=steps),
-        "fmn-l2": lambda: attacks.fmn(clocked, x, y, steps=steps),
-        "fmn-linf": lambda: attacks.fmn(clocked, x, y, norm="linf", steps=steps),
-        "alma": lambda: attacks.alma(clocked, x, y, steps=steps),
-        "fab-linf": lambda: attacks.fab(clocked, x, y, steps=steps),
-        "cw-l2": lambda: attacks.cw_l2(clocked, x, y, steps=steps // 2, binary_steps=2,
-                                       abort_early=False),
-        "ead": lambda: attacks.ead(clocked, x, y, steps=steps // 2, binary_steps=2,
-                                   abort_early=False),
-        "minimal-l2 auto (3x budget)": lambda: attacks.minimal_l2(clocked, x, y,
-                                                                  budget=3 * steps),
-        "minimal-linf auto (3x budget)": lambda: attacks.minimal_linf(clocked, x, y,
-                                                                      budget=3 * steps),
-    }
+    runs = attack_runs(clocked, x, y, steps)
     fractions: dict[tuple[str, bool], list[float]] = {(k, on): [] for k in runs
                                                       for on in (False, True)}
     for r in range(repeats):
         for name, run in runs.items():
             for on in ((True, False) if r % 2 else (False, True)):
                 toggle(on)
-                clocked.reset()
-                start = time.process_time()
-                raw_pass(clocked, x, steps)
-                raw_overhead = (time.process_time() - start) / clocked.seconds
-                clocked.reset()
-                start = time.process_time()
-                run()
-                fractions[name, on].append(clocked.seconds * raw_overhead
-                                           / (time.process_time() - start))
+                fractions[name, on].append(in_run_fraction(clocked, x, run, steps))
     toggle(True)
     return pd.DataFrame([{"attack": name, "batch": len(x),
                           off_column: statistics.median(fractions[name, False]),
