@@ -1,8 +1,10 @@
 """Benchmark advlens' minimal-norm attacks against foolbox 3.3.4 and adv-lib 0.2.8.
 
 Models: laptop-zoo digits models (``advlens.zoo``), standard and L2-adversarially trained
-(ε = 1.0), of several families (default: mlp-l, cnn-m, vgg-xs); images: the first ``--n``
-correctly classified test images of each model (``--n-large`` for budgets ≥ 5000).
+(ε = 1.0), of several families (default: mlp-l, cnn-m, vgg-xs); "twin-cue:<arch>/<regime>" names
+models of the same kinds trained on twin-cue images (3 × 32 × 32, 12× the digits' 256 inputs);
+images: the first ``--n`` correctly classified test images of each model (``--n-large`` for
+budgets ≥ 5000).
 
 Part 1 — strength at equal cost, L2 then L∞. For each pass budget B (default 100, 1000), every
 attack gets B forward+backward passes (ours: ``result.cost`` = passes + forward-only passes ≤ B;
@@ -56,7 +58,7 @@ from torch import Tensor, nn
 from _model_clock import ModelClock
 from advlens import attacks, zoo
 from advlens.checks import frozen
-from advlens.data import digits
+from advlens.data import digits, twin_cue
 from advlens.features import predict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,9 +70,16 @@ sys.modules.setdefault("visdom", types.ModuleType("visdom"))  # adv-lib: optiona
 def zoo_model(name: str) -> tuple[nn.Module, float]:
     """A laptop-zoo digits model by "arch/std", "arch/harm" (harmonized) or "arch/at<eps>"
     (seed 0; "/s<seed>" appended for another seed, e.g. "vgg-xs/std/s1"), and its test accuracy
-    (built and cached by advlens.zoo if missing)."""
-    arch, regime, *rest = name.split("/")
+    (built and cached by advlens.zoo if missing). "twin-cue:arch/..." names the same kinds of
+    model trained on twin-cue "both" images (3 × 32 × 32, :func:`twin_cue_config`)."""
+    dataset, _, short = name.rpartition(":")
+    if dataset not in ("", "digits", "twin-cue"):
+        raise ValueError(f"no benchmark data set {dataset!r} in {name!r} (digits or twin-cue).")
+    arch, regime, *rest = short.split("/")
     seed = int(rest[0].removeprefix("s")) if rest else 0
+    if dataset == "twin-cue":
+        entry = zoo.load(twin_cue_config(arch, regime, seed), progress=False)
+        return entry.model.eval(), float(entry.meta["test_acc"])
     named = {"std": "standard", "harm": "harmonized"}
     for config in zoo.spec("laptop"):
         if (config.dataset, config.arch, config.seed) != ("digits", arch, seed):
@@ -80,12 +89,35 @@ def zoo_model(name: str) -> tuple[nn.Module, float]:
             entry = zoo.load(config, progress=False)
             return entry.model.eval(), float(entry.meta["test_acc"])
     raise ValueError(f"no laptop-zoo digits model {name!r} (arch/std, arch/harm or arch/at<eps>, "
-                     "optionally /s<seed>).")
+                     "optionally /s<seed>; twin-cue:arch/... for twin-cue models).")
 
 
-def benchmark_images(model: nn.Module, n: int) -> tuple[Tensor, Tensor]:
-    """The first ``n`` correctly classified test images."""
-    test = digits("test")
+def twin_cue_config(arch: str, regime: str, seed: int = 0) -> zoo.ModelConfig:
+    """A twin-cue "both" model: the laptop zoo's own where it has one ("std", "harm"), else
+    trained as its twin-cue models are (7 epochs) — "at<eps>" by L2 adversarial training as its
+    digits models are (3 PGD steps of radius eps) — for benchmarks at 3,072 input dimensions."""
+    named = {"std": "standard", "harm": "harmonized"}
+    for config in zoo.spec("laptop"):
+        if ((config.dataset, config.variant, config.arch, config.seed, config.regime)
+                == ("twin-cue", "both", arch, seed, named.get(regime))):
+            return config
+    if regime == "std":
+        return zoo.ModelConfig(arch, dataset="twin-cue", variant="both", seed=seed, epochs=7)
+    if regime.startswith("at"):
+        return zoo.ModelConfig(arch, dataset="twin-cue", variant="both", seed=seed, epochs=7,
+                               regime="l2-at", eps=float(regime.removeprefix("at")),
+                               attack_steps=3)
+    raise ValueError(f"no twin-cue benchmark model {arch}/{regime} (std, harm or at<eps>).")
+
+
+def model_dataset(name: str) -> str:
+    """The data set a :func:`zoo_model` name's model was trained on."""
+    return name.rpartition(":")[0] or "digits"
+
+
+def benchmark_images(model: nn.Module, n: int, dataset: str = "digits") -> tuple[Tensor, Tensor]:
+    """The first ``n`` correctly classified test images (twin-cue: its "both" test split)."""
+    test = digits("test") if dataset == "digits" else twin_cue("test", variant="both")
     x, y = test.images, test.labels
     keep = (predict(model, x).argmax(1) == y).nonzero().flatten()[:n]
     return x[keep], y[keep]
@@ -564,7 +596,7 @@ def main() -> None:
     frames = []
     for name in args.models:
         model, acc = zoo_model(name)
-        x, y = benchmark_images(model, args.n)
+        x, y = benchmark_images(model, args.n, model_dataset(name))
         print(f"{name}: test accuracy {acc:.4f}; {len(x)} correctly classified images",
               flush=True)
         if not args.skip_strength:

@@ -27,7 +27,7 @@ from advlens.attacks.core import (
     tqdm_disabled,
 )
 from advlens.attacks.criterion import Criterion
-from advlens.attacks.norms import _TINY, lp_norms, unit_l2  # (unit_l2's floor)
+from advlens.attacks.norms import _TINY, lp_norms  # (unit_l2's floor)
 from advlens.attacks.result import AttackResult
 from advlens.attacks.scalars import scalar
 from advlens.checks import as_tensor, check_positive_int
@@ -116,12 +116,14 @@ def logit_ratio_and_grad(crit: Criterion, logits: Tensor, tolerance: float,
     # the quotient rule's −(n/d)/d reaches the largest logit as is and the low ones negated
     # (halved when two are averaged); no logit gets more than two nonzero parts (own or runner-up,
     # and one top place), so adding them in any order is autograd's sum
-    d_spread = (ratio / spread).neg_()
+    # (d_spread is −ratio/spread, and its negation that quotient itself: one op fewer)
+    quotient = ratio / spread
+    d_spread = quotient.neg()
     if crit.targeted:
-        half = d_spread.neg() / 2
+        half = quotient / 2
         cols, parts = top.indices[:, [0, 2, 3]], torch.stack([d_spread, half, half], 1)
     else:  # columns 0 and 2 by a slice: a view, where a list index copies
-        cols, parts = top.indices[:, ::2], torch.stack([d_spread, d_spread.neg()], 1)
+        cols, parts = top.indices[:, ::2], torch.stack([d_spread, quotient], 1)
     return margin, ratio, grad.scatter_add_(1, cols, parts)
 
 
@@ -229,8 +231,8 @@ def alma(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 1000,
                 found |= is_adv
                 # ∇(||δ||₂ + P₂(c)) = δ/||δ|| + P₂'(c)·∇c  (the first step: the penalty alone)
                 g = grad.mul_(p2_derivative(c, rho_t, mu_t, coefficients).view(rows))
-                if i > 0:
-                    g.add_(unit_l2(delta, delta_norm.clamp_min(_TINY)))
+                if i > 0:  # + δ/||δ||₂ (unit_l2's floor) in one op: addcdiv's value 1 is exact
+                    g.addcdiv_(delta, delta_norm.clamp_min(_TINY).view(rows))
                 square_avg.mul_(alpha_t).addcmul_(g, g, value=1 - alpha)
                 momentum.mul_(alpha_t).addcdiv_(g, square_avg.sqrt().add_(eps_t))
                 # xa is x0 + delta: the same sum the update starts from

@@ -54,15 +54,19 @@ def project_hyperplane_box(w: Tensor, c: Tensor, lo: Tensor, hi: Tensor,
     # w·clip(t·s·direction, lo, hi) = sign(c) Σ |w_i| s_i min(t, b_i): piecewise linear in t,
     # bending at b_i, where coordinate i reaches the box face it moves towards
     b = torch.where(direction > 0, hi, -lo).clamp_min(0)
-    a = w.abs() * direction.abs()
+    # |w|·|direction|, |direction| = |sign w|·|sign c|: |w| is 0 where sign w is (one image-sized
+    # abs fewer, the same numbers)
+    magnitude = w.abs()
+    a = magnitude * c.sign().abs()[:, None]
     if norm == "l2":
-        speed = w.abs()
+        speed = magnitude
         a = a * speed
         # a coordinate with w_i = 0 never moves (a_i = 0): any bend point will do
         b = torch.where(speed > 0, b / speed.clamp_min(_TINY), torch.zeros_like(b))
     order = _ascending(b)
     b_sorted, a_sorted = b.gather(1, order), a.gather(1, order)
-    below = (a_sorted * b_sorted).cumsum(1) - a_sorted * b_sorted  # Σ_{j<k} a_j b_j
+    moved = a_sorted * b_sorted
+    below = moved.cumsum(1) - moved  # Σ_{j<k} a_j b_j
     above = a_sorted.flip(1).cumsum(1).flip(1)  # Σ_{j≥k} a_j
     reach = below + b_sorted * above  # Σ_i a_i min(b_k, b_i), nondecreasing in k
     target = c.abs()[:, None]
@@ -304,27 +308,30 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
             logits, margins, grads = margins_and_gradients(model, z, y0, classes)
             if checked:
                 best.watch(grads)
-            # the nearest linearised (acceptance) boundary among the candidates
             tolerance = crit.tolerance(logits)
             aim = margins + tolerance[:, None]
+            is_adv = crit.confidently_adversarial(logits, tolerance=tolerance)
+            if per_iteration == 1:  # narrowed to one candidate: nothing left to choose
+                return is_adv, aim[:, 0], grads[:, 0]
+            # the nearest linearised (acceptance) boundary among the candidates
             reach = linearised_reach(aim, grads, norm)
             s = reach.argmin(1)
             if narrow is not None and narrow < per_iteration:  # from now on, only the
                 # nearest of this first linearisation's boundaries
                 classes = classes.gather(1, reach.topk(narrow, dim=1, largest=False).indices)
                 per_iteration = narrow
-            return (crit.confidently_adversarial(logits, tolerance=tolerance), aim[rows, s],
-                    grads[rows, s])
+            return is_adv, aim[rows, s], grads[rows, s]
 
         def advance(z: Tensor, margin: Tensor, grad: Tensor) -> Tensor:
             """FAB's step from z towards the linearised boundary, biased towards x₀'s
             projection: the linearised boundary is margin + grad·(x − z) = 0, i.e. grad·δ = c
             at x (c = −margin at z itself); z's and x₀'s projections in one batch (one sort)."""
             both = torch.cat([z, x0])
-            c = torch.cat([-margin, -margin - (grad * (x0 - z)).flatten(1).sum(1)])
-            dk, d0 = project_hyperplane_box(grad.repeat(2, *([1] * (grad.ndim - 1))), c,
-                                            -both, 1 - both, norm).chunk(2)
-            nk, n0 = lp_norms(dk, norm), lp_norms(d0, norm)
+            c = -margin
+            c = torch.cat([c, c - (grad * (x0 - z)).flatten(1).sum(1)])
+            deltas = project_hyperplane_box(grad.repeat(2, *([1] * (grad.ndim - 1))), c,
+                                            -both, 1 - both, norm)
+            (dk, d0), (nk, n0) = deltas.chunk(2), lp_norms(deltas, norm).chunk(2)
             alpha = (nk / (nk + n0).clamp_min(_TINY)).clamp_max(alpha_max).view(images)
             return ((1 - alpha) * (z + eta * dk) + alpha * (x0 + eta * d0)).clamp(0.0, 1.0)
 
