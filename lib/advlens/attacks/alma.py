@@ -27,7 +27,7 @@ from advlens.attacks.core import (
     tqdm_disabled,
 )
 from advlens.attacks.criterion import Criterion
-from advlens.attacks.norms import _TINY, lp_norms  # (unit_l2's floor)
+from advlens.attacks.norms import _TINY, lp_norms
 from advlens.attacks.result import AttackResult
 from advlens.attacks.scalars import scalar
 from advlens.checks import as_tensor, check_positive_int

@@ -54,8 +54,8 @@ def project_hyperplane_box(w: Tensor, c: Tensor, lo: Tensor, hi: Tensor,
     # w·clip(t·s·direction, lo, hi) = sign(c) Σ |w_i| s_i min(t, b_i): piecewise linear in t,
     # bending at b_i, where coordinate i reaches the box face it moves towards
     b = torch.where(direction > 0, hi, -lo).clamp_min(0)
-    # |w|·|direction|, |direction| = |sign w|·|sign c|: |w| is 0 where sign w is (one image-sized
-    # abs fewer, the same numbers)
+    # |w|·|direction| = |w|·|sign w|·|sign c|, and |w|·|sign w| is |w| (0 at ±0, NaN at NaN):
+    # the same numbers, one image-sized abs fewer
     magnitude = w.abs()
     a = magnitude * c.sign().abs()[:, None]
     if norm == "l2":
@@ -327,11 +327,12 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, *, norm: Norm = "linf", steps: i
             projection: the linearised boundary is margin + grad·(x − z) = 0, i.e. grad·δ = c
             at x (c = −margin at z itself); z's and x₀'s projections in one batch (one sort)."""
             both = torch.cat([z, x0])
-            c = -margin
-            c = torch.cat([c, c - (grad * (x0 - z)).flatten(1).sum(1)])
-            deltas = project_hyperplane_box(grad.repeat(2, *([1] * (grad.ndim - 1))), c,
-                                            -both, 1 - both, norm)
-            (dk, d0), (nk, n0) = deltas.chunk(2), lp_norms(deltas, norm).chunk(2)
+            at_z = -margin
+            c = torch.cat([at_z, at_z - (grad * (x0 - z)).flatten(1).sum(1)])
+            dk, d0 = project_hyperplane_box(grad.repeat(2, *([1] * (grad.ndim - 1))), c,
+                                            -both, 1 - both, norm).chunk(2)
+            # (two calls: an L2 norm of 2N rows may sum a row in another order on a GPU)
+            nk, n0 = lp_norms(dk, norm), lp_norms(d0, norm)
             alpha = (nk / (nk + n0).clamp_min(_TINY)).clamp_max(alpha_max).view(images)
             return ((1 - alpha) * (z + eta * dk) + alpha * (x0 + eta * d0)).clamp(0.0, 1.0)
 
