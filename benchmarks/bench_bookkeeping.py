@@ -62,13 +62,15 @@ TOGGLES = {"bookkeeping": use_bookkeeping, "numbers": use_cached_numbers}
 def attack_runs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int = 100
                 ) -> dict[str, Callable[[], object]]:
     """Each attack at ``steps`` passes (C&W and EAD: 2 constants × steps/2; the portfolios
-    ``minimal-l2`` and ``minimal-linf`` at a budget of 3 × steps)."""
+    ``minimal-l2`` and ``minimal-linf`` at a budget of 3 × steps; ``fab-linf-narrow``: FAB as
+    ``minimal_linf``'s first stage runs it below 1,000 passes, narrowed to one class)."""
     return {
         "ddn": lambda: attacks.ddn(model, x, y, steps=steps),
         "fmn-l2": lambda: attacks.fmn(model, x, y, steps=steps),
         "fmn-linf": lambda: attacks.fmn(model, x, y, norm="linf", steps=steps),
         "alma": lambda: attacks.alma(model, x, y, steps=steps),
         "fab-linf": lambda: attacks.fab(model, x, y, steps=steps),
+        "fab-linf-narrow": lambda: attacks.fab(model, x, y, steps=steps, narrow=1),
         "cw-l2": lambda: attacks.cw_l2(model, x, y, steps=steps // 2, binary_steps=2,
                                        abort_early=False),
         "ead": lambda: attacks.ead(model, x, y, steps=steps // 2, binary_steps=2,
