@@ -31,11 +31,11 @@ REPO = HERE.parent
 def worker(attack: str, model_name: str, batch: int, repeats: int) -> float:
     """The median in-run fraction of ``attack`` over ``repeats`` runs, in this process."""
     from _model_clock import ModelClock
-    from bench_attacks import benchmark_images, zoo_model
+    from bench_attacks import benchmark_images, model_dataset, zoo_model
     from bench_bookkeeping import attack_runs, in_run_fraction
     torch.set_num_threads(1)
     model, _ = zoo_model(model_name)
-    x, y = benchmark_images(model, batch)
+    x, y = benchmark_images(model, batch, model_dataset(model_name))
     clocked = ModelClock(model)
     run = attack_runs(clocked, x, y)[attack]
     return statistics.median(in_run_fraction(clocked, x, run) for _ in range(repeats))

@@ -27,6 +27,7 @@ from bench_attacks import (
     RESULTS,
     benchmark_images,
     measured_norms,
+    model_dataset,
     ours,
     peers_available,
     zoo_model,
@@ -87,7 +88,7 @@ def main() -> None:
         model, _ = zoo_model(str(model_name))
         for (norm, budget), cell in group.groupby(["norm", "budget"], sort=False):
             n = int(cell.n.iloc[0]) if args.n is None else args.n
-            x, y = benchmark_images(model, n)
+            x, y = benchmark_images(model, n, model_dataset(str(model_name)))
             runs = {"ours": ours("auto", str(norm)),
                     **{a: peers_available(str(norm))[a] for a in cell.attack}}
             norms = {k: measured_norms(model, x, y, run(model, x, y, int(budget)).detach(),

@@ -29,7 +29,7 @@ import torch
 
 from _model_clock import ModelClock
 from advlens import attacks
-from bench_attacks import RESULTS, benchmark_images, raw_pass, zoo_model
+from bench_attacks import RESULTS, benchmark_images, model_dataset, raw_pass, zoo_model
 
 # the modules whose loops enter bookkeeping(); each imported the name itself
 LOOPS = ("ddn", "fmn", "alma", "fab", "const_search")
@@ -125,7 +125,7 @@ def main() -> None:
     model, _ = zoo_model(args.model)
     frames = []
     for n in args.batch:
-        x, y = benchmark_images(model, n)
+        x, y = benchmark_images(model, n, model_dataset(args.model))
         frames.append(in_run_fractions(model, x, y, args.repeats, compare=args.compare))
         print(frames[-1].to_string(index=False, float_format=lambda v: f"{v:.3f}"), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)

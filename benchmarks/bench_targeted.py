@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from advlens import attacks
 from advlens.checks import frozen
-from bench_attacks import RESULTS, benchmark_images, measured_norms, zoo_model
+from bench_attacks import RESULTS, benchmark_images, measured_norms, model_dataset, zoo_model
 
 Targeted = Callable[[nn.Module, Tensor, Tensor, Tensor, int], Tensor]  # (model, x, y, t, B)
 
@@ -80,7 +80,7 @@ def run_norm(norm: str, models: list[str], budgets: list[int], n: int) -> pd.Dat
     rows = []
     for name in models:
         model, _ = zoo_model(name)
-        x, y = benchmark_images(model, n)
+        x, y = benchmark_images(model, n, model_dataset(name))
         t = attacks.choose_targets(model, x, y, "random", torch.Generator().manual_seed(0))
         for budget in budgets:
             cell = []
