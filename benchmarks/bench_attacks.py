@@ -67,6 +67,10 @@ sys.path.append(str(ROOT / ".peers"))
 sys.modules.setdefault("visdom", types.ModuleType("visdom"))  # adv-lib: optional plots only
 
 
+# the regimes a benchmark model name spells short ("at<eps>" aside)
+REGIMES = {"std": "standard", "harm": "harmonized"}
+
+
 def zoo_model(name: str) -> tuple[nn.Module, float]:
     """A laptop-zoo digits model by "arch/std", "arch/harm" (harmonized) or "arch/at<eps>"
     (seed 0; "/s<seed>" appended for another seed, e.g. "vgg-xs/std/s1"), and its test accuracy
@@ -80,11 +84,10 @@ def zoo_model(name: str) -> tuple[nn.Module, float]:
     if dataset == "twin-cue":
         entry = zoo.load(twin_cue_config(arch, regime, seed), progress=False)
         return entry.model.eval(), float(entry.meta["test_acc"])
-    named = {"std": "standard", "harm": "harmonized"}
     for config in zoo.spec("laptop"):
         if (config.dataset, config.arch, config.seed) != ("digits", arch, seed):
             continue
-        if named.get(regime) == config.regime or (
+        if REGIMES.get(regime) == config.regime or (
                 config.regime == "l2-at" and regime == f"at{config.eps}"):
             entry = zoo.load(config, progress=False)
             return entry.model.eval(), float(entry.meta["test_acc"])
@@ -96,10 +99,9 @@ def twin_cue_config(arch: str, regime: str, seed: int = 0) -> zoo.ModelConfig:
     """A twin-cue "both" model: the laptop zoo's own where it has one ("std", "harm"), else
     trained as its twin-cue models are (7 epochs) — "at<eps>" by L2 adversarial training as its
     digits models are (3 PGD steps of radius eps) — for benchmarks at 3,072 input dimensions."""
-    named = {"std": "standard", "harm": "harmonized"}
     for config in zoo.spec("laptop"):
         if ((config.dataset, config.variant, config.arch, config.seed, config.regime)
-                == ("twin-cue", "both", arch, seed, named.get(regime))):
+                == ("twin-cue", "both", arch, seed, REGIMES.get(regime))):
             return config
     if regime == "std":
         return zoo.ModelConfig(arch, dataset="twin-cue", variant="both", seed=seed, epochs=7)
