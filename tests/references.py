@@ -75,13 +75,16 @@ def carlini_l2(weights: tuple[np.ndarray, ...], x: np.ndarray, labels: np.ndarra
                targeted: bool = False, kappa: float = 0.0, lr: float = 1e-3,
                binary_steps: int = 9, steps: int = 1000, initial_const: float = 0.01,
                abort_early: bool = True, abort_rule: str = "batch",
-               keep_modifier: bool = False) -> tuple[np.ndarray, int]:
+               keep_modifier: bool = False, eps_inside: bool = False
+               ) -> tuple[np.ndarray, int]:
     """l2_attack.py: Adam (TF's form) on w, x' = tanh(w + atanh((x − ½)·1.999999))/2 + ½, the
     distance to the reconstructed x, the batch loss checked every steps//10 iterations against
     a previous 1e6 before the best is kept; returns (L2 norms to x, inf = none; passes).
     ``abort_rule="every"``: Su et al.'s copy of it, the per-image losses, ``np.all(l >
     prev*.9999)``; ``keep_modifier``: Su et al.'s too, whose per-constant reset
-    (``self.init``) re-zeroes Adam's moments and step but not the modifier w."""
+    (``self.init``) re-zeroes Adam's moments and step but not the modifier w; ``eps_inside``:
+    Su et al.'s too, whose ``adam_optimizer_tf`` steps by m/sqrt(v + 1e-8), not m/(sqrt(v) +
+    1e-8)."""
     n = len(x)
     timg = np.arctanh((x - 0.5) * 1.999999)
     start = np.tanh(timg) / 2 + 0.5
@@ -107,7 +110,7 @@ def carlini_l2(weights: tuple[np.ndarray, ...], x: np.ndarray, labels: np.ndarra
                 1 - np.tanh(w + timg) ** 2) / 2
             m, v = 0.9 * m + 0.1 * grad, 0.999 * v + 0.001 * grad**2
             w = w - lr * np.sqrt(1 - 0.999 ** (it + 1)) / (1 - 0.9 ** (it + 1)) * m / (
-                np.sqrt(v) + 1e-8)
+                np.sqrt(v + 1e-8) if eps_inside else np.sqrt(v) + 1e-8)
             if abort_early and it % (steps // 10) == 0:
                 if np.all(loss > prev * 0.9999):
                     break

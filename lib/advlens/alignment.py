@@ -285,8 +285,11 @@ def harmonization_score(maps: Tensor, heatmaps: Tensor, *, percentile: float = 1
     left out of the mean ρ because a map is constant (e.g. a zero gradient), where ρ is NaN.
     Harmonization's ``np.mean`` makes the whole mean NaN then; here they are counted instead.
     Maps are compared as given (pass ``saliency(..., channels="max-abs")`` for Harmonization's
-    saliency map). The ``score`` is meaningful only against real ClickMe maps: the ceiling is
-    the agreement between ClickMe participants, and means nothing for stand-in maps.
+    saliency map), float64 maps in their own precision for ρ too (Harmonization casts them to
+    float32 first, which ties values that differ below its resolution: ρ can differ, or be
+    NaN there where a map becomes constant). The ``score`` is meaningful only against real
+    ClickMe maps: the ceiling is the agreement between ClickMe participants, and means nothing
+    for stand-in maps.
     """
     m = _maps(maps, "maps")
     h = _maps(heatmaps, "heatmaps").to(m.device)

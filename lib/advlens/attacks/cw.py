@@ -24,6 +24,7 @@ from advlens.attacks.scalars import scalar
 from advlens.checks import as_tensor, check_bool
 
 RESTARTS = ("x", "last")
+ADAM_EPS = ("outside", "inside")
 
 
 def check_restart(restart_from: object, name: str = "restart_from") -> Literal["x", "last"]:
@@ -35,6 +36,14 @@ def check_restart(restart_from: object, name: str = "restart_from") -> Literal["
     return restart_from  # type: ignore[return-value]
 
 
+def check_adam_eps(adam_eps: object, name: str = "adam_eps") -> Literal["outside", "inside"]:
+    """``adam_eps`` if it is one of :data:`ADAM_EPS`; a ValueError naming ``name`` otherwise."""
+    if adam_eps not in ADAM_EPS:
+        raise ValueError(f"{name} must be one of {ADAM_EPS} ('outside': Adam as published, "
+                         f"'inside': Su et al.'s l2_attack.py); got {adam_eps!r}.")
+    return adam_eps  # type: ignore[return-value]
+
+
 class TanhAdam:
     """C&W's change of variables x' = (tanh(w) + 1)/2 with Adam on w, restarted per constant.
 
@@ -42,15 +51,18 @@ class TanhAdam:
     shrink leaves is added back, so the first iterate is exactly x (clamped into [0, 1], outside
     the graph: the gradient is chained through tanh by hand). ``restart_from``: where each
     constant after the first starts, "x" (Carlini & Wagner) or "last", the previous constant's
-    last iterate (Su et al.'s l2_attack.py); Adam's moments restart either way.
+    last iterate (Su et al.'s l2_attack.py); Adam's moments restart either way. ``adam_eps``:
+    where Adam's ``tol`` enters its step, "outside" (published Adam: m̂/(√v̂ + tol)) or "inside"
+    (Su et al.'s l2_attack.py: lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ)·m/√(v + tol), on the uncorrected v).
     """
 
     def __init__(self, model: nn.Module, x0: Tensor, crit: Criterion, *, lr: float,
                  kappa: float, betas: tuple[float, float] = (0.9, 0.999), tol: float = 1e-8,
-                 restart_from: Literal["x", "last"] = "x"):
+                 restart_from: Literal["x", "last"] = "x",
+                 adam_eps: Literal["outside", "inside"] = "outside"):
         self.model, self.x0, self.crit = model, x0, crit
         self.lr, self.kappa, self.betas, self.tol = lr, kappa, betas, tol
-        self.restart_from = restart_from
+        self.restart_from, self.adam_eps = restart_from, adam_eps
         # shrink by 1e-6 so atanh stays finite at pixels exactly 0 or 1
         self.w0 = torch.atanh((2 * x0 - 1) * (1 - 1e-6))
         self.offset = x0 - (torch.tanh(self.w0) + 1) / 2
@@ -88,8 +100,13 @@ class TanhAdam:
         kept = None if self.held is None else [t[self.held] for t in (self.m, self.v, self.w)]
         self.m.mul_(self.beta1).add_(grad_w, alpha=1 - b1)
         self.v.mul_(self.beta2).addcmul_(grad_w, grad_w, value=1 - b2)
-        denom = (self.v / (1 - b2**self.t)).sqrt_().add_(self.tol_t)
-        self.w.addcdiv_(self.m, denom, value=-self.lr / (1 - b1**self.t))
+        if self.adam_eps == "inside":
+            denom = (self.v + self.tol_t).sqrt_()
+            rate = self.lr * (1 - b2**self.t) ** 0.5 / (1 - b1**self.t)
+        else:
+            denom = (self.v / (1 - b2**self.t)).sqrt_().add_(self.tol_t)
+            rate = self.lr / (1 - b1**self.t)
+        self.w.addcdiv_(self.m, denom, value=-rate)
         if kept is not None:  # a held image takes no step (nor does its Adam state move)
             for t, rows in zip((self.m, self.v, self.w), kept, strict=True):
                 t[self.held] = rows
@@ -104,6 +121,7 @@ def cw_l2(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = No
           lr: float = 0.001, kappa: float = 0.0, abort_early: bool = True,
           abort_rule: AbortRule = "batch",
           restart_from: Literal["x", "last"] = "x",
+          adam_eps: Literal["outside", "inside"] = "outside",
           progress: bool | None = None) -> AttackResult:
     """Carlini & Wagner's L2 attack with the settings of Su et al. as defaults.
 
@@ -126,16 +144,27 @@ def cw_l2(model: nn.Module, x: Tensor, y: Tensor, *, targets: Tensor | None = No
     ``restart_from``: where each constant after the first starts Adam (its moments reset), at
     x ("x", Carlini & Wagner's code) or at the previous constant's last iterate ("last": Su et
     al.'s ``l2_attack.py``, whose reset leaves the tanh-space modifier out).
+
+    ``adam_eps``: where Adam's 1e-8 enters the step: "outside", m̂/(√v̂ + 1e-8) (Kingma & Ba's
+    Algorithm 1, PyTorch's Adam; Carlini & Wagner's code, through TensorFlow's Adam, adds it to
+    the uncorrected √v, an effective 3e-7 on √v̂ at the first step: the two differ only where
+    gradients are below ~1e-6), or "inside" the square root of the uncorrected second moment,
+    lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ)·m/√(v + 1e-8) (Su et al.'s ``l2_attack.py``,
+    ``adam_optimizer_tf``): an effective floor of about 3e-3 on √v̂ at the first step and
+    1.3e-4 at the 1,000th, which damps the steps of pixels whose gradients are smaller than that
+    (high-resolution images, small distortions).
     """
     initial_const, lr, kappa = check_search_settings(binary_steps, steps, initial_const, lr, kappa)
     abort_early = check_bool(abort_early, "abort_early")
     abort_rule = check_abort_rule(abort_rule)
     restart_from = check_restart(restart_from)
+    adam_eps = check_adam_eps(adam_eps)
     home = as_tensor(x, "x").device
     with attack_mode(model):
         x0, _, crit = prepare(model, x, y, targets=targets)
         best = BestAdversarial(x0, "l2")
-        opt = TanhAdam(model, x0, crit, lr=lr, kappa=kappa, restart_from=restart_from)
+        opt = TanhAdam(model, x0, crit, lr=lr, kappa=kappa, restart_from=restart_from,
+                       adam_eps=adam_eps)
         passes = const_search(model, crit, opt, best, binary_steps=binary_steps, steps=steps,
                               initial_const=initial_const, kappa=kappa,
                               abort_early=abort_early, progress=progress,

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from advlens import attacks
 from advlens.attacks.const_search import check_abort_rule
 from advlens.attacks.core import tqdm_disabled
-from advlens.attacks.cw import check_restart
+from advlens.attacks.cw import check_adam_eps, check_restart
 from advlens.attacks.pgd import LOSSES as SEARCH_LOSSES
 from advlens.attacks.result import AttackResult
 from advlens.attacks.targets import TARGET_MODES
@@ -245,6 +245,10 @@ class SuiteSettings:
     # (Carlini & Wagner's code: notebook 02's laptop C&W distortions 2-61 % larger with it,
     # vit-xs 0.309 vs 0.192, convmixer-xs 0.239 vs 0.200)
     cw_restart_from: str = "last"
+    # where C&W's Adam adds its 1e-8: "inside" the square root of the uncorrected second moment
+    # (Su et al.'s l2_attack.py, adam_optimizer_tf: it damps the steps of pixels whose gradients
+    # are below ~1e-4, as on ImageNet) or "outside" (published Adam, Carlini & Wagner's code)
+    cw_adam_eps: str = "inside"
 
     def __post_init__(self) -> None:
         if self.search_loss not in SEARCH_LOSSES:
@@ -252,6 +256,7 @@ class SuiteSettings:
                              f"al.'s code); got {self.search_loss!r}.")
         check_abort_rule(self.abort_rule)
         check_restart(self.cw_restart_from, "cw_restart_from")
+        check_adam_eps(self.cw_adam_eps, "cw_adam_eps")
 
     @classmethod
     def from_knobs(cls, knobs: Mapping[str, Any]) -> SuiteSettings:
@@ -275,7 +280,7 @@ def run_attack(name: str, model: nn.Module, x: Tensor, y: Tensor, settings: Suit
         return attacks.cw_l2(model, x, y, targets=targets, binary_steps=s.cw_binary_steps,
                              steps=s.cw_steps, lr=s.cw_lr, initial_const=s.cw_initial_const,
                              abort_rule=s.abort_rule, restart_from=s.cw_restart_from,
-                             progress=False)
+                             adam_eps=s.cw_adam_eps, progress=False)
     if name == "ead":
         return attacks.ead(model, x, y, targets=targets, binary_steps=s.ead_binary_steps,
                            steps=s.ead_steps, lr=s.ead_lr, initial_const=s.ead_initial_const,
