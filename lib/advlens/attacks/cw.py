@@ -27,21 +27,25 @@ RESTARTS = ("x", "last")
 ADAM_EPS = ("outside", "inside")
 
 
+def _one_of(value: object, choices: tuple[str, ...], name: str, meanings: str) -> str:
+    """``value`` if it is one of ``choices``; a ValueError naming ``name`` (and what each
+    choice means) otherwise."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices} ({meanings}); got {value!r}.")
+    return value  # type: ignore[return-value]
+
+
 def check_restart(restart_from: object, name: str = "restart_from") -> Literal["x", "last"]:
     """``restart_from`` if it is one of :data:`RESTARTS`; a ValueError naming ``name``
     otherwise."""
-    if restart_from not in RESTARTS:
-        raise ValueError(f"{name} must be one of {RESTARTS} ('x': Carlini & Wagner's code, "
-                         f"'last': Su et al.'s); got {restart_from!r}.")
-    return restart_from  # type: ignore[return-value]
+    return _one_of(restart_from, RESTARTS, name,  # type: ignore[return-value]
+                   "'x': Carlini & Wagner's code, 'last': Su et al.'s")
 
 
 def check_adam_eps(adam_eps: object, name: str = "adam_eps") -> Literal["outside", "inside"]:
     """``adam_eps`` if it is one of :data:`ADAM_EPS`; a ValueError naming ``name`` otherwise."""
-    if adam_eps not in ADAM_EPS:
-        raise ValueError(f"{name} must be one of {ADAM_EPS} ('outside': Adam as published, "
-                         f"'inside': Su et al.'s l2_attack.py); got {adam_eps!r}.")
-    return adam_eps  # type: ignore[return-value]
+    return _one_of(adam_eps, ADAM_EPS, name,  # type: ignore[return-value]
+                   "'outside': Adam as published, 'inside': Su et al.'s l2_attack.py")
 
 
 class TanhAdam:
