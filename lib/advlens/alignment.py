@@ -52,6 +52,17 @@ def _maps(x: Tensor | object, name: str) -> Tensor:
     return t
 
 
+def _finite(maps: Tensor, name: str) -> None:
+    """Refuse maps holding NaN or inf: a top-k mask or a mean over images would take them in
+    silently (a NaN map's Dice read 0 and was averaged in)."""
+    bad = ~torch.isfinite(maps).flatten(1).all(dim=1)
+    if bool(bad.any()):
+        images = bad.nonzero().flatten().tolist()
+        raise ValueError(f"{name} hold NaN or inf in image(s) {images[:10]}"
+                         f"{' …' if len(images) > 10 else ''}; pass finite maps (e.g. "
+                         "torch.nan_to_num, or leave those images out).")
+
+
 def _same_shape(a: Tensor, b: Tensor, names: str) -> None:
     if a.shape != b.shape:
         fix = ("Resize the maps to the image size first." if a.shape[1:] != b.shape[1:] else
@@ -114,6 +125,10 @@ def perturbation_mask(perturbation: Tensor) -> Tensor:
     one (Linsley et al.); an (N, H, W) input is taken as already reduced (absolute value). An
     integer perturbation (a difference of 8-bit images) is taken in float64."""
     p = as_tensor(perturbation, "perturbation")
+    if p.dtype in (torch.uint8, torch.uint16, torch.uint32, torch.uint64):
+        raise ValueError(f"perturbation is {p.dtype}: a difference of unsigned images has "
+                         "already wrapped around (3 - 5 reads 254); take it in a signed type, "
+                         "e.g. adv.int() - x.int(), or as floats.")
     if not p.is_floating_point():  # the channel mean needs floats; float64 holds the ints exactly
         p = p.double()
     if p.ndim == 4:
@@ -239,6 +254,8 @@ def logits_and_saliency(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor,
 def _top_masks(a: Tensor, b: Tensor, percentile: float) -> tuple[Tensor, Tensor]:
     a, b = _maps(a, "heatmaps_a"), _maps(b, "heatmaps_b").to(a.device)
     _same_shape(a, b, "the two sets of heatmaps")
+    _finite(a, "heatmaps_a")
+    _finite(b, "heatmaps_b")
     p = one_number("percentile", percentile)  # (a string failed on "<"; a (1,) array cut
     if not 0 < p < 100:                         # per row of a (1, N, 1) mask)
         raise ValueError(f"percentile must be in (0, 100); got {percentile}.")
@@ -294,6 +311,8 @@ def harmonization_score(maps: Tensor, heatmaps: Tensor, *, percentile: float = 1
     m = _maps(maps, "maps")
     h = _maps(heatmaps, "heatmaps").to(m.device)
     _same_shape(m, h, "maps and heatmaps")
+    _finite(m, "maps")
+    _finite(h, "heatmaps")
     rho = spearman(m, h)
     mean_rho = float(torch.nanmean(rho))
     return {"spearman": mean_rho, "score": mean_rho / HUMAN_CEILING,

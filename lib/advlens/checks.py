@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import operator
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -171,10 +172,39 @@ def model_output(model: nn.Module, x: Tensor, expected: str = "one tensor of log
     """``model(x)``, refused with a clear error unless it is one tensor (a model returning a
     tuple or a dict failed on the first tensor method called on it, naming neither);
     ``expected`` describes the output wanted, for the error."""
-    out = model(x)
+    out = forward_keeping_input(model, x)
     if not isinstance(out, Tensor):
         raise TypeError(output_error(expected, f"a {type(out).__name__}"))
     return out
+
+
+_IN_PLACE = ("the model changed its input tensor in place (e.g. torchvision's "
+             "Normalize(inplace=True), or an in-place op such as x.sub_() or x /= std at the "
+             "start of forward): it would overwrite the images it is given, the attacks' clean "
+             "reference among them. Make that operation out of place (inplace=False, "
+             "x = x - mean), or put a copy first: nn.Sequential(Copy(), model) with a module "
+             "whose forward returns x.clone().")
+
+
+def forward_keeping_input(model: Callable[[Tensor], Any], x: Tensor) -> Any:
+    """``model(x)``, refused with a clear error where the model writes into ``x`` (its version
+    counter moves; autograd's own error on an input that requires grad named neither the model
+    nor a fix)."""
+    version = None if x.is_inference() else x._version  # inference tensors keep no count
+    try:
+        out = model(x)
+    except Exception as err:  # also a hook's stop signal (features.capture) after the write
+        if _written(x, version) or (isinstance(err, RuntimeError) and (
+                "in-place operation" in str(err) or "inplace operation" in str(err))):
+            raise ValueError(_IN_PLACE) from err
+        raise
+    if _written(x, version):
+        raise ValueError(_IN_PLACE)
+    return out
+
+
+def _written(x: Tensor, version: int | None) -> bool:
+    return version is not None and x._version != version
 
 
 def output_error(expected: str, got: str) -> str:

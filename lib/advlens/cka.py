@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -365,7 +365,10 @@ def gram_linear_cka(grams: Mapping[str, Tensor], pairs: Sequence[tuple[str, str]
     taken once, however many pairs it is in; equal to :func:`linear_cka` of the
     representations up to rounding. Degenerate inputs raise ``ValueError`` as there."""
     debiased = check_bool(debiased, "debiased")
-    shapes = {tuple(g.shape) for g in grams.values()}
+    if not isinstance(grams, Mapping) or len(grams) == 0:
+        raise ValueError("grams must be a non-empty mapping {name: n×n Gram matrix}.")
+    _distinct_names(grams, "grams")
+    shapes = {tuple(np.shape(g)) for g in grams.values()}
     n = next(iter(shapes))[0] if len(shapes) == 1 else -1
     if n < 0 or shapes != {(n, n)}:
         raise ValueError(f"grams must be n×n Gram matrices of the same n inputs; got shapes "
@@ -375,8 +378,12 @@ def gram_linear_cka(grams: Mapping[str, Tensor], pairs: Sequence[tuple[str, str]
     prepared: dict[str, tuple[_Prepared, Tensor]] = {}
 
     def prepare(name: str) -> tuple[_Prepared, Tensor]:
+        if name not in grams:
+            raise KeyError(f"pairs name {name!r}, which grams does not hold; it holds "
+                           f"{list(grams)}.")
         if name not in prepared:
-            a = _prepare_gram(grams[name].to(torch.float64), name, debiased=debiased)
+            a = _prepare_gram(_symmetric(grams[name], f"grams[{name!r}]", debiased), name,
+                              debiased=debiased)
             prepared[name] = (a, _hsic(a, a))
         return prepared[name]
 
@@ -385,6 +392,26 @@ def gram_linear_cka(grams: Mapping[str, Tensor], pairs: Sequence[tuple[str, str]
         (a, h_aa), (b, h_bb) = prepare(x), prepare(y)
         out.append(_normalise(_hsic(a, b), a, h_aa, b, h_bb))
     return out
+
+
+def _symmetric(gram: Array, name: str, debiased: bool) -> Tensor:
+    """A Gram matrix (tensor or NumPy array) as a finite float64 tensor, refused unless
+    symmetric (to rounding): a kernel's Gram is, and CKA of any other matrix is no CKA."""
+    k = _checked(gram, name, min_rows=min_rows(debiased))
+    asymmetry = float((k - k.T).abs().max())
+    if asymmetry > 1e-5 * float(k.abs().max()):
+        raise ValueError(f"{name} is not symmetric (max |K - Kᵀ| = {asymmetry:.3g}); pass a "
+                         "Gram matrix K = X Xᵀ of one representation (linear_gram).")
+    return k
+
+
+def _distinct_names(reps: Mapping[Any, object], what: str) -> None:
+    """Refuse keys that name the same label (1 and "1"): the table's rows would repeat it."""
+    names = [str(k) for k in reps]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{what} has keys that read the same as labels: {repeated} (e.g. 1 "
+                         "and '1'); give every representation a distinct name.")
 
 
 def _prepare_all(reps: Mapping[str, Array], *, kernel: Kernel, debiased: bool, threshold: float,
@@ -396,6 +423,7 @@ def _prepare_all(reps: Mapping[str, Array], *, kernel: Kernel, debiased: bool, t
     debiased = check_bool(debiased, "debiased")
     if not isinstance(reps, Mapping) or len(reps) == 0:
         raise ValueError(f"{what} must be a non-empty mapping {{name: (n, d) representation}}.")
+    _distinct_names(reps, what)
     names = [str(k) for k in reps]
     xs: list[Tensor] = []
     for i, (key, name) in enumerate(zip(reps, names, strict=True)):
@@ -471,6 +499,7 @@ def cka_cross(reps: Mapping[str, Mapping[str, Array]], kernel: Kernel = "linear"
     threshold = positive_number("threshold", threshold)
     if not isinstance(reps, Mapping) or len(reps) == 0:
         raise ValueError("reps must be a non-empty mapping {row model: {column model: rep}}.")
+    _distinct_names(reps, "reps")
     rows = list(reps)
     columns = list(reps[rows[0]]) if isinstance(reps[rows[0]], Mapping) else []
     out = np.empty((len(rows), len(columns)))

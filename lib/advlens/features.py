@@ -14,6 +14,7 @@ from advlens.checks import (
     check_labels,
     check_positive_int,
     eval_mode,
+    forward_keeping_input,
     images_for,
     model_device,
     model_output,
@@ -163,7 +164,7 @@ def capture(model: nn.Module, x: Tensor, module: nn.Module, take_input: bool) ->
     """
     with _hooked(module, take_input, stop=True) as captured:
         try:
-            _one_device(model)(x)
+            forward_keeping_input(_one_device(model), x)
         except _Captured:
             pass
     return _first(captured, module)
@@ -174,13 +175,15 @@ def forward_and_capture(model: nn.Module, x: Tensor, module: nn.Module,
     """The logits ``model(x)`` and, from the same complete (differentiable) forward pass, the
     input (or output) of ``module`` flattened to (N, D), as :func:`capture` takes it."""
     with _hooked(module, take_input, stop=False) as captured:
-        logits = _one_device(model)(x)
+        logits = forward_keeping_input(_one_device(model), x)
     return logits, _first(captured, module)
 
 
-def _batches(x: Tensor, batch_size: int) -> Iterator[Tensor]:
+def _batches(x: Tensor, batch_size: int, device: torch.device) -> Iterator[Tensor]:
+    """``x`` in batches on ``device``, each a copy: a model that writes into its input (refused
+    by :func:`~advlens.checks.forward_keeping_input`) overwrites no caller's images first."""
     for start in range(0, x.shape[0], batch_size):
-        yield x[start:start + batch_size]
+        yield x[start:start + batch_size].to(device, copy=True)
 
 
 def _model_input(model: nn.Module, x: Tensor, batch_size: int) -> tuple[Tensor, int]:
@@ -211,8 +214,8 @@ def representation(model: nn.Module, x: Tensor, layer: str | None = None, *,
     device = torch.device(device) if device is not None else model_device(model)
     outputs = []
     with eval_mode(model):
-        for batch in _batches(x, batch_size):
-            rep = representation_graph(model, batch.to(device), layer)
+        for batch in _batches(x, batch_size, device):
+            rep = representation_graph(model, batch, layer)
             outputs.append(rep.to(device="cpu", dtype=torch.float64
                                   if rep.dtype == torch.float64 else torch.float32))
     return torch.cat(outputs)
@@ -226,8 +229,7 @@ def predict(model: nn.Module, x: Tensor, *, batch_size: int = 512,
     x, batch_size = _model_input(model, x, batch_size)
     device = model_device(model)
     with eval_mode(model):
-        logits = torch.cat([model_output(model, b.to(device)).cpu()
-                            for b in _batches(x, batch_size)])
+        logits = torch.cat([model_output(model, b).cpu() for b in _batches(x, batch_size, device)])
     return logits if dtype is None else logits.to(dtype)
 
 

@@ -70,7 +70,8 @@ def prepare(model: nn.Module, x: Tensor, y: Tensor, *,
     n = x.shape[0]
     y = _class_indices(y, n, "y")
     device = model_device(model)
-    x, y = images_for(model, x.detach()).to(device), y.to(device)
+    # a copy: the attacks' clean reference is theirs, whatever the model does to its input
+    x, y = images_for(model, x.detach()).to(device, copy=True), y.to(device)
     if targets is None:
         return x, y, Criterion(y, False, _largest(("y", y)))
     targets = _class_indices(targets, n, "targets").to(device)

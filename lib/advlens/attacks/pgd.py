@@ -86,6 +86,8 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: No
         # an eps of the wrong shape, from which the step is derived)
         per_sample(eps, x0.shape[0], x0, "eps")
         per_sample(step, x0.shape[0], x0, "step_size")
+        if norm == "l2":
+            check_l2_scale(eps, step, x0)
         start = None
         if random_start:
             start = (x0 + random_in_ball(x0, eps, norm, generator)).clamp(0.0, 1.0)
@@ -95,6 +97,23 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: No
     result = AttackResult(xa, lp_norms(xa - x0, norm), success, steps, 1, norm,
                           targets=crit.classes if crit.targeted else None)
     return result.to(home)
+
+
+def check_l2_scale(eps: float | Tensor, step: float | Tensor, x0: Tensor) -> None:
+    """Refuse an L2 ``eps`` or step so large that a perturbation's squared norm overflows in
+    ``x0``'s dtype: the projection then divides by inf and zeroes every perturbation (an eps of
+    1e20 attacked nothing). Every image of the [0, 1] box lies within sqrt(d) of ``x0``, so an
+    eps of sqrt(d) already leaves the ball no bound on where a step can land."""
+    d = x0[0].numel()
+    limit = (torch.finfo(x0.dtype).max / d) ** 0.5 / 4
+    for name, value in (("eps", eps), ("step_size", step)):
+        largest = float(torch.as_tensor(value, dtype=torch.float64).max())
+        if largest > limit:
+            raise ValueError(
+                f"{name} = {largest:.3g} is too large for {x0.dtype} arithmetic: an L2 norm "
+                f"that size overflows, and the projection would zero every perturbation. "
+                f"Every image in [0, 1] lies within sqrt(d) = {d ** 0.5:.4g} of x, so any eps "
+                f"from there up leaves the attack unbounded; pass at most {limit:.3g}.")
 
 
 def run_pgd(model: nn.Module, x0: Tensor, crit: Criterion, *, eps: float | Tensor,
