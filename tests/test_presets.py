@@ -402,6 +402,7 @@ def test_paper_preset_is_the_published_protocol() -> None:
         (1000, 0.02, 9, 50)
     assert (su["cw_binary_steps"], su["cw_initial_const"], su["cw_steps"], su["cw_lr"]) == \
         (9, 0.01, 1000, 0.001)
+    assert su["cw_adam_eps"] == "inside"  # l2_attack.py's Adam: the 1e-8 inside the root
     assert (su["ead_binary_steps"], su["ead_initial_const"], su["ead_steps"],
             su["ead_beta"]) == (9, 0.01, 1000, 1e-3)
     assert sorted(su["target_modes"]) == ["least-likely", "random", "top-2"]

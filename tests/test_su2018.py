@@ -976,24 +976,23 @@ def test_suite_cw_and_ead_run_as_su_et_als_code_ran() -> None:
     distortions up to 44 % larger); their C&W resets Adam's moments per constant but not its
     modifier, so each constant after the first starts where the last one ended (Carlini's
     restart at x: larger distortions). The suite's C&W and EAD rows are the attacks run with
-    ``abort_rule="image"`` and C&W's with ``restart_from="last"`` and ``adam_eps`` as set (Su
-    et al.'s Adam form, "inside", is not the default yet); a misspelt rule, restart or Adam
-    form is refused when the settings are made."""
+    ``abort_rule="image"`` and C&W's with ``restart_from="last"`` and ``adam_eps`` as set (by
+    default Su et al.'s Adam, the 1e-8 "inside" the square root; the published form on
+    request); a misspelt rule, restart or Adam form is refused when the settings are made."""
     assert SuiteSettings().abort_rule == "image"
     assert SuiteSettings().cw_restart_from == "last"
-    assert SuiteSettings().cw_adam_eps == "outside"
+    assert SuiteSettings().cw_adam_eps == "inside"
     model = affine_model(k=4, seed=2)
     x = centre_images(8, spread=0.3)
     with torch.no_grad():
         y = model(x).argmax(1)
-    got = run_attack("cw", model, x, y, TINY)
-    want = attacks.cw_l2(model, x, y, binary_steps=2, steps=20, lr=0.02, initial_const=1.0,
-                         abort_rule="image", restart_from="last")
-    assert got.passes == want.passes and torch.equal(got.adv, want.adv)
-    got = run_attack("cw", model, x, y, dataclasses.replace(TINY, cw_adam_eps="inside"))
-    want = attacks.cw_l2(model, x, y, binary_steps=2, steps=20, lr=0.02, initial_const=1.0,
-                         abort_rule="image", restart_from="last", adam_eps="inside")
-    assert got.passes == want.passes and torch.equal(got.adv, want.adv)
+    for adam_eps in ("inside", "outside"):
+        got = run_attack("cw", model, x, y, dataclasses.replace(TINY, cw_adam_eps=adam_eps))
+        want = attacks.cw_l2(model, x, y, binary_steps=2, steps=20, lr=0.02, initial_const=1.0,
+                             abort_rule="image", restart_from="last", adam_eps=adam_eps)
+        assert got.passes == want.passes and torch.equal(got.adv, want.adv)
+    assert run_attack("cw", model, x, y, TINY).adv.equal(
+        run_attack("cw", model, x, y, dataclasses.replace(TINY, cw_adam_eps="inside")).adv)
     got = run_attack("ead", model, x, y, TINY)
     want = attacks.ead(model, x, y, binary_steps=2, steps=20, lr=0.01, initial_const=1.0,
                        beta=1e-3, abort_rule="image")

@@ -247,10 +247,9 @@ class SuiteSettings:
     cw_restart_from: str = "last"
     # where C&W's Adam adds its 1e-8: "inside" the square root of the uncorrected second moment
     # (Su et al.'s l2_attack.py, adam_optimizer_tf: it damps the steps of pixels whose gradients
-    # are below ~1e-4, as on ImageNet) or "outside" (published Adam, Carlini & Wagner's code).
-    # "outside" until notebook 02's figures are regenerated with "inside" (its zoo's extra
-    # models did not finish training in the session that added the knob)
-    cw_adam_eps: str = "outside"
+    # are below ~1e-4, as on ImageNet) or "outside" (published Adam, Carlini & Wagner's code;
+    # notebook 02's smoke and laptop presets, whose lr 0.05 is not Su et al.'s)
+    cw_adam_eps: str = "inside"
 
     def __post_init__(self) -> None:
         if self.search_loss not in SEARCH_LOSSES:
