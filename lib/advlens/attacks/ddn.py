@@ -32,9 +32,11 @@ from advlens.attacks.norms import _TINY, lp_norms, per_sample, unit_l2  # (unit_
 from advlens.attacks.result import AttackResult
 from advlens.checks import as_tensor, check_bool, check_positive_int
 
+GAMMA = 0.05  # the published γ: eps moves by 5 % a step
+
 
 def ddn(model: nn.Module, x: Tensor, y: Tensor, *, steps: int = 100,
-        targets: Tensor | None = None, init_eps: float | Tensor = 1.0, gamma: float = 0.05,
+        targets: Tensor | None = None, init_eps: float | Tensor = 1.0, gamma: float = GAMMA,
         gamma_end: float | None = 0.001, max_step: float = 1.0, min_step: float = 0.01,
         loss: Literal["ce", "margin", "ce-margin"] = "ce-margin", switch: float = 0.5,
         start: Tensor | None = None, linear_start: bool = False,
