@@ -17,6 +17,7 @@ appended for another seed), --n (images), --tag (suffix of the CSV names).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import time
 
@@ -69,11 +70,7 @@ def ranking(table: pd.DataFrame, column: str) -> str:
 
 def su_part(names: list[str], n: int) -> pd.DataFrame:
     """Notebook 02's suite (laptop knobs) on ``n`` random digits test images per budget."""
-    knobs = PRESETS["02"]["laptop"]
-    base = {k: knobs[k] for k in ("search_tries", "search_start", "search_loss", "ifgsm_steps",
-                                  "cw_binary_steps", "cw_steps", "cw_lr", "cw_initial_const",
-                                  "ead_binary_steps", "ead_steps", "ead_lr",
-                                  "ead_initial_const", "ead_beta")}
+    base = dataclasses.asdict(su2018.SuiteSettings.from_knobs(PRESETS["02"]["laptop"]))
     models = zoo_models(names)
     test = digits("test")
     pick = torch.randperm(len(test.labels), generator=torch.Generator().manual_seed(0))[:n]

@@ -44,9 +44,35 @@ def test_a_model_writing_into_its_input_is_refused_and_the_callers_images_are_ke
     x = torch.rand(16, 3, 2, 2)
     y = torch.zeros(16, dtype=torch.long)
     kept = x.clone()
-    with pytest.raises(ValueError, match="changed its input tensor in place"):
+    # (the input's own message where its version counter moved; autograd refuses a write to
+    # an input that requires grad before it happens, and that message names both suspects)
+    with pytest.raises(ValueError, match="changed its input tensor in place|wrote in place "
+                                         "into a tensor that requires grad: its input"):
         call(model, x, y)
     assert torch.equal(x, kept)
+
+
+class _ScalesItsWeightInPlace(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(12, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.enable_grad():
+            self.lin.weight.mul_(1.0)
+        return self.lin(x.flatten(1))
+
+
+def test_an_in_place_write_to_a_parameter_is_not_blamed_on_the_input() -> None:
+    """Autograd refuses any in-place write to a leaf that requires grad; where the model's
+    parameters require grad (saliency-based training), the message names both possibilities,
+    and a version-counted write to the input alone gets the input's message."""
+    model = _ScalesItsWeightInPlace().eval()
+    x = torch.rand(4, 3, 2, 2)
+    y = torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match="wrote in place into a tensor that requires grad: "
+                                         "its input .* or one of its parameters"):
+        alignment.logits_and_saliency(model, x, y)
 
 
 def test_the_same_model_out_of_place_runs() -> None:
@@ -77,6 +103,12 @@ def test_an_l2_eps_whose_squared_norm_overflows_is_refused() -> None:
     assert attacks.pgd(model, x, y, eps=1e15, steps=3).success.all()
     with pytest.raises(ValueError, match="step_size = 1e\\+20 is too large"):
         attacks.pgd(model, x, y, eps=1.0, step_size=1e20, steps=3)
+    # the searches that run the PGD loop directly: I-FGSM's doubling from a huge first eps
+    # reported every image not found, the tolerance search lost what a step of 0.1 found
+    with pytest.raises(ValueError, match="is too large for torch.float32"):
+        attacks.ifgsm_search(model, x, y, norm="l2", start_eps=1e20, steps=2, tries=2)
+    with pytest.raises(ValueError, match="is too large for torch.float32"):
+        attacks.minimal_eps_pgd(model, x, y, step_size=1e20)
     # L∞ has no norm to overflow: a huge eps is the box itself; float64 overflows far later
     assert attacks.pgd(model, x, y, eps=1e20, norm="linf", steps=3).success.all()
     assert attacks.pgd(model.double(), x.double(), y, eps=1e20, steps=3).success.all()
@@ -108,6 +140,10 @@ def test_spearman_alignment_refuses_an_unsigned_difference() -> None:
     signed = alignment.spearman_alignment(a.int() - b.int(), heat)
     floats = alignment.spearman_alignment(a.double() - b.double(), heat)
     assert torch.equal(signed, floats)
+    # an (N, H, W) map is a magnitude already: |a - b| in uint8 (cv2.absdiff) is no wrap-around
+    magnitude = torch.maximum(a, b) - torch.minimum(a, b)
+    assert torch.equal(alignment.spearman_alignment(magnitude[:, 0], heat),
+                       alignment.spearman_alignment((a.int() - b.int())[:, 0].abs(), heat))
 
 
 def test_gram_linear_cka_takes_numpy_and_refuses_a_non_symmetric_gram() -> None:
@@ -121,6 +157,11 @@ def test_gram_linear_cka_takes_numpy_and_refuses_a_non_symmetric_gram() -> None:
         cka.gram_linear_cka({"a": rng.normal(size=(8, 8)), "b": np.eye(8)}, [("a", "b")])
     with pytest.raises(KeyError, match="pairs name 'c'"):
         cka.gram_linear_cka(grams, [("a", "c")])
+    # validate=False (a jackknife's sub-Grams of linear_gram's): the same numbers, no checks
+    idx = torch.tensor([0, 2, 3, 5, 6, 7])
+    sub = {k: torch.from_numpy(g)[idx][:, idx] for k, g in grams.items()}
+    assert cka.gram_linear_cka(sub, [("a", "b")], validate=False) == \
+        cka.gram_linear_cka(sub, [("a", "b")])
 
 
 def test_representation_names_that_read_the_same_are_refused() -> None:

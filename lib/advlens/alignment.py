@@ -125,7 +125,8 @@ def perturbation_mask(perturbation: Tensor) -> Tensor:
     one (Linsley et al.); an (N, H, W) input is taken as already reduced (absolute value). An
     integer perturbation (a difference of 8-bit images) is taken in float64."""
     p = as_tensor(perturbation, "perturbation")
-    if p.dtype in (torch.uint8, torch.uint16, torch.uint32, torch.uint64):
+    if p.ndim == 4 and p.dtype in (torch.uint8, torch.uint16, torch.uint32, torch.uint64):
+        # (an (N, H, W) map is a magnitude already: |a - b| of unsigned images is fine)
         raise ValueError(f"perturbation is {p.dtype}: a difference of unsigned images has "
                          "already wrapped around (3 - 5 reads 254); take it in a signed type, "
                          "e.g. adv.int() - x.int(), or as floats.")

@@ -184,6 +184,10 @@ _IN_PLACE = ("the model changed its input tensor in place (e.g. torchvision's "
              "reference among them. Make that operation out of place (inplace=False, "
              "x = x - mean), or put a copy first: nn.Sequential(Copy(), model) with a module "
              "whose forward returns x.clone().")
+_LEAF_IN_PLACE = ("the model's forward wrote in place into a tensor that requires grad: its "
+                  "input (e.g. torchvision's Normalize(inplace=True), x.sub_(), x /= std), "
+                  "which would overwrite the images it is given, or one of its parameters. "
+                  "Make that operation out of place (inplace=False, x = x - mean).")
 
 
 def forward_keeping_input(model: Callable[[Tensor], Any], x: Tensor) -> Any:
@@ -194,9 +198,11 @@ def forward_keeping_input(model: Callable[[Tensor], Any], x: Tensor) -> Any:
     try:
         out = model(x)
     except Exception as err:  # also a hook's stop signal (features.capture) after the write
-        if _written(x, version) or (isinstance(err, RuntimeError) and (
-                "in-place operation" in str(err) or "inplace operation" in str(err))):
+        if _written(x, version):
             raise ValueError(_IN_PLACE) from err
+        if isinstance(err, RuntimeError) and "leaf Variable that requires grad" in str(err):
+            # autograd refused the write before it happened; it may have been to a parameter
+            raise ValueError(_LEAF_IN_PLACE) from err
         raise
     if _written(x, version):
         raise ValueError(_IN_PLACE)

@@ -358,13 +358,16 @@ def linear_gram(X: Array, name: str = "X") -> Tensor:
 
 
 def gram_linear_cka(grams: Mapping[str, Tensor], pairs: Sequence[tuple[str, str]],
-                    debiased: bool = False) -> list[float]:
+                    debiased: bool = False, *, validate: bool = True) -> list[float]:
     """Linear CKA of each pair (a, b) of ``pairs`` from the n×n Gram matrices ``grams[a]``,
     ``grams[b]`` of representations of the same n inputs (:func:`linear_gram`, or subsets
     ``[idx][:, idx]`` of them). Each Gram is centred (U-centred, ``debiased``) and its self-HSIC
     taken once, however many pairs it is in; equal to :func:`linear_cka` of the
-    representations up to rounding. Degenerate inputs raise ``ValueError`` as there."""
+    representations up to rounding. Degenerate inputs raise ``ValueError`` as there; each Gram
+    is checked finite and symmetric unless ``validate=False`` (for sub-Grams of Grams that
+    :func:`linear_gram` made, as a jackknife takes them many times)."""
     debiased = check_bool(debiased, "debiased")
+    validate = check_bool(validate, "validate")
     if not isinstance(grams, Mapping) or len(grams) == 0:
         raise ValueError("grams must be a non-empty mapping {name: n×n Gram matrix}.")
     _distinct_names(grams, "grams")
@@ -382,8 +385,9 @@ def gram_linear_cka(grams: Mapping[str, Tensor], pairs: Sequence[tuple[str, str]
             raise KeyError(f"pairs name {name!r}, which grams does not hold; it holds "
                            f"{list(grams)}.")
         if name not in prepared:
-            a = _prepare_gram(_symmetric(grams[name], f"grams[{name!r}]", debiased), name,
-                              debiased=debiased)
+            gram = (_symmetric(grams[name], f"grams[{name!r}]", debiased) if validate
+                    else as_tensor(grams[name], f"grams[{name!r}]").to(torch.float64))
+            a = _prepare_gram(gram, name, debiased=debiased)
             prepared[name] = (a, _hsic(a, a))
         return prepared[name]
 
@@ -398,6 +402,8 @@ def _symmetric(gram: Array, name: str, debiased: bool) -> Tensor:
     """A Gram matrix (tensor or NumPy array) as a finite float64 tensor, refused unless
     symmetric (to rounding): a kernel's Gram is, and CKA of any other matrix is no CKA."""
     k = _checked(gram, name, min_rows=min_rows(debiased))
+    if torch.equal(k, k.T):  # (linear_gram's are, exactly)
+        return k
     asymmetry = float((k - k.T).abs().max())
     if asymmetry > 1e-5 * float(k.abs().max()):
         raise ValueError(f"{name} is not symmetric (max |K - Kᵀ| = {asymmetry:.3g}); pass a "

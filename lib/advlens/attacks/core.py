@@ -70,8 +70,12 @@ def prepare(model: nn.Module, x: Tensor, y: Tensor, *,
     n = x.shape[0]
     y = _class_indices(y, n, "y")
     device = model_device(model)
-    # a copy: the attacks' clean reference is theirs, whatever the model does to its input
-    x, y = images_for(model, x.detach()).to(device, copy=True), y.to(device)
+    given = x.detach()
+    x, y = images_for(model, given).to(device), y.to(device)
+    if x.untyped_storage().data_ptr() == given.untyped_storage().data_ptr():
+        # neither cast nor moved: a copy, so that the attacks' clean reference is theirs
+        # whatever the model does to its input
+        x = x.clone()
     if targets is None:
         return x, y, Criterion(y, False, _largest(("y", y)))
     targets = _class_indices(targets, n, "targets").to(device)

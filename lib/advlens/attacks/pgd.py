@@ -129,6 +129,8 @@ def run_pgd(model: nn.Module, x0: Tensor, crit: Criterion, *, eps: float | Tenso
     :meth:`Criterion.logit_loss` (``"logit"``)."""
     objective = crit.loss if loss == "ce" else crit.logit_loss
     n = x0.shape[0]
+    if norm == "l2":  # (ifgsm_search and minimal_eps_pgd call this directly)
+        check_l2_scale(eps, step, x0)
     step_t = per_sample(step, n, x0, "step")
     # eps as an (N,) tensor once: a number would be checked and converted at every step's
     # projection (a dozen small ops and two host syncs a step)
