@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -265,7 +266,8 @@ def _reach_start(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> to
 def test_l2_auto_is_its_stages_run_in_turn(budget: int, k: int) -> None:
     """The L2 portfolio is exactly its stages in turn, each image keeping its smallest: DDN
     (constant γ; below 400 passes from each image's eps at 10× its linearised distance, one
-    pass), DDN-margin from the clean images with each eps starting at the norm found so
+    pass, and below 84 passes with γ annealed down to 0.05 so that eps can shrink 10×),
+    DDN-margin from the clean images with each eps starting at the norm found so
     far (1 where only 0: one image is misclassified already; the largest in the box where
     none), capped at the
     linearised distance (constant γ below 400 passes), aimed at the nearest linearised class
@@ -287,7 +289,12 @@ def test_l2_auto_is_its_stages_run_in_turn(budget: int, k: int) -> None:
             assert budget < 400
             start = _reach_start(model, x, y)
             assert float(start[0]) == 1.0 and bool((start < 1).any())  # (misclassified: 1)
-            r = attacks.ddn(model, x, y, steps=steps - 1, gamma_end=None, init_eps=start)
+            # γ: constant 0.05 where it shrinks eps 10× within the stage's steps, else annealed
+            # to 0.05 from the value whose mean with 0.05 travels ln(10)
+            first = 2 * math.log(10.0) / (steps - 1) - 0.05
+            gamma = {"gamma": first, "gamma_end": 0.05} if first > 0.05 else {"gamma_end": None}
+            assert (first > 0.05) == (budget < 84)
+            r = attacks.ddn(model, x, y, steps=steps - 1, init_eps=start, **gamma)
         elif stage.startswith("ddn-margin"):  # constant γ below 400 passes
             # (none found: the largest norm in the box, capped at the linearised distance)
             worst = torch.linalg.vector_norm(torch.maximum(x, 1 - x).flatten(1), dim=1)
