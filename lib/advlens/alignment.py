@@ -252,28 +252,47 @@ def logits_and_saliency(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor,
     return logits, grad.mean(dim=1)
 
 
-def _top_masks(a: Tensor, b: Tensor, percentile: float) -> tuple[Tensor, Tensor]:
-    a, b = _maps(a, "heatmaps_a"), _maps(b, "heatmaps_b").to(a.device)
-    _same_shape(a, b, "the two sets of heatmaps")
-    _finite(a, "heatmaps_a")
-    _finite(b, "heatmaps_b")
+def _validated_pair(a: Tensor, b: Tensor, names: tuple[str, str], pair: str
+                    ) -> tuple[Tensor, Tensor]:
+    """Two sets of maps as (N, H, W) tensors on ``a``'s device, refused unless of one shape
+    and finite."""
+    a, b = _maps(a, names[0]), _maps(b, names[1]).to(a.device)
+    _same_shape(a, b, pair)
+    _finite(a, names[0])
+    _finite(b, names[1])
+    return a, b
+
+
+def _percentile(percentile: float) -> float:
     p = one_number("percentile", percentile)  # (a string failed on "<"; a (1,) array cut
     if not 0 < p < 100:                         # per row of a (1, N, 1) mask)
         raise ValueError(f"percentile must be in (0, 100); got {percentile}.")
+    return p
 
-    def top(h: Tensor) -> Tensor:
-        # np.percentile in the maps' own precision, as Harmonization's metrics take it on
-        # float32 maps: its float32 interpolation can land on the upper of two adjacent values,
-        # where a float64 cut lies between them (every pixel tied at the upper one then falls
-        # out of the top set). float64 maps keep their precision (Harmonization casts them to
-        # float32, which ties values that differ below its resolution); half precision: float32
-        flat = h.detach().reshape(h.shape[0], -1)
-        flat = (flat if flat.dtype in (torch.float32, torch.float64) else flat.float()).cpu()
-        values = flat.numpy()
-        cut = np.percentile(values, 100 - p, axis=1, keepdims=True)
-        return torch.from_numpy(values > cut).to(h.device)
 
-    return top(a), top(b)
+def _top(h: Tensor, p: float) -> Tensor:
+    """Each map's pixels strictly above its (100 − p)-th percentile, (N, H·W) booleans."""
+    # np.percentile in the maps' own precision, as Harmonization's metrics take it on
+    # float32 maps: its float32 interpolation can land on the upper of two adjacent values,
+    # where a float64 cut lies between them (every pixel tied at the upper one then falls
+    # out of the top set). float64 maps keep their precision (Harmonization casts them to
+    # float32, which ties values that differ below its resolution); half precision: float32
+    flat = h.detach().reshape(h.shape[0], -1)
+    flat = (flat if flat.dtype in (torch.float32, torch.float64) else flat.float()).cpu()
+    values = flat.numpy()
+    cut = np.percentile(values, 100 - p, axis=1, keepdims=True)
+    return torch.from_numpy(values > cut).to(h.device)
+
+
+def _dice(ta: Tensor, tb: Tensor) -> Tensor:
+    return 2.0 * (ta & tb).sum(1).double() / (ta.sum(1) + tb.sum(1) + 1e-9)
+
+
+def _iou(ta: Tensor, tb: Tensor) -> Tensor:
+    return (ta & tb).sum(1).double() / ((ta | tb).sum(1).double() + 1e-9)
+
+
+_HEATMAP_PAIR = (("heatmaps_a", "heatmaps_b"), "the two sets of heatmaps")
 
 
 def top_k_dice(heatmaps_a: Tensor, heatmaps_b: Tensor, percentile: float = 10.0) -> Tensor:
@@ -281,16 +300,17 @@ def top_k_dice(heatmaps_a: Tensor, heatmaps_b: Tensor, percentile: float = 10.0)
     the (100 − percentile)-th percentile, linear interpolation), as Harmonization's ``dice``
     on float32 maps; float64 maps keep their precision (Harmonization casts them to float32,
     which ties values that differ below its resolution)."""
-    ta, tb = _top_masks(heatmaps_a, heatmaps_b, percentile)
-    inter = (ta & tb).sum(1).double()
-    return 2.0 * inter / (ta.sum(1) + tb.sum(1) + 1e-9)
+    a, b = _validated_pair(heatmaps_a, heatmaps_b, *_HEATMAP_PAIR)
+    p = _percentile(percentile)
+    return _dice(_top(a, p), _top(b, p))
 
 
 def top_k_iou(heatmaps_a: Tensor, heatmaps_b: Tensor, percentile: float = 10.0) -> Tensor:
     """Per-image intersection over union of the top ``percentile`` % pixels (as
     Harmonization's ``intersection_over_union``)."""
-    ta, tb = _top_masks(heatmaps_a, heatmaps_b, percentile)
-    return (ta & tb).sum(1).double() / ((ta | tb).sum(1).double() + 1e-9)
+    a, b = _validated_pair(heatmaps_a, heatmaps_b, *_HEATMAP_PAIR)
+    p = _percentile(percentile)
+    return _iou(_top(a, p), _top(b, p))
 
 
 def harmonization_score(maps: Tensor, heatmaps: Tensor, *, percentile: float = 10.0
@@ -309,16 +329,13 @@ def harmonization_score(maps: Tensor, heatmaps: Tensor, *, percentile: float = 1
     ClickMe maps: the ceiling is the agreement between ClickMe participants, and means nothing
     for stand-in maps.
     """
-    m = _maps(maps, "maps")
-    h = _maps(heatmaps, "heatmaps").to(m.device)
-    _same_shape(m, h, "maps and heatmaps")
-    _finite(m, "maps")
-    _finite(h, "heatmaps")
+    m, h = _validated_pair(maps, heatmaps, ("maps", "heatmaps"), "maps and heatmaps")
+    p = _percentile(percentile)
     rho = spearman(m, h)
     mean_rho = float(torch.nanmean(rho))
+    top_m, top_h = _top(m, p), _top(h, p)  # (one cut per map serves both overlaps)
     return {"spearman": mean_rho, "score": mean_rho / HUMAN_CEILING,
-            "dice": float(top_k_dice(maps, heatmaps, percentile).mean()),
-            "iou": float(top_k_iou(maps, heatmaps, percentile).mean()),
+            "dice": float(_dice(top_m, top_h).mean()), "iou": float(_iou(top_m, top_h).mean()),
             "n_undefined": int(rho.isnan().sum())}
 
 

@@ -86,8 +86,6 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Tensor, norm: No
         # an eps of the wrong shape, from which the step is derived)
         per_sample(eps, x0.shape[0], x0, "eps")
         per_sample(step, x0.shape[0], x0, "step_size")
-        if norm == "l2":
-            check_l2_scale(eps, step, x0)
         start = None
         if random_start:
             start = (x0 + random_in_ball(x0, eps, norm, generator)).clamp(0.0, 1.0)
@@ -129,7 +127,7 @@ def run_pgd(model: nn.Module, x0: Tensor, crit: Criterion, *, eps: float | Tenso
     :meth:`Criterion.logit_loss` (``"logit"``)."""
     objective = crit.loss if loss == "ce" else crit.logit_loss
     n = x0.shape[0]
-    if norm == "l2":  # (ifgsm_search and minimal_eps_pgd call this directly)
+    if norm == "l2":  # here, not in pgd(): ifgsm_search and minimal_eps_pgd call this directly
         check_l2_scale(eps, step, x0)
     step_t = per_sample(step, n, x0, "step")
     # eps as an (N,) tensor once: a number would be checked and converted at every step's
