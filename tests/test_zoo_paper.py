@@ -395,7 +395,8 @@ def test_a_corrupt_checkpoint_is_unreadable_not_untrusted(tmp_path: Path) -> Non
 def test_a_legacy_checkpoint_cut_anywhere_is_unreadable(tmp_path: Path) -> None:
     """A partial download of a legacy (pre-zip) checkpoint, cut inside its pickles, crashed with
     torch's IndexError or was called untrusted for a global whose name the cut shortened (the
-    user was asked to trust a broken file)."""
+    user was asked to trust a broken file); a cut inside a length or integer field gave
+    struct's "unpack requires a buffer of 4 bytes" as the reason."""
     whole = tmp_path / "whole.pt"
     torch.save({"epoch": 90, "model": {"w": torch.ones(4, 4), "n": torch.tensor(3)}}, whole,
                _use_new_zipfile_serialization=False)
@@ -403,8 +404,12 @@ def test_a_legacy_checkpoint_cut_anywhere_is_unreadable(tmp_path: Path) -> None:
     for cut in range(1, len(data)):
         partial.write_bytes(data[:cut])
         for trust in (False, True):
-            with pytest.raises(ValueError, match=r"partial\.pt is not a readable torch checkpoint"):
+            with pytest.raises(ValueError, match=r"partial\.pt is not a readable torch checkpoint"
+                               ) as caught:
                 load_checkpoint(partial, trust=trust)
+            said = str(caught.value)
+            assert any(cause in said for cause in ("partial download", "unexpected EOF",
+                                                   "truncated")), (cut, said)
     assert torch.equal(load_checkpoint(whole)["model"]["w"], torch.ones(4, 4))
 
 

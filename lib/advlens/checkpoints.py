@@ -172,8 +172,10 @@ def load_checkpoint(path: str | Path, *, trust: bool | None = None) -> Any:
                     f"trust=True (trust_checkpoints=True in the zoo) or set ${TRUST_ENV}=1."
                 ) from None
         else:
-            # (a legacy file cut short: IndexError from a pickle with no byte left to read)
-            reason = _CUT if isinstance(err, IndexError) or not str(err) else err
+            # (a legacy file cut short: IndexError from a pickle with no byte left to read,
+            # struct.error from one cut inside a length or integer field)
+            cut = isinstance(err, (IndexError, struct.error)) or not str(err)
+            reason = _CUT if cut else err
             raise ValueError(f"{path} is not a readable torch checkpoint ({reason}); download "
                              "it again.") from err
     import dill

@@ -25,7 +25,8 @@ def read_records(path: str | Path, *, verify: bool = True) -> Iterator[bytes]:
             if not header:
                 return
             if len(header) < 12:
-                raise ValueError(f"{path}: record {index} is truncated in its length header.")
+                raise ValueError(f"{path}: record {index} is truncated in its length header; "
+                                 "re-download the file.")
             (length,), (length_crc,) = struct.unpack("<Q", header[:8]), struct.unpack(
                 "<I", header[8:])
             if verify and masked_crc32c(header[:8]) != length_crc:
@@ -33,8 +34,8 @@ def read_records(path: str | Path, *, verify: bool = True) -> Iterator[bytes]:
                                  "the file is damaged or not a TFRecord.")
             if length > size - handle.tell() - 4:  # read() would try to allocate it all
                 raise ValueError(f"{path}: record {index} claims {length} bytes, more than the "
-                                 f"file holds ({size} bytes); the file is truncated or not a "
-                                 "TFRecord.")
+                                 f"file holds ({size} bytes); the file is truncated (re-download "
+                                 "it) or not a TFRecord.")
             data = handle.read(length)
             footer = handle.read(4)
             if len(data) < length or len(footer) < 4:
