@@ -121,6 +121,9 @@ def test_one_images_perturbation_without_its_batch_axis_is_named(heat_shape: tup
         alignment.spearman_alignment(delta, heat)
     if heat_shape[0] == 1:
         assert alignment.spearman_alignment(delta[None], heat).shape == (1,)
+    # a grayscale image's (1, H, W) beside several maps too
+    with pytest.raises(ValueError, match=r"one image's \(C, H, W\).*perturbation\[None\]"):
+        alignment.spearman_alignment(delta[:1], torch.rand(2, 16, 16))
 
 
 def _np_top(h: np.ndarray, percentile: float) -> np.ndarray:

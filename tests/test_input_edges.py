@@ -126,6 +126,23 @@ def test_top_k_and_harmonization_refuse_non_finite_maps() -> None:
     heat[2, 3, 3] = float("inf")
     with pytest.raises(ValueError, match=r"heatmaps hold NaN or inf in image\(s\) \[2\]"):
         alignment.harmonization_score(torch.rand(3, 8, 8), heat)
+    # each argument named as itself (mutation testing: a swapped name survived)
+    clean = torch.rand(3, 8, 8)
+    for first, second in ((maps, clean), (clean, maps)):
+        with pytest.raises(ValueError) as caught:
+            alignment.top_k_dice(first, second)
+        assert str(caught.value).startswith(
+            "heatmaps_a hold" if first is maps else "heatmaps_b hold"), str(caught.value)
+
+
+def test_spearman_of_one_value_per_row_is_undefined_not_refused() -> None:
+    """Rows of one value (N,) or (N, 1) are constant rows: ρ NaN, as scipy gives; only an
+    empty or 0-dim input is refused (mutation testing)."""
+    assert alignment.spearman(torch.arange(3.0), torch.arange(3.0)).isnan().all()
+    assert alignment.spearman(torch.tensor([[3.0]]), torch.tensor([[1.0]])).isnan().all()
+    for empty in (torch.tensor(1.0), torch.zeros(0, 4)):
+        with pytest.raises(ValueError, match="must hold at least one row of values"):
+            alignment.spearman(empty, empty)
 
 
 def test_spearman_alignment_refuses_an_unsigned_difference() -> None:

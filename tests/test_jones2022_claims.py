@@ -220,7 +220,28 @@ def test_twin_findings_untestable_without_second_seeds():
     m = pd.DataFrame(0.5, index=names, columns=names)
     rows = j.twin_findings(m, m, own_accuracy=dict.fromkeys(names, 1.0))
     assert [r["holds"] for r in rows] == [None, None]
-    assert "a-only/s1" in rows[0]["evidence"]
+    # (it printed the list: "the twin zoo has no ['a-only/s1', 'b-only/s1']")
+    assert rows[0]["evidence"].startswith("the twin zoo has no a-only/s1, b-only/s1 (two seeds")
+
+
+def test_twin_and_trend_evidence_says_what_each_number_is():
+    """Findings c1 and c2 both said "cross-cue CKA on test data" for two numbers (the mean of
+    every a-only × b-only pair, 0.65, and the s0 pair's, 0.72); a resolved slope of 0.004 per
+    unit eps read "slope 0.00 [0.00, 0.01]" (review)."""
+    names = ["a-only/s0", "a-only/s1", "b-only/s0", "b-only/s1"]
+    test = pd.DataFrame(1.0, index=names, columns=names)
+    test.loc[names[:2], names[2:]] = test.loc[names[2:], names[:2]] = 0.75
+    test.loc["a-only/s0", "b-only/s0"] = test.loc["b-only/s0", "a-only/s0"] = 0.5
+    c1, c2 = j.twin_findings(test, test * 0.5, own_accuracy=dict.fromkeys(names, 1.0))
+    assert c1["evidence"].startswith("cross-cue CKA 0.69 (mean of 4 a-only × b-only pairs) vs "
+                                     "same-cue 1.00 (mean of 2 pairs;")
+    assert c2["evidence"].startswith("cross-cue CKA (a-only/s0 ~ b-only/s0) 0.50 on test data → "
+                                     "0.25 on inversions; same-cue twins (a-only/s0 ~ a-only/s1, "
+                                     "b-only/s0 ~ b-only/s1) on inversions 0.50")
+    summary = pd.DataFrame({"level": [0.0, 1.0, 3.0, 5.0], "cka_inverted": [0.2, 0.21, 0.22, 0.23]})
+    small = LinearFit(Estimate(0.004, 0.001, 0.007, 40), Estimate(0.2, 0.1, 0.3, 40), 0.3, 40)
+    assert j.finding_b(summary, small)["evidence"].startswith(
+        "slope 0.004 per unit eps [0.001, 0.007], R² 0.30")
 
 
 def test_twin_findings_untestable_when_a_cue_model_did_not_learn_its_cue():

@@ -348,7 +348,13 @@ def test_notebook_prose_calls_a_trend_untestable_where_the_findings_do() -> None
                                "95 % CI [1.00, 1.00], p = 0.083, 4 models; 5 models")
     assert "median tolerance rises with accuracy (ρ = 1.00" in lines[2]
     assert "median tolerance falls with accuracy (ρ = -1.00" in lines[4]
-    assert all("alignment cannot be tested here (ρ = nan" in line for line in lines[1::2])
+    # (it printed "ρ = nan, 95 % CI [nan, nan]"; now the reason, as the findings give it)
+    assert all(line.endswith("alignment cannot be tested here (ρ undefined: accuracy or "
+                             f"alignment is the same for all {n} models).")
+               for line, n in zip(lines[1::2], (4, 5, 6), strict=True)), lines
+    two = corr.iloc[[1]].assign(rho=np.nan, lo=np.nan, hi=np.nan, n_models=2)
+    assert linsley2023.trend_lines(two)[0].endswith(
+        "cannot be tested here (only 2 models with a finite value; 5 needed).")
     nb = nbformat.read(repo_root() / "notebooks" / "03_adversarial_alignment.ipynb", 4)
     assert any("linsley2023.trend_lines(corr)" in c.source for c in nb.cells)
 
@@ -413,8 +419,8 @@ def test_twin_claims_need_enough_pairs_to_read_holds() -> None:
                          "harmonized": [f"h{i}" for i in range(4)], "attack": "pgd",
                          "change": 0.1})
     row = linsley2023.findings(none, four, four).iloc[2]
-    assert row["holds"] is None and ("(too few pairs to test: all of 4 pass 1 time in 16 with no "
-                                     "effect; 6 needed)") in row["evidence"]
+    assert row["holds"] is None and ("(too few pairs to test: with no effect all 4 pairs pass 1 "
+                                     "time in 16; 6 needed)") in row["evidence"]
     assert linsley2023.findings(none, four.assign(change=[0.1, 0.1, 0.1, -0.1]),
                                 four).loc[2, "holds"] is False  # one failing pair refutes
 
@@ -663,7 +669,7 @@ def test_findings_say_why_a_correlation_is_undefined() -> None:
     assert table.loc[0, "holds"] is None and table.loc[0, "evidence"] == (
         "pgd: ρ undefined: accuracy or median tolerance is the same for all 5 models")
     assert table.loc[1, "holds"] is None and table.loc[1, "evidence"] == (
-        "pgd: only 2 models with a finite value (5 needed)")
+        "pgd: only 2 models with a finite value; 5 needed")
 
 
 @pytest.mark.filterwarnings("ignore")  # scipy warns of the constant resamples
@@ -683,7 +689,7 @@ def test_findings_an_attack_refuting_the_claim_decides_it_beside_an_undefined_on
     none = pd.DataFrame(columns=["plain", "harmonized", "attack", "change"])
     row = linsley2023.findings(corr, none, none).iloc[0]
     assert row["holds"] is False
-    assert row["evidence"] == ("pgd: only 2 models with a finite value (5 needed); "
+    assert row["evidence"] == ("pgd: only 2 models with a finite value; 5 needed; "
                                "ddn: ρ = -1.00 [-1.00, -1.00], p = 0.0028 (n = 6)")  # 2/720
     # an undefined attack beside one that supports the claim leaves it untested
     rising = summary.assign(tolerance=[0.5, 0.4] + [np.nan] * 4 + ddn_tol[::-1])
@@ -712,7 +718,7 @@ def test_cue_finding_leaves_out_pairs_with_a_model_missing() -> None:
     reliance = pd.DataFrame({"model": ["p", "h"], "acc_a-only": [0.5, 0.9],
                              "acc_b-only": [0.9, 0.3], "saliency_shape": [0.2, 0.6]})
     row = linsley2023.cue_finding(reliance, [("p", "h"), ("p", "gone"), ("gone", "h")]).iloc[0]
-    assert row["holds"] is None and "all 1 pairs pass, too few to test (6 needed)" in (
+    assert row["holds"] is None and "the one pair passes, too few to test (6 needed)" in (
         row["evidence"])
     assert decode_statistics(row["statistics"]) == {"pairs_holding": 1.0, "pairs": 1.0}
     assert linsley2023.cue_finding(reliance, [("p", "gone")]).loc[0, "holds"] is None
@@ -1160,7 +1166,7 @@ def test_twin_pairs_sharing_a_plain_model_count_once_in_the_sign_test() -> None:
                            "change": 0.1})
     row = linsley2023.findings(none, shared, shared).iloc[2]
     assert row["holds"] is None
-    assert "all of 3 pass 1 time in 8" in row["evidence"]
+    assert "all 3 pairs pass 1 time in 8" in row["evidence"]
     assert "3 more share a plain model" in row["evidence"]
     disjoint = shared.assign(plain=[f"p{i}" for i in range(6)])
     assert linsley2023.findings(none, disjoint, disjoint).iloc[2]["holds"] is True

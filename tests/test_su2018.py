@@ -395,6 +395,40 @@ def test_finding_3_depth_rule(depth: pd.DataFrame, expected: bool | None) -> Non
     assert _holds(depth=depth)[2] is expected
 
 
+def test_findings_evidence_without_nan_or_empty_lists() -> None:
+    """A zoo of one model per family (smoke) printed "η² family nan (beyond size nan, null nan,
+    p nan)" and "mean within nan vs across 0.189; carried by no family …, not by none"
+    (review)."""
+    from advlens.papers.su2018 import family_vs_size, findings
+
+    one_each = pd.DataFrame({"family": ["cnn", "mlp", "vgg"], "params": [1e3, 2e3, 4e3],
+                             "distortion": [0.1, 0.2, 0.3]})
+    untested = pd.DataFrame([{"attack": a, **family_vs_size(one_each)} for a in ("cw", "ifgsm")])
+    lonely = _transfer({"vgg": float("nan"), "cnn": float("nan")}, {"vgg": 0.4, "cnn": 0.2})
+    table = findings(_laws(), untested, _depth([("linf", 0.1, 0.2)]), lonely)
+    text = " ".join(table["evidence"])
+    assert "nan" not in text and "none" not in text, text
+    assert table.loc[1, "evidence"].startswith("cw: not testable (3 models; it needs two families")
+    assert table.loc[3, "evidence"].startswith("no family has two models (mean across 0.300)")
+    assert table.loc[1, "holds"] is None
+
+
+def test_finding_3_names_chance_only_where_every_pair_is_larger() -> None:
+    """A smaller deeper model refutes finding 3; its evidence said "too few pairs to test:
+    every one of 1 is larger" beside "does not hold" (review). The counts read as words."""
+    from advlens.papers.su2018 import findings
+
+    def evidence(depth: pd.DataFrame) -> str:
+        return findings(_laws(), _effects(), depth, GOOD_TRANSFER).loc[2, "evidence"]
+
+    refuted = evidence(_depth([("linf", 0.05, 0.03)], n_pairs=1))
+    assert "-40%" in refuted and "too few" not in refuted and "larger" not in refuted
+    assert "with no depth effect both pairs are larger 1 time in 4" in evidence(
+        _depth([("linf", 0.1, 0.2)], n_pairs=2))
+    assert "with no depth effect all 5 pairs are larger 1 time in 32" in evidence(
+        _depth([("linf", 0.1, 0.2)], n_pairs=5))
+
+
 def test_finding_3_reads_holds_at_its_sign_test_level_with_no_depth_effect() -> None:
     """With no depth effect each pair's deeper model is larger half the time, and both L∞
     attacks of a pair share its models. The rule said "holds" in 1 of 2 such zoos with the
@@ -449,11 +483,11 @@ def test_findings_evidence_carries_the_numbers() -> None:
     assert "cw: slope 0.3 [0.125, 0.5], R² 0.75" in table.iloc[0]
     assert "cw: η² family 0.80 (null 0.20, p 0.010) vs R² log size 0.10" in table.iloc[1]
     assert table.iloc[2] == ("r8→r14 a0: 0.1000→0.2000 (+100%; CIs overlap) (too few pairs to "
-                             "test: every one of 1 is larger 1 time in 2 with no depth effect; "
+                             "test: with no depth effect the one pair is larger 1 time in 2; "
                              "6 needed)")
     assert table.iloc[3] == ("mean within 0.550 vs across 0.300; per family (within/across): "
                              "cnn 0.500/0.200, vgg 0.600/0.400; carried by cnn, vgg (within − "
-                             "across ≥ 0.05), not by none; family reaching others most: "
+                             "across ≥ 0.05); family reaching others most: "
                              "vgg (0.400); vgg: 0.400 (too few families to rank it: with "
                              "no family effect one of 2 is the top 1 time in 2; 21 needed)")
 

@@ -148,3 +148,7 @@ def test_within_family_line_leaves_out_a_model_with_zero_error():
                                               palette=plots.family_palette(table.family))
     starts = [line.get_xdata()[0] for line in fig.axes[0].lines]  # one line per fitted family
     assert min(starts) > 0 and any(s == pytest.approx(up.top1_error.min()) for s in starts)
+    # (the axes read "cw distortion": the attack's code, no norm; review)
+    assert [ax.get_ylabel() for ax in fig.axes[:2]] == ["mean L2 distortion (C&W-L2)",
+                                                         "mean L∞ distortion (I-FGSM)"]
+    assert fig.axes[0].get_title() == "C&W-L2: the law inside each family"

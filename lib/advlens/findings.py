@@ -49,6 +49,15 @@ def combine(checks: Iterable[bool | None]) -> bool | None:
     return False if False in checks else None if None in checks else True
 
 
+def all_of(n: int, one: str, many: str) -> str:
+    """"the one pair is" / "both pairs are" / "all 5 pairs are" (``one`` / ``many``: the noun
+    and verb in the singular and the plural), for the sign tests' chance sentences ("every one
+    of 1 is larger" read as a count)."""
+    if n == 1:
+        return f"the one {one}"
+    return f"both {many}" if n == 2 else f"all {n} {many}"
+
+
 def encode_statistics(values: Mapping[str, float]) -> str:
     """The ``statistics`` cell of a findings row: a JSON object of named numbers (NaN and ±inf
     → null, read back as NaN: strict JSON has neither; a headline number is a finite one)."""

@@ -673,8 +673,8 @@ def finding_b(summary: pd.DataFrame, trend: LinearFit | None) -> dict[str, Any]:
                   else f"; levels permuted whole: p {level_p:.2g}, not required (at "
                   f"{n_levels} levels no ordering reaches {LEVEL_TEST_P:g})")
     return _row("b: similarity on inverted data rises with robustness", holds,
-                f"slope {trend.slope.value:.2f} per unit eps [{trend.slope.lo:.2f}, "
-                f"{trend.slope.hi:.2f}], R² {trend.r2:.2f}"
+                f"slope {trend.slope.value:.3g} per unit eps [{trend.slope.lo:.3g}, "
+                f"{trend.slope.hi:.3g}], R² {trend.r2:.2f}"
                 + ("" if trend.testable else
                    f" (too few points to test: no ordering of these {trend.n} is significant, "
                    f"exact permutation p ≥ {trend.min_p:.2g})") + level_note, PAPER["b"], stats)
@@ -712,8 +712,8 @@ def finding_b_pairs(trends: pd.DataFrame) -> dict[str, Any]:
                 "slope CI above 0"
                 + (f" and levels permuted whole at p <= {LEVEL_TEST_P:g}"
                    if whole_levels.any() else "")
-                + f"; slopes {fitted['slope'].min():.2f} to "
-                  f"{fitted['slope'].max():.2f}{left_out}",
+                + f"; slopes {fitted['slope'].min():.3g} to "
+                  f"{fitted['slope'].max():.3g}{left_out}",
                 PAPER["b-pairs"],
                 {"pairs_rising": resolved, "pairs": len(tested),
                  "slope_min": fitted["slope"].min(), "slope_max": fitted["slope"].max()})
@@ -743,8 +743,9 @@ def finding_b_any_level(check: pd.DataFrame) -> dict[str, Any]:
 def finding_c_confound(check: ConfoundCheck) -> dict[str, Any]:
     """(c) the bench's criterion (:func:`confound_check`), stated before it was run."""
     return _row("c: twin-cue models using different cues look alike on i.i.d. data",
-                check.holds, f"cross-cue CKA {check.cross_cue:.2f} vs same-cue "
-                f"{check.same_cue:.2f} (criterion: within {check.margin:g})", PAPER["c"],
+                check.holds, f"cross-cue CKA {check.cross_cue:.2f} (mean of {check.n_cross} "
+                f"a-only × b-only pairs) vs same-cue {check.same_cue:.2f} (mean of "
+                f"{check.n_same} pairs; criterion: within {check.margin:g})", PAPER["c"],
                 {"cross_cue": check.cross_cue, "same_cue": check.same_cue})
 
 
@@ -761,8 +762,9 @@ def finding_c_collapse(test_cka: pd.DataFrame, inverted_cka: pd.DataFrame, a: Se
     same_inv = float((inverted_cka.loc[a0, a1] + inverted_cka.loc[b0, b1]) / 2)
     holds = cross_inv <= cross_test - margin and same_inv >= cross_inv + margin
     return _row("c: on inversions the other cue's model collapses, the twin stays", bool(holds),
-                f"cross-cue CKA {cross_test:.2f} on test data → {cross_inv:.2f} on inversions; "
-                f"same-cue twin on inversions {same_inv:.2f}", PAPER["c"],
+                f"cross-cue CKA ({a0} ~ {b0}) {cross_test:.2f} on test data → {cross_inv:.2f} on "
+                f"inversions; same-cue twins ({a0} ~ {a1}, {b0} ~ {b1}) on inversions "
+                f"{same_inv:.2f}", PAPER["c"],
                 {"cross_cue_test": cross_test, "cross_cue_inverted": cross_inv,
                  "same_cue_inverted": same_inv})
 
@@ -782,7 +784,7 @@ def twin_findings(test_cka: pd.DataFrame, inverted_cka: pd.DataFrame, *,
     weak = {m: acc for m, acc in weak.items() if not acc >= min_accuracy - 1e-6}
     why = ""
     if missing:
-        why = f"the twin zoo has no {missing} (two seeds of each cue are needed)"
+        why = f"the twin zoo has no {', '.join(missing)} (two seeds of each cue are needed)"
     elif weak:
         why = ("not every cue model learnt its cue: own-variant test accuracy "
                + ", ".join(f"{m} {acc:.3f}" for m, acc in weak.items())

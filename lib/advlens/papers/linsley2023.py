@@ -37,7 +37,7 @@ from advlens.alignment import saliency, spearman_alignment
 from advlens.checks import as_tensor, check_images, check_labels, check_positive_int, images_for
 from advlens.data import ImageSet, twin_cue
 from advlens.features import accuracy, predict
-from advlens.findings import combine, encode_statistics
+from advlens.findings import all_of, combine, encode_statistics
 from advlens.resample import images_to_side, maps_to_side
 from advlens.stats import (
     Estimate,
@@ -403,12 +403,17 @@ def _rho_claim(corr: pd.DataFrame, quantity: str, sign: int) -> tuple[bool | Non
            ", too many ties to test: no ordering of these values is significant)"
            if _too_few(r) else ")")
         if np.isfinite(r.rho) else  # with >= 3 finite pairs ρ is NaN only for constant values
-        f"{r.attack}: " + (f"ρ undefined: accuracy or {QUANTITY_NAMES.get(quantity, quantity)}"
-                           f" is the same for all "
-                           f"{r.n_models} models" if r.n_models >= 3 else
-                           f"only {r.n_models} models with a finite value ({needed} needed)")
-        for r in part.itertuples())
+        f"{r.attack}: {_undefined_rho(r, quantity)}" for r in part.itertuples())
     return holds, text
+
+
+def _undefined_rho(r: Any, quantity: str) -> str:
+    """Why a row of :func:`correlations` has no ρ (with >= 3 finite pairs ρ is NaN only for
+    constant values)."""
+    if r.n_models >= 3:
+        return (f"ρ undefined: accuracy or {QUANTITY_NAMES.get(quantity, quantity)} is the same "
+                f"for all {r.n_models} models")
+    return f"only {r.n_models} models with a finite value; {min_testable_points()} needed"
 
 
 def _significant(r: Any, sign: int) -> bool:
@@ -456,7 +461,9 @@ def trend_lines(corr: pd.DataFrame) -> list[str]:
     for r in corr.itertuples():
         stated = (f"ρ = {r.rho:.2f}, 95 % CI [{r.lo:.2f}, {r.hi:.2f}]{_p_text(r)}, "
                   f"{r.n_models} models")
-        if not np.isfinite([r.rho, r.lo, r.hi]).all() or _too_few(r):
+        if not np.isfinite(r.rho):
+            trend = f"cannot be tested here ({_undefined_rho(r, r.quantity)})"
+        elif not np.isfinite([r.lo, r.hi]).all() or _too_few(r):
             trend = (f"cannot be tested here ({stated}; " + (
                 f"{needed} models with a defined ρ needed)" if r.n_models < needed else
                 "too many ties: no ordering of these values is significant)"))
@@ -525,8 +532,9 @@ def _pair_claim(arrows: pd.DataFrame, test: str, *,
     if holds and n_pairs < needed:
         holds = None
         shared = len(finite[["plain", "harmonized"]].drop_duplicates()) - n_pairs
-        few = (f" (too few pairs to test: all of {n_pairs} pass 1 time in {2**n_pairs} with no "
-               f"effect; {needed} needed"
+        few = (f" (too few pairs to test: with no effect "
+               f"{all_of(n_pairs, 'pair passes', 'pairs pass')} 1 time in {2**n_pairs}; "
+               f"{needed} needed"
                + (f"; {shared} more share a plain model with another pair" if shared else "")
                + ")")
     # the count is of the rows that pass, out of those with a defined change ("2/6 pairs with a
@@ -649,8 +657,8 @@ def cue_finding(reliance: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> pd.
     # (with no effect all of k pass about 1 time in 2^k where the three conditions move together)
     if holds and len(checks) < min_sign_pairs():
         holds = None
-        text = (f"all {len(checks)} pairs pass, too few to test ({min_sign_pairs()} needed): "
-                + text)
+        text = (f"{all_of(len(checks), 'pair passes', 'pairs pass')}, too few to test "
+                f"({min_sign_pairs()} needed): " + text)
     return pd.DataFrame([_finding("5", "harmonized to the shape cue → relies more on shape",
                                   holds, text, stats, "twin-cue ground truth")])
 

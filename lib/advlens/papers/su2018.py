@@ -40,7 +40,7 @@ from advlens.attacks.result import AttackResult
 from advlens.attacks.targets import TARGET_MODES
 from advlens.checks import as_tensor, check_bool, check_images, check_labels
 from advlens.features import predict
-from advlens.findings import combine, encode_statistics
+from advlens.findings import all_of, combine, encode_statistics
 from advlens.resample import images_to_side
 from advlens.rng import name_seed
 from advlens.stats import (
@@ -704,12 +704,8 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
               bool(eff.loc[a, "eta2_family"] > eff.loc[a, "r2_log_size"]
                    and eff.loc[a, "p_family"] < FAMILY_ALPHA) for a in LAW_ATTACKS]
     holds2 = combine(checks)
-    rows.append({"finding": "2 architecture > size", "holds": holds2, "evidence": "; ".join(
-        f"{a}: η² family {eff.loc[a, 'eta2_family']:.2f} ("
-        + (f"beyond size {eff.loc[a, 'eta2_beyond_size']:.2f}, " if "eta2_beyond_size" in eff
-           else "")
-        + f"null {eff.loc[a, 'eta2_null']:.2f}, p {eff.loc[a, 'p_family']:.3f}) vs R² log size "
-        f"{eff.loc[a, 'r2_log_size']:.2f}" for a in eff.index)})
+    rows.append({"finding": "2 architecture > size", "holds": holds2,
+                 "evidence": "; ".join(_effect_text(a, eff.loc[a]) for a in eff.index)})
 
     linf = depth[depth["norm"] == "linf"] if len(depth) else depth
     if len(linf):
@@ -726,9 +722,10 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
                          f"{r.dist_deep:.4f} ({r.dist_deep / r.dist_shallow - 1:+.0%}; CIs "
                          f"{'overlap' if r.cis_overlap else 'apart'})"
                          for r in linf.itertuples())
-                     + (f" (too few pairs to test: every one of {n_pairs} is larger 1 time in "
-                        f"{2**n_pairs} with no depth effect; {min_sign_pairs()} needed)"
-                        if few else "")})
+                     # (a smaller deeper model refutes the claim: no chance clause then)
+                     + (f" (too few pairs to test: with no depth effect "
+                        f"{all_of(n_pairs, 'pair is', 'pairs are')} larger 1 time in "
+                        f"{2**n_pairs}; {min_sign_pairs()} needed)" if larger and few else "")})
     else:
         rows.append({"finding": "3 depth slightly helps L∞", "holds": None,
                      "evidence": "no depth pair in this zoo"})
@@ -774,12 +771,14 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
     per_family = ", ".join(f"{f} {r.within_family:.3f}/{r.across_families:.3f}"
                            for f, r in by_family.dropna(subset=["within_family"]).iterrows()
                            ) or "no family has two models"
+    means = (f"mean within {within:.3f} vs across {across:.3f}" if np.isfinite(within)
+             else f"no family has two models (mean across {across:.3f})")
+    carried = (f"; carried by {', '.join(carry) or 'no family'} (within − across ≥ "
+               f"{CARRY_MARGIN})" + (f", not by {', '.join(rest)}" if rest else "")
+               if len(gap) else "")
     rows.append({"finding": "4 transfer within families; VGG broadly", "holds": holds4,
-                 "evidence": f"mean within {within:.3f} vs across {across:.3f}{tests}; per family "
-                             f"(within/across): {per_family}; carried by "
-                             f"{', '.join(carry) or 'no family'} (within − across ≥ "
-                             f"{CARRY_MARGIN}), not by {', '.join(rest) or 'none'}; family "
-                             f"reaching others most: {top_family} "
+                 "evidence": f"{means}{tests}; per family (within/across): {per_family}"
+                             f"{carried}; family reaching others most: {top_family} "
                              f"({by_family['across_families'].max():.3f}); "
                              f"{BROAD_TRANSFER_FAMILY}: "
                              + (f"{broad:.3f}" if BROAD_TRANSFER_FAMILY in by_family.index
@@ -792,6 +791,19 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
     table["statistics"] = [encode_statistics(s)
                            for s in _headline_numbers(law, eff, linf, transfer)]
     return table
+
+
+def _effect_text(attack: str, effect: pd.Series) -> str:
+    """Finding 2's evidence for one attack (a :func:`family_vs_size` row)."""
+    if not np.isfinite(effect["eta2_family"]):
+        return (f"{attack}: not testable ({int(effect.get('n_models', 0))} models; it needs two "
+                "families, one of them with two models, and distortions that differ)")
+    beyond = effect.get("eta2_beyond_size", np.nan)
+    parts = [f"beyond size {beyond:.2f}" if np.isfinite(beyond) else "",
+             f"null {effect['eta2_null']:.2f}" if np.isfinite(effect["eta2_null"]) else "",
+             f"p {effect['p_family']:.3f}"]
+    return (f"{attack}: η² family {effect['eta2_family']:.2f} ({', '.join(filter(None, parts))})"
+            f" vs R² log size {effect['r2_log_size']:.2f}")
 
 
 def _untestable(law: pd.Series) -> bool:

@@ -255,8 +255,10 @@ def within_family_panels(table: pd.DataFrame, family_laws: pd.DataFrame,
                         color=palette[family], lw=1.2)
         ax.set_xscale("log")
         ax.set_xlabel(_log_error_label("top-1 error (log)", hidden))
-        ax.set_ylabel(f"{attack} distortion")
-        ax.set_title(f"{attack}: the law inside each family")
+        name = ATTACK_LABEL.get(attack, attack)
+        norm = NORM_LABEL.get(su2018.NORM.get(attack, ""))
+        ax.set_ylabel(f"mean {norm + ' ' if norm else ''}distortion ({name})")
+        ax.set_title(f"{name}: the law inside each family")
     handles, labels = _legend_entries(axes[0])
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize="small",
                frameon=False)
