@@ -447,3 +447,29 @@ def test_readme_refuses_a_run_of_another_preset(tmp_path: Path, check: bool,
     assert book.readme_command(args) == 2
     assert "preset 'smoke'" in capsys.readouterr().err
     assert (repo_root() / "README.md").read_bytes() == before
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_readme_refuses_an_interrupted_run(tmp_path: Path, check: bool,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """`readme --check` said "README findings match" of a run whose run.json says interrupted
+    (its tables partial or stale), and without --check it rewrote README from them; book and
+    verify refuse such a run (review)."""
+    import argparse
+    import json
+
+    from advlens.paths import repo_root
+
+    before = (repo_root() / "README.md").read_bytes()
+    folder = tmp_path / "run" / "03_adversarial_alignment"
+    folder.mkdir(parents=True)
+    (folder / "03_findings.csv").write_text("finding,holds,evidence,paper\nx,True,e,p\n")
+    (folder / "03_findings.provenance.json").write_text(
+        json.dumps({"parameters": {"preset": "laptop"}}))
+    (folder / "run.json").write_text(json.dumps({"status": "interrupted", "error": "Ctrl-C"}))
+    args = argparse.Namespace(figures=str(tmp_path / "run"), check=check)
+    assert book.readme_command(args) == 1
+    err = capsys.readouterr().err
+    assert "did not complete (03_adversarial_alignment: interrupted (Ctrl-C))" in err
+    assert "--only NN --out" in err
+    assert (repo_root() / "README.md").read_bytes() == before

@@ -47,6 +47,20 @@ def test_outputs_a_run_writes_do_not_make_the_commit_dirty(repo: Path) -> None:
     assert _commit(repo) == head
 
 
+def test_verify_measure_rewriting_its_tolerances_is_not_a_code_change(repo: Path) -> None:
+    """`verify --measure` rewrites lib/advlens/tolerances.json, which only verify reads: every
+    later run was recorded "-dirty" and a completed one reran (review)."""
+    (repo / "lib/advlens").mkdir()
+    (repo / "lib/advlens/tolerances.json").write_text("{}\n")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "tolerances")
+    head = _commit(repo)
+    (repo / "lib/advlens/tolerances.json").write_text('{"t": 0.1}\n')
+    assert _commit(repo) == head
+    (repo / "lib/m.py").write_text("x = 2\n")
+    assert _commit(repo).startswith(f"{head}-dirty-")
+
+
 def test_two_dirty_states_are_told_apart(repo: Path) -> None:
     head = _commit(repo)
     (repo / "lib/m.py").write_text("x = 2\n")

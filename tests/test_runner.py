@@ -114,6 +114,47 @@ def test_cli_names_an_out_that_is_a_file(notebooks: Path, tmp_path: Path,
         assert "choose another --out" in err and "Traceback" not in err
 
 
+def test_cli_names_a_file_where_a_notebook_folder_goes(notebooks: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file named as a notebook's folder gave mkdir's 15-line FileExistsError (review);
+    refused before any notebook runs."""
+    monkeypatch.setattr(runner, "notebooks_dir", lambda: notebooks)
+    (tmp_path / "01_second").write_text("")
+    assert runner.main(["run", "--out", str(tmp_path), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"advlens: cannot make the output folder {tmp_path / '01_second'}")
+    assert err.count("\n") == 1 and not (tmp_path / "00_first").exists()
+
+
+def test_two_runs_into_one_folder_are_refused(notebooks: Path, tmp_path: Path) -> None:
+    """Two processes running a notebook into one folder wrote each other's tables, and run.json
+    vouched for the mix on resume (review). The second is refused while the first holds the
+    folder; the folder's lock goes with its holder."""
+    from advlens.io import file_lock
+
+    folder = tmp_path / "00_first"
+    folder.mkdir()
+    # another open file description conflicts as another process's would
+    with file_lock(folder / ".run.lock"), pytest.raises(
+            ValueError, match=r"another process is running a notebook into .*00_first"):
+        runner.run("smoke", only=["00"], out=tmp_path, progress=False, notebooks=notebooks)
+    assert not (folder / "result.json").exists()
+    runner.run("smoke", only=["00"], out=tmp_path, progress=False, notebooks=notebooks)
+    assert (folder / "result.json").exists()
+
+
+def test_a_knob_given_twice_is_refused(notebooks: Path, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """-p seed 1 -p seed 2 ran with seed 2 and said nothing (review)."""
+    monkeypatch.setattr(runner, "notebooks_dir", lambda: notebooks)
+    assert runner.main(["run", "--only", "00", "--out", str(tmp_path), "-p", "x", "1",
+                        "-p", "x", "2"]) == 1
+    assert capsys.readouterr().err == ("advlens: knob(s) x given more than once with -p; give "
+                                       "each once.\n")
+    assert not (tmp_path / "00_first").exists()
+
+
 def test_grid_rerun_with_tuple_values_reuses_its_folder(notebooks: Path, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "run", lambda *a, **k: [])
@@ -396,3 +437,15 @@ def test_a_notebook_that_adds_models_to_the_zoo_is_kept_on_the_next_run(
     for _ in range(2):
         runner.run("smoke", out=tmp_path / "out", progress=False, notebooks=folder, resume=True)
     assert counter.read_text() == "r"
+    # a later notebook adding models keeps it too (02's families, 04's sources made every
+    # earlier notebook rerun: the fingerprint hashed the whole zoo; review) ...
+    (zoo / "later.json").write_text('{"sha256": "def"}')
+    runner.run("smoke", out=tmp_path / "out", progress=False, notebooks=folder, resume=True)
+    assert counter.read_text() == "r"
+    # ... while a model it could have read, now with other weights or gone, reruns it
+    (zoo / "new.json").write_text('{"sha256": "abd"}')
+    runner.run("smoke", out=tmp_path / "out", progress=False, notebooks=folder, resume=True)
+    assert counter.read_text() == "rr"
+    (zoo / "new.json").unlink()
+    runner.run("smoke", out=tmp_path / "out", progress=False, notebooks=folder, resume=True)
+    assert counter.read_text() == "rrr"

@@ -656,6 +656,22 @@ def test_a_notebook_without_seed_knobs_is_refused(tmp_path: Path,
     assert not ran and not (tmp_path / "sw" / sweep.SWEEP_RECORD).exists()
 
 
+def test_a_sweep_of_notebooks_without_findings_is_refused_before_it_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--notebooks 00` ran every seed (27 s at smoke), then said the notebooks write no
+    findings table (review); now it says so first. 00 beside 01 is a sweep."""
+    notebooks = _toy_notebooks(tmp_path / "nbs")
+    nbformat.write(nbformat.read(notebooks / "01_toy.ipynb", as_version=4),
+                   notebooks / "00_toy.ipynb")
+    ran: list[object] = []
+    monkeypatch.setattr(sweep.runner, "run_grid", lambda *a, **kw: ran.append(a) or [])
+    with pytest.raises(ValueError, match=r"notebooks \['00'\] write no findings table.*"
+                                         r"\(01, 02, 03, 04\)"):
+        sweep.run_sweep([0, 1], preset="smoke", notebooks=["00"], out=tmp_path / "sw",
+                        directory=notebooks)
+    assert not ran and not (tmp_path / "sw" / sweep.SWEEP_RECORD).exists()
+
+
 def test_sweep_cli_without_findings_tables_fails_in_one_line(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

@@ -373,6 +373,13 @@ def readme_command(args: argparse.Namespace) -> int:
               f"book (python -m advlens book --run {shlex.quote(str(source))}).",
               file=sys.stderr)
         return 2
+    incomplete = provenance.incomplete_notebooks(source)
+    if incomplete:  # (its tables are partial or stale; book and verify refuse it too)
+        print(f"the run {source} did not complete ({_listed(incomplete)}); README's findings "
+              "come from completed runs only: rerun those notebooks (python -m advlens run "
+              f"--only NN{'' if args.figures is None else ' --out ' + shlex.quote(args.figures)})"
+              ".", file=sys.stderr)
+        return 1
     body = findings.readme_section(source)
     if args.check:
         same = findings.current_section(text) == body.strip("\n")

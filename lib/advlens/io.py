@@ -173,8 +173,12 @@ def _open_lock_file(path: Path) -> int | None:
     return None
 
 
+class LockHeld(RuntimeError):
+    """Another process holds the lock that :func:`file_lock` was told not to wait for."""
+
+
 @contextlib.contextmanager
-def file_lock(path: str | Path) -> Iterator[None]:
+def file_lock(path: str | Path, *, wait: bool = True) -> Iterator[None]:
     """Hold an exclusive advisory ``flock`` on the file ``path`` while inside, so that
     read-modify-writes of a file several processes update (a grid point's ``done.json``, the
     tolerance table) run one at a time and lose no process's update. ``path`` (in a folder
@@ -183,7 +187,8 @@ def file_lock(path: str | Path) -> Iterator[None]:
     too (:func:`_open_lock_file`). A no-op where ``fcntl`` is unavailable (Windows), where
     ``path`` cannot be created (a read-only folder, where the write itself fails naming its
     file) and, with a warning, on a file system without ``flock`` (a Lustre or NFS mount
-    without locking)."""
+    without locking). ``wait=False``: raise :class:`LockHeld` at once where another process
+    holds the lock."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - non-POSIX
@@ -195,8 +200,10 @@ def file_lock(path: str | Path) -> Iterator[None]:
         return
     with os.fdopen(fd, "rb", buffering=0) as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             locked = True
+        except BlockingIOError:
+            raise LockHeld(f"{path} is locked by another process") from None
         except OSError as err:
             # NFS emulates flock with byte-range locks, which refuse a read-only descriptor
             read_only = (err.errno == errno.EBADF

@@ -36,7 +36,7 @@ from typing import Any
 
 from advlens import provenance
 from advlens.data.sources import SOURCES
-from advlens.io import atomic_write_json, config_hash, file_lock, json_text, read_json
+from advlens.io import LockHeld, atomic_write_json, config_hash, file_lock, json_text, read_json
 from advlens.parallel import TaskError, TaskFailures
 from advlens.paths import figures_dir, notebooks_dir
 from advlens.presets import PRESET_NAMES, PRESETS, as_lists, check_knob, notebook_number
@@ -46,6 +46,7 @@ _NUMBERED = re.compile(r"^(\d\d)_.+\.ipynb$")
 RUN_RECORD = "run.json"  # per notebook folder: status of its last run
 POINT_DONE = "done.json"  # per grid point: written when all its notebooks completed
 _DONE_LOCK = ".done.json.lock"  # per grid point: held while done.json is read and rewritten
+_RUN_LOCK = ".run.lock"  # per notebook folder: held by the process running a notebook into it
 
 
 class NotebookFailed(RuntimeError):
@@ -159,8 +160,46 @@ def _grid_point_env() -> Iterator[None]:
 
 
 def _execute(path: Path, out_dir: Path, params: dict[str, Any], progress: bool) -> NotebookRun:
-    with _EXECUTE_LOCK, _absolute_path_env(), _grid_point_env():
+    with (_EXECUTE_LOCK, _absolute_path_env(), _grid_point_env(),
+          _folder_lock(out_dir, path.name)):
         return _execute_unlocked(path, out_dir, params, progress)
+
+
+@contextlib.contextmanager
+def _folder_lock(out_dir: Path, notebook: str) -> Iterator[None]:
+    """Inside: this process alone runs a notebook into ``out_dir``. Why: two runs into one
+    folder (two terminals, two papermill batches) wrote each other's tables, and the folder's
+    run.json then vouched for the mix (one run's knobs over the other's results)."""
+    _make_folder(out_dir)
+    try:
+        with file_lock(out_dir / _RUN_LOCK, wait=False):
+            yield
+    except LockHeld:
+        raise ValueError(f"another process is running a notebook into {out_dir} (it holds "
+                         f"{out_dir / _RUN_LOCK}); wait for it to finish, or run {notebook} "
+                         "into another folder (--out).") from None
+
+
+def _check_folder(folder: Path) -> None:
+    """A ValueError where a file stands where ``folder`` or one of its parents would be (mkdir
+    gave its traceback); nothing is made."""
+    for part in (folder, *folder.parents):
+        if part.is_dir():
+            return
+        if part.exists() or part.is_symlink():
+            raise ValueError(f"cannot make the output folder {folder}: {part} is a file, not a "
+                             "folder; move it away or choose another --out.")
+
+
+def _make_folder(folder: Path) -> None:
+    """``folder`` and its parents made, or a ValueError saying what is in the way (a file
+    where a folder should be gave mkdir's traceback)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot make the output folder {folder} ({err.strerror}: "
+                         f"{err.filename}); move that file away or choose another --out."
+                         ) from None
 
 
 def _now() -> str:
@@ -264,20 +303,27 @@ def _run_inputs() -> dict[str, Any]:
             "zoo": _zoo_fingerprint()}
 
 
-def _zoo_fingerprint() -> str:
-    """A hash of the zoo cache's checkpoint hashes (each model's metadata file records its
-    weights' SHA-256): the same folder holding other weights is another input."""
-    import hashlib
-
+def _zoo_fingerprint() -> dict[str, str]:
+    """Each model of the zoo cache, by its metadata file's name, with its weights' SHA-256 (the
+    file records it): the same folder holding other weights is another input. A run compares
+    only the models its own record lists (:func:`_same_zoo`)."""
     from advlens.zoo.cache import cache_root
 
-    digest = hashlib.sha256()
+    found = {}
     for meta in sorted(cache_root().glob("*.json")):
         try:
-            digest.update(f"{meta.name}:{read_json(meta).get('sha256')}\n".encode())
+            found[meta.name] = str(read_json(meta).get("sha256"))
         except (OSError, ValueError, AttributeError):
-            digest.update(f"{meta.name}:unreadable\n".encode())
-    return digest.hexdigest()[:16]
+            found[meta.name] = "unreadable"
+    return found
+
+
+def _same_zoo(recorded: Any, now: Mapping[str, str]) -> bool:
+    """Whether every model the zoo held when a run completed (``recorded``) holds the same
+    weights ``now``. Models added since are not ones it read: a later notebook that trains
+    models into the zoo (02's families, 04's sources) made every earlier one rerun."""
+    return isinstance(recorded, dict) and all(now.get(name) == sha256
+                                              for name, sha256 in recorded.items())
 
 
 def completed_before(path: Path, out_dir: Path, params: Mapping[str, Any]) -> NotebookRun | None:
@@ -295,10 +341,12 @@ def completed_before(path: Path, out_dir: Path, params: Mapping[str, Any]) -> No
     if not isinstance(outputs, list) or not all((out_dir / str(name)).is_file()
                                                 for name in outputs):
         return None
+    zoo = inputs.pop("zoo")
     wanted = {"notebook": path.name, "preset": params.get("preset"),
               "params": {k: v for k, v in params.items() if k != "preset"}, **inputs}
     # compared as JSON: a tuple knob reads back from run.json as a list
-    if {k: record.get(k) for k in wanted} != json.loads(json_text(wanted)):
+    if ({k: record.get(k) for k in wanted} != json.loads(json_text(wanted))
+            or not _same_zoo(record.get("zoo"), zoo)):
         return None
     return NotebookRun(path.name, out_dir / path.name, out_dir,
                        float(record.get("wall_time_s", float("nan"))))
@@ -392,11 +440,9 @@ def run(preset: str = "laptop", *, only: Sequence[str] | None = None,
         clear()  # since, in a Jupyter session, resume kept notebooks of the code before)
     # absolute: the notebooks run in notebooks/, so a relative out_dir would land there
     out_root = Path(out).resolve() if out is not None else figures_dir()
-    try:  # before any notebook runs: a file in the way is the caller's to fix, not a traceback
-        out_root.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ValueError(f"cannot make the output folder {out_root} ({err.strerror}: "
-                         f"{err.filename}); choose another --out.") from None
+    # before any notebook runs: a file in the way is the caller's to fix, not a traceback
+    for path in paths:
+        _check_folder(out_root / path.stem)
     runs = []
     for i, path in enumerate(paths, 1):
         mine = mine_by_path[path]
@@ -679,6 +725,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (ValueError, FileNotFoundError) as err:
             print(f"advlens: {err}", file=sys.stderr)
             return 1
+    repeated = sorted({k for k, _ in args.param if [p[0] for p in args.param].count(k) > 1})
+    if repeated:  # (the last one silently won)
+        print(f"advlens: knob(s) {', '.join(repeated)} given more than once with -p; give each "
+              "once.", file=sys.stderr)
+        return 1
     params = {k: _parse_value(v) for k, v in args.param}
     try:
         with sigterm_as_interrupt():

@@ -107,6 +107,10 @@ def run_sweep(seeds: Sequence[int], *, preset: str, notebooks: Sequence[str],
     only = available(notebooks, directory)
     if not only:
         raise ValueError(f"none of the notebooks {list(notebooks)} exists.")
+    if not set(only) & set(_FINDINGS_NOTEBOOKS):  # (it ran every seed, then said so)
+        raise ValueError(f"notebooks {only} write no findings table, and a sweep counts "
+                         "verdicts over seeds: sweep notebooks that do "
+                         f"({', '.join(_FINDINGS_NOTEBOOKS)}).")
     declared = {p.stem: runner.notebook_parameters(p) for p in runner.discover(only, directory)}
     knobs = [k for k in SEED_KNOBS if any(k in names for names in declared.values())]
     if not knobs:
