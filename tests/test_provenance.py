@@ -112,6 +112,10 @@ def test_code_outside_the_repository_has_no_commit(
     (site / "__pycache__").mkdir()
     (site / "__pycache__/m.cpython-311.pyc").write_bytes(b"\0")
     assert _commit(repo).startswith(f"{head}-dirty-")  # lib/advlens/m.py is not committed
+    # verify --measure rewriting the installed copy's tolerance table: the same code (review)
+    (site / "tolerances.json").write_text('{"t": 0.1}\n')
+    assert _commit(repo).startswith(f"{head}-dirty-")
+    (site / "tolerances.json").unlink()
     (repo / "lib/advlens/m.py").write_text("x = 1\n")  # the checkout edited since
     assert _commit(repo) == "unknown"
     (repo / "lib/advlens/m.py").unlink()

@@ -127,6 +127,28 @@ def test_cli_names_a_file_where_a_notebook_folder_goes(notebooks: Path, tmp_path
     assert err.count("\n") == 1 and not (tmp_path / "00_first").exists()
 
 
+def test_an_out_this_user_cannot_enter_is_named(notebooks: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Path.is_dir raises PermissionError inside a folder the user may not enter (Python 3.11):
+    a traceback, where mkdir's error had been one line (review)."""
+    monkeypatch.setattr(runner, "notebooks_dir", lambda: notebooks)
+    locked = tmp_path / "locked"
+    real = Path.is_dir
+
+    def is_dir(path: Path) -> bool:
+        if locked in (path, *path.parents) and path != locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(Path, "is_dir", is_dir)
+    assert runner.main(["run", "--only", "00", "--out", str(locked / "out"),
+                        "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("advlens: cannot make the output folder") and err.count("\n") == 1
+    assert "(Permission denied:" in err and "choose another --out" in err
+
+
 def test_two_runs_into_one_folder_are_refused(notebooks: Path, tmp_path: Path) -> None:
     """Two processes running a notebook into one folder wrote each other's tables, and run.json
     vouched for the mix on resume (review). The second is refused while the first holds the

@@ -35,11 +35,12 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-# what decides the numbers: outputs a run writes into figures/ (tracked) must not make it dirty,
-# nor verify's tolerance table (only verify reads it; `verify --measure` rewrites it, which made
-# every later run "dirty" and a completed one rerun)
+# verify's tolerance table: only verify reads it, and `verify --measure` rewrites it (in an
+# installed copy too), which made every later run "dirty" (or of unknown code) and reran it
+NOT_CODE = "tolerances.json"
+# what decides the numbers: outputs a run writes into figures/ (tracked) must not make it dirty
 CODE_PATHS = ("lib", "notebooks", "pyproject.toml", "Makefile",
-              ":(exclude)lib/advlens/tolerances.json")
+              f":(exclude)lib/advlens/{NOT_CODE}")
 
 
 def _git(*args: str) -> bytes:
@@ -53,9 +54,11 @@ def _package_dir() -> Path:
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (bytecode caches left out) by its relative path."""
+    """Every file under ``folder`` (bytecode caches and :data:`NOT_CODE` left out) by its
+    relative path."""
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts}
+            if p.is_file() and "__pycache__" not in p.parts
+            and p.relative_to(folder).as_posix() != NOT_CODE}
 
 
 def _runs_from(root: Path) -> bool:

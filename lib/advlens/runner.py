@@ -184,11 +184,15 @@ def _check_folder(folder: Path) -> None:
     """A ValueError where a file stands where ``folder`` or one of its parents would be (mkdir
     gave its traceback); nothing is made."""
     for part in (folder, *folder.parents):
-        if part.is_dir():
-            return
-        if part.exists() or part.is_symlink():
-            raise ValueError(f"cannot make the output folder {folder}: {part} is a file, not a "
-                             "folder; move it away or choose another --out.")
+        try:
+            if part.is_dir():
+                return
+            if part.exists() or part.is_symlink():
+                raise ValueError(f"cannot make the output folder {folder}: {part} is a file, "
+                                 "not a folder; move it away or choose another --out.")
+        except OSError as err:  # (a folder this user may not enter)
+            raise ValueError(f"cannot make the output folder {folder} ({err.strerror}: "
+                             f"{err.filename}); choose another --out.") from None
 
 
 def _make_folder(folder: Path) -> None:
@@ -198,8 +202,7 @@ def _make_folder(folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ValueError(f"cannot make the output folder {folder} ({err.strerror}: "
-                         f"{err.filename}); move that file away or choose another --out."
-                         ) from None
+                         f"{err.filename}); choose another --out.") from None
 
 
 def _now() -> str:

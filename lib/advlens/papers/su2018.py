@@ -768,20 +768,25 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
     broad = by_family["across_families"].get(BROAD_TRANSFER_FAMILY, float("nan"))
     gap = (by_family["within_family"] - by_family["across_families"]).dropna()
     carry, rest = sorted(gap[gap >= CARRY_MARGIN].index), sorted(gap[gap < CARRY_MARGIN].index)
-    per_family = ", ".join(f"{f} {r.within_family:.3f}/{r.across_families:.3f}"
-                           for f, r in by_family.dropna(subset=["within_family"]).iterrows()
-                           ) or "no family has two models"
-    means = (f"mean within {within:.3f} vs across {across:.3f}" if np.isfinite(within)
-             else f"no family has two models (mean across {across:.3f})")
+    per_family = ", ".join(f"{f} {r.within_family:.3f}/{_rate(r.across_families)}"
+                           for f, r in by_family.dropna(subset=["within_family"]).iterrows())
+    if np.isfinite(within):
+        means = f"mean within {within:.3f} " + (f"vs across {across:.3f}" if np.isfinite(across)
+                                                 else "(one family: no other family to reach)")
+    else:
+        means = "no family has two models" + (f" (mean across {across:.3f})"
+                                              if np.isfinite(across) else "")
     carried = (f"; carried by {', '.join(carry) or 'no family'} (within − across ≥ "
                f"{CARRY_MARGIN})" + (f", not by {', '.join(rest)}" if rest else "")
                if len(gap) else "")
+    top = (f"family reaching others most: {top_family} ({reach.max():.3f})" if len(reach)
+           else "no family reaches another")
     rows.append({"finding": "4 transfer within families; VGG broadly", "holds": holds4,
-                 "evidence": f"{means}{tests}; per family (within/across): {per_family}"
-                             f"{carried}; family reaching others most: {top_family} "
-                             f"({by_family['across_families'].max():.3f}); "
-                             f"{BROAD_TRANSFER_FAMILY}: "
-                             + (f"{broad:.3f}" if BROAD_TRANSFER_FAMILY in by_family.index
+                 "evidence": f"{means}{tests}"
+                             + (f"; per family (within/across): {per_family}" if per_family
+                                else "")
+                             + f"{carried}; {top}; {BROAD_TRANSFER_FAMILY}: "
+                             + (_rate(broad) if BROAD_TRANSFER_FAMILY in by_family.index
                                 else "no model in this zoo")
                              + (f" (too few families to rank it: with no family effect one of "
                                 f"{len(reach)} is the top 1 time in {len(reach)}; "
@@ -793,10 +798,16 @@ def findings(laws: pd.DataFrame, effects: pd.DataFrame, depth: pd.DataFrame,
     return table
 
 
+def _rate(value: float) -> str:
+    """A transfer rate for the evidence; "none" where no other family was there to reach."""
+    return f"{value:.3f}" if np.isfinite(value) else "none"
+
+
 def _effect_text(attack: str, effect: pd.Series) -> str:
     """Finding 2's evidence for one attack (a :func:`family_vs_size` row)."""
     if not np.isfinite(effect["eta2_family"]):
-        return (f"{attack}: not testable ({int(effect.get('n_models', 0))} models; it needs two "
+        n = int(effect.get("n_models", 0))
+        return (f"{attack}: not testable ({n} model{'' if n == 1 else 's'}; it needs two "
                 "families, one of them with two models, and distortions that differ)")
     beyond = effect.get("eta2_beyond_size", np.nan)
     parts = [f"beyond size {beyond:.2f}" if np.isfinite(beyond) else "",
