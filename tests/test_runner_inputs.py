@@ -429,3 +429,39 @@ def test_main_runs_from_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None
     worker.start()
     worker.join()
     assert codes == [0] and ran == [True]
+
+
+def test_ctrl_c_during_a_cell_prints_one_line(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) while a cell runs: the kernel logged ~20 lines of a ZMQ traceback from
+    its closing sockets before "advlens: interrupted; ..." (review). A real kernel, interrupted
+    once its cell has started."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder, started = tmp_path / "nbs", tmp_path / "started"
+    folder.mkdir()
+    write_notebook(folder / "00_slow.ipynb",
+                   f"open({str(started)!r}, 'w').close()\nimport time\ntime.sleep(60)\n",
+                   'preset = "laptop"\nout_dir = None\n')
+    script = ("import sys; from pathlib import Path; from advlens import runner; "
+              f"runner.notebooks_dir = lambda: Path({str(folder)!r}); "
+              f"sys.exit(runner.main(['run', '--out', {str(tmp_path / 'out')!r}, "
+              "'--no-progress']))")
+    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert started.exists(), "the cell never started"
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert err.splitlines()[-1].startswith("advlens: interrupted; rerun the same command")
+    assert "Traceback" not in err and "ZMQError" not in err, err
+    record = json.loads((tmp_path / "out" / "00_slow" / "run.json").read_text())
+    assert record["status"] == "interrupted"

@@ -268,7 +268,11 @@ def _execute_unlocked(path: Path, out_dir: Path, params: dict[str, Any],
                 papermill.execute_notebook(
                     str(path), str(executed), parameters={**params, "out_dir": str(out_dir)},
                     cwd=str(path.parent), progress_bar=progress, kernel_name="python3",
-                    config=Config({"KernelManager": kernel}))
+                    config=Config({"KernelManager": kernel}),
+                    # the kernel's own log (not the cells' output, which the notebook keeps):
+                    # on Ctrl-C it printed ~20 lines of a ZMQ traceback from its closing
+                    # sockets before our one-line message
+                    extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
             except papermill.PapermillExecutionError as err:
                 raise NotebookFailed(path.name, err.exec_count, f"{err.ename}: {err.evalue}",
                                      executed) from None
