@@ -431,9 +431,11 @@ def run(preset: str = "laptop", *, only: Sequence[str] | None = None,
     folder gets a ``run.json``: ``status`` running, then completed, failed or interrupted. A
     folder may be reused: once a notebook completes, the figures and tables (with their
     provenance records) that an earlier run left there and this one did not write again are
-    removed and listed in ``run.json`` (``removed_stale``); other files stay. The notebooks run
-    in their own folder: a relative ``out`` and relative paths in the ``$ADVLENS_*`` variables
-    (:data:`PATH_ENV`: the data and zoo caches, the data sets) are the caller's.
+    removed and listed in ``run.json`` (``removed_stale``); other files stay. While a notebook
+    runs, its folder is locked: another process running a notebook into it is refused (two runs
+    mixed their tables). The notebooks run in their own folder: a relative ``out`` and relative
+    paths in the ``$ADVLENS_*`` variables (:data:`PATH_ENV`: the data and zoo caches, the data
+    sets) are the caller's.
 
     ``resume``: a notebook whose folder holds a completed run of the same preset, knobs, code
     and data folders (:func:`completed_before`) is not run again (the command line's default:
