@@ -46,7 +46,7 @@ TESTS = {
            "tests/test_input_errors.py"],
     "stats": ["tests/test_core.py", "tests/test_su2018_scaling.py", "tests/test_stats.py"],
     "alignment": ["tests/test_alignment.py", "tests/test_linsley2023.py",
-                  "tests/test_clickme_tf_parity.py"],
+                  "tests/test_clickme_tf_parity.py", "tests/test_input_edges.py"],
     "transfer": ["tests/test_transfer.py", "tests/test_transfer_alpha.py"],
     # attack modules (dotted: lib/advlens/attacks/<name>.py); the fastest files first (-x)
     "attacks.norms": ["tests/test_attacks_units.py", "tests/test_attacks_pgd.py",
@@ -203,6 +203,10 @@ def _run_tests(copy_root: Path, tests: list[str], timeout: float) -> str:
         try:
             import pytest
 
+            # no bytecode cache of the copy: a .pyc records its source's size and mtime to the
+            # second, so a mutant of the same size written within a second of the last compile
+            # was run as the code before it (same-size mutants such as 0 -> 1 "survived")
+            sys.dont_write_bytecode = True
             sys.path.insert(0, str(copy_root / "lib"))
             os.chdir(ROOT)
             devnull = os.open(os.devnull, os.O_WRONLY)
