@@ -135,6 +135,14 @@ def test_top_k_and_harmonization_refuse_non_finite_maps() -> None:
             "heatmaps_a hold" if first is maps else "heatmaps_b hold"), str(caught.value)
 
 
+def test_each_map_argument_is_named_in_its_shape_error() -> None:
+    """(mutation testing: the first argument's shape error named the second)"""
+    for first, second, name in ((torch.rand(8), torch.rand(3, 8, 8), "heatmaps_a"),
+                                (torch.rand(3, 8, 8), torch.rand(8), "heatmaps_b")):
+        with pytest.raises(ValueError, match=rf"^{name} must be \(N, H, W\)"):
+            alignment.top_k_dice(first, second)
+
+
 def test_spearman_of_one_value_per_row_is_undefined_not_refused() -> None:
     """Rows of one value (N,) or (N, 1) are constant rows: ρ NaN, as scipy gives; only an
     empty or 0-dim input is refused (mutation testing)."""
