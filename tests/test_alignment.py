@@ -281,6 +281,23 @@ def test_harmonizer_loss_gradient_holds_the_saliency_peak_constant() -> None:
     np.testing.assert_allclose(s.grad.numpy(), expected, rtol=1e-5, atol=1e-9)
 
 
+def test_pyramid_and_standardize_cut_on_odd_non_square_maps() -> None:
+    """Odd sides (TF SAME's extra pixel after) and N unlike H and W (a per-map mean that lost
+    its axes broadcast against the width): both survived mutation testing on 16 × 16 maps."""
+    maps = np.random.default_rng(0).random((3, 17, 9))
+    levels = alignment.pyramid(torch.from_numpy(maps), levels=2)
+    np.testing.assert_allclose(levels[1].numpy(), _np_downsample(maps), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(levels[2].numpy(), _np_downsample(_np_downsample(maps)),
+                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(alignment.standardize_cut(torch.from_numpy(maps)).numpy(),
+                               _np_standardize_cut(maps), rtol=0, atol=1e-12)
+    # eps = 0 is allowed (maps that are not constant need none)
+    centred = maps - maps.mean(axis=(1, 2), keepdims=True)
+    plain = np.maximum(centred / np.sqrt((centred ** 2).mean(axis=(1, 2), keepdims=True)), 0)
+    np.testing.assert_allclose(alignment.standardize_cut(torch.from_numpy(maps), eps=0.0).numpy(),
+                               plain, rtol=0, atol=1e-12)
+
+
 def test_pyramid_same_padding_sizes() -> None:
     sizes = [tuple(level.shape[1:]) for level in alignment.pyramid(torch.zeros(1, 32, 17))]
     assert sizes == [(32, 17), (16, 9), (8, 5), (4, 3), (2, 2), (1, 1)]
