@@ -427,22 +427,30 @@ def test_a_figure_record_of_another_shape_is_named(tmp_path: Path, record: str) 
         book.build(run, tmp_path / "book", readme=repo_root() / "README.md")
 
 
+def _findings_run(root: Path, notebook: str, preset: str) -> Path:
+    """A run folder ``root`` holding one notebook's findings table of ``preset``."""
+    import json
+
+    folder = root / notebook
+    folder.mkdir(parents=True)
+    number = notebook[:2]
+    (folder / f"{number}_findings.csv").write_text("finding,holds,evidence,paper\nx,True,e,p\n")
+    (folder / f"{number}_findings.provenance.json").write_text(
+        json.dumps({"parameters": {"preset": preset}}))
+    return folder
+
+
 @pytest.mark.parametrize("check", [False, True])
 def test_readme_refuses_a_run_of_another_preset(tmp_path: Path, check: bool,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """`readme --figures <smoke run>` wrote the smoke verdicts into README under "What holds
     at laptop scale ... figures/" (and `--check` recommended doing so)."""
     import argparse
-    import json
 
     from advlens.paths import repo_root
 
     before = (repo_root() / "README.md").read_bytes()
-    folder = tmp_path / "run" / "01_similarity_inversion"
-    folder.mkdir(parents=True)
-    (folder / "01_findings.csv").write_text("finding,holds,evidence,paper\nx,True,e,p\n")
-    (folder / "01_findings.provenance.json").write_text(
-        json.dumps({"parameters": {"preset": "smoke"}}))
+    _findings_run(tmp_path / "run", "01_similarity_inversion", "smoke")
     args = argparse.Namespace(figures=str(tmp_path / "run"), check=check)
     assert book.readme_command(args) == 2
     assert "preset 'smoke'" in capsys.readouterr().err
@@ -461,11 +469,7 @@ def test_readme_refuses_an_interrupted_run(tmp_path: Path, check: bool,
     from advlens.paths import repo_root
 
     before = (repo_root() / "README.md").read_bytes()
-    folder = tmp_path / "run" / "03_adversarial_alignment"
-    folder.mkdir(parents=True)
-    (folder / "03_findings.csv").write_text("finding,holds,evidence,paper\nx,True,e,p\n")
-    (folder / "03_findings.provenance.json").write_text(
-        json.dumps({"parameters": {"preset": "laptop"}}))
+    folder = _findings_run(tmp_path / "run", "03_adversarial_alignment", "laptop")
     (folder / "run.json").write_text(json.dumps({"status": "interrupted", "error": "Ctrl-C"}))
     args = argparse.Namespace(figures=str(tmp_path / "run"), check=check)
     assert book.readme_command(args) == 1
