@@ -215,3 +215,12 @@ def test_every_rbf_entry_point_refuses_a_bad_threshold(threshold):
     for call in calls:
         with pytest.raises(ValueError, match=r"threshold must be finite and > 0"):
             call()
+
+
+@pytest.mark.skipif(np.dtype(np.longdouble).itemsize <= 8, reason="longdouble is float64 here")
+def test_a_numpy_dtype_torch_cannot_hold_is_named():
+    """An extended-precision array (np.longdouble) got torch's own "can't convert np.ndarray of
+    type numpy.longdouble", which named neither the argument nor a way out."""
+    x = np.random.default_rng(0).random((10, 3))
+    with pytest.raises(TypeError, match=r"X is a NumPy array of dtype float\d+.*astype"):
+        linear_cka(x.astype(np.longdouble), x)

@@ -589,3 +589,35 @@ def test_project_ball_refuses_a_radius_that_is_no_ball(eps: float, norm: str) ->
 
     with pytest.raises(ValueError, match="eps must be finite and >= 0"):
         project_ball(torch.randn(2, 3), eps, norm)
+
+
+class _NeverRun(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise AssertionError("no model may run before the arguments are checked")
+
+
+def _misspelt_sides_calls() -> list:
+    from advlens.data import ImageSet
+
+    x = torch.rand(4, 1, 6, 6)
+    y = torch.zeros(4, dtype=torch.long)
+    data = ImageSet(x, y, torch.rand(4, 1, 6, 6), ["0", "1"], "toy")
+    models = {"alpha": _NeverRun()}
+    bad = {"alhpa": 8}
+    return [
+        lambda: transfer.transfer_matrix(models, x, y, sides=bad),
+        lambda: su2018.attack_suite(models, x, y, settings=su2018.SuiteSettings(), sides=bad),
+        lambda: linsley2023.model_table(models, data, data.masks[:, 0], accuracy={"alpha": 1.0},
+                                        sides=bad),
+        lambda: linsley2023.saliency_alignment(models, data, data.masks[:, 0], human_maps=False,
+                                               sides=bad),
+    ]
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_a_misspelt_model_name_in_sides_is_refused_before_anything_runs(index: int) -> None:
+    """A ``sides`` key that names no model was silently ignored: that model ran, and had its
+    distortions measured, at the images' side instead of its own."""
+    with pytest.raises(ValueError, match=r"sides names no model \['alhpa'\]; the models are "
+                                         r"\['alpha'\]"):
+        _misspelt_sides_calls()[index]()

@@ -345,14 +345,14 @@ def test_a_config_sent_to_a_worker_is_loaded_never_trained_or_evaluated(
 
     config = ModelConfig("mlp-s", epochs=1, n_train=48, n_test=32, batch_size=16)
     with pytest.raises(FileNotFoundError, match=r"mlp-s.* is not in the zoo cache .*build it"):
-        _model_task((_rep_sum, config, (torch.rand(2, 1, 16, 16),), {}))
+        _model_task((_rep_sum, config, ((torch.rand(2, 1, 16, 16),), {}), {}))
     assert not cache.cache_paths(config).checkpoint.exists()  # nothing trained
     # built at another robust-evaluation radius than zoo.load's default
     model = load(config, progress=False, robust_eval_eps=0.25, robust_eval_n=16).model
     meta = cache.cache_paths(config).meta
     before = meta.read_text()
     x = torch.rand(3, 1, 16, 16)
-    got = _model_task((_rep_sum, config, (x,), {"scale": 2.0}))
+    got = _model_task((_rep_sum, config, ((x,), {"scale": 2.0}), {}))
     torch.testing.assert_close(got, _rep_sum(model, x, scale=2.0))
     assert meta.read_text() == before and len(json.loads(before)["robust"]) == 1
 
@@ -390,3 +390,42 @@ def test_results_dask_cannot_serialise_come_back_and_a_lost_one_keeps_the_others
     results = failed.value.results
     assert results[0] == 0 and results[1]["f"](2) == 3 and results[3] == 3
     assert [f.index for f in failed.value.failures] == [2]
+
+
+class _CountsPickling:
+    """A shared argument that records (a line in ``log``) each time it is pickled, as dask
+    does to send it to a worker process."""
+
+    def __init__(self, log: str) -> None:
+        self.log = log
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        with open(self.log, "a") as f:
+            f.write("pickled\n")
+        return (_CountsPickling, (self.log,))
+
+
+def _log_of(model: torch.nn.Module, shared: _CountsPickling, scale: float = 1.0) -> str:
+    return f"{shared.log}:{scale}"
+
+
+@pytest.mark.slow
+def test_map_models_sends_the_shared_arguments_once_not_with_every_task(tmp_path: Path) -> None:
+    """On a cluster the arguments every model shares (notebook 01's seed and target images:
+    about 600 MB at the paper preset) go to the workers once, not inside each model's task;
+    a model's own keywords still reach it alone, and the results are the serial ones."""
+    pytest.importorskip("dask.distributed")
+    log = tmp_path / "pickled.log"
+    model = torch.nn.Linear(2, 2)
+    models = {f"m{i}": model for i in range(6)}
+    per_model = {"m4": {"scale": 4.0}}
+    with local_cluster(2) as client:
+        mapped = map_models(_log_of, models, _CountsPickling(str(log)), client=client,
+                            per_model=per_model, progress=False)
+    serial = map_models(_log_of, models, _CountsPickling(str(log)), per_model=per_model,
+                        progress=False)
+    assert mapped == serial == {name: f"{log}:{4.0 if name == 'm4' else 1.0}"
+                                for name in models}
+    # once for the scatter (dask pickles it once and sends those bytes to both workers);
+    # inside every task it was pickled at least once per model (6)
+    assert log.read_text().count("pickled") <= 2, log.read_text()

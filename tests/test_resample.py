@@ -113,18 +113,28 @@ def test_an_integer_map_is_resampled_in_floats() -> None:
     np.testing.assert_allclose(got.double().numpy(), ref, atol=1e-5)
 
 
-def test_maps_of_several_channels_are_resampled_and_normalised_per_image() -> None:
-    """(N, K, H, W) maps come back (N, K, side, side), each channel resampled on its own and
-    the min-max taken over all of an image's channels (a reshape to one channel per image
-    passed every (N, 1, H, W) test)."""
+def test_maps_of_several_channels_are_resampled_and_normalised_each_on_its_own() -> None:
+    """(N, K, H, W) maps come back (N, K, side, side), each map of each image resampled and
+    min-max normalised on its own, as it would be alone (a reshape to one channel per image
+    passed every (N, 1, H, W) test; a min-max over an image's K maps together gave a blank map
+    beside a drawn one a flat 0.079, and squashed a faint map into [0.078, 0.088])."""
     maps = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(4),
                       dtype=torch.float64)
+    maps[1, 1] *= 0.01  # a faint map beside two others
     got = maps_to_side(maps, 11)
     assert got.shape == (2, 3, 11, 11)
     ref = bicubic_up(maps.numpy(), 11)
-    ref -= ref.reshape(2, -1).min(1)[:, None, None, None]
-    ref /= ref.reshape(2, -1).max(1)[:, None, None, None]
+    ref -= ref.reshape(2, 3, -1).min(2)[:, :, None, None]
+    ref /= ref.reshape(2, 3, -1).max(2)[:, :, None, None]
     np.testing.assert_allclose(got.numpy(), ref, atol=1e-10)
+    for k in range(3):
+        np.testing.assert_allclose(got[:, k:k + 1].numpy(),
+                                   maps_to_side(maps[:, k], 11).numpy(), atol=1e-12)
+    drawn_and_blank = torch.zeros(1, 2, 8, 8)
+    drawn_and_blank[0, 0, 2:6, 2:6] = 1.0
+    got = maps_to_side(drawn_and_blank, 12)
+    assert got[0, 0].min() == 0.0 and got[0, 0].max() == 1.0
+    assert torch.equal(got[0, 1], torch.zeros(12, 12))
 
 
 def test_three_dimensional_maps_at_their_own_side_are_returned_as_they_are() -> None:

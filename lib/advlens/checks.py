@@ -21,7 +21,11 @@ def as_tensor(x: Tensor | np.ndarray, name: str = "input") -> Tensor:
     if isinstance(x, np.ndarray):
         if not x.dtype.isnative or any(stride < 0 for stride in x.strides):
             x = np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("="))
-        return torch.from_numpy(x)
+        try:
+            return torch.from_numpy(x)
+        except TypeError as err:  # torch's text names neither the argument nor a way out
+            raise TypeError(f"{name} is a NumPy array of dtype {x.dtype}, which torch cannot "
+                            "hold; convert it first, e.g. .astype(np.float64).") from err
     raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}.")
 
 

@@ -53,7 +53,7 @@ from advlens.checks import (
     positive_number,
 )
 from advlens.features import predict
-from advlens.resample import images_to_side
+from advlens.resample import images_to_side, model_sides
 
 # attack(model, x, y, targets=None) -> AttackResult
 TransferAttack = Callable[..., AttackResult]
@@ -78,7 +78,7 @@ def ifgsm(eps: float = 0.1, steps: int = 50, loss: str = "ce") -> TransferAttack
 
 def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
                     attack: TransferAttack | None = None, targeted: bool | str = False,
-                    generator: torch.Generator | None = None, only_successful: bool = True,
+                    generator: torch.Generator | None = None, only_successful: bool = False,
                     batch_size: int = 256, progress: bool | None = None,
                     sides: Mapping[str, int | None] | None = None) -> pd.DataFrame:
     """Success of each source's adversarial examples on each target, for every ordered pair.
@@ -89,8 +89,10 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
     "random" drawn once with ``generator`` and shared by all sources). Each source attacks only
     the images it classifies correctly (Su et al.'s protocol: an image it already gets wrong
     would count as fooled without any attack). Evaluated for a pair: those of them the target
-    classifies correctly clean, and (``only_successful``) whose example fooled the source (Su et
-    al.'s transfer code evaluates every saved example: ``only_successful=False``). The
+    classifies correctly clean: every example, fooled the source or not, as Su et al.'s
+    transfer code evaluates every saved example and PROTOCOLS §2 states the rule (the default;
+    ``only_successful=True`` also drops the examples that did not fool the source: a
+    transfer rate among the source's successes, up to twice the default's on weak attacks). The
     diagonal (source = target) is the white-box rate: every image the source attacked, with no
     ``only_successful`` filter (with it, the diagonal would read 1 by construction).
 
@@ -110,7 +112,7 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
     x = check_images(as_tensor(x, "x"), "x")
     y = check_labels(y, x.shape[0], "y").cpu()  # compared with predict's CPU logits
     attack = ifgsm() if attack is None else attack
-    sides = dict(sides or {})
+    sides = model_sides(sides, models)
     clean = {name: predict(m, images_to_side(x, sides.get(name)),
                            batch_size=batch_size).argmax(1) for name, m in models.items()}
     shared_targets = None

@@ -38,7 +38,7 @@ from advlens.checks import as_tensor, check_images, check_labels, check_positive
 from advlens.data import ImageSet, twin_cue
 from advlens.features import accuracy, predict
 from advlens.findings import all_of, combine, encode_statistics
-from advlens.resample import images_to_side, maps_to_side
+from advlens.resample import images_to_side, maps_to_side, model_sides
 from advlens.stats import (
     Estimate,
     below_alpha,
@@ -196,8 +196,9 @@ def model_table(models: Mapping[str, nn.Module], data: ImageSet, maps: Tensor, *
         data, maps = data.subset(pick), maps[pick]
     summary, per_image = [], []
     pool, pool_maps = data, maps
+    sides = model_sides(sides, models)
     for name, model in models.items():
-        data, maps = at_side(pool, pool_maps, (sides or {}).get(name))
+        data, maps = at_side(pool, pool_maps, sides.get(name))
         ok = correct(model, data.images, data.labels)
         x, y, m = data.images[ok], data.labels[ok], maps[ok]
         index = pick[ok].numpy()  # in data, not in the pool (03b's `image` is too)
@@ -801,8 +802,9 @@ def saliency_alignment(models: Mapping[str, nn.Module], data: ImageSet, maps: Te
     k = len(data) if n_images is None else min(n_images, len(data))
     pool, pool_maps = data.subset(torch.arange(k)), maps[:k]
     rows = []
+    sides = model_sides(sides, models)
     for name, model in models.items():
-        sized, sized_maps = at_side(pool, pool_maps, (sides or {}).get(name))
+        sized, sized_maps = at_side(pool, pool_maps, sides.get(name))
         x, y = sized.images, sized.labels
         m = sized_maps.reshape(k, *x.shape[-2:])
         sal = torch.cat([saliency(model, x[i:i + batch_size], y[i:i + batch_size],

@@ -41,7 +41,7 @@ from advlens.attacks.targets import TARGET_MODES
 from advlens.checks import as_tensor, check_bool, check_images, check_labels
 from advlens.features import predict
 from advlens.findings import all_of, combine, encode_statistics
-from advlens.resample import images_to_side
+from advlens.resample import images_to_side, model_sides
 from advlens.rng import name_seed
 from advlens.stats import (
     Estimate,
@@ -374,6 +374,7 @@ def attack_suite(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
     x = check_images(as_tensor(x, "x"), "x")
     y = check_labels(y, x.shape[0], "y").cpu()  # compared with predict's CPU logits
     modes = ["untargeted", *target_modes]
+    sides = model_sides(sides, models)
     # one generator shared in model order moved every later model's random targets when a
     # model was added, dropped or moved (notebook 02's archs knob); and None drew them from
     # torch's global RNG, unseeded
@@ -382,7 +383,7 @@ def attack_suite(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, *,
         torch.randint(0, 2**62, (1,), generator=generator, device=device))
     inputs: dict[str, dict[str, Any]] = {}
     for name, model in models.items():
-        xm = images_to_side(x, (sides or {}).get(name))
+        xm = images_to_side(x, sides.get(name))
         correct = predict(model, xm, batch_size=batch_size).argmax(1) == y
         xs, ys = xm[correct], y[correct]
         if xs.shape[0] == 0:
