@@ -477,3 +477,10 @@ def test_readme_refuses_an_interrupted_run(tmp_path: Path, check: bool,
     assert "did not complete (03_adversarial_alignment: interrupted (Ctrl-C))" in err
     assert "--only NN --out" in err
     assert (repo_root() / "README.md").read_bytes() == before
+
+
+def test_the_readme_page_loads_no_script() -> None:
+    """README's markdown reaches readme.html with its own HTML, but without scripts, as the
+    notebook pages (a title or finding from a run's text passed through as it was)."""
+    page = book._markdown_html("# 01 Title <script>alert(1)</script>\n\n- f <b>bold</b> 1\n")
+    assert "<script" not in page.lower() and "alert" not in page and "<b>bold</b>" in page

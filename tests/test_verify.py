@@ -727,7 +727,9 @@ def test_a_run_at_other_knobs_is_named_and_fails_strict(tmp_path: Path) -> None:
     assert report.ok and not report.strict_ok
     assert report.knob_changes == ["01_x iterations: 'not recorded' -> [1, 2]",
                                    "01_x n_data: 'not recorded' -> 64"]
-    assert "FAIL" in report.text(strict=True).splitlines()[-1]
+    # the failure line says why (it ended "every verdict unchanged, but " and nothing more)
+    assert report.text(strict=True).splitlines()[-1] == (
+        "  FAIL (--strict): every verdict unchanged, but knobs other than the seeds changed")
     assert runner.main(["verify", str(run), "--reference", str(ref), "--strict"]) == 2
 
 
@@ -817,3 +819,69 @@ def test_measure_keep_larger_raises_each_column_to_the_stored_tolerance(
     assert replaced["_measured_from"]["laptop_01"] == [str(s0), str(s1)]
     assert runner.main(["verify", "--keep-larger"]) == 1
     assert "add --measure" in capsys.readouterr().err
+
+
+def _findings_run(root: Path, rho: float, p: float, n: int = 37) -> Path:
+    table = pd.DataFrame({
+        "finding": ["1 rises", "2 falls"], "holds": [True, False],
+        "evidence": [f"rho = {rho:.2f}, p = {p:.2f} (n = {n})", "slope 0.5"],
+        "statistics": [json.dumps({"rho": rho, "p": p}), json.dumps({"slope": 0.5})]})
+    return _run_folder(root, "laptop", {"03_x/03_findings.csv": table})
+
+
+def test_a_findings_statistic_has_a_tolerance_of_its_own(tmp_path: Path) -> None:
+    """A findings table's cells hold several quantities each: one tolerance per column, the
+    largest seed-to-seed move of any of them (a p-value's), let a rho move from 0.02 to 0.95
+    unflagged (review). Tolerances are measured per finding and per statistic; a column's
+    stays the fallback for a statistic the runs did not measure."""
+    seed0 = _findings_run(tmp_path / "s0", rho=0.02, p=0.10)
+    seed1 = _findings_run(tmp_path / "s1", rho=0.03, p=0.90)
+    measured = verify.measure_tolerances([seed0, seed1])["03_x/03_findings.csv"]
+    assert measured["statistics"] == pytest.approx(0.8)  # the column's: the p-value's move
+    assert measured[verify.findings_key("statistics", "1 rises", "rho")] == pytest.approx(0.01)
+    assert measured[verify.findings_key("statistics", "1 rises", "p")] == pytest.approx(0.8)
+    assert measured[verify.findings_key("statistics", "2 falls", "slope")] == 0.0
+    assert measured[verify.findings_key("evidence", "1 rises")] == pytest.approx(0.8)
+    tolerances = {"laptop": {"03_x/03_findings.csv": measured}}
+    # p moving within its own seed-to-seed spread: within tolerance
+    near = _findings_run(tmp_path / "near", rho=0.02, p=0.5)
+    report = verify.verify(near, seed0, tolerances=tolerances)
+    assert report.strict_ok and report.within == ["03_x/03_findings.csv"]
+    # rho far beyond its own: flagged, by name, though the column's tolerance would cover it
+    far = _findings_run(tmp_path / "far", rho=0.95, p=0.10)
+    report = verify.verify(far, seed0, tolerances=tolerances)
+    assert report.ok and not report.strict_ok
+    assert {(c.column, c.reference, c.run) for c in report.moved} == {
+        ("statistics.rho", "0.02", "0.95"),  # and the evidence: 0.93 beyond its 0.8
+        ("evidence", "rho = 0.02, p = 0.10 (n = 37)", "rho = 0.95, p = 0.10 (n = 37)")}
+    assert "MOVED 03_x/03_findings.csv row 0 statistics.rho: 0.02 -> 0.95" in report.text()
+    # tolerances measured before (the column's alone) still apply
+    old = {"laptop": {"03_x/03_findings.csv": {"statistics": 1.0, "evidence": 1.0}}}
+    assert verify.verify(far, seed0, tolerances=old).strict_ok
+
+
+def test_another_presets_tolerances_are_refused(tmp_path: Path) -> None:
+    """--preset smoke on a laptop run applied smoke's (6x looser) tolerances silently: a move
+    beyond laptop's passed --strict (review)."""
+    ref = _run_folder(tmp_path / "ref", "laptop", _tables([0.7, 0.2, 0.9], [True, False]))
+    run = _run_folder(tmp_path / "run", "laptop", _tables([0.73, 0.2, 0.9], [True, False]))
+    tol = {"laptop": {"01_x/01a.csv": {"row": 0.0, "cka": 0.006}},
+           "smoke": {"01_x/01a.csv": {"row": 0.0, "cka": 0.04}}}
+    with pytest.raises(ValueError, match="--preset smoke but the run .* used preset 'laptop'"):
+        verify.verify(run, ref, tolerances=tol, preset="smoke")
+    report = verify.verify(run, ref, tolerances=tol, preset="laptop")
+    assert not report.strict_ok and "note: tolerances of preset 'laptop'" in report.text()
+
+
+def test_a_table_of_another_shape_is_counted(tmp_path: Path) -> None:
+    """The count line left out a table whose columns changed ("1 tables compared" of 2)."""
+    ref = _run_folder(tmp_path / "ref", "laptop", _tables([0.7, 0.2, 0.9], [True, False]))
+    tables = _tables([0.7, 0.2, 0.9], [True, False])
+    tables["01_x/01a.csv"]["extra"] = 1
+    run = _run_folder(tmp_path / "run", "laptop", tables)
+    report = verify.verify(run, ref, tolerances={})
+    assert report.reshaped == ["01_x/01a.csv"] and not report.strict_ok
+    assert ("2 tables compared: 1 identical, 0 within tolerance (not identical), 0 changed "
+            "with no measured tolerance, 0 with text or flags changed, 0 with numbers beyond "
+            "tolerance, 1 with other columns or rows (not compared cell by cell)"
+            ) in report.text()

@@ -146,9 +146,11 @@ def _landing(entries: list[Figure], titles: dict[str, str], readme_intro: str) -
 
 
 def _markdown_html(text: str) -> str:
+    """Markdown as HTML; its own HTML passes (README's), scripts removed as from the notebook
+    pages (a finding's or a title's text from a run reached readme.html as it was)."""
     import mistune
 
-    return str(mistune.create_markdown(plugins=["table"], escape=False)(text))
+    return _SCRIPT.sub("", str(mistune.create_markdown(plugins=["table"], escape=False)(text)))
 
 
 MARKER = ".advlens-book"

@@ -4,7 +4,11 @@ Every CSV a notebook writes (``<run>/<notebook>/<table>.csv``) is compared cell 
 file of the same name under the reference (``figures/`` by default). A number may move by the
 tolerance measured between two seeds of the same preset (:data:`TOLERANCE_FILE`, one place for
 all of them; remeasure with ``python -m advlens verify --measure RUN_A RUN_B``). The
-``holds`` column of every ``*_findings.csv`` is a verdict: a changed verdict is a failure.
+``holds`` column of every ``*_findings.csv`` is a verdict: a changed verdict is a failure. The
+other cells of a findings table hold many quantities each (ρ, p, counts in the ``statistics``
+JSON and the ``evidence`` text), so their tolerances are measured per finding, and each
+statistic on its own (:func:`findings_key`); a column's one tolerance, the largest move of any
+of them, let a ρ move from 0.02 to 0.95 unflagged.
 
 CLI::
 
@@ -82,6 +86,7 @@ class Report:
     within: list[str] = field(default_factory=list)
     unmeasured: list[str] = field(default_factory=list)
     relabelled: list[str] = field(default_factory=list)
+    reshaped: list[str] = field(default_factory=list)  # other columns or rows: not compared
     moved: list[Cell] = field(default_factory=list)
     untoleranced: list[Cell] = field(default_factory=list)
     structure: list[str] = field(default_factory=list)
@@ -124,12 +129,14 @@ class Report:
                                    "span seeds)") for k in self.knobs]
         beyond = len({c.table for c in self.moved})
         n = (len(self.identical) + len(self.within) + len(self.unmeasured)
-             + len(self.relabelled) + beyond)
+             + len(self.relabelled) + beyond + len(self.reshaped))
         lines.append(f"  {n} tables compared: {len(self.identical)} identical, "
                      f"{len(self.within)} within tolerance (not identical), "
                      f"{len(self.unmeasured)} changed with no measured tolerance, "
                      f"{len(self.relabelled)} with text or flags changed, "
-                     f"{beyond} with numbers beyond tolerance")
+                     f"{beyond} with numbers beyond tolerance"
+                     + (f", {len(self.reshaped)} with other columns or rows (not compared "
+                        "cell by cell)" if self.reshaped else ""))
         for table, delta in sorted(self.max_delta.items()):
             lines.append(f"    {table}: largest move {delta:.3g}")
         for cell in sorted(self.moved, key=lambda c: -c.delta / max(c.tolerance or 1e-12,
@@ -165,7 +172,8 @@ class Report:
                     ("numbers moved beyond their tolerance", self.moved),
                     ("numbers changed where no tolerance is measured", self.untoleranced),
                     ("tables changed shape or text", self.structure),
-                    ("tables went missing", self.missing)) if bad))
+                    ("tables went missing", self.missing),
+                    ("knobs other than the seeds changed", self.knob_changes)) if bad))
         elif self.ok:
             lines.append("  OK: every verdict unchanged")
         else:
@@ -273,6 +281,38 @@ def _moved(x: float, y: float) -> float:
 
 def _is_findings(name: str, frame: pd.DataFrame) -> bool:
     return name.endswith("_findings.csv") and {"finding", "holds"} <= set(frame.columns)
+
+
+def findings_key(column: str, finding: str, statistic: str | None = None) -> str:
+    """The tolerance table's key of one cell of a findings table (``column@finding``), or of
+    one statistic in its ``statistics`` JSON (``statistics.<name>@finding``)."""
+    return f"{column}{'' if statistic is None else '.' + statistic}@{finding}"
+
+
+def _statistics(text: str) -> dict[str, Any] | None:
+    """A findings table's ``statistics`` cell as {name: value}; None where it is no JSON
+    object."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _finding_deltas(column: str, finding: str, a: str, b: str
+                    ) -> list[tuple[str, str, str, float | None]]:
+    """The moves within one cell of a findings table: (tolerance key, reference text, run
+    text, :func:`cell_delta`) per statistic of a ``statistics`` JSON holding the same names in
+    both, else one for the whole cell."""
+    if column == "statistics":
+        sa, sb = _statistics(a), _statistics(b)
+        if sa is not None and sb is not None and list(sa) == list(sb):
+            out = []
+            for key in sa:
+                ta, tb = json.dumps(sa[key]), json.dumps(sb[key])
+                out.append((findings_key(column, finding, key), ta, tb, cell_delta(ta, tb)))
+            return out
+    return [(findings_key(column, finding), a, b, cell_delta(a, b))]
 
 
 def run_preset(folder: Path) -> str | None:
@@ -457,6 +497,9 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
     if ref_preset and ran and ref_preset != ran:
         raise ValueError(f"run {run} used preset {ran!r} but the reference {reference} "
                          f"used {ref_preset!r}; compare runs of one preset (--reference DIR).")
+    if preset and ran and preset != ran:  # another preset's tolerances, silently
+        raise ValueError(f"--preset {preset} but the run {run} used preset {ran!r}; drop "
+                         "--preset (the run's own preset's tolerances apply).")
     which = preset or ran or ref_preset or "laptop"
     table = (tolerances if tolerances is not None else load_tolerances()).get(which)
     report = Report(reference=reference, run=run)
@@ -471,6 +514,9 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
         report.notes.append(f"no tolerances measured for preset {which!r}: every changed number "
                             "counts as untoleranced (measure them with --measure RUN_A RUN_B)")
         table = {}
+    else:
+        report.notes.append(f"tolerances of preset {which!r}"
+                            + ("" if ran else " (the run records no preset)"))
     ref_compute, run_compute = _compute_of(reference), _compute_of(run)
     for key in ("cpu_capability", "threads", "deterministic_algorithms", "gpus"):
         report.compute[key] = (ref_compute.get(key, "not recorded"),
@@ -537,29 +583,38 @@ def _compare(name: str, ref: pd.DataFrame, new: pd.DataFrame,
     if list(ref.columns) != list(new.columns) or len(ref) != len(new):
         report.structure.append(f"{name}: shape {ref.shape} {list(ref.columns)[:6]} in the "
                                 f"reference, {new.shape} {list(new.columns)[:6]} in the run")
+        report.reshaped.append(name)
         return
     largest, exact = 0.0, True
     before, before_untoleranced = len(report.moved), len(report.untoleranced)
     before_text = len(report.structure)
+    tolerance = tolerance or {}
     for column in ref.columns:
         if _ignored(column) or (findings and column == "holds"):  # verdicts: compared above
             continue
         for row, (a, b) in enumerate(zip(ref[column], new[column], strict=True)):
-            delta = cell_delta(a, b)
-            if delta == 0.0:
+            if a == b:
                 continue
             exact = False
-            if delta is None:
-                report.structure.append(f"{name} row {row} {column}: {a!r} -> {b!r} (text or "
-                                        "flag changed)")
-                continue
-            largest = max(largest, delta)
-            tol = None if tolerance is None else tolerance.get(column)
-            cell = Cell(name, row, column, a, b, delta, tol)
-            if tol is None:
-                report.untoleranced.append(cell)
-            elif delta > tol * (1 + 1e-9) + 1e-12:  # not a float-rounding hair above it
-                report.moved.append(cell)
+            if findings:  # each finding's own, each statistic's own (the column's as fallback)
+                parts = _finding_deltas(column, ref["finding"][row], a, b)
+            else:
+                parts = [(column, a, b, cell_delta(a, b))]
+            for key, va, vb, delta in parts:
+                if delta == 0.0:
+                    continue
+                if delta is None:
+                    report.structure.append(f"{name} row {row} {column}: {a!r} -> {b!r} (text "
+                                            "or flag changed)")
+                    break
+                largest = max(largest, delta)
+                tol = tolerance.get(key, tolerance.get(column))
+                where = column if key == column else key.replace(f"@{ref['finding'][row]}", "")
+                cell = Cell(name, row, where, va, vb, delta, tol)
+                if tol is None:
+                    report.untoleranced.append(cell)
+                elif delta > tol * (1 + 1e-9) + 1e-12:  # not a float-rounding hair above it
+                    report.moved.append(cell)
     if not exact:
         report.max_delta[name] = largest
     if exact:
@@ -633,13 +688,23 @@ def measure_tolerances(runs: Sequence[str | Path]) -> dict[str, dict[str, float]
             if _ignored(column):
                 continue
             spread = 0.0
+            per_finding: dict[str, float] = {}
             for fa, fb in pairs:
                 if column not in fa.columns:
                     continue
                 deltas = [cell_delta(a, b) for a, b in zip(fa[column], fb[column], strict=True)]
                 spread = max([spread, *(d for d in deltas if d is not None)])
+                if _is_findings(name, fa) and column != "holds":
+                    for finding, other, a, b in zip(fa["finding"], fb["finding"], fa[column],
+                                                    fb[column], strict=True):
+                        if finding != other:  # rows in another order: not this finding's move
+                            continue
+                        for key, _, _, delta in _finding_deltas(column, finding, a, b):
+                            if delta is not None:
+                                per_finding[key] = max(per_finding.get(key, 0.0), delta)
             # inf: between seeds a number here can also become NaN (e.g. no successful example)
             columns[column] = _round_up(spread)
+            columns.update({key: _round_up(value) for key, value in per_finding.items()})
         out[name] = columns
     return out
 
@@ -691,8 +756,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="whose tolerances (default: the run's)")
     parser.add_argument("--strict", action="store_true",
                         help="also fail when a number moved beyond its tolerance or changed "
-                             "where no tolerance is measured, or a table changed shape, text "
-                             "or went missing")
+                             "where no tolerance is measured, a table changed shape, text "
+                             "or went missing, or a notebook ran at other knobs than the "
+                             "reference's (the seeds aside)")
     parser.add_argument("--measure", nargs="+", metavar="RUN", default=None,
                         help="measure seed-to-seed tolerances from these runs and store them "
                              "(replacing those of the notebooks the runs hold)")
