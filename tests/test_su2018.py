@@ -1040,3 +1040,24 @@ def test_suite_cw_and_ead_run_as_su_et_als_code_ran() -> None:
         SuiteSettings(cw_restart_from="previous")
     with pytest.raises(ValueError, match="cw_adam_eps must be one of"):
         SuiteSettings(cw_adam_eps="tf")
+
+
+@pytest.mark.parametrize("norms", [[-1.0, 1.0], [float("nan"), 1.0]])
+def test_distortion_refuses_a_successful_example_of_no_norm(norms: list[float]) -> None:
+    """A negative norm gave a mean of 0.0 with a CI of [-1, 1] (review)."""
+    from advlens.papers.su2018 import distortion
+
+    with pytest.raises(ValueError, match="successful examples must be finite and >= 0"):
+        distortion(norms, [True, True])
+    assert distortion([float("inf"), 1.0], [False, True]).mean.value == 1.0  # failures: any norm
+
+
+@pytest.mark.parametrize("knob, value, message", [
+    ("ead_beta", -1.0, "ead_beta"), ("cw_lr", 0.0, "cw_lr"), ("ead_steps", 0, "ead_steps"),
+    ("search_tries", 2.5, "search_tries"), ("search_start", 2.0, "search_start"),
+])
+def test_suite_settings_are_checked_when_made(knob: str, value: object, message: str) -> None:
+    """A bad EAD setting failed only when EAD ran, after FGSM, I-FGSM and C&W had run on the
+    first model (review): every setting is checked when the settings are made."""
+    with pytest.raises(ValueError, match=message):
+        SuiteSettings(**{knob: value})

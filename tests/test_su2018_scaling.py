@@ -172,3 +172,15 @@ def test_scaling_law_refuses_unequal_lengths() -> None:
         scaling_law([1.0, 2.0, 3.0], [0.1, 0.2])
     with pytest.raises(ValueError, match="1-D of equal length"):
         scaling_law(np.ones((2, 2)), np.full((2, 2), 0.1))
+
+
+def test_scaling_laws_refuses_a_model_whose_error_is_nan() -> None:
+    """A NaN top-1 error dropped its model from the fit silently (n_models 3 of 4), where an
+    error above 1 was refused (review)."""
+    errors = np.array([0.02, 0.05, 0.1, np.nan])
+    table = pd.DataFrame({"model": [f"m{i}" for i in range(4)], "attack": "cw", "norm": "l2",
+                          "top1_error": errors, "distortion": [0.1, 0.2, 0.3, 0.4]})
+    with pytest.raises(ValueError, match=r"fractions in \(0, 1\].*got \[nan\] \(models \['m3'\]\)"):
+        scaling_laws(table, n_boot=50)
+    zero = scaling_laws(table.assign(top1_error=[0.0, 0.05, 0.1, 0.2]), n_boot=50)
+    assert zero.loc[0, "n_models"] == 3  # a zero error has no log: left out, as documented

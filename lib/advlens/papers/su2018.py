@@ -38,7 +38,14 @@ from advlens.attacks.cw import check_adam_eps, check_restart
 from advlens.attacks.pgd import LOSSES as SEARCH_LOSSES
 from advlens.attacks.result import AttackResult
 from advlens.attacks.targets import TARGET_MODES
-from advlens.checks import as_tensor, check_bool, check_images, check_labels
+from advlens.checks import (
+    as_tensor,
+    check_bool,
+    check_images,
+    check_labels,
+    check_positive_int,
+    positive_number,
+)
 from advlens.features import predict
 from advlens.findings import all_of, combine, encode_statistics
 from advlens.resample import images_to_side, model_sides
@@ -97,6 +104,10 @@ def distortion(result: AttackResult | Sequence[float] | np.ndarray,
     if attempts == 0:
         raise ValueError("no attempts: distortion needs at least one attacked image.")
     values = norms[ok]
+    wrong = ~(np.isfinite(values) & (values >= 0))
+    if wrong.any():  # a negative one made a mean of 0.0 with a CI [-1, 1] out of [-1, 1]
+        raise ValueError(f"the norms of successful examples must be finite and >= 0; got "
+                         f"{values[wrong][:5].tolist()}.")
     if values.size == 0:
         nan = float("nan")
         return Distortion(Estimate(nan, nan, nan, 0), 0.0, attempts)
@@ -152,6 +163,13 @@ def scaling_laws(table: pd.DataFrame, *, by: Iterable[str] = ("attack", "norm"),
                              f"{tuple(first[by])} (several target modes?); add that column "
                              "to by= (e.g. by=('attack', 'norm', 'mode')) or pass one mode's "
                              "rows.")
+    errors = pd.to_numeric(table[error], errors="coerce")
+    bad = table[~(errors.between(0, 1))]  # NaN too: such a model was dropped silently
+    if len(bad):
+        who = bad["model"].tolist()[:5] if "model" in bad else bad.index.tolist()[:5]
+        raise ValueError(f"{error} must hold fractions in (0, 1] (not percent); got "
+                         f"{bad[error].tolist()[:5]} (models {who}); a 0, which has no log "
+                         "error, is left out of the fit, a NaN is not an error rate.")
     rows = []
     for key, group in table.groupby(by, sort=True):
         key = key if isinstance(key, tuple) else (key,)
@@ -252,6 +270,18 @@ class SuiteSettings:
     cw_adam_eps: str = "inside"
 
     def __post_init__(self) -> None:
+        # checked here, not when the attack runs: a bad EAD setting failed after FGSM, I-FGSM
+        # and C&W had run on the first model (at the paper preset, hours)
+        for name in ("search_tries", "ifgsm_steps", "cw_binary_steps", "cw_steps",
+                     "ead_binary_steps", "ead_steps"):
+            check_positive_int(getattr(self, name), name)
+        for name in ("search_start", "cw_lr", "cw_initial_const", "ead_lr",
+                     "ead_initial_const"):
+            positive_number(name, getattr(self, name))
+        positive_number("ead_beta", self.ead_beta, allow_zero=True)
+        if self.search_start > 1:
+            raise ValueError(f"search_start, an L-inf radius on [0, 1] images, must be <= 1; "
+                             f"got {self.search_start}.")
         if self.search_loss not in SEARCH_LOSSES:
             raise ValueError(f"search_loss must be one of {SEARCH_LOSSES} ('logit': Su et "
                              f"al.'s code); got {self.search_loss!r}.")
