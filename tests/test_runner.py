@@ -166,6 +166,18 @@ def test_two_runs_into_one_folder_are_refused(notebooks: Path, tmp_path: Path) -
     assert (folder / "result.json").exists()
 
 
+def test_a_folder_where_the_run_lock_goes_is_one_line(notebooks: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder named .run.lock gave os.open's IsADirectoryError traceback."""
+    monkeypatch.setattr(runner, "notebooks_dir", lambda: notebooks)
+    (tmp_path / "00_first" / ".run.lock").mkdir(parents=True)
+    assert runner.main(["run", "--only", "00", "--out", str(tmp_path), "--no-progress"]) == 1
+    err = capsys.readouterr().err.splitlines()[-1]  # (after the progress line)
+    assert err.startswith("advlens: ") and err.endswith(
+        "00_first/.run.lock is a folder where a lock file goes; remove or rename it and rerun.")
+
+
 def test_a_knob_given_twice_is_refused(notebooks: Path, capsys: pytest.CaptureFixture[str],
                                        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """-p seed 1 -p seed 2 ran with seed 2 and said nothing (review)."""

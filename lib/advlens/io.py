@@ -148,6 +148,9 @@ def _open_lock_file(path: Path) -> int | None:
     unlocked beside the first. A file this call creates is made writable by everyone, for the
     same reason. An existing file is never opened with O_CREAT: in a sticky world-writable
     folder (/tmp) Linux refuses that for another user's file (fs.protected_regular)."""
+    if path.is_dir():  # (os.open raised IsADirectoryError, a traceback naming no way out)
+        raise ValueError(f"{path} is a folder where a lock file goes; remove or rename "
+                                "it and rerun.")
     for _ in range(3):  # the file may come or go between the calls below: try again
         for flags in (os.O_WRONLY | os.O_APPEND, os.O_RDONLY):
             try:
