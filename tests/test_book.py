@@ -482,5 +482,9 @@ def test_readme_refuses_an_interrupted_run(tmp_path: Path, check: bool,
 def test_the_readme_page_loads_no_script() -> None:
     """README's markdown reaches readme.html with its own HTML, but without scripts, as the
     notebook pages (a title or finding from a run's text passed through as it was)."""
-    page = book._markdown_html("# 01 Title <script>alert(1)</script>\n\n- f <b>bold</b> 1\n")
-    assert "<script" not in page.lower() and "alert" not in page and "<b>bold</b>" in page
+    page = book._markdown_html("# 01 Title <script>alert(1)</script>\n\n- f <b>bold</b> 1\n"
+                               '\nz <script src="https://e.x/a.js"></script >\n'
+                               '\nx <img src=x onerror="alert(2)"> one=1 <a href="y" '
+                               "onclick='go()'>link</a>\n")
+    assert "<script" not in page.lower() and "alert" not in page and "go()" not in page
+    assert "<b>bold</b>" in page and "one=1" in page and '<a href="y">link</a>' in page

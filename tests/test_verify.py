@@ -885,3 +885,32 @@ def test_a_table_of_another_shape_is_counted(tmp_path: Path) -> None:
             "with no measured tolerance, 0 with text or flags changed, 0 with numbers beyond "
             "tolerance, 1 with other columns or rows (not compared cell by cell)"
             ) in report.text()
+
+
+def test_the_same_numbers_written_otherwise_are_identical(tmp_path: Path) -> None:
+    """"0.5" / "0.50" and "nan" / "NaN" are the same values: the table is identical, not
+    "within tolerance" with a largest move of 0 (review of the per-statistic change)."""
+    ref = _run_folder(tmp_path / "ref", "laptop", {"01_x/01a.csv": pd.DataFrame(
+        {"row": ["a", "b"], "cka": ["0.5", "nan"]})})
+    run = _run_folder(tmp_path / "run", "laptop", {"01_x/01a.csv": pd.DataFrame(
+        {"row": ["a", "b"], "cka": ["0.50", "NaN"]})})
+    report = verify.verify(run, ref, tolerances={})
+    assert report.identical == ["01_x/01a.csv"] and not report.max_delta
+
+
+def test_a_changed_flag_does_not_hide_a_statistic_that_moved(tmp_path: Path) -> None:
+    """A flag in a findings statistic that changed stopped the cell's other statistics from
+    being checked: a rho far beyond its tolerance beside it was not reported as moved."""
+    def run(root: Path, significant: bool, rho: float) -> Path:
+        table = pd.DataFrame({"finding": ["1 rises"], "holds": [True],
+                              "statistics": [json.dumps({"significant": significant,
+                                                         "rho": rho})]})
+        return _run_folder(root, "laptop", {"03_x/03_findings.csv": table})
+
+    tolerances = {"laptop": {"03_x/03_findings.csv": {
+        verify.findings_key("statistics", "1 rises", "rho"): 0.05}}}
+    report = verify.verify(run(tmp_path / "b", False, 0.95), run(tmp_path / "a", True, 0.02),
+                           tolerances=tolerances)
+    assert len(report.structure) == 1 and "text or flag changed" in report.structure[0]
+    assert [(c.column, c.reference, c.run) for c in report.moved] == [
+        ("statistics.rho", "0.02", "0.95")]

@@ -37,7 +37,17 @@ from advlens import findings, provenance
 from advlens.io import atomic_write_bytes, file_lock, temp_lock_path
 from advlens.paths import figures_dir, repo_root
 
-_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.S | re.I)
+# a script element (its end tag may hold spaces, "</script >"; an unclosed one runs to the
+# end), and inside any tag an event-handler attribute (onerror=..., onload=...)
+_SCRIPT = re.compile(r"<script\b[^>]*>.*?(?:</script\s*>|\Z)", re.S | re.I)
+_TAG = re.compile(r"<[a-zA-Z][^>]*>")
+_HANDLER = re.compile(r"""\s+on[a-z]+\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+)""", re.I)
+
+
+def _no_scripts(page: str) -> str:
+    """``page`` without script elements or event-handler attributes: the book runs nothing."""
+    page = _SCRIPT.sub("", page)
+    return _TAG.sub(lambda tag: _HANDLER.sub("", tag.group(0)), page)
 _NUMBERED = re.compile(r"^\d\d_.+$")
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1100px; padding: 1em 2em;
@@ -96,7 +106,7 @@ def notebook_html(path: Path, nav: str) -> str:
     # the page's <title>: nbconvert's default is "Notebook" for every page
     resources = {"metadata": {"name": findings.notebook_title(path)}}
     body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4), resources)
-    body = _SCRIPT.sub("", body)
+    body = _no_scripts(body)
     return re.sub(r"(<body[^>]*>)", lambda m: f"{m.group(1)}\n{nav}", body, count=1)
 
 
@@ -150,7 +160,7 @@ def _markdown_html(text: str) -> str:
     pages (a finding's or a title's text from a run reached readme.html as it was)."""
     import mistune
 
-    return _SCRIPT.sub("", str(mistune.create_markdown(plugins=["table"], escape=False)(text)))
+    return _no_scripts(str(mistune.create_markdown(plugins=["table"], escape=False)(text)))
 
 
 MARKER = ".advlens-book"

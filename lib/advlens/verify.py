@@ -595,18 +595,21 @@ def _compare(name: str, ref: pd.DataFrame, new: pd.DataFrame,
         for row, (a, b) in enumerate(zip(ref[column], new[column], strict=True)):
             if a == b:
                 continue
-            exact = False
             if findings:  # each finding's own, each statistic's own (the column's as fallback)
                 parts = _finding_deltas(column, ref["finding"][row], a, b)
             else:
                 parts = [(column, a, b, cell_delta(a, b))]
+            relabelled = False
             for key, va, vb, delta in parts:
-                if delta == 0.0:
+                if delta == 0.0:  # the same number written otherwise ("0.5", "0.50")
                     continue
-                if delta is None:
-                    report.structure.append(f"{name} row {row} {column}: {a!r} -> {b!r} (text "
-                                            "or flag changed)")
-                    break
+                exact = False
+                if delta is None:  # once per cell; its numbers are still checked
+                    if not relabelled:
+                        report.structure.append(f"{name} row {row} {column}: {a!r} -> {b!r} "
+                                                "(text or flag changed)")
+                    relabelled = True
+                    continue
                 largest = max(largest, delta)
                 tol = tolerance.get(key, tolerance.get(column))
                 where = column if key == column else key.replace(f"@{ref['finding'][row]}", "")
@@ -694,7 +697,7 @@ def measure_tolerances(runs: Sequence[str | Path]) -> dict[str, dict[str, float]
                     continue
                 deltas = [cell_delta(a, b) for a, b in zip(fa[column], fb[column], strict=True)]
                 spread = max([spread, *(d for d in deltas if d is not None)])
-                if _is_findings(name, fa) and column != "holds":
+                if _is_findings(name, fa) and column not in ("finding", "holds"):
                     for finding, other, a, b in zip(fa["finding"], fb["finding"], fa[column],
                                                     fb[column], strict=True):
                         if finding != other:  # rows in another order: not this finding's move
@@ -721,7 +724,11 @@ def keep_larger(stored: Mapping[str, Mapping[str, float]],
     Returns
     -------
     Every table and column of either, with the larger of the two values: a stored value the
-    runs did not measure (a table in one run only, or of another shape) stays as it was.
+    runs did not measure (a table in one run only, or of another shape) stays as it was. A key
+    the stored table lacks is added as measured: a finding's own statistic
+    (:func:`findings_key`), measured the first time, then replaces its column's tolerance,
+    the largest move of any quantity in that column, for that statistic — lower, where the
+    column's moved more.
     """
     merged = {name: dict(columns) for name, columns in stored.items()}
     for name, columns in measured.items():
