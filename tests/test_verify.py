@@ -914,3 +914,30 @@ def test_a_changed_flag_does_not_hide_a_statistic_that_moved(tmp_path: Path) -> 
     assert len(report.structure) == 1 and "text or flag changed" in report.structure[0]
     assert [(c.column, c.reference, c.run) for c in report.moved] == [
         ("statistics.rho", "0.02", "0.95")]
+
+
+def _stats_run(root: Path, rows: list[tuple[str, dict[str, Any]]]) -> Path:
+    table = pd.DataFrame({"finding": [r[0] for r in rows], "holds": [True] * len(rows),
+                          "statistics": [json.dumps(r[1]) for r in rows]})
+    return _run_folder(root, "laptop", {"03_x/03_findings.csv": table})
+
+
+def test_findings_statistics_are_matched_by_name(tmp_path: Path) -> None:
+    """Review: a statistic added beside a moved rho hid the move; two findings in another order
+    read as both moved; the same statistics in another key order read as changed text."""
+    key = verify.findings_key
+    tol = {"laptop": {"03_x/03_findings.csv": {key("statistics", "A", "rho"): 0.05,
+                                               key("statistics", "B", "rho"): 0.05}}}
+    ref = _stats_run(tmp_path / "ref", [("A", {"rho": 0.02, "p": 0.5}), ("B", {"rho": 0.9})])
+    added = _stats_run(tmp_path / "added", [("A", {"rho": 0.95, "p": 0.5, "n": 5}),
+                                            ("B", {"rho": 0.9})])
+    report = verify.verify(added, ref, tolerances=tol)
+    assert [(c.column, c.reference, c.run) for c in report.moved] == [
+        ("statistics.rho", "0.02", "0.95")]
+    assert len(report.structure) == 1 and "text or flag changed" in report.structure[0]
+    swapped = _stats_run(tmp_path / "swapped", [("B", {"rho": 0.9}),
+                                                ("A", {"p": 0.5, "rho": 0.02})])
+    report = verify.verify(swapped, ref, tolerances=tol)
+    assert not report.moved and report.identical == ["03_x/03_findings.csv"]
+    assert report.structure == ["03_x/03_findings.csv: the findings are in another order"]
+    assert not report.strict_ok

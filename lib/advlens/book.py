@@ -37,17 +37,8 @@ from advlens import findings, provenance
 from advlens.io import atomic_write_bytes, file_lock, temp_lock_path
 from advlens.paths import figures_dir, repo_root
 
-# a script element (its end tag may hold spaces, "</script >"; an unclosed one runs to the
-# end), and inside any tag an event-handler attribute (onerror=..., onload=...)
-_SCRIPT = re.compile(r"<script\b[^>]*>.*?(?:</script\s*>|\Z)", re.S | re.I)
-_TAG = re.compile(r"<[a-zA-Z][^>]*>")
-_HANDLER = re.compile(r"""\s+on[a-z]+\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+)""", re.I)
-
-
-def _no_scripts(page: str) -> str:
-    """``page`` without script elements or event-handler attributes: the book runs nothing."""
-    page = _SCRIPT.sub("", page)
-    return _TAG.sub(lambda tag: _HANDLER.sub("", tag.group(0)), page)
+# a script element (its end tag may hold spaces, "</script >")
+_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script\s*>", re.S | re.I)
 _NUMBERED = re.compile(r"^\d\d_.+$")
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1100px; padding: 1em 2em;
@@ -106,7 +97,7 @@ def notebook_html(path: Path, nav: str) -> str:
     # the page's <title>: nbconvert's default is "Notebook" for every page
     resources = {"metadata": {"name": findings.notebook_title(path)}}
     body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4), resources)
-    body = _no_scripts(body)
+    body = _SCRIPT.sub("", body)
     return re.sub(r"(<body[^>]*>)", lambda m: f"{m.group(1)}\n{nav}", body, count=1)
 
 
@@ -156,11 +147,13 @@ def _landing(entries: list[Figure], titles: dict[str, str], readme_intro: str) -
 
 
 def _markdown_html(text: str) -> str:
-    """Markdown as HTML; its own HTML passes (README's), scripts removed as from the notebook
-    pages (a finding's or a title's text from a run reached readme.html as it was)."""
+    """README's markdown as HTML, any raw HTML in it shown as text (a finding's or a title's
+    text from a run reached readme.html as markup, scripts included; README's own ``<preset>``
+    placeholders are in code spans); the findings section's markers, HTML comments, left out."""
     import mistune
 
-    return _no_scripts(str(mistune.create_markdown(plugins=["table"], escape=False)(text)))
+    text = text.replace(findings.START, "").replace(findings.END, "")
+    return str(mistune.create_markdown(plugins=["table"], escape=True)(text))
 
 
 MARKER = ".advlens-book"

@@ -27,6 +27,7 @@ import io
 import os
 import pickle
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -248,7 +249,9 @@ def map_models(fn: Callable[..., R], models: Mapping[str, Any], *args: Any,
     with the workers holding it (a one-worker cluster that lost its worker lost every task),
     waits for no worker to join (an adaptive cluster starting empty timed out), and goes
     through dask's tensor serializer (no bfloat16, no CUDA memory); a task's result is
-    recomputed elsewhere, and its arguments are pickled as any task's."""
+    recomputed elsewhere, and its arguments are pickled as any task's. A worker holds them
+    twice while a task runs (the bytes, and the task's own unpickled copy), as it did when
+    they came inside each task."""
     names = list(models)
     own = [dict((per_model or {}).get(name, {})) for name in names]
     active = _client(client)
@@ -258,7 +261,9 @@ def map_models(fn: Callable[..., R], models: Mapping[str, Any], *args: Any,
         if active is not None:
             import cloudpickle
 
-            shared = active.submit(_shared_bytes, cloudpickle.dumps(shared), pure=False)
+            with warnings.catch_warnings():  # the graph is large once, on purpose (see above)
+                warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+                shared = active.submit(_shared_bytes, cloudpickle.dumps(shared), pure=False)
         tasks = [(fn, models[name], shared, kw) for name, kw in zip(names, own, strict=True)]
         results = pmap(_model_task, tasks, client=active, retries=retries, progress=progress,
                        desc=getattr(fn, "__name__", "per model"), labels=names)

@@ -302,13 +302,16 @@ def _statistics(text: str) -> dict[str, Any] | None:
 def _finding_deltas(column: str, finding: str, a: str, b: str
                     ) -> list[tuple[str, str, str, float | None]]:
     """The moves within one cell of a findings table: (tolerance key, reference text, run
-    text, :func:`cell_delta`) per statistic of a ``statistics`` JSON holding the same names in
-    both, else one for the whole cell."""
+    text, :func:`cell_delta`) per statistic of a ``statistics`` JSON, in the reference's order
+    (a statistic in one of them only: one None for the cell, its wording changed), else one
+    for the whole cell."""
     if column == "statistics":
         sa, sb = _statistics(a), _statistics(b)
-        if sa is not None and sb is not None and list(sa) == list(sb):
-            out = []
-            for key in sa:
+        if sa is not None and sb is not None:
+            out: list[tuple[str, str, str, float | None]] = []
+            if set(sa) != set(sb):
+                out.append((findings_key(column, finding), a, b, None))
+            for key in (k for k in sa if k in sb):
                 ta, tb = json.dumps(sa[key]), json.dumps(sb[key])
                 out.append((findings_key(column, finding, key), ta, tb, cell_delta(ta, tb)))
             return out
@@ -585,6 +588,14 @@ def _compare(name: str, ref: pd.DataFrame, new: pd.DataFrame,
                                 f"reference, {new.shape} {list(new.columns)[:6]} in the run")
         report.reshaped.append(name)
         return
+    if (findings and list(ref["finding"]) != list(new["finding"])
+            and sorted(ref["finding"]) == sorted(new["finding"])
+            and not ref["finding"].duplicated().any()):
+        # the same findings in another order: each compared with its own (by position, two
+        # swapped findings read as both moved)
+        report.structure.append(f"{name}: the findings are in another order")
+        new = new.set_index("finding", drop=False).loc[list(ref["finding"])].reset_index(
+            drop=True)
     largest, exact = 0.0, True
     before, before_untoleranced = len(report.moved), len(report.untoleranced)
     before_text = len(report.structure)
