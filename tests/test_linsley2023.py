@@ -514,6 +514,25 @@ def test_saliency_share_of_a_model_looking_at_one_mask() -> None:
     torch.testing.assert_close(share, torch.tensor([[1.0, 0.0]] * 3))
 
 
+def test_saliency_share_is_not_fooled_by_gradients_that_cancel_across_channels() -> None:
+    """A model whose colour channels' gradients cancel on a region (a harmonizer can train the
+    channel mean to vanish there) still looks at it: the share counts the largest |gradient|
+    over channels, not the signed mean (review: twin-cue cnn-s/harm's shape share read 0.47 by
+    the mean, 0.28 by max-abs)."""
+    weight = torch.zeros(2, 2, 4, 4)
+    weight[:, 0, 0] = 1.0  # row 0: channel 0 +1, channel 1 -1 (mean 0)
+    weight[:, 1, 0] = -1.0
+    weight[:, :, 2] = 1.0  # row 2: both +1
+    model = nn.Sequential(nn.Flatten(), nn.Linear(32, 2))
+    with torch.no_grad():
+        model[1].weight.copy_(weight.flatten(1))
+    masks = torch.zeros(1, 2, 4, 4)
+    masks[:, 0, 0] = 1.0
+    masks[:, 1, 2] = 1.0
+    share = linsley2023.saliency_share(model, torch.rand(1, 2, 4, 4), torch.tensor([0]), masks)
+    torch.testing.assert_close(share, torch.tensor([[0.5, 0.5]]))
+
+
 def test_model_table_attacks_each_model_on_the_images_it_gets_right() -> None:
     model = _model()
     x, y = _data(model, 10)
@@ -789,12 +808,13 @@ def test_cue_reliance_against_the_masks_and_predictions() -> None:
         assert table.loc["m", f"area_{cue}"] == pytest.approx(float(both.masks[:, k].mean()))
     shares = table.loc["m", ["saliency_shape", "saliency_grating"]].to_numpy(float)
     assert (shares >= 0).all() and shares.sum() <= 1 + 1e-6 and shares.min() > 0
-    # by hand (float64): a linear model's saliency is its true class's weight row, averaged
-    # over the colour channels; each share is the |saliency| on mask k (0 = shape, 1 = grating,
-    # as twin_cue documents) over the total, averaged over the images (a `make mutate` survivor
-    # reported the grating's share as the shape's unnoticed)
-    w = model[1].weight.detach().double().numpy().reshape(10, 3, 24, 24).mean(1)
-    sal = np.abs(w[both.labels.numpy()])  # (N, 24, 24)
+    # by hand (float64): a linear model's saliency is its true class's weight row, its largest
+    # |value| over the colour channels (Harmonization's evaluation map; the channel mean the
+    # harmonizer trains can cancel across channels); each share is the saliency on mask k
+    # (0 = shape, 1 = grating, as twin_cue documents) over the total, averaged over the images
+    # (a `make mutate` survivor reported the grating's share as the shape's unnoticed)
+    w = np.abs(model[1].weight.detach().double().numpy().reshape(10, 3, 24, 24)).max(1)
+    sal = w[both.labels.numpy()]  # (N, 24, 24)
     masks = both.masks.double().numpy()
     by_hand = [((sal * masks[:, k]).sum((1, 2)) / sal.sum((1, 2))).mean() for k in (0, 1)]
     np.testing.assert_allclose(shares, by_hand, rtol=1e-5)
