@@ -110,11 +110,11 @@ def qualitative_panel(panels: Sequence[tuple[str, Mapping[str, torch.Tensor]]], 
 
 
 def cue_reliance_bars(reliance: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> plt.Figure:
-    """Per twin-cue pair: a-only accuracy, b-only accuracy and |saliency| share on the shape
+    """Per twin-cue pair: a-only accuracy, b-only accuracy and saliency share on the shape
     mask, plain vs harmonized side by side."""
     metrics = [("acc_a-only", "accuracy, a-only (shape tells)"),
                ("acc_b-only", "accuracy, b-only (grating tells)"),
-               ("saliency_shape", "|saliency| share on shape")]
+               ("saliency_shape", "saliency share on shape (max |grad| over channels)")]
     r = reliance.set_index("model")
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.0 * len(metrics), 3.6),
                              layout="constrained")
