@@ -114,7 +114,7 @@ def cue_reliance_bars(reliance: pd.DataFrame, pairs: Sequence[tuple[str, str]]) 
     mask, plain vs harmonized side by side."""
     metrics = [("acc_a-only", "accuracy, a-only (shape tells)"),
                ("acc_b-only", "accuracy, b-only (grating tells)"),
-               ("saliency_shape", "saliency share on shape (max |grad| over channels)")]
+               ("saliency_shape", "saliency share on shape")]
     r = reliance.set_index("model")
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.0 * len(metrics), 3.6),
                              layout="constrained")
