@@ -821,6 +821,12 @@ def test_measure_keep_larger_raises_each_column_to_the_stored_tolerance(
     assert "add --measure" in capsys.readouterr().err
 
 
+def _stats_run(root: Path, rows: list[tuple[str, dict[str, Any]]]) -> Path:
+    table = pd.DataFrame({"finding": [r[0] for r in rows], "holds": [True] * len(rows),
+                          "statistics": [json.dumps(r[1]) for r in rows]})
+    return _run_folder(root, "laptop", {"03_x/03_findings.csv": table})
+
+
 def _findings_run(root: Path, rho: float, p: float, n: int = 37) -> Path:
     table = pd.DataFrame({
         "finding": ["1 rises", "2 falls"], "holds": [True, False],
@@ -902,10 +908,7 @@ def test_a_changed_flag_does_not_hide_a_statistic_that_moved(tmp_path: Path) -> 
     """A flag in a findings statistic that changed stopped the cell's other statistics from
     being checked: a rho far beyond its tolerance beside it was not reported as moved."""
     def run(root: Path, significant: bool, rho: float) -> Path:
-        table = pd.DataFrame({"finding": ["1 rises"], "holds": [True],
-                              "statistics": [json.dumps({"significant": significant,
-                                                         "rho": rho})]})
-        return _run_folder(root, "laptop", {"03_x/03_findings.csv": table})
+        return _stats_run(root, [("1 rises", {"significant": significant, "rho": rho})])
 
     tolerances = {"laptop": {"03_x/03_findings.csv": {
         verify.findings_key("statistics", "1 rises", "rho"): 0.05}}}
@@ -914,12 +917,6 @@ def test_a_changed_flag_does_not_hide_a_statistic_that_moved(tmp_path: Path) -> 
     assert len(report.structure) == 1 and "text or flag changed" in report.structure[0]
     assert [(c.column, c.reference, c.run) for c in report.moved] == [
         ("statistics.rho", "0.02", "0.95")]
-
-
-def _stats_run(root: Path, rows: list[tuple[str, dict[str, Any]]]) -> Path:
-    table = pd.DataFrame({"finding": [r[0] for r in rows], "holds": [True] * len(rows),
-                          "statistics": [json.dumps(r[1]) for r in rows]})
-    return _run_folder(root, "laptop", {"03_x/03_findings.csv": table})
 
 
 def test_findings_statistics_are_matched_by_name(tmp_path: Path) -> None:
