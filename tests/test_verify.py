@@ -938,3 +938,32 @@ def test_findings_statistics_are_matched_by_name(tmp_path: Path) -> None:
     assert not report.moved and report.identical == ["03_x/03_findings.csv"]
     assert report.structure == ["03_x/03_findings.csv: the findings are in another order"]
     assert not report.strict_ok
+
+
+def test_a_verdict_that_flipped_between_seeds_is_measured_and_tolerated(tmp_path: Path) -> None:
+    """A verdict is no number: --measure read True -> False between seeds as no move (0), so
+    verify failed a run whose verdict flipped exactly as it had between the seeds the preset's
+    tolerances came from (smoke, where verdicts are noise). Now a changed verdict measures inf,
+    per finding and for the column, and verify lists such a flip as seed-dependent, not failed;
+    a verdict that held between those seeds still fails."""
+    seed0 = _run_folder(tmp_path / "s0", "smoke", _tables([0.7, 0.2, 0.9], [True, False]))
+    seed1 = _run_folder(tmp_path / "s1", "smoke", _tables([0.7, 0.2, 0.9], [False, False]))
+    measured = verify.measure_tolerances([seed0, seed1])["01_x/01_findings.csv"]
+    assert measured["holds"] == math.inf
+    assert measured[verify.findings_key("holds", "(a) drop")] == math.inf
+    assert measured[verify.findings_key("holds", "(b) rise")] == 0.0
+    flips_a = _run_folder(tmp_path / "a", "smoke", _tables([0.7, 0.2, 0.9], [False, False]))
+    flips_b = _run_folder(tmp_path / "b", "smoke", _tables([0.7, 0.2, 0.9], [True, True]))
+    per_finding = {"smoke": {"01_x/01_findings.csv": measured}}
+    report = verify.verify(flips_a, seed0, tolerances=per_finding)
+    assert report.ok and not report.flipped
+    assert [c.column for c in report.seed_flips] == ["(a) drop holds"]
+    assert "1 unchanged, 0 flipped, 1 flipped as between seeds" in report.text()
+    assert "SEED-DEPENDENT 01_x/01_findings.csv: (a) drop holds True -> False" in report.text()
+    report = verify.verify(flips_b, seed0, tolerances=per_finding)
+    assert not report.ok and [c.column for c in report.flipped] == ["(b) rise holds"]
+    # the column's tolerance where no finding's own is stored (as smoke's are kept)
+    column_only = {"smoke": {"01_x/01_findings.csv": {"holds": math.inf}}}
+    assert verify.verify(flips_b, seed0, tolerances=column_only).ok
+    assert not verify.verify(flips_b, seed0, tolerances={
+        "smoke": {"01_x/01_findings.csv": {"holds": 0.0}}}).ok

@@ -3,12 +3,15 @@
 Every CSV a notebook writes (``<run>/<notebook>/<table>.csv``) is compared cell by cell with the
 file of the same name under the reference (``figures/`` by default). A number may move by the
 tolerance measured between two seeds of the same preset (:data:`TOLERANCE_FILE`, one place for
-all of them; remeasure with ``python -m advlens verify --measure RUN_A RUN_B``). The
-``holds`` column of every ``*_findings.csv`` is a verdict: a changed verdict is a failure. The
-other cells of a findings table hold many quantities each (ρ, p, counts in the ``statistics``
-JSON and the ``evidence`` text), so their tolerances are measured per finding, and each
-statistic on its own (:func:`findings_key`); a column's one tolerance, the largest move of any
-of them, let a ρ move from 0.02 to 0.95 unflagged.
+all of them; remeasure with ``python -m advlens verify --measure RUN_A RUN_B``). The ``holds``
+column of every ``*_findings.csv`` is a verdict: a changed verdict is a failure, unless that
+verdict (or, where no finding's own is measured, any verdict of its table) changed between the
+seeds the preset's tolerances were measured from (its ``holds`` tolerance is then inf: at that
+preset the verdict is seed-dependent; listed, not failed). The other cells of a findings table
+hold many quantities each (ρ, p, counts in the ``statistics`` JSON and the ``evidence`` text),
+so their tolerances are measured per finding, and each statistic on its own
+(:func:`findings_key`); a column's one tolerance, the largest move of any of them, let a ρ move
+from 0.02 to 0.95 unflagged.
 
 CLI::
 
@@ -75,9 +78,10 @@ class Cell:
 
 @dataclass
 class Report:
-    """What :func:`verify` found; ``ok`` is False when a verdict changed or could not be checked
-    (its findings table, row or ``holds`` column missing in the run, a finding named twice, or
-    its notebook's ``run.json`` not saying ``completed``).
+    """What :func:`verify` found; ``ok`` is False when a verdict changed (other than one that
+    changed between the seeds its preset's tolerances came from: :attr:`seed_flips`) or could
+    not be checked (its findings table, row or ``holds`` column missing in the run, a finding
+    named twice, or its notebook's ``run.json`` not saying ``completed``).
     """
 
     reference: Path | str  # "git:REV" where the reference was a revision
@@ -95,6 +99,9 @@ class Report:
     new: list[str] = field(default_factory=list)
     verdicts: list[Cell] = field(default_factory=list)
     flipped: list[Cell] = field(default_factory=list)
+    # flipped verdicts that flipped between seeds too when the preset's tolerances were measured
+    # (their ``holds`` tolerance is inf): seed-dependent at this preset, listed, not failed
+    seed_flips: list[Cell] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     max_delta: dict[str, float] = field(default_factory=dict)
@@ -161,10 +168,15 @@ class Report:
             lines.append(f"  not in this run (not compared): {', '.join(self.absent)}")
         if self.new:
             lines.append(f"  only in run (no reference yet): {', '.join(self.new)}")
-        kept = [c for c in self.verdicts if c not in self.flipped]
-        lines.append(f"  verdicts: {len(kept)} unchanged, {len(self.flipped)} flipped")
+        kept = [c for c in self.verdicts if c not in self.flipped and c not in self.seed_flips]
+        lines.append(f"  verdicts: {len(kept)} unchanged, {len(self.flipped)} flipped"
+                     + (f", {len(self.seed_flips)} flipped as between seeds of this preset "
+                        "(tolerated)" if self.seed_flips else ""))
         lines += [f"  FLIPPED {c.table}: {c.column} {_verdict(c.reference)} -> "
                   f"{_verdict(c.run)}" for c in self.flipped]
+        lines += [f"  SEED-DEPENDENT {c.table}: {c.column} {_verdict(c.reference)} -> "
+                  f"{_verdict(c.run)} (it changed between the seeds this preset's tolerances "
+                  "were measured from)" for c in self.seed_flips]
         lines += [f"  NOT CHECKED {lost}" for lost in self.lost]
         if self.ok and strict and not self.strict_ok:
             lines.append("  FAIL (--strict): every verdict unchanged, but " + ", ".join(
@@ -465,7 +477,8 @@ def verify(run: str | Path, reference: str | Path | None = None, *,
 
     Returns
     -------
-    A :class:`Report`; ``report.ok`` is False when a finding's verdict changed.
+    A :class:`Report`; ``report.ok`` is False when a finding's verdict changed (not one
+    its preset's tolerances measured as seed-dependent).
     """
     run = Path(run)
     if reference is None:
@@ -576,10 +589,14 @@ def _compare(name: str, ref: pd.DataFrame, new: pd.DataFrame,
             if finding in twice:
                 continue
             if finding in verdict:
-                cell = Cell(name, row, f"{finding} holds", holds, verdict[finding], 0.0, None)
+                # the finding's own verdict tolerance, else its table's: > 0 (inf) where a
+                # verdict changed between the seeds the tolerances were measured from
+                seeds = tolerance.get(findings_key("holds", finding),
+                                      tolerance.get("holds", 0.0)) if tolerance else 0.0
+                cell = Cell(name, row, f"{finding} holds", holds, verdict[finding], 0.0, seeds)
                 report.verdicts.append(cell)
                 if holds != verdict[finding]:
-                    report.flipped.append(cell)
+                    (report.seed_flips if seeds > 0 else report.flipped).append(cell)
             else:
                 report.structure.append(f"{name}: finding {finding!r} missing in the run")
                 report.lost.append(f"{name}: finding {finding!r} missing in the run")
@@ -703,8 +720,18 @@ def measure_tolerances(runs: Sequence[str | Path]) -> dict[str, dict[str, float]
                 continue
             spread = 0.0
             per_finding: dict[str, float] = {}
+            verdicts = column == "holds" and _is_findings(name, pairs[0][0])
             for fa, fb in pairs:
                 if column not in fa.columns:
+                    continue
+                if verdicts:  # a verdict is no number: any change between seeds is inf
+                    changed = [(finding, math.inf if a != b else 0.0) for finding, other, a, b
+                               in zip(fa["finding"], fb["finding"], fa[column], fb[column],
+                                      strict=True) if finding == other]
+                    spread = max([spread, *(d for _, d in changed)])
+                    for finding, delta in changed:
+                        key = findings_key(column, finding)
+                        per_finding[key] = max(per_finding.get(key, 0.0), delta)
                     continue
                 deltas = [cell_delta(a, b) for a, b in zip(fa[column], fb[column], strict=True)]
                 spread = max([spread, *(d for d in deltas if d is not None)])
