@@ -90,3 +90,33 @@ def test_a_tolerance_beyond_reach_is_drawn_on_a_line_above_the_others() -> None:
     assert len(ys) == 3 and all(np.isfinite(ys)) and ys[2] > max(ys[:2])
     assert any("beyond reach" in t.get_text() for t in ax.texts)
     plt.close(fig)
+
+
+def test_an_undefined_alignment_draws_no_arrow_and_is_named() -> None:
+    """A model with no successful perturbation has a NaN alignment: the arrow from it to its
+    harmonized twin raised StopIteration inside matplotlib when the figure was drawn (notebook
+    03, smoke preset, seed 2), and its point vanished without a word."""
+    import io
+
+    import numpy as np
+    import pandas as pd
+
+    from advlens.papers import linsley2023
+
+    summary = pd.DataFrame({"model": ["a", "b", "c"], "attack": "pgd",
+                            "accuracy": [0.24, 0.22, 0.5], "tolerance": [np.inf, np.inf, 0.5],
+                            "alignment": [np.nan, 0.12, 0.3]})
+    corr = pd.DataFrame({"attack": "pgd", "quantity": ["tolerance", "alignment"], "rho": 1.0,
+                         "lo": 1.0, "hi": 1.0, "n_models": 3})
+    arrows = {q: linsley2023.twin_arrows(summary, [("a", "b")], q)
+              for q in ("tolerance", "alignment")}
+    fig = linsley2023_figures.accuracy_panels(
+        summary, arrows, corr, family=dict.fromkeys("abc", "f"),
+        regime={"a": "standard", "b": "harmonized", "c": "standard"}, title="t")
+    fig.savefig(io.BytesIO(), format="png")  # raised StopIteration
+    tolerance_ax, alignment_ax = fig.axes[:2]
+    assert len([c for c in tolerance_ax.get_children()
+                if type(c).__name__ == "Annotation"]) == 1  # both beyond reach: drawn
+    assert not [c for c in alignment_ax.get_children() if type(c).__name__ == "Annotation"]
+    assert any(t.get_text() == "not drawn (undefined): a" for t in alignment_ax.texts)
+    plt.close(fig)

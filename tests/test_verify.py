@@ -960,6 +960,8 @@ def test_a_verdict_that_flipped_between_seeds_is_measured_and_tolerated(tmp_path
     assert [c.column for c in report.seed_flips] == ["(a) drop holds"]
     assert "1 unchanged, 0 flipped, 1 flipped as between seeds" in report.text()
     assert "SEED-DEPENDENT 01_x/01_findings.csv: (a) drop holds True -> False" in report.text()
+    assert report.text().endswith("OK: every verdict unchanged but those that change between "
+                                  "seeds at this preset")
     report = verify.verify(flips_b, seed0, tolerances=per_finding)
     assert not report.ok and [c.column for c in report.flipped] == ["(b) rise holds"]
     # the column's tolerance where no finding's own is stored (as smoke's are kept)

@@ -187,7 +187,9 @@ class Report:
                     ("tables went missing", self.missing),
                     ("knobs other than the seeds changed", self.knob_changes)) if bad))
         elif self.ok:
-            lines.append("  OK: every verdict unchanged")
+            lines.append("  OK: every verdict unchanged" + (
+                " but those that change between seeds at this preset" if self.seed_flips
+                else ""))
         else:
             lines.append("  FAIL: " + ", ".join(
                 part for part, bad in (("a verdict flipped", self.flipped),

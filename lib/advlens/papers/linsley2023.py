@@ -255,10 +255,12 @@ def twin_arrows(summary: pd.DataFrame, pairs: Sequence[tuple[str, str]],
             if (plain, attack) not in table.index or (harm, attack) not in table.index:
                 continue
             a, b = table.loc[(plain, attack)], table.loc[(harm, attack)]
+            with np.errstate(invalid="ignore"):  # both beyond reach (inf − inf): no change, NaN
+                change = b[value] - a[value]
             rows.append({"plain": plain, "harmonized": harm, "attack": attack,
                          "accuracy_plain": a["accuracy"], "accuracy_harmonized": b["accuracy"],
                          f"{value}_plain": a[value], f"{value}_harmonized": b[value],
-                         "change": b[value] - a[value]})
+                         "change": change})
     return pd.DataFrame(rows)
 
 

@@ -40,9 +40,19 @@ def _panel(ax: plt.Axes, summary: pd.DataFrame, arrows: pd.DataFrame, quantity: 
                    marker=MARKER.get(regime[row.model], "o"),
                    s=90 if regime[row.model] == "harmonized" else 30, edgecolor="black",
                    linewidth=0.4, zorder=3)
+    # NaN (an alignment with no successful perturbation to measure it): no point, and no arrow
+    # (an arrow from a NaN point raised StopIteration in matplotlib when the figure was drawn);
+    # the panel names the models it leaves out
+    undefined = [row.model for row in summary.itertuples() if np.isnan(getattr(row, quantity))]
+    if undefined:
+        ax.text(0.01, 0.01, f"not drawn (undefined): {', '.join(undefined)}", fontsize=7,
+                color="0.4", va="bottom", transform=ax.transAxes)
     for row in arrows.itertuples():
-        ax.annotate("", xy=(row.accuracy_harmonized, y(getattr(row, f"{quantity}_harmonized"))),
-                    xytext=(row.accuracy_plain, y(getattr(row, f"{quantity}_plain"))),
+        start = (row.accuracy_plain, y(getattr(row, f"{quantity}_plain")))
+        end = (row.accuracy_harmonized, y(getattr(row, f"{quantity}_harmonized")))
+        if np.isnan([*start, *end]).any():
+            continue
+        ax.annotate("", xy=end, xytext=start,
                     arrowprops={"arrowstyle": "->", "color": "0.3", "lw": 1.0}, zorder=2)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(QUANTITY_LABEL[quantity])
