@@ -964,6 +964,21 @@ def test_a_verdict_that_flipped_between_seeds_is_measured_and_tolerated(tmp_path
                                   "seeds at this preset")
     report = verify.verify(flips_b, seed0, tolerances=per_finding)
     assert not report.ok and [c.column for c in report.flipped] == ["(b) rise holds"]
+    # findings in another order between the seeds: matched by name, as verify matches them
+    reordered = _tables([0.7, 0.2, 0.9], [False, False])
+    reordered["01_x/01_findings.csv"] = reordered["01_x/01_findings.csv"].iloc[::-1]
+    seed2 = _run_folder(tmp_path / "s2", "smoke", reordered)
+    by_name = verify.measure_tolerances([seed0, seed2])["01_x/01_findings.csv"]
+    assert by_name["holds"] == math.inf
+    assert by_name[verify.findings_key("holds", "(a) drop")] == math.inf
+    assert by_name[verify.findings_key("holds", "(b) rise")] == 0.0
+    # --strict fails on the moved number, and does not call the flipped verdict unchanged
+    moved = _run_folder(tmp_path / "m", "smoke", _tables([0.9, 0.2, 0.9], [False, False]))
+    strict = verify.verify(moved, seed0, tolerances={"smoke": {
+        "01_x/01a.csv": {"row": 0.0, "cka": 0.01}, "01_x/01_findings.csv": measured}})
+    assert strict.ok and not strict.strict_ok
+    assert ("FAIL (--strict): every verdict unchanged (but the seed-dependent ones), but "
+            "numbers moved") in strict.text(strict=True)
     # the column's tolerance where no finding's own is stored (as smoke's are kept)
     column_only = {"smoke": {"01_x/01_findings.csv": {"holds": math.inf}}}
     assert verify.verify(flips_b, seed0, tolerances=column_only).ok

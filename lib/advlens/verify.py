@@ -179,7 +179,8 @@ class Report:
                   "were measured from)" for c in self.seed_flips]
         lines += [f"  NOT CHECKED {lost}" for lost in self.lost]
         if self.ok and strict and not self.strict_ok:
-            lines.append("  FAIL (--strict): every verdict unchanged, but " + ", ".join(
+            lines.append("  FAIL (--strict): every verdict unchanged" + (
+                " (but the seed-dependent ones)" if self.seed_flips else "") + ", but " + ", ".join(
                 part for part, bad in (
                     ("numbers moved beyond their tolerance", self.moved),
                     ("numbers changed where no tolerance is measured", self.untoleranced),
@@ -727,9 +728,11 @@ def measure_tolerances(runs: Sequence[str | Path]) -> dict[str, dict[str, float]
                 if column not in fa.columns:
                     continue
                 if verdicts:  # a verdict is no number: any change between seeds is inf
-                    changed = [(finding, math.inf if a != b else 0.0) for finding, other, a, b
-                               in zip(fa["finding"], fb["finding"], fa[column], fb[column],
-                                      strict=True) if finding == other]
+                    # matched by the finding's name, as verify matches them (by position, a
+                    # reordered table measured a flipped verdict as no move)
+                    va, vb = _verdicts_by_name(fa), _verdicts_by_name(fb)
+                    changed = [(finding, math.inf if holds != vb[finding] else 0.0)
+                               for finding, holds in va.items() if finding in vb]
                     spread = max([spread, *(d for _, d in changed)])
                     for finding, delta in changed:
                         key = findings_key(column, finding)
@@ -750,6 +753,14 @@ def measure_tolerances(runs: Sequence[str | Path]) -> dict[str, dict[str, float]
             columns.update({key: _round_up(value) for key, value in per_finding.items()})
         out[name] = columns
     return out
+
+
+def _verdicts_by_name(frame: pd.DataFrame) -> dict[str, Any]:
+    """``{finding: holds}`` of a findings table, a finding named twice left out (which verdict
+    is its own cannot be told)."""
+    twice = set(frame["finding"][frame["finding"].duplicated()])
+    return {finding: holds for finding, holds in zip(frame["finding"], frame["holds"],
+                                                       strict=True) if finding not in twice}
 
 
 def keep_larger(stored: Mapping[str, Mapping[str, float]],
