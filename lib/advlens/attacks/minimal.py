@@ -298,12 +298,13 @@ def linf_plan(budget: int, targeted: bool = False) -> list[Stage]:
     images and targets (forty-second session, ``benchmarks/README.md``): held out, medians above
     the peers' FMN-L∞ in 9 / 6 of 22 cells at 400 / 1,000 passes against 15 / 12 without it,
     ours lower on 499 / 577 of 1,100 images and higher on 601 / 521 (without: 434 / 472 and 664
-    / 627); at 100 passes it did not help (15 against 14 lost), so it starts at 400. From 2,000
-    passes targeted runs get the untargeted plan (FAB on the target class in its 1,000-pass
-    head), measured there. Targeted L∞ is where ours is weakest against FMN-L∞ given the whole
-    budget: on 12 models of an earlier zoo, with FAB, the median was above FMN's in 7 / 8 / 6 of
-    12 cells at 100 / 400 / 1,000 passes (by at most 1.7 %); without it in 5 / 5 / 5 (by at most
-    0.8 %), ours lower image by image on more images in 3 / 6 / 8 cells
+    / 627); at 100 passes it did not help (15 against 14 lost), so it starts at 400. On the six
+    twin-cue models (3 × 32 × 32, never used in choosing) 1 / 1 of 6 medians lost against 2 / 3.
+    From 2,000 passes targeted runs get the untargeted plan (FAB on the target class in its
+    1,000-pass head), measured there. Targeted L∞ is where ours is weakest against FMN-L∞ given
+    the whole budget: on 12 models of an earlier zoo, with FAB, the median was above FMN's in 7
+    / 8 / 6 of 12 cells at 100 / 400 / 1,000 passes (by at most 1.7 %); without it in 5 / 5 / 5
+    (by at most 0.8 %), ours lower image by image on more images in 3 / 6 / 8 cells
     (``benchmarks/bench_targeted.py``; ``benchmarks/README.md``). Our FMN alone, every pass, is
     not the peers' (its boundary estimate overshoots by 1 + γ; see :func:`fmn`) and lost 9 / 6 /
     5; FMN 80 % and the refinement with the published estimate lost 9 / 6 / 9, by less.
