@@ -587,7 +587,7 @@ def _compare(name: str, ref: pd.DataFrame, new: pd.DataFrame,
         twice = sorted(set(new["finding"][new["finding"].duplicated()]))
         if twice:
             report.lost.append(f"{name}: the run names findings {twice} more than once")
-        verdict = dict(zip(new["finding"], new["holds"], strict=True))
+        verdict = _verdicts_by_name(new)  # (a finding named twice: lost, above)
         for row, (finding, holds) in enumerate(zip(ref["finding"], ref["holds"], strict=True)):
             if finding in twice:
                 continue
